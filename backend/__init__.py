@@ -1,0 +1,1 @@
+"""EnvDesk's backend: clusters, connections, inventory and operations. Never imports Qt."""

@@ -1,0 +1,154 @@
+"""Cluster profiles: what EnvDesk knows about each cluster, kept as YAML in the config folder."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable
+
+from . import validate
+from .errors import ConfigError, NotFound
+from .fileio import dump_yaml, read_yaml, write_atomically
+from .paths import AppPaths
+
+DEFAULT_ENV_ROOTS = ("~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs")
+AUTH_METHODS = ("auto", "key", "password", "key+code", "password+code")
+
+
+@dataclass
+class ClusterProfile:
+    """One cluster: how to reach its login node and where its environments live.
+
+    Empty fields are filled from ``~/.ssh/config`` at connect time, the way ssh does.
+    """
+
+    name: str
+    host: str
+    port: int | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    jump: list[str] = field(default_factory=list)
+    env_roots: list[str] = field(default_factory=list)
+    pip_args: list[str] = field(default_factory=list)
+    preset: str | None = None
+    auth: str = "auto"
+
+    def __post_init__(self) -> None:
+        validate.cluster_name(self.name)
+        validate.plain_text(self.host, "host")
+        if self.port is not None:
+            self.port = validate.port(self.port)
+        if self.user is not None:
+            validate.user(self.user)
+        if self.identity_file is not None:
+            validate.plain_text(self.identity_file, "identity file")
+        for hop in self.jump:
+            validate.hop_address(hop)
+        self.env_roots = [validate.remote_folder(root) for root in self.env_roots]
+        self.pip_args = [validate.plain_text(arg, "pip argument") for arg in self.pip_args]
+        if self.auth not in AUTH_METHODS:
+            raise ConfigError(f"Unknown login method {self.auth!r}.", f"Use one of: {', '.join(AUTH_METHODS)}.")
+
+    @property
+    def roots(self) -> list[str]:
+        """The folders searched for environments: the profile's own, else the usual ones."""
+        return list(self.env_roots) or list(DEFAULT_ENV_ROOTS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML and JSON, leaving out empty optional fields."""
+        data = asdict(self)
+        return {key: value for key, value in data.items() if value not in (None, [], "auto") or key == "name"}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ClusterProfile":
+        """Build a profile from saved data, refusing unknown or malformed entries plainly."""
+        if not isinstance(data, dict):
+            raise ConfigError("A cluster entry in the configuration is not a mapping.")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"Unknown setting(s) {', '.join(sorted(map(str, unknown)))} for a cluster.")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"A cluster entry is incomplete: {exc}.") from exc
+
+
+@dataclass
+class LocalSettings:
+    """Settings of the built-in "This computer" target (the `local:` entry of clusters.yaml)."""
+
+    env_roots: list[str] = field(default_factory=list)
+    pip_args: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.env_roots = [validate.plain_text(root, "folder") for root in self.env_roots]
+        self.pip_args = [validate.plain_text(arg, "pip argument") for arg in self.pip_args]
+
+    @property
+    def roots(self) -> list[str]:
+        return list(self.env_roots) or list(DEFAULT_ENV_ROOTS)
+
+
+class ClusterStore:
+    """Reads and writes the profiles in ``clusters.yaml``; secrets never go here."""
+
+    def __init__(self, paths: AppPaths) -> None:
+        self.paths = paths
+
+    def _read(self) -> dict[str, Any]:
+        data = read_yaml(self.paths.clusters_file, what="cluster list")
+        if data is None:
+            return {}
+        if not isinstance(data, dict) or not isinstance(data.get("clusters", []), list):
+            raise ConfigError(f"{self.paths.clusters_file} does not hold a 'clusters:' list.")
+        return data
+
+    def load(self) -> list[ClusterProfile]:
+        """All saved profiles, in the order the user added them."""
+        return [ClusterProfile.from_dict(entry) for entry in self._read().get("clusters") or []]
+
+    def local_settings(self) -> LocalSettings:
+        """How "This computer" is searched and installed into."""
+        data = self._read().get("local") or {}
+        if not isinstance(data, dict) or set(data) - {"env_roots", "pip_args"}:
+            raise ConfigError(f"The 'local:' entry of {self.paths.clusters_file} is not understood.",
+                              "It may hold env_roots and pip_args lists.")
+        return LocalSettings(**data)
+
+    def save(self, profiles: Iterable[ClusterProfile]) -> None:
+        """Write every profile, replacing the file atomically (the local settings are kept)."""
+        body: dict[str, Any] = {"clusters": [profile.to_dict() for profile in profiles]}
+        local = self._read().get("local")
+        if local:
+            body["local"] = local
+        write_atomically(self.paths.clusters_file, dump_yaml(body))
+
+    def get(self, name: str) -> ClusterProfile:
+        """The profile called `name`, or a NotFound that lists the ones that exist."""
+        profiles = self.load()
+        for profile in profiles:
+            if profile.name == name:
+                return profile
+        known = ", ".join(p.name for p in profiles) or "none yet"
+        raise NotFound(f"There is no cluster called {name!r}.",
+                       f"Known clusters: {known}. Add one with: envdesk cluster add NAME --host HOST")
+
+    def add(self, profile: ClusterProfile) -> None:
+        """Save a new profile; a name can only be used once."""
+        profiles = self.load()
+        if any(p.name == profile.name for p in profiles):
+            raise ConfigError(f"A cluster called {profile.name!r} already exists.",
+                              "Pick another name, or remove the old one first.")
+        self.save([*profiles, profile])
+
+    def replace(self, profile: ClusterProfile) -> None:
+        """Update an existing profile in place (same name)."""
+        profiles = self.load()
+        if not any(p.name == profile.name for p in profiles):
+            self.get(profile.name)
+        self.save([profile if p.name == profile.name else p for p in profiles])
+
+    def remove(self, name: str) -> None:
+        """Forget a profile (the cluster's environments are not touched)."""
+        profiles = self.load()
+        self.get(name)
+        self.save([p for p in profiles if p.name != name])
