@@ -1,0 +1,102 @@
+"""Runs commands on this computer, for the built-in "This computer" target."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, Sequence
+
+from .errors import Cancelled, CommandFailed, InvalidInput
+from .runner import CancelToken, CommandResult, LineCallback, LineSplitter, Runner, join_command, timed_out
+
+
+def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
+    for chunk in iter(lambda: pipe.read1(65536), b""):
+        splitter.feed(chunk)
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    """Stop the process and its children (its own process group on POSIX)."""
+    if process.poll() is not None:
+        return
+    if hasattr(os, "killpg"):
+        try:
+            os.killpg(process.pid, 15)
+        except OSError:
+            process.terminate()
+    else:
+        process.terminate()
+    try:
+        process.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+class LocalRunner(Runner):
+    """Runs argument lists as subprocesses, never through a shell unless modules are asked for."""
+
+    name = "local"
+    is_remote = False
+
+    def _with_modules(self, argv: Sequence[str], modules: Sequence[str]) -> list[str]:
+        if not modules:
+            return list(argv)
+        bash = shutil.which("bash")
+        if os.name != "posix" or bash is None:
+            raise InvalidInput("This computer has no module system, so modules cannot be loaded here.",
+                               "Leave the module list empty for environments on this computer.")
+        script = f"module load {join_command(modules)} && exec {join_command(argv)}"
+        return [bash, "-lc", script]
+
+    def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
+            on_line: LineCallback | None = None, cancel: CancelToken | None = None,
+            timeout: float | None = None) -> CommandResult:
+        command = self._with_modules(argv, modules)
+        extra = {"start_new_session": True} if os.name == "posix" else {
+            "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, **extra)
+        except OSError as exc:
+            raise CommandFailed(f"Could not start {argv[0]}: {exc.strerror or exc}.") from exc
+        out, err = LineSplitter("stdout", on_line), LineSplitter("stderr", on_line)
+        pumps = [threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
+                 threading.Thread(target=_pump, args=(process.stderr, err), daemon=True)]
+        for pump in pumps:
+            pump.start()
+        unregister = cancel.on_cancel(lambda: _stop_process(process)) if cancel else (lambda: None)
+        try:
+            self._feed(process, stdin)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while process.poll() is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    _stop_process(process)
+                    raise timed_out(join_command(argv), timeout or 0)
+                try:
+                    process.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+            for pump in pumps:
+                pump.join()
+        finally:
+            unregister()
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled()
+        return CommandResult(join_command(argv), process.returncode, out.finish(), err.finish())
+
+    @staticmethod
+    def _feed(process: subprocess.Popen, stdin: bytes | None) -> None:
+        try:
+            if stdin:
+                process.stdin.write(stdin)
+            process.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
+                   cancel: CancelToken | None = None) -> CommandResult:
+        return self.run([sys.executable, "-", *args], stdin=source.encode("utf-8"),
+                        timeout=timeout, cancel=cancel)

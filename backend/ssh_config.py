@@ -1,0 +1,143 @@
+"""Honour the user's ~/.ssh/config: host aliases, users, ports, keys, ProxyJump and Include."""
+from __future__ import annotations
+
+import getpass
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from . import validate
+from .config import ClusterProfile
+from .errors import ConfigError
+
+_MAX_INCLUDE_DEPTH = 16
+
+
+def default_ssh_config_path() -> Path:
+    """The per-user OpenSSH client configuration file."""
+    return Path.home() / ".ssh" / "config"
+
+
+def _expand_includes(path: Path, depth: int = 0) -> list[str]:
+    """The file's lines with every `Include` replaced by the files it names (paramiko skips them)."""
+    if depth > _MAX_INCLUDE_DEPTH:
+        raise ConfigError(f"{path} includes files more than {_MAX_INCLUDE_DEPTH} levels deep.")
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ConfigError(f"Could not read your SSH configuration {path}: {exc.strerror or exc}.") from exc
+    result: list[str] = []
+    for line in lines:
+        words = line.strip().replace("=", " ", 1).split()
+        if words and words[0].lower() == "include":
+            for pattern in words[1:]:
+                pattern = os.path.expanduser(pattern)
+                if not os.path.isabs(pattern):
+                    pattern = str(default_ssh_config_path().parent / pattern)
+                for included in sorted(glob.glob(pattern)):
+                    result.extend(_expand_includes(Path(included), depth + 1))
+        else:
+            result.append(line)
+    return result
+
+
+def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
+    """Parse the user's SSH configuration with its Includes expanded."""
+    source = path or default_ssh_config_path()
+    text = "\n".join(_expand_includes(source))
+    try:
+        return paramiko.SSHConfig.from_text(text)
+    except Exception as exc:  # paramiko raises several types for bad syntax
+        raise ConfigError(f"Your SSH configuration {source} could not be parsed: {exc}.") from exc
+
+
+def host_aliases(config: paramiko.SSHConfig) -> list[str]:
+    """Concrete Host names (no wildcards or negations) a user may pick from."""
+    return sorted(h for h in config.get_hostnames() if not any(c in h for c in "*?!"))
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One fully resolved SSH endpoint: where to connect, as whom, with which keys."""
+
+    host: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...] = ()
+    alias: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """The hops to open, in order: jump hosts first, the cluster's login node last."""
+
+    target: Hop
+    jumps: tuple[Hop, ...] = field(default_factory=tuple)
+
+
+def _lookup(config: paramiko.SSHConfig, alias: str) -> dict:
+    try:
+        return dict(config.lookup(alias))
+    except Exception as exc:
+        raise ConfigError(f"Your SSH configuration could not be applied to {alias!r}: {exc}.") from exc
+
+
+def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | None,
+         identity: str | None) -> Hop:
+    found = _lookup(config, alias)
+    keys = [identity] if identity else list(found.get("identityfile", []))
+    return Hop(
+        host=validate.host(found.get("hostname", alias)),
+        port=validate.port(port or found.get("port", 22)),
+        user=validate.user(user or found.get("user") or getpass.getuser()),
+        identity_files=tuple(os.path.expanduser(k) for k in keys),
+        alias=alias,
+    )
+
+
+def plan_connection(profile: ClusterProfile, config: paramiko.SSHConfig | None = None) -> ConnectionPlan:
+    """Combine a profile with ~/.ssh/config (the profile wins) into the hops to open."""
+    config = config if config is not None else load_ssh_config()
+    target = _hop(config, profile.host, profile.user, profile.port, profile.identity_file)
+    jump_specs = list(profile.jump)
+    if not jump_specs:
+        proxy = _lookup(config, profile.host).get("proxyjump", "")
+        if proxy and proxy.lower() != "none":
+            jump_specs = [part for part in proxy.split(",") if part.strip()]
+    jumps = []
+    for spec in jump_specs:
+        address = validate.hop_address(spec)
+        jumps.append(_hop(config, address.host, address.user, address.port, None))
+    return ConnectionPlan(target=target, jumps=tuple(jumps))
+
+
+def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[ClusterProfile]:
+    """One suggested profile per concrete Host alias, for 'import from ~/.ssh/config'."""
+    config = config if config is not None else load_ssh_config()
+    profiles = []
+    for alias in host_aliases(config):
+        try:
+            name = validate.cluster_name(alias)
+        except Exception:
+            continue
+        found = _lookup(config, alias)
+        proxy = found.get("proxyjump", "")
+        keys = found.get("identityfile", [])
+        profiles.append(ClusterProfile(
+            name=name,
+            host=alias,
+            port=int(found["port"]) if "port" in found else None,
+            user=found.get("user"),
+            identity_file=keys[0] if keys else None,
+            jump=[p for p in proxy.split(",") if p.strip()] if proxy and proxy.lower() != "none" else [],
+        ))
+    return profiles

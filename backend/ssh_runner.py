@@ -1,0 +1,290 @@
+"""Runs commands on a cluster over one reused SSH connection (through jump hosts if needed)."""
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from typing import Sequence
+
+import paramiko
+
+from .config import ClusterProfile
+from .errors import Cancelled, ConnectionFailed, HostKeyUnknown
+from .hostkeys import HostKeyStore, ServerIdentity
+from .prompts import Prompter
+from .runner import CancelToken, CommandResult, LineCallback, LineSplitter, Runner, join_command, timed_out
+from .ssh_auth import Authenticator, KeyCache
+from .ssh_config import ConnectionPlan, Hop, plan_connection
+
+log = logging.getLogger(__name__)
+
+PID_MARKER = "ENVDESK-PID "
+CONNECT_TIMEOUT = 20.0
+AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
+CHANNEL_OPEN_TIMEOUT = 20.0
+MAX_CHANNELS = 8  # OpenSSH allows 10 sessions per connection by default
+
+_FIND_PYTHON = (
+    'for envdesk_py in python3 python /usr/libexec/platform-python; do '
+    'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" - "$@"; fi; done; '
+    'echo "EnvDesk found no Python on this cluster (tried python3, python)." >&2; exit 127'
+)
+
+
+def remote_script(body: str, modules: Sequence[str] = ()) -> str:
+    """Wrap shell text so it runs in a login shell, in its own process group whose id is reported.
+
+    Closing an SSH channel does not stop what it runs, so cancel needs that id to kill the group.
+    """
+    if modules:
+        body = f"module load {join_command(modules)} && {body}"
+    wrapper = (f"set -m; {{ {body} ; }} & envdesk_job=$!; set +m; "
+               f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
+    return join_command(["bash", "-lc", wrapper])
+
+
+class _Hops:
+    """The open transports of one connection, first jump host to login node."""
+
+    def __init__(self) -> None:
+        self.transports: list[paramiko.Transport] = []
+
+    @property
+    def target(self) -> paramiko.Transport | None:
+        return self.transports[-1] if self.transports else None
+
+    def alive(self) -> bool:
+        return bool(self.transports) and all(t.is_active() and t.is_authenticated() for t in self.transports)
+
+    def close(self) -> None:
+        for transport in reversed(self.transports):
+            try:
+                transport.close()
+            except Exception:  # closing a broken transport may raise anything
+                pass
+        self.transports.clear()
+
+
+class SSHRunner(Runner):
+    """One cluster's connection: opened on first use, reused for every command, reopened after a drop."""
+
+    is_remote = True
+
+    def __init__(self, profile: ClusterProfile, prompter: Prompter, hostkeys: HostKeyStore,
+                 plan: ConnectionPlan | None = None) -> None:
+        self.profile = profile
+        self.name = profile.name
+        self.prompter = prompter
+        self.hostkeys = hostkeys
+        self._plan = plan
+        self._hops = _Hops()
+        self._lock = threading.RLock()
+        self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
+        self._keys = KeyCache()
+        self.connections_opened = 0
+
+    # -- connecting ------------------------------------------------------------------------
+
+    @property
+    def plan(self) -> ConnectionPlan:
+        if self._plan is None:
+            self._plan = plan_connection(self.profile)
+        return self._plan
+
+    @property
+    def connected(self) -> bool:
+        return self._hops.alive()
+
+    def connect(self) -> None:
+        """Open (or reopen) the connection, asking the prompter whatever the servers ask."""
+        with self._lock:
+            if self._hops.alive():
+                return
+            self._hops.close()
+            try:
+                for hop in (*self.plan.jumps, self.plan.target):
+                    self._hops.transports.append(self._open_hop(hop, self._hops.target))
+            except BaseException:
+                self._hops.close()
+                raise
+            self.connections_opened += 1
+
+    def _open_hop(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
+        sock = self._socket_to(hop, via)
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = CONNECT_TIMEOUT
+        transport.handshake_timeout = CONNECT_TIMEOUT
+        transport.auth_timeout = AUTH_TIMEOUT
+        try:
+            transport.start_client(timeout=CONNECT_TIMEOUT)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            transport.close()
+            raise ConnectionFailed(f"{hop.host} (port {hop.port}) did not complete the SSH handshake: {exc}.",
+                                   "Check the host name and port; the server may be down.") from exc
+        try:
+            self._check_identity(hop, transport)
+            Authenticator(self.name, hop, self.prompter, self._keys).authenticate(transport)
+        except BaseException:
+            transport.close()
+            raise
+        transport.set_keepalive(30)
+        return transport
+
+    def _socket_to(self, hop: Hop, via: paramiko.Transport | None):
+        if via is None:
+            try:
+                return socket.create_connection((hop.host, hop.port), timeout=CONNECT_TIMEOUT)
+            except OSError as exc:
+                raise ConnectionFailed(
+                    f"Could not reach {hop.host} on port {hop.port}: {exc.strerror or exc}.",
+                    "Check your network connection, the host name and the port (VPN needed?).") from exc
+        try:
+            return via.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
+                                    timeout=CONNECT_TIMEOUT)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionFailed(f"The jump host could not reach {hop.host} on port {hop.port}: {exc}.",
+                                   "Check the jump host settings of this cluster.") from exc
+
+    def _check_identity(self, hop: Hop, transport: paramiko.Transport) -> None:
+        identity = ServerIdentity(hop.host, hop.port, transport.get_remote_server_key())
+        try:
+            self.hostkeys.verify(identity)
+        except HostKeyUnknown:
+            if not self.prompter.confirm_host_key(self.name, identity):
+                raise
+            self.hostkeys.trust(identity)
+
+    def probe_identity(self) -> ServerIdentity:
+        """The login node's key as it presents it now (through the jump hosts), without logging in to it."""
+        with self._lock:
+            hops = _Hops()
+            try:
+                for hop in self.plan.jumps:
+                    hops.transports.append(self._open_hop(hop, hops.target))
+                target = self.plan.target
+                transport = paramiko.Transport(self._socket_to(target, hops.target))
+                hops.transports.append(transport)
+                transport.start_client(timeout=CONNECT_TIMEOUT)
+                return ServerIdentity(target.host, target.port, transport.get_remote_server_key())
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise ConnectionFailed(f"Could not talk to {self.plan.target.host}: {exc}.") from exc
+            finally:
+                hops.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._hops.close()
+
+    # -- channels --------------------------------------------------------------------------
+
+    def _open_channel(self) -> paramiko.Channel:
+        """A session channel on a live connection; one reconnect if the connection turned out dead.
+
+        paramiko's keepalive never notices a dead peer, so a failed or stalled open is the signal.
+        """
+        for attempt in (1, 2):
+            self.connect()
+            transport = self._hops.target
+            try:
+                if transport is None:
+                    raise paramiko.SSHException("not connected")
+                return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                log.info("connection to %s looks dead (%s); reconnecting", self.name, exc)
+                with self._lock:
+                    self._hops.close()
+                if attempt == 2:
+                    raise ConnectionFailed(f"The connection to {self.name} broke and could not be reopened.",
+                                           "Check your network connection and try again.") from exc
+        raise AssertionError("unreachable")
+
+    def _kill_group(self, pgid: int) -> None:
+        """Stop a remote process group from a fresh channel (closing its own channel does not)."""
+        script = f"kill -TERM -- -{pgid} 2>/dev/null; sleep 2; kill -KILL -- -{pgid} 2>/dev/null; true"
+        try:
+            channel = self._open_channel()
+            channel.exec_command(join_command(["sh", "-c", script]))
+            channel.recv_exit_status()
+            channel.close()
+        except Exception as exc:  # best effort: the connection itself may be gone
+            log.info("could not stop remote process group %s: %s", pgid, exc)
+
+    def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
+            on_line: LineCallback | None = None, cancel: CancelToken | None = None,
+            timeout: float | None = None) -> CommandResult:
+        return self.run_shell(f"exec {join_command(argv)}", modules=modules, stdin=stdin, on_line=on_line,
+                              cancel=cancel, timeout=timeout, label=join_command(argv))
+
+    def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
+                   cancel: CancelToken | None = None) -> CommandResult:
+        body = f"bash -c {join_command([_FIND_PYTHON])} envdesk-python {join_command(args)}"
+        return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
+                              label="python - (EnvDesk agent)")
+
+    def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
+                  on_line: LineCallback | None = None, cancel: CancelToken | None = None,
+                  timeout: float | None = None, label: str = "") -> CommandResult:
+        """Run shell text built only from quoted pieces (see join_command), in a login shell."""
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        with self._slots:
+            channel = self._open_channel()
+            try:
+                return self._drive(channel, remote_script(body, modules), stdin, on_line, cancel, timeout,
+                                   label or body)
+            finally:
+                channel.close()
+
+    def _drive(self, channel: paramiko.Channel, command: str, stdin: bytes | None,
+               on_line: LineCallback | None, cancel: CancelToken | None, timeout: float | None,
+               label: str) -> CommandResult:
+        pgid: list[int] = []
+
+        def stderr_line(stream: str, line: str) -> None:
+            if line.startswith(PID_MARKER) and not pgid and line[len(PID_MARKER):].isdigit():
+                pgid.append(int(line[len(PID_MARKER):]))
+            elif on_line is not None:
+                on_line(stream, line)
+
+        out = LineSplitter("stdout", on_line)
+        err = LineSplitter("stderr", stderr_line)
+        stop_requested = threading.Event()
+        unregister = cancel.on_cancel(stop_requested.set) if cancel else (lambda: None)
+        try:
+            channel.exec_command(command)
+            if stdin:
+                channel.sendall(stdin)
+            channel.shutdown_write()
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not (channel.exit_status_ready() and channel.eof_received
+                       and not channel.recv_ready() and not channel.recv_stderr_ready()):
+                if stop_requested.is_set() or (deadline is not None and time.monotonic() > deadline):
+                    if pgid:
+                        self._kill_group(pgid[0])
+                    if stop_requested.is_set():
+                        raise Cancelled()
+                    raise timed_out(label, timeout or 0)
+                moved = False
+                if channel.recv_ready():
+                    out.feed(channel.recv(65536))
+                    moved = True
+                if channel.recv_stderr_ready():
+                    err.feed(channel.recv_stderr(65536))
+                    moved = True
+                if not moved:
+                    if channel.closed or not self._hops.alive():
+                        if channel.exit_status_ready():
+                            break
+                        raise ConnectionFailed(f"The connection to {self.name} broke while running a command.",
+                                               "Check your network connection and try again.")
+                    select.select([channel], [], [], 0.02)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionFailed(f"The connection to {self.name} broke: {exc}.") from exc
+        finally:
+            unregister()
+        status = channel.recv_exit_status()
+        return CommandResult(label, status, out.finish(), err.finish())
+
+

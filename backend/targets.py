@@ -1,0 +1,83 @@
+"""Targets: "This computer" and each configured cluster, each owning one runner."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .config import ClusterProfile, ClusterStore
+from .hostkeys import HostKeyStore
+from .local_runner import LocalRunner
+from .paths import AppPaths
+from .prompts import NoPrompter, Prompter
+from .runner import Runner
+from .ssh_runner import SSHRunner
+from .validate import LOCAL_TARGET
+
+LOCAL_LABEL = "This computer"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where environments live: a name, how to show it, where to look, and how to run commands there."""
+
+    name: str
+    label: str
+    runner: Runner
+    roots: tuple[str, ...]
+    pip_args: tuple[str, ...] = ()
+    profile: ClusterProfile | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.profile is None
+
+
+class Session:
+    """One user's open targets for the life of the app or the command: one connection per cluster."""
+
+    def __init__(self, paths: AppPaths, prompter: Prompter | None = None) -> None:
+        self.paths = paths
+        self.store = ClusterStore(paths)
+        self.hostkeys = HostKeyStore(paths.known_hosts_file)
+        self.prompter: Prompter = prompter or NoPrompter()
+        self._runners: dict[str, Runner] = {}
+        self._lock = threading.Lock()
+
+    def target(self, name: str) -> Target:
+        """The target called `name` ('local' for this computer), its runner created on first use."""
+        if name == LOCAL_TARGET:
+            local = self.store.local_settings()
+            return Target(LOCAL_TARGET, LOCAL_LABEL, self._runner(LOCAL_TARGET, None), tuple(local.roots),
+                          tuple(local.pip_args))
+        profile = self.store.get(name)
+        return Target(profile.name, profile.name, self._runner(name, profile), tuple(profile.roots),
+                      tuple(profile.pip_args), profile)
+
+    def target_names(self) -> list[str]:
+        """This computer first, then the clusters in the order they were added."""
+        return [LOCAL_TARGET, *(p.name for p in self.store.load())]
+
+    def _runner(self, name: str, profile: ClusterProfile | None) -> Runner:
+        with self._lock:
+            runner = self._runners.get(name)
+            stale = isinstance(runner, SSHRunner) and profile is not None and runner.profile != profile
+            if runner is None or stale:
+                if stale:
+                    runner.close()
+                runner = LocalRunner() if profile is None else SSHRunner(profile, self.prompter, self.hostkeys)
+                self._runners[name] = runner
+            return runner
+
+    def forget(self, name: str) -> None:
+        """Close and drop a target's connection (after its profile changed or was removed)."""
+        with self._lock:
+            runner = self._runners.pop(name, None)
+        if runner is not None:
+            runner.close()
+
+    def close(self) -> None:
+        """Close every connection."""
+        with self._lock:
+            runners, self._runners = list(self._runners.values()), {}
+        for runner in runners:
+            runner.close()
