@@ -1,0 +1,141 @@
+"""Reading what environments a target has: one agent run, parsed into plain records."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any, Sequence
+
+from .errors import CommandFailed, EnvDeskError, NotFound
+from .runner import CancelToken, Runner
+
+AGENT_MARKER = "ENVDESK-AGENT-JSON "
+AGENT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Package:
+    """One installed distribution."""
+
+    name: str
+    version: str
+    installer: str | None = None
+    requested: bool = False
+    url: str | None = None
+    editable: bool = False
+    build: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One Python environment as the agent found it."""
+
+    name: str
+    path: str
+    kind: str
+    python: str | None
+    packages: tuple[Package, ...] = ()
+    modules: tuple[str, ...] = ()
+    system_site_packages: bool = False
+    created_by: str | None = None
+    root: str = ""
+    state: str = "ok"
+    error: str | None = None
+    channels: tuple[str, ...] = ()
+    conda_requested: tuple[str, ...] = ()
+    envdesk: dict[str, Any] | None = None
+
+    @property
+    def package_count(self) -> int:
+        return len(self.packages)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields `env list --json` promises, plus state and modules."""
+        return {"name": self.name, "path": self.path, "kind": self.kind, "python": self.python,
+                "package_count": self.package_count, "modules": list(self.modules), "state": self.state,
+                "error": self.error}
+
+    def details(self) -> dict[str, Any]:
+        """Everything about the environment, for `env show --json`."""
+        data = asdict(self)
+        data["package_count"] = self.package_count
+        data["packages"] = [asdict(p) for p in self.packages]
+        return data
+
+    @classmethod
+    def from_agent(cls, data: dict[str, Any]) -> "Environment":
+        """Build from one entry of the agent's answer, tolerating missing optional keys."""
+        packages = tuple(
+            Package(name=str(p.get("name", "?")), version=str(p.get("version", "")),
+                    installer=p.get("installer"), requested=bool(p.get("requested")), url=p.get("url"),
+                    editable=bool(p.get("editable")), build=p.get("build"), channel=p.get("channel"))
+            for p in data.get("packages") or [])
+        return cls(
+            name=str(data["name"]), path=str(data["path"]), kind=str(data.get("kind", "venv")),
+            python=data.get("python"), packages=packages, modules=tuple(data.get("modules") or ()),
+            system_site_packages=bool(data.get("system_site_packages")), created_by=data.get("created_by"),
+            root=str(data.get("root", "")), state=str(data.get("state", "ok")), error=data.get("error"),
+            channels=tuple(data.get("channels") or ()), conda_requested=tuple(data.get("conda_requested") or ()),
+            envdesk=data.get("envdesk"))
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Every environment of one target, with what went wrong along the way."""
+
+    target: str
+    environments: tuple[Environment, ...]
+    errors: tuple[str, ...] = ()
+    truncated: bool = False
+    remote_python: str | None = None
+    host: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def find(self, name_or_path: str) -> Environment:
+        """The environment with this name or absolute path, or a NotFound listing the names."""
+        for env in self.environments:
+            if name_or_path in (env.name, env.path) or name_or_path.rstrip("/") == env.path:
+                return env
+        names = ", ".join(env.name for env in self.environments) or "none"
+        raise NotFound(f"There is no environment {name_or_path!r} on {self.target}.",
+                       f"Environments found there: {names}.")
+
+
+def agent_source() -> str:
+    """The agent script's text, as shipped inside the package."""
+    return resources.files("envdesk.backend").joinpath("agent.py").read_text(encoding="utf-8")
+
+
+def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
+    """Run the agent once on the target and return its parsed answer."""
+    result = runner.run_python(agent_source(), [json.dumps(config, separators=(",", ":"))],
+                               timeout=AGENT_TIMEOUT, cancel=cancel)
+    for line in result.stdout.splitlines():
+        if line.startswith(AGENT_MARKER):
+            try:
+                return json.loads(line[len(AGENT_MARKER):])
+            except json.JSONDecodeError as exc:
+                raise EnvDeskError(f"{runner.name} sent back an answer EnvDesk could not read.",
+                                   log=result.stdout + result.stderr) from exc
+    result.check(f"Looking for environments on {runner.name}")
+    raise CommandFailed(f"{runner.name} did not answer EnvDesk's environment search.",
+                        "Its login shell may print something unexpected; see the log.",
+                        log=result.stdout + result.stderr)
+
+
+def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (),
+                   cancel: CancelToken | None = None) -> Inventory:
+    """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip."""
+    config: dict[str, Any] = {"roots": list(roots)}
+    if paths:
+        config["paths"] = list(paths)
+    answer = run_agent(runner, config, cancel)
+    return Inventory(
+        target=runner.name,
+        environments=tuple(Environment.from_agent(e) for e in answer.get("environments", [])),
+        errors=tuple(f"{e.get('path', '?')}: {e.get('error', '?')}" for e in answer.get("errors", [])),
+        truncated=bool(answer.get("truncated")),
+        remote_python=answer.get("python"),
+        host=answer.get("host"),
+    )

@@ -1,0 +1,1 @@
+"""EnvDesk's desktop app (PySide6) over the Qt-free backend."""

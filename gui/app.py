@@ -1,0 +1,18 @@
+"""Starting the desktop app."""
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtWidgets import QApplication
+
+from .main_window import MainWindow
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Create the application and its main window, and run until the window closes."""
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    app.setApplicationName("EnvDesk")
+    app.setOrganizationName("EnvDesk")
+    window = MainWindow()
+    window.show()
+    return app.exec()
