@@ -1,0 +1,93 @@
+"""The envdesk command line against "This computer": exact forms, JSON shapes and exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ENVDESK = shutil.which("envdesk") or ""
+
+
+def envdesk(*args, config_dir, env=None):
+    command = [ENVDESK] if ENVDESK else [sys.executable, "-m", "envdesk.gui.launch"]
+    return subprocess.run([*command, "--config-dir", str(config_dir), *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.fixture
+def local_envs(tmp_path):
+    root = tmp_path / "envs"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "plain")], check=True)
+    site = next((root / "plain").glob("lib/python*/site-packages"))
+    for name, version in [("tinyalpha", "1.1"), ("Tiny_Beta", "2.0")]:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n")
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
+    return config, root
+
+
+def test_env_list_json_shape(local_envs):
+    config, root = local_envs
+    result = envdesk("env", "list", "local", "--json", config_dir=config)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [(e["name"], e["kind"], e["package_count"], e["path"]) for e in listed] == [
+        ("plain", "venv", 2, str(root / "plain"))]
+    assert listed[0]["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_env_show_by_name_and_path(local_envs):
+    config, root = local_envs
+    by_name = json.loads(envdesk("env", "show", "local", "plain", "--json", config_dir=config).stdout)
+    assert {"name", "path", "kind", "python", "package_count", "packages"} <= set(by_name)
+    assert {(p["name"], p["version"]) for p in by_name["packages"]} == {("tinyalpha", "1.1"), ("Tiny_Beta", "2.0")}
+    by_path = envdesk("env", "show", "local", str(root / "plain"), config_dir=config)
+    assert by_path.returncode == 0, by_path.stderr
+    assert "tinyalpha==1.1" in by_path.stdout
+
+
+def test_failures_exit_1_with_a_message_and_no_traceback(local_envs):
+    config, _ = local_envs
+    for args in (["env", "list", "nowhere"], ["env", "show", "local", "missing"], ["cluster", "remove", "nope"]):
+        result = envdesk(*args, config_dir=config)
+        assert result.returncode == 1, args
+        assert result.stderr.startswith("envdesk: ")
+        assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert envdesk("env", config_dir=tmp_path).returncode == 2
+    assert envdesk("cluster", "add", "x", config_dir=tmp_path).returncode == 2  # --host is required
+    assert envdesk("frobnicate", config_dir=tmp_path).returncode == 2
+
+
+def test_cluster_add_list_remove_from_a_clean_config_dir(tmp_path):
+    config = tmp_path / "fresh"
+    added = envdesk("cluster", "add", "cedar", "--host", "cedar.example.org", "--user", "me", "--port", "2222",
+                    "--jump", "gw@jump.example.org", "--env-root", "~/projects", "--pip-arg=--no-index",
+                    "--preset", "alliance", config_dir=config)
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(envdesk("cluster", "list", "--json", config_dir=config).stdout)
+    assert listed == [{"name": "cedar", "host": "cedar.example.org", "port": 2222, "user": "me",
+                       "jump": ["gw@jump.example.org"], "env_roots": ["~/projects"], "pip_args": ["--no-index"],
+                       "preset": "alliance"}]
+    assert envdesk("cluster", "add", "bad;name", "--host", "h", config_dir=config).returncode == 1
+    assert envdesk("cluster", "remove", "cedar", config_dir=config).returncode == 0
+    assert json.loads(envdesk("cluster", "list", "--json", config_dir=config).stdout) == []
+
+
+def test_config_dir_from_the_environment(tmp_path):
+    config = tmp_path / "viaenv"
+    result = envdesk("cluster", "add", "x", "--host", "h", config_dir=config)
+    assert result.returncode == 0
+    listed = subprocess.run([ENVDESK or sys.executable, *([] if ENVDESK else ["-m", "envdesk.gui.launch"]),
+                             "cluster", "list", "--json"], capture_output=True, text=True,
+                            env={**os.environ, "ENVDESK_CONFIG_DIR": str(config)})
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["x"]

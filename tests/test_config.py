@@ -1,0 +1,88 @@
+"""Cluster profiles, their validation and their YAML store."""
+from __future__ import annotations
+
+import pytest
+
+from envdesk.backend.config import ClusterProfile, ClusterStore, DEFAULT_ENV_ROOTS
+from envdesk.backend.errors import ConfigError, InvalidInput, NotFound
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.validate import hop_address
+
+
+def test_store_round_trip_keeps_every_field(tmp_path):
+    store = ClusterStore(AppPaths(tmp_path))
+    profile = ClusterProfile(name="cedar", host="cedar.example.org", port=2222, user="jsmith",
+                             identity_file="~/.ssh/id_ed25519", jump=["gw@jump.example.org:22"],
+                             env_roots=["~/projects", "/project/def-lab/jsmith/envs"],
+                             pip_args=["--no-index", "--find-links", "/cvmfs/wheels"], preset="alliance")
+    store.add(profile)
+    assert store.load() == [profile]
+    assert store.get("cedar").roots == ["~/projects", "/project/def-lab/jsmith/envs"]
+
+
+def test_default_roots_when_none_configured():
+    assert ClusterProfile(name="x", host="h").roots == list(DEFAULT_ENV_ROOTS)
+
+
+def test_duplicate_unknown_and_removed_names(tmp_path):
+    store = ClusterStore(AppPaths(tmp_path))
+    store.add(ClusterProfile(name="a", host="h"))
+    with pytest.raises(ConfigError):
+        store.add(ClusterProfile(name="a", host="other"))
+    with pytest.raises(NotFound) as info:
+        store.get("b")
+    assert "a" in info.value.hint
+    store.remove("a")
+    assert store.load() == []
+
+
+@pytest.mark.parametrize("name", ["a;touch x", "$(id)", "../..", "with space", "", "local", "-rf", "a\nb"])
+def test_hostile_cluster_names_are_refused(tmp_path, name):
+    with pytest.raises(InvalidInput):
+        ClusterProfile(name=name, host="h")
+
+
+@pytest.mark.parametrize("field,value", [("user", "x;id"), ("port", 70000), ("env_roots", ["relative/dir"]),
+                                         ("env_roots", ["~/a/../../etc"]), ("jump", ["-oProxyCommand=x"]),
+                                         ("pip_args", ["--x\n--y"])])
+def test_bad_profile_fields_are_refused(field, value):
+    with pytest.raises(InvalidInput):
+        ClusterProfile(name="ok", host="h", **{field: value})
+
+
+def test_broken_yaml_is_a_plain_error(tmp_path):
+    paths = AppPaths(tmp_path)
+    paths.clusters_file.write_text("clusters: [ {name: a, host: b\n")
+    with pytest.raises(ConfigError) as info:
+        ClusterStore(paths).load()
+    assert "not valid YAML" in info.value.message
+
+
+def test_yaml_tags_are_never_executed(tmp_path):
+    paths = AppPaths(tmp_path)
+    paths.clusters_file.write_text("clusters: !!python/object/apply:os.system ['touch pwned']\n")
+    with pytest.raises(ConfigError):
+        ClusterStore(paths).load()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_local_settings_are_kept_when_clusters_change(tmp_path):
+    paths = AppPaths(tmp_path)
+    paths.clusters_file.write_text("local:\n  env_roots: [/tmp/envs]\n")
+    store = ClusterStore(paths)
+    store.add(ClusterProfile(name="a", host="h"))
+    assert store.local_settings().roots == ["/tmp/envs"]
+
+
+@pytest.mark.parametrize("text,host,port,user", [("h.example.org", "h.example.org", None, None),
+                                                 ("me@h:2222", "h", 2222, "me"),
+                                                 ("[::1]:22", "::1", 22, None)])
+def test_hop_addresses_parse_like_ssh(text, host, port, user):
+    hop = hop_address(text)
+    assert (hop.host, hop.port, hop.user) == (host, port, user)
+
+
+def test_config_dir_resolution(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENVDESK_CONFIG_DIR", str(tmp_path / "env"))
+    assert AppPaths.resolve().config_dir == tmp_path / "env"
+    assert AppPaths.resolve(tmp_path / "arg").config_dir == tmp_path / "arg"

@@ -1,0 +1,55 @@
+"""Host key decisions: known, unknown, changed; trusted keys go to EnvDesk's own file only."""
+from __future__ import annotations
+
+import subprocess
+
+import paramiko
+import pytest
+
+from envdesk.backend.errors import HostKeyChanged, HostKeyUnknown
+from envdesk.backend.hostkeys import HostKeyStore, ServerIdentity, fingerprint
+
+
+def new_key(tmp_path, name):
+    path = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return paramiko.PKey.from_path(str(path)), path
+
+
+def test_fingerprint_matches_openssh(tmp_path):
+    key, path = new_key(tmp_path, "k")
+    printed = subprocess.run(["ssh-keygen", "-lf", f"{path}.pub"], capture_output=True, text=True, check=True)
+    assert fingerprint(key) == printed.stdout.split()[1]
+
+
+def test_unknown_then_trusted_then_changed(tmp_path):
+    user_file = tmp_path / "user_known_hosts"
+    user_file.write_text("")
+    store = HostKeyStore(tmp_path / "app_known_hosts", user_file)
+    key, _ = new_key(tmp_path, "a")
+    identity = ServerIdentity("127.0.0.1", 2222, key)
+    with pytest.raises(HostKeyUnknown) as info:
+        store.verify(identity)
+    assert identity.fingerprint in info.value.message
+    store.trust(identity)
+    store.verify(identity)
+    assert (tmp_path / "app_known_hosts").read_text().startswith("[127.0.0.1]:2222 ssh-ed25519 ")
+    assert user_file.read_text() == ""
+    other, _ = new_key(tmp_path, "b")
+    with pytest.raises(HostKeyChanged) as changed:
+        store.verify(ServerIdentity("127.0.0.1", 2222, other))
+    assert "app_known_hosts" in changed.value.source
+
+
+def test_hashed_entries_in_user_known_hosts_are_honoured(tmp_path):
+    key, _ = new_key(tmp_path, "a")
+    user_file = tmp_path / "known_hosts"
+    hashed = paramiko.HostKeys.hash_host("[10.1.2.3]:2200")
+    user_file.write_text(f"{hashed} ssh-ed25519 {key.get_base64()}\n")
+    store = HostKeyStore(tmp_path / "app", user_file)
+    store.verify(ServerIdentity("10.1.2.3", 2200, key))
+    other, _ = new_key(tmp_path, "b")
+    with pytest.raises(HostKeyChanged):
+        store.verify(ServerIdentity("10.1.2.3", 2200, other))
+    with pytest.raises(HostKeyUnknown):
+        store.verify(ServerIdentity("10.1.2.3", 22, key))

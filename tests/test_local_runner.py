@@ -1,0 +1,67 @@
+"""The local runner: streaming, exit status, stdin, cancel and timeouts on this computer."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+from envdesk.backend.errors import Cancelled, CommandFailed
+from envdesk.backend.local_runner import LocalRunner
+from envdesk.backend.runner import CancelToken
+
+PY = sys.executable
+
+
+def test_lines_stream_in_order_with_exit_status():
+    lines = []
+    result = LocalRunner().run([PY, "-c", "import sys\nprint('a'); print('b', file=sys.stderr); print('c')\n"
+                                          "sys.exit(3)"], on_line=lambda s, l: lines.append((s, l)))
+    assert result.exit_status == 3
+    assert [l for l in lines if l[0] == "stdout"] == [("stdout", "a"), ("stdout", "c")]
+    assert ("stderr", "b") in lines
+    with pytest.raises(CommandFailed) as info:
+        result.check("The test command")
+    assert "b" in info.value.message
+
+
+def test_arguments_are_never_shell_interpreted(tmp_path):
+    canary = tmp_path / "canary"
+    result = LocalRunner().run([PY, "-c", "import sys; print(sys.argv[1])", f"$(touch {canary}); `id`"])
+    assert result.stdout.strip() == f"$(touch {canary}); `id`"
+    assert not canary.exists()
+
+
+def test_python_script_on_stdin():
+    result = LocalRunner().run_python("import sys\nprint('hello', sys.argv[1:])\n", ["x y"])
+    assert result.stdout.strip() == "hello ['x y']"
+
+
+def test_cancel_stops_the_process_tree(tmp_path):
+    marker = tmp_path / "still-running"
+    child = f"import time; time.sleep(3); open({str(marker)!r}, 'w')"
+    script = ("import subprocess, sys, time\n"
+              f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+              "print('started', flush=True); time.sleep(30)\n")
+    token = CancelToken()
+    seen = threading.Event()
+
+    def on_line(stream, line):
+        if line == "started":
+            seen.set()
+            token.cancel()
+
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        LocalRunner().run([PY, "-c", script], on_line=on_line, cancel=token)
+    assert seen.is_set()
+    assert time.monotonic() - started < 20
+    time.sleep(3.5)
+    assert not marker.exists(), "a child of the cancelled command kept running"
+
+
+def test_timeout_stops_the_command():
+    with pytest.raises(CommandFailed) as info:
+        LocalRunner().run([PY, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    assert "did not finish" in info.value.message

@@ -1,0 +1,48 @@
+"""~/.ssh/config: aliases, Include (which paramiko leaves to us) and ProxyJump."""
+from __future__ import annotations
+
+from envdesk.backend.config import ClusterProfile
+from envdesk.backend.ssh_config import load_ssh_config, plan_connection, profiles_from_ssh_config
+
+
+def write_config(home):
+    ssh = home / ".ssh"
+    (ssh / "config.d").mkdir(parents=True)
+    (ssh / "config").write_text(
+        "Include config.d/*.conf\n"
+        "Host gw\n  HostName gateway.example.org\n  User gwuser\n  Port 2200\n"
+        "Host *\n  ServerAliveInterval 30\n")
+    (ssh / "config.d" / "clusters.conf").write_text(
+        "Host narval\n  HostName narval.alliancecan.ca\n  User jsmith\n  IdentityFile ~/.ssh/alliance\n"
+        "  ProxyJump gw\n"
+        "Host mila\n  HostName login.server.mila.quebec\n  Port 2222\n  User jdoe\n")
+    return ssh / "config"
+
+
+def test_include_and_proxyjump_resolve(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_ssh_config(write_config(tmp_path))
+    plan = plan_connection(ClusterProfile(name="narval", host="narval"), config)
+    assert (plan.target.host, plan.target.user, plan.target.port) == ("narval.alliancecan.ca", "jsmith", 22)
+    assert plan.target.identity_files == (str(tmp_path / ".ssh" / "alliance"),)
+    assert [(j.host, j.user, j.port) for j in plan.jumps] == [("gateway.example.org", "gwuser", 2200)]
+
+
+def test_profile_values_win_over_ssh_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = load_ssh_config(write_config(tmp_path))
+    plan = plan_connection(ClusterProfile(name="m", host="mila", user="other", port=22), config)
+    assert (plan.target.host, plan.target.user, plan.target.port) == ("login.server.mila.quebec", "other", 22)
+    assert plan.jumps == ()
+
+
+def test_profiles_are_suggested_from_aliases(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    profiles = {p.name: p for p in profiles_from_ssh_config(load_ssh_config(write_config(tmp_path)))}
+    assert set(profiles) == {"gw", "narval", "mila"}
+    assert profiles["narval"].jump == ["gw"]
+    assert profiles["mila"].port == 2222
+
+
+def test_missing_config_is_empty(tmp_path):
+    assert profiles_from_ssh_config(load_ssh_config(tmp_path / "nope")) == []
