@@ -103,3 +103,58 @@ def hop_address(value: str) -> HopAddress:
         where, _, digits = where.partition(":")
         number = port(digits)
     return HopAddress(host=host(where), port=number, user=user(login) if login else None)
+
+
+_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+_MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9._+-]+)*")
+_PACKAGE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+
+
+def env_name(value: str) -> str:
+    """An environment's folder name: one path component, no shell or path tricks."""
+    if not _ENV_NAME.fullmatch(value or "") or value in (".", ".."):
+        raise InvalidInput(
+            f"{value!r} cannot be an environment name.",
+            "Use letters, digits, '.', '-', '_' or '+' (up to 100), starting with a letter or digit.")
+    return value
+
+
+def module_name(value: str) -> str:
+    """A module as `module load` takes it, e.g. python/3.11.5 or GCC/12.3.0."""
+    if not _MODULE.fullmatch(value or "") or ".." in value.split("/"):
+        raise InvalidInput(f"{value!r} is not a module name.", "For example python/3.11.5 or StdEnv/2023.")
+    return value
+
+
+def package_name(value: str) -> str:
+    """A distribution name as PyPI and conda spell them."""
+    if not _PACKAGE_NAME.fullmatch(value or ""):
+        raise InvalidInput(f"{value!r} is not a package name.", "For example numpy or scikit-learn.")
+    return value
+
+
+def package_spec(value: str) -> str:
+    """A PEP 508 requirement such as 'numpy>=1.26' or 'torch==2.3.1'; URLs and markers allowed, nothing else."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    plain_text(value, "package")
+    text = value.strip()
+    if text.startswith("-"):
+        raise InvalidInput(f"{value!r} looks like an option, not a package.",
+                           "Give a package such as numpy or numpy>=1.26.")
+    try:
+        Requirement(text)
+    except InvalidRequirement as exc:
+        raise InvalidInput(f"{value!r} is not a valid package requirement ({exc}).",
+                           "Write it like numpy, numpy==1.26.4 or 'numpy>=1.26,<2'.") from exc
+    return text
+
+
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!*-]{0,63}")
+
+
+def version(value: str) -> str:
+    """A package or Python version such as 1.26.4, 2.0rc1 or 3.11."""
+    if not _VERSION.fullmatch(value or ""):
+        raise InvalidInput(f"{value!r} is not a version.", "For example 1.26.4 or 3.11.")
+    return value

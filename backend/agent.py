@@ -1,0 +1,980 @@
+"""EnvDesk remote agent: inspect Python environments on this machine, answer in JSON.
+
+This one file is sent on stdin to whatever Python the cluster login node has
+(``python3 - ARGS_JSON``) and answers in one round trip: it prints exactly one
+line, ``ENVDESK-AGENT-JSON `` followed by compact ASCII JSON, and exits 0 (even
+when environments are broken; 2 if ARGS_JSON is not a JSON object, 1 if the
+agent itself failed, still with the answer line).
+
+Rules this file must keep:
+
+* Python 3.6+ only syntax and APIs (no walrus, no dataclasses, no
+  ``from __future__ import annotations``, no ``str.removeprefix`` ...).
+* Standard library only; never runs pip, conda or any other program.
+* Only reads: it never writes or modifies anything (not even conda's
+  environments.txt).
+* One broken environment never breaks the run: any problem while reading an
+  environment becomes that environment's ``error``.
+
+The answer (see ``inventory``)::
+
+    {"agent": 1, "host": str, "python": str, "home": str,
+     "environments": [ENV, ...], "errors": [{"path": str, "error": str}],
+     "truncated": bool, "elapsed": float}
+
+    ENV = {"name", "path", "root", "kind": "venv"|"virtualenv"|"uv"|"conda",
+           "python": "X.Y.Z" or None, "system_site_packages", "created_by",
+           "packages": [{"name", "version", "installer", "requested", "url",
+                         "editable"} (+ "build", "channel" for conda records)],
+           "package_count", "modules", "envdesk", "conda_requested", "channels",
+           "state": "ok"|"broken"|"incomplete", "error": sentence or None,
+           "warnings": [sentence, ...]}   # e.g. a package skipped as unreadable
+"""
+
+import ast
+import json
+import os
+import platform
+import re
+import socket
+import sys
+import time
+
+AGENT_VERSION = 1
+MARKER = "ENVDESK-AGENT-JSON "
+
+DEFAULT_ROOTS = ["~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs"]
+DEFAULT_MAX_DEPTH = 2
+DEFAULT_MAX_ENVS = 500
+DEFAULT_TIME_BUDGET = 20.0
+
+# Folders never worth descending into while searching a root.
+SKIP_DESCEND = frozenset([".git", ".hg", ".svn", "node_modules", "__pycache__"])
+
+# condarc files conda reads that can list envs_dirs. User-level ones are
+# relative to ~; $CONDARC and $XDG_CONFIG_HOME are added at run time.
+USER_CONDARCS = [
+    "~/.config/conda/.condarc",
+    "~/.config/conda/condarc",
+    "~/.conda/.condarc",
+    "~/.conda/condarc",
+    "~/.condarc",
+]
+SYSTEM_CONDARCS = ["/etc/conda/.condarc", "/etc/conda/condarc"]
+
+INCOMPLETE_MESSAGE = (
+    "This environment was not finished being built (its creation was "
+    "interrupted or is still running), so it must not be used. Delete it "
+    "and create it again."
+)
+
+_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
+_LIB_PY_RE = re.compile(r"^(?:python|pypy)(\d+)\.(\d+)t?$")
+_CONDA_SUBDIR_RE = re.compile(
+    r"^(?:noarch|(?:linux|osx|win|zos|freebsd|emscripten|wasi)-[A-Za-z0-9_]+)$")
+_SPEC_NAME_RE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
+_URL_USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]+)@")
+_RECORD_INDENT_RE = re.compile(r'^([ \t]+)"', re.M)
+_RECORD_KEY_RE = re.compile(r'^([ \t]+)"(s?channel)"[ \t]*:[ \t]*"([^"\\\n]*)"', re.M)
+RECORD_HEAD_BYTES = 8192
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+class Deadline(object):
+    """Wall-clock budget for one run."""
+
+    def __init__(self, seconds):
+        self.start = time.monotonic()
+        self.end = self.start + max(0.0, seconds)
+
+    def expired(self):
+        """True once the budget is used up."""
+        return time.monotonic() >= self.end
+
+    def elapsed(self):
+        """Seconds since the run started."""
+        return time.monotonic() - self.start
+
+
+def expand(path, variables=False):
+    """Expand ~ (and $VARS if asked) and make absolute, without resolving symlinks."""
+    if variables:
+        path = os.path.expandvars(path)
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def describe_os_error(exc):
+    """A short plain-language reason for an OSError."""
+    reason = exc.strerror or exc.__class__.__name__
+    return reason[0].lower() + reason[1:] if reason else "unknown error"
+
+
+def normalize_name(name):
+    """PEP 503 normalized project name, used to spot duplicates."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def normalize_version(text):
+    """'3.11.2.final.0' -> '3.11.2', '3.11' -> '3.11'; None if not a version."""
+    if not text:
+        return None
+    match = _VERSION_RE.match(text)
+    if not match:
+        return None
+    return ".".join(part for part in match.groups() if part is not None)
+
+
+def redact_url(url):
+    """Drop user names, passwords and tokens from a URL (keeps ssh 'git@')."""
+    if not isinstance(url, str):
+        return None
+    match = _URL_USERINFO_RE.match(url)
+    if match and match.group(2) != "git":
+        url = match.group(1) + url[match.end():]
+    return url
+
+
+def read_text(path, errors="strict"):
+    """Read a whole UTF-8 text file (never the locale encoding: may be ASCII)."""
+    with open(path, encoding="utf-8", errors=errors) as handle:
+        return handle.read()
+
+
+def read_json(path):
+    """Load one JSON file."""
+    with open(path, "rb") as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def list_dir(path):
+    """Sorted os.DirEntry list of a folder (raises OSError)."""
+    with os.scandir(path) as entries:
+        return sorted(entries, key=lambda entry: entry.name)
+
+
+def is_dir_entry(entry):
+    """entry.is_dir() that treats unreadable entries as not folders."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def is_env(folder):
+    """True if folder is a Python environment (venv-like or conda)."""
+    return (os.path.isfile(os.path.join(folder, "pyvenv.cfg"))
+            or os.path.isdir(os.path.join(folder, "conda-meta")))
+
+
+def is_conda_base(prefix):
+    """True for a conda root install (it has envs/ or condabin/)."""
+    return (os.path.isdir(os.path.join(prefix, "envs"))
+            or os.path.isdir(os.path.join(prefix, "condabin")))
+
+
+# ---------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------
+
+def _as_number(value, default, cast):
+    """cast(value) if it is a usable number, else default."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    return cast(value)
+
+
+def _as_str_list(value):
+    """A list of strings from a str or list value, else None."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [item for item in value if isinstance(item, str) and item]
+    return None
+
+
+def read_config(config):
+    """Fill in defaults and coerce types of the caller's config dict."""
+    config = config if isinstance(config, dict) else {}
+    roots = _as_str_list(config.get("roots"))
+    paths = _as_str_list(config.get("paths"))
+    conda = config.get("conda", True)
+    return {
+        "roots": DEFAULT_ROOTS if roots is None else roots,
+        "max_depth": max(0, _as_number(config.get("max_depth"), DEFAULT_MAX_DEPTH, int)),
+        "max_envs": max(0, _as_number(config.get("max_envs"), DEFAULT_MAX_ENVS, int)),
+        "time_budget": _as_number(config.get("time_budget"), DEFAULT_TIME_BUDGET, float),
+        "conda": conda if isinstance(conda, bool) else True,
+        "paths": paths,
+    }
+
+
+# ---------------------------------------------------------------------------
+# Discovery
+# ---------------------------------------------------------------------------
+
+class Found(object):
+    """Environments found so far: deduplicated, bounded, with errors."""
+
+    def __init__(self, max_envs, deadline):
+        self.max_envs = max_envs
+        self.deadline = deadline
+        self.items = []          # (path, name, root)
+        self.seen = set()        # realpaths
+        self.errors = []
+        self.truncated = False
+
+    def stop(self):
+        """True when discovery must stop (full or out of time)."""
+        if self.truncated:
+            return True
+        if self.deadline.expired():
+            self.truncated = True
+        return self.truncated
+
+    def add(self, path, name, root):
+        """Record one environment unless already seen; False when full."""
+        real = os.path.realpath(path)
+        if real in self.seen:
+            return True
+        if len(self.items) >= self.max_envs:
+            self.truncated = True
+            return False
+        self.seen.add(real)
+        self.items.append((path, name, root))
+        return True
+
+    def error(self, path, message):
+        """Record a problem not tied to one environment."""
+        self.errors.append({"path": path, "error": message})
+
+
+def env_name(folder, root):
+    """Name of an env found under root: relative path with '/', or basename."""
+    if folder == root:
+        return os.path.basename(folder) or folder
+    return os.path.relpath(folder, root).replace(os.sep, "/")
+
+
+def search_root(root, max_depth, found):
+    """Find environments at root itself or up to max_depth folders below it."""
+    if not os.path.exists(root):
+        return
+    if not os.path.isdir(root):
+        found.error(root, "This search folder is a file, not a folder.")
+        return
+    _search_folder(root, root, 0, max_depth, found)
+
+
+def _search_folder(folder, root, depth, max_depth, found):
+    """Visit one folder: add it if an env, else look at its subfolders."""
+    if found.stop():
+        return
+    if is_env(folder):
+        found.add(folder, env_name(folder, root), root)
+        return
+    if depth >= max_depth or os.path.basename(folder) in SKIP_DESCEND:
+        return
+    try:
+        entries = list_dir(folder)
+    except OSError as exc:
+        found.error(folder, "EnvDesk could not look inside this folder (%s)."
+                    % describe_os_error(exc))
+        return
+    for entry in entries:
+        if found.stop():
+            return
+        if is_dir_entry(entry):
+            _search_folder(os.path.join(folder, entry.name), root,
+                           depth + 1, max_depth, found)
+
+
+def _unquote(text):
+    """Strip surrounding quotes and spaces from a YAML scalar."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return text.strip()
+
+
+def _strip_yaml_comment(line):
+    """Remove a '# comment' that starts a line or follows a space."""
+    return re.sub(r"(^|\s)#.*$", "", line).rstrip()
+
+
+def parse_condarc_envs_dirs(text):
+    """envs_dirs entries of a condarc: block list or [flow, list] form."""
+    dirs = []
+    in_block = False
+    for raw in text.splitlines():
+        line = _strip_yaml_comment(raw)
+        if not line.strip():
+            continue
+        if in_block:
+            item = re.match(r"^\s*-\s+(.*)$", line) or re.match(r"^\s*-$", line)
+            if item:
+                value = _unquote(item.group(1)) if item.groups() else ""
+                if value:
+                    dirs.append(value)
+                continue
+            in_block = False
+        key = re.match(r"^envs_dirs\s*:\s*(.*)$", line)
+        if not key:
+            continue
+        rest = key.group(1).strip()
+        if not rest:
+            in_block = True
+        elif rest.startswith("[") and rest.endswith("]"):
+            dirs.extend(v for v in (_unquote(p) for p in rest[1:-1].split(",")) if v)
+        else:
+            dirs.append(_unquote(rest))
+    return dirs
+
+
+def condarc_files():
+    """condarc files conda would read, in conda's order (user ones last)."""
+    files = list(SYSTEM_CONDARCS)
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    if xdg:
+        files += [os.path.join(xdg, "conda", ".condarc"),
+                  os.path.join(xdg, "conda", "condarc")]
+    files += USER_CONDARCS
+    if os.environ.get("CONDARC"):
+        files.append(os.environ["CONDARC"])
+    seen = []
+    for name in files:
+        path = expand(name)
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+def conda_envs_dirs(found):
+    """Folders whose children are conda envs: ~/.conda/envs, $CONDA_ENVS_PATH, condarc."""
+    dirs = ["~/.conda/envs"]
+    for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
+        dirs += [d for d in os.environ.get(var, "").split(os.pathsep) if d.strip()]
+    for rc in condarc_files():
+        if not os.path.isfile(rc):
+            continue
+        try:
+            dirs += parse_condarc_envs_dirs(read_text(rc, errors="replace"))
+        except OSError as exc:
+            found.error(rc, "EnvDesk could not read this conda settings file (%s)."
+                        % describe_os_error(exc))
+    return [expand(d, variables=True) for d in dirs]
+
+
+def conda_listed_prefixes(found):
+    """Prefixes listed in ~/.conda/environments.txt (read only)."""
+    listing = expand("~/.conda/environments.txt")
+    if not os.path.isfile(listing):
+        return []
+    try:
+        text = read_text(listing, errors="surrogateescape")
+    except OSError as exc:
+        found.error(listing, "EnvDesk could not read conda's list of environments (%s)."
+                    % describe_os_error(exc))
+        return []
+    lines = (line.strip() for line in text.splitlines())
+    return [expand(line) for line in lines if line and not line.startswith("#")]
+
+
+def _add_conda_prefix(prefix, found):
+    """Add one conda prefix if it (still) exists; False when full."""
+    if not os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return True
+    name = "base" if is_conda_base(prefix) else os.path.basename(prefix)
+    return found.add(prefix, name, "conda")
+
+
+def search_conda(found):
+    """Find conda envs: environments.txt, then every envs dir's children."""
+    listed = conda_listed_prefixes(found)
+    envs_dirs = conda_envs_dirs(found)
+    for prefix in listed:
+        if found.stop() or not _add_conda_prefix(prefix, found):
+            return
+        if is_conda_base(prefix):
+            envs_dirs.append(os.path.join(prefix, "envs"))
+    done = set()
+    for envs_dir in envs_dirs:
+        if envs_dir in done or not os.path.isdir(envs_dir):
+            continue
+        done.add(envs_dir)
+        try:
+            entries = list_dir(envs_dir)
+        except OSError as exc:
+            found.error(envs_dir, "EnvDesk could not look inside this conda envs folder (%s)."
+                        % describe_os_error(exc))
+            continue
+        for entry in entries:
+            if found.stop():
+                return
+            if is_dir_entry(entry) and not _add_conda_prefix(
+                    os.path.join(envs_dir, entry.name), found):
+                return
+
+
+def search_paths(paths, found):
+    """'paths' mode: just the given folders, each named by its basename."""
+    for raw in paths:
+        if found.stop():
+            return
+        path = expand(raw)
+        if not os.path.isdir(path):
+            found.error(path, "There is no folder here." if not os.path.exists(path)
+                        else "This is a file, not an environment folder.")
+        elif not is_env(path):
+            found.error(path, "This folder is not a Python environment "
+                              "(it has no pyvenv.cfg and no conda-meta folder).")
+        elif not found.add(path, os.path.basename(path) or path, os.path.dirname(path)):
+            return
+
+
+def discover(cfg, deadline):
+    """All environments to read, as a Found."""
+    found = Found(cfg["max_envs"], deadline)
+    if cfg["paths"] is not None:
+        search_paths(cfg["paths"], found)
+        return found
+    for root in cfg["roots"]:
+        if found.stop():
+            break
+        search_root(expand(root, variables=True), cfg["max_depth"], found)
+    if cfg["conda"] and not found.stop():
+        search_conda(found)
+    return found
+
+
+# ---------------------------------------------------------------------------
+# Reading packages (dist-info / egg-info / egg-link)
+# ---------------------------------------------------------------------------
+
+def read_headers(path, wanted=("name", "version")):
+    """The wanted email-style headers of a METADATA/PKG-INFO file (lowercased keys).
+
+    Stops at the first blank line (the description body is never read) or as
+    soon as all wanted headers were seen.
+    """
+    found = {}
+    with open(path, "rb") as handle:
+        for raw in handle:
+            line = raw.decode("utf-8")      # line by line: a bad body is never decoded
+            if not line.strip():
+                break
+            if line[0] in " \t":
+                continue
+            key, sep, value = line.partition(":")
+            key = key.strip().lower()
+            if sep and key in wanted and key not in found:
+                found[key] = value.strip()
+                if len(found) == len(wanted):
+                    break
+    return found
+
+
+def make_package(name, version, installer=None, requested=False, url=None, editable=False):
+    """One package object of the answer."""
+    return {"name": name, "version": version, "installer": installer,
+            "requested": bool(requested), "url": url, "editable": bool(editable)}
+
+
+def read_dist_info(folder):
+    """Package object of one *.dist-info folder; raises ValueError/OSError if bad."""
+    files = set(entry.name for entry in list_dir(folder))
+    if "METADATA" not in files:
+        raise ValueError("it has no METADATA file")
+    headers = read_headers(os.path.join(folder, "METADATA"))
+    if not headers.get("name") or not headers.get("version"):
+        raise ValueError("its METADATA has no Name or Version")
+    installer = None
+    if "INSTALLER" in files:
+        lines = read_text(os.path.join(folder, "INSTALLER"), errors="replace").splitlines()
+        installer = lines[0].strip() if lines and lines[0].strip() else None
+    url, editable = None, False
+    if "direct_url.json" in files:
+        url, editable = read_direct_url(os.path.join(folder, "direct_url.json"))
+    return make_package(headers["name"], headers["version"], installer,
+                        "REQUESTED" in files, url, editable)
+
+
+def read_direct_url(path):
+    """(url, editable) from a PEP 610 direct_url.json."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError("direct_url.json is not a JSON object")
+    dir_info = data.get("dir_info")
+    editable = isinstance(dir_info, dict) and dir_info.get("editable") is True
+    return redact_url(data.get("url")), editable
+
+
+def _name_version_from_filename(stem):
+    """('foo', '1.0') from 'foo-1.0-py3.11' (egg naming); version may be ''."""
+    parts = stem.split("-")
+    return parts[0], (parts[1] if len(parts) > 1 else "")
+
+
+def read_egg_info(path):
+    """Package object of a *.egg-info folder (its PKG-INFO) or file."""
+    stem = os.path.basename(path)[:-len(".egg-info")]
+    name, version = _name_version_from_filename(stem)
+    pkg_info = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
+    if os.path.isfile(pkg_info):
+        headers = read_headers(pkg_info)
+        name = headers.get("name") or name
+        version = headers.get("version") or version
+    return make_package(name, version)
+
+
+def read_egg_link(path):
+    """Package object of a legacy 'setup.py develop' *.egg-link (editable)."""
+    name = os.path.basename(path)[:-len(".egg-link")]
+    version = ""
+    lines = read_text(path, errors="surrogateescape").splitlines()
+    target = lines[0].strip() if lines else ""
+    if target and os.path.isdir(target):
+        for entry in list_dir(target):
+            if entry.name.endswith(".egg-info"):
+                package = read_egg_info(entry.path)
+                name, version = package["name"], package["version"]
+                break
+    url = "file://" + target if target else None
+    return make_package(name, version, url=url, editable=True)
+
+
+def scan_site_packages(folder, warnings, skip=None):
+    """Packages installed in one site-packages folder (raises OSError if unlistable).
+
+    skip(package) -> True drops a package (used for conda's own packages).
+    A package whose files are bad is left out with a warning.
+    """
+    readers = ((".dist-info", read_dist_info), (".egg-info", read_egg_info),
+               (".egg-link", read_egg_link))
+    packages = []
+    for entry in list_dir(folder):
+        for suffix, reader in readers:
+            if entry.name.endswith(suffix):
+                break
+        else:
+            continue
+        try:
+            package = reader(entry.path)
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            warnings.append("Skipped %s: EnvDesk could not read it (%s)."
+                            % (entry.name, _short_reason(exc)))
+            continue
+        if skip is None or not skip(package):
+            packages.append(package)
+    return packages
+
+
+def _short_reason(exc):
+    """Plain reason text for a reading error."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "the file is not valid text"
+    return str(exc) or exc.__class__.__name__
+
+
+def merge_packages(packages, warnings):
+    """Drop duplicates (same normalized name; first wins) and sort by name."""
+    by_name = {}
+    for package in packages:
+        key = normalize_name(package["name"])
+        if key in by_name:
+            warnings.append("%s is installed twice (versions %s and %s); showing the first."
+                            % (package["name"], by_name[key]["version"], package["version"]))
+            continue
+        by_name[key] = package
+    return sorted(by_name.values(), key=lambda p: (p["name"].lower(), p["name"]))
+
+
+# ---------------------------------------------------------------------------
+# Reading one environment
+# ---------------------------------------------------------------------------
+
+def blank_env(path, name, root):
+    """An environment object with every field at its default."""
+    return {
+        "name": name, "path": path, "root": root, "kind": None,
+        "python": None, "system_site_packages": False, "created_by": None,
+        "packages": [], "package_count": 0, "modules": [], "envdesk": None,
+        "conda_requested": [], "channels": [], "state": "ok", "error": None,
+        "warnings": [],
+    }
+
+
+def read_pyvenv_cfg(path):
+    """key -> value of a pyvenv.cfg (keys lowercased)."""
+    values = {}
+    for line in read_text(path, errors="surrogateescape").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            values[key.strip().lower()] = value.strip()
+    return values
+
+
+def lib_python_dirs(prefix):
+    """[(X.Y, folder)] of prefix/lib/pythonX.Y folders."""
+    lib = os.path.join(prefix, "lib")
+    if not os.path.isdir(lib):
+        return []
+    result = []
+    for entry in list_dir(lib):
+        match = _LIB_PY_RE.match(entry.name)
+        if match and is_dir_entry(entry):
+            result.append(("%s.%s" % match.groups(), entry.path))
+    return result
+
+
+def site_packages_dirs(prefix, python):
+    """Existing site-packages folders of an env (the one matching python first)."""
+    libs = lib_python_dirs(prefix)
+    short = ".".join(python.split(".")[:2]) if python else None
+    matching = [path for version, path in libs if version == short]
+    candidates = [os.path.join(p, "site-packages") for p in (matching or [p for _, p in libs])]
+    candidates.append(os.path.join(prefix, "Lib", "site-packages"))
+    return [path for path in candidates if os.path.isdir(path)]
+
+
+def check_python_program(prefix, names):
+    """A problem sentence if the env's python program is missing or dangling."""
+    paths = [os.path.join(prefix, name) for name in names]
+    if any(os.path.exists(path) for path in paths):
+        return None
+    for path in paths:
+        if os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "somewhere"
+            return ("The environment's python program (%s) points to %s, which no "
+                    "longer exists, so the environment cannot run." % (path, target))
+    return ("The environment has no python program (%s is missing), so it cannot run."
+            % paths[0])
+
+
+def read_envdesk_meta(env):
+    """Fill envdesk/modules from <env>/.envdesk/meta.json when present."""
+    path = os.path.join(env["path"], ".envdesk", "meta.json")
+    if not os.path.isfile(path):
+        return
+    try:
+        meta = read_json(path)
+    except (OSError, ValueError) as exc:
+        env["warnings"].append("EnvDesk's own notes for this environment (%s) could "
+                               "not be read (%s)." % (path, _short_reason(exc)))
+        return
+    if not isinstance(meta, dict):
+        env["warnings"].append("EnvDesk's own notes for this environment are not valid.")
+        return
+    env["envdesk"] = meta
+    modules = meta.get("modules")
+    env["modules"] = list(modules) if isinstance(modules, list) else []
+
+
+def read_venv(env, problems):
+    """Fill env from a venv/virtualenv/uv environment (pyvenv.cfg)."""
+    prefix = env["path"]
+    try:
+        cfg = read_pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
+    except (OSError, ValueError) as exc:
+        env["kind"] = "venv"
+        problems.append("EnvDesk could not read this environment's settings file "
+                        "pyvenv.cfg (%s)." % _short_reason(exc))
+        return
+    if cfg.get("uv"):
+        env["kind"], env["created_by"] = "uv", "uv " + cfg["uv"]
+    elif cfg.get("virtualenv"):
+        env["kind"], env["created_by"] = "virtualenv", "virtualenv " + cfg["virtualenv"]
+    else:
+        env["kind"] = "venv"
+    env["python"] = (normalize_version(cfg.get("version"))
+                     or normalize_version(cfg.get("version_info")))
+    env["system_site_packages"] = cfg.get("include-system-site-packages", "").lower() == "true"
+    if not env["python"]:
+        libs = lib_python_dirs(prefix)
+        env["python"] = libs[0][0] if libs else None
+    home = cfg.get("home")
+    if home and not os.path.isdir(home):
+        problems.append("The Python this environment was made from (%s) is no longer "
+                        "there, so the environment cannot run. It has to be rebuilt." % home)
+    elif not home:
+        env["warnings"].append("This environment's pyvenv.cfg does not say which Python "
+                               "it was made from (no 'home' line).")
+    problem = check_python_program(prefix, ["bin/python", "bin/python3", "Scripts/python.exe"])
+    if problem:
+        problems.append(problem)
+    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]))
+
+
+def read_site_packages(env, problems, folders, skip=None):
+    """Add the packages of every site-packages folder to env (problem if none)."""
+    if not folders:
+        problems.append("This environment has no site-packages folder, so no packages "
+                        "can be installed in it.")
+        return
+    for folder in folders:
+        try:
+            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip))
+        except OSError as exc:
+            problems.append("EnvDesk could not list the installed packages in %s (%s)."
+                            % (folder, describe_os_error(exc)))
+
+
+def conda_channel_name(record):
+    """Short channel name of a conda-meta record ('conda-forge', 'pkgs/main')."""
+    channel = record.get("schannel") or record.get("channel")
+    if not isinstance(channel, str) or not channel:
+        return None
+    channel = re.sub(r"/t/[^/]+/", "/", redact_url(channel)).rstrip("/")  # anaconda.org tokens
+    parts = channel.split("/")
+    if _CONDA_SUBDIR_RE.match(parts[-1]) and len(parts) > 1:
+        parts = parts[:-1]
+    channel = "/".join(parts)
+    match = re.match(r"^https?://(?:conda\.anaconda\.org|repo\.anaconda\.com|"
+                     r"repo\.continuum\.io)/(.+)$", channel)
+    return match.group(1) if match else channel
+
+
+def _read_record_head(path):
+    """Fast path for one conda-meta record; None when the whole file must be parsed.
+
+    Records are named <name>-<version>-<build>.json (neither version nor build
+    may contain '-') and can be megabytes long (their file lists), but conda
+    writes keys sorted, so "channel" is in the first few KB. Only that is read.
+    """
+    parts = os.path.basename(path)[:-len(".json")].rsplit("-", 2)
+    if len(parts) != 3 or not all(parts):
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(RECORD_HEAD_BYTES).decode("utf-8", "replace")
+    if not head.lstrip().startswith("{"):
+        return None
+    first = _RECORD_INDENT_RE.search(head)
+    top = first.group(1) if first else None
+    keys = dict((key, value) for indent, key, value in _RECORD_KEY_RE.findall(head)
+                if indent == top)   # top-level keys only, never nested ones
+    if "channel" not in keys and "schannel" not in keys:
+        return None
+    record = {"name": parts[0], "version": parts[1], "build": parts[2]}
+    for key in ("channel", "schannel"):
+        if key in keys:
+            record[key] = keys[key]
+    return record
+
+
+def read_conda_record(path):
+    """name, version, build and channel(s) of one conda-meta record."""
+    record = _read_record_head(path)
+    if record is None:
+        record = read_json(path)
+        if not isinstance(record, dict) or not record.get("name"):
+            raise ValueError("it is not a package record")
+    return record
+
+
+def read_conda_records(meta_dir, warnings):
+    """All conda-meta/*.json package records (a bad one is skipped with a warning)."""
+    records = []
+    for entry in list_dir(meta_dir):
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            record = read_conda_record(entry.path)
+        except (OSError, ValueError) as exc:
+            warnings.append("Skipped conda record %s: EnvDesk could not read it (%s)."
+                            % (entry.name, _short_reason(exc)))
+            continue
+        records.append(record)
+    return records
+
+
+def _spec_list(text):
+    """The list in '# update specs: [...]' (a Python literal), as strings."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        value = [_unquote(p) for p in text.strip().strip("[]").split(",")]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        return []
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def spec_name(spec):
+    """Package name of a conda match spec ('conda-forge::numpy>=1.2' -> 'numpy')."""
+    match = _SPEC_NAME_RE.match(spec.split("::")[-1])
+    return match.group(1).lower() if match else spec.lower()
+
+
+def parse_conda_history(text):
+    """(requested specs, conda version) from a conda-meta/history file.
+
+    Requested specs are cumulative over '# update specs:' lines, in order,
+    one per package name (a later spec for the same package replaces the
+    earlier one) and '# remove specs:' drops them, as conda itself does.
+    """
+    order, specs, conda_version = [], {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("# update specs:"):
+            for spec in _spec_list(line[len("# update specs:"):]):
+                name = spec_name(spec)
+                if name not in specs:
+                    order.append(name)
+                specs[name] = spec
+        elif line.startswith("# remove specs:"):
+            for spec in _spec_list(line[len("# remove specs:"):]):
+                name = spec_name(spec)
+                if name in specs:
+                    del specs[name]
+                    order.remove(name)
+        elif line.startswith("# conda version:") and conda_version is None:
+            conda_version = line[len("# conda version:"):].strip() or None
+    return [specs[name] for name in order], conda_version
+
+
+def read_conda(env, problems):
+    """Fill env from a conda prefix (conda-meta records, history, pip extras)."""
+    prefix = env["path"]
+    env["kind"] = "conda"
+    meta_dir = os.path.join(prefix, "conda-meta")
+    try:
+        records = read_conda_records(meta_dir, env["warnings"])
+    except OSError as exc:
+        problems.append("EnvDesk could not read this conda environment's package list "
+                        "(conda-meta: %s)." % describe_os_error(exc))
+        return
+    history = os.path.join(meta_dir, "history")
+    if os.path.isfile(history):
+        try:
+            requested, conda_version = parse_conda_history(read_text(history, errors="replace"))
+            env["conda_requested"] = requested
+            env["created_by"] = "conda " + conda_version if conda_version else None
+        except OSError as exc:
+            env["warnings"].append("EnvDesk could not read conda's history of this "
+                                   "environment (%s)." % describe_os_error(exc))
+    requested_names = set(spec_name(spec) for spec in env["conda_requested"])
+    conda_names = set()
+    channels = set()
+    python_record = None
+    for record in records:
+        name = str(record["name"])
+        channel = conda_channel_name(record)
+        package = make_package(name, str(record.get("version", "")), "conda",
+                               name.lower() in requested_names)
+        package["build"] = record.get("build")
+        package["channel"] = channel
+        env["packages"].append(package)
+        conda_names.add(normalize_name(name))
+        if channel:
+            channels.add(channel)
+        if name == "python":
+            python_record = record
+    env["channels"] = sorted(channels)
+    if python_record is None:
+        return      # an env without Python (R, tools...) is fine as it is
+    env["python"] = normalize_version(str(python_record.get("version", "")))
+    problem = check_python_program(prefix, ["bin/python", "bin/python3", "python.exe"])
+    if problem:
+        problems.append(problem)
+
+    def installed_by_conda(package):
+        """Packages conda already listed (its own dist-info copies)."""
+        return (package["installer"] == "conda"
+                or normalize_name(package["name"]) in conda_names)
+
+    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]),
+                       skip=installed_by_conda)
+
+
+def read_env(path, name, root):
+    """The full environment object for one folder; never raises."""
+    env = blank_env(path, name, root)
+    problems = []
+    try:
+        if os.path.isfile(os.path.join(path, "pyvenv.cfg")):
+            read_venv(env, problems)
+        elif os.path.isdir(os.path.join(path, "conda-meta")):
+            read_conda(env, problems)
+        else:
+            problems.append("This folder is no longer a Python environment (it has no "
+                            "pyvenv.cfg and no conda-meta folder).")
+        env["packages"] = merge_packages(env["packages"], env["warnings"])
+        read_envdesk_meta(env)
+    except Exception as exc:  # one env must never crash the whole run
+        problems.append("EnvDesk hit an unexpected problem while reading this "
+                        "environment (%s: %s)." % (exc.__class__.__name__, exc))
+    env["package_count"] = len(env["packages"])
+    if os.path.exists(os.path.join(path, ".envdesk", "CREATING")):
+        env["state"], env["error"] = "incomplete", INCOMPLETE_MESSAGE
+        env["warnings"].extend(problems)
+    elif problems:
+        env["state"], env["error"] = "broken", " ".join(problems)
+    return env
+
+
+# ---------------------------------------------------------------------------
+# Whole run
+# ---------------------------------------------------------------------------
+
+def inventory(config=None):
+    """Discover and read environments as configured; the answer dict."""
+    cfg = read_config(config)
+    deadline = Deadline(cfg["time_budget"])
+    found = discover(cfg, deadline)
+    environments = []
+    for path, name, root in found.items:
+        if deadline.expired():
+            found.truncated = True
+            break
+        environments.append(read_env(path, name, root))
+    return {
+        "agent": AGENT_VERSION,
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "home": os.path.expanduser("~"),
+        "environments": environments,
+        "errors": found.errors,
+        "truncated": found.truncated,
+        "elapsed": round(deadline.elapsed(), 4),
+    }
+
+
+def failure_answer(message):
+    """A well-formed answer for a run that could not take place."""
+    return {"agent": AGENT_VERSION, "host": socket.gethostname(),
+            "python": platform.python_version(), "home": os.path.expanduser("~"),
+            "environments": [], "errors": [{"path": "", "error": message}],
+            "truncated": False, "elapsed": 0.0}
+
+
+def main(argv):
+    """Read the JSON config in argv[1], print one answer line; exit status."""
+    status = 0
+    try:
+        config = json.loads(argv[1]) if len(argv) > 1 and argv[1].strip() else {}
+        if not isinstance(config, dict):
+            raise ValueError("the settings must be a JSON object")
+    except ValueError as exc:
+        answer, status = failure_answer("EnvDesk sent settings the agent could not "
+                                        "understand (%s)." % exc), 2
+    else:
+        try:
+            answer = inventory(config)
+        except Exception as exc:  # still answer in the expected format
+            answer, status = failure_answer("The EnvDesk agent failed unexpectedly "
+                                            "(%s: %s)." % (exc.__class__.__name__, exc)), 1
+    sys.stdout.write(MARKER + json.dumps(answer, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,167 @@
+"""Helpers that build environment folders on disk for tests of backend/agent.py.
+
+venv, virtualenv and uv environments are made for real with the tools
+themselves. Conda can't be installed here, so conda prefixes are hand-written
+in conda's own on-disk format: one ``conda-meta/<name>-<version>-<build>.json``
+record per package (keys sorted, indent 2, as conda writes them) and a
+``conda-meta/history`` file with ``==> date <==`` blocks.
+"""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+PY_XY = "%d.%d" % sys.version_info[:2]
+PY_XYZ = "%d.%d.%d" % sys.version_info[:3]
+
+
+def uv_bin():
+    """Path of the uv program shipped by the 'uv' PyPI package."""
+    import uv
+    return uv.find_uv_bin()
+
+
+def make_venv(path, tool="venv", system_site_packages=False):
+    """Create a real environment at path with venv, virtualenv or uv; returns path."""
+    path = str(path)
+    if tool == "venv":
+        cmd = [sys.executable, "-m", "venv", "--without-pip"]
+        if system_site_packages:
+            cmd.append("--system-site-packages")
+        cmd.append(path)
+    elif tool == "virtualenv":
+        cmd = [sys.executable, "-m", "virtualenv", "-q", "--no-seed", "--no-periodic-update", path]
+    elif tool == "uv":
+        cmd = [uv_bin(), "venv", "-q", "--python", sys.executable, path]
+    else:
+        raise ValueError(tool)
+    subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return path
+
+
+def make_fake_venv(path, version=PY_XYZ, home=None, extra_cfg="", lib_version=None):
+    """Hand-write a minimal venv (pyvenv.cfg, bin/python link, site-packages); fast.
+
+    version=None leaves the 'version' line out of pyvenv.cfg; lib_version
+    (default: X.Y of version, else this Python's) names lib/pythonX.Y.
+    """
+    path = str(path)
+    lib_version = lib_version or ".".join((version or PY_XY).split(".")[:2])
+    site = os.path.join(path, "lib", "python" + lib_version, "site-packages")
+    os.makedirs(site)
+    os.makedirs(os.path.join(path, "bin"))
+    os.symlink(sys.executable, os.path.join(path, "bin", "python"))
+    home = home or os.path.dirname(sys.executable)
+    lines = ["home = " + home, "include-system-site-packages = false"]
+    if version:
+        lines.append("version = " + version)
+    with open(os.path.join(path, "pyvenv.cfg"), "w") as handle:
+        handle.write("\n".join(lines) + "\n" + extra_cfg)
+    return path
+
+
+def site_packages(env):
+    """The single lib/python*/site-packages folder of a POSIX environment."""
+    found = glob.glob(os.path.join(str(env), "lib", "python*", "site-packages"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def add_dist(site, name, version, installer="pip", requested=False, url=None,
+             editable=False, summary="A package.", metadata=None):
+    """Write a *.dist-info folder like pip/uv do; returns its path."""
+    folder = os.path.join(str(site), "%s-%s.dist-info" % (name.replace("-", "_"), version))
+    os.makedirs(folder)
+    if metadata is None:
+        metadata = ("Metadata-Version: 2.1\nName: %s\nVersion: %s\nSummary: %s\n"
+                    "Requires-Dist: something\n\nLong description.\n" % (name, version, summary))
+    mode = "wb" if isinstance(metadata, bytes) else "w"
+    with open(os.path.join(folder, "METADATA"), mode) as handle:
+        handle.write(metadata)
+    if installer is not None:
+        with open(os.path.join(folder, "INSTALLER"), "w") as handle:
+            handle.write(installer + "\n")
+    if requested:
+        open(os.path.join(folder, "REQUESTED"), "w").close()
+    if url is not None:
+        data = {"url": url}
+        data["dir_info"] = {"editable": True} if editable else {}
+        with open(os.path.join(folder, "direct_url.json"), "w") as handle:
+            json.dump(data, handle)
+    return folder
+
+
+def conda_record(name, version, build="h0_0",
+                 channel="https://conda.anaconda.org/conda-forge/linux-64"):
+    """A conda-meta record dict shaped like the ones conda writes."""
+    subdir = channel.rstrip("/").split("/")[-1] if "/" in channel else "linux-64"
+    fn = "%s-%s-%s.conda" % (name, version, build)
+    return {
+        "build": build,
+        "build_number": 0,
+        "channel": channel,
+        "constrains": [],
+        "depends": ["libgcc-ng >=12"],
+        "extracted_package_dir": "/opt/conda/pkgs/%s-%s-%s" % (name, version, build),
+        "files": ["lib/lib%s.so" % name, "share/doc/%s/README" % name],
+        "fn": fn,
+        "license": "BSD-3-Clause",
+        "link": {"source": "/opt/conda/pkgs/%s-%s-%s" % (name, version, build), "type": 1},
+        "md5": "0" * 32,
+        "name": name,
+        "paths_data": {"paths": [{"_path": "lib/lib%s.so" % name, "path_type": "hardlink",
+                                  "sha256": "0" * 64, "size_in_bytes": 10}],
+                       "paths_version": 1},
+        "requested_spec": "None",
+        "sha256": "0" * 64,
+        "size": 1234,
+        "subdir": subdir,
+        "timestamp": 1700000000000,
+        "track_features": "",
+        "url": channel + "/" + fn,
+        "version": version,
+    }
+
+
+def make_conda_prefix(prefix, records=(), history=None, python=None, base=False):
+    """Hand-write a conda prefix in conda's format; returns its path.
+
+    records: conda_record() dicts; python: version string to add a python
+    record, bin/python and lib/pythonX.Y/site-packages; history: text of
+    conda-meta/history; base: make it look like a root install (condabin/, envs/).
+    """
+    prefix = str(prefix)
+    meta = os.path.join(prefix, "conda-meta")
+    os.makedirs(meta)
+    records = list(records)
+    if python:
+        records.append(conda_record("python", python, "h955ad1f_0",
+                                    "https://repo.anaconda.com/pkgs/main/linux-64"))
+        xy = ".".join(python.split(".")[:2])
+        os.makedirs(os.path.join(prefix, "lib", "python" + xy, "site-packages"))
+        os.makedirs(os.path.join(prefix, "bin"))
+        os.symlink(sys.executable, os.path.join(prefix, "bin", "python"))
+    for record in records:
+        fname = "%s-%s-%s.json" % (record["name"], record["version"], record["build"])
+        with open(os.path.join(meta, fname), "w") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+    if history is not None:
+        with open(os.path.join(meta, "history"), "w") as handle:
+            handle.write(history)
+    if base:
+        os.makedirs(os.path.join(prefix, "condabin"))
+        os.makedirs(os.path.join(prefix, "envs"), exist_ok=True)
+    return prefix
+
+
+def history_block(date, cmd, specs=None, removed=None, lines=(), conda_version="23.7.4"):
+    """One '==> date <==' block of conda-meta/history, as conda writes it."""
+    out = ["==> %s <==" % date, "# cmd: " + cmd, "# conda version: " + conda_version]
+    out += list(lines)
+    if specs is not None:
+        out.append("# update specs: %s" % (list(specs),))
+    if removed is not None:
+        out.append("# remove specs: %s" % (list(removed),))
+    return "\n".join(out) + "\n"

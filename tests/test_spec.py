@@ -1,0 +1,66 @@
+"""EnvSpec formats: each written and read back, foreign files read, hostile files refused."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from envdesk.backend import spec as specs
+from envdesk.backend.errors import InvalidInput
+from envdesk.backend.spec import EnvSpec, Pin
+
+
+def sample() -> EnvSpec:
+    return EnvSpec(kind="uv", python="3.11.5", modules=["python/3.11.5"], system_site_packages=True,
+                   requirements=["tinybeta>=1"], pins=[Pin("tinybeta", "1.0"), Pin("tinyalpha", "2.0"),
+                                                       Pin("mine", "", url="file:///src/mine", editable=True)],
+                   pip_args=["--no-index"], name="demo", source={"cluster": "alpha", "path": "/h/venvs/demo"})
+
+
+def test_envdesk_yaml_round_trip():
+    original = sample()
+    again = specs.from_text(specs.render(original, "envdesk"), "envdesk.yaml")
+    assert again.pins == original.pins
+    assert (again.kind, again.python, again.modules, again.system_site_packages, again.requirements,
+            again.pip_args, again.name) == ("uv", "3.11.5", ["python/3.11.5"], True, ["tinybeta>=1"],
+                                            ["--no-index"], "demo")
+    assert again.source == {"cluster": "alpha", "path": "/h/venvs/demo"}
+    assert again.created
+
+
+def test_requirements_keep_pins_python_and_modules():
+    text = specs.render(sample(), "requirements")
+    assert "tinyalpha==2.0\ntinybeta==1.0" in text
+    assert "-e file:///src/mine" in text
+    again = specs.from_text(text, "requirements.txt")
+    assert {p.pip_line() for p in again.pins} == {"tinyalpha==2.0", "tinybeta==1.0", "-e file:///src/mine"}
+    assert (again.python, again.modules, again.kind) == ("3.11.5", ["python/3.11.5"], "uv")
+
+
+def test_conda_format_for_a_venv_has_a_pip_section():
+    data = yaml.safe_load(specs.render(sample(), "conda"))
+    assert data["dependencies"][:2] == ["python=3.11", "pip"]
+    assert "tinyalpha==2.0" in data["dependencies"][-1]["pip"]
+
+
+def test_conda_environment_file_is_read():
+    text = ("name: sci\nchannels: [conda-forge]\ndependencies:\n  - python=3.11.5=h1234_0\n"
+            "  - conda-forge::numpy=1.26.4\n  - scipy>=1.10\n  - pip:\n    - tinyalpha==1.1\n")
+    spec = specs.from_text(text, "environment.yml")
+    assert spec.kind == "conda" and spec.python == "3.11.5" and spec.channels == ["conda-forge"]
+    assert Pin("numpy", "1.26.4", source="conda") in spec.pins
+    assert Pin("tinyalpha", "1.1") in spec.pins
+    assert "scipy>=1.10" in spec.conda_requirements
+
+
+@pytest.mark.parametrize("text,name", [
+    ("envdesk: 1\nkind: venv\nmodules: ['python/3.11;rm -rf ~']\n", "x.yaml"),
+    ("envdesk: 1\nkind: evil\n", "x.yaml"),
+    ("envdesk: 1\npins: [{name: a, version: '1\\n2'}]\n", "x.yaml"),
+    ("!!python/object/apply:os.system ['id']\n", "x.yaml"),
+    ("tinyalpha==1.0\n--index-url http://evil/\n", "r.txt"),
+    ("tinyalpha; rm -rf ~\n", "r.txt"),
+    ("name: x\ndependencies: {a: b}\n", "environment.yml"),
+])
+def test_hostile_or_malformed_files_are_refused(text, name):
+    with pytest.raises(InvalidInput):
+        specs.from_text(text, name)
