@@ -11,8 +11,11 @@ Rules this file must keep:
 * Python 3.6+ only syntax and APIs (no walrus, no dataclasses, no
   ``from __future__ import annotations``, no ``str.removeprefix`` ...).
 * Standard library only; never runs pip, conda or any other program.
-* Only reads: it never writes or modifies anything (not even conda's
-  environments.txt).
+* The inventory only reads: it never writes or modifies anything (not even
+  conda's environments.txt). Writing happens only in the explicit actions
+  (``"action"`` in the settings: begin, finish, abort, history, snapshot,
+  delete), each of which checks that the folder is an environment inside a
+  known root before touching it.
 * One broken environment never breaks the run: any problem while reading an
   environment becomes that environment's ``error``.
 
@@ -164,9 +167,10 @@ def is_dir_entry(entry):
 
 
 def is_env(folder):
-    """True if folder is a Python environment (venv-like or conda)."""
+    """True if folder is a Python environment (venv-like or conda), or one EnvDesk is building."""
     return (os.path.isfile(os.path.join(folder, "pyvenv.cfg"))
-            or os.path.isdir(os.path.join(folder, "conda-meta")))
+            or os.path.isdir(os.path.join(folder, "conda-meta"))
+            or os.path.isfile(os.path.join(folder, ".envdesk", "CREATING")))
 
 
 def is_conda_base(prefix):
@@ -921,6 +925,272 @@ def read_env(path, name, root):
 
 
 # ---------------------------------------------------------------------------
+# Write actions: locks, snapshots, EnvDesk's notes, deletion
+# ---------------------------------------------------------------------------
+
+LOCK_SUFFIX = ".envdesk-lock"
+STALE_LOCK_SECONDS = 24 * 3600
+
+
+class ActionError(Exception):
+    """A refusal or failure explained in one plain sentence; `code` tells the app what kind."""
+
+    def __init__(self, message, code="failed"):
+        Exception.__init__(self, message)
+        self.code = code
+
+
+def _now_stamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def inside_root(path, roots):
+    """The root that holds path (both compared after resolving links), or None."""
+    parent = os.path.realpath(os.path.dirname(expand(path).rstrip("/")))
+    for root in roots:
+        real_root = os.path.realpath(expand(root, variables=True))
+        if parent == real_root or parent.startswith(real_root.rstrip("/") + "/"):
+            return root
+    return None
+
+
+def check_target(path, roots):
+    """Refuse anything that is not a plain folder path inside one of the roots."""
+    full = expand(path).rstrip("/")
+    if not os.path.isabs(full) or "/../" in full + "/" or full.endswith("/.."):
+        raise ActionError("%s is not an absolute folder path." % path, "invalid")
+    if inside_root(full, roots) is None:
+        raise ActionError("%s is not inside any of the environment folders EnvDesk "
+                          "manages (%s)." % (full, ", ".join(roots)), "outside")
+    return full
+
+
+def take_lock(path, operation):
+    """Create <env>.envdesk-lock atomically; a second writer gets a 'busy' refusal."""
+    lock = path + LOCK_SUFFIX
+    owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
+             "started": time.time()}
+    try:
+        os.mkdir(lock)
+    except OSError:
+        info = {}
+        try:
+            info = read_json(os.path.join(lock, "owner.json"))
+        except (OSError, ValueError):
+            pass
+        started = info.get("started") if isinstance(info, dict) else None
+        if isinstance(started, (int, float)) and time.time() - started > STALE_LOCK_SECONDS:
+            release_lock(path)
+            return take_lock(path, operation)
+        raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
+                          "environment. Wait for it to finish, then try again."
+                          % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
+                             info.get("host", "an unknown machine")), "busy")
+    with open(os.path.join(lock, "owner.json"), "w") as handle:
+        json.dump(owner, handle)
+
+
+def release_lock(path):
+    lock = path + LOCK_SUFFIX
+    try:
+        os.unlink(os.path.join(lock, "owner.json"))
+    except OSError:
+        pass
+    try:
+        os.rmdir(lock)
+    except OSError:
+        pass
+
+
+def write_json(path, data):
+    """Write JSON atomically (temp file then rename)."""
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    with open(temp, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.rename(temp, path)
+
+
+def update_meta(path, changes):
+    """Merge `changes` into <env>/.envdesk/meta.json."""
+    meta_path = os.path.join(path, ".envdesk", "meta.json")
+    meta = {}
+    if os.path.isfile(meta_path):
+        try:
+            loaded = read_json(meta_path)
+            meta = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            meta = {}
+    meta.update(changes or {})
+    write_json(meta_path, meta)
+    return meta
+
+
+def snapshot_dir(path):
+    return os.path.join(path, ".envdesk", "snapshots")
+
+
+def write_snapshot(env, reason):
+    """Save the exact package set before a change; returns the snapshot's id."""
+    folder = snapshot_dir(env["path"])
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    number = 1
+    while os.path.exists(os.path.join(folder, "%s-%d.json" % (stamp, number))):
+        number += 1
+    snap_id = "%s-%d" % (stamp, number)
+    packages = [dict((k, p.get(k)) for k in ("name", "version", "installer", "url", "editable",
+                                             "build", "channel", "requested") if k in p)
+                for p in env["packages"]]
+    write_json(os.path.join(folder, snap_id + ".json"),
+               {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
+                "kind": env["kind"], "packages": packages})
+    return snap_id
+
+
+def list_snapshots(path):
+    """Every snapshot of an environment, oldest first, without their package lists."""
+    folder = snapshot_dir(path)
+    result = []
+    for entry in list_dir(folder) if os.path.isdir(folder) else []:
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            data = read_json(entry.path)
+        except (OSError, ValueError):
+            continue
+        result.append({"id": data.get("id", entry.name[:-5]), "time": data.get("time"),
+                       "reason": data.get("reason"), "package_count": len(data.get("packages") or [])})
+    return sorted(result, key=lambda item: str(item["id"]))
+
+
+def read_snapshot(path, snap_id):
+    if not re.match(r"^[0-9TZ]+-[0-9]+$", str(snap_id)):
+        raise ActionError("%r is not a snapshot id." % snap_id, "invalid")
+    file_path = os.path.join(snapshot_dir(path), str(snap_id) + ".json")
+    if not os.path.isfile(file_path):
+        raise ActionError("This environment has no snapshot %s." % snap_id, "missing")
+    return read_json(file_path)
+
+
+def action_begin(cfg):
+    """Lock an environment before a change; for a new one, also mark it as being built."""
+    path = check_target(cfg["path"], cfg["roots"])
+    creating = bool(cfg.get("create"))
+    if creating:
+        if os.path.lexists(path):
+            raise ActionError("%s already exists. Pick another name or delete it first." % path, "exists")
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+    elif not is_env(path) or os.path.islink(path):
+        raise ActionError("%s is not a Python environment." % path, "missing")
+    take_lock(path, cfg.get("operation", "change"))
+    try:
+        answer = {"path": path}
+        if creating:
+            os.makedirs(os.path.join(path, ".envdesk"))
+            with open(os.path.join(path, ".envdesk", "CREATING"), "w") as handle:
+                handle.write(_now_stamp() + "\n")
+        else:
+            env = read_env(path, os.path.basename(path), os.path.dirname(path))
+            if env["state"] == "incomplete":
+                raise ActionError("This environment was never finished; delete it and create it "
+                                  "again.", "incomplete")
+            answer["env"] = env
+            if cfg.get("snapshot"):
+                answer["snapshot"] = write_snapshot(env, cfg.get("reason", "before a change"))
+        return answer
+    except BaseException:
+        release_lock(path)
+        raise
+
+
+def action_finish(cfg):
+    """Record EnvDesk's notes, clear the 'being built' mark and release the lock."""
+    path = check_target(cfg["path"], cfg["roots"])
+    try:
+        if cfg.get("meta"):
+            update_meta(path, cfg["meta"])
+        marker = os.path.join(path, ".envdesk", "CREATING")
+        if os.path.exists(marker):
+            os.unlink(marker)
+        return {"path": path, "env": read_env(path, os.path.basename(path), os.path.dirname(path))}
+    finally:
+        release_lock(path)
+
+
+def remove_tree(path):
+    """Delete a folder without ever following a link out of it."""
+    import shutil
+    if os.path.islink(path):
+        raise ActionError("%s is a link; EnvDesk only deletes real folders." % path, "invalid")
+    shutil.rmtree(path)
+
+
+def action_abort(cfg):
+    """Undo a failed or cancelled change: remove a half-built environment, release the lock."""
+    path = check_target(cfg["path"], cfg["roots"])
+    removed = False
+    try:
+        if cfg.get("created") and os.path.isfile(os.path.join(path, ".envdesk", "CREATING")):
+            remove_tree(path)
+            removed = True
+    finally:
+        release_lock(path)
+    return {"path": path, "removed": removed}
+
+
+def action_delete(cfg):
+    """Delete one environment folder, only if it really is one, inside a root."""
+    path = check_target(cfg["path"], cfg["roots"])
+    if os.path.islink(path):
+        raise ActionError("%s is a link, not an environment folder; EnvDesk will not delete "
+                          "through it." % path, "invalid")
+    if not is_env(path):
+        raise ActionError("%s is not a Python environment (no pyvenv.cfg or conda-meta), so "
+                          "EnvDesk will not delete it." % path, "missing")
+    take_lock(path, "delete")
+    try:
+        remove_tree(path)
+    finally:
+        release_lock(path)
+    return {"path": path, "removed": True}
+
+
+def action_history(cfg):
+    path = check_target(cfg["path"], cfg["roots"])
+    return {"path": path, "snapshots": list_snapshots(path)}
+
+
+def action_snapshot(cfg):
+    path = check_target(cfg["path"], cfg["roots"])
+    return {"path": path, "snapshot": read_snapshot(path, cfg.get("id"))}
+
+
+ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort,
+           "delete": action_delete, "history": action_history, "snapshot": action_snapshot}
+
+
+def run_action(config):
+    """Run one write action; refusals come back as {"ok": false, "code", "error"}."""
+    action = ACTIONS.get(config.get("action"))
+    if action is None:
+        return {"ok": False, "code": "invalid", "error": "Unknown action %r." % config.get("action")}
+    if not isinstance(config.get("roots"), list) or not config.get("path"):
+        return {"ok": False, "code": "invalid", "error": "The action needs a path and roots."}
+    try:
+        answer = action(config)
+    except ActionError as exc:
+        return {"ok": False, "code": exc.code, "error": str(exc)}
+    except (OSError, IOError) as exc:
+        return {"ok": False, "code": "oserror", "error": describe_os_error(exc)}
+    answer["ok"] = True
+    return answer
+
+
+# ---------------------------------------------------------------------------
 # Whole run
 # ---------------------------------------------------------------------------
 
@@ -967,7 +1237,7 @@ def main(argv):
                                         "understand (%s)." % exc), 2
     else:
         try:
-            answer = inventory(config)
+            answer = run_action(config) if config.get("action") else inventory(config)
         except Exception as exc:  # still answer in the expected format
             answer, status = failure_answer("The EnvDesk agent failed unexpectedly "
                                             "(%s: %s)." % (exc.__class__.__name__, exc)), 1

@@ -114,6 +114,15 @@ class ClusterStore:
                               "It may hold env_roots and pip_args lists.")
         return LocalSettings(**data)
 
+    def update_local_roots(self, root: str) -> None:
+        """Add an environment folder to "This computer"."""
+        data = self._read()
+        local = LocalSettings(**(data.get("local") or {}))
+        local.env_roots = [*local.roots, root]
+        data["local"] = {k: v for k, v in asdict(local).items() if v}
+        data.setdefault("clusters", [])
+        write_atomically(self.paths.clusters_file, dump_yaml(data))
+
     def save(self, profiles: Iterable[ClusterProfile]) -> None:
         """Write every profile, replacing the file atomically (the local settings are kept)."""
         body: dict[str, Any] = {"clusters": [profile.to_dict() for profile in profiles]}

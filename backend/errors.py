@@ -81,3 +81,7 @@ class Cancelled(EnvDeskError):
 
 class NotFound(EnvDeskError):
     """A cluster or environment the user named does not exist."""
+
+
+class Busy(EnvDeskError):
+    """Another operation holds the environment's lock."""

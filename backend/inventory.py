@@ -1,16 +1,12 @@
 """Reading what environments a target has: one agent run, parsed into plain records."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 from typing import Any, Sequence
 
-from .errors import CommandFailed, EnvDeskError, NotFound
+from .agent_client import run_agent
+from .errors import NotFound
 from .runner import CancelToken, Runner
-
-AGENT_MARKER = "ENVDESK-AGENT-JSON "
-AGENT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -100,28 +96,6 @@ class Inventory:
         names = ", ".join(env.name for env in self.environments) or "none"
         raise NotFound(f"There is no environment {name_or_path!r} on {self.target}.",
                        f"Environments found there: {names}.")
-
-
-def agent_source() -> str:
-    """The agent script's text, as shipped inside the package."""
-    return resources.files("envdesk.backend").joinpath("agent.py").read_text(encoding="utf-8")
-
-
-def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
-    """Run the agent once on the target and return its parsed answer."""
-    result = runner.run_python(agent_source(), [json.dumps(config, separators=(",", ":"))],
-                               timeout=AGENT_TIMEOUT, cancel=cancel)
-    for line in result.stdout.splitlines():
-        if line.startswith(AGENT_MARKER):
-            try:
-                return json.loads(line[len(AGENT_MARKER):])
-            except json.JSONDecodeError as exc:
-                raise EnvDeskError(f"{runner.name} sent back an answer EnvDesk could not read.",
-                                   log=result.stdout + result.stderr) from exc
-    result.check(f"Looking for environments on {runner.name}")
-    raise CommandFailed(f"{runner.name} did not answer EnvDesk's environment search.",
-                        "Its login shell may print something unexpected; see the log.",
-                        log=result.stdout + result.stderr)
 
 
 def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (),

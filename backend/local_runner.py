@@ -41,27 +41,47 @@ class LocalRunner(Runner):
     name = "local"
     is_remote = False
 
+    @staticmethod
+    def _bash(script: str, modules: Sequence[str]) -> list[str]:
+        bash = shutil.which("bash")
+        if os.name != "posix" or bash is None:
+            raise InvalidInput("This needs a bash shell, which this computer does not have.",
+                               "Use a cluster for this, or leave the module list empty.")
+        if modules:
+            return [bash, "-lc", f"module load {join_command(modules)} && {script}"]
+        return [bash, "-c", script]
+
     def _with_modules(self, argv: Sequence[str], modules: Sequence[str]) -> list[str]:
         if not modules:
             return list(argv)
-        bash = shutil.which("bash")
-        if os.name != "posix" or bash is None:
-            raise InvalidInput("This computer has no module system, so modules cannot be loaded here.",
-                               "Leave the module list empty for environments on this computer.")
-        script = f"module load {join_command(modules)} && exec {join_command(argv)}"
-        return [bash, "-lc", script]
+        return self._bash(f"exec {join_command(argv)}", modules)
 
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,
             timeout: float | None = None) -> CommandResult:
-        command = self._with_modules(argv, modules)
+        return self._spawn(self._with_modules(argv, modules), join_command(argv), stdin, on_line, cancel, timeout)
+
+    def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
+                  on_line: LineCallback | None = None, cancel: CancelToken | None = None,
+                  timeout: float | None = None, label: str = "") -> CommandResult:
+        return self._spawn(self._bash(body, modules), label or body, stdin, on_line, cancel, timeout)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        target = os.path.expanduser(path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as handle:
+            handle.write(data)
+
+    def _spawn(self, command: list[str], label: str, stdin: bytes | None, on_line: LineCallback | None,
+               cancel: CancelToken | None, timeout: float | None) -> CommandResult:
         extra = {"start_new_session": True} if os.name == "posix" else {
             "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
         try:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                        stderr=subprocess.PIPE, **extra)
         except OSError as exc:
-            raise CommandFailed(f"Could not start {argv[0]}: {exc.strerror or exc}.") from exc
+            raise CommandFailed(f"Could not start {label}: {exc.strerror or exc}.",
+                                exit_status=127) from exc
         out, err = LineSplitter("stdout", on_line), LineSplitter("stderr", on_line)
         pumps = [threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
                  threading.Thread(target=_pump, args=(process.stderr, err), daemon=True)]
@@ -74,7 +94,7 @@ class LocalRunner(Runner):
             while process.poll() is None:
                 if deadline is not None and time.monotonic() > deadline:
                     _stop_process(process)
-                    raise timed_out(join_command(argv), timeout or 0)
+                    raise timed_out(label, timeout or 0)
                 try:
                     process.wait(timeout=0.05)
                 except subprocess.TimeoutExpired:
@@ -85,7 +105,7 @@ class LocalRunner(Runner):
             unregister()
         if cancel is not None and cancel.cancelled:
             raise Cancelled()
-        return CommandResult(join_command(argv), process.returncode, out.finish(), err.finish())
+        return CommandResult(label, process.returncode, out.finish(), err.finish())
 
     @staticmethod
     def _feed(process: subprocess.Popen, stdin: bytes | None) -> None:

@@ -129,6 +129,16 @@ class Runner(ABC):
                    cancel: CancelToken | None = None) -> CommandResult:
         """Run a stdlib-only Python script, sent on stdin, with the target's own Python."""
 
+    @abstractmethod
+    def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
+                  on_line: LineCallback | None = None, cancel: CancelToken | None = None,
+                  timeout: float | None = None, label: str = "") -> CommandResult:
+        """Run bash text built only from quoted pieces (see join_command), modules loaded first."""
+
+    @abstractmethod
+    def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace a file (absolute path) on the target."""
+
     def connect(self) -> None:
         """Open the connection now (a no-op where there is none to open)."""
 

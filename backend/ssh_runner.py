@@ -11,7 +11,7 @@ from typing import Sequence
 import paramiko
 
 from .config import ClusterProfile
-from .errors import Cancelled, ConnectionFailed, HostKeyUnknown
+from .errors import Cancelled, CommandFailed, ConnectionFailed, HostKeyUnknown
 from .hostkeys import HostKeyStore, ServerIdentity
 from .prompts import Prompter
 from .runner import CancelToken, CommandResult, LineCallback, LineSplitter, Runner, join_command, timed_out
@@ -223,10 +223,31 @@ class SSHRunner(Runner):
         return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
                               label="python - (EnvDesk agent)")
 
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write over SFTP on the same connection (no command, no shell)."""
+        for attempt in (1, 2):
+            self.connect()
+            try:
+                with self._slots:
+                    sftp = paramiko.SFTPClient.from_transport(self._hops.target)
+                    try:
+                        with sftp.open(path, "wb") as handle:
+                            handle.write(data)
+                    finally:
+                        sftp.close()
+                return
+            except (EOFError, paramiko.SSHException) as exc:
+                with self._lock:
+                    self._hops.close()
+                if attempt == 2:
+                    raise ConnectionFailed(f"Could not write {path} on {self.name}: {exc}.") from exc
+            except OSError as exc:
+                raise CommandFailed(f"Could not write {path} on {self.name}: {exc.strerror or exc}.") from exc
+
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
                   on_line: LineCallback | None = None, cancel: CancelToken | None = None,
                   timeout: float | None = None, label: str = "") -> CommandResult:
-        """Run shell text built only from quoted pieces (see join_command), in a login shell."""
+        """Run bash text built only from quoted pieces (see join_command), in a login shell."""
         if cancel is not None:
             cancel.raise_if_cancelled()
         with self._slots:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from .config import ClusterProfile, ClusterStore
 from .hostkeys import HostKeyStore
@@ -41,6 +42,7 @@ class Session:
         self.hostkeys = HostKeyStore(paths.known_hosts_file)
         self.prompter: Prompter = prompter or NoPrompter()
         self._runners: dict[str, Runner] = {}
+        self.capabilities: dict[str, Any] = {}  # target name -> Capabilities, probed once
         self._lock = threading.Lock()
 
     def target(self, name: str) -> Target:
@@ -52,6 +54,15 @@ class Session:
         profile = self.store.get(name)
         return Target(profile.name, profile.name, self._runner(name, profile), tuple(profile.roots),
                       tuple(profile.pip_args), profile)
+
+    def add_root(self, name: str, root: str) -> None:
+        """Remember another environment folder for a target, so its environments are listed."""
+        if name == LOCAL_TARGET:
+            self.store.update_local_roots(root)
+        else:
+            profile = self.store.get(name)
+            profile.env_roots = [*profile.roots, root]
+            self.store.replace(profile)
 
     def target_names(self) -> list[str]:
         """This computer first, then the clusters in the order they were added."""
@@ -72,6 +83,7 @@ class Session:
         """Close and drop a target's connection (after its profile changed or was removed)."""
         with self._lock:
             runner = self._runners.pop(name, None)
+            self.capabilities.pop(name, None)
         if runner is not None:
             runner.close()
 

@@ -1,0 +1,94 @@
+"""Shared by the operations: progress reporting, running steps, finding environments, locks."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..capabilities import Capabilities, probe
+from ..errors import CommandFailed
+from ..inventory import Environment, read_inventory
+from ..recipes import Step
+from ..runner import CancelToken, CommandResult, LineCallback
+from ..targets import Session, Target
+
+
+def _ignore(_: str) -> None:
+    pass
+
+
+@dataclass
+class Progress:
+    """Where an operation reports what it does, streams output, and learns that it was cancelled."""
+
+    on_step: Callable[[str], None] = _ignore
+    on_line: LineCallback | None = None
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+    def step(self, text: str) -> None:
+        self.cancel.raise_if_cancelled()
+        self.on_step(text)
+
+
+_PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"disk quota exceeded|no space left on device", re.I),
+     "The folder is full (disk quota exceeded). Delete old environments or files, or use project space."),
+    (re.compile(r"no matching distribution found for (\S+)|because (\S+) was not found in the package registry|"
+                r"no solution found", re.I),
+     "A package could not be found in this target's package index or wheel store."),
+    (re.compile(r"(\S+): command not found|No such file or directory: '?(\S+?)'?$", re.I),
+     "A program EnvDesk needs is not installed there."),
+    (re.compile(r"the following module\(s\) are unknown|unable to locate a modulefile", re.I),
+     "A module could not be loaded: this target does not have it."),
+]
+
+
+def explain(result: CommandResult) -> str:
+    """A plain sentence for the most common ways a command fails."""
+    text = result.stdout + "\n" + result.stderr
+    for pattern, sentence in _PLAIN_ERRORS:
+        if pattern.search(text):
+            return sentence
+    return ""
+
+
+def run_step(target: Target, step: Step, progress: Progress, *, check: bool = True) -> CommandResult:
+    """Run one step, streaming its output; raise CommandFailed in plain words when it fails."""
+    progress.step(step.what)
+    result = target.runner.run(step.argv, modules=step.modules, on_line=progress.on_line,
+                               cancel=progress.cancel)
+    if check and not result.ok:
+        last = next((line for line in reversed(result.stderr.splitlines()) if line.strip()), "")
+        raise CommandFailed(f"{step.what} failed on {target.label}" + (f": {last.strip()}" if last else "."),
+                            explain(result), exit_status=result.exit_status,
+                            log=f"$ {result.command}\n{result.stdout}{result.stderr}")
+    return result
+
+
+def capabilities(session: Session, target: Target, progress: Progress) -> Capabilities:
+    """What the target offers, probed once per session."""
+    cached = session.capabilities.get(target.name)
+    if cached is None:
+        progress.step(f"Looking at what {target.label} offers")
+        cached = probe(target, progress.cancel)
+        session.capabilities[target.name] = cached
+    return cached
+
+
+def is_path(ref: str) -> bool:
+    return ref.startswith(("/", "~"))
+
+
+def find_environment(target: Target, ref: str, progress: Progress) -> Environment:
+    """The environment named `ref` (or at that absolute path) on the target, read fresh."""
+    progress.step(f"Reading {ref} on {target.label}")
+    inventory = read_inventory(target.runner, target.roots, paths=[ref] if is_path(ref) else (),
+                               cancel=progress.cancel)
+    if is_path(ref) and len(inventory.environments) == 1:
+        return inventory.environments[0]
+    return inventory.find(ref)
+
+
+def env_modules(env: Environment) -> tuple[str, ...]:
+    """The modules an environment was built with: replayed before every command on it."""
+    return tuple(env.modules)

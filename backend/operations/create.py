@@ -1,0 +1,120 @@
+"""Create an environment of any kind, with its modules recorded and its packages installed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from .. import validate
+from ..agent_client import call_action
+from ..capabilities import Capabilities, choose_python
+from ..errors import InvalidInput
+from ..inventory import Environment
+from ..recipes import Installer, conda_install, create_step, env_python
+from ..spec import now_iso
+from ..targets import Session, Target
+from .common import Progress, capabilities, run_step
+
+ENVDESK_VERSION = "0.1"
+
+
+@dataclass
+class CreateRequest:
+    """Everything a new environment needs; validated before anything runs."""
+
+    name: str
+    kind: str | None = None
+    python: str | None = None
+    modules: list[str] = field(default_factory=list)
+    system_site_packages: bool = False
+    root: str | None = None
+    packages: list[str] = field(default_factory=list)
+    conda_packages: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        validate.env_name(self.name)
+        if self.kind is not None and self.kind not in ("venv", "virtualenv", "uv", "conda"):
+            raise InvalidInput(f"Unknown environment kind {self.kind!r}.", "Use venv, virtualenv, uv or conda.")
+        if self.python is not None:
+            validate.version(self.python)
+        self.modules = [validate.module_name(m) for m in self.modules]
+        self.packages = [validate.package_spec(p) for p in self.packages]
+        self.conda_packages = [validate.plain_text(p, "conda package") for p in self.conda_packages]
+        for package in self.conda_packages:
+            if package.startswith("-") or any(c in package for c in " ;&|$`'\"\\"):
+                raise InvalidInput(f"{package!r} is not a conda package spec.", "For example numpy=1.26.")
+        if self.root is not None:
+            self.root = validate.remote_folder(self.root)
+
+
+@dataclass
+class Created:
+    """The new environment and anything the user should know about how it was made."""
+
+    environment: Environment
+    notes: list[str] = field(default_factory=list)
+
+
+def _root(session: Session, target: Target, request: CreateRequest) -> tuple[str, list[str]]:
+    root = request.root or target.roots[0]
+    roots = list(target.roots)
+    if root not in roots:
+        session.add_root(target.name, root)
+        roots.append(root)
+    return root, roots
+
+
+def create_environment(session: Session, target_name: str, request: CreateRequest,
+                       progress: Progress | None = None) -> Created:
+    """Build a new environment; on failure or cancel nothing half-made is left behind."""
+    progress = progress or Progress()
+    request.validate()
+    target = session.target(target_name)
+    caps = capabilities(session, target, progress)
+    kind = request.kind or caps.kinds()[0]
+    if kind not in caps.kinds():
+        raise InvalidInput(f"{target.label} cannot make {kind} environments.",
+                           f"Available kinds there: {', '.join(caps.kinds())}.")
+    notes: list[str] = []
+    if request.modules:
+        modules, version = list(request.modules), request.python
+    else:
+        choice = choose_python(caps, request.python, kind)
+        modules, version = list(choice.modules), choice.version
+        if choice.note:
+            notes.append(choice.note)
+    root, roots = _root(session, target, request)
+    path = f"{root.rstrip('/')}/{request.name}"
+    progress.step(f"Reserving {path}")
+    begun = call_action(target.runner, "begin", path, roots, create=True, operation="create")
+    path = begun["path"]
+    try:
+        env = build(session, target, caps, kind=kind, path=path, roots=roots, modules=modules, python=version,
+                    system_site_packages=request.system_site_packages, packages=request.packages,
+                    conda_packages=request.conda_packages, progress=progress)
+    except BaseException:
+        progress.on_step("Removing the unfinished environment")
+        call_action(target.runner, "abort", path, roots, created=True)
+        raise
+    return Created(env, notes)
+
+
+def build(session: Session, target: Target, caps: Capabilities, *, kind: str, path: str, roots: list[str],
+          modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
+          conda_packages: Sequence[str] = (), requested: Sequence[str] | None = None,
+          progress: Progress, extra_meta: dict | None = None) -> Environment:
+    """Make the environment at an already reserved `path`, install packages, record how it was made."""
+    python_command = "python3" if target.runner.is_remote else caps.tools.get("python3", "python3")
+    run_step(target, create_step(kind, caps, path, modules, python, system_site_packages, python_command),
+             progress)
+    if conda_packages and caps.conda_tool:
+        run_step(target, conda_install(caps.conda_tool, path, conda_packages, modules), progress)
+    if packages:
+        installer = Installer.for_env(caps, env_python(path, target.runner.is_remote), modules, target.pip_args)
+        run_step(target, installer.install(packages), progress)
+    progress.step("Recording how the environment was made")
+    meta = {"kind": kind, "modules": list(modules), "python": python,
+            "requested": list(requested if requested is not None else packages),
+            "conda_requested": list(conda_packages), "system_site_packages": system_site_packages,
+            "created": now_iso(), "created_with": f"EnvDesk {ENVDESK_VERSION}", **(extra_meta or {})}
+    finished = call_action(target.runner, "finish", path, roots, meta=meta)
+    return Environment.from_agent(finished["env"])

@@ -1,0 +1,15 @@
+"""Delete an environment: only a folder that is one, inside a known root, never through a link."""
+from __future__ import annotations
+
+from ..agent_client import call_action
+from ..targets import Session
+from .common import Progress, find_environment
+
+
+def delete_environment(session: Session, target_name: str, env_ref: str, progress: Progress | None = None) -> str:
+    """Remove the environment's folder; returns its path. The agent re-checks everything before deleting."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    env = find_environment(target, env_ref, progress)
+    progress.step(f"Deleting {env.path}")
+    return call_action(target.runner, "delete", env.path, target.roots)["path"]

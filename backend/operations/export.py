@@ -1,0 +1,39 @@
+"""Export an environment as a portable EnvSpec, read directly from its folder (no pip or conda needed)."""
+from __future__ import annotations
+
+from ..inventory import Environment
+from ..spec import EnvSpec, Pin, now_iso, render
+from ..targets import Session, Target
+from .common import Progress, find_environment
+
+FREEZE_SKIPS = {"pip", "setuptools", "wheel", "distribute"}
+
+
+def spec_from_environment(env: Environment, target: Target) -> EnvSpec:
+    """Describe an environment: its kind, Python, modules, what was asked for and the exact pins."""
+    meta = env.envdesk or {}
+    pins = []
+    for package in env.packages:
+        if package.installer == "conda":
+            pins.append(Pin(package.name, package.version, "conda", package.build, package.channel))
+        elif env.kind == "conda" or package.name.lower() not in FREEZE_SKIPS:
+            pins.append(Pin(package.name, package.version, url=package.url, editable=package.editable))
+    requested = list(meta.get("requested") or [])
+    if not requested:
+        requested = [p.name for p in env.packages if p.requested and p.installer != "conda"
+                     and p.name.lower() not in FREEZE_SKIPS]
+    return EnvSpec(
+        kind=env.kind, python=env.python, modules=list(env.modules),
+        system_site_packages=env.system_site_packages, requirements=requested,
+        conda_requirements=list(env.conda_requested or meta.get("conda_requested") or []),
+        pins=pins, channels=list(env.channels), pip_args=list(target.pip_args), name=env.name.split("/")[-1],
+        source={"cluster": target.name, "path": env.path, "name": env.name}, created=now_iso())
+
+
+def export_environment(session: Session, target_name: str, env_ref: str, fmt: str = "envdesk",
+                       progress: Progress | None = None) -> str:
+    """The environment in one of the export formats, as text."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    env = find_environment(target, env_ref, progress)
+    return render(spec_from_environment(env, target), fmt)

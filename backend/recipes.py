@@ -1,0 +1,126 @@
+"""Command lines for each kind of environment and each installer, built from validated values.
+
+A Step is an argument list plus the modules to load first; runners quote every argument,
+so nothing here is ever pasted into shell text.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from .capabilities import Capabilities
+from .errors import InvalidInput
+
+PIP_TO_UV = {"--no-cache-dir": "--no-cache"}
+QUIET_PIP = ("--disable-pip-version-check", "--no-input")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of an operation, with what it is for in plain words."""
+
+    what: str
+    argv: tuple[str, ...]
+    modules: tuple[str, ...] = ()
+
+
+def env_python(path: str, remote: bool, windows: bool = False) -> str:
+    """The python program inside an environment folder."""
+    if windows and not remote:
+        return f"{path}\\Scripts\\python.exe"
+    return f"{path}/bin/python"
+
+
+def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str], python: str | None,
+                system_site_packages: bool, python_command: str = "python3") -> Step:
+    """The command that makes an empty environment of `kind` at `path`."""
+    ssp = ["--system-site-packages"] if system_site_packages else []
+    mods = tuple(modules)
+    if kind == "venv":
+        return Step("Creating the environment (venv)", (python_command, "-m", "venv", *ssp, path), mods)
+    if kind == "virtualenv":
+        program = caps.tools.get("virtualenv", "virtualenv")
+        return Step("Creating the environment (virtualenv)",
+                    (program, "--no-download", "--python", python_command, *ssp, path), mods)
+    if kind == "uv":
+        uv = caps.uv()
+        if uv is None:
+            raise InvalidInput("uv is not available on this target.", "Choose venv or virtualenv instead.")
+        command, uv_modules = uv
+        return Step("Creating the environment (uv)",
+                    (command, "venv", "--no-python-downloads", "--allow-existing", "--python", python_command,
+                     *ssp, path), mods + tuple(uv_modules))
+    if kind == "conda":
+        tool = caps.conda_tool
+        if tool is None:
+            raise InvalidInput("conda, mamba and micromamba are not available on this target.",
+                               "Choose venv, virtualenv or uv instead.")
+        pinned = [f"python={python}"] if python else ["python"]
+        return Step("Creating the environment (conda)", (tool, "create", "--yes", "--prefix", path, *pinned), mods)
+    raise InvalidInput(f"Unknown environment kind {kind!r}.", "Use venv, virtualenv, uv or conda.")
+
+
+@dataclass(frozen=True)
+class Installer:
+    """Installs into one environment with uv when the target has it, else with pip."""
+
+    python: str
+    env_modules: tuple[str, ...]
+    pip_args: tuple[str, ...]
+    uv: tuple[str, tuple[str, ...]] | None = None
+
+    @classmethod
+    def for_env(cls, caps: Capabilities, python: str, env_modules: Sequence[str],
+                pip_args: Sequence[str]) -> "Installer":
+        uv = caps.uv()
+        return cls(python, tuple(env_modules), tuple(pip_args), (uv[0], tuple(uv[1])) if uv else None)
+
+    @property
+    def name(self) -> str:
+        return "uv" if self.uv else "pip"
+
+    def _uv(self, *args: str) -> Step:
+        command, uv_modules = self.uv  # type: ignore[misc]
+        return Step("", (command, "pip", *args), self.env_modules + uv_modules)
+
+    def _pip(self, *args: str) -> Step:
+        return Step("", (self.python, "-m", "pip", *args), self.env_modules)
+
+    def _uv_args(self) -> tuple[str, ...]:
+        return tuple(PIP_TO_UV.get(arg, arg) for arg in self.pip_args)
+
+    def install(self, specs: Sequence[str], upgrade: Sequence[str] = (), requirements: str | None = None,
+                no_deps: bool = False) -> Step:
+        """Install specs (and a requirements file already on the target), upgrading the named ones."""
+        extra = (["-r", requirements] if requirements else []) + (["--no-deps"] if no_deps else [])
+        if self.uv:
+            ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
+            step = self._uv("install", "--python", self.python, *self._uv_args(), *ups, *extra, *specs, *upgrade)
+        else:
+            ups = ["--upgrade", *upgrade] if upgrade else []
+            step = self._pip("install", *QUIET_PIP, *self.pip_args, *extra, *ups, *specs)
+        return Step(f"Installing packages with {self.name}", step.argv, step.modules)
+
+    def dry_run(self, spec: str) -> Step:
+        """Check whether one pinned spec can be installed here, changing nothing."""
+        if self.uv:
+            step = self._uv("install", "--dry-run", "--no-deps", "--python", self.python, *self._uv_args(), spec)
+        else:
+            step = self._pip("install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed",
+                             *self.pip_args, spec)
+        return Step(f"Checking {spec}", step.argv, step.modules)
+
+    def uninstall(self, names: Sequence[str]) -> Step:
+        if self.uv:
+            step = self._uv("uninstall", "--python", self.python, *names)
+        else:
+            step = self._pip("uninstall", *QUIET_PIP, "--yes", *names)
+        return Step(f"Removing packages with {self.name}", step.argv, step.modules)
+
+
+def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str]) -> Step:
+    return Step("Installing conda packages", (tool, "install", "--yes", "--prefix", prefix, *specs), tuple(modules))
+
+
+def conda_remove(tool: str, prefix: str, names: Sequence[str], modules: Sequence[str]) -> Step:
+    return Step("Removing conda packages", (tool, "remove", "--yes", "--prefix", prefix, *names), tuple(modules))
