@@ -8,9 +8,22 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
+from dataclasses import asdict
+from pathlib import Path
+
 from .config import ClusterProfile
 from .errors import EnvDeskError, HostKeyChanged, HostKeyUnknown, InvalidInput
+from .fileio import write_atomically
 from .inventory import read_inventory
+from .operations.clone import clone_environment
+from .operations.common import Progress
+from .operations.create import CreateRequest, create_environment
+from .operations.delete import delete_environment
+from .operations.export import export_environment
+from .operations.history import list_snapshots, revert_environment
+from .operations.importing import Imported, import_environment, read_spec_file
+from .operations.update import Change, update_environment
+from .spec import FORMATS
 from .paths import AppPaths
 from .ssh_runner import SSHRunner
 from .targets import Session
@@ -144,6 +157,104 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> Progress:
+    """Steps and command output go to stderr, so stdout stays clean for exports and --json."""
+    def step(text: str) -> None:
+        print(f"==> {text}", file=sys.stderr, flush=True)
+
+    def line(stream: str, text: str) -> None:
+        if not getattr(args, "quiet", False):
+            print(f"    {text}", file=sys.stderr, flush=True)
+    return Progress(on_step=step, on_line=line)
+
+
+def _read_requirements_file(path: str) -> list[str]:
+    spec = read_spec_file(Path(path))
+    return [pin.pip_line() for pin in spec.pip_pins] + [r for r in spec.requirements
+                                                         if r not in {p.pip_line() for p in spec.pip_pins}]
+
+
+def env_create(args: argparse.Namespace, session: Session) -> int:
+    packages = list(args.package or [])
+    if args.requirements:
+        packages += _read_requirements_file(args.requirements)
+    request = CreateRequest(name=args.name, kind=args.kind, python=args.python, modules=args.module or [],
+                            system_site_packages=args.system_site_packages, root=args.root, packages=packages)
+    created = create_environment(session, args.cluster, request, _progress(args))
+    for note in created.notes:
+        print(f"note: {note}", file=sys.stderr)
+    env = created.environment
+    print(f"Created {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
+    return 0
+
+
+def env_update(args: argparse.Namespace, session: Session) -> int:
+    change = Change(add=args.add or [], remove=args.remove or [], upgrade=args.upgrade or [],
+                    upgrade_all=args.upgrade_all)
+    updated = update_environment(session, args.cluster, args.env, change, _progress(args))
+    print(f"Updated {updated.environment.name} ({updated.environment.package_count} packages). "
+          f"Undo with: envdesk env revert {args.cluster} {args.env} {updated.snapshot}")
+    return 0
+
+
+def env_history(args: argparse.Namespace, session: Session) -> int:
+    snapshots = list_snapshots(session, args.cluster, args.env)
+    if args.json:
+        _print_json([asdict(s) for s in snapshots])
+    elif not snapshots:
+        print("No snapshots yet: one is saved before every change.")
+    else:
+        _print_table([[s.id, s.time, str(s.package_count), s.reason] for s in snapshots],
+                     ["SNAPSHOT", "TIME", "PACKAGES", "BEFORE"])
+    return 0
+
+
+def env_revert(args: argparse.Namespace, session: Session) -> int:
+    updated = revert_environment(session, args.cluster, args.env, args.snapshot, _progress(args))
+    print(f"Reverted {updated.environment.name} to {args.snapshot}; the state before is snapshot "
+          f"{updated.snapshot}.")
+    return 0
+
+
+def env_export(args: argparse.Namespace, session: Session) -> int:
+    text = export_environment(session, args.cluster, args.env, args.format)
+    if args.output:
+        write_atomically(Path(args.output), text)
+        print(f"Exported to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _report_import(imported: Imported, action: str) -> int:
+    for note in imported.notes:
+        print(f"note: {note}", file=sys.stderr)
+    env = imported.environment
+    print(f"{action} {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
+    return 0
+
+
+def env_import(args: argparse.Namespace, session: Session) -> int:
+    spec = read_spec_file(Path(args.file))
+    imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
+                                  top_level=args.top_level, progress=_progress(args))
+    return _report_import(imported, "Imported")
+
+
+def env_clone(args: argparse.Namespace, session: Session) -> int:
+    imported = clone_environment(session, args.src_cluster, args.env, args.dst_cluster, name=args.name,
+                                 top_level=args.top_level, progress=_progress(args))
+    return _report_import(imported, "Copied to")
+
+
+def env_delete(args: argparse.Namespace, session: Session) -> int:
+    if not args.yes:
+        raise InvalidInput("Deleting needs --yes, because it cannot be undone.")
+    path = delete_environment(session, args.cluster, args.env, _progress(args))
+    print(f"Deleted {path}")
+    return 0
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -198,6 +309,72 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("env", help="the environment's name or absolute path")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=env_show)
+
+    create = env_verbs.add_parser("create", help="create an environment")
+    create.add_argument("cluster")
+    create.add_argument("name")
+    create.add_argument("--kind", choices=["venv", "virtualenv", "uv", "conda"])
+    create.add_argument("--python", metavar="VERSION")
+    create.add_argument("--module", action="append", metavar="MODULE")
+    create.add_argument("--system-site-packages", action="store_true")
+    create.add_argument("--root", metavar="DIR")
+    create.add_argument("--package", action="append", metavar="SPEC")
+    create.add_argument("--requirements", metavar="FILE")
+    create.set_defaults(handler=env_create)
+
+    update = env_verbs.add_parser("update", help="add, remove or upgrade packages")
+    update.add_argument("cluster")
+    update.add_argument("env")
+    update.add_argument("--add", action="append", metavar="SPEC")
+    update.add_argument("--remove", action="append", metavar="NAME")
+    update.add_argument("--upgrade", action="append", metavar="NAME")
+    update.add_argument("--upgrade-all", action="store_true")
+    update.set_defaults(handler=env_update)
+
+    history = env_verbs.add_parser("history", help="list the snapshots taken before each change")
+    history.add_argument("cluster")
+    history.add_argument("env")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=env_history)
+
+    revert = env_verbs.add_parser("revert", help="go back to a snapshot")
+    revert.add_argument("cluster")
+    revert.add_argument("env")
+    revert.add_argument("snapshot")
+    revert.set_defaults(handler=env_revert)
+
+    export = env_verbs.add_parser("export", help="export an environment (stdout unless -o)")
+    export.add_argument("cluster")
+    export.add_argument("env")
+    export.add_argument("--format", choices=list(FORMATS), default="envdesk")
+    export.add_argument("-o", "--output", metavar="FILE")
+    export.set_defaults(handler=env_export)
+
+    importing = env_verbs.add_parser("import", help="build an environment from an exported file")
+    importing.add_argument("cluster")
+    importing.add_argument("file")
+    importing.add_argument("--name")
+    importing.add_argument("--root", metavar="DIR")
+    importing.add_argument("--top-level", action="store_true",
+                           help="if exact versions are missing, install the top-level requirements instead")
+    importing.set_defaults(handler=env_import)
+
+    clone = env_verbs.add_parser("clone", help="copy an environment to another cluster")
+    clone.add_argument("src_cluster")
+    clone.add_argument("env")
+    clone.add_argument("dst_cluster")
+    clone.add_argument("--name")
+    clone.add_argument("--top-level", action="store_true",
+                       help="if exact versions are missing, install the top-level requirements instead")
+    clone.set_defaults(handler=env_clone)
+
+    delete = env_verbs.add_parser("delete", help="delete an environment")
+    delete.add_argument("cluster")
+    delete.add_argument("env")
+    delete.add_argument("--yes", action="store_true", help="confirm (required)")
+    delete.set_defaults(handler=env_delete)
+    for sub in (create, update, revert, importing, clone, delete):
+        sub.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
     return parser
 
 

@@ -1,0 +1,38 @@
+"""Shared fixtures: the test bed of fake HPC clusters (see tests/testbed/)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from testbed import TestBed, TestBedUnavailable
+
+
+@pytest.fixture(scope="session")
+def testbed():
+    """Fake clusters alpha, beta, otp and password, up for the whole session.
+
+    Skipped when this machine cannot run them (not root, no sshd, no Lmod...),
+    except under CI (CI=true), where that is a failure.
+    """
+    try:
+        bed = TestBed.start()
+    except TestBedUnavailable as exc:
+        unavailable = str(exc)
+    else:
+        unavailable = None
+    if unavailable is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the test bed cannot start under CI: {unavailable}", pytrace=False)
+        pytest.skip(f"the test bed cannot start here: {unavailable}")
+    try:
+        yield bed
+    finally:
+        bed.close()
+
+
+@pytest.fixture
+def sample_envs(testbed):
+    """The pre-made environments (made once per session); see testbed/sample_envs.py."""
+    return testbed.make_sample_envs()

@@ -1,0 +1,368 @@
+"""The test bed: four fake HPC login nodes on loopback, built from real parts.
+
+    alpha     key login; Lmod modules python/3.11.5 and uv/0.13
+    beta      key login (another user); modules GCC/12.3.0 + Python/3.11.3, no uv
+    otp       alpha's user and home, key AND a TOTP code (pam_oath)
+    password  a third user; keyboard-interactive password only (pam_unix);
+              beta's module tree
+
+Everything lives in a fresh world-readable folder /tmp/envdesk-testbed-*.
+The users are named edt-alpha-ID, edt-beta-ID, edt-pw-ID (ID: 6 hex digits
+per bed) so that two test sessions on one machine never share an account.
+A state file in the folder lists what was created outside it (users, the PAM
+service file, sshd pids) so that the next bed cleans up after a crashed one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import json
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import software, users, util, wheels
+from .cluster import FakeCluster, SshdStartError
+
+STATE_FILE = "testbed-state.json"
+BASE_PREFIX = "envdesk-testbed-"
+PAM_DIR = Path("/etc/pam.d")
+PAM_PREFIX = "envdesk-otp-sshd-"
+USER_RE = re.compile(r"^edt-(alpha|beta|pw)-[0-9a-f]{6}$")
+PASSPHRASE = "correct horse battery staple"
+OTP_WINDOW = 600  # pam_oath accepts codes this many 30 s steps before/after now
+
+
+class TestBedUnavailable(RuntimeError):
+    """The machine cannot run the test bed (not root, no sshd, no Lmod...)."""
+
+    __test__ = False
+
+
+def missing_prerequisites() -> list[str]:
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("the test bed needs root (it runs sshd and adds users)")
+    if not os.path.exists(util.SSHD):
+        problems.append(f"no {util.SSHD} (apt-get install openssh-server)")
+    if not os.path.exists("/etc/profile.d/lmod.sh"):
+        problems.append("no Lmod (/etc/profile.d/lmod.sh; apt-get install lmod)")
+    if not glob.glob("/lib/*/security/pam_oath.so") + glob.glob("/usr/lib/*/security/pam_oath.so"):
+        problems.append("no pam_oath.so (apt-get install libpam-oath)")
+    for tool in ("ssh-keygen", "useradd", "usermod", "userdel", "runuser", "openssl"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            problems.append(f"no {tool}")
+    try:
+        import uv  # noqa: F401
+        import virtualenv  # noqa: F401
+    except ImportError as exc:
+        problems.append(f"test dependency missing: {exc.name} (pip install -e .[test])")
+    return problems
+
+
+# ---------------------------------------------------------------- stale beds
+
+
+def _remove_pam_file(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _clean_state(base: Path, state: dict) -> None:
+    for pidfile in state.get("pidfiles", []):
+        try:
+            pid = int(Path(pidfile).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if util.is_sshd(pid):
+            util.kill_and_wait([pid])
+    for pid in state.get("sshd_pids", []):
+        if util.is_sshd(pid) and util.start_time(pid) is not None:
+            util.kill_and_wait([pid])
+    for name in state.get("users", []):
+        if USER_RE.match(name):
+            users.delete_user(name)
+    for pam in state.get("pam_files", []):
+        if Path(pam).parent == PAM_DIR and Path(pam).name.startswith(PAM_PREFIX):
+            _remove_pam_file(Path(pam))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def cleanup_stale_beds() -> list[str]:
+    """Remove what crashed test beds (their owner process is gone) left behind."""
+    cleaned = []
+    for base in Path(tempfile.gettempdir()).glob(BASE_PREFIX + "*"):
+        state_path = base / STATE_FILE
+        try:
+            state = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            # no state yet (just created) or unreadable: only remove old ones
+            try:
+                if time.time() - base.stat().st_mtime > 3600:
+                    shutil.rmtree(base, ignore_errors=True)
+            except OSError:
+                pass
+            continue
+        pid, start = state.get("owner_pid"), state.get("owner_start")
+        if pid and util.start_time(pid) == start and util.is_alive(pid):
+            continue  # its pytest is still running
+        _clean_state(base, state)
+        cleaned.append(str(base))
+    # users and PAM files whose bed folder is gone
+    import pwd
+
+    for entry in pwd.getpwall():
+        if USER_RE.match(entry.pw_name) and not Path(entry.pw_dir).parent.parent.exists():
+            users.delete_user(entry.pw_name)
+            cleaned.append(entry.pw_name)
+    for pam in PAM_DIR.glob(PAM_PREFIX + "*"):
+        try:
+            first = pam.read_text().splitlines()[0]
+        except (OSError, IndexError):
+            continue
+        m = re.match(r"# envdesk test bed: (\S+)", first)
+        if m and not Path(m.group(1)).exists():
+            _remove_pam_file(pam)
+            cleaned.append(str(pam))
+    return cleaned
+
+
+# ---------------------------------------------------------------- the bed
+
+
+class TestBed:
+    """Handle on a running test bed.  See the module docstring."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self, base: Path, bed_id: str):
+        self.base = base
+        self.id = bed_id
+        self.clusters: dict[str, FakeCluster] = {}
+        self.client_key = base / "client" / "id_ed25519"
+        self.passphrase_key = base / "client" / "id_ed25519_passphrase"
+        self.passphrase = PASSPHRASE
+        self.timings: dict[str, float] = {}
+        self.build_seconds = 0.0
+        self._state = {
+            "owner_pid": os.getpid(),
+            "owner_start": util.start_time(os.getpid()),
+            "bed_id": bed_id,
+            "users": [],
+            "pam_files": [],
+            "pidfiles": [],
+            "sshd_pids": [],
+        }
+        self._closed = False
+        self._samples: dict | None = None
+        self._samples_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<TestBed {self.base} {sorted(self.clusters)}>"
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def start(cls) -> "TestBed":
+        """Build and start a bed; TestBedUnavailable if this machine cannot."""
+        problems = missing_prerequisites()
+        if problems:
+            raise TestBedUnavailable("; ".join(problems))
+        t0 = time.monotonic()
+        cleanup_stale_beds()
+        base = Path(tempfile.mkdtemp(prefix=BASE_PREFIX, dir="/tmp"))
+        base.chmod(0o755)
+        bed = cls(base, secrets.token_hex(3))
+        bed._save_state()
+        atexit.register(bed.close)
+        try:
+            bed._build()
+        except BaseException:
+            bed.close()
+            raise
+        bed.build_seconds = time.monotonic() - t0
+        return bed
+
+    def _save_state(self) -> None:
+        tmp = self.base / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(self._state, indent=1))
+        tmp.replace(self.base / STATE_FILE)
+
+    def _step(self, name: str, t: float) -> float:
+        now = time.monotonic()
+        self.timings[name] = round(now - t, 3)
+        return now
+
+    def _build(self) -> None:
+        t = time.monotonic()
+        base = self.base
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+
+        # client keys: one for every user, one with a passphrase for alpha's
+        (base / "client").mkdir(mode=0o700)
+        util.ssh_keygen(self.client_key, comment="envdesk-testbed-client")
+        util.ssh_keygen(self.passphrase_key, passphrase=self.passphrase,
+                        comment="envdesk-testbed-passphrase")
+        client_pub = self.client_key.with_name(self.client_key.name + ".pub").read_text()
+        pass_pub = self.passphrase_key.with_name(self.passphrase_key.name + ".pub").read_text()
+        t = self._step("client keys", t)
+
+        # wheels
+        built = wheels.build_all(base / "wheels-src")
+        t = self._step("wheels", t)
+
+        # software and module trees
+        shared = base / "shared"
+        venv_lib = shared / "virtualenv-lib"
+        software.install_virtualenv_lib(venv_lib)
+        alpha_tree = software.build_alpha_tree(base / "alpha", venv_lib)
+        beta_tree = software.build_beta_tree(base / "beta", venv_lib)
+        t = self._step("software", t)
+
+        # users
+        names = {k: f"edt-{k}-{self.id}" for k in ("alpha", "beta", "pw")}
+        self._state["users"] = list(names.values())
+        self._save_state()
+        homes = {}
+        password = "pw-" + secrets.token_urlsafe(9)
+        for key, name in names.items():
+            home = base / "home" / name
+            if key == "pw":
+                hashed = util.run(["openssl", "passwd", "-6", "-stdin"],
+                                  input=password).stdout.strip()
+                info = users.ensure_user(name, home, hashed)
+            else:
+                info = users.ensure_user(name, home)
+            keys = client_pub + (pass_pub if key == "alpha" else "")
+            ssh_dir = home / ".ssh"
+            ssh_dir.mkdir(mode=0o700, exist_ok=True)
+            (ssh_dir / "authorized_keys").write_text(keys)
+            for p in (ssh_dir, ssh_dir / "authorized_keys"):
+                os.chown(p, info.pw_uid, info.pw_gid)
+            (ssh_dir / "authorized_keys").chmod(0o600)
+            ssh_dir.chmod(0o700)
+            homes[key] = home
+        (base / "home").chmod(0o755)
+        t = self._step("users", t)
+
+        # OTP: pam_oath through a PAM service named after the sshd program name
+        otp_dir = base / "otp"
+        otp_dir.mkdir(mode=0o755)
+        secret = secrets.token_bytes(20)
+        usersfile = otp_dir / "users.oath"
+        usersfile.write_text(f"HOTP/T30/6\t{names['alpha']}\t-\t{secret.hex()}\n")
+        usersfile.chmod(0o600)
+        service = f"{PAM_PREFIX}{self.id}"
+        sshd_link = otp_dir / service
+        sshd_link.symlink_to(util.SSHD)
+        pam_file = PAM_DIR / service
+        self._state["pam_files"].append(str(pam_file))
+        self._save_state()
+        pam_file.write_text(
+            f"# envdesk test bed: {base}\n"
+            "# Second factor of the test bed's 'otp' cluster (sshd runs as\n"
+            f"# {sshd_link}, so PAM uses this service name).\n"
+            f"auth     required pam_oath.so usersfile={usersfile} window={OTP_WINDOW} digits=6\n"
+            "account  required pam_permit.so\n"
+            "session  required pam_permit.so\n"
+            "password required pam_deny.so\n"
+        )
+        t = self._step("pam", t)
+
+        # clusters
+        def cluster(name, **kw):
+            workdir = base / name
+            workdir.mkdir(mode=0o755, exist_ok=True)
+            wheelhouse = wheels.fill_wheelhouse(workdir / "wheels", built, name)
+            c = FakeCluster(name=name, workdir=workdir, wheelhouse=wheelhouse, **kw)
+            c.new_host_key()
+            self.clusters[name] = c
+            return c
+
+        tree_kw = lambda tree: dict(  # noqa: E731
+            modulepath=tree.modulepath, python_modules=tree.python_modules,
+            has_uv_module=tree.has_uv_module, uv_module=tree.uv_module)
+        cluster("alpha", user=names["alpha"], home=homes["alpha"], auth_methods="publickey",
+                identity_file=self.client_key, **tree_kw(alpha_tree))
+        cluster("beta", user=names["beta"], home=homes["beta"], auth_methods="publickey",
+                identity_file=self.client_key, **tree_kw(beta_tree))
+        cluster("otp", user=names["alpha"], home=homes["alpha"],
+                auth_methods="publickey,keyboard-interactive", identity_file=self.client_key,
+                totp_secret=secret, sshd_argv0=str(sshd_link), **tree_kw(alpha_tree))
+        cluster("password", user=names["pw"], home=homes["pw"],
+                auth_methods="keyboard-interactive", identity_file=None,
+                password=password, **tree_kw(beta_tree))
+        t = self._step("host keys", t)
+
+        self._start_sshds(list(self.clusters.values()))
+        self._step("sshd start", t)
+
+    def _start_sshds(self, todo: list[FakeCluster]) -> None:
+        used: set[int] = set()
+        for attempt in range(5):
+            ports = util.free_ports(len(todo), exclude=used)
+            for c, port in zip(todo, ports):
+                used.add(port)
+                c.spawn(port)
+                self._state["pidfiles"].append(str(c.pidfile))
+                self._state["sshd_pids"].append(c.sshd_pid)
+            self._save_state()
+            failed = []
+            for c in todo:
+                try:
+                    c.wait_ready()
+                except SshdStartError:
+                    if attempt == 4:
+                        raise
+                    c.stop()
+                    failed.append(c)  # most likely the port was taken meanwhile
+            if not failed:
+                return
+            todo = failed
+
+    def close(self) -> None:
+        """Stop the sshds, delete the users and the PAM file, remove the folder."""
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
+        for c in self.clusters.values():
+            try:
+                c.stop()
+            except Exception as exc:  # keep tearing down
+                errors.append(exc)
+        for name in self._state["users"]:
+            try:
+                users.delete_user(name)
+            except Exception as exc:
+                errors.append(exc)
+        for pam in self._state["pam_files"]:
+            _remove_pam_file(Path(pam))
+        shutil.rmtree(self.base, ignore_errors=True)
+        try:
+            atexit.unregister(self.close)
+        except Exception:
+            pass
+        if errors:
+            raise errors[0]
+
+    # ------------------------------------------------------------ sample envs
+
+    def make_sample_envs(self) -> dict:
+        """Make the pre-made environments (once per bed) and describe them."""
+        with self._samples_lock:
+            if self._samples is None:
+                from .sample_envs import make_sample_envs
+
+                t = time.monotonic()
+                self._samples = make_sample_envs(self)
+                self.timings["sample envs"] = round(time.monotonic() - t, 3)
+            return self._samples

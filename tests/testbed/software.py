@@ -1,0 +1,213 @@
+"""Software and Lmod module trees of the fake clusters.
+
+Python: only the system Python 3.11 exists here (other versions cannot be
+downloaded), so each cluster's "Python module" is a folder of links to
+/usr/bin/python3 under the version its site would call it.
+
+virtualenv: the test runner's copy lives under /root (mode 0700), which the
+cluster users cannot read, so the installed distributions' files (virtualenv
+and its requirements, pure Python, with virtualenv's embedded seed wheels)
+are copied into a shared folder and run by a `virtualenv` wrapper script.
+
+uv: a copy of the test runner's uv binary (from the `uv` package).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@dataclass
+class ModuleTree:
+    modulepath: Path          # folder given to Lmod as MODULEPATH
+    python_modules: list[str]  # what to `module load` (in order) for Python
+    has_uv_module: bool
+    uv_module: str | None = None
+
+
+def _mkdirs(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> Path:
+    _mkdirs(path.parent)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+# ------------------------------------------------------------------ virtualenv
+
+
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_closure(root: str) -> list[md.Distribution]:
+    """root's distribution and, recursively, its requirements (markers evaluated)."""
+    from packaging.requirements import Requirement
+
+    seen: dict[str, md.Distribution] = {}
+    todo = [root]
+    while todo:
+        name = _canon(todo.pop())
+        if name in seen:
+            continue
+        dist = md.distribution(name)
+        seen[name] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            todo.append(req.name)
+    return list(seen.values())
+
+
+def _link_or_copy(src: Path, dest: Path, mode: int) -> None:
+    """Hard link src at dest if its mode already is mode (same bytes, no copy
+    cost), else copy it and set mode.  Never chmod a link: that is src's inode."""
+    if os.stat(src).st_mode & 0o777 == mode:
+        try:
+            os.link(src, dest)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dest)
+    os.chmod(dest, mode)
+
+
+def install_virtualenv_lib(dest: Path) -> list[str]:
+    """Copy virtualenv and its requirements' files into dest (a PYTHONPATH folder).
+
+    Returns the copied distributions as 'name==version'.
+    """
+    _mkdirs(dest)
+    copied = []
+    for dist in _requirement_closure("virtualenv"):
+        root = Path(dist.locate_file(""))
+        for rel in dist.files or []:
+            rel_s = str(rel)
+            if rel_s.startswith(".."):  # console scripts in bin/: not needed
+                continue
+            src = root / rel_s
+            if not src.is_file():
+                continue
+            target = dest / rel_s
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_or_copy(src, target, 0o644)
+        copied.append(f"{dist.metadata['Name']}=={dist.version}")
+    for dirpath, dirnames, _ in os.walk(dest):
+        os.chmod(dirpath, 0o755)
+    return copied
+
+
+def _python_bin(bin_dir: Path, virtualenv_lib: Path) -> Path:
+    """python, python3, python3.11 -> /usr/bin/python3, plus a virtualenv wrapper."""
+    _mkdirs(bin_dir)
+    for name in ("python", "python3", "python3.11"):
+        link = bin_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(SYSTEM_PYTHON)
+    _write(
+        bin_dir / "virtualenv",
+        "#!/bin/sh\n"
+        "# EnvDesk test bed: virtualenv from a shared copy of the test runner's\n"
+        "# virtualenv distribution (pure Python), run by this module's python3.\n"
+        f'PYTHONPATH="{virtualenv_lib}${{PYTHONPATH:+:$PYTHONPATH}}" '
+        f'exec "{bin_dir / "python3"}" -m virtualenv "$@"\n',
+        0o755,
+    )
+    return bin_dir
+
+
+# ------------------------------------------------------------------ uv
+
+
+def install_uv(bin_dir: Path) -> Path:
+    """A copy of the test runner's uv (and uvx) in bin_dir; returns the uv path."""
+    import uv  # the `uv` package of the test environment
+
+    src = Path(uv.find_uv_bin())
+    _mkdirs(bin_dir)
+    for name in ("uv", "uvx"):
+        s = src.with_name(name)
+        if not s.exists():
+            continue
+        d = bin_dir / name
+        if d.exists():
+            d.unlink()
+        _link_or_copy(s, d, 0o755)
+    return bin_dir / "uv"
+
+
+# ------------------------------------------------------------------ module trees
+
+
+def build_alpha_tree(root: Path, virtualenv_lib: Path) -> ModuleTree:
+    """`python/3.11.5` and `uv/0.13`, lower-case names as on many Lmod sites."""
+    mods = _mkdirs(root / "modulefiles")
+    py_bin = _python_bin(root / "software" / "python" / "3.11.5" / "bin", virtualenv_lib)
+    _write(
+        mods / "python" / "3.11.5.lua",
+        f"""help([[Python 3.11.5 (EnvDesk test bed: python3 here is the system Python 3.11)]])
+whatis("Name: python")
+whatis("Version: 3.11.5")
+whatis("Description: Python programming language")
+family("python")
+prepend_path("PATH", "{py_bin}")
+""",
+    )
+    uv_bin = install_uv(root / "software" / "uv" / "0.13" / "bin").parent
+    _write(
+        mods / "uv" / "0.13.lua",
+        f"""help([[uv 0.13: an extremely fast Python package and project manager]])
+whatis("Name: uv")
+whatis("Version: 0.13")
+prepend_path("PATH", "{uv_bin}")
+""",
+    )
+    return ModuleTree(mods, ["python/3.11.5"], True, "uv/0.13")
+
+
+def build_beta_tree(root: Path, virtualenv_lib: Path) -> ModuleTree:
+    """EasyBuild-style `GCC/12.3.0` + `Python/3.11.3` (Python has prereq GCC), no uv."""
+    mods = _mkdirs(root / "modulefiles")
+    gcc_root = _mkdirs(root / "software" / "GCC" / "12.3.0")
+    _mkdirs(gcc_root / "bin")
+    py_root = root / "software" / "Python" / "3.11.3-GCCcore-12.3.0"
+    _python_bin(py_root / "bin", virtualenv_lib)
+    _write(
+        mods / "GCC" / "12.3.0.lua",
+        f"""help([[The GNU Compiler Collection 12.3.0 (EnvDesk test bed stand-in)]])
+whatis("Name: GCC")
+whatis("Version: 12.3.0")
+conflict("GCC")
+local root = "{gcc_root}"
+prepend_path("PATH", pathJoin(root, "bin"))
+setenv("EBROOTGCC", root)
+setenv("EBVERSIONGCC", "12.3.0")
+""",
+    )
+    _write(
+        mods / "Python" / "3.11.3.lua",
+        f"""help([[Python 3.11.3 (EnvDesk test bed: python3 here is the system Python 3.11)]])
+whatis("Name: Python")
+whatis("Version: 3.11.3")
+conflict("Python")
+prereq("GCC/12.3.0")
+local root = "{py_root}"
+prepend_path("PATH", pathJoin(root, "bin"))
+setenv("EBROOTPYTHON", root)
+setenv("EBVERSIONPYTHON", "3.11.3")
+""",
+    )
+    return ModuleTree(mods, ["GCC/12.3.0", "Python/3.11.3"], False)
