@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from .capabilities import probe
 from .config import ClusterProfile
 from .errors import EnvDeskError, HostKeyChanged, HostKeyUnknown, InvalidInput
 from .fileio import write_atomically
@@ -104,10 +105,12 @@ def cluster_test(args: argparse.Namespace, session: Session) -> int:
         print(f"1. Route: {' -> '.join(h.label for h in hops)}")
         runner.connect()
         print("2. Server identity checked and login accepted.")
-    result = runner.run(["sh", "-c", "command -v python3 || command -v python; "
-                               "type module >/dev/null 2>&1 && echo 'modules: yes' || echo 'modules: no'"])
-    result.check("Running a test command")
-    print("3. Commands run: " + "; ".join(line for line in result.stdout.splitlines() if line.strip()))
+    caps = probe(target)
+    python = caps.tools.get("python3", "none")
+    print(f"3. Python: {python} ({caps.system_python or 'unknown version'}); modules: "
+          f"{'yes' if caps.has_modules else 'no'}; Python modules: "
+          f"{', '.join(m.module for m in caps.python_modules) or 'none'}; uv: {'yes' if caps.uv() else 'no'}; "
+          f"kinds: {', '.join(caps.kinds())}")
     inventory = read_inventory(runner, target.roots)
     print(f"4. Environments found: {len(inventory.environments)} (Python {inventory.remote_python} "
           f"on {inventory.host}).")

@@ -78,13 +78,13 @@ class Authenticator:
         if cached is not None:
             return cached
         passphrase: str | None = None
-        for _ in range(3):
+        for _ in range(4):
             try:
-                key = paramiko.PKey.from_path(path, passphrase=passphrase)
-            except paramiko.PasswordRequiredException:
+                key = paramiko.PKey.from_path(path, password=None if passphrase is None else passphrase.encode())
+            except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ raises TypeError
                 passphrase = self._ask("passphrase", f"Passphrase for the key {path}:", subject=path)
                 continue
-            except paramiko.SSHException as exc:
+            except (paramiko.SSHException, ValueError) as exc:
                 if passphrase is None:
                     self.tried.append(f"key {path} (unreadable: {exc})")
                     return None
@@ -92,8 +92,8 @@ class Authenticator:
                 passphrase = self._ask("passphrase", f"Wrong passphrase. Passphrase for the key {path}:",
                                        subject="")
                 continue
-            except (OSError, ValueError) as exc:
-                self.tried.append(f"key {path} (unreadable: {exc})")
+            except OSError as exc:
+                self.tried.append(f"key {path} (unreadable: {exc.strerror or exc})")
                 return None
             self.keys.put(path, key)
             return key

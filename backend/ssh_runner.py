@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import select
 import socket
 import threading
@@ -24,7 +25,8 @@ PID_MARKER = "ENVDESK-PID "
 CONNECT_TIMEOUT = 20.0
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
-MAX_CHANNELS = 8  # OpenSSH allows 10 sessions per connection by default
+MAX_CHANNELS = 8
+PID_WAIT = 10.0  # OpenSSH allows 10 sessions per connection by default
 
 _FIND_PYTHON = (
     'for envdesk_py in python3 python /usr/libexec/platform-python; do '
@@ -40,7 +42,7 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     """
     if modules:
         body = f"module load {join_command(modules)} && {body}"
-    wrapper = (f"set -m; {{ {body} ; }} & envdesk_job=$!; set +m; "
+    wrapper = (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
                f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
     return join_command(["bash", "-lc", wrapper])
 
@@ -202,7 +204,8 @@ class SSHRunner(Runner):
 
     def _kill_group(self, pgid: int) -> None:
         """Stop a remote process group from a fresh channel (closing its own channel does not)."""
-        script = f"kill -TERM -- -{pgid} 2>/dev/null; sleep 2; kill -KILL -- -{pgid} 2>/dev/null; true"
+        script = (f"kill -TERM -{pgid} 2>/dev/null; "
+                  f"(sleep 3; kill -KILL -{pgid} 2>/dev/null) >/dev/null 2>&1 </dev/null & true")
         try:
             channel = self._open_channel()
             channel.exec_command(join_command(["sh", "-c", script]))
@@ -279,14 +282,19 @@ class SSHRunner(Runner):
                 channel.sendall(stdin)
             channel.shutdown_write()
             deadline = None if timeout is None else time.monotonic() + timeout
+            stopping_since = 0.0
             while not (channel.exit_status_ready() and channel.eof_received
                        and not channel.recv_ready() and not channel.recv_stderr_ready()):
-                if stop_requested.is_set() or (deadline is not None and time.monotonic() > deadline):
-                    if pgid:
-                        self._kill_group(pgid[0])
-                    if stop_requested.is_set():
-                        raise Cancelled()
-                    raise timed_out(label, timeout or 0)
+                expired = deadline is not None and time.monotonic() > deadline
+                if stop_requested.is_set() or expired:
+                    stopping_since = stopping_since or time.monotonic()
+                    # The process group id comes first on stderr; wait briefly for it so the kill can land.
+                    if pgid or channel.exit_status_ready() or time.monotonic() - stopping_since > PID_WAIT:
+                        if pgid:
+                            self._kill_group(pgid[0])
+                        if stop_requested.is_set():
+                            raise Cancelled()
+                        raise timed_out(label, timeout or 0)
                 moved = False
                 if channel.recv_ready():
                     out.feed(channel.recv(65536))
@@ -306,6 +314,7 @@ class SSHRunner(Runner):
         finally:
             unregister()
         status = channel.recv_exit_status()
-        return CommandResult(label, status, out.finish(), err.finish())
+        stderr = re.sub(rf"^{PID_MARKER}\d+\n", "", err.finish(), count=1, flags=re.MULTILINE)
+        return CommandResult(label, status, out.finish(), stderr)
 
 

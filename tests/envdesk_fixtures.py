@@ -1,0 +1,70 @@
+"""Helpers for tests that drive EnvDesk against the test bed: config folders, prompters, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.prompts import SecretAnswer, SecretRequest
+from envdesk.backend.targets import Session
+
+
+@dataclass
+class ScriptedPrompter:
+    """Answers login questions from a function and records every question asked."""
+
+    answer: Callable[[SecretRequest], str | None] = lambda request: None
+    trust: bool = False
+    asked: list[SecretRequest] = field(default_factory=list)
+    host_keys_seen: list = field(default_factory=list)
+
+    def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
+        self.asked.append(request)
+        value = self.answer(request)
+        return None if value is None else SecretAnswer(value)
+
+    def confirm_host_key(self, cluster, identity) -> bool:
+        self.host_keys_seen.append(identity)
+        return self.trust
+
+
+def make_config(folder: Path, testbed, names=("alpha", "beta"), *, trusted=True, **overrides) -> AppPaths:
+    """A config folder with a profile per named test-bed cluster (host keys trusted unless told otherwise)."""
+    paths = AppPaths(folder)
+    store = ClusterStore(paths)
+    for name in names:
+        cluster = testbed.clusters[name]
+        fields = {**cluster.profile_fields(), **overrides.get(name, {})}
+        store.add(ClusterProfile(name=name, **fields))
+        if trusted:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(paths.known_hosts_file, "a") as handle:
+                handle.write(cluster.known_hosts_line() + "\n")
+    return paths
+
+
+def session_for(paths: AppPaths, prompter=None) -> Session:
+    return Session(paths, prompter or ScriptedPrompter())
+
+
+def run_cli(*args: str, config: Path, home: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The real `envdesk` console script, with its own HOME (no ~/.ssh of the machine's user)."""
+    command = shutil.which("envdesk")
+    base = [command] if command else [sys.executable, "-m", "envdesk.gui.launch"]
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("SSH_AUTH_SOCK", None)
+    return subprocess.run([*base, "--config-dir", str(config), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def cli_json(*args: str, config: Path, home: Path):
+    result = run_cli(*args, "--json", config=config, home=home)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)

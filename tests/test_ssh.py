@@ -1,0 +1,244 @@
+"""SSH against the real test bed: logins of every kind, jump hosts, host keys, drops, cancel, listing."""
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from envdesk.backend.errors import (AuthenticationFailed, Cancelled, CommandFailed, HostKeyChanged,
+                                    HostKeyUnknown, LoginCancelled)
+from envdesk.backend.inventory import read_inventory
+from envdesk.backend.runner import CancelToken
+from envdesk_fixtures import ScriptedPrompter, cli_json, make_config, run_cli, session_for
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A HOME without the machine user's ~/.ssh, so only what the test sets up counts."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return folder
+
+
+def canon(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_key_login_lists_every_kind_in_one_command(testbed, sample_envs, tmp_path, home):
+    session = session_for(make_config(tmp_path / "cfg", testbed))
+    target = session.target("alpha")
+    target.runner.connect()
+    alpha = testbed.clusters["alpha"]
+    before = len(alpha.session_commands())
+    inventory = read_inventory(target.runner, [*target.roots, "~/projects"])
+    assert len(alpha.session_commands()) - before == 1, "listing must cost exactly one remote command"
+    found = {env.name: env for env in inventory.environments}
+    assert {"plainvenv", "ve", "uvenv", "foo/.venv", "sci", "broken"} <= set(found)
+    expected_kinds = {"plainvenv": "venv", "ve": "virtualenv", "uvenv": "uv", "foo/.venv": "uv", "sci": "conda"}
+    assert {name: found[name].kind for name in expected_kinds} == expected_kinds
+    for name, made in sample_envs["alpha"].items():
+        env = next(e for e in inventory.environments if e.path == made["path"])
+        if env.kind != "conda":
+            assert {canon(p.name): p.version for p in env.packages} == made["packages"], name
+    assert found["broken"].state == "broken" and found["broken"].error
+    assert found["plainvenv"].state == "ok" and found["plainvenv"].python == "3.11.2"
+    session.close()
+
+
+def test_cli_env_list_and_show_over_ssh(testbed, sample_envs, tmp_path, home):
+    config = tmp_path / "cfg"
+    make_config(config, testbed)
+    listed = cli_json("env", "list", "beta", config=config, home=home)
+    b1 = next(e for e in listed if e["name"] == "b1")
+    assert {"name", "path", "kind", "python", "package_count"} <= set(b1)
+    assert (b1["kind"], b1["package_count"]) == ("venv", len(sample_envs["beta"]["b1"]["packages"]))
+    shown = cli_json("env", "show", "beta", "b1", config=config, home=home)
+    assert {"name": "tinyalpha", "version": "1.0"} in [{"name": p["name"], "version": p["version"]}
+                                                        for p in shown["packages"]]
+    by_path = cli_json("env", "show", "beta", b1["path"], config=config, home=home)
+    assert by_path["path"] == b1["path"]
+
+
+def test_keyboard_interactive_password(testbed, tmp_path, home):
+    cluster = testbed.clusters["password"]
+    prompter = ScriptedPrompter(answer=lambda request: cluster.password)
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["password"]), prompter)
+    result = session.target("password").runner.run(["whoami"])
+    assert result.stdout.strip() == cluster.user
+    assert [r.kind for r in prompter.asked] == ["password"]
+    session.close()
+
+
+def test_wrong_password_is_refused_plainly(testbed, tmp_path, home):
+    prompter = ScriptedPrompter(answer=lambda request: "not-the-password")
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["password"]), prompter)
+    with pytest.raises(AuthenticationFailed) as info:
+        session.target("password").runner.connect()
+    assert "refused the login" in info.value.message
+
+
+def test_declined_prompt_cancels_login(testbed, tmp_path, home):
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["password"]), ScriptedPrompter())
+    with pytest.raises(LoginCancelled):
+        session.target("password").runner.connect()
+
+
+def test_key_then_one_time_code(testbed, sample_envs, tmp_path, home):
+    cluster = testbed.clusters["otp"]
+    prompter = ScriptedPrompter(answer=lambda request: cluster.totp_now())
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["otp"]), prompter)
+    target = session.target("otp")
+    inventory = read_inventory(target.runner, target.roots)
+    assert "plainvenv" in {e.name for e in inventory.environments}
+    assert [r.kind for r in prompter.asked] == ["code"]
+    read_inventory(target.runner, target.roots)
+    assert len(prompter.asked) == 1, "the code is asked once per session, not per command"
+    session.close()
+
+
+def test_passphrase_protected_key(testbed, tmp_path, home):
+    prompter = ScriptedPrompter(answer=lambda request: testbed.passphrase)
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"],
+                        alpha={"identity_file": str(testbed.passphrase_key)})
+    session = session_for(paths, prompter)
+    assert session.target("alpha").runner.run(["whoami"]).stdout.strip() == testbed.clusters["alpha"].user
+    assert [r.kind for r in prompter.asked] == ["passphrase"]
+    session.close()
+
+
+def test_jump_host_in_front_of_a_cluster(testbed, tmp_path, home):
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha", "beta"],
+                        beta={"jump": [f"{alpha.user}@{alpha.host}:{alpha.port}"]})
+    home.joinpath(".ssh").mkdir()
+    # the jump hop uses the default key location, as ssh does
+    home.joinpath(".ssh", "id_ed25519").write_bytes(testbed.client_key.read_bytes())
+    home.joinpath(".ssh", "id_ed25519").chmod(0o600)
+    session = session_for(paths)
+    runner = session.target("beta").runner
+    assert [hop.port for hop in runner.plan.jumps] == [alpha.port]
+    before_alpha = alpha.log_text().count("direct-tcpip")
+    assert runner.run(["whoami"]).stdout.strip() == beta.user
+    assert alpha.log_text().count("direct-tcpip") > before_alpha, "the connection did not go through alpha"
+    session.close()
+
+
+def test_unknown_host_key_refused_then_trusted_with_the_cli(testbed, tmp_path, home):
+    cluster = testbed.clusters["beta"]
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["beta"], trusted=False)
+    prompter = ScriptedPrompter(trust=False)
+    with pytest.raises(HostKeyUnknown) as info:
+        session_for(paths, prompter).target("beta").runner.connect()
+    assert info.value.fingerprint == cluster.host_key_fingerprint
+    assert not paths.known_hosts_file.exists()
+    refused = run_cli("env", "list", "beta", config=config, home=home)
+    assert refused.returncode == 1 and cluster.host_key_fingerprint in refused.stderr
+    trusted = run_cli("cluster", "trust", "beta", "--yes", config=config, home=home)
+    assert trusted.returncode == 0, trusted.stderr
+    assert cluster.host_key_fingerprint in trusted.stdout
+    assert run_cli("env", "list", "beta", config=config, home=home).returncode == 0
+
+
+def test_changed_host_key_is_refused(testbed, tmp_path, home):
+    cluster = testbed.clusters["password"]
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["password"])
+    old = cluster.host_key_fingerprint
+    cluster.rotate_host_key()
+    assert cluster.host_key_fingerprint != old
+    prompter = ScriptedPrompter(answer=lambda request: cluster.password, trust=True)
+    with pytest.raises(HostKeyChanged) as info:
+        session_for(paths, prompter).target("password").runner.connect()
+    assert cluster.host_key_fingerprint in info.value.message
+    assert prompter.host_keys_seen == [], "a changed key must never be offered for trust"
+    result = run_cli("cluster", "trust", "password", "--yes", config=config, home=home)
+    assert result.returncode == 1 and "changed" in result.stderr
+
+
+def test_dropped_connection_is_reopened(testbed, tmp_path, home):
+    cluster = testbed.clusters["alpha"]
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    runner = session.target("alpha").runner
+    assert runner.run(["echo", "one"]).stdout.strip() == "one"
+    assert cluster.kill_sessions() >= 1
+    time.sleep(0.3)
+    assert runner.run(["echo", "two"]).stdout.strip() == "two"
+    assert runner.connections_opened == 2
+    session.close()
+
+
+def test_cancel_stops_the_remote_process(testbed, tmp_path, home):
+    cluster = testbed.clusters["alpha"]
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    runner = session.target("alpha").runner
+    canary = f"/tmp/envdesk-canary-{cluster.user}"
+    cluster.run_as_user(f"rm -f {canary}")
+    token = CancelToken()
+
+    def on_line(stream, line):
+        if line == "started":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        runner.run(["sh", "-c", f"echo started; sleep 4; touch {canary}"], on_line=on_line, cancel=token)
+    time.sleep(5)
+    assert cluster.run_as_user(f"test -e {canary}", check=False).returncode != 0, "the command kept running"
+    alive = cluster.run_as_user("ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep 'sleep 4' | grep -v grep",
+                                check=False)
+    assert alive.stdout.strip() == ""
+    session.close()
+
+
+def test_output_streams_and_large_output_does_not_hang(testbed, tmp_path, home):
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    runner = session.target("alpha").runner
+    seen = []
+    stamps = []
+
+    def on_line(stream, line):
+        seen.append((stream, line))
+        stamps.append(time.monotonic())
+
+    result = runner.run(["sh", "-c", "echo first; echo warn >&2; sleep 1; echo second; exit 7"], on_line=on_line)
+    assert result.exit_status == 7
+    assert [l for s, l in seen if s == "stdout"] == ["first", "second"] and ("stderr", "warn") in seen
+    assert stamps[-1] - stamps[0] > 0.5, "lines must arrive as they are printed, not at the end"
+    big = runner.run(["sh", "-c", "head -c 3000000 /dev/zero | od -v | head -n 100000; echo done >&2"])
+    assert len(big.stdout.splitlines()) == 100000 and big.stderr.strip() == "done"
+    session.close()
+
+
+def test_timeout_stops_a_remote_command(testbed, tmp_path, home):
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    with pytest.raises(CommandFailed) as info:
+        session.target("alpha").runner.run(["sleep", "30"], timeout=1)
+    assert "did not finish" in info.value.message
+    session.close()
+
+
+def test_many_commands_in_parallel_share_one_connection(testbed, tmp_path, home):
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    runner = session.target("alpha").runner
+    results = []
+    threads = [threading.Thread(target=lambda i=i: results.append(runner.run(["echo", str(i)]).stdout.strip()))
+               for i in range(14)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results, key=int) == [str(i) for i in range(14)]
+    assert runner.connections_opened == 1
+    session.close()
+
+
+def test_cluster_test_command_reports_each_step(testbed, tmp_path, home):
+    config = tmp_path / "cfg"
+    make_config(config, testbed, ["alpha"])
+    result = run_cli("cluster", "test", "alpha", config=config, home=home)
+    assert result.returncode == 0, result.stderr
+    assert "modules: yes" in result.stdout and "Connection works." in result.stdout
