@@ -35,6 +35,7 @@ The answer (see ``inventory``)::
 """
 
 import ast
+import errno
 import json
 import os
 import platform
@@ -972,7 +973,9 @@ def take_lock(path, operation):
              "started": time.time()}
     try:
         os.mkdir(lock)
-    except OSError:
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), "oserror")
         info = {}
         try:
             info = read_json(os.path.join(lock, "owner.json"))

@@ -124,3 +124,13 @@ def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequenc
 
 def conda_remove(tool: str, prefix: str, names: Sequence[str], modules: Sequence[str]) -> Step:
     return Step("Removing conda packages", (tool, "remove", "--yes", "--prefix", prefix, *names), tuple(modules))
+
+
+def conda_spec(requirement: str) -> str:
+    """A PEP 508 requirement written the way conda takes it (numpy==1.26 -> numpy=1.26)."""
+    from packaging.requirements import Requirement
+    parsed = Requirement(requirement)
+    exact = [s.version for s in parsed.specifier if s.operator == "=="]
+    if exact and len(parsed.specifier) == 1:
+        return f"{parsed.name}={exact[0]}"
+    return f"{parsed.name}{parsed.specifier}" if parsed.specifier else parsed.name

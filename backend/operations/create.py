@@ -9,10 +9,11 @@ from ..agent_client import call_action
 from ..capabilities import Capabilities, choose_python
 from ..errors import InvalidInput
 from ..inventory import Environment
-from ..recipes import Installer, conda_install, create_step, env_python
+from ..recipes import Installer, conda_install, conda_spec, create_step, env_python
 from ..spec import now_iso
 from ..targets import Session, Target
 from .common import Progress, capabilities, run_step
+from .modules import loadable_modules
 
 ENVDESK_VERSION = "0.1"
 
@@ -54,13 +55,17 @@ class Created:
     notes: list[str] = field(default_factory=list)
 
 
-def _root(session: Session, target: Target, request: CreateRequest) -> tuple[str, list[str]]:
-    root = request.root or target.roots[0]
+def choose_root(target: Target, root: str | None) -> tuple[str, list[str]]:
+    """Where a new environment goes (default: the target's first root) and the roots that allows."""
+    root = root or target.roots[0]
     roots = list(target.roots)
-    if root not in roots:
+    return root, roots if root in roots else [*roots, root]
+
+
+def remember_root(session: Session, target: Target, root: str) -> None:
+    """After a successful build in a new folder, list that folder from now on."""
+    if root not in target.roots:
         session.add_root(target.name, root)
-        roots.append(root)
-    return root, roots
 
 
 def create_environment(session: Session, target_name: str, request: CreateRequest,
@@ -82,19 +87,24 @@ def create_environment(session: Session, target_name: str, request: CreateReques
         modules, version = list(choice.modules), choice.version
         if choice.note:
             notes.append(choice.note)
-    root, roots = _root(session, target, request)
+    modules = loadable_modules(target, modules, progress)
+    packages, conda_packages = list(request.packages), list(request.conda_packages)
+    if kind == "conda" and packages:
+        conda_packages, packages = conda_packages + [conda_spec(p) for p in packages], []
+    root, roots = choose_root(target, request.root)
     path = f"{root.rstrip('/')}/{request.name}"
     progress.step(f"Reserving {path}")
     begun = call_action(target.runner, "begin", path, roots, create=True, operation="create")
     path = begun["path"]
     try:
         env = build(session, target, caps, kind=kind, path=path, roots=roots, modules=modules, python=version,
-                    system_site_packages=request.system_site_packages, packages=request.packages,
-                    conda_packages=request.conda_packages, progress=progress)
+                    system_site_packages=request.system_site_packages, packages=packages,
+                    conda_packages=conda_packages, progress=progress)
     except BaseException:
         progress.on_step("Removing the unfinished environment")
         call_action(target.runner, "abort", path, roots, created=True)
         raise
+    remember_root(session, target, root)
     return Created(env, notes)
 
 

@@ -15,7 +15,7 @@ from ..runner import join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, capabilities, run_step
-from .create import build
+from .create import build, choose_root, remember_root
 from .modules import loadable_modules
 
 
@@ -154,12 +154,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     plan = plan_import(session, target_name, spec, name, progress)
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
-    if root is not None:
-        validate.remote_folder(root)
-    root = root or target.roots[0]
-    roots = list(target.roots) + ([root] if root not in target.roots else [])
-    if root not in target.roots:
-        session.add_root(target.name, root)
+    root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
     progress.step(f"Reserving {path}")
     path = call_action(target.runner, "begin", path, roots, create=True, operation="import")["path"]
@@ -196,4 +191,5 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         progress.on_step("Removing the unfinished environment")
         call_action(target.runner, "abort", path, roots, created=True)
         raise
+    remember_root(session, target, root)
     return Imported(env, notes, used_top_level)

@@ -8,7 +8,7 @@ from ..runner import join_command
 from ..targets import Target
 from .common import Progress
 
-_PREREQ = re.compile(r"without these module\(s\) loaded:\s*\n((?:\s+\S.*\n?)+)", re.I)
+_PREREQ = re.compile(r"without these module\(s\) loaded:[ \t]*\n((?:[ \t]+\S[^\n]*\n?)+)", re.I)
 
 
 def loadable_modules(target: Target, modules: list[str], progress: Progress) -> list[str]:

@@ -9,7 +9,7 @@ from ..agent_client import call_action
 from ..capabilities import Capabilities
 from ..errors import EnvDeskError, InvalidInput
 from ..inventory import Environment
-from ..recipes import Installer, conda_install, conda_remove, env_python
+from ..recipes import Installer, conda_install, conda_remove, conda_spec, env_python
 from ..targets import Session, Target
 from .common import Progress, capabilities, find_environment, run_step
 
@@ -71,7 +71,14 @@ def apply_change(target: Target, caps: Capabilities, env: Environment, change: C
     if change.upgrade_all:
         upgrade = [p.name for p in env.packages if p.installer != "conda" and p.name.lower() not in FROZEN
                    and not p.url]
-    if change.add or upgrade:
+    if env.kind == "conda" and caps.conda_tool:
+        specs = [conda_spec(spec) for spec in change.add] + [n for n in upgrade if _name_key(n) in conda_names]
+        if specs:
+            run_step(target, conda_install(caps.conda_tool, env.path, specs, env.modules), progress)
+        upgrade = [n for n in upgrade if _name_key(n) not in conda_names]
+        if upgrade:
+            run_step(target, installer.install([], upgrade=upgrade), progress)
+    elif change.add or upgrade:
         run_step(target, installer.install(change.add, upgrade=upgrade), progress)
 
 

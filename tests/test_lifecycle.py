@@ -1,0 +1,240 @@
+"""Create, update, revert, export, import, clone and delete, for real, on the test bed's clusters."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+
+from envdesk.backend import spec as specs
+from envdesk.backend.agent_client import call_action
+from envdesk.backend.errors import Busy, Cancelled, CommandFailed, EnvDeskError, InvalidInput, NotFound
+from envdesk.backend.inventory import read_inventory
+from envdesk.backend.operations.clone import clone_environment
+from envdesk.backend.operations.common import Progress
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.delete import delete_environment
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.history import list_snapshots, revert_environment
+from envdesk.backend.operations.importing import import_environment
+from envdesk.backend.operations.update import Change, update_environment
+from envdesk_fixtures import make_config, session_for
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return folder
+
+
+@pytest.fixture
+def session(testbed, tmp_path, home):
+    opened = session_for(make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
+    yield opened
+    opened.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def packages_of(env, skip=("pip", "setuptools", "wheel")) -> dict[str, str]:
+    return {canon(p.name): p.version for p in env.packages if canon(p.name) not in skip}
+
+
+def on_disk(cluster, env_path: str, modules: list[str]) -> dict[str, str]:
+    """Ask the environment's own Python what is importable, with its modules loaded (as a user would)."""
+    load = f"module load {' '.join(modules)} && " if modules else ""
+    script = ("import importlib.metadata as m; "
+              "print('\\n'.join(sorted(d.metadata['Name'] + '==' + d.version for d in m.distributions())))")
+    out = cluster.run_as_user(f"{load}{env_path}/bin/python -c \"{script}\"").stdout
+    return {canon(line.split("==")[0]): line.split("==")[1] for line in out.split() if "==" in line}
+
+
+@pytest.mark.parametrize("kind", ["venv", "virtualenv", "uv"])
+def test_create_every_kind_with_modules_recorded(testbed, session, kind):
+    name = unique(kind)
+    created = create_environment(session, "alpha", CreateRequest(name=name, kind=kind, packages=["tinybeta"]))
+    env = created.environment
+    assert (env.kind, env.state, env.python) == (kind, "ok", "3.11.2")
+    assert env.modules == ("python/3.11.5",)
+    assert packages_of(env) == {"tinybeta": "1.0", "tinyalpha": "2.0"}
+    assert on_disk(testbed.clusters["alpha"], env.path, ["python/3.11.5"]).items() >= {"tinybeta": "1.0"}.items()
+    assert env.envdesk["requested"] == ["tinybeta"]
+
+
+def test_create_on_beta_loads_the_prerequisite_module(session):
+    env = create_environment(session, "beta", CreateRequest(name=unique("b"), python="3.11",
+                                                            packages=["tinyalpha==1.1"])).environment
+    assert env.kind == "venv"  # beta has no uv
+    assert env.modules == ("GCC/12.3.0", "Python/3.11.3")
+    assert packages_of(env) == {"tinyalpha": "1.1"}
+
+
+def test_unavailable_python_is_refused_with_the_choices(session):
+    with pytest.raises(InvalidInput) as info:
+        create_environment(session, "alpha", CreateRequest(name=unique("p"), kind="venv", python="3.12"))
+    assert "no Python 3.12" in info.value.message and "3.11" in info.value.message
+
+
+def test_update_add_upgrade_remove_then_revert_downgrades(session):
+    name = unique("upd")
+    create_environment(session, "alpha", CreateRequest(name=name, kind="uv", packages=["tinyalpha==1.0"]))
+    update_environment(session, "alpha", name, Change(add=["tinygamma"]))
+    upgraded = update_environment(session, "alpha", name, Change(upgrade=["tinyalpha"])).environment
+    assert packages_of(upgraded) == {"tinyalpha": "2.0", "tinygamma": "0.1"}
+    removed = update_environment(session, "alpha", name, Change(remove=["tinygamma"])).environment
+    assert packages_of(removed) == {"tinyalpha": "2.0"}
+    assert removed.envdesk["requested"] == ["tinyalpha==1.0"]
+    snapshots = list_snapshots(session, "alpha", name)
+    assert len(snapshots) == 3 and "add tinygamma" in snapshots[0].reason
+    reverted = revert_environment(session, "alpha", name, snapshots[0].id).environment
+    assert packages_of(reverted) == {"tinyalpha": "1.0"}
+    assert len(list_snapshots(session, "alpha", name)) == 4
+
+
+def test_failed_update_rolls_back_exactly(session):
+    name = unique("rb")
+    before = create_environment(session, "beta", CreateRequest(name=name, packages=["tinybeta"])).environment
+    with pytest.raises(CommandFailed) as info:
+        update_environment(session, "beta", name, Change(add=["tinygamma", "doesnotexist==9.9"],
+                                                         remove=["tinybeta"]))
+    assert "rolled back" in info.value.message
+    after = read_inventory(session.target("beta").runner, session.target("beta").roots).find(name)
+    assert {(p.name, p.version) for p in after.packages} == {(p.name, p.version) for p in before.packages}
+    assert after.state == "ok"
+
+
+def test_export_every_format_and_import_each(session):
+    name = unique("exp")
+    create_environment(session, "alpha", CreateRequest(name=name, kind="venv", packages=["tinybeta",
+                                                                                     "tinyalpha==1.1"]))
+    exported = {fmt: export_environment(session, "alpha", name, fmt) for fmt in specs.FORMATS}
+    assert "tinyalpha==1.1" in exported["requirements"] and "tinybeta==1.0" in exported["requirements"]
+    assert "python/3.11.5" in exported["envdesk"]
+    for fmt, text in exported.items():
+        spec = specs.from_text(text, {"envdesk": "e.yaml", "requirements": "r.txt", "conda": "environment.yml"}[fmt])
+        if fmt == "conda":
+            spec.kind = "venv"  # conda cannot be had on beta; the pins are what matter here
+        imported = import_environment(session, "beta", spec, name=unique(f"imp-{fmt}")).environment
+        assert packages_of(imported) == {"tinyalpha": "1.1", "tinybeta": "1.0"}, fmt
+        assert imported.modules == ("GCC/12.3.0", "Python/3.11.3")
+
+
+def test_clone_to_a_cluster_with_other_module_names(session):
+    name = unique("cl")
+    source = create_environment(session, "alpha", CreateRequest(name=name, kind="uv",
+                                                                packages=["tinybeta", "tinygamma"])).environment
+    imported = clone_environment(session, "alpha", name, "beta")
+    copy = imported.environment
+    assert packages_of(copy) == packages_of(source)
+    assert copy.modules == ("GCC/12.3.0", "Python/3.11.3")
+    assert copy.kind == "venv" and any("cannot make uv" in n for n in imported.notes)
+    assert any("python/3.11.5" in n and "Python/3.11.3" in n for n in imported.notes)
+
+
+def test_clone_reports_every_missing_package_and_leaves_nothing(testbed, session):
+    name = unique("miss")
+    create_environment(session, "alpha", CreateRequest(name=name, kind="uv", packages=["onlyalpha", "tinybeta"]))
+    with pytest.raises(CommandFailed) as info:
+        clone_environment(session, "alpha", name, "beta")
+    assert "onlyalpha==1.0" in info.value.message and "1 package(s)" in info.value.message
+    assert "tinybeta" not in info.value.message.split("installed on")[1].split("Nothing")[0]
+    beta = testbed.clusters["beta"]
+    assert beta.run_as_user(f"ls -d ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
+    assert name not in {e.name for e in read_inventory(session.target("beta").runner,
+                                                       session.target("beta").roots).environments}
+
+
+def test_top_level_fallback_when_pins_are_missing(session):
+    spec = specs.EnvSpec(kind="venv", python="3.11.5", requirements=["tinyalpha>=1"],
+                         pins=[specs.Pin("tinyalpha", "3.0")], name=unique("top"))
+    with pytest.raises(CommandFailed) as info:
+        import_environment(session, "beta", spec)
+    assert "tinyalpha==3.0" in info.value.message and "--top-level" in info.value.hint
+    imported = import_environment(session, "beta", spec, top_level=True)
+    assert imported.used_top_level and packages_of(imported.environment) == {"tinyalpha": "2.0"}
+
+
+def test_cancel_during_install_leaves_no_environment(testbed, session):
+    name = unique("cancel")
+    progress = Progress()
+
+    def on_line(stream, line):
+        if "Looking in links" in line or "Processing" in line:
+            progress.cancel.cancel()
+
+    progress.on_line = on_line
+    with pytest.raises(Cancelled):
+        create_environment(session, "beta", CreateRequest(name=name, packages=["tinybeta"]), progress)
+    beta = testbed.clusters["beta"]
+    assert beta.run_as_user(f"ls -d ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
+
+
+def test_second_writer_is_told_the_environment_is_busy(session):
+    name = unique("busy")
+    env = create_environment(session, "alpha", CreateRequest(name=name, kind="uv")).environment
+    target = session.target("alpha")
+    call_action(target.runner, "begin", env.path, list(target.roots), operation="another laptop")
+    try:
+        with pytest.raises(Busy) as info:
+            update_environment(session, "alpha", name, Change(add=["tinygamma"]))
+        assert "another laptop" in info.value.message
+    finally:
+        call_action(target.runner, "abort", env.path, list(target.roots))
+    update_environment(session, "alpha", name, Change(add=["tinygamma"]))
+
+
+def test_delete_only_environments_inside_the_roots(testbed, session):
+    alpha = testbed.clusters["alpha"]
+    name = unique("del")
+    env = create_environment(session, "alpha", CreateRequest(name=name, kind="uv")).environment
+    outside = f"{alpha.home}/elsewhere/{name}"
+    alpha.run_as_user(f"mkdir -p ~/elsewhere && python3 -m venv --without-pip {outside} && "
+                      f"ln -s {outside} ~/venvs/{name}-link && touch {outside}/canary")
+    with pytest.raises(InvalidInput):
+        delete_environment(session, "alpha", outside)
+    with pytest.raises((InvalidInput, NotFound)):
+        delete_environment(session, "alpha", f"{alpha.home}/venvs/{name}-link")
+    assert alpha.run_as_user(f"test -e {outside}/canary", check=False).returncode == 0
+    assert delete_environment(session, "alpha", name) == env.path
+    assert alpha.run_as_user(f"test -e {env.path}", check=False).returncode != 0
+
+
+HOSTILE = ["a;touch /tmp/envdesk-canary", "$(touch /tmp/envdesk-canary)", "../..", "with space", "quo'te",
+           "new\nline", "`id`", "/etc"]
+
+
+def test_hostile_input_is_refused_before_anything_runs(testbed, session):
+    alpha = testbed.clusters["alpha"]
+    alpha.run_as_user("rm -f /tmp/envdesk-canary")
+    session.target("alpha").runner.connect()
+    before = len(alpha.session_commands())
+    for bad in HOSTILE:
+        with pytest.raises(InvalidInput):
+            create_environment(session, "alpha", CreateRequest(name=bad))
+        with pytest.raises(InvalidInput):
+            create_environment(session, "alpha", CreateRequest(name="fine", packages=[bad]))
+        with pytest.raises(InvalidInput):
+            update_environment(session, "alpha", "fine", Change(add=[f"tinyalpha; {bad}"]))
+        with pytest.raises(InvalidInput):
+            create_environment(session, "alpha", CreateRequest(name="fine", modules=[bad]))
+        if not bad.startswith("/"):
+            with pytest.raises(InvalidInput):
+                create_environment(session, "alpha", CreateRequest(name="fine", root=bad))
+    assert len(alpha.session_commands()) == before, "a refused input must not run anything"
+    assert alpha.run_as_user("test -e /tmp/envdesk-canary", check=False).returncode != 0
+
+
+def test_a_folder_the_user_cannot_write_is_a_plain_error_and_not_remembered(session):
+    with pytest.raises(EnvDeskError) as info:
+        create_environment(session, "alpha", CreateRequest(name=unique("x"), root="/etc/envdesk-test"))
+    assert "denied" in str(info.value).lower()
+    assert "/etc/envdesk-test" not in session.store.get("alpha").roots
