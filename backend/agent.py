@@ -1172,7 +1172,25 @@ def action_snapshot(cfg):
     return {"path": path, "snapshot": read_snapshot(path, cfg.get("id"))}
 
 
-ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort,
+def action_measure(cfg):
+    """Size and file count of an environment (bounded in time), for the delete confirmation."""
+    path = check_target(cfg["path"], cfg["roots"])
+    deadline = Deadline(float(cfg.get("time_budget", 20.0)))
+    total, files, complete = 0, 0, True
+    for folder, _dirs, names in os.walk(path):
+        if deadline.expired():
+            complete = False
+            break
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+                files += 1
+            except OSError:
+                pass
+    return {"path": path, "bytes": total, "files": files, "complete": complete}
+
+
+ACTIONS = {"measure": action_measure, "begin": action_begin, "finish": action_finish, "abort": action_abort,
            "delete": action_delete, "history": action_history, "snapshot": action_snapshot}
 
 

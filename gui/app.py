@@ -6,6 +6,7 @@ import sys
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
+from .resources import icon
 
 
 def run_app(argv: list[str] | None = None) -> int:
@@ -13,6 +14,8 @@ def run_app(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("EnvDesk")
     app.setOrganizationName("EnvDesk")
+    app.setDesktopFileName("envdesk")
+    app.setWindowIcon(icon("envdesk"))
     window = MainWindow()
     window.show()
     return app.exec()

@@ -1,15 +1,477 @@
-"""The main window."""
+"""The main window: clusters on the left, environments in the middle, details on the right, operations below."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QMainWindow
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter,
+                               QTableView, QToolBar, QVBoxLayout, QWidget)
+
+from envdesk.backend.errors import EnvDeskError, HostKeyChanged
+from envdesk.backend.inventory import Environment
+from envdesk.backend.operations.delete import delete_environment, measure_environment
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.history import list_snapshots, revert_environment
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.validate import LOCAL_TARGET
+
+from .controller import AppController
+from .details_panel import DetailsPanel
+from .models import EnvironmentTableModel, TargetListModel
+from .operations_panel import OperationsPanel
+from .prompter import QtPrompter
+from .resources import icon
+
+EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
+                  "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
+                  "conda (environment.yml)": ("conda", "environment.yml")}
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+class ClusterList(QListView):
+    """The targets; files dropped on a cluster are imported there."""
+
+    def __init__(self, window: "MainWindow") -> None:
+        super().__init__()
+        self.window_ = window
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        index = self.indexAt(event.position().toPoint())
+        urls = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if index.isValid() and urls:
+            event.acceptProposedAction()
+            self.window_.import_file(index.data(TargetListModel.NameRole), Path(urls[0]))
 
 
 class MainWindow(QMainWindow):
-    """EnvDesk's main window: clusters, environments, details and operations."""
+    """EnvDesk's main window; every remote call goes through the controller's tasks."""
 
-    def __init__(self) -> None:
+    def __init__(self, paths: AppPaths | None = None) -> None:
         super().__init__()
         self.setWindowTitle("EnvDesk")
-        self.resize(1100, 700)
-        placeholder = QLabel("EnvDesk")
-        self.setCentralWidget(placeholder)
+        self.setWindowIcon(icon("envdesk"))
+        self.setAccessibleName("EnvDesk")
+        self.paths = paths or AppPaths.resolve()
+        self.settings = QSettings(str(self.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
+        self.prompter = QtPrompter(self)
+        self.controller = AppController(self.paths, self.prompter, self)
+        self.controller.inventory_changed.connect(self._inventory_changed)
+        self.controller.operation_failed.connect(self._operation_failed)
+        self._build_actions()
+        self._build_layout()
+        self._restore()
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        def make(text: str, icon_name: str, shortcut: QKeySequence | str, slot, tip: str) -> QAction:
+            action = QAction(icon(icon_name), text, self)
+            action.setShortcut(QKeySequence(shortcut))
+            action.setToolTip(f"{tip} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})")
+            action.setStatusTip(tip)
+            action.triggered.connect(slot)
+            return action
+
+        self.new_action = make("New", "new", QKeySequence.StandardKey.New, self.new_environment,
+                               "Create a new environment")
+        self.update_action = make("Update packages", "update", "Ctrl+U", self.update_environment,
+                                  "Add, remove or upgrade packages")
+        self.export_action = make("Export", "export", "Ctrl+E", self.export_environment,
+                                  "Save the environment to a file")
+        self.import_action = make("Import", "import", "Ctrl+I", self.import_environment,
+                                  "Build an environment from a file")
+        self.copy_action = make("Copy to…", "copy", "Ctrl+Shift+C", self.copy_environment,
+                                "Copy the environment to another cluster")
+        self.delete_action = make("Delete", "delete", QKeySequence.StandardKey.Delete, self.delete_environment,
+                                  "Delete the environment")
+        self.refresh_action = make("Refresh", "refresh", QKeySequence.StandardKey.Refresh, self.refresh,
+                                   "List this cluster's environments again")
+        self.refresh_all_action = make("Refresh all", "refresh", "Ctrl+Shift+R", self.controller.refresh_all,
+                                       "List every cluster's environments, side by side")
+        toolbar = QToolBar("Actions")
+        toolbar.setObjectName("actions")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.new_action, self.update_action, self.export_action, self.import_action,
+                       self.copy_action, self.delete_action, self.refresh_action):
+            toolbar.addAction(action)
+        self.addToolBar(toolbar)
+        self.env_actions = [self.update_action, self.export_action, self.copy_action, self.delete_action]
+        menu = self.menuBar().addMenu("&Environment")
+        for action in (self.new_action, self.update_action, self.export_action, self.import_action,
+                       self.copy_action, self.delete_action, self.refresh_action, self.refresh_all_action):
+            menu.addAction(action)
+        cluster_menu = self.menuBar().addMenu("&Cluster")
+        cluster_menu.addAction("Add a cluster…", self.add_cluster)
+        cluster_menu.addAction("Connect", self.connect_selected)
+        cluster_menu.addAction("Disconnect", self.disconnect_selected)
+        cluster_menu.addAction("Edit…", self.edit_cluster)
+        cluster_menu.addAction("Remove", self.remove_cluster)
+
+    def _build_layout(self) -> None:
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.addWidget(QLabel("<b>Clusters</b>"))
+        self.cluster_view = ClusterList(self)
+        self.cluster_view.setAccessibleName("Clusters")
+        self.cluster_view.setModel(self.controller.targets)
+        self.cluster_view.setSpacing(2)
+        self.cluster_view.selectionModel().currentChanged.connect(lambda current, _: self._target_selected())
+        left_layout.addWidget(self.cluster_view)
+        buttons = QHBoxLayout()
+        self.add_cluster_button = QPushButton("Add…")
+        self.add_cluster_button.setAccessibleName("Add a cluster")
+        self.add_cluster_button.clicked.connect(self.add_cluster)
+        self.connect_button = QPushButton("Connect")
+        self.connect_button.setAccessibleName("Connect to the selected cluster")
+        self.connect_button.clicked.connect(self.connect_selected)
+        self.cluster_more = QPushButton("More")
+        self.cluster_more.setAccessibleName("More cluster actions")
+        more = QMenu(self.cluster_more)
+        more.addAction("Disconnect", self.disconnect_selected)
+        more.addAction("Edit…", self.edit_cluster)
+        more.addAction("Remove", self.remove_cluster)
+        self.cluster_more.setMenu(more)
+        for button in (self.add_cluster_button, self.connect_button, self.cluster_more):
+            buttons.addWidget(button)
+        left_layout.addLayout(buttons)
+
+        middle = QWidget()
+        middle_layout = QVBoxLayout(middle)
+        title_row = QHBoxLayout()
+        self.env_title = QLabel()
+        title_row.addWidget(self.env_title, 1)
+        self.env_filter = QLineEdit()
+        self.env_filter.setPlaceholderText("Filter environments")
+        self.env_filter.setAccessibleName("Filter environments")
+        self.env_filter.setClearButtonEnabled(True)
+        title_row.addWidget(self.env_filter)
+        middle_layout.addLayout(title_row)
+        self.env_model = EnvironmentTableModel()
+        self.env_proxy = QSortFilterProxyModel()
+        self.env_proxy.setSourceModel(self.env_model)
+        self.env_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.env_proxy.setFilterKeyColumn(-1)
+        self.env_proxy.setSortRole(Qt.ItemDataRole.EditRole)
+        self.env_filter.textChanged.connect(self.env_proxy.setFilterFixedString)
+        self.env_table = QTableView()
+        self.env_table.setAccessibleName("Environments")
+        self.env_table.setModel(self.env_proxy)
+        self.env_table.setSortingEnabled(True)
+        self.env_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.env_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.env_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.env_table.verticalHeader().hide()
+        self.env_table.setWordWrap(False)
+        self.env_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.env_table.horizontalHeader()
+        for column in range(4):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.env_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.env_table.customContextMenuRequested.connect(self._env_menu)
+        self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
+        self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
+        middle_layout.addWidget(self.env_table)
+        self.notice = QLabel()
+        self.notice.setWordWrap(True)
+        self.notice.setAccessibleName("Notice")
+        middle_layout.addWidget(self.notice)
+
+        self.details = DetailsPanel()
+        self.details.snapshots_wanted.connect(self._load_snapshots)
+        self.details.revert_requested.connect(self.revert_environment)
+
+        splitter = QSplitter()
+        splitter.setObjectName("main_splitter")
+        splitter.addWidget(left)
+        splitter.addWidget(middle)
+        splitter.addWidget(self.details)
+        splitter.setSizes([230, 640, 410])
+        splitter.setStretchFactor(1, 1)
+        self.splitter = splitter
+        self.setCentralWidget(splitter)
+
+        self.operations_panel = OperationsPanel(self.controller.operations)
+        dock = QDockWidget("Operations")
+        dock.setObjectName("operations")
+        dock.setWidget(self.operations_panel)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
+                         QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+        self.resizeDocks([dock], [230], Qt.Orientation.Vertical)
+        self.operations_dock = dock
+        self.setTabOrder(self.cluster_view, self.add_cluster_button)
+        self.setTabOrder(self.add_cluster_button, self.connect_button)
+        self.setTabOrder(self.connect_button, self.cluster_more)
+        self.setTabOrder(self.cluster_more, self.env_filter)
+        self.setTabOrder(self.env_filter, self.env_table)
+        self.setTabOrder(self.env_table, self.details)
+        self.statusBar()
+        self._update_actions()
+
+    def _restore(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = self.settings.value("state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        selected = self.settings.value("target", LOCAL_TARGET)
+        row = max(0, self.controller.targets.row_of(str(selected)))
+        self.cluster_view.setCurrentIndex(self.controller.targets.index(row))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("state", self.saveState())
+        self.settings.setValue("target", self.current_target())
+        self.settings.sync()
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+    # -- selection -----------------------------------------------------------------------------
+
+    def current_target(self) -> str:
+        index = self.cluster_view.currentIndex()
+        return index.data(TargetListModel.NameRole) if index.isValid() else LOCAL_TARGET
+
+    def current_environment(self) -> Environment | None:
+        index = self.env_table.currentIndex()
+        return index.data(EnvironmentTableModel.EnvRole) if index.isValid() else None
+
+    def _target_selected(self) -> None:
+        name = self.current_target()
+        self.env_title.setText(f"<b>Environments on {self.controller.label(name)}</b>")
+        self._show_inventory(name)
+        item = self.controller.targets.item(name)
+        self.connect_button.setEnabled(name != LOCAL_TARGET)
+        if name not in self.controller.refreshed and item is not None and item.state in ("idle", "local"):
+            self.controller.refresh(name)
+
+    def _show_inventory(self, name: str) -> None:
+        selected = self.current_environment()
+        inventory = self.controller.inventory(name)
+        self.env_model.set_environments(inventory.environments if inventory else [])
+        notes = []
+        if inventory is None:
+            notes.append("Nothing listed yet: connecting…" if name != LOCAL_TARGET else "Looking…")
+        elif name not in self.controller.refreshed:
+            notes.append("Showing the last known list; refreshing in the background.")
+        if inventory is not None and inventory.truncated:
+            notes.append("The search stopped early: too many folders.")
+        item = self.controller.targets.item(name)
+        if item is not None and item.state == "error":
+            notes.append(f"<span style='color:#d64541'>{item.message}</span>")
+        self.notice.setText(" ".join(notes))
+        if selected is not None:
+            self._select_environment(selected.path)
+        self._env_selected()
+
+    def _select_environment(self, path: str) -> None:
+        for row in range(self.env_proxy.rowCount()):
+            index = self.env_proxy.index(row, 0)
+            env = index.data(EnvironmentTableModel.EnvRole)
+            if env is not None and env.path == path:
+                self.env_table.setCurrentIndex(index)
+                return
+
+    def _env_selected(self) -> None:
+        self.details.show_environment(self.current_environment())
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        has_env = self.current_environment() is not None
+        for action in self.env_actions:
+            action.setEnabled(has_env)
+
+    def _inventory_changed(self, name: str) -> None:
+        if name == self.current_target():
+            self._show_inventory(name)
+
+    def _env_menu(self, position) -> None:
+        menu = QMenu(self)
+        for action in (self.update_action, self.export_action, self.copy_action, self.delete_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.new_action)
+        menu.addAction(self.refresh_action)
+        menu.popup(self.env_table.viewport().mapToGlobal(position))
+
+    def _operation_failed(self, task, error: EnvDeskError) -> None:
+        if isinstance(error, HostKeyChanged):
+            QMessageBox.critical(self, "Server identity changed", str(error))
+        self.statusBar().showMessage(f"{task.title} failed: {error.message}", 15000)
+        if task.target == self.current_target():
+            self._show_inventory(task.target)
+
+    # -- cluster actions -----------------------------------------------------------------------
+
+    def add_cluster(self) -> None:
+        from .dialogs.cluster_dialog import ClusterDialog
+        dialog = ClusterDialog(self.controller, parent=self)
+        if dialog.exec():
+            self.controller.reload_targets()
+            self.cluster_view.setCurrentIndex(self.controller.targets.index(
+                self.controller.targets.row_of(dialog.saved_name)))
+
+    def edit_cluster(self) -> None:
+        name = self.current_target()
+        if name == LOCAL_TARGET:
+            return
+        from .dialogs.cluster_dialog import ClusterDialog
+        dialog = ClusterDialog(self.controller, profile=self.controller.session.store.get(name), parent=self)
+        if dialog.exec():
+            self.controller.session.forget(name)
+            self.controller.reload_targets()
+
+    def remove_cluster(self) -> None:
+        name = self.current_target()
+        if name == LOCAL_TARGET:
+            return
+        answer = QMessageBox.question(self, "Remove cluster", f"Remove {name} from EnvDesk? Its environments on "
+                                      "the cluster are not touched.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.session.store.remove(name)
+            self.controller.session.forget(name)
+            self.controller.cache.forget(name)
+            self.controller.reload_targets()
+
+    def connect_selected(self) -> None:
+        name = self.current_target()
+        if name != LOCAL_TARGET:
+            self.controller.connect_target(name).signals.succeeded.connect(lambda _: self.controller.refresh(name))
+
+    def disconnect_selected(self) -> None:
+        self.controller.disconnect_target(self.current_target())
+
+    def refresh(self) -> None:
+        self.controller.refresh(self.current_target())
+
+    # -- environment actions -------------------------------------------------------------------
+
+    def _after_change(self, target: str):
+        return lambda _result: self.controller.refresh(target)
+
+    def new_environment(self) -> None:
+        from .dialogs.new_env_dialog import NewEnvironmentDialog
+        target = self.current_target()
+        dialog = NewEnvironmentDialog(self.controller, target, parent=self)
+        if dialog.exec():
+            dialog.start().signals.succeeded.connect(self._after_change(target))
+
+    def update_environment(self) -> None:
+        env = self.current_environment()
+        if env is None:
+            return
+        from .dialogs.update_dialog import UpdateDialog
+        target = self.current_target()
+        dialog = UpdateDialog(self.controller, target, env, parent=self)
+        if dialog.exec():
+            dialog.start().signals.succeeded.connect(self._after_change(target))
+
+    def revert_environment(self, env: Environment, snapshot_id: str) -> None:
+        target = self.current_target()
+        answer = QMessageBox.question(self, "Revert", f"Put {env.name} back to snapshot {snapshot_id}? The current "
+                                      "packages are saved as a snapshot first.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        task = self.controller.start(f"Revert {env.name}", target, lambda progress: revert_environment(
+            self.controller.session, target, env.path, snapshot_id, progress))
+        task.signals.succeeded.connect(self._after_change(target))
+
+    def _load_snapshots(self, env: Environment) -> None:
+        target = self.current_target()
+        self.controller.start(f"Snapshots of {env.name}", target,
+                              lambda progress: list_snapshots(self.controller.session, target, env.path, progress),
+                              lambda snapshots: self.details.show_snapshots(env, snapshots), record=False)
+
+    def export_environment(self) -> None:
+        env = self.current_environment()
+        if env is None:
+            return
+        target = self.current_target()
+        default = str(Path.home() / f"{env.name.split('/')[0]}.envdesk.yaml")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export environment", default, ";;".join(EXPORT_FILTERS))
+        if path:
+            self.export_to(target, env, Path(path), EXPORT_FILTERS.get(chosen, ("envdesk", ""))[0])
+
+    def export_to(self, target: str, env: Environment, path: Path, fmt: str):
+        """Export in a worker and write the file when the text arrives."""
+        from envdesk.backend.fileio import write_atomically
+
+        def work(progress):
+            text = export_environment(self.controller.session, target, env.path, fmt, progress)
+            write_atomically(path, text)
+            return path
+
+        return self.controller.start(f"Export {env.name}", target, work,
+                                     lambda saved: self.statusBar().showMessage(f"Exported to {saved}", 10000))
+
+    def import_environment(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import an environment", str(Path.home()),
+                                              "Environment files (*.yaml *.yml *.txt);;All files (*)")
+        if path:
+            self.import_file(self.current_target(), Path(path))
+
+    def import_file(self, target: str, path: Path) -> None:
+        from .dialogs.import_dialog import ImportDialog
+        try:
+            dialog = ImportDialog.from_file(self.controller, target, path, parent=self)
+        except EnvDeskError as exc:
+            QMessageBox.warning(self, "Cannot import", str(exc))
+            return
+        if dialog.exec():
+            dialog.start().signals.succeeded.connect(self._after_change(dialog.target))
+
+    def copy_environment(self) -> None:
+        env = self.current_environment()
+        if env is None:
+            return
+        from .dialogs.import_dialog import ImportDialog
+        dialog = ImportDialog.for_copy(self.controller, self.current_target(), env, parent=self)
+        if dialog.exec():
+            dialog.start().signals.succeeded.connect(self._after_change(dialog.target))
+
+    def delete_environment(self) -> None:
+        env = self.current_environment()
+        if env is None:
+            return
+        target = self.current_target()
+
+        def confirm(size: tuple[int, int] | None) -> None:
+            amount = f" ({human_size(size[0])} in {size[1]:,} files)" if size else ""
+            box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
+                              f"Delete the folder {env.path}{amount}? This cannot be undone.",
+                              QMessageBox.StandardButton.Cancel, self)
+            delete_button = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            if box.clickedButton() is delete_button:
+                task = self.controller.start(f"Delete {env.name}", target, lambda progress: delete_environment(
+                    self.controller.session, target, env.path, progress))
+                task.signals.succeeded.connect(self._after_change(target))
+
+        self.controller.start(f"Measure {env.name}", target,
+                              lambda progress: measure_environment(self.controller.session, target, env.path),
+                              confirm, lambda error: confirm(None), record=False)

@@ -13,3 +13,10 @@ def delete_environment(session: Session, target_name: str, env_ref: str, progres
     env = find_environment(target, env_ref, progress)
     progress.step(f"Deleting {env.path}")
     return call_action(target.runner, "delete", env.path, target.roots)["path"]
+
+
+def measure_environment(session: Session, target_name: str, path: str) -> tuple[int, int]:
+    """(bytes, files) of an environment folder, so a confirmation can say what will go."""
+    target = session.target(target_name)
+    answer = call_action(target.runner, "measure", path, target.roots)
+    return int(answer["bytes"]), int(answer["files"])

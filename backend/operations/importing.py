@@ -1,6 +1,7 @@
 """Build an environment from an EnvSpec on any target, mapping modules and reporting what it lacks."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +52,12 @@ class Imported:
 
 
 def read_spec_file(path: Path) -> EnvSpec:
-    """Read an export file of any supported format (uv projects: the folder or its pyproject.toml)."""
+    """Read an export file of any supported format (uv projects are imported by operations/uvimport.py)."""
     try:
         if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
-            raise InvalidInput("Importing uv projects (pyproject.toml + uv.lock) is not supported yet.",
-                               "Export the environment with 'uv export --format requirements-txt' and import that.")
+            raise InvalidInput(f"{path} is (part of) a uv project, not an environment file.",
+                               "Import the project folder itself: it is built with 'uv sync --frozen' "
+                               "(import_uv_project; envdesk env import CLUSTER FOLDER).")
         if path.stat().st_size > 5_000_000:
             raise InvalidInput(f"{path} is too large to be an environment file.")
         text = path.read_text(encoding="utf-8")
@@ -113,25 +115,56 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
                       notes + module_notes)
 
 
+def _check_script(installer: Installer, pins: list[str]) -> str:
+    """Shell text that dry-runs each pin and prints '@@missing SPEC<TAB>REASON' for those that fail."""
+    checks = []
+    for pin in pins:
+        line = join_command(installer.dry_run(pin).argv)
+        checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {join_command([pin])} "
+                      f'"$(printf "%s" "$out" | grep -v "^ *$" | tail -n 1)"; fi')
+    return "; ".join(checks)
+
+
+def _parse_missing(stdout: str) -> list[Unavailable]:
+    missing = []
+    for line in stdout.splitlines():
+        if line.startswith("@@missing "):
+            spec_text, _, reason = line[len("@@missing "):].partition("\t")
+            missing.append(Unavailable(spec_text, _plain_reason(reason)))
+    return missing
+
+
+def _installer_modules(installer: Installer) -> tuple[str, ...]:
+    return installer.env_modules + (installer.uv[1] if installer.uv else ())
+
+
 def find_unavailable(target: Target, installer: Installer, pins: list[str], progress: Progress) -> list[Unavailable]:
     """Every pin the target cannot install, found in one command (each checked with a dry run)."""
     if not pins:
         return []
     progress.step(f"Checking which of {len(pins)} packages {target.label} can provide")
-    checks = []
-    for pin in pins:
-        step = installer.dry_run(pin)
-        line = join_command(step.argv)
-        checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {join_command([pin])} "
-                      f'"$(printf "%s" "$out" | grep -v "^ *$" | tail -n 1)"; fi')
-    result = target.runner.run_shell("; ".join(checks), modules=installer.env_modules + (installer.uv[1] if
-                                     installer.uv else ()), cancel=progress.cancel, label="check packages")
-    missing = []
-    for line in result.stdout.splitlines():
-        if line.startswith("@@missing "):
-            spec_text, _, reason = line[len("@@missing "):].partition("\t")
-            missing.append(Unavailable(spec_text, _plain_reason(reason)))
-    return missing
+    result = target.runner.run_shell(_check_script(installer, pins), modules=_installer_modules(installer),
+                                     cancel=progress.cancel, label="check packages")
+    return _parse_missing(result.stdout)
+
+
+def check_availability(session: Session, target_name: str, plan: ImportPlan,
+                       progress: Progress | None = None) -> list[Unavailable]:
+    """Before building: which pinned packages the target cannot provide, using a throwaway environment."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    if not plan.pins or plan.kind == "conda" or not target.runner.is_remote:
+        return []
+    caps = capabilities(session, target, progress)
+    scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
+    installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args)
+    make = ["python3", "-m", "venv", *(["--without-pip"] if installer.uv else []), scratch]
+    progress.step(f"Checking which of {len(plan.pins)} packages {target.label} can provide")
+    body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
+            f"{_check_script(installer, plan.pins)}; rm -rf {join_command([scratch])}")
+    result = target.runner.run_shell(body, modules=_installer_modules(installer), cancel=progress.cancel,
+                                     label="check packages")
+    return _parse_missing(result.stdout)
 
 
 def _plain_reason(raw: str) -> str:

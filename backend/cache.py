@@ -1,0 +1,48 @@
+"""The last known inventory of each target, kept on disk so the app shows something at once."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .fileio import write_atomically
+from .inventory import Environment, Inventory
+from .paths import AppPaths
+from .validate import cluster_name, LOCAL_TARGET
+
+
+class InventoryCache:
+    """One JSON file per target under the cache folder; unreadable files are ignored, never fatal."""
+
+    def __init__(self, paths: AppPaths) -> None:
+        self.folder = paths.cache_dir
+
+    def _file(self, target: str) -> Path:
+        name = target if target == LOCAL_TARGET else cluster_name(target)
+        return self.folder / f"inventory-{name}.json"
+
+    def save(self, inventory: Inventory) -> None:
+        data = {"saved": time.time(), "target": inventory.target, "errors": list(inventory.errors),
+                "truncated": inventory.truncated, "remote_python": inventory.remote_python,
+                "host": inventory.host, "environments": [env.details() for env in inventory.environments]}
+        write_atomically(self._file(inventory.target), json.dumps(data))
+
+    def load(self, target: str) -> tuple[Inventory, float] | None:
+        """The cached inventory and when it was saved (epoch seconds), or None."""
+        try:
+            data = json.loads(self._file(target).read_text(encoding="utf-8"))
+            inventory = Inventory(
+                target=target, environments=tuple(Environment.from_agent(e) for e in data["environments"]),
+                errors=tuple(data.get("errors") or ()), truncated=bool(data.get("truncated")),
+                remote_python=data.get("remote_python"), host=data.get("host"))
+            return inventory, float(data.get("saved", 0))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def forget(self, target: str) -> None:
+        try:
+            self._file(target).unlink()
+        except OSError:
+            pass
+
+

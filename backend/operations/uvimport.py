@@ -1,0 +1,180 @@
+"""Import a uv project (pyproject.toml + uv.lock): `uv sync --frozen` where the target has uv, else pip.
+
+Where the target has uv, the project is rebuilt as a project: ``<root>/<name>/`` holds the two uploaded
+files and the environment is ``<root>/<name>/.venv`` (so ``uv sync``/``uv run`` keep working there).
+
+How the "being built" mark survives ``uv sync``: the agent's ``begin`` reserves ``.venv`` by making it
+with only ``.envdesk/CREATING`` inside, and ``uv sync`` refuses such a folder ("not a valid Python
+environment"). So ``.venv`` is first made a real, empty environment with ``uv venv --allow-existing``
+(which leaves the folder's other files alone, exactly as a uv environment is created by
+create.py), with the same Python that ``uv sync`` is then told to use (``--python``): uv only replaces
+a project environment whose interpreter does not match the request, so it syncs into this one and the
+marker stays until ``finish`` removes it. ``UV_PROJECT_ENVIRONMENT`` is set to that ``.venv`` for the
+sync, so a value the user exported in their login files cannot send the packages elsewhere. Should the
+marker still go missing, the cleanup puts it back before ``abort``, so the agent removes the folder.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from .. import validate
+from ..agent import LOCK_SUFFIX
+from ..agent_client import call_action
+from ..capabilities import Capabilities, choose_python
+from ..errors import InvalidInput
+from ..inventory import Environment
+from ..recipes import PIP_TO_UV, Step, create_step
+from ..runner import join_command
+from ..spec import now_iso
+from ..targets import Session, Target
+from ..uvproject import UvProject, marker_environment, read_uv_project, to_spec
+from .common import Progress, capabilities, run_step
+from .create import ENVDESK_VERSION, choose_root, remember_root
+from .importing import Imported, import_environment
+from .modules import loadable_modules
+
+VENV = ".venv"
+log = logging.getLogger(__name__)
+
+
+def import_uv_project(session: Session, target_name: str, folder: Path, *, name: str | None = None,
+                      root: str | None = None, progress: Progress | None = None) -> Imported:
+    """Build the project's locked environment on the target; on failure or cancel nothing is left behind.
+
+    With uv there: upload the project to ``<root>/<name>/`` and ``uv sync --frozen`` its ``.venv``.
+    Without: a pip environment ``<root>/<name>`` with every locked version pinned (import_environment).
+    """
+    progress = progress or Progress()
+    project = read_uv_project(Path(folder))
+    chosen = validate.env_name(name or project.name)
+    root = validate.remote_folder(root) if root is not None else None
+    if project.local_only:
+        raise InvalidInput(
+            "This project uses packages from folders or files of this computer, which no other machine "
+            "has: " + "; ".join(p.describe(project.folder) for p in project.local_only) + ". Nothing was created.",
+            "Publish those packages to an index (or a git repository) and lock the project again.")
+    target = session.target(target_name)
+    caps = capabilities(session, target, progress)
+    python = _pick_python(target, caps, project)
+    notes = project.source_notes()
+    uv = caps.uv()
+    if uv is None:
+        spec = to_spec(project, _environment(target, python, progress))
+        spec.python = python
+        imported = import_environment(session, target_name, spec, name=chosen, root=root, progress=progress)
+        imported.notes[:0] = [f"{target.label} has no uv, so pip installed the versions locked in uv.lock "
+                              "into a plain environment.", *notes]
+        return imported
+    return _sync(session, target, caps, project, chosen, root, python, uv, notes, progress)
+
+
+def _pick_python(target: Target, caps: Capabilities, project: UvProject) -> str | None:
+    """The newest Python the target offers that requires-python allows (None: no requirement)."""
+    if not project.requires_python:
+        return None
+    allowed = SpecifierSet(project.requires_python)
+    offered = [m.version for m in caps.python_modules] + ([caps.system_python] if caps.system_python else [])
+    fitting = []
+    for version in offered:
+        try:
+            if allowed.contains(Version(version), prereleases=True):
+                fitting.append(version)
+        except InvalidVersion:
+            continue
+    if not fitting:
+        raise InvalidInput(f"This project needs Python {project.requires_python}; {target.label} offers "
+                           f"{', '.join(caps.python_versions()) or 'none'}. Nothing was created.",
+                           "Lock the project for a Python the target has (requires-python in pyproject.toml).")
+    return max(fitting, key=Version)
+
+
+def _environment(target: Target, python: str | None, progress: Progress) -> dict[str, str]:
+    """Marker values of the target, so pip gets only what uv would install there."""
+    if not target.runner.is_remote:
+        return marker_environment(python, local=True)
+    result = target.runner.run(["uname", "-m"], cancel=progress.cancel, timeout=60)
+    machine = result.stdout.strip() if result.ok else ""
+    return marker_environment(python, machine=machine if machine.replace("_", "").isalnum() else None)
+
+
+def _sync(session: Session, target: Target, caps: Capabilities, project: UvProject, chosen: str,
+          root: str | None, python: str | None, uv: tuple[str, list[str]], notes: list[str],
+          progress: Progress) -> Imported:
+    choice = choose_python(caps, python, "uv")
+    if choice.note:
+        notes.append(choice.note)
+    modules = loadable_modules(target, list(choice.modules), progress)
+    uv_command, uv_modules = uv
+    python_command = "python3" if target.runner.is_remote else caps.tools.get("python3", "python3")
+    root, roots = choose_root(target, root)
+    progress.step(f"Reserving {root.rstrip('/')}/{chosen}")
+    venv = call_action(target.runner, "begin", f"{root.rstrip('/')}/{chosen}/{VENV}", roots, create=True,
+                       operation="import")["path"]
+    project_dir = venv.rsplit("/", 1)[0]
+    ours = False
+    try:
+        _refuse_existing_folder(target, project_dir, progress)
+        ours = True
+        progress.step(f"Uploading pyproject.toml and uv.lock to {project_dir}")
+        target.runner.write_file(f"{project_dir}/pyproject.toml", project.pyproject_text.encode("utf-8"))
+        target.runner.write_file(f"{project_dir}/uv.lock", project.lock_text.encode("utf-8"))
+        run_step(target, create_step("uv", caps, venv, modules, choice.version, False, python_command), progress)
+        uv_args = tuple(PIP_TO_UV.get(arg, arg) for arg in target.pip_args)
+        run_step(target, Step("Installing the locked packages (uv sync --frozen)",
+                              ("env", f"UV_PROJECT_ENVIRONMENT={venv}", uv_command, "sync", "--frozen",
+                               "--no-install-project", "--no-python-downloads", "--python", python_command,
+                               "--project", project_dir, *uv_args),
+                              tuple(modules) + tuple(uv_modules)), progress)
+        progress.step("Recording how the environment was made")
+        meta = {"kind": "uv", "modules": list(modules), "python": choice.version,
+                "requested": list(project.dependencies), "conda_requested": [], "system_site_packages": False,
+                "created": now_iso(), "created_with": f"EnvDesk {ENVDESK_VERSION}",
+                "imported_from": {"format": "uv", "path": str(project.folder)}, "uv_project": project_dir}
+        finished = call_action(target.runner, "finish", venv, roots, meta=meta)
+    except BaseException:
+        progress.on_step("Removing the unfinished environment")
+        _clean_up(target, venv, project_dir, roots, ours)
+        raise
+    remember_root(session, target, root)
+    return Imported(Environment.from_agent(finished["env"]), notes)
+
+
+def _refuse_existing_folder(target: Target, project_dir: str, progress: Progress) -> None:
+    """`begin` made <root>/<name> if it was missing; anything else in it means it was there before."""
+    result = target.runner.run(["ls", "-A", project_dir], cancel=progress.cancel, timeout=60)
+    result.check(f"Looking inside {project_dir}")
+    others = set(result.stdout.split()) - {VENV, VENV + LOCK_SUFFIX}
+    if others:
+        raise InvalidInput(f"{project_dir} already exists. Pick another name or delete it first.")
+
+
+def _clean_up(target: Target, venv: str, project_dir: str, roots: list[str], ours: bool) -> None:
+    """Remove the half-made environment (through the agent) and, if the folder is ours, the project files.
+
+    Runs after a cancel too, so it passes no cancel token.
+    """
+    quoted, marker = join_command([venv]), join_command([f"{venv}/.envdesk"])
+    if ours:
+        _best_effort(target, f"if [ -d {quoted} ] && [ ! -L {quoted} ]; then mkdir -p {marker} && "
+                             f": > {join_command([f'{venv}/.envdesk/CREATING'])}; fi",
+                     "mark the unfinished environment")
+    call_action(target.runner, "abort", venv, roots, created=True)
+    if ours:
+        files = [f"{project_dir}/{name}" for name in ("pyproject.toml", "uv.lock")]
+        _best_effort(target, f"rm -f -- {join_command(files)} && rmdir -- {join_command([project_dir])}",
+                     "remove the uploaded project files")
+
+
+def _best_effort(target: Target, script: str, label: str) -> None:
+    """A cleanup command whose failure must not hide the error that made the cleanup necessary."""
+    try:
+        result = target.runner.run_shell(script, timeout=120, label=label)
+    except Exception as exc:  # the connection may be gone
+        log.warning("could not %s on %s: %s", label, target.label, exc)
+        return
+    if not result.ok:
+        log.warning("could not %s on %s: %s", label, target.label, result.stderr.strip())

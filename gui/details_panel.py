@@ -1,0 +1,169 @@
+"""Details of the selected environment: overview, packages, snapshots, and how to use it."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPlainTextEdit, QPushButton, QTableView, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from envdesk.backend.inventory import Environment
+from envdesk.backend.operations.history import Snapshot
+from envdesk.backend.snippets import slurm_snippet, terminal_snippet
+
+from .models import PackageTableModel
+
+
+def _selectable(label: QLabel) -> QLabel:
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse |
+                                  Qt.TextInteractionFlag.TextSelectableByKeyboard)
+    label.setWordWrap(True)
+    return label
+
+
+class SnippetBox(QWidget):
+    """A read-only snippet with a Copy button."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        header = QHBoxLayout()
+        header.addWidget(QLabel(f"<b>{title}</b>"))
+        header.addStretch()
+        self.copy_button = QPushButton("Copy")
+        self.copy_button.setAccessibleName(f"Copy: {title}")
+        self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.toPlainText()))
+        header.addWidget(self.copy_button)
+        layout.addLayout(header)
+        self.text = QPlainTextEdit()
+        self.text.setReadOnly(True)
+        self.text.setAccessibleName(title)
+        self.text.setMaximumHeight(160)
+        layout.addWidget(self.text)
+
+
+class DetailsPanel(QTabWidget):
+    """Everything about one environment; asks for snapshots and reverts through signals."""
+
+    snapshots_wanted = Signal(object)  # Environment
+    revert_requested = Signal(object, str)  # Environment, snapshot id
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAccessibleName("Environment details")
+        self.environment: Environment | None = None
+        self.addTab(self._overview_tab(), "Overview")
+        self.addTab(self._packages_tab(), "Packages")
+        self.addTab(self._snapshots_tab(), "Snapshots")
+        self.addTab(self._usage_tab(), "Use it")
+        self.currentChanged.connect(self._tab_changed)
+        self.show_environment(None)
+
+    def _overview_tab(self) -> QWidget:
+        page = QWidget()
+        form = QFormLayout(page)
+        self.fields = {key: _selectable(QLabel()) for key in ("name", "kind", "python", "path", "modules", "state",
+                                                               "made")}
+        for key, label in [("name", "Name"), ("kind", "Kind"), ("python", "Python"), ("path", "Location"),
+                           ("modules", "Modules"), ("state", "State"), ("made", "Made by")]:
+            form.addRow(label + ":", self.fields[key])
+        return page
+
+    def _packages_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.package_filter = QLineEdit()
+        self.package_filter.setPlaceholderText("Filter packages")
+        self.package_filter.setAccessibleName("Filter packages")
+        self.package_filter.setClearButtonEnabled(True)
+        layout.addWidget(self.package_filter)
+        self.packages = PackageTableModel()
+        self.package_proxy = QSortFilterProxyModel()
+        self.package_proxy.setSourceModel(self.packages)
+        self.package_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.package_proxy.setFilterKeyColumn(0)
+        self.package_filter.textChanged.connect(self.package_proxy.setFilterFixedString)
+        self.package_table = QTableView()
+        self.package_table.setAccessibleName("Packages")
+        self.package_table.setModel(self.package_proxy)
+        self.package_table.setSortingEnabled(True)
+        self.package_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.package_table.verticalHeader().hide()
+        self.package_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        layout.addWidget(self.package_table)
+        return page
+
+    def _snapshots_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.addWidget(_selectable(QLabel("EnvDesk saves the exact package set before every change. "
+                                            "Select one to go back to it.")))
+        self.snapshot_list = QListWidget()
+        self.snapshot_list.setAccessibleName("Snapshots")
+        layout.addWidget(self.snapshot_list)
+        self.revert_button = QPushButton("Revert to this snapshot")
+        self.revert_button.setAccessibleName("Revert to the selected snapshot")
+        self.revert_button.setEnabled(False)
+        self.snapshot_list.currentItemChanged.connect(lambda item, _: self.revert_button.setEnabled(item is not None))
+        self.revert_button.clicked.connect(self._revert)
+        layout.addWidget(self.revert_button)
+        return page
+
+    def _usage_tab(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.terminal_box = SnippetBox("In a terminal on the cluster")
+        self.slurm_box = SnippetBox("In a Slurm batch script")
+        layout.addWidget(self.terminal_box)
+        layout.addWidget(self.slurm_box)
+        layout.addStretch()
+        return page
+
+    def show_environment(self, env: Environment | None) -> None:
+        self.environment = env
+        self.setEnabled(env is not None)
+        self.snapshot_list.clear()
+        if env is None:
+            for label in self.fields.values():
+                label.setText("")
+            self.fields["name"].setText("Select an environment to see its details.")
+            self.packages.set_packages([])
+            self.terminal_box.text.setPlainText("")
+            self.slurm_box.text.setPlainText("")
+            return
+        meta = env.envdesk or {}
+        values = {"name": env.name, "kind": env.kind + (f" ({env.created_by})" if env.created_by else ""),
+                  "python": env.python or "unknown", "path": env.path,
+                  "modules": " ".join(env.modules) or "none recorded",
+                  "state": "healthy" if env.state == "ok" else f"{env.state}: {env.error}",
+                  "made": meta.get("created_with", "outside EnvDesk") + (f", {meta['created']}" if "created" in meta
+                                                                       else "")}
+        for key, value in values.items():
+            self.fields[key].setText(value)
+        self.packages.set_packages(env.packages)
+        self.terminal_box.text.setPlainText(terminal_snippet(env))
+        self.slurm_box.text.setPlainText(slurm_snippet(env))
+        if self.currentIndex() == 2:
+            self.snapshots_wanted.emit(env)
+
+    def show_snapshots(self, env: Environment, snapshots: list[Snapshot]) -> None:
+        if self.environment is None or env.path != self.environment.path:
+            return  # an answer for an environment no longer selected
+        self.snapshot_list.clear()
+        if not snapshots:
+            self.snapshot_list.addItem(QListWidgetItem("No snapshots yet: one is saved before every change."))
+            self.snapshot_list.item(0).setFlags(Qt.ItemFlag.NoItemFlags)
+        for snapshot in reversed(snapshots):
+            item = QListWidgetItem(f"{snapshot.time} · {snapshot.package_count} packages · before: {snapshot.reason}")
+            item.setData(Qt.ItemDataRole.UserRole, snapshot.id)
+            self.snapshot_list.addItem(item)
+
+    def _tab_changed(self, index: int) -> None:
+        if index == 2 and self.environment is not None:
+            self.snapshots_wanted.emit(self.environment)
+
+    def _revert(self) -> None:
+        item = self.snapshot_list.currentItem()
+        if self.environment is not None and item is not None and item.data(Qt.ItemDataRole.UserRole):
+            self.revert_requested.emit(self.environment, item.data(Qt.ItemDataRole.UserRole))

@@ -1,0 +1,1 @@
+"""Dialogs a user meets: adding a cluster, new environment, update, import and copy."""

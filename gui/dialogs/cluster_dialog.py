@@ -1,0 +1,238 @@
+"""Add or edit a cluster: a preset or ~/.ssh/config to start from, the login method, and a connection test."""
+from __future__ import annotations
+
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QMenu, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
+
+from envdesk.backend.config import ClusterProfile
+from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.inventory import read_inventory
+from envdesk.backend.operations.common import Progress
+from envdesk.backend.ssh_config import load_ssh_config, profiles_from_ssh_config
+from envdesk.backend.ssh_runner import SSHRunner
+from envdesk.backend.capabilities import probe
+from envdesk.backend.targets import Target
+
+LOGIN_METHODS = [("auto", "Let EnvDesk find out"), ("key", "SSH key"), ("password", "Password"),
+                 ("key+code", "SSH key + one-time code"), ("password+code", "Password + one-time code")]
+
+
+def _presets():
+    try:
+        from envdesk.backend.presets import load_presets
+        return load_presets()
+    except (ImportError, EnvDeskError):
+        return []
+
+
+class ClusterDialog(QDialog):
+    """A form for one cluster profile; Test connection shows each step's result before saving."""
+
+    def __init__(self, controller, profile: ClusterProfile | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.editing = profile
+        self.saved_name = ""
+        self.presets = _presets()
+        self.setWindowTitle("Edit cluster" if profile else "Add a cluster")
+        self.setAccessibleName(self.windowTitle())
+        self.setMinimumWidth(560)
+        layout = QVBoxLayout(self)
+
+        start = QHBoxLayout()
+        self.preset = QComboBox()
+        self.preset.setAccessibleName("Cluster preset")
+        self.preset.addItem("Choose a known cluster…", None)
+        for preset in self.presets:
+            self.preset.addItem(preset.label, preset)
+        self.preset.currentIndexChanged.connect(self._preset_chosen)
+        start.addWidget(self.preset, 1)
+        self.ssh_import = QPushButton("From ~/.ssh/config…")
+        self.ssh_import.setAccessibleName("Import a host from your SSH configuration")
+        self.ssh_import.clicked.connect(self._ssh_menu)
+        start.addWidget(self.ssh_import)
+        layout.addLayout(start)
+        self.preset_help = QLabel()
+        self.preset_help.setWordWrap(True)
+        layout.addWidget(self.preset_help)
+
+        form = QFormLayout()
+        self.name = QLineEdit()
+        self.host = QComboBox()
+        self.host.setEditable(True)
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(22)
+        self.user = QLineEdit()
+        self.auth = QComboBox()
+        for value, text in LOGIN_METHODS:
+            self.auth.addItem(text, value)
+        key_row = QHBoxLayout()
+        self.identity = QLineEdit()
+        self.identity.setPlaceholderText("default: ~/.ssh/id_ed25519 or your SSH agent")
+        browse = QPushButton("Browse…")
+        browse.setAccessibleName("Choose a key file")
+        browse.clicked.connect(self._browse_key)
+        key_row.addWidget(self.identity, 1)
+        key_row.addWidget(browse)
+        for label, widget, name in [("Name in EnvDesk", self.name, "Cluster name"), ("Login node", self.host, "Host"),
+                                    ("Port", self.port, "Port"), ("Your username", self.user, "Username"),
+                                    ("How you log in", self.auth, "Login method")]:
+            widget.setAccessibleName(name)
+            form.addRow(label + ":", widget)
+        self.identity.setAccessibleName("Key file")
+        form.addRow("Key file:", key_row)
+        layout.addLayout(form)
+
+        self.advanced = QGroupBox("Advanced")
+        self.advanced.setCheckable(True)
+        self.advanced.setChecked(False)
+        advanced_form = QFormLayout(self.advanced)
+        self.jump = QLineEdit()
+        self.jump.setPlaceholderText("user@gateway:22, comma separated")
+        self.roots = QLineEdit()
+        self.roots.setPlaceholderText("~/venvs ~/envs (space separated)")
+        self.pip_args = QLineEdit()
+        self.pip_args.setPlaceholderText("e.g. --no-index")
+        for label, widget in [("Jump hosts", self.jump), ("Environment folders", self.roots),
+                              ("Extra pip arguments", self.pip_args)]:
+            widget.setAccessibleName(label)
+            advanced_form.addRow(label + ":", widget)
+        self.advanced.toggled.connect(lambda on: [w.setVisible(on) for w in (self.jump, self.roots, self.pip_args)])
+        self.advanced.toggled.emit(False)
+        layout.addWidget(self.advanced)
+
+        test_row = QHBoxLayout()
+        self.test_button = QPushButton("Test connection")
+        self.test_button.setAccessibleName("Test the connection")
+        self.test_button.clicked.connect(self.test_connection)
+        test_row.addWidget(self.test_button)
+        test_row.addStretch()
+        layout.addLayout(test_row)
+        self.steps = QListWidget()
+        self.steps.setAccessibleName("Connection test results")
+        self.steps.setMaximumHeight(120)
+        layout.addWidget(self.steps)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d64541")
+        layout.addWidget(self.error)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        if profile is not None:
+            self._fill(profile)
+            self.name.setReadOnly(True)
+
+    # -- filling ---------------------------------------------------------------------------
+
+    def _fill(self, profile: ClusterProfile) -> None:
+        self.name.setText(profile.name)
+        self.host.setEditText(profile.host)
+        self.port.setValue(profile.port or 22)
+        self.user.setText(profile.user or "")
+        self.identity.setText(profile.identity_file or "")
+        self.auth.setCurrentIndex(max(0, self.auth.findData(profile.auth)))
+        self.jump.setText(", ".join(profile.jump))
+        self.roots.setText(" ".join(profile.env_roots))
+        self.pip_args.setText(" ".join(profile.pip_args))
+        if profile.jump or profile.env_roots or profile.pip_args:
+            self.advanced.setChecked(True)
+
+    def _preset_chosen(self) -> None:
+        preset = self.preset.currentData()
+        if preset is None:
+            self.preset_help.setText("")
+            return
+        self.host.clear()
+        for host in preset.hosts:
+            self.host.addItem(f"{host.host}", host)
+        fields = preset.profile_fields()
+        self.port.setValue(fields.get("port") or 22)
+        if not self.name.text() and not self.editing:
+            self.name.setText(preset.id)
+        self.auth.setCurrentIndex(max(0, self.auth.findData(fields.get("auth", "auto"))))
+        self.roots.setText(" ".join(fields.get("env_roots") or []))
+        self.pip_args.setText(" ".join(fields.get("pip_args") or []))
+        self.preset_help.setText(f"{preset.description} {preset.auth_help}")
+
+    def _ssh_menu(self) -> None:
+        try:
+            suggestions = profiles_from_ssh_config(load_ssh_config())
+        except EnvDeskError as exc:
+            self.error.setText(str(exc))
+            return
+        menu = QMenu(self)
+        if not suggestions:
+            menu.addAction("No hosts in ~/.ssh/config").setEnabled(False)
+        for suggestion in suggestions:
+            menu.addAction(suggestion.name, lambda s=suggestion: self._fill(s))
+        menu.popup(self.ssh_import.mapToGlobal(self.ssh_import.rect().bottomLeft()))
+
+    def _browse_key(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose your private key", "", "All files (*)")
+        if path:
+            self.identity.setText(path)
+
+    # -- result ----------------------------------------------------------------------------
+
+    def profile(self) -> ClusterProfile:
+        preset = self.preset.currentData()
+        return ClusterProfile(
+            name=self.name.text().strip(), host=self.host.currentText().strip(), port=self.port.value(),
+            user=self.user.text().strip() or None, identity_file=self.identity.text().strip() or None,
+            jump=[j.strip() for j in self.jump.text().split(",") if j.strip()],
+            env_roots=self.roots.text().split(), pip_args=self.pip_args.text().split(),
+            preset=preset.id if preset is not None else (self.editing.preset if self.editing else None),
+            auth=self.auth.currentData())
+
+    def test_connection(self) -> None:
+        self.steps.clear()
+        self.error.setText("")
+        try:
+            profile = self.profile()
+        except EnvDeskError as exc:
+            self.error.setText(str(exc))
+            return
+        self.test_button.setEnabled(False)
+        session = self.controller.session
+        runner = SSHRunner(profile, session.prompter, session.hostkeys)
+        target = Target(profile.name, profile.name, runner, tuple(profile.roots), tuple(profile.pip_args), profile)
+
+        def work(progress: Progress) -> None:
+            try:
+                progress.step("Route: " + " → ".join(h.label for h in (*runner.plan.jumps, runner.plan.target)))
+                runner.connect()
+                progress.step("✓ Server identity checked, login accepted")
+                caps = probe(target, progress.cancel)
+                progress.step(f"✓ Python {caps.system_python or '?'}; kinds: {', '.join(caps.kinds())}; Python "
+                              f"versions: {', '.join(caps.python_versions()) or 'none'}")
+                found = read_inventory(runner, target.roots, cancel=progress.cancel)
+                progress.step(f"✓ {len(found.environments)} environment(s) found")
+            finally:
+                runner.close()
+
+        task = self.controller.start(f"Test {profile.name}", profile.name, work, record=False)
+        task.signals.step.connect(self.steps.addItem)
+        task.signals.failed.connect(lambda error: (self.steps.addItem(f"✗ {error.message}"),
+                                                   self.error.setText(error.hint)))
+        task.signals.finished.connect(lambda: self.test_button.setEnabled(True))
+
+    def save(self) -> None:
+        try:
+            profile = self.profile()
+            store = self.controller.session.store
+            if self.editing is not None:
+                store.replace(profile)
+            else:
+                store.add(profile)
+        except EnvDeskError as exc:
+            self.error.setText(str(exc))
+            return
+        self.saved_name = profile.name
+        self.accept()
+
+

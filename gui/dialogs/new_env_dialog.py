@@ -1,0 +1,152 @@
+"""New environment: a name, a kind (the fastest the cluster has), a Python it can provide, where, and packages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
+                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
+                               QWidget)
+
+from envdesk.backend import validate
+from envdesk.backend.capabilities import Capabilities
+from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.importing import read_spec_file
+
+from ..tasks import Task
+from .validation import check, error_label, split_specs
+
+KIND_HELP = {"uv": "uv (fastest)", "venv": "venv (standard)", "virtualenv": "virtualenv", "conda": "conda"}
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "unknown"
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}"
+        size = size / 1024
+    return ""
+
+
+class NewEnvironmentDialog(QDialog):
+    """Only offers what the target can do, learnt from one probe in the background."""
+
+    def __init__(self, controller, target: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.target = target
+        self.caps: Capabilities | None = None
+        self.setWindowTitle(f"New environment on {controller.label(target)}")
+        self.setAccessibleName("New environment")
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        self.status = QLabel(f"Looking at what {controller.label(target)} offers…")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        form = QFormLayout()
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("e.g. analysis")
+        self.name_error = error_label()
+        self.kind = QComboBox()
+        self.python = QComboBox()
+        self.root = QComboBox()
+        self.root.setEditable(True)
+        self.space = QLabel()
+        self.packages = QPlainTextEdit()
+        self.packages.setPlaceholderText("One package per line, e.g.\nnumpy\npandas>=2")
+        self.packages.setMaximumHeight(110)
+        self.packages_error = error_label()
+        requirements_row = QHBoxLayout()
+        self.requirements = QLineEdit()
+        self.requirements.setPlaceholderText("optional: a requirements.txt on this computer")
+        browse = QPushButton("Browse…")
+        browse.setAccessibleName("Choose a requirements file")
+        browse.clicked.connect(self._browse)
+        requirements_row.addWidget(self.requirements, 1)
+        requirements_row.addWidget(browse)
+        for label, widget, name in [("Name", self.name, "Environment name"), ("", self.name_error, ""),
+                                    ("Kind", self.kind, "Environment kind"), ("Python", self.python, "Python version"),
+                                    ("Where", self.root, "Folder"), ("", self.space, ""),
+                                    ("Packages", self.packages, "Packages to install"),
+                                    ("", self.packages_error, "")]:
+            if name:
+                widget.setAccessibleName(name)
+            form.addRow(f"{label}:" if label else "", widget)
+        self.requirements.setAccessibleName("Requirements file")
+        form.addRow("Requirements file:", requirements_row)
+        layout.addLayout(form)
+        self.advanced = QGroupBox("Advanced")
+        self.advanced.setCheckable(True)
+        self.advanced.setChecked(False)
+        advanced = QFormLayout(self.advanced)
+        self.modules = QLineEdit()
+        self.modules.setPlaceholderText("modules to load instead of the automatic choice")
+        self.modules.setAccessibleName("Modules")
+        self.system_site = QCheckBox("See the system's (module's) packages too")
+        self.system_site.setAccessibleName("System site packages")
+        advanced.addRow("Modules:", self.modules)
+        advanced.addRow("", self.system_site)
+        self.advanced.toggled.connect(lambda on: (self.modules.setVisible(on), self.system_site.setVisible(on)))
+        self.advanced.toggled.emit(False)
+        layout.addWidget(self.advanced)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        for signal in (self.name.textChanged, self.packages.textChanged, self.requirements.textChanged):
+            signal.connect(self._validate)
+        self._validate()
+        controller.capabilities(target, self._ready, self._failed)
+
+    def _ready(self, caps: Capabilities) -> None:
+        self.caps = caps
+        self.kind.clear()
+        for kind in caps.kinds():
+            self.kind.addItem(KIND_HELP.get(kind, kind), kind)
+        self.python.clear()
+        for version in reversed(caps.python_versions()):
+            self.python.addItem(f"Python {version}", version)
+        self.root.clear()
+        target = self.controller.session.target(self.target)
+        for root in target.roots:
+            self.root.addItem(root)
+        self.space.setText(f"Free space in your home folder: {_size(caps.free_bytes)}")
+        self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.")
+        self._validate()
+
+    def _failed(self, error: EnvDeskError) -> None:
+        self.status.setText(f"<span style='color:#d64541'>{error.message}</span>")
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Requirements file", "", "Requirements (*.txt);;All files (*)")
+        if path:
+            self.requirements.setText(path)
+
+    def _packages(self) -> list[str]:
+        packages = split_specs(self.packages.toPlainText())
+        if self.requirements.text().strip():
+            spec = read_spec_file(Path(self.requirements.text().strip()))
+            packages += [pin.pip_line() for pin in spec.pip_pins] or spec.requirements
+        return packages
+
+    def _validate(self) -> None:
+        name_ok = check(self.name_error, lambda: validate.env_name(self.name.text().strip()))
+        if not self.name.text():
+            self.name_error.setText("")
+        packages_ok = check(self.packages_error, lambda: [validate.package_spec(p) for p in self._packages()])
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
+            self.caps is not None and name_ok and packages_ok)
+
+    def request(self) -> CreateRequest:
+        return CreateRequest(
+            name=self.name.text().strip(), kind=self.kind.currentData(),
+            python=None if self.modules.text().strip() else self.python.currentData(),
+            modules=self.modules.text().split(), system_site_packages=self.system_site.isChecked(),
+            root=self.root.currentText().strip() or None, packages=self._packages())
+
+    def start(self) -> Task:
+        request = self.request()
+        return self.controller.start(f"Create {request.name}", self.target, lambda progress: create_environment(
+            self.controller.session, self.target, request, progress))

@@ -1,0 +1,84 @@
+"""Update packages: add (checked as you type), remove, upgrade. A snapshot is saved first."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from envdesk.backend import validate
+from envdesk.backend.inventory import Environment
+from envdesk.backend.operations.update import Change, update_environment
+
+from ..tasks import Task
+from .validation import check, error_label
+
+REMOVE, UPGRADE = 2, 3
+
+
+class UpdateDialog(QDialog):
+    """One change to one environment."""
+
+    def __init__(self, controller, target: str, env: Environment, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.target = target
+        self.env = env
+        self.setWindowTitle(f"Update packages of {env.name}")
+        self.setAccessibleName("Update packages")
+        self.setMinimumSize(560, 480)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Add packages (separate with spaces), e.g. <tt>numpy pandas>=2</tt>:"))
+        self.add = QLineEdit()
+        self.add.setAccessibleName("Packages to add")
+        layout.addWidget(self.add)
+        self.add_error = error_label()
+        layout.addWidget(self.add_error)
+        self.table = QTableWidget(len(env.packages), 4)
+        self.table.setAccessibleName("Installed packages")
+        self.table.setHorizontalHeaderLabels(["Package", "Version", "Remove", "Upgrade"])
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for row, package in enumerate(env.packages):
+            self.table.setItem(row, 0, QTableWidgetItem(package.name))
+            self.table.setItem(row, 1, QTableWidgetItem(package.version))
+            for column in (REMOVE, UPGRADE):
+                box = QTableWidgetItem()
+                box.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                box.setCheckState(Qt.CheckState.Unchecked)
+                self.table.setItem(row, column, box)
+        self.table.itemChanged.connect(lambda _: self._validate())
+        layout.addWidget(self.table)
+        self.upgrade_all = QCheckBox("Upgrade everything to the newest versions the cluster has")
+        self.upgrade_all.setAccessibleName("Upgrade everything")
+        self.upgrade_all.toggled.connect(lambda _: self._validate())
+        layout.addWidget(self.upgrade_all)
+        note = QLabel("EnvDesk saves a snapshot of the current packages first. If the change fails, it goes back "
+                      "automatically; you can also go back later from Details → Snapshots.")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        layout.addWidget(self.buttons)
+        self.add.textChanged.connect(self._validate)
+        self._validate()
+
+    def _checked(self, column: int) -> list[str]:
+        return [self.table.item(row, 0).text() for row in range(self.table.rowCount())
+                if self.table.item(row, column).checkState() == Qt.CheckState.Checked]
+
+    def change(self) -> Change:
+        return Change(add=self.add.text().split(), remove=self._checked(REMOVE), upgrade=self._checked(UPGRADE),
+                      upgrade_all=self.upgrade_all.isChecked())
+
+    def _validate(self) -> None:
+        valid = check(self.add_error, lambda: [validate.package_spec(s) for s in self.add.text().split()])
+        change = self.change()
+        something = bool(change.add or change.remove or change.upgrade or change.upgrade_all)
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(valid and something)
+
+    def start(self) -> Task:
+        change = self.change()
+        return self.controller.start(f"Update {self.env.name}", self.target, lambda progress: update_environment(
+            self.controller.session, self.target, self.env.path, change, progress))

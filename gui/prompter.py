@@ -1,0 +1,141 @@
+"""Login questions from worker threads, answered in dialogs on the GUI thread without blocking it."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout,
+                               QWidget)
+
+from envdesk.backend.hostkeys import ServerIdentity
+from envdesk.backend.prompts import SecretAnswer, SecretRequest
+
+_KIND_TITLES = {"password": "Password", "passphrase": "Key passphrase", "code": "One-time code",
+                "prompt": "Login question"}
+
+
+@dataclass
+class _Pending:
+    """A question waiting for the GUI thread's answer."""
+
+    kind: str
+    payload: Any
+    event: threading.Event = field(default_factory=threading.Event)
+    answer: Any = None
+
+
+class LoginDialog(QDialog):
+    """Asks for one password, passphrase or one-time code, exactly as the server worded it."""
+
+    def __init__(self, request: SecretRequest, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"{_KIND_TITLES.get(request.kind, 'Login')} for {request.cluster}")
+        self.setAccessibleName("Login prompt")
+        layout = QVBoxLayout(self)
+        if request.instructions:
+            info = QLabel(request.instructions)
+            info.setWordWrap(True)
+            layout.addWidget(info)
+        if request.kind == "code":
+            hint = QLabel("Enter the code from your authenticator app, or approve the push on your phone "
+                          "and leave this empty.")
+            hint.setWordWrap(True)
+            layout.addWidget(hint)
+        label = QLabel(request.prompt)
+        layout.addWidget(label)
+        self.field = QLineEdit()
+        self.field.setAccessibleName(request.prompt)
+        self.field.setEchoMode(QLineEdit.EchoMode.Normal if request.echo else QLineEdit.EchoMode.Password)
+        label.setBuddy(self.field)
+        layout.addWidget(self.field)
+        self.remember = QCheckBox("Remember in the system keyring")
+        self.remember.setAccessibleName("Remember in the system keyring")
+        self.remember.setVisible(request.can_remember)
+        layout.addWidget(self.remember)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.field.setFocus()
+
+    def answer(self) -> SecretAnswer:
+        return SecretAnswer(self.field.text(), self.remember.isChecked() and self.remember.isVisible())
+
+
+class TrustDialog(QDialog):
+    """A server seen for the first time: its fingerprint and what trusting it means."""
+
+    def __init__(self, cluster: str, identity: ServerIdentity, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Trust {identity.host}?")
+        self.setAccessibleName("Trust this server")
+        layout = QVBoxLayout(self)
+        text = QLabel(
+            f"<p>EnvDesk has never connected to <b>{identity.host}</b> (port {identity.port}, cluster "
+            f"{cluster}) before. Its identity is:</p><p><tt>{identity.key_type} {identity.fingerprint}</tt></p>"
+            "<p>If this matches the fingerprint your cluster publishes, trust it: EnvDesk will then refuse "
+            "any other server pretending to be this one. If it does not match, cancel.</p>")
+        text.setWordWrap(True)
+        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(text)
+        buttons = QDialogButtonBox()
+        self.trust_button = buttons.addButton("Trust and connect", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+
+class QtPrompter(QObject):
+    """The backend's Prompter for the app: any thread may ask; dialogs open on the GUI thread."""
+
+    _ask = Signal(object)
+    asked = Signal(object)  # the dialog that was opened (for tests and accessibility tools)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._parent = parent
+        self._ask.connect(self._show, Qt.ConnectionType.QueuedConnection)
+        self._pending: list[_Pending] = []
+        self._closed = False
+
+    def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
+        return self._wait(_Pending("secret", request))
+
+    def confirm_host_key(self, cluster: str, identity: ServerIdentity) -> bool:
+        return bool(self._wait(_Pending("trust", (cluster, identity))))
+
+    def close(self) -> None:
+        """Release every waiting worker (the window is closing)."""
+        self._closed = True
+        for pending in self._pending:
+            pending.event.set()
+
+    def _wait(self, pending: _Pending) -> Any:
+        if self._closed:
+            return None
+        self._pending.append(pending)
+        self._ask.emit(pending)
+        pending.event.wait()
+        self._pending.remove(pending)
+        return pending.answer
+
+    @Slot(object)
+    def _show(self, pending: _Pending) -> None:
+        if pending.kind == "secret":
+            dialog: QDialog = LoginDialog(pending.payload, self._parent)
+        else:
+            dialog = TrustDialog(*pending.payload, self._parent)
+
+        def done(result: int) -> None:
+            if result == QDialog.DialogCode.Accepted:
+                pending.answer = dialog.answer() if isinstance(dialog, LoginDialog) else True
+            pending.event.set()
+            dialog.deleteLater()
+
+        dialog.finished.connect(done)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.open()
+        self.asked.emit(dialog)

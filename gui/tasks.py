@@ -1,0 +1,92 @@
+"""Running backend calls off the GUI thread: every remote call is a Task whose results come back by signal."""
+from __future__ import annotations
+
+import itertools
+import threading
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from envdesk.backend.errors import Cancelled, EnvDeskError
+from envdesk.backend.operations.common import Progress
+
+_ids = itertools.count(1)
+
+
+class TaskSignals(QObject):
+    """Signals of one task; they live on the GUI thread, so slots run there."""
+
+    step = Signal(str)
+    line = Signal(str, str)
+    succeeded = Signal(object)
+    failed = Signal(object)  # an EnvDeskError (unexpected exceptions are wrapped into one)
+    cancelled = Signal()
+    finished = Signal()
+
+
+class Task(QRunnable):
+    """One backend call with a Progress wired to signals; cancel() reaches the backend's CancelToken."""
+
+    def __init__(self, title: str, target: str, work: Callable[[Progress], Any]) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.id = next(_ids)
+        self.title = title
+        self.target = target
+        self.work = work
+        self.signals = TaskSignals()
+        self.progress = Progress(on_step=self.signals.step.emit, on_line=self.signals.line.emit)
+        self.done = threading.Event()
+        self.state = "waiting"
+
+    def cancel(self) -> None:
+        self.progress.cancel.cancel()
+
+    def run(self) -> None:  # runs on a pool thread
+        self.state = "running"
+        try:
+            result = self.work(self.progress)
+        except Cancelled:
+            self.state = "cancelled"
+            self.signals.cancelled.emit()
+        except EnvDeskError as exc:
+            self.state = "failed"
+            self.signals.failed.emit(exc)
+        except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently
+            self.state = "failed"
+            self.signals.failed.emit(EnvDeskError(f"Unexpected error: {exc.__class__.__name__}: {exc}",
+                                                  log=traceback.format_exc()))
+        else:
+            self.state = "succeeded"
+            self.signals.succeeded.emit(result)
+        finally:
+            self.done.set()
+            self.signals.finished.emit()
+
+
+class TaskRunner(QObject):
+    """Starts tasks on a pool and keeps them until they end, so closing the window can wait for them."""
+
+    started = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 8) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max_threads)
+        self.tasks: list[Task] = []
+
+    def start(self, task: Task) -> Task:
+        self.tasks.append(task)
+        self.started.emit(task)
+        self.pool.start(task)
+        return task
+
+    def running(self) -> list[Task]:
+        return [t for t in self.tasks if not t.done.is_set()]
+
+    def shutdown(self, timeout_ms: int = 10000) -> bool:
+        """Cancel what is running and wait for it; True when every task ended."""
+        for task in self.running():
+            task.cancel()
+        return self.pool.waitForDone(timeout_ms)
