@@ -1,0 +1,230 @@
+"""Cluster presets: ready-made settings for well-known cluster families.
+
+Each preset is one YAML file in ``envdesk.resources/presets``. It says which login nodes
+users pick from, how the login goes (key, password, one-time code), where environments
+live, which pip options and environment kind the site wants, and plain notes about its
+rules. :meth:`Preset.profile_fields` turns a preset into the keyword arguments of a
+:class:`~envdesk.backend.config.ClusterProfile`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from . import validate
+from .config import AUTH_METHODS
+from .errors import ConfigError, InvalidInput, NotFound
+from .fileio import read_yaml
+from .spec import KINDS
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
+PRESET_AUTH_METHODS = tuple(method for method in AUTH_METHODS if method != "auto")
+OTHER_ID = "other"
+
+_FIELDS = ("id", "label", "description", "hosts", "auth", "auth_help", "env_roots", "pip_args",
+           "preferred_kind", "python_modules_hint", "system_site_packages", "docs_url", "notes")
+_HOST_FIELDS = ("name", "host", "port")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PresetHost:
+    """One login node users can pick, e.g. Narval at narval.alliancecan.ca port 22."""
+
+    name: str
+    host: str
+    port: int = 22
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A cluster family's settings, read from ``resources/presets/<id>.yaml``."""
+
+    id: str
+    label: str
+    description: str
+    hosts: tuple[PresetHost, ...]
+    auth: str
+    auth_help: str
+    env_roots: tuple[str, ...]
+    pip_args: tuple[str, ...]
+    preferred_kind: str
+    python_modules_hint: str
+    system_site_packages: bool
+    docs_url: str
+    notes: tuple[str, ...]
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The modules of :attr:`python_modules_hint`, one per item (empty if none are needed)."""
+        return tuple(self.python_modules_hint.split())
+
+    def profile_fields(self, host_index: int = 0, user: str | None = None, *,
+                       host: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for ``ClusterProfile(name=..., **fields)``.
+
+        `host_index` picks one of :attr:`hosts`; `host` replaces it with a login node the
+        user typed. A preset that lists no login node (``other``) gives an empty host until
+        one is typed, which ClusterProfile refuses with a plain message.
+        """
+        if host is not None:
+            address, port = validate.host(host), (self.hosts[0].port if self.hosts else 22)
+        elif not self.hosts:
+            address, port = "", 22
+        elif not 0 <= host_index < len(self.hosts):
+            raise InvalidInput(f"The {self.label} preset has no login node number {host_index}.",
+                               f"Pick one of: {', '.join(h.name for h in self.hosts)}.")
+        else:
+            address, port = self.hosts[host_index].host, self.hosts[host_index].port
+        return {"host": address, "port": port, "user": user, "env_roots": list(self.env_roots),
+                "pip_args": list(self.pip_args), "preset": self.id, "auth": self.auth}
+
+
+def load_presets(folder: str | os.PathLike[str] | Traversable | None = None) -> list[Preset]:
+    """Every preset in `folder` (default: the ones EnvDesk ships), ``other`` last.
+
+    Any malformed file is a ConfigError that names it; nothing is silently skipped.
+    """
+    where: Traversable = _default_folder() if folder is None else _as_traversable(folder)
+    try:
+        entries = sorted((e for e in where.iterdir() if e.name.endswith(".yaml") and e.is_file()),
+                         key=lambda e: e.name)
+    except OSError as exc:
+        raise ConfigError(f"Could not read the cluster presets in {where}: {exc.strerror or exc}.",
+                          "Reinstall EnvDesk, or give a folder that exists.") from exc
+    if not entries:
+        raise ConfigError(f"No cluster presets were found in {where}.",
+                          "Reinstall EnvDesk: its preset files are missing.")
+    presets = [_load_file(entry) for entry in entries]
+    return sorted(presets, key=lambda p: (p.id == OTHER_ID, p.label.casefold()))
+
+
+def get_preset(preset_id: str, folder: str | os.PathLike[str] | Traversable | None = None) -> Preset:
+    """The preset called `preset_id`, or a NotFound that lists the ones that exist."""
+    presets = load_presets(folder)
+    for preset in presets:
+        if preset.id == preset_id:
+            return preset
+    raise NotFound(f"There is no cluster preset called {preset_id!r}.",
+                   f"Known presets: {', '.join(p.id for p in presets)}.")
+
+
+def _default_folder() -> Traversable:
+    return resources.files("envdesk.resources") / "presets"
+
+
+def _as_traversable(folder: str | os.PathLike[str] | Traversable) -> Traversable:
+    return Path(folder) if isinstance(folder, (str, os.PathLike)) else folder
+
+
+def _load_file(entry: Traversable) -> Preset:
+    """Read and check one preset file; every problem becomes a ConfigError naming it."""
+    try:
+        data = read_yaml(entry, what="cluster preset")  # type: ignore[arg-type]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"The cluster preset file {entry} is not UTF-8 text.",
+                          _FIX_HINT) from exc
+    except ConfigError as exc:
+        raise ConfigError(exc.message, _FIX_HINT) from exc
+    try:
+        return _parse(data, Path(entry.name).stem)
+    except (InvalidInput, ConfigError) as exc:
+        raise ConfigError(f"The cluster preset file {entry} is malformed. {exc.message}",
+                          exc.hint or _FIX_HINT) from exc
+
+
+_FIX_HINT = "Fix or remove the file; the presets EnvDesk ships come back when you reinstall it."
+
+
+def _parse(data: Any, stem: str) -> Preset:
+    """Build a Preset from loaded YAML, refusing anything missing, unknown or mistyped."""
+    fields = _mapping(data, _FIELDS, "The file")
+    preset_id = _text(fields["id"], "id")
+    validate.cluster_name(preset_id)
+    if preset_id != stem:
+        raise InvalidInput(f"Its id {preset_id!r} differs from its file name {stem!r}.",
+                           f"Call the file {preset_id}.yaml, or set id: {stem}.")
+    auth = _text(fields["auth"], "auth")
+    if auth not in PRESET_AUTH_METHODS:
+        raise InvalidInput(f"Its auth is {auth!r}.", f"Use one of: {', '.join(PRESET_AUTH_METHODS)}.")
+    kind = _text(fields["preferred_kind"], "preferred_kind")
+    if kind not in KINDS:
+        raise InvalidInput(f"Its preferred_kind is {kind!r}.", f"Use one of: {', '.join(KINDS)}.")
+    hint = _typed(fields["python_modules_hint"], str, "The python_modules_hint", "text")
+    for module in hint.split():
+        validate.module_name(module)
+    docs_url = _text(fields["docs_url"], "docs_url")
+    if not docs_url.startswith("https://"):
+        raise InvalidInput(f"Its docs_url {docs_url!r} is not an https:// address.")
+    return Preset(
+        id=preset_id,
+        label=_text(fields["label"], "label"),
+        description=_text(fields["description"], "description"),
+        hosts=tuple(_host(entry, n) for n, entry in enumerate(_list(fields["hosts"], "hosts"), 1)),
+        auth=auth,
+        auth_help=_text(fields["auth_help"], "auth_help"),
+        env_roots=_items(fields["env_roots"], "env_roots", validate.remote_folder),
+        pip_args=_items(fields["pip_args"], "pip_args", lambda arg: validate.plain_text(arg, "pip argument")),
+        preferred_kind=kind,
+        python_modules_hint=hint,
+        system_site_packages=_typed(fields["system_site_packages"], bool,
+                                    "The system_site_packages", "true or false"),
+        docs_url=docs_url,
+        notes=_items(fields["notes"], "notes", lambda note: validate.plain_text(note, "note")),
+    )
+
+
+def _host(data: Any, number: int) -> PresetHost:
+    """One entry of `hosts`: exactly a name, a host and a port."""
+    where = f"Login node {number} in hosts"
+    fields = _mapping(data, _HOST_FIELDS, where)
+    port = fields["port"]
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise InvalidInput(f"{where} has port {port!r}, which is not a whole number.")
+    host = _typed(fields["host"], str, f"The host of login node {number}", "text")
+    return PresetHost(name=_text(fields["name"], f"name of login node {number}"),
+                      host=validate.host(host), port=validate.port(port))
+
+
+def _mapping(data: Any, names: tuple[str, ...], where: str) -> dict[str, Any]:
+    """`data` as a mapping holding exactly the keys `names`."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where} is not a mapping of settings.")
+    missing = [name for name in names if name not in data]
+    unknown = sorted(str(key) for key in data if key not in names)
+    if missing:
+        raise InvalidInput(f"{where} lacks {', '.join(missing)}.")
+    if unknown:
+        raise InvalidInput(f"{where} has unknown setting(s) {', '.join(unknown)}.",
+                           f"Known settings: {', '.join(names)}.")
+    return data
+
+
+def _typed(value: Any, kind: type[T], subject: str, described: str) -> T:
+    """`value` if it is a `kind` (YAML's true/false never pass for a number or text)."""
+    if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+        raise InvalidInput(f"{subject} is {value!r}, which is not {described}.")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    """A required one-line text: surrounding spaces trimmed, never empty."""
+    text = _typed(value, str, f"The {name}", "text").strip()
+    return validate.plain_text(text, name)
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"The {name} setting is {value!r}, which is not a list.")
+    return value
+
+
+def _items(value: Any, name: str, check: Callable[[str], str]) -> tuple[str, ...]:
+    """A list of texts, each passed through `check` (one of validate's checks)."""
+    return tuple(check(_typed(item, str, f"An item of {name}", "text")) for item in _list(value, name))
