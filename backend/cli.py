@@ -238,7 +238,13 @@ def _report_import(imported: Imported, action: str) -> int:
 
 
 def env_import(args: argparse.Namespace, session: Session) -> int:
-    spec = read_spec_file(Path(args.file))
+    path = Path(args.file)
+    if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
+        from .operations.uvimport import import_uv_project
+        imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
+                                     progress=_progress(args))
+        return _report_import(imported, "Imported")
+    spec = read_spec_file(path)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
                                   top_level=args.top_level, progress=_progress(args))
     return _report_import(imported, "Imported")

@@ -16,6 +16,7 @@ marker still go missing, the cleanup puts it back before ``abort``, so the agent
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -140,7 +141,8 @@ def _sync(session: Session, target: Target, caps: Capabilities, project: UvProje
         _clean_up(target, venv, project_dir, roots, ours)
         raise
     remember_root(session, target, root)
-    return Imported(Environment.from_agent(finished["env"]), notes)
+    env = Environment.from_agent(finished["env"])
+    return Imported(replace(env, name=f"{chosen}/{VENV}"), notes)  # as listings name it (relative to the root)
 
 
 def _refuse_existing_folder(target: Target, project_dir: str, progress: Progress) -> None:

@@ -1,0 +1,435 @@
+"""uv projects (``pyproject.toml`` + ``uv.lock``): read and check them, and turn them into an EnvSpec.
+
+Everything a project file names (its name, its dependencies, every locked package's name, version,
+source and markers) is checked here, before anything runs anywhere: a hostile file is refused with
+an InvalidInput in plain words. The files themselves are only ever uploaded as files (never pasted
+into a shell), so uv reads them, not bash.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+from packaging.markers import InvalidMarker, Marker, default_environment
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from . import validate
+from .errors import InvalidInput
+from .spec import EnvSpec, Pin
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PROJECT_FILES = ("pyproject.toml", "uv.lock")
+MAX_FILE_BYTES = 5_000_000
+LOCK_VERSIONS = (1,)
+SOURCE_KINDS = ("registry", "git", "url", "path", "directory", "editable", "virtual")
+LOCAL_SOURCES = ("path", "directory", "editable", "virtual")
+_LOWER_BOUND_OPERATORS = (">=", ">", "==", "~=", "===")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised name: what uv and pip compare."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def git_url(location: str) -> str:
+    """uv.lock's 'https://host/repo?rev=main#<commit>' as pip's 'git+https://host/repo@<commit>'."""
+    parts = urlsplit(location)
+    commit = parts.fragment
+    query = parse_qs(parts.query)
+    base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    reference = commit or next((query[key][0] for key in ("rev", "tag", "branch") if query.get(key)), "")
+    url = f"git+{base}" + (f"@{reference}" if reference else "")
+    if query.get("subdirectory"):
+        url += f"#subdirectory={query['subdirectory'][0]}"
+    return url
+
+
+@dataclass(frozen=True)
+class LockedDependency:
+    """One edge of the lock's graph: `name` (the version and source pick one of forked entries)."""
+
+    name: str
+    version: str | None = None
+    source: str | None = None
+    marker: str | None = None
+    extras: tuple[str, ...] = ()
+
+    def applies(self, environment: Mapping[str, str]) -> bool:
+        return self.marker is None or Marker(self.marker).evaluate(dict(environment))
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    """One ``[[package]]`` entry of uv.lock."""
+
+    name: str
+    version: str
+    source: str     # one of SOURCE_KINDS
+    location: str   # the registry, URL or path the lock names
+    dependencies: tuple[LockedDependency, ...] = ()
+    optional: tuple[tuple[str, tuple[LockedDependency, ...]], ...] = ()   # extra -> edges
+    groups: tuple[tuple[str, tuple[LockedDependency, ...]], ...] = ()     # dependency group -> edges
+
+    @property
+    def portable(self) -> bool:
+        """True when any machine can install it again from a package index (the lock's exact version)."""
+        return self.source == "registry"
+
+    @property
+    def is_local(self) -> bool:
+        """True when it comes from a folder or file of the project's machine (it cannot travel)."""
+        return self.source in LOCAL_SOURCES
+
+    def url(self, folder: Path | None = None) -> str | None:
+        """Where a non-registry package comes from, written the way pip takes it; None for registry ones."""
+        if self.source == "registry":
+            return None
+        if self.source == "git":
+            return git_url(self.location)
+        if self.source == "url":
+            return self.location
+        path = Path(self.location)
+        if not path.is_absolute() and folder is not None:
+            path = folder / path
+        return path.resolve().as_uri() if path.is_absolute() else path.as_posix()
+
+    def pin(self, folder: Path | None = None) -> Pin:
+        """The exact pin: name==version for registry packages, name @ URL for the others."""
+        return Pin(name=self.name, version=self.version, url=self.url(folder))
+
+    def describe(self, folder: Path | None = None) -> str:
+        return f"{self.name} ({self.source} {self.url(folder) or self.location})"
+
+    def edges(self, key: str, name: str) -> tuple[LockedDependency, ...]:
+        table = self.optional if key == "optional" else self.groups
+        return next((deps for label, deps in table if canonical(label) == canonical(name)), ())
+
+
+@dataclass
+class UvProject:
+    """A uv project as read from its folder: both files' text and what they say."""
+
+    folder: Path
+    pyproject_text: str
+    lock_text: str
+    name: str
+    requires_python: str | None
+    dependencies: list[str]
+    packages: list[LockedPackage]
+    default_groups: list[str] | None = None   # None: uv's default ("dev"); ["*"]: every group
+
+    @property
+    def python(self) -> str | None:
+        """The lowest Python the project allows (X.Y or X.Y.Z), from requires-python."""
+        return python_lower_bound(self.requires_python)
+
+    def is_root(self, package: LockedPackage) -> bool:
+        return canonical(package.name) == canonical(self.name) and package.source in ("virtual", "editable")
+
+    @property
+    def locked(self) -> list[LockedPackage]:
+        """Every locked package except the project itself."""
+        return [p for p in self.packages if not self.is_root(p)]
+
+    @property
+    def not_portable(self) -> list[LockedPackage]:
+        """Locked packages that do not come from a package index (git, URLs, local folders)."""
+        return [p for p in self.locked if not p.portable]
+
+    @property
+    def local_only(self) -> list[LockedPackage]:
+        """Locked packages from folders or files of this computer: no other machine has them."""
+        return [p for p in self.locked if p.is_local]
+
+    def source_notes(self) -> list[str]:
+        """What the user should know about packages that do not come from an index."""
+        remote = [p for p in self.not_portable if not p.is_local]
+        local = [p for p in self.not_portable if p.is_local]
+        notes = []
+        if remote:
+            notes.append("Not from a package index (the target must reach them): "
+                         + "; ".join(p.describe(self.folder) for p in remote) + ".")
+        if local:
+            notes.append("Not portable (local folders or files of the project's computer): "
+                         + "; ".join(p.describe(self.folder) for p in local) + ".")
+        return notes
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+def _read(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InvalidInput(f"{path} is too large to be a uv project file "
+                               f"(more than {MAX_FILE_BYTES // 1_000_000} MB).")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        if path.name == "uv.lock":
+            raise InvalidInput(f"{path.parent} has no uv.lock, so there are no exact versions to import.",
+                               "Run 'uv lock' in the project folder first.") from exc
+        raise InvalidInput(f"{path.parent} has no pyproject.toml, so it is not a uv project.") from exc
+    except OSError as exc:
+        raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not a text file.") from exc
+
+
+def _toml(text: str, path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{path.name} is not valid TOML ({exc}).", "Check the file; nothing was changed.") from exc
+
+
+def _table(value: Any, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"'{what}' must be a table.")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"'{what}' must be a list.")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"The {what} {value!r} is not text.")
+    return validate.plain_text(value, what)
+
+
+def _no_spaces(value: str, what: str) -> str:
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidInput(f"The {what} {value!r} contains spaces or control characters.")
+    return value
+
+
+def _marker(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _text(value, "marker")
+    try:
+        Marker(text)
+    except InvalidMarker as exc:
+        raise InvalidInput(f"{text!r} is not a valid environment marker.") from exc
+    return text
+
+
+def _source(value: Any, package: str) -> tuple[str, str]:
+    table = _table(value, f"source of {package}")
+    kinds = [k for k in table if k in SOURCE_KINDS]
+    if len(kinds) != 1:
+        raise InvalidInput(f"The package {package} in uv.lock has a source EnvDesk does not know: "
+                           f"{', '.join(map(str, table)) or 'none'}.")
+    kind = kinds[0]
+    location = _text(table[kind], f"source of {package}")
+    if kind in ("git", "url"):  # becomes part of a requirement line; folders may have spaces in their names
+        _no_spaces(location, f"source of {package}")
+    return kind, location
+
+
+def _dependency(value: Any, owner: str) -> LockedDependency:
+    table = _table(value, f"dependency of {owner}")
+    name = validate.package_name(_text(table.get("name"), f"dependency name of {owner}"))
+    version = table.get("version")
+    source = table.get("source")
+    return LockedDependency(
+        name=name,
+        version=validate.version(_text(version, "version")) if version is not None else None,
+        source=_source(source, name)[1] if source is not None else None,
+        marker=_marker(table.get("marker")),
+        extras=tuple(validate.package_name(_text(e, "extra")) for e in _list(table.get("extra"), "extra")))
+
+
+def _edge_tables(value: Any, owner: str, what: str) -> tuple[tuple[str, tuple[LockedDependency, ...]], ...]:
+    table = _table(value, f"{what} of {owner}")
+    return tuple((validate.package_name(_text(label, what)),
+                  tuple(_dependency(d, owner) for d in _list(deps, f"{what} of {owner}")))
+                 for label, deps in table.items())
+
+
+def _locked_package(value: Any) -> LockedPackage:
+    table = _table(value, "package")
+    name = validate.package_name(_text(table.get("name"), "package name"))
+    kind, location = _source(table.get("source"), name)
+    version = table.get("version")
+    if version is None and kind == "registry":
+        raise InvalidInput(f"The package {name} in uv.lock has no version.")
+    package = LockedPackage(
+        name=name, version=validate.version(_text(version, "version")) if version is not None else "",
+        source=kind, location=location,
+        dependencies=tuple(_dependency(d, name) for d in _list(table.get("dependencies"), "dependencies")),
+        optional=_edge_tables(table.get("optional-dependencies"), name, "optional-dependencies"),
+        groups=_edge_tables(table.get("dev-dependencies"), name, "dev-dependencies"))
+    url = package.url()
+    if url is not None:
+        validate.package_spec(f"{name} @ {url}")
+    return package
+
+
+def python_lower_bound(requires_python: str | None) -> str | None:
+    """'3.11' for '>=3.11,<4': the lowest version requires-python allows, if it says one."""
+    if not requires_python:
+        return None
+    bounds = [spec.version for spec in SpecifierSet(requires_python) if spec.operator in _LOWER_BOUND_OPERATORS]
+    if not bounds:
+        return None
+    lowest = min(bounds, key=lambda v: tuple(int(p) if p.isdigit() else 0 for p in v.rstrip(".*").split(".")))
+    return validate.version(lowest.rstrip(".*"))
+
+
+def _project_folder(path: Path) -> Path:
+    if path.name in PROJECT_FILES and not path.is_dir():
+        return path.parent
+    return path
+
+
+def read_uv_project(folder: Path) -> UvProject:
+    """Read and check a uv project: `folder` (or its pyproject.toml or uv.lock) with both files in it."""
+    folder = _project_folder(Path(folder))
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder} is not a folder with a uv project in it.")
+    pyproject_path, lock_path = folder / "pyproject.toml", folder / "uv.lock"
+    pyproject_text = _read(pyproject_path)
+    lock_text = _read(lock_path)
+    pyproject = _toml(pyproject_text, pyproject_path)
+    lock = _toml(lock_text, lock_path)
+
+    project = pyproject.get("project")
+    if not isinstance(project, dict):
+        raise InvalidInput(f"{pyproject_path} has no [project] table, so it is not a uv project EnvDesk can import.")
+    name = validate.package_name(_text(project.get("name"), "project name"))
+    requires = project.get("requires-python")
+    if requires is not None:
+        requires = _text(requires, "requires-python")
+        try:
+            SpecifierSet(requires)
+        except InvalidSpecifier as exc:
+            raise InvalidInput(f"requires-python {requires!r} is not a valid version range.") from exc
+    dependencies = [validate.package_spec(_text(d, "dependency"))
+                    for d in _list(project.get("dependencies"), "project.dependencies")]
+    tool_uv = _table(_table(pyproject.get("tool"), "tool").get("uv"), "tool.uv")
+    default_groups_value = tool_uv.get("default-groups")
+    if default_groups_value is None:
+        default_groups = None
+    elif default_groups_value == "all":
+        default_groups = ["*"]
+    else:
+        default_groups = [validate.package_name(_text(g, "default group"))
+                          for g in _list(default_groups_value, "tool.uv.default-groups")]
+
+    lock_version = lock.get("version")
+    if lock_version not in LOCK_VERSIONS:
+        raise InvalidInput(f"{lock_path} has lock format version {lock_version!r}, which EnvDesk cannot read.",
+                           "Lock it again with a uv release that writes 'version = 1'.")
+    packages = [_locked_package(p) for p in _list(lock.get("package"), "package")]
+    return UvProject(folder=folder, pyproject_text=pyproject_text, lock_text=lock_text, name=name,
+                     requires_python=requires, dependencies=dependencies, packages=packages,
+                     default_groups=default_groups)
+
+
+# -- choosing what a target installs ----------------------------------------------------------------
+
+def marker_environment(python: str | None = None, *, machine: str | None = None,
+                       local: bool = False) -> dict[str, str]:
+    """The values environment markers are judged by: Linux (clusters) or this computer, and `python`."""
+    environment = dict(default_environment())
+    if not local:
+        environment.update(sys_platform="linux", platform_system="Linux", os_name="posix",
+                           implementation_name="cpython", platform_python_implementation="CPython",
+                           platform_machine=machine or "x86_64", platform_release="", platform_version="")
+    elif machine:
+        environment["platform_machine"] = machine
+    if python:
+        parts = python.split(".")
+        environment["python_version"] = ".".join(parts[:2])
+        environment["python_full_version"] = ".".join((parts + ["0", "0"])[:3])
+    return environment
+
+
+def _pick(candidates: list[LockedPackage], edge: LockedDependency) -> list[LockedPackage]:
+    if len(candidates) > 1 and edge.version is not None:
+        candidates = [p for p in candidates if p.version == edge.version] or candidates
+    if len(candidates) > 1 and edge.source is not None:
+        candidates = [p for p in candidates if p.location == edge.source] or candidates
+    return candidates
+
+
+def select_packages(project: UvProject, environment: Mapping[str, str] | None = None) -> list[LockedPackage]:
+    """The locked packages `uv sync` would install in `environment` (markers judged there), project excluded.
+
+    Walks the lock's graph from the project as uv does: its dependencies, the default dependency groups
+    (uv's default is 'dev'), and the optional dependencies of every extra asked for on the way.
+    """
+    environment = environment or marker_environment(project.python)
+    by_name: dict[str, list[LockedPackage]] = {}
+    for package in project.packages:
+        by_name.setdefault(canonical(package.name), []).append(package)
+    roots = [p for p in project.packages if project.is_root(p)]
+    if not roots:
+        return _unique(project.locked)
+    todo: list[tuple[LockedPackage, tuple[str, ...]]] = []
+    for root in roots:
+        wanted = project.default_groups if project.default_groups is not None else ["dev"]
+        group_edges = [edge for label, edges in root.groups if "*" in wanted or
+                       canonical(label) in {canonical(g) for g in wanted} for edge in edges]
+        todo.append((root, ()))
+        todo.extend(_follow(by_name, group_edges, environment))
+    seen: set[tuple[int, str]] = set()
+    chosen: dict[int, LockedPackage] = {}
+    while todo:
+        package, extras = todo.pop()
+        key = id(package)
+        for extra in ("", *extras):
+            if (key, extra) in seen:
+                continue
+            seen.add((key, extra))
+            if not project.is_root(package):
+                chosen[key] = package
+            edges = package.dependencies if not extra else package.edges("optional", extra)
+            todo.extend(_follow(by_name, edges, environment))
+    return _unique(chosen.values())
+
+
+def _follow(by_name: dict[str, list[LockedPackage]], edges: Iterable[LockedDependency],
+            environment: Mapping[str, str]) -> list[tuple[LockedPackage, tuple[str, ...]]]:
+    found = []
+    for edge in edges:
+        if not edge.applies(environment):
+            continue
+        for package in _pick(by_name.get(canonical(edge.name), []), edge):
+            found.append((package, edge.extras))
+    return found
+
+
+def _unique(packages: Iterable[LockedPackage]) -> list[LockedPackage]:
+    """One entry per name (the first), sorted by name: pip cannot install two versions of a package."""
+    result: dict[str, LockedPackage] = {}
+    for package in packages:
+        result.setdefault(canonical(package.name), package)
+    return [result[name] for name in sorted(result)]
+
+
+def to_spec(project: UvProject, environment: Mapping[str, str] | None = None) -> EnvSpec:
+    """An EnvSpec that pip can build anywhere: the project's direct dependencies, every locked version pinned.
+
+    `environment` (see marker_environment) says where it will be installed, so packages the lock only
+    needs elsewhere (Windows, another Python) are left out; by default a Linux cluster with the lowest
+    Python the project allows.
+    """
+    pins = [package.pin(project.folder) for package in select_packages(project, environment)]
+    return EnvSpec(kind="uv", python=project.python, requirements=list(project.dependencies), pins=pins,
+                   name=project.name, source={"format": "uv", "path": str(project.folder)})
