@@ -85,12 +85,12 @@ class AppController(QObject):
                                                                          latest="Cancelled; nothing half-made left"))
             task.signals.failed.connect(lambda error: self.operations.touch(task, state="failed", error=error,
                                                                             latest=error.message))
-        task.signals.succeeded.connect(lambda result: self.operation_succeeded.emit(task, result))
-        task.signals.failed.connect(lambda error: self.operation_failed.emit(task, error))
         if on_success is not None:
             task.signals.succeeded.connect(on_success)
         if on_failure is not None:
             task.signals.failed.connect(on_failure)
+        task.signals.succeeded.connect(lambda result: self.operation_succeeded.emit(task, result))
+        task.signals.failed.connect(lambda error: self.operation_failed.emit(task, error))
         return self.runner.start(task)
 
     # -- connecting and listing ----------------------------------------------------------------

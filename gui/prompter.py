@@ -72,7 +72,7 @@ class TrustDialog(QDialog):
         self.setWindowTitle(f"Trust {identity.host}?")
         self.setAccessibleName("Trust this server")
         layout = QVBoxLayout(self)
-        text = QLabel(
+        self.text = text = QLabel(
             f"<p>EnvDesk has never connected to <b>{identity.host}</b> (port {identity.port}, cluster "
             f"{cluster}) before. Its identity is:</p><p><tt>{identity.key_type} {identity.fingerprint}</tt></p>"
             "<p>If this matches the fingerprint your cluster publishes, trust it: EnvDesk will then refuse "

@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Qt runs without a display in tests; set before any QApplication exists.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 from testbed import TestBed, TestBedUnavailable
 
 

@@ -1,0 +1,285 @@
+"""The desktop app driven for real (offscreen) against the SSH test bed: every flow a user meets."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
+
+from envdesk.backend.paths import AppPaths
+from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+from envdesk.gui.dialogs.import_dialog import ImportDialog
+from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+from envdesk.gui.dialogs.update_dialog import UpdateDialog
+from envdesk.gui.main_window import MainWindow
+from envdesk.gui.models import TargetListModel
+from envdesk.gui.prompter import LoginDialog, TrustDialog
+from envdesk_fixtures import make_config
+
+LONG = 180_000
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return folder
+
+
+def open_window(qtbot, paths: AppPaths) -> MainWindow:
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def select_target(qtbot, window: MainWindow, name: str) -> None:
+    window.cluster_view.setCurrentIndex(window.controller.targets.index(window.controller.targets.row_of(name)))
+    qtbot.waitUntil(lambda: name in window.controller.refreshed or
+                    window.controller.targets.item(name).state == "error", timeout=LONG)
+
+
+def env_names(window: MainWindow) -> set[str]:
+    return {env.name for env in window.env_model.environments}
+
+
+def select_env(qtbot, window: MainWindow, name: str) -> None:
+    qtbot.waitUntil(lambda: name in env_names(window), timeout=LONG)
+    for row in range(window.env_proxy.rowCount()):
+        index = window.env_proxy.index(row, 0)
+        if index.data() == name:
+            window.env_table.setCurrentIndex(index)
+    assert window.current_environment().name == name
+
+
+def finish(qtbot, task, state="done"):
+    """Wait for a recorded task to end and check how it ended."""
+    qtbot.waitUntil(lambda: task.done.is_set(), timeout=LONG)
+    qtbot.wait(50)
+    assert task.state == {"done": "succeeded"}.get(state, state)
+
+
+def answer_prompts(window: MainWindow, answer) -> list:
+    """Answer every login/trust dialog the app opens with `answer(dialog)`; returns the dialogs seen."""
+    seen = []
+
+    def on_dialog(dialog):
+        seen.append(dialog)
+        QTimer.singleShot(0, lambda: answer(dialog))
+
+    window.prompter.asked.connect(on_dialog)
+    return seen
+
+
+def press_when_shown(button_text: str) -> None:
+    """Click a button of the next modal message box (QMessageBox.exec blocks the test otherwise)."""
+    def click():
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            for button in box.buttons():
+                if button.text().replace("&", "") == button_text:
+                    button.click()
+                    return
+        QTimer.singleShot(50, click)
+    QTimer.singleShot(50, click)
+
+
+def test_add_a_cluster_test_it_and_trust_its_key(qtbot, testbed, tmp_path, home):
+    alpha = testbed.clusters["alpha"]
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    shown = []
+
+    def trust(dialog):
+        assert isinstance(dialog, TrustDialog)
+        shown.append(dialog.text.text())
+        dialog.trust_button.click()
+
+    answer_prompts(window, trust)
+    dialog = ClusterDialog(window.controller, parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.preset.count() > 1, "presets are offered"
+    dialog.name.setText("alpha")
+    dialog.host.setEditText(alpha.host)
+    dialog.port.setValue(alpha.port)
+    dialog.user.setText(alpha.user)
+    dialog.identity.setText(str(alpha.identity_file))
+    dialog.advanced.setChecked(True)
+    dialog.pip_args.setText(" ".join(alpha.pip_args))
+    qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any("environment(s) found" in dialog.steps.item(i).text()
+                                for i in range(dialog.steps.count())), timeout=LONG)
+    assert len(shown) == 1 and alpha.host_key_fingerprint in shown[0]
+    assert alpha.host_key_pub.split()[1] in (tmp_path / "cfg" / "known_hosts").read_text()
+    dialog.save()
+    window.controller.reload_targets()
+    assert window.controller.targets.row_of("alpha") == 1
+    assert window.controller.session.store.get("alpha").pip_args == alpha.pip_args
+
+
+def test_refused_host_key_is_an_error_not_a_connection(qtbot, testbed, tmp_path, home):
+    paths = make_config(tmp_path / "cfg", testbed, ["beta"], trusted=False)
+    window = open_window(qtbot, paths)
+    answer_prompts(window, lambda d: d.reject())
+    select_target(qtbot, window, "beta")
+    item = window.controller.targets.item("beta")
+    assert item.state == "error" and testbed.clusters["beta"].host_key_fingerprint in item.message
+    assert "cannot yet" in window.notice.text()
+
+
+def test_one_time_code_prompt_then_listing(qtbot, testbed, sample_envs, tmp_path, home):
+    cluster = testbed.clusters["otp"]
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["otp"]))
+
+    offered_remember = []
+
+    def answer(dialog):
+        assert isinstance(dialog, LoginDialog)
+        offered_remember.append(dialog.remember.isVisibleTo(dialog))
+        dialog.field.setText(cluster.totp_now())
+        dialog.accept()
+
+    answer_prompts(window, answer)
+    select_target(qtbot, window, "otp")
+    assert "plainvenv" in env_names(window)
+    assert offered_remember == [False], "one-time codes are never offered for the keyring"
+    assert window.controller.targets.item("otp").state == "connected"
+
+
+def test_wrong_password_is_reported_plainly(qtbot, testbed, tmp_path, home):
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["password"]))
+
+    offered_remember = []
+
+    def answer(dialog):
+        offered_remember.append(dialog.remember.isVisibleTo(dialog))
+        dialog.field.setText("wrong password")
+        dialog.accept()
+
+    answer_prompts(window, answer)
+    select_target(qtbot, window, "password")
+    assert offered_remember and all(offered_remember), "passwords may be remembered"
+    assert "refused the login" in window.controller.targets.item("password").message
+
+
+def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
+    select_target(qtbot, window, "alpha")
+    name = f"gui-{uuid.uuid4().hex[:6]}"
+
+    # create
+    dialog = NewEnvironmentDialog(window.controller, "alpha", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
+    assert dialog.kind.currentData() == "uv", "the fastest kind the cluster has is the default"
+    assert dialog.python.currentData() == "3.11"
+    dialog.name.setText(name)
+    dialog.packages.setPlainText("tinyalpha==1.0\nnot a valid spec!!")
+    assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    dialog.packages.setPlainText("tinyalpha==1.0")
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+    finish(qtbot, dialog.start())
+    select_env(qtbot, window, name)
+    assert "module load python/3.11.5" in window.details.terminal_box.text.toPlainText()
+
+    # update, then revert from the details' snapshots
+    update = UpdateDialog(window.controller, "alpha", window.current_environment(), parent=window)
+    qtbot.addWidget(update)
+    update.add.setText("tinygamma")
+    finish(qtbot, update.start())
+    qtbot.waitUntil(lambda: any(p.name == "tinygamma" for p in window.current_environment().packages),
+                    timeout=LONG)
+    window.details.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: window.details.snapshot_list.count() == 1 and
+                    window.details.snapshot_list.item(0).data(Qt.ItemDataRole.UserRole), timeout=LONG)
+    window.details.snapshot_list.setCurrentRow(0)
+    qtbot.mouseClick(window.details.revert_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not any(p.name == "tinygamma" for p in window.current_environment().packages),
+                    timeout=LONG)
+
+    # a package that cannot be installed: a plain failure, rolled back
+    failing = UpdateDialog(window.controller, "alpha", window.current_environment(), parent=window)
+    qtbot.addWidget(failing)
+    failing.add.setText("doesnotexist==9")
+    task = failing.start()
+    finish(qtbot, task, "failed")
+    assert "rolled back" in window.operations_panel.result.text()
+    window.operations_panel.raw_button.setChecked(True)
+    assert "doesnotexist" in window.operations_panel.log.toPlainText()
+
+    # export in every format
+    for fmt, filename in [("envdesk", "e.envdesk.yaml"), ("requirements", "requirements.txt"),
+                          ("conda", "environment.yml")]:
+        finish(qtbot, window.export_to("alpha", window.current_environment(), tmp_path / filename, fmt))
+        assert "tinyalpha" in (tmp_path / filename).read_text()
+
+    # import the export onto beta, seeing the plan first
+    importing = ImportDialog.from_file(window.controller, "beta", tmp_path / "e.envdesk.yaml", parent=window)
+    qtbot.addWidget(importing)
+    qtbot.waitUntil(lambda: importing.plan is not None, timeout=LONG)
+    assert "Python/3.11.3" in importing.plan_text.text()
+    importing.name.setText(name + "-imported")
+    finish(qtbot, importing.start())
+
+    # copy to the other cluster, seeing the module mapping first
+    copying = ImportDialog.for_copy(window.controller, "alpha", window.current_environment(), parent=window)
+    qtbot.addWidget(copying)
+    assert copying.target == "beta"
+    qtbot.waitUntil(lambda: copying.plan is not None, timeout=LONG)
+    assert "python/3.11.5" in copying.plan_text.text() and "GCC/12.3.0 Python/3.11.3" in copying.plan_text.text()
+    copying.name.setText(name + "-copy")
+    finish(qtbot, copying.start())
+    select_target(qtbot, window, "beta")
+    window.controller.refresh("beta")
+    qtbot.waitUntil(lambda: {name + "-imported", name + "-copy"} <= env_names(window), timeout=LONG)
+
+    # delete: names the folder and its size, asks once
+    select_env(qtbot, window, name + "-copy")
+    press_when_shown("Delete")
+    window.delete_environment()
+    qtbot.waitUntil(lambda: name + "-copy" not in env_names(window), timeout=LONG)
+
+
+def test_cancel_a_running_create(qtbot, testbed, tmp_path, home):
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["beta"]))
+    select_target(qtbot, window, "beta")
+    name = f"gui-cancel-{uuid.uuid4().hex[:6]}"
+    dialog = NewEnvironmentDialog(window.controller, "beta", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
+    dialog.name.setText(name)
+    dialog.packages.setPlainText("tinybeta")
+    task = dialog.start()
+    task.signals.step.connect(lambda text: text.startswith("Installing") and
+                              window.operations_panel.cancel_button.click())
+    qtbot.waitUntil(lambda: task.done.is_set(), timeout=LONG)
+    assert task.state == "cancelled"
+    qtbot.waitUntil(lambda: "nothing half-made" in window.operations_panel.result.text(), timeout=LONG)
+    assert testbed.clusters["beta"].run_as_user(f"ls -d ~/venvs/{name} 2>/dev/null", check=False).stdout == ""
+
+
+def test_state_survives_a_restart(qtbot, testbed, sample_envs, tmp_path, home):
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha", "beta"])
+    window = open_window(qtbot, paths)
+    select_target(qtbot, window, "beta")
+    window.resize(1000, 640)
+    window.close()
+    again = open_window(qtbot, paths)
+    assert again.current_target() == "beta"
+    assert "b1" in env_names(again), "the cached inventory is shown before any refresh"
+    assert (again.width(), again.height()) == (1000, 640)
+    again.close()
+
+
+def test_keyboard_and_accessibility(qtbot, tmp_path, home):
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    missing = [w for w in window.findChildren(QPushButton) if not w.accessibleName() and not w.text()]
+    assert missing == []
+    shortcuts = {a.text(): a.shortcut().toString() for a in window.findChildren(type(window.new_action))}
+    assert shortcuts["New"] and shortcuts["Update packages"] == "Ctrl+U" and shortcuts["Refresh"]
+    assert window.cluster_view.accessibleName() == "Clusters" and window.env_table.accessibleName() == "Environments"
+    window.close()
