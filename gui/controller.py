@@ -72,9 +72,16 @@ class AppController(QObject):
 
     def start(self, title: str, target: str, work: Callable[[Progress], Any],
               on_success: Callable[[Any], None] | None = None,
-              on_failure: Callable[[EnvDeskError], None] | None = None, *, record: bool = True) -> Task:
-        """Run `work` on a pool thread; the operations panel shows it when `record` is set."""
+              on_failure: Callable[[EnvDeskError], None] | None = None, *, record: bool = True,
+              changes: bool = False) -> Task:
+        """Run `work` on a pool thread; the operations panel shows it when `record` is set.
+
+        `changes` says the work changes the target's environments: it is listed again afterwards
+        (also after a failure or cancel, since a rollback or cleanup changed things too).
+        """
         task = Task(title, target, work)
+        if changes:
+            task.signals.finished.connect(lambda: self.refresh(target))
         if record:
             self.operations.add(task)
             task.signals.step.connect(lambda text: self.operations.touch(task, latest=text))

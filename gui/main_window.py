@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter,
@@ -230,11 +230,10 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _restore(self) -> None:
-        geometry = self.settings.value("geometry")
-        if isinstance(geometry, QByteArray):
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
+        size, position = self.settings.value("size"), self.settings.value("position")
+        self.resize(size if isinstance(size, QSize) else QSize(1280, 800))
+        if isinstance(position, QPoint):
+            self.move(position)
         state = self.settings.value("state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
@@ -243,7 +242,8 @@ class MainWindow(QMainWindow):
         self.cluster_view.setCurrentIndex(self.controller.targets.index(row))
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("size", self.size())
+        self.settings.setValue("position", self.pos())
         self.settings.setValue("state", self.saveState())
         self.settings.setValue("target", self.current_target())
         self.settings.sync()
@@ -370,15 +370,12 @@ class MainWindow(QMainWindow):
 
     # -- environment actions -------------------------------------------------------------------
 
-    def _after_change(self, target: str):
-        return lambda _result: self.controller.refresh(target)
-
     def new_environment(self) -> None:
         from .dialogs.new_env_dialog import NewEnvironmentDialog
         target = self.current_target()
         dialog = NewEnvironmentDialog(self.controller, target, parent=self)
         if dialog.exec():
-            dialog.start().signals.succeeded.connect(self._after_change(target))
+            dialog.start()
 
     def update_environment(self) -> None:
         env = self.current_environment()
@@ -388,7 +385,7 @@ class MainWindow(QMainWindow):
         target = self.current_target()
         dialog = UpdateDialog(self.controller, target, env, parent=self)
         if dialog.exec():
-            dialog.start().signals.succeeded.connect(self._after_change(target))
+            dialog.start()
 
     def revert_environment(self, env: Environment, snapshot_id: str) -> None:
         target = self.current_target()
@@ -396,9 +393,8 @@ class MainWindow(QMainWindow):
                                       "packages are saved as a snapshot first.")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        task = self.controller.start(f"Revert {env.name}", target, lambda progress: revert_environment(
-            self.controller.session, target, env.path, snapshot_id, progress))
-        task.signals.succeeded.connect(self._after_change(target))
+        self.controller.start(f"Revert {env.name}", target, lambda progress: revert_environment(
+            self.controller.session, target, env.path, snapshot_id, progress), changes=True)
 
     def _load_snapshots(self, env: Environment) -> None:
         target = self.current_target()
@@ -442,7 +438,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot import", str(exc))
             return
         if dialog.exec():
-            dialog.start().signals.succeeded.connect(self._after_change(dialog.target))
+            dialog.start()
 
     def copy_environment(self) -> None:
         env = self.current_environment()
@@ -451,7 +447,7 @@ class MainWindow(QMainWindow):
         from .dialogs.import_dialog import ImportDialog
         dialog = ImportDialog.for_copy(self.controller, self.current_target(), env, parent=self)
         if dialog.exec():
-            dialog.start().signals.succeeded.connect(self._after_change(dialog.target))
+            dialog.start()
 
     def delete_environment(self) -> None:
         env = self.current_environment()
@@ -468,9 +464,8 @@ class MainWindow(QMainWindow):
             box.setDefaultButton(QMessageBox.StandardButton.Cancel)
             box.exec()
             if box.clickedButton() is delete_button:
-                task = self.controller.start(f"Delete {env.name}", target, lambda progress: delete_environment(
-                    self.controller.session, target, env.path, progress))
-                task.signals.succeeded.connect(self._after_change(target))
+                self.controller.start(f"Delete {env.name}", target, lambda progress: delete_environment(
+                    self.controller.session, target, env.path, progress), changes=True)
 
         self.controller.start(f"Measure {env.name}", target,
                               lambda progress: measure_environment(self.controller.session, target, env.path),

@@ -46,23 +46,21 @@ class Task(QRunnable):
     def run(self) -> None:  # runs on a pool thread
         self.state = "running"
         try:
-            result = self.work(self.progress)
-        except Cancelled:
-            self.state = "cancelled"
-            self.signals.cancelled.emit()
-        except EnvDeskError as exc:
-            self.state = "failed"
-            self.signals.failed.emit(exc)
-        except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently
-            self.state = "failed"
-            self.signals.failed.emit(EnvDeskError(f"Unexpected error: {exc.__class__.__name__}: {exc}",
-                                                  log=traceback.format_exc()))
-        else:
+            outcome: tuple[Signal, tuple] = (self.signals.succeeded, (self.work(self.progress),))
             self.state = "succeeded"
-            self.signals.succeeded.emit(result)
-        finally:
-            self.done.set()
+        except Cancelled:
+            self.state, outcome = "cancelled", (self.signals.cancelled, ())
+        except EnvDeskError as exc:
+            self.state, outcome = "failed", (self.signals.failed, (exc,))
+        except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently
+            error = EnvDeskError(f"Unexpected error: {exc.__class__.__name__}: {exc}", log=traceback.format_exc())
+            self.state, outcome = "failed", (self.signals.failed, (error,))
+        self.done.set()
+        try:
+            outcome[0].emit(*outcome[1])
             self.signals.finished.emit()
+        except RuntimeError:
+            pass  # the window that wanted the answer is gone
 
 
 class TaskRunner(QObject):

@@ -195,7 +195,7 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
                     timeout=LONG)
     window.details.setCurrentIndex(2)
     qtbot.waitUntil(lambda: window.details.snapshot_list.count() == 1 and
-                    window.details.snapshot_list.item(0).data(Qt.ItemDataRole.UserRole), timeout=LONG)
+                    bool(window.details.snapshot_list.item(0).data(Qt.ItemDataRole.UserRole)), timeout=LONG)
     window.details.snapshot_list.setCurrentRow(0)
     qtbot.mouseClick(window.details.revert_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not any(p.name == "tinygamma" for p in window.current_environment().packages),

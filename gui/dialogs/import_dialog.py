@@ -121,4 +121,4 @@ class ImportDialog(QDialog):
         target, spec, name, top = self.target, self.spec, self.name.text().strip(), self.top_level.isChecked()
         return self.controller.start(f"Build {name} on {self.controller.label(target)}", target,
                                      lambda progress: import_environment(self.controller.session, target, spec,
-                                                                         name=name, top_level=top, progress=progress))
+                                                                         name=name, top_level=top, progress=progress), changes=True)

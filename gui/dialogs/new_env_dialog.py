@@ -149,4 +149,4 @@ class NewEnvironmentDialog(QDialog):
     def start(self) -> Task:
         request = self.request()
         return self.controller.start(f"Create {request.name}", self.target, lambda progress: create_environment(
-            self.controller.session, self.target, request, progress))
+            self.controller.session, self.target, request, progress), changes=True)

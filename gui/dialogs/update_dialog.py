@@ -81,4 +81,4 @@ class UpdateDialog(QDialog):
     def start(self) -> Task:
         change = self.change()
         return self.controller.start(f"Update {self.env.name}", self.target, lambda progress: update_environment(
-            self.controller.session, self.target, self.env.path, change, progress))
+            self.controller.session, self.target, self.env.path, change, progress), changes=True)
