@@ -24,7 +24,7 @@ class InventoryCache:
     def save(self, inventory: Inventory) -> None:
         data = {"saved": time.time(), "target": inventory.target, "errors": list(inventory.errors),
                 "truncated": inventory.truncated, "remote_python": inventory.remote_python,
-                "host": inventory.host, "environments": [env.details() for env in inventory.environments]}
+                "host": inventory.host, "home": inventory.home, "environments": [env.details() for env in inventory.environments]}
         write_atomically(self._file(inventory.target), json.dumps(data))
 
     def load(self, target: str) -> tuple[Inventory, float] | None:
@@ -34,7 +34,7 @@ class InventoryCache:
             inventory = Inventory(
                 target=target, environments=tuple(Environment.from_agent(e) for e in data["environments"]),
                 errors=tuple(data.get("errors") or ()), truncated=bool(data.get("truncated")),
-                remote_python=data.get("remote_python"), host=data.get("host"))
+                remote_python=data.get("remote_python"), host=data.get("host"), home=data.get("home"))
             return inventory, float(data.get("saved", 0))
         except (OSError, ValueError, KeyError, TypeError):
             return None

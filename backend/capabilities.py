@@ -20,7 +20,7 @@ for t in python3 uv virtualenv conda mamba micromamba; do
 done
 [ -x "$HOME/.local/bin/uv" ] && echo "@@tool uv-local $HOME/.local/bin/uv"
 python3 -c 'import sys; print("@@python %d.%d.%d" % sys.version_info[:3])' 2>/dev/null
-df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@free " $4*1024}'
+df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
 if type module >/dev/null 2>&1; then
   echo "@@modules yes"
   module -t avail 2>&1 | sed 's/^/@@avail /'
@@ -148,8 +148,8 @@ def _parse(text: str) -> Capabilities:
             caps.tools[name] = path
         elif tag == "python":
             caps.system_python = rest.strip()
-        elif tag == "free" and rest.strip().isdigit():
-            caps.free_bytes = int(rest.strip())
+        elif tag == "freekb" and rest.strip().isdigit():
+            caps.free_bytes = int(rest.strip()) * 1024
         elif tag == "modules":
             caps.has_modules = True
         elif tag == "avail":

@@ -1,7 +1,7 @@
 """Reading what environments a target has: one agent run, parsed into plain records."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from .agent_client import run_agent
@@ -86,7 +86,7 @@ class Inventory:
     truncated: bool = False
     remote_python: str | None = None
     host: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    home: str | None = None
 
     def find(self, name_or_path: str) -> Environment:
         """The environment with this name or absolute path, or a NotFound listing the names."""
@@ -112,4 +112,5 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
         truncated=bool(answer.get("truncated")),
         remote_python=answer.get("python"),
         host=answer.get("host"),
+        home=answer.get("home"),
     )

@@ -266,7 +266,7 @@ def from_conda_yaml(text: str) -> EnvSpec:
             spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements)
             continue
         entry = validate.plain_text(str(item), "dependency")
-        name = re.split(r"[=<>!\s]", entry.split("::")[-1], 1)[0]
+        name = re.split(r"[=<>!\s]", entry.split("::")[-1], maxsplit=1)[0]
         if name == "python":
             version = entry.split("::")[-1][len("python"):].lstrip("=<>! ").split("=")[0]
             spec.python = version or None

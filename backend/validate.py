@@ -145,7 +145,7 @@ def package_spec(value: str) -> str:
     try:
         Requirement(text)
     except InvalidRequirement as exc:
-        raise InvalidInput(f"{value!r} is not a valid package requirement ({exc}).",
+        raise InvalidInput(f"{value!r} is not a valid package requirement.",
                            "Write it like numpy, numpy==1.26.4 or 'numpy>=1.26,<2'.") from exc
     return text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter,
                                QTableView, QToolBar, QVBoxLayout, QWidget)
@@ -272,7 +272,8 @@ class MainWindow(QMainWindow):
     def _show_inventory(self, name: str) -> None:
         selected = self.current_environment()
         inventory = self.controller.inventory(name)
-        self.env_model.set_environments(inventory.environments if inventory else [])
+        self.env_model.set_environments(inventory.environments if inventory else [],
+                                        inventory.home if inventory else None)
         notes = []
         if inventory is None:
             notes.append("Nothing listed yet: connecting…" if name != LOCAL_TARGET else "Looking…")

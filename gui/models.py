@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QApplication
 
 from envdesk.backend.inventory import Environment, Package
 
+from .resources import icon
+
 Index = QModelIndex | QPersistentModelIndex
 STATE_TEXT = {"idle": "not connected", "connecting": "connecting…", "connected": "connected", "error": "error",
               "local": "always available"}
@@ -55,6 +57,8 @@ class TargetListModel(QAbstractListModel):
             return item.message or STATE_TEXT.get(item.state, item.state)
         if role == Qt.ItemDataRole.ForegroundRole and item.state == "error":
             return QColor("#d64541")
+        if role == Qt.ItemDataRole.DecorationRole:
+            return icon("computer" if item.state == "local" else "cluster")
         if role == self.NameRole:
             return item.name
         return None
@@ -89,6 +93,14 @@ class EnvironmentTableModel(QAbstractTableModel):
     def __init__(self) -> None:
         super().__init__()
         self.environments: list[Environment] = []
+        self.home = ""
+
+    def short_path(self, path: str) -> str:
+        """The path as people write it: ~/venvs/x rather than /home/me/venvs/x."""
+        home = self.home.rstrip("/")
+        if home and (path == home or path.startswith(home + "/")):
+            return "~" + path[len(home):]
+        return path
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.environments)
@@ -109,7 +121,8 @@ class EnvironmentTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             if column == 3:
                 return env.package_count if env.state == "ok" else env.state
-            return (env.name, env.kind, env.python or "?", None, env.path, " ".join(env.modules))[column]
+            return (env.name, env.kind, env.python or "?", None, self.short_path(env.path),
+                    " ".join(env.modules))[column]
         if role == Qt.ItemDataRole.EditRole:  # sort keys
             return (env.name.lower(), env.kind, tuple(int(p) for p in (env.python or "0").split(".") if p.isdigit()),
                     env.package_count, env.path, " ".join(env.modules))[column]
@@ -121,9 +134,10 @@ class EnvironmentTableModel(QAbstractTableModel):
             return env
         return None
 
-    def set_environments(self, environments: Sequence[Environment]) -> None:
+    def set_environments(self, environments: Sequence[Environment], home: str | None = None) -> None:
         self.beginResetModel()
         self.environments = list(environments)
+        self.home = home or ""
         self.endResetModel()
 
 

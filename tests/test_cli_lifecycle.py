@@ -1,7 +1,6 @@
 """The write-side command line, end to end against the test bed, in its exact forms."""
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
@@ -14,7 +13,6 @@ from envdesk.gui.dialogs.import_dialog import ImportDialog
 from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
 from envdesk.gui.dialogs.update_dialog import UpdateDialog
 from envdesk.gui.main_window import MainWindow
-from envdesk.gui.models import TargetListModel
 from envdesk.gui.prompter import LoginDialog, TrustDialog
 from envdesk_fixtures import make_config
 

@@ -15,7 +15,7 @@ from ..recipes import Installer, env_python
 from ..runner import join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
-from .common import Progress, capabilities, run_step
+from .common import Progress, capabilities
 from .create import build, choose_root, remember_root
 from .modules import loadable_modules
 

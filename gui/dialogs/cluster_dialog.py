@@ -86,10 +86,13 @@ class ClusterDialog(QDialog):
         form.addRow("Key file:", key_row)
         layout.addLayout(form)
 
-        self.advanced = QGroupBox("Advanced")
+        self.advanced = QGroupBox("Advanced options")
         self.advanced.setCheckable(True)
         self.advanced.setChecked(False)
-        advanced_form = QFormLayout(self.advanced)
+        self.advanced.setFlat(True)
+        advanced_box = QWidget()
+        advanced_form = QFormLayout(advanced_box)
+        QVBoxLayout(self.advanced).addWidget(advanced_box)
         self.jump = QLineEdit()
         self.jump.setPlaceholderText("user@gateway:22, comma separated")
         self.roots = QLineEdit()
@@ -100,7 +103,7 @@ class ClusterDialog(QDialog):
                               ("Extra pip arguments", self.pip_args)]:
             widget.setAccessibleName(label)
             advanced_form.addRow(label + ":", widget)
-        self.advanced.toggled.connect(lambda on: [w.setVisible(on) for w in (self.jump, self.roots, self.pip_args)])
+        self.advanced.toggled.connect(advanced_box.setVisible)
         self.advanced.toggled.emit(False)
         layout.addWidget(self.advanced)
 

@@ -1,0 +1,145 @@
+"""Render the main window and each dialog to PNGs, against the real test bed (run as root, under Xvfb).
+
+    xvfb-run -s '-screen 0 1600x1000x24' python tests/tools/screenshots.py OUTDIR [--dark] [--scale 2]
+
+Used for the README's screenshots and to look at the app as a user would. It drives the same
+code paths as the GUI tests: real sshd clusters, real environments.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def dark_palette():
+    from PySide6.QtGui import QColor, QPalette
+    palette = QPalette()
+    for role, color in [(QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.WindowText, "#e8eaed"),
+                        (QPalette.ColorRole.Base, "#17181a"), (QPalette.ColorRole.AlternateBase, "#26282b"),
+                        (QPalette.ColorRole.Text, "#e8eaed"), (QPalette.ColorRole.Button, "#2d2f33"),
+                        (QPalette.ColorRole.ButtonText, "#e8eaed"), (QPalette.ColorRole.Highlight, "#2f80ed"),
+                        (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.ToolTipBase, "#2d2f33"),
+                        (QPalette.ColorRole.ToolTipText, "#e8eaed"), (QPalette.ColorRole.PlaceholderText, "#9aa0a6")]:
+        palette.setColor(role, QColor(color))
+    return palette
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("outdir")
+    parser.add_argument("--dark", action="store_true")
+    parser.add_argument("--scale", default="1")
+    args = parser.parse_args()
+    os.environ["QT_SCALE_FACTOR"] = args.scale
+    out = Path(args.outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="envdesk-shots-"))
+    os.environ["HOME"] = str(home)
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from testbed import TestBed
+    from envdesk_fixtures import make_config
+    from envdesk.backend.hostkeys import ServerIdentity
+    from envdesk.backend.prompts import SecretRequest
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    from envdesk.gui.dialogs.import_dialog import ImportDialog
+    from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+    from envdesk.gui.dialogs.update_dialog import UpdateDialog
+    from envdesk.gui.main_window import MainWindow
+    from envdesk.gui.prompter import LoginDialog, TrustDialog
+    from envdesk.gui.resources import icon
+    import paramiko
+
+    app = QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    app.setWindowIcon(icon("envdesk"))
+    if args.dark:
+        app.setPalette(dark_palette())
+    suffix = ("-dark" if args.dark else "") + (f"-x{args.scale}" if args.scale != "1" else "")
+
+    def wait(condition, seconds=120.0):
+        end = time.monotonic() + seconds
+        while not condition():
+            app.processEvents()
+            time.sleep(0.02)
+            if time.monotonic() > end:
+                raise TimeoutError("the app did not get there in time")
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.01)
+
+    def shoot(widget, name):
+        widget.show()
+        wait(lambda: True)
+        path = out / f"{name}{suffix}.png"
+        widget.grab().save(str(path))
+        print(path)
+
+    bed = TestBed.start()
+    try:
+        bed.make_sample_envs()
+        paths = make_config(home / "config", bed, ["alpha", "beta"])
+        window = MainWindow(paths)
+        window.resize(1360, 860)
+        window.show()
+        window.cluster_view.setCurrentIndex(window.controller.targets.index(1))
+        wait(lambda: "alpha" in window.controller.refreshed)
+        window.controller.refresh_all()
+        wait(lambda: {"beta", "local"} <= window.controller.refreshed)
+        for row in range(window.env_proxy.rowCount()):
+            if window.env_proxy.index(row, 0).data() == "plainvenv":
+                window.env_table.setCurrentIndex(window.env_proxy.index(row, 0))
+        window.details.setCurrentIndex(1)
+        export = window.export_to("alpha", window.current_environment(), home / "plainvenv.envdesk.yaml", "envdesk")
+        wait(lambda: export.done.is_set())
+        shoot(window, "main-window")
+        window.details.setCurrentIndex(3)
+        shoot(window, "main-window-use-it")
+
+        cluster = ClusterDialog(window.controller, parent=window)
+        cluster.preset.setCurrentIndex(1)
+        cluster.user.setText("jsmith")
+        shoot(cluster, "add-cluster")
+
+        key = paramiko.PKey.from_path(str(bed.client_key))
+        shoot(TrustDialog("cedar", ServerIdentity("fir.alliancecan.ca", 22, key), window), "trust-server")
+        shoot(LoginDialog(SecretRequest("fir", "code", "Passcode or option (1-1): ",
+                                        instructions="Duo two-factor login for jsmith"), window), "login-code")
+
+        new_env = NewEnvironmentDialog(window.controller, "alpha", parent=window)
+        wait(lambda: new_env.caps is not None)
+        new_env.name.setText("analysis")
+        new_env.packages.setPlainText("numpy\npandas>=2\nnot a spec!")
+        shoot(new_env, "new-environment")
+
+        update = UpdateDialog(window.controller, "alpha", window.current_environment(), parent=window)
+        update.add.setText("tinygamma")
+        shoot(update, "update-packages")
+
+        copy = ImportDialog.for_copy(window.controller, "alpha", window.current_environment(), parent=window)
+        wait(lambda: copy.plan is not None)
+        shoot(copy, "copy-to-cluster")
+
+        box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
+                          f"Delete the folder {window.current_environment().path} (412.3 KB in 96 files)? "
+                          "This cannot be undone.", QMessageBox.StandardButton.Cancel, window)
+        box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+        QTimer.singleShot(0, lambda: None)
+        shoot(box, "delete-confirm")
+        window.close()
+    finally:
+        bed.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
