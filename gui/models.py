@@ -84,7 +84,27 @@ class TargetListModel(QAbstractListModel):
         self.dataChanged.emit(self.index(row), self.index(row))
 
 
-class EnvironmentTableModel(QAbstractTableModel):
+class _Table(QAbstractTableModel):
+    """A table over a Python list: `COLUMNS` names the columns, `rows_()` gives the rows."""
+
+    COLUMNS: tuple[str, ...] = ()
+
+    def rows_(self) -> list:
+        raise NotImplementedError
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.rows_())
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.COLUMNS[section]
+        return None
+
+
+class EnvironmentTableModel(_Table):
     """The environments of the selected target."""
 
     COLUMNS = ("Name", "Kind", "Python", "Packages", "Location", "Modules")
@@ -95,23 +115,15 @@ class EnvironmentTableModel(QAbstractTableModel):
         self.environments: list[Environment] = []
         self.home = ""
 
+    def rows_(self) -> list:
+        return self.environments
+
     def short_path(self, path: str) -> str:
         """The path as people write it: ~/venvs/x rather than /home/me/venvs/x."""
         home = self.home.rstrip("/")
         if home and (path == home or path.startswith(home + "/")):
             return "~" + path[len(home):]
         return path
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.environments)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -141,7 +153,7 @@ class EnvironmentTableModel(QAbstractTableModel):
         self.endResetModel()
 
 
-class PackageTableModel(QAbstractTableModel):
+class PackageTableModel(_Table):
     """The packages of the selected environment."""
 
     COLUMNS = ("Package", "Version", "Installed by")
@@ -150,16 +162,8 @@ class PackageTableModel(QAbstractTableModel):
         super().__init__()
         self.packages: list[Package] = []
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.packages)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
+    def rows_(self) -> list:
+        return self.packages
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
@@ -173,7 +177,7 @@ class PackageTableModel(QAbstractTableModel):
         self.endResetModel()
 
 
-class OperationListModel(QAbstractTableModel):
+class OperationListModel(_Table):
     """Every operation of this session: running ones first in mind, finished ones kept with their result."""
 
     COLUMNS = ("Operation", "Where", "State", "Latest")
@@ -183,16 +187,8 @@ class OperationListModel(QAbstractTableModel):
         super().__init__()
         self.rows: list[dict[str, Any]] = []
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
+    def rows_(self) -> list:
+        return self.rows
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

@@ -39,3 +39,22 @@ def testbed():
 def sample_envs(testbed):
     """The pre-made environments (made once per session); see testbed/sample_envs.py."""
     return testbed.make_sample_envs()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A HOME without the machine user's ~/.ssh, so only what the test sets up counts."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    monkeypatch.setenv("HOME", str(folder))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return folder
+
+
+@pytest.fixture
+def session(testbed, tmp_path, home):
+    """An EnvDesk session with the alpha and beta clusters configured and trusted."""
+    from envdesk_fixtures import make_config, session_for
+    opened = session_for(make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
+    yield opened
+    opened.close()

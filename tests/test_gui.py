@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
 
@@ -17,15 +16,6 @@ from envdesk.gui.prompter import LoginDialog, TrustDialog
 from envdesk_fixtures import make_config
 
 LONG = 180_000
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("HOME", str(folder))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return folder
 
 
 def open_window(qtbot, paths: AppPaths) -> MainWindow:

@@ -18,23 +18,6 @@ from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
 from envdesk.backend.operations.importing import import_environment
 from envdesk.backend.operations.update import Change, update_environment
-from envdesk_fixtures import make_config, session_for
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("HOME", str(folder))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return folder
-
-
-@pytest.fixture
-def session(testbed, tmp_path, home):
-    opened = session_for(make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
-    yield opened
-    opened.close()
 
 
 def unique(prefix: str) -> str:

@@ -14,16 +14,6 @@ from envdesk.backend.runner import CancelToken
 from envdesk_fixtures import ScriptedPrompter, cli_json, make_config, run_cli, session_for
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    """A HOME without the machine user's ~/.ssh, so only what the test sets up counts."""
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("HOME", str(folder))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return folder
-
-
 def canon(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 

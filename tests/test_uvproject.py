@@ -20,7 +20,7 @@ from envdesk.backend.operations.common import Progress
 from envdesk.backend.operations.importing import read_spec_file
 from envdesk.backend.operations.uvimport import import_uv_project
 from envdesk.backend.uvproject import marker_environment, read_uv_project, select_packages, to_spec
-from envdesk_fixtures import make_config, run_cli, session_for
+from envdesk_fixtures import make_config, run_cli
 
 
 # -- helpers and fixtures -----------------------------------------------------------------------
@@ -69,22 +69,6 @@ def make_project(folder: Path, wheelhouse: Path, home: Path, name: str = "demo")
     run_uv("remove", "--no-sync", *find, "tinyalpha", cwd=folder, home=home)
     assert locked_versions(folder) == {"tinyalpha": "1.1", "tinybeta": "1.0"}
     return folder
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    folder = tmp_path / "home"
-    folder.mkdir()
-    monkeypatch.setenv("HOME", str(folder))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    return folder
-
-
-@pytest.fixture
-def session(testbed, tmp_path, home):
-    opened = session_for(make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

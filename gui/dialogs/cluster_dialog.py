@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QMenu, QPushButton, QSpinBox,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QMenu, QPushButton, QSpinBox,
                                QVBoxLayout, QWidget)
 
 from envdesk.backend.config import ClusterProfile
@@ -14,6 +13,8 @@ from envdesk.backend.ssh_config import load_ssh_config, profiles_from_ssh_config
 from envdesk.backend.ssh_runner import SSHRunner
 from envdesk.backend.capabilities import probe
 from envdesk.backend.targets import Target
+
+from .common import folded_options
 
 LOGIN_METHODS = [("auto", "Let EnvDesk find out"), ("key", "SSH key"), ("password", "Password"),
                  ("key+code", "SSH key + one-time code"), ("password+code", "Password + one-time code")]
@@ -86,13 +87,7 @@ class ClusterDialog(QDialog):
         form.addRow("Key file:", key_row)
         layout.addLayout(form)
 
-        self.advanced = QGroupBox("Advanced options")
-        self.advanced.setCheckable(True)
-        self.advanced.setChecked(False)
-        self.advanced.setFlat(True)
-        advanced_box = QWidget()
-        advanced_form = QFormLayout(advanced_box)
-        QVBoxLayout(self.advanced).addWidget(advanced_box)
+        self.advanced, advanced_form = folded_options()
         self.jump = QLineEdit()
         self.jump.setPlaceholderText("user@gateway:22, comma separated")
         self.roots = QLineEdit()
@@ -103,8 +98,6 @@ class ClusterDialog(QDialog):
                               ("Extra pip arguments", self.pip_args)]:
             widget.setAccessibleName(label)
             advanced_form.addRow(label + ":", widget)
-        self.advanced.toggled.connect(advanced_box.setVisible)
-        self.advanced.toggled.emit(False)
         layout.addWidget(self.advanced)
 
         test_row = QHBoxLayout()

@@ -16,7 +16,7 @@ from envdesk.backend.spec import EnvSpec
 from envdesk.backend.validate import LOCAL_TARGET
 
 from ..tasks import Task
-from .validation import check, error_label
+from .common import check, error_label
 
 
 class ImportDialog(QDialog):

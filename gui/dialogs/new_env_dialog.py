@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
-                               QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
+                               QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
 from envdesk.backend import validate
@@ -14,7 +14,7 @@ from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.importing import read_spec_file
 
 from ..tasks import Task
-from .validation import check, error_label, split_specs
+from .common import folded_options, check, error_label, split_specs
 
 KIND_HELP = {"uv": "uv (fastest)", "venv": "venv (standard)", "virtualenv": "virtualenv", "conda": "conda"}
 
@@ -76,13 +76,7 @@ class NewEnvironmentDialog(QDialog):
         self.requirements.setAccessibleName("Requirements file")
         form.addRow("Requirements file:", requirements_row)
         layout.addLayout(form)
-        self.advanced = QGroupBox("Advanced options")
-        self.advanced.setCheckable(True)
-        self.advanced.setChecked(False)
-        self.advanced.setFlat(True)
-        advanced_box = QWidget()
-        advanced = QFormLayout(advanced_box)
-        QVBoxLayout(self.advanced).addWidget(advanced_box)
+        self.advanced, advanced = folded_options()
         self.modules = QLineEdit()
         self.modules.setPlaceholderText("modules to load instead of the automatic choice")
         self.modules.setAccessibleName("Modules")
@@ -90,8 +84,6 @@ class NewEnvironmentDialog(QDialog):
         self.system_site.setAccessibleName("System site packages")
         advanced.addRow("Modules:", self.modules)
         advanced.addRow("", self.system_site)
-        self.advanced.toggled.connect(advanced_box.setVisible)
-        self.advanced.toggled.emit(False)
         layout.addWidget(self.advanced)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create")

@@ -10,7 +10,7 @@ from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.update import Change, update_environment
 
 from ..tasks import Task
-from .validation import check, error_label
+from .common import check, error_label
 
 REMOVE, UPGRADE = 2, 3
 

@@ -1,9 +1,9 @@
-"""Live checks for text fields: a red note under the field, and OK disabled until it is right."""
+"""Pieces the dialogs share: live checks with a red note under the field, and folded advanced options."""
 from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from envdesk.backend.errors import InvalidInput
 
@@ -30,3 +30,17 @@ def check(label: QLabel, test: Callable[[], object]) -> bool:
 def split_specs(text: str) -> list[str]:
     """Packages typed one per line (or separated by commas between specs)."""
     return [part.strip() for line in text.splitlines() for part in line.split(", ") if part.strip()]
+
+
+def folded_options(title: str = "Advanced options") -> tuple[QGroupBox, QFormLayout]:
+    """A checkable group whose form is hidden until the user ticks it: advanced settings out of the way."""
+    group = QGroupBox(title)
+    group.setCheckable(True)
+    group.setChecked(False)
+    group.setFlat(True)
+    inner = QWidget()
+    form = QFormLayout(inner)
+    QVBoxLayout(group).addWidget(inner)
+    group.toggled.connect(inner.setVisible)
+    inner.setVisible(False)
+    return group, form
