@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import uuid
 import shutil
 import subprocess
 import sys
@@ -68,3 +70,18 @@ def cli_json(*args: str, config: Path, home: Path):
     result = run_cli(*args, "--json", config=config, home=home)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def unique(prefix: str) -> str:
+    """An environment name no other test uses (the test bed's homes last the whole session)."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def canon(name: str) -> str:
+    """A distribution name in its normalized form (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def packages_of(env, skip=("pip", "setuptools", "wheel")) -> dict[str, str]:
+    """{normalized name: version} of an Environment, without the installer's own packages."""
+    return {canon(p.name): p.version for p in env.packages if canon(p.name) not in skip}

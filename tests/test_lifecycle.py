@@ -1,8 +1,6 @@
 """Create, update, revert, export, import, clone and delete, for real, on the test bed's clusters."""
 from __future__ import annotations
 
-import re
-import uuid
 
 import pytest
 
@@ -18,18 +16,7 @@ from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
 from envdesk.backend.operations.importing import import_environment
 from envdesk.backend.operations.update import Change, update_environment
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def packages_of(env, skip=("pip", "setuptools", "wheel")) -> dict[str, str]:
-    return {canon(p.name): p.version for p in env.packages if canon(p.name) not in skip}
+from envdesk_fixtures import canon, packages_of, unique
 
 
 def on_disk(cluster, env_path: str, modules: list[str]) -> dict[str, str]:

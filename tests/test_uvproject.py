@@ -6,7 +6,6 @@ uv module (so the project is synced with `uv sync --frozen`), beta has none (pip
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import threading
 import uuid
@@ -20,22 +19,10 @@ from envdesk.backend.operations.common import Progress
 from envdesk.backend.operations.importing import read_spec_file
 from envdesk.backend.operations.uvimport import import_uv_project
 from envdesk.backend.uvproject import marker_environment, read_uv_project, select_packages, to_spec
-from envdesk_fixtures import make_config, run_cli
+from envdesk_fixtures import canon, packages_of, unique, make_config, run_cli
 
 
 # -- helpers and fixtures -----------------------------------------------------------------------
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
-
-
-def canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def packages_of(env, skip=("pip", "setuptools", "wheel")) -> dict[str, str]:
-    return {canon(p.name): p.version for p in env.packages if canon(p.name) not in skip}
-
 
 def locked_versions(project_dir: Path) -> dict[str, str]:
     project = read_uv_project(project_dir)
