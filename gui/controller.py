@@ -19,6 +19,19 @@ from .prompter import QtPrompter
 from .tasks import Task, TaskRunner
 
 
+def describe_result(result: Any) -> str:
+    """What a finished operation left, in one line: the environment made, the snapshot saved, notes."""
+    parts = ["Done."]
+    environment = getattr(result, "environment", None)
+    if environment is not None:
+        parts.append(f"{environment.name}: {environment.package_count} packages, Python {environment.python}.")
+    snapshot = getattr(result, "snapshot", None)
+    if snapshot:
+        parts.append(f"Snapshot {snapshot} was saved before the change (Details → Snapshots to go back).")
+    parts.extend(getattr(result, "notes", None) or [])
+    return " ".join(parts)
+
+
 class AppController(QObject):
     """Starts every backend call as a Task and keeps the targets, inventories and operations in sync."""
 
@@ -87,7 +100,8 @@ class AppController(QObject):
             task.signals.step.connect(lambda text: self.operations.touch(task, latest=text))
             task.signals.step.connect(lambda text: self.operations.row_for(task)["log"].append(f"==> {text}"))
             task.signals.line.connect(lambda stream, text: self.operations.row_for(task)["log"].append(text))
-            task.signals.succeeded.connect(lambda _: self.operations.touch(task, state="done", latest="Done"))
+            task.signals.succeeded.connect(lambda result: self.operations.touch(task, state="done",
+                                                                                latest=describe_result(result)))
             task.signals.cancelled.connect(lambda: self.operations.touch(task, state="cancelled",
                                                                          latest="Cancelled; nothing half-made left"))
             task.signals.failed.connect(lambda error: self.operations.touch(task, state="failed", error=error,

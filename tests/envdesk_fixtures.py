@@ -24,13 +24,14 @@ class ScriptedPrompter:
 
     answer: Callable[[SecretRequest], str | None] = lambda request: None
     trust: bool = False
+    remember: bool = False
     asked: list[SecretRequest] = field(default_factory=list)
     host_keys_seen: list = field(default_factory=list)
 
     def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
         self.asked.append(request)
         value = self.answer(request)
-        return None if value is None else SecretAnswer(value)
+        return None if value is None else SecretAnswer(value, self.remember)
 
     def confirm_host_key(self, cluster, identity) -> bool:
         self.host_keys_seen.append(identity)

@@ -1,0 +1,69 @@
+"""Secrets: remembered in a real keyring backend (never in EnvDesk's files), and keys from a real ssh-agent."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import keyring
+import pytest
+from keyrings.alt.file import PlaintextKeyring
+
+from envdesk.backend import secrets
+from envdesk_fixtures import ScriptedPrompter, make_config, session_for
+
+
+@pytest.fixture
+def file_keyring(tmp_path, monkeypatch):
+    """keyrings.alt's file backend: a real keyring implementation that works without a desktop session."""
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def test_password_remembered_in_the_keyring_only(testbed, tmp_path, home, file_keyring):
+    cluster = testbed.clusters["password"]
+    paths = make_config(tmp_path / "cfg", testbed, ["password"])
+    asking = ScriptedPrompter(answer=lambda request: cluster.password, remember=True)
+    session_for(paths, asking).target("password").runner.connect()
+    assert len(asking.asked) == 1
+    silent = ScriptedPrompter()  # declines everything: the keyring must be enough now
+    assert session_for(paths, silent).target("password").runner.run(["whoami"]).stdout.strip() == cluster.user
+    assert silent.asked == []
+    for path in (tmp_path / "cfg").rglob("*"):
+        if path.is_file():
+            assert cluster.password not in path.read_text(errors="replace"), f"the password leaked into {path}"
+
+
+def test_a_stale_remembered_password_is_forgotten_and_asked_again(testbed, tmp_path, home, file_keyring):
+    cluster = testbed.clusters["password"]
+    paths = make_config(tmp_path / "cfg", testbed, ["password"])
+    subject = f"{cluster.user}@{cluster.host}:{cluster.port}"
+    secrets.remember("password", subject, "an old password")
+    prompter = ScriptedPrompter(answer=lambda request: cluster.password)
+    session_for(paths, prompter).target("password").runner.connect()
+    assert [r.kind for r in prompter.asked] == ["password"]
+    assert secrets.recall("password", subject) is None
+
+
+def test_keys_from_a_running_ssh_agent(testbed, tmp_path, home, monkeypatch):
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if socket_path.exists():
+                break
+            subprocess.run(["sleep", "0.05"])
+        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+        subprocess.run(["ssh-add", str(testbed.client_key)], env=env, check=True, capture_output=True)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
+        paths = make_config(tmp_path / "cfg", testbed, ["beta"], beta={"identity_file": None})
+        prompter = ScriptedPrompter()
+        runner = session_for(paths, prompter).target("beta").runner
+        assert runner.run(["whoami"]).stdout.strip() == testbed.clusters["beta"].user
+        assert prompter.asked == []
+    finally:
+        agent.terminate()
+        agent.wait(10)
