@@ -279,6 +279,13 @@ class MainWindow(QMainWindow):
             notes.append("Nothing listed yet: connecting…" if name != LOCAL_TARGET else "Looking…")
         elif name not in self.controller.refreshed:
             notes.append("Showing the last known list; refreshing in the background.")
+        if inventory is not None and not inventory.environments:
+            try:
+                roots = ", ".join(self.controller.session.target(name).roots)
+            except EnvDeskError:
+                roots = "the usual folders"
+            notes.append(f"No environments here yet (EnvDesk looked in {roots} and conda's folders). "
+                         "Click New to make one, or Import a file someone gave you.")
         if inventory is not None and inventory.truncated:
             notes.append("The search stopped early: too many folders.")
         item = self.controller.targets.item(name)
