@@ -40,12 +40,13 @@ class Authenticator:
     """Drives paramiko's Transport through whatever sequence of methods the server asks for."""
 
     def __init__(self, cluster: str, hop: Hop, prompter: Prompter, keys: KeyCache,
-                 use_agent: bool = True) -> None:
+                 use_agent: bool = True, method: str = "auto") -> None:
         self.cluster = cluster
         self.hop = hop
         self.prompter = prompter
         self.keys = keys
         self.use_agent = use_agent
+        self.method = method  # the profile's login method: "password..." means no keys are offered
         self.tried: list[str] = []
         self._to_remember: list[tuple[str, str, str]] = []
         self._used_stored: list[tuple[str, str]] = []
@@ -177,6 +178,8 @@ class Authenticator:
         except paramiko.AuthenticationException:
             allowed = ["publickey", "keyboard-interactive", "password"]
         attempts = {"publickey": 0, "keyboard-interactive": 0, "password": 0}
+        if self.method.startswith("password"):
+            attempts["publickey"] = _TRIES["publickey"]  # offering keys first can exhaust MaxAuthTries
         for _ in range(_MAX_ROUNDS):
             if transport.is_authenticated():
                 break
@@ -191,9 +194,13 @@ class Authenticator:
                 allowed = remaining
                 attempts = dict.fromkeys(attempts, 0)
         if not transport.is_authenticated():
-            raise AuthenticationFailed(
-                f"{self.hop.host} refused the login as {self.hop.user!r}.",
-                "Check the username, key or password" + (f" (tried: {'; '.join(self.tried)})" if self.tried
-                                                           else "; no SSH key was found in ~/.ssh") + ".")
+            if self.tried:
+                detail = f" (tried: {'; '.join(self.tried)})"
+            elif self.method.startswith("password"):
+                detail = "; this cluster is set to log in by password, so no key was offered"
+            else:
+                detail = "; no SSH key was found in ~/.ssh"
+            raise AuthenticationFailed(f"{self.hop.host} refused the login as {self.hop.user!r}.",
+                                       f"Check the username, key or password{detail}.")
         for kind, subject, value in self._to_remember:
             secrets.remember(kind, subject, value)

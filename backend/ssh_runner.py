@@ -127,7 +127,8 @@ class SSHRunner(Runner):
                                    "Check the host name and port; the server may be down.") from exc
         try:
             self._check_identity(hop, transport)
-            Authenticator(self.name, hop, self.prompter, self._keys).authenticate(transport)
+            method = self.profile.auth if hop == self.plan.target else "auto"
+            Authenticator(self.name, hop, self.prompter, self._keys, method=method).authenticate(transport)
         except BaseException:
             transport.close()
             raise

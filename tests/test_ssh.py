@@ -232,3 +232,12 @@ def test_cluster_test_command_reports_each_step(testbed, tmp_path, home):
     result = run_cli("cluster", "test", "alpha", config=config, home=home)
     assert result.returncode == 0, result.stderr
     assert "modules: yes" in result.stdout and "Connection works." in result.stdout
+
+
+def test_password_login_method_offers_no_keys(testbed, tmp_path, home):
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"], alpha={"auth": "password"})
+    prompter = ScriptedPrompter(answer=lambda request: "irrelevant")
+    with pytest.raises(AuthenticationFailed) as info:
+        session_for(paths, prompter).target("alpha").runner.connect()
+    assert "no key was offered" in info.value.hint, "a profile that logs in by password must not offer keys"
+    assert str(testbed.client_key) not in info.value.hint
