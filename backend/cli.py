@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "trust":
             sub.add_argument("--yes", action="store_true", help="trust without asking")
 
-    env = groups.add_parser("env", help="list and inspect environments")
+    env = groups.add_parser("env", help="list, create, update, export, import, copy and delete environments")
     env_verbs = env.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     env_listing = env_verbs.add_parser("list", help="list the environments of a cluster ('local': this computer)")
     env_listing.add_argument("cluster")
