@@ -35,6 +35,7 @@ The answer (see ``inventory``)::
 """
 
 import ast
+import binascii
 import errno
 import json
 import os
@@ -955,54 +956,94 @@ def inside_root(path, roots):
     return None
 
 
-def check_target(path, roots):
-    """Refuse anything that is not a plain folder path inside one of the roots."""
+def known_conda_prefix(path):
+    """True when path is a conda environment conda itself lists (environments.txt or an envs dir)."""
+    found = Found(DEFAULT_MAX_ENVS, Deadline(DEFAULT_TIME_BUDGET))
+    real = os.path.realpath(path)
+    listed = [os.path.realpath(p) for p in conda_listed_prefixes(found)]
+    dirs = [os.path.realpath(d) for d in conda_envs_dirs(found)]
+    dirs += [os.path.join(p, "envs") for p in listed]
+    return os.path.isdir(os.path.join(path, "conda-meta")) and (
+        real in listed or os.path.dirname(real) in dirs)
+
+
+def check_target(path, roots, creating=False):
+    """Refuse anything that is not a folder inside one of the roots (or, to change it, a conda env)."""
     full = expand(path).rstrip("/")
-    if not os.path.isabs(full) or "/../" in full + "/" or full.endswith("/.."):
+    if not os.path.isabs(full):
         raise ActionError("%s is not an absolute folder path." % path, "invalid")
-    if inside_root(full, roots) is None:
+    if inside_root(full, roots) is None and (creating or not known_conda_prefix(full)):
         raise ActionError("%s is not inside any of the environment folders EnvDesk "
                           "manages (%s)." % (full, ", ".join(roots)), "outside")
     return full
 
 
+def _lock_owner(lock):
+    """The lock's owner record, with its start time from the folder when the record is unreadable."""
+    try:
+        info = read_json(os.path.join(lock, "owner.json"))
+    except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict):
+        info = {}
+    if not isinstance(info.get("started"), (int, float)):
+        try:
+            info["started"] = os.stat(lock).st_mtime
+        except OSError:
+            pass
+    return info
+
+
 def take_lock(path, operation):
-    """Create <env>.envdesk-lock atomically; a second writer gets a 'busy' refusal."""
+    """Create <env>.envdesk-lock atomically and return its token; a second writer is told 'busy'."""
     lock = path + LOCK_SUFFIX
+    token = binascii.hexlify(os.urandom(12)).decode("ascii")
     owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
-             "started": time.time()}
+             "started": time.time(), "token": token}
     try:
         os.mkdir(lock)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), "oserror")
-        info = {}
-        try:
-            info = read_json(os.path.join(lock, "owner.json"))
-        except (OSError, ValueError):
-            pass
-        started = info.get("started") if isinstance(info, dict) else None
+        info = _lock_owner(lock)
+        started = info.get("started")
         if isinstance(started, (int, float)) and time.time() - started > STALE_LOCK_SECONDS:
-            release_lock(path)
+            _remove_lock(lock)
             return take_lock(path, operation)
         raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
                           "environment. Wait for it to finish, then try again."
                           % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                              info.get("host", "an unknown machine")), "busy")
-    with open(os.path.join(lock, "owner.json"), "w") as handle:
-        json.dump(owner, handle)
-
-
-def release_lock(path):
-    lock = path + LOCK_SUFFIX
     try:
-        os.unlink(os.path.join(lock, "owner.json"))
-    except OSError:
-        pass
+        with open(os.path.join(lock, "owner.json"), "w") as handle:
+            json.dump(owner, handle)
+    except (OSError, IOError) as exc:
+        _remove_lock(lock)
+        raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), "oserror")
+    return token
+
+
+def _remove_lock(lock):
+    for name in ("owner.json",):
+        try:
+            os.unlink(os.path.join(lock, name))
+        except OSError:
+            pass
     try:
         os.rmdir(lock)
     except OSError:
         pass
+
+
+def release_lock(path, token):
+    """Release the lock only for the one holding it (its token), never someone else's."""
+    lock = path + LOCK_SUFFIX
+    if not os.path.isdir(lock):
+        return
+    if _lock_owner(lock).get("token") != token:
+        raise ActionError("This environment is locked by another EnvDesk operation; EnvDesk left it "
+                          "alone.", "busy")
+    _remove_lock(lock)
 
 
 def write_json(path, data):
@@ -1079,8 +1120,8 @@ def read_snapshot(path, snap_id):
 
 def action_begin(cfg):
     """Lock an environment before a change; for a new one, also mark it as being built."""
-    path = check_target(cfg["path"], cfg["roots"])
     creating = bool(cfg.get("create"))
+    path = check_target(cfg["path"], cfg["roots"], creating=creating)
     if creating:
         if os.path.lexists(path):
             raise ActionError("%s already exists. Pick another name or delete it first." % path, "exists")
@@ -1089,9 +1130,9 @@ def action_begin(cfg):
             os.makedirs(parent)
     elif not is_env(path) or os.path.islink(path):
         raise ActionError("%s is not a Python environment." % path, "missing")
-    take_lock(path, cfg.get("operation", "change"))
+    token = take_lock(path, cfg.get("operation", "change"))
     try:
-        answer = {"path": path}
+        answer = {"path": path, "token": token}
         if creating:
             os.makedirs(os.path.join(path, ".envdesk"))
             with open(os.path.join(path, ".envdesk", "CREATING"), "w") as handle:
@@ -1106,13 +1147,14 @@ def action_begin(cfg):
                 answer["snapshot"] = write_snapshot(env, cfg.get("reason", "before a change"))
         return answer
     except BaseException:
-        release_lock(path)
+        release_lock(path, token)
         raise
 
 
 def action_finish(cfg):
-    """Record EnvDesk's notes, clear the 'being built' mark and release the lock."""
+    """Record EnvDesk's notes, clear the 'being built' mark and release the lock (its holder only)."""
     path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
     try:
         if cfg.get("meta"):
             update_meta(path, cfg["meta"])
@@ -1121,7 +1163,15 @@ def action_finish(cfg):
             os.unlink(marker)
         return {"path": path, "env": read_env(path, os.path.basename(path), os.path.dirname(path))}
     finally:
-        release_lock(path)
+        release_lock(path, cfg.get("token"))
+
+
+def _check_holder(path, token):
+    """Refuse to finish or undo a change this caller does not hold the lock for."""
+    lock = path + LOCK_SUFFIX
+    if not token or not os.path.isdir(lock) or _lock_owner(lock).get("token") != token:
+        raise ActionError("EnvDesk does not hold the lock on %s (another operation may); nothing "
+                          "was changed." % path, "busy")
 
 
 def remove_tree(path):
@@ -1135,14 +1185,29 @@ def remove_tree(path):
 def action_abort(cfg):
     """Undo a failed or cancelled change: remove a half-built environment, release the lock."""
     path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
     removed = False
     try:
         if cfg.get("created") and os.path.isfile(os.path.join(path, ".envdesk", "CREATING")):
             remove_tree(path)
             removed = True
     finally:
-        release_lock(path)
+        release_lock(path, cfg.get("token"))
     return {"path": path, "removed": removed}
+
+
+def action_reset(cfg):
+    """Empty a half-built environment to start it again, keeping the lock (for a second attempt)."""
+    path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
+    marker = os.path.join(path, ".envdesk", "CREATING")
+    if not os.path.isfile(marker):
+        raise ActionError("%s is not an unfinished environment; EnvDesk will not empty it." % path, "invalid")
+    remove_tree(path)
+    os.makedirs(os.path.join(path, ".envdesk"))
+    with open(marker, "w") as handle:
+        handle.write(_now_stamp() + "\n")
+    return {"path": path}
 
 
 def action_delete(cfg):
@@ -1154,11 +1219,14 @@ def action_delete(cfg):
     if not is_env(path):
         raise ActionError("%s is not a Python environment (no pyvenv.cfg or conda-meta), so "
                           "EnvDesk will not delete it." % path, "missing")
-    take_lock(path, "delete")
+    if is_conda_base(path):
+        raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
+                          "delete it." % path, "invalid")
+    token = take_lock(path, "delete")
     try:
         remove_tree(path)
     finally:
-        release_lock(path)
+        release_lock(path, token)
     return {"path": path, "removed": True}
 
 
@@ -1190,7 +1258,7 @@ def action_measure(cfg):
     return {"path": path, "bytes": total, "files": files, "complete": complete}
 
 
-ACTIONS = {"measure": action_measure, "begin": action_begin, "finish": action_finish, "abort": action_abort,
+ACTIONS = {"measure": action_measure, "reset": action_reset, "begin": action_begin, "finish": action_finish, "abort": action_abort,
            "delete": action_delete, "history": action_history, "snapshot": action_snapshot}
 
 

@@ -21,8 +21,11 @@ def agent_source() -> str:
 def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None = None,
               timeout: float = AGENT_TIMEOUT) -> dict[str, Any]:
     """Run the agent once on the target and return its parsed answer."""
-    result = runner.run_python(agent_source(), [json.dumps(config, separators=(",", ":"))],
-                               timeout=timeout, cancel=cancel)
+    # The settings travel inside the script on stdin, not as an argument: other users of a login
+    # node can read every process's arguments with ps.
+    settings = json.dumps(config, separators=(",", ":"))
+    script = f"import sys\nsys.argv = ['-', {settings!r}]\n" + agent_source()
+    result = runner.run_python(script, [], timeout=timeout, cancel=cancel)
     for line in result.stdout.splitlines():
         if line.startswith(AGENT_MARKER):
             try:

@@ -1,7 +1,6 @@
 """What a target offers: Pythons (by module or system), uv, virtualenv, conda, modules, free space."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sys
@@ -182,8 +181,3 @@ def probe(target: Target, cancel: CancelToken | None = None) -> Capabilities:
     result = runner.run_shell(_PROBE, cancel=cancel, timeout=120, label="probe")
     result.check(f"Looking at what {target.label} offers")
     return _parse(result.stdout)
-
-
-def local_python_command(caps: Capabilities) -> str:
-    """The python program to create environments with on this computer."""
-    return caps.tools.get("python3") or os.environ.get("PYTHON", "python3")

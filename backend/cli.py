@@ -17,7 +17,7 @@ from .errors import EnvDeskError, HostKeyChanged, HostKeyUnknown, InvalidInput
 from .fileio import write_atomically
 from .inventory import read_inventory
 from .operations.clone import clone_environment
-from .operations.common import Progress
+from .operations.common import Progress, find_environment
 from .operations.create import CreateRequest, create_environment
 from .operations.delete import delete_environment
 from .operations.export import export_environment
@@ -140,13 +140,7 @@ def env_list(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_show(args: argparse.Namespace, session: Session) -> int:
-    target = session.target(args.cluster)
-    by_path = args.env.startswith(("/", "~"))
-    inventory = read_inventory(target.runner, target.roots, paths=[args.env] if by_path else ())
-    if by_path and len(inventory.environments) == 1:
-        env = inventory.environments[0]
-    else:
-        env = inventory.find(args.env)
+    env = find_environment(session.target(args.cluster), args.env, Progress())
     if args.json:
         _print_json(env.details())
         return 0

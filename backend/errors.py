@@ -85,3 +85,7 @@ class NotFound(EnvDeskError):
 
 class Busy(EnvDeskError):
     """Another operation holds the environment's lock."""
+
+
+class InstallFailed(CommandFailed):
+    """Installing packages failed (as opposed to making the environment itself)."""

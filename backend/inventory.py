@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 from .agent_client import run_agent
-from .errors import NotFound
+from .errors import InvalidInput, NotFound
 from .runner import CancelToken, Runner
 
 
@@ -89,10 +89,14 @@ class Inventory:
     home: str | None = None
 
     def find(self, name_or_path: str) -> Environment:
-        """The environment with this name or absolute path, or a NotFound listing the names."""
-        for env in self.environments:
-            if name_or_path in (env.name, env.path) or name_or_path.rstrip("/") == env.path:
-                return env
+        """The environment with this name or absolute path; NotFound, or InvalidInput when a name is ambiguous."""
+        wanted = name_or_path.rstrip("/") or name_or_path
+        matches = [env for env in self.environments if wanted in (env.name, env.path)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise InvalidInput(f"More than one environment on {self.target} is called {name_or_path!r}.",
+                               "Give its full path instead: " + ", ".join(env.path for env in matches) + ".")
         names = ", ".join(env.name for env in self.environments) or "none"
         raise NotFound(f"There is no environment {name_or_path!r} on {self.target}.",
                        f"Environments found there: {names}.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -18,21 +19,33 @@ def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
         splitter.feed(chunk)
 
 
-def _stop_process(process: subprocess.Popen) -> None:
-    """Stop the process and its children (its own process group on POSIX)."""
+def _signal_group(process: subprocess.Popen, force: bool = False) -> None:
+    """Ask the process and its children to stop (their own process group on POSIX); never waits."""
     if process.poll() is not None:
         return
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
+        elif force:
+            process.kill()
+        else:
+            process.terminate()
+    except OSError:
+        pass
+
+
+def _kill_leftovers(process: subprocess.Popen) -> None:
+    """Kill what is left of a stopped command's process group (POSIX), leader or not."""
+    if process.poll() is None:
+        process.kill()
     if hasattr(os, "killpg"):
         try:
-            os.killpg(process.pid, 15)
+            os.killpg(process.pid, signal.SIGKILL)
         except OSError:
-            process.terminate()
-    else:
-        process.terminate()
-    try:
-        process.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        process.kill()
+            pass
+
+
+KILL_AFTER = 3.0  # seconds between asking a cancelled command to stop and forcing it
 
 
 class LocalRunner(Runner):
@@ -87,22 +100,32 @@ class LocalRunner(Runner):
                  threading.Thread(target=_pump, args=(process.stderr, err), daemon=True)]
         for pump in pumps:
             pump.start()
-        unregister = cancel.on_cancel(lambda: _stop_process(process)) if cancel else (lambda: None)
+        unregister = cancel.on_cancel(lambda: _signal_group(process)) if cancel else (lambda: None)
         try:
             self._feed(process, stdin)
             deadline = None if timeout is None else time.monotonic() + timeout
+            stopping_since = 0.0
             while process.poll() is None:
-                if deadline is not None and time.monotonic() > deadline:
-                    _stop_process(process)
-                    raise timed_out(label, timeout or 0)
+                if deadline is not None and time.monotonic() > deadline and not stopping_since:
+                    _signal_group(process)
+                    stopping_since = time.monotonic()
+                if cancel is not None and cancel.cancelled and not stopping_since:
+                    stopping_since = time.monotonic()
+                if stopping_since and time.monotonic() - stopping_since > KILL_AFTER:
+                    _signal_group(process, force=True)
                 try:
                     process.wait(timeout=0.05)
                 except subprocess.TimeoutExpired:
                     pass
             for pump in pumps:
-                pump.join()
+                pump.join(KILL_AFTER if stopping_since else None)
+                if pump.is_alive():  # a child still holds the output open after a stop: force the group
+                    _kill_leftovers(process)
+                    pump.join()
         finally:
             unregister()
+        if deadline is not None and stopping_since and not (cancel is not None and cancel.cancelled):
+            raise timed_out(label, timeout or 0)
         if cancel is not None and cancel.cancelled:
             raise Cancelled()
         return CommandResult(label, process.returncode, out.finish(), err.finish())

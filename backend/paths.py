@@ -36,7 +36,3 @@ class AppPaths:
     @property
     def cache_dir(self) -> Path:
         return self.config_dir / "cache"
-
-    @property
-    def settings_file(self) -> Path:
-        return self.config_dir / "settings.yaml"

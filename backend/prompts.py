@@ -46,10 +46,10 @@ class Prompter(Protocol):
 def classify_prompt(prompt: str) -> str:
     """Guess what a keyboard-interactive prompt asks for, from its words."""
     lowered = prompt.lower()
-    if "password" in lowered and not any(word in lowered for word in ("one-time", "one time", "otp")):
-        return "password"
     if any(word in lowered for word in _CODE_WORDS):
-        return "code"
+        return "code"  # "Password+Token:" too: a one-time value must never be offered to the keyring
+    if "password" in lowered:
+        return "password"
     return "prompt"
 
 

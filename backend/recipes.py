@@ -12,6 +12,8 @@ from .capabilities import Capabilities
 from .errors import InvalidInput
 
 PIP_TO_UV = {"--no-cache-dir": "--no-cache"}
+INSTALLER_PACKAGES = frozenset({"pip", "setuptools", "wheel", "distribute"})
+"""What every venv gets from its maker: left out of exports and of 'upgrade everything', as pip freeze does."""
 QUIET_PIP = ("--disable-pip-version-check", "--no-input")
 
 
@@ -31,8 +33,13 @@ def env_python(path: str, remote: bool, windows: bool = False) -> str:
     return f"{path}/bin/python"
 
 
+def _channel_args(channels: Sequence[str]) -> list[str]:
+    """conda's -c options, only the given channels (micromamba has no default one)."""
+    return [arg for channel in channels for arg in ("-c", channel)] + (["--override-channels"] if channels else [])
+
+
 def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str], python: str | None,
-                system_site_packages: bool, python_command: str = "python3") -> Step:
+                system_site_packages: bool, python_command: str = "python3", channels: Sequence[str] = ()) -> Step:
     """The command that makes an empty environment of `kind` at `path`."""
     ssp = ["--system-site-packages"] if system_site_packages else []
     mods = tuple(modules)
@@ -56,7 +63,8 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
             raise InvalidInput("conda, mamba and micromamba are not available on this target.",
                                "Choose venv, virtualenv or uv instead.")
         pinned = [f"python={python}"] if python else ["python"]
-        return Step("Creating the environment (conda)", (tool, "create", "--yes", "--prefix", path, *pinned), mods)
+        return Step("Creating the environment (conda)",
+                    (tool, "create", "--yes", "--prefix", path, *_channel_args(channels), "--", *pinned), mods)
     raise InvalidInput(f"Unknown environment kind {kind!r}.", "Use venv, virtualenv, uv or conda.")
 
 
@@ -95,35 +103,38 @@ class Installer:
         extra = (["-r", requirements] if requirements else []) + (["--no-deps"] if no_deps else [])
         if self.uv:
             ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
-            step = self._uv("install", "--python", self.python, *self._uv_args(), *ups, *extra, *specs, *upgrade)
+            step = self._uv("install", "--python", self.python, *self._uv_args(), *ups, *extra, "--", *specs, *upgrade)
         else:
-            ups = ["--upgrade", *upgrade] if upgrade else []
-            step = self._pip("install", *QUIET_PIP, *self.pip_args, *extra, *ups, *specs)
+            ups = ["--upgrade"] if upgrade else []
+            step = self._pip("install", *QUIET_PIP, *self.pip_args, *extra, *ups, "--", *specs, *upgrade)
         return Step(f"Installing packages with {self.name}", step.argv, step.modules)
 
     def dry_run(self, spec: str) -> Step:
         """Check whether one pinned spec can be installed here, changing nothing."""
         if self.uv:
-            step = self._uv("install", "--dry-run", "--no-deps", "--python", self.python, *self._uv_args(), spec)
+            step = self._uv("install", "--dry-run", "--no-deps", "--python", self.python, *self._uv_args(), "--", spec)
         else:
             step = self._pip("install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed",
-                             *self.pip_args, spec)
+                             *self.pip_args, "--", spec)
         return Step(f"Checking {spec}", step.argv, step.modules)
 
     def uninstall(self, names: Sequence[str]) -> Step:
         if self.uv:
-            step = self._uv("uninstall", "--python", self.python, *names)
+            step = self._uv("uninstall", "--python", self.python, "--", *names)
         else:
-            step = self._pip("uninstall", *QUIET_PIP, "--yes", *names)
+            step = self._pip("uninstall", *QUIET_PIP, "--yes", "--", *names)
         return Step(f"Removing packages with {self.name}", step.argv, step.modules)
 
 
-def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str]) -> Step:
-    return Step("Installing conda packages", (tool, "install", "--yes", "--prefix", prefix, *specs), tuple(modules))
+def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str],
+                  channels: Sequence[str] = ()) -> Step:
+    return Step("Installing conda packages", (tool, "install", "--yes", "--prefix", prefix,
+                                              *_channel_args(channels), "--", *specs), tuple(modules))
 
 
 def conda_remove(tool: str, prefix: str, names: Sequence[str], modules: Sequence[str]) -> Step:
-    return Step("Removing conda packages", (tool, "remove", "--yes", "--prefix", prefix, *names), tuple(modules))
+    return Step("Removing conda packages", (tool, "remove", "--yes", "--prefix", prefix, "--", *names),
+                tuple(modules))
 
 
 def conda_spec(requirement: str) -> str:

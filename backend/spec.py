@@ -82,21 +82,29 @@ def now_iso() -> str:
 
 # -- writing ----------------------------------------------------------------------------------
 
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Remove user:password@ (and tokens) from URLs, so exports never carry credentials."""
+    return _CREDENTIALS.sub(lambda m: m.group("scheme"), text)
+
+
 def to_envdesk_yaml(spec: EnvSpec) -> str:
     """EnvDesk's portable format: everything needed to rebuild the environment elsewhere."""
     data: dict[str, Any] = {"envdesk": FORMAT_VERSION, "name": spec.name, "kind": spec.kind,
                             "python": spec.python, "modules": spec.modules,
                             "system_site_packages": spec.system_site_packages,
-                            "requirements": spec.requirements}
+                            "requirements": [redact(r) for r in spec.requirements]}
     if spec.kind == "conda" or spec.conda_requirements:
         data["conda_requirements"] = spec.conda_requirements
         data["channels"] = spec.channels
     data["pins"] = [{k: v for k, v in asdict(pin).items() if v not in (None, False) and not
                      (k == "source" and v == "pip")} for pin in spec.pins]
-    data["pip_args"] = spec.pip_args
+    data["pip_args"] = [redact(a) for a in spec.pip_args]
     data["source"] = spec.source
     data["created"] = spec.created or now_iso()
-    return dump_yaml(data)
+    return redact(dump_yaml(data))
 
 
 def _header_line(spec: EnvSpec) -> str:
@@ -118,7 +126,7 @@ def to_requirements(spec: EnvSpec) -> str:
     if skipped:
         lines.append(f"# {len(skipped)} conda package(s) are not listed: use the conda or envdesk format for them.")
     lines.extend(pin.pip_line() for pin in sorted(spec.pip_pins, key=lambda p: p.name.lower()))
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")
 
 
 def to_conda_yaml(spec: EnvSpec) -> str:
@@ -133,7 +141,7 @@ def to_conda_yaml(spec: EnvSpec) -> str:
         dependencies.append({"pip": pip_lines})
     data = {"name": spec.name or "env", "channels": spec.channels or ["conda-forge"],
             "dependencies": dependencies}
-    return dump_yaml(data)
+    return redact(dump_yaml(data))
 
 
 def render(spec: EnvSpec, fmt: str) -> str:
@@ -161,9 +169,17 @@ def _str_list(value: Any, what: str) -> list[str]:
     return [validate.plain_text(str(v), what) for v in value]
 
 
+def _list(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidInput(f"'{what}' in the file must be a list.")
+    return value
+
+
 def _pin_from_dict(data: Any) -> Pin:
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        raise InvalidInput("A pinned package in the file has no name.")
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or "version" not in data:
+        raise InvalidInput("A pinned package in the file has no name or no version.")
     allowed = {"name", "version", "source", "build", "channel", "url", "editable"}
     if set(data) - allowed:
         raise InvalidInput(f"Unknown keys in a pinned package: {', '.join(sorted(map(str, set(data) - allowed)))}.")
@@ -197,7 +213,7 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
         system_site_packages=bool(data.get("system_site_packages", False)),
         requirements=[validate.package_spec(r) for r in _str_list(data.get("requirements"), "requirements")],
         conda_requirements=_str_list(data.get("conda_requirements"), "conda_requirements"),
-        pins=[_pin_from_dict(p) for p in data.get("pins") or []],
+        pins=[_pin_from_dict(p) for p in _list(data.get("pins"), "pins")],
         channels=_str_list(data.get("channels"), "channels"),
         pip_args=_str_list(data.get("pip_args"), "pip_args"),
         name=str(data["name"]) if data.get("name") else None,
@@ -278,7 +294,15 @@ def from_conda_yaml(text: str) -> EnvSpec:
 
 
 def from_text(text: str, filename: str = "") -> EnvSpec:
-    """Read a file in whichever format it is in, judged by its name and then its content."""
+    """Read a file in whichever format it is in; anything malformed is an InvalidInput, never a crash."""
+    try:
+        return _from_text(text, filename)
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise InvalidInput(f"The file {filename or ''} is not a well-formed environment file.".replace("  ", " "),
+                           "Check the file; nothing was changed.") from exc
+
+
+def _from_text(text: str, filename: str) -> EnvSpec:
     lowered = filename.lower()
     if lowered.endswith((".txt", ".in")):
         return from_requirements(text)

@@ -164,9 +164,11 @@ class Authenticator:
         return list(remaining or [])
 
     def _forget_stored(self) -> None:
+        """After the server refused a password: forget it (never the key passphrase, which did work)."""
         for kind, subject in self._used_stored:
-            secrets.forget(kind, subject)
-        self._to_remember.clear()
+            if kind == "password":
+                secrets.forget(kind, subject)
+        self._to_remember = [entry for entry in self._to_remember if entry[0] != "password"]
 
     def authenticate(self, transport: paramiko.Transport) -> None:
         """Log in, answering every step the server asks for; AuthenticationFailed if it cannot."""

@@ -61,12 +61,12 @@ class _Hops:
         return bool(self.transports) and all(t.is_active() and t.is_authenticated() for t in self.transports)
 
     def close(self) -> None:
-        for transport in reversed(self.transports):
+        transports, self.transports = self.transports, []
+        for transport in reversed(transports):
             try:
                 transport.close()
             except Exception:  # closing a broken transport may raise anything
                 pass
-        self.transports.clear()
 
 
 class SSHRunner(Runner):
@@ -85,6 +85,7 @@ class SSHRunner(Runner):
         self._lock = threading.RLock()
         self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
         self._keys = KeyCache()
+        self._generation = 0  # bumped by close(), so a connect in progress knows it was abandoned
         self.connections_opened = 0
 
     # -- connecting ------------------------------------------------------------------------
@@ -105,12 +106,17 @@ class SSHRunner(Runner):
             if self._hops.alive():
                 return
             self._hops.close()
+            generation = self._generation
+            opened = _Hops()
             try:
                 for hop in (*self.plan.jumps, self.plan.target):
-                    self._hops.transports.append(self._open_hop(hop, self._hops.target))
+                    opened.transports.append(self._open_hop(hop, opened.target))
+                    if generation != self._generation:
+                        raise ConnectionFailed(f"The connection to {self.name} was closed while it was opening.")
             except BaseException:
-                self._hops.close()
+                opened.close()
                 raise
+            self._hops = opened
             self.connections_opened += 1
 
     def _open_hop(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
@@ -177,8 +183,15 @@ class SSHRunner(Runner):
                 hops.close()
 
     def close(self) -> None:
+        """Drop the connection at once, without waiting for a connect or login in progress (it is abandoned)."""
+        self._generation += 1
+        self._hops.close()
+
+    def _drop(self, transport: paramiko.Transport | None) -> None:
+        """Close the connection after a failure, unless another thread has already replaced it."""
         with self._lock:
-            self._hops.close()
+            if transport is None or self._hops.target is transport:
+                self._hops.close()
 
     # -- channels --------------------------------------------------------------------------
 
@@ -196,8 +209,7 @@ class SSHRunner(Runner):
                 return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 log.info("connection to %s looks dead (%s); reconnecting", self.name, exc)
-                with self._lock:
-                    self._hops.close()
+                self._drop(transport)
                 if attempt == 2:
                     raise ConnectionFailed(f"The connection to {self.name} broke and could not be reopened.",
                                            "Check your network connection and try again.") from exc
@@ -210,7 +222,9 @@ class SSHRunner(Runner):
         try:
             channel = self._open_channel()
             channel.exec_command(join_command(["sh", "-c", script]))
-            channel.recv_exit_status()
+            deadline = time.monotonic() + 10
+            while not channel.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
             channel.close()
         except Exception as exc:  # best effort: the connection itself may be gone
             log.info("could not stop remote process group %s: %s", pgid, exc)
@@ -241,8 +255,7 @@ class SSHRunner(Runner):
                         sftp.close()
                 return
             except (EOFError, paramiko.SSHException) as exc:
-                with self._lock:
-                    self._hops.close()
+                self._drop(self._hops.target)
                 if attempt == 2:
                     raise ConnectionFailed(f"Could not write {path} on {self.name}: {exc}.") from exc
             except OSError as exc:

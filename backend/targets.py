@@ -28,10 +28,6 @@ class Target:
     pip_args: tuple[str, ...] = ()
     profile: ClusterProfile | None = None
 
-    @property
-    def is_local(self) -> bool:
-        return self.profile is None
-
 
 class Session:
     """One user's open targets for the life of the app or the command: one connection per cluster."""

@@ -7,7 +7,6 @@ into a shell), so uv reads them, not bash.
 """
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from packaging.markers import InvalidMarker, Marker, default_environment
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from . import validate
+from .validate import canonical_name
 from .errors import InvalidInput
 from .spec import EnvSpec, Pin
 
@@ -32,11 +32,6 @@ LOCK_VERSIONS = (1,)
 SOURCE_KINDS = ("registry", "git", "url", "path", "directory", "editable", "virtual")
 LOCAL_SOURCES = ("path", "directory", "editable", "virtual")
 _LOWER_BOUND_OPERATORS = (">=", ">", "==", "~=", "===")
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normalised name: what uv and pip compare."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def git_url(location: str) -> str:
@@ -110,7 +105,7 @@ class LockedPackage:
 
     def edges(self, key: str, name: str) -> tuple[LockedDependency, ...]:
         table = self.optional if key == "optional" else self.groups
-        return next((deps for label, deps in table if canonical(label) == canonical(name)), ())
+        return next((deps for label, deps in table if canonical_name(label) == canonical_name(name)), ())
 
 
 @dataclass
@@ -132,7 +127,7 @@ class UvProject:
         return python_lower_bound(self.requires_python)
 
     def is_root(self, package: LockedPackage) -> bool:
-        return canonical(package.name) == canonical(self.name) and package.source in ("virtual", "editable")
+        return canonical_name(package.name) == canonical_name(self.name) and package.source in ("virtual", "editable")
 
     @property
     def locked(self) -> list[LockedPackage]:
@@ -377,7 +372,7 @@ def select_packages(project: UvProject, environment: Mapping[str, str] | None = 
     environment = environment or marker_environment(project.python)
     by_name: dict[str, list[LockedPackage]] = {}
     for package in project.packages:
-        by_name.setdefault(canonical(package.name), []).append(package)
+        by_name.setdefault(canonical_name(package.name), []).append(package)
     roots = [p for p in project.packages if project.is_root(p)]
     if not roots:
         return _unique(project.locked)
@@ -385,7 +380,7 @@ def select_packages(project: UvProject, environment: Mapping[str, str] | None = 
     for root in roots:
         wanted = project.default_groups if project.default_groups is not None else ["dev"]
         group_edges = [edge for label, edges in root.groups if "*" in wanted or
-                       canonical(label) in {canonical(g) for g in wanted} for edge in edges]
+                       canonical_name(label) in {canonical_name(g) for g in wanted} for edge in edges]
         todo.append((root, ()))
         todo.extend(_follow(by_name, group_edges, environment))
     seen: set[tuple[int, str]] = set()
@@ -410,7 +405,7 @@ def _follow(by_name: dict[str, list[LockedPackage]], edges: Iterable[LockedDepen
     for edge in edges:
         if not edge.applies(environment):
             continue
-        for package in _pick(by_name.get(canonical(edge.name), []), edge):
+        for package in _pick(by_name.get(canonical_name(edge.name), []), edge):
             found.append((package, edge.extras))
     return found
 
@@ -419,7 +414,7 @@ def _unique(packages: Iterable[LockedPackage]) -> list[LockedPackage]:
     """One entry per name (the first), sorted by name: pip cannot install two versions of a package."""
     result: dict[str, LockedPackage] = {}
     for package in packages:
-        result.setdefault(canonical(package.name), package)
+        result.setdefault(canonical_name(package.name), package)
     return [result[name] for name in sorted(result)]
 
 

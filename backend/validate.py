@@ -63,6 +63,9 @@ def plain_text(value: str, what: str) -> str:
 def remote_folder(value: str) -> str:
     """A folder on the cluster: absolute, or under the home folder with '~/'."""
     plain_text(value, "folder")
+    if "$" in value or "`" in value:
+        raise InvalidInput(f"The folder {value!r} contains '$' or '`'.",
+                           "Write the folder out in full, e.g. /scratch/jsmith/envs.")
     if not (value.startswith("/") or value == "~" or value.startswith("~/")):
         raise InvalidInput(f"The folder {value!r} must start with '/' or '~/'.",
                            "For example ~/venvs or /project/def-lab/me/envs.")
@@ -112,7 +115,7 @@ _PACKAGE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 def env_name(value: str) -> str:
     """An environment's folder name: one path component, no shell or path tricks."""
-    if not _ENV_NAME.fullmatch(value or "") or value in (".", ".."):
+    if not _ENV_NAME.fullmatch(value or "") or value in (".", "..") or value.endswith(".envdesk-lock"):
         raise InvalidInput(
             f"{value!r} cannot be an environment name.",
             "Use letters, digits, '.', '-', '_' or '+' (up to 100), starting with a letter or digit.")
@@ -158,3 +161,18 @@ def version(value: str) -> str:
     if not _VERSION.fullmatch(value or ""):
         raise InvalidInput(f"{value!r} is not a version.", "For example 1.26.4 or 3.11.")
     return value
+
+
+_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+-]{0,199}")
+
+
+def conda_channel(value: str) -> str:
+    """A conda channel name or URL, e.g. conda-forge or https://conda.anaconda.org/bioconda."""
+    if not _CHANNEL.fullmatch(value or "") or value.startswith("-"):
+        raise InvalidInput(f"{value!r} is not a conda channel.", "For example conda-forge.")
+    return value
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name normalized as PEP 503 says (Tiny_Beta, tiny.beta and tiny-beta are one)."""
+    return re.sub(r"[-_.]+", "-", name).lower()

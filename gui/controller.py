@@ -7,7 +7,7 @@ from PySide6.QtCore import QObject, Signal
 
 from envdesk.backend.cache import InventoryCache
 from envdesk.backend.capabilities import Capabilities
-from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.errors import EnvDeskError, LoginCancelled
 from envdesk.backend.inventory import Inventory, read_inventory
 from envdesk.backend.operations.common import Progress, capabilities
 from envdesk.backend.paths import AppPaths
@@ -93,8 +93,9 @@ class AppController(QObject):
         (also after a failure or cancel, since a rollback or cleanup changed things too).
         """
         task = Task(title, target, work)
-        if changes:
-            task.signals.finished.connect(lambda: self.refresh(target))
+        if changes:  # after a failure or cancel too (a rollback or cleanup changed things), not a declined login
+            task.signals.finished.connect(lambda: None if isinstance(task.error, LoginCancelled)
+                                          else self.refresh(target))
         if record:
             self.operations.add(task)
             task.signals.step.connect(lambda text: self.operations.touch(task, latest=text))
@@ -140,15 +141,16 @@ class AppController(QObject):
         def work(progress: Progress) -> Inventory:
             target = self.session.target(name)
             progress.step(f"Listing environments on {target.label}")
-            return read_inventory(target.runner, target.roots, cancel=progress.cancel)
+            inventory = read_inventory(target.runner, target.roots, cancel=progress.cancel)
+            try:
+                self.cache.save(inventory)
+            except OSError:
+                pass  # the cache only saves time at the next start
+            return inventory
 
         def done(inventory: Inventory) -> None:
             self.inventories[name] = inventory
             self.refreshed.add(name)
-            try:
-                self.cache.save(inventory)
-            except OSError:
-                pass
             self.targets.update(name, environments=len(inventory.environments),
                                 state="local" if name == LOCAL_TARGET else "connected", message="")
             self.inventory_changed.emit(name)

@@ -19,7 +19,7 @@ from envdesk.backend.validate import LOCAL_TARGET
 
 from .controller import AppController
 from .details_panel import DetailsPanel
-from .models import EnvironmentTableModel, TargetListModel
+from .models import EnvironmentTableModel, TargetListModel, human_size
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
 from .resources import icon
@@ -27,15 +27,6 @@ from .resources import icon
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
                   "conda (environment.yml)": ("conda", "environment.yml")}
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 class ClusterList(QListView):

@@ -39,6 +39,7 @@ class Task(QRunnable):
         self.progress = Progress(on_step=self.signals.step.emit, on_line=self.signals.line.emit)
         self.done = threading.Event()
         self.state = "waiting"
+        self.error: EnvDeskError | None = None
 
     def cancel(self) -> None:
         self.progress.cancel.cancel()
@@ -51,10 +52,10 @@ class Task(QRunnable):
         except Cancelled:
             self.state, outcome = "cancelled", (self.signals.cancelled, ())
         except EnvDeskError as exc:
-            self.state, outcome = "failed", (self.signals.failed, (exc,))
+            self.state, self.error, outcome = "failed", exc, (self.signals.failed, (exc,))
         except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently
             error = EnvDeskError(f"Unexpected error: {exc.__class__.__name__}: {exc}", log=traceback.format_exc())
-            self.state, outcome = "failed", (self.signals.failed, (error,))
+            self.state, self.error, outcome = "failed", error, (self.signals.failed, (error,))
         self.done.set()
         try:
             outcome[0].emit(*outcome[1])

@@ -72,3 +72,8 @@ def test_create_update_export_import_with_the_conda_stand_in(conda_stand_in, ses
     assert copy.kind == "conda" and versions(copy) == versions(changed.environment)
     reverted = revert_environment(session, "alpha", name, list_snapshots(session, "alpha", name)[0].id)
     assert versions(reverted.environment)["numpy"] == "1.26.4"
+
+
+def test_conda_environments_in_condas_own_folders_can_be_changed(testbed, sample_envs, session):
+    from envdesk.backend.operations.history import list_snapshots as snapshots
+    assert snapshots(session, "alpha", "sci") == []  # allowed: sci lives in ~/.conda/envs, not a root

@@ -86,3 +86,17 @@ def test_config_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("ENVDESK_CONFIG_DIR", str(tmp_path / "env"))
     assert AppPaths.resolve().config_dir == tmp_path / "env"
     assert AppPaths.resolve(tmp_path / "arg").config_dir == tmp_path / "arg"
+
+
+def test_roots_with_shell_variables_are_refused():
+    with pytest.raises(InvalidInput) as info:
+        ClusterProfile(name="x", host="h", env_roots=["/scratch/$USER/envs"])
+    assert "in full" in info.value.hint
+
+
+@pytest.mark.parametrize("prompt,kind", [("Password: ", "password"), ("Passcode or option (1-1): ", "code"),
+                                         ("Password+Token: ", "code"), ("Verification code: ", "code"),
+                                         ("One-time password (OATH) for `alice': ", "code"), ("Say hi: ", "prompt")])
+def test_login_prompts_are_classified_so_codes_are_never_kept(prompt, kind):
+    from envdesk.backend.prompts import classify_prompt
+    assert classify_prompt(prompt) == kind

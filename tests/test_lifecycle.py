@@ -9,7 +9,7 @@ from envdesk.backend.agent_client import call_action
 from envdesk.backend.errors import Busy, Cancelled, CommandFailed, EnvDeskError, InvalidInput, NotFound
 from envdesk.backend.inventory import read_inventory
 from envdesk.backend.operations.clone import clone_environment
-from envdesk.backend.operations.common import Progress
+from envdesk.backend.operations.common import Progress, Reservation
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import delete_environment
 from envdesk.backend.operations.export import export_environment
@@ -152,13 +152,15 @@ def test_second_writer_is_told_the_environment_is_busy(session):
     name = unique("busy")
     env = create_environment(session, "alpha", CreateRequest(name=name, kind="uv")).environment
     target = session.target("alpha")
-    call_action(target.runner, "begin", env.path, list(target.roots), operation="another laptop")
+    other = Reservation.take(target, env.path, list(target.roots), operation="another laptop")
     try:
         with pytest.raises(Busy) as info:
             update_environment(session, "alpha", name, Change(add=["tinygamma"]))
         assert "another laptop" in info.value.message
+        with pytest.raises(Busy):  # nobody but the holder can release it
+            call_action(target.runner, "abort", env.path, list(target.roots), token="not-the-token")
     finally:
-        call_action(target.runner, "abort", env.path, list(target.roots))
+        other.release()
     update_environment(session, "alpha", name, Change(add=["tinygamma"]))
 
 
@@ -208,3 +210,11 @@ def test_a_folder_the_user_cannot_write_is_a_plain_error_and_not_remembered(sess
         create_environment(session, "alpha", CreateRequest(name=unique("x"), root="/etc/envdesk-test"))
     assert "denied" in str(info.value).lower()
     assert "/etc/envdesk-test" not in session.store.get("alpha").roots
+
+
+def test_what_an_operation_records_never_shows_in_the_process_list(testbed, session):
+    alpha = testbed.clusters["alpha"]
+    before = len(alpha.session_commands())
+    create_environment(session, "alpha", CreateRequest(name=unique("ps"), kind="uv", packages=["tinygamma"]))
+    commands = alpha.session_commands()[before:]
+    assert commands and not any("requested" in command or "created_with" in command for command in commands)

@@ -64,3 +64,20 @@ def test_conda_environment_file_is_read():
 def test_hostile_or_malformed_files_are_refused(text, name):
     with pytest.raises(InvalidInput):
         specs.from_text(text, name)
+
+
+@pytest.mark.parametrize("text", ["envdesk: 1\npins: [{name: x}]\n", "envdesk: 1\npins: 5\n",
+                                  "envdesk: 1\nmodules: {a: b}\n"])
+def test_malformed_envdesk_files_are_plain_errors(text):
+    with pytest.raises(InvalidInput):
+        specs.from_text(text, "envdesk.yaml")
+
+
+def test_exports_never_carry_credentials():
+    spec = EnvSpec(requirements=["private @ https://user:s3cret@git.example.org/p.tar.gz"],
+                   pins=[Pin("private", "1.0", url="https://__token__:glpat-xyz@gitlab.example.org/p.whl")],
+                   pip_args=["--extra-index-url", "https://__token__:glpat-xyz@gitlab.example.org/simple"])
+    for fmt in specs.FORMATS:
+        text = specs.render(spec, fmt)
+        assert "s3cret" not in text and "glpat-xyz" not in text, fmt
+    assert "https://gitlab.example.org/simple" in specs.render(spec, "envdesk")

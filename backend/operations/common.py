@@ -1,16 +1,21 @@
 """Shared by the operations: progress reporting, running steps, finding environments, locks."""
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..agent_client import call_action
 from ..capabilities import Capabilities, probe
-from ..errors import CommandFailed
+from ..errors import CommandFailed, EnvDeskError
 from ..inventory import Environment, read_inventory
 from ..recipes import Step
 from ..runner import CancelToken, CommandResult, LineCallback
 from ..targets import Session, Target
+
+
+log = logging.getLogger(__name__)
 
 
 def _ignore(_: str) -> None:
@@ -52,14 +57,15 @@ def explain(result: CommandResult) -> str:
     return ""
 
 
-def run_step(target: Target, step: Step, progress: Progress, *, check: bool = True) -> CommandResult:
-    """Run one step, streaming its output; raise CommandFailed in plain words when it fails."""
+def run_step(target: Target, step: Step, progress: Progress, *, check: bool = True,
+             failure: type[CommandFailed] = CommandFailed) -> CommandResult:
+    """Run one step, streaming its output; raise `failure` (a CommandFailed) in plain words when it fails."""
     progress.step(step.what)
     result = target.runner.run(step.argv, modules=step.modules, on_line=progress.on_line,
                                cancel=progress.cancel)
     if check and not result.ok:
         last = next((line for line in reversed(result.stderr.splitlines()) if line.strip()), "")
-        raise CommandFailed(f"{step.what} failed on {target.label}" + (f": {last.strip()}" if last else "."),
+        raise failure(f"{step.what} failed on {target.label}" + (f": {last.strip()}" if last else "."),
                             explain(result), exit_status=result.exit_status,
                             log=f"$ {result.command}\n{result.stdout}{result.stderr}")
     return result
@@ -92,3 +98,41 @@ def find_environment(target: Target, ref: str, progress: Progress) -> Environmen
 def env_modules(env: Environment) -> tuple[str, ...]:
     """The modules an environment was built with: replayed before every command on it."""
     return tuple(env.modules)
+
+
+@dataclass
+class Reservation:
+    """The lock an operation holds on one environment folder (the agent's `begin`), until finish or release.
+
+    Only the holder's token can finish or release it, so a failed operation can never undo
+    another laptop's work on the same environment.
+    """
+
+    target: Target
+    path: str
+    roots: list[str]
+    token: str
+    answer: dict
+
+    @classmethod
+    def take(cls, target: Target, path: str, roots: list[str], **settings: object) -> "Reservation":
+        answer = call_action(target.runner, "begin", path, roots, **settings)
+        return cls(target, answer["path"], list(roots), answer["token"], answer)
+
+    def finish(self, meta: dict | None = None) -> Environment:
+        """Record `meta`, clear the being-built mark, release the lock; the environment as it is now."""
+        answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
+                             **({"meta": meta} if meta else {}))
+        return Environment.from_agent(answer["env"])
+
+    def reset(self) -> None:
+        """Empty the half-built environment to build it again, still holding the lock."""
+        call_action(self.target.runner, "reset", self.path, self.roots, token=self.token)
+
+    def release(self, *, remove_unfinished: bool = False) -> None:
+        """Give the lock back (removing a half-built environment if asked); never hides the error at hand."""
+        try:
+            call_action(self.target.runner, "abort", self.path, self.roots, token=self.token,
+                        created=remove_unfinished)
+        except EnvDeskError as exc:
+            log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)

@@ -5,14 +5,13 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .. import validate
-from ..agent_client import call_action
 from ..capabilities import Capabilities, choose_python
-from ..errors import InvalidInput
+from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer, conda_install, conda_spec, create_step, env_python
 from ..spec import now_iso
 from ..targets import Session, Target
-from .common import Progress, capabilities, run_step
+from .common import Progress, Reservation, capabilities, run_step
 from .modules import loadable_modules
 
 ENVDESK_VERSION = "0.1"
@@ -30,6 +29,7 @@ class CreateRequest:
     root: str | None = None
     packages: list[str] = field(default_factory=list)
     conda_packages: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         validate.env_name(self.name)
@@ -43,6 +43,7 @@ class CreateRequest:
         for package in self.conda_packages:
             if package.startswith("-") or any(c in package for c in " ;&|$`'\"\\"):
                 raise InvalidInput(f"{package!r} is not a conda package spec.", "For example numpy=1.26.")
+        self.channels = [validate.conda_channel(c) for c in self.channels]
         if self.root is not None:
             self.root = validate.remote_folder(self.root)
 
@@ -94,37 +95,41 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     root, roots = choose_root(target, request.root)
     path = f"{root.rstrip('/')}/{request.name}"
     progress.step(f"Reserving {path}")
-    begun = call_action(target.runner, "begin", path, roots, create=True, operation="create")
-    path = begun["path"]
+    reservation = Reservation.take(target, path, roots, create=True, operation="create")
     try:
-        env = build(session, target, caps, kind=kind, path=path, roots=roots, modules=modules, python=version,
+        env = build(session, target, caps, reservation, kind=kind, modules=modules, python=version,
                     system_site_packages=request.system_site_packages, packages=packages,
-                    conda_packages=conda_packages, progress=progress)
+                    conda_packages=conda_packages, channels=request.channels, progress=progress)
     except BaseException:
         progress.on_step("Removing the unfinished environment")
-        call_action(target.runner, "abort", path, roots, created=True)
+        reservation.release(remove_unfinished=True)
         raise
     remember_root(session, target, root)
     return Created(env, notes)
 
 
-def build(session: Session, target: Target, caps: Capabilities, *, kind: str, path: str, roots: list[str],
+def build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, *, kind: str,
           modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
-          conda_packages: Sequence[str] = (), requested: Sequence[str] | None = None,
+          conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
           progress: Progress, extra_meta: dict | None = None) -> Environment:
-    """Make the environment at an already reserved `path`, install packages, record how it was made."""
+    """Make the environment in a reserved folder, install packages, record how it was made.
+
+    A failed package install raises InstallFailed, so callers can tell it from a failed creation.
+    """
+    path = reservation.path
     python_command = "python3" if target.runner.is_remote else caps.tools.get("python3", "python3")
-    run_step(target, create_step(kind, caps, path, modules, python, system_site_packages, python_command),
-             progress)
+    run_step(target, create_step(kind, caps, path, modules, python, system_site_packages, python_command,
+                                 channels), progress)
     if conda_packages and caps.conda_tool:
-        run_step(target, conda_install(caps.conda_tool, path, conda_packages, modules), progress)
+        run_step(target, conda_install(caps.conda_tool, path, conda_packages, modules, channels), progress,
+                 failure=InstallFailed)
     if packages:
         installer = Installer.for_env(caps, env_python(path, target.runner.is_remote), modules, target.pip_args)
-        run_step(target, installer.install(packages), progress)
+        run_step(target, installer.install(packages), progress, failure=InstallFailed)
     progress.step("Recording how the environment was made")
     meta = {"kind": kind, "modules": list(modules), "python": python,
             "requested": list(requested if requested is not None else packages),
-            "conda_requested": list(conda_packages), "system_site_packages": system_site_packages,
-            "created": now_iso(), "created_with": f"EnvDesk {ENVDESK_VERSION}", **(extra_meta or {})}
-    finished = call_action(target.runner, "finish", path, roots, meta=meta)
-    return Environment.from_agent(finished["env"])
+            "conda_requested": list(conda_packages), "channels": list(channels),
+            "system_site_packages": system_site_packages, "created": now_iso(),
+            "created_with": f"EnvDesk {ENVDESK_VERSION}", **(extra_meta or {})}
+    return reservation.finish(meta)

@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 from ..inventory import Environment
+from ..recipes import INSTALLER_PACKAGES
 from ..spec import EnvSpec, Pin, now_iso, render
 from ..targets import Session, Target
 from .common import Progress, find_environment
 
-FREEZE_SKIPS = {"pip", "setuptools", "wheel", "distribute"}
+
+
+def _portable_name(name: str) -> str:
+    """The name to give a copy: 'foo' for a project's 'foo/.venv', else the last part."""
+    parts = [part for part in name.split("/") if part]
+    if len(parts) > 1 and parts[-1] in (".venv", "venv", ".env", "env"):
+        return parts[-2]
+    return parts[-1] if parts else "env"
 
 
 def spec_from_environment(env: Environment, target: Target) -> EnvSpec:
@@ -16,17 +24,17 @@ def spec_from_environment(env: Environment, target: Target) -> EnvSpec:
     for package in env.packages:
         if package.installer == "conda":
             pins.append(Pin(package.name, package.version, "conda", package.build, package.channel))
-        elif env.kind == "conda" or package.name.lower() not in FREEZE_SKIPS:
+        elif env.kind == "conda" or package.name.lower() not in INSTALLER_PACKAGES:
             pins.append(Pin(package.name, package.version, url=package.url, editable=package.editable))
     requested = list(meta.get("requested") or [])
     if not requested:
         requested = [p.name for p in env.packages if p.requested and p.installer != "conda"
-                     and p.name.lower() not in FREEZE_SKIPS]
+                     and p.name.lower() not in INSTALLER_PACKAGES]
     return EnvSpec(
         kind=env.kind, python=env.python, modules=list(env.modules),
         system_site_packages=env.system_site_packages, requirements=requested,
         conda_requirements=list(env.conda_requested or meta.get("conda_requested") or []),
-        pins=pins, channels=list(env.channels), pip_args=list(target.pip_args), name=env.name.split("/")[-1],
+        pins=pins, channels=list(env.channels), pip_args=list(target.pip_args), name=_portable_name(env.name),
         source={"cluster": target.name, "path": env.path, "name": env.name}, created=now_iso())
 
 

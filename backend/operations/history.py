@@ -4,11 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..agent_client import call_action
-from ..errors import EnvDeskError
-from ..inventory import Environment
 from ..targets import Session
-from .common import Progress, capabilities, find_environment
-from .update import Updated, restore_packages
+from .common import Progress, Reservation, capabilities, find_environment
+from .update import Updated, restore_packages, roll_back
 
 
 @dataclass(frozen=True)
@@ -41,20 +39,13 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
     caps = capabilities(session, target, progress)
     progress.step("Saving a snapshot of the current packages")
-    begun = call_action(target.runner, "begin", env.path, target.roots, snapshot=True, operation="revert",
-                        reason=f"before reverting to {snapshot_id}")
+    reservation = Reservation.take(target, env.path, list(target.roots), snapshot=True, operation="revert",
+                                   reason=f"before reverting to {snapshot_id}")
     try:
         restore_packages(target, caps, env, wanted["packages"], progress)
-    except EnvDeskError as failure:
-        try:
-            restore_packages(target, caps, env, begun["env"]["packages"], Progress(on_step=progress.on_step))
-            failure.message += " The environment was put back as it was before the revert."
-        except EnvDeskError as again:
-            failure.message += f" Putting it back also failed: {again.message}"
-        call_action(target.runner, "abort", env.path, target.roots)
+        return Updated(reservation.finish(), reservation.answer["snapshot"])
+    except BaseException as failure:
+        roll_back(target, caps, env, reservation.answer["env"]["packages"], reservation.answer["snapshot"],
+                  failure, progress)
+        reservation.release()
         raise
-    except BaseException:
-        call_action(target.runner, "abort", env.path, target.roots)
-        raise
-    finished = call_action(target.runner, "finish", env.path, target.roots)
-    return Updated(Environment.from_agent(finished["env"]), begun["snapshot"])

@@ -7,15 +7,14 @@ from pathlib import Path
 
 from .. import spec as specs
 from .. import validate
-from ..agent_client import call_action
 from ..capabilities import Capabilities, choose_python
-from ..errors import CommandFailed, InvalidInput
+from ..errors import CommandFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer, env_python
 from ..runner import join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
-from .common import Progress, capabilities
+from .common import Progress, Reservation, capabilities
 from .create import build, choose_root, remember_root
 from .modules import loadable_modules
 
@@ -190,16 +189,18 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
     progress.step(f"Reserving {path}")
-    path = call_action(target.runner, "begin", path, roots, create=True, operation="import")["path"]
-    installer = Installer.for_env(caps, env_python(path, target.runner.is_remote), plan.modules, target.pip_args)
+    reservation = Reservation.take(target, path, roots, create=True, operation="import")
+    installer = Installer.for_env(caps, env_python(reservation.path, target.runner.is_remote), plan.modules,
+                                  target.pip_args)
     notes, used_top_level = list(plan.notes), False
+    common = {"kind": plan.kind, "modules": plan.modules, "python": plan.python,
+              "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
+              "channels": spec.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
     try:
         try:
-            env = build(session, target, caps, kind=plan.kind, path=path, roots=roots, modules=plan.modules,
-                        python=plan.python, system_site_packages=spec.system_site_packages, packages=plan.pins,
-                        conda_packages=plan.conda_pins, requested=plan.requirements, progress=progress,
-                        extra_meta={"imported_from": spec.source})
-        except CommandFailed as failure:
+            env = build(session, target, caps, reservation, packages=plan.pins, requested=plan.requirements,
+                        **common)
+        except InstallFailed as failure:
             missing = find_unavailable(target, installer, plan.pins, progress)
             if not missing:
                 raise
@@ -211,18 +212,14 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
                     "Install only the top-level requirements instead (--top-level), which lets the "
                     "installer pick versions this target has.", log=failure.log) from failure
             progress.on_step("Some exact versions are missing here; installing the top-level requirements")
-            call_action(target.runner, "abort", path, roots, created=True)
-            call_action(target.runner, "begin", path, roots, create=True, operation="import")
+            reservation.reset()
             notes.append(f"Exact versions unavailable here: {listing}. Installed the top-level requirements "
                          "instead.")
             used_top_level = True
-            env = build(session, target, caps, kind=plan.kind, path=path, roots=roots, modules=plan.modules,
-                        python=plan.python, system_site_packages=spec.system_site_packages,
-                        packages=plan.requirements, conda_packages=plan.conda_pins, progress=progress,
-                        extra_meta={"imported_from": spec.source})
+            env = build(session, target, caps, reservation, packages=plan.requirements, **common)
     except BaseException:
         progress.on_step("Removing the unfinished environment")
-        call_action(target.runner, "abort", path, roots, created=True)
+        reservation.release(remove_unfinished=True)
         raise
     remember_root(session, target, root)
     return Imported(env, notes, used_top_level)

@@ -24,16 +24,14 @@ from packaging.version import InvalidVersion, Version
 
 from .. import validate
 from ..agent import LOCK_SUFFIX
-from ..agent_client import call_action
 from ..capabilities import Capabilities, choose_python
 from ..errors import InvalidInput
-from ..inventory import Environment
 from ..recipes import PIP_TO_UV, Step, create_step
 from ..runner import join_command
 from ..spec import now_iso
 from ..targets import Session, Target
 from ..uvproject import UvProject, marker_environment, read_uv_project, to_spec
-from .common import Progress, capabilities, run_step
+from .common import Progress, Reservation, capabilities, run_step
 from .create import ENVDESK_VERSION, choose_root, remember_root
 from .importing import Imported, import_environment
 from .modules import loadable_modules
@@ -113,8 +111,9 @@ def _sync(session: Session, target: Target, caps: Capabilities, project: UvProje
     python_command = "python3" if target.runner.is_remote else caps.tools.get("python3", "python3")
     root, roots = choose_root(target, root)
     progress.step(f"Reserving {root.rstrip('/')}/{chosen}")
-    venv = call_action(target.runner, "begin", f"{root.rstrip('/')}/{chosen}/{VENV}", roots, create=True,
-                       operation="import")["path"]
+    reservation = Reservation.take(target, f"{root.rstrip('/')}/{chosen}/{VENV}", roots, create=True,
+                                   operation="import")
+    venv = reservation.path
     project_dir = venv.rsplit("/", 1)[0]
     ours = False
     try:
@@ -135,13 +134,12 @@ def _sync(session: Session, target: Target, caps: Capabilities, project: UvProje
                 "requested": list(project.dependencies), "conda_requested": [], "system_site_packages": False,
                 "created": now_iso(), "created_with": f"EnvDesk {ENVDESK_VERSION}",
                 "imported_from": {"format": "uv", "path": str(project.folder)}, "uv_project": project_dir}
-        finished = call_action(target.runner, "finish", venv, roots, meta=meta)
+        env = reservation.finish(meta)
     except BaseException:
         progress.on_step("Removing the unfinished environment")
-        _clean_up(target, venv, project_dir, roots, ours)
+        _clean_up(target, reservation, project_dir, ours)
         raise
     remember_root(session, target, root)
-    env = Environment.from_agent(finished["env"])
     return Imported(replace(env, name=f"{chosen}/{VENV}"), notes)  # as listings name it (relative to the root)
 
 
@@ -154,17 +152,18 @@ def _refuse_existing_folder(target: Target, project_dir: str, progress: Progress
         raise InvalidInput(f"{project_dir} already exists. Pick another name or delete it first.")
 
 
-def _clean_up(target: Target, venv: str, project_dir: str, roots: list[str], ours: bool) -> None:
+def _clean_up(target: Target, reservation: Reservation, project_dir: str, ours: bool) -> None:
     """Remove the half-made environment (through the agent) and, if the folder is ours, the project files.
 
     Runs after a cancel too, so it passes no cancel token.
     """
+    venv = reservation.path
     quoted, marker = join_command([venv]), join_command([f"{venv}/.envdesk"])
     if ours:
         _best_effort(target, f"if [ -d {quoted} ] && [ ! -L {quoted} ]; then mkdir -p {marker} && "
                              f": > {join_command([f'{venv}/.envdesk/CREATING'])}; fi",
                      "mark the unfinished environment")
-    call_action(target.runner, "abort", venv, roots, created=True)
+    reservation.release(remove_unfinished=True)
     if ours:
         files = [f"{project_dir}/{name}" for name in ("pyproject.toml", "uv.lock")]
         _best_effort(target, f"rm -f -- {join_command(files)} && rmdir -- {join_command([project_dir])}",

@@ -29,6 +29,7 @@ class ImportDialog(QDialog):
         self.spec = spec
         self.target = target
         self.plan: ImportPlan | None = None
+        self.planning: Task | None = None
         self.setWindowTitle(title)
         self.setAccessibleName(title)
         self.setMinimumWidth(560)
@@ -64,6 +65,7 @@ class ImportDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.targets.currentIndexChanged.connect(self._target_changed)
+        self.finished.connect(lambda _: self.planning is not None and self.planning.cancel())
         self.name.textChanged.connect(self._validate)
         self._target_changed()
 
@@ -92,8 +94,11 @@ class ImportDialog(QDialog):
             plan = plan_import(session, target, spec, name, progress)
             return plan, check_availability(session, target, plan, progress)
 
-        self.controller.start(f"Plan for {target}", target, work, lambda answer: self._planned(target, *answer),
-                              lambda error: self._plan_failed(target, error), record=False)
+        if self.planning is not None:
+            self.planning.cancel()  # the previous target's check is no longer wanted
+        self.planning = self.controller.start(f"Plan for {target}", target, work,
+                                              lambda answer: self._planned(target, *answer),
+                                              lambda error: self._plan_failed(target, error), record=False)
 
     def _planned(self, target: str, plan: ImportPlan, missing) -> None:
         if target != self.target:

@@ -13,20 +13,11 @@ from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.importing import read_spec_file
 
+from ..models import human_size
 from ..tasks import Task
 from .common import folded_options, check, error_label, split_specs
 
 KIND_HELP = {"uv": "uv (fastest)", "venv": "venv (standard)", "virtualenv": "virtualenv", "conda": "conda"}
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return "unknown"
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}"
-        size = size / 1024
-    return ""
 
 
 class NewEnvironmentDialog(QDialog):
@@ -37,6 +28,7 @@ class NewEnvironmentDialog(QDialog):
         self.controller = controller
         self.target = target
         self.caps: Capabilities | None = None
+        self._read_file: tuple[str, list[str]] = ("", [])
         self.setWindowTitle(f"New environment on {controller.label(target)}")
         self.setAccessibleName("New environment")
         self.setMinimumWidth(520)
@@ -90,7 +82,7 @@ class NewEnvironmentDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
-        for signal in (self.name.textChanged, self.packages.textChanged, self.requirements.textChanged):
+        for signal in (self.name.textChanged, self.packages.textChanged, self.requirements.editingFinished):
             signal.connect(self._validate)
         self._validate()
         controller.capabilities(target, self._ready, self._failed)
@@ -107,7 +99,7 @@ class NewEnvironmentDialog(QDialog):
         target = self.controller.session.target(self.target)
         for root in target.roots:
             self.root.addItem(root)
-        self.space.setText(f"Free space in your home folder: {_size(caps.free_bytes)}")
+        self.space.setText(f"Free space in your home folder: {human_size(caps.free_bytes)}")
         self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.")
         self._validate()
 
@@ -118,13 +110,20 @@ class NewEnvironmentDialog(QDialog):
         path, _ = QFileDialog.getOpenFileName(self, "Requirements file", "", "Requirements (*.txt);;All files (*)")
         if path:
             self.requirements.setText(path)
+            self._validate()
 
     def _packages(self) -> list[str]:
-        packages = split_specs(self.packages.toPlainText())
-        if self.requirements.text().strip():
-            spec = read_spec_file(Path(self.requirements.text().strip()))
-            packages += [pin.pip_line() for pin in spec.pip_pins] or spec.requirements
-        return packages
+        return split_specs(self.packages.toPlainText()) + self._requirements_file()
+
+    def _requirements_file(self) -> list[str]:
+        """The packages of the chosen requirements file, read once per path (not per keystroke)."""
+        path = self.requirements.text().strip()
+        if not path:
+            return []
+        if self._read_file[0] != path:
+            spec = read_spec_file(Path(path))
+            self._read_file = (path, [pin.pip_line() for pin in spec.pip_pins] or list(spec.requirements))
+        return self._read_file[1]
 
     def _validate(self) -> None:
         name_ok = check(self.name_error, lambda: validate.env_name(self.name.text().strip()))

@@ -98,7 +98,7 @@ def options(args):
     for arg in it:
         if arg in ("-p", "--prefix"):
             prefix = next(it)
-        elif arg in ("-y", "--yes", "-q", "--quiet"):
+        elif arg in ("-y", "--yes", "-q", "--quiet", "--override-channels", "--"):
             continue
         elif arg in ("-c", "--channel"):
             next(it)
