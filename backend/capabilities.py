@@ -20,6 +20,11 @@ done
 [ -x "$HOME/.local/bin/uv" ] && echo "@@tool uv-local $HOME/.local/bin/uv"
 python3 -c 'import sys; print("@@python %d.%d.%d" % sys.version_info[:3])' 2>/dev/null
 df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
+if command -v diskusage_report >/dev/null 2>&1; then
+  diskusage_report 2>/dev/null | head -n 12 | sed 's/^/@@quota /'
+elif command -v quota >/dev/null 2>&1; then
+  quota -s 2>/dev/null | head -n 12 | sed 's/^/@@quota /'
+fi
 if type module >/dev/null 2>&1; then
   echo "@@modules yes"
   module -t avail 2>&1 | sed 's/^/@@avail /'
@@ -51,6 +56,7 @@ class Capabilities:
     free_bytes: int | None = None
     has_modules: bool = False
     modules: list[str] = field(default_factory=list)
+    quota: list[str] = field(default_factory=list)  # the cluster's own quota report, as it prints it
 
     @property
     def python_modules(self) -> list[PythonModule]:
@@ -149,6 +155,8 @@ def _parse(text: str) -> Capabilities:
             caps.system_python = rest.strip()
         elif tag == "freekb" and rest.strip().isdigit():
             caps.free_bytes = int(rest.strip()) * 1024
+        elif tag == "quota":
+            caps.quota.append(rest.rstrip())
         elif tag == "modules":
             caps.has_modules = True
         elif tag == "avail":

@@ -54,20 +54,26 @@ def test_unavailable_python_is_refused_with_the_choices(session):
     assert "no Python 3.12" in info.value.message and "3.11" in info.value.message
 
 
-def test_update_add_upgrade_remove_then_revert_downgrades(session):
-    name = unique("upd")
-    create_environment(session, "alpha", CreateRequest(name=name, kind="uv", packages=["tinyalpha==1.0"]))
-    update_environment(session, "alpha", name, Change(add=["tinygamma"]))
-    upgraded = update_environment(session, "alpha", name, Change(upgrade=["tinyalpha"])).environment
+@pytest.mark.parametrize("cluster,kind", [("alpha", "uv"), ("alpha", "venv"), ("alpha", "virtualenv"),
+                                          ("beta", "venv"), ("beta", "virtualenv")])
+def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(session, cluster, kind):
+    """alpha installs with uv (it has a uv module), beta with pip: both paths, every kind."""
+    name = unique(f"upd-{kind}")
+    create_environment(session, cluster, CreateRequest(name=name, kind=kind, packages=["tinyalpha==1.0"]))
+    update_environment(session, cluster, name, Change(add=["tinygamma"]))
+    upgraded = update_environment(session, cluster, name, Change(upgrade=["tinyalpha"])).environment
     assert packages_of(upgraded) == {"tinyalpha": "2.0", "tinygamma": "0.1"}
-    removed = update_environment(session, "alpha", name, Change(remove=["tinygamma"])).environment
+    removed = update_environment(session, cluster, name, Change(remove=["tinygamma"])).environment
     assert packages_of(removed) == {"tinyalpha": "2.0"}
     assert removed.envdesk["requested"] == ["tinyalpha==1.0"]
-    snapshots = list_snapshots(session, "alpha", name)
+    snapshots = list_snapshots(session, cluster, name)
     assert len(snapshots) == 3 and "add tinygamma" in snapshots[0].reason
-    reverted = revert_environment(session, "alpha", name, snapshots[0].id).environment
+    reverted = revert_environment(session, cluster, name, snapshots[0].id).environment
     assert packages_of(reverted) == {"tinyalpha": "1.0"}
-    assert len(list_snapshots(session, "alpha", name)) == 4
+    assert reverted.kind == kind and len(list_snapshots(session, cluster, name)) == 4
+    assert delete_environment(session, cluster, name) == reverted.path
+    with pytest.raises(NotFound):
+        list_snapshots(session, cluster, name)
 
 
 def test_failed_update_rolls_back_exactly(session):

@@ -1,6 +1,7 @@
 """New environment: a name, a kind (the fastest the cluster has), a Python it can provide, where, and packages."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
@@ -99,7 +100,10 @@ class NewEnvironmentDialog(QDialog):
         target = self.controller.session.target(self.target)
         for root in target.roots:
             self.root.addItem(root)
-        self.space.setText(f"Free space in your home folder: {human_size(caps.free_bytes)}")
+        space = f"Free space in your home folder: {human_size(caps.free_bytes)}"
+        if caps.quota:
+            space += "<br>Your quotas, as the cluster reports them:<pre>" + html.escape("\n".join(caps.quota)) + "</pre>"
+        self.space.setText(space)
         self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.")
         self._validate()
 
