@@ -241,3 +241,18 @@ def test_password_login_method_offers_no_keys(testbed, tmp_path, home):
         session_for(paths, prompter).target("alpha").runner.connect()
     assert "no key was offered" in info.value.hint, "a profile that logs in by password must not offer keys"
     assert str(testbed.client_key) not in info.value.hint
+
+
+def test_two_jump_hosts_in_a_row(testbed, tmp_path, home):
+    alpha, pw, beta = testbed.clusters["alpha"], testbed.clusters["password"], testbed.clusters["beta"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha", "password", "beta"],
+                        beta={"jump": [f"{alpha.user}@{alpha.host}:{alpha.port}", f"{pw.user}@{pw.host}:{pw.port}"]})
+    home.joinpath(".ssh").mkdir()
+    home.joinpath(".ssh", "id_ed25519").write_bytes(testbed.client_key.read_bytes())
+    home.joinpath(".ssh", "id_ed25519").chmod(0o600)
+    prompter = ScriptedPrompter(answer=lambda request: pw.password)
+    session = session_for(paths, prompter)
+    runner = session.target("beta").runner
+    assert runner.run(["whoami"]).stdout.strip() == beta.user
+    assert [r.kind for r in prompter.asked] == ["password"], "the middle hop asked for its own password"
+    session.close()
