@@ -29,22 +29,13 @@ def main() -> int:
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from bench.latency_proxy import LatencyProxy
-    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from bench.latency_proxy import slow_cluster
     from envdesk.backend.operations.create import CreateRequest, create_environment
     from envdesk.backend.operations.export import export_environment
-    from envdesk.backend.paths import AppPaths
     from envdesk.gui.main_window import MainWindow
-    from testbed import TestBed
 
     app = QApplication(sys.argv[:1])
-    bed = TestBed.start()
-    alpha = bed.clusters["alpha"]
-    proxy = LatencyProxy(alpha.port, args.rtt).start()
-    try:
-        paths = AppPaths(Path(os.environ["HOME"]) / "config")
-        ClusterStore(paths).add(ClusterProfile(name="slow", **{**alpha.profile_fields(), "port": proxy.port}))
-        paths.known_hosts_file.write_text(f"[127.0.0.1]:{proxy.port} {alpha.host_key_pub}\n")
+    with slow_cluster(args.rtt) as (_bed, paths):
         window = MainWindow(paths)
         window.show()
 
@@ -94,9 +85,6 @@ def main() -> int:
             tasks.clear()
             print(f"{label:10} {took:7.2f}s {stall * 1000:15.1f} ms {stall / max(idle[0], 1e-3):13.1f}x")
         window.close()
-    finally:
-        proxy.stop()
-        bed.close()
     return 0
 
 

@@ -24,24 +24,16 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["HOME"] = tempfile.mkdtemp(prefix="envdesk-bench-")
 
-    from bench.latency_proxy import LatencyProxy
-    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from bench.latency_proxy import slow_cluster
     from envdesk.backend.inventory import read_inventory
-    from envdesk.backend.paths import AppPaths
     from envdesk.backend.targets import Session
-    from testbed import TestBed
 
-    bed = TestBed.start()
-    alpha = bed.clusters["alpha"]
-    proxy = LatencyProxy(alpha.port, args.rtt).start()
-    try:
+    with slow_cluster(args.rtt) as (bed, paths):
+        alpha = bed.clusters["alpha"]
         wheels = " ".join(alpha.pip_args)
         alpha.run_as_user(  # one real venv with pip and packages, copied (venvs run fine from a copy for this)
             "module load python/3.11.5 && python -m venv ~/bench/e1 && ~/bench/e1/bin/pip install -q %s tinybeta "
             "tinygamma && for i in $(seq 2 %d); do cp -a ~/bench/e1 ~/bench/e$i; done" % (wheels, args.envs))
-        paths = AppPaths(Path(os.environ["HOME"]) / "config")
-        ClusterStore(paths).add(ClusterProfile(name="slow", **{**alpha.profile_fields(), "port": proxy.port}))
-        paths.known_hosts_file.write_text(f"[127.0.0.1]:{proxy.port} {alpha.host_key_pub}\n")
         session = Session(paths)
         runner = session.target("slow").runner
         runner.connect()
@@ -58,9 +50,6 @@ def main() -> int:
         print(f"EnvDesk agent, one command:      {agent_seconds:6.2f} s")
         print(f"pip list once per environment:   {pip_seconds:6.2f} s")
         print(f"ratio: the agent is {pip_seconds / agent_seconds:.0f}x faster")
-    finally:
-        proxy.stop()
-        bed.close()
     return 0
 
 

@@ -5,7 +5,11 @@ The kernel here has no netem, so latency is injected in user space, in front of 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
 
 
 class LatencyProxy:
@@ -71,3 +75,23 @@ class LatencyProxy:
                                  return_exceptions=True)
         except (asyncio.CancelledError, OSError):
             writer.close()
+
+
+@contextmanager
+def slow_cluster(rtt: float) -> Iterator[tuple[Any, Any]]:
+    """The test bed with alpha reachable as the profile "slow" through the proxy: yields (bed, AppPaths)."""
+    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from envdesk.backend.paths import AppPaths
+    from testbed import TestBed
+
+    bed = TestBed.start()
+    alpha = bed.clusters["alpha"]
+    proxy = LatencyProxy(alpha.port, rtt).start()
+    try:
+        paths = AppPaths(Path(os.environ["HOME"]) / "config")
+        ClusterStore(paths).add(ClusterProfile(name="slow", **{**alpha.profile_fields(), "port": proxy.port}))
+        paths.known_hosts_file.write_text(f"[127.0.0.1]:{proxy.port} {alpha.host_key_pub}\n")
+        yield bed, paths
+    finally:
+        proxy.stop()
+        bed.close()
