@@ -8,6 +8,7 @@ import uuid
 import shutil
 import subprocess
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -57,10 +58,19 @@ def session_for(paths: AppPaths, prompter=None) -> Session:
     return Session(paths, prompter or ScriptedPrompter())
 
 
+def envdesk_command() -> list[str]:
+    """The installed `envdesk` console script of the Python running the tests (what users run)."""
+    scripts = Path(sysconfig.get_path("scripts"))
+    for name in ("envdesk", "envdesk.exe"):
+        if (scripts / name).exists():
+            return [str(scripts / name)]
+    found = shutil.which("envdesk")
+    return [found] if found else [sys.executable, "-m", "envdesk"]
+
+
 def run_cli(*args: str, config: Path, home: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """The real `envdesk` console script, with its own HOME (no ~/.ssh of the machine's user)."""
-    command = shutil.which("envdesk")
-    base = [command] if command else [sys.executable, "-m", "envdesk.gui.launch"]
+    base = envdesk_command()
     env = {**os.environ, "HOME": str(home)}
     env.pop("SSH_AUTH_SOCK", None)
     return subprocess.run([*base, "--config-dir", str(config), *args], capture_output=True, text=True,

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
+from envdesk_fixtures import envdesk_command
 
-ENVDESK = shutil.which("envdesk") or ""
+ENVDESK = envdesk_command()
 
 
 def envdesk(*args, config_dir, env=None):
-    command = [ENVDESK] if ENVDESK else [sys.executable, "-m", "envdesk.gui.launch"]
+    command = ENVDESK
     return subprocess.run([*command, "--config-dir", str(config_dir), *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
 
@@ -87,7 +87,6 @@ def test_config_dir_from_the_environment(tmp_path):
     config = tmp_path / "viaenv"
     result = envdesk("cluster", "add", "x", "--host", "h", config_dir=config)
     assert result.returncode == 0
-    listed = subprocess.run([ENVDESK or sys.executable, *([] if ENVDESK else ["-m", "envdesk.gui.launch"]),
-                             "cluster", "list", "--json"], capture_output=True, text=True,
+    listed = subprocess.run([*ENVDESK, "cluster", "list", "--json"], capture_output=True, text=True,
                             env={**os.environ, "ENVDESK_CONFIG_DIR": str(config)})
     assert [c["name"] for c in json.loads(listed.stdout)] == ["x"]

@@ -176,26 +176,6 @@ def test_resources_ship_as_package_data():
     assert {f"{name}.svg" for name in ICONS} | {"envdesk.png"} <= icons
 
 
-def test_the_wheel_carries_the_resources(tmp_path):
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    for folder in ("backend", "gui", "resources"):
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                             "-q", "-w", str(tmp_path / "dist"), str(source)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (wheel,) = (tmp_path / "dist").glob("envdesk-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {"envdesk/resources/__init__.py", "envdesk/resources/envdesk.desktop",
-                "envdesk/resources/icons/envdesk.png", "envdesk/backend/presets.py"}
-    expected |= {f"envdesk/resources/presets/{i}.yaml" for i in PRESET_IDS}
-    expected |= {f"envdesk/resources/icons/{name}.svg" for name in ICONS}
-    assert expected <= names, sorted(expected - names)
-
-
 @pytest.fixture
 def offscreen_qapp(monkeypatch, request):
     """pytest-qt's QApplication, created only after Qt is told to draw offscreen."""

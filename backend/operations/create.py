@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .. import validate
+from ..about import created_with
 from ..capabilities import Capabilities, choose_python
 from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
@@ -13,8 +14,6 @@ from ..spec import now_iso
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, run_step
 from .modules import loadable_modules
-
-ENVDESK_VERSION = "0.1"
 
 
 @dataclass
@@ -131,5 +130,5 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
             "requested": list(requested if requested is not None else packages),
             "conda_requested": list(conda_packages), "channels": list(channels),
             "system_site_packages": system_site_packages, "created": now_iso(),
-            "created_with": f"EnvDesk {ENVDESK_VERSION}", **(extra_meta or {})}
+            "created_with": created_with(), **(extra_meta or {})}
     return reservation.finish(meta)

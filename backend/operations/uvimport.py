@@ -23,6 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .. import validate
+from ..about import created_with
 from ..agent import LOCK_SUFFIX
 from ..capabilities import Capabilities, choose_python
 from ..errors import InvalidInput
@@ -32,7 +33,7 @@ from ..spec import now_iso
 from ..targets import Session, Target
 from ..uvproject import UvProject, marker_environment, read_uv_project, to_spec
 from .common import Progress, Reservation, capabilities, run_step
-from .create import ENVDESK_VERSION, choose_root, remember_root
+from .create import choose_root, remember_root
 from .importing import Imported, import_environment
 from .modules import loadable_modules
 
@@ -132,7 +133,7 @@ def _sync(session: Session, target: Target, caps: Capabilities, project: UvProje
         progress.step("Recording how the environment was made")
         meta = {"kind": "uv", "modules": list(modules), "python": choice.version,
                 "requested": list(project.dependencies), "conda_requested": [], "system_site_packages": False,
-                "created": now_iso(), "created_with": f"EnvDesk {ENVDESK_VERSION}",
+                "created": now_iso(), "created_with": created_with(),
                 "imported_from": {"format": "uv", "path": str(project.folder)}, "uv_project": project_dir}
         env = reservation.finish(meta)
     except BaseException:

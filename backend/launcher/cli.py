@@ -11,23 +11,24 @@ from typing import Any, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from .capabilities import probe
-from .config import ClusterProfile
-from .errors import EnvDeskError, HostKeyChanged, HostKeyUnknown, InvalidInput
-from .fileio import write_atomically
-from .inventory import read_inventory
-from .operations.clone import clone_environment
-from .operations.common import Progress, find_environment
-from .operations.create import CreateRequest, create_environment
-from .operations.delete import delete_environment
-from .operations.export import export_environment
-from .operations.history import list_snapshots, revert_environment
-from .operations.importing import Imported, import_environment, read_spec_file
-from .operations.update import Change, update_environment
-from .spec import FORMATS
-from .paths import AppPaths
-from .ssh_runner import SSHRunner
-from .targets import Session
+from envdesk.backend.about import version
+from envdesk.backend.capabilities import probe
+from envdesk.backend.config import ClusterProfile
+from envdesk.backend.errors import EnvDeskError, HostKeyChanged, HostKeyUnknown, InvalidInput
+from envdesk.backend.fileio import write_atomically
+from envdesk.backend.inventory import read_inventory
+from envdesk.backend.operations.clone import clone_environment
+from envdesk.backend.operations.common import Progress, find_environment
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.delete import delete_environment
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.history import list_snapshots, revert_environment
+from envdesk.backend.operations.importing import Imported, import_environment, read_spec_file
+from envdesk.backend.operations.update import Change, update_environment
+from envdesk.backend.spec import FORMATS
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.ssh_runner import SSHRunner
+from envdesk.backend.targets import Session
 from .terminal import TerminalPrompter, ask_yes_no, describe_new_server
 
 Handler = Callable[[argparse.Namespace, Session], int]
@@ -234,7 +235,7 @@ def _report_import(imported: Imported, action: str) -> int:
 def env_import(args: argparse.Namespace, session: Session) -> int:
     path = Path(args.file)
     if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
-        from .operations.uvimport import import_uv_project
+        from envdesk.backend.operations.uvimport import import_uv_project
         imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
                                      progress=_progress(args))
         return _report_import(imported, "Imported")
@@ -268,10 +269,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"envdesk: {message}\nTry 'envdesk --help'.\n")
 
 
+class _AppOptionsParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise argparse.ArgumentError(None, message)
+
+
+def parse_app_options(args: Sequence[str]) -> argparse.Namespace | None:
+    """The app's own options when `args` name no subcommand (so the app opens), else None."""
+    if not args:
+        return argparse.Namespace(config_dir=None, verbose=False)
+    parser = _AppOptionsParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--config-dir")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    try:
+        known, rest = parser.parse_known_args(list(args))
+    except argparse.ArgumentError:
+        return None  # the command line reports the mistake
+    return None if rest else known
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every subcommand with its exact options."""
     parser = _Parser(prog="envdesk", description="Manage Python environments on HPC clusters. "
                      "Run without arguments to open the app.")
+    parser.add_argument("--version", action="version", version=f"envdesk {version()}")
     parser.add_argument("--config-dir", metavar="DIR", help="keep settings here instead of the user config folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
     groups = parser.add_subparsers(dest="group", required=True, parser_class=_Parser)

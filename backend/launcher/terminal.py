@@ -4,8 +4,8 @@ from __future__ import annotations
 import getpass
 import sys
 
-from .hostkeys import ServerIdentity
-from .prompts import SecretAnswer, SecretRequest
+from envdesk.backend.hostkeys import ServerIdentity
+from envdesk.backend.prompts import SecretAnswer, SecretRequest
 
 
 def interactive() -> bool:

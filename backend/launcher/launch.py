@@ -1,0 +1,23 @@
+"""The `envdesk` console script: the app when no command is given, the command line otherwise."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Open the app (honouring --config-dir) when no subcommand is given; else run the command line.
+
+    The command line is imported without Qt, so it works on a machine with no display.
+    """
+    from envdesk.cli import main as cli_main, parse_app_options
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    app_options = parse_app_options(args)
+    if app_options is None:
+        return cli_main(args)
+    from envdesk.gui.app import run_app
+    return run_app(config_dir=app_options.config_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Test what users install: build the wheel, install it (not editable) with its test extra into a
+# fresh virtual environment, import every module from that copy, then run the suite against it.
+# Arguments are passed to pytest. The venv is .venv-test unless ENVDESK_TEST_VENV names another.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${ENVDESK_TEST_VENV:-$PWD/.venv-test}"
+dist="$(mktemp -d)"
+trap 'rm -rf "$dist"' EXIT
+python3 -m venv --clear "$venv"
+python="$venv/bin/python"
+"$python" -m pip install -q --disable-pip-version-check --upgrade pip
+"$python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$dist" .
+rm -rf build ./*.egg-info
+wheel=("$dist"/envdesk-*.whl)
+"$python" -m pip install -q --disable-pip-version-check "${wheel[0]}[test]"
+"$python" tests/tools/import_all.py
+export PATH="$venv/bin:$PATH" ENVDESK_TESTS_ON_WHEEL=1
+exec "$python" -m pytest "$@"
