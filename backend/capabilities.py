@@ -2,35 +2,10 @@
 from __future__ import annotations
 
 import re
-import shutil
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .errors import InvalidInput
-from .runner import CancelToken
-from .ssh_runner import SSHRunner
-from .targets import Target
 
-_PROBE = r"""
-echo "@@home $HOME"
-for t in python3 uv virtualenv conda mamba micromamba; do
-  p=$(command -v "$t" 2>/dev/null) && echo "@@tool $t $p"
-done
-[ -x "$HOME/.local/bin/uv" ] && echo "@@tool uv-local $HOME/.local/bin/uv"
-python3 -c 'import sys; print("@@python %d.%d.%d" % sys.version_info[:3])' 2>/dev/null
-df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
-if command -v diskusage_report >/dev/null 2>&1; then
-  diskusage_report 2>/dev/null | head -n 12 | sed 's/^/@@quota /'
-elif command -v quota >/dev/null 2>&1; then
-  quota -s 2>/dev/null | head -n 12 | sed 's/^/@@quota /'
-fi
-if type module >/dev/null 2>&1; then
-  echo "@@modules yes"
-  module -t avail 2>&1 | sed 's/^/@@avail /'
-fi
-true
-"""
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -96,9 +71,10 @@ class Capabilities:
         return sorted(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
 
     def kinds(self) -> list[str]:
-        """Environment kinds that can be made here, fastest first."""
+        """Environment kinds that can be made here, fastest first: only those whose tool is installed."""
         kinds = ["uv"] if self.uv() else []
-        kinds += ["venv", "virtualenv"]
+        # A module system's Python usually brings virtualenv (it is not on PATH before loading it).
+        kinds += ["venv"] + (["virtualenv"] if "virtualenv" in self.tools or self.python_modules else [])
         if self.conda_tool:
             kinds.append("conda")
         return kinds
@@ -140,52 +116,9 @@ def choose_python(caps: Capabilities, wanted: str | None, kind: str) -> PythonCh
     return PythonChoice((), caps.system_python)
 
 
-def _parse(text: str) -> Capabilities:
-    caps = Capabilities()
-    for line in text.splitlines():
-        if not line.startswith("@@"):
-            continue
-        tag, _, rest = line[2:].partition(" ")
-        if tag == "home":
-            caps.home = rest
-        elif tag == "tool":
-            name, _, path = rest.partition(" ")
-            caps.tools[name] = path
-        elif tag == "python":
-            caps.system_python = rest.strip()
-        elif tag == "freekb" and rest.strip().isdigit():
-            caps.free_bytes = int(rest.strip()) * 1024
-        elif tag == "quota":
-            caps.quota.append(rest.rstrip())
-        elif tag == "modules":
-            caps.has_modules = True
-        elif tag == "avail":
-            name = re.sub(r"\s*\(.*\)\s*$", "", rest.strip())
-            if name and not name.endswith((":", "/")) and " " not in name:
-                caps.modules.append(name)
-    return caps
-
-
-def _local() -> Capabilities:
-    home = str(Path.home())
-    caps = Capabilities(home=home, system_python="%d.%d.%d" % sys.version_info[:3])
-    caps.tools["python3"] = sys.executable
-    for tool in ("uv", "virtualenv", "conda", "mamba", "micromamba"):
-        found = shutil.which(tool)
-        if found:
-            caps.tools[tool] = found
-    try:
-        caps.free_bytes = shutil.disk_usage(home).free
-    except OSError:
-        pass
-    return caps
-
-
-def probe(target: Target, cancel: CancelToken | None = None) -> Capabilities:
-    """Ask the target what it offers, in one command."""
-    runner = target.runner
-    if not isinstance(runner, SSHRunner):
-        return _local()
-    result = runner.run_shell(_PROBE, cancel=cancel, timeout=120, label="probe")
-    result.check(f"Looking at what {target.label} offers")
-    return _parse(result.stdout)
+def stand_in_kind(caps: Capabilities, kind: str) -> str:
+    """The kind to make when `kind` cannot be made here: a plain venv for virtualenv or uv (the same
+    kind of folder, which pip manages), else the first kind the target offers."""
+    if kind in ("virtualenv", "uv") and "venv" in caps.kinds():
+        return "venv"
+    return caps.kinds()[0]

@@ -7,52 +7,93 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from typing import IO, Sequence
+from typing import IO, TYPE_CHECKING, Sequence
 
-from .errors import Cancelled, CommandFailed, InvalidInput
-from .runner import CancelToken, CommandResult, LineCallback, LineSplitter, Runner, join_command, timed_out
+from . import uvproject
+from .errors import CommandFailed, InvalidInput
+from .probe import probe_this_computer
+from .runner import CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command
+
+if TYPE_CHECKING:
+    from .capabilities import Capabilities
+
+POLL = 0.05  # seconds the wait loop waits for the process to end between its checks
 
 
 def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
-    for chunk in iter(lambda: pipe.read1(65536), b""):
+    read = getattr(pipe, "read1", pipe.read)  # a BufferedReader's read1 returns what is there, not 64 KiB
+    for chunk in iter(lambda: read(65536), b""):
         splitter.feed(chunk)
 
 
-def _signal_group(process: subprocess.Popen, force: bool = False) -> None:
-    """Ask the process and its children to stop (their own process group on POSIX); never waits."""
-    if process.poll() is not None:
-        return
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
-        elif force:
-            process.kill()
-        else:
-            process.terminate()
-    except OSError:
-        pass
+class _ProcessJob(Job):
+    """A subprocess in a process group (session) of its own, so stopping it stops its children too."""
 
+    def __init__(self, command: list[str], label: str, on_line: LineCallback | None) -> None:
+        super().__init__(label, on_line)
+        self.command = command
+        self.process: subprocess.Popen  # set by start(), before any other primitive is used
+        self.pumps: list[threading.Thread] = []
 
-def _kill_leftovers(process: subprocess.Popen) -> None:
-    """Kill what is left of a stopped command's process group (POSIX), leader or not."""
-    if process.poll() is None:
-        process.kill()
-    if hasattr(os, "killpg"):
+    def start(self) -> None:
+        extra = {"start_new_session": True} if os.name == "posix" else {
+            "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
         try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, **extra)
+        except OSError as exc:
+            raise CommandFailed(f"Could not start {self.label}: {exc.strerror or exc}.",
+                                exit_status=127) from exc
+        self.pumps = [threading.Thread(target=_pump, args=(self.process.stdout, self.out), daemon=True),
+                      threading.Thread(target=_pump, args=(self.process.stderr, self.err), daemon=True)]
+        for pump in self.pumps:
+            pump.start()
+
+    def send_input(self, data: bytes | None) -> None:
+        try:
+            stdin = self.process.stdin
+            if stdin is None:
+                return
+            if data:
+                stdin.write(data)
+            stdin.close()
+        except (BrokenPipeError, OSError):
             pass
 
+    def read(self) -> bool:
+        """The pumps feed the output; done when the process has ended and they have read all of it."""
+        if self.process.poll() is None:
+            try:
+                self.process.wait(timeout=POLL)
+            except subprocess.TimeoutExpired:
+                return False
+        for pump in self.pumps:  # a child may still hold the output open after the process ended
+            pump.join(POLL)
+        return not any(pump.is_alive() for pump in self.pumps)
 
-KILL_AFTER = 3.0  # seconds between asking a cancelled command to stop and forcing it
+    def stop(self, force: bool = False) -> bool:
+        """Terminate (forced: kill) the process group, leader or not: a child may outlive the leader."""
+        process = self.process
+        if hasattr(os, "killpg"):  # POSIX: the whole group, which has the leader's id
+            try:
+                os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
+            except OSError:  # nothing left of the group
+                pass
+        elif process.poll() is None:
+            try:
+                process.kill() if force else process.terminate()
+            except OSError:
+                pass
+        return True
+
+    def exit_status(self) -> int:
+        return self.process.returncode
 
 
 class LocalRunner(Runner):
     """Runs argument lists as subprocesses, never through a shell unless modules are asked for."""
 
     name = "local"
-    is_remote = False
 
     @staticmethod
     def _bash(script: str, modules: Sequence[str]) -> list[str]:
@@ -72,12 +113,13 @@ class LocalRunner(Runner):
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,
             timeout: float | None = None) -> CommandResult:
-        return self._spawn(self._with_modules(argv, modules), join_command(argv), stdin, on_line, cancel, timeout)
+        job = _ProcessJob(self._with_modules(argv, modules), join_command(argv), on_line)
+        return self._execute(job, stdin, cancel, timeout)
 
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
                   on_line: LineCallback | None = None, cancel: CancelToken | None = None,
                   timeout: float | None = None, label: str = "") -> CommandResult:
-        return self._spawn(self._bash(body, modules), label or body, stdin, on_line, cancel, timeout)
+        return self._execute(_ProcessJob(self._bash(body, modules), label or body, on_line), stdin, cancel, timeout)
 
     def write_file(self, path: str, data: bytes) -> None:
         target = os.path.expanduser(path)
@@ -85,61 +127,24 @@ class LocalRunner(Runner):
         with open(target, "wb") as handle:
             handle.write(data)
 
-    def _spawn(self, command: list[str], label: str, stdin: bytes | None, on_line: LineCallback | None,
-               cancel: CancelToken | None, timeout: float | None) -> CommandResult:
-        extra = {"start_new_session": True} if os.name == "posix" else {
-            "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
-        try:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, **extra)
-        except OSError as exc:
-            raise CommandFailed(f"Could not start {label}: {exc.strerror or exc}.",
-                                exit_status=127) from exc
-        out, err = LineSplitter("stdout", on_line), LineSplitter("stderr", on_line)
-        pumps = [threading.Thread(target=_pump, args=(process.stdout, out), daemon=True),
-                 threading.Thread(target=_pump, args=(process.stderr, err), daemon=True)]
-        for pump in pumps:
-            pump.start()
-        unregister = cancel.on_cancel(lambda: _signal_group(process)) if cancel else (lambda: None)
-        try:
-            self._feed(process, stdin)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            stopping_since = 0.0
-            while process.poll() is None:
-                if deadline is not None and time.monotonic() > deadline and not stopping_since:
-                    _signal_group(process)
-                    stopping_since = time.monotonic()
-                if cancel is not None and cancel.cancelled and not stopping_since:
-                    stopping_since = time.monotonic()
-                if stopping_since and time.monotonic() - stopping_since > KILL_AFTER:
-                    _signal_group(process, force=True)
-                try:
-                    process.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
-            for pump in pumps:
-                pump.join(KILL_AFTER if stopping_since else None)
-                if pump.is_alive():  # a child still holds the output open after a stop: force the group
-                    _kill_leftovers(process)
-                    pump.join()
-        finally:
-            unregister()
-        if deadline is not None and stopping_since and not (cancel is not None and cancel.cancelled):
-            raise timed_out(label, timeout or 0)
-        if cancel is not None and cancel.cancelled:
-            raise Cancelled()
-        return CommandResult(label, process.returncode, out.finish(), err.finish())
-
-    @staticmethod
-    def _feed(process: subprocess.Popen, stdin: bytes | None) -> None:
-        try:
-            if stdin:
-                process.stdin.write(stdin)
-            process.stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
-
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
                    cancel: CancelToken | None = None) -> CommandResult:
         return self.run([sys.executable, "-", *args], stdin=source.encode("utf-8"),
                         timeout=timeout, cancel=cancel)
+
+    def probe(self, cancel: CancelToken | None = None) -> Capabilities:
+        """Looked up here directly: no command needed."""
+        return probe_this_computer()
+
+    def python_command(self, caps: Capabilities) -> str:
+        """The Python this computer's probe found (the one EnvDesk runs on)."""
+        return caps.tools.get("python3", "python3")
+
+    def env_python(self, path: str) -> str:
+        if os.name == "nt":
+            return f"{path}\\Scripts\\python.exe"
+        return f"{path}/bin/python"
+
+    def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
+        """This computer's own markers (only the Python version replaced)."""
+        return uvproject.marker_environment(python, local=True)

@@ -26,16 +26,17 @@ class Step:
     modules: tuple[str, ...] = ()
 
 
-def env_python(path: str, remote: bool, windows: bool = False) -> str:
-    """The python program inside an environment folder."""
-    if windows and not remote:
-        return f"{path}\\Scripts\\python.exe"
-    return f"{path}/bin/python"
-
-
 def _channel_args(channels: Sequence[str]) -> list[str]:
     """conda's -c options, only the given channels (micromamba has no default one)."""
     return [arg for channel in channels for arg in ("-c", channel)] + (["--override-channels"] if channels else [])
+
+
+_VIRTUALENV_OR_VENV = (
+    'py="$1"; shift; '
+    'if command -v virtualenv >/dev/null 2>&1; then exec virtualenv --no-download --python "$py" "$@"; fi; '
+    'echo "virtualenv is not installed here: making the environment with $py -m venv instead." >&2; '
+    'exec "$py" -m venv "$@"'
+)
 
 
 def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str], python: str | None,
@@ -46,9 +47,12 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
     if kind == "venv":
         return Step("Creating the environment (venv)", (python_command, "-m", "venv", *ssp, path), mods)
     if kind == "virtualenv":
-        program = caps.tools.get("virtualenv", "virtualenv")
-        return Step("Creating the environment (virtualenv)",
-                    (program, "--no-download", "--python", python_command, *ssp, path), mods)
+        if "virtualenv" in caps.tools:
+            return Step("Creating the environment (virtualenv)",
+                        (caps.tools["virtualenv"], "--no-download", "--python", python_command, *ssp, path), mods)
+        # Expected from the loaded Python module; if it is not there after all, venv makes the same folder.
+        return Step("Creating the environment (virtualenv, or venv where virtualenv is missing)",
+                    ("sh", "-c", _VIRTUALENV_OR_VENV, "envdesk-create", python_command, *ssp, path), mods)
     if kind == "uv":
         uv = caps.uv()
         if uv is None:
@@ -99,8 +103,13 @@ class Installer:
 
     def install(self, specs: Sequence[str], upgrade: Sequence[str] = (), requirements: str | None = None,
                 no_deps: bool = False) -> Step:
-        """Install specs (and a requirements file already on the target), upgrading the named ones."""
-        extra = (["-r", requirements] if requirements else []) + (["--no-deps"] if no_deps else [])
+        """Install specs (and a requirements file already on the target), upgrading the named ones.
+
+        A spec '-e FOLDER_OR_URL' is installed editable (the option goes before the '--').
+        """
+        editables = [arg for spec in specs if spec.startswith("-e ") for arg in ("-e", spec[3:].strip())]
+        specs = [spec for spec in specs if not spec.startswith("-e ")]
+        extra = (["-r", requirements] if requirements else []) + (["--no-deps"] if no_deps else []) + editables
         if self.uv:
             ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
             step = self._uv("install", "--python", self.python, *self._uv_args(), *ups, *extra, "--", *specs, *upgrade)

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import shlex
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .errors import Cancelled, CommandFailed
+
+if TYPE_CHECKING:  # only for annotations: the runner layer imports neither paramiko nor the probe
+    from .capabilities import Capabilities
+    from .config import ClusterProfile
+    from .hostkeys import ServerIdentity
 
 LineCallback = Callable[[str, str], None]
 """Called with (stream, line) for each line of output; stream is "stdout" or "stderr"."""
@@ -26,14 +32,22 @@ class CommandResult:
     def ok(self) -> bool:
         return self.exit_status == 0
 
-    def check(self, what: str, hint: str = "") -> "CommandResult":
+    def check(self, what: str, hint: str = "") -> CommandResult:
         """Return self on success; otherwise raise CommandFailed saying what failed."""
         if self.ok:
             return self
-        last = next((line for line in reversed(self.stderr.splitlines()) if line.strip()), "")
-        detail = f": {last.strip()}" if last else ""
-        raise CommandFailed(f"{what} failed{detail}", hint, exit_status=self.exit_status,
-                            log=f"$ {self.command}\n{self.stdout}{self.stderr}")
+        raise command_failed(f"{what} failed", self, hint)
+
+
+def command_failed(what: str, result: CommandResult, hint: str = "",
+                   error: type[CommandFailed] = CommandFailed) -> CommandFailed:
+    """The one wording of a failed command: "<what>: <stderr's last non-empty line>" ("<what>." without one).
+
+    `what` already says it failed (e.g. "Installing packages failed on alpha"); the output goes to the log.
+    """
+    last = next((line.strip() for line in reversed(result.stderr.splitlines()) if line.strip()), "")
+    return error(f"{what}: {last}" if last else f"{what}.", hint, exit_status=result.exit_status,
+                 log=f"$ {result.command}\n{result.stdout}{result.stderr}")
 
 
 class CancelToken:
@@ -112,11 +126,60 @@ def join_command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(arg)) for arg in argv)
 
 
+KILL_AFTER = 3.0  # seconds between asking a stopped command to end and forcing it
+
+
+class Job(ABC):
+    """One started command, as the wait loop in Runner sees it: the primitives each runner provides.
+
+    A runner makes one per command (commands of one runner may run at once, from several threads).
+    """
+
+    def __init__(self, label: str, on_line: LineCallback | None) -> None:
+        self.label = label
+        self.out = LineSplitter("stdout", on_line)
+        self.err = LineSplitter("stderr", on_line)
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the command (raising CommandFailed or ConnectionFailed when it cannot be)."""
+
+    @abstractmethod
+    def send_input(self, data: bytes | None) -> None:
+        """Give the command its standard input, then close it."""
+
+    @abstractmethod
+    def read(self) -> bool:
+        """Feed the output available now to out and err, waiting briefly for some; True once it is all read
+        and the command has ended (or was given up after stop)."""
+
+    @abstractmethod
+    def stop(self, force: bool = False) -> bool:
+        """Ask the command and its children to stop (`force`: kill them); False when that cannot be sent yet."""
+
+    @abstractmethod
+    def exit_status(self) -> int:
+        """The exit status of the ended command."""
+
+    def result(self) -> CommandResult:
+        """What the ended command left."""
+        return CommandResult(self.label, self.exit_status(), self.out.finish(), self.err.finish())
+
+    def close(self) -> None:
+        """Release what the command held (called once, however it ended)."""
+
+
 class Runner(ABC):
-    """Runs commands for one target; operations never care whether it is remote or local."""
+    """Runs commands for one target; operations never care whether it is remote or local.
+
+    Whatever differs between a cluster and this computer is answered here, so callers never ask which one it is.
+    """
 
     name: str
-    is_remote: bool
+    has_module_system: bool = False
+    """Whether module lists are loaded by the target's module system (Lmod), so they are worth checking first."""
+    may_lack_packages: bool = False
+    """Whether the target's package index may lack packages (a cluster's wheel store), so imports check pins first."""
 
     @abstractmethod
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
@@ -139,11 +202,71 @@ class Runner(ABC):
     def write_file(self, path: str, data: bytes) -> None:
         """Create or replace a file (absolute path) on the target."""
 
+    @abstractmethod
+    def probe(self, cancel: CancelToken | None = None) -> Capabilities:
+        """What the target offers (Pythons, tools, modules, space), asked in at most one command."""
+
+    @abstractmethod
+    def python_command(self, caps: Capabilities) -> str:
+        """The Python program new environments are made with (after their modules are loaded)."""
+
+    def env_python(self, path: str) -> str:
+        """The python program inside the environment folder `path` on this target."""
+        return f"{path}/bin/python"
+
+    @abstractmethod
+    def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
+        """The values environment markers are judged by on this target, for Python version `python`."""
+
+    def matches(self, profile: ClusterProfile | None) -> bool:
+        """Whether this runner still serves `profile` (None: this computer); if not, the session replaces it."""
+        return profile is None
+
+    def route(self) -> list[str]:
+        """The hops a command takes to reach the target, jump hosts first; empty for this computer."""
+        return []
+
+    def probe_identity(self) -> ServerIdentity | None:
+        """The target's server identity as presented now, without logging in; None where there is nothing to trust."""
+        return None
+
     def connect(self) -> None:
         """Open the connection now (a no-op where there is none to open)."""
 
     def close(self) -> None:
         """Release the connection; the runner reconnects on next use."""
+
+    def _execute(self, job: Job, stdin: bytes | None, cancel: CancelToken | None,
+                 timeout: float | None) -> CommandResult:
+        """The one wait loop of every runner: start, feed stdin, stream output until the command ends.
+
+        On cancel or timeout the command is asked to stop, and forced KILL_AFTER seconds later if still there;
+        then Cancelled or the timed_out error is raised.
+        """
+        stopping_since = 0.0
+        signalled = forced = False
+        try:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            job.start()
+            job.send_input(stdin)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not job.read():
+                now = time.monotonic()
+                if not stopping_since and ((cancel is not None and cancel.cancelled)
+                                           or (deadline is not None and now > deadline)):
+                    stopping_since = now
+                if stopping_since and not signalled:
+                    signalled = job.stop()
+                elif signalled and not forced and now - stopping_since > KILL_AFTER:
+                    forced = job.stop(force=True)
+        finally:
+            job.close()
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled()
+        if stopping_since:
+            raise timed_out(job.label, timeout or 0)
+        return job.result()
 
 
 def timed_out(what: str, seconds: float) -> CommandFailed:

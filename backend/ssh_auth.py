@@ -1,6 +1,8 @@
 """Logging in on one SSH hop: agent and key files, passphrases, passwords, one-time codes."""
 from __future__ import annotations
 
+import functools
+
 import os
 from pathlib import Path
 from typing import Callable
@@ -81,7 +83,8 @@ class Authenticator:
         passphrase: str | None = None
         for _ in range(4):
             try:
-                key = paramiko.PKey.from_path(path, password=None if passphrase is None else passphrase.encode())
+                key = paramiko.PKey.from_path(path, password=None if passphrase is None else
+                                              passphrase.encode())  # type: ignore[arg-type]  # bytes work
             except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ raises TypeError
                 passphrase = self._ask("passphrase", f"Passphrase for the key {path}:", subject=path)
                 continue
@@ -106,13 +109,13 @@ class Authenticator:
         if self.use_agent and (os.environ.get("SSH_AUTH_SOCK") or os.name == "nt"):
             try:
                 for agent_key in paramiko.Agent().get_keys():
-                    found.append((f"agent key {agent_key.fingerprint}", lambda k=agent_key: k))
+                    found.append((f"agent key {agent_key.fingerprint}", _constant(agent_key)))
             except (paramiko.SSHException, OSError):
                 pass
         files = list(self.hop.identity_files) or default_key_files()
         for path in files:
             if Path(path).is_file():
-                found.append((f"key {path}", lambda p=path: self._load_key(p)))
+                found.append((f"key {path}", functools.partial(self._load_key, path)))
         return found
 
     # -- the dance -------------------------------------------------------------------------
@@ -206,3 +209,8 @@ class Authenticator:
                                        f"Check the username, key or password{detail}.")
         for kind, subject, value in self._to_remember:
             secrets.remember(kind, subject, value)
+
+
+def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
+    """A loader that returns a key already in hand (an agent's)."""
+    return lambda: key

@@ -1,23 +1,29 @@
 """Runs commands on a cluster over one reused SSH connection (through jump hosts if needed)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import select
 import socket
 import threading
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import paramiko
 
+from . import uvproject
 from .config import ClusterProfile
-from .errors import Cancelled, CommandFailed, ConnectionFailed, HostKeyUnknown
+from .errors import CommandFailed, ConnectionFailed, HostKeyUnknown
 from .hostkeys import HostKeyStore, ServerIdentity
+from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter
-from .runner import CancelToken, CommandResult, LineCallback, LineSplitter, Runner, join_command, timed_out
+from .runner import CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
+
+if TYPE_CHECKING:
+    from .capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +75,102 @@ class _Hops:
                 pass
 
 
+@contextlib.contextmanager
+def _connection_errors(name: str) -> Iterator[None]:
+    """What paramiko and the socket raise when a connection breaks, as ConnectionFailed."""
+    try:
+        yield
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        raise ConnectionFailed(f"The connection to {name} broke: {exc}.") from exc
+
+
+class _ChannelJob(Job):
+    """A command on one session channel, in a remote process group whose id it reports first on stderr."""
+
+    def __init__(self, runner: SSHRunner, channel: paramiko.Channel, command: str, label: str,
+                 on_line: LineCallback | None) -> None:
+        super().__init__(label, on_line)
+        self.runner = runner
+        self.channel = channel
+        self.command = command
+        self.pgid: int | None = None
+        self.given_up = False  # stopped: the channel is not read any more
+        self._stop_asked = 0.0
+
+        def stderr_line(stream: str, line: str) -> None:
+            if line.startswith(PID_MARKER) and self.pgid is None and line[len(PID_MARKER):].isdigit():
+                self.pgid = int(line[len(PID_MARKER):])
+            elif on_line is not None:
+                on_line(stream, line)
+        self.err = LineSplitter("stderr", stderr_line)
+
+    def start(self) -> None:
+        with _connection_errors(self.runner.name):
+            self.channel.exec_command(self.command)
+
+    def send_input(self, data: bytes | None) -> None:
+        with _connection_errors(self.runner.name):
+            if data:
+                self.channel.sendall(data)
+            self.channel.shutdown_write()
+
+    def read(self) -> bool:
+        channel = self.channel
+        if self.given_up:
+            return True
+        with _connection_errors(self.runner.name):
+            if (channel.exit_status_ready() and channel.eof_received
+                    and not channel.recv_ready() and not channel.recv_stderr_ready()):
+                return True
+            moved = False
+            if channel.recv_ready():
+                self.out.feed(channel.recv(65536))
+                moved = True
+            if channel.recv_stderr_ready():
+                self.err.feed(channel.recv_stderr(65536))
+                moved = True
+            if not moved:
+                if channel.closed or not self.runner.connected:
+                    if channel.exit_status_ready():
+                        return True
+                    raise ConnectionFailed(f"The connection to {self.runner.name} broke while running a command.",
+                                           "Check your network connection and try again.")
+                select.select([channel], [], [], 0.02)
+        return False
+
+    def stop(self, force: bool = False) -> bool:
+        """Kill the remote process group (it escalates to KILL itself), then stop reading the channel.
+
+        The group id comes first on stderr: wait up to PID_WAIT for it, so the kill can land.
+        """
+        if self.given_up:
+            return True
+        now = time.monotonic()
+        self._stop_asked = self._stop_asked or now
+        if self.pgid is None and not self.channel.exit_status_ready() and now - self._stop_asked <= PID_WAIT:
+            return False
+        if self.pgid is not None:
+            self.runner._kill_group(self.pgid)
+        self.given_up = True
+        return True
+
+    def exit_status(self) -> int:
+        return self.channel.recv_exit_status()
+
+    def result(self) -> CommandResult:
+        result = super().result()
+        result.stderr = re.sub(rf"^{PID_MARKER}\d+\n", "", result.stderr, count=1, flags=re.MULTILINE)
+        return result
+
+    def close(self) -> None:
+        self.channel.close()
+
+
 class SSHRunner(Runner):
     """One cluster's connection: opened on first use, reused for every command, reopened after a drop."""
 
-    is_remote = True
+    has_module_system = True
+    may_lack_packages = True
 
     def __init__(self, profile: ClusterProfile, prompter: Prompter, hostkeys: HostKeyStore,
                  plan: ConnectionPlan | None = None) -> None:
@@ -165,6 +263,14 @@ class SSHRunner(Runner):
                 raise
             self.hostkeys.trust(identity)
 
+    def matches(self, profile: ClusterProfile | None) -> bool:
+        """Whether this connection was made for exactly `profile` (an edited profile needs a new one)."""
+        return profile is not None and profile == self.profile
+
+    def route(self) -> list[str]:
+        """The hops to the login node, jump hosts first, as labels."""
+        return [hop.label for hop in (*self.plan.jumps, self.plan.target)]
+
     def probe_identity(self) -> ServerIdentity:
         """The login node's key as it presents it now (through the jump hosts), without logging in to it."""
         with self._lock:
@@ -247,7 +353,10 @@ class SSHRunner(Runner):
             self.connect()
             try:
                 with self._slots:
-                    sftp = paramiko.SFTPClient.from_transport(self._hops.target)
+                    transport = self._hops.target
+                    sftp = paramiko.SFTPClient.from_transport(transport) if transport is not None else None
+                    if sftp is None:
+                        raise paramiko.SSHException("not connected")
                     try:
                         with sftp.open(path, "wb") as handle:
                             handle.write(data)
@@ -268,67 +377,21 @@ class SSHRunner(Runner):
         if cancel is not None:
             cancel.raise_if_cancelled()
         with self._slots:
-            channel = self._open_channel()
-            try:
-                return self._drive(channel, remote_script(body, modules), stdin, on_line, cancel, timeout,
-                                   label or body)
-            finally:
-                channel.close()
+            job = _ChannelJob(self, self._open_channel(), remote_script(body, modules), label or body, on_line)
+            return self._execute(job, stdin, cancel, timeout)
 
-    def _drive(self, channel: paramiko.Channel, command: str, stdin: bytes | None,
-               on_line: LineCallback | None, cancel: CancelToken | None, timeout: float | None,
-               label: str) -> CommandResult:
-        pgid: list[int] = []
+    def probe(self, cancel: CancelToken | None = None) -> Capabilities:
+        """One command that reports the cluster's tools, Pythons, modules, space and quota."""
+        result = self.run_shell(PROBE_SCRIPT, cancel=cancel, timeout=120, label="probe")
+        result.check(f"Looking at what {self.name} offers")
+        return parse_probe(result.stdout)
 
-        def stderr_line(stream: str, line: str) -> None:
-            if line.startswith(PID_MARKER) and not pgid and line[len(PID_MARKER):].isdigit():
-                pgid.append(int(line[len(PID_MARKER):]))
-            elif on_line is not None:
-                on_line(stream, line)
+    def python_command(self, caps: Capabilities) -> str:
+        """python3 as the login shell finds it once the environment's modules are loaded."""
+        return "python3"
 
-        out = LineSplitter("stdout", on_line)
-        err = LineSplitter("stderr", stderr_line)
-        stop_requested = threading.Event()
-        unregister = cancel.on_cancel(stop_requested.set) if cancel else (lambda: None)
-        try:
-            channel.exec_command(command)
-            if stdin:
-                channel.sendall(stdin)
-            channel.shutdown_write()
-            deadline = None if timeout is None else time.monotonic() + timeout
-            stopping_since = 0.0
-            while not (channel.exit_status_ready() and channel.eof_received
-                       and not channel.recv_ready() and not channel.recv_stderr_ready()):
-                expired = deadline is not None and time.monotonic() > deadline
-                if stop_requested.is_set() or expired:
-                    stopping_since = stopping_since or time.monotonic()
-                    # The process group id comes first on stderr; wait briefly for it so the kill can land.
-                    if pgid or channel.exit_status_ready() or time.monotonic() - stopping_since > PID_WAIT:
-                        if pgid:
-                            self._kill_group(pgid[0])
-                        if stop_requested.is_set():
-                            raise Cancelled()
-                        raise timed_out(label, timeout or 0)
-                moved = False
-                if channel.recv_ready():
-                    out.feed(channel.recv(65536))
-                    moved = True
-                if channel.recv_stderr_ready():
-                    err.feed(channel.recv_stderr(65536))
-                    moved = True
-                if not moved:
-                    if channel.closed or not self._hops.alive():
-                        if channel.exit_status_ready():
-                            break
-                        raise ConnectionFailed(f"The connection to {self.name} broke while running a command.",
-                                               "Check your network connection and try again.")
-                    select.select([channel], [], [], 0.02)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectionFailed(f"The connection to {self.name} broke: {exc}.") from exc
-        finally:
-            unregister()
-        status = channel.recv_exit_status()
-        stderr = re.sub(rf"^{PID_MARKER}\d+\n", "", err.finish(), count=1, flags=re.MULTILINE)
-        return CommandResult(label, status, out.finish(), stderr)
-
-
+    def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
+        """Linux markers with the cluster's machine type (asked with uname -m: one command)."""
+        result = self.run(["uname", "-m"], cancel=cancel, timeout=60)
+        machine = result.stdout.strip() if result.ok else ""
+        return uvproject.marker_environment(python, machine=machine if machine.replace("_", "").isalnum() else None)

@@ -60,17 +60,13 @@ class Session:
             profile.env_roots = [*profile.roots, root]
             self.store.replace(profile)
 
-    def target_names(self) -> list[str]:
-        """This computer first, then the clusters in the order they were added."""
-        return [LOCAL_TARGET, *(p.name for p in self.store.load())]
-
     def _runner(self, name: str, profile: ClusterProfile | None) -> Runner:
         with self._lock:
             runner = self._runners.get(name)
-            stale = isinstance(runner, SSHRunner) and profile is not None and runner.profile != profile
-            if runner is None or stale:
-                if stale:
-                    runner.close()
+            if runner is not None and not runner.matches(profile):  # the profile was edited: reconnect
+                runner.close()
+                runner = None
+            if runner is None:
                 runner = LocalRunner() if profile is None else SSHRunner(profile, self.prompter, self.hostkeys)
                 self._runners[name] = runner
             return runner

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from envdesk.backend.capabilities import choose_python, probe
+from envdesk.backend.capabilities import choose_python
+from envdesk.backend.probe import probe
 from envdesk.backend.errors import InvalidInput
 
 # STAND-IN for the Digital Research Alliance's `diskusage_report` (it cannot exist here); the

@@ -17,9 +17,9 @@ PY = sys.executable
 def test_lines_stream_in_order_with_exit_status():
     lines = []
     result = LocalRunner().run([PY, "-c", "import sys\nprint('a'); print('b', file=sys.stderr); print('c')\n"
-                                          "sys.exit(3)"], on_line=lambda s, l: lines.append((s, l)))
+                                          "sys.exit(3)"], on_line=lambda s, text: lines.append((s, text)))
     assert result.exit_status == 3
-    assert [l for l in lines if l[0] == "stdout"] == [("stdout", "a"), ("stdout", "c")]
+    assert [line for line in lines if line[0] == "stdout"] == [("stdout", "a"), ("stdout", "c")]
     assert ("stderr", "b") in lines
     with pytest.raises(CommandFailed) as info:
         result.check("The test command")

@@ -196,7 +196,7 @@ def test_output_streams_and_large_output_does_not_hang(testbed, tmp_path, home):
 
     result = runner.run(["sh", "-c", "echo first; echo warn >&2; sleep 1; echo second; exit 7"], on_line=on_line)
     assert result.exit_status == 7
-    assert [l for s, l in seen if s == "stdout"] == ["first", "second"] and ("stderr", "warn") in seen
+    assert [text for s, text in seen if s == "stdout"] == ["first", "second"] and ("stderr", "warn") in seen
     assert stamps[-1] - stamps[0] > 0.5, "lines must arrive as they are printed, not at the end"
     big = runner.run(["sh", "-c", "head -c 3000000 /dev/zero | od -v | head -n 100000; echo done >&2"])
     assert len(big.stdout.splitlines()) == 100000 and big.stderr.strip() == "done"

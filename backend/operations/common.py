@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..agent_client import call_action
-from ..capabilities import Capabilities, probe
+from ..capabilities import Capabilities
 from ..errors import CommandFailed, EnvDeskError
 from ..inventory import Environment, read_inventory
+from ..probe import probe
 from ..recipes import Step
-from ..runner import CancelToken, CommandResult, LineCallback
+from ..runner import CancelToken, CommandResult, LineCallback, command_failed
 from ..targets import Session, Target
 
 
@@ -64,10 +65,7 @@ def run_step(target: Target, step: Step, progress: Progress, *, check: bool = Tr
     result = target.runner.run(step.argv, modules=step.modules, on_line=progress.on_line,
                                cancel=progress.cancel)
     if check and not result.ok:
-        last = next((line for line in reversed(result.stderr.splitlines()) if line.strip()), "")
-        raise failure(f"{step.what} failed on {target.label}" + (f": {last.strip()}" if last else "."),
-                            explain(result), exit_status=result.exit_status,
-                            log=f"$ {result.command}\n{result.stdout}{result.stderr}")
+        raise command_failed(f"{step.what} failed on {target.label}", result, explain(result), failure)
     return result
 
 
@@ -93,11 +91,6 @@ def find_environment(target: Target, ref: str, progress: Progress) -> Environmen
     if is_path(ref) and len(inventory.environments) == 1:
         return inventory.environments[0]
     return inventory.find(ref)
-
-
-def env_modules(env: Environment) -> tuple[str, ...]:
-    """The modules an environment was built with: replayed before every command on it."""
-    return tuple(env.modules)
 
 
 @dataclass

@@ -13,7 +13,7 @@ _PREREQ = re.compile(r"without these module\(s\) loaded:[ \t]*\n((?:[ \t]+\S[^\n
 
 def loadable_modules(target: Target, modules: list[str], progress: Progress) -> list[str]:
     """`modules` with any prerequisites Lmod names put in front; refuses modules that do not load."""
-    if not modules or not target.runner.is_remote:
+    if not modules or not target.runner.has_module_system:
         return list(modules)
     wanted = list(modules)
     for _ in range(4):
