@@ -1,35 +1,93 @@
-"""Talking to the agent: send it with its settings, read its one-line JSON answer."""
+"""Talking to the agent: put its script together, send it with its settings, read its one-line JSON answer.
+
+The agent lives in ``backend/agent/`` as plain script parts, not importable modules (see read.py there).
+What one call sends, in this order, to ``python3 -`` on the target:
+
+1. ``sys.argv`` set to the settings (they travel on stdin, never as an argument: see ``run_agent``);
+2. ``protocol_header()``: one ``NAME = value`` line per constant of ``protocol.py``, shared with this side;
+3. ``read.py``, the inventory (all a listing or ``env show`` needs);
+4. ``write.py``, only when the settings ask for a write action;
+5. the two lines that run ``main(sys.argv)``.
+"""
 from __future__ import annotations
 
+import functools
 import json
+import math
 from importlib import resources
-from typing import Any
+from typing import Any, Sequence
 
+from . import protocol
 from .errors import Busy, CommandFailed, EnvDeskError, InvalidInput, NotFound
+from .protocol import (
+    ANSWER_MARKER,
+    CODE_BUSY,
+    CODE_EXISTS,
+    CODE_INCOMPLETE,
+    CODE_INVALID,
+    CODE_MISSING,
+    CODE_OUTSIDE,
+)
 from .runner import CancelToken, Runner
 
-AGENT_MARKER = "ENVDESK-AGENT-JSON "
+AGENT_MARKER = ANSWER_MARKER
 AGENT_TIMEOUT = 120.0
 ACTION_TIMEOUT = 600.0  # deleting a large environment on a slow shared filesystem takes a while
 
+AGENT_FOLDER = "agent"      # backend/agent/, shipped as package data
+READ_PART = "read.py"
+WRITE_PART = "write.py"
+RUN_MAIN = 'if __name__ == "__main__":\n    sys.exit(main(sys.argv))\n'
 
-def agent_source() -> str:
-    """The agent script's text, as shipped inside the package."""
-    return resources.files("envdesk.backend").joinpath("agent.py").read_text(encoding="utf-8")
+
+def protocol_constants() -> dict[str, Any]:
+    """The public upper-case names of protocol.py with their values, in the order they are written there."""
+    return {name: value for name, value in vars(protocol).items() if name.isupper() and not name.startswith("_")}
+
+
+def _literal(name: str, value: Any) -> str:
+    """Python 3.6 source for a plain constant (ASCII only); TypeError for anything that is not one."""
+    if isinstance(value, tuple):
+        return "(" + "".join(_literal(name, item) + ", " for item in value) + ")"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise TypeError(f"protocol.{name} is not a finite number")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return ascii(value)
+    raise TypeError(f"protocol.{name} is a {type(value).__name__}; the agent can only be sent plain constants")
+
+
+def protocol_header() -> str:
+    """The agent's copy of the protocol constants: one ``NAME = value`` line for each."""
+    lines = [f"{name} = {_literal(name, value)}\n" for name, value in protocol_constants().items()]
+    return "# Protocol constants, generated from envdesk.backend.protocol\n" + "".join(lines)
+
+
+@functools.cache
+def agent_part(name: str) -> str:
+    """The text of one part of the agent (``backend/agent/<name>``), as shipped inside the package."""
+    folder = resources.files("envdesk.backend").joinpath(AGENT_FOLDER)
+    return folder.joinpath(name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def agent_script(write: bool = False) -> str:
+    """The agent as one piece of source for ``python3 -``: the write part is in only when `write` is true."""
+    parts = [protocol_header(), agent_part(READ_PART)] + ([agent_part(WRITE_PART)] if write else []) + [RUN_MAIN]
+    return "\n\n".join(part.rstrip("\n") + "\n" for part in parts)
 
 
 def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None = None,
               timeout: float = AGENT_TIMEOUT) -> dict[str, Any]:
-    """Run the agent once on the target and return its parsed answer."""
+    """Run the agent once on the target and return its parsed answer (with its write part for an action)."""
     # The settings travel inside the script on stdin, not as an argument: other users of a login
     # node can read every process's arguments with ps.
     settings = json.dumps(config, separators=(",", ":"))
-    script = f"import sys\nsys.argv = ['-', {settings!r}]\n" + agent_source()
+    script = f"import sys\nsys.argv = ['-', {settings!r}]\n" + agent_script(write=bool(config.get("action")))
     result = runner.run_python(script, [], timeout=timeout, cancel=cancel)
     for line in result.stdout.splitlines():
-        if line.startswith(AGENT_MARKER):
+        if line.startswith(ANSWER_MARKER):
             try:
-                return json.loads(line[len(AGENT_MARKER):])
+                return json.loads(line[len(ANSWER_MARKER):])
             except json.JSONDecodeError as exc:
                 raise EnvDeskError(f"{runner.name} sent back an answer EnvDesk could not read.",
                                    log=result.stdout + result.stderr) from exc
@@ -39,11 +97,12 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
                         log=result.stdout + result.stderr)
 
 
-_REFUSALS = {"busy": Busy, "exists": InvalidInput, "invalid": InvalidInput, "outside": InvalidInput,
-             "missing": NotFound, "incomplete": InvalidInput}
+_REFUSALS: dict[str, type[EnvDeskError]] = {
+    CODE_BUSY: Busy, CODE_EXISTS: InvalidInput, CODE_INVALID: InvalidInput, CODE_OUTSIDE: InvalidInput,
+    CODE_MISSING: NotFound, CODE_INCOMPLETE: InvalidInput}
 
 
-def call_action(runner: Runner, action: str, path: str, roots: list[str], **settings: Any) -> dict[str, Any]:
+def call_action(runner: Runner, action: str, path: str, roots: Sequence[str], **settings: Any) -> dict[str, Any]:
     """Run one of the agent's write actions; a refusal becomes the matching EnvDeskError."""
     answer = run_agent(runner, {"action": action, "path": path, "roots": list(roots), **settings},
                        timeout=ACTION_TIMEOUT)

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from .agent_client import run_agent
 from .errors import InvalidInput, NotFound
+from .protocol import STATE_OK
 from .runner import CancelToken, Runner
 
 
@@ -36,7 +37,7 @@ class Environment:
     system_site_packages: bool = False
     created_by: str | None = None
     root: str = ""
-    state: str = "ok"
+    state: str = STATE_OK
     error: str | None = None
     channels: tuple[str, ...] = ()
     conda_requested: tuple[str, ...] = ()
@@ -71,7 +72,7 @@ class Environment:
             name=str(data["name"]), path=str(data["path"]), kind=str(data.get("kind", "venv")),
             python=data.get("python"), packages=packages, modules=tuple(data.get("modules") or ()),
             system_site_packages=bool(data.get("system_site_packages")), created_by=data.get("created_by"),
-            root=str(data.get("root", "")), state=str(data.get("state", "ok")), error=data.get("error"),
+            root=str(data.get("root", "")), state=str(data.get("state", STATE_OK)), error=data.get("error"),
             channels=tuple(data.get("channels") or ()), conda_requested=tuple(data.get("conda_requested") or ()),
             envdesk=data.get("envdesk"))
 

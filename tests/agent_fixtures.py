@@ -1,4 +1,7 @@
-"""Helpers that build environment folders on disk for tests of backend/agent.py.
+"""Helpers for tests of the agent (backend/agent/): load it as sent, build environment folders on disk.
+
+The agent is script parts put together by envdesk.backend.agent_client.agent_script; load_agent runs
+exactly that text as a module, so tests call (and patch) the very code a cluster receives.
 
 venv, virtualenv and uv environments are made for real with the tools
 themselves. Conda can't be installed here, so conda prefixes are hand-written
@@ -9,12 +12,27 @@ record per package (keys sorted, indent 2, as conda writes them) and a
 
 import glob
 import json
+import linecache
 import os
 import subprocess
 import sys
+import types
+
+from envdesk.backend.agent_client import agent_script
 
 PY_XY = "%d.%d" % sys.version_info[:2]
 PY_XYZ = "%d.%d.%d" % sys.version_info[:3]
+
+
+def load_agent(write=True):
+    """The agent script as EnvDesk sends it (with its write part unless write=False), run as a module."""
+    source = agent_script(write=write)
+    filename = "<envdesk agent%s>" % ("" if write else ", read part only")
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+    module = types.ModuleType("envdesk_agent")
+    module.__file__ = filename
+    exec(compile(source, filename, "exec"), module.__dict__)
+    return module
 
 
 def uv_bin():

@@ -1,4 +1,8 @@
-"""Tests of backend/agent.py, the stdlib-only script run on cluster login nodes.
+"""Tests of the agent (backend/agent/), the stdlib-only script run on cluster login nodes.
+
+They run the script exactly as EnvDesk sends it (agent_client.agent_script: protocol header, read
+part, write part), loaded as a module or fed to a real Python on stdin; test_agent_parts.py checks
+how it is put together.
 
 venv/virtualenv/uv environments are created for real; conda prefixes are
 hand-written in conda's on-disk format (see agent_fixtures.py) because conda
@@ -15,15 +19,15 @@ import sys
 
 import pytest
 
-from envdesk.backend import agent
+from envdesk.backend.agent_client import agent_script
 from agent_fixtures import (
-    PY_XYZ, add_dist, conda_record, history_block, make_conda_prefix,
+    PY_XYZ, add_dist, conda_record, history_block, load_agent, make_conda_prefix,
     make_fake_venv, make_venv, site_packages,
 )
 
-AGENT_SOURCE_PATH = agent.__file__
-with open(AGENT_SOURCE_PATH, encoding="utf-8") as _handle:
-    AGENT_SOURCE = _handle.read()
+agent = load_agent(write=True)
+AGENT_SOURCE = agent_script(write=True)       # what a write action sends
+READ_SOURCE = agent_script(write=False)       # what a listing sends
 
 CONDA_VARS = ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS", "CONDARC", "XDG_CONFIG_HOME")
 
@@ -73,15 +77,20 @@ def parse_line(stdout):
 # The source itself: Python 3.6, stdlib only
 # ---------------------------------------------------------------------------
 
-def test_source_parses_as_python_36():
-    tree = ast.parse(AGENT_SOURCE, feature_version=(3, 6))
+both_scripts = pytest.mark.parametrize("source", [READ_SOURCE, AGENT_SOURCE], ids=["read", "read+write"])
+
+
+@both_scripts
+def test_source_parses_as_python_36(source):
+    tree = ast.parse(source, feature_version=(3, 6))
     assert any(isinstance(node, ast.FunctionDef) and node.name == "inventory"
                for node in tree.body)
 
 
-def test_source_imports_only_stdlib():
+@both_scripts
+def test_source_imports_only_stdlib(source):
     modules = set()
-    for node in ast.walk(ast.parse(AGENT_SOURCE)):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             modules.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -92,11 +101,12 @@ def test_source_imports_only_stdlib():
     assert not modules & {"subprocess", "multiprocessing", "dataclasses", "typing"}
 
 
-def test_source_avoids_apis_newer_than_36():
+@both_scripts
+def test_source_avoids_apis_newer_than_36(source):
     newer = {"removeprefix", "removesuffix", "isascii", "is_relative_to", "capture_output",
              "fromisoformat", "cache", "pairwise", "is_junction", "readlink_text"}
     names = set()
-    for node in ast.walk(ast.parse(AGENT_SOURCE)):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Attribute):
             names.add(node.attr)
         elif isinstance(node, ast.keyword) and node.arg:
@@ -106,7 +116,7 @@ def test_source_avoids_apis_newer_than_36():
             assert node.returns is None, node.name
             assert all(a.annotation is None for a in node.args.args), node.name
     assert not names & newer
-    assert "if __name__ == \"__main__\":" in AGENT_SOURCE
+    assert source.rstrip().endswith("if __name__ == \"__main__\":\n    sys.exit(main(sys.argv))")
 
 
 def _old_pythons():
@@ -138,7 +148,7 @@ def test_runs_for_real_under_oldest_python_available(home):
                       history=history_block("2024-01-01 10:00:00", "conda create -n c",
                                             specs=["python=3.10", "zlib"]))
     for exe in olds:
-        proc = subprocess.run([exe, "-", "{}"], input=AGENT_SOURCE.encode("utf-8"),
+        proc = subprocess.run([exe, "-", "{}"], input=READ_SOURCE.encode("utf-8"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=clean_env(home), timeout=60)
         assert proc.returncode == 0, proc.stderr.decode()
@@ -148,6 +158,43 @@ def test_runs_for_real_under_oldest_python_available(home):
         assert pkg(envs["a"], "numpy")["requested"] is True
         assert envs["c"]["python"] == "3.10.13"
         assert envs["c"]["conda_requested"] == ["python=3.10", "zlib"]
+
+
+def test_write_actions_run_for_real_under_oldest_python_available(home):
+    olds = _old_pythons()
+    if not olds:
+        pytest.skip("no Python 3.6/3.7 interpreter on this machine")
+    roots = [str(home / "venvs")]
+
+    def act(exe, source, **config):
+        proc = subprocess.run([exe, "-", json.dumps(dict(config, roots=roots))],
+                              input=source.encode("utf-8"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=clean_env(home), timeout=60)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return parse_line(proc.stdout.decode())
+
+    for number, exe in enumerate(olds):
+        path = str(home / "venvs" / ("new%d" % number))
+        begun = act(exe, AGENT_SOURCE, action="begin", path=path, create=True, operation="create")
+        assert begun["ok"] is True and os.path.isdir(path + ".envdesk-lock")
+        assert os.path.isfile(os.path.join(path, ".envdesk", "CREATING"))
+        make_fake_venv(home / "venvs" / "tmp")           # pretend the environment got built
+        for name in os.listdir(str(home / "venvs" / "tmp")):
+            os.rename(str(home / "venvs" / "tmp" / name), os.path.join(path, name))
+        os.rmdir(str(home / "venvs" / "tmp"))
+        finished = act(exe, AGENT_SOURCE, action="finish", path=path, token=begun["token"],
+                       meta={"modules": ["python/3.11"]})
+        assert finished["ok"] is True and finished["env"]["state"] == "ok"
+        assert finished["env"]["modules"] == ["python/3.11"]
+        assert not os.path.exists(path + ".envdesk-lock")
+        measured = act(exe, AGENT_SOURCE, action="measure", path=path)
+        assert measured["ok"] is True and measured["files"] >= 2
+        # the listing's script has no write part: an action sent with it is refused, nothing changes
+        refused = act(exe, READ_SOURCE, action="delete", path=path)
+        assert refused["ok"] is False and refused["code"] == "invalid"
+        assert os.path.isdir(path)
+        assert act(exe, AGENT_SOURCE, action="delete", path=path)["removed"] is True
+        assert not os.path.exists(path)
 
 
 # ---------------------------------------------------------------------------

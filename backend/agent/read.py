@@ -1,21 +1,31 @@
-"""EnvDesk remote agent: inspect Python environments on this machine, answer in JSON.
+"""EnvDesk remote agent, read part: inspect Python environments on this machine, answer in JSON.
 
-This one file is sent on stdin to whatever Python the cluster login node has
-(``python3 - ARGS_JSON``) and answers in one round trip: it prints exactly one
-line, ``ENVDESK-AGENT-JSON `` followed by compact ASCII JSON, and exits 0 (even
-when environments are broken; 2 if ARGS_JSON is not a JSON object, 1 if the
-agent itself failed, still with the answer line).
+The agent is not one file but plain script parts, put together by
+``envdesk.backend.agent_client.agent_script`` and sent on stdin to whatever
+Python the cluster login node has (``python3 -``):
 
-Rules this file must keep:
+1. a generated header with the protocol constants of ``envdesk.backend.protocol``
+   (``ANSWER_MARKER``, ``LOCK_SUFFIX``, ``ENVDESK_DIR``, ``STATE_*``, ``CODE_*`` ...);
+   no part defines those itself;
+2. this read part: discovery, reading environments, ``inventory`` and ``main``;
+3. only for a write action (``"action"`` in the settings), ``write.py``;
+4. the two lines that call ``main(sys.argv)``.
+
+A listing therefore ships without any of the write code. The agent answers in
+one round trip: it prints exactly one line, ``ANSWER_MARKER`` followed by compact
+ASCII JSON, and exits 0 (even when environments are broken; 2 if the settings
+are not a JSON object, 1 if the agent itself failed, still with the answer line).
+
+Rules every part must keep:
 
 * Python 3.6+ only syntax and APIs (no walrus, no dataclasses, no
   ``from __future__ import annotations``, no ``str.removeprefix`` ...).
 * Standard library only; never runs pip, conda or any other program.
 * The inventory only reads: it never writes or modifies anything (not even
-  conda's environments.txt). Writing happens only in the explicit actions
-  (``"action"`` in the settings: begin, finish, abort, history, snapshot,
-  delete), each of which checks that the folder is an environment inside a
-  known root before touching it.
+  conda's environments.txt). Writing happens only in the write part's actions
+  (begin, finish, abort, reset, history, snapshot, delete, measure), each of
+  which checks that the folder is an environment inside a known root before
+  touching it.
 * One broken environment never breaks the run: any problem while reading an
   environment becomes that environment's ``error``.
 
@@ -33,10 +43,11 @@ The answer (see ``inventory``)::
            "state": "ok"|"broken"|"incomplete", "error": sentence or None,
            "warnings": [sentence, ...]}   # e.g. a package skipped as unreadable
 """
+# The protocol constants come from the generated header, the write part's names from write.py:
+# ruff: noqa: F821
+# mypy: ignore-errors
 
 import ast
-import binascii
-import errno
 import json
 import os
 import platform
@@ -44,9 +55,6 @@ import re
 import socket
 import sys
 import time
-
-AGENT_VERSION = 1
-MARKER = "ENVDESK-AGENT-JSON "
 
 DEFAULT_ROOTS = ["~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs"]
 DEFAULT_MAX_DEPTH = 2
@@ -172,7 +180,7 @@ def is_env(folder):
     """True if folder is a Python environment (venv-like or conda), or one EnvDesk is building."""
     return (os.path.isfile(os.path.join(folder, "pyvenv.cfg"))
             or os.path.isdir(os.path.join(folder, "conda-meta"))
-            or os.path.isfile(os.path.join(folder, ".envdesk", "CREATING")))
+            or os.path.isfile(os.path.join(folder, ENVDESK_DIR, CREATING_MARK)))
 
 
 def is_conda_base(prefix):
@@ -508,13 +516,33 @@ def read_dist_info(folder):
 
 
 def read_direct_url(path):
-    """(url, editable) from a PEP 610 direct_url.json."""
+    """(url, editable) from a PEP 610 direct_url.json, written as pip freeze writes the reference.
+
+    A VCS install becomes 'git+URL@COMMIT' (the exact commit, not the branch), an archive keeps
+    its hash fragment, a subdirectory its fragment.
+    """
     data = read_json(path)
     if not isinstance(data, dict):
         raise ValueError("direct_url.json is not a JSON object")
-    dir_info = data.get("dir_info")
+    url = redact_url(data.get("url"))
+    dir_info, vcs_info, archive_info = data.get("dir_info"), data.get("vcs_info"), data.get("archive_info")
     editable = isinstance(dir_info, dict) and dir_info.get("editable") is True
-    return redact_url(data.get("url")), editable
+    if url and isinstance(vcs_info, dict) and isinstance(vcs_info.get("vcs"), str):
+        url = vcs_info["vcs"] + "+" + url
+        if isinstance(vcs_info.get("commit_id"), str):
+            url += "@" + vcs_info["commit_id"]
+    fragments = []
+    if url and isinstance(archive_info, dict):
+        hashes = archive_info.get("hashes")
+        if isinstance(hashes, dict) and isinstance(hashes.get("sha256"), str):
+            fragments.append("sha256=" + hashes["sha256"])
+        elif isinstance(archive_info.get("hash"), str):
+            fragments.append(archive_info["hash"])
+    if url and isinstance(data.get("subdirectory"), str):
+        fragments.append("subdirectory=" + data["subdirectory"])
+    if url and fragments:
+        url += "#" + "&".join(fragments)
+    return url, editable
 
 
 def _name_version_from_filename(stem):
@@ -609,7 +637,7 @@ def blank_env(path, name, root):
         "name": name, "path": path, "root": root, "kind": None,
         "python": None, "system_site_packages": False, "created_by": None,
         "packages": [], "package_count": 0, "modules": [], "envdesk": None,
-        "conda_requested": [], "channels": [], "state": "ok", "error": None,
+        "conda_requested": [], "channels": [], "state": STATE_OK, "error": None,
         "warnings": [],
     }
 
@@ -666,7 +694,7 @@ def check_python_program(prefix, names):
 
 def read_envdesk_meta(env):
     """Fill envdesk/modules from <env>/.envdesk/meta.json when present."""
-    path = os.path.join(env["path"], ".envdesk", "meta.json")
+    path = os.path.join(env["path"], ENVDESK_DIR, META_FILE)
     if not os.path.isfile(path):
         return
     try:
@@ -918,365 +946,12 @@ def read_env(path, name, root):
         problems.append("EnvDesk hit an unexpected problem while reading this "
                         "environment (%s: %s)." % (exc.__class__.__name__, exc))
     env["package_count"] = len(env["packages"])
-    if os.path.exists(os.path.join(path, ".envdesk", "CREATING")):
-        env["state"], env["error"] = "incomplete", INCOMPLETE_MESSAGE
+    if os.path.exists(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
+        env["state"], env["error"] = STATE_INCOMPLETE, INCOMPLETE_MESSAGE
         env["warnings"].extend(problems)
     elif problems:
-        env["state"], env["error"] = "broken", " ".join(problems)
+        env["state"], env["error"] = STATE_BROKEN, " ".join(problems)
     return env
-
-
-# ---------------------------------------------------------------------------
-# Write actions: locks, snapshots, EnvDesk's notes, deletion
-# ---------------------------------------------------------------------------
-
-LOCK_SUFFIX = ".envdesk-lock"
-STALE_LOCK_SECONDS = 24 * 3600
-
-
-class ActionError(Exception):
-    """A refusal or failure explained in one plain sentence; `code` tells the app what kind."""
-
-    def __init__(self, message, code="failed"):
-        Exception.__init__(self, message)
-        self.code = code
-
-
-def _now_stamp():
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def inside_root(path, roots):
-    """The root that holds path (both compared after resolving links), or None."""
-    parent = os.path.realpath(os.path.dirname(expand(path).rstrip("/")))
-    for root in roots:
-        real_root = os.path.realpath(expand(root, variables=True))
-        if parent == real_root or parent.startswith(real_root.rstrip("/") + "/"):
-            return root
-    return None
-
-
-def known_conda_prefix(path):
-    """True when path is a conda environment conda itself lists (environments.txt or an envs dir)."""
-    found = Found(DEFAULT_MAX_ENVS, Deadline(DEFAULT_TIME_BUDGET))
-    real = os.path.realpath(path)
-    listed = [os.path.realpath(p) for p in conda_listed_prefixes(found)]
-    dirs = [os.path.realpath(d) for d in conda_envs_dirs(found)]
-    dirs += [os.path.join(p, "envs") for p in listed]
-    return os.path.isdir(os.path.join(path, "conda-meta")) and (
-        real in listed or os.path.dirname(real) in dirs)
-
-
-def check_target(path, roots, creating=False):
-    """Refuse anything that is not a folder inside one of the roots (or, to change it, a conda env)."""
-    full = expand(path).rstrip("/")
-    if not os.path.isabs(full):
-        raise ActionError("%s is not an absolute folder path." % path, "invalid")
-    if inside_root(full, roots) is None and (creating or not known_conda_prefix(full)):
-        raise ActionError("%s is not inside any of the environment folders EnvDesk "
-                          "manages (%s)." % (full, ", ".join(roots)), "outside")
-    return full
-
-
-def _lock_owner(lock):
-    """The lock's owner record, with its start time from the folder when the record is unreadable."""
-    try:
-        info = read_json(os.path.join(lock, "owner.json"))
-    except (OSError, ValueError):
-        info = None
-    if not isinstance(info, dict):
-        info = {}
-    if not isinstance(info.get("started"), (int, float)):
-        try:
-            info["started"] = os.stat(lock).st_mtime
-        except OSError:
-            pass
-    return info
-
-
-def take_lock(path, operation):
-    """Create <env>.envdesk-lock atomically and return its token; a second writer is told 'busy'."""
-    lock = path + LOCK_SUFFIX
-    token = binascii.hexlify(os.urandom(12)).decode("ascii")
-    owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
-             "started": time.time(), "token": token}
-    try:
-        os.mkdir(lock)
-    except OSError as exc:
-        if exc.errno != errno.EEXIST:
-            raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), "oserror")
-        info = _lock_owner(lock)
-        started = info.get("started")
-        if isinstance(started, (int, float)) and time.time() - started > STALE_LOCK_SECONDS:
-            _remove_lock(lock)
-            return take_lock(path, operation)
-        raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
-                          "environment. Wait for it to finish, then try again."
-                          % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
-                             info.get("host", "an unknown machine")), "busy")
-    try:
-        with open(os.path.join(lock, "owner.json"), "w") as handle:
-            json.dump(owner, handle)
-    except (OSError, IOError) as exc:
-        _remove_lock(lock)
-        raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), "oserror")
-    return token
-
-
-def _remove_lock(lock):
-    for name in ("owner.json",):
-        try:
-            os.unlink(os.path.join(lock, name))
-        except OSError:
-            pass
-    try:
-        os.rmdir(lock)
-    except OSError:
-        pass
-
-
-def release_lock(path, token):
-    """Release the lock only for the one holding it (its token), never someone else's."""
-    lock = path + LOCK_SUFFIX
-    if not os.path.isdir(lock):
-        return
-    if _lock_owner(lock).get("token") != token:
-        raise ActionError("This environment is locked by another EnvDesk operation; EnvDesk left it "
-                          "alone.", "busy")
-    _remove_lock(lock)
-
-
-def write_json(path, data):
-    """Write JSON atomically (temp file then rename)."""
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        os.makedirs(folder)
-    temp = "%s.%d.tmp" % (path, os.getpid())
-    with open(temp, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-    os.rename(temp, path)
-
-
-def update_meta(path, changes):
-    """Merge `changes` into <env>/.envdesk/meta.json."""
-    meta_path = os.path.join(path, ".envdesk", "meta.json")
-    meta = {}
-    if os.path.isfile(meta_path):
-        try:
-            loaded = read_json(meta_path)
-            meta = loaded if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            meta = {}
-    meta.update(changes or {})
-    write_json(meta_path, meta)
-    return meta
-
-
-def snapshot_dir(path):
-    return os.path.join(path, ".envdesk", "snapshots")
-
-
-def write_snapshot(env, reason):
-    """Save the exact package set before a change; returns the snapshot's id."""
-    folder = snapshot_dir(env["path"])
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    number = 1
-    while os.path.exists(os.path.join(folder, "%s-%d.json" % (stamp, number))):
-        number += 1
-    snap_id = "%s-%d" % (stamp, number)
-    packages = [dict((k, p.get(k)) for k in ("name", "version", "installer", "url", "editable",
-                                             "build", "channel", "requested") if k in p)
-                for p in env["packages"]]
-    write_json(os.path.join(folder, snap_id + ".json"),
-               {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
-                "kind": env["kind"], "packages": packages})
-    return snap_id
-
-
-def list_snapshots(path):
-    """Every snapshot of an environment, oldest first, without their package lists."""
-    folder = snapshot_dir(path)
-    result = []
-    for entry in list_dir(folder) if os.path.isdir(folder) else []:
-        if not entry.name.endswith(".json"):
-            continue
-        try:
-            data = read_json(entry.path)
-        except (OSError, ValueError):
-            continue
-        result.append({"id": data.get("id", entry.name[:-5]), "time": data.get("time"),
-                       "reason": data.get("reason"), "package_count": len(data.get("packages") or [])})
-    return sorted(result, key=lambda item: str(item["id"]))
-
-
-def read_snapshot(path, snap_id):
-    if not re.match(r"^[0-9TZ]+-[0-9]+$", str(snap_id)):
-        raise ActionError("%r is not a snapshot id." % snap_id, "invalid")
-    file_path = os.path.join(snapshot_dir(path), str(snap_id) + ".json")
-    if not os.path.isfile(file_path):
-        raise ActionError("This environment has no snapshot %s." % snap_id, "missing")
-    return read_json(file_path)
-
-
-def action_begin(cfg):
-    """Lock an environment before a change; for a new one, also mark it as being built."""
-    creating = bool(cfg.get("create"))
-    path = check_target(cfg["path"], cfg["roots"], creating=creating)
-    if creating:
-        if os.path.lexists(path):
-            raise ActionError("%s already exists. Pick another name or delete it first." % path, "exists")
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-    elif not is_env(path) or os.path.islink(path):
-        raise ActionError("%s is not a Python environment." % path, "missing")
-    token = take_lock(path, cfg.get("operation", "change"))
-    try:
-        answer = {"path": path, "token": token}
-        if creating:
-            os.makedirs(os.path.join(path, ".envdesk"))
-            with open(os.path.join(path, ".envdesk", "CREATING"), "w") as handle:
-                handle.write(_now_stamp() + "\n")
-        else:
-            env = read_env(path, os.path.basename(path), os.path.dirname(path))
-            if env["state"] == "incomplete":
-                raise ActionError("This environment was never finished; delete it and create it "
-                                  "again.", "incomplete")
-            answer["env"] = env
-            if cfg.get("snapshot"):
-                answer["snapshot"] = write_snapshot(env, cfg.get("reason", "before a change"))
-        return answer
-    except BaseException:
-        release_lock(path, token)
-        raise
-
-
-def action_finish(cfg):
-    """Record EnvDesk's notes, clear the 'being built' mark and release the lock (its holder only)."""
-    path = check_target(cfg["path"], cfg["roots"])
-    _check_holder(path, cfg.get("token"))
-    try:
-        if cfg.get("meta"):
-            update_meta(path, cfg["meta"])
-        marker = os.path.join(path, ".envdesk", "CREATING")
-        if os.path.exists(marker):
-            os.unlink(marker)
-        return {"path": path, "env": read_env(path, os.path.basename(path), os.path.dirname(path))}
-    finally:
-        release_lock(path, cfg.get("token"))
-
-
-def _check_holder(path, token):
-    """Refuse to finish or undo a change this caller does not hold the lock for."""
-    lock = path + LOCK_SUFFIX
-    if not token or not os.path.isdir(lock) or _lock_owner(lock).get("token") != token:
-        raise ActionError("EnvDesk does not hold the lock on %s (another operation may); nothing "
-                          "was changed." % path, "busy")
-
-
-def remove_tree(path):
-    """Delete a folder without ever following a link out of it."""
-    import shutil
-    if os.path.islink(path):
-        raise ActionError("%s is a link; EnvDesk only deletes real folders." % path, "invalid")
-    shutil.rmtree(path)
-
-
-def action_abort(cfg):
-    """Undo a failed or cancelled change: remove a half-built environment, release the lock."""
-    path = check_target(cfg["path"], cfg["roots"])
-    _check_holder(path, cfg.get("token"))
-    removed = False
-    try:
-        if cfg.get("created") and os.path.isfile(os.path.join(path, ".envdesk", "CREATING")):
-            remove_tree(path)
-            removed = True
-    finally:
-        release_lock(path, cfg.get("token"))
-    return {"path": path, "removed": removed}
-
-
-def action_reset(cfg):
-    """Empty a half-built environment to start it again, keeping the lock (for a second attempt)."""
-    path = check_target(cfg["path"], cfg["roots"])
-    _check_holder(path, cfg.get("token"))
-    marker = os.path.join(path, ".envdesk", "CREATING")
-    if not os.path.isfile(marker):
-        raise ActionError("%s is not an unfinished environment; EnvDesk will not empty it." % path, "invalid")
-    remove_tree(path)
-    os.makedirs(os.path.join(path, ".envdesk"))
-    with open(marker, "w") as handle:
-        handle.write(_now_stamp() + "\n")
-    return {"path": path}
-
-
-def action_delete(cfg):
-    """Delete one environment folder, only if it really is one, inside a root."""
-    path = check_target(cfg["path"], cfg["roots"])
-    if os.path.islink(path):
-        raise ActionError("%s is a link, not an environment folder; EnvDesk will not delete "
-                          "through it." % path, "invalid")
-    if not is_env(path):
-        raise ActionError("%s is not a Python environment (no pyvenv.cfg or conda-meta), so "
-                          "EnvDesk will not delete it." % path, "missing")
-    if is_conda_base(path):
-        raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
-                          "delete it." % path, "invalid")
-    token = take_lock(path, "delete")
-    try:
-        remove_tree(path)
-    finally:
-        release_lock(path, token)
-    return {"path": path, "removed": True}
-
-
-def action_history(cfg):
-    path = check_target(cfg["path"], cfg["roots"])
-    return {"path": path, "snapshots": list_snapshots(path)}
-
-
-def action_snapshot(cfg):
-    path = check_target(cfg["path"], cfg["roots"])
-    return {"path": path, "snapshot": read_snapshot(path, cfg.get("id"))}
-
-
-def action_measure(cfg):
-    """Size and file count of an environment (bounded in time), for the delete confirmation."""
-    path = check_target(cfg["path"], cfg["roots"])
-    deadline = Deadline(float(cfg.get("time_budget", 20.0)))
-    total, files, complete = 0, 0, True
-    for folder, _dirs, names in os.walk(path):
-        if deadline.expired():
-            complete = False
-            break
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-                files += 1
-            except OSError:
-                pass
-    return {"path": path, "bytes": total, "files": files, "complete": complete}
-
-
-ACTIONS = {"measure": action_measure, "reset": action_reset, "begin": action_begin, "finish": action_finish, "abort": action_abort,
-           "delete": action_delete, "history": action_history, "snapshot": action_snapshot}
-
-
-def run_action(config):
-    """Run one write action; refusals come back as {"ok": false, "code", "error"}."""
-    action = ACTIONS.get(config.get("action"))
-    if action is None:
-        return {"ok": False, "code": "invalid", "error": "Unknown action %r." % config.get("action")}
-    if not isinstance(config.get("roots"), list) or not config.get("path"):
-        return {"ok": False, "code": "invalid", "error": "The action needs a path and roots."}
-    try:
-        answer = action(config)
-    except ActionError as exc:
-        return {"ok": False, "code": exc.code, "error": str(exc)}
-    except (OSError, IOError) as exc:
-        return {"ok": False, "code": "oserror", "error": describe_os_error(exc)}
-    answer["ok"] = True
-    return answer
 
 
 # ---------------------------------------------------------------------------
@@ -1314,8 +989,19 @@ def failure_answer(message):
             "truncated": False, "elapsed": 0.0}
 
 
+def no_write_part(config):
+    """The answer to a write action when EnvDesk sent the agent without its write part."""
+    return {"ok": False, "code": CODE_INVALID,
+            "error": "EnvDesk's helper was sent without its write actions, so it cannot run %r."
+                     % config.get("action")}
+
+
+# A write action goes to RUN_ACTION; the write part, when it is sent along, puts its run_action here.
+RUN_ACTION = no_write_part
+
+
 def main(argv):
-    """Read the JSON config in argv[1], print one answer line; exit status."""
+    """Read the JSON config in argv[1] (a write action or else the inventory), print one answer line; exit status."""
     status = 0
     try:
         config = json.loads(argv[1]) if len(argv) > 1 and argv[1].strip() else {}
@@ -1326,14 +1012,10 @@ def main(argv):
                                         "understand (%s)." % exc), 2
     else:
         try:
-            answer = run_action(config) if config.get("action") else inventory(config)
+            answer = RUN_ACTION(config) if config.get("action") else inventory(config)
         except Exception as exc:  # still answer in the expected format
             answer, status = failure_answer("The EnvDesk agent failed unexpectedly "
                                             "(%s: %s)." % (exc.__class__.__name__, exc)), 1
-    sys.stdout.write(MARKER + json.dumps(answer, separators=(",", ":")) + "\n")
+    sys.stdout.write(ANSWER_MARKER + json.dumps(answer, separators=(",", ":")) + "\n")
     sys.stdout.flush()
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

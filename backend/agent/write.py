@@ -1,0 +1,366 @@
+"""EnvDesk remote agent, write part: locks, snapshots, EnvDesk's notes, deletion.
+
+Sent only for a write action (``"action"`` in the settings), after the protocol
+header and the read part (see read.py), whose helpers it uses; it hands its
+``run_action`` to the read part's ``main`` through ``RUN_ACTION``. Same rules as
+the read part: Python 3.6+, standard library only, every action first checks
+that its folder is an environment inside a known root.
+"""
+# The protocol constants come from the generated header, the helpers from the read part:
+# ruff: noqa: F821
+# mypy: ignore-errors
+
+import binascii
+import errno
+import shutil
+
+STALE_LOCK_SECONDS = 24 * 3600
+
+
+class ActionError(Exception):
+    """A refusal or failure explained in one plain sentence; `code` tells the app what kind."""
+
+    def __init__(self, message, code=CODE_FAILED):
+        Exception.__init__(self, message)
+        self.code = code
+
+
+def _now_stamp():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def inside_root(path, roots):
+    """The root that holds path (both compared after resolving links), or None."""
+    parent = os.path.realpath(os.path.dirname(expand(path).rstrip("/")))
+    for root in roots:
+        real_root = os.path.realpath(expand(root, variables=True))
+        if parent == real_root or parent.startswith(real_root.rstrip("/") + "/"):
+            return root
+    return None
+
+
+def known_conda_prefix(path):
+    """True when path is a conda environment conda itself lists (environments.txt or an envs dir)."""
+    found = Found(DEFAULT_MAX_ENVS, Deadline(DEFAULT_TIME_BUDGET))
+    real = os.path.realpath(path)
+    listed = [os.path.realpath(p) for p in conda_listed_prefixes(found)]
+    dirs = [os.path.realpath(d) for d in conda_envs_dirs(found)]
+    dirs += [os.path.join(p, "envs") for p in listed]
+    return os.path.isdir(os.path.join(path, "conda-meta")) and (
+        real in listed or os.path.dirname(real) in dirs)
+
+
+def check_target(path, roots, creating=False):
+    """Refuse anything that is not a folder inside one of the roots (or, to change it, a conda env)."""
+    full = expand(path).rstrip("/")
+    if not os.path.isabs(full):
+        raise ActionError("%s is not an absolute folder path." % path, CODE_INVALID)
+    if inside_root(full, roots) is None and (creating or not known_conda_prefix(full)):
+        raise ActionError("%s is not inside any of the environment folders EnvDesk "
+                          "manages (%s)." % (full, ", ".join(roots)), CODE_OUTSIDE)
+    return full
+
+
+def _lock_owner(lock):
+    """The lock's owner record, with its start time from the folder when the record is unreadable."""
+    try:
+        info = read_json(os.path.join(lock, LOCK_OWNER_FILE))
+    except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict):
+        info = {}
+    if not isinstance(info.get("started"), (int, float)):
+        try:
+            info["started"] = os.stat(lock).st_mtime
+        except OSError:
+            pass
+    return info
+
+
+def take_lock(path, operation):
+    """Create <env>.envdesk-lock atomically and return its token; a second writer is told 'busy'."""
+    lock = path + LOCK_SUFFIX
+    token = binascii.hexlify(os.urandom(12)).decode("ascii")
+    owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
+             "started": time.time(), "token": token}
+    try:
+        os.mkdir(lock)
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), CODE_OSERROR)
+        info = _lock_owner(lock)
+        started = info.get("started")
+        if isinstance(started, (int, float)) and time.time() - started > STALE_LOCK_SECONDS:
+            _remove_lock(lock)
+            return take_lock(path, operation)
+        raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
+                          "environment. Wait for it to finish, then try again."
+                          % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
+                             info.get("host", "an unknown machine")), CODE_BUSY)
+    try:
+        with open(os.path.join(lock, LOCK_OWNER_FILE), "w") as handle:
+            json.dump(owner, handle)
+    except (OSError, IOError) as exc:
+        _remove_lock(lock)
+        raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), CODE_OSERROR)
+    return token
+
+
+def _remove_lock(lock):
+    for name in (LOCK_OWNER_FILE,):
+        try:
+            os.unlink(os.path.join(lock, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(lock)
+    except OSError:
+        pass
+
+
+def release_lock(path, token):
+    """Release the lock only for the one holding it (its token), never someone else's."""
+    lock = path + LOCK_SUFFIX
+    if not os.path.isdir(lock):
+        return
+    if _lock_owner(lock).get("token") != token:
+        raise ActionError("This environment is locked by another EnvDesk operation; EnvDesk left it "
+                          "alone.", CODE_BUSY)
+    _remove_lock(lock)
+
+
+def write_json(path, data):
+    """Write JSON atomically (temp file then rename)."""
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder)
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    with open(temp, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.rename(temp, path)
+
+
+def update_meta(path, changes):
+    """Merge `changes` into <env>/.envdesk/meta.json."""
+    meta_path = os.path.join(path, ENVDESK_DIR, META_FILE)
+    meta = {}
+    if os.path.isfile(meta_path):
+        try:
+            loaded = read_json(meta_path)
+            meta = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            meta = {}
+    meta.update(changes or {})
+    write_json(meta_path, meta)
+    return meta
+
+
+def snapshot_dir(path):
+    return os.path.join(path, ENVDESK_DIR, SNAPSHOTS_DIR)
+
+
+def write_snapshot(env, reason):
+    """Save the exact package set before a change; returns the snapshot's id."""
+    folder = snapshot_dir(env["path"])
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    number = 1
+    while os.path.exists(os.path.join(folder, "%s-%d.json" % (stamp, number))):
+        number += 1
+    snap_id = "%s-%d" % (stamp, number)
+    packages = [dict((k, p.get(k)) for k in ("name", "version", "installer", "url", "editable",
+                                             "build", "channel", "requested") if k in p)
+                for p in env["packages"]]
+    write_json(os.path.join(folder, snap_id + ".json"),
+               {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
+                "kind": env["kind"], "packages": packages})
+    return snap_id
+
+
+def list_snapshots(path):
+    """Every snapshot of an environment, oldest first, without their package lists."""
+    folder = snapshot_dir(path)
+    result = []
+    for entry in list_dir(folder) if os.path.isdir(folder) else []:
+        if not entry.name.endswith(".json"):
+            continue
+        try:
+            data = read_json(entry.path)
+        except (OSError, ValueError):
+            continue
+        result.append({"id": data.get("id", entry.name[:-5]), "time": data.get("time"),
+                       "reason": data.get("reason"), "package_count": len(data.get("packages") or [])})
+    return sorted(result, key=lambda item: str(item["id"]))
+
+
+def read_snapshot(path, snap_id):
+    if not re.match(r"^[0-9TZ]+-[0-9]+$", str(snap_id)):
+        raise ActionError("%r is not a snapshot id." % snap_id, CODE_INVALID)
+    file_path = os.path.join(snapshot_dir(path), str(snap_id) + ".json")
+    if not os.path.isfile(file_path):
+        raise ActionError("This environment has no snapshot %s." % snap_id, CODE_MISSING)
+    return read_json(file_path)
+
+
+def action_begin(cfg):
+    """Lock an environment before a change; for a new one, also mark it as being built."""
+    creating = bool(cfg.get("create"))
+    path = check_target(cfg["path"], cfg["roots"], creating=creating)
+    if creating:
+        if os.path.lexists(path):
+            raise ActionError("%s already exists. Pick another name or delete it first." % path, CODE_EXISTS)
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+    elif not is_env(path) or os.path.islink(path):
+        raise ActionError("%s is not a Python environment." % path, CODE_MISSING)
+    token = take_lock(path, cfg.get("operation", "change"))
+    try:
+        answer = {"path": path, "token": token}
+        if creating:
+            os.makedirs(os.path.join(path, ENVDESK_DIR))
+            with open(os.path.join(path, ENVDESK_DIR, CREATING_MARK), "w") as handle:
+                handle.write(_now_stamp() + "\n")
+        else:
+            env = read_env(path, os.path.basename(path), os.path.dirname(path))
+            if env["state"] == STATE_INCOMPLETE:
+                raise ActionError("This environment was never finished; delete it and create it "
+                                  "again.", CODE_INCOMPLETE)
+            answer["env"] = env
+            if cfg.get("snapshot"):
+                answer["snapshot"] = write_snapshot(env, cfg.get("reason", "before a change"))
+        return answer
+    except BaseException:
+        release_lock(path, token)
+        raise
+
+
+def action_finish(cfg):
+    """Record EnvDesk's notes, clear the 'being built' mark and release the lock (its holder only)."""
+    path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
+    try:
+        if cfg.get("meta"):
+            update_meta(path, cfg["meta"])
+        marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
+        if os.path.exists(marker):
+            os.unlink(marker)
+        return {"path": path, "env": read_env(path, os.path.basename(path), os.path.dirname(path))}
+    finally:
+        release_lock(path, cfg.get("token"))
+
+
+def _check_holder(path, token):
+    """Refuse to finish or undo a change this caller does not hold the lock for."""
+    lock = path + LOCK_SUFFIX
+    if not token or not os.path.isdir(lock) or _lock_owner(lock).get("token") != token:
+        raise ActionError("EnvDesk does not hold the lock on %s (another operation may); nothing "
+                          "was changed." % path, CODE_BUSY)
+
+
+def remove_tree(path):
+    """Delete a folder without ever following a link out of it."""
+    if os.path.islink(path):
+        raise ActionError("%s is a link; EnvDesk only deletes real folders." % path, CODE_INVALID)
+    shutil.rmtree(path)
+
+
+def action_abort(cfg):
+    """Undo a failed or cancelled change: remove a half-built environment, release the lock."""
+    path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
+    removed = False
+    try:
+        if cfg.get("created") and os.path.isfile(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
+            remove_tree(path)
+            removed = True
+    finally:
+        release_lock(path, cfg.get("token"))
+    return {"path": path, "removed": removed}
+
+
+def action_reset(cfg):
+    """Empty a half-built environment to start it again, keeping the lock (for a second attempt)."""
+    path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
+    marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
+    if not os.path.isfile(marker):
+        raise ActionError("%s is not an unfinished environment; EnvDesk will not empty it." % path, CODE_INVALID)
+    remove_tree(path)
+    os.makedirs(os.path.join(path, ENVDESK_DIR))
+    with open(marker, "w") as handle:
+        handle.write(_now_stamp() + "\n")
+    return {"path": path}
+
+
+def action_delete(cfg):
+    """Delete one environment folder, only if it really is one, inside a root."""
+    path = check_target(cfg["path"], cfg["roots"])
+    if os.path.islink(path):
+        raise ActionError("%s is a link, not an environment folder; EnvDesk will not delete "
+                          "through it." % path, CODE_INVALID)
+    if not is_env(path):
+        raise ActionError("%s is not a Python environment (no pyvenv.cfg or conda-meta), so "
+                          "EnvDesk will not delete it." % path, CODE_MISSING)
+    if is_conda_base(path):
+        raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
+                          "delete it." % path, CODE_INVALID)
+    token = take_lock(path, "delete")
+    try:
+        remove_tree(path)
+    finally:
+        release_lock(path, token)
+    return {"path": path, "removed": True}
+
+
+def action_history(cfg):
+    path = check_target(cfg["path"], cfg["roots"])
+    return {"path": path, "snapshots": list_snapshots(path)}
+
+
+def action_snapshot(cfg):
+    path = check_target(cfg["path"], cfg["roots"])
+    return {"path": path, "snapshot": read_snapshot(path, cfg.get("id"))}
+
+
+def action_measure(cfg):
+    """Size and file count of an environment (bounded in time), for the delete confirmation."""
+    path = check_target(cfg["path"], cfg["roots"])
+    deadline = Deadline(float(cfg.get("time_budget", 20.0)))
+    total, files, complete = 0, 0, True
+    for folder, _dirs, names in os.walk(path):
+        if deadline.expired():
+            complete = False
+            break
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+                files += 1
+            except OSError:
+                pass
+    return {"path": path, "bytes": total, "files": files, "complete": complete}
+
+
+ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort, "reset": action_reset,
+           "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
+           "measure": action_measure}
+
+
+def run_action(config):
+    """Run one write action; refusals come back as {"ok": false, "code", "error"}."""
+    action = ACTIONS.get(config.get("action"))
+    if action is None:
+        return {"ok": False, "code": CODE_INVALID, "error": "Unknown action %r." % config.get("action")}
+    if not isinstance(config.get("roots"), list) or not config.get("path"):
+        return {"ok": False, "code": CODE_INVALID, "error": "The action needs a path and roots."}
+    try:
+        answer = action(config)
+    except ActionError as exc:
+        return {"ok": False, "code": exc.code, "error": str(exc)}
+    except (OSError, IOError) as exc:
+        return {"ok": False, "code": CODE_OSERROR, "error": describe_os_error(exc)}
+    answer["ok"] = True
+    return answer
+
+
+# Hand the actions to the read part's main (which refuses every action without this part).
+RUN_ACTION = run_action
