@@ -1,22 +1,47 @@
-"""The app's one link to the backend: owns the session, the cache and the tasks, and updates the models."""
+"""The app's one link to the backend: owns the session, the cache and the tasks, and updates the models.
+
+Widgets and dialogs call one method per verb here and never touch the session or the operations.
+Every method that may reach a target runs as a Task on a pool thread and answers by signal or callback.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
 from envdesk.backend.cache import InventoryCache
 from envdesk.backend.capabilities import Capabilities
+from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, LoginCancelled
-from envdesk.backend.inventory import Inventory, read_inventory
+from envdesk.backend.fileio import write_atomically
+from envdesk.backend.inventory import Environment, Inventory
+from envdesk.backend.operations.check import CheckStep, ConnectionCheck, check_connection
+from envdesk.backend.operations.clone import clone_environment
 from envdesk.backend.operations.common import Progress, capabilities
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.delete import delete_environment, measure_environment
+from envdesk.backend.operations.export import export_environment, spec_from_environment
+from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
+from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check_availability, import_environment,
+                                                  plan_import, read_spec_file)
+from envdesk.backend.operations.listing import Listing, list_environments
+from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.spec import EnvSpec
 from envdesk.backend.targets import LOCAL_LABEL, Session
 from envdesk.backend.validate import LOCAL_TARGET
 
-from .models import OperationListModel, TargetItem, TargetListModel
+from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
 from .prompter import QtPrompter
 from .tasks import Task, TaskRunner
+
+# Result types the widgets may name (they get them from here, not from the operations).
+__all__ = ["AppController", "CheckStep", "ConnectionCheck", "ImportPlan", "Snapshot", "Unavailable",
+           "describe_result"]
+
+Callback = Callable[[Any], None]
+Failure = Callable[[EnvDeskError], None]
 
 
 def describe_result(result: Any) -> str:
@@ -35,7 +60,7 @@ def describe_result(result: Any) -> str:
 class AppController(QObject):
     """Starts every backend call as a Task and keeps the targets, inventories and operations in sync."""
 
-    inventory_changed = Signal(str)  # target name
+    inventory_changed = Signal(str, object)  # target name, its new Inventory
     operation_failed = Signal(object, object)  # task, EnvDeskError
     operation_succeeded = Signal(object, object)  # task, result
 
@@ -81,11 +106,41 @@ class AppController(QObject):
         """The freshest inventory known for a target: this session's, else the one cached on disk."""
         return self.inventories.get(name) or self._load_cached(name)
 
+    def roots(self, name: str) -> tuple[str, ...]:
+        """The folders EnvDesk looks in on a target (from its settings; nothing is contacted)."""
+        try:
+            return tuple(self.session.target(name).roots)
+        except EnvDeskError:
+            return ()
+
+    def profile(self, name: str) -> ClusterProfile:
+        """A cluster's saved profile, to edit it."""
+        return self.session.store.get(name)
+
+    def save_cluster(self, profile: ClusterProfile, *, replace: bool = False) -> None:
+        """Add a cluster (or replace its profile, reconnecting with the new settings); raises EnvDeskError."""
+        if replace:
+            self.session.store.replace(profile)
+            self.session.forget(profile.name)
+        else:
+            self.session.store.add(profile)
+        self.reload_targets()
+        if replace:
+            self.targets.update(profile.name, state="idle", message="")
+
+    def remove_cluster(self, name: str) -> None:
+        """Forget a cluster, its connection and its cached list (its environments stay on the cluster)."""
+        self.session.store.remove(name)
+        self.session.forget(name)
+        self.cache.forget(name)
+        self.inventories.pop(name, None)
+        self.refreshed.discard(name)
+        self.reload_targets()
+
     # -- tasks -------------------------------------------------------------------------------
 
     def start(self, title: str, target: str, work: Callable[[Progress], Any],
-              on_success: Callable[[Any], None] | None = None,
-              on_failure: Callable[[EnvDeskError], None] | None = None, *, record: bool = True,
+              on_success: Callback | None = None, on_failure: Failure | None = None, *, record: bool = True,
               changes: bool = False) -> Task:
         """Run `work` on a pool thread; the operations panel shows it when `record` is set.
 
@@ -97,16 +152,7 @@ class AppController(QObject):
             task.signals.finished.connect(lambda: None if isinstance(task.error, LoginCancelled)
                                           else self.refresh(target))
         if record:
-            self.operations.add(task)
-            task.signals.step.connect(lambda text: self.operations.touch(task, latest=text))
-            task.signals.step.connect(lambda text: self.operations.row_for(task)["log"].append(f"==> {text}"))
-            task.signals.line.connect(lambda stream, text: self.operations.row_for(task)["log"].append(text))
-            task.signals.succeeded.connect(lambda result: self.operations.touch(task, state="done",
-                                                                                latest=describe_result(result)))
-            task.signals.cancelled.connect(lambda: self.operations.touch(task, state="cancelled",
-                                                                         latest="Cancelled; nothing half-made left"))
-            task.signals.failed.connect(lambda error: self.operations.touch(task, state="failed", error=error,
-                                                                            latest=error.message))
+            self._record(task)
         if on_success is not None:
             task.signals.succeeded.connect(on_success)
         if on_failure is not None:
@@ -115,17 +161,39 @@ class AppController(QObject):
         task.signals.failed.connect(lambda error: self.operation_failed.emit(task, error))
         return self.runner.start(task)
 
-    # -- connecting and listing ----------------------------------------------------------------
+    def _record(self, task: Task) -> OperationRow:
+        """Show the task in the operations list; its row is kept here, so each output line costs O(1)."""
+        row = self.operations.add(task)
+        operations = self.operations
+
+        def step(text: str) -> None:
+            row.append(f"==> {text}")
+            operations.touch(row, latest=text)
+
+        task.signals.step.connect(step)
+        task.signals.line.connect(lambda _stream, text: row.append(text))
+        task.signals.succeeded.connect(lambda result: operations.finish(row, "done", latest=describe_result(result)))
+        task.signals.cancelled.connect(lambda: operations.finish(row, "cancelled",
+                                                                 latest="Cancelled; nothing half-made left"))
+        task.signals.failed.connect(lambda error: operations.finish(row, "failed", error=error,
+                                                                    latest=error.message))
+        return row
+
+    # -- connecting, listing and checking ------------------------------------------------------
 
     def connect_target(self, name: str) -> Task:
+        """Open the connection to a cluster, then list it."""
         self.targets.update(name, state="connecting", message="")
 
         def work(progress: Progress) -> None:
             progress.step(f"Connecting to {name}")
             self.session.target(name).runner.connect()
 
-        return self.start(f"Connect to {name}", name, work,
-                          lambda _: self.targets.update(name, state="connected"),
+        def connected(_: Any) -> None:
+            self.targets.update(name, state="connected")
+            self.refresh(name)
+
+        return self.start(f"Connect to {name}", name, work, connected,
                           lambda error: self.targets.update(name, state="error", message=str(error)),
                           record=False)
 
@@ -134,26 +202,25 @@ class AppController(QObject):
         self.targets.update(name, state="local" if name == LOCAL_TARGET else "idle")
 
     def refresh(self, name: str) -> Task:
-        """Read the target's environments in the background; the cached list stays shown meanwhile."""
+        """List the target's environments in the background (the cached list stays shown meanwhile);
+        `inventory_changed` carries the new list."""
         if name != LOCAL_TARGET:
             self.targets.update(name, state="connecting")
 
-        def work(progress: Progress) -> Inventory:
-            target = self.session.target(name)
-            progress.step(f"Listing environments on {target.label}")
-            inventory = read_inventory(target.runner, target.roots, cancel=progress.cancel)
+        def work(progress: Progress) -> Listing:
+            listing = list_environments(self.session, name, progress)
             try:
-                self.cache.save(inventory)
+                self.cache.save(listing.inventory)
             except OSError:
                 pass  # the cache only saves time at the next start
-            return inventory
+            return listing
 
-        def done(inventory: Inventory) -> None:
-            self.inventories[name] = inventory
+        def done(listing: Listing) -> None:
+            self.inventories[name] = listing.inventory
             self.refreshed.add(name)
-            self.targets.update(name, environments=len(inventory.environments),
+            self.targets.update(name, environments=len(listing.environments),
                                 state="local" if name == LOCAL_TARGET else "connected", message="")
-            self.inventory_changed.emit(name)
+            self.inventory_changed.emit(name, listing.inventory)
 
         def failed(error: EnvDeskError) -> None:
             self.targets.update(name, state="error", message=str(error))
@@ -164,11 +231,107 @@ class AppController(QObject):
         """Every target at once, side by side."""
         return [self.refresh(item.name) for item in self.targets.items]
 
+    def check(self, name: str, on_done: Callable[[ConnectionCheck], None], on_failure: Failure | None = None, *,
+              profile: ClusterProfile | None = None) -> Task:
+        """Test a connection step by step (`profile`: an unsaved form, over a connection of its own)."""
+        return self.start(f"Test {name}", name,
+                          lambda progress: check_connection(self.session, name, progress, profile=profile),
+                          on_done, on_failure, record=False)
+
     def capabilities(self, name: str, on_ready: Callable[[Capabilities], None],
-                     on_failure: Callable[[EnvDeskError], None] | None = None) -> Task:
+                     on_failure: Failure | None = None) -> Task:
+        """What the target can make (kinds, Pythons, free space), probed once per session."""
         return self.start(f"Look at {name}", name,
                           lambda progress: capabilities(self.session, self.session.target(name), progress),
                           on_ready, on_failure, record=False)
+
+    # -- environment verbs ---------------------------------------------------------------------
+
+    def create(self, target: str, *, name: str, kind: str | None = None, python: str | None = None,
+               modules: Sequence[str] = (), system_site_packages: bool = False, root: str | None = None,
+               packages: Sequence[str] = ()) -> Task:
+        """Create an environment; the target is listed again afterwards."""
+        request = CreateRequest(name=name, kind=kind, python=python, modules=list(modules),
+                                system_site_packages=system_site_packages, root=root, packages=list(packages))
+        return self.start(f"Create {name}", target,
+                          lambda progress: create_environment(self.session, target, request, progress),
+                          changes=True)
+
+    def update(self, target: str, env: Environment, *, add: Sequence[str] = (), remove: Sequence[str] = (),
+               upgrade: Sequence[str] = (), upgrade_all: bool = False) -> Task:
+        """Add, remove or upgrade packages (a snapshot is saved first)."""
+        change = Change(add=list(add), remove=list(remove), upgrade=list(upgrade), upgrade_all=upgrade_all)
+        return self.start(f"Update {env.name}", target,
+                          lambda progress: update_environment(self.session, target, env.path, change, progress),
+                          changes=True)
+
+    def snapshots(self, target: str, env: Environment, on_ready: Callable[[list[Snapshot]], None],
+                  on_failure: Failure | None = None) -> Task:
+        """The environment's snapshots, oldest first."""
+        return self.start(f"Snapshots of {env.name}", target,
+                          lambda progress: list_snapshots(self.session, target, env.path, progress),
+                          on_ready, on_failure, record=False)
+
+    def revert(self, target: str, env: Environment, snapshot_id: str) -> Task:
+        """Put a snapshot's packages back (the current ones are snapshotted first)."""
+        return self.start(f"Revert {env.name}", target, lambda progress: revert_environment(
+            self.session, target, env.path, snapshot_id, progress), changes=True)
+
+    def export(self, target: str, env: Environment, path: Path, fmt: str,
+               on_saved: Callable[[Path], None] | None = None) -> Task:
+        """Export in a worker and write the file when the text arrives."""
+        def work(progress: Progress) -> Path:
+            write_atomically(path, export_environment(self.session, target, env.path, fmt, progress))
+            return path
+
+        return self.start(f"Export {env.name}", target, work, on_saved)
+
+    def read_spec(self, path: Path) -> EnvSpec:
+        """An environment file of this computer, read and checked (local and small: no task needed)."""
+        return read_spec_file(path)
+
+    def spec_of(self, target: str, env: Environment) -> EnvSpec:
+        """What a copy of `env` would be built from (from what is already known: nothing is contacted)."""
+        return spec_from_environment(env, self.session.target(target))
+
+    def plan_import(self, target: str, spec: EnvSpec, name: str | None,
+                    on_ready: Callable[[ImportPlan, list[Unavailable]], None],
+                    on_failure: Failure | None = None) -> Task:
+        """What building `spec` on the target would do, and which pinned packages it cannot provide."""
+        def work(progress: Progress) -> tuple[ImportPlan, list[Unavailable]]:
+            plan = plan_import(self.session, target, spec, name, progress)
+            return plan, check_availability(self.session, target, plan, progress)
+
+        return self.start(f"Plan for {target}", target, work, lambda answer: on_ready(*answer), on_failure,
+                          record=False)
+
+    def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False) -> Task:
+        """Build an environment from an exported file's spec, as the plan the user was shown says
+        (lines the plan leaves out were shown, so building means agreeing to that)."""
+        return self.start(f"Build {name} on {self.label(target)}", target, lambda progress: import_environment(
+            self.session, target, spec, name=name, top_level=top_level, accept_refused=True, progress=progress),
+            changes=True)
+
+    def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False) -> Task:
+        """Copy an environment to another target (the source is read again, the copy built there)."""
+        return self.start(f"Copy {env.name} to {self.label(destination)}", destination,
+                          lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
+                                                             top_level=top_level, progress=progress), changes=True)
+
+    def measure(self, target: str, env: Environment, on_ready: Callable[[tuple[int, int]], None],
+                on_failure: Failure | None = None) -> Task:
+        """(bytes, files) of the environment's folder, so a confirmation can say what would go."""
+        return self.start(f"Measure {env.name}", target,
+                          lambda progress: measure_environment(self.session, target, env.path),
+                          on_ready, on_failure, record=False)
+
+    def delete(self, target: str, env: Environment) -> Task:
+        """Delete the environment's folder."""
+        return self.start(f"Delete {env.name}", target,
+                          lambda progress: delete_environment(self.session, target, env.path, progress),
+                          changes=True)
+
+    # -- the rest ------------------------------------------------------------------------------
 
     def label(self, name: str) -> str:
         item = self.targets.item(name)
@@ -179,5 +342,3 @@ class AppController(QObject):
         self.prompter.close()
         self.runner.shutdown()
         self.session.close()
-
-

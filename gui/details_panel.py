@@ -8,9 +8,9 @@ from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QL
                                QWidget)
 
 from envdesk.backend.inventory import Environment
-from envdesk.backend.operations.history import Snapshot
 from envdesk.backend.snippets import slurm_snippet, terminal_snippet
 
+from .controller import Snapshot
 from .models import PackageTableModel
 
 

@@ -10,10 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBo
                                QTableView, QToolBar, QVBoxLayout, QWidget)
 
 from envdesk.backend.errors import EnvDeskError, HostKeyChanged
-from envdesk.backend.inventory import Environment
-from envdesk.backend.operations.delete import delete_environment, measure_environment
-from envdesk.backend.operations.export import export_environment
-from envdesk.backend.operations.history import list_snapshots, revert_environment
+from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.validate import LOCAL_TARGET
 
@@ -23,6 +20,7 @@ from .models import EnvironmentTableModel, TargetListModel, human_size
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
 from .resources import icon
+from .tasks import Task
 
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
@@ -254,15 +252,15 @@ class MainWindow(QMainWindow):
     def _target_selected(self) -> None:
         name = self.current_target()
         self.env_title.setText(f"<b>Environments on {self.controller.label(name)}</b>")
-        self._show_inventory(name)
+        self._show_inventory(name, self.controller.inventory(name))
         item = self.controller.targets.item(name)
         self.connect_button.setEnabled(name != LOCAL_TARGET)
         if name not in self.controller.refreshed and item is not None and item.state in ("idle", "local"):
             self.controller.refresh(name)
 
-    def _show_inventory(self, name: str) -> None:
+    def _show_inventory(self, name: str, inventory: Inventory | None) -> None:
+        """Show a target's environments (None: nothing known yet), keeping the selection where it can."""
         selected = self.current_environment()
-        inventory = self.controller.inventory(name)
         self.env_model.set_environments(inventory.environments if inventory else [],
                                         inventory.home if inventory else None)
         notes = []
@@ -271,10 +269,7 @@ class MainWindow(QMainWindow):
         elif name not in self.controller.refreshed:
             notes.append("Showing the last known list; refreshing in the background.")
         if inventory is not None and not inventory.environments:
-            try:
-                roots = ", ".join(self.controller.session.target(name).roots)
-            except EnvDeskError:
-                roots = "the usual folders"
+            roots = ", ".join(self.controller.roots(name)) or "the usual folders"
             notes.append(f"No environments here yet (EnvDesk looked in {roots} and conda's folders). "
                          "Click New to make one, or Import a file someone gave you.")
         if inventory is not None and inventory.truncated:
@@ -304,9 +299,9 @@ class MainWindow(QMainWindow):
         for action in self.env_actions:
             action.setEnabled(has_env)
 
-    def _inventory_changed(self, name: str) -> None:
+    def _inventory_changed(self, name: str, inventory: Inventory) -> None:
         if name == self.current_target():
-            self._show_inventory(name)
+            self._show_inventory(name, inventory)
 
     def _env_menu(self, position) -> None:
         menu = QMenu(self)
@@ -321,8 +316,8 @@ class MainWindow(QMainWindow):
         if isinstance(error, HostKeyChanged):
             QMessageBox.critical(self, "Server identity changed", str(error))
         self.statusBar().showMessage(f"{task.title} failed: {error.message}", 15000)
-        if task.target == self.current_target():
-            self._show_inventory(task.target)
+        if task.target == self.current_target():  # the target's state (an error) changed, not its list
+            self._show_inventory(task.target, self.controller.inventory(task.target))
 
     # -- cluster actions -----------------------------------------------------------------------
 
@@ -330,7 +325,6 @@ class MainWindow(QMainWindow):
         from .dialogs.cluster_dialog import ClusterDialog
         dialog = ClusterDialog(self.controller, parent=self)
         if dialog.exec():
-            self.controller.reload_targets()
             self.cluster_view.setCurrentIndex(self.controller.targets.index(
                 self.controller.targets.row_of(dialog.saved_name)))
 
@@ -339,10 +333,12 @@ class MainWindow(QMainWindow):
         if name == LOCAL_TARGET:
             return
         from .dialogs.cluster_dialog import ClusterDialog
-        dialog = ClusterDialog(self.controller, profile=self.controller.session.store.get(name), parent=self)
-        if dialog.exec():
-            self.controller.session.forget(name)
-            self.controller.reload_targets()
+        try:
+            profile = self.controller.profile(name)
+        except EnvDeskError as exc:
+            QMessageBox.warning(self, "Cannot edit", str(exc))
+            return
+        ClusterDialog(self.controller, profile=profile, parent=self).exec()
 
     def remove_cluster(self) -> None:
         name = self.current_target()
@@ -351,15 +347,15 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(self, "Remove cluster", f"Remove {name} from EnvDesk? Its environments on "
                                       "the cluster are not touched.")
         if answer == QMessageBox.StandardButton.Yes:
-            self.controller.session.store.remove(name)
-            self.controller.session.forget(name)
-            self.controller.cache.forget(name)
-            self.controller.reload_targets()
+            try:
+                self.controller.remove_cluster(name)
+            except EnvDeskError as exc:
+                QMessageBox.warning(self, "Cannot remove", str(exc))
 
     def connect_selected(self) -> None:
         name = self.current_target()
         if name != LOCAL_TARGET:
-            self.controller.connect_target(name).signals.succeeded.connect(lambda _: self.controller.refresh(name))
+            self.controller.connect_target(name)
 
     def disconnect_selected(self) -> None:
         self.controller.disconnect_target(self.current_target())
@@ -392,14 +388,11 @@ class MainWindow(QMainWindow):
                                       "packages are saved as a snapshot first.")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        self.controller.start(f"Revert {env.name}", target, lambda progress: revert_environment(
-            self.controller.session, target, env.path, snapshot_id, progress), changes=True)
+        self.controller.revert(target, env, snapshot_id)
 
     def _load_snapshots(self, env: Environment) -> None:
         target = self.current_target()
-        self.controller.start(f"Snapshots of {env.name}", target,
-                              lambda progress: list_snapshots(self.controller.session, target, env.path, progress),
-                              lambda snapshots: self.details.show_snapshots(env, snapshots), record=False)
+        self.controller.snapshots(target, env, lambda snapshots: self.details.show_snapshots(env, snapshots))
 
     def export_environment(self) -> None:
         env = self.current_environment()
@@ -411,17 +404,10 @@ class MainWindow(QMainWindow):
         if path:
             self.export_to(target, env, Path(path), EXPORT_FILTERS.get(chosen, ("envdesk", ""))[0])
 
-    def export_to(self, target: str, env: Environment, path: Path, fmt: str):
-        """Export in a worker and write the file when the text arrives."""
-        from envdesk.backend.fileio import write_atomically
-
-        def work(progress):
-            text = export_environment(self.controller.session, target, env.path, fmt, progress)
-            write_atomically(path, text)
-            return path
-
-        return self.controller.start(f"Export {env.name}", target, work,
-                                     lambda saved: self.statusBar().showMessage(f"Exported to {saved}", 10000))
+    def export_to(self, target: str, env: Environment, path: Path, fmt: str) -> Task:
+        """Export in a worker; the status bar says where the file went."""
+        return self.controller.export(target, env, path, fmt,
+                                      lambda saved: self.statusBar().showMessage(f"Exported to {saved}", 10000))
 
     def import_environment(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import an environment", str(Path.home()),
@@ -463,9 +449,6 @@ class MainWindow(QMainWindow):
             box.setDefaultButton(QMessageBox.StandardButton.Cancel)
             box.exec()
             if box.clickedButton() is delete_button:
-                self.controller.start(f"Delete {env.name}", target, lambda progress: delete_environment(
-                    self.controller.session, target, env.path, progress), changes=True)
+                self.controller.delete(target, env)
 
-        self.controller.start(f"Measure {env.name}", target,
-                              lambda progress: measure_environment(self.controller.session, target, env.path),
-                              confirm, lambda error: confirm(None), record=False)
+        self.controller.measure(target, env, confirm, lambda error: confirm(None))

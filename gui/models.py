@@ -1,13 +1,17 @@
 """Qt models over backend data: targets, environments, packages, operations. No backend logic here."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment, Package
 
 from .resources import icon
@@ -189,15 +193,55 @@ class PackageTableModel(_Table):
         self.endResetModel()
 
 
+@dataclass(eq=False)
+class OperationRow:
+    """One operation of the operations list: its state, latest news, and the last lines of its output."""
+
+    task: Any
+    title: str
+    target: str
+    serial: int
+    max_lines: int
+    state: str = "running"
+    latest: str = ""
+    error: EnvDeskError | None = None
+    dropped: int = 0
+    log: deque[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = deque(maxlen=self.max_lines)
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    def append(self, line: str) -> None:
+        """Keep one more output line; the oldest goes once `max_lines` are kept. O(1)."""
+        if len(self.log) == self.log.maxlen:
+            self.dropped += 1
+        self.log.append(line)
+
+    def log_lines(self) -> list[str]:
+        """The kept lines, after a note saying how many earlier ones were dropped."""
+        note = [f"[{self.dropped:,} earlier line(s) were dropped; only the last {self.max_lines:,} are kept]"]
+        return (note if self.dropped else []) + list(self.log)
+
+
 class OperationListModel(_Table):
-    """Every operation of this session: running ones first in mind, finished ones kept with their result."""
+    """This session's operations: running ones always, plus the most recent `max_finished` finished ones.
+
+    Each row keeps only the last `max_lines` lines of output, so a long session stays small.
+    """
 
     COLUMNS = ("Operation", "Where", "State", "Latest")
     TaskRole = Qt.ItemDataRole.UserRole + 1
 
-    def __init__(self) -> None:
+    def __init__(self, max_finished: int = 50, max_lines: int = 5000) -> None:
         super().__init__()
-        self.rows: list[dict[str, Any]] = []
+        self.max_finished = max_finished
+        self.max_lines = max_lines
+        self.rows: list[OperationRow] = []  # oldest first, so serials are sorted
+        self._serials = itertools.count()
 
     def rows_(self) -> list:
         return self.rows
@@ -207,26 +251,43 @@ class OperationListModel(_Table):
             return None
         row = self.rows[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            return (row["title"], row["target"], row["state"], row["latest"])[index.column()]
+            return (row.title, row.target, row.state, row.latest)[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole:
-            return {"failed": QColor("#d64541"), "cancelled": _muted()}.get(row["state"])
+            return {"failed": QColor("#d64541"), "cancelled": _muted()}.get(row.state)
         if role == self.TaskRole:
-            return row["task"]
+            return row.task
         return None
 
-    def add(self, task: Any) -> int:
+    def add(self, task: Any) -> OperationRow:
+        """A new running row for `task`; callers keep it to append output and update it without a search."""
+        row = OperationRow(task, task.title, task.target, next(self._serials), self.max_lines)
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
-        self.rows.append({"task": task, "title": task.title, "target": task.target, "state": "running",
-                          "latest": "", "log": [], "error": None, "result": None})
+        self.rows.append(row)
         self.endInsertRows()
-        return len(self.rows) - 1
+        return row
 
-    def row_for(self, task: Any) -> dict[str, Any]:
-        return next(row for row in self.rows if row["task"] is task)
+    def number_of(self, row: OperationRow) -> int:
+        """The row's current position (rows before it may have been dropped), or -1 once it was dropped."""
+        number = bisect.bisect_left(self.rows, row.serial, key=lambda r: r.serial)
+        return number if number < len(self.rows) and self.rows[number] is row else -1
 
-    def touch(self, task: Any, **changes: Any) -> None:
-        for number, row in enumerate(self.rows):
-            if row["task"] is task:
-                row.update(changes)
-                self.dataChanged.emit(self.index(number, 0), self.index(number, len(self.COLUMNS) - 1))
-                return
+    def touch(self, row: OperationRow, **changes: Any) -> None:
+        """Change the row's fields (state, latest, error) and repaint it."""
+        for key, value in changes.items():
+            setattr(row, key, value)
+        number = self.number_of(row)
+        if number >= 0:
+            self.dataChanged.emit(self.index(number, 0), self.index(number, len(self.COLUMNS) - 1))
+
+    def finish(self, row: OperationRow, state: str, **changes: Any) -> None:
+        """Mark the row finished, then drop the oldest finished rows beyond `max_finished`."""
+        self.touch(row, state=state, **changes)
+        self.prune()
+
+    def prune(self) -> None:
+        """Drop the oldest finished rows so at most `max_finished` remain; running rows always stay."""
+        finished = [number for number, row in enumerate(self.rows) if not row.running]
+        for number in reversed(finished[:max(0, len(finished) - self.max_finished)]):
+            self.beginRemoveRows(QModelIndex(), number, number)
+            del self.rows[number]
+            self.endRemoveRows()

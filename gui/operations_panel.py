@@ -5,7 +5,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
-from .models import OperationListModel
+from .models import OperationListModel, OperationRow
 
 
 class OperationsPanel(QWidget):
@@ -61,45 +61,48 @@ class OperationsPanel(QWidget):
     def current_row(self) -> int:
         return self.table.currentIndex().row()
 
+    def current(self) -> OperationRow | None:
+        """The selected operation's row, if any."""
+        number = self.current_row()
+        return self.model.rows[number] if 0 <= number < len(self.model.rows) else None
+
     def _inserted(self, _parent: QModelIndex, first: int, _last: int) -> None:
         self.table.selectRow(first)
-        task = self.model.rows[first]["task"]
-        task.signals.line.connect(lambda _stream, text: self._append(task, text))
-        task.signals.step.connect(lambda text: self._append(task, f"==> {text}"))
+        row = self.model.rows[first]
+        row.task.signals.line.connect(lambda _stream, text: self._append(row, text))
+        row.task.signals.step.connect(lambda text: self._append(row, f"==> {text}"))
 
-    def _append(self, task, text: str) -> None:
-        row = self.current_row()
-        if 0 <= row < len(self.model.rows) and self.model.rows[row]["task"] is task:
+    def _append(self, row: OperationRow, text: str) -> None:
+        if self.current() is row:
             self.log.appendPlainText(text)
 
-    def _changed(self, row: int) -> None:
-        if row == self.current_row():
-            self._show(row, keep_log=True)
+    def _changed(self, number: int) -> None:
+        if number == self.current_row():
+            self._show(number, keep_log=True)
 
-    def _show(self, row: int, keep_log: bool = False) -> None:
-        if not 0 <= row < len(self.model.rows):
+    def _show(self, number: int, keep_log: bool = False) -> None:
+        if not 0 <= number < len(self.model.rows):
             return
-        entry = self.model.rows[row]
-        running = entry["state"] == "running"
-        self.cancel_button.setEnabled(running)
-        self.progress.setVisible(running)
-        error = entry["error"]
-        if running:
-            self.result.setText(f"{entry['title']}: {entry['latest'] or 'starting…'}")
+        entry = self.model.rows[number]
+        self.cancel_button.setEnabled(entry.running)
+        self.progress.setVisible(entry.running)
+        error = entry.error
+        if entry.running:
+            self.result.setText(f"{entry.title}: {entry.latest or 'starting…'}")
         elif error is not None:
-            self.result.setText(f"<b>{entry['title']} failed.</b> {error.message}"
+            self.result.setText(f"<b>{entry.title} failed.</b> {error.message}"
                                 + (f"<br>{error.hint}" if error.hint else ""))
         else:
-            self.result.setText(f"{entry['title']}: {entry['latest']}")
-        if not keep_log or not running:
-            lines = list(entry["log"])
+            self.result.setText(f"{entry.title}: {entry.latest}")
+        if not keep_log or not entry.running:
+            lines = entry.log_lines()
             if self.raw_button.isChecked() and error is not None and error.log:
                 lines += ["", "---- raw log ----", error.log]
             self.log.setPlainText("\n".join(lines))
             self.log.verticalScrollBar().setValue(self.log.verticalScrollBar().maximum())
 
     def _cancel(self) -> None:
-        row = self.current_row()
-        if 0 <= row < len(self.model.rows):
-            self.model.rows[row]["task"].cancel()
-            self.model.touch(self.model.rows[row]["task"], latest="Cancelling…")
+        row = self.current()
+        if row is not None:
+            row.task.cancel()
+            self.model.touch(row, latest="Cancelling…")

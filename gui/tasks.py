@@ -65,7 +65,7 @@ class Task(QRunnable):
 
 
 class TaskRunner(QObject):
-    """Starts tasks on a pool and keeps them until they end, so closing the window can wait for them."""
+    """Starts tasks on a pool and keeps them until they end (not longer), so closing the window can wait for them."""
 
     started = Signal(object)
 
@@ -76,6 +76,7 @@ class TaskRunner(QObject):
         self.tasks: list[Task] = []
 
     def start(self, task: Task) -> Task:
+        self.tasks = [t for t in self.tasks if not t.done.is_set()]  # keep only what may still run
         self.tasks.append(task)
         self.started.emit(task)
         self.pool.start(task)

@@ -108,6 +108,26 @@ def test_add_a_cluster_test_it_and_trust_its_key(qtbot, testbed, tmp_path, home)
     assert window.controller.session.store.get("alpha").pip_args == alpha.pip_args
 
 
+def test_a_failed_connection_test_shows_how_far_it_got(qtbot, testbed, tmp_path, home):
+    beta = testbed.clusters["beta"]
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    answer_prompts(window, lambda dialog: dialog.reject())
+    dialog = ClusterDialog(window.controller, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.name.setText("beta")
+    dialog.host.setEditText(beta.host)
+    dialog.port.setValue(beta.port)
+    dialog.user.setText(beta.user)
+    dialog.identity.setText(str(beta.identity_file))
+    task = dialog.test_connection()
+    qtbot.waitUntil(lambda: task.done.is_set() and dialog.test_button.isEnabled(), timeout=LONG)
+    shown = [dialog.steps.item(i).text() for i in range(dialog.steps.count())]
+    assert shown[0].startswith("✓ Route: ") and beta.host in shown[0]
+    assert shown[1].startswith("✗ Login: ") and beta.host_key_fingerprint in shown[1]
+    assert len(shown) == 2 and "trust" in dialog.error.text()
+    assert window.controller.targets.row_of("beta") == -1, "testing saves nothing"
+
+
 def test_refused_host_key_is_an_error_not_a_connection(qtbot, testbed, tmp_path, home):
     paths = make_config(tmp_path / "cfg", testbed, ["beta"], trusted=False)
     window = open_window(qtbot, paths)
@@ -271,3 +291,28 @@ def test_keyboard_and_accessibility(qtbot, tmp_path, home):
     assert shortcuts["New"] and shortcuts["Update packages"] == "Ctrl+U" and shortcuts["Refresh"]
     assert window.cluster_view.accessibleName() == "Clusters" and window.env_table.accessibleName() == "Environments"
     window.close()
+
+
+def test_import_dialog_shows_every_line_that_is_adapted_or_left_out(qtbot, testbed, tmp_path, home):
+    """A real requirements file: the plan names what is left out and what changes form; building agrees."""
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["beta"]))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--index-url https://example.org/simple\n"
+                            "tinyalpha @ file:///croot/tinyalpha_1700000000000/work\n"
+                            "tinygamma==0.1\n")
+    dialog = ImportDialog.from_file(window.controller, "beta", requirements, parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    text = dialog.plan_text.text()
+    assert "left out" in text and "--index-url https://example.org/simple" in text
+    assert "installed in another form" in text and "conda package" in text
+    name = f"gui-plan-{uuid.uuid4().hex[:6]}"
+    dialog.name.setText(name)
+    finish(qtbot, dialog.start())
+    select_target(qtbot, window, "beta")
+    window.controller.refresh("beta")
+    qtbot.waitUntil(lambda: name in {e.name for e in window.controller.inventory("beta").environments},
+                    timeout=LONG)
+    out = testbed.clusters["beta"].run_as_user(
+        f"module load GCC/12.3.0 Python/3.11.3 && ~/venvs/{name}/bin/python -m pip freeze").stdout
+    assert "tinyalpha==" in out and "tinygamma==0.1" in out

@@ -1,19 +1,17 @@
 """Add or edit a cluster: a preset or ~/.ssh/config to start from, the login method, and a connection test."""
 from __future__ import annotations
 
-
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QMenu, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QSpinBox, QVBoxLayout,
+                               QWidget)
 
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError
-from envdesk.backend.inventory import read_inventory
-from envdesk.backend.operations.common import Progress
 from envdesk.backend.ssh_config import load_ssh_config, profiles_from_ssh_config
-from envdesk.backend.ssh_runner import SSHRunner
-from envdesk.backend.capabilities import probe
-from envdesk.backend.targets import Target
 
+from ..controller import ConnectionCheck
+from ..tasks import Task
 from .common import folded_options
 
 LOGIN_METHODS = [("auto", "Let EnvDesk find out"), ("key", "SSH key"), ("password", "Password"),
@@ -185,46 +183,40 @@ class ClusterDialog(QDialog):
             preset=preset.id if preset is not None else (self.editing.preset if self.editing else None),
             auth=self.auth.currentData())
 
-    def test_connection(self) -> None:
+    def test_connection(self) -> Task | None:
+        """Check the form's profile step by step in the background; each step shows what it found."""
         self.steps.clear()
         self.error.setText("")
         try:
             profile = self.profile()
         except EnvDeskError as exc:
             self.error.setText(str(exc))
-            return
+            return None
         self.test_button.setEnabled(False)
-        session = self.controller.session
-        runner = SSHRunner(profile, session.prompter, session.hostkeys)
-        target = Target(profile.name, profile.name, runner, tuple(profile.roots), tuple(profile.pip_args), profile)
-
-        def work(progress: Progress) -> None:
-            try:
-                progress.step("Route: " + " → ".join(h.label for h in (*runner.plan.jumps, runner.plan.target)))
-                runner.connect()
-                progress.step("✓ Server identity checked, login accepted")
-                caps = probe(target, progress.cancel)
-                progress.step(f"✓ Python {caps.system_python or '?'}; kinds: {', '.join(caps.kinds())}; Python "
-                              f"versions: {', '.join(caps.python_versions()) or 'none'}")
-                found = read_inventory(runner, target.roots, cancel=progress.cancel)
-                progress.step(f"✓ {len(found.environments)} environment(s) found")
-            finally:
-                runner.close()
-
-        task = self.controller.start(f"Test {profile.name}", profile.name, work, record=False)
-        task.signals.step.connect(self.steps.addItem)
-        task.signals.failed.connect(lambda error: (self.steps.addItem(f"✗ {error.message}"),
-                                                   self.error.setText(error.hint)))
+        doing = QListWidgetItem("")
+        doing.setFlags(Qt.ItemFlag.NoItemFlags)
+        self.steps.addItem(doing)
+        task = self.controller.check(profile.name, self._checked, self._check_failed, profile=profile)
+        task.signals.step.connect(lambda text: doing.setText(f"… {text}"))
         task.signals.finished.connect(lambda: self.test_button.setEnabled(True))
+        return task
+
+    def _checked(self, result: ConnectionCheck) -> None:
+        self.steps.clear()
+        for step in result.steps:
+            self.steps.addItem(step.line())
+        if result.error is not None:
+            self.error.setText(result.error.hint)
+
+    def _check_failed(self, error: EnvDeskError) -> None:
+        self.steps.clear()
+        self.steps.addItem(f"✗ {error.message}")
+        self.error.setText(error.hint)
 
     def save(self) -> None:
         try:
             profile = self.profile()
-            store = self.controller.session.store
-            if self.editing is not None:
-                store.replace(profile)
-            else:
-                store.add(profile)
+            self.controller.save_cluster(profile, replace=self.editing is not None)
         except EnvDeskError as exc:
             self.error.setText(str(exc))
             return

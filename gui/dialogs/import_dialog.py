@@ -1,6 +1,7 @@
 """Import a file or copy an environment: shows what will be built where, and what the target lacks, first."""
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
@@ -9,12 +10,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
-from envdesk.backend.operations.export import spec_from_environment
-from envdesk.backend.operations.importing import (ImportPlan, check_availability, import_environment, plan_import,
-                                                  read_spec_file)
 from envdesk.backend.spec import EnvSpec
 from envdesk.backend.validate import LOCAL_TARGET
 
+from ..controller import ImportPlan, Unavailable
 from ..tasks import Task
 from .common import check, error_label
 
@@ -23,10 +22,11 @@ class ImportDialog(QDialog):
     """Pick the target (and name); the plan and the availability check run in the background."""
 
     def __init__(self, controller, spec: EnvSpec, target: str, *, title: str, exclude: str | None = None,
-                 parent: QWidget | None = None) -> None:
+                 source: tuple[str, Environment] | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.spec = spec
+        self.source = source  # (target, environment) when copying, else None
         self.target = target
         self.plan: ImportPlan | None = None
         self.planning: Task | None = None
@@ -71,42 +71,45 @@ class ImportDialog(QDialog):
 
     @classmethod
     def from_file(cls, controller, target: str, path: Path, parent: QWidget | None = None) -> "ImportDialog":
-        spec = read_spec_file(path)
+        spec = controller.read_spec(path)
         return cls(controller, spec, target, title=f"Import {path.name}", parent=parent)
 
     @classmethod
     def for_copy(cls, controller, source: str, env: Environment, parent: QWidget | None = None) -> "ImportDialog":
-        spec = spec_from_environment(env, controller.session.target(source))
+        spec = controller.spec_of(source, env)
         others = [item.name for item in controller.targets.items if item.name != source]
         first = next((name for name in others if name != LOCAL_TARGET), others[0] if others else LOCAL_TARGET)
         return cls(controller, spec, first, title=f"Copy {env.name} to another cluster", exclude=source,
-                   parent=parent)
+                   source=(source, env), parent=parent)
 
     def _target_changed(self) -> None:
         self.target = self.targets.currentData() or self.target
         self.plan = None
         self.plan_text.setText(f"Checking what {self.controller.label(self.target)} can provide…")
         self._validate()
-        target, spec, name = self.target, self.spec, self.name.text().strip() or None
-        session = self.controller.session
-
-        def work(progress):
-            plan = plan_import(session, target, spec, name, progress)
-            return plan, check_availability(session, target, plan, progress)
-
+        target, name = self.target, self.name.text().strip() or None
         if self.planning is not None:
             self.planning.cancel()  # the previous target's check is no longer wanted
-        self.planning = self.controller.start(f"Plan for {target}", target, work,
-                                              lambda answer: self._planned(target, *answer),
-                                              lambda error: self._plan_failed(target, error), record=False)
+        self.planning = self.controller.plan_import(target, self.spec, name,
+                                                    lambda plan, missing: self._planned(target, plan, missing),
+                                                    lambda error: self._plan_failed(target, error))
 
-    def _planned(self, target: str, plan: ImportPlan, missing) -> None:
+    def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable]) -> None:
         if target != self.target:
             return  # an answer for a target no longer chosen
         self.plan = plan
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
                  f"(Python {plan.python or '?'}), {len(plan.pins) + len(plan.conda_pins)} packages."]
-        lines += [f"• {note}" for note in plan.notes]
+        lines += [f"• {escape(note)}" for note in plan.notes]
+        if plan.adapted:
+            lines.append(f"<b>{len(plan.adapted)} line(s) installed in another form:</b>")
+            lines += [f"• {escape(a.line)} → {escape(a.as_)} ({escape(a.reason)})" for a in plan.adapted]
+        if plan.refused:
+            lines.append(f"<span style='color:#d64541'><b>{len(plan.refused)} line(s) will be left out</b> "
+                         "(building means you agree):</span>")
+            lines += [f"• {escape(r.line)}: {escape(r.reason)}" for r in plan.refused]
+        if plan.blocked:
+            lines.append(f"<span style='color:#d64541'><b>Cannot be built here:</b> {escape(plan.blocked)}</span>")
         if missing:
             lines.append(f"<span style='color:#d64541'><b>{len(missing)} package(s) are not available there:</b> "
                          + ", ".join(f"{m.spec} ({m.reason})" for m in missing) + "</span>")
@@ -120,10 +123,12 @@ class ImportDialog(QDialog):
 
     def _validate(self) -> None:
         ok = check(self.name_error, lambda: validate.env_name(self.name.text().strip()))
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and self.plan is not None)
+        buildable = self.plan is not None and not self.plan.blocked
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and buildable)
 
     def start(self) -> Task:
-        target, spec, name, top = self.target, self.spec, self.name.text().strip(), self.top_level.isChecked()
-        return self.controller.start(f"Build {name} on {self.controller.label(target)}", target,
-                                     lambda progress: import_environment(self.controller.session, target, spec,
-                                                                         name=name, top_level=top, progress=progress), changes=True)
+        """Build on the chosen target: a copy of the source environment, or the file's spec."""
+        name, top = self.name.text().strip(), self.top_level.isChecked()
+        if self.source is not None:
+            return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top)
+        return self.controller.import_spec(self.target, self.spec, name=name, top_level=top)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout,
                                QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QVBoxLayout,
@@ -11,8 +12,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from envdesk.backend import validate
 from envdesk.backend.capabilities import Capabilities
 from envdesk.backend.errors import EnvDeskError
-from envdesk.backend.operations.create import CreateRequest, create_environment
-from envdesk.backend.operations.importing import read_spec_file
 
 from ..models import human_size
 from ..tasks import Task
@@ -97,12 +96,12 @@ class NewEnvironmentDialog(QDialog):
         for version in reversed(caps.python_versions()):
             self.python.addItem(f"Python {version}", version)
         self.root.clear()
-        target = self.controller.session.target(self.target)
-        for root in target.roots:
+        for root in self.controller.roots(self.target):
             self.root.addItem(root)
         space = f"Free space in your home folder: {human_size(caps.free_bytes)}"
         if caps.quota:
-            space += "<br>Your quotas, as the cluster reports them:<pre>" + html.escape("\n".join(caps.quota)) + "</pre>"
+            quotas = html.escape("\n".join(caps.quota))
+            space += f"<br>Your quotas, as the cluster reports them:<pre>{quotas}</pre>"
         self.space.setText(space)
         self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.")
         self._validate()
@@ -125,7 +124,7 @@ class NewEnvironmentDialog(QDialog):
         if not path:
             return []
         if self._read_file[0] != path:
-            spec = read_spec_file(Path(path))
+            spec = self.controller.read_spec(Path(path))
             self._read_file = (path, [pin.pip_line() for pin in spec.pip_pins] or list(spec.requirements))
         return self._read_file[1]
 
@@ -137,14 +136,12 @@ class NewEnvironmentDialog(QDialog):
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
             self.caps is not None and name_ok and packages_ok)
 
-    def request(self) -> CreateRequest:
-        return CreateRequest(
-            name=self.name.text().strip(), kind=self.kind.currentData(),
-            python=None if self.modules.text().strip() else self.python.currentData(),
-            modules=self.modules.text().split(), system_site_packages=self.system_site.isChecked(),
-            root=self.root.currentText().strip() or None, packages=self._packages())
+    def request(self) -> dict[str, Any]:
+        """What to create, as the controller's `create` takes it."""
+        return dict(name=self.name.text().strip(), kind=self.kind.currentData(),
+                    python=None if self.modules.text().strip() else self.python.currentData(),
+                    modules=self.modules.text().split(), system_site_packages=self.system_site.isChecked(),
+                    root=self.root.currentText().strip() or None, packages=self._packages())
 
     def start(self) -> Task:
-        request = self.request()
-        return self.controller.start(f"Create {request.name}", self.target, lambda progress: create_environment(
-            self.controller.session, self.target, request, progress), changes=True)
+        return self.controller.create(self.target, **self.request())

@@ -1,13 +1,14 @@
 """Update packages: add (checked as you type), remove, upgrade. A snapshot is saved first."""
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from envdesk.backend import validate
 from envdesk.backend.inventory import Environment
-from envdesk.backend.operations.update import Change, update_environment
 
 from ..tasks import Task
 from .common import check, error_label
@@ -68,17 +69,15 @@ class UpdateDialog(QDialog):
         return [self.table.item(row, 0).text() for row in range(self.table.rowCount())
                 if self.table.item(row, column).checkState() == Qt.CheckState.Checked]
 
-    def change(self) -> Change:
-        return Change(add=self.add.text().split(), remove=self._checked(REMOVE), upgrade=self._checked(UPGRADE),
-                      upgrade_all=self.upgrade_all.isChecked())
+    def change(self) -> dict[str, Any]:
+        """The change, as the controller's `update` takes it."""
+        return dict(add=self.add.text().split(), remove=self._checked(REMOVE), upgrade=self._checked(UPGRADE),
+                    upgrade_all=self.upgrade_all.isChecked())
 
     def _validate(self) -> None:
         valid = check(self.add_error, lambda: [validate.package_spec(s) for s in self.add.text().split()])
-        change = self.change()
-        something = bool(change.add or change.remove or change.upgrade or change.upgrade_all)
+        something = any(self.change().values())
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(valid and something)
 
     def start(self) -> Task:
-        change = self.change()
-        return self.controller.start(f"Update {self.env.name}", self.target, lambda progress: update_environment(
-            self.controller.session, self.target, self.env.path, change, progress), changes=True)
+        return self.controller.update(self.target, self.env, **self.change())

@@ -1,0 +1,140 @@
+"""The app's controller and operations list: bounded over a long session, O(1) per output line, one door.
+
+These run against "This computer" (no test bed needed): the operations are real tasks on the real pool.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.inventory import Inventory
+from envdesk.backend.paths import AppPaths
+from envdesk.gui.controller import AppController
+from envdesk.gui.operations_panel import OperationsPanel
+from envdesk.gui.prompter import QtPrompter
+
+GUI = Path(__file__).resolve().parents[1] / "gui"
+WAIT = 60_000
+
+
+@pytest.fixture
+def controller(qtbot, tmp_path, home):
+    root = tmp_path / "envs"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "plain")], check=True)
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
+    made = AppController(AppPaths(config), QtPrompter())
+    yield made
+    made.shutdown()
+
+
+class CountingList(list):
+    """A list that counts how many of its items are read, however they are read."""
+
+    reads = 0
+
+    def __iter__(self):
+        for item in super().__iter__():
+            self.reads += 1
+            yield item
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return super().__getitem__(index)
+
+
+def chatty(lines: int):
+    def work(progress):
+        for number in range(lines):
+            progress.on_line("stdout", f"line {number}")
+    return work
+
+
+def test_finished_operations_and_their_logs_are_bounded(qtbot, controller):
+    operations = controller.operations
+    operations.max_finished, operations.max_lines = 3, 5
+    panel = OperationsPanel(operations)
+    qtbot.addWidget(panel)
+    release = threading.Event()
+    long = controller.start("long", "local", lambda progress: release.wait(WAIT / 1000))
+    tasks = [controller.start(f"op {number}", "local", chatty(12)) for number in range(6)]
+    qtbot.waitUntil(lambda: all(task.done.is_set() for task in tasks) and
+                    sum(row.running for row in operations.rows) == 1, timeout=WAIT)
+    assert [row.title for row in operations.rows] == ["long", "op 3", "op 4", "op 5"], \
+        "the oldest finished operations go; a running one always stays"
+    for row in operations.rows[1:]:
+        assert row.log_lines()[0].startswith("[7 earlier line(s) were dropped")
+        assert row.log_lines()[1:] == [f"line {number}" for number in range(7, 12)]
+    panel.table.selectRow(3)
+    assert panel.log.toPlainText().splitlines() == operations.rows[3].log_lines(), "the user sees the note too"
+
+    release.set()
+    qtbot.waitUntil(lambda: not any(row.running for row in operations.rows), timeout=WAIT)
+    assert [row.title for row in operations.rows] == ["op 3", "op 4", "op 5"]
+    last = controller.start("last", "local", lambda progress: None)
+    assert controller.runner.tasks == [last], "finished tasks are not kept by the runner either"
+    assert long.state == "succeeded"
+
+
+def test_an_output_line_costs_the_same_however_many_operations_there_are(qtbot, controller):
+    operations = controller.operations
+    operations.max_finished = 10_000
+    panel = OperationsPanel(operations)
+    qtbot.addWidget(panel)
+    release = threading.Event()
+
+    def reads_per_line(earlier: int) -> int:
+        """Start `earlier` quick operations, then a running one; the list reads it makes for 10 lines."""
+        quick = [controller.start(f"quick {n}", "local", lambda progress: None) for n in range(earlier)]
+        qtbot.waitUntil(lambda: all(task.done.is_set() for task in quick) and
+                        sum(row.running for row in operations.rows) == 0, timeout=WAIT)
+        running = controller.start("running", "local", lambda progress: release.wait(WAIT / 1000))
+        row = operations.rows[-1]
+        assert row.task is running and panel.current() is row
+        operations.rows = CountingList(operations.rows)
+        for number in range(10):
+            running.signals.line.emit("stdout", f"output {number}")
+        reads = operations.rows.reads
+        operations.rows = list(operations.rows)
+        assert list(row.log)[-10:] == [f"output {number}" for number in range(10)], "each line reached its row"
+        assert panel.log.toPlainText().splitlines()[-1] == "output 9", "and the log view"
+        release.set()
+        qtbot.waitUntil(lambda: running.done.is_set(), timeout=WAIT)
+        release.clear()
+        return reads
+
+    few = reads_per_line(1)
+    many = reads_per_line(300)
+    assert len(operations.rows) > 300
+    assert many == few, f"appending a line read {many} rows with 300 operations listed, {few} with 1"
+
+
+def test_a_refresh_pushes_the_new_inventory(qtbot, controller):
+    with qtbot.waitSignal(controller.inventory_changed, timeout=WAIT) as pushed:
+        controller.refresh("local")
+    name, inventory = pushed.args
+    assert name == "local" and isinstance(inventory, Inventory)
+    assert [env.name for env in inventory.environments] == ["plain"]
+    assert controller.inventory("local") is inventory
+
+
+def _widget_files() -> list[Path]:
+    return [path for path in [*GUI.glob("*.py"), *GUI.glob("dialogs/*.py")]
+            if path.name not in ("controller.py", "tasks.py")]
+
+
+@pytest.mark.parametrize("path", _widget_files(), ids=lambda path: path.relative_to(GUI).as_posix())
+def test_widgets_reach_the_backend_only_through_the_controller(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imports = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+    imports += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert [name for name in imports if name.startswith("envdesk.backend.operations")] == []
+    assert [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "session"] \
+        == [], "widgets do not reach into controller.session"
