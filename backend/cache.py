@@ -24,7 +24,8 @@ class InventoryCache:
     def save(self, inventory: Inventory) -> None:
         data = {"saved": time.time(), "target": inventory.target, "errors": list(inventory.errors),
                 "truncated": inventory.truncated, "remote_python": inventory.remote_python,
-                "host": inventory.host, "home": inventory.home, "environments": [env.details() for env in inventory.environments]}
+                "host": inventory.host, "home": inventory.home,
+                "environments": [env.details() for env in inventory.environments]}
         write_atomically(self._file(inventory.target), json.dumps(data))
 
     def load(self, target: str) -> tuple[Inventory, float] | None:

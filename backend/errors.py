@@ -23,6 +23,13 @@ class ConfigError(EnvDeskError):
     """The saved cluster profiles cannot be read or written."""
 
 
+class WriteFailed(EnvDeskError, OSError):
+    """A file on this computer could not be written (a folder in the way, no permission, a full disk).
+
+    Also an OSError, so callers for whom a write is only a convenience (the cache) can ignore it.
+    """
+
+
 class ConnectionFailed(EnvDeskError):
     """The cluster could not be reached or the connection broke."""
 

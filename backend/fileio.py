@@ -8,23 +8,45 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, WriteFailed
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash never leaves half a file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Replace `path` with `text` so that a crash never leaves half a file behind.
+
+    Raises WriteFailed, in plain words, when the file cannot be written.
+    """
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a folder", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _write_failed(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_failed(path, exc) from exc
         raise
+
+
+def _write_failed(path: Path, exc: OSError) -> WriteFailed:
+    if isinstance(exc, IsADirectoryError):
+        hint = "That is a folder: give the name of a file (inside it, for example)."
+    elif isinstance(exc, (NotADirectoryError, FileExistsError)):
+        hint = "Part of that path is a file, not a folder: choose another place."
+    elif isinstance(exc, PermissionError) or exc.errno == 30:  # EROFS: read-only file system
+        hint = "You cannot write there: choose another folder, or fix its permissions."
+    else:
+        hint = "Check that the disk is not full and the folder exists, then try again."
+    return WriteFailed(f"Could not write {path}: {exc.strerror or exc}.", hint)
 
 
 def read_yaml(path: Path, *, what: str) -> Any:

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from envdesk_fixtures import envdesk_command
@@ -90,3 +91,38 @@ def test_config_dir_from_the_environment(tmp_path):
     listed = subprocess.run([*ENVDESK, "cluster", "list", "--json"], capture_output=True, text=True,
                             env={**os.environ, "ENVDESK_CONFIG_DIR": str(config)})
     assert [c["name"] for c in json.loads(listed.stdout)] == ["x"]
+
+
+def test_export_to_a_folder_is_a_plain_error(local_envs, tmp_path):
+    config, _ = local_envs
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    result = envdesk("env", "export", "local", "plain", "-o", str(folder), config_dir=config)
+    assert result.returncode == 1
+    assert "unexpected" not in result.stderr
+    assert result.stderr.startswith(f"envdesk: Could not write {folder}") and "folder" in result.stderr
+    assert list(folder.iterdir()) == []
+
+
+def test_a_config_folder_that_cannot_be_written_is_a_plain_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = envdesk("cluster", "add", "x", "--host", "h", config_dir=blocker / "config")
+    assert result.returncode == 1
+    assert "unexpected" not in result.stderr
+    assert result.stderr.startswith("envdesk: Could not") and "Not a directory" in result.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_virtualenv_is_offered_only_where_installed_and_venv_stands_in(tmp_path):
+    """A computer without virtualenv: `--kind virtualenv` makes a venv and says so (no failure)."""
+    config = tmp_path / "config"
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if not (Path(p) / "virtualenv").exists())
+    root = tmp_path / "envs"
+    result = envdesk("env", "create", "local", "plain", "--kind", "virtualenv", "--root", str(root),
+                     config_dir=config, env={"PATH": path})
+    assert result.returncode == 0, result.stderr
+    assert "virtualenv is not installed" in result.stdout + result.stderr
+    cfg = (root / "plain" / "pyvenv.cfg").read_text()
+    assert "\nvirtualenv = " not in "\n" + cfg  # virtualenv writes its own line in pyvenv.cfg

@@ -124,7 +124,7 @@ def test_clone_reports_every_missing_package_and_leaves_nothing(testbed, session
     assert "onlyalpha==1.0" in info.value.message and "1 package(s)" in info.value.message
     assert "tinybeta" not in info.value.message.split("installed on")[1].split("Nothing")[0]
     beta = testbed.clusters["beta"]
-    assert beta.run_as_user(f"ls -d ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
+    assert beta.run_as_user(f"ls -d ~/venvs/{name}* ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
     assert name not in {e.name for e in read_inventory(session.target("beta").runner,
                                                        session.target("beta").roots).environments}
 
@@ -151,7 +151,7 @@ def test_cancel_during_install_leaves_no_environment(testbed, session):
     with pytest.raises(Cancelled):
         create_environment(session, "beta", CreateRequest(name=name, packages=["tinybeta"]), progress)
     beta = testbed.clusters["beta"]
-    assert beta.run_as_user(f"ls -d ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
+    assert beta.run_as_user(f"ls -d ~/venvs/{name}* ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
 
 
 def test_second_writer_is_told_the_environment_is_busy(session):

@@ -296,3 +296,26 @@ def test_cli_imports_a_project_folder(testbed, tmp_path, project):
                      config=config, home=home)
     assert result.returncode == 0, result.stderr
     assert f"venvs/{name}/.venv" in result.stdout
+
+
+def installed_in(cluster, env_path: str) -> dict[str, str]:
+    """What the environment's own Python sees installed (importlib.metadata, not EnvDesk's reading)."""
+    script = ("import importlib.metadata as m; "
+              "print(' '.join(d.metadata['Name'] + '==' + d.version for d in m.distributions()))")
+    out = cluster.run_as_user(f"module load python/3.11.5 2>/dev/null; {env_path}/bin/python -c \"{script}\"").stdout
+    return {canon(item.split("==")[0]): item.split("==")[1] for item in out.split()}
+
+
+@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
+def test_top_level_is_honoured_for_a_uv_project_whose_locked_versions_are_missing(testbed, session, project,
+                                                                                  cluster_name):
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text().replace('name = "tinyalpha"\nversion = "1.1"',
+                                             'name = "tinyalpha"\nversion = "9.9"')
+                    .replace("tinyalpha-1.1-py3-none-any.whl", "tinyalpha-9.9-py3-none-any.whl"))
+    name = unique("uvtop")
+    imported = import_uv_project(session, cluster_name, project, name=name, top_level=True)
+    assert imported.used_top_level
+    assert any("instead" in note for note in imported.notes)
+    held = installed_in(testbed.clusters[cluster_name], imported.environment.path)
+    assert "tinybeta" in held and held.get("tinyalpha") != "9.9"

@@ -6,10 +6,11 @@ from typing import Sequence
 
 from .. import validate
 from ..about import created_with
-from ..capabilities import Capabilities, choose_python
+from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
-from ..recipes import Installer, conda_install, conda_spec, create_step, env_python
+from ..kinds import KINDS
+from ..recipes import Installer, conda_install, conda_spec, create_step
 from ..spec import now_iso
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, run_step
@@ -32,7 +33,7 @@ class CreateRequest:
 
     def validate(self) -> None:
         validate.env_name(self.name)
-        if self.kind is not None and self.kind not in ("venv", "virtualenv", "uv", "conda"):
+        if self.kind is not None and self.kind not in KINDS:
             raise InvalidInput(f"Unknown environment kind {self.kind!r}.", "Use venv, virtualenv, uv or conda.")
         if self.python is not None:
             validate.version(self.python)
@@ -76,10 +77,14 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     kind = request.kind or caps.kinds()[0]
+    notes: list[str] = []
+    if kind == "virtualenv" and kind not in caps.kinds():
+        kind = stand_in_kind(caps, kind)
+        notes.append(f"virtualenv is not installed on {target.label}, so this is a {kind} environment "
+                     "(the same kind of folder; pip works in it the same way).")
     if kind not in caps.kinds():
         raise InvalidInput(f"{target.label} cannot make {kind} environments.",
                            f"Available kinds there: {', '.join(caps.kinds())}.")
-    notes: list[str] = []
     if request.modules:
         modules, version = list(request.modules), request.python
     else:
@@ -100,8 +105,10 @@ def create_environment(session: Session, target_name: str, request: CreateReques
                     system_site_packages=request.system_site_packages, packages=packages,
                     conda_packages=conda_packages, channels=request.channels, progress=progress)
     except BaseException:
-        progress.on_step("Removing the unfinished environment")
-        reservation.release(remove_unfinished=True)
+        try:
+            progress.on_step("Removing the unfinished environment")
+        finally:  # whatever interrupts the message, the half-made environment and its lock go
+            reservation.release(remove_unfinished=True)
         raise
     remember_root(session, target, root)
     return Created(env, notes)
@@ -116,14 +123,14 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     A failed package install raises InstallFailed, so callers can tell it from a failed creation.
     """
     path = reservation.path
-    python_command = "python3" if target.runner.is_remote else caps.tools.get("python3", "python3")
+    python_command = target.runner.python_command(caps)
     run_step(target, create_step(kind, caps, path, modules, python, system_site_packages, python_command,
                                  channels), progress)
     if conda_packages and caps.conda_tool:
         run_step(target, conda_install(caps.conda_tool, path, conda_packages, modules, channels), progress,
                  failure=InstallFailed)
     if packages:
-        installer = Installer.for_env(caps, env_python(path, target.runner.is_remote), modules, target.pip_args)
+        installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args)
         run_step(target, installer.install(packages), progress, failure=InstallFailed)
     progress.step("Recording how the environment was made")
     meta = {"kind": kind, "modules": list(modules), "python": python,

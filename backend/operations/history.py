@@ -45,7 +45,9 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
         restore_packages(target, caps, env, wanted["packages"], progress)
         return Updated(reservation.finish(), reservation.answer["snapshot"])
     except BaseException as failure:
-        roll_back(target, caps, env, reservation.answer["env"]["packages"], reservation.answer["snapshot"],
-                  failure, progress)
-        reservation.release()
+        try:
+            roll_back(target, caps, env, reservation.answer["env"]["packages"], reservation.answer["snapshot"],
+                      failure, progress)
+        finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
+            reservation.release()
         raise

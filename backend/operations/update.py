@@ -9,10 +9,9 @@ from ..validate import canonical_name
 from ..capabilities import Capabilities
 from ..errors import EnvDeskError, InvalidInput
 from ..inventory import Environment
-from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec, env_python
+from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, run_step
-
 
 
 @dataclass
@@ -48,7 +47,7 @@ class Updated:
 
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
-    return Installer.for_env(caps, env_python(env.path, target.runner.is_remote), env.modules, target.pip_args)
+    return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args)
 
 
 def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change, progress: Progress) -> None:
@@ -135,8 +134,10 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
         apply_change(target, caps, env, change, progress)
         return Updated(reservation.finish(meta), snapshot)
     except BaseException as failure:
-        roll_back(target, caps, env, before, snapshot, failure, progress)
-        reservation.release()
+        try:
+            roll_back(target, caps, env, before, snapshot, failure, progress)
+        finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
+            reservation.release()
         raise
 
 

@@ -22,19 +22,20 @@ from pathlib import Path
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from .. import spec as specs
 from .. import validate
 from ..about import created_with
-from ..agent import LOCK_SUFFIX
+from ..protocol import LOCK_SUFFIX
 from ..capabilities import Capabilities, choose_python
-from ..errors import InvalidInput
+from ..errors import CommandFailed, InvalidInput
 from ..recipes import PIP_TO_UV, Step, create_step
 from ..runner import join_command
 from ..spec import now_iso
 from ..targets import Session, Target
-from ..uvproject import UvProject, marker_environment, read_uv_project, to_spec
+from ..uvproject import UvProject, read_uv_project, to_spec
 from .common import Progress, Reservation, capabilities, run_step
 from .create import choose_root, remember_root
-from .importing import Imported, import_environment
+from .importing import ImportPlan, Imported, import_environment, plan_import
 from .modules import loadable_modules
 
 VENV = ".venv"
@@ -42,11 +43,14 @@ log = logging.getLogger(__name__)
 
 
 def import_uv_project(session: Session, target_name: str, folder: Path, *, name: str | None = None,
-                      root: str | None = None, progress: Progress | None = None) -> Imported:
+                      root: str | None = None, top_level: bool = False,
+                      progress: Progress | None = None) -> Imported:
     """Build the project's locked environment on the target; on failure or cancel nothing is left behind.
 
     With uv there: upload the project to ``<root>/<name>/`` and ``uv sync --frozen`` its ``.venv``.
     Without: a pip environment ``<root>/<name>`` with every locked version pinned (import_environment).
+    With `top_level`, when the locked versions cannot be installed there, the project's own
+    dependencies are resolved again for that target instead (``uv sync`` without ``--frozen``).
     """
     progress = progress or Progress()
     project = read_uv_project(Path(folder))
@@ -65,11 +69,29 @@ def import_uv_project(session: Session, target_name: str, folder: Path, *, name:
     if uv is None:
         spec = to_spec(project, _environment(target, python, progress))
         spec.python = python
-        imported = import_environment(session, target_name, spec, name=chosen, root=root, progress=progress)
+        imported = import_environment(session, target_name, spec, name=chosen, root=root, top_level=top_level,
+                                      progress=progress)
         imported.notes[:0] = [f"{target.label} has no uv, so pip installed the versions locked in uv.lock "
                               "into a plain environment.", *notes]
         return imported
-    return _sync(session, target, caps, project, chosen, root, python, uv, notes, progress)
+    return _sync(session, target, caps, project, chosen, root, python, uv, notes, progress, top_level)
+
+
+def plan_uv_project(session: Session, target_name: str, folder: Path, *, name: str | None = None,
+                    progress: Progress | None = None) -> ImportPlan:
+    """The plan for a uv project on a target, as import_environment would build it without uv there."""
+    progress = progress or Progress()
+    project = read_uv_project(Path(folder))
+    target = session.target(target_name)
+    caps = capabilities(session, target, progress)
+    python = _pick_python(target, caps, project)
+    spec = to_spec(project, _environment(target, python, progress))
+    spec.python = python
+    spec.refused += [specs.Refused(p.describe(project.folder), specs.LOCAL_SOURCE) for p in project.local_only]
+    plan = plan_import(session, target_name, spec, validate.env_name(name or project.name), progress)
+    if caps.uv() is not None:
+        plan.notes.append(f"{target.label} has uv: the project is built with 'uv sync --frozen' from uv.lock.")
+    return plan
 
 
 def _pick_python(target: Target, caps: Capabilities, project: UvProject) -> str | None:
@@ -94,22 +116,18 @@ def _pick_python(target: Target, caps: Capabilities, project: UvProject) -> str 
 
 def _environment(target: Target, python: str | None, progress: Progress) -> dict[str, str]:
     """Marker values of the target, so pip gets only what uv would install there."""
-    if not target.runner.is_remote:
-        return marker_environment(python, local=True)
-    result = target.runner.run(["uname", "-m"], cancel=progress.cancel, timeout=60)
-    machine = result.stdout.strip() if result.ok else ""
-    return marker_environment(python, machine=machine if machine.replace("_", "").isalnum() else None)
+    return target.runner.marker_environment(python, progress.cancel)
 
 
 def _sync(session: Session, target: Target, caps: Capabilities, project: UvProject, chosen: str,
           root: str | None, python: str | None, uv: tuple[str, list[str]], notes: list[str],
-          progress: Progress) -> Imported:
+          progress: Progress, top_level: bool = False) -> Imported:
     choice = choose_python(caps, python, "uv")
     if choice.note:
         notes.append(choice.note)
     modules = loadable_modules(target, list(choice.modules), progress)
     uv_command, uv_modules = uv
-    python_command = "python3" if target.runner.is_remote else caps.tools.get("python3", "python3")
+    python_command = target.runner.python_command(caps)
     root, roots = choose_root(target, root)
     progress.step(f"Reserving {root.rstrip('/')}/{chosen}")
     reservation = Reservation.take(target, f"{root.rstrip('/')}/{chosen}/{VENV}", roots, create=True,
@@ -125,11 +143,24 @@ def _sync(session: Session, target: Target, caps: Capabilities, project: UvProje
         target.runner.write_file(f"{project_dir}/uv.lock", project.lock_text.encode("utf-8"))
         run_step(target, create_step("uv", caps, venv, modules, choice.version, False, python_command), progress)
         uv_args = tuple(PIP_TO_UV.get(arg, arg) for arg in target.pip_args)
-        run_step(target, Step("Installing the locked packages (uv sync --frozen)",
-                              ("env", f"UV_PROJECT_ENVIRONMENT={venv}", uv_command, "sync", "--frozen",
-                               "--no-install-project", "--no-python-downloads", "--python", python_command,
-                               "--project", project_dir, *uv_args),
-                              tuple(modules) + tuple(uv_modules)), progress)
+        def uv_sync(what: str, *frozen: str) -> None:
+            run_step(target, Step(what, ("env", f"UV_PROJECT_ENVIRONMENT={venv}", uv_command, "sync", *frozen,
+                                         "--no-install-project", "--no-python-downloads", "--python",
+                                         python_command, "--project", project_dir, *uv_args),
+                                  tuple(modules) + tuple(uv_modules)), progress)
+
+        used_top_level = False
+        try:
+            uv_sync("Installing the locked packages (uv sync --frozen)", "--frozen")
+        except CommandFailed:
+            if not top_level:
+                raise
+            progress.on_step("Some locked versions cannot be installed here; resolving the project's "
+                             "own requirements again")
+            uv_sync("Installing the project's requirements (uv sync --upgrade)", "--upgrade")
+            used_top_level = True
+            notes.append("The locked versions could not be installed here, so uv resolved the project's own "
+                         "requirements again instead (--top-level): versions may differ from uv.lock.")
         progress.step("Recording how the environment was made")
         meta = {"kind": "uv", "modules": list(modules), "python": choice.version,
                 "requested": list(project.dependencies), "conda_requested": [], "system_site_packages": False,
@@ -141,7 +172,8 @@ def _sync(session: Session, target: Target, caps: Capabilities, project: UvProje
         _clean_up(target, reservation, project_dir, ours)
         raise
     remember_root(session, target, root)
-    return Imported(replace(env, name=f"{chosen}/{VENV}"), notes)  # as listings name it (relative to the root)
+    # named as listings name it (relative to the root)
+    return Imported(replace(env, name=f"{chosen}/{VENV}"), notes, used_top_level)
 
 
 def _refuse_existing_folder(target: Target, project_dir: str, progress: Progress) -> None:
