@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -15,11 +16,22 @@ import yaml
 from . import validate
 from .errors import InvalidInput
 from .fileio import dump_yaml
+from .kinds import KINDS
 
 FORMAT_VERSION = 1
 FORMATS = ("envdesk", "requirements", "conda")
-KINDS = ("venv", "virtualenv", "uv", "conda")
 _HEADER = re.compile(r"#\s*envdesk:\s*(.*)$")
+
+
+def local_path(url: str) -> str | None:
+    """'/home/a/src' for 'file:///home/a/src' (or for '/home/a/src' itself); None for any other URL."""
+    from urllib.parse import unquote, urlparse
+    if url.startswith("/"):
+        return url
+    parsed = urlparse(url)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        return unquote(parsed.path)
+    return None
 
 
 @dataclass(frozen=True)
@@ -36,13 +48,39 @@ class Pin:
 
     def pip_line(self) -> str:
         """The requirement line that reinstalls exactly this package with pip or uv."""
+        if self.url and self.editable:
+            return f"-e {local_path(self.url) or self.url}"  # pip freeze writes a local editable as its folder
         if self.url:
-            return f"-e {self.url}" if self.editable else f"{self.name} @ {self.url}"
+            return f"{self.name} @ {self.url}"
         return f"{self.name}=={self.version}"
 
     def conda_line(self) -> str:
         """The conda match spec that reinstalls exactly this package."""
         return f"{self.name}={self.version}={self.build}" if self.build else f"{self.name}={self.version}"
+
+
+@dataclass(frozen=True)
+class Adapted:
+    """A line of an imported file that is installed in another form than written, and why."""
+
+    line: str
+    as_: str
+    reason: str
+    installs: bool = True  # False for lines that are not packages (an included file, conda's prefix:)
+
+    def to_json(self) -> dict[str, str]:
+        return {"line": self.line, "as": self.as_, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A line of an imported file that is not installed, and why."""
+
+    line: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"line": self.line, "reason": self.reason}
 
 
 @dataclass
@@ -61,6 +99,8 @@ class EnvSpec:
     name: str | None = None
     source: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    adapted: list[Adapted] = field(default_factory=list)
+    refused: list[Refused] = field(default_factory=list)
 
     @property
     def pip_pins(self) -> list[Pin]:
@@ -183,7 +223,7 @@ def _pin_from_dict(data: Any) -> Pin:
     allowed = {"name", "version", "source", "build", "channel", "url", "editable"}
     if set(data) - allowed:
         raise InvalidInput(f"Unknown keys in a pinned package: {', '.join(sorted(map(str, set(data) - allowed)))}.")
-    values = {k: (str(v) if k != "editable" else bool(v)) for k, v in data.items() if v is not None}
+    values = {str(k): str(v) for k, v in data.items() if v is not None and k != "editable"}
     validate.package_name(values["name"])
     if values.get("version"):
         validate.version(values["version"])
@@ -192,7 +232,13 @@ def _pin_from_dict(data: Any) -> Pin:
             validate.plain_text(values[key], f"package {key}")
     if values.get("source", "pip") not in ("pip", "conda"):
         raise InvalidInput(f"Unknown package source {values['source']!r}.")
-    return Pin(**values)
+    return Pin(name=values["name"], version=values["version"], source=values.get("source", "pip"),
+               build=values.get("build"), channel=values.get("channel"), url=values.get("url"),
+               editable=bool(data.get("editable")))
+
+
+_ENVDESK_KEYS = {"envdesk", "name", "kind", "python", "modules", "system_site_packages", "requirements",
+                 "conda_requirements", "channels", "pins", "pip_args", "source", "created"}
 
 
 def from_envdesk_yaml(text: str) -> EnvSpec:
@@ -200,6 +246,12 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
     data = _safe_yaml(text, "envdesk.yaml file")
     if not isinstance(data, dict) or "envdesk" not in data:
         raise InvalidInput("This is not an envdesk.yaml file (no 'envdesk:' version key).")
+    unknown = sorted(map(str, set(data) - _ENVDESK_KEYS))
+    if unknown:
+        hint = " (EnvDesk calls the package list 'requirements:')" if "packages" in unknown else ""
+        raise InvalidInput(f"Unknown key{'s' if len(unknown) > 1 else ''} in the envdesk.yaml file: "
+                           f"{', '.join(unknown)}{hint}. Nothing was changed.",
+                           f"Known keys: {', '.join(sorted(_ENVDESK_KEYS))}.")
     kind = str(data.get("kind", "venv"))
     if kind not in KINDS:
         raise InvalidInput(f"Unknown environment kind {kind!r}.", f"Use one of: {', '.join(KINDS)}.")
@@ -221,35 +273,165 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
 
 
 _PIN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9._+!-]+)$")
+_COMMENT = re.compile(r"(^|\s)#.*$")
+_HASH_OPTION = re.compile(r"\s--hash[=\s]\S+")
+_VCS = ("git+", "hg+", "svn+", "bzr+")
+_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
+                  "--trusted-host", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
+_BUILD_FOLDERS = re.compile(r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock_root/|"
+                            r"/tmp/build/|/opt/anaconda1anaconda2anaconda3/|/usr/share/miniconda/conda-bld/)")
+_MAX_INCLUDE_DEPTH = 5
+LOCAL_SOURCE = ("a folder or file of the computer where this file was written; EnvDesk cannot copy it to the "
+                "target (publish the package, or give it as a git URL)")
+INDEX_REASON = ("changes where packages come from; EnvDesk uses the target's own package settings (add the "
+                "option to the cluster's pip arguments if you trust that index)")
 
 
-def from_requirements(text: str) -> EnvSpec:
-    """Read pip freeze output or a requirements file; exact `==` pins become pins, the rest requirements."""
-    spec = EnvSpec()
+def logical_lines(text: str) -> list[str]:
+    """A requirements file's lines as pip reads them: continuations joined, comments dropped, blanks gone."""
+    lines, pending = [], ""
     for raw in text.splitlines():
-        header = _HEADER.match(raw.strip())
+        if raw.endswith("\\"):
+            pending += raw[:-1] + " "
+            continue
+        joined = pending + raw
+        pending = ""
+        if _HEADER.match(joined.strip()):
+            lines.append(joined.strip())
+            continue
+        line = " ".join(_COMMENT.sub("", joined).split())
+        if line:
+            lines.append(line)
+    if pending.strip():
+        lines.append(" ".join(_COMMENT.sub("", pending).split()))
+    return lines
+
+
+def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0) -> EnvSpec:
+    """Read pip freeze output or a requirements file: every line ends pinned, required, adapted or refused.
+
+    `folder` is where the file is, so that `-r other.txt` next to it can be read too.
+    """
+    spec = EnvSpec()
+    for line in logical_lines(text):
+        header = _HEADER.match(line)
         if header:
             _apply_header(spec, header.group(1))
             continue
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            if line.startswith("-e ") or line.startswith("--editable "):
-                url = line.split(None, 1)[1]
-                spec.pins.append(Pin(name=url.rsplit("=", 1)[-1] if "#egg=" in url else url, version="",
-                                     url=url, editable=True))
-                continue
-            raise InvalidInput(f"The requirements line {line!r} uses an option EnvDesk does not import.",
-                               "Remove it, or put the option in the cluster's pip arguments.")
-        pin = _PIN_LINE.match(line)
-        if pin:
-            spec.pins.append(Pin(name=pin.group(1), version=pin.group(2)))
-        else:
-            spec.requirements.append(validate.package_spec(line))
+        _read_requirement_line(spec, line, folder, _depth)
     if spec.pins and not spec.requirements:
         spec.requirements = [pin.pip_line() for pin in spec.pins]
     return spec
+
+
+def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth: int) -> None:
+    if line.startswith("-"):
+        _read_option_line(spec, line, folder, depth)
+        return
+    hashes = _HASH_OPTION.findall(" " + line)
+    bare = _HASH_OPTION.sub("", " " + line).strip()
+    if hashes:
+        spec.adapted.append(Adapted(line, bare, "installed without pip's hash check: EnvDesk installs this "
+                                                "exact version from the target's own index"))
+    if bare.startswith(_VCS):
+        _read_vcs_line(spec, line, bare)
+        return
+    if bare.startswith((".", "/", "~", "file:")):
+        spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}"))
+        return
+    try:
+        requirement = validate.package_spec(bare)
+    except InvalidInput as exc:
+        spec.refused.append(Refused(line, exc.message))
+        return
+    name, _, url = requirement.partition(" @ ") if " @ " in requirement else (requirement, "", "")
+    if url and _BUILD_FOLDERS.match(url.strip()):
+        spec.adapted.append(Adapted(line, name.strip(), "that path is the build folder of a conda package, "
+                                                        "which exists only where it was built: installing the "
+                                                        "package by name"))
+        return
+    if url.strip().startswith("file:"):
+        spec.refused.append(Refused(line, f"{url.strip()} is {LOCAL_SOURCE}"))
+        return
+    pin = _PIN_LINE.match(requirement)
+    if hashes:
+        return  # installed in its adapted (hash-free) form
+    if pin:
+        spec.pins.append(Pin(name=pin.group(1), version=pin.group(2)))
+    else:
+        spec.requirements.append(requirement)
+
+
+def _read_vcs_line(spec: EnvSpec, line: str, url: str, *, editable: bool = False) -> None:
+    try:
+        validate.plain_text(url, "URL")
+    except InvalidInput as exc:
+        spec.refused.append(Refused(line, exc.message))
+        return
+    if " " in url or url.startswith("-"):
+        spec.refused.append(Refused(line, "this is not a valid version-control URL"))
+        return
+    egg = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", url)
+    if editable:
+        spec.pins.append(Pin(name=egg.group(1) if egg else url, version="", url=url, editable=True))
+    elif egg:
+        spec.requirements.append(f"{egg.group(1)} @ {url}")
+    else:
+        spec.requirements.append(url)
+
+
+def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int) -> None:
+    option, _, value = line.replace("=", " ", 1).partition(" ") if line.startswith("--") else \
+        (line[:2], "", line[2:].strip())
+    value = value.strip()
+    if option in ("-r", "--requirement"):
+        _include(spec, line, value, folder, depth)
+    elif option in ("-c", "--constraint"):
+        spec.refused.append(Refused(line, "constraint files only narrow versions, and EnvDesk does not apply "
+                                          "them: the versions may differ (pin them in the file itself)"))
+    elif option in ("-e", "--editable"):
+        if value.startswith(_VCS):
+            _read_vcs_line(spec, line, value, editable=True)
+        elif value.startswith(("file:///", "/")) and local_path(value.split("#")[0]):
+            try:
+                validate.plain_text(value, "folder")
+            except InvalidInput as exc:
+                spec.refused.append(Refused(line, exc.message))
+                return
+            name = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", value)
+            folder_path = local_path(value.split("#")[0]) or value
+            spec.pins.append(Pin(name=name.group(1) if name else folder_path.rstrip("/").rsplit("/", 1)[-1],
+                                 version="", url=folder_path, editable=True))
+        else:
+            spec.refused.append(Refused(line, f"{value or 'this'} is {LOCAL_SOURCE}"))
+    elif option in _INDEX_OPTIONS:
+        spec.refused.append(Refused(line, f"{option} {INDEX_REASON}"))
+    else:
+        spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
+
+
+def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int) -> None:
+    """Read `-r name` from the imported file's folder (only there, and not too deep)."""
+    if folder is None or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one"))
+        return
+    path = folder / name
+    if depth >= _MAX_INCLUDE_DEPTH or not path.is_file():
+        spec.refused.append(Refused(line, f"{name} is not next to the imported file" if depth < _MAX_INCLUDE_DEPTH
+                                    else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
+        return
+    try:
+        included = from_requirements(path.read_text(encoding="utf-8"), path.parent, _depth=depth + 1)
+    except (OSError, UnicodeDecodeError) as exc:
+        spec.refused.append(Refused(line, f"{name} could not be read ({exc})"))
+        return
+    own = [r for r in included.requirements if r not in {p.pip_line() for p in included.pins}]
+    spec.adapted.append(Adapted(line, f"the {len(included.pins) + len(own)} requirement(s) in {name}",
+                                f"read from {name} next to the imported file", installs=False))
+    spec.pins.extend(included.pins)
+    spec.requirements.extend(own)
+    spec.adapted.extend(included.adapted)
+    spec.refused.extend(included.refused)
 
 
 def _apply_header(spec: EnvSpec, text: str) -> None:
@@ -266,52 +448,140 @@ def _apply_header(spec: EnvSpec, text: str) -> None:
 
 
 _CONDA_PIN = re.compile(r"^([A-Za-z0-9_][A-Za-z0-9._-]*)\s*(?:==?|\s)\s*([^=\s]+)(?:=([^=\s]+))?$")
+_CONDA_SPEC = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9._/-]*::)?[A-Za-z0-9_][A-Za-z0-9._-]*"
+                         r"(?:\s*[=<>!~]{1,2}\s*[A-Za-z0-9._*+!]+(?:\s*,\s*[=<>!~]{1,2}\s*[A-Za-z0-9._*+!]+)*)?"
+                         r"(?:=[A-Za-z0-9._*+]+)?$")
+_CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 
 
-def from_conda_yaml(text: str) -> EnvSpec:
-    """Read conda's environment.yml (as `conda env export` or a person writes it)."""
+def from_conda_yaml(text: str, folder: Path | None = None) -> EnvSpec:
+    """Read conda's environment.yml (as `conda env export` or a person writes it), accounting for every entry."""
     data = _safe_yaml(text, "environment.yml file")
     if not isinstance(data, dict) or not isinstance(data.get("dependencies", []), list):
         raise InvalidInput("This is not a conda environment file (no 'dependencies:' list).")
-    spec = EnvSpec(kind="conda", name=str(data["name"]) if data.get("name") else None,
-                   channels=_str_list(data.get("channels"), "channels"))
+    spec = EnvSpec(kind="conda", name=str(data["name"]) if data.get("name") else None)
+    for channel in _str_list(data.get("channels"), "channels"):
+        try:
+            spec.channels.append(validate.conda_channel(channel))
+        except InvalidInput as exc:
+            spec.refused.append(Refused(f"channel {channel}", exc.message))
+    for key in sorted(set(map(str, data)) - _CONDA_KEYS):
+        spec.refused.append(Refused(f"{key}:", f"'{key}' is not a key of conda's environment.yml"))
+    if data.get("prefix"):
+        spec.adapted.append(Adapted(f"prefix: {data['prefix']}", "the target's environment folder",
+                                    "the prefix is a folder of the machine the file came from; the environment "
+                                    "is made in the target's own folder", installs=False))
+    if data.get("variables"):
+        spec.refused.append(Refused("variables:", "environment variables are not set by EnvDesk"))
     for item in data.get("dependencies") or []:
-        if isinstance(item, dict):
-            pip_part = from_requirements("\n".join(_str_list(item.get("pip"), "pip")))
-            spec.pins.extend(pip_part.pins)
-            spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements)
-            continue
-        entry = validate.plain_text(str(item), "dependency")
-        name = re.split(r"[=<>!\s]", entry.split("::")[-1], maxsplit=1)[0]
-        if name == "python":
-            version = entry.split("::")[-1][len("python"):].lstrip("=<>! ").split("=")[0]
-            spec.python = version or None
-        pin = _CONDA_PIN.match(entry.split("::")[-1])
-        if pin and not any(c in entry for c in "<>*|,"):
-            spec.pins.append(Pin(name=pin.group(1), version=pin.group(2), source="conda", build=pin.group(3)))
-        spec.conda_requirements.append(entry)
+        _read_conda_item(spec, item, folder)
     return spec
 
 
-def from_text(text: str, filename: str = "") -> EnvSpec:
-    """Read a file in whichever format it is in; anything malformed is an InvalidInput, never a crash."""
+def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
+    if isinstance(item, dict):
+        if set(item) != {"pip"}:
+            spec.refused.append(Refused(str(item)[:200], "only a 'pip:' list may appear inside dependencies"))
+            return
+        pip_part = from_requirements("\n".join(_str_list(item.get("pip"), "pip")), folder)
+        spec.pins.extend(pip_part.pins)
+        pinned = {pin.pip_line() for pin in pip_part.pins}
+        spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements and r not in pinned)
+        spec.adapted.extend(pip_part.adapted)
+        spec.refused.extend(pip_part.refused)
+        return
+    entry = " ".join(str(item).split())
     try:
-        return _from_text(text, filename)
+        validate.plain_text(entry, "dependency")
+    except InvalidInput as exc:
+        spec.refused.append(Refused(entry[:200], exc.message))
+        return
+    if not _CONDA_SPEC.match(entry):
+        spec.refused.append(Refused(entry, "this is not a conda package specification"))
+        return
+    bare = entry.split("::")[-1]
+    name = re.split(r"[=<>!~\s]", bare, maxsplit=1)[0]
+    if name == "python":
+        version = bare[len("python"):].lstrip("=<>!~ ").split("=")[0].split(",")[0]
+        spec.python = version or None
+    pin = _CONDA_PIN.match(bare)
+    if pin and not any(c in entry for c in "<>*|,!~"):
+        channel = entry.split("::")[0] if "::" in entry else None
+        spec.pins.append(Pin(name=pin.group(1), version=pin.group(2), source="conda", build=pin.group(3),
+                             channel=channel))
+    spec.conda_requirements.append(entry)
+
+
+def from_pylock(text: str) -> EnvSpec:
+    """Read a PEP 751 lock file (pylock.toml), checked by PyPA's own reader: every locked package, pinned
+    to its exact version, commit or archive."""
+    from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValidationError
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        lock = Pylock.from_dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"This pylock.toml is not valid TOML ({exc}).") from exc
+    except PylockUnsupportedVersionError as exc:
+        raise InvalidInput(f"This pylock.toml is of a version EnvDesk does not read ({exc}).") from exc
+    except PylockValidationError as exc:
+        raise InvalidInput(f"This is not a valid PEP 751 lock file: {exc}.") from exc
+    spec = EnvSpec(source={"format": "pylock"})
+    for package in lock.packages:
+        _read_locked_package(spec, package)
+    return spec
+
+
+def _read_locked_package(spec: EnvSpec, package: Any) -> None:
+    name, version = str(package.name), str(package.version) if package.version is not None else None
+    marker = f" ; {package.marker}" if package.marker is not None else ""
+    shown = f"{name}=={version}" if version else name
+    if package.vcs is not None and package.vcs.url:
+        line = f"{name} @ {package.vcs.type}+{package.vcs.url}@{package.vcs.commit_id}"
+    elif package.archive is not None and package.archive.url:
+        line = f"{name} @ {package.archive.url}"
+    elif package.directory is not None or package.vcs is not None or package.archive is not None:
+        spec.refused.append(Refused(shown, f"{name} comes from {LOCAL_SOURCE}"))
+        return
+    else:
+        line = shown
+    try:
+        requirement = validate.package_spec(line + marker)
+    except InvalidInput as exc:
+        spec.refused.append(Refused(line + marker, exc.message))
+        return
+    if version and not marker and line == shown:
+        spec.pins.append(Pin(name=name, version=version))
+    else:
+        spec.requirements.append(requirement)
+
+
+def from_text(text: str, filename: str = "", folder: Path | None = None) -> EnvSpec:
+    """Read a file in whichever format it is in; anything malformed is an InvalidInput, never a crash.
+
+    `folder` is where the file is (for `-r other.txt` lines); None reads nothing else.
+    """
+    try:
+        return _from_text(text, filename, folder)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise InvalidInput(f"The file {filename or ''} is not a well-formed environment file.".replace("  ", " "),
                            "Check the file; nothing was changed.") from exc
 
 
-def _from_text(text: str, filename: str) -> EnvSpec:
+def _from_text(text: str, filename: str, folder: Path | None) -> EnvSpec:
     lowered = filename.lower()
+    if re.fullmatch(r"pylock(\.[^.]+)?\.toml", lowered) or re.search(r"^lock-version\s*=", text, re.MULTILINE):
+        return from_pylock(text)
     if lowered.endswith((".txt", ".in")):
-        return from_requirements(text)
+        return from_requirements(text, folder)
     data_head = text.lstrip()[:2000]
     if re.search(r"^envdesk\s*:", data_head, re.MULTILINE):
         return from_envdesk_yaml(text)
     if re.search(r"^dependencies\s*:", data_head, re.MULTILINE) or lowered.endswith(("environment.yml",
                                                                                        "environment.yaml")):
-        return from_conda_yaml(text)
+        return from_conda_yaml(text, folder)
     if lowered.endswith((".yml", ".yaml")):
         raise InvalidInput("This YAML file is neither an envdesk.yaml nor a conda environment file.")
-    return from_requirements(text)
+    return from_requirements(text, folder)

@@ -341,7 +341,7 @@ def read_uv_project(folder: Path) -> UvProject:
 def marker_environment(python: str | None = None, *, machine: str | None = None,
                        local: bool = False) -> dict[str, str]:
     """The values environment markers are judged by: Linux (clusters) or this computer, and `python`."""
-    environment = dict(default_environment())
+    environment: dict[str, str] = {key: str(value) for key, value in default_environment().items()}
     if not local:
         environment.update(sys_platform="linux", platform_system="Linux", os_name="posix",
                            implementation_name="cpython", platform_python_implementation="CPython",

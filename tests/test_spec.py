@@ -30,9 +30,9 @@ def test_envdesk_yaml_round_trip():
 def test_requirements_keep_pins_python_and_modules():
     text = specs.render(sample(), "requirements")
     assert "tinyalpha==2.0\ntinybeta==1.0" in text
-    assert "-e file:///src/mine" in text
+    assert "\n-e /src/mine\n" in text  # as pip freeze writes an editable install from a folder
     again = specs.from_text(text, "requirements.txt")
-    assert {p.pip_line() for p in again.pins} == {"tinyalpha==2.0", "tinybeta==1.0", "-e file:///src/mine"}
+    assert {p.pip_line() for p in again.pins} == {"tinyalpha==2.0", "tinybeta==1.0", "-e /src/mine"}
     assert (again.python, again.modules, again.kind) == ("3.11.5", ["python/3.11.5"], "uv")
 
 
@@ -47,7 +47,7 @@ def test_conda_environment_file_is_read():
             "  - conda-forge::numpy=1.26.4\n  - scipy>=1.10\n  - pip:\n    - tinyalpha==1.1\n")
     spec = specs.from_text(text, "environment.yml")
     assert spec.kind == "conda" and spec.python == "3.11.5" and spec.channels == ["conda-forge"]
-    assert Pin("numpy", "1.26.4", source="conda") in spec.pins
+    assert Pin("numpy", "1.26.4", source="conda", channel="conda-forge") in spec.pins
     assert Pin("tinyalpha", "1.1") in spec.pins
     assert "scipy>=1.10" in spec.conda_requirements
 
@@ -57,13 +57,21 @@ def test_conda_environment_file_is_read():
     ("envdesk: 1\nkind: evil\n", "x.yaml"),
     ("envdesk: 1\npins: [{name: a, version: '1\\n2'}]\n", "x.yaml"),
     ("!!python/object/apply:os.system ['id']\n", "x.yaml"),
-    ("tinyalpha==1.0\n--index-url http://evil/\n", "r.txt"),
-    ("tinyalpha; rm -rf ~\n", "r.txt"),
     ("name: x\ndependencies: {a: b}\n", "environment.yml"),
 ])
 def test_hostile_or_malformed_files_are_refused(text, name):
     with pytest.raises(InvalidInput):
         specs.from_text(text, name)
+
+
+@pytest.mark.parametrize("text,refused", [("tinyalpha==1.0\n--index-url http://evil/\n", "--index-url http://evil/"),
+                                          ("tinyalpha; rm -rf ~\n", "tinyalpha; rm -rf ~"),
+                                          ("-e .\n", "-e ."), ("--prefix=/tmp/x\n", "--prefix=/tmp/x")])
+def test_hostile_requirement_lines_are_refused_with_their_reason(text, refused):
+    """Refused lines are named in the plan (an import stops on them before anything runs)."""
+    spec = specs.from_text(text, "r.txt")
+    assert [r.line for r in spec.refused] == [refused] and spec.refused[0].reason
+    assert all(refused not in p.pip_line() for p in spec.pins) and refused not in spec.requirements
 
 
 @pytest.mark.parametrize("text", ["envdesk: 1\npins: [{name: x}]\n", "envdesk: 1\npins: 5\n",

@@ -12,22 +12,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 from envdesk.backend.about import version
-from envdesk.backend.capabilities import probe
 from envdesk.backend.config import ClusterProfile
-from envdesk.backend.errors import EnvDeskError, HostKeyChanged, HostKeyUnknown, InvalidInput
+from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
 from envdesk.backend.fileio import write_atomically
-from envdesk.backend.inventory import read_inventory
+from envdesk.backend.kinds import KINDS
 from envdesk.backend.operations.clone import clone_environment
-from envdesk.backend.operations.common import Progress, find_environment
+from envdesk.backend.operations.check import check_connection
+from envdesk.backend.operations.common import Progress
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import delete_environment
 from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
-from envdesk.backend.operations.importing import Imported, import_environment, read_spec_file
+from envdesk.backend.operations.importing import Imported, import_environment, plan_import, read_spec_file
+from envdesk.backend.operations.listing import list_environments, show_environment
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.spec import FORMATS
 from envdesk.backend.paths import AppPaths
-from envdesk.backend.ssh_runner import SSHRunner
 from envdesk.backend.targets import Session
 from .terminal import TerminalPrompter, ask_yes_no, describe_new_server
 
@@ -78,14 +78,11 @@ def cluster_remove(args: argparse.Namespace, session: Session) -> int:
 
 def cluster_trust(args: argparse.Namespace, session: Session) -> int:
     target = session.target(args.name)
-    runner = target.runner
-    if not isinstance(runner, SSHRunner):
+    identity = target.runner.probe_identity()
+    if identity is None:
         raise InvalidInput("This computer needs no trust.")
-    identity = runner.probe_identity()
     try:
         session.hostkeys.verify(identity)
-    except HostKeyChanged:
-        raise
     except HostKeyUnknown:
         print(describe_new_server(args.name, identity))
         if not (args.yes or ask_yes_no("Trust this server?")):
@@ -99,22 +96,12 @@ def cluster_trust(args: argparse.Namespace, session: Session) -> int:
 
 
 def cluster_test(args: argparse.Namespace, session: Session) -> int:
-    target = session.target(args.name)
-    runner = target.runner
-    if isinstance(runner, SSHRunner):
-        hops = [*runner.plan.jumps, runner.plan.target]
-        print(f"1. Route: {' -> '.join(h.label for h in hops)}")
-        runner.connect()
-        print("2. Server identity checked and login accepted.")
-    caps = probe(target)
-    python = caps.tools.get("python3", "none")
-    print(f"3. Python: {python} ({caps.system_python or 'unknown version'}); modules: "
-          f"{'yes' if caps.has_modules else 'no'}; Python modules: "
-          f"{', '.join(m.module for m in caps.python_modules) or 'none'}; uv: {'yes' if caps.uv() else 'no'}; "
-          f"kinds: {', '.join(caps.kinds())}")
-    inventory = read_inventory(runner, target.roots)
-    print(f"4. Environments found: {len(inventory.environments)} (Python {inventory.remote_python} "
-          f"on {inventory.host}).")
+    """Each step of the connection test with what it found; exit 1 with the reason at the first failure."""
+    checked = check_connection(session, args.name, _progress(args))
+    for number, step in enumerate(checked.steps, 1):
+        print(f"{number}. {step.what}{'' if step.ok else ' FAILED'}: {step.found}")
+    if checked.error is not None:
+        raise checked.error
     print("Connection works.")
     return 0
 
@@ -122,26 +109,25 @@ def cluster_test(args: argparse.Namespace, session: Session) -> int:
 # -- env --------------------------------------------------------------------------------------
 
 def env_list(args: argparse.Namespace, session: Session) -> int:
-    target = session.target(args.cluster)
-    inventory = read_inventory(target.runner, target.roots)
+    listing = list_environments(session, args.cluster)
     if args.json:
-        _print_json([env.summary() for env in inventory.environments])
-    elif not inventory.environments:
-        print(f"No environments found on {target.label} (looked in {', '.join(target.roots)} and conda's).")
+        _print_json([env.summary() for env in listing.environments])
+    elif not listing.environments:
+        print(f"No environments found on {listing.label} (looked in {', '.join(listing.roots)} and conda's).")
     else:
         _print_table([[env.name, env.kind, env.python or "?",
                        str(env.package_count) if env.state == "ok" else env.state.upper(), env.path]
-                      for env in inventory.environments],
+                      for env in listing.environments],
                      ["NAME", "KIND", "PYTHON", "PACKAGES", "LOCATION"])
-    for problem in [*inventory.errors, *(f"{e.name}: {e.error}" for e in inventory.environments if e.error)]:
+    for problem in listing.problems():
         print(f"note: {problem}", file=sys.stderr)
-    if inventory.truncated:
+    if listing.inventory.truncated:
         print("note: the search stopped early (too many folders); narrow the environment roots.", file=sys.stderr)
     return 0
 
 
 def env_show(args: argparse.Namespace, session: Session) -> int:
-    env = find_environment(session.target(args.cluster), args.env, Progress())
+    env = show_environment(session, args.cluster, args.env)
     if args.json:
         _print_json(env.details())
         return 0
@@ -234,15 +220,48 @@ def _report_import(imported: Imported, action: str) -> int:
 
 def env_import(args: argparse.Namespace, session: Session) -> int:
     path = Path(args.file)
-    if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
+    uv_project = path.is_dir() or path.name in ("pyproject.toml", "uv.lock")
+    if args.dry_run:
+        return _print_plan(args, session, path, uv_project)
+    if uv_project:
         from envdesk.backend.operations.uvimport import import_uv_project
         imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
-                                     progress=_progress(args))
+                                     top_level=args.top_level, progress=_progress(args))
         return _report_import(imported, "Imported")
     spec = read_spec_file(path)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
-                                  top_level=args.top_level, progress=_progress(args))
+                                  top_level=args.top_level, accept_refused=args.yes, progress=_progress(args))
     return _report_import(imported, "Imported")
+
+
+def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
+    """--dry-run: what the import would install, adapt and refuse; nothing is created."""
+    if uv_project:
+        from envdesk.backend.operations.uvimport import plan_uv_project
+        plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
+                               progress=_progress(args))
+    else:
+        plan = plan_import(session, args.cluster, read_spec_file(path), args.name, _progress(args))
+    if args.json:
+        _print_json(plan.to_json())
+        return 0
+    print(f"Would build {plan.name} ({plan.kind}, Python {plan.python or 'any'}) on {args.cluster}"
+          + (f" with modules {' '.join(plan.modules)}" if plan.modules else "") + ".")
+    if plan.blocked:
+        print(f"Blocked: {plan.blocked}")
+    for title, lines in (("Install with pip/uv", plan.pins), ("Install with conda", plan.conda_pins)):
+        if lines:
+            print(f"{title} ({len(lines)}):")
+            print("\n".join(f"  {line}" for line in lines))
+    if plan.adapted:
+        print(f"Installed in another form ({len(plan.adapted)}):")
+        print("\n".join(f"  {a.line}\n    -> {a.as_}: {a.reason}" for a in plan.adapted))
+    if plan.refused:
+        print(f"Not installed ({len(plan.refused)}):")
+        print("\n".join(f"  {r.line}\n    {r.reason}" for r in plan.refused))
+    for note in plan.notes:
+        print(f"Note: {note}")
+    return 0
 
 
 def env_clone(args: argparse.Namespace, session: Session) -> int:
@@ -337,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = env_verbs.add_parser("create", help="create an environment")
     create.add_argument("cluster")
     create.add_argument("name")
-    create.add_argument("--kind", choices=["venv", "virtualenv", "uv", "conda"])
+    create.add_argument("--kind", choices=KINDS)
     create.add_argument("--python", metavar="VERSION")
     create.add_argument("--module", action="append", metavar="MODULE")
     create.add_argument("--system-site-packages", action="store_true")
@@ -381,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("--root", metavar="DIR")
     importing.add_argument("--top-level", action="store_true",
                            help="if exact versions are missing, install the top-level requirements instead")
+    importing.add_argument("--dry-run", action="store_true",
+                           help="print what would be installed, adapted and refused; change nothing")
+    importing.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
+    importing.add_argument("--yes", action="store_true",
+                           help="import even if some lines of the file are refused (they are left out)")
     importing.set_defaults(handler=env_import)
 
     clone = env_verbs.add_parser("clone", help="copy an environment to another cluster")

@@ -1,16 +1,18 @@
 """Build an environment from an EnvSpec on any target, mapping modules and reporting what it lacks."""
 from __future__ import annotations
 
+import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 from pathlib import Path
 
 from .. import spec as specs
 from .. import validate
-from ..capabilities import Capabilities, choose_python
+from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import CommandFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
-from ..recipes import Installer, env_python
+from ..recipes import Installer
 from ..runner import join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
@@ -29,7 +31,12 @@ class Unavailable:
 
 @dataclass
 class ImportPlan:
-    """What will be built where, decided before anything is created (the GUI shows it first)."""
+    """What will be built where, decided before anything is created (the GUI and --dry-run show it first).
+
+    Every requirement of the imported file is in exactly one of `pins` (pip/uv installs it as
+    written), `conda_pins` (conda installs it), `adapted` (installed in another form, said why) or
+    `refused` (not installed, said why). `blocked` says why the target cannot build it at all.
+    """
 
     name: str
     kind: str
@@ -39,6 +46,22 @@ class ImportPlan:
     requirements: list[str]
     conda_pins: list[str]
     notes: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    adapted: list[specs.Adapted] = field(default_factory=list)
+    refused: list[specs.Refused] = field(default_factory=list)
+    blocked: str | None = None
+
+    @property
+    def to_install(self) -> list[str]:
+        """What pip or uv is given: the lines as written, then the adapted forms."""
+        return self.pins + [a.as_ for a in self.adapted if a.installs]
+
+    def to_json(self) -> dict:
+        """The plan as `envdesk env import --dry-run --json` prints it (scripts depend on this shape)."""
+        return {"name": self.name, "kind": self.kind, "python": self.python, "modules": self.modules,
+                "install": self.pins, "conda": self.conda_pins, "channels": self.channels,
+                "adapted": [a.to_json() for a in self.adapted], "refused": [r.to_json() for r in self.refused],
+                "blocked": self.blocked, "notes": self.notes}
 
 
 @dataclass
@@ -64,7 +87,7 @@ def read_spec_file(path: Path) -> EnvSpec:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not a text file.") from exc
-    return specs.from_text(text, path.name)
+    return specs.from_text(text, path.name, path.parent)
 
 
 def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
@@ -96,22 +119,96 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
 
 def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | None = None,
                 progress: Progress | None = None) -> ImportPlan:
-    """Decide the kind, modules and packages for building `spec` on the target."""
+    """Decide the kind, modules and packages for building `spec` on the target; never drops a requirement.
+
+    The plan is made even where the target cannot build it: `blocked` then says why.
+    """
     progress = progress or Progress()
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     chosen = validate.env_name(name or spec.name or "imported")
-    kind, notes = spec.kind, []
+    kind, notes, blocked = spec.kind, [], None
     if kind not in caps.kinds():
         if kind == "conda":
-            raise InvalidInput(f"{target.label} has no conda, mamba or micromamba to build a conda environment.")
-        notes.append(f"{target.label} cannot make {kind} environments; making a {caps.kinds()[0]} one instead.")
-        kind = caps.kinds()[0]
-    modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
-    conda_pins = [pin.conda_line() for pin in spec.conda_pins] if kind == "conda" else []
-    pins = [pin.pip_line() for pin in spec.pip_pins] or list(spec.requirements)
-    return ImportPlan(chosen, kind, modules, python, pins, list(spec.requirements), conda_pins,
-                      notes + module_notes)
+            blocked = f"{target.label} has no conda, mamba or micromamba to build a conda environment."
+        else:
+            stand_in = stand_in_kind(caps, kind)
+            notes.append(f"{target.label} cannot make {kind} environments; making a {stand_in} one instead.")
+            kind = stand_in
+    modules: list[str]
+    module_notes: list[str]
+    if blocked:
+        modules, python, module_notes = [], spec.python, []
+    else:
+        modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
+    spec = _without_missing_sources(target, spec, progress)
+    pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
+    return ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
+                      notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
+
+
+_MISSING_FOLDERS = "import os, sys\nprint('\\n'.join(p for p in sys.argv[1:] if not os.path.isdir(p)))\n"
+
+
+def _without_missing_sources(target: Target, spec: EnvSpec, progress: Progress) -> EnvSpec:
+    """Editable installs from folders: kept where the folder exists on the target, else refused (one command)."""
+    folders: dict[specs.Pin, str] = {}
+    for pin in spec.pip_pins:
+        folder = specs.local_path(pin.url or "") if pin.editable else None
+        if folder:
+            folders[pin] = folder
+    if not folders:
+        return spec
+    progress.step(f"Looking for {len(folders)} editable source folder(s) on {target.label}")
+    result = target.runner.run_python(_MISSING_FOLDERS, sorted(set(folders.values())), cancel=progress.cancel,
+                                      timeout=120)
+    result.check(f"Looking for source folders on {target.label}")
+    missing = set(result.stdout.splitlines())
+    gone = [pin for pin, folder in folders.items() if folder in missing]
+    refused = [specs.Refused(pin.pip_line(), f"its source folder {folders[pin]} does not exist on {target.label} "
+                                             "(copy the project there first, or install it from an index or git)")
+               for pin in gone]
+    return replace(spec, pins=[pin for pin in spec.pins if pin not in gone], refused=[*spec.refused, *refused])
+
+
+def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
+    """(pip lines, conda specs) that install everything `spec` names: its exact pins, then every other
+    requirement whose package no pin already covers (ranges, extras, markers, URLs, unpinned names)."""
+    pinned = {validate.canonical_name(pin.name) for pin in spec.pip_pins}
+    pip_lines = [pin.pip_line() for pin in spec.pip_pins]
+    pip_lines += [r for r in spec.requirements if _requirement_name(r) not in pinned and r not in pip_lines]
+    if not conda:
+        return pip_lines, []
+    conda_pinned = {validate.canonical_name(pin.name) for pin in spec.conda_pins}
+    conda_lines = [pin.conda_line() for pin in spec.conda_pins]
+    conda_lines += [r for r in spec.conda_requirements if _conda_name(r) not in conda_pinned]
+    return pip_lines, conda_lines
+
+
+def _requirement_name(requirement: str) -> str | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+    try:
+        return validate.canonical_name(Requirement(requirement).name)
+    except InvalidRequirement:
+        return None  # a bare VCS URL: no name to compare
+
+
+def _conda_name(entry: str) -> str:
+    import re
+    return validate.canonical_name(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0])
+
+
+def check_plan(plan: ImportPlan, accept_refused: bool) -> None:
+    """Stop before anything runs when the target cannot build the plan, or when it refuses lines the
+    user has not agreed to leave out."""
+    if plan.blocked:
+        raise InvalidInput(plan.blocked + " Nothing was created.")
+    if plan.refused and not accept_refused:
+        listing = "; ".join(f"{r.line} ({r.reason})" for r in plan.refused)
+        raise InvalidInput(f"{len(plan.refused)} line(s) of the file cannot be imported: {listing}. "
+                           "Nothing was created.",
+                           "Fix the file, or import without those lines (--yes, or Import in the app after "
+                           "reading the plan).")
 
 
 def _check_script(installer: Installer, pins: list[str]) -> str:
@@ -120,7 +217,8 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
     for pin in pins:
         line = join_command(installer.dry_run(pin).argv)
         checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {join_command([pin])} "
-                      f'"$(printf "%s" "$out" | grep -v "^ *$" | tail -n 1)"; fi')
+                      f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
+                      f'"requires-python" || printf "%s" "$out" | grep -v "^ *$" | tail -n 1)"; fi')
     return "; ".join(checks)
 
 
@@ -152,21 +250,63 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     """Before building: which pinned packages the target cannot provide, using a throwaway environment."""
     progress = progress or Progress()
     target = session.target(target_name)
-    if not plan.pins or plan.kind == "conda" or not target.runner.is_remote:
+    if not plan.to_install or plan.kind == "conda" or not target.runner.may_lack_packages:
         return []
     caps = capabilities(session, target, progress)
     scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
     installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args)
     make = ["python3", "-m", "venv", *(["--without-pip"] if installer.uv else []), scratch]
-    progress.step(f"Checking which of {len(plan.pins)} packages {target.label} can provide")
+    progress.step(f"Checking which of {len(plan.to_install)} packages {target.label} can provide")
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
-            f"{_check_script(installer, plan.pins)}; rm -rf {join_command([scratch])}")
+            f"{_check_script(installer, plan.to_install)}; rm -rf {join_command([scratch])}")
     result = target.runner.run_shell(body, modules=_installer_modules(installer), cancel=progress.cancel,
                                      label="check packages")
     return _parse_missing(result.stdout)
 
 
+def allow_newer(requirements: list[str]) -> list[str]:
+    """The requirements with each exact pin turned into a lower bound ('pandas==1.4.2' -> 'pandas>=1.4.2'),
+    so the installer may pick versions this target has instead of failing on the same pins again."""
+    return [re.sub(r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)\s*===?\s*", r"\1>=", r)
+            if " @ " not in r else r for r in requirements]
+
+
+def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabilities) -> str:
+    """The hint after a failed import: a Python of the target that fits the pins, or allowing newer versions."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+    needs = [m.reason[len("needs Python "):].split(";")[0] for m in missing if m.reason.startswith("needs Python")]
+    newer = "Or allow newer versions of the top-level requirements (--top-level; 'Allow newer versions' in the app)."
+    if not needs:
+        return "Install only the top-level requirements instead (--top-level), which lets the installer pick " \
+               "versions this target has."
+    fitting = []
+    for version in caps.python_versions():
+        try:
+            if all(Version(version) in SpecifierSet(need) for need in needs):
+                fitting.append(version)
+        except (InvalidSpecifier, InvalidVersion):
+            continue
+    if fitting:
+        return f"These versions need another Python; this target offers Python {', '.join(fitting)}, which fits " \
+               f"them: make the environment with that Python. {newer}"
+    return (f"These versions predate the Python here (Python {plan.python or 'of the target'}), and none of "
+            f"this target's Pythons ({', '.join(caps.python_versions()) or 'none'}) fits them. {newer}")
+
+
+_PYTHON_MISMATCH = (
+    re.compile(r"requires a different Python: (?P<have>[\d.]+) not in '(?P<need>[^']+)'"),  # pip
+    re.compile(r"current Python version \((?P<have>[\d.]+)\) does not satisfy Python\s*(?P<need>[^\s,]+)"),  # uv
+    re.compile(r"Requires-Python\s+(?P<need>[^\s,]+)"),  # pip's "Ignored the following versions..."
+)
+
+
 def _plain_reason(raw: str) -> str:
+    for pattern in _PYTHON_MISMATCH:
+        match = pattern.search(raw)
+        if match:
+            have = match.groupdict().get("have")
+            return f"needs Python {match.group('need')}" + (f"; this environment has Python {have}" if have else "")
     lowered = raw.lower()
     if "no matching distribution" in lowered or "not found in the package registry" in lowered or \
             "no solution found" in lowered or "could not find a version" in lowered:
@@ -175,51 +315,58 @@ def _plain_reason(raw: str) -> str:
 
 
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,
-                       root: str | None = None, top_level: bool = False,
+                       root: str | None = None, top_level: bool = False, accept_refused: bool = False,
                        progress: Progress | None = None) -> Imported:
     """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once.
 
     With `top_level`, install the top-level requirements instead when pins fail. Never half-succeeds:
-    a failed import removes what it started.
+    a failed import removes what it started. Lines the plan refuses stop the import before anything
+    runs, unless the user agreed to the plan (`accept_refused`).
     """
     progress = progress or Progress()
     plan = plan_import(session, target_name, spec, name, progress)
+    check_plan(plan, accept_refused)
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
     progress.step(f"Reserving {path}")
     reservation = Reservation.take(target, path, roots, create=True, operation="import")
-    installer = Installer.for_env(caps, env_python(reservation.path, target.runner.is_remote), plan.modules,
+    installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
                                   target.pip_args)
     notes, used_top_level = list(plan.notes), False
-    common = {"kind": plan.kind, "modules": plan.modules, "python": plan.python,
-              "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
-              "channels": spec.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
+    notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." for a in plan.adapted]
+    notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]
+    common: dict[str, Any] = {
+        "kind": plan.kind, "modules": plan.modules, "python": plan.python,
+        "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
+        "channels": spec.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
     try:
         try:
-            env = build(session, target, caps, reservation, packages=plan.pins, requested=plan.requirements,
+            env = build(session, target, caps, reservation, packages=plan.to_install, requested=plan.requirements,
                         **common)
         except InstallFailed as failure:
-            missing = find_unavailable(target, installer, plan.pins, progress)
+            missing = find_unavailable(target, installer, plan.to_install, progress)
             if not missing:
                 raise
             listing = "; ".join(f"{m.spec} ({m.reason})" for m in missing)
             if not top_level or not plan.requirements:
                 raise CommandFailed(
                     f"{len(missing)} package(s) cannot be installed on {target.label}: {listing}. "
-                    "Nothing was created.",
-                    "Install only the top-level requirements instead (--top-level), which lets the "
-                    "installer pick versions this target has.", log=failure.log) from failure
-            progress.on_step("Some exact versions are missing here; installing the top-level requirements")
+                    "Nothing was created.", _what_would_work(missing, plan, caps), log=failure.log) from failure
+            progress.on_step("Some exact versions are missing here; allowing newer versions of the top-level "
+                             "requirements")
             reservation.reset()
-            notes.append(f"Exact versions unavailable here: {listing}. Installed the top-level requirements "
-                         "instead.")
+            relaxed = allow_newer(plan.requirements)
+            notes.append(f"Exact versions unavailable here: {listing}. Installed {', '.join(relaxed)} instead "
+                         "(newer versions allowed).")
             used_top_level = True
-            env = build(session, target, caps, reservation, packages=plan.requirements, **common)
+            env = build(session, target, caps, reservation, packages=relaxed, **common)
     except BaseException:
-        progress.on_step("Removing the unfinished environment")
-        reservation.release(remove_unfinished=True)
+        try:
+            progress.on_step("Removing the unfinished environment")
+        finally:  # whatever interrupts the message, the half-made environment and its lock go
+            reservation.release(remove_unfinished=True)
         raise
     remember_root(session, target, root)
     return Imported(env, notes, used_top_level)

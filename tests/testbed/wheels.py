@@ -24,6 +24,7 @@ class WheelSpec:
     version: str
     requires: tuple[str, ...] = ()
     only_on: tuple[str, ...] = field(default=())  # cluster names; empty = every cluster
+    requires_python: str = ""  # the wheel's Requires-Python, as old releases of real packages declare
 
     @property
     def filename(self) -> str:
@@ -36,6 +37,9 @@ WHEELS: tuple[WheelSpec, ...] = (
     WheelSpec("tinyalpha", "2.0"),
     WheelSpec("tinybeta", "1.0", ("tinyalpha>=1.0",)),
     WheelSpec("tinygamma", "0.1"),
+    # an old release that predates the test bed's Python (3.11), like a course's pandas==1.4.2, and a newer one
+    WheelSpec("tinyold", "1.0", requires_python="<3.11"),
+    WheelSpec("tinyold", "1.2", requires_python=">=3.8"),
     # only in the wheelhouses of alpha's login node (alpha and otp)
     WheelSpec("onlyalpha", "1.0", only_on=("alpha", "otp")),
 )
@@ -56,6 +60,7 @@ def build_wheel(dest_dir: Path, spec: WheelSpec) -> Path:
         "License: MIT",
     ]
     metadata += [f"Requires-Dist: {req}" for req in spec.requires]
+    metadata += [f"Requires-Python: {spec.requires_python}"] if spec.requires_python else []
     files = {
         f"{spec.name}/__init__.py": (
             f'"""EnvDesk test bed package {spec.name}."""\n__version__ = "{spec.version}"\n'

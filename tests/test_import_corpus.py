@@ -1,0 +1,141 @@
+"""Importing the files people actually have: every line of each corpus file is installed, adapted or refused.
+
+The corpus (tests/corpus/) imitates real tools' output (pip-compile, uv export, conda env export, pip
+freeze of a conda environment, PEP 751 locks...); MANIFEST.yaml lists, independently of EnvDesk, every
+requirement each file holds. The plan printed by `envdesk env import --dry-run --json` must account
+for each exactly once.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envdesk_fixtures import canon, envdesk_command
+
+CORPUS = Path(__file__).parent / "corpus"
+MANIFEST = yaml.safe_load((CORPUS / "MANIFEST.yaml").read_text(encoding="utf-8"))["files"]
+PLANNED = sorted(f for f, info in MANIFEST.items()
+                 if info["kind"] in ("requirements", "conda", "pylock") and f not in ("base.txt", "constraints.txt"))
+
+
+def dry_run(path: Path, config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "import", "local", str(path),
+                           "--dry-run", "--json"], capture_output=True, text=True, timeout=120)
+
+
+def name_of(line: str) -> str | None:
+    """The package a plan line names, read with packaging (the PEP 508 referee), or None."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    text = line.strip()
+    egg = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", text)
+    if text.startswith("-e ") or text.startswith(("git+", "hg+", "svn+", "bzr+")):
+        return canon(egg.group(1)) if egg else None
+    try:
+        return canon(Requirement(re.sub(r"\s--hash\S*", "", text)).name)
+    except InvalidRequirement:
+        conda = re.match(r"^(?:[^:\s]+::)?([A-Za-z0-9_][A-Za-z0-9._-]*)", text)
+        return canon(conda.group(1)) if conda else None
+
+
+def accounted(plan: dict) -> tuple[Counter, list[str]]:
+    """How often each package name appears across install, conda, adapted and refused; and every line."""
+    lines = [*plan["install"], *plan["conda"], *(a["line"] for a in plan["adapted"]),
+             *(r["line"] for r in plan["refused"])]
+    return Counter(n for n in map(name_of, lines) if n), lines
+
+
+@pytest.mark.parametrize("filename", PLANNED)
+def test_every_line_of_a_real_file_is_accounted_for_exactly_once(filename, tmp_path):
+    result = dry_run(CORPUS / filename, tmp_path / "config")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert set(plan) >= {"kind", "python", "modules", "install", "conda", "channels", "adapted", "refused",
+                         "blocked"}
+    names, lines = accounted(plan)
+    for entry in MANIFEST[filename]["requirements"]:
+        if entry["name"]:
+            assert names[entry["name"]] >= 1, f"{entry['line']!r} was dropped"
+        else:
+            assert entry["line"] in lines, f"{entry['line']!r} was dropped"
+    expected = Counter(e["name"] for e in MANIFEST[filename]["requirements"] if e["name"])
+    for name, count in expected.items():
+        assert names[name] == count, f"{name} is in the plan {names[name]} times, in the file {count}"
+    assert not list((tmp_path / "config").glob("**/*.json")), "a dry run must not list or cache anything"
+
+
+def test_conda_files_are_planned_even_where_conda_is_missing(tmp_path):
+    plan = json.loads(dry_run(CORPUS / "environment-unpinned.yml", tmp_path / "c").stdout)
+    assert plan["kind"] == "conda" and plan["blocked"] and "conda" in plan["blocked"]
+    assert plan["python"] == "3.10"
+    assert "conda-forge::pytorch" in plan["conda"] and "scipy>=1.10" in plan["conda"]
+
+
+def test_refused_lines_stop_the_import_unless_agreed(tmp_path):
+    config = tmp_path / "config"
+    result = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "import", "local",
+                             str(CORPUS / "requirements-mixed.txt"), "--root", str(tmp_path / "envs")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "--index-url" in result.stderr and "Nothing was created" in result.stderr
+    assert not (tmp_path / "envs").exists()
+
+
+def test_unknown_keys_in_envdesk_files_are_named(tmp_path):
+    result = dry_run(CORPUS / "envdesk-unknown-key.yaml", tmp_path / "c")
+    assert result.returncode == 1
+    assert "packages" in result.stderr and "requirements" in result.stderr
+
+
+def pip_freeze(cluster, env_path: str, modules: str) -> dict[str, str]:
+    """The referee: what pip itself says the environment holds."""
+    out = cluster.run_as_user(f"module load {modules} && {env_path}/bin/python -m pip freeze --all").stdout
+    return {canon(line.split("==")[0]): line.split("==")[1] for line in out.split() if "==" in line}
+
+
+def test_a_file_with_one_pin_still_installs_every_other_line(testbed, session, tmp_path):
+    """The old importer kept only the == pins when a file had any (and exited 0)."""
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    from envdesk_fixtures import unique
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# analysis\ntinyalpha==1.1\ntinybeta>=1.0  # needs tinyalpha\n\ntinygamma\n")
+    name = unique("mixed")
+    imported = import_environment(session, "beta", read_spec_file(requirements), name=name)
+    held = pip_freeze(testbed.clusters["beta"], imported.environment.path, "GCC/12.3.0 Python/3.11.3")
+    assert {k: held.get(k) for k in ("tinyalpha", "tinybeta", "tinygamma")} == {
+        "tinyalpha": "1.1", "tinybeta": "1.0", "tinygamma": "0.1"}
+
+
+def test_pins_that_cannot_install_are_all_named_with_their_cause(testbed, session, tmp_path):
+    """Like a course's numpy==1.22.3/pandas==1.4.2 on Python 3.11: every failing pin and why, at once."""
+    from envdesk.backend.errors import CommandFailed
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    from envdesk_fixtures import unique
+    course = tmp_path / "requirements.txt"
+    course.write_text("tinyold==1.0\ntinyalpha==9.9\ntinygamma==0.1\n")
+    name = unique("course")
+    with pytest.raises(CommandFailed) as info:
+        import_environment(session, "beta", read_spec_file(course), name=name)
+    message = info.value.message
+    assert "tinyold==1.0 (needs Python <3.11; this environment has Python 3.11" in message
+    assert "tinyalpha==9.9 (not in this target's package index" in message
+    assert "tinygamma" not in message.split("installed on")[1]
+    assert "predate" in info.value.hint and "--top-level" in info.value.hint
+    listed = testbed.clusters["beta"].run_as_user(f"ls -d ~/venvs/{name} ~/envs/{name} 2>/dev/null", check=False)
+    assert listed.stdout == ""
+
+
+def test_allowing_newer_versions_really_relaxes_the_pins(testbed, session, tmp_path):
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    from envdesk_fixtures import unique
+    course = tmp_path / "requirements.txt"
+    course.write_text("tinyold==1.0\ntinygamma==0.1\n")
+    imported = import_environment(session, "beta", read_spec_file(course), name=unique("newer"), top_level=True)
+    assert imported.used_top_level
+    held = pip_freeze(testbed.clusters["beta"], imported.environment.path, "GCC/12.3.0 Python/3.11.3")
+    assert held.get("tinyold") == "1.2" and held.get("tinygamma") == "0.1"
