@@ -18,7 +18,7 @@ from . import validate
 from .config import AUTH_METHODS
 from .errors import ConfigError, InvalidInput, NotFound
 from .fileio import read_yaml
-from .spec import KINDS
+from .kinds import KINDS
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

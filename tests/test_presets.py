@@ -6,8 +6,6 @@ import dataclasses
 import os
 import shutil
 import subprocess
-import sys
-import zipfile
 from importlib import resources
 from pathlib import Path
 

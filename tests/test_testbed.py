@@ -156,7 +156,7 @@ def test_otp_login_key_then_code(testbed):
             assert t.auth_publickey(c.user, key) == ["keyboard-interactive"]  # partial success
             prompts = []
 
-            def handler(title, instructions, prompt_list):
+            def handler(title, instructions, prompt_list, prompts=prompts):
                 prompts.append(prompt_list)
                 return [c.totp_now() for _ in prompt_list]
 

@@ -104,7 +104,7 @@ def install_virtualenv_lib(dest: Path) -> list[str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             _link_or_copy(src, target, 0o644)
         copied.append(f"{dist.metadata['Name']}=={dist.version}")
-    for dirpath, dirnames, _ in os.walk(dest):
+    for dirpath, _dirnames, _ in os.walk(dest):
         os.chmod(dirpath, 0o755)
     return copied
 
