@@ -5,6 +5,8 @@ so nothing here is ever pasted into shell text.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -72,6 +74,16 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
     raise InvalidInput(f"Unknown environment kind {kind!r}.", "Use venv, virtualenv, uv or conda.")
 
 
+_HOSTLESS_VCS = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*((?:git|hg|svn|bzr)\+file:///[^\s#;]+)$")
+
+
+def _legacy_vcs_form(spec: str) -> str:
+    """'name @ git+file:///repo@C' as 'git+file:///repo@C#egg=name': pip before 24.1 refuses a VCS URL
+    without a host in the PEP 508 form (its vendored packaging, pypa/packaging#684) but takes pip's own."""
+    match = _HOSTLESS_VCS.match(spec.strip())
+    return f"{match.group(2)}#egg={match.group(1)}" if match else spec
+
+
 @dataclass(frozen=True)
 class Installer:
     """Installs into one environment with uv when the target has it, else with pip."""
@@ -102,7 +114,7 @@ class Installer:
         return tuple(PIP_TO_UV.get(arg, arg) for arg in self.pip_args)
 
     def install(self, specs: Sequence[str], upgrade: Sequence[str] = (), requirements: str | None = None,
-                no_deps: bool = False) -> Step:
+                no_deps: bool = False, require_hashes: bool = False) -> Step:
         """Install specs (and a requirements file already on the target), upgrading the named ones.
 
         A spec '-e FOLDER_OR_URL' is installed editable (the option goes before the '--').
@@ -110,11 +122,13 @@ class Installer:
         editables = [arg for spec in specs if spec.startswith("-e ") for arg in ("-e", spec[3:].strip())]
         specs = [spec for spec in specs if not spec.startswith("-e ")]
         extra = (["-r", requirements] if requirements else []) + (["--no-deps"] if no_deps else []) + editables
+        extra += ["--require-hashes"] if require_hashes else []
         if self.uv:
             ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
             step = self._uv("install", "--python", self.python, *self._uv_args(), *ups, *extra, "--", *specs, *upgrade)
         else:
             ups = ["--upgrade"] if upgrade else []
+            specs = [_legacy_vcs_form(spec) for spec in specs]
             step = self._pip("install", *QUIET_PIP, *self.pip_args, *extra, *ups, "--", *specs, *upgrade)
         return Step(f"Installing packages with {self.name}", step.argv, step.modules)
 

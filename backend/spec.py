@@ -6,6 +6,7 @@ Formats: EnvDesk's own ``envdesk.yaml``, pip's ``requirements.txt`` and conda's
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,7 @@ import yaml
 
 from . import validate
 from .errors import InvalidInput
-from .fileio import dump_yaml
+from .fileio import dump_yaml, load_yaml, yaml_problem
 from .kinds import KINDS
 
 FORMAT_VERSION = 1
@@ -101,6 +102,7 @@ class EnvSpec:
     created: str = ""
     adapted: list[Adapted] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    hashed: list[str] = field(default_factory=list)  # requirement lines with their --hash options
 
     @property
     def pip_pins(self) -> list[Pin]:
@@ -196,9 +198,10 @@ def render(spec: EnvSpec, fmt: str) -> str:
 
 def _safe_yaml(text: str, what: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"The {what} is not valid YAML.", "Check the file; nothing was changed.") from exc
+        raise InvalidInput(f"The {what} is not valid YAML ({yaml_problem(exc)}).",
+                           "Check the file; nothing was changed.") from exc
 
 
 def _str_list(value: Any, what: str) -> list[str]:
@@ -275,6 +278,9 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
 _PIN_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9._+!-]+)$")
 _COMMENT = re.compile(r"(^|\s)#.*$")
 _HASH_OPTION = re.compile(r"\s--hash[=\s]\S+")
+HASH_OPTION = " --hash="
+"""How a plan line that pip must check against hashes is recognised (it goes to a requirements file)."""
+HASHED_REQUIREMENTS = "hashed-requirements.txt"
 _VCS = ("git+", "hg+", "svn+", "bzr+")
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
                   "--trusted-host", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
@@ -319,20 +325,22 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0)
             _apply_header(spec, header.group(1))
             continue
         _read_requirement_line(spec, line, folder, _depth)
-    if spec.pins and not spec.requirements:
-        spec.requirements = [pin.pip_line() for pin in spec.pins]
+    if (spec.pins or spec.hashed) and not spec.requirements:
+        spec.requirements = [pin.pip_line() for pin in spec.pins] + [without_hashes(h) for h in spec.hashed]
     return spec
+
+
+def without_hashes(line: str) -> str:
+    """A requirement line without its --hash options (what a per-package check or a relaxed retry uses)."""
+    return line.split(HASH_OPTION)[0].strip()
 
 
 def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth: int) -> None:
     if line.startswith("-"):
         _read_option_line(spec, line, folder, depth)
         return
-    hashes = _HASH_OPTION.findall(" " + line)
+    hashes = [h.strip().replace("--hash ", "--hash=") for h in _HASH_OPTION.findall(" " + line)]
     bare = _HASH_OPTION.sub("", " " + line).strip()
-    if hashes:
-        spec.adapted.append(Adapted(line, bare, "installed without pip's hash check: EnvDesk installs this "
-                                                "exact version from the target's own index"))
     if bare.startswith(_VCS):
         _read_vcs_line(spec, line, bare)
         return
@@ -354,8 +362,9 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         spec.refused.append(Refused(line, f"{url.strip()} is {LOCAL_SOURCE}"))
         return
     pin = _PIN_LINE.match(requirement)
-    if hashes:
-        return  # installed in its adapted (hash-free) form
+    if hashes:  # kept whole: pip checks every file it installs against these
+        spec.hashed.append(" ".join([requirement, *hashes]))
+        return
     if pin:
         spec.pins.append(Pin(name=pin.group(1), version=pin.group(2)))
     else:
@@ -429,7 +438,8 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
     spec.adapted.append(Adapted(line, f"the {len(included.pins) + len(own)} requirement(s) in {name}",
                                 f"read from {name} next to the imported file", installs=False))
     spec.pins.extend(included.pins)
-    spec.requirements.extend(own)
+    spec.hashed.extend(included.hashed)
+    spec.requirements.extend(r for r in own if r not in {without_hashes(h) for h in included.hashed})
     spec.adapted.extend(included.adapted)
     spec.refused.extend(included.refused)
 
@@ -481,11 +491,12 @@ def from_conda_yaml(text: str, folder: Path | None = None) -> EnvSpec:
 def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
     if isinstance(item, dict):
         if set(item) != {"pip"}:
-            spec.refused.append(Refused(str(item)[:200], "only a 'pip:' list may appear inside dependencies"))
+            spec.refused.append(Refused(reprlib.repr(item), "only a 'pip:' list may appear inside dependencies"))
             return
         pip_part = from_requirements("\n".join(_str_list(item.get("pip"), "pip")), folder)
         spec.pins.extend(pip_part.pins)
-        pinned = {pin.pip_line() for pin in pip_part.pins}
+        spec.hashed.extend(pip_part.hashed)
+        pinned = {pin.pip_line() for pin in pip_part.pins} | {without_hashes(h) for h in pip_part.hashed}
         spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements and r not in pinned)
         spec.adapted.extend(pip_part.adapted)
         spec.refused.extend(pip_part.refused)

@@ -1,12 +1,14 @@
 """uv projects (``pyproject.toml`` + ``uv.lock``): read and check them, and turn them into an EnvSpec.
 
 Everything a project file names (its name, its dependencies, every locked package's name, version,
-source and markers) is checked here, before anything runs anywhere: a hostile file is refused with
-an InvalidInput in plain words. The files themselves are only ever uploaded as files (never pasted
-into a shell), so uv reads them, not bash.
+source, markers and file hashes) is checked here, before anything runs anywhere: a hostile file is
+refused with an InvalidInput in plain words. The files never leave this computer: `to_spec` turns the
+lock into an EnvSpec, which the one import pipeline (operations/importing.py) plans and builds like any
+other file.
 """
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from . import validate
 from .validate import canonical_name
 from .errors import InvalidInput
-from .spec import EnvSpec, Pin
+from .spec import LOCAL_SOURCE, Adapted, EnvSpec, Pin, Refused
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,6 +34,8 @@ LOCK_VERSIONS = (1,)
 SOURCE_KINDS = ("registry", "git", "url", "path", "directory", "editable", "virtual")
 LOCAL_SOURCES = ("path", "directory", "editable", "virtual")
 _LOWER_BOUND_OPERATORS = (">=", ">", "==", "~=", "===")
+_HASH = re.compile(r"^([a-z0-9]+):([0-9a-f]+)$")
+CHECKED_HASHES = {"sha256": 64, "sha384": 96, "sha512": 128}  # what pip's --hash takes (and uv's)
 
 
 def git_url(location: str) -> str:
@@ -72,6 +76,7 @@ class LockedPackage:
     dependencies: tuple[LockedDependency, ...] = ()
     optional: tuple[tuple[str, tuple[LockedDependency, ...]], ...] = ()   # extra -> edges
     groups: tuple[tuple[str, tuple[LockedDependency, ...]], ...] = ()     # dependency group -> edges
+    hashes: tuple[str, ...] = ()   # 'sha256:<hex>' of every wheel and sdist the lock lists for it
 
     @property
     def portable(self) -> bool:
@@ -99,6 +104,14 @@ class LockedPackage:
     def pin(self, folder: Path | None = None) -> Pin:
         """The exact pin: name==version for registry packages, name @ URL for the others."""
         return Pin(name=self.name, version=self.version, url=self.url(folder))
+
+    def hashed_line(self) -> str:
+        """'name==version --hash=sha256:...' with every file hash the lock lists (pip and uv check them)."""
+        return " ".join([f"{self.name}=={self.version}", *(f"--hash={h}" for h in self.hashes)])
+
+    def all_edges(self) -> tuple[LockedDependency, ...]:
+        """Its dependencies and those of all its extras (whatever the markers say)."""
+        return self.dependencies + tuple(edge for _, edges in self.optional for edge in edges)
 
     def describe(self, folder: Path | None = None) -> str:
         return f"{self.name} ({self.source} {self.url(folder) or self.location})"
@@ -145,17 +158,15 @@ class UvProject:
         return [p for p in self.locked if p.is_local]
 
     def source_notes(self) -> list[str]:
-        """What the user should know about packages that do not come from an index."""
+        """What the user should know about packages that come from git or a URL rather than an index.
+
+        (Packages from this computer's folders are refused in the plan, with the reason.)
+        """
         remote = [p for p in self.not_portable if not p.is_local]
-        local = [p for p in self.not_portable if p.is_local]
-        notes = []
-        if remote:
-            notes.append("Not from a package index (the target must reach them): "
-                         + "; ".join(p.describe(self.folder) for p in remote) + ".")
-        if local:
-            notes.append("Not portable (local folders or files of the project's computer): "
-                         + "; ".join(p.describe(self.folder) for p in local) + ".")
-        return notes
+        if not remote:
+            return []
+        return ["Not from a package index (the target must reach them): "
+                + "; ".join(p.describe(self.folder) for p in remote) + "."]
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -236,6 +247,29 @@ def _source(value: Any, package: str) -> tuple[str, str]:
     return kind, location
 
 
+def _hashes(table: dict[str, Any], name: str) -> tuple[str, ...]:
+    """The file hashes of a locked package (its wheels and sdist) that pip's --hash can check.
+
+    A hash that is not 'algorithm:hex' is refused (it would become part of a requirement line);
+    well-formed ones of algorithms pip does not take (md5) are left out.
+    """
+    files = [_table(w, f"wheel of {name}") for w in _list(table.get("wheels"), f"wheels of {name}")]
+    if table.get("sdist") is not None:
+        files.append(_table(table.get("sdist"), f"sdist of {name}"))
+    found: list[str] = []
+    for entry in files:
+        if entry.get("hash") is None:
+            continue
+        text = _text(entry["hash"], f"file hash of {name}")
+        match = _HASH.match(text)
+        if not match:
+            raise InvalidInput(f"The file hash {text!r} of {name} in uv.lock is not 'algorithm:hex'.")
+        algorithm, digest = match.groups()
+        if CHECKED_HASHES.get(algorithm) == len(digest) and text not in found:
+            found.append(text)
+    return tuple(found)
+
+
 def _dependency(value: Any, owner: str) -> LockedDependency:
     table = _table(value, f"dependency of {owner}")
     name = validate.package_name(_text(table.get("name"), f"dependency name of {owner}"))
@@ -268,7 +302,8 @@ def _locked_package(value: Any) -> LockedPackage:
         source=kind, location=location,
         dependencies=tuple(_dependency(d, name) for d in _list(table.get("dependencies"), "dependencies")),
         optional=_edge_tables(table.get("optional-dependencies"), name, "optional-dependencies"),
-        groups=_edge_tables(table.get("dev-dependencies"), name, "dev-dependencies"))
+        groups=_edge_tables(table.get("dev-dependencies"), name, "dev-dependencies"),
+        hashes=_hashes(table, name))
     url = package.url()
     if url is not None:
         validate.package_spec(f"{name} @ {url}")
@@ -419,12 +454,40 @@ def _unique(packages: Iterable[LockedPackage]) -> list[LockedPackage]:
 
 
 def to_spec(project: UvProject, environment: Mapping[str, str] | None = None) -> EnvSpec:
-    """An EnvSpec that pip can build anywhere: the project's direct dependencies, every locked version pinned.
+    """The EnvSpec of the project's locked environment, for the one import pipeline to plan and build.
 
     `environment` (see marker_environment) says where it will be installed, so packages the lock only
     needs elsewhere (Windows, another Python) are left out; by default a Linux cluster with the lowest
-    Python the project allows.
+    Python the project allows. Registry packages are pinned to their locked versions with every file
+    hash the lock lists (`hashed` lines: pip or uv checks each file against them); git and URL packages
+    are pinned to their exact commit or file; packages from this computer's folders are refused. The
+    requirements are the project's own dependencies (what --top-level installs instead).
     """
-    pins = [package.pin(project.folder) for package in select_packages(project, environment)]
-    return EnvSpec(kind="uv", python=project.python, requirements=list(project.dependencies), pins=pins,
-                   name=project.name, source={"format": "uv", "path": str(project.folder)})
+    selected = select_packages(project, environment)
+    local = [p for p in selected if p.is_local]
+    installable = [p for p in selected if not p.is_local]
+    with_hashes = [p for p in installable if p.portable and p.hashes]
+    without = {canonical_name(p.name) for p in installable if not (p.portable and p.hashes)}
+    # pip and uv check hashes only when everything a hashed line needs is hashed too
+    blocking = sorted({edge.name for p in with_hashes for edge in p.all_edges()
+                       if canonical_name(edge.name) in without})
+    hashed, adapted = [], []
+    if not blocking:
+        hashed = [p.hashed_line() for p in with_hashes]
+    else:
+        reason = ("installed without its file hashes: pip and uv check hashes only when every dependency "
+                  f"has them too, and uv.lock gives none for {', '.join(blocking)}")
+        adapted = [Adapted(f"{p.name}=={p.version} (with {len(p.hashes)} file hash(es) in uv.lock)",
+                           p.pin().pip_line(), reason) for p in with_hashes]
+    pins = [p.pin(project.folder) for p in installable if not (p.portable and p.hashes)]
+    refused = [Refused(p.describe(project.folder), LOCAL_SOURCE) for p in local]
+    gone = {canonical_name(p.name) for p in local}
+    requirements = [r for r in project.dependencies if _requirement_name(r) not in gone]
+    return EnvSpec(kind="uv", python=project.python, requirements=requirements, pins=pins, hashed=hashed,
+                   adapted=adapted, refused=refused, name=project.name,
+                   source={"format": "uv", "path": str(project.folder), "project": project.name})
+
+
+def _requirement_name(requirement: str) -> str:
+    from packaging.requirements import Requirement
+    return canonical_name(Requirement(requirement).name)

@@ -29,7 +29,6 @@ from envdesk.backend.agent_client import (
 from envdesk.backend.errors import InvalidInput
 from envdesk.backend.inventory import read_inventory
 from envdesk.backend.local_runner import LocalRunner
-from envdesk.backend.operations import uvimport
 
 # Values that name things on disk or mark the answer: no part may spell them out itself.
 SPELLED_ONLY_IN_PROTOCOL = ("ANSWER_MARKER", "LOCK_SUFFIX", "LOCK_OWNER_FILE", "ENVDESK_DIR", "CREATING_MARK",
@@ -106,7 +105,6 @@ def test_no_part_defines_or_spells_out_a_protocol_value(part):
 
 def test_the_client_side_takes_its_values_from_protocol():
     assert agent_client.AGENT_MARKER is protocol.ANSWER_MARKER
-    assert uvimport.LOCK_SUFFIX is protocol.LOCK_SUFFIX
     codes = {value for name, value in protocol_constants().items() if name.startswith("CODE_")}
     assert set(agent_client._REFUSALS) <= codes
 

@@ -1,11 +1,16 @@
 """Importing uv projects (pyproject.toml + uv.lock): reading them safely, and building them for real.
 
-The projects are made with the test runner's own uv, offline, from alpha's wheelhouse; alpha has a
-uv module (so the project is synced with `uv sync --frozen`), beta has none (pip installs the locks).
+The projects are made with the test runner's own uv, offline, from alpha's wheelhouse. A uv project
+goes through the one import pipeline: the lock becomes an EnvSpec (locked versions with their file
+hashes) that import_environment builds, with uv on alpha (it has a uv module) and pip on beta.
+What got installed is judged by the environment itself (`uv pip freeze`, or its own Python), never
+by EnvDesk's reading of it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 import threading
 import uuid
@@ -17,9 +22,9 @@ from envdesk.backend.errors import Cancelled, CommandFailed, InvalidInput
 from envdesk.backend.inventory import read_inventory
 from envdesk.backend.operations.common import Progress
 from envdesk.backend.operations.importing import read_spec_file
-from envdesk.backend.operations.uvimport import import_uv_project
+from envdesk.backend.operations.uvimport import import_uv_project, plan_uv_project
 from envdesk.backend.uvproject import marker_environment, read_uv_project, select_packages, to_spec
-from envdesk_fixtures import canon, packages_of, unique, make_config, run_cli
+from envdesk_fixtures import canon, unique, make_config, run_cli
 
 
 # -- helpers and fixtures -----------------------------------------------------------------------
@@ -65,6 +70,36 @@ def project(testbed, tmp_path, home) -> Path:
 
 def leftovers(cluster, root: str, name: str) -> str:
     return cluster.run_as_user(f"ls -d {root}/{name}* 2>/dev/null", check=False).stdout.strip()
+
+
+def add_hashes(project_dir: Path) -> dict[str, str]:
+    """Give every locked wheel its sha256, as uv.lock has it for packages from an index such as PyPI.
+
+    (uv records no hashes for a local wheel folder; the wheelhouses are on this machine, so the hashes
+    are those of the very files the clusters install.) Returns {wheel file name: hash}.
+    """
+    lock = project_dir / "uv.lock"
+    hashes: dict[str, str] = {}
+
+    def with_hash(match: re.Match) -> str:
+        wheel = Path(match.group(1))
+        hashes[wheel.name] = "sha256:" + hashlib.sha256(wheel.read_bytes()).hexdigest()
+        return f'{{ path = "{wheel}", hash = "{hashes[wheel.name]}" }}'
+
+    lock.write_text(re.sub(r'\{ path = "([^"]+\.whl)" \}', with_hash, lock.read_text()))
+    assert len(hashes) == 2, lock.read_text()
+    return hashes
+
+
+def frozen(cluster, env_path: str) -> dict[str, str]:
+    """What the environment holds besides its installer: `uv pip freeze --python ENV` on alpha, the
+    environment's own Python on beta (which has no uv)."""
+    modules = "module load uv/0.13 && " if cluster.name == "alpha" else ""
+    if not modules:
+        return {name: version for name, version in installed_in(cluster, env_path).items()
+                if name not in ("pip", "setuptools", "wheel")}
+    out = cluster.run_as_user(f"{modules}uv pip freeze --python {env_path}/bin/python").stdout
+    return {canon(line.split("==")[0]): line.split("==")[1] for line in out.split() if "==" in line}
 
 
 # -- reading (no cluster needed) -----------------------------------------------------------------
@@ -128,6 +163,44 @@ def test_lock_graph_follows_markers_extras_groups_and_forks(tmp_path):
         "click==8.1.7", "h2==4.1.0", "httpx==0.27.0", "numpy==2.1.0", "pytest==8.3.0"]
 
 
+def test_the_lock_becomes_hashed_lines_git_commits_and_refused_local_folders(tmp_path):
+    digest = "ab" * 32
+    wheel = '\nwheels = [{{ url = "https://files.example/{0}-py3-none-any.whl", hash = "sha256:{1}" }}, ' \
+            '{{ url = "https://files.example/{0}-cp311-manylinux.whl", hash = "sha256:{2}" }}]\n' \
+            'sdist = {{ url = "https://files.example/{0}.tar.gz", hash = "sha256:{1}" }}\n'
+    lock = LOCK_HEAD + lock_package(
+        "app", "0.1.0", '{ virtual = "." }',
+        '{ name = "click" }, { name = "mylib" }, { name = "helper" }, { name = "winonly", marker = '
+        '"sys_platform == \'win32\'" }') + \
+        lock_package("click", "8.1.7", deps='{ name = "colorama" }',
+                     extra=wheel.format("click-8.1.7", digest, "cd" * 32)) + \
+        lock_package("colorama", "0.4.6", extra=wheel.format("colorama-0.4.6", "ef" * 32, "01" * 32)) + \
+        lock_package("winonly", "1.0", extra=wheel.format("winonly-1.0", "23" * 32, "45" * 32)) + \
+        lock_package("mylib", "1.0", '{ git = "https://github.com/me/mylib?rev=main#0123abcd" }',
+                     deps='{ name = "colorama" }') + \
+        lock_package("helper", "0.3", '{ directory = "../helper" }')
+    folder = write_project(tmp_path / "app", PYPROJECT.format(
+        name="app", requires=">=3.11", deps='"click>=8", "mylib", "helper"'), lock)
+    spec = to_spec(read_uv_project(folder), marker_environment("3.11.5"))
+    assert spec.hashed == [f"click==8.1.7 --hash=sha256:{digest} --hash=sha256:{'cd' * 32}",
+                           f"colorama==0.4.6 --hash=sha256:{'ef' * 32} --hash=sha256:{'01' * 32}"]
+    assert [pin.pip_line() for pin in spec.pins] == ["mylib @ git+https://github.com/me/mylib@0123abcd"]
+    assert [r.line for r in spec.refused] == [f"helper (directory {(tmp_path / 'helper').resolve().as_uri()})"]
+    assert spec.requirements == ["click>=8", "mylib"], "a refused package is not fetched from an index instead"
+    assert spec.source == {"format": "uv", "path": str(folder), "project": "app"} and not spec.adapted
+
+    # a hashed package that needs one without hashes: pip and uv cannot check it, so say so
+    blocked = lock.replace('name = "click"\nversion = "8.1.7"\nsource = { registry = "https://pypi.org/simple" }\n'
+                           'dependencies = [{ name = "colorama" }]',
+                           'name = "click"\nversion = "8.1.7"\nsource = { registry = "https://pypi.org/simple" }\n'
+                           'dependencies = [{ name = "mylib" }]')
+    assert blocked != lock
+    spec = to_spec(read_uv_project(write_project(tmp_path / "app2", PYPROJECT.format(
+        name="app", requires=">=3.11", deps='"click>=8", "mylib"'), blocked)), marker_environment("3.11.5"))
+    assert spec.hashed == []
+    assert [(a.as_, "mylib" in a.reason) for a in spec.adapted] == [("click==8.1.7", True), ("colorama==0.4.6", True)]
+
+
 HOSTILE_PROJECTS = {
     "project name": (PYPROJECT.format(name="x; rm -rf ~", requires=">=3.11", deps=""), LOCK_HEAD),
     "dependency": (PYPROJECT.format(name="demo", requires=">=3.11", deps='"tinybeta; rm -rf ~"'), LOCK_HEAD),
@@ -146,6 +219,9 @@ HOSTILE_PROJECTS = {
                + lock_package("tinyalpha", "1.0")),
     "source": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
                LOCK_HEAD + lock_package("tinyalpha", "1.0", '{ url = "https://x.org/a b; rm -rf ~" }')),
+    "file hash": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
+                  LOCK_HEAD + lock_package("tinyalpha", "1.0", extra='wheels = [{ url = "https://x.org/a.whl", '
+                                                                      'hash = "sha256:ab\\n--index-url evil" }]\n')),
     "not toml": ("[project\nname = 1", LOCK_HEAD),
     "lock version": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""), "version = 99\n"),
 }
@@ -175,38 +251,71 @@ def test_missing_lock_huge_files_and_spec_reader(tmp_path):
 
 # -- building on the test bed ----------------------------------------------------------------------
 
-def test_import_onto_alpha_runs_uv_sync_with_the_locked_versions(testbed, session, project):
-    alpha = testbed.clusters["alpha"]
+@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
+def test_import_installs_the_locked_versions_checked_against_their_hashes(testbed, session, project,
+                                                                          cluster_name):
+    """alpha installs with uv, beta (no uv) with pip: either way one plain environment, every file checked."""
+    cluster = testbed.clusters[cluster_name]
+    add_hashes(project)
     name = unique("uvp")
-    imported = import_uv_project(session, "alpha", project, name=name)
+    imported = import_uv_project(session, cluster_name, project, name=name)
     env = imported.environment
-    assert env.path == f"{alpha.home}/venvs/{name}/.venv"
-    assert (env.kind, env.state, env.modules) == ("uv", "ok", ("python/3.11.5",))
-    assert packages_of(env) == locked_versions(project) == {"tinyalpha": "1.1", "tinybeta": "1.0"}
-    assert env.envdesk["requested"] == ["tinybeta>=1.0"] and env.envdesk["kind"] == "uv"
-    assert env.envdesk["imported_from"]["format"] == "uv"
-    folder = f"{alpha.home}/venvs/{name}"
-    assert alpha.run_as_user(f"cat {folder}/uv.lock").stdout == (project / "uv.lock").read_text()
-    assert alpha.run_as_user(f"cat {folder}/pyproject.toml").stdout == (project / "pyproject.toml").read_text()
-    assert alpha.run_as_user(f"test -e {folder}/.venv/.envdesk/CREATING", check=False).returncode != 0
-    # what the user's own `uv run` sees there, with the cluster's modules
-    out = alpha.run_as_user(f"module load python/3.11.5 uv/0.13 && cd {folder} && uv run --frozen --offline "
-                            "--no-sync python -c 'import tinyalpha; print(tinyalpha.__version__)'").stdout
-    assert out.strip() == "1.1"
-    listed = read_inventory(session.target("alpha").runner, session.target("alpha").roots).find(f"{name}/.venv")
-    assert listed.state == "ok" and packages_of(listed) == packages_of(env)
+    assert env.path == f"{cluster.home}/venvs/{name}" and env.state == "ok"
+    assert (env.kind, env.modules) == (("uv", ("python/3.11.5",)) if cluster_name == "alpha" else
+                                       ("venv", ("GCC/12.3.0", "Python/3.11.3")))
+    assert frozen(cluster, env.path) == locked_versions(project) == {"tinyalpha": "1.1", "tinybeta": "1.0"}
+    assert any("2 locked package(s) are installed with the file hashes" in note for note in imported.notes)
+    assert env.envdesk["requested"] == ["tinybeta>=1.0"]
+    assert env.envdesk["imported_from"] == {"format": "uv", "path": str(project), "project": "demo"}
+    # a plain environment: the project's files stay on this computer
+    assert cluster.run_as_user(f"ls {env.path}/pyproject.toml {env.path}/uv.lock {env.path}/.venv",
+                               check=False).returncode != 0
+    assert cluster.run_as_user(f"test -e {env.path}/.envdesk/CREATING", check=False).returncode != 0
+    listed = read_inventory(session.target(cluster_name).runner, session.target(cluster_name).roots).find(name)
+    assert listed.state == "ok" and listed.envdesk["imported_from"]["format"] == "uv"
 
 
-def test_import_onto_beta_without_uv_pins_the_locked_versions_with_pip(testbed, session, project):
+@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
+def test_a_corrupted_hash_in_the_lock_fails_and_leaves_nothing_behind(testbed, session, project, cluster_name):
+    cluster = testbed.clusters[cluster_name]
+    hashes = add_hashes(project)
+    good = hashes["tinyalpha-1.1-py3-none-any.whl"]
+    bad = good[:-6] + ("000000" if not good.endswith("000000") else "111111")
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text().replace(good, bad))
+    name = unique("uvhash")
+    with pytest.raises(CommandFailed) as info:
+        import_uv_project(session, cluster_name, project, name=name)
+    assert "hash" in (info.value.message + info.value.log).lower()
+    assert leftovers(cluster, "~/venvs", name) == ""
+
+
+def test_import_onto_beta_without_hashes_pins_the_locked_versions_with_pip(testbed, session, project):
     name = unique("uvb")
     imported = import_uv_project(session, "beta", project, name=name)
     env = imported.environment
     assert env.path == f"{testbed.clusters['beta'].home}/venvs/{name}"
     assert env.kind == "venv" and env.state == "ok"
-    assert env.modules == ("GCC/12.3.0", "Python/3.11.3")
-    assert packages_of(env) == locked_versions(project)
-    assert any("no uv" in note and "pip installed the versions locked in uv.lock" in note for note in imported.notes)
+    assert frozen(testbed.clusters["beta"], env.path) == locked_versions(project)
+    assert any("lists no file hashes for tinyalpha, tinybeta" in note for note in imported.notes)
     assert env.envdesk["requested"] == ["tinybeta>=1.0"]
+
+
+def test_the_plan_picks_the_targets_python_and_refuses_local_folders(testbed, session, project):
+    add_hashes(project)
+    lock = project / "uv.lock"
+    lock.write_text(lock.read_text() + '\n[[package]]\nname = "helper"\nversion = "0.3"\n'
+                                       'source = { directory = "../helper" }\n')
+    text = lock.read_text().replace('dependencies = [\n    { name = "tinybeta" },\n]',
+                                    'dependencies = [\n    { name = "helper" },\n    { name = "tinybeta" },\n]', 1)
+    lock.write_text(text)
+    plan = plan_uv_project(session, "alpha", project, name=unique("uvplan"))
+    assert plan.python == "3.11.5" and plan.kind == "uv" and plan.modules == ["python/3.11.5"]
+    assert [line.split(" --hash=")[0] for line in plan.pins] == ["tinyalpha==1.1", "tinybeta==1.0"]
+    assert all(" --hash=sha256:" in line for line in plan.pins)
+    assert [r.line.split(" ")[0] for r in plan.refused] == ["helper"]
+    with pytest.raises(InvalidInput, match="cannot be imported"):
+        import_uv_project(session, "alpha", project, name=unique("uvplan"))
 
 
 def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp_path):
@@ -230,7 +339,7 @@ def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp
     assert leftovers(alpha, "~/venvs", "hostile") == ""
 
 
-def test_a_failing_sync_leaves_nothing_behind(testbed, session, project):
+def test_a_missing_locked_version_fails_and_leaves_nothing_behind(testbed, session, project):
     alpha = testbed.clusters["alpha"]
     lock = project / "uv.lock"
     text = lock.read_text()
@@ -240,29 +349,32 @@ def test_a_failing_sync_leaves_nothing_behind(testbed, session, project):
     name = unique("uvfail")
     with pytest.raises(CommandFailed) as info:
         import_uv_project(session, "alpha", project, name=name)
-    assert "uv sync" in info.value.message
+    assert "tinyalpha==9.9" in info.value.message
     assert leftovers(alpha, "~/venvs", name) == ""
 
 
-def test_cancel_during_uv_sync_leaves_nothing_behind(testbed, session, project):
-    """The lock points tinyalpha at a named pipe on the cluster: uv sync blocks reading it until cancelled.
+def test_cancel_during_the_install_leaves_nothing_behind(testbed, session, project):
+    """The lock takes tinyalpha from a file URL that is a named pipe on the cluster: the installer blocks
+    reading it until cancelled.
 
-    The version is new each run, so that no wheel in the user's uv cache stands in for the pipe.
+    The version is new each run, so that no wheel in the user's caches stands in for the pipe.
     """
     alpha = testbed.clusters["alpha"]
     blocker, version = f"{alpha.home}/{unique('fifo')}", f"1.1.post{uuid.uuid4().int % 10**9}"
     wheel = f"tinyalpha-{version}-py3-none-any.whl"
     alpha.run_as_user(f"mkdir -p {blocker} && mkfifo {blocker}/{wheel}")
     lock = project / "uv.lock"
-    lock.write_text(lock.read_text()
-                    .replace('name = "tinyalpha"\nversion = "1.1"', f'name = "tinyalpha"\nversion = "{version}"')
-                    .replace(f"{alpha.wheelhouse}/tinyalpha-1.1-py3-none-any.whl", f"{blocker}/{wheel}"))
+    text = lock.read_text()
+    registry = re.search(r'name = "tinyalpha"\nversion = "1.1"\nsource = (\{ registry = "[^"]+" \})', text)
+    assert registry, text
+    lock.write_text(text.replace(registry.group(0), f'name = "tinyalpha"\nversion = "{version}"\n'
+                                                    f'source = {{ url = "file://{blocker}/{wheel}" }}'))
     name = unique("uvcancel")
     progress = Progress()
     timers: list[threading.Timer] = []
 
     def on_step(text: str) -> None:
-        if "uv sync" in text:
+        if text.startswith("Installing packages"):
             timers.append(threading.Timer(3.0, progress.cancel.cancel))
             timers[-1].start()
 
@@ -273,7 +385,7 @@ def test_cancel_during_uv_sync_leaves_nothing_behind(testbed, session, project):
     finally:
         for timer in timers:
             timer.cancel()
-    assert timers, "the sync step never started"
+    assert timers, "the install step never started"
     assert leftovers(alpha, "~/venvs", name) == ""
     alpha.run_as_user(f"rm -rf {blocker}")
 
@@ -295,7 +407,7 @@ def test_cli_imports_a_project_folder(testbed, tmp_path, project):
     result = run_cli("env", "import", "alpha", str(project / "pyproject.toml"), "--name", name,
                      config=config, home=home)
     assert result.returncode == 0, result.stderr
-    assert f"venvs/{name}/.venv" in result.stdout
+    assert result.stdout.rstrip().endswith(f"venvs/{name}") and ".venv" not in result.stdout
 
 
 def installed_in(cluster, env_path: str) -> dict[str, str]:
@@ -319,3 +431,6 @@ def test_top_level_is_honoured_for_a_uv_project_whose_locked_versions_are_missin
     assert any("instead" in note for note in imported.notes)
     held = installed_in(testbed.clusters[cluster_name], imported.environment.path)
     assert "tinybeta" in held and held.get("tinyalpha") != "9.9"
+
+
+

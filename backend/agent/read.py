@@ -532,12 +532,9 @@ def read_direct_url(path):
         if isinstance(vcs_info.get("commit_id"), str):
             url += "@" + vcs_info["commit_id"]
     fragments = []
-    if url and isinstance(archive_info, dict):
-        hashes = archive_info.get("hashes")
-        if isinstance(hashes, dict) and isinstance(hashes.get("sha256"), str):
-            fragments.append("sha256=" + hashes["sha256"])
-        elif isinstance(archive_info.get("hash"), str):
-            fragments.append(archive_info["hash"])
+    if url and isinstance(archive_info, dict) and isinstance(archive_info.get("hash"), str):
+        fragments.append(archive_info["hash"])  # pip writes 'hash' (and 'hashes'); freeze shows 'hash'
+
     if url and isinstance(data.get("subdirectory"), str):
         fragments.append("subdirectory=" + data["subdirectory"])
     if url and fragments:
@@ -560,6 +557,22 @@ def read_egg_info(path):
         headers = read_headers(pkg_info)
         name = headers.get("name") or name
         version = headers.get("version") or version
+    return make_package(name, version)
+
+
+def read_egg(path):
+    """Package object of an easy_install *.egg (a folder with EGG-INFO/PKG-INFO, or a zip of one)."""
+    stem = os.path.basename(path)[:-len(".egg")]
+    name, version = _name_version_from_filename(stem)
+    if os.path.isdir(path):
+        pkg_info = os.path.join(path, "EGG-INFO", "PKG-INFO")
+        if os.path.isfile(pkg_info):
+            headers = read_headers(pkg_info)
+            name, version = headers.get("name") or name, headers.get("version") or version
+    elif not os.path.isfile(path) or os.path.getsize(path) > 50 * 1024 * 1024:
+        raise ValueError("not a regular egg file")
+    if not name or not version:
+        raise ValueError("it has no name or version")
     return make_package(name, version)
 
 
@@ -586,7 +599,7 @@ def scan_site_packages(folder, warnings, skip=None):
     A package whose files are bad is left out with a warning.
     """
     readers = ((".dist-info", read_dist_info), (".egg-info", read_egg_info),
-               (".egg-link", read_egg_link))
+               (".egg-link", read_egg_link), (".egg", read_egg))
     packages = []
     for entry in list_dir(folder):
         for suffix, reader in readers:

@@ -14,6 +14,7 @@ from pathlib import Path
 from envdesk.backend.about import version
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
+from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.fileio import write_atomically
 from envdesk.backend.kinds import KINDS
 from envdesk.backend.operations.clone import clone_environment
@@ -78,20 +79,22 @@ def cluster_remove(args: argparse.Namespace, session: Session) -> int:
 
 def cluster_trust(args: argparse.Namespace, session: Session) -> int:
     target = session.target(args.name)
-    identity = target.runner.probe_identity()
-    if identity is None:
+    if not target.runner.route():
         raise InvalidInput("This computer needs no trust.")
+
+    def decide(identity: ServerIdentity, why: EnvDeskError) -> bool:
+        print(describe_new_server(args.name, identity) if isinstance(why, HostKeyUnknown) else why.message)
+        if args.yes or ask_yes_no("Replace the recorded key?" if args.replace else "Trust this server?"):
+            return True
+        print("Not trusted; nothing was recorded for it.", file=sys.stderr)
+        return False
+
     try:
-        session.hostkeys.verify(identity)
+        outcome = target.runner.trust_route(decide, replace=args.replace)
     except HostKeyUnknown:
-        print(describe_new_server(args.name, identity))
-        if not (args.yes or ask_yes_no("Trust this server?")):
-            print("Not trusted; nothing was recorded.", file=sys.stderr)
-            return 1
-        session.hostkeys.trust(identity)
-        print(f"Trusted {identity.host} ({identity.key_type} {identity.fingerprint}).")
-        return 0
-    print(f"{identity.host} is already trusted ({identity.key_type} {identity.fingerprint}).")
+        return 1
+    for identity, what in outcome:
+        print(f"{identity.host} (port {identity.port}): {what} ({identity.key_type} {identity.fingerprint}).")
     return 0
 
 
@@ -116,9 +119,12 @@ def env_list(args: argparse.Namespace, session: Session) -> int:
         print(f"No environments found on {listing.label} (looked in {', '.join(listing.roots)} and conda's).")
     else:
         _print_table([[env.name, env.kind, env.python or "?",
-                       str(env.package_count) if env.state == "ok" else env.state.upper(), env.path]
+                       (str(env.package_count) + ("+sys" if env.system_site_packages else ""))
+                       if env.state == "ok" else env.state.upper(), env.path]
                       for env in listing.environments],
                      ["NAME", "KIND", "PYTHON", "PACKAGES", "LOCATION"])
+        if any(env.system_site_packages for env in listing.environments):
+            print("+sys: the environment also sees its Python's system site-packages (not counted).")
     for problem in listing.problems():
         print(f"note: {problem}", file=sys.stderr)
     if listing.inventory.truncated:
@@ -135,9 +141,16 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
                          ("Location", env.path), ("Modules", " ".join(env.modules) or "none recorded"),
                          ("State", env.state + (f" ({env.error})" if env.error else ""))]:
         print(f"{label + ':':10}{value}")
+    if env.system_site_packages:
+        print(f"{'Sees:':10}its Python's system site-packages too (not listed below, and not exported)")
     print(f"Packages ({env.package_count}):")
     for package in env.packages:
-        print(f"  {package.name}=={package.version}")
+        if package.editable:
+            print(f"  {package.name}=={package.version} (editable, from {package.url})")
+        elif package.url:
+            print(f"  {package.name} @ {package.url}")
+        else:
+            print(f"  {package.name}=={package.version}")
     return 0
 
 
@@ -226,7 +239,8 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
     if uv_project:
         from envdesk.backend.operations.uvimport import import_uv_project
         imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
-                                     top_level=args.top_level, progress=_progress(args))
+                                     top_level=args.top_level, accept_refused=args.yes,
+                                     progress=_progress(args))
         return _report_import(imported, "Imported")
     spec = read_spec_file(path)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
@@ -340,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         if verb == "trust":
             sub.add_argument("--yes", action="store_true", help="trust without asking")
+            sub.add_argument("--replace", action="store_true",
+                             help="replace a recorded key that changed (only after checking with the cluster)")
 
     env = groups.add_parser("env", help="list, create, update, export, import, copy and delete environments")
     env_verbs = env.add_subparsers(dest="verb", required=True, parser_class=_Parser)

@@ -46,6 +46,9 @@ _PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
      "A program EnvDesk needs is not installed there."),
     (re.compile(r"the following module\(s\) are unknown|unable to locate a modulefile", re.I),
      "A module could not be loaded: this target does not have it."),
+    (re.compile(r"hash mismatch|do not match the hashes|hashes are required|hash-checking mode", re.I),
+     "A downloaded file does not match the hash the imported file records: the file was changed, or the "
+     "target's package store holds a different build. Nothing was installed from it."),
 ]
 
 

@@ -10,8 +10,9 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
+from ..protocol import ENVDESK_DIR
 from ..recipes import Installer, conda_install, conda_spec, create_step
-from ..spec import now_iso
+from ..spec import HASH_OPTION, HASHED_REQUIREMENTS, now_iso
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, run_step
 from .modules import loadable_modules
@@ -131,7 +132,15 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
                  failure=InstallFailed)
     if packages:
         installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args)
-        run_step(target, installer.install(packages), progress, failure=InstallFailed)
+        hashed = [line for line in packages if HASH_OPTION in line]
+        if hashed:  # pip checks hashes only from a requirements file, and then checks every line
+            listing = f"{path}/{ENVDESK_DIR}/{HASHED_REQUIREMENTS}"
+            target.runner.write_file(listing, ("\n".join(hashed) + "\n").encode("utf-8"))
+            run_step(target, installer.install([], requirements=listing, require_hashes=True), progress,
+                     failure=InstallFailed)
+        plain = [line for line in packages if HASH_OPTION not in line]
+        if plain:
+            run_step(target, installer.install(plain), progress, failure=InstallFailed)
     progress.step("Recording how the environment was made")
     meta = {"kind": kind, "modules": list(modules), "python": python,
             "requested": list(requested if requested is not None else packages),

@@ -17,14 +17,26 @@ def _portable_name(name: str) -> str:
     return parts[-1] if parts else "env"
 
 
+def freeze_skips(env: Environment) -> frozenset[str]:
+    """What `pip freeze` leaves out of this environment, so an export lists exactly what it lists:
+    pip itself, and setuptools, wheel and distribute where the Python is older than 3.12 (they
+    come with such environments; on 3.12+ they are there only because someone asked for them)."""
+    try:
+        older = tuple(int(part) for part in (env.python or "0").split(".")[:2]) < (3, 12)
+    except ValueError:
+        older = True
+    return INSTALLER_PACKAGES if older else frozenset({"pip"})
+
+
 def spec_from_environment(env: Environment, target: Target) -> EnvSpec:
     """Describe an environment: its kind, Python, modules, what was asked for and the exact pins."""
     meta = env.envdesk or {}
     pins = []
+    skipped = freeze_skips(env)
     for package in env.packages:
         if package.installer == "conda":
             pins.append(Pin(package.name, package.version, "conda", package.build, package.channel))
-        elif env.kind == "conda" or package.name.lower() not in INSTALLER_PACKAGES:
+        elif env.kind == "conda" or package.name.lower() not in skipped:
             pins.append(Pin(package.name, package.version, url=package.url, editable=package.editable))
     requested = list(meta.get("requested") or [])
     if not requested:

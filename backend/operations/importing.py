@@ -74,11 +74,11 @@ class Imported:
 
 
 def read_spec_file(path: Path) -> EnvSpec:
-    """Read an export file of any supported format (uv projects are imported by operations/uvimport.py)."""
+    """Read an export file of any supported format (a uv project folder is read by operations/uvimport.py)."""
     try:
         if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
             raise InvalidInput(f"{path} is (part of) a uv project, not an environment file.",
-                               "Import the project folder itself: it is built with 'uv sync --frozen' "
+                               "Import the project folder itself: its uv.lock is read with its pyproject.toml "
                                "(import_uv_project; envdesk env import CLUSTER FOLDER).")
         if path.stat().st_size > 5_000_000:
             raise InvalidInput(f"{path} is too large to be an environment file.")
@@ -175,7 +175,8 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
     """(pip lines, conda specs) that install everything `spec` names: its exact pins, then every other
     requirement whose package no pin already covers (ranges, extras, markers, URLs, unpinned names)."""
     pinned = {validate.canonical_name(pin.name) for pin in spec.pip_pins}
-    pip_lines = [pin.pip_line() for pin in spec.pip_pins]
+    pinned |= {name for name in map(_requirement_name, map(specs.without_hashes, spec.hashed)) if name}
+    pip_lines = [pin.pip_line() for pin in spec.pip_pins] + list(spec.hashed)
     pip_lines += [r for r in spec.requirements if _requirement_name(r) not in pinned and r not in pip_lines]
     if not conda:
         return pip_lines, []
@@ -214,7 +215,7 @@ def check_plan(plan: ImportPlan, accept_refused: bool) -> None:
 def _check_script(installer: Installer, pins: list[str]) -> str:
     """Shell text that dry-runs each pin and prints '@@missing SPEC<TAB>REASON' for those that fail."""
     checks = []
-    for pin in pins:
+    for pin in map(specs.without_hashes, pins):
         line = join_command(installer.dry_run(pin).argv)
         checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {join_command([pin])} "
                       f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '

@@ -7,6 +7,7 @@ Use through the `testbed` fixture in tests/conftest.py; see bed.py.
 
 from .bed import TestBed, TestBedUnavailable, cleanup_stale_beds, missing_prerequisites
 from .cluster import FakeCluster
+from .projects import ProjectInfo, add_commit, clone_project, make_project  # noqa: F401  (re-exported)
 from .totp import hotp, totp
 from .wheels import WHEELS, WheelSpec, build_wheel
 

@@ -1,0 +1,119 @@
+"""Round trips are exact: export, then import (same cluster under another name, and the other cluster),
+and the copy holds the same packages at the same versions and VCS commits.
+
+The source environments are made the way a user makes them (the cluster's own python -m venv,
+virtualenv or uv, then pip or uv install), holding a wheel from the wheelhouse, a git install at an
+old commit (the branch has moved on since) and an editable project. The referee is the installers'
+own `pip freeze` / `uv pip freeze`, never EnvDesk's reading.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+import uuid
+
+import pytest
+
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.importing import import_environment, plan_import, read_spec_file
+from envdesk_fixtures import canon, unique
+from testbed.projects import add_commit, make_project
+
+MODULES = {"alpha": "python/3.11.5 uv", "beta": "GCC/12.3.0 Python/3.11.3"}
+TOOLS = {"pip", "setuptools", "wheel", "distribute"}  # what each kind brings by itself, not the user's set
+
+
+def freeze(cluster, env_path: str) -> set[str]:
+    """The environment's packages as its installer prints them, one spelling for both tools."""
+    path = shlex.quote(env_path)
+    out = cluster.run_as_user(
+        f"module load {MODULES[cluster.name]} >/dev/null 2>&1; "
+        f"if [ -x {path}/bin/pip ]; then {path}/bin/python -m pip freeze --all; "
+        f"else uv pip freeze --python {path}/bin/python; fi").stdout
+    lines = set()
+    for raw in out.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = re.sub(r"^-e file://", "-e ", line)
+        name = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if name and not line.startswith("-e") and canon(name.group(1)) in TOOLS:
+            continue
+        lines.add(canon(name.group(1)) + line[name.end():] if name and not line.startswith("-e") else line)
+    return lines
+
+
+@pytest.fixture(scope="module")
+def projects(testbed):
+    """On each cluster: a git project installed at its first commit (the branch is at 2.0 now), and an
+    editable project."""
+    made = {}
+    for name in ("alpha", "beta"):
+        cluster = testbed.clusters[name]
+        suffix = uuid.uuid4().hex[:5]
+        vcs = make_project(cluster, f"rtvcs{suffix}", "1.0", git=True)
+        add_commit(cluster, vcs, "2.0")
+        editable = make_project(cluster, f"rted{suffix}", "0.5", git=False)
+        made[name] = (vcs, editable)
+    return made
+
+
+def make_source(cluster, kind: str, vcs, editable) -> str:
+    """An environment made by hand, as the cluster's documentation tells users to."""
+    path = f"{cluster.home}/venvs/{unique('src-' + kind)}"
+    find = " ".join(shlex.quote(a) for a in cluster.pip_args)
+    packages = f"tinybeta {shlex.quote(vcs.pip_url())} -e {shlex.quote(editable.path)}"
+    make = {"venv": f"python3 -m venv {path} && {path}/bin/pip install -q {find} {packages}",
+            "virtualenv": f"virtualenv -q {path} && {path}/bin/pip install -q {find} {packages}",
+            "uv": f"uv venv -q {path} && uv pip install -q --python {path}/bin/python {find} {packages}"}[kind]
+    cluster.run_as_user(f"module load {MODULES[cluster.name]} >/dev/null 2>&1; set -e; {make}")
+    return path
+
+
+CASES = [("alpha", "uv"), ("alpha", "venv"), ("alpha", "virtualenv"), ("beta", "venv"), ("beta", "virtualenv")]
+
+
+@pytest.mark.parametrize("fmt", ["requirements", "envdesk"])
+@pytest.mark.parametrize("cluster_name,kind", CASES)
+def test_export_then_import_on_the_same_cluster_is_exact(testbed, session, projects, tmp_path, cluster_name,
+                                                         kind, fmt):
+    cluster = testbed.clusters[cluster_name]
+    vcs, editable = projects[cluster_name]
+    source = make_source(cluster, kind, vcs, editable)
+    before = freeze(cluster, source)
+    assert f"{vcs.name} @ {vcs.vcs_url()}" in before, before  # the old commit, not the branch head
+    assert f"-e {editable.path}" in before
+    exported = tmp_path / ("requirements.txt" if fmt == "requirements" else "env.envdesk.yaml")
+    exported.write_text(export_environment(session, cluster_name, source, fmt))
+    copy = import_environment(session, cluster_name, read_spec_file(exported), name=unique("copy"))
+    assert freeze(cluster, copy.environment.path) == before
+
+
+def test_a_copy_to_the_other_cluster_refuses_the_editable_whose_folder_is_not_there(testbed, session, projects,
+                                                                                    tmp_path):
+    alpha = testbed.clusters["alpha"]
+    vcs, editable = projects["alpha"]
+    source = make_source(alpha, "venv", vcs, editable)
+    exported = tmp_path / "requirements.txt"
+    exported.write_text(export_environment(session, "alpha", source, "requirements"))
+    plan = plan_import(session, "beta", read_spec_file(exported))
+    refused = {r.line: r.reason for r in plan.refused}
+    assert f"-e {editable.path}" in refused and "does not exist on beta" in refused[f"-e {editable.path}"]
+    assert "tinybeta==1.0" in plan.pins and not any(editable.path in line for line in plan.pins)
+
+
+def test_wheels_copy_exactly_to_the_other_cluster(testbed, session, tmp_path):
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    path = f"{alpha.home}/venvs/{unique('plain')}"
+    find = " ".join(shlex.quote(a) for a in alpha.pip_args)
+    alpha.run_as_user(f"module load {MODULES['alpha']} >/dev/null 2>&1; set -e; python3 -m venv {path} && "
+                      f"{path}/bin/pip install -q {find} tinybeta tinyalpha==1.1 tinygamma")
+    before = freeze(alpha, path)
+    for fmt in ("requirements", "envdesk", "conda"):
+        exported = tmp_path / {"requirements": "r.txt", "envdesk": "e.yaml", "conda": "environment.yml"}[fmt]
+        exported.write_text(export_environment(session, "alpha", path, fmt))
+        spec = read_spec_file(exported)
+        if fmt == "conda":
+            spec.kind = "venv"  # beta has no conda: the pip: part is what travels
+        copy = import_environment(session, "beta", spec, name=unique("x" + fmt[:3]))
+        assert freeze(beta, copy.environment.path) == before, fmt
