@@ -33,7 +33,7 @@ class ClusterProfile:
 
     def __post_init__(self) -> None:
         validate.cluster_name(self.name)
-        validate.plain_text(self.host, "host")
+        validate.host(self.host)  # a name or address (or ~/.ssh/config alias), never shell text or an option
         if self.port is not None:
             self.port = validate.port(self.port)
         if self.user is not None:

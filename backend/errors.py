@@ -71,6 +71,33 @@ class HostKeyChanged(EnvDeskError):
         self.source = source
 
 
+class HostKeyTypeChanged(HostKeyChanged):
+    """A known server now presents a key of another type only: refused until the user replaces it."""
+
+    def __init__(self, host: str, port: int, key_type: str, fingerprint: str, known_types: list[str]) -> None:
+        EnvDeskError.__init__(
+            self,
+            f"{host} (port {port}) was known with a {', '.join(known_types)} key, and now presents only a "
+            f"{key_type} key ({fingerprint}). EnvDesk refused to connect: a server does not usually drop "
+            "its key type, and an attacker intercepting the connection would look like this.",
+            "Ask your cluster's support whether they changed the server's keys; only then replace the "
+            "recorded key (envdesk cluster trust NAME --replace, or Replace in the app).")
+        self.host, self.port, self.key_type, self.fingerprint = host, port, key_type, fingerprint
+        self.source = "known hosts"
+        self.known_types = known_types
+
+
+class HostKeyRevoked(EnvDeskError):
+    """The server presented a key that a known_hosts file marks @revoked."""
+
+    def __init__(self, host: str, port: int, key_type: str, fingerprint: str, source: str) -> None:
+        super().__init__(
+            f"{host} (port {port}) presented the {key_type} key {fingerprint}, which {source} marks as "
+            "revoked. EnvDesk refused to connect.",
+            "Contact your cluster's support: a revoked key must never be used again.")
+        self.host, self.port, self.key_type, self.fingerprint, self.source = host, port, key_type, fingerprint, source
+
+
 class CommandFailed(EnvDeskError):
     """A remote or local command ended with a non-zero exit status."""
 

@@ -49,6 +49,37 @@ def _write_failed(path: Path, exc: OSError) -> WriteFailed:
     return WriteFailed(f"Could not write {path}: {exc.strerror or exc}.", hint)
 
 
+MAX_YAML_ALIASES = 20
+"""A YAML file may reuse a node this many times ('*name'); more is how a 'billion laughs' file
+makes a few lines expand into billions of entries."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing documents that lean on aliases to grow without bound."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases_seen = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_seen += 1
+            if self.aliases_seen > MAX_YAML_ALIASES:
+                mark = self.peek_event().start_mark
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (line {mark.line + 1}): "
+                                     "the file would expand without bound")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """yaml.safe_load, but a document that expands through aliases ('billion laughs') is refused."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path, *, what: str) -> Any:
     """Load a YAML file with `safe_load`, turning every failure into a plain ConfigError."""
     try:
@@ -58,12 +89,19 @@ def read_yaml(path: Path, *, what: str) -> Any:
     except OSError as exc:
         raise ConfigError(f"Could not read {what} at {path}: {exc.strerror or exc}.") from exc
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError(
-            f"The {what} file {path} is not valid YAML ({exc.__class__.__name__}).",
+            f"The {what} file {path} is not valid YAML ({yaml_problem(exc)}).",
             "Fix or remove the file, then try again.",
         ) from exc
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, from PyYAML's error, in one line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
 
 
 def dump_yaml(data: Any) -> str:

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from .errors import Cancelled, CommandFailed
+from .errors import Cancelled, CommandFailed, EnvDeskError
 
 if TYPE_CHECKING:  # only for annotations: the runner layer imports neither paramiko nor the probe
     from .capabilities import Capabilities
@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # only for annotations: the runner layer imports neither para
     from .hostkeys import ServerIdentity
 
 LineCallback = Callable[[str, str], None]
+TrustDecision = Callable[["ServerIdentity", "EnvDeskError"], bool]
+"""Asked with a server's identity and why it is not trusted yet (unknown, or changed with --replace)."""
 """Called with (stream, line) for each line of output; stream is "stdout" or "stderr"."""
 
 
@@ -226,9 +228,10 @@ class Runner(ABC):
         """The hops a command takes to reach the target, jump hosts first; empty for this computer."""
         return []
 
-    def probe_identity(self) -> ServerIdentity | None:
-        """The target's server identity as presented now, without logging in; None where there is nothing to trust."""
-        return None
+    def trust_route(self, decide: TrustDecision, *, replace: bool = False) -> list[tuple[ServerIdentity, str]]:
+        """Check every server on the way (jump hosts, then the login node), in order, recording each key
+        `decide` accepts; returns (identity, what happened) per hop. Nothing to trust here: []."""
+        return []
 
     def connect(self) -> None:
         """Open the connection now (a no-op where there is none to open)."""

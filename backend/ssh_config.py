@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import getpass
 import glob
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from .config import ClusterProfile
 from .errors import ConfigError
 
 _MAX_INCLUDE_DEPTH = 16
+log = logging.getLogger(__name__)
 
 
 def default_ssh_config_path() -> Path:
@@ -46,10 +48,27 @@ def _expand_includes(path: Path, depth: int = 0) -> list[str]:
     return result
 
 
+NEVER_MATCHES = "Match host envdesk-never-matches.invalid"
+
+
+def _without_match_exec(lines: list[str]) -> list[str]:
+    """`Match exec` blocks would run a local shell command (with the host name substituted) just to
+    read the configuration: EnvDesk never runs them, and treats their blocks as not matching."""
+    kept = []
+    for line in lines:
+        words = line.strip().replace("=", " ", 1).split()
+        if words and words[0].lower() == "match" and any(w.lower() in ("exec", "!exec") for w in words[1:]):
+            log.info("ignoring a 'Match exec' block of the SSH configuration: %s", line.strip())
+            kept.append(NEVER_MATCHES)
+        else:
+            kept.append(line)
+    return kept
+
+
 def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
-    """Parse the user's SSH configuration with its Includes expanded."""
+    """Parse the user's SSH configuration with its Includes expanded (and no `Match exec` evaluated)."""
     source = path or default_ssh_config_path()
-    text = "\n".join(_expand_includes(source))
+    text = "\n".join(_without_match_exec(_expand_includes(source)))
     try:
         return paramiko.SSHConfig.from_text(text)
     except Exception as exc:  # paramiko raises several types for bad syntax

@@ -14,11 +14,12 @@ import paramiko
 
 from . import uvproject
 from .config import ClusterProfile
-from .errors import CommandFailed, ConnectionFailed, HostKeyUnknown
+from .errors import CommandFailed, ConnectionFailed, HostKeyChanged, HostKeyUnknown
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter
-from .runner import CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command
+from .runner import (CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
+                     join_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
 
@@ -51,6 +52,14 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     wrapper = (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
                f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
     return join_command(["bash", "-lc", wrapper])
+
+
+def _algorithms_for(key_types: Sequence[str]) -> set[str]:
+    """Host key algorithms that yield keys of these known_hosts types (an 'ssh-rsa' key signs as rsa-sha2-*)."""
+    names = set(key_types)
+    if "ssh-rsa" in names:
+        names |= {"rsa-sha2-512", "rsa-sha2-256"}
+    return names
 
 
 class _Hops:
@@ -217,18 +226,27 @@ class SSHRunner(Runner):
             self._hops = opened
             self.connections_opened += 1
 
-    def _open_hop(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
+    def _handshake(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
+        """An SSH session with the hop, keys exchanged, nobody logged in; the key types already known
+        for the hop are asked for first (as OpenSSH does), so a server with several keys shows a known one."""
         sock = self._socket_to(hop, via)
         transport = paramiko.Transport(sock)
         transport.banner_timeout = CONNECT_TIMEOUT
         transport.handshake_timeout = CONNECT_TIMEOUT
         transport.auth_timeout = AUTH_TIMEOUT
+        options = transport.get_security_options()
+        known = _algorithms_for(self.hostkeys.known_types(hop.host, hop.port))
+        options.key_types = tuple(sorted(options.key_types, key=lambda name: name not in known))
         try:
             transport.start_client(timeout=CONNECT_TIMEOUT)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             transport.close()
             raise ConnectionFailed(f"{hop.host} (port {hop.port}) did not complete the SSH handshake: {exc}.",
                                    "Check the host name and port; the server may be down.") from exc
+        return transport
+
+    def _open_hop(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
+        transport = self._handshake(hop, via)
         try:
             self._check_identity(hop, transport)
             method = self.profile.auth if hop == self.plan.target else "auto"
@@ -271,22 +289,38 @@ class SSHRunner(Runner):
         """The hops to the login node, jump hosts first, as labels."""
         return [hop.label for hop in (*self.plan.jumps, self.plan.target)]
 
-    def probe_identity(self) -> ServerIdentity:
-        """The login node's key as it presents it now (through the jump hosts), without logging in to it."""
+    def trust_route(self, decide: TrustDecision, *, replace: bool = False) -> list[tuple[ServerIdentity, str]]:
+        """Each hop's key, checked in order: a jump host is logged in to (to reach the next hop) only
+        after its own key is trusted; the login node is not logged in to."""
+        outcome: list[tuple[ServerIdentity, str]] = []
         with self._lock:
             hops = _Hops()
             try:
-                for hop in self.plan.jumps:
-                    hops.transports.append(self._open_hop(hop, hops.target))
-                target = self.plan.target
-                transport = paramiko.Transport(self._socket_to(target, hops.target))
-                hops.transports.append(transport)
-                transport.start_client(timeout=CONNECT_TIMEOUT)
-                return ServerIdentity(target.host, target.port, transport.get_remote_server_key())
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise ConnectionFailed(f"Could not talk to {self.plan.target.host}: {exc}.") from exc
+                for hop in (*self.plan.jumps, self.plan.target):
+                    transport = self._handshake(hop, hops.target)
+                    hops.transports.append(transport)
+                    identity = ServerIdentity(hop.host, hop.port, transport.get_remote_server_key())
+                    outcome.append((identity, self._trust_one(identity, decide, replace)))
+                    if hop != self.plan.target:
+                        Authenticator(self.name, hop, self.prompter, self._keys).authenticate(transport)
             finally:
                 hops.close()
+        return outcome
+
+    def _trust_one(self, identity: ServerIdentity, decide: TrustDecision, replace: bool) -> str:
+        try:
+            self.hostkeys.verify(identity)
+            return "already trusted"
+        except HostKeyUnknown as unknown:
+            if not decide(identity, unknown):
+                raise
+            self.hostkeys.trust(identity)
+            return "trusted"
+        except HostKeyChanged as changed:
+            if not (replace and decide(identity, changed)):
+                raise
+            self.hostkeys.trust(identity, replace=True)
+            return "replaced"
 
     def close(self) -> None:
         """Drop the connection at once, without waiting for a connect or login in progress (it is abandoned)."""

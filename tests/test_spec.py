@@ -89,3 +89,20 @@ def test_exports_never_carry_credentials():
         text = specs.render(spec, fmt)
         assert "s3cret" not in text and "glpat-xyz" not in text, fmt
     assert "https://gitlab.example.org/simple" in specs.render(spec, "envdesk")
+
+
+LAUGHS = "".join(f"  - &l{i} {{x: [{', '.join([f'*l{i - 1}'] * 9) if i else '1, 2, 3, 4, 5, 6, 7, 8, 9'}]}}\n"
+                 for i in range(9))
+
+
+@pytest.mark.parametrize("text,name", [("name: laughs\ndependencies:\n" + LAUGHS, "environment.yml"),
+                                       ("envdesk: 1\nrequirements:\n" + LAUGHS, "envdesk.yaml")])
+def test_a_billion_laughs_file_is_refused_naming_the_line(text, name):
+    with pytest.raises(InvalidInput) as info:
+        specs.from_text(text, name)
+    assert "aliases" in info.value.message and "line " in info.value.message
+
+
+def test_a_few_aliases_are_still_fine():
+    spec = specs.from_text("name: x\nchannels: &c [conda-forge]\ndependencies:\n  - numpy\n", "environment.yml")
+    assert spec.channels == ["conda-forge"]

@@ -46,3 +46,23 @@ def test_profiles_are_suggested_from_aliases(tmp_path, monkeypatch):
 
 def test_missing_config_is_empty(tmp_path):
     assert profiles_from_ssh_config(load_ssh_config(tmp_path / "nope")) == []
+
+
+def test_match_exec_is_never_run_and_its_block_never_applies(tmp_path, monkeypatch):
+    """A hostile or careless `Match exec` would run a local shell command with %h substituted."""
+    import pytest
+
+    from envdesk.backend.errors import InvalidInput
+    monkeypatch.setenv("HOME", str(tmp_path))
+    canary = tmp_path / "canary"
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(
+        f'Match exec "touch {canary}-%h; true"\n  User attacker\n  Port 2999\n'
+        f"Match host narval !exec \"touch {canary}-negated\"\n  IdentityFile ~/.ssh/evil\n"
+        "Host narval\n  HostName narval.alliancecan.ca\n  User jsmith\n")
+    plan = plan_connection(ClusterProfile(name="narval", host="narval"), load_ssh_config())
+    assert (plan.target.user, plan.target.port, plan.target.identity_files) == ("jsmith", 22, ())
+    assert list(tmp_path.glob("canary*")) == []
+    for hostile in ("x;touch canary;#", "-oProxyCommand=touch canary", "a b", "$(id)", "`id`"):
+        with pytest.raises(InvalidInput):
+            ClusterProfile(name="evil", host=hostile)

@@ -112,8 +112,8 @@ class FakeCluster:
 
     # ---------------------------------------------------------------- keys
 
-    def new_host_key(self) -> None:
-        util.ssh_keygen(self.host_key_path, comment=f"root@envdesk-testbed-{self.name}")
+    def new_host_key(self, key_type: str = "ed25519") -> None:
+        util.ssh_keygen(self.host_key_path, comment=f"root@envdesk-testbed-{self.name}", key_type=key_type)
         self.host_key_path.chmod(0o600)
         line = self.host_key_path.with_name(self.host_key_path.name + ".pub").read_text()
         self.host_key_pub = util.pubkey_fields(line)
@@ -216,8 +216,8 @@ class FakeCluster:
         if sessions:
             util.kill_and_wait(sessions)
 
-    def rotate_host_key(self) -> None:
-        """New host key, sshd restarted on the same port.  Open connections
+    def rotate_host_key(self, key_type: str = "ed25519") -> None:
+        """New host key (of `key_type`), sshd restarted on the same port.  Open connections
         stay up (served by the old listener's children)."""
         if self._proc is not None:
             table = util.process_table()
@@ -226,7 +226,7 @@ class FakeCluster:
                 if util.is_sshd(p, table) and table[p]["ppid"] == self._proc.pid
             )
         self.stop(kill_sessions=False)
-        self.new_host_key()
+        self.new_host_key(key_type)
         self.rotations += 1
         last: Exception | None = None
         for _ in range(50):  # the port may take a moment to be free again

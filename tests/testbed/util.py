@@ -64,12 +64,12 @@ def fingerprint(pubkey_line: str) -> str:
     return f"SHA256:{digest}"
 
 
-def ssh_keygen(path: Path, passphrase: str = "", comment: str = "") -> None:
-    """A new ed25519 key pair at path / path.pub (overwrites)."""
+def ssh_keygen(path: Path, passphrase: str = "", comment: str = "", key_type: str = "ed25519") -> None:
+    """A new key pair (ed25519 unless told) at path / path.pub (overwrites)."""
     for p in (path, path.with_name(path.name + ".pub")):
         if p.exists():
             p.unlink()
-    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", passphrase, "-C", comment, "-f", str(path)])
+    run(["ssh-keygen", "-q", "-t", key_type, "-N", passphrase, "-C", comment, "-f", str(path)])
 
 
 # ---------------------------------------------------------------- processes
