@@ -20,7 +20,8 @@ from .fileio import dump_yaml, load_yaml, yaml_problem
 from .kinds import KINDS
 
 FORMAT_VERSION = 1
-FORMATS = ("envdesk", "requirements", "conda")
+FORMATS = ("envdesk", "requirements", "conda", "pylock")
+"""Export formats; 'pylock' (PEP 751) is written by the target's uv (see operations/export.py)."""
 _HEADER = re.compile(r"#\s*envdesk:\s*(.*)$")
 
 
@@ -189,6 +190,9 @@ def to_conda_yaml(spec: EnvSpec) -> str:
 def render(spec: EnvSpec, fmt: str) -> str:
     """The spec in one of FORMATS."""
     writers = {"envdesk": to_envdesk_yaml, "requirements": to_requirements, "conda": to_conda_yaml}
+    if fmt == "pylock":
+        raise InvalidInput("A pylock.toml needs the package files' hashes, which the target's uv looks up.",
+                           "Export it from the environment (envdesk env export CLUSTER ENV --format pylock).")
     if fmt not in writers:
         raise InvalidInput(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(FORMATS)}.")
     return writers[fmt](spec)
@@ -549,6 +553,9 @@ def _read_locked_package(spec: EnvSpec, package: Any) -> None:
     name, version = str(package.name), str(package.version) if package.version is not None else None
     marker = f" ; {package.marker}" if package.marker is not None else ""
     shown = f"{name}=={version}" if version else name
+    hashes = sorted({f"--hash={algorithm}:{value}" for item in [*(package.wheels or []), package.sdist]
+                     if item is not None for algorithm, value in (item.hashes or {}).items()
+                     if algorithm in ("sha256", "sha384", "sha512")})
     if package.vcs is not None and package.vcs.url:
         line = f"{name} @ {package.vcs.type}+{package.vcs.url}@{package.vcs.commit_id}"
     elif package.archive is not None and package.archive.url:
@@ -563,7 +570,9 @@ def _read_locked_package(spec: EnvSpec, package: Any) -> None:
     except InvalidInput as exc:
         spec.refused.append(Refused(line + marker, exc.message))
         return
-    if version and not marker and line == shown:
+    if version and line == shown and hashes:  # pip checks each file against the lock's hashes
+        spec.hashed.append(" ".join([requirement, *hashes]))
+    elif version and not marker and line == shown:
         spec.pins.append(Pin(name=name, version=version))
     else:
         spec.requirements.append(requirement)

@@ -24,7 +24,8 @@ from .tasks import Task
 
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
-                  "conda (environment.yml)": ("conda", "environment.yml")}
+                  "conda (environment.yml)": ("conda", "environment.yml"),
+                  "PEP 751 lock, written by uv (pylock.toml)": ("pylock", "pylock.toml")}
 
 
 class ClusterList(QListView):

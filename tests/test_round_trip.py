@@ -117,3 +117,29 @@ def test_wheels_copy_exactly_to_the_other_cluster(testbed, session, tmp_path):
             spec.kind = "venv"  # beta has no conda: the pip: part is what travels
         copy = import_environment(session, "beta", spec, name=unique("x" + fmt[:3]))
         assert freeze(beta, copy.environment.path) == before, fmt
+
+
+def test_pylock_export_is_valid_pep_751_and_imports_back_exactly_on_both_clusters(testbed, session, tmp_path):
+    """The lock is checked by PyPA's own reader (packaging.pylock) and installed with its hashes."""
+    import tomllib
+
+    from packaging.pylock import Pylock
+
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    path = f"{alpha.home}/venvs/{unique('lock')}"
+    find = " ".join(shlex.quote(a) for a in alpha.pip_args)
+    alpha.run_as_user(f"module load {MODULES['alpha']} >/dev/null 2>&1; set -e; uv venv -q {path} && "
+                      f"uv pip install -q --python {path}/bin/python {find} tinybeta tinygamma")
+    before = freeze(alpha, path)
+    text = export_environment(session, "alpha", path, "pylock")
+    lock = Pylock.from_dict(tomllib.loads(text))
+    assert {(str(p.name), str(p.version)) for p in lock.packages} == {
+        (line.split("==")[0], line.split("==")[1]) for line in before}
+    assert all(p.wheels and all(w.hashes for w in p.wheels) for p in lock.packages)
+    exported = tmp_path / "pylock.toml"
+    exported.write_text(text)
+    spec = read_spec_file(exported)
+    assert len(spec.hashed) == len(before)
+    for cluster in (alpha, beta):
+        copy = import_environment(session, cluster.name, spec, name=unique("fromlock"))
+        assert freeze(cluster, copy.environment.path) == before, cluster.name

@@ -136,8 +136,11 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
         if hashed:  # pip checks hashes only from a requirements file, and then checks every line
             listing = f"{path}/{ENVDESK_DIR}/{HASHED_REQUIREMENTS}"
             target.runner.write_file(listing, ("\n".join(hashed) + "\n").encode("utf-8"))
-            run_step(target, installer.install([], requirements=listing, require_hashes=True), progress,
-                     failure=InstallFailed)
+            plain = [line for line in packages if HASH_OPTION not in line]
+            # With lines that carry no hash (a git install), those are installed next, with their own
+            # dependencies; the hashed ones alone, each checked (a lock lists every dependency).
+            run_step(target, installer.install([], requirements=listing, require_hashes=True, no_deps=bool(plain)),
+                     progress, failure=InstallFailed)
         plain = [line for line in packages if HASH_OPTION not in line]
         if plain:
             run_step(target, installer.install(plain), progress, failure=InstallFailed)

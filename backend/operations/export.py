@@ -1,11 +1,12 @@
 """Export an environment as a portable EnvSpec, read directly from its folder (no pip or conda needed)."""
 from __future__ import annotations
 
+from ..errors import InvalidInput
 from ..inventory import Environment
-from ..recipes import INSTALLER_PACKAGES
+from ..recipes import INSTALLER_PACKAGES, PIP_TO_UV, Step
 from ..spec import EnvSpec, Pin, now_iso, render
 from ..targets import Session, Target
-from .common import Progress, find_environment
+from .common import Progress, capabilities, find_environment
 
 
 
@@ -56,4 +57,34 @@ def export_environment(session: Session, target_name: str, env_ref: str, fmt: st
     progress = progress or Progress()
     target = session.target(target_name)
     env = find_environment(target, env_ref, progress)
-    return render(spec_from_environment(env, target), fmt)
+    spec = spec_from_environment(env, target)
+    if fmt == "pylock":
+        return _pylock(session, target, env, spec, progress)
+    return render(spec, fmt)
+
+
+def _pylock(session: Session, target: Target, env: Environment, spec: EnvSpec, progress: Progress) -> str:
+    """PEP 751 needs every file's URL and hash, which only the package index knows: the target's uv
+    resolves the exact pins there (`uv pip compile --format pylock.toml`) and writes the lock."""
+    caps = capabilities(session, target, progress)
+    uv = caps.uv()
+    if uv is None:
+        raise InvalidInput(f"A pylock.toml is written by uv, which {target.label} does not have.",
+                           "Export as requirements or envdesk instead (both keep the exact versions).")
+    lines = [pin.pip_line() for pin in spec.pip_pins if not pin.editable]
+    left_out = [pin.pip_line() for pin in spec.pins if pin.editable or pin.source == "conda"]
+    if left_out:
+        raise InvalidInput("A pylock.toml cannot hold these: " + ", ".join(left_out) + ".",
+                           "Export as envdesk or requirements instead.")
+    command, uv_modules = uv
+    uv_args = [PIP_TO_UV.get(arg, arg) for arg in target.pip_args]
+    python = env.python or caps.system_python or "3"
+    step = Step(f"Writing pylock.toml with uv on {target.label}",
+                (command, "pip", "compile", "-", "--format", "pylock.toml", "--quiet", "--no-header",
+                 "--python-version", ".".join(python.split(".")[:2]), *uv_args),
+                tuple(env.modules) + tuple(uv_modules))
+    progress.step(step.what)
+    result = target.runner.run(step.argv, modules=step.modules, stdin=("\n".join(lines) + "\n").encode("utf-8"),
+                               cancel=progress.cancel, timeout=600)
+    result.check(step.what, "The package index must still offer these exact versions.")
+    return result.stdout
