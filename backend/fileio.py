@@ -11,19 +11,26 @@ import yaml
 from .errors import ConfigError, WriteFailed
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, *, private: bool = True) -> None:
     """Replace `path` with `text` so that a crash never leaves half a file behind.
 
-    Raises WriteFailed, in plain words, when the file cannot be written.
+    `private` files (EnvDesk's settings, known hosts, cache) are readable by the user only, in a
+    folder only the user can enter; the others (exports a user gives to colleagues) get the usual
+    permissions of the user's umask. Raises WriteFailed, in plain words, when it cannot be written.
     """
     try:
         if path.is_dir():
             raise IsADirectoryError(21, "it is a folder", str(path))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            private_folder(path.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise _write_failed(path, exc) from exc
     try:
+        if not private:
+            os.chmod(tmp, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, path)
@@ -35,6 +42,27 @@ def write_atomically(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise _write_failed(path, exc) from exc
         raise
+
+
+def private_folder(folder: Path) -> None:
+    """Create `folder` (and its parents) if needed, and keep it to its owner: mode 0700 on POSIX."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix":
+        os.chmod(folder, 0o700)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says (Linux), else briefly set."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _write_failed(path: Path, exc: OSError) -> WriteFailed:

@@ -5,6 +5,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import paramiko
 
 from .errors import ConfigError, HostKeyChanged, HostKeyRevoked, HostKeyTypeChanged, HostKeyUnknown
-from .fileio import write_atomically
+from .fileio import private_folder, write_atomically
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -151,9 +152,12 @@ class HostKeyStore:
             kept = [line for line in self.app_file.read_text(encoding="utf-8").splitlines()
                     if not (line.split() and _host_pattern_matches(line.split()[0], name))]
         line = f"{name} {identity.key_type} {identity.key.get_base64()}"
-        self.app_file.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.app_file.parent)
         if replace:
             write_atomically(self.app_file, "\n".join([*kept, line]) + "\n")
         else:
-            with open(self.app_file, "a", encoding="utf-8", newline="\n") as handle:
+            fd = os.open(self.app_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8", newline="\n") as handle:
                 handle.write(line + "\n")
+            if os.name == "posix":
+                os.chmod(self.app_file, 0o600)

@@ -281,7 +281,7 @@ class AppController(QObject):
                on_saved: Callable[[Path], None] | None = None) -> Task:
         """Export in a worker and write the file when the text arrives."""
         def work(progress: Progress) -> Path:
-            write_atomically(path, export_environment(self.session, target, env.path, fmt, progress))
+            write_atomically(path, export_environment(self.session, target, env.path, fmt, progress), private=False)
             return path
 
         return self.start(f"Export {env.name}", target, work, on_saved)

@@ -126,3 +126,34 @@ def test_virtualenv_is_offered_only_where_installed_and_venv_stands_in(tmp_path)
     assert "virtualenv is not installed" in result.stdout + result.stderr
     cfg = (root / "plain" / "pyvenv.cfg").read_text()
     assert "\nvirtualenv = " not in "\n" + cfg  # virtualenv writes its own line in pyvenv.cfg
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_settings_are_private_and_exports_follow_the_umask(local_envs, tmp_path):
+    import stat
+
+    from envdesk.backend.hostkeys import HostKeyStore, ServerIdentity
+    config, _ = local_envs
+    fresh = tmp_path / "fresh-config"
+    assert envdesk("cluster", "add", "c1", "--host", "c1.example.org", config_dir=fresh).returncode == 0
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    assert stat.S_IMODE((fresh / "clusters.yaml").stat().st_mode) == 0o600
+    import paramiko
+    key = paramiko.Ed25519Key.from_private_key_file(str(make_key(tmp_path)))
+    HostKeyStore(fresh / "known_hosts", tmp_path / "none").trust(ServerIdentity("h.example.org", 22, key))
+    assert stat.S_IMODE((fresh / "known_hosts").stat().st_mode) == 0o600
+    out = tmp_path / "shared" / "requirements.txt"
+    old = os.umask(0o022)
+    try:
+        result = envdesk("env", "export", "local", "plain", "--format", "requirements", "-o", str(out),
+                         config_dir=config)
+    finally:
+        os.umask(old)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def make_key(folder):
+    path = folder / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path

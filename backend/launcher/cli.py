@@ -216,7 +216,7 @@ def env_revert(args: argparse.Namespace, session: Session) -> int:
 def env_export(args: argparse.Namespace, session: Session) -> int:
     text = export_environment(session, args.cluster, args.env, args.format)
     if args.output:
-        write_atomically(Path(args.output), text)
+        write_atomically(Path(args.output), text, private=False)  # a file to give to colleagues
         print(f"Exported to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
