@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .hostkeys import ServerIdentity
+from .secrets import keyring_problem
 
 _CODE_WORDS = ("passcode", "code", "otp", "one-time", "one time", "token", "verification", "option", "oath", "duo")
 
@@ -20,9 +21,14 @@ class SecretRequest:
     instructions: str = ""
 
     @property
-    def can_remember(self) -> bool:
-        """Only passwords and passphrases may be kept in the keyring; codes change every time."""
+    def rememberable(self) -> bool:
+        """Only passwords and passphrases may be kept in a keyring; codes change every time."""
         return self.kind in ("password", "passphrase")
+
+    @property
+    def can_remember(self) -> bool:
+        """Offer to remember it: a password or passphrase, and a real keyring on this computer."""
+        return self.rememberable and keyring_problem() is None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLi
 
 from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
+from envdesk.backend.secrets import keyring_problem
 
 _KIND_TITLES = {"password": "Password", "passphrase": "Key passphrase", "code": "One-time code",
                 "prompt": "Login question"}
@@ -54,6 +55,11 @@ class LoginDialog(QDialog):
         self.remember.setAccessibleName("Remember in the system keyring")
         self.remember.setVisible(request.can_remember)
         layout.addWidget(self.remember)
+        problem = keyring_problem() if request.rememberable and not request.can_remember else None
+        if problem:
+            self.no_keyring = QLabel(problem)
+            self.no_keyring.setWordWrap(True)
+            layout.addWidget(self.no_keyring)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

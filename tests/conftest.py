@@ -9,6 +9,7 @@ import pytest
 # Qt runs without a display in tests; set before any QApplication exists.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from secret_service import secret_service  # noqa: E402,F401  (a fixture for every test module)
 from testbed import TestBed, TestBedUnavailable
 
 

@@ -5,7 +5,8 @@
 set -euo pipefail
 packages=(openssh-server openssh-client lmod libpam-oath oathtool python3 python3-venv openssl procps util-linux
           xvfb xauth libegl1 libgl1 libopengl0 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1
-          libglib2.0-0 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 fonts-dejavu-core desktop-file-utils)
+          libglib2.0-0 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 fonts-dejavu-core desktop-file-utils
+          dbus-daemon gnome-keyring git tcsh)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

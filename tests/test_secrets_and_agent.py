@@ -13,8 +13,8 @@ from envdesk_fixtures import ScriptedPrompter, make_config, session_for
 
 
 @pytest.fixture
-def file_keyring(tmp_path, monkeypatch):
-    """keyrings.alt's file backend: a real keyring implementation that works without a desktop session."""
+def plaintext_keyring(tmp_path):
+    """keyrings.alt's file backend: what EnvDesk must refuse to keep secrets in."""
     backend = PlaintextKeyring()
     backend.file_path = str(tmp_path / "keyring.cfg")
     previous = keyring.get_keyring()
@@ -23,7 +23,7 @@ def file_keyring(tmp_path, monkeypatch):
     keyring.set_keyring(previous)
 
 
-def test_password_remembered_in_the_keyring_only(testbed, tmp_path, home, file_keyring):
+def test_password_remembered_in_the_keyring_only(testbed, tmp_path, home, secret_service):
     cluster = testbed.clusters["password"]
     paths = make_config(tmp_path / "cfg", testbed, ["password"])
     asking = ScriptedPrompter(answer=lambda request: cluster.password, remember=True)
@@ -35,9 +35,11 @@ def test_password_remembered_in_the_keyring_only(testbed, tmp_path, home, file_k
     for path in (tmp_path / "cfg").rglob("*"):
         if path.is_file():
             assert cluster.password not in path.read_text(errors="replace"), f"the password leaked into {path}"
+    assert secret_service.get_password("envdesk", f"password:{cluster.user}@{cluster.host}:{cluster.port}") \
+        == cluster.password, "the Secret Service itself holds it"
 
 
-def test_a_stale_remembered_password_is_forgotten_and_asked_again(testbed, tmp_path, home, file_keyring):
+def test_a_stale_remembered_password_is_forgotten_and_asked_again(testbed, tmp_path, home, secret_service):
     cluster = testbed.clusters["password"]
     paths = make_config(tmp_path / "cfg", testbed, ["password"])
     subject = f"{cluster.user}@{cluster.host}:{cluster.port}"
@@ -67,3 +69,17 @@ def test_keys_from_a_running_ssh_agent(testbed, tmp_path, home, monkeypatch):
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+def test_a_plaintext_file_keyring_is_never_used_nor_offered(testbed, tmp_path, home, plaintext_keyring):
+    """With only keyrings.alt's file backend, nothing is written to it and remembering is not offered."""
+    from envdesk.backend.prompts import SecretRequest
+    cluster = testbed.clusters["password"]
+    paths = make_config(tmp_path / "cfg", testbed, ["password"])
+    assert secrets.keyring_problem() is not None
+    assert not SecretRequest("password", "password", "Password:").can_remember
+    asking = ScriptedPrompter(answer=lambda request: cluster.password, remember=True)
+    session_for(paths, asking).target("password").runner.connect()
+    assert secrets.remember("password", "x", "s3cret") is False
+    keyring_file = tmp_path / "keyring.cfg"
+    assert not keyring_file.exists() or cluster.password not in keyring_file.read_text(), "written in clear"
