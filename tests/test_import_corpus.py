@@ -177,3 +177,17 @@ def test_hash_pinned_files_are_installed_with_hash_checking(testbed, session, tm
     assert "hash" in (info.value.message + info.value.log).lower()
     listed = cluster.run_as_user(f"ls -d ~/venvs/{name} ~/envs/{name} 2>/dev/null", check=False)
     assert listed.stdout == ""
+
+
+def test_the_missing_package_report_survives_hundreds_of_pins(testbed, session, tmp_path):
+    """Past ~450 pins the check used to travel as one argument over Linux's 128 KiB limit and lose its report."""
+    from envdesk.backend.errors import CommandFailed
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    from envdesk_fixtures import unique
+    names = [f"absent-package-with-a-long-name-{i:04d}" for i in range(600)]  # ~250 bytes of check each
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinygamma==0.1\n" + "".join(f"{name}==1.0.{i}\n" for i, name in enumerate(names)))
+    with pytest.raises(CommandFailed) as info:
+        import_environment(session, "alpha", read_spec_file(requirements), name=unique("many"))
+    assert info.value.message.startswith(f"{len(names)} package(s) cannot be installed on alpha")
+    assert all(name in info.value.message for name in names[::97])

@@ -13,7 +13,7 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import CommandFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer
-from ..runner import join_command
+from ..runner import CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities
@@ -241,9 +241,14 @@ def find_unavailable(target: Target, installer: Installer, pins: list[str], prog
     if not pins:
         return []
     progress.step(f"Checking which of {len(pins)} packages {target.label} can provide")
-    result = target.runner.run_shell(_check_script(installer, pins), modules=_installer_modules(installer),
-                                     cancel=progress.cancel, label="check packages")
+    result = _run_script(target, _check_script(installer, pins), _installer_modules(installer), progress)
     return _parse_missing(result.stdout)
+
+
+def _run_script(target: Target, script: str, modules: tuple[str, ...], progress: Progress) -> CommandResult:
+    """Run a long shell script given on stdin (`bash -s`): as a command-line argument, one of a few
+    hundred pins would pass Linux's 128 KiB limit for a single argument and lose the report."""
+    return target.runner.run(["bash", "-s"], modules=modules, stdin=script.encode("utf-8"), cancel=progress.cancel)
 
 
 def check_availability(session: Session, target_name: str, plan: ImportPlan,
@@ -260,8 +265,7 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     progress.step(f"Checking which of {len(plan.to_install)} packages {target.label} can provide")
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
             f"{_check_script(installer, plan.to_install)}; rm -rf {join_command([scratch])}")
-    result = target.runner.run_shell(body, modules=_installer_modules(installer), cancel=progress.cancel,
-                                     label="check packages")
+    result = _run_script(target, body, _installer_modules(installer), progress)
     return _parse_missing(result.stdout)
 
 
