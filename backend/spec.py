@@ -125,12 +125,16 @@ def now_iso() -> str:
 
 # -- writing ----------------------------------------------------------------------------------
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+_SECRET_QUERY = re.compile(r"(?P<key>[?&;](?:[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|auth|sig|"
+                           r"signature|credential)[A-Za-z0-9_.-]*))=[^&#\s;]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """Remove user:password@ (and tokens) from URLs, so exports never carry credentials."""
-    return _CREDENTIALS.sub(lambda m: m.group("scheme"), text)
+    """Remove credentials from URLs, so exports never carry them: user:password@ (an ssh 'git@' login
+    is kept, it is no secret) and query parameters such as ?token=, &private_token=, &sig=."""
+    text = _CREDENTIALS.sub(lambda m: m.group(0) if m.group("userinfo") == "git" else m.group("scheme"), text)
+    return _SECRET_QUERY.sub(lambda m: m.group("key") + "=REDACTED", text)
 
 
 def to_envdesk_yaml(spec: EnvSpec) -> str:
@@ -273,7 +277,7 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
         requirements=[validate.package_spec(r) for r in _str_list(data.get("requirements"), "requirements")],
         conda_requirements=_str_list(data.get("conda_requirements"), "conda_requirements"),
         pins=[_pin_from_dict(p) for p in _list(data.get("pins"), "pins")],
-        channels=_str_list(data.get("channels"), "channels"),
+        channels=[validate.conda_channel(c) for c in _str_list(data.get("channels"), "channels")],
         pip_args=_str_list(data.get("pip_args"), "pip_args"),
         name=str(data["name"]) if data.get("name") else None,
         source={str(k): str(v) for k, v in source.items()}, created=str(data.get("created", "")))

@@ -12,7 +12,7 @@ from ..inventory import Environment
 from ..kinds import KINDS
 from ..protocol import ENVDESK_DIR
 from ..recipes import Installer, conda_install, conda_spec, create_step
-from ..spec import HASH_OPTION, HASHED_REQUIREMENTS, now_iso
+from ..spec import HASH_OPTION, HASHED_REQUIREMENTS, now_iso, redact
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, run_step
 from .modules import loadable_modules
@@ -146,7 +146,8 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
             run_step(target, installer.install(plain), progress, failure=InstallFailed)
     progress.step("Recording how the environment was made")
     meta = {"kind": kind, "modules": list(modules), "python": python,
-            "requested": list(requested if requested is not None else packages),
+            # recorded in the environment, which other users may read: never with credentials
+            "requested": [redact(line) for line in (requested if requested is not None else packages)],
             "conda_requested": list(conda_packages), "channels": list(channels),
             "system_site_packages": system_site_packages, "created": now_iso(),
             "created_with": created_with(), **(extra_meta or {})}
