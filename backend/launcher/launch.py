@@ -15,7 +15,17 @@ def main(argv: list[str] | None = None) -> int:
     app_options = parse_app_options(args)
     if app_options is None:
         return cli_main(args)
-    from envdesk.gui.app import run_app
+    from envdesk.display import gui_problem, import_problem
+
+    problem = gui_problem()
+    if problem is None:
+        try:
+            from envdesk.gui.app import run_app
+        except ImportError as error:  # e.g. libEGL.so.1 missing: PySide6's own modules fail to load
+            problem = import_problem(error)
+    if problem is not None:
+        print(f"envdesk: {problem}", file=sys.stderr)
+        return 1
     return run_app(config_dir=app_options.config_dir)
 
 
