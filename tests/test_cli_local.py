@@ -157,3 +157,26 @@ def make_key(folder):
     path = folder / "hostkey"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     return path
+
+
+def test_cluster_add_from_a_preset_fills_in_what_the_preset_knows(tmp_path):
+    import yaml
+
+    from envdesk.backend.presets import get_preset
+    config = tmp_path / "config"
+    added = envdesk("cluster", "add", "nar", "--preset", "alliance", "--user", "jsmith", "--host", "Narval",
+                    config_dir=config)
+    assert added.returncode == 0, added.stderr
+    (saved,) = json.loads(envdesk("cluster", "list", "--json", config_dir=config).stdout)
+    assert get_preset("alliance").id == "alliance"
+    shipped = yaml.safe_load((Path(__file__).parent.parent / "resources" / "presets" / "alliance.yaml").read_text())
+    narval = next(h for h in shipped["hosts"] if h["name"] == "Narval")
+    assert (saved["host"], saved["port"], saved["user"]) == (narval["host"], narval["port"], "jsmith")
+    assert (saved["auth"], saved["pip_args"], saved["env_roots"]) == (
+        shipped["auth"], shipped["pip_args"], shipped["env_roots"])
+    unknown = envdesk("cluster", "add", "x", "--preset", "nope", "--user", "a", config_dir=config)
+    assert unknown.returncode == 1 and "alliance" in unknown.stderr and "mila" in unknown.stderr
+    no_user = envdesk("cluster", "add", "y", "--preset", "mila", config_dir=config)
+    assert no_user.returncode == 1 and "--user" in no_user.stderr
+    helped = subprocess.run([*ENVDESK, "cluster", "add", "--help"], capture_output=True, text=True, timeout=60)
+    assert all(preset in helped.stdout for preset in ("alliance", "mila", "uppmax", "hpc2n"))

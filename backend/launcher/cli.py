@@ -29,6 +29,7 @@ from envdesk.backend.operations.listing import list_environments, show_environme
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.spec import FORMATS
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.presets import get_preset, load_presets
 from envdesk.backend.targets import Session
 from .terminal import TerminalPrompter, ask_yes_no, describe_new_server
 
@@ -48,12 +49,35 @@ def _print_json(data: Any) -> None:
 # -- cluster ----------------------------------------------------------------------------------
 
 def cluster_add(args: argparse.Namespace, session: Session) -> int:
-    profile = ClusterProfile(name=args.name, host=args.host, port=args.port, user=args.user,
-                             identity_file=args.identity_file, jump=args.jump or [],
-                             env_roots=args.env_root or [], pip_args=args.pip_arg or [], preset=args.preset)
+    fields: dict[str, Any] = {"host": args.host, "port": args.port, "user": args.user}
+    if args.preset:
+        fields = _preset_fields(args)
+    elif not args.host:
+        raise InvalidInput("A cluster needs its login node: --host HOST (or --preset ID).")
+    overrides = {"port": args.port, "identity_file": args.identity_file, "jump": args.jump,
+                 "env_roots": args.env_root, "pip_args": args.pip_arg}
+    fields.update({key: value for key, value in overrides.items() if value})
+    profile = ClusterProfile(name=args.name, **fields)
     session.store.add(profile)
-    print(f"Added cluster {profile.name}. Next: envdesk cluster trust {profile.name}")
+    print(f"Added cluster {profile.name} ({profile.user or 'your login name'}@{profile.host}:{profile.port or 22}). "
+          f"Next: envdesk cluster trust {profile.name}")
     return 0
+
+
+def _preset_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """What a preset knows (login node, port, login method, roots, pip options), for the user named."""
+    preset = get_preset(args.preset)
+    if not args.user:
+        raise InvalidInput(f"The {preset.label} preset needs your user name on those clusters: --user NAME.",
+                           "It is the name your cluster account was given, not this computer's login name.")
+    names = [host.name.lower() for host in preset.hosts]
+    if args.host and args.host.lower() in names:
+        return preset.profile_fields(names.index(args.host.lower()), args.user)
+    if args.host:
+        return preset.profile_fields(user=args.user, host=args.host)
+    if not preset.hosts:
+        raise InvalidInput(f"The {preset.label} preset has no login node of its own: add --host HOST.")
+    return preset.profile_fields(0, args.user)
 
 
 def cluster_list(args: argparse.Namespace, session: Session) -> int:
@@ -334,14 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = cluster.add_subparsers(dest="verb", required=True, parser_class=_Parser)
     add = verbs.add_parser("add", help="add a cluster")
     add.add_argument("name")
-    add.add_argument("--host", required=True)
+    add.add_argument("--host", help="the login node; with --preset, also one of its login nodes by name "
+                                     "(e.g. narval)")
     add.add_argument("--port", type=int)
     add.add_argument("--user")
     add.add_argument("--identity-file", metavar="PATH")
     add.add_argument("--jump", action="append", metavar="[USER@]HOST[:PORT]")
     add.add_argument("--env-root", action="append", metavar="DIR")
     add.add_argument("--pip-arg", action="append", metavar="ARG")
-    add.add_argument("--preset", metavar="ID")
+    add.add_argument("--preset", metavar="ID", help="fill in what a cluster family needs: one of "
+                     + ", ".join(preset.id for preset in load_presets()))
     add.set_defaults(handler=cluster_add)
     listing = verbs.add_parser("list", help="list clusters")
     listing.add_argument("--json", action="store_true")
@@ -451,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paramiko").setLevel(logging.NOTSET if args.verbose else logging.CRITICAL)
     session = Session(AppPaths.resolve(args.config_dir), TerminalPrompter())
     try:
         return args.handler(args, session)
