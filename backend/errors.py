@@ -81,7 +81,7 @@ class HostKeyTypeChanged(HostKeyChanged):
             f"{key_type} key ({fingerprint}). EnvDesk refused to connect: a server does not usually drop "
             "its key type, and an attacker intercepting the connection would look like this.",
             "Ask your cluster's support whether they changed the server's keys; only then replace the "
-            "recorded key (envdesk cluster trust NAME --replace, or Replace in the app).")
+            "recorded key: envdesk cluster trust NAME --replace.")
         self.host, self.port, self.key_type, self.fingerprint = host, port, key_type, fingerprint
         self.source = "known hosts"
         self.known_types = known_types
