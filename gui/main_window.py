@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBo
                                QLineEdit, QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter,
                                QTableView, QToolBar, QVBoxLayout, QWidget)
 
+from envdesk.backend.about import version
 from envdesk.backend.errors import EnvDeskError, HostKeyChanged
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
@@ -19,6 +20,7 @@ from .details_panel import DetailsPanel
 from .models import EnvironmentTableModel, TargetListModel, human_size
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
+from .keyboard import install_keyboard_conventions
 from .resources import icon
 from .tasks import Task
 
@@ -26,6 +28,18 @@ EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
                   "conda (environment.yml)": ("conda", "environment.yml"),
                   "PEP 751 lock, written by uv (pylock.toml)": ("pylock", "pylock.toml")}
+
+
+def named_for_format(path: Path, fmt: str, usual: str) -> Path:
+    """The file name the chosen format expects: 'demo.envdesk.yaml' saved as pip requirements becomes
+    'demo-requirements.txt' (the save dialog keeps the first format's name when another is picked)."""
+    extension = usual.rsplit(".", 1)[-1]
+    if path.name.endswith("." + extension) and (fmt != "envdesk" or path.name.endswith(".envdesk.yaml")):
+        return path
+    stem = path.name.split(".")[0] or "environment"
+    name = {"envdesk": f"{stem}.envdesk.yaml", "requirements": f"{stem}-requirements.txt",
+            "conda": f"{stem}-environment.yml", "pylock": f"pylock.{stem}.toml"}.get(fmt, path.name)
+    return path.with_name(name)
 
 
 class ClusterList(QListView):
@@ -58,6 +72,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, paths: AppPaths | None = None) -> None:
         super().__init__()
+        install_keyboard_conventions()
+        self._quitting = False
         self.setWindowTitle("EnvDesk")
         self.setWindowIcon(icon("envdesk"))
         self.setAccessibleName("EnvDesk")
@@ -106,6 +122,14 @@ class MainWindow(QMainWindow):
             toolbar.addAction(action)
         self.addToolBar(toolbar)
         self.env_actions = [self.update_action, self.export_action, self.copy_action, self.delete_action]
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(self.import_action)
+        file_menu.addSeparator()
+        self.quit_action = make("Quit", "cancel", QKeySequence.StandardKey.Quit, self.quit,
+                                "Close EnvDesk (running operations are asked about first)")
+        if self.quit_action.shortcut().isEmpty():  # some platforms define no standard Quit key
+            self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        file_menu.addAction(self.quit_action)
         menu = self.menuBar().addMenu("&Environment")
         for action in (self.new_action, self.update_action, self.export_action, self.import_action,
                        self.copy_action, self.delete_action, self.refresh_action, self.refresh_all_action):
@@ -116,6 +140,9 @@ class MainWindow(QMainWindow):
         cluster_menu.addAction("Disconnect", self.disconnect_selected)
         cluster_menu.addAction("Edit…", self.edit_cluster)
         cluster_menu.addAction("Remove", self.remove_cluster)
+        help_menu = self.menuBar().addMenu("&Help")
+        self.shortcuts_action = help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
+        self.about_action = help_menu.addAction("About EnvDesk", self.show_about)
 
     def _build_layout(self) -> None:
         left = QWidget()
@@ -128,14 +155,18 @@ class MainWindow(QMainWindow):
         self.cluster_view.selectionModel().currentChanged.connect(lambda current, _: self._target_selected())
         left_layout.addWidget(self.cluster_view)
         buttons = QHBoxLayout()
-        self.add_cluster_button = QPushButton("Add…")
+        self.add_cluster_button = QPushButton("Add cluster…")
         self.add_cluster_button.setAccessibleName("Add a cluster")
+        self.add_cluster_button.setToolTip("Add your cluster: pick its family (Alliance, Mila, UPPMAX, HPC2N…) "
+                                           "or import it from ~/.ssh/config")
         self.add_cluster_button.clicked.connect(self.add_cluster)
         self.connect_button = QPushButton("Connect")
         self.connect_button.setAccessibleName("Connect to the selected cluster")
+        self.connect_button.setToolTip("Log in to the selected cluster now (you may be asked for a code once)")
         self.connect_button.clicked.connect(self.connect_selected)
         self.cluster_more = QPushButton("More")
         self.cluster_more.setAccessibleName("More cluster actions")
+        self.cluster_more.setToolTip("Disconnect, edit or remove the selected cluster")
         more = QMenu(self.cluster_more)
         more.addAction("Disconnect", self.disconnect_selected)
         more.addAction("Edit…", self.edit_cluster)
@@ -232,6 +263,11 @@ class MainWindow(QMainWindow):
         self.cluster_view.setCurrentIndex(self.controller.targets.index(row))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        running = self.controller.runner.running()
+        asked_by_person, self._quitting = event.spontaneous() or self._quitting, False
+        if running and asked_by_person and not self._may_stop(running):
+            event.ignore()
+            return
         self.settings.setValue("size", self.size())
         self.settings.setValue("position", self.pos())
         self.settings.setValue("state", self.saveState())
@@ -239,6 +275,39 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.controller.shutdown()
         super().closeEvent(event)
+
+    def quit(self) -> None:
+        """Quit as a person asked (from the menu or Ctrl+Q): running work is asked about first."""
+        self._quitting = True
+        self.close()
+
+    def _may_stop(self, running: list) -> bool:
+        """Ask before closing stops work in progress (a cancelled change is rolled back)."""
+        names = "\n".join(f"• {task.title}" for task in running[:8])
+        answer = QMessageBox.question(
+            self, "Stop running operations?",
+            f"These are still running:\n{names}\n\nClosing EnvDesk cancels them; changes in progress are "
+            "rolled back. Close anyway?",
+            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Close
+
+    def show_about(self) -> None:
+        """Version and where to read more."""
+        QMessageBox.about(self, "About EnvDesk",
+                          f"<b>EnvDesk {version()}</b><p>Manage your Python environments on HPC clusters "
+                          "from this computer, without a shell.</p><p>Your settings are in "
+                          f"{self.paths.config_dir}.</p><p>The command line does the same: "
+                          "<code>envdesk --help</code>.</p>")
+
+    def show_shortcuts(self) -> None:
+        """Every keyboard shortcut of the window, in one list."""
+        actions = [self.new_action, self.update_action, self.export_action, self.import_action, self.copy_action,
+                   self.delete_action, self.refresh_action, self.refresh_all_action, self.quit_action]
+        rows = "".join(f"<tr><td>{a.text()}</td><td><b>"
+                       f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td></tr>"
+                       for a in actions)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table><p>Tab and Shift+Tab move "
+                                "between every control, in every list and box.</p>")
 
     # -- selection -----------------------------------------------------------------------------
 
@@ -403,7 +472,8 @@ class MainWindow(QMainWindow):
         default = str(Path.home() / f"{env.name.split('/')[0]}.envdesk.yaml")
         path, chosen = QFileDialog.getSaveFileName(self, "Export environment", default, ";;".join(EXPORT_FILTERS))
         if path:
-            self.export_to(target, env, Path(path), EXPORT_FILTERS.get(chosen, ("envdesk", ""))[0])
+            fmt, usual = EXPORT_FILTERS.get(chosen, ("envdesk", "envdesk.yaml"))
+            self.export_to(target, env, named_for_format(Path(path), fmt, usual), fmt)
 
     def export_to(self, target: str, env: Environment, path: Path, fmt: str) -> Task:
         """Export in a worker; the status bar says where the file went."""

@@ -157,7 +157,7 @@ def test_one_time_code_prompt_then_listing(qtbot, testbed, sample_envs, tmp_path
     assert window.controller.targets.item("otp").state == "connected"
 
 
-def test_wrong_password_is_reported_plainly(qtbot, testbed, tmp_path, home):
+def test_wrong_password_is_reported_plainly(qtbot, testbed, tmp_path, home, secret_service):
     window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["password"]))
 
     offered_remember = []
@@ -316,3 +316,22 @@ def test_import_dialog_shows_every_line_that_is_adapted_or_left_out(qtbot, testb
     out = testbed.clusters["beta"].run_as_user(
         f"module load GCC/12.3.0 Python/3.11.3 && ~/venvs/{name}/bin/python -m pip freeze").stdout
     assert "tinyalpha==" in out and "tinygamma==0.1" in out
+
+
+def test_login_dialog_says_why_nothing_can_be_remembered_without_a_real_keyring(qtbot, tmp_path):
+    """Only keyrings.alt's plaintext file backend here: no checkbox, and a sentence saying why."""
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    from envdesk.backend.prompts import SecretRequest
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring.cfg")
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        dialog = LoginDialog(SecretRequest("c", "password", "Password:"))
+        qtbot.addWidget(dialog)
+        assert not dialog.remember.isVisibleTo(dialog)
+        assert "no system keyring" in dialog.no_keyring.text()
+    finally:
+        keyring.set_keyring(previous)

@@ -138,3 +138,45 @@ def test_widgets_reach_the_backend_only_through_the_controller(path):
     assert [name for name in imports if name.startswith("envdesk.backend.operations")] == []
     assert [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "session"] \
         == [], "widgets do not reach into controller.session"
+
+
+def test_keyboard_conventions_help_and_quit(qtbot, tmp_path, monkeypatch):
+    """Tab leaves tables and text boxes; Ctrl+Q quits; Help has About (with the version) and the shortcuts."""
+    from importlib import metadata
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QKeySequence
+    from PySide6.QtWidgets import QMessageBox, QPlainTextEdit
+
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.main_window import MainWindow
+    monkeypatch.setenv("HOME", str(tmp_path))
+    window = MainWindow(AppPaths(tmp_path / "cfg"))
+    qtbot.addWidget(window)
+    window.show()
+    assert not window.env_table.tabKeyNavigation() and not window.cluster_view.tabKeyNavigation()
+    snippet_boxes = window.details.findChildren(QPlainTextEdit)
+    assert snippet_boxes and all(box.tabChangesFocus() for box in snippet_boxes)
+    window.env_table.setFocus()
+    qtbot.keyClick(window.env_table, Qt.Key.Key_Tab)
+    assert not window.env_table.hasFocus(), "Tab must leave the environments table"
+    assert window.quit_action.shortcut().matches(QKeySequence("Ctrl+Q")) == QKeySequence.SequenceMatch.ExactMatch
+    shown = []
+    monkeypatch.setattr(QMessageBox, "about", lambda parent, title, text: shown.append(text))
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: shown.append(text))
+    window.about_action.trigger()
+    window.shortcuts_action.trigger()
+    assert metadata.version("envdesk") in shown[0] and "Ctrl+Q" in shown[1]
+    for button in (window.add_cluster_button, window.connect_button, window.cluster_more):
+        assert button.toolTip()
+
+
+def test_export_file_is_named_for_the_chosen_format():
+    from pathlib import Path
+
+    from envdesk.gui.main_window import named_for_format
+    assert named_for_format(Path("/h/demo.envdesk.yaml"), "requirements", "requirements.txt").name == \
+        "demo-requirements.txt"
+    assert named_for_format(Path("/h/demo.envdesk.yaml"), "conda", "environment.yml").name == "demo-environment.yml"
+    assert named_for_format(Path("/h/demo.envdesk.yaml"), "pylock", "pylock.toml").name == "pylock.demo.toml"
+    assert named_for_format(Path("/h/mine.txt"), "requirements", "requirements.txt").name == "mine.txt"

@@ -96,7 +96,8 @@ def test_export_every_format_and_import_each(session):
     assert "tinyalpha==1.1" in exported["requirements"] and "tinybeta==1.0" in exported["requirements"]
     assert "python/3.11.5" in exported["envdesk"]
     for fmt, text in exported.items():
-        spec = specs.from_text(text, {"envdesk": "e.yaml", "requirements": "r.txt", "conda": "environment.yml"}[fmt])
+        spec = specs.from_text(text, {"envdesk": "e.yaml", "requirements": "r.txt", "conda": "environment.yml",
+                                      "pylock": "pylock.toml"}[fmt])
         if fmt == "conda":
             spec.kind = "venv"  # conda cannot be had on beta; the pins are what matter here
         imported = import_environment(session, "beta", spec, name=unique(f"imp-{fmt}")).environment

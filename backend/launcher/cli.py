@@ -53,7 +53,9 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
     if args.preset:
         fields = _preset_fields(args)
     elif not args.host:
-        raise InvalidInput("A cluster needs its login node: --host HOST (or --preset ID).")
+        print("envdesk: cluster add needs --host HOST (or --preset ID --user USER).\n"
+              "Try 'envdesk cluster add --help'.", file=sys.stderr)
+        return 2
     overrides = {"port": args.port, "identity_file": args.identity_file, "jump": args.jump,
                  "env_roots": args.env_root, "pip_args": args.pip_arg}
     fields.update({key: value for key, value in overrides.items() if value})
