@@ -11,8 +11,10 @@ that its folder is an environment inside a known root.
 # mypy: ignore-errors
 
 import binascii
+import csv
 import errno
 import shutil
+import stat
 
 STALE_LOCK_SECONDS = 24 * 3600
 
@@ -292,8 +294,254 @@ def action_reset(cfg):
     return {"path": path}
 
 
+# ---------------------------------------------------------------------------
+# Deleting: only what an environment consists of, never through a link
+# ---------------------------------------------------------------------------
+
+# What venv, virtualenv and uv put at the top of an environment (Windows spellings too).
+VENV_TOP = frozenset(["pyvenv.cfg", "bin", "Scripts", "lib", "Lib", "lib64", "include", "Include",
+                      "share", "etc", "man", ".gitignore", "CACHEDIR.TAG", ".lock"])
+# Top-level folders whose contents must be checked one level down (a project's own bin/ or lib/ merges there).
+_VENV_BIN = ("bin", "Scripts")
+_VENV_LIB = ("lib", "Lib", "lib64")
+_VENV_INCLUDE = ("include", "Include")
+_VENV_DATA = ("share", "etc", "man")     # only what an installed package recorded (jupyter, man pages ...)
+_VENV_PROGRAM_RE = re.compile(r"^(?:python|pythonw|pypy|pypyw)[0-9.]*t?(?:\.exe|\.dll)?$|^libpypy[0-9.]*-c\.|"
+                              r"^(?:activate|deactivate)(?:\.[a-z0-9]+|_this\.py)?$|^pydoc(?:\.bat)?$|"
+                              r"^venvw?launcher\.exe$", re.IGNORECASE)
+_LIB_ENTRY_RE = re.compile(r"^(?:python|pypy)[0-9.]*t?$|^site-packages$")
+_INCLUDE_ENTRY_RE = re.compile(r"^(?:python|pypy)[0-9.]*t?$|^site$")
+# What conda (and mamba/micromamba) itself makes at the top of an environment prefix, or nearly every
+# environment has (python's own folders, the cross-compilers' sysroots); anything else a conda package
+# installed there (qt's plugins/, fonts/ ...) is accepted only when a conda-meta record lists it.
+CONDA_TOP = frozenset([
+    "conda-meta", "bin", "lib", "include", "share", "etc", "ssl", "man", "var", "compiler_compat",
+    ".condarc", ".nonadmin", "Library", "Lib", "DLLs", "Scripts", "libs"])
+_CONDA_TOP_RE = re.compile(r"^[a-z0-9_]+-conda(?:_cos[0-9]+)?-linux-gnu$|^[a-z0-9_]+-apple-darwin[0-9.]*$|"
+                           r"\.conda_trash$")
+FOREIGN_SHOWN = 10
+RECORDED_MAX_BYTES = 64 * 1024 * 1024     # a RECORD or conda-meta record (conda's file lists can be ~30 MB)
+
+
+def _entry_label(folder, name):
+    """name, with a trailing / for a real folder (never following a link)."""
+    try:
+        is_dir = stat.S_ISDIR(os.lstat(os.path.join(folder, name)).st_mode)
+    except OSError:
+        is_dir = False
+    return name + "/" if is_dir else name
+
+
+def _is_real_dir(path):
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _small_file(path, limit):
+    """The bytes of a regular file (not a link, pipe or device) of at most limit bytes, else None."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, 1024 * 1024)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) if size <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _only_star_lines(path):
+    """True for the .gitignore venv, virtualenv and uv write: nothing but comments and '*'."""
+    data = _small_file(path, 4096)
+    if data is None:
+        return False
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+    return [line for line in lines if line and not line.startswith("#")] == ["*"]
+
+
+def _is_cachedir_tag(path):
+    data = _small_file(path, 4096)
+    return data is not None and data.startswith(b"Signature: 8a477f597d28d172789f06886806bc55")
+
+
+class _Recorded(object):
+    """The files installers recorded in an environment (pip/uv RECORD, installed-files.txt, conda-meta),
+    as paths relative to the environment, read only when a check needs them."""
+
+    def __init__(self, path):
+        self.path = path
+        self._pip = None
+        self._conda = None
+
+    def _add(self, found, full):
+        rel = os.path.relpath(os.path.normpath(full), self.path)
+        parts = rel.replace("\\", "/").split("/")
+        if parts and parts[0] not in ("", ".", ".."):
+            found.add(tuple(parts[:2]))
+            found.add((parts[0],))
+
+    def pip(self):
+        """{(top,), (top, second)} of every file a Python package installer recorded."""
+        if self._pip is None:
+            found = set()
+            folders = []
+            for lib in _VENV_LIB:
+                base = os.path.join(self.path, lib)
+                if not _is_real_dir(base):
+                    continue
+                if lib == "Lib":
+                    folders.append(os.path.join(base, "site-packages"))
+                for entry in list_dir(base):
+                    if _LIB_PY_RE.match(entry.name):
+                        folders.append(os.path.join(entry.path, "site-packages"))
+            for folder in folders:
+                if _is_real_dir(folder):
+                    self._read_site(folder, found)
+            self._pip = found
+        return self._pip
+
+    def _read_site(self, folder, found):
+        for entry in list_dir(folder):
+            if entry.name.endswith(".dist-info"):
+                record, base = os.path.join(entry.path, "RECORD"), folder
+            elif entry.name.endswith(".egg-info"):
+                record, base = os.path.join(entry.path, "installed-files.txt"), entry.path
+            else:
+                continue
+            data = _small_file(record, RECORDED_MAX_BYTES)
+            if data is None:
+                continue        # unreadable: what it installed counts as foreign
+            try:
+                for row in csv.reader(data.decode("utf-8", "replace").splitlines()):
+                    if row and row[0]:
+                        self._add(found, os.path.join(base, row[0]))
+            except csv.Error:
+                continue
+
+    def conda(self):
+        """{(top,), (top, second)} of every file a conda package record lists."""
+        if self._conda is None:
+            found = set()
+            meta = os.path.join(self.path, "conda-meta")
+            for entry in list_dir(meta) if _is_real_dir(meta) else []:
+                if not entry.name.endswith(".json"):
+                    continue
+                data = _small_file(entry.path, RECORDED_MAX_BYTES)
+                try:
+                    files = json.loads(data.decode("utf-8")).get("files") if data else None
+                except (ValueError, AttributeError):
+                    continue
+                for name in files if isinstance(files, list) else []:
+                    if isinstance(name, str) and name and not os.path.isabs(name):
+                        self._add(found, os.path.join(self.path, name))
+            self._conda = found
+        return self._conda
+
+
+def _foreign_below(path, top, recorded, allowed_re=None):
+    """Entries of the folder <path>/<top> that are not part of the environment (as 'top/name')."""
+    folder = os.path.join(path, top)
+    if not _is_real_dir(folder):
+        return []       # a link (lib64 -> lib) or a file: removed as itself, never followed
+    foreign = []
+    for entry in list_dir(folder):
+        if allowed_re is not None and allowed_re.match(entry.name):
+            continue
+        if (top, entry.name) in recorded():
+            continue
+        foreign.append(top + "/" + _entry_label(folder, entry.name))
+    return foreign
+
+
+def check_contents(path):
+    """(foreign, own): what a folder holds besides the environment (['analysis.py', 'data/', 'bin/run.sh',
+    ...]) and the names of its top-level entries that are the environment's.
+
+    A venv/virtualenv/uv environment may hold only what those tools write, with bin/, lib/ and include/
+    checked one level down (a project made into a venv in place has its own files there too) and share/,
+    etc/ and man/ only as far as an installed package recorded them. A conda prefix may hold conda's
+    standard folders and whatever its package records list. Unsure means foreign: nothing is deleted.
+    """
+    recorded = _Recorded(path)
+    conda = os.path.isdir(os.path.join(path, "conda-meta")) and not os.path.lexists(
+        os.path.join(path, "pyvenv.cfg"))
+    foreign, own = [], []
+    for entry in list_dir(path):
+        name = entry.name
+        before = len(foreign)
+        if name == ENVDESK_DIR and _is_real_dir(entry.path):
+            pass
+        elif conda:
+            if not (name in CONDA_TOP or _CONDA_TOP_RE.search(name) or (name,) in recorded.conda()):
+                foreign.append(_entry_label(path, name))
+        elif name in VENV_TOP:
+            if name in _VENV_BIN:
+                foreign.extend(_foreign_below(path, name, recorded.pip, _VENV_PROGRAM_RE))
+            elif name in _VENV_LIB:
+                foreign.extend(_foreign_below(path, name, recorded.pip, _LIB_ENTRY_RE))
+            elif name in _VENV_INCLUDE:
+                foreign.extend(_foreign_below(path, name, recorded.pip, _INCLUDE_ENTRY_RE))
+            elif name in _VENV_DATA:
+                foreign.extend(_foreign_below(path, name, recorded.pip))
+            elif name == ".gitignore" and not _only_star_lines(entry.path):
+                foreign.append(name)
+            elif name == "CACHEDIR.TAG" and not _is_cachedir_tag(entry.path):
+                foreign.append(name)
+            elif name == ".lock" and _is_real_dir(entry.path):
+                foreign.append(name + "/")
+        else:
+            foreign.append(_entry_label(path, name))
+        if len(foreign) == before:
+            own.append(name)
+    return foreign, own
+
+
+def _remove_entry(path):
+    """Remove one file, link or folder; a link is removed itself, never what it points to."""
+    info = os.lstat(path)
+    mode = info.st_mode
+    reparse = getattr(info, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
+    if stat.S_ISDIR(mode) and not reparse:
+        shutil.rmtree(path)       # never descends into a link (it unlinks it)
+    elif stat.S_ISDIR(mode):
+        os.rmdir(path)            # a Windows junction: remove the link only
+    else:
+        os.unlink(path)
+
+
+def delete_environment_folder(path, own):
+    """Remove the environment's own top-level entries (those checked), then the folder itself."""
+    for name in own:
+        _remove_entry(os.path.join(path, name))
+    try:
+        os.rmdir(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        left = [_entry_label(path, entry.name) for entry in list_dir(path)]
+        raise ActionError("EnvDesk removed the environment's files from %s but left the folder, because "
+                          "new files appeared in it while deleting: %s." % (path, ", ".join(left[:FOREIGN_SHOWN])),
+                          CODE_FAILED)
+
+
 def action_delete(cfg):
-    """Delete one environment folder, only if it really is one, inside a root."""
+    """Delete one environment folder, only if it really is one, inside a root, holding nothing else."""
     path = check_target(cfg["path"], cfg["roots"])
     if os.path.islink(path):
         raise ActionError("%s is a link, not an environment folder; EnvDesk will not delete "
@@ -306,7 +554,15 @@ def action_delete(cfg):
                           "delete it." % path, CODE_INVALID)
     token = take_lock(path, "delete")
     try:
-        remove_tree(path)
+        foreign, own = check_contents(path)
+        if foreign:
+            shown = ", ".join(foreign[:FOREIGN_SHOWN])
+            if len(foreign) > FOREIGN_SHOWN:
+                shown += " and %d more" % (len(foreign) - FOREIGN_SHOWN)
+            raise ActionError("%s holds files that are not part of the environment: %s. Nothing was "
+                              "deleted. Move them out, or delete the folder yourself." % (path, shown),
+                              CODE_INVALID)
+        delete_environment_folder(path, own)
     finally:
         release_lock(path, token)
     return {"path": path, "removed": True}

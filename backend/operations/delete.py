@@ -1,4 +1,9 @@
-"""Delete an environment: only a folder that is one, inside a known root, never through a link."""
+"""Delete an environment: only a folder that is one, inside a known root, never through a link.
+
+The agent's delete action also refuses a folder that holds anything an environment does not consist
+of (a project made into a venv in place: its sources, data, .git ...), naming what is there, and
+deletes nothing then; links inside are removed as links, never what they point to.
+"""
 from __future__ import annotations
 
 from ..agent_client import call_action
