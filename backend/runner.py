@@ -233,8 +233,8 @@ class Runner(ABC):
         `decide` accepts; returns (identity, what happened) per hop. Nothing to trust here: []."""
         return []
 
-    def connect(self) -> None:
-        """Open the connection now (a no-op where there is none to open)."""
+    def connect(self, cancel: CancelToken | None = None) -> None:
+        """Open the connection now (a no-op where there is none to open); `cancel` abandons it."""
 
     def close(self) -> None:
         """Release the connection; the runner reconnects on next use."""

@@ -1,20 +1,24 @@
 """Runs commands on a cluster over one reused SSH connection (through jump hosts if needed)."""
 from __future__ import annotations
 
+import base64
 import contextlib
+import errno
 import logging
+import os
 import re
 import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import paramiko
 
 from . import uvproject
 from .config import ClusterProfile
-from .errors import CommandFailed, ConnectionFailed, HostKeyChanged, HostKeyUnknown
+from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
+                     HostKeyUnknown)
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter
@@ -28,8 +32,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# paramiko logs every failed handshake at ERROR, with a traceback; EnvDesk explains the failure itself, so
+# paramiko's records stay out of the terminal and the app unless asked for (`envdesk -v` lowers this again).
+if logging.getLogger("paramiko").level == logging.NOTSET:
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
 PID_MARKER = "ENVDESK-PID "
-CONNECT_TIMEOUT = 20.0
+CONNECT_TIMEOUT = 20.0  # to open the TCP connection (or a jump host's channel to the next hop)
+BANNER_TIMEOUT = 10.0  # an SSH server greets at once: this long a silence means it is not one, or is stuck
+HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
 MAX_CHANNELS = 8
@@ -42,8 +53,26 @@ _FIND_PYTHON = (
 )
 
 
+# The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
+# csh, tcsh or fish treat specially even between single quotes.
+_DECODE_AND_RUN = """'envdesk_script=$(printf %s "$1" | base64 -d) && eval "$envdesk_script"'"""
+
+
+def command_line(script: str, shell: str = "bash --login") -> str:
+    """The text of an exec request that runs `script` in `shell`, whatever the user's login shell is.
+
+    sshd hands that text to the login shell (`$SHELL -c TEXT`), and clusters still have tcsh users: csh
+    and tcsh break on a newline or a `!` even inside quotes, fish has a syntax of its own. So the script
+    travels as one base64 word, in a line made of plain words that every shell reads the same way
+    (`exec SHELL -c '...decode and eval $1...' envdesk BASE64`); stdin stays free for the command.
+    """
+    encoded = base64.b64encode(script.encode("utf-8")).decode("ascii")
+    return f"exec {shell} -c {_DECODE_AND_RUN} envdesk {encoded}"
+
+
 def remote_script(body: str, modules: Sequence[str] = ()) -> str:
-    """Wrap shell text so it runs in a login shell, in its own process group whose id is reported.
+    """Wrap shell text so it runs in a bash login shell (the module system set up, whatever the user's
+    own login shell is), in its own process group whose id is reported.
 
     Closing an SSH channel does not stop what it runs, so cancel needs that id to kill the group.
     """
@@ -51,7 +80,7 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
         body = f"module load {join_command(modules)} && {body}"
     wrapper = (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
                f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
-    return join_command(["bash", "-lc", wrapper])
+    return command_line(wrapper)
 
 
 def _algorithms_for(key_types: Sequence[str]) -> set[str]:
@@ -82,6 +111,149 @@ class _Hops:
                 transport.close()
             except Exception:  # closing a broken transport may raise anything
                 pass
+
+
+class _Aborted(Exception):
+    """The connect in progress was abandoned: close() or a cancel from another thread."""
+
+
+def _close_quietly(thing: Any) -> None:
+    try:
+        thing.close()
+    except Exception:  # closing something half-open may raise anything
+        pass
+
+
+class _Opening:
+    """What one connect has opened so far (sockets, channels, transports), so that another thread can
+    abort it at once: abort() closes all of it, and what the connect does next raises."""
+
+    def __init__(self) -> None:
+        self.aborted = False
+        self._lock = threading.Lock()
+        self._things: list[Any] = []
+
+    def add(self, thing: Any) -> Any:
+        """Keep `thing` (returned) to close on abort; closed at once, and _Aborted, if already aborted."""
+        with self._lock:
+            if not self.aborted:
+                self._things.append(thing)
+                return thing
+        _close_quietly(thing)
+        raise _Aborted()
+
+    def check(self) -> None:
+        if self.aborted:
+            raise _Aborted()
+
+    def abort(self) -> None:
+        with self._lock:
+            self.aborted = True
+            things, self._things = self._things, []
+        for thing in reversed(things):
+            _close_quietly(thing)
+
+
+_IN_PROGRESS = {errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, getattr(errno, "WSAEWOULDBLOCK", -1)}
+
+
+def _dial(host: str, port: int, opening: _Opening, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
+    """A TCP connection to host:port (each of its addresses in turn), abandoned at once on abort."""
+    deadline = time.monotonic() + timeout
+    last: OSError = OSError(f"no address found for {host}")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = opening.add(socket.socket(family, kind, proto))
+        try:
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            while code in _IN_PROGRESS:
+                opening.check()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout("timed out")
+                try:
+                    _, writable, failed = select.select([], [sock], [sock], min(0.1, left))
+                except (OSError, ValueError) as exc:  # closed by abort() meanwhile
+                    opening.check()
+                    raise OSError(str(exc)) from exc
+                if writable or failed:
+                    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, os.strerror(code))
+            sock.setblocking(True)
+            return sock
+        except OSError as exc:
+            last = exc
+            _close_quietly(sock)
+    raise last
+
+
+class _Wire:
+    """The socket (or jump host channel) under a Transport, keeping what the server sent first, so a failed
+    handshake can tell a silent server from one that speaks another protocol, or hangs up."""
+
+    KEEP = 256
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.first = b""
+        self.hung_up = False
+
+    def recv(self, size: int) -> bytes:
+        try:
+            data = self.sock.recv(size)
+        except (socket.timeout, BlockingIOError, InterruptedError):
+            raise
+        except OSError:
+            self.hung_up = True
+            raise
+        if not data:
+            self.hung_up = True
+        elif len(self.first) < self.KEEP:
+            self.first += data[:self.KEEP - len(self.first)]
+        return data
+
+    def send(self, data: bytes) -> int:
+        try:
+            return self.sock.send(data)
+        except (socket.timeout, BlockingIOError, InterruptedError):
+            raise
+        except OSError:
+            self.hung_up = True
+            raise
+
+    def __getattr__(self, name: str) -> Any:  # settimeout, close, getpeername, _closed...
+        return getattr(self.sock, name)
+
+    def speaks_ssh(self) -> bool:
+        return any(line.startswith(b"SSH-") for line in self.first.split(b"\n"))
+
+    def first_line(self) -> str:
+        """The first line the server sent, printable, cut short."""
+        line = next((part for part in self.first.splitlines() if part.strip()), b"")
+        text = "".join(c if c.isprintable() else "?" for c in line.decode("utf-8", "replace").strip())
+        return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _handshake_failure(hop: Hop, wire: _Wire, error: BaseException | None, waited: float) -> ConnectionFailed:
+    """Why the SSH handshake with `hop` failed, in plain words: silence, another protocol, a hang-up, or SSH
+    that went wrong."""
+    where = f"{hop.host} (port {hop.port})"
+    check = "Check the host name and the port of this cluster (SSH servers usually listen on port 22)."
+    if wire.speaks_ssh():
+        detail = str(error).strip() if error is not None and str(error).strip() else "the connection broke"
+        return ConnectionFailed(f"{where} is an SSH server, but the SSH handshake with it failed: {detail}.",
+                                "Try again later; if it keeps failing, check that ssh in a terminal can log in.")
+    if wire.first:
+        return ConnectionFailed(f"{where} answered, but not as an SSH server (it said: {wire.first_line()!r}).",
+                                f"{check} Another kind of server listens there.")
+    if wire.hung_up:
+        return ConnectionFailed(f"{where} accepted the connection, then closed it without answering: "
+                                "it is not an SSH server, or it turns this computer away.",
+                                f"{check} If they are right, the server may be refusing connections for now.")
+    return ConnectionFailed(f"{where} accepted the connection but did not answer at all in {waited:.0f} "
+                            "seconds: it is not an SSH server, or it is stuck.",
+                            f"{check} A VPN or a firewall may be in the way.")
 
 
 @contextlib.contextmanager
@@ -193,6 +365,8 @@ class SSHRunner(Runner):
         self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
         self._keys = KeyCache()
         self._generation = 0  # bumped by close(), so a connect in progress knows it was abandoned
+        self._openings: set[_Opening] = set()  # connects in progress, aborted by close()
+        self._openings_lock = threading.Lock()
         self.connections_opened = 0
 
     # -- connecting ------------------------------------------------------------------------
@@ -207,73 +381,139 @@ class SSHRunner(Runner):
     def connected(self) -> bool:
         return self._hops.alive()
 
-    def connect(self) -> None:
-        """Open (or reopen) the connection, asking the prompter whatever the servers ask."""
+    def connect(self, cancel: CancelToken | None = None) -> None:
+        """Open (or reopen) the connection, asking the prompter whatever the servers ask.
+
+        close() from another thread, or cancelling `cancel`, abandons a connect in progress at once.
+        """
         with self._lock:
             if self._hops.alive():
                 return
+            if cancel is not None:
+                cancel.raise_if_cancelled()
             self._hops.close()
             generation = self._generation
             opened = _Hops()
-            try:
-                for hop in (*self.plan.jumps, self.plan.target):
-                    opened.transports.append(self._open_hop(hop, opened.target))
-                    if generation != self._generation:
-                        raise ConnectionFailed(f"The connection to {self.name} was closed while it was opening.")
-            except BaseException:
-                opened.close()
-                raise
+            with self._opening(cancel) as opening:
+                try:
+                    for hop in (*self.plan.jumps, self.plan.target):
+                        opened.transports.append(self._open_hop(hop, opened.target, opening))
+                        if generation != self._generation:
+                            raise ConnectionFailed(f"The connection to {self.name} was closed while it was opening.")
+                except BaseException:
+                    opened.close()
+                    raise
             self._hops = opened
             self.connections_opened += 1
 
-    def _handshake(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
+    @contextlib.contextmanager
+    def _opening(self, cancel: CancelToken | None) -> Iterator[_Opening]:
+        """A connect in progress that close() (or `cancel`) aborts; what it raises once aborted becomes
+        Cancelled (cancel) or ConnectionFailed (close)."""
+        opening = _Opening()
+        with self._openings_lock:
+            self._openings.add(opening)
+        unregister = cancel.on_cancel(opening.abort) if cancel is not None else None
+        try:
+            yield opening
+        except Exception as exc:
+            if not opening.aborted:
+                raise
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled() from None
+            raise ConnectionFailed(f"The connection to {self.name} was closed while it was opening.") from exc
+        finally:
+            if unregister is not None:
+                unregister()
+            with self._openings_lock:
+                self._openings.discard(opening)
+
+    def _handshake(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> paramiko.Transport:
         """An SSH session with the hop, keys exchanged, nobody logged in; the key types already known
-        for the hop are asked for first (as OpenSSH does), so a server with several keys shows a known one."""
-        sock = self._socket_to(hop, via)
-        transport = paramiko.Transport(sock)
-        transport.banner_timeout = CONNECT_TIMEOUT
-        transport.handshake_timeout = CONNECT_TIMEOUT
+        for the hop are asked for first (as OpenSSH does), so a server with several keys shows a known one.
+
+        Whatever goes wrong is a ConnectionFailed that says whether the server was silent, spoke something
+        else than SSH, hung up, or failed the SSH handshake itself.
+        """
+        wire = _Wire(self._socket_to(hop, via, opening))
+        transport = opening.add(paramiko.Transport(wire))  # type: ignore[arg-type]  # socket-like is enough
+        transport.banner_timeout = BANNER_TIMEOUT
+        transport.handshake_timeout = HANDSHAKE_TIMEOUT
         transport.auth_timeout = AUTH_TIMEOUT
         options = transport.get_security_options()
         known = _algorithms_for(self.hostkeys.known_types(hop.host, hop.port))
         options.key_types = tuple(sorted(options.key_types, key=lambda name: name not in known))
+        done = threading.Event()
+        started = time.monotonic()
+        deadline = started + BANNER_TIMEOUT + HANDSHAKE_TIMEOUT + 5  # paramiko gives up before, normally
+        error: BaseException | None = None
         try:
-            transport.start_client(timeout=CONNECT_TIMEOUT)
+            transport.start_client(event=done)  # returns at once, so that the wait can be aborted
+            while not done.wait(0.05) and time.monotonic() < deadline:
+                opening.check()
+            opening.check()
+            if done.is_set() and transport.is_active():
+                return transport
+            error = transport.get_exception()
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            error = exc
+        except BaseException:
             transport.close()
-            raise ConnectionFailed(f"{hop.host} (port {hop.port}) did not complete the SSH handshake: {exc}.",
-                                   "Check the host name and port; the server may be down.") from exc
-        return transport
+            raise
+        transport.close()
+        log.info("SSH handshake with %s port %s failed: %r (the server sent %r)", hop.host, hop.port, error,
+                 wire.first[:80])
+        raise _handshake_failure(hop, wire, error, time.monotonic() - started) from error
 
-    def _open_hop(self, hop: Hop, via: paramiko.Transport | None) -> paramiko.Transport:
-        transport = self._handshake(hop, via)
+    def _open_hop(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> paramiko.Transport:
+        transport = self._handshake(hop, via, opening)
         try:
             self._check_identity(hop, transport)
             method = self.profile.auth if hop == self.plan.target else "auto"
-            Authenticator(self.name, hop, self.prompter, self._keys, method=method).authenticate(transport)
+            self._login(hop, transport, method)
         except BaseException:
             transport.close()
             raise
         transport.set_keepalive(30)
         return transport
 
-    def _socket_to(self, hop: Hop, via: paramiko.Transport | None):
+    def _login(self, hop: Hop, transport: paramiko.Transport, method: str = "auto") -> None:
+        """Log in to the hop; a connection that breaks meanwhile is a ConnectionFailed, not paramiko's error."""
+        try:
+            Authenticator(self.name, hop, self.prompter, self._keys, method=method).authenticate(transport)
+        except EnvDeskError:
+            raise
+        except paramiko.AuthenticationException as exc:
+            raise AuthenticationFailed(f"{hop.host} refused the login as {hop.user!r}: {exc}.") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectionFailed(f"The connection to {hop.host} broke during the login: {exc or 'closed'}.",
+                                   "Check your network connection and try again.") from exc
+
+    def _socket_to(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> Any:
         if via is None:
             try:
-                return socket.create_connection((hop.host, hop.port), timeout=CONNECT_TIMEOUT)
+                return _dial(hop.host, hop.port, opening)
             except OSError as exc:
                 raise ConnectionFailed(
                     f"Could not reach {hop.host} on port {hop.port}: {exc.strerror or exc}.",
                     "Check your network connection, the host name and the port (VPN needed?).") from exc
         try:
-            return via.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
-                                    timeout=CONNECT_TIMEOUT)
+            return opening.add(via.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
+                                                timeout=CONNECT_TIMEOUT))
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise ConnectionFailed(f"The jump host could not reach {hop.host} on port {hop.port}: {exc}.",
                                    "Check the jump host settings of this cluster.") from exc
 
+    @staticmethod
+    def _identity(hop: Hop, transport: paramiko.Transport) -> ServerIdentity:
+        try:
+            return ServerIdentity(hop.host, hop.port, transport.get_remote_server_key())
+        except paramiko.SSHException as exc:  # the connection dropped right after the handshake
+            raise ConnectionFailed(f"The connection to {hop.host} broke right after it was opened.",
+                                   "Check your network connection and try again.") from exc
+
     def _check_identity(self, hop: Hop, transport: paramiko.Transport) -> None:
-        identity = ServerIdentity(hop.host, hop.port, transport.get_remote_server_key())
+        identity = self._identity(hop, transport)
         try:
             self.hostkeys.verify(identity)
         except HostKeyUnknown:
@@ -293,16 +533,16 @@ class SSHRunner(Runner):
         """Each hop's key, checked in order: a jump host is logged in to (to reach the next hop) only
         after its own key is trusted; the login node is not logged in to."""
         outcome: list[tuple[ServerIdentity, str]] = []
-        with self._lock:
+        with self._lock, self._opening(None) as opening:
             hops = _Hops()
             try:
                 for hop in (*self.plan.jumps, self.plan.target):
-                    transport = self._handshake(hop, hops.target)
+                    transport = self._handshake(hop, hops.target, opening)
                     hops.transports.append(transport)
-                    identity = ServerIdentity(hop.host, hop.port, transport.get_remote_server_key())
+                    identity = self._identity(hop, transport)
                     outcome.append((identity, self._trust_one(identity, decide, replace)))
                     if hop != self.plan.target:
-                        Authenticator(self.name, hop, self.prompter, self._keys).authenticate(transport)
+                        self._login(hop, transport)
             finally:
                 hops.close()
         return outcome
@@ -325,6 +565,10 @@ class SSHRunner(Runner):
     def close(self) -> None:
         """Drop the connection at once, without waiting for a connect or login in progress (it is abandoned)."""
         self._generation += 1
+        with self._openings_lock:
+            openings = list(self._openings)
+        for opening in openings:
+            opening.abort()
         self._hops.close()
 
     def _drop(self, transport: paramiko.Transport | None) -> None:
@@ -335,13 +579,13 @@ class SSHRunner(Runner):
 
     # -- channels --------------------------------------------------------------------------
 
-    def _open_channel(self) -> paramiko.Channel:
+    def _open_channel(self, cancel: CancelToken | None = None) -> paramiko.Channel:
         """A session channel on a live connection; one reconnect if the connection turned out dead.
 
         paramiko's keepalive never notices a dead peer, so a failed or stalled open is the signal.
         """
         for attempt in (1, 2):
-            self.connect()
+            self.connect(cancel)
             transport = self._hops.target
             try:
                 if transport is None:
@@ -361,7 +605,7 @@ class SSHRunner(Runner):
                   f"(sleep 3; kill -KILL -{pgid} 2>/dev/null) >/dev/null 2>&1 </dev/null & true")
         try:
             channel = self._open_channel()
-            channel.exec_command(join_command(["sh", "-c", script]))
+            channel.exec_command(command_line(script, "sh"))
             deadline = time.monotonic() + 10
             while not channel.exit_status_ready() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -411,7 +655,8 @@ class SSHRunner(Runner):
         if cancel is not None:
             cancel.raise_if_cancelled()
         with self._slots:
-            job = _ChannelJob(self, self._open_channel(), remote_script(body, modules), label or body, on_line)
+            job = _ChannelJob(self, self._open_channel(cancel), remote_script(body, modules), label or body,
+                              on_line)
             return self._execute(job, stdin, cancel, timeout)
 
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:

@@ -187,7 +187,7 @@ class AppController(QObject):
 
         def work(progress: Progress) -> None:
             progress.step(f"Connecting to {name}")
-            self.session.target(name).runner.connect()
+            self.session.target(name).runner.connect(cancel=progress.cancel)
 
         def connected(_: Any) -> None:
             self.targets.update(name, state="connected")

@@ -78,7 +78,7 @@ def check_connection(session: Session, target_name: str, progress: Progress | No
         if hops:
             current = "Login"
             progress.step(f"Connecting to {target.label}")
-            runner.connect()
+            runner.connect(cancel=progress.cancel)
             result.steps.append(CheckStep("Login", "server identity checked, login accepted"))
         current = "Tools"
         progress.step(f"Looking at what {target.label} offers")

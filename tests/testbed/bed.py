@@ -6,6 +6,10 @@
     password  a third user; keyboard-interactive password only (pam_unix);
               beta's module tree
 
+On request (login_shell_cluster), more clusters like alpha whose user logs in
+with another shell (tcsh: edt-tcsh-ID); they are in `extra_clusters`, not in
+`clusters`, so the four above stay the bed every other test sees.
+
 Everything lives in a fresh world-readable folder /tmp/envdesk-testbed-*.
 The users are named edt-alpha-ID, edt-beta-ID, edt-pw-ID (ID: 6 hex digits
 per bed) so that two test sessions on one machine never share an account.
@@ -34,7 +38,7 @@ STATE_FILE = "testbed-state.json"
 BASE_PREFIX = "envdesk-testbed-"
 PAM_DIR = Path("/etc/pam.d")
 PAM_PREFIX = "envdesk-otp-sshd-"
-USER_RE = re.compile(r"^edt-(alpha|beta|pw)-[0-9a-f]{6}$")
+USER_RE = re.compile(r"^edt-(alpha|beta|pw|[a-z]{0,6}sh)-[0-9a-f]{6}$")
 PASSPHRASE = "correct horse battery staple"
 OTP_WINDOW = 600  # pam_oath accepts codes this many 30 s steps before/after now
 
@@ -147,6 +151,8 @@ class TestBed:
         self.base = base
         self.id = bed_id
         self.clusters: dict[str, FakeCluster] = {}
+        self.extra_clusters: dict[str, FakeCluster] = {}  # made on request: see login_shell_cluster
+        self._extra_lock = threading.Lock()
         self.client_key = base / "client" / "id_ed25519"
         self.passphrase_key = base / "client" / "id_ed25519_passphrase"
         self.passphrase = PASSPHRASE
@@ -334,7 +340,7 @@ class TestBed:
             return
         self._closed = True
         errors = []
-        for c in self.clusters.values():
+        for c in [*self.clusters.values(), *self.extra_clusters.values()]:
             try:
                 c.stop()
             except Exception as exc:  # keep tearing down
@@ -353,6 +359,44 @@ class TestBed:
             pass
         if errors:
             raise errors[0]
+
+    # ------------------------------------------------------------ extra clusters
+
+    def login_shell_cluster(self, shell: str = "/bin/tcsh") -> FakeCluster:
+        """A cluster like alpha (its module tree and wheelhouse, key login) whose user's login
+        shell is `shell`, so sshd runs every command through it; named after the shell ("tcsh"),
+        made and started on first request, kept in `extra_clusters`."""
+        name = Path(shell).name
+        with self._extra_lock:
+            if name in self.extra_clusters:
+                return self.extra_clusters[name]
+            if not os.path.exists(shell):
+                raise TestBedUnavailable(f"no {shell} (apt-get install {name})")
+            user = f"edt-{name}-{self.id}"
+            if not USER_RE.match(user):
+                raise ValueError(f"no test bed user name for the shell {shell}")
+            self._state["users"].append(user)
+            self._save_state()
+            home = self.base / "home" / user
+            info = users.ensure_user(user, home, shell=shell)
+            ssh_dir = home / ".ssh"
+            ssh_dir.mkdir(mode=0o700, exist_ok=True)
+            keys = ssh_dir / "authorized_keys"
+            keys.write_text(self.client_key.with_name(self.client_key.name + ".pub").read_text())
+            for p in (ssh_dir, keys):
+                os.chown(p, info.pw_uid, info.pw_gid)
+            keys.chmod(0o600)
+            alpha = self.clusters["alpha"]
+            workdir = self.base / name
+            workdir.mkdir(mode=0o755, exist_ok=True)
+            c = FakeCluster(name=name, user=user, home=home, workdir=workdir, modulepath=alpha.modulepath,
+                            python_modules=alpha.python_modules, has_uv_module=alpha.has_uv_module,
+                            uv_module=alpha.uv_module, wheelhouse=alpha.wheelhouse, auth_methods="publickey",
+                            identity_file=self.client_key)
+            c.new_host_key()
+            self.extra_clusters[name] = c
+            self._start_sshds([c])
+            return c
 
     # ------------------------------------------------------------ sample envs
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import socket
@@ -42,6 +44,24 @@ MaxSessions 64
 MaxAuthTries 10
 Subsystem sftp {sftp_server}
 """
+
+
+# EnvDesk's command lines carry their script as one base64 word (so that any login
+# shell reads them alike): exec SHELL -c '...decode and eval $1...' envdesk BASE64
+_ENVDESK_LINE = re.compile(r"^exec [^']*-c '[^']*' envdesk ([A-Za-z0-9+/]*=*)$")
+
+
+def decode_envdesk_line(text: str) -> str:
+    """The script an EnvDesk command line carries (what it runs, readable); other text as is.
+    A line cut short by sshd's log gives the part of the script it still holds."""
+    match = _ENVDESK_LINE.match(text)
+    if match is None:
+        return text
+    word = match.group(1)
+    try:
+        return base64.b64decode(word[:len(word) // 4 * 4]).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return text
 
 
 class SshdStartError(RuntimeError):
@@ -278,7 +298,8 @@ class FakeCluster:
         (VERBOSE) of the log; its text comes from the DEBUG3 line
         "mm_audit_run_command entering command TEXT" that follows it (sshd
         cuts messages at about 1000 bytes, so very long commands are
-        truncated).  Subsystems (sftp) and shells are not counted.
+        truncated).  Subsystems (sftp) and shells are not counted.  The script of an
+        EnvDesk command line is shown decoded (see decode_envdesk_line).
         """
         out: list[str | None] = []
         pending: list[int | None] = []  # index in out, None for non-command sessions
@@ -292,7 +313,7 @@ class FakeCluster:
                 else:
                     pending.append(None)
             elif msg.startswith(audit):
-                text = self._unvis(msg[len(audit):])
+                text = decode_envdesk_line(self._unvis(msg[len(audit):]))
                 if pending:
                     index = pending.pop(0)
                     if index is not None:

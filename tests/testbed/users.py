@@ -33,17 +33,19 @@ def exists(name: str) -> bool:
         return False
 
 
-def ensure_user(name: str, home: Path, password_hash: str = "*") -> pwd.struct_passwd:
+def ensure_user(name: str, home: Path, password_hash: str = "*",
+                shell: str = "/bin/bash") -> pwd.struct_passwd:
     """Create the user (or reuse a leftover one) with home and password hash.
 
     password_hash "*" = no password but not locked: sshd refuses locked
     accounts ("!" in /etc/shadow, the default for new ones) even for keys.
+    shell is the login shell, which sshd runs every command through.
     """
     if exists(name):
         kill_processes(name)
-        _retrying(["usermod", "-d", str(home), "-s", "/bin/bash", "-p", password_hash, name])
+        _retrying(["usermod", "-d", str(home), "-s", shell, "-p", password_hash, name])
     else:
-        _retrying(["useradd", "-M", "-U", "-d", str(home), "-s", "/bin/bash",
+        _retrying(["useradd", "-M", "-U", "-d", str(home), "-s", shell,
                    "-p", password_hash, name])
     info = pwd.getpwnam(name)
     home.mkdir(parents=True, exist_ok=True)
