@@ -14,11 +14,14 @@ import glob
 import json
 import linecache
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import types
 
 from envdesk.backend.agent_client import agent_script
+from envdesk.backend.protocol import ANSWER_MARKER
 
 PY_XY = "%d.%d" % sys.version_info[:2]
 PY_XYZ = "%d.%d.%d" % sys.version_info[:3]
@@ -183,3 +186,77 @@ def history_block(date, cmd, specs=None, removed=None, lines=(), conda_version="
     if removed is not None:
         out.append("# remove specs: %s" % (list(removed),))
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Hostile files, and running the agent for real under a memory cap
+# ---------------------------------------------------------------------------
+
+def _clear(path):
+    """Remove whatever is at path (file, link or pipe) so something else can take its place."""
+    if os.path.lexists(path):
+        os.unlink(path)
+
+
+def make_fifo(path):
+    """Put a named pipe (FIFO) at path, in place of any file there; opening it to read blocks."""
+    path = str(path)
+    _clear(path)
+    os.mkfifo(path)
+    return path
+
+
+def make_link(path, target):
+    """Put a symbolic link to target (e.g. /dev/zero) at path, in place of any file there."""
+    path = str(path)
+    _clear(path)
+    os.symlink(target, path)
+    return path
+
+
+def make_sparse(path, size, head=b""):
+    """Put a sparse file of size bytes (zeros after head, no disk space used) at path."""
+    path = str(path)
+    _clear(path)
+    with open(path, "wb") as handle:
+        handle.write(head)
+        handle.truncate(size)
+    return path
+
+
+def old_pythons():
+    """Python 3.6/3.7 interpreters on this machine (pyenv or PATH), at most one of each."""
+    found = []
+    for version in ("3.6", "3.7"):
+        candidates = sorted(glob.glob("/root/.pyenv/versions/%s.*/bin/python%s" % (version, version)))
+        exe = shutil.which("python" + version)
+        for path in candidates + ([exe] if exe else []):
+            try:
+                subprocess.run([path, "-c", "pass"], check=True, timeout=30,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            except (OSError, subprocess.SubprocessError):
+                continue
+            found.append(path)
+            break
+    return found
+
+
+def limit_memory(max_bytes):
+    """A preexec_fn capping the child's address space: reading /dev/zero whole then fails fast."""
+    def apply():
+        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    return apply
+
+
+def run_agent_for_real(config, environ, exe=None, write=False, max_bytes=512 * 1024 * 1024, timeout=60):
+    """Feed the agent to a real Python on stdin under an address-space cap; (returncode, answer, stderr).
+
+    timeout only guards against a hang (subprocess.TimeoutExpired fails the test).
+    """
+    proc = subprocess.run([exe or sys.executable, "-", json.dumps(config)],
+                          input=agent_script(write=write).encode("utf-8"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=environ, timeout=timeout,
+                          preexec_fn=limit_memory(max_bytes))
+    lines = proc.stdout.decode("ascii").splitlines()
+    assert len(lines) == 1 and lines[0].startswith(ANSWER_MARKER), (proc.stdout, proc.stderr)
+    return proc.returncode, json.loads(lines[0][len(ANSWER_MARKER):]), proc.stderr.decode()

@@ -28,6 +28,12 @@ Rules every part must keep:
   touching it.
 * One broken environment never breaks the run: any problem while reading an
   environment becomes that environment's ``error``.
+* An environment folder may hold anything where a small file belongs (a link to
+  /dev/zero, a named pipe, a huge file): every file is read through
+  ``open_regular`` (regular files only, never blocking) and bounded in size
+  (``MAX_*_BYTES``), and reading one environment is bounded in time
+  (``read_env``); such a file skips its package with a warning, or breaks its
+  environment, with a reason naming it.
 
 The answer (see ``inventory``)::
 
@@ -48,18 +54,35 @@ The answer (see ``inventory``)::
 # mypy: ignore-errors
 
 import ast
+import errno
 import json
 import os
 import platform
 import re
 import socket
+import stat
 import sys
 import time
+
+try:
+    import fcntl
+except ImportError:     # not POSIX: files are then left in non-blocking mode
+    fcntl = None
 
 DEFAULT_ROOTS = ["~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs"]
 DEFAULT_MAX_DEPTH = 2
 DEFAULT_MAX_ENVS = 500
 DEFAULT_TIME_BUDGET = 20.0
+DEFAULT_ENV_TIME_BUDGET = 10.0   # seconds for reading one environment, checked between files
+
+# The most the agent reads of one file. A hostile or damaged environment can hold a
+# link to /dev/zero, a named pipe or a huge sparse file where a small file belongs.
+MAX_TEXT_BYTES = 1024 * 1024             # pyvenv.cfg, INSTALLER, *.egg-link, condarc ...
+MAX_HEADER_BYTES = 512 * 1024            # METADATA/PKG-INFO: only the headers are read
+MAX_RECORD_BYTES = 8 * 1024 * 1024       # a conda record read whole in a listing, EnvDesk's meta.json
+MAX_JSON_BYTES = 64 * 1024 * 1024        # any other JSON file (conda records' file lists can be ~30 MB)
+MAX_HISTORY_BYTES = 32 * 1024 * 1024     # conda-meta/history, kept for the life of the env
+MAX_DIR_ENTRIES = 100000                 # entries of one folder
 
 # Folders never worth descending into while searching a root.
 SKIP_DESCEND = frozenset([".git", ".hg", ".svn", "node_modules", "__pycache__"])
@@ -150,22 +173,128 @@ def redact_url(url):
     return url
 
 
-def read_text(path, errors="strict"):
-    """Read a whole UTF-8 text file (never the locale encoding: may be ASCII)."""
-    with open(path, encoding="utf-8", errors=errors) as handle:
-        return handle.read()
+class RefusedFile(OSError):
+    """A file the agent will not read: not a regular file, or far too large; the message names it."""
+
+    def __init__(self, message):
+        OSError.__init__(self, errno.EINVAL, message)
+
+    def __str__(self):
+        return self.strerror
 
 
-def read_json(path):
-    """Load one JSON file."""
-    with open(path, "rb") as handle:
-        return json.loads(handle.read().decode("utf-8"))
+class TimeUp(Exception):
+    """Reading one environment took longer than its time budget (never an OSError: it stops the env)."""
+
+    def __init__(self, path, seconds):
+        Exception.__init__(self, path)
+        self.path = path
+        self.seconds = seconds
+
+
+# The Deadline of the environment being read (read_env sets it); None outside read_env.
+_ENV_DEADLINE = [None]
+
+
+def check_time(path):
+    """Raise TimeUp (naming path, the file or folder about to be read) once the env's budget is used up."""
+    deadline = _ENV_DEADLINE[0]
+    if deadline is not None and deadline.expired():
+        raise TimeUp(path, deadline.end - deadline.start)
+
+
+def _size_text(size):
+    """'512 KB', '8 MB', '100 bytes'."""
+    if size >= 1024 * 1024:
+        return "%d MB" % (size // (1024 * 1024))
+    return "%d KB" % (size // 1024) if size >= 1024 else "%d bytes" % size
+
+
+def _kind_text(mode):
+    """What a non-regular file is, in words."""
+    for test, words in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                        (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a disk device"),
+                        (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return words
+    return "a special file"
+
+
+def _not_regular(path, mode):
+    """The RefusedFile for a path that is not a regular file (saying where a link points)."""
+    target = None
+    try:
+        if os.path.islink(path):
+            target = os.readlink(path)
+    except OSError:
+        pass
+    what = ("a link to %s, which is %s" % (target, _kind_text(mode)) if target
+            else _kind_text(mode))
+    return RefusedFile("%s is %s, not a regular file" % (path, what))
+
+
+def open_regular(path):
+    """Open path for reading (binary) only if it is a regular file, links followed.
+
+    Devices, named pipes and sockets are refused before they are opened (a pipe
+    would block forever, /dev/zero never ends). The file is opened non-blocking
+    and checked again once open, in case it was swapped in between. Also checks
+    the environment's time budget (TimeUp).
+    """
+    check_time(path)
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise _not_regular(path, info.st_mode)
+    nonblock = getattr(os, "O_NONBLOCK", 0)
+    flags = (os.O_RDONLY | nonblock | getattr(os, "O_NOCTTY", 0)
+             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode)
+        if nonblock and fcntl is not None:
+            fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~nonblock)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path, limit):
+    """The whole content of a regular file of at most limit bytes (RefusedFile if larger)."""
+    with open_regular(path) as handle:
+        too_big = os.fstat(handle.fileno()).st_size > limit
+        data = b"" if too_big else handle.read(limit + 1)     # + 1: it may have grown since
+    if too_big or len(data) > limit:
+        raise RefusedFile("%s is larger than %s, far more than such a file ever holds"
+                          % (path, _size_text(limit)))
+    return data
+
+
+def read_text(path, errors="strict", limit=MAX_TEXT_BYTES):
+    """Read a whole UTF-8 text file (never the locale encoding: may be ASCII), bounded."""
+    return read_bytes(path, limit).decode("utf-8", errors)
+
+
+def read_json(path, limit=MAX_JSON_BYTES):
+    """Load one JSON file, bounded."""
+    return json.loads(read_bytes(path, limit).decode("utf-8"))
 
 
 def list_dir(path):
-    """Sorted os.DirEntry list of a folder (raises OSError)."""
-    with os.scandir(path) as entries:
-        return sorted(entries, key=lambda entry: entry.name)
+    """Sorted os.DirEntry list of a folder (raises OSError; RefusedFile past MAX_DIR_ENTRIES)."""
+    check_time(path)
+    entries = []
+    with os.scandir(path) as iterator:
+        for entry in iterator:
+            entries.append(entry)
+            if len(entries) % 1000 == 0:
+                check_time(path)
+                if len(entries) > MAX_DIR_ENTRIES:
+                    raise RefusedFile("%s holds more than %d entries, far more than EnvDesk "
+                                      "expects" % (path, MAX_DIR_ENTRIES))
+    return sorted(entries, key=lambda entry: entry.name)
 
 
 def is_dir_entry(entry):
@@ -176,9 +305,21 @@ def is_dir_entry(entry):
         return False
 
 
+def is_present(path):
+    """True if something other than a folder is at path: a file, or a link, pipe ... (refused when read)."""
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def is_env(folder):
-    """True if folder is a Python environment (venv-like or conda), or one EnvDesk is building."""
-    return (os.path.isfile(os.path.join(folder, "pyvenv.cfg"))
+    """True if folder is a Python environment (venv-like or conda), or one EnvDesk is building.
+
+    A pyvenv.cfg that is not a regular file (a pipe, a dangling link ...) still
+    makes an environment: it is then listed as broken, saying why.
+    """
+    return (is_present(os.path.join(folder, "pyvenv.cfg"))
             or os.path.isdir(os.path.join(folder, "conda-meta"))
             or os.path.isfile(os.path.join(folder, ENVDESK_DIR, CREATING_MARK)))
 
@@ -220,6 +361,7 @@ def read_config(config):
         "max_depth": max(0, _as_number(config.get("max_depth"), DEFAULT_MAX_DEPTH, int)),
         "max_envs": max(0, _as_number(config.get("max_envs"), DEFAULT_MAX_ENVS, int)),
         "time_budget": _as_number(config.get("time_budget"), DEFAULT_TIME_BUDGET, float),
+        "env_time_budget": _as_number(config.get("env_time_budget"), DEFAULT_ENV_TIME_BUDGET, float),
         "conda": conda if isinstance(conda, bool) else True,
         "paths": paths,
     }
@@ -467,15 +609,25 @@ def discover(cfg, deadline):
 # Reading packages (dist-info / egg-info / egg-link)
 # ---------------------------------------------------------------------------
 
-def read_headers(path, wanted=("name", "version")):
+def read_headers(path, wanted=("name", "version"), limit=MAX_HEADER_BYTES):
     """The wanted email-style headers of a METADATA/PKG-INFO file (lowercased keys).
 
     Stops at the first blank line (the description body is never read) or as
-    soon as all wanted headers were seen.
+    soon as all wanted headers were seen; reads at most limit bytes (RefusedFile
+    when the wanted headers are not in them).
     """
     found = {}
-    with open(path, "rb") as handle:
-        for raw in handle:
+    left = limit
+    with open_regular(path) as handle:
+        while True:
+            raw = handle.readline(left) if left > 0 else b""
+            left -= len(raw)
+            if left <= 0 and not raw.endswith(b"\n") and handle.read(1):   # cut at the limit
+                raise RefusedFile("%s does not give its %s in its first %s, so EnvDesk stopped "
+                                  "reading it" % (path, " and ".join(w.title() for w in wanted),
+                                                  _size_text(limit)))
+            if not raw:
+                break
             line = raw.decode("utf-8")      # line by line: a bad body is never decoded
             if not line.strip():
                 break
@@ -521,7 +673,7 @@ def read_direct_url(path):
     A VCS install becomes 'git+URL@COMMIT' (the exact commit, not the branch), an archive keeps
     its hash fragment, a subdirectory its fragment.
     """
-    data = read_json(path)
+    data = read_json(path, MAX_TEXT_BYTES)
     if not isinstance(data, dict):
         raise ValueError("direct_url.json is not a JSON object")
     url = redact_url(data.get("url"))
@@ -708,10 +860,10 @@ def check_python_program(prefix, names):
 def read_envdesk_meta(env):
     """Fill envdesk/modules from <env>/.envdesk/meta.json when present."""
     path = os.path.join(env["path"], ENVDESK_DIR, META_FILE)
-    if not os.path.isfile(path):
+    if not is_present(path):
         return
     try:
-        meta = read_json(path)
+        meta = read_json(path, MAX_RECORD_BYTES)
     except (OSError, ValueError) as exc:
         env["warnings"].append("EnvDesk's own notes for this environment (%s) could "
                                "not be read (%s)." % (path, _short_reason(exc)))
@@ -798,7 +950,7 @@ def _read_record_head(path):
     parts = os.path.basename(path)[:-len(".json")].rsplit("-", 2)
     if len(parts) != 3 or not all(parts):
         return None
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         head = handle.read(RECORD_HEAD_BYTES).decode("utf-8", "replace")
     if not head.lstrip().startswith("{"):
         return None
@@ -819,7 +971,7 @@ def read_conda_record(path):
     """name, version, build and channel(s) of one conda-meta record."""
     record = _read_record_head(path)
     if record is None:
-        record = read_json(path)
+        record = read_json(path, MAX_RECORD_BYTES)
         if not isinstance(record, dict) or not record.get("name"):
             raise ValueError("it is not a package record")
     return record
@@ -899,9 +1051,10 @@ def read_conda(env, problems):
                         "(conda-meta: %s)." % describe_os_error(exc))
         return
     history = os.path.join(meta_dir, "history")
-    if os.path.isfile(history):
+    if is_present(history):
         try:
-            requested, conda_version = parse_conda_history(read_text(history, errors="replace"))
+            requested, conda_version = parse_conda_history(
+                read_text(history, errors="replace", limit=MAX_HISTORY_BYTES))
             env["conda_requested"] = requested
             env["created_by"] = "conda " + conda_version if conda_version else None
         except OSError as exc:
@@ -941,12 +1094,18 @@ def read_conda(env, problems):
                        skip=installed_by_conda)
 
 
-def read_env(path, name, root):
-    """The full environment object for one folder; never raises."""
+def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
+    """The full environment object for one folder, read in at most about `seconds`; never raises.
+
+    Only regular files are read, each bounded in size (see open_regular); the time
+    budget is checked before each file and folder. When it runs out, the
+    environment is broken, with the packages read until then.
+    """
     env = blank_env(path, name, root)
     problems = []
+    outer, _ENV_DEADLINE[0] = _ENV_DEADLINE[0], Deadline(seconds)
     try:
-        if os.path.isfile(os.path.join(path, "pyvenv.cfg")):
+        if is_present(os.path.join(path, "pyvenv.cfg")):
             read_venv(env, problems)
         elif os.path.isdir(os.path.join(path, "conda-meta")):
             read_conda(env, problems)
@@ -955,9 +1114,16 @@ def read_env(path, name, root):
                             "pyvenv.cfg and no conda-meta folder).")
         env["packages"] = merge_packages(env["packages"], env["warnings"])
         read_envdesk_meta(env)
+    except TimeUp as exc:
+        env["packages"] = merge_packages(env["packages"], env["warnings"])
+        problems.append("EnvDesk stopped reading this environment after %g seconds, at %s: "
+                        "its folder may be on a slow or stuck file system, or hold far too "
+                        "many files. Its package list may be incomplete." % (exc.seconds, exc.path))
     except Exception as exc:  # one env must never crash the whole run
         problems.append("EnvDesk hit an unexpected problem while reading this "
                         "environment (%s: %s)." % (exc.__class__.__name__, exc))
+    finally:
+        _ENV_DEADLINE[0] = outer
     env["package_count"] = len(env["packages"])
     if os.path.exists(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
         env["state"], env["error"] = STATE_INCOMPLETE, INCOMPLETE_MESSAGE
@@ -981,7 +1147,7 @@ def inventory(config=None):
         if deadline.expired():
             found.truncated = True
             break
-        environments.append(read_env(path, name, root))
+        environments.append(read_env(path, name, root, cfg["env_time_budget"]))
     return {
         "agent": AGENT_VERSION,
         "host": socket.gethostname(),
