@@ -22,7 +22,7 @@ from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionF
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter
-from .runner import (CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
+from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
                      join_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
@@ -600,13 +600,16 @@ class SSHRunner(Runner):
         raise AssertionError("unreachable")
 
     def _kill_group(self, pgid: int) -> None:
-        """Stop a remote process group from a fresh channel (closing its own channel does not)."""
-        script = (f"kill -TERM -{pgid} 2>/dev/null; "
-                  f"(sleep 3; kill -KILL -{pgid} 2>/dev/null) >/dev/null 2>&1 </dev/null & true")
+        """Stop a remote process group from a fresh channel (closing its own channel does not), and wait
+        until it is gone: a rollback must not start while a killed installer still writes."""
+        script = (f"kill -TERM -{pgid} 2>/dev/null; i=0; "
+                  f"while kill -0 -{pgid} 2>/dev/null; do i=$((i+1)); "
+                  f"[ $i -eq {int(KILL_AFTER * 10)} ] && kill -KILL -{pgid} 2>/dev/null; "
+                  f"[ $i -ge {int(KILL_AFTER * 20)} ] && break; sleep 0.1; done; true")
         try:
             channel = self._open_channel()
             channel.exec_command(command_line(script, "sh"))
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + KILL_AFTER * 2 + 10
             while not channel.exit_status_ready() and time.monotonic() < deadline:
                 time.sleep(0.05)
             channel.close()
