@@ -56,7 +56,7 @@ class ImportDialog(QDialog):
         self.plan_text.setWordWrap(True)
         self.plan_text.setAccessibleName("What will be built")
         layout.addWidget(self.plan_text)
-        self.top_level = QCheckBox("If exact versions are missing there, install the top-level requirements instead")
+        self.top_level = QCheckBox("If exact versions are missing there, allow newer versions of what was asked for")
         self.top_level.setAccessibleName("Fall back to top-level requirements")
         layout.addWidget(self.top_level)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
