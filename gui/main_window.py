@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
 
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
+        middle_layout.addWidget(self._build_welcome())
         title_row = QHBoxLayout()
         self.env_title = QLabel()
         title_row.addWidget(self.env_title, 1)
@@ -249,6 +250,35 @@ class MainWindow(QMainWindow):
         self.setTabOrder(self.env_table, self.details)
         self.statusBar()
         self._update_actions()
+
+    def _build_welcome(self) -> QWidget:
+        """The first-start view: with no cluster yet, the way in is to add one (presets first)."""
+        self.welcome = QWidget()
+        self.welcome.setAccessibleName("Welcome")
+        layout = QVBoxLayout(self.welcome)
+        text = QLabel("<h3>Welcome to EnvDesk</h3>Add your cluster to see, create, copy and share its Python "
+                      "environments: pick your site (Digital Research Alliance of Canada, Mila, UPPMAX, HPC2N, "
+                      "or any other Slurm cluster) and type your user name. Environments on this computer are "
+                      "listed below meanwhile.")
+        text.setWordWrap(True)
+        layout.addWidget(text)
+        self.welcome_button = QPushButton(icon("cluster"), "Add your cluster…")
+        self.welcome_button.setAccessibleName("Add your cluster")
+        self.welcome_button.setToolTip("Pick your site and type your user name; EnvDesk does the rest")
+        self.welcome_button.clicked.connect(self.add_cluster)
+        row = QHBoxLayout()
+        row.addWidget(self.welcome_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        model = self.controller.targets
+        for signal in (model.modelReset, model.rowsInserted, model.rowsRemoved):
+            signal.connect(self._update_welcome)
+        self._update_welcome()
+        return self.welcome
+
+    def _update_welcome(self, *_: object) -> None:
+        """Shown while this computer is the only target."""
+        self.welcome.setVisible(self.controller.targets.rowCount() <= 1)
 
     def _restore(self) -> None:
         size, position = self.settings.value("size"), self.settings.value("position")

@@ -180,3 +180,24 @@ def test_export_file_is_named_for_the_chosen_format():
     assert named_for_format(Path("/h/demo.envdesk.yaml"), "conda", "environment.yml").name == "demo-environment.yml"
     assert named_for_format(Path("/h/demo.envdesk.yaml"), "pylock", "pylock.toml").name == "pylock.demo.toml"
     assert named_for_format(Path("/h/mine.txt"), "requirements", "requirements.txt").name == "mine.txt"
+
+
+def test_first_start_welcomes_with_add_your_cluster(qtbot, tmp_path, monkeypatch):
+    """No cluster yet: the first thing offered is adding one; it goes once a cluster exists."""
+    from envdesk.backend.config import ClusterProfile
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.main_window import MainWindow
+    monkeypatch.setenv("HOME", str(tmp_path))
+    window = MainWindow(AppPaths(tmp_path / "cfg"))
+    qtbot.addWidget(window)
+    window.show()
+    assert window.welcome.isVisible() and window.welcome_button.text() == "Add your cluster…"
+    from PySide6.QtCore import Qt
+
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    opened = []
+    monkeypatch.setattr(ClusterDialog, "exec", lambda dialog: opened.append(dialog.windowTitle()) or 0)
+    qtbot.mouseClick(window.welcome_button, Qt.MouseButton.LeftButton)
+    assert len(opened) == 1, "the button opens the Add cluster dialog"
+    window.controller.save_cluster(ClusterProfile(name="mine", host="login.example.org", user="me"))
+    qtbot.waitUntil(lambda: not window.welcome.isVisible(), timeout=5000)
