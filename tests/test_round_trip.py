@@ -73,8 +73,8 @@ def make_source(cluster, kind: str, vcs, editable) -> str:
 CASES = [("alpha", "uv"), ("alpha", "venv"), ("alpha", "virtualenv"), ("beta", "venv"), ("beta", "virtualenv")]
 
 
-@pytest.mark.parametrize("fmt", ["requirements", "envdesk"])
-@pytest.mark.parametrize("cluster_name,kind", CASES)
+@pytest.mark.parametrize("cluster_name,kind,fmt", [*((c, k, "requirements") for c, k in CASES),
+                                                    ("alpha", "uv", "envdesk"), ("beta", "virtualenv", "envdesk")])
 def test_export_then_import_on_the_same_cluster_is_exact(testbed, session, projects, tmp_path, cluster_name,
                                                          kind, fmt):
     cluster = testbed.clusters[cluster_name]
