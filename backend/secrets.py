@@ -35,9 +35,16 @@ def _backend() -> Any | None:
     """The keyring to use: the configured one, or the best real one a chain offers; None if none is real."""
     try:
         chosen = keyring.get_keyring()
-    except (KeyringError, RuntimeError, OSError):
+        if type(chosen).__name__ == "ChainerBackend":
+            # the chain's own list raises when one member cannot start (no D-Bus session, say):
+            # ask keyring for the viable ones instead, best first
+            from keyring.backend import by_priority, get_all_keyring
+            candidates = sorted(get_all_keyring(), key=by_priority, reverse=True)
+        else:
+            candidates = [chosen]
+    except Exception as exc:  # any backend may fail in its own way while starting
+        log.debug("no keyring: %s", exc.__class__.__name__)
         return None
-    candidates = list(getattr(chosen, "backends", None) or [chosen])
     return next((backend for backend in candidates if _acceptable(backend)), None)
 
 
