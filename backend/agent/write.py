@@ -79,33 +79,281 @@ def _lock_owner(lock):
     return info
 
 
-def take_lock(path, operation):
-    """Create <env>.envdesk-lock atomically and return its token; a second writer is told 'busy'."""
+# ---------------------------------------------------------------------------
+# Whose lock is it: the process that lives as long as the client that took it
+# ---------------------------------------------------------------------------
+#
+# A lock records the host, the user, the boot and one process (pid and start time) whose life is the
+# client's: for a cluster the sshd process serving the client's SSH connection (it ends when the
+# connection does, however the client died), on "This computer" the EnvDesk process itself, for a
+# delete the agent doing it. On the same host and for the same user, a lock whose process is gone
+# (or is another process now) and that no process of that user started since still works in (an
+# installer outlives the channel that started it) is stale at once. From another host (login nodes
+# behind one name share the filesystem) that process cannot be seen: there a heartbeat counts. While
+# an operation runs, a small detached process on the owner's host touches the owner file every
+# LOCK_HEARTBEAT_SECONDS as long as the owner or such a worker lives; a lock that says it has one and
+# stayed untouched for LOCK_SILENT_SECONDS is stale from anywhere. Without any of that to go on
+# (no /proc, Windows, an older lock) only STALE_LOCK_SECONDS counts.
+
+LOCK_HEARTBEAT_SECONDS = 15
+LOCK_SILENT_SECONDS = 120
+SSHD_NAMES = ("sshd", "sshd-session")
+
+
+def _has_proc():
+    return os.path.isdir("/proc/self")
+
+
+def _read_small(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(65536)
+    except (OSError, IOError):
+        return None
+
+
+def _proc_stat(pid):
+    """(parent pid, start time in clock ticks since boot) of a process from /proc, or None if none."""
+    data = _read_small("/proc/%d/stat" % pid)
+    if not data:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()    # after "pid (comm) ": state ppid ...
+    try:
+        return int(fields[1]), int(fields[19])       # fields 4 and 22 of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def _boot_id():
+    data = _read_small("/proc/sys/kernel/random/boot_id")
+    return data.decode("ascii", "replace").strip() if data else None
+
+
+def _uid():
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
+def _owner_process(client_pid):
+    """(pid, start, what) of the process whose life is the client's, or None when there is no telling.
+
+    The first of the agent's ancestors that is an sshd (the one serving this connection) or the client
+    itself (client_pid, sent by the client: "This computer" runs the agent as its own child).
+    """
+    client_pid = client_pid if isinstance(client_pid, int) and not isinstance(client_pid, bool) else None
+    if not _has_proc():
+        if client_pid and os.name == "posix" and os.getppid() == client_pid:
+            return client_pid, None, "client"
+        return None
+    pid = os.getppid()
+    for _ in range(64):
+        if pid <= 1:
+            return None
+        stat_ = _proc_stat(pid)
+        if stat_ is None:
+            return None
+        comm = (_read_small("/proc/%d/comm" % pid) or b"").decode("ascii", "replace").strip()
+        if pid == client_pid:
+            return pid, stat_[1], "client"
+        if comm in SSHD_NAMES:
+            return pid, stat_[1], "ssh connection"
+        pid = stat_[0]
+    return None
+
+
+def _process_alive(pid, start):
+    """Whether the recorded process still runs (False only when sure it does not)."""
+    if _has_proc():
+        stat_ = _proc_stat(pid)
+        return stat_ is not None and (start is None or stat_[1] == start)
+    if os.name == "posix":           # never on Windows: there os.kill ends the process
+        try:
+            os.kill(pid, 0)
+        except OSError as exc:
+            return exc.errno != errno.ESRCH
+    return True
+
+
+def _mentions(text, path):
+    """Whether text names path or something inside it (an argument like /p/env/bin/python, --prefix=/p/env)."""
+    start = text.find(path)
+    while start >= 0:
+        end = start + len(path)
+        if (start == 0 or text[start - 1] in "=:'\" ") and (end == len(text) or text[end] in "/:'\" "):
+            return True
+        start = text.find(path, start + 1)
+    return False
+
+
+def _workers(path, since):
+    """Processes of this user, started after `since` (epoch), that still work in path: [(pid, command)]."""
+    if not _has_proc():
+        return []
+    try:
+        ticks = float(os.sysconf("SC_CLK_TCK"))
+        booted = None
+        for line in (_read_small("/proc/stat") or b"").splitlines():
+            if line.startswith(b"btime "):
+                booted = float(line.split()[1])
+    except (ValueError, OSError, IndexError):
+        return []
+    if booted is None:
+        return []
+    paths = set([path, os.path.realpath(path)])
+    mine, uid, found = os.getpid(), _uid(), []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == mine:
+            continue
+        pid = int(name)
+        try:
+            if os.stat("/proc/%d" % pid).st_uid != uid:
+                continue
+        except OSError:
+            continue
+        stat_ = _proc_stat(pid)
+        if stat_ is None or (isinstance(since, (int, float)) and booted + stat_[1] / ticks < since - 2):
+            continue
+        args = [os.fsdecode(arg) for arg in (_read_small("/proc/%d/cmdline" % pid) or b"").split(b"\0") if arg]
+        try:
+            args.append(os.readlink("/proc/%d/cwd" % pid))
+        except OSError:
+            pass
+        if any(_mentions(arg, one) for arg in args for one in paths):
+            found.append((pid, " ".join(args[:3])[:120]))
+    return found
+
+
+def _owned_here(info):
+    """Whether the lock's owner process can be checked from here (same host, user and boot)."""
+    return (isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname()
+            and info.get("uid") == _uid() and info.get("boot") == _boot_id())
+
+
+def _stale_reason(path, info):
+    """Why the lock described by info is stale (a sentence), or None while its owner may still work."""
+    lock = path + LOCK_SUFFIX
+    now = time.time()
+    if _owned_here(info):
+        if _process_alive(info["pid"], info.get("pid_start")):
+            return None
+        working = _workers(path, info.get("started"))
+        if working:
+            raise ActionError("The EnvDesk client that locked this environment (%s, started %s) has stopped, "
+                              "but a program it started still works in it (process %d: %s). Wait for it to "
+                              "end, or stop it, then try again."
+                              % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
+                                 working[0][0], working[0][1]), CODE_BUSY)
+        return "the EnvDesk client that took it has stopped"
+    if (isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname()
+            and info.get("uid") == _uid() and info.get("boot") and _boot_id() and info.get("boot") != _boot_id()):
+        return "the computer that held it has restarted since"
+    if info.get("beat"):
+        try:
+            silent = now - os.stat(os.path.join(lock, LOCK_OWNER_FILE)).st_mtime
+        except OSError:
+            silent = 0
+        if silent > LOCK_SILENT_SECONDS:
+            return "its holder on %s stopped showing signs of life %d seconds ago" % (info.get("host"), silent)
+    started = info.get("started")
+    if isinstance(started, (int, float)) and now - started > STALE_LOCK_SECONDS:
+        return "it is more than %d hours old" % (STALE_LOCK_SECONDS // 3600)
+    return None
+
+
+def _heartbeat(path, token, pid, start):
+    """Start a detached process that keeps the lock's owner file fresh while its owner (or a worker) lives."""
+    if not hasattr(os, "fork") or not hasattr(os, "setsid"):
+        return False
+    lock = path + LOCK_SUFFIX
+    owner_file = os.path.join(lock, LOCK_OWNER_FILE)
+    since = time.time()
+    try:
+        child = os.fork()
+    except OSError:
+        return False
+    if child:
+        try:
+            os.waitpid(child, 0)
+        except OSError:
+            pass
+        return True
+    try:                      # the first child: a new session, then gone, so the beater belongs to no one
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 1024)
+        while True:
+            time.sleep(LOCK_HEARTBEAT_SECONDS)
+            if _lock_owner(lock).get("token") != token:
+                break
+            if not _process_alive(pid, start) and not _workers(path, since):
+                break
+            os.utime(owner_file, None)
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+def take_lock(path, operation, client_pid=None, heartbeat=False, own=False):
+    """Create <env>.envdesk-lock atomically; returns (token, why a stale lock was taken over or None).
+
+    A second writer is told 'busy' while the lock's holder may still be working (see above). `own`
+    makes the agent itself the lock's owner process (an action that holds the lock only while it runs).
+    """
     lock = path + LOCK_SUFFIX
     token = binascii.hexlify(os.urandom(12)).decode("ascii")
     owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
-             "started": time.time(), "token": token}
+             "started": time.time(), "token": token, "uid": _uid(), "boot": _boot_id()}
+    process = (os.getpid(), (_proc_stat(os.getpid()) or (0, None))[1], "agent") if own else \
+        _owner_process(client_pid)
+    if process is not None:
+        owner.update(pid=process[0], pid_start=process[1], watch=process[2])
     try:
         os.mkdir(lock)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), CODE_OSERROR)
         info = _lock_owner(lock)
-        started = info.get("started")
-        if isinstance(started, (int, float)) and time.time() - started > STALE_LOCK_SECONDS:
-            _remove_lock(lock)
-            return take_lock(path, operation)
-        raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
-                          "environment. Wait for it to finish, then try again."
-                          % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
-                             info.get("host", "an unknown machine")), CODE_BUSY)
+        reason = _stale_reason(path, info)
+        if reason is None:
+            raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
+                              "environment. Wait for it to finish, then try again."
+                              % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
+                                 info.get("host", "an unknown machine")), CODE_BUSY)
+        _break_lock(lock, info)
+        token, _ = take_lock(path, operation, client_pid, heartbeat, own)
+        return token, ("EnvDesk took over the lock of an earlier %s (started %s on %s): %s."
+                       % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
+                          info.get("host", "an unknown machine"), reason))
     try:
         with open(os.path.join(lock, LOCK_OWNER_FILE), "w") as handle:
             json.dump(owner, handle)
+        if heartbeat and process is not None and _heartbeat(path, token, process[0], process[1]):
+            owner["beat"] = LOCK_HEARTBEAT_SECONDS
+            write_json(os.path.join(lock, LOCK_OWNER_FILE), owner)
     except (OSError, IOError) as exc:
         _remove_lock(lock)
         raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), CODE_OSERROR)
-    return token
+    return token, None
+
+
+def _break_lock(lock, info):
+    """Remove the stale lock described by info, and only that one (not one another client just took)."""
+    aside = "%s.stale-%s" % (lock, binascii.hexlify(os.urandom(6)).decode("ascii"))
+    try:
+        os.rename(lock, aside)     # atomic: of two clients taking it over, one moves it, the other fails
+    except OSError:
+        return
+    if _lock_owner(aside).get("token") != info.get("token"):
+        try:                       # someone else's fresh lock: put it back
+            os.rename(aside, lock)
+        except OSError:
+            pass
+        raise ActionError("Another EnvDesk operation just took this environment over. Wait for it to "
+                          "finish, then try again.", CODE_BUSY)
+    _remove_lock(aside)
 
 
 def _remove_lock(lock):
@@ -203,22 +451,49 @@ def read_snapshot(path, snap_id):
     return read_json(file_path)
 
 
+def _unfinished(path):
+    """Whether path is a real folder EnvDesk started to build and never finished (the CREATING mark)."""
+    return (not os.path.islink(path) and os.path.isdir(path)
+            and os.path.isfile(os.path.join(path, ENVDESK_DIR, CREATING_MARK)))
+
+
+def _clear_unfinished(path):
+    """Remove a half-made environment (its lock held) so it can be built again; nothing foreign goes."""
+    if not _unfinished(path):
+        raise ActionError("%s already exists. Pick another name or delete it first." % path, CODE_EXISTS)
+    foreign, own = check_contents(path)
+    if foreign:
+        raise ActionError("%s is an unfinished environment holding other files too (%s); EnvDesk left it "
+                          "alone. Move them out or delete the folder yourself."
+                          % (path, ", ".join(foreign[:FOREIGN_SHOWN])), CODE_EXISTS)
+    delete_environment_folder(path, own)
+
+
 def action_begin(cfg):
-    """Lock an environment before a change; for a new one, also mark it as being built."""
+    """Lock an environment before a change; for a new one, also mark it as being built.
+
+    Creating over an unfinished environment (one a stopped client left) builds it again.
+    """
     creating = bool(cfg.get("create"))
     path = check_target(cfg["path"], cfg["roots"], creating=creating)
     if creating:
-        if os.path.lexists(path):
+        if os.path.lexists(path) and not _unfinished(path):
             raise ActionError("%s already exists. Pick another name or delete it first." % path, CODE_EXISTS)
         parent = os.path.dirname(path)
         if not os.path.isdir(parent):
             os.makedirs(parent)
     elif not is_env(path) or os.path.islink(path):
         raise ActionError("%s is not a Python environment." % path, CODE_MISSING)
-    token = take_lock(path, cfg.get("operation", "change"))
+    token, took_over = take_lock(path, cfg.get("operation", "change"), client_pid=cfg.get("client_pid"),
+                                 heartbeat=bool(cfg.get("heartbeat")))
     try:
         answer = {"path": path, "token": token}
+        if took_over:
+            answer["took_over"] = took_over
         if creating:
+            if os.path.lexists(path):
+                _clear_unfinished(path)
+                answer["replaced_unfinished"] = True
             os.makedirs(os.path.join(path, ENVDESK_DIR))
             with open(os.path.join(path, ENVDESK_DIR, CREATING_MARK), "w") as handle:
                 handle.write(_now_stamp() + "\n")
@@ -552,7 +827,7 @@ def action_delete(cfg):
     if is_conda_base(path):
         raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
                           "delete it." % path, CODE_INVALID)
-    token = take_lock(path, "delete")
+    token, took_over = take_lock(path, "delete", own=True)
     try:
         foreign, own = check_contents(path)
         if foreign:
@@ -565,7 +840,10 @@ def action_delete(cfg):
         delete_environment_folder(path, own)
     finally:
         release_lock(path, token)
-    return {"path": path, "removed": True}
+    answer = {"path": path, "removed": True}
+    if took_over:
+        answer["took_over"] = took_over
+    return answer
 
 
 def action_history(cfg):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -101,7 +102,9 @@ class Reservation:
     """The lock an operation holds on one environment folder (the agent's `begin`), until finish or release.
 
     Only the holder's token can finish or release it, so a failed operation can never undo
-    another laptop's work on the same environment.
+    another laptop's work on the same environment. A lock whose client stopped (killed, crashed, its
+    connection gone) is taken over by the next operation at once on the same login node, within
+    about two minutes from another one (the agent decides; `answer["took_over"]` says so).
     """
 
     target: Target
@@ -112,7 +115,13 @@ class Reservation:
 
     @classmethod
     def take(cls, target: Target, path: str, roots: list[str], **settings: object) -> "Reservation":
-        answer = call_action(target.runner, "begin", path, roots, **settings)
+        # client_pid: on "This computer" the agent is this process's child, and the lock lives as long as
+        # this process (on a cluster, as long as the SSH connection); heartbeat: keep the lock visibly
+        # alive for other login nodes while the operation runs (see the agent's take_lock).
+        answer = call_action(target.runner, "begin", path, roots, client_pid=os.getpid(), heartbeat=True,
+                             **settings)
+        if answer.get("took_over"):
+            log.warning("%s on %s: %s", answer["path"], target.name, answer["took_over"])
         return cls(target, answer["path"], list(roots), answer["token"], answer)
 
     def finish(self, meta: dict | None = None) -> Environment:
