@@ -10,7 +10,6 @@ itself can't be installed here.
 """
 
 import ast
-import glob
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import pytest
 from envdesk.backend.agent_client import agent_script
 from agent_fixtures import (
     PY_XYZ, add_dist, conda_record, history_block, load_agent, make_conda_prefix,
-    make_fake_venv, make_venv, site_packages,
+    make_fake_venv, make_venv, old_pythons, site_packages,
 )
 
 agent = load_agent(write=True)
@@ -119,26 +118,8 @@ def test_source_avoids_apis_newer_than_36(source):
     assert source.rstrip().endswith("if __name__ == \"__main__\":\n    sys.exit(main(sys.argv))")
 
 
-def _old_pythons():
-    """Python 3.6/3.7 interpreters on this machine, if any."""
-    found = []
-    for version in ("3.6", "3.7"):
-        candidates = glob.glob(os.path.expanduser("/root/.pyenv/versions/%s.*/bin/python%s"
-                                                  % (version, version)))
-        exe = shutil.which("python" + version)
-        for path in candidates + ([exe] if exe else []):
-            try:
-                subprocess.run([path, "-c", "pass"], check=True, timeout=30,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            except (OSError, subprocess.SubprocessError):
-                continue
-            found.append(path)
-            break
-    return found
-
-
 def test_runs_for_real_under_oldest_python_available(home):
-    olds = _old_pythons()
+    olds = old_pythons()
     if not olds:
         pytest.skip("no Python 3.6/3.7 interpreter on this machine")
     env = make_fake_venv(home / "venvs" / "a")
@@ -161,7 +142,7 @@ def test_runs_for_real_under_oldest_python_available(home):
 
 
 def test_write_actions_run_for_real_under_oldest_python_available(home):
-    olds = _old_pythons()
+    olds = old_pythons()
     if not olds:
         pytest.skip("no Python 3.6/3.7 interpreter on this machine")
     roots = [str(home / "venvs")]
