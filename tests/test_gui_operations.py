@@ -201,3 +201,29 @@ def test_first_start_welcomes_with_add_your_cluster(qtbot, tmp_path, monkeypatch
     assert len(opened) == 1, "the button opens the Add cluster dialog"
     window.controller.save_cluster(ClusterProfile(name="mine", host="login.example.org", user="me"))
     qtbot.waitUntil(lambda: not window.welcome.isVisible(), timeout=5000)
+
+
+def test_add_cluster_dialog_name_follows_the_preset_and_the_user_name_is_required(qtbot, tmp_path, monkeypatch):
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    from envdesk.gui.main_window import MainWindow
+    monkeypatch.setenv("HOME", str(tmp_path))
+    window = MainWindow(AppPaths(tmp_path / "cfg"))
+    qtbot.addWidget(window)
+    dialog = ClusterDialog(window.controller, parent=window)
+    qtbot.addWidget(dialog)
+    rows = {dialog.preset.itemData(i).id: i for i in range(dialog.preset.count()) if dialog.preset.itemData(i)}
+    dialog.preset.setCurrentIndex(rows["mila"])
+    assert dialog.name.text() == "mila"
+    dialog.preset.setCurrentIndex(rows["uppmax"])
+    assert dialog.name.text() == "uppmax", "an untouched name follows the preset"
+    dialog.name.setText("my-cluster")
+    dialog.preset.setCurrentIndex(rows["alliance"])
+    assert dialog.name.text() == "my-cluster", "a typed name is kept"
+    dialog.user.setText("")
+    dialog.save()
+    assert dialog.result() == 0 and "user name" in dialog.error.text()
+    assert window.controller.targets.row_of("my-cluster") == -1
+    dialog.user.setText("jsmith")
+    dialog.save()
+    assert window.controller.session.store.get("my-cluster").user == "jsmith"

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QWidget)
 
 from envdesk.backend.config import ClusterProfile
-from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.errors import EnvDeskError, InvalidInput
 from envdesk.backend.ssh_config import load_ssh_config, profiles_from_ssh_config
 
 from ..controller import ConnectionCheck
@@ -146,8 +146,10 @@ class ClusterDialog(QDialog):
             self.host.addItem(f"{host.host}", host)
         fields = preset.profile_fields()
         self.port.setValue(fields.get("port") or 22)
-        if not self.name.text() and not self.editing:
+        suggested = getattr(self, "_suggested_name", "")
+        if not self.editing and self.name.text() in ("", suggested):  # the name follows the preset until typed
             self.name.setText(preset.id)
+            self._suggested_name = preset.id
         self.auth.setCurrentIndex(max(0, self.auth.findData(fields.get("auth", "auto"))))
         self.roots.setText(" ".join(fields.get("env_roots") or []))
         self.pip_args.setText(" ".join(fields.get("pip_args") or []))
@@ -174,7 +176,11 @@ class ClusterDialog(QDialog):
     # -- result ----------------------------------------------------------------------------
 
     def profile(self) -> ClusterProfile:
+        """The form as a profile; refused (InvalidInput) while it lacks what its preset needs."""
         preset = self.preset.currentData()
+        if preset is not None and preset.hosts and not self.user.text().strip():
+            raise InvalidInput(f"Type your user name on the {preset.label} clusters.",
+                               "It is the name your cluster account was given, not this computer's login name.")
         return ClusterProfile(
             name=self.name.text().strip(), host=self.host.currentText().strip(), port=self.port.value(),
             user=self.user.text().strip() or None, identity_file=self.identity.text().strip() or None,
