@@ -80,7 +80,7 @@ class LocalSettings:
     pip_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.env_roots = [validate.plain_text(root, "folder") for root in self.env_roots]
+        self.env_roots = [validate.local_folder(root) for root in self.env_roots]
         self.pip_args = [validate.plain_text(arg, "pip argument") for arg in self.pip_args]
 
     @property

@@ -74,6 +74,20 @@ def remote_folder(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def local_folder(value: str) -> str:
+    """A folder on this computer (any OS): absolute or under '~', no '..', '$' or '`'."""
+    import ntpath
+    plain_text(value, "folder")
+    if "$" in value or "`" in value:
+        raise InvalidInput(f"The folder {value!r} contains '$' or '`'.", "Write the folder out in full.")
+    if not (value.startswith(("/", "~")) or ntpath.isabs(value)):
+        raise InvalidInput(f"The folder {value!r} must be a full path (or start with '~').",
+                           "For example ~/venvs or C:\\Users\\me\\envs.")
+    if any(part == ".." for part in value.replace("\\", "/").split("/")):
+        raise InvalidInput(f"The folder {value!r} contains '..'.", "Give the folder without '..'.")
+    return value
+
+
 @dataclass(frozen=True)
 class HopAddress:
     """One SSH hop written as [USER@]HOST[:PORT]."""

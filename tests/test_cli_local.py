@@ -180,3 +180,13 @@ def test_cluster_add_from_a_preset_fills_in_what_the_preset_knows(tmp_path):
     assert no_user.returncode == 1 and "--user" in no_user.stderr
     helped = subprocess.run([*ENVDESK, "cluster", "add", "--help"], capture_output=True, text=True, timeout=60)
     assert all(preset in helped.stdout for preset in ("alliance", "mila", "uppmax", "hpc2n"))
+
+
+@pytest.mark.parametrize("root", ["/tmp/envs/../../etc", "$HOME/envs", "envs-relative", "~/a`id`"])
+def test_local_roots_with_dotdot_or_shell_text_are_refused(tmp_path, root):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(root)}]\n")
+    result = envdesk("env", "list", "local", config_dir=config)
+    assert result.returncode == 1 and "unexpected" not in result.stderr
+    assert "folder" in result.stderr
