@@ -29,14 +29,14 @@ def test_password_remembered_in_the_keyring_only(testbed, tmp_path, home, secret
     asking = ScriptedPrompter(answer=lambda request: cluster.password, remember=True)
     session_for(paths, asking).target("password").runner.connect()
     assert len(asking.asked) == 1
+    subject = f"password:{cluster.user}@{cluster.host}:{cluster.port}"
+    assert secret_service.get_password("envdesk", subject) == cluster.password, "remembered in the keyring"
     silent = ScriptedPrompter()  # declines everything: the keyring must be enough now
     assert session_for(paths, silent).target("password").runner.run(["whoami"]).stdout.strip() == cluster.user
     assert silent.asked == []
     for path in (tmp_path / "cfg").rglob("*"):
         if path.is_file():
             assert cluster.password not in path.read_text(errors="replace"), f"the password leaked into {path}"
-    assert secret_service.get_password("envdesk", f"password:{cluster.user}@{cluster.host}:{cluster.port}") \
-        == cluster.password, "the Secret Service itself holds it"
 
 
 def test_a_stale_remembered_password_is_forgotten_and_asked_again(testbed, tmp_path, home, secret_service):
