@@ -5,6 +5,7 @@ library; nothing in Python can catch that, so the app checks first and names wha
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -31,11 +32,12 @@ def missing_libraries(ldd_output: str) -> list[str]:
 
 
 def _xcb_plugin() -> Path | None:
-    try:
-        import PySide6
-    except ImportError:
+    """Qt's xcb plugin file, found without importing Qt (importing it is what may abort)."""
+    spec = importlib.util.find_spec("PySide6")
+    if spec is None or not spec.submodule_search_locations:
         return None
-    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    folder = Path(list(spec.submodule_search_locations)[0])
+    plugin = folder / "Qt" / "plugins" / "platforms" / "libqxcb.so"
     return plugin if plugin.is_file() else None
 
 
