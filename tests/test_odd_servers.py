@@ -187,8 +187,9 @@ def _runner(tmp_path: Path, port: int):
     return session, session.target("odd").runner
 
 
-def test_close_from_another_thread_stops_a_connect_at_once(odd_server, tmp_path, home):
-    session, runner = _runner(tmp_path, odd_server(silent).port)
+def _assert_close_aborts_the_connect(tmp_path: Path, port: int) -> None:
+    """close() from another thread ends a connect in progress at once, with a plain message."""
+    session, runner = _runner(tmp_path, port)
     threading.Timer(0.5, runner.close).start()
     started = time.monotonic()
     with pytest.raises(ConnectionFailed) as info:
@@ -196,6 +197,10 @@ def test_close_from_another_thread_stops_a_connect_at_once(odd_server, tmp_path,
     assert time.monotonic() - started < 2.5
     assert "closed while it was opening" in info.value.message
     session.close()
+
+
+def test_close_from_another_thread_stops_a_connect_at_once(odd_server, tmp_path, home):
+    _assert_close_aborts_the_connect(tmp_path, odd_server(silent).port)
 
 
 def test_cancel_stops_a_command_waiting_for_its_connection(odd_server, tmp_path, home):
@@ -222,14 +227,7 @@ def test_close_stops_a_connect_stuck_before_tcp_is_up(tmp_path, home):
             filler.connect_ex(("127.0.0.1", port))
             fillers.append(filler)
         time.sleep(0.2)
-        session, runner = _runner(tmp_path, port)
-        threading.Timer(0.5, runner.close).start()
-        started = time.monotonic()
-        with pytest.raises(ConnectionFailed) as info:
-            runner.connect()
-        assert time.monotonic() - started < 2.5
-        assert "closed while it was opening" in info.value.message
-        session.close()
+        _assert_close_aborts_the_connect(tmp_path, port)
         for filler in fillers:
             filler.close()
 

@@ -16,6 +16,7 @@ from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
 from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.fileio import write_atomically
+from envdesk.backend.inventory import Environment
 from envdesk.backend.kinds import KINDS
 from envdesk.backend.operations.clone import clone_environment
 from envdesk.backend.operations.check import check_connection
@@ -204,11 +205,7 @@ def env_create(args: argparse.Namespace, session: Session) -> int:
     request = CreateRequest(name=args.name, kind=args.kind, python=args.python, modules=args.module or [],
                             system_site_packages=args.system_site_packages, root=args.root, packages=packages)
     created = create_environment(session, args.cluster, request, _progress(args))
-    for note in created.notes:
-        print(f"note: {note}", file=sys.stderr)
-    env = created.environment
-    print(f"Created {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
-    return 0
+    return _report_built(created.environment, created.notes, "Created")
 
 
 def env_update(args: argparse.Namespace, session: Session) -> int:
@@ -250,9 +247,13 @@ def env_export(args: argparse.Namespace, session: Session) -> int:
 
 
 def _report_import(imported: Imported, action: str) -> int:
-    for note in imported.notes:
+    return _report_built(imported.environment, imported.notes, action)
+
+
+def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
+    """What a create, import or copy made: notes on stderr, the environment on stdout."""
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    env = imported.environment
     print(f"{action} {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
     return 0
 
