@@ -309,7 +309,7 @@ class AppController(QObject):
         """Build an environment from an exported file's spec, as the plan the user was shown says
         (lines the plan leaves out were shown, so building means agreeing to that)."""
         return self.start(f"Build {name} on {self.label(target)}", target, lambda progress: import_environment(
-            self.session, target, spec, name=name, top_level=top_level, accept_refused=True, progress=progress),
+            self.session, target, spec, name=name, top_level=top_level, agreed=True, progress=progress),
             changes=True)
 
     def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False) -> Task:

@@ -39,10 +39,11 @@ def uv_bin() -> str:
     return uv.find_uv_bin()
 
 
-def run_uv(*args: str, cwd: Path, home: Path) -> None:
-    """The test runner's uv, offline, with its own cache and no Python downloads."""
-    env = {**os.environ, "HOME": str(home), "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never",
-           "UV_CACHE_DIR": str(home / "uv-cache"), "UV_NO_CONFIG": "1"}
+def run_uv(*args: str, cwd: Path, home: Path, offline: bool = True) -> None:
+    """The test runner's uv, with its own cache and no Python downloads; offline unless told otherwise
+    (a test's own server on loopback)."""
+    env = {**os.environ, "HOME": str(home), "UV_PYTHON_DOWNLOADS": "never",
+           "UV_CACHE_DIR": str(home / "uv-cache"), "UV_NO_CONFIG": "1", **({"UV_OFFLINE": "1"} if offline else {})}
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run([uv_bin(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -266,12 +266,12 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
     if uv_project:
         from envdesk.backend.operations.uvimport import import_uv_project
         imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
-                                     top_level=args.top_level, accept_refused=args.yes,
+                                     top_level=args.top_level, agreed=args.yes,
                                      progress=_progress(args))
         return _report_import(imported, "Imported")
     spec = read_spec_file(path)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
-                                  top_level=args.top_level, accept_refused=args.yes, progress=_progress(args))
+                                  top_level=args.top_level, agreed=args.yes, progress=_progress(args))
     return _report_import(imported, "Imported")
 
 
@@ -290,6 +290,9 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
           + (f" with modules {' '.join(plan.modules)}" if plan.modules else "") + ".")
     if plan.blocked:
         print(f"Blocked: {plan.blocked}")
+    if plan.outside:
+        print(f"Downloaded from outside {args.cluster}'s package index, only with --yes ({len(plan.outside)}):")
+        print("\n".join(f"  {o.line}\n    from {o.host}" for o in plan.outside))
     for title, lines in (("Install with pip/uv", plan.pins), ("Install with conda", plan.conda_pins)):
         if lines:
             print(f"{title} ({len(lines)}):")
@@ -449,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="print what would be installed, adapted and refused; change nothing")
     importing.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     importing.add_argument("--yes", action="store_true",
-                           help="import even if some lines of the file are refused (they are left out)")
+                           help="agree to the plan: lines it refuses are left out, packages it names from outside "
+                                "the cluster's package index are downloaded")
     importing.set_defaults(handler=env_import)
 
     clone = env_verbs.add_parser("clone", help="copy an environment to another cluster")

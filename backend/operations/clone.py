@@ -16,4 +16,4 @@ def clone_environment(session: Session, source: str, env_ref: str, destination: 
     env = find_environment(source_target, env_ref, progress)
     spec = spec_from_environment(env, source_target)
     return import_environment(session, destination, spec, name=name or spec.name, root=root,
-                              top_level=top_level, progress=progress)
+                              top_level=top_level, own_sources=True, progress=progress)

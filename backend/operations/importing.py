@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .. import spec as specs
 from .. import validate
@@ -30,12 +32,68 @@ class Unavailable:
 
 
 @dataclass
+class OutsideSource:
+    """A package the plan would download straight from a host other than the target's package index."""
+
+    line: str
+    host: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"line": self.line, "host": self.host}
+
+
+PYPI_HOSTS = frozenset({"pypi.org", "files.pythonhosted.org"})
+"""Where pip and uv download from when no index is named."""
+
+_INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--find-links", "-f")
+_PRIMARY_INDEX_OPTIONS = ("--index-url", "-i")
+
+
+def index_hosts(pip_args: Sequence[str]) -> frozenset[str]:
+    """The hosts the target's installer is set to download from: those its pip arguments name, and PyPI's
+    unless they replace the index (--index-url, --no-index)."""
+    hosts: set[str] = set()
+    replaced = "--no-index" in pip_args
+    for position, arg in enumerate(pip_args):
+        option, equals, value = arg.partition("=")
+        if option not in _INDEX_OPTIONS:
+            continue
+        url = value if equals else (pip_args[position + 1] if position + 1 < len(pip_args) else "")
+        replaced = replaced or option in _PRIMARY_INDEX_OPTIONS
+        host = urlsplit(url).hostname
+        if host:
+            hosts.add(host.lower())
+    return frozenset(hosts if replaced else hosts | PYPI_HOSTS)
+
+
+def outside_sources(lines: Sequence[str], allowed_hosts: frozenset[str]) -> list[OutsideSource]:
+    """The lines that name a download URL (archive or VCS) on a host outside `allowed_hosts`; files and
+    folders on the target itself are not downloads."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    found = []
+    for line in lines:
+        try:
+            url = Requirement(specs.without_hashes(line)).url
+        except InvalidRequirement:
+            continue
+        if not url:
+            continue
+        parts = urlsplit(url.split("+", 1)[1] if re.match(r"^(git|hg|svn|bzr)\+", url) else url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "file" and host and host not in allowed_hosts:
+            found.append(OutsideSource(specs.redact(line), host))
+    return found
+
+
+@dataclass
 class ImportPlan:
     """What will be built where, decided before anything is created (the GUI and --dry-run show it first).
 
     Every requirement of the imported file is in exactly one of `pins` (pip/uv installs it as
     written), `conda_pins` (conda installs it), `adapted` (installed in another form, said why) or
     `refused` (not installed, said why). `blocked` says why the target cannot build it at all.
+    `outside` names what would be downloaded from hosts other than the target's package index: like
+    refused lines, they need the user's agreement.
     """
 
     name: str
@@ -50,6 +108,7 @@ class ImportPlan:
     adapted: list[specs.Adapted] = field(default_factory=list)
     refused: list[specs.Refused] = field(default_factory=list)
     blocked: str | None = None
+    outside: list[OutsideSource] = field(default_factory=list)
 
     @property
     def to_install(self) -> list[str]:
@@ -61,7 +120,7 @@ class ImportPlan:
         return {"name": self.name, "kind": self.kind, "python": self.python, "modules": self.modules,
                 "install": self.pins, "conda": self.conda_pins, "channels": self.channels,
                 "adapted": [a.to_json() for a in self.adapted], "refused": [r.to_json() for r in self.refused],
-                "blocked": self.blocked, "notes": self.notes}
+                "outside": [o.to_json() for o in self.outside], "blocked": self.blocked, "notes": self.notes}
 
 
 @dataclass
@@ -143,8 +202,10 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
         modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
     spec = _without_missing_sources(target, spec, progress)
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
-    return ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
+    plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
+    plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
+    return plan
 
 
 _MISSING_FOLDERS = "import os, sys\nprint('\\n'.join(p for p in sys.argv[1:] if not os.path.isdir(p)))\n"
@@ -199,17 +260,27 @@ def _conda_name(entry: str) -> str:
     return validate.canonical_name(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0])
 
 
-def check_plan(plan: ImportPlan, accept_refused: bool) -> None:
-    """Stop before anything runs when the target cannot build the plan, or when it refuses lines the
-    user has not agreed to leave out."""
+def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> None:
+    """Stop before anything runs when the target cannot build the plan, or when the user has not agreed
+    to what it leaves out or downloads from outside the target's index (`own_sources`: the packages come
+    from an environment the user already has, so its download sources are theirs)."""
     if plan.blocked:
         raise InvalidInput(plan.blocked + " Nothing was created.")
-    if plan.refused and not accept_refused:
-        listing = "; ".join(f"{r.line} ({r.reason})" for r in plan.refused)
-        raise InvalidInput(f"{len(plan.refused)} line(s) of the file cannot be imported: {listing}. "
-                           "Nothing was created.",
-                           "Fix the file, or import without those lines (--yes, or Import in the app after "
-                           "reading the plan).")
+    if agreed:
+        return
+    problems, hints = [], []
+    if plan.outside and not own_sources:
+        problems.append(f"{len(plan.outside)} package(s) would be downloaded from outside this target's package "
+                        "index: " + "; ".join(f"{o.line} (from {o.host})" for o in plan.outside) + ".")
+        hints.append("check that you trust these sources")
+    if plan.refused:
+        problems.append(f"{len(plan.refused)} line(s) of the file cannot be imported: "
+                        + "; ".join(f"{r.line} ({r.reason})" for r in plan.refused) + ".")
+        hints.append("fix the file or agree to leave those lines out")
+    if problems:
+        raise InvalidInput(" ".join(problems) + " Nothing was created.",
+                           f"{' and '.join(hints).capitalize()}, then import with --yes (or Import in the app "
+                           "after reading the plan).")
 
 
 def _check_script(installer: Installer, pins: list[str]) -> str:
@@ -320,17 +391,18 @@ def _plain_reason(raw: str) -> str:
 
 
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,
-                       root: str | None = None, top_level: bool = False, accept_refused: bool = False,
-                       progress: Progress | None = None) -> Imported:
+                       root: str | None = None, top_level: bool = False, agreed: bool = False,
+                       own_sources: bool = False, progress: Progress | None = None) -> Imported:
     """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once.
 
     With `top_level`, install the top-level requirements instead when pins fail. Never half-succeeds:
-    a failed import removes what it started. Lines the plan refuses stop the import before anything
-    runs, unless the user agreed to the plan (`accept_refused`).
+    a failed import removes what it started. Lines the plan refuses, and downloads from outside the
+    target's index, stop the import before anything runs unless the user agreed to the plan (`agreed`;
+    `own_sources` for a copy of an environment the user already has).
     """
     progress = progress or Progress()
     plan = plan_import(session, target_name, spec, name, progress)
-    check_plan(plan, accept_refused)
+    check_plan(plan, agreed, own_sources=own_sources)
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)

@@ -8,6 +8,7 @@ elsewhere), into a plain environment ``<root>/<name>``. The project's files neve
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
@@ -19,18 +20,18 @@ from ..spec import EnvSpec
 from ..targets import Session, Target
 from ..uvproject import UvProject, read_uv_project, to_spec
 from .common import Progress, capabilities
-from .importing import ImportPlan, Imported, import_environment, plan_import
+from .importing import ImportPlan, Imported, import_environment, index_hosts, plan_import
 
 
 def import_uv_project(session: Session, target_name: str, folder: Path, *, name: str | None = None,
-                      root: str | None = None, top_level: bool = False, accept_refused: bool = False,
+                      root: str | None = None, top_level: bool = False, agreed: bool = False,
                       progress: Progress | None = None) -> Imported:
     """Build the project's locked environment on the target; on failure or cancel nothing is left behind.
 
     The project is read (and a hostile one refused) before anything runs; then import_environment builds
     it. With `top_level`, when the locked versions cannot be installed there, the project's own
     dependencies are installed instead, newer versions allowed. Packages the plan refuses (from this
-    computer's folders) stop the import unless `accept_refused`.
+    computer's folders) stop the import unless `agreed`.
     """
     progress = progress or Progress()
     project = read_uv_project(Path(folder))
@@ -38,8 +39,8 @@ def import_uv_project(session: Session, target_name: str, folder: Path, *, name:
     root = validate.remote_folder(root) if root is not None else None
     spec = _spec_for_target(session, target_name, project, progress)
     imported = import_environment(session, target_name, spec, name=chosen, root=root, top_level=top_level,
-                                  accept_refused=accept_refused, progress=progress)
-    imported.notes[:0] = _lock_notes(project, spec)
+                                  agreed=agreed, progress=progress)
+    imported.notes[:0] = _lock_notes(project, spec, session.target(target_name).pip_args)
     return imported
 
 
@@ -51,7 +52,7 @@ def plan_uv_project(session: Session, target_name: str, folder: Path, *, name: s
     chosen = validate.env_name(name or project.name)
     spec = _spec_for_target(session, target_name, project, progress)
     plan = plan_import(session, target_name, spec, chosen, progress)
-    plan.notes[:0] = _lock_notes(project, spec)
+    plan.notes[:0] = _lock_notes(project, spec, session.target(target_name).pip_args)
     return plan
 
 
@@ -65,9 +66,17 @@ def _spec_for_target(session: Session, target_name: str, project: UvProject, pro
     return spec
 
 
-def _lock_notes(project: UvProject, spec: EnvSpec) -> list[str]:
-    """How the lock's packages are checked, and which come from outside a package index."""
+def _lock_notes(project: UvProject, spec: EnvSpec, pip_args: tuple[str, ...]) -> list[str]:
+    """How the lock's packages are checked, which come from outside a package index, and which were
+    locked against an index other than the target's (they are installed from the target's own)."""
     notes = []
+    allowed = index_hosts(pip_args)
+    elsewhere = sorted({p.location for p in project.locked if p.source == "registry"
+                        and (urlsplit(p.location).hostname or "").lower() not in allowed})
+    if elsewhere:
+        notes.append(f"uv.lock was made against {', '.join(elsewhere)}; EnvDesk downloads nothing from there: "
+                     "the locked versions come from this target's own package index, each file checked against "
+                     "the lock's hashes.")
     if spec.hashed:
         notes.append(f"{len(spec.hashed)} locked package(s) are installed with the file hashes from uv.lock: "
                      "every file is checked against them.")

@@ -100,6 +100,10 @@ class ImportDialog(QDialog):
         self.plan = plan
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
                  f"(Python {plan.python or '?'}), {len(plan.pins) + len(plan.conda_pins)} packages."]
+        if plan.outside:
+            lines.append(f"<span style='color:#d64541'><b>{len(plan.outside)} package(s) are downloaded from "
+                         "outside this target's package index</b> (building means you trust them):</span>")
+            lines += [f"• {escape(o.line)} from <b>{escape(o.host)}</b>" for o in plan.outside]
         lines += [f"• {escape(note)}" for note in plan.notes]
         if plan.adapted:
             lines.append(f"<b>{len(plan.adapted)} line(s) installed in another form:</b>")

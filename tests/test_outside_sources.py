@@ -1,0 +1,146 @@
+"""Packages a file would download from outside the cluster's package index are shown first and need a yes.
+
+The files are what users bring: a uv project locked by the real uv against a wheel URL on a web server,
+the pylock.toml `uv export` writes from it, and a requirements line naming the same URL. The server is a
+real HTTP server on loopback that counts what it was asked for: before the user agrees, nothing may be
+fetched from it and nothing created on the cluster; after `--yes`, pip's own `pip freeze` in the new
+environment says where the package came from.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from envdesk_fixtures import make_config, run_cli, unique
+from test_uvproject import run_uv
+from testbed import wheels
+
+WHEEL = next(spec for spec in wheels.WHEELS if spec.name == "tinygamma")
+
+
+class CountingServer(http.server.ThreadingHTTPServer):
+    """Serves one folder on loopback and remembers every path asked for."""
+
+    def __init__(self, folder: Path) -> None:
+        self.asked: list[str] = []
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self):
+                server.asked.append(self.path)
+                super().do_GET()
+
+            def do_HEAD(self):
+                server.asked.append(self.path)
+                super().do_HEAD()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The server, and a uv project, a pylock.toml and a requirements file that all name its wheel."""
+    base = tmp_path_factory.mktemp("outside")
+    served = base / "served"
+    served.mkdir()
+    wheel = wheels.build_wheel(served, WHEEL)
+    server = CountingServer(served)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{wheel.name}"
+    home = base / "home"
+    home.mkdir()
+    project = base / "project"
+    project.mkdir()
+    run_uv("init", "--bare", "--no-workspace", "--name", "fromweb", "--python", "3.11", cwd=project, home=home)
+    run_uv("add", "--no-sync", f"{WHEEL.name} @ {url}", cwd=project, home=home, offline=False)
+    pylock = base / "pylock.toml"
+    run_uv("export", "--format", "pylock.toml", "--output-file", str(pylock), cwd=project, home=home)
+    requirements = base / "requirements.txt"
+    requirements.write_text(f"# fetched straight from a web server\n{WHEEL.name} @ {url}\n")
+    server.asked.clear()  # what uv fetched while locking does not count
+    try:
+        yield {"server": server, "url": url, "project": project, "pylock": pylock, "requirements": requirements}
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def config(testbed, tmp_path, files):
+    """alpha's profile (its index: its own wheel store, --no-index); the server's log starts empty."""
+    files["server"].asked.clear()
+    return make_config(tmp_path / "cfg", testbed, ["alpha"]).config_dir
+
+
+def _exists_on_alpha(testbed, name: str) -> bool:
+    alpha = testbed.clusters["alpha"]
+    return alpha.run_as_user(f"ls -d {alpha.home}/*/{name} {alpha.home}/*/*/{name} 2>/dev/null", check=False
+                             ).stdout.strip() != ""
+
+
+@pytest.mark.parametrize("kind", ["requirements", "pylock", "project"])
+def test_a_download_from_outside_the_index_stops_the_import_until_the_user_agrees(testbed, files, config, home,
+                                                                                   kind):
+    name = unique(f"web-{kind}")
+    source = str(files[kind])
+    refused = run_cli("env", "import", "alpha", source, "--name", name, config=config, home=home)
+    assert refused.returncode != 0
+    assert "outside this target's package index" in refused.stderr
+    assert "127.0.0.1" in refused.stderr and "Traceback" not in refused.stderr
+    assert files["server"].asked == []
+    assert not _exists_on_alpha(testbed, name)
+
+    shown = run_cli("env", "import", "alpha", source, "--name", name, "--dry-run", config=config, home=home)
+    assert shown.returncode == 0, shown.stderr
+    first_section = next(line for line in shown.stdout.splitlines()[1:] if line and not line.startswith(" "))
+    assert first_section.startswith("Downloaded from outside alpha's package index"), shown.stdout
+    assert files["url"] in shown.stdout
+    planned = json.loads(run_cli("env", "import", "alpha", source, "--name", name, "--dry-run", "--json",
+                                 config=config, home=home).stdout)
+    assert [entry["host"] for entry in planned["outside"]] == ["127.0.0.1"]
+    assert files["server"].asked == []
+    assert not _exists_on_alpha(testbed, name)
+
+
+def test_after_yes_the_package_comes_from_that_server(testbed, files, config, home):
+    name = unique("web-yes")
+    built = run_cli("env", "import", "alpha", str(files["requirements"]), "--name", name, "--yes",
+                    config=config, home=home)
+    assert built.returncode == 0, built.stderr
+    assert any(WHEEL.name in path for path in files["server"].asked)
+    path = re.search(r" at (\S+)$", built.stdout.strip()).group(1)
+    freeze = testbed.clusters["alpha"].run_as_user(f"{path}/bin/python -m pip freeze").stdout.splitlines()
+    assert f"{WHEEL.name} @ {files['url']}" in freeze
+
+
+def test_a_lock_made_against_another_index_downloads_nothing_from_it(testbed, files, config, home, tmp_path):
+    """Registry packages are installed from the cluster's own index; the plan says where the lock came from."""
+    project = tmp_path / "pypi-project"
+    shutil.copytree(files["project"], project)
+    lock = project / "uv.lock"
+    text = lock.read_text()
+    text = text.replace(f'source = {{ url = "{files["url"]}" }}', 'source = { registry = "https://pypi.org/simple" }')
+    text = re.sub(r'\{ name = "tinygamma", url = "[^"]+" \}', '{ name = "tinygamma" }', text)
+    lock.write_text(text)
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text().replace(
+        f"{WHEEL.name} @ {files['url']}", WHEEL.name))
+    planned = run_cli("env", "import", "alpha", str(project), "--dry-run", "--json", config=config, home=home)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["outside"] == []
+    assert any("https://pypi.org/simple" in note and "downloads nothing from there" in note for note in plan["notes"])
+    assert f"{WHEEL.name}=={WHEEL.version}" in " ".join(plan["install"])
+    assert files["server"].asked == []  # the lock's wheel URL still points at the server: never used
+
