@@ -12,9 +12,16 @@ from .paths import AppPaths
 from .prompts import NoPrompter, Prompter
 from .runner import Runner
 from .ssh_runner import SSHRunner
+from . import validate
 from .validate import LOCAL_TARGET
 
 LOCAL_LABEL = "This computer"
+
+
+def check_folder(target_name: str, value: str) -> str:
+    """A folder typed for a target, checked the way that target writes paths (this computer's own way, or
+    the cluster's Linux one)."""
+    return validate.local_folder(value) if target_name == LOCAL_TARGET else validate.remote_folder(value)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from PySide6.QtCore import QObject, Signal
 from envdesk.backend.cache import InventoryCache
 from envdesk.backend.capabilities import Capabilities
 from envdesk.backend.config import ClusterProfile
-from envdesk.backend.errors import EnvDeskError, LoginCancelled
+from envdesk.backend import validate
+from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
 from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.operations.check import CheckStep, ConnectionCheck, check_connection
@@ -29,7 +30,7 @@ from envdesk.backend.operations.listing import Listing, list_environments
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.spec import EnvSpec
-from envdesk.backend.targets import LOCAL_LABEL, Session
+from envdesk.backend.targets import LOCAL_LABEL, Session, check_folder
 from envdesk.backend.validate import LOCAL_TARGET
 
 from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
@@ -112,6 +113,34 @@ class AppController(QObject):
             return tuple(self.session.target(name).roots)
         except EnvDeskError:
             return ()
+
+    def check_new_location(self, target: str, name: str, root: str | None = None) -> None:
+        """Refuse (InvalidInput, the CLI's words) a folder or name a new environment cannot have on `target`,
+        judged from what is known here (the operation checks again on the target)."""
+        validate.env_name(name)
+        if root:
+            check_folder(target, root)
+        root = root or next(iter(self.roots(target)), None)
+        inventory = self.inventory(target)
+        if not root or inventory is None:
+            return
+        shown = f"{root.rstrip('/')}/{name}"
+        full = f"{inventory.home}{shown[1:]}" if shown.startswith("~") and inventory.home else shown
+        if any(env.path in (shown, full) for env in inventory.environments):
+            raise InvalidInput(f"{shown} already exists. Pick another name or delete it first.")
+
+    def free_name(self, target: str, wanted: str) -> str:
+        """`wanted`, or `wanted-2`, `wanted-3`… when an environment of that name is already in the first folder."""
+        candidate, number = wanted, 1
+        while True:
+            try:
+                self.check_new_location(target, candidate)
+                return candidate
+            except InvalidInput:
+                number += 1
+                if number > 99:
+                    return wanted
+                candidate = f"{wanted}-{number}"
 
     def profile(self, name: str) -> ClusterProfile:
         """A cluster's saved profile, to edit it."""

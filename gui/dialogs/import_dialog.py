@@ -7,7 +7,6 @@ from pathlib import Path
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QVBoxLayout, QWidget)
 
-from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 from envdesk.backend.spec import EnvSpec
@@ -45,7 +44,7 @@ class ImportDialog(QDialog):
             if item.name != exclude:
                 self.targets.addItem(item.label, item.name)
         self.targets.setCurrentIndex(max(0, self.targets.findData(target)))
-        self.name = QLineEdit(spec.name or "")
+        self.name = QLineEdit(controller.free_name(target, spec.name) if spec.name else "")
         self.name.setAccessibleName("New environment name")
         self.name_error = error_label()
         form.addRow("Build on:", self.targets)
@@ -67,6 +66,12 @@ class ImportDialog(QDialog):
         self.targets.currentIndexChanged.connect(self._target_changed)
         self.finished.connect(lambda _: self.planning is not None and self.planning.cancel())
         self.name.textChanged.connect(self._validate)
+        if self.targets.count() == 0:
+            self.plan_text.setText("<span style='color:#d64541'>There is no other cluster to copy to. Add a second "
+                                   "cluster first (Cluster ▸ Add cluster…).</span>")
+            self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+            self.name.setEnabled(False)
+            return
         self._target_changed()
 
     @classmethod
@@ -78,7 +83,7 @@ class ImportDialog(QDialog):
     def for_copy(cls, controller, source: str, env: Environment, parent: QWidget | None = None) -> "ImportDialog":
         spec = controller.spec_of(source, env)
         others = [item.name for item in controller.targets.items if item.name != source]
-        first = next((name for name in others if name != LOCAL_TARGET), others[0] if others else LOCAL_TARGET)
+        first = next((name for name in others if name != LOCAL_TARGET), others[0] if others else source)
         return cls(controller, spec, first, title=f"Copy {env.name} to another cluster", exclude=source,
                    source=(source, env), parent=parent)
 
@@ -126,7 +131,9 @@ class ImportDialog(QDialog):
             self.plan_text.setText(f"<span style='color:#d64541'>{error.message} {error.hint}</span>")
 
     def _validate(self) -> None:
-        ok = check(self.name_error, lambda: validate.env_name(self.name.text().strip()))
+        if self.targets.count() == 0:
+            return
+        ok = check(self.name_error, lambda: self.controller.check_new_location(self.target, self.name.text().strip()))
         buildable = self.plan is not None and not self.plan.blocked
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and buildable)
 

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from envdesk.backend import validate
 from envdesk.backend.capabilities import Capabilities
 from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.targets import check_folder
 
 from ..models import human_size
 from ..tasks import Task
@@ -44,6 +45,7 @@ class NewEnvironmentDialog(QDialog):
         self.python = QComboBox()
         self.root = QComboBox()
         self.root.setEditable(True)
+        self.root_error = error_label()
         self.space = QLabel()
         self.packages = QPlainTextEdit()
         self.packages.setPlaceholderText("One package per line, e.g.\nnumpy\npandas>=2")
@@ -59,7 +61,7 @@ class NewEnvironmentDialog(QDialog):
         requirements_row.addWidget(browse)
         for label, widget, name in [("Name", self.name, "Environment name"), ("", self.name_error, ""),
                                     ("Kind", self.kind, "Environment kind"), ("Python", self.python, "Python version"),
-                                    ("Where", self.root, "Folder"), ("", self.space, ""),
+                                    ("Where", self.root, "Folder"), ("", self.root_error, ""), ("", self.space, ""),
                                     ("Packages", self.packages, "Packages to install"),
                                     ("", self.packages_error, "")]:
             if name:
@@ -82,7 +84,8 @@ class NewEnvironmentDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
-        for signal in (self.name.textChanged, self.packages.textChanged, self.requirements.editingFinished):
+        for signal in (self.name.textChanged, self.packages.textChanged, self.requirements.editingFinished,
+                       self.root.editTextChanged):
             signal.connect(self._validate)
         self._validate()
         controller.capabilities(target, self._ready, self._failed)
@@ -129,12 +132,17 @@ class NewEnvironmentDialog(QDialog):
         return self._read_file[1]
 
     def _validate(self) -> None:
-        name_ok = check(self.name_error, lambda: validate.env_name(self.name.text().strip()))
+        """Every field checked as it is typed, with the words the command line uses; Create stays disabled
+        until all are fine, so nothing typed is lost to an error after the dialog closed."""
+        root = self.root.currentText().strip()
+        root_ok = check(self.root_error, lambda: root and check_folder(self.target, root))
+        name_ok = check(self.name_error, lambda: self.controller.check_new_location(
+            self.target, self.name.text().strip(), root if root_ok and root else None))
         if not self.name.text():
             self.name_error.setText("")
         packages_ok = check(self.packages_error, lambda: [validate.package_spec(p) for p in self._packages()])
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
-            self.caps is not None and name_ok and packages_ok)
+            self.caps is not None and name_ok and root_ok and packages_ok)
 
     def request(self) -> dict[str, Any]:
         """What to create, as the controller's `create` takes it."""

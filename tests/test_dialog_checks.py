@@ -1,0 +1,106 @@
+"""The dialogs check what is typed before they close, in the command line's words, and keep what was typed.
+
+The referee for "already exists" and for a folder that is not a folder is the `envdesk` command line
+run against the same situation: the dialog must refuse exactly what the CLI refuses, before anything runs.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from PySide6.QtWidgets import QDialogButtonBox
+
+from envdesk.backend.paths import AppPaths
+from envdesk.gui.dialogs.import_dialog import ImportDialog
+from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+from envdesk.gui.main_window import MainWindow
+from envdesk_fixtures import make_config, run_cli
+
+LONG = 180_000
+
+
+def _window(qtbot, paths: AppPaths) -> MainWindow:
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _refreshed(qtbot, window: MainWindow, target: str) -> None:
+    window.controller.refresh(target)
+    qtbot.waitUntil(lambda: target in window.controller.refreshed, timeout=LONG)
+
+
+def _create_button(dialog) -> bool:
+    return dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
+
+
+def test_new_environment_refuses_an_existing_name_and_a_bad_folder_before_closing(qtbot, tmp_path, home):
+    config = tmp_path / "cfg"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "analysis")], check=True)
+    cli = run_cli("env", "create", "local", "analysis", config=config, home=home)
+    assert cli.returncode != 0 and "already exists" in cli.stderr
+    cli_folder = run_cli("env", "create", "local", "other", "--root", "venvs", config=config, home=home)
+    assert cli_folder.returncode != 0
+
+    window = _window(qtbot, AppPaths(config))
+    _refreshed(qtbot, window, "local")
+    dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
+    dialog.root.setEditText("~/venvs")
+    dialog.name.setText("analysis")
+    assert not _create_button(dialog)
+    assert "already exists" in dialog.name_error.text()
+    dialog.name.setText("analysis2")
+    assert _create_button(dialog)
+
+    dialog.root.setEditText("venvs")  # what the CLI refused above
+    assert not _create_button(dialog)
+    assert "full path" in dialog.root_error.text()
+    assert dialog.name.text() == "analysis2", "what was typed stays"
+    dialog.root.setEditText("~/elsewhere")
+    dialog.name.setText("analysis")  # free in that folder
+    assert _create_button(dialog) and dialog.root_error.text() == "" and dialog.name_error.text() == ""
+
+
+def test_import_offers_a_free_name_and_refuses_a_taken_one(qtbot, tmp_path, home):
+    config = tmp_path / "cfg"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "demo")], check=True)
+    exported = tmp_path / "demo.txt"
+    exported.write_text("# envdesk: name=demo\n")
+    window = _window(qtbot, AppPaths(config))
+    _refreshed(qtbot, window, "local")
+    spec = window.controller.read_spec(exported)
+    spec.name = "demo"
+    dialog = ImportDialog(window.controller, spec, "local", title="Import demo.txt", parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.name.text() == "demo-2", "the file's name is taken here, so the next free one is offered"
+    dialog.name.setText("demo")
+    assert "already exists" in dialog.name_error.text()
+    assert not _create_button(dialog)
+    cli = run_cli("env", "import", "local", str(exported), "--name", "demo", config=config, home=home)
+    assert cli.returncode != 0 and "already exists" in cli.stderr
+
+
+def test_copy_with_no_other_cluster_says_add_one_and_cannot_build(qtbot, tmp_path, home):
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "solo")], check=True)
+    window = _window(qtbot, AppPaths(tmp_path / "cfg"))
+    _refreshed(qtbot, window, "local")
+    env = window.controller.inventory("local").find("solo")
+    dialog = ImportDialog.for_copy(window.controller, "local", env, parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.targets.count() == 0
+    assert "Add a second cluster first" in dialog.plan_text.text()
+    assert not _create_button(dialog)
+    qtbot.wait(300)
+    assert window.controller.operations.rowCount() == 0, "nothing was planned or built on the source"
+
+
+def test_copy_offers_this_computer_when_the_source_is_a_cluster(qtbot, testbed, sample_envs, tmp_path, home):
+    window = _window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    _refreshed(qtbot, window, "alpha")
+    env = window.controller.inventory("alpha").environments[0]
+    dialog = ImportDialog.for_copy(window.controller, "alpha", env, parent=window)
+    qtbot.addWidget(dialog)
+    assert [dialog.targets.itemData(i) for i in range(dialog.targets.count())] == ["local"]
