@@ -1,6 +1,7 @@
 """Cluster profiles: what EnvDesk knows about each cluster, kept as YAML in the config folder."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
@@ -10,6 +11,7 @@ from .fileio import dump_yaml, read_yaml, write_atomically
 from .paths import AppPaths
 
 DEFAULT_ENV_ROOTS = ("~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs")
+SLURM_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 AUTH_METHODS = ("auto", "key", "password", "key+code", "password+code")
 
 
@@ -30,6 +32,7 @@ class ClusterProfile:
     pip_args: list[str] = field(default_factory=list)
     preset: str | None = None
     auth: str = "auto"
+    slurm_account: str | None = None
 
     def __post_init__(self) -> None:
         validate.cluster_name(self.name)
@@ -44,6 +47,9 @@ class ClusterProfile:
             validate.hop_address(hop)
         self.env_roots = [validate.remote_folder(root) for root in self.env_roots]
         self.pip_args = [validate.plain_text(arg, "pip argument") for arg in self.pip_args]
+        if self.slurm_account is not None and not SLURM_ACCOUNT.fullmatch(self.slurm_account):
+            raise ConfigError(f"{self.slurm_account!r} is not a Slurm account name.",
+                              "Give the allocation exactly as the cluster names it, e.g. def-yourpi.")
         if self.auth not in AUTH_METHODS:
             raise ConfigError(f"Unknown login method {self.auth!r}.", f"Use one of: {', '.join(AUTH_METHODS)}.")
 

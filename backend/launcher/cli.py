@@ -58,7 +58,7 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
               "Try 'envdesk cluster add --help'.", file=sys.stderr)
         return 2
     overrides = {"port": args.port, "identity_file": args.identity_file, "jump": args.jump,
-                 "env_roots": args.env_root, "pip_args": args.pip_arg}
+                 "env_roots": args.env_root, "pip_args": args.pip_arg, "slurm_account": args.account}
     fields.update({key: value for key, value in overrides.items() if value})
     profile = ClusterProfile(name=args.name, **fields)
     session.store.add(profile)
@@ -372,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--jump", action="append", metavar="[USER@]HOST[:PORT]")
     add.add_argument("--env-root", action="append", metavar="DIR")
     add.add_argument("--pip-arg", action="append", metavar="ARG")
+    add.add_argument("--account", metavar="ALLOCATION",
+                     help="the Slurm account batch scripts use (e.g. def-yourpi on the Alliance's clusters)")
     add.add_argument("--preset", metavar="ID", help="fill in what a cluster family needs: one of "
                      + ", ".join(preset.id for preset in load_presets()))
     add.set_defaults(handler=cluster_add)
