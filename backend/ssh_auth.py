@@ -16,7 +16,10 @@ from .ssh_config import Hop
 
 DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
 _MAX_ROUNDS = 8
-_TRIES = {"publickey": 1, "keyboard-interactive": 3, "password": 3}
+PROMPTS_PER_SECRET = 3  # OpenSSH's NumberOfPasswordPrompts: three goes at a password, code or passphrase
+_TRIES = {"publickey": 1, "keyboard-interactive": PROMPTS_PER_SECRET, "password": PROMPTS_PER_SECRET}
+MAX_QUESTIONS = 12  # per hop and login: a broken or hostile server must not keep a person answering forever
+_WHAT = {"password": "password", "code": "one-time code", "prompt": "answer"}
 
 
 def default_key_files() -> list[str]:
@@ -50,26 +53,45 @@ class Authenticator:
         self.use_agent = use_agent
         self.method = method  # the profile's login method: "password..." means no keys are offered
         self.tried: list[str] = []
+        self.questions = 0  # asked of the person during this login
         self._to_remember: list[tuple[str, str, str]] = []
         self._used_stored: list[tuple[str, str]] = []
+        self._round_kinds: list[str] = []  # what the current keyboard-interactive round asked for
+        self._refused_answers: dict[str, int] = {}  # "password" / "code" / "prompt": rounds the server refused
+        self._refused_keys: list[str] = []
+        self._wrong_passphrase: list[str] = []
+        self._missing_keys: list[str] = []
+        self._unreadable: list[str] = []
+        self._agent_keys: int | None = None  # None: no agent asked
 
     # -- secrets ---------------------------------------------------------------------------
 
     def _ask(self, kind: str, prompt: str, echo: bool = False, instructions: str = "",
-             subject: str = "") -> str:
-        """A secret from the keyring (once) or from the person; LoginCancelled if they decline."""
-        if kind in ("password", "passphrase") and subject:
+             subject: str = "") -> SecretAnswer:
+        """A secret from the keyring (once) or from the person; LoginCancelled if they decline.
+
+        The answer's `remember` is the person's wish; a value from the keyring comes back with
+        remember=False, and the caller stores a wished-for secret only once it worked.
+        """
+        if kind in ("password", "passphrase") and subject and (kind, subject) not in self._used_stored:
             stored = secrets.recall(kind, subject)
-            if stored is not None and (kind, subject) not in self._used_stored:
+            if stored is not None:
                 self._used_stored.append((kind, subject))
-                return stored
+                return SecretAnswer(stored)
+        self.questions += 1
+        if self.questions > MAX_QUESTIONS:
+            raise AuthenticationFailed(
+                f"{self._where()} kept asking questions ({MAX_QUESTIONS} so far) without letting you in, "
+                "so EnvDesk stopped answering.",
+                "Check the login in a terminal (ssh) and ask your cluster's support if it loops there too.")
         answer: SecretAnswer | None = self.prompter.ask_secret(
             SecretRequest(self.cluster, kind, prompt, echo, instructions))
         if answer is None:
             raise LoginCancelled(f"Login to {self.hop.host} was cancelled.")
-        if answer.remember and kind in ("password", "passphrase") and subject:
-            self._to_remember.append((kind, subject, answer.value))
-        return answer.value
+        return answer
+
+    def _where(self) -> str:
+        return self.hop.host if self.hop.port == 22 else f"{self.hop.host} (port {self.hop.port})"
 
     def _password_subject(self) -> str:
         return f"{self.hop.user}@{self.hop.host}:{self.hop.port}"
@@ -77,45 +99,65 @@ class Authenticator:
     # -- keys ------------------------------------------------------------------------------
 
     def _load_key(self, path: str) -> paramiko.PKey | None:
+        """The key in `path`, unlocked with a passphrase from the keyring or the person (three goes)."""
         cached = self.keys.get(path)
         if cached is not None:
             return cached
-        passphrase: str | None = None
-        for _ in range(4):
+        try:
+            return self._keep(path, paramiko.PKey.from_path(path))
+        except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ raises TypeError
+            pass
+        except (paramiko.SSHException, ValueError) as exc:
+            return self._unreadable_key(path, str(exc))
+        except OSError as exc:
+            return self._unreadable_key(path, exc.strerror or str(exc))
+        prompt = f"Passphrase for the key {path}:"
+        asked_before = self.questions
+        while self.questions - asked_before < PROMPTS_PER_SECRET:
+            stored_before = len(self._used_stored)
+            answer = self._ask("passphrase", prompt, subject=path)
             try:
-                key = paramiko.PKey.from_path(path, password=None if passphrase is None else
-                                              passphrase.encode())  # type: ignore[arg-type]  # bytes work
-            except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ raises TypeError
-                passphrase = self._ask("passphrase", f"Passphrase for the key {path}:", subject=path)
-                continue
-            except (paramiko.SSHException, ValueError) as exc:
-                if passphrase is None:
-                    self.tried.append(f"key {path} (unreadable: {exc})")
-                    return None
-                secrets.forget("passphrase", path)
-                passphrase = self._ask("passphrase", f"Wrong passphrase. Passphrase for the key {path}:",
-                                       subject="")
+                key = paramiko.PKey.from_path(path, password=answer.value.encode())  # type: ignore[arg-type]
+            except (paramiko.SSHException, ValueError, TypeError):
+                if len(self._used_stored) > stored_before:
+                    secrets.forget("passphrase", path)  # remembered, but it no longer opens the key
+                prompt = f"Wrong passphrase. Passphrase for the key {path}:"
                 continue
             except OSError as exc:
-                self.tried.append(f"key {path} (unreadable: {exc.strerror or exc})")
-                return None
-            self.keys.put(path, key)
-            return key
+                return self._unreadable_key(path, exc.strerror or str(exc))
+            if answer.remember:
+                self._to_remember.append(("passphrase", path, answer.value))
+            return self._keep(path, key)
         self.tried.append(f"key {path} (wrong passphrase)")
+        self._wrong_passphrase.append(path)
         return None
+
+    def _unreadable_key(self, path: str, why: str) -> paramiko.PKey | None:
+        """No key from `path` (None), noted for the failure message."""
+        self.tried.append(f"key {path} (unreadable: {why})")
+        self._unreadable.append(path)
+        return None
+
+    def _keep(self, path: str, key: paramiko.PKey) -> paramiko.PKey:
+        self.keys.put(path, key)
+        return key
 
     def _candidate_keys(self) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
         found: list[tuple[str, Callable[[], paramiko.PKey | None]]] = []
         if self.use_agent and (os.environ.get("SSH_AUTH_SOCK") or os.name == "nt"):
+            self._agent_keys = 0
             try:
                 for agent_key in paramiko.Agent().get_keys():
                     found.append((f"agent key {agent_key.fingerprint}", _constant(agent_key)))
+                    self._agent_keys += 1
             except (paramiko.SSHException, OSError):
                 pass
         files = list(self.hop.identity_files) or default_key_files()
         for path in files:
             if Path(path).is_file():
                 found.append((f"key {path}", functools.partial(self._load_key, path)))
+            elif path not in self._missing_keys:
+                self._missing_keys.append(path)
         return found
 
     # -- the dance -------------------------------------------------------------------------
@@ -125,8 +167,12 @@ class Authenticator:
         for prompt, echo in prompts:
             kind = classify_prompt(prompt)
             subject = self._password_subject() if kind == "password" else ""
-            answers.append(self._ask(kind, prompt.strip() or "Answer:", echo,
-                                     "\n".join(p for p in (title, instructions) if p).strip(), subject))
+            answer = self._ask(kind, prompt.strip() or "Answer:", echo,
+                               "\n".join(p for p in (title, instructions) if p).strip(), subject)
+            if answer.remember and kind == "password":
+                self._to_remember.append((kind, subject, answer.value))
+            self._round_kinds.append(kind)
+            answers.append(answer.value)
         return answers
 
     def _try_publickey(self, transport: paramiko.Transport) -> list[str] | None:
@@ -139,16 +185,20 @@ class Authenticator:
                 remaining = transport.auth_publickey(self.hop.user, key)
             except paramiko.AuthenticationException:
                 self.tried.append(f"{label} (refused)")
+                self._refused_keys.append(label)
                 continue
             self.tried.append(f"{label} (accepted)")
             return list(remaining)
         return None
 
     def _try_interactive(self, transport: paramiko.Transport) -> list[str] | None:
+        self._round_kinds = []
         try:
             remaining = transport.auth_interactive(self.hop.user, self._interactive_handler)
         except paramiko.AuthenticationException:
             self.tried.append("keyboard-interactive (refused)")
+            for kind in dict.fromkeys(self._round_kinds):
+                self._refused_answers[kind] = self._refused_answers.get(kind, 0) + 1
             self._forget_stored()
             return None
         self.tried.append("keyboard-interactive (accepted)")
@@ -156,11 +206,14 @@ class Authenticator:
 
     def _try_password(self, transport: paramiko.Transport) -> list[str] | None:
         subject = self._password_subject()
-        password = self._ask("password", f"Password for {subject.rsplit(':', 1)[0]}:", subject=subject)
+        answer = self._ask("password", f"Password for {subject.rsplit(':', 1)[0]}:", subject=subject)
+        if answer.remember:
+            self._to_remember.append(("password", subject, answer.value))
         try:
-            remaining = transport.auth_password(self.hop.user, password, fallback=False)
+            remaining = transport.auth_password(self.hop.user, answer.value, fallback=False)
         except paramiko.AuthenticationException:
             self.tried.append("password (refused)")
+            self._refused_answers["password"] = self._refused_answers.get("password", 0) + 1
             self._forget_stored()
             return None
         self.tried.append("password (accepted)")
@@ -199,16 +252,62 @@ class Authenticator:
                 allowed = remaining
                 attempts = dict.fromkeys(attempts, 0)
         if not transport.is_authenticated():
-            if self.tried:
-                detail = f" (tried: {'; '.join(self.tried)})"
-            elif self.method.startswith("password"):
-                detail = "; this cluster is set to log in by password, so no key was offered"
-            else:
-                detail = "; no SSH key was found in ~/.ssh"
-            raise AuthenticationFailed(f"{self.hop.host} refused the login as {self.hop.user!r}.",
-                                       f"Check the username, key or password{detail}.")
+            raise self._failure(allowed)
         for kind, subject, value in self._to_remember:
             secrets.remember(kind, subject, value)
+
+    def _failure(self, allowed: list[str]) -> AuthenticationFailed:
+        """Why the login failed, in plain words: what was refused, and what the person can do."""
+        reasons: list[str] = []
+        hints: list[str] = []
+        for path in self._wrong_passphrase:
+            reasons.append(f"the passphrase for the key {path} was wrong ({PROMPTS_PER_SECRET} tries)")
+            hints.append("Type the passphrase you chose for that key (not the cluster's password).")
+        if self._refused_keys:
+            reasons.append(f"it does not accept the key{'s' if len(self._refused_keys) > 1 else ''} "
+                           f"{', '.join(label.removeprefix('key ') for label in self._refused_keys)}")
+            hints.append("Add the key's public half (the .pub file) to ~/.ssh/authorized_keys on the cluster, "
+                         "or choose the key the cluster knows in this cluster's settings.")
+        for kind, count in self._refused_answers.items():
+            reasons.append(f"the {_WHAT[kind]} was refused ({count} {'try' if count == 1 else 'tries'})")
+            hints.append({"password": "Check the username and the password (letter case counts).",
+                          "code": "Enter a fresh code from your authenticator: each code works once, and only "
+                                  "for about 30 seconds; check that the clock of the device making them is right.",
+                          "prompt": "Check the answers the cluster asks for."}[kind])
+        for path in self._unreadable:
+            reasons.append(f"the key file {path} could not be read")
+            hints.append("Check that the key file is an SSH private key this account can read.")
+        had_keys = any(entry.startswith(("key ", "agent key ")) for entry in self.tried)
+        if not had_keys and "publickey" in allowed:
+            if self.method.startswith("password"):
+                reasons.append(f"it accepts only {', '.join(allowed)}")
+                hints.append("This cluster is set to log in by password, so no key was offered: "
+                             "set its login method to key in its settings.")
+            else:
+                reasons.append(f"EnvDesk had no SSH key to offer ({self._where_keys_were_looked_for()})")
+                hints.append("Load your key into the ssh-agent (ssh-add), or set this cluster's key file "
+                             "in its settings.")
+        if not reasons:
+            reasons.append(f"it accepts only {', '.join(allowed) or 'no method EnvDesk knows'}")
+            hints.append("Check the username and this cluster's login settings.")
+        tried = f" (Tried: {'; '.join(self.tried)}.)" if self.tried else ""
+        if self._refused_keys or self._refused_answers:
+            lead = f"{self._where()} refused the login as {self.hop.user!r}"
+        else:  # nothing EnvDesk had reached the server: no key, or a key that would not open
+            lead = f"EnvDesk could not log in to {self._where()} as {self.hop.user!r}"
+        return AuthenticationFailed(f"{lead}: {'; '.join(reasons)}.", " ".join(dict.fromkeys(hints)) + tried)
+
+    def _where_keys_were_looked_for(self) -> str:
+        places = []
+        if self._agent_keys == 0:
+            places.append("the ssh-agent holds no keys")
+        elif self._agent_keys is None and self.use_agent:
+            places.append("no ssh-agent is running")
+        if self._missing_keys:
+            places.append(f"the key file {', '.join(self._missing_keys)} does not exist")
+        elif not self.hop.identity_files:
+            places.append("no key file in ~/.ssh")
+        return "; ".join(places)
 
 
 def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:

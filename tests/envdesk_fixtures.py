@@ -1,6 +1,7 @@
 """Helpers for tests that drive EnvDesk against the test bed: config folders, prompters, the CLI."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,9 +10,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.paths import AppPaths
@@ -96,3 +98,17 @@ def canon(name: str) -> str:
 def packages_of(env, skip=("pip", "setuptools", "wheel")) -> dict[str, str]:
     """{normalized name: version} of an Environment, without the installer's own packages."""
     return {canon(p.name): p.version for p in env.packages if canon(p.name) not in skip}
+
+
+@contextlib.contextmanager
+def running_ssh_agent(socket_path: Path) -> Iterator[dict[str, str]]:
+    """A real ssh-agent listening on `socket_path` for the block; yields the environment that reaches it."""
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+    finally:
+        agent.terminate()
+        agent.wait(10)

@@ -1,7 +1,6 @@
 """Secrets: remembered in a real keyring backend (never in EnvDesk's files), and keys from a real ssh-agent."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import keyring
@@ -9,7 +8,7 @@ import pytest
 from keyrings.alt.file import PlaintextKeyring
 
 from envdesk.backend import secrets
-from envdesk_fixtures import ScriptedPrompter, make_config, session_for
+from envdesk_fixtures import ScriptedPrompter, make_config, running_ssh_agent, session_for
 
 
 @pytest.fixture
@@ -52,13 +51,7 @@ def test_a_stale_remembered_password_is_forgotten_and_asked_again(testbed, tmp_p
 
 def test_keys_from_a_running_ssh_agent(testbed, tmp_path, home, monkeypatch):
     socket_path = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if socket_path.exists():
-                break
-            subprocess.run(["sleep", "0.05"])
-        env = {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
+    with running_ssh_agent(socket_path) as env:
         subprocess.run(["ssh-add", str(testbed.client_key)], env=env, check=True, capture_output=True)
         monkeypatch.setenv("SSH_AUTH_SOCK", str(socket_path))
         paths = make_config(tmp_path / "cfg", testbed, ["beta"], beta={"identity_file": None})
@@ -66,9 +59,6 @@ def test_keys_from_a_running_ssh_agent(testbed, tmp_path, home, monkeypatch):
         runner = session_for(paths, prompter).target("beta").runner
         assert runner.run(["whoami"]).stdout.strip() == testbed.clusters["beta"].user
         assert prompter.asked == []
-    finally:
-        agent.terminate()
-        agent.wait(10)
 
 
 def test_a_plaintext_file_keyring_is_never_used_nor_offered(testbed, tmp_path, home, plaintext_keyring):
