@@ -5,10 +5,16 @@ users pick from, how the login goes (key, password, one-time code), where enviro
 live, which pip options and environment kind the site wants, and plain notes about its
 rules. :meth:`Preset.profile_fields` turns a preset into the keyword arguments of a
 :class:`~envdesk.backend.config.ClusterProfile`.
+
+A preset also carries the SSH host key fingerprints its site publishes for the login nodes (each
+with the page it was read from and the day it was checked), and the page where users register
+their public key. :func:`judge_host_key` compares what a server presents with them.
 """
 from __future__ import annotations
 
+import datetime
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,12 +29,20 @@ from .kinds import KINDS
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
+    from .hostkeys import ServerIdentity
+
 PRESET_AUTH_METHODS = tuple(method for method in AUTH_METHODS if method != "auto")
 OTHER_ID = "other"
 
 _FIELDS = ("id", "label", "description", "hosts", "auth", "auth_help", "env_roots", "pip_args",
-           "preferred_kind", "python_modules_hint", "system_site_packages", "docs_url", "notes")
+           "preferred_kind", "python_modules_hint", "system_site_packages", "docs_url", "notes",
+           "host_keys", "key_page")
 _HOST_FIELDS = ("name", "host", "port")
+_HOST_KEY_FIELDS = ("host", "type", "fingerprint", "source", "checked")
+HOST_KEY_TYPES = {"ED25519": ("ssh-ed25519",), "RSA": ("ssh-rsa",),
+                  "ECDSA": ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")}
+"""The key types sites name in their lists, and the SSH names of the keys a server presents."""
+_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 T = TypeVar("T")
 
@@ -40,6 +54,57 @@ class PresetHost:
     name: str
     host: str
     port: int = 22
+
+
+@dataclass(frozen=True)
+class PublishedHostKey:
+    """One host key fingerprint a site publishes, with where it was read and when."""
+
+    host: str
+    type: str  # ED25519, RSA or ECDSA, as sites list them
+    fingerprint: str  # "SHA256:..." as ssh-keygen -l prints it
+    source: str  # the https:// page that lists it
+    checked: str  # YYYY-MM-DD: the day the page was read
+
+    def fits(self, key_type: str) -> bool:
+        """Whether a server key of SSH type `key_type` (e.g. ssh-ed25519) is of this entry's type."""
+        return key_type in HOST_KEY_TYPES[self.type]
+
+
+MATCHES, DOES_NOT_MATCH, NOT_PUBLISHED = "matches", "does not match", "not published"
+
+
+@dataclass(frozen=True)
+class HostKeyVerdict:
+    """What a server's key is, measured against the fingerprints its site publishes."""
+
+    status: str  # MATCHES, DOES_NOT_MATCH or NOT_PUBLISHED
+    site: str = ""  # the preset's label ("" when nothing is published for the host)
+    published: tuple[PublishedHostKey, ...] = ()  # the site's entries for that host
+    matched: PublishedHostKey | None = None
+
+    @property
+    def headline(self) -> str:
+        """One plain sentence for the trust question."""
+        if self.status == MATCHES:
+            return f"This matches the fingerprint {self.site} publishes."
+        if self.status == DOES_NOT_MATCH:
+            return f"DOES NOT match: do not connect. {self.site} publishes other fingerprints for this server."
+        return "Not published: compare by hand with what your cluster's documentation or support gives you."
+
+    @property
+    def sources(self) -> tuple[tuple[str, str], ...]:
+        """(page, date checked) of the entries the verdict rests on, each page once."""
+        entries = (self.matched,) if self.matched is not None else self.published
+        return tuple(dict.fromkeys((entry.source, entry.checked) for entry in entries))
+
+    def lines(self) -> list[str]:
+        """The verdict for a terminal: headline, what is published, and where it was read."""
+        out = [self.headline]
+        if self.status == DOES_NOT_MATCH:
+            out += [f"  {entry.type} {entry.fingerprint}" for entry in self.published]
+        out += [f"Source: {page} (checked {checked})" for page, checked in self.sources]
+        return out
 
 
 @dataclass(frozen=True)
@@ -59,6 +124,8 @@ class Preset:
     system_site_packages: bool
     docs_url: str
     notes: tuple[str, ...]
+    host_keys: tuple[PublishedHostKey, ...] = ()
+    key_page: str = ""  # where users register their public key ("" if the site has no such page)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -84,6 +151,42 @@ class Preset:
             address, port = self.hosts[host_index].host, self.hosts[host_index].port
         return {"host": address, "port": port, "user": user, "env_roots": list(self.env_roots),
                 "pip_args": list(self.pip_args), "preset": self.id, "auth": self.auth}
+
+
+    def published_for(self, host: str) -> tuple[PublishedHostKey, ...]:
+        """The fingerprints this site publishes for `host` (names compared without case)."""
+        return tuple(entry for entry in self.host_keys if entry.host.casefold() == host.casefold())
+
+    def judge(self, identity: ServerIdentity) -> HostKeyVerdict:
+        """Whether the key a server presented is one this site publishes for that host.
+
+        When the site publishes any fingerprint for the host, a key that matches none of them is
+        DOES_NOT_MATCH, whatever its type: an impostor must not escape by offering another type.
+        """
+        published = self.published_for(identity.host)
+        if not published:
+            return HostKeyVerdict(NOT_PUBLISHED)
+        for entry in published:
+            if entry.fits(identity.key_type) and entry.fingerprint == identity.fingerprint:
+                return HostKeyVerdict(MATCHES, self.label, published, entry)
+        return HostKeyVerdict(DOES_NOT_MATCH, self.label, published)
+
+
+def judge_host_key(identity: ServerIdentity, presets: list[Preset] | None = None) -> HostKeyVerdict:
+    """The verdict of the first preset that publishes fingerprints for the server's host name.
+
+    `presets` defaults to the ones EnvDesk ships; if they cannot be read, nothing counts as
+    published (the user compares by hand, as without EnvDesk).
+    """
+    if presets is None:
+        try:
+            presets = load_presets()
+        except ConfigError:
+            presets = []
+    for preset in presets:
+        if preset.published_for(identity.host):
+            return preset.judge(identity)
+    return HostKeyVerdict(NOT_PUBLISHED)
 
 
 def load_presets(folder: str | os.PathLike[str] | Traversable | None = None) -> list[Preset]:
@@ -159,9 +262,10 @@ def _parse(data: Any, stem: str) -> Preset:
     hint = _typed(fields["python_modules_hint"], str, "The python_modules_hint", "text")
     for module in hint.split():
         validate.module_name(module)
-    docs_url = _text(fields["docs_url"], "docs_url")
-    if not docs_url.startswith("https://"):
-        raise InvalidInput(f"Its docs_url {docs_url!r} is not an https:// address.")
+    docs_url = _https(_text(fields["docs_url"], "docs_url"), "docs_url")
+    key_page = _typed(fields["key_page"], str, "The key_page", "text").strip()
+    if key_page:
+        _https(validate.plain_text(key_page, "key_page"), "key_page")
     return Preset(
         id=preset_id,
         label=_text(fields["label"], "label"),
@@ -177,7 +281,41 @@ def _parse(data: Any, stem: str) -> Preset:
                                     "The system_site_packages", "true or false"),
         docs_url=docs_url,
         notes=_items(fields["notes"], "notes", lambda note: validate.plain_text(note, "note")),
+        host_keys=tuple(_host_key(entry, n) for n, entry in enumerate(_list(fields["host_keys"], "host_keys"), 1)),
+        key_page=key_page,
     )
+
+
+def _https(url: str, name: str) -> str:
+    if not url.startswith("https://") or len(url) <= len("https://") or any(c.isspace() for c in url):
+        raise InvalidInput(f"Its {name} {url!r} is not an https:// address.")
+    return url
+
+
+def _host_key(data: Any, number: int) -> PublishedHostKey:
+    """One entry of `host_keys`: a host, a key type, a SHA256 fingerprint, its page and the day read."""
+    where = f"Host key {number} in host_keys"
+    fields = _mapping(data, _HOST_KEY_FIELDS, where)
+    host = validate.host(_typed(fields["host"], str, f"The host of host key {number}", "text"))
+    key_type = _text(fields["type"], f"type of host key {number}")
+    if key_type not in HOST_KEY_TYPES:
+        raise InvalidInput(f"{where} has type {key_type!r}.", f"Use one of: {', '.join(HOST_KEY_TYPES)}.")
+    printed = _text(fields["fingerprint"], f"fingerprint of host key {number}")
+    if not _FINGERPRINT.fullmatch(printed):
+        raise InvalidInput(f"{where} has fingerprint {printed!r}, which is not a SHA256 fingerprint.",
+                           "Copy it as ssh-keygen -l prints it: SHA256: and 43 characters (no MD5, no colons).")
+    checked = fields["checked"]
+    if isinstance(checked, str):
+        try:
+            checked = datetime.date.fromisoformat(checked.strip())
+        except ValueError:
+            checked = None
+    if not isinstance(checked, datetime.date) or isinstance(checked, datetime.datetime):
+        raise InvalidInput(f"{where} has checked {fields['checked']!r}, which is not a date like 2026-11-22.")
+    source = _https(_text(fields["source"], f"source of host key {number}"), f"source of host key {number}")
+    return PublishedHostKey(host=host, type=key_type, fingerprint=printed, source=source,
+                            checked=checked.isoformat())
+
 
 
 def _host(data: Any, number: int) -> PresetHost:

@@ -1,4 +1,6 @@
-"""Login questions from worker threads, answered in dialogs on the GUI thread without blocking it."""
+"""Login questions from worker threads, answered in dialogs on the GUI thread without blocking it.
+
+The trust question's dialog lives in dialogs/trust_dialog.py (imported here, as before)."""
 from __future__ import annotations
 
 import threading
@@ -12,6 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLi
 from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
 from envdesk.backend.secrets import keyring_problem
+
+from .dialogs.trust_dialog import TrustDialog
 
 _KIND_TITLES = {"password": "Password", "passphrase": "Key passphrase", "code": "One-time code",
                 "prompt": "Login question"}
@@ -68,30 +72,6 @@ class LoginDialog(QDialog):
 
     def answer(self) -> SecretAnswer:
         return SecretAnswer(self.field.text(), self.remember.isChecked() and self.remember.isVisible())
-
-
-class TrustDialog(QDialog):
-    """A server seen for the first time: its fingerprint and what trusting it means."""
-
-    def __init__(self, cluster: str, identity: ServerIdentity, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"Trust {identity.host}?")
-        self.setAccessibleName("Trust this server")
-        layout = QVBoxLayout(self)
-        self.text = text = QLabel(
-            f"<p>EnvDesk has never connected to <b>{identity.host}</b> (port {identity.port}, cluster "
-            f"{cluster}) before. Its identity is:</p><p><tt>{identity.key_type} {identity.fingerprint}</tt></p>"
-            "<p>If this matches the fingerprint your cluster publishes, trust it: EnvDesk will then refuse "
-            "any other server pretending to be this one. If it does not match, cancel.</p>")
-        text.setWordWrap(True)
-        text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(text)
-        buttons = QDialogButtonBox()
-        self.trust_button = buttons.addButton("Trust and connect", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
 
 
 class QtPrompter(QObject):

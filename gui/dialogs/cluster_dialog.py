@@ -9,11 +9,14 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, InvalidInput
 from envdesk.backend.ssh_config import load_ssh_config, profiles_from_ssh_config
+from envdesk.backend.sshkeys import find_keys
 
 from ..controller import ConnectionCheck
 from ..tasks import Task
 from .common import folded_options
+from .key_dialog import KeyDialog
 
+KEY_METHODS = ("auto", "key", "key+code")
 LOGIN_METHODS = [("auto", "Let EnvDesk find out"), ("key", "SSH key"), ("password", "Password"),
                  ("key+code", "SSH key + one-time code"), ("password+code", "Password + one-time code")]
 
@@ -85,6 +88,22 @@ class ClusterDialog(QDialog):
         form.addRow("Key file:", key_row)
         layout.addLayout(form)
 
+        self.no_key = QWidget()
+        no_key_row = QHBoxLayout(self.no_key)
+        no_key_row.setContentsMargins(0, 0, 0, 0)
+        self.no_key_text = QLabel("You have no SSH key on this computer yet, and this cluster logs you in with one.")
+        self.no_key_text.setWordWrap(True)
+        no_key_row.addWidget(self.no_key_text, 1)
+        self.make_key_button = QPushButton("Make a key for me…")
+        self.make_key_button.setAccessibleName("Make an SSH key for me")
+        self.make_key_button.clicked.connect(self.make_key)
+        no_key_row.addWidget(self.make_key_button)
+        layout.addWidget(self.no_key)
+        self.key_dialog: KeyDialog | None = None
+        self.has_key = find_keys().any
+        self.auth.currentIndexChanged.connect(self._update_key_offer)
+        self.identity.textChanged.connect(self._update_key_offer)
+
         self.advanced, advanced_form = folded_options()
         self.jump = QLineEdit()
         self.jump.setPlaceholderText("user@gateway:22, comma separated")
@@ -120,6 +139,7 @@ class ClusterDialog(QDialog):
         if profile is not None:
             self._fill(profile)
             self.name.setReadOnly(True)
+        self._update_key_offer()
 
     # -- filling ---------------------------------------------------------------------------
 
@@ -154,6 +174,23 @@ class ClusterDialog(QDialog):
         self.roots.setText(" ".join(fields.get("env_roots") or []))
         self.pip_args.setText(" ".join(fields.get("pip_args") or []))
         self.preset_help.setText(f"{preset.description} {preset.auth_help}")
+
+    def _update_key_offer(self) -> None:
+        """Offer to make a key only to someone with none, for a login that uses one."""
+        wants_key = self.auth.currentData() in KEY_METHODS and not self.identity.text().strip()
+        self.no_key.setVisible(wants_key and not self.has_key)
+
+    def make_key(self) -> KeyDialog:
+        """Open the Make-a-key dialog for the chosen preset (its page for registering keys)."""
+        self.key_dialog = dialog = KeyDialog(self.preset.currentData(), self)
+        dialog.finished.connect(self._key_dialog_closed)
+        dialog.open()
+        return dialog
+
+    def _key_dialog_closed(self) -> None:
+        if self.key_dialog is not None and self.key_dialog.made is not None:
+            self.has_key = True
+            self._update_key_offer()
 
     def _ssh_menu(self) -> None:
         try:
