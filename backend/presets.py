@@ -36,7 +36,7 @@ OTHER_ID = "other"
 
 _FIELDS = ("id", "label", "description", "hosts", "auth", "auth_help", "env_roots", "pip_args",
            "preferred_kind", "python_modules_hint", "system_site_packages", "docs_url", "notes",
-           "host_keys", "key_page")
+           "host_keys", "key_page", "slurm_account_required")
 _HOST_FIELDS = ("name", "host", "port")
 _HOST_KEY_FIELDS = ("host", "type", "fingerprint", "source", "checked")
 HOST_KEY_TYPES = {"ED25519": ("ssh-ed25519",), "RSA": ("ssh-rsa",),
@@ -126,6 +126,7 @@ class Preset:
     notes: tuple[str, ...]
     host_keys: tuple[PublishedHostKey, ...] = ()
     key_page: str = ""  # where users register their public key ("" if the site has no such page)
+    slurm_account_required: bool = False  # batch jobs are refused without #SBATCH --account
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -279,6 +280,8 @@ def _parse(data: Any, stem: str) -> Preset:
         python_modules_hint=hint,
         system_site_packages=_typed(fields["system_site_packages"], bool,
                                     "The system_site_packages", "true or false"),
+        slurm_account_required=_typed(fields["slurm_account_required"], bool,
+                                      "The slurm_account_required", "true or false"),
         docs_url=docs_url,
         notes=_items(fields["notes"], "notes", lambda note: validate.plain_text(note, "note")),
         host_keys=tuple(_host_key(entry, n) for n, entry in enumerate(_list(fields["host_keys"], "host_keys"), 1)),

@@ -1,10 +1,14 @@
 """Copy-and-paste snippets: how to use an environment in a terminal and in a Slurm batch script."""
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 
+from .errors import NotFound
 from .inventory import Environment
+from .presets import get_preset
+from .targets import Target
 
 CONDA_MANAGERS = ("micromamba", "mamba", "conda")
 
@@ -18,6 +22,18 @@ class Place:
     windows: bool = False
     slurm_account: str | None = None
     account_required: bool = False
+
+
+def place_of(target: Target) -> Place:
+    """What the snippets of `target`'s environments need to know about where they are."""
+    profile = target.profile
+    if profile is None:
+        return Place(local=True, windows=os.name == "nt")
+    try:
+        required = bool(profile.preset) and get_preset(str(profile.preset)).slurm_account_required
+    except NotFound:
+        required = False
+    return Place(slurm_account=profile.slurm_account, account_required=required)
 
 
 def _module_lines(env: Environment) -> list[str]:

@@ -75,3 +75,25 @@ def test_conda_environments_activate_without_conda_init():
     assert lines[1] == "conda activate /home/u/conda/c"
     micro = Environment(name="m", path="/p/m", kind="conda", python="3.11", created_by="micromamba 2.0.5")
     assert terminal_snippet(micro).splitlines()[0] == 'eval "$(micromamba shell hook -s bash)"'
+
+
+def test_an_alliance_profile_gets_the_account_line_its_preset_requires(tmp_path, home):
+    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from envdesk.backend.paths import AppPaths
+    from envdesk.backend.presets import get_preset
+    from envdesk.backend.snippets import place_of
+    from envdesk.backend.targets import Session
+    paths = AppPaths(tmp_path / "cfg")
+    store = ClusterStore(paths)
+    store.add(ClusterProfile(name="narval", **get_preset("alliance").profile_fields(3, user="jsmith")))
+    store.add(ClusterProfile(name="mila", **get_preset("mila").profile_fields(0, user="jsmith")))
+    store.add(ClusterProfile(name="mine", host="login.example.org", slurm_account="def-lab"))
+    session = Session(paths)
+    env = Environment(name="x", path="/home/jsmith/venvs/x", kind="venv", python="3.11")
+    narval = slurm_snippet(env, place_of(session.target("narval")))
+    assert narval is not None and narval.splitlines()[1].startswith("#SBATCH --account=def-yourpi")
+    mila = slurm_snippet(env, place_of(session.target("mila")))
+    assert mila is not None and not any(line.startswith("#SBATCH --account") for line in mila.splitlines())
+    mine = slurm_snippet(env, place_of(session.target("mine")))
+    assert mine is not None and "#SBATCH --account=def-lab" in mine.splitlines()
+    assert place_of(session.target("local")).local
