@@ -45,6 +45,7 @@ class Session:
         self.hostkeys = HostKeyStore(paths.known_hosts_file)
         self.prompter: Prompter = prompter or NoPrompter()
         self._runners: dict[str, Runner] = {}
+        self._tested: dict[str, Runner] = {}  # connections of forms tested before they were saved
         self.capabilities: dict[str, Any] = {}  # target name -> Capabilities, probed once
         self._lock = threading.Lock()
 
@@ -74,9 +75,23 @@ class Session:
                 runner.close()
                 runner = None
             if runner is None:
-                runner = LocalRunner() if profile is None else SSHRunner(profile, self.prompter, self.hostkeys)
+                tested = self._tested.pop(name, None)
+                if tested is not None and tested.matches(profile):
+                    runner = tested  # the connection the form was tested with: no second login (or code)
+                else:
+                    if tested is not None:
+                        tested.close()
+                    runner = LocalRunner() if profile is None else SSHRunner(profile, self.prompter, self.hostkeys)
                 self._runners[name] = runner
             return runner
+
+    def keep_tested(self, name: str, runner: Runner) -> None:
+        """Keep the open connection of a profile tested before saving: if the profile is saved unchanged,
+        it becomes the target's connection, so the user does not log in (and type a code) twice."""
+        with self._lock:
+            previous, self._tested[name] = self._tested.get(name), runner
+        if previous is not None and previous is not runner:
+            previous.close()
 
     def forget(self, name: str) -> None:
         """Close and drop a target's connection (after its profile changed or was removed)."""
@@ -89,6 +104,7 @@ class Session:
     def close(self) -> None:
         """Close every connection."""
         with self._lock:
-            runners, self._runners = list(self._runners.values()), {}
+            runners, self._runners = [*self._runners.values(), *self._tested.values()], {}
+            self._tested = {}
         for runner in runners:
             runner.close()

@@ -55,7 +55,7 @@ def _describe(caps: Capabilities) -> str:
 
 
 def _scratch_target(session: Session, profile: ClusterProfile) -> Target:
-    """A target for a profile that is not saved (yet): its own connection, closed after the check."""
+    """A target for a profile that is not saved (yet): its own connection, kept only if the check works."""
     runner = SSHRunner(profile, session.prompter, session.hostkeys)
     return Target(profile.name, profile.name, runner, tuple(profile.roots), tuple(profile.pip_args), profile)
 
@@ -65,7 +65,8 @@ def check_connection(session: Session, target_name: str, progress: Progress | No
     """Check the target step by step, reporting each step before it runs.
 
     With `profile`, check that (unsaved) profile over a connection of its own instead of the saved
-    target, so a form can be tested before it is saved.
+    target, so a form can be tested before it is saved; when the check works, that connection is kept
+    for the profile once saved (Session.keep_tested).
     """
     progress = progress or Progress()
     target = _scratch_target(session, profile) if profile is not None else session.target(target_name)
@@ -97,6 +98,8 @@ def check_connection(session: Session, target_name: str, progress: Progress | No
         result.error = exc
         result.steps.append(CheckStep(current, exc.message, ok=False))
     finally:
-        if profile is not None:
+        if profile is not None and result.ok:
+            session.keep_tested(profile.name, runner)
+        elif profile is not None:
             runner.close()
     return result
