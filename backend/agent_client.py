@@ -22,11 +22,13 @@ from .errors import Busy, CommandFailed, EnvDeskError, InvalidInput, NotFound
 from .protocol import (
     ANSWER_MARKER,
     CODE_BUSY,
+    CODE_DISK_FULL,
     CODE_EXISTS,
     CODE_INCOMPLETE,
     CODE_INVALID,
     CODE_MISSING,
     CODE_OUTSIDE,
+    CODE_READ_ONLY,
 )
 from .runner import CancelToken, Runner
 
@@ -101,6 +103,13 @@ _REFUSALS: dict[str, type[EnvDeskError]] = {
     CODE_BUSY: Busy, CODE_EXISTS: InvalidInput, CODE_INVALID: InvalidInput, CODE_OUTSIDE: InvalidInput,
     CODE_MISSING: NotFound, CODE_INCOMPLETE: InvalidInput}
 
+# What the user can do about a refusal the agent cannot word for them (it does not know what else is there).
+_HINTS: dict[str, str] = {
+    CODE_DISK_FULL: "Delete environments or files you no longer need on that disk (or ask for more quota), "
+                    "or use an environment folder on another disk, then try again.",
+    CODE_READ_ONLY: "Use an environment folder you can write to (a project or scratch folder, for example).",
+}
+
 
 def call_action(runner: Runner, action: str, path: str, roots: Sequence[str], **settings: Any) -> dict[str, Any]:
     """Run one of the agent's write actions; a refusal becomes the matching EnvDeskError."""
@@ -108,5 +117,6 @@ def call_action(runner: Runner, action: str, path: str, roots: Sequence[str], **
                        timeout=ACTION_TIMEOUT)
     if not answer.get("ok"):
         error = answer.get("error") or (answer.get("errors") or [{}])[0].get("error", "unknown problem")
-        raise _REFUSALS.get(answer.get("code", ""), CommandFailed)(error)
+        code = answer.get("code", "")
+        raise _REFUSALS.get(code, CommandFailed)(error, _HINTS.get(code, ""))
     return answer

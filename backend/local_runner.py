@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import IO, TYPE_CHECKING, Sequence
+from typing import IO, TYPE_CHECKING, Mapping, Sequence
 
 from . import uvproject
 from .errors import CommandFailed, InvalidInput
@@ -29,9 +29,11 @@ def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
 class _ProcessJob(Job):
     """A subprocess in a process group (session) of its own, so stopping it stops its children too."""
 
-    def __init__(self, command: list[str], label: str, on_line: LineCallback | None) -> None:
+    def __init__(self, command: list[str], label: str, on_line: LineCallback | None,
+                 env: Mapping[str, str] | None = None) -> None:
         super().__init__(label, on_line)
         self.command = command
+        self.env = {**os.environ, **env} if env else None
         self.process: subprocess.Popen  # set by start(), before any other primitive is used
         self.pumps: list[threading.Thread] = []
 
@@ -40,7 +42,7 @@ class _ProcessJob(Job):
             "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
         try:
             self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=subprocess.PIPE, **extra)
+                                            stderr=subprocess.PIPE, env=self.env, **extra)
         except OSError as exc:
             raise CommandFailed(f"Could not start {self.label}: {exc.strerror or exc}.",
                                 exit_status=127) from exc
@@ -112,8 +114,9 @@ class LocalRunner(Runner):
 
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,
-            timeout: float | None = None) -> CommandResult:
-        job = _ProcessJob(self._with_modules(argv, modules), join_command(argv), on_line)
+            timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run one command; `env` is added to its environment (never to its arguments, which others see)."""
+        job = _ProcessJob(self._with_modules(argv, modules), join_command(argv), on_line, env)
         return self._execute(job, stdin, cancel, timeout)
 
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,6 +71,8 @@ def probe_this_computer() -> Capabilities:
     home = str(Path.home())
     caps = Capabilities(home=home, system_python="%d.%d.%d" % sys.version_info[:3])
     caps.tools["python3"] = sys.executable
+    if getattr(sys, "frozen", False):  # the standalone app: its executable is the app, not a Python
+        _installed_python(caps)
     for tool in ("uv", "virtualenv", "conda", "mamba", "micromamba"):
         found = shutil.which(tool)
         if found:
@@ -79,6 +82,23 @@ def probe_this_computer() -> Capabilities:
     except OSError:
         pass
     return caps
+
+
+def _installed_python(caps: Capabilities) -> None:
+    """For the standalone app: the Python installed on this computer makes the environments (none: no kinds
+    that need one)."""
+    del caps.tools["python3"]
+    caps.system_python = None
+    found = shutil.which("python3") or shutil.which("python")
+    if not found:
+        return
+    try:
+        answer = subprocess.run([found, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return
+    if answer.returncode == 0 and answer.stdout.strip():
+        caps.tools["python3"], caps.system_python = found, answer.stdout.strip()
 
 
 def probe(target: Target, cancel: CancelToken | None = None) -> Capabilities:

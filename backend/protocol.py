@@ -33,4 +33,6 @@ CODE_OUTSIDE = "outside"         # the folder is not inside a known root
 CODE_MISSING = "missing"         # no such environment or snapshot
 CODE_INCOMPLETE = "incomplete"   # the environment was never finished
 CODE_OSERROR = "oserror"         # the filesystem said no
+CODE_DISK_FULL = "disk-full"     # no space left on the disk, or the disk quota used up
+CODE_READ_ONLY = "read-only"     # the filesystem is mounted read-only
 CODE_FAILED = "failed"           # anything else

@@ -6,12 +6,14 @@ so nothing here is ever pasted into shell text.
 from __future__ import annotations
 
 import re
-
+import shlex
 from dataclasses import dataclass
 from typing import Sequence
 
 from .capabilities import Capabilities
+from .credentials import has_credentials, split_settings
 from .errors import InvalidInput
+from .spec import redact
 
 PIP_TO_UV = {"--no-cache-dir": "--no-cache"}
 INSTALLER_PACKAGES = frozenset({"pip", "setuptools", "wheel", "distribute"})
@@ -21,11 +23,29 @@ QUIET_PIP = ("--disable-pip-version-check", "--no-input")
 
 @dataclass(frozen=True)
 class Step:
-    """One command of an operation, with what it is for in plain words."""
+    """One command of an operation, with what it is for in plain words.
+
+    What holds a credential is never in `argv` (other users see every process's arguments): settings
+    go in `env`, environment variables for this command only, and requirement lines in `input`, a
+    requirements file the command reads from its standard input.
+    """
 
     what: str
     argv: tuple[str, ...]
     modules: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    input: str | None = None
+
+    def shell_text(self) -> str:
+        """The step as one bash command for a script that itself travels on standard input (`bash -s`):
+        its variables set for it alone, its input piped from printf (a builtin), so neither becomes a
+        process argument."""
+        assignments = "".join(f"{name}={shlex.quote(value)} " for name, value in self.env)
+        command = assignments + " ".join(shlex.quote(arg) for arg in self.argv)
+        if self.input is None:
+            return command
+        lines = " ".join(shlex.quote(line) for line in self.input.splitlines())
+        return f"printf '%s\\n' {lines} | {command}"
 
 
 def _channel_args(channels: Sequence[str]) -> list[str]:
@@ -84,9 +104,17 @@ def _legacy_vcs_form(spec: str) -> str:
     return f"{match.group(2)}#egg={match.group(1)}" if match else spec
 
 
+STDIN_REQUIREMENTS = {"pip": "/dev/stdin", "uv": "-"}
+"""How each installer is told to read a requirements file from its standard input."""
+
+
 @dataclass(frozen=True)
 class Installer:
-    """Installs into one environment with uv when the target has it, else with pip."""
+    """Installs into one environment with uv when the target has it, else with pip.
+
+    Requirements whose URL holds a credential are given on standard input, never as arguments; in what
+    EnvDesk records they appear without it (spec.redact), as pip and uv record them (PEP 610).
+    """
 
     python: str
     env_modules: tuple[str, ...]
@@ -103,50 +131,64 @@ class Installer:
     def name(self) -> str:
         return "uv" if self.uv else "pip"
 
-    def _uv(self, *args: str) -> Step:
-        command, uv_modules = self.uv  # type: ignore[misc]
-        return Step("", (command, "pip", *args), self.env_modules + uv_modules)
+    def _settings(self) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+        """The pip arguments to show (for uv, in uv's words) and the variables that carry the rest."""
+        shown, env = split_settings(self.pip_args, self.name)
+        return (tuple(PIP_TO_UV.get(arg, arg) for arg in shown) if self.uv else shown), env
 
-    def _pip(self, *args: str) -> Step:
-        return Step("", (self.python, "-m", "pip", *args), self.env_modules)
+    def _step(self, what: str, args: Sequence[str], env: tuple[tuple[str, str], ...] = (),
+              lines: Sequence[str] = ()) -> Step:
+        """A command of this installer, reading `lines` as a requirements file on its standard input."""
+        if lines:
+            args = [*args, "-r", STDIN_REQUIREMENTS[self.name]]
+        if self.uv:
+            command, uv_modules = self.uv
+            argv, modules = (command, "pip", *args), self.env_modules + uv_modules
+        else:
+            argv, modules = (self.python, "-m", "pip", *args), self.env_modules
+        return Step(what, argv, modules, env, "".join(f"{line}\n" for line in lines) if lines else None)
 
-    def _uv_args(self) -> tuple[str, ...]:
-        return tuple(PIP_TO_UV.get(arg, arg) for arg in self.pip_args)
-
-    def install(self, specs: Sequence[str], upgrade: Sequence[str] = (), requirements: str | None = None,
+    def install(self, specs: Sequence[str], upgrade: Sequence[str] = (), lines: Sequence[str] = (),
                 no_deps: bool = False, require_hashes: bool = False) -> Step:
-        """Install specs (and a requirements file already on the target), upgrading the named ones.
+        """Install specs and requirements-file `lines` (hashed ones, say), upgrading the named ones.
 
-        A spec '-e FOLDER_OR_URL' is installed editable (the option goes before the '--').
+        A spec '-e FOLDER_OR_URL' is installed editable (the option goes before the '--'). Specs with a
+        credential join `lines`, which the installer reads from its standard input.
         """
+        given = list(lines) + [spec for spec in specs if has_credentials(spec)]
+        specs = [spec for spec in specs if not has_credentials(spec)]
         editables = [arg for spec in specs if spec.startswith("-e ") for arg in ("-e", spec[3:].strip())]
         specs = [spec for spec in specs if not spec.startswith("-e ")]
-        extra = (["-r", requirements] if requirements else []) + (["--no-deps"] if no_deps else []) + editables
-        extra += ["--require-hashes"] if require_hashes else []
+        extra = (["--no-deps"] if no_deps else []) + editables + (["--require-hashes"] if require_hashes else [])
+        shown, env = self._settings()
         if self.uv:
             ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
-            step = self._uv("install", "--python", self.python, *self._uv_args(), *ups, *extra, "--", *specs, *upgrade)
+            args = ["install", "--python", self.python, *shown, *ups, *extra]
         else:
             ups = ["--upgrade"] if upgrade else []
-            specs = [_legacy_vcs_form(spec) for spec in specs]
-            step = self._pip("install", *QUIET_PIP, *self.pip_args, *extra, *ups, "--", *specs, *upgrade)
-        return Step(f"Installing packages with {self.name}", step.argv, step.modules)
+            specs, given = [_legacy_vcs_form(spec) for spec in specs], [_legacy_vcs_form(line) for line in given]
+            args = ["install", *QUIET_PIP, *shown, *extra, *ups]
+        step = self._step("", args, env, given)
+        return Step(f"Installing packages with {self.name}", (*step.argv, "--", *specs, *upgrade), step.modules,
+                    step.env, step.input)
 
     def dry_run(self, spec: str) -> Step:
         """Check whether one pinned spec can be installed here, changing nothing."""
+        shown, env = self._settings()
         if self.uv:
-            step = self._uv("install", "--dry-run", "--no-deps", "--python", self.python, *self._uv_args(), "--", spec)
+            args = ["install", "--dry-run", "--no-deps", "--python", self.python, *shown]
         else:
-            step = self._pip("install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed",
-                             *self.pip_args, "--", spec)
-        return Step(f"Checking {spec}", step.argv, step.modules)
+            args = ["install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed", *shown]
+        secret = has_credentials(spec)
+        step = self._step(f"Checking {redact(spec)}", args, env, [spec] if secret else [])
+        return Step(step.what, (*step.argv, "--", *([] if secret else [spec])), step.modules, step.env, step.input)
 
     def uninstall(self, names: Sequence[str]) -> Step:
         if self.uv:
-            step = self._uv("uninstall", "--python", self.python, "--", *names)
+            args = ["uninstall", "--python", self.python, "--", *names]
         else:
-            step = self._pip("uninstall", *QUIET_PIP, "--yes", "--", *names)
-        return Step(f"Removing packages with {self.name}", step.argv, step.modules)
+            args = ["uninstall", *QUIET_PIP, "--yes", "--", *names]
+        return self._step(f"Removing packages with {self.name}", args)
 
 
 def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str],

@@ -1,19 +1,22 @@
 """The one seam through which every command runs, on a cluster or on this computer."""
 from __future__ import annotations
 
+import logging
 import shlex
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
-from .errors import Cancelled, CommandFailed, EnvDeskError
+from .errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError
 
 if TYPE_CHECKING:  # only for annotations: the runner layer imports neither paramiko nor the probe
     from .capabilities import Capabilities
     from .config import ClusterProfile
     from .hostkeys import ServerIdentity
+
+log = logging.getLogger(__name__)
 
 LineCallback = Callable[[str, str], None]
 TrustDecision = Callable[["ServerIdentity", "EnvDeskError"], bool]
@@ -186,8 +189,9 @@ class Runner(ABC):
     @abstractmethod
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,
-            timeout: float | None = None) -> CommandResult:
-        """Run one command (after loading `modules`, where the target has them) and wait for it."""
+            timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run one command (after loading `modules`, where the target has them) and wait for it; `env` is
+        added to its environment (never to its arguments, which other users of the target can read)."""
 
     @abstractmethod
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
@@ -244,14 +248,16 @@ class Runner(ABC):
         """The one wait loop of every runner: start, feed stdin, stream output until the command ends.
 
         On cancel or timeout the command is asked to stop, and forced KILL_AFTER seconds later if still there;
-        then Cancelled or the timed_out error is raised.
+        then Cancelled or the timed_out error is raised. When the connection breaks while it runs, what it
+        started there is stopped too (see _abandon) before ConnectionFailed goes on.
         """
         stopping_since = 0.0
-        signalled = forced = False
+        signalled = forced = started = False
         try:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             job.start()
+            started = True
             job.send_input(stdin)
             deadline = None if timeout is None else time.monotonic() + timeout
             while not job.read():
@@ -263,6 +269,10 @@ class Runner(ABC):
                     signalled = job.stop()
                 elif signalled and not forced and now - stopping_since > KILL_AFTER:
                     forced = job.stop(force=True)
+        except ConnectionFailed:
+            if started:
+                _abandon(job)
+            raise
         finally:
             job.close()
         if cancel is not None and cancel.cancelled:
@@ -270,6 +280,18 @@ class Runner(ABC):
         if stopping_since:
             raise timed_out(job.label, timeout or 0)
         return job.result()
+
+
+def _abandon(job: Job) -> None:
+    """Stop a command whose connection broke (on a new connection, where the runner has one to open).
+
+    A remote command does not end with its connection: an installer would go on changing an environment
+    that the caller is about to roll back, or remove. Best effort: an unreachable target keeps it running.
+    """
+    try:
+        job.stop(force=True)
+    except Exception as exc:  # the target may be unreachable in any way; the broken connection is the error
+        log.info("could not stop %s after its connection broke: %s", job.label, exc)
 
 
 def timed_out(what: str, seconds: float) -> CommandFailed:

@@ -11,7 +11,7 @@ import select
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import paramiko
 
@@ -54,20 +54,36 @@ _FIND_PYTHON = (
 
 
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
-# csh, tcsh or fish treat specially even between single quotes.
-_DECODE_AND_RUN = """'envdesk_script=$(printf %s "$1" | base64 -d) && eval "$envdesk_script"'"""
+# csh, tcsh or fish treat specially even between single quotes. It reads the script, one base64 line,
+# from standard input (bash reads a pipe a byte at a time, so the rest stays for the command).
+_READ_AND_RUN = ("'IFS= read -r envdesk_line && envdesk_script=$(printf %s \"$envdesk_line\" | base64 -d) "
+                 "&& unset envdesk_line && eval \"$envdesk_script\"'")
 
 
-def command_line(script: str, shell: str = "bash --login") -> str:
-    """The text of an exec request that runs `script` in `shell`, whatever the user's login shell is.
+def command_line(shell: str = "bash --login") -> str:
+    """The text of every exec request: `shell` runs the script it reads first on standard input
+    (see script_input), whatever the user's login shell is.
 
     sshd hands that text to the login shell (`$SHELL -c TEXT`), and clusters still have tcsh users: csh
-    and tcsh break on a newline or a `!` even inside quotes, fish has a syntax of its own. So the script
-    travels as one base64 word, in a line made of plain words that every shell reads the same way
-    (`exec SHELL -c '...decode and eval $1...' envdesk BASE64`); stdin stays free for the command.
+    and tcsh break on a newline or a `!` even inside quotes, fish has a syntax of its own. So the line
+    is made of plain words that every shell reads the same way. The script itself is not in it: any user
+    of the login node can read every process's arguments (`ps`), and a script may hold credentials.
     """
-    encoded = base64.b64encode(script.encode("utf-8")).decode("ascii")
-    return f"exec {shell} -c {_DECODE_AND_RUN} envdesk {encoded}"
+    return f"exec {shell} -c {_READ_AND_RUN} envdesk"
+
+
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _variable(name: str) -> str:
+    if not _VARIABLE_NAME.match(name):
+        raise ValueError(f"{name!r} is not an environment variable name")
+    return name
+
+
+def script_input(script: str) -> bytes:
+    """What goes first on the standard input of command_line(): the script as one base64 line."""
+    return base64.b64encode(script.encode("utf-8")) + b"\n"
 
 
 def remote_script(body: str, modules: Sequence[str] = ()) -> str:
@@ -78,9 +94,8 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     """
     if modules:
         body = f"module load {join_command(modules)} && {body}"
-    wrapper = (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
-               f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
-    return command_line(wrapper)
+    return (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
+            f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
 
 
 def _algorithms_for(key_types: Sequence[str]) -> set[str]:
@@ -608,7 +623,9 @@ class SSHRunner(Runner):
                   f"[ $i -ge {int(KILL_AFTER * 20)} ] && break; sleep 0.1; done; true")
         try:
             channel = self._open_channel()
-            channel.exec_command(command_line(script, "sh"))
+            channel.exec_command(command_line("sh"))
+            channel.sendall(script_input(script))
+            channel.shutdown_write()
             deadline = time.monotonic() + KILL_AFTER * 2 + 10
             while not channel.exit_status_ready() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -618,8 +635,11 @@ class SSHRunner(Runner):
 
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,
-            timeout: float | None = None) -> CommandResult:
-        return self.run_shell(f"exec {join_command(argv)}", modules=modules, stdin=stdin, on_line=on_line,
+            timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
+        """Run one command; `env` is exported for it inside the script, which never travels as an argument."""
+        exports = "".join(f"export {join_command([f'{_variable(name)}={value}'])}; "
+                          for name, value in (env or {}).items())
+        return self.run_shell(f"{exports}exec {join_command(argv)}", modules=modules, stdin=stdin, on_line=on_line,
                               cancel=cancel, timeout=timeout, label=join_command(argv))
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
@@ -658,9 +678,8 @@ class SSHRunner(Runner):
         if cancel is not None:
             cancel.raise_if_cancelled()
         with self._slots:
-            job = _ChannelJob(self, self._open_channel(cancel), remote_script(body, modules), label or body,
-                              on_line)
-            return self._execute(job, stdin, cancel, timeout)
+            job = _ChannelJob(self, self._open_channel(cancel), command_line(), label or body, on_line)
+            return self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
 
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:
         """One command that reports the cluster's tools, Pythons, modules, space and quota."""

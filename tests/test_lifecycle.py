@@ -67,7 +67,7 @@ def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(session, c
     assert packages_of(removed) == {"tinyalpha": "2.0"}
     assert removed.envdesk["requested"] == ["tinyalpha==1.0"]
     snapshots = list_snapshots(session, cluster, name)
-    assert len(snapshots) == 3 and "add tinygamma" in snapshots[0].reason
+    assert len(snapshots) == 3 and "adding tinygamma" in snapshots[0].reason
     reverted = revert_environment(session, cluster, name, snapshots[0].id).environment
     assert packages_of(reverted) == {"tinyalpha": "1.0"}
     assert reverted.kind == kind and len(list_snapshots(session, cluster, name)) == 4

@@ -142,8 +142,19 @@ def expand(path, variables=False):
     return os.path.abspath(os.path.expanduser(path))
 
 
+# The filesystem refusals a user can act on (make room, write elsewhere), in plain words.
+PLAIN_OS_ERRORS = {errno.ENOSPC: "the disk is full (no space left on it)",
+                   errno.EROFS: "the filesystem is read-only",
+                   errno.EACCES: "permission denied"}
+if hasattr(errno, "EDQUOT"):
+    PLAIN_OS_ERRORS[errno.EDQUOT] = "the disk quota is used up"
+
+
 def describe_os_error(exc):
     """A short plain-language reason for an OSError."""
+    plain = PLAIN_OS_ERRORS.get(getattr(exc, "errno", None))
+    if plain:
+        return plain
     reason = exc.strerror or exc.__class__.__name__
     return reason[0].lower() + reason[1:] if reason else "unknown error"
 

@@ -15,6 +15,7 @@ import csv
 import errno
 import shutil
 import stat
+import tempfile
 
 STALE_LOCK_SECONDS = 24 * 3600
 
@@ -314,7 +315,7 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False):
         os.mkdir(lock)
     except OSError as exc:
         if exc.errno != errno.EEXIST:
-            raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), CODE_OSERROR)
+            raise           # a full disk, a read-only root ...: run_action says so for the action at hand
         info = _lock_owner(lock)
         reason = _stale_reason(path, info)
         if reason is None:
@@ -328,14 +329,13 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False):
                        % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                           info.get("host", "an unknown machine"), reason))
     try:
-        with open(os.path.join(lock, LOCK_OWNER_FILE), "w") as handle:
-            json.dump(owner, handle)
+        write_json(os.path.join(lock, LOCK_OWNER_FILE), owner)
         if heartbeat and process is not None and _heartbeat(path, token, process[0], process[1]):
             owner["beat"] = LOCK_HEARTBEAT_SECONDS
             write_json(os.path.join(lock, LOCK_OWNER_FILE), owner)
-    except (OSError, IOError) as exc:
+    except BaseException:
         _remove_lock(lock)
-        raise ActionError("EnvDesk could not lock %s: %s." % (path, describe_os_error(exc)), CODE_OSERROR)
+        raise
     return token, None
 
 
@@ -379,15 +379,42 @@ def release_lock(path, token):
     _remove_lock(lock)
 
 
+def _umask():
+    """The process's umask, read from /proc where there is one (else set and put back at once)."""
+    for line in (_read_small("/proc/self/status") or b"").splitlines():
+        if line.startswith(b"Umask:"):
+            try:
+                return int(line.split()[1], 8)
+            except (IndexError, ValueError):
+                break
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path, data):
-    """Write JSON atomically (temp file then rename)."""
+    """Write JSON atomically: a temp file beside path, then renamed over it; the old file stays on failure.
+
+    The temp file has a random name and is created exclusively (never through a link someone planted
+    there), with the mode open() would give (others may read EnvDesk's notes); it is removed whatever
+    goes wrong (a full disk, a read-only filesystem ...).
+    """
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         os.makedirs(folder)
-    temp = "%s.%d.tmp" % (path, os.getpid())
-    with open(temp, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-    os.rename(temp, path)
+    fd, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), 0o666 & ~_umask())
+            json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
 
 
 def update_meta(path, changes):
@@ -420,10 +447,25 @@ def write_snapshot(env, reason):
     packages = [dict((k, p.get(k)) for k in ("name", "version", "installer", "url", "editable",
                                              "build", "channel", "requested") if k in p)
                 for p in env["packages"]]
-    write_json(os.path.join(folder, snap_id + ".json"),
-               {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
-                "kind": env["kind"], "packages": packages})
+    record = {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
+              "kind": env["kind"], "packages": packages}
+    requested = (env.get("envdesk") or {}).get("requested")
+    if isinstance(requested, list):  # what the user asked for then, put back with the packages by a revert
+        record["requested"] = requested
+    write_json(os.path.join(folder, snap_id + ".json"), record)
     return snap_id
+
+
+def drop_snapshot(path, snap_id):
+    """Forget a snapshot taken before a change that changed nothing (or was rolled back)."""
+    if not snap_id:
+        return
+    if not re.match(r"^[0-9TZ]+-[0-9]+$", str(snap_id)):
+        raise ActionError("%r is not a snapshot id." % snap_id, CODE_INVALID)
+    try:
+        os.unlink(os.path.join(snapshot_dir(path), str(snap_id) + ".json"))
+    except OSError:
+        pass
 
 
 def list_snapshots(path):
@@ -469,10 +511,17 @@ def _clear_unfinished(path):
     delete_environment_folder(path, own)
 
 
+def _write_mark(path):
+    """Mark a new environment as being built (the CREATING file, holding when)."""
+    with open(os.path.join(path, ENVDESK_DIR, CREATING_MARK), "w") as handle:
+        handle.write(_now_stamp() + "\n")
+
+
 def action_begin(cfg):
     """Lock an environment before a change; for a new one, also mark it as being built.
 
-    Creating over an unfinished environment (one a stopped client left) builds it again.
+    Creating over an unfinished environment (one a stopped client left) builds it again. When anything
+    fails here (a full disk ...), what this made is removed and the lock released.
     """
     creating = bool(cfg.get("create"))
     path = check_target(cfg["path"], cfg["roots"], creating=creating)
@@ -486,6 +535,7 @@ def action_begin(cfg):
         raise ActionError("%s is not a Python environment." % path, CODE_MISSING)
     token, took_over = take_lock(path, cfg.get("operation", "change"), client_pid=cfg.get("client_pid"),
                                  heartbeat=bool(cfg.get("heartbeat")))
+    made = False
     try:
         answer = {"path": path, "token": token}
         if took_over:
@@ -494,9 +544,10 @@ def action_begin(cfg):
             if os.path.lexists(path):
                 _clear_unfinished(path)
                 answer["replaced_unfinished"] = True
-            os.makedirs(os.path.join(path, ENVDESK_DIR))
-            with open(os.path.join(path, ENVDESK_DIR, CREATING_MARK), "w") as handle:
-                handle.write(_now_stamp() + "\n")
+            os.mkdir(path)
+            made = True
+            os.mkdir(os.path.join(path, ENVDESK_DIR))
+            _write_mark(path)
         else:
             env = read_env(path, os.path.basename(path), os.path.dirname(path))
             if env["state"] == STATE_INCOMPLETE:
@@ -507,23 +558,45 @@ def action_begin(cfg):
                 answer["snapshot"] = write_snapshot(env, cfg.get("reason", "before a change"))
         return answer
     except BaseException:
-        release_lock(path, token)
+        try:
+            if made:
+                remove_tree(path)      # only this begin's empty folder and its mark
+        except (OSError, ActionError):
+            pass
+        finally:
+            release_lock(path, token)
         raise
 
 
 def action_finish(cfg):
-    """Record EnvDesk's notes, clear the 'being built' mark and release the lock (its holder only)."""
+    """Record EnvDesk's notes, clear the 'being built' mark and release the lock (its holder only).
+
+    When recording fails (a full disk, a read-only filesystem ...) the holder keeps the lock: its abort
+    then removes the half-made environment (the mark is still there) or leaves the changed one's notes
+    as they were, and releases it.
+    """
     path = check_target(cfg["path"], cfg["roots"])
-    _check_holder(path, cfg.get("token"))
+    token = cfg.get("token")
+    _check_holder(path, token)
+    if cfg.get("meta"):
+        update_meta(path, cfg["meta"])
+    marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
+    if os.path.exists(marker):
+        os.unlink(marker)
     try:
-        if cfg.get("meta"):
-            update_meta(path, cfg["meta"])
-        marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
-        if os.path.exists(marker):
-            os.unlink(marker)
-        return {"path": path, "env": read_env(path, os.path.basename(path), os.path.dirname(path))}
+        env = read_env(path, os.path.basename(path), os.path.dirname(path))
+        answer = {"path": path, "env": env}
+        unchanged = cfg.get("snapshot_if_changed")
+        if unchanged and _package_set(read_snapshot(path, unchanged)["packages"]) == _package_set(env["packages"]):
+            drop_snapshot(path, unchanged)
+            answer["dropped_snapshot"] = unchanged
+        return answer
     finally:
-        release_lock(path, cfg.get("token"))
+        release_lock(path, token)
+
+
+def _package_set(packages):
+    return set((str(p.get("name", "")).lower(), p.get("version"), p.get("url")) for p in packages)
 
 
 def _check_holder(path, token):
@@ -550,6 +623,8 @@ def action_abort(cfg):
         if cfg.get("created") and os.path.isfile(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
             remove_tree(path)
             removed = True
+        else:
+            drop_snapshot(path, cfg.get("drop_snapshot"))
     finally:
         release_lock(path, cfg.get("token"))
     return {"path": path, "removed": removed}
@@ -564,8 +639,7 @@ def action_reset(cfg):
         raise ActionError("%s is not an unfinished environment; EnvDesk will not empty it." % path, CODE_INVALID)
     remove_tree(path)
     os.makedirs(os.path.join(path, ENVDESK_DIR))
-    with open(marker, "w") as handle:
-        handle.write(_now_stamp() + "\n")
+    _write_mark(path)
     return {"path": path}
 
 
@@ -879,6 +953,37 @@ ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort
            "measure": action_measure}
 
 
+def _doing(config):
+    """What the action was doing, for a sentence about why it could not ('record EnvDesk's notes in X')."""
+    path, name = config.get("path"), config.get("action")
+    if name == "begin":
+        return ("start making %s" if config.get("create") else
+                "save a snapshot of %s before changing it" if config.get("snapshot") else "lock %s") % path
+    return {"finish": "record EnvDesk's notes in %s", "abort": "clean up %s", "reset": "empty %s to build it again",
+            "delete": "delete %s"}.get(name, "read %s") % path
+
+
+def os_refusal(exc, config):
+    """An OSError met by an action, as its refusal: a full disk, a used-up quota and a read-only
+    filesystem in plain words naming the environment folder that holds the path, with their own codes."""
+    path = expand(str(config.get("path")))
+    try:
+        folder = inside_root(path, config.get("roots") or []) or os.path.dirname(path)
+    except (OSError, ValueError, TypeError):
+        folder = os.path.dirname(path)
+    doing = _doing(config)
+    if exc.errno == errno.ENOSPC:
+        return ActionError("The disk holding %s is full (no space left on it), so EnvDesk could not %s."
+                           % (expand(folder, variables=True), doing), CODE_DISK_FULL)
+    if exc.errno is not None and exc.errno == getattr(errno, "EDQUOT", None):
+        return ActionError("Your disk quota for %s is used up, so EnvDesk could not %s."
+                           % (expand(folder, variables=True), doing), CODE_DISK_FULL)
+    if exc.errno == errno.EROFS:
+        return ActionError("%s is read-only (its filesystem is mounted read-only), so EnvDesk could not %s."
+                           % (expand(folder, variables=True), doing), CODE_READ_ONLY)
+    return ActionError("EnvDesk could not %s: %s." % (doing, describe_os_error(exc)), CODE_OSERROR)
+
+
 def run_action(config):
     """Run one write action; refusals come back as {"ok": false, "code", "error"}."""
     action = ACTIONS.get(config.get("action"))
@@ -891,7 +996,8 @@ def run_action(config):
     except ActionError as exc:
         return {"ok": False, "code": exc.code, "error": str(exc)}
     except (OSError, IOError) as exc:
-        return {"ok": False, "code": CODE_OSERROR, "error": describe_os_error(exc)}
+        refusal = os_refusal(exc, config)
+        return {"ok": False, "code": refusal.code, "error": str(refusal)}
     answer["ok"] = True
     return answer
 

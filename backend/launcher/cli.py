@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -28,9 +29,9 @@ from envdesk.backend.operations.history import list_snapshots, revert_environmen
 from envdesk.backend.operations.importing import Imported, import_environment, plan_import, read_spec_file
 from envdesk.backend.operations.listing import list_environments, show_environment
 from envdesk.backend.operations.update import Change, update_environment
-from envdesk.backend.spec import FORMATS
+from envdesk.backend.spec import FORMATS, redact
 from envdesk.backend.paths import AppPaths
-from envdesk.backend.presets import get_preset, load_presets
+from envdesk.backend.presets import DOES_NOT_MATCH, get_preset, judge_host_key, load_presets
 from envdesk.backend.targets import Session
 from .terminal import TerminalPrompter, ask_yes_no, describe_new_server
 
@@ -104,6 +105,42 @@ def cluster_remove(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def key_create(args: argparse.Namespace, session: Session) -> int:
+    """Make a key for someone who has none, and say where to register it."""
+    from envdesk.backend.secrets import keyring_problem
+    from envdesk.backend.sshkeys import create_key
+    problem = keyring_problem() if args.remember else None
+    if problem:
+        raise InvalidInput(f"The passphrase cannot be remembered: {problem}", "Run again without --remember.")
+    passphrase = ""
+    if args.passphrase:
+        passphrase = getpass.getpass("Passphrase for the new key: ")
+        if getpass.getpass("The same passphrase again: ") != passphrase:
+            raise InvalidInput("The two passphrases differ; no key was made.")
+    made = create_key(Path(args.file).expanduser() if args.file else None, passphrase=passphrase,
+                      remember=args.remember)
+    page = get_preset(args.preset).key_page if args.preset else ""
+    print(f"Made {made.path} ({made.fingerprint}). Its public key, to give your cluster's site:")
+    print(made.public_line)
+    print(f"Paste it at {page}" if page else "Register it where your site asks for SSH keys (its documentation "
+          "says where).")
+    return 0
+
+
+def key_status(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.sshkeys import find_keys
+    found = find_keys()
+    if args.json:
+        _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys})
+        return 0
+    for path in found.files:
+        print(path)
+    print(f"ssh-agent: {found.agent_keys} key(s)")
+    if not found.files and not found.agent_keys:
+        print("No SSH key yet: 'envdesk key create' makes one.")
+    return 0
+
+
 def cluster_trust(args: argparse.Namespace, session: Session) -> int:
     target = session.target(args.name)
     if not target.runner.route():
@@ -111,6 +148,12 @@ def cluster_trust(args: argparse.Namespace, session: Session) -> int:
 
     def decide(identity: ServerIdentity, why: EnvDeskError) -> bool:
         print(describe_new_server(args.name, identity) if isinstance(why, HostKeyUnknown) else why.message)
+        verdict = judge_host_key(identity)
+        print("\n".join(verdict.lines()))
+        if verdict.status == DOES_NOT_MATCH and not args.despite_mismatch:
+            print("Not trusted: this key is not one the site publishes. If the site announced a new key, check "
+                  "it there, then run again with --despite-mismatch.", file=sys.stderr)
+            return False
         if args.yes or ask_yes_no("Replace the recorded key?" if args.replace else "Trust this server?"):
             return True
         print("Not trusted; nothing was recorded for it.", file=sys.stderr)
@@ -159,10 +202,22 @@ def env_list(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def _shown_details(env: Environment) -> dict:
+    """`env show --json` without credentials in URLs, also for environments recorded before EnvDesk left them out."""
+    details = env.details()
+    for package in details["packages"]:
+        if package.get("url"):
+            package["url"] = redact(package["url"])
+    meta = details.get("envdesk")
+    if isinstance(meta, dict) and isinstance(meta.get("requested"), list):
+        details["envdesk"] = {**meta, "requested": [redact(str(line)) for line in meta["requested"]]}
+    return details
+
+
 def env_show(args: argparse.Namespace, session: Session) -> int:
     env = show_environment(session, args.cluster, args.env)
     if args.json:
-        _print_json(env.details())
+        _print_json(_shown_details(env))
         return 0
     for label, value in [("Name", env.name), ("Kind", env.kind), ("Python", env.python or "unknown"),
                          ("Location", env.path), ("Modules", " ".join(env.modules) or "none recorded"),
@@ -173,9 +228,9 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
     print(f"Packages ({env.package_count}):")
     for package in env.packages:
         if package.editable:
-            print(f"  {package.name}=={package.version} (editable, from {package.url})")
+            print(f"  {package.name}=={package.version} (editable, from {redact(package.url or '')})")
         elif package.url:
-            print(f"  {package.name} @ {package.url}")
+            print(f"  {package.name} @ {redact(package.url)}")
         else:
             print(f"  {package.name}=={package.version}")
     return 0
@@ -212,8 +267,12 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
     change = Change(add=args.add or [], remove=args.remove or [], upgrade=args.upgrade or [],
                     upgrade_all=args.upgrade_all)
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
-    print(f"Updated {updated.environment.name} ({updated.environment.package_count} packages). "
-          f"Undo with: envdesk env revert {args.cluster} {args.env} {updated.snapshot}")
+    if updated.snapshot is None:
+        print(f"{updated.environment.name} is unchanged ({updated.environment.package_count} packages): the "
+              "installer had nothing to do, so no snapshot was kept.")
+    else:
+        print(f"Updated {updated.environment.name} ({updated.environment.package_count} packages). "
+              f"Undo with: envdesk env revert {args.cluster} {args.env} {updated.snapshot}")
     return 0
 
 
@@ -224,15 +283,18 @@ def env_history(args: argparse.Namespace, session: Session) -> int:
     elif not snapshots:
         print("No snapshots yet: one is saved before every change.")
     else:
-        _print_table([[s.id, s.time, str(s.package_count), s.reason] for s in snapshots],
-                     ["SNAPSHOT", "TIME", "PACKAGES", "BEFORE"])
+        _print_table([[s.id, s.local_time(), str(s.package_count), s.reason] for s in snapshots],
+                     ["SNAPSHOT", "TAKEN", "PACKAGES", "BEFORE"])
     return 0
 
 
 def env_revert(args: argparse.Namespace, session: Session) -> int:
     updated = revert_environment(session, args.cluster, args.env, args.snapshot, _progress(args))
-    print(f"Reverted {updated.environment.name} to {args.snapshot}; the state before is snapshot "
-          f"{updated.snapshot}.")
+    if updated.snapshot is None:
+        print(f"{updated.environment.name} already held the packages of {args.snapshot}; nothing changed.")
+    else:
+        print(f"Reverted {updated.environment.name} to {args.snapshot}; the state before is snapshot "
+              f"{updated.snapshot}.")
     return 0
 
 
@@ -358,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envdesk {version()}")
     parser.add_argument("--config-dir", metavar="DIR", help="keep settings here instead of the user config folder")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens on stderr")
+    parser.add_argument("--install-desktop-entry", action="store_true",
+                        help="Linux: add EnvDesk to your applications menu")
+    parser.add_argument("--remove-desktop-entry", action="store_true", help="Linux: take it out of the menu again")
     groups = parser.add_subparsers(dest="group", required=True, parser_class=_Parser)
 
     cluster = groups.add_parser("cluster", help="add, list, remove, trust and test clusters")
@@ -390,6 +455,21 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--yes", action="store_true", help="trust without asking")
             sub.add_argument("--replace", action="store_true",
                              help="replace a recorded key that changed (only after checking with the cluster)")
+            sub.add_argument("--despite-mismatch", action="store_true",
+                             help="trust a key that differs from the fingerprints the site publishes (only after "
+                                  "the site announced a new one)")
+
+    key = groups.add_parser("key", help="make an SSH key, or see which keys this computer has")
+    key_verbs = key.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    make = key_verbs.add_parser("create", help="make an ed25519 key (never over an existing file)")
+    make.add_argument("--file", metavar="PATH", help="where to write it (default ~/.ssh/id_ed25519)")
+    make.add_argument("--passphrase", action="store_true", help="ask for a passphrase to protect the key")
+    make.add_argument("--remember", action="store_true", help="keep the passphrase in the system keyring")
+    make.add_argument("--preset", metavar="ID", help="say where that site registers public keys")
+    make.set_defaults(handler=key_create)
+    status = key_verbs.add_parser("status", help="list the SSH keys EnvDesk can use")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=key_status)
 
     env = groups.add_parser("env", help="list, create, update, export, import, copy and delete environments")
     env_verbs = env.add_subparsers(dest="verb", required=True, parser_class=_Parser)

@@ -14,6 +14,7 @@ from ..inventory import Environment, read_inventory
 from ..probe import probe
 from ..recipes import Step
 from ..runner import CancelToken, CommandResult, LineCallback, command_failed
+from ..spec import redact
 from ..targets import Session, Target
 
 
@@ -37,12 +38,21 @@ class Progress:
         self.on_step(text)
 
 
+_NOT_FOUND = (r"no matching distribution found for (?P<name>[^\s,;]+)|because (?P<name2>[^\s,;]+) was not found in "
+              r"the (?:package registry|provided package locations)|no solution found")
 _PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"disk quota exceeded|no space left on device", re.I),
-     "The folder is full (disk quota exceeded). Delete old environments or files, or use project space."),
-    (re.compile(r"no matching distribution found for (\S+)|because (\S+) was not found in the package registry|"
-                r"no solution found", re.I),
-     "A package could not be found in this target's package index or wheel store."),
+    (re.compile(r"no space left on device", re.I),
+     "The disk is full (no space left on it). Delete old environments or files, or use another folder "
+     "(project or scratch space)."),
+    (re.compile(r"disk quota exceeded", re.I),
+     "Your disk quota is used up. Delete old environments or files, or use project space."),
+    (re.compile(r"failed to build `?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)|could not build wheels for "
+                r"(?P<name2>[A-Za-z0-9][A-Za-z0-9._-]*)|failed building wheel for "
+                r"(?P<name3>[A-Za-z0-9][A-Za-z0-9._-]*)", re.I),
+     "{name} had to be built from its source code here, and that build failed (the log shows why; often a "
+     "compiler or library module must be loaded first, or a version with a ready-made wheel exists)."),
+    (re.compile(_NOT_FOUND, re.I),
+     "{name} could not be found in this target's package index or wheel store."),
     (re.compile(r"(\S+): command not found|No such file or directory: '?(\S+?)'?$", re.I),
      "A program EnvDesk needs is not installed there."),
     (re.compile(r"the following module\(s\) are unknown|unable to locate a modulefile", re.I),
@@ -54,20 +64,36 @@ _PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
 
 
 def explain(result: CommandResult) -> str:
-    """A plain sentence for the most common ways a command fails."""
+    """A plain sentence for the most common ways a command fails, naming the package where it can."""
     text = result.stdout + "\n" + result.stderr
     for pattern, sentence in _PLAIN_ERRORS:
-        if pattern.search(text):
-            return sentence
+        match = pattern.search(text)
+        if match:
+            named = next((value for key, value in match.groupdict().items() if key.startswith("name") and value), None)
+            return sentence.format(name=named.strip("`'\"") if named else "A package")
     return ""
+
+
+def _redacting(on_line: LineCallback | None) -> LineCallback | None:
+    """`on_line` shown each line without credentials (installers print the URLs they fetch)."""
+    if on_line is None:
+        return None
+    shown = on_line
+    return lambda stream, line: shown(stream, redact(line))
 
 
 def run_step(target: Target, step: Step, progress: Progress, *, check: bool = True,
              failure: type[CommandFailed] = CommandFailed) -> CommandResult:
-    """Run one step, streaming its output; raise `failure` (a CommandFailed) in plain words when it fails."""
+    """Run one step, streaming its output; raise `failure` (a CommandFailed) in plain words when it fails.
+
+    The step's credentials reach it through its environment and standard input, never its arguments;
+    its output, shown and kept in the error's log, is without them.
+    """
     progress.step(step.what)
-    result = target.runner.run(step.argv, modules=step.modules, on_line=progress.on_line,
-                               cancel=progress.cancel)
+    result = target.runner.run(step.argv, modules=step.modules, on_line=_redacting(progress.on_line),
+                               cancel=progress.cancel, env=dict(step.env),
+                               stdin=step.input.encode("utf-8") if step.input is not None else None)
+    result = CommandResult(result.command, result.exit_status, redact(result.stdout), redact(result.stderr))
     if check and not result.ok:
         raise command_failed(f"{step.what} failed on {target.label}", result, explain(result), failure)
     return result
@@ -124,20 +150,27 @@ class Reservation:
             log.warning("%s on %s: %s", answer["path"], target.name, answer["took_over"])
         return cls(target, answer["path"], list(roots), answer["token"], answer)
 
-    def finish(self, meta: dict | None = None) -> Environment:
-        """Record `meta`, clear the being-built mark, release the lock; the environment as it is now."""
+    def finish(self, meta: dict | None = None, *, snapshot_if_changed: str | None = None) -> Environment:
+        """Record `meta`, clear the being-built mark, release the lock; the environment as it is now.
+
+        `snapshot_if_changed`: the snapshot taken before the change, forgotten when the packages are the same
+        as in it (a change that changed nothing leaves no snapshot); `answer["dropped_snapshot"]` then says so.
+        """
         answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
-                             **({"meta": meta} if meta else {}))
+                             **({"meta": meta} if meta else {}),
+                             **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}))
+        self.answer["dropped_snapshot"] = answer.get("dropped_snapshot")
         return Environment.from_agent(answer["env"])
 
     def reset(self) -> None:
         """Empty the half-built environment to build it again, still holding the lock."""
         call_action(self.target.runner, "reset", self.path, self.roots, token=self.token)
 
-    def release(self, *, remove_unfinished: bool = False) -> None:
-        """Give the lock back (removing a half-built environment if asked); never hides the error at hand."""
+    def release(self, *, remove_unfinished: bool = False, drop_snapshot: str | None = None) -> None:
+        """Give the lock back (removing a half-built environment if asked, forgetting the snapshot of a change
+        that was rolled back); never hides the error at hand."""
         try:
             call_action(self.target.runner, "abort", self.path, self.roots, token=self.token,
-                        created=remove_unfinished)
+                        created=remove_unfinished, **({"drop_snapshot": drop_snapshot} if drop_snapshot else {}))
         except EnvDeskError as exc:
             log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)

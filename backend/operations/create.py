@@ -10,9 +10,8 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
-from ..protocol import ENVDESK_DIR
 from ..recipes import Installer, conda_install, conda_spec, create_step
-from ..spec import HASH_OPTION, HASHED_REQUIREMENTS, now_iso, redact
+from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, run_step
 from .modules import loadable_modules
@@ -133,15 +132,12 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     if packages:
         installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args)
         hashed = [line for line in packages if HASH_OPTION in line]
-        if hashed:  # pip checks hashes only from a requirements file, and then checks every line
-            listing = f"{path}/{ENVDESK_DIR}/{HASHED_REQUIREMENTS}"
-            target.runner.write_file(listing, ("\n".join(hashed) + "\n").encode("utf-8"))
-            plain = [line for line in packages if HASH_OPTION not in line]
+        plain = [line for line in packages if HASH_OPTION not in line]
+        if hashed:  # pip checks hashes only in a requirements file (given on stdin), and then checks every line
             # With lines that carry no hash (a git install), those are installed next, with their own
             # dependencies; the hashed ones alone, each checked (a lock lists every dependency).
-            run_step(target, installer.install([], requirements=listing, require_hashes=True, no_deps=bool(plain)),
+            run_step(target, installer.install([], lines=hashed, require_hashes=True, no_deps=bool(plain)),
                      progress, failure=InstallFailed)
-        plain = [line for line in packages if HASH_OPTION not in line]
         if plain:
             run_step(target, installer.install(plain), progress, failure=InstallFailed)
     progress.step("Recording how the environment was made")

@@ -1,6 +1,7 @@
 """Export an environment as a portable EnvSpec, read directly from its folder (no pip or conda needed)."""
 from __future__ import annotations
 
+from ..credentials import split_settings
 from ..errors import InvalidInput
 from ..inventory import Environment
 from ..recipes import INSTALLER_PACKAGES, PIP_TO_UV, Step
@@ -77,7 +78,8 @@ def _pylock(session: Session, target: Target, env: Environment, spec: EnvSpec, p
         raise InvalidInput("A pylock.toml cannot hold these: " + ", ".join(left_out) + ".",
                            "Export as envdesk or requirements instead.")
     command, uv_modules = uv
-    uv_args = [PIP_TO_UV.get(arg, arg) for arg in target.pip_args]
+    shown, settings = split_settings(target.pip_args, "uv")  # credentials travel in the environment
+    uv_args = [PIP_TO_UV.get(arg, arg) for arg in shown]
     python = env.python or caps.system_python or "3"
     step = Step(f"Writing pylock.toml with uv on {target.label}",
                 (command, "pip", "compile", "-", "--format", "pylock.toml", "--quiet", "--no-header",
@@ -85,6 +87,6 @@ def _pylock(session: Session, target: Target, env: Environment, spec: EnvSpec, p
                 tuple(env.modules) + tuple(uv_modules))
     progress.step(step.what)
     result = target.runner.run(step.argv, modules=step.modules, stdin=("\n".join(lines) + "\n").encode("utf-8"),
-                               cancel=progress.cancel, timeout=600)
+                               env=dict(settings), cancel=progress.cancel, timeout=600)
     result.check(step.what, "The package index must still offer these exact versions.")
     return result.stdout

@@ -1,6 +1,7 @@
 """Snapshots of an environment's packages: list them, and go back to one."""
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 from ..agent_client import call_action
@@ -11,12 +12,25 @@ from .update import Updated, restore_packages, roll_back
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One saved package set: when, why, and how many packages."""
+    """One saved package set: when (UTC, as recorded on the target), before what, and how many packages."""
 
     id: str
     time: str
     reason: str
     package_count: int
+
+    def local_time(self) -> str:
+        """When it was taken, in this computer's time zone ("22 Nov 2026, 14:05"); the raw stamp if unreadable."""
+        try:
+            taken = datetime.datetime.strptime(self.time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+        except ValueError:
+            return self.time
+        local = taken.astimezone()
+        return f"{local.day} {local:%b %Y, %H:%M}"
+
+    def label(self) -> str:
+        """What it is, for a person: "22 Nov 2026, 14:05 · before adding six · 12 packages"."""
+        return f"{self.local_time()} · before {self.reason or 'a change'} · {self.package_count} packages"
 
 
 def list_snapshots(session: Session, target_name: str, env_ref: str,
@@ -39,15 +53,23 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
     caps = capabilities(session, target, progress)
     progress.step("Saving a snapshot of the current packages")
+    taken = Snapshot(snapshot_id, str(wanted.get("time") or ""), str(wanted.get("reason") or ""),
+                     len(wanted.get("packages") or []))
     reservation = Reservation.take(target, env.path, list(target.roots), snapshot=True, operation="revert",
-                                   reason=f"before reverting to {snapshot_id}")
+                                   reason=f"going back to {taken.local_time()} (before {taken.reason or 'a change'})")
+    # the requirements recorded then come back with the packages: a later --top-level copy must not bring
+    # back what the revert took away
+    meta = {"requested": wanted["requested"]} if isinstance(wanted.get("requested"), list) else None
     try:
         restore_packages(target, caps, env, wanted["packages"], progress)
-        return Updated(reservation.finish(), reservation.answer["snapshot"])
+        snapshot = reservation.answer["snapshot"]
+        after = reservation.finish(meta, snapshot_if_changed=snapshot)
+        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot)
     except BaseException as failure:
+        restored = False
         try:
-            roll_back(target, caps, env, reservation.answer["env"]["packages"], reservation.answer["snapshot"],
-                      failure, progress)
+            restored = roll_back(target, caps, env, reservation.answer["env"]["packages"],
+                                 reservation.answer["snapshot"], failure, progress)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
-            reservation.release()
+            reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None)
         raise

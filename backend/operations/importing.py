@@ -287,8 +287,8 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
     """Shell text that dry-runs each pin and prints '@@missing SPEC<TAB>REASON' for those that fail."""
     checks = []
     for pin in map(specs.without_hashes, pins):
-        line = join_command(installer.dry_run(pin).argv)
-        checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {join_command([pin])} "
+        line, shown = installer.dry_run(pin).shell_text(), join_command([specs.redact(pin)])
+        checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {shown} "
                       f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
                       f'"requires-python" || printf "%s" "$out" | grep -v "^ *$" | tail -n 1)"; fi')
     return "; ".join(checks)
@@ -385,6 +385,7 @@ def _plain_reason(raw: str) -> str:
             return f"needs Python {match.group('need')}" + (f"; this environment has Python {have}" if have else "")
     lowered = raw.lower()
     if "no matching distribution" in lowered or "not found in the package registry" in lowered or \
+            "not found in the provided package locations" in lowered or \
             "no solution found" in lowered or "could not find a version" in lowered:
         return "not in this target's package index or wheel store"
     return raw.strip() or "could not be installed"

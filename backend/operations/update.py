@@ -9,6 +9,7 @@ from ..validate import canonical_name
 from ..capabilities import Capabilities
 from ..errors import EnvDeskError, InvalidInput
 from ..inventory import Environment
+from ..spec import redact
 from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, run_step
@@ -31,19 +32,21 @@ class Change:
             raise InvalidInput("Nothing to change.", "Say which packages to add, remove or upgrade.")
 
     def describe(self) -> str:
-        parts = [f"add {', '.join(self.add)}" if self.add else "",
-                 f"remove {', '.join(self.remove)}" if self.remove else "",
-                 f"upgrade {', '.join(self.upgrade)}" if self.upgrade else "",
-                 "upgrade everything" if self.upgrade_all else ""]
+        """The change in words, as a snapshot's label reads it: "before adding six, removing tqdm"."""
+        parts = [f"adding {', '.join(self.add)}" if self.add else "",
+                 f"removing {', '.join(self.remove)}" if self.remove else "",
+                 f"upgrading {', '.join(self.upgrade)}" if self.upgrade else "",
+                 "upgrading everything" if self.upgrade_all else ""]
         return "; ".join(p for p in parts if p)
 
 
 @dataclass
 class Updated:
-    """The environment after the change, and the snapshot taken before it."""
+    """The environment after the change, and the snapshot taken before it (None: nothing changed, so none
+    was kept)."""
 
     environment: Environment
-    snapshot: str
+    snapshot: str | None
 
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
@@ -105,7 +108,8 @@ def _requested_after(env: Environment, change: Change) -> list[str]:
     """What the user asked for after this change (entries that are not plain requirements are kept)."""
     requested = list((env.envdesk or {}).get("requested") or [])
     dropped = {canonical_name(n) for n in change.remove} | {canonical_name(_spec_name(a)) for a in change.add}
-    return [r for r in requested if canonical_name(_spec_name(r)) not in dropped] + change.add
+    # recorded in the environment, which other users may read: never with credentials
+    return [r for r in requested if canonical_name(_spec_name(r)) not in dropped] + [redact(a) for a in change.add]
 
 
 def _spec_name(spec: str) -> str:
@@ -127,30 +131,34 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     meta = {"requested": _requested_after(env, change)}
     progress.step("Saving a snapshot of the current packages")
     reservation = Reservation.take(target, env.path, list(target.roots), snapshot=True, operation="update",
-                                   reason=change.describe())
+                                   reason=redact(change.describe()))
     snapshot = reservation.answer["snapshot"]
     before = list(reservation.answer["env"]["packages"])
     try:
         apply_change(target, caps, env, change, progress)
-        return Updated(reservation.finish(meta), snapshot)
+        after = reservation.finish(meta, snapshot_if_changed=snapshot)
+        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot)
     except BaseException as failure:
+        restored = False
         try:
-            roll_back(target, caps, env, before, snapshot, failure, progress)
+            restored = roll_back(target, caps, env, before, snapshot, failure, progress)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
-            reservation.release()
+            reservation.release(drop_snapshot=snapshot if restored else None)
         raise
 
 
 def roll_back(target: Target, caps: Capabilities, env: Environment, before: list[dict], snapshot: str,
-              failure: BaseException, progress: Progress) -> None:
-    """Put the snapshot's packages back after a failed change, and say in the error what happened."""
+              failure: BaseException, progress: Progress) -> bool:
+    """Put the snapshot's packages back after a failed change, and say in the error what happened; True when
+    they are back (the snapshot is then not needed: nothing changed)."""
     quiet = Progress(on_step=progress.on_step, on_line=progress.on_line)
     try:
         quiet.on_step("The change failed: putting the previous packages back")
         restore_packages(target, caps, env, before, quiet)
-        outcome = f" Nothing was changed: the environment was rolled back to snapshot {snapshot}."
+        outcome, restored = " Nothing was changed: the environment was put back as it was.", True
     except EnvDeskError as exc:
-        outcome = (f" Rolling back to snapshot {snapshot} also failed ({exc.message}); revert to it from the "
-                   "snapshots when the cluster is reachable again.")
+        outcome, restored = (f" Rolling back to snapshot {snapshot} also failed ({exc.message}); revert to it "
+                             "from the snapshots when the cluster is reachable again."), False
     if isinstance(failure, EnvDeskError):
         failure.message += outcome
+    return restored

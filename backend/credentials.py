@@ -1,0 +1,83 @@
+"""Credentials in installer settings: kept out of every command line, where other users would see them.
+
+Any user of a login node can read every process's arguments (`ps`), so an index URL with
+`user:token@` in a cluster's pip arguments must not be one. pip and uv read the same settings from
+environment variables, which only the user (and root) can read: a setting that holds a credential
+goes there instead, with every other value of the same option (pip and uv give a command-line value
+precedence over the environment's, so the two must not be split). A requirement with a credential in
+its URL goes in a requirements file read from standard input (see recipes.Installer).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .errors import InvalidInput
+from .spec import redact
+
+# Options whose value is a URL, by every name pip accepts for them (short, long), as pip's name.
+_URL_OPTIONS = {"-i": "index-url", "--index-url": "index-url", "--extra-index-url": "extra-index-url",
+                "-f": "find-links", "--find-links": "find-links"}
+# The variables uv reads for them (uv --help: [env: ...]), and how several values are joined there.
+_UV_VARIABLES = {"index-url": ("UV_INDEX_URL", " "), "extra-index-url": ("UV_EXTRA_INDEX_URL", " "),
+                 "find-links": ("UV_FIND_LINKS", ",")}
+
+
+def has_credentials(text: str) -> bool:
+    """Whether `text` holds a user:password@ or a token in a URL (what spec.redact takes out)."""
+    return redact(text) != text
+
+
+def _pip_variable(option: str) -> tuple[str, str]:
+    """pip reads every long option from PIP_<NAME> (dashes as underscores); lists are space-separated."""
+    return "PIP_" + option.upper().replace("-", "_"), " "
+
+
+def _options(pip_args: Sequence[str]) -> list[tuple[str | None, str | None, int, int]]:
+    """(pip's option name or the option as written, its value, first index, end index) for each argument;
+    a lone word that is not an option is (None, word, ...)."""
+    found: list[tuple[str | None, str | None, int, int]] = []
+    position = 0
+    while position < len(pip_args):
+        arg = pip_args[position]
+        name, equals, value = arg.partition("=")
+        if arg.startswith("--") and equals:
+            found.append((_URL_OPTIONS.get(name, name[2:]), value, position, position + 1))
+            position += 1
+        elif arg in _URL_OPTIONS and position + 1 < len(pip_args):
+            found.append((_URL_OPTIONS[arg], pip_args[position + 1], position, position + 2))
+            position += 2
+        elif arg.startswith("-"):
+            found.append((arg, None, position, position + 1))
+            position += 1
+        else:
+            found.append((None, arg, position, position + 1))
+            position += 1
+    return found
+
+
+def split_settings(pip_args: Sequence[str], installer: str) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """`pip_args` as (the arguments safe to show, the environment variables that carry the others) for
+    `installer` ("pip" or "uv"); an argument with a credential that cannot go there is refused plainly."""
+    found = _options(pip_args)
+    secret = {name for name, value, _, _ in found if value is not None and has_credentials(value)}
+    if not secret:
+        return tuple(pip_args), ()
+    if None in secret or (installer == "uv" and secret - set(_UV_VARIABLES)):
+        raise InvalidInput(f"A pip argument holding a credential ({redact(' '.join(pip_args))}) cannot be given "
+                           f"to {installer} without showing it to other users of the machine.",
+                           "Give the credential to the installer another way (a ~/.netrc file on the target, "
+                           "or a keyring), and leave it out of the pip arguments.")
+    kept: list[str] = []
+    values: dict[str, list[str]] = {}
+    for name, value, start, end in found:
+        if name is not None and name in secret and value is not None:
+            values.setdefault(name, []).append(value)
+        else:
+            kept.extend(pip_args[start:end])
+    env = []
+    for name, listed in values.items():
+        variable, separator = _UV_VARIABLES[name] if installer == "uv" else _pip_variable(name)
+        if name not in ("extra-index-url", "find-links"):  # options of one value: the last one given counts
+            listed = listed[-1:]
+        env.append((variable, separator.join(listed)))
+    return tuple(kept), tuple(env)
