@@ -29,6 +29,7 @@ from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check
 from envdesk.backend.operations.listing import Listing, list_environments
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.snippets import Place, place_of
 from envdesk.backend.spec import EnvSpec
 from envdesk.backend.targets import LOCAL_LABEL, Session, check_folder
 from envdesk.backend.validate import LOCAL_TARGET
@@ -51,9 +52,11 @@ def describe_result(result: Any) -> str:
     environment = getattr(result, "environment", None)
     if environment is not None:
         parts.append(f"{environment.name}: {environment.package_count} packages, Python {environment.python}.")
-    snapshot = getattr(result, "snapshot", None)
+    snapshot = getattr(result, "snapshot", False)
     if snapshot:
-        parts.append(f"Snapshot {snapshot} was saved before the change (Details → Snapshots to go back).")
+        parts.append("A snapshot was saved before the change (Details → Snapshots to go back).")
+    elif snapshot is None:
+        parts.append("Nothing needed changing, so no snapshot was kept.")
     parts.extend(getattr(result, "notes", None) or [])
     return " ".join(parts)
 
@@ -76,6 +79,7 @@ class AppController(QObject):
         self.operations = OperationListModel()
         self.inventories: dict[str, Inventory] = {}
         self.refreshed: set[str] = set()
+        self.reaching: dict[str, Task] = {}  # the latest connect or refresh started per target
         self.reload_targets()
 
     # -- targets -----------------------------------------------------------------------------
@@ -141,6 +145,13 @@ class AppController(QObject):
                 if number > 99:
                     return wanted
                 candidate = f"{wanted}-{number}"
+
+    def place(self, target: str) -> Place:
+        """Where a target's environments are, for their Use it snippets (nothing is contacted)."""
+        try:
+            return place_of(self.session.target(target))
+        except EnvDeskError:
+            return Place()
 
     def profile(self, name: str) -> ClusterProfile:
         """A cluster's saved profile, to edit it."""
@@ -222,9 +233,9 @@ class AppController(QObject):
             self.targets.update(name, state="connected")
             self.refresh(name)
 
-        return self.start(f"Connect to {name}", name, work, connected,
-                          lambda error: self.targets.update(name, state="error", message=str(error)),
-                          record=False)
+        return self._reaching(name, self.start(
+            f"Connect to {name}", name, work, connected,
+            lambda error: self.targets.update(name, state="error", message=str(error)), record=False))
 
     def disconnect_target(self, name: str) -> None:
         self.session.forget(name)
@@ -254,11 +265,49 @@ class AppController(QObject):
         def failed(error: EnvDeskError) -> None:
             self.targets.update(name, state="error", message=str(error))
 
-        return self.start(f"Refresh {self.label(name)}", name, work, done, failed, record=False)
+        return self._reaching(name, self.start(f"Refresh {self.label(name)}", name, work, done, failed,
+                                               record=False))
 
     def refresh_all(self) -> list[Task]:
         """Every target at once, side by side."""
         return [self.refresh(item.name) for item in self.targets.items]
+
+    # -- every target at once ("All clusters") ---------------------------------------------------
+
+    def _reaching(self, name: str, task: Task) -> Task:
+        self.reaching[name] = task
+        return task
+
+    def is_reaching(self, name: str) -> bool:
+        """A connect or refresh of the target is under way (it may be waiting for a login answer)."""
+        task = self.reaching.get(name)
+        return task is not None and not task.done.is_set()
+
+    def all_environments(self) -> tuple[list[tuple[str, Environment]], dict[str, str], dict[str, str]]:
+        """Every target's known environments at once, from this session or the disk cache (nothing is
+        contacted): (target, environment) rows, each target's home folder, and each target's label."""
+        rows: list[tuple[str, Environment]] = []
+        homes: dict[str, str] = {}
+        labels: dict[str, str] = {}
+        for item in self.targets.items:
+            labels[item.name] = item.label
+            inventory = self.inventory(item.name)
+            if inventory is not None:
+                homes[item.name] = inventory.home or ""
+                rows.extend((item.name, env) for env in inventory.environments)
+        return rows, homes, labels
+
+    def refresh_unlisted(self) -> list[Task]:
+        """List, side by side, every target not listed yet in this session and not being reached already
+        (each cluster that needs a code asks once; the prompter shows the questions one at a time)."""
+        return [self.refresh(item.name) for item in self.targets.items
+                if item.name not in self.refreshed and not self.is_reaching(item.name)
+                and item.state in ("idle", "local")]
+
+    def connect_all(self) -> list[Task]:
+        """Log in to every cluster not connected or being reached already, side by side, then list each."""
+        return [self.connect_target(item.name) for item in self.targets.items
+                if item.name != LOCAL_TARGET and item.state != "connected" and not self.is_reaching(item.name)]
 
     def check(self, name: str, on_done: Callable[[ConnectionCheck], None], on_failure: Failure | None = None, *,
               profile: ClusterProfile | None = None) -> Task:

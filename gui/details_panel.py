@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QL
                                QWidget)
 
 from envdesk.backend.inventory import Environment
-from envdesk.backend.snippets import slurm_snippet, terminal_snippet
+from envdesk.backend.snippets import Place, slurm_snippet, terminal_snippet
 
 from .controller import Snapshot
 from .models import PackageTableModel
@@ -29,10 +29,12 @@ class SnippetBox(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
-        header.addWidget(QLabel(f"<b>{title}</b>"))
+        self.title = QLabel(f"<b>{title}</b>")
+        header.addWidget(self.title)
         header.addStretch()
         self.copy_button = QPushButton("Copy")
         self.copy_button.setAccessibleName(f"Copy: {title}")
+        self.copy_button.setToolTip(f"Copy these lines ({title.lower()}) to the clipboard")
         self.copy_button.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.text.toPlainText()))
         header.addWidget(self.copy_button)
         layout.addLayout(header)
@@ -77,6 +79,7 @@ class DetailsPanel(QTabWidget):
         self.package_filter.setPlaceholderText("Filter packages")
         self.package_filter.setAccessibleName("Filter packages")
         self.package_filter.setClearButtonEnabled(True)
+        self.package_filter.setToolTip("Show only packages whose name contains this text")
         layout.addWidget(self.package_filter)
         self.packages = PackageTableModel()
         self.package_proxy = QSortFilterProxyModel()
@@ -104,6 +107,8 @@ class DetailsPanel(QTabWidget):
         layout.addWidget(self.snapshot_list)
         self.revert_button = QPushButton("Revert to this snapshot")
         self.revert_button.setAccessibleName("Revert to the selected snapshot")
+        self.revert_button.setToolTip("Put the environment's packages back as they were in the selected snapshot "
+                                      "(the current ones are saved as a snapshot first)")
         self.revert_button.setEnabled(False)
         self.snapshot_list.currentItemChanged.connect(lambda item, _: self.revert_button.setEnabled(item is not None))
         self.revert_button.clicked.connect(self._revert)
@@ -120,7 +125,8 @@ class DetailsPanel(QTabWidget):
         layout.addStretch()
         return page
 
-    def show_environment(self, env: Environment | None) -> None:
+    def show_environment(self, env: Environment | None, place: Place = Place()) -> None:
+        """Show `env` (None: nothing selected); `place` is where it is, for the Use it snippets."""
         self.environment = env
         self.setEnabled(env is not None)
         self.snapshot_list.clear()
@@ -142,8 +148,12 @@ class DetailsPanel(QTabWidget):
         for key, value in values.items():
             self.fields[key].setText(value)
         self.packages.set_packages(env.packages)
-        self.terminal_box.text.setPlainText(terminal_snippet(env))
-        self.slurm_box.text.setPlainText(slurm_snippet(env))
+        self.terminal_box.title.setText("<b>In a terminal on this computer</b>" if place.local
+                                        else "<b>In a terminal on the cluster</b>")
+        self.terminal_box.text.setPlainText(terminal_snippet(env, place))
+        batch = slurm_snippet(env, place)
+        self.slurm_box.setVisible(batch is not None)
+        self.slurm_box.text.setPlainText(batch or "")
         if self.currentIndex() == 2:
             self.snapshots_wanted.emit(env)
 
@@ -155,7 +165,8 @@ class DetailsPanel(QTabWidget):
             self.snapshot_list.addItem(QListWidgetItem("No snapshots yet: one is saved before every change."))
             self.snapshot_list.item(0).setFlags(Qt.ItemFlag.NoItemFlags)
         for snapshot in reversed(snapshots):
-            item = QListWidgetItem(f"{snapshot.time} · {snapshot.package_count} packages · before: {snapshot.reason}")
+            item = QListWidgetItem(snapshot.label())
+            item.setToolTip(f"Snapshot {snapshot.id}, taken {snapshot.time} (UTC)")
             item.setData(Qt.ItemDataRole.UserRole, snapshot.id)
             self.snapshot_list.addItem(item)
 

@@ -3,26 +3,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPoint, QSettings, QSize, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter,
-                               QTableView, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtCore import (QByteArray, QConcatenateTablesProxyModel, QModelIndex, QPersistentModelIndex, QPoint,
+                            QSettings, QSize, QSortFilterProxyModel, Qt)
+from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
+                           QKeySequence, QResizeEvent)
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter, QTableView,
+                               QToolBar, QVBoxLayout, QWidget)
 
 from envdesk.backend.about import version
 from envdesk.backend.errors import EnvDeskError, HostKeyChanged
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.snippets import Place
 from envdesk.backend.validate import LOCAL_TARGET
 
+from .column_fit import ColumnFitter
 from .controller import AppController
 from .details_panel import DetailsPanel
-from .models import EnvironmentTableModel, TargetListModel, human_size
+from .keyboard import install_keyboard_conventions, next_panel
+from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
-from .keyboard import install_keyboard_conventions
 from .resources import icon
 from .tasks import Task
+from .theme import CHOICES, apply_scheme
 
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
@@ -43,13 +48,34 @@ def named_for_format(path: Path, fmt: str, usual: str) -> Path:
 
 
 class ClusterList(QListView):
-    """The targets; files dropped on a cluster are imported there."""
+    """"All clusters" above the targets; files dropped on a cluster are imported there."""
 
-    def __init__(self, window: "MainWindow") -> None:
+    def __init__(self, window: "MainWindow", targets: TargetListModel) -> None:
         super().__init__()
         self.window_ = window
+        self.targets = targets
+        self.entries = QConcatenateTablesProxyModel(self)
+        self.all_entry = AllTargetsEntry(targets)
+        self.entries.addSourceModel(self.all_entry)
+        self.entries.addSourceModel(targets)
+        self.setModel(self.entries)
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # long lines are elided
+
+    def index_of(self, name: str) -> QModelIndex:
+        """The row of a target, or of "All clusters" (ALL_TARGETS); invalid if there is none."""
+        for row in range(self.entries.rowCount()):
+            index = self.entries.index(row, 0)
+            if index.data(TargetListModel.NameRole) == name:
+                return index
+        return QModelIndex()
+
+    def setCurrentIndex(self, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802 (Qt's name)
+        """Select a row; an index of the controller's target list is taken too (it is mapped to its row here)."""
+        if index.isValid() and index.model() is self.targets:
+            index = self.entries.mapFromSource(index)
+        super().setCurrentIndex(index)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -62,9 +88,10 @@ class ClusterList(QListView):
     def dropEvent(self, event: QDropEvent) -> None:
         index = self.indexAt(event.position().toPoint())
         urls = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if index.isValid() and urls:
+        name = index.data(TargetListModel.NameRole) if index.isValid() else None
+        if name and name != ALL_TARGETS and urls:
             event.acceptProposedAction()
-            self.window_.import_file(index.data(TargetListModel.NameRole), Path(urls[0]))
+            self.window_.import_file(name, Path(urls[0]))
 
 
 class MainWindow(QMainWindow):
@@ -83,6 +110,11 @@ class MainWindow(QMainWindow):
         self.controller = AppController(self.paths, self.prompter, self)
         self.controller.inventory_changed.connect(self._inventory_changed)
         self.controller.operation_failed.connect(self._operation_failed)
+        self.appearance = str(self.settings.value("appearance", "system"))
+        apply_scheme(self.appearance)
+        hints = QGuiApplication.styleHints()
+        if hasattr(hints, "colorSchemeChanged"):  # Qt 6.5+: the desktop switched between light and dark
+            hints.colorSchemeChanged.connect(lambda *_: self.appearance == "system" and apply_scheme("system"))
         self._build_actions()
         self._build_layout()
         self._restore()
@@ -114,6 +146,12 @@ class MainWindow(QMainWindow):
                                    "List this cluster's environments again")
         self.refresh_all_action = make("Refresh all", "refresh", "Ctrl+Shift+R", self.controller.refresh_all,
                                        "List every cluster's environments, side by side")
+        self.connect_all_action = make("Connect all", "connect", "Ctrl+Shift+K", self.connect_all,
+                                       "Log in to every cluster now, one code prompt at a time")
+        self.next_panel_action = make("Next panel", "", "F6", lambda: self.focus_panel(1),
+                                      "Move to the next panel: clusters, environments, details, operations")
+        self.previous_panel_action = make("Previous panel", "", "Shift+F6", lambda: self.focus_panel(-1),
+                                          "Move to the previous panel")
         toolbar = QToolBar("Actions")
         toolbar.setObjectName("actions")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -121,6 +159,7 @@ class MainWindow(QMainWindow):
                        self.copy_action, self.delete_action, self.refresh_action):
             toolbar.addAction(action)
         self.addToolBar(toolbar)
+        self._tip(toolbar.toggleViewAction(), "Show or hide the toolbar")
         self.env_actions = [self.update_action, self.export_action, self.copy_action, self.delete_action]
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.import_action)
@@ -135,26 +174,51 @@ class MainWindow(QMainWindow):
                        self.copy_action, self.delete_action, self.refresh_action, self.refresh_all_action):
             menu.addAction(action)
         cluster_menu = self.menuBar().addMenu("&Cluster")
-        cluster_menu.addAction("Add a cluster…", self.add_cluster)
-        cluster_menu.addAction("Connect", self.connect_selected)
-        cluster_menu.addAction("Disconnect", self.disconnect_selected)
-        cluster_menu.addAction("Edit…", self.edit_cluster)
-        cluster_menu.addAction("Remove", self.remove_cluster)
+        cluster_menu.setToolTipsVisible(True)
+        for text, slot, tip in [("Add a cluster…", self.add_cluster, "Pick your site and type your user name"),
+                                ("Connect", self.connect_selected, "Log in to the selected cluster now"),
+                                ("Disconnect", self.disconnect_selected, "Close the selected cluster's connection"),
+                                ("Edit…", self.edit_cluster, "Change the selected cluster's settings"),
+                                ("Remove", self.remove_cluster,
+                                 "Forget the selected cluster (its environments stay on it)")]:
+            self._tip(cluster_menu.addAction(text, slot), tip)
+        cluster_menu.addAction(self.connect_all_action)
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.next_panel_action)
+        view_menu.addAction(self.previous_panel_action)
+        appearance = view_menu.addMenu("Appearance")
+        group = QActionGroup(self)
+        self.appearance_actions: dict[str, QAction] = {}
+        for choice, text in CHOICES.items():
+            action = self._tip(appearance.addAction(text), f"{text}: the colours of every EnvDesk window")
+            action.setCheckable(True)
+            action.setChecked(choice == self.appearance)
+            action.triggered.connect(lambda _=False, choice=choice: self.set_appearance(choice))
+            group.addAction(action)
+            self.appearance_actions[choice] = action
         help_menu = self.menuBar().addMenu("&Help")
-        self.shortcuts_action = help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
-        self.about_action = help_menu.addAction("About EnvDesk", self.show_about)
+        self.shortcuts_action = self._tip(help_menu.addAction("Keyboard shortcuts", self.show_shortcuts),
+                                          "Every key that works in this window")
+        self.about_action = self._tip(help_menu.addAction("About EnvDesk", self.show_about),
+                                      "EnvDesk's version and where to read more")
+
+    @staticmethod
+    def _tip(action: QAction, tip: str) -> QAction:
+        """Give a menu action its tooltip and status-bar text."""
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        return action
 
     def _build_layout(self) -> None:
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.addWidget(QLabel("<b>Clusters</b>"))
-        self.cluster_view = ClusterList(self)
+        self.cluster_view = ClusterList(self, self.controller.targets)
         self.cluster_view.setAccessibleName("Clusters")
-        self.cluster_view.setModel(self.controller.targets)
         self.cluster_view.setSpacing(2)
         self.cluster_view.selectionModel().currentChanged.connect(lambda current, _: self._target_selected())
         left_layout.addWidget(self.cluster_view)
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()  # two rows, so the list can stay narrow on a small screen
         self.add_cluster_button = QPushButton("Add cluster…")
         self.add_cluster_button.setAccessibleName("Add a cluster")
         self.add_cluster_button.setToolTip("Add your cluster: pick its family (Alliance, Mila, UPPMAX, HPC2N…) "
@@ -168,12 +232,15 @@ class MainWindow(QMainWindow):
         self.cluster_more.setAccessibleName("More cluster actions")
         self.cluster_more.setToolTip("Disconnect, edit or remove the selected cluster")
         more = QMenu(self.cluster_more)
-        more.addAction("Disconnect", self.disconnect_selected)
-        more.addAction("Edit…", self.edit_cluster)
-        more.addAction("Remove", self.remove_cluster)
+        more.setToolTipsVisible(True)
+        self._tip(more.addAction("Disconnect", self.disconnect_selected), "Close the selected cluster's connection")
+        self._tip(more.addAction("Edit…", self.edit_cluster), "Change the selected cluster's settings")
+        self._tip(more.addAction("Remove", self.remove_cluster),
+                  "Forget the selected cluster (its environments stay on it)")
         self.cluster_more.setMenu(more)
-        for button in (self.add_cluster_button, self.connect_button, self.cluster_more):
-            buttons.addWidget(button)
+        buttons.addWidget(self.add_cluster_button, 0, 0, 1, 2)
+        buttons.addWidget(self.connect_button, 1, 0)
+        buttons.addWidget(self.cluster_more, 1, 1)
         left_layout.addLayout(buttons)
 
         middle = QWidget()
@@ -186,6 +253,7 @@ class MainWindow(QMainWindow):
         self.env_filter.setPlaceholderText("Filter environments")
         self.env_filter.setAccessibleName("Filter environments")
         self.env_filter.setClearButtonEnabled(True)
+        self.env_filter.setToolTip("Show only environments whose name, kind, folder or modules contain this text")
         title_row.addWidget(self.env_filter)
         middle_layout.addLayout(title_row)
         self.env_model = EnvironmentTableModel()
@@ -205,10 +273,10 @@ class MainWindow(QMainWindow):
         self.env_table.verticalHeader().hide()
         self.env_table.setWordWrap(False)
         self.env_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        header = self.env_table.horizontalHeader()
-        for column in range(4):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.env_columns = ColumnFitter(
+            self.env_table, lambda: [self.env_model.column_of(key) for key in EnvironmentTableModel.LONG_COLUMNS],
+            lambda: self.env_model.column_of("location"),
+            lambda: {self.env_model.column_of("name"): 2.0, self.env_model.column_of("location"): 1.5})
         self.env_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
@@ -228,7 +296,9 @@ class MainWindow(QMainWindow):
         splitter.addWidget(left)
         splitter.addWidget(middle)
         splitter.addWidget(self.details)
-        splitter.setSizes([230, 640, 410])
+        splitter.setChildrenCollapsible(False)
+        self._panels_moved = False  # once the person drags a divider, the window keeps their sizes
+        splitter.splitterMoved.connect(lambda *_: setattr(self, "_panels_moved", True))
         splitter.setStretchFactor(1, 1)
         self.splitter = splitter
         self.setCentralWidget(splitter)
@@ -240,14 +310,16 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable |
                          QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-        self.resizeDocks([dock], [230], Qt.Orientation.Vertical)
         self.operations_dock = dock
+        self._tip(dock.toggleViewAction(), "Show or hide the operations panel")
         self.setTabOrder(self.cluster_view, self.add_cluster_button)
         self.setTabOrder(self.add_cluster_button, self.connect_button)
         self.setTabOrder(self.connect_button, self.cluster_more)
         self.setTabOrder(self.cluster_more, self.env_filter)
         self.setTabOrder(self.env_filter, self.env_table)
         self.setTabOrder(self.env_table, self.details)
+        self.panels = [(left, self.cluster_view), (middle, self.env_table), (self.details, self.details),
+                       (dock, self.operations_panel.table)]
         self.statusBar()
         self._update_actions()
 
@@ -280,17 +352,31 @@ class MainWindow(QMainWindow):
         """Shown while this computer is the only target."""
         self.welcome.setVisible(self.controller.targets.rowCount() <= 1)
 
+    def _fit_panels(self, docks: bool = True) -> None:
+        """Share the window between the panels for its size: the environments get the most room, so that
+        at 1024×640 every column shows without scrolling."""
+        width, height = self.width(), self.height()
+        left, details = min(260, max(170, int(width * 0.18))), min(420, max(250, int(width * 0.26)))
+        self.splitter.setSizes([left, max(300, width - left - details), details])
+        if docks:
+            self.resizeDocks([self.operations_dock], [min(230, max(150, height // 4))], Qt.Orientation.Vertical)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if not self._panels_moved:
+            self._fit_panels(docks=False)
+
     def _restore(self) -> None:
         size, position = self.settings.value("size"), self.settings.value("position")
         self.resize(size if isinstance(size, QSize) else QSize(1280, 800))
+        self._fit_panels()
         if isinstance(position, QPoint):
             self.move(position)
         state = self.settings.value("state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
-        selected = self.settings.value("target", LOCAL_TARGET)
-        row = max(0, self.controller.targets.row_of(str(selected)))
-        self.cluster_view.setCurrentIndex(self.controller.targets.index(row))
+        selected = self.cluster_view.index_of(str(self.settings.value("target", LOCAL_TARGET)))
+        self.cluster_view.setCurrentIndex(selected if selected.isValid() else self.cluster_view.index_of(LOCAL_TARGET))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         running = self.controller.runner.running()
@@ -301,7 +387,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("size", self.size())
         self.settings.setValue("position", self.pos())
         self.settings.setValue("state", self.saveState())
-        self.settings.setValue("target", self.current_target())
+        self.settings.setValue("target", self.selected_entry())
         self.settings.sync()
         self.controller.shutdown()
         super().closeEvent(event)
@@ -332,37 +418,94 @@ class MainWindow(QMainWindow):
     def show_shortcuts(self) -> None:
         """Every keyboard shortcut of the window, in one list."""
         actions = [self.new_action, self.update_action, self.export_action, self.import_action, self.copy_action,
-                   self.delete_action, self.refresh_action, self.refresh_all_action, self.quit_action]
+                   self.delete_action, self.refresh_action, self.refresh_all_action, self.connect_all_action,
+                   self.next_panel_action, self.previous_panel_action, self.quit_action]
         rows = "".join(f"<tr><td>{a.text()}</td><td><b>"
                        f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td></tr>"
                        for a in actions)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table><p>Tab and Shift+Tab move "
                                 "between every control, in every list and box.</p>")
 
+    def set_appearance(self, choice: str) -> str:
+        """Use the 'system', 'light' or 'dark' colours from now on (saved); returns the scheme in force."""
+        self.appearance = choice if choice in CHOICES else "system"
+        self.settings.setValue("appearance", self.appearance)
+        if self.appearance in self.appearance_actions:
+            self.appearance_actions[self.appearance].setChecked(True)
+        return apply_scheme(self.appearance)
+
+    def focus_panel(self, step: int) -> None:
+        """F6 / Shift+F6: focus the next or previous panel's main control."""
+        control = next_panel(self.panels, self.focusWidget(), step)
+        if control is not None:
+            control.setFocus(Qt.FocusReason.TabFocusReason if step > 0 else Qt.FocusReason.BacktabFocusReason)
+
     # -- selection -----------------------------------------------------------------------------
 
-    def current_target(self) -> str:
+    def selected_entry(self) -> str:
+        """The selected entry of the cluster list: a target's name, or ALL_TARGETS for "All clusters"."""
         index = self.cluster_view.currentIndex()
         return index.data(TargetListModel.NameRole) if index.isValid() else LOCAL_TARGET
+
+    def showing_all(self) -> bool:
+        return self.selected_entry() == ALL_TARGETS
+
+    def current_target(self) -> str:
+        """The target the actions act on: the selected cluster, or in "All clusters" the selected row's."""
+        entry = self.selected_entry()
+        if entry != ALL_TARGETS:
+            return entry
+        index = self.env_table.currentIndex()
+        return index.data(EnvironmentTableModel.TargetRole) if index.isValid() else LOCAL_TARGET
 
     def current_environment(self) -> Environment | None:
         index = self.env_table.currentIndex()
         return index.data(EnvironmentTableModel.EnvRole) if index.isValid() else None
 
     def _target_selected(self) -> None:
-        name = self.current_target()
+        name = self.selected_entry()
+        everywhere = name == ALL_TARGETS
+        self.connect_button.setText("Connect all" if everywhere else "Connect")
+        self.connect_button.setAccessibleName("Connect to every cluster" if everywhere
+                                              else "Connect to the selected cluster")
+        self.connect_button.setToolTip("Log in to every cluster now, one code prompt at a time" if everywhere else
+                                       "Log in to the selected cluster now (you may be asked for a code once)")
+        self.connect_button.setEnabled(name != LOCAL_TARGET)
+        if everywhere:
+            self.env_title.setText("<b>Environments on every cluster</b>")
+            self._show_all()
+            self.controller.refresh_unlisted()
+            return
         self.env_title.setText(f"<b>Environments on {self.controller.label(name)}</b>")
         self._show_inventory(name, self.controller.inventory(name))
         item = self.controller.targets.item(name)
-        self.connect_button.setEnabled(name != LOCAL_TARGET)
         if name not in self.controller.refreshed and item is not None and item.state in ("idle", "local"):
             self.controller.refresh(name)
+
+    def _show_all(self) -> None:
+        """Every target's environments with a Cluster column: what is known at once, each list as it comes."""
+        selected = self.current_environment(), self.current_target()
+        rows, homes, labels = self.controller.all_environments()
+        self.env_model.set_rows(rows, homes, labels, all_targets=True)
+        notes = []
+        waiting = [item.label for item in self.controller.targets.items
+                   if item.name not in self.controller.refreshed and item.state != "error"]
+        if waiting:
+            notes.append(f"Still listing {', '.join(waiting)}; the last known lists are shown meanwhile.")
+        failed = [item.label for item in self.controller.targets.items if item.state == "error"]
+        if failed:
+            notes.append(f"<span style='color:#d64541'>{', '.join(failed)}: could not be listed now (select "
+                         f"{'it' if len(failed) == 1 else 'one'} on the left to see why).</span>")
+        self.notice.setText(" ".join(notes))
+        if selected[0] is not None:
+            self._select_environment(selected[0].path, selected[1])
+        self._env_selected()
 
     def _show_inventory(self, name: str, inventory: Inventory | None) -> None:
         """Show a target's environments (None: nothing known yet), keeping the selection where it can."""
         selected = self.current_environment()
         self.env_model.set_environments(inventory.environments if inventory else [],
-                                        inventory.home if inventory else None)
+                                        inventory.home if inventory else None, name)
         notes = []
         if inventory is None:
             notes.append("Nothing listed yet: connecting…" if name != LOCAL_TARGET else "Looking…")
@@ -382,16 +525,17 @@ class MainWindow(QMainWindow):
             self._select_environment(selected.path)
         self._env_selected()
 
-    def _select_environment(self, path: str) -> None:
+    def _select_environment(self, path: str, target: str | None = None) -> None:
         for row in range(self.env_proxy.rowCount()):
             index = self.env_proxy.index(row, 0)
             env = index.data(EnvironmentTableModel.EnvRole)
-            if env is not None and env.path == path:
+            if env is not None and env.path == path and target in (None, index.data(EnvironmentTableModel.TargetRole)):
                 self.env_table.setCurrentIndex(index)
                 return
 
     def _env_selected(self) -> None:
-        self.details.show_environment(self.current_environment())
+        env = self.current_environment()
+        self.details.show_environment(env, self.controller.place(self.current_target()) if env else Place())
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -400,7 +544,9 @@ class MainWindow(QMainWindow):
             action.setEnabled(has_env)
 
     def _inventory_changed(self, name: str, inventory: Inventory) -> None:
-        if name == self.current_target():
+        if self.showing_all():
+            self._show_all()
+        elif name == self.selected_entry():
             self._show_inventory(name, inventory)
 
     def _env_menu(self, position) -> None:
@@ -416,7 +562,9 @@ class MainWindow(QMainWindow):
         if isinstance(error, HostKeyChanged):
             QMessageBox.critical(self, "Server identity changed", str(error))
         self.statusBar().showMessage(f"{task.title} failed: {error.message}", 15000)
-        if task.target == self.current_target():  # the target's state (an error) changed, not its list
+        if self.showing_all():  # a target's state (an error) changed, not its list
+            self._show_all()
+        elif task.target == self.selected_entry():
             self._show_inventory(task.target, self.controller.inventory(task.target))
 
     # -- cluster actions -----------------------------------------------------------------------
@@ -425,12 +573,11 @@ class MainWindow(QMainWindow):
         from .dialogs.cluster_dialog import ClusterDialog
         dialog = ClusterDialog(self.controller, parent=self)
         if dialog.exec():
-            self.cluster_view.setCurrentIndex(self.controller.targets.index(
-                self.controller.targets.row_of(dialog.saved_name)))
+            self.cluster_view.setCurrentIndex(self.cluster_view.index_of(dialog.saved_name))
 
     def edit_cluster(self) -> None:
-        name = self.current_target()
-        if name == LOCAL_TARGET:
+        name = self.selected_entry()
+        if name in (LOCAL_TARGET, ALL_TARGETS):
             return
         from .dialogs.cluster_dialog import ClusterDialog
         try:
@@ -441,8 +588,8 @@ class MainWindow(QMainWindow):
         ClusterDialog(self.controller, profile=profile, parent=self).exec()
 
     def remove_cluster(self) -> None:
-        name = self.current_target()
-        if name == LOCAL_TARGET:
+        name = self.selected_entry()
+        if name in (LOCAL_TARGET, ALL_TARGETS):
             return
         answer = QMessageBox.question(self, "Remove cluster", f"Remove {name} from EnvDesk? Its environments on "
                                       "the cluster are not touched.")
@@ -453,15 +600,26 @@ class MainWindow(QMainWindow):
                 QMessageBox.warning(self, "Cannot remove", str(exc))
 
     def connect_selected(self) -> None:
-        name = self.current_target()
-        if name != LOCAL_TARGET:
+        name = self.selected_entry()
+        if name == ALL_TARGETS:
+            self.connect_all()
+        elif name != LOCAL_TARGET:
             self.controller.connect_target(name)
 
+    def connect_all(self) -> list[Task]:
+        """Log in to every cluster side by side; codes are asked one cluster at a time."""
+        return self.controller.connect_all()
+
     def disconnect_selected(self) -> None:
-        self.controller.disconnect_target(self.current_target())
+        name = self.selected_entry()
+        for target in ([item.name for item in self.controller.targets.items] if name == ALL_TARGETS else [name]):
+            self.controller.disconnect_target(target)
 
     def refresh(self) -> None:
-        self.controller.refresh(self.current_target())
+        if self.showing_all():
+            self.controller.refresh_all()
+        else:
+            self.controller.refresh(self.selected_entry())
 
     # -- environment actions -------------------------------------------------------------------
 
@@ -484,7 +642,9 @@ class MainWindow(QMainWindow):
 
     def revert_environment(self, env: Environment, snapshot_id: str) -> None:
         target = self.current_target()
-        answer = QMessageBox.question(self, "Revert", f"Put {env.name} back to snapshot {snapshot_id}? The current "
+        chosen = self.details.snapshot_list.currentItem()
+        when = chosen.text().split(" · ")[0] if chosen is not None else snapshot_id
+        answer = QMessageBox.question(self, "Revert", f"Put {env.name} back as it was on {when}? The current "
                                       "packages are saved as a snapshot first.")
         if answer != QMessageBox.StandardButton.Yes:
             return

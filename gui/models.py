@@ -100,6 +100,59 @@ class TargetListModel(QAbstractListModel):
         self.dataChanged.emit(self.index(row), self.index(row))
 
 
+ALL_TARGETS = "*all*"  # the "All clusters" entry; never a target's name (those start with a letter or digit)
+
+
+class AllTargetsEntry(QAbstractListModel):
+    """The "All clusters" row shown above the targets once a cluster is configured; it sums them up."""
+
+    def __init__(self, targets: TargetListModel) -> None:
+        super().__init__()
+        self.targets = targets
+        self._shown = self._wanted()
+        for signal in (targets.modelReset, targets.rowsInserted, targets.rowsRemoved):
+            signal.connect(self._targets_changed)
+        targets.dataChanged.connect(self._summary_changed)
+
+    def _wanted(self) -> bool:
+        return self.targets.rowCount() > 1
+
+    def _targets_changed(self, *_: object) -> None:
+        if self._wanted() != self._shown:
+            self.beginResetModel()
+            self._shown = self._wanted()
+            self.endResetModel()
+        self._summary_changed()
+
+    def _summary_changed(self, *_: object) -> None:
+        if self._shown:
+            self.dataChanged.emit(self.index(0), self.index(0))
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() or not self._shown else 1
+
+    def summary(self) -> str:
+        """How many places and environments the entry covers, e.g. '3 places · 12 env'."""
+        items = self.targets.items
+        counts = [item.environments for item in items if item.environments is not None]
+        return f"{len(items)} places" + (f" · {sum(counts)} env" if counts else "")
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"All clusters\n{self.summary()}"
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"All clusters, {self.summary()}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "Every environment of every cluster and of this computer, in one list"
+        if role == Qt.ItemDataRole.DecorationRole:
+            return icon("cluster")
+        if role == TargetListModel.NameRole:
+            return ALL_TARGETS
+        return None
+
+
 class _Table(QAbstractTableModel):
     """A table over a Python list: `COLUMNS` names the columns, `rows_()` gives the rows."""
 
@@ -121,22 +174,40 @@ class _Table(QAbstractTableModel):
 
 
 class EnvironmentTableModel(_Table):
-    """The environments of the selected target."""
+    """The environments of the selected target, or of every target at once with a Cluster column."""
 
-    COLUMNS = ("Name", "Kind", "Python", "Packages", "Location", "Modules")
+    COLUMN_TITLES = {"name": "Name", "cluster": "Cluster", "kind": "Kind", "python": "Python",
+                     "packages": "Packages", "location": "Location", "modules": "Modules"}
+    ONE_TARGET = ("name", "kind", "python", "packages", "location", "modules")
+    ALL_TARGETS = ("name", "cluster", "kind", "python", "packages", "location", "modules")
+    LONG_COLUMNS = ("name", "location", "modules")  # elided in the middle when the table is narrow
     EnvRole = Qt.ItemDataRole.UserRole + 1
+    TargetRole = Qt.ItemDataRole.UserRole + 2
 
     def __init__(self) -> None:
         super().__init__()
+        self.keys: tuple[str, ...] = self.ONE_TARGET
+        self.COLUMNS = tuple(self.COLUMN_TITLES[key] for key in self.keys)
         self.environments: list[Environment] = []
-        self.home = ""
+        self.targets: list[str] = []  # the target of each row, in step with `environments`
+        self.homes: dict[str, str] = {}
+        self.labels: dict[str, str] = {}
+
+    @property
+    def home(self) -> str:
+        """The home folder of the (single) target shown."""
+        return next(iter(self.homes.values()), "")
 
     def rows_(self) -> list:
         return self.environments
 
-    def short_path(self, path: str) -> str:
+    def column_of(self, key: str) -> int:
+        """The column showing `key` ('name', 'location'…), or -1 when it is not shown."""
+        return self.keys.index(key) if key in self.keys else -1
+
+    def short_path(self, path: str, target: str | None = None) -> str:
         """The path as people write it: ~/venvs/x rather than /home/me/venvs/x."""
-        home = self.home.rstrip("/")
+        home = (self.homes.get(target, "") if target is not None else self.home).rstrip("/")
         if home and (path == home or path.startswith(home + "/")):
             return "~" + path[len(home):]
         return path
@@ -144,28 +215,44 @@ class EnvironmentTableModel(_Table):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
-        env = self.environments[index.row()]
-        column = index.column()
+        env, target = self.environments[index.row()], self.targets[index.row()]
+        key = self.keys[index.column()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            if column == 3:
+            if key == "packages":
                 return env.package_count if env.state == "ok" else env.state
-            return (env.name, env.kind, env.python or "?", None, self.short_path(env.path),
-                    " ".join(env.modules))[column]
+            return {"name": env.name, "cluster": self.labels.get(target, target), "kind": env.kind,
+                    "python": env.python or "?", "location": self.short_path(env.path, target),
+                    "modules": " ".join(env.modules)}[key]
         if role == Qt.ItemDataRole.EditRole:  # sort keys
-            return (env.name.lower(), env.kind, tuple(int(p) for p in (env.python or "0").split(".") if p.isdigit()),
-                    env.package_count, env.path, " ".join(env.modules))[column]
+            return {"name": env.name.lower(), "cluster": (self.labels.get(target, target).lower(), env.name.lower()),
+                    "kind": env.kind,
+                    "python": tuple(int(p) for p in (env.python or "0").split(".") if p.isdigit()),
+                    "packages": env.package_count, "location": env.path, "modules": " ".join(env.modules)}[key]
         if role == Qt.ItemDataRole.ToolTipRole:
             return env.error or env.path
         if role == Qt.ItemDataRole.ForegroundRole and env.state != "ok":
             return QColor("#d64541")
         if role == self.EnvRole:
             return env
+        if role == self.TargetRole:
+            return target
         return None
 
-    def set_environments(self, environments: Sequence[Environment], home: str | None = None) -> None:
+    def set_environments(self, environments: Sequence[Environment], home: str | None = None,
+                         target: str = "") -> None:
+        """Show one target's environments."""
+        self.set_rows([(target, env) for env in environments], {target: home or ""}, {}, all_targets=False)
+
+    def set_rows(self, rows: Sequence[tuple[str, Environment]], homes: dict[str, str], labels: dict[str, str], *,
+                 all_targets: bool) -> None:
+        """Show (target, environment) rows; `all_targets` adds the Cluster column (labels name the targets)."""
         self.beginResetModel()
-        self.environments = list(environments)
-        self.home = home or ""
+        self.keys = self.ALL_TARGETS if all_targets else self.ONE_TARGET
+        self.COLUMNS = tuple(self.COLUMN_TITLES[key] for key in self.keys)
+        self.targets = [target for target, _ in rows]
+        self.environments = [env for _, env in rows]
+        self.homes = dict(homes)
+        self.labels = dict(labels)
         self.endResetModel()
 
 

@@ -4,6 +4,7 @@ The trust question's dialog lives in dialogs/trust_dialog.py (imported here, as 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ class LoginDialog(QDialog):
         layout.addWidget(self.field)
         self.remember = QCheckBox("Remember in the system keyring")
         self.remember.setAccessibleName("Remember in the system keyring")
+        self.remember.setToolTip("Keep it in your system's keyring, so EnvDesk does not ask again")
         self.remember.setVisible(request.can_remember)
         layout.addWidget(self.remember)
         problem = keyring_problem() if request.rememberable and not request.can_remember else None
@@ -65,6 +67,9 @@ class LoginDialog(QDialog):
             self.no_keyring.setWordWrap(True)
             layout.addWidget(self.no_keyring)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setToolTip(f"Send this answer to {request.cluster}")
+        buttons.button(QDialogButtonBox.StandardButton.Cancel).setToolTip(
+            f"Do not log in to {request.cluster} now (you can connect again later)")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
@@ -75,7 +80,11 @@ class LoginDialog(QDialog):
 
 
 class QtPrompter(QObject):
-    """The backend's Prompter for the app: any thread may ask; dialogs open on the GUI thread."""
+    """The backend's Prompter for the app: any thread may ask; dialogs open on the GUI thread, one at a time.
+
+    Clusters connecting side by side (Refresh all, Connect all) ask in turn: the next question's dialog
+    opens when the one before it is answered, so a person never faces two code prompts at once.
+    """
 
     _ask = Signal(object)
     asked = Signal(object)  # the dialog that was opened (for tests and accessibility tools)
@@ -85,6 +94,8 @@ class QtPrompter(QObject):
         self._parent = parent
         self._ask.connect(self._show, Qt.ConnectionType.QueuedConnection)
         self._pending: list[_Pending] = []
+        self._queue: deque[_Pending] = deque()  # asked, not shown yet
+        self._showing: _Pending | None = None
         self._closed = False
 
     def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
@@ -92,6 +103,10 @@ class QtPrompter(QObject):
 
     def confirm_host_key(self, cluster: str, identity: ServerIdentity) -> bool:
         return bool(self._wait(_Pending("trust", (cluster, identity))))
+
+    def waiting(self) -> int:
+        """How many questions are waiting for an answer (shown or queued)."""
+        return len(self._pending)
 
     def close(self) -> None:
         """Release every waiting worker (the window is closing)."""
@@ -110,6 +125,19 @@ class QtPrompter(QObject):
 
     @Slot(object)
     def _show(self, pending: _Pending) -> None:
+        self._queue.append(pending)
+        self._show_next()
+
+    def _show_next(self) -> None:
+        """Open the oldest waiting question's dialog unless one is open already."""
+        if self._showing is not None or not self._queue:
+            return
+        pending = self._showing = self._queue.popleft()
+        if self._closed:
+            self._showing = None
+            pending.event.set()
+            self._show_next()
+            return
         if pending.kind == "secret":
             dialog: QDialog = LoginDialog(pending.payload, self._parent)
         else:
@@ -120,6 +148,8 @@ class QtPrompter(QObject):
                 pending.answer = dialog.answer() if isinstance(dialog, LoginDialog) else True
             pending.event.set()
             dialog.deleteLater()
+            self._showing = None
+            self._show_next()
 
         dialog.finished.connect(done)
         dialog.setWindowModality(Qt.WindowModality.WindowModal)

@@ -45,7 +45,10 @@ class TrustDialog(QDialog):
         layout.addWidget(self.advice)
         buttons = QDialogButtonBox()
         self.trust_button = buttons.addButton("Trust and connect", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.trust_button.setToolTip("Remember this server's identity and connect; EnvDesk then refuses any other "
+                                     "server pretending to be it")
         cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setToolTip("Do not connect, and record nothing")
         self.override: QCheckBox | None = None
         if self.verdict.status == DOES_NOT_MATCH:
             self.override = QCheckBox("The site told me its key changed: connect anyway")

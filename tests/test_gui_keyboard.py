@@ -1,0 +1,274 @@
+"""The main window for keyboard users, in both colour schemes and on a small screen (no cluster contacted).
+
+The clusters point at a closed port on loopback, so nothing leaves this machine; what the window
+shows comes from real inventory cache files and from really listing this computer.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtGui import QAction, QImage, QPalette
+from PySide6.QtWidgets import (QAbstractButton, QApplication, QCheckBox, QPushButton, QStyle, QStyleOptionButton,
+                               QWidget)
+
+from envdesk.backend.cache import InventoryCache
+from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.inventory import Environment, Inventory
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.prompts import SecretRequest
+from envdesk.gui.column_fit import fit_widths
+from envdesk.gui.main_window import MainWindow
+from envdesk.gui.models import ALL_TARGETS
+from envdesk.backend.hostkeys import ServerIdentity
+from envdesk.gui.dialogs.trust_dialog import TrustDialog
+from envdesk.gui.prompter import LoginDialog
+from envdesk.gui.theme import apply_scheme, dark_palette
+
+LONG = 120_000
+SCHEMES = ["light", "dark"]
+
+
+@pytest.fixture
+def scheme(request, qapp):
+    """A colour scheme for the test to use ('light' or 'dark'); the light one is put back afterwards."""
+    yield request.param
+    apply_scheme("light")
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def long_env(name: str, path: str, modules: tuple[str, ...] = ()) -> Environment:
+    return Environment.from_agent({"name": name, "path": path, "kind": "venv", "python": "3.11.5", "state": "ok",
+                                   "modules": list(modules),
+                                   "packages": [{"name": "tinyalpha", "version": "1.0"}]})
+
+
+def config_with_cached_clusters(folder: Path) -> AppPaths:
+    """Two clusters nobody can reach (a closed loopback port) whose last known lists are cached,
+    with long names and folders."""
+    paths = AppPaths(folder)
+    store = ClusterStore(paths)
+    port = closed_port()
+    cache = InventoryCache(paths)
+    for name in ("alpha", "beta"):
+        store.add(ClusterProfile(name=name, host="127.0.0.1", port=port, user="nobody"))
+        deep = f"/home/nobody/projects/2024/a-rather-long-project-name/analysis/{name}-environment-with-long-name"
+        cache.save(Inventory(target=name, home="/home/nobody", environments=(
+            long_env(f"{name}-environment-with-long-name", deep, ("GCC/12.3.0", "Python/3.11.3", "SciPy-bundle")),
+            long_env("plain", "/home/nobody/venvs/plain"))))
+    return paths
+
+
+def open_window(qtbot, paths: AppPaths) -> MainWindow:
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=LONG)
+    return window
+
+
+@pytest.fixture
+def window_with_an_environment(qtbot, tmp_path, home):
+    """The window on This computer, one real environment selected (so the details panel takes part)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "demo")], check=True)
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    qtbot.waitUntil(lambda: "local" in window.controller.refreshed, timeout=LONG)
+    qtbot.waitUntil(lambda: window.env_proxy.rowCount() == 1, timeout=LONG)
+    window.env_table.selectRow(0)
+    assert window.details.isEnabled()
+    yield window
+    window.close()
+
+
+def tab_stops(window: QWidget) -> list[QWidget]:
+    """Every control of the window that Tab should reach: shown, enabled, taking focus by Tab."""
+    return [w for w in window.findChildren(QWidget)
+            if w.window() is window and w.isVisible() and w.isEnabled() and w.focusProxy() is None
+            and w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, indirect=True)
+def test_tab_reaches_every_control_and_comes_back(qtbot, window_with_an_environment, scheme):
+    window = window_with_an_environment
+    assert window.set_appearance(scheme) == scheme
+    expected = tab_stops(window)
+    assert window.env_table in expected and window.details.package_filter not in expected  # a hidden tab's
+    start = window.cluster_view
+    start.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is start, timeout=LONG)
+    seen: list[QWidget] = []
+    for _ in range(3 * len(expected)):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+        seen.append(QApplication.focusWidget())
+        if seen[-1] is start:
+            break
+    assert seen and seen[-1] is start, f"Tab never came back; it went round {[type(w).__name__ for w in seen]}"
+    missed = [f"{type(w).__name__} {w.accessibleName()!r}" for w in expected if w not in seen]
+    assert missed == [], f"{scheme}: Tab never reaches {missed}"
+
+
+def test_f6_moves_between_the_panels_both_ways(qtbot, window_with_an_environment):
+    window = window_with_an_environment
+    window.cluster_view.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.cluster_view, timeout=LONG)
+    visited = []
+    for _ in range(4):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)
+        visited.append(QApplication.focusWidget())
+    assert visited[0] is window.env_table
+    assert window.details.isAncestorOf(visited[1])
+    assert visited[2] is window.operations_panel.table
+    assert visited[3] is window.cluster_view
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6, Qt.KeyboardModifier.ShiftModifier)
+    assert QApplication.focusWidget() is window.operations_panel.table
+    shortcuts = [a.shortcut().toString() for a in window.findChildren(QAction)]
+    assert "F6" in shortcuts and "Shift+F6" in shortcuts
+
+
+def _plain(text: str) -> str:
+    return text.replace("&", "").replace("...", "").replace("…", "").strip()
+
+
+def lacking_tooltips(root: QWidget) -> list[str]:
+    """Buttons with neither a tooltip nor a name and text, and actions whose tooltip is only their text."""
+    missing = [f"button {b.text()!r}" for b in root.findChildren(QAbstractButton)
+               if not b.objectName().startswith("qt_") and b.isVisibleTo(root)
+               and not b.toolTip() and not (b.accessibleName() and b.text())]
+    missing += [f"action {a.text()!r}" for a in root.findChildren(QAction)
+                if a.text() and a.menu() is None and not a.isSeparator() and _plain(a.toolTip()) == _plain(a.text())]
+    return missing
+
+
+def test_every_button_and_action_explains_itself(qtbot, window_with_an_environment):
+    window = window_with_an_environment
+    login = LoginDialog(SecretRequest("alpha", "code", "Verification code:"))
+    qtbot.addWidget(login)
+    trust = TrustDialog("alpha", ServerIdentity("alpha.example.org", 22, paramiko.ECDSAKey.generate()))
+    qtbot.addWidget(trust)
+    roots = [("main window", window), ("login", login), ("trust", trust)]
+    assert [(name, lacking_tooltips(root)) for name, root in roots] == [(name, []) for name, _ in roots]
+
+
+# -- dark palette ------------------------------------------------------------------------------
+
+
+def luminance(image: QImage, rect: QRect | None = None) -> list[float]:
+    """Relative luminance (0-255) of every pixel of `image` inside `rect`."""
+    image = image.convertToFormat(QImage.Format.Format_RGB32)
+    rect = rect or image.rect()
+    values = []
+    for y in range(max(0, rect.top()), min(image.height(), rect.bottom() + 1)):
+        for x in range(max(0, rect.left()), min(image.width(), rect.right() + 1)):
+            color = image.pixelColor(x, y)
+            values.append(0.2126 * color.red() + 0.7152 * color.green() + 0.0722 * color.blue())
+    return values
+
+
+def text_contrast(button: QPushButton) -> float:
+    """How far a button's text stands out from its face: mean |luminance - face| of the text pixels."""
+    image = button.grab().toImage()
+    rect = image.rect().adjusted(6, 6, -6, -6)  # inside the frame
+    values = luminance(image, rect)
+    face = sorted(values)[len(values) // 2]
+    text = [abs(v - face) for v in values if abs(v - face) > 12]
+    assert len(text) > 20, "the button shows its text"
+    return sum(text) / len(text)
+
+
+def indicator(box: QCheckBox) -> tuple[list[float], float]:
+    """(luminance of the check box's square, luminance of the window around it)."""
+    image = box.grab().toImage()
+    option = QStyleOptionButton()
+    box.initStyleOption(option)
+    rect = box.style().subElementRect(QStyle.SubElement.SE_CheckBoxIndicator, option, box)
+    background = box.palette().color(QPalette.ColorRole.Window)
+    window = 0.2126 * background.red() + 0.7152 * background.green() + 0.0722 * background.blue()
+    return luminance(image, rect), window
+
+
+def controls(qtbot, holder: QWidget) -> dict[str, QWidget]:
+    """An enabled and a disabled button, a checked and an unchecked check box, shown in `holder`."""
+    qtbot.addWidget(holder)
+    made: dict[str, QWidget] = {"enabled": QPushButton("Connect all", holder),
+                                "disabled": QPushButton("Connect all", holder),
+                                "checked": QCheckBox("Remember", holder), "unchecked": QCheckBox("Remember", holder)}
+    made["disabled"].setEnabled(False)
+    made["checked"].setChecked(True)
+    for number, widget in enumerate(made.values()):
+        widget.move(10, 10 + 40 * number)
+        widget.resize(160, 32)
+    holder.resize(200, 180)
+    holder.show()
+    qtbot.waitExposed(holder)
+    return made
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, indirect=True)
+def test_disabled_buttons_and_check_boxes_are_plain_to_see(qtbot, scheme):
+    assert apply_scheme(scheme) == scheme
+    holder = QWidget()
+    made = controls(qtbot, holder)
+    enabled, disabled = text_contrast(made["enabled"]), text_contrast(made["disabled"])
+    assert enabled > 80, f"{scheme}: an enabled button's text is clear ({enabled:.0f})"
+    assert enabled - disabled > 40, f"{scheme}: disabled ({disabled:.0f}) looks like enabled ({enabled:.0f})"
+    unchecked, window = indicator(made["unchecked"])
+    checked, _ = indicator(made["checked"])
+    frame = max(abs(v - window) for v in unchecked)
+    assert frame > 40, f"{scheme}: an unchecked box stands out from the window by only {frame:.0f}"
+    marked = sum(1 for a, b in zip(checked, unchecked) if abs(a - b) > 60)
+    assert marked > 10, f"{scheme}: the check mark shows ({marked} pixels differ)"
+
+
+def test_the_dark_palette_dims_every_disabled_text_role():
+    palette = dark_palette()
+    for role in (QPalette.ColorRole.ButtonText, QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
+        active = palette.color(QPalette.ColorGroup.Active, role).lightness()
+        disabled = palette.color(QPalette.ColorGroup.Disabled, role).lightness()
+        assert active - disabled > 80, role
+
+
+# -- a small screen ----------------------------------------------------------------------------
+
+
+def test_fit_widths_shares_what_is_left_fairly():
+    assert fit_widths([50, 100, 40, 300], {1, 3}, 600, grow=3) == [50, 100, 40, 410]
+    assert fit_widths([50, 100, 40, 300], {1, 3}, 300, grow=3) == [50, 100, 40, 110]
+    assert fit_widths([50, 400, 40, 300], {1, 3}, 300, grow=3) == [50, 105, 40, 105]
+    assert sum(fit_widths([80, 500, 30, 700, 200], {1, 3, 4}, 640)) == 640
+    assert fit_widths([50, 400, 40, 300], {1, 3}, 300, grow=3, weights={1: 2.0}) == [50, 140, 40, 70]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, indirect=True)
+def test_every_column_shows_at_1024_by_640(qtbot, tmp_path, home, scheme):
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    assert window.set_appearance(scheme) == scheme
+    window.resize(1024, 640)
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of(ALL_TARGETS))
+    assert window.env_model.column_of("cluster") == 1 and window.env_proxy.rowCount() >= 4
+    table, header = window.env_table, window.env_table.horizontalHeader()
+
+    def fitted() -> bool:  # the last column ends inside the table, and no scroll bar is left over
+        right = header.sectionViewportPosition(header.count() - 1) + header.sectionSize(header.count() - 1)
+        return right <= table.viewport().width()
+
+    qtbot.waitUntil(lambda: fitted() and not table.horizontalScrollBar().isVisible(), timeout=20_000)
+    for column in range(header.count()):
+        title = window.env_model.headerData(column, Qt.Orientation.Horizontal)
+        left, width = header.sectionViewportPosition(column), header.sectionSize(column)
+        assert left >= 0 and left + width <= table.viewport().width(), f"{title} is off-screen"
+        assert width >= header.fontMetrics().horizontalAdvance(title[:3]), f"{title} is too narrow to read"
+    if os.environ.get("ENVDESK_SCREENSHOTS"):  # a folder to look at the window in
+        window.grab().save(str(Path(os.environ["ENVDESK_SCREENSHOTS"]) / f"main-1024x640-{scheme}.png"))
+    window.close()
