@@ -124,7 +124,7 @@ class ClusterStore:
         """Add an environment folder to "This computer"."""
         data = self._read()
         local = LocalSettings(**(data.get("local") or {}))
-        local.env_roots = [*local.roots, root]
+        local.env_roots = [*local.roots, validate.local_folder(root)]
         data["local"] = {k: v for k, v in asdict(local).items() if v}
         data.setdefault("clusters", [])
         write_atomically(self.paths.clusters_file, dump_yaml(data))

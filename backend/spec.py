@@ -125,7 +125,9 @@ def now_iso() -> str:
 
 # -- writing ----------------------------------------------------------------------------------
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@")
+# the scheme starts where no scheme character comes before it: without that, a long line is scanned again
+# from every position (quadratic time)
+_CREDENTIALS = re.compile(r"(?P<scheme>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^/@\s]+)@")
 _SECRET_QUERY = re.compile(r"(?P<key>[?&;](?:[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|auth|sig|"
                            r"signature|credential)[A-Za-z0-9_.-]*))=[^&#\s;]*", re.IGNORECASE)
 
@@ -241,6 +243,9 @@ def _pin_from_dict(data: Any) -> Pin:
     for key in ("build", "channel", "url"):
         if key in values:
             validate.plain_text(values[key], f"package {key}")
+    if values.get("url", "").startswith("-"):  # it follows -e or '@': never an installer option
+        raise InvalidInput(f"The package {values['name']} has {validate.shown(values['url'])} as its source, "
+                           "which is not a URL or folder.")
     if values.get("source", "pip") not in ("pip", "conda"):
         raise InvalidInput(f"Unknown package source {values['source']!r}.")
     return Pin(name=values["name"], version=values["version"], source=values.get("source", "pip"),
@@ -271,7 +276,7 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
     if not isinstance(source, dict):
         raise InvalidInput("'source' in the file must be a mapping.")
     return EnvSpec(
-        kind=kind, python=str(python) if python is not None else None,
+        kind=kind, python=validate.version(str(python)) if python is not None else None,
         modules=[validate.module_name(m) for m in _str_list(data.get("modules"), "modules")],
         system_site_packages=bool(data.get("system_site_packages", False)),
         requirements=[validate.package_spec(r) for r in _str_list(data.get("requirements"), "requirements")],
@@ -433,7 +438,11 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
         spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one"))
         return
     path = folder / name
-    if depth >= _MAX_INCLUDE_DEPTH or not path.is_file():
+    try:
+        present = path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        present = False
+    if depth >= _MAX_INCLUDE_DEPTH or not present:
         spec.refused.append(Refused(line, f"{name} is not next to the imported file" if depth < _MAX_INCLUDE_DEPTH
                                     else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
         return

@@ -5,6 +5,8 @@ import getpass
 import glob
 import logging
 import os
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import paramiko
 
 from . import validate
 from .config import ClusterProfile
-from .errors import ConfigError
+from .errors import ConfigError, EnvDeskError
 
 _MAX_INCLUDE_DEPTH = 16
 log = logging.getLogger(__name__)
@@ -56,13 +58,25 @@ def _without_match_exec(lines: list[str]) -> list[str]:
     read the configuration: EnvDesk never runs them, and treats their blocks as not matching."""
     kept = []
     for line in lines:
-        words = line.strip().replace("=", " ", 1).split()
-        if words and words[0].lower() == "match" and any(w.lower() in ("exec", "!exec") for w in words[1:]):
+        if _runs_a_command(line):
             log.info("ignoring a 'Match exec' block of the SSH configuration: %s", line.strip())
             kept.append(NEVER_MATCHES)
         else:
             kept.append(line)
     return kept
+
+
+def _runs_a_command(line: str) -> bool:
+    """Whether paramiko would read this line as a Match with an exec criterion, however it is spelled
+    (quoted, negated, any case): the line is split exactly as paramiko splits it."""
+    found = re.match(paramiko.SSHConfig.SETTINGS_REGEX, line.strip())
+    if found is None or found.group(1).lower() != "match":
+        return False
+    try:
+        criteria = shlex.split(found.group(2))
+    except ValueError:
+        return True  # paramiko cannot read it either; never let it near a shell
+    return any(word.lstrip("!").lower() == "exec" for word in criteria)
 
 
 def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
@@ -77,7 +91,9 @@ def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
 
 def host_aliases(config: paramiko.SSHConfig) -> list[str]:
     """Concrete Host names (no wildcards or negations) a user may pick from."""
-    return sorted(h for h in config.get_hostnames() if not any(c in h for c in "*?!"))
+    # paramiko's get_hostnames() fails on any Match block (EnvDesk's own NEVER_MATCHES included)
+    names = {name for entry in getattr(config, "_config", []) for name in entry.get("host", [])}
+    return sorted(h for h in names if not any(c in h for c in "*?!"))
 
 
 @dataclass(frozen=True)
@@ -151,12 +167,15 @@ def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[C
         found = _lookup(config, alias)
         proxy = found.get("proxyjump", "")
         keys = found.get("identityfile", [])
-        profiles.append(ClusterProfile(
-            name=name,
-            host=alias,
-            port=int(found["port"]) if "port" in found else None,
-            user=found.get("user"),
-            identity_file=keys[0] if keys else None,
-            jump=[p for p in proxy.split(",") if p.strip()] if proxy and proxy.lower() != "none" else [],
-        ))
+        try:
+            profiles.append(ClusterProfile(
+                name=name,
+                host=alias,
+                port=validate.port(found["port"]) if "port" in found else None,
+                user=found.get("user"),
+                identity_file=keys[0] if keys else None,
+                jump=[p for p in proxy.split(",") if p.strip()] if proxy and proxy.lower() != "none" else [],
+            ))
+        except EnvDeskError as exc:  # one unusable Host block leaves the others to pick from
+            log.info("not offering Host %s of the SSH configuration: %s", alias, exc)
     return profiles

@@ -1,15 +1,35 @@
 """Checks on what users type, so that nothing odd ever reaches a shell or a file."""
 from __future__ import annotations
 
+import ipaddress
+import ntpath
+import os
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from .errors import InvalidInput
 
 LOCAL_TARGET = "local"
 
+_SHOWN = 60
+# Characters that make one line of text look or act like something else: line breaks of any kind,
+# NUL and the other control characters, lone surrogates (not text at all), and the bidirectional
+# overrides that show text in another order than it is read ("Trojan Source").
+_BIDI = frozenset("\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_LINE_BREAKS = frozenset("\u2028\u2029")
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: in full when short, else its start and its length."""
+    text = repr(value)
+    if len(text) <= _SHOWN:
+        return text
+    return f"{text[:_SHOWN]}... ({len(value) if isinstance(value, str) else len(text)} characters)"
+
+
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?")
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
 
 
@@ -17,7 +37,7 @@ def cluster_name(value: str) -> str:
     """A profile name: letters, digits, dot, dash, underscore; not the reserved 'local'."""
     if not _CLUSTER_NAME.fullmatch(value or ""):
         raise InvalidInput(
-            f"{value!r} cannot be a cluster name.",
+            f"{shown(value)} cannot be a cluster name.",
             "Use letters, digits, '.', '-' or '_' (up to 64), starting with a letter or digit.",
         )
     if value.lower() == LOCAL_TARGET:
@@ -27,16 +47,24 @@ def cluster_name(value: str) -> str:
 
 def host(value: str) -> str:
     """A host name or IP address, never something that looks like an option."""
-    if not _HOST.fullmatch(value or ""):
-        raise InvalidInput(f"{value!r} is not a host name EnvDesk can connect to.",
+    text = value or ""
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if bare == text and _HOST_NAME.fullmatch(text):
+        return text
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        address = None
+    if address is None or (bare != text and address.version != 6):
+        raise InvalidInput(f"{shown(value)} is not a host name EnvDesk can connect to.",
                            "Use a name like cluster.example.org or an IP address.")
-    return value.strip("[]")
+    return bare
 
 
 def user(value: str) -> str:
     """A login name as clusters issue them."""
     if not _USER.fullmatch(value or ""):
-        raise InvalidInput(f"{value!r} is not a valid username.",
+        raise InvalidInput(f"{shown(value)} is not a valid username.",
                            "Use the login name your cluster gave you, e.g. jsmith.")
     return value
 
@@ -48,15 +76,21 @@ def port(value: int | str) -> int:
     except (TypeError, ValueError):
         number = 0
     if not 1 <= number <= 65535:
-        raise InvalidInput(f"{value!r} is not a port number.", "Use a number from 1 to 65535 (SSH uses 22).")
+        raise InvalidInput(f"{shown(value)} is not a port number.", "Use a number from 1 to 65535 (SSH uses 22).")
     return number
 
 
 def plain_text(value: str, what: str) -> str:
-    """A one-line value that goes into commands or files: no newlines or NUL bytes."""
+    """A one-line value that goes into commands or files: no line breaks, NUL or other control
+    characters, lone surrogates or bidirectional overrides."""
     if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
-        raise InvalidInput(f"The {what} {value!r} is empty or spans several lines.",
+        raise InvalidInput(f"The {what} {shown(value)} is empty or spans several lines.",
                            f"Give the {what} on one line.")
+    odd = next((c for c in value if c in _BIDI or c in _LINE_BREAKS
+                or unicodedata.category(c) in ("Cc", "Cs")), None)
+    if odd is not None:
+        raise InvalidInput(f"The {what} {shown(value)} contains the invisible or control character "
+                           f"U+{ord(odd):04X}.", f"Type the {what} again as plain text.")
     return value
 
 
@@ -64,28 +98,37 @@ def remote_folder(value: str) -> str:
     """A folder on the cluster: absolute, or under the home folder with '~/'."""
     plain_text(value, "folder")
     if "$" in value or "`" in value:
-        raise InvalidInput(f"The folder {value!r} contains '$' or '`'.",
+        raise InvalidInput(f"The folder {shown(value)} contains '$' or '`'.",
                            "Write the folder out in full, e.g. /scratch/jsmith/envs.")
     if not (value.startswith("/") or value == "~" or value.startswith("~/")):
-        raise InvalidInput(f"The folder {value!r} must start with '/' or '~/'.",
+        raise InvalidInput(f"The folder {shown(value)} must start with '/' or '~/'.",
                            "For example ~/venvs or /project/def-lab/me/envs.")
     if any(part == ".." for part in value.split("/")):
-        raise InvalidInput(f"The folder {value!r} contains '..'.", "Give the folder without '..'.")
+        raise InvalidInput(f"The folder {shown(value)} contains '..'.", "Give the folder without '..'.")
     return value.rstrip("/") or "/"
 
 
 def local_folder(value: str) -> str:
     """A folder on this computer (any OS): absolute or under '~', no '..', '$' or '`'."""
-    import ntpath
     plain_text(value, "folder")
     if "$" in value or "`" in value:
-        raise InvalidInput(f"The folder {value!r} contains '$' or '`'.", "Write the folder out in full.")
-    if not (value.startswith(("/", "~")) or ntpath.isabs(value)):
-        raise InvalidInput(f"The folder {value!r} must be a full path (or start with '~').",
+        raise InvalidInput(f"The folder {shown(value)} contains '$' or '`'.", "Write the folder out in full.")
+    if not _absolute_here(value):
+        raise InvalidInput(f"The folder {shown(value)} must be a full path (or start with '~/').",
                            "For example ~/venvs or C:\\Users\\me\\envs.")
     if any(part == ".." for part in value.replace("\\", "/").split("/")):
-        raise InvalidInput(f"The folder {value!r} contains '..'.", "Give the folder without '..'.")
+        raise InvalidInput(f"The folder {shown(value)} contains '..'.", "Give the folder without '..'.")
     return value
+
+
+def _absolute_here(folder: str) -> bool:
+    """Whether a folder is absolute on this computer: '~' and '~/...' count; '~user', and a drive-less
+    '\\x' on Windows or 'C:\\x' elsewhere (relative there), do not."""
+    if folder == "~" or folder.startswith(("~/", "~" + os.sep)):
+        return True
+    if os.name == "nt":
+        return ntpath.isabs(folder) and bool(ntpath.splitdrive(folder)[0])
+    return folder.startswith("/")
 
 
 @dataclass(frozen=True)
@@ -112,9 +155,12 @@ def hop_address(value: str) -> HopAddress:
     number: int | None = None
     if where.startswith("["):
         closing = where.find("]")
-        bracketed, tail = where[1:closing], where[closing + 1:]
-        where = bracketed
-        if tail.startswith(":"):
+        tail = where[closing + 1:]
+        if closing < 0 or (tail and not tail.startswith(":")):
+            raise InvalidInput(f"The jump host {shown(value)} is not written [ADDRESS] or [ADDRESS]:PORT.",
+                               "For example user@login.example.org:22 or [2001:db8::1]:22.")
+        where = where[1:closing]
+        if tail:
             number = port(tail[1:])
     elif where.count(":") == 1:
         where, _, digits = where.partition(":")
@@ -131,22 +177,22 @@ def env_name(value: str) -> str:
     """An environment's folder name: one path component, no shell or path tricks."""
     if not _ENV_NAME.fullmatch(value or "") or value in (".", "..") or value.endswith(".envdesk-lock"):
         raise InvalidInput(
-            f"{value!r} cannot be an environment name.",
+            f"{shown(value)} cannot be an environment name.",
             "Use letters, digits, '.', '-', '_' or '+' (up to 100), starting with a letter or digit.")
     return value
 
 
 def module_name(value: str) -> str:
     """A module as `module load` takes it, e.g. python/3.11.5 or GCC/12.3.0."""
-    if not _MODULE.fullmatch(value or "") or ".." in value.split("/"):
-        raise InvalidInput(f"{value!r} is not a module name.", "For example python/3.11.5 or StdEnv/2023.")
+    if not _MODULE.fullmatch(value or "") or {".", ".."} & set(value.split("/")):
+        raise InvalidInput(f"{shown(value)} is not a module name.", "For example python/3.11.5 or StdEnv/2023.")
     return value
 
 
 def package_name(value: str) -> str:
     """A distribution name as PyPI and conda spell them."""
     if not _PACKAGE_NAME.fullmatch(value or ""):
-        raise InvalidInput(f"{value!r} is not a package name.", "For example numpy or scikit-learn.")
+        raise InvalidInput(f"{shown(value)} is not a package name.", "For example numpy or scikit-learn.")
     return value
 
 
@@ -157,12 +203,12 @@ def package_spec(value: str) -> str:
     plain_text(value, "package")
     text = value.strip()
     if text.startswith("-"):
-        raise InvalidInput(f"{value!r} looks like an option, not a package.",
+        raise InvalidInput(f"{shown(value)} looks like an option, not a package.",
                            "Give a package such as numpy or numpy>=1.26.")
     try:
         Requirement(text)
     except InvalidRequirement as exc:
-        raise InvalidInput(f"{value!r} is not a valid package requirement.",
+        raise InvalidInput(f"{shown(value)} is not a valid package requirement.",
                            "Write it like numpy, numpy==1.26.4 or 'numpy>=1.26,<2'.") from exc
     return text
 
@@ -173,7 +219,7 @@ _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!*-]{0,63}")
 def version(value: str) -> str:
     """A package or Python version such as 1.26.4, 2.0rc1 or 3.11."""
     if not _VERSION.fullmatch(value or ""):
-        raise InvalidInput(f"{value!r} is not a version.", "For example 1.26.4 or 3.11.")
+        raise InvalidInput(f"{shown(value)} is not a version.", "For example 1.26.4 or 3.11.")
     return value
 
 
@@ -182,8 +228,8 @@ _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+-]{0,199}")
 
 def conda_channel(value: str) -> str:
     """A conda channel name or URL, e.g. conda-forge or https://conda.anaconda.org/bioconda."""
-    if not _CHANNEL.fullmatch(value or "") or value.startswith("-"):
-        raise InvalidInput(f"{value!r} is not a conda channel.", "For example conda-forge.")
+    if not _CHANNEL.fullmatch(value or "") or value.startswith("-") or ".." in value.split("/"):
+        raise InvalidInput(f"{shown(value)} is not a conda channel.", "For example conda-forge.")
     return value
 
 
