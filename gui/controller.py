@@ -48,6 +48,8 @@ Failure = Callable[[EnvDeskError], None]
 
 def describe_result(result: Any) -> str:
     """What a finished operation left, in one line: the environment made, the snapshot saved, notes."""
+    if isinstance(result, Path):
+        return f"Saved to {result}."
     parts = ["Done."]
     environment = getattr(result, "environment", None)
     if environment is not None:
@@ -212,7 +214,8 @@ class AppController(QObject):
 
         task.signals.step.connect(step)
         task.signals.line.connect(lambda _stream, text: row.append(text))
-        task.signals.succeeded.connect(lambda result: operations.finish(row, "done", latest=describe_result(result)))
+        task.signals.succeeded.connect(lambda result: operations.finish(
+            row, "done", latest=describe_result(result), saved=result if isinstance(result, Path) else None))
         task.signals.cancelled.connect(lambda: operations.finish(row, "cancelled",
                                                                  latest="Cancelled; nothing half-made left"))
         task.signals.failed.connect(lambda error: operations.finish(row, "failed", error=error,

@@ -1,6 +1,8 @@
 """Qt models over backend data: targets, environments, packages, operations. No backend logic here."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import bisect
 import itertools
 from collections import deque
@@ -293,6 +295,7 @@ class OperationRow:
     latest: str = ""
     error: EnvDeskError | None = None
     dropped: int = 0
+    saved: Path | None = None  # the file an export wrote, to show in its folder
     log: deque[str] = field(init=False)
 
     def __post_init__(self) -> None:

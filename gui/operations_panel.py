@@ -1,7 +1,9 @@
 """Every running or finished operation: live output, progress, Cancel, and the result in plain words."""
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt
+import html
+
+from PySide6.QtCore import QModelIndex, Qt, QUrl
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
                                QTableView, QVBoxLayout, QWidget)
 
@@ -29,7 +31,8 @@ class OperationsPanel(QWidget):
         row = QHBoxLayout()
         self.result = QLabel("No operation yet.")
         self.result.setWordWrap(True)
-        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.result.setOpenExternalLinks(True)  # "Show in folder" opens the file manager there
         self.result.setAccessibleName("Operation result")
         row.addWidget(self.result, 1)
         self.progress = QProgressBar()
@@ -89,13 +92,18 @@ class OperationsPanel(QWidget):
         self.cancel_button.setEnabled(entry.running)
         self.progress.setVisible(entry.running)
         error = entry.error
+        # rich text (for the link), so every text that may carry a target's output is escaped
         if entry.running:
-            self.result.setText(f"{entry.title}: {entry.latest or 'starting…'}")
+            self.result.setText(html.escape(f"{entry.title}: {entry.latest or 'starting…'}"))
         elif error is not None:
-            self.result.setText(f"<b>{entry.title} failed.</b> {error.message}"
-                                + (f"<br>{error.hint}" if error.hint else ""))
+            self.result.setText(f"<b>{html.escape(entry.title)} failed.</b> {html.escape(error.message)}"
+                                + (f"<br>{html.escape(error.hint)}" if error.hint else ""))
+        elif entry.saved is not None:
+            folder = QUrl.fromLocalFile(str(entry.saved.parent)).toString()
+            self.result.setText(f"{html.escape(entry.title)}: saved to <b>{html.escape(str(entry.saved))}</b>. "
+                                f"<a href=\"{folder}\">Show in folder</a>")
         else:
-            self.result.setText(f"{entry.title}: {entry.latest}")
+            self.result.setText(html.escape(f"{entry.title}: {entry.latest}"))
         if not keep_log or not entry.running:
             lines = entry.log_lines()
             if self.raw_button.isChecked() and error is not None and error.log:

@@ -155,7 +155,7 @@ def roll_back(target: Target, caps: Capabilities, env: Environment, before: list
     try:
         quiet.on_step("The change failed: putting the previous packages back")
         restore_packages(target, caps, env, before, quiet)
-        outcome, restored = " Nothing was changed: the environment was put back as it was.", True
+        outcome, restored = " Nothing was changed: the environment was rolled back to how it was before.", True
     except EnvDeskError as exc:
         outcome, restored = (f" Rolling back to snapshot {snapshot} also failed ({exc.message}); revert to it "
                              "from the snapshots when the cluster is reachable again."), False
