@@ -18,19 +18,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 
-def dark_palette():
-    from PySide6.QtGui import QColor, QPalette
-    palette = QPalette()
-    for role, color in [(QPalette.ColorRole.Window, "#202124"), (QPalette.ColorRole.WindowText, "#e8eaed"),
-                        (QPalette.ColorRole.Base, "#17181a"), (QPalette.ColorRole.AlternateBase, "#26282b"),
-                        (QPalette.ColorRole.Text, "#e8eaed"), (QPalette.ColorRole.Button, "#2d2f33"),
-                        (QPalette.ColorRole.ButtonText, "#e8eaed"), (QPalette.ColorRole.Highlight, "#2f80ed"),
-                        (QPalette.ColorRole.HighlightedText, "#ffffff"), (QPalette.ColorRole.ToolTipBase, "#2d2f33"),
-                        (QPalette.ColorRole.ToolTipText, "#e8eaed"), (QPalette.ColorRole.PlaceholderText, "#9aa0a6")]:
-        palette.setColor(role, QColor(color))
-    return palette
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("outdir")
@@ -55,15 +42,13 @@ def main() -> int:
     from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
     from envdesk.gui.dialogs.update_dialog import UpdateDialog
     from envdesk.gui.main_window import MainWindow
-    from envdesk.gui.prompter import LoginDialog, TrustDialog
+    from envdesk.gui.dialogs.trust_dialog import TrustDialog
+    from envdesk.gui.prompter import LoginDialog
     from envdesk.gui.resources import icon
     import paramiko
 
     app = QApplication(sys.argv[:1])
-    app.setStyle("Fusion")
     app.setWindowIcon(icon("envdesk"))
-    if args.dark:
-        app.setPalette(dark_palette())
     suffix = ("-dark" if args.dark else "") + (f"-x{args.scale}" if args.scale != "1" else "")
 
     def wait(condition, seconds=120.0):
@@ -89,6 +74,7 @@ def main() -> int:
         bed.make_sample_envs()
         paths = make_config(home / "config", bed, ["alpha", "beta"])
         window = MainWindow(paths)
+        window.set_appearance("dark" if args.dark else "light")
         window.resize(1360, 860)
         window.show()
         window.cluster_view.setCurrentIndex(window.controller.targets.index(1))
