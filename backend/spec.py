@@ -17,11 +17,9 @@ import yaml
 from . import validate
 from .errors import InvalidInput
 from .fileio import dump_yaml, load_yaml, yaml_problem
-from .kinds import KINDS
+from .kinds import FORMATS, KINDS
 
 FORMAT_VERSION = 1
-FORMATS = ("envdesk", "requirements", "conda", "pylock")
-"""Export formats; 'pylock' (PEP 751) is written by the target's uv (see operations/export.py)."""
 _HEADER = re.compile(r"#\s*envdesk:\s*(.*)$")
 
 

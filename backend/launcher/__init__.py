@@ -4,6 +4,11 @@ This top-level package holds only the faces over the backend: the console script
 (`launch`), `python -m envdesk`, and the command line (`cli`). The desktop app is
 `envdesk.gui`, the Qt-free engine `envdesk.backend`, the data files `envdesk.resources`.
 """
-from envdesk.backend.about import version
 
-__version__ = version()
+
+def __getattr__(name: str) -> str:
+    """`envdesk.__version__`, read from the package metadata only when asked (start-up stays light)."""
+    if name == "__version__":
+        from envdesk.backend.about import version
+        return version()
+    raise AttributeError(name)

@@ -1,0 +1,384 @@
+"""What each `envdesk` subcommand does (the parser is in cli.py, which imports this only after parsing,
+so `envdesk --help` loads none of the backend)."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any, Callable, Sequence
+
+from dataclasses import asdict
+from pathlib import Path
+
+from envdesk.backend.config import ClusterProfile
+from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
+from envdesk.backend.hostkeys import ServerIdentity
+from envdesk.backend.fileio import write_atomically
+from envdesk.backend.inventory import Environment
+from envdesk.backend.operations.clone import clone_environment
+from envdesk.backend.operations.check import check_connection
+from envdesk.backend.operations.common import Progress
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.delete import delete_environment
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.history import list_snapshots, revert_environment
+from envdesk.backend.operations.importing import Imported, import_environment, plan_import, read_spec_file
+from envdesk.backend.operations.listing import list_environments, show_environment
+from envdesk.backend.operations.update import Change, update_environment
+from envdesk.backend.spec import redact
+from envdesk.backend.presets import DOES_NOT_MATCH, get_preset, judge_host_key
+from envdesk.backend.targets import Session
+from .terminal import ask_yes_no, describe_new_server
+
+Handler = Callable[[argparse.Namespace, Session], int]
+
+
+def _print_table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    for row in [headers, *rows]:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+# -- cluster ----------------------------------------------------------------------------------
+
+def cluster_add(args: argparse.Namespace, session: Session) -> int:
+    fields: dict[str, Any] = {"host": args.host, "port": args.port, "user": args.user}
+    if args.preset:
+        fields = _preset_fields(args)
+    elif not args.host:
+        print("envdesk: cluster add needs --host HOST (or --preset ID --user USER).\n"
+              "Try 'envdesk cluster add --help'.", file=sys.stderr)
+        return 2
+    overrides = {"port": args.port, "identity_file": args.identity_file, "jump": args.jump,
+                 "env_roots": args.env_root, "pip_args": args.pip_arg, "slurm_account": args.account}
+    fields.update({key: value for key, value in overrides.items() if value})
+    profile = ClusterProfile(name=args.name, **fields)
+    session.store.add(profile)
+    print(f"Added cluster {profile.name} ({profile.user or 'your login name'}@{profile.host}:{profile.port or 22}). "
+          f"Next: envdesk cluster trust {profile.name}")
+    return 0
+
+
+def _preset_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """What a preset knows (login node, port, login method, roots, pip options), for the user named."""
+    preset = get_preset(args.preset)
+    if not args.user:
+        raise InvalidInput(f"The {preset.label} preset needs your user name on those clusters: --user NAME.",
+                           "It is the name your cluster account was given, not this computer's login name.")
+    names = [host.name.lower() for host in preset.hosts]
+    if args.host and args.host.lower() in names:
+        return preset.profile_fields(names.index(args.host.lower()), args.user)
+    if args.host:
+        return preset.profile_fields(user=args.user, host=args.host)
+    if not preset.hosts:
+        raise InvalidInput(f"The {preset.label} preset has no login node of its own: add --host HOST.")
+    return preset.profile_fields(0, args.user)
+
+
+def cluster_list(args: argparse.Namespace, session: Session) -> int:
+    profiles = session.store.load()
+    if args.json:
+        _print_json([p.to_dict() for p in profiles])
+        return 0
+    if not profiles:
+        print("No clusters yet. Add one with: envdesk cluster add NAME --host HOST --user USER")
+        print("'local' (this computer) is always available.")
+        return 0
+    _print_table([[p.name, p.host, p.user or "", str(p.port or ""), ",".join(p.jump)] for p in profiles],
+                 ["NAME", "HOST", "USER", "PORT", "JUMP"])
+    return 0
+
+
+def cluster_remove(args: argparse.Namespace, session: Session) -> int:
+    session.store.remove(args.name)
+    session.forget(args.name)
+    print(f"Removed cluster {args.name} (its environments on the cluster are untouched).")
+    return 0
+
+
+def key_create(args: argparse.Namespace, session: Session) -> int:
+    """Make a key for someone who has none, and say where to register it."""
+    from envdesk.backend.secrets import keyring_problem
+    from envdesk.backend.sshkeys import create_key
+    problem = keyring_problem() if args.remember else None
+    if problem:
+        raise InvalidInput(f"The passphrase cannot be remembered: {problem}", "Run again without --remember.")
+    passphrase = ""
+    if args.passphrase:
+        passphrase = getpass.getpass("Passphrase for the new key: ")
+        if getpass.getpass("The same passphrase again: ") != passphrase:
+            raise InvalidInput("The two passphrases differ; no key was made.")
+    made = create_key(Path(args.file).expanduser() if args.file else None, passphrase=passphrase,
+                      remember=args.remember)
+    page = get_preset(args.preset).key_page if args.preset else ""
+    print(f"Made {made.path} ({made.fingerprint}). Its public key, to give your cluster's site:")
+    print(made.public_line)
+    print(f"Paste it at {page}" if page else "Register it where your site asks for SSH keys (its documentation "
+          "says where).")
+    return 0
+
+
+def key_status(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.sshkeys import find_keys
+    found = find_keys()
+    if args.json:
+        _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys})
+        return 0
+    for path in found.files:
+        print(path)
+    print(f"ssh-agent: {found.agent_keys} key(s)")
+    if not found.files and not found.agent_keys:
+        print("No SSH key yet: 'envdesk key create' makes one.")
+    return 0
+
+
+def cluster_trust(args: argparse.Namespace, session: Session) -> int:
+    target = session.target(args.name)
+    if not target.runner.route():
+        raise InvalidInput("This computer needs no trust.")
+
+    def decide(identity: ServerIdentity, why: EnvDeskError) -> bool:
+        print(describe_new_server(args.name, identity) if isinstance(why, HostKeyUnknown) else why.message)
+        verdict = judge_host_key(identity)
+        print("\n".join(verdict.lines()))
+        if verdict.status == DOES_NOT_MATCH and not args.despite_mismatch:
+            print("Not trusted: this key is not one the site publishes. If the site announced a new key, check "
+                  "it there, then run again with --despite-mismatch.", file=sys.stderr)
+            return False
+        if args.yes or ask_yes_no("Replace the recorded key?" if args.replace else "Trust this server?"):
+            return True
+        print("Not trusted; nothing was recorded for it.", file=sys.stderr)
+        return False
+
+    try:
+        outcome = target.runner.trust_route(decide, replace=args.replace)
+    except HostKeyUnknown:
+        return 1
+    for identity, what in outcome:
+        print(f"{identity.host} (port {identity.port}): {what} ({identity.key_type} {identity.fingerprint}).")
+    return 0
+
+
+def cluster_test(args: argparse.Namespace, session: Session) -> int:
+    """Each step of the connection test with what it found; exit 1 with the reason at the first failure."""
+    checked = check_connection(session, args.name, _progress(args))
+    for number, step in enumerate(checked.steps, 1):
+        print(f"{number}. {step.what}{'' if step.ok else ' FAILED'}: {step.found}")
+    if checked.error is not None:
+        raise checked.error
+    print("Connection works.")
+    return 0
+
+
+# -- env --------------------------------------------------------------------------------------
+
+def env_list(args: argparse.Namespace, session: Session) -> int:
+    listing = list_environments(session, args.cluster)
+    if args.json:
+        _print_json([env.summary() for env in listing.environments])
+    elif not listing.environments:
+        print(f"No environments found on {listing.label} (looked in {', '.join(listing.roots)} and conda's).")
+    else:
+        _print_table([[env.name, env.kind, env.python or "?",
+                       (str(env.package_count) + ("+sys" if env.system_site_packages else ""))
+                       if env.state == "ok" else env.state.upper(), env.path]
+                      for env in listing.environments],
+                     ["NAME", "KIND", "PYTHON", "PACKAGES", "LOCATION"])
+        if any(env.system_site_packages for env in listing.environments):
+            print("+sys: the environment also sees its Python's system site-packages (not counted).")
+    for problem in listing.problems():
+        print(f"note: {problem}", file=sys.stderr)
+    if listing.inventory.truncated:
+        print("note: the search stopped early (too many folders); narrow the environment roots.", file=sys.stderr)
+    return 0
+
+
+def _shown_details(env: Environment) -> dict:
+    """`env show --json` without credentials in URLs, also for environments recorded before EnvDesk left them out."""
+    details = env.details()
+    for package in details["packages"]:
+        if package.get("url"):
+            package["url"] = redact(package["url"])
+    meta = details.get("envdesk")
+    if isinstance(meta, dict) and isinstance(meta.get("requested"), list):
+        details["envdesk"] = {**meta, "requested": [redact(str(line)) for line in meta["requested"]]}
+    return details
+
+
+def env_show(args: argparse.Namespace, session: Session) -> int:
+    env = show_environment(session, args.cluster, args.env)
+    if args.json:
+        _print_json(_shown_details(env))
+        return 0
+    for label, value in [("Name", env.name), ("Kind", env.kind), ("Python", env.python or "unknown"),
+                         ("Location", env.path), ("Modules", " ".join(env.modules) or "none recorded"),
+                         ("State", env.state + (f" ({env.error})" if env.error else ""))]:
+        print(f"{label + ':':10}{value}")
+    if env.system_site_packages:
+        print(f"{'Sees:':10}its Python's system site-packages too (not listed below, and not exported)")
+    print(f"Packages ({env.package_count}):")
+    for package in env.packages:
+        if package.editable:
+            print(f"  {package.name}=={package.version} (editable, from {redact(package.url or '')})")
+        elif package.url:
+            print(f"  {package.name} @ {redact(package.url)}")
+        else:
+            print(f"  {package.name}=={package.version}")
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    """Steps and command output go to stderr, so stdout stays clean for exports and --json."""
+    def step(text: str) -> None:
+        print(f"==> {text}", file=sys.stderr, flush=True)
+
+    def line(stream: str, text: str) -> None:
+        if not getattr(args, "quiet", False):
+            print(f"    {text}", file=sys.stderr, flush=True)
+    return Progress(on_step=step, on_line=line)
+
+
+def _read_requirements_file(path: str) -> list[str]:
+    spec = read_spec_file(Path(path))
+    return [pin.pip_line() for pin in spec.pip_pins] + [r for r in spec.requirements
+                                                         if r not in {p.pip_line() for p in spec.pip_pins}]
+
+
+def env_create(args: argparse.Namespace, session: Session) -> int:
+    packages = list(args.package or [])
+    if args.requirements:
+        packages += _read_requirements_file(args.requirements)
+    request = CreateRequest(name=args.name, kind=args.kind, python=args.python, modules=args.module or [],
+                            system_site_packages=args.system_site_packages, root=args.root, packages=packages)
+    created = create_environment(session, args.cluster, request, _progress(args))
+    return _report_built(created.environment, created.notes, "Created")
+
+
+def env_update(args: argparse.Namespace, session: Session) -> int:
+    change = Change(add=args.add or [], remove=args.remove or [], upgrade=args.upgrade or [],
+                    upgrade_all=args.upgrade_all)
+    updated = update_environment(session, args.cluster, args.env, change, _progress(args))
+    if updated.snapshot is None:
+        print(f"{updated.environment.name} is unchanged ({updated.environment.package_count} packages): the "
+              "installer had nothing to do, so no snapshot was kept.")
+    else:
+        print(f"Updated {updated.environment.name} ({updated.environment.package_count} packages). "
+              f"Undo with: envdesk env revert {args.cluster} {args.env} {updated.snapshot}")
+    return 0
+
+
+def env_history(args: argparse.Namespace, session: Session) -> int:
+    snapshots = list_snapshots(session, args.cluster, args.env)
+    if args.json:
+        _print_json([asdict(s) for s in snapshots])
+    elif not snapshots:
+        print("No snapshots yet: one is saved before every change.")
+    else:
+        _print_table([[s.id, s.local_time(), str(s.package_count), s.reason] for s in snapshots],
+                     ["SNAPSHOT", "TAKEN", "PACKAGES", "BEFORE"])
+    return 0
+
+
+def env_revert(args: argparse.Namespace, session: Session) -> int:
+    updated = revert_environment(session, args.cluster, args.env, args.snapshot, _progress(args))
+    if updated.snapshot is None:
+        print(f"{updated.environment.name} already held the packages of {args.snapshot}; nothing changed.")
+    else:
+        print(f"Reverted {updated.environment.name} to {args.snapshot}; the state before is snapshot "
+              f"{updated.snapshot}.")
+    return 0
+
+
+def env_export(args: argparse.Namespace, session: Session) -> int:
+    text = export_environment(session, args.cluster, args.env, args.format)
+    if args.output:
+        write_atomically(Path(args.output), text, private=False)  # a file to give to colleagues
+        print(f"Exported to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _report_import(imported: Imported, action: str) -> int:
+    return _report_built(imported.environment, imported.notes, action)
+
+
+def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
+    """What a create, import or copy made: notes on stderr, the environment on stdout."""
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"{action} {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
+    return 0
+
+
+def env_import(args: argparse.Namespace, session: Session) -> int:
+    path = Path(args.file)
+    uv_project = path.is_dir() or path.name in ("pyproject.toml", "uv.lock")
+    if args.dry_run:
+        return _print_plan(args, session, path, uv_project)
+    if uv_project:
+        from envdesk.backend.operations.uvimport import import_uv_project
+        imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
+                                     top_level=args.top_level, agreed=args.yes,
+                                     progress=_progress(args))
+        return _report_import(imported, "Imported")
+    spec = read_spec_file(path)
+    imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
+                                  top_level=args.top_level, agreed=args.yes, progress=_progress(args))
+    return _report_import(imported, "Imported")
+
+
+def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
+    """--dry-run: what the import would install, adapt and refuse; nothing is created."""
+    if uv_project:
+        from envdesk.backend.operations.uvimport import plan_uv_project
+        plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
+                               progress=_progress(args))
+    else:
+        plan = plan_import(session, args.cluster, read_spec_file(path), args.name, _progress(args))
+    if args.json:
+        _print_json(plan.to_json())
+        return 0
+    print(f"Would build {plan.name} ({plan.kind}, Python {plan.python or 'any'}) on {args.cluster}"
+          + (f" with modules {' '.join(plan.modules)}" if plan.modules else "") + ".")
+    if plan.blocked:
+        print(f"Blocked: {plan.blocked}")
+    if plan.outside:
+        print(f"Downloaded from outside {args.cluster}'s package index, only with --yes ({len(plan.outside)}):")
+        print("\n".join(f"  {o.line}\n    from {o.host}" for o in plan.outside))
+    for title, lines in (("Install with pip/uv", plan.pins), ("Install with conda", plan.conda_pins)):
+        if lines:
+            print(f"{title} ({len(lines)}):")
+            print("\n".join(f"  {line}" for line in lines))
+    if plan.adapted:
+        print(f"Installed in another form ({len(plan.adapted)}):")
+        print("\n".join(f"  {a.line}\n    -> {a.as_}: {a.reason}" for a in plan.adapted))
+    if plan.refused:
+        print(f"Not installed ({len(plan.refused)}):")
+        print("\n".join(f"  {r.line}\n    {r.reason}" for r in plan.refused))
+    for note in plan.notes:
+        print(f"Note: {note}")
+    return 0
+
+
+def env_clone(args: argparse.Namespace, session: Session) -> int:
+    imported = clone_environment(session, args.src_cluster, args.env, args.dst_cluster, name=args.name,
+                                 top_level=args.top_level, progress=_progress(args))
+    return _report_import(imported, "Copied to")
+
+
+def env_delete(args: argparse.Namespace, session: Session) -> int:
+    if not args.yes:
+        raise InvalidInput("Deleting needs --yes, because it cannot be undone.")
+    path = delete_environment(session, args.cluster, args.env, _progress(args))
+    print(f"Deleted {path}")
+    return 0
+
+
+# -- wiring -----------------------------------------------------------------------------------
+
