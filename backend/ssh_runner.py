@@ -327,7 +327,9 @@ class _ChannelJob(Job):
                 moved = True
             if not moved:
                 if channel.closed or not self.runner.connected:
-                    if channel.exit_status_ready():
+                    # paramiko says "exit status ready" for any closed channel (-1 when the connection
+                    # dropped): only a real status, or a channel closed on a live connection, is an end
+                    if channel.exit_status >= 0 or self.runner.connected:
                         return True
                     raise ConnectionFailed(f"The connection to {self.runner.name} broke while running a command.",
                                            "Check your network connection and try again.")

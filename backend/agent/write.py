@@ -114,11 +114,14 @@ def _read_small(path):
 
 
 def _proc_stat(pid):
-    """(parent pid, start time in clock ticks since boot) of a process from /proc, or None if none."""
+    """(parent pid, start time in clock ticks since boot) of a running process from /proc, or None if there
+    is none (a zombie, killed and not yet reaped, or a dead one, counts as none)."""
     data = _read_small("/proc/%d/stat" % pid)
     if not data:
         return None
     fields = data[data.rfind(b")") + 2:].split()    # after "pid (comm) ": state ppid ...
+    if fields and fields[0] in (b"Z", b"X", b"x"):
+        return None
     try:
         return int(fields[1]), int(fields[19])       # fields 4 and 22 of proc(5)
     except (IndexError, ValueError):
