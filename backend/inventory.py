@@ -42,6 +42,7 @@ class Environment:
     channels: tuple[str, ...] = ()
     conda_requested: tuple[str, ...] = ()
     envdesk: dict[str, Any] | None = None
+    changing: dict[str, Any] | None = None  # a change under way (or cut off): packages are from before it
 
     @property
     def package_count(self) -> int:
@@ -51,7 +52,7 @@ class Environment:
         """The fields `env list --json` promises, plus state and modules."""
         return {"name": self.name, "path": self.path, "kind": self.kind, "python": self.python,
                 "package_count": self.package_count, "modules": list(self.modules), "state": self.state,
-                "error": self.error}
+                "error": self.error, "changing": self.changing}
 
     def details(self) -> dict[str, Any]:
         """Everything about the environment, for `env show --json`."""
@@ -74,7 +75,8 @@ class Environment:
             system_site_packages=bool(data.get("system_site_packages")), created_by=data.get("created_by"),
             root=str(data.get("root", "")), state=str(data.get("state", STATE_OK)), error=data.get("error"),
             channels=tuple(data.get("channels") or ()), conda_requested=tuple(data.get("conda_requested") or ()),
-            envdesk=data.get("envdesk"))
+            envdesk=data.get("envdesk"),
+            changing=data.get("changing") if isinstance(data.get("changing"), dict) else None)
 
 
 @dataclass(frozen=True)
@@ -104,9 +106,13 @@ class Inventory:
 
 
 def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (),
-                   cancel: CancelToken | None = None) -> Inventory:
-    """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip."""
-    config: dict[str, Any] = {"roots": list(roots)}
+                   cancel: CancelToken | None = None, settled: bool = True) -> Inventory:
+    """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip.
+
+    `settled`: an environment in the middle of a change is shown as it was before it (its snapshot);
+    the change itself reads what is really there (False).
+    """
+    config: dict[str, Any] = {"roots": list(roots), "settled": settled}
     if paths:
         config["paths"] = list(paths)
     answer = run_agent(runner, config, cancel)

@@ -19,6 +19,7 @@ ENVDESK_DIR = ".envdesk"
 CREATING_MARK = "CREATING"     # present while the environment is being built: never healthy
 META_FILE = "meta.json"        # EnvDesk's notes (modules, requested packages, ...)
 SNAPSHOTS_DIR = "snapshots"    # one JSON file per snapshot taken before a change
+CHANGING_MARK = "changing.json"  # while a change runs: its snapshot, so reads show the state before it
 
 # An environment's "state" in the inventory.
 STATE_OK = "ok"

@@ -34,7 +34,7 @@ from envdesk.backend.local_runner import LocalRunner
 SPELLED_ONLY_IN_PROTOCOL = ("ANSWER_MARKER", "LOCK_SUFFIX", "LOCK_OWNER_FILE", "ENVDESK_DIR", "CREATING_MARK",
                             "META_FILE", "SNAPSHOTS_DIR", "STATE_BROKEN", "STATE_INCOMPLETE", "CODE_BUSY",
                             "CODE_EXISTS", "CODE_INVALID", "CODE_OUTSIDE", "CODE_MISSING", "CODE_OSERROR",
-                            "CODE_FAILED", "CODE_DISK_FULL", "CODE_READ_ONLY")
+                            "CODE_FAILED", "CODE_DISK_FULL", "CODE_READ_ONLY", "CHANGING_MARK")
 
 
 def top_level_names(source: str) -> set[str]:

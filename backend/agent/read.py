@@ -375,6 +375,7 @@ def read_config(config):
         "env_time_budget": _as_number(config.get("env_time_budget"), DEFAULT_ENV_TIME_BUDGET, float),
         "conda": conda if isinstance(conda, bool) else True,
         "paths": paths,
+        "settled": config.get("settled", True) is not False,
     }
 
 
@@ -1144,6 +1145,40 @@ def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
     return env
 
 
+def read_changing(path):
+    """The change under way in an environment (its CHANGING_MARK: operation, snapshot id), or None."""
+    mark = os.path.join(path, ENVDESK_DIR, CHANGING_MARK)
+    if not is_present(mark):
+        return None
+    try:
+        info = read_json(mark, MAX_RECORD_BYTES)
+    except (OSError, ValueError):
+        return None
+    snap = info.get("snapshot") if isinstance(info, dict) else None
+    if not isinstance(snap, str) or not re.match(r"^[0-9TZ]+-[0-9]+$", snap):
+        return None
+    try:
+        record = read_json(os.path.join(path, ENVDESK_DIR, SNAPSHOTS_DIR, snap + ".json"), MAX_RECORD_BYTES)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("packages"), list):
+        return None
+    return {"operation": str(info.get("operation") or "change"), "since": str(info.get("since") or ""),
+            "snapshot": snap, "packages": [p for p in record["packages"] if isinstance(p, dict)]}
+
+
+def settle(env):
+    """Show an environment in the middle of a change (or whose change was cut off) as it was before the
+    change, from the change's snapshot, marked as being changed: never a half-changed package set."""
+    changing = read_changing(env["path"])
+    if changing is None:
+        return
+    env["packages"] = changing["packages"]
+    env["package_count"] = len(env["packages"])
+    env["changing"] = {"operation": changing["operation"], "since": changing["since"],
+                       "snapshot": changing["snapshot"]}
+
+
 # ---------------------------------------------------------------------------
 # Whole run
 # ---------------------------------------------------------------------------
@@ -1158,7 +1193,10 @@ def inventory(config=None):
         if deadline.expired():
             found.truncated = True
             break
-        environments.append(read_env(path, name, root, cfg["env_time_budget"]))
+        env = read_env(path, name, root, cfg["env_time_budget"])
+        if cfg["settled"]:
+            settle(env)
+        environments.append(env)
     return {
         "agent": AGENT_VERSION,
         "host": socket.gethostname(),

@@ -459,6 +459,18 @@ def write_snapshot(env, reason):
     return snap_id
 
 
+def _changing_path(path):
+    return os.path.join(path, ENVDESK_DIR, CHANGING_MARK)
+
+
+def _remove_if_there(file_path):
+    try:
+        os.unlink(file_path)
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
 def drop_snapshot(path, snap_id):
     """Forget a snapshot taken before a change that changed nothing (or was rolled back)."""
     if not snap_id:
@@ -557,8 +569,15 @@ def action_begin(cfg):
                 raise ActionError("This environment was never finished; delete it and create it "
                                   "again.", CODE_INCOMPLETE)
             answer["env"] = env
+            interrupted = read_changing(path)   # a change whose client stopped before it ended
+            if interrupted is not None:
+                answer["interrupted"] = interrupted
             if cfg.get("snapshot"):
-                answer["snapshot"] = write_snapshot(env, cfg.get("reason", "before a change"))
+                snap = interrupted["snapshot"] if interrupted else write_snapshot(env, cfg.get("reason",
+                                                                                            "before a change"))
+                answer["snapshot"] = snap
+                write_json(_changing_path(path), {"snapshot": snap, "operation": cfg.get("operation", "change"),
+                                                  "since": _now_stamp()})
         return answer
     except BaseException:
         try:
@@ -583,6 +602,7 @@ def action_finish(cfg):
     _check_holder(path, token)
     if cfg.get("meta"):
         update_meta(path, cfg["meta"])
+    _remove_if_there(_changing_path(path))
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):
         os.unlink(marker)
@@ -626,8 +646,9 @@ def action_abort(cfg):
         if cfg.get("created") and os.path.isfile(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
             remove_tree(path)
             removed = True
-        else:
+        elif cfg.get("drop_snapshot"):     # the change was undone: nothing is under way any more
             drop_snapshot(path, cfg.get("drop_snapshot"))
+            _remove_if_there(_changing_path(path))
     finally:
         release_lock(path, cfg.get("token"))
     return {"path": path, "removed": removed}

@@ -9,9 +9,10 @@ from typing import Callable
 
 from ..agent_client import call_action
 from ..capabilities import Capabilities
-from ..errors import CommandFailed, EnvDeskError
+from ..errors import CommandFailed, ConnectionFailed, EnvDeskError
 from ..inventory import Environment, read_inventory
 from ..probe import probe
+from ..protocol import STATE_OK
 from ..recipes import Step
 from ..runner import CancelToken, CommandResult, LineCallback, command_failed
 from ..spec import redact
@@ -113,11 +114,12 @@ def is_path(ref: str) -> bool:
     return ref.startswith(("/", "~"))
 
 
-def find_environment(target: Target, ref: str, progress: Progress) -> Environment:
-    """The environment named `ref` (or at that absolute path) on the target, read fresh."""
+def find_environment(target: Target, ref: str, progress: Progress, *, settled: bool = True) -> Environment:
+    """The environment named `ref` (or at that absolute path) on the target, read fresh (`settled`: see
+    read_inventory)."""
     progress.step(f"Reading {ref} on {target.label}")
     inventory = read_inventory(target.runner, target.roots, paths=[ref] if is_path(ref) else (),
-                               cancel=progress.cancel)
+                               cancel=progress.cancel, settled=settled)
     if is_path(ref) and len(inventory.environments) == 1:
         return inventory.environments[0]
     return inventory.find(ref)
@@ -156,11 +158,27 @@ class Reservation:
         `snapshot_if_changed`: the snapshot taken before the change, forgotten when the packages are the same
         as in it (a change that changed nothing leaves no snapshot); `answer["dropped_snapshot"]` then says so.
         """
-        answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
-                             **({"meta": meta} if meta else {}),
-                             **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}))
+        try:
+            answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
+                                 **({"meta": meta} if meta else {}),
+                                 **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}))
+        except ConnectionFailed:
+            finished = self._finished_after_all()
+            if finished is None:
+                raise
+            return finished
         self.answer["dropped_snapshot"] = answer.get("dropped_snapshot")
         return Environment.from_agent(answer["env"])
+
+    def _finished_after_all(self) -> Environment | None:
+        """After the connection dropped during `finish`: the environment if the finish ran all the same (built,
+        no change under way), so a finished operation is not reported, or undone, as a failed one."""
+        try:
+            found = read_inventory(self.target.runner, self.roots, paths=[self.path]).environments
+        except EnvDeskError:
+            return None
+        env = found[0] if len(found) == 1 else None
+        return env if env is not None and env.state == STATE_OK and env.changing is None else None
 
     def reset(self) -> None:
         """Empty the half-built environment to build it again, still holding the lock."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..agent_client import call_action
 from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment
-from .update import Updated, restore_packages, roll_back
+from .update import Updated, restore_packages, roll_back, state_before
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     # the requirements recorded then come back with the packages: a later --top-level copy must not bring
     # back what the revert took away
     meta = {"requested": wanted["requested"]} if isinstance(wanted.get("requested"), list) else None
+    before = state_before(target, caps, env, reservation, progress)
     try:
         restore_packages(target, caps, env, wanted["packages"], progress)
         snapshot = reservation.answer["snapshot"]
@@ -68,8 +69,7 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     except BaseException as failure:
         restored = False
         try:
-            restored = roll_back(target, caps, env, reservation.answer["env"]["packages"],
-                                 reservation.answer["snapshot"], failure, progress)
+            restored = roll_back(target, caps, env, before, reservation.answer["snapshot"], failure, progress)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None)
         raise

@@ -84,7 +84,7 @@ def restore_packages(target: Target, caps: Capabilities, env: Environment, packa
     """Make the environment hold exactly `packages` (a snapshot's list) again."""
     installer = _installer(target, caps, env)
     wanted = {canonical_name(p["name"]): p for p in packages}
-    current = find_environment(target, env.path, progress)
+    current = find_environment(target, env.path, progress, settled=False)
     extra = [p for p in current.packages if canonical_name(p.name) not in wanted]
     conda_extra = [p.name for p in extra if p.installer == "conda"]
     pip_extra = [p.name for p in extra if p.installer != "conda"]
@@ -133,7 +133,7 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     reservation = Reservation.take(target, env.path, list(target.roots), snapshot=True, operation="update",
                                    reason=redact(change.describe()))
     snapshot = reservation.answer["snapshot"]
-    before = list(reservation.answer["env"]["packages"])
+    before = state_before(target, caps, env, reservation, progress)
     try:
         apply_change(target, caps, env, change, progress)
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
@@ -145,6 +145,23 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             reservation.release(drop_snapshot=snapshot if restored else None)
         raise
+
+
+def state_before(target: Target, caps: Capabilities, env: Environment, reservation: Reservation,
+                 progress: Progress) -> list[dict]:
+    """The packages the environment held before this change. When an earlier change's client stopped
+    midway (its lock was taken over), its snapshot is put back first: this change starts from there."""
+    interrupted = reservation.answer.get("interrupted")
+    if not interrupted:
+        return list(reservation.answer["env"]["packages"])
+    progress.step(f"An earlier {interrupted['operation']} of this environment was cut off: putting its packages "
+                  "back first")
+    try:
+        restore_packages(target, caps, env, interrupted["packages"], progress)
+    except BaseException:
+        reservation.release()  # still marked as being changed: the next operation tries again
+        raise
+    return list(interrupted["packages"])
 
 
 def roll_back(target: Target, caps: Capabilities, env: Environment, before: list[dict], snapshot: str,
