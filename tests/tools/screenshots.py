@@ -97,7 +97,7 @@ def main() -> int:
         shoot(cluster, "add-cluster")
 
         key = paramiko.PKey.from_path(str(bed.client_key))
-        shoot(TrustDialog("cedar", ServerIdentity("fir.alliancecan.ca", 22, key), window), "trust-server")
+        shoot(TrustDialog("fir", ServerIdentity("fir.alliancecan.ca", 22, key), window), "trust-server")
         shoot(LoginDialog(SecretRequest("fir", "code", "Passcode or option (1-1): ",
                                         instructions="Duo two-factor login for jsmith"), window), "login-code")
 
