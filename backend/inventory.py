@@ -90,6 +90,7 @@ class Inventory:
     remote_python: str | None = None
     host: str | None = None
     home: str | None = None
+    not_read: tuple[str, ...] = ()  # environments found but not read (a listing of chosen names)
 
     def find(self, name_or_path: str) -> Environment:
         """The environment with this name or absolute path; NotFound, or InvalidInput when a name is ambiguous."""
@@ -100,14 +101,15 @@ class Inventory:
         if matches:
             raise InvalidInput(f"More than one environment on {self.target} is called {name_or_path!r}.",
                                "Give its full path instead: " + ", ".join(env.path for env in matches) + ".")
-        names = ", ".join(env.name for env in self.environments) or "none"
+        names = ", ".join(sorted({env.name for env in self.environments} | set(self.not_read))) or "none"
         raise NotFound(f"There is no environment {name_or_path!r} on {self.target}.",
                        f"Environments found there: {names}.")
 
 
-def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (),
+def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (), names: Sequence[str] = (),
                    cancel: CancelToken | None = None, settled: bool = True) -> Inventory:
-    """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip.
+    """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip;
+    with `names`, only the environments so named are read (the others are not opened at all).
 
     `settled`: an environment in the middle of a change is shown as it was before it (its snapshot);
     the change itself reads what is really there (False).
@@ -115,6 +117,8 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
     config: dict[str, Any] = {"roots": list(roots), "settled": settled}
     if paths:
         config["paths"] = list(paths)
+    if names:
+        config["names"] = list(names)
     answer = run_agent(runner, config, cancel)
     return Inventory(
         target=runner.name,
@@ -124,4 +128,5 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
         remote_python=answer.get("python"),
         host=answer.get("host"),
         home=answer.get("home"),
+        not_read=tuple(str(name) for name in answer.get("not_read") or ()),
     )

@@ -375,6 +375,7 @@ def read_config(config):
         "env_time_budget": _as_number(config.get("env_time_budget"), DEFAULT_ENV_TIME_BUDGET, float),
         "conda": conda if isinstance(conda, bool) else True,
         "paths": paths,
+        "names": _as_str_list(config.get("names")),
         "settled": config.get("settled", True) is not False,
     }
 
@@ -1189,7 +1190,12 @@ def inventory(config=None):
     deadline = Deadline(cfg["time_budget"])
     found = discover(cfg, deadline)
     environments = []
+    wanted = set(cfg["names"]) if cfg["names"] is not None else None
+    not_read = []
     for path, name, root in found.items:
+        if wanted is not None and name not in wanted:
+            not_read.append(name)   # only those asked for are read (one environment's show or export)
+            continue
         if deadline.expired():
             found.truncated = True
             break
@@ -1203,6 +1209,7 @@ def inventory(config=None):
         "python": platform.python_version(),
         "home": os.path.expanduser("~"),
         "environments": environments,
+        "not_read": not_read,
         "errors": found.errors,
         "truncated": found.truncated,
         "elapsed": round(deadline.elapsed(), 4),

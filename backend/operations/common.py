@@ -119,7 +119,7 @@ def find_environment(target: Target, ref: str, progress: Progress, *, settled: b
     read_inventory)."""
     progress.step(f"Reading {ref} on {target.label}")
     inventory = read_inventory(target.runner, target.roots, paths=[ref] if is_path(ref) else (),
-                               cancel=progress.cancel, settled=settled)
+                               names=() if is_path(ref) else [ref], cancel=progress.cancel, settled=settled)
     if is_path(ref) and len(inventory.environments) == 1:
         return inventory.environments[0]
     return inventory.find(ref)
