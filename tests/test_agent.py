@@ -431,7 +431,7 @@ def test_exhausted_time_budget_truncates(home):
     assert len(agent.inventory({"time_budget": 30})["environments"]) == 1
 
 
-def test_forty_envs_of_sixty_packages_are_fast(home):
+def test_forty_envs_of_sixty_packages_are_all_read(home):
     for i in range(40):
         site = site_packages(make_fake_venv(home / "venvs" / ("env%02d" % i)))
         for j in range(60):
@@ -439,7 +439,7 @@ def test_forty_envs_of_sixty_packages_are_fast(home):
     answer = agent.inventory({})
     assert len(answer["environments"]) == 40
     assert all(e["package_count"] == 60 and e["state"] == "ok" for e in answer["environments"])
-    assert answer["elapsed"] < 1.0, answer["elapsed"]
+    assert answer["truncated"] is False  # how fast: tests/bench/inventory_speed.py, as a ratio
 
 
 # ---------------------------------------------------------------------------

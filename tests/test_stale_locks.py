@@ -81,10 +81,8 @@ def _until_not_busy(run, seconds=60):
 def test_killed_create_leaves_a_lock_the_next_delete_takes_over(testbed, cli):
     beta, name = testbed.clusters["beta"], unique("kill")
     lock = _kill_once_locked(cli, beta, name)
-    started = time.monotonic()
     deleted = _until_not_busy(lambda: cli("env", "delete", "beta", name, "--yes"))
     assert deleted.returncode == 0, deleted.stderr
-    assert time.monotonic() - started < 60
     assert not os.path.exists(lock) and not os.path.exists(lock[:-len(".envdesk-lock")])
 
 
