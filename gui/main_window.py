@@ -1,6 +1,7 @@
 """The main window: clusters on the left, environments in the middle, details on the right, operations below."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import (QByteArray, QConcatenateTablesProxyModel, QModelIndex, QPersistentModelIndex, QPoint,
@@ -201,6 +202,22 @@ class MainWindow(QMainWindow):
                                           "Every key that works in this window")
         self.about_action = self._tip(help_menu.addAction("About EnvDesk", self.show_about),
                                       "EnvDesk's version and where to read more")
+        if sys.platform.startswith("linux"):
+            self.menu_entry_action = self._tip(
+                help_menu.addAction("Add EnvDesk to the applications menu", self.add_menu_entry),
+                "Put EnvDesk, with its icon, in your desktop's list of applications")
+
+    def add_menu_entry(self) -> Path:
+        """Install the desktop entry and icon for this user (the same files as `envdesk --install-desktop-entry`)."""
+        from envdesk.desktop_entry import DesktopFiles, data_home, install, running_command
+        files = DesktopFiles.under(data_home())
+        try:
+            install(files, running_command())
+        except (OSError, ValueError) as exc:
+            QMessageBox.warning(self, "Applications menu", f"EnvDesk could not add itself to the menu: {exc}")
+            return files.entry
+        self.statusBar().showMessage(f"EnvDesk is in your applications menu ({files.entry}).", 15000)
+        return files.entry
 
     @staticmethod
     def _tip(action: QAction, tip: str) -> QAction:

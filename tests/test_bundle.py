@@ -118,6 +118,21 @@ def test_exec_quotes_a_path_with_spaces_and_shell_characters(tmp_path):
 # --- the standalone app --------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the applications menu entry is for Linux")
+def test_the_app_adds_itself_to_the_applications_menu(qtbot, tmp_path, monkeypatch):
+    """Help > Add EnvDesk to the applications menu writes the entry desktop-file-validate accepts."""
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.main_window import MainWindow
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    window = MainWindow(AppPaths(tmp_path / "cfg"))
+    qtbot.addWidget(window)
+    window.menu_entry_action.trigger()
+    files = DesktopFiles.under(tmp_path / "share")
+    validate(files.entry)
+    assert files.icon.is_file() and str(files.icon) == read_entry(files.entry)["Icon"]
+    assert "applications menu" in window.statusBar().currentMessage()
+
+
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     """The standalone app, built once for this module by the one command the packaging README gives."""
