@@ -1,7 +1,7 @@
 """Questions the connection may need to ask a person: secrets and whether to trust a server."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .hostkeys import ServerIdentity
@@ -19,6 +19,13 @@ class SecretRequest:
     prompt: str
     echo: bool = False
     instructions: str = ""
+    keyring_note: str | None = field(default=None, compare=False)
+    """Why it cannot be remembered here (no real keyring), found where the request is made: a worker
+    thread, never the window's thread (asking the keyring may wait on D-Bus)."""
+
+    def __post_init__(self) -> None:
+        if self.rememberable and self.keyring_note is None:
+            object.__setattr__(self, "keyring_note", keyring_problem())
 
     @property
     def rememberable(self) -> bool:
@@ -28,7 +35,7 @@ class SecretRequest:
     @property
     def can_remember(self) -> bool:
         """Offer to remember it: a password or passphrase, and a real keyring on this computer."""
-        return self.rememberable and keyring_problem() is None
+        return self.rememberable and self.keyring_note is None
 
 
 @dataclass(frozen=True)

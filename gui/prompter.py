@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLi
 
 from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
-from envdesk.backend.secrets import keyring_problem
 
 from .dialogs.trust_dialog import TrustDialog
 
@@ -61,7 +60,7 @@ class LoginDialog(QDialog):
         self.remember.setToolTip("Keep it in your system's keyring, so EnvDesk does not ask again")
         self.remember.setVisible(request.can_remember)
         layout.addWidget(self.remember)
-        problem = keyring_problem() if request.rememberable and not request.can_remember else None
+        problem = request.keyring_note if request.rememberable else None  # found by the worker that asked
         if problem:
             self.no_keyring = QLabel(problem)
             self.no_keyring.setWordWrap(True)

@@ -73,3 +73,28 @@ def test_a_plaintext_file_keyring_is_never_used_nor_offered(testbed, tmp_path, h
     assert secrets.remember("password", "x", "s3cret") is False
     keyring_file = tmp_path / "keyring.cfg"
     assert not keyring_file.exists() or cluster.password not in keyring_file.read_text(), "written in clear"
+
+
+def test_the_login_dialog_never_asks_the_keyring_on_the_windows_thread(qtbot, testbed, tmp_path, home,
+                                                                       monkeypatch):
+    """Whether a keyring exists is found by the worker that logs in (asking may wait on D-Bus)."""
+    import threading
+
+    from envdesk.gui.main_window import MainWindow
+    from envdesk.gui.prompter import LoginDialog
+    asked_on: list[str] = []
+    real = secrets._backend  # every question to the keyring goes through it
+
+    def watched():
+        asked_on.append(threading.current_thread().name)
+        return real()
+
+    monkeypatch.setattr(secrets, "_backend", watched)
+    window = MainWindow(make_config(tmp_path / "cfg", testbed, ["password"]))
+    qtbot.addWidget(window)
+    shown: list[LoginDialog] = []
+    window.prompter.asked.connect(lambda dialog: (shown.append(dialog), dialog.reject()))
+    task = window.controller.connect_target("password")
+    qtbot.waitUntil(lambda: task.done.is_set(), timeout=120_000)
+    assert shown and isinstance(shown[0], LoginDialog)
+    assert asked_on and threading.main_thread().name not in asked_on, asked_on
