@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .hostkeys import ServerIdentity
 from .secrets import keyring_problem
+
+if TYPE_CHECKING:
+    from .hostkeys import ServerIdentity
 
 _CODE_WORDS = ("passcode", "code", "otp", "one-time", "one time", "token", "verification", "option", "oath", "duo")
 

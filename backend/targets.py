@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from .config import ClusterProfile, ClusterStore
-from .hostkeys import HostKeyStore
 from .local_runner import LocalRunner
 from .paths import AppPaths
 from .prompts import NoPrompter, Prompter
 from .runner import Runner
-from .ssh_runner import SSHRunner
 from . import validate
 from .validate import LOCAL_TARGET
+
+if TYPE_CHECKING:  # paramiko is loaded only when a cluster is used (the command line starts light)
+    from .hostkeys import HostKeyStore
 
 LOCAL_LABEL = "This computer"
 
@@ -42,12 +44,17 @@ class Session:
     def __init__(self, paths: AppPaths, prompter: Prompter | None = None) -> None:
         self.paths = paths
         self.store = ClusterStore(paths)
-        self.hostkeys = HostKeyStore(paths.known_hosts_file)
         self.prompter: Prompter = prompter or NoPrompter()
         self._runners: dict[str, Runner] = {}
         self._tested: dict[str, Runner] = {}  # connections of forms tested before they were saved
         self.capabilities: dict[str, Any] = {}  # target name -> Capabilities, probed once
         self._lock = threading.Lock()
+
+    @cached_property
+    def hostkeys(self) -> HostKeyStore:
+        """The servers this user trusts (~/.ssh/known_hosts and EnvDesk's own file)."""
+        from .hostkeys import HostKeyStore
+        return HostKeyStore(self.paths.known_hosts_file)
 
     def target(self, name: str) -> Target:
         """The target called `name` ('local' for this computer), its runner created on first use."""
@@ -81,9 +88,13 @@ class Session:
                 else:
                     if tested is not None:
                         tested.close()
-                    runner = LocalRunner() if profile is None else SSHRunner(profile, self.prompter, self.hostkeys)
+                    runner = LocalRunner() if profile is None else self._ssh_runner(profile)
                 self._runners[name] = runner
             return runner
+
+    def _ssh_runner(self, profile: ClusterProfile) -> Runner:
+        from .ssh_runner import SSHRunner
+        return SSHRunner(profile, self.prompter, self.hostkeys)
 
     def keep_tested(self, name: str, runner: Runner) -> None:
         """Keep the open connection of a profile tested before saving: if the profile is saved unchanged,

@@ -40,3 +40,15 @@ def test_help_lists_the_presets_and_version_is_the_installed_one():
     shown = subprocess.run([sys.executable, "-m", "envdesk", "--version"], capture_output=True, text=True,
                            timeout=120)
     assert shown.stdout.strip() == f"envdesk {metadata.version('envdesk')}"
+
+
+def test_this_computer_alone_never_loads_ssh(tmp_path):
+    """`env list local` (no cluster involved) loads neither paramiko nor cryptography."""
+    home = tmp_path / "home"
+    home.mkdir()
+    ran = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(tmp_path / "cfg"), "env", "list", "local",
+                          "--json"], capture_output=True, text=True, timeout=120,
+                         env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
+    assert json.loads(ran.stdout) == [], ran.stderr
+    loaded = json.loads(ran.stderr.strip().splitlines()[-1])
+    assert [name for name in loaded if name.split(".")[0] in ("paramiko", "cryptography", "PySide6")] == []

@@ -6,14 +6,13 @@ import argparse
 import getpass
 import json
 import sys
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from dataclasses import asdict
 from pathlib import Path
 
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
-from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.clone import clone_environment
@@ -30,6 +29,9 @@ from envdesk.backend.spec import redact
 from envdesk.backend.presets import DOES_NOT_MATCH, get_preset, judge_host_key
 from envdesk.backend.targets import Session
 from .terminal import ask_yes_no, describe_new_server
+
+if TYPE_CHECKING:
+    from envdesk.backend.hostkeys import ServerIdentity
 
 Handler = Callable[[argparse.Namespace, Session], int]
 

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
-from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
+
+if TYPE_CHECKING:  # paramiko only once a cluster is used
+    from envdesk.backend.hostkeys import ServerIdentity
 
 
 def interactive() -> bool:

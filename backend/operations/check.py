@@ -12,7 +12,6 @@ from ..capabilities import Capabilities
 from ..config import ClusterProfile
 from ..errors import Cancelled, EnvDeskError
 from ..inventory import Inventory, read_inventory
-from ..ssh_runner import SSHRunner
 from ..targets import Session, Target
 from .common import Progress
 
@@ -56,6 +55,7 @@ def _describe(caps: Capabilities) -> str:
 
 def _scratch_target(session: Session, profile: ClusterProfile) -> Target:
     """A target for a profile that is not saved (yet): its own connection, kept only if the check works."""
+    from ..ssh_runner import SSHRunner
     runner = SSHRunner(profile, session.prompter, session.hostkeys)
     return Target(profile.name, profile.name, runner, tuple(profile.roots), tuple(profile.pip_args), profile)
 
