@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("paramiko").setLevel(logging.NOTSET if args.verbose else logging.CRITICAL)
+    logging.getLogger("paramiko").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     from envdesk import commands
     from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.paths import AppPaths
