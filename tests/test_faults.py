@@ -292,16 +292,19 @@ def test_fault(world, op_name, phase, kind):
     if op.makes_new:
         check_new(world, name, path, outcome, kind, entry)
     else:
-        assert entry is not None and entry["state"] == "ok", entry
+        assert entry is not None, name
         after = pip_freeze(world, path)
         if not (outcome.succeeded and INSTALLED <= names(after)) and after != before:
-            # a client killed after pip ran cannot roll back: the environment must say its change was cut
-            # off, show the packages from before it, and the next operation puts them back (redo, below)
-            assert kind == "client" and entry.get("changing"), \
+            # a client killed after pip ran cannot roll back: the environment must be listed as broken by a
+            # cut-off change, show the packages from before it, and the next operation puts them back (redo)
+            assert kind == "client" and entry.get("changing") and entry["state"] == "broken", \
                 f"the update was interrupted ({outcome}) but the packages changed, and the listing does not say so"
+            assert "cut off" in entry["error"] and "next change puts back" in entry["error"], entry
             shown = json.loads(world.cli("env", "show", "beta", name, "--json").stdout)["packages"]
             assert {f"{p['name']}=={p['version']}".lower() for p in shown} == before, "shown as before the change"
             COUNTS["cut off and put back by the next operation"] += 1
+        else:
+            assert entry["state"] == "ok", entry
     redo(world, op, kind, name, path, entry)
     if op.makes_new:
         delete_environment(world.session, "beta", name)

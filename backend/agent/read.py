@@ -1146,6 +1146,63 @@ def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
     return env
 
 
+# -- whether a lock's owner still runs (also used by the write part) --
+
+def _has_proc():
+    return os.path.isdir("/proc/self")
+
+
+def _read_small(path):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(65536)
+    except (OSError, IOError):
+        return None
+
+
+def _proc_stat(pid):
+    """(parent pid, start time in clock ticks since boot) of a running process from /proc, or None if there
+    is none (a zombie, killed and not yet reaped, or a dead one, counts as none)."""
+    data = _read_small("/proc/%d/stat" % pid)
+    if not data:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()    # after "pid (comm) ": state ppid ...
+    if fields and fields[0] in (b"Z", b"X", b"x"):
+        return None
+    try:
+        return int(fields[1]), int(fields[19])       # fields 4 and 22 of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def _boot_id():
+    data = _read_small("/proc/sys/kernel/random/boot_id")
+    return data.decode("ascii", "replace").strip() if data else None
+
+
+def _uid():
+    return os.getuid() if hasattr(os, "getuid") else None
+
+
+def _process_alive(pid, start):
+    """Whether the recorded process still runs (False only when sure it does not)."""
+    if _has_proc():
+        stat_ = _proc_stat(pid)
+        return stat_ is not None and (start is None or stat_[1] == start)
+    if os.name == "posix":           # never on Windows: there os.kill ends the process
+        try:
+            os.kill(pid, 0)
+        except OSError as exc:
+            return exc.errno != errno.ESRCH
+    return True
+
+
+def _owned_here(info):
+    """Whether the lock's owner process can be checked from here (same host, user and boot)."""
+    return (isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname()
+            and info.get("uid") == _uid() and info.get("boot") == _boot_id())
+
+
 def read_changing(path):
     """The change under way in an environment (its CHANGING_MARK: operation, snapshot id), or None."""
     mark = os.path.join(path, ENVDESK_DIR, CHANGING_MARK)
@@ -1168,16 +1225,43 @@ def read_changing(path):
             "snapshot": snap, "packages": [p for p in record["packages"] if isinstance(p, dict)]}
 
 
+def change_cut_off(path):
+    """Whether the change under way in path has lost its EnvDesk (its lock is gone, or the process that
+    held it on this login node has ended); False while it may still be running."""
+    lock = path + LOCK_SUFFIX
+    if not os.path.isdir(lock):
+        return True
+    try:
+        info = read_json(os.path.join(lock, LOCK_OWNER_FILE), MAX_RECORD_BYTES)
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and _owned_here(info) and not _process_alive(info["pid"], info.get("pid_start"))
+
+
+CUT_OFF_MESSAGE = ("A change of this environment (%s) was cut off: the EnvDesk that made it stopped midway, so "
+                   "some packages may be half changed. The next change puts back the packages it had before "
+                   "(shown here), or revert to snapshot %s.")
+
+
+def _package_set(packages):
+    return set((str(p.get("name", "")).lower(), p.get("version"), p.get("url")) for p in packages)
+
+
 def settle(env):
-    """Show an environment in the middle of a change (or whose change was cut off) as it was before the
-    change, from the change's snapshot, marked as being changed: never a half-changed package set."""
+    """Show an environment in the middle of a change as it was before it, from the change's snapshot, marked
+    as being changed: never a half-changed package set. A change whose EnvDesk stopped after packages changed
+    makes it broken (until the next change puts them back)."""
     changing = read_changing(env["path"])
     if changing is None:
         return
+    untouched = _package_set(env["packages"]) == _package_set(changing["packages"])
     env["packages"] = changing["packages"]
     env["package_count"] = len(env["packages"])
     env["changing"] = {"operation": changing["operation"], "since": changing["since"],
                        "snapshot": changing["snapshot"]}
+    if env["state"] == STATE_OK and not untouched and change_cut_off(env["path"]):
+        env["state"] = STATE_BROKEN
+        env["error"] = CUT_OFF_MESSAGE % (changing["operation"], changing["snapshot"])
 
 
 # ---------------------------------------------------------------------------

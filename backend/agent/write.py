@@ -101,42 +101,6 @@ LOCK_SILENT_SECONDS = 120
 SSHD_NAMES = ("sshd", "sshd-session")
 
 
-def _has_proc():
-    return os.path.isdir("/proc/self")
-
-
-def _read_small(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(65536)
-    except (OSError, IOError):
-        return None
-
-
-def _proc_stat(pid):
-    """(parent pid, start time in clock ticks since boot) of a running process from /proc, or None if there
-    is none (a zombie, killed and not yet reaped, or a dead one, counts as none)."""
-    data = _read_small("/proc/%d/stat" % pid)
-    if not data:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()    # after "pid (comm) ": state ppid ...
-    if fields and fields[0] in (b"Z", b"X", b"x"):
-        return None
-    try:
-        return int(fields[1]), int(fields[19])       # fields 4 and 22 of proc(5)
-    except (IndexError, ValueError):
-        return None
-
-
-def _boot_id():
-    data = _read_small("/proc/sys/kernel/random/boot_id")
-    return data.decode("ascii", "replace").strip() if data else None
-
-
-def _uid():
-    return os.getuid() if hasattr(os, "getuid") else None
-
-
 def _owner_process(client_pid):
     """(pid, start, what) of the process whose life is the client's, or None when there is no telling.
 
@@ -162,19 +126,6 @@ def _owner_process(client_pid):
             return pid, stat_[1], "ssh connection"
         pid = stat_[0]
     return None
-
-
-def _process_alive(pid, start):
-    """Whether the recorded process still runs (False only when sure it does not)."""
-    if _has_proc():
-        stat_ = _proc_stat(pid)
-        return stat_ is not None and (start is None or stat_[1] == start)
-    if os.name == "posix":           # never on Windows: there os.kill ends the process
-        try:
-            os.kill(pid, 0)
-        except OSError as exc:
-            return exc.errno != errno.ESRCH
-    return True
 
 
 def _mentions(text, path):
@@ -224,12 +175,6 @@ def _workers(path, since):
         if any(_mentions(arg, one) for arg in args for one in paths):
             found.append((pid, " ".join(args[:3])[:120]))
     return found
-
-
-def _owned_here(info):
-    """Whether the lock's owner process can be checked from here (same host, user and boot)."""
-    return (isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname()
-            and info.get("uid") == _uid() and info.get("boot") == _boot_id())
 
 
 def _stale_reason(path, info):
@@ -617,9 +562,6 @@ def action_finish(cfg):
     finally:
         release_lock(path, token)
 
-
-def _package_set(packages):
-    return set((str(p.get("name", "")).lower(), p.get("version"), p.get("url")) for p in packages)
 
 
 def _check_holder(path, token):
