@@ -16,4 +16,5 @@ wheel=("$dist"/envdesk-*.whl)
 "$python" -m pip install -q --disable-pip-version-check "${wheel[0]}[test]"
 "$python" tests/tools/import_all.py
 export PATH="$venv/bin:$PATH" ENVDESK_TESTS_ON_WHEEL=1
-exec "$python" -m pytest "$@"
+# one worker per core (at most four), each with its own test bed; a file's tests stay together
+exec "$python" -m pytest -n auto --maxprocesses 4 --dist loadfile "$@"
