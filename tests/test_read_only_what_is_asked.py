@@ -67,3 +67,17 @@ def test_a_name_that_is_not_there_lists_the_names_that_are(tmp_path, home, many_
     missing = run_cli("env", "show", "local", "nothere", config=tmp_path / "cfg", home=home)
     assert missing.returncode == 1
     assert "env0, env1" in missing.stderr and "env8" in missing.stderr
+
+
+def test_a_listing_touches_each_package_at_most_three_times(tmp_path, home, many_envs):
+    """Per installed package: its dist-info folder listed, METADATA and INSTALLER opened, and nothing else
+    looked up by path (on Lustre or GPFS each such lookup is a round trip to the metadata server)."""
+    trace = tmp_path / "trace-file.txt"
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=%file", "-o", str(trace), *envdesk_command(),
+                    "--config-dir", str(tmp_path / "cfg"), "env", "list", "local", "--json"], check=True,
+                   capture_output=True, env={"HOME": str(home), "PATH": "/usr/bin:/bin"}, timeout=300)
+    inside = re.compile(r'"([^"]*\.dist-info(?:/[^"]*)?)"')
+    lookups = [found.group(1) for line in trace.read_text().splitlines() if (found := inside.search(line))]
+    packages = 3 * len(many_envs)
+    assert len({path.split(".dist-info")[0] for path in lookups}) == packages, "every package was read"
+    assert len(lookups) <= 3 * packages, f"{len(lookups)} path lookups for {packages} packages"
