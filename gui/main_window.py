@@ -176,13 +176,14 @@ class MainWindow(QMainWindow):
             menu.addAction(action)
         cluster_menu = self.menuBar().addMenu("&Cluster")
         cluster_menu.setToolTipsVisible(True)
+        self.cluster_actions: dict[str, QAction] = {}
         for text, slot, tip in [("Add a cluster…", self.add_cluster, "Pick your site and type your user name"),
                                 ("Connect", self.connect_selected, "Log in to the selected cluster now"),
                                 ("Disconnect", self.disconnect_selected, "Close the selected cluster's connection"),
                                 ("Edit…", self.edit_cluster, "Change the selected cluster's settings"),
                                 ("Remove", self.remove_cluster,
                                  "Forget the selected cluster (its environments stay on it)")]:
-            self._tip(cluster_menu.addAction(text, slot), tip)
+            self.cluster_actions[text] = self._tip(cluster_menu.addAction(text, slot), tip)
         cluster_menu.addAction(self.connect_all_action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.next_panel_action)
@@ -488,6 +489,10 @@ class MainWindow(QMainWindow):
         self.connect_button.setToolTip("Log in to every cluster now, one code prompt at a time" if everywhere else
                                        "Log in to the selected cluster now (you may be asked for a code once)")
         self.connect_button.setEnabled(name != LOCAL_TARGET)
+        for text, action in self.cluster_actions.items():  # This computer has nothing to connect, edit or remove
+            action.setEnabled(text == "Add a cluster…" or (name != LOCAL_TARGET
+                                                             and (text in ("Connect", "Disconnect")
+                                                                  or name != ALL_TARGETS)))
         if everywhere:
             self.env_title.setText("<b>Environments on every cluster</b>")
             self._show_all()

@@ -272,3 +272,18 @@ def test_every_column_shows_at_1024_by_640(qtbot, tmp_path, home, scheme):
     if os.environ.get("ENVDESK_SCREENSHOTS"):  # a folder to look at the window in
         window.grab().save(str(Path(os.environ["ENVDESK_SCREENSHOTS"]) / f"main-1024x640-{scheme}.png"))
     window.close()
+
+
+def test_cluster_menu_offers_only_what_the_selection_can_do(qtbot, tmp_path, home):
+    """This computer cannot be connected, edited or removed, so the Cluster menu does not offer it."""
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    enabled = lambda: {text: action.isEnabled() for text, action in window.cluster_actions.items()}  # noqa: E731
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of("local"))
+    assert enabled() == {"Add a cluster…": True, "Connect": False, "Disconnect": False, "Edit…": False,
+                         "Remove": False}
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of("alpha"))
+    assert all(enabled().values())
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of(ALL_TARGETS))
+    assert enabled() == {"Add a cluster…": True, "Connect": True, "Disconnect": True, "Edit…": False,
+                         "Remove": False}
+    window.close()
