@@ -53,6 +53,14 @@ class SshdLog:
         return [line for line in self.lines()
                 if line.startswith(f"Failed {method}") and f" for {self.cluster.user} from " in line]
 
+    def failed_once_logged(self, method: str, expected: int) -> list[str]:
+        """failed(method), once sshd has logged `expected` of them or 30 s passed: sshd logs a failure
+        after PAM's own delay, which may end after the client has already given up."""
+        deadline = time.monotonic() + 30
+        while len(self.failed(method)) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.failed(method)
+
     def connections(self) -> int:
         return sum(1 for line in self.lines() if line.startswith("Connection from "))
 
@@ -121,7 +129,7 @@ def test_a_wrong_password_is_asked_three_times_then_stops(testbed, tmp_path, hom
     assert f"the password was refused ({TRIES} tries)" in failure.message
     assert f"port {cluster.port}" in failure.message and "Check the username and the password" in failure.hint
     assert "not-the-password" not in str(failure)
-    assert len(log.failed("keyboard-interactive")) == TRIES and log.connections() == 1
+    assert len(log.failed_once_logged("keyboard-interactive", TRIES)) == TRIES and log.connections() == 1
     subject = f"password:{cluster.user}@{cluster.host}:{cluster.port}"
     assert secret_service.get_password("envdesk", subject) is None, "a refused password was remembered"
     right = ScriptedPrompter(answer=lambda request: cluster.password)
@@ -138,7 +146,7 @@ def test_a_remembered_password_that_became_wrong_is_tried_once_only(testbed, tmp
     for _ in range(3):  # unattended refreshes: nobody there to answer
         with pytest.raises(LoginCancelled):
             session_for(paths, ScriptedPrompter()).target("password").runner.connect()
-    assert len(log.failed("keyboard-interactive")) == 1, "the stale password was sent again"
+    assert len(log.failed_once_logged("keyboard-interactive", 1)) == 1, "the stale password was sent again"
     assert secrets.recall("password", subject) is None
     right = ScriptedPrompter(answer=lambda request: cluster.password)
     logs_in(paths, "password", right)
@@ -155,7 +163,7 @@ def test_a_wrong_one_time_code_is_asked_three_times_then_stops(testbed, tmp_path
     assert [r.kind for r in wrong.asked] == ["code"] * TRIES
     assert f"the one-time code was refused ({TRIES} tries)" in failure.message
     assert "fresh code" in failure.hint and "password" not in failure.message
-    assert len(log.failed("keyboard-interactive")) == TRIES and log.connections() == 1
+    assert len(log.failed_once_logged("keyboard-interactive", TRIES)) == TRIES and log.connections() == 1
     assert len([line for line in log.lines() if line.startswith("Accepted publickey")]) <= 1
     right = ScriptedPrompter(answer=lambda request: cluster.totp_now())
     logs_in(paths, "otp", right)
@@ -340,7 +348,7 @@ def test_cluster_test_on_a_terminal_says_what_failed_and_stops(case, testbed, tm
     assert len(prompts) == asked, prompts
     if typed:
         assert typed not in transcript, "a typed secret was echoed or printed"
-    assert len(log.failed()) == failed and log.connections() == 1, log.lines()
+    assert len(log.failed_once_logged("", failed)) == failed and log.connections() == 1, log.lines()
 
 
 def test_the_terminal_driver_types_a_right_password(testbed, tmp_path, home):
