@@ -13,6 +13,7 @@ their public key. :func:`judge_host_key` compares what a server presents with th
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -193,9 +194,20 @@ def judge_host_key(identity: ServerIdentity, presets: list[Preset] | None = None
 def load_presets(folder: str | os.PathLike[str] | Traversable | None = None) -> list[Preset]:
     """Every preset in `folder` (default: the ones EnvDesk ships), ``other`` last.
 
-    Any malformed file is a ConfigError that names it; nothing is silently skipped.
+    Any malformed file is a ConfigError that names it; nothing is silently skipped. The shipped ones are
+    read once per process (they are package data: the window asks for them at every selection).
     """
-    where: Traversable = _default_folder() if folder is None else _as_traversable(folder)
+    if folder is None:
+        return list(_shipped_presets())
+    return _read_presets(_as_traversable(folder))
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_presets() -> tuple[Preset, ...]:
+    return tuple(_read_presets(_default_folder()))
+
+
+def _read_presets(where: Traversable) -> list[Preset]:
     try:
         entries = sorted((e for e in where.iterdir() if e.name.endswith(".yaml") and e.is_file()),
                          key=lambda e: e.name)

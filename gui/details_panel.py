@@ -45,11 +45,14 @@ class SnippetBox(QWidget):
         layout.addWidget(self.text)
 
 
+SNAPSHOT_ROLE = Qt.ItemDataRole.UserRole + 1  # the Snapshot a row of the snapshot list shows
+
+
 class DetailsPanel(QTabWidget):
     """Everything about one environment; asks for snapshots and reverts through signals."""
 
     snapshots_wanted = Signal(object)  # Environment
-    revert_requested = Signal(object, str)  # Environment, snapshot id
+    revert_requested = Signal(object, object)  # Environment, Snapshot
 
     def __init__(self) -> None:
         super().__init__()
@@ -168,6 +171,7 @@ class DetailsPanel(QTabWidget):
             item = QListWidgetItem(snapshot.label())
             item.setToolTip(f"Snapshot {snapshot.id}, taken {snapshot.time} (UTC)")
             item.setData(Qt.ItemDataRole.UserRole, snapshot.id)
+            item.setData(SNAPSHOT_ROLE, snapshot)
             self.snapshot_list.addItem(item)
 
     def _tab_changed(self, index: int) -> None:
@@ -176,5 +180,5 @@ class DetailsPanel(QTabWidget):
 
     def _revert(self) -> None:
         item = self.snapshot_list.currentItem()
-        if self.environment is not None and item is not None and item.data(Qt.ItemDataRole.UserRole):
-            self.revert_requested.emit(self.environment, item.data(Qt.ItemDataRole.UserRole))
+        if self.environment is not None and item is not None and item.data(SNAPSHOT_ROLE) is not None:
+            self.revert_requested.emit(self.environment, item.data(SNAPSHOT_ROLE))

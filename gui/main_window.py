@@ -20,7 +20,7 @@ from envdesk.backend.snippets import Place
 from envdesk.backend.validate import LOCAL_TARGET
 
 from .column_fit import ColumnFitter
-from .controller import AppController
+from .controller import AppController, Snapshot
 from .details_panel import DetailsPanel
 from .keyboard import install_keyboard_conventions, next_panel
 from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
@@ -662,15 +662,13 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             dialog.start()
 
-    def revert_environment(self, env: Environment, snapshot_id: str) -> None:
+    def revert_environment(self, env: Environment, snapshot: Snapshot) -> None:
         target = self.current_target()
-        chosen = self.details.snapshot_list.currentItem()
-        when = chosen.text().split(" · ")[0] if chosen is not None else snapshot_id
-        answer = QMessageBox.question(self, "Revert", f"Put {env.name} back as it was on {when}? The current "
-                                      "packages are saved as a snapshot first.")
+        answer = QMessageBox.question(self, "Revert", f"Put {env.name} back as it was on {snapshot.local_time()}? "
+                                      "The current packages are saved as a snapshot first.")
         if answer != QMessageBox.StandardButton.Yes:
             return
-        self.controller.revert(target, env, snapshot_id)
+        self.controller.revert(target, env, snapshot.id)
 
     def _load_snapshots(self, env: Environment) -> None:
         target = self.current_target()

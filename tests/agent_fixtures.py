@@ -260,3 +260,25 @@ def run_agent_for_real(config, environ, exe=None, write=False, max_bytes=512 * 1
     lines = proc.stdout.decode("ascii").splitlines()
     assert len(lines) == 1 and lines[0].startswith(ANSWER_MARKER), (proc.stdout, proc.stderr)
     return proc.returncode, json.loads(lines[0][len(ANSWER_MARKER):]), proc.stderr.decode()
+
+
+CONDA_VARS = ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS", "CONDARC", "XDG_CONFIG_HOME")
+"""The machine's conda settings, which must not leak into an agent under test."""
+
+
+def isolated_home(tmp_path, monkeypatch, agent) -> str:
+    """A fresh, empty HOME for `agent` (a module from load_agent): no conda settings from the machine."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in CONDA_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(agent, "SYSTEM_CONDARCS", [])
+    return home
+
+
+def clean_env(home) -> dict:
+    """os.environ for an agent's own process: HOME replaced, conda settings removed."""
+    env = {k: v for k, v in os.environ.items() if k not in CONDA_VARS}
+    env["HOME"] = str(home)
+    return env

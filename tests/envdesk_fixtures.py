@@ -112,3 +112,45 @@ def running_ssh_agent(socket_path: Path) -> Iterator[dict[str, str]]:
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+def cancel_leaves_nothing_running(cluster, runner, seconds: int) -> None:
+    """Cancel a remote `sleep SECONDS; touch CANARY` as soon as it starts: Cancelled is raised, and once
+    the command would have ended, neither the canary nor the sleep exists on the cluster."""
+    from envdesk.backend.errors import Cancelled
+    from envdesk.backend.runner import CancelToken
+    canary = f"/tmp/envdesk-canary-{cluster.user}"
+    cluster.run_as_user(f"rm -f {canary}")
+    token = CancelToken()
+
+    def on_line(stream, line):
+        if line == "started":
+            token.cancel()
+
+    try:
+        runner.run(["sh", "-c", f"echo started; sleep {seconds}; touch {canary}"], on_line=on_line, cancel=token)
+    except Cancelled:
+        pass
+    else:
+        raise AssertionError("the command was not cancelled")
+    time.sleep(seconds + 1)
+    assert cluster.run_as_user(f"test -e {canary}", check=False).returncode != 0, "the command kept running"
+    alive = cluster.run_as_user(f"ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep 'sleep {seconds}' "
+                                "| grep -v grep", check=False)
+    assert alive.stdout.strip() == ""
+
+
+def this_computer_with_one_venv(folder: Path) -> tuple[Path, Path]:
+    """(config folder, environments folder) where "This computer" lists one real venv, `plain`, holding
+    tinyalpha 1.1 and Tiny_Beta 2.0 (as installed distributions)."""
+    root = folder / "envs"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "plain")], check=True, timeout=300)
+    site = next((root / "plain").glob("lib/python*/site-packages"))
+    for name, version in [("tinyalpha", "1.1"), ("Tiny_Beta", "2.0")]:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n")
+    config = folder / "config"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
+    return config, root

@@ -20,6 +20,7 @@ import pytest
 
 from envdesk.backend.agent_client import agent_script
 from agent_fixtures import (
+    clean_env, isolated_home,
     PY_XYZ, add_dist, conda_record, history_block, load_agent, make_conda_prefix,
     make_fake_venv, make_venv, old_pythons, site_packages,
 )
@@ -28,19 +29,12 @@ agent = load_agent(write=True)
 AGENT_SOURCE = agent_script(write=True)       # what a write action sends
 READ_SOURCE = agent_script(write=False)       # what a listing sends
 
-CONDA_VARS = ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS", "CONDARC", "XDG_CONFIG_HOME")
 
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
     """A fresh, empty HOME; no conda settings from the machine leak in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for var in CONDA_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(agent, "SYSTEM_CONDARCS", [])
-    return home
+    return isolated_home(tmp_path, monkeypatch, agent)
 
 
 def by_name(answer):
@@ -55,13 +49,6 @@ def pkg(env, name):
     matches = [p for p in env["packages"] if p["name"] == name]
     assert len(matches) == 1, (name, env["packages"])
     return matches[0]
-
-
-def clean_env(home):
-    """os.environ for a subprocess, with HOME replaced and conda settings removed."""
-    env = {k: v for k, v in os.environ.items() if k not in CONDA_VARS}
-    env["HOME"] = str(home)
-    return env
 
 
 def parse_line(stdout):

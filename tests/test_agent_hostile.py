@@ -17,33 +17,20 @@ import os
 import pytest
 
 from agent_fixtures import (
+    clean_env, isolated_home,
     add_dist, conda_record, history_block, load_agent, make_conda_prefix, make_fake_venv, make_fifo,
     make_link, make_sparse, old_pythons, run_agent_for_real, site_packages,
 )
 
 agent = load_agent(write=True)
 
-CONDA_VARS = ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS", "CONDARC", "XDG_CONFIG_HOME")
 HUGE = 50 * 1024 * 1024
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh, empty HOME; no conda settings from the machine leak in."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for var in CONDA_VARS:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(agent, "SYSTEM_CONDARCS", [])
-    return home
-
-
-def environ(home):
-    """os.environ for the agent's process: HOME replaced, conda settings removed."""
-    env = {k: v for k, v in os.environ.items() if k not in CONDA_VARS}
-    env["HOME"] = str(home)
-    return env
+    return isolated_home(tmp_path, monkeypatch, agent)
 
 
 def by_name(answer):
@@ -151,7 +138,7 @@ def check_hostile_answer(answer, paths):
 
 def test_hostile_files_break_only_their_own_environment(home):
     paths = build_hostile_home(home)
-    status, answer, stderr = run_agent_for_real({}, environ(home))
+    status, answer, stderr = run_agent_for_real({}, clean_env(home))
     assert status == 0 and stderr == ""
     check_hostile_answer(answer, paths)
 
@@ -162,7 +149,7 @@ def test_hostile_files_under_python_36_and_37(home):
         pytest.skip("no Python 3.6/3.7 interpreter on this machine")
     paths = build_hostile_home(home)
     for exe in olds:
-        status, answer, stderr = run_agent_for_real({}, environ(home), exe=exe)
+        status, answer, stderr = run_agent_for_real({}, clean_env(home), exe=exe)
         assert status == 0 and stderr == "", (exe, stderr)
         assert answer["python"].startswith(os.path.basename(exe)[len("python"):])
         check_hostile_answer(answer, paths)
@@ -174,7 +161,7 @@ def test_an_environment_out_of_time_is_broken_and_the_list_goes_on(home):
     make_fake_venv(home / "venvs" / "b")
     make_conda_prefix(home / ".conda" / "envs" / "c", python="3.11.5")
     # A budget of 0 s per environment runs out before the first file of each: all are reported.
-    status, answer, _ = run_agent_for_real({"env_time_budget": 0}, environ(home))
+    status, answer, _ = run_agent_for_real({"env_time_budget": 0}, clean_env(home))
     assert status == 0
     envs = by_name(answer)
     assert set(envs) == {"a", "b", "c"} and answer["truncated"] is False
@@ -183,7 +170,7 @@ def test_an_environment_out_of_time_is_broken_and_the_list_goes_on(home):
         assert "stopped reading this environment after 0 seconds, at " + env["path"] in env["error"]
         assert "slow or stuck file system" in env["error"]
     # the normal budget reads them all
-    status, answer, _ = run_agent_for_real({}, environ(home))
+    status, answer, _ = run_agent_for_real({}, clean_env(home))
     assert {env["name"]: env["state"] for env in answer["environments"]} == {"a": "ok", "b": "ok", "c": "ok"}
 
 
@@ -230,7 +217,7 @@ def test_real_files_that_are_large_or_linked_are_still_read(home, tmp_path):
     assert os.path.getsize(os.path.join(prefix, "conda-meta", "bigpkg-1.0-h0_0.json")) > 8 * 1024 * 1024
     assert os.path.getsize(os.path.join(prefix, "conda-meta", "history")) > 1024 * 1024
 
-    status, answer, _ = run_agent_for_real({}, environ(home))
+    status, answer, _ = run_agent_for_real({}, clean_env(home))
     assert status == 0
     envs = by_name(answer)
     assert envs["v"]["state"] == "ok" and envs["v"]["warnings"] == []
@@ -278,7 +265,7 @@ def test_write_actions_do_not_hang_on_hostile_files(home):
     make_link(os.path.join(snapshots, "20240101T000000Z-3.json"), "/dev/zero")
     config = {"roots": [str(root)], "path": env_path}
 
-    status, answer, _ = run_agent_for_real(dict(config, action="history"), environ(home), write=True)
+    status, answer, _ = run_agent_for_real(dict(config, action="history"), clean_env(home), write=True)
     assert status == 0 and answer["ok"] is True
     assert [s["id"] for s in answer["snapshots"]] == ["20240101T000000Z-1"]
 
@@ -286,5 +273,5 @@ def test_write_actions_do_not_hang_on_hostile_files(home):
     os.mkdir(env_path + ".envdesk-lock")
     make_fifo(os.path.join(env_path + ".envdesk-lock", "owner.json"))
     status, answer, _ = run_agent_for_real(dict(config, action="begin", operation="install"),
-                                           environ(home), write=True)
+                                           clean_env(home), write=True)
     assert status == 0 and answer["ok"] is False and answer["code"] == "busy"

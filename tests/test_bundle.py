@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from envdesk_fixtures import envdesk_command
+from envdesk_fixtures import this_computer_with_one_venv, envdesk_command
 
 from envdesk.desktop_entry import DesktopFiles, entry_text
 
@@ -153,16 +153,7 @@ def bundle(tmp_path_factory) -> Path:
 @pytest.fixture
 def local_envs(tmp_path) -> tuple[Path, Path]:
     """A config folder whose "This computer" holds one real venv with two packages, and a fresh HOME."""
-    root = tmp_path / "envs"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "plain")], check=True, timeout=300)
-    site = next((root / "plain").glob("lib/python*/site-packages"))
-    for name, version in [("tinyalpha", "1.1"), ("tinybeta", "2.0")]:
-        info = site / f"{name}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
+    config, _ = this_computer_with_one_venv(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     return config, home

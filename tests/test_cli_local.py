@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from envdesk_fixtures import envdesk_command
+from envdesk_fixtures import this_computer_with_one_venv, envdesk_command
 
 ENVDESK = envdesk_command()
 
@@ -21,17 +21,7 @@ def envdesk(*args, config_dir, env=None):
 
 @pytest.fixture
 def local_envs(tmp_path):
-    root = tmp_path / "envs"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "plain")], check=True)
-    site = next((root / "plain").glob("lib/python*/site-packages"))
-    for name, version in [("tinyalpha", "1.1"), ("Tiny_Beta", "2.0")]:
-        info = site / f"{name}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nbody\n")
-    config = tmp_path / "config"
-    config.mkdir()
-    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
-    return config, root
+    return this_computer_with_one_venv(tmp_path)
 
 
 def test_env_list_json_shape(local_envs):

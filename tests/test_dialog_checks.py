@@ -5,30 +5,14 @@ run against the same situation: the dialog must refuse exactly what the CLI refu
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 
 from PySide6.QtWidgets import QDialogButtonBox
 
-from envdesk.backend.paths import AppPaths
 from envdesk.gui.dialogs.import_dialog import ImportDialog
 from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
-from envdesk.gui.main_window import MainWindow
 from envdesk_fixtures import make_config, run_cli
+from test_gui import LONG, open_window, window_on_this_computer
 
-LONG = 180_000
-
-
-def _window(qtbot, paths: AppPaths) -> MainWindow:
-    window = MainWindow(paths)
-    qtbot.addWidget(window)
-    window.show()
-    return window
-
-
-def _refreshed(qtbot, window: MainWindow, target: str) -> None:
-    window.controller.refresh(target)
-    qtbot.waitUntil(lambda: target in window.controller.refreshed, timeout=LONG)
 
 
 def _create_button(dialog) -> bool:
@@ -37,14 +21,12 @@ def _create_button(dialog) -> bool:
 
 def test_new_environment_refuses_an_existing_name_and_a_bad_folder_before_closing(qtbot, tmp_path, home):
     config = tmp_path / "cfg"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "analysis")], check=True)
+    window = window_on_this_computer(qtbot, config, home, "analysis")
     cli = run_cli("env", "create", "local", "analysis", config=config, home=home)
     assert cli.returncode != 0 and "already exists" in cli.stderr
     cli_folder = run_cli("env", "create", "local", "other", "--root", "venvs", config=config, home=home)
     assert cli_folder.returncode != 0
 
-    window = _window(qtbot, AppPaths(config))
-    _refreshed(qtbot, window, "local")
     dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
     qtbot.addWidget(dialog)
     qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
@@ -66,11 +48,9 @@ def test_new_environment_refuses_an_existing_name_and_a_bad_folder_before_closin
 
 def test_import_offers_a_free_name_and_refuses_a_taken_one(qtbot, tmp_path, home):
     config = tmp_path / "cfg"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "demo")], check=True)
+    window = window_on_this_computer(qtbot, config, home, "demo")
     exported = tmp_path / "demo.txt"
     exported.write_text("# envdesk: name=demo\n")
-    window = _window(qtbot, AppPaths(config))
-    _refreshed(qtbot, window, "local")
     spec = window.controller.read_spec(exported)
     spec.name = "demo"
     dialog = ImportDialog(window.controller, spec, "local", title="Import demo.txt", parent=window)
@@ -84,9 +64,7 @@ def test_import_offers_a_free_name_and_refuses_a_taken_one(qtbot, tmp_path, home
 
 
 def test_copy_with_no_other_cluster_says_add_one_and_cannot_build(qtbot, tmp_path, home):
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "solo")], check=True)
-    window = _window(qtbot, AppPaths(tmp_path / "cfg"))
-    _refreshed(qtbot, window, "local")
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "solo")
     env = window.controller.inventory("local").find("solo")
     dialog = ImportDialog.for_copy(window.controller, "local", env, parent=window)
     qtbot.addWidget(dialog)
@@ -98,8 +76,9 @@ def test_copy_with_no_other_cluster_says_add_one_and_cannot_build(qtbot, tmp_pat
 
 
 def test_copy_offers_this_computer_when_the_source_is_a_cluster(qtbot, testbed, sample_envs, tmp_path, home):
-    window = _window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha"]))
-    _refreshed(qtbot, window, "alpha")
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    window.controller.refresh("alpha")
+    qtbot.waitUntil(lambda: "alpha" in window.controller.refreshed, timeout=LONG)
     env = window.controller.inventory("alpha").environments[0]
     dialog = ImportDialog.for_copy(window.controller, "alpha", env, parent=window)
     qtbot.addWidget(dialog)

@@ -34,7 +34,8 @@ from envdesk.backend.operations.importing import import_environment, read_spec_f
 from envdesk.backend.operations.listing import list_environments
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk_fixtures import envdesk_command, make_config, run_cli, session_for, unique
-from testbed.faults import Ended, FaultAt, LockTaken, NewSession, Phase, Running, kill_client, kill_connection
+from testbed.faults import (Ended, FaultAt, LockTaken, NewSession, Phase, Running, kill_client, kill_connection,
+                            user_processes)
 
 KIND = "virtualenv"               # made in a second (venv runs ensurepip); pip installs into it all the same
 PACKAGE = "tinybeta"              # what every operation installs (it pulls tinyalpha in)
@@ -132,20 +133,14 @@ def listed(world: World, name: str) -> dict | None:
 def workers(world: World, path: str) -> list[int]:
     """Processes of the cluster's user that still work in the environment (an installer that outlived
     its client), as the agent judges them (arguments or working folder naming it)."""
-    uid = os.stat(world.beta.home).st_uid
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid, argv in user_processes(os.stat(world.beta.home).st_uid).items():
         try:
-            if os.stat(f"/proc/{entry}").st_uid != uid:
-                continue
-            args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            args.append(os.fsencode(os.readlink(f"/proc/{entry}/cwd")))
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
-            continue
-        if any(arg == os.fsencode(path) or arg.startswith(os.fsencode(path + "/")) for arg in args):
-            found.append(int(entry))
+            cwd = ""
+        if any(arg == path or arg.startswith(path + "/") for arg in [*argv, cwd]):
+            found.append(pid)
     return found
 
 

@@ -1,12 +1,16 @@
 """The desktop app driven for real (offscreen) against the SSH test bed: every flow a user meets."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
 
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.validate import LOCAL_TARGET
 from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
 from envdesk.gui.dialogs.import_dialog import ImportDialog
 from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
@@ -22,6 +26,16 @@ def open_window(qtbot, paths: AppPaths) -> MainWindow:
     window = MainWindow(paths)
     qtbot.addWidget(window)
     window.show()
+    return window
+
+
+def window_on_this_computer(qtbot, config: Path, home: Path, *envs: str) -> MainWindow:
+    """The window, with real venvs called `envs` in ~/venvs of This computer, already listed."""
+    for name in envs:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / name)], check=True)
+    window = open_window(qtbot, AppPaths(config))
+    window.controller.refresh(LOCAL_TARGET)
+    qtbot.waitUntil(lambda: LOCAL_TARGET in window.controller.refreshed, timeout=LONG)
     return window
 
 

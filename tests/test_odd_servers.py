@@ -28,7 +28,7 @@ from envdesk.backend.inventory import read_inventory
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.runner import CancelToken
-from envdesk_fixtures import cli_json, packages_of, run_cli, session_for, unique
+from envdesk_fixtures import cancel_leaves_nothing_running, cli_json, packages_of, run_cli, session_for, unique
 from testbed import TestBedUnavailable
 
 RUNS = 3
@@ -319,22 +319,7 @@ def test_create_with_a_module_through_tcsh(tcsh):
 
 def test_cancel_kills_the_remote_process_group_through_tcsh(tcsh):
     cluster, session = tcsh
-    runner = session.target(cluster.name).runner
-    canary = f"/tmp/envdesk-canary-{cluster.user}"
-    cluster.run_as_user(f"rm -f {canary}")
-    token = CancelToken()
-
-    def on_line(stream, line):
-        if line == "started":
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        runner.run(["sh", "-c", f"echo started; sleep 7; touch {canary}"], on_line=on_line, cancel=token)
-    time.sleep(8)
-    assert cluster.run_as_user(f"test -e {canary}", check=False).returncode != 0, "the command kept running"
-    alive = cluster.run_as_user("ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep 'sleep 7' | grep -v grep",
-                                check=False)
-    assert alive.stdout.strip() == ""
+    cancel_leaves_nothing_running(cluster, session.target(cluster.name).runner, 7)
 
 
 ODD_TEXT = ("a!b !! !$ $HOME ${USER} `id` $(id) 'single' \"double\" back\\slash\nsecond line\n\n"

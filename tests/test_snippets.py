@@ -100,16 +100,9 @@ def test_an_alliance_profile_gets_the_account_line_its_preset_requires(tmp_path,
 
 
 def test_the_window_offers_no_batch_script_for_this_computer(qtbot, tmp_path, home):
-    from envdesk.backend.paths import AppPaths
-    from envdesk.gui.main_window import MainWindow
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(home / "venvs" / "mine")], check=True)
-    window = MainWindow(AppPaths(tmp_path / "cfg"))
-    qtbot.addWidget(window)
-    window.show()
-    window.controller.refresh("local")
-    qtbot.waitUntil(lambda: "local" in window.controller.refreshed, timeout=120_000)
-    row = next(r for r in range(window.env_proxy.rowCount()) if window.env_proxy.index(r, 0).data() == "mine")
-    window.env_table.setCurrentIndex(window.env_proxy.index(row, 0))
+    from test_gui import select_env, window_on_this_computer
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "mine")
+    select_env(qtbot, window, "mine")
     assert "this computer" in window.details.terminal_box.title.text()
     assert str(home / "venvs" / "mine") in window.details.terminal_box.text.toPlainText()
     assert window.details.slurm_box.isHidden()

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from envdesk.backend.errors import (AuthenticationFailed, Cancelled, CommandFailed, HostKeyChanged,
+from envdesk.backend.errors import (AuthenticationFailed, CommandFailed, HostKeyChanged,
                                     HostKeyUnknown, LoginCancelled)
 from envdesk.backend.inventory import read_inventory
-from envdesk.backend.runner import CancelToken
-from envdesk_fixtures import ScriptedPrompter, cli_json, make_config, run_cli, session_for
+from envdesk_fixtures import (ScriptedPrompter, cancel_leaves_nothing_running, cli_json, make_config, run_cli,
+                               session_for)
 
 
 def canon(name):
@@ -163,24 +163,8 @@ def test_dropped_connection_is_reopened(testbed, tmp_path, home):
 
 
 def test_cancel_stops_the_remote_process(testbed, tmp_path, home):
-    cluster = testbed.clusters["alpha"]
     session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
-    runner = session.target("alpha").runner
-    canary = f"/tmp/envdesk-canary-{cluster.user}"
-    cluster.run_as_user(f"rm -f {canary}")
-    token = CancelToken()
-
-    def on_line(stream, line):
-        if line == "started":
-            token.cancel()
-
-    with pytest.raises(Cancelled):
-        runner.run(["sh", "-c", f"echo started; sleep 4; touch {canary}"], on_line=on_line, cancel=token)
-    time.sleep(5)
-    assert cluster.run_as_user(f"test -e {canary}", check=False).returncode != 0, "the command kept running"
-    alive = cluster.run_as_user("ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep 'sleep 4' | grep -v grep",
-                                check=False)
-    assert alive.stdout.strip() == ""
+    cancel_leaves_nothing_running(testbed.clusters["alpha"], session.target("alpha").runner, 4)
     session.close()
 
 

@@ -21,6 +21,7 @@ from envdesk.gui.dialogs.trust_dialog import TrustDialog
 from envdesk.gui.main_window import MainWindow
 from envdesk.gui.prompter import LoginDialog
 from envdesk_fixtures import unique
+from test_gui import select_env
 
 LONG = 180_000
 MAX_DIALOGS = 5
@@ -129,7 +130,6 @@ def test_first_launch_to_a_working_environment_without_a_shell(qtbot, testbed, t
     assert env.kind == "uv", "the fastest kind the cluster offers was the default"
     freeze = cluster.run_as_user(f"module load uv && uv pip freeze --python {env.path}/bin/python").stdout.split()
     assert any(line.startswith("tinybeta==") for line in freeze), freeze
-    row = next(r for r in range(window.env_proxy.rowCount()) if window.env_proxy.index(r, 0).data() == name)
-    window.env_table.setCurrentIndex(window.env_proxy.index(row, 0))  # the person clicks their new environment
+    select_env(qtbot, window, name)  # the person clicks their new environment
     snippet = window.details.findChildren(QPlainTextEdit)
     assert any(env.path in box.toPlainText() for box in snippet), "the Use it tab says how to use it"
