@@ -43,6 +43,7 @@ class Environment:
     conda_requested: tuple[str, ...] = ()
     envdesk: dict[str, Any] | None = None
     changing: dict[str, Any] | None = None  # a change under way (or cut off): packages are from before it
+    detailed: bool = True   # False: packages have names and versions only (a light listing)
 
     @property
     def package_count(self) -> int:
@@ -76,7 +77,8 @@ class Environment:
             root=str(data.get("root", "")), state=str(data.get("state", STATE_OK)), error=data.get("error"),
             channels=tuple(data.get("channels") or ()), conda_requested=tuple(data.get("conda_requested") or ()),
             envdesk=data.get("envdesk"),
-            changing=data.get("changing") if isinstance(data.get("changing"), dict) else None)
+            changing=data.get("changing") if isinstance(data.get("changing"), dict) else None,
+            detailed=data.get("detail", "full") != "light" and data.get("detailed", True) is not False)
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,16 @@ class Inventory:
 
 
 def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (), names: Sequence[str] = (),
-                   cancel: CancelToken | None = None, settled: bool = True) -> Inventory:
+                   cancel: CancelToken | None = None, settled: bool = True, light: bool = False) -> Inventory:
     """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip;
     with `names`, only the environments so named are read (the others are not opened at all).
 
     `settled`: an environment in the middle of a change is shown as it was before it (its snapshot);
-    the change itself reads what is really there (False).
+    the change itself reads what is really there (False). `light`: packages with their names and versions
+    only (one file-system lookup each instead of three), for a listing of every environment
+    (Environment.detailed tells which).
     """
-    config: dict[str, Any] = {"roots": list(roots), "settled": settled}
+    config: dict[str, Any] = {"roots": list(roots), "settled": settled, "light": light}
     if paths:
         config["paths"] = list(paths)
     if names:

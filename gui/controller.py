@@ -5,6 +5,7 @@ Every method that may reach a target runs as a Task on a pool thread and answers
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,7 +27,7 @@ from envdesk.backend.operations.export import export_environment, spec_from_envi
 from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
 from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check_availability, import_environment,
                                                   plan_import, read_spec_file)
-from envdesk.backend.operations.listing import Listing, list_environments
+from envdesk.backend.operations.listing import Listing, list_environments, show_environment
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.snippets import Place, place_of
@@ -345,6 +346,25 @@ class AppController(QObject):
         return self.start(f"Update {env.name}", target,
                           lambda progress: update_environment(self.session, target, env.path, change, progress),
                           changes=True)
+
+    def reached(self, name: str) -> bool:
+        """The target was listed in this session (so reading it again asks no login question)."""
+        return name == LOCAL_TARGET or name in self.refreshed
+
+    def details(self, target: str, env: Environment, on_ready: Callable[[Environment], None]) -> Task:
+        """One environment read with its packages' details (a listing gives names and versions only); the
+        inventory in memory keeps it."""
+
+        def done(detailed: Environment) -> None:
+            inventory = self.inventories.get(target)
+            if inventory is not None:
+                self.inventories[target] = replace(inventory, environments=tuple(
+                    detailed if known.path == detailed.path else known for known in inventory.environments))
+            on_ready(detailed)
+
+        return self.start(f"Details of {env.name}", target,
+                          lambda progress: show_environment(self.session, target, env.name, progress),
+                          done, record=False)
 
     def snapshots(self, target: str, env: Environment, on_ready: Callable[[list[Snapshot]], None],
                   on_failure: Failure | None = None) -> Task:

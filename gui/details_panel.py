@@ -52,6 +52,7 @@ class DetailsPanel(QTabWidget):
     """Everything about one environment; asks for snapshots and reverts through signals."""
 
     snapshots_wanted = Signal(object)  # Environment
+    details_wanted = Signal(object)  # Environment listed with names and versions only, its Packages tab open
     revert_requested = Signal(object, object)  # Environment, Snapshot
 
     def __init__(self) -> None:
@@ -159,6 +160,14 @@ class DetailsPanel(QTabWidget):
         self.slurm_box.text.setPlainText(batch or "")
         if self.currentIndex() == 2:
             self.snapshots_wanted.emit(env)
+        elif self.currentIndex() == 1 and not env.detailed:
+            self.details_wanted.emit(env)
+
+    def show_details(self, env: Environment) -> None:
+        """Fill in the packages of the shown environment, read with their details (installer ...)."""
+        if self.environment is not None and self.environment.path == env.path:
+            self.environment = env
+            self.packages.set_packages(env.packages)
 
     def show_snapshots(self, env: Environment, snapshots: list[Snapshot]) -> None:
         if self.environment is None or env.path != self.environment.path:
@@ -177,6 +186,8 @@ class DetailsPanel(QTabWidget):
     def _tab_changed(self, index: int) -> None:
         if index == 2 and self.environment is not None:
             self.snapshots_wanted.emit(self.environment)
+        elif index == 1 and self.environment is not None and not self.environment.detailed:
+            self.details_wanted.emit(self.environment)
 
     def _revert(self) -> None:
         item = self.snapshot_list.currentItem()

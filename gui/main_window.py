@@ -307,6 +307,7 @@ class MainWindow(QMainWindow):
 
         self.details = DetailsPanel()
         self.details.snapshots_wanted.connect(self._load_snapshots)
+        self.details.details_wanted.connect(self._load_details)
         self.details.revert_requested.connect(self.revert_environment)
 
         splitter = QSplitter()
@@ -670,6 +671,11 @@ class MainWindow(QMainWindow):
             return
         self.controller.revert(target, env, snapshot.id)
 
+    def _load_details(self, env: Environment) -> None:
+        target = self.current_target()
+        if self.controller.reached(target):   # never a login prompt just for opening a tab
+            self.controller.details(target, env, self.details.show_details)
+
     def _load_snapshots(self, env: Environment) -> None:
         target = self.current_target()
         self.controller.snapshots(target, env, lambda snapshots: self.details.show_snapshots(env, snapshots))
@@ -710,8 +716,15 @@ class MainWindow(QMainWindow):
         env = self.current_environment()
         if env is None:
             return
+        target = self.current_target()
+        if env.detailed:
+            self._copy_dialog(target, env)
+        else:   # the copy's plan needs every package's source (editable, from git ...), not only its version
+            self.controller.details(target, env, lambda detailed: self._copy_dialog(target, detailed))
+
+    def _copy_dialog(self, target: str, env: Environment) -> None:
         from .dialogs.import_dialog import ImportDialog
-        dialog = ImportDialog.for_copy(self.controller, self.current_target(), env, parent=self)
+        dialog = ImportDialog.for_copy(self.controller, target, env, parent=self)
         if dialog.exec():
             dialog.start()
 

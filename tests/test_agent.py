@@ -740,10 +740,10 @@ def test_unexpected_error_breaks_only_that_env(home, monkeypatch):
     make_fake_venv(home / "venvs" / "b")
     real = agent.read_venv
 
-    def flaky(env, problems):
+    def flaky(env, problems, *rest):
         if env["name"] == "a":
             raise RuntimeError("disk on fire")
-        return real(env, problems)
+        return real(env, problems, *rest)
 
     monkeypatch.setattr(agent, "read_venv", flaky)
     envs = by_name(agent.inventory({}))

@@ -349,3 +349,27 @@ def test_login_dialog_says_why_nothing_can_be_remembered_without_a_real_keyring(
         assert "no system keyring" in dialog.no_keyring.text()
     finally:
         keyring.set_keyring(previous)
+
+
+def test_the_packages_tab_reads_the_details_a_listing_leaves_out(qtbot, tmp_path, home):
+    """A listing reads each package's name and version only; opening Packages reads that environment's
+    details, so "Installed by" says what the stdlib's importlib.metadata reads in the environment."""
+    sys.path.insert(0, str(Path(__file__).parent / "testbed"))
+    from wheels import WheelSpec, build_wheel
+    (tmp_path / "wheels").mkdir()
+    build_wheel(tmp_path / "wheels", WheelSpec("tinygamma", "0.1"))
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "made")
+    python = home / "venvs" / "made" / "bin" / "python"
+    subprocess.run(["uv", "pip", "install", "--python", str(python), "--no-index", "--find-links",
+                    str(tmp_path / "wheels"), "tinygamma"], check=True, capture_output=True)
+    window.controller.refresh(LOCAL_TARGET)
+    qtbot.waitUntil(lambda: any(p.name == "tinygamma" for env in window.env_model.environments
+                                for p in env.packages), timeout=LONG)
+    select_env(qtbot, window, "made")
+    assert not window.current_environment().detailed
+    installer = subprocess.run([str(python), "-c", "import importlib.metadata as m; "
+                                "print(m.distribution('tinygamma').read_text('INSTALLER').strip())"],
+                               check=True, capture_output=True, text=True).stdout.strip()
+    window.details.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: [p.installer for p in window.details.packages.packages] == [installer], timeout=LONG)
+    assert installer == "uv"

@@ -21,8 +21,12 @@ Rules every part must keep:
 * Python 3.6+ only syntax and APIs (no walrus, no dataclasses, no
   ``from __future__ import annotations``, no ``str.removeprefix`` ...).
 * Standard library only; never runs pip, conda or any other program.
-* The inventory only reads: it never writes or modifies anything (not even
-  conda's environments.txt). Writing happens only in the write part's actions
+* The inventory only reads environments: it never writes or modifies anything
+  in them (not even conda's environments.txt). Its one write is its own cache
+  (``~/.cache/envdesk/inventory.json``, see ListingCache): what each environment
+  held and the stats that tell whether it changed since, so an unchanged
+  environment costs three lookups on a parallel file system instead of one or
+  more per package. Writing happens only in the write part's actions
   (begin, finish, abort, reset, history, snapshot, delete, measure), each of
   which checks that the folder is an environment inside a known root before
   touching it.
@@ -39,7 +43,7 @@ The answer (see ``inventory``)::
 
     {"agent": 1, "host": str, "python": str, "home": str,
      "environments": [ENV, ...], "errors": [{"path": str, "error": str}],
-     "truncated": bool, "elapsed": float}
+     "truncated": bool, "elapsed": float, "cached": int}   # environments taken from the cache
 
     ENV = {"name", "path", "root", "kind": "venv"|"virtualenv"|"uv"|"conda",
            "python": "X.Y.Z" or None, "system_site_packages", "created_by",
@@ -47,6 +51,7 @@ The answer (see ``inventory``)::
                          "editable"} (+ "build", "channel" for conda records)],
            "package_count", "modules", "envdesk", "conda_requested", "channels",
            "state": "ok"|"broken"|"incomplete", "error": sentence or None,
+           "detail": "full"|"light",   # light: packages' names and versions only
            "warnings": [sentence, ...]}   # e.g. a package skipped as unreadable
 """
 # The protocol constants come from the generated header, the write part's names from write.py:
@@ -62,6 +67,7 @@ import re
 import socket
 import stat
 import sys
+import tempfile
 import time
 
 try:
@@ -244,6 +250,31 @@ def _not_regular(path, mode):
     return RefusedFile("%s is %s, not a regular file" % (path, what))
 
 
+_PROC_REOPEN = []
+
+
+def _reopen_through_proc():
+    """Whether a file can be looked up once with O_PATH and opened again through /proc (Linux)."""
+    if not _PROC_REOPEN:
+        _PROC_REOPEN.append(hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd"))
+    return _PROC_REOPEN[0]
+
+
+def _open_regular_by_handle(path):
+    """open_regular in one lookup of path: an O_PATH handle never opens a device or pipe (no driver is
+    called), its fstat decides, and the same file is then opened through /proc, which does not ask the
+    file system that holds path again (on Lustre or GPFS a lookup is a round trip to a server)."""
+    handle = os.open(path, os.O_PATH | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode)
+        fd = os.open("/proc/self/fd/%d" % handle, os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    finally:
+        os.close(handle)
+    return os.fdopen(fd, "rb")
+
+
 def open_regular(path, listed_regular=False):
     """Open path for reading (binary) only if it is a regular file, links followed.
 
@@ -255,6 +286,8 @@ def open_regular(path, listed_regular=False):
     in between. Also checks the environment's time budget (TimeUp).
     """
     check_time(path)
+    if not listed_regular and _reopen_through_proc():
+        return _open_regular_by_handle(path)
     if not listed_regular:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
@@ -296,6 +329,48 @@ def read_json(path, limit=MAX_JSON_BYTES):
     return json.loads(read_bytes(path, limit).decode("utf-8"))
 
 
+def _umask():
+    """The process's umask, read from /proc where there is one (else set and put back at once)."""
+    for line in (_read_small("/proc/self/status") or b"").splitlines():
+        if line.startswith(b"Umask:"):
+            try:
+                return int(line.split()[1], 8)
+            except (IndexError, ValueError):
+                break
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_json(path, data, private=False):
+    """Write JSON atomically: a temp file beside path, then renamed over it; the old file stays on failure.
+
+    The temp file has a random name and is created exclusively (never through a link someone planted
+    there), with the mode open() would give (others may read EnvDesk's notes), or only for its owner
+    when `private` (and its folder too, when this makes it); it is removed whatever goes wrong (a full
+    disk, a read-only filesystem ...).
+    """
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, 0o700 if private else 0o777)
+    fd, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            if hasattr(os, "fchmod"):
+                os.fchmod(handle.fileno(), 0o600 if private else 0o666 & ~_umask())
+            if private:
+                json.dump(data, handle, separators=(",", ":"))
+            else:
+                json.dump(data, handle, indent=1, sort_keys=True)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
 def list_dir(path):
     """Sorted os.DirEntry list of a folder (raises OSError; RefusedFile past MAX_DIR_ENTRIES)."""
     check_time(path)
@@ -327,15 +402,41 @@ def is_present(path):
         return False
 
 
-def is_env(folder):
-    """True if folder is a Python environment (venv-like or conda), or one EnvDesk is building.
+def _lstat(path):
+    """os.lstat(path), or None when nothing can be looked up there."""
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def env_marker(folder):
+    """What makes folder an environment, as (kind, lstat of the marker) -- ("venv", pyvenv.cfg),
+    ("conda", conda-meta), ("creating", None) for one EnvDesk is building -- or None.
 
     A pyvenv.cfg that is not a regular file (a pipe, a dangling link ...) still
-    makes an environment: it is then listed as broken, saying why.
+    makes an environment: it is then listed as broken, saying why. The lstat is
+    kept: it tells a listing whether the environment changed since it was cached.
     """
-    return (is_present(os.path.join(folder, "pyvenv.cfg"))
-            or os.path.isdir(os.path.join(folder, "conda-meta"))
-            or os.path.isfile(os.path.join(folder, ENVDESK_DIR, CREATING_MARK)))
+    info = _lstat(os.path.join(folder, "pyvenv.cfg"))
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        return ("venv", info)
+    return conda_marker(folder) or (
+        ("creating", None) if os.path.isfile(os.path.join(folder, ENVDESK_DIR, CREATING_MARK)) else None)
+
+
+def conda_marker(folder):
+    """("conda", stat of its conda-meta folder) for a conda prefix, else None."""
+    try:
+        info = os.stat(os.path.join(folder, "conda-meta"))
+    except OSError:
+        return None
+    return ("conda", info) if stat.S_ISDIR(info.st_mode) else None
+
+
+def is_env(folder):
+    """True if folder is a Python environment (venv-like or conda), or one EnvDesk is building."""
+    return env_marker(folder) is not None
 
 
 def is_conda_base(prefix):
@@ -380,6 +481,9 @@ def read_config(config):
         "paths": paths,
         "names": _as_str_list(config.get("names")),
         "settled": config.get("settled", True) is not False,
+        "light": config.get("light") is True,
+        "cache": (config["cache"] if isinstance(config.get("cache"), str) and config["cache"]
+                  else None if config.get("cache") is False else default_cache_file()),
     }
 
 
@@ -406,16 +510,21 @@ class Found(object):
             self.truncated = True
         return self.truncated
 
-    def add(self, path, name, root):
-        """Record one environment unless already seen; False when full."""
-        real = os.path.realpath(path)
-        if real in self.seen:
+    def add(self, path, name, root, marker=None):
+        """Record one environment unless already seen; False when full.
+
+        The same environment reached through a link is the same marker file (its inode), so it is
+        recognised without resolving every component of its path (one lookup each).
+        """
+        info = marker[1] if marker else None
+        seen = ("inode", info.st_dev, info.st_ino) if info is not None else os.path.realpath(path)
+        if seen in self.seen:
             return True
         if len(self.items) >= self.max_envs:
             self.truncated = True
             return False
-        self.seen.add(real)
-        self.items.append((path, name, root))
+        self.seen.add(seen)
+        self.items.append((path, name, root, marker))
         return True
 
     def error(self, path, message):
@@ -444,8 +553,9 @@ def _search_folder(folder, root, depth, max_depth, found):
     """Visit one folder: add it if an env, else look at its subfolders."""
     if found.stop():
         return
-    if is_env(folder):
-        found.add(folder, env_name(folder, root), root)
+    marker = env_marker(folder)
+    if marker:
+        found.add(folder, env_name(folder, root), root, marker)
         return
     if depth >= max_depth or os.path.basename(folder) in SKIP_DESCEND:
         return
@@ -556,10 +666,11 @@ def conda_listed_prefixes(found):
 
 def _add_conda_prefix(prefix, found):
     """Add one conda prefix if it (still) exists; False when full."""
-    if not os.path.isdir(os.path.join(prefix, "conda-meta")):
+    marker = conda_marker(prefix)
+    if marker is None:
         return True
     name = "base" if is_conda_base(prefix) else os.path.basename(prefix)
-    return found.add(prefix, name, "conda")
+    return found.add(prefix, name, "conda", marker)
 
 
 def search_conda(found):
@@ -599,10 +710,12 @@ def search_paths(paths, found):
         if not os.path.isdir(path):
             found.error(path, "There is no folder here." if not os.path.exists(path)
                         else "This is a file, not an environment folder.")
-        elif not is_env(path):
+            continue
+        marker = env_marker(path)
+        if not marker:
             found.error(path, "This folder is not a Python environment "
                               "(it has no pyvenv.cfg and no conda-meta folder).")
-        elif not found.add(path, os.path.basename(path) or path, os.path.dirname(path)):
+        elif not found.add(path, os.path.basename(path) or path, os.path.dirname(path), marker):
             return
 
 
@@ -693,6 +806,29 @@ def read_dist_info(folder):
                         "REQUESTED" in files, url, editable)
 
 
+def read_dist_info_light(folder):
+    """Name and version of one *.dist-info folder from its METADATA alone: one lookup instead of three.
+
+    A listing of every environment needs no more; the installer, REQUESTED and direct_url.json are read
+    with an environment's details (read_dist_info).
+    """
+    try:
+        headers = read_headers(os.path.join(folder, "METADATA"))
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise ValueError("it has no METADATA file")
+        raise
+    if not headers.get("name") or not headers.get("version"):
+        raise ValueError("its METADATA has no Name or Version")
+    return make_package(headers["name"], headers["version"])
+
+
+def dist_info_name(entry_name):
+    """The normalized distribution name a *.dist-info folder's own name gives ('name-version.dist-info')."""
+    stem = entry_name[:-len(".dist-info")]
+    return normalize_name(stem.rpartition("-")[0] or stem)
+
+
 def read_direct_url(path):
     """(url, editable) from a PEP 610 direct_url.json, written as pip freeze writes the reference.
 
@@ -770,13 +906,14 @@ def read_egg_link(path):
     return make_package(name, version, url=url, editable=True)
 
 
-def scan_site_packages(folder, warnings, skip=None):
+def scan_site_packages(folder, warnings, skip=None, light=False, skip_names=()):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
 
-    skip(package) -> True drops a package (used for conda's own packages).
+    skip(package) -> True drops a package (used for conda's own packages); a dist-info folder whose
+    own name is in skip_names is dropped unread. `light`: dist-info folders give only name and version.
     A package whose files are bad is left out with a warning.
     """
-    readers = ((".dist-info", read_dist_info), (".egg-info", read_egg_info),
+    readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
     packages = []
     for entry in list_dir(folder):
@@ -784,6 +921,8 @@ def scan_site_packages(folder, warnings, skip=None):
             if entry.name.endswith(suffix):
                 break
         else:
+            continue
+        if suffix == ".dist-info" and skip_names and dist_info_name(entry.name) in skip_names:
             continue
         try:
             package = reader(entry.path)
@@ -829,7 +968,7 @@ def blank_env(path, name, root):
         "python": None, "system_site_packages": False, "created_by": None,
         "packages": [], "package_count": 0, "modules": [], "envdesk": None,
         "conda_requested": [], "channels": [], "state": STATE_OK, "error": None,
-        "warnings": [],
+        "warnings": [], "detail": "full",
     }
 
 
@@ -883,10 +1022,18 @@ def check_python_program(prefix, names):
             % paths[0])
 
 
-def read_envdesk_meta(env):
-    """Fill envdesk/modules from <env>/.envdesk/meta.json when present."""
+def envdesk_marks(path):
+    """The names in an environment's .envdesk folder (its notes, marks and snapshots), in one lookup."""
+    try:
+        return frozenset(entry.name for entry in list_dir(os.path.join(path, ENVDESK_DIR)))
+    except OSError:
+        return frozenset()
+
+
+def read_envdesk_meta(env, marks):
+    """Fill envdesk/modules from <env>/.envdesk/meta.json when present (marks: envdesk_marks)."""
     path = os.path.join(env["path"], ENVDESK_DIR, META_FILE)
-    if not is_present(path):
+    if META_FILE not in marks:
         return
     try:
         meta = read_json(path, MAX_RECORD_BYTES)
@@ -902,8 +1049,21 @@ def read_envdesk_meta(env):
     env["modules"] = list(modules) if isinstance(modules, list) else []
 
 
-def read_venv(env, problems):
-    """Fill env from a venv/virtualenv/uv environment (pyvenv.cfg)."""
+_HOMES = {}     # base Python folder -> whether it is there, for one run (many environments share one)
+
+
+def home_problem(home):
+    """The problem sentence when the Python an environment was made from (pyvenv.cfg's home) is gone."""
+    if home not in _HOMES:
+        _HOMES[home] = os.path.isdir(home)
+    if _HOMES[home]:
+        return None
+    return ("The Python this environment was made from (%s) is no longer "
+            "there, so the environment cannot run. It has to be rebuilt." % home)
+
+
+def read_venv(env, problems, light=False):
+    """Fill env from a venv/virtualenv/uv environment (pyvenv.cfg); `light`: packages' names and versions."""
     prefix = env["path"]
     try:
         cfg = read_pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
@@ -925,27 +1085,29 @@ def read_venv(env, problems):
         libs = lib_python_dirs(prefix)
         env["python"] = libs[0][0] if libs else None
     home = cfg.get("home")
-    if home and not os.path.isdir(home):
-        problems.append("The Python this environment was made from (%s) is no longer "
-                        "there, so the environment cannot run. It has to be rebuilt." % home)
+    env["_home"] = home
+    if home and home_problem(home):
+        problems.append(home_problem(home))
     elif not home:
         env["warnings"].append("This environment's pyvenv.cfg does not say which Python "
                                "it was made from (no 'home' line).")
     problem = check_python_program(prefix, ["bin/python", "bin/python3", "Scripts/python.exe"])
     if problem:
         problems.append(problem)
-    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]))
+    env["detail"] = "light" if light else "full"
+    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]), light=light)
 
 
-def read_site_packages(env, problems, folders, skip=None):
+def read_site_packages(env, problems, folders, skip=None, light=False, skip_names=()):
     """Add the packages of every site-packages folder to env (problem if none)."""
+    env["_sites"] = folders
     if not folders:
         problems.append("This environment has no site-packages folder, so no packages "
                         "can be installed in it.")
         return
     for folder in folders:
         try:
-            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip))
+            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, skip_names))
         except OSError as exc:
             problems.append("EnvDesk could not list the installed packages in %s (%s)."
                             % (folder, describe_os_error(exc)))
@@ -1117,29 +1279,44 @@ def read_conda(env, problems):
                 or normalize_name(package["name"]) in conda_names)
 
     read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]),
-                       skip=installed_by_conda)
+                       skip=installed_by_conda, skip_names=conda_names)
 
 
 def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
-    """The full environment object for one folder, read in at most about `seconds`; never raises.
+    """The whole environment object for one folder, as an answer holds it (see read_env_noted)."""
+    return public(read_env_noted(path, name, root, seconds))
+
+
+def public(env):
+    """An environment object without the notes (keys starting with '_') kept while it is read."""
+    return dict((key, value) for key, value in env.items() if not key.startswith("_"))
+
+
+def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=False, marker=None):
+    """The environment object for one folder, read in at most about `seconds`; never raises.
 
     Only regular files are read, each bounded in size (see open_regular); the time
     budget is checked before each file and folder. When it runs out, the
-    environment is broken, with the packages read until then.
+    environment is broken, with the packages read until then. `light`: a venv's
+    packages get only their names and versions (one lookup each); `marker`: what
+    discovery already found (env_marker), not looked up again.
     """
     env = blank_env(path, name, root)
     problems = []
+    kind = (marker or env_marker(path) or (None,))[0]
+    marks = envdesk_marks(path)
+    env["_marks"] = marks
     outer, _ENV_DEADLINE[0] = _ENV_DEADLINE[0], Deadline(seconds)
     try:
-        if is_present(os.path.join(path, "pyvenv.cfg")):
-            read_venv(env, problems)
-        elif os.path.isdir(os.path.join(path, "conda-meta")):
+        if kind == "venv":
+            read_venv(env, problems, light)
+        elif kind == "conda":
             read_conda(env, problems)
         else:
             problems.append("This folder is no longer a Python environment (it has no "
                             "pyvenv.cfg and no conda-meta folder).")
         env["packages"] = merge_packages(env["packages"], env["warnings"])
-        read_envdesk_meta(env)
+        read_envdesk_meta(env, marks)
     except TimeUp as exc:
         env["packages"] = merge_packages(env["packages"], env["warnings"])
         problems.append("EnvDesk stopped reading this environment after %g seconds, at %s: "
@@ -1151,7 +1328,7 @@ def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
     finally:
         _ENV_DEADLINE[0] = outer
     env["package_count"] = len(env["packages"])
-    if os.path.exists(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
+    if CREATING_MARK in marks:
         env["state"], env["error"] = STATE_INCOMPLETE, INCOMPLETE_MESSAGE
         env["warnings"].extend(problems)
     elif problems:
@@ -1264,6 +1441,8 @@ def settle(env):
     """Show an environment in the middle of a change as it was before it, from the change's snapshot, marked
     as being changed: never a half-changed package set. A change whose EnvDesk stopped after packages changed
     makes it broken (until the next change puts them back)."""
+    if CHANGING_MARK not in env.get("_marks", (CHANGING_MARK,)):
+        return
     changing = read_changing(env["path"])
     if changing is None:
         return
@@ -1278,6 +1457,134 @@ def settle(env):
 
 
 # ---------------------------------------------------------------------------
+# The listing cache on this machine
+# ---------------------------------------------------------------------------
+
+CACHE_FORMAT = 1
+CACHE_FILE = "inventory.json"
+RACY_SECONDS = 2.0     # a folder changed this recently may change again within its time stamp's resolution
+MAX_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def default_cache_file():
+    """~/.cache/envdesk/inventory.json (or under $XDG_CACHE_HOME)."""
+    base = os.environ.get("XDG_CACHE_HOME") or expand("~/.cache")
+    return os.path.join(base, "envdesk", CACHE_FILE)
+
+
+def signature(info):
+    """What tells a changed file or folder from an unchanged one: times, inode and size of a stat."""
+    if info is None:
+        return None
+    return [info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_size]
+
+
+def _stat(path):
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+class ListingCache(object):
+    """What each environment held when it was last read, with what it looked like then: its marker
+    (pyvenv.cfg or conda-meta), its site-packages folders and its .envdesk folder. A folder changes its
+    modification time whenever an entry is added, removed or renamed in it, which every install,
+    uninstall and EnvDesk note does; so an environment whose three stats are unchanged is the one cached,
+    and costs three lookups instead of one or more per package. Anything odd about the file: no cache.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.entries = {}
+        self.changed = False
+        self.used = 0
+        try:
+            data = json.loads(read_bytes(path, MAX_CACHE_BYTES).decode("utf-8"))
+        except (OSError, ValueError):
+            return
+        if (isinstance(data, dict) and data.get("format") == CACHE_FORMAT and data.get("agent") == AGENT_VERSION
+                and isinstance(data.get("entries"), dict)):
+            self.entries = data["entries"]
+
+    def get(self, path, marker, full):
+        """The cached environment object at path if nothing it was read from changed, else None."""
+        entry = self.entries.get(path)
+        if not isinstance(entry, dict) or not isinstance(entry.get("env"), dict):
+            return None
+        if full and entry.get("detail") != "full":
+            return None
+        if not marker or marker[0] != entry.get("kind") or signature(marker[1]) != entry.get("marker"):
+            return None
+        sites = entry.get("sites")
+        if not isinstance(sites, list) or not all(isinstance(s, list) and len(s) == 2 for s in sites):
+            return None
+        for folder, seen in sites:
+            if signature(_stat(folder)) != seen:
+                return None
+        if signature(_lstat(os.path.join(path, ENVDESK_DIR))) != entry.get("envdesk"):
+            return None
+        self.used += 1
+        return dict(entry["env"])
+
+    def put(self, env, marker):
+        """Remember an environment just read, when it is healthy, quiet and was not changing as it was read."""
+        path = env["path"]
+        if (not marker or marker[1] is None or env["state"] != STATE_OK or env.get("changing")
+                or CHANGING_MARK in env["_marks"] or CREATING_MARK in env["_marks"]):
+            self.forget(path)
+            return
+        stats = [marker[1]] + [_stat(folder) for folder in env.get("_sites") or ()]
+        envdesk = _lstat(os.path.join(path, ENVDESK_DIR))
+        now = time.time()
+        for info in stats + [envdesk]:
+            if info is not None and now - info.st_mtime < RACY_SECONDS:
+                self.forget(path)
+                return
+        if any(info is None for info in stats):
+            self.forget(path)
+            return
+        self.entries[path] = {
+            "kind": marker[0], "marker": signature(marker[1]), "detail": env.get("detail", "full"),
+            "sites": [[folder, signature(info)] for folder, info in zip(env.get("_sites") or (), stats[1:])],
+            "envdesk": signature(envdesk), "home": env.get("_home"),
+            "env": public(env)}
+        self.changed = True
+
+    def forget(self, path):
+        if self.entries.pop(path, None) is not None:
+            self.changed = True
+
+    def keep_only(self, paths):
+        """Drop what is cached of environments no longer there (after a full search)."""
+        for path in list(self.entries):
+            if path not in paths:
+                self.forget(path)
+
+    def save(self):
+        """Write the cache back when it changed; a cache that cannot be written is only slower."""
+        if not self.changed:
+            return
+        try:
+            write_json(self.path, {"format": CACHE_FORMAT, "agent": AGENT_VERSION, "entries": self.entries},
+                       private=True)
+        except (OSError, ValueError):
+            pass
+
+
+def cached_env(cache, path, name, root, marker, full):
+    """The environment at path from the cache (named as found now, its base Python checked again), or None."""
+    env = cache.get(path, marker, full) if cache is not None else None
+    if env is None:
+        return None
+    env["name"], env["root"], env["_marks"] = name, root, frozenset()
+    home = cache.entries[path].get("home")
+    if isinstance(home, str) and home and home_problem(home):
+        env["state"], env["error"] = STATE_BROKEN, home_problem(home)
+    return env
+
+
+# ---------------------------------------------------------------------------
 # Whole run
 # ---------------------------------------------------------------------------
 
@@ -1285,21 +1592,31 @@ def inventory(config=None):
     """Discover and read environments as configured; the answer dict."""
     cfg = read_config(config)
     deadline = Deadline(cfg["time_budget"])
+    _HOMES.clear()
     found = discover(cfg, deadline)
+    cache = ListingCache(cfg["cache"]) if cfg["cache"] else None
     environments = []
     wanted = set(cfg["names"]) if cfg["names"] is not None else None
     not_read = []
-    for path, name, root in found.items:
+    for path, name, root, marker in found.items:
         if wanted is not None and name not in wanted:
             not_read.append(name)   # only those asked for are read (one environment's show or export)
             continue
         if deadline.expired():
             found.truncated = True
             break
-        env = read_env(path, name, root, cfg["env_time_budget"])
+        env = cached_env(cache, path, name, root, marker, not cfg["light"])
+        if env is None:
+            env = read_env_noted(path, name, root, cfg["env_time_budget"], cfg["light"], marker)
+            if cache is not None:
+                cache.put(env, marker)
         if cfg["settled"]:
             settle(env)
-        environments.append(env)
+        environments.append(public(env))
+    if cache is not None:
+        if wanted is None and cfg["paths"] is None and not found.truncated:
+            cache.keep_only(set(item[0] for item in found.items))
+        cache.save()
     return {
         "agent": AGENT_VERSION,
         "host": socket.gethostname(),
@@ -1310,6 +1627,7 @@ def inventory(config=None):
         "errors": found.errors,
         "truncated": found.truncated,
         "elapsed": round(deadline.elapsed(), 4),
+        "cached": cache.used if cache is not None else 0,
     }
 
 

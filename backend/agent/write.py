@@ -15,7 +15,6 @@ import csv
 import errno
 import shutil
 import stat
-import tempfile
 
 STALE_LOCK_SECONDS = 24 * 3600
 
@@ -325,44 +324,6 @@ def release_lock(path, token):
         raise ActionError("This environment is locked by another EnvDesk operation; EnvDesk left it "
                           "alone.", CODE_BUSY)
     _remove_lock(lock)
-
-
-def _umask():
-    """The process's umask, read from /proc where there is one (else set and put back at once)."""
-    for line in (_read_small("/proc/self/status") or b"").splitlines():
-        if line.startswith(b"Umask:"):
-            try:
-                return int(line.split()[1], 8)
-            except (IndexError, ValueError):
-                break
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_json(path, data):
-    """Write JSON atomically: a temp file beside path, then renamed over it; the old file stays on failure.
-
-    The temp file has a random name and is created exclusively (never through a link someone planted
-    there), with the mode open() would give (others may read EnvDesk's notes); it is removed whatever
-    goes wrong (a full disk, a read-only filesystem ...).
-    """
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        os.makedirs(folder)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            if hasattr(os, "fchmod"):
-                os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            json.dump(data, handle, indent=1, sort_keys=True)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
 
 
 def update_meta(path, changes):

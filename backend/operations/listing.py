@@ -28,11 +28,12 @@ class Listing:
 
 
 def list_environments(session: Session, target_name: str, progress: Progress | None = None) -> Listing:
-    """Every environment of the target (under its roots and conda's), read fresh in one round trip."""
+    """Every environment of the target (under its roots and conda's), read fresh in one round trip, each
+    package with its name and version only (show_environment reads one environment's details)."""
     progress = progress or Progress()
     target = session.target(target_name)
     progress.step(f"Listing environments on {target.label}")
-    inventory = read_inventory(target.runner, target.roots, cancel=progress.cancel)
+    inventory = read_inventory(target.runner, target.roots, cancel=progress.cancel, light=True)
     return Listing(target.name, target.label, tuple(target.roots), inventory)
 
 
