@@ -58,6 +58,16 @@ def select_env(qtbot, window: MainWindow, name: str) -> None:
     assert window.current_environment().name == name
 
 
+def quiet_count(qtbot, cluster) -> int:
+    """How many commands the cluster has run, once the app has sent none for two seconds (refreshes that
+    follow an operation are over)."""
+    seen = -1
+    while (count := len(cluster.session_commands())) != seen:
+        seen = count
+        qtbot.wait(2000)
+    return seen
+
+
 def finish(qtbot, task, state="done"):
     """Wait for a recorded task to end and check how it ended."""
     qtbot.waitUntil(lambda: task.done.is_set(), timeout=LONG)
@@ -233,11 +243,13 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
     window.operations_panel.raw_button.setChecked(True)
     assert "doesnotexist" in window.operations_panel.log.toPlainText()
 
-    # export in every format
+    # export in every format, each in one round trip to the cluster (sshd's own log counts them)
     for fmt, filename in [("envdesk", "e.envdesk.yaml"), ("requirements", "requirements.txt"),
                           ("conda", "environment.yml")]:
+        before = quiet_count(qtbot, testbed.clusters["alpha"])
         finish(qtbot, window.export_to("alpha", window.current_environment(), tmp_path / filename, fmt))
         assert "tinyalpha" in (tmp_path / filename).read_text()
+        assert len(testbed.clusters["alpha"].session_commands()) - before == 1, [c[:300] for c in testbed.clusters["alpha"].session_commands()[before:]]
 
     # import the export onto beta, seeing the plan first
     importing = ImportDialog.from_file(window.controller, "beta", tmp_path / "e.envdesk.yaml", parent=window)
