@@ -249,7 +249,7 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
         before = quiet_count(qtbot, testbed.clusters["alpha"])
         finish(qtbot, window.export_to("alpha", window.current_environment(), tmp_path / filename, fmt))
         assert "tinyalpha" in (tmp_path / filename).read_text()
-        assert len(testbed.clusters["alpha"].session_commands()) - before == 1, [c[:300] for c in testbed.clusters["alpha"].session_commands()[before:]]
+        assert len(testbed.clusters["alpha"].session_commands()) - before == 1, fmt
 
     # import the export onto beta, seeing the plan first
     importing = ImportDialog.from_file(window.controller, "beta", tmp_path / "e.envdesk.yaml", parent=window)
