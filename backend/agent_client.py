@@ -1,13 +1,17 @@
 """Talking to the agent: put its script together, send it with its settings, read its one-line JSON answer.
 
 The agent lives in ``backend/agent/`` as plain script parts, not importable modules (see read.py there).
-What one call sends, in this order, to ``python3 -`` on the target:
+``agent_script`` puts it together, in this order:
 
-1. ``sys.argv`` set to the settings (they travel on stdin, never as an argument: see ``run_agent``);
-2. ``protocol_header()``: one ``NAME = value`` line per constant of ``protocol.py``, shared with this side;
-3. ``read.py``, the inventory (all a listing or ``env show`` needs);
-4. ``write.py``, only when the settings ask for a write action;
-5. the two lines that run ``main(sys.argv)``.
+1. ``protocol_header()``: one ``NAME = value`` line per constant of ``protocol.py``, shared with this side;
+2. ``read.py``, the inventory (all a listing or ``env show`` needs);
+3. ``write.py``, only for a write action (so a listing ships none of the write code);
+4. the two lines that run ``main(sys.argv)``.
+
+A call runs it with ``sys.argv`` set to the settings (on stdin, never as an argument: see ``run_agent``).
+A cluster keeps each agent it was sent under its sha256, so a call usually sends only a bootstrap of a few
+hundred bytes that checks and runs that copy; ``agent_store`` decides what is sent (the bootstrap, the agent
+with the store part ``store.py`` that keeps it, or for this computer the agent as is).
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ import math
 from importlib import resources
 from typing import Any, Sequence
 
-from . import protocol
+from . import agent_store, protocol
 from .errors import Busy, CommandFailed, EnvDeskError, InvalidInput, NotFound
 from .protocol import (
     ANSWER_MARKER,
@@ -30,7 +34,7 @@ from .protocol import (
     CODE_OUTSIDE,
     CODE_READ_ONLY,
 )
-from .runner import CancelToken, Runner
+from .runner import CancelToken, CommandResult, Runner
 
 AGENT_MARKER = ANSWER_MARKER
 AGENT_TIMEOUT = 120.0
@@ -39,6 +43,7 @@ ACTION_TIMEOUT = 600.0  # deleting a large environment on a slow shared filesyst
 AGENT_FOLDER = "agent"      # backend/agent/, shipped as package data
 READ_PART = "read.py"
 WRITE_PART = "write.py"
+STORE_PART = "store.py"     # stores the agent on a cluster, then runs it (see agent_store)
 RUN_MAIN = 'if __name__ == "__main__":\n    sys.exit(main(sys.argv))\n'
 
 
@@ -80,12 +85,19 @@ def agent_script(write: bool = False) -> str:
 
 def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None = None,
               timeout: float = AGENT_TIMEOUT) -> dict[str, Any]:
-    """Run the agent once on the target and return its parsed answer (with its write part for an action)."""
+    """Run the agent once on the target and return its parsed answer (with its write part for an action).
+
+    A cluster that keeps this agent gets only a bootstrap that runs its copy (see agent_store).
+    """
     # The settings travel inside the script on stdin, not as an argument: other users of a login
     # node can read every process's arguments with ps.
     settings = json.dumps(config, separators=(",", ":"))
-    script = f"import sys\nsys.argv = ['-', {settings!r}]\n" + agent_script(write=bool(config.get("action")))
-    result = runner.run_python(script, [], timeout=timeout, cancel=cancel)
+
+    def send(script: str) -> CommandResult:
+        return runner.run_python(script, [], timeout=timeout, cancel=cancel)
+
+    agent = agent_script(write=bool(config.get("action")))
+    result = agent_store.run_stored(runner, agent, settings, agent_part(STORE_PART), send)
     for line in result.stdout.splitlines():
         if line.startswith(ANSWER_MARKER):
             try:

@@ -7,6 +7,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError
@@ -185,6 +186,8 @@ class Runner(ABC):
     """Whether module lists are loaded by the target's module system (Lmod), so they are worth checking first."""
     may_lack_packages: bool = False
     """Whether the target's package index may lack packages (a cluster's wheel store), so imports check pins first."""
+    local_cache: Path | None = None
+    """A folder on this computer for notes about the target kept between runs (which agents it stores); None: none."""
 
     @abstractmethod
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,

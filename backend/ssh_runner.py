@@ -11,6 +11,7 @@ import select
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import paramiko
@@ -371,8 +372,10 @@ class SSHRunner(Runner):
     may_lack_packages = True
 
     def __init__(self, profile: ClusterProfile, prompter: Prompter, hostkeys: HostKeyStore,
-                 plan: ConnectionPlan | None = None) -> None:
+                 plan: ConnectionPlan | None = None, local_cache: Path | None = None) -> None:
+        """`local_cache`: where notes about the cluster are kept between runs (see Runner.local_cache)."""
         self.profile = profile
+        self.local_cache = local_cache
         self.name = profile.name
         self.prompter = prompter
         self.hostkeys = hostkeys

@@ -94,7 +94,7 @@ class Session:
 
     def _ssh_runner(self, profile: ClusterProfile) -> Runner:
         from .ssh_runner import SSHRunner
-        return SSHRunner(profile, self.prompter, self.hostkeys)
+        return SSHRunner(profile, self.prompter, self.hostkeys, local_cache=self.paths.cache_dir)
 
     def keep_tested(self, name: str, runner: Runner) -> None:
         """Keep the open connection of a profile tested before saving: if the profile is saved unchanged,

@@ -1,8 +1,7 @@
 """EnvDesk remote agent, read part: inspect Python environments on this machine, answer in JSON.
 
 The agent is not one file but plain script parts, put together by
-``envdesk.backend.agent_client.agent_script`` and sent on stdin to whatever
-Python the cluster login node has (``python3 -``):
+``envdesk.backend.agent_client.agent_script``:
 
 1. a generated header with the protocol constants of ``envdesk.backend.protocol``
    (``ANSWER_MARKER``, ``LOCK_SUFFIX``, ``ENVDESK_DIR``, ``STATE_*``, ``CODE_*`` ...);
@@ -10,6 +9,13 @@ Python the cluster login node has (``python3 -``):
 2. this read part: discovery, reading environments, ``inventory`` and ``main``;
 3. only for a write action (``"action"`` in the settings), ``write.py``;
 4. the two lines that call ``main(sys.argv)``.
+
+A cluster keeps each agent it was sent under $XDG_CACHE_HOME or ~/.cache, as
+``envdesk/agent/<sha256>.py``, stored by the store part (``store.py``, see
+``envdesk.backend.agent_store``); later calls send only a small bootstrap on
+stdin to ``python3 -``, which runs that file as ``__main__`` with the settings
+in ``sys.argv`` after checking its sha256. This computer is sent the agent on
+stdin.
 
 A listing therefore ships without any of the write code. The agent answers in
 one round trip: it prints exactly one line, ``ANSWER_MARKER`` followed by compact
@@ -1467,8 +1473,10 @@ MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 
 def default_cache_file():
-    """~/.cache/envdesk/inventory.json (or under $XDG_CACHE_HOME)."""
-    base = os.environ.get("XDG_CACHE_HOME") or expand("~/.cache")
+    """~/.cache/envdesk/inventory.json (or under $XDG_CACHE_HOME when it is an absolute path), beside the
+    agents kept there (see envdesk.backend.agent_store)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    base = base if os.path.isabs(base) else expand("~/.cache")
     return os.path.join(base, "envdesk", CACHE_FILE)
 
 
@@ -1563,8 +1571,9 @@ class ListingCache(object):
 
     def save(self):
         """Write the cache back when it changed; a cache that cannot be written is only slower."""
-        if not self.changed:
-            return
+        folder = _lstat(os.path.dirname(self.path))
+        if not self.changed or (folder is not None and not stat.S_ISDIR(folder.st_mode)):
+            return      # never written through a link planted where EnvDesk's own folder belongs
         try:
             write_json(self.path, {"format": CACHE_FORMAT, "agent": AGENT_VERSION, "entries": self.entries},
                        private=True)

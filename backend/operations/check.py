@@ -56,7 +56,7 @@ def _describe(caps: Capabilities) -> str:
 def _scratch_target(session: Session, profile: ClusterProfile) -> Target:
     """A target for a profile that is not saved (yet): its own connection, kept only if the check works."""
     from ..ssh_runner import SSHRunner
-    runner = SSHRunner(profile, session.prompter, session.hostkeys)
+    runner = SSHRunner(profile, session.prompter, session.hostkeys, local_cache=session.paths.cache_dir)
     return Target(profile.name, profile.name, runner, tuple(profile.roots), tuple(profile.pip_args), profile)
 
 

@@ -1,0 +1,237 @@
+"""The agent kept on each cluster: sent once per version, stored there under its sha256, checked before each run.
+
+One agent call sends one of three scripts to ``python3 -`` on the target, each with the settings in
+``sys.argv`` (on stdin, never as an argument: other users can read arguments with ps):
+
+* ``bootstrap_script``, a few hundred bytes, when the target is believed to keep this agent: it reads
+  ``<cache>/envdesk/agent/<sha256>.py`` there (<cache>: $XDG_CACHE_HOME, else ~/.cache), runs it only if its
+  sha256 is the expected one, and otherwise answers that it needs the agent; then the agent is sent (a second
+  command, only when the target's copy went away or was changed);
+* ``storing_script`` when it is not known to keep it: the agent, compressed, with the store part
+  (``backend/agent/store.py``) that stores it and then runs it; one command, as before;
+* ``inline_script``, the agent as is: for runners without a route (this computer, where sending costs
+  nothing) and for a Python that cannot unpack the agent.
+
+What each target keeps is remembered per runner and in ``agents-stored.json`` of the runner's local cache
+folder, keyed by its route (user@host:port of each hop), so that a new process sends the bootstrap too.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import logging
+import threading
+import weakref
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import EnvDeskError
+from .fileio import write_atomically
+from .protocol import ANSWER_MARKER
+from .runner import CommandResult, Runner
+
+log = logging.getLogger(__name__)
+
+STORE_FOLDER = ("envdesk", "agent")  # under the target user's cache folder
+STORED_MARKER = "ENVDESK-AGENT-STORED "  # then the digest: the target now keeps that agent
+NEED_AGENT = "need_agent"  # the key of the answer that asks for the agent (its value: the digest)
+RECORD_FILE = "agents-stored.json"
+KEEP_PER_TARGET = 8  # digests remembered per target: both variants of the last few versions
+
+# Reads at most one byte more than the agent, never through a link (O_NOFOLLOW) nor waiting on a pipe planted
+# there (O_NONBLOCK), and runs exactly the bytes it hashed. Its names start with "_": none is the agent's.
+_BOOTSTRAP = """\
+import hashlib, os, sys
+sys.argv = ['-', {settings}]
+_h = {digest!r}
+_c = os.environ.get('XDG_CACHE_HOME', '')
+_p = os.path.join(_c if os.path.isabs(_c) else os.path.expanduser('~/.cache'), {folder}, _h + '.py')
+try:
+    with open(os.open(_p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), 'rb') as _f:
+        _s = _f.read({limit})
+except OSError:
+    _s = b''
+if hashlib.sha256(_s).hexdigest() != _h:
+    sys.stdout.write({need!r} + _h + '"}}\\n')
+    sys.exit(0)
+exec(compile(_s, _p, 'exec'))
+"""
+
+@functools.lru_cache(maxsize=8)
+def agent_digest(agent: str) -> str:
+    """The sha256 (hex) of the agent's text: the name of the file that keeps it on a target."""
+    return hashlib.sha256(agent.encode("utf-8")).hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _packed(agent: str) -> str:
+    """The agent's text, zlib-compressed then base64: about a third of its size, for the first call."""
+    return base64.b64encode(zlib.compress(agent.encode("utf-8"), 9)).decode("ascii")
+
+
+def _argv(settings: str) -> str:
+    return f"import sys\nsys.argv = ['-', {settings!r}]\n"
+
+
+def need_agent_line(digest: str) -> str:
+    """The answer line of a script that needs the agent itself: the stored copy is missing or not `digest`."""
+    return ANSWER_MARKER + json.dumps({NEED_AGENT: digest}, separators=(",", ":")) + "\n"
+
+
+def inline_script(agent: str, settings: str) -> str:
+    """The agent itself, with its settings: nothing stored, nothing read from the target's disk."""
+    return _argv(settings) + agent
+
+
+def bootstrap_script(agent: str, settings: str) -> str:
+    """A few hundred bytes that run the stored copy of `agent` if, and only if, its sha256 is right."""
+    return _BOOTSTRAP.format(settings=repr(settings), digest=agent_digest(agent),
+                             folder=", ".join(repr(part) for part in STORE_FOLDER),
+                             limit=len(agent.encode("utf-8")) + 1, need=f'{ANSWER_MARKER}{{"{NEED_AGENT}":"')
+
+
+def storing_script(agent: str, settings: str, store_part: str) -> str:
+    """The agent, compressed, with the store part that keeps it on the target and then runs it."""
+    digest = agent_digest(agent)
+    header = (f"STORE_DIGEST = {digest!r}\nSTORE_FOLDER = {STORE_FOLDER!r}\nSTORED_MARKER = {STORED_MARKER!r}\n"
+              f"NEED_AGENT_LINE = {need_agent_line(digest).rstrip()!r}\nSTORE_PAYLOAD = {_packed(agent)!r}\n")
+    return _argv(settings) + header + store_part
+
+
+def asks_for_agent(stdout: str, digest: str) -> bool:
+    """Whether the answer in `stdout` is the request for the agent `digest` (the target does not keep it)."""
+    for line in stdout.splitlines():
+        if line.startswith(ANSWER_MARKER):
+            try:
+                answer = json.loads(line[len(ANSWER_MARKER):])
+            except ValueError:
+                return False
+            return isinstance(answer, dict) and answer.get(NEED_AGENT) == digest
+    return False
+
+
+def reports_stored(stdout: str, digest: str) -> bool:
+    """Whether the storing script said the target now keeps the agent `digest`."""
+    return any(line.rstrip() == STORED_MARKER + digest for line in stdout.splitlines())
+
+
+class StoredRecord:
+    """This computer's notes of which agents each target keeps: one small JSON file, a hint only.
+
+    Unreadable or unwritable notes are ignored: the worst a wrong note costs is one more command.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.file = folder / RECORD_FILE
+
+    def _read(self) -> dict[str, list[str]]:
+        try:
+            targets = json.loads(self.file.read_text(encoding="utf-8")).get("targets", {})
+            return {str(key): [str(d) for d in value] for key, value in targets.items() if isinstance(value, list)}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def load(self, target: str) -> list[str]:
+        """The digests `target` was last known to keep, oldest first."""
+        return self._read().get(target, [])
+
+    def save(self, target: str, digests: list[str]) -> None:
+        """Replace what is noted for `target` (the other targets' notes are read again, then kept)."""
+        targets = self._read()
+        if digests:
+            targets[target] = digests[-KEEP_PER_TARGET:]
+        else:
+            targets.pop(target, None)
+        try:
+            write_atomically(self.file, json.dumps({"targets": targets}, indent=1))
+        except (OSError, EnvDeskError) as exc:
+            log.info("could not note which agents %s keeps: %s", target, exc)
+
+
+class TargetNotes:
+    """What one runner's target keeps, as far as this process knows; shared by the runner's threads."""
+
+    def __init__(self, target: str, record: StoredRecord | None) -> None:
+        self.target = target
+        self.record = record
+        self.inline = False  # the target's Python cannot unpack the agent: send it as is
+        self._lock = threading.Lock()
+        self._stored = record.load(target) if record is not None else []
+
+    def keeps(self, digest: str) -> bool:
+        with self._lock:
+            return digest in self._stored
+
+    def _change(self, digest: str, kept: bool) -> None:
+        with self._lock:
+            if (digest in self._stored) == kept:
+                return
+            self._stored = [d for d in self._stored if d != digest] + ([digest] if kept else [])
+            stored = list(self._stored)
+        if self.record is not None:
+            self.record.save(self.target, stored)
+
+    def remember(self, digest: str) -> None:
+        """The target now keeps `digest`."""
+        self._change(digest, True)
+
+    def forget(self, digest: str) -> None:
+        """The target's copy of `digest` is gone (or no longer right)."""
+        self._change(digest, False)
+
+
+_notes: weakref.WeakKeyDictionary[Any, TargetNotes] = weakref.WeakKeyDictionary()
+_notes_lock = threading.Lock()
+
+
+def notes_for(runner: Runner) -> TargetNotes | None:
+    """The notes of the runner's target (made on first use), or None where the agent is not stored: a runner
+    without a route (this computer) or whose route cannot be told."""
+    with _notes_lock:
+        notes = _notes.get(runner)
+        if notes is not None:
+            return notes
+    try:
+        route = list(getattr(runner, "route", list)())
+    except (EnvDeskError, OSError, ValueError) as exc:  # the connection would fail the same way, and say why
+        log.info("no route to note the agent under for %s: %s", getattr(runner, "name", "?"), exc)
+        return None
+    if not route:
+        return None
+    folder = getattr(runner, "local_cache", None)
+    notes = TargetNotes(" > ".join(route), StoredRecord(Path(folder)) if folder is not None else None)
+    with _notes_lock:
+        return _notes.setdefault(runner, notes)
+
+
+Send = Callable[[str], CommandResult]
+
+
+def run_stored(runner: Runner, agent: str, settings: str, store_part: str, send: Send) -> CommandResult:
+    """Run `agent` with `settings` on the runner's target through `send` (which runs a script there), sending
+    the agent itself only when the target is not known to keep it; the result holds the agent's answer.
+
+    Usually one command: the bootstrap, or the storing script. A stale note (the target's copy removed or
+    changed) costs one more; a Python without zlib, one more per runner, then the agent is sent as is.
+    """
+    notes = notes_for(runner)
+    if notes is None:
+        return send(inline_script(agent, settings))
+    digest = agent_digest(agent)
+    if notes.keeps(digest):
+        result = send(bootstrap_script(agent, settings))
+        if not asks_for_agent(result.stdout, digest):
+            return result
+        notes.forget(digest)
+    if notes.inline:
+        return send(inline_script(agent, settings))
+    result = send(storing_script(agent, settings, store_part))
+    if asks_for_agent(result.stdout, digest):
+        notes.inline = True
+        return send(inline_script(agent, settings))
+    if reports_stored(result.stdout, digest):
+        notes.remember(digest)
+    return result
