@@ -49,7 +49,8 @@ The answer (see ``inventory``)::
 
     {"agent": 1, "host": str, "python": str, "home": str,
      "environments": [ENV, ...], "errors": [{"path": str, "error": str}],
-     "truncated": bool, "elapsed": float, "cached": int}   # environments taken from the cache
+     "truncated": bool, "elapsed": float, "cached": int,   # environments taken from the cache
+     "space": [{"path", "free_bytes", "total_bytes", "free_files", "total_files"}] or None}
 
     ENV = {"name", "path", "root", "kind": "venv"|"virtualenv"|"uv"|"conda",
            "python": "X.Y.Z" or None, "system_site_packages", "created_by",
@@ -58,6 +59,7 @@ The answer (see ``inventory``)::
            "package_count", "modules", "envdesk", "conda_requested", "channels",
            "state": "ok"|"broken"|"incomplete", "error": sentence or None,
            "detail": "full"|"light",   # light: packages' names and versions only
+           "usage": {"bytes", "files", "complete"}   # only when asked ("usage": true)
            "warnings": [sentence, ...]}   # e.g. a package skipped as unreadable
 """
 # The protocol constants come from the generated header, the write part's names from write.py:
@@ -488,6 +490,8 @@ def read_config(config):
         "names": _as_str_list(config.get("names")),
         "settled": config.get("settled", True) is not False,
         "light": config.get("light") is True,
+        "usage": config.get("usage") is True,
+        "space": config.get("space") is True,
         "cache": (config["cache"] if isinstance(config.get("cache"), str) and config["cache"]
                   else None if config.get("cache") is False else default_cache_file()),
     }
@@ -1463,6 +1467,54 @@ def settle(env):
 
 
 # ---------------------------------------------------------------------------
+# Disk space: what an environment takes, what its file system has left
+# ---------------------------------------------------------------------------
+
+def measure_tree(path, deadline):
+    """{"bytes", "files", "complete"} of everything under path (links counted, never followed), walked until
+    the deadline: files are what a file quota counts, so folders and links count as files too."""
+    total, files, complete = 0, 0, True
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        if deadline.expired():
+            complete = False
+            break
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    files += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    total += info.st_size
+                    if stat.S_ISDIR(info.st_mode):
+                        folders.append(entry.path)
+        except OSError:
+            continue
+    return {"bytes": total, "files": files, "complete": complete}
+
+
+def file_system_space(paths):
+    """Free space and free files of the file system holding each existing path, once per file system."""
+    seen, spaces = set(), []
+    for path in paths:
+        try:
+            device = os.stat(path).st_dev
+            info = os.statvfs(path)
+        except (OSError, AttributeError):
+            continue
+        if device in seen:
+            continue
+        seen.add(device)
+        spaces.append({"path": path, "free_bytes": info.f_bavail * info.f_frsize,
+                       "total_bytes": info.f_blocks * info.f_frsize,
+                       "free_files": info.f_favail, "total_files": info.f_files})
+    return spaces
+
+
+# ---------------------------------------------------------------------------
 # The listing cache on this machine
 # ---------------------------------------------------------------------------
 
@@ -1533,7 +1585,10 @@ class ListingCache(object):
         if signature(_lstat(os.path.join(path, ENVDESK_DIR))) != entry.get("envdesk"):
             return None
         self.used += 1
-        return dict(entry["env"])
+        env = dict(entry["env"])
+        if isinstance(entry.get("usage"), dict):
+            env["_usage"] = entry["usage"]
+        return env
 
     def put(self, env, marker):
         """Remember an environment just read, when it is healthy, quiet and was not changing as it was read."""
@@ -1557,7 +1612,15 @@ class ListingCache(object):
             "sites": [[folder, signature(info)] for folder, info in zip(env.get("_sites") or (), stats[1:])],
             "envdesk": signature(envdesk), "home": env.get("_home"),
             "env": public(env)}
+        if isinstance(env.get("_usage"), dict) and env["_usage"].get("complete"):
+            self.entries[path]["usage"] = env["_usage"]
         self.changed = True
+
+    def add_usage(self, path, usage):
+        """Remember what a cached environment takes on disk (only a complete count)."""
+        if usage.get("complete"):
+            self.entries[path]["usage"] = usage
+            self.changed = True
 
     def forget(self, path):
         if self.entries.pop(path, None) is not None:
@@ -1614,11 +1677,16 @@ def inventory(config=None):
         if deadline.expired():
             found.truncated = True
             break
-        env = cached_env(cache, path, name, root, marker, not cfg["light"])
-        if env is None:
-            env = read_env_noted(path, name, root, cfg["env_time_budget"], cfg["light"], marker)
-            if cache is not None:
-                cache.put(env, marker)
+        cached = cached_env(cache, path, name, root, marker, not cfg["light"])
+        env = cached or read_env_noted(path, name, root, cfg["env_time_budget"], cfg["light"], marker)
+        if cfg["usage"] and "_usage" not in env:
+            env["_usage"] = measure_tree(path, Deadline(cfg["env_time_budget"]))
+            if cached is not None:
+                cache.add_usage(path, env["_usage"])
+        if cached is None and cache is not None:
+            cache.put(env, marker)
+        if cfg["usage"]:
+            env["usage"] = env["_usage"]
         if cfg["settled"]:
             settle(env)
         environments.append(public(env))
@@ -1637,6 +1705,8 @@ def inventory(config=None):
         "truncated": found.truncated,
         "elapsed": round(deadline.elapsed(), 4),
         "cached": cache.used if cache is not None else 0,
+        "space": file_system_space([expand(root, variables=True) for root in cfg["roots"]]
+                                   + [os.path.expanduser("~")]) if cfg["space"] else None,
     }
 
 
