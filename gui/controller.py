@@ -23,6 +23,7 @@ from envdesk.backend.operations.clone import clone_environment
 from envdesk.backend.operations.common import Progress, capabilities
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import delete_environment, measure_environment
+from envdesk.backend.operations.diff import Comparison, diff_environments, make_like
 from envdesk.backend.operations.export import export_environment, spec_from_environment
 from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
 from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check_availability, import_environment,
@@ -40,7 +41,7 @@ from .prompter import QtPrompter
 from .tasks import Task, TaskRunner
 
 # Result types the widgets may name (they get them from here, not from the operations).
-__all__ = ["AppController", "CheckStep", "ConnectionCheck", "ImportPlan", "Snapshot", "Unavailable",
+__all__ = ["AppController", "CheckStep", "Comparison", "ConnectionCheck", "ImportPlan", "Snapshot", "Unavailable",
            "describe_result"]
 
 Callback = Callable[[Any], None]
@@ -345,6 +346,22 @@ class AppController(QObject):
         change = Change(add=list(add), remove=list(remove), upgrade=list(upgrade), upgrade_all=upgrade_all)
         return self.start(f"Update {env.name}", target,
                           lambda progress: update_environment(self.session, target, env.path, change, progress),
+                          changes=True)
+
+    def compare(self, target: str, env: Environment, other_target: str, other: Environment,
+                on_ready: Callable[[Comparison], None], on_failure: Failure | None = None) -> Task:
+        """Read both environments fresh with their details (one agent run per target) and compare them;
+        `env` is "here" (the model), `other` is "there"."""
+        return self.start(f"Compare {env.name} with {other.name}", other_target, lambda progress: diff_environments(
+            self.session, target, env.path, other_target, other.path, progress), on_ready, on_failure, record=False)
+
+    def make_like(self, comparison: Comparison) -> Task:
+        """Make the compared "there" hold what "here" holds, as the comparison shown says: one update of it
+        (snapshotted first); what cannot be pinned by version is left alone and listed in the result."""
+        here, there = comparison.here, comparison.there
+        return self.start(f"Make {there.environment.name} like {here.environment.name}", there.target,
+                          lambda progress: make_like(self.session, here.target, here.environment.path, there.target,
+                                                     there.environment.path, progress, comparison=comparison),
                           changes=True)
 
     def reached(self, name: str) -> bool:

@@ -122,6 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("env", help="the environment's name or absolute path")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler="env_show")
+    diff = env_verbs.add_parser(
+        "diff", help="compare two environments package by package (on one cluster or two)",
+        description="Compare two environments package by package: what only A has, what only B has, and what "
+                    "both have at another version or from another source (editable, URL/VCS, conda). Exit "
+                    "status 0 when they were compared, whether or not they differ (--json's 'identical' says "
+                    "which); 1 when something went wrong; 2 for a usage error.")
+    diff.add_argument("a", metavar="A", help="TARGET:ENV, e.g. local:myenv ('local' is this computer) or "
+                                             "alpha:/project/me/envs/x")
+    diff.add_argument("b", metavar="B", help="TARGET:ENV, the environment compared with A")
+    diff.add_argument("--json", action="store_true", help="the differences as one JSON object")
+    diff.add_argument("--make-like", action="store_true",
+                      help="then make B like A in one update of B (a snapshot of B is saved first, so "
+                           "'envdesk env revert' undoes it); packages that cannot be pinned by version are left "
+                           "alone and listed")
+    diff.add_argument("--yes", action="store_true", help="with --make-like: change B without asking")
+    diff.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    diff.set_defaults(handler="env_diff")
 
     create = env_verbs.add_parser("create", help="create an environment")
     create.add_argument("cluster")

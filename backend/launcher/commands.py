@@ -20,6 +20,7 @@ from envdesk.backend.operations.check import check_connection
 from envdesk.backend.operations.common import Progress
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import delete_environment
+from envdesk.backend.operations.diff import Comparison, LikePlan, diff_environments, make_like, parse_reference
 from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
 from envdesk.backend.operations.importing import Imported, import_environment, plan_import, read_spec_file
@@ -380,6 +381,65 @@ def env_delete(args: argparse.Namespace, session: Session) -> int:
     path = delete_environment(session, args.cluster, args.env, _progress(args))
     print(f"Deleted {path}")
     return 0
+
+
+def env_diff(args: argparse.Namespace, session: Session) -> int:
+    """Compare two environments (exit 0 whether or not they differ); with --make-like, make B like A in one
+    update of B, after asking (or with --yes)."""
+    target_a, env_a = parse_reference(args.a)
+    target_b, env_b = parse_reference(args.b)
+    if args.make_like and args.json and not args.yes:
+        raise InvalidInput("--make-like with --json needs --yes (a question would mix with the JSON).")
+    progress = _progress(args)
+    compared = diff_environments(session, target_a, env_a, target_b, env_b, progress)
+    for note in compared.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not args.json:
+        _print_drift(compared)
+    if not args.make_like:
+        if args.json:
+            _print_json(compared.to_json())
+        return 0
+    plan = compared.plan()
+    if not args.json:
+        _print_like_plan(compared, plan)
+    if not plan.empty and not args.yes and not ask_yes_no(f"Change {compared.there.reference()} as listed?"):
+        print("Nothing was changed (run again with --yes to change it without being asked).", file=sys.stderr)
+        return 1
+    made = make_like(session, target_a, env_a, target_b, env_b, progress, comparison=compared)
+    if args.json:
+        _print_json({**compared.to_json(), "made_like": {**plan.to_json(), "snapshot": made.snapshot}})
+    elif made.snapshot is None:
+        print(f"{compared.there.reference()} is unchanged, so no snapshot was kept.")
+    else:
+        print(f"Made {compared.there.reference()} like {compared.here.reference()}. Undo with: envdesk env revert "
+              f"{target_b} {env_b} {made.snapshot}")
+    return 0
+
+
+def _print_drift(compared: Comparison) -> None:
+    for letter, side in (("A", compared.here), ("B", compared.there)):
+        env = side.environment
+        print(f"{letter}: {side.reference()} ({env.kind}, Python {env.python or '?'}, {env.package_count} packages) "
+              f"at {env.path}")
+    drift = compared.drift
+    if not drift.identical:
+        _print_table([list(row) for row in drift.table()], ["PACKAGE", "A", "B"])
+    print(drift.summary("in A", "in B"))
+
+
+def _print_like_plan(compared: Comparison, plan: LikePlan) -> None:
+    if plan.empty:
+        print(f"Making B like A: nothing to change in {compared.there.reference()}"
+              + (" (what differs is left alone):" if plan.left_alone else "."))
+    else:
+        print(f"Making B like A changes {compared.there.reference()} in one update (a snapshot is saved first):")
+    for title, items in (("install", plan.add), ("remove", plan.remove)):
+        if items:
+            print(f"  {title}: {' '.join(items)}")
+    if plan.left_alone:
+        print(f"  left alone ({len(plan.left_alone)}):")
+        print("\n".join(f"    {item.name} {item.why}" for item in plan.left_alone))
 
 
 # -- wiring -----------------------------------------------------------------------------------
