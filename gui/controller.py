@@ -23,6 +23,7 @@ from envdesk.backend.operations.clone import clone_environment
 from envdesk.backend.operations.common import Progress, capabilities
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import delete_environment, measure_environment
+from envdesk.backend.operations.doctor import Finding, Health, check_health, fix_finding
 from envdesk.backend.operations.diff import Comparison, diff_environments, make_like
 from envdesk.backend.operations.export import export_environment, spec_from_environment
 from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
@@ -41,8 +42,8 @@ from .prompter import QtPrompter
 from .tasks import Task, TaskRunner
 
 # Result types the widgets may name (they get them from here, not from the operations).
-__all__ = ["AppController", "CheckStep", "Comparison", "ConnectionCheck", "ImportPlan", "Snapshot", "Unavailable",
-           "describe_result"]
+__all__ = ["AppController", "CheckStep", "Comparison", "ConnectionCheck", "Finding", "Health", "ImportPlan",
+           "Snapshot", "Unavailable", "describe_result"]
 
 Callback = Callable[[Any], None]
 Failure = Callable[[EnvDeskError], None]
@@ -52,6 +53,11 @@ def describe_result(result: Any) -> str:
     """What a finished operation left, in one line: the environment made, the snapshot saved, notes."""
     if isinstance(result, Path):
         return f"Saved to {result}."
+    if isinstance(result, str):
+        return result
+    if isinstance(result, Health):
+        return (f"Checked {len(result.checked)} environments: {len(result.findings)} finding(s) to look at."
+                if result.findings else f"Checked {len(result.checked)} environments: nothing wrong found.")
     parts = ["Done."]
     environment = getattr(result, "environment", None)
     if environment is not None:
@@ -363,6 +369,16 @@ class AppController(QObject):
                           lambda progress: make_like(self.session, here.target, here.environment.path, there.target,
                                                      there.environment.path, progress, comparison=comparison),
                           changes=True)
+
+    def check_health(self, target: str, on_ready: Callable[[Health], None]) -> Task:
+        """The health check of every environment of the target (see Environment ▸ Check health)."""
+        return self.start(f"Check the health of {self.label(target)}", target,
+                          lambda progress: check_health(self.session, target, None, progress), on_ready)
+
+    def fix_health(self, target: str, fix: str, on_done: Callable[[str], None]) -> Task:
+        """Apply one safe fix a health finding offers."""
+        return self.start(f"Fix on {self.label(target)}", target,
+                          lambda progress: fix_finding(self.session, target, fix, progress), on_done)
 
     def reached(self, name: str) -> bool:
         """The target was listed in this session (so reading it again asks no login question)."""

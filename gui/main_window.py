@@ -188,6 +188,10 @@ class MainWindow(QMainWindow):
                                  "Forget the selected cluster (its environments stay on it)")]:
             self.cluster_actions[text] = self._tip(cluster_menu.addAction(text, slot), tip)
         cluster_menu.addAction(self.connect_all_action)
+        cluster_menu.addSeparator()
+        self.health_action = self._tip(cluster_menu.addAction("Check health…", self.check_health),
+                                       "Look for what around the environments changes what runs in them "
+                                       "(packages in ~/.local, modules gone, conda's base at login…)")
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.next_panel_action)
         view_menu.addAction(self.previous_panel_action)
@@ -751,6 +755,23 @@ class MainWindow(QMainWindow):
                 self.controller.delete(target, env)
 
         self.controller.measure(target, env, confirm, lambda error: confirm(None))
+
+    def check_health(self) -> None:
+        target = self.current_target()
+        if not target:
+            return
+
+        def badge(health) -> None:
+            self.env_model.set_findings(target, {env: [f.title for f in health.findings if f.env == env]
+                                                 for env in health.checked})
+
+        def checked(health) -> None:
+            badge(health)
+            from .dialogs.health_dialog import HealthDialog
+            self.health_dialog = HealthDialog(self.controller, target, health, on_checked=badge, parent=self)
+            self.health_dialog.show()
+
+        self.controller.check_health(target, checked)
 
     def compare_environment(self) -> None:
         env = self.current_environment()

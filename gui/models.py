@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QStyle
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment, Package
@@ -194,6 +194,14 @@ class EnvironmentTableModel(_Table):
         self.targets: list[str] = []  # the target of each row, in step with `environments`
         self.homes: dict[str, str] = {}
         self.labels: dict[str, str] = {}
+        self.findings: dict[tuple[str, str], list[str]] = {}  # (target, environment) -> health findings' titles
+
+    def set_findings(self, target: str, titles: dict[str, list[str]]) -> None:
+        """Badge the environments of `target` that the health check found something about."""
+        self.findings = {key: value for key, value in self.findings.items() if key[0] != target}
+        self.findings.update({(target, env): list(found) for env, found in titles.items() if found})
+        if self.environments:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.environments) - 1, len(self.keys) - 1))
 
     @property
     def home(self) -> str:
@@ -230,8 +238,11 @@ class EnvironmentTableModel(_Table):
                     "kind": env.kind,
                     "python": tuple(int(p) for p in (env.python or "0").split(".") if p.isdigit()),
                     "packages": env.package_count, "location": env.path, "modules": " ".join(env.modules)}[key]
+        found = self.findings.get((target, env.name))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return env.error or env.path
+            return "\n".join([env.error or env.path] + [f"⚠ {title}" for title in found or ()])
+        if role == Qt.ItemDataRole.DecorationRole and key == "name" and found:
+            return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         if role == Qt.ItemDataRole.ForegroundRole and env.state != "ok":
             return QColor("#d64541")
         if role == self.EnvRole:

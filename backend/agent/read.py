@@ -50,7 +50,8 @@ The answer (see ``inventory``)::
     {"agent": 1, "host": str, "python": str, "home": str,
      "environments": [ENV, ...], "errors": [{"path": str, "error": str}],
      "truncated": bool, "elapsed": float, "cached": int,   # environments taken from the cache
-     "space": [{"path", "free_bytes", "total_bytes", "free_files", "total_files"}] or None}
+     "space": [{"path", "free_bytes", "total_bytes", "free_files", "total_files"}] or None,
+     "health": see health_facts, or None}   # only when asked, as "device" (st_dev) of each environment
 
     ENV = {"name", "path", "root", "kind": "venv"|"virtualenv"|"uv"|"conda",
            "python": "X.Y.Z" or None, "system_site_packages", "created_by",
@@ -492,6 +493,7 @@ def read_config(config):
         "light": config.get("light") is True,
         "usage": config.get("usage") is True,
         "space": config.get("space") is True,
+        "health": config.get("health") is True,
         "cache": (config["cache"] if isinstance(config.get("cache"), str) and config["cache"]
                   else None if config.get("cache") is False else default_cache_file()),
     }
@@ -1515,6 +1517,76 @@ def file_system_space(paths):
 
 
 # ---------------------------------------------------------------------------
+# Health: what outside an environment changes what runs in it
+# ---------------------------------------------------------------------------
+
+_USER_SITE_RE = re.compile(r"^python(\d+\.\d+)$")
+CONDA_INIT_MARK = ">>> conda initialize >>>"
+
+
+def _device(path):
+    """st_dev of path, or of its nearest existing parent folder (a cache not made yet would go there)."""
+    while path:
+        try:
+            return os.stat(path).st_dev
+        except OSError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return None
+            path = parent
+    return None
+
+
+def user_sites():
+    """The packages in each ~/.local/lib/pythonX.Y/site-packages (or under $PYTHONUSERBASE): Python puts
+    them before an environment's own wherever the user site is on (conda environments, venvs that see the
+    system's packages), so they shadow or leak into it."""
+    base = os.environ.get("PYTHONUSERBASE") or expand("~/.local")
+    lib = os.path.join(base, "lib")
+    found = []
+    try:
+        entries = list_dir(lib)
+    except OSError:
+        return found
+    for entry in entries:
+        match = _USER_SITE_RE.match(entry.name)
+        folder = os.path.join(lib, entry.name, "site-packages")
+        if not match or not os.path.isdir(folder):
+            continue
+        warnings = []
+        try:
+            packages = scan_site_packages(folder, warnings, light=True)
+        except OSError:
+            continue
+        found.append({"python": match.group(1), "path": folder,
+                      "packages": [{"name": p["name"], "version": p["version"]} for p in packages]})
+    return found
+
+
+def _bashrc_inits_conda():
+    try:
+        return CONDA_INIT_MARK in read_text(expand("~/.bashrc"), errors="replace")
+    except OSError:
+        return False
+
+
+def health_facts():
+    """What the health check needs beyond the environments themselves, read here in the same run."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    cache_home = xdg if os.path.isabs(xdg) else expand("~/.cache")
+    caches = []
+    for tool, variable, default in (("uv", "UV_CACHE_DIR", os.path.join(cache_home, "uv")),
+                                    ("pip", "PIP_CACHE_DIR", os.path.join(cache_home, "pip"))):
+        path = os.environ.get(variable) or default
+        caches.append({"tool": tool, "path": path, "exists": os.path.isdir(path), "device": _device(path)})
+    return {"user_sites": user_sites(), "no_user_site": bool(os.environ.get("PYTHONNOUSERSITE")),
+            "conda_active": os.environ.get("CONDA_DEFAULT_ENV") or None,
+            "conda_prefix": os.environ.get("CONDA_PREFIX") or None,
+            "bashrc_inits_conda": _bashrc_inits_conda(),
+            "scratch": os.environ.get("SCRATCH") or None, "caches": caches}
+
+
+# ---------------------------------------------------------------------------
 # The listing cache on this machine
 # ---------------------------------------------------------------------------
 
@@ -1687,6 +1759,8 @@ def inventory(config=None):
             cache.put(env, marker)
         if cfg["usage"]:
             env["usage"] = env["_usage"]
+        if cfg["health"]:
+            env["device"] = _device(path)
         if cfg["settled"]:
             settle(env)
         environments.append(public(env))
@@ -1707,6 +1781,7 @@ def inventory(config=None):
         "cached": cache.used if cache is not None else 0,
         "space": file_system_space([expand(root, variables=True) for root in cfg["roots"]]
                                    + [os.path.expanduser("~")]) if cfg["space"] else None,
+        "health": health_facts() if cfg["health"] else None,
     }
 
 

@@ -204,6 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="if exact versions are missing, install the top-level requirements instead")
     clone.set_defaults(handler="env_clone")
 
+    doctor = env_verbs.add_parser(
+        "doctor", help="check what around the environments changes what runs in them",
+        description="Check every environment of the cluster (or one): packages in your ~/.local that Python "
+                    "puts first, modules or a base Python that are gone, conda's base switched on at login, "
+                    "uv's cache on another file system, environments on scratch. Each finding says what to "
+                    "do; --fix applies a safe fix it offers. Exit status 0 when the check ran, whatever it "
+                    "found (--json's 'findings' lists them); 1 when something went wrong.")
+    doctor.add_argument("cluster")
+    doctor.add_argument("env", nargs="?", help="only this environment (name or absolute path)")
+    doctor.add_argument("--json", action="store_true", help="the findings as one JSON object")
+    doctor.add_argument("--fix", metavar="ID", help="apply the fix a finding offers (its 'fix' id)")
+    doctor.add_argument("--yes", action="store_true", help="with --fix: apply it without asking")
+    doctor.set_defaults(handler="env_doctor")
+
     delete = env_verbs.add_parser("delete", help="delete an environment")
     delete.add_argument("cluster")
     delete.add_argument("env")

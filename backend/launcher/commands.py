@@ -375,6 +375,30 @@ def env_clone(args: argparse.Namespace, session: Session) -> int:
     return _report_import(imported, "Copied to")
 
 
+def env_doctor(args: argparse.Namespace, session: Session) -> int:
+    """The health check (exit 0 whatever it finds); with --fix, one safe fix after asking (or --yes)."""
+    from envdesk.backend.operations.doctor import check_health, fix_finding
+    progress = _progress(args)
+    if args.fix:
+        if not args.yes and not ask_yes_no(f"Apply the fix {args.fix} on {args.cluster}?"):
+            print("Nothing was changed.", file=sys.stderr)
+            return 1
+        print(fix_finding(session, args.cluster, args.fix, progress))
+        return 0
+    health = check_health(session, args.cluster, args.env, progress)
+    if args.json:
+        _print_json(health.to_json())
+        return 0
+    print(f"Checked {len(health.checked)} environment(s) on {args.cluster}: "
+          + (f"{len(health.findings)} finding(s)." if health.findings else "nothing wrong found."))
+    for finding in health.findings:
+        print(f"\n* {finding.title}" + (f" [{finding.env}]" if finding.env else ""))
+        print(f"  {finding.detail}\n  What to do: {finding.advice}")
+        if finding.fix:
+            print(f"  EnvDesk can do it: envdesk env doctor {args.cluster} --fix {finding.fix}")
+    return 0
+
+
 def env_delete(args: argparse.Namespace, session: Session) -> int:
     if not args.yes:
         raise InvalidInput("Deleting needs --yes, because it cannot be undone.")

@@ -1,0 +1,205 @@
+"""The health check: what around an environment changes what runs in it, each finding with what to do.
+
+One agent run reads the environments with the facts around them (packages in the user's ~/.local that
+Python puts first, conda's base switched on at login, where the installers' caches are, $SCRATCH); one more
+command asks the module system whether each recorded module still exists. Nothing is changed unless a fix
+is asked for, and the only fixes offered are safe ones: moving the user's packages aside (never deleting
+them) and telling conda to stop switching its base on at login.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+from ..agent_client import run_agent
+from ..errors import InvalidInput, NotFound
+from ..inventory import Environment
+from ..runner import join_command
+from ..targets import Session, Target
+from ..validate import canonical_name
+from .common import Progress, is_path
+
+MOVE_USER_SITE = "move-user-site"
+CONDA_BASE_OFF = "conda-base-off"
+_PYTHON_RE = re.compile(r"^\d+\.\d+$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing wrong around an environment (env "" when it is about the whole account)."""
+
+    env: str
+    code: str
+    title: str
+    detail: str
+    advice: str
+    fix: str = ""   # the id `fix_finding` takes, "" when EnvDesk cannot safely fix it for you
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the check found on one target, and which environments it looked at."""
+
+    target: str
+    checked: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    facts: dict[str, Any]
+
+    def of(self, env: str) -> list[Finding]:
+        """The findings about one environment, and those about the whole account."""
+        return [finding for finding in self.findings if finding.env in (env, "")]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "checked": list(self.checked),
+                "findings": [finding.to_json() for finding in self.findings]}
+
+
+def _names(packages: Sequence[dict[str, Any]]) -> dict[str, str]:
+    return {canonical_name(str(p.get("name", ""))): str(p.get("version", "")) for p in packages}
+
+
+def _user_site_findings(env: Environment, facts: dict[str, Any]) -> list[Finding]:
+    """Packages of ~/.local that Python adds to the environment, where it reads them at all: in conda
+    environments, before the environment's own (so they replace them), and in venvs that see the system's
+    packages, after the environment's own (so they only add what it lacks); other venvs turn them off."""
+    if facts.get("no_user_site") or not env.python or not (env.kind == "conda" or env.system_site_packages):
+        return []
+    short = ".".join(env.python.split(".")[:2])
+    site = next((s for s in facts.get("user_sites") or () if s.get("python") == short), None)
+    if not site or not site.get("packages"):
+        return []
+    user = _names(site["packages"])
+    own = {canonical_name(p.name): p.version for p in env.packages}
+    shadowed = sorted(name for name in user if name in own) if env.kind == "conda" else []
+    leaking = sorted(name for name in user if name not in own)
+    parts = []
+    if shadowed:
+        parts.append("these replace the environment's own: " + ", ".join(
+            f"{name} {user[name]} (the environment has {own[name]})" for name in shadowed))
+    if leaking:
+        parts.append("these are added to it: " + ", ".join(f"{name} {user[name]}" for name in leaking))
+    return [Finding(env.name, "user-site", f"Packages in {site['path']} change what runs in this environment",
+                    f"Python {short} reads your own packages folder too, so " + "; ".join(parts) + ".",
+                    "Move that folder aside (EnvDesk renames it; nothing is deleted, and you can rename it "
+                    "back), or set PYTHONNOUSERSITE=1 before you run Python.",
+                    f"{MOVE_USER_SITE}:{short}")]
+
+
+def _module_findings(env: Environment, missing: set[str]) -> list[Finding]:
+    gone = [module for module in env.modules if module in missing]
+    if not gone:
+        return []
+    return [Finding(env.name, "module-gone", "Modules this environment needs are no longer on the cluster",
+                    f"{', '.join(gone)} cannot be loaded any more (the cluster's software was upgraded or "
+                    "removed), so the environment's Python may be gone too.",
+                    "Copy the environment to this same cluster with a newer Python module (Copy to…, or export "
+                    "it and import the file), check the copy, then delete this one.")]
+
+
+def _base_python_finding(env: Environment) -> list[Finding]:
+    if env.state == "ok" or not env.error or "no longer" not in env.error:
+        return []
+    return [Finding(env.name, "base-python-gone", "The Python this environment was made from is gone",
+                    env.error, "Rebuild it: export it (or Copy to…) and import it again with a Python the "
+                    "cluster still has, then delete this one.")]
+
+
+def _cache_findings(env: Environment, device: Any, facts: dict[str, Any]) -> list[Finding]:
+    """uv hard-links a package's files from its cache when both are on one file system, and copies every
+    file otherwise (slower, and the files count twice against a file quota)."""
+    cache = next((c for c in facts.get("caches") or () if c.get("tool") == "uv"), None)
+    if env.kind != "uv" or not cache or device is None or cache.get("device") in (None, device):
+        return []
+    return [Finding(env.name, "cache-elsewhere", "uv's cache is on another file system than this environment",
+                    f"uv's cache ({cache['path']}) and {env.path} are on different file systems, so every "
+                    "install copies each file instead of linking it: slower, and twice the files on your quota.",
+                    "Set UV_CACHE_DIR to a folder on the environment's file system (for example beside your "
+                    "environments) in your shell start-up file.")]
+
+
+def _scratch_finding(env: Environment, facts: dict[str, Any]) -> list[Finding]:
+    scratch = str(facts.get("scratch") or "").rstrip("/")
+    on_scratch = (scratch and (env.path == scratch or env.path.startswith(scratch + "/"))) or "/scratch/" in env.path
+    if not on_scratch:
+        return []
+    return [Finding(env.name, "on-scratch", "This environment is on a scratch space",
+                    f"{env.path} is on scratch, where most clusters delete files nobody used for some weeks: "
+                    "the environment can lose files without warning and break.",
+                    "Keep environments in your home or project space (export this one and import it there).")]
+
+
+def _conda_base_finding(facts: dict[str, Any]) -> list[Finding]:
+    if facts.get("conda_active") != "base":
+        return []
+    where = " by the conda set-up in ~/.bashrc" if facts.get("bashrc_inits_conda") else ""
+    return [Finding("", "conda-base-active", "conda's base environment is switched on when you log in",
+                    f"conda's base ({facts.get('conda_prefix') or 'its folder'}) is active in every login "
+                    f"shell{where}, so 'python' and 'pip' are conda's, not the module's or your environment's.",
+                    "Tell conda not to switch it on at login (conda config --set auto_activate_base false); "
+                    "'conda activate' still works when you want it.", CONDA_BASE_OFF)]
+
+
+def _missing_modules(target: Target, modules: set[str], progress: Progress) -> set[str]:
+    """The recorded modules the module system no longer has (one command for all of them)."""
+    if not modules or not target.runner.has_module_system:
+        return set()
+    lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || "
+             + join_command(["echo", "missing", module]) for module in sorted(modules)]
+    result = target.runner.run_shell("\n".join(lines), cancel=progress.cancel, timeout=120,
+                                     label="check the recorded modules")
+    return {line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("missing ")}
+
+
+def check_health(session: Session, target_name: str, env_ref: str | None = None,
+                 progress: Progress | None = None) -> Health:
+    """Look at every environment of the target (or one) and at what around it changes what runs in it."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    progress.step(f"Checking the environments on {target.label}")
+    config: dict[str, Any] = {"roots": list(target.roots), "light": True, "health": True}
+    if env_ref:
+        config["paths" if is_path(env_ref) else "names"] = [env_ref]
+    answer = run_agent(target.runner, config, progress.cancel)
+    facts = answer.get("health") or {}
+    raw = answer.get("environments") or []
+    if env_ref and not raw:
+        raise NotFound(f"There is no environment {env_ref!r} on {target.label}.",
+                       "Run 'envdesk env list' to see the environments there.")
+    envs = [(Environment.from_agent(data), data.get("device")) for data in raw]
+    missing = _missing_modules(target, {m for env, _ in envs for m in env.modules}, progress)
+    findings = _conda_base_finding(facts)
+    for env, device in envs:
+        findings += (_base_python_finding(env) + _module_findings(env, missing) + _user_site_findings(env, facts)
+                     + _cache_findings(env, device, facts) + _scratch_finding(env, facts))
+    return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
+
+
+def fix_finding(session: Session, target_name: str, fix: str, progress: Progress | None = None) -> str:
+    """Apply one safe fix a finding offers; a sentence saying what was done."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    kind, _, arg = fix.partition(":")
+    if kind == MOVE_USER_SITE and _PYTHON_RE.match(arg):
+        facts = check_health(session, target_name, None, progress).facts
+        site = next((s for s in facts.get("user_sites") or () if s.get("python") == arg), None)
+        if site is None:
+            return f"There is no packages folder for Python {arg} in your home any more: nothing to move."
+        aside = f"{site['path']}.moved-by-envdesk-{time.strftime('%Y%m%d-%H%M%S')}"
+        progress.step(f"Moving {site['path']} aside")
+        target.runner.run_shell(join_command(["mv", "-n", "--", site["path"], aside]) + " && "
+                                + join_command(["test", "!", "-e", site["path"]]), cancel=progress.cancel,
+                                timeout=120, label="move the user's packages aside").check(
+            f"Moving {site['path']} aside")
+        return f"Moved {site['path']} to {aside} (rename it back to undo)."
+    if kind == CONDA_BASE_OFF and not arg:
+        progress.step("Telling conda not to switch its base on at login")
+        target.runner.run_shell(join_command(["conda", "config", "--set", "auto_activate_base", "false"]),
+                                cancel=progress.cancel, timeout=120, label="conda config").check(
+            "Changing conda's settings")
+        return "conda no longer switches its base environment on at login (from your next login)."
+    raise InvalidInput(f"{fix!r} is not a fix EnvDesk offers.", "Run 'envdesk env doctor' to see the fixes offered.")

@@ -1,0 +1,253 @@
+"""The health check (issue 12, "Health check"): every finding is checked against what Python, the module
+system and the file system themselves say, never against EnvDesk's own listing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from envdesk_fixtures import envdesk_command, make_config, run_cli
+
+sys.path.insert(0, str(Path(__file__).parent / "testbed"))
+from wheels import WheelSpec, build_wheel  # noqa: E402
+
+
+@pytest.fixture
+def wheels(tmp_path):
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    for name, version in [("tinygamma", "0.1"), ("tinygamma", "0.2"), ("tinyalpha", "1.0")]:
+        build_wheel(folder, WheelSpec(name, version))
+    return folder
+
+
+def local_config(tmp_path: Path, root: Path) -> Path:
+    config = tmp_path / "cfg"
+    config.mkdir(exist_ok=True)
+    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
+    return config
+
+
+def doctor(*args: str, config: Path, home: Path, extra_env: dict[str, str] | None = None) -> dict:
+    env = {**os.environ, "HOME": str(home), **(extra_env or {})}
+    env.pop("PYTHONNOUSERSITE", None)
+    result = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "doctor", *args, "--json"],
+                            capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def python_sees(python: Path, home: Path, name: str) -> str | None:
+    """The version of `name` the environment's own Python imports (None: it finds none): the referee."""
+    code = ("import importlib.metadata as m, sys\ntry:\n    print(m.version(sys.argv[1]))\n"
+            "except m.PackageNotFoundError:\n    print('')\n")
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([str(python), "-c", code, name], check=True, capture_output=True, text=True, env=env)
+    return out.stdout.strip() or None
+
+
+def uv_install(python: Path, wheels: Path, *specs: str) -> None:
+    subprocess.run(["uv", "pip", "install", "--python", str(python), "--no-index", "--find-links", str(wheels),
+                    *specs], check=True, capture_output=True)
+
+
+def test_packages_in_the_users_local_folder_that_python_puts_first_are_found_and_moved_aside(tmp_path, home,
+                                                                                                wheels):
+    root = tmp_path / "envs"
+    seeing = root / "seeing"     # sees the system's packages, so Python reads the user site too
+    plain = root / "plain"       # a plain venv: Python turns the user site off
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(seeing)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(plain)], check=True)
+    for env in (seeing, plain):
+        uv_install(env / "bin" / "python", wheels, "tinygamma==0.1")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "--find-links", str(wheels),
+                    "tinygamma==0.2", "tinyalpha==1.0"], check=True, capture_output=True,
+                   env={**os.environ, "HOME": str(home), "PIP_USER": "1"})
+    # the referee: each environment's own Python (a venv puts its own packages before the user's)
+    assert python_sees(seeing / "bin" / "python", home, "tinygamma") == "0.1"
+    assert python_sees(seeing / "bin" / "python", home, "tinyalpha") == "1.0"
+    assert python_sees(plain / "bin" / "python", home, "tinygamma") == "0.1"
+    assert python_sees(plain / "bin" / "python", home, "tinyalpha") is None
+
+    config = local_config(tmp_path, root)
+    findings = doctor("local", config=config, home=home)["findings"]
+    about = {(f["env"], f["code"]): f for f in findings}
+    assert ("plain", "user-site") not in about
+    found = about[("seeing", "user-site")]
+    assert "added to it: tinyalpha 1.0" in found["detail"] and "tinygamma" not in found["detail"]
+    short = "%d.%d" % sys.version_info[:2]
+    assert found["fix"] == f"move-user-site:{short}"
+
+    fixed = run_cli("env", "doctor", "local", "--fix", found["fix"], "--yes", config=config, home=home)
+    assert fixed.returncode == 0, fixed.stderr
+    assert python_sees(seeing / "bin" / "python", home, "tinyalpha") is None
+    aside = list((home / ".local" / "lib" / f"python{short}").glob("site-packages.moved-by-envdesk-*"))
+    assert len(aside) == 1 and (aside[0] / "tinygamma-0.2.dist-info").is_dir(), "moved, never deleted"
+    assert not [f for f in doctor("local", config=config, home=home)["findings"] if f["code"] == "user-site"]
+
+
+def test_a_python_that_is_not_a_venv_reads_the_users_packages_before_its_own(home):
+    """What the conda rule rests on (a conda environment is such a Python): site.py's order, asked of the
+    real base interpreter (the referee), not of EnvDesk."""
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    code = "import site, sys; print(sys.path.index(site.getusersitepackages()) < " \
+           "sys.path.index(site.getsitepackages()[0]))"
+    user_site = Path(subprocess.run([str(base), "-m", "site", "--user-site"], capture_output=True, text=True,
+                                    env={"HOME": str(home)}).stdout.strip())
+    user_site.mkdir(parents=True)
+    out = subprocess.run([str(base), "-c", code], check=True, capture_output=True, text=True,
+                         env={"HOME": str(home)}).stdout.strip()
+    assert out == "True"
+
+
+def test_conda_environments_get_the_users_packages_first(tmp_path, home):
+    """In a conda environment (hand-written in conda's on-disk format: conda cannot run here) the user's
+    packages replace the environment's own, and the finding says so."""
+    from agent_fixtures import add_dist, conda_record, make_conda_prefix, site_packages
+    short = "%d.%d" % sys.version_info[:2]
+    prefix = tmp_path / "conda" / "envs" / "sci"
+    make_conda_prefix(prefix, [conda_record("python", f"{short}.1"), conda_record("numpy", "1.26.4")],
+                      python=f"{short}.1")
+    add_dist(site_packages(prefix), "numpy", "1.26.4", installer="conda")
+    user = home / ".local" / "lib" / f"python{short}" / "site-packages"
+    user.mkdir(parents=True)
+    add_dist(user, "numpy", "2.0.0")
+    (home / ".conda").mkdir()
+    (home / ".conda" / "environments.txt").write_text(str(prefix) + "\n")
+    config = local_config(tmp_path, tmp_path / "envs")
+    findings = doctor("local", config=config, home=home)["findings"]
+    found = [f for f in findings if f["code"] == "user-site" and f["env"] == "sci"]
+    assert len(found) == 1 and "replace the environment's own: numpy 2.0.0 (the environment has 1.26.4)" in \
+        found[0]["detail"]
+
+
+@pytest.fixture
+def other_file_system(tmp_path):
+    mount = tmp_path / "other-fs"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"could not mount a tmpfs: {done.stderr}")
+        pytest.skip(f"could not mount a tmpfs: {done.stderr}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def device(path: Path) -> str:
+    return subprocess.run(["stat", "-c", "%d", str(path)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_uvs_cache_on_another_file_system_and_environments_on_scratch(tmp_path, home, other_file_system):
+    root = tmp_path / "envs"
+    subprocess.run(["uv", "venv", "--quiet", str(root / "fast")], check=True, capture_output=True)
+    config = local_config(tmp_path, root)
+    same = tmp_path / "uv-cache"
+    same.mkdir()
+    assert device(same) == device(root / "fast")
+    findings = doctor("local", config=config, home=home, extra_env={"UV_CACHE_DIR": str(same)})["findings"]
+    assert not [f for f in findings if f["code"] == "cache-elsewhere"]
+
+    elsewhere = other_file_system / "uv-cache"
+    assert device(other_file_system) != device(root / "fast")   # the referee: stat(1)
+    findings = doctor("local", config=config, home=home,
+                      extra_env={"UV_CACHE_DIR": str(elsewhere), "SCRATCH": str(root)})["findings"]
+    codes = {(f["env"], f["code"]) for f in findings}
+    assert ("fast", "cache-elsewhere") in codes
+    assert ("fast", "on-scratch") in codes
+
+
+def test_condas_base_switched_on_at_login_is_found_and_switched_off(tmp_path, home):
+    """conda itself cannot run here: a fake `conda` (named so) records what EnvDesk asks of it."""
+    root = tmp_path / "envs"
+    root.mkdir()
+    (home / ".bashrc").write_text("# >>> conda initialize >>>\n# (conda's own block)\n# <<< conda initialize <<<\n")
+    fake = tmp_path / "fake-conda-bin"
+    fake.mkdir()
+    calls = tmp_path / "conda-calls.txt"
+    (fake / "conda").write_text(f"#!/bin/sh\necho \"$@\" >> {calls}\n")
+    (fake / "conda").chmod(0o755)
+    config = local_config(tmp_path, root)
+    active = {"CONDA_DEFAULT_ENV": "base", "CONDA_PREFIX": "/opt/miniforge", "PATH": f"{fake}:{os.environ['PATH']}"}
+    findings = doctor("local", config=config, home=home, extra_env=active)["findings"]
+    base = [f for f in findings if f["code"] == "conda-base-active"]
+    assert len(base) == 1 and base[0]["env"] == "" and "~/.bashrc" in base[0]["detail"]
+    fixed = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env",
+                            "doctor", "local", "--fix", base[0]["fix"], "--yes"], capture_output=True, text=True,
+                           env={**os.environ, "HOME": str(home), **active}, timeout=300)
+    assert fixed.returncode == 0, fixed.stderr
+    assert calls.read_text().split() == ["config", "--set", "auto_activate_base", "false"]
+    assert not [f for f in doctor("local", config=config, home=home)["findings"] if f["code"] == "conda-base-active"]
+
+
+def test_a_fix_that_is_not_offered_is_refused_and_changes_nothing(tmp_path, home):
+    root = tmp_path / "envs"
+    root.mkdir()
+    config = local_config(tmp_path, root)
+    canary = tmp_path / "canary"
+    for fix in ["move-user-site:3.11; touch " + str(canary), f"move-user-site:$(touch {canary})", "rm -rf ~",
+                "conda-base-off:x", "move-user-site:../../etc"]:
+        result = run_cli("env", "doctor", "local", "--fix", fix, "--yes", config=config, home=home)
+        assert result.returncode == 1 and "is not a fix EnvDesk offers" in result.stderr, (fix, result.stderr)
+    assert not canary.exists()
+
+
+def test_modules_recorded_that_the_cluster_no_longer_has(testbed, tmp_path):
+    """On the test bed's real Lmod: an environment records a module that is then gone; `module is-avail`
+    (run by the test as the cluster's user) is the referee, and the check costs two commands."""
+    alpha = testbed.clusters["alpha"]
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "cfg"
+    make_config(config, testbed, ["alpha"])
+    name = f"doc-{uuid.uuid4().hex[:6]}"
+    module = alpha.python_modules[0]
+    made = run_cli("env", "create", "alpha", name, "--module", module, config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    shown = json.loads(run_cli("env", "show", "alpha", name, "--json", config=config, home=home).stdout)
+    meta = Path(shown["path"]) / ".envdesk" / "meta.json"
+    alpha.run_as_user("python3 - <<'EOF'\nimport json\np = %r\nd = json.load(open(p))\n"
+                      "d['modules'] = d['modules'] + ['Ghost/1.0']\njson.dump(d, open(p, 'w'))\nEOF" % str(meta))
+    assert alpha.run_as_user(f"module is-avail {module}", check=False).returncode == 0
+    assert alpha.run_as_user("module is-avail Ghost/1.0", check=False).returncode != 0
+    before = len(alpha.session_commands())
+    result = run_cli("env", "doctor", "alpha", name, "--json", config=config, home=home)
+    assert result.returncode == 0, result.stderr
+    assert len(alpha.session_commands()) - before == 2
+    gone = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "module-gone"]
+    assert len(gone) == 1 and "Ghost/1.0" in gone[0]["detail"] and module not in gone[0]["detail"]
+
+
+def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, home, wheels):
+    from PySide6.QtCore import Qt
+    from test_gui import LONG, window_on_this_computer
+    subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "--find-links", str(wheels),
+                    "tinyalpha==1.0"], check=True, capture_output=True, env={**os.environ, "HOME": str(home)})
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
+                    str(home / "venvs" / "seeing")], check=True)
+    python = home / "venvs" / "seeing" / "bin" / "python"
+    assert python_sees(python, home, "tinyalpha") == "1.0"
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "plain")
+    qtbot.waitUntil(lambda: {"seeing", "plain"} <= {env.name for env in window.env_model.environments}, timeout=LONG)
+    window.check_health()
+    qtbot.waitUntil(lambda: getattr(window, "health_dialog", None) is not None, timeout=LONG)
+    model = window.env_model
+    rows = {env.name: row for row, env in enumerate(model.environments)}
+    badge = Qt.ItemDataRole.DecorationRole
+    assert model.data(model.index(rows["seeing"], 0), badge) is not None
+    assert model.data(model.index(rows["plain"], 0), badge) is None
+    assert "tinyalpha 1.0" in window.health_dialog.list.findChildren(type(window.health_dialog.summary))[0].text()
+    (button,) = window.health_dialog.fix_buttons.values()
+    button.click()
+    qtbot.waitUntil(lambda: python_sees(python, home, "tinyalpha") is None, timeout=LONG)
+    qtbot.waitUntil(lambda: not window.health_dialog.fix_buttons, timeout=LONG)
+    assert "nothing wrong found" in window.health_dialog.summary.text()
+    assert model.data(model.index(rows["seeing"], 0), badge) is None, "the badge goes once it is fixed"
