@@ -27,6 +27,7 @@ from envdesk.backend.operations.doctor import Finding, Health, check_health, fix
 from envdesk.backend.operations.diff import Comparison, diff_environments, make_like
 from envdesk.backend.operations.export import export_environment, spec_from_environment
 from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
+from envdesk.backend.operations.kernels import IpykernelMissing, Kernel, add_kernel, has_ipykernel, with_ipykernel
 from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check_availability, import_environment,
                                                   plan_import, read_spec_file)
 from envdesk.backend.operations.listing import Listing, list_environments, show_environment
@@ -44,6 +45,8 @@ from .tasks import Task, TaskRunner
 # Result types the widgets may name (they get them from here, not from the operations).
 __all__ = ["AppController", "CheckStep", "Comparison", "ConnectionCheck", "Finding", "Health", "ImportPlan",
            "Snapshot", "Unavailable", "describe_result"]
+__all__ += ["IpykernelMissing", "Kernel"]
+
 
 Callback = Callable[[Any], None]
 Failure = Callable[[EnvDeskError], None]
@@ -338,13 +341,35 @@ class AppController(QObject):
 
     def create(self, target: str, *, name: str, kind: str | None = None, python: str | None = None,
                modules: Sequence[str] = (), system_site_packages: bool = False, root: str | None = None,
-               packages: Sequence[str] = ()) -> Task:
-        """Create an environment; the target is listed again afterwards."""
+               packages: Sequence[str] = (), jupyter_kernel: bool = False) -> Task:
+        """Create an environment; the target is listed again afterwards. `jupyter_kernel`: with ipykernel among
+        its packages, and registered as a Jupyter kernel once it is made (a second operation)."""
+        if jupyter_kernel:
+            packages = with_ipykernel(packages)
         request = CreateRequest(name=name, kind=kind, python=python, modules=list(modules),
                                 system_site_packages=system_site_packages, root=root, packages=list(packages))
         return self.start(f"Create {name}", target,
                           lambda progress: create_environment(self.session, target, request, progress),
+                          (lambda created: self.add_kernel(target, created.environment)) if jupyter_kernel else None,
                           changes=True)
+
+    def add_kernel(self, target: str, env: Environment, *, install_ipykernel: bool = False,
+                   on_done: Callable[[Kernel], None] | None = None, on_failure: Failure | None = None) -> Task:
+        """Register the environment as a Jupyter kernel of the user on its target, its launcher loading the
+        modules first. Without ipykernel this fails with IpykernelMissing, unless `install_ipykernel` (an update
+        adding it, snapshotted first)."""
+        def work(progress: Progress) -> Kernel:
+            kernel = add_kernel(self.session, target, env.path, progress, install_ipykernel=install_ipykernel)
+            kernel.notes.insert(0, f"Jupyter kernel {kernel.name} (\"{kernel.display_name}\") made"
+                                   + (f", loading {' '.join(kernel.modules)} first." if kernel.modules else "."))
+            return kernel
+
+        return self.start(f"Make a Jupyter kernel of {env.name}", target, work, on_done, on_failure,
+                          changes=install_ipykernel)
+
+    def lacks_ipykernel(self, env: Environment) -> bool:
+        """Whether the environment surely has no ipykernel: not among its packages, and it sees no system ones."""
+        return not env.system_site_packages and not has_ipykernel(env)
 
     def update(self, target: str, env: Environment, *, add: Sequence[str] = (), remove: Sequence[str] = (),
                upgrade: Sequence[str] = (), upgrade_all: bool = False) -> Task:

@@ -20,6 +20,7 @@ from envdesk.backend.validate import LOCAL_TARGET
 
 from .column_fit import ColumnFitter
 from .controller import AppController, Snapshot
+from .controller import IpykernelMissing, Kernel
 from .details_panel import DetailsPanel
 from .keyboard import install_keyboard_conventions, next_panel
 from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
@@ -177,6 +178,12 @@ class MainWindow(QMainWindow):
                        self.copy_action, self.delete_action, self.refresh_action, self.refresh_all_action):
             menu.addAction(action)
         menu.addAction(self.compare_action)
+        self.kernel_action = self._tip(QAction("Make a Jupyter kernel", self),
+                                       "Register the environment as a Jupyter kernel on its cluster, loading its "
+                                       "modules first (for Open OnDemand and JupyterHub there)")
+        self.kernel_action.triggered.connect(self.make_kernel)
+        self.env_actions.append(self.kernel_action)
+        menu.addAction(self.kernel_action)
         cluster_menu = self.menuBar().addMenu("&Cluster")
         cluster_menu.setToolTipsVisible(True)
         self.cluster_actions: dict[str, QAction] = {}
@@ -772,6 +779,33 @@ class MainWindow(QMainWindow):
             self.health_dialog.show()
 
         self.controller.check_health(target, checked)
+
+    def make_kernel(self) -> Task | None:
+        """Environment ▸ Make a Jupyter kernel: without ipykernel in the environment, installing it is asked first."""
+        env = self.current_environment()
+        if env is None:
+            return None
+        target = self.current_target()
+
+        def made(kernel: Kernel) -> None:
+            where = self.controller.label(target)
+            self.statusBar().showMessage(f"Jupyter kernel {kernel.name} made: Jupyter on {where} offers "
+                                         f"\"{kernel.display_name}\" in new notebooks.", 15000)
+
+        def offer(message: str) -> Task | None:
+            answer = QMessageBox.question(self, "Make a Jupyter kernel", f"{message}\n\nInstall ipykernel in "
+                                          f"{env.name} now (an update: a snapshot is saved first) and make the kernel?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+            return self.controller.add_kernel(target, env, install_ipykernel=True, on_done=made)
+
+        def failed(error: EnvDeskError) -> None:
+            if isinstance(error, IpykernelMissing):
+                offer(error.message)
+
+        if self.controller.lacks_ipykernel(env):
+            return offer(f"{env.name} has no ipykernel, which Jupyter needs to run it as a kernel.")
+        return self.controller.add_kernel(target, env, on_done=made, on_failure=failed)
 
     def compare_environment(self) -> None:
         env = self.current_environment()

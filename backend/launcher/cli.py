@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--root", metavar="DIR")
     create.add_argument("--package", action="append", metavar="SPEC")
     create.add_argument("--requirements", metavar="FILE")
+    create.add_argument("--jupyter-kernel", action="store_true",
+                        help="also install ipykernel and register the environment as a Jupyter kernel (see kernel add)")
     create.set_defaults(handler="env_create")
 
     update = env_verbs.add_parser("update", help="add, remove or upgrade packages")
@@ -225,6 +227,34 @@ def build_parser() -> argparse.ArgumentParser:
     delete.set_defaults(handler="env_delete")
     for sub in (create, update, revert, importing, clone, delete):
         sub.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+
+    kernel = groups.add_parser("kernel", help="make, list and remove Jupyter kernels of environments")
+    kernel_verbs = kernel.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    kernel_add = kernel_verbs.add_parser(
+        "add", help="register an environment as a Jupyter kernel of your user (its modules loaded first)",
+        description="Register the environment as a Jupyter kernel of your user on the cluster: its launcher loads "
+                    "the environment's modules and activates it, so Jupyter in Open OnDemand or JupyterHub there "
+                    "runs it as a terminal would. Made again when EnvDesk made it before.")
+    kernel_add.add_argument("cluster")
+    kernel_add.add_argument("env", help="the environment's name or absolute path")
+    kernel_add.add_argument("--name", help="the kernel's name (default envdesk-ENV)")
+    kernel_add.add_argument("--display-name", metavar="TEXT", help="what Jupyter shows (default 'ENV (EnvDesk)')")
+    kernel_add.add_argument("--install-ipykernel", action="store_true",
+                            help="install ipykernel first if the environment lacks it (a snapshot is saved first)")
+    kernel_add.add_argument("--force", action="store_true", help="replace another kernel of that name")
+    kernel_add.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    kernel_add.set_defaults(handler="kernel_add")
+    kernel_list = kernel_verbs.add_parser("list", help="list your Jupyter kernels on a cluster")
+    kernel_list.add_argument("cluster")
+    kernel_list.add_argument("--json", action="store_true")
+    kernel_list.set_defaults(handler="kernel_list")
+    kernel_remove = kernel_verbs.add_parser("remove", help="remove a Jupyter kernel EnvDesk made (the environment "
+                                                           "stays)")
+    kernel_remove.add_argument("cluster")
+    kernel_remove.add_argument("name", help="the kernel's name, as kernel list shows it")
+    kernel_remove.add_argument("--force", action="store_true", help="also remove a kernel EnvDesk did not make")
+    kernel_remove.set_defaults(handler="kernel_remove")
+
     return parser
 
 

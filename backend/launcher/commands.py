@@ -256,10 +256,16 @@ def env_create(args: argparse.Namespace, session: Session) -> int:
     packages = list(args.package or [])
     if args.requirements:
         packages += _read_requirements_file(args.requirements)
+    if args.jupyter_kernel:
+        from envdesk.backend.operations.kernels import with_ipykernel
+        packages = with_ipykernel(packages)
     request = CreateRequest(name=args.name, kind=args.kind, python=args.python, modules=args.module or [],
                             system_site_packages=args.system_site_packages, root=args.root, packages=packages)
     created = create_environment(session, args.cluster, request, _progress(args))
-    return _report_built(created.environment, created.notes, "Created")
+    _report_built(created.environment, created.notes, "Created")
+    if args.jupyter_kernel:
+        return _made_kernel(args, session, created.environment.path)
+    return 0
 
 
 def env_update(args: argparse.Namespace, session: Session) -> int:
@@ -464,6 +470,50 @@ def _print_like_plan(compared: Comparison, plan: LikePlan) -> None:
     if plan.left_alone:
         print(f"  left alone ({len(plan.left_alone)}):")
         print("\n".join(f"    {item.name} {item.why}" for item in plan.left_alone))
+
+
+# -- kernel -----------------------------------------------------------------------------------
+
+def kernel_add(args: argparse.Namespace, session: Session) -> int:
+    """Register an environment as a Jupyter kernel; without ipykernel, say so (and how to install it)."""
+    return _made_kernel(args, session, args.env, name=args.name, display_name=args.display_name,
+                        install_ipykernel=args.install_ipykernel, force=args.force)
+
+
+def _made_kernel(args: argparse.Namespace, session: Session, env: str, **options: Any) -> int:
+    from envdesk.backend.operations.kernels import add_kernel
+    kernel = add_kernel(session, args.cluster, env, _progress(args), **options)
+    for note in kernel.notes:
+        print(f"note: {note}", file=sys.stderr)
+    loads = f", loading {' '.join(kernel.modules)} first" if kernel.modules else ""
+    print(f"Made the Jupyter kernel {kernel.name} (\"{kernel.display_name}\"){loads}: it runs {kernel.env_path}. "
+          f"Jupyter on {session.target(args.cluster).label} offers it in new notebooks (reload the page of a "
+          "running server).")
+    return 0
+
+
+def kernel_list(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.kernels import list_kernels
+    kernels = list_kernels(session, args.cluster)
+    if args.json:
+        _print_json([kernel.to_json() for kernel in kernels])
+    elif not kernels:
+        print(f"No Jupyter kernels of your own on {args.cluster}. Make one: envdesk kernel add {args.cluster} ENV")
+    else:
+        def state(exists: bool | None, error: str | None) -> str:
+            return "unreadable" if error else {True: "ok", False: "ENV GONE", None: "?"}[exists]
+        _print_table([[k.name, k.display_name, "EnvDesk" if k.made_by_envdesk else "other",
+                       state(k.env_exists, k.error), k.env_path or " ".join(k.argv)] for k in kernels],
+                     ["NAME", "SHOWN AS", "MADE BY", "STATE", "ENVIRONMENT"])
+    return 0
+
+
+def kernel_remove(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.kernels import remove_kernel
+    kernel = remove_kernel(session, args.cluster, args.name, _progress(args), force=args.force)
+    print(f"Removed the Jupyter kernel {kernel.name} ({kernel.folder})"
+          + (f"; its environment {kernel.env_path} is untouched." if kernel.env_path else "."))
+    return 0
 
 
 # -- wiring -----------------------------------------------------------------------------------

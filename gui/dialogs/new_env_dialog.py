@@ -69,6 +69,11 @@ class NewEnvironmentDialog(QDialog):
             form.addRow(f"{label}:" if label else "", widget)
         self.requirements.setAccessibleName("Requirements file")
         form.addRow("Requirements file:", requirements_row)
+        self.jupyter_kernel = QCheckBox("Also make a Jupyter kernel")
+        self.jupyter_kernel.setAccessibleName("Also make a Jupyter kernel")
+        self.jupyter_kernel.setToolTip("Installs ipykernel too, then registers the environment as a Jupyter kernel "
+                                       "that loads its modules first (for Open OnDemand and JupyterHub there)")
+        form.addRow("", self.jupyter_kernel)
         layout.addLayout(form)
         self.advanced, advanced = folded_options()
         self.modules = QLineEdit()
@@ -149,7 +154,8 @@ class NewEnvironmentDialog(QDialog):
         return dict(name=self.name.text().strip(), kind=self.kind.currentData(),
                     python=None if self.modules.text().strip() else self.python.currentData(),
                     modules=self.modules.text().split(), system_site_packages=self.system_site.isChecked(),
-                    root=self.root.currentText().strip() or None, packages=self._packages())
+                    root=self.root.currentText().strip() or None, packages=self._packages(),
+                    jupyter_kernel=self.jupyter_kernel.isChecked())
 
     def start(self) -> Task:
         return self.controller.create(self.target, **self.request())

@@ -1,0 +1,425 @@
+"""Jupyter kernels of environments: a user kernelspec whose launcher loads the environment's modules first.
+
+A kernel made here lives where Jupyter looks for the user's own kernels on the target (its user data folder,
+`~/.local/share/jupyter/kernels/<name>/` on Linux, or `$JUPYTER_DATA_DIR/kernels/` where the login shell sets
+it, as `jupyter kernelspec install --user` would choose). Its `kernel.json` runs `launch.sh` beside it, which
+loads the recorded modules and activates the environment, then execs its Python with `ipykernel_launcher`: so
+Jupyter started by Open OnDemand or JupyterHub on that cluster (which loads none of them) runs the environment
+as a terminal would. On Windows (This computer only) the kernel runs the environment's Python directly.
+
+The files are written by a stdlib script sent to the target's own Python (KERNEL_SCRIPT, Python 3.6 syntax);
+every value reaches it as JSON inside that script and the launcher's words are quoted here (shlex.quote).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from .. import validate
+from ..about import created_with
+from ..errors import CommandFailed, InvalidInput, NotFound
+from ..inventory import Environment
+from ..runner import CommandResult
+from ..snippets import place_of, terminal_snippet
+from ..spec import now_iso
+from ..targets import Session, Target
+from ..validate import canonical_name
+from .common import Progress, capabilities, find_environment
+
+PREFIX = "envdesk-"
+LAUNCHER = "launch.sh"
+IPYKERNEL = "ipykernel"
+KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")  # Jupyter's own rule, lower case (it lowers them)
+ANSWER = "ENVDESK-KERNELS "
+
+KERNEL_SCRIPT = r'''
+import json, os, shutil, sys, tempfile
+
+ANSWER = "ENVDESK-KERNELS "
+
+
+def envset(name):
+    return os.environ.get(name, "").lower() not in ("", "no", "n", "false", "off", "0", "0.0")
+
+
+def data_dir():
+    """The user data folder jupyter_core.paths.jupyter_data_dir() names in this environment."""
+    if os.environ.get("JUPYTER_DATA_DIR"):
+        return os.environ["JUPYTER_DATA_DIR"]
+    home = os.path.realpath(os.path.expanduser("~"))
+    if sys.platform == "darwin":
+        if envset("JUPYTER_PLATFORM_DIRS"):
+            return os.path.join(home, "Library", "Application Support", "jupyter")
+        return os.path.join(home, "Library", "Jupyter")
+    if sys.platform == "win32":
+        if envset("JUPYTER_PLATFORM_DIRS") and os.environ.get("LOCALAPPDATA"):
+            return os.path.join(os.environ["LOCALAPPDATA"], "jupyter")
+        if os.environ.get("APPDATA"):
+            return os.path.realpath(os.path.join(os.environ["APPDATA"], "jupyter"))
+        config = os.environ.get("JUPYTER_CONFIG_DIR") or os.path.join(home, ".jupyter")
+        return os.path.join(config, "data")
+    return os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "jupyter")
+
+
+def describe(folder, name):
+    """One kernel folder as the client reads it; None when it holds no kernel.json."""
+    if not os.path.isfile(os.path.join(folder, "kernel.json")):
+        return None
+    found = {"name": name, "folder": folder, "display_name": name, "argv": [], "envdesk": None, "error": None}
+    try:
+        with open(os.path.join(folder, "kernel.json"), encoding="utf-8") as handle:
+            spec = json.load(handle)
+        if not isinstance(spec, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        found["error"] = "kernel.json cannot be read: %s" % exc
+        return found
+    found["display_name"] = str(spec.get("display_name") or name)
+    argv = spec.get("argv")
+    found["argv"] = [str(arg) for arg in argv] if isinstance(argv, list) else []
+    metadata = spec.get("metadata")
+    mine = metadata.get("envdesk") if isinstance(metadata, dict) else None
+    found["envdesk"] = mine if isinstance(mine, dict) else None
+    python = (found["envdesk"] or {}).get("python")
+    if not python and found["argv"] and os.path.basename(found["argv"][0]).lower().startswith("python"):
+        python = found["argv"][0]
+    found["python"] = python if isinstance(python, str) else None
+    if found["python"] and os.path.isabs(found["python"]):
+        found["python_exists"] = os.path.exists(found["python"])
+    else:
+        found["python_exists"] = None
+    return found
+
+
+def entries(kernels):
+    try:
+        names = sorted(os.listdir(kernels))
+    except OSError:
+        return []
+    return [name for name in names if not name.startswith(".envdesk-")]
+
+
+def answer(**fields):
+    sys.stdout.write(ANSWER + json.dumps(fields) + "\n")
+
+
+def refuse(code, error):
+    answer(ok=False, code=code, error=error)
+
+
+def find(kernels, name):
+    for entry in entries(kernels):
+        if entry.lower() == name.lower():
+            return entry
+    return None
+
+
+def write(path, text, mode):
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(path, mode)
+
+
+def add(config, kernels):
+    name = config["name"]
+    entry = find(kernels, name)
+    final = os.path.join(kernels, entry or name)
+    if entry is not None and not config.get("force"):
+        old = describe(final, entry) or {}
+        mine = old.get("envdesk") or {}
+        if mine.get("env") != config["env"]:
+            whose = ("made by EnvDesk for %s" % mine.get("env")) if mine else "not made by EnvDesk"
+            return refuse("exists", "A Jupyter kernel called %s is already there (%s)." % (entry, whose))
+    if not os.path.isdir(kernels):
+        os.makedirs(kernels, 0o755)
+    work = tempfile.mkdtemp(prefix=".envdesk-new-", dir=kernels)
+    try:
+        spec = config["spec"]
+        if config.get("launcher") is not None:
+            write(os.path.join(work, "launch.sh"), config["launcher"], 0o700)
+            spec["argv"] = [os.path.join(final, "launch.sh"), "-f", "{connection_file}"]
+        write(os.path.join(work, "kernel.json"), json.dumps(spec, indent=1) + "\n", 0o644)
+        os.chmod(work, 0o755)
+        old = None
+        if os.path.lexists(final):
+            old = tempfile.mkdtemp(prefix=".envdesk-old-", dir=kernels)
+            os.rename(final, os.path.join(old, "kernel"))
+        os.rename(work, final)
+        work = None
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    answer(ok=True, kernel=describe(final, os.path.basename(final)))
+
+
+def remove(config, kernels):
+    entry = find(kernels, config["name"])
+    folder = os.path.join(kernels, entry) if entry is not None else None
+    found = describe(folder, entry) if folder is not None else None
+    if found is None:
+        return refuse("missing", "There is no Jupyter kernel called %s in %s." % (config["name"], kernels))
+    if found.get("envdesk") is None and not config.get("force"):
+        return refuse("not-mine", "The Jupyter kernel %s was not made by EnvDesk." % entry)
+    if os.path.islink(folder):
+        os.unlink(folder)
+    else:
+        shutil.rmtree(folder)
+    answer(ok=True, kernel=found)
+
+
+def main(config):
+    kernels = os.path.join(data_dir(), "kernels")
+    todo = config["do"]
+    if todo == "list":
+        found = [describe(os.path.join(kernels, entry), entry) for entry in entries(kernels)]
+        return answer(ok=True, folder=kernels, kernels=[k for k in found if k is not None])
+    if todo == "add":
+        return add(config, kernels)
+    return remove(config, kernels)
+'''
+"""What the target's Python runs for add, list and remove (stdlib, Python 3.6); see _run_script."""
+
+
+class IpykernelMissing(InvalidInput):
+    """The environment has no ipykernel, so Jupyter cannot run it; installing it is offered, never done silently."""
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One user kernelspec on a target, as its kernel.json says."""
+
+    name: str
+    display_name: str
+    folder: str
+    env_path: str | None          # the environment it runs (None: not one EnvDesk can tell)
+    python: str | None
+    env_exists: bool | None       # whether that environment's Python is still there (None: unknown)
+    made_by_envdesk: bool
+    modules: tuple[str, ...] = ()
+    argv: tuple[str, ...] = ()
+    error: str | None = None
+    notes: list[str] = field(default_factory=list, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields `envdesk kernel list --json` promises."""
+        data = asdict(self)
+        del data["notes"]
+        data["modules"], data["argv"] = list(self.modules), list(self.argv)
+        return data
+
+    @classmethod
+    def from_script(cls, found: dict[str, Any]) -> "Kernel":
+        mine = found.get("envdesk") if isinstance(found.get("envdesk"), dict) else None
+        python = found.get("python")
+        env_path = (mine or {}).get("env")
+        if env_path is None and isinstance(python, str) and re.search(r"[/\\](bin|Scripts)[/\\][^/\\]+$", python):
+            env_path = re.sub(r"[/\\](bin|Scripts)[/\\][^/\\]+$", "", python)
+        modules = (mine or {}).get("modules")
+        return cls(name=str(found["name"]), display_name=str(found.get("display_name") or found["name"]),
+                   folder=str(found.get("folder", "")), env_path=env_path if isinstance(env_path, str) else None,
+                   python=python if isinstance(python, str) else None, env_exists=found.get("python_exists"),
+                   made_by_envdesk=mine is not None,
+                   modules=tuple(str(m) for m in modules) if isinstance(modules, list) else (),
+                   argv=tuple(found.get("argv") or ()), error=found.get("error"))
+
+
+def kernel_name(env_name: str) -> str:
+    """`envdesk-<name>` in the letters Jupyter allows in kernel names (it lowers them; others become '-')."""
+    return PREFIX + re.sub(r"[^a-z0-9._-]", "-", env_name.lower())
+
+
+def _checked_name(name: str) -> str:
+    if not KERNEL_NAME.fullmatch(name or ""):
+        raise InvalidInput(f"{validate.shown(name)} cannot be a Jupyter kernel name.",
+                           "Use lower-case letters, digits, '.', '-' or '_' (up to 100), starting with a letter or "
+                           "digit.")
+    return name
+
+
+def _checked_env(env: Environment, target: Target) -> None:
+    """Refuse plainly what could not be written into a launcher as plain words."""
+    try:
+        validate.env_name(env.name)
+    except InvalidInput as exc:
+        raise InvalidInput(f"EnvDesk does not make Jupyter kernels for an environment called "
+                           f"{validate.shown(env.name)}: {exc.message}",
+                           "Rename the environment's folder (or make a new environment) first.") from exc
+    validate.plain_text(env.path, "environment folder")
+    for module in env.modules:
+        try:
+            validate.module_name(module)
+        except InvalidInput as exc:
+            raise InvalidInput(f"{env.name} on {target.label} records the module {validate.shown(module)}, which "
+                               "is not a module name, so no kernel can load it.") from exc
+
+
+def _module_init() -> str:
+    """Shell lines that make `module` exist where Jupyter's environment lacks it (a server started without a
+    login shell): the module system's own init file, found where sites put it."""
+    places = ['"${LMOD_PKG:+$LMOD_PKG/init/bash}"', "/etc/profile.d/lmod.sh", "/etc/profile.d/z00_lmod.sh",
+              "/etc/profile.d/modules.sh", "/usr/share/lmod/lmod/init/bash", "/usr/share/Modules/init/bash"]
+    return ("if ! type module >/dev/null 2>&1; then\n"
+            f"  for envdesk_init in {' '.join(places)}; do\n"
+            '    if [ -n "$envdesk_init" ] && [ -r "$envdesk_init" ]; then\n'
+            '      . "$envdesk_init" >/dev/null 2>&1\n'
+            "      type module >/dev/null 2>&1 && break\n"
+            "    fi\n"
+            "  done\n"
+            "  unset envdesk_init\n"
+            "fi\n")
+
+
+def launcher_text(env: Environment, python: str, conda_tool: str | None = None) -> str:
+    """The launcher kept beside kernel.json: load the modules, activate the environment (as the terminal
+    snippet does), exec its Python with ipykernel_launcher and Jupyter's arguments. Every value is quoted."""
+    lines = ["#!/bin/bash",
+             "# Made by EnvDesk: starts this Jupyter kernel inside its environment, with the environment's",
+             "# modules loaded first (Jupyter servers started by Open OnDemand or JupyterHub load none of them).",
+             "# kernel.json beside it names the environment. Made again by `envdesk kernel add`."]
+    body = _module_init() if env.modules else ""
+    if env.kind == "conda" and conda_tool and "/" in conda_tool:  # the hook's tool, wherever Jupyter's PATH is
+        folder = conda_tool.rsplit("/", 1)[0]
+        body += f"PATH={shlex.quote(folder)}${{PATH:+:$PATH}}\nexport PATH\n"
+    body += "set -e\n" + terminal_snippet(env)
+    body += f"exec {shlex.quote(python)} -m ipykernel_launcher \"$@\"\n"
+    return "\n".join(lines) + "\n" + body
+
+
+def _run_script(target: Target, config: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Run KERNEL_SCRIPT with `config` on the target's Python; its answer, or the refusal as an error."""
+    # The settings travel inside the script (standard input), as the agent's do: not as arguments.
+    source = KERNEL_SCRIPT + f"\nmain(json.loads({ascii(json.dumps(config))}))\n"
+    result = target.runner.run_python(source, [], cancel=progress.cancel, timeout=120)
+    answer = _answer(result)
+    if answer is None:
+        result.check(f"EnvDesk's kernel helper on {target.label}")
+        raise CommandFailed(f"EnvDesk's kernel helper on {target.label} gave no answer.",
+                            log=result.stdout + result.stderr)
+    if answer.get("ok"):
+        return answer
+    code, error = answer.get("code"), str(answer.get("error") or "unknown problem")
+    if code == "missing":
+        raise NotFound(error, f"envdesk kernel list {target.name} shows the kernels there.")
+    if code == "not-mine":
+        raise InvalidInput(error, "EnvDesk removes only the kernels it made; add --force to remove it anyway.")
+    if code == "exists":
+        raise InvalidInput(error, "Give this kernel another name (--name NAME), or remove the other one first.")
+    raise CommandFailed(error)
+
+
+def _answer(result: CommandResult) -> dict[str, Any] | None:
+    lines = [line for line in result.stdout.splitlines() if line.startswith(ANSWER)]
+    try:
+        answer = json.loads(lines[-1][len(ANSWER):]) if lines else None
+    except json.JSONDecodeError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def has_ipykernel(env: Environment) -> bool:
+    """Whether the environment lists ipykernel among its own packages."""
+    return any(canonical_name(p.name) == IPYKERNEL for p in env.packages)
+
+
+def with_ipykernel(packages: Sequence[str]) -> list[str]:
+    """`packages` with ipykernel added, unless one of them already asks for it (a new environment meant to
+    be a kernel)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    def named(spec: str) -> str:
+        try:
+            return canonical_name(Requirement(spec).name)
+        except InvalidRequirement:
+            return ""
+    return list(packages) if any(named(p) == IPYKERNEL for p in packages) else [*packages, IPYKERNEL]
+
+
+def _check_ipykernel(target: Target, env: Environment, python: str, progress: Progress) -> None:
+    """Run the environment's Python as the launcher will (modules loaded) and find ipykernel_launcher there."""
+    progress.step(f"Checking that {env.name} can run a Jupyter kernel")
+    probe = ("import importlib.util, sys\n"
+             "sys.exit(0 if importlib.util.find_spec('ipykernel_launcher') else 3)")
+    result = target.runner.run([python, "-c", probe], modules=env.modules, cancel=progress.cancel, timeout=300)
+    if result.exit_status == 3:
+        raise _missing(target, env)
+    result.check(f"Starting the Python of {env.name} on {target.label}" +
+                 (f" with the modules {' '.join(env.modules)}" if env.modules else ""),
+                 "The environment or its modules may be gone; `envdesk env doctor` checks them.")
+
+
+def _missing(target: Target, env: Environment) -> IpykernelMissing:
+    return IpykernelMissing(
+        f"{env.name} on {target.label} has no ipykernel, which Jupyter needs to run it as a kernel.",
+        f"Install it first: envdesk kernel add {target.name} {env.name} --install-ipykernel (an update adding "
+        f"ipykernel, with a snapshot first), or envdesk env update {target.name} {env.name} --add ipykernel.")
+
+
+def add_kernel(session: Session, target_name: str, env_ref: str, progress: Progress | None = None, *,
+               name: str | None = None, display_name: str | None = None, install_ipykernel: bool = False,
+               force: bool = False) -> Kernel:
+    """Register the environment as a Jupyter kernel of the target's user (made again if EnvDesk made it before).
+
+    Without ipykernel in the environment this raises IpykernelMissing, unless `install_ipykernel` is set: then
+    an update adds it first (a snapshot is saved, as for every change). `force` replaces another kernel of
+    that name.
+    """
+    progress = progress or Progress()
+    target = session.target(target_name)
+    env = find_environment(target, env_ref, progress)
+    _checked_env(env, target)
+    chosen = _checked_name(name if name is not None else kernel_name(env.name))
+    shown = validate.plain_text(display_name if display_name is not None else f"{env.name} (EnvDesk)",
+                                "kernel display name")
+    notes: list[str] = []
+    if not has_ipykernel(env) and not env.system_site_packages:
+        if not install_ipykernel:
+            raise _missing(target, env)
+        from .update import Change, update_environment
+        updated = update_environment(session, target_name, env.path, Change(add=[IPYKERNEL]), progress)
+        env = updated.environment
+        notes.append(f"ipykernel was installed in {env.name}"
+                     + (f" (snapshot {updated.snapshot} is from before)." if updated.snapshot else "."))
+    python = target.runner.env_python(env.path)
+    windows = place_of(target).windows
+    _check_ipykernel(target, env, python, progress)
+    conda_tool = capabilities(session, target, progress).conda_tool if env.kind == "conda" else None
+    spec: dict[str, Any] = {
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": shown, "language": "python", "interrupt_mode": "signal",
+        "metadata": {"envdesk": {"env": env.path, "env_name": env.name, "python": python, "kind": env.kind,
+                                 "modules": list(env.modules), "made": now_iso(), "made_with": created_with()}}}
+    progress.step(f"Making the Jupyter kernel {chosen} on {target.label}")
+    answer = _run_script(target, {"do": "add", "name": chosen, "env": env.path, "force": force, "spec": spec,
+                                  "launcher": None if windows else launcher_text(env, python, conda_tool)},
+                         progress)
+    kernel = Kernel.from_script(answer["kernel"])
+    kernel.notes.extend(notes)
+    return kernel
+
+
+def list_kernels(session: Session, target_name: str, progress: Progress | None = None) -> list[Kernel]:
+    """Every Jupyter kernel in the user's own kernel folder on the target, EnvDesk's and others', read in one
+    command."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    progress.step(f"Listing Jupyter kernels on {target.label}")
+    answer = _run_script(target, {"do": "list"}, progress)
+    return [Kernel.from_script(found) for found in answer.get("kernels") or []]
+
+
+def remove_kernel(session: Session, target_name: str, name: str, progress: Progress | None = None, *,
+                  force: bool = False) -> Kernel:
+    """Remove a user kernel from the target: only one EnvDesk made, unless `force`. Its environment stays."""
+    progress = progress or Progress()
+    target = session.target(target_name)
+    validate.plain_text(name, "kernel name")
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise InvalidInput(f"{validate.shown(name)} is not a kernel name.", "Give a name that kernel list shows.")
+    progress.step(f"Removing the Jupyter kernel {name} on {target.label}")
+    return Kernel.from_script(_run_script(target, {"do": "remove", "name": name, "force": force}, progress)["kernel"])

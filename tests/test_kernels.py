@@ -1,0 +1,325 @@
+"""Jupyter kernels of environments, for real: ipykernel from PyPI's wheels, kernels started by jupyter_client.
+
+The referees: the kernel itself (what its Python reports when jupyter_client runs code in it, started the way a
+Jupyter server starts it), `jupyter kernelspec list --json` run on the cluster, the kernel folder's files.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.errors import InvalidInput, NotFound
+from envdesk.backend.inventory import Environment
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.kernels import (KERNEL_SCRIPT, add_kernel, kernel_name,
+                                                launcher_text, list_kernels, remove_kernel, with_ipykernel)
+from envdesk_fixtures import cli_json, make_config, run_cli, session_for, unique
+
+pytest_plugins = ["jupyter_fixtures"]  # jupyter_wheelhouse, jupyter_client_python
+
+# What the kernel reports: its Python, its prefix, and the variables its modules and its activation set.
+PROBE = ("import json, os, sys; print(json.dumps({'executable': sys.executable, 'prefix': sys.prefix, "
+         "'vars': {k: os.environ.get(k) for k in ('EBVERSIONPYTHON', 'LOADEDMODULES', 'VIRTUAL_ENV')}}))")
+
+CLIENT = r'''
+import json, sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name=sys.argv[1], startup_timeout=240)
+try:
+    msg_id = kc.execute(sys.stdin.read())
+    out = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=240)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            raise SystemExit("the kernel failed: " + msg["content"]["ename"])
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    sys.stdout.write("KERNEL-SAYS " + "".join(out))
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+'''
+
+
+def run_in_kernel(cluster, client_python: str, name: str, *, clean: bool) -> dict:
+    """Start the kernel `name` with jupyter_client as the cluster's user (the way a Jupyter server starts it),
+    run PROBE in it and return what it printed. `clean`: from an environment with nothing of a login shell
+    (no `module` function, no Lmod variables, as a JupyterHub spawner may give), else from a login shell."""
+    client = Path(client_python).parent.parent / "client.py"
+    if not client.exists():
+        client.write_text(CLIENT)
+        client.chmod(0o644)
+    command = f"{shlex.quote(client_python)} {shlex.quote(str(client))} {shlex.quote(name)}"
+    if clean:
+        command = ('exec env -i HOME="$HOME" USER="$USER" LOGNAME="$USER" PATH=/usr/bin:/bin LANG=C.UTF-8 '
+                   f'MODULEPATH="$MODULEPATH" {command}')
+    answer = cluster.run_as_user(command, input=PROBE, timeout=600)
+    said = [line for line in answer.stdout.splitlines() if line.startswith("KERNEL-SAYS ")]
+    assert said, answer.stdout + answer.stderr
+    return json.loads(said[-1][len("KERNEL-SAYS "):])
+
+
+def kernelspecs(cluster, client_python: str) -> dict:
+    """The referee: `jupyter kernelspec list --json` as the cluster's user."""
+    tool = Path(client_python).parent / "jupyter-kernelspec"
+    return json.loads(cluster.run_as_user(f"{shlex.quote(str(tool))} list --json").stdout)["kernelspecs"]
+
+
+def kernels_folder(cluster) -> Path:
+    return cluster.home / ".local" / "share" / "jupyter" / "kernels"
+
+
+def config_with_jupyter(tmp_path: Path, testbed, names, wheelhouse: Path, **overrides):
+    """Profiles whose package index also holds the real Jupyter wheels (as a site's wheel store would)."""
+    extra = {name: {"pip_args": [*testbed.clusters[name].pip_args, "--find-links", str(wheelhouse)],
+                    **overrides.get(name, {})} for name in names}
+    return make_config(tmp_path / "cfg", testbed, names, **extra)
+
+
+# -- without the test bed ------------------------------------------------------------------------
+
+
+def test_kernel_names_follow_jupyters_rule():
+    assert kernel_name("My+Env.v2") == "envdesk-my-env.v2"
+    assert kernel_name("ml_2024") == "envdesk-ml_2024"
+    assert with_ipykernel(["numpy"]) == ["numpy", "ipykernel"]
+    assert with_ipykernel(["ipykernel>=6", "numpy"]) == ["ipykernel>=6", "numpy"]
+    assert with_ipykernel(["IPyKernel[test]==6.29"]) == ["IPyKernel[test]==6.29"]
+
+
+def test_the_kernel_script_is_python_36():
+    ast.parse(KERNEL_SCRIPT, feature_version=(3, 6))
+
+
+@pytest.mark.parametrize("kind", ["venv", "conda"])
+def test_a_launcher_quotes_every_value(tmp_path, kind):
+    """bash itself reads the launcher: the odd folder arrives as one word, nothing in it runs."""
+    canary = tmp_path / "ran"
+    odd = f"{tmp_path}/it's \"odd\"; touch {canary} & $(touch {canary}) `touch {canary}`"
+    env = Environment(name="odd", path=odd, kind=kind, python="3.11", modules=("GCC/12.3.0", "Python/3.11.3"),
+                      created_by="conda 24.7.1" if kind == "conda" else None)
+    text = launcher_text(env, f"{odd}/bin/python", f"{tmp_path}/conda dir/bin/conda")
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+    # Run it with stand-ins for what it calls: `module`, the conda hook and exec (the last word it runs).
+    stubbed = text.replace("#!/bin/bash\n", "module() { printf 'MODULE %s\\n' \"$@\"; }\n"
+                                            "conda() { printf 'CONDA %s\\n' \"$@\"; }\n"
+                                            "source() { printf 'SOURCE %s\\n' \"$@\"; }\n"
+                                            "exec() { printf 'EXEC %s\\n' \"$@\"; }\n", 1)
+    stubbed = stubbed.replace('eval "$(conda shell.bash hook)"', "true")
+    ran = subprocess.run(["bash", "-s", "--", "-f", "/run/x.json"], input=stubbed, text=True, capture_output=True)
+    assert ran.returncode == 0, ran.stderr
+    assert not canary.exists()
+    lines = ran.stdout.splitlines()
+    assert ["MODULE load", "MODULE GCC/12.3.0", "MODULE Python/3.11.3"] == lines[:3]
+    assert lines[-5:] == ["EXEC " + f"{odd}/bin/python", "EXEC -m", "EXEC ipykernel_launcher", "EXEC -f",
+                          "EXEC /run/x.json"]
+    if kind == "conda":
+        assert lines[3:-5] == ["CONDA activate", f"CONDA {odd}"]
+    else:
+        assert lines[3:-5] == [f"SOURCE {odd}/bin/activate"]
+
+
+# -- on the test bed -------------------------------------------------------------------------------
+
+
+def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home, jupyter_wheelhouse,
+                                                        jupyter_client_python):
+    """beta: an environment with the GCC + Python modules, first without ipykernel (said plainly, over the
+    command line), then with it installed on request; jupyter_client on the cluster starts the kernel, with
+    and without a login shell's module setup, and the kernel runs the environment's Python with the modules
+    loaded; list shows it, remove removes it."""
+    beta = testbed.clusters["beta"]
+    paths = config_with_jupyter(tmp_path, testbed, ["beta"], jupyter_wheelhouse)
+    session = session_for(paths)
+    name = unique("kern")
+    try:
+        env = create_environment(session, "beta", CreateRequest(name=name)).environment
+        assert env.modules == ("GCC/12.3.0", "Python/3.11.3")
+
+        lacking = run_cli("kernel", "add", "beta", name, config=paths.config_dir, home=home)
+        assert lacking.returncode == 1
+        assert f"{name} on beta has no ipykernel" in lacking.stderr and "--install-ipykernel" in lacking.stderr
+        assert "Traceback" not in lacking.stderr
+        assert not (kernels_folder(beta) / kernel_name(name)).exists()
+
+        made = run_cli("kernel", "add", "beta", name, "--install-ipykernel", config=paths.config_dir, home=home)
+        assert made.returncode == 0, made.stderr
+        assert f"Made the Jupyter kernel {kernel_name(name)}" in made.stdout
+        assert "loading GCC/12.3.0 Python/3.11.3 first" in made.stdout
+
+        folder = kernels_folder(beta) / kernel_name(name)
+        assert (folder / "launch.sh").stat().st_mode & 0o777 == 0o700
+        spec = kernelspecs(beta, jupyter_client_python)[kernel_name(name)]
+        assert spec["resource_dir"] == str(folder)
+        assert spec["spec"]["display_name"] == f"{name} (EnvDesk)"
+        assert spec["spec"]["argv"] == [str(folder / "launch.sh"), "-f", "{connection_file}"]
+
+        for clean in (True, False):
+            said = run_in_kernel(beta, jupyter_client_python, kernel_name(name), clean=clean)
+            assert said["executable"] == f"{env.path}/bin/python", clean
+            assert said["prefix"] == env.path
+            assert said["vars"]["EBVERSIONPYTHON"] == "3.11.3"  # set by the Python/3.11.3 module file
+            assert {"GCC/12.3.0", "Python/3.11.3"} <= set((said["vars"]["LOADEDMODULES"] or "").split(":"))
+            assert said["vars"]["VIRTUAL_ENV"] == env.path
+
+        listed = {k.name: k for k in list_kernels(session, "beta")}
+        kernel = listed[kernel_name(name)]
+        assert (kernel.env_path, kernel.env_exists, kernel.made_by_envdesk) == (env.path, True, True)
+        assert kernel.modules == ("GCC/12.3.0", "Python/3.11.3")
+        as_json = {k["name"]: k for k in cli_json("kernel", "list", "beta", config=paths.config_dir, home=home)}
+        assert as_json[kernel_name(name)]["env_path"] == env.path
+        assert as_json[kernel_name(name)]["made_by_envdesk"] is True
+
+        again = add_kernel(session, "beta", name)  # made again in place (EnvDesk's, same environment)
+        assert again.folder == str(folder)
+
+        removed = run_cli("kernel", "remove", "beta", kernel_name(name), config=paths.config_dir, home=home)
+        assert removed.returncode == 0, removed.stderr
+        assert not folder.exists()
+        assert kernel_name(name) not in kernelspecs(beta, jupyter_client_python)
+        with pytest.raises(NotFound):
+            remove_kernel(session, "beta", kernel_name(name))
+    finally:
+        session.close()
+
+
+def test_odd_folders_arrive_literally_and_other_kernels_are_left_alone(testbed, tmp_path, home, jupyter_wheelhouse,
+                                                                       jupyter_client_python):
+    """alpha (uv): an environment made with `env create --jupyter-kernel` in a folder with quotes, a ';', '&',
+    '|' and '*' becomes a kernel that runs it, and nothing in its path ever runs. A kernel EnvDesk did not
+    make keeps its name and stays unless forced."""
+    alpha = testbed.clusters["alpha"]
+    canary = alpha.home / f"edcanary-kernel-{unique('k')}"  # where the cluster's user could make it
+    root = f"~/k envs {unique('r')}/it's \"odd\"; touch {canary} & a|b*"
+    paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse,
+                                alpha={"env_roots": [root]})
+    session = session_for(paths)
+    name = unique("odd")
+    other = unique("other")
+    try:
+        created = run_cli("env", "create", "alpha", name, "--kind", "uv", "--jupyter-kernel",
+                          config=paths.config_dir, home=home)
+        assert created.returncode == 0, created.stderr
+        assert f"Made the Jupyter kernel {kernel_name(name)}" in created.stdout
+        path = f"{alpha.home}{root[1:]}/{name}"
+        kernel = {k.name: k for k in list_kernels(session, "alpha")}[kernel_name(name)]
+        assert kernel.env_path == path
+        said = run_in_kernel(alpha, jupyter_client_python, kernel.name, clean=True)
+        assert said["executable"] == f"{path}/bin/python"
+        assert said["vars"]["VIRTUAL_ENV"] == path
+        assert not canary.exists()
+
+        theirs = kernels_folder(alpha) / other
+        spec = json.dumps({"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                           "display_name": "Theirs", "language": "python"})
+        alpha.run_as_user(f"mkdir -p {shlex.quote(str(theirs))} && "
+                          f"printf %s {shlex.quote(spec)} > {shlex.quote(str(theirs / 'kernel.json'))}")
+        listed = {k.name: k for k in list_kernels(session, "alpha")}
+        assert listed[other].made_by_envdesk is False and listed[other].display_name == "Theirs"
+        assert listed[kernel.name].made_by_envdesk is True
+        with pytest.raises(InvalidInput, match="already there"):
+            add_kernel(session, "alpha", name, name=other)
+        with pytest.raises(InvalidInput, match="not made by EnvDesk"):
+            remove_kernel(session, "alpha", other)
+        assert other in kernelspecs(alpha, jupyter_client_python)
+        remove_kernel(session, "alpha", other, force=True)
+        assert other not in kernelspecs(alpha, jupyter_client_python)
+        remove_kernel(session, "alpha", kernel.name)
+        assert not canary.exists()
+    finally:
+        session.close()
+
+
+HOSTILE_NAMES = ["k$(touch {C})", "k;touch {C}", "k`touch {C}`", "k'\"$(touch {C})\"'"]
+
+
+def test_a_hostile_environment_name_is_refused_plainly(testbed, tmp_path, home, session):
+    """Environment folders whose names could run something are found, and refused by name before anything is
+    written; no canary appears (in the home, where every command starts) and no kernel folder is made, through
+    the backend and the command line."""
+    alpha = testbed.clusters["alpha"]
+    before = set(kernelspecs_names(alpha))
+    for number, template in enumerate(HOSTILE_NAMES):
+        canary = alpha.home / f"edcanary-kname-{number}-{unique('c')}"
+        bad = template.replace("{C}", canary.name)  # a folder name has no '/': relative to the home, where commands run
+        alpha.run_as_user('IFS= read -r name && python3 -m venv --without-pip "$HOME/venvs/$name"', input=bad + "\n")
+        path = f"{alpha.home}/venvs/{bad}"
+        with pytest.raises(InvalidInput, match="does not make Jupyter kernels for an environment called"):
+            add_kernel(session, "alpha", path)
+        refused = run_cli("kernel", "add", "alpha", path, config=session.paths.config_dir, home=home)
+        assert refused.returncode == 1 and "does not make Jupyter kernels" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert not canary.exists()
+        alpha.run_as_user('IFS= read -r name && rm -rf "$HOME/venvs/$name"', input=bad + "\n")
+    assert set(kernelspecs_names(alpha)) == before
+
+
+def kernelspecs_names(cluster) -> list[str]:
+    folder = kernels_folder(cluster)
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tmp_path, home, monkeypatch,
+                                                               jupyter_wheelhouse, jupyter_client_python):
+    """Environment ▸ Make a Jupyter kernel on an environment without ipykernel: the window asks to install it,
+    then makes the kernel; the New environment dialog's checkbox makes one along with the environment."""
+    from PySide6.QtWidgets import QMessageBox
+
+    from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+    from envdesk.gui.main_window import MainWindow
+    from test_gui import finish, select_env, select_target
+
+    alpha = testbed.clusters["alpha"]
+    paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse)
+    asked: list[str] = []
+
+    def question(parent, title, text, *args, **kwargs):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    session = session_for(paths)
+    plain = unique("gk")
+    try:
+        create_environment(session, "alpha", CreateRequest(name=plain, kind="uv"))
+    finally:
+        session.close()
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    window.show()
+    started: list = []
+    window.controller.runner.started.connect(started.append)
+    select_target(qtbot, window, "alpha")
+    select_env(qtbot, window, plain)
+    assert window.kernel_action.isEnabled()
+    assert window.kernel_action in window.menuBar().actions()[1].menu().actions()
+    window.kernel_action.trigger()
+    assert len(asked) == 1 and f"{plain} has no ipykernel" in asked[0]
+    finish(qtbot, next(t for t in started if t.title == f"Make a Jupyter kernel of {plain}"))
+    spec = kernelspecs(alpha, jupyter_client_python)[kernel_name(plain)]
+    assert spec["spec"]["display_name"] == f"{plain} (EnvDesk)"
+    said = run_in_kernel(alpha, jupyter_client_python, kernel_name(plain), clean=True)
+    assert said["executable"].endswith(f"/venvs/{plain}/bin/python")
+
+    dialog = NewEnvironmentDialog(window.controller, "alpha", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=180_000)
+    made = unique("gk")
+    dialog.name.setText(made)
+    dialog.jupyter_kernel.setChecked(True)
+    finish(qtbot, dialog.start())
+    qtbot.waitUntil(lambda: any(t.title == f"Make a Jupyter kernel of {made}" for t in started), timeout=180_000)
+    finish(qtbot, next(t for t in started if t.title == f"Make a Jupyter kernel of {made}"))
+    assert kernel_name(made) in kernelspecs(alpha, jupyter_client_python)
+    assert len(asked) == 1, "nothing was asked: the dialog's choice was the answer"
+    for name in (plain, made):
+        remove_kernel(window.controller.session, "alpha", kernel_name(name))
