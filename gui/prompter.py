@@ -6,16 +6,18 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout,
                                QWidget)
 
-from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
 
 from .dialogs.trust_dialog import TrustDialog
+
+if TYPE_CHECKING:  # hostkeys loads paramiko, which the window needs only once a cluster is reached
+    from envdesk.backend.hostkeys import ServerIdentity
 
 _KIND_TITLES = {"password": "Password", "passphrase": "Key passphrase", "code": "One-time code",
                 "prompt": "Login question"}

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
-from envdesk.backend.hostkeys import ServerIdentity
 from envdesk.backend.presets import DOES_NOT_MATCH, MATCHES, HostKeyVerdict, judge_host_key
+
+if TYPE_CHECKING:  # hostkeys loads paramiko, which the window needs only once a cluster is reached
+    from envdesk.backend.hostkeys import ServerIdentity
 
 _COLOURS = {MATCHES: "#1e7e34", DOES_NOT_MATCH: "#c0392b"}
 
