@@ -9,7 +9,6 @@ import sys
 import threading
 from typing import IO, TYPE_CHECKING, Mapping, Sequence
 
-from . import uvproject
 from .errors import CommandFailed, InvalidInput
 from .probe import probe_this_computer
 from .runner import CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command
@@ -132,7 +131,10 @@ class LocalRunner(Runner):
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
                    cancel: CancelToken | None = None) -> CommandResult:
-        return self.run([sys.executable, "-", *args], stdin=source.encode("utf-8"),
+        # -I -S: these scripts use the standard library only, so Python's start skips site-packages (a third
+        # of a listing's time here). A standalone app's executable is not a Python and takes "-" alone.
+        isolated = [] if getattr(sys, "frozen", False) else ["-I", "-S"]
+        return self.run([sys.executable, *isolated, "-", *args], stdin=source.encode("utf-8"),
                         timeout=timeout, cancel=cancel)
 
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:
@@ -150,4 +152,5 @@ class LocalRunner(Runner):
 
     def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
         """This computer's own markers (only the Python version replaced)."""
+        from . import uvproject  # packaging's markers: loaded only for a uv project
         return uvproject.marker_environment(python, local=True)

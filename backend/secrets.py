@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import keyring
-from keyring.errors import KeyringError
-
 SERVICE = "envdesk"
 log = logging.getLogger(__name__)
 _REFUSED_MODULES = ("keyrings.alt", "keyring.backends.fail", "keyring.backends.null")
+
+
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a keyring raises when it cannot do what is asked (keyring is loaded only once a secret is needed:
+    it takes longer to import than the rest of a listing)."""
+    from keyring.errors import KeyringError
+    return (KeyringError, RuntimeError, OSError)
 
 
 def _account(kind: str, subject: str) -> str:
@@ -33,6 +37,7 @@ def _acceptable(backend: Any) -> bool:
 
 def _backend() -> Any | None:
     """The keyring to use: the configured one, or the best real one a chain offers; None if none is real."""
+    import keyring
     try:
         chosen = keyring.get_keyring()
         if type(chosen).__name__ == "ChainerBackend":
@@ -63,7 +68,7 @@ def recall(kind: str, subject: str) -> str | None:
         return None
     try:
         return backend.get_password(SERVICE, _account(kind, subject))
-    except (KeyringError, RuntimeError, OSError) as exc:
+    except _failures() as exc:
         log.debug("keyring unavailable: %s", exc.__class__.__name__)
         return None
 
@@ -77,7 +82,7 @@ def remember(kind: str, subject: str, secret: str) -> bool:
     try:
         backend.set_password(SERVICE, _account(kind, subject), secret)
         return True
-    except (KeyringError, RuntimeError, OSError) as exc:
+    except _failures() as exc:
         log.info("could not store the secret in the keyring (%s)", exc.__class__.__name__)
         return False
 
@@ -89,5 +94,5 @@ def forget(kind: str, subject: str) -> None:
         return
     try:
         backend.delete_password(SERVICE, _account(kind, subject))
-    except (KeyringError, RuntimeError, OSError):
+    except _failures():
         pass

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import paramiko
 
-from . import uvproject
 from .config import ClusterProfile
 from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
                      HostKeyUnknown)
@@ -700,4 +699,5 @@ class SSHRunner(Runner):
         """Linux markers with the cluster's machine type (asked with uname -m: one command)."""
         result = self.run(["uname", "-m"], cancel=cancel, timeout=60)
         machine = result.stdout.strip() if result.ok else ""
+        from . import uvproject  # packaging's markers: loaded only for a uv project
         return uvproject.marker_environment(python, machine=machine if machine.replace("_", "").isalnum() else None)

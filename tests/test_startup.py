@@ -43,7 +43,8 @@ def test_help_lists_the_presets_and_version_is_the_installed_one():
 
 
 def test_this_computer_alone_never_loads_ssh(tmp_path):
-    """`env list local` (no cluster involved) loads neither paramiko nor cryptography."""
+    """`env list local` (no cluster involved) loads neither paramiko nor cryptography, nor the keyring (no
+    secret is needed) nor packaging's markers (no uv project is read)."""
     home = tmp_path / "home"
     home.mkdir()
     ran = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(tmp_path / "cfg"), "env", "list", "local",
@@ -51,4 +52,15 @@ def test_this_computer_alone_never_loads_ssh(tmp_path):
                          env={"HOME": str(home), "PATH": "/usr/bin:/bin"})
     assert json.loads(ran.stdout) == [], ran.stderr
     loaded = json.loads(ran.stderr.strip().splitlines()[-1])
-    assert [name for name in loaded if name.split(".")[0] in ("paramiko", "cryptography", "PySide6")] == []
+    assert [name for name in loaded if name.split(".")[0] in ("paramiko", "cryptography", "PySide6", "keyring",
+                                                               "packaging")] == []
+
+
+def test_the_window_starts_without_the_ssh_libraries():
+    """The main window's modules load paramiko only once a cluster is reached (a third of the start)."""
+    code = ("import json, sys\nimport envdesk.gui.app, envdesk.gui.main_window\n"
+            "print(json.dumps(sorted(sys.modules)))")
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    loaded = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert "envdesk.gui.main_window" in loaded
+    assert [name for name in loaded if name.split(".")[0] in ("paramiko", "cryptography")] == []
