@@ -287,24 +287,35 @@ def _open_regular_by_handle(path):
 def open_regular(path, listed_regular=False):
     """Open path for reading (binary) only if it is a regular file, links followed.
 
-    Devices, named pipes and sockets are refused before they are opened (a pipe
-    would block forever, /dev/zero never ends): by a stat, unless the folder's own
-    listing already said it is a regular file and not a link (`listed_regular`: one
-    metadata operation less per file, which counts on a parallel file system). The
-    file is opened non-blocking and checked again once open, in case it was swapped
-    in between. Also checks the environment's time budget (TimeUp).
+    One lookup of path where it can be (on Lustre or GPFS each lookup is a round
+    trip to a metadata server): a file that is not a link is opened at once,
+    non-blocking and without following links, then checked once open. Nothing
+    can act on that open: only root can make device nodes, and a named pipe
+    opened non-blocking returns at once (it is then refused, as a socket is). A
+    link may point to /dev/zero or a tape drive, so its target is checked before
+    it is opened: through an O_PATH handle where there is one, else by a stat.
+    `listed_regular`: the folder's own listing already said it is a regular file
+    and not a link. Also checks the environment's time budget (TimeUp).
     """
     check_time(path)
-    if not listed_regular and _reopen_through_proc():
-        return _open_regular_by_handle(path)
-    if not listed_regular:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise _not_regular(path, info.st_mode)
     nonblock = getattr(os, "O_NONBLOCK", 0)
     flags = (os.O_RDONLY | nonblock | getattr(os, "O_NOCTTY", 0)
              | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
-    fd = os.open(path, flags)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    fd = None
+    if listed_regular or nofollow:
+        try:
+            fd = os.open(path, flags if listed_regular else flags | nofollow)
+        except OSError as exc:
+            if listed_regular or exc.errno not in (errno.ELOOP, errno.EMLINK):
+                raise
+    if fd is None:      # a link (or no O_NOFOLLOW on this system)
+        if _reopen_through_proc():
+            return _open_regular_by_handle(path)
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, info.st_mode)
+        fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

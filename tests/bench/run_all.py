@@ -15,6 +15,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = [("start-up", ["startup.py"]), ("inventory over SSH", ["inventory_speed.py"]),
+           ("inventory over SSH at 0, 50 and 150 ms, 50 envs x 100 packages", ["inventory_rtt.py"]),
+           ("file-system operations of one listing, cold and warm (strace)", ["fs_ops.py"]),
+           ("four clusters at once", ["four_clusters.py"]),
+           ("memory of the agent on the cluster", ["agent_memory.py"]),
+           ("this computer: env list/show/export vs pip and uv loops", ["local_loops.py"]),
+           ("create and import vs raw uv and venv + pip", ["create_speed.py"]),
+           ("clone between two clusters: installing vs talking", ["clone_share.py"]),
+           ("start-up to a window showing cached lists", ["window_startup.py"]),
+           ("memory of the app with 10 clusters x 500 environments x 100 packages", ["memory.py"]),
            ("GUI-thread stalls", ["gui_stall.py"])]
 
 
