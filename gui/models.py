@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QStyle
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment, Package
+from envdesk.backend.inventory import Usage
 
 from .resources import icon
 
@@ -183,6 +184,9 @@ class EnvironmentTableModel(_Table):
     ONE_TARGET = ("name", "kind", "python", "packages", "location", "modules")
     ALL_TARGETS = ("name", "cluster", "kind", "python", "packages", "location", "modules")
     LONG_COLUMNS = ("name", "location", "modules")  # elided in the middle when the table is narrow
+    COLUMN_TITLES = {**COLUMN_TITLES, "size": "Size", "files": "Files"}  # shown once measured (remember_usage)
+    USAGE_ROLES = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole, Qt.ItemDataRole.EditRole,
+                   Qt.ItemDataRole.TextAlignmentRole)
     EnvRole = Qt.ItemDataRole.UserRole + 1
     TargetRole = Qt.ItemDataRole.UserRole + 2
 
@@ -195,6 +199,7 @@ class EnvironmentTableModel(_Table):
         self.homes: dict[str, str] = {}
         self.labels: dict[str, str] = {}
         self.findings: dict[tuple[str, str], list[str]] = {}  # (target, environment) -> health findings' titles
+        self.usage: dict[tuple[str, str], Usage] = {}  # (target, path) -> what it takes on disk, once measured
 
     def set_findings(self, target: str, titles: dict[str, list[str]]) -> None:
         """Badge the environments of `target` that the health check found something about."""
@@ -227,6 +232,8 @@ class EnvironmentTableModel(_Table):
             return None
         env, target = self.environments[index.row()], self.targets[index.row()]
         key = self.keys[index.column()]
+        if key in ("size", "files") and role in self.USAGE_ROLES:
+            return self._usage_data(env, target, key, role)
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             if key == "packages":
                 return env.package_count if env.state == "ok" else env.state
@@ -261,12 +268,40 @@ class EnvironmentTableModel(_Table):
         """Show (target, environment) rows; `all_targets` adds the Cluster column (labels name the targets)."""
         self.beginResetModel()
         self.keys = self.ALL_TARGETS if all_targets else self.ONE_TARGET
+        self.keys = self._with_usage(self.keys, rows)
         self.COLUMNS = tuple(self.COLUMN_TITLES[key] for key in self.keys)
         self.targets = [target for target, _ in rows]
         self.environments = [env for _, env in rows]
         self.homes = dict(homes)
         self.labels = dict(labels)
         self.endResetModel()
+
+
+    def remember_usage(self, target: str, environments: Sequence[Environment]) -> None:
+        """Keep what these environments of `target` take on disk (measured on demand), for this and every later
+        listing: the Size and Files columns show from the next set_rows on."""
+        self.usage.update({(target, env.path): env.usage for env in environments if env.usage is not None})
+
+    def _with_usage(self, keys: tuple[str, ...], rows: Sequence[tuple[str, Environment]]) -> tuple[str, ...]:
+        """`keys` with Size and Files after Packages when any row was measured."""
+        if not any(env.usage is not None or (target, env.path) in self.usage for target, env in rows):
+            return keys
+        place = keys.index("packages") + 1
+        return (*keys[:place], "size", "files", *keys[place:])
+
+    def _usage_data(self, env: Environment, target: str, key: str, role: int) -> Any:
+        """The Size and Files cells: what was measured ('+': the walk stopped at its time budget), blank until
+        then; sorted by the numbers themselves."""
+        usage = env.usage or self.usage.get((target, env.path))
+        amount = None if usage is None else usage.bytes if key == "size" else usage.files
+        if role == Qt.ItemDataRole.EditRole:
+            return -1 if amount is None else amount
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if usage is None:
+            return ""
+        more = "" if usage.complete else "+"
+        return (human_size(usage.bytes) if key == "size" else f"{usage.files:,}") + more
 
 
 class PackageTableModel(_Table):

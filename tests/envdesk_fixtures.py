@@ -154,3 +154,21 @@ def this_computer_with_one_venv(folder: Path) -> tuple[Path, Path]:
     config.mkdir()
     (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
     return config, root
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at `mount` (a new folder) with `options` for the block: a file system of its own, whose
+    free space and files nothing else changes. Fails under CI=true when it cannot be mounted, else skips."""
+    import pytest
+    mount.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"could not mount a tmpfs: {done.stderr}")
+        pytest.skip(f"could not mount a tmpfs: {done.stderr}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent_fixtures import isolated_home, load_agent, make_venv
+from envdesk_fixtures import mounted_tmpfs
 
 agent = load_agent(write=False)
 
@@ -81,18 +82,8 @@ def test_usage_is_kept_with_the_cached_environment_until_it_changes(home):
 @pytest.fixture
 def small_file_system(tmp_path):
     """A 4 MB tmpfs with 200 inodes, mounted for the test only."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=200", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"could not mount a tmpfs: {done.stderr}")
-        pytest.skip(f"could not mount a tmpfs: {done.stderr}")
-    try:
+    with mounted_tmpfs(tmp_path / "fs", "size=4m,nr_inodes=200") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_free_space_and_files_of_each_root_are_what_df_says(home, small_file_system):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from envdesk_fixtures import envdesk_command, make_config, run_cli
+from envdesk_fixtures import envdesk_command, make_config, mounted_tmpfs, run_cli
 
 sys.path.insert(0, str(Path(__file__).parent / "testbed"))
 from wheels import WheelSpec, build_wheel  # noqa: E402
@@ -128,18 +128,8 @@ def test_conda_environments_get_the_users_packages_first(tmp_path, home):
 
 @pytest.fixture
 def other_file_system(tmp_path):
-    mount = tmp_path / "other-fs"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"could not mount a tmpfs: {done.stderr}")
-        pytest.skip(f"could not mount a tmpfs: {done.stderr}")
-    try:
+    with mounted_tmpfs(tmp_path / "other-fs", "size=8m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def device(path: Path) -> str:
