@@ -1,16 +1,19 @@
 """Details of the selected environment: overview, packages, snapshots, and how to use it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPlainTextEdit, QPushButton, QTableView, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QTableView, QTabWidget,
+                               QVBoxLayout, QWidget)
 
+from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 from envdesk.backend.snippets import Place, slurm_snippet, terminal_snippet
 
-from .controller import Snapshot
+from .controller import Snapshot, save_job_script
 from .models import PackageTableModel
 
 
@@ -59,6 +62,7 @@ class DetailsPanel(QTabWidget):
         super().__init__()
         self.setAccessibleName("Environment details")
         self.environment: Environment | None = None
+        self.place = Place()
         self.addTab(self._overview_tab(), "Overview")
         self.addTab(self._packages_tab(), "Packages")
         self.addTab(self._snapshots_tab(), "Snapshots")
@@ -126,12 +130,33 @@ class DetailsPanel(QTabWidget):
         self.slurm_box = SnippetBox("In a Slurm batch script")
         layout.addWidget(self.terminal_box)
         layout.addWidget(self.slurm_box)
+        self.save_script_button = QPushButton("Save job script…")
+        self.save_script_button.setAccessibleName("Save the Slurm job script as a file")
+        self.save_script_button.setToolTip("Save these lines as a ready job.sh; run it on the cluster with sbatch")
+        self.save_script_button.clicked.connect(lambda: self.save_job_script())
+        self.slurm_box.layout().addWidget(self.save_script_button, 0, Qt.AlignmentFlag.AlignRight)
         layout.addStretch()
         return page
+
+    def save_job_script(self, path: str | None = None) -> Path | None:
+        """Save the shown environment's Slurm job script to `path` (asked for when None); where it went, or None."""
+        if self.environment is None:
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save the job script", "job.sh",
+                                                  "Shell scripts (*.sh);;All files (*)")
+            if not path:
+                return None
+        try:
+            return save_job_script(self.environment, self.place, Path(path))
+        except EnvDeskError as exc:
+            QMessageBox.warning(self, "The job script was not saved", str(exc))
+            return None
 
     def show_environment(self, env: Environment | None, place: Place = Place()) -> None:
         """Show `env` (None: nothing selected); `place` is where it is, for the Use it snippets."""
         self.environment = env
+        self.place = place
         self.setEnabled(env is not None)
         self.snapshot_list.clear()
         if env is None:

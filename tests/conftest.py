@@ -36,6 +36,27 @@ def testbed():
         bed.close()
 
 
+@pytest.fixture(scope="session")
+def slurm(testbed):
+    """A real single-node Slurm (munged, slurmctld, slurmd; partition `debug`) the test-bed users submit to, up
+    for the rest of the session once a test asks for it; see testbed/slurm.py.
+
+    Skipped when this machine cannot run it, except under CI (CI=true), where that is a failure. One test
+    session of a machine runs it at a time (so under pytest-xdist, keep the tests that use it in one file).
+    """
+    from testbed.slurm import FakeSlurm, SlurmUnavailable
+    try:
+        started = FakeSlurm.start(testbed.base / "slurm")
+    except (SlurmUnavailable, RuntimeError) as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the test bed's Slurm cannot start under CI: {exc}", pytrace=False)
+        pytest.skip(f"the test bed's Slurm cannot start here: {exc}")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
 @pytest.fixture
 def sample_envs(testbed):
     """The pre-made environments (made once per session); see testbed/sample_envs.py."""
