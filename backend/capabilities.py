@@ -3,10 +3,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from .errors import InvalidInput
 
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+SOLVER_OPTION_SINCE = (22, 11)
+"""The first conda with `--solver` (conda-libmamba-solver's user guide: --solver=libmamba, or CONDA_SOLVER)."""
+
+
+class CondaTool(str):
+    """The command that runs conda on a target (a str: the path of mamba, conda or micromamba), with how the
+    cluster's profile wants it run: `solver_args` for create, install and remove, `solver` in words for the
+    operation's output, and the profile's `channels` (see recipes.conda_channels)."""
+
+    solver: str
+    solver_args: tuple[str, ...]
+    channels: tuple[str, ...]
+
+    def __new__(cls, command: str, solver: str = "", solver_args: Sequence[str] = (),
+                channels: Sequence[str] = ()) -> "CondaTool":
+        tool = super().__new__(cls, command)
+        tool.solver, tool.solver_args, tool.channels = solver, tuple(solver_args), tuple(channels)
+        return tool
+
+    def __getnewargs__(self) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:  # type: ignore[override]
+        return str(self), self.solver, self.solver_args, self.channels
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,11 @@ class Capabilities:
     has_modules: bool = False
     modules: list[str] = field(default_factory=list)
     quota: list[str] = field(default_factory=list)  # the cluster's own quota report, as it prints it
+    conda_version: str | None = None  # of the conda found, from its base's conda-meta (else `conda --version`)
+    conda_libmamba: bool = False  # conda-libmamba-solver is installed beside that conda
+    conda_configured_solver: str | None = None  # `solver:` as conda's own configuration sets it (files, CONDA_SOLVER)
+    conda_solver: str = "auto"  # the cluster profile's choice (validate.CONDA_SOLVERS)
+    conda_channels: list[str] = field(default_factory=list)  # the cluster profile's channels, in order
 
     @property
     def python_modules(self) -> list[PythonModule]:
@@ -49,9 +76,40 @@ class Capabilities:
         return candidates[-1] if candidates else None
 
     @property
-    def conda_tool(self) -> str | None:
-        """conda, mamba or micromamba: whichever the target has (mamba first: faster)."""
-        return next((self.tools[t] for t in ("mamba", "conda", "micromamba") if t in self.tools), None)
+    def conda_tool(self) -> CondaTool | None:
+        """mamba, conda or micromamba, as the profile's conda_solver picks among those the target has, with the
+        solver option and channels to use; None where there is none. "auto": mamba where it is installed (it is
+        faster), else conda with --solver=libmamba where conda has that solver and its configuration names no
+        other, else conda as it is configured."""
+        mamba, conda, micromamba = (self.tools.get(t) for t in ("mamba", "conda", "micromamba"))
+        channels, wanted = tuple(self.conda_channels), self.conda_solver
+        if mamba and wanted in ("auto", "mamba"):
+            return CondaTool(mamba, "mamba", (), channels)
+        missing = " (mamba is not installed here)" if wanted == "mamba" else ""
+        if conda:
+            solver, args = self._conda_solver()
+            return CondaTool(conda, solver + missing, args, channels)
+        if mamba:  # libmamba or classic asked for, and only mamba here (it solves with libmamba)
+            return CondaTool(mamba, "mamba (conda is not installed here)", (), channels)
+        if micromamba:
+            return CondaTool(micromamba, "micromamba" + missing, (), channels)
+        return None
+
+    def _conda_solver(self) -> tuple[str, tuple[str, ...]]:
+        """conda's solver in words, and the options that choose it, for the profile's conda_solver."""
+        match = _VERSION.match(self.conda_version or "")
+        has_option = match is not None and (int(match.group(1)), int(match.group(2))) >= SOLVER_OPTION_SINCE
+        wanted = self.conda_solver
+        if wanted in ("libmamba", "classic"):
+            if has_option:
+                return f"conda's {wanted} solver", (f"--solver={wanted}",)
+            return (f"conda's only solver (conda {self.conda_version or 'of unknown version'} has no --solver "
+                    "option; conda 22.11 and newer have)"), ()
+        if self.conda_configured_solver:  # "auto", or "mamba" where there is none: as "auto" would
+            return f"conda's {self.conda_configured_solver} solver, as conda is configured here", ()
+        if has_option and self.conda_libmamba:
+            return "conda's libmamba solver", ("--solver=libmamba",)
+        return "conda's default solver", ()
 
     def uv(self) -> tuple[str, list[str]] | None:
         """How to run uv here: (command, modules to load first), or None when there is none."""

@@ -4,6 +4,7 @@ Each runner answers Runner.probe with these pieces; `probe` is what operations a
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -17,12 +18,57 @@ from .runner import CancelToken
 if TYPE_CHECKING:
     from .targets import Target
 
+CONDA_PROBE = r"""
+conda_exe=$(command -v conda 2>/dev/null)
+case "$conda_exe" in /*) ;; *)
+  conda_exe=
+  named=$(sed -n "s/^__conda_setup=\"\$('\([^']*\)' 'shell\.bash' 'hook'.*/\1/p" ~/.bashrc 2>/dev/null | head -n 1)
+  for c in "${CONDA_EXE:-}" "$named" \
+      "$HOME/miniforge3/bin/conda" "$HOME/mambaforge/bin/conda" "$HOME/miniconda3/bin/conda" "$HOME/anaconda3/bin/conda"
+  do
+    if [ -n "$c" ] && [ -x "$c" ]; then conda_exe=$c; echo "@@tool conda $c"; break; fi
+  done ;;
+esac
+mamba_exe=$(command -v mamba 2>/dev/null)
+case "$mamba_exe" in /*) ;; *)
+  mamba_exe=
+  for m in "${MAMBA_EXE:-}" "${conda_exe%/*}/mamba"; do
+    case "${m##*/}" in mamba) if [ -x "$m" ]; then mamba_exe=$m; echo "@@tool mamba $m"; break; fi ;; esac
+  done ;;
+esac
+case "$(command -v micromamba 2>/dev/null)" in /*|"") ;; *)
+  case "${MAMBA_EXE:-}" in */micromamba) [ -x "$MAMBA_EXE" ] && echo "@@tool micromamba $MAMBA_EXE" ;; esac ;;
+esac
+if [ -n "$conda_exe" ]; then
+  conda_base=$(cd "$(dirname "$(readlink -f "$conda_exe")")/.." 2>/dev/null && pwd)
+  record=$(ls "$conda_base"/conda-meta/conda-[0-9]*.json 2>/dev/null | head -n 1)
+  if [ -n "$record" ]; then
+    record=${record##*/conda-}; echo "@@conda_version ${record%%-*}"
+  else
+    "$conda_exe" --version 2>/dev/null | sed -n 's/^conda \([0-9][0-9.]*\).*/@@conda_version \1/p'
+  fi
+  if ls "$conda_base"/conda-meta/conda-libmamba-solver-[0-9]*.json >/dev/null 2>&1; then
+    echo "@@conda_libmamba yes"
+    [ -z "$mamba_exe" ] && "$conda_exe" config --show-sources 2>/dev/null \
+      | sed -n 's/^solver: *\([A-Za-z]*\).*$/@@conda_solver_set \1/p'
+  fi
+fi
+"""
+"""How the probe finds conda without the set-up `conda init` wrote in ~/.bashrc (which EnvDesk never runs or
+edits; it is usually skipped by non-interactive shells anyway): the path that set-up names, $CONDA_EXE, or
+where conda's installers put it. It reports conda's version from its base's conda-meta record (no Python to
+start), whether conda-libmamba-solver is there, and, where it is and there is no mamba (only then does it matter),
+the `solver:` conda's own configuration sets (`conda config --show-sources`: every .condarc and CONDA_SOLVER, the
+last one counting)."""
+
+
 PROBE_SCRIPT = r"""
 echo "@@home $HOME"
 for t in python3 uv virtualenv conda mamba micromamba; do
   p=$(command -v "$t" 2>/dev/null) && echo "@@tool $t $p"
 done
 [ -x "$HOME/.local/bin/uv" ] && echo "@@tool uv-local $HOME/.local/bin/uv"
+""" + CONDA_PROBE.lstrip("\n") + r"""
 python3 -c 'import sys; print("@@python %d.%d.%d" % sys.version_info[:3])' 2>/dev/null
 df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
 if command -v diskusage_report >/dev/null 2>&1; then
@@ -37,6 +83,9 @@ fi
 true
 """
 """Shell text a POSIX target runs to report itself, one @@-tagged line per finding (see parse_probe)."""
+
+
+_CONDA_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
 
 
 def parse_probe(text: str) -> Capabilities:
@@ -57,6 +106,12 @@ def parse_probe(text: str) -> Capabilities:
             caps.free_bytes = int(rest.strip()) * 1024
         elif tag == "quota":
             caps.quota.append(rest.rstrip())
+        elif tag == "conda_version" and _CONDA_VERSION.fullmatch(rest.strip()):
+            caps.conda_version = rest.strip()
+        elif tag == "conda_libmamba":
+            caps.conda_libmamba = True
+        elif tag == "conda_solver_set" and rest.strip().isalpha():
+            caps.conda_configured_solver = rest.strip()  # the last source conda reads counts, as in conda
         elif tag == "modules":
             caps.has_modules = True
         elif tag == "avail":
@@ -81,7 +136,35 @@ def probe_this_computer() -> Capabilities:
         caps.free_bytes = shutil.disk_usage(home).free
     except OSError:
         pass
+    _conda_here(caps)
     return caps
+
+
+_CONDA_RECORD = re.compile(r"conda-(\d+\.\d+(?:\.\d+)*)-[^-]+\.json")
+_SOLVER_SETTING = re.compile(r"^solver:\s*([A-Za-z]+)\s*$", re.MULTILINE)
+
+
+def _conda_here(caps: Capabilities) -> None:
+    """What CONDA_PROBE reports, looked up here without running conda: the version and libmamba from its
+    base's conda-meta, and a solver set by CONDA_SOLVER or ~/.condarc."""
+    conda = caps.tools.get("conda")
+    if not conda:
+        return
+    try:
+        names = [entry.name for entry in (Path(conda).resolve().parent.parent / "conda-meta").iterdir()]
+    except OSError:
+        names = []
+    for name in names:
+        found = _CONDA_RECORD.fullmatch(name)
+        if found:
+            caps.conda_version = found.group(1)
+        caps.conda_libmamba = caps.conda_libmamba or name.startswith("conda-libmamba-solver-")
+    try:
+        setting = _SOLVER_SETTING.findall((Path.home() / ".condarc").read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        setting = []
+    configured = os.environ.get("CONDA_SOLVER") or (setting[-1] if setting else "")
+    caps.conda_configured_solver = configured if configured.isalpha() else None
 
 
 def _installed_python(caps: Capabilities) -> None:
@@ -102,5 +185,9 @@ def _installed_python(caps: Capabilities) -> None:
 
 
 def probe(target: Target, cancel: CancelToken | None = None) -> Capabilities:
-    """Ask the target what it offers, in one command (none for this computer)."""
-    return target.runner.probe(cancel)
+    """Ask the target what it offers, in one command (none for this computer), with how its profile wants conda
+    run (solver and channels: see Capabilities.conda_tool)."""
+    caps = target.runner.probe(cancel)
+    if target.profile is not None:
+        caps.conda_solver, caps.conda_channels = target.profile.conda_solver, list(target.profile.conda_channels)
+    return caps

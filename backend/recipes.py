@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Sequence
 
-from .capabilities import Capabilities
+from .capabilities import Capabilities, CondaTool
 from .credentials import has_credentials, split_settings
 from .errors import InvalidInput
 from .spec import redact
@@ -50,7 +50,34 @@ class Step:
 
 def _channel_args(channels: Sequence[str]) -> list[str]:
     """conda's -c options, only the given channels (micromamba has no default one)."""
-    return [arg for channel in channels for arg in ("-c", channel)] + (["--override-channels"] if channels else [])
+    return (["--override-channels"] if channels else []) + [arg for channel in channels for arg in ("-c", channel)]
+
+
+def conda_channels(tool: str, channels: Sequence[str] = ()) -> list[str]:
+    """The channels a conda command uses: the cluster's (its profile's conda_channels, which `tool` carries) in
+    order, then those the operation names that are not among them; none at all: conda's own settings."""
+    cluster = list(tool.channels) if isinstance(tool, CondaTool) else []
+    chosen = cluster + [channel for channel in channels if channel not in cluster]
+    for channel in chosen:
+        if has_credentials(channel):  # conda takes channels only as arguments, which other users can read
+            raise InvalidInput(f"The conda channel {redact(channel)} holds a credential, which conda would show to "
+                               "other users of the machine.",
+                               "Keep that channel in ~/.condarc on the target, where only you can read it, and "
+                               "leave it out of the file or the cluster's settings.")
+    return chosen
+
+
+def _conda_command(tool: str, verb: str, prefix: str, channels: Sequence[str] | None) -> tuple[str, ...]:
+    """`tool verb --yes --prefix PREFIX` with the solver options `tool` carries and, unless `channels` is None
+    (remove needs none), the channels of conda_channels."""
+    solver = tool.solver_args if isinstance(tool, CondaTool) else ()
+    chosen = _channel_args(conda_channels(tool, channels)) if channels is not None else []
+    return (tool, verb, "--yes", "--prefix", prefix, *solver, *chosen)
+
+
+def _with_solver(what: str, tool: str) -> str:
+    """A step's words with the solver that runs it, so the operation's output says which one it was."""
+    return f"{what} with {tool.solver}" if isinstance(tool, CondaTool) and tool.solver else what
 
 
 _VIRTUALENV_OR_VENV = (
@@ -89,8 +116,8 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
             raise InvalidInput("conda, mamba and micromamba are not available on this target.",
                                "Choose venv, virtualenv or uv instead.")
         pinned = [f"python={python}"] if python else ["python"]
-        return Step("Creating the environment (conda)",
-                    (tool, "create", "--yes", "--prefix", path, *_channel_args(channels), "--", *pinned), mods)
+        return Step(_with_solver("Creating the environment (conda)", tool),
+                    (*_conda_command(tool, "create", path, channels), "--", *pinned), mods)
     raise InvalidInput(f"Unknown environment kind {kind!r}.", "Use venv, virtualenv, uv or conda.")
 
 
@@ -193,13 +220,15 @@ class Installer:
 
 def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str],
                   channels: Sequence[str] = ()) -> Step:
-    return Step("Installing conda packages", (tool, "install", "--yes", "--prefix", prefix,
-                                              *_channel_args(channels), "--", *specs), tuple(modules))
+    """conda (or mamba) installing `specs` into the prefix, with the cluster's solver and channels."""
+    return Step(_with_solver("Installing conda packages", tool),
+                (*_conda_command(tool, "install", prefix, channels), "--", *specs), tuple(modules))
 
 
 def conda_remove(tool: str, prefix: str, names: Sequence[str], modules: Sequence[str]) -> Step:
-    return Step("Removing conda packages", (tool, "remove", "--yes", "--prefix", prefix, "--", *names),
-                tuple(modules))
+    """conda (or mamba) removing `names` from the prefix, with the cluster's solver."""
+    return Step(_with_solver("Removing conda packages", tool),
+                (*_conda_command(tool, "remove", prefix, None), "--", *names), tuple(modules))
 
 
 def conda_spec(requirement: str) -> str:

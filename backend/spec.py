@@ -126,14 +126,17 @@ def now_iso() -> str:
 # the scheme starts where no scheme character comes before it: without that, a long line is scanned again
 # from every position (quadratic time)
 _CREDENTIALS = re.compile(r"(?P<scheme>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^/@\s]+)@")
+_CONDA_TOKEN = re.compile(r"(?P<head>(?<![A-Za-z0-9+.-])https?://[^\s/@]+/(?:[^\s/]+/)*?t/)[^\s/]+")
+"""A token in conda's own form: https://conda.anaconda.org/t/<token>/channel (anaconda.org, Anaconda's servers)."""
 _SECRET_QUERY = re.compile(r"(?P<key>[?&;](?:[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|auth|sig|"
                            r"signature|credential)[A-Za-z0-9_.-]*))=[^&#\s;]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
     """Remove credentials from URLs, so exports never carry them: user:password@ (an ssh 'git@' login
-    is kept, it is no secret) and query parameters such as ?token=, &private_token=, &sig=."""
+    is kept, it is no secret), conda's /t/<token>/ and query parameters such as ?token=, &private_token=, &sig=."""
     text = _CREDENTIALS.sub(lambda m: m.group(0) if m.group("userinfo") == "git" else m.group("scheme"), text)
+    text = _CONDA_TOKEN.sub(lambda m: m.group("head") + "REDACTED", text)
     return _SECRET_QUERY.sub(lambda m: m.group("key") + "=REDACTED", text)
 
 
@@ -191,14 +194,77 @@ def to_conda_yaml(spec: EnvSpec) -> str:
     return redact(dump_yaml(data))
 
 
+CONDA_HISTORY = "conda-history"
+"""An export format beside FORMATS: what `conda env export --from-history` writes, with the pip section."""
+
+
+def to_conda_history_yaml(spec: EnvSpec) -> str:
+    """conda's environment.yml as `conda env export --from-history` writes it, so it travels between platforms:
+    only the specs the user asked for (conda's history), never a build string; then the pip section and the
+    channels as to_conda_yaml writes them. Without a history, every conda package is listed as name=version."""
+    dependencies: list[Any] = []
+    header = ""
+    if spec.kind == "conda":
+        asked = [_without_build(entry) for entry in spec.conda_requirements]
+        if not asked:
+            header = "# This environment has no conda history: every conda package is listed, without builds.\n"
+            asked = [f"{pin.name}={pin.version}" for pin in spec.conda_pins]
+        dependencies.extend(dict.fromkeys(asked))
+    elif spec.python:
+        dependencies.extend([f"python={spec.python_minor}", "pip"])
+    pip_lines = [pin.pip_line() for pin in spec.pip_pins]
+    if pip_lines:
+        if not any(_conda_entry_name(entry) == "pip" for entry in dependencies):
+            dependencies.append("pip")  # conda installs the pip section with the environment's own pip
+        dependencies.append({"pip": pip_lines})
+    data = {"name": spec.name or "env", "channels": spec.channels or ["conda-forge"],
+            "dependencies": dependencies}
+    return redact(header + dump_yaml(data))
+
+
+_MATCH_SPEC_KEYS = re.compile(r"(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^,\]]*))")
+
+
+def _conda_entry_name(entry: str) -> str:
+    return re.split(r"[=<>!~\s\[]", entry.split("::")[-1], maxsplit=1)[0].lower()
+
+
+def _without_build(entry: str) -> str:
+    """A conda match spec without its build: 'numpy=1.26.4=py311h64a7726_0' -> 'numpy=1.26.4', 'numpy 1.26.4
+    py311_0' -> 'numpy==1.26.4', "numpy[version='>=1.26',build=py311*]" -> 'numpy>=1.26' (conda's history
+    writes that last form for ranges)."""
+    entry = " ".join(str(entry).split())
+    bracket = re.fullmatch(r"([^\[\s]+)\[(.*)\]", entry)
+    if bracket:
+        fields = {key: next(v for v in values if v) if any(values) else ""
+                  for key, *values in _MATCH_SPEC_KEYS.findall(bracket.group(2))}
+        version = fields.get("version", "").strip()
+        if not version:
+            return bracket.group(1)
+        return bracket.group(1) + (version if version[0] in "<>=!~" else f"={version}")
+    channel, separator, bare = entry.rpartition("::")
+    words = bare.split(" ")
+    if len(words) >= 2:  # 'name version [build]': a bare version is exact in a match spec
+        version = words[1:]
+        if len(version) > 1 and version[-1][0] not in "<>=!~," and not version[-2].endswith(","):
+            version = version[:-1]
+        text = "".join(version)
+        bare = words[0] + (text if text[0] in "<>=!~" else f"=={text}")
+    pinned = re.fullmatch(r"([^=<>!~\s]+)(==?)([^=\s]+)=\S+", bare)
+    if pinned:
+        bare = pinned.group(1) + pinned.group(2) + pinned.group(3)
+    return channel + separator + bare
+
+
 def render(spec: EnvSpec, fmt: str) -> str:
-    """The spec in one of FORMATS."""
-    writers = {"envdesk": to_envdesk_yaml, "requirements": to_requirements, "conda": to_conda_yaml}
+    """The spec in one of FORMATS, or CONDA_HISTORY."""
+    writers = {"envdesk": to_envdesk_yaml, "requirements": to_requirements, "conda": to_conda_yaml,
+               CONDA_HISTORY: to_conda_history_yaml}
     if fmt == "pylock":
         raise InvalidInput("A pylock.toml needs the package files' hashes, which the target's uv looks up.",
                            "Export it from the environment (envdesk env export CLUSTER ENV --format pylock).")
     if fmt not in writers:
-        raise InvalidInput(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join(FORMATS)}.")
+        raise InvalidInput(f"Unknown export format {fmt!r}.", f"Use one of: {', '.join((*FORMATS, CONDA_HISTORY))}.")
     return writers[fmt](spec)
 
 

@@ -5,7 +5,7 @@ from ..credentials import split_settings
 from ..errors import InvalidInput
 from ..inventory import Environment
 from ..recipes import INSTALLER_PACKAGES, PIP_TO_UV, Step
-from ..spec import EnvSpec, Pin, now_iso, render
+from ..spec import CONDA_HISTORY, EnvSpec, Pin, now_iso, render
 from ..targets import Session, Target
 from .common import Progress, capabilities, find_environment
 
@@ -61,6 +61,8 @@ def export_environment(session: Session, target_name: str, env_ref: str, fmt: st
     spec = spec_from_environment(env, target)
     if fmt == "pylock":
         return _pylock(session, target, env, spec, progress)
+    if fmt == CONDA_HISTORY:  # the channels it was made with, in order, as EnvDesk recorded them
+        spec.channels = list((env.envdesk or {}).get("channels") or spec.channels)
     return render(spec, fmt)
 
 

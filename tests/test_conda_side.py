@@ -1,0 +1,535 @@
+"""The conda side (issue 12): the solver conda commands use, each cluster's channels, exports that travel between
+platforms (`conda env export --from-history`), and conda found and run without its ~/.bashrc set-up.
+
+conda, mamba and micromamba cannot be installed here, so conda commands go to a FAKE CONDA: the conda STAND-IN of
+testbed/fake_conda.py (it writes prefixes in conda's on-disk format), behind a small wrapper that logs every call
+(argv and solver) and does what conda does to a user's files when asked to (`conda init` appends its block to
+~/.bashrc, `conda config --set` writes ~/.condarc), so a test of those files can fail. It lives in ~/miniforge3 of
+a cluster user of its own, set up the way conda's installer and `conda init` leave it: a conda-meta record per
+package of its base, and the `conda initialize` block in ~/.bashrc, which a non-interactive shell skips.
+
+The referees: the fake's log of what conda was actually given, conda's own files (conda-meta/history, the
+records' build strings), the files' bytes, and the draft conda standard of environment.yml (conda/ceps PR 81,
+"CEP XXXX - Specification of environment.yml input files").
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import pwd
+import re
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent_fixtures import conda_record, history_block, make_conda_prefix
+from envdesk.backend import validate
+from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.errors import ConfigError, InvalidInput
+from envdesk.backend.operations.common import Progress
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.update import Change, update_environment
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.presets import get_preset
+from envdesk.backend.probe import probe
+from envdesk.backend.spec import CONDA_HISTORY, redact
+from envdesk_fixtures import run_cli, session_for
+from testbed.bed import TestBedUnavailable
+
+STAND_IN = Path(__file__).parent / "testbed" / "fake_conda.py"
+CALLS = "conda-calls.jsonl"
+TOKEN = "tk-5ecret-0123456789"
+
+FAKE_CONDA = r'''#!/usr/bin/python3
+"""FAKE CONDA for EnvDesk's tests (it is NOT conda): logs each call to ~/conda-calls.jsonl, answers `config
+--show-sources`, `shell.bash hook`, and changes ~/.bashrc (`init`) and ~/.condarc (`config --set/--add`) as conda
+does; everything else goes to the conda STAND-IN, without the --solver option it does not know."""
+import json, os, sys
+home = os.path.expanduser("~")
+base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+args, solver, rest = sys.argv[1:], None, []
+i = 0
+while i < len(args):
+    if args[i].startswith("--solver="):
+        solver = args[i].split("=", 1)[1]
+    elif args[i] == "--solver":
+        solver, i = args[i + 1], i + 1
+    else:
+        rest.append(args[i])
+    i += 1
+with open(os.path.join(home, "conda-calls.jsonl"), "a") as log:
+    log.write(json.dumps({"tool": os.path.basename(sys.argv[0]), "argv": args, "solver": solver}) + "\n")
+condarc = os.path.join(home, ".condarc")
+if rest[:2] == ["shell.bash", "hook"]:
+    print('export CONDA_EXE="%s"\nconda() { "$CONDA_EXE" "$@"; }' % os.path.abspath(sys.argv[0]))
+elif rest[:1] == ["init"]:
+    with open(os.path.join(home, ".bashrc"), "a") as handle:
+        handle.write("# >>> conda initialize >>>\n# written by the fake conda's init\n# <<< conda initialize <<<\n")
+elif rest[:1] == ["config"]:
+    if "--show-sources" in rest:
+        if os.path.exists(condarc):
+            print("==> %s <==\n%s" % (condarc, open(condarc).read()))
+        if os.environ.get("CONDA_SOLVER"):
+            print("==> envvars <==\nsolver: %s" % os.environ["CONDA_SOLVER"])
+    for option in ("--set", "--add", "--append", "--prepend"):
+        if option in rest:
+            key, value = rest[rest.index(option) + 1:rest.index(option) + 3]
+            with open(condarc, "a") as handle:
+                handle.write("%s: %s\n" % (key, value))
+elif solver not in (None, "classic", "libmamba"):
+    sys.exit("CondaValueError: You have chosen a non-default solver backend (%s) but it was not recognized." % solver)
+else:
+    stand_in = os.path.join(base, "libexec", "conda-stand-in.py")
+    os.execv(sys.executable, [sys.executable, stand_in] + rest)
+'''
+
+BASHRC = """# ~/.bashrc: the usual guard first, so a non-interactive shell reads no further
+case $- in *i*) ;; *) return;; esac
+alias ll='ls -l'
+
+# >>> conda initialize >>>
+# !! Contents within this block are managed by 'conda init' !!
+__conda_setup="$('{base}/bin/conda' 'shell.bash' 'hook' 2> /dev/null)"
+if [ $? -eq 0 ]; then
+    eval "$__conda_setup"
+else
+    if [ -f "{base}/etc/profile.d/conda.sh" ]; then
+        . "{base}/etc/profile.d/conda.sh"
+    else
+        export PATH="{base}/bin:$PATH"
+    fi
+fi
+unset __conda_setup
+# <<< conda initialize <<<
+"""
+
+CONDARC = "channels:\n  - conda-forge\nauto_activate_base: true\nchangeps1: false\n"
+
+
+# -- the cluster and its fake conda ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cluster(testbed):
+    """A cluster like alpha with a user of its own (login shell dash: it hands every command to bash --login,
+    as any login shell does), so its home's conda set-up can be changed freely."""
+    try:
+        return testbed.login_shell_cluster("/bin/dash")
+    except TestBedUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no extra cluster under CI: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
+def _own(cluster, *paths: Path) -> None:
+    user = pwd.getpwnam(cluster.user)
+    for path in paths:
+        for folder, _, files in os.walk(path) if path.is_dir() else [(str(path.parent), [], [path.name])]:
+            os.chown(folder, user.pw_uid, user.pw_gid)
+            for name in files:
+                os.chown(os.path.join(folder, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def install_conda(cluster, *, version: str = "24.7.1", libmamba: bool = True, mamba: bool = False,
+                  condarc: str = CONDARC) -> Path:
+    """The fake conda in ~/miniforge3 with its base's conda-meta records (conda `version`, conda-libmamba-solver
+    when `libmamba`), mamba beside it when `mamba`, ~/.bashrc with `conda init`'s block, and ~/.condarc."""
+    home = cluster.home
+    base = home / "miniforge3"
+    shutil.rmtree(base, ignore_errors=True)
+    for folder in ("bin", "libexec", "conda-meta"):
+        (base / folder).mkdir(parents=True)
+    shutil.copy(STAND_IN, base / "libexec" / "conda-stand-in.py")
+    for tool in ("conda", "mamba") if mamba else ("conda",):
+        (base / "bin" / tool).write_text(FAKE_CONDA)
+        (base / "bin" / tool).chmod(0o755)
+    records = [conda_record("conda", version, "py311h38be061_0"), conda_record("python", "3.11.9", "hab00c5b_0")]
+    if libmamba:
+        records.append(conda_record("conda-libmamba-solver", "24.7.0", "pyhd8ed1ab_0",
+                                    "https://conda.anaconda.org/conda-forge/noarch"))
+    for record in records:
+        (base / "conda-meta" / f"{record['name']}-{record['version']}-{record['build']}.json").write_text(
+            json.dumps(record, indent=2, sort_keys=True))
+    (home / ".bashrc").write_text(BASHRC.replace("{base}", str(base)))
+    (home / ".condarc").write_text(condarc)
+    (home / CALLS).unlink(missing_ok=True)
+    _own(cluster, base, home / ".bashrc", home / ".condarc")
+    return base
+
+
+@pytest.fixture
+def conda(cluster):
+    """The fake conda installed for the cluster's user (removed afterwards, with its environments)."""
+    install_conda(cluster)
+    yield cluster
+    for name in ("miniforge3", "venvs", ".bashrc", ".condarc", CALLS, ".conda"):
+        path = cluster.home / name
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink(missing_ok=True)
+
+
+def calls(cluster, verbs=("create", "install", "remove")) -> list[dict]:
+    """What the fake conda was given, oldest first (only the commands that change an environment)."""
+    log = cluster.home / CALLS
+    entries = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return [entry for entry in entries if entry["argv"][:1] and entry["argv"][0] in verbs]
+
+
+def config_for(folder: Path, cluster, **conda) -> AppPaths:
+    paths = AppPaths(folder)
+    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields(), **conda))
+    with open(paths.known_hosts_file, "a") as handle:
+        handle.write(cluster.known_hosts_line() + "\n")
+    return paths
+
+
+def requested_in_history(prefix: Path) -> set[str]:
+    """The specs the user asked for, read from conda's own history file (update specs, less remove specs)."""
+    asked: dict[str, str] = {}
+    for line in (prefix / "conda-meta" / "history").read_text().splitlines():
+        for tag, keep in (("# update specs:", True), ("# remove specs:", False)):
+            if line.startswith(tag):
+                for spec in ast.literal_eval(line[len(tag):].strip()):
+                    name = re.split(r"[=<>!~ \[]", spec, maxsplit=1)[0]
+                    if keep:
+                        asked[name] = spec
+                    else:
+                        asked.pop(name, None)
+    return set(asked.values())
+
+
+def installed(prefix: Path) -> dict[str, tuple[str, str]]:
+    """name -> (version, build) from the prefix's conda-meta records, as conda wrote them."""
+    found = {}
+    for record in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(record.read_text())
+        found[data["name"]] = (data["version"], data["build"])
+    return found
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+# -- finding conda without its ~/.bashrc set-up ---------------------------------------------------------
+
+def test_the_probe_finds_conda_named_in_bashrc_without_running_that_set_up(conda, tmp_path):
+    cluster = conda
+    assert cluster.run_as_user("command -v conda", check=False).returncode != 0, \
+        "conda is not on PATH in a non-interactive login shell (the set-up in ~/.bashrc is skipped)"
+    session = session_for(config_for(tmp_path / "cfg", cluster))
+    try:
+        caps = probe(session.target(cluster.name))
+    finally:
+        session.close()
+    assert caps.tools["conda"] == str(cluster.home / "miniforge3" / "bin" / "conda")
+    assert caps.conda_version == "24.7.1" and caps.conda_libmamba
+    assert caps.conda_configured_solver is None, "this ~/.condarc names no solver"
+    assert "conda" in caps.kinds()
+    asked = [entry["argv"] for entry in calls(cluster, verbs=("config", "--version", "shell.bash", "init"))]
+    assert asked == [["config", "--show-sources"]], "the probe reads conda's settings and runs nothing else"
+
+
+def test_the_probe_reads_the_solver_conda_is_configured_with(conda, tmp_path):
+    cluster = conda
+    install_conda(cluster, condarc=CONDARC + "solver: classic\n")
+    session = session_for(config_for(tmp_path / "cfg", cluster))
+    try:
+        caps = probe(session.target(cluster.name))
+    finally:
+        session.close()
+    assert caps.conda_configured_solver == "classic"
+    assert caps.conda_tool is not None and caps.conda_tool.solver_args == ()
+
+
+# -- the solver ---------------------------------------------------------------------------------
+
+SOLVER_CASES = {
+    # name: (profile's conda_solver, fake conda set-up, tool that must run, solver option it must get, words shown)
+    "auto-libmamba": ("auto", {}, "conda", "libmamba", "with conda's libmamba solver"),
+    "auto-mamba": ("auto", {"mamba": True}, "mamba", None, "with mamba"),
+    "auto-configured": ("auto", {"condarc": CONDARC + "solver: classic\n"}, "conda", None,
+                        "with conda's classic solver, as conda is configured here"),
+    "auto-old-conda": ("auto", {"version": "22.9.0"}, "conda", None, "with conda's default solver"),
+    "auto-no-libmamba": ("auto", {"libmamba": False}, "conda", None, "with conda's default solver"),
+    "classic-despite-mamba": ("classic", {"mamba": True}, "conda", "classic", "with conda's classic solver"),
+    "libmamba-despite-config": ("libmamba", {"condarc": CONDARC + "solver: classic\n"}, "conda", "libmamba",
+                                "with conda's libmamba solver"),
+    "mamba-missing": ("mamba", {}, "conda", "libmamba", "libmamba solver (mamba is not installed here)"),
+    "old-conda-asked-for-libmamba": ("libmamba", {"version": "4.12.0"}, "conda", None,
+                                     "conda 4.12.0 has no --solver option"),
+}
+CONDA_STEPS = ("Creating the environment (conda)", "Installing conda packages", "Removing conda packages")
+
+
+@pytest.mark.parametrize("case", SOLVER_CASES)
+def test_the_solver_conda_commands_get_and_the_output_names_it(conda, tmp_path, case):
+    cluster = conda
+    setting, setup, tool, option, words = SOLVER_CASES[case]
+    install_conda(cluster, **setup)
+    steps: list[str] = []
+    session = session_for(config_for(tmp_path / "cfg", cluster, conda_solver=setting))
+    try:
+        name = unique("solve")
+        progress = Progress(on_step=steps.append)
+        create_environment(session, cluster.name, CreateRequest(name=name, kind="conda", python="3.11",
+                                                                packages=["numpy==1.26.4"]), progress)
+        update_environment(session, cluster.name, name, Change(remove=["numpy"]), progress)
+    finally:
+        session.close()
+    ran = calls(cluster)
+    assert [entry["argv"][0] for entry in ran] == ["create", "install", "remove"]
+    assert {entry["tool"] for entry in ran} == {tool}
+    assert {entry["solver"] for entry in ran} == {option}
+    shown = [step for step in steps if step.startswith(CONDA_STEPS)]
+    assert len(shown) == 3 and all(words in step for step in shown), shown
+
+
+def test_solver_settings_are_plain_choices():
+    assert validate.CONDA_SOLVERS == ("auto", "libmamba", "classic", "mamba")
+    for bad in ("fast", "libmamba; rm -rf ~", "", "Mamba"):
+        with pytest.raises(InvalidInput):
+            ClusterProfile(name="c", host="h", conda_solver=bad)
+    from envdesk import cli
+    assert cli.CONDA_SOLVERS == validate.CONDA_SOLVERS and cli.CONDA_HISTORY == CONDA_HISTORY
+
+
+# -- channels per cluster -----------------------------------------------------------------------
+
+def test_the_clusters_channels_go_to_conda_in_order_and_into_the_notes(conda, tmp_path, home):
+    cluster = conda
+    channels = ["conda-forge", "https://conda.example.org/mirror/bioconda"]
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    added = run_cli("cluster", "edit", cluster.name, *[arg for c in channels for arg in ("--conda-channel", c)],
+                    config=config, home=home)
+    assert added.returncode == 0, added.stderr
+    listed = run_cli("cluster", "list", "--json", config=config, home=home)
+    assert json.loads(listed.stdout)[0]["conda_channels"] == channels
+    name = unique("chan")
+    made = run_cli("env", "create", cluster.name, name, "--kind", "conda", "--python", "3.11", "--package",
+                   "numpy==1.26.4", config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    expected = ["--override-channels", "-c", channels[0], "-c", channels[1]]
+    for entry in calls(cluster):
+        at = entry["argv"].index("--override-channels")
+        assert entry["argv"][at:at + 5] == expected, entry
+    notes = json.loads((cluster.home / "venvs" / name / ".envdesk" / "meta.json").read_text())
+    assert notes["channels"] == channels
+    shown = run_cli("env", "show", cluster.name, name, "--json", config=config, home=home)
+    assert json.loads(shown.stdout)["envdesk"]["channels"] == channels
+    cleared = run_cli("cluster", "edit", cluster.name, "--conda-channel", "", "--conda-solver", "classic",
+                      config=config, home=home)
+    assert cleared.returncode == 0, cleared.stderr
+    profile = ClusterStore(AppPaths(config)).get(cluster.name)
+    assert profile.conda_channels == [] and profile.conda_solver == "classic"
+
+
+@pytest.mark.parametrize("channel", ["conda-forge; rm -rf ~", "-c", "$(id)", "https://h.org/../x", "a b",
+                                     f"https://conda.anaconda.org/t/{TOKEN}/private"])
+def test_channels_that_are_shell_text_or_hold_a_token_are_refused(channel, tmp_path, home):
+    with pytest.raises((InvalidInput, ConfigError)) as info:
+        ClusterProfile(name="c", host="h", conda_channels=[channel])
+    assert TOKEN not in str(info.value)
+    added = run_cli("cluster", "add", "c", "--host", "h.example.org", "--conda-channel", channel,
+                    config=tmp_path / "cfg", home=home)
+    assert added.returncode != 0 and TOKEN not in added.stderr + added.stdout
+    assert not (tmp_path / "cfg" / "clusters.yaml").exists() or \
+        "conda_channels" not in (tmp_path / "cfg" / "clusters.yaml").read_text()
+
+
+def test_a_token_in_an_imported_files_channel_is_never_shown_nor_given_to_conda(conda, tmp_path, home):
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    file = tmp_path / "environment.yml"
+    file.write_text(f"name: secret\nchannels:\n  - https://conda.anaconda.org/t/{TOKEN}/private\n"
+                    "dependencies:\n  - python=3.11\n")
+    plan = run_cli("env", "import", cluster.name, str(file), "--dry-run", "--json", config=config, home=home)
+    assert plan.returncode == 0, plan.stderr
+    assert TOKEN not in plan.stdout + plan.stderr
+    assert json.loads(plan.stdout)["channels"] == ["https://conda.anaconda.org/t/REDACTED/private"]
+    imported = run_cli("env", "import", cluster.name, str(file), "--yes", config=config, home=home)
+    assert imported.returncode == 1 and "credential" in imported.stderr
+    assert TOKEN not in imported.stdout + imported.stderr
+    assert calls(cluster) == [], "conda was never given the token"
+    assert redact(f"-c https://conda.anaconda.org/t/{TOKEN}/private/linux-64") == \
+        "-c https://conda.anaconda.org/t/REDACTED/private/linux-64"
+
+
+def test_presets_suggest_channels_only_where_a_site_documents_them():
+    alliance = get_preset("alliance")
+    assert alliance.conda_channels == () and alliance.profile_fields(0, "me")["conda_channels"] == []
+    assert any("conda" in note for note in alliance.notes), "the Alliance's advice against conda stays said"
+
+
+# -- exports that travel ------------------------------------------------------------------------
+
+def check_environment_yml(data) -> None:
+    """The draft conda standard of environment.yml (conda/ceps PR 81): known top-level keys only; `name` a str
+    without '/', ' ', ':' or '#'; `channels` a list of str; `dependencies` (required) a list of match spec strings
+    and subsections mapping an installer to its list, of which `pip` is the known one (a list of str)."""
+    assert isinstance(data, dict)
+    assert set(data) <= {"name", "prefix", "dependencies", "channels", "variables", "platforms", "category"}
+    assert "prefix" not in data, "a folder of the machine it came from does not travel"
+    assert isinstance(data["name"], str) and not set(data["name"]) & set("/ :#")
+    assert isinstance(data["channels"], list) and all(isinstance(c, str) and c for c in data["channels"])
+    assert isinstance(data["dependencies"], list) and data["dependencies"]
+    for item in data["dependencies"]:
+        if isinstance(item, dict):
+            assert set(item) == {"pip"} and all(isinstance(line, str) for line in item["pip"])
+        else:
+            assert isinstance(item, str) and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*(?:[=<>!~ ].*)?", item), item
+
+
+def test_a_history_export_lists_what_was_asked_for_without_builds_and_imports_the_same(conda, tmp_path, home):
+    cluster = conda
+    config = tmp_path / "cfg"
+    paths = config_for(config, cluster, conda_channels=["conda-forge"])
+    name = unique("hist")
+    session = session_for(paths)
+    try:
+        create_environment(session, cluster.name, CreateRequest(name=name, kind="conda", python="3.11",
+                                                                packages=["numpy==1.26.4"]))
+        update_environment(session, cluster.name, name, Change(add=["tinyalpha==1.1"]))
+        full = export_environment(session, cluster.name, name, "conda")
+    finally:
+        session.close()
+    prefix = cluster.home / "venvs" / name
+    builds = {build for _, build in installed(prefix).values()}
+    assert any(build in full for build in builds), "the full export pins builds (so the check below can fail)"
+    out = tmp_path / "environment.yml"
+    exported = run_cli("env", "export", cluster.name, name, "--format", CONDA_HISTORY, "-o", str(out),
+                       config=config, home=home)
+    assert exported.returncode == 0, exported.stderr
+    text = out.read_text()
+    data = yaml.safe_load(text)
+    check_environment_yml(data)
+    assert not [build for build in builds if build in text], "no platform-specific build string"
+    assert data["channels"] == ["conda-forge"]
+    asked = requested_in_history(prefix)
+    assert asked == {"python=3.11", "numpy=1.26.4", "tinyalpha=1.1"}
+    assert set(data["dependencies"]) == asked, "exactly what conda's history says was asked for"
+    copy = unique("copy")
+    imported = run_cli("env", "import", cluster.name, str(out), "--name", copy, "--yes", config=config, home=home)
+    assert imported.returncode == 0, imported.stderr
+    copied = cluster.home / "venvs" / copy
+    assert requested_in_history(copied) == asked
+    assert {n: v for n, (v, _) in installed(copied).items()} == {n: v for n, (v, _) in installed(prefix).items()}
+
+
+def test_a_history_export_keeps_the_pip_section(tmp_path, home):
+    """A conda environment on this computer (conda's files written by hand: no conda is run) with a package pip
+    installed: the export lists what conda's history asked for, pip, and pip's exact pin."""
+    prefix = home / "venvs" / "sci"
+    py = "%d.%d.%d" % sys.version_info[:3]
+    make_conda_prefix(prefix, [conda_record("numpy", "1.26.4", "py311h64a7726_0"),
+                               conda_record("pip", "24.0", "pyhd8ed1ab_0")],
+                      history_block("2024-02-12 10:31:02", "conda create -p sci python numpy=1.26 pip",
+                                    specs=["python", "numpy=1.26", "pip"]), python=py)
+    site = next(prefix.glob("lib/python*/site-packages"))
+    info = site / "tinyalpha-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyalpha\nVersion: 1.0\n")
+    (info / "INSTALLER").write_text("pip\n")
+    session = session_for(AppPaths(tmp_path / "cfg"))
+    try:
+        text = export_environment(session, "local", "sci", CONDA_HISTORY)
+    finally:
+        session.close()
+    data = yaml.safe_load(text)
+    check_environment_yml(data)
+    assert data["dependencies"] == ["python", "numpy=1.26", "pip", {"pip": ["tinyalpha==1.0"]}]
+    assert "py311h64a7726_0" not in text and "pyhd8ed1ab_0" not in text
+
+
+# -- conda's set-up in ~/.bashrc and ~/.condarc is never touched --------------------------------------
+
+def test_bashrc_and_condarc_are_byte_identical_after_create_update_and_export(conda, tmp_path, home):
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster, conda_channels=["conda-forge"])
+    bashrc, condarc = cluster.home / ".bashrc", cluster.home / ".condarc"
+    before = (digest(bashrc), digest(condarc))
+    name = unique("dot")
+    for args in (("env", "create", cluster.name, name, "--kind", "conda", "--python", "3.11"),
+                 ("env", "update", cluster.name, name, "--add", "numpy==1.26.4"),
+                 ("env", "export", cluster.name, name, "--format", CONDA_HISTORY),
+                 ("env", "export", cluster.name, name, "--format", "conda")):
+        ran = run_cli(*args, config=config, home=home)
+        assert ran.returncode == 0, (args, ran.stderr)
+    assert (digest(bashrc), digest(condarc)) == before
+    every = calls(cluster, verbs=("create", "install", "remove", "config", "init", "shell.bash", "activate"))
+    assert [entry["argv"][0] for entry in every if entry["argv"][0] != "config"] == ["create", "install"]
+    assert all(entry["argv"] == ["config", "--show-sources"] for entry in every if entry["argv"][0] == "config")
+    # the referee can tell: conda itself, asked to, changes these files
+    cluster.run_as_user(f"{cluster.home}/miniforge3/bin/conda config --set auto_activate_base false && "
+                        f"{cluster.home}/miniforge3/bin/conda init bash")
+    assert digest(bashrc) != before[0] and digest(condarc) != before[1]
+
+
+# -- this computer, the window ----------------------------------------------------------------------------
+
+def test_this_computers_conda_is_read_without_running_it(tmp_path, home, monkeypatch):
+    from envdesk.backend.probe import probe_this_computer
+    base = tmp_path / "miniforge3"
+    (base / "bin").mkdir(parents=True)
+    (base / "bin" / "conda").write_text("#!/bin/sh\necho ran >> \"$HOME/ran\"\n")
+    (base / "bin" / "conda").chmod(0o755)
+    (base / "conda-meta").mkdir()
+    for record in (conda_record("conda", "23.11.0", "py311h06a4308_0"),
+                   conda_record("conda-libmamba-solver", "23.12.0", "pyhd8ed1ab_0")):
+        (base / "conda-meta" / f"{record['name']}-{record['version']}-{record['build']}.json").write_text("{}")
+    monkeypatch.setenv("PATH", f"{base / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CONDA_SOLVER", raising=False)
+    (home / ".condarc").write_text("channels: [conda-forge]\nsolver: classic\n")
+    caps = probe_this_computer()
+    assert caps.tools["conda"] == str(base / "bin" / "conda")
+    assert (caps.conda_version, caps.conda_libmamba, caps.conda_configured_solver) == ("23.11.0", True, "classic")
+    assert not (home / "ran").exists(), "conda was not run"
+
+
+def test_the_cluster_dialog_has_a_conda_group_and_the_window_exports_conda_history(qtbot, tmp_path, home):
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    from envdesk.gui.main_window import EXPORT_FILTERS, MainWindow, named_for_format
+    paths = AppPaths(tmp_path / "cfg")
+    ClusterStore(paths).add(ClusterProfile(name="hpc", host="login.example.org", user="me"))
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    dialog = ClusterDialog(window.controller, ClusterStore(paths).get("hpc"), parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.conda.solver.currentData() == "auto" and not dialog.conda.group.isChecked()
+    dialog.conda.group.setChecked(True)
+    dialog.conda.solver.setCurrentIndex(dialog.conda.solver.findData("libmamba"))
+    dialog.conda.channels.setText("conda-forge; rm -rf ~")
+    dialog.save()
+    assert "not a conda channel" in dialog.error.text()
+    dialog.conda.channels.setText("conda-forge  https://conda.example.org/bioconda")
+    dialog.save()
+    saved = ClusterStore(paths).get("hpc")
+    assert (saved.conda_solver, saved.conda_channels) == ("libmamba", ["conda-forge", "https://conda.example.org/bioconda"])
+    again = ClusterDialog(window.controller, saved, parent=window)
+    qtbot.addWidget(again)
+    assert again.conda.group.isChecked() and again.conda.channels.text() == "conda-forge https://conda.example.org/bioconda"
+    assert ("conda-history", "environment.yml") in EXPORT_FILTERS.values()
+    assert named_for_format(tmp_path / "sci.envdesk.yaml", "conda-history", "environment.yml").name == \
+        "sci-environment.yml"
+    make_conda_prefix(home / "venvs" / "sci", [conda_record("numpy", "1.26.4", "py311h64a7726_0")],
+                      history_block("2024-02-12 10:31:02", "conda create -p sci numpy", specs=["numpy"]),
+                      python="%d.%d.%d" % sys.version_info[:3])
+    window.controller.refresh("local")
+    qtbot.waitUntil(lambda: "local" in window.controller.refreshed, timeout=60_000)
+    env = next(e for e in window.controller.inventory("local").environments if e.name == "sci")
+    out = tmp_path / "sci-environment.yml"
+    window.export_to("local", env, out, "conda-history")
+    qtbot.waitUntil(out.exists, timeout=60_000)
+    assert yaml.safe_load(out.read_text())["dependencies"] == ["numpy"]
