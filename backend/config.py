@@ -33,6 +33,14 @@ class ClusterProfile:
     preset: str | None = None
     auth: str = "auto"
     slurm_account: str | None = None
+    build_on_compute_node: bool | None = None
+    """Whether builds run as Slurm jobs on a compute node; None: as the profile's preset says (see slurm.py)."""
+    build_partition: str | None = None
+    build_time: str | None = None
+    build_cpus: int | None = None
+    build_memory: str | None = None
+    conda_solver: str = "auto"  # one of validate.CONDA_SOLVERS; see Capabilities.conda_tool
+    conda_channels: list[str] = field(default_factory=list)  # conda's channels here, in order ([]: conda's own)
 
     def __post_init__(self) -> None:
         validate.cluster_name(self.name)
@@ -52,6 +60,24 @@ class ClusterProfile:
                               "Give the allocation exactly as the cluster names it, e.g. def-yourpi.")
         if self.auth not in AUTH_METHODS:
             raise ConfigError(f"Unknown login method {self.auth!r}.", f"Use one of: {', '.join(AUTH_METHODS)}.")
+        self._check_build_settings()
+        self.conda_solver = validate.conda_solver(self.conda_solver)
+        if not isinstance(self.conda_channels, list):
+            raise ConfigError(f"conda_channels is {self.conda_channels!r}, not a list of channels.")
+        self.conda_channels = [validate.conda_channel_setting(c) for c in self.conda_channels]
+
+    def _check_build_settings(self) -> None:
+        """The Slurm settings of builds on a compute node: plain values only, never shell text."""
+        if self.build_on_compute_node is not None and not isinstance(self.build_on_compute_node, bool):
+            raise ConfigError(f"build_on_compute_node is {self.build_on_compute_node!r}, not true or false.")
+        if self.build_partition is not None:
+            validate.slurm_partition(self.build_partition)
+        if self.build_time is not None:
+            self.build_time = validate.slurm_time(self.build_time)
+        if self.build_cpus is not None:
+            self.build_cpus = validate.slurm_cpus(self.build_cpus)
+        if self.build_memory is not None:
+            self.build_memory = validate.slurm_memory(self.build_memory)
 
     @property
     def roots(self) -> list[str]:

@@ -38,6 +38,8 @@ OTHER_ID = "other"
 _FIELDS = ("id", "label", "description", "hosts", "auth", "auth_help", "env_roots", "pip_args",
            "preferred_kind", "python_modules_hint", "system_site_packages", "docs_url", "notes",
            "host_keys", "key_page", "slurm_account_required")
+_OPTIONAL_FIELDS = ("login_node_limits", "conda_channels")
+_LIMIT_FIELDS = ("summary", "build_on_compute_node", "source", "checked")
 _HOST_FIELDS = ("name", "host", "port")
 _HOST_KEY_FIELDS = ("host", "type", "fingerprint", "source", "checked")
 HOST_KEY_TYPES = {"ED25519": ("ssh-ed25519",), "RSA": ("ssh-rsa",),
@@ -70,6 +72,18 @@ class PublishedHostKey:
     def fits(self, key_type: str) -> bool:
         """Whether a server key of SSH type `key_type` (e.g. ssh-ed25519) is of this entry's type."""
         return key_type in HOST_KEY_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class LoginNodeLimits:
+    """What a site says about long or heavy processes on its login nodes, with the page that says it and the day
+    it was read; `build_on_compute_node`: whether its clusters' builds go to a compute node (a Slurm job) unless
+    the profile says otherwise."""
+
+    summary: str
+    build_on_compute_node: bool
+    source: str
+    checked: str
 
 
 MATCHES, DOES_NOT_MATCH, NOT_PUBLISHED = "matches", "does not match", "not published"
@@ -128,6 +142,8 @@ class Preset:
     host_keys: tuple[PublishedHostKey, ...] = ()
     key_page: str = ""  # where users register their public key ("" if the site has no such page)
     slurm_account_required: bool = False  # batch jobs are refused without #SBATCH --account
+    login_node_limits: LoginNodeLimits | None = None  # None: the site documents none
+    conda_channels: tuple[str, ...] = ()  # the conda channels the site documents, in order (none: conda's own)
 
     @property
     def modules(self) -> tuple[str, ...]:
@@ -152,7 +168,8 @@ class Preset:
         else:
             address, port = self.hosts[host_index].host, self.hosts[host_index].port
         return {"host": address, "port": port, "user": user, "env_roots": list(self.env_roots),
-                "pip_args": list(self.pip_args), "preset": self.id, "auth": self.auth}
+                "pip_args": list(self.pip_args), "preset": self.id, "auth": self.auth,
+                "conda_channels": list(self.conda_channels)}
 
 
     def published_for(self, host: str) -> tuple[PublishedHostKey, ...]:
@@ -260,7 +277,7 @@ _FIX_HINT = "Fix or remove the file; the presets EnvDesk ships come back when yo
 
 def _parse(data: Any, stem: str) -> Preset:
     """Build a Preset from loaded YAML, refusing anything missing, unknown or mistyped."""
-    fields = _mapping(data, _FIELDS, "The file")
+    fields = _mapping(data, _FIELDS, "The file", optional=_OPTIONAL_FIELDS)
     preset_id = _text(fields["id"], "id")
     validate.cluster_name(preset_id)
     if preset_id != stem:
@@ -298,7 +315,20 @@ def _parse(data: Any, stem: str) -> Preset:
         notes=_items(fields["notes"], "notes", lambda note: validate.plain_text(note, "note")),
         host_keys=tuple(_host_key(entry, n) for n, entry in enumerate(_list(fields["host_keys"], "host_keys"), 1)),
         key_page=key_page,
+        login_node_limits=_limits(fields["login_node_limits"]) if "login_node_limits" in fields else None,
+        conda_channels=_items(fields.get("conda_channels", []), "conda_channels", validate.conda_channel_setting),
     )
+
+
+def _limits(data: Any) -> LoginNodeLimits:
+    """The `login_node_limits` entry: a summary, the preset's choice for builds, its page and the day read."""
+    fields = _mapping(data, _LIMIT_FIELDS, "The login_node_limits")
+    return LoginNodeLimits(
+        summary=_text(fields["summary"], "login_node_limits summary"),
+        build_on_compute_node=_typed(fields["build_on_compute_node"], bool,
+                                     "The login_node_limits build_on_compute_node", "true or false"),
+        source=_https(_text(fields["source"], "login_node_limits source"), "login_node_limits source"),
+        checked=_date(fields["checked"], "The login_node_limits"))
 
 
 def _https(url: str, name: str) -> str:
@@ -319,17 +349,22 @@ def _host_key(data: Any, number: int) -> PublishedHostKey:
     if not _FINGERPRINT.fullmatch(printed):
         raise InvalidInput(f"{where} has fingerprint {printed!r}, which is not a SHA256 fingerprint.",
                            "Copy it as ssh-keygen -l prints it: SHA256: and 43 characters (no MD5, no colons).")
-    checked = fields["checked"]
+    checked = _date(fields["checked"], where)
+    source = _https(_text(fields["source"], f"source of host key {number}"), f"source of host key {number}")
+    return PublishedHostKey(host=host, type=key_type, fingerprint=printed, source=source, checked=checked)
+
+
+def _date(value: Any, where: str) -> str:
+    """A `checked` date (YAML's date, or text like 2026-11-22) as YYYY-MM-DD."""
+    checked = value
     if isinstance(checked, str):
         try:
             checked = datetime.date.fromisoformat(checked.strip())
         except ValueError:
             checked = None
     if not isinstance(checked, datetime.date) or isinstance(checked, datetime.datetime):
-        raise InvalidInput(f"{where} has checked {fields['checked']!r}, which is not a date like 2026-11-22.")
-    source = _https(_text(fields["source"], f"source of host key {number}"), f"source of host key {number}")
-    return PublishedHostKey(host=host, type=key_type, fingerprint=printed, source=source,
-                            checked=checked.isoformat())
+        raise InvalidInput(f"{where} has checked {value!r}, which is not a date like 2026-11-22.")
+    return checked.isoformat()
 
 
 
@@ -345,17 +380,17 @@ def _host(data: Any, number: int) -> PresetHost:
                       host=validate.host(host), port=validate.port(port))
 
 
-def _mapping(data: Any, names: tuple[str, ...], where: str) -> dict[str, Any]:
-    """`data` as a mapping holding exactly the keys `names`."""
+def _mapping(data: Any, names: tuple[str, ...], where: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`data` as a mapping holding exactly the keys `names`, and any of `optional`."""
     if not isinstance(data, dict):
         raise InvalidInput(f"{where} is not a mapping of settings.")
     missing = [name for name in names if name not in data]
-    unknown = sorted(str(key) for key in data if key not in names)
+    unknown = sorted(str(key) for key in data if key not in names and key not in optional)
     if missing:
         raise InvalidInput(f"{where} lacks {', '.join(missing)}.")
     if unknown:
         raise InvalidInput(f"{where} has unknown setting(s) {', '.join(unknown)}.",
-                           f"Known settings: {', '.join(names)}.")
+                           f"Known settings: {', '.join(names + optional)}.")
     return data
 
 

@@ -233,6 +233,76 @@ def conda_channel(value: str) -> str:
     return value
 
 
+CONDA_SOLVERS = ("auto", "libmamba", "classic", "mamba")
+"""How a cluster's conda commands solve: "auto" picks mamba where it is installed, else conda's libmamba solver
+where conda has it and nobody configured another, else conda as it is configured (see Capabilities.conda_tool)."""
+
+
+def conda_solver(value: str) -> str:
+    """One of CONDA_SOLVERS, as a cluster profile names it."""
+    if value not in CONDA_SOLVERS:
+        raise InvalidInput(f"{shown(value)} is not a conda solver EnvDesk knows.",
+                           f"Use one of: {', '.join(CONDA_SOLVERS)}.")
+    return value
+
+
+_CONDA_TOKEN = re.compile(r"(^|/)t/[^/]+(/|$)")
+
+
+def conda_channel_setting(value: str) -> str:
+    """A channel for a cluster's conda commands: a conda_channel holding no credential (conda takes channels
+    as command arguments, which every user of a login node can read; a token goes in ~/.condarc there)."""
+    conda_channel(value)
+    if "://" in value and _CONDA_TOKEN.search(value.split("://", 1)[1]):
+        raise InvalidInput("A conda channel holding a token (/t/...) cannot be given to conda without showing it to "
+                           "other users of the cluster.",
+                           "Keep that channel in ~/.condarc on the cluster instead, where only you can read it, and "
+                           "leave it out of EnvDesk's channels.")
+    return value
+
+
 def canonical_name(name: str) -> str:
     """A distribution name normalized as PEP 503 says (Tiny_Beta, tiny.beta and tiny-beta are one)."""
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+_SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SLURM_TIME = re.compile(r"(?:(?P<days>\d{1,3})-)?(?P<hours>\d{1,2}):(?P<minutes>[0-5]\d):(?P<seconds>[0-5]\d)"
+                         r"|(?P<only_minutes>\d{1,6})")
+_SLURM_MEMORY = re.compile(r"[1-9]\d{0,6}[KMGT]?")
+
+
+def slurm_partition(value: str) -> str:
+    """A Slurm partition's name as sinfo lists it, e.g. debug or cpu_short."""
+    if not isinstance(value, str) or not _SLURM_NAME.fullmatch(value):
+        raise InvalidInput(f"{shown(value)} is not a Slurm partition name.",
+                           "Give it as sinfo lists it, e.g. debug or cpubase_bycore_b1.")
+    return value
+
+
+def slurm_time(value: str) -> str:
+    """A job time limit Slurm takes: HH:MM:SS, D-HH:MM:SS, or whole minutes."""
+    match = _SLURM_TIME.fullmatch(value) if isinstance(value, str) else None
+    if match is None or value.strip("0:-") == "":
+        raise InvalidInput(f"{shown(value)} is not a time limit.",
+                           "Write it as HH:MM:SS (e.g. 01:00:00), D-HH:MM:SS, or a number of minutes.")
+    return value
+
+
+def slurm_cpus(value: int | str) -> int:
+    """How many CPUs a job asks for (1 to 4096)."""
+    try:
+        number = int(value) if not isinstance(value, bool) and str(value).strip().isdigit() else 0
+    except (TypeError, ValueError):
+        number = 0
+    if not 1 <= number <= 4096:
+        raise InvalidInput(f"{shown(value)} is not a number of CPUs.", "Use a whole number from 1 to 4096.")
+    return number
+
+
+def slurm_memory(value: str) -> str:
+    """A job's memory as --mem takes it: a number with an optional unit K, M, G or T (e.g. 4G)."""
+    text = str(value).strip().upper() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not _SLURM_MEMORY.fullmatch(text):
+        raise InvalidInput(f"{shown(value)} is not an amount of memory.", "For example 4G or 8000M.")
+    return text

@@ -23,6 +23,7 @@ from envdesk.backend.operations.clone import clone_environment
 from envdesk.backend.operations.common import Progress, capabilities
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import delete_environment, measure_environment
+from envdesk.backend.operations.disk import Cleaned, DiskReport, clean_caches, disk_report
 from envdesk.backend.operations.doctor import Finding, Health, check_health, fix_finding
 from envdesk.backend.operations.diff import Comparison, diff_environments, make_like
 from envdesk.backend.operations.export import export_environment, spec_from_environment
@@ -47,6 +48,7 @@ __all__ = ["AppController", "CheckStep", "Comparison", "ConnectionCheck", "Findi
            "Snapshot", "Unavailable", "describe_result"]
 __all__ += ["IpykernelMissing", "Kernel"]
 
+__all__ += ["Cleaned", "DiskReport"]
 
 Callback = Callable[[Any], None]
 Failure = Callable[[EnvDeskError], None]
@@ -80,6 +82,7 @@ class AppController(QObject):
     inventory_changed = Signal(str, object)  # target name, its new Inventory
     operation_failed = Signal(object, object)  # task, EnvDeskError
     operation_succeeded = Signal(object, object)  # task, result
+    disk_measured = Signal(str, object)  # target name, its DiskReport (measure_disk)
 
     def __init__(self, paths: AppPaths, prompter: QtPrompter, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -93,6 +96,7 @@ class AppController(QObject):
         self.inventories: dict[str, Inventory] = {}
         self.refreshed: set[str] = set()
         self.reaching: dict[str, Task] = {}  # the latest connect or refresh started per target
+        self.disk_reports: dict[str, DiskReport] = {}  # the latest disk report of each target measured
         self.reload_targets()
 
     # -- targets -----------------------------------------------------------------------------
@@ -490,6 +494,29 @@ class AppController(QObject):
                           lambda progress: delete_environment(self.session, target, env.path, progress),
                           changes=True)
 
+    # -- disk and inodes (issue 12) --------------------------------------------------------------
+
+    def measure_disk(self, target: str, on_ready: Callable[[DiskReport], None] | None = None,
+                     on_failure: Failure | None = None) -> Task:
+        """Measure what each environment of the target takes (bytes and files), what its roots' file systems
+        have left and its quota report (two commands); the report is kept (`disk_reports`) and
+        `disk_measured` carries it."""
+        def done(report: DiskReport) -> None:
+            self.disk_reports[target] = report
+            self.disk_measured.emit(target, report)
+            if on_ready is not None:
+                on_ready(report)
+
+        return self.start(f"Measure disk use on {self.label(target)}", target,
+                          lambda progress: disk_report(self.session, target, progress=progress), done, on_failure)
+
+    def clean_caches(self, target: str, which: str, on_ready: Callable[[list[Cleaned]], None] | None = None,
+                     on_failure: Failure | None = None) -> Task:
+        """Empty pip's, uv's or conda's download cache on the target ("all": each it has); what each freed."""
+        return self.start(f"Empty the {'installers' if which == 'all' else which} cache on {self.label(target)}",
+                          target, lambda progress: clean_caches(self.session, target, which, progress),
+                          on_ready, on_failure)
+
     # -- the rest ------------------------------------------------------------------------------
 
     def label(self, name: str) -> str:
@@ -501,3 +528,11 @@ class AppController(QObject):
         self.prompter.close()
         self.runner.shutdown()
         self.session.close()
+
+
+def save_job_script(env: Environment, place: Place, path: Path) -> Path:
+    """Save a ready Slurm batch script for `env` (the Use it tab's; see slurm.job_script) to `path` on this
+    computer, made executable (issue 12). Nothing reaches a target: it can run on the window's thread."""
+    from envdesk.backend.slurm import job_script, write_job_script
+    write_job_script(path, job_script(env, place))
+    return path

@@ -33,6 +33,8 @@ from .theme import CHOICES, apply_scheme
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
                   "conda (environment.yml)": ("conda", "environment.yml"),
+                  "conda, only what was asked for: travels between platforms (environment.yml)":
+                      ("conda-history", "environment.yml"),
                   "PEP 751 lock, written by uv (pylock.toml)": ("pylock", "pylock.toml")}
 
 
@@ -44,7 +46,8 @@ def named_for_format(path: Path, fmt: str, usual: str) -> Path:
         return path
     stem = path.name.split(".")[0] or "environment"
     name = {"envdesk": f"{stem}.envdesk.yaml", "requirements": f"{stem}-requirements.txt",
-            "conda": f"{stem}-environment.yml", "pylock": f"pylock.{stem}.toml"}.get(fmt, path.name)
+            "conda": f"{stem}-environment.yml", "conda-history": f"{stem}-environment.yml",
+            "pylock": f"pylock.{stem}.toml"}.get(fmt, path.name)
     return path.with_name(name)
 
 
@@ -111,6 +114,7 @@ class MainWindow(QMainWindow):
         self.controller = AppController(self.paths, self.prompter, self)
         self.controller.inventory_changed.connect(self._inventory_changed)
         self.controller.operation_failed.connect(self._operation_failed)
+        self.controller.disk_measured.connect(self._disk_measured)
         self.appearance = str(self.settings.value("appearance", "system"))
         apply_scheme(self.appearance)
         hints = QGuiApplication.styleHints()
@@ -202,6 +206,11 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.next_panel_action)
         view_menu.addAction(self.previous_panel_action)
+        self.measure_action = self._tip(view_menu.addAction("Measure disk use", self.measure_disk),
+                                        "Measure each environment's size and files here (the Size and Files "
+                                        "columns); the cluster keeps the figures until an environment changes")
+        self.disk_action = self._tip(view_menu.addAction("Disk…", self.show_disk),
+                                     "Free space, files left and quota here; empty the installers' caches")
         appearance = view_menu.addMenu("Appearance")
         group = QActionGroup(self)
         self.appearance_actions: dict[str, QAction] = {}
@@ -812,3 +821,26 @@ class MainWindow(QMainWindow):
         if env is not None:
             from .dialogs.diff_dialog import DiffDialog
             DiffDialog(self.controller, self.current_target(), env, parent=self).exec()
+
+    # -- disk and inodes (issue 12) --------------------------------------------------------------
+
+    def measure_disk(self) -> list[Task]:
+        """Measure the selected target's environments (in "All clusters": every target listed this session)."""
+        targets = [name for name in sorted(self.controller.refreshed) if self.controller.reached(name)] \
+            if self.showing_all() else [self.selected_entry()]
+        return [self.controller.measure_disk(target) for target in targets]
+
+    def _disk_measured(self, target: str, report) -> None:
+        """Fill the Size and Files columns with a new disk report's figures."""
+        self.env_model.remember_usage(target, report.environments)
+        if self.showing_all():
+            self._show_all()
+        elif target == self.selected_entry():
+            self._show_inventory(target, self.controller.inventory(target))
+        self.statusBar().showMessage(f"Measured {len(report.environments)} environment(s) on "
+                                     f"{self.controller.label(target)}.", 10000)
+
+    def show_disk(self) -> None:
+        """The Disk dialog of the target the actions act on."""
+        from .dialogs.disk_dialog import DiskDialog
+        DiskDialog(self.controller, self.current_target(), parent=self).exec()

@@ -81,7 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the Slurm account batch scripts use (e.g. def-yourpi on the Alliance's clusters)")
     add.add_argument("--preset", metavar="ID", help="fill in what a cluster family needs: one of "
                      + ", ".join(preset_ids()))
+    _build_options(add)
+    _conda_options(add)
     add.set_defaults(handler="cluster_add")
+    edit = verbs.add_parser("edit", help="change a cluster's Slurm account and where its builds run",
+                            description="Change the Slurm settings of a saved cluster: the account its jobs use, "
+                                        "and whether environments are built on a compute node (a Slurm job) "
+                                        "rather than on the login node. An empty value ('') clears a setting.")
+    edit.add_argument("name")
+    edit.add_argument("--account", metavar="ALLOCATION", help="the Slurm account jobs and batch scripts use")
+    _build_options(edit)
+    _conda_options(edit)
+    edit.add_argument("--build-on-login-node", action="store_true",
+                      help="build on the login node, even where the cluster's preset suggests a compute node")
+    edit.set_defaults(handler="cluster_edit")
     listing = verbs.add_parser("list", help="list clusters")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler="cluster_list")
@@ -175,10 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
     revert.add_argument("snapshot")
     revert.set_defaults(handler="env_revert")
 
+    jobscript = env_verbs.add_parser(
+        "jobscript", help="write a ready Slurm batch script (job.sh) that runs a Python program in an environment",
+        description="Write a batch script for sbatch: #SBATCH lines (with the cluster's account), the "
+                    "environment's modules, its activation, and 'python my_script.py' to replace with your "
+                    "program. Printed unless -o.")
+    jobscript.add_argument("cluster")
+    jobscript.add_argument("env", help="the environment's name or absolute path")
+    jobscript.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (e.g. job.sh), made executable")
+    jobscript.set_defaults(handler="env_jobscript")
+
     export = env_verbs.add_parser("export", help="export an environment (stdout unless -o)")
     export.add_argument("cluster")
     export.add_argument("env")
-    export.add_argument("--format", choices=list(FORMATS), default="envdesk")
+    export.add_argument("--format", choices=[*FORMATS, CONDA_HISTORY], default="envdesk",
+                        help=f"{CONDA_HISTORY}: an environment.yml of only what was asked for, without builds "
+                             "(conda env export --from-history, with the pip section), which travels between "
+                             "platforms")
     export.add_argument("-o", "--output", metavar="FILE")
     export.set_defaults(handler="env_export")
 
@@ -255,7 +281,45 @@ def build_parser() -> argparse.ArgumentParser:
     kernel_remove.add_argument("--force", action="store_true", help="also remove a kernel EnvDesk did not make")
     kernel_remove.set_defaults(handler="kernel_remove")
 
+    disk = groups.add_parser(
+        "disk", help="what the environments take on disk, what is left, and emptying the installers' caches",
+        description="List a cluster's environments by size and files (measured there; the cluster keeps the "
+                    "figures until an environment changes), each environment folder's free space and free files, "
+                    "and the cluster's own quota report (diskusage_report, uquota, lfs quota or quota). With "
+                    "--clean, empty pip's, uv's or conda's download cache there and say what it freed.")
+    disk.add_argument("cluster", help="a cluster's name ('local': this computer)")
+    disk.add_argument("--json", action="store_true", help="the report (or what was cleaned) as one JSON object")
+    disk.add_argument("--clean", choices=["pip", "uv", "conda", "all"],
+                      help="empty that installer's cache (pip cache purge, uv cache clean, conda clean --all)")
+    disk.add_argument("--yes", action="store_true", help="with --clean: clean without asking")
+    disk.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    disk.set_defaults(handler="disk")
     return parser
+
+
+CONDA_SOLVERS = ("auto", "libmamba", "classic", "mamba")  # validate.CONDA_SOLVERS, without loading the backend
+CONDA_HISTORY = "conda-history"  # spec.CONDA_HISTORY, likewise
+
+
+def _conda_options(parser: argparse.ArgumentParser) -> None:
+    """How a cluster's conda commands run: the options of cluster add and cluster edit."""
+    parser.add_argument("--conda-solver", choices=CONDA_SOLVERS,
+                        help="auto (default): mamba where installed, else conda's libmamba solver where conda has it "
+                             "and its settings name no other; or always libmamba, classic or mamba")
+    parser.add_argument("--conda-channel", action="append", metavar="CHANNEL",
+                        help="a conda channel to use there (repeat, in order; conda gets --override-channels); "
+                             "'' alone clears them, so conda's own settings count")
+
+
+def _build_options(parser: argparse.ArgumentParser) -> None:
+    """Where a cluster's builds run (issue 12): the options of cluster add and cluster edit."""
+    parser.add_argument("--build-on-compute-node", action="store_true",
+                        help="build environments (create, import, large updates) as Slurm jobs on a compute node, "
+                             "for clusters whose login nodes stop long processes")
+    parser.add_argument("--partition", metavar="NAME", help="the Slurm partition of build jobs (default: the site's)")
+    parser.add_argument("--time", metavar="HH:MM:SS", help="the time limit of build jobs (default 01:00:00)")
+    parser.add_argument("--cpus", metavar="N", help="CPUs of a build job (default: the site's)")
+    parser.add_argument("--mem", metavar="SIZE", help="memory of a build job, e.g. 8G (default: the site's)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

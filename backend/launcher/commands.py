@@ -58,12 +58,59 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
               "Try 'envdesk cluster add --help'.", file=sys.stderr)
         return 2
     overrides = {"port": args.port, "identity_file": args.identity_file, "jump": args.jump,
-                 "env_roots": args.env_root, "pip_args": args.pip_arg, "slurm_account": args.account}
+                 "env_roots": args.env_root, "pip_args": args.pip_arg, "slurm_account": args.account,
+                 **_build_settings(args), **_conda_settings(args)}
     fields.update({key: value for key, value in overrides.items() if value})
     profile = ClusterProfile(name=args.name, **fields)
     session.store.add(profile)
     print(f"Added cluster {profile.name} ({profile.user or 'your login name'}@{profile.host}:{profile.port or 22}). "
           f"Next: envdesk cluster trust {profile.name}")
+    return 0
+
+
+def _build_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The build settings given on the command line (issue 12); '' clears one (cluster edit)."""
+    given = {"build_partition": args.partition, "build_time": args.time, "build_cpus": args.cpus,
+             "build_memory": args.mem}
+    settings: dict[str, Any] = {key: value or None for key, value in given.items() if value is not None}
+    if args.build_on_compute_node:
+        settings["build_on_compute_node"] = True
+    return settings
+
+
+def _conda_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The conda settings given on the command line: --conda-solver, and the --conda-channel list in order ('' alone
+    clears it, so conda's own settings count)."""
+    settings: dict[str, Any] = {}
+    if args.conda_solver is not None:
+        settings["conda_solver"] = args.conda_solver
+    if args.conda_channel is not None:
+        settings["conda_channels"] = [channel for channel in args.conda_channel if channel]
+    return settings
+
+
+def cluster_edit(args: argparse.Namespace, session: Session) -> int:
+    """Change a cluster's Slurm account and where its builds run; the profile is checked again as a whole."""
+    from dataclasses import replace
+    from envdesk.backend.slurm import builds_on_compute_node
+    if args.build_on_compute_node and args.build_on_login_node:
+        raise InvalidInput("--build-on-compute-node and --build-on-login-node contradict each other.")
+    changes = {**_build_settings(args), **_conda_settings(args)}
+    if args.build_on_login_node:
+        changes["build_on_compute_node"] = False
+    if args.account is not None:
+        changes["slurm_account"] = args.account or None
+    if not changes:
+        raise InvalidInput("Nothing to change.", "Give --account, --build-on-compute-node, --build-on-login-node, "
+                           "--partition, --time, --cpus, --mem, --conda-solver or --conda-channel.")
+    profile = replace(session.store.get(args.name), **changes)
+    session.store.replace(profile)
+    where = "on a compute node (Slurm jobs)" if builds_on_compute_node(profile) else "on the login node"
+    print(f"Updated cluster {profile.name}: environments are built {where}"
+          + (f", account {profile.slurm_account}." if profile.slurm_account else "."))
+    if "conda_solver" in changes or "conda_channels" in changes:
+        print(f"conda there: solver {profile.conda_solver}, channels "
+              f"{' '.join(profile.conda_channels) or 'as conda is configured there'}.")
     return 0
 
 
@@ -260,7 +307,8 @@ def env_create(args: argparse.Namespace, session: Session) -> int:
         from envdesk.backend.operations.kernels import with_ipykernel
         packages = with_ipykernel(packages)
     request = CreateRequest(name=args.name, kind=args.kind, python=args.python, modules=args.module or [],
-                            system_site_packages=args.system_site_packages, root=args.root, packages=packages)
+                            system_site_packages=args.system_site_packages, root=args.root, packages=packages,
+                            channels=_cluster_channels(session, args.cluster) if args.kind == "conda" else [])
     created = create_environment(session, args.cluster, request, _progress(args))
     _report_built(created.environment, created.notes, "Created")
     if args.jupyter_kernel:
@@ -303,6 +351,22 @@ def env_revert(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def env_jobscript(args: argparse.Namespace, session: Session) -> int:
+    """A ready Slurm batch script for an environment, printed or saved (-o)."""
+    from envdesk.backend.slurm import job_script, write_job_script
+    from envdesk.backend.snippets import place_of
+    env = show_environment(session, args.cluster, args.env)
+    target = session.target(args.cluster)
+    text = job_script(env, place_of(target))
+    if not args.output:
+        print(text, end="")
+        return 0
+    write_job_script(Path(args.output), text)
+    print(f"Wrote {args.output}. Replace my_script.py with your program, then on {target.label}: sbatch "
+          f"{Path(args.output).name}", file=sys.stderr)
+    return 0
+
+
 def env_export(args: argparse.Namespace, session: Session) -> int:
     text = export_environment(session, args.cluster, args.env, args.format)
     if args.output:
@@ -336,10 +400,26 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
                                      top_level=args.top_level, agreed=args.yes,
                                      progress=_progress(args))
         return _report_import(imported, "Imported")
-    spec = read_spec_file(path)
+    spec = _read_for(session, args.cluster, path)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
                                   top_level=args.top_level, agreed=args.yes, progress=_progress(args))
     return _report_import(imported, "Imported")
+
+
+def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -> list[str]:
+    """The conda channels of a build on `cluster`: its profile's, in order, then `own` (a file's) not among them;
+    given to the operation so the environment's notes record them (the commands use them in any case)."""
+    profile = session.target(cluster).profile
+    chosen = list(profile.conda_channels) if profile is not None else []
+    return chosen + [channel for channel in own if channel not in chosen]
+
+
+def _read_for(session: Session, cluster: str, path: Path) -> Any:
+    """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too."""
+    spec = read_spec_file(path)
+    if spec.kind == "conda":
+        spec.channels = _cluster_channels(session, cluster, spec.channels)
+    return spec
 
 
 def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
@@ -349,10 +429,13 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
                                progress=_progress(args))
     else:
-        plan = plan_import(session, args.cluster, read_spec_file(path), args.name, _progress(args))
+        plan = plan_import(session, args.cluster, _read_for(session, args.cluster, path), args.name, _progress(args))
+    plan.channels = [redact(channel) for channel in plan.channels]  # shown: never a token in a channel's URL
     if args.json:
         _print_json(plan.to_json())
         return 0
+    if plan.channels:
+        print(f"conda channels, in order: {' '.join(plan.channels)}")
     print(f"Would build {plan.name} ({plan.kind}, Python {plan.python or 'any'}) on {args.cluster}"
           + (f" with modules {' '.join(plan.modules)}" if plan.modules else "") + ".")
     if plan.blocked:
@@ -513,6 +596,75 @@ def kernel_remove(args: argparse.Namespace, session: Session) -> int:
     kernel = remove_kernel(session, args.cluster, args.name, _progress(args), force=args.force)
     print(f"Removed the Jupyter kernel {kernel.name} ({kernel.folder})"
           + (f"; its environment {kernel.env_path} is untouched." if kernel.env_path else "."))
+    return 0
+
+
+# -- disk -------------------------------------------------------------------------------------
+
+def disk(args: argparse.Namespace, session: Session) -> int:
+    """What the environments take, what is left (space, files, quota); with --clean, empty a cache."""
+    from envdesk.backend.operations.disk import disk_report
+    if args.clean:
+        return _disk_clean(args, session)
+    report = disk_report(session, args.cluster, progress=_progress(args))
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        _print_json(report.to_json())
+        return 0
+    _print_disk(report)
+    return 0
+
+
+def _count_text(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _print_disk(report: Any) -> None:
+    from envdesk.backend.operations.disk import size_text
+    if report.environments:
+        print(f"Environments on {report.label}, the most files first ('+': still more, measuring was cut short):")
+        _print_table([[env.name, env.kind, size_text(env.usage.bytes) + ("" if env.usage.complete else "+"),
+                       f"{env.usage.files:,}" + ("" if env.usage.complete else "+"), env.path]
+                      for env in report.environments if env.usage is not None],
+                     ["NAME", "KIND", "SIZE", "FILES", "LOCATION"])
+    else:
+        print(f"No environments found on {report.label}.")
+    print("\nFree on the file systems of the environment folders and the home folder:")
+    _print_table([[space.path, size_text(space.free_bytes), size_text(space.total_bytes),
+                   _count_text(space.free_files), _count_text(space.total_files)] for space in report.space],
+                 ["FOLDER", "FREE", "OF", "FILES LEFT", "OF"])
+    for found in report.quotas:
+        print(f"\nQuota, as {found.command} reports it:")
+        if found.quotas:
+            _print_table([[quota.filesystem + (f" ({quota.owner})" if quota.owner else ""),
+                           size_text(quota.used_bytes), "none" if quota.limit_bytes is None
+                           else size_text(quota.limit_bytes), _count_text(quota.used_files),
+                           "none" if quota.limit_files is None else _count_text(quota.limit_files),
+                           "OVER" if quota.over else ""] for quota in found.quotas],
+                         ["FILE SYSTEM", "USED", "LIMIT", "FILES", "FILE LIMIT", ""])
+        else:
+            print("\n".join(f"  {line}" for line in found.raw.splitlines()) or "  No quota set.")
+    if not report.quotas:
+        print(f"\n{report.label} has no quota report EnvDesk knows (diskusage_report, uquota, lfs quota, quota).")
+
+
+def _disk_clean(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.disk import clean_caches
+    what = "pip's, uv's and conda's caches" if args.clean == "all" else f"{args.clean}'s cache"
+    if not args.yes:
+        if args.json:
+            raise InvalidInput("--clean with --json needs --yes (a question would mix with the JSON).")
+        if not ask_yes_no(f"Empty {what} on {args.cluster}? Environments are not touched; later installs "
+                          "download what they need again."):
+            print("Nothing was cleaned (run again with --yes to clean without being asked).", file=sys.stderr)
+            return 1
+    cleaned = clean_caches(session, args.cluster, args.clean, _progress(args))
+    if args.json:
+        _print_json({"target": args.cluster, "cleaned": [item.to_json() for item in cleaned]})
+        return 0
+    for item in cleaned:
+        print(item.summary() + (f" ({', '.join(item.folders)})" if item.folders else ""))
     return 0
 
 

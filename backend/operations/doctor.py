@@ -19,7 +19,7 @@ from ..inventory import Environment
 from ..runner import join_command
 from ..targets import Session, Target
 from ..validate import canonical_name
-from .common import Progress, is_path
+from .common import Progress, capabilities, is_path
 
 MOVE_USER_SITE = "move-user-site"
 CONDA_BASE_OFF = "conda-base-off"
@@ -198,7 +198,8 @@ def fix_finding(session: Session, target_name: str, fix: str, progress: Progress
         return f"Moved {site['path']} to {aside} (rename it back to undo)."
     if kind == CONDA_BASE_OFF and not arg:
         progress.step("Telling conda not to switch its base on at login")
-        target.runner.run_shell(join_command(["conda", "config", "--set", "auto_activate_base", "false"]),
+        conda = capabilities(session, target, progress).tools.get("conda") or "conda"  # by its path where known
+        target.runner.run_shell(join_command([conda, "config", "--set", "auto_activate_base", "false"]),
                                 cancel=progress.cancel, timeout=120, label="conda config").check(
             "Changing conda's settings")
         return "conda no longer switches its base environment on at login (from your next login)."

@@ -1,10 +1,12 @@
 """Add or edit a cluster: a preset or ~/.ssh/config to start from, the login method, and a connection test."""
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QSpinBox,
+                               QVBoxLayout, QWidget)
 
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, InvalidInput
@@ -19,6 +21,112 @@ from .key_dialog import KeyDialog
 KEY_METHODS = ("auto", "key", "key+code")
 LOGIN_METHODS = [("auto", "Let EnvDesk find out"), ("key", "SSH key"), ("password", "Password"),
                  ("key+code", "SSH key + one-time code"), ("password+code", "Password + one-time code")]
+
+
+CONDA_SOLVER_CHOICES = [("auto", "Automatic: mamba where installed, else conda's libmamba solver"),
+                        ("libmamba", "conda, with its libmamba solver"), ("classic", "conda, with its classic solver"),
+                        ("mamba", "mamba")]
+"""validate.CONDA_SOLVERS, in words."""
+
+
+class CondaOptions:
+    """The dialog's folded "conda" group: the solver conda commands use on the cluster, and the channels they get,
+    in order (none: conda's own settings there)."""
+
+    def __init__(self) -> None:
+        self.group, form = folded_options("conda")
+        self.group.setAccessibleName("conda settings")
+        self.solver = QComboBox()
+        for value, text in CONDA_SOLVER_CHOICES:
+            self.solver.addItem(text, value)
+        self.channels = QLineEdit()
+        self.channels.setPlaceholderText("conda-forge bioconda (in order; empty: conda's own settings)")
+        for label, widget in [("Solver", self.solver), ("Channels", self.channels)]:
+            widget.setAccessibleName(f"conda {label.lower()}")
+            form.addRow(label + ":", widget)
+
+    def fill(self, solver: str, channels: Sequence[str]) -> None:
+        """Show a profile's (or a preset's) settings, unfolding the group when they are not the defaults."""
+        self.solver.setCurrentIndex(max(0, self.solver.findData(solver)))
+        self.channels.setText(" ".join(channels))
+        if solver != "auto" or channels:
+            self.group.setChecked(True)
+
+    def fields(self) -> dict[str, Any]:
+        """The group as ClusterProfile fields (checked there: a bad channel is refused in plain words)."""
+        return {"conda_solver": self.solver.currentData(), "conda_channels": self.channels.text().split()}
+
+
+class ComputeNodeOptions:
+    """The dialog's folded "Slurm" group (issue 12): the account jobs use, and whether environments are built on a
+    compute node as Slurm jobs, in which partition and with which time limit. Unless the user ticks or unticks
+    the box, the profile leaves that choice to its preset (which says whether its login nodes limit long
+    processes)."""
+
+    def __init__(self) -> None:
+        self.group, form = folded_options("Slurm")
+        self.group.setAccessibleName("Slurm settings")
+        self.account = QLineEdit()
+        self.account.setPlaceholderText("e.g. def-yourpi (if your cluster's jobs need one)")
+        self.on_compute_node = QCheckBox("Build environments on a compute node (Slurm)")
+        self.on_compute_node.setToolTip("Create, import and large updates run as Slurm jobs (srun) instead of on "
+                                        "the login node, for clusters whose login nodes stop long processes. Small "
+                                        "updates stay on the login node.")
+        self.partition = QLineEdit()
+        self.partition.setPlaceholderText("default: the cluster's")
+        self.time = QLineEdit()
+        self.time.setPlaceholderText("01:00:00")
+        self.limits = QLabel()
+        self.limits.setWordWrap(True)
+        self.explicit = False  # the user (or the profile) chose; else the preset does
+        self.kept: dict[str, Any] = {}  # settings the form does not show, kept as the profile had them
+        self.on_compute_node.clicked.connect(self._chosen)
+        self.on_compute_node.toggled.connect(self._enable)
+        for label, widget, name in [("Account", self.account, "Slurm account"),
+                                    ("", self.on_compute_node, "Build environments on a compute node"),
+                                    ("Partition", self.partition, "Build job partition"),
+                                    ("Time limit", self.time, "Build job time limit")]:
+            widget.setAccessibleName(name)
+            form.addRow(label + ":" if label else "", widget)
+        form.addRow(self.limits)
+        self._enable(False)
+
+    def _chosen(self) -> None:
+        self.explicit = True
+
+    def _enable(self, on: bool) -> None:
+        self.partition.setEnabled(on)
+        self.time.setEnabled(on)
+
+    def fill(self, profile: ClusterProfile) -> None:
+        """Show a profile's settings, unfolding the group when it has any."""
+        from envdesk.backend.slurm import builds_on_compute_node, login_node_limits
+        self.account.setText(profile.slurm_account or "")
+        self.explicit = profile.build_on_compute_node is not None
+        self.on_compute_node.setChecked(builds_on_compute_node(profile))
+        self.partition.setText(profile.build_partition or "")
+        self.time.setText(profile.build_time or "")
+        self.kept = {"build_cpus": profile.build_cpus, "build_memory": profile.build_memory}
+        self._show_limits(login_node_limits(profile))
+        if profile.slurm_account or self.on_compute_node.isChecked():
+            self.group.setChecked(True)
+
+    def follow_preset(self, preset: Any) -> None:
+        """A preset was chosen: its advice on builds, unless the user already chose."""
+        limits = getattr(preset, "login_node_limits", None)
+        if not self.explicit:
+            self.on_compute_node.setChecked(bool(limits and limits.build_on_compute_node))
+        self._show_limits(limits)
+
+    def _show_limits(self, limits: Any) -> None:
+        self.limits.setText(f"The site says: {limits.summary} ({limits.source})" if limits else "")
+
+    def fields(self) -> dict[str, Any]:
+        """The group as ClusterProfile fields (checked there: a bad partition or time limit is refused)."""
+        return {"slurm_account": self.account.text().strip() or None,
+                "build_on_compute_node": self.on_compute_node.isChecked() if self.explicit else None,
+                "build_partition": self.partition.text().strip() or None,
+                "build_time": self.time.text().strip() or None, **self.kept}
 
 
 def _presets():
@@ -116,6 +224,10 @@ class ClusterDialog(QDialog):
             widget.setAccessibleName(label)
             advanced_form.addRow(label + ":", widget)
         layout.addWidget(self.advanced)
+        self.conda = CondaOptions()
+        layout.addWidget(self.conda.group)
+        self.compute = ComputeNodeOptions()  # builds on a compute node (issue 12)
+        layout.addWidget(self.compute.group)
 
         test_row = QHBoxLayout()
         self.test_button = QPushButton("Test connection")
@@ -155,6 +267,8 @@ class ClusterDialog(QDialog):
         self.pip_args.setText(" ".join(profile.pip_args))
         if profile.jump or profile.env_roots or profile.pip_args:
             self.advanced.setChecked(True)
+        self.conda.fill(profile.conda_solver, profile.conda_channels)
+        self.compute.fill(profile)
 
     def _preset_chosen(self) -> None:
         preset = self.preset.currentData()
@@ -173,7 +287,9 @@ class ClusterDialog(QDialog):
         self.auth.setCurrentIndex(max(0, self.auth.findData(fields.get("auth", "auto"))))
         self.roots.setText(" ".join(fields.get("env_roots") or []))
         self.pip_args.setText(" ".join(fields.get("pip_args") or []))
+        self.conda.fill(self.conda.solver.currentData(), fields.get("conda_channels") or [])
         self.preset_help.setText(f"{preset.description} {preset.auth_help}")
+        self.compute.follow_preset(preset)
 
     def _update_key_offer(self) -> None:
         """Offer to make a key only to someone with none, for a login that uses one."""
@@ -224,7 +340,7 @@ class ClusterDialog(QDialog):
             jump=[j.strip() for j in self.jump.text().split(",") if j.strip()],
             env_roots=self.roots.text().split(), pip_args=self.pip_args.text().split(),
             preset=preset.id if preset is not None else (self.editing.preset if self.editing else None),
-            auth=self.auth.currentData())
+            auth=self.auth.currentData(), **self.conda.fields(), **self.compute.fields())
 
     def test_connection(self) -> Task | None:
         """Check the form's profile step by step in the background; each step shows what it found."""
