@@ -22,6 +22,8 @@ STALE_LOCK_SECONDS = 24 * 3600
 class ActionError(Exception):
     """A refusal or failure explained in one plain sentence; `code` tells the app what kind."""
 
+    held = None     # for a build: whether its client still holds the lock (see action_build)
+
     def __init__(self, message, code=CODE_FAILED):
         Exception.__init__(self, message)
         self.code = code
@@ -244,14 +246,15 @@ def _heartbeat(path, token, pid, start):
     os._exit(0)
 
 
-def take_lock(path, operation, client_pid=None, heartbeat=False, own=False):
+def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, token=None):
     """Create <env>.envdesk-lock atomically; returns (token, why a stale lock was taken over or None).
 
     A second writer is told 'busy' while the lock's holder may still be working (see above). `own`
     makes the agent itself the lock's owner process (an action that holds the lock only while it runs).
+    `token`: the one the client chose (see client_token), else a new one.
     """
     lock = path + LOCK_SUFFIX
-    token = binascii.hexlify(os.urandom(12)).decode("ascii")
+    token = token or binascii.hexlify(os.urandom(12)).decode("ascii")
     owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
              "started": time.time(), "token": token, "uid": _uid(), "boot": _boot_id()}
     process = (os.getpid(), (_proc_stat(os.getpid()) or (0, None))[1], "agent") if own else \
@@ -271,7 +274,7 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False):
                               % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                                  info.get("host", "an unknown machine")), CODE_BUSY)
         _break_lock(lock, info)
-        token, _ = take_lock(path, operation, client_pid, heartbeat, own)
+        token, _ = take_lock(path, operation, client_pid, heartbeat, own, token)
         return token, ("EnvDesk took over the lock of an earlier %s (started %s on %s): %s."
                        % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                           info.get("host", "an unknown machine"), reason))
@@ -455,7 +458,7 @@ def action_begin(cfg):
     elif not is_env(path) or os.path.islink(path):
         raise ActionError("%s is not a Python environment." % path, CODE_MISSING)
     token, took_over = take_lock(path, cfg.get("operation", "change"), client_pid=cfg.get("client_pid"),
-                                 heartbeat=bool(cfg.get("heartbeat")))
+                                 heartbeat=bool(cfg.get("heartbeat")), token=client_token(cfg))
     made = False
     try:
         answer = {"path": path, "token": token}
@@ -509,6 +512,10 @@ def action_finish(cfg):
     if cfg.get("meta"):
         update_meta(path, cfg["meta"])
     _remove_if_there(_changing_path(path))
+    own = os.path.join(path, ENVDESK_DIR)
+    for name in os.listdir(own) if os.path.isdir(own) else []:
+        if name.startswith("go-"):          # an instruction to a build's agent, left over (see action_build)
+            _remove_if_there(os.path.join(own, name))
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):
         os.unlink(marker)
@@ -568,6 +575,115 @@ def action_reset(cfg):
     os.makedirs(os.path.join(path, ENVDESK_DIR))
     _write_mark(path)
     return {"path": path}
+
+
+# ---------------------------------------------------------------------------
+# Building in one agent: begin, then finish, abort or reset as the client says
+# ---------------------------------------------------------------------------
+#
+# A new environment needs a begin before its commands and a finish after them. One agent does both: it
+# begins, says it is ready, and waits while the client runs the commands that make the environment (this
+# agent runs no program); then the client writes its next instruction into the folder's .envdesk
+# (instruction_file): finish it, abort it, or reset it to be made again (the agent says it is ready
+# once more). The client's instructions come in files because nothing else reaches a running command.
+
+def client_token(cfg):
+    """The lock token the client chose, or None (begin then makes one): a client that chose it can undo
+    a build whose agent it never heard from."""
+    token = cfg.get("token")
+    if token is None:
+        return None
+    if not isinstance(token, str) or not re.match(r"^[0-9a-f]{24}$", token):
+        raise ActionError("%r is not a lock token." % (token,), CODE_INVALID)
+    return token
+
+
+def instruction_file(path, number):
+    """Where the client of a build writes its instruction `number` (JSON: {"do": ..., "meta": ...})."""
+    return os.path.join(path, ENVDESK_DIR, "go-%d" % number)
+
+
+def _say_ready(marker, number, info):
+    """One stdout line: ready for instruction `number` + 1 (with what the client should know)."""
+    sys.stdout.write("%s%s\n" % (marker, json.dumps(dict(info, ready=number), separators=(",", ":"))))
+    sys.stdout.flush()
+
+
+def _next_instruction(path, number, token):
+    """The client's instruction `number` once it is written in full (then removed), or None when the client is
+    gone (an empty line a second to it fails, or the lock's owner process ended): no instruction can come."""
+    go = instruction_file(path, number)
+    began = checked = time.time()
+    delay = 0.001
+    while True:
+        try:
+            with open(go) as handle:
+                instruction = json.loads(handle.read())
+            if isinstance(instruction, dict):
+                os.unlink(go)
+                return instruction
+        except (OSError, IOError, ValueError):
+            pass                                # not there yet, or not written in full yet
+        now = time.time()
+        delay = min(delay * 2, 0.01 if now - began < 10 else 0.1)
+        time.sleep(delay)
+        if now - checked >= 1:
+            checked = now
+            try:
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+            except (OSError, IOError, ValueError):
+                return None
+            info = _lock_owner(path + LOCK_SUFFIX)
+            if info.get("token") != token:
+                raise ActionError("EnvDesk lost the lock on %s while making it; nothing more was done." % path,
+                                  CODE_BUSY)
+            if _owned_here(info) and not _process_alive(info["pid"], info.get("pid_start")):
+                return None
+            if now - began > STALE_LOCK_SECONDS:
+                return None
+
+
+def action_build(cfg):
+    """Begin a new environment (with the client's token), then finish, abort or reset it as the client
+    instructs (see above), saying on stdout, after cfg["announce"], when it is ready for an instruction.
+
+    The answer is that of the finish, or the abort. A refusal says in "held" whether the client still holds
+    the lock (a refused begin made nothing and holds nothing).
+    """
+    token = client_token(cfg)
+    if not token:
+        raise ActionError("A build needs the client's lock token.", CODE_INVALID)
+    try:
+        info = action_begin(dict(cfg, create=True))
+    except (ActionError, OSError, IOError) as exc:
+        refusal = exc if isinstance(exc, ActionError) else os_refusal(exc, cfg)
+        refusal.held = False                    # begin removed what it made and released the lock
+        raise refusal
+    path = info.pop("path")
+    info.pop("token", None)
+    number, todo = 0, None
+    try:
+        while True:
+            _say_ready(cfg.get("announce", ""), number, info)
+            number, info = number + 1, {}
+            instruction = _next_instruction(path, number, token)
+            todo = (instruction or {}).get("do")
+            if todo == "finish":
+                return action_finish(dict(cfg, path=path, meta=instruction.get("meta")))
+            if todo == "abort":
+                return action_abort(dict(cfg, path=path, created=True))
+            if todo == "reset":
+                action_reset(dict(cfg, path=path))
+            elif instruction is None:
+                raise ActionError("EnvDesk's client stopped before %s was made; it is left unfinished." % path,
+                                  CODE_FAILED)
+            else:
+                raise ActionError("Unknown instruction %r." % (todo,), CODE_INVALID)
+    except (ActionError, OSError, IOError) as exc:
+        refusal = exc if isinstance(exc, ActionError) else os_refusal(exc, dict(cfg, action=todo or "build"))
+        refusal.held = todo != "abort"          # an abort releases the lock whatever happens
+        raise refusal
 
 
 # ---------------------------------------------------------------------------
@@ -876,7 +992,7 @@ def action_measure(cfg):
 
 
 ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort, "reset": action_reset,
-           "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
+           "build": action_build, "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
            "measure": action_measure}
 
 
@@ -887,7 +1003,7 @@ def _doing(config):
         return ("start making %s" if config.get("create") else
                 "save a snapshot of %s before changing it" if config.get("snapshot") else "lock %s") % path
     return {"finish": "record EnvDesk's notes in %s", "abort": "clean up %s", "reset": "empty %s to build it again",
-            "delete": "delete %s"}.get(name, "read %s") % path
+            "build": "make %s", "delete": "delete %s"}.get(name, "read %s") % path
 
 
 def os_refusal(exc, config):
@@ -921,7 +1037,10 @@ def run_action(config):
     try:
         answer = action(config)
     except ActionError as exc:
-        return {"ok": False, "code": exc.code, "error": str(exc)}
+        refused = {"ok": False, "code": exc.code, "error": str(exc)}
+        if exc.held is not None:
+            refused["held"] = exc.held
+        return refused
     except (OSError, IOError) as exc:
         refusal = os_refusal(exc, config)
         return {"ok": False, "code": refusal.code, "error": str(refusal)}

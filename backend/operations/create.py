@@ -11,9 +11,11 @@ from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
 from ..recipes import Installer, conda_install, conda_spec, create_step
+from ..slurm import on_compute_node
 from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, run_step
+from .disk import warn_before_build
 from .modules import loadable_modules
 
 
@@ -97,21 +99,35 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     if kind == "conda" and packages:
         conda_packages, packages = conda_packages + [conda_spec(p) for p in packages], []
     root, roots = choose_root(target, request.root)
+    notes += warn_before_build(session, target, root, name=request.name, kind=kind,  # disk (issue 12)
+                               packages=len(packages) + len(conda_packages), progress=progress)
     path = f"{root.rstrip('/')}/{request.name}"
-    progress.step(f"Reserving {path}")
-    reservation = Reservation.take(target, path, roots, create=True, operation="create")
+    reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="create")
     try:
         env = build(session, target, caps, reservation, kind=kind, modules=modules, python=version,
                     system_site_packages=request.system_site_packages, packages=packages,
                     conda_packages=conda_packages, channels=request.channels, progress=progress)
     except BaseException:
-        try:
-            progress.on_step("Removing the unfinished environment")
-        finally:  # whatever interrupts the message, the half-made environment and its lock go
-            reservation.release(remove_unfinished=True)
+        undo(reservation, progress)
         raise
     remember_root(session, target, root)
     return Created(env, notes)
+
+
+def undo(reservation: Reservation, progress: Progress) -> None:
+    """After a failed or cancelled build: remove the unfinished environment and give its lock back."""
+    if not reservation.held:  # the lock was never taken (the folder exists, another operation holds it ...)
+        return
+    try:
+        progress.on_step("Removing the unfinished environment")
+    finally:  # whatever interrupts the message, the half-made environment and its lock go
+        reservation.release(remove_unfinished=True)
+
+
+def agent_python(target: Target, caps: Capabilities) -> str:
+    """The Python a build's agent runs with: the target's python3 as its probe found it (no module loaded),
+    else the one environments are made with."""
+    return caps.tools.get("python3") or target.runner.python_command(caps)
 
 
 def build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, *, kind: str,
@@ -120,9 +136,15 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
           progress: Progress, extra_meta: dict | None = None) -> Environment:
     """Make the environment in a reserved folder, install packages, record how it was made.
 
-    A failed package install raises InstallFailed, so callers can tell it from a failed creation.
+    A reservation not yet started is started first (its agent takes the lock, makes the folder and stays
+    until the finish). A failed package install raises InstallFailed, so callers can tell it from a failed
+    creation.
     """
+    if reservation.agent is None and reservation.begin is not None:
+        progress.step(f"Reserving {reservation.path}")
+        reservation.start(agent_python(target, caps))
     path = reservation.path
+    target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
     python_command = target.runner.python_command(caps)
     run_step(target, create_step(kind, caps, path, modules, python, system_site_packages, python_command,
                                  channels), progress)

@@ -19,7 +19,8 @@ from ..runner import CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities
-from .create import build, choose_root, remember_root
+from .create import build, choose_root, remember_root, undo
+from .disk import warn_before_build
 from .modules import loadable_modules
 
 
@@ -408,13 +409,15 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     caps = capabilities(session, target, progress)
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
-    progress.step(f"Reserving {path}")
-    reservation = Reservation.take(target, path, roots, create=True, operation="import")
+    reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="import")
     installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
                                   target.pip_args)
     notes, used_top_level = list(plan.notes), False
     notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." for a in plan.adapted]
     notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]
+    notes += warn_before_build(session, target, root, name=plan.name, kind=plan.kind,  # disk (issue 12)
+                               packages=len(plan.to_install) + len(plan.conda_pins), source=spec.source,
+                               progress=progress)
     common: dict[str, Any] = {
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
@@ -441,10 +444,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             used_top_level = True
             env = build(session, target, caps, reservation, packages=relaxed, **common)
     except BaseException:
-        try:
-            progress.on_step("Removing the unfinished environment")
-        finally:  # whatever interrupts the message, the half-made environment and its lock go
-            reservation.release(remove_unfinished=True)
+        undo(reservation, progress)
         raise
     remember_root(session, target, root)
     return Imported(env, notes, used_top_level)

@@ -11,6 +11,7 @@ from ..errors import EnvDeskError, InvalidInput
 from ..inventory import Environment
 from ..spec import redact
 from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
+from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, run_step
 
@@ -135,7 +136,8 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     snapshot = reservation.answer["snapshot"]
     before = state_before(target, caps, env, reservation, progress)
     try:
-        apply_change(target, caps, env, change, progress)
+        large = large_update(len(change.add), len(change.upgrade), change.upgrade_all)
+        apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change, progress)  # issue 12
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
         return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot)
     except BaseException as failure:
