@@ -28,7 +28,8 @@ from envdesk.backend.operations.doctor import Finding, Health, check_health, fix
 from envdesk.backend.operations.diff import Comparison, diff_environments, make_like
 from envdesk.backend.operations.export import export_environment, spec_from_environment
 from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
-from envdesk.backend.operations.kernels import IpykernelMissing, Kernel, add_kernel, has_ipykernel, with_ipykernel
+from envdesk.backend.operations.kernels import (IpykernelMissing, Kernel, add_kernel, has_ipykernel, list_kernels,
+                                                remove_kernel, with_ipykernel)
 from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check_availability, import_environment,
                                                   plan_import, read_spec_file)
 from envdesk.backend.operations.listing import Listing, list_environments, show_environment
@@ -370,6 +371,18 @@ class AppController(QObject):
 
         return self.start(f"Make a Jupyter kernel of {env.name}", target, work, on_done, on_failure,
                           changes=install_ipykernel)
+
+    def kernels(self, target: str, on_ready: Callable[[list[Kernel]], None],
+                on_failure: Failure | None = None) -> Task:
+        """The user's Jupyter kernels on the target, EnvDesk's and others' (one command)."""
+        return self.start(f"Jupyter kernels on {self.label(target)}", target,
+                          lambda progress: list_kernels(self.session, target, progress), on_ready, on_failure,
+                          record=False)
+
+    def remove_kernel(self, target: str, name: str, on_done: Callable[[Kernel], None]) -> Task:
+        """Remove a kernel EnvDesk made (its environment stays)."""
+        return self.start(f"Remove the Jupyter kernel {name}", target,
+                          lambda progress: remove_kernel(self.session, target, name, progress), on_done)
 
     def lacks_ipykernel(self, env: Environment) -> bool:
         """Whether the environment surely has no ipykernel: not among its packages, and it sees no system ones."""

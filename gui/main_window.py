@@ -200,6 +200,9 @@ class MainWindow(QMainWindow):
             self.cluster_actions[text] = self._tip(cluster_menu.addAction(text, slot), tip)
         cluster_menu.addAction(self.connect_all_action)
         cluster_menu.addSeparator()
+        self.kernels_action = self._tip(cluster_menu.addAction("Jupyter kernels…", self.show_kernels),
+                                        "The Jupyter kernels you have on the selected cluster; remove those "
+                                        "EnvDesk made")
         self.health_action = self._tip(cluster_menu.addAction("Check health…", self.check_health),
                                        "Look for what around the environments changes what runs in them "
                                        "(packages in ~/.local, modules gone, conda's base at login…)")
@@ -771,6 +774,12 @@ class MainWindow(QMainWindow):
                 self.controller.delete(target, env)
 
         self.controller.measure(target, env, confirm, lambda error: confirm(None))
+
+    def show_kernels(self) -> None:
+        """Cluster ▸ Jupyter kernels…: list them (in the background) and remove EnvDesk's."""
+        from .dialogs.kernels_dialog import KernelsDialog
+        self.kernels_dialog = KernelsDialog(self.controller, self.current_target(), parent=self)
+        self.kernels_dialog.show()
 
     def check_health(self) -> None:
         target = self.current_target()

@@ -321,5 +321,18 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
     finish(qtbot, next(t for t in started if t.title == f"Make a Jupyter kernel of {made}"))
     assert kernel_name(made) in kernelspecs(alpha, jupyter_client_python)
     assert len(asked) == 1, "nothing was asked: the dialog's choice was the answer"
-    for name in (plain, made):
-        remove_kernel(window.controller.session, "alpha", kernel_name(name))
+
+    # Cluster > Jupyter kernels…: the list jupyter-kernelspec gives, and Remove for EnvDesk's
+    window.show_kernels()
+    listed = window.kernels_dialog
+
+    def shown() -> set[str]:
+        return {listed.table.item(row, 0).text() for row in range(listed.table.rowCount())}
+
+    qtbot.waitUntil(lambda: kernel_name(made) in shown(), timeout=180_000)
+    assert shown() == set(kernelspecs(alpha, jupyter_client_python))
+    row = next(row for row in range(listed.table.rowCount()) if listed.table.item(row, 0).text() == kernel_name(plain))
+    listed.table.cellWidget(row, 3).click()
+    qtbot.waitUntil(lambda: kernel_name(plain) not in shown(), timeout=180_000)
+    assert kernel_name(plain) not in kernelspecs(alpha, jupyter_client_python)
+    remove_kernel(window.controller.session, "alpha", kernel_name(made))
