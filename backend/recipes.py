@@ -53,7 +53,7 @@ def _channel_args(channels: Sequence[str]) -> list[str]:
     return (["--override-channels"] if channels else []) + [arg for channel in channels for arg in ("-c", channel)]
 
 
-def conda_channels(tool: str, channels: Sequence[str] = ()) -> list[str]:
+def conda_channels(tool: CondaTool | str | None, channels: Sequence[str] = ()) -> list[str]:
     """The channels a conda command uses: the cluster's (its profile's conda_channels, which `tool` carries) in
     order, then those the operation names that are not among them; none at all: conda's own settings."""
     cluster = list(tool.channels) if isinstance(tool, CondaTool) else []

@@ -327,6 +327,14 @@ def test_the_clusters_channels_go_to_conda_in_order_and_into_the_notes(conda, tm
     assert notes["channels"] == channels
     shown = run_cli("env", "show", cluster.name, name, "--json", config=config, home=home)
     assert json.loads(shown.stdout)["envdesk"]["channels"] == channels
+    session = session_for(AppPaths(config))   # the window's way: the backend, no channels named by the caller
+    try:
+        other = unique("chan")
+        create_environment(session, cluster.name, CreateRequest(name=other, kind="conda", python="3.11"))
+    finally:
+        session.close()
+    notes = json.loads((cluster.home / "venvs" / other / ".envdesk" / "meta.json").read_text())
+    assert notes["channels"] == channels
     cleared = run_cli("cluster", "edit", cluster.name, "--conda-channel", "", "--conda-solver", "classic",
                       config=config, home=home)
     assert cleared.returncode == 0, cleared.stderr

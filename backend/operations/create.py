@@ -10,7 +10,7 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
-from ..recipes import Installer, conda_install, conda_spec, create_step
+from ..recipes import Installer, conda_channels, conda_install, conda_spec, create_step
 from ..slurm import on_compute_node
 from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
@@ -166,7 +166,8 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     meta = {"kind": kind, "modules": list(modules), "python": python,
             # recorded in the environment, which other users may read: never with credentials
             "requested": [redact(line) for line in (requested if requested is not None else packages)],
-            "conda_requested": list(conda_packages), "channels": list(channels),
+            "conda_requested": list(conda_packages),
+            "channels": conda_channels(caps.conda_tool, channels) if kind == "conda" else list(channels),
             "system_site_packages": system_site_packages, "created": now_iso(),
             "created_with": created_with(), **(extra_meta or {})}
     return reservation.finish(meta)
