@@ -121,6 +121,23 @@ def main() -> int:
         box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
         QTimer.singleShot(0, lambda: None)
         shoot(box, "delete-confirm")
+        box.close()
+
+        # issue 12's views: disk use, health, kernels, comparing two environments
+        window.measure_disk()
+        wait(lambda: "alpha" in window.controller.disk_reports)
+        window.check_health()
+        wait(lambda: getattr(window, "health_dialog", None) is not None)
+        shoot(window.health_dialog, "health-check")
+        window.health_dialog.close()
+        shoot(window, "main-window-disk-health")
+        from envdesk.gui.dialogs.disk_dialog import DiskDialog
+        shoot(DiskDialog(window.controller, "alpha", parent=window), "disk")
+        window.show_kernels()
+        wait(lambda: not window.kernels_dialog.status.text().startswith("Reading"))
+        shoot(window.kernels_dialog, "jupyter-kernels")
+        from envdesk.gui.dialogs.diff_dialog import DiffDialog
+        shoot(DiffDialog(window.controller, "alpha", window.current_environment(), parent=window), "compare")
         window.close()
     finally:
         bed.close()
