@@ -42,6 +42,20 @@ def doctor(*args: str, config: Path, home: Path, extra_env: dict[str, str] | Non
     return json.loads(result.stdout)
 
 
+def base_python() -> str:
+    """The interpreter the tests' Python was made from: `pip install --user` is refused inside a venv (CI runs
+    the suite from one), and only a Python outside any venv has a user site of its own."""
+    return str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}")
+
+
+def install_for_user(home: Path, wheels: Path, *specs: str) -> None:
+    """pip install --user into HOME/.local, by the base interpreter's own pip."""
+    subprocess.run([base_python(), "-m", "pip", "install", "--user", "--no-index", "--find-links", str(wheels),
+                    *specs], check=True, capture_output=True,
+                   env={**{k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")},
+                        "HOME": str(home)})
+
+
 def python_sees(python: Path, home: Path, name: str) -> str | None:
     """The version of `name` the environment's own Python imports (None: it finds none): the referee."""
     code = ("import importlib.metadata as m, sys\ntry:\n    print(m.version(sys.argv[1]))\n"
@@ -65,9 +79,7 @@ def test_packages_in_the_users_local_folder_that_python_puts_first_are_found_and
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(plain)], check=True)
     for env in (seeing, plain):
         uv_install(env / "bin" / "python", wheels, "tinygamma==0.1")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "--find-links", str(wheels),
-                    "tinygamma==0.2", "tinyalpha==1.0"], check=True, capture_output=True,
-                   env={**os.environ, "HOME": str(home), "PIP_USER": "1"})
+    install_for_user(home, wheels, "tinygamma==0.2", "tinyalpha==1.0")
     # the referee: each environment's own Python (a venv puts its own packages before the user's)
     assert python_sees(seeing / "bin" / "python", home, "tinygamma") == "0.1"
     assert python_sees(seeing / "bin" / "python", home, "tinyalpha") == "1.0"
@@ -219,8 +231,7 @@ def test_modules_recorded_that_the_cluster_no_longer_has(testbed, tmp_path):
 def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, home, wheels):
     from PySide6.QtCore import Qt
     from test_gui import LONG, window_on_this_computer
-    subprocess.run([sys.executable, "-m", "pip", "install", "--user", "--no-index", "--find-links", str(wheels),
-                    "tinyalpha==1.0"], check=True, capture_output=True, env={**os.environ, "HOME": str(home)})
+    install_for_user(home, wheels, "tinyalpha==1.0")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
                     str(home / "venvs" / "seeing")], check=True)
     python = home / "venvs" / "seeing" / "bin" / "python"

@@ -149,6 +149,19 @@ def until_no_workers(world: World, path: str) -> None:
     while workers(world, path):
         assert time.monotonic() < deadline, f"processes kept working in {path}: {workers(world, path)}"
         time.sleep(0.2)
+    while lock_owner_alive(path):   # the killed client's remote process ends a moment after it (sshd's doing)
+        assert time.monotonic() < deadline, f"the lock's owner of {path} kept running"
+        time.sleep(0.2)
+
+
+def lock_owner_alive(path: str) -> bool:
+    """Whether the process the environment's lock names as its owner still runs (a zombie does not)."""
+    try:
+        pid = json.loads(Path(path + ".envdesk-lock", "owner.json").read_text()).get("pid")
+        fields = Path(f"/proc/{int(pid)}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, TypeError, IndexError):
+        return False
+    return fields[0] != "Z"
 
 
 # ---------------------------------------------------------------- the operations
