@@ -81,6 +81,22 @@ def test_a_create_runs_its_build_as_slurm_jobs_and_makes_a_working_environment(t
     assert "tinyalpha==2.0" in freeze.split(), freeze
 
 
+def test_an_import_builds_as_slurm_jobs_too(testbed, slurm, slurm_session, tmp_path):
+    """An ordinary requirements file imported on a cluster that builds on compute nodes: its build runs as jobs
+    of the user that completed, and pip freeze in the new environment has the file's pins."""
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    alpha = testbed.clusters["alpha"]
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinyalpha==1.0\ntinygamma==0.1\n")
+    before = {job.job_id for job in slurm.finished_jobs()}
+    imported = import_environment(slurm_session, "alpha", read_spec_file(requirements), name=unique("slimp"))
+    jobs = _new_jobs(slurm, before)
+    assert len(jobs) >= 2 and all(job.user == alpha.user and job.state == "COMPLETED" for job in jobs), jobs
+    freeze = alpha.run_as_user(f"{shlex.quote(imported.environment.path)}/bin/python -m pip freeze").stdout.split()
+    assert {"tinyalpha==1.0", "tinygamma==0.1"} <= set(freeze), freeze
+    assert slurm.queue(alpha.user) == []
+
+
 def test_cancel_mid_build_scancels_the_job_and_removes_the_half_made_environment(testbed, slurm, slurm_session):
     alpha = testbed.clusters["alpha"]
     project = make_project(alpha, f"slowslurm{os.urandom(3).hex()}", "1.0", git=False)
