@@ -140,7 +140,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     until the finish). A failed package install raises InstallFailed, so callers can tell it from a failed
     creation.
     """
-    if reservation.agent is None and reservation.begin is not None:
+    if not reservation.held and reservation.agent is None and reservation.begin is not None:
         progress.step(f"Reserving {reservation.path}")
         reservation.start(agent_python(target, caps))
     path = reservation.path
