@@ -1667,6 +1667,8 @@ class ListingCache(object):
                 return None
         if signature(_lstat(os.path.join(path, ENVDESK_DIR))) != entry.get("envdesk"):
             return None
+        if _lstat(os.path.join(path, ENVDESK_DIR, CHANGING_MARK)) is not None:
+            return None     # a change began within the folder's time-stamp tick: never shown from before it
         self.used += 1
         env = dict(entry["env"])
         if isinstance(entry.get("usage"), dict):
