@@ -535,8 +535,13 @@ def test_the_cluster_dialog_has_a_conda_group_and_the_window_exports_conda_histo
                       history_block("2024-02-12 10:31:02", "conda create -p sci numpy", specs=["numpy"]),
                       python="%d.%d.%d" % sys.version_info[:3])
     window.controller.refresh("local")
-    qtbot.waitUntil(lambda: "local" in window.controller.refreshed, timeout=60_000)
-    env = next(e for e in window.controller.inventory("local").environments if e.name == "sci")
+
+    def listed_sci():   # the window's own first refresh may end before the prefix was made: wait for this one
+        inventory = window.controller.inventory("local")
+        return next((e for e in inventory.environments if e.name == "sci"), None) if inventory else None
+
+    qtbot.waitUntil(lambda: listed_sci() is not None, timeout=60_000)
+    env = listed_sci()
     out = tmp_path / "sci-environment.yml"
     window.export_to("local", env, out, "conda-history")
     qtbot.waitUntil(out.exists, timeout=60_000)
