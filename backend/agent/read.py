@@ -1122,13 +1122,16 @@ def read_venv(env, problems, light=False):
 
 
 def read_site_packages(env, problems, folders, skip=None, light=False, skip_names=()):
-    """Add the packages of every site-packages folder to env (problem if none)."""
+    """Add the packages of every site-packages folder to env (problem if none). Each folder's stat is taken
+    just before it is listed (`_site_stats`): the listing cache trusts what was seen after it, never before."""
     env["_sites"] = folders
+    env["_site_stats"] = []
     if not folders:
         problems.append("This environment has no site-packages folder, so no packages "
                         "can be installed in it.")
         return
     for folder in folders:
+        env["_site_stats"].append(_stat(folder))
         try:
             env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, skip_names))
         except OSError as exc:
@@ -1327,7 +1330,9 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
     env = blank_env(path, name, root)
     problems = []
     kind = (marker or env_marker(path) or (None,))[0]
-    marks = envdesk_marks(path)
+    env["_looked_at"] = time.time()     # before any stat of what is read below (see ListingCache.put)
+    env["_envdesk_stat"] = _lstat(os.path.join(path, ENVDESK_DIR))
+    marks = envdesk_marks(path) if env["_envdesk_stat"] is not None else frozenset()
     env["_marks"] = marks
     outer, _ENV_DEADLINE[0] = _ENV_DEADLINE[0], Deadline(seconds)
     try:
@@ -1667,34 +1672,38 @@ class ListingCache(object):
                 return None
         if signature(_lstat(os.path.join(path, ENVDESK_DIR))) != entry.get("envdesk"):
             return None
-        if _lstat(os.path.join(path, ENVDESK_DIR, CHANGING_MARK)) is not None:
-            return None     # a change began within the folder's time-stamp tick: never shown from before it
         self.used += 1
         env = dict(entry["env"])
         if isinstance(entry.get("usage"), dict):
             env["_usage"] = entry["usage"]
         return env
 
-    def put(self, env, marker):
-        """Remember an environment just read, when it is healthy, quiet and was not changing as it was read."""
+    def put(self, env, marker, found_at):
+        """Remember an environment just read, when it is healthy, quiet and was not changing as it was read.
+
+        It is remembered with the stats taken before its contents were read (the marker's by discovery,
+        which began at `found_at`; its folders' by read_env_noted, which began at env["_looked_at"]), never
+        after: a change made while it was read, or later, changes one of them. Each must predate the moment
+        it was taken by RACY_SECONDS, so that no later change can fall in the same tick of its time stamp
+        and leave it as it was, however long the read took.
+        """
         path = env["path"]
+        sites, site_stats = env.get("_sites") or [], env.get("_site_stats") or []
         if (not marker or marker[1] is None or env["state"] != STATE_OK or env.get("changing")
-                or CHANGING_MARK in env["_marks"] or CREATING_MARK in env["_marks"]):
+                or CHANGING_MARK in env["_marks"] or CREATING_MARK in env["_marks"]
+                or len(sites) != len(site_stats) or any(info is None for info in site_stats)):
             self.forget(path)
             return
-        stats = [marker[1]] + [_stat(folder) for folder in env.get("_sites") or ()]
-        envdesk = _lstat(os.path.join(path, ENVDESK_DIR))
-        now = time.time()
-        for info in stats + [envdesk]:
-            if info is not None and now - info.st_mtime < RACY_SECONDS:
+        envdesk = env["_envdesk_stat"]
+        taken_at = [(marker[1], found_at), (envdesk, env["_looked_at"])]
+        taken_at += [(info, env["_looked_at"]) for info in site_stats]
+        for info, taken in taken_at:
+            if info is not None and taken - info.st_mtime < RACY_SECONDS:
                 self.forget(path)
                 return
-        if any(info is None for info in stats):
-            self.forget(path)
-            return
         self.entries[path] = {
             "kind": marker[0], "marker": signature(marker[1]), "detail": env.get("detail", "full"),
-            "sites": [[folder, signature(info)] for folder, info in zip(env.get("_sites") or (), stats[1:])],
+            "sites": [[folder, signature(info)] for folder, info in zip(sites, site_stats)],
             "envdesk": signature(envdesk), "home": env.get("_home"),
             "env": public(env)}
         if isinstance(env.get("_usage"), dict) and env["_usage"].get("complete"):
@@ -1750,6 +1759,7 @@ def inventory(config=None):
     cfg = read_config(config)
     deadline = Deadline(cfg["time_budget"])
     _HOMES.clear()
+    found_at = time.time()      # before discovery's stats of the markers (see ListingCache.put)
     found = discover(cfg, deadline)
     cache = ListingCache(cfg["cache"]) if cfg["cache"] else None
     environments = []
@@ -1769,7 +1779,7 @@ def inventory(config=None):
             if cached is not None:
                 cache.add_usage(path, env["_usage"])
         if cached is None and cache is not None:
-            cache.put(env, marker)
+            cache.put(env, marker, found_at)
         if cfg["usage"]:
             env["usage"] = env["_usage"]
         if cfg["health"]:
