@@ -21,6 +21,13 @@ class InventoryCache:
         name = target if target == LOCAL_TARGET else cluster_name(target)
         return self.folder / f"inventory-{name}.json"
 
+    def size(self, target: str) -> int:
+        """How many bytes the target's cached list takes (0 when there is none): what reading it will cost."""
+        try:
+            return self._file(target).stat().st_size
+        except OSError:
+            return 0
+
     def save(self, inventory: Inventory) -> None:
         data = {"saved": time.time(), "target": inventory.target, "errors": list(inventory.errors),
                 "truncated": inventory.truncated, "remote_python": inventory.remote_python,

@@ -11,6 +11,8 @@ from typing import Callable, Collection, Mapping, Sequence
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QHeaderView, QTableView
 
+ROWS_MEASURED = 200  # rows whose contents size a column (Qt's default is 1000: seconds for a long list)
+
 
 def fit_widths(wanted: Sequence[int], flexible: Collection[int], available: int, *, grow: int | None = None,
                minimum: int = 48, weights: Mapping[int, float] | None = None) -> list[int]:
@@ -68,6 +70,7 @@ class ColumnFitter(QObject):
         header = view.horizontalHeader()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(ROWS_MEASURED)  # the rows shown first, then others up to this many
         view.viewport().installEventFilter(self)
         model = view.model()
         for signal in (model.modelReset, model.layoutChanged, model.rowsInserted, model.rowsRemoved,

@@ -5,51 +5,63 @@ Every method that may reach a target runs as a Task on a pool thread and answers
 """
 from __future__ import annotations
 
+import importlib
+import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
 from envdesk.backend.cache import InventoryCache
-from envdesk.backend.capabilities import Capabilities
-from envdesk.backend.config import ClusterProfile
+from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
-from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment, Inventory
-from envdesk.backend.operations.check import CheckStep, ConnectionCheck, check_connection
-from envdesk.backend.operations.clone import clone_environment
-from envdesk.backend.operations.common import Progress, capabilities
-from envdesk.backend.operations.create import CreateRequest, create_environment
-from envdesk.backend.operations.delete import delete_environment, measure_environment
-from envdesk.backend.operations.disk import Cleaned, DiskReport, clean_caches, disk_report
-from envdesk.backend.operations.doctor import Finding, Health, check_health, fix_finding
-from envdesk.backend.operations.diff import Comparison, diff_environments, make_like
-from envdesk.backend.operations.export import export_environment, spec_from_environment
-from envdesk.backend.operations.history import Snapshot, list_snapshots, revert_environment
-from envdesk.backend.operations.kernels import (IpykernelMissing, Kernel, add_kernel, has_ipykernel, list_kernels,
-                                                remove_kernel, with_ipykernel)
-from envdesk.backend.operations.importing import (ImportPlan, Unavailable, check_availability, import_environment,
-                                                  plan_import, read_spec_file)
-from envdesk.backend.operations.listing import Listing, list_environments, show_environment
-from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.paths import AppPaths
-from envdesk.backend.snippets import Place, place_of
-from envdesk.backend.spec import EnvSpec
-from envdesk.backend.targets import LOCAL_LABEL, Session, check_folder
 from envdesk.backend.validate import LOCAL_TARGET
 
+from .cached_lists import CachedListLoader
 from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
 from .prompter import QtPrompter
 from .tasks import Task, TaskRunner
 
-# Result types the widgets may name (they get them from here, not from the operations).
-__all__ = ["AppController", "CheckStep", "Comparison", "ConnectionCheck", "Finding", "Health", "ImportPlan",
-           "Snapshot", "Unavailable", "describe_result"]
-__all__ += ["IpykernelMissing", "Kernel"]
+if TYPE_CHECKING:  # the operations load on first use, in the method that needs one (the window opens sooner)
+    from envdesk.backend.capabilities import Capabilities
+    from envdesk.backend.operations.check import CheckStep, ConnectionCheck
+    from envdesk.backend.operations.common import Progress
+    from envdesk.backend.operations.diff import Comparison
+    from envdesk.backend.operations.disk import Cleaned, DiskReport
+    from envdesk.backend.operations.doctor import Finding, Health
+    from envdesk.backend.operations.history import Snapshot
+    from envdesk.backend.operations.importing import ImportPlan, Unavailable
+    from envdesk.backend.operations.kernels import IpykernelMissing, Kernel
+    from envdesk.backend.operations.listing import Listing
+    from envdesk.backend.snippets import Place
+    from envdesk.backend.spec import EnvSpec
+    from envdesk.backend.targets import Session
 
-__all__ += ["Cleaned", "DiskReport"]
+# Result types the widgets may name (they get them from here, not from the operations); each is loaded with its
+# operation's module when first named (PEP 562), so opening the window loads none of the operations.
+_RESULT_TYPES = {"CheckStep": "check", "ConnectionCheck": "check", "Comparison": "diff", "Cleaned": "disk",
+                 "DiskReport": "disk", "Finding": "doctor", "Health": "doctor", "Snapshot": "history",
+                 "ImportPlan": "importing", "Unavailable": "importing", "IpykernelMissing": "kernels",
+                 "Kernel": "kernels"}
+__all__ = ["AppController", "describe_result", "save_job_script", "CheckStep", "ConnectionCheck", "Comparison",
+           "Cleaned", "DiskReport", "Finding", "Health", "Snapshot", "ImportPlan", "Unavailable", "IpykernelMissing",
+           "Kernel"]
+SMALL_CACHE_BYTES = 1_000_000  # a cached list this small is read at once (some 20 ms); larger ones in the background
+LOCAL_LABEL = "This computer"  # envdesk.backend.targets.LOCAL_LABEL, named here so the list shows without it
+
+
+def __getattr__(name: str) -> Any:
+    """A result type named in _RESULT_TYPES, from its operation's module (loaded now if it was not)."""
+    if name not in _RESULT_TYPES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"envdesk.backend.operations.{_RESULT_TYPES[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 Callback = Callable[[Any], None]
 Failure = Callable[[EnvDeskError], None]
@@ -61,6 +73,7 @@ def describe_result(result: Any) -> str:
         return f"Saved to {result}."
     if isinstance(result, str):
         return result
+    from envdesk.backend.operations.doctor import Health
     if isinstance(result, Health):
         return (f"Checked {len(result.checked)} environments: {len(result.findings)} finding(s) to look at."
                 if result.findings else f"Checked {len(result.checked)} environments: nothing wrong found.")
@@ -85,12 +98,22 @@ class AppController(QObject):
     operation_succeeded = Signal(object, object)  # task, result
     disk_measured = Signal(str, object)  # target name, its DiskReport (measure_disk)
 
-    def __init__(self, paths: AppPaths, prompter: QtPrompter, parent: QObject | None = None) -> None:
+    def __init__(self, paths: AppPaths, prompter: QtPrompter, parent: QObject | None = None, *,
+                 first: str = LOCAL_TARGET, later: bool = False) -> None:
+        """`first`: the target the window opens on, whose cached list is read first (at once when it is small).
+        `later`: nothing is read in the background before `cached_lists.resume` (the window's first paint), and
+        the other targets' lists wait for `read_cached_lists` (once the first list is painted)."""
         super().__init__(parent)
         self.paths = paths
         self.prompter = prompter
-        self.session = Session(paths, prompter)
+        self.store = ClusterStore(paths)
+        self._session: Session | None = None
+        self._session_lock = threading.Lock()
         self.cache = InventoryCache(paths)
+        self.cached_lists = CachedListLoader(self.cache, self, paused=later)
+        self.cached_lists.loaded.connect(self._cached_list_read)
+        self.unread: set[str] = set()  # targets whose cached list is still to be read (in the background)
+        self.held: list[str] | None = [] if later else None  # those waiting for read_cached_lists()
         self.runner = TaskRunner(self)
         self.targets = TargetListModel()
         self.operations = OperationListModel()
@@ -98,27 +121,79 @@ class AppController(QObject):
         self.refreshed: set[str] = set()
         self.reaching: dict[str, Task] = {}  # the latest connect or refresh started per target
         self.disk_reports: dict[str, DiskReport] = {}  # the latest disk report of each target measured
-        self.reload_targets()
+        self.reload_targets(first=first)
+
+    @property
+    def session(self) -> Session:
+        """The backend's session (connections, logins), made on first use: the window shows before it exists."""
+        with self._session_lock:
+            if self._session is None:
+                from envdesk.backend.targets import Session
+                self._session = Session(self.paths, self.prompter)
+            return self._session
 
     # -- targets -----------------------------------------------------------------------------
 
-    def reload_targets(self) -> None:
-        """Re-read the profiles (after add, edit or remove), keeping known states."""
+    def reload_targets(self, first: str | None = None) -> None:
+        """Re-read the profiles (after add, edit or remove), keeping known states. The cached lists of targets
+        new to the list are read in the background, `first`'s first (at once if small); `inventory_changed`
+        brings each."""
         old = {item.name: item for item in self.targets.items}
         items = [old.get(LOCAL_TARGET) or TargetItem(LOCAL_TARGET, LOCAL_LABEL, "local")]
         try:
-            profiles = self.session.store.load()
+            profiles = self.store.load()
         except EnvDeskError as exc:
             items[0].message = str(exc)
             profiles = []
         for profile in profiles:
             items.append(old.get(profile.name) or TargetItem(profile.name, profile.name))
         for item in items:
-            cached = self.inventories.get(item.name) or self._load_cached(item.name)
-            item.environments = len(cached.environments) if cached else None
+            known = self.inventories.get(item.name)
+            item.environments = len(known.environments) if known else item.environments
         self.targets.set_targets(items)
+        new = [item.name for item in items if item.name not in old and item.name not in self.inventories]
+        self.unread.update(new)
+        if first in new and self._small_cache(first):
+            new.remove(first)
+            self._read_now(first)
+        now = sorted(new, key=lambda name: name != first)
+        if self.held is not None:
+            self.held += [name for name in now if name != first]
+            now = [name for name in now if name == first]
+        self.cached_lists.load(now)
+
+    def _read_now(self, name: str) -> Inventory | None:
+        """Read a target's cached list on this thread (a small one: see SMALL_CACHE_BYTES)."""
+        cached = self._load_cached(name)
+        if cached is not None:
+            self.targets.update(name, environments=len(cached.environments))
+        return cached
+
+    def _small_cache(self, name: str) -> bool:
+        """The target's cached list is small enough to read on the GUI thread (or there is none)."""
+        return self.cache.size(name) <= SMALL_CACHE_BYTES
+
+    def read_cached_lists(self) -> None:
+        """Read, in the background, the cached lists `later` held back (each arrives by `inventory_changed`)."""
+        held, self.held = self.held or [], None
+        self.cached_lists.load(held)
+        self.cached_lists.resume()
+
+    def _cached_list_read(self, name: str, inventory: Inventory | None) -> None:
+        """A cached list arrived from the background: shown unless this session already has a list."""
+        if name not in self.unread:
+            return  # removed, or read on the GUI thread meanwhile
+        self.unread.discard(name)
+        if inventory is None or name in self.inventories or self.targets.item(name) is None:
+            return
+        self.inventories[name] = inventory
+        self.targets.update(name, environments=len(inventory.environments))
+        self.inventory_changed.emit(name, inventory)
 
     def _load_cached(self, name: str) -> Inventory | None:
+        self.unread.discard(name)  # read here: what the background brings later is not needed
+        if self.held and name in self.held:
+            self.held.remove(name)
         loaded = self.cache.load(name)
         if loaded is None:
             return None
@@ -126,8 +201,20 @@ class AppController(QObject):
         return loaded[0]
 
     def inventory(self, name: str) -> Inventory | None:
-        """The freshest inventory known for a target: this session's, else the one cached on disk."""
+        """The freshest inventory known for a target: this session's, else the one cached on disk (read now)."""
         return self.inventories.get(name) or self._load_cached(name)
+
+    def known(self, name: str) -> Inventory | None:
+        """What is known of the target now, for the GUI thread: a cached list not read yet is read now when it
+        is small, else None until the background brings it (read next; `inventory_changed` carries it)."""
+        if name in self.inventories or name not in self.unread:
+            return self.inventories.get(name)
+        if self._small_cache(name):
+            return self._read_now(name)
+        if self.held and name in self.held:
+            self.held.remove(name)
+        self.cached_lists.load([name], first=True)
+        return None
 
     def roots(self, name: str) -> tuple[str, ...]:
         """The folders EnvDesk looks in on a target (from its settings; nothing is contacted)."""
@@ -141,6 +228,7 @@ class AppController(QObject):
         judged from what is known here (the operation checks again on the target)."""
         validate.env_name(name)
         if root:
+            from envdesk.backend.targets import check_folder
             check_folder(target, root)
         root = root or next(iter(self.roots(target)), None)
         inventory = self.inventory(target)
@@ -166,6 +254,7 @@ class AppController(QObject):
 
     def place(self, target: str) -> Place:
         """Where a target's environments are, for their Use it snippets (nothing is contacted)."""
+        from envdesk.backend.snippets import Place, place_of
         try:
             return place_of(self.session.target(target))
         except EnvDeskError:
@@ -173,24 +262,25 @@ class AppController(QObject):
 
     def profile(self, name: str) -> ClusterProfile:
         """A cluster's saved profile, to edit it."""
-        return self.session.store.get(name)
+        return self.store.get(name)
 
     def save_cluster(self, profile: ClusterProfile, *, replace: bool = False) -> None:
         """Add a cluster (or replace its profile, reconnecting with the new settings); raises EnvDeskError."""
         if replace:
-            self.session.store.replace(profile)
+            self.store.replace(profile)
             self.session.forget(profile.name)
         else:
-            self.session.store.add(profile)
+            self.store.add(profile)
         self.reload_targets()
         if replace:
             self.targets.update(profile.name, state="idle", message="")
 
     def remove_cluster(self, name: str) -> None:
         """Forget a cluster, its connection and its cached list (its environments stay on the cluster)."""
-        self.session.store.remove(name)
+        self.store.remove(name)
         self.session.forget(name)
         self.cache.forget(name)
+        self.unread.discard(name)
         self.inventories.pop(name, None)
         self.refreshed.discard(name)
         self.reload_targets()
@@ -267,6 +357,7 @@ class AppController(QObject):
             self.targets.update(name, state="connecting")
 
         def work(progress: Progress) -> Listing:
+            from envdesk.backend.operations.listing import list_environments  # loaded here, off the GUI thread
             listing = list_environments(self.session, name, progress)
             try:
                 self.cache.save(listing.inventory)
@@ -276,6 +367,7 @@ class AppController(QObject):
 
         def done(listing: Listing) -> None:
             self.inventories[name] = listing.inventory
+            self.unread.discard(name)  # a cached list read later is older: it is not shown
             self.refreshed.add(name)
             self.targets.update(name, environments=len(listing.environments),
                                 state="local" if name == LOCAL_TARGET else "connected", message="")
@@ -302,15 +394,17 @@ class AppController(QObject):
         task = self.reaching.get(name)
         return task is not None and not task.done.is_set()
 
-    def all_environments(self) -> tuple[list[tuple[str, Environment]], dict[str, str], dict[str, str]]:
+    def all_environments(self, *, read_disk: bool = True) -> tuple[list[tuple[str, Environment]], dict[str, str],
+                                                                    dict[str, str]]:
         """Every target's known environments at once, from this session or the disk cache (nothing is
-        contacted): (target, environment) rows, each target's home folder, and each target's label."""
+        contacted): (target, environment) rows, each target's home folder, and each target's label.
+        `read_disk=False`: only what is known now (see `known`), the GUI thread's choice."""
         rows: list[tuple[str, Environment]] = []
         homes: dict[str, str] = {}
         labels: dict[str, str] = {}
         for item in self.targets.items:
             labels[item.name] = item.label
-            inventory = self.inventory(item.name)
+            inventory = self.inventory(item.name) if read_disk else self.known(item.name)
             if inventory is not None:
                 homes[item.name] = inventory.home or ""
                 rows.extend((item.name, env) for env in inventory.environments)
@@ -331,6 +425,7 @@ class AppController(QObject):
     def check(self, name: str, on_done: Callable[[ConnectionCheck], None], on_failure: Failure | None = None, *,
               profile: ClusterProfile | None = None) -> Task:
         """Test a connection step by step (`profile`: an unsaved form, over a connection of its own)."""
+        from envdesk.backend.operations.check import check_connection
         return self.start(f"Test {name}", name,
                           lambda progress: check_connection(self.session, name, progress, profile=profile),
                           on_done, on_failure, record=False)
@@ -338,6 +433,7 @@ class AppController(QObject):
     def capabilities(self, name: str, on_ready: Callable[[Capabilities], None],
                      on_failure: Failure | None = None) -> Task:
         """What the target can make (kinds, Pythons, free space), probed once per session."""
+        from envdesk.backend.operations.common import capabilities
         return self.start(f"Look at {name}", name,
                           lambda progress: capabilities(self.session, self.session.target(name), progress),
                           on_ready, on_failure, record=False)
@@ -349,6 +445,8 @@ class AppController(QObject):
                packages: Sequence[str] = (), jupyter_kernel: bool = False) -> Task:
         """Create an environment; the target is listed again afterwards. `jupyter_kernel`: with ipykernel among
         its packages, and registered as a Jupyter kernel once it is made (a second operation)."""
+        from envdesk.backend.operations.create import CreateRequest, create_environment
+        from envdesk.backend.operations.kernels import with_ipykernel
         if jupyter_kernel:
             packages = with_ipykernel(packages)
         request = CreateRequest(name=name, kind=kind, python=python, modules=list(modules),
@@ -363,6 +461,7 @@ class AppController(QObject):
         """Register the environment as a Jupyter kernel of the user on its target, its launcher loading the
         modules first. Without ipykernel this fails with IpykernelMissing, unless `install_ipykernel` (an update
         adding it, snapshotted first)."""
+        from envdesk.backend.operations.kernels import add_kernel
         def work(progress: Progress) -> Kernel:
             kernel = add_kernel(self.session, target, env.path, progress, install_ipykernel=install_ipykernel)
             kernel.notes.insert(0, f"Jupyter kernel {kernel.name} (\"{kernel.display_name}\") made"
@@ -375,22 +474,26 @@ class AppController(QObject):
     def kernels(self, target: str, on_ready: Callable[[list[Kernel]], None],
                 on_failure: Failure | None = None) -> Task:
         """The user's Jupyter kernels on the target, EnvDesk's and others' (one command)."""
+        from envdesk.backend.operations.kernels import list_kernels
         return self.start(f"Jupyter kernels on {self.label(target)}", target,
                           lambda progress: list_kernels(self.session, target, progress), on_ready, on_failure,
                           record=False)
 
     def remove_kernel(self, target: str, name: str, on_done: Callable[[Kernel], None]) -> Task:
         """Remove a kernel EnvDesk made (its environment stays)."""
+        from envdesk.backend.operations.kernels import remove_kernel
         return self.start(f"Remove the Jupyter kernel {name}", target,
                           lambda progress: remove_kernel(self.session, target, name, progress), on_done)
 
     def lacks_ipykernel(self, env: Environment) -> bool:
         """Whether the environment surely has no ipykernel: not among its packages, and it sees no system ones."""
+        from envdesk.backend.operations.kernels import has_ipykernel
         return not env.system_site_packages and not has_ipykernel(env)
 
     def update(self, target: str, env: Environment, *, add: Sequence[str] = (), remove: Sequence[str] = (),
                upgrade: Sequence[str] = (), upgrade_all: bool = False) -> Task:
         """Add, remove or upgrade packages (a snapshot is saved first)."""
+        from envdesk.backend.operations.update import Change, update_environment
         change = Change(add=list(add), remove=list(remove), upgrade=list(upgrade), upgrade_all=upgrade_all)
         return self.start(f"Update {env.name}", target,
                           lambda progress: update_environment(self.session, target, env.path, change, progress),
@@ -400,12 +503,14 @@ class AppController(QObject):
                 on_ready: Callable[[Comparison], None], on_failure: Failure | None = None) -> Task:
         """Read both environments fresh with their details (one agent run per target) and compare them;
         `env` is "here" (the model), `other` is "there"."""
+        from envdesk.backend.operations.diff import diff_environments
         return self.start(f"Compare {env.name} with {other.name}", other_target, lambda progress: diff_environments(
             self.session, target, env.path, other_target, other.path, progress), on_ready, on_failure, record=False)
 
     def make_like(self, comparison: Comparison) -> Task:
         """Make the compared "there" hold what "here" holds, as the comparison shown says: one update of it
         (snapshotted first); what cannot be pinned by version is left alone and listed in the result."""
+        from envdesk.backend.operations.diff import make_like
         here, there = comparison.here, comparison.there
         return self.start(f"Make {there.environment.name} like {here.environment.name}", there.target,
                           lambda progress: make_like(self.session, here.target, here.environment.path, there.target,
@@ -414,11 +519,13 @@ class AppController(QObject):
 
     def check_health(self, target: str, on_ready: Callable[[Health], None]) -> Task:
         """The health check of every environment of the target (see Environment ▸ Check health)."""
+        from envdesk.backend.operations.doctor import check_health
         return self.start(f"Check the health of {self.label(target)}", target,
                           lambda progress: check_health(self.session, target, None, progress), on_ready)
 
     def fix_health(self, target: str, fix: str, on_done: Callable[[str], None]) -> Task:
         """Apply one safe fix a health finding offers."""
+        from envdesk.backend.operations.doctor import fix_finding
         return self.start(f"Fix on {self.label(target)}", target,
                           lambda progress: fix_finding(self.session, target, fix, progress), on_done)
 
@@ -429,6 +536,7 @@ class AppController(QObject):
     def details(self, target: str, env: Environment, on_ready: Callable[[Environment], None]) -> Task:
         """One environment read with its packages' details (a listing gives names and versions only); the
         inventory in memory keeps it."""
+        from envdesk.backend.operations.listing import show_environment
 
         def done(detailed: Environment) -> None:
             inventory = self.inventories.get(target)
@@ -444,18 +552,22 @@ class AppController(QObject):
     def snapshots(self, target: str, env: Environment, on_ready: Callable[[list[Snapshot]], None],
                   on_failure: Failure | None = None) -> Task:
         """The environment's snapshots, oldest first."""
+        from envdesk.backend.operations.history import list_snapshots
         return self.start(f"Snapshots of {env.name}", target,
                           lambda progress: list_snapshots(self.session, target, env.path, progress),
                           on_ready, on_failure, record=False)
 
     def revert(self, target: str, env: Environment, snapshot_id: str) -> Task:
         """Put a snapshot's packages back (the current ones are snapshotted first)."""
+        from envdesk.backend.operations.history import revert_environment
         return self.start(f"Revert {env.name}", target, lambda progress: revert_environment(
             self.session, target, env.path, snapshot_id, progress), changes=True)
 
     def export(self, target: str, env: Environment, path: Path, fmt: str,
                on_saved: Callable[[Path], None] | None = None) -> Task:
         """Export in a worker and write the file when the text arrives."""
+        from envdesk.backend.fileio import write_atomically
+        from envdesk.backend.operations.export import export_environment
         def work(progress: Progress) -> Path:
             write_atomically(path, export_environment(self.session, target, env.path, fmt, progress), private=False)
             return path
@@ -464,16 +576,19 @@ class AppController(QObject):
 
     def read_spec(self, path: Path) -> EnvSpec:
         """An environment file of this computer, read and checked (local and small: no task needed)."""
+        from envdesk.backend.operations.importing import read_spec_file
         return read_spec_file(path)
 
     def spec_of(self, target: str, env: Environment) -> EnvSpec:
         """What a copy of `env` would be built from (from what is already known: nothing is contacted)."""
+        from envdesk.backend.operations.export import spec_from_environment
         return spec_from_environment(env, self.session.target(target))
 
     def plan_import(self, target: str, spec: EnvSpec, name: str | None,
                     on_ready: Callable[[ImportPlan, list[Unavailable]], None],
                     on_failure: Failure | None = None) -> Task:
         """What building `spec` on the target would do, and which pinned packages it cannot provide."""
+        from envdesk.backend.operations.importing import check_availability, plan_import
         def work(progress: Progress) -> tuple[ImportPlan, list[Unavailable]]:
             plan = plan_import(self.session, target, spec, name, progress)
             return plan, check_availability(self.session, target, plan, progress)
@@ -484,12 +599,14 @@ class AppController(QObject):
     def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False) -> Task:
         """Build an environment from an exported file's spec, as the plan the user was shown says
         (lines the plan leaves out were shown, so building means agreeing to that)."""
+        from envdesk.backend.operations.importing import import_environment
         return self.start(f"Build {name} on {self.label(target)}", target, lambda progress: import_environment(
             self.session, target, spec, name=name, top_level=top_level, agreed=True, progress=progress),
             changes=True)
 
     def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False) -> Task:
         """Copy an environment to another target (the source is read again, the copy built there)."""
+        from envdesk.backend.operations.clone import clone_environment
         return self.start(f"Copy {env.name} to {self.label(destination)}", destination,
                           lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
                                                              top_level=top_level, progress=progress), changes=True)
@@ -497,12 +614,14 @@ class AppController(QObject):
     def measure(self, target: str, env: Environment, on_ready: Callable[[tuple[int, int]], None],
                 on_failure: Failure | None = None) -> Task:
         """(bytes, files) of the environment's folder, so a confirmation can say what would go."""
+        from envdesk.backend.operations.delete import measure_environment
         return self.start(f"Measure {env.name}", target,
                           lambda progress: measure_environment(self.session, target, env.path),
                           on_ready, on_failure, record=False)
 
     def delete(self, target: str, env: Environment) -> Task:
         """Delete the environment's folder."""
+        from envdesk.backend.operations.delete import delete_environment
         return self.start(f"Delete {env.name}", target,
                           lambda progress: delete_environment(self.session, target, env.path, progress),
                           changes=True)
@@ -514,6 +633,7 @@ class AppController(QObject):
         """Measure what each environment of the target takes (bytes and files), what its roots' file systems
         have left and its quota report (two commands); the report is kept (`disk_reports`) and
         `disk_measured` carries it."""
+        from envdesk.backend.operations.disk import disk_report
         def done(report: DiskReport) -> None:
             self.disk_reports[target] = report
             self.disk_measured.emit(target, report)
@@ -526,6 +646,7 @@ class AppController(QObject):
     def clean_caches(self, target: str, which: str, on_ready: Callable[[list[Cleaned]], None] | None = None,
                      on_failure: Failure | None = None) -> Task:
         """Empty pip's, uv's or conda's download cache on the target ("all": each it has); what each freed."""
+        from envdesk.backend.operations.disk import clean_caches
         return self.start(f"Empty the {'installers' if which == 'all' else which} cache on {self.label(target)}",
                           target, lambda progress: clean_caches(self.session, target, which, progress),
                           on_ready, on_failure)
@@ -540,7 +661,8 @@ class AppController(QObject):
         """Stop workers and close connections (the window is closing)."""
         self.prompter.close()
         self.runner.shutdown()
-        self.session.close()
+        if self._session is not None:  # never made: nothing to close
+            self._session.close()
 
 
 def save_job_script(env: Environment, place: Place, path: Path) -> Path:

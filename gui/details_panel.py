@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QGuiApplication
@@ -11,10 +12,13 @@ from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QHeaderVie
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
-from envdesk.backend.snippets import Place, slurm_snippet, terminal_snippet
 
-from .controller import Snapshot, save_job_script
 from .models import PackageTableModel
+
+if TYPE_CHECKING:  # the snippets and the snapshots' module load with the first environment shown
+    from envdesk.backend.snippets import Place
+
+    from .controller import Snapshot
 
 
 def _selectable(label: QLabel) -> QLabel:
@@ -62,7 +66,7 @@ class DetailsPanel(QTabWidget):
         super().__init__()
         self.setAccessibleName("Environment details")
         self.environment: Environment | None = None
-        self.place = Place()
+        self.place: Place | None = None
         self.addTab(self._overview_tab(), "Overview")
         self.addTab(self._packages_tab(), "Packages")
         self.addTab(self._snapshots_tab(), "Snapshots")
@@ -147,16 +151,18 @@ class DetailsPanel(QTabWidget):
                                                   "Shell scripts (*.sh);;All files (*)")
             if not path:
                 return None
+        from envdesk.backend.snippets import Place
+
+        from .controller import save_job_script
         try:
-            return save_job_script(self.environment, self.place, Path(path))
+            return save_job_script(self.environment, self.place or Place(), Path(path))
         except EnvDeskError as exc:
             QMessageBox.warning(self, "The job script was not saved", str(exc))
             return None
 
-    def show_environment(self, env: Environment | None, place: Place = Place()) -> None:
+    def show_environment(self, env: Environment | None, place: Place | None = None) -> None:
         """Show `env` (None: nothing selected); `place` is where it is, for the Use it snippets."""
         self.environment = env
-        self.place = place
         self.setEnabled(env is not None)
         self.snapshot_list.clear()
         if env is None:
@@ -167,6 +173,8 @@ class DetailsPanel(QTabWidget):
             self.terminal_box.text.setPlainText("")
             self.slurm_box.text.setPlainText("")
             return
+        from envdesk.backend.snippets import Place, slurm_snippet, terminal_snippet
+        self.place = place = place or Place()
         meta = env.envdesk or {}
         values = {"name": env.name, "kind": env.kind + (f" ({env.created_by})" if env.created_by else ""),
                   "python": env.python or "unknown", "path": env.path,

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import (QByteArray, QConcatenateTablesProxyModel, QModelIndex, QPersistentModelIndex, QPoint,
-                            QSettings, QSize, QSortFilterProxyModel, Qt)
+from PySide6.QtCore import (QByteArray, QConcatenateTablesProxyModel, QEvent, QModelIndex, QObject,
+                            QPersistentModelIndex, QPoint, QSettings, QSize, QSortFilterProxyModel, Qt, QTimer)
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
-                           QKeySequence, QResizeEvent)
+                           QKeySequence, QResizeEvent, QShowEvent)
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter, QTableView,
                                QToolBar, QVBoxLayout, QWidget)
@@ -15,12 +16,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QGri
 from envdesk.backend.errors import EnvDeskError, HostKeyChanged
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
-from envdesk.backend.snippets import Place
 from envdesk.backend.validate import LOCAL_TARGET
 
 from .column_fit import ColumnFitter
-from .controller import AppController, Snapshot
-from .controller import IpykernelMissing, Kernel
+from .controller import AppController
 from .details_panel import DetailsPanel
 from .keyboard import install_keyboard_conventions, next_panel
 from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
@@ -30,12 +29,16 @@ from .resources import icon
 from .tasks import Task
 from .theme import CHOICES, apply_scheme
 
+if TYPE_CHECKING:
+    from .controller import Kernel, Snapshot
+
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
                   "conda (environment.yml)": ("conda", "environment.yml"),
                   "conda, only what was asked for: travels between platforms (environment.yml)":
                       ("conda-history", "environment.yml"),
                   "PEP 751 lock, written by uv (pylock.toml)": ("pylock", "pylock.toml")}
+START_ANYWAY_MS = 3000  # a window not painted by then (minimised, hidden) starts its refresh all the same
 
 
 def named_for_format(path: Path, fmt: str, usual: str) -> Path:
@@ -111,7 +114,9 @@ class MainWindow(QMainWindow):
         self.paths = paths or AppPaths.resolve()
         self.settings = QSettings(str(self.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
         self.prompter = QtPrompter(self)
-        self.controller = AppController(self.paths, self.prompter, self)
+        self.started = False  # the first list is painted and what waited for it has begun (see `start`)
+        self.controller = AppController(self.paths, self.prompter, self,
+                                        first=str(self.settings.value("target", LOCAL_TARGET)), later=True)
         self.controller.inventory_changed.connect(self._inventory_changed)
         self.controller.operation_failed.connect(self._operation_failed)
         self.controller.disk_measured.connect(self._disk_measured)
@@ -325,6 +330,7 @@ class MainWindow(QMainWindow):
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
         self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
+        self.env_table.viewport().installEventFilter(self)  # its first paints: see eventFilter
         middle_layout.addWidget(self.env_table)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
@@ -524,18 +530,57 @@ class MainWindow(QMainWindow):
         if everywhere:
             self.env_title.setText("<b>Environments on every cluster</b>")
             self._show_all()
+        else:
+            self.env_title.setText(f"<b>Environments on {self.controller.label(name)}</b>")
+            self._show_inventory(name, self.controller.known(name))
+        if self.started:
+            self._refresh_selected()
+
+    def _refresh_selected(self) -> None:
+        """List the selected entry again unless this session did (the last known list is shown meanwhile)."""
+        name = self.selected_entry()
+        if name == ALL_TARGETS:
             self.controller.refresh_unlisted()
             return
-        self.env_title.setText(f"<b>Environments on {self.controller.label(name)}</b>")
-        self._show_inventory(name, self.controller.inventory(name))
         item = self.controller.targets.item(name)
         if name not in self.controller.refreshed and item is not None and item.state in ("idle", "local"):
             self.controller.refresh(name)
 
+    # -- the start: the last known list first, the rest once it is painted --------------------------------
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        if not self.started:  # a window that cannot paint yet (minimised, say) starts all the same
+            QTimer.singleShot(START_ANYWAY_MS, self, self.start)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        """Watches the environment table's first paints (only them): at the first, a large cached list may be
+        read in the background; once the list the window opened on is painted, the rest begins (`start`)."""
+        if watched is self.env_table.viewport() and event.type() == QEvent.Type.Paint and not self.started:
+            self.controller.cached_lists.resume()
+            if not self._first_list_unread():
+                watched.removeEventFilter(self)
+                QTimer.singleShot(0, self, self.start)
+        return super().eventFilter(watched, event)
+
+    def _first_list_unread(self) -> bool:
+        """The cached list of the entry shown (in "All clusters": of any target) is still being read."""
+        name = self.selected_entry()
+        return bool(self.controller.unread) if name == ALL_TARGETS else name in self.controller.unread
+
+    def start(self) -> None:
+        """What the first paint need not wait for: the other targets' cached lists, and listing the selected
+        entry again (the network)."""
+        if self.started or not self.isVisible():  # closed meanwhile: nothing to start
+            return
+        self.started = True
+        self.controller.read_cached_lists()
+        self._refresh_selected()
+
     def _show_all(self) -> None:
         """Every target's environments with a Cluster column: what is known at once, each list as it comes."""
         selected = self.current_environment(), self.current_target()
-        rows, homes, labels = self.controller.all_environments()
+        rows, homes, labels = self.controller.all_environments(read_disk=False)
         self.env_model.set_rows(rows, homes, labels, all_targets=True)
         notes = []
         waiting = [item.label for item in self.controller.targets.items
@@ -557,7 +602,9 @@ class MainWindow(QMainWindow):
         self.env_model.set_environments(inventory.environments if inventory else [],
                                         inventory.home if inventory else None, name)
         notes = []
-        if inventory is None:
+        if inventory is None and name in self.controller.unread:
+            notes.append("Reading the last known list…")
+        elif inventory is None:
             notes.append("Nothing listed yet: connecting…" if name != LOCAL_TARGET else "Looking…")
         elif name not in self.controller.refreshed:
             notes.append("Showing the last known list; refreshing in the background.")
@@ -585,7 +632,7 @@ class MainWindow(QMainWindow):
 
     def _env_selected(self) -> None:
         env = self.current_environment()
-        self.details.show_environment(env, self.controller.place(self.current_target()) if env else Place())
+        self.details.show_environment(env, self.controller.place(self.current_target()) if env else None)
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -616,7 +663,7 @@ class MainWindow(QMainWindow):
         if self.showing_all():  # a target's state (an error) changed, not its list
             self._show_all()
         elif task.target == self.selected_entry():
-            self._show_inventory(task.target, self.controller.inventory(task.target))
+            self._show_inventory(task.target, self.controller.known(task.target))
 
     # -- cluster actions -----------------------------------------------------------------------
 
@@ -818,6 +865,7 @@ class MainWindow(QMainWindow):
             return self.controller.add_kernel(target, env, install_ipykernel=True, on_done=made)
 
         def failed(error: EnvDeskError) -> None:
+            from .controller import IpykernelMissing
             if isinstance(error, IpykernelMissing):
                 offer(error.message)
 
@@ -845,7 +893,7 @@ class MainWindow(QMainWindow):
         if self.showing_all():
             self._show_all()
         elif target == self.selected_entry():
-            self._show_inventory(target, self.controller.inventory(target))
+            self._show_inventory(target, self.controller.known(target))
         self.statusBar().showMessage(f"Measured {len(report.environments)} environment(s) on "
                                      f"{self.controller.label(target)}.", 10000)
 

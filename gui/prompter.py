@@ -1,6 +1,7 @@
 """Login questions from worker threads, answered in dialogs on the GUI thread without blocking it.
 
-The trust question's dialog lives in dialogs/trust_dialog.py (imported here, as before)."""
+The trust question's dialog lives in dialogs/trust_dialog.py; it loads with the first trust question (or when
+`TrustDialog` is named here), not with the window."""
 from __future__ import annotations
 
 import threading
@@ -14,10 +15,20 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLi
 
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
 
-from .dialogs.trust_dialog import TrustDialog
-
 if TYPE_CHECKING:  # hostkeys loads paramiko, which the window needs only once a cluster is reached
     from envdesk.backend.hostkeys import ServerIdentity
+
+    from .dialogs.trust_dialog import TrustDialog
+
+__all__ = ["LoginDialog", "QtPrompter", "TrustDialog"]
+
+
+def __getattr__(name: str) -> Any:
+    """`TrustDialog`, from its module (loaded now if it was not: it judges host keys with the presets)."""
+    if name != "TrustDialog":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .dialogs.trust_dialog import TrustDialog
+    return TrustDialog
 
 _KIND_TITLES = {"password": "Password", "passphrase": "Key passphrase", "code": "One-time code",
                 "prompt": "Login question"}
@@ -142,6 +153,7 @@ class QtPrompter(QObject):
         if pending.kind == "secret":
             dialog: QDialog = LoginDialog(pending.payload, self._parent)
         else:
+            from .dialogs.trust_dialog import TrustDialog
             dialog = TrustDialog(*pending.payload, self._parent)
 
         def done(result: int) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import itertools
 import threading
 import traceback
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from envdesk.backend.errors import Cancelled, EnvDeskError
-from envdesk.backend.operations.common import Progress
+
+if TYPE_CHECKING:  # loaded with the first task (the operations' common module), not with the window
+    from envdesk.backend.operations.common import Progress
 
 _ids = itertools.count(1)
 
@@ -29,6 +31,7 @@ class Task(QRunnable):
     """One backend call with a Progress wired to signals; cancel() reaches the backend's CancelToken."""
 
     def __init__(self, title: str, target: str, work: Callable[[Progress], Any]) -> None:
+        from envdesk.backend.operations.common import Progress
         super().__init__()
         self.setAutoDelete(False)
         self.id = next(_ids)

@@ -64,3 +64,107 @@ def test_the_window_starts_without_the_ssh_libraries():
     loaded = json.loads(ran.stdout.strip().splitlines()[-1])
     assert "envdesk.gui.main_window" in loaded
     assert [name for name in loaded if name.split(".")[0] in ("paramiko", "cryptography")] == []
+
+
+# The window's start (issue 11, point 6): the cached lists first, everything else once they are painted.
+# Counted as imported modules, tasks and threads at the first paint, never timed.
+
+FIRST_PAINT = """
+import json, os, sys
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from envdesk.backend.paths import AppPaths
+from envdesk.gui.main_window import MainWindow
+window = MainWindow(AppPaths.resolve(sys.argv[1]))
+seen = {}
+
+class FirstPaint(QObject):
+    def eventFilter(self, watched, event):
+        if not seen and event.type() == QEvent.Type.Paint and watched is window.env_table.viewport() \\
+                and window.env_model.rowCount():
+            seen.update(rows=window.env_model.rowCount(), modules=sorted(sys.modules),
+                        tasks=[task.title for task in window.controller.runner.tasks])
+            QTimer.singleShot(0, later)
+        return False
+
+def later():
+    if not window.controller.runner.tasks:  # the refresh begins after the first paint, not never
+        QTimer.singleShot(20, later)
+        return
+    seen["tasks_after"] = [task.title for task in window.controller.runner.tasks]
+    print(json.dumps(seen), flush=True)
+    os._exit(0)
+
+watcher = FirstPaint()
+app.installEventFilter(watcher)
+window.show()
+app.exec()
+"""
+
+
+def cached_clusters(tmp_path, clusters: int = 2, environments: int = 30, packages: int = 20):
+    """A config folder with unreachable clusters whose lists are cached, the window reopening on the first."""
+    from bench.cached_inventories import fill_cache, select_at_start
+    from envdesk.backend.paths import AppPaths
+    paths = AppPaths(tmp_path / "cfg")
+    names = fill_cache(paths, clusters, environments, packages)
+    select_at_start(paths, names[0])
+    return paths
+
+
+def test_the_window_paints_the_cached_list_before_loading_the_operations(tmp_path):
+    """At the first paint of the cached list no operation (nor the SSH libraries, the session, a dialog) is
+    loaded and nothing was started; the refresh of the cluster shown starts right after."""
+    paths = cached_clusters(tmp_path)
+    env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    ran = subprocess.run([sys.executable, "-c", FIRST_PAINT, str(paths.config_dir)], capture_output=True,
+                         text=True, timeout=300, env=env)
+    seen = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert seen["rows"] == 30
+    early = [name for name in seen["modules"] if name.startswith(("envdesk.backend.operations",
+                                                                  "envdesk.backend.targets", "envdesk.gui.dialogs",
+                                                                  "paramiko", "cryptography"))]
+    assert early == [] and seen["tasks"] == []
+    assert seen["tasks_after"] == ["Refresh cluster00"]
+
+
+@pytest.mark.parametrize("first_is_large", [False, True])
+def test_cached_lists_are_read_off_the_gui_thread(qtbot, tmp_path, monkeypatch, first_is_large):
+    """Every cached list is read on another thread (a large cache takes seconds), except the one the window
+    opens on when it is small (read at once, so the window's first paint shows it); each arrives and is shown."""
+    import threading
+
+    from envdesk.backend.cache import InventoryCache
+    from envdesk.gui import controller
+    from envdesk.gui.main_window import MainWindow
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if first_is_large:
+        monkeypatch.setattr(controller, "SMALL_CACHE_BYTES", 0)
+    paths = cached_clusters(tmp_path, clusters=3, environments=12, packages=5)
+    reads: list[tuple[str, str]] = []
+    load = InventoryCache.load
+
+    def reading(cache, target):  # the real read, noting the thread it runs on
+        reads.append((target, threading.current_thread().name))
+        return load(cache, target)
+
+    monkeypatch.setattr(InventoryCache, "load", reading)
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.env_model.rowCount() == 12, timeout=60_000)
+    qtbot.waitUntil(lambda: all(window.controller.targets.item(name).environments == 12
+                                for name in ("cluster01", "cluster02")), timeout=60_000)
+    on_gui_thread = sorted(target for target, thread in reads if thread == threading.main_thread().name)
+    assert on_gui_thread == ([] if first_is_large else ["cluster00"]), reads
+    assert {"cluster01", "cluster02"} <= {target for target, _ in reads}
+    window.close()
+
+
+def test_the_window_names_this_computer_as_the_backend_does():
+    """The controller names This computer itself (the window shows before the backend's targets load)."""
+    from envdesk.backend.targets import LOCAL_LABEL
+    from envdesk.gui.controller import LOCAL_LABEL as SHOWN
+    assert SHOWN == LOCAL_LABEL
