@@ -3,10 +3,11 @@
 One agent call sends one of three scripts to ``python3 -`` on the target, each with the settings in
 ``sys.argv`` (on stdin, never as an argument: other users can read arguments with ps):
 
-* ``bootstrap_script``, a few hundred bytes, when the target is believed to keep this agent: it reads
+* ``bootstrap_script``, about a kilobyte, when the target is believed to keep this agent: it reads
   ``<cache>/envdesk/agent/<sha256>.py`` there (<cache>: $XDG_CACHE_HOME, else ~/.cache), runs it only if its
   sha256 is the expected one, and otherwise answers that it needs the agent; then the agent is sent (a second
-  command, only when the target's copy went away or was changed);
+  command, only when the target's copy went away or was changed). It keeps the code it compiles from that copy
+  beside it, and runs that code instead of compiling again when its sha256 is the one it reported before;
 * ``storing_script`` when it is not known to keep it: the agent, compressed, with the store part
   (``backend/agent/store.py``) that stores it and then runs it; one command, as before;
 * ``inline_script``, the agent as is: for runners without a route (this computer, where sending costs
@@ -22,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import threading
 import weakref
 import zlib
@@ -37,27 +39,44 @@ log = logging.getLogger(__name__)
 
 STORE_FOLDER = ("envdesk", "agent")  # under the target user's cache folder
 STORED_MARKER = "ENVDESK-AGENT-STORED "  # then the digest: the target now keeps that agent
+CODE_MARKER = "ENVDESK-AGENT-CODE "  # then the digest and the sha256 of the code compiled from it, now kept
+CODE_LIMIT = 8  # the compiled code read is at most this many times the agent's size (it is about 1.6)
 NEED_AGENT = "need_agent"  # the key of the answer that asks for the agent (its value: the digest)
 RECORD_FILE = "agents-stored.json"
 KEEP_PER_TARGET = 8  # digests remembered per target: both variants of the last few versions
 
 # Reads at most one byte more than the agent, never through a link (O_NOFOLLOW) nor waiting on a pipe planted
-# there (O_NONBLOCK), and runs exactly the bytes it hashed. Its names start with "_": none is the agent's.
+# there (O_NONBLOCK), and runs exactly the bytes it hashed: the agent's text (always checked), compiled, or
+# the code compiled from it before, when that code's sha256 is _k, as the bootstrap that compiled it reported
+# (CODE_MARKER): that spares the compile, most of the agent's start. A new compile is kept for the next call:
+# written to <digest>.<python>.code.tmp (0600, never through a link, truncated if there), then renamed over
+# the old file. Writers at the same time may mix their bytes: the sha256 check then fails and the next call
+# compiles again. Its names start with "_": none is the agent's.
 _BOOTSTRAP = """\
-import hashlib, os, sys
+import hashlib, marshal, os, sys
 sys.argv = ['-', {settings}]
-_h = {digest!r}
+_h, _k = {digest!r}, {code!r}
 _c = os.environ.get('XDG_CACHE_HOME', '')
-_p = os.path.join(_c if os.path.isabs(_c) else os.path.expanduser('~/.cache'), {folder}, _h + '.py')
-try:
-    with open(os.open(_p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), 'rb') as _f:
-        _s = _f.read({limit})
-except OSError:
-    _s = b''
-if hashlib.sha256(_s).hexdigest() != _h:
-    sys.stdout.write({need!r} + _h + '"}}\\n')
-    sys.exit(0)
-exec(compile(_s, _p, 'exec'))
+_p = os.path.join(_c if os.path.isabs(_c) else os.path.expanduser('~/.cache'), {folder}, _h)
+_q = '%s.%s.code' % (_p, sys.implementation.cache_tag)
+_d = lambda b: hashlib.sha256(b).hexdigest()
+def _r(p, n):
+ try:
+  with open(os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), 'rb') as f: return f.read(n)
+ except OSError: return b''
+_s = _r(_p + '.py', {limit})
+if _d(_s) != _h:
+ sys.stdout.write({need!r} + _h + '"}}\\n'); sys.exit(0)
+_b = _k and _r(_q, {code_limit})
+if _b and _d(_b) == _k: _x = marshal.loads(_b)
+else:
+ _x = compile(_s, _p + '.py', 'exec'); _b = marshal.dumps(_x); _t = _q + '.tmp'
+ try:
+  with open(os.open(_t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600), 'wb') as _f:
+   _f.write(_b)
+  os.rename(_t, _q); sys.stdout.write({marker!r} + _h + ' ' + _d(_b) + '\\n')
+ except OSError: pass
+exec(_x)
 """
 
 @functools.lru_cache(maxsize=8)
@@ -86,11 +105,14 @@ def inline_script(agent: str, settings: str) -> str:
     return _argv(settings) + agent
 
 
-def bootstrap_script(agent: str, settings: str) -> str:
-    """A few hundred bytes that run the stored copy of `agent` if, and only if, its sha256 is right."""
-    return _BOOTSTRAP.format(settings=repr(settings), digest=agent_digest(agent),
-                             folder=", ".join(repr(part) for part in STORE_FOLDER),
-                             limit=len(agent.encode("utf-8")) + 1, need=f'{ANSWER_MARKER}{{"{NEED_AGENT}":"')
+def bootstrap_script(agent: str, settings: str, code: str = "") -> str:
+    """Less than a kilobyte that runs the stored copy of `agent` if, and only if, its sha256 is right; from
+    the code compiled from it before when that code's sha256 is `code`."""
+    size = len(agent.encode("utf-8"))
+    return _BOOTSTRAP.format(settings=repr(settings), digest=agent_digest(agent), code=code,
+                             folder=", ".join(repr(part) for part in STORE_FOLDER), limit=size + 1,
+                             code_limit=size * CODE_LIMIT, need=f'{ANSWER_MARKER}{{"{NEED_AGENT}":"',
+                             marker=CODE_MARKER)
 
 
 def storing_script(agent: str, settings: str, store_part: str) -> str:
@@ -118,6 +140,19 @@ def reports_stored(stdout: str, digest: str) -> bool:
     return any(line.rstrip() == STORED_MARKER + digest for line in stdout.splitlines())
 
 
+_CODE_LINE = re.compile(r"^([0-9a-f]{64}) ([0-9a-f]{64})$")
+
+
+def reported_code(stdout: str, digest: str) -> str:
+    """The sha256 of the code the bootstrap compiled from the agent `digest` and kept, if it said so; else ''."""
+    for line in stdout.splitlines():
+        if line.startswith(CODE_MARKER):
+            found = _CODE_LINE.match(line[len(CODE_MARKER):].rstrip())
+            if found is not None and found.group(1) == digest:
+                return found.group(2)
+    return ""
+
+
 class StoredRecord:
     """This computer's notes of which agents each target keeps: one small JSON file, a hint only.
 
@@ -127,26 +162,33 @@ class StoredRecord:
     def __init__(self, folder: Path) -> None:
         self.file = folder / RECORD_FILE
 
-    def _read(self) -> dict[str, list[str]]:
+    def _read(self) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+        """(target -> digests kept, target -> digest -> sha256 of the code compiled from it there)."""
         try:
-            targets = json.loads(self.file.read_text(encoding="utf-8")).get("targets", {})
-            return {str(key): [str(d) for d in value] for key, value in targets.items() if isinstance(value, list)}
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+            targets, code = data.get("targets", {}), data.get("code", {})
+            return ({str(key): [str(d) for d in value] for key, value in targets.items() if isinstance(value, list)},
+                    {str(key): {str(d): str(h) for d, h in value.items()} for key, value in code.items()
+                     if isinstance(value, dict)})
         except (OSError, ValueError, AttributeError):
-            return {}
+            return {}, {}
 
-    def load(self, target: str) -> list[str]:
-        """The digests `target` was last known to keep, oldest first."""
-        return self._read().get(target, [])
+    def load(self, target: str) -> tuple[list[str], dict[str, str]]:
+        """The digests `target` was last known to keep, oldest first, and the code compiled from them there."""
+        targets, code = self._read()
+        return targets.get(target, []), code.get(target, {})
 
-    def save(self, target: str, digests: list[str]) -> None:
+    def save(self, target: str, digests: list[str], code: dict[str, str]) -> None:
         """Replace what is noted for `target` (the other targets' notes are read again, then kept)."""
-        targets = self._read()
-        if digests:
-            targets[target] = digests[-KEEP_PER_TARGET:]
-        else:
-            targets.pop(target, None)
+        targets, codes = self._read()
+        digests = digests[-KEEP_PER_TARGET:]
+        targets[target] = digests
+        codes[target] = {digest: code[digest] for digest in digests if digest in code}
+        for notes in (targets, codes):
+            if not notes[target]:
+                notes.pop(target)
         try:
-            write_atomically(self.file, json.dumps({"targets": targets}, indent=1))
+            write_atomically(self.file, json.dumps({"targets": targets, "code": codes}, indent=1))
         except (OSError, EnvDeskError) as exc:
             log.info("could not note which agents %s keeps: %s", target, exc)
 
@@ -159,20 +201,30 @@ class TargetNotes:
         self.record = record
         self.inline = False  # the target's Python cannot unpack the agent: send it as is
         self._lock = threading.Lock()
-        self._stored = record.load(target) if record is not None else []
+        self._stored, self._code = record.load(target) if record is not None else ([], {})
 
     def keeps(self, digest: str) -> bool:
         with self._lock:
             return digest in self._stored
 
-    def _change(self, digest: str, kept: bool) -> None:
+    def code(self, digest: str) -> str:
+        """The sha256 of the code compiled from `digest` that the target keeps, as last reported ('' if none)."""
         with self._lock:
-            if (digest in self._stored) == kept:
+            return self._code.get(digest, "")
+
+    def _change(self, digest: str, kept: bool, code: str = "") -> None:
+        with self._lock:
+            if (digest in self._stored) == kept and self._code.get(digest, "") == code:
                 return
             self._stored = [d for d in self._stored if d != digest] + ([digest] if kept else [])
-            stored = list(self._stored)
+            self._code = {d: h for d, h in self._code.items() if d != digest} | ({digest: code} if code else {})
+            stored, codes = list(self._stored), dict(self._code)
         if self.record is not None:
-            self.record.save(self.target, stored)
+            self.record.save(self.target, stored, codes)
+
+    def remember_code(self, digest: str, code: str) -> None:
+        """The target keeps `digest`, and the code compiled from it whose sha256 is `code`."""
+        self._change(digest, True, code)
 
     def remember(self, digest: str) -> None:
         """The target now keeps `digest`."""
@@ -222,8 +274,11 @@ def run_stored(runner: Runner, agent: str, settings: str, store_part: str, send:
         return send(inline_script(agent, settings))
     digest = agent_digest(agent)
     if notes.keeps(digest):
-        result = send(bootstrap_script(agent, settings))
+        result = send(bootstrap_script(agent, settings, notes.code(digest)))
         if not asks_for_agent(result.stdout, digest):
+            code = reported_code(result.stdout, digest)
+            if code:
+                notes.remember_code(digest, code)
             return result
         notes.forget(digest)
     if notes.inline:

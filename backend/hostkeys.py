@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
+from .ssh_lib import paramiko
 
 from .errors import ConfigError, HostKeyChanged, HostKeyRevoked, HostKeyTypeChanged, HostKeyUnknown
 from .fileio import private_folder, write_atomically

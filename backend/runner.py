@@ -243,6 +243,10 @@ class Runner(ABC):
     def connect(self, cancel: CancelToken | None = None) -> None:
         """Open the connection now (a no-op where there is none to open); `cancel` abandons it."""
 
+    def connect_early(self) -> None:
+        """Start opening the connection in the background without asking anyone anything; the next
+        connect() (every command's first step) waits for it. A no-op where there is none to open."""
+
     def close(self) -> None:
         """Release the connection; the runner reconnects on next use."""
 

@@ -5,9 +5,9 @@ import functools
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Protocol
 
-import paramiko
+from .ssh_lib import paramiko
 
 from . import secrets
 from .errors import AuthenticationFailed, LoginCancelled
@@ -26,6 +26,12 @@ def default_key_files() -> list[str]:
     """The private keys ssh tries when none is configured."""
     folder = Path.home() / ".ssh"
     return [str(folder / name) for name in DEFAULT_KEY_FILES if (folder / name).is_file()]
+
+
+class KeyLoader(Protocol):
+    """Loads one key to offer; `quiet`: only if that needs no question (None otherwise)."""
+
+    def __call__(self, quiet: bool = False) -> paramiko.PKey | None: ...
 
 
 class KeyCache:
@@ -63,6 +69,8 @@ class Authenticator:
         self._missing_keys: list[str] = []
         self._unreadable: list[str] = []
         self._agent_keys: int | None = None  # None: no agent asked
+        self._agent: list[paramiko.AgentKey] | None = None  # its keys, asked once per login
+        self._keys_taken = True  # False once the server said it takes no keys
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -98,19 +106,21 @@ class Authenticator:
 
     # -- keys ------------------------------------------------------------------------------
 
-    def _load_key(self, path: str) -> paramiko.PKey | None:
-        """The key in `path`, unlocked with a passphrase from the keyring or the person (three goes)."""
+    def _load_key(self, path: str, quiet: bool = False) -> paramiko.PKey | None:
+        """The key in `path`, unlocked with a passphrase from the keyring or the person (three goes);
+        `quiet`: only a key that needs no passphrase, and nothing noted when there is none."""
         cached = self.keys.get(path)
         if cached is not None:
             return cached
         try:
             return self._keep(path, paramiko.PKey.from_path(path))
         except (paramiko.PasswordRequiredException, TypeError):  # paramiko 4+ raises TypeError
-            pass
+            if quiet:
+                return None
         except (paramiko.SSHException, ValueError) as exc:
-            return self._unreadable_key(path, str(exc))
+            return None if quiet else self._unreadable_key(path, str(exc))
         except OSError as exc:
-            return self._unreadable_key(path, exc.strerror or str(exc))
+            return None if quiet else self._unreadable_key(path, exc.strerror or str(exc))
         prompt = f"Passphrase for the key {path}:"
         asked_before = self.questions
         while self.questions - asked_before < PROMPTS_PER_SECRET:
@@ -142,16 +152,18 @@ class Authenticator:
         self.keys.put(path, key)
         return key
 
-    def _candidate_keys(self) -> list[tuple[str, Callable[[], paramiko.PKey | None]]]:
-        found: list[tuple[str, Callable[[], paramiko.PKey | None]]] = []
+    def _candidate_keys(self) -> list[tuple[str, KeyLoader]]:
+        """The keys to offer, in order (the agent's, then the key files), each with what loads it."""
+        found: list[tuple[str, KeyLoader]] = []
         if self.use_agent and (os.environ.get("SSH_AUTH_SOCK") or os.name == "nt"):
-            self._agent_keys = 0
-            try:
-                for agent_key in paramiko.Agent().get_keys():
-                    found.append((f"agent key {agent_key.fingerprint}", _constant(agent_key)))
-                    self._agent_keys += 1
-            except (paramiko.SSHException, OSError):
-                pass
+            if self._agent is None:
+                self._agent = []
+                try:
+                    self._agent = list(paramiko.Agent().get_keys())
+                except (paramiko.SSHException, OSError):
+                    pass
+            self._agent_keys = len(self._agent)
+            found += [(f"agent key {key.fingerprint}", _constant(key)) for key in self._agent]
         files = list(self.hop.identity_files) or default_key_files()
         for path in files:
             if Path(path).is_file():
@@ -178,18 +190,30 @@ class Authenticator:
     def _try_publickey(self, transport: paramiko.Transport) -> list[str] | None:
         """Remaining methods after a key was accepted, or None when no key was."""
         for label, load in self._candidate_keys():
+            if label in self._refused_keys:
+                continue  # offered first already (see _key_first)
             key = load()
             if key is None:
                 continue
-            try:
-                remaining = transport.auth_publickey(self.hop.user, key)
-            except paramiko.AuthenticationException:
+            remaining = self._offer(transport, label, key)
+            if remaining is not None or not self._keys_taken:
+                return remaining
+        return None
+
+    def _offer(self, transport: paramiko.Transport, label: str, key: paramiko.PKey) -> list[str] | None:
+        """Offer one key: the methods still to go once it is accepted ([] when it logged in), None when it
+        was refused, or when the server takes no keys at all (then _keys_taken is False)."""
+        try:
+            remaining = transport.auth_publickey(self.hop.user, key)
+        except paramiko.AuthenticationException as exc:
+            if isinstance(exc, paramiko.BadAuthenticationType) and "publickey" not in exc.allowed_types:
+                self._keys_taken = False
+            else:
                 self.tried.append(f"{label} (refused)")
                 self._refused_keys.append(label)
-                continue
-            self.tried.append(f"{label} (accepted)")
-            return list(remaining)
-        return None
+            return None
+        self.tried.append(f"{label} (accepted)")
+        return list(remaining or [])
 
     def _try_interactive(self, transport: paramiko.Transport) -> list[str] | None:
         self._round_kinds = []
@@ -227,15 +251,27 @@ class Authenticator:
         self._to_remember = [entry for entry in self._to_remember if entry[0] != "password"]
 
     def authenticate(self, transport: paramiko.Transport) -> None:
-        """Log in, answering every step the server asks for; AuthenticationFailed if it cannot."""
-        try:
-            transport.auth_none(self.hop.user)
-            return
-        except paramiko.BadAuthenticationType as exc:
-            allowed = list(exc.allowed_types)
-        except paramiko.AuthenticationException:
-            allowed = ["publickey", "keyboard-interactive", "password"]
+        """Log in, answering every step the server asks for; AuthenticationFailed if it cannot.
+
+        A key that needs no question (the agent's, or a file without passphrase) is offered at once: one
+        round trip when it is accepted. Otherwise, or when it is not, the server is asked first which
+        methods it takes (the 'none' method, as OpenSSH does), so that no passphrase is asked for a key
+        the server would not take anyway.
+        """
         attempts = {"publickey": 0, "keyboard-interactive": 0, "password": 0}
+        allowed = self._key_first(transport)
+        if transport.is_authenticated():
+            self._remember()
+            return
+        if allowed is None:
+            try:
+                transport.auth_none(self.hop.user)
+                self._remember()
+                return
+            except paramiko.BadAuthenticationType as exc:
+                allowed = list(exc.allowed_types)
+            except paramiko.AuthenticationException:
+                allowed = ["publickey", "keyboard-interactive", "password"]
         if self.method.startswith("password"):
             attempts["publickey"] = _TRIES["publickey"]  # offering keys first can exhaust MaxAuthTries
         for _ in range(_MAX_ROUNDS):
@@ -253,8 +289,23 @@ class Authenticator:
                 attempts = dict.fromkeys(attempts, 0)
         if not transport.is_authenticated():
             raise self._failure(allowed)
+        self._remember()
+
+    def _remember(self) -> None:
+        """Keep the secrets the person asked to keep, now that they worked."""
         for kind, subject, value in self._to_remember:
             secrets.remember(kind, subject, value)
+
+    def _key_first(self, transport: paramiko.Transport) -> list[str] | None:
+        """Offer the first key that needs no question; the methods the server takes next after a partial
+        success, None otherwise (not logged in: ask the server with 'none', then go on as usual)."""
+        if self.method.startswith("password"):
+            return None
+        for label, load in self._candidate_keys():
+            key = load(quiet=True)
+            if key is not None:
+                return self._offer(transport, label, key) or None
+        return None
 
     def _failure(self, allowed: list[str]) -> AuthenticationFailed:
         """Why the login failed, in plain words: what was refused, and what the person can do."""
@@ -310,6 +361,6 @@ class Authenticator:
         return "; ".join(places)
 
 
-def _constant(key: paramiko.PKey) -> Callable[[], paramiko.PKey | None]:
+def _constant(key: paramiko.PKey) -> KeyLoader:
     """A loader that returns a key already in hand (an agent's)."""
-    return lambda: key
+    return lambda quiet=False: key

@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import paramiko
+from .ssh_lib import paramiko
 
 from . import validate
 from .config import ClusterProfile

@@ -14,18 +14,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-import paramiko
+from .ssh_lib import paramiko
 
 from .config import ClusterProfile
 from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
                      HostKeyUnknown)
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
-from .prompts import Prompter
+from .prompts import Prompter, SecretAnswer, SecretRequest
 from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
                      join_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
+from .ssh_transport import LoginTransport
 
 if TYPE_CHECKING:
     from .capabilities import Capabilities
@@ -46,9 +47,11 @@ CHANNEL_OPEN_TIMEOUT = 20.0
 MAX_CHANNELS = 8
 PID_WAIT = 10.0  # OpenSSH allows 10 sessions per connection by default
 
+# -S: the scripts use the standard library only (see Runner.run_python), so Python's start skips site and the
+# .pth files of its site-packages (half of its start on a login node), as on this computer (local_runner).
 _FIND_PYTHON = (
     'for envdesk_py in python3 python /usr/libexec/platform-python; do '
-    'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" - "$@"; fi; done; '
+    'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" -S - "$@"; fi; done; '
     'echo "EnvDesk found no Python on this cluster (tried python3, python)." >&2; exit 127'
 )
 
@@ -196,11 +199,21 @@ def _dial(host: str, port: int, opening: _Opening, timeout: float = CONNECT_TIME
             if code:
                 raise OSError(code, os.strerror(code))
             sock.setblocking(True)
+            _no_delay(sock)
             return sock
         except OSError as exc:
             last = exc
             _close_quietly(sock)
     raise last
+
+
+def _no_delay(sock: socket.socket) -> None:
+    """Send each SSH packet at once (TCP_NODELAY, as OpenSSH does): otherwise the kernel holds a small packet
+    that follows another one until the first is acknowledged, which the peer may delay by 40 ms or more."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # not TCP after all (a test's socket pair): nothing to hold back
+        pass
 
 
 class _Wire:
@@ -364,6 +377,36 @@ class _ChannelJob(Job):
         self.channel.close()
 
 
+class _Unattended:
+    """The prompter of an early connect: declines every question, noting that one was asked."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
+        self.asked = True
+        return None
+
+    def confirm_host_key(self, cluster: str, identity: ServerIdentity) -> bool:
+        self.asked = True
+        return False
+
+
+class _Early:
+    """A connect running on a thread of its own (see SSHRunner.connect_early), and how it ended."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.prompter = _Unattended()
+        self.error: BaseException | None = None
+
+    def run(self, connect: Any) -> None:
+        try:
+            connect(None, self.prompter)
+        except BaseException as exc:  # handed to the connect() that waits for this one
+            self.error = exc
+
+
 class SSHRunner(Runner):
     """One cluster's connection: opened on first use, reused for every command, reopened after a drop."""
 
@@ -386,6 +429,8 @@ class SSHRunner(Runner):
         self._generation = 0  # bumped by close(), so a connect in progress knows it was abandoned
         self._openings: set[_Opening] = set()  # connects in progress, aborted by close()
         self._openings_lock = threading.Lock()
+        self._early: _Early | None = None  # a connect begun by connect_early(), not waited for yet
+        self._early_lock = threading.Lock()
         self.connections_opened = 0
 
     # -- connecting ------------------------------------------------------------------------
@@ -404,7 +449,39 @@ class SSHRunner(Runner):
         """Open (or reopen) the connection, asking the prompter whatever the servers ask.
 
         close() from another thread, or cancelling `cancel`, abandons a connect in progress at once.
+        A connect begun by connect_early() is waited for: its error is this connect's, unless it stopped
+        because it would have had to ask the person something (then this one asks).
         """
+        self._await_early(cancel)
+        self._connect(cancel, self.prompter)
+
+    def connect_early(self) -> None:
+        """Start opening the connection on a thread of its own, so that the caller does other work while the
+        network answers (a command line loads the rest of the program meanwhile). It asks nobody anything:
+        what needs a person (a passphrase, a password, a new server's key) is left to the next connect(), which
+        then logs in again. Not begun where the profile says that a person answers anyway (password, code)."""
+        if self.profile.auth not in ("auto", "key"):
+            return
+        with self._early_lock:
+            if self._early is not None or self._hops.alive():
+                return
+            early = self._early = _Early(threading.Thread(target=lambda: early.run(self._connect), daemon=True,
+                                                          name=f"connect {self.name}"))
+        early.thread.start()
+
+    def _await_early(self, cancel: CancelToken | None) -> None:
+        with self._early_lock:
+            early, self._early = self._early, None
+        if early is None:
+            return
+        while early.thread.is_alive():
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            early.thread.join(0.05)
+        if early.error is not None and not early.prompter.asked:
+            raise early.error
+
+    def _connect(self, cancel: CancelToken | None, prompter: Prompter) -> None:
         with self._lock:
             if self._hops.alive():
                 return
@@ -416,7 +493,7 @@ class SSHRunner(Runner):
             with self._opening(cancel) as opening:
                 try:
                     for hop in (*self.plan.jumps, self.plan.target):
-                        opened.transports.append(self._open_hop(hop, opened.target, opening))
+                        opened.transports.append(self._open_hop(hop, opened.target, opening, prompter))
                         if generation != self._generation:
                             raise ConnectionFailed(f"The connection to {self.name} was closed while it was opening.")
                 except BaseException:
@@ -455,7 +532,7 @@ class SSHRunner(Runner):
         else than SSH, hung up, or failed the SSH handshake itself.
         """
         wire = _Wire(self._socket_to(hop, via, opening))
-        transport = opening.add(paramiko.Transport(wire))  # type: ignore[arg-type]  # socket-like is enough
+        transport = opening.add(LoginTransport(wire))
         transport.banner_timeout = BANNER_TIMEOUT
         transport.handshake_timeout = HANDSHAKE_TIMEOUT
         transport.auth_timeout = AUTH_TIMEOUT
@@ -484,22 +561,25 @@ class SSHRunner(Runner):
                  wire.first[:80])
         raise _handshake_failure(hop, wire, error, time.monotonic() - started) from error
 
-    def _open_hop(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> paramiko.Transport:
+    def _open_hop(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening,
+                  prompter: Prompter) -> paramiko.Transport:
         transport = self._handshake(hop, via, opening)
         try:
-            self._check_identity(hop, transport)
+            self._check_identity(hop, transport, prompter)
             method = self.profile.auth if hop == self.plan.target else "auto"
-            self._login(hop, transport, method)
+            self._login(hop, transport, method, prompter)
         except BaseException:
             transport.close()
             raise
         transport.set_keepalive(30)
         return transport
 
-    def _login(self, hop: Hop, transport: paramiko.Transport, method: str = "auto") -> None:
+    def _login(self, hop: Hop, transport: paramiko.Transport, method: str = "auto",
+               prompter: Prompter | None = None) -> None:
         """Log in to the hop; a connection that breaks meanwhile is a ConnectionFailed, not paramiko's error."""
         try:
-            Authenticator(self.name, hop, self.prompter, self._keys, method=method).authenticate(transport)
+            Authenticator(self.name, hop, prompter or self.prompter, self._keys,
+                          method=method).authenticate(transport)
         except EnvDeskError:
             raise
         except paramiko.AuthenticationException as exc:
@@ -531,12 +611,12 @@ class SSHRunner(Runner):
             raise ConnectionFailed(f"The connection to {hop.host} broke right after it was opened.",
                                    "Check your network connection and try again.") from exc
 
-    def _check_identity(self, hop: Hop, transport: paramiko.Transport) -> None:
+    def _check_identity(self, hop: Hop, transport: paramiko.Transport, prompter: Prompter) -> None:
         identity = self._identity(hop, transport)
         try:
             self.hostkeys.verify(identity)
         except HostKeyUnknown:
-            if not self.prompter.confirm_host_key(self.name, identity):
+            if not prompter.confirm_host_key(self.name, identity):
                 raise
             self.hostkeys.trust(identity)
 
@@ -584,6 +664,8 @@ class SSHRunner(Runner):
     def close(self) -> None:
         """Drop the connection at once, without waiting for a connect or login in progress (it is abandoned)."""
         self._generation += 1
+        with self._early_lock:
+            self._early = None  # aborted below: its error is not the next connect's
         with self._openings_lock:
             openings = list(self._openings)
         for opening in openings:

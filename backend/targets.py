@@ -7,7 +7,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .config import ClusterProfile, ClusterStore
-from .local_runner import LocalRunner
 from .paths import AppPaths
 from .prompts import NoPrompter, Prompter
 from .runner import Runner
@@ -88,9 +87,14 @@ class Session:
                 else:
                     if tested is not None:
                         tested.close()
-                    runner = LocalRunner() if profile is None else self._ssh_runner(profile)
+                    runner = self._local_runner() if profile is None else self._ssh_runner(profile)
                 self._runners[name] = runner
             return runner
+
+    @staticmethod
+    def _local_runner() -> Runner:
+        from .local_runner import LocalRunner  # loaded only for this computer (a cluster's command skips it)
+        return LocalRunner()
 
     def _ssh_runner(self, profile: ClusterProfile) -> Runner:
         from .ssh_runner import SSHRunner

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import resource
 import stat
 import subprocess
@@ -104,10 +105,14 @@ class Alpha:
         return len(self.cluster.session_commands())
 
     def stored(self) -> dict[str, bytes]:
-        """The files kept in the store folder on the cluster's disk, by name."""
+        """The agents kept in the store folder on the cluster's disk, by name (not the code compiled from them)."""
         if not self.store.is_dir():
             return {}
-        return {path.name: path.read_bytes() for path in self.store.iterdir()}
+        return {path.name: path.read_bytes() for path in self.store.iterdir() if path.suffix == ".py"}
+
+    def compiled(self, digest: str) -> list[Path]:
+        """The code files compiled from the agent `digest` in the store folder (one per Python that ran it)."""
+        return sorted(self.store.glob(f"{digest}.*.code")) if self.store.is_dir() else []
 
     def as_user(self, path: Path) -> None:
         """Give a file planted by the test (as root) to the cluster's user, as if the user had made it."""
@@ -436,4 +441,53 @@ def test_the_remote_scripts_are_python_36_and_replace_none_of_the_agents_names()
     for script in (agent_store.bootstrap_script(WRITE_AGENT, "{}"),
                    agent_store.storing_script(WRITE_AGENT, "{}", agent_part(STORE_PART))):
         assert module_names(script) & agent_names == set(), "the agent's own names must not be replaced"
-    assert len(agent_store.bootstrap_script(WRITE_AGENT, "{}").encode()) < 1024
+    assert len(agent_store.bootstrap_script(WRITE_AGENT, "{}", "0" * 64).encode()) < 1280
+
+
+# -- the code compiled from the stored agent -------------------------------------------------------
+
+def test_the_compiled_agent_is_kept_and_run_without_compiling_again(alpha, sent, sample_envs):
+    """The second call compiles the stored agent and keeps the code, the client notes the code's sha256
+    (checked here on the cluster's disk), and the third call runs that code: the file is not written again."""
+    digest = sha256(READ_AGENT.encode())
+    runner = alpha.runner()
+    one_call(alpha, sent, runner, sample_envs)  # stores the agent
+    assert alpha.compiled(digest) == []
+    commands, size = one_call(alpha, sent, runner, sample_envs)  # the bootstrap compiles it, and keeps the code
+    assert commands == 1 and size < SMALL
+    [code] = alpha.compiled(digest)
+    info = code.lstat()
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == alpha.cluster.home.stat().st_uid
+    noted = agent_store.notes_for(runner).code(digest)
+    assert noted == sha256(code.read_bytes())
+    assert agent_store.notes_for(alpha.runner()).code(digest) == noted, "noted on this computer's disk too"
+
+    commands, size = one_call(alpha, sent, runner, sample_envs)
+    assert commands == 1 and size < SMALL
+    after = code.lstat()
+    assert (after.st_ino, after.st_mtime_ns) == (info.st_ino, info.st_mtime_ns), "the kept code was run as is"
+
+
+def test_changed_compiled_code_is_never_run_and_is_replaced(alpha, sent, sample_envs):
+    digest = sha256(READ_AGENT.encode())
+    runner = alpha.runner()
+    for _ in range(2):
+        one_call(alpha, sent, runner, sample_envs)
+    [code] = alpha.compiled(digest)
+    canary = alpha.cluster.home / f"canary-{uuid.uuid4().hex[:8]}"
+    python = alpha.cluster.run_as_user("python3 -c 'import sys; print(sys.implementation.cache_tag)'").stdout.strip()
+    assert code.name == f"{digest}.{python}.code"
+    source = alpha.cluster.home / "planted.py"
+    plant(alpha, source, with_canary(READ_AGENT, canary))
+    compile_to = ("import marshal, sys; "
+                  "open(sys.argv[1], 'wb').write(marshal.dumps(compile(open(sys.argv[2]).read(), 'x', 'exec')))")
+    # valid code for that Python, made by that Python: it would run if loaded
+    alpha.cluster.run_as_user(f"python3 -c {shlex.quote(compile_to)} {code} {source}")
+    planted = code.read_bytes()
+    source.unlink()
+
+    commands, _ = one_call(alpha, sent, runner, sample_envs)
+    assert not canary.exists(), "compiled code whose sha256 is not the one noted was run"
+    assert commands == 1, "the stored agent was compiled again instead"
+    assert sha256(code.read_bytes()) == agent_store.notes_for(runner).code(digest) != sha256(planted)

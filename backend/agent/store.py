@@ -11,7 +11,7 @@ as for the agent itself) and:
 
 It unpacks the agent, stores it as ``<cache>/envdesk/agent/<sha256>.py``, prints ``STORED_MARKER`` and the
 digest once that file holds it, then runs it as ``__main__``, as if the agent itself had been sent. Later
-calls send a bootstrap of a few hundred bytes instead (``agent_store.bootstrap_script``), which runs the
+calls send a bootstrap of about a kilobyte instead (``agent_store.bootstrap_script``), which runs the
 stored file only after checking its sha256.
 
 Storing never stands in the way of the answer: a read-only home, a full disk, a quota, or a folder that is

@@ -8,10 +8,13 @@ import argparse
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from envdesk.backend.kinds import FORMATS, KINDS
 from envdesk.resources import preset_ids
+
+if TYPE_CHECKING:
+    from envdesk.backend.targets import Session
 
 
 class _Parser(argparse.ArgumentParser):
@@ -322,6 +325,25 @@ def _build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mem", metavar="SIZE", help="memory of a build job, e.g. 8G (default: the site's)")
 
 
+# Commands whose first step is reading `args.cluster`: they log in before loading the rest of the program.
+_CONNECT_FIRST = ("env_list", "env_show", "env_export")
+
+
+def _connect_early(args: argparse.Namespace, session: Session) -> None:
+    """Start logging in to the command's cluster on a thread of its own, if its first step is reading it."""
+    from envdesk.backend.errors import EnvDeskError
+    from envdesk.backend.validate import LOCAL_TARGET
+
+    name = getattr(args, "cluster", None)
+    if args.handler not in _CONNECT_FIRST or not name or name == LOCAL_TARGET:
+        return
+    try:
+        runner = session.target(name).runner
+    except EnvDeskError:
+        return  # the command itself says what is wrong
+    runner.connect_early()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails (message on stderr), 2 for a usage error."""
     parser = build_parser()
@@ -332,7 +354,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("paramiko").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
-    from envdesk import commands
     from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.paths import AppPaths
     from envdesk.backend.targets import Session
@@ -340,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .terminal import TerminalPrompter
     session = Session(AppPaths.resolve(args.config_dir), TerminalPrompter())
     try:
+        _connect_early(args, session)
+        from envdesk import commands  # loaded while the cluster answers
         return getattr(commands, args.handler)(args, session)
     except EnvDeskError as exc:
         print(f"envdesk: {exc}", file=sys.stderr)

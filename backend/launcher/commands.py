@@ -15,24 +15,15 @@ from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
 from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment
-from envdesk.backend.operations.clone import clone_environment
-from envdesk.backend.operations.check import check_connection
 from envdesk.backend.operations.common import Progress
-from envdesk.backend.operations.create import CreateRequest, create_environment
-from envdesk.backend.operations.delete import delete_environment
-from envdesk.backend.operations.diff import Comparison, LikePlan, diff_environments, make_like, parse_reference
-from envdesk.backend.operations.export import export_environment
-from envdesk.backend.operations.history import list_snapshots, revert_environment
-from envdesk.backend.operations.importing import Imported, import_environment, plan_import, read_spec_file
 from envdesk.backend.operations.listing import list_environments, show_environment
-from envdesk.backend.operations.update import Change, update_environment
-from envdesk.backend.spec import redact
-from envdesk.backend.presets import DOES_NOT_MATCH, get_preset, judge_host_key
 from envdesk.backend.targets import Session
 from .terminal import ask_yes_no, describe_new_server
 
 if TYPE_CHECKING:
     from envdesk.backend.hostkeys import ServerIdentity
+    from envdesk.backend.operations.diff import Comparison, LikePlan
+    from envdesk.backend.operations.importing import Imported
 
 Handler = Callable[[argparse.Namespace, Session], int]
 
@@ -116,6 +107,7 @@ def cluster_edit(args: argparse.Namespace, session: Session) -> int:
 
 def _preset_fields(args: argparse.Namespace) -> dict[str, Any]:
     """What a preset knows (login node, port, login method, roots, pip options), for the user named."""
+    from envdesk.backend.presets import get_preset
     preset = get_preset(args.preset)
     if not args.user:
         raise InvalidInput(f"The {preset.label} preset needs your user name on those clusters: --user NAME.",
@@ -153,6 +145,7 @@ def cluster_remove(args: argparse.Namespace, session: Session) -> int:
 
 def key_create(args: argparse.Namespace, session: Session) -> int:
     """Make a key for someone who has none, and say where to register it."""
+    from envdesk.backend.presets import get_preset
     from envdesk.backend.secrets import keyring_problem
     from envdesk.backend.sshkeys import create_key
     problem = keyring_problem() if args.remember else None
@@ -188,6 +181,7 @@ def key_status(args: argparse.Namespace, session: Session) -> int:
 
 
 def cluster_trust(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.presets import DOES_NOT_MATCH, judge_host_key
     target = session.target(args.name)
     if not target.runner.route():
         raise InvalidInput("This computer needs no trust.")
@@ -216,6 +210,7 @@ def cluster_trust(args: argparse.Namespace, session: Session) -> int:
 
 def cluster_test(args: argparse.Namespace, session: Session) -> int:
     """Each step of the connection test with what it found; exit 1 with the reason at the first failure."""
+    from envdesk.backend.operations.check import check_connection
     checked = check_connection(session, args.name, _progress(args))
     for number, step in enumerate(checked.steps, 1):
         print(f"{number}. {step.what}{'' if step.ok else ' FAILED'}: {step.found}")
@@ -250,6 +245,7 @@ def env_list(args: argparse.Namespace, session: Session) -> int:
 
 def _shown_details(env: Environment) -> dict:
     """`env show --json` without credentials in URLs, also for environments recorded before EnvDesk left them out."""
+    from envdesk.backend.spec import redact
     details = env.details()
     for package in details["packages"]:
         if package.get("url"):
@@ -261,6 +257,7 @@ def _shown_details(env: Environment) -> dict:
 
 
 def env_show(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.spec import redact
     env = show_environment(session, args.cluster, args.env)
     if args.json:
         _print_json(_shown_details(env))
@@ -294,12 +291,14 @@ def _progress(args: argparse.Namespace) -> Progress:
 
 
 def _read_requirements_file(path: str) -> list[str]:
+    from envdesk.backend.operations.importing import read_spec_file
     spec = read_spec_file(Path(path))
     return [pin.pip_line() for pin in spec.pip_pins] + [r for r in spec.requirements
                                                          if r not in {p.pip_line() for p in spec.pip_pins}]
 
 
 def env_create(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.create import CreateRequest, create_environment
     packages = list(args.package or [])
     if args.requirements:
         packages += _read_requirements_file(args.requirements)
@@ -317,6 +316,7 @@ def env_create(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_update(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.update import Change, update_environment
     change = Change(add=args.add or [], remove=args.remove or [], upgrade=args.upgrade or [],
                     upgrade_all=args.upgrade_all)
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
@@ -330,6 +330,7 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_history(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.history import list_snapshots
     snapshots = list_snapshots(session, args.cluster, args.env)
     if args.json:
         _print_json([asdict(s) for s in snapshots])
@@ -342,6 +343,7 @@ def env_history(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_revert(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.history import revert_environment
     updated = revert_environment(session, args.cluster, args.env, args.snapshot, _progress(args))
     if updated.snapshot is None:
         print(f"{updated.environment.name} already held the packages of {args.snapshot}; nothing changed.")
@@ -368,6 +370,7 @@ def env_jobscript(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_export(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.export import export_environment
     text = export_environment(session, args.cluster, args.env, args.format)
     if args.output:
         write_atomically(Path(args.output), text, private=False)  # a file to give to colleagues
@@ -390,6 +393,7 @@ def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
 
 
 def env_import(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.importing import import_environment
     path = Path(args.file)
     uv_project = path.is_dir() or path.name in ("pyproject.toml", "uv.lock")
     if args.dry_run:
@@ -416,6 +420,7 @@ def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -
 
 def _read_for(session: Session, cluster: str, path: Path) -> Any:
     """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too."""
+    from envdesk.backend.operations.importing import read_spec_file
     spec = read_spec_file(path)
     if spec.kind == "conda":
         spec.channels = _cluster_channels(session, cluster, spec.channels)
@@ -424,6 +429,8 @@ def _read_for(session: Session, cluster: str, path: Path) -> Any:
 
 def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
     """--dry-run: what the import would install, adapt and refuse; nothing is created."""
+    from envdesk.backend.operations.importing import plan_import
+    from envdesk.backend.spec import redact
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
         plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
@@ -459,6 +466,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
 
 
 def env_clone(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.clone import clone_environment
     imported = clone_environment(session, args.src_cluster, args.env, args.dst_cluster, name=args.name,
                                  top_level=args.top_level, progress=_progress(args))
     return _report_import(imported, "Copied to")
@@ -489,6 +497,7 @@ def env_doctor(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_delete(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.delete import delete_environment
     if not args.yes:
         raise InvalidInput("Deleting needs --yes, because it cannot be undone.")
     path = delete_environment(session, args.cluster, args.env, _progress(args))
@@ -499,6 +508,7 @@ def env_delete(args: argparse.Namespace, session: Session) -> int:
 def env_diff(args: argparse.Namespace, session: Session) -> int:
     """Compare two environments (exit 0 whether or not they differ); with --make-like, make B like A in one
     update of B, after asking (or with --yes)."""
+    from envdesk.backend.operations.diff import diff_environments, make_like, parse_reference
     target_a, env_a = parse_reference(args.a)
     target_b, env_b = parse_reference(args.b)
     if args.make_like and args.json and not args.yes:
