@@ -161,10 +161,10 @@ def test_the_quota_of_the_folder_is_checked_against_the_estimate(tmp_path, home)
               f"  {tmp_path} (group other)   1G/2G   10/1000"]
     session.capabilities["local"] = Capabilities(home=str(home), quota=report)  # as the probe found it
     target = session.target("local")
-    warnings = check_room(session, target, 25, 1024, root=str(root), name="new")
+    warnings = check_room(session, target, 25, 1024, root=str(root), space=None)
     assert warnings == [f"This would use about 25 of the 10 files you have left on {root} (its quota: 1,000 "
                         "files)."], "the most specific quota counts"
-    assert check_room(session, target, 9, 1024, root=str(root), name="new") == []
+    assert check_room(session, target, 9, 1024, root=str(root), space=None) == []
 
 
 # ------------------------------------------------------------------ a cluster of the test bed with fakes
@@ -405,9 +405,13 @@ def test_a_create_that_would_not_fit_is_warned_about_first_with_the_figures(disk
     free = int(subprocess.run(["df", "--output=iavail", str(tiny_root)], capture_output=True, text=True,
                               check=True).stdout.split()[-1])
     name = f"w-{uuid.uuid4().hex[:6]}"
+    before = len(cluster.session_commands())
     done = run_cli("env", "create", cluster.name, name, "--kind", "uv", "--root", str(tiny_root),
                    "--package", "tinyalpha", config=config, home=Path(os.environ["HOME"]))
     assert done.returncode == 0, done.stderr  # a warning, never a refusal
+    commands = cluster.session_commands()[before:]
+    assert len(commands) == 4, ("the probe, begin (which reads the room), one command making the environment and "
+                                "installing into it (checking that the Python module loaded), finish")
     warning = next(line for line in done.stderr.splitlines() if line.startswith("==> Warning"))
     assert f"has {free:,} left" in warning, warning
     assert "a typical uv environment of 1 package" in warning

@@ -22,8 +22,6 @@ STALE_LOCK_SECONDS = 24 * 3600
 class ActionError(Exception):
     """A refusal or failure explained in one plain sentence; `code` tells the app what kind."""
 
-    held = None     # for a build: whether its client still holds the lock (see action_build)
-
     def __init__(self, message, code=CODE_FAILED):
         Exception.__init__(self, message)
         self.code = code
@@ -457,11 +455,15 @@ def action_begin(cfg):
             os.makedirs(parent)
     elif not is_env(path) or os.path.islink(path):
         raise ActionError("%s is not a Python environment." % path, CODE_MISSING)
+    # what is left where it goes, for the client's room check: read before this begin takes any of it
+    space = file_system_space([os.path.dirname(path)]) if creating and cfg.get("space") else None
     token, took_over = take_lock(path, cfg.get("operation", "change"), client_pid=cfg.get("client_pid"),
                                  heartbeat=bool(cfg.get("heartbeat")), token=client_token(cfg))
     made = False
     try:
         answer = {"path": path, "token": token}
+        if space is not None:
+            answer["space"] = space
         if took_over:
             answer["took_over"] = took_over
         if creating:
@@ -512,10 +514,6 @@ def action_finish(cfg):
     if cfg.get("meta"):
         update_meta(path, cfg["meta"])
     _remove_if_there(_changing_path(path))
-    own = os.path.join(path, ENVDESK_DIR)
-    for name in os.listdir(own) if os.path.isdir(own) else []:
-        if name.startswith("go-"):          # an instruction to a build's agent, left over (see action_build)
-            _remove_if_there(os.path.join(own, name))
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):
         os.unlink(marker)
@@ -577,113 +575,15 @@ def action_reset(cfg):
     return {"path": path}
 
 
-# ---------------------------------------------------------------------------
-# Building in one agent: begin, then finish, abort or reset as the client says
-# ---------------------------------------------------------------------------
-#
-# A new environment needs a begin before its commands and a finish after them. One agent does both: it
-# begins, says it is ready, and waits while the client runs the commands that make the environment (this
-# agent runs no program); then the client writes its next instruction into the folder's .envdesk
-# (instruction_file): finish it, abort it, or reset it to be made again (the agent says it is ready
-# once more). The client's instructions come in files because nothing else reaches a running command.
-
 def client_token(cfg):
     """The lock token the client chose, or None (begin then makes one): a client that chose it can undo
-    a build whose agent it never heard from."""
+    a build whose begin it never heard back from (the connection dropped)."""
     token = cfg.get("token")
     if token is None:
         return None
     if not isinstance(token, str) or not re.match(r"^[0-9a-f]{24}$", token):
         raise ActionError("%r is not a lock token." % (token,), CODE_INVALID)
     return token
-
-
-def instruction_file(path, number):
-    """Where the client of a build writes its instruction `number` (JSON: {"do": ..., "meta": ...})."""
-    return os.path.join(path, ENVDESK_DIR, "go-%d" % number)
-
-
-def _say_ready(marker, number, info):
-    """One stdout line: ready for instruction `number` + 1 (with what the client should know)."""
-    sys.stdout.write("%s%s\n" % (marker, json.dumps(dict(info, ready=number), separators=(",", ":"))))
-    sys.stdout.flush()
-
-
-def _next_instruction(path, number, token):
-    """The client's instruction `number` once it is written in full (then removed), or None when the client is
-    gone (an empty line a second to it fails, or the lock's owner process ended): no instruction can come."""
-    go = instruction_file(path, number)
-    began = checked = time.time()
-    delay = 0.001
-    while True:
-        try:
-            with open(go) as handle:
-                instruction = json.loads(handle.read())
-            if isinstance(instruction, dict):
-                os.unlink(go)
-                return instruction
-        except (OSError, IOError, ValueError):
-            pass                                # not there yet, or not written in full yet
-        now = time.time()
-        delay = min(delay * 2, 0.01 if now - began < 10 else 0.1)
-        time.sleep(delay)
-        if now - checked >= 1:
-            checked = now
-            try:
-                sys.stdout.write("\n")
-                sys.stdout.flush()
-            except (OSError, IOError, ValueError):
-                return None
-            info = _lock_owner(path + LOCK_SUFFIX)
-            if info.get("token") != token:
-                raise ActionError("EnvDesk lost the lock on %s while making it; nothing more was done." % path,
-                                  CODE_BUSY)
-            if _owned_here(info) and not _process_alive(info["pid"], info.get("pid_start")):
-                return None
-            if now - began > STALE_LOCK_SECONDS:
-                return None
-
-
-def action_build(cfg):
-    """Begin a new environment (with the client's token), then finish, abort or reset it as the client
-    instructs (see above), saying on stdout, after cfg["announce"], when it is ready for an instruction.
-
-    The answer is that of the finish, or the abort. A refusal says in "held" whether the client still holds
-    the lock (a refused begin made nothing and holds nothing).
-    """
-    token = client_token(cfg)
-    if not token:
-        raise ActionError("A build needs the client's lock token.", CODE_INVALID)
-    try:
-        info = action_begin(dict(cfg, create=True))
-    except (ActionError, OSError, IOError) as exc:
-        refusal = exc if isinstance(exc, ActionError) else os_refusal(exc, cfg)
-        refusal.held = False                    # begin removed what it made and released the lock
-        raise refusal
-    path = info.pop("path")
-    info.pop("token", None)
-    number, todo = 0, None
-    try:
-        while True:
-            _say_ready(cfg.get("announce", ""), number, info)
-            number, info = number + 1, {}
-            instruction = _next_instruction(path, number, token)
-            todo = (instruction or {}).get("do")
-            if todo == "finish":
-                return action_finish(dict(cfg, path=path, meta=instruction.get("meta")))
-            if todo == "abort":
-                return action_abort(dict(cfg, path=path, created=True))
-            if todo == "reset":
-                action_reset(dict(cfg, path=path))
-            elif instruction is None:
-                raise ActionError("EnvDesk's client stopped before %s was made; it is left unfinished." % path,
-                                  CODE_FAILED)
-            else:
-                raise ActionError("Unknown instruction %r." % (todo,), CODE_INVALID)
-    except (ActionError, OSError, IOError) as exc:
-        refusal = exc if isinstance(exc, ActionError) else os_refusal(exc, dict(cfg, action=todo or "build"))
-        refusal.held = todo != "abort"          # an abort releases the lock whatever happens
-        raise refusal
 
 
 # ---------------------------------------------------------------------------
@@ -992,7 +892,7 @@ def action_measure(cfg):
 
 
 ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort, "reset": action_reset,
-           "build": action_build, "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
+           "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
            "measure": action_measure}
 
 
@@ -1003,7 +903,7 @@ def _doing(config):
         return ("start making %s" if config.get("create") else
                 "save a snapshot of %s before changing it" if config.get("snapshot") else "lock %s") % path
     return {"finish": "record EnvDesk's notes in %s", "abort": "clean up %s", "reset": "empty %s to build it again",
-            "build": "make %s", "delete": "delete %s"}.get(name, "read %s") % path
+            "delete": "delete %s"}.get(name, "read %s") % path
 
 
 def os_refusal(exc, config):
@@ -1037,10 +937,7 @@ def run_action(config):
     try:
         answer = action(config)
     except ActionError as exc:
-        refused = {"ok": False, "code": exc.code, "error": str(exc)}
-        if exc.held is not None:
-            refused["held"] = exc.held
-        return refused
+        return {"ok": False, "code": exc.code, "error": str(exc)}
     except (OSError, IOError) as exc:
         refusal = os_refusal(exc, config)
         return {"ok": False, "code": refusal.code, "error": str(refusal)}

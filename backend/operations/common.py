@@ -1,24 +1,22 @@
 """Shared by the operations: progress reporting, running steps, finding environments, locks."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import secrets
-import threading
+import shlex
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from .. import agent_store
-from ..agent_client import _HINTS, _REFUSALS, ACTION_TIMEOUT, STORE_PART, agent_part, agent_script, call_action
+from ..agent_client import call_action
 from ..capabilities import Capabilities
-from ..errors import CommandFailed, ConnectionFailed, EnvDeskError
+from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError
 from ..inventory import Environment, read_inventory
 from ..probe import probe
-from ..protocol import ANSWER_MARKER, ENVDESK_DIR, STATE_OK
+from ..protocol import STATE_OK
 from ..recipes import Step
-from ..runner import CancelToken, CommandResult, LineCallback, command_failed, timed_out
+from ..runner import CancelToken, CommandResult, LineCallback, command_failed
 from ..spec import redact
 from ..targets import Session, Target
 
@@ -104,6 +102,83 @@ def run_step(target: Target, step: Step, progress: Progress, *, check: bool = Tr
     return result
 
 
+STEP_MARKER = "ENVDESK-STEP "
+"""What the command of several steps prints on stderr (then the step's number) as each step begins."""
+
+
+class NotStarted(CommandFailed):
+    """The command of several steps failed before its first step began: its modules did not load (or the
+    shell could not start). Nothing of the steps ran."""
+
+
+def one_command(target: Target, steps: Sequence[Step]) -> bool:
+    """Whether `steps` can run as one shell command (one `module load`): they load the same modules and
+    none has variables or standard input of its own (which may hold credentials: those steps keep their own
+    command, where neither becomes text that others may read), and the target has a shell (every cluster;
+    this computer where it is not Windows)."""
+    return (bool(steps) and (target.profile is not None or os.name == "posix")
+            and all(step.modules == steps[0].modules and not step.env and step.input is None for step in steps))
+
+
+def _loaded_check(modules: Sequence[str]) -> str:
+    """Shell text that fails unless each of `modules` shows in $LOADEDMODULES (Lmod and Environment Modules keep
+    it), whatever `module load` itself answered: an older module system may end well having loaded nothing."""
+    return " && ".join(f'case ":$LOADEDMODULES" in *:{shlex.quote(module)}*) ;; *) false ;; esac'
+                       for module in modules)
+
+
+def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]], progress: Progress, *,
+              check_loaded: bool = False) -> None:
+    """Run the steps one after the other, stopping at the first that fails, which raises its failure (see
+    run_step): in one command where one_command allows, each step still shown as it begins. There, a failure
+    before the first step began raises NotStarted; `check_loaded`: also when the steps' modules are not all
+    loaded then (see _loaded_check), so that a module list nobody checked is never built without."""
+    if not one_command(target, [step for step, _ in steps]):
+        for step, failure in steps:
+            run_step(target, step, progress, failure=failure)
+        return
+    progress.step(steps[0][0].what)
+    shown = _redacting(progress.on_line)
+    at = [-1]
+    stop = CancelToken()   # the command's own: cancelled with the operation, or when showing a step raises
+    interrupted: list[BaseException] = []
+
+    def line(stream: str, text: str) -> None:
+        if stream == "stderr" and text.startswith(STEP_MARKER) and text[len(STEP_MARKER):].isdigit():
+            at[0] = int(text[len(STEP_MARKER):])
+            try:
+                if at[0]:
+                    progress.on_step(steps[at[0]][0].what)
+            except BaseException as exc:  # noqa: BLE001 - a Ctrl-C as the step is shown: raised once it stopped
+                interrupted.append(exc)
+                stop.cancel()
+        elif shown is not None:
+            shown(stream, text)
+
+    modules = steps[0][0].modules
+    body = " && ".join([*([_loaded_check(modules)] if check_loaded and modules else []),
+                        *(f"echo '{STEP_MARKER}{number}' >&2 && {step.shell_text()}"
+                          for number, (step, _) in enumerate(steps))])
+    forget = progress.cancel.on_cancel(stop.cancel)
+    try:
+        result = target.runner.run_shell(body, modules=modules, on_line=line, cancel=stop,
+                                         label=" && ".join(" ".join(step.argv) for step, _ in steps))
+    except Cancelled:
+        if interrupted:
+            raise interrupted[0] from None
+        raise
+    finally:
+        forget()
+    if interrupted:
+        raise interrupted[0]
+    if not result.ok:
+        stderr = "".join(text for text in result.stderr.splitlines(keepends=True) if not text.startswith(STEP_MARKER))
+        result = CommandResult(result.command, result.exit_status, redact(result.stdout), redact(stderr))
+        step, failure = steps[max(at[0], 0)]
+        raise command_failed(f"{step.what} failed on {target.label}", result, explain(result),
+                             failure if at[0] >= 0 else NotStarted)
+
+
 def capabilities(session: Session, target: Target, progress: Progress) -> Capabilities:
     """What the target offers, probed once per session."""
     cached = session.capabilities.get(target.name)
@@ -129,10 +204,6 @@ def find_environment(target: Target, ref: str, progress: Progress, *, settled: b
     return inventory.find(ref)
 
 
-READY_MARKER = "ENVDESK-BUILD-READY "
-"""What a build's agent prints, then JSON, when it is ready for the client's next instruction (see action_build)."""
-
-
 def full_path(path: str, home: str) -> str:
     """`path` with a leading ~ replaced by the target's home folder (as the agent expands it), so that the
     commands of a build, which no shell reads, name the folder itself."""
@@ -153,9 +224,9 @@ class Reservation:
     connection gone) is taken over by the next operation at once on the same login node, within
     about two minutes from another one (the agent decides; `answer["took_over"]` says so).
 
-    A new environment is reserved without a command (`reserve`, with a token chosen here), then `start`ed:
-    one agent takes the lock, makes the folder and stays, to finish, reset or undo it when told, while the
-    commands that make the environment run. `held` is whether the lock may be this reservation's.
+    A new environment is reserved without a command (`reserve`, with a token chosen here, so that a begin
+    whose answer never came can still be undone), then `start`ed by the build. `held` is whether the lock
+    may be this reservation's.
     """
 
     target: Target
@@ -165,7 +236,6 @@ class Reservation:
     answer: dict
     begin: dict[str, Any] | None = None
     held: bool = True
-    agent: _BuildAgent | None = None
 
     @classmethod
     def reserve(cls, target: Target, path: str, roots: list[str], home: str, **settings: Any) -> "Reservation":
@@ -184,32 +254,15 @@ class Reservation:
             log.warning("%s on %s: %s", answer["path"], target.name, answer["took_over"])
         return cls(target, answer["path"], list(roots), answer["token"], answer)
 
-    def start(self, python: str) -> None:
-        """Take the lock of the reserved folder and make it, with the agent's begin (one command; finish, reset
-        and release are commands of their own).
-
-        The single agent that waits for instructions (start_waiting_agent) is not used: a connection killed
-        right after it took the lock once left a half-made environment listed as healthy (tests/test_faults).
-        """
+    def start(self) -> None:
+        """Take the lock of the reserved folder and make it, with the agent's begin (one command, which also
+        reads what is left on the folder's file system: `answer["space"]`, for the room check)."""
         answer = call_action(self.target.runner, "begin", self.path, self.roots, client_pid=os.getpid(),
-                             heartbeat=True, token=self.token, **(self.begin or {}))
+                             heartbeat=True, token=self.token, space=True, **(self.begin or {}))
         self.held = True
         self.answer = answer
         if answer.get("took_over"):
             log.warning("%s on %s: %s", answer["path"], self.target.name, answer["took_over"])
-
-    def start_waiting_agent(self, python: str) -> None:
-        """Take the lock of the reserved folder and make it, with an agent (run by `python`) that then waits
-        for finish, reset or release (see the agent's action_build); returns once it is ready."""
-        config = {"action": "build", "path": self.path, "roots": self.roots, "token": self.token,
-                  "announce": READY_MARKER, **(self.begin or {}), "client_pid": os.getpid(), "heartbeat": True}
-        self.held = True  # from here on, until the agent says otherwise
-        self.agent = _BuildAgent(self.target, config, python)  # set at once: release stops it, however this ends
-        if not self.agent.wait_ready(0):
-            self.held, error = self.agent.failure(f"Making {self.path}")
-            raise error
-        if self.agent.info.get("took_over"):
-            log.warning("%s on %s: %s", self.path, self.target.name, self.agent.info["took_over"])
 
     def finish(self, meta: dict | None = None, *, snapshot_if_changed: str | None = None) -> Environment:
         """Record `meta`, clear the being-built mark, release the lock; the environment as it is now.
@@ -218,12 +271,9 @@ class Reservation:
         as in it (a change that changed nothing leaves no snapshot); `answer["dropped_snapshot"]` then says so.
         """
         try:
-            answer = self._tell("finish", meta=meta) if not snapshot_if_changed else None
-            if answer is None:
-                answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
-                                     **({"meta": meta} if meta else {}),
-                                     **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed
-                                        else {}))
+            answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
+                                 **({"meta": meta} if meta else {}),
+                                 **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}))
         except ConnectionFailed:
             finished = self._finished_after_all()
             if finished is None:
@@ -246,175 +296,16 @@ class Reservation:
 
     def reset(self) -> None:
         """Empty the half-built environment to build it again, still holding the lock."""
-        if self._tell("reset") is None:
-            call_action(self.target.runner, "reset", self.path, self.roots, token=self.token)
-
-    def _tell(self, todo: str, **extra: Any) -> dict | None:
-        """Have the build's agent, when it waits, do `todo` (see _BuildAgent.instruct); None when there is none
-        waiting, or it could not be told (it is then stopped): the caller asks with a command of its own."""
-        if self.agent is None:
-            return None
-        if not self.agent.waiting:
-            self.agent.stop_now()
-            return None
-        return self.agent.instruct(todo, **extra)
+        call_action(self.target.runner, "reset", self.path, self.roots, token=self.token)
 
     def release(self, *, remove_unfinished: bool = False, drop_snapshot: str | None = None) -> None:
         """Give the lock back (removing a half-built environment if asked, forgetting the snapshot of a change
         that was rolled back); never hides the error at hand. Nothing to do when the lock is not held."""
         if not self.held:
             return
-        if remove_unfinished and not drop_snapshot:
-            try:
-                if self._tell("abort") is not None:
-                    self.held = False
-                    return
-            except EnvDeskError as exc:
-                log.info("the agent making %s could not undo it (%s); asking again", self.path, exc.message)
         try:
-            if self.agent is not None:
-                self.agent.stop_now()  # the lock is given back below, with the token
             call_action(self.target.runner, "abort", self.path, self.roots, token=self.token,
                         created=remove_unfinished, **({"drop_snapshot": drop_snapshot} if drop_snapshot else {}))
             self.held = False
         except EnvDeskError as exc:
             log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)
-
-
-def _refusal(answer: dict) -> EnvDeskError:
-    """The error for an agent's refusal (as call_action words it)."""
-    code = answer.get("code", "")
-    error = answer.get("error") or "unknown problem"
-    return _REFUSALS.get(code, CommandFailed)(error, _HINTS.get(code, ""))
-
-
-class _BuildAgent:
-    """The agent of a new environment's build (the agent's action_build), its command running in a thread of
-    its own while the build's commands run: it took the lock, made the folder and waits for an instruction,
-    which reaches it as a file in the folder (instruction_file there) since nothing reaches a running command."""
-
-    def __init__(self, target: Target, config: dict[str, Any], python: str) -> None:
-        self.target, self.path = target, config["path"]
-        self.info: dict[str, Any] = {}
-        self._stop = CancelToken()
-        self._changed = threading.Condition()
-        self._ready = -1      # the last instruction number it said it is ready for, minus one
-        self._sent = 0        # instructions written
-        self._ended = False
-        self._answer: dict | None = None   # its answer line, read as soon as it comes (before the command ends)
-        self._result: CommandResult | None = None
-        self._error: BaseException | None = None
-        settings = json.dumps(config, separators=(",", ":"))
-
-        def send(script: str) -> CommandResult:
-            # -E -S: the agent needs nothing from the Python's settings or site-packages
-            return target.runner.run([python, "-E", "-S", "-"], stdin=script.encode("utf-8"), on_line=self._line,
-                                     cancel=self._stop)
-
-        thread = threading.Thread(target=self._run, args=(settings, send), name="envdesk-build-agent", daemon=True)
-        thread.start()
-
-    def _run(self, settings: str, send: Callable[[str], CommandResult]) -> None:
-        try:
-            result = agent_store.run_stored(self.target.runner, agent_script(write=True), settings,
-                                            agent_part(STORE_PART), send)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            with self._changed:
-                self._error = exc
-        else:
-            with self._changed:
-                self._result = result
-        with self._changed:
-            self._ended = True
-            self._changed.notify_all()
-
-    def _line(self, stream: str, line: str) -> None:
-        if stream != "stdout":
-            return
-        if line.startswith(ANSWER_MARKER):
-            answer = _last_answer(line)
-            if answer is not None and "ok" in answer:  # not the agent store's request for the agent itself
-                with self._changed:
-                    self._answer = answer
-                    self._changed.notify_all()
-        elif line.startswith(READY_MARKER):
-            try:
-                info = json.loads(line[len(READY_MARKER):])
-            except json.JSONDecodeError:
-                return
-            with self._changed:
-                self._ready, self.info = int(info.pop("ready")), info
-                self._changed.notify_all()
-
-    @property
-    def waiting(self) -> bool:
-        """Whether it waits for an instruction now (it said it is ready for the next one, and is running)."""
-        with self._changed:
-            return self._answer is None and not self._ended and self._ready == self._sent
-
-    def wait_ready(self, number: int) -> bool:
-        """Wait until it is ready for the instruction after `number` (True), or has answered or ended (False)."""
-        self._wait(lambda: self._ready >= number)
-        return self.waiting
-
-    def _wait(self, done: Callable[[], bool] = lambda: False, seconds: float = ACTION_TIMEOUT) -> None:
-        """Wait until `done()`, its answer or its end; one that comes to none of them within `seconds` is
-        stopped (timed_out)."""
-        with self._changed:
-            if self._changed.wait_for(lambda: self._answer is not None or self._ended or done(), seconds):
-                return
-        self.stop_now()
-        raise timed_out(f"EnvDesk's helper making {self.path}", seconds)
-
-    def instruct(self, todo: str, **extra: Any) -> dict | None:
-        """Tell it to "finish", "abort" or "reset"; the answer of a finish or abort (its last words), {} once a
-        reset is done and it is ready again. Raises its refusal, or why it failed. None when the instruction
-        could not be written (no SFTP there, a full disk ...): it is then stopped."""
-        self._sent += 1
-        data = json.dumps({"do": todo, **extra}, separators=(",", ":")).encode("utf-8")
-        try:
-            self.target.runner.write_file(f"{self.path}/{ENVDESK_DIR}/go-{self._sent}", data)  # its instruction_file
-        except (EnvDeskError, OSError) as exc:
-            log.info("could not tell the agent making %s to %s: %s", self.path, todo, exc)
-            self.stop_now()
-            return None
-        if todo == "reset" and self.wait_ready(self._sent):
-            return {}
-        self._wait()
-        answer = self.answer()
-        if answer is not None and answer.get("ok"):
-            return answer
-        raise self.failure(f"Telling EnvDesk's helper to {todo} {self.path}")[1]
-
-    def answer(self) -> dict | None:
-        """Its answer, once it gave one (None: none, or not yet)."""
-        with self._changed:
-            answer, result = self._answer, self._result
-        return answer if answer is not None or result is None else _last_answer(result.stdout)
-
-    def failure(self, what: str) -> tuple[bool, BaseException]:
-        """After it ended without doing what it was asked: whether the lock may still be held, and the error."""
-        answer = self.answer()
-        if answer is not None:
-            return answer.get("held") is not False, _refusal(answer)
-        with self._changed:
-            result, error = self._result, self._error
-        if error is not None:
-            return True, error
-        return True, command_failed(f"{what} failed on {self.target.label}", result or CommandResult(what, -1, "", ""))
-
-    def stop_now(self) -> None:
-        """End its command, whatever it does (the caller then gives the lock back itself, with the token)."""
-        self._stop.cancel()
-        with self._changed:
-            self._changed.wait_for(lambda: self._ended)
-
-
-def _last_answer(stdout: str) -> dict | None:
-    """The agent's answer in a command's output (its last answer line), or None."""
-    answers = [line for line in stdout.splitlines() if line.startswith(ANSWER_MARKER)]
-    try:
-        answer = json.loads(answers[-1][len(ANSWER_MARKER):]) if answers else None
-    except json.JSONDecodeError:
-        return None
-    return answer if isinstance(answer, dict) else None

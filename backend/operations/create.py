@@ -7,14 +7,14 @@ from typing import Sequence
 from .. import validate
 from ..about import created_with
 from ..capabilities import Capabilities, choose_python, stand_in_kind
-from ..errors import InstallFailed, InvalidInput
+from ..errors import CommandFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
-from ..recipes import Installer, conda_channels, conda_install, conda_spec, create_step
+from ..recipes import Installer, Step, conda_channels, conda_install, conda_spec, create_step
 from ..slurm import on_compute_node
 from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
-from .common import Progress, Reservation, capabilities, run_step
+from .common import NotStarted, Progress, Reservation, capabilities, one_command, run_steps
 from .disk import warn_before_build
 from .modules import loadable_modules
 
@@ -87,26 +87,26 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     if kind not in caps.kinds():
         raise InvalidInput(f"{target.label} cannot make {kind} environments.",
                            f"Available kinds there: {', '.join(caps.kinds())}.")
-    if request.modules:
-        modules, version = list(request.modules), request.python
-    else:
+    if request.modules:  # typed by the user: checked before anything is made (a typo costs one command)
+        modules, version = loadable_modules(target, list(request.modules), progress), request.python
+    else:  # from the probe's own list: checked by the command that makes the environment (see build)
         choice = choose_python(caps, request.python, kind)
         modules, version = list(choice.modules), choice.version
         if choice.note:
             notes.append(choice.note)
-    modules = loadable_modules(target, modules, progress)
     packages, conda_packages = list(request.packages), list(request.conda_packages)
     if kind == "conda" and packages:
         conda_packages, packages = conda_packages + [conda_spec(p) for p in packages], []
     root, roots = choose_root(target, request.root)
-    notes += warn_before_build(session, target, root, name=request.name, kind=kind,  # disk (issue 12)
-                               packages=len(packages) + len(conda_packages), progress=progress)
     path = f"{root.rstrip('/')}/{request.name}"
     reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="create")
     try:
+        notes += start_build(session, target, reservation, root, name=request.name, kind=kind,
+                             packages=len(packages) + len(conda_packages), progress=progress)
         env = build(session, target, caps, reservation, kind=kind, modules=modules, python=version,
                     system_site_packages=request.system_site_packages, packages=packages,
-                    conda_packages=conda_packages, channels=request.channels, progress=progress)
+                    conda_packages=conda_packages, channels=request.channels, progress=progress,
+                    modules_checked=bool(request.modules))
     except BaseException:
         undo(reservation, progress)
         raise
@@ -124,33 +124,26 @@ def undo(reservation: Reservation, progress: Progress) -> None:
         reservation.release(remove_unfinished=True)
 
 
-def agent_python(target: Target, caps: Capabilities) -> str:
-    """The Python a build's agent runs with: the target's python3 as its probe found it (no module loaded),
-    else the one environments are made with."""
-    return caps.tools.get("python3") or target.runner.python_command(caps)
+def start_build(session: Session, target: Target, reservation: Reservation, root: str, *, name: str, kind: str,
+                packages: int, source: dict | None = None, progress: Progress) -> list[str]:
+    """Take the lock of the reserved folder and make it (the agent's begin, one command), then warn when the new
+    environment would not fit there (from what that begin read: no command of its own); the warnings as notes."""
+    progress.step(f"Reserving {reservation.path}")
+    reservation.start()
+    return warn_before_build(session, target, root, space=reservation.answer.get("space"), name=name,  # issue 12
+                             kind=kind, packages=packages, source=source, progress=progress)
 
 
-def build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, *, kind: str,
-          modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
-          conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
-          progress: Progress, extra_meta: dict | None = None) -> Environment:
-    """Make the environment in a reserved folder, install packages, record how it was made.
-
-    A reservation not yet started is started first (its agent takes the lock, makes the folder and stays
-    until the finish). A failed package install raises InstallFailed, so callers can tell it from a failed
-    creation.
-    """
-    if not reservation.held and reservation.agent is None and reservation.begin is not None:
-        progress.step(f"Reserving {reservation.path}")
-        reservation.start(agent_python(target, caps))
-    path = reservation.path
-    target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
-    python_command = target.runner.python_command(caps)
-    run_step(target, create_step(kind, caps, path, modules, python, system_site_packages, python_command,
-                                 channels), progress)
+def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modules: Sequence[str],
+                 python: str | None, system_site_packages: bool, packages: Sequence[str],
+                 conda_packages: Sequence[str], channels: Sequence[str]) -> list[tuple[Step, type[CommandFailed]]]:
+    """The commands that make the environment at `path` and install into it, each with how its failure is
+    raised (a failed install as InstallFailed)."""
+    steps: list[tuple[Step, type[CommandFailed]]] = [
+        (create_step(kind, caps, path, modules, python, system_site_packages, target.runner.python_command(caps),
+                     channels), CommandFailed)]
     if conda_packages and caps.conda_tool:
-        run_step(target, conda_install(caps.conda_tool, path, conda_packages, modules, channels), progress,
-                 failure=InstallFailed)
+        steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), InstallFailed))
     if packages:
         installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args)
         hashed = [line for line in packages if HASH_OPTION in line]
@@ -158,10 +151,43 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
         if hashed:  # pip checks hashes only in a requirements file (given on stdin), and then checks every line
             # With lines that carry no hash (a git install), those are installed next, with their own
             # dependencies; the hashed ones alone, each checked (a lock lists every dependency).
-            run_step(target, installer.install([], lines=hashed, require_hashes=True, no_deps=bool(plain)),
-                     progress, failure=InstallFailed)
+            steps.append((installer.install([], lines=hashed, require_hashes=True, no_deps=bool(plain)),
+                          InstallFailed))
         if plain:
-            run_step(target, installer.install(plain), progress, failure=InstallFailed)
+            steps.append((installer.install(plain), InstallFailed))
+    return steps
+
+
+def build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, *, kind: str,
+          modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
+          conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
+          progress: Progress, extra_meta: dict | None = None, modules_checked: bool = True) -> Environment:
+    """Make the environment in a started reservation's folder (start_build), install packages, record how it
+    was made. Making it and installing into it are one command where they can be (run_steps).
+
+    `modules_checked`: whether `modules` are known to load (loadable_modules); if not, the command that makes
+    the environment finds out, and only when they did not load are they checked, with Lmod's prerequisites
+    put in front, and that command run again. A failed package install raises InstallFailed, so callers can
+    tell it from a failed creation.
+    """
+    path, login = reservation.path, target  # modules are checked on the login node, as its runner loads them
+    target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
+    modules = list(modules)
+    checked = modules_checked or not modules or not target.runner.has_module_system
+    steps = _build_steps(target, caps, path, kind, modules, python, system_site_packages, packages, conda_packages,
+                         channels)
+    if not checked and not one_command(target, [step for step, _ in steps]):
+        checked, modules = True, loadable_modules(login, modules, progress)
+        steps = _build_steps(target, caps, path, kind, modules, python, system_site_packages, packages,
+                             conda_packages, channels)
+    try:
+        run_steps(target, steps, progress, check_loaded=not checked)
+    except NotStarted:
+        if checked:
+            raise
+        modules = loadable_modules(login, modules, progress)  # refuses modules that do not load
+        run_steps(target, _build_steps(target, caps, path, kind, modules, python, system_site_packages, packages,
+                                       conda_packages, channels), progress)
     progress.step("Recording how the environment was made")
     meta = {"kind": kind, "modules": list(modules), "python": python,
             # recorded in the environment, which other users may read: never with credentials

@@ -702,20 +702,15 @@ def _quota_for(quotas: Sequence[Quota], folder: str) -> Quota | None:
 
 
 def check_room(session: Session, target: Target, estimate_files: int, estimate_bytes: int, *,
-               root: str | None = None, name: str = "", progress: Progress | None = None) -> list[str]:
+               space: Space | None, root: str | None = None, progress: Progress | None = None) -> list[str]:
     """Warnings, with the figures, when a new environment of about `estimate_files` files and `estimate_bytes`
     bytes would not fit in `root` (default: the target's first root): in its file system's free files or
-    space (read now, in one agent run) or in the quota there (as last read in this session). Refuses nothing."""
+    `space` (as the build's begin read it there; None: not known) or in the quota there (as last read in this
+    session). Refuses nothing, runs nothing."""
     progress = progress or Progress()
     caps = capabilities(session, target, progress)
     root = root or target.roots[0]
     folder = full_path(root, caps.home).rstrip("/") or "/"
-    inventory = read_inventory(target.runner, [root], names=[name or "\n"], cancel=progress.cancel, light=True,
-                               space=True)
-    home = (inventory.home or caps.home).rstrip("/")
-    space = next((s for s in inventory.space if s.path.rstrip("/") == folder), None)
-    if space is None and home and (folder == home or folder.startswith(home + "/")):
-        space = next((s for s in inventory.space if s.path.rstrip("/") == home), None)
     warnings = []
     where = f"the file system of {root}"
     if space is not None and space.free_files is not None and estimate_files > space.free_files:
@@ -740,20 +735,23 @@ ROOM_HINT = ("The environment may not fit: delete environments you no longer nee
              "(envdesk disk {target} --clean all, or View → Disk… in the app), or build it in another folder.")
 
 
-def warn_before_build(session: Session, target: Target, root: str | None, *, name: str, kind: str,
+def warn_before_build(session: Session, target: Target, root: str | None, *, space: Any, name: str, kind: str,
                       packages: int, source: dict[str, Any] | None = None,
                       progress: Progress | None = None) -> list[str]:
-    """Before a create, import or copy: say (as a step, and in the returned notes) when the new environment
-    would not fit where it goes. A check that cannot be made says nothing: the build goes ahead either way."""
+    """At the start of a create, import or copy: say (as a step, and in the returned notes) when the new
+    environment `name` would not fit where it goes. `space`: what the build's begin read of the file system
+    there (its answer's "space" list; anything else: not known). Runs no command; a check that cannot be made
+    says nothing: the build goes ahead either way."""
     progress = progress or Progress()
     estimate = estimate_new(session, target.name, kind, packages, source)
+    found = [Space.from_agent(entry) for entry in space] if isinstance(space, list) else []
     try:
-        warnings = check_room(session, target, estimate.files, estimate.bytes, root=root, name=name,
-                              progress=progress)
+        warnings = check_room(session, target, estimate.files, estimate.bytes, root=root, progress=progress,
+                              space=next((entry for entry in found if entry is not None), None))
     except (Cancelled, ConnectionFailed, AuthenticationFailed):
         raise
     except EnvDeskError as exc:
-        log.info("could not check the room on %s: %s", target.name, exc.message)
+        log.info("could not check the room for %s on %s: %s", name, target.name, exc.message)
         return []
     hint = ROOM_HINT.format(target=target.name)
     notes = [f"{warning} {hint} (Estimate: {estimate.basis}.)" for warning in warnings]

@@ -19,8 +19,7 @@ from ..runner import CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities
-from .create import build, choose_root, remember_root, undo
-from .disk import warn_before_build
+from .create import build, choose_root, remember_root, start_build, undo
 from .modules import loadable_modules
 
 
@@ -415,14 +414,14 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     notes, used_top_level = list(plan.notes), False
     notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." for a in plan.adapted]
     notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]
-    notes += warn_before_build(session, target, root, name=plan.name, kind=plan.kind,  # disk (issue 12)
-                               packages=len(plan.to_install) + len(plan.conda_pins), source=spec.source,
-                               progress=progress)
     common: dict[str, Any] = {
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
         "channels": spec.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
     try:
+        notes += start_build(session, target, reservation, root, name=plan.name, kind=plan.kind,
+                             packages=len(plan.to_install) + len(plan.conda_pins), source=spec.source,
+                             progress=progress)
         try:
             env = build(session, target, caps, reservation, packages=plan.to_install, requested=plan.requirements,
                         **common)
