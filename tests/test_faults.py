@@ -154,6 +154,33 @@ def until_no_workers(world: World, path: str) -> None:
         time.sleep(0.2)
 
 
+def seconds_since_boot() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def until_quiet(world: World, since: float) -> None:
+    """Wait until every process the cluster's user started since `since` (seconds after boot) has ended, but
+    for sshd's own: a command sent before the client was killed (a finish, whose settings come on stdin, so
+    no argument names the environment) runs to its end on the login node."""
+    tick = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + 180
+
+    def busy() -> list[list[str]]:
+        found = []
+        for pid, argv in user_processes(os.stat(world.beta.home).st_uid).items():
+            try:
+                started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]) / tick
+            except (OSError, ValueError, IndexError):
+                continue
+            if started >= since and not argv[0].startswith("sshd"):
+                found.append(argv)
+        return found
+
+    while busy():
+        assert time.monotonic() < deadline, f"processes kept running: {busy()}"
+        time.sleep(0.2)
+
+
 def lock_owner_alive(path: str) -> bool:
     """Whether the process the environment's lock names as its owner still runs (a zombie does not)."""
     try:
@@ -293,8 +320,10 @@ def test_fault(world, op_name, phase, kind):
     if not op.makes_new and names(pip_freeze(world, path)) & INSTALLED:   # left so by a failed case
         update_environment(world.session, "beta", name, Change(remove=sorted(INSTALLED)))
     before = None if op.makes_new else pip_freeze(world, path)
+    since = seconds_since_boot()
     outcome = inject(world, op, phase, kind, name, path)
     until_no_workers(world, path)
+    until_quiet(world, since)
     COUNTS["environments"] += 1
     entry = listed(world, name)
     if op.makes_new:
@@ -302,7 +331,14 @@ def test_fault(world, op_name, phase, kind):
     else:
         assert entry is not None, name
         after = pip_freeze(world, path)
-        if not (outcome.succeeded and INSTALLED <= names(after)) and after != before:
+        finished_anyway = (kind == "client" and INSTALLED <= names(after) and entry["state"] == "ok"
+                           and not entry.get("changing") and not os.path.lexists(path + ".envdesk-lock")
+                           and not os.path.lexists(os.path.join(path, ".envdesk", "changing.json")))
+        if finished_anyway:
+            # the client was killed after it had sent the finish, which the login node ran all the same: the
+            # update is complete (pip freeze has it), listed healthy and no longer changing
+            COUNTS["finished on the login node after the client was killed"] += 1
+        elif not (outcome.succeeded and INSTALLED <= names(after)) and after != before:
             # a client killed after pip ran cannot roll back: the environment must be listed as broken by a
             # cut-off change, show the packages from before it, and the next operation puts them back (redo)
             assert kind == "client" and entry.get("changing") and entry["state"] == "broken", \
