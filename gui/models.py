@@ -16,24 +16,13 @@ from PySide6.QtWidgets import QApplication, QStyle
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment, Package
 from envdesk.backend.inventory import Usage
+from envdesk.backend.sizes import size_text as human_size
 
 from .resources import icon
 
 Index = QModelIndex | QPersistentModelIndex
 STATE_TEXT = {"idle": "not connected", "connecting": "connecting…", "connected": "connected", "error": "error",
               "local": "always available"}
-
-
-def human_size(size: int | None) -> str:
-    """Bytes as people read them: 412.3 KB, 1.2 GB."""
-    if size is None:
-        return "unknown"
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
 
 
 def _muted() -> QColor:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
-from envdesk.backend.operations.disk import (Quota, clean_caches, disk_report, parse_quota_output,
-                                             parse_quota_report)
+from envdesk.backend.operations.disk import clean_caches, disk_report, parse_quota_output
+from envdesk.backend.quota import Quota, parse_quota_report
 from envdesk.backend.paths import AppPaths
 from envdesk_fixtures import mounted_tmpfs, run_cli, session_for
 from testbed import TestBedUnavailable

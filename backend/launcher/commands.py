@@ -631,7 +631,7 @@ def _count_text(value: int | None) -> str:
 
 
 def _print_disk(report: Any) -> None:
-    from envdesk.backend.operations.disk import size_text
+    from envdesk.backend.sizes import size_text
     if report.environments:
         print(f"Environments on {report.label}, the most files first ('+': still more, measuring was cut short):")
         _print_table([[env.name, env.kind, size_text(env.usage.bytes) + ("" if env.usage.complete else "+"),
