@@ -125,8 +125,12 @@ _HINTS: dict[str, str] = {
 
 def call_action(runner: Runner, action: str, path: str, roots: Sequence[str], **settings: Any) -> dict[str, Any]:
     """Run one of the agent's write actions; a refusal becomes the matching EnvDeskError."""
-    answer = run_agent(runner, {"action": action, "path": path, "roots": list(roots), **settings},
-                       timeout=ACTION_TIMEOUT)
+    return checked(run_agent(runner, {"action": action, "path": path, "roots": list(roots), **settings},
+                             timeout=ACTION_TIMEOUT))
+
+
+def checked(answer: dict[str, Any]) -> dict[str, Any]:
+    """An action's answer, or its refusal raised as the matching EnvDeskError."""
     if not answer.get("ok"):
         error = answer.get("error") or (answer.get("errors") or [{}])[0].get("error", "unknown problem")
         code = answer.get("code", "")

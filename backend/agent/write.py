@@ -876,24 +876,26 @@ def action_snapshot(cfg):
 def action_measure(cfg):
     """Size and file count of an environment (bounded in time), for the delete confirmation."""
     path = check_target(cfg["path"], cfg["roots"])
-    deadline = Deadline(float(cfg.get("time_budget", 20.0)))
-    total, files, complete = 0, 0, True
-    for folder, _dirs, names in os.walk(path):
-        if deadline.expired():
-            complete = False
-            break
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(folder, name)).st_size
-                files += 1
-            except OSError:
-                pass
-    return {"path": path, "bytes": total, "files": files, "complete": complete}
+    measured = measure_tree(path, Deadline(float(cfg.get("time_budget", 20.0))))
+    measured["path"] = path
+    return measured
+
+
+def action_measure_folders(cfg):
+    """Size and file count under each folder asked for that exists and is the user's to change (an
+    installer's cache, before and after it is emptied), counted as an environment is: {folder: measure_tree}."""
+    folders = cfg.get("folders")
+    if not isinstance(folders, list) or not all(isinstance(folder, str) and folder for folder in folders):
+        raise ActionError("The folders to measure must be a list of paths.", CODE_INVALID)
+    deadline = Deadline(float(cfg.get("time_budget", 500.0)))
+    return {"measured": dict((folder, measure_tree(folder, deadline)) for folder in folders
+                             if os.path.isdir(folder) and os.access(folder, os.W_OK))}
 
 
 ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort, "reset": action_reset,
            "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
-           "measure": action_measure}
+           "measure": action_measure, "measure_folders": action_measure_folders}
+FOLDER_ACTIONS = ("measure_folders",)   # about folders given in "folders", not one environment's path
 
 
 def _doing(config):
@@ -932,7 +934,8 @@ def run_action(config):
     action = ACTIONS.get(config.get("action"))
     if action is None:
         return {"ok": False, "code": CODE_INVALID, "error": "Unknown action %r." % config.get("action")}
-    if not isinstance(config.get("roots"), list) or not config.get("path"):
+    if config.get("action") not in FOLDER_ACTIONS and (not isinstance(config.get("roots"), list)
+                                                       or not config.get("path")):
         return {"ok": False, "code": CODE_INVALID, "error": "The action needs a path and roots."}
     try:
         answer = action(config)
