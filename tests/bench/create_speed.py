@@ -8,10 +8,14 @@ test bed's alpha. The floor line is Python starting and importing EnvDesk's comm
 
 Every figure is the whole process (the CLI, or the hand-typed commands, over a new SSH connection on the
 cluster), the median of --runs, each way measured in turn in the same run; then the ratios EnvDesk/uv and
-EnvDesk/(venv+pip). The wheels are the test bed's own (tests/testbed/wheels.py) plus generated ones of the
-same kind, offered with --no-index --find-links like a cluster's wheel store. uv and python come first on
-PATH for everyone, so EnvDesk and the hand-typed commands run the same uv. --also DIR adds EnvDesk run from
-another source tree (a copy of the repository as it was, say), measured in the same run.
+EnvDesk/(venv+pip). Over SSH a second figure is what the window's user waits for: EnvDesk's create_environment
+run in this process with one Session whose connection is open and whose cluster was probed once (by an untimed
+first create), against the same `uv venv` + `uv pip install -r` sent as one command on one open paramiko
+connection, in the same bash login shell with the same modules loaded as EnvDesk's build.
+The wheels are the test bed's own (tests/testbed/wheels.py) plus generated ones of the same kind, offered with
+--no-index --find-links like a cluster's wheel store. uv and python come first on PATH for everyone, so
+EnvDesk and the hand-typed commands run the same uv. --also DIR adds EnvDesk run from another source tree (a
+copy of the repository as it was, say), measured in the same run.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -103,8 +107,8 @@ def measure(ways: dict[str, Command], runs: int, env: dict[str, str], clean: Cal
 def report(title: str, medians: dict[str, float], runs: int) -> None:
     print(f"{title} (median of {runs})")
     for label, value in medians.items():
-        ratios = (f"  {value / medians[UV]:5.2f}x uv  {value / medians[PIP]:5.2f}x venv+pip"
-                  if label.startswith("EnvDesk") else "")
+        bases = ((UV, "uv"), (PIP, "venv+pip")) if label.startswith("EnvDesk") else ()
+        ratios = "".join(f"  {value / medians[base]:5.2f}x {short}" for base, short in bases if base in medians)
         print(f"  {label:44s} {value:6.3f} s{ratios}")
 
 
@@ -149,6 +153,62 @@ def bench_local(args: argparse.Namespace, work: Path, wheels: Path, requirements
     report("This computer", medians, args.runs)
 
 
+def open_client(port: int, user: str, key: Path, known_hosts: Path) -> Any:
+    """A paramiko connection logged in with the key, the host key checked against `known_hosts`."""
+    import paramiko
+
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect("127.0.0.1", port=port, username=user, key_filename=str(key), allow_agent=False,
+                   look_for_keys=False)
+    return client
+
+
+def run_on(client: Any, command: str) -> None:
+    """Run one command on an open connection and wait for it; a failure stops the benchmark."""
+    _stdin, stdout, stderr = client.exec_command(command)
+    out = stdout.read()
+    if stdout.channel.recv_exit_status() != 0:
+        error = stderr.read().decode(errors="replace")
+        raise SystemExit(f"failed: {command}\n{out.decode(errors='replace')}{error}")
+
+
+def connection_open(config: Path, client: Any, by_hand: Callable[[str], str], pins: list[str], runs: int,
+                    clean: Callable[[str], None]) -> dict[str, float]:
+    """Median seconds of a create with the connection open: EnvDesk's create_environment on one Session
+    (connected, the cluster probed by an untimed first create), and the hand-typed uv commands as one command
+    on one open connection; in turn, a round each."""
+    from envdesk.backend.operations.create import CreateRequest, create_environment
+    from envdesk.backend.paths import AppPaths
+    from envdesk.backend.targets import Session
+
+    session = Session(AppPaths(config))
+
+    def envdesk(name: str) -> None:
+        request = CreateRequest(name=name, kind="uv", root="~/bench", packages=list(pins))
+        create_environment(session, "alpha", request)
+
+    def uv(name: str) -> None:
+        run_on(client, by_hand(name))
+
+    ways: dict[str, Callable[[str], None]] = {"EnvDesk create_environment": envdesk, UV: uv}
+    seconds: dict[str, list[float]] = {label: [] for label in ways}
+    try:
+        for round_ in range(runs + 1):
+            for label, way in ways.items():
+                name = f"b{uuid.uuid4().hex[:8]}"
+                began = time.perf_counter()
+                way(name)
+                took = time.perf_counter() - began
+                clean(name)
+                if round_:
+                    seconds[label].append(took)
+    finally:
+        session.close()
+    return {label: statistics.median(values) for label, values in seconds.items()}
+
+
 def bench_ssh(args: argparse.Namespace, work: Path, wheels: Path, requirements: Path, imported: Path,
               env: dict[str, str]) -> None:
     from bench.latency_proxy import LatencyProxy
@@ -176,20 +236,37 @@ def bench_ssh(args: argparse.Namespace, work: Path, wheels: Path, requirements: 
                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                f"{alpha.user}@127.0.0.1"]
 
+        def login_shell(script: str) -> str:
+            return f"bash -lc {shlex.quote(f'module load {modules} && {script}')}"
+
         def by_hand(script: str) -> list[str]:
-            return [*ssh, f"bash -lc {shlex.quote(f'module load {modules} && {script}')}"]
+            return [*ssh, login_shell(script)]
+
+        def uv_by_hand(name: str) -> str:
+            return f"uv venv ~/bench/{name} && uv pip install --python ~/bench/{name}/bin/python {find} -r {req}"
 
         configured = {label: [*command, "--config-dir", str(config)] for label, command in envdesks(args, work).items()}
         ways: dict[str, Command] = {
             **envdesk_ways(configured, "alpha", requirements, imported, ["--root", "~/bench"]),
-            UV: lambda name: [by_hand(
-                f"uv venv ~/bench/{name} && uv pip install --python ~/bench/{name}/bin/python {find} -r {req}")],
+            UV: lambda name: [by_hand(uv_by_hand(name))],
             PIP: lambda name: [by_hand(
                 f"python3 -m venv ~/bench/{name} && ~/bench/{name}/bin/pip install {find} -r {req}")],
         }
-        medians = measure(ways, args.runs, env, lambda name: alpha.run_as_user(f"rm -rf ~/bench/{name}"))
+
+        def clean(name: str) -> None:
+            alpha.run_as_user(f"rm -rf ~/bench/{name}")
+
+        medians = measure(ways, args.runs, env, clean)
         latency = f", {args.rtt * 1000:.0f} ms round trip" if args.rtt else ""
         report(f"Over SSH (test bed's alpha{latency}; every way opens its own connection)", medians, args.runs)
+        client = open_client(port, alpha.user, alpha.identity_file, known)
+        try:
+            open_medians = connection_open(config, client, lambda name: login_shell(uv_by_hand(name)),
+                                           requirements.read_text().split(), args.runs, clean)
+        finally:
+            client.close()
+        report(f"Over SSH, connection open (the app's create{latency}; one Session, probed once, and one paramiko "
+               "connection)", open_medians, args.runs)
     finally:
         if proxy is not None:
             proxy.stop()
