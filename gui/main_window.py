@@ -21,7 +21,7 @@ from envdesk.backend.validate import LOCAL_TARGET
 from .column_fit import ColumnFitter
 from .controller import AppController
 from .details_panel import DetailsPanel
-from .keyboard import install_keyboard_conventions, next_panel
+from .keyboard import give_tab_to_focus, install_keyboard_conventions, next_panel
 from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
@@ -106,7 +106,6 @@ class MainWindow(QMainWindow):
 
     def __init__(self, paths: AppPaths | None = None) -> None:
         super().__init__()
-        install_keyboard_conventions()
         self._quitting = False
         self.setWindowTitle("EnvDesk")
         self.setWindowIcon(icon("envdesk"))
@@ -128,6 +127,10 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_layout()
         self._restore()
+        # Tab leaves these at once; every other widget once the window has painted (see `start`).
+        give_tab_to_focus(self.cluster_view, self.env_table, self.details.package_table, self.details.snapshot_list,
+                          self.details.terminal_box.text, self.details.slurm_box.text, self.operations_panel.table,
+                          self.operations_panel.log)
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -330,7 +333,8 @@ class MainWindow(QMainWindow):
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
         self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
-        self.env_table.viewport().installEventFilter(self)  # its first paints: see eventFilter
+        self.env_header = self.env_table.horizontalHeader()
+        self.env_header.installEventFilter(self)  # the table's first paints: see eventFilter
         middle_layout.addWidget(self.env_table)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
@@ -554,9 +558,10 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(START_ANYWAY_MS, self, self.start)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        """Watches the environment table's first paints (only them): at the first, a large cached list may be
-        read in the background; once the list the window opened on is painted, the rest begins (`start`)."""
-        if watched is self.env_table.viewport() and event.type() == QEvent.Type.Paint and not self.started:
+        """Watches the environment table's first paints (only them; its header's, painted with its rows): at the
+        first, a large cached list may be read in the background; once the list the window opened on is
+        painted, the rest begins (`start`)."""
+        if watched is self.env_header and event.type() == QEvent.Type.Paint and not self.started:
             self.controller.cached_lists.resume()
             if not self._first_list_unread():
                 watched.removeEventFilter(self)
@@ -569,8 +574,9 @@ class MainWindow(QMainWindow):
         return bool(self.controller.unread) if name == ALL_TARGETS else name in self.controller.unread
 
     def start(self) -> None:
-        """What the first paint need not wait for: the other targets' cached lists, and listing the selected
-        entry again (the network)."""
+        """What the first paint need not wait for: the keyboard conventions of the windows to come, the other
+        targets' cached lists, and listing the selected entry again (the network)."""
+        install_keyboard_conventions()
         if self.started or not self.isVisible():  # closed meanwhile: nothing to start
             return
         self.started = True

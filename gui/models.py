@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication, QStyle
+from PySide6.QtWidgets import QApplication
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment, Package
@@ -178,6 +178,9 @@ class EnvironmentTableModel(_Table):
                    Qt.ItemDataRole.TextAlignmentRole)
     EnvRole = Qt.ItemDataRole.UserRole + 1
     TargetRole = Qt.ItemDataRole.UserRole + 2
+    ANSWERED = frozenset(int(role) for role in (
+        *USAGE_ROLES, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.ForegroundRole,
+        EnvRole, TargetRole))  # data() says None at once to the others (fonts, sizes…: ~10 asked per cell)
 
     def __init__(self) -> None:
         super().__init__()
@@ -217,7 +220,7 @@ class EnvironmentTableModel(_Table):
         return path
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
+        if role not in self.ANSWERED or not index.isValid():
             return None
         env, target = self.environments[index.row()], self.targets[index.row()]
         key = self.keys[index.column()]
@@ -238,6 +241,7 @@ class EnvironmentTableModel(_Table):
         if role == Qt.ItemDataRole.ToolTipRole:
             return "\n".join([env.error or env.path] + [f"⚠ {title}" for title in found or ()])
         if role == Qt.ItemDataRole.DecorationRole and key == "name" and found:
+            from PySide6.QtWidgets import QStyle  # ~5 ms of enumerations: loaded once a finding is shown
             return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         if role == Qt.ItemDataRole.ForegroundRole and env.state != "ok":
             return QColor("#d64541")

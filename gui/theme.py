@@ -3,13 +3,14 @@
 Qt's own dark palettes draw disabled buttons in nearly the same colours as enabled ones, and
 Fusion draws a checkbox's frame a shade darker than the window, which is invisible on a dark
 window. So the dark scheme is ours: Fusion with a palette whose Disabled group is clearly
-dimmer, and a style that outlines check boxes and radio buttons in a visible colour.
+dimmer, and a style that outlines check boxes and radio buttons in a visible colour
+(indicator_style.py, loaded only for the dark scheme).
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPainter, QPalette, QPen
-from PySide6.QtWidgets import QApplication, QProxyStyle, QStyle, QStyleFactory, QStyleOption, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory
 
 CHOICES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 _Role = QPalette.ColorRole
@@ -50,29 +51,6 @@ def dark_palette() -> QPalette:
     return palette
 
 
-class VisibleIndicators(QProxyStyle):
-    """Fusion, with check boxes and radio buttons outlined in the palette's Mid colour (not window.darker())."""
-
-    def drawPrimitive(self, element: QStyle.PrimitiveElement, option: QStyleOption,  # noqa: N802 (Qt's name)
-                      painter: QPainter, widget: QWidget | None = None) -> None:
-        super().drawPrimitive(element, option, painter, widget)
-        if element not in (QStyle.PrimitiveElement.PE_IndicatorCheckBox,
-                           QStyle.PrimitiveElement.PE_IndicatorRadioButton):
-            return
-        enabled = bool(option.state & QStyle.StateFlag.State_Enabled)
-        group = _Group.Active if enabled else _Group.Disabled
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(option.palette.color(group, _Role.Mid), 1.2))
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        rect = QRect(option.rect).adjusted(1, 1, -1, -1)
-        if element == QStyle.PrimitiveElement.PE_IndicatorRadioButton:
-            painter.drawEllipse(rect)
-        else:
-            painter.drawRoundedRect(rect, 2, 2)
-        painter.restore()
-
-
 def apply_scheme(choice: str, app: QApplication | None = None) -> str:
     """Colour the whole application for `choice` ('system', 'light' or 'dark'); returns 'light' or 'dark'.
 
@@ -81,14 +59,15 @@ def apply_scheme(choice: str, app: QApplication | None = None) -> str:
     app = app or QApplication.instance()  # type: ignore[assignment]
     if not isinstance(app, QApplication):
         return "light"
-    native = app.property("envdesk_native_style")
-    if not native:
-        native = app.style().name()
-        app.setProperty("envdesk_native_style", native)
     scheme = effective_scheme(choice)
     if scheme == app.property("envdesk_scheme") or (scheme == "light" and app.property("envdesk_scheme") is None):
-        return scheme  # already so: leave the style alone
+        return scheme  # already so: leave the style alone (and QStyle unloaded, ~5 ms of the start)
+    native = app.property("envdesk_native_style")
+    if not native:  # the style in use before the first change is the platform's own
+        native = app.style().name()
+        app.setProperty("envdesk_native_style", native)
     if scheme == "dark":
+        from .indicator_style import VisibleIndicators
         app.setStyle(VisibleIndicators(QStyleFactory.create("Fusion")))
         app.setPalette(dark_palette())
     else:

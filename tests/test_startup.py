@@ -168,3 +168,64 @@ def test_the_window_names_this_computer_as_the_backend_does():
     from envdesk.backend.targets import LOCAL_LABEL
     from envdesk.gui.controller import LOCAL_LABEL as SHOWN
     assert SHOWN == LOCAL_LABEL
+
+
+# What PySide makes before the first paint (issue 11, point 6). PySide 6 makes a class's Python type, with all
+# its enumerations, when the class is first used; some uses make far more: a Python filter on the whole
+# application, viewport() or findChildren (a plain QWidget or a private Qt object sends PySide through every
+# type; QWizard's WizardButton is one that only that makes), and QStyle (StandardPixmap) for the light scheme.
+# Counted as enumeration classes and the order of imports, never timed.
+
+MADE_BEFORE_PAINT = """
+import enum, json, os, sys
+made = []
+new = enum.EnumType.__new__
+
+def counting(*args, **kwargs):
+    made.append(args[1])
+    return new(*args, **kwargs)
+
+enum.EnumType.__new__ = counting  # each of PySide's enumerations is a Python enum class
+if sys.argv[1] == "-":  # the baseline: an empty window
+    from PySide6.QtWidgets import QApplication, QMainWindow
+    app = QApplication([])
+    window = QMainWindow()
+    window.show()
+    app.processEvents()
+    print(json.dumps({"enums": made}))
+    os._exit(0)
+import envdesk.gui.app  # as envdesk's main does before it opens the window
+from PySide6.QtWidgets import QApplication, QTableView
+paint = QTableView.paintEvent
+
+def painted(view, event):
+    paint(view, event)
+    window = view.window()
+    if getattr(window, "env_table", None) is view and window.env_model.rowCount():
+        print(json.dumps({"enums": made, "modules": list(sys.modules),
+                          "filter": QApplication.instance().property("envdesk_keyboard")}), flush=True)
+        os._exit(0)
+
+QTableView.paintEvent = painted
+from envdesk.launch import main
+main(["--config-dir", sys.argv[1]])
+"""
+
+
+def test_the_first_paint_makes_no_more_of_pyside_than_it_shows(tmp_path):
+    """Before the cached list is first painted: no application-wide filter (the keyboard conventions come
+    right after), none of what sends PySide through every type, no QStyle; the backend and PyYAML are loaded
+    before PySide6 (whose import hook reads the source of every module loaded after it)."""
+    paths = cached_clusters(tmp_path)
+    env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
+    seen = {}
+    for key, config in (("empty", "-"), ("envdesk", str(paths.config_dir))):
+        ran = subprocess.run([sys.executable, "-c", MADE_BEFORE_PAINT, config], capture_output=True, text=True,
+                             timeout=300, env=env)
+        seen[key] = json.loads(ran.stdout.strip().splitlines()[-1])
+    ours = seen["envdesk"]
+    assert set(ours["enums"]) & ({"WizardButton", "StandardPixmap"} - set(seen["empty"]["enums"])) == set()
+    assert ours["filter"] is not True
+    order = ours["modules"]
+    assert max(order.index(name) for name in ("yaml", "json", "envdesk.backend.cache", "envdesk.backend.config",
+                                              "envdesk.backend.inventory")) < order.index("PySide6.QtCore")
