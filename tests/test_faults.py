@@ -41,7 +41,8 @@ KIND = "virtualenv"               # made in a second (venv runs ensurepip); pip 
 PACKAGE = "tinybeta"              # what every operation installs (it pulls tinyalpha in)
 INSTALLED = {"tinybeta", "tinyalpha"}
 BASE = "tinygamma"                # what the environment an update changes holds before
-COUNTS = {"faults": 0, "environments": 0, "cut off and put back by the next operation": 0}
+FINISHED_ANYWAY = "finished on the login node after the client was killed"
+COUNTS = {"faults": 0, "environments": 0, "cut off and put back by the next operation": 0, FINISHED_ANYWAY: 0}
 
 
 # ---------------------------------------------------------------- the world
@@ -104,7 +105,8 @@ def _world(testbed, folder: Path, home: Path):
         yield World(testbed, config, home, session, update_env, source, spec_file)
         print(f"\nfaults injected: {COUNTS['faults']}, environments checked: {COUNTS['environments']}, "
               f"changes cut off and put back by the next operation: "
-              f"{COUNTS['cut off and put back by the next operation']}")
+              f"{COUNTS['cut off and put back by the next operation']}, updates {FINISHED_ANYWAY}: "
+              f"{COUNTS[FINISHED_ANYWAY]}")
     finally:
         session.close()
 
@@ -337,7 +339,7 @@ def test_fault(world, op_name, phase, kind):
         if finished_anyway:
             # the client was killed after it had sent the finish, which the login node ran all the same: the
             # update is complete (pip freeze has it), listed healthy and no longer changing
-            COUNTS["finished on the login node after the client was killed"] += 1
+            COUNTS[FINISHED_ANYWAY] += 1
         elif not (outcome.succeeded and INSTALLED <= names(after)) and after != before:
             # a client killed after pip ran cannot roll back: the environment must be listed as broken by a
             # cut-off change, show the packages from before it, and the next operation puts them back (redo)
