@@ -50,6 +50,11 @@ _RESULT_TYPES = {"CheckStep": "check", "ConnectionCheck": "check", "Comparison":
 __all__ = ["AppController", "describe_result", "save_job_script", "CheckStep", "ConnectionCheck", "Comparison",
            "Cleaned", "DiskReport", "Finding", "Health", "Snapshot", "ImportPlan", "Unavailable", "IpykernelMissing",
            "Kernel"]
+WARM_UP_MODULES = (  # what the first operations import on the GUI thread, loaded after the first paint
+    "envdesk.backend.operations.common", "envdesk.backend.operations.listing", "envdesk.backend.targets",
+    "envdesk.backend.ssh_runner", "envdesk.backend.snippets", "envdesk.backend.operations.create",
+    "envdesk.backend.operations.update", "envdesk.backend.operations.export", "envdesk.backend.operations.delete",
+    "envdesk.backend.operations.history")
 SMALL_CACHE_BYTES = 1_000_000  # a cached list this small is read at once (some 20 ms); larger ones in the background
 LOCAL_LABEL = "This computer"  # envdesk.backend.targets.LOCAL_LABEL, named here so the list shows without it
 
@@ -172,6 +177,18 @@ class AppController(QObject):
     def _small_cache(self, name: str) -> bool:
         """The target's cached list is small enough to read on the GUI thread (or there is none)."""
         return self.cache.size(name) <= SMALL_CACHE_BYTES
+
+    def warm_up(self) -> None:
+        """Import, on a thread of its own, the modules the first operations need, which the window did not load
+        before its first paint: imported on the GUI thread as the first list or create starts, they held it for
+        up to a tenth of a second (tests/bench/gui_stall.py)."""
+        def load() -> None:
+            for name in WARM_UP_MODULES:
+                try:
+                    importlib.import_module(name)
+                except ImportError:  # pragma: no cover - the operation that needs it reports it
+                    return
+        threading.Thread(target=load, name="envdesk-warm-up", daemon=True).start()
 
     def read_cached_lists(self) -> None:
         """Read, in the background, the cached lists `later` held back (each arrives by `inventory_changed`)."""

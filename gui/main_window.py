@@ -581,6 +581,7 @@ class MainWindow(QMainWindow):
             return
         self.started = True
         self.controller.read_cached_lists()
+        self.controller.warm_up()
         self._refresh_selected()
 
     def _show_all(self) -> None:

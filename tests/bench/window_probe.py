@@ -56,10 +56,13 @@ def main() -> None:
     watched = QMainWindow if mode == "empty" else QTableView
     paint = watched.paintEvent
     seen = {"ready": 0.0, "cpu": 0.0, "rows": 0}
+    shown: dict = {}  # the window whose table was awaited
 
     def report() -> None:
         peak, current = memory_mb()
-        print(json.dumps({**seen, "peak_rss_mb": peak, "rss_mb": current}), flush=True)
+        model = getattr(QApplication.activeWindow() or shown.get("window"), "env_model", None)
+        final = {"rows_at_end": model.rowCount()} if model is not None else {}
+        print(json.dumps({**seen, **final, "peak_rss_mb": peak, "rss_mb": current}), flush=True)
         os._exit(0)
 
     def shows_content(widget) -> bool:
@@ -70,6 +73,7 @@ def main() -> None:
         if getattr(window, "env_table", None) is not widget or model is None:
             return False
         seen["rows"] = model.rowCount()
+        shown["window"] = window
         return seen["rows"] > 0
 
     def paint_and_watch(widget, event: QPaintEvent) -> None:
