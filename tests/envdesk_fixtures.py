@@ -41,6 +41,19 @@ class ScriptedPrompter:
         return self.trust
 
 
+def extra_cluster(testbed, login_shell: str):
+    """A cluster like alpha with a user of its own whose login shell is `login_shell`, for a module fixture:
+    it fails under CI=true when the test bed cannot make it, and skips elsewhere."""
+    import pytest
+    from testbed import TestBedUnavailable
+    try:
+        return testbed.login_shell_cluster(login_shell)
+    except TestBedUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no cluster with login shell {login_shell} under CI: {exc}", pytrace=False)
+        pytest.skip(str(exc))
+
+
 def make_config(folder: Path, testbed, names=("alpha", "beta"), *, trusted=True, **overrides) -> AppPaths:
     """A config folder with a profile per named test-bed cluster (host keys trusted unless told otherwise)."""
     paths = AppPaths(folder)

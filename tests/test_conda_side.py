@@ -40,8 +40,7 @@ from envdesk.backend.paths import AppPaths
 from envdesk.backend.presets import get_preset
 from envdesk.backend.probe import probe
 from envdesk.backend.spec import CONDA_HISTORY, redact
-from envdesk_fixtures import run_cli, session_for
-from testbed.bed import TestBedUnavailable
+from envdesk_fixtures import extra_cluster, run_cli, session_for
 
 STAND_IN = Path(__file__).parent / "testbed" / "fake_conda.py"
 CALLS = "conda-calls.jsonl"
@@ -119,12 +118,7 @@ CONDARC = "channels:\n  - conda-forge\nauto_activate_base: true\nchangeps1: fals
 def cluster(testbed):
     """A cluster like alpha with a user of its own (login shell dash: it hands every command to bash --login,
     as any login shell does), so its home's conda set-up can be changed freely."""
-    try:
-        return testbed.login_shell_cluster("/bin/dash")
-    except TestBedUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no extra cluster under CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    return extra_cluster(testbed, "/bin/dash")
 
 
 def _own(cluster, *paths: Path) -> None:

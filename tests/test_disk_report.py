@@ -23,8 +23,7 @@ from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.operations.disk import clean_caches, disk_report, parse_quota_output
 from envdesk.backend.quota import Quota, parse_quota_report
 from envdesk.backend.paths import AppPaths
-from envdesk_fixtures import mounted_tmpfs, run_cli, session_for
-from testbed import TestBedUnavailable
+from envdesk_fixtures import extra_cluster, mounted_tmpfs, run_cli, session_for
 
 CORPUS = Path(__file__).parent / "corpus" / "quota"
 K, M, G, T = 1024, 1024 ** 2, 1024 ** 3, 1024 ** 4
@@ -208,12 +207,7 @@ esac
 @pytest.fixture(scope="module")
 def disk_cluster(testbed):
     """A cluster like alpha with a user of its own (so its PATH and caches can be changed freely)."""
-    try:
-        return testbed.login_shell_cluster("/bin/bash")
-    except TestBedUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no extra cluster under CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    return extra_cluster(testbed, "/bin/bash")
 
 
 def config_for(folder: Path, cluster) -> AppPaths:

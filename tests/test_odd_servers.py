@@ -11,7 +11,6 @@ specially (`!`, `$`, quotes, newlines).
 """
 from __future__ import annotations
 
-import os
 import pwd
 import socket
 import threading
@@ -28,8 +27,8 @@ from envdesk.backend.inventory import read_inventory
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.runner import CancelToken
-from envdesk_fixtures import cancel_leaves_nothing_running, cli_json, packages_of, run_cli, session_for, unique
-from testbed import TestBedUnavailable
+from envdesk_fixtures import (cancel_leaves_nothing_running, cli_json, extra_cluster, packages_of, run_cli,
+                              session_for, unique)
 
 RUNS = 3
 
@@ -234,12 +233,7 @@ TCSH = "/bin/tcsh"
 @pytest.fixture(scope="module")
 def tcsh_cluster(testbed):
     """A cluster like alpha whose user's login shell is tcsh (sshd runs every command through it)."""
-    try:
-        return testbed.login_shell_cluster(TCSH)
-    except TestBedUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no tcsh cluster under CI: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    return extra_cluster(testbed, TCSH)
 
 
 def tcsh_config(folder: Path, cluster) -> AppPaths:
