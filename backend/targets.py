@@ -11,12 +11,11 @@ from .paths import AppPaths
 from .prompts import NoPrompter, Prompter
 from .runner import Runner
 from . import validate
-from .validate import LOCAL_TARGET
+from .validate import LOCAL_LABEL, LOCAL_TARGET
 
 if TYPE_CHECKING:  # paramiko is loaded only when a cluster is used (the command line starts light)
     from .hostkeys import HostKeyStore
 
-LOCAL_LABEL = "This computer"
 
 
 def check_folder(target_name: str, value: str) -> str:

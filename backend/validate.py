@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from .errors import InvalidInput
 
 LOCAL_TARGET = "local"
+LOCAL_LABEL = "This computer"  # how LOCAL_TARGET is shown
 
 _SHOWN = 60
 # Characters that make one line of text look or act like something else: line breaks of any kind,

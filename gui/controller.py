@@ -19,7 +19,7 @@ from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
-from envdesk.backend.validate import LOCAL_TARGET
+from envdesk.backend.validate import LOCAL_LABEL, LOCAL_TARGET
 
 from .cached_lists import CachedListLoader
 from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
@@ -56,7 +56,6 @@ WARM_UP_MODULES = (  # what the first operations import on the GUI thread, loade
     "envdesk.backend.operations.update", "envdesk.backend.operations.export", "envdesk.backend.operations.delete",
     "envdesk.backend.operations.history")
 SMALL_CACHE_BYTES = 1_000_000  # a cached list this small is read at once (some 20 ms); larger ones in the background
-LOCAL_LABEL = "This computer"  # envdesk.backend.targets.LOCAL_LABEL, named here so the list shows without it
 
 
 def __getattr__(name: str) -> Any:
