@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from .fileio import write_atomically
-from .inventory import Environment, Inventory
+from .inventory import Inventory, environments_from_agent
+from .jsonpieces import load_object
 from .paths import AppPaths
 from .validate import cluster_name, LOCAL_TARGET
 
@@ -38,9 +39,10 @@ class InventoryCache:
     def load(self, target: str) -> tuple[Inventory, float] | None:
         """The cached inventory and when it was saved (epoch seconds), or None."""
         try:
-            data = json.loads(self._file(target).read_text(encoding="utf-8"))
+            text = self._file(target).read_text(encoding="utf-8")
+            data = load_object(text, {"environments": environments_from_agent})  # one environment parsed at a time
             inventory = Inventory(
-                target=target, environments=tuple(Environment.from_agent(e) for e in data["environments"]),
+                target=target, environments=data["environments"],
                 errors=tuple(data.get("errors") or ()), truncated=bool(data.get("truncated")),
                 remote_python=data.get("remote_python"), host=data.get("host"), home=data.get("home"))
             return inventory, float(data.get("saved", 0))

@@ -3,18 +3,29 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from sys import intern
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-from .agent_client import run_agent
 from .errors import InvalidInput, NotFound
 from .protocol import STATE_OK
-from .runner import CancelToken, Runner
+
+if TYPE_CHECKING:  # the records load without the agent client and the runners (the window's start: ~10 ms)
+    from .runner import CancelToken, Runner
 
 
 def _shared(value: Any) -> Any:
     """One copy of a text that many packages repeat (names, versions, installers): a listing of thousands of
     environments holds each once instead of once per package (half the app's memory for big inventories)."""
     return intern(value) if isinstance(value, str) else value
+
+
+def _shared_within(value: Any) -> Any:
+    """`value` (what the agent read from an environment's .envdesk folder) with its texts shared (_shared), at
+    every depth: the requested packages' names, kinds and dates repeat from environment to environment."""
+    if isinstance(value, dict):
+        return {_shared(key): _shared_within(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shared_within(item) for item in value]
+    return _shared(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,29 @@ class Package:
     editable: bool = False
     build: str | None = None
     channel: str | None = None
+
+
+class SharedPackages:
+    """One Package object per distinct package of a listing: a cluster's environments mostly hold the same
+    packages (same name, version, installer...), so a listing of thousands of environments keeps each once
+    instead of once per environment (the memory benchmark's 500,000 entries are some 13,000 objects). One
+    table per listing read, dropped with it."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[Any, ...], Package] = {}
+
+    def package(self, entry: dict[str, Any]) -> Package:
+        """The Package for one entry of an environment's "packages" list, the same object for equal entries."""
+        fields = (str(entry.get("name", "?")), str(entry.get("version", "")), entry.get("installer"),
+                  bool(entry.get("requested")), entry.get("url"), bool(entry.get("editable")), entry.get("build"),
+                  entry.get("channel"))
+        try:
+            found = self._seen.get(fields)
+        except TypeError:  # a value no agent sends (a list for a url): kept, not shared
+            return Package(*map(_shared, fields))
+        if found is None:
+            found = self._seen[fields] = Package(*map(_shared, fields))
+        return found
 
 
 def _count(value: Any) -> int | None:
@@ -112,23 +146,30 @@ class Environment:
         return data
 
     @classmethod
-    def from_agent(cls, data: dict[str, Any]) -> "Environment":
-        """Build from one entry of the agent's answer, tolerating missing optional keys."""
-        packages = tuple(
-            Package(name=intern(str(p.get("name", "?"))), version=intern(str(p.get("version", ""))),
-                    installer=_shared(p.get("installer")), requested=bool(p.get("requested")), url=p.get("url"),
-                    editable=bool(p.get("editable")), build=p.get("build"), channel=_shared(p.get("channel")))
-            for p in data.get("packages") or [])
+    def from_agent(cls, data: dict[str, Any], shared: SharedPackages | None = None) -> "Environment":
+        """Build from one entry of the agent's answer, tolerating missing optional keys; `shared`: the table of
+        the listing it is part of (see environments_from_agent), so that its packages are those of the others."""
+        table = SharedPackages() if shared is None else shared
+        changing = data.get("changing")
         return cls(
-            name=str(data["name"]), path=str(data["path"]), kind=str(data.get("kind", "venv")),
-            python=data.get("python"), packages=packages, modules=tuple(data.get("modules") or ()),
-            system_site_packages=bool(data.get("system_site_packages")), created_by=data.get("created_by"),
-            root=str(data.get("root", "")), state=str(data.get("state", STATE_OK)), error=data.get("error"),
-            channels=tuple(data.get("channels") or ()), conda_requested=tuple(data.get("conda_requested") or ()),
-            envdesk=data.get("envdesk"),
-            changing=data.get("changing") if isinstance(data.get("changing"), dict) else None,
+            name=str(data["name"]), path=str(data["path"]), kind=_shared(str(data.get("kind", "venv"))),
+            python=_shared(data.get("python")), packages=tuple(map(table.package, data.get("packages") or ())),
+            modules=tuple(map(_shared, data.get("modules") or ())),
+            system_site_packages=bool(data.get("system_site_packages")), created_by=_shared(data.get("created_by")),
+            root=_shared(str(data.get("root", ""))), state=_shared(str(data.get("state", STATE_OK))),
+            error=data.get("error"), channels=tuple(map(_shared, data.get("channels") or ())),
+            conda_requested=tuple(data.get("conda_requested") or ()), envdesk=_shared_within(data.get("envdesk")),
+            changing=_shared_within(changing) if isinstance(changing, dict) else None,
             detailed=data.get("detail", "full") != "light" and data.get("detailed", True) is not False,
             usage=Usage.from_agent(data.get("usage")))
+
+
+def environments_from_agent(entries: Iterable[dict[str, Any]]) -> tuple[Environment, ...]:
+    """The environments of one listing (the agent's answer or a cached one), their equal packages one object
+    (SharedPackages). `entries` may be decoded one at a time as asked (jsonpieces.load_object), so that a big
+    listing is never whole in memory as parsed JSON, only as these records."""
+    shared = SharedPackages()
+    return tuple(Environment.from_agent(entry, shared) for entry in entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +222,11 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
         config["usage"] = True
     if space:
         config["space"] = True
+    from .agent_client import run_agent
     answer = run_agent(runner, config, cancel)
     return Inventory(
         target=runner.name,
-        environments=tuple(Environment.from_agent(e) for e in answer.get("environments", [])),
+        environments=environments_from_agent(answer.get("environments", [])),
         errors=tuple(f"{e.get('path', '?')}: {e.get('error', '?')}" for e in answer.get("errors", [])),
         truncated=bool(answer.get("truncated")),
         remote_python=answer.get("python"),
