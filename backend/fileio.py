@@ -1,14 +1,20 @@
-"""Small file helpers shared by the stores: atomic writes and safe YAML."""
+"""Small file helpers shared by the stores: atomic writes and safe YAML.
+
+PyYAML is loaded by the first YAML read or write, not with this module: importing it takes some 13 ms, which
+the window's start (atomic writes, cached lists) need not wait for.
+"""
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, WriteFailed
+
+if TYPE_CHECKING:
+    import yaml
 
 
 def write_atomically(path: Path, text: str, *, private: bool = True) -> None:
@@ -82,26 +88,31 @@ MAX_YAML_ALIASES = 20
 makes a few lines expand into billions of entries."""
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing documents that lean on aliases to grow without bound."""
+@functools.lru_cache(maxsize=1)
+def _bounded_loader() -> type:
+    """PyYAML's safe loader, refusing documents that lean on aliases to grow without bound (made on first use)."""
+    import yaml
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.aliases_seen = 0
+    class BoundedLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.aliases_seen = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases_seen += 1
-            if self.aliases_seen > MAX_YAML_ALIASES:
-                mark = self.peek_event().start_mark
-                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (line {mark.line + 1}): "
-                                     "the file would expand without bound")
-        return super().compose_node(parent, index)
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases_seen += 1
+                if self.aliases_seen > MAX_YAML_ALIASES:
+                    mark = self.peek_event().start_mark
+                    raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (line {mark.line + 1}): "
+                                         "the file would expand without bound")
+            return super().compose_node(parent, index)
+
+    return BoundedLoader
 
 
 def load_yaml(text: str) -> Any:
     """yaml.safe_load, but a document that expands through aliases ('billion laughs') is refused."""
-    loader = _BoundedLoader(text)
+    loader = _bounded_loader()(text)
     try:
         return loader.get_single_data()
     finally:
@@ -116,6 +127,7 @@ def read_yaml(path: Path, *, what: str) -> Any:
         return None
     except OSError as exc:
         raise ConfigError(f"Could not read {what} at {path}: {exc.strerror or exc}.") from exc
+    import yaml
     try:
         return load_yaml(text)
     except yaml.YAMLError as exc:
@@ -134,4 +146,5 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
 
 def dump_yaml(data: Any) -> str:
     """Serialise plain data as readable block YAML."""
+    import yaml
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)

@@ -1,22 +1,27 @@
 """Starting the desktop app.
 
-What the window needs from outside Qt is loaded here before PySide6: once imported, PySide6 reads the
-source of every module imported after it (its import hook looks for `from __feature__ import`), ~25 ms
-of the start for the backend, PyYAML and json.
+The modules the window needs load with the cyclic garbage collector paused, and what they made is then frozen
+(gc.freeze): loading makes no garbage worth looking for, and the collector would go through the new objects
+(Qt's types and enumerations) some forty times while they load, and again in every full collection after.
 """
 from __future__ import annotations
 
 import gc
-import html  # noqa: F401  (loaded before PySide6, as the backend modules below: see above)
 import sys
 
-from envdesk.backend import cache, config, prompts, sizes  # noqa: F401
-from envdesk.backend.paths import AppPaths
+_COLLECTING = gc.isenabled()
+gc.disable()  # until the window's modules are loaded (see above)
 
-from PySide6.QtWidgets import QApplication
+from envdesk.backend.paths import AppPaths  # noqa: E402
 
-from .main_window import MainWindow
-from .resources import icon
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from .main_window import MainWindow  # noqa: E402  (with the collector paused: see above)
+from .resources import icon  # noqa: E402
+
+gc.freeze()  # what they made lives as long as the app: never looked through again
+if _COLLECTING:
+    gc.enable()
 
 
 def run_app(argv: list[str] | None = None, *, config_dir: str | None = None) -> int:

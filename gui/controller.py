@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal
 
-from envdesk.backend.cache import InventoryCache
+from envdesk.backend.cache import ClusterNames, InventoryCache
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
@@ -114,6 +114,7 @@ class AppController(QObject):
         self._session: Session | None = None
         self._session_lock = threading.Lock()
         self.cache = InventoryCache(paths)
+        self.cluster_names = ClusterNames(paths, self.store)
         self.cached_lists = CachedListLoader(self.cache, self, paused=later)
         self.cached_lists.loaded.connect(self._cached_list_read)
         self.unread: set[str] = set()  # targets whose cached list is still to be read (in the background)
@@ -145,12 +146,12 @@ class AppController(QObject):
         old = {item.name: item for item in self.targets.items}
         items = [old.get(LOCAL_TARGET) or TargetItem(LOCAL_TARGET, LOCAL_LABEL, "local")]
         try:
-            profiles = self.store.load()
+            names = self.cluster_names.load()
         except EnvDeskError as exc:
             items[0].message = str(exc)
-            profiles = []
-        for profile in profiles:
-            items.append(old.get(profile.name) or TargetItem(profile.name, profile.name))
+            names = []
+        for name in names:
+            items.append(old.get(name) or TargetItem(name, name))
         for item in items:
             known = self.inventories.get(item.name)
             item.environments = len(known.environments) if known else item.environments

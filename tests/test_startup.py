@@ -104,12 +104,15 @@ app.exec()
 
 
 def cached_clusters(tmp_path, clusters: int = 2, environments: int = 30, packages: int = 20):
-    """A config folder with unreachable clusters whose lists are cached, the window reopening on the first."""
+    """A config folder with unreachable clusters whose lists are cached, the window reopening on the first; the
+    clusters' names are kept as a previous start kept them (ClusterNames), unless the file changed since."""
     from bench.cached_inventories import fill_cache, select_at_start
+    from envdesk.backend.cache import ClusterNames
     from envdesk.backend.paths import AppPaths
     paths = AppPaths(tmp_path / "cfg")
     names = fill_cache(paths, clusters, environments, packages)
     select_at_start(paths, names[0])
+    assert ClusterNames(paths).load() == names
     return paths
 
 
@@ -212,10 +215,13 @@ main(["--config-dir", sys.argv[1]])
 """
 
 
+LOADED_LATER = ("yaml", "envdesk.backend.agent_client", "envdesk.backend.agent_store", "envdesk.backend.runner")
+
+
 def test_the_first_paint_makes_no_more_of_pyside_than_it_shows(tmp_path):
     """Before the cached list is first painted: no application-wide filter (the keyboard conventions come
-    right after), none of what sends PySide through every type, no QStyle; the backend and PyYAML are loaded
-    before PySide6 (whose import hook reads the source of every module loaded after it)."""
+    right after), none of what sends PySide through every type, no QStyle; neither PyYAML (the clusters' names
+    are kept from the last start) nor the agent client and the runners (~25 ms of imports together)."""
     paths = cached_clusters(tmp_path)
     env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
     seen = {}
@@ -226,6 +232,29 @@ def test_the_first_paint_makes_no_more_of_pyside_than_it_shows(tmp_path):
     ours = seen["envdesk"]
     assert set(ours["enums"]) & ({"WizardButton", "StandardPixmap"} - set(seen["empty"]["enums"])) == set()
     assert ours["filter"] is not True
-    order = ours["modules"]
-    assert max(order.index(name) for name in ("yaml", "json", "envdesk.backend.cache", "envdesk.backend.config",
-                                              "envdesk.backend.inventory")) < order.index("PySide6.QtCore")
+    loaded = ours["modules"]
+    assert "envdesk.backend.inventory" in loaded and "envdesk.backend.cache" in loaded
+    assert [name for name in loaded if name.split(".")[0] == "yaml" or name in LOADED_LATER] == []
+
+
+def test_the_clusters_names_are_read_again_once_their_file_changed(tmp_path):
+    """ClusterNames keeps the names clusters.yaml gave; any change of the file (another EnvDesk adding a cluster,
+    an edit by hand keeping its size) is read, and a file that is wrong is reported as the store reports it."""
+    from envdesk.backend.cache import ClusterNames
+    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from envdesk.backend.errors import ConfigError
+    from envdesk.backend.paths import AppPaths
+    paths = AppPaths(tmp_path / "cfg")
+    store, names = ClusterStore(paths), ClusterNames(paths)
+    assert names.load() == []
+    store.add(ClusterProfile(name="alpha", host="example.org"))
+    assert names.load() == ["alpha"] and (paths.cache_dir / "clusters.json").is_file()
+    store.add(ClusterProfile(name="beta", host="example.org"))
+    assert ClusterNames(paths).load() == ["alpha", "beta"]
+    text = paths.clusters_file.read_text(encoding="utf-8")
+    paths.clusters_file.write_text(text.replace("alpha", "gamma"), encoding="utf-8")  # same size, in place
+    assert ClusterNames(paths).load() == ["gamma", "beta"]
+    paths.clusters_file.write_text("clusters: [oops", encoding="utf-8")
+    with pytest.raises(ConfigError):
+        ClusterNames(paths).load()
+
