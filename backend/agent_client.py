@@ -21,7 +21,7 @@ import math
 from importlib import resources
 from typing import Any, Sequence
 
-from . import agent_store, protocol
+from . import agent_session, agent_store, protocol
 from .errors import Busy, CommandFailed, EnvDeskError, InvalidInput, NotFound
 from .protocol import (
     ANSWER_MARKER,
@@ -87,7 +87,8 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
               timeout: float = AGENT_TIMEOUT) -> dict[str, Any]:
     """Run the agent once on the target and return its parsed answer (with its write part for an action).
 
-    A cluster that keeps this agent gets only a bootstrap that runs its copy (see agent_store).
+    A cluster that keeps this agent gets only a bootstrap that runs its copy (see agent_store); a listing
+    goes to the runner's serving agent where it keeps one (see agent_session).
     """
     # The settings travel inside the script on stdin, not as an argument: other users of a login
     # node can read every process's arguments with ps.
@@ -97,7 +98,9 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
         return runner.run_python(script, [], timeout=timeout, cancel=cancel)
 
     agent = agent_script(write=bool(config.get("action")))
-    result = agent_store.run_stored(runner, agent, settings, agent_part(STORE_PART), send)
+    result = None if config.get("action") else agent_session.ask(runner, agent, settings, cancel, timeout)
+    if result is None:
+        result = agent_store.run_stored(runner, agent, settings, agent_part(STORE_PART), send)
     for line in result.stdout.splitlines():
         if line.startswith(ANSWER_MARKER):
             try:

@@ -9,6 +9,8 @@ So keep this module to plain constants (str, int, float, bool or tuples of those
 # The agent's answer: one stdout line, this marker then compact JSON; "agent" in it is this version.
 AGENT_VERSION = 1
 ANSWER_MARKER = "ENVDESK-AGENT-JSON "
+# A serving agent (the app keeps one per cluster) prints this line as soon as it has read a request.
+SERVING_MARKER = "ENVDESK-AGENT-SERVING"
 
 # A change holds <env> + LOCK_SUFFIX, a folder made atomically, with the holder's record inside.
 LOCK_SUFFIX = ".envdesk-lock"

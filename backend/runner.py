@@ -188,6 +188,8 @@ class Runner(ABC):
     """Whether the target's package index may lack packages (a cluster's wheel store), so imports check pins first."""
     local_cache: Path | None = None
     """A folder on this computer for notes about the target kept between runs (which agents it stores); None: none."""
+    keep_agent: bool = False
+    """Whether listings may go to an agent kept running on the target (see agent_session); the app sets it."""
 
     @abstractmethod
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,

@@ -49,11 +49,19 @@ PID_WAIT = 10.0  # OpenSSH allows 10 sessions per connection by default
 
 # -S: the scripts use the standard library only (see Runner.run_python), so Python's start skips site and the
 # .pth files of its site-packages (half of its start on a login node), as on this computer (local_runner).
-_FIND_PYTHON = (
-    'for envdesk_py in python3 python /usr/libexec/platform-python; do '
-    'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" -S - "$@"; fi; done; '
-    'echo "EnvDesk found no Python on this cluster (tried python3, python)." >&2; exit 127'
-)
+def _python_finder(options: str) -> str:
+    """bash text that runs the first Python it finds with `options` (and the arguments given to it)."""
+    return ('for envdesk_py in python3 python /usr/libexec/platform-python; do '
+            f'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" {options}; fi; done; '
+            'echo "EnvDesk found no Python on this cluster (tried python3, python)." >&2; exit 127')
+
+
+_FIND_PYTHON = _python_finder('-S - "$@"')
+# A Python whose standard input stays free for what it is told while it runs: it reads its program from
+# descriptor 3, a here-document of the script (which, like every script, travels on standard input).
+_FIND_PYTHON_FD3 = _python_finder("-S -c \"$1\"")
+_READ_FD3 = "import os\nwith os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)"
+_HERE_END = "ENVDESK_PROGRAM_END"
 
 
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
@@ -375,6 +383,78 @@ class _ChannelJob(Job):
 
     def close(self) -> None:
         self.channel.close()
+
+
+class Stream:
+    """A command that keeps running on a channel of its own, told things on its standard input while it runs
+    (the app's listing agent, see agent_session); its output is read as it comes, its stderr kept short.
+
+    It holds its channel outside the runner's MAX_CHANNELS slots, for as long as it runs: one per runner.
+    """
+
+    KEEP_ERR = 4096
+
+    def __init__(self, runner: SSHRunner, channel: paramiko.Channel) -> None:
+        self.runner = runner
+        self.channel = channel
+        self.transport = channel.get_transport()
+        self.pgid: int | None = None
+        self.stderr = ""
+        self._err = LineSplitter("stderr", self._stderr_line)
+
+    def _stderr_line(self, stream: str, line: str) -> None:
+        if self.pgid is None and line.startswith(PID_MARKER) and line[len(PID_MARKER):].isdigit():
+            self.pgid = int(line[len(PID_MARKER):])
+        else:
+            self.stderr = (self.stderr + line + "\n")[-self.KEEP_ERR:]
+
+    @property
+    def running(self) -> bool:
+        """Whether it may still read what it is sent: its output not ended, its connection the runner's own."""
+        return (not self.channel.closed and not self.channel.eof_received and self.runner.connected
+                and self.runner._hops.target is self.transport)
+
+    def send(self, data: bytes) -> None:
+        """Write to its standard input."""
+        with _connection_errors(self.runner.name):
+            self.channel.sendall(data)
+
+    def receive(self, wait: float) -> bytes:
+        """What it printed on stdout since last asked, waiting up to `wait` seconds for some (b"": nothing yet);
+        ConnectionFailed once its output has ended or its connection broke."""
+        channel = self.channel
+        with _connection_errors(self.runner.name):
+            for attempt in (1, 2):
+                self._read_stderr()
+                if channel.recv_ready():
+                    return bytes(channel.recv(65536))
+                if channel.closed or channel.eof_received or not self.runner.connected:
+                    raise ConnectionFailed(f"The running helper on {self.runner.name} ended.")
+                if attempt == 1:
+                    select.select([channel], [], [], wait)
+        return b""
+
+    def _read_stderr(self) -> None:
+        if self.channel.recv_stderr_ready():
+            self._err.feed(self.channel.recv_stderr(65536))
+
+    def stop(self) -> None:
+        """Kill it, with all it started (from a channel of its own, as a cancelled command), then close it."""
+        with contextlib.suppress(Exception):  # the group id, if it came meanwhile; a broken channel has none
+            self._read_stderr()
+        if self.pgid is not None and self.running:
+            self.runner._kill_group(self.pgid)
+        self.close()
+
+    def give_up(self) -> None:
+        """It stopped answering: the connection under it looks dead, so drop that (the next command opens a
+        new one, as after a channel that cannot be opened), and it."""
+        self.runner._drop(self.transport)
+        self.close()
+
+    def close(self) -> None:
+        """End its standard input (it ends once it sees that) and stop reading it."""
+        _close_quietly(self.channel)
 
 
 class _Unattended:
@@ -733,6 +813,27 @@ class SSHRunner(Runner):
         body = f"bash -c {join_command([_FIND_PYTHON])} envdesk-python {join_command(args)}"
         return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
                               label="python - (EnvDesk agent)")
+
+    def start_python(self, source: str, cancel: CancelToken | None = None) -> Stream:
+        """Start a stdlib-only Python `source` that keeps running, with its standard input free for what it is
+        told while it runs (see Stream); in a login shell and a process group of its own, as every command.
+
+        The program goes on descriptor 3, never as an argument (other users can read those with ps)."""
+        if any(line == _HERE_END for line in source.splitlines()):
+            raise ValueError(f"a line of the program is {_HERE_END}, the end of its here-document")
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        body = (f"bash -c {join_command([_FIND_PYTHON_FD3])} envdesk-python {join_command([_READ_FD3])} "
+                f"3<<'{_HERE_END}'\n{source.rstrip(chr(10))}\n{_HERE_END}\n")
+        channel = self._open_channel(cancel)
+        try:
+            with _connection_errors(self.name):
+                channel.exec_command(command_line())
+                channel.sendall(script_input(remote_script(body)))
+        except BaseException:
+            _close_quietly(channel)
+            raise
+        return Stream(self, channel)
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write over SFTP on the same connection (no command, no shell)."""

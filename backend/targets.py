@@ -39,8 +39,11 @@ class Target:
 class Session:
     """One user's open targets for the life of the app or the command: one connection per cluster."""
 
-    def __init__(self, paths: AppPaths, prompter: Prompter | None = None) -> None:
+    def __init__(self, paths: AppPaths, prompter: Prompter | None = None, *, keep_agents: bool = False) -> None:
+        """`keep_agents`: keep a listing agent running on each cluster while its connection is open (the app:
+        it lists often; see agent_session)."""
         self.paths = paths
+        self.keep_agents = keep_agents
         self.store = ClusterStore(paths)
         self.prompter: Prompter = prompter or NoPrompter()
         self._runners: dict[str, Runner] = {}
@@ -87,6 +90,7 @@ class Session:
                     if tested is not None:
                         tested.close()
                     runner = self._local_runner() if profile is None else self._ssh_runner(profile)
+                runner.keep_agent = self.keep_agents
                 self._runners[name] = runner
             return runner
 

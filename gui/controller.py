@@ -134,7 +134,7 @@ class AppController(QObject):
         with self._session_lock:
             if self._session is None:
                 from envdesk.backend.targets import Session
-                self._session = Session(self.paths, self.prompter)
+                self._session = Session(self.paths, self.prompter, keep_agents=True)
             return self._session
 
     # -- targets -----------------------------------------------------------------------------

@@ -73,6 +73,7 @@ import json
 import os
 import platform
 import re
+import select
 import socket
 import stat
 import sys
@@ -1827,22 +1828,94 @@ def no_write_part(config):
 RUN_ACTION = no_write_part
 
 
-def main(argv):
-    """Read the JSON config in argv[1] (a write action or else the inventory), print one answer line; exit status."""
-    status = 0
+def settings_from(text):
+    """The JSON object of settings in `text` ({} when it is blank); ValueError when it is not one."""
+    config = json.loads(text) if text.strip() else {}
+    if not isinstance(config, dict):
+        raise ValueError("the settings must be a JSON object")
+    return config
+
+
+def answer_for(config):
+    """(the answer to one set of settings, exit status): a write action or else the inventory."""
     try:
-        config = json.loads(argv[1]) if len(argv) > 1 and argv[1].strip() else {}
-        if not isinstance(config, dict):
-            raise ValueError("the settings must be a JSON object")
-    except ValueError as exc:
-        answer, status = failure_answer("EnvDesk sent settings the agent could not "
-                                        "understand (%s)." % exc), 2
-    else:
-        try:
-            answer = RUN_ACTION(config) if config.get("action") else inventory(config)
-        except Exception as exc:  # still answer in the expected format
-            answer, status = failure_answer("The EnvDesk agent failed unexpectedly "
-                                            "(%s: %s)." % (exc.__class__.__name__, exc)), 1
+        return (RUN_ACTION(config) if config.get("action") else inventory(config)), 0
+    except Exception as exc:  # still answer in the expected format
+        return failure_answer("The EnvDesk agent failed unexpectedly "
+                              "(%s: %s)." % (exc.__class__.__name__, exc)), 1
+
+
+def write_answer(answer):
+    """Print the one answer line and flush it."""
     sys.stdout.write(ANSWER_MARKER + json.dumps(answer, separators=(",", ":")) + "\n")
     sys.stdout.flush()
+
+
+def bad_settings(exc):
+    """The answer to settings that are not a JSON object."""
+    return failure_answer("EnvDesk sent settings the agent could not understand (%s)." % exc)
+
+
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # one request of a serving agent (its settings: roots, paths, names)
+
+
+def next_request(pending, idle):
+    """(the next line of standard input without its newline, the bytes read after it); (None, b"") once
+    standard input ends, or nothing came for `idle` seconds (None: wait for ever), or a line is too long.
+
+    Read with os.read, not sys.stdin: select() must see every byte that is not handled yet."""
+    while b"\n" not in pending:
+        if len(pending) > MAX_REQUEST_BYTES or not select.select([0], [], [], idle)[0]:
+            return None, b""
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return None, b""
+        pending += chunk
+    line, _, rest = pending.partition(b"\n")
+    return line, rest
+
+
+def serve(options):
+    """Answer listing requests until standard input ends, or none came for options["idle"] seconds: one JSON
+    object of settings per line in; out, SERVING_MARKER as soon as a request is read, then its answer line.
+
+    The app keeps one such agent per cluster while its connection is open (envdesk.backend.agent_session), so
+    a listing there costs one round trip and no Python start. It only reads: it is sent without the write
+    part, and refuses a request for an action. Each request is answered as a run of its own would be.
+    """
+    idle = options.get("idle")
+    idle = float(idle) if isinstance(idle, (int, float)) and idle > 0 else None
+    pending = b""
+    while True:
+        line, pending = next_request(pending, idle)
+        if line is None:
+            return 0
+        sys.stdout.write(SERVING_MARKER + "\n")
+        sys.stdout.flush()
+        try:
+            config = settings_from(line.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError is one
+            write_answer(bad_settings(exc))
+            continue
+        if config.get("action") or "serve" in config:
+            write_answer({"ok": False, "code": CODE_INVALID,
+                          "error": "EnvDesk's running helper only lists environments; it was asked for %r."
+                                   % (config.get("action") or "serve")})
+            continue
+        write_answer(answer_for(config)[0])
+
+
+def main(argv):
+    """Read the JSON config in argv[1] (a write action or else the inventory), print one answer line; exit status.
+
+    Settings {"serve": {"idle": seconds}} make it a serving agent instead (see serve)."""
+    try:
+        config = settings_from(argv[1] if len(argv) > 1 else "")
+    except ValueError as exc:
+        answer, status = bad_settings(exc), 2
+    else:
+        if isinstance(config.get("serve"), dict):
+            return serve(config["serve"])
+        answer, status = answer_for(config)
+    write_answer(answer)
     return status

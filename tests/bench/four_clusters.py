@@ -9,8 +9,9 @@ password for a password: a scripted prompter answers at once. Each home gets --e
 --packages real wheels (otp shares alpha's user and home, as on the test bed).
 
 The view lists every target side by side on the controller's thread pool (`refresh_all`: one
-`list_environments` per target, 8 threads); this does the same with the same function. Two cases:
-opening the app (a new Session: log in, then list) and a refresh (connections already open). Figures
+`list_environments` per target, 8 threads); this does the same with the same function. Three cases:
+opening the app (a new Session: log in, then list) and a refresh (connections already open), the app's (a
+listing agent kept running on each cluster, see agent_session) and one command per listing as before. Figures
 are medians of --repeat runs, after one untimed listing of each cluster (no cold cache counted).
 Note: the four "clusters" and the app share this machine's cores.
 """
@@ -66,6 +67,12 @@ def median_run(run: Callable[[list[str]], float], names: list[str], sshds: list[
     return sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
 
 
+def serving_rss(cluster: Any) -> list[int]:
+    """The resident KB of each listing agent kept running as the cluster's user (see agent_session)."""
+    found = cluster.run_as_user("ps -u \"$USER\" -o rss=,args= | grep -F 'fdopen(3' | grep -v grep", check=False)
+    return [int(line.split()[0]) for line in found.stdout.splitlines() if line.strip()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--envs", type=int, default=50)
@@ -104,17 +111,26 @@ def main() -> int:
             progress("first listing of every cluster")
             opening(list(CLUSTERS))  # untimed: the first listing of each home writes whatever it caches
             sshds = [pid for pid in (clusters[name].sshd_pid for name in CLUSTERS) if pid is not None]
-            results: dict[str, dict[str, Run]] = {"opening the app (log in, list)": {},
-                                                  "refresh (connections open)": {}}
-            live = Session(paths, prompter)
-            list_together(live, list(CLUSTERS))
-            for key, run in ((next(iter(results)), opening),
-                             (list(results)[1], lambda names: list_together(live, names))):
+            live = Session(paths, prompter, keep_agents=True)  # as the app's: a listing agent kept on each
+            command_each = Session(paths, prompter)  # as the command line's: a command per listing
+            cases: dict[str, Callable[[list[str]], float]] = {
+                "opening the app (log in, list)": opening,
+                "refresh (connections open, the app: listing agents kept running)":
+                    lambda names: list_together(live, names),
+                "refresh (connections open, a command per listing, as before)":
+                    lambda names: list_together(command_each, names)}
+            results: dict[str, dict[str, Run]] = {key: {} for key in cases}
+            for session in (live, command_each):
+                for _ in range(2):  # the second starts the listing agents of `live`
+                    list_together(session, list(CLUSTERS))
+            for key, run in cases.items():
                 progress(key)
                 for name in CLUSTERS:
                     results[key][name] = median_run(run, [name], sshds, args.repeat)
                 results[key]["all four at once"] = median_run(run, list(CLUSTERS), sshds, args.repeat)
+            kept_kb = serving_rss(clusters["alpha"])
             live.close()
+            command_each.close()
     finally:
         bed.close()
 
@@ -131,6 +147,8 @@ def main() -> int:
         print(f"    CPU while all four listed: the app {together.app_cpu:.2f} s, the test bed's sshds and what they "
               f"ran {together.bed_cpu:.2f} s; slowest alone: app {runs[slowest].app_cpu:.2f} s, test bed "
               f"{runs[slowest].bed_cpu:.2f} s")
+    print("the listing agents kept running as alpha's user (alpha's and otp's), after these listings: "
+          + ", ".join(f"{kb / 1024:.0f} MB" for kb in kept_kb) + " resident")
     return 0
 
 

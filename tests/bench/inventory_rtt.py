@@ -10,7 +10,8 @@ Each round trip has its own latency proxy in front of the same sshd. Two ways of
   against a new Python process that logs in with paramiko and runs `pip list --format json` (or
   `uv pip list --python ENV --format json`) once per environment over that one connection;
 * live connection (the app's refresh): a backend Session already connected lists once, against the
-  same per-environment commands on the baseline's already open connection.
+  same per-environment commands on the baseline's already open connection; as the app does (its listing
+  agent kept running on the cluster, see agent_session), and with a command per listing ("live, a command").
 
 EnvDesk's figures are the median of --repeat runs after one untimed listing (so they are warm: a second
 listing with nothing changed); the first listing ever, with no EnvDesk cache on the cluster, is printed
@@ -76,12 +77,15 @@ def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: 
 
     ms = round(reach.rtt * 1000)
     whole = median_time(lambda: envdesk_list(paths.config_dir, reach.profile), repeat)
-    session = Session(paths)
-    session.target(reach.profile).runner.connect()
-    listing = list_environments(session, reach.profile)
-    assert len(listing.environments) >= len(envs)
-    live = median_time(lambda: list_environments(session, reach.profile), repeat)
-    session.close()
+    live = {}
+    for keep in (True, False):  # the app's (a listing agent kept running there), and a command per listing
+        session = Session(paths, keep_agents=keep)
+        session.target(reach.profile).runner.connect()
+        for _ in range(2):  # the second starts the listing agent
+            listing = list_environments(session, reach.profile)
+        assert len(listing.environments) >= len(envs)
+        live[keep] = median_time(lambda s=session: list_environments(s, reach.profile), repeat)
+        session.close()
     pip_whole, pip_run = baseline(reach, paths.known_hosts_file, pip, envs)
     uv_whole, uv_run = baseline(reach, paths.known_hosts_file, uv, envs)
     for label, counts in (("pip list", pip_run["packages"]), ("uv pip list", uv_run["packages"])):
@@ -90,8 +94,9 @@ def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: 
         if differ:
             print(f"MISMATCH at {ms} ms: EnvDesk and {label} count packages differently (EnvDesk, {label}): "
                   f"{list(differ.items())[:3]}")
-    return [(ms, "whole process", whole, pip_whole, uv_whole), (ms, "live connection", live, pip_run["execs"],
-                                                                 uv_run["execs"])]
+    return [(ms, "whole process", whole, pip_whole, uv_whole),
+            (ms, "live connection", live[True], pip_run["execs"], uv_run["execs"]),
+            (ms, "live, a command", live[False], pip_run["execs"], uv_run["execs"])]
 
 
 def main() -> int:
@@ -136,7 +141,7 @@ def main() -> int:
     print(f"{'RTT':>6}  {'measured':16} {'EnvDesk':>8} {'pip list/env':>13} {'ratio':>7} "
           f"{'uv pip list/env':>16} {'ratio':>7}")
     for ms, label, envdesk, pip_s, uv_s in rows:
-        print(f"{ms:>4} ms  {label:16} {envdesk:7.2f}s {pip_s:12.2f}s {pip_s / envdesk:6.1f}x "
+        print(f"{ms:>4} ms  {label:16} {envdesk:7.3f}s {pip_s:12.2f}s {pip_s / envdesk:6.1f}x "
               f"{uv_s:15.2f}s {uv_s / envdesk:6.1f}x")
     print("ratio: baseline time / EnvDesk time (above 1: EnvDesk is faster)")
     return 0

@@ -1,0 +1,187 @@
+"""A listing agent kept running on a cluster while the app's connection is open: a listing in one round trip.
+
+Every agent call is otherwise a command of its own: a channel, a login shell, a Python start, the stored
+agent loaded (see agent_store), then the answer: three round trips and the cluster's CPU for each. The app
+lists often (on opening, after each change, for each export or look at one environment), so for runners
+that ask for it (``keep_agent``, set by the app's Session) the first listing starts the stored agent as a
+serving agent instead (``serve`` in backend/agent/read.py): it answers that listing, then waits for the next
+settings on its standard input. A later listing sends one line and reads the answer: one round trip.
+
+It only lists: write actions, and anything else with an ``action``, keep their own command. A request it
+cannot take goes the usual way (``ask`` returns None): another listing of the same cluster under way, the
+agent not stored there yet, the serving agent gone (it ends by itself after SERVE_IDLE seconds without a
+request, or with its connection). A serving agent that does not take a request within ACK_WAIT seconds is
+taken for a dead connection, which is dropped, as when a channel cannot be opened.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import agent_store
+from .errors import Cancelled, ConnectionFailed
+from .protocol import ANSWER_MARKER, SERVING_MARKER
+from .runner import CancelToken, CommandResult, Runner, timed_out
+
+if TYPE_CHECKING:
+    from .ssh_runner import Stream
+
+log = logging.getLogger(__name__)
+
+SERVE_IDLE = 900.0  # seconds without a request after which a serving agent ends by itself
+ACK_WAIT = 20.0  # seconds a running agent has to say it read a request (as a channel has to open)
+LABEL = "EnvDesk agent (serving)"
+_POLL = 0.05
+
+
+class StreamStarter(Protocol):
+    """A runner that can start a Python that keeps running (SSHRunner.start_python)."""
+
+    keep_agent: bool
+
+    def start_python(self, source: str, cancel: CancelToken | None = None) -> Stream:
+        """Start `source`, its standard input left open for what it is told."""
+
+
+class _Gone(Exception):
+    """The serving agent ended, or asked for the agent itself: the request goes the usual way."""
+
+
+class AgentServer:
+    """One runner's serving agent: started on its first listing, reused while it runs; one request at a time."""
+
+    def __init__(self, runner: StreamStarter) -> None:
+        self.runner = runner
+        self.started = 0  # serving agents started so far
+        self._lock = threading.Lock()
+        self._stream: Stream | None = None
+        self._digest = ""
+
+    def ask(self, agent: str, settings: str, cancel: CancelToken | None, timeout: float) -> CommandResult | None:
+        """The answer of the serving agent `agent` to `settings` (its output up to the answer line), started if
+        need be; None when it cannot take the request (then a command of its own answers it, see the module).
+
+        Cancel and timeout stop it (with what it runs), as they stop a command."""
+        notes = agent_store.notes_for(self.runner)  # type: ignore[arg-type]
+        digest = agent_store.agent_digest(agent)
+        if notes is None or not notes.keeps(digest) or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            for _ in (1, 2):
+                try:
+                    stream, fresh = self._running(agent, digest, notes, cancel)
+                except ConnectionFailed as exc:  # the usual way tells what is wrong, in its own words
+                    log.info("no serving agent on %s: %s", getattr(self.runner, "name", "?"), exc)
+                    return None
+                try:
+                    stream.send(settings.encode("utf-8") + b"\n")
+                    return self._answer(stream, fresh, notes, cancel, timeout)
+                except (_Gone, ConnectionFailed) as exc:
+                    log.info("the serving agent on %s could not answer (%s)", getattr(self.runner, "name", "?"),
+                             exc)
+                    self._end(stream)
+                    if fresh:
+                        return None
+            return None
+        finally:
+            self._lock.release()
+
+    def _running(self, agent: str, digest: str, notes: agent_store.TargetNotes,
+                 cancel: CancelToken | None) -> tuple[Stream, bool]:
+        """The serving agent (started now if none runs), and whether it was just started."""
+        stream = self._stream
+        if stream is not None and stream.running and self._digest == digest:
+            return stream, False
+        if stream is not None:
+            self._end(stream)
+        serve = json.dumps({"serve": {"idle": SERVE_IDLE}}, separators=(",", ":"))
+        stream = self.runner.start_python(agent_store.bootstrap_script(agent, serve, notes.code(digest)), cancel)
+        self._stream, self._digest = stream, digest
+        self.started += 1
+        return stream, True
+
+    def _answer(self, stream: Stream, fresh: bool, notes: agent_store.TargetNotes, cancel: CancelToken | None,
+                timeout: float) -> CommandResult:
+        """Read up to the answer line; _Gone if the agent ended or asked for the agent itself."""
+        began = time.monotonic()
+        lines: list[str] = []
+        pending: list[bytes] = []  # the line begun (an answer line may be megabytes long): joined once whole
+        taken = fresh  # a new agent's start may take long on a busy login node: its channel just opened
+        while True:
+            now = time.monotonic()
+            if (cancel is not None and cancel.cancelled) or now - began > timeout:
+                self._end(stream, stop=True)
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled()
+                raise timed_out(LABEL, timeout)
+            if not taken and now - began > ACK_WAIT:
+                self._stream = None
+                stream.give_up()
+                raise ConnectionFailed(f"The running helper on {stream.runner.name} did not answer.")
+            chunk = stream.receive(_POLL)
+            if b"\n" not in chunk:
+                pending.append(chunk)
+                continue
+            *complete, rest = b"".join([*pending, chunk]).split(b"\n")
+            pending = [rest]
+            for raw in complete:
+                line = raw.decode("utf-8", "replace")
+                if line == SERVING_MARKER:
+                    taken = True
+                    continue
+                lines.append(line)
+                if line.startswith(ANSWER_MARKER):
+                    return self._result(lines, stream, notes)
+
+    def _result(self, lines: list[str], stream: Stream, notes: agent_store.TargetNotes) -> CommandResult:
+        stdout = "".join(line + "\n" for line in lines)
+        if agent_store.asks_for_agent(stdout, self._digest):
+            notes.forget(self._digest)
+            raise _Gone("it does not keep the agent any more")
+        code = agent_store.reported_code(stdout, self._digest)
+        if code:
+            notes.remember_code(self._digest, code)
+        return CommandResult(LABEL, 0, stdout, stream.stderr)
+
+    def _end(self, stream: Stream, stop: bool = False) -> None:
+        """Forget `stream`, stopping what it runs (`stop`) or closing its input (it then ends by itself)."""
+        if self._stream is stream:
+            self._stream = None
+        if stop:
+            stream.stop()
+        else:
+            stream.close()
+
+    def close(self) -> None:
+        """End the serving agent, if one runs."""
+        with self._lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+
+_servers: weakref.WeakKeyDictionary[Any, AgentServer] = weakref.WeakKeyDictionary()
+_servers_lock = threading.Lock()
+
+
+def server_for(runner: Runner) -> AgentServer | None:
+    """The runner's AgentServer (made on first use), or None where none is kept: a runner that did not ask for
+    one (keep_agent) or cannot start one (this computer)."""
+    if not getattr(runner, "keep_agent", False) or not hasattr(runner, "start_python"):
+        return None
+    with _servers_lock:
+        server = _servers.get(runner)
+        if server is None:
+            server = _servers[runner] = AgentServer(runner)  # type: ignore[arg-type]
+        return server
+
+
+def ask(runner: Runner, agent: str, settings: str, cancel: CancelToken | None,
+        timeout: float) -> CommandResult | None:
+    """The answer of the runner's serving agent to the listing `settings`, or None: run it the usual way."""
+    server = server_for(runner)
+    return server.ask(agent, settings, cancel, timeout) if server is not None else None

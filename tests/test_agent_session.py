@@ -1,0 +1,246 @@
+"""The listing agent the app keeps running on each cluster (backend/agent_session.py), on the real test bed:
+later listings cost no command (sshd's own log counts them), each answer is what is on the disk then, it
+only reads, and it leaves nothing running on the cluster once its connection or its request ends."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from envdesk.backend import agent_session, agent_store
+from envdesk.backend.agent_client import agent_script, run_agent
+from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.errors import CommandFailed, ConnectionFailed
+from envdesk.backend.inventory import read_inventory
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.protocol import ANSWER_MARKER
+from envdesk.backend.targets import Session
+from envdesk_fixtures import ScriptedPrompter, canon, extra_cluster, make_config, unique
+
+# What the serving agent's process looks like in `ps` on the cluster (its program comes on descriptor 3).
+SERVER_ARGS = "fdopen(3"
+
+
+def servers(cluster) -> list[str]:
+    """The serving agents running as the cluster's user (ps, not zombies)."""
+    result = cluster.run_as_user(f"ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep -F '{SERVER_ARGS}' "
+                                 "| grep -v grep", check=False)
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def wait_until(condition, what: str, seconds: float = 60) -> None:
+    """Poll `condition` (what happens on the cluster takes its own time); fail saying `what` did not happen."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def kept(testbed, tmp_path, home):
+    """A session that keeps a listing agent on each cluster, as the app's does; alpha connected."""
+    session = Session(make_config(tmp_path / "cfg", testbed, ["alpha"]), ScriptedPrompter(), keep_agents=True)
+    session.target("alpha").runner.connect()
+    yield session
+    session.close()
+
+
+def commands(cluster, action) -> int:
+    """How many commands `action` ran on the cluster."""
+    before = len(cluster.session_commands())
+    action()
+    return len(cluster.session_commands()) - before
+
+
+def test_after_the_agent_is_stored_one_command_serves_every_listing(testbed, sample_envs, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    roots = [*target.roots, "~/projects"]
+    listings: list = []
+    counts = [commands(alpha, lambda: listings.append(read_inventory(target.runner, roots))) for _ in range(4)]
+    # the first call stores the agent (a command as always), the second starts it serving, the rest ask it
+    assert counts == [1, 1, 0, 0]
+    assert len(servers(alpha)) == 1
+    for listing in listings:  # each as pip and uv left the environments (read back from their disks)
+        found = {env.path: env for env in listing.environments}
+        for name, made in sample_envs["alpha"].items():
+            if found[made["path"]].kind != "conda":
+                assert {canon(p.name): p.version for p in found[made["path"]].packages} == made["packages"], name
+    assert [env.path for env in listings[3].environments] == [env.path for env in listings[0].environments]
+
+
+def test_a_served_listing_sees_what_changed_since_the_last(testbed, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    name = unique("served")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    alpha.run_as_user(f"python3 -m venv --without-pip ~/venvs/{name}")
+    try:
+        assert commands(alpha, lambda: read_inventory(target.runner, target.roots)) == 0
+        shown = read_inventory(target.runner, target.roots, names=[name]).environments
+        assert [env.name for env in shown] == [name] and shown[0].state == "ok"
+    finally:
+        alpha.run_as_user(f"rm -rf ~/venvs/{name}")
+    assert name not in {env.name for env in read_inventory(target.runner, target.roots).environments}
+    assert len(servers(alpha)) == 1
+
+
+def test_the_serving_agent_refuses_to_write(testbed, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    name = unique("kept")
+    alpha.run_as_user(f"python3 -m venv --without-pip ~/venvs/{name}")
+    read_inventory(target.runner, target.roots)  # the cluster now keeps the agent
+    runner = target.runner
+    agent = agent_script()
+    serve = json.dumps({"serve": {"idle": 60}})
+    stream = runner.start_python(agent_store.bootstrap_script(agent, serve))
+    try:
+        path = f"{alpha.home}/venvs/{name}"
+        stream.send(json.dumps({"action": "delete", "path": path, "roots": ["~/venvs"]}).encode() + b"\n")
+        out = b""
+        while ANSWER_MARKER.encode() not in out or not out.endswith(b"\n"):
+            out += stream.receive(0.1)
+        answer = json.loads(out.decode().split(ANSWER_MARKER)[1])
+        assert answer["ok"] is False and answer["code"] == "invalid" and "only lists" in answer["error"]
+        assert alpha.run_as_user(f"test -f {path}/pyvenv.cfg", check=False).returncode == 0
+    finally:
+        stream.close()
+        alpha.run_as_user(f"rm -rf ~/venvs/{name}")
+
+
+def test_nothing_keeps_running_once_the_connection_closes(testbed, tmp_path, home):
+    alpha = testbed.clusters["alpha"]
+    session = Session(make_config(tmp_path / "cfg", testbed, ["alpha"]), ScriptedPrompter(), keep_agents=True)
+    target = session.target("alpha")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    assert len(servers(alpha)) == 1
+    session.close()
+    wait_until(lambda: not servers(alpha), "the serving agent's end with its connection")
+
+
+def test_a_serving_agent_ends_after_its_idle_time(testbed, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    read_inventory(target.runner, target.roots)
+    stream = target.runner.start_python(agent_store.bootstrap_script(agent_script(),
+                                                                     json.dumps({"serve": {"idle": 1}})))
+
+    def ended() -> bool:
+        try:
+            stream.receive(0.1)
+        except ConnectionFailed:
+            return True
+        return False
+    try:
+        wait_until(ended, "the idle agent's end")
+    finally:
+        stream.close()
+    wait_until(lambda: not servers(alpha), "the idle agent's exit")
+
+
+def test_a_stopped_request_stops_the_agent_and_the_next_starts_another(testbed, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    settings = {"roots": list(target.roots)}
+    for _ in range(2):
+        run_agent(target.runner, settings)
+    assert len(servers(alpha)) == 1
+    with pytest.raises(CommandFailed, match="did not finish within"):
+        run_agent(target.runner, settings, timeout=1e-9)
+    wait_until(lambda: not servers(alpha), "the stopped agent's end")
+    assert commands(alpha, lambda: run_agent(target.runner, settings)) == 1
+    assert commands(alpha, lambda: run_agent(target.runner, settings)) == 0
+
+
+def test_an_agent_killed_on_the_cluster_is_replaced(testbed, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    alpha.run_as_user("pkill -u \"$USER\" -f 'fdopen[(]3'")
+    wait_until(lambda: not servers(alpha), "the killed agent's end")
+    listing = read_inventory(target.runner, target.roots)
+    assert not listing.errors
+    assert len(servers(alpha)) == 1
+    assert commands(alpha, lambda: read_inventory(target.runner, target.roots)) == 0
+
+
+def test_listings_at_the_same_time_all_answer(testbed, sample_envs, kept):
+    """One request at a time goes to the serving agent; the others run as commands of their own."""
+    target = kept.target("alpha")
+    read_inventory(target.runner, target.roots)
+    server = agent_session.server_for(target.runner)
+    assert server is not None
+    found: list[set[str]] = []
+
+    def listing() -> None:
+        found.append({env.path for env in read_inventory(target.runner, target.roots).environments})
+    threads = [threading.Thread(target=listing) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 4 and len({frozenset(paths) for paths in found}) == 1
+    assert {made["path"] for made in sample_envs["alpha"].values() if "/venvs/" in made["path"]} <= found[0]
+    assert server.started == 1
+
+
+def test_the_command_line_keeps_no_agent_running(testbed, tmp_path, home):
+    alpha = testbed.clusters["alpha"]
+    session = Session(make_config(tmp_path / "cfg", testbed, ["alpha"]), ScriptedPrompter())
+    target = session.target("alpha")
+    try:
+        counts = [commands(alpha, lambda: read_inventory(target.runner, target.roots)) for _ in range(3)]
+        assert counts == [1, 1, 1] and not servers(alpha)
+    finally:
+        session.close()
+
+
+def test_a_connection_that_went_silent_is_replaced(testbed, kept, monkeypatch):
+    """The serving agent does not take the request (its connection's sshd frozen, as a dead network): the
+    connection is dropped after ACK_WAIT, as when a channel cannot be opened, and a new one answers."""
+    monkeypatch.setattr(agent_session, "ACK_WAIT", 2.0)
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    opened = target.runner.connections_opened
+    frozen = alpha._session_sshd_pids()
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        listing = read_inventory(target.runner, target.roots)
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+    assert not listing.errors and target.runner.connections_opened == opened + 1
+    wait_until(lambda: len(servers(alpha)) == 1, "the old connection's agent's end")
+
+
+def test_a_tcsh_user_gets_a_serving_agent_too(testbed, tmp_path, home):
+    """sshd runs every command through the user's login shell: the serving agent's command line is plain words
+    (as every command's), and its program, on descriptor 3, comes from a here-document bash reads."""
+    cluster = extra_cluster(testbed, "/bin/tcsh")
+    paths = AppPaths(tmp_path / "cfg")
+    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields()))
+    with open(paths.known_hosts_file, "a") as handle:
+        handle.write(cluster.known_hosts_line() + "\n")
+    session = Session(paths, ScriptedPrompter(), keep_agents=True)
+    target = session.target(cluster.name)
+    name = unique("tcsh")
+    cluster.run_as_user(f"python3 -m venv --without-pip ~/venvs/{name}")
+    try:
+        counts = [commands(cluster, lambda: read_inventory(target.runner, ["~/venvs"])) for _ in range(3)]
+        assert counts == [1, 1, 0]
+        assert name in {env.name for env in read_inventory(target.runner, ["~/venvs"]).environments}
+    finally:
+        session.close()
+        cluster.run_as_user(f"rm -rf ~/venvs/{name}")
