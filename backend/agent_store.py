@@ -51,15 +51,20 @@ KEEP_PER_TARGET = 8  # digests remembered per target: both variants of the last 
 # (CODE_MARKER): that spares the compile, most of the agent's start. A new compile is kept for the next call:
 # written to <digest>.<python>.code.tmp (0600, never through a link, truncated if there), then renamed over
 # the old file. Writers at the same time may mix their bytes: the sha256 check then fails and the next call
-# compiles again. Its names start with "_": none is the agent's.
+# compiles again. Its names start with "_": none is the agent's. Its sha256 comes from Python's own small
+# module (_sha256, _sha2 from 3.12) rather than hashlib, whose OpenSSL binding costs more to load than the
+# rest of the bootstrap; hashlib where that module is missing or refuses (a FIPS-only build).
 _BOOTSTRAP = """\
-import hashlib, marshal, os, sys
+import marshal, os, sys
 sys.argv = ['-', {settings}]
 _h, _k = {digest!r}, {code!r}
 _c = os.environ.get('XDG_CACHE_HOME', '')
 _p = os.path.join(_c if os.path.isabs(_c) else os.path.expanduser('~/.cache'), {folder}, _h)
 _q = '%s.%s.code' % (_p, sys.implementation.cache_tag)
-_d = lambda b: hashlib.sha256(b).hexdigest()
+for _m in '_sha256', '_sha2', 'hashlib':
+ try: _n = __import__(_m).sha256; _n(); break
+ except Exception: pass
+_d = lambda b: _n(b).hexdigest()
 def _r(p, n):
  try:
   with open(os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), 'rb') as f: return f.read(n)

@@ -27,6 +27,10 @@ Rules every part must keep:
 * Python 3.6+ only syntax and APIs (no walrus, no dataclasses, no
   ``from __future__ import annotations``, no ``str.removeprefix`` ...).
 * Standard library only; never runs pip, conda or any other program.
+* Each call starts Python on the cluster: import at the top only modules every
+  run needs, the others where they are used, and compile regexes on first use
+  (``pattern``); tests/test_agent_start.py names the modules a listing and a
+  begin must not load.
 * The inventory only reads environments: it never writes or modifies anything
   in them (not even conda's environments.txt). Its one write is its own cache
   (``~/.cache/envdesk/inventory.json``, see ListingCache): what each environment
@@ -67,17 +71,15 @@ The answer (see ``inventory``)::
 # ruff: noqa: F821
 # mypy: ignore-errors
 
-import ast
+# Only what every run needs is imported here: a run is a Python start on the cluster, and each module
+# more costs it time (ast, platform, select, socket and tempfile cost more than the agent's own work in
+# a small listing). Others are imported where they are used; regexes are compiled on first use (pattern).
 import errno
 import json
 import os
-import platform
 import re
-import select
-import socket
 import stat
 import sys
-import tempfile
 import time
 
 try:
@@ -120,20 +122,51 @@ INCOMPLETE_MESSAGE = (
     "and create it again."
 )
 
-_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)(?:\.(\d+))?")
-_LIB_PY_RE = re.compile(r"^(?:python|pypy)(\d+)\.(\d+)t?$")
-_CONDA_SUBDIR_RE = re.compile(
-    r"^(?:noarch|(?:linux|osx|win|zos|freebsd|emscripten|wasi)-[A-Za-z0-9_]+)$")
-_SPEC_NAME_RE = re.compile(r"^\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*)")
-_URL_USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]+)@")
-_RECORD_INDENT_RE = re.compile(r'^([ \t]+)"', re.M)
-_RECORD_KEY_RE = re.compile(r'^([ \t]+)"(s?channel)"[ \t]*:[ \t]*"([^"\\\n]*)"', re.M)
+# Regexes, compiled by pattern() when first used.
+_VERSION_RE = r"^\s*(\d+)\.(\d+)(?:\.(\d+))?"
+_LIB_PY_RE = r"^(?:python|pypy)(\d+)\.(\d+)t?$"
+_CONDA_SUBDIR_RE = r"^(?:noarch|(?:linux|osx|win|zos|freebsd|emscripten|wasi)-[A-Za-z0-9_]+)$"
+_SPEC_NAME_RE = r"^\s*([A-Za-z0-9_][A-Za-z0-9_.\-]*)"
+_URL_USERINFO_RE = r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]+)@"
+_RECORD_INDENT_RE = r'^([ \t]+)"'          # re.M
+_RECORD_KEY_RE = r'^([ \t]+)"(s?channel)"[ \t]*:[ \t]*"([^"\\\n]*)"'  # re.M
+_SNAPSHOT_ID_RE = r"^[0-9TZ]+-[0-9]+$"
 RECORD_HEAD_BYTES = 8192
 
 
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
+
+_PATTERNS = {}
+
+
+def pattern(text, flags=0):
+    """The regex `text` compiled on its first use, then kept: a run compiles only the ones it needs."""
+    compiled = _PATTERNS.get((text, flags))
+    if compiled is None:
+        compiled = _PATTERNS[(text, flags)] = re.compile(text, flags)
+    return compiled
+
+
+def host_name():
+    """socket.gethostname(), without importing socket: on POSIX both are uname's node name."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+    return socket.gethostname()
+
+
+def python_version():
+    """platform.python_version(), without importing platform: the version that starts sys.version, with
+    the '.0' platform adds to an X.Y."""
+    found = pattern(r"[\w.+]+", re.ASCII).match(sys.version)
+    if found is None:
+        import platform
+        return platform.python_version()
+    parts = found.group(0).split(".")
+    return ".".join(parts + ["0"]) if len(parts) == 2 else found.group(0)
+
 
 class Deadline(object):
     """Wall-clock budget for one run."""
@@ -177,14 +210,14 @@ def describe_os_error(exc):
 
 def normalize_name(name):
     """PEP 503 normalized project name, used to spot duplicates."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return pattern(r"[-_.]+").sub("-", name).lower()
 
 
 def normalize_version(text):
     """'3.11.2.final.0' -> '3.11.2', '3.11' -> '3.11'; None if not a version."""
     if not text:
         return None
-    match = _VERSION_RE.match(text)
+    match = pattern(_VERSION_RE).match(text)
     if not match:
         return None
     return ".".join(part for part in match.groups() if part is not None)
@@ -194,7 +227,7 @@ def redact_url(url):
     """Drop user names, passwords and tokens from a URL (keeps ssh 'git@')."""
     if not isinstance(url, str):
         return None
-    match = _URL_USERINFO_RE.match(url)
+    match = pattern(_URL_USERINFO_RE).match(url)
     if match and match.group(2) != "git":
         url = match.group(1) + url[match.end():]
     return url
@@ -363,6 +396,23 @@ def _umask():
     return mask
 
 
+def make_temp_file(folder, prefix, suffix):
+    """(descriptor, path) of a new empty file in folder, mode 0600, under a random name, created exclusively
+    and never through a link: tempfile.mkstemp, without importing tempfile (and random, shutil ...)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = os.path.join(folder, prefix + os.urandom(6).hex() + suffix)
+        try:
+            return os.open(path, flags, 0o600), os.path.abspath(path)
+        except FileExistsError:
+            continue
+        except PermissionError:  # Windows, where a folder already has that name
+            if os.name == "nt" and os.path.isdir(folder) and os.access(folder, os.W_OK):
+                continue
+            raise
+    raise FileExistsError(errno.EEXIST, "No usable temporary file name found")
+
+
 def write_json(path, data, private=False):
     """Write JSON atomically: a temp file beside path, then renamed over it; the old file stays on failure.
 
@@ -374,7 +424,7 @@ def write_json(path, data, private=False):
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         os.makedirs(folder, 0o700 if private else 0o777)
-    fd, temp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    fd, temp = make_temp_file(folder, "." + os.path.basename(path) + ".", ".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             if hasattr(os, "fchmod"):
@@ -607,7 +657,7 @@ def _unquote(text):
 
 def _strip_yaml_comment(line):
     """Remove a '# comment' that starts a line or follows a space."""
-    return re.sub(r"(^|\s)#.*$", "", line).rstrip()
+    return pattern(r"(^|\s)#.*$").sub("", line).rstrip()
 
 
 def parse_condarc_envs_dirs(text):
@@ -619,14 +669,14 @@ def parse_condarc_envs_dirs(text):
         if not line.strip():
             continue
         if in_block:
-            item = re.match(r"^\s*-\s+(.*)$", line) or re.match(r"^\s*-$", line)
+            item = pattern(r"^\s*-\s+(.*)$").match(line) or pattern(r"^\s*-$").match(line)
             if item:
                 value = _unquote(item.group(1)) if item.groups() else ""
                 if value:
                     dirs.append(value)
                 continue
             in_block = False
-        key = re.match(r"^envs_dirs\s*:\s*(.*)$", line)
+        key = pattern(r"^envs_dirs\s*:\s*(.*)$").match(line)
         if not key:
             continue
         rest = key.group(1).strip()
@@ -1013,7 +1063,7 @@ def lib_python_dirs(prefix):
         return []
     result = []
     for entry in list_dir(lib):
-        match = _LIB_PY_RE.match(entry.name)
+        match = pattern(_LIB_PY_RE).match(entry.name)
         if match and is_dir_entry(entry):
             result.append(("%s.%s" % match.groups(), entry.path))
     return result
@@ -1145,13 +1195,13 @@ def conda_channel_name(record):
     channel = record.get("schannel") or record.get("channel")
     if not isinstance(channel, str) or not channel:
         return None
-    channel = re.sub(r"/t/[^/]+/", "/", redact_url(channel)).rstrip("/")  # anaconda.org tokens
+    channel = pattern(r"/t/[^/]+/").sub("/", redact_url(channel)).rstrip("/")  # anaconda.org tokens
     parts = channel.split("/")
-    if _CONDA_SUBDIR_RE.match(parts[-1]) and len(parts) > 1:
+    if pattern(_CONDA_SUBDIR_RE).match(parts[-1]) and len(parts) > 1:
         parts = parts[:-1]
     channel = "/".join(parts)
-    match = re.match(r"^https?://(?:conda\.anaconda\.org|repo\.anaconda\.com|"
-                     r"repo\.continuum\.io)/(.+)$", channel)
+    match = pattern(r"^https?://(?:conda\.anaconda\.org|repo\.anaconda\.com|"
+                    r"repo\.continuum\.io)/(.+)$").match(channel)
     return match.group(1) if match else channel
 
 
@@ -1169,9 +1219,9 @@ def _read_record_head(path):
         head = handle.read(RECORD_HEAD_BYTES).decode("utf-8", "replace")
     if not head.lstrip().startswith("{"):
         return None
-    first = _RECORD_INDENT_RE.search(head)
+    first = pattern(_RECORD_INDENT_RE, re.M).search(head)
     top = first.group(1) if first else None
-    keys = dict((key, value) for indent, key, value in _RECORD_KEY_RE.findall(head)
+    keys = dict((key, value) for indent, key, value in pattern(_RECORD_KEY_RE, re.M).findall(head)
                 if indent == top)   # top-level keys only, never nested ones
     if "channel" not in keys and "schannel" not in keys:
         return None
@@ -1210,6 +1260,7 @@ def read_conda_records(meta_dir, warnings):
 
 def _spec_list(text):
     """The list in '# update specs: [...]' (a Python literal), as strings."""
+    import ast  # only for conda's history, the one place it is needed
     try:
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
@@ -1223,7 +1274,7 @@ def _spec_list(text):
 
 def spec_name(spec):
     """Package name of a conda match spec ('conda-forge::numpy>=1.2' -> 'numpy')."""
-    match = _SPEC_NAME_RE.match(spec.split("::")[-1])
+    match = pattern(_SPEC_NAME_RE).match(spec.split("::")[-1])
     return match.group(1).lower() if match else spec.lower()
 
 
@@ -1418,7 +1469,7 @@ def _process_alive(pid, start):
 
 def _owned_here(info):
     """Whether the lock's owner process can be checked from here (same host, user and boot)."""
-    return (isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname()
+    return (isinstance(info.get("pid"), int) and info.get("host") == host_name()
             and info.get("uid") == _uid() and info.get("boot") == _boot_id())
 
 
@@ -1432,7 +1483,7 @@ def read_changing(path):
     except (OSError, ValueError):
         return None
     snap = info.get("snapshot") if isinstance(info, dict) else None
-    if not isinstance(snap, str) or not re.match(r"^[0-9TZ]+-[0-9]+$", snap):
+    if not isinstance(snap, str) or not pattern(_SNAPSHOT_ID_RE).match(snap):
         return None
     try:
         record = read_json(os.path.join(path, ENVDESK_DIR, SNAPSHOTS_DIR, snap + ".json"), MAX_RECORD_BYTES)
@@ -1537,7 +1588,7 @@ def file_system_space(paths):
 # Health: what outside an environment changes what runs in it
 # ---------------------------------------------------------------------------
 
-_USER_SITE_RE = re.compile(r"^python(\d+\.\d+)$")
+_USER_SITE_RE = r"^python(\d+\.\d+)$"
 CONDA_INIT_MARK = ">>> conda initialize >>>"
 
 
@@ -1566,7 +1617,7 @@ def user_sites():
     except OSError:
         return found
     for entry in entries:
-        match = _USER_SITE_RE.match(entry.name)
+        match = pattern(_USER_SITE_RE).match(entry.name)
         folder = os.path.join(lib, entry.name, "site-packages")
         if not match or not os.path.isdir(folder):
             continue
@@ -1794,8 +1845,8 @@ def inventory(config=None):
         cache.save()
     return {
         "agent": AGENT_VERSION,
-        "host": socket.gethostname(),
-        "python": platform.python_version(),
+        "host": host_name(),
+        "python": python_version(),
         "home": os.path.expanduser("~"),
         "environments": environments,
         "not_read": not_read,
@@ -1811,8 +1862,8 @@ def inventory(config=None):
 
 def failure_answer(message):
     """A well-formed answer for a run that could not take place."""
-    return {"agent": AGENT_VERSION, "host": socket.gethostname(),
-            "python": platform.python_version(), "home": os.path.expanduser("~"),
+    return {"agent": AGENT_VERSION, "host": host_name(),
+            "python": python_version(), "home": os.path.expanduser("~"),
             "environments": [], "errors": [{"path": "", "error": message}],
             "truncated": False, "elapsed": 0.0}
 
@@ -1864,6 +1915,7 @@ def next_request(pending, idle):
     standard input ends, or nothing came for `idle` seconds (None: wait for ever), or a line is too long.
 
     Read with os.read, not sys.stdin: select() must see every byte that is not handled yet."""
+    import select  # only a serving agent waits on its standard input
     while b"\n" not in pending:
         if len(pending) > MAX_REQUEST_BYTES or not select.select([0], [], [], idle)[0]:
             return None, b""

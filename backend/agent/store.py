@@ -27,13 +27,25 @@ agent's own is replaced before it runs.
 # ruff: noqa: F821
 # mypy: ignore-errors
 
-import base64
-import hashlib
+# No base64 nor hashlib: binascii decodes the payload, and the sha256 comes from Python's own small module
+# where there is one (store_sha256), as in the bootstrap; both cost more to load than storing takes.
+import binascii
 import os
 import stat
 import sys
 
 STORE_UNSTORED_NAME = "<envdesk agent>"
+
+
+def store_sha256(data):
+    """The sha256 (hex) of data: _sha256 (_sha2 from 3.12) where it is there and allowed, else hashlib's."""
+    for name in ("_sha256", "_sha2"):
+        try:
+            return __import__(name).sha256(data).hexdigest()
+        except Exception:  # missing, or refused (a FIPS-only build)
+            pass
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
 
 
 def store_cache_folder():
@@ -84,7 +96,7 @@ def store_write(folder, name, text):
     renamed over whatever was there (a link is replaced, never followed)."""
     if store_read(folder, name, len(text)) == text:
         return
-    temp = ".%s.%s.tmp" % (name, base64.b16encode(os.urandom(8)).decode("ascii").lower())
+    temp = ".%s.%s.tmp" % (name, os.urandom(8).hex())
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
     try:
         with open(fd, "wb") as handle:
@@ -102,7 +114,7 @@ def store_write(folder, name, text):
 def store_agent(text):
     """Store the agent's text under its digest if possible; the file name to run it under (its path once
     stored, reported with STORED_MARKER on stdout)."""
-    if hashlib.sha256(text).hexdigest() != STORE_DIGEST:  # never keep a text under a name that is not its own
+    if store_sha256(text) != STORE_DIGEST:  # never keep a text under a name that is not its own
         return STORE_UNSTORED_NAME
     try:
         folder = store_open_folder()
@@ -123,6 +135,6 @@ except ImportError:  # a Python built without zlib
 if zlib is None:
     sys.stdout.write(NEED_AGENT_LINE + "\n")
     sys.exit(0)
-store_text = zlib.decompress(base64.b64decode(STORE_PAYLOAD))
+store_text = zlib.decompress(binascii.a2b_base64(STORE_PAYLOAD))
 del STORE_PAYLOAD
 exec(compile(store_text, store_agent(store_text), "exec"))

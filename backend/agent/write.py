@@ -10,10 +10,8 @@ that its folder is an environment inside a known root.
 # ruff: noqa: F821
 # mypy: ignore-errors
 
-import binascii
-import csv
+# csv and shutil are imported where they are used (a delete), not by every action: see read.py's imports.
 import errno
-import shutil
 import stat
 
 STALE_LOCK_SECONDS = 24 * 3600
@@ -191,7 +189,7 @@ def _stale_reason(path, info):
                               % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                                  working[0][0], working[0][1]), CODE_BUSY)
         return "the EnvDesk client that took it has stopped"
-    if (isinstance(info.get("pid"), int) and info.get("host") == socket.gethostname()
+    if (isinstance(info.get("pid"), int) and info.get("host") == host_name()
             and info.get("uid") == _uid() and info.get("boot") and _boot_id() and info.get("boot") != _boot_id()):
         return "the computer that held it has restarted since"
     if info.get("beat"):
@@ -252,8 +250,8 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
     `token`: the one the client chose (see client_token), else a new one.
     """
     lock = path + LOCK_SUFFIX
-    token = token or binascii.hexlify(os.urandom(12)).decode("ascii")
-    owner = {"host": socket.gethostname(), "operation": operation, "since": _now_stamp(),
+    token = token or os.urandom(12).hex()
+    owner = {"host": host_name(), "operation": operation, "since": _now_stamp(),
              "started": time.time(), "token": token, "uid": _uid(), "boot": _boot_id()}
     process = (os.getpid(), (_proc_stat(os.getpid()) or (0, None))[1], "agent") if own else \
         _owner_process(client_pid)
@@ -289,7 +287,7 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
 
 def _break_lock(lock, info):
     """Remove the stale lock described by info, and only that one (not one another client just took)."""
-    aside = "%s.stale-%s" % (lock, binascii.hexlify(os.urandom(6)).decode("ascii"))
+    aside = "%s.stale-%s" % (lock, os.urandom(6).hex())
     try:
         os.rename(lock, aside)     # atomic: of two clients taking it over, one moves it, the other fails
     except OSError:
@@ -382,7 +380,7 @@ def drop_snapshot(path, snap_id):
     """Forget a snapshot taken before a change that changed nothing (or was rolled back)."""
     if not snap_id:
         return
-    if not re.match(r"^[0-9TZ]+-[0-9]+$", str(snap_id)):
+    if not pattern(_SNAPSHOT_ID_RE).match(str(snap_id)):
         raise ActionError("%r is not a snapshot id." % snap_id, CODE_INVALID)
     try:
         os.unlink(os.path.join(snapshot_dir(path), str(snap_id) + ".json"))
@@ -407,7 +405,7 @@ def list_snapshots(path):
 
 
 def read_snapshot(path, snap_id):
-    if not re.match(r"^[0-9TZ]+-[0-9]+$", str(snap_id)):
+    if not pattern(_SNAPSHOT_ID_RE).match(str(snap_id)):
         raise ActionError("%r is not a snapshot id." % snap_id, CODE_INVALID)
     file_path = os.path.join(snapshot_dir(path), str(snap_id) + ".json")
     if not os.path.isfile(file_path):
@@ -542,6 +540,7 @@ def remove_tree(path):
     """Delete a folder without ever following a link out of it."""
     if os.path.islink(path):
         raise ActionError("%s is a link; EnvDesk only deletes real folders." % path, CODE_INVALID)
+    import shutil
     shutil.rmtree(path)
 
 
@@ -581,7 +580,7 @@ def client_token(cfg):
     token = cfg.get("token")
     if token is None:
         return None
-    if not isinstance(token, str) or not re.match(r"^[0-9a-f]{24}$", token):
+    if not isinstance(token, str) or not pattern(r"^[0-9a-f]{24}$").match(token):
         raise ActionError("%r is not a lock token." % (token,), CODE_INVALID)
     return token
 
@@ -598,19 +597,20 @@ _VENV_BIN = ("bin", "Scripts")
 _VENV_LIB = ("lib", "Lib", "lib64")
 _VENV_INCLUDE = ("include", "Include")
 _VENV_DATA = ("share", "etc", "man")     # only what an installed package recorded (jupyter, man pages ...)
-_VENV_PROGRAM_RE = re.compile(r"^(?:python|pythonw|pypy|pypyw)[0-9.]*t?(?:\.exe|\.dll)?$|^libpypy[0-9.]*-c\.|"
-                              r"^(?:activate|deactivate)(?:\.[a-z0-9]+|_this\.py)?$|^pydoc(?:\.bat)?$|"
-                              r"^venvw?launcher\.exe$", re.IGNORECASE)
-_LIB_ENTRY_RE = re.compile(r"^(?:python|pypy)[0-9.]*t?$|^site-packages$")
-_INCLUDE_ENTRY_RE = re.compile(r"^(?:python|pypy)[0-9.]*t?$|^site$")
+# Regexes (see pattern in read.py), of what venv tools write there: _VENV_PROGRAM_RE is case-insensitive.
+_VENV_PROGRAM_RE = (r"^(?:python|pythonw|pypy|pypyw)[0-9.]*t?(?:\.exe|\.dll)?$|^libpypy[0-9.]*-c\.|"
+                    r"^(?:activate|deactivate)(?:\.[a-z0-9]+|_this\.py)?$|^pydoc(?:\.bat)?$|"
+                    r"^venvw?launcher\.exe$")
+_LIB_ENTRY_RE = r"^(?:python|pypy)[0-9.]*t?$|^site-packages$"
+_INCLUDE_ENTRY_RE = r"^(?:python|pypy)[0-9.]*t?$|^site$"
 # What conda (and mamba/micromamba) itself makes at the top of an environment prefix, or nearly every
 # environment has (python's own folders, the cross-compilers' sysroots); anything else a conda package
 # installed there (qt's plugins/, fonts/ ...) is accepted only when a conda-meta record lists it.
 CONDA_TOP = frozenset([
     "conda-meta", "bin", "lib", "include", "share", "etc", "ssl", "man", "var", "compiler_compat",
     ".condarc", ".nonadmin", "Library", "Lib", "DLLs", "Scripts", "libs"])
-_CONDA_TOP_RE = re.compile(r"^[a-z0-9_]+-conda(?:_cos[0-9]+)?-linux-gnu$|^[a-z0-9_]+-apple-darwin[0-9.]*$|"
-                           r"\.conda_trash$")
+_CONDA_TOP_RE = (r"^[a-z0-9_]+-conda(?:_cos[0-9]+)?-linux-gnu$|^[a-z0-9_]+-apple-darwin[0-9.]*$|"
+                 r"\.conda_trash$")
 FOREIGN_SHOWN = 10
 RECORDED_MAX_BYTES = 64 * 1024 * 1024     # a RECORD or conda-meta record (conda's file lists can be ~30 MB)
 
@@ -700,7 +700,7 @@ class _Recorded(object):
                 if lib == "Lib":
                     folders.append(os.path.join(base, "site-packages"))
                 for entry in list_dir(base):
-                    if _LIB_PY_RE.match(entry.name):
+                    if pattern(_LIB_PY_RE).match(entry.name):
                         folders.append(os.path.join(entry.path, "site-packages"))
             for folder in folders:
                 if _is_real_dir(folder):
@@ -709,6 +709,7 @@ class _Recorded(object):
         return self._pip
 
     def _read_site(self, folder, found):
+        import csv  # only a delete's check reads installers' records
         for entry in list_dir(folder):
             if entry.name.endswith(".dist-info"):
                 record, base = os.path.join(entry.path, "RECORD"), folder
@@ -780,15 +781,16 @@ def check_contents(path):
         if name == ENVDESK_DIR and _is_real_dir(entry.path):
             pass
         elif conda:
-            if not (name in CONDA_TOP or _CONDA_TOP_RE.search(name) or (name,) in recorded.conda()):
+            if not (name in CONDA_TOP or pattern(_CONDA_TOP_RE).search(name) or (name,) in recorded.conda()):
                 foreign.append(_entry_label(path, name))
         elif name in VENV_TOP:
             if name in _VENV_BIN:
-                foreign.extend(_foreign_below(path, name, recorded.pip, _VENV_PROGRAM_RE))
+                foreign.extend(_foreign_below(path, name, recorded.pip,
+                                               pattern(_VENV_PROGRAM_RE, re.IGNORECASE)))
             elif name in _VENV_LIB:
-                foreign.extend(_foreign_below(path, name, recorded.pip, _LIB_ENTRY_RE))
+                foreign.extend(_foreign_below(path, name, recorded.pip, pattern(_LIB_ENTRY_RE)))
             elif name in _VENV_INCLUDE:
-                foreign.extend(_foreign_below(path, name, recorded.pip, _INCLUDE_ENTRY_RE))
+                foreign.extend(_foreign_below(path, name, recorded.pip, pattern(_INCLUDE_ENTRY_RE)))
             elif name in _VENV_DATA:
                 foreign.extend(_foreign_below(path, name, recorded.pip))
             elif name == ".gitignore" and not _only_star_lines(entry.path):
@@ -810,6 +812,7 @@ def _remove_entry(path):
     mode = info.st_mode
     reparse = getattr(info, "st_file_attributes", 0) & getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0)
     if stat.S_ISDIR(mode) and not reparse:
+        import shutil
         shutil.rmtree(path)       # never descends into a link (it unlinks it)
     elif stat.S_ISDIR(mode):
         os.rmdir(path)            # a Windows junction: remove the link only

@@ -15,6 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = [("start-up", ["startup.py"]), ("inventory over SSH", ["inventory_speed.py"]),
+           ("the agent's start on a cluster: one small listing, one begin", ["agent_start.py"]),
            ("inventory over SSH at 0, 50 and 150 ms, 50 envs x 100 packages", ["inventory_rtt.py"]),
            ("file-system operations of one listing, cold and warm (strace)", ["fs_ops.py"]),
            ("four clusters at once", ["four_clusters.py"]),
