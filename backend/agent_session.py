@@ -138,14 +138,20 @@ class AgentServer:
                     return self._result(lines, stream, notes)
 
     def _result(self, lines: list[str], stream: Stream, notes: agent_store.TargetNotes) -> CommandResult:
-        stdout = "".join(line + "\n" for line in lines)
-        if agent_store.asks_for_agent(stdout, self._digest):
+        """The output read (its last line the answer); _Gone if that answer asks for the agent itself.
+
+        The answer line (a listing's may be megabytes) is looked at once and copied once: only the short
+        lines before it can say which code the agent was compiled to, and it is decoded only when it can be
+        the agent's request (see _asks_for_agent); run_agent decodes it."""
+        *before, answer = lines
+        if _asks_for_agent(answer, self._digest):
             notes.forget(self._digest)
             raise _Gone("it does not keep the agent any more")
-        code = agent_store.reported_code(stdout, self._digest)
+        head = "".join(line + "\n" for line in before)
+        code = agent_store.reported_code(head, self._digest)
         if code:
             notes.remember_code(self._digest, code)
-        return CommandResult(LABEL, 0, stdout, stream.stderr)
+        return CommandResult(LABEL, 0, f"{head}{answer}\n", stream.stderr)
 
     def _end(self, stream: Stream, stop: bool = False) -> None:
         """Forget `stream`, stopping what it runs (`stop`) or closing its input (it then ends by itself)."""
@@ -162,6 +168,13 @@ class AgentServer:
             stream, self._stream = self._stream, None
         if stream is not None:
             stream.close()
+
+
+def _asks_for_agent(answer: str, digest: str) -> bool:
+    """Whether the answer line `answer` asks for the agent `digest` (agent_store.asks_for_agent), decoding it
+    only when the digest is in it: such a request holds it as is (plain JSON, hex digits are never escaped),
+    and a listing that does not is spared a second decoding of its whole answer."""
+    return digest in answer and agent_store.asks_for_agent(answer, digest)
 
 
 _servers: weakref.WeakKeyDictionary[Any, AgentServer] = weakref.WeakKeyDictionary()

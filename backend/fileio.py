@@ -5,6 +5,7 @@ the window's start (atomic writes, cached lists) need not wait for.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import tempfile
@@ -119,6 +120,13 @@ def load_yaml(text: str) -> Any:
         loader.dispose()
 
 
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str) -> Any:
+    """load_yaml(text), kept for the texts read last: the cluster list is read for every listing of every
+    cluster (Session.target), and parsing it takes a millisecond or more; callers get copies (read_yaml)."""
+    return load_yaml(text)
+
+
 def read_yaml(path: Path, *, what: str) -> Any:
     """Load a YAML file with `safe_load`, turning every failure into a plain ConfigError."""
     try:
@@ -129,7 +137,7 @@ def read_yaml(path: Path, *, what: str) -> Any:
         raise ConfigError(f"Could not read {what} at {path}: {exc.strerror or exc}.") from exc
     import yaml
     try:
-        return load_yaml(text)
+        return copy.deepcopy(_parsed(text))
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"The {what} file {path} is not valid YAML ({yaml_problem(exc)}).",

@@ -160,17 +160,39 @@ def test_a_stopped_request_stops_the_agent_and_the_next_starts_another(testbed, 
     assert commands(alpha, lambda: run_agent(target.runner, settings)) == 0
 
 
-def test_an_agent_killed_on_the_cluster_is_replaced(testbed, kept):
-    alpha = testbed.clusters["alpha"]
-    target = kept.target("alpha")
+def kill_the_serving_agent(alpha, target) -> None:
+    """Start alpha's serving agent (two listings), then kill it on the cluster and wait for its end."""
     for _ in range(2):
         read_inventory(target.runner, target.roots)
     alpha.run_as_user("pkill -u \"$USER\" -f 'fdopen[(]3'")
     wait_until(lambda: not servers(alpha), "the killed agent's end")
+
+
+def test_an_agent_killed_on_the_cluster_is_replaced(testbed, kept):
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    kill_the_serving_agent(alpha, target)
     listing = read_inventory(target.runner, target.roots)
     assert not listing.errors
     assert len(servers(alpha)) == 1
     assert commands(alpha, lambda: read_inventory(target.runner, target.roots)) == 0
+
+
+def test_a_stored_agent_removed_under_the_app_is_sent_again(testbed, sample_envs, kept):
+    """The serving agent ended and the cluster's copy of the agent removed: the next start asks for the agent
+    (its answer names it); that listing goes the usual way, which stores it again, and the one after is
+    served. A listing's own answer is not taken for that request (nor decoded twice to tell)."""
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    kill_the_serving_agent(alpha, target)
+    alpha.run_as_user("rm -rf ~/.cache/envdesk/agent")
+    listings: list = []
+    counts = [commands(alpha, lambda: listings.append(read_inventory(target.runner, target.roots)))
+              for _ in range(3)]
+    assert counts == [2, 1, 0]  # the refused start and the storing call; the new serving agent's start; none
+    for listing in listings:
+        found = {env.path for env in listing.environments}
+        assert {made["path"] for made in sample_envs["alpha"].values() if "/venvs/" in made["path"]} <= found
 
 
 def test_listings_at_the_same_time_all_answer(testbed, sample_envs, kept):

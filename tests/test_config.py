@@ -5,6 +5,7 @@ import pytest
 
 from envdesk.backend.config import ClusterProfile, ClusterStore, DEFAULT_ENV_ROOTS
 from envdesk.backend.errors import ConfigError, InvalidInput, NotFound
+from envdesk.backend.fileio import read_yaml
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.validate import hop_address
 
@@ -100,3 +101,20 @@ def test_roots_with_shell_variables_are_refused():
 def test_login_prompts_are_classified_so_codes_are_never_kept(prompt, kind):
     from envdesk.backend.prompts import classify_prompt
     assert classify_prompt(prompt) == kind
+
+
+def test_a_cluster_list_read_again_is_a_fresh_copy_of_what_the_file_says(tmp_path):
+    """The parsed cluster list is kept for the next read of the same text (a listing reads it each time): each
+    read still gets its own objects, and a file changed in place, even to the same size, is read anew."""
+    paths = AppPaths(tmp_path)
+    store = ClusterStore(paths)
+    store.add(ClusterProfile(name="cedar", host="cedar.example.org", pip_args=["--no-index"]))
+    first = read_yaml(paths.clusters_file, what="cluster list")
+    first["clusters"][0]["pip_args"].append("--changed-in-memory")
+    first["local"] = {"env_roots": ["~/elsewhere"]}
+    assert read_yaml(paths.clusters_file, what="cluster list") == {
+        "clusters": [{"name": "cedar", "host": "cedar.example.org", "pip_args": ["--no-index"]}]}
+    text = paths.clusters_file.read_text()
+    with open(paths.clusters_file, "r+", encoding="utf-8") as handle:  # same file, same size
+        handle.write(text.replace("cedar.example.org", "rowan.example.org"))
+    assert store.get("cedar").host == "rowan.example.org"
