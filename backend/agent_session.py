@@ -19,8 +19,7 @@ import json
 import logging
 import threading
 import time
-import weakref
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import agent_store
 from .errors import Cancelled, ConnectionFailed
@@ -60,6 +59,7 @@ class AgentServer:
         self._lock = threading.Lock()
         self._stream: Stream | None = None
         self._digest = ""
+        self.unusable = False  # a serving agent just started ended without answering: not tried again
 
     def ask(self, agent: str, settings: str, cancel: CancelToken | None, timeout: float) -> CommandResult | None:
         """The answer of the serving agent `agent` to `settings` (its output up to the answer line), started if
@@ -68,13 +68,16 @@ class AgentServer:
         Cancel and timeout stop it (with what it runs), as they stop a command."""
         notes = agent_store.notes_for(self.runner)  # type: ignore[arg-type]
         digest = agent_store.agent_digest(agent)
-        if notes is None or not notes.keeps(digest) or not self._lock.acquire(blocking=False):
+        if self.unusable or notes is None or not notes.keeps(digest) or not self._lock.acquire(blocking=False):
             return None
+        generation = self._generation()
         try:
             for _ in (1, 2):
                 try:
                     stream, fresh = self._running(agent, digest, notes, cancel)
-                except ConnectionFailed as exc:  # the usual way tells what is wrong, in its own words
+                except ConnectionFailed as exc:
+                    if not getattr(self.runner, "connected", True):
+                        raise  # no connection (and one attempt to make it was enough): said as the usual way says it
                     log.info("no serving agent on %s: %s", getattr(self.runner, "name", "?"), exc)
                     return None
                 try:
@@ -84,11 +87,20 @@ class AgentServer:
                     log.info("the serving agent on %s could not answer (%s)", getattr(self.runner, "name", "?"),
                              exc)
                     self._end(stream)
+                    if self._generation() != generation:
+                        raise ConnectionFailed(
+                            f"The connection to {getattr(self.runner, 'name', '?')} was closed.") from exc
                     if fresh:
+                        self.unusable = isinstance(exc, ConnectionFailed) and getattr(self.runner, "connected", True)
                         return None
             return None
         finally:
             self._lock.release()
+
+    def _generation(self) -> object:
+        """What changes when the runner is closed (disconnected by the user, its profile changed): a request
+        under way then ends, rather than reconnecting to a cluster the user let go."""
+        return getattr(self.runner, "_generation", None)
 
     def _running(self, agent: str, digest: str, notes: agent_store.TargetNotes,
                  cancel: CancelToken | None) -> tuple[Stream, bool]:
@@ -177,7 +189,6 @@ def _asks_for_agent(answer: str, digest: str) -> bool:
     return digest in answer and agent_store.asks_for_agent(answer, digest)
 
 
-_servers: weakref.WeakKeyDictionary[Any, AgentServer] = weakref.WeakKeyDictionary()
 _servers_lock = threading.Lock()
 
 
@@ -186,10 +197,11 @@ def server_for(runner: Runner) -> AgentServer | None:
     one (keep_agent) or cannot start one (this computer)."""
     if not getattr(runner, "keep_agent", False) or not hasattr(runner, "start_python"):
         return None
-    with _servers_lock:
-        server = _servers.get(runner)
+    with _servers_lock:  # kept on the runner, so that it goes with it (a module-level table kept runners alive)
+        server: AgentServer | None = getattr(runner, "_agent_server", None)
         if server is None:
-            server = _servers[runner] = AgentServer(runner)  # type: ignore[arg-type]
+            server = AgentServer(runner)  # type: ignore[arg-type]
+            runner._agent_server = server  # type: ignore[attr-defined]
         return server
 
 

@@ -104,8 +104,9 @@ def test_the_serving_agent_refuses_to_write(testbed, kept):
     try:
         path = f"{alpha.home}/venvs/{name}"
         stream.send(json.dumps({"action": "delete", "path": path, "roots": ["~/venvs"]}).encode() + b"\n")
-        out = b""
+        out, deadline = b"", time.monotonic() + 120
         while ANSWER_MARKER.encode() not in out or not out.endswith(b"\n"):
+            assert time.monotonic() < deadline, f"no answer from the serving agent: {out!r}"
             out += stream.receive(0.1)
         answer = json.loads(out.decode().split(ANSWER_MARKER)[1])
         assert answer["ok"] is False and answer["code"] == "invalid" and "only lists" in answer["error"]
@@ -266,3 +267,43 @@ def test_a_tcsh_user_gets_a_serving_agent_too(testbed, tmp_path, home):
     finally:
         session.close()
         cluster.run_as_user(f"rm -rf ~/venvs/{name}")
+
+
+def test_a_closed_session_lets_its_runner_and_serving_agent_go(testbed, tmp_path, home):
+    """The serving agent goes with its runner: once the session is closed and dropped, nothing keeps the runner
+    (with its connection's keys and streams) alive for the rest of the app's life."""
+    import gc
+    import weakref
+
+    import envdesk.backend.ssh_runner  # noqa: F401  (loaded before: a library's first load keeps its caller's frames)
+    session = Session(make_config(tmp_path / "cfg", testbed, ["alpha"]), ScriptedPrompter(), keep_agents=True)
+    target = session.target("alpha")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    assert agent_session.server_for(target.runner).started == 1
+    runner = weakref.ref(target.runner)
+    session.close()
+    del session, target
+    gc.collect()
+    assert runner() is None, "the closed session's runner is still kept"
+
+
+def test_a_listing_under_way_when_the_user_disconnects_ends_without_reconnecting(testbed, sample_envs, kept):
+    """Disconnect (the runner closed) during a served listing: the listing ends with a connection error; it does
+    not log in again, start another agent, and list on a connection the user let go."""
+    target = kept.target("alpha")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    server = agent_session.server_for(target.runner)
+    started = server.started
+    real_answer = server._answer
+
+    def answer(stream, fresh, notes, cancel, timeout):  # the request is sent; the user disconnects meanwhile
+        target.runner.close()
+        return real_answer(stream, fresh, notes, cancel, timeout)
+
+    server._answer = answer  # type: ignore[method-assign]
+    with pytest.raises(ConnectionFailed):
+        read_inventory(target.runner, target.roots)
+    assert server.started == started, "a new serving agent was started after the user disconnected"
+    assert not target.runner.connected, "the runner logged in again after the user disconnected"
