@@ -26,9 +26,6 @@ if _COLLECTING:
 
 def run_app(argv: list[str] | None = None, *, config_dir: str | None = None) -> int:
     """Create the application and its main window (settings from `config_dir` if given), run until it closes."""
-    # What is loaded by now (modules, Qt's types and enumerations) lives as long as the app: the collector
-    # need not go through it again and again while the window is built (a few ms of the start).
-    gc.freeze()
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("EnvDesk")
     app.setOrganizationName("EnvDesk")

@@ -28,8 +28,8 @@ Rules every part must keep:
   ``from __future__ import annotations``, no ``str.removeprefix`` ...).
 * Standard library only; never runs pip, conda or any other program.
 * Each call starts Python on the cluster: import at the top only modules every
-  run needs, the others where they are used, and compile regexes on first use
-  (``pattern``); tests/test_agent_start.py names the modules a listing and a
+  run needs, the others where they are used, and compile regexes where they are
+  used (re.compile keeps them); tests/test_agent_start.py names the modules a listing and a
   begin must not load.
 * The inventory only reads environments: it never writes or modifies anything
   in them (not even conda's environments.txt). Its one write is its own cache
@@ -73,7 +73,7 @@ The answer (see ``inventory``)::
 
 # Only what every run needs is imported here: a run is a Python start on the cluster, and each module
 # more costs it time (ast, platform, select, socket and tempfile cost more than the agent's own work in
-# a small listing). Others are imported where they are used; regexes are compiled on first use (pattern).
+# a small listing). Others are imported where they are used; regexes are compiled where used (re.compile).
 import errno
 import json
 import os
@@ -122,7 +122,7 @@ INCOMPLETE_MESSAGE = (
     "and create it again."
 )
 
-# Regexes, compiled by pattern() when first used.
+# Regexes, compiled when first used (re.compile keeps what it compiled).
 _VERSION_RE = r"^\s*(\d+)\.(\d+)(?:\.(\d+))?"
 _LIB_PY_RE = r"^(?:python|pypy)(\d+)\.(\d+)t?$"
 _CONDA_SUBDIR_RE = r"^(?:noarch|(?:linux|osx|win|zos|freebsd|emscripten|wasi)-[A-Za-z0-9_]+)$"
@@ -138,17 +138,6 @@ RECORD_HEAD_BYTES = 8192
 # Small helpers
 # ---------------------------------------------------------------------------
 
-_PATTERNS = {}
-
-
-def pattern(text, flags=0):
-    """The regex `text` compiled on its first use, then kept: a run compiles only the ones it needs."""
-    compiled = _PATTERNS.get((text, flags))
-    if compiled is None:
-        compiled = _PATTERNS[(text, flags)] = re.compile(text, flags)
-    return compiled
-
-
 def host_name():
     """socket.gethostname(), without importing socket: on POSIX both are uname's node name."""
     if hasattr(os, "uname"):
@@ -160,7 +149,7 @@ def host_name():
 def python_version():
     """platform.python_version(), without importing platform: the version that starts sys.version, with
     the '.0' platform adds to an X.Y."""
-    found = pattern(r"[\w.+]+", re.ASCII).match(sys.version)
+    found = re.compile(r"[\w.+]+", re.ASCII).match(sys.version)
     if found is None:
         import platform
         return platform.python_version()
@@ -210,14 +199,14 @@ def describe_os_error(exc):
 
 def normalize_name(name):
     """PEP 503 normalized project name, used to spot duplicates."""
-    return pattern(r"[-_.]+").sub("-", name).lower()
+    return re.compile(r"[-_.]+").sub("-", name).lower()
 
 
 def normalize_version(text):
     """'3.11.2.final.0' -> '3.11.2', '3.11' -> '3.11'; None if not a version."""
     if not text:
         return None
-    match = pattern(_VERSION_RE).match(text)
+    match = re.compile(_VERSION_RE).match(text)
     if not match:
         return None
     return ".".join(part for part in match.groups() if part is not None)
@@ -227,7 +216,7 @@ def redact_url(url):
     """Drop user names, passwords and tokens from a URL (keeps ssh 'git@')."""
     if not isinstance(url, str):
         return None
-    match = pattern(_URL_USERINFO_RE).match(url)
+    match = re.compile(_URL_USERINFO_RE).match(url)
     if match and match.group(2) != "git":
         url = match.group(1) + url[match.end():]
     return url
@@ -657,7 +646,7 @@ def _unquote(text):
 
 def _strip_yaml_comment(line):
     """Remove a '# comment' that starts a line or follows a space."""
-    return pattern(r"(^|\s)#.*$").sub("", line).rstrip()
+    return re.compile(r"(^|\s)#.*$").sub("", line).rstrip()
 
 
 def parse_condarc_envs_dirs(text):
@@ -669,14 +658,14 @@ def parse_condarc_envs_dirs(text):
         if not line.strip():
             continue
         if in_block:
-            item = pattern(r"^\s*-\s+(.*)$").match(line) or pattern(r"^\s*-$").match(line)
+            item = re.compile(r"^\s*-\s+(.*)$").match(line) or re.compile(r"^\s*-$").match(line)
             if item:
                 value = _unquote(item.group(1)) if item.groups() else ""
                 if value:
                     dirs.append(value)
                 continue
             in_block = False
-        key = pattern(r"^envs_dirs\s*:\s*(.*)$").match(line)
+        key = re.compile(r"^envs_dirs\s*:\s*(.*)$").match(line)
         if not key:
             continue
         rest = key.group(1).strip()
@@ -1063,7 +1052,7 @@ def lib_python_dirs(prefix):
         return []
     result = []
     for entry in list_dir(lib):
-        match = pattern(_LIB_PY_RE).match(entry.name)
+        match = re.compile(_LIB_PY_RE).match(entry.name)
         if match and is_dir_entry(entry):
             result.append(("%s.%s" % match.groups(), entry.path))
     return result
@@ -1195,12 +1184,12 @@ def conda_channel_name(record):
     channel = record.get("schannel") or record.get("channel")
     if not isinstance(channel, str) or not channel:
         return None
-    channel = pattern(r"/t/[^/]+/").sub("/", redact_url(channel)).rstrip("/")  # anaconda.org tokens
+    channel = re.compile(r"/t/[^/]+/").sub("/", redact_url(channel)).rstrip("/")  # anaconda.org tokens
     parts = channel.split("/")
-    if pattern(_CONDA_SUBDIR_RE).match(parts[-1]) and len(parts) > 1:
+    if re.compile(_CONDA_SUBDIR_RE).match(parts[-1]) and len(parts) > 1:
         parts = parts[:-1]
     channel = "/".join(parts)
-    match = pattern(r"^https?://(?:conda\.anaconda\.org|repo\.anaconda\.com|"
+    match = re.compile(r"^https?://(?:conda\.anaconda\.org|repo\.anaconda\.com|"
                     r"repo\.continuum\.io)/(.+)$").match(channel)
     return match.group(1) if match else channel
 
@@ -1219,9 +1208,9 @@ def _read_record_head(path):
         head = handle.read(RECORD_HEAD_BYTES).decode("utf-8", "replace")
     if not head.lstrip().startswith("{"):
         return None
-    first = pattern(_RECORD_INDENT_RE, re.M).search(head)
+    first = re.compile(_RECORD_INDENT_RE, re.M).search(head)
     top = first.group(1) if first else None
-    keys = dict((key, value) for indent, key, value in pattern(_RECORD_KEY_RE, re.M).findall(head)
+    keys = dict((key, value) for indent, key, value in re.compile(_RECORD_KEY_RE, re.M).findall(head)
                 if indent == top)   # top-level keys only, never nested ones
     if "channel" not in keys and "schannel" not in keys:
         return None
@@ -1274,7 +1263,7 @@ def _spec_list(text):
 
 def spec_name(spec):
     """Package name of a conda match spec ('conda-forge::numpy>=1.2' -> 'numpy')."""
-    match = pattern(_SPEC_NAME_RE).match(spec.split("::")[-1])
+    match = re.compile(_SPEC_NAME_RE).match(spec.split("::")[-1])
     return match.group(1).lower() if match else spec.lower()
 
 
@@ -1483,7 +1472,7 @@ def read_changing(path):
     except (OSError, ValueError):
         return None
     snap = info.get("snapshot") if isinstance(info, dict) else None
-    if not isinstance(snap, str) or not pattern(_SNAPSHOT_ID_RE).match(snap):
+    if not isinstance(snap, str) or not re.compile(_SNAPSHOT_ID_RE).match(snap):
         return None
     try:
         record = read_json(os.path.join(path, ENVDESK_DIR, SNAPSHOTS_DIR, snap + ".json"), MAX_RECORD_BYTES)
@@ -1617,7 +1606,7 @@ def user_sites():
     except OSError:
         return found
     for entry in entries:
-        match = pattern(_USER_SITE_RE).match(entry.name)
+        match = re.compile(_USER_SITE_RE).match(entry.name)
         folder = os.path.join(lib, entry.name, "site-packages")
         if not match or not os.path.isdir(folder):
             continue

@@ -380,7 +380,7 @@ def drop_snapshot(path, snap_id):
     """Forget a snapshot taken before a change that changed nothing (or was rolled back)."""
     if not snap_id:
         return
-    if not pattern(_SNAPSHOT_ID_RE).match(str(snap_id)):
+    if not re.compile(_SNAPSHOT_ID_RE).match(str(snap_id)):
         raise ActionError("%r is not a snapshot id." % snap_id, CODE_INVALID)
     try:
         os.unlink(os.path.join(snapshot_dir(path), str(snap_id) + ".json"))
@@ -405,7 +405,7 @@ def list_snapshots(path):
 
 
 def read_snapshot(path, snap_id):
-    if not pattern(_SNAPSHOT_ID_RE).match(str(snap_id)):
+    if not re.compile(_SNAPSHOT_ID_RE).match(str(snap_id)):
         raise ActionError("%r is not a snapshot id." % snap_id, CODE_INVALID)
     file_path = os.path.join(snapshot_dir(path), str(snap_id) + ".json")
     if not os.path.isfile(file_path):
@@ -580,7 +580,7 @@ def client_token(cfg):
     token = cfg.get("token")
     if token is None:
         return None
-    if not isinstance(token, str) or not pattern(r"^[0-9a-f]{24}$").match(token):
+    if not isinstance(token, str) or not re.compile(r"^[0-9a-f]{24}$").match(token):
         raise ActionError("%r is not a lock token." % (token,), CODE_INVALID)
     return token
 
@@ -597,7 +597,7 @@ _VENV_BIN = ("bin", "Scripts")
 _VENV_LIB = ("lib", "Lib", "lib64")
 _VENV_INCLUDE = ("include", "Include")
 _VENV_DATA = ("share", "etc", "man")     # only what an installed package recorded (jupyter, man pages ...)
-# Regexes (see pattern in read.py), of what venv tools write there: _VENV_PROGRAM_RE is case-insensitive.
+# Regexes (compiled where used, as in read.py), of what venv tools write there: _VENV_PROGRAM_RE is case-insensitive.
 _VENV_PROGRAM_RE = (r"^(?:python|pythonw|pypy|pypyw)[0-9.]*t?(?:\.exe|\.dll)?$|^libpypy[0-9.]*-c\.|"
                     r"^(?:activate|deactivate)(?:\.[a-z0-9]+|_this\.py)?$|^pydoc(?:\.bat)?$|"
                     r"^venvw?launcher\.exe$")
@@ -700,7 +700,7 @@ class _Recorded(object):
                 if lib == "Lib":
                     folders.append(os.path.join(base, "site-packages"))
                 for entry in list_dir(base):
-                    if pattern(_LIB_PY_RE).match(entry.name):
+                    if re.compile(_LIB_PY_RE).match(entry.name):
                         folders.append(os.path.join(entry.path, "site-packages"))
             for folder in folders:
                 if _is_real_dir(folder):
@@ -781,16 +781,16 @@ def check_contents(path):
         if name == ENVDESK_DIR and _is_real_dir(entry.path):
             pass
         elif conda:
-            if not (name in CONDA_TOP or pattern(_CONDA_TOP_RE).search(name) or (name,) in recorded.conda()):
+            if not (name in CONDA_TOP or re.compile(_CONDA_TOP_RE).search(name) or (name,) in recorded.conda()):
                 foreign.append(_entry_label(path, name))
         elif name in VENV_TOP:
             if name in _VENV_BIN:
                 foreign.extend(_foreign_below(path, name, recorded.pip,
-                                               pattern(_VENV_PROGRAM_RE, re.IGNORECASE)))
+                                               re.compile(_VENV_PROGRAM_RE, re.IGNORECASE)))
             elif name in _VENV_LIB:
-                foreign.extend(_foreign_below(path, name, recorded.pip, pattern(_LIB_ENTRY_RE)))
+                foreign.extend(_foreign_below(path, name, recorded.pip, re.compile(_LIB_ENTRY_RE)))
             elif name in _VENV_INCLUDE:
-                foreign.extend(_foreign_below(path, name, recorded.pip, pattern(_INCLUDE_ENTRY_RE)))
+                foreign.extend(_foreign_below(path, name, recorded.pip, re.compile(_INCLUDE_ENTRY_RE)))
             elif name in _VENV_DATA:
                 foreign.extend(_foreign_below(path, name, recorded.pip))
             elif name == ".gitignore" and not _only_star_lines(entry.path):
