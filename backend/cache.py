@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .config import ClusterStore
 from .errors import WriteFailed
 from .fileio import write_atomically
 from .inventory import Inventory, environments_from_agent
 from .jsonpieces import load_object
 from .paths import AppPaths
 from .validate import cluster_name, LOCAL_TARGET
+
+if TYPE_CHECKING:
+    from .config import ClusterStore
 
 
 class InventoryCache:
@@ -65,9 +68,19 @@ class ClusterNames:
     its start); once it changed (or it was never read) it is read through the store."""
 
     def __init__(self, paths: AppPaths, store: ClusterStore | None = None) -> None:
+        self.paths = paths
         self.source = paths.clusters_file
-        self.store = store or ClusterStore(paths)
+        self._store = store
         self.file = paths.cache_dir / "clusters.json"
+
+    @property
+    def store(self) -> ClusterStore:
+        """The store that reads clusters.yaml, made when first asked for (its module is ~8 M instructions of
+        the window's start, which reads the names kept here)."""
+        if self._store is None:
+            from .config import ClusterStore
+            self._store = ClusterStore(self.paths)
+        return self._store
 
     def load(self) -> list[str]:
         """The clusters' names in the order they were added; the store's ConfigError when the file is wrong."""

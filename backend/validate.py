@@ -5,7 +5,6 @@ import ipaddress
 import ntpath
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from .errors import InvalidInput
@@ -87,6 +86,8 @@ def plain_text(value: str, what: str) -> str:
     if not isinstance(value, str) or not value or any(c in value for c in "\n\r\0"):
         raise InvalidInput(f"The {what} {shown(value)} is empty or spans several lines.",
                            f"Give the {what} on one line.")
+    import unicodedata  # here, as the window's start checks no text
+
     odd = next((c for c in value if c in _BIDI or c in _LINE_BREAKS
                 or unicodedata.category(c) in ("Cc", "Cs")), None)
     if odd is not None:

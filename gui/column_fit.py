@@ -106,9 +106,14 @@ class ColumnFitter(QObject):
         of their text; the widest, and any with an icon within an icon's width of it, are sized by the view."""
         model, metrics = self.view.model(), self.view.fontMetrics()
         widths = []
+        measured: dict[str, int] = {}  # a text repeated down the column (a kind, a Python) is measured once
         for row in range(min(model.rowCount(), ROWS_MEASURED)):
             text = model.index(row, column).data()
-            widths.append(metrics.horizontalAdvance("" if text is None else str(text)))
+            text = "" if text is None else str(text)
+            width = measured.get(text)
+            if width is None:
+                width = measured[text] = metrics.horizontalAdvance(text)
+            widths.append(width)
         if not widths:
             return 0
         slack = (self.view.iconSize().width() if self.view.iconSize().isValid() else 16) + 8  # a decoration

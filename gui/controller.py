@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from PySide6.QtCore import QObject, Signal
 
 from envdesk.backend.cache import ClusterNames, InventoryCache
-from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
 from envdesk.backend.inventory import Environment, Inventory
@@ -28,6 +27,7 @@ from .tasks import Task, TaskRunner
 
 if TYPE_CHECKING:  # the operations load on first use, in the method that needs one (the window opens sooner)
     from envdesk.backend.capabilities import Capabilities
+    from envdesk.backend.config import ClusterProfile, ClusterStore
     from envdesk.backend.operations.check import CheckStep, ConnectionCheck
     from envdesk.backend.operations.common import Progress
     from envdesk.backend.operations.diff import Comparison
@@ -110,11 +110,10 @@ class AppController(QObject):
         super().__init__(parent)
         self.paths = paths
         self.prompter = prompter
-        self.store = ClusterStore(paths)
         self._session: Session | None = None
         self._session_lock = threading.Lock()
         self.cache = InventoryCache(paths)
-        self.cluster_names = ClusterNames(paths, self.store)
+        self.cluster_names = ClusterNames(paths)  # its store, shared: see `store`
         self.cached_lists = CachedListLoader(self.cache, self, paused=later)
         self.cached_lists.loaded.connect(self._cached_list_read)
         self.unread: set[str] = set()  # targets whose cached list is still to be read (in the background)
@@ -127,6 +126,12 @@ class AppController(QObject):
         self.reaching: dict[str, Task] = {}  # the latest connect or refresh started per target
         self.disk_reports: dict[str, DiskReport] = {}  # the latest disk report of each target measured
         self.reload_targets(first=first)
+
+    @property
+    def store(self) -> ClusterStore:
+        """The clusters' profiles (clusters.yaml), loaded once one is read or changed: the window's start needs
+        only their names, which ClusterNames keeps."""
+        return self.cluster_names.store
 
     @property
     def session(self) -> Session:

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QTableView, QTabWidget,
+from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QPlainTextEdit, QPushButton, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from envdesk.backend.errors import EnvDeskError
@@ -147,6 +147,7 @@ class DetailsPanel(QTabWidget):
         if self.environment is None:
             return None
         if path is None:
+            from PySide6.QtWidgets import QFileDialog
             path, _ = QFileDialog.getSaveFileName(self, "Save the job script", "job.sh",
                                                   "Shell scripts (*.sh);;All files (*)")
             if not path:
@@ -157,6 +158,7 @@ class DetailsPanel(QTabWidget):
         try:
             return save_job_script(self.environment, self.place or Place(), Path(path))
         except EnvDeskError as exc:
+            from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "The job script was not saved", str(exc))
             return None
 

@@ -9,8 +9,8 @@ from PySide6.QtCore import (QByteArray, QConcatenateTablesProxyModel, QEvent, QM
                             QPersistentModelIndex, QPoint, QSettings, QSize, QSortFilterProxyModel, Qt, QTimer)
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
                            QKeySequence, QResizeEvent, QShowEvent)
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QListView, QMainWindow, QMenu, QMessageBox, QPushButton, QSplitter, QTableView,
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QListView, QMainWindow, QMenu, QPushButton, QSplitter, QTableView,
                                QToolBar, QVBoxLayout, QWidget)
 
 from envdesk.backend.errors import EnvDeskError, HostKeyChanged
@@ -249,6 +249,7 @@ class MainWindow(QMainWindow):
         try:
             install(files, running_command())
         except (OSError, ValueError) as exc:
+            from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "Applications menu", f"EnvDesk could not add itself to the menu: {exc}")
             return files.entry
         self.statusBar().showMessage(f"EnvDesk is in your applications menu ({files.entry}).", 15000)
@@ -455,6 +456,7 @@ class MainWindow(QMainWindow):
     def _may_stop(self, running: list) -> bool:
         """Ask before closing stops work in progress (a cancelled change is rolled back)."""
         names = "\n".join(f"• {task.title}" for task in running[:8])
+        from PySide6.QtWidgets import QMessageBox
         answer = QMessageBox.question(
             self, "Stop running operations?",
             f"These are still running:\n{names}\n\nClosing EnvDesk cancels them; changes in progress are "
@@ -465,6 +467,7 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         """Version and where to read more."""
         from envdesk.backend.about import version  # importlib.metadata: ~25 ms the start need not wait for
+        from PySide6.QtWidgets import QMessageBox
         QMessageBox.about(self, "About EnvDesk",
                           f"<b>EnvDesk {version()}</b><p>Manage your Python environments on HPC clusters "
                           "from this computer, without a shell.</p><p>Your settings are in "
@@ -479,6 +482,7 @@ class MainWindow(QMainWindow):
         rows = "".join(f"<tr><td>{a.text()}</td><td><b>"
                        f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td></tr>"
                        for a in actions)
+        from PySide6.QtWidgets import QMessageBox
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table><p>Tab and Shift+Tab move "
                                 "between every control, in every list and box.</p>")
 
@@ -665,6 +669,7 @@ class MainWindow(QMainWindow):
 
     def _operation_failed(self, task, error: EnvDeskError) -> None:
         if isinstance(error, HostKeyChanged):
+            from PySide6.QtWidgets import QMessageBox
             QMessageBox.critical(self, "Server identity changed", str(error))
         self.statusBar().showMessage(f"{task.title} failed: {error.message}", 15000)
         if self.showing_all():  # a target's state (an error) changed, not its list
@@ -688,6 +693,7 @@ class MainWindow(QMainWindow):
         try:
             profile = self.controller.profile(name)
         except EnvDeskError as exc:
+            from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "Cannot edit", str(exc))
             return
         ClusterDialog(self.controller, profile=profile, parent=self).exec()
@@ -696,6 +702,7 @@ class MainWindow(QMainWindow):
         name = self.selected_entry()
         if name in (LOCAL_TARGET, ALL_TARGETS):
             return
+        from PySide6.QtWidgets import QMessageBox
         answer = QMessageBox.question(self, "Remove cluster", f"Remove {name} from EnvDesk? Its environments on "
                                       "the cluster are not touched.")
         if answer == QMessageBox.StandardButton.Yes:
@@ -747,6 +754,7 @@ class MainWindow(QMainWindow):
 
     def revert_environment(self, env: Environment, snapshot: Snapshot) -> None:
         target = self.current_target()
+        from PySide6.QtWidgets import QMessageBox
         answer = QMessageBox.question(self, "Revert", f"Put {env.name} back as it was on {snapshot.local_time()}? "
                                       "The current packages are saved as a snapshot first.")
         if answer != QMessageBox.StandardButton.Yes:
@@ -768,6 +776,7 @@ class MainWindow(QMainWindow):
             return
         target = self.current_target()
         default = str(Path.home() / f"{env.name.split('/')[0]}.envdesk.yaml")
+        from PySide6.QtWidgets import QFileDialog
         path, chosen = QFileDialog.getSaveFileName(self, "Export environment", default, ";;".join(EXPORT_FILTERS))
         if path:
             fmt, usual = EXPORT_FILTERS.get(chosen, ("envdesk", "envdesk.yaml"))
@@ -779,6 +788,7 @@ class MainWindow(QMainWindow):
                                       lambda saved: self.statusBar().showMessage(f"Exported to {saved}", 10000))
 
     def import_environment(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
         path, _ = QFileDialog.getOpenFileName(self, "Import an environment", str(Path.home()),
                                               "Environment files (*.yaml *.yml *.txt);;All files (*)")
         if path:
@@ -789,6 +799,7 @@ class MainWindow(QMainWindow):
         try:
             dialog = ImportDialog.from_file(self.controller, target, path, parent=self)
         except EnvDeskError as exc:
+            from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "Cannot import", str(exc))
             return
         if dialog.exec():
@@ -818,6 +829,7 @@ class MainWindow(QMainWindow):
 
         def confirm(size: tuple[int, int] | None) -> None:
             amount = f" ({human_size(size[0])} in {size[1]:,} files)" if size else ""
+            from PySide6.QtWidgets import QMessageBox
             box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
                               f"Delete the folder {env.path}{amount}? This cannot be undone.",
                               QMessageBox.StandardButton.Cancel, self)
@@ -865,6 +877,7 @@ class MainWindow(QMainWindow):
                                          f"\"{kernel.display_name}\" in new notebooks.", 15000)
 
         def offer(message: str) -> Task | None:
+            from PySide6.QtWidgets import QMessageBox
             answer = QMessageBox.question(self, "Make a Jupyter kernel", f"{message}\n\nInstall ipykernel in "
                                           f"{env.name} now (an update: a snapshot is saved first) and make the kernel?")
             if answer != QMessageBox.StandardButton.Yes:

@@ -7,7 +7,7 @@ import bisect
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QPalette
@@ -21,6 +21,12 @@ from envdesk.backend.sizes import size_text as human_size
 from .resources import icon
 
 Index = QModelIndex | QPersistentModelIndex
+# The roles EnvironmentTableModel.data answers, as plain ints: Qt asks ~10 roles per cell it paints, and each
+# Qt.ItemDataRole.X looked up in data() costs as much as comparing several ints.
+_DISPLAY, _DECORATION, _EDIT, _TOOLTIP, _ALIGNMENT, _FOREGROUND, _ACCESSIBLE = (int(role) for role in (
+    Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.EditRole,
+    Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.ForegroundRole,
+    Qt.ItemDataRole.AccessibleTextRole))
 STATE_TEXT = {"idle": "not connected", "connecting": "connecting…", "connected": "connected", "error": "error",
               "local": "always available"}
 
@@ -222,28 +228,22 @@ class EnvironmentTableModel(_Table):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if role not in self.ANSWERED or not index.isValid():
             return None
-        env, target = self.environments[index.row()], self.targets[index.row()]
+        row = index.row()
+        env, target = self.environments[row], self.targets[row]
         key = self.keys[index.column()]
         if key in ("size", "files") and role in self.USAGE_ROLES:
             return self._usage_data(env, target, key, role)
-        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            if key == "packages":
-                return env.package_count if env.state == "ok" else env.state
-            return {"name": env.name, "cluster": self.labels.get(target, target), "kind": env.kind,
-                    "python": env.python or "?", "location": self.short_path(env.path, target),
-                    "modules": " ".join(env.modules)}[key]
-        if role == Qt.ItemDataRole.EditRole:  # sort keys
-            return {"name": env.name.lower(), "cluster": (self.labels.get(target, target).lower(), env.name.lower()),
-                    "kind": env.kind,
-                    "python": tuple(int(p) for p in (env.python or "0").split(".") if p.isdigit()),
-                    "packages": env.package_count, "location": env.path, "modules": " ".join(env.modules)}[key]
-        found = self.findings.get((target, env.name))
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return "\n".join([env.error or env.path] + [f"⚠ {title}" for title in found or ()])
-        if role == Qt.ItemDataRole.DecorationRole and key == "name" and found:
+        if role == _DISPLAY or role == _ACCESSIBLE:
+            return _CELL_TEXT[key](self, env, target)
+        if role == _EDIT:
+            return _SORT_KEY[key](self, env, target)
+        if role == _TOOLTIP:
+            return "\n".join([env.error or env.path]
+                             + [f"⚠ {title}" for title in self.findings.get((target, env.name)) or ()])
+        if role == _DECORATION and key == "name" and self.findings.get((target, env.name)):
             from PySide6.QtWidgets import QStyle  # ~5 ms of enumerations: loaded once a finding is shown
             return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
-        if role == Qt.ItemDataRole.ForegroundRole and env.state != "ok":
+        if role == _FOREGROUND and env.state != "ok":
             return QColor("#d64541")
         if role == self.EnvRole:
             return env
@@ -295,6 +295,25 @@ class EnvironmentTableModel(_Table):
             return ""
         more = "" if usage.complete else "+"
         return (human_size(usage.bytes) if key == "size" else f"{usage.files:,}") + more
+
+
+# What each column of EnvironmentTableModel shows (DisplayRole) and sorts by (EditRole), per (model, env, target).
+_CELL_TEXT: dict[str, Callable[[EnvironmentTableModel, Environment, str], Any]] = {
+    "name": lambda model, env, target: env.name,
+    "cluster": lambda model, env, target: model.labels.get(target, target),
+    "kind": lambda model, env, target: env.kind,
+    "python": lambda model, env, target: env.python or "?",
+    "packages": lambda model, env, target: env.package_count if env.state == "ok" else env.state,
+    "location": lambda model, env, target: model.short_path(env.path, target),
+    "modules": lambda model, env, target: " ".join(env.modules)}
+_SORT_KEY: dict[str, Callable[[EnvironmentTableModel, Environment, str], Any]] = {
+    "name": lambda model, env, target: env.name.lower(),
+    "cluster": lambda model, env, target: (model.labels.get(target, target).lower(), env.name.lower()),
+    "kind": lambda model, env, target: env.kind,
+    "python": lambda model, env, target: tuple(int(p) for p in (env.python or "0").split(".") if p.isdigit()),
+    "packages": lambda model, env, target: env.package_count,
+    "location": lambda model, env, target: env.path,
+    "modules": lambda model, env, target: " ".join(env.modules)}
 
 
 class PackageTableModel(_Table):

@@ -1,7 +1,7 @@
 """Login questions from worker threads, answered in dialogs on the GUI thread without blocking it.
 
-The trust question's dialog lives in dialogs/trust_dialog.py; it loads with the first trust question (or when
-`TrustDialog` is named here), not with the window."""
+The questions' dialogs live in dialogs/login_dialog.py and dialogs/trust_dialog.py; each loads with the first
+question of its kind (or when `LoginDialog` or `TrustDialog` is named here), not with the window."""
 from __future__ import annotations
 
 import threading
@@ -10,28 +10,29 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QLabel, QLineEdit, QVBoxLayout,
-                               QWidget)
-
-from envdesk.backend.prompts import SecretAnswer, SecretRequest
+from PySide6.QtWidgets import QWidget
 
 if TYPE_CHECKING:  # hostkeys loads paramiko, which the window needs only once a cluster is reached
     from envdesk.backend.hostkeys import ServerIdentity
+    from envdesk.backend.prompts import SecretAnswer, SecretRequest  # loaded once a secret is asked for
+    from PySide6.QtWidgets import QDialog
 
+    from .dialogs.login_dialog import LoginDialog
     from .dialogs.trust_dialog import TrustDialog
 
 __all__ = ["LoginDialog", "QtPrompter", "TrustDialog"]
 
 
 def __getattr__(name: str) -> Any:
-    """`TrustDialog`, from its module (loaded now if it was not: it judges host keys with the presets)."""
+    """`LoginDialog` and `TrustDialog`, from their modules (loaded now if they were not: the trust dialog
+    judges host keys with the presets, and a dialog's Qt types cost the window's start ~10 ms)."""
+    if name == "LoginDialog":
+        from .dialogs.login_dialog import LoginDialog
+        return LoginDialog
     if name != "TrustDialog":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from .dialogs.trust_dialog import TrustDialog
     return TrustDialog
-
-_KIND_TITLES = {"password": "Password", "passphrase": "Key passphrase", "code": "One-time code",
-                "prompt": "Login question"}
 
 
 @dataclass
@@ -42,53 +43,6 @@ class _Pending:
     payload: Any
     event: threading.Event = field(default_factory=threading.Event)
     answer: Any = None
-
-
-class LoginDialog(QDialog):
-    """Asks for one password, passphrase or one-time code, exactly as the server worded it."""
-
-    def __init__(self, request: SecretRequest, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"{_KIND_TITLES.get(request.kind, 'Login')} for {request.cluster}")
-        self.setAccessibleName("Login prompt")
-        layout = QVBoxLayout(self)
-        if request.instructions:
-            info = QLabel(request.instructions)
-            info.setWordWrap(True)
-            layout.addWidget(info)
-        if request.kind == "code":
-            hint = QLabel("Enter the code from your authenticator app, or approve the push on your phone "
-                          "and leave this empty.")
-            hint.setWordWrap(True)
-            layout.addWidget(hint)
-        label = QLabel(request.prompt)
-        layout.addWidget(label)
-        self.field = QLineEdit()
-        self.field.setAccessibleName(request.prompt)
-        self.field.setEchoMode(QLineEdit.EchoMode.Normal if request.echo else QLineEdit.EchoMode.Password)
-        label.setBuddy(self.field)
-        layout.addWidget(self.field)
-        self.remember = QCheckBox("Remember in the system keyring")
-        self.remember.setAccessibleName("Remember in the system keyring")
-        self.remember.setToolTip("Keep it in your system's keyring, so EnvDesk does not ask again")
-        self.remember.setVisible(request.can_remember)
-        layout.addWidget(self.remember)
-        problem = request.keyring_note if request.rememberable else None  # found by the worker that asked
-        if problem:
-            self.no_keyring = QLabel(problem)
-            self.no_keyring.setWordWrap(True)
-            layout.addWidget(self.no_keyring)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setToolTip(f"Send this answer to {request.cluster}")
-        buttons.button(QDialogButtonBox.StandardButton.Cancel).setToolTip(
-            f"Do not log in to {request.cluster} now (you can connect again later)")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-        self.field.setFocus()
-
-    def answer(self) -> SecretAnswer:
-        return SecretAnswer(self.field.text(), self.remember.isChecked() and self.remember.isVisible())
 
 
 class QtPrompter(QObject):
@@ -150,6 +104,9 @@ class QtPrompter(QObject):
             pending.event.set()
             self._show_next()
             return
+        from PySide6.QtWidgets import QDialog
+
+        from .dialogs.login_dialog import LoginDialog
         if pending.kind == "secret":
             dialog: QDialog = LoginDialog(pending.payload, self._parent)
         else:

@@ -218,10 +218,9 @@ main(["--config-dir", sys.argv[1]])
 LOADED_LATER = ("yaml", "envdesk.backend.agent_client", "envdesk.backend.agent_store", "envdesk.backend.runner")
 
 
-def test_the_first_paint_makes_no_more_of_pyside_than_it_shows(tmp_path):
-    """Before the cached list is first painted: no application-wide filter (the keyboard conventions come
-    right after), none of what sends PySide through every type, no QStyle; neither PyYAML (the clusters' names
-    are kept from the last start) nor the agent client and the runners (~25 ms of imports together)."""
+def made_before_paint(tmp_path) -> dict[str, dict]:
+    """MADE_BEFORE_PAINT's report for an empty window ("empty") and for EnvDesk opening on cached lists
+    ("envdesk", as `envdesk --config-dir DIR` starts)."""
     paths = cached_clusters(tmp_path)
     env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": "offscreen"}
     seen = {}
@@ -229,6 +228,14 @@ def test_the_first_paint_makes_no_more_of_pyside_than_it_shows(tmp_path):
         ran = subprocess.run([sys.executable, "-c", MADE_BEFORE_PAINT, config], capture_output=True, text=True,
                              timeout=300, env=env)
         seen[key] = json.loads(ran.stdout.strip().splitlines()[-1])
+    return seen
+
+
+def test_the_first_paint_makes_no_more_of_pyside_than_it_shows(tmp_path):
+    """Before the cached list is first painted: no application-wide filter (the keyboard conventions come
+    right after), none of what sends PySide through every type, no QStyle; neither PyYAML (the clusters' names
+    are kept from the last start) nor the agent client and the runners (~25 ms of imports together)."""
+    seen = made_before_paint(tmp_path)
     ours = seen["envdesk"]
     assert set(ours["enums"]) & ({"WizardButton", "StandardPixmap"} - set(seen["empty"]["enums"])) == set()
     assert ours["filter"] is not True
@@ -258,3 +265,46 @@ def test_the_clusters_names_are_read_again_once_their_file_changed(tmp_path):
     with pytest.raises(ConfigError):
         ClusterNames(paths).load()
 
+
+
+# What the window's start leaves for later (issue 11, point 6): the command line's parser, the dialogs' Qt types
+# (message boxes, file dialogs, the login question), the clusters' profiles (their names are kept) and what only
+# an operation's result or a checked text needs.
+# Counted as modules and enumeration classes at the first paint, never timed.
+
+LEFT_FOR_LATER = ("envdesk.cli", "envdesk.commands", "envdesk.backend.prompts", "envdesk.backend.secrets",
+                  "envdesk.backend.config", "envdesk.gui.dialogs.login_dialog", "html", "subprocess", "unicodedata")
+DIALOG_ENUMS = {"StandardButton", "ButtonRole", "DialogCode", "FileMode", "AcceptMode", "DialogLabel",
+                "ParsingMode", "ComponentFormattingOption"}  # QMessageBox, QDialogButtonBox, QDialog, QFileDialog, QUrl
+
+
+def test_the_first_paint_loads_no_dialog_nor_the_command_line(tmp_path):
+    """`envdesk --config-dir DIR` opens the window without the command line's parser; before the cached list
+    is first painted, no dialog's Qt type is made and none of LEFT_FOR_LATER is loaded."""
+    seen = made_before_paint(tmp_path)
+    loaded = seen["envdesk"]["modules"]
+    assert "envdesk.gui.main_window" in loaded and "envdesk.gui.prompter" in loaded
+    assert [name for name in LEFT_FOR_LATER if name in loaded] == []
+    assert DIALOG_ENUMS & (set(seen["envdesk"]["enums"]) - set(seen["empty"]["enums"])) == set()
+
+
+APP_ARGUMENTS = [[], ["-v"], ["--verbose"], ["--config-dir", "/x"], ["--config-dir=/x"],
+                 ["-v", "--config-dir", "/x", "--verbose"], ["--config-dir", "/x", "--config-dir", "/y"],
+                 ["--config-dir"], ["--config-dir", "-v"], ["--config-dir="], ["--config"], ["--", "env"],
+                 ["--config-dir", "/x", "env", "list"], ["env", "list", "local"], ["--version"], ["--help"],
+                 ["-vv"], ["--verbose=1"], ["-x"], ["--remove-desktop-entry", "-v"]]
+
+
+@pytest.mark.parametrize("args", APP_ARGUMENTS)
+def test_the_apps_options_are_read_as_the_command_line_reads_them(args):
+    """launch reads the app's plain options itself (no argparse before the window); where it says the app
+    opens, the command line's own parser (the referee) opens it with the same folder, and where that parser
+    sees a command or a mistake, launch leaves the arguments to it."""
+    from envdesk.cli import parse_app_options
+    from envdesk.launch import plain_app_options
+    opens_app, config_dir = plain_app_options(args)
+    options = parse_app_options(args)
+    if opens_app:
+        assert options is not None and options.config_dir == config_dir
+    if options is None:
+        assert not opens_app

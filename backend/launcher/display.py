@@ -5,11 +5,8 @@ library; nothing in Python can catch that, so the app checks first and names wha
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +30,7 @@ def missing_libraries(ldd_output: str) -> list[str]:
 
 def _xcb_plugin() -> Path | None:
     """Qt's xcb plugin file, found without importing Qt (importing it is what may abort)."""
+    import importlib.util
     spec = importlib.util.find_spec("PySide6")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -47,6 +45,9 @@ def gui_problem() -> str | None:
         return None
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return NO_DISPLAY
+    import shutil
+    import subprocess  # loaded only when the xcb plugin is to be checked
+
     plugin, ldd = _xcb_plugin(), shutil.which("ldd")
     if os.environ.get("WAYLAND_DISPLAY") or plugin is None or ldd is None:
         return None

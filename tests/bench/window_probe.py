@@ -45,9 +45,8 @@ def main() -> None:
     mode, config_dir = sys.argv[1], sys.argv[2]
     settle = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     if mode == "envdesk":  # what `envdesk`'s main loads before it opens the window, in its order (the order
-        import envdesk.cli  # noqa: F401                  changes the cost: see gui/app.py)
-        import envdesk.display  # noqa: F401
-        import envdesk.launch  # noqa: F401
+        import envdesk.launch  # noqa: F401               changes the cost: see gui/app.py); the command line's
+        import envdesk.display  # noqa: F401              parser (envdesk.cli) is not loaded for the app's options
         import envdesk.gui.app  # noqa: F401
     from PySide6.QtCore import QTimer
     from PySide6.QtGui import QPaintEvent
