@@ -26,6 +26,7 @@ from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, 
                      join_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
+from .ssh_predial import Predial, claim, no_delay, note
 from .ssh_transport import LoginTransport
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def _dial(host: str, port: int, opening: _Opening, timeout: float = CONNECT_TIME
             if code:
                 raise OSError(code, os.strerror(code))
             sock.setblocking(True)
-            _no_delay(sock)
+            no_delay(sock)
             return sock
         except OSError as exc:
             last = exc
@@ -215,25 +216,30 @@ def _dial(host: str, port: int, opening: _Opening, timeout: float = CONNECT_TIME
     raise last
 
 
-def _no_delay(sock: socket.socket) -> None:
-    """Send each SSH packet at once (TCP_NODELAY, as OpenSSH does): otherwise the kernel holds a small packet
-    that follows another one until the first is acknowledged, which the peer may delay by 40 ms or more."""
+def _take(early: Predial, opening: _Opening) -> socket.socket:
+    """The socket dialled early (see ssh_predial), once it is open; dropped at once on abort."""
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:  # not TCP after all (a test's socket pair): nothing to hold back
-        pass
+        return opening.add(early.opened(opening.check))
+    except BaseException:
+        early.drop()
+        raise
 
 
 class _Wire:
     """The socket (or jump host channel) under a Transport, keeping what the server sent first, so a failed
-    handshake can tell a silent server from one that speaks another protocol, or hangs up."""
+    handshake can tell a silent server from one that speaks another protocol, or hangs up.
+
+    `greeting`: the line (SSH-2.0-...) already sent on a socket dialled early (see ssh_predial); the
+    Transport's first write, that same line, is not sent twice."""
 
     KEEP = 256
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, greeting: str = "") -> None:
         self.sock = sock
         self.first = b""
         self.hung_up = False
+        self.greeting = greeting
+        self._greeted = f"{greeting}\r\n".encode("ascii") if greeting else b""
 
     def recv(self, size: int) -> bytes:
         try:
@@ -250,6 +256,11 @@ class _Wire:
         return data
 
     def send(self, data: bytes) -> int:
+        if self._greeted:
+            greeted, self._greeted = self._greeted, b""
+            if not bytes(data).startswith(greeted):
+                raise OSError("paramiko did not begin with the greeting sent already")
+            return len(greeted)
         try:
             return self.sock.send(data)
         except (socket.timeout, BlockingIOError, InterruptedError):
@@ -581,6 +592,13 @@ class SSHRunner(Runner):
                     raise
             self._hops = opened
             self.connections_opened += 1
+        self._note_first_hop(opened)
+
+    def _note_first_hop(self, opened: _Hops) -> None:
+        """Where this connection went first, with the greeting it sent: the next command line dials it early."""
+        first = (*self.plan.jumps, self.plan.target)[0]
+        if self.local_cache is not None and opened.transports:
+            note(self.local_cache, self.name, first.host, first.port, opened.transports[0].local_version)
 
     @contextlib.contextmanager
     def _opening(self, cancel: CancelToken | None) -> Iterator[_Opening]:
@@ -611,8 +629,10 @@ class SSHRunner(Runner):
         Whatever goes wrong is a ConnectionFailed that says whether the server was silent, spoke something
         else than SSH, hung up, or failed the SSH handshake itself.
         """
-        wire = _Wire(self._socket_to(hop, via, opening))
+        wire = self._wire_to(hop, via, opening)
         transport = opening.add(LoginTransport(wire))
+        if wire.greeting:
+            transport.local_version = wire.greeting  # the line it sends first, and hashes in the key exchange
         transport.banner_timeout = BANNER_TIMEOUT
         transport.handshake_timeout = HANDSHAKE_TIMEOUT
         transport.auth_timeout = AUTH_TIMEOUT
@@ -668,17 +688,22 @@ class SSHRunner(Runner):
             raise ConnectionFailed(f"The connection to {hop.host} broke during the login: {exc or 'closed'}.",
                                    "Check your network connection and try again.") from exc
 
-    def _socket_to(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> Any:
+    def _wire_to(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> _Wire:
+        """A connection to the hop: the one dialled early to it if there is one (see ssh_predial), else a new
+        TCP connection, or a jump host's channel."""
         if via is None:
+            early = claim(hop.host, hop.port)
             try:
-                return _dial(hop.host, hop.port, opening)
+                if early is not None:
+                    return _Wire(_take(early, opening), early.greeting)
+                return _Wire(_dial(hop.host, hop.port, opening))
             except OSError as exc:
                 raise ConnectionFailed(
                     f"Could not reach {hop.host} on port {hop.port}: {exc.strerror or exc}.",
                     "Check your network connection, the host name and the port (VPN needed?).") from exc
         try:
-            return opening.add(via.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
-                                                timeout=CONNECT_TIMEOUT))
+            return _Wire(opening.add(via.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
+                                                      timeout=CONNECT_TIMEOUT)))
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise ConnectionFailed(f"The jump host could not reach {hop.host} on port {hop.port}: {exc}.",
                                    "Check the jump host settings of this cluster.") from exc

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from envdesk.backend.errors import AuthenticationFailed
-from envdesk_fixtures import ScriptedPrompter, make_config, session_for
+from envdesk_fixtures import ScriptedPrompter, make_config, run_cli, session_for
 from test_login_failures import SshdLog
 
 _SERVICE_REQUEST = re.compile(r"receive packet: type 5 \[preauth\]$")  # SSH2_MSG_SERVICE_REQUEST
@@ -176,6 +176,76 @@ def test_env_list_on_the_command_line_logs_in_once_and_loads_only_what_it_needs(
     unwanted = ("keyring", "invoke", "envdesk.backend.operations.create", "envdesk.backend.operations.importing",
                 "envdesk.backend.operations.clone", "envdesk.backend.operations.update")
     assert [name for name in loaded if name.startswith(unwanted)] == []
+
+
+_GREETED = b"remote software version "  # sshd's DEBUG line once it has read the client's greeting
+_WATCHED = """\
+import sys, time
+from envdesk.launch import main
+log, start = sys.argv[1], int(sys.argv[2])
+
+
+def greeted():
+    with open(log, "rb") as handle:
+        handle.seek(start)
+        return %r in handle.read()
+
+
+class WatchParamiko:
+    \"\"\"When paramiko is first looked for: has the cluster's sshd already read this process's greeting?\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "paramiko":
+            sys.meta_path.remove(self)
+            deadline = time.monotonic() + 30  # a bound on the wait, not a timing: it is dialling meanwhile
+            while not greeted() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            print("greeted before paramiko loaded:", greeted(), file=sys.stderr)
+        return None
+
+
+sys.meta_path.insert(0, WatchParamiko())
+sys.exit(main(sys.argv[3:]))
+""" % _GREETED
+
+
+def test_env_list_on_the_command_line_greets_the_cluster_before_loading_paramiko(testbed, sample_envs, tmp_path,
+                                                                                 home):
+    """The TCP handshake and SSH's greeting cost the command line no round trip after its start: it dials where
+    the last connection to the cluster went while it loads paramiko (sshd has read its greeting before paramiko
+    is even looked for), and logs in on that same connection."""
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    assert run_cli("env", "list", "alpha", config=paths.config_dir, home=home).returncode == 0  # notes the way
+    cluster = testbed.clusters["alpha"]
+    saw = SshdSaw(cluster)
+    start = cluster.log_path.stat().st_size
+    result = subprocess.run([sys.executable, "-c", _WATCHED, str(cluster.log_path), str(start), "--config-dir",
+                             str(paths.config_dir), "env", "list", "alpha", "--json"], capture_output=True,
+                            text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout), "it listed something"
+    assert "greeted before paramiko loaded: True" in result.stderr
+    assert saw.connections() == 1
+    assert saw.methods() == ["publickey"]
+
+
+_FROZEN = """\
+import gc, sys
+from envdesk.launch import main
+code = main(sys.argv[1:])
+print("frozen:", gc.get_freeze_count(), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_a_command_line_leaves_the_code_it_loaded_out_of_garbage_collection(tmp_path, home):
+    """The collection at the interpreter's exit walked every object of paramiko, cryptography and EnvDesk (as
+    long as a round trip at 50 ms): the code loaded is frozen (gc.freeze), so that no collection walks it."""
+    result = subprocess.run([sys.executable, "-c", _FROZEN, "--config-dir", str(tmp_path / "cfg"), "env", "list",
+                             "local", "--json"], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    frozen = int(result.stderr.rsplit("frozen:", 1)[1])
+    assert frozen > 10_000, frozen
 
 
 def test_the_clusters_python_starts_without_site(testbed, tmp_path, home):

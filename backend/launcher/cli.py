@@ -5,6 +5,7 @@ This module only parses; the subcommands are in commands.py, loaded once a comma
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -329,13 +330,20 @@ def _build_options(parser: argparse.ArgumentParser) -> None:
 _CONNECT_FIRST = ("env_list", "env_show", "env_export")
 
 
-def _connect_early(args: argparse.Namespace, session: Session) -> None:
-    """Start logging in to the command's cluster on a thread of its own, if its first step is reading it."""
-    from envdesk.backend.errors import EnvDeskError
+def _cluster_read_first(args: argparse.Namespace) -> str | None:
+    """The cluster a command reads first (see _CONNECT_FIRST), if it is one (not this computer)."""
     from envdesk.backend.validate import LOCAL_TARGET
 
     name = getattr(args, "cluster", None)
-    if args.handler not in _CONNECT_FIRST or not name or name == LOCAL_TARGET:
+    return name if args.handler in _CONNECT_FIRST and name and name != LOCAL_TARGET else None
+
+
+def _connect_early(args: argparse.Namespace, session: Session) -> None:
+    """Start logging in to the command's cluster on a thread of its own, if its first step is reading it."""
+    from envdesk.backend.errors import EnvDeskError
+
+    name = _cluster_read_first(args)
+    if name is None:
         return
     try:
         runner = session.target(name).runner
@@ -354,15 +362,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("paramiko").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
-    from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.paths import AppPaths
+
+    paths = AppPaths.resolve(args.config_dir)
+    cluster = _cluster_read_first(args)
+    if cluster is not None:
+        from envdesk.backend import ssh_predial
+        ssh_predial.start(paths.cache_dir, cluster)  # its connection opens while the rest loads
+    from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.targets import Session
 
     from .terminal import TerminalPrompter
-    session = Session(AppPaths.resolve(args.config_dir), TerminalPrompter())
+    session = Session(paths, TerminalPrompter())
     try:
         _connect_early(args, session)
         from envdesk import commands  # loaded while the cluster answers
+        gc.freeze()  # the code just loaded is never garbage: no collection walks it again, nor the one at exit
         return getattr(commands, args.handler)(args, session)
     except EnvDeskError as exc:
         print(f"envdesk: {exc}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """Benchmark: listing every environment of a cluster over SSH at several round-trip times, EnvDesk against
 what a script-savvy user does without it, all measured in the same run on the same links.
 
-    python tests/bench/inventory_rtt.py [--envs 50] [--packages 100] [--rtt 0,50,150] [--repeat 3]
+    python tests/bench/inventory_rtt.py [--envs 50] [--packages 100] [--rtt 0,50,150] [--repeat 3] [--also DIR ...]
 
 As root: it starts the SSH test bed and builds --envs real venvs with --packages real wheels each.
 Each round trip has its own latency proxy in front of the same sshd. Two ways of measuring:
@@ -15,7 +15,8 @@ Each round trip has its own latency proxy in front of the same sshd. Two ways of
 
 EnvDesk's figures are the median of --repeat runs after one untimed listing (so they are warm: a second
 listing with nothing changed); the first listing ever, with no EnvDesk cache on the cluster, is printed
-apart. Baselines run once each.
+apart. Baselines run once each. --also DIR adds a whole-process row for EnvDesk run from another source tree
+(a copy of the repository as it was, say), its runs taking turns with the installed one's.
 """
 from __future__ import annotations
 
@@ -40,11 +41,13 @@ def timed(action: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - began, result
 
 
-def envdesk_list(config: Path, profile: str) -> list[dict[str, Any]]:
-    """`envdesk env list PROFILE --json` as a new process; its parsed answer."""
+def envdesk_list(config: Path, profile: str, command: list[str] | None = None) -> list[dict[str, Any]]:
+    """`envdesk env list PROFILE --json` as a new process (the installed envdesk unless `command` is given);
+    its parsed answer."""
     from envdesk_fixtures import envdesk_command
 
-    result = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "list", profile, "--json"],
+    result = subprocess.run([*(command or envdesk_command()), "--config-dir", str(config), "env", "list", profile,
+                             "--json"],
                             capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
                             env={**os.environ, "HOME": os.environ["HOME"]})
     if result.returncode != 0:
@@ -69,14 +72,36 @@ def median_time(action: Callable[[], Any], repeat: int) -> float:
     return statistics.median(timed(action)[0] for _ in range(repeat))
 
 
+def median_times(actions: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """Median seconds of `repeat` calls of each action, the actions taking turns (so that a machine busier
+    at one moment weighs on each alike)."""
+    seconds: dict[str, list[float]] = {label: [] for label in actions}
+    for _ in range(repeat):
+        for label, action in actions.items():
+            seconds[label].append(timed(action)[0])
+    return {label: statistics.median(values) for label, values in seconds.items()}
+
+
+def also_commands(sources: list[str], work: Path) -> dict[str, list[str]]:
+    """Label -> the `envdesk` command run from each --also source tree."""
+    from bench.create_speed import envdesk_from
+
+    return {f" [{Path(source).name}]": envdesk_from(Path(source).resolve(), work / f"also-{number}")
+            for number, source in enumerate(sources)}
+
+
 def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: str, uv: str,
-            repeat: int) -> list[tuple[int, str, float, float, float]]:
+            repeat: int, also: dict[str, list[str]]) -> list[tuple[int, str, float, float, float]]:
     """Both rows (whole process, live connection) of one round trip: EnvDesk, pip and uv seconds."""
     from envdesk.backend.operations.listing import list_environments
     from envdesk.backend.targets import Session
 
     ms = round(reach.rtt * 1000)
-    whole = median_time(lambda: envdesk_list(paths.config_dir, reach.profile), repeat)
+    commands: dict[str, list[str] | None] = {"": None, **also}
+    for command in commands.values():
+        envdesk_list(paths.config_dir, reach.profile, command)  # untimed: the figures are warm (see above)
+    whole = median_times({label: lambda c=command: envdesk_list(paths.config_dir, reach.profile, c)
+                          for label, command in commands.items()}, repeat)
     live = {}
     for keep in (True, False):  # the app's (a listing agent kept running there), and a command per listing
         session = Session(paths, keep_agents=keep)
@@ -94,7 +119,7 @@ def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: 
         if differ:
             print(f"MISMATCH at {ms} ms: EnvDesk and {label} count packages differently (EnvDesk, {label}): "
                   f"{list(differ.items())[:3]}")
-    return [(ms, "whole process", whole, pip_whole, uv_whole),
+    return [*((ms, f"whole process{label}", seconds, pip_whole, uv_whole) for label, seconds in whole.items()),
             (ms, "live connection", live[True], pip_run["execs"], uv_run["execs"]),
             (ms, "live, a command", live[False], pip_run["execs"], uv_run["execs"])]
 
@@ -105,6 +130,7 @@ def main() -> int:
     parser.add_argument("--packages", type=int, default=100)
     parser.add_argument("--rtt", default="0,50,150", help="round trips in ms, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--also", action="append", default=[], metavar="DIR", help="EnvDesk from this source tree too")
     args = parser.parse_args()
     rtts = [int(ms) for ms in args.rtt.split(",")]
     os.environ["HOME"] = tempfile.mkdtemp(prefix="envdesk-bench-")
@@ -122,12 +148,13 @@ def main() -> int:
         uv = uv_program(alpha) + " pip list --python {env} --format json"
         paths = AppPaths(Path(os.environ["HOME"]) / "config")
         paths.config_dir.mkdir(parents=True)
+        also = also_commands(args.also, Path(os.environ["HOME"]) / "also")
         rows: list[tuple[int, str, float, float, float]] = []
         with proxied_profiles(paths, {f"rtt{ms}": (alpha, ms / 1000) for ms in rtts}) as reaches:
             cold, first = timed(lambda: envdesk_list(paths.config_dir, f"rtt{rtts[0]}"))
             ours = {env["path"]: env["package_count"] for env in first}
             for ms in rtts:
-                rows += measure(reaches[f"rtt{ms}"], paths, envs, ours, pip, uv, args.repeat)
+                rows += measure(reaches[f"rtt{ms}"], paths, envs, ours, pip, uv, args.repeat, also)
     finally:
         bed.close()
 
@@ -138,10 +165,11 @@ def main() -> int:
     print(f"EnvDesk: median of {args.repeat} warm listings; baselines: once each, one SSH connection and one "
           f"exec per environment")
     print(f"first listing ever (no EnvDesk cache on the cluster), whole process at {rtts[0]} ms: {cold:.2f} s")
-    print(f"{'RTT':>6}  {'measured':16} {'EnvDesk':>8} {'pip list/env':>13} {'ratio':>7} "
+    width = max(len(label) for _, label, *_ in rows)
+    print(f"{'RTT':>6}  {'measured':{width}} {'EnvDesk':>8} {'pip list/env':>13} {'ratio':>7} "
           f"{'uv pip list/env':>16} {'ratio':>7}")
     for ms, label, envdesk, pip_s, uv_s in rows:
-        print(f"{ms:>4} ms  {label:16} {envdesk:7.3f}s {pip_s:12.2f}s {pip_s / envdesk:6.1f}x "
+        print(f"{ms:>4} ms  {label:{width}} {envdesk:7.3f}s {pip_s:12.2f}s {pip_s / envdesk:6.1f}x "
               f"{uv_s:15.2f}s {uv_s / envdesk:6.1f}x")
     print("ratio: baseline time / EnvDesk time (above 1: EnvDesk is faster)")
     return 0

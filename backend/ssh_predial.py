@@ -1,0 +1,151 @@
+"""A cluster's TCP connection opened, and SSH's greeting sent, while a command line still loads.
+
+`envdesk env list CLUSTER` spends its first fifth of a second loading Python code (paramiko the bulk of it)
+while the network sits idle; its login then waits for the TCP handshake, the server's start and the servers'
+greeting (SSH-2.0-...) before the key exchange can begin. So the command line dials the cluster's first hop
+at once (start()), from a note of where the last connection to that cluster went first and of the greeting
+it sent; the connect that follows takes that socket (claim()) only if its own plan, with ssh_config honoured,
+goes to that same host and port, and has paramiko send the same greeting (SSHRunner._handshake). A stale note
+costs a TCP connection opened and closed unused. Nothing here imports paramiko.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from pathlib import Path
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+NOTES_FILE = "first-hops.json"
+DIAL_TIMEOUT = 20.0  # as ssh_runner.CONNECT_TIMEOUT
+_MAX_GREETING = 255  # RFC 4253 4.2: the line, without its CR LF
+
+_dials: dict[tuple[str, int], Predial] = {}
+_dials_lock = threading.Lock()
+
+
+def no_delay(sock: socket.socket) -> None:
+    """Send each SSH packet at once (TCP_NODELAY, as OpenSSH does): otherwise the kernel holds a small packet
+    that follows another one until the first is acknowledged, which the peer may delay by 40 ms or more."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # not TCP after all (a test's socket pair): nothing to hold back
+        pass
+
+
+def _valid_greeting(text: object) -> bool:
+    return (isinstance(text, str) and text.startswith("SSH-2.0-") and len(text) <= _MAX_GREETING
+            and text.isascii() and text.isprintable())
+
+
+class Predial:
+    """One TCP connection opened on a thread of its own, the greeting sent as soon as it is open."""
+
+    def __init__(self, host: str, port: int, greeting: str) -> None:
+        self.host = host
+        self.port = port
+        self.greeting = greeting
+        self._sock: socket.socket | None = None
+        self._error: OSError | None = None
+        self._dropped = False
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"dial {host}")
+
+    def _run(self) -> None:
+        sock: socket.socket | None = None
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=DIAL_TIMEOUT)
+            sock.settimeout(None)
+            no_delay(sock)
+            sock.sendall(self.greeting.encode("ascii") + b"\r\n")
+        except OSError as exc:
+            if sock is not None:
+                sock.close()
+            sock, self._error = None, exc
+        with self._lock:
+            if self._dropped and sock is not None:
+                sock.close()
+            else:
+                self._sock = sock
+        self._done.set()
+
+    def begin(self) -> None:
+        """Start dialling."""
+        self._thread.start()
+
+    def opened(self, check: Callable[[], None]) -> socket.socket:
+        """The open socket, its greeting sent, once the dial is done; the dial's OSError if it failed.
+        `check` is called every 0.05 s meanwhile and may raise to abandon the wait (then call drop())."""
+        while not self._done.wait(0.05):
+            check()
+        if self._sock is None:
+            raise self._error or OSError(f"could not connect to {self.host}")
+        return self._sock
+
+    def drop(self) -> None:
+        """Close the connection unused (now, or as soon as it opens)."""
+        with self._lock:
+            self._dropped = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _notes(folder: Path) -> dict[str, list]:
+    try:
+        data = json.loads((folder / NOTES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def start(folder: Path, name: str) -> None:
+    """Dial the first hop noted for the cluster `name` in `folder` (if any), on a thread of its own."""
+    found = _notes(folder).get(name)
+    if not (isinstance(found, list) and len(found) == 3):
+        return
+    host, port, greeting = found
+    if not (isinstance(host, str) and host and isinstance(port, int) and 0 < port < 65536
+            and _valid_greeting(greeting)):
+        return
+    dial = Predial(host, port, greeting)
+    with _dials_lock:
+        if (host, port) in _dials:
+            return
+        _dials[(host, port)] = dial
+    dial.begin()
+
+
+def claim(host: str, port: int) -> Predial | None:
+    """The connection dialled early to exactly `host`:`port`, for one caller only (None if there is none).
+
+    A command line dials one cluster early, and connects to it first: the first claim decides, so any other
+    connection dialled early (from a stale note) is closed unused."""
+    with _dials_lock:
+        found = _dials.pop((host, port), None)
+        others = list(_dials.values())
+        _dials.clear()
+    for other in others:
+        other.drop()
+    return found
+
+
+def note(folder: Path, name: str, host: str, port: int, greeting: str) -> None:
+    """Remember, for the next start(), where the cluster `name`'s connection went first and the greeting it
+    sent; the file is written only when that changed. A note that cannot be written is only a lost hint."""
+    if not _valid_greeting(greeting):
+        return
+    notes = _notes(folder)
+    if notes.get(name) == [host, port, greeting]:
+        return
+    notes[name] = [host, port, greeting]
+    from .errors import EnvDeskError
+    from .fileio import write_atomically
+    try:
+        write_atomically(folder / NOTES_FILE, json.dumps(notes, indent=1))
+    except (OSError, EnvDeskError) as exc:
+        log.info("could not note where %s's connection goes: %s", name, exc)

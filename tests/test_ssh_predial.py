@@ -1,0 +1,135 @@
+"""A cluster dialled early (ssh_predial): the connection a command line opens, and greets on, while it still
+loads paramiko, from a note of where the last connection went first.
+
+The referees are the test bed's sshds (LogLevel DEBUG3): the connections they accept, the greeting they read
+("remote software version ..."), the logins; and the key exchange itself, whose hash covers the greeting
+the client sent: a transport that hashed another one than the server read fails the handshake.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+
+import pytest
+
+from envdesk.backend import ssh_predial
+from envdesk.backend.errors import ConnectionFailed
+from envdesk_fixtures import make_config, session_for
+from test_login_failures import SshdLog
+
+
+def _note(paths, name: str, host: str, port: int, greeting: str) -> None:
+    paths.cache_dir.mkdir(parents=True, exist_ok=True)
+    (paths.cache_dir / ssh_predial.NOTES_FILE).write_text(json.dumps({name: [host, port, greeting]}))
+
+
+def _notes(paths) -> dict:
+    return json.loads((paths.cache_dir / ssh_predial.NOTES_FILE).read_text())
+
+
+def _greetings(log: SshdLog) -> list[str]:
+    """The client greetings sshd read, as it logs them."""
+    return [line.split("remote software version ", 1)[1] for line in log.lines() if "remote software version " in line]
+
+
+def _hung_up(log: SshdLog) -> bool:
+    """Whether sshd saw the client go (closed, or reset: it went with the server's greeting unread)."""
+    return any(line.startswith(("Connection closed by", "Connection reset by")) for line in log.lines())
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_login_uses_the_connection_dialled_early_and_its_greeting(testbed, tmp_path, home):
+    """One connection, greeted once, with the noted greeting: the one the key exchange then hashes (the login
+    works), not paramiko's own a second time."""
+    alpha = testbed.clusters["alpha"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    _note(paths, "alpha", alpha.host, alpha.port, "SSH-2.0-EnvDesk_test_greeting")
+    saw = SshdLog(alpha)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    session = session_for(paths)
+    try:
+        runner = session.target("alpha").runner
+        assert runner.run(["true"]).ok
+    finally:
+        session.close()
+    assert saw.connections() == 1
+    assert _greetings(saw) == ["EnvDesk_test_greeting"]
+
+
+def test_a_connection_notes_where_it_went_first_and_its_greeting(testbed, tmp_path, home):
+    """Through a jump host, the way begins at the jump host."""
+    alpha = testbed.clusters["alpha"]
+    jump = f"{alpha.user}@{alpha.host}:{alpha.port}"
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha", "beta"], beta={"jump": [jump]})
+    default_key = home / ".ssh" / "id_ed25519"  # the jump hop's key: where ssh looks when none is set
+    default_key.parent.mkdir()
+    shutil.copyfile(testbed.client_key, default_key)
+    default_key.chmod(0o600)
+    saw = SshdLog(alpha)
+    session = session_for(paths)
+    try:
+        for name in ("alpha", "beta"):
+            session.target(name).runner.connect()
+    finally:
+        session.close()
+    greeting = _greetings(saw)[0]
+    assert _notes(paths) == {"alpha": [alpha.host, alpha.port, f"SSH-2.0-{greeting}"],
+                             "beta": [alpha.host, alpha.port, f"SSH-2.0-{greeting}"]}
+
+
+def test_a_stale_note_costs_one_connection_closed_unused(testbed, tmp_path, home):
+    """The note says beta's address, the profile (alpha) goes elsewhere: alpha gets one connection, beta's is
+    closed at once without a login, and the note is put right."""
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    _note(paths, "alpha", beta.host, beta.port, "SSH-2.0-paramiko_stale")
+    at_alpha, at_beta = SshdLog(alpha), SshdLog(beta)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    deadline = time.monotonic() + 30  # a bound on the wait, not a timing: beta has to see the dial first
+    while not _greetings(at_beta) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _greetings(at_beta) == ["paramiko_stale"]
+    session = session_for(paths)
+    try:
+        assert session.target("alpha").runner.run(["true"]).ok
+    finally:
+        session.close()
+    assert at_alpha.connections() == 1 and len(_greetings(at_alpha)) == 1
+    while not _hung_up(at_beta) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _hung_up(at_beta), "the stale connection was left open"
+    assert not any(line.startswith(("Accepted", "Failed")) for line in at_beta.lines())
+    assert _notes(paths)["alpha"][:2] == [alpha.host, alpha.port]
+
+
+def test_a_noted_server_that_is_down_fails_as_a_dial_would(testbed, tmp_path, home):
+    """The early dial's failure is the connect's, in the same words as without a note (and not dialled twice)."""
+    port = _free_port()
+    messages = []
+    for noted in (False, True):
+        paths = make_config(tmp_path / f"cfg-{noted}", testbed, ["alpha"], alpha={"port": port})
+        if noted:
+            _note(paths, "alpha", "127.0.0.1", port, "SSH-2.0-paramiko_test")
+            ssh_predial.start(paths.cache_dir, "alpha")
+        with pytest.raises(ConnectionFailed) as info:
+            session_for(paths).target("alpha").runner.connect()
+        messages.append(info.value.message)
+    assert messages[0] == messages[1]
+    assert f"Could not reach 127.0.0.1 on port {port}" in messages[1]
+
+
+@pytest.mark.parametrize("entry", [["127.0.0.1", 22, "SSH-1.5-old"], ["127.0.0.1", 22, "SSH-2.0-a\r\nline"],
+                                   ["127.0.0.1", 0, "SSH-2.0-x"], ["127.0.0.1", "22", "SSH-2.0-x"],
+                                   ["", 22, "SSH-2.0-x"], ["127.0.0.1", 22], "127.0.0.1:22"])
+def test_a_note_that_is_not_one_dials_nothing(tmp_path, entry):
+    """A damaged or foreign notes file is no way to send anything anywhere."""
+    tmp_path.joinpath(ssh_predial.NOTES_FILE).write_text(json.dumps({"x": entry}))
+    ssh_predial.start(tmp_path, "x")
+    assert ssh_predial.claim("127.0.0.1", 22) is None
