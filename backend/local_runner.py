@@ -62,15 +62,19 @@ class _ProcessJob(Job):
             pass
 
     def read(self) -> bool:
-        """The pumps feed the output; done when the process has ended and they have read all of it."""
-        if self.process.poll() is None:
-            try:
-                self.process.wait(timeout=POLL)
-            except subprocess.TimeoutExpired:
-                return False
-        for pump in self.pumps:  # a child may still hold the output open after the process ended
+        """The pumps feed the output; done when they have read all of it and the process has ended.
+
+        Waits on the pumps first: they end at once when the output closes, as the process ends (a child may
+        still hold it open after that), where waiting on the process itself sleeps in steps of up to POLL."""
+        for pump in self.pumps:
             pump.join(POLL)
-        return not any(pump.is_alive() for pump in self.pumps)
+            if pump.is_alive():
+                return False
+        try:
+            self.process.wait(timeout=POLL)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def stop(self, force: bool = False) -> bool:
         """Terminate (forced: kill) the process group, leader or not: a child may outlive the leader."""
@@ -122,6 +126,10 @@ class LocalRunner(Runner):
                   on_line: LineCallback | None = None, cancel: CancelToken | None = None,
                   timeout: float | None = None, label: str = "") -> CommandResult:
         return self._execute(_ProcessJob(self._bash(body, modules), label or body, on_line), stdin, cancel, timeout)
+
+    def python_in_shell(self) -> str | None:
+        """None: a body here is an argument of bash, which other users of this computer can read."""
+        return None
 
     def write_file(self, path: str, data: bytes) -> None:
         target = os.path.expanduser(path)

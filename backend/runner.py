@@ -209,6 +209,15 @@ class Runner(ABC):
                   timeout: float | None = None, label: str = "") -> CommandResult:
         """Run bash text built only from quoted pieces (see join_command), modules loaded first."""
 
+    def python_in_shell(self) -> str | None:
+        """bash text, for a run_shell body, that runs a stdlib-only Python program given on its standard input
+        (a here-document of that body) as run_python does; None where a body may not carry a program (its
+        settings), because others can read that body (this computer's: a process argument). The default
+        serves a login shell whose body travels on standard input (a cluster's)."""
+        return ("( for envdesk_py in python3 python /usr/libexec/platform-python; do "
+                'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" -S -; fi; done; '
+                'echo "EnvDesk found no Python here (tried python3, python)." >&2; exit 127 )')
+
     @abstractmethod
     def write_file(self, path: str, data: bytes) -> None:
         """Create or replace a file (absolute path) on the target."""

@@ -11,6 +11,8 @@ in that root. pip (beta) and uv (alpha) both install.
 from __future__ import annotations
 
 import base64
+import contextlib
+import dataclasses
 import errno
 import hashlib
 import io
@@ -26,20 +28,21 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from agent_fixtures import load_agent
 from envdesk.backend import spec as specs
 from envdesk.backend.errors import EnvDeskError
-from envdesk.backend.operations.common import Progress
+from envdesk.backend.operations.common import Progress, capabilities
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.importing import import_environment
 from envdesk.backend.operations.update import Change, update_environment
 from envdesk.backend.protocol import CODE_DISK_FULL, ENVDESK_DIR, LOCK_SUFFIX, META_FILE
 from envdesk.backend.targets import Session
 from envdesk_fixtures import make_config, run_cli, session_for, unique
+from testbed import installer_wrapper
 
 MISSING = "nosuchpackage"     # on no index
 BROKEN = "brokenbuild"        # only an sdist, whose build raises
@@ -205,6 +208,7 @@ class Place:
     root: Path
     config: Path
     session: Session
+    cluster: Any = None
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -230,7 +234,7 @@ class Places:
         config = self.folder / f"cfg-{len(self.made)}"
         paths = make_config(config, self.testbed, [cluster_name],
                             **{cluster_name: {"env_roots": [str(root)], "pip_args": pip_args}})
-        self.made.append(Place(cluster_name, root, config, session_for(paths)))
+        self.made.append(Place(cluster_name, root, config, session_for(paths), cluster))
         return self.made[-1]
 
     def __call__(self, cluster_name: str) -> Place:
@@ -314,6 +318,7 @@ class Cause:
     on_step: Callable[[str], bool] | None = None
     on_line: Callable[[str], bool] | None = None
     leave: int = 0                 # bytes the filler leaves free
+    installer_fills: bool = False  # uv itself fills the disk once it installed (see installer_filling)
 
     @property
     def fills_disk(self) -> bool:
@@ -336,7 +341,8 @@ FULL_BEFORE = Cause("disk-full-before", "tinygamma", "0.1", ROOT_FULL_WORDS,
 FULL_INSTALLING = Cause("disk-full-installing", BIG, "1.0", DISK_FULL_WORDS,
                         on_step=lambda text: text.startswith("Installing packages"), leave=ROOM_LEFT)
 FULL_RECORDING = Cause("disk-full-recording", "tinygamma", "0.1", ROOT_FULL_WORDS,
-                       on_step=lambda text: text == RECORDING_STEP, on_line=installed_line("tinygamma"))
+                       on_step=lambda text: text == RECORDING_STEP, on_line=installed_line("tinygamma"),
+                       installer_fills=True)
 CAUSES = (NOT_ON_INDEX, BUILD_FAILS, FULL_BEFORE, FULL_INSTALLING, FULL_RECORDING)
 
 # Messages that do not say why yet, because of code outside this test's reach (see each reason); the
@@ -356,6 +362,26 @@ def says_why(error: EnvDeskError, cause: Cause, place: Place, case: tuple[str, s
     assert case not in KNOWN_UNCLEAR, f"{case} now says why: remove it from KNOWN_UNCLEAR"
 
 
+@contextlib.contextmanager
+def installer_filling(place: Place, cause: Cause) -> Iterator[None]:
+    """While an operation runs: where `cause` says so and the place's cluster installs with uv, its session
+    installs with a uv that fills the disk right after it installed (testbed.installer_wrapper), so the disk is
+    full when EnvDesk records how the environment was made however soon after the install that comes (in the
+    same command as the install, where EnvDesk's callbacks, which fill it otherwise, may come too late)."""
+    target = place.session.target(place.cluster_name)
+    caps = capabilities(place.session, target, Progress()) if cause.installer_fills else None
+    if caps is None or caps.uv() is None or place.cluster is None:
+        yield
+        return
+    wrapper = installer_wrapper.write_filling_uv(place.cluster, place.root)
+    place.session.capabilities[place.cluster_name] = dataclasses.replace(caps, tools={**caps.tools,
+                                                                                      "uv": str(wrapper)})
+    try:
+        yield
+    finally:
+        place.session.capabilities[place.cluster_name] = caps
+
+
 def failing(place: Place, cause: Cause, run: Callable[[Progress], object]) -> EnvDeskError:
     """Run an operation that must fail for cause; EnvDesk must leave nothing new, no lock, no temp file.
 
@@ -363,8 +389,11 @@ def failing(place: Place, cause: Cause, run: Callable[[Progress], object]) -> En
     """
     fillers: list[Path] = []
     before, leftovers = place.top(), envdesk_leftovers(place.root)
-    with pytest.raises(EnvDeskError) as info:
-        run(cause.progress(place.root, fillers))
+    with pytest.raises(EnvDeskError) as info, installer_filling(place, cause):
+        try:
+            run(cause.progress(place.root, fillers))
+        finally:
+            fillers += installer_wrapper.fillers(place.root)
     try:
         assert fillers or not cause.fills_disk, "the disk was never filled"
         assert place.top() == before, f"left on the disk: {place.top() - before}"

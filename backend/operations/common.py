@@ -1,6 +1,7 @@
 """Shared by the operations: progress reporting, running steps, finding environments, locks."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -9,14 +10,15 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..agent_client import call_action
+from .. import agent_store
+from ..agent_client import agent_script, call_action, checked
 from ..capabilities import Capabilities
 from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError
 from ..inventory import Environment, read_inventory
 from ..probe import probe
-from ..protocol import STATE_OK
+from ..protocol import ANSWER_MARKER, STATE_OK
 from ..recipes import Step
-from ..runner import CancelToken, CommandResult, LineCallback, command_failed
+from ..runner import CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command
 from ..spec import redact
 from ..targets import Session, Target
 
@@ -104,6 +106,8 @@ def run_step(target: Target, step: Step, progress: Progress, *, check: bool = Tr
 
 STEP_MARKER = "ENVDESK-STEP "
 """What the command of several steps prints on stderr (then the step's number) as each step begins."""
+_AGENT_LINES = (ANSWER_MARKER, agent_store.CODE_MARKER)
+"""How the agent's own lines in a command's output begin: its answer, the code its bootstrap kept."""
 
 
 class NotStarted(CommandFailed):
@@ -127,6 +131,93 @@ def _loaded_check(modules: Sequence[str]) -> str:
                        for module in modules)
 
 
+class _MarkedCommand:
+    """One command of several parts, each of which prints STEP_MARKER and its key on stderr as it begins: each
+    part is shown as it begins (by its words in `whats`; the first one, `first`, was shown before the command
+    started), the rest of the output passed on without credentials, and the agent's answer lines (ANSWER_MARKER)
+    kept back and handed to `on_answer` as they come. `at` is the key of the last part that began."""
+
+    def __init__(self, target: Target, whats: dict[str, str], first: str, progress: Progress,
+                 on_answer: Callable[[dict[str, Any]], None] | None = None, last: str | None = None) -> None:
+        self.target, self.whats, self.first, self.progress, self.on_answer = target, whats, first, progress, on_answer
+        self.last = last  # once this part began, cancelling the operation no longer stops the command
+        self.shown = _redacting(progress.on_line)
+        self.at: str | None = None
+        self.stop = CancelToken()   # the command's own: cancelled with the operation, or when a callback raises
+        self.interrupted: list[BaseException] = []
+        self.forget: Callable[[], None] = _nothing
+
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except BaseException as exc:  # noqa: BLE001 - a Ctrl-C as the step is shown: raised once it stopped
+            self.interrupted.append(exc)
+            self.stop.cancel()
+
+    def line(self, stream: str, text: str) -> None:
+        key = text[len(STEP_MARKER):] if stream == "stderr" and text.startswith(STEP_MARKER) else None
+        if key in self.whats:
+            self.at = key
+            if key == self.last:
+                self.forget()
+            if key != self.first:
+                self._call(self.progress.on_step, self.whats[key])
+        elif stream == "stdout" and self.on_answer is not None and text.startswith(_AGENT_LINES):
+            if text.startswith(ANSWER_MARKER):
+                self._call(self.on_answer, _answer(text))
+        elif self.shown is not None:
+            self.shown(stream, text)
+
+    def run(self, body: str, *, modules: Sequence[str], label: str) -> CommandResult:
+        """Run `body` (see Runner.run_shell); a callback's exception, or Cancelled, once it stopped."""
+        self.forget = self.progress.cancel.on_cancel(self.stop.cancel)
+        try:
+            result = self.target.runner.run_shell(body, modules=modules, on_line=self.line, cancel=self.stop,
+                                                  label=label)
+        except Cancelled:
+            if self.interrupted:
+                raise self.interrupted[0] from None
+            raise
+        finally:
+            self.forget()
+        if self.interrupted:
+            raise self.interrupted[0]
+        return result
+
+    def failed(self, result: CommandResult, what: str, failure: type[CommandFailed]) -> CommandFailed:
+        """The error of the failed `result` (what: the part that failed), in plain words, without the markers
+        and the agent's lines."""
+        stderr = "".join(text for text in result.stderr.splitlines(keepends=True) if not text.startswith(STEP_MARKER))
+        stdout = "".join(text for text in result.stdout.splitlines(keepends=True) if not text.startswith(_AGENT_LINES))
+        result = CommandResult(result.command, result.exit_status, redact(stdout), redact(stderr))
+        return command_failed(f"{what} failed on {self.target.label}", result, explain(result), failure)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _answer(line: str) -> dict[str, Any]:
+    """The agent's answer on one of its ANSWER_MARKER lines ({} when it cannot be read)."""
+    try:
+        answer = json.loads(line[len(ANSWER_MARKER):])
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _steps_text(steps: Sequence[tuple[Step, type[CommandFailed]]], loaded: Sequence[str]) -> str:
+    """The steps as one shell text, each announced by its marker (its number), after checking that the
+    modules `loaded` are (see _loaded_check)."""
+    return " && ".join([*([_loaded_check(loaded)] if loaded else []),
+                        *(f"echo '{STEP_MARKER}{number}' >&2 && {step.shell_text()}"
+                          for number, (step, _) in enumerate(steps))])
+
+
+def _label(steps: Sequence[tuple[Step, type[CommandFailed]]]) -> str:
+    return " && ".join(" ".join(step.argv) for step, _ in steps)
+
+
 def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]], progress: Progress, *,
               check_loaded: bool = False) -> None:
     """Run the steps one after the other, stopping at the first that fails, which raises its failure (see
@@ -138,45 +229,133 @@ def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]],
             run_step(target, step, progress, failure=failure)
         return
     progress.step(steps[0][0].what)
-    shown = _redacting(progress.on_line)
-    at = [-1]
-    stop = CancelToken()   # the command's own: cancelled with the operation, or when showing a step raises
-    interrupted: list[BaseException] = []
-
-    def line(stream: str, text: str) -> None:
-        if stream == "stderr" and text.startswith(STEP_MARKER) and text[len(STEP_MARKER):].isdigit():
-            at[0] = int(text[len(STEP_MARKER):])
-            try:
-                if at[0]:
-                    progress.on_step(steps[at[0]][0].what)
-            except BaseException as exc:  # noqa: BLE001 - a Ctrl-C as the step is shown: raised once it stopped
-                interrupted.append(exc)
-                stop.cancel()
-        elif shown is not None:
-            shown(stream, text)
-
+    command = _MarkedCommand(target, {str(number): step.what for number, (step, _) in enumerate(steps)}, "0",
+                             progress)
     modules = steps[0][0].modules
-    body = " && ".join([*([_loaded_check(modules)] if check_loaded and modules else []),
-                        *(f"echo '{STEP_MARKER}{number}' >&2 && {step.shell_text()}"
-                          for number, (step, _) in enumerate(steps))])
-    forget = progress.cancel.on_cancel(stop.cancel)
-    try:
-        result = target.runner.run_shell(body, modules=modules, on_line=line, cancel=stop,
-                                         label=" && ".join(" ".join(step.argv) for step, _ in steps))
-    except Cancelled:
-        if interrupted:
-            raise interrupted[0] from None
-        raise
-    finally:
-        forget()
-    if interrupted:
-        raise interrupted[0]
+    result = command.run(_steps_text(steps, modules if check_loaded else ()), modules=modules,
+                         label=_label(steps))
     if not result.ok:
-        stderr = "".join(text for text in result.stderr.splitlines(keepends=True) if not text.startswith(STEP_MARKER))
-        result = CommandResult(result.command, result.exit_status, redact(result.stdout), redact(stderr))
-        step, failure = steps[max(at[0], 0)]
-        raise command_failed(f"{step.what} failed on {target.label}", result, explain(result),
-                             failure if at[0] >= 0 else NotStarted)
+        number = int(command.at) if command.at is not None else 0
+        step, failure = steps[number]
+        raise command.failed(result, step.what, failure if command.at is not None else NotStarted)
+
+
+RECORDING_STEP = "Recording how the environment was made"
+_BEGIN, _FINISH = "B", "F"   # the markers of the agent's begin and finish in a build's one command
+# Passes the agent's lines on and fails unless the last is an answer that says ok: run_action puts "ok" last, and
+# a string's value ends with a quote, so only that key can end the line so.
+_ANSWER_CHECK = ("envdesk_answer() { envdesk_last=; while IFS= read -r envdesk_got || [ -n \"$envdesk_got\" ]; "
+                 "do printf '%s\\n' \"$envdesk_got\"; envdesk_last=$envdesk_got; done; "
+                 "case \"$envdesk_last\" in *',\"ok\":true}') ;; *) return 1 ;; esac; }")
+
+
+def _agent_in_shell(runner: Runner, settings: dict[str, Any]) -> tuple[str, str] | None:
+    """The agent's script for one write action (`settings`) to run inside a command, and the digest of the agent
+    it runs ('' for the agent sent as is): the bootstrap where the target keeps the agent, the agent itself
+    where none is kept; None where the agent must be sent first (its own command: see agent_store.run_stored)."""
+    agent, text = agent_script(write=True), json.dumps(settings, separators=(",", ":"))
+    notes = agent_store.notes_for(runner)
+    if notes is None:
+        return agent_store.inline_script(agent, text), ""
+    digest = agent_store.agent_digest(agent)
+    if notes.inline or not notes.keeps(digest):
+        return None
+    return agent_store.bootstrap_script(agent, text, notes.code(digest)), digest
+
+
+def _note_agent(runner: Runner, stdout: str, digest: str) -> None:
+    """What the bootstrap said of the agent `digest` in `stdout`: the code it compiled and kept, or that the
+    target no longer keeps that agent."""
+    notes = agent_store.notes_for(runner)
+    if notes is None or not digest:
+        return
+    if agent_store.asks_for_agent(stdout, digest):
+        notes.forget(digest)
+    elif code := agent_store.reported_code(stdout, digest):
+        notes.remember_code(digest, code)
+
+
+def build_in_one_command(target: Target, reservation: Reservation, steps: Sequence[tuple[Step, type[CommandFailed]]],
+                         progress: Progress, meta: dict[str, Any], *, check_loaded: bool,
+                         on_begun: Callable[[dict[str, Any]], None]) -> Environment | None:
+    """Start a reserved new environment (the agent's begin), run `steps` (see run_steps) and record `meta` (the
+    agent's finish), in one command: begin; steps; finish, the shell stopping at the first that fails. Each is
+    shown as it begins; `on_begun` gets begin's answer as soon as it comes (the build goes on meanwhile).
+
+    Returns the finished environment; None where that cannot be one command: the caller then runs them one by
+    one (Reservation.start unless the reservation is held now, run_steps, Reservation.finish). A failure raises as
+    Reservation.start, run_steps and Reservation.finish would; from the moment begin may have taken the lock,
+    the reservation is held (the caller's undo gives it back). Cancelling stops the command until its finish
+    begins, which then runs to its end.
+    """
+    runner, step_list = target.runner, [step for step, _ in steps]
+    python = runner.python_in_shell()
+    if python is None or reservation.held or not one_command(target, step_list):
+        return None
+    begin = _agent_in_shell(runner, {"action": "begin", "path": reservation.path, "roots": reservation.roots,
+                                     "client_pid": os.getpid(), "heartbeat": True, "token": reservation.token,
+                                     "space": True, **(reservation.begin or {})})
+    finish = _agent_in_shell(runner, {"action": "finish", "path": reservation.path, "roots": reservation.roots,
+                                      "token": reservation.token, "meta": meta})
+    ends = ("ENVDESK_BEGIN_END", "ENVDESK_FINISH_END")
+    if begin is None or finish is None or any(line in ends for script in (begin[0], finish[0])
+                                              for line in script.splitlines()):
+        return None
+    modules = step_list[0].modules
+    load = f"module load {join_command(modules)} && " if modules else ""
+    body = (f"{_ANSWER_CHECK}; echo '{STEP_MARKER}{_BEGIN}' >&2 && {python} <<'{ends[0]}' | envdesk_answer && "
+            f"( {load}{_steps_text(steps, modules if check_loaded else ())} ) && "
+            f"echo '{STEP_MARKER}{_FINISH}' >&2 && {python} <<'{ends[1]}' | envdesk_answer\n"
+            f"{begin[0].rstrip(chr(10))}\n{ends[0]}\n{finish[0].rstrip(chr(10))}\n{ends[1]}\n")
+    answers: list[dict[str, Any]] = []
+
+    def answered(answer: dict[str, Any]) -> None:
+        answers.append(answer)
+        if len(answers) == 1 and answer.get("ok"):
+            reservation.held, reservation.answer = True, answer
+            if answer.get("took_over"):
+                log.warning("%s on %s: %s", answer["path"], target.name, answer["took_over"])
+            on_begun(answer)
+
+    reserving = f"Reserving {reservation.path}"
+    progress.step(reserving)
+    whats = {_BEGIN: reserving, **{str(n): step.what for n, step in enumerate(step_list)}, _FINISH: RECORDING_STEP}
+    command = _MarkedCommand(target, whats, _BEGIN, progress, on_answer=answered, last=_FINISH)
+    try:
+        result = command.run(body, modules=(), label=f"begin && {_label(steps)} && finish (EnvDesk agent)")
+    except BaseException as exc:
+        if command.at is not None or isinstance(exc, ConnectionFailed):  # begin may have taken the lock (the
+            reservation.held = True      # marker's line may be lost with the connection): undo asks the agent
+        if isinstance(exc, ConnectionFailed) and command.at == _FINISH:
+            finished = reservation.finished_after_all()
+            if finished is not None:
+                reservation.held = False
+                return finished
+        raise
+    _note_agent(runner, result.stdout, begin[1])
+    if result.ok:
+        reservation.held = False
+        reservation.answer["dropped_snapshot"] = answers[-1].get("dropped_snapshot")
+        return Environment.from_agent(answers[-1]["env"])
+    if command.at is None:
+        raise command.failed(result, step_list[0].what, NotStarted)
+    if command.at == _BEGIN:
+        if answers and agent_store.NEED_AGENT in answers[0]:  # the target no longer keeps the agent: begin
+            reservation.start()                                # alone, which sends it (see _note_agent)
+            on_begun(reservation.answer)
+            return None
+        if answers and answers[0].get("ok"):  # begun; the steps' modules did not load
+            raise command.failed(result, step_list[0].what, NotStarted)
+        if answers and "ok" in answers[0]:
+            checked(answers[0])  # begin's refusal (it undid what it made)
+        reservation.held = True      # no telling how far begin came
+        raise command.failed(result, reserving, CommandFailed)
+    if command.at == _FINISH:
+        if len(answers) > 1:
+            checked(answers[-1])  # finish's refusal (the lock still held)
+        raise command.failed(result, RECORDING_STEP, CommandFailed)
+    step, failure = steps[int(command.at)]
+    raise command.failed(result, step.what, failure)
 
 
 def capabilities(session: Session, target: Target, progress: Progress) -> Capabilities:
@@ -275,7 +454,7 @@ class Reservation:
                                  **({"meta": meta} if meta else {}),
                                  **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}))
         except ConnectionFailed:
-            finished = self._finished_after_all()
+            finished = self.finished_after_all()
             if finished is None:
                 raise
             self.held = False
@@ -284,7 +463,7 @@ class Reservation:
         self.answer["dropped_snapshot"] = answer.get("dropped_snapshot")
         return Environment.from_agent(answer["env"])
 
-    def _finished_after_all(self) -> Environment | None:
+    def finished_after_all(self) -> Environment | None:
         """After the connection dropped during `finish`: the environment if the finish ran all the same (built,
         no change under way), so a finished operation is not reported, or undone, as a failed one."""
         try:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from .. import validate
 from ..about import created_with
@@ -14,7 +14,16 @@ from ..recipes import Installer, Step, conda_channels, conda_install, conda_spec
 from ..slurm import on_compute_node
 from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
-from .common import NotStarted, Progress, Reservation, capabilities, one_command, run_steps
+from .common import (
+    RECORDING_STEP,
+    NotStarted,
+    Progress,
+    Reservation,
+    build_in_one_command,
+    capabilities,
+    one_command,
+    run_steps,
+)
 from .disk import warn_before_build
 from .modules import loadable_modules
 
@@ -101,17 +110,19 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     path = f"{root.rstrip('/')}/{request.name}"
     reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="create")
     try:
-        notes += start_build(session, target, reservation, root, name=request.name, kind=kind,
-                             packages=len(packages) + len(conda_packages), progress=progress)
-        env = build(session, target, caps, reservation, kind=kind, modules=modules, python=version,
-                    system_site_packages=request.system_site_packages, packages=packages,
-                    conda_packages=conda_packages, channels=request.channels, progress=progress,
-                    modules_checked=bool(request.modules))
+        env = start_and_build(session, target, caps, reservation, root, name=request.name, notes=notes, kind=kind,
+                              modules=modules, python=version, system_site_packages=request.system_site_packages,
+                              packages=packages, conda_packages=conda_packages, channels=request.channels,
+                              progress=progress, modules_checked=bool(request.modules))
     except BaseException:
         undo(reservation, progress)
         raise
     remember_root(session, target, root)
     return Created(env, notes)
+
+
+def _ignore(_: dict) -> None:
+    pass
 
 
 def undo(reservation: Reservation, progress: Progress) -> None:
@@ -124,14 +135,26 @@ def undo(reservation: Reservation, progress: Progress) -> None:
         reservation.release(remove_unfinished=True)
 
 
-def start_build(session: Session, target: Target, reservation: Reservation, root: str, *, name: str, kind: str,
-                packages: int, source: dict | None = None, progress: Progress) -> list[str]:
-    """Take the lock of the reserved folder and make it (the agent's begin, one command), then warn when the new
-    environment would not fit there (from what that begin read: no command of its own); the warnings as notes."""
-    progress.step(f"Reserving {reservation.path}")
-    reservation.start()
-    return warn_before_build(session, target, root, space=reservation.answer.get("space"), name=name,  # issue 12
+def room_notes(session: Session, target: Target, root: str, begun: dict, *, name: str, kind: str, packages: int,
+               source: dict | None = None, progress: Progress) -> list[str]:
+    """The warnings (as notes, each also shown as a step) when the new environment would not fit in `root`, from
+    what its begin read there (its answer `begun`)."""
+    return warn_before_build(session, target, root, space=begun.get("space"), name=name,  # issue 12
                              kind=kind, packages=packages, source=source, progress=progress)
+
+
+def start_and_build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, root: str, *,
+                    name: str, notes: list[str], source: dict | None = None, progress: Progress,
+                    **build_args: Any) -> Environment:
+    """Take the lock of the reserved folder and make it (the agent's begin), then build (`build_args`: its
+    settings), in one command where the target allows (see build); the room warnings (room_notes, from what
+    that begin read: no command of their own) added to `notes`."""
+    packages = len(build_args.get("packages", ())) + len(build_args.get("conda_packages", ()))
+
+    def begun(answer: dict) -> None:
+        notes.extend(room_notes(session, target, root, answer, name=name, kind=build_args["kind"], packages=packages,
+                                source=source, progress=progress))
+    return build(session, target, caps, reservation, progress=progress, on_begun=begun, **build_args)
 
 
 def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modules: Sequence[str],
@@ -161,9 +184,12 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
 def build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, *, kind: str,
           modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
           conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
-          progress: Progress, extra_meta: dict | None = None, modules_checked: bool = True) -> Environment:
-    """Make the environment in a started reservation's folder (start_build), install packages, record how it
-    was made. Making it and installing into it are one command where they can be (run_steps).
+          progress: Progress, extra_meta: dict | None = None, modules_checked: bool = True,
+          on_begun: Callable[[dict], None] | None = None) -> Environment:
+    """Make the environment in a reservation's folder, install packages, record how it was made. A reservation
+    not started yet is started here (`on_begun` is given its begin's answer: see start_and_build). Its begin,
+    making the environment, installing into it and its finish are one command where they can be
+    (build_in_one_command, else run_steps for what is between begin and finish).
 
     `modules_checked`: whether `modules` are known to load (loadable_modules); if not, the command that makes
     the environment finds out, and only when they did not load are they checked, with Lmod's prerequisites
@@ -174,26 +200,43 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
     modules = list(modules)
     checked = modules_checked or not modules or not target.runner.has_module_system
-    steps = _build_steps(target, caps, path, kind, modules, python, system_site_packages, packages, conda_packages,
-                         channels)
-    if not checked and not one_command(target, [step for step, _ in steps]):
-        checked, modules = True, loadable_modules(login, modules, progress)
-        steps = _build_steps(target, caps, path, kind, modules, python, system_site_packages, packages,
-                             conda_packages, channels)
-    try:
+
+    def steps_for(chosen: list[str]) -> list[tuple[Step, type[CommandFailed]]]:
+        return _build_steps(target, caps, path, kind, chosen, python, system_site_packages, packages, conda_packages,
+                            channels)
+
+    def meta_for(chosen: list[str]) -> dict:
+        return {"kind": kind, "modules": list(chosen), "python": python,
+                # recorded in the environment, which other users may read: never with credentials
+                "requested": [redact(line) for line in (requested if requested is not None else packages)],
+                "conda_requested": list(conda_packages),
+                "channels": conda_channels(caps.conda_tool, channels) if kind == "conda" else list(channels),
+                "system_site_packages": system_site_packages, "created": now_iso(),
+                "created_with": created_with(), **(extra_meta or {})}
+
+    def run(chosen: list[str]) -> Environment:
+        steps = steps_for(chosen)
+        if not reservation.held:
+            begun = on_begun or _ignore
+            if target is login:  # begin and finish run where the lock is (a Slurm job's node is elsewhere)
+                made = build_in_one_command(target, reservation, steps, progress, meta_for(chosen),
+                                            check_loaded=not checked, on_begun=begun)
+                if made is not None:
+                    return made
+            if not reservation.held:
+                progress.step(f"Reserving {reservation.path}")
+                reservation.start()
+                begun(reservation.answer)
         run_steps(target, steps, progress, check_loaded=not checked)
+        progress.step(RECORDING_STEP)
+        return reservation.finish(meta_for(chosen))
+
+    if not checked and not one_command(target, [step for step, _ in steps_for(modules)]):
+        checked, modules = True, loadable_modules(login, modules, progress)
+    try:
+        return run(modules)
     except NotStarted:
         if checked:
             raise
-        modules = loadable_modules(login, modules, progress)  # refuses modules that do not load
-        run_steps(target, _build_steps(target, caps, path, kind, modules, python, system_site_packages, packages,
-                                       conda_packages, channels), progress)
-    progress.step("Recording how the environment was made")
-    meta = {"kind": kind, "modules": list(modules), "python": python,
-            # recorded in the environment, which other users may read: never with credentials
-            "requested": [redact(line) for line in (requested if requested is not None else packages)],
-            "conda_requested": list(conda_packages),
-            "channels": conda_channels(caps.conda_tool, channels) if kind == "conda" else list(channels),
-            "system_site_packages": system_site_packages, "created": now_iso(),
-            "created_with": created_with(), **(extra_meta or {})}
-    return reservation.finish(meta)
+        checked, modules = True, loadable_modules(login, modules, progress)  # refuses modules that do not load
+        return run(modules)

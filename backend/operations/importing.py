@@ -19,7 +19,7 @@ from ..runner import CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities
-from .create import build, choose_root, remember_root, start_build, undo
+from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
 
 
@@ -419,12 +419,9 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
         "channels": spec.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
     try:
-        notes += start_build(session, target, reservation, root, name=plan.name, kind=plan.kind,
-                             packages=len(plan.to_install) + len(plan.conda_pins), source=spec.source,
-                             progress=progress)
         try:
-            env = build(session, target, caps, reservation, packages=plan.to_install, requested=plan.requirements,
-                        **common)
+            env = start_and_build(session, target, caps, reservation, root, name=plan.name, notes=notes,
+                                  source=spec.source, packages=plan.to_install, requested=plan.requirements, **common)
         except InstallFailed as failure:
             missing = find_unavailable(target, installer, plan.to_install, progress)
             if not missing:
