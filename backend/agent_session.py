@@ -10,8 +10,14 @@ settings on its standard input. A later listing sends one line and reads the ans
 It only lists: write actions, and anything else with an ``action``, keep their own command. A request it
 cannot take goes the usual way (``ask`` returns None): another listing of the same cluster under way, the
 agent not stored there yet, the serving agent gone (it ends by itself after SERVE_IDLE seconds without a
-request, or with its connection). A serving agent that does not take a request within ACK_WAIT seconds is
-taken for a dead connection, which is dropped, as when a channel cannot be opened.
+request, or with its connection), or every channel of the connection in use when it has to start (its channel
+counts as a command's; the command then waits for one). A serving agent that does not take a request within
+ACK_WAIT seconds is taken for a dead connection, which is dropped, as when a channel cannot be opened.
+
+Most listings find nothing changed: the server keeps, for each kind of listing, the id of the last answer
+its agent sent with what the caller made of it (Held); the next such request names that id, and the agent
+sends only the environments that changed (see SentAnswers in backend/agent/read.py, read_inventory).
+Closing the runner's connection ends the serving agent (its standard input ends with it).
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Protocol
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Generic, Mapping, Protocol, TypeVar
 
 from . import agent_store
 from .errors import Cancelled, ConnectionFailed
@@ -42,12 +49,56 @@ class StreamStarter(Protocol):
 
     keep_agent: bool
 
-    def start_python(self, source: str, cancel: CancelToken | None = None) -> Stream:
-        """Start `source`, its standard input left open for what it is told."""
+    def start_python(self, source: str, cancel: CancelToken | None = None, *, wait: bool = True) -> Stream | None:
+        """Start `source`, its standard input left open for what it is told; None when `wait` is false and
+        every channel is in use."""
 
 
 class _Gone(Exception):
     """The serving agent ended, or asked for the agent itself: the request goes the usual way."""
+
+
+R = TypeVar("R")
+
+
+class Held(Generic[R]):
+    """The last answer of a serving agent to one kind of listing, as its caller keeps it: the answer's id and
+    the caller's record of each environment by path (what {"same": path} entries of the next answer stand for)."""
+
+    __slots__ = ("answer", "records")
+
+    def __init__(self, answer: str, records: Mapping[str, R]) -> None:
+        self.answer = answer
+        self.records = records
+
+
+class HeldAnswers:
+    """Held answers of one runner's serving agent, by kind of listing (the request's settings), the last KEEP
+    kinds; forgotten when another agent process serves (its answers' ids are new to it)."""
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: OrderedDict[str, Held[Any]] = OrderedDict()
+
+    def get(self, kind: str) -> Held[Any] | None:
+        """The held answer to requests of this kind, if any."""
+        with self._lock:
+            return self._held.get(kind)
+
+    def keep(self, kind: str, answer: str, records: Mapping[str, Any]) -> None:
+        """Hold `records` as what the answer with the id `answer` stands for."""
+        with self._lock:
+            self._held.pop(kind, None)
+            self._held[kind] = Held(answer, records)
+            while len(self._held) > self.KEEP:
+                self._held.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every held answer."""
+        with self._lock:
+            self._held.clear()
 
 
 class AgentServer:
@@ -56,6 +107,8 @@ class AgentServer:
     def __init__(self, runner: StreamStarter) -> None:
         self.runner = runner
         self.started = 0  # serving agents started so far
+        self.received = 0  # bytes of answers read from serving agents so far
+        self.held = HeldAnswers()
         self._lock = threading.Lock()
         self._stream: Stream | None = None
         self._digest = ""
@@ -74,13 +127,17 @@ class AgentServer:
         try:
             for _ in (1, 2):
                 try:
-                    stream, fresh = self._running(agent, digest, notes, cancel)
+                    running = self._running(agent, digest, notes, cancel)
                 except ConnectionFailed as exc:
                     if not getattr(self.runner, "connected", True):
                         raise  # no connection (and one attempt to make it was enough): said as the usual way says it
                     log.info("no serving agent on %s: %s", getattr(self.runner, "name", "?"), exc)
                     return None
+                if running is None:
+                    return None  # every channel in use: the command waits for one
+                stream, fresh = running
                 try:
+                    stream.new_request()
                     stream.send(settings.encode("utf-8") + b"\n")
                     return self._answer(stream, fresh, notes, cancel, timeout)
                 except (_Gone, ConnectionFailed) as exc:
@@ -103,25 +160,30 @@ class AgentServer:
         return getattr(self.runner, "_generation", None)
 
     def _running(self, agent: str, digest: str, notes: agent_store.TargetNotes,
-                 cancel: CancelToken | None) -> tuple[Stream, bool]:
-        """The serving agent (started now if none runs), and whether it was just started."""
+                 cancel: CancelToken | None) -> tuple[Stream, bool] | None:
+        """The serving agent (started now if none runs), and whether it was just started; None when it has to
+        start and every channel is in use."""
         stream = self._stream
         if stream is not None and stream.running and self._digest == digest:
             return stream, False
         if stream is not None:
             self._end(stream)
         serve = json.dumps({"serve": {"idle": SERVE_IDLE}}, separators=(",", ":"))
-        stream = self.runner.start_python(agent_store.bootstrap_script(agent, serve, notes.code(digest)), cancel)
-        self._stream, self._digest = stream, digest
+        started = self.runner.start_python(agent_store.bootstrap_script(agent, serve, notes.code(digest)), cancel,
+                                           wait=False)
+        if started is None:
+            return None
+        self.held.clear()  # a new agent knows none of the answers held
+        self._stream, self._digest = started, digest
         self.started += 1
-        return stream, True
+        return started, True
 
     def _answer(self, stream: Stream, fresh: bool, notes: agent_store.TargetNotes, cancel: CancelToken | None,
                 timeout: float) -> CommandResult:
         """Read up to the answer line; _Gone if the agent ended or asked for the agent itself."""
         began = time.monotonic()
         lines: list[str] = []
-        pending: list[bytes] = []  # the line begun (an answer line may be megabytes long): joined once whole
+        pending = _Pending()
         taken = fresh  # a new agent's start may take long on a busy login node: its channel just opened
         while True:
             now = time.monotonic()
@@ -135,12 +197,8 @@ class AgentServer:
                 stream.give_up()
                 raise ConnectionFailed(f"The running helper on {stream.runner.name} did not answer.")
             chunk = stream.receive(_POLL)
-            if b"\n" not in chunk:
-                pending.append(chunk)
-                continue
-            *complete, rest = b"".join([*pending, chunk]).split(b"\n")
-            pending = [rest]
-            for raw in complete:
+            self.received += len(chunk)
+            for raw in pending.lines(chunk):
                 line = raw.decode("utf-8", "replace")
                 if line == SERVING_MARKER:
                     taken = True
@@ -174,12 +232,24 @@ class AgentServer:
         else:
             stream.close()
 
-    def close(self) -> None:
-        """End the serving agent, if one runs."""
-        with self._lock:
-            stream, self._stream = self._stream, None
-        if stream is not None:
-            stream.close()
+
+
+class _Pending:
+    """The line begun on a serving agent's output, kept as the chunks it came in (an answer line may be
+    megabytes long): joined once whole."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def lines(self, chunk: bytes) -> list[bytes]:
+        """The lines `chunk` completes (without their newlines); the rest is kept for the next."""
+        if b"\n" not in chunk:
+            if chunk:
+                self.chunks.append(chunk)
+            return []
+        *complete, rest = b"".join([*self.chunks, chunk]).split(b"\n")
+        self.chunks = [rest] if rest else []
+        return complete
 
 
 def _asks_for_agent(answer: str, digest: str) -> bool:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from sys import intern
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from .errors import InvalidInput, NotFound
+from .errors import EnvDeskError, InvalidInput, NotFound
 from .protocol import STATE_OK
 
 if TYPE_CHECKING:  # the records load without the agent client and the runners (the window's start: ~10 ms)
@@ -164,12 +164,26 @@ class Environment:
             usage=Usage.from_agent(data.get("usage")))
 
 
-def environments_from_agent(entries: Iterable[dict[str, Any]]) -> tuple[Environment, ...]:
+def environments_from_agent(entries: Iterable[dict[str, Any]],
+                            same: Mapping[str, Environment] | None = None) -> tuple[Environment, ...]:
     """The environments of one listing (the agent's answer or a cached one), their equal packages one object
     (SharedPackages). `entries` may be decoded one at a time as asked (jsonpieces.load_object), so that a big
-    listing is never whole in memory as parsed JSON, only as these records."""
+    listing is never whole in memory as parsed JSON, only as these records.
+
+    `same`: the environments of the earlier answer this one was sent against, by path; an entry
+    {"same": path} stands for that one, unchanged (see agent_session.HeldAnswers)."""
     shared = SharedPackages()
-    return tuple(Environment.from_agent(entry, shared) for entry in entries)
+    return tuple(Environment.from_agent(entry, shared) if "same" not in entry else _same(entry["same"], same)
+                 for entry in entries)
+
+
+def _same(path: Any, same: Mapping[str, Environment] | None) -> Environment:
+    """The environment an answer says is unchanged since the one held."""
+    found = same.get(path) if same is not None and isinstance(path, str) else None
+    if found is None:
+        raise EnvDeskError("EnvDesk's helper answered about an environment list EnvDesk does not have.",
+                           "Try again: the next listing is read in full.")
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +214,27 @@ class Inventory:
                        f"Environments found there: {names}.")
 
 
+def _listed(runner: Runner, config: dict[str, Any], cancel: CancelToken | None,
+            whole: bool) -> tuple[dict[str, Any], tuple[Environment, ...]]:
+    """The agent's answer to `config`, and its environments. A whole listing answered by the runner's kept agent
+    is held (agent_session.HeldAnswers): the next such request names it, and gets only what changed since."""
+    import json
+
+    from . import agent_session
+    from .agent_client import run_agent
+    server = agent_session.server_for(runner) if whole else None
+    kind = json.dumps(config, sort_keys=True)
+    held = server.held.get(kind) if server is not None else None
+    if held is not None:
+        config = {**config, "since": held.answer}  # the environments unchanged since come as {"same": path}
+    answer = run_agent(runner, config, cancel)
+    same = held.records if held is not None and answer.get("since") == held.answer else None
+    environments = environments_from_agent(answer.get("environments", []), same)
+    if server is not None and isinstance(answer.get("answer"), str):
+        server.held.keep(kind, answer["answer"], {env.path: env for env in environments})
+    return answer, environments
+
+
 def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (), names: Sequence[str] = (),
                    cancel: CancelToken | None = None, settled: bool = True, light: bool = False,
                    usage: bool = False, space: bool = False) -> Inventory:
@@ -222,11 +257,10 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
         config["usage"] = True
     if space:
         config["space"] = True
-    from .agent_client import run_agent
-    answer = run_agent(runner, config, cancel)
+    answer, environments = _listed(runner, config, cancel, whole=not (paths or names))
     return Inventory(
         target=runner.name,
-        environments=environments_from_agent(answer.get("environments", [])),
+        environments=environments,
         errors=tuple(f"{e.get('path', '?')}: {e.get('error', '?')}" for e in answer.get("errors", [])),
         truncated=bool(answer.get("truncated")),
         remote_python=answer.get("python"),

@@ -45,8 +45,10 @@ BANNER_TIMEOUT = 10.0  # an SSH server greets at once: this long a silence means
 HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
+# Channels open at once: commands, SFTP sessions and a kept Stream (the kill of a cancelled command comes on
+# top); OpenSSH allows 10 sessions per connection by default (MaxSessions).
 MAX_CHANNELS = 8
-PID_WAIT = 10.0  # OpenSSH allows 10 sessions per connection by default
+PID_WAIT = 10.0  # seconds a stopped command has to report its process group
 
 # -S: the scripts use the standard library only (see Runner.run_python), so Python's start skips site and the
 # .pth files of its site-packages (half of its start on a login node), as on this computer (local_runner).
@@ -400,18 +402,22 @@ class Stream:
     """A command that keeps running on a channel of its own, told things on its standard input while it runs
     (the app's listing agent, see agent_session); its output is read as it comes, its stderr kept short.
 
-    It holds its channel outside the runner's MAX_CHANNELS slots, for as long as it runs: one per runner.
+    Its channel counts against the server's MaxSessions as a command's does, so it holds one of the runner's
+    MAX_CHANNELS slots from its start to its end (closed, stopped, given up, or its output or connection
+    ended), given back once whichever comes first.
     """
 
     KEEP_ERR = 4096
 
-    def __init__(self, runner: SSHRunner, channel: paramiko.Channel) -> None:
+    def __init__(self, runner: SSHRunner, channel: paramiko.Channel, slot: threading.BoundedSemaphore) -> None:
         self.runner = runner
         self.channel = channel
         self.transport = channel.get_transport()
         self.pgid: int | None = None
         self.stderr = ""
         self._err = LineSplitter("stderr", self._stderr_line)
+        self._slot: threading.BoundedSemaphore | None = slot
+        self._slot_lock = threading.Lock()
 
     def _stderr_line(self, stream: str, line: str) -> None:
         if self.pgid is None and line.startswith(PID_MARKER) and line[len(PID_MARKER):].isdigit():
@@ -424,6 +430,17 @@ class Stream:
         """Whether it may still read what it is sent: its output not ended, its connection the runner's own."""
         return (not self.channel.closed and not self.channel.eof_received and self.runner.connected
                 and self.runner._hops.target is self.transport)
+
+    @property
+    def ended(self) -> bool:
+        """Whether its channel is gone (closed, or its connection): its slot can be given back."""
+        return self.channel.closed or self.transport is None or not self.transport.is_active()
+
+    def new_request(self) -> None:
+        """Start a new request's stderr: what came so far belongs to the ones before it."""
+        with contextlib.suppress(Exception):  # a broken channel: receive says so
+            self._read_stderr()
+        self.stderr = ""
 
     def send(self, data: bytes) -> None:
         """Write to its standard input."""
@@ -440,6 +457,7 @@ class Stream:
                 if channel.recv_ready():
                     return bytes(channel.recv(65536))
                 if channel.closed or channel.eof_received or not self.runner.connected:
+                    self.close()
                     raise ConnectionFailed(f"The running helper on {self.runner.name} ended.")
                 if attempt == 1:
                     select.select([channel], [], [], wait)
@@ -464,8 +482,13 @@ class Stream:
         self.close()
 
     def close(self) -> None:
-        """End its standard input (it ends once it sees that) and stop reading it."""
+        """End its standard input (it ends once it sees that) and stop reading it; its slot is given back."""
         _close_quietly(self.channel)
+        with self._slot_lock:
+            slot, self._slot = self._slot, None
+        if slot is not None:
+            self.runner._forget_stream(self)
+            slot.release()
 
 
 class _Unattended:
@@ -516,6 +539,8 @@ class SSHRunner(Runner):
         self._hops = _Hops()
         self._lock = threading.RLock()
         self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
+        self._streams: set[Stream] = set()  # those holding a slot (see Stream)
+        self._streams_lock = threading.Lock()
         self._keys = KeyCache()
         self._generation = 0  # bumped by close(), so a connect in progress knows it was abandoned
         self._openings: set[_Opening] = set()  # connects in progress, aborted by close()
@@ -805,6 +830,29 @@ class SSHRunner(Runner):
                                            "Check your network connection and try again.") from exc
         raise AssertionError("unreachable")
 
+    def _take_slot(self, wait: bool = True) -> bool:
+        """Take one of the MAX_CHANNELS slots (each command, SFTP session and Stream holds one while its channel
+        is open); False when `wait` is false and all are taken. The slots of streams whose channel is gone
+        unread (their connection closed under them) are given back first."""
+        with self._streams_lock:
+            ended = [stream for stream in self._streams if stream.ended]
+        for stream in ended:
+            stream.close()
+        return self._slots.acquire(blocking=wait)
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """A slot (see _take_slot), held for the block."""
+        self._take_slot()
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _forget_stream(self, stream: Stream) -> None:
+        with self._streams_lock:
+            self._streams.discard(stream)
+
     def _kill_group(self, pgid: int) -> None:
         """Stop a remote process group from a fresh channel (closing its own channel does not), and wait
         until it is gone: a rollback must not start while a killed installer still writes."""
@@ -839,9 +887,10 @@ class SSHRunner(Runner):
         return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
                               label="python - (EnvDesk agent)")
 
-    def start_python(self, source: str, cancel: CancelToken | None = None) -> Stream:
+    def start_python(self, source: str, cancel: CancelToken | None = None, *, wait: bool = True) -> Stream | None:
         """Start a stdlib-only Python `source` that keeps running, with its standard input free for what it is
         told while it runs (see Stream); in a login shell and a process group of its own, as every command.
+        It waits for a free channel slot, or with `wait` false returns None when there is none.
 
         The program goes on descriptor 3, never as an argument (other users can read those with ps)."""
         if any(line == _HERE_END for line in source.splitlines()):
@@ -850,22 +899,31 @@ class SSHRunner(Runner):
             cancel.raise_if_cancelled()
         body = (f"bash -c {join_command([_FIND_PYTHON_FD3])} envdesk-python {join_command([_READ_FD3])} "
                 f"3<<'{_HERE_END}'\n{source.rstrip(chr(10))}\n{_HERE_END}\n")
-        channel = self._open_channel(cancel)
+        if not self._take_slot(wait):
+            return None
         try:
-            with _connection_errors(self.name):
-                channel.exec_command(command_line())
-                channel.sendall(script_input(remote_script(body)))
+            channel = self._open_channel(cancel)
+            try:
+                with _connection_errors(self.name):
+                    channel.exec_command(command_line())
+                    channel.sendall(script_input(remote_script(body)))
+            except BaseException:
+                _close_quietly(channel)
+                raise
         except BaseException:
-            _close_quietly(channel)
+            self._slots.release()
             raise
-        return Stream(self, channel)
+        stream = Stream(self, channel, self._slots)
+        with self._streams_lock:
+            self._streams.add(stream)
+        return stream
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write over SFTP on the same connection (no command, no shell)."""
         for attempt in (1, 2):
             self.connect()
             try:
-                with self._slots:
+                with self._slot():
                     transport = self._hops.target
                     sftp = paramiko.SFTPClient.from_transport(transport) if transport is not None else None
                     if sftp is None:
@@ -889,7 +947,7 @@ class SSHRunner(Runner):
         """Run bash text built only from quoted pieces (see join_command), in a login shell."""
         if cancel is not None:
             cancel.raise_if_cancelled()
-        with self._slots:
+        with self._slot():
             job = _ChannelJob(self, self._open_channel(cancel), command_line(), label or body, on_line)
             return self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
 

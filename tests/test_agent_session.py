@@ -307,3 +307,44 @@ def test_a_listing_under_way_when_the_user_disconnects_ends_without_reconnecting
         read_inventory(target.runner, target.roots)
     assert server.started == started, "a new serving agent was started after the user disconnected"
     assert not target.runner.connected, "the runner logged in again after the user disconnected"
+
+
+def test_a_served_answer_carries_only_its_own_stderr(testbed, kept):
+    """What the serving agent's start printed on stderr (here the login shell's) is the log of the request that
+    started it, not of every later one (a failed listing's log shows only its own stderr)."""
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    read_inventory(target.runner, target.roots)  # the cluster now keeps the agent
+    noise = unique("login-noise")
+    alpha.run_as_user(f"printf '%s\\n' 'echo {noise} >&2' '[ -f ~/.profile ] && . ~/.profile' > ~/.bash_profile")
+    try:
+        settings = json.dumps({"roots": list(target.roots)})
+        first = agent_session.ask(target.runner, agent_script(), settings, None, 120)
+        second = agent_session.ask(target.runner, agent_script(), settings, None, 120)
+    finally:
+        alpha.run_as_user("rm -f ~/.bash_profile")
+    assert first is not None and second is not None
+    assert noise in first.stderr
+    assert noise not in second.stderr
+
+
+def test_a_line_read_in_pieces_keeps_no_empty_ones():
+    """The serving agent's output comes in chunks, most of them empty while it works: only data is kept."""
+    pending = agent_session._Pending()
+    steps = [(b"", [], 0), (b"ab", [], 1), (b"", [], 1), (b"", [], 1), (b"c\nde", [b"abc"], 1), (b"", [], 1),
+             (b"f\n", [b"def"], 0), (b"", [], 0)]
+    for chunk, lines, kept_chunks in steps:
+        assert pending.lines(chunk) == lines
+        assert len(pending.chunks) == kept_chunks, chunk
+
+
+def test_a_disconnect_ends_the_serving_agent(testbed, kept):
+    """The user disconnects (the session forgets the target: its runner is closed): the agent ends with its
+    connection, nothing to close on its own (as when the whole session closes)."""
+    alpha = testbed.clusters["alpha"]
+    target = kept.target("alpha")
+    for _ in range(2):
+        read_inventory(target.runner, target.roots)
+    assert len(servers(alpha)) == 1
+    kept.forget("alpha")
+    wait_until(lambda: not servers(alpha), "the serving agent's end on a disconnect")

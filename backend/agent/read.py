@@ -56,6 +56,8 @@ The answer (see ``inventory``)::
      "truncated": bool, "elapsed": float, "cached": int,   # environments taken from the cache
      "space": [{"path", "free_bytes", "total_bytes", "free_files", "total_files"}] or None,
      "health": see health_facts, or None}   # only when asked, as "device" (st_dev) of each environment
+    (+ from a serving agent: "answer": its id, and "since": the id of the earlier answer its
+     {"same": path} entries stand for, see SentAnswers)
 
     ENV = {"name", "path", "root", "kind": "venv"|"virtualenv"|"uv"|"conda",
            "python": "X.Y.Z" or None, "system_site_packages", "created_by",
@@ -1653,6 +1655,13 @@ RACY_SECONDS = 2.0     # a folder changed this recently may change again within 
 MAX_CACHE_BYTES = 64 * 1024 * 1024
 
 
+# A serving agent's cache file as it last read or wrote it: {path: (signature of the file, entries)}. Its next
+# request takes the entries from here while the file is unchanged (no other agent wrote it), instead of
+# reading and parsing it again (most of a request's time when nothing changed). Any entry is used only when
+# its environment's stats still match (ListingCache.get), as one read from the file.
+_LOADED = {}
+
+
 def default_cache_file():
     """~/.cache/envdesk/inventory.json (or under $XDG_CACHE_HOME when it is an absolute path), beside the
     agents kept there (see envdesk.backend.agent_store)."""
@@ -1688,6 +1697,12 @@ class ListingCache(object):
         self.entries = {}
         self.changed = False
         self.used = 0
+        seen = signature(_stat(path))
+        loaded = _LOADED.pop(path, None)
+        if loaded is not None and seen is not None and loaded[0] == seen:
+            self.entries = loaded[1]
+            _LOADED[path] = loaded
+            return
         try:
             data = json.loads(read_bytes(path, MAX_CACHE_BYTES).decode("utf-8"))
         except (OSError, ValueError):
@@ -1695,6 +1710,7 @@ class ListingCache(object):
         if (isinstance(data, dict) and data.get("format") == CACHE_FORMAT and data.get("agent") == AGENT_VERSION
                 and isinstance(data.get("entries"), dict)):
             self.entries = data["entries"]
+            _LOADED[path] = (seen, self.entries)
 
     def get(self, path, marker, full):
         """The cached environment object at path if nothing it was read from changed, else None."""
@@ -1776,7 +1792,9 @@ class ListingCache(object):
             write_json(self.path, {"format": CACHE_FORMAT, "agent": AGENT_VERSION, "entries": self.entries},
                        private=True)
         except (OSError, ValueError):
-            pass
+            _LOADED.pop(self.path, None)
+            return
+        _LOADED[self.path] = (signature(_stat(self.path)), self.entries)
 
 
 def cached_env(cache, path, name, root, marker, full):
@@ -1916,17 +1934,68 @@ def next_request(pending, idle):
     return line, rest
 
 
+class SentAnswers(object):
+    """What a serving agent last answered to each kind of listing (its settings but "since"), so that the app
+    is sent only what changed since an answer it holds.
+
+    Each answer it sends carries an id ("answer": unique to this agent process). A request naming in "since"
+    the id of the last answer to the same settings gets, for each environment whose entry is exactly the one
+    sent then (its JSON text is kept: hashlib would cost the agent 4 MB), {"same": path} instead of the entry,
+    and "since" in the answer says so; the app takes that environment from the answer it holds. Any other
+    request (another id, other settings, a new agent) is answered in full. The last KEEP kinds of settings
+    are remembered, of whole listings only: one environment's ("names" or "paths") is small, and answered in
+    full without an id.
+    """
+
+    KEEP = 4
+
+    def __init__(self):
+        self.prefix = "%d-%s-" % (os.getpid(), os.urandom(6).hex())
+        self.count = 0
+        self.last = {}  # settings without "since" -> (answer id, {path: its entry as sent, JSON text})
+
+    def line(self, config, answer):
+        """The answer line (without ANSWER_MARKER) to `config`, and remember what it sends."""
+        environments = answer.pop("environments", None)
+        if not isinstance(environments, list) or config.get("names") is not None or config.get("paths") is not None:
+            answer["environments"] = environments
+            return json.dumps(answer, separators=(",", ":"))
+        key = json.dumps(dict((k, v) for k, v in config.items() if k != "since"), sort_keys=True)
+        since = config.get("since")
+        known = self.last.pop(key, (None, {}))
+        sent = known[1] if isinstance(since, str) and since == known[0] else None
+        self.count += 1
+        answer["answer"] = self.prefix + str(self.count)
+        if sent is not None:
+            answer["since"] = since
+        texts, sending = [], {}
+        for env in environments:
+            text = json.dumps(env, separators=(",", ":"))
+            path = env.get("path")
+            sending[path] = text if path not in sending else None  # a path twice: never "same"
+            if sent is not None and sending[path] is not None and sent.get(path) == text:
+                text = json.dumps({"same": path}, separators=(",", ":"))
+            texts.append(text)
+        self.last[key] = (answer["answer"], sending)
+        while len(self.last) > self.KEEP:
+            del self.last[next(iter(self.last))]
+        head = json.dumps(answer, separators=(",", ":"))
+        return head[:-1] + ',"environments":[' + ",".join(texts) + "]}"
+
+
 def serve(options):
     """Answer listing requests until standard input ends, or none came for options["idle"] seconds: one JSON
     object of settings per line in; out, SERVING_MARKER as soon as a request is read, then its answer line.
 
     The app keeps one such agent per cluster while its connection is open (envdesk.backend.agent_session), so
     a listing there costs one round trip and no Python start. It only reads: it is sent without the write
-    part, and refuses a request for an action. Each request is answered as a run of its own would be.
+    part, and refuses a request for an action. Each request is answered as a run of its own would be, but
+    for the environments unchanged since an answer the app holds (see SentAnswers).
     """
     idle = options.get("idle")
     idle = float(idle) if isinstance(idle, (int, float)) and idle > 0 else None
     pending = b""
+    sent = SentAnswers()
     while True:
         line, pending = next_request(pending, idle)
         if line is None:
@@ -1943,7 +2012,12 @@ def serve(options):
                           "error": "EnvDesk's running helper only lists environments; it was asked for %r."
                                    % (config.get("action") or "serve")})
             continue
-        write_answer(answer_for(config)[0])
+        answer, status = answer_for(config)
+        if status:
+            write_answer(answer)
+            continue
+        sys.stdout.write(ANSWER_MARKER + sent.line(config, answer) + "\n")
+        sys.stdout.flush()
 
 
 def main(argv):

@@ -13,7 +13,10 @@ The view lists every target side by side on the controller's thread pool (`refre
 opening the app (a new Session: log in, then list) and a refresh (connections already open), the app's (a
 listing agent kept running on each cluster, see agent_session) and one command per listing as before. Figures
 are medians of --repeat runs, after one untimed listing of each cluster (no cold cache counted).
-Note: the four "clusters" and the app share this machine's cores.
+Note: the four "clusters" and the app share this machine's cores. The latency proxies run in a process of
+their own (latency_proxy.ProxyProcess), not in the app's as before 2026-11-23: a real network takes none of
+the app's CPU or interpreter lock, so the proxies' in the app's process made the four-at-once figure the
+app's and the proxies' together. Figures from before that are not comparable with later ones.
 """
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -73,6 +77,24 @@ def serving_rss(cluster: Any) -> list[int]:
     return [int(line.split()[0]) for line in found.stdout.splitlines() if line.strip()]
 
 
+@contextmanager
+def proxied_apart(paths: Any, clusters: dict[str, Any], rtt: float) -> Iterator[None]:
+    """A profile per named cluster, each reached through a latency proxy in a process of its own (see the
+    module), host keys trusted."""
+    from bench.latency_proxy import ProxyProcess
+    from envdesk.backend.config import ClusterProfile, ClusterStore
+
+    store = ClusterStore(paths)
+    with ExitStack() as stack:
+        for name, cluster in clusters.items():
+            proxy = ProxyProcess(cluster.port, rtt).start()
+            stack.callback(proxy.stop)
+            store.add(ClusterProfile(name=name, **{**cluster.profile_fields(), "port": proxy.port}))
+            with open(paths.known_hosts_file, "a") as handle:
+                handle.write(f"[127.0.0.1]:{proxy.port} {cluster.host_key_pub}\n")
+        yield
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--envs", type=int, default=50)
@@ -82,7 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["HOME"] = tempfile.mkdtemp(prefix="envdesk-bench-")
 
-    from bench.bench_bed import copy_envs, make_envs, make_wheels, progress, proxied_profiles
+    from bench.bench_bed import copy_envs, make_envs, make_wheels, progress
     from envdesk.backend.paths import AppPaths
     from envdesk.backend.targets import Session
     from envdesk_fixtures import ScriptedPrompter
@@ -100,7 +122,7 @@ def main() -> int:
         prompter = ScriptedPrompter(answer=lambda request: answers[request.cluster]())
         paths = AppPaths(Path(os.environ["HOME"]) / "config")
         paths.config_dir.mkdir(parents=True)
-        with proxied_profiles(paths, {name: (clusters[name], args.rtt / 1000) for name in CLUSTERS}):
+        with proxied_apart(paths, {name: clusters[name] for name in CLUSTERS}, args.rtt / 1000):
             def opening(names: list[str]) -> float:
                 session = Session(paths, prompter)
                 try:

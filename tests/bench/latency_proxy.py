@@ -1,11 +1,17 @@
 """A TCP proxy on loopback that delays every chunk by half a round trip in each direction.
 
-The kernel here has no netem, so latency is injected in user space, in front of sshd.
+The kernel here has no netem, so latency is injected in user space, in front of sshd. LatencyProxy runs in
+the caller's process (on a thread); ProxyProcess runs one in a Python process of its own, so that a benchmark
+of the app's own CPU does not count the proxy's (a real network costs the app no CPU):
+
+    python latency_proxy.py TARGET_PORT RTT_SECONDS   # prints its port, serves until its stdin ends
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +83,43 @@ class LatencyProxy:
             writer.close()
 
 
+class ProxyProcess:
+    """A LatencyProxy in a process of its own (this file run as a script): start, port and stop as its."""
+
+    def __init__(self, target_port: int, rtt: float) -> None:
+        self.target_port = target_port
+        self.rtt = rtt
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self) -> "ProxyProcess":
+        self._process = subprocess.Popen([sys.executable, __file__, str(self.target_port), repr(self.rtt)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline())
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        assert self._process.stdin is not None
+        self._process.stdin.close()  # its end of input stops it
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def serve(argv: list[str]) -> int:
+    """Run one proxy (TARGET_PORT RTT_SECONDS) until standard input ends; its port first on stdout."""
+    proxy = LatencyProxy(int(argv[0]), float(argv[1])).start()
+    print(proxy.port, flush=True)
+    sys.stdin.read()
+    proxy.stop()
+    return 0
+
+
 @contextmanager
 def slow_cluster(rtt: float) -> Iterator[tuple[Any, Any]]:
     """The test bed with alpha reachable as the profile "slow" through the proxy: yields (bed, AppPaths)."""
@@ -95,3 +138,7 @@ def slow_cluster(rtt: float) -> Iterator[tuple[Any, Any]]:
     finally:
         proxy.stop()
         bed.close()
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.argv[1:]))
