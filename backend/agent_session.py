@@ -233,7 +233,6 @@ class AgentServer:
             stream.close()
 
 
-
 class _Pending:
     """The line begun on a serving agent's output, kept as the chunks it came in (an answer line may be
     megabytes long): joined once whole."""

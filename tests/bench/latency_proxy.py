@@ -68,7 +68,10 @@ class LatencyProxy:
 
         sender = asyncio.create_task(deliver())
         while True:
-            data = await reader.read(65536)
+            try:
+                data = await reader.read(65536)
+            except OSError:  # the peer reset the connection (a client ending at once): pass its end on
+                data = b""
             await queue.put((self._loop.time() + self.delay, data or None))
             if not data:
                 break
