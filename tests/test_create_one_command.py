@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from envdesk.backend.agent_store import STORE_FOLDER
 from envdesk.backend.errors import EnvDeskError, InstallFailed
-from envdesk.backend.operations.common import Progress
+from envdesk.backend.operations import create as create_module
+from envdesk.backend.operations.common import _ANSWER_CHECK, Progress
 from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.recipes import Step
 from envdesk.backend.protocol import ENVDESK_DIR, LOCK_SUFFIX, META_FILE
 from envdesk_fixtures import unique
 from test_failing_installs import pip_freeze
@@ -91,3 +96,68 @@ def test_a_cluster_that_lost_the_agent_gets_it_and_the_create_goes_on(alpha, ses
     again, commands = commands_of(alpha, lambda: create_environment(
         session, "alpha", CreateRequest(name=unique("kept"), kind="uv", packages=["tinygamma"])))
     assert again.environment.state == "ok" and len(commands) == 1, commands
+
+
+def test_a_stored_agent_cleaned_away_during_the_build_is_sent_again_for_the_finish(alpha, session, monkeypatch):
+    """A cache clean-up on the login node removes the stored agent while a long build runs: the finish's
+    bootstrap then asks for the agent, which is sent again; what was built is kept, not undone. The clean-up
+    is a stand-in: a last build step (a real command in the same shell) that removes the stored agent."""
+    store = alpha.home.joinpath(".cache", *STORE_FOLDER)
+    assert any(store.iterdir()), "alpha keeps no agent to remove"
+    real_steps = create_module._build_steps
+
+    def steps_then_clean_up(*args, **kwargs):
+        found = real_steps(*args, **kwargs)
+        step, failure = found[-1]
+        clean_up = Step("Cleaning the cache (a stand-in for the cluster's clean-up)",
+                        ("sh", "-c", f'rm -f "$HOME"/.cache/{"/".join(STORE_FOLDER)}/*'), step.modules)
+        return [*found, (clean_up, failure)]
+
+    monkeypatch.setattr(create_module, "_build_steps", steps_then_clean_up)
+    name = unique("clean")
+    made = create_environment(session, "alpha", CreateRequest(name=name, kind="uv", packages=["tinyalpha==1.0"]))
+    env = Path(made.environment.path)
+    assert made.environment.state == "ok"
+    assert "tinyalpha==1.0" in pip_freeze(env)
+    assert json.loads((env / ENVDESK_DIR / META_FILE).read_text())["requested"] == ["tinyalpha==1.0"]
+    assert not os.path.lexists(f"{env}{LOCK_SUFFIX}")
+    assert any(store.iterdir()), "the agent was not stored again"
+
+
+def test_a_ctrl_c_as_the_recording_is_shown_lets_the_finish_end(alpha, session):
+    """Once the finish began it runs to its end: a Ctrl-C as its step is shown (the command line's printer)
+    is raised after it, and leaves a whole environment, not a half-recorded one."""
+    name = unique("intr")
+
+    def on_step(text: str) -> None:
+        if text.startswith("Recording"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        create_environment(session, "alpha", CreateRequest(name=name, kind="uv", packages=["tinyalpha==1.0"]),
+                           Progress(on_step=on_step))
+    found = [path for path in alpha.home.rglob(name) if path.is_dir() and (path / "pyvenv.cfg").exists()]
+    assert len(found) == 1, found
+    env = found[0]
+    assert "tinyalpha==1.0" in pip_freeze(env)
+    assert json.loads((env / ENVDESK_DIR / META_FILE).read_text())["requested"] == ["tinyalpha==1.0"]
+    assert not os.path.lexists(f"{env}{LOCK_SUFFIX}")
+
+
+@pytest.mark.parametrize("answer, ok", [('ANSWER {"a":1,"ok":true}\n', True), ('ANSWER {"a":1,"ok":true}', True),
+                                        ('ANSWER {"ok":false,"error":"x"}\n', False),
+                                        ('ANSWER {"a":1,"ok":true}\nmore\n', False), ("", False)])
+def test_the_answer_check_passes_the_output_on_and_says_whether_it_ended_ok(answer, ok, tmp_path):
+    """The shell function that stops the one command unless the agent's last line is an answer saying ok, run
+    by bash, with a big line before the answer (a big environment's): its output is its input, unchanged, and
+    it reads the pipe in large reads, not one byte per read (strace counts them)."""
+    data = ("CODE " + "x" * 400_000 + "\n" + answer).encode()
+    strace = shutil.which("strace")
+    command = ["bash", "-c", f"{_ANSWER_CHECK}; envdesk_answer"]
+    traced = [strace, "-f", "-e", "trace=read", "-o", str(tmp_path / "trace"), *command] if strace else command
+    done = subprocess.run(traced, input=data, capture_output=True)
+    assert done.stdout == data
+    assert (done.returncode == 0) is ok
+    if strace:
+        reads = (tmp_path / "trace").read_text().count("read(0,")
+        assert reads < 1000, f"{reads} reads of the pipe for {len(data)} bytes"

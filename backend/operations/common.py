@@ -152,7 +152,8 @@ class _MarkedCommand:
             callback(*args)
         except BaseException as exc:  # noqa: BLE001 - a Ctrl-C as the step is shown: raised once it stopped
             self.interrupted.append(exc)
-            self.stop.cancel()
+            if self.at is None or self.at != self.last:  # once the last part began, it runs to its end
+                self.stop.cancel()
 
     def line(self, stream: str, text: str) -> None:
         key = text[len(STEP_MARKER):] if stream == "stderr" and text.startswith(STEP_MARKER) else None
@@ -243,10 +244,11 @@ def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]],
 RECORDING_STEP = "Recording how the environment was made"
 _BEGIN, _FINISH = "B", "F"   # the markers of the agent's begin and finish in a build's one command
 # Passes the agent's lines on and fails unless the last is an answer that says ok: run_action puts "ok" last, and
-# a string's value ends with a quote, so only that key can end the line so.
-_ANSWER_CHECK = ("envdesk_answer() { envdesk_last=; while IFS= read -r envdesk_got || [ -n \"$envdesk_got\" ]; "
-                 "do printf '%s\\n' \"$envdesk_got\"; envdesk_last=$envdesk_got; done; "
-                 "case \"$envdesk_last\" in *',\"ok\":true}') ;; *) return 1 ;; esac; }")
+# a string's value ends with a quote, so only that key can end the line so. Read whole with cat (bash's read takes
+# a pipe one byte per call: seconds for a big environment's answer), the "." keeping the final newline.
+_ANSWER_CHECK = ("envdesk_answer() { envdesk_out=$(cat; echo .); envdesk_out=${envdesk_out%.}; "
+                 "printf '%s' \"$envdesk_out\"; "
+                 "case \"$envdesk_out\" in *',\"ok\":true}'|*',\"ok\":true}'$'\\n') ;; *) return 1 ;; esac; }")
 
 
 def _agent_in_shell(runner: Runner, settings: dict[str, Any]) -> tuple[str, str] | None:
@@ -349,8 +351,15 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
         if answers and "ok" in answers[0]:
             checked(answers[0])  # begin's refusal (it undid what it made)
         reservation.held = True      # no telling how far begin came
+        if answers and answers[0].get("errors"):
+            checked(answers[0])  # the agent broke: its own words for what
         raise command.failed(result, reserving, CommandFailed)
     if command.at == _FINISH:
+        if len(answers) > 1 and agent_store.NEED_AGENT in answers[-1]:  # the target lost the agent during the build
+            notes = agent_store.notes_for(runner)                        # (a cache clean-up): finish alone, which
+            if notes is not None and finish[1]:                          # sends it again; what is built stays
+                notes.forget(finish[1])
+            return reservation.finish(meta)
         if len(answers) > 1:
             checked(answers[-1])  # finish's refusal (the lock still held)
         raise command.failed(result, RECORDING_STEP, CommandFailed)
