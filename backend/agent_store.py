@@ -239,6 +239,17 @@ class TargetNotes:
         """The target's copy of `digest` is gone (or no longer right)."""
         self._change(digest, False)
 
+    def heard(self, stdout: str, digest: str) -> bool:
+        """What a bootstrap of `digest` said in `stdout`: False (forgotten) if the target no longer keeps it;
+        else True, and the code it compiled and kept is remembered."""
+        if asks_for_agent(stdout, digest):
+            self.forget(digest)
+            return False
+        code = reported_code(stdout, digest)
+        if code:
+            self.remember_code(digest, code)
+        return True
+
 
 _notes: weakref.WeakKeyDictionary[Any, TargetNotes] = weakref.WeakKeyDictionary()
 _notes_lock = threading.Lock()
@@ -267,6 +278,19 @@ def notes_for(runner: Runner) -> TargetNotes | None:
 Send = Callable[[str], CommandResult]
 
 
+def script_in_command(runner: Runner, agent: str, settings: str) -> tuple[str, str] | None:
+    """`agent` with `settings`, to run inside a command of the caller's (which cannot send the agent first), and
+    the digest of the agent it runs ('' for the agent sent as is): the bootstrap where the target keeps the
+    agent, the agent itself where none is stored; None where the agent must be sent first (run_stored)."""
+    notes = notes_for(runner)
+    if notes is None:
+        return inline_script(agent, settings), ""
+    digest = agent_digest(agent)
+    if notes.inline or not notes.keeps(digest):
+        return None
+    return bootstrap_script(agent, settings, notes.code(digest)), digest
+
+
 def run_stored(runner: Runner, agent: str, settings: str, store_part: str, send: Send) -> CommandResult:
     """Run `agent` with `settings` on the runner's target through `send` (which runs a script there), sending
     the agent itself only when the target is not known to keep it; the result holds the agent's answer.
@@ -280,12 +304,8 @@ def run_stored(runner: Runner, agent: str, settings: str, store_part: str, send:
     digest = agent_digest(agent)
     if notes.keeps(digest):
         result = send(bootstrap_script(agent, settings, notes.code(digest)))
-        if not asks_for_agent(result.stdout, digest):
-            code = reported_code(result.stdout, digest)
-            if code:
-                notes.remember_code(digest, code)
+        if notes.heard(result.stdout, digest):
             return result
-        notes.forget(digest)
     if notes.inline:
         return send(inline_script(agent, settings))
     result = send(storing_script(agent, settings, store_part))

@@ -252,29 +252,9 @@ _ANSWER_CHECK = ("envdesk_answer() { envdesk_out=$(cat; echo .); envdesk_out=${e
 
 
 def _agent_in_shell(runner: Runner, settings: dict[str, Any]) -> tuple[str, str] | None:
-    """The agent's script for one write action (`settings`) to run inside a command, and the digest of the agent
-    it runs ('' for the agent sent as is): the bootstrap where the target keeps the agent, the agent itself
-    where none is kept; None where the agent must be sent first (its own command: see agent_store.run_stored)."""
-    agent, text = agent_script(write=True), json.dumps(settings, separators=(",", ":"))
-    notes = agent_store.notes_for(runner)
-    if notes is None:
-        return agent_store.inline_script(agent, text), ""
-    digest = agent_store.agent_digest(agent)
-    if notes.inline or not notes.keeps(digest):
-        return None
-    return agent_store.bootstrap_script(agent, text, notes.code(digest)), digest
-
-
-def _note_agent(runner: Runner, stdout: str, digest: str) -> None:
-    """What the bootstrap said of the agent `digest` in `stdout`: the code it compiled and kept, or that the
-    target no longer keeps that agent."""
-    notes = agent_store.notes_for(runner)
-    if notes is None or not digest:
-        return
-    if agent_store.asks_for_agent(stdout, digest):
-        notes.forget(digest)
-    elif code := agent_store.reported_code(stdout, digest):
-        notes.remember_code(digest, code)
+    """The agent with its write part for one action (`settings`), to run inside a command (see
+    agent_store.script_in_command)."""
+    return agent_store.script_in_command(runner, agent_script(write=True), json.dumps(settings, separators=(",", ":")))
 
 
 def build_in_one_command(target: Target, reservation: Reservation, steps: Sequence[tuple[Step, type[CommandFailed]]],
@@ -334,7 +314,9 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
                 reservation.held = False
                 return finished
         raise
-    _note_agent(runner, result.stdout, begin[1])
+    notes = agent_store.notes_for(runner)
+    if notes is not None and begin[1]:
+        notes.heard(result.stdout, begin[1])
     if result.ok:
         reservation.held = False
         reservation.answer["dropped_snapshot"] = answers[-1].get("dropped_snapshot")
@@ -343,7 +325,7 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
         raise command.failed(result, step_list[0].what, NotStarted)
     if command.at == _BEGIN:
         if answers and agent_store.NEED_AGENT in answers[0]:  # the target no longer keeps the agent: begin
-            reservation.start()                                # alone, which sends it (see _note_agent)
+            reservation.start()                                # alone, which sends it (see run_stored)
             on_begun(reservation.answer)
             return None
         if answers and answers[0].get("ok"):  # begun; the steps' modules did not load
@@ -356,9 +338,8 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
         raise command.failed(result, reserving, CommandFailed)
     if command.at == _FINISH:
         if len(answers) > 1 and agent_store.NEED_AGENT in answers[-1]:  # the target lost the agent during the build
-            notes = agent_store.notes_for(runner)                        # (a cache clean-up): finish alone, which
-            if notes is not None and finish[1]:                          # sends it again; what is built stays
-                notes.forget(finish[1])
+            if notes is not None and finish[1]:                          # (a cache clean-up): finish alone, which
+                notes.forget(finish[1])                                  # sends it again; what is built stays
             return reservation.finish(meta)
         if len(answers) > 1:
             checked(answers[-1])  # finish's refusal (the lock still held)
