@@ -211,7 +211,7 @@ class Runner(ABC):
 
     def python_in_shell(self) -> str | None:
         """bash text, for a run_shell body, that runs a stdlib-only Python program given on its standard input
-        (a here-document of that body) as run_python does; None where a body may not carry a program (its
+        (piped to it by that body) as run_python does; None where a body may not carry a program (its
         settings), because others can read that body (this computer's: a process argument). The default
         serves a login shell whose body travels on standard input (a cluster's)."""
         return ("( for envdesk_py in python3 python /usr/libexec/platform-python; do "

@@ -251,6 +251,13 @@ _ANSWER_CHECK = ("envdesk_answer() { envdesk_out=$(cat; echo .); envdesk_out=${e
                  "case \"$envdesk_out\" in *',\"ok\":true}'|*',\"ok\":true}'$'\\n') ;; *) return 1 ;; esac; }")
 
 
+def _piped(variable: str, python: str) -> str:
+    """bash text that gives `python` the program held in `variable` and checks its answer. Through a pipe from
+    bash's own printf, never a here-document: bash before 5.1 (RHEL 7 and 8) writes each of those to a file in
+    $TMPDIR, and fails when that is full (login nodes' /tmp often is)."""
+    return f"printf '%s\\n' \"${variable}\" | {python} | envdesk_answer"
+
+
 def _agent_in_shell(runner: Runner, settings: dict[str, Any]) -> tuple[str, str] | None:
     """The agent with its write part for one action (`settings`), to run inside a command (see
     agent_store.script_in_command)."""
@@ -279,16 +286,14 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
                                      "space": True, **(reservation.begin or {})})
     finish = _agent_in_shell(runner, {"action": "finish", "path": reservation.path, "roots": reservation.roots,
                                       "token": reservation.token, "meta": meta})
-    ends = ("ENVDESK_BEGIN_END", "ENVDESK_FINISH_END")
-    if begin is None or finish is None or any(line in ends for script in (begin[0], finish[0])
-                                              for line in script.splitlines()):
+    if begin is None or finish is None:
         return None
     modules = step_list[0].modules
     load = f"module load {join_command(modules)} && " if modules else ""
-    body = (f"{_ANSWER_CHECK}; echo '{STEP_MARKER}{_BEGIN}' >&2 && {python} <<'{ends[0]}' | envdesk_answer && "
+    body = (f"envdesk_begin={join_command([begin[0]])}; envdesk_finish={join_command([finish[0]])}; "
+            f"{_ANSWER_CHECK}; echo '{STEP_MARKER}{_BEGIN}' >&2 && {_piped('envdesk_begin', python)} && "
             f"( {load}{_steps_text(steps, modules if check_loaded else ())} ) && "
-            f"echo '{STEP_MARKER}{_FINISH}' >&2 && {python} <<'{ends[1]}' | envdesk_answer\n"
-            f"{begin[0].rstrip(chr(10))}\n{ends[0]}\n{finish[0].rstrip(chr(10))}\n{ends[1]}\n")
+            f"echo '{STEP_MARKER}{_FINISH}' >&2 && {_piped('envdesk_finish', python)}\n")
     answers: list[dict[str, Any]] = []
 
     def answered(answer: dict[str, Any]) -> None:
