@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from .ssh_lib import paramiko
 
+from .channel_slots import ChannelSlots
 from .config import ClusterProfile
 from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
                      HostKeyUnknown)
@@ -45,6 +46,7 @@ BANNER_TIMEOUT = 10.0  # an SSH server greets at once: this long a silence means
 HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
+REFUSALS_TRIED = 4  # refused opens of one channel before giving up (each waits first, see _after_refusal)
 # Channels open at once: commands, SFTP sessions and a kept Stream (the kill of a cancelled command comes on
 # top); OpenSSH allows 10 sessions per connection by default (MaxSessions).
 MAX_CHANNELS = 8
@@ -305,6 +307,12 @@ def _handshake_failure(hop: Hop, wire: _Wire, error: BaseException | None, waite
                             f"{check} A VPN or a firewall may be in the way.")
 
 
+def _refusal(exc: paramiko.SSHException, transport: paramiko.Transport) -> bool:
+    """Whether a failed channel open was the server's refusal (its MaxSessions reached), not a dead connection.
+    paramiko keeps one refusal per connection: of two refused at once, one may raise a plain SSHException."""
+    return isinstance(exc, paramiko.ChannelException) or (transport.is_active() and "Timeout" not in str(exc))
+
+
 @contextlib.contextmanager
 def _connection_errors(name: str) -> Iterator[None]:
     """What paramiko and the socket raise when a connection breaks, as ConnectionFailed."""
@@ -409,14 +417,14 @@ class Stream:
 
     KEEP_ERR = 4096
 
-    def __init__(self, runner: SSHRunner, channel: paramiko.Channel, slot: threading.BoundedSemaphore) -> None:
+    def __init__(self, runner: SSHRunner, channel: paramiko.Channel, slot: ChannelSlots) -> None:
         self.runner = runner
         self.channel = channel
         self.transport = channel.get_transport()
         self.pgid: int | None = None
         self.stderr = ""
         self._err = LineSplitter("stderr", self._stderr_line)
-        self._slot: threading.BoundedSemaphore | None = slot
+        self._slot: ChannelSlots | None = slot
         self._slot_lock = threading.Lock()
 
     def _stderr_line(self, stream: str, line: str) -> None:
@@ -538,7 +546,7 @@ class SSHRunner(Runner):
         self._plan = plan
         self._hops = _Hops()
         self._lock = threading.RLock()
-        self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
+        self._slots = ChannelSlots(MAX_CHANNELS)
         self._streams: set[Stream] = set()  # those holding a slot (see Stream)
         self._streams_lock = threading.Lock()
         self._keys = KeyCache()
@@ -810,10 +818,12 @@ class SSHRunner(Runner):
 
     # -- channels --------------------------------------------------------------------------
 
-    def _open_channel(self, cancel: CancelToken | None = None) -> paramiko.Channel:
-        """A session channel on a live connection; one reconnect if the connection turned out dead.
+    def _open_channel(self, cancel: CancelToken | None = None, *, slotted: bool = True) -> paramiko.Channel:
+        """A session channel on a live connection; one reconnect if the connection turned out dead. `slotted`:
+        the caller holds one of the channel slots (see ChannelSlots).
 
-        paramiko's keepalive never notices a dead peer, so a failed or stalled open is the signal.
+        paramiko's keepalive never notices a dead peer, so a failed or stalled open is the signal. A refused
+        open is not: the server answered (see _after_refusal), and the commands running on it go on.
         """
         for attempt in (1, 2):
             self.connect(cancel)
@@ -821,7 +831,13 @@ class SSHRunner(Runner):
             try:
                 if transport is None:
                     raise paramiko.SSHException("not connected")
-                return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
+                for refusals in range(1, REFUSALS_TRIED + 1):
+                    try:
+                        return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
+                    except paramiko.SSHException as exc:
+                        if not _refusal(exc, transport):
+                            raise
+                        self._after_refusal(exc, refusals, slotted, cancel)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 log.info("connection to %s looks dead (%s); reconnecting", self.name, exc)
                 self._drop(transport)
@@ -829,6 +845,25 @@ class SSHRunner(Runner):
                     raise ConnectionFailed(f"The connection to {self.name} broke and could not be reopened.",
                                            "Check your network connection and try again.") from exc
         raise AssertionError("unreachable")
+
+    def _after_refusal(self, refusal: paramiko.SSHException, refusals: int, slotted: bool,
+                       cancel: CancelToken | None) -> None:
+        """Return when a refused session may be asked for again: once fewer of this connection's channels are
+        open (see ChannelSlots.refused), or after a short wait where none of its others are (the server may
+        still count one just closed); else raise, in plain words."""
+        if slotted and self._slots.refused(cancel):
+            log.info("%s refused a session (%s): from now on at most %d at once", self.name, refusal,
+                     self._slots.limit)
+            return
+        if refusals < REFUSALS_TRIED:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            time.sleep(0.2 * refusals)
+            return
+        raise ConnectionFailed(
+            f"{self.name} refused to open a session for EnvDesk ({getattr(refusal, 'text', '') or refusal}).",
+            "The server limits how many commands one connection may run at once (MaxSessions), or allows none "
+            "for this account: try again once other work on it has ended, or ask its administrators.") from refusal
 
     def _take_slot(self, wait: bool = True) -> bool:
         """Take one of the MAX_CHANNELS slots (each command, SFTP session and Stream holds one while its channel
@@ -861,7 +896,7 @@ class SSHRunner(Runner):
                   f"[ $i -eq {int(KILL_AFTER * 10)} ] && kill -KILL -{pgid} 2>/dev/null; "
                   f"[ $i -ge {int(KILL_AFTER * 20)} ] && break; sleep 0.1; done; true")
         try:
-            channel = self._open_channel()
+            channel = self._open_channel(slotted=False)
             channel.exec_command(command_line("sh"))
             channel.sendall(script_input(script))
             channel.shutdown_write()

@@ -2,8 +2,8 @@
 Stream, backend/agent_session.py), on a real sshd whose MaxSessions is MAX_CHANNELS + 1 (the one more: a channel
 closed here is counted there until sshd has read that). sshd's own log is the referee: how many sessions it has
 open, and whether it refused one. With every slot in use the runner never has more than MAX_CHANNELS open, so no
-open is refused (a refusal makes the runner take the connection for dead and drop it under the commands running
-on it), and a listing still answers."""
+open is refused (a refusal makes the runner wait for a slot below the count refused, see test_channel_refusal),
+and a listing still answers."""
 from __future__ import annotations
 
 import copy
@@ -23,14 +23,13 @@ from envdesk_fixtures import ScriptedPrompter, unique
 from testbed import util
 
 
-@pytest.fixture
-def tight(testbed, tmp_path):
-    """alpha's user and home behind an sshd of its own whose MaxSessions is MAX_CHANNELS + 1 (OpenSSH's default is
-    10; clusters may set less)."""
+def alpha_behind_own_sshd(testbed, workdir, name: str, max_sessions: int):
+    """alpha's user and home behind a started sshd of its own, called `name`, whose MaxSessions is
+    `max_sessions` (OpenSSH's default is 10; clusters may set less)."""
     alpha = testbed.clusters["alpha"]
     cluster = copy.copy(alpha)
-    cluster.name = "tight"
-    cluster.workdir = tmp_path / "tight-sshd"
+    cluster.name = name
+    cluster.workdir = workdir
     cluster.workdir.mkdir()
     cluster.workdir.chmod(0o755)
     cluster.config_path = cluster.workdir / "sshd_config"
@@ -43,21 +42,33 @@ def tight(testbed, tmp_path):
         type(alpha).write_config(cluster)
         text = cluster.config_path.read_text()
         assert "MaxSessions 64" in text
-        cluster.config_path.write_text(text.replace("MaxSessions 64", f"MaxSessions {MAX_CHANNELS + 1}"))
+        cluster.config_path.write_text(text.replace("MaxSessions 64", f"MaxSessions {max_sessions}"))
     cluster.write_config = write_config
     cluster.spawn(util.free_ports(1)[0])
     cluster.wait_ready()
+    return cluster
+
+
+def session_on(cluster, folder):
+    """A backend Session (kept agents on) whose one cluster is `cluster`, its host key known."""
+    paths = AppPaths(folder)
+    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields()))
+    with open(paths.known_hosts_file, "a") as handle:
+        handle.write(cluster.known_hosts_line() + "\n")
+    return Session(paths, ScriptedPrompter(), keep_agents=True)
+
+
+@pytest.fixture
+def tight(testbed, tmp_path):
+    """alpha behind an sshd of its own whose MaxSessions is MAX_CHANNELS + 1."""
+    cluster = alpha_behind_own_sshd(testbed, tmp_path / "tight-sshd", "tight", MAX_CHANNELS + 1)
     yield cluster
     cluster.stop()
 
 
 @pytest.fixture
 def session(tight, tmp_path, home):
-    paths = AppPaths(tmp_path / "cfg")
-    ClusterStore(paths).add(ClusterProfile(name="tight", **tight.profile_fields()))
-    with open(paths.known_hosts_file, "a") as handle:
-        handle.write(tight.known_hosts_line() + "\n")
-    session = Session(paths, ScriptedPrompter(), keep_agents=True)
+    session = session_on(tight, tmp_path / "cfg")
     yield session
     session.close()
 
