@@ -196,3 +196,30 @@ def test_a_serving_agent_reads_its_cache_file_again_only_once_another_wrote_it(t
     finally:
         agent.stdin.close()
         agent.wait(60)
+
+
+def test_a_serving_agent_keeps_little_of_the_answers_it_sent():
+    """What the agent keeps to tell an unchanged environment (SentAnswers) is small next to the answers: four
+    whole listings of 500 environments of 100 packages, under a tenth of one answer (their texts: 8 MB).
+    Referee: Python's own allocation tracing."""
+    import tracemalloc
+
+    from agent_fixtures import load_agent
+
+    agent = load_agent(write=False)
+    envs = [{"path": f"/home/me/envs/env{i}", "kind": "venv", "python": "3.11.7",
+             "packages": [{"name": f"package-{j}", "version": f"1.{j}.0"} for j in range(100)]} for i in range(500)]
+    answer_bytes = len(json.dumps(envs, separators=(",", ":")))
+    tracemalloc.start()
+    try:
+        sent = agent.SentAnswers()
+        lines = [sent.line({"roots": [f"/root{k}"]}, {"ok": True, "environments": [dict(env) for env in envs]})
+                 for k in range(4)]
+        held = tracemalloc.get_traced_memory()[0] - sum(len(line) for line in lines)
+    finally:
+        tracemalloc.stop()
+    assert answer_bytes > 2_000_000
+    assert held < answer_bytes / 10, (held, answer_bytes)
+    again = sent.line({"roots": ["/root3"], "since": json.loads(lines[3])["answer"]},
+                      {"ok": True, "environments": [dict(env) for env in envs]})
+    assert json.loads(again)["environments"] == [{"same": env["path"]} for env in envs]

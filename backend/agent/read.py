@@ -1934,13 +1934,27 @@ def next_request(pending, idle):
     return line, rest
 
 
+def entry_digest():
+    """What a serving agent keeps of each entry it sent: its sha256, from Python's own small module (_sha256,
+    _sha2 from 3.12; hashlib's OpenSSL binding costs the agent 4 MB), else the text itself. Keeping the texts
+    of the last answers cost tens of MB on a cluster of many large environments."""
+    for name in ("_sha256", "_sha2"):
+        try:
+            sha256 = __import__(name).sha256
+            sha256(b"")
+        except Exception:  # missing, or refused (a FIPS-only build)
+            continue
+        return lambda text: sha256(text.encode("utf-8")).digest()
+    return lambda text: text
+
+
 class SentAnswers(object):
     """What a serving agent last answered to each kind of listing (its settings but "since"), so that the app
     is sent only what changed since an answer it holds.
 
     Each answer it sends carries an id ("answer": unique to this agent process). A request naming in "since"
     the id of the last answer to the same settings gets, for each environment whose entry is exactly the one
-    sent then (its JSON text is kept: hashlib would cost the agent 4 MB), {"same": path} instead of the entry,
+    sent then (the sha256 of its JSON text is kept, see entry_digest), {"same": path} instead of the entry,
     and "since" in the answer says so; the app takes that environment from the answer it holds. Any other
     request (another id, other settings, a new agent) is answered in full. The last KEEP kinds of settings
     are remembered, of whole listings only: one environment's ("names" or "paths") is small, and answered in
@@ -1952,7 +1966,8 @@ class SentAnswers(object):
     def __init__(self):
         self.prefix = "%d-%s-" % (os.getpid(), os.urandom(6).hex())
         self.count = 0
-        self.last = {}  # settings without "since" -> (answer id, {path: its entry as sent, JSON text})
+        self.last = {}  # settings without "since" -> (answer id, {path: entry_digest of its entry as sent})
+        self.digest = entry_digest()
 
     def line(self, config, answer):
         """The answer line (without ANSWER_MARKER) to `config`, and remember what it sends."""
@@ -1972,8 +1987,8 @@ class SentAnswers(object):
         for env in environments:
             text = json.dumps(env, separators=(",", ":"))
             path = env.get("path")
-            sending[path] = text if path not in sending else None  # a path twice: never "same"
-            if sent is not None and sending[path] is not None and sent.get(path) == text:
+            sending[path] = self.digest(text) if path not in sending else None  # a path twice: never "same"
+            if sent is not None and sending[path] is not None and sent.get(path) == sending[path]:
                 text = json.dumps({"same": path}, separators=(",", ":"))
             texts.append(text)
         self.last[key] = (answer["answer"], sending)
