@@ -9,9 +9,10 @@ The agent lives in ``backend/agent/`` as plain script parts, not importable modu
 4. the two lines that run ``main(sys.argv)``.
 
 A call runs it with ``sys.argv`` set to the settings (on stdin, never as an argument: see ``run_agent``).
-A cluster keeps each agent it was sent under its sha256, so a call usually sends only a bootstrap of about a
-kilobyte that checks and runs that copy; ``agent_store`` decides what is sent (the bootstrap, the agent
-with the store part ``store.py`` that keeps it, or for this computer the agent as is).
+A target (a cluster, or this computer) keeps each agent it was sent under its sha256, so a call usually sends
+only a bootstrap of about a kilobyte that checks and runs that copy, from the code compiled from it last time;
+``agent_store`` decides what is sent (the bootstrap, the agent with the store part ``store.py`` that keeps it,
+or, for a runner that notes nothing, the agent as is).
 """
 from __future__ import annotations
 

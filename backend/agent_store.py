@@ -1,4 +1,4 @@
-"""The agent kept on each cluster: sent once per version, stored there under its sha256, checked before each run.
+"""The agent kept on each target: sent once per version, stored there under its sha256, checked before each run.
 
 One agent call sends one of three scripts to ``python3 -`` on the target, each with the settings in
 ``sys.argv`` (on stdin, never as an argument: other users can read arguments with ps):
@@ -10,11 +10,13 @@ One agent call sends one of three scripts to ``python3 -`` on the target, each w
   beside it, and runs that code instead of compiling again when its sha256 is the one it reported before;
 * ``storing_script`` when it is not known to keep it: the agent, compressed, with the store part
   (``backend/agent/store.py``) that stores it and then runs it; one command, as before;
-* ``inline_script``, the agent as is: for runners without a route (this computer, where sending costs
-  nothing) and for a Python that cannot unpack the agent.
+* ``inline_script``, the agent as is: for runners that note nothing (Runner.agent_notes_key is empty: this
+  computer without the app's cache folder) and for a Python that cannot unpack the agent.
 
 What each target keeps is remembered per runner and in ``agents-stored.json`` of the runner's local cache
-folder, keyed by its route (user@host:port of each hop), so that a new process sends the bootstrap too.
+folder, keyed by Runner.agent_notes_key (a cluster's route, user@host:port of each hop; "this computer"), so
+that a new process sends the bootstrap too. On this computer sending costs nothing, but compiling the agent's
+source is most of a call's time: the bootstrap runs the code kept from the last compile instead.
 """
 from __future__ import annotations
 
@@ -46,14 +48,16 @@ RECORD_FILE = "agents-stored.json"
 KEEP_PER_TARGET = 8  # digests remembered per target: both variants of the last few versions
 
 # Reads at most one byte more than the agent, never through a link (O_NOFOLLOW) nor waiting on a pipe planted
-# there (O_NONBLOCK), and runs exactly the bytes it hashed: the agent's text (always checked), compiled, or
-# the code compiled from it before, when that code's sha256 is _k, as the bootstrap that compiled it reported
+# there (O_NONBLOCK), each where the system has it (Windows has neither, and needs O_BINARY to read and write
+# bytes as they are), and runs exactly the bytes it hashed: the agent's text (always checked), compiled, or the
+# code compiled from it before, when that code's sha256 is _k, as the bootstrap that compiled it reported
 # (CODE_MARKER): that spares the compile, most of the agent's start. A new compile is kept for the next call:
-# written to <digest>.<python>.code.tmp (0600, never through a link, truncated if there), then renamed over
-# the old file. Writers at the same time may mix their bytes: the sha256 check then fails and the next call
-# compiles again. Its names start with "_": none is the agent's. Its sha256 comes from Python's own small
-# module (_sha256, _sha2 from 3.12) rather than hashlib, whose OpenSSL binding costs more to load than the
-# rest of the bootstrap; hashlib where that module is missing or refuses (a FIPS-only build).
+# written to <digest>.<python>.code.tmp (0600, never through a link, truncated if there), then put in place of
+# the old file (os.replace: os.rename replaces no file on Windows). Writers at the same time may mix their bytes:
+# the sha256 check then fails and the next call compiles again. Its names start with "_": none is the agent's.
+# Its sha256 comes from Python's own small module (_sha256, _sha2 from 3.12) rather than hashlib, whose OpenSSL
+# binding costs more to load than the rest of the bootstrap; hashlib where that module is missing or refuses (a
+# FIPS-only build).
 _BOOTSTRAP = """\
 import marshal, os, sys
 sys.argv = ['-', {settings}]
@@ -65,9 +69,11 @@ for _m in '_sha256', '_sha2', 'hashlib':
  try: _n = __import__(_m).sha256; _n(); break
  except Exception: pass
 _d = lambda b: _n(b).hexdigest()
+_o = 0
+for _m in 'NOFOLLOW', 'NONBLOCK', 'BINARY': _o |= getattr(os, 'O_' + _m, 0)
 def _r(p, n):
  try:
-  with open(os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), 'rb') as f: return f.read(n)
+  with open(os.open(p, os.O_RDONLY | _o), 'rb') as f: return f.read(n)
  except OSError: return b''
 _s = _r(_p + '.py', {limit})
 if _d(_s) != _h:
@@ -77,9 +83,9 @@ if _b and _d(_b) == _k: _x = marshal.loads(_b)
 else:
  _x = compile(_s, _p + '.py', 'exec'); _b = marshal.dumps(_x); _t = _q + '.tmp'
  try:
-  with open(os.open(_t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600), 'wb') as _f:
+  with open(os.open(_t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _o, 0o600), 'wb') as _f:
    _f.write(_b)
-  os.rename(_t, _q); sys.stdout.write({marker!r} + _h + ' ' + _d(_b) + '\\n')
+  os.replace(_t, _q); sys.stdout.write({marker!r} + _h + ' ' + _d(_b) + '\\n')
  except OSError: pass
 exec(_x)
 """
@@ -257,20 +263,20 @@ _notes_lock = threading.Lock()
 
 def notes_for(runner: Runner) -> TargetNotes | None:
     """The notes of the runner's target (made on first use), or None where the agent is not stored: a runner
-    without a route (this computer) or whose route cannot be told."""
+    without a name to note them under (Runner.agent_notes_key), or whose route cannot be told."""
     with _notes_lock:
         notes = _notes.get(runner)
         if notes is not None:
             return notes
     try:
-        route = list(getattr(runner, "route", list)())
+        key = str(getattr(runner, "agent_notes_key", str)())
     except (EnvDeskError, OSError, ValueError) as exc:  # the connection would fail the same way, and say why
         log.info("no route to note the agent under for %s: %s", getattr(runner, "name", "?"), exc)
         return None
-    if not route:
+    if not key:
         return None
     folder = getattr(runner, "local_cache", None)
-    notes = TargetNotes(" > ".join(route), StoredRecord(Path(folder)) if folder is not None else None)
+    notes = TargetNotes(key, StoredRecord(Path(folder)) if folder is not None else None)
     with _notes_lock:
         return _notes.setdefault(runner, notes)
 

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Mapping, Sequence
 
 from .errors import CommandFailed, InvalidInput
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from .capabilities import Capabilities
 
 POLL = 0.05  # seconds the wait loop waits for the process to end between its checks
+THIS_COMPUTER = "this computer"  # the name its stored agents are noted under (see agent_store)
 
 
 def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
@@ -99,6 +101,19 @@ class LocalRunner(Runner):
     """Runs argument lists as subprocesses, never through a shell unless modules are asked for."""
 
     name = "local"
+
+    def __init__(self, local_cache: Path | None = None) -> None:
+        """`local_cache`: the app's cache folder, where the agents this computer keeps are noted between runs
+        (see agent_store); without it, each call sends the agent as is."""
+        self.local_cache = local_cache
+
+    def agent_notes_key(self) -> str:
+        """This computer's name in agent_store's notes, where they can be kept between runs (local_cache): each
+        call, in a new process too (each command line call), then runs the code compiled from the stored agent,
+        sparing the compile of its source, most of an agent call's time here. "" without local_cache (a runner
+        made on its own, by a tool or a test): the agent goes with each call, as is. A route, where a subclass
+        has one, comes first."""
+        return super().agent_notes_key() or (THIS_COMPUTER if self.local_cache is not None else "")
 
     @staticmethod
     def _bash(script: str, modules: Sequence[str]) -> list[str]:

@@ -246,6 +246,11 @@ class Runner(ABC):
         """The hops a command takes to reach the target, jump hosts first; empty for this computer."""
         return []
 
+    def agent_notes_key(self) -> str:
+        """The name this computer notes the agents the target keeps under (see agent_store): its route; ""
+        where none are noted (the agent then goes with each call)."""
+        return " > ".join(self.route())
+
     def trust_route(self, decide: TrustDecision, *, replace: bool = False) -> list[tuple[ServerIdentity, str]]:
         """Check every server on the way (jump hosts, then the login node), in order, recording each key
         `decide` accepts; returns (identity, what happened) per hop. Nothing to trust here: []."""

@@ -94,10 +94,9 @@ class Session:
                 self._runners[name] = runner
             return runner
 
-    @staticmethod
-    def _local_runner() -> Runner:
+    def _local_runner(self) -> Runner:
         from .local_runner import LocalRunner  # loaded only for this computer (a cluster's command skips it)
-        return LocalRunner()
+        return LocalRunner(local_cache=self.paths.cache_dir)
 
     def _ssh_runner(self, profile: ClusterProfile) -> Runner:
         from .ssh_runner import SSHRunner

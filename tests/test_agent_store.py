@@ -405,7 +405,9 @@ def test_a_python_without_zlib_gets_the_agent_as_is(tmp_path, venvs, monkeypatch
     assert not (tmp_path / "home" / ".cache").exists()
 
 
-def test_this_computer_is_sent_the_agent_as_is(tmp_path, venvs, monkeypatch):
+def test_a_local_runner_without_a_cache_folder_is_sent_the_agent_as_is(tmp_path, venvs, monkeypatch):
+    """A LocalRunner made on its own (a tool's, a test's) notes nothing, so stores nothing; the app's and the
+    command line's have the cache folder and store it (test_local_agent_store)."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     sent: list[str] = []
 

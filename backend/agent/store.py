@@ -1,8 +1,8 @@
-"""EnvDesk remote agent, store part: keep the agent on the cluster under its content hash, then run it.
+"""EnvDesk agent, store part: keep the agent on the target under its content hash, then run it.
 
-Sent by ``envdesk.backend.agent_store.storing_script`` in place of the bare agent when the cluster is not
-known to keep this version of it yet. A generated header before this part sets ``sys.argv`` (the settings,
-as for the agent itself) and:
+Sent by ``envdesk.backend.agent_store.storing_script`` in place of the bare agent when the target (a cluster,
+or this computer) is not known to keep this version of it yet. A generated header before this part sets
+``sys.argv`` (the settings, as for the agent itself) and:
 
 * ``STORE_DIGEST``: the sha256 (hex) of the agent's text, which names its file;
 * ``STORE_PAYLOAD``: the agent's text, zlib-compressed then base64 (so this call sends less than the agent);
@@ -17,8 +17,9 @@ stored file only after checking its sha256.
 Storing never stands in the way of the answer: a read-only home, a full disk, a quota, or a folder that is
 a link or not the user's own only leave the agent unstored. The folders are made 0700, the file 0600, written
 under a random name then renamed over the old one; no link is followed below the cache folder (which may
-itself be a link: clusters often point ~/.cache at a scratch disk). A Python without zlib cannot unpack the
-agent: it prints ``NEED_AGENT_LINE`` instead, and the client sends the agent bare.
+itself be a link: clusters often point ~/.cache at a scratch disk). On Windows, which opens no file relative
+to a folder's descriptor, the same is done through paths (see STORE_AT_FD). A Python without zlib cannot unpack
+the agent: it prints ``NEED_AGENT_LINE`` instead, and the client sends the agent bare.
 
 Python 3.6, standard library only, like the agent; every name starts with ``store_`` so that none of the
 agent's own is replaced before it runs.
@@ -35,6 +36,11 @@ import stat
 import sys
 
 STORE_UNSTORED_NAME = "<envdesk agent>"
+# Files are opened relative to a descriptor of their folder where the system can (Linux, macOS); Windows can
+# not, and takes paths. The flags each system lacks are left out (Windows has no O_NOFOLLOW nor O_NONBLOCK, and
+# needs O_BINARY for the bytes as they are).
+STORE_AT_FD = hasattr(os, "O_DIRECTORY") and {os.open, os.mkdir, os.rename, os.unlink} <= os.supports_dir_fd
+STORE_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 
 
 def store_sha256(data):
@@ -55,10 +61,13 @@ def store_cache_folder():
 
 
 def store_open_folder():
-    """A descriptor of <cache>/envdesk/agent, made 0700 where missing (others' access to an existing one is
-    removed); OSError if a part of it is a link, not a folder, or not the user's own."""
+    """<cache>/envdesk/agent, made 0700 where missing (others' access to an existing one is removed): a
+    descriptor of it (STORE_AT_FD), else its path; OSError if a part of it is a link, not a folder, or not the
+    user's own."""
     base = store_cache_folder()
     os.makedirs(base, 0o700, exist_ok=True)
+    if not STORE_AT_FD:
+        return store_folder_path(base)
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for name in STORE_FOLDER:
@@ -80,11 +89,36 @@ def store_open_folder():
     return fd
 
 
+def store_folder_path(base):
+    """The path of <cache>/envdesk/agent below `base`, made where missing, for a system that opens no file
+    relative to a folder (Windows, where a folder's access is its ACL: a user's profile is the user's own);
+    OSError if a part of it is a link (or a junction) or not a folder."""
+    path = base
+    for name in STORE_FOLDER:
+        path = os.path.join(path, name)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or getattr(info, "st_reparse_tag", 0):
+            raise OSError("%s is a link or not a folder" % path)
+    return path
+
+
+def store_at(folder, name):
+    """The arguments that name `name` in `folder` (a descriptor, or a path where STORE_AT_FD is false)."""
+    if isinstance(folder, int):
+        return name, {"dir_fd": folder}
+    return os.path.join(folder, name), {}
+
+
 def store_read(folder, name, size):
-    """At most size + 1 bytes of the regular file `name` in `folder` (a descriptor), not through a link;
-    None when there is no such file to read."""
+    """At most size + 1 bytes of the regular file `name` in `folder`, not through a link; None when there is
+    no such file to read."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+        path, at = store_at(folder, name)
+        fd = os.open(path, os.O_RDONLY | STORE_FLAGS | getattr(os, "O_NONBLOCK", 0), **at)
         with open(fd, "rb") as handle:
             return handle.read(size + 1)
     except OSError:
@@ -92,20 +126,24 @@ def store_read(folder, name, size):
 
 
 def store_write(folder, name, text):
-    """Make `name` in `folder` (a descriptor) hold `text`, mode 0600: written under a random name, then
-    renamed over whatever was there (a link is replaced, never followed)."""
+    """Make `name` in `folder` hold `text`, mode 0600: written under a random name, then put in place of
+    whatever was there (a link is replaced, never followed)."""
     if store_read(folder, name, len(text)) == text:
         return
-    temp = ".%s.%s.tmp" % (name, os.urandom(8).hex())
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
+    temp, at = store_at(folder, ".%s.%s.tmp" % (name, os.urandom(8).hex()))
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | STORE_FLAGS, 0o600, **at)
     try:
         with open(fd, "wb") as handle:
-            os.fchmod(fd, 0o600)
+            if hasattr(os, "fchmod"):
+                os.fchmod(fd, 0o600)
             handle.write(text)
-        os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        if at:
+            os.rename(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+        else:  # os.rename would not replace a file on Windows
+            os.replace(temp, os.path.join(folder, name))
     except BaseException:
         try:
-            os.unlink(temp, dir_fd=folder)
+            os.unlink(temp, **at)
         except OSError:
             pass
         raise
@@ -121,7 +159,8 @@ def store_agent(text):
         try:
             store_write(folder, STORE_DIGEST + ".py", text)
         finally:
-            os.close(folder)
+            if isinstance(folder, int):
+                os.close(folder)
     except Exception:  # an OSError, mostly: keeping the agent only saves later calls some bytes
         return STORE_UNSTORED_NAME
     sys.stdout.write(STORED_MARKER + STORE_DIGEST + "\n")

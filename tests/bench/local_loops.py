@@ -1,7 +1,7 @@
 """Benchmark: This computer's environments through the `envdesk` command line against the loops a person
 would run instead (`pip list`, `pip freeze`, `uv pip list`, `uv pip freeze`, once per environment).
 
-    python tests/bench/local_loops.py [--envs 15] [--extra 20] [--runs 3]
+    python tests/bench/local_loops.py [--envs 15] [--extra 20] [--runs 3] [--also DIR ...]
 
 Every environment is a real venv (`python -m venv`, so it has pip) under a throwaway HOME's ~/venvs,
 holding the test bed's wheels (tinyalpha, tinybeta, tinygamma, tinyold) plus `--extra` more tiny wheels
@@ -9,7 +9,9 @@ made by the same builder. EnvDesk gets a fresh --config-dir. Each figure is a wh
 of `--runs` (the runs are interleaved, so a busy moment hits every figure alike); pip's version check is
 off (PIP_DISABLE_PIP_VERSION_CHECK=1), which only helps pip. Before timing, EnvDesk's package lists are
 checked against `uv pip freeze` for every environment, so the figures compare the same answer. EnvDesk
-runs from compiled bytecode, as an install does (see bytecode.py).
+runs from compiled bytecode, as an install does (see bytecode.py). --also DIR adds EnvDesk run from another
+source tree (a copy of the repository as it was, say; see create_speed.envdesk_from), measured in the same run
+with a config folder of its own, and the ratio of each of its figures to the installed EnvDesk's.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bytecode import compiled_environment  # noqa: E402
+from bench.create_speed import envdesk_from  # noqa: E402
 from testbed.wheels import WHEELS, WheelSpec, build_all, build_wheel  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the real scripts, not a version manager's shims (they add ~50 ms each)
@@ -90,6 +93,7 @@ def main() -> int:
     parser.add_argument("--extra", type=int, default=20, help="generated packages per environment, beyond the "
                         "test bed's four")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--also", action="append", metavar="DIR", help="EnvDesk from this source tree too")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="envdesk-bench-"))
     home = work / "home"
@@ -104,18 +108,34 @@ def main() -> int:
         check_same_answer(envdesk, envs, ours, env)  # also writes EnvDesk's bytecode, as an install has it
         timed([*envdesk, "env", "export", "local", envs[0].name], ours)
 
-        def each(make: Callable[[Path], list[str]]) -> Callable[[], list[float]]:
-            return lambda: [timed(make(path), ours if make(path)[0] == envdesk[0] else env)[0] for path in envs]
+        def each(make: Callable[[Path], list[str]], environ: dict[str, str]) -> Callable[[], list[float]]:
+            return lambda: [timed(make(path), environ)[0] for path in envs]
+
+        def envdesk_loops(command: list[str], label: str = "") -> dict[str, Callable[[], list[float]]]:
+            """The loops of the EnvDesk `command` (the installed one, or an --also tree's), named with `label`."""
+            return {
+                f"envdesk env list local --json{label}": lambda: [
+                    timed([*command, "env", "list", "local", "--json"], ours)[0]],
+                f"envdesk env show local ENV --json{label}": each(
+                    lambda p: [*command, "env", "show", "local", p.name, "--json"], ours),
+                f"envdesk env export local ENV{label}": each(
+                    lambda p: [*command, "env", "export", "local", p.name], ours),
+            }
 
         loops: dict[str, Callable[[], list[float]]] = {
-            "envdesk env list local --json": lambda: [timed([*envdesk, "env", "list", "local", "--json"], ours)[0]],
-            "envdesk env show local ENV --json": each(lambda p: [*envdesk, "env", "show", "local", p.name, "--json"]),
-            "envdesk env export local ENV": each(lambda p: [*envdesk, "env", "export", "local", p.name]),
-            "pip list": each(lambda p: [str(p / "bin" / "pip"), "list"]),
-            "pip freeze": each(lambda p: [str(p / "bin" / "pip"), "freeze"]),
-            "uv pip list --python ENV": each(lambda p: [uv, "pip", "list", "--python", str(p)]),
-            "uv pip freeze --python ENV": each(lambda p: [uv, "pip", "freeze", "--python", str(p)]),
+            **envdesk_loops(envdesk),
+            "pip list": each(lambda p: [str(p / "bin" / "pip"), "list"], env),
+            "pip freeze": each(lambda p: [str(p / "bin" / "pip"), "freeze"], env),
+            "uv pip list --python ENV": each(lambda p: [uv, "pip", "list", "--python", str(p)], env),
+            "uv pip freeze --python ENV": each(lambda p: [uv, "pip", "freeze", "--python", str(p)], env),
         }
+        also = {f" [{Path(source).name}]": [*envdesk_from(Path(source).resolve(), work / f"also-{number}"),
+                                             "--config-dir", str(work / f"config-also-{number}")]
+                for number, source in enumerate(args.also or [])}
+        for label, other in also.items():
+            check_same_answer(other, envs, ours, env)  # and its bytecode written, as for the installed one
+            timed([*other, "env", "export", "local", envs[0].name], ours)
+            loops.update(envdesk_loops(other, label))
         loop_best = {name: float("inf") for name in loops}  # the whole loop (sum over the environments)
         one_best = {name: float("inf") for name in loops}  # one environment (median over them)
         for _ in range(args.runs):
@@ -140,6 +160,11 @@ def main() -> int:
             print(f"{label:34} {mine:>8}   {baseline:42} {took:7.3f}s {took / best[ours]:6.2f}x"
                   f"{' faster' if took >= best[ours] else ' SLOWER'}")
     print("(show and export: one environment, the median over the environments; list: the whole loop)")
+    for label in also:
+        for command, best, _ in rows:
+            took = best[command + label]
+            print(f"{command + label:44} {took:7.3f}s   the installed EnvDesk: {best[command]:6.3f}s, "
+                  f"{best[command] / took:4.2f}x this")
     list_goal = loop_best["envdesk env list local --json"] < loop_best["uv pip list --python ENV"]
     export_goal = one_best["envdesk env export local ENV"] < one_best["pip freeze"]
     print(f"goal, listing faster than uv's loop: {'met' if list_goal else 'MISSED'}; "
