@@ -12,16 +12,25 @@ every type of QtCore, QtGui and QtWidgets with all their enumerations, ~40 ms of
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QPlainTextEdit, QWidget
+
+
+@lru_cache(maxsize=None)
+def _rich_text_edit() -> type:
+    """QTextEdit, whose type PySide makes when it is first named (~1.6 M instructions): the main window has none,
+    so its first paint does without it."""
+    from PySide6.QtWidgets import QTextEdit
+    return QTextEdit
 
 
 def _give_tab_to_focus(widget: QObject) -> None:
     if isinstance(widget, QAbstractItemView):
         widget.setTabKeyNavigation(False)
-    elif isinstance(widget, (QPlainTextEdit, QTextEdit)):
+    elif isinstance(widget, QPlainTextEdit) or isinstance(widget, _rich_text_edit()):
         widget.setTabChangesFocus(True)
 
 
@@ -46,7 +55,7 @@ def install_keyboard_conventions() -> None:
     if not isinstance(app, QApplication) or app.property("envdesk_keyboard") is True:
         return
     for window in app.topLevelWidgets():
-        for kind in (QAbstractItemView, QPlainTextEdit, QTextEdit):
+        for kind in (QAbstractItemView, QPlainTextEdit, _rich_text_edit()):
             give_tab_to_focus(*window.findChildren(kind))
     conventions = _TabGivesFocusOn(app)
     app.installEventFilter(conventions)

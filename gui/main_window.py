@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import (QByteArray, QConcatenateTablesProxyModel, QEvent, QModelIndex, QObject,
-                            QPersistentModelIndex, QPoint, QSettings, QSize, QSortFilterProxyModel, Qt, QTimer)
+from PySide6.QtCore import (QConcatenateTablesProxyModel, QModelIndex, QPersistentModelIndex, QPoint, QSettings,
+                            QSize, QSortFilterProxyModel, Qt, QTimer)
 from PySide6.QtGui import (QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication,
                            QKeySequence, QResizeEvent, QShowEvent)
 from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
@@ -18,7 +18,7 @@ from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.validate import LOCAL_TARGET
 
-from .column_fit import ColumnFitter
+from .column_fit import ColumnFitter, FittingHeader
 from .controller import AppController
 from .details_panel import DetailsPanel
 from .keyboard import give_tab_to_focus, install_keyboard_conventions, next_panel
@@ -114,6 +114,11 @@ class MainWindow(QMainWindow):
         self.settings = QSettings(str(self.paths.config_dir / "window.ini"), QSettings.Format.IniFormat)
         self.prompter = QtPrompter(self)
         self.started = False  # the first list is painted and what waited for it has begun (see `start`)
+        # Calls `start`: a timer of its own, as QTimer.singleShot with a receiver makes PySide build QMetaMethod's
+        # type (~1 M instructions) before the first paint.
+        self._start_timer = QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.timeout.connect(self.start)
         self.controller = AppController(self.paths, self.prompter, self,
                                         first=str(self.settings.value("target", LOCAL_TARGET)), later=True)
         self.controller.inventory_changed.connect(self._inventory_changed)
@@ -317,6 +322,7 @@ class MainWindow(QMainWindow):
         self.env_proxy.setSortRole(Qt.ItemDataRole.EditRole)
         self.env_filter.textChanged.connect(self.env_proxy.setFilterFixedString)
         self.env_table = QTableView()
+        self.env_header = FittingHeader(self.env_table)  # says when it is painted (see `_header_painted`)
         self.env_table.setAccessibleName("Environments")
         self.env_table.setModel(self.env_proxy)
         self.env_table.setSortingEnabled(True)
@@ -334,8 +340,7 @@ class MainWindow(QMainWindow):
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
         self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
-        self.env_header = self.env_table.horizontalHeader()
-        self.env_header.installEventFilter(self)  # the table's first paints: see eventFilter
+        self.env_header.painted.connect(self._header_painted)  # the table's first paints
         middle_layout.addWidget(self.env_table)
         self.notice = QLabel()
         self.notice.setWordWrap(True)
@@ -429,8 +434,10 @@ class MainWindow(QMainWindow):
         if isinstance(position, QPoint):
             self.move(position)
         state = self.settings.value("state")
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
+        if state is not None:  # a layout saved at the last close (QByteArray's type is made only then)
+            from PySide6.QtCore import QByteArray
+            if isinstance(state, QByteArray):
+                self.restoreState(state)
         selected = self.cluster_view.index_of(str(self.settings.value("target", LOCAL_TARGET)))
         self.cluster_view.setCurrentIndex(selected if selected.isValid() else self.cluster_view.index_of(LOCAL_TARGET))
 
@@ -558,19 +565,19 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
-        if not self.started:  # a window that cannot paint yet (minimised, say) starts all the same
-            QTimer.singleShot(START_ANYWAY_MS, self, self.start)
+        if not self.started and not self._start_timer.isActive():
+            self._start_timer.start(START_ANYWAY_MS)  # a window that cannot paint yet (minimised…) starts anyway
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        """Watches the environment table's first paints (only them; its header's, painted with its rows): at the
-        first, a large cached list may be read in the background; once the list the window opened on is
-        painted, the rest begins (`start`)."""
-        if watched is self.env_header and event.type() == QEvent.Type.Paint and not self.started:
+    def _header_painted(self) -> None:
+        """The environment table's first paints (its header's, painted with its rows): at the first, a large
+        cached list may be read in the background; once the list the window opened on is painted, the rest
+        begins (`start`)."""
+        if not self.started:
             self.controller.cached_lists.resume()
-            if not self._first_list_unread():
-                watched.removeEventFilter(self)
-                QTimer.singleShot(0, self, self.start)
-        return super().eventFilter(watched, event)
+            if self._first_list_unread():
+                return
+            self._start_timer.start(0)
+        self.env_header.painted.disconnect(self._header_painted)
 
     def _first_list_unread(self) -> bool:
         """The cached list of the entry shown (in "All clusters": of any target) is still being read."""

@@ -6,11 +6,10 @@ from pathlib import Path
 import bisect
 import itertools
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
 
 from envdesk.backend.errors import EnvDeskError
@@ -32,18 +31,26 @@ STATE_TEXT = {"idle": "not connected", "connecting": "connecting…", "connected
 
 
 def _muted() -> QColor:
+    from PySide6.QtGui import QPalette  # its type is made when first needed (a cancelled operation shown)
     return QApplication.palette().color(QPalette.ColorRole.PlaceholderText)
 
 
-@dataclass
 class TargetItem:
-    """One entry of the cluster list."""
+    """One entry of the cluster list. (This and OperationRow are plain classes: making a dataclass runs its
+    generated methods' source through the compiler, ~3 M instructions each of the window's start.)"""
 
-    name: str
-    label: str
-    state: str = "idle"
-    message: str = ""
-    environments: int | None = None
+    __hash__ = None  # type: ignore[assignment]  # compared by value, as a dataclass is
+
+    def __init__(self, name: str, label: str, state: str = "idle", message: str = "",
+                 environments: int | None = None) -> None:
+        self.name = name
+        self.label = label
+        self.state = state
+        self.message = message
+        self.environments = environments
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is self.__class__ and vars(self) == vars(other)
 
 
 class TargetListModel(QAbstractListModel):
@@ -340,24 +347,23 @@ class PackageTableModel(_Table):
         self.endResetModel()
 
 
-@dataclass(eq=False)
 class OperationRow:
     """One operation of the operations list: its state, latest news, and the last lines of its output."""
 
-    task: Any
-    title: str
-    target: str
-    serial: int
-    max_lines: int
-    state: str = "running"
-    latest: str = ""
-    error: EnvDeskError | None = None
-    dropped: int = 0
-    saved: Path | None = None  # the file an export wrote, to show in its folder
-    log: deque[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.log = deque(maxlen=self.max_lines)
+    def __init__(self, task: Any, title: str, target: str, serial: int, max_lines: int, state: str = "running",
+                 latest: str = "", error: EnvDeskError | None = None, dropped: int = 0,
+                 saved: Path | None = None) -> None:
+        self.task = task
+        self.title = title
+        self.target = target
+        self.serial = serial
+        self.max_lines = max_lines
+        self.state = state
+        self.latest = latest
+        self.error = error
+        self.dropped = dropped
+        self.saved = saved  # the file an export wrote, to show in its folder
+        self.log: deque[str] = deque(maxlen=max_lines)
 
     @property
     def running(self) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -35,14 +34,14 @@ def __getattr__(name: str) -> Any:
     return TrustDialog
 
 
-@dataclass
 class _Pending:
-    """A question waiting for the GUI thread's answer."""
+    """A question waiting for the GUI thread's answer (a plain class: see models.TargetItem)."""
 
-    kind: str
-    payload: Any
-    event: threading.Event = field(default_factory=threading.Event)
-    answer: Any = None
+    def __init__(self, kind: str, payload: Any) -> None:
+        self.kind = kind
+        self.payload = payload
+        self.event = threading.Event()
+        self.answer: Any = None
 
 
 class QtPrompter(QObject):

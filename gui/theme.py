@@ -8,13 +8,16 @@ dimmer, and a style that outlines check boxes and radio buttons in a visible col
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QGuiApplication, QPalette
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
+if TYPE_CHECKING:  # QPalette's type (~2.5 M instructions) is made once the dark scheme is used
+    from PySide6.QtGui import QPalette
+
 CHOICES = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
-_Role = QPalette.ColorRole
-_Group = QPalette.ColorGroup
 
 
 def system_prefers_dark() -> bool:
@@ -32,22 +35,24 @@ def effective_scheme(choice: str) -> str:
 
 def dark_palette() -> QPalette:
     """A dark palette in which disabled text, buttons and fields are visibly dimmer than enabled ones."""
+    from PySide6.QtGui import QColor, QPalette
+    Role, Group = QPalette.ColorRole, QPalette.ColorGroup
     palette = QPalette()
-    colors = {_Role.Window: "#2b2b2b", _Role.WindowText: "#e8e8e8", _Role.Base: "#1e1e1e",
-              _Role.AlternateBase: "#262626", _Role.ToolTipBase: "#3a3a3a", _Role.ToolTipText: "#f0f0f0",
-              _Role.PlaceholderText: "#9a9a9a", _Role.Text: "#e8e8e8", _Role.Button: "#3c3c3c",
-              _Role.ButtonText: "#f0f0f0", _Role.BrightText: "#ff6b6b", _Role.Light: "#5a5a5a",
-              _Role.Midlight: "#4a4a4a", _Role.Mid: "#8a8a8a", _Role.Dark: "#1a1a1a", _Role.Shadow: "#0a0a0a",
-              _Role.Highlight: "#3d7bd9", _Role.HighlightedText: "#ffffff", _Role.Link: "#7fb0ff",
-              _Role.LinkVisited: "#c59bff"}
+    colors = {Role.Window: "#2b2b2b", Role.WindowText: "#e8e8e8", Role.Base: "#1e1e1e",
+              Role.AlternateBase: "#262626", Role.ToolTipBase: "#3a3a3a", Role.ToolTipText: "#f0f0f0",
+              Role.PlaceholderText: "#9a9a9a", Role.Text: "#e8e8e8", Role.Button: "#3c3c3c",
+              Role.ButtonText: "#f0f0f0", Role.BrightText: "#ff6b6b", Role.Light: "#5a5a5a",
+              Role.Midlight: "#4a4a4a", Role.Mid: "#8a8a8a", Role.Dark: "#1a1a1a", Role.Shadow: "#0a0a0a",
+              Role.Highlight: "#3d7bd9", Role.HighlightedText: "#ffffff", Role.Link: "#7fb0ff",
+              Role.LinkVisited: "#c59bff"}
     for role, color in colors.items():
         palette.setColor(role, QColor(color))
-    disabled = {_Role.WindowText: "#6e6e6e", _Role.Text: "#6e6e6e", _Role.ButtonText: "#6e6e6e",
-                _Role.Button: "#2f2f2f", _Role.Base: "#252525", _Role.Highlight: "#4a4a4a",
-                _Role.HighlightedText: "#8a8a8a", _Role.PlaceholderText: "#5a5a5a", _Role.Light: "#333333",
-                _Role.Mid: "#555555"}
+    disabled = {Role.WindowText: "#6e6e6e", Role.Text: "#6e6e6e", Role.ButtonText: "#6e6e6e",
+                Role.Button: "#2f2f2f", Role.Base: "#252525", Role.Highlight: "#4a4a4a",
+                Role.HighlightedText: "#8a8a8a", Role.PlaceholderText: "#5a5a5a", Role.Light: "#333333",
+                Role.Mid: "#555555"}
     for role, color in disabled.items():
-        palette.setColor(_Group.Disabled, role, QColor(color))
+        palette.setColor(Group.Disabled, role, QColor(color))
     return palette
 
 
