@@ -7,6 +7,10 @@ at once (start()), from a note of where the last connection to that cluster went
 it sent; the connect that follows takes that socket (claim()) only if its own plan, with ssh_config honoured,
 goes to that same host and port, and has paramiko send the same greeting (SSHRunner._handshake). A stale note
 costs a TCP connection opened and closed unused. Nothing here imports paramiko.
+
+Once paramiko is loaded, the key exchange can begin on that connection too, before the command line has read
+the cluster's settings (begin_session(), see ssh_runner.begin_key_exchanges); the connect that claims the connection
+then takes over the session begun on it (take_begun()).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import logging
 import socket
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,13 @@ def no_delay(sock: socket.socket) -> None:
         pass
 
 
+class Begun(Protocol):
+    """What was begun on a connection dialled early (an SSH session, see Predial.begin_session)."""
+
+    def close(self) -> None:
+        """Give it up, and the connection under it."""
+
+
 def _valid_greeting(text: object) -> bool:
     return (isinstance(text, str) and text.startswith("SSH-2.0-") and len(text) <= _MAX_GREETING
             and text.isascii() and text.isprintable())
@@ -53,6 +64,11 @@ class Predial:
         self._dropped = False
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._finished = False  # dialled (or failed): _sock is final
+        self._action: Callable[[socket.socket], Begun] | None = None  # to run once dialled (see begin_session)
+        self._begin_lock = threading.Lock()  # begin_session, take_begun and drop: one at a time
+        self._claimed = False  # taken or dropped: nothing more is begun on it
+        self._begun: Begun | None = None
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"dial {host}")
 
     def _run(self) -> None:
@@ -71,6 +87,10 @@ class Predial:
                 sock.close()
             else:
                 self._sock = sock
+            self._finished = True
+            action, self._action = self._action, None
+        if action is not None:
+            self._begin_now(action)
         self._done.set()
 
     def begin(self) -> None:
@@ -86,13 +106,56 @@ class Predial:
             raise self._error or OSError(f"could not connect to {self.host}")
         return self._sock
 
-    def drop(self) -> None:
-        """Close the connection unused (now, or as soon as it opens)."""
+    def begin_session(self, action: Callable[[socket.socket], Begun]) -> None:
+        """Have `action` begin the SSH session on the connection once it is open and greeted: at once if it is,
+        else on the dialling thread (before opened() returns), unless it was claimed or dropped first. What it
+        begins goes to whoever claims the connection (take_begun)."""
+        with self._lock:
+            if not self._finished:
+                self._action = action
+                return
+        self._begin_now(action)
+
+    def _begin_now(self, action: Callable[[socket.socket], Begun]) -> None:
+        with self._begin_lock:
+            with self._lock:
+                sock = self._sock  # None: dropped, or the dial failed
+            if self._claimed or self._begun is not None or sock is None:
+                return
+            try:
+                self._begun = action(sock)
+            except Exception as exc:  # the connection is in an unknown state: the connect dials anew
+                log.info("could not begin the SSH session with %s early: %s", self.host, exc)
+                self._discard()
+
+    def _discard(self) -> None:
+        with _dials_lock:
+            if _dials.get((self.host, self.port)) is self:
+                del _dials[(self.host, self.port)]
         with self._lock:
             self._dropped = True
             sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
+
+    def take_begun(self) -> Begun | None:
+        """What begin_session() began on the connection, for the caller that claimed it (None: nothing); nothing is
+        begun on it afterwards."""
+        with self._begin_lock:
+            self._claimed = True
+            begun, self._begun = self._begun, None
+        return begun
+
+    def drop(self) -> None:
+        """Close the connection unused (now, or as soon as it opens), with what was begun on it."""
+        with self._lock:
+            self._dropped = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+        begun = self.take_begun()
+        if begun is not None:
+            begun.close()
 
 
 def _notes(folder: Path) -> dict[str, list]:
@@ -118,6 +181,12 @@ def start(folder: Path, name: str) -> None:
             return
         _dials[(host, port)] = dial
     dial.begin()
+
+
+def dialling() -> list[Predial]:
+    """The connections dialled early and not claimed yet (a command line dials one at most)."""
+    with _dials_lock:
+        return list(_dials.values())
 
 
 def claim(host: str, port: int) -> Predial | None:

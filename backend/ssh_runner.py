@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import functools
 import logging
 import os
 import re
@@ -27,7 +28,7 @@ from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, 
                      join_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
-from .ssh_predial import Predial, claim, no_delay, note
+from .ssh_predial import Predial, claim, dialling, no_delay, note
 from .ssh_transport import LoginTransport
 
 if TYPE_CHECKING:
@@ -313,6 +314,60 @@ def _refusal(exc: paramiko.SSHException, transport: paramiko.Transport) -> bool:
     return isinstance(exc, paramiko.ChannelException) or (transport.is_active() and "Timeout" not in str(exc))
 
 
+def _client_transport(wire: _Wire, known: set[str]) -> LoginTransport:
+    """A client Transport on `wire`, not started: it sends (and hashes) the greeting the wire sent already, if
+    any, asks first for the host key types in `known` (as OpenSSH does, so that a server with several keys
+    shows a known one), and gives the server as long as EnvDesk does."""
+    transport = LoginTransport(wire)
+    if wire.greeting:
+        transport.local_version = wire.greeting  # the line it sends first, and hashes in the key exchange
+    transport.banner_timeout = BANNER_TIMEOUT
+    transport.handshake_timeout = HANDSHAKE_TIMEOUT
+    transport.auth_timeout = AUTH_TIMEOUT
+    options = transport.get_security_options()
+    options.key_types = tuple(sorted(options.key_types, key=lambda name: name not in known))
+    return transport
+
+
+class _Exchange:
+    """One key exchange: its transport, the wire under it, the host key types it asks for first, when it
+    began, and the event paramiko sets once it ends."""
+
+    def __init__(self, wire: _Wire, known: set[str]) -> None:
+        self.wire = wire
+        self.known = known
+        self.transport = _client_transport(wire, known)
+        self.done = threading.Event()
+        self.started = time.monotonic()
+
+    def start(self) -> None:
+        """Begin it on paramiko's thread (this returns at once, so that the wait for it can be abandoned)."""
+        self.transport.start_client(event=self.done)
+
+    def close(self) -> None:
+        """Give it up, and the connection under it."""
+        _close_quietly(self.transport)
+
+
+def _exchange_on(sock: socket.socket, greeting: str, known: set[str]) -> _Exchange:
+    exchange = _Exchange(_Wire(sock, greeting), known)
+    try:
+        exchange.start()
+    except BaseException:
+        exchange.close()
+        raise
+    return exchange
+
+
+def begin_key_exchanges(hostkeys: HostKeyStore) -> None:
+    """Begin the key exchange on each connection ssh_predial dialled early, as soon as it is open: a command
+    line reads the cluster's settings and loads the rest of the program while the server answers. The connect
+    that claims the connection takes that exchange over (see SSHRunner._handshake)."""
+    for dial in dialling():
+        known = _algorithms_for(hostkeys.known_types(dial.host, dial.port))
+        dial.begin_session(functools.partial(_exchange_on, greeting=dial.greeting, known=known))
+
+
 @contextlib.contextmanager
 def _connection_errors(name: str) -> Iterator[None]:
     """What paramiko and the socket raise when a connection breaks, as ConnectionFailed."""
@@ -343,6 +398,9 @@ class _ChannelJob(Job):
         self.err = LineSplitter("stderr", stderr_line)
 
     def start(self) -> None:
+        # Waiting for the exec request's answer costs nothing more than sending the input at once would:
+        # OpenSSH opens a session channel with a window of 0 bytes and widens it only once the command runs,
+        # in the same flight as that answer.
         with _connection_errors(self.runner.name):
             self.channel.exec_command(self.command)
 
@@ -662,26 +720,23 @@ class SSHRunner(Runner):
         Whatever goes wrong is a ConnectionFailed that says whether the server was silent, spoke something
         else than SSH, hung up, or failed the SSH handshake itself.
         """
-        wire = self._wire_to(hop, via, opening)
-        transport = opening.add(LoginTransport(wire))
-        if wire.greeting:
-            transport.local_version = wire.greeting  # the line it sends first, and hashes in the key exchange
-        transport.banner_timeout = BANNER_TIMEOUT
-        transport.handshake_timeout = HANDSHAKE_TIMEOUT
-        transport.auth_timeout = AUTH_TIMEOUT
-        options = transport.get_security_options()
         known = _algorithms_for(self.hostkeys.known_types(hop.host, hop.port))
-        options.key_types = tuple(sorted(options.key_types, key=lambda name: name not in known))
-        done = threading.Event()
-        started = time.monotonic()
+        wire, begun = self._wire_to(hop, via, opening)
+        if begun is not None and begun.known != known:  # the known keys changed since it began: begin anew
+            begun.close()
+            wire, begun = self._wire_to(hop, via, opening)
+        exchange = begun or _Exchange(wire, known)
+        transport = opening.add(exchange.transport)
+        started = exchange.started
         deadline = started + BANNER_TIMEOUT + HANDSHAKE_TIMEOUT + 5  # paramiko gives up before, normally
         error: BaseException | None = None
         try:
-            transport.start_client(event=done)  # returns at once, so that the wait can be aborted
-            while not done.wait(0.05) and time.monotonic() < deadline:
+            if begun is None:
+                exchange.start()
+            while not exchange.done.wait(0.05) and time.monotonic() < deadline:
                 opening.check()
             opening.check()
-            if done.is_set() and transport.is_active():
+            if exchange.done.is_set() and transport.is_active():
                 return transport
             error = transport.get_exception()
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -721,22 +776,28 @@ class SSHRunner(Runner):
             raise ConnectionFailed(f"The connection to {hop.host} broke during the login: {exc or 'closed'}.",
                                    "Check your network connection and try again.") from exc
 
-    def _wire_to(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening) -> _Wire:
-        """A connection to the hop: the one dialled early to it if there is one (see ssh_predial), else a new
-        TCP connection, or a jump host's channel."""
+    def _wire_to(self, hop: Hop, via: paramiko.Transport | None,
+                 opening: _Opening) -> tuple[_Wire, _Exchange | None]:
+        """A connection to the hop: the one dialled early to it if there is one (see ssh_predial), with the key
+        exchange begun on it if one was (see begin_key_exchanges); else a new TCP connection, or a jump host's
+        channel."""
         if via is None:
             early = claim(hop.host, hop.port)
             try:
                 if early is not None:
-                    return _Wire(_take(early, opening), early.greeting)
-                return _Wire(_dial(hop.host, hop.port, opening))
+                    sock = _take(early, opening)
+                    begun = early.take_begun()
+                    if isinstance(begun, _Exchange):
+                        return begun.wire, begun
+                    return _Wire(sock, early.greeting), None
+                return _Wire(_dial(hop.host, hop.port, opening)), None
             except OSError as exc:
                 raise ConnectionFailed(
                     f"Could not reach {hop.host} on port {hop.port}: {exc.strerror or exc}.",
                     "Check your network connection, the host name and the port (VPN needed?).") from exc
         try:
             return _Wire(opening.add(via.open_channel("direct-tcpip", (hop.host, hop.port), ("127.0.0.1", 0),
-                                                      timeout=CONNECT_TIMEOUT)))
+                                                      timeout=CONNECT_TIMEOUT))), None
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise ConnectionFailed(f"The jump host could not reach {hop.host} on port {hop.port}: {exc}.",
                                    "Check the jump host settings of this cluster.") from exc

@@ -16,6 +16,8 @@ import pytest
 
 from envdesk.backend import ssh_predial
 from envdesk.backend.errors import ConnectionFailed
+from envdesk.backend.hostkeys import HostKeyStore
+from envdesk.backend.ssh_runner import begin_key_exchanges
 from envdesk_fixtures import make_config, session_for
 from test_login_failures import SshdLog
 
@@ -133,3 +135,76 @@ def test_a_note_that_is_not_one_dials_nothing(tmp_path, entry):
     tmp_path.joinpath(ssh_predial.NOTES_FILE).write_text(json.dumps({"x": entry}))
     ssh_predial.start(tmp_path, "x")
     assert ssh_predial.claim("127.0.0.1", 22) is None
+
+
+_EXCHANGING = "SSH2_MSG_KEX_ECDH_INIT received"  # sshd has the client's half of the key exchange
+
+
+def _exchanges(log: SshdLog) -> int:
+    return sum(1 for line in log.lines() if _EXCHANGING in line)
+
+
+def _begin_and_wait(paths, log: SshdLog, hostkeys: HostKeyStore | None = None) -> None:
+    """Begin the key exchange on the connection dialled early, as the command line does, and wait until sshd
+    has the client's half of it (before any connect)."""
+    begin_key_exchanges(hostkeys or HostKeyStore(paths.known_hosts_file))
+    deadline = time.monotonic() + 30  # a bound on the wait, not a timing: paramiko's thread sends it
+    while not _exchanges(log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _exchanges(log) == 1, "the key exchange did not begin before the connect"
+
+
+def _run_on_alpha(paths) -> None:
+    """One command on alpha, from a new session."""
+    session = session_for(paths)
+    try:
+        assert session.target("alpha").runner.run(["true"]).ok
+    finally:
+        session.close()
+
+
+def test_the_login_takes_over_the_key_exchange_begun_early(testbed, tmp_path, home):
+    """One connection, one greeting, one key exchange (begun before the connect, never begun again), one login."""
+    alpha = testbed.clusters["alpha"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    _note(paths, "alpha", alpha.host, alpha.port, "SSH-2.0-EnvDesk_test_exchange")
+    saw = SshdLog(alpha)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    _begin_and_wait(paths, saw)
+    _run_on_alpha(paths)
+    assert saw.connections() == 1
+    assert _greetings(saw) == ["EnvDesk_test_exchange"]
+    assert _exchanges(saw) == 1
+    assert sum(1 for line in saw.lines() if line.startswith("Accepted publickey")) == 1
+
+
+def test_a_key_exchange_begun_with_other_known_keys_is_begun_anew(testbed, tmp_path, home):
+    """Begun asking first for host key types the connect would not ask for first (the known keys changed in
+    between): that connection is closed without a login, and the connect opens its own."""
+    alpha = testbed.clusters["alpha"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    _note(paths, "alpha", alpha.host, alpha.port, "SSH-2.0-EnvDesk_test_exchange")
+    saw = SshdLog(alpha)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    _begin_and_wait(paths, saw, HostKeyStore(tmp_path / "no_known_hosts", user_file=tmp_path / "none"))
+    _run_on_alpha(paths)
+    assert saw.connections() == 2
+    assert sum(1 for line in saw.lines() if line.startswith("Accepted publickey")) == 1
+
+
+def test_a_stale_note_closes_the_key_exchange_begun_on_it_unused(testbed, tmp_path, home):
+    """The note says beta's address, the profile (alpha) goes elsewhere: the key exchange begun with beta ends
+    with its connection, without a login there."""
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    _note(paths, "alpha", beta.host, beta.port, "SSH-2.0-paramiko_stale")
+    at_alpha, at_beta = SshdLog(alpha), SshdLog(beta)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    _begin_and_wait(paths, at_beta)
+    _run_on_alpha(paths)
+    assert at_alpha.connections() == 1
+    deadline = time.monotonic() + 30  # a bound on the wait, not a timing: beta has to see the hang-up
+    while not _hung_up(at_beta) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _hung_up(at_beta), "the stale connection was left open"
+    assert not any(line.startswith(("Accepted", "Failed")) for line in at_beta.lines())

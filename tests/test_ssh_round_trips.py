@@ -179,34 +179,55 @@ def test_env_list_on_the_command_line_logs_in_once_and_loads_only_what_it_needs(
 
 
 _GREETED = b"remote software version "  # sshd's DEBUG line once it has read the client's greeting
+_EXCHANGING = b"SSH2_MSG_KEX_ECDH_INIT received"  # once it has the client's half of the key exchange
 _WATCHED = """\
-import sys, time
+import builtins, sys, time
 from envdesk.launch import main
-log, start = sys.argv[1], int(sys.argv[2])
+log, start, module, logged = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].encode()
 
 
-def greeted():
+def seen():
     with open(log, "rb") as handle:
         handle.seek(start)
-        return %r in handle.read()
+        return logged in handle.read()
 
 
-class WatchParamiko:
-    \"\"\"When paramiko is first looked for: has the cluster's sshd already read this process's greeting?\"\"\"
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "paramiko":
-            sys.meta_path.remove(self)
-            deadline = time.monotonic() + 30  # a bound on the wait, not a timing: it is dialling meanwhile
-            while not greeted() and time.monotonic() < deadline:
-                time.sleep(0.02)
-            print("greeted before paramiko loaded:", greeted(), file=sys.stderr)
-        return None
+real_import = builtins.__import__
 
 
-sys.meta_path.insert(0, WatchParamiko())
-sys.exit(main(sys.argv[3:]))
-""" % _GREETED
+def watch(name, *args, **kwargs):
+    \"\"\"When `module` is first imported: has the cluster's sshd already logged `logged` for this process? Waits
+    in __import__, before the import takes any lock (a finder on sys.meta_path runs under the global import lock,
+    which would hold up the dialling thread's own imports).\"\"\"
+    if name == module and module not in sys.modules:
+        builtins.__import__ = real_import
+        deadline = time.monotonic() + 30  # a bound on the wait, not a timing: it is dialling meanwhile
+        while not seen() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        print("logged before", module, "loaded:", seen(), file=sys.stderr)
+    return real_import(name, *args, **kwargs)
+
+
+builtins.__import__ = watch
+sys.exit(main(sys.argv[5:]))
+"""
+
+
+def _listing_watched(testbed, tmp_path, home, module: str, logged: bytes) -> str:
+    """`envdesk env list alpha --json` (the second: the first notes the way) with the watch above; its stderr."""
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    assert run_cli("env", "list", "alpha", config=paths.config_dir, home=home).returncode == 0  # notes the way
+    cluster = testbed.clusters["alpha"]
+    saw = SshdSaw(cluster)
+    start = cluster.log_path.stat().st_size
+    result = subprocess.run([sys.executable, "-c", _WATCHED, str(cluster.log_path), str(start), module,
+                             logged.decode(), "--config-dir", str(paths.config_dir), "env", "list", "alpha",
+                             "--json"], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout), "it listed something"
+    assert saw.connections() == 1
+    assert saw.methods() == ["publickey"]
+    return result.stderr
 
 
 def test_env_list_on_the_command_line_greets_the_cluster_before_loading_paramiko(testbed, sample_envs, tmp_path,
@@ -214,19 +235,18 @@ def test_env_list_on_the_command_line_greets_the_cluster_before_loading_paramiko
     """The TCP handshake and SSH's greeting cost the command line no round trip after its start: it dials where
     the last connection to the cluster went while it loads paramiko (sshd has read its greeting before paramiko
     is even looked for), and logs in on that same connection."""
-    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
-    assert run_cli("env", "list", "alpha", config=paths.config_dir, home=home).returncode == 0  # notes the way
-    cluster = testbed.clusters["alpha"]
-    saw = SshdSaw(cluster)
-    start = cluster.log_path.stat().st_size
-    result = subprocess.run([sys.executable, "-c", _WATCHED, str(cluster.log_path), str(start), "--config-dir",
-                             str(paths.config_dir), "env", "list", "alpha", "--json"], capture_output=True,
-                            text=True, timeout=300, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout), "it listed something"
-    assert "greeted before paramiko loaded: True" in result.stderr
-    assert saw.connections() == 1
-    assert saw.methods() == ["publickey"]
+    stderr = _listing_watched(testbed, tmp_path, home, "paramiko", _GREETED)
+    assert "logged before paramiko loaded: True" in stderr
+
+
+def test_env_list_on_the_command_line_exchanges_keys_before_loading_the_session(testbed, sample_envs, tmp_path,
+                                                                                home):
+    """The key exchange's round trip is spent reading the cluster's settings and loading the rest: once paramiko is
+    loaded, the key exchange begins on the connection dialled early (sshd has the client's half of it before the
+    session's module, which reads the settings, is even looked for), and the login takes it over on that same
+    connection."""
+    stderr = _listing_watched(testbed, tmp_path, home, "envdesk.backend.targets", _EXCHANGING)
+    assert "logged before envdesk.backend.targets loaded: True" in stderr
 
 
 _FROZEN = """\

@@ -15,6 +15,7 @@ from envdesk.backend.kinds import FORMATS, KINDS
 from envdesk.resources import preset_ids
 
 if TYPE_CHECKING:
+    from envdesk.backend.paths import AppPaths
     from envdesk.backend.targets import Session
 
 
@@ -338,6 +339,15 @@ def _cluster_read_first(args: argparse.Namespace) -> str | None:
     return name if args.handler in _CONNECT_FIRST and name and name != LOCAL_TARGET else None
 
 
+def _begin_key_exchange(paths: AppPaths) -> None:
+    """Load paramiko, then begin the key exchange on the connection dialled early (if any): the server answers
+    while the cluster's settings are read (YAML) and the rest of the program loads."""
+    from envdesk.backend.hostkeys import HostKeyStore
+    from envdesk.backend.ssh_runner import begin_key_exchanges
+
+    begin_key_exchanges(HostKeyStore(paths.known_hosts_file))  # the store a Session reads (Session.hostkeys)
+
+
 def _connect_early(args: argparse.Namespace, session: Session) -> None:
     """Start logging in to the command's cluster on a thread of its own, if its first step is reading it."""
     from envdesk.backend.errors import EnvDeskError
@@ -368,7 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = _cluster_read_first(args)
     if cluster is not None:
         from envdesk.backend import ssh_predial
-        ssh_predial.start(paths.cache_dir, cluster)  # its connection opens while the rest loads
+        ssh_predial.start(paths.cache_dir, cluster)  # its connection opens while paramiko loads
+        _begin_key_exchange(paths)
     from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.targets import Session
 
