@@ -64,10 +64,11 @@ def _python_finder(options: str) -> str:
 
 _FIND_PYTHON = _python_finder('-S - "$@"')
 # A Python whose standard input stays free for what it is told while it runs: it reads its program from
-# descriptor 3, a here-document of the script (which, like every script, travels on standard input).
+# descriptor 3, a pipe from bash's own printf of a variable the script sets (the script, like every script,
+# travels on standard input). Not a here-document: bash before 5.1 (RHEL 7, 8) writes those to $TMPDIR, and
+# fails where that is full.
 _FIND_PYTHON_FD3 = _python_finder("-S -c \"$1\"")
 _READ_FD3 = "import os\nwith os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)"
-_HERE_END = "ENVDESK_PROGRAM_END"
 
 
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
@@ -989,12 +990,11 @@ class SSHRunner(Runner):
         It waits for a free channel slot, or with `wait` false returns None when there is none.
 
         The program goes on descriptor 3, never as an argument (other users can read those with ps)."""
-        if any(line == _HERE_END for line in source.splitlines()):
-            raise ValueError(f"a line of the program is {_HERE_END}, the end of its here-document")
         if cancel is not None:
             cancel.raise_if_cancelled()
-        body = (f"bash -c {join_command([_FIND_PYTHON_FD3])} envdesk-python {join_command([_READ_FD3])} "
-                f"3<<'{_HERE_END}'\n{source.rstrip(chr(10))}\n{_HERE_END}\n")
+        body = (f"envdesk_program={join_command([source])}; "
+                f"bash -c {join_command([_FIND_PYTHON_FD3])} envdesk-python {join_command([_READ_FD3])} "
+                "3< <(printf '%s' \"$envdesk_program\")\n")
         if not self._take_slot(wait):
             return None
         try:

@@ -250,7 +250,7 @@ def test_a_connection_that_went_silent_is_replaced(testbed, kept, monkeypatch):
 
 def test_a_tcsh_user_gets_a_serving_agent_too(testbed, tmp_path, home):
     """sshd runs every command through the user's login shell: the serving agent's command line is plain words
-    (as every command's), and its program, on descriptor 3, comes from a here-document bash reads."""
+    (as every command's), and its program, on descriptor 3, comes from a pipe that bash's printf writes."""
     cluster = extra_cluster(testbed, "/bin/tcsh")
     paths = AppPaths(tmp_path / "cfg")
     ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields()))

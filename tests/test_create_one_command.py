@@ -22,7 +22,7 @@ from envdesk.backend.operations.common import _ANSWER_CHECK, Progress
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.recipes import Step
 from envdesk.backend.protocol import ENVDESK_DIR, LOCK_SUFFIX, META_FILE
-from envdesk_fixtures import mounted_tmpfs, unique
+from envdesk_fixtures import unique
 from test_failing_installs import pip_freeze
 
 MISSING = "nosuchpackage"     # on no index of the test bed
@@ -142,35 +142,6 @@ def test_a_ctrl_c_as_the_recording_is_shown_lets_the_finish_end(alpha, session):
     assert "tinyalpha==1.0" in pip_freeze(env)
     assert json.loads((env / ENVDESK_DIR / META_FILE).read_text())["requested"] == ["tinyalpha==1.0"]
     assert not os.path.lexists(f"{env}{LOCK_SUFFIX}")
-
-
-@pytest.fixture
-def old_bash_with_full_tmp(alpha):
-    """alpha's login shells as on a RHEL 7/8 login node whose /tmp filled up: bash before 5.1 writes each
-    here-document to a file in $TMPDIR (bash 5.2 does so under BASH_COMPAT=50), and $TMPDIR is full."""
-    with mounted_tmpfs(Path(f"/tmp/envdesk-full-{unique('tmp')}"), "size=8k,mode=1777") as full:
-        with open(full / "filler", "wb") as filler:
-            with pytest.raises(OSError):
-                filler.write(b"x" * 65536)
-                filler.flush()
-        alpha.run_as_user(f"printf '%s\\n' 'export BASH_COMPAT=50 TMPDIR={full}' "
-                          "'[ -f ~/.profile ] && . ~/.profile' > ~/.bash_profile")
-        try:
-            heredoc = alpha.run_as_user("cat <<'END'\nx\nEND", check=False)
-            assert "here-document" in heredoc.stderr, heredoc   # bash itself: here-documents fail there
-            yield alpha
-        finally:
-            alpha.run_as_user("rm -f ~/.bash_profile")
-
-
-def test_a_create_needs_no_here_document_where_bash_would_write_it_to_a_full_tmp(old_bash_with_full_tmp, session):
-    name = unique("fulltmp")
-    made, commands = commands_of(old_bash_with_full_tmp, lambda: create_environment(
-        session, "alpha", CreateRequest(name=name, kind="uv", packages=["tinyalpha==1.0"])))
-    assert not isinstance(made, EnvDeskError), made
-    assert len(commands) == 1, commands
-    assert made.environment.state == "ok"
-    assert "tinyalpha==1.0" in pip_freeze(Path(made.environment.path))
 
 
 @pytest.mark.parametrize("answer, ok", [('ANSWER {"a":1,"ok":true}\n', True), ('ANSWER {"a":1,"ok":true}', True),
