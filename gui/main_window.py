@@ -473,7 +473,7 @@ class MainWindow(QMainWindow):
 
     def show_about(self) -> None:
         """Version and where to read more."""
-        from envdesk.backend.about import version  # importlib.metadata: ~25 ms the start need not wait for
+        from envdesk.backend.about import version
         from PySide6.QtWidgets import QMessageBox
         QMessageBox.about(self, "About EnvDesk",
                           f"<b>EnvDesk {version()}</b><p>Manage your Python environments on HPC clusters "

@@ -7,7 +7,7 @@ This top-level package holds only the faces over the backend: the console script
 
 
 def __getattr__(name: str) -> str:
-    """`envdesk.__version__`, read from the package metadata only when asked (start-up stays light)."""
+    """`envdesk.__version__` (backend/about.py's, which the package's metadata carries too)."""
     if name == "__version__":
         from envdesk.backend.about import version
         return version()
