@@ -7,8 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import WriteFailed
-from .fileio import write_atomically
+from .fileio import kept_parse, write_atomically
 from .inventory import Inventory, environments_from_agent
 from .jsonpieces import load_object
 from .paths import AppPaths
@@ -63,20 +62,18 @@ class InventoryCache:
 
 
 class ClusterNames:
-    """The configured clusters' names, as clusters.yaml last gave them, kept beside the cached lists with that
-    file's text: while the file says the same, the window lists the clusters without loading PyYAML (~13 ms of
-    its start); once it changed (or it was never read) it is read through the store."""
+    """The configured clusters' names, from clusters.yaml as the store last parsed it (AppPaths.clusters_parsed,
+    kept only for a whole valid file): while the file says the same, the window lists the clusters without
+    loading PyYAML (~13 ms of its start); once it changed (or it was never read) it is read through the store."""
 
     def __init__(self, paths: AppPaths, store: ClusterStore | None = None) -> None:
         self.paths = paths
-        self.source = paths.clusters_file
         self._store = store
-        self.file = paths.cache_dir / "clusters.json"
 
     @property
     def store(self) -> ClusterStore:
         """The store that reads clusters.yaml, made when first asked for (its module is ~8 M instructions of
-        the window's start, which reads the names kept here)."""
+        the window's start, which reads the names kept)."""
         if self._store is None:
             from .config import ClusterStore
             self._store = ClusterStore(self.paths)
@@ -85,21 +82,17 @@ class ClusterNames:
     def load(self) -> list[str]:
         """The clusters' names in the order they were added; the store's ConfigError when the file is wrong."""
         try:
-            text = self.source.read_text(encoding="utf-8")
+            text = self.paths.clusters_file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return []
         except (OSError, ValueError):
             text = None  # the store says what is wrong
-        try:
-            kept = json.loads(self.file.read_text(encoding="utf-8"))
-            if text is not None and kept["source"] == text and all(isinstance(name, str) for name in kept["names"]):
-                return list(kept["names"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        names = [profile.name for profile in self.store.load()]
         if text is not None:
-            try:  # a file changed meanwhile is read again next time: the text kept is the one read before
-                write_atomically(self.file, json.dumps({"source": text, "names": names}))
-            except WriteFailed:
+            kept = kept_parse(text, self.paths.clusters_parsed)
+            try:
+                names = [entry["name"] for entry in kept.get("clusters") or []]
+                if all(isinstance(name, str) for name in names):
+                    return names
+            except (AttributeError, KeyError, TypeError):  # nothing kept (or not what the store keeps)
                 pass
-        return names
+        return [profile.name for profile in self.store.load()]

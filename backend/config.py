@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
 from . import validate
-from .errors import ConfigError, NotFound
+from .errors import ConfigError, EnvDeskError, NotFound
 from .fileio import dump_yaml, read_yaml, write_atomically
 from .paths import AppPaths
 
@@ -120,6 +120,22 @@ class LocalSettings:
         return list(self.env_roots) or list(DEFAULT_ENV_ROOTS)
 
 
+def _keepable(text: str, data: Any) -> bool:
+    """Whether clusters.yaml, parsed to `data`, may be kept parsed (AppPaths.clusters_parsed): only a
+    whole valid file (so that ClusterNames may take the names kept), and never one that holds a credential (a
+    token the user put in pip_args stays in clusters.yaml alone)."""
+    from .credentials import has_credentials
+    if has_credentials(text) or not isinstance(data, dict) or not isinstance(data.get("clusters") or [], list):
+        return False
+    try:
+        for entry in data.get("clusters") or []:
+            ClusterProfile.from_dict(entry)
+        LocalSettings(**(data.get("local") or {}))
+    except (EnvDeskError, TypeError, AttributeError):
+        return False
+    return True
+
+
 class ClusterStore:
     """Reads and writes the profiles in ``clusters.yaml``; secrets never go here."""
 
@@ -127,7 +143,8 @@ class ClusterStore:
         self.paths = paths
 
     def _read(self) -> dict[str, Any]:
-        data = read_yaml(self.paths.clusters_file, what="cluster list")
+        data = read_yaml(self.paths.clusters_file, what="cluster list", kept=self.paths.clusters_parsed,
+                         keep=_keepable)
         if data is None:
             return {}
         if not isinstance(data, dict) or not isinstance(data.get("clusters", []), list):

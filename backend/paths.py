@@ -30,6 +30,12 @@ class AppPaths:
         return self.config_dir / "clusters.yaml"
 
     @property
+    def clusters_parsed(self) -> Path:
+        """clusters.yaml as last parsed, with its text (see fileio.read_yaml): commands and the window's start
+        read it while the file holds that text, and load no YAML parser."""
+        return self.cache_dir / "clusters.json"
+
+    @property
     def known_hosts_file(self) -> Path:
         return self.config_dir / "known_hosts"
 

@@ -12,8 +12,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import validate
 from .errors import InvalidInput
 from .fileio import dump_yaml, load_yaml, yaml_problem
@@ -271,6 +269,8 @@ def render(spec: EnvSpec, fmt: str) -> str:
 # -- reading ----------------------------------------------------------------------------------
 
 def _safe_yaml(text: str, what: str) -> Any:
+    import yaml  # loaded by the YAML files read, not by every command that records or redacts (~12 ms)
+
     try:
         return load_yaml(text)
     except yaml.YAMLError as exc:

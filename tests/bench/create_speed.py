@@ -4,6 +4,7 @@ requirements file as EnvDesk exports a uv environment) against doing it by hand 
 test bed's alpha. The floor line is Python starting and importing EnvDesk's command line, nothing else.
 
     python tests/bench/create_speed.py [--wheels 30] [--runs 5] [--rtt 0] [--only local|ssh] [--also DIR ...]
+                                       [--no-valgrind]
                                                                  (as root: the SSH part starts the test bed)
 
 Every figure is the whole process (the CLI, or the hand-typed commands, over a new SSH connection on the
@@ -15,12 +16,15 @@ connection, in the same bash login shell with the same modules loaded as EnvDesk
 The wheels are the test bed's own (tests/testbed/wheels.py) plus generated ones of the same kind, offered with
 --no-index --find-links like a cluster's wheel store. uv and python come first on PATH for everyone, so
 EnvDesk and the hand-typed commands run the same uv. --also DIR adds EnvDesk run from another source tree (a
-copy of the repository as it was, say), measured in the same run.
+copy of the repository as it was, say), measured in the same run. Where valgrind is installed, the local part
+also counts the instructions of each EnvDesk command line's own process (callgrind, one run each: steady on a
+busy machine, where its times are not); what it starts (the agent, uv) runs outside the count.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import shutil
 import statistics
@@ -151,6 +155,23 @@ def bench_local(args: argparse.Namespace, work: Path, wheels: Path, requirements
     ways = local_ways(envdesks(args, work), config, root, wheels, requirements, imported)
     medians = measure(ways, args.runs, env, lambda name: shutil.rmtree(root / name, ignore_errors=True))
     report("This computer", medians, args.runs)
+    if shutil.which("valgrind") and not args.no_valgrind:
+        counts = {label: instructions(way(f"v{uuid.uuid4().hex[:8]}")[0], env)
+                  for label, way in ways.items() if label.startswith("EnvDesk")}
+        print("This computer, instructions of the command line's own process (callgrind, one run each; the "
+              "programs it starts run outside it, uncounted)")
+        for label, count in counts.items():
+            print(f"  {label:44s} {count / 1e6:8.1f} M")
+
+
+def instructions(argv: list[str], env: dict[str, str]) -> int:
+    """Instructions of one run of `argv`'s own process under callgrind (steady on a busy machine, where times are
+    not); its child processes run as usual, uncounted."""
+    result = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], env=env,
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"failed under valgrind: {shlex.join(argv)}\n{result.stderr[-2000:]}")
+    return int(re.findall(r"Collected : (\d+)", result.stderr)[-1])
 
 
 def open_client(port: int, user: str, key: Path, known_hosts: Path) -> Any:
@@ -280,6 +301,7 @@ def main() -> int:
     parser.add_argument("--rtt", type=float, default=0.0, help="round trip added in front of sshd (seconds)")
     parser.add_argument("--only", choices=("local", "ssh"))
     parser.add_argument("--also", action="append", metavar="DIR", help="EnvDesk from this source tree too")
+    parser.add_argument("--no-valgrind", action="store_true", help="no instruction counts (they take a while)")
     args = parser.parse_args()
     import uv
 

@@ -1,0 +1,112 @@
+"""A create on "This computer" loads no more than it needs (issue 11). EnvDesk's version, which every new
+environment records, is written once in backend/about.py, where pyproject.toml reads it for the package's metadata:
+no importlib.metadata and the email package it parses metadata with (~25 ms of each `envdesk env create`);
+clusters.yaml, while it holds the text it was last parsed from, is taken from the parse kept in the cache folder,
+without loading PyYAML (~12 ms of every command line call). Counted as imported modules, never timed.
+
+Referees: importlib.metadata itself (the installed package's version), PyYAML's own safe_load (what
+clusters.yaml says), and uv, which says what the new environment holds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from test_local_agent_store import uv_list
+from test_startup import PROBE  # the command line, printing the modules it loaded
+from testbed.wheels import WheelSpec, build_wheel
+
+PINS = [WheelSpec("tinyalpha", "1.1"), WheelSpec("tinygamma", "0.1")]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the build runs in bash")
+def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(tmp_path):
+    assert shutil.which("uv"), "uv is needed (tests/system-deps.sh installs it)"
+    wheels, root, config, home = (tmp_path / name for name in ("wheels", "envs", "config", "home"))
+    for folder in (wheels, root, config, home):
+        folder.mkdir()
+    for spec in PINS:
+        build_wheel(wheels, spec)
+    (config / "clusters.yaml").write_text(json.dumps(
+        {"local": {"env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("".join(f"{spec.name}=={spec.version}\n" for spec in PINS))
+    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(home)}
+    listed = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(config), "env", "list", "local",
+                             "--json"], capture_output=True, text=True, env=environ, cwd=str(tmp_path), timeout=300)
+    assert json.loads(listed.stdout) == [], listed.stderr  # an earlier command parsed clusters.yaml
+    ran = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(config), "env", "create", "local", "made",
+                          "--kind", "uv", "--requirements", str(requirements)],
+                         capture_output=True, text=True, env=environ, cwd=str(tmp_path), timeout=300)
+    assert (root / "made" / ".envdesk" / "meta.json").exists(), ran.stdout + ran.stderr
+    assert uv_list(root / "made") == {spec.name: spec.version for spec in PINS}
+    meta = json.loads((root / "made" / ".envdesk" / "meta.json").read_text())
+    assert meta["created_with"] == f"EnvDesk {metadata.version('envdesk')}"
+    loaded = json.loads(ran.stderr.strip().splitlines()[-1])
+    assert [name for name in loaded if name in ("importlib.metadata", "email", "yaml")
+            or name.startswith(("email.", "yaml."))] == []
+
+
+def test_the_version_recorded_is_the_installed_package_s():
+    from envdesk.backend.about import version
+    assert version() == metadata.version("envdesk")
+
+
+def test_the_kept_parse_of_clusters_yaml_follows_the_file(tmp_path):
+    """The store answers what PyYAML reads in clusters.yaml as it is now: after a change in place that keeps its
+    size, after a broken file (the plain error), and for a file JSON cannot hold (a date), which is never kept."""
+    import yaml
+
+    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from envdesk.backend.errors import ConfigError
+    from envdesk.backend.paths import AppPaths
+    paths = AppPaths(tmp_path / "cfg")
+    kept = paths.clusters_parsed
+
+    def read() -> list[str]:
+        return [profile.name for profile in ClusterStore(paths).load()]
+
+    def truth() -> list[str]:
+        return [entry["name"] for entry in yaml.safe_load(paths.clusters_file.read_text())["clusters"]]
+
+    ClusterStore(paths).add(ClusterProfile(name="alpha", host="example.org"))
+    assert read() == truth() == ["alpha"] and kept.is_file()
+    text = paths.clusters_file.read_text(encoding="utf-8")
+    paths.clusters_file.write_text(text.replace("alpha", "gamma"), encoding="utf-8")  # same size, in place
+    assert read() == truth() == ["gamma"]
+    paths.clusters_file.write_text("clusters: [oops", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        read()
+    paths.clusters_file.write_text(text.replace("alpha", "delta"), encoding="utf-8")
+    assert read() == truth() == ["delta"]
+    kept.unlink()
+    paths.clusters_file.write_text(text.replace("alpha", "omega") + "local:\n  since: 2024-01-01\n",
+                                   encoding="utf-8")
+    assert read() == truth() == ["omega"]
+    assert not kept.exists()  # a date: JSON would not give it back as YAML does
+    with pytest.raises(ConfigError, match="local"):
+        ClusterStore(paths).local_settings()  # as before: the date is read as PyYAML reads it, and refused
+
+
+def test_a_clusters_yaml_with_a_credential_is_never_copied(tmp_path):
+    """A token the user put in pip_args stays in clusters.yaml alone: its parse is not kept (the file is then
+    parsed by each command, as before), by the commands' store nor by the window's list of names."""
+    from envdesk.backend.cache import ClusterNames
+    from envdesk.backend.config import ClusterStore
+    from envdesk.backend.paths import AppPaths
+    paths = AppPaths(tmp_path / "cfg")
+    paths.clusters_file.parent.mkdir(parents=True)
+    token = "tok" + os.urandom(8).hex()
+    links = f"https://envdesk:{token}@index.example.org/simple/"
+    paths.clusters_file.write_text(f"clusters: []\nlocal:\n  pip_args: [--extra-index-url, '{links}']\n")
+    for _ in range(2):
+        assert ClusterStore(paths).local_settings().pip_args == ["--extra-index-url", links]
+        assert ClusterNames(paths).load() == []
+    kept = [path for path in tmp_path.rglob("*") if path.is_file() and token in path.read_text(errors="replace")]
+    assert kept == [paths.clusters_file]
