@@ -221,6 +221,7 @@ class AgentServer:
         code = agent_store.reported_code(head, self._digest)
         if code:
             notes.remember_code(self._digest, code)
+        stream.request_done()
         return CommandResult(LABEL, 0, f"{head}{answer}\n", stream.stderr)
 
     def _end(self, stream: Stream, stop: bool = False) -> None:

@@ -47,7 +47,7 @@ BANNER_TIMEOUT = 10.0  # an SSH server greets at once: this long a silence means
 HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
-REFUSALS_TRIED = 4  # refused opens of one channel before giving up (each waits first, see _after_refusal)
+REFUSALS_TRIED = 6  # refused opens of one channel before giving up (each waits first, see _after_refusal)
 # Channels open at once: commands, SFTP sessions and a kept Stream (the kill of a cancelled command comes on
 # top); OpenSSH allows 10 sessions per connection by default (MaxSessions).
 MAX_CHANNELS = 8
@@ -309,6 +309,10 @@ def _handshake_failure(hop: Hop, wire: _Wire, error: BaseException | None, waite
                             f"{check} A VPN or a firewall may be in the way.")
 
 
+class NoFreeChannel(Exception):
+    """The server refused a channel and the caller would not wait for one (a kept program: see start_python)."""
+
+
 def _refusal(exc: paramiko.SSHException, transport: paramiko.Transport) -> bool:
     """Whether a failed channel open was the server's refusal (its MaxSessions reached), not a dead connection.
     paramiko keeps one refusal per connection: of two refused at once, one may raise a plain SSHException."""
@@ -482,6 +486,7 @@ class Stream:
         self.transport = channel.get_transport()
         self.pgid: int | None = None
         self.stderr = ""
+        self.serving = True  # starting, then answering a request (see new_request, request_done)
         self._err = LineSplitter("stderr", self._stderr_line)
         self._slot: ChannelSlots | None = slot
         self._slot_lock = threading.Lock()
@@ -504,10 +509,17 @@ class Stream:
         return self.channel.closed or self.transport is None or not self.transport.is_active()
 
     def new_request(self) -> None:
-        """Start a new request's stderr: what came so far belongs to the ones before it."""
+        """Start a new request (serving until request_done): its stderr, what came so far belonging to the ones
+        before it."""
+        self.serving = True
         with contextlib.suppress(Exception):  # a broken channel: receive says so
             self._read_stderr()
         self.stderr = ""
+
+    def request_done(self) -> None:
+        """The request is answered: the program waits for the next one (and may be closed for a command's
+        channel, see SSHRunner._after_refusal)."""
+        self.serving = False
 
     def send(self, data: bytes) -> None:
         """Write to its standard input."""
@@ -880,12 +892,16 @@ class SSHRunner(Runner):
 
     # -- channels --------------------------------------------------------------------------
 
-    def _open_channel(self, cancel: CancelToken | None = None, *, slotted: bool = True) -> paramiko.Channel:
+    def _open_channel(self, cancel: CancelToken | None = None, *, slotted: bool = True,
+                      wait: bool = True) -> paramiko.Channel:
         """A session channel on a live connection; one reconnect if the connection turned out dead. `slotted`:
-        the caller holds one of the channel slots (see ChannelSlots).
+        the caller holds one of the channel slots (see ChannelSlots); `wait` false: NoFreeChannel rather than
+        waiting for other channels to close after a refusal.
 
         paramiko's keepalive never notices a dead peer, so a failed or stalled open is the signal. A refused
-        open is not: the server answered (see _after_refusal), and the commands running on it go on.
+        open is not: the server answered, and the commands running on it go on (see _after_refusal). Only the
+        channel that stops a cancelled command, refused still after waiting, is taken as the old way took every
+        refusal: a new connection (its commands cut), where a server allows one session per connection.
         """
         for attempt in (1, 2):
             self.connect(cancel)
@@ -897,9 +913,16 @@ class SSHRunner(Runner):
                     try:
                         return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
                     except paramiko.SSHException as exc:
-                        if not _refusal(exc, transport):
+                        if not _refusal(exc, transport) or (refusals == REFUSALS_TRIED and not slotted):
                             raise
-                        self._after_refusal(exc, refusals, slotted, cancel)
+                        if refusals == REFUSALS_TRIED:
+                            raise ConnectionFailed(
+                                f"{self.name} refused to open a session for EnvDesk "
+                                f"({getattr(exc, 'text', '') or exc}).",
+                                "The server limits how many commands one connection may run at once (MaxSessions), "
+                                "or allows none for this account: try again once other work on it has ended, or "
+                                "ask its administrators.") from exc
+                        self._after_refusal(exc, refusals, slotted, cancel, wait)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 log.info("connection to %s looks dead (%s); reconnecting", self.name, exc)
                 self._drop(transport)
@@ -909,33 +932,34 @@ class SSHRunner(Runner):
         raise AssertionError("unreachable")
 
     def _after_refusal(self, refusal: paramiko.SSHException, refusals: int, slotted: bool,
-                       cancel: CancelToken | None) -> None:
-        """Return when a refused session may be asked for again: once fewer of this connection's channels are
-        open (see ChannelSlots.refused), or after a short wait where none of its others are (the server may
-        still count one just closed); else raise, in plain words."""
-        if slotted and self._slots.refused(cancel):
-            log.info("%s refused a session (%s): from now on at most %d at once", self.name, refusal,
-                     self._slots.limit)
-            return
-        if refusals < REFUSALS_TRIED:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            time.sleep(0.2 * refusals)
-            return
-        raise ConnectionFailed(
-            f"{self.name} refused to open a session for EnvDesk ({getattr(refusal, 'text', '') or refusal}).",
-            "The server limits how many commands one connection may run at once (MaxSessions), or allows none "
-            "for this account: try again once other work on it has ended, or ask its administrators.") from refusal
+                       cancel: CancelToken | None, wait: bool) -> None:
+        """Return when a refused session may be asked for again: kept programs that are not answering are closed
+        (their sessions are then free), and a slotted caller waits until fewer of this connection's channels are
+        open (see ChannelSlots.refused); then a short pause, the server freeing a session only once its process
+        has ended."""
+        if slotted:
+            self._slots.refused()  # counted before the kept programs close: they took sessions too
+        with self._streams_lock:
+            idle = [stream for stream in self._streams if not stream.serving]
+        for stream in idle:
+            stream.close()
+        if slotted:
+            log.info("%s refused a session (%s): now at most %d at once", self.name, refusal, self._slots.limit)
+            if not self._slots.room_after_refusal(cancel, wait=wait):
+                raise NoFreeChannel(f"{self.name} has no session free")
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        time.sleep(0.1 * refusals)
 
-    def _take_slot(self, wait: bool = True) -> bool:
+    def _take_slot(self, wait: bool = True, leave: int = 0) -> bool:
         """Take one of the MAX_CHANNELS slots (each command, SFTP session and Stream holds one while its channel
-        is open); False when `wait` is false and all are taken. The slots of streams whose channel is gone
-        unread (their connection closed under them) are given back first."""
+        is open), leaving `leave` free; False when `wait` is false and none is. The slots of streams whose
+        channel is gone unread (their connection closed under them) are given back first."""
         with self._streams_lock:
             ended = [stream for stream in self._streams if stream.ended]
         for stream in ended:
             stream.close()
-        return self._slots.acquire(blocking=wait)
+        return self._slots.acquire(blocking=wait, leave=leave)
 
     @contextlib.contextmanager
     def _slot(self) -> Iterator[None]:
@@ -995,10 +1019,10 @@ class SSHRunner(Runner):
         body = (f"envdesk_program={join_command([source])}; "
                 f"bash -c {join_command([_FIND_PYTHON_FD3])} envdesk-python {join_command([_READ_FD3])} "
                 "3< <(printf '%s' \"$envdesk_program\")\n")
-        if not self._take_slot(wait):
+        if not self._take_slot(wait, leave=1):  # one slot always left for commands
             return None
         try:
-            channel = self._open_channel(cancel)
+            channel = self._open_channel(cancel, wait=wait)
             try:
                 with _connection_errors(self.name):
                     channel.exec_command(command_line())
@@ -1006,6 +1030,9 @@ class SSHRunner(Runner):
             except BaseException:
                 _close_quietly(channel)
                 raise
+        except NoFreeChannel:
+            self._slots.release()
+            return None
         except BaseException:
             self._slots.release()
             raise

@@ -4,10 +4,18 @@ commands running go on, the refused one waits for one of them to end, all on the
 sshd's own log (sessions open, refused, logins) and what each command printed."""
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import pytest
 
-from envdesk.backend.errors import ConnectionFailed
-from test_agent_channels import Waiting, alpha_behind_own_sshd, refused, session_on, sessions, sessions_reach
+from envdesk.backend import agent_session
+from envdesk.backend.errors import Cancelled, ConnectionFailed
+from envdesk.backend.inventory import read_inventory
+from envdesk.backend.runner import CancelToken
+from test_agent_channels import (Waiting, alpha_behind_own_sshd, refused, session_on, sessions, sessions_fall_to,
+                                 sessions_reach)
 
 ALLOWED = 2
 
@@ -51,5 +59,86 @@ def test_a_server_that_allows_no_session_says_so_in_plain_words(testbed, tmp_pat
         assert "MaxSessions" in (raised.value.hint or "")
         assert logins(cluster) == 1, "a refusal made the runner log in again"
     finally:
+        session.close()
+        cluster.stop()
+
+
+def _in_background(runner, argv, out: list, cancel=None) -> threading.Thread:
+    """`runner.run(argv)` on a thread of its own, its result (or what it raised) put in `out`."""
+    def run() -> None:
+        try:
+            out.append(runner.run(argv, timeout=300, cancel=cancel))
+        except BaseException as exc:
+            out.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_kept_listing_agent_gives_its_session_to_a_command_where_the_server_allows_one(testbed, tmp_path, home):
+    """A server allowing one session per connection: the listing agent the app keeps running holds it between
+    listings; a command is refused, the idle agent is closed for it, and the command runs (it never waits for the
+    agent's 15 idle minutes); later listings are commands of their own, the agent never taking the only slot."""
+    cluster = alpha_behind_own_sshd(testbed, tmp_path / "one-sshd", "one", 1)
+    session = session_on(cluster, tmp_path / "cfg")
+    try:
+        runner = session.target("one").runner
+        for _ in range(2):  # stored, then served
+            read_inventory(runner, ["~/venvs"])
+        server = agent_session.server_for(runner)
+        assert server is not None and server.started == 1
+        out: list = []
+        _in_background(runner, ["echo", "ran"], out).join(120)   # a bound, not a timing: it hangs otherwise
+        assert out and not isinstance(out[0], BaseException) and out[0].stdout.strip() == "ran", out
+        assert not read_inventory(runner, ["~/venvs"]).errors
+        assert server.started == 1 and logins(cluster) == 1
+    finally:
+        session.close()
+        cluster.stop()
+
+
+def test_commands_on_a_server_allowing_one_session_run_one_after_another(testbed, tmp_path, home):
+    cluster = alpha_behind_own_sshd(testbed, tmp_path / "one-sshd", "one", 1)
+    session = session_on(cluster, tmp_path / "cfg")
+    try:
+        runner = session.target("one").runner
+        assert runner.run(["true"]).ok
+        outs: list[list] = [[] for _ in range(3)]
+        threads = [_in_background(runner, ["sh", "-c", f"sleep 1; echo {n}"], out) for n, out in enumerate(outs)]
+        for thread in threads:
+            thread.join(120)   # a bound, not a timing: refused waiters counted as open hung forever
+        assert [out[0].stdout.strip() if out and not isinstance(out[0], BaseException) else out for out in outs] \
+            == ["0", "1", "2"]
+        assert refused(cluster) >= 1 and logins(cluster) == 1
+    finally:
+        session.close()
+        cluster.stop()
+
+
+def test_a_command_cancelled_while_every_session_is_in_use_is_stopped(testbed, tmp_path, home):
+    """Stopping a cancelled command takes a channel of its own: where the server has none left, it is still
+    stopped (on a new connection, as every refusal once was), never left running. Referee: pgrep there."""
+    cluster = alpha_behind_own_sshd(testbed, tmp_path / "two-sshd", "two", 2)
+    session = session_on(cluster, tmp_path / "cfg")
+    mark = f"{os.getpid()}{threading.get_ident() % 1000}"  # digits: `sleep 71.<mark>` is a valid time
+    try:
+        runner = session.target("two").runner
+        assert runner.run(["true"]).ok
+        sessions_fall_to(cluster, 0)  # sshd still counting that one would refuse a sleep: the test is the kill
+        cancel = CancelToken()
+        kept: list = []
+        stopped: list = []
+        _in_background(runner, ["sleep", f"71.{mark}"], kept)
+        thread = _in_background(runner, ["sleep", f"72.{mark}"], stopped, cancel)
+        sessions_reach(cluster, ALLOWED)
+        cancel.cancel()
+        thread.join(120)
+        assert stopped and isinstance(stopped[0], Cancelled), stopped
+        deadline = time.monotonic() + 30   # a bound on the wait for the kill, not a timing
+        while f"72.{mark}" in (left := cluster.run_as_user("pgrep -fa '^sleep' || true").stdout):
+            assert time.monotonic() < deadline, f"the cancelled command still runs: {left}"
+            time.sleep(0.2)
+    finally:
+        cluster.run_as_user(f"pkill -f '^sleep 71[.]{mark}' || true", check=False)
         session.close()
         cluster.stop()

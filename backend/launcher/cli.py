@@ -342,10 +342,14 @@ def _cluster_read_first(args: argparse.Namespace) -> str | None:
 def _begin_key_exchange(paths: AppPaths) -> None:
     """Load paramiko, then begin the key exchange on the connection dialled early (if any): the server answers
     while the cluster's settings are read (YAML) and the rest of the program loads."""
+    from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.hostkeys import HostKeyStore
     from envdesk.backend.ssh_runner import begin_key_exchanges
 
-    begin_key_exchanges(HostKeyStore(paths.known_hosts_file))  # the store a Session reads (Session.hostkeys)
+    try:
+        begin_key_exchanges(HostKeyStore(paths.known_hosts_file))  # the store a Session reads (Session.hostkeys)
+    except (EnvDeskError, OSError) as exc:  # an unreadable known_hosts, say: the login says so in plain words
+        logging.getLogger(__name__).info("no key exchange begun early: %s", exc)
 
 
 def _connect_early(args: argparse.Namespace, session: Session) -> None:
