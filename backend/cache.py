@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .fileio import kept_parse, write_atomically
+from .fileio import NOT_KEPT, kept_parse, write_atomically
 from .inventory import Inventory, environments_from_agent
 from .jsonpieces import load_object
 from .paths import AppPaths
@@ -89,10 +89,11 @@ class ClusterNames:
             text = None  # the store says what is wrong
         if text is not None:
             kept = kept_parse(text, self.paths.clusters_parsed)
-            try:
-                names = [entry["name"] for entry in kept.get("clusters") or []]
-                if all(isinstance(name, str) for name in names):
-                    return names
-            except (AttributeError, KeyError, TypeError):  # nothing kept (or not what the store keeps)
-                pass
+            if kept is not NOT_KEPT:
+                try:
+                    names = [entry["name"] for entry in kept.get("clusters") or []]
+                    if all(isinstance(name, str) for name in names):
+                        return names
+                except (AttributeError, KeyError, TypeError):  # not what the store keeps
+                    pass
         return [profile.name for profile in self.store.load()]
