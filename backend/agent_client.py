@@ -22,7 +22,7 @@ import math
 from importlib import resources
 from typing import Any, Sequence
 
-from . import agent_session, agent_store, protocol
+from . import agent_here, agent_session, agent_store, protocol
 from .errors import Busy, CommandFailed, EnvDeskError, InvalidInput, NotFound
 from .protocol import (
     ANSWER_MARKER,
@@ -89,7 +89,8 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
     """Run the agent once on the target and return its parsed answer (with its write part for an action).
 
     A cluster that keeps this agent gets only a bootstrap that runs its copy (see agent_store); a listing
-    goes to the runner's serving agent where it keeps one (see agent_session).
+    goes to the runner's serving agent where it keeps one (see agent_session); this computer runs its short
+    write actions in this process (see agent_here).
     """
     # The settings travel inside the script on stdin, not as an argument: other users of a login
     # node can read every process's arguments with ps.
@@ -99,6 +100,8 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
         return runner.run_python(script, [], timeout=timeout, cancel=cancel)
 
     agent = agent_script(write=bool(config.get("action")))
+    if agent_here.runs_here(runner, config):
+        return agent_here.run_here(agent, config, runner.local_cache)
     result = None if config.get("action") else agent_session.ask(runner, agent, settings, cancel, timeout)
     if result is None:
         result = agent_store.run_stored(runner, agent, settings, agent_part(STORE_PART), send)

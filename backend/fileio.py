@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     import yaml
 
 
-def write_atomically(path: Path, text: str, *, private: bool = True) -> None:
-    """Replace `path` with `text` so that a crash never leaves half a file behind.
+def write_atomically(path: Path, text: str | bytes, *, private: bool = True) -> None:
+    """Replace `path` with `text` (UTF-8, or bytes as they are) so that a crash never leaves half a file behind.
 
     `private` files (EnvDesk's settings, known hosts, cache) are readable by the user only, in a
     folder only the user can enter; the others (exports a user gives to colleagues) get the usual
@@ -39,8 +39,12 @@ def write_atomically(path: Path, text: str, *, private: bool = True) -> None:
     try:
         if not private:
             os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as binary:
+                binary.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -101,6 +101,7 @@ class LocalRunner(Runner):
     """Runs argument lists as subprocesses, never through a shell unless modules are asked for."""
 
     name = "local"
+    runs_actions_here = True
 
     def __init__(self, local_cache: Path | None = None) -> None:
         """`local_cache`: the app's cache folder, where the agents this computer keeps are noted between runs

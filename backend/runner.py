@@ -190,6 +190,8 @@ class Runner(ABC):
     """A folder on this computer for notes about the target kept between runs (which agents it stores); None: none."""
     keep_agent: bool = False
     """Whether listings may go to an agent kept running on the target (see agent_session); the app sets it."""
+    runs_actions_here: bool = False
+    """Whether the agent's short write actions run in this process (see agent_here): the target is this computer."""
 
     @abstractmethod
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,

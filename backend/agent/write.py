@@ -102,9 +102,11 @@ def _owner_process(client_pid):
     """(pid, start, what) of the process whose life is the client's, or None when there is no telling.
 
     The first of the agent's ancestors that is an sshd (the one serving this connection) or the client
-    itself (client_pid, sent by the client: "This computer" runs the agent as its own child).
+    itself (client_pid, sent by the client: "This computer" runs the agent in its own process, or as its child).
     """
     client_pid = client_pid if isinstance(client_pid, int) and not isinstance(client_pid, bool) else None
+    if client_pid is not None and client_pid == os.getpid():     # the client runs this agent in its own process
+        return client_pid, (_proc_stat(client_pid) or (0, None))[1] if _has_proc() else None, "client"
     if not _has_proc():
         if client_pid and os.name == "posix" and os.getppid() == client_pid:
             return client_pid, None, "client"
@@ -206,12 +208,16 @@ def _stale_reason(path, info):
 
 
 def _heartbeat(path, token, pid, start):
-    """Start a detached process that keeps the lock's owner file fresh while its owner (or a worker) lives."""
+    """Keep the lock's owner file fresh while its owner (or a worker) lives: from a small detached process, or,
+    where the owner is this very process (a client running the agent in its own process), from a thread of it."""
+    since = time.time()
+    if pid == os.getpid():
+        import threading  # only here: a thread of the client, which outlives the action
+        threading.Thread(target=_beat_quietly, args=(path, token, pid, start, since),
+                         name="envdesk-lock-heartbeat", daemon=True).start()
+        return True
     if not hasattr(os, "fork") or not hasattr(os, "setsid"):
         return False
-    lock = path + LOCK_SUFFIX
-    owner_file = os.path.join(lock, LOCK_OWNER_FILE)
-    since = time.time()
     try:
         child = os.fork()
     except OSError:
@@ -230,6 +236,18 @@ def _heartbeat(path, token, pid, start):
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.closerange(3, 1024)
+        _beat_quietly(path, token, pid, start, since)
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+def _beat_quietly(path, token, pid, start, since):
+    """Touch the owner file every LOCK_HEARTBEAT_SECONDS until the lock is another's or gone, or neither its
+    owner nor a worker started since still runs; a failure only ends the beating."""
+    lock = path + LOCK_SUFFIX
+    owner_file = os.path.join(lock, LOCK_OWNER_FILE)
+    try:
         while True:
             time.sleep(LOCK_HEARTBEAT_SECONDS)
             if _lock_owner(lock).get("token") != token:
@@ -237,9 +255,8 @@ def _heartbeat(path, token, pid, start):
             if not _process_alive(pid, start) and not _workers(path, since):
                 break
             os.utime(owner_file, None)
-    except BaseException:
+    except Exception:
         pass
-    os._exit(0)
 
 
 def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, token=None):

@@ -1,0 +1,94 @@
+"""This computer's short write actions run by the agent inside this process: no Python started for them.
+
+On a cluster each agent call is a command. On This computer it was a Python of its own too, and a create's
+begin and finish (about 30 ms each) were most of what EnvDesk added to uv's own time there. The agent is the
+same code as everywhere (agent_client.agent_script), compiled once per version and kept in the app's cache
+folder (CODE_FOLDER, checked by its sha256 before use), then loaded once per process.
+
+Only the actions that lock one environment and write its notes run here (HERE): the ones that walk a whole
+environment (measure, delete, reset, abort) keep a Python of their own, so that the window's thread never
+waits on them for Python's interpreter lock. The agent takes this process for the lock's owner (the client_pid
+it is sent is its own) and keeps the lock's heartbeat from a thread, where it forks a beater elsewhere.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import agent_store
+from .errors import EnvDeskError
+from .fileio import write_atomically
+
+HERE = frozenset({"begin", "finish", "history", "snapshot"})
+CODE_FOLDER = "agent-code"  # in the app's cache folder: <agent's sha256>.<Python's cache tag>
+AGENT_NAME = "envdesk_agent"  # the agent's __name__ here: not "__main__", so it defines and does not run
+
+_loaded: dict[str, dict[str, Any]] = {}
+_loading = threading.Lock()
+
+
+def runs_here(runner: Any, config: dict[str, Any]) -> bool:
+    """Whether this agent call is one of this computer's actions run in this process."""
+    return bool(getattr(runner, "runs_actions_here", False)) and config.get("action") in HERE
+
+
+def run_here(agent: str, config: dict[str, Any], cache: Path | None) -> dict[str, Any]:
+    """The agent's answer to `config`, run in this process: what the same settings would get from the agent as a
+    command (both go through JSON, so the answer holds the same types)."""
+    namespace = _namespace(agent, cache)
+    answer, _status = namespace["answer_for"](json.loads(json.dumps(config)))
+    return json.loads(json.dumps(answer))
+
+
+def _namespace(agent: str, cache: Path | None) -> dict[str, Any]:
+    """The agent's globals, its code run once in this process."""
+    digest = agent_store.agent_digest(agent)
+    with _loading:
+        namespace = _loaded.get(digest)
+        if namespace is None:
+            namespace = {"__name__": AGENT_NAME}
+            exec(_code(agent, digest, cache), namespace)
+            _loaded[digest] = namespace
+        return namespace
+
+
+def code_file(cache: Path, digest: str) -> Path:
+    """Where the code compiled from the agent `digest` is kept for this Python."""
+    return cache / CODE_FOLDER / f"{digest}.{sys.implementation.cache_tag}"
+
+
+def _code(agent: str, digest: str, cache: Path | None) -> Any:
+    """The agent's code: the kept one when its sha256 (its first line) is right, else compiled and kept."""
+    kept = code_file(cache, digest) if cache is not None else None
+    if kept is not None:
+        try:
+            check, _, data = kept.read_bytes().partition(b"\n")
+            if check.decode("ascii") == hashlib.sha256(data).hexdigest():
+                return marshal.loads(data)
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+    code = compile(agent, f"<EnvDesk agent {digest[:12]}>", "exec")
+    if kept is not None:
+        data = marshal.dumps(code)
+        try:
+            write_atomically(kept, hashlib.sha256(data).hexdigest().encode("ascii") + b"\n" + data)
+        except EnvDeskError:
+            pass  # kept for the next process only: this one runs what it compiled
+        _forget_others(kept)
+    return code
+
+
+def _forget_others(kept: Path) -> None:
+    """Remove what this Python kept from other versions of the agent: an upgrade leaves its old code behind."""
+    tag = "." + sys.implementation.cache_tag
+    try:
+        for other in kept.parent.iterdir():
+            if other.name != kept.name and other.name.endswith(tag) and not other.name.startswith("."):
+                other.unlink()
+    except OSError:
+        pass

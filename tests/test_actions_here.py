@@ -1,0 +1,146 @@
+"""On "This computer" the agent's short write actions run inside EnvDesk's own process (issue 11: a create's begin
+and finish were a Python each, ~30 ms apiece, most of what EnvDesk added to uv's time there).
+
+Referees: the kernel (strace counts the Pythons a create starts; /proc says which process owns the lock and when
+it started), CPython's audit hooks (whether a process compiles the agent), the file system (the lock's owner file
+touched by the heartbeat, the kept code's sha256 by hashlib) and uv, which says what the new environment holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend import agent_here
+from envdesk.backend.agent_client import agent_script, call_action
+from envdesk.backend.errors import Busy
+from envdesk.backend.local_runner import LocalRunner
+from envdesk_fixtures import envdesk_command
+from test_local_agent_store import uv_list
+from testbed.wheels import WheelSpec, build_wheel
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+
+PINS = [WheelSpec("tinyalpha", "1.1"), WheelSpec("tinygamma", "0.1")]
+AGENT_RUN = re.compile(r'execve\("[^"]*", \[[^\]]*"-I", "-S", "-"\].* = 0$')  # LocalRunner.run_python's Python
+WRITE_AGENT = agent_script(write=True)
+# Run before the command line: counts the compiles of a source of the agent's size (CPython's audit events).
+COUNTING = ("import sys, atexit\ncompiled = []\n"
+            "sys.addaudithook(lambda event, args: compiled.append(1) if event == 'compile' and args and "
+            "isinstance(args[0], (str, bytes)) and len(args[0]) > 100000 else None)\n"
+            "atexit.register(lambda: sys.stderr.write('\\nAGENT-COMPILES %d\\n' % len(compiled)))\n"
+            "from envdesk.launch import main\nsys.argv[0] = 'envdesk'\nsys.exit(main())\n")
+
+
+def start_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[19])
+
+
+@pytest.fixture
+def this_computer(tmp_path) -> dict[str, Path]:
+    """A config folder whose This computer makes environments in `envs` from the wheels in `wheels`."""
+    assert shutil.which("uv") and shutil.which("strace"), "uv and strace are needed (tests/system-deps.sh)"
+    folders = {name: tmp_path / name for name in ("wheels", "envs", "config", "home")}
+    for folder in folders.values():
+        folder.mkdir()
+    for spec in PINS:
+        build_wheel(folders["wheels"], spec)
+    (folders["config"] / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(folders["envs"])], "pip_args": ["--no-index", "--find-links", str(folders["wheels"])]}}))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("".join(f"{spec.name}=={spec.version}\n" for spec in PINS))
+    folders["requirements"] = requirements
+    return folders
+
+
+def create(folders: dict[str, Path], name: str, *before: str, envdesk: tuple[str, ...] = ()) -> \
+        subprocess.CompletedProcess:
+    """`envdesk env create local NAME` from the requirements (`before`: a program that runs the command line)."""
+    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(folders["home"])}
+    command = [*before, *(envdesk or envdesk_command()), "--config-dir", str(folders["config"]), "env", "create",
+               "local", name, "--kind", "uv", "--requirements", str(folders["requirements"])]
+    return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=300)
+
+
+def counting_create(folders: dict[str, Path], name: str) -> tuple[subprocess.CompletedProcess, int]:
+    """A create by the command line's code in a Python that counts its compiles of the agent."""
+    ran = create(folders, name, envdesk=(sys.executable, "-c", COUNTING))
+    found = re.findall(r"AGENT-COMPILES (\d+)", ran.stderr)
+    assert ran.returncode == 0 and found, ran.stdout + ran.stderr
+    return ran, int(found[-1])
+
+
+def test_a_local_create_starts_no_python_for_the_agent(this_computer, tmp_path):
+    trace = tmp_path / "trace"
+    ran = create(this_computer, "made", "strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    made = this_computer["envs"] / "made"
+    assert uv_list(made) == {spec.name: spec.version for spec in PINS}
+    assert not (made / ".envdesk" / "CREATING").exists() and (made / ".envdesk" / "meta.json").is_file()
+    assert not Path(str(made) + ".envdesk-lock").exists(), "the finish released the lock"
+    agents = [line for line in trace.read_text().splitlines() if AGENT_RUN.search(line)]
+    assert agents == [], "the begin and the finish ran in the command line's own process"
+
+
+def test_the_agent_is_compiled_once_then_its_kept_code_is_run_after_checking_it(this_computer):
+    _, compiles = counting_create(this_computer, "first")
+    assert compiles == 1
+    [kept] = (this_computer["config"] / "cache" / agent_here.CODE_FOLDER).iterdir()
+    check, _, code = kept.read_bytes().partition(b"\n")
+    assert check.decode() == hashlib.sha256(code).hexdigest()
+    _, compiles = counting_create(this_computer, "second")
+    assert compiles == 0, "the next process runs the kept code"
+    kept.write_bytes(check + b"\n" + code[:-1] + bytes([code[-1] ^ 1]))  # one bit changed: not what was kept
+    _, compiles = counting_create(this_computer, "third")
+    assert compiles == 1
+    check, _, code = kept.read_bytes().partition(b"\n")
+    assert check.decode() == hashlib.sha256(code).hexdigest()
+    for name in ("first", "second", "third"):
+        assert uv_list(this_computer["envs"] / name) == {spec.name: spec.version for spec in PINS}
+
+
+def test_this_process_owns_the_lock_it_takes_here_and_beats_it_from_a_thread(tmp_path, monkeypatch):
+    """The begin run here names this process (as /proc knows it) as the lock's owner and keeps the lock fresh
+    from a thread, no process forked for it; another client is told the environment is busy; the finish
+    releases the lock and the beating ends."""
+    roots = [str(tmp_path / "envs")]
+    path = os.path.join(roots[0], "made")
+    runner = LocalRunner(tmp_path / "cache")
+    namespace = agent_here._namespace(WRITE_AGENT, runner.local_cache)
+    monkeypatch.setitem(namespace, "LOCK_HEARTBEAT_SECONDS", 1)
+    began = call_action(runner, "begin", path, roots, create=True, client_pid=os.getpid(), heartbeat=True,
+                        operation="create")
+    owner_file = Path(path + ".envdesk-lock") / "owner.json"
+    owner = json.loads(owner_file.read_text())
+    assert (owner["pid"], owner["pid_start"], owner["watch"]) == (os.getpid(), start_ticks(os.getpid()), "client")
+    assert owner["beat"] == 1
+    beaters = [thread for thread in threading.enumerate() if thread.name == "envdesk-lock-heartbeat"]
+    assert len(beaters) == 1
+    first = owner_file.stat().st_mtime_ns
+    deadline = time.monotonic() + 60
+    while owner_file.stat().st_mtime_ns == first and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert owner_file.stat().st_mtime_ns != first, "the heartbeat touched the owner file"
+
+    other = {"action": "begin", "create": True, "path": path, "roots": roots, "client_pid": 1, "heartbeat": False}
+    refused = subprocess.run([sys.executable, "-", json.dumps(other)], input=WRITE_AGENT.encode(),
+                             capture_output=True, timeout=60)
+    answer = json.loads(refused.stdout.decode().split("ENVDESK-AGENT-JSON ", 1)[1])
+    assert answer["code"] == "busy", answer
+    with pytest.raises(Busy):
+        call_action(runner, "begin", path, roots, create=True, client_pid=os.getpid(), operation="create")
+
+    call_action(runner, "finish", path, roots, token=began["token"])
+    assert not owner_file.parent.exists()
+    beaters[0].join(30)
+    assert not beaters[0].is_alive(), "the beating ended with the lock"
