@@ -18,6 +18,7 @@ class ChannelSlots:
     """
 
     def __init__(self, count: int) -> None:
+        self.count = count
         self.limit = count
         self._held = 0
         self._waiting = 0  # holders refused by the server, waiting for fewer channels to be open
@@ -47,6 +48,13 @@ class ChannelSlots:
             others = self._held - self._waiting - 1
             if others > 0:
                 self.limit = max(1, min(self.limit, others - SPARE))
+
+    def new_connection(self) -> None:
+        """The connection was made again: the limit learnt from the old one's server goes (the new one may be
+        another login node behind the same name, allowing more), to be learnt again from a refusal."""
+        with self._changed:
+            self.limit = self.count
+            self._changed.notify_all()
 
     def room_after_refusal(self, cancel: CancelToken | None = None, *, wait: bool = True) -> bool:
         """Whether a refused caller (holding a slot) may ask again: once fewer than the limit are open, not counting

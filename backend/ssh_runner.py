@@ -696,6 +696,7 @@ class SSHRunner(Runner):
                     raise
             self._hops = opened
             self.connections_opened += 1
+            self._slots.new_connection()
         self._note_first_hop(opened)
 
     def _note_first_hop(self, opened: _Hops) -> None:

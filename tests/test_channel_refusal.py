@@ -142,3 +142,36 @@ def test_a_command_cancelled_while_every_session_is_in_use_is_stopped(testbed, t
         cluster.run_as_user(f"pkill -f '^sleep 71[.]{mark}' || true", check=False)
         session.close()
         cluster.stop()
+
+
+def test_a_limit_learnt_from_one_server_goes_with_its_connection(narrow, tmp_path, home):
+    """The limit learnt from a refusal is the server's, not the name's: once the connection is made again (here to
+    an sshd on the same address that allows more sessions, as another login node behind the name may), as many
+    commands run at once as that server takes."""
+    session = session_on(narrow, tmp_path / "cfg")
+    try:
+        runner = session.target("narrow").runner
+        waiting = Waiting(narrow, runner, ALLOWED + 2)
+        try:
+            sessions_reach(narrow, ALLOWED)
+            assert refused(narrow) >= 1, "sshd refused no session: the test shows nothing"
+        finally:
+            waiting.release()
+        waiting.check()
+        narrow.stop()                        # the connection ends with it
+        wider = ALLOWED + 3
+        narrow.log_path = tmp_path / "wider-sshd.log"
+        narrow.write_config = lambda: narrow.config_path.write_text(
+            narrow.config_path.read_text().replace(f"MaxSessions {ALLOWED}\n", f"MaxSessions {wider}\n"))
+        narrow.spawn(narrow.port)
+        narrow.wait_ready()
+        assert f"MaxSessions {wider}\n" in narrow.config_path.read_text()
+        waiting = Waiting(narrow, runner, wider)
+        try:
+            sessions_reach(narrow, wider)    # with the old server's limit, one at a time
+        finally:
+            waiting.release()
+        waiting.check()
+        assert runner.connections_opened == 2 and refused(narrow) == 0
+    finally:
+        session.close()
