@@ -9,7 +9,7 @@ SPARE = 1  # a channel kept free below the count the server took, once it refuse
 
 
 class ChannelSlots:
-    """The channel slots of one connection, shared by its threads: each command, SFTP session and kept program
+    """The channel slots of one connection, shared by its threads: each command and kept program
     holds one while its channel is open (or about to be). A server counts every open session against its
     MaxSessions (OpenSSH's default 10; a cluster may set fewer) and refuses one more; that refusal is not a
     broken connection: the limit comes down below what the server took (keeping SPARE for stopping a

@@ -147,12 +147,6 @@ class LocalRunner(Runner):
         """None: a body here is an argument of bash, which other users of this computer can read."""
         return None
 
-    def write_file(self, path: str, data: bytes) -> None:
-        target = os.path.expanduser(path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as handle:
-            handle.write(data)
-
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
                    cancel: CancelToken | None = None) -> CommandResult:
         # -I -S: these scripts use the standard library only, so Python's start skips site-packages (a third

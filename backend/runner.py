@@ -221,10 +221,6 @@ class Runner(ABC):
                 'echo "EnvDesk found no Python here (tried python3, python)." >&2; exit 127 )')
 
     @abstractmethod
-    def write_file(self, path: str, data: bytes) -> None:
-        """Create or replace a file (absolute path) on the target."""
-
-    @abstractmethod
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:
         """What the target offers (Pythons, tools, modules, space), asked in at most one command."""
 

@@ -241,9 +241,6 @@ class SlurmRunner(Runner):
         """EnvDesk's agent: on the login node."""
         return self.inner.run_python(source, args, timeout=timeout, cancel=cancel)
 
-    def write_file(self, path: str, data: bytes) -> None:
-        self.inner.write_file(path, data)
-
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:
         return self.inner.probe(cancel)
 

@@ -19,7 +19,7 @@ from .ssh_lib import paramiko
 
 from .channel_slots import ChannelSlots
 from .config import ClusterProfile
-from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
+from .errors import (AuthenticationFailed, Cancelled, ConnectionFailed, EnvDeskError, HostKeyChanged,
                      HostKeyUnknown)
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
@@ -48,7 +48,7 @@ HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
 REFUSALS_TRIED = 6  # refused opens of one channel before giving up (each waits first, see _after_refusal)
-# Channels open at once: commands, SFTP sessions and a kept Stream (the kill of a cancelled command comes on
+# Channels open at once: commands and a kept Stream (the kill of a cancelled command comes on
 # top); OpenSSH allows 10 sessions per connection by default (MaxSessions).
 MAX_CHANNELS = 8
 PID_WAIT = 10.0  # seconds a stopped command has to report its process group
@@ -953,7 +953,7 @@ class SSHRunner(Runner):
         time.sleep(0.1 * refusals)
 
     def _take_slot(self, wait: bool = True, leave: int = 0) -> bool:
-        """Take one of the MAX_CHANNELS slots (each command, SFTP session and Stream holds one while its channel
+        """Take one of the MAX_CHANNELS slots (each command and Stream holds one while its channel
         is open), leaving `leave` free; False when `wait` is false and none is. The slots of streams whose
         channel is gone unread (their connection closed under them) are given back first."""
         with self._streams_lock:
@@ -1041,29 +1041,6 @@ class SSHRunner(Runner):
         with self._streams_lock:
             self._streams.add(stream)
         return stream
-
-    def write_file(self, path: str, data: bytes) -> None:
-        """Write over SFTP on the same connection (no command, no shell)."""
-        for attempt in (1, 2):
-            self.connect()
-            try:
-                with self._slot():
-                    transport = self._hops.target
-                    sftp = paramiko.SFTPClient.from_transport(transport) if transport is not None else None
-                    if sftp is None:
-                        raise paramiko.SSHException("not connected")
-                    try:
-                        with sftp.open(path, "wb") as handle:
-                            handle.write(data)
-                    finally:
-                        sftp.close()
-                return
-            except (EOFError, paramiko.SSHException) as exc:
-                self._drop(self._hops.target)
-                if attempt == 2:
-                    raise ConnectionFailed(f"Could not write {path} on {self.name}: {exc}.") from exc
-            except OSError as exc:
-                raise CommandFailed(f"Could not write {path} on {self.name}: {exc.strerror or exc}.") from exc
 
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
                   on_line: LineCallback | None = None, cancel: CancelToken | None = None,

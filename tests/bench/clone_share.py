@@ -40,8 +40,8 @@ class CommandLog:
     depth: threading.local = field(default_factory=threading.local)
 
     def wrap(self, runner: Any) -> None:
-        """Time the runner's commands, SFTP writes and logins (a login inside a command counts once)."""
-        for name in ("_execute", "connect", "write_file"):
+        """Time the runner's commands and logins (a login inside a command counts once)."""
+        for name in ("_execute", "connect"):
             original = getattr(runner, name)
             setattr(runner, name, self._timed(name, original))
 
