@@ -5,8 +5,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "envdesk"
 CONFIG_DIR_VARIABLE = "ENVDESK_CONFIG_DIR"
 
@@ -23,6 +21,8 @@ class AppPaths:
         chosen = config_dir or os.environ.get(CONFIG_DIR_VARIABLE)
         if chosen:
             return cls(Path(chosen).expanduser().absolute())
+        import platformdirs  # here: a command given its folder does not load it (~2 ms)
+
         return cls(Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)))
 
     @property

@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 # Amounts as quota reports print them
 # ---------------------------------------------------------------------------------------------------------
 
-_AMOUNT = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kKmMgGtTpPeE]?)(?P<binary>i?)(?P<b>[bB]?)$")
+# Patterns are kept as text and compiled on first use (re keeps them compiled): only a quota report needs them.
+_AMOUNT = r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kKmMgGtTpPeE]?)(?P<binary>i?)(?P<b>[bB]?)$"
 _POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
 _NO_LIMIT = {"-", "none", "unlimited", "n/a", "0", "0k", "0b"}
 
@@ -31,7 +32,7 @@ def _amount(token: str, *, files: bool = False, bare: int = 1) -> tuple[int, boo
     text = token.strip()
     over = text.endswith("*")
     text = text.rstrip("*").strip().strip("[]").strip()
-    match = _AMOUNT.match(text)
+    match = re.match(_AMOUNT, text)
     if match is None:
         raise _Unreadable(token)
     unit, number = match.group("unit").lower(), float(match.group("number"))
@@ -125,7 +126,7 @@ class QuotaReport:
                 "raw": self.raw or None}
 
 
-_TABLE_OWNER = re.compile(r"^Disk quotas for (?P<kind>usr|user|grp|group|prj|project)\s+(?P<name>\S+)", re.I)
+_TABLE_OWNER = r"(?i)^Disk quotas for (?P<kind>usr|user|grp|group|prj|project)\s+(?P<name>\S+)"
 _OWNER_WORDS = {"usr": "user", "grp": "group", "prj": "project"}
 
 
@@ -162,7 +163,7 @@ def _parse_table(text: str) -> list[Quota]:
         words = line.split()
         if not words:
             continue
-        header = _TABLE_OWNER.match(line.strip())
+        header = re.match(_TABLE_OWNER, line.strip())
         if header:
             kind = header.group("kind").lower()
             owner, pending = f"{_OWNER_WORDS.get(kind, kind)} {header.group('name')}", ""
@@ -182,10 +183,9 @@ def _parse_table(text: str) -> list[Quota]:
     return quotas
 
 
-_DIRECTORY = re.compile(r"^(?P<fs>/\S*)(?:\s+\((?P<owner>[^)]*)\))?\s*(?P<rest>.*)$")
+_DIRECTORY = r"^(?P<fs>/\S*)(?:\s+\((?P<owner>[^)]*)\))?\s*(?P<rest>.*)$"
 _PAIR = r"(?P<{0}>[\d.]+\s*[A-Za-z]*\*?|-|none)\s*/\s*(?P<{1}>[\d.]+\s*[A-Za-z]*\*?|-|none)"
-_USAGE_COLUMNS = re.compile("^" + _PAIR.format("used", "limit") + r"\s+" + _PAIR.format("files", "file_limit")
-                            + r"\s*$", re.I)
+_USAGE_COLUMNS = "(?i)^" + _PAIR.format("used", "limit") + r"\s+" + _PAIR.format("files", "file_limit") + r"\s*$"
 
 
 def _parse_diskusage_report(text: str) -> list[Quota]:
@@ -196,11 +196,11 @@ def _parse_diskusage_report(text: str) -> list[Quota]:
     pending: re.Match[str] | None = None
     for line in text.splitlines():
         stripped = line.strip()
-        described = _DIRECTORY.match(stripped)
+        described = re.match(_DIRECTORY, stripped)
         if described and not described.group("rest"):
             pending = described
             continue
-        columns = _USAGE_COLUMNS.match(described.group("rest") if described else stripped)
+        columns = re.match(_USAGE_COLUMNS, described.group("rest") if described else stripped)
         where = described if described else pending
         pending = None
         if columns is None or where is None:
@@ -251,7 +251,7 @@ def _parse_uquota(text: str) -> list[Quota]:
 def _no_quota(text: str) -> bool:
     """The report says there is none ('Disk quotas for user bob (uid 1000): none') or printed nothing."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return all(_TABLE_OWNER.match(line) and line.lower().endswith("none") for line in lines)
+    return all(re.match(_TABLE_OWNER, line) and line.lower().endswith("none") for line in lines)
 
 
 def parse_quota_report(text: str, command: str = "") -> QuotaReport:

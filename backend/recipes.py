@@ -121,13 +121,13 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
     raise InvalidInput(f"Unknown environment kind {kind!r}.", "Use venv, virtualenv, uv or conda.")
 
 
-_HOSTLESS_VCS = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*((?:git|hg|svn|bzr)\+file:///[^\s#;]+)$")
+_HOSTLESS_VCS = r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*((?:git|hg|svn|bzr)\+file:///[^\s#;]+)$"  # compiled on use
 
 
 def _legacy_vcs_form(spec: str) -> str:
     """'name @ git+file:///repo@C' as 'git+file:///repo@C#egg=name': pip before 24.1 refuses a VCS URL
     without a host in the PEP 508 form (its vendored packaging, pypa/packaging#684) but takes pip's own."""
-    match = _HOSTLESS_VCS.match(spec.strip())
+    match = re.match(_HOSTLESS_VCS, spec.strip())
     return f"{match.group(2)}#egg={match.group(1)}" if match else spec
 
 

@@ -28,14 +28,16 @@ def shown(value: object) -> str:
     return f"{text[:_SHOWN]}... ({len(value) if isinstance(value, str) else len(text)} characters)"
 
 
-_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
-_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+# The patterns are kept as text and compiled on first use (re keeps them compiled): a command compiles only
+# those it checks with, not all of them at import.
+_CLUSTER_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_HOST_NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}"
+_USER = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}"
 
 
 def cluster_name(value: str) -> str:
     """A profile name: letters, digits, dot, dash, underscore; not the reserved 'local'."""
-    if not _CLUSTER_NAME.fullmatch(value or ""):
+    if not re.fullmatch(_CLUSTER_NAME, value or ""):
         raise InvalidInput(
             f"{shown(value)} cannot be a cluster name.",
             "Use letters, digits, '.', '-' or '_' (up to 64), starting with a letter or digit.",
@@ -49,7 +51,7 @@ def host(value: str) -> str:
     """A host name or IP address, never something that looks like an option."""
     text = value or ""
     bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
-    if bare == text and _HOST_NAME.fullmatch(text):
+    if bare == text and re.fullmatch(_HOST_NAME, text):
         return text
     try:
         address = ipaddress.ip_address(bare)
@@ -63,7 +65,7 @@ def host(value: str) -> str:
 
 def user(value: str) -> str:
     """A login name as clusters issue them."""
-    if not _USER.fullmatch(value or ""):
+    if not re.fullmatch(_USER, value or ""):
         raise InvalidInput(f"{shown(value)} is not a valid username.",
                            "Use the login name your cluster gave you, e.g. jsmith.")
     return value
@@ -170,14 +172,14 @@ def hop_address(value: str) -> HopAddress:
     return HopAddress(host=host(where), port=number, user=user(login) if login else None)
 
 
-_ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
-_MODULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9._+-]+)*")
-_PACKAGE_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
+_ENV_NAME = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}"
+_MODULE = r"[A-Za-z0-9][A-Za-z0-9._+-]*(/[A-Za-z0-9._+-]+)*"
+_PACKAGE_NAME = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
 
 
 def env_name(value: str) -> str:
     """An environment's folder name: one path component, no shell or path tricks."""
-    if not _ENV_NAME.fullmatch(value or "") or value in (".", "..") or value.endswith(".envdesk-lock"):
+    if not re.fullmatch(_ENV_NAME, value or "") or value in (".", "..") or value.endswith(".envdesk-lock"):
         raise InvalidInput(
             f"{shown(value)} cannot be an environment name.",
             "Use letters, digits, '.', '-', '_' or '+' (up to 100), starting with a letter or digit.")
@@ -186,27 +188,31 @@ def env_name(value: str) -> str:
 
 def module_name(value: str) -> str:
     """A module as `module load` takes it, e.g. python/3.11.5 or GCC/12.3.0."""
-    if not _MODULE.fullmatch(value or "") or {".", ".."} & set(value.split("/")):
+    if not re.fullmatch(_MODULE, value or "") or {".", ".."} & set(value.split("/")):
         raise InvalidInput(f"{shown(value)} is not a module name.", "For example python/3.11.5 or StdEnv/2023.")
     return value
 
 
 def package_name(value: str) -> str:
     """A distribution name as PyPI and conda spell them."""
-    if not _PACKAGE_NAME.fullmatch(value or ""):
+    if not re.fullmatch(_PACKAGE_NAME, value or ""):
         raise InvalidInput(f"{shown(value)} is not a package name.", "For example numpy or scikit-learn.")
     return value
 
 
 def package_spec(value: str) -> str:
-    """A PEP 508 requirement such as 'numpy>=1.26' or 'torch==2.3.1'; URLs and markers allowed, nothing else."""
-    from packaging.requirements import InvalidRequirement, Requirement
+    """A PEP 508 requirement such as 'numpy>=1.26' or 'torch==2.3.1'; URLs and markers allowed, nothing else.
 
+    packaging judges it, unless it is plainly valid (see plainly_valid_requirement): loading packaging's parser
+    takes longer (~15 ms) than reading a whole file of pins."""
     plain_text(value, "package")
     text = value.strip()
     if text.startswith("-"):
         raise InvalidInput(f"{shown(value)} looks like an option, not a package.",
                            "Give a package such as numpy or numpy>=1.26.")
+    if plainly_valid_requirement(text):
+        return text
+    from packaging.requirements import InvalidRequirement, Requirement
     try:
         Requirement(text)
     except InvalidRequirement as exc:
@@ -215,22 +221,47 @@ def package_spec(value: str) -> str:
     return text
 
 
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!*-]{0,63}")
+# One comparison with a version as PEP 440 normalizes it (what pip freeze and uv write):
+# OP [N!]N(.N)*[{a|b|rc}N][.postN][.devN][+LOCAL]
+_PLAIN_COMPARISON = (r"(?P<op>==|!=|<=|>=|~=|<|>)[ \t]*(?:[0-9]+!)?(?P<release>[0-9]+(?:\.[0-9]+)*)"
+                     r"(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?(?P<local>\+[a-z0-9]+(?:\.[a-z0-9]+)*)?")
+
+
+def plainly_valid_requirement(text: str) -> bool:
+    """Whether `text` is a requirement of the plainest forms, which PEP 508 and packaging always accept: a
+    distribution name alone, or followed by comparisons with normalized versions, separated by commas ('numpy',
+    'torch==2.3.1+cu121', 'numpy>=1.26, <2'); a local version only after == or !=, two numbers or more after ~=.
+    False says nothing: anything else (extras, markers, URLs, wildcards, other spellings) is packaging's to judge."""
+    name = re.match(_PACKAGE_NAME, text)
+    if name is None:
+        return False
+    rest = text[name.end():]
+    if not rest:
+        return True
+    for clause in rest.split(","):
+        comparison = re.fullmatch(_PLAIN_COMPARISON, clause.strip(" \t"))
+        if comparison is None or (comparison["local"] and comparison["op"] not in ("==", "!=")) \
+                or (comparison["op"] == "~=" and "." not in comparison["release"]):
+            return False
+    return True
+
+
+_VERSION = r"[A-Za-z0-9][A-Za-z0-9._+!*-]{0,63}"
 
 
 def version(value: str) -> str:
     """A package or Python version such as 1.26.4, 2.0rc1 or 3.11."""
-    if not _VERSION.fullmatch(value or ""):
+    if not re.fullmatch(_VERSION, value or ""):
         raise InvalidInput(f"{shown(value)} is not a version.", "For example 1.26.4 or 3.11.")
     return value
 
 
-_CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:+-]{0,199}")
+_CHANNEL = r"[A-Za-z0-9][A-Za-z0-9._/:+-]{0,199}"
 
 
 def conda_channel(value: str) -> str:
     """A conda channel name or URL, e.g. conda-forge or https://conda.anaconda.org/bioconda."""
-    if not _CHANNEL.fullmatch(value or "") or value.startswith("-") or ".." in value.split("/"):
+    if not re.fullmatch(_CHANNEL, value or "") or value.startswith("-") or ".." in value.split("/"):
         raise InvalidInput(f"{shown(value)} is not a conda channel.", "For example conda-forge.")
     return value
 
@@ -248,14 +279,14 @@ def conda_solver(value: str) -> str:
     return value
 
 
-_CONDA_TOKEN = re.compile(r"(^|/)t/[^/]+(/|$)")
+_CONDA_TOKEN = r"(^|/)t/[^/]+(/|$)"
 
 
 def conda_channel_setting(value: str) -> str:
     """A channel for a cluster's conda commands: a conda_channel holding no credential (conda takes channels
     as command arguments, which every user of a login node can read; a token goes in ~/.condarc there)."""
     conda_channel(value)
-    if "://" in value and _CONDA_TOKEN.search(value.split("://", 1)[1]):
+    if "://" in value and re.search(_CONDA_TOKEN, value.split("://", 1)[1]):
         raise InvalidInput("A conda channel holding a token (/t/...) cannot be given to conda without showing it to "
                            "other users of the cluster.",
                            "Keep that channel in ~/.condarc on the cluster instead, where only you can read it, and "
@@ -268,15 +299,15 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-_SLURM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_SLURM_TIME = re.compile(r"(?:(?P<days>\d{1,3})-)?(?P<hours>\d{1,2}):(?P<minutes>[0-5]\d):(?P<seconds>[0-5]\d)"
-                         r"|(?P<only_minutes>\d{1,6})")
-_SLURM_MEMORY = re.compile(r"[1-9]\d{0,6}[KMGT]?")
+_SLURM_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_SLURM_TIME = (r"(?:(?P<days>\d{1,3})-)?(?P<hours>\d{1,2}):(?P<minutes>[0-5]\d):(?P<seconds>[0-5]\d)"
+               r"|(?P<only_minutes>\d{1,6})")
+_SLURM_MEMORY = r"[1-9]\d{0,6}[KMGT]?"
 
 
 def slurm_partition(value: str) -> str:
     """A Slurm partition's name as sinfo lists it, e.g. debug or cpu_short."""
-    if not isinstance(value, str) or not _SLURM_NAME.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(_SLURM_NAME, value):
         raise InvalidInput(f"{shown(value)} is not a Slurm partition name.",
                            "Give it as sinfo lists it, e.g. debug or cpubase_bycore_b1.")
     return value
@@ -284,7 +315,7 @@ def slurm_partition(value: str) -> str:
 
 def slurm_time(value: str) -> str:
     """A job time limit Slurm takes: HH:MM:SS, D-HH:MM:SS, or whole minutes."""
-    match = _SLURM_TIME.fullmatch(value) if isinstance(value, str) else None
+    match = re.fullmatch(_SLURM_TIME, value) if isinstance(value, str) else None
     if match is None or value.strip("0:-") == "":
         raise InvalidInput(f"{shown(value)} is not a time limit.",
                            "Write it as HH:MM:SS (e.g. 01:00:00), D-HH:MM:SS, or a number of minutes.")
@@ -305,6 +336,6 @@ def slurm_cpus(value: int | str) -> int:
 def slurm_memory(value: str) -> str:
     """A job's memory as --mem takes it: a number with an optional unit K, M, G or T (e.g. 4G)."""
     text = str(value).strip().upper() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not _SLURM_MEMORY.fullmatch(text):
+    if not re.fullmatch(_SLURM_MEMORY, text):
         raise InvalidInput(f"{shown(value)} is not an amount of memory.", "For example 4G or 8000M.")
     return text

@@ -2,7 +2,8 @@
 environment records, is written once in backend/about.py, where pyproject.toml reads it for the package's metadata:
 no importlib.metadata and the email package it parses metadata with (~25 ms of each `envdesk env create`);
 clusters.yaml, while it holds the text it was last parsed from, is taken from the parse kept in the cache folder,
-without loading PyYAML (~12 ms of every command line call). Counted as imported modules, never timed.
+without loading PyYAML (~12 ms of every command line call). Nor packaging, whose parser the plain pins of a
+requirements file do not need (~15 ms), nor datetime or platformdirs. Counted as imported modules, never timed.
 
 Referees: importlib.metadata itself (the installed package's version), PyYAML's own safe_load (what
 clusters.yaml says), and uv, which says what the new environment holds.
@@ -51,6 +52,36 @@ def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(tmp_path):
     loaded = json.loads(ran.stderr.strip().splitlines()[-1])
     assert [name for name in loaded if name in ("importlib.metadata", "email", "yaml")
             or name.startswith(("email.", "yaml."))] == []
+    # nor packaging (plain pins are checked without it), datetime (the time recorded is written with time),
+    # platform (uuid's), platformdirs (the folder is given), nor the listing a create does not use
+    assert [name for name in loaded if name.split(".")[0] in ("packaging", "datetime", "platform", "platformdirs",
+                                                               "uuid")
+            or name == "envdesk.backend.operations.listing"] == []
+
+
+COMPILED_AT_IMPORT = """
+import json, re, sys
+compiled = []
+real = re.compile
+def counted(pattern, flags=0):
+    compiled.append(sys._getframe(1).f_globals.get("__name__"))
+    return real(pattern, flags)
+re.compile = counted
+import envdesk.cli, envdesk.commands, envdesk.backend.operations.create, envdesk.backend.operations.importing
+re.compile("counted")  # as a module's own line compiles
+print(json.dumps(compiled))
+"""
+
+
+def test_the_create_s_checks_compile_their_patterns_when_used():
+    """validate, spec, quota and recipes compile no pattern when imported (~4 ms of each command, most of them
+    never used by it): re compiles each on its first use."""
+    ran = subprocess.run([sys.executable, "-c", COMPILED_AT_IMPORT], capture_output=True, text=True, timeout=120,
+                         check=True)
+    compiled = json.loads(ran.stdout)
+    assert "__main__" in compiled  # the count sees a module's own re.compile
+    assert [name for name in compiled if name in ("envdesk.backend.validate", "envdesk.backend.spec",
+                                                  "envdesk.backend.quota", "envdesk.backend.recipes")] == []
 
 
 def test_the_version_recorded_is_the_installed_package_s():

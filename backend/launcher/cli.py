@@ -9,7 +9,7 @@ import gc
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from envdesk.backend.kinds import FORMATS, KINDS
 from envdesk.resources import preset_ids
@@ -58,8 +58,11 @@ def parse_app_options(args: Sequence[str]) -> argparse.Namespace | None:
     return None if rest else known
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Every subcommand with its exact options."""
+def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """Every subcommand with its exact options. Given the command line's words, only the subcommand they name
+    plainly (see named_command), which reads them as the whole parser does: building every subcommand takes
+    longer (~5 ms) than the rest of parsing a command."""
+    named = named_command(words) if words is not None else None
     parser = _Parser(prog="envdesk", description="Manage Python environments on HPC clusters. "
                      "Run without arguments to open the app.")
     parser.add_argument("--version", action=_VersionAction)
@@ -69,9 +72,42 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Linux: add EnvDesk to your applications menu")
     parser.add_argument("--remove-desktop-entry", action="store_true", help="Linux: take it out of the menu again")
     groups = parser.add_subparsers(dest="group", required=True, parser_class=_Parser)
+    for name, (help_text, description, verbs) in _GROUPS.items():
+        group = groups.add_parser(name, help=help_text, description=description)
+        if named is not None and named[0] != name:
+            continue  # listed (in usage and help), never parsed with
+        if not verbs:
+            _disk_options(group)
+            continue
+        actions = group.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+        for verb, add_verb in verbs.items():
+            if named is None or named[1] in (None, verb):
+                add_verb(actions)
+    return parser
 
-    cluster = groups.add_parser("cluster", help="add, list, remove, trust and test clusters")
-    verbs = cluster.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+def named_command(words: Sequence[str]) -> tuple[str, str | None] | None:
+    """(group, verb) of a command line written plainly: the app's own options written out (`--config-dir DIR`,
+    `--config-dir=DIR`, `-v`, `--verbose`), then a group and one of its verbs; the verb is None when no verb of the
+    group follows it (or the group has none). None for anything else (help, abbreviated or unknown options, a
+    mistake): the whole parser reads those."""
+    position = 0
+    while position < len(words):
+        word = words[position]
+        if word in ("-v", "--verbose") or word.startswith("--config-dir="):
+            position += 1
+        elif word == "--config-dir" and position + 1 < len(words) and not words[position + 1].startswith("-"):
+            position += 2
+        else:
+            break
+    group = words[position] if position < len(words) else None
+    if group not in _GROUPS:
+        return None
+    verb = words[position + 1] if position + 1 < len(words) else None
+    return group, verb if verb in _GROUPS[group][2] else None
+
+
+def _cluster_add(verbs: Any) -> None:
     add = verbs.add_parser("add", help="add a cluster")
     add.add_argument("name")
     add.add_argument("--host", help="the login node; with --preset, also one of its login nodes by name "
@@ -89,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     _build_options(add)
     _conda_options(add)
     add.set_defaults(handler="cluster_add")
+
+
+def _cluster_edit(verbs: Any) -> None:
     edit = verbs.add_parser("edit", help="change a cluster's Slurm account and where its builds run",
                             description="Change the Slurm settings of a saved cluster: the account its jobs use, "
                                         "and whether environments are built on a compute node (a Slurm job) "
@@ -100,47 +139,71 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--build-on-login-node", action="store_true",
                       help="build on the login node, even where the cluster's preset suggests a compute node")
     edit.set_defaults(handler="cluster_edit")
+
+
+def _cluster_list(verbs: Any) -> None:
     listing = verbs.add_parser("list", help="list clusters")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler="cluster_list")
-    for verb, handler, text in [("remove", "cluster_remove", "forget a cluster"),
-                                ("trust", "cluster_trust", "check and trust a cluster's host key"),
-                                ("test", "cluster_test", "connect and check that everything works")]:
+
+
+def _cluster_named(verb: str, text: str) -> Callable[[Any], Any]:
+    """cluster remove, trust and test: a verb on one cluster, given by name."""
+    def add_verb(verbs: Any) -> Any:
         sub = verbs.add_parser(verb, help=text)
         sub.add_argument("name")
-        sub.set_defaults(handler=handler)
-        if verb == "trust":
-            sub.add_argument("--yes", action="store_true", help="trust without asking")
-            sub.add_argument("--replace", action="store_true",
-                             help="replace a recorded key that changed (only after checking with the cluster)")
-            sub.add_argument("--despite-mismatch", action="store_true",
-                             help="trust a key that differs from the fingerprints the site publishes (only after "
-                                  "the site announced a new one)")
+        sub.set_defaults(handler=f"cluster_{verb}")
+        return sub
+    return add_verb
 
-    key = groups.add_parser("key", help="make an SSH key, or see which keys this computer has")
-    key_verbs = key.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    make = key_verbs.add_parser("create", help="make an ed25519 key (never over an existing file)")
+
+def _cluster_trust(verbs: Any) -> None:
+    sub = _cluster_named("trust", "check and trust a cluster's host key")(verbs)
+    sub.add_argument("--yes", action="store_true", help="trust without asking")
+    sub.add_argument("--replace", action="store_true",
+                     help="replace a recorded key that changed (only after checking with the cluster)")
+    sub.add_argument("--despite-mismatch", action="store_true",
+                     help="trust a key that differs from the fingerprints the site publishes (only after "
+                          "the site announced a new one)")
+
+
+def _key_create(verbs: Any) -> None:
+    make = verbs.add_parser("create", help="make an ed25519 key (never over an existing file)")
     make.add_argument("--file", metavar="PATH", help="where to write it (default ~/.ssh/id_ed25519)")
     make.add_argument("--passphrase", action="store_true", help="ask for a passphrase to protect the key")
     make.add_argument("--remember", action="store_true", help="keep the passphrase in the system keyring")
     make.add_argument("--preset", metavar="ID", help="say where that site registers public keys")
     make.set_defaults(handler="key_create")
-    status = key_verbs.add_parser("status", help="list the SSH keys EnvDesk can use")
+
+
+def _key_status(verbs: Any) -> None:
+    status = verbs.add_parser("status", help="list the SSH keys EnvDesk can use")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler="key_status")
 
-    env = groups.add_parser("env", help="list, create, update, export, import, copy and delete environments")
-    env_verbs = env.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    env_listing = env_verbs.add_parser("list", help="list the environments of a cluster ('local': this computer)")
+
+def _quiet_option(parser: argparse.ArgumentParser) -> None:
+    """-q: the commands that run installers show their steps, not the installers' output."""
+    parser.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+
+
+def _env_list(verbs: Any) -> None:
+    env_listing = verbs.add_parser("list", help="list the environments of a cluster ('local': this computer)")
     env_listing.add_argument("cluster")
     env_listing.add_argument("--json", action="store_true")
     env_listing.set_defaults(handler="env_list")
-    show = env_verbs.add_parser("show", help="show one environment's packages")
+
+
+def _env_show(verbs: Any) -> None:
+    show = verbs.add_parser("show", help="show one environment's packages")
     show.add_argument("cluster")
     show.add_argument("env", help="the environment's name or absolute path")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler="env_show")
-    diff = env_verbs.add_parser(
+
+
+def _env_diff(verbs: Any) -> None:
+    diff = verbs.add_parser(
         "diff", help="compare two environments package by package (on one cluster or two)",
         description="Compare two environments package by package: what only A has, what only B has, and what "
                     "both have at another version or from another source (editable, URL/VCS, conda). Exit "
@@ -155,10 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "'envdesk env revert' undoes it); packages that cannot be pinned by version are left "
                            "alone and listed")
     diff.add_argument("--yes", action="store_true", help="with --make-like: change B without asking")
-    diff.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    _quiet_option(diff)
     diff.set_defaults(handler="env_diff")
 
-    create = env_verbs.add_parser("create", help="create an environment")
+
+def _env_create(verbs: Any) -> None:
+    create = verbs.add_parser("create", help="create an environment")
     create.add_argument("cluster")
     create.add_argument("name")
     create.add_argument("--kind", choices=KINDS)
@@ -171,8 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--jupyter-kernel", action="store_true",
                         help="also install ipykernel and register the environment as a Jupyter kernel (see kernel add)")
     create.set_defaults(handler="env_create")
+    _quiet_option(create)
 
-    update = env_verbs.add_parser("update", help="add, remove or upgrade packages")
+
+def _env_update(verbs: Any) -> None:
+    update = verbs.add_parser("update", help="add, remove or upgrade packages")
     update.add_argument("cluster")
     update.add_argument("env")
     update.add_argument("--add", action="append", metavar="SPEC")
@@ -180,20 +248,28 @@ def build_parser() -> argparse.ArgumentParser:
     update.add_argument("--upgrade", action="append", metavar="NAME")
     update.add_argument("--upgrade-all", action="store_true")
     update.set_defaults(handler="env_update")
+    _quiet_option(update)
 
-    history = env_verbs.add_parser("history", help="list the snapshots taken before each change")
+
+def _env_history(verbs: Any) -> None:
+    history = verbs.add_parser("history", help="list the snapshots taken before each change")
     history.add_argument("cluster")
     history.add_argument("env")
     history.add_argument("--json", action="store_true")
     history.set_defaults(handler="env_history")
 
-    revert = env_verbs.add_parser("revert", help="go back to a snapshot")
+
+def _env_revert(verbs: Any) -> None:
+    revert = verbs.add_parser("revert", help="go back to a snapshot")
     revert.add_argument("cluster")
     revert.add_argument("env")
     revert.add_argument("snapshot")
     revert.set_defaults(handler="env_revert")
+    _quiet_option(revert)
 
-    jobscript = env_verbs.add_parser(
+
+def _env_jobscript(verbs: Any) -> None:
+    jobscript = verbs.add_parser(
         "jobscript", help="write a ready Slurm batch script (job.sh) that runs a Python program in an environment",
         description="Write a batch script for sbatch: #SBATCH lines (with the cluster's account), the "
                     "environment's modules, its activation, and 'python my_script.py' to replace with your "
@@ -203,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobscript.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (e.g. job.sh), made executable")
     jobscript.set_defaults(handler="env_jobscript")
 
-    export = env_verbs.add_parser("export", help="export an environment (stdout unless -o)")
+
+def _env_export(verbs: Any) -> None:
+    export = verbs.add_parser("export", help="export an environment (stdout unless -o)")
     export.add_argument("cluster")
     export.add_argument("env")
     export.add_argument("--format", choices=[*FORMATS, CONDA_HISTORY], default="envdesk",
@@ -213,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="FILE")
     export.set_defaults(handler="env_export")
 
-    importing = env_verbs.add_parser("import", help="build an environment from an exported file")
+
+def _env_import(verbs: Any) -> None:
+    importing = verbs.add_parser("import", help="build an environment from an exported file")
     importing.add_argument("cluster")
     importing.add_argument("file")
     importing.add_argument("--name")
@@ -227,8 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
                            help="agree to the plan: lines it refuses are left out, packages it names from outside "
                                 "the cluster's package index are downloaded")
     importing.set_defaults(handler="env_import")
+    _quiet_option(importing)
 
-    clone = env_verbs.add_parser("clone", help="copy an environment to another cluster")
+
+def _env_clone(verbs: Any) -> None:
+    clone = verbs.add_parser("clone", help="copy an environment to another cluster")
     clone.add_argument("src_cluster")
     clone.add_argument("env")
     clone.add_argument("dst_cluster")
@@ -236,8 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     clone.add_argument("--top-level", action="store_true",
                        help="if exact versions are missing, install the top-level requirements instead")
     clone.set_defaults(handler="env_clone")
+    _quiet_option(clone)
 
-    doctor = env_verbs.add_parser(
+
+def _env_doctor(verbs: Any) -> None:
+    doctor = verbs.add_parser(
         "doctor", help="check what around the environments changes what runs in them",
         description="Check every environment of the cluster (or one): packages in your ~/.local that Python "
                     "puts first, modules or a base Python that are gone, conda's base switched on at login, "
@@ -251,17 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--yes", action="store_true", help="with --fix: apply it without asking")
     doctor.set_defaults(handler="env_doctor")
 
-    delete = env_verbs.add_parser("delete", help="delete an environment")
+
+def _env_delete(verbs: Any) -> None:
+    delete = verbs.add_parser("delete", help="delete an environment")
     delete.add_argument("cluster")
     delete.add_argument("env")
     delete.add_argument("--yes", action="store_true", help="confirm (required)")
     delete.set_defaults(handler="env_delete")
-    for sub in (create, update, revert, importing, clone, delete):
-        sub.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    _quiet_option(delete)
 
-    kernel = groups.add_parser("kernel", help="make, list and remove Jupyter kernels of environments")
-    kernel_verbs = kernel.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-    kernel_add = kernel_verbs.add_parser(
+
+def _kernel_add(verbs: Any) -> None:
+    kernel_add = verbs.add_parser(
         "add", help="register an environment as a Jupyter kernel of your user (its modules loaded first)",
         description="Register the environment as a Jupyter kernel of your user on the cluster: its launcher loads "
                     "the environment's modules and activates it, so Jupyter in Open OnDemand or JupyterHub there "
@@ -273,33 +360,57 @@ def build_parser() -> argparse.ArgumentParser:
     kernel_add.add_argument("--install-ipykernel", action="store_true",
                             help="install ipykernel first if the environment lacks it (a snapshot is saved first)")
     kernel_add.add_argument("--force", action="store_true", help="replace another kernel of that name")
-    kernel_add.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    _quiet_option(kernel_add)
     kernel_add.set_defaults(handler="kernel_add")
-    kernel_list = kernel_verbs.add_parser("list", help="list your Jupyter kernels on a cluster")
+
+
+def _kernel_list(verbs: Any) -> None:
+    kernel_list = verbs.add_parser("list", help="list your Jupyter kernels on a cluster")
     kernel_list.add_argument("cluster")
     kernel_list.add_argument("--json", action="store_true")
     kernel_list.set_defaults(handler="kernel_list")
-    kernel_remove = kernel_verbs.add_parser("remove", help="remove a Jupyter kernel EnvDesk made (the environment "
-                                                           "stays)")
+
+
+def _kernel_remove(verbs: Any) -> None:
+    kernel_remove = verbs.add_parser("remove", help="remove a Jupyter kernel EnvDesk made (the environment "
+                                                    "stays)")
     kernel_remove.add_argument("cluster")
     kernel_remove.add_argument("name", help="the kernel's name, as kernel list shows it")
     kernel_remove.add_argument("--force", action="store_true", help="also remove a kernel EnvDesk did not make")
     kernel_remove.set_defaults(handler="kernel_remove")
 
-    disk = groups.add_parser(
-        "disk", help="what the environments take on disk, what is left, and emptying the installers' caches",
-        description="List a cluster's environments by size and files (measured there; the cluster keeps the "
-                    "figures until an environment changes), each environment folder's free space and free files, "
-                    "and the cluster's own quota report (diskusage_report, uquota, lfs quota or quota). With "
-                    "--clean, empty pip's, uv's or conda's download cache there and say what it freed.")
+
+def _disk_options(disk: argparse.ArgumentParser) -> None:
     disk.add_argument("cluster", help="a cluster's name ('local': this computer)")
     disk.add_argument("--json", action="store_true", help="the report (or what was cleaned) as one JSON object")
     disk.add_argument("--clean", choices=["pip", "uv", "conda", "all"],
                       help="empty that installer's cache (pip cache purge, uv cache clean, conda clean --all)")
     disk.add_argument("--yes", action="store_true", help="with --clean: clean without asking")
-    disk.add_argument("-q", "--quiet", action="store_true", help="show steps only, not command output")
+    _quiet_option(disk)
     disk.set_defaults(handler="disk")
-    return parser
+
+
+_GROUPS: dict[str, tuple[str, str | None, dict[str, Callable[[Any], Any]]]] = {
+    "cluster": ("add, list, remove, trust and test clusters", None, {
+        "add": _cluster_add, "edit": _cluster_edit, "list": _cluster_list,
+        "remove": _cluster_named("remove", "forget a cluster"), "trust": _cluster_trust,
+        "test": _cluster_named("test", "connect and check that everything works")}),
+    "key": ("make an SSH key, or see which keys this computer has", None, {
+        "create": _key_create, "status": _key_status}),
+    "env": ("list, create, update, export, import, copy and delete environments", None, {
+        "list": _env_list, "show": _env_show, "diff": _env_diff, "create": _env_create, "update": _env_update,
+        "history": _env_history, "revert": _env_revert, "jobscript": _env_jobscript, "export": _env_export,
+        "import": _env_import, "clone": _env_clone, "doctor": _env_doctor, "delete": _env_delete}),
+    "kernel": ("make, list and remove Jupyter kernels of environments", None, {
+        "add": _kernel_add, "list": _kernel_list, "remove": _kernel_remove}),
+    "disk": ("what the environments take on disk, what is left, and emptying the installers' caches",
+             "List a cluster's environments by size and files (measured there; the cluster keeps the "
+             "figures until an environment changes), each environment folder's free space and free files, "
+             "and the cluster's own quota report (diskusage_report, uquota, lfs quota or quota). With "
+             "--clean, empty pip's, uv's or conda's download cache there and say what it freed.", {}),
+}
+"""The command groups: their help, their description (shown by --help), and how each of their verbs is added in
+order (disk has none: its options are its own)."""
 
 
 CONDA_SOLVERS = ("auto", "libmamba", "classic", "mamba")  # validate.CONDA_SOLVERS, without loading the backend
@@ -368,9 +479,10 @@ def _connect_early(args: argparse.Namespace, session: Session) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails (message on stderr), 2 for a usage error."""
-    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:
         return int(exc.code or 0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,

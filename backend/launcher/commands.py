@@ -16,7 +16,6 @@ from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
 from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.common import Progress
-from envdesk.backend.operations.listing import list_environments, show_environment
 from envdesk.backend.targets import Session
 from .terminal import ask_yes_no, describe_new_server
 
@@ -223,6 +222,7 @@ def cluster_test(args: argparse.Namespace, session: Session) -> int:
 # -- env --------------------------------------------------------------------------------------
 
 def env_list(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.listing import list_environments
     listing = list_environments(session, args.cluster)
     if args.json:
         _print_json([env.summary() for env in listing.environments])
@@ -257,6 +257,7 @@ def _shown_details(env: Environment) -> dict:
 
 
 def env_show(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.operations.listing import show_environment
     from envdesk.backend.spec import redact
     env = show_environment(session, args.cluster, args.env)
     if args.json:
@@ -356,6 +357,7 @@ def env_revert(args: argparse.Namespace, session: Session) -> int:
 def env_jobscript(args: argparse.Namespace, session: Session) -> int:
     """A ready Slurm batch script for an environment, printed or saved (-o)."""
     from envdesk.backend.slurm import job_script, write_job_script
+    from envdesk.backend.operations.listing import show_environment
     from envdesk.backend.snippets import place_of
     env = show_environment(session, args.cluster, args.env)
     target = session.target(args.cluster)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -329,6 +328,8 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     target = session.target(target_name)
     if not plan.to_install or plan.kind == "conda" or not target.runner.may_lack_packages:
         return []
+    import uuid  # here: it loads the platform module (~3 ms), which reading a file for a create does not need
+
     caps = capabilities(session, target, progress)
     scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
     installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args)
