@@ -232,12 +232,21 @@ def plainly_valid_requirement(text: str) -> bool:
     distribution name alone, or followed by comparisons with normalized versions, separated by commas ('numpy',
     'torch==2.3.1+cu121', 'numpy>=1.26, <2'); a local version only after == or !=, two numbers or more after ~=.
     False says nothing: anything else (extras, markers, URLs, wildcards, other spellings) is packaging's to judge."""
+    return plain_requirement_name(text) is not None
+
+
+def plain_requirement_name(text: str) -> str | None:
+    """The distribution name of a plainly valid requirement (see plainly_valid_requirement) as written; else None."""
     name = re.match(_PACKAGE_NAME, text)
     if name is None:
-        return False
+        return None
     rest = text[name.end():]
-    if not rest:
-        return True
+    for clause in rest.split(",") if rest else ():
+        comparison = re.fullmatch(_PLAIN_COMPARISON, clause.strip(" \t"))
+        if comparison is None or (comparison["local"] and comparison["op"] not in ("==", "!=")) \
+                or (comparison["op"] == "~=" and "." not in comparison["release"]):
+            return None
+    return name.group()
     for clause in rest.split(","):
         comparison = re.fullmatch(_PLAIN_COMPARISON, clause.strip(" \t"))
         if comparison is None or (comparison["local"] and comparison["op"] not in ("==", "!=")) \

@@ -59,6 +59,32 @@ def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(tmp_path):
             or name == "envdesk.backend.operations.listing"] == []
 
 
+
+@pytest.mark.skipif(os.name != "posix", reason="the build runs in bash")
+def test_a_local_import_of_plain_pins_does_not_load_packaging(tmp_path):
+    """A requirements file of plain pins has no download URL to look at (importing.outside_sources), so packaging's
+    parser is not loaded for it; uv says what the imported environment holds."""
+    assert shutil.which("uv"), "uv is needed (tests/system-deps.sh installs it)"
+    wheels, root, config, home = (tmp_path / name for name in ("wheels", "envs", "config", "home"))
+    for folder in (wheels, root, config, home):
+        folder.mkdir()
+    for spec in PINS:
+        build_wheel(wheels, spec)
+    (config / "clusters.yaml").write_text(json.dumps(
+        {"local": {"env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("".join(f"{spec.name}=={spec.version}\n" for spec in PINS))
+    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(home)}
+    ran = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(config), "env", "import", "local",
+                          str(requirements), "--name", "imported"],
+                         capture_output=True, text=True, env=environ, cwd=str(tmp_path), timeout=300)
+    held = uv_list(root / "imported")
+    assert {spec.name: held.get(spec.name) for spec in PINS} == {spec.name: spec.version for spec in PINS}, \
+        ran.stdout + ran.stderr
+    loaded = json.loads(ran.stderr.strip().splitlines()[-1])
+    assert [name for name in loaded if name.split(".")[0] == "packaging"] == []
+
+
 COMPILED_AT_IMPORT = """
 import json, re, sys
 compiled = []
@@ -74,14 +100,15 @@ print(json.dumps(compiled))
 
 
 def test_the_create_s_checks_compile_their_patterns_when_used():
-    """validate, spec, quota and recipes compile no pattern when imported (~4 ms of each command, most of them
-    never used by it): re compiles each on its first use."""
+    """validate, spec, quota, recipes and the operations' common part compile no pattern when imported (~6 ms of
+    each command, most of them never used by it): re compiles each on its first use."""
     ran = subprocess.run([sys.executable, "-c", COMPILED_AT_IMPORT], capture_output=True, text=True, timeout=120,
                          check=True)
     compiled = json.loads(ran.stdout)
     assert "__main__" in compiled  # the count sees a module's own re.compile
     assert [name for name in compiled if name in ("envdesk.backend.validate", "envdesk.backend.spec",
-                                                  "envdesk.backend.quota", "envdesk.backend.recipes")] == []
+                                                  "envdesk.backend.quota", "envdesk.backend.recipes",
+                                                  "envdesk.backend.operations.common")] == []
 
 
 def test_the_version_recorded_is_the_installed_package_s():

@@ -164,3 +164,14 @@ def test_every_plain_operator_with_every_plain_version_is_accepted():
     for operator, version in itertools.product(operators, versions):
         line = f"name.with_all-3{operator}{version}"
         assert validate.plainly_valid_requirement(line) == packaging_accepts(line), line
+
+
+def test_a_plain_requirement_s_name_is_the_one_packaging_reads():
+    """What an import compares pins by (importing._requirement_name): the name packaging's Requirement reads."""
+    from packaging.requirements import Requirement
+
+    lines = [line.strip() for line in corpus_lines() + SHAPED + made_up_lines(3000)]
+    named = {line: validate.plain_requirement_name(line) for line in lines}
+    assert sum(name is not None for name in named.values()) > 150
+    assert {line: name for line, name in named.items()
+            if name is not None and name != Requirement(line).name} == {}

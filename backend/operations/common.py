@@ -45,24 +45,25 @@ class Progress:
 
 _NOT_FOUND = (r"no matching distribution found for (?P<name>[^\s,;]+)|because (?P<name2>[^\s,;]+) was not found in "
               r"the (?:package registry|provided package locations)|no solution found")
-_PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"no space left on device", re.I),
+# (pattern, flags, sentence): compiled by re on the first failure to explain, not at import
+_PLAIN_ERRORS: list[tuple[str, int, str]] = [
+    (r"no space left on device", re.I,
      "The disk is full (no space left on it). Delete old environments or files, or use another folder "
      "(project or scratch space)."),
-    (re.compile(r"disk quota exceeded", re.I),
+    (r"disk quota exceeded", re.I,
      "Your disk quota is used up. Delete old environments or files, or use project space."),
-    (re.compile(r"failed to build `?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)|could not build wheels for "
-                r"(?P<name2>[A-Za-z0-9][A-Za-z0-9._-]*)|failed building wheel for "
-                r"(?P<name3>[A-Za-z0-9][A-Za-z0-9._-]*)", re.I),
+    (r"failed to build `?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)|could not build wheels for "
+     r"(?P<name2>[A-Za-z0-9][A-Za-z0-9._-]*)|failed building wheel for "
+     r"(?P<name3>[A-Za-z0-9][A-Za-z0-9._-]*)", re.I,
      "{name} had to be built from its source code here, and that build failed (the log shows why; often a "
      "compiler or library module must be loaded first, or a version with a ready-made wheel exists)."),
-    (re.compile(_NOT_FOUND, re.I),
+    (_NOT_FOUND, re.I,
      "{name} could not be found in this target's package index or wheel store."),
-    (re.compile(r"(\S+): command not found|No such file or directory: '?(\S+?)'?$", re.I),
+    (r"(\S+): command not found|No such file or directory: '?(\S+?)'?$", re.I,
      "A program EnvDesk needs is not installed there."),
-    (re.compile(r"the following module\(s\) are unknown|unable to locate a modulefile", re.I),
+    (r"the following module\(s\) are unknown|unable to locate a modulefile", re.I,
      "A module could not be loaded: this target does not have it."),
-    (re.compile(r"hash mismatch|do not match the hashes|hashes are required|hash-checking mode", re.I),
+    (r"hash mismatch|do not match the hashes|hashes are required|hash-checking mode", re.I,
      "A downloaded file does not match the hash the imported file records: the file was changed, or the "
      "target's package store holds a different build. Nothing was installed from it."),
 ]
@@ -71,8 +72,8 @@ _PLAIN_ERRORS: list[tuple[re.Pattern[str], str]] = [
 def explain(result: CommandResult) -> str:
     """A plain sentence for the most common ways a command fails, naming the package where it can."""
     text = result.stdout + "\n" + result.stderr
-    for pattern, sentence in _PLAIN_ERRORS:
-        match = pattern.search(text)
+    for pattern, flags, sentence in _PLAIN_ERRORS:
+        match = re.search(pattern, text, flags)
         if match:
             named = next((value for key, value in match.groupdict().items() if key.startswith("name") and value), None)
             return sentence.format(name=named.strip("`'\"") if named else "A package")

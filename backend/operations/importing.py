@@ -68,11 +68,14 @@ def index_hosts(pip_args: Sequence[str]) -> frozenset[str]:
 def outside_sources(lines: Sequence[str], allowed_hosts: frozenset[str]) -> list[OutsideSource]:
     """The lines that name a download URL (archive or VCS) on a host outside `allowed_hosts`; files and
     folders on the target itself are not downloads."""
-    from packaging.requirements import InvalidRequirement, Requirement
     found = []
     for line in lines:
+        requirement = specs.without_hashes(line)
+        if validate.plainly_valid_requirement(requirement.strip()):
+            continue  # a name and versions: no URL (packaging's parser not loaded for these)
+        from packaging.requirements import InvalidRequirement, Requirement
         try:
-            url = Requirement(specs.without_hashes(line)).url
+            url = Requirement(requirement).url
         except InvalidRequirement:
             continue
         if not url:
@@ -247,6 +250,9 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
 
 
 def _requirement_name(requirement: str) -> str | None:
+    plain = validate.plain_requirement_name(requirement.strip())
+    if plain is not None:
+        return validate.canonical_name(plain)  # packaging's parser not loaded for plain pins
     from packaging.requirements import InvalidRequirement, Requirement
     try:
         return validate.canonical_name(Requirement(requirement).name)
