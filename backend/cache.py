@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .fileio import NOT_KEPT, kept_parse, write_atomically
-from .inventory import Inventory, environments_from_agent
+from .inventory import Environment, Inventory, environments_from_agent
 from .jsonpieces import load_object
 from .paths import AppPaths
 from .validate import cluster_name, LOCAL_TARGET
@@ -38,7 +38,7 @@ class InventoryCache:
         data = {"saved": time.time(), "target": inventory.target, "errors": list(inventory.errors),
                 "truncated": inventory.truncated, "remote_python": inventory.remote_python,
                 "host": inventory.host, "home": inventory.home,
-                "environments": [env.details() for env in inventory.environments]}
+                "environments": [_cached_entry(env) for env in inventory.environments]}
         write_atomically(self._file(inventory.target), json.dumps(data))
 
     def load(self, target: str) -> tuple[Inventory, float] | None:
@@ -59,6 +59,16 @@ class InventoryCache:
             self._file(target).unlink()
         except OSError:
             pass
+
+
+def _cached_entry(env: Environment) -> dict[str, Any]:
+    """The environment as `env show --json` gives it, but its packages' entries without the fields that are None
+    or False, which a reader takes as those (SharedPackages.package): the same format, parsed at every start, and
+    most packages have no url, build or channel (half the text)."""
+    data = env.details()
+    data["packages"] = [{key: value for key, value in package.items() if value is not None and value is not False}
+                        for package in data["packages"]]
+    return data
 
 
 class ClusterNames:

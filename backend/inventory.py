@@ -53,9 +53,9 @@ class SharedPackages:
 
     def package(self, entry: dict[str, Any]) -> Package:
         """The Package for one entry of an environment's "packages" list, the same object for equal entries."""
-        fields = (str(entry.get("name", "?")), str(entry.get("version", "")), entry.get("installer"),
-                  bool(entry.get("requested")), entry.get("url"), bool(entry.get("editable")), entry.get("build"),
-                  entry.get("channel"))
+        get = entry.get  # once, not per field: a listing has thousands of entries
+        fields = (str(get("name", "?")), str(get("version", "")), get("installer"), bool(get("requested")),
+                  get("url"), bool(get("editable")), get("build"), get("channel"))
         try:
             found = self._seen.get(fields)
         except TypeError:  # a value no agent sends (a list for a url): kept, not shared

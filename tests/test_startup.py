@@ -337,3 +337,34 @@ def test_the_apps_options_are_read_as_the_command_line_reads_them(args):
         assert options is not None and options.config_dir == config_dir
     if options is None:
         assert not opens_app
+
+
+# The cached list the window parses before its first paint (issue 11, point 6), counted, never timed: its
+# package entries carried every empty field (half the JSON parsed before the first paint).
+
+
+def test_the_cached_list_leaves_out_empty_package_fields(tmp_path):
+    """A cached list's package entries hold only the fields that say something (no null, no false): what the
+    window parses before its first paint; the list reads back equal, each distinct package one object."""
+    from bench.cached_inventories import generated_inventory
+    from envdesk.backend.cache import InventoryCache
+    from envdesk.backend.inventory import Environment, Inventory, Package
+    from envdesk.backend.paths import AppPaths
+    generated = generated_inventory("alpha", 12, 20)
+    odd = Environment(name="odd", path="/x/odd", kind="conda", python=None, packages=(
+        Package("b", "2", build="py_0", channel="conda-forge", editable=True), Package("c", "3", requested=True),
+        Package("d", "", installer="")))
+    listing = Inventory(target="alpha", environments=(*generated.environments, odd), home=generated.home)
+    cache = InventoryCache(AppPaths(tmp_path / "cfg"))
+    cache.save(listing)
+    written = json.loads(next((tmp_path / "cfg").rglob("inventory-alpha.json")).read_text(encoding="utf-8"))
+    entries = [entry for env in written["environments"] for entry in env["packages"]]
+    assert len(entries) == sum(env.package_count for env in listing.environments)
+    assert [entry for entry in entries if None in entry.values() or False in entry.values()] == []
+    assert entries[-3:] == [
+        {"name": "b", "version": "2", "editable": True, "build": "py_0", "channel": "conda-forge"},
+        {"name": "c", "version": "3", "requested": True}, {"name": "d", "version": "", "installer": ""}]
+    loaded = cache.load("alpha")
+    assert loaded is not None and loaded[0].environments == listing.environments
+    packages = [package for env in loaded[0].environments for package in env.packages]
+    assert len({id(package) for package in packages}) == len(set(packages))
