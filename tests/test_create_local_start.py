@@ -57,6 +57,13 @@ def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(tmp_path):
     assert [name for name in loaded if name.split(".")[0] in ("packaging", "datetime", "platform", "platformdirs",
                                                                "uuid")
             or name == "envdesk.backend.operations.listing"] == []
+    # nor importlib.resources and the zipfile its readers load (the agent's parts are read from their folder),
+    # unless Python itself loads them at its start here (a .pth file in site-packages may)
+    started = subprocess.run([sys.executable, "-c", "import json, sys; print(json.dumps(sorted(sys.modules)))"],
+                             capture_output=True, text=True, env=environ, check=True, timeout=120)
+    at_start = set(json.loads(started.stdout))
+    assert [name for name in loaded if name.startswith(("importlib.resources", "zipfile")) and name not in at_start] \
+        == []
 
 
 
