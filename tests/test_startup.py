@@ -368,3 +368,34 @@ def test_the_cached_list_leaves_out_empty_package_fields(tmp_path):
     assert loaded is not None and loaded[0].environments == listing.environments
     packages = [package for env in loaded[0].environments for package in env.packages]
     assert len({id(package) for package in packages}) == len(set(packages))
+
+
+# The command line's start (issue 11): the garbage collector, counted through gc.callbacks, never timed.
+
+COLLECTIONS = """
+import gc, json, sys
+during, running = [], [True]
+gc.callbacks.append(lambda phase, info: during.append("envdesk.commands" in sys.modules)
+                    if phase == "start" and running[0] else None)
+sys.argv = ["envdesk", *sys.argv[1:]]
+from envdesk.launch import main
+try:
+    main()
+except SystemExit:
+    pass
+running[0] = False
+print(json.dumps({"loaded": during, "enabled": gc.isenabled(), "ran": "envdesk.commands" in sys.modules}),
+      file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [["env", "list", "local", "--json"], ["env", "craete"]])
+def test_no_collection_walks_the_command_line_while_it_loads(tmp_path, args):
+    """Loading the command line makes no garbage, so the collector is off meanwhile (it made ~11 full walks of
+    everything loaded so far); it is on again once the command runs, and after a mistyped command too."""
+    ran = subprocess.run([sys.executable, "-c", COLLECTIONS, "--config-dir", str(tmp_path / "cfg"), *args],
+                         capture_output=True, text=True, timeout=120)
+    report = json.loads(ran.stderr.strip().splitlines()[-1])
+    assert report["ran"] == (args[1] == "list")  # a mistyped command loads no command
+    assert [loaded for loaded in report["loaded"] if not loaded] == []
+    assert report["enabled"] is True

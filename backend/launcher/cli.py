@@ -505,6 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _connect_early(args, session)
         from envdesk import commands  # loaded while the cluster answers
         gc.freeze()  # the code just loaded is never garbage: no collection walks it again, nor the one at exit
+        gc.enable()  # off while it loaded (see launch.main)
         return getattr(commands, args.handler)(args, session)
     except EnvDeskError as exc:
         print(f"envdesk: {exc}", file=sys.stderr)

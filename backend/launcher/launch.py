@@ -40,11 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         return desktop_entry_main(remove_entry=args[0] == REMOVE_OPTION)
     opens_app, config_dir = plain_app_options(args)
     if not opens_app:
-        from envdesk.cli import main as cli_main, parse_app_options
+        import gc
+        gc.disable()  # loading the command line makes no garbage: no collection walks it (cli.main turns them on)
+        try:
+            from envdesk.cli import main as cli_main, named_command, parse_app_options
 
-        app_options = parse_app_options(args)
-        if app_options is None:
-            return cli_main(args)
+            app_options = None if named_command(args) is not None else parse_app_options(args)
+            if app_options is None:
+                return cli_main(args)
+        finally:
+            gc.enable()
         config_dir = app_options.config_dir
     from envdesk.display import gui_problem, import_problem
 
