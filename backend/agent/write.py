@@ -88,7 +88,8 @@ def _lock_owner(lock):
 # (or is another process now) and that no process of that user started since still works in (an
 # installer outlives the channel that started it) is stale at once. From another host (login nodes
 # behind one name share the filesystem) that process cannot be seen: there a heartbeat counts. While
-# an operation runs, a small detached process on the owner's host touches the owner file every
+# an operation runs, a small detached process on the owner's host (a thread of the owner, where the
+# owner runs the agent in its own process) touches the owner file every
 # LOCK_HEARTBEAT_SECONDS as long as the owner or such a worker lives; a lock that says it has one and
 # stayed untouched for LOCK_SILENT_SECONDS is stale from anywhere. Without any of that to go on
 # (no /proc, Windows, an older lock) only STALE_LOCK_SECONDS counts.
