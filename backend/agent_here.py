@@ -7,8 +7,12 @@ folder (CODE_FOLDER, checked by its sha256 before use), then loaded once per pro
 
 Only the actions that lock one environment and write its notes run here (HERE): the ones that walk a whole
 environment (measure, delete, reset, abort) keep a Python of their own, so that the window's thread never
-waits on them for Python's interpreter lock. The agent takes this process for the lock's owner (the client_pid
-it is sent is its own) and keeps the lock's heartbeat from a thread, where it forks a beater elsewhere.
+waits on them for Python's interpreter lock (a begin over an unfinished environment a stopped client left, which
+it empties first, is the exception). What runs here has no time limit and no cancel: the actions that have them
+keep a Python of their own. The agent takes this process for the lock's owner (the client_pid it is sent is its
+own) and keeps the lock's heartbeat from a thread where it forks a beater elsewhere: the heartbeat ends with this
+process, which a client on another login node sharing the folder notices LOCK_SILENT_SECONDS later (on the same
+computer, the programs still at work in the environment keep the lock, as before).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import marshal
 import sys
 import threading
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from . import agent_store
@@ -25,7 +30,7 @@ from .errors import EnvDeskError
 from .fileio import write_atomically
 
 HERE = frozenset({"begin", "finish", "history", "snapshot"})
-CODE_FOLDER = "agent-code"  # in the app's cache folder: <agent's sha256>.<Python's cache tag>
+CODE_FOLDER = "agent-code"  # in the app's cache folder: <agent's sha256>.<cache tag>-<Python's hexversion>
 AGENT_NAME = "envdesk_agent"  # the agent's __name__ here: not "__main__", so it defines and does not run
 
 _loaded: dict[str, dict[str, Any]] = {}
@@ -58,8 +63,13 @@ def _namespace(agent: str, cache: Path | None) -> dict[str, Any]:
 
 
 def code_file(cache: Path, digest: str) -> Path:
-    """Where the code compiled from the agent `digest` is kept for this Python."""
-    return cache / CODE_FOLDER / f"{digest}.{sys.implementation.cache_tag}"
+    """Where the code compiled from the agent `digest` is kept for this very Python (its version to the release:
+    the format of compiled code may change with any)."""
+    return cache / CODE_FOLDER / f"{digest}.{_python_tag()}"
+
+
+def _python_tag() -> str:
+    return f"{sys.implementation.cache_tag}-{sys.hexversion:x}"
 
 
 def _code(agent: str, digest: str, cache: Path | None) -> Any:
@@ -69,7 +79,9 @@ def _code(agent: str, digest: str, cache: Path | None) -> Any:
         try:
             check, _, data = kept.read_bytes().partition(b"\n")
             if check.decode("ascii") == hashlib.sha256(data).hexdigest():
-                return marshal.loads(data)
+                code = marshal.loads(data)
+                if isinstance(code, CodeType):
+                    return code
         except (OSError, ValueError, EOFError, TypeError):
             pass
     code = compile(agent, f"<EnvDesk agent {digest[:12]}>", "exec")
@@ -85,7 +97,7 @@ def _code(agent: str, digest: str, cache: Path | None) -> Any:
 
 def _forget_others(kept: Path) -> None:
     """Remove what this Python kept from other versions of the agent: an upgrade leaves its old code behind."""
-    tag = "." + sys.implementation.cache_tag
+    tag = "." + _python_tag()
     try:
         for other in kept.parent.iterdir():
             if other.name != kept.name and other.name.endswith(tag) and not other.name.startswith("."):

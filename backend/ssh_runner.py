@@ -694,9 +694,9 @@ class SSHRunner(Runner):
                 except BaseException:
                     opened.close()
                     raise
+            self._slots.new_connection()  # before the connection is seen: its refusals are its own
             self._hops = opened
             self.connections_opened += 1
-            self._slots.new_connection()
         self._note_first_hop(opened)
 
     def _note_first_hop(self, opened: _Hops) -> None:

@@ -247,12 +247,6 @@ def plain_requirement_name(text: str) -> str | None:
                 or (comparison["op"] == "~=" and "." not in comparison["release"]):
             return None
     return name.group()
-    for clause in rest.split(","):
-        comparison = re.fullmatch(_PLAIN_COMPARISON, clause.strip(" \t"))
-        if comparison is None or (comparison["local"] and comparison["op"] not in ("==", "!=")) \
-                or (comparison["op"] == "~=" and "." not in comparison["release"]):
-            return False
-    return True
 
 
 _VERSION = r"[A-Za-z0-9][A-Za-z0-9._+!*-]{0,63}"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from envdesk.backend import agent_here
 from envdesk.backend.agent_client import agent_script, call_action
 from envdesk.backend.errors import Busy
 from envdesk.backend.local_runner import LocalRunner
+from agent_fixtures import load_agent
 from envdesk_fixtures import envdesk_command
 from test_local_agent_store import uv_list
 from testbed.wheels import WheelSpec, build_wheel
@@ -144,3 +146,83 @@ def test_this_process_owns_the_lock_it_takes_here_and_beats_it_from_a_thread(tmp
     assert not owner_file.parent.exists()
     beaters[0].join(30)
     assert not beaters[0].is_alive(), "the beating ended with the lock"
+
+
+def test_two_actions_at_once_each_keep_their_own_time_limit(tmp_path, monkeypatch):
+    """Two threads reading environments at once (two operations in the window), the first to start leaving
+    first: neither leaves its time limit behind, so a later action of this process is not stopped by it once it
+    has run out (the agent's limit for reading one environment, shortened to a second here)."""
+    roots = [str(tmp_path / "envs")]
+    for name in ("A", "B"):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", os.path.join(roots[0], name)], check=True,
+                       timeout=300)
+    runner = LocalRunner(tmp_path / "cache")
+    namespace = agent_here._namespace(WRITE_AGENT, runner.local_cache)
+    monkeypatch.setattr(namespace["read_env"], "__defaults__", (1.0,))
+    real = namespace["read_venv"]
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def read_venv(env, problems, light=False):  # orders the two: A starts, B starts, A ends, then B ends
+        if env["name"] == "A":
+            a_in.set()
+            b_in.wait(30)
+        else:
+            a_in.wait(30)
+            b_in.set()
+            a_out.wait(30)
+        real(env, problems, light)
+        if env["name"] == "A":
+            a_out.set()
+
+    monkeypatch.setitem(namespace, "read_venv", read_venv)
+    answers: dict[str, dict] = {}
+
+    def begin(name: str) -> None:
+        answers[name] = call_action(runner, "begin", os.path.join(roots[0], name), roots, client_pid=os.getpid(),
+                                    operation="update")
+
+    threads = [threading.Thread(target=begin, args=(name,)) for name in ("A", "B")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(answers) == ["A", "B"] and a_out.is_set()
+    monkeypatch.setitem(namespace, "read_venv", real)
+    time.sleep(1.5)  # past every limit set so far
+    for name in ("A", "B"):
+        call_action(runner, "finish", os.path.join(roots[0], name), roots, token=answers[name]["token"])
+        assert not os.path.exists(os.path.join(roots[0], name) + ".envdesk-lock")
+
+
+def test_a_base_python_that_came_back_is_seen_by_the_next_action(tmp_path):
+    """What the agent found out about the Python an environment was made from holds for one answer only: run in
+    this process, the next action looks again (an environment whose Python was put back no longer says so)."""
+    roots = [str(tmp_path / "envs")]
+    env, home = tmp_path / "envs" / "A", tmp_path / "pyhome" / "bin"
+    (env / "bin").mkdir(parents=True)
+    (env / "lib").mkdir()
+    (env / "pyvenv.cfg").write_text(f"home = {home}\nversion = 3.11.2\ninclude-system-site-packages = false\n")
+    runner = LocalRunner(tmp_path / "cache")
+    states = []
+    for _ in range(2):
+        began = call_action(runner, "begin", str(env), roots, client_pid=os.getpid(), operation="update")
+        call_action(runner, "finish", str(env), roots, token=began["token"])
+        states.append(f"({home}) is no longer there" in (began["env"].get("error") or ""))
+        home.mkdir(parents=True, exist_ok=True)
+    assert states == [True, False]
+
+
+@pytest.mark.parametrize("system, recorded", [("nt", False), ("posix", True)])
+def test_where_no_process_can_be_watched_the_lock_names_no_owner(monkeypatch, system, recorded):
+    """Without /proc, on Windows (where whether a process still runs cannot be told) a lock taken by the agent run
+    in its client's process names no owner process, so the 24-hour rule still frees the lock of a client that
+    crashed; on macOS (POSIX: os.kill tells) it names the client, as on Linux."""
+    agent = load_agent(write=True)
+    like = types.ModuleType("os")
+    like.__dict__.update(os.__dict__)
+    like.name = system
+    monkeypatch.setattr(agent, "os", like)
+    monkeypatch.setattr(agent, "_has_proc", lambda: False)
+    assert agent.IN_CLIENT
+    owner = agent._owner_process(os.getpid())
+    assert owner == ((os.getpid(), None, "client") if recorded else None)

@@ -181,7 +181,7 @@ def test_the_time_budget_is_per_environment(home):
     assert late["state"] == "broken" and "stopped reading" in late["error"]
     in_time = agent.read_env(env_path, "v", str(home / "venvs"))
     assert in_time["state"] == "ok" and names(in_time) == ["numpy"]
-    assert agent._ENV_DEADLINE[0] is None     # nothing left behind for the next environment
+    assert agent._ENV_DEADLINES == {}     # nothing left behind for the next environment (of any thread)
 
 
 # ---------------------------------------------------------------------------

@@ -264,7 +264,8 @@ def test_an_old_lock_without_an_owner_process_still_waits_a_day(roots):
 
 @needs_proc
 def test_begin_records_this_computers_client_and_its_heartbeat_beats(roots, tmp_path):
-    """Run as a child (as LocalRunner does): the client's pid is the owner; the heartbeat refreshes the lock."""
+    """Run as a child of its client (as a tool without agent_here could): the client's pid is the owner; the
+    heartbeat, a detached process, refreshes the lock."""
     path = make_fake_venv(tmp_path / "venvs" / "real")
     config = {"action": "begin", "path": str(path), "roots": roots, "client_pid": os.getpid(), "heartbeat": True}
     proc = subprocess.run([sys.executable, "-", json.dumps(config)], input=AGENT_SOURCE.encode(),

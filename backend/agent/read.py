@@ -83,6 +83,7 @@ import re
 import stat
 import sys
 import time
+from _thread import get_ident as _thread_id  # the C module under threading, loaded with Python
 
 try:
     import fcntl
@@ -243,13 +244,14 @@ class TimeUp(Exception):
         self.seconds = seconds
 
 
-# The Deadline of the environment being read (read_env sets it); None outside read_env.
-_ENV_DEADLINE = [None]
+# The Deadline of the environment each thread is reading (read_env sets it), by thread: where the agent runs
+# inside its client (this computer's actions, see envdesk.backend.agent_here), two threads may read at once.
+_ENV_DEADLINES = {}
 
 
 def check_time(path):
     """Raise TimeUp (naming path, the file or folder about to be read) once the env's budget is used up."""
-    deadline = _ENV_DEADLINE[0]
+    deadline = _ENV_DEADLINES.get(_thread_id())
     if deadline is not None and deadline.expired():
         raise TimeUp(path, deadline.end - deadline.start)
 
@@ -374,16 +376,27 @@ def read_json(path, limit=MAX_JSON_BYTES):
     return json.loads(read_bytes(path, limit).decode("utf-8"))
 
 
+_UMASK = []
+
+
 def _umask():
-    """The process's umask, read from /proc where there is one (else set and put back at once)."""
+    """The process's umask, read from /proc where there is one (else set and put back at once), once: the agent
+    never changes it, and where it runs inside its client (see envdesk.backend.agent_here), setting it even for
+    an instant would touch the files the client's other threads make meanwhile."""
+    if _UMASK:
+        return _UMASK[0]
+    mask = None
     for line in (_read_small("/proc/self/status") or b"").splitlines():
         if line.startswith(b"Umask:"):
             try:
-                return int(line.split()[1], 8)
+                mask = int(line.split()[1], 8)
             except (IndexError, ValueError):
-                break
-    mask = os.umask(0o022)
-    os.umask(mask)
+                pass
+            break
+    if mask is None:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    _UMASK.append(mask)
     return mask
 
 
@@ -1377,7 +1390,9 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
     env["_envdesk_stat"] = _lstat(os.path.join(path, ENVDESK_DIR))
     marks = envdesk_marks(path) if env["_envdesk_stat"] is not None else frozenset()
     env["_marks"] = marks
-    outer, _ENV_DEADLINE[0] = _ENV_DEADLINE[0], Deadline(seconds)
+    reader = _thread_id()
+    outer = _ENV_DEADLINES.get(reader)
+    _ENV_DEADLINES[reader] = Deadline(seconds)
     try:
         if kind == "venv":
             read_venv(env, problems, light)
@@ -1397,7 +1412,10 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
         problems.append("EnvDesk hit an unexpected problem while reading this "
                         "environment (%s: %s)." % (exc.__class__.__name__, exc))
     finally:
-        _ENV_DEADLINE[0] = outer
+        if outer is None:
+            _ENV_DEADLINES.pop(reader, None)
+        else:
+            _ENV_DEADLINES[reader] = outer
     env["package_count"] = len(env["packages"])
     if CREATING_MARK in marks:
         env["state"], env["error"] = STATE_INCOMPLETE, INCOMPLETE_MESSAGE
@@ -1896,6 +1914,7 @@ def settings_from(text):
 
 def answer_for(config):
     """(the answer to one set of settings, exit status): a write action or else the inventory."""
+    _HOMES.clear()  # what one answer found out about base Pythons: the next (a serving agent's) looks again
     try:
         return (RUN_ACTION(config) if config.get("action") else inventory(config)), 0
     except Exception as exc:  # still answer in the expected format

@@ -95,6 +95,9 @@ def _lock_owner(lock):
 # (no /proc, Windows, an older lock) only STALE_LOCK_SECONDS counts.
 
 LOCK_HEARTBEAT_SECONDS = 15
+# Whether this agent runs inside its client's process (This computer's short actions: see
+# envdesk.backend.agent_here) rather than as a program of its own, which is always __main__.
+IN_CLIENT = __name__ != "__main__"
 LOCK_SILENT_SECONDS = 120
 SSHD_NAMES = ("sshd", "sshd-session")
 
@@ -106,7 +109,9 @@ def _owner_process(client_pid):
     itself (client_pid, sent by the client: "This computer" runs the agent in its own process, or as its child).
     """
     client_pid = client_pid if isinstance(client_pid, int) and not isinstance(client_pid, bool) else None
-    if client_pid is not None and client_pid == os.getpid():     # the client runs this agent in its own process
+    if IN_CLIENT and client_pid == os.getpid():
+        if not _has_proc() and os.name != "posix":
+            return None     # Windows: whether it still runs cannot be told (the 24 h rule decides)
         return client_pid, (_proc_stat(client_pid) or (0, None))[1] if _has_proc() else None, "client"
     if not _has_proc():
         if client_pid and os.name == "posix" and os.getppid() == client_pid:
@@ -210,10 +215,10 @@ def _stale_reason(path, info):
 
 def _heartbeat(path, token, pid, start):
     """Keep the lock's owner file fresh while its owner (or a worker) lives: from a small detached process, or,
-    where the owner is this very process (a client running the agent in its own process), from a thread of it."""
+    where the agent runs inside its client, from a thread of the client (never a fork of a window's process)."""
     since = time.time()
-    if pid == os.getpid():
-        import threading  # only here: a thread of the client, which outlives the action
+    if IN_CLIENT:
+        import threading  # only here: the thread outlives the action, as the detached process does
         threading.Thread(target=_beat_quietly, args=(path, token, pid, start, since),
                          name="envdesk-lock-heartbeat", daemon=True).start()
         return True

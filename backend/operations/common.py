@@ -420,8 +420,8 @@ class Reservation:
 
     @classmethod
     def take(cls, target: Target, path: str, roots: list[str], **settings: object) -> "Reservation":
-        # client_pid: on "This computer" the agent is this process's child, and the lock lives as long as
-        # this process (on a cluster, as long as the SSH connection); heartbeat: keep the lock visibly
+        # client_pid: on "This computer" the agent runs in this process (see agent_here), and the lock lives as
+        # long as this process (on a cluster, as long as the SSH connection); heartbeat: keep the lock visibly
         # alive for other login nodes while the operation runs (see the agent's take_lock).
         answer = call_action(target.runner, "begin", path, roots, client_pid=os.getpid(), heartbeat=True,
                              **settings)
