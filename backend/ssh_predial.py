@@ -62,6 +62,7 @@ class Predial:
         self._sock: socket.socket | None = None
         self._error: OSError | None = None
         self._dropped = False
+        self._given_up = False  # reached, but what was begun on it failed: the connect dials anew
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._finished = False  # dialled (or failed): _sock is final
@@ -97,12 +98,15 @@ class Predial:
         """Start dialling."""
         self._thread.start()
 
-    def opened(self, check: Callable[[], None]) -> socket.socket:
-        """The open socket, its greeting sent, once the dial is done; the dial's OSError if it failed.
+    def opened(self, check: Callable[[], None]) -> socket.socket | None:
+        """The open socket, its greeting sent, once the dial is done; the dial's OSError if it failed; None if the
+        server was reached but what was begun on the connection failed (see begin_session): dial anew.
         `check` is called every 0.05 s meanwhile and may raise to abandon the wait (then call drop())."""
         while not self._done.wait(0.05):
             check()
         if self._sock is None:
+            if self._given_up:
+                return None
             raise self._error or OSError(f"could not connect to {self.host}")
         return self._sock
 
@@ -126,6 +130,7 @@ class Predial:
                 self._begun = action(sock)
             except Exception as exc:  # the connection is in an unknown state: the connect dials anew
                 log.info("could not begin the SSH session with %s early: %s", self.host, exc)
+                self._given_up = True
                 self._discard()
 
     def _discard(self) -> None:

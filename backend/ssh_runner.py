@@ -222,10 +222,12 @@ def _dial(host: str, port: int, opening: _Opening, timeout: float = CONNECT_TIME
     raise last
 
 
-def _take(early: Predial, opening: _Opening) -> socket.socket:
-    """The socket dialled early (see ssh_predial), once it is open; dropped at once on abort."""
+def _take(early: Predial, opening: _Opening) -> socket.socket | None:
+    """The socket dialled early (see ssh_predial), once it is open; dropped at once on abort. None: given up
+    after the dial (see Predial.opened), to be dialled anew."""
     try:
-        return opening.add(early.opened(opening.check))
+        sock = early.opened(opening.check)
+        return opening.add(sock) if sock is not None else None
     except BaseException:
         early.drop()
         raise
@@ -798,8 +800,8 @@ class SSHRunner(Runner):
         if via is None:
             early = claim(hop.host, hop.port)
             try:
-                if early is not None:
-                    sock = _take(early, opening)
+                sock = _take(early, opening) if early is not None else None
+                if early is not None and sock is not None:
                     begun = early.take_begun()
                     if isinstance(begun, _Exchange):
                         return begun.wire, begun

@@ -208,3 +208,34 @@ def test_a_stale_note_closes_the_key_exchange_begun_on_it_unused(testbed, tmp_pa
         time.sleep(0.05)
     assert _hung_up(at_beta), "the stale connection was left open"
     assert not any(line.startswith(("Accepted", "Failed")) for line in at_beta.lines())
+
+
+def test_a_failure_to_begin_the_session_early_costs_a_new_dial_not_the_connection(testbed, tmp_path, home,
+                                                                                monkeypatch):
+    """What was begun on the connection dialled early failed (here: paramiko could not start its thread), after
+    the connect had claimed it: the connection is in an unknown state, so the connect dials anew and logs in,
+    rather than saying the server could not be reached. The dial is slowed so the claim comes first."""
+    alpha = testbed.clusters["alpha"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"])
+    _note(paths, "alpha", alpha.host, alpha.port, "SSH-2.0-EnvDesk_test_greeting")
+    saw = SshdLog(alpha)
+    dial = ssh_predial.socket.create_connection
+
+    def slow_dial(*args, **kwargs):
+        time.sleep(0.5)
+        return dial(*args, **kwargs)
+
+    def cannot_begin(sock):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(ssh_predial.socket, "create_connection", slow_dial)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    [early] = ssh_predial.dialling()
+    early.begin_session(cannot_begin)
+    session = session_for(paths)
+    try:
+        assert session.target("alpha").runner.run(["true"]).ok
+    finally:
+        session.close()
+    assert saw.connections() == 2
+    assert len([line for line in saw.lines() if line.startswith("Accepted publickey")]) == 1
