@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
+import os
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -73,10 +75,13 @@ def _python_tag() -> str:
 
 
 def _code(agent: str, digest: str, cache: Path | None) -> Any:
-    """The agent's code: the kept one when its sha256 (its first line) is right, else compiled and kept."""
+    """The agent's code: the kept one when it is the user's own, writable by no one else, and its sha256 (its first
+    line) is right; else compiled and kept."""
     kept = code_file(cache, digest) if cache is not None else None
     if kept is not None:
         try:
+            if not _own_file(kept):
+                raise ValueError(f"{kept} is not the user's own file")
             check, _, data = kept.read_bytes().partition(b"\n")
             if check.decode("ascii") == hashlib.sha256(data).hexdigest():
                 code = marshal.loads(data)
@@ -93,6 +98,18 @@ def _code(agent: str, digest: str, cache: Path | None) -> Any:
             pass  # kept for the next process only: this one runs what it compiled
         _forget_others(kept)
     return code
+
+
+def _own_file(path: Path) -> bool:
+    """Whether `path` is a regular file of this user that no other user may write, with the folder holding it
+    (POSIX; elsewhere, the folder the app made for its cache is the user's)."""
+    if not hasattr(os, "getuid"):
+        return path.is_file()
+    for place in (path.parent, path):
+        found = place.lstat()
+        if found.st_uid != os.getuid() or found.st_mode & 0o022:
+            return False
+    return stat.S_ISREG(path.lstat().st_mode)
 
 
 def _forget_others(kept: Path) -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import threading
@@ -226,3 +227,18 @@ def test_where_no_process_can_be_watched_the_lock_names_no_owner(monkeypatch, sy
     assert agent.IN_CLIENT
     owner = agent._owner_process(os.getpid())
     assert owner == ((os.getpid(), None, "client") if recorded else None)
+
+
+def test_kept_code_others_may_write_is_not_run(this_computer):
+    """Code in a file (or a folder) that other users may write could be anyone's: it is compiled again instead."""
+    _, compiles = counting_create(this_computer, "first")
+    [kept] = (this_computer["config"] / "cache" / agent_here.CODE_FOLDER).iterdir()
+    kept.chmod(0o666)
+    _, compiles = counting_create(this_computer, "second")
+    assert compiles == 1 and stat.S_IMODE(kept.stat().st_mode) & 0o022 == 0, "written again, the user's own"
+    kept.parent.chmod(0o777)
+    _, compiles = counting_create(this_computer, "third")
+    assert compiles == 1
+    kept.parent.chmod(0o700)
+    _, compiles = counting_create(this_computer, "fourth")
+    assert compiles == 0
