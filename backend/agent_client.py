@@ -97,6 +97,9 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
     goes to the runner's serving agent where it keeps one (see agent_session); this computer runs its short
     write actions in this process (see agent_here).
     """
+    agent = agent_script(write=bool(config.get("action")))
+    if agent_here.runs_here(runner, config):
+        return agent_here.run_here(agent, config, runner.local_cache)
     # The settings travel inside the script on stdin, not as an argument: other users of a login
     # node can read every process's arguments with ps.
     settings = json.dumps(config, separators=(",", ":"))
@@ -104,9 +107,6 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
     def send(script: str) -> CommandResult:
         return runner.run_python(script, [], timeout=timeout, cancel=cancel)
 
-    agent = agent_script(write=bool(config.get("action")))
-    if agent_here.runs_here(runner, config):
-        return agent_here.run_here(agent, config, runner.local_cache)
     result = None if config.get("action") else agent_session.ask(runner, agent, settings, cancel, timeout)
     if result is None:
         result = agent_store.run_stored(runner, agent, settings, agent_part(STORE_PART), send)

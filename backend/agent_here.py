@@ -105,11 +105,9 @@ def _own_file(path: Path) -> bool:
     (POSIX; elsewhere, the folder the app made for its cache is the user's)."""
     if not hasattr(os, "getuid"):
         return path.is_file()
-    for place in (path.parent, path):
-        found = place.lstat()
-        if found.st_uid != os.getuid() or found.st_mode & 0o022:
-            return False
-    return stat.S_ISREG(path.lstat().st_mode)
+    folder, file = path.parent.lstat(), path.lstat()
+    return stat.S_ISREG(file.st_mode) and all(found.st_uid == os.getuid() and not found.st_mode & 0o022
+                                               for found in (folder, file))
 
 
 def _forget_others(kept: Path) -> None:

@@ -32,18 +32,23 @@ def logins(cluster) -> int:
     return cluster.log_path.read_text(errors="replace").count("Accepted publickey")
 
 
+def more_at_once_than_allowed(cluster, runner) -> None:
+    """ALLOWED + 2 commands at once on the runner: sshd refuses some, and every one runs and prints its mark."""
+    waiting = Waiting(cluster, runner, ALLOWED + 2)
+    try:
+        sessions_reach(cluster, ALLOWED)
+        assert refused(cluster) >= 1, "sshd refused no session: the test shows nothing"
+    finally:
+        waiting.release()
+    waiting.check()
+
+
 def test_more_commands_than_the_server_allows_wait_for_each_other_on_one_connection(narrow, tmp_path, home):
     session = session_on(narrow, tmp_path / "cfg")
     try:
         runner = session.target("narrow").runner
         assert runner.run(["true"]).ok
-        waiting = Waiting(narrow, runner, ALLOWED + 2)
-        try:
-            sessions_reach(narrow, ALLOWED)
-            assert refused(narrow) >= 1, "sshd refused no session: the test shows nothing"
-        finally:
-            waiting.release()
-        waiting.check()                      # every command ran and printed its mark
+        more_at_once_than_allowed(narrow, runner)
         assert logins(narrow) == 1 and runner.connections_opened == 1, "a refusal made the runner log in again"
         assert sessions(narrow) <= ALLOWED
     finally:
@@ -151,13 +156,7 @@ def test_a_limit_learnt_from_one_server_goes_with_its_connection(narrow, tmp_pat
     session = session_on(narrow, tmp_path / "cfg")
     try:
         runner = session.target("narrow").runner
-        waiting = Waiting(narrow, runner, ALLOWED + 2)
-        try:
-            sessions_reach(narrow, ALLOWED)
-            assert refused(narrow) >= 1, "sshd refused no session: the test shows nothing"
-        finally:
-            waiting.release()
-        waiting.check()
+        more_at_once_than_allowed(narrow, runner)
         narrow.stop()                        # the connection ends with it
         wider = ALLOWED + 3
         narrow.log_path = tmp_path / "wider-sshd.log"

@@ -12,33 +12,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from importlib import metadata
 
 import pytest
 
+from test_actions_here import PINS, this_computer  # noqa: F401  # a fixture: This computer and its wheels
 from test_local_agent_store import uv_list
 from test_startup import PROBE  # the command line, printing the modules it loaded
-from testbed.wheels import WheelSpec, build_wheel
 
-PINS = [WheelSpec("tinyalpha", "1.1"), WheelSpec("tinygamma", "0.1")]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the build runs in bash")
-def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(tmp_path):
-    assert shutil.which("uv"), "uv is needed (tests/system-deps.sh installs it)"
-    wheels, root, config, home = (tmp_path / name for name in ("wheels", "envs", "config", "home"))
-    for folder in (wheels, root, config, home):
-        folder.mkdir()
-    for spec in PINS:
-        build_wheel(wheels, spec)
-    (config / "clusters.yaml").write_text(json.dumps(
-        {"local": {"env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("".join(f"{spec.name}=={spec.version}\n" for spec in PINS))
-    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(home)}
+def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(this_computer, tmp_path):  # noqa: F811
+    root, config, requirements = this_computer["envs"], this_computer["config"], this_computer["requirements"]
+    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(this_computer["home"])}
     listed = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(config), "env", "list", "local",
                              "--json"], capture_output=True, text=True, env=environ, cwd=str(tmp_path), timeout=300)
     assert json.loads(listed.stdout) == [], listed.stderr  # an earlier command parsed clusters.yaml
@@ -68,20 +57,11 @@ def test_a_local_create_loads_neither_importlib_metadata_nor_pyyaml(tmp_path):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="the build runs in bash")
-def test_a_local_import_of_plain_pins_does_not_load_packaging(tmp_path):
+def test_a_local_import_of_plain_pins_does_not_load_packaging(this_computer, tmp_path):  # noqa: F811
     """A requirements file of plain pins has no download URL to look at (importing.outside_sources), so packaging's
     parser is not loaded for it; uv says what the imported environment holds."""
-    assert shutil.which("uv"), "uv is needed (tests/system-deps.sh installs it)"
-    wheels, root, config, home = (tmp_path / name for name in ("wheels", "envs", "config", "home"))
-    for folder in (wheels, root, config, home):
-        folder.mkdir()
-    for spec in PINS:
-        build_wheel(wheels, spec)
-    (config / "clusters.yaml").write_text(json.dumps(
-        {"local": {"env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("".join(f"{spec.name}=={spec.version}\n" for spec in PINS))
-    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(home)}
+    root, config, requirements = this_computer["envs"], this_computer["config"], this_computer["requirements"]
+    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(this_computer["home"])}
     ran = subprocess.run([sys.executable, "-c", PROBE, "--config-dir", str(config), "env", "import", "local",
                           str(requirements), "--name", "imported"],
                          capture_output=True, text=True, env=environ, cwd=str(tmp_path), timeout=300)
