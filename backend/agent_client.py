@@ -99,7 +99,8 @@ def run_agent(runner: Runner, config: dict[str, Any], cancel: CancelToken | None
     """
     agent = agent_script(write=bool(config.get("action")))
     if agent_here.runs_here(runner, config):
-        return agent_here.run_here(agent, config, runner.local_cache)
+        return agent_here.run_here(agent, config, runner.local_cache, cancel=cancel, timeout=timeout,
+                                   label=f"EnvDesk's helper on {runner.name}")
     # The settings travel inside the script on stdin, not as an argument: other users of a login
     # node can read every process's arguments with ps.
     settings = json.dumps(config, separators=(",", ":"))

@@ -8,11 +8,15 @@ folder (CODE_FOLDER, checked by its sha256 before use), then loaded once per pro
 Only the actions that lock one environment and write its notes run here (HERE): the ones that walk a whole
 environment (measure, delete, reset, abort) keep a Python of their own, so that the window's thread never
 waits on them for Python's interpreter lock (a begin over an unfinished environment a stopped client left, which
-it empties first, is the exception). What runs here has no time limit and no cancel: the actions that have them
-keep a Python of their own. The agent takes this process for the lock's owner (the client_pid it is sent is its
-own) and keeps the lock's heartbeat from a thread where it forks a beater elsewhere: the heartbeat ends with this
-process, which a client on another login node sharing the folder notices LOCK_SILENT_SECONDS later (on the same
-computer, the programs still at work in the environment keep the lock, as before).
+it empties first, is the exception). Each call runs on a thread of its own, which the caller waits for with the
+call's time limit and cancel, as it would wait for a command: a file system that stops answering (a network
+folder gone) costs the caller the time limit, not its thread for ever. Nothing can stop that thread, so it is
+left to end when the file system answers; a lock its begin took by then is given back (Abandoned).
+
+The agent takes this process for the lock's owner (the client_pid it is sent is its own) and keeps the lock's
+heartbeat from a thread where it forks a beater elsewhere: the heartbeat ends with this process, which a client
+on another login node sharing the folder notices LOCK_SILENT_SECONDS later (on the same computer, the programs
+still at work in the environment keep the lock, as before).
 """
 from __future__ import annotations
 
@@ -23,17 +27,21 @@ import os
 import stat
 import sys
 import threading
+import time
 from pathlib import Path
 from types import CodeType
 from typing import Any
 
 from . import agent_store
-from .errors import EnvDeskError
+from .errors import Cancelled, CommandFailed, EnvDeskError
 from .fileio import write_atomically
+from .runner import CancelToken
 
 HERE = frozenset({"begin", "finish", "history", "snapshot"})
 CODE_FOLDER = "agent-code"  # in the app's cache folder: <agent's sha256>.<cache tag>-<Python's hexversion>
 AGENT_NAME = "envdesk_agent"  # the agent's __name__ here: not "__main__", so it defines and does not run
+CALL_THREAD = "envdesk-action-here"
+CANCEL_POLL = 0.05  # seconds between looks at the cancel token while a call runs
 
 _loaded: dict[str, dict[str, Any]] = {}
 _loading = threading.Lock()
@@ -44,12 +52,64 @@ def runs_here(runner: Any, config: dict[str, Any]) -> bool:
     return bool(getattr(runner, "runs_actions_here", False)) and config.get("action") in HERE
 
 
-def run_here(agent: str, config: dict[str, Any], cache: Path | None) -> dict[str, Any]:
+def run_here(agent: str, config: dict[str, Any], cache: Path | None, *, cancel: CancelToken | None = None,
+             timeout: float | None = None, label: str = "EnvDesk's helper") -> dict[str, Any]:
     """The agent's answer to `config`, run in this process: what the same settings would get from the agent as a
-    command (both go through JSON, so the answer holds the same types)."""
-    namespace = _namespace(agent, cache)
-    answer, _status = namespace["answer_for"](json.loads(json.dumps(config)))
-    return json.loads(json.dumps(answer))
+    command (both go through JSON, so the answer holds the same types). Past `timeout` seconds, or once `cancel`
+    is cancelled, the caller gets the error a command would give, and the call is Abandoned."""
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    call = Abandoned(_namespace(agent, cache)["answer_for"], json.loads(json.dumps(config)))
+    threading.Thread(target=call.run, name=CALL_THREAD, daemon=True).start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not call.done.wait(CANCEL_POLL if cancel is not None or deadline is not None else None):
+        cancelled = cancel is not None and cancel.cancelled
+        if (cancelled or (deadline is not None and time.monotonic() > deadline)) and call.abandon():
+            raise Cancelled() if cancelled else CommandFailed(
+                f"{label} did not finish within {timeout:g} seconds.",
+                "A folder it works in may be on a file system that stopped answering (a network folder whose "
+                "connection dropped, say): check that folder, then try again.", exit_status=-1)
+    if call.error is not None:
+        raise call.error
+    return json.loads(json.dumps(call.answer))
+
+
+class Abandoned:
+    """One call of the agent on a thread of its own, which its caller may stop waiting for (abandon). A begin
+    that ends after that gives its lock back, and removes the folder it made for a new environment: no one is
+    left to finish it."""
+
+    def __init__(self, answer_for: Any, settings: dict[str, Any]) -> None:
+        self.answer_for, self.settings = answer_for, settings
+        self.done = threading.Event()
+        self.answer: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self._state = threading.Lock()
+        self._abandoned = False
+
+    def run(self) -> None:
+        try:
+            self.answer = self.answer_for(self.settings)[0]
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+        with self._state:
+            self.done.set()
+            abandoned = self._abandoned
+        if abandoned:
+            self._undo()
+
+    def abandon(self) -> bool:
+        """Stop waiting: False when the answer came first (the caller takes it after all)."""
+        with self._state:
+            if not self.done.is_set():
+                self._abandoned = True
+            return self._abandoned
+
+    def _undo(self) -> None:
+        answer, settings = self.answer, self.settings
+        if settings.get("action") == "begin" and answer.get("ok") and answer.get("token"):
+            self.answer_for({"action": "abort", "path": answer["path"], "roots": settings.get("roots", []),
+                             "token": answer["token"], "created": bool(settings.get("create"))})
 
 
 def _namespace(agent: str, cache: Path | None) -> dict[str, Any]:

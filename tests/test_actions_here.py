@@ -24,8 +24,9 @@ import pytest
 
 from envdesk.backend import agent_here
 from envdesk.backend.agent_client import agent_script, call_action
-from envdesk.backend.errors import Busy
+from envdesk.backend.errors import Busy, Cancelled, CommandFailed
 from envdesk.backend.local_runner import LocalRunner
+from envdesk.backend.runner import CancelToken
 from agent_fixtures import load_agent
 from envdesk_fixtures import envdesk_command
 from test_local_agent_store import uv_list
@@ -244,3 +245,72 @@ def test_kept_code_others_may_write_is_not_run(this_computer):
     kept.parent.chmod(0o700)
     _, compiles = counting_create(this_computer, "fourth")
     assert compiles == 0
+
+
+@pytest.fixture
+def stalled_begin(tmp_path, monkeypatch):
+    """A create's begin run here that stops answering once it has taken the lock and made the folder, until
+    `gate` opens: a stand-in for a file system that stopped answering (a network folder whose connection
+    dropped), which cannot exist on this machine. The gate opens by itself after a minute, so that code which
+    waits for the begin whatever the time limit still ends (and fails)."""
+    roots = [str(tmp_path / "envs")]
+    runner = LocalRunner(tmp_path / "cache")
+    namespace = agent_here._namespace(WRITE_AGENT, runner.local_cache)
+    real, stalled, gate = namespace["_write_mark"], threading.Event(), threading.Event()
+
+    def write_mark(path):
+        real(path)
+        stalled.set()
+        gate.wait()
+
+    monkeypatch.setitem(namespace, "_write_mark", write_mark)
+    fail_safe = threading.Timer(60, gate.set)
+    fail_safe.start()
+    yield runner, os.path.join(roots[0], "stalled"), roots, stalled, gate
+    gate.set()
+    fail_safe.cancel()
+
+
+def _call_threads() -> set[threading.Thread]:
+    """The threads running agent calls here now (none where calls ran on their caller's thread)."""
+    name = getattr(agent_here, "CALL_THREAD", None)
+    return {thread for thread in threading.enumerate() if thread.name == name}
+
+
+def _begin(runner: LocalRunner, path: str, roots: list[str], **limits) -> dict:
+    from envdesk.backend.agent_client import run_agent
+    return run_agent(runner, {"action": "begin", "create": True, "path": path, "roots": roots,
+                              "client_pid": os.getpid(), "heartbeat": True, "operation": "create"}, **limits)
+
+
+def test_a_begin_whose_file_system_stops_answering_ends_at_its_time_limit_and_gives_its_lock_back(stalled_begin):
+    """The caller gets a plain error at the call's time limit, as from a command, not a thread blocked for ever;
+    when the file system answers again, the abandoned begin removes the folder it made and releases the lock
+    (the file system is the referee)."""
+    runner, path, roots, stalled, gate = stalled_begin
+    earlier = _call_threads()
+    with pytest.raises(CommandFailed, match="did not finish within 0.5 seconds") as raised:
+        _begin(runner, path, roots, timeout=0.5)
+    assert stalled.is_set() and not gate.is_set(), "the begin was still stalled when the caller got the error"
+    assert "file system that stopped answering" in raised.value.hint
+    assert os.path.isdir(path + ".envdesk-lock") and os.path.isdir(path), "taken and made before it stalled"
+    gate.set()
+    for thread in _call_threads() - earlier:
+        thread.join(60)
+    assert not os.path.lexists(path + ".envdesk-lock") and not os.path.lexists(path)
+    assert os.listdir(roots[0]) == []
+
+
+def test_a_cancel_stops_the_wait_for_a_stalled_begin(stalled_begin):
+    """A cancel ends the wait at once (no time limit reached), with the same clean-up once the begin ends."""
+    runner, path, roots, stalled, gate = stalled_begin
+    cancel = CancelToken()
+    threading.Thread(target=lambda: stalled.wait(60) and cancel.cancel(), daemon=True).start()
+    earlier = _call_threads()
+    with pytest.raises(Cancelled):
+        _begin(runner, path, roots, cancel=cancel, timeout=600)
+    assert not gate.is_set()
+    gate.set()
+    for thread in _call_threads() - earlier:
+        thread.join(60)
+    assert os.listdir(roots[0]) == []
