@@ -1,10 +1,10 @@
 """Benchmark: making an environment from pinned local wheels with the `envdesk` CLI (create, and import of a
 requirements file as EnvDesk exports a uv environment) against doing it by hand with uv (`uv venv` +
 `uv pip install -r`) and with `python -m venv` + `pip install -r`, on This computer and over SSH on the
-test bed's alpha. The floor line is Python starting and importing EnvDesk's command line, nothing else.
+test bed's alpha.
 
     python tests/bench/create_speed.py [--wheels 30] [--runs 5] [--rtt 0] [--only local|ssh] [--also DIR ...]
-                                       [--no-valgrind]
+                                       [--script VENV/bin/envdesk ...] [--no-valgrind]
                                                                  (as root: the SSH part starts the test bed)
 
 Every figure is the whole process (the CLI, or the hand-typed commands, over a new SSH connection on the
@@ -16,9 +16,13 @@ connection, in the same bash login shell with the same modules loaded as EnvDesk
 The wheels are the test bed's own (tests/testbed/wheels.py) plus generated ones of the same kind, offered with
 --no-index --find-links like a cluster's wheel store. uv and python come first on PATH for everyone, so
 EnvDesk and the hand-typed commands run the same uv. --also DIR adds EnvDesk run from another source tree (a
-copy of the repository as it was, say), measured in the same run. Where valgrind is installed, the local part
-also counts the instructions of each EnvDesk command line's own process (callgrind, one run each: steady on a
-busy machine, where its times are not); what it starts (the agent, uv) runs outside the count.
+copy of the repository as it was, say), measured in the same run; --script PATH adds an `envdesk` console
+script installed elsewhere (the built wheel in a venv of its own, as users install it, without this machine's
+site-packages and their .pth files). The two floor lines are this Python starting and importing EnvDesk's
+command line, and starting and importing only the standard modules such a command line needs. Where valgrind
+is installed, the local part also counts the instructions of each EnvDesk command line's own process
+(callgrind, one run each: steady on a busy machine, where its times are not); what it starts (the agent, uv)
+runs outside the count.
 """
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 Command = Callable[[str], list[list[str]]]
 """For an environment name, the commands (run one after another) that make it."""
 UV, PIP = "uv venv + uv pip install -r", "python -m venv + pip install -r"
+STANDARD_MODULES = ("argparse", "dataclasses", "json", "logging", "pathlib", "subprocess", "typing")
+"""What any command line of EnvDesk's kind imports from Python's standard library, EnvDesk's own code aside."""
 
 
 def envdesk_from(source: Path, folder: Path) -> list[str]:
@@ -62,6 +68,8 @@ def envdesks(args: argparse.Namespace, work: Path) -> dict[str, list[str]]:
     found = {"": envdesk_command()}
     for number, source in enumerate(args.also or []):
         found[f" [{Path(source).name}]"] = envdesk_from(Path(source).resolve(), work / f"also-{number}")
+    for script in args.script or []:
+        found[f" [{Path(script).parent.parent.name}]"] = [str(Path(script).resolve())]
     return found
 
 
@@ -142,6 +150,8 @@ def local_ways(envdesk: dict[str, list[str]], config: Path, root: Path, wheels: 
             [str(root / name / "bin" / "pip"), "install", *find, "-r", str(requirements)]],
         "(floor: python + EnvDesk's imports)": lambda name: [
             [sys.executable, "-c", "import envdesk.commands"]],
+        "(floor: python + the standard modules only)": lambda name: [
+            [sys.executable, "-c", f"import {', '.join(STANDARD_MODULES)}"]],
     }
 
 
@@ -301,6 +311,8 @@ def main() -> int:
     parser.add_argument("--rtt", type=float, default=0.0, help="round trip added in front of sshd (seconds)")
     parser.add_argument("--only", choices=("local", "ssh"))
     parser.add_argument("--also", action="append", metavar="DIR", help="EnvDesk from this source tree too")
+    parser.add_argument("--script", action="append", metavar="PATH",
+                        help="an `envdesk` console script installed elsewhere too (e.g. the wheel in a venv)")
     parser.add_argument("--no-valgrind", action="store_true", help="no instruction counts (they take a while)")
     args = parser.parse_args()
     import uv
