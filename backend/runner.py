@@ -294,6 +294,10 @@ class Runner(ABC):
             if started:
                 _abandon(job)
             raise
+        except BaseException:  # a Ctrl-C (KeyboardInterrupt) at the terminal, which never reaches the command
+            if started:
+                _stop_before_leaving(job)
+            raise
         finally:
             job.close()
         if cancel is not None and cancel.cancelled:
@@ -313,6 +317,30 @@ def _abandon(job: Job) -> None:
         job.stop(force=True)
     except Exception as exc:  # the target may be unreachable in any way; the broken connection is the error
         log.info("could not stop %s after its connection broke: %s", job.label, exc)
+
+
+def _stop_before_leaving(job: Job) -> None:
+    """Stop a command its caller is leaving (a Ctrl-C in the terminal: the command runs in a process group of its
+    own, which the terminal's signal does not reach), and wait for it to end: the caller goes on to roll back or
+    remove what the command was changing. Asked to end, forced KILL_AFTER seconds later; a second Ctrl-C forces it
+    at once. Best effort: a command that outlives the force is left after another KILL_AFTER seconds."""
+    forced = False
+    try:
+        job.stop()
+        since = time.monotonic()
+        while not job.read():
+            waited = time.monotonic() - since
+            if not forced and waited > KILL_AFTER:
+                forced = job.stop(force=True)
+            elif forced and waited > 2 * KILL_AFTER:
+                log.warning("%s did not end after it was stopped", job.label)
+                return
+    except KeyboardInterrupt:
+        if not forced:
+            job.stop(force=True)
+        raise
+    except Exception as exc:  # the error at hand goes on; this one is only logged
+        log.info("could not stop %s: %s", job.label, exc)
 
 
 def timed_out(what: str, seconds: float) -> CommandFailed:

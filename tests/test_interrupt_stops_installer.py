@@ -1,0 +1,128 @@
+"""A Ctrl-C in the terminal stops the installer EnvDesk started, before EnvDesk rolls back and exits.
+
+The installer runs in a process group of its own (so that Cancel can stop it with its children), which the
+terminal's Ctrl-C never reaches: EnvDesk itself must stop it. A user trial found an update that said
+"interrupted" and was then completed by the installer left running, with nothing to revert to.
+
+The package being added has a build step that ignores SIGTERM and sleeps, like a compile that does not stop at
+once. Referees: the kernel (/proc: no process of the build left once EnvDesk exited) and uv (what the environment
+holds, after the build would have ended).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from envdesk_fixtures import envdesk_command
+from test_local_agent_store import uv_list
+from testbed.projects import TINYBACKEND, _init_py, _pyproject
+from testbed.wheels import WheelSpec, build_wheel
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "killpg") or not os.path.isdir("/proc/self"),
+                                reason="a terminal's process groups and /proc")
+
+BUILD_SECONDS = 8
+STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+            "_original_build_wheel = build_wheel\n\n\n"
+            "def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n"
+            f"    time.sleep({BUILD_SECONDS})\n"
+            "    return _original_build_wheel(wheel_directory, config_settings, metadata_directory)\n")
+
+
+def stubborn_project(folder: Path, name: str) -> Path:
+    """A local project whose wheel build ignores SIGTERM and takes BUILD_SECONDS."""
+    project = folder / name
+    (project / name).mkdir(parents=True)
+    (project / "pyproject.toml").write_text(_pyproject(name, "1.0", []))
+    (project / "tinybackend.py").write_text(TINYBACKEND + "\n" + STUBBORN)
+    (project / name / "__init__.py").write_text(_init_py(name, "1.0"))
+    return project
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """The command lines of this machine's processes that mention `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in line:
+                found.append(line)
+    return found
+
+
+@pytest.fixture
+def this_computer(tmp_path) -> tuple[list[str], dict[str, str], Path, Path]:
+    """(the envdesk command with its config folder, its environment, the environments' root, a stubborn
+    project) for This computer, whose installs come from a local wheel folder."""
+    wheels, envs, config, home = (tmp_path / name for name in ("wheels", "envs", "config", "home"))
+    for folder in (wheels, envs, config, home):
+        folder.mkdir()
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    (config / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(envs)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    environ = {**{k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}, "HOME": str(home)}
+    return [*envdesk_command(), "--config-dir", str(config)], environ, envs, stubborn_project(tmp_path / "src",
+                                                                                              "slowpkg")
+
+
+def interrupted_while_building(argv: list[str], environ: dict[str, str], project: Path) -> str:
+    """Run `argv` as a terminal's foreground job (a process group of its own, SIGINT at its default), press
+    Ctrl-C once the installer is building `project`; its exit status must be 130. What it printed on stderr."""
+    job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
+                           start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert job.stderr is not None
+    seen = []
+    for line in job.stderr:
+        seen.append(line)
+        if line.startswith("==> Installing"):
+            break
+    deadline = time.monotonic() + 120
+    while not processes_mentioning(str(project)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # the installer has started building the package
+    assert processes_mentioning(str(project)), "".join(seen)
+    time.sleep(1)
+    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C does: to the terminal's foreground process group
+    seen.append(job.stderr.read())
+    assert job.wait(120) == 130, "".join(seen)
+    assert processes_mentioning(str(project)) == [], "the build went on after EnvDesk exited"
+    time.sleep(BUILD_SECONDS + 1)  # longer than the build would have taken
+    return "".join(seen)
+
+
+def test_ctrl_c_during_an_update_stops_the_installer_and_rolls_back(this_computer):
+    envdesk, environ, envs, project = this_computer
+    subprocess.run([*envdesk, "env", "create", "local", "held", "--kind", "uv", "--package", "tinygamma==0.1"],
+                   check=True, capture_output=True, env=environ, timeout=300)
+    before = uv_list(envs / "held")
+    said = interrupted_while_building([*envdesk, "env", "update", "local", "held", "--add",
+                                       f"slowpkg @ {project.as_uri()}"], environ, project)
+    assert uv_list(envs / "held") == before
+    assert "putting the previous packages back" in said and "interrupted" in said
+    assert not os.path.lexists(str(envs / "held") + ".envdesk-lock")
+    show = subprocess.run([*envdesk, "env", "show", "local", "held", "--json"], capture_output=True, text=True,
+                          env=environ, timeout=300, check=True)
+    assert json.loads(show.stdout)["state"] == "ok", show.stdout
+
+
+def test_ctrl_c_during_a_create_stops_the_installer_and_leaves_the_name_free(this_computer):
+    """The half-made environment is removed, not left as a folder no command can delete or reuse."""
+    envdesk, environ, envs, project = this_computer
+    for kind in ("venv", "uv"):
+        interrupted_while_building([*envdesk, "env", "create", "local", "fresh", "--kind", kind, "--package",
+                                    f"slowpkg @ {project.as_uri()}"], environ, project)
+        assert os.listdir(envs) == [], kind
+        made = subprocess.run([*envdesk, "env", "create", "local", "fresh", "--kind", kind, "--package",
+                               "tinygamma==0.1"], capture_output=True, text=True, env=environ, timeout=300)
+        assert made.returncode == 0, made.stderr
+        assert uv_list(envs / "fresh")["tinygamma"] == "0.1"
+        subprocess.run([*envdesk, "env", "delete", "local", "fresh", "--yes"], check=True, capture_output=True,
+                       env=environ, timeout=300)
