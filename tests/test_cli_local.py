@@ -180,3 +180,29 @@ def test_local_roots_with_dotdot_or_shell_text_are_refused(tmp_path, root):
     result = envdesk("env", "list", "local", config_dir=config)
     assert result.returncode == 1 and "unexpected" not in result.stderr
     assert "folder" in result.stderr
+
+
+CORPUS = Path(__file__).with_name("corpus")
+
+
+@pytest.mark.parametrize("lines, said", [
+    ((CORPUS / "pip-compile-hashes.txt").read_text(), "its hashes would not be checked"),
+    ("tinyalpha==1.1\n-e {here}/mylocal\n", "an editable install"),
+    ("tinyalpha==1.1\n--index-url https://example.org/simple\n", "--index-url"),
+    ("tinyalpha==1.1\n-c constraints.txt\n", "constraint files"),
+])
+def test_create_from_a_requirements_file_never_drops_a_line(local_envs, tmp_path, lines, said):
+    """`env create --requirements` installs every line as written or makes nothing and says to import the file
+    (a user trial found hashed lines dropped and their hashes unchecked, exit 0): the file system is the referee
+    that nothing was made."""
+    config, root = local_envs
+    (tmp_path / "constraints.txt").write_text("tinyalpha<2\n")
+    (tmp_path / "mylocal").mkdir()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(lines.replace("{here}", str(tmp_path)))
+    before = sorted(os.listdir(root))
+    result = envdesk("env", "create", "local", "fromfile", "--requirements", str(requirements), config_dir=config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert said in result.stderr and "envdesk env import local" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(os.listdir(root)) == before

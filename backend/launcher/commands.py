@@ -291,18 +291,39 @@ def _progress(args: argparse.Namespace) -> Progress:
     return Progress(on_step=step, on_line=line)
 
 
-def _read_requirements_file(path: str) -> list[str]:
+def _read_requirements_file(args: argparse.Namespace) -> list[str]:
+    """The packages of `--requirements FILE`, each installed as written. A line that would not be (a hash to check,
+    an editable folder, an option, a conda package, anything refused or adapted) stops the create before anything
+    is made, pointing to `env import`, which handles each and lists what it leaves out: a create never drops one."""
+    from envdesk.backend.errors import InvalidInput
     from envdesk.backend.operations.importing import read_spec_file
-    spec = read_spec_file(Path(path))
-    return [pin.pip_line() for pin in spec.pip_pins] + [r for r in spec.requirements
-                                                         if r not in {p.pip_line() for p in spec.pip_pins}]
+    spec = read_spec_file(Path(args.requirements))
+    kept = [(line, "its hashes would not be checked") for line in spec.hashed]
+    kept += [(pin.pip_line(), "an editable install") for pin in spec.pip_pins if pin.editable]
+    kept += [(line, "a conda package") for line in [pin.conda_line() for pin in spec.conda_pins]
+             + spec.conda_requirements]
+    kept += [(item.line, item.reason) for item in spec.refused]
+    kept += [(item.line, f"read as {item.as_}: {item.reason}") for item in spec.adapted if item.installs]
+    settings = {"pip options": " ".join(spec.pip_args), "python": spec.python or "",
+                "modules": ", ".join(spec.modules)}
+    kept += [(key, value) for key, value in settings.items() if value]
+    if kept:
+        shown = "; ".join(f"{line} ({why})" for line, why in kept[:3]) + (f"; and {len(kept) - 3} more"
+                                                                          if len(kept) > 3 else "")
+        raise InvalidInput(f"{args.requirements} holds what --requirements does not install as written: {shown}. "
+                           "Nothing was made.",
+                           f"Import the file instead (envdesk env import {args.cluster} {args.requirements} --name "
+                           f"{args.name}): it checks hashes, installs editable folders and lists what it leaves "
+                           "out before anything is made.")
+    pinned = [pin.pip_line() for pin in spec.pip_pins]
+    return pinned + [line for line in spec.requirements if line not in set(pinned)]
 
 
 def env_create(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.create import CreateRequest, create_environment
     packages = list(args.package or [])
     if args.requirements:
-        packages += _read_requirements_file(args.requirements)
+        packages += _read_requirements_file(args)
     if args.jupyter_kernel:
         from envdesk.backend.operations.kernels import with_ipykernel
         packages = with_ipykernel(packages)
