@@ -206,3 +206,17 @@ def test_create_from_a_requirements_file_never_drops_a_line(local_envs, tmp_path
     assert said in result.stderr and "envdesk env import local" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(os.listdir(root)) == before
+
+
+def test_a_venv_whose_python_is_gone_but_python3_is_left_is_broken(local_envs):
+    """`python` after activating it would be another Python (a user trial saw it called healthy): uv, the
+    referee, no longer takes its bin/python for an environment either."""
+    config, root = local_envs
+    (root / "plain" / "bin" / "python").unlink()
+    assert (root / "plain" / "bin" / "python3").exists()
+    uv = subprocess.run(["uv", "pip", "list", "--python", str(root / "plain" / "bin" / "python")],
+                        capture_output=True, text=True, timeout=120)
+    assert uv.returncode != 0
+    shown = json.loads(envdesk("env", "show", "local", "plain", "--json", config_dir=config).stdout)
+    assert shown["state"] == "broken", shown
+    assert "bin/python) is missing, though" in shown["error"], shown["error"]

@@ -1084,9 +1084,14 @@ def site_packages_dirs(prefix, python):
 
 
 def check_python_program(prefix, names):
-    """A problem sentence if the env's python program is missing or dangling."""
+    """A problem sentence if the env's python program is missing or dangling. The first name is the program
+    activating the environment runs as `python`: where its folder is there, the others do not stand in for it."""
     paths = [os.path.join(prefix, name) for name in names]
-    if any(os.path.exists(path) for path in paths):
+    present = [path for path in paths if os.path.exists(path)]
+    if present and paths[0] not in present and os.path.isdir(os.path.dirname(paths[0])):
+        return ("The environment's python program (%s) is missing, though %s is still there, so 'python' run "
+                "in it is not this environment's." % (paths[0], present[0]))
+    if present:
         return None
     for path in paths:
         if os.path.islink(path):
