@@ -43,8 +43,9 @@ class Progress:
         self.on_step(text)
 
 
-_NOT_FOUND = (r"no matching distribution found for (?P<name>[^\s,;]+)|because (?P<name2>[^\s,;]+) was not found in "
-              r"the (?:package registry|provided package locations)|no solution found")
+# uv wraps its messages to the terminal's width (COLUMNS): words may be apart by a line break and its indent
+_NOT_FOUND = (r"no\s+matching\s+distribution\s+found\s+for\s+(?P<name>[^\s,;]+)|because\s+(?P<name2>[^\s,;]+)\s+"
+              r"was\s+not\s+found\s+in\s+the\s+(?:package\s+registry|provided\s+package\s+locations)")
 # (pattern, flags, sentence): compiled by re on the first failure to explain, not at import
 _PLAIN_ERRORS: list[tuple[str, int, str]] = [
     (r"no space left on device", re.I,
@@ -58,7 +59,11 @@ _PLAIN_ERRORS: list[tuple[str, int, str]] = [
      "{name} had to be built from its source code here, and that build failed (the log shows why; often a "
      "compiler or library module must be loaded first, or a version with a ready-made wheel exists)."),
     (_NOT_FOUND, re.I,
-     "{name} could not be found in this target's package index or wheel store."),
+     "{name} could not be found in this target's package index or wheel store: check its name and version "
+     "(the log says which versions were there, if any)."),
+    (r"no\s+solution\s+found", re.I,  # uv's heading, before the line that names the package (see above)
+     "The packages asked for cannot be installed together from this target's package index or wheel store: "
+     "the log says which one, or which versions conflict."),
     (r"(\S+): command not found|No such file or directory: '?(\S+?)'?$", re.I,
      "A program EnvDesk needs is not installed there."),
     (r"the following module\(s\) are unknown|unable to locate a modulefile", re.I,

@@ -1,0 +1,44 @@
+"""What a failed install is called in plain words, from what uv really prints (uv is the referee: the tests
+run it and explain its own output; a user trial saw "A package could not be found" with the package unnamed)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.operations.common import explain
+from envdesk.backend.runner import CommandResult
+from testbed.wheels import WheelSpec, build_wheel
+
+
+def uv_install(tmp_path: Path, wheels: list[WheelSpec], *requirements: str) -> CommandResult:
+    """`uv pip install` of `requirements` into a new venv from a wheel folder holding only `wheels`; it must fail."""
+    store = tmp_path / "wheels"
+    store.mkdir()
+    for spec in wheels:
+        build_wheel(store, spec)
+    subprocess.run(["uv", "venv", "-q", str(tmp_path / "env")], check=True, timeout=300)
+    argv = ["uv", "pip", "install", "--python", str(tmp_path / "env" / "bin" / "python"), "--no-index",
+            "--find-links", str(store), *requirements]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0, done.stdout + done.stderr
+    return CommandResult(" ".join(argv), done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("columns", ["60", "400"])
+def test_a_package_the_store_does_not_have_is_named(tmp_path, monkeypatch, columns):
+    """Named however uv wraps its message (to the terminal's width, COLUMNS)."""
+    monkeypatch.setenv("COLUMNS", columns)
+    result = uv_install(tmp_path, [WheelSpec("tinyalpha", "1.1")], "tinyalpha==1.1", "doesnotexist-pkg==1.0")
+    said = explain(result)
+    assert said.startswith("doesnotexist-pkg could not be found"), said
+    assert "check its name and version" in said
+
+
+def test_packages_that_cannot_go_together_are_not_called_missing(tmp_path):
+    result = uv_install(tmp_path, [WheelSpec("tinyalpha", "0.9"), WheelSpec("tinybeta", "1.0", ("tinyalpha>=1.0",))],
+                        "tinybeta==1.0", "tinyalpha==0.9")
+    assert "No solution found" in result.stdout + result.stderr
+    said = explain(result)
+    assert said.startswith("The packages asked for cannot be installed together"), said
