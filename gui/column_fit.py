@@ -6,9 +6,9 @@ elided in the middle otherwise. Spare room goes to one chosen column.
 """
 from __future__ import annotations
 
-from typing import Callable, Collection, Mapping, Sequence
+from typing import Callable, Collection, Mapping, Protocol, Sequence
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import QHeaderView, QTableView
 
@@ -77,14 +77,34 @@ class FittingHeader(QHeaderView):
         self.painted.emit()
 
 
+class TextSource(Protocol):
+    """A model under the view's sort proxy that gives a column's texts in one call (see ColumnFitter)."""
+
+    def column_texts(self, column: int) -> list[str]:
+        """Every row's text in `column`, in the model's own order, as its data() shows them."""
+
+    def rowCount(self, parent: QModelIndex = ..., /) -> int:  # noqa: N802 (Qt's name)
+        """The model's rows."""
+
+    def index(self, row: int, column: int, parent: QModelIndex = ..., /) -> QModelIndex:
+        """The model's index of a cell."""
+
+
 class ColumnFitter(QObject):
     """Keeps a table's columns fitted to its width: after every resize and every change of its rows (the
-    table's horizontal header must be shown; it is made a FittingHeader unless it is one)."""
+    table's horizontal header must be shown; it is made a FittingHeader unless it is one).
+
+    With a `source` (the model under the view's sort proxy), the texts are read from it in one call per column
+    while the proxy shows all its rows, and no more than are measured: the same texts, in another order, for a
+    fraction of the cost (each cell asked through the proxy is three Python calls made by Qt, ~8 M instructions
+    for a window's first list)."""
 
     def __init__(self, view: QTableView, flexible: Callable[[], Collection[int]],
                  grow: Callable[[], int | None] = lambda: None,
-                 weights: Callable[[], Mapping[int, float]] = lambda: {}) -> None:
+                 weights: Callable[[], Mapping[int, float]] = lambda: {}, *,
+                 source: TextSource | None = None) -> None:
         super().__init__(view)
+        self.source = source
         self.weights = weights
         self.view = view
         self.flexible = flexible
@@ -127,11 +147,10 @@ class ColumnFitter(QObject):
         its time (which asks the model ~10 questions per cell, in Python): the cells are compared by the width
         of their text; the widest, and any with an icon within an icon's width of it, are sized by the view."""
         model, metrics = self.view.model(), self.view.fontMetrics()
+        texts, cell = self._texts(model, column)
         widths = []
         measured: dict[str, int] = {}  # a text repeated down the column (a kind, a Python) is measured once
-        for row in range(min(model.rowCount(), ROWS_MEASURED)):
-            text = model.index(row, column).data()
-            text = "" if text is None else str(text)
+        for text in texts:
             width = measured.get(text)
             if width is None:
                 width = measured[text] = metrics.horizontalAdvance(text)
@@ -141,7 +160,19 @@ class ColumnFitter(QObject):
         slack = (self.view.iconSize().width() if self.view.iconSize().isValid() else 16) + 8  # a decoration
         widest = max(widths)
         sized = [widths.index(widest)] + [row for row, width in enumerate(widths) if widest > width >= widest - slack
-                                          and model.index(row, column).data(Qt.ItemDataRole.DecorationRole) is not None]
-        hint = max(self.view.sizeHintForIndex(model.index(row, column)).width() for row in sized)
+                                          and cell(row).data(Qt.ItemDataRole.DecorationRole) is not None]
+        hint = max(self.view.sizeHintForIndex(cell(row)).width() for row in sized)
         return hint + 1 if self.view.showGrid() else hint
+
+    def _texts(self, model: QAbstractItemModel, column: int) -> tuple[list[str], Callable[[int], QModelIndex]]:
+        """The texts measured in `column` (the first ROWS_MEASURED rows) and the view's index of each one's cell."""
+        rows, source = model.rowCount(), self.source
+        if (source is not None and isinstance(model, QSortFilterProxyModel) and model.sourceModel() is source
+                and rows <= ROWS_MEASURED and rows == source.rowCount()):
+            return source.column_texts(column), lambda row: model.mapFromSource(source.index(row, column))
+        texts = []
+        for row in range(min(rows, ROWS_MEASURED)):
+            text = model.index(row, column).data()
+            texts.append("" if text is None else str(text))
+        return texts, lambda row: model.index(row, column)
 

@@ -335,7 +335,8 @@ class MainWindow(QMainWindow):
         self.env_columns = ColumnFitter(
             self.env_table, lambda: [self.env_model.column_of(key) for key in EnvironmentTableModel.LONG_COLUMNS],
             lambda: self.env_model.column_of("location"),
-            lambda: {self.env_model.column_of("name"): 2.0, self.env_model.column_of("location"): 1.5})
+            lambda: {self.env_model.column_of("name"): 2.0, self.env_model.column_of("location"): 1.5},
+            source=self.env_model)
         self.env_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QIcon
@@ -10,10 +10,17 @@ from PySide6.QtGui import QIcon
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
+# envdesk.resources sits beside this package, in an install as in the source tree (see pyproject's package-dir)
+_BESIDE = Path(__file__).resolve().parent.parent / "resources" / "icons"
+
 
 @lru_cache(maxsize=None)
 def _icons() -> Traversable | None:
-    """resources/icons, looked up once (each lookup is ~0.2 M instructions; the window's start takes 13 icons)."""
+    """resources/icons, looked up once: the folder beside this package, else found through importlib.resources
+    (a zip install), whose import and lookup the window's start otherwise waits for."""
+    if _BESIDE.is_dir():
+        return _BESIDE
+    from importlib import resources
     try:
         return resources.files("envdesk.resources").joinpath("icons")
     except ModuleNotFoundError:

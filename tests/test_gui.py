@@ -6,16 +6,19 @@ import sys
 import uuid
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton, QTableView
 
+from envdesk.backend.inventory import Environment
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.validate import LOCAL_TARGET
+from envdesk.gui.column_fit import ColumnFitter
 from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
 from envdesk.gui.dialogs.import_dialog import ImportDialog
 from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
 from envdesk.gui.dialogs.update_dialog import UpdateDialog
 from envdesk.gui.main_window import MainWindow
+from envdesk.gui.models import EnvironmentTableModel
 from envdesk.gui.prompter import LoginDialog, TrustDialog
 from envdesk_fixtures import make_config
 
@@ -387,3 +390,58 @@ def test_the_packages_tab_reads_the_details_a_listing_leaves_out(qtbot, tmp_path
     window.details.setCurrentIndex(1)
     qtbot.waitUntil(lambda: [p.installer for p in window.details.packages.packages] == [installer], timeout=LONG)
     assert installer == "uv"
+
+
+# The window's start (issue 11): what the first paint does without, checked by counts, never timed.
+
+class CountedEnvironments(EnvironmentTableModel):
+    """The window's environment model, counting the cell texts Qt asks it for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts_asked = 0
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        self.texts_asked += role == Qt.ItemDataRole.DisplayRole
+        return super().data(index, role)
+
+
+def test_environment_columns_are_sized_from_the_models_texts_not_cell_by_cell(qtbot):
+    """The column fitter reads a column's texts from the environment model in one call while the sort proxy shows
+    all its rows (each cell asked through the proxy is three Python calls made by Qt): the widths are the ones
+    measuring cell by cell gives. With a filter on, it measures the rows shown, cell by cell."""
+    model = CountedEnvironments()
+    model.set_environments([Environment(name=f"env-{number}" + "x" * (number % 7), path=f"/h/me/venvs/e{number}",
+                                        kind="venv" if number % 3 else "conda", python=f"3.{number % 13}",
+                                        modules=("gcc/12", "python/3.11") if number % 2 else ())
+                            for number in range(30)], "/h/me", "local")
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(model)
+    proxy.setFilterKeyColumn(-1)
+    view = QTableView()
+    qtbot.addWidget(view)
+    view.setModel(proxy)
+    view.setSortingEnabled(True)
+    fitter = ColumnFitter(view, lambda: [0, 4, 5], source=model)
+    view.resize(900, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    header = view.horizontalHeader()
+
+    def fitted(source: EnvironmentTableModel | None) -> tuple[list[int], int]:
+        """The widths fit() gives, and how many cell texts it asked the model for on the way."""
+        fitter.source = source
+        for column in range(header.count()):
+            header.resizeSection(column, 10)
+        model.texts_asked = 0
+        fitter.fit()
+        return [header.sectionSize(column) for column in range(header.count())], model.texts_asked
+
+    widths, texts_asked = fitted(model)
+    cell_by_cell, cells_asked = fitted(None)
+    assert widths == cell_by_cell and len(set(widths)) > 1
+    assert cells_asked >= 30 * model.columnCount() and texts_asked <= 2 * model.columnCount()
+    proxy.setFilterFixedString("conda")
+    assert proxy.rowCount() == 10
+    widths, texts_asked = fitted(model)
+    assert widths == fitted(None)[0] and texts_asked >= 10 * model.columnCount()
