@@ -23,7 +23,7 @@ from envdesk.backend.validate import LOCAL_LABEL, LOCAL_TARGET
 from .cached_lists import CachedListLoader
 from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
 from .prompter import QtPrompter
-from .tasks import Task, TaskRunner
+from .tasks import Task, TaskRunner, while_alive
 
 if TYPE_CHECKING:  # the operations load on first use, in the method that needs one (the window opens sooner)
     from envdesk.backend.capabilities import Capabilities
@@ -326,9 +326,9 @@ class AppController(QObject):
         if record:
             self._record(task)
         if on_success is not None:
-            task.signals.succeeded.connect(on_success)
+            task.signals.succeeded.connect(while_alive(on_success))
         if on_failure is not None:
-            task.signals.failed.connect(on_failure)
+            task.signals.failed.connect(while_alive(on_failure))
         task.signals.succeeded.connect(lambda result: self.operation_succeeded.emit(task, result))
         task.signals.failed.connect(lambda error: self.operation_failed.emit(task, error))
         return self.runner.start(task)
@@ -567,7 +567,7 @@ class AppController(QObject):
             if inventory is not None:
                 self.inventories[target] = replace(inventory, environments=tuple(
                     detailed if known.path == detailed.path else known for known in inventory.environments))
-            on_ready(detailed)
+            while_alive(on_ready)(detailed)
 
         return self.start(f"Details of {env.name}", target,
                           lambda progress: show_environment(self.session, target, env.name, progress),
@@ -617,7 +617,7 @@ class AppController(QObject):
             plan = plan_import(self.session, target, spec, name, progress)
             return plan, check_availability(self.session, target, plan, progress)
 
-        return self.start(f"Plan for {target}", target, work, lambda answer: on_ready(*answer), on_failure,
+        return self.start(f"Plan for {target}", target, work, lambda answer: while_alive(on_ready)(*answer), on_failure,
                           record=False)
 
     def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False) -> Task:
@@ -662,7 +662,7 @@ class AppController(QObject):
             self.disk_reports[target] = report
             self.disk_measured.emit(target, report)
             if on_ready is not None:
-                on_ready(report)
+                while_alive(on_ready)(report)
 
         return self.start(f"Measure disk use on {self.label(target)}", target,
                           lambda progress: disk_report(self.session, target, progress=progress), done, on_failure)

@@ -20,6 +20,7 @@ from envdesk.backend.validate import LOCAL_TARGET
 
 from .column_fit import ColumnFitter, FittingHeader
 from .controller import AppController
+from .dialog_lifetime import run_once, show_instead
 from .details_panel import DetailsPanel
 from .keyboard import give_tab_to_focus, install_keyboard_conventions, next_panel
 from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
@@ -689,8 +690,8 @@ class MainWindow(QMainWindow):
 
     def add_cluster(self) -> None:
         from .dialogs.cluster_dialog import ClusterDialog
-        dialog = ClusterDialog(self.controller, parent=self)
-        if dialog.exec():
+        dialog = run_once(ClusterDialog(self.controller, parent=self))
+        if dialog is not None:
             self.cluster_view.setCurrentIndex(self.cluster_view.index_of(dialog.saved_name))
 
     def edit_cluster(self) -> None:
@@ -704,7 +705,7 @@ class MainWindow(QMainWindow):
             from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "Cannot edit", str(exc))
             return
-        ClusterDialog(self.controller, profile=profile, parent=self).exec()
+        run_once(ClusterDialog(self.controller, profile=profile, parent=self))
 
     def remove_cluster(self) -> None:
         name = self.selected_entry()
@@ -746,8 +747,8 @@ class MainWindow(QMainWindow):
     def new_environment(self) -> None:
         from .dialogs.new_env_dialog import NewEnvironmentDialog
         target = self.current_target()
-        dialog = NewEnvironmentDialog(self.controller, target, parent=self)
-        if dialog.exec():
+        dialog = run_once(NewEnvironmentDialog(self.controller, target, parent=self))
+        if dialog is not None:
             dialog.start()
 
     def update_environment(self) -> None:
@@ -756,8 +757,8 @@ class MainWindow(QMainWindow):
             return
         from .dialogs.update_dialog import UpdateDialog
         target = self.current_target()
-        dialog = UpdateDialog(self.controller, target, env, parent=self)
-        if dialog.exec():
+        dialog = run_once(UpdateDialog(self.controller, target, env, parent=self))
+        if dialog is not None:
             dialog.start()
 
     def revert_environment(self, env: Environment, snapshot: Snapshot) -> None:
@@ -810,7 +811,7 @@ class MainWindow(QMainWindow):
             from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "Cannot import", str(exc))
             return
-        if dialog.exec():
+        if run_once(dialog) is not None:
             dialog.start()
 
     def copy_environment(self) -> None:
@@ -825,8 +826,8 @@ class MainWindow(QMainWindow):
 
     def _copy_dialog(self, target: str, env: Environment) -> None:
         from .dialogs.import_dialog import ImportDialog
-        dialog = ImportDialog.for_copy(self.controller, target, env, parent=self)
-        if dialog.exec():
+        dialog = run_once(ImportDialog.for_copy(self.controller, target, env, parent=self))
+        if dialog is not None:
             dialog.start()
 
     def delete_environment(self) -> None:
@@ -843,7 +844,7 @@ class MainWindow(QMainWindow):
                               QMessageBox.StandardButton.Cancel, self)
             delete_button = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
             box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-            box.exec()
+            run_once(box)
             if box.clickedButton() is delete_button:
                 self.controller.delete(target, env)
 
@@ -852,8 +853,8 @@ class MainWindow(QMainWindow):
     def show_kernels(self) -> None:
         """Cluster ▸ Jupyter kernels…: list them (in the background) and remove EnvDesk's."""
         from .dialogs.kernels_dialog import KernelsDialog
-        self.kernels_dialog = KernelsDialog(self.controller, self.current_target(), parent=self)
-        self.kernels_dialog.show()
+        self.kernels_dialog = show_instead(getattr(self, "kernels_dialog", None),
+                                           KernelsDialog(self.controller, self.current_target(), parent=self))
 
     def check_health(self) -> None:
         target = self.current_target()
@@ -867,8 +868,8 @@ class MainWindow(QMainWindow):
         def checked(health) -> None:
             badge(health)
             from .dialogs.health_dialog import HealthDialog
-            self.health_dialog = HealthDialog(self.controller, target, health, on_checked=badge, parent=self)
-            self.health_dialog.show()
+            self.health_dialog = show_instead(getattr(self, "health_dialog", None), HealthDialog(
+                self.controller, target, health, on_checked=badge, parent=self))
 
         self.controller.check_health(target, checked)
 
@@ -905,7 +906,7 @@ class MainWindow(QMainWindow):
         env = self.current_environment()
         if env is not None:
             from .dialogs.diff_dialog import DiffDialog
-            DiffDialog(self.controller, self.current_target(), env, parent=self).exec()
+            run_once(DiffDialog(self.controller, self.current_target(), env, parent=self))
 
     # -- disk and inodes (issue 12) --------------------------------------------------------------
 
@@ -928,4 +929,4 @@ class MainWindow(QMainWindow):
     def show_disk(self) -> None:
         """The Disk dialog of the target the actions act on."""
         from .dialogs.disk_dialog import DiskDialog
-        DiskDialog(self.controller, self.current_target(), parent=self).exec()
+        run_once(DiskDialog(self.controller, self.current_target(), parent=self))

@@ -67,6 +67,20 @@ class Task(QRunnable):
             pass  # the window that wanted the answer is gone
 
 
+def while_alive(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """`callback`, which does nothing once the Qt object whose method it is was deleted: a dialog closed (and
+    deleted) before the answer it asked for came back."""
+    owner = getattr(callback, "__self__", None)
+    if not isinstance(owner, QObject):
+        return callback
+    from shiboken6 import isValid
+
+    def call(*args: Any) -> None:
+        if isValid(owner):
+            callback(*args)
+    return call
+
+
 class TaskRunner(QObject):
     """Starts tasks on a pool and keeps them until they end (not longer), so closing the window can wait for them."""
 

@@ -445,3 +445,28 @@ def test_environment_columns_are_sized_from_the_models_texts_not_cell_by_cell(qt
     assert proxy.rowCount() == 10
     widths, texts_asked = fitted(model)
     assert widths == fitted(None)[0] and texts_asked >= 10 * model.columnCount()
+
+
+def test_a_used_dialog_is_deleted_not_kept_by_the_window(qtbot, tmp_path, home):
+    """Every dialog of one use is gone from the window once closed, accepted or not (Qt's object tree is the
+    referee). Kept as a child of the window, its Python wrappers were freed by the garbage collector while Qt
+    still held it, which crashed the app after the New environment dialog's second or third use."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QDialog
+
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "demo")
+    select_env(qtbot, window, "demo")
+
+    def close_it_when_shown() -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, QDialog):
+            dialog.reject()
+        else:
+            QTimer.singleShot(50, close_it_when_shown)
+
+    for opens in (window.new_environment, window.update_environment, window.compare_environment,
+                  window.show_disk, window.add_cluster, window.new_environment):
+        QTimer.singleShot(50, close_it_when_shown)
+        opens()
+        QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+        assert window.findChildren(QDialog) == [], opens.__name__
