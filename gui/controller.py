@@ -335,7 +335,7 @@ class AppController(QObject):
 
     def _record(self, task: Task) -> OperationRow:
         """Show the task in the operations list; its row is kept here, so each output line costs O(1)."""
-        row = self.operations.add(task)
+        row = self.operations.add(task, where=self.label(task.target))
         operations = self.operations
 
         def step(text: str) -> None:

@@ -366,10 +366,11 @@ class OperationRow:
 
     def __init__(self, task: Any, title: str, target: str, serial: int, max_lines: int, state: str = "running",
                  latest: str = "", error: EnvDeskError | None = None, dropped: int = 0,
-                 saved: Path | None = None) -> None:
+                 saved: Path | None = None, where: str = "") -> None:
         self.task = task
         self.title = title
         self.target = target
+        self.where = where or target  # the target as the window names it ("This computer", not "local")
         self.serial = serial
         self.max_lines = max_lines
         self.state = state
@@ -419,16 +420,17 @@ class OperationListModel(_Table):
             return None
         row = self.rows[index.row()]
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            return (row.title, row.target, row.state, row.latest)[index.column()]
+            return (row.title, row.where, row.state, row.latest)[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole:
             return {"failed": QColor("#d64541"), "cancelled": _muted()}.get(row.state)
         if role == self.TaskRole:
             return row.task
         return None
 
-    def add(self, task: Any) -> OperationRow:
-        """A new running row for `task`; callers keep it to append output and update it without a search."""
-        row = OperationRow(task, task.title, task.target, next(self._serials), self.max_lines)
+    def add(self, task: Any, where: str = "") -> OperationRow:
+        """A new running row for `task` (on the target the window calls `where`); callers keep it to append output
+        and update it without a search."""
+        row = OperationRow(task, task.title, task.target, next(self._serials), self.max_lines, where=where)
         self.beginInsertRows(QModelIndex(), len(self.rows), len(self.rows))
         self.rows.append(row)
         self.endInsertRows()

@@ -227,3 +227,11 @@ def test_add_cluster_dialog_name_follows_the_preset_and_the_user_name_is_require
     dialog.user.setText("jsmith")
     dialog.save()
     assert window.controller.session.store.get("my-cluster").user == "jsmith"
+
+
+def test_the_operations_list_names_the_target_as_the_cluster_list_does(qtbot, controller):
+    """"This computer", as the cluster list and the README call it, not its internal name (a user trial)."""
+    task = controller.start("Measure", "local", lambda progress: None)
+    qtbot.waitUntil(lambda: task.done.is_set(), timeout=WAIT)
+    where = controller.operations.index(0, controller.operations.COLUMNS.index("Where")).data()
+    assert where == controller.targets.item("local").label == "This computer"
