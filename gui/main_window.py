@@ -338,6 +338,10 @@ class MainWindow(QMainWindow):
             lambda: self.env_model.column_of("location"),
             lambda: {self.env_model.column_of("name"): 2.0, self.env_model.column_of("location"): 1.5},
             source=self.env_model)
+        # Delete deletes the environment only from the table (and the menus): pressed in the packages, the
+        # operations' log or the cluster list it meant something else (a user trial)
+        self.delete_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.env_table.addAction(self.delete_action)
         self.env_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())

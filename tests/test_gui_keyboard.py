@@ -13,10 +13,10 @@ from pathlib import Path
 
 import paramiko
 import pytest
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QRect, Qt, QTimer
 from PySide6.QtGui import QAction, QImage, QPalette
-from PySide6.QtWidgets import (QAbstractButton, QApplication, QCheckBox, QPushButton, QStyle, QStyleOptionButton,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractButton, QApplication, QCheckBox, QMessageBox, QPushButton, QStyle,
+                               QStyleOptionButton, QWidget)
 
 from envdesk.backend.cache import InventoryCache
 from envdesk.backend.config import ClusterProfile, ClusterStore
@@ -287,3 +287,35 @@ def test_cluster_menu_offers_only_what_the_selection_can_do(qtbot, tmp_path, hom
     assert enabled() == {"Add a cluster…": True, "Connect": True, "Disconnect": True, "Edit…": False,
                          "Remove": False}
     window.close()
+
+
+def test_the_delete_key_deletes_an_environment_only_from_the_environments_table(qtbot, window_with_an_environment):
+    """Pressed in the cluster list, the packages or the operations' log, Delete asks nothing (a user trial saw it
+    ask to delete the folder from anywhere); in the table it asks, Cancel first (Qt dispatches the keys)."""
+    window = window_with_an_environment
+    asked: list[bool] = []
+    window.delete_action.triggered.connect(lambda *_: asked.append(True))
+    window.details.setCurrentIndex(1)
+    for widget in (window.cluster_view, window.details.package_table, window.operations_panel.log):
+        widget.setFocus()
+        qtbot.waitUntil(lambda widget=widget: QApplication.focusWidget() is widget, timeout=LONG)
+        qtbot.keyClick(widget, Qt.Key.Key_Delete)
+    assert asked == []
+    window.env_table.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
+    cancelled: list[str] = []
+
+    def cancel_when_asked() -> None:  # the question is modal: answered from its own event loop
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            cancelled.append(box.text())
+            box.reject()
+        else:
+            QTimer.singleShot(50, cancel_when_asked)
+
+    QTimer.singleShot(50, cancel_when_asked)
+    qtbot.keyClick(window.env_table, Qt.Key.Key_Delete)
+    assert asked == [True]
+    qtbot.waitUntil(lambda: cancelled != [], timeout=LONG)
+    assert cancelled[0].startswith("Delete the folder")
+    assert (Path(window.current_environment().path) / "pyvenv.cfg").exists()
