@@ -48,9 +48,21 @@ class Step:
         return f"printf '%s\\n' {lines} | {command}"
 
 
+NO_DEFAULTS = "nodefaults"
+"""What an environment.yml lists among its channels to say "none of the default channels" (conda env create
+reads it so); on conda's command line that is --override-channels, never a channel."""
+
+
 def _channel_args(channels: Sequence[str]) -> list[str]:
-    """conda's -c options, only the given channels (micromamba has no default one)."""
-    return (["--override-channels"] if channels else []) + [arg for channel in channels for arg in ("-c", channel)]
+    """conda's -c options, only the given channels (micromamba has no default one); `nodefaults` is said by
+    --override-channels, which they always carry."""
+    named = [channel for channel in channels if channel != NO_DEFAULTS]
+    if channels and not named:
+        raise InvalidInput("The channels say only 'nodefaults' (none of conda's default channels) and name no "
+                           "other channel, so conda would have nowhere to install packages from.",
+                           "Add the channel to use, such as conda-forge, to the file's channels or to the "
+                           "cluster's conda channels.")
+    return (["--override-channels"] if named else []) + [arg for channel in named for arg in ("-c", channel)]
 
 
 def conda_channels(tool: CondaTool | str | None, channels: Sequence[str] = ()) -> list[str]:
@@ -200,15 +212,20 @@ class Installer:
                     step.env, step.input)
 
     def dry_run(self, spec: str) -> Step:
-        """Check whether one pinned spec can be installed here, changing nothing."""
+        """Check whether one pinned spec can be installed here, changing nothing. A spec '-e FOLDER_OR_URL'
+        is checked as install gives it: the option and its value as two arguments before the '--'."""
         shown, env = self._settings()
         if self.uv:
             args = ["install", "--dry-run", "--no-deps", "--python", self.python, *shown]
         else:
             args = ["install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed", *shown]
         secret = has_credentials(spec)
+        editable = not secret and spec.startswith("-e ")
+        if editable:
+            args = [*args, "-e", spec[3:].strip()]
         step = self._step(f"Checking {redact(spec)}", args, env, [spec] if secret else [])
-        return Step(step.what, (*step.argv, "--", *([] if secret else [spec])), step.modules, step.env, step.input)
+        given = [] if secret or editable else [spec]
+        return Step(step.what, (*step.argv, "--", *given), step.modules, step.env, step.input)
 
     def uninstall(self, names: Sequence[str]) -> Step:
         if self.uv:

@@ -274,6 +274,45 @@ def render(spec: EnvSpec, fmt: str) -> str:
 
 # -- reading ----------------------------------------------------------------------------------
 
+_BYTE_ORDER_MARKS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_CODING = rb"coding[:=]\s*([-\w.]+)"
+_SAVE_AS_UTF8 = "Save it as UTF-8 text (or UTF-16 with a byte-order mark) and import it again; nothing was changed."
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """The text of an environment file, decoded as pip decodes a requirements file, so that what pip reads
+    EnvDesk reads: a UTF-8 or UTF-16 byte-order mark decides (and is taken off; Windows editors and
+    PowerShell 5's `pip freeze > requirements.txt` write them), then a '# -*- coding: NAME -*-' comment on one
+    of the first two lines, else UTF-8. Text in any other encoding is refused with a plain reason."""
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            return _decoded(data, encoding, name, f"{name} starts with a {encoding[:6].upper()} byte-order mark",
+                            skip=len(mark))
+    for line in data.split(b"\n", 2)[:2]:
+        declared = re.search(_CODING, line) if line.startswith(b"#") else None
+        if declared:
+            encoding = declared.group(1).decode("ascii")
+            return _decoded(data, encoding, name, f"{name} says it is in the encoding {validate.shown(encoding)}")
+    if b"\0" in data:
+        raise InvalidInput(f"{name} is not a text file EnvDesk can read: it holds NUL bytes (UTF-16 text without "
+                           "a byte-order mark looks like this).", _SAVE_AS_UTF8)
+    return _decoded(data, "utf-8", name)
+
+
+def _decoded(data: bytes, encoding: str, name: str, claim: str = "", skip: int = 0) -> str:
+    """`data` after its first `skip` bytes, decoded; else a refusal that says what the file claims (`claim`) and
+    where it breaks it."""
+    try:
+        return data[skip:].decode(encoding)
+    except LookupError as exc:
+        raise InvalidInput(f"{claim}, which Python does not know.", _SAVE_AS_UTF8) from exc
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.object[exc.start]:#04x} at position {exc.start + skip}"
+        raise InvalidInput(f"{claim}, but it is not {encoding.upper()} text ({where})." if claim else
+                           f"{name} is not {encoding.upper()} text ({where} is not {encoding.upper()}).",
+                           _SAVE_AS_UTF8) from exc
+
+
 def _safe_yaml(text: str, what: str) -> Any:
     import yaml  # loaded by the YAML files read, not by every command that records or redacts (~12 ms)
 
@@ -349,13 +388,25 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
         kind=kind, python=validate.version(str(python)) if python is not None else None,
         modules=[validate.module_name(m) for m in _str_list(data.get("modules"), "modules")],
         system_site_packages=bool(data.get("system_site_packages", False)),
-        requirements=[validate.package_spec(r) for r in _str_list(data.get("requirements"), "requirements")],
+        requirements=[_envdesk_requirement(r) for r in _str_list(data.get("requirements"), "requirements")],
         conda_requirements=_str_list(data.get("conda_requirements"), "conda_requirements"),
         pins=[_pin_from_dict(p) for p in _list(data.get("pins"), "pins")],
         channels=[validate.conda_channel(c) for c in _str_list(data.get("channels"), "channels")],
         pip_args=_str_list(data.get("pip_args"), "pip_args"),
         name=str(data["name"]) if data.get("name") else None,
         source={str(k): str(v) for k, v in source.items()}, created=str(data.get("created", "")))
+
+
+def _envdesk_requirement(entry: str) -> str:
+    """A requirement of an envdesk.yaml: a PEP 508 requirement, or an editable install ('-e FOLDER', '-e git+URL')
+    as a requirements file's editable lines are recorded, judged as that file's reader judges them."""
+    if not entry.startswith(("-e", "--editable")):
+        return validate.package_spec(entry)
+    read = from_requirements(entry)
+    if read.refused or len(read.pins) != 1 or not read.pins[0].editable:
+        raise InvalidInput(f"The requirement {validate.shown(entry)} in the file is not an editable install of a "
+                           f"folder or version-control URL{f' ({read.refused[0].reason})' if read.refused else ''}.")
+    return read.pins[0].pip_line()
 
 
 _PIN_LINE = r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9._+!-]+)$"
@@ -399,6 +450,9 @@ def logical_lines(text: str) -> list[str]:
 def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0) -> EnvSpec:
     """Read pip freeze output or a requirements file: every line ends pinned, required, adapted or refused.
 
+    Every line that is installed as written is also one of `requirements`, in the file's order (an exact pin as
+    name==version, a hashed line without its hashes, an editable as '-e FOLDER'): it is what the user asked
+    for, which --top-level installs with newer versions allowed and the environment records as requested.
     `folder` is where the file is, so that `-r other.txt` next to it can be read too.
     """
     spec = EnvSpec()
@@ -408,8 +462,6 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0)
             _apply_header(spec, header.group(1))
             continue
         _read_requirement_line(spec, line, folder, _depth)
-    if (spec.pins or spec.hashed) and not spec.requirements:
-        spec.requirements = [pin.pip_line() for pin in spec.pins] + [without_hashes(h) for h in spec.hashed]
     return spec
 
 
@@ -447,11 +499,17 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
     pin = re.match(_PIN_LINE, requirement)
     if hashes:  # kept whole: pip checks every file it installs against these
         spec.hashed.append(" ".join([requirement, *hashes]))
-        return
-    if pin:
-        spec.pins.append(Pin(name=pin.group(1), version=pin.group(2)))
+        spec.requirements.append(requirement)
+    elif pin:
+        _add_pin(spec, Pin(name=pin.group(1), version=pin.group(2)))
     else:
         spec.requirements.append(requirement)
+
+
+def _add_pin(spec: EnvSpec, pin: Pin) -> None:
+    """A line installed exactly as pinned: one of the pins, and one of the requirements the user asked for."""
+    spec.pins.append(pin)
+    spec.requirements.append(pin.pip_line())
 
 
 def _read_vcs_line(spec: EnvSpec, line: str, url: str, *, editable: bool = False) -> None:
@@ -465,7 +523,7 @@ def _read_vcs_line(spec: EnvSpec, line: str, url: str, *, editable: bool = False
         return
     egg = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", url)
     if editable:
-        spec.pins.append(Pin(name=egg.group(1) if egg else url, version="", url=url, editable=True))
+        _add_pin(spec, Pin(name=egg.group(1) if egg else url, version="", url=url, editable=True))
     elif egg:
         spec.requirements.append(f"{egg.group(1)} @ {url}")
     else:
@@ -492,8 +550,8 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int)
                 return
             name = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", value)
             folder_path = local_path(value.split("#")[0]) or value
-            spec.pins.append(Pin(name=name.group(1) if name else folder_path.rstrip("/").rsplit("/", 1)[-1],
-                                 version="", url=folder_path, editable=True))
+            _add_pin(spec, Pin(name=name.group(1) if name else folder_path.rstrip("/").rsplit("/", 1)[-1],
+                               version="", url=folder_path, editable=True))
         else:
             spec.refused.append(Refused(line, f"{value or 'this'} is {LOCAL_SOURCE}"))
     elif option in _INDEX_OPTIONS:
@@ -517,16 +575,18 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
                                     else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
         return
     try:
-        included = from_requirements(path.read_text(encoding="utf-8"), path.parent, _depth=depth + 1)
-    except (OSError, UnicodeDecodeError) as exc:
-        spec.refused.append(Refused(line, f"{name} could not be read ({exc})"))
+        included = from_requirements(decode_text(path.read_bytes(), name), path.parent, _depth=depth + 1)
+    except OSError as exc:
+        spec.refused.append(Refused(line, f"{name} could not be read ({exc.strerror or exc})"))
         return
-    own = [r for r in included.requirements if r not in {p.pip_line() for p in included.pins}]
-    spec.adapted.append(Adapted(line, f"the {len(included.pins) + len(own)} requirement(s) in {name}",
+    except InvalidInput as exc:
+        spec.refused.append(Refused(line, exc.message))
+        return
+    spec.adapted.append(Adapted(line, f"the {len(included.requirements)} requirement(s) in {name}",
                                 f"read from {name} next to the imported file", installs=False))
     spec.pins.extend(included.pins)
     spec.hashed.extend(included.hashed)
-    spec.requirements.extend(r for r in own if r not in {without_hashes(h) for h in included.hashed})
+    spec.requirements.extend(included.requirements)
     spec.adapted.extend(included.adapted)
     spec.refused.extend(included.refused)
 
@@ -583,8 +643,7 @@ def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
         pip_part = from_requirements("\n".join(_str_list(item.get("pip"), "pip")), folder)
         spec.pins.extend(pip_part.pins)
         spec.hashed.extend(pip_part.hashed)
-        pinned = {pin.pip_line() for pin in pip_part.pins} | {without_hashes(h) for h in pip_part.hashed}
-        spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements and r not in pinned)
+        spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements)
         spec.adapted.extend(pip_part.adapted)
         spec.refused.extend(pip_part.refused)
         return
@@ -664,10 +723,11 @@ def _read_locked_package(spec: EnvSpec, package: Any) -> None:
 def from_text(text: str, filename: str = "", folder: Path | None = None) -> EnvSpec:
     """Read a file in whichever format it is in; anything malformed is an InvalidInput, never a crash.
 
-    `folder` is where the file is (for `-r other.txt` lines); None reads nothing else.
+    `folder` is where the file is (for `-r other.txt` lines); None reads nothing else. A byte-order mark left
+    at the start of the text is taken off (pip, PyYAML and tomllib would each read it differently).
     """
     try:
-        return _from_text(text, filename, folder)
+        return _from_text(text[1:] if text.startswith("\ufeff") else text, filename, folder)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise InvalidInput(f"The file {filename or ''} is not a well-formed environment file.".replace("  ", " "),
                            "Check the file; nothing was changed.") from exc
@@ -675,10 +735,13 @@ def from_text(text: str, filename: str = "", folder: Path | None = None) -> EnvS
 
 def _from_text(text: str, filename: str, folder: Path | None) -> EnvSpec:
     lowered = filename.lower()
+    other_tool = _other_tools_file(lowered, text, filename or "This file")
+    if other_tool:
+        raise other_tool
     if re.fullmatch(r"pylock(\.[^.]+)?\.toml", lowered) or re.search(r"^lock-version\s*=", text, re.MULTILINE):
         return from_pylock(text)
     if lowered.endswith((".txt", ".in")):
-        return from_requirements(text, folder)
+        return _requirements_file(text, filename, folder)
     data_head = text.lstrip()[:2000]
     if re.search(r"^envdesk\s*:", data_head, re.MULTILINE):
         return from_envdesk_yaml(text)
@@ -687,4 +750,63 @@ def _from_text(text: str, filename: str, folder: Path | None) -> EnvSpec:
         return from_conda_yaml(text, folder)
     if lowered.endswith((".yml", ".yaml")):
         raise InvalidInput("This YAML file is neither an envdesk.yaml nor a conda environment file.")
-    return from_requirements(text, folder)
+    return _requirements_file(text, filename, folder)
+
+
+def _requirements_file(text: str, filename: str, folder: Path | None) -> EnvSpec:
+    """A whole file read as requirements; an empty one (or one of comments only) is refused rather than
+    making an empty environment."""
+    spec = from_requirements(text, folder)
+    if spec.refused or installs_something(spec) or re.search(_HEADER, text, re.MULTILINE):
+        return spec  # an export's header describes an environment even when it holds no package
+    return require_packages(spec, filename)
+
+
+def installs_something(spec: EnvSpec) -> bool:
+    """Whether any line of the file `spec` was read from installs a package."""
+    return bool(spec.pins or spec.requirements or spec.hashed or spec.conda_requirements
+                or any(a.installs for a in spec.adapted))
+
+
+def require_packages(spec: EnvSpec, filename: str = "") -> EnvSpec:
+    """`spec` when at least one line of its file installs something; else the plain refusal, before anything
+    is created: such a file would make an empty environment and report success (/dev/null, a README given
+    by mistake, a file whose every line is refused)."""
+    if installs_something(spec):
+        return spec
+    shown = filename or "The file"
+    if not spec.refused:
+        raise InvalidInput(f"{shown} holds no package: it is empty or has only comments. Nothing was created.",
+                           "Import a requirements file (pip freeze > requirements.txt), an environment.yml, a "
+                           "pylock.toml or an envdesk.yaml.")
+    listed = "; ".join(f"{validate.shown(r.line)} ({r.reason})" for r in spec.refused[:3])
+    more = f" and {len(spec.refused) - 3} more" if len(spec.refused) > 3 else ""
+    raise InvalidInput(f"No package can be read from {shown}: every line of it is refused: {listed}{more}. "
+                       "Nothing was created.", "Check that it is a requirements file, an environment.yml, a "
+                                               "pylock.toml or an envdesk.yaml.")
+
+
+_PIPENV_ADVICE = ("Make a requirements file from it with pipenv, in the project's folder: pipenv requirements > "
+                  "requirements.txt (the exact versions of Pipfile.lock: run pipenv lock first if there is none; "
+                  "add --dev for the development packages too). Then import requirements.txt.")
+_POETRY_ADVICE = ("Make a requirements file from it with Poetry, in the project's folder: poetry export -f "
+                  "requirements.txt --output requirements.txt (Poetry 2 needs its export plugin first: poetry self "
+                  "add poetry-plugin-export). Then import requirements.txt.")
+
+
+def _other_tools_file(lowered: str, text: str, shown: str) -> InvalidInput | None:
+    """The refusal, with the way out, for the files of pipenv and Poetry (known by their name or their shape):
+    read as requirements, every line of them would be refused."""
+    head = text[:4000]
+    poetry_shaped = re.search(r"^\[\[package\]\]", head, re.MULTILINE) and \
+        re.search(r"^content-hash\s*=", text, re.MULTILINE)
+    if lowered == "poetry.lock" or "@generated by Poetry" in head[:300] or poetry_shaped:
+        return InvalidInput(f"{shown} is Poetry's lock file, not a file EnvDesk imports. Nothing was "
+                            "created.", _POETRY_ADVICE)
+    if lowered == "pipfile.lock" or (head.lstrip().startswith("{") and '"_meta"' in head):
+        return InvalidInput(f"{shown} is pipenv's lock file, not a file EnvDesk imports. Nothing "
+                            "was created.", _PIPENV_ADVICE)
+    if lowered == "pipfile" or re.search(r"^\[(?:dev-)?packages\]\s*$", head, re.MULTILINE):
+        return InvalidInput(f"{shown} is pipenv's Pipfile, not a file EnvDesk imports. Nothing was created.",
+                            _PIPENV_ADVICE)
+    return None

@@ -191,3 +191,48 @@ def test_the_missing_package_report_survives_hundreds_of_pins(testbed, session, 
         import_environment(session, "alpha", read_spec_file(requirements), name=unique("many"))
     assert info.value.message.startswith(f"{len(names)} package(s) cannot be installed on alpha")
     assert all(name in info.value.message for name in names[::97])
+
+
+PIP_DEFAULT_INDEX = {"pypi.org", "files.pythonhosted.org"}
+"""Where pip downloads from with no index options (its documentation: https://pypi.org/simple, whose files are on
+files.pythonhosted.org): the index of the dry runs' target, This computer without pip arguments."""
+
+
+def downloads_pip_reads(path: Path) -> list[str]:
+    """The URL of each line of a requirements file that pip itself would download from somewhere else than its
+    default index: a version-control checkout, or an archive on another host (pip's own parser, which fetches
+    nothing; a missing local folder, which pip refuses, is no download)."""
+    from pip._internal.exceptions import InstallationError
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.constructors import install_req_from_parsed_requirement
+    from pip._internal.req.req_file import parse_requirements
+    found = []
+    for parsed in parse_requirements(str(path), session=PipSession()):
+        try:
+            link = install_req_from_parsed_requirement(parsed).link
+        except InstallationError:
+            continue
+        if link is not None and not link.is_file and (link.is_vcs or link.netloc not in PIP_DEFAULT_INDEX):
+            found.append(link.url)
+    return found
+
+
+@pytest.mark.parametrize("filename", sorted(f for f in PLANNED if MANIFEST[f]["kind"] == "requirements"))
+def test_every_download_pip_would_make_waits_for_the_users_yes(filename, tmp_path):
+    """The trial's bare `git+https://...` and `-e git+https://...` lines were installed without asking."""
+    plan = json.loads(dry_run(CORPUS / filename, tmp_path / "config").stdout)
+    asked = [entry["line"] for entry in plan["outside"]] + [entry["line"] for entry in plan["refused"]]
+    for url in downloads_pip_reads(CORPUS / filename):
+        assert any(url in line for line in asked), f"{url} would be downloaded without asking"
+
+
+def test_files_windows_writes_are_read_as_pip_reads_them(tmp_path):
+    """PowerShell 5's UTF-16 `pip freeze` and Notepad's UTF-8 with a byte-order mark: nothing refused."""
+    for number, filename in enumerate(("powershell/requirements.txt", "notepad-bom.txt")):
+        result = dry_run(CORPUS / filename, tmp_path / f"config{number}")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["refused"] == []
+    plan = json.loads(dry_run(CORPUS / "powershell/requirements.txt", tmp_path / "c").stdout)
+    assert [a["as"] for a in plan["adapted"]] == [
+        "acme_utils @ git+https://github.com/acme-data/acme-utils.git@5b0e3c1f9a2d4e6b8c7a1f3e5d9b2c4a6e8f0a1b"
+        "#egg=acme_utils"]

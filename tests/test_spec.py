@@ -126,3 +126,31 @@ def test_redaction_removes_credentials_and_keeps_the_rest(text, secret, kept):
 def test_channels_of_an_envdesk_file_cannot_smuggle_options():
     with pytest.raises(InvalidInput):
         specs.from_text("envdesk: 1\nkind: conda\nchannels: ['--prefix=/tmp/x']\n", "envdesk.yaml")
+
+
+def test_every_line_installed_as_written_is_a_requirement_in_the_files_order(tmp_path):
+    """What --top-level installs and the environment records as requested: a mixed file's pins and editables
+    too, not only its ranges (the T1 trial: 'six>=1.16' alone was installed, the pins silently dropped)."""
+    (tmp_path / "more.txt").write_bytes("tinydelta==2.0\n".encode("utf-16"))  # with its byte-order mark
+    text = ("six>=1.16\niniconfig==99.0\n-r more.txt\ntinyalpha==1.0 --hash=sha256:" + "a" * 64 + "\n"
+            "-e /src/mine\n-e git+https://example.org/lab/tool.git@v1#egg=tool\n--index-url http://x/\n")
+    spec = specs.from_text(text, "requirements.txt", tmp_path)
+    assert spec.requirements == ["six>=1.16", "iniconfig==99.0", "tinydelta==2.0", "tinyalpha==1.0", "-e /src/mine",
+                                 "-e git+https://example.org/lab/tool.git@v1#egg=tool"]
+    assert [r.line for r in spec.refused] == ["--index-url http://x/"]
+
+
+def test_editable_requirements_of_an_envdesk_file_are_read_back():
+    spec = specs.from_text("-e /src/mine\ntinyalpha==1.0\n", "requirements.txt")
+    again = specs.from_text(specs.render(spec, "envdesk"), "envdesk.yaml")
+    assert again.requirements == ["-e /src/mine", "tinyalpha==1.0"]
+    with pytest.raises(InvalidInput):
+        specs.from_text("envdesk: 1\nrequirements: ['-e --index-url=http://evil/']\n", "envdesk.yaml")
+
+
+@pytest.mark.parametrize("text,name", [("\ufeffenvdesk: 1\nrequirements: [tinyalpha]\n", "envdesk.yaml"),
+                                       ("\ufefftinyalpha\n", "requirements.txt"),
+                                       ("\ufeffname: x\ndependencies: [tinyalpha]\n", "environment.yml")])
+def test_a_byte_order_mark_left_at_the_start_of_the_text_is_ignored(text, name):
+    spec = specs.from_text(text, name)
+    assert not spec.refused and "tinyalpha" in spec.requirements + spec.conda_requirements

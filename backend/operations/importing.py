@@ -65,24 +65,42 @@ def index_hosts(pip_args: Sequence[str]) -> frozenset[str]:
     return frozenset(hosts if replaced else hosts | PYPI_HOSTS)
 
 
+_VCS_URL = r"^(git|hg|svn|bzr)\+"
+_EDITABLE_OPTIONS = ("-e ", "--editable ", "--editable=")
+
+
+def download_url(line: str) -> str | None:
+    """The URL a requirement line has the installer download from, in each form pip's requirements files
+    allow: a 'name @ URL' direct reference, or a bare archive or version-control URL, either after -e.
+    None for a name with versions, and for anything that is not a URL."""
+    requirement = specs.without_hashes(line).strip()
+    if validate.plainly_valid_requirement(requirement):
+        return None  # a name and versions: no URL (packaging's parser not loaded for these)
+    for option in _EDITABLE_OPTIONS:
+        if requirement.startswith(option):
+            requirement = requirement[len(option):].strip()
+            break
+    from packaging.requirements import InvalidRequirement, Requirement
+    try:
+        return Requirement(requirement).url or None
+    except InvalidRequirement:
+        bare = requirement.split()[0].rstrip(";") if requirement else ""  # pip's 'URL ; marker' form
+        return bare if "://" in bare else None
+
+
 def outside_sources(lines: Sequence[str], allowed_hosts: frozenset[str]) -> list[OutsideSource]:
-    """The lines that name a download URL (archive or VCS) on a host outside `allowed_hosts`; files and
+    """The lines that download from a host other than the target's index: any version-control URL with a
+    host (a checkout is never the index), and archive URLs on a host outside `allowed_hosts`. Files and
     folders on the target itself are not downloads."""
     found = []
     for line in lines:
-        requirement = specs.without_hashes(line)
-        if validate.plainly_valid_requirement(requirement.strip()):
-            continue  # a name and versions: no URL (packaging's parser not loaded for these)
-        from packaging.requirements import InvalidRequirement, Requirement
-        try:
-            url = Requirement(requirement).url
-        except InvalidRequirement:
-            continue
+        url = download_url(line)
         if not url:
             continue
-        parts = urlsplit(url.split("+", 1)[1] if re.match(r"^(git|hg|svn|bzr)\+", url) else url)
+        vcs = re.match(_VCS_URL, url) is not None
+        parts = urlsplit(url.split("+", 1)[1] if vcs else url)
         host = (parts.hostname or "").lower()
-        if parts.scheme != "file" and host and host not in allowed_hosts:
+        if parts.scheme != "file" and host and (vcs or host not in allowed_hosts):
             found.append(OutsideSource(specs.redact(line), host))
     return found
 
@@ -143,12 +161,10 @@ def read_spec_file(path: Path) -> EnvSpec:
                                "(import_uv_project; envdesk env import CLUSTER FOLDER).")
         if path.stat().st_size > 5_000_000:
             raise InvalidInput(f"{path} is too large to be an environment file.")
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path} is not a text file.") from exc
-    return specs.from_text(text, path.name, path.parent)
+    return specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
 
 
 def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
@@ -202,7 +218,7 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
         modules, python, module_notes = [], spec.python, []
     else:
         modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
-    spec = _without_missing_sources(target, spec, progress)
+    spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
@@ -231,16 +247,39 @@ def _without_missing_sources(target: Target, spec: EnvSpec, progress: Progress) 
     refused = [specs.Refused(pin.pip_line(), f"its source folder {folders[pin]} does not exist on {target.label} "
                                              "(copy the project there first, or install it from an index or git)")
                for pin in gone]
-    return replace(spec, pins=[pin for pin in spec.pins if pin not in gone], refused=[*spec.refused, *refused])
+    lines = {pin.pip_line() for pin in gone}
+    return replace(spec, pins=[pin for pin in spec.pins if pin not in gone], refused=[*spec.refused, *refused],
+                   requirements=[line for line in spec.requirements if line not in lines])
+
+
+_CHECKOUT_REASON = ("uv makes editable installs only of local folders, not of version-control URLs: the same "
+                    "source at the same revision is installed as a regular package (to work on its code, clone it "
+                    "on the target and install that folder with -e)")
+
+
+def _editable_checkouts_as_packages(spec: EnvSpec) -> EnvSpec:
+    """pip freeze's `-e git+URL#egg=NAME` (a checkout installed editable) installed as `NAME @ git+URL`: the
+    same source at the same revision, not editable, so that uv and pip both install it."""
+    checkouts = [pin for pin in spec.pip_pins if pin.editable and re.match(_VCS_URL, pin.url or "")]
+    if not checkouts:
+        return spec
+    plain = {pin.pip_line(): pin.url if pin.name == pin.url else f"{pin.name} @ {pin.url}" for pin in checkouts}
+    return replace(spec, pins=[pin for pin in spec.pins if pin not in checkouts],
+                   requirements=[plain.get(line, line) for line in spec.requirements],
+                   adapted=[*spec.adapted, *(specs.Adapted(line, as_, _CHECKOUT_REASON)
+                                             for line, as_ in plain.items())])
 
 
 def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
     """(pip lines, conda specs) that install everything `spec` names: its exact pins, then every other
-    requirement whose package no pin already covers (ranges, extras, markers, URLs, unpinned names)."""
+    requirement whose package no pin already covers (ranges, extras, markers, URLs, unpinned names) and
+    no adapted line installs."""
     pinned = {validate.canonical_name(pin.name) for pin in spec.pip_pins}
     pinned |= {name for name in map(_requirement_name, map(specs.without_hashes, spec.hashed)) if name}
     pip_lines = [pin.pip_line() for pin in spec.pip_pins] + list(spec.hashed)
-    pip_lines += [r for r in spec.requirements if _requirement_name(r) not in pinned and r not in pip_lines]
+    adapted = {a.as_ for a in spec.adapted if a.installs}
+    pip_lines += [r for r in spec.requirements
+                  if _requirement_name(r) not in pinned and r not in pip_lines and r not in adapted]
     if not conda:
         return pip_lines, []
     conda_pinned = {validate.canonical_name(pin.name) for pin in spec.conda_pins}
@@ -295,8 +334,15 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
         line, shown = installer.dry_run(pin).shell_text(), join_command([specs.redact(pin)])
         checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {shown} "
                       f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
-                      f'"requires-python" || printf "%s" "$out" | grep -v "^ *$" | tail -n 1)"; fi')
+                      f'"requires-python" || printf "%s" "$out" | grep -E -i "{_MESSAGE_LINE}" | tail -n 1 | grep . || '
+                      f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"; fi')
     return "; ".join(checks)
+
+
+_MESSAGE_LINE = "^ *(error|cause|caused by): "
+"""The lines of uv's and pip's output that say what went wrong, the last the most precise ('error: Unsupported
+editable requirement ...', then 'cause: Git sources cannot be editable'); not the requirement it echoes, nor the
+caret under it."""
 
 
 def _parse_missing(stdout: str) -> list[Unavailable]:
@@ -395,7 +441,7 @@ def _plain_reason(raw: str) -> str:
             "not found in the provided package locations" in lowered or \
             "no solution found" in lowered or "could not find a version" in lowered:
         return "not in this target's package index or wheel store"
-    return raw.strip() or "could not be installed"
+    return re.sub(r"(?i)^(error|cause|caused by):\s*", "", raw.strip()) or "could not be installed"
 
 
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,

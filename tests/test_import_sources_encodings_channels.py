@@ -1,0 +1,285 @@
+"""Imports of the files a user trial brought (T1 findings 4, 5, 7 and 12): download URLs in every form pip
+accepts, editable lines, files in the encodings Windows writes, and conda's `nodefaults`.
+
+The referees are the tools themselves: pip's own requirements-file parser says which lines download from
+where and pip itself (`pip install --dry-run --report`, offline against the test wheels) says what a file in
+each encoding asks for; uv says why it cannot install an editable line, and pip/uv freeze what an import
+installed. conda cannot be installed here: its tests read the record of the conda STAND-IN
+(testbed/fake_conda.py), which writes the arguments it was given into conda-meta/history as conda does.
+"""
+from __future__ import annotations
+
+import codecs
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend import spec as specs
+from envdesk.backend.errors import CommandFailed, InvalidInput
+from envdesk.backend.operations.importing import import_environment, read_spec_file
+from envdesk_fixtures import canon, envdesk_command, unique
+from test_conda import conda_stand_in  # noqa: F401  (a fixture)
+from testbed import wheels
+from testbed.projects import TINYBACKEND, _init_py, _pyproject, add_commit, make_project
+
+
+def local_config(folder: Path, pip_args: list[str] | None = None) -> Path:
+    """A config folder whose only target is This computer, with its environments under `folder`."""
+    config = folder / "config"
+    config.mkdir(parents=True)
+    text = f"local:\n  env_roots: [{json.dumps(str(folder / 'envs'))}]\n"
+    if pip_args:
+        text += f"  pip_args: {json.dumps(pip_args)}\n"
+    (config / "clusters.yaml").write_text(text)
+    return config
+
+
+def envdesk(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*envdesk_command(), "--config-dir", str(config), *args], capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def planned(config: Path, path: Path) -> subprocess.CompletedProcess:
+    return envdesk(config, "env", "import", "local", str(path), "--dry-run", "--json")
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("wheels")
+    wheels.build_all(folder)
+    return folder
+
+
+# -- finding 4: every download URL pip would follow asks first ------------------------------------------
+
+DOWNLOADS = """\
+git+https://git.example.org/acme/report-templates.git
+-e git+https://git.example.org/psf/requests.git@v2.31.0#egg=requests
+--editable=git+https://git.example.org/acme/plotkit.git@main#egg=plotkit
+git+https://git.example.org/pallets/click.git@8.1.7#egg=click
+attrs @ git+https://git.example.org/python-attrs/attrs@23.2.0
+hg+https://hg.example.org/acme/chart#egg=chart
+iniconfig @ https://files.example.org/iniconfig-2.0.0-py3-none-any.whl
+https://archive.example.org/acme-1.0.tar.gz
+tinyalpha==1.1
+"""
+
+
+def pips_downloads(path: Path) -> dict[str, str]:
+    """{URL: host} of each line pip would download from a host (pip's own parser; it fetches nothing)."""
+    from urllib.parse import urlsplit
+
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.constructors import install_req_from_parsed_requirement
+    from pip._internal.req.req_file import parse_requirements
+    found = {}
+    for parsed in parse_requirements(str(path), session=PipSession()):
+        link = install_req_from_parsed_requirement(parsed).link
+        if link is not None and not link.is_file:
+            found[link.url] = urlsplit(link.url.split("+", 1)[1] if link.is_vcs else link.url).hostname
+    return found
+
+
+def test_every_line_pip_would_download_is_shown_as_outside_and_asked_for(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(DOWNLOADS)
+    expected = pips_downloads(requirements)
+    assert len(expected) == 8  # the referee sees every URL line
+    config = local_config(tmp_path)
+    result = planned(config, requirements)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    outside, refused = plan["outside"], [r["line"] for r in plan["refused"]]
+    for url, host in expected.items():
+        shown = [o for o in outside if url in o["line"]]
+        assert shown and shown[0]["host"] == host or any(url in line for line in refused), url
+    assert not any("tinyalpha" in o["line"] for o in outside)
+    for url in ("git+https://git.example.org/acme/report-templates.git", "git+https://git.example.org/psf/requests",
+                "git+https://git.example.org/acme/plotkit"):  # bare and -e VCS lines, missed before
+        assert any(url in o["line"] for o in outside), url
+    stopped = envdesk(config, "env", "import", "local", str(requirements), "--name", "fromweb")
+    assert stopped.returncode == 1 and "outside this target's package index" in stopped.stderr
+    assert "git.example.org" in stopped.stderr and "hg.example.org" in stopped.stderr
+    assert not (tmp_path / "envs" / "fromweb").exists()
+
+
+# -- finding 5: -e lines are checked as they are installed, and -e git+ installs --------------------------
+
+def local_project(folder: Path, name: str, version: str = "0.1") -> Path:
+    """A source project uv can install offline (its own build backend, no setuptools needed)."""
+    (folder / name).mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(_pyproject(name, version, []))
+    (folder / "tinybackend.py").write_text(TINYBACKEND)
+    (folder / name / "__init__.py").write_text(_init_py(name, version))
+    return folder
+
+
+def uvs_own_words(folder: Path, tmp_path: Path) -> str:
+    """What uv itself says when asked to install `folder` editable, without its 'error: ' label."""
+    venv = tmp_path / "referee-venv"
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True, timeout=300)
+    said = subprocess.run(["uv", "pip", "install", "--dry-run", "--no-deps", "--python", str(venv / "bin" / "python"),
+                           "-e", str(folder)], capture_output=True, text=True, timeout=300)
+    assert said.returncode != 0
+    return next(line for line in said.stderr.splitlines() if line.startswith("error: "))[len("error: "):]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
+def test_editable_folders_are_checked_as_installed_and_failures_say_uvs_sentence(tmp_path, wheelhouse):
+    good = local_project(tmp_path / "good", "goodproj")
+    not_a_project = tmp_path / "notes"
+    not_a_project.mkdir()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"tinyalpha==1.1\n-e {good}\n-e {not_a_project}\ntinymissing==1.0\n")
+    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
+    result = envdesk(config, "env", "import", "local", str(requirements), "--name", "edits", "--yes")
+    assert result.returncode == 1
+    message = result.stderr
+    assert "2 package(s) cannot be installed" in message, message
+    assert f"-e {good} (" not in message  # installable: the check gives uv -e and the folder apart
+    assert f"-e {not_a_project} ({uvs_own_words(not_a_project, tmp_path)})" in message
+    assert "(^)" not in message and "tinymissing==1.0 (not in this target's package index" in message
+
+
+def test_on_a_pip_cluster_an_editable_folder_that_is_no_project_says_pips_sentence(testbed, session, tmp_path):
+    beta = testbed.clusters["beta"]  # no uv there: pip installs
+    folder = f"{beta.home}/src/{unique('notes')}"
+    beta.run_as_user(f"mkdir -p {shlex.quote(folder)}")
+    venv = f"{folder}-referee"
+    said = beta.run_as_user(f"module load GCC/12.3.0 Python/3.11.3 >/dev/null 2>&1; python3 -m venv {venv} && "
+                            f"{venv}/bin/python -m pip install --dry-run --no-deps --no-index -e {shlex.quote(folder)}",
+                            check=False)
+    words = next(line for line in (said.stdout + said.stderr).splitlines() if line.startswith("ERROR: "))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"tinyalpha==1.1\n-e {folder}\ntinymissing==1.0\n")
+    with pytest.raises(CommandFailed) as info:
+        import_environment(session, "beta", read_spec_file(requirements), name=unique("pipedit"))
+    assert f"-e {folder} ({words[len('ERROR: '):]})" in info.value.message, info.value.message
+
+
+@pytest.fixture(scope="module")
+def checkout(testbed):
+    """A git project on alpha (branch moved on since its first commit), as pip freeze names an editable checkout."""
+    alpha = testbed.clusters["alpha"]
+    project = make_project(alpha, "edvcs" + unique("x").split("-")[1], "1.0", git=True)
+    add_commit(alpha, project, "2.0")
+    return project
+
+
+def test_an_editable_vcs_line_of_pip_freeze_installs_that_revision_and_says_how(testbed, session, checkout,
+                                                                                 tmp_path):
+    line = f"-e {checkout.vcs_url()}#egg={checkout.name}"
+    freeze = tmp_path / "requirements.txt"
+    freeze.write_text(f"tinyalpha==1.1\n{line}\n")
+    imported = import_environment(session, "alpha", read_spec_file(freeze), name=unique("edvcs"))
+    note = next(n for n in imported.notes if line in n)
+    assert f"Installed as {checkout.name} @ {checkout.vcs_url()}" in note and "editable" in note
+    alpha = testbed.clusters["alpha"]
+    path = shlex.quote(imported.environment.path)
+    held = alpha.run_as_user(f"module load python/3.11.5 uv >/dev/null 2>&1; uv pip freeze --python {path}/bin/python"
+                             ).stdout.splitlines()  # the referee: uv's own record of what it installed
+    assert f"{checkout.name} @ {checkout.vcs_url()}" in held, held  # the first commit, not the branch's head
+    assert "tinyalpha==1.1" in held
+
+
+# -- finding 7: files in the encodings pip reads -----------------------------------------------------------
+
+PINS = "# written on Windows\r\ntinyalpha==1.1\r\ntinygamma==0.1 \\\r\n    ; python_version >= '3'\r\ntinybeta==1.0\r\n"
+ENCODINGS = {"utf-8 with BOM (Notepad)": codecs.BOM_UTF8 + PINS.encode("utf-8"),
+             "utf-16-le with BOM (PowerShell 5)": codecs.BOM_UTF16_LE + PINS.encode("utf-16-le"),
+             "utf-16-be with BOM": codecs.BOM_UTF16_BE + PINS.encode("utf-16-be")}
+
+
+def pips_reading(path: Path, wheelhouse: Path) -> set[str]:
+    """name==version of what pip itself would install from the file (offline, changing nothing)."""
+    report = path.parent / "pip-report.json"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-deps",
+                    "--no-index", "--find-links", str(wheelhouse), "--quiet", "--report", str(report), "-r", str(path)],
+                   check=True, capture_output=True, timeout=300)
+    return {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in json.loads(report.read_text())["install"]}
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+def test_a_requirements_file_in_each_encoding_pip_reads_plans_what_pip_installs(tmp_path, wheelhouse, encoding):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_bytes(ENCODINGS[encoding])
+    result = planned(local_config(tmp_path), requirements)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["refused"] == []
+    from packaging.requirements import Requirement
+    ours = {f"{canon(r.name)}=={next(iter(r.specifier)).version}" for r in map(Requirement, plan["install"])}
+    assert ours == pips_reading(requirements, wheelhouse)
+
+
+@pytest.mark.parametrize("filename,text", [
+    ("envdesk.yaml", "envdesk: 1\nname: bom\nkind: venv\npython: '3.11'\nrequirements: [tinyalpha>=1.0]\n"
+                     "pins:\n- {name: tinyalpha, version: '1.1'}\n"),
+    ("pylock.toml", 'lock-version = "1.0"\r\ncreated-by = "uv"\r\n\r\n[[packages]]\r\nname = "tinyalpha"\r\n'
+                    'version = "1.1"\r\nwheels = [{ url = "https://files.example.org/tinyalpha-1.1-py3-none-any.whl",'
+                    f' hashes = {{ sha256 = "{"ab" * 32}" }} }}]\r\n'),
+])
+def test_a_byte_order_mark_changes_nothing_in_other_formats(tmp_path, filename, text):
+    config = local_config(tmp_path)
+    plain, marked = tmp_path / "plain" / filename, tmp_path / "marked" / filename
+    for path, data in ((plain, text.encode()), (marked, codecs.BOM_UTF8 + text.encode())):
+        path.parent.mkdir()
+        path.write_bytes(data)
+    without, with_mark = planned(config, plain), planned(config, marked)
+    assert with_mark.returncode == 0, with_mark.stderr
+    assert json.loads(with_mark.stdout) == json.loads(without.stdout)
+
+
+@pytest.mark.parametrize("data,said", [
+    ("# Autor: Jürgen\ntinyalpha==1.1\n".encode("latin-1"), "is not UTF-8 text"),
+    ("tinyalpha==1.1\r\ntinygamma==0.1\r\n".encode("utf-16-le"), "UTF-16 text without a byte-order mark"),
+])
+def test_a_file_in_an_encoding_pip_cannot_read_either_is_named_plainly(tmp_path, data, said):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_bytes(data)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "-r",
+                          str(requirements)], capture_output=True, text=True, timeout=300)
+    assert pip.returncode != 0  # the referee cannot read it either
+    result = planned(local_config(tmp_path), requirements)
+    assert result.returncode == 1 and said in result.stderr and "Save it as UTF-8" in result.stderr
+    assert "Traceback" not in result.stderr
+    with pytest.raises(InvalidInput):
+        read_spec_file(requirements)
+
+
+# -- finding 12: nodefaults is conda's --override-channels, never a channel --------------------------------
+
+def stand_in_commands(cluster, env_path: str) -> list[list[str]]:
+    """The arguments conda was given, from the STAND-IN's record (conda-meta/history's '# cmd:' lines)."""
+    history = cluster.run_as_user(f"cat {shlex.quote(env_path)}/conda-meta/history").stdout
+    return [line[len("# cmd: "):].split() for line in history.splitlines() if line.startswith("# cmd: ")]
+
+
+def test_nodefaults_in_an_environment_file_overrides_the_channels_and_is_no_channel(conda_stand_in,  # noqa: F811
+                                                                                   session):
+    text = ("name: nodef\nchannels:\n  - conda-forge\n  - nodefaults\ndependencies:\n  - python=3.11\n"
+            "  - numpy=1.26.4\n")
+    env = import_environment(session, "alpha", specs.from_text(text, "environment.yml"),
+                             name=unique("nodef")).environment
+    commands = stand_in_commands(conda_stand_in, env.path)
+    assert commands
+    for argv in commands:
+        assert "nodefaults" not in argv, argv
+        at = argv.index("--override-channels")
+        assert argv[at:at + 3] == ["--override-channels", "-c", "conda-forge"], argv
+        assert argv.count("-c") == 1
+
+
+def test_nodefaults_alone_is_refused_plainly_before_conda_runs(conda_stand_in, session):  # noqa: F811
+    text = "name: nodef\nchannels:\n  - nodefaults\ndependencies:\n  - python=3.11\n"
+    name = unique("nodefonly")
+    with pytest.raises(InvalidInput) as info:
+        import_environment(session, "alpha", specs.from_text(text, "environment.yml"), name=name)
+    assert "nodefaults" in info.value.message and "conda-forge" in info.value.hint
+    listed = conda_stand_in.run_as_user(f"ls -d ~/venvs/{name} ~/envs/{name} 2>/dev/null", check=False)
+    assert listed.stdout == ""
