@@ -470,3 +470,20 @@ def test_a_used_dialog_is_deleted_not_kept_by_the_window(qtbot, tmp_path, home):
         opens()
         QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         assert window.findChildren(QDialog) == [], opens.__name__
+
+
+def test_an_imported_file_that_names_no_environment_offers_a_name(qtbot, tmp_path, home):
+    """A requirements file names no environment: the dialog offers its folder's name (or the file's own), not an
+    empty field already marked wrong (a user trial); the name is free on the target, or numbered."""
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "analysis")
+    offered = {}
+    for relative in ("my project/requirements.txt", "analysis.txt", "deps/requirements-dev.txt"):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("tinyalpha==1.1\n")
+        dialog = ImportDialog.from_file(window.controller, LOCAL_TARGET, path, parent=window)
+        qtbot.addWidget(dialog)
+        offered[relative] = (dialog.name.text(), dialog.name_error.text())
+        dialog.reject()
+    assert offered == {"my project/requirements.txt": ("my-project", ""), "analysis.txt": ("analysis-2", ""),
+                       "deps/requirements-dev.txt": ("deps", "")}
