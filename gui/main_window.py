@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
     def __init__(self, paths: AppPaths | None = None) -> None:
         super().__init__()
         self._quitting = False
+        self._to_select: tuple[str, str] | None = None  # (target, folder) of an environment just made
         self.setWindowTitle("EnvDesk")
         self.setWindowIcon(icon("envdesk"))
         self.setAccessibleName("EnvDesk")
@@ -642,9 +643,22 @@ class MainWindow(QMainWindow):
         if item is not None and item.state == "error":
             notes.append(f"<span style='color:#d64541'>{item.message}</span>")
         self.notice.setText(" ".join(notes))
-        if selected is not None:
+        made = self._to_select
+        if made is not None and made[0] == name and inventory is not None and \
+                any(env.path == made[1] for env in inventory.environments):
+            self._to_select = None
+            self._select_environment(made[1])
+        elif selected is not None:
             self._select_environment(selected.path)
         self._env_selected()
+
+    def _select_when_made(self, task: Task) -> None:
+        """Select the environment `task` makes once the list shows it: what a person looks at next."""
+        def made(result: object) -> None:
+            env = getattr(result, "environment", None)
+            if isinstance(env, Environment):
+                self._to_select = (task.target, env.path)
+        task.signals.succeeded.connect(made)
 
     def _select_environment(self, path: str, target: str | None = None) -> None:
         for row in range(self.env_proxy.rowCount()):
@@ -753,7 +767,7 @@ class MainWindow(QMainWindow):
         target = self.current_target()
         dialog = run_once(NewEnvironmentDialog(self.controller, target, parent=self))
         if dialog is not None:
-            dialog.start()
+            self._select_when_made(dialog.start())
 
     def update_environment(self) -> None:
         env = self.current_environment()
@@ -816,7 +830,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Cannot import", str(exc))
             return
         if run_once(dialog) is not None:
-            dialog.start()
+            self._select_when_made(dialog.start())
 
     def copy_environment(self) -> None:
         env = self.current_environment()
@@ -832,7 +846,7 @@ class MainWindow(QMainWindow):
         from .dialogs.import_dialog import ImportDialog
         dialog = run_once(ImportDialog.for_copy(self.controller, target, env, parent=self))
         if dialog is not None:
-            dialog.start()
+            self._select_when_made(dialog.start())
 
     def delete_environment(self) -> None:
         env = self.current_environment()

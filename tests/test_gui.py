@@ -487,3 +487,25 @@ def test_an_imported_file_that_names_no_environment_offers_a_name(qtbot, tmp_pat
         dialog.reject()
     assert offered == {"my project/requirements.txt": ("my-project", ""), "analysis.txt": ("analysis-2", ""),
                        "deps/requirements-dev.txt": ("deps", "")}
+
+
+def test_a_new_environment_is_selected_once_it_is_listed(qtbot, tmp_path, home):
+    """After New ▸ Create, the details show the environment just made (a user trial found the old selection
+    kept, or "Select an environment"); the new folder is on disk as listed."""
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "demo")
+    select_env(qtbot, window, "demo")
+
+    def create_when_ready() -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, NewEnvironmentDialog) and dialog.caps is not None:
+            dialog.name.setText("made")
+            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        else:
+            QTimer.singleShot(50, create_when_ready)
+
+    QTimer.singleShot(50, create_when_ready)
+    window.new_environment()
+    qtbot.waitUntil(lambda: window.current_environment() is not None and
+                    window.current_environment().name == "made", timeout=LONG)
+    assert (Path(window.current_environment().path) / "pyvenv.cfg").exists()
+    assert window.details.fields["name"].text().startswith("made")
