@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from envdesk_fixtures import this_computer_with_one_venv, envdesk_command
+from testbed.wheels import WheelSpec, build_wheel
 
 ENVDESK = envdesk_command()
 
@@ -220,3 +221,29 @@ def test_a_venv_whose_python_is_gone_but_python3_is_left_is_broken(local_envs):
     shown = json.loads(envdesk("env", "show", "local", "plain", "--json", config_dir=config).stdout)
     assert shown["state"] == "broken", shown
     assert "bin/python) is missing, though" in shown["error"], shown["error"]
+
+
+def test_create_from_an_environments_own_export_holds_what_it_holds(local_envs, tmp_path):
+    """EnvDesk's requirements and envdesk exports carry the environment's settings (a '# envdesk:' header, its
+    Python, the target's pip options): a create from them installs their packages, as pip freeze lists them
+    (the referee: `uv pip freeze` of both environments). The review found both refused."""
+    config, root = local_envs
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    (config / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    made = envdesk("env", "create", "local", "first", "--kind", "uv", "--package", "tinygamma==0.1", config_dir=config)
+    assert made.returncode == 0, made.stderr
+
+    def freeze(name: str) -> str:
+        return subprocess.run(["uv", "pip", "freeze", "--python", str(root / name / "bin" / "python")],
+                              capture_output=True, text=True, check=True, timeout=120).stdout
+    for fmt in ("requirements", "envdesk"):
+        exported = tmp_path / f"export-{fmt}"
+        done = envdesk("env", "export", "local", "first", "--format", fmt, "-o", str(exported), config_dir=config)
+        assert done.returncode == 0, done.stderr
+        again = envdesk("env", "create", "local", f"from-{fmt}", "--kind", "uv", "--requirements", str(exported),
+                        config_dir=config)
+        assert again.returncode == 0, (fmt, again.stderr, exported.read_text())
+        assert freeze(f"from-{fmt}") == freeze("first") != ""

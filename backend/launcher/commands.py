@@ -294,7 +294,8 @@ def _progress(args: argparse.Namespace) -> Progress:
 def _read_requirements_file(args: argparse.Namespace) -> list[str]:
     """The packages of `--requirements FILE`, each installed as written. A line that would not be (a hash to check,
     an editable folder, an option, a conda package, anything refused or adapted) stops the create before anything
-    is made, pointing to `env import`, which handles each and lists what it leaves out: a create never drops one."""
+    is made, pointing to `env import`, which handles each and lists what it leaves out: a create never drops one.
+    The file's settings (an export's Python, modules, kind) are not packages: the create's own options decide."""
     from envdesk.backend.errors import InvalidInput
     from envdesk.backend.operations.importing import read_spec_file
     spec = read_spec_file(Path(args.requirements))
@@ -304,9 +305,6 @@ def _read_requirements_file(args: argparse.Namespace) -> list[str]:
              + spec.conda_requirements]
     kept += [(item.line, item.reason) for item in spec.refused]
     kept += [(item.line, f"read as {item.as_}: {item.reason}") for item in spec.adapted if item.installs]
-    settings = {"pip options": " ".join(spec.pip_args), "python": spec.python or "",
-                "modules": ", ".join(spec.modules)}
-    kept += [(key, value) for key, value in settings.items() if value]
     if kept:
         shown = "; ".join(f"{line} ({why})" for line, why in kept[:3]) + (f"; and {len(kept) - 3} more"
                                                                           if len(kept) > 3 else "")
