@@ -30,6 +30,8 @@ def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
 class _ProcessJob(Job):
     """A subprocess in a process group (session) of its own, so stopping it stops its children too."""
 
+    stops_at_once = True
+
     def __init__(self, command: list[str], label: str, on_line: LineCallback | None,
                  env: Mapping[str, str] | None = None) -> None:
         super().__init__(label, on_line)

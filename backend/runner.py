@@ -141,6 +141,9 @@ class Job(ABC):
     A runner makes one per command (commands of one runner may run at once, from several threads).
     """
 
+    stops_at_once = False
+    """Whether stop() returns at once (a signal here), where a remote stop may wait on the network."""
+
     def __init__(self, label: str, on_line: LineCallback | None) -> None:
         self.label = label
         self.out = LineSplitter("stdout", on_line)
@@ -322,21 +325,23 @@ def _abandon(job: Job) -> None:
 def _stop_before_leaving(job: Job) -> None:
     """Stop a command its caller is leaving (a Ctrl-C in the terminal: the command runs in a process group of its
     own, which the terminal's signal does not reach), and wait for it to end: the caller goes on to roll back or
-    remove what the command was changing. Asked to end, forced KILL_AFTER seconds later; a second Ctrl-C forces it
-    at once. Best effort: a command that outlives the force is left after another KILL_AFTER seconds."""
-    forced = False
+    remove what the command was changing. Asked to end (again until that can be sent), forced KILL_AFTER seconds
+    later, given up after as long again. A second Ctrl-C leaves at once, forcing what can be forced at once (a
+    command here; a remote stop may wait on the network)."""
+    since, signalled, forced = time.monotonic(), False, False
     try:
-        job.stop()
-        since = time.monotonic()
+        signalled = job.stop()
         while not job.read():
             waited = time.monotonic() - since
-            if not forced and waited > KILL_AFTER:
+            if not signalled:
+                signalled = job.stop()
+            elif not forced and waited > KILL_AFTER:
                 forced = job.stop(force=True)
             elif forced and waited > 2 * KILL_AFTER:
                 log.warning("%s did not end after it was stopped", job.label)
                 return
     except KeyboardInterrupt:
-        if not forced:
+        if job.stops_at_once and not forced:
             job.stop(force=True)
         raise
     except Exception as exc:  # the error at hand goes on; this one is only logged

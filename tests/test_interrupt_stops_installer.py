@@ -14,11 +14,13 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from envdesk.backend.runner import Job, _stop_before_leaving
 from envdesk_fixtures import envdesk_command
 from test_local_agent_store import uv_list
 from testbed.projects import TINYBACKEND, _init_py, _pyproject
@@ -126,3 +128,44 @@ def test_ctrl_c_during_a_create_stops_the_installer_and_leaves_the_name_free(thi
         assert uv_list(envs / "fresh")["tinygamma"] == "0.1"
         subprocess.run([*envdesk, "env", "delete", "local", "fresh", "--yes"], check=True, capture_output=True,
                        env=environ, timeout=300)
+
+
+class StoppedSlowly(Job):
+    """Stand-in for a command whose stop waits (a remote one, on a network that stalled, which cannot be made
+    here): its first stop() blocks until a second Ctrl-C comes; it never ends by itself."""
+
+    def __init__(self, stops_at_once: bool) -> None:
+        super().__init__("stand-in", None)
+        self.stops_at_once = stops_at_once
+        self.stops: list[bool] = []
+
+    def start(self) -> None:
+        pass
+
+    def send_input(self, data: bytes | None) -> None:
+        pass
+
+    def read(self) -> bool:
+        time.sleep(0.01)
+        return False
+
+    def stop(self, force: bool = False) -> bool:
+        self.stops.append(force)
+        if len(self.stops) == 1:
+            threading.Timer(0.2, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+            threading.Event().wait(60)  # until the second Ctrl-C
+        return True
+
+    def exit_status(self) -> int:
+        return -1
+
+
+@pytest.mark.parametrize("stops_at_once, stops", [(True, [False, True]), (False, [False])])
+def test_a_second_ctrl_c_leaves_at_once(stops_at_once, stops):
+    """A second Ctrl-C while the first one's stop still waits leaves at once: a command here is killed on the way
+    out (instantly), a remote one is not asked again (that would wait on the network again: the review)."""
+    assert threading.current_thread() is threading.main_thread()
+    job = StoppedSlowly(stops_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        _stop_before_leaving(job)
+    assert job.stops == stops
