@@ -11,7 +11,7 @@ waits on them for Python's interpreter lock (a begin over an unfinished environm
 it empties first, is the exception). Each call runs on a thread of its own, which the caller waits for with the
 call's time limit and cancel, as it would wait for a command: a file system that stops answering (a network
 folder gone) costs the caller the time limit, not its thread for ever. Nothing can stop that thread, so it is
-left to end when the file system answers; a lock its begin took by then is given back (Abandoned).
+left to end when the file system answers; a lock its begin took by then is given back (AgentCall).
 
 The agent takes this process for the lock's owner (the client_pid it is sent is its own) and keeps the lock's
 heartbeat from a thread where it forks a beater elsewhere: the heartbeat ends with this process, which a client
@@ -35,7 +35,7 @@ from typing import Any
 from . import agent_store
 from .errors import Cancelled, CommandFailed, EnvDeskError
 from .fileio import write_atomically
-from .runner import CancelToken
+from .runner import KILL_AFTER, CancelToken
 
 HERE = frozenset({"begin", "finish", "history", "snapshot"})
 CODE_FOLDER = "agent-code"  # in the app's cache folder: <agent's sha256>.<cache tag>-<Python's hexversion>
@@ -56,28 +56,34 @@ def run_here(agent: str, config: dict[str, Any], cache: Path | None, *, cancel: 
              timeout: float | None = None, label: str = "EnvDesk's helper") -> dict[str, Any]:
     """The agent's answer to `config`, run in this process: what the same settings would get from the agent as a
     command (both go through JSON, so the answer holds the same types). Past `timeout` seconds, or once `cancel`
-    is cancelled, the caller gets the error a command would give, and the call is Abandoned."""
+    is cancelled, the caller gets the error a command would give, and the call is abandoned (see AgentCall)."""
     if cancel is not None:
         cancel.raise_if_cancelled()
-    call = Abandoned(_namespace(agent, cache)["answer_for"], json.loads(json.dumps(config)))
-    threading.Thread(target=call.run, name=CALL_THREAD, daemon=True).start()
+    call = AgentCall(_namespace(agent, cache)["answer_for"], json.loads(json.dumps(config)))
+    thread = threading.Thread(target=call.run, name=CALL_THREAD, daemon=True)
+    thread.start()
     deadline = None if timeout is None else time.monotonic() + timeout
-    while not call.done.wait(CANCEL_POLL if cancel is not None or deadline is not None else None):
-        cancelled = cancel is not None and cancel.cancelled
-        if (cancelled or (deadline is not None and time.monotonic() > deadline)) and call.abandon():
-            raise Cancelled() if cancelled else CommandFailed(
-                f"{label} did not finish within {timeout:g} seconds.",
-                "A folder it works in may be on a file system that stopped answering (a network folder whose "
-                "connection dropped, say): check that folder, then try again.", exit_status=-1)
+    try:
+        while not call.done.wait(CANCEL_POLL if cancel is not None or deadline is not None else None):
+            cancelled = cancel is not None and cancel.cancelled
+            if (cancelled or (deadline is not None and time.monotonic() > deadline)) and call.abandon():
+                raise Cancelled() if cancelled else CommandFailed(
+                    f"{label} did not finish within {timeout:g} seconds.",
+                    "A folder it works in may be on a file system that stopped answering (a network folder whose "
+                    "connection dropped, say): check that folder, then try again.", exit_status=-1)
+    except KeyboardInterrupt:  # a Ctrl-C: the call is left, and undone once it ends (waited for a little)
+        call.leave()
+        thread.join(KILL_AFTER)
+        raise
     if call.error is not None:
         raise call.error
     return json.loads(json.dumps(call.answer))
 
 
-class Abandoned:
-    """One call of the agent on a thread of its own, which its caller may stop waiting for (abandon). A begin
-    that ends after that gives its lock back, and removes the folder it made for a new environment: no one is
-    left to finish it."""
+class AgentCall:
+    """One call of the agent on a thread of its own, which its caller may stop waiting for (abandon, leave). A
+    begin whose answer its caller does not take gives its lock back, and removes the folder it made for a new
+    environment: no one is left to finish it."""
 
     def __init__(self, answer_for: Any, settings: dict[str, Any]) -> None:
         self.answer_for, self.settings = answer_for, settings
@@ -104,6 +110,13 @@ class Abandoned:
             if not self.done.is_set():
                 self._abandoned = True
             return self._abandoned
+
+    def leave(self) -> None:
+        """Stop waiting, the answer not taken even if it came: undone now, or once it comes."""
+        with self._state:
+            answered, self._abandoned = self.done.is_set(), True
+        if answered:
+            self._undo()
 
     def _undo(self) -> None:
         answer, settings = self.answer, self.settings

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -311,6 +312,27 @@ def test_a_cancel_stops_the_wait_for_a_stalled_begin(stalled_begin):
         _begin(runner, path, roots, cancel=cancel, timeout=600)
     assert not gate.is_set()
     gate.set()
+    for thread in _call_threads() - earlier:
+        thread.join(60)
+    assert os.listdir(roots[0]) == []
+
+
+def test_a_ctrl_c_while_a_begin_runs_here_leaves_nothing_locked(stalled_begin):
+    """Ctrl-C in the terminal while the begin is under way: once the begin ends (soon after, here), its folder and
+    lock are gone, as the agent's own clean-up did when it ran as a command (the review found both left)."""
+    runner, path, roots, stalled, gate = stalled_begin
+    assert threading.current_thread() is threading.main_thread()
+
+    def press_ctrl_c_then_let_it_answer() -> None:
+        stalled.wait(60)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.5)
+        gate.set()
+
+    earlier = _call_threads()
+    threading.Thread(target=press_ctrl_c_then_let_it_answer, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _begin(runner, path, roots, timeout=600)
     for thread in _call_threads() - earlier:
         thread.join(60)
     assert os.listdir(roots[0]) == []
