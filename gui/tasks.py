@@ -67,10 +67,10 @@ class Task(QRunnable):
             pass  # the window that wanted the answer is gone
 
 
-def while_alive(callback: Callable[..., Any]) -> Callable[..., Any]:
-    """`callback`, which does nothing once the Qt object whose method it is was deleted: a dialog closed (and
-    deleted) before the answer it asked for came back."""
-    owner = getattr(callback, "__self__", None)
+def while_alive(callback: Callable[..., Any], owner: QObject | None = None) -> Callable[..., Any]:
+    """`callback`, which does nothing once `owner` (by default the Qt object whose method it is) was deleted: a
+    dialog closed (and deleted) before the answer it asked for came back."""
+    owner = owner if owner is not None else getattr(callback, "__self__", None)
     if not isinstance(owner, QObject):
         return callback
     from shiboken6 import isValid

@@ -235,3 +235,23 @@ def test_the_operations_list_names_the_target_as_the_cluster_list_does(qtbot, co
     qtbot.waitUntil(lambda: task.done.is_set(), timeout=WAIT)
     where = controller.operations.index(0, controller.operations.COLUMNS.index("Where")).data()
     assert where == controller.targets.item("local").label == "This computer"
+
+
+def test_an_answer_for_a_dialog_already_deleted_is_dropped(qtbot):
+    """A task's answer for a dialog closed (and deleted) meanwhile does nothing, where touching its widgets raised
+    "Internal C++ object already deleted" (the review: the dialogs' lambdas); shiboken says what is deleted."""
+    import shiboken6
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication, QDialog, QLabel
+
+    from envdesk.gui.tasks import while_alive
+
+    dialog = QDialog()
+    label = QLabel(dialog)
+    shown = while_alive(lambda text: label.setText(text), dialog)
+    shown("before")
+    assert label.text() == "before"
+    dialog.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    assert not shiboken6.isValid(label)
+    shown("after")

@@ -10,7 +10,7 @@ from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 
 from ..controller import Comparison
-from ..tasks import Task
+from ..tasks import Task, while_alive
 from .common import error_label
 
 
@@ -118,8 +118,9 @@ class DiffDialog(QDialog):
         self.compare_button.setEnabled(False)
         self.summary.setText(f"Reading {self.env.name} and {chosen[1].name}…")
         self.comparing = self.controller.compare(self.target, self.env, chosen[0], chosen[1],
-                                                 lambda comparison: self._compared(chosen, comparison),
-                                                 lambda error: self._failed(chosen, error))
+                                                 while_alive(lambda comparison: self._compared(chosen, comparison),
+                                                             self),
+                                                 while_alive(lambda error: self._failed(chosen, error), self))
         return self.comparing
 
     def _compared(self, chosen: tuple[str, Environment], comparison: Comparison) -> None:

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QLabel, QPushB
                                QWidget)
 
 from ..controller import Finding, Health
+from ..tasks import while_alive
 
 
 class HealthDialog(QDialog):
@@ -75,7 +76,8 @@ class HealthDialog(QDialog):
 
     def _fix(self, fix: str) -> None:
         self.fix_buttons[fix].setEnabled(False)
-        self.controller.fix_health(self.target, fix, lambda _: self.controller.check_health(self.target, self._checked))
+        self.controller.fix_health(self.target, fix, while_alive(
+            lambda _: self.controller.check_health(self.target, self._checked), self))
 
     def _checked(self, health: Health) -> None:
         self.show_health(health)

@@ -15,7 +15,7 @@ from envdesk.backend.spec import EnvSpec
 from envdesk.backend.validate import LOCAL_TARGET, env_name
 
 from ..controller import ImportPlan, Unavailable
-from ..tasks import Task
+from ..tasks import Task, while_alive
 from .common import check, error_label
 
 
@@ -115,9 +115,9 @@ class ImportDialog(QDialog):
         target, name = self.target, self.name.text().strip() or None
         if self.planning is not None:
             self.planning.cancel()  # the previous target's check is no longer wanted
-        self.planning = self.controller.plan_import(target, self.spec, name,
-                                                    lambda plan, missing: self._planned(target, plan, missing),
-                                                    lambda error: self._plan_failed(target, error))
+        self.planning = self.controller.plan_import(
+            target, self.spec, name, while_alive(lambda plan, missing: self._planned(target, plan, missing), self),
+            while_alive(lambda error: self._plan_failed(target, error), self))
 
     def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable]) -> None:
         if target != self.target:

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, Q
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..controller import Kernel
+from ..tasks import while_alive
 
 
 class KernelsDialog(QDialog):
@@ -38,8 +39,8 @@ class KernelsDialog(QDialog):
 
     def refresh(self) -> None:
         """List the kernels again (in the background)."""
-        self.controller.kernels(self.target, self.show_kernels,
-                                lambda error: self.status.setText(f"The kernels could not be read: {error}"))
+        self.controller.kernels(self.target, self.show_kernels, while_alive(
+            lambda error: self.status.setText(f"The kernels could not be read: {error}"), self))
 
     def show_kernels(self, kernels: list[Kernel]) -> None:
         self.kernels_shown = list(kernels)
@@ -64,4 +65,4 @@ class KernelsDialog(QDialog):
         self.table.resizeColumnsToContents()
 
     def _remove(self, name: str) -> None:
-        self.controller.remove_kernel(self.target, name, lambda _: self.refresh())
+        self.controller.remove_kernel(self.target, name, while_alive(lambda _: self.refresh(), self))
