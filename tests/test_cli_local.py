@@ -247,3 +247,15 @@ def test_create_from_an_environments_own_export_holds_what_it_holds(local_envs, 
                         config_dir=config)
         assert again.returncode == 0, (fmt, again.stderr, exported.read_text())
         assert freeze(f"from-{fmt}") == freeze("first") != ""
+
+
+def test_a_file_whose_every_line_is_refused_makes_nothing_even_when_agreed(local_envs, tmp_path):
+    """A README given by mistake: no line is a package, so --yes cannot agree to building an empty environment
+    (the review found one made, exit 0). The file system says nothing was made."""
+    config, root = local_envs
+    readme = tmp_path / "README.txt"
+    readme.write_text("# Analysis\n\nRun the notebook, then look at the plots.\nSee docs/ for more.\n")
+    before = sorted(os.listdir(root))
+    result = envdesk("env", "import", "local", str(readme), "--name", "fromreadme", "--yes", config_dir=config)
+    assert result.returncode == 1 and "every line of it is refused" in result.stderr, result.stderr
+    assert sorted(os.listdir(root)) == before

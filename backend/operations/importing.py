@@ -457,6 +457,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     progress = progress or Progress()
     plan = plan_import(session, target_name, spec, name, progress)
     check_plan(plan, agreed, own_sources=own_sources)
+    if spec.refused and not specs.installs_something(spec):
+        specs.require_packages(spec)  # every line refused: there is nothing to build, whatever was agreed
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
