@@ -42,3 +42,13 @@ def test_packages_that_cannot_go_together_are_not_called_missing(tmp_path):
     assert "No solution found" in result.stdout + result.stderr
     said = explain(result)
     assert said.startswith("The packages asked for cannot be installed together"), said
+
+
+def test_a_version_the_store_does_not_have_is_called_missing_in_plain_words(tmp_path):
+    """What an import's check says of a pinned version the store lacks, from uv's own words for it ('there is no
+    version of'), which the review found shown raw."""
+    from envdesk.backend.operations.importing import _plain_reason
+    result = uv_install(tmp_path, [WheelSpec("tinyalpha", "1.1")], "tinyalpha==9.9")
+    said = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("cause:")]
+    assert said and "there is no version of tinyalpha==9.9" in said[-1], result.stderr
+    assert _plain_reason(said[-1]) == "not in this target's package index or wheel store"

@@ -439,7 +439,8 @@ def _plain_reason(raw: str) -> str:
     lowered = raw.lower()
     if "no matching distribution" in lowered or "not found in the package registry" in lowered or \
             "not found in the provided package locations" in lowered or \
-            "no solution found" in lowered or "could not find a version" in lowered:
+            "no solution found" in lowered or "could not find a version" in lowered or \
+            "there is no version of" in lowered:
         return "not in this target's package index or wheel store"
     return re.sub(r"(?i)^(error|cause|caused by):\s*", "", raw.strip()) or "could not be installed"
 
