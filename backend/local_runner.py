@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Mapping, Sequence
 
 from .errors import CommandFailed, InvalidInput
 from .probe import probe_this_computer
-from .runner import CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command
+from .runner import CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command, shown_command
 
 if TYPE_CHECKING:
     from .capabilities import Capabilities
@@ -137,7 +137,7 @@ class LocalRunner(Runner):
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,
             timeout: float | None = None, env: Mapping[str, str] | None = None) -> CommandResult:
         """Run one command; `env` is added to its environment (never to its arguments, which others see)."""
-        job = _ProcessJob(self._with_modules(argv, modules), join_command(argv), on_line, env)
+        job = _ProcessJob(self._with_modules(argv, modules), shown_command(argv), on_line, env)
         return self._execute(job, stdin, cancel, timeout)
 
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,

@@ -5,11 +5,13 @@ so nothing here is ever pasted into shell text.
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Sequence
 
+from . import pip_settings
 from .capabilities import Capabilities, CondaTool
 from .credentials import has_credentials, split_settings
 from .errors import InvalidInput
@@ -159,12 +161,18 @@ class Installer:
     env_modules: tuple[str, ...]
     pip_args: tuple[str, ...]
     uv: tuple[str, tuple[str, ...]] | None = None
+    pip_config: bool = True
+    """Whether uv installs with the target's pip settings (see pip_settings); not where there are none."""
 
     @classmethod
     def for_env(cls, caps: Capabilities, python: str, env_modules: Sequence[str],
-                pip_args: Sequence[str]) -> "Installer":
+                pip_args: Sequence[str], *, here: bool = False) -> "Installer":
+        """The installer for the environment whose Python is `python`; `here`: on this computer, where EnvDesk
+        can see for itself whether pip has settings (a cluster's can come with its modules, so are always read)."""
         uv = caps.uv()
-        return cls(python, tuple(env_modules), tuple(pip_args), (uv[0], tuple(uv[1])) if uv else None)
+        pip_config = bool(uv) and (not here or bool(env_modules) or bool(uv[1] if uv else ())
+                                   or pip_settings.has_settings(os.environ, python))
+        return cls(python, tuple(env_modules), tuple(pip_args), (uv[0], tuple(uv[1])) if uv else None, pip_config)
 
     @property
     def name(self) -> str:
@@ -183,6 +191,8 @@ class Installer:
         if self.uv:
             command, uv_modules = self.uv
             argv, modules = (command, "pip", *args), self.env_modules + uv_modules
+            if self.pip_config and args[0] == "install":
+                argv = pip_settings.with_pip_settings(self.python, argv)
         else:
             argv, modules = (self.python, "-m", "pip", *args), self.env_modules
         return Step(what, argv, modules, env, "".join(f"{line}\n" for line in lines) if lines else None)

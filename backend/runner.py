@@ -132,6 +132,13 @@ def join_command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(arg)) for arg in argv)
 
 
+def shown_command(argv: Sequence[str]) -> str:
+    """join_command for logs and messages: a program given with -c that runs to several lines (EnvDesk's own,
+    see pip_settings) is named, not printed."""
+    return join_command(["<EnvDesk program>" if index and argv[index - 1] == "-c" and "\n" in str(arg)
+                         else arg for index, arg in enumerate(argv)])
+
+
 KILL_AFTER = 3.0  # seconds between asking a stopped command to end and forcing it
 
 

@@ -25,7 +25,7 @@ from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter, SecretAnswer, SecretRequest
 from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
-                     join_command)
+                     join_command, shown_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
 from .ssh_predial import Predial, claim, dialling, no_delay, note
@@ -1003,7 +1003,7 @@ class SSHRunner(Runner):
         exports = "".join(f"export {join_command([f'{_variable(name)}={value}'])}; "
                           for name, value in (env or {}).items())
         return self.run_shell(f"{exports}exec {join_command(argv)}", modules=modules, stdin=stdin, on_line=on_line,
-                              cancel=cancel, timeout=timeout, label=join_command(argv))
+                              cancel=cancel, timeout=timeout, label=shown_command(argv))
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
                    cancel: CancelToken | None = None) -> CommandResult:

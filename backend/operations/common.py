@@ -18,7 +18,7 @@ from ..inventory import Environment, read_inventory
 from ..probe import probe
 from ..protocol import ANSWER_MARKER, STATE_OK
 from ..recipes import Step
-from ..runner import CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command
+from ..runner import CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, shown_command
 from ..spec import redact
 from ..targets import Session, Target
 
@@ -222,7 +222,7 @@ def _steps_text(steps: Sequence[tuple[Step, type[CommandFailed]]], loaded: Seque
 
 
 def _label(steps: Sequence[tuple[Step, type[CommandFailed]]]) -> str:
-    return " && ".join(" ".join(step.argv) for step, _ in steps)
+    return " && ".join(shown_command(step.argv) for step, _ in steps)
 
 
 def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]], progress: Progress, *,

@@ -168,7 +168,8 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
     if conda_packages and caps.conda_tool:
         steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), InstallFailed))
     if packages:
-        installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args)
+        installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args,
+                                    here=target.runner.runs_actions_here)
         hashed = [line for line in packages if HASH_OPTION in line]
         plain = [line for line in packages if HASH_OPTION not in line]
         if hashed:  # pip checks hashes only in a requirements file (given on stdin), and then checks every line

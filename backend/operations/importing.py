@@ -466,7 +466,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     path = f"{root.rstrip('/')}/{plan.name}"
     reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="import")
     installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
-                                  target.pip_args)
+                                  target.pip_args, here=target.runner.runs_actions_here)
     notes, used_top_level = list(plan.notes), False
     notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." for a in plan.adapted]
     notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]

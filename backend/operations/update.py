@@ -51,7 +51,8 @@ class Updated:
 
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
-    return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args)
+    return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args,
+                            here=target.runner.runs_actions_here)
 
 
 def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change, progress: Progress) -> None:

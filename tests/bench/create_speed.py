@@ -326,6 +326,11 @@ def main() -> int:
     # the real uv and this Python first on PATH (not a version manager's shims): the same for every way
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(uv.find_uv_bin()), os.path.dirname(sys.executable),
                                           os.environ.get("PATH", "")])
+    # No pip settings, as on most laptops: raw uv reads none, and EnvDesk then starts no Python to read them
+    # (pip_settings); where they exist, EnvDesk's installs cost that Python's start (~25 ms) more.
+    for name in [name for name in os.environ if name.startswith("PIP_")]:
+        del os.environ[name]
+    os.environ["PIP_CONFIG_FILE"] = os.devnull
     env = dict(os.environ)
     try:
         wheels = work / "wheels"
