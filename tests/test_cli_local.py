@@ -259,3 +259,26 @@ def test_a_file_whose_every_line_is_refused_makes_nothing_even_when_agreed(local
     result = envdesk("env", "import", "local", str(readme), "--name", "fromreadme", "--yes", config_dir=config)
     assert result.returncode == 1 and "every line of it is refused" in result.stderr, result.stderr
     assert sorted(os.listdir(root)) == before
+
+
+def test_import_with_json_prints_the_environment_made(local_envs, tmp_path):
+    """`env import --json` without --dry-run printed text and ignored --json; it now prints the environment as
+    `env show --json` does, whose packages are what `uv pip freeze` finds there (the referee)."""
+    config, root = local_envs
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    (config / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinygamma==0.1\n")
+    done = envdesk("env", "import", "local", str(requirements), "--name", "fromjson", "--yes", "--json",
+                   config_dir=config)
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    shown = json.loads(envdesk("env", "show", "local", "fromjson", "--json", config_dir=config).stdout)
+    assert {key: made[key] for key in shown} == shown and isinstance(made["notes"], list)
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(root / "fromjson" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert sorted(f"{p['name']}=={p['version']}" for p in made["packages"]) == sorted(frozen)
+    assert "tinygamma==0.1" in frozen

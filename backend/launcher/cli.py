@@ -302,7 +302,8 @@ def _env_import(verbs: Any) -> None:
                            help="if exact versions are missing, install the top-level requirements instead")
     importing.add_argument("--dry-run", action="store_true",
                            help="print what would be installed, adapted and refused; change nothing")
-    importing.add_argument("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
+    importing.add_argument("--json", action="store_true",
+                           help="the plan (with --dry-run), or the environment made, as one JSON object")
     importing.add_argument("--yes", action="store_true",
                            help="agree to the plan: lines it refuses are left out, packages it names from outside "
                                 "the cluster's package index are downloaded")

@@ -401,7 +401,12 @@ def env_export(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
-def _report_import(imported: Imported, action: str) -> int:
+def _report_import(imported: Imported, action: str, as_json: bool = False) -> int:
+    """What an import made: as text (see _report_built), or with --json the environment as `env show --json`
+    gives it, with the import's notes."""
+    if as_json:
+        _print_json({**_shown_details(imported.environment), "notes": list(imported.notes)})
+        return 0
     return _report_built(imported.environment, imported.notes, action)
 
 
@@ -424,11 +429,11 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
         imported = import_uv_project(session, args.cluster, path, name=args.name, root=args.root,
                                      top_level=args.top_level, agreed=args.yes,
                                      progress=_progress(args))
-        return _report_import(imported, "Imported")
+        return _report_import(imported, "Imported", args.json)
     spec = _read_for(session, args.cluster, path)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
                                   top_level=args.top_level, agreed=args.yes, progress=_progress(args))
-    return _report_import(imported, "Imported")
+    return _report_import(imported, "Imported", args.json)
 
 
 def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -> list[str]:
