@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self._quitting = False
         self._to_select: tuple[str, str] | None = None  # (target, folder) of an environment just made
+        self._asking_to_delete: set[tuple[str, str]] = set()  # (target, folder): measured, or its question shown
         self.setWindowTitle("EnvDesk")
         self.setWindowIcon(icon("envdesk"))
         self.setAccessibleName("EnvDesk")
@@ -853,18 +854,25 @@ class MainWindow(QMainWindow):
         if env is None:
             return
         target = self.current_target()
+        asking = (target, env.path)
+        if asking in self._asking_to_delete:  # Delete pressed again before the question: one question
+            return
+        self._asking_to_delete.add(asking)
 
         def confirm(size: tuple[int, int] | None) -> None:
-            amount = f" ({human_size(size[0])} in {size[1]:,} files)" if size else ""
-            from PySide6.QtWidgets import QMessageBox
-            box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
-                              f"Delete the folder {env.path}{amount}? This cannot be undone.",
-                              QMessageBox.StandardButton.Cancel, self)
-            delete_button = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
-            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-            run_once(box)
-            if box.clickedButton() is delete_button:
-                self.controller.delete(target, env)
+            try:
+                amount = f" ({human_size(size[0])} in {size[1]:,} files)" if size else ""
+                from PySide6.QtWidgets import QMessageBox
+                box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
+                                  f"Delete the folder {env.path}{amount}? This cannot be undone.",
+                                  QMessageBox.StandardButton.Cancel, self)
+                delete_button = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
+                box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+                run_once(box)
+                if box.clickedButton() is delete_button:
+                    self.controller.delete(target, env)
+            finally:
+                self._asking_to_delete.discard(asking)
 
         self.controller.measure(target, env, confirm, lambda error: confirm(None))
 

@@ -274,6 +274,41 @@ def test_every_column_shows_at_1024_by_640(qtbot, tmp_path, home, scheme):
     window.close()
 
 
+def test_delete_pressed_twice_quickly_asks_once(qtbot, window_with_an_environment, monkeypatch):
+    """A user trial pressed Delete twice before the question came (the folder is measured first, in the
+    background) and got two questions, one after the other; the second Delete is one question too many."""
+    window = window_with_an_environment
+    measured: list[str] = []
+    measure = window.controller.measure
+
+    def counting(target, env, on_ready, on_failure=None):
+        measured.append(env.path)
+        return measure(target, env, on_ready, on_failure)
+
+    monkeypatch.setattr(window.controller, "measure", counting)
+    window.env_table.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
+    asked: list[str] = []
+
+    def cancel_when_asked() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            asked.append(box.text())
+            box.reject()
+        else:
+            QTimer.singleShot(50, cancel_when_asked)
+
+    QTimer.singleShot(50, cancel_when_asked)
+    qtbot.keyClick(window.env_table, Qt.Key.Key_Delete)
+    qtbot.keyClick(window.env_table, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: asked != [], timeout=LONG)
+    assert len(measured) == 1
+    QTimer.singleShot(50, cancel_when_asked)  # a later Delete, once the question is answered, asks again
+    window.delete_action.trigger()  # (the closed question leaves no window active offscreen, for the key)
+    qtbot.waitUntil(lambda: len(asked) == 2, timeout=LONG)
+    assert len(measured) == 2 and (Path(window.current_environment().path) / "pyvenv.cfg").exists()
+
+
 def test_cluster_menu_offers_only_what_the_selection_can_do(qtbot, tmp_path, home):
     """This computer cannot be connected, edited or removed, so the Cluster menu does not offer it."""
     window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
