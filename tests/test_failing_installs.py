@@ -510,6 +510,22 @@ def test_a_read_only_root_is_refused_in_plain_words(place):
     COUNTS["failure cases"] += 1
 
 
+def test_an_environment_is_deleted_on_a_full_disk(place):
+    """A user trial: on a full disk (a full quota, when users delete environments) the delete failed, for the
+    lock it writes first, and said to delete environments. It needs no room: the folder goes, nothing is left."""
+    where = place.fresh("alpha")
+    name = unique("full")
+    create_environment(where.session, "alpha", CreateRequest(name=name, packages=["tinyalpha==1.0"]))
+    fill_disk(where.root)
+    probe = where.cluster.run_as_user(f"printf x > {where.root}/probe; s=$?; rm -f {where.root}/probe; exit $s",
+                                      check=False)  # full for its user too
+    assert probe.returncode != 0 and "No space left" in probe.stderr, probe.stderr
+    result = run_cli("env", "delete", "alpha", str(where.path(name)), "--yes", config=where.config, home=place.home)
+    assert result.returncode == 0, result.stderr
+    assert where.top() == set() and envdesk_leftovers(where.root) == []
+    COUNTS["environments checked"] += 1
+
+
 # ---------------------------------------------------------------------------
 # The agent's notes: never through a planted link, no temporary file left
 # ---------------------------------------------------------------------------

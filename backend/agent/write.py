@@ -858,6 +858,43 @@ def delete_environment_folder(path, own):
                           CODE_FAILED)
 
 
+NO_ROOM = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
+
+
+def own_contents(path):
+    """The environment's own top-level entries; an error naming the others, if any (nothing is deleted then)."""
+    foreign, own = check_contents(path)
+    if foreign:
+        shown = ", ".join(foreign[:FOREIGN_SHOWN])
+        if len(foreign) > FOREIGN_SHOWN:
+            shown += " and %d more" % (len(foreign) - FOREIGN_SHOWN)
+        raise ActionError("%s holds files that are not part of the environment: %s. Nothing was "
+                          "deleted. Move them out, or delete the folder yourself." % (path, shown),
+                          CODE_INVALID)
+    return own
+
+
+def delete_without_room(path):
+    """Delete on a full disk or quota, where the lock (a folder and a file) cannot be written: a full quota is
+    when users delete environments. The folder is renamed aside instead, which needs no room and which no other
+    operation can follow; if another one took the lock meanwhile, it is put back and that one is waited for."""
+    own = own_contents(path)
+    lock = path + LOCK_SUFFIX
+    aside = "%s.envdesk-deleting-%s" % (path, os.urandom(6).hex())
+    os.rename(path, aside)
+    if os.path.lexists(lock):
+        os.rename(aside, path)
+        raise ActionError("Another EnvDesk operation is working on this environment. Wait for it to finish, "
+                          "then try again.", CODE_BUSY)
+    try:
+        delete_environment_folder(aside, own)
+    except BaseException:
+        if os.path.isdir(aside) and not os.path.lexists(path):
+            os.rename(aside, path)  # what is left stays where the user knows it
+        raise
+    return {"path": path, "removed": True}
+
+
 def action_delete(cfg):
     """Delete one environment folder, only if it really is one, inside a root, holding nothing else."""
     path = check_target(cfg["path"], cfg["roots"])
@@ -870,17 +907,14 @@ def action_delete(cfg):
     if is_conda_base(path):
         raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
                           "delete it." % path, CODE_INVALID)
-    token, took_over = take_lock(path, "delete", own=True)
     try:
-        foreign, own = check_contents(path)
-        if foreign:
-            shown = ", ".join(foreign[:FOREIGN_SHOWN])
-            if len(foreign) > FOREIGN_SHOWN:
-                shown += " and %d more" % (len(foreign) - FOREIGN_SHOWN)
-            raise ActionError("%s holds files that are not part of the environment: %s. Nothing was "
-                              "deleted. Move them out, or delete the folder yourself." % (path, shown),
-                              CODE_INVALID)
-        delete_environment_folder(path, own)
+        token, took_over = take_lock(path, "delete", own=True)
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        return delete_without_room(path)
+    try:
+        delete_environment_folder(path, own_contents(path))
     finally:
         release_lock(path, token)
     answer = {"path": path, "removed": True}
