@@ -54,6 +54,20 @@ def test_unavailable_python_is_refused_with_the_choices(session):
     assert "no Python 3.12" in info.value.message and "3.11" in info.value.message
 
 
+def test_a_mistyped_module_is_named_with_lmods_reason_and_nothing_is_made(testbed, session):
+    """A user trial typed pyhton/3.11.5 and was told '...could not load the modules' then '#%Module', the last
+    line of Lmod's help text. Lmod is the referee: the module it calls unknown is the one the message names."""
+    lmod = testbed.clusters["alpha"].run_as_user("module load pyhton/3.11.5", check=False)
+    assert lmod.returncode != 0 and "unknown" in lmod.stderr and '"pyhton/3.11.5"' in lmod.stderr
+    name = unique("typo")
+    with pytest.raises(InvalidInput) as info:
+        create_environment(session, "alpha", CreateRequest(name=name, modules=["pyhton/3.11.5"]))
+    assert info.value.message == "alpha has no module pyhton/3.11.5, so nothing was made."
+    assert "#%Module" not in str(info.value) and "module avail" in info.value.hint
+    alpha = session.target("alpha")
+    assert name not in {env.name for env in read_inventory(alpha.runner, alpha.roots).environments}
+
+
 @pytest.mark.parametrize("cluster,kind", [("alpha", "uv"), ("alpha", "venv"), ("alpha", "virtualenv"),
                                           ("beta", "venv"), ("beta", "virtualenv")])
 def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(session, cluster, kind):

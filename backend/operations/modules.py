@@ -24,10 +24,28 @@ def loadable_modules(target: Target, modules: list[str], progress: Progress) -> 
         if result.ok and "error" not in text.lower():
             return wanted
         if not missing:
-            raise InvalidInput(f"{target.label} could not load the modules {' '.join(wanted)}.",
-                               text.strip().splitlines()[-1] if text.strip() else "")
+            raise _not_loaded(target.label, wanted, text)
         needed = [m for line in missing.group(1).splitlines() for m in line.split() if m not in wanted]
         if not needed:
             break
         wanted = needed + wanted
     raise InvalidInput(f"{target.label} could not load the modules {' '.join(wanted)}.")
+
+
+_UNKNOWN = re.compile(r"module\(s\) are unknown:\s*((?:\"[^\"\n]+\"\s*)+)")
+_LMOD_ERROR = re.compile(r"Lmod has detected the following error:\s*(\S[^\n]*)")
+
+
+def _not_loaded(label: str, wanted: list[str], text: str) -> InvalidInput:
+    """Why `module load` failed, in Lmod's words where it gave them (its help text after them is no reason)."""
+    unknown = _UNKNOWN.search(text)
+    if unknown:
+        names = re.findall(r'"([^"]+)"', unknown.group(1))
+        return InvalidInput(f"{label} has no module {', '.join(names)}, so nothing was made.",
+                            "Check the spelling and the version (module names are case-sensitive): "
+                            f"'module avail' on {label} lists the modules it has.")
+    error = _LMOD_ERROR.search(text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = error.group(1) if error else (lines[-1] if lines else "")
+    return InvalidInput(f"{label} could not load the modules {' '.join(wanted)}" + (f": {reason}" if reason else "."),
+                        "Check the module names with 'module avail' on the cluster.")
