@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +283,30 @@ def test_import_with_json_prints_the_environment_made(local_envs, tmp_path):
                             capture_output=True, text=True, check=True, timeout=120).stdout.split()
     assert sorted(f"{p['name']}=={p['version']}" for p in made["packages"]) == sorted(frozen)
     assert "tinygamma==0.1" in frozen
+
+
+def test_export_picks_the_format_from_the_files_name(local_envs, tmp_path):
+    """A user trial's `-o requirements.txt` got EnvDesk's own YAML, which pip refuses and the import read as 28
+    bad lines. The name now chooses: pip installs from requirements.txt (the referee), conda's and PEP 751's
+    names get those formats (the same text as asked for by --format), other names EnvDesk's."""
+    config, root = local_envs
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    (config / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    made = envdesk("env", "create", "local", "named", "--kind", "uv", "--package", "tinygamma==0.1", config_dir=config)
+    assert made.returncode == 0, made.stderr
+    for file_name, fmt in [("requirements.txt", "requirements"), ("environment.yml", "conda"),
+                           ("pylock.toml", "pylock"), ("named.yaml", "envdesk")]:
+        done = envdesk("env", "export", "local", "named", "-o", str(tmp_path / file_name), config_dir=config)
+        assert done.returncode == 0, done.stderr
+        asked = envdesk("env", "export", "local", "named", "--format", fmt, config_dir=config)
+        when = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")  # the moment of each export
+        assert when.sub("T", (tmp_path / file_name).read_text()) == when.sub("T", asked.stdout), file_name
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
+                          "--ignore-installed", "--no-index", "--find-links", str(wheels),
+                          "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=120)
+    assert pip.returncode == 0, pip.stderr
+    assert [item["metadata"]["version"] for item in json.loads(pip.stdout)["install"]
+            if item["metadata"]["name"] == "tinygamma"] == ["0.1"]

@@ -284,8 +284,10 @@ def _env_export(verbs: Any) -> None:
     export = verbs.add_parser("export", help="export an environment (stdout unless -o)")
     export.add_argument("cluster")
     export.add_argument("env")
-    export.add_argument("--format", choices=[*FORMATS, CONDA_HISTORY], default="envdesk",
-                        help=f"{CONDA_HISTORY}: an environment.yml of only what was asked for, without builds "
+    export.add_argument("--format", choices=[*FORMATS, CONDA_HISTORY],
+                        help="default: from -o's name (*.txt: requirements, environment*.yml: conda, "
+                             "pylock*.toml: pylock), else envdesk. "
+                             f"{CONDA_HISTORY}: an environment.yml of only what was asked for, without builds "
                              "(conda env export --from-history, with the pip section), which travels between "
                              "platforms")
     export.add_argument("-o", "--output", metavar="FILE")

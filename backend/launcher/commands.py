@@ -390,9 +390,22 @@ def env_jobscript(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
+def format_for(output: str | None) -> str:
+    """The export format a file's name asks for (a user trial's `-o requirements.txt` got EnvDesk's YAML,
+    which nothing else reads); EnvDesk's own where the name says nothing."""
+    name = Path(output).name.lower() if output else ""
+    if name.endswith((".txt", ".in")):
+        return "requirements"
+    if name.startswith("environment") and name.endswith((".yml", ".yaml")):
+        return "conda"
+    if name.startswith("pylock") and name.endswith(".toml"):
+        return "pylock"
+    return "envdesk"
+
+
 def env_export(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.export import export_environment
-    text = export_environment(session, args.cluster, args.env, args.format)
+    text = export_environment(session, args.cluster, args.env, args.format or format_for(args.output))
     if args.output:
         write_atomically(Path(args.output), text, private=False)  # a file to give to colleagues
         print(f"Exported to {args.output}", file=sys.stderr)
