@@ -90,6 +90,24 @@ def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(session, c
         list_snapshots(session, cluster, name)
 
 
+def test_removing_or_upgrading_a_package_the_environment_lacks_is_refused(testbed, session):
+    """A user trial removed 'tinyalhpa' (a typo): the installer said nothing, the command ended well and the
+    environment was 'unchanged'; an upgrade of a package not there installed it. Both are refused now, with the
+    name meant, and the environment is as it was (the referee: its own Python's importlib.metadata)."""
+    name = unique("typo")
+    env = create_environment(session, "alpha", CreateRequest(name=name, packages=["tinyalpha==1.0"])).environment
+    before = on_disk(testbed.clusters["alpha"], env.path, list(env.modules))
+    with pytest.raises(InvalidInput) as removing:
+        update_environment(session, "alpha", name, Change(remove=["tinyalhpa"]))
+    assert removing.value.message == f"{name} has no package tinyalhpa to remove."
+    assert "Did you mean tinyalpha?" in removing.value.hint
+    with pytest.raises(InvalidInput) as upgrading:
+        update_environment(session, "alpha", name, Change(upgrade=["tinygamma"]))
+    assert upgrading.value.message == f"{name} has no package tinygamma to upgrade."
+    assert on_disk(testbed.clusters["alpha"], env.path, list(env.modules)) == before
+    assert len(list_snapshots(session, "alpha", name)) == 0
+
+
 def test_failed_update_rolls_back_exactly(session):
     name = unique("rb")
     before = create_environment(session, "beta", CreateRequest(name=name, packages=["tinybeta"])).environment

@@ -122,6 +122,22 @@ def _spec_name(spec: str) -> str:
         return spec
 
 
+def _check_installed(env: Environment, change: Change) -> None:
+    """Refuse to remove or upgrade a package the environment does not hold (a typo, most often): the installer
+    would say nothing (a removal) or install it (an upgrade), and the change would look done."""
+    held = {canonical_name(package.name): package.name for package in env.packages}
+    for verb, names in (("remove", change.remove), ("upgrade", change.upgrade)):
+        missing = [name for name in names if canonical_name(name) not in held]
+        if not missing:
+            continue
+        import difflib
+        close = sorted({held[match] for name in missing
+                        for match in difflib.get_close_matches(canonical_name(name), list(held), n=2)})
+        hint = (f"Did you mean {' or '.join(close)}? " if close else "") + (
+            "Nothing was changed." if verb == "remove" else "To install it, add it instead. Nothing was changed.")
+        raise InvalidInput(f"{env.name} has no package {', '.join(missing)} to {verb}.", hint)
+
+
 def update_environment(session: Session, target_name: str, env_ref: str, change: Change,
                        progress: Progress | None = None) -> Updated:
     """Change packages; on failure put back exactly what was there and say so."""
@@ -129,6 +145,7 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     change.validate()
     target = session.target(target_name)
     env = find_environment(target, env_ref, progress)
+    _check_installed(env, change)
     caps = capabilities(session, target, progress)
     meta = {"requested": _requested_after(env, change)}
     progress.step("Saving a snapshot of the current packages")
