@@ -310,3 +310,14 @@ def test_export_picks_the_format_from_the_files_name(local_envs, tmp_path):
     assert pip.returncode == 0, pip.stderr
     assert [item["metadata"]["version"] for item in json.loads(pip.stdout)["install"]
             if item["metadata"]["name"] == "tinygamma"] == ["0.1"]
+
+
+def test_output_read_by_a_program_that_stops_early_ends_quietly(local_envs):
+    """`envdesk env list local --json | head -1` said 'unexpected error (BrokenPipeError)' (a user trial). Like a
+    program ended by SIGPIPE, it now ends quietly with status 141: the reader here closes the pipe first."""
+    config, _root = local_envs
+    process = subprocess.Popen([*ENVDESK, "--config-dir", str(config), "env", "list", "local", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    _, errors = process.communicate(timeout=120)
+    assert (process.returncode, errors) == (141, "")

@@ -509,7 +509,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from envdesk import commands  # loaded while the cluster answers
         gc.freeze()  # the code just loaded is never garbage: no collection walks it again, nor the one at exit
         gc.enable()  # off while it loaded (see launch.main)
-        return getattr(commands, args.handler)(args, session)
+        code = getattr(commands, args.handler)(args, session)
+        sys.stdout.flush()  # a reader gone (`| head`) shows here, not as a message at exit
+        return code
+    except BrokenPipeError:
+        # The reader of the output left: end quietly, as a program ended by SIGPIPE (whose status shells show).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except EnvDeskError as exc:
         print(f"envdesk: {exc}", file=sys.stderr)
         return 1
