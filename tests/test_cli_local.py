@@ -321,3 +321,28 @@ def test_output_read_by_a_program_that_stops_early_ends_quietly(local_envs):
     process.stdout.close()
     _, errors = process.communicate(timeout=120)
     assert (process.returncode, errors) == (141, "")
+
+
+def test_the_undo_command_it_prints_can_be_pasted_into_a_shell(local_envs, tmp_path):
+    """A user trial pasted 'Undo with: envdesk env revert local my env ...' and got two words for one name;
+    with shell text in a name, the paste would have run it. bash, given the printed line, is the referee."""
+    config, root = local_envs
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    (config / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    canary = tmp_path / "canary"
+    folder = root / f"my env;$(touch {canary})"
+    subprocess.run(["uv", "venv", "-q", str(folder)], check=True, timeout=120)
+    done = envdesk("env", "update", "local", str(folder), "--add", "tinygamma==0.1", config_dir=config)
+    assert done.returncode == 0, done.stderr
+    undo = done.stdout.split("Undo with: ", 1)[1].strip()
+    scripts = os.path.dirname(ENVDESK[0]) if len(ENVDESK) == 1 else os.path.dirname(sys.executable)
+    pasted = subprocess.run(["bash", "-c", undo.replace("envdesk", f"envdesk --config-dir {config}", 1)],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PATH": scripts + os.pathsep + os.environ["PATH"]})
+    assert pasted.returncode == 0, pasted.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(folder / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout
+    assert "tinygamma" not in frozen and not canary.exists()

@@ -345,7 +345,7 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
               "installer had nothing to do, so no snapshot was kept.")
     else:
         print(f"Updated {updated.environment.name} ({updated.environment.package_count} packages). "
-              f"Undo with: envdesk env revert {args.cluster} {args.env} {updated.snapshot}")
+              f"Undo with: {_command('env', 'revert', args.cluster, args.env, updated.snapshot)}")
     return 0
 
 
@@ -412,6 +412,13 @@ def env_export(args: argparse.Namespace, session: Session) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _command(*words: str) -> str:
+    """An envdesk command line to paste into a shell, each word quoted: an environment's name may hold
+    spaces or shell text (a user trial's 'my env' pasted as two words)."""
+    from envdesk.backend.runner import join_command
+    return join_command(["envdesk", *words])
 
 
 def _report_import(imported: Imported, action: str, as_json: bool = False) -> int:
@@ -574,8 +581,8 @@ def env_diff(args: argparse.Namespace, session: Session) -> int:
     elif made.snapshot is None:
         print(f"{compared.there.reference()} is unchanged, so no snapshot was kept.")
     else:
-        print(f"Made {compared.there.reference()} like {compared.here.reference()}. Undo with: envdesk env revert "
-              f"{target_b} {env_b} {made.snapshot}")
+        print(f"Made {compared.there.reference()} like {compared.here.reference()}. Undo with: "
+              f"{_command('env', 'revert', target_b, env_b, made.snapshot)}")
     return 0
 
 
