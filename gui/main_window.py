@@ -874,7 +874,8 @@ class MainWindow(QMainWindow):
             finally:
                 self._asking_to_delete.discard(asking)
 
-        self.controller.measure(target, env, confirm, lambda error: confirm(None))
+        measuring = self.controller.measure(target, env, confirm, lambda error: confirm(None))
+        measuring.signals.cancelled.connect(lambda: self._asking_to_delete.discard(asking))  # no question then
 
     def show_kernels(self) -> None:
         """Cluster ▸ Jupyter kernels…: list them (in the background) and remove EnvDesk's."""

@@ -80,6 +80,12 @@ def _layout(name: str, sources: dict[str, Path], folder: Path) -> dict[str, str]
         files[named] = f"[global]\nindex-url = {index}\n"
         files[home / ".config" / "pip" / "pip.conf"] = f"[global]\nno-index = true\nfind-links = {a}\n"
         variables["PIP_CONFIG_FILE"] = str(named)
+    elif name == "empty-variable-and-tilde":  # pip skips empty settings and expands ~ in find-links
+        (home / "wheels").mkdir(parents=True)
+        for wheel in b.glob("*.whl"):
+            (home / "wheels" / wheel.name).write_bytes(wheel.read_bytes())
+        files[home / ".config" / "pip" / "pip.conf"] = "[global]\nno-index = true\nfind-links = ~/wheels\n"
+        variables.update(PIP_INDEX_URL="", PIP_ONLY_BINARY="")
     else:
         raise AssertionError(name)
     home.mkdir(parents=True, exist_ok=True)
@@ -90,7 +96,7 @@ def _layout(name: str, sources: dict[str, Path], folder: Path) -> dict[str, str]
 
 
 LAYOUTS = ["alliance-module", "user-file-over-legacy-file", "install-section-over-later-global",
-           "variables-over-files", "config-file-devnull", "config-file-hides-user-file"]
+           "variables-over-files", "config-file-devnull", "config-file-hides-user-file", "empty-variable-and-tilde"]
 
 
 def _what_pip_installs(python: Path, environ: dict[str, str], requirement: str) -> dict[str, str]:
@@ -138,6 +144,28 @@ def test_a_hashed_file_installs_under_the_sites_range_constraints(sources, tmp_p
     assert made.returncode == 0, made.stdout + made.stderr
     assert "Installing packages with uv" in made.stdout + made.stderr
     assert _frozen(root / "demo", environ) == expected == {"tinyalpha": "1.0"}
+
+
+def test_an_environments_own_pip_conf_counts_and_a_flag_is_not_given_twice(sources, tmp_path):
+    """pip in a venv reads the venv's own pip.conf (the review found the reader, started with -S, looking in the
+    base Python's folder instead); and no-index from pip's settings beside the target's own --no-index is given
+    to uv once (uv refuses it twice, pip takes it). pip in that venv is the referee for an update."""
+    env = tmp_path / "envs" / "own"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=300)
+    (env / "pip.conf").write_text(f"[install]\nfind-links = {sources['b']}\n")
+    environ = _clean_environ(HOME=str(tmp_path / "home"), XDG_CONFIG_DIRS=str(tmp_path / "etc-xdg"),
+                             PIP_NO_INDEX="yes", UV_OFFLINE="1", UV_CACHE_DIR=str(sources["root"] / "uv-cache"))
+    expected = _what_pip_installs(env / "bin" / "python", {**environ, "PIP_NO_INDEX": "yes"}, "tinyalpha")
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(json.dumps({"local": {"env_roots": [str(env.parent)],
+                                                                "pip_args": ["--no-index"]}}))
+    done = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "update", "local", str(env),
+                           "--add", "tinyalpha"], capture_output=True, text=True, env=environ,
+                          stdin=subprocess.DEVNULL, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Installing packages with uv" in done.stdout + done.stderr
+    assert expected == {"tinyalpha": "1.1"} and _frozen(env, environ) == expected
 
 
 def test_a_setting_pip_refuses_stops_the_install_in_plain_words(sources, tmp_path):

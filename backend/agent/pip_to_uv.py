@@ -87,8 +87,9 @@ def pip_settings(environ, prefix, platform=sys.platform):
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 parser.read_file(handle, source=path)
-        except (OSError, configparser.Error) as error:
-            raise PipSettingsError("pip's settings file %s cannot be read: %s" % (path, error))
+        except (OSError, configparser.Error) as error:  # the reason only: its line may hold a token
+            reason = error.strerror if isinstance(error, OSError) else type(error).__name__
+            raise PipSettingsError("pip's settings file %s cannot be read (%s)." % (path, reason))
         for section in parser.sections():
             for key, value in parser.items(section):
                 merged[(section, normalized(key))] = (value, path)
@@ -98,12 +99,12 @@ def pip_settings(environ, prefix, platform=sys.platform):
     settings = {}
     for section in ("global", "install", ":env:"):
         for (where, name), found in merged.items():
-            if where == section:
+            if where == section and found[0].strip():  # pip skips a setting with no value
                 settings[name] = found
     return settings
 
 
-def uv_settings(settings, environ, hashed=False):
+def uv_settings(settings, environ, hashed=False, given=()):
     """(uv's arguments, uv's variables) for pip's `settings`, leaving out what the user has already set for uv
     (`environ`); a list of find-links keeps only the places that exist here, as pip does.
 
@@ -120,7 +121,8 @@ def uv_settings(settings, environ, hashed=False):
                 raise PipSettingsError("pip's setting %s = %s (in %s) is not yes or no." % (name, value, origin))
             if BOOLEAN_WORDS[word]:
                 if name == "no-index":
-                    args.append("--no-index")
+                    if "--no-index" not in given:  # uv refuses it twice (EnvDesk's presets give it)
+                        args.append("--no-index")
                 else:
                     variables["UV_PRERELEASE"] = "allow"
         elif name in CHOICE_SETTINGS:
@@ -129,6 +131,7 @@ def uv_settings(settings, environ, hashed=False):
             variable, joiner = URL_AND_FILE_SETTINGS[name]
             values = value.split() if name in LIST_SETTINGS else [value.strip()]
             if name == "find-links":
+                values = [os.path.expanduser(place) if place.startswith("~") else place for place in values]
                 values = [place for place in values if _exists_or_remote(place)]
             if values and values != [""]:
                 variables[variable] = (joiner or " ").join(values)
@@ -148,10 +151,21 @@ def _exists_or_remote(place):
     return "://" in place or os.path.exists(place)
 
 
+def environment_prefix():
+    """The environment this Python belongs to: a venv's folder (pyvenv.cfg beside its Python or one folder
+    up, as site.venv looks; -S leaves sys.prefix at the base Python), else sys.prefix (a conda env)."""
+    folder = os.path.dirname(os.path.abspath(sys.executable))
+    for candidate in (folder, os.path.dirname(folder)):
+        if os.path.isfile(os.path.join(candidate, "pyvenv.cfg")):
+            return candidate
+    return sys.prefix
+
+
 def main(argv):
     command = argv[1:]
     try:
-        args, variables = uv_settings(pip_settings(os.environ, sys.prefix), os.environ, "--require-hashes" in command)
+        args, variables = uv_settings(pip_settings(os.environ, environment_prefix()), os.environ,
+                                      "--require-hashes" in command, command)
     except PipSettingsError as error:
         sys.stderr.write("%s Fix it (pip refuses it too), then try again.\n" % error)
         return 2
