@@ -39,9 +39,10 @@ def beta_env(testbed, session):
 
 
 def test_a_change_that_changes_nothing_keeps_no_snapshot(session, beta_env):
+    """Adding what the environment already holds: the installer has nothing to do."""
     cluster, env = beta_env
     before = freeze(cluster, env.path)
-    updated = update_environment(session, "beta", env.path, Change(remove=["notinstalled"]))
+    updated = update_environment(session, "beta", env.path, Change(add=["tinyalpha==1.0"]))
     assert freeze(cluster, env.path) == before
     assert updated.snapshot is None
     assert snapshot_files(cluster, env.path) == []
