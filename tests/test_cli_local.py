@@ -21,6 +21,16 @@ def envdesk(*args, config_dir, env=None):
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
+def local_wheelhouse(config: Path, root: Path, folder: Path) -> Path:
+    """A folder of real wheels (tinygamma 0.1) that "This computer" installs from, and nothing else."""
+    wheels = folder / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    (config / "clusters.yaml").write_text(json.dumps({"local": {
+        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    return wheels
+
+
 @pytest.fixture
 def local_envs(tmp_path):
     return this_computer_with_one_venv(tmp_path)
@@ -229,11 +239,7 @@ def test_create_from_an_environments_own_export_holds_what_it_holds(local_envs, 
     Python, the target's pip options): a create from them installs their packages, as pip freeze lists them
     (the referee: `uv pip freeze` of both environments). The review found both refused."""
     config, root = local_envs
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
-    (config / "clusters.yaml").write_text(json.dumps({"local": {
-        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    local_wheelhouse(config, root, tmp_path)
     made = envdesk("env", "create", "local", "first", "--kind", "uv", "--package", "tinygamma==0.1", config_dir=config)
     assert made.returncode == 0, made.stderr
 
@@ -266,11 +272,7 @@ def test_import_with_json_prints_the_environment_made(local_envs, tmp_path):
     """`env import --json` without --dry-run printed text and ignored --json; it now prints the environment as
     `env show --json` does, whose packages are what `uv pip freeze` finds there (the referee)."""
     config, root = local_envs
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
-    (config / "clusters.yaml").write_text(json.dumps({"local": {
-        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    local_wheelhouse(config, root, tmp_path)
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("tinygamma==0.1\n")
     done = envdesk("env", "import", "local", str(requirements), "--name", "fromjson", "--yes", "--json",
@@ -290,11 +292,7 @@ def test_export_picks_the_format_from_the_files_name(local_envs, tmp_path):
     bad lines. The name now chooses: pip installs from requirements.txt (the referee), conda's and PEP 751's
     names get those formats (the same text as asked for by --format), other names EnvDesk's."""
     config, root = local_envs
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
-    (config / "clusters.yaml").write_text(json.dumps({"local": {
-        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    wheels = local_wheelhouse(config, root, tmp_path)
     made = envdesk("env", "create", "local", "named", "--kind", "uv", "--package", "tinygamma==0.1", config_dir=config)
     assert made.returncode == 0, made.stderr
     for file_name, fmt in [("requirements.txt", "requirements"), ("environment.yml", "conda"),
@@ -327,11 +325,7 @@ def test_the_undo_command_it_prints_can_be_pasted_into_a_shell(local_envs, tmp_p
     """A user trial pasted 'Undo with: envdesk env revert local my env ...' and got two words for one name;
     with shell text in a name, the paste would have run it. bash, given the printed line, is the referee."""
     config, root = local_envs
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
-    (config / "clusters.yaml").write_text(json.dumps({"local": {
-        "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
+    local_wheelhouse(config, root, tmp_path)
     canary = tmp_path / "canary"
     folder = root / f"my env;$(touch {canary})"
     subprocess.run(["uv", "venv", "-q", str(folder)], check=True, timeout=120)

@@ -70,6 +70,17 @@ def config_with_cached_clusters(folder: Path) -> AppPaths:
     return paths
 
 
+def cancel_when_asked(asked: list[str]) -> None:
+    """Cancel the next question box once it opens, noting its text: it is modal, so it is answered from its
+    own event loop."""
+    box = QApplication.activeModalWidget()
+    if isinstance(box, QMessageBox):
+        asked.append(box.text())
+        box.reject()
+    else:
+        QTimer.singleShot(50, lambda: cancel_when_asked(asked))
+
+
 def open_window(qtbot, paths: AppPaths) -> MainWindow:
     window = MainWindow(paths)
     qtbot.addWidget(window)
@@ -289,21 +300,12 @@ def test_delete_pressed_twice_quickly_asks_once(qtbot, window_with_an_environmen
     window.env_table.setFocus()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
     asked: list[str] = []
-
-    def cancel_when_asked() -> None:
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            asked.append(box.text())
-            box.reject()
-        else:
-            QTimer.singleShot(50, cancel_when_asked)
-
-    QTimer.singleShot(50, cancel_when_asked)
+    QTimer.singleShot(50, lambda: cancel_when_asked(asked))
     qtbot.keyClick(window.env_table, Qt.Key.Key_Delete)
     qtbot.keyClick(window.env_table, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: asked != [], timeout=LONG)
     assert len(measured) == 1
-    QTimer.singleShot(50, cancel_when_asked)  # a later Delete, once the question is answered, asks again
+    QTimer.singleShot(50, lambda: cancel_when_asked(asked))  # a later Delete, once the question is answered, asks again
     window.delete_action.trigger()  # (the closed question leaves no window active offscreen, for the key)
     qtbot.waitUntil(lambda: len(asked) == 2, timeout=LONG)
     assert len(measured) == 2 and (Path(window.current_environment().path) / "pyvenv.cfg").exists()
@@ -339,16 +341,7 @@ def test_the_delete_key_deletes_an_environment_only_from_the_environments_table(
     window.env_table.setFocus()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
     cancelled: list[str] = []
-
-    def cancel_when_asked() -> None:  # the question is modal: answered from its own event loop
-        box = QApplication.activeModalWidget()
-        if isinstance(box, QMessageBox):
-            cancelled.append(box.text())
-            box.reject()
-        else:
-            QTimer.singleShot(50, cancel_when_asked)
-
-    QTimer.singleShot(50, cancel_when_asked)
+    QTimer.singleShot(50, lambda: cancel_when_asked(cancelled))
     qtbot.keyClick(window.env_table, Qt.Key.Key_Delete)
     assert asked == [True]
     qtbot.waitUntil(lambda: cancelled != [], timeout=LONG)
