@@ -340,3 +340,21 @@ def test_the_undo_command_it_prints_can_be_pasted_into_a_shell(local_envs, tmp_p
     frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(folder / "bin" / "python")],
                             capture_output=True, text=True, check=True, timeout=120).stdout
     assert "tinygamma" not in frozen and not canary.exists()
+
+
+@pytest.mark.parametrize("args", [["disk", "local", "--clean", "uv"],
+                                  ["env", "doctor", "local", "--fix", "conda-base-off"]])
+def test_a_question_nobody_can_answer_says_so_and_how_to_say_yes(local_envs, tmp_path, args):
+    """Run from a script (input not a terminal), a question was never shown and the command stopped with
+    'Nothing was ...' only (a user trial). It now shows the question, why it took 'no' and that --yes says
+    yes; and it changes nothing: uv's cache, which `uv cache dir` names, keeps its files."""
+    config, _root = local_envs
+    environment = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    kept = Path(subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True, timeout=120,
+                               env=environment).stdout.strip()) / "kept-by-the-test"
+    kept.mkdir(parents=True)
+    result = subprocess.run([*ENVDESK, "--config-dir", str(config), *args], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=120, env=environment)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "?" in result.stderr and "not a terminal" in result.stderr and "--yes" in result.stderr, result.stderr
+    assert kept.exists()

@@ -17,14 +17,17 @@ def interactive() -> bool:
 
 
 def ask_yes_no(question: str) -> bool:
-    """A yes/no answer from the terminal; 'no' when nobody can answer."""
-    if not interactive():
-        return False
-    try:
-        reply = input(f"{question} [y/N] ")
-    except EOFError:
-        return False
-    return reply.strip().lower() in ("y", "yes")
+    """A yes/no answer from the terminal; 'no' when nobody can answer, saying so (the command would
+    otherwise stop without having asked anything a script's log shows)."""
+    if interactive():
+        try:
+            return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+        except EOFError:  # Ctrl-D: no
+            print(file=sys.stderr)
+            return False
+    print(f"{question} Not asked, so taken as no: this command's input is not a terminal (add --yes to say "
+          "yes without being asked).", file=sys.stderr)
+    return False
 
 
 class TerminalPrompter:
