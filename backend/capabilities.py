@@ -176,7 +176,8 @@ def choose_python(caps: Capabilities, wanted: str | None, kind: str) -> PythonCh
 
 def stand_in_kind(caps: Capabilities, kind: str) -> str:
     """The kind to make when `kind` cannot be made here: a plain venv for virtualenv or uv (the same
-    kind of folder, which pip manages), else the first kind the target offers."""
-    if kind in ("virtualenv", "uv") and "venv" in caps.kinds():
+    kind of folder, which pip manages) or for a conda file that asks conda only for Python and pip, else
+    the first kind the target offers."""
+    if kind in ("virtualenv", "uv", "conda") and "venv" in caps.kinds():
         return "venv"
     return caps.kinds()[0]

@@ -53,8 +53,8 @@ def accounted(plan: dict) -> tuple[Counter, list[str]]:
 @pytest.mark.parametrize("filename", PLANNED)
 def test_every_line_of_a_real_file_is_accounted_for_exactly_once(filename, tmp_path):
     result = dry_run(CORPUS / filename, tmp_path / "config")
-    assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
+    assert result.returncode == (1 if plan["blocked"] else 0), result.stderr  # as the import would end
     assert set(plan) >= {"kind", "python", "modules", "install", "conda", "channels", "adapted", "refused",
                          "blocked"}
     names, lines = accounted(plan)
@@ -70,7 +70,9 @@ def test_every_line_of_a_real_file_is_accounted_for_exactly_once(filename, tmp_p
 
 
 def test_conda_files_are_planned_even_where_conda_is_missing(tmp_path):
-    plan = json.loads(dry_run(CORPUS / "environment-unpinned.yml", tmp_path / "c").stdout)
+    result = dry_run(CORPUS / "environment-unpinned.yml", tmp_path / "c")
+    plan = json.loads(result.stdout)
+    assert result.returncode == 1, "a dry run said 'Blocked' and ended as if the import would work"
     assert plan["kind"] == "conda" and plan["blocked"] and "conda" in plan["blocked"]
     assert plan["python"] == "3.10"
     assert "conda-forge::pytorch" in plan["conda"] and "scipy>=1.10" in plan["conda"]
@@ -109,6 +111,26 @@ def test_a_file_with_one_pin_still_installs_every_other_line(testbed, session, t
     held = pip_freeze(testbed.clusters["beta"], imported.environment.path, "GCC/12.3.0 Python/3.11.3")
     assert {k: held.get(k) for k in ("tinyalpha", "tinybeta", "tinygamma")} == {
         "tinyalpha": "1.1", "tinybeta": "1.0", "tinygamma": "0.1"}
+
+
+def test_a_conda_file_asking_conda_only_for_python_and_pip_becomes_a_venv_where_there_is_no_conda(
+        testbed, session):
+    """A course's environment.yml (python, pip, and the rest under pip:) was refused on every cluster without
+    conda (a user trial). beta has none: a venv of its Python module is made, holding what pip freeze says
+    the pip: section asks for; a conda package in the file would still need conda (the dry run says why,
+    exit 1)."""
+    from envdesk.backend.operations.importing import import_environment, plan_import, read_spec_file
+    from envdesk_fixtures import unique
+    spec = read_spec_file(CORPUS / "environment-pip-only.yml")
+    imported = import_environment(session, "beta", spec, name=unique("course"))
+    beta = testbed.clusters["beta"]
+    made_by_venv = beta.run_as_user(f"cat {imported.environment.path}/pyvenv.cfg").stdout
+    assert re.search(r"^version(_info)? = 3\.11\.", made_by_venv, re.MULTILINE), made_by_venv
+    held = pip_freeze(beta, imported.environment.path, "GCC/12.3.0 Python/3.11.3")
+    assert {k: held.get(k) for k in ("tinyalpha", "tinybeta")} == {"tinyalpha": "1.1", "tinybeta": "1.0"}
+    with_numpy = read_spec_file(CORPUS / "environment-nodefaults.yml")
+    plan = plan_import(session, "beta", with_numpy)
+    assert plan.blocked and "installs numpy." in plan.blocked and plan.kind == "conda"
 
 
 def test_pins_that_cannot_install_are_all_named_with_their_cause(testbed, session, tmp_path):

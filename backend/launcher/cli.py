@@ -303,7 +303,8 @@ def _env_import(verbs: Any) -> None:
     importing.add_argument("--top-level", action="store_true",
                            help="if exact versions are missing, install the top-level requirements instead")
     importing.add_argument("--dry-run", action="store_true",
-                           help="print what would be installed, adapted and refused; change nothing")
+                           help="print what would be installed, adapted and refused; change nothing (exit 1 when the "
+                                "cluster cannot build it)")
     importing.add_argument("--json", action="store_true",
                            help="the plan (with --dry-run), or the environment made, as one JSON object")
     importing.add_argument("--yes", action="store_true",

@@ -486,7 +486,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     plan.channels = [redact(channel) for channel in plan.channels]  # shown: never a token in a channel's URL
     if args.json:
         _print_json(plan.to_json())
-        return 0
+        return 1 if plan.blocked else 0
     if plan.channels:
         print(f"conda channels, in order: {' '.join(plan.channels)}")
     print(f"Would build {plan.name} ({plan.kind}, Python {plan.python or 'any'}) on {args.cluster}"
@@ -508,7 +508,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         print("\n".join(f"  {r.line}\n    {r.reason}" for r in plan.refused))
     for note in plan.notes:
         print(f"Note: {note}")
-    return 0
+    return 1 if plan.blocked else 0  # as the import itself would end
 
 
 def env_clone(args: argparse.Namespace, session: Session) -> int:

@@ -206,8 +206,15 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     chosen = validate.env_name(name or spec.name or "imported")
     kind, notes, blocked = spec.kind, [], None
     if kind not in caps.kinds():
-        if kind == "conda":
-            blocked = f"{target.label} has no conda, mamba or micromamba to build a conda environment."
+        conda_only = _conda_only_packages(spec) if kind == "conda" else []
+        if conda_only:
+            blocked = (f"{target.label} has no conda, mamba or micromamba, and conda alone installs "
+                       f"{', '.join(conda_only[:5])}{' and more' if len(conda_only) > 5 else ''}.")
+        elif kind == "conda":
+            kind = stand_in_kind(caps, "conda")
+            notes.append(f"{target.label} has no conda, and the file asks conda only for Python and pip: making "
+                         f"a {kind} environment with the same packages instead.")
+            spec = _conda_side_as_venv(spec, kind)
         else:
             stand_in = stand_in_kind(caps, kind)
             notes.append(f"{target.label} cannot make {kind} environments; making a {stand_in} one instead.")
@@ -224,6 +231,26 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
     return plan
+
+
+_PIP_SIDE = {"python", "pip"}  # what a venv has without conda
+
+
+def _conda_only_packages(spec: EnvSpec) -> list[str]:
+    """The names of a conda file's conda packages that a venv would lack (none: it can be built without
+    conda)."""
+    names = dict.fromkeys(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0]
+                          for entry in spec.conda_requirements if _conda_name(entry) not in _PIP_SIDE)
+    return list(names)
+
+
+def _conda_side_as_venv(spec: EnvSpec, kind: str) -> EnvSpec:
+    """A conda file's Python and pip, said to be the venv's own (each of its lines is accounted for); its
+    channels are not used."""
+    as_ = {"python": f"the {kind} environment's Python", "pip": f"the {kind} environment's own installer"}
+    return replace(spec, channels=[], adapted=[*spec.adapted, *(
+        specs.Adapted(entry, as_[_conda_name(entry)], "there is no conda here to install it", installs=False)
+        for entry in spec.conda_requirements)])
 
 
 _MISSING_FOLDERS = "import os, sys\nprint('\\n'.join(p for p in sys.argv[1:] if not os.path.isdir(p)))\n"
@@ -300,7 +327,6 @@ def _requirement_name(requirement: str) -> str | None:
 
 
 def _conda_name(entry: str) -> str:
-    import re
     return validate.canonical_name(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0])
 
 
