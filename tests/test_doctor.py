@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -167,6 +169,58 @@ def test_uvs_cache_on_another_file_system_and_environments_on_scratch(tmp_path, 
     assert ("fast", "on-scratch") in codes
 
 
+PIP_CHECK_LINE = re.compile(r"^(\S+) \S+ (?:requires (\S+), which is not installed|has requirement ([^,;<>=!~ ]+).*,"
+                            r" but you have)")
+
+
+def pip_check(python: Path) -> set[tuple[str, str]]:
+    """The referee: (package, the package it needs) for each line of `pip check` run on the environment."""
+    said = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "check"], capture_output=True,
+                          text=True, timeout=300)
+    pairs = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.stdout.splitlines()) if m}
+    assert (said.returncode == 0) == (not pairs), said.stdout + said.stderr
+    return pairs
+
+
+def unmet_in(findings: list[dict], env: str) -> set[tuple[str, str]]:
+    """(package, the package it needs) as the doctor's finding about `env` words them."""
+    found = [f for f in findings if f["code"] == "unmet-requirements" and f["env"] == env]
+    assert len(found) <= 1
+    words = re.findall(r"(\S+) needs ([^,;<>=!~ ]+)", found[0]["detail"]) if found else []
+    return set(words)
+
+
+@pytest.mark.parametrize("checker", ["uv", "pip"])
+def test_packages_that_lack_what_they_require_are_found_as_pip_check_finds_them(tmp_path, home, checker):
+    """A user trial removed tinyalpha that tinybeta needs, and the doctor said nothing. It now finds what
+    `pip check` finds (the referee): a package removed from under another, and one at a version another does
+    not accept; a sound environment has no such finding. With uv on the path its check is asked, else the
+    environment's own pip."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for spec in [WheelSpec("tinyalpha", "1.0"), WheelSpec("tinyalpha", "2.0"),
+                 WheelSpec("tinybeta", "1.0", ("tinyalpha>=1.0,<2",)), WheelSpec("tinydelta", "1.0", ("tinygamma",)),
+                 WheelSpec("tinygamma", "0.1")]:
+        build_wheel(wheels, spec)
+    root = tmp_path / "envs"
+    for name in ("broken", "sound"):
+        subprocess.run([sys.executable, "-m", "venv", str(root / name)], check=True, timeout=300)
+        uv_install(root / name / "bin" / "python", wheels, "tinybeta", "tinydelta")
+    config = local_config(tmp_path, root)
+    removed = run_cli("env", "update", "local", "broken", "--remove", "tinygamma", config=config, home=home)
+    assert removed.returncode == 0, removed.stderr
+    uv_install(root / "broken" / "bin" / "python", wheels, "--no-deps", "tinyalpha==2.0")
+    extra = {} if checker == "uv" else {"PATH": os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "uv").exists())}
+    if checker == "pip":
+        assert not shutil.which("uv", path=extra["PATH"])
+    findings = doctor("local", config=config, home=home, extra_env=extra)["findings"]
+    expected = pip_check(root / "broken" / "bin" / "python")
+    assert expected == {("tinydelta", "tinygamma"), ("tinybeta", "tinyalpha")}
+    assert unmet_in(findings, "broken") == expected
+    assert pip_check(root / "sound" / "bin" / "python") == unmet_in(findings, "sound") == set()
+
+
 def test_condas_base_switched_on_at_login_is_found_and_switched_off(tmp_path, home):
     """conda itself cannot run here: a fake `conda` (named so) records what EnvDesk asks of it."""
     root = tmp_path / "envs"
@@ -226,6 +280,34 @@ def test_modules_recorded_that_the_cluster_no_longer_has(testbed, tmp_path):
     assert len(alpha.session_commands()) - before == 2
     gone = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "module-gone"]
     assert len(gone) == 1 and "Ghost/1.0" in gone[0]["detail"] and module not in gone[0]["detail"]
+
+
+@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
+def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cluster_name):
+    """On the clusters, each environment is checked with its modules loaded (alpha by uv's check, beta, which has
+    no uv, by the environment's pip), in the same command as the module check: still two commands. The
+    cluster's own `pip check`, run by the test as its user, is the referee."""
+    cluster = testbed.clusters[cluster_name]
+    home = tmp_path / "home"
+    home.mkdir()
+    config = tmp_path / "cfg"
+    make_config(config, testbed, [cluster_name])
+    name = f"doc-{uuid.uuid4().hex[:6]}"
+    made = run_cli("env", "create", cluster_name, name, "--kind", "venv", "--package", "tinybeta", config=config,
+                   home=home)
+    assert made.returncode == 0, made.stderr
+    removed = run_cli("env", "update", cluster_name, name, "--remove", "tinyalpha", config=config, home=home)
+    assert removed.returncode == 0, removed.stderr
+    shown = json.loads(run_cli("env", "show", cluster_name, name, "--json", config=config, home=home).stdout)
+    said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} && {shown['path']}/bin/python -m pip check",
+                               check=False).stdout
+    referee = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.splitlines()) if m}
+    assert referee == {("tinybeta", "tinyalpha")}, said
+    before = len(cluster.session_commands())
+    result = run_cli("env", "doctor", cluster_name, name, "--json", config=config, home=home)
+    assert result.returncode == 0, result.stderr
+    assert len(cluster.session_commands()) - before == 2
+    assert unmet_in(json.loads(result.stdout)["findings"], name) == referee
 
 
 def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, home, wheels):

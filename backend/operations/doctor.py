@@ -2,12 +2,14 @@
 
 One agent run reads the environments with the facts around them (packages in the user's ~/.local that
 Python puts first, conda's base switched on at login, where the installers' caches are, $SCRATCH); one more
-command asks the module system whether each recorded module still exists. Nothing is changed unless a fix
+command asks the module system whether each recorded module still exists, and uv or pip whether each
+environment's packages have what they require. Nothing is changed unless a fix
 is asked for, and the only fixes offered are safe ones: moving the user's packages aside (never deleting
 them) and telling conda to stop switching its base on at login.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -20,6 +22,7 @@ from ..runner import join_command
 from ..targets import Session, Target
 from ..validate import canonical_name
 from .common import Progress, capabilities, is_path
+from .requirement_check import Unmet, check_here, check_script, read_answers
 
 MOVE_USER_SITE = "move-user-site"
 CONDA_BASE_OFF = "conda-base-off"
@@ -144,15 +147,43 @@ def _conda_base_finding(facts: dict[str, Any]) -> list[Finding]:
                     "'conda activate' still works when you want it.", CONDA_BASE_OFF)]
 
 
-def _missing_modules(target: Target, modules: set[str], progress: Progress) -> set[str]:
-    """The recorded modules the module system no longer has (one command for all of them)."""
-    if not modules or not target.runner.has_module_system:
-        return set()
+def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]]) -> list[Finding]:
+    found = unmet.get(env.path) or []
+    if not found:
+        return []
+    advice = ("Add what is missing (Update, or envdesk env update --add), or go back to the snapshot from "
+              "before the change that removed it (History, or envdesk env history). "
+              if any(u.missing for u in found) else "")
+    return [Finding(env.name, "unmet-requirements", "Some packages lack what they need to work",
+                    "; ".join(u.text for u in found) + ". Importing them may fail.",
+                    advice + "Installing the versions they ask for (Update, --add 'NAME>=VERSION') mends the "
+                    "rest; `pip check` in the environment lists the same.")]
+
+
+def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
+                    ) -> tuple[set[str], dict[str, list[Unmet]]]:
+    """The recorded modules the module system no longer has, and each environment's unmet requirements: one
+    command for all of them where the target has a shell."""
+    runner = target.runner
+    modules = sorted({module for env in envs for module in env.modules}) if runner.has_module_system else []
+    checked = [env for env in envs if env.state == "ok" and env.python]
+    shell = target.profile is not None or os.name == "posix"
     lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || "
-             + join_command(["echo", "missing", module]) for module in sorted(modules)]
-    result = target.runner.run_shell("\n".join(lines), cancel=progress.cancel, timeout=120,
-                                     label="check the recorded modules")
-    return {line.split(" ", 1)[1] for line in result.stdout.splitlines() if line.startswith("missing ")}
+             + join_command(["echo", "missing", module]) for module in modules]
+    python_of = {env.path: runner.env_python(env.path) for env in checked}
+    if shell and checked:
+        lines.append(check_script(checked, python_of, runner.has_module_system))
+    if not lines and (shell or not checked):
+        return set(), {}
+    unmet: dict[str, list[Unmet]] = {}
+    output = ""
+    if lines:
+        output = runner.run_shell("\n".join(lines), cancel=progress.cancel, timeout=600,
+                                  label="check the recorded modules and what each package requires").stdout
+        unmet = read_answers(output, checked)
+    if not shell:  # this computer without a shell (Windows): one command per environment
+        unmet = {env.path: check_here(runner, python_of[env.path], progress) for env in checked}
+    return {line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("missing ")}, unmet
 
 
 def check_health(session: Session, target_name: str, env_ref: str | None = None,
@@ -171,11 +202,12 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
         raise NotFound(f"There is no environment {env_ref!r} on {target.label}.",
                        "Run 'envdesk env list' to see the environments there.")
     envs = [(Environment.from_agent(data), data.get("device")) for data in raw]
-    missing = _missing_modules(target, {m for env, _ in envs for m in env.modules}, progress)
+    missing, unmet = _ask_the_target(target, [env for env, _ in envs], progress)
     findings = _conda_base_finding(facts)
     for env, device in envs:
-        findings += (_base_python_finding(env) + _module_findings(env, missing) + _user_site_findings(env, facts)
-                     + _cache_findings(env, device, facts) + _scratch_finding(env, facts))
+        findings += (_base_python_finding(env) + _module_findings(env, missing) + _unmet_findings(env, unmet)
+                     + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
+                     + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
 
 

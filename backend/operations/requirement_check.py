@@ -1,0 +1,96 @@
+"""Which installed packages lack a package they require, or have it at a version they do not accept.
+
+The answer is the ecosystem's own: `uv pip check` where uv is on the path, else the environment's own
+`pip check` (environments without pip, where there is no uv either, are not checked). Every environment is
+checked in one shell command, each after loading its own modules; their answers are read back here in
+plain words, whichever of the two tools gave them.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..inventory import Environment
+from ..runner import Runner, join_command
+from .common import Progress
+
+MARKER = "ENVDESK-REQUIREMENTS "
+"""What the check prints before each environment's answer (then the environment's number)."""
+_NOT_CHECKED = "ENVDESK-NOT-CHECKED"
+
+_PATTERNS = (
+    # pip check
+    re.compile(r"^(?P<who>\S+) \S+ requires (?P<need>.+), which is not installed\.$"),
+    re.compile(r"^(?P<who>\S+) \S+ has requirement (?P<need>.+), but you have \S+ (?P<have>\S+)\.$"),
+    # uv pip check
+    re.compile(r"^The package `(?P<who>[^`]+)` requires `(?P<need>[^`]+)`, but it's not installed$"),
+    re.compile(r"^The package `(?P<who>[^`]+)` requires `(?P<need>[^`]+)`, but `(?P<have>[^`]+)` is installed$"),
+)
+_OTHER_PROBLEM = re.compile(r"^The package `[^`]+` |^\S+ \S+ is not supported on this platform$")
+
+
+@dataclass(frozen=True)
+class Unmet:
+    """One requirement an installed package states that the environment does not meet."""
+
+    package: str
+    needs: str
+    installed: str | None  # the version there, None when it is not installed at all
+    text: str
+
+    @property
+    def missing(self) -> bool:
+        return self.installed is None
+
+
+def check_script(envs: Sequence[Environment], python_of: dict[str, str], with_modules: bool) -> str:
+    """bash text that checks each environment (by its Python, `python_of[path]`) in a subshell of its own."""
+    parts = []
+    for number, env in enumerate(envs):
+        python = join_command([python_of[env.path]])
+        load = f"module load {join_command(env.modules)} >/dev/null 2>&1 && " if with_modules and env.modules else ""
+        parts.append(f"echo '{MARKER}{number}'; ( {load}if command -v uv >/dev/null 2>&1; then "
+                     f"uv pip check --python {python} 2>&1; elif {python} -c 'import pip' >/dev/null 2>&1; then "
+                     f"{python} -m pip check 2>&1; else echo {_NOT_CHECKED}; fi )")
+    return "\n".join(parts)
+
+
+def read_answers(output: str, envs: Sequence[Environment]) -> dict[str, list[Unmet]]:
+    """The unmet requirements of each environment checked (by path); environments that could not be
+    checked (no uv, no pip) are left out."""
+    blocks: dict[int, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith(MARKER) and line[len(MARKER):].isdigit():
+            current = blocks.setdefault(int(line[len(MARKER):]), [])
+        elif current is not None:
+            current.append(line.strip())
+    found: dict[str, list[Unmet]] = {}
+    for number, lines in blocks.items():
+        if number < len(envs) and _NOT_CHECKED not in lines:
+            found[envs[number].path] = [unmet for unmet in map(_unmet, lines) if unmet is not None]
+    return found
+
+
+def _unmet(line: str) -> Unmet | None:
+    for pattern in _PATTERNS:
+        match = pattern.match(line)
+        if match:
+            have = match.groupdict().get("have")
+            who, need = match["who"], match["need"]
+            said = (f"{who} needs {need}, which is not installed" if have is None
+                    else f"{who} needs {need}, but {have} is installed")
+            return Unmet(who, need, have, said)
+    if _OTHER_PROBLEM.match(line):
+        return Unmet("", "", "", line.replace("`", ""))
+    return None
+
+
+def check_here(runner: Runner, python: str, progress: Progress) -> list[Unmet]:
+    """One environment of this computer checked by its own command (where there is no shell to run them all)."""
+    uv = shutil.which("uv")
+    argv = [uv, "pip", "check", "--python", python] if uv else [python, "-m", "pip", "check"]
+    result = runner.run(argv, cancel=progress.cancel, timeout=300)
+    return [unmet for unmet in map(_unmet, (result.stdout + "\n" + result.stderr).splitlines()) if unmet]
