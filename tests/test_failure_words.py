@@ -3,6 +3,7 @@ run it and explain its own output; a user trial saw "A package could not be foun
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,26 @@ def test_a_version_the_store_does_not_have_is_called_missing_in_plain_words(tmp_
     said = [line.strip() for line in result.stderr.splitlines() if line.strip().startswith("cause:")]
     assert said and "there is no version of tinyalpha==9.9" in said[-1], result.stderr
     assert _plain_reason(said[-1]) == "not in this target's package index or wheel store"
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_a_package_the_store_has_no_version_of_is_told_apart_from_a_missing_version(tmp_path, installer):
+    """Allowing newer versions (--top-level) cannot help a package the store has no version of, so the check
+    tells the two apart, from the installer's own words (uv's 'was not found in', pip's 'from versions: none')."""
+    from envdesk.backend.operations.importing import NOT_THERE_AT_ALL, _plain_reason
+    store = tmp_path / "wheels"
+    store.mkdir()
+    build_wheel(store, WheelSpec("tinyalpha", "1.1"))
+    subprocess.run(["uv", "venv", "-q", str(tmp_path / "env")], check=True, timeout=300)
+    python = str(tmp_path / "env" / "bin" / "python")
+    said = {}
+    for pin in ("tinyalpha==9.9", "tinynowhere==1.0"):
+        argv = (["uv", "pip", "install", "--dry-run", "--python", python] if installer == "uv" else
+                [sys.executable, "-m", "pip", "--python", python, "install", "--dry-run", "--isolated"])
+        done = subprocess.run([*argv, "--no-index", "--find-links", str(store), pin], capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode != 0, done.stdout + done.stderr
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        said[pin] = next((line for line in lines if "from versions" in line or "cause:" in line), lines[-1])
+    assert _plain_reason(said["tinyalpha==9.9"]) == "not in this target's package index or wheel store", said
+    assert _plain_reason(said["tinynowhere==1.0"]) == NOT_THERE_AT_ALL, said

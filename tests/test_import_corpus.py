@@ -152,6 +152,22 @@ def test_pins_that_cannot_install_are_all_named_with_their_cause(testbed, sessio
     assert listed.stdout == ""
 
 
+@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
+def test_a_package_the_cluster_has_no_version_of_gets_no_top_level_advice(testbed, session, tmp_path, cluster_name):
+    """A user trial's import of a package the cluster's store lacks entirely was told to try --top-level, which
+    cannot help. The cluster's installer (uv on alpha, pip on beta) says which it is (test_failure_words checks
+    those words of uv and pip themselves)."""
+    from envdesk.backend.errors import CommandFailed
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    from envdesk_fixtures import unique
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinygamma==0.1\ntinynowhere==1.0\n")
+    with pytest.raises(CommandFailed) as info:
+        import_environment(session, cluster_name, read_spec_file(requirements), name=unique("nowhere"))
+    assert "tinynowhere==1.0 (no version of it is in this target's package index" in info.value.message
+    assert "--top-level" not in info.value.hint and "check the name" in info.value.hint, info.value.hint
+
+
 def test_allowing_newer_versions_really_relaxes_the_pins(testbed, session, tmp_path):
     from envdesk.backend.operations.importing import import_environment, read_spec_file
     from envdesk_fixtures import unique

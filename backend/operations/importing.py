@@ -360,7 +360,9 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
         line, shown = installer.dry_run(pin).shell_text(), join_command([specs.redact(pin)])
         checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {shown} "
                       f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
-                      f'"requires-python" || printf "%s" "$out" | grep -E -i "{_MESSAGE_LINE}" | tail -n 1 | grep . || '
+                      f'"requires-python" || printf "%s" "$out" | grep -i -m1 -e "from versions: none" '
+                      f'-e "was not found in the" || '
+                      f'printf "%s" "$out" | grep -E -i "{_MESSAGE_LINE}" | tail -n 1 | grep . || '
                       f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"; fi')
     return "; ".join(checks)
 
@@ -432,6 +434,11 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
     from packaging.version import InvalidVersion, Version
     needs = [m.reason[len("needs Python "):].split(";")[0] for m in missing if m.reason.startswith("needs Python")]
     newer = "Or allow newer versions of the top-level requirements (--top-level; 'Allow newer versions' in the app)."
+    absent = [m.spec for m in missing if m.reason == NOT_THERE_AT_ALL]
+    if absent and len(absent) == len(missing):
+        them = "them" if len(absent) > 1 else "it"
+        return (f"Newer versions would not help: check the name{'s' if len(absent) > 1 else ''} in the file, ask "
+                f"the cluster's support to add {them} to its wheel store, or leave {them} out of the file.")
     if not needs:
         return "Install only the top-level requirements instead (--top-level), which lets the installer pick " \
                "versions this target has."
@@ -449,6 +456,8 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
             f"this target's Pythons ({', '.join(caps.python_versions()) or 'none'}) fits them. {newer}")
 
 
+NOT_THERE_AT_ALL = "no version of it is in this target's package index or wheel store"
+
 _PYTHON_MISMATCH = (
     re.compile(r"requires a different Python: (?P<have>[\d.]+) not in '(?P<need>[^']+)'"),  # pip
     re.compile(r"current Python version \((?P<have>[\d.]+)\) does not satisfy Python\s*(?P<need>[^\s,]+)"),  # uv
@@ -463,6 +472,8 @@ def _plain_reason(raw: str) -> str:
             have = match.groupdict().get("have")
             return f"needs Python {match.group('need')}" + (f"; this environment has Python {have}" if have else "")
     lowered = raw.lower()
+    if "from versions: none" in lowered or "was not found in the" in lowered:  # pip's, uv's words
+        return NOT_THERE_AT_ALL
     if "no matching distribution" in lowered or "not found in the package registry" in lowered or \
             "not found in the provided package locations" in lowered or \
             "no solution found" in lowered or "could not find a version" in lowered or \
