@@ -358,3 +358,26 @@ def test_a_question_nobody_can_answer_says_so_and_how_to_say_yes(local_envs, tmp
     assert result.returncode == 1, result.stdout + result.stderr
     assert "?" in result.stderr and "not a terminal" in result.stderr and "--yes" in result.stderr, result.stderr
     assert kept.exists()
+
+
+def test_import_reads_the_file_from_standard_input_given_as_a_dash(local_envs, tmp_path):
+    """`pip freeze | envdesk env import local - --name copy` (a user trial found '-' taken for a file name).
+    The format is told by the content; `-r` files are looked for in the current folder, as for a file there.
+    `uv pip freeze` of the environment made is the referee."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    build_wheel(tmp_path / "wheels", WheelSpec("tinydelta", "1.0"))
+    (tmp_path / "base.txt").write_text("tinydelta==1.0\n")
+    piped = "tinygamma==0.1\n-r base.txt\n"
+    done = subprocess.run([*ENVDESK, "--config-dir", str(config), "env", "import", "local", "-", "--name", "piped"],
+                          input=piped, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(root / "piped" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert sorted(line for line in frozen if line.startswith("tiny")) == ["tinydelta==1.0", "tinygamma==0.1"]
+    conda_file = (Path(__file__).parent / "corpus" / "environment-pip-only.yml").read_text()
+    planned = subprocess.run([*ENVDESK, "--config-dir", str(config), "env", "import", "local", "-", "--dry-run",
+                              "--json"], input=conda_file, capture_output=True, text=True, timeout=300)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["name"] == "course-env" and sorted(plan["install"]) == ["TinyBeta>=1.0", "tinyalpha==1.1"]

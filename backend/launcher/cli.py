@@ -297,7 +297,8 @@ def _env_export(verbs: Any) -> None:
 def _env_import(verbs: Any) -> None:
     importing = verbs.add_parser("import", help="build an environment from an exported file")
     importing.add_argument("cluster")
-    importing.add_argument("file")
+    importing.add_argument("file", help="the environment file, a uv project's folder, or - for a file given on "
+                                        "standard input")
     importing.add_argument("--name")
     importing.add_argument("--root", metavar="DIR")
     importing.add_argument("--top-level", action="store_true",

@@ -17,7 +17,7 @@ from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.common import Progress
 from envdesk.backend.targets import Session
-from .terminal import ask_yes_no, describe_new_server
+from .terminal import ask_yes_no, describe_new_server, interactive
 
 if TYPE_CHECKING:
     from envdesk.backend.hostkeys import ServerIdentity
@@ -466,8 +466,14 @@ def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -
 
 def _read_for(session: Session, cluster: str, path: Path) -> Any:
     """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too."""
-    from envdesk.backend.operations.importing import read_spec_file
-    spec = read_spec_file(path)
+    from envdesk.backend.operations.importing import LARGEST_FILE, read_spec_bytes, read_spec_file
+    if str(path) == "-":  # the file on standard input, `-r` files beside it taken from the current folder
+        if interactive():
+            print("Reading the environment file from what you type or paste; end it with Ctrl-D (Ctrl-Z, then "
+                  "Enter, on Windows).", file=sys.stderr)
+        spec = read_spec_bytes(sys.stdin.buffer.read(LARGEST_FILE + 1), "The standard input", Path.cwd())
+    else:
+        spec = read_spec_file(path)
     if spec.kind == "conda":
         spec.channels = _cluster_channels(session, cluster, spec.channels)
     return spec

@@ -159,12 +159,24 @@ def read_spec_file(path: Path) -> EnvSpec:
             raise InvalidInput(f"{path} is (part of) a uv project, not an environment file.",
                                "Import the project folder itself: its uv.lock is read with its pyproject.toml "
                                "(import_uv_project; envdesk env import CLUSTER FOLDER).")
-        if path.stat().st_size > 5_000_000:
+        if path.stat().st_size > LARGEST_FILE:
             raise InvalidInput(f"{path} is too large to be an environment file.")
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
     return specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
+
+
+LARGEST_FILE = 5_000_000
+"""Bytes: larger is no environment file (the largest lock files people have are some hundreds of KB)."""
+
+
+def read_spec_bytes(data: bytes, shown: str, folder: Path) -> EnvSpec:
+    """Read an environment file given as bytes (a pipe), its format told by its content; `-r` files next to
+    it are looked for in `folder`."""
+    if len(data) > LARGEST_FILE:
+        raise InvalidInput(f"{shown} is too large to be an environment file.")
+    return specs.from_text(specs.decode_text(data, shown), "", folder)
 
 
 def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
