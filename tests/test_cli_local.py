@@ -381,3 +381,25 @@ def test_import_reads_the_file_from_standard_input_given_as_a_dash(local_envs, t
     assert planned.returncode == 0, planned.stderr
     plan = json.loads(planned.stdout)
     assert plan["name"] == "course-env" and sorted(plan["install"]) == ["TinyBeta>=1.0", "tinyalpha==1.1"]
+
+
+def test_cluster_add_of_an_ssh_config_alias_says_where_openssh_would_log_in(tmp_path):
+    """A user trial added `--host mylab` (an alias of ~/.ssh/config) and was told 'your login name@mylab:22'.
+    The address shown is now the alias's own, as OpenSSH resolves it (`ssh -G`, the referee)."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    ssh_config = home / ".ssh" / "config"
+    ssh_config.write_text("Host gateway\n    HostName gw.example.org\n    User gwuser\n\n"
+                          "Host mylab\n    HostName login.mylab.example.org\n    User alice\n    Port 2222\n"
+                          "    ProxyJump gateway\n\nHost *\n    ServerAliveInterval 60\n")
+
+    def openssh(alias: str) -> str:
+        said = dict(line.split(" ", 1) for line in subprocess.run(
+            ["ssh", "-G", "-F", str(ssh_config), alias], capture_output=True, text=True, check=True,
+            timeout=60).stdout.splitlines() if " " in line)
+        return f"{said['user']}@{said['hostname']}:{said['port']}"
+    added = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "cluster", "add", "lab", "--host",
+                            "mylab"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "HOME": str(home), "USERPROFILE": str(home)})
+    assert added.returncode == 0, added.stderr
+    assert f"({openssh('mylab')}, through {openssh('gateway')})" in added.stdout, added.stdout

@@ -53,9 +53,19 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
     fields.update({key: value for key, value in overrides.items() if value})
     profile = ClusterProfile(name=args.name, **fields)
     session.store.add(profile)
-    print(f"Added cluster {profile.name} ({profile.user or 'your login name'}@{profile.host}:{profile.port or 22}). "
-          f"Next: envdesk cluster trust {profile.name}")
+    print(f"Added cluster {profile.name} ({_address(profile)}). Next: envdesk cluster trust {profile.name}")
     return 0
+
+
+def _address(profile: ClusterProfile) -> str:
+    """Where EnvDesk will log in, as ~/.ssh/config makes it of the profile (an alias's HostName, User, Port)."""
+    from envdesk.backend.ssh_config import plan_connection
+    try:
+        plan = plan_connection(profile)
+    except EnvDeskError:  # a configuration that cannot be applied: the connection says why, with what to do
+        return f"{profile.user or 'your login name'}@{profile.host}:{profile.port or 22}"
+    via = f", through {' then '.join(hop.label for hop in plan.jumps)}" if plan.jumps else ""
+    return plan.target.label + via
 
 
 def _build_settings(args: argparse.Namespace) -> dict[str, Any]:
