@@ -173,10 +173,11 @@ PIP_CHECK_LINE = re.compile(r"^(\S+) \S+ (?:requires (\S+), which is not install
                             r" but you have)")
 
 
-def pip_check(python: Path) -> set[tuple[str, str]]:
-    """The referee: (package, the package it needs) for each line of `pip check` run on the environment."""
-    said = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "check"], capture_output=True,
-                          text=True, timeout=300)
+def pip_check(python: Path, extra_env: dict[str, str] | None = None) -> set[tuple[str, str]]:
+    """The referee: (package, the package it needs) for each line of `pip check` run by the environment's
+    Python (which sees what that Python sees: PYTHONPATH, the system's packages)."""
+    said = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(extra_env or {})})
     pairs = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.stdout.splitlines()) if m}
     assert (said.returncode == 0) == (not pairs), said.stdout + said.stderr
     return pairs
@@ -194,8 +195,8 @@ def unmet_in(findings: list[dict], env: str) -> set[tuple[str, str]]:
 def test_packages_that_lack_what_they_require_are_found_as_pip_check_finds_them(tmp_path, home, checker):
     """A user trial removed tinyalpha that tinybeta needs, and the doctor said nothing. It now finds what
     `pip check` finds (the referee): a package removed from under another, and one at a version another does
-    not accept; a sound environment has no such finding. With uv on the path its check is asked, else the
-    environment's own pip."""
+    not accept; a sound environment has no such finding; a package found on PYTHONPATH counts, as for pip
+    (uv's check, which reads only the environment's folder, is asked only where the environment has no pip)."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     for spec in [WheelSpec("tinyalpha", "1.0"), WheelSpec("tinyalpha", "2.0"),
@@ -203,9 +204,14 @@ def test_packages_that_lack_what_they_require_are_found_as_pip_check_finds_them(
                  WheelSpec("tinygamma", "0.1")]:
         build_wheel(wheels, spec)
     root = tmp_path / "envs"
-    for name in ("broken", "sound"):
+    for name in ("broken", "sound", "on-path"):
         subprocess.run([sys.executable, "-m", "venv", str(root / name)], check=True, timeout=300)
+    for name in ("broken", "sound"):
         uv_install(root / name / "bin" / "python", wheels, "tinybeta", "tinydelta")
+    uv_install(root / "on-path" / "bin" / "python", wheels, "--no-deps", "tinybeta")  # what it needs is on
+    on_path = tmp_path / "on-path"                                                   # PYTHONPATH, as a module's
+    subprocess.run(["uv", "pip", "install", "--quiet", "--target", str(on_path), "--no-index", "--find-links",
+                    str(wheels), "tinyalpha==1.0"], check=True, timeout=300)          # bundle of packages gives it
     config = local_config(tmp_path, root)
     removed = run_cli("env", "update", "local", "broken", "--remove", "tinygamma", config=config, home=home)
     assert removed.returncode == 0, removed.stderr
@@ -216,6 +222,12 @@ def test_packages_that_lack_what_they_require_are_found_as_pip_check_finds_them(
         assert not shutil.which("uv", path=extra["PATH"])
     findings = doctor("local", config=config, home=home, extra_env=extra)["findings"]
     expected = pip_check(root / "broken" / "bin" / "python")
+    on_path_python = root / "on-path" / "bin" / "python"
+    assert pip_check(on_path_python) == unmet_in(findings, "on-path") == {("tinybeta", "tinyalpha")}
+    seeing = doctor("local", "on-path", config=config, home=home,
+                    extra_env={**extra, "PYTHONPATH": str(on_path)})["findings"]
+    assert pip_check(on_path_python, {"PYTHONPATH": str(on_path)}) == set()
+    assert unmet_in(seeing, "on-path") == set(), "uv's check reads only the folder, not what Python sees"
     assert expected == {("tinydelta", "tinygamma"), ("tinybeta", "tinyalpha")}
     assert unmet_in(findings, "broken") == expected
     assert pip_check(root / "sound" / "bin" / "python") == unmet_in(findings, "sound") == set()

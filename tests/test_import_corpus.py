@@ -78,6 +78,18 @@ def test_conda_files_are_planned_even_where_conda_is_missing(tmp_path):
     assert "conda-forge::pytorch" in plan["conda"] and "scipy>=1.10" in plan["conda"]
 
 
+@pytest.mark.parametrize("python, blocked", [("python=3.11", False), ("conda-forge::python=3.11.5=h955ad1f_0", False),
+                                            ("python", False), ("python>=3.9", True), ("python<3.12", True)])
+def test_only_one_python_version_lets_a_conda_file_become_a_venv(tmp_path, python, blocked):
+    """A range of Pythons is conda's to choose (the review found `python<3.12` taken as 3.12), so a file that
+    gives one stays blocked where there is no conda; one version (or none) becomes a venv."""
+    conda_file = tmp_path / "environment.yml"
+    conda_file.write_text(f"name: ranged\ndependencies:\n  - {python}\n  - pip\n  - pip:\n    - tinyalpha==1.1\n")
+    result = dry_run(conda_file, tmp_path / "config")
+    plan = json.loads(result.stdout)
+    assert (result.returncode, bool(plan["blocked"]), plan["kind"] == "conda") == (int(blocked), blocked, blocked)
+
+
 def test_refused_lines_stop_the_import_unless_agreed(tmp_path):
     config = tmp_path / "config"
     result = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "import", "local",
@@ -164,8 +176,9 @@ def test_a_package_the_cluster_has_no_version_of_gets_no_top_level_advice(testbe
     requirements.write_text("tinygamma==0.1\ntinynowhere==1.0\n")
     with pytest.raises(CommandFailed) as info:
         import_environment(session, cluster_name, read_spec_file(requirements), name=unique("nowhere"))
-    assert "tinynowhere==1.0 (no version of it is in this target's package index" in info.value.message
-    assert "--top-level" not in info.value.hint and "check the name" in info.value.hint, info.value.hint
+    assert "tinynowhere==1.0 (no version of it in this target's package index" in info.value.message
+    hint = info.value.hint
+    assert "--top-level" not in hint and "check the name" in hint and "another Python" in hint, hint
 
 
 def test_allowing_newer_versions_really_relaxes_the_pins(testbed, session, tmp_path):

@@ -142,7 +142,7 @@ def test_editable_folders_are_checked_as_installed_and_failures_say_uvs_sentence
     assert "2 package(s) cannot be installed" in message, message
     assert f"-e {good} (" not in message  # installable: the check gives uv -e and the folder apart
     assert f"-e {not_a_project} ({uvs_own_words(not_a_project, tmp_path)})" in message
-    assert "(^)" not in message and "tinymissing==1.0 (no version of it is in this target's package index" in message
+    assert "(^)" not in message and "tinymissing==1.0 (no version of it in this target's package index" in message
 
 
 def test_on_a_pip_cluster_an_editable_folder_that_is_no_project_says_pips_sentence(testbed, session, tmp_path):

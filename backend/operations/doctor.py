@@ -157,7 +157,7 @@ def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]]) -> list[Fin
     return [Finding(env.name, "unmet-requirements", "Some packages lack what they need to work",
                     "; ".join(u.text for u in found) + ". Importing them may fail.",
                     advice + "Installing the versions they ask for (Update, --add 'NAME>=VERSION') mends the "
-                    "rest; `pip check` in the environment lists the same.")]
+                    "rest; `python -m pip check` in the environment lists the same.")]
 
 
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
@@ -170,7 +170,8 @@ def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progr
     shell = target.profile is not None or os.name == "posix"
     lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || "
              + join_command(["echo", "missing", module]) for module in modules]
-    python_of = {env.path: runner.env_python(env.path) for env in checked}
+    python_of = {env.path: (os.path.join(env.path, "python.exe") if env.kind == "conda" and not shell
+                            else runner.env_python(env.path)) for env in checked}  # conda's on Windows: no Scripts
     if shell and checked:
         lines.append(check_script(checked, python_of, runner.has_module_system))
     if not lines and (shell or not checked):
@@ -182,7 +183,7 @@ def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progr
                                   label="check the recorded modules and what each package requires").stdout
         unmet = read_answers(output, checked)
     if not shell:  # this computer without a shell (Windows): one command per environment
-        unmet = {env.path: check_here(runner, python_of[env.path], progress) for env in checked}
+        unmet = {env.path: check_here(runner, env, python_of[env.path], progress) for env in checked}
     return {line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("missing ")}, unmet
 
 

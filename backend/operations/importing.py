@@ -246,13 +246,18 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
 
 
 _PIP_SIDE = {"python", "pip"}  # what a venv has without conda
+_ONE_PYTHON = re.compile(r"^(?:[^:\s]+::)?python(?:==?[0-9][0-9.]*\*?(?:=\S+)?)?$")
+"""`python`, `python=3.11`, `python=3.11.5=h955ad1f_0`: one version a venv's Python can be chosen by (a range,
+`python>=3.9`, needs conda to choose)."""
 
 
 def _conda_only_packages(spec: EnvSpec) -> list[str]:
     """The names of a conda file's conda packages that a venv would lack (none: it can be built without
     conda)."""
     names = dict.fromkeys(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0]
-                          for entry in spec.conda_requirements if _conda_name(entry) not in _PIP_SIDE)
+                          for entry in spec.conda_requirements
+                          if _conda_name(entry) not in _PIP_SIDE
+                          or (_conda_name(entry) == "python" and not _ONE_PYTHON.match(entry)))
     return list(names)
 
 
@@ -449,8 +454,9 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
     absent = [m.spec for m in missing if m.reason == NOT_THERE_AT_ALL]
     if absent and len(absent) == len(missing):
         them = "them" if len(absent) > 1 else "it"
-        return (f"Newer versions would not help: check the name{'s' if len(absent) > 1 else ''} in the file, ask "
-                f"the cluster's support to add {them} to its wheel store, or leave {them} out of the file.")
+        return (f"Newer versions would not help: check the name{'s' if len(absent) > 1 else ''} in the file, try "
+                f"another Python of the target (a wheel store may hold {them} for some Pythons only), ask the "
+                f"cluster's support to add {them}, or leave {them} out of the file.")
     if not needs:
         return "Install only the top-level requirements instead (--top-level), which lets the installer pick " \
                "versions this target has."
@@ -468,7 +474,7 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
             f"this target's Pythons ({', '.join(caps.python_versions()) or 'none'}) fits them. {newer}")
 
 
-NOT_THERE_AT_ALL = "no version of it is in this target's package index or wheel store"
+NOT_THERE_AT_ALL = "no version of it in this target's package index or wheel store fits this Python and platform"
 
 _PYTHON_MISMATCH = (
     re.compile(r"requires a different Python: (?P<have>[\d.]+) not in '(?P<need>[^']+)'"),  # pip
@@ -522,7 +528,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     common: dict[str, Any] = {
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
-        "channels": spec.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
+        "channels": plan.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
     try:
         try:
             env = start_and_build(session, target, caps, reservation, root, name=plan.name, notes=notes,

@@ -1,7 +1,9 @@
 """Which installed packages lack a package they require, or have it at a version they do not accept.
 
-The answer is the ecosystem's own: `uv pip check` where uv is on the path, else the environment's own
-`pip check` (environments without pip, where there is no uv either, are not checked). Every environment is
+The answer is the ecosystem's own: the environment's own `pip check`, which sees what its Python sees (the
+system's packages, PYTHONPATH), else `uv pip check` where uv is on the path, for environments without pip
+that do not see the system's packages (uv's check reads only the environment's own folder); others are not
+checked. Every environment is
 checked in one shell command, each after loading its own modules; their answers are read back here in
 plain words, whichever of the two tools gave them.
 """
@@ -12,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..errors import CommandFailed
 from ..inventory import Environment
 from ..runner import Runner, join_command
 from .common import Progress
@@ -51,9 +54,10 @@ def check_script(envs: Sequence[Environment], python_of: dict[str, str], with_mo
     for number, env in enumerate(envs):
         python = join_command([python_of[env.path]])
         load = f"module load {join_command(env.modules)} >/dev/null 2>&1 && " if with_modules and env.modules else ""
-        parts.append(f"echo '{MARKER}{number}'; ( {load}if command -v uv >/dev/null 2>&1; then "
-                     f"uv pip check --python {python} 2>&1; elif {python} -c 'import pip' >/dev/null 2>&1; then "
-                     f"{python} -m pip check 2>&1; else echo {_NOT_CHECKED}; fi )")
+        uv = "" if env.system_site_packages else (f"elif command -v uv >/dev/null 2>&1; then "
+                                                  f"uv pip check --python {python} 2>&1; ")
+        parts.append(f"echo '{MARKER}{number}'; ( {load}if {python} -c 'import pip' >/dev/null 2>&1; then "
+                     f"{python} -m pip check 2>&1; {uv}else echo {_NOT_CHECKED}; fi )")
     return "\n".join(parts)
 
 
@@ -88,9 +92,14 @@ def _unmet(line: str) -> Unmet | None:
     return None
 
 
-def check_here(runner: Runner, python: str, progress: Progress) -> list[Unmet]:
-    """One environment of this computer checked by its own command (where there is no shell to run them all)."""
+def check_here(runner: Runner, env: Environment, python: str, progress: Progress) -> list[Unmet]:
+    """One environment of this computer checked by its own command (where there is no shell to run them all);
+    none found where neither its pip nor uv could check it."""
     uv = shutil.which("uv")
-    argv = [uv, "pip", "check", "--python", python] if uv else [python, "-m", "pip", "check"]
-    result = runner.run(argv, cancel=progress.cancel, timeout=300)
+    try:
+        result = runner.run([python, "-m", "pip", "check"], cancel=progress.cancel, timeout=300)
+        if "No module named pip" in result.stderr and uv and not env.system_site_packages:
+            result = runner.run([uv, "pip", "check", "--python", python], cancel=progress.cancel, timeout=300)
+    except CommandFailed:  # its Python could not be started: the listing says what is wrong with it
+        return []
     return [unmet for unmet in map(_unmet, (result.stdout + "\n" + result.stderr).splitlines()) if unmet]
