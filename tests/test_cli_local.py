@@ -342,9 +342,10 @@ def test_the_undo_command_it_prints_can_be_pasted_into_a_shell(local_envs, tmp_p
     assert "tinygamma" not in frozen and not canary.exists()
 
 
-@pytest.mark.parametrize("args", [["disk", "local", "--clean", "uv"],
-                                  ["env", "doctor", "local", "--fix", "conda-base-off"]])
-def test_a_question_nobody_can_answer_says_so_and_how_to_say_yes(local_envs, tmp_path, args):
+@pytest.mark.parametrize("args, question", [(["disk", "local", "--clean", "uv"], "Empty uv's cache on local?"),
+                                            (["env", "doctor", "local", "--fix", "conda-base-off"],
+                                             "Apply the fix conda-base-off on local?")])
+def test_a_question_nobody_can_answer_says_so_and_how_to_say_yes(local_envs, tmp_path, args, question):
     """Run from a script (input not a terminal), a question was never shown and the command stopped with
     'Nothing was ...' only (a user trial). It now shows the question, why it took 'no' and that --yes says
     yes; and it changes nothing: uv's cache, which `uv cache dir` names, keeps its files."""
@@ -356,7 +357,7 @@ def test_a_question_nobody_can_answer_says_so_and_how_to_say_yes(local_envs, tmp
     result = subprocess.run([*ENVDESK, "--config-dir", str(config), *args], stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=120, env=environment)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "?" in result.stderr and "not a terminal" in result.stderr and "--yes" in result.stderr, result.stderr
+    assert question in result.stderr and "not a terminal" in result.stderr and "--yes" in result.stderr, result.stderr
     assert kept.exists()
 
 
