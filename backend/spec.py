@@ -204,8 +204,10 @@ CONDA_HISTORY = "conda-history"
 
 def to_conda_history_yaml(spec: EnvSpec) -> str:
     """conda's environment.yml as `conda env export --from-history` writes it, so it travels between platforms:
-    only the specs the user asked for (conda's history), never a build string; then the pip section and the
-    channels as to_conda_yaml writes them. Without a history, every conda package is listed as name=version."""
+    only the specs the user asked for (conda's history), never a build string; then the pip section, likewise
+    only the packages asked for, each at its installed version (their dependencies differ between platforms);
+    the channels as to_conda_yaml writes them. Without a record of what was asked for, every package is listed
+    (conda's as name=version)."""
     dependencies: list[Any] = []
     header = ""
     if spec.kind == "conda":
@@ -216,7 +218,13 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
         dependencies.extend(dict.fromkeys(asked))
     elif spec.python:
         dependencies.extend([f"python={spec.python_minor}", "pip"])
-    pip_lines = [pin.pip_line() for pin in spec.pip_pins]
+    asked_names = {validate.canonical_name(re.split(r"[\s\[<>=!~;@]", line.strip(), maxsplit=1)[0])
+                   for line in spec.requirements}
+    pip_lines = [pin.pip_line() for pin in spec.pip_pins  # a folder's or URL's install is always one asked for
+                 if validate.canonical_name(pin.name) in asked_names or pin.url]
+    if not pip_lines and spec.pip_pins:
+        header += "# No record of which pip packages were asked for: every one is listed.\n"
+        pip_lines = [pin.pip_line() for pin in spec.pip_pins]
     if pip_lines:
         if not any(_conda_entry_name(entry) == "pip" for entry in dependencies):
             dependencies.append("pip")  # conda installs the pip section with the environment's own pip

@@ -404,3 +404,30 @@ def test_cluster_add_of_an_ssh_config_alias_says_where_openssh_would_log_in(tmp_
                            env={**os.environ, "HOME": str(home), "USERPROFILE": str(home)})
     assert added.returncode == 0, added.stderr
     assert f"({openssh('mylab')}, through {openssh('gateway')})" in added.stdout, added.stdout
+
+
+def test_a_history_export_of_a_venv_lists_only_the_packages_asked_for(local_envs, tmp_path):
+    """conda's --from-history export keeps what was asked for, so it travels between platforms; a user trial
+    found a venv's export listing every dependency too. pip's own `pip list --not-required` (what no other
+    package needs) is the referee for what was asked for here; the versions are those uv pip freeze lists."""
+    config, root = local_envs
+    wheels = local_wheelhouse(config, root, tmp_path)
+    build_wheel(wheels, WheelSpec("tinyalpha", "1.0"))
+    build_wheel(wheels, WheelSpec("tinybeta", "1.0", ("tinyalpha>=1.0",)))
+    made = envdesk("env", "create", "local", "asked", "--kind", "uv", "--package", "tinybeta", "--package",
+                   "tinygamma==0.1", config_dir=config)
+    assert made.returncode == 0, made.stderr
+    python = str(root / "asked" / "bin" / "python")
+    top = json.loads(subprocess.run([sys.executable, "-m", "pip", "--python", python, "list", "--not-required",
+                                     "--format", "json"], capture_output=True, text=True, check=True,
+                                    timeout=120).stdout)
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", python], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.split()
+    assert "tinyalpha==1.0" in frozen
+    exported = envdesk("env", "export", "local", "asked", "--format", "conda-history", config_dir=config)
+    assert exported.returncode == 0, exported.stderr
+    import yaml
+    pip_section = next(d["pip"] for d in yaml.safe_load(exported.stdout)["dependencies"] if isinstance(d, dict))
+    assert sorted(pip_section) == sorted(line for line in frozen if line.split("==")[0] in
+                                         {item["name"] for item in top})
+    assert sorted(pip_section) == ["tinybeta==1.0", "tinygamma==0.1"]
