@@ -157,7 +157,7 @@ def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]]) -> list[Fin
     return [Finding(env.name, "unmet-requirements", "Some packages lack what they need to work",
                     "; ".join(u.text for u in found) + ". Importing them may fail.",
                     advice + "Installing the versions they ask for (Update, --add 'NAME>=VERSION') mends the "
-                    "rest; `python -m pip check` in the environment lists the same.")]
+                    "rest; python -m pip check in the environment lists the same.")]
 
 
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
