@@ -198,6 +198,19 @@ def to_conda_yaml(spec: EnvSpec) -> str:
     return redact(dump_yaml(data))
 
 
+def requirement_name(requirement: str) -> str | None:
+    """The canonical name of the package a requirement line names; None for a line without one (a bare VCS
+    URL, an editable folder)."""
+    plain = validate.plain_requirement_name(requirement.strip())
+    if plain is not None:
+        return validate.canonical_name(plain)  # packaging's parser not loaded for plain pins
+    from packaging.requirements import InvalidRequirement, Requirement
+    try:
+        return validate.canonical_name(Requirement(requirement).name)
+    except InvalidRequirement:
+        return None
+
+
 CONDA_HISTORY = "conda-history"
 """An export format beside FORMATS: what `conda env export --from-history` writes, with the pip section."""
 
@@ -218,15 +231,14 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
         dependencies.extend(dict.fromkeys(asked))
     elif spec.python:
         dependencies.extend([f"python={spec.python_minor}", "pip"])
-    asked_names = {validate.canonical_name(re.split(r"[\s\[<>=!~;@]", line.strip(), maxsplit=1)[0])
-                   for line in spec.requirements}
+    asked_names = set(map(requirement_name, spec.requirements))
     pip_lines = [pin.pip_line() for pin in spec.pip_pins  # a folder's or URL's install is always one asked for
                  if validate.canonical_name(pin.name) in asked_names or pin.url]
     if not pip_lines and spec.pip_pins:
         header += "# No record of which pip packages were asked for: every one is listed.\n"
         pip_lines = [pin.pip_line() for pin in spec.pip_pins]
     if pip_lines:
-        if not any(_conda_entry_name(entry) == "pip" for entry in dependencies):
+        if not any(conda_entry_name(entry) == "pip" for entry in dependencies):
             dependencies.append("pip")  # conda installs the pip section with the environment's own pip
         dependencies.append({"pip": pip_lines})
     data = {"name": spec.name or "env", "channels": spec.channels or ["conda-forge"],
@@ -237,7 +249,8 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
 _MATCH_SPEC_KEYS = r"(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^,\]]*))"
 
 
-def _conda_entry_name(entry: str) -> str:
+def conda_entry_name(entry: str) -> str:
+    """The package a conda match spec names ('conda-forge::numpy=1.26' -> 'numpy')."""
     return re.split(r"[=<>!~\s\[]", entry.split("::")[-1], maxsplit=1)[0].lower()
 
 

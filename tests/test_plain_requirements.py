@@ -167,7 +167,7 @@ def test_every_plain_operator_with_every_plain_version_is_accepted():
 
 
 def test_a_plain_requirement_s_name_is_the_one_packaging_reads():
-    """What an import compares pins by (importing._requirement_name): the name packaging's Requirement reads."""
+    """What an import compares pins by (spec.requirement_name): the name packaging's Requirement reads."""
     from packaging.requirements import Requirement
 
     lines = [line.strip() for line in corpus_lines() + SHAPED + made_up_lines(3000)]

@@ -121,12 +121,17 @@ class NotStarted(CommandFailed):
     shell could not start). Nothing of the steps ran."""
 
 
+def has_shell(target: Target) -> bool:
+    """Whether the target runs bash text (run_shell): every cluster, and this computer where it is not Windows."""
+    return target.profile is not None or os.name == "posix"
+
+
 def one_command(target: Target, steps: Sequence[Step]) -> bool:
     """Whether `steps` can run as one shell command (one `module load`): they load the same modules and
     none has variables or standard input of its own (which may hold credentials: those steps keep their own
     command, where neither becomes text that others may read), and the target has a shell (every cluster;
     this computer where it is not Windows)."""
-    return (bool(steps) and (target.profile is not None or os.name == "posix")
+    return (bool(steps) and has_shell(target)
             and all(step.modules == steps[0].modules and not step.env and step.input is None for step in steps))
 
 

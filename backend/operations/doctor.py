@@ -21,7 +21,7 @@ from ..inventory import Environment
 from ..runner import join_command
 from ..targets import Session, Target
 from ..validate import canonical_name
-from .common import Progress, capabilities, is_path
+from .common import Progress, capabilities, has_shell, is_path
 from .requirement_check import Unmet, check_here, check_script, read_answers
 
 MOVE_USER_SITE = "move-user-site"
@@ -167,23 +167,17 @@ def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progr
     runner = target.runner
     modules = sorted({module for env in envs for module in env.modules}) if runner.has_module_system else []
     checked = [env for env in envs if env.state == "ok" and env.python]
-    shell = target.profile is not None or os.name == "posix"
+    shell = has_shell(target)
     lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || "
              + join_command(["echo", "missing", module]) for module in modules]
     python_of = {env.path: (os.path.join(env.path, "python.exe") if env.kind == "conda" and not shell
                             else runner.env_python(env.path)) for env in checked}  # conda's on Windows: no Scripts
     if shell and checked:
         lines.append(check_script(checked, python_of, runner.has_module_system))
-    if not lines and (shell or not checked):
-        return set(), {}
-    unmet: dict[str, list[Unmet]] = {}
-    output = ""
-    if lines:
-        output = runner.run_shell("\n".join(lines), cancel=progress.cancel, timeout=600,
-                                  label="check the recorded modules and what each package requires").stdout
-        unmet = read_answers(output, checked)
-    if not shell:  # this computer without a shell (Windows): one command per environment
-        unmet = {env.path: check_here(runner, env, python_of[env.path], progress) for env in checked}
+    output = runner.run_shell("\n".join(lines), cancel=progress.cancel, timeout=600,
+                              label="check the recorded modules and what each package requires").stdout if lines else ""
+    unmet = (read_answers(output, checked) if shell  # else this computer on Windows: one command per environment
+             else {env.path: check_here(runner, env, python_of[env.path], progress) for env in checked})
     return {line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("missing ")}, unmet
 
 

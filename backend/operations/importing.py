@@ -254,8 +254,7 @@ _ONE_PYTHON = re.compile(r"^(?:[^:\s]+::)?python(?:==?[0-9][0-9.]*\*?(?:=\S+)?)?
 def _conda_only_packages(spec: EnvSpec) -> list[str]:
     """The names of a conda file's conda packages that a venv would lack (none: it can be built without
     conda)."""
-    names = dict.fromkeys(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0]
-                          for entry in spec.conda_requirements
+    names = dict.fromkeys(specs.conda_entry_name(entry) for entry in spec.conda_requirements
                           if _conda_name(entry) not in _PIP_SIDE
                           or (_conda_name(entry) == "python" and not _ONE_PYTHON.match(entry)))
     return list(names)
@@ -319,11 +318,11 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
     requirement whose package no pin already covers (ranges, extras, markers, URLs, unpinned names) and
     no adapted line installs."""
     pinned = {validate.canonical_name(pin.name) for pin in spec.pip_pins}
-    pinned |= {name for name in map(_requirement_name, map(specs.without_hashes, spec.hashed)) if name}
+    pinned |= {name for name in map(specs.requirement_name, map(specs.without_hashes, spec.hashed)) if name}
     pip_lines = [pin.pip_line() for pin in spec.pip_pins] + list(spec.hashed)
     adapted = {a.as_ for a in spec.adapted if a.installs}
     pip_lines += [r for r in spec.requirements
-                  if _requirement_name(r) not in pinned and r not in pip_lines and r not in adapted]
+                  if specs.requirement_name(r) not in pinned and r not in pip_lines and r not in adapted]
     if not conda:
         return pip_lines, []
     conda_pinned = {validate.canonical_name(pin.name) for pin in spec.conda_pins}
@@ -332,19 +331,8 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
     return pip_lines, conda_lines
 
 
-def _requirement_name(requirement: str) -> str | None:
-    plain = validate.plain_requirement_name(requirement.strip())
-    if plain is not None:
-        return validate.canonical_name(plain)  # packaging's parser not loaded for plain pins
-    from packaging.requirements import InvalidRequirement, Requirement
-    try:
-        return validate.canonical_name(Requirement(requirement).name)
-    except InvalidRequirement:
-        return None  # a bare VCS URL: no name to compare
-
-
 def _conda_name(entry: str) -> str:
-    return validate.canonical_name(re.split(r"[=<>!~\s]", entry.split("::")[-1], maxsplit=1)[0])
+    return validate.canonical_name(specs.conda_entry_name(entry))
 
 
 def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> None:

@@ -74,8 +74,12 @@ def read_answers(output: str, envs: Sequence[Environment]) -> dict[str, list[Unm
     found: dict[str, list[Unmet]] = {}
     for number, lines in blocks.items():
         if number < len(envs) and _NOT_CHECKED not in lines:
-            found[envs[number].path] = [unmet for unmet in map(_unmet, lines) if unmet is not None]
+            found[envs[number].path] = _unmets(lines)
     return found
+
+
+def _unmets(lines: Sequence[str]) -> list[Unmet]:
+    return [unmet for unmet in map(_unmet, (line.strip() for line in lines)) if unmet is not None]
 
 
 def _unmet(line: str) -> Unmet | None:
@@ -102,4 +106,4 @@ def check_here(runner: Runner, env: Environment, python: str, progress: Progress
             result = runner.run([uv, "pip", "check", "--python", python], cancel=progress.cancel, timeout=300)
     except CommandFailed:  # its Python could not be started: the listing says what is wrong with it
         return []
-    return [unmet for unmet in map(_unmet, (result.stdout + "\n" + result.stderr).splitlines()) if unmet]
+    return _unmets((result.stdout + "\n" + result.stderr).splitlines())
