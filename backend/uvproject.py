@@ -143,6 +143,12 @@ class UvProject:
         return canonical_name(package.name) == canonical_name(self.name) and package.source in ("virtual", "editable")
 
     @property
+    def installs_itself(self) -> bool:
+        """Whether `uv sync` installs the project itself too, from its folder (a package project, which uv.lock
+        marks editable; a virtual project is only its dependencies)."""
+        return any(self.is_root(p) and p.source == "editable" for p in self.packages)
+
+    @property
     def locked(self) -> list[LockedPackage]:
         """Every locked package except the project itself."""
         return [p for p in self.packages if not self.is_root(p)]

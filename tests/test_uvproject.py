@@ -49,15 +49,17 @@ def run_uv(*args: str, cwd: Path, home: Path, offline: bool = True) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def make_project(folder: Path, wheelhouse: Path, home: Path, name: str = "demo") -> Path:
+def make_project(folder: Path, wheelhouse: Path, home: Path, name: str = "demo", *, package: bool = False) -> Path:
     """`uv init --bare` + `uv add tinybeta`, with tinyalpha locked at 1.1 (a fresh resolve gives 2.0).
 
     tinyalpha is added with <2 and removed again: uv keeps its locked version, so the lock holds a
-    version only the lock (not pyproject.toml) asks for.
+    version only the lock (not pyproject.toml) asks for. With `package`, a library project (`--lib`), which
+    `uv sync` installs too; otherwise a virtual project, which is only its dependencies.
     """
     folder.mkdir(parents=True)
     find = ["--no-index", "--find-links", str(wheelhouse)]
-    run_uv("init", "--bare", "--no-workspace", "--name", name, "--python", "3.11", cwd=folder, home=home)
+    run_uv("init", "--bare", *(["--lib"] if package else []), "--no-workspace", "--name", name, "--python", "3.11",
+           cwd=folder, home=home)
     run_uv("add", "--no-sync", *find, "tinybeta", "tinyalpha<2", cwd=folder, home=home)
     run_uv("remove", "--no-sync", *find, "tinyalpha", cwd=folder, home=home)
     assert locked_versions(folder) == {"tinyalpha": "1.1", "tinybeta": "1.0"}
@@ -317,6 +319,23 @@ def test_the_plan_picks_the_targets_python_and_refuses_local_folders(testbed, se
     assert [r.line.split(" ")[0] for r in plan.refused] == ["helper"]
     with pytest.raises(InvalidInput, match="cannot be imported"):
         import_uv_project(session, "alpha", project, name=unique("uvplan"))
+
+
+def test_the_plan_says_the_project_itself_is_not_installed_where_uv_sync_would_install_it(testbed, session, tmp_path,
+                                                                                         home):
+    """uv decides which projects `uv sync` installs: a library project's lock marks it editable."""
+    wheelhouse = testbed.clusters["alpha"].wheelhouse
+    library = make_project(tmp_path / "library", wheelhouse, home, "labtools", package=True)
+    assert 'name = "labtools"\nversion = "0.1.0"\nsource = { editable = "." }' in (library / "uv.lock").read_text()
+    plan = plan_uv_project(session, "alpha", library, name=unique("uvlib"))
+    itself = [note for note in plan.notes if note.startswith("The project itself (labtools) is not installed")]
+    assert len(itself) == 1 and "copy its folder to alpha" in itself[0], plan.notes
+    assert [line.split("==")[0] for line in plan.pins] == ["tinyalpha", "tinybeta"]
+
+    virtual = make_project(tmp_path / "virtual", wheelhouse, home, "analysis")
+    assert 'source = { virtual = "." }' in (virtual / "uv.lock").read_text()
+    plan = plan_uv_project(session, "alpha", virtual, name=unique("uvvirt"))
+    assert not [note for note in plan.notes if "project itself" in note], "uv sync installs no virtual project"
 
 
 def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp_path):

@@ -40,7 +40,7 @@ def import_uv_project(session: Session, target_name: str, folder: Path, *, name:
     spec = _spec_for_target(session, target_name, project, progress)
     imported = import_environment(session, target_name, spec, name=chosen, root=root, top_level=top_level,
                                   agreed=agreed, progress=progress)
-    imported.notes[:0] = _lock_notes(project, spec, session.target(target_name).pip_args)
+    imported.notes[:0] = _lock_notes(project, spec, session.target(target_name))
     return imported
 
 
@@ -52,7 +52,7 @@ def plan_uv_project(session: Session, target_name: str, folder: Path, *, name: s
     chosen = validate.env_name(name or project.name)
     spec = _spec_for_target(session, target_name, project, progress)
     plan = plan_import(session, target_name, spec, chosen, progress)
-    plan.notes[:0] = _lock_notes(project, spec, session.target(target_name).pip_args)
+    plan.notes[:0] = _lock_notes(project, spec, session.target(target_name))
     return plan
 
 
@@ -66,11 +66,12 @@ def _spec_for_target(session: Session, target_name: str, project: UvProject, pro
     return spec
 
 
-def _lock_notes(project: UvProject, spec: EnvSpec, pip_args: tuple[str, ...]) -> list[str]:
-    """How the lock's packages are checked, which come from outside a package index, and which were
-    locked against an index other than the target's (they are installed from the target's own)."""
-    notes = []
-    allowed = index_hosts(pip_args)
+def _lock_notes(project: UvProject, spec: EnvSpec, target: Target) -> list[str]:
+    """How the lock's packages are checked, which come from outside a package index, which were locked
+    against an index other than the target's (they are installed from the target's own), and that the
+    project itself is not installed where `uv sync` would install it."""
+    notes = [] if not project.installs_itself else [_project_itself(project, target)]
+    allowed = index_hosts(target.pip_args)
     elsewhere = sorted({p.location for p in project.locked if p.source == "registry"
                         and (urlsplit(p.location).hostname or "").lower() not in allowed})
     if elsewhere:
@@ -85,6 +86,16 @@ def _lock_notes(project: UvProject, spec: EnvSpec, pip_args: tuple[str, ...]) ->
         notes.append(f"uv.lock lists no file hashes for {', '.join(unchecked)}, so they are installed at their "
                      "locked versions without a hash check.")
     return notes + project.source_notes()
+
+
+def _project_itself(project: UvProject, target: Target) -> str:
+    """Why the project's own package is not in the environment, and how to add it."""
+    where = (f"install its folder into the environment: python -m pip install -e {project.folder}"
+             if target.profile is None else
+             f"copy its folder to {target.label} and install it there into the environment: python -m pip "
+             "install -e FOLDER")
+    return (f"The project itself ({project.name}) is not installed: uv sync installs it from its own folder, "
+            f"and EnvDesk builds what uv.lock lists for it. To add it, {where}.")
 
 
 def _pick_python(target: Target, caps: Capabilities, project: UvProject) -> str | None:
