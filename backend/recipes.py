@@ -15,7 +15,7 @@ from . import pip_settings
 from .capabilities import Capabilities, CondaTool
 from .credentials import has_credentials, split_settings
 from .errors import InvalidInput
-from .spec import redact
+from .spec import environment_variables, redact
 
 PIP_TO_UV = {"--no-cache-dir": "--no-cache"}
 INSTALLER_PACKAGES = frozenset({"pip", "setuptools", "wheel", "distribute"})
@@ -135,11 +135,14 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
     raise InvalidInput(f"Unknown environment kind {kind!r}.", "Use venv, virtualenv, uv or conda.")
 
 
-_HOSTLESS_VCS = r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*((?:git|hg|svn|bzr)\+file:///[^\s#;]+)$"  # compiled on use
+_HOSTLESS_VCS = (r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*((?:git|hg|svn|bzr)\+file://(?:/|\$\{[A-Z0-9_]+\})[^\s#;]+)$")
+"""A VCS URL of a folder: file:///PATH, or file://${VARIABLE}/PATH, which pip fills in with a path (compiled on
+use)."""
 
 
 def _legacy_vcs_form(spec: str) -> str:
-    """'name @ git+file:///repo@C' as 'git+file:///repo@C#egg=name': pip before 24.1 refuses a VCS URL
+    """'name @ git+file:///repo@C' as 'git+file:///repo@C#egg=name' (and so with file://${HOME}/repo, say, which
+    pip fills in only after it has read the line): pip before 24.1 refuses a VCS URL
     without a host in the PEP 508 form (its vendored packaging, pypa/packaging#684) but takes pip's own."""
     match = re.match(_HOSTLESS_VCS, spec.strip())
     return f"{match.group(2)}#egg={match.group(1)}" if match else spec
@@ -149,12 +152,19 @@ STDIN_REQUIREMENTS = {"pip": "/dev/stdin", "uv": "-"}
 """How each installer is told to read a requirements file from its standard input."""
 
 
+def _from_a_file(spec: str) -> bool:
+    """Whether `spec` must reach the installer in a requirements file: a credential (an argument is seen by
+    every user of the machine) or a ${VARIABLE}, which installers fill in only in a file."""
+    return has_credentials(spec) or bool(environment_variables(spec))
+
+
 @dataclass(frozen=True)
 class Installer:
     """Installs into one environment with uv when the target has it, else with pip.
 
     Requirements whose URL holds a credential are given on standard input, never as arguments; in what
-    EnvDesk records they appear without it (spec.redact), as pip and uv record them (PEP 610).
+    EnvDesk records they appear without it (spec.redact), as pip and uv record them (PEP 610). So are those
+    with a ${VARIABLE}, which the installer fills in there, from the target's environment.
     """
 
     python: str
@@ -204,8 +214,8 @@ class Installer:
         A spec '-e FOLDER_OR_URL' is installed editable (the option goes before the '--'). Specs with a
         credential join `lines`, which the installer reads from its standard input.
         """
-        given = list(lines) + [spec for spec in specs if has_credentials(spec)]
-        specs = [spec for spec in specs if not has_credentials(spec)]
+        given = list(lines) + [spec for spec in specs if _from_a_file(spec)]
+        specs = [spec for spec in specs if not _from_a_file(spec)]
         editables = [arg for spec in specs if spec.startswith("-e ") for arg in ("-e", spec[3:].strip())]
         specs = [spec for spec in specs if not spec.startswith("-e ")]
         extra = (["--no-deps"] if no_deps else []) + editables + (["--require-hashes"] if require_hashes else [])
@@ -229,7 +239,7 @@ class Installer:
             args = ["install", "--dry-run", "--no-deps", "--python", self.python, *shown]
         else:
             args = ["install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed", *shown]
-        secret = has_credentials(spec)
+        secret = _from_a_file(spec)
         editable = not secret and spec.startswith("-e ")
         if editable:
             args = [*args, "-e", spec[3:].strip()]

@@ -10,7 +10,7 @@ import reprlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from . import validate
 from .errors import InvalidInput
@@ -437,6 +437,14 @@ HASH_OPTION = " --hash="
 """How a plan line that pip must check against hashes is recognised (it goes to a requirements file)."""
 HASHED_REQUIREMENTS = "hashed-requirements.txt"
 _VCS = ("git+", "hg+", "svn+", "bzr+")
+_ENVIRONMENT_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
+"""pip's own form of a variable in a requirements file (capitals, digits and underscores only): ${NAME}."""
+
+
+def environment_variables(line: str) -> list[str]:
+    """The variables an installer fills in when it reads `line` from a requirements file, from the environment
+    it runs in (pip anywhere in the line; uv in URLs and paths)."""
+    return _ENVIRONMENT_VARIABLE.findall(line) if "${" in line else []
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
                   "--trusted-host", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
 _BUILD_FOLDERS = (r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock_root/|"
@@ -506,7 +514,10 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
     try:
         requirement = validate.package_spec(bare)
     except InvalidInput as exc:
-        spec.refused.append(Refused(line, exc.message))
+        variables = environment_variables(bare)
+        spec.refused.append(Refused(line, exc.message if not variables else (
+            f"pip fills in {listed_variables(variables)} from the environment it runs in, and EnvDesk checks every "
+            "requirement before anything runs: write the value in its place")))
         return
     name, _, url = requirement.partition(" @ ") if " @ " in requirement else (requirement, "", "")
     if url and re.match(_BUILD_FOLDERS, url.strip()):
@@ -525,6 +536,11 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         _add_pin(spec, Pin(name=pin.group(1), version=pin.group(2)))
     else:
         spec.requirements.append(requirement)
+
+
+def listed_variables(variables: Sequence[str]) -> str:
+    """'${A}, ${B}': each variable once, as the file writes it."""
+    return ", ".join(f"${{{name}}}" for name in dict.fromkeys(variables))
 
 
 def _add_pin(spec: EnvSpec, pin: Pin) -> None:

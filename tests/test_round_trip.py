@@ -102,6 +102,30 @@ def test_a_copy_to_the_other_cluster_refuses_the_editable_whose_folder_is_not_th
     assert "tinybeta==1.0" in plan.pins and not any(editable.path in line for line in plan.pins)
 
 
+@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
+def test_a_variable_in_a_url_is_filled_in_on_the_cluster_as_the_installer_does(testbed, session, projects, tmp_path,
+                                                                              cluster_name):
+    """${HOME} (set in every login shell) in a git URL: uv on alpha and pip on beta fill it in when they read
+    the line from a requirements file, and their freeze shows the folder it became."""
+    cluster = testbed.clusters[cluster_name]
+    vcs, _ = projects[cluster_name]
+    url = vcs.vcs_url()
+    assert url.startswith(f"git+file://{cluster.home}/"), url
+    (tmp_path / "requirements.txt").write_text(
+        f"tinybeta\n{vcs.name} @ {url.replace(f'git+file://{cluster.home}/', 'git+file://${HOME}/')}\n")
+    spec = read_spec_file(tmp_path / "requirements.txt")
+    plan = plan_import(session, cluster_name, spec)
+    assert [note for note in plan.notes if "fills in ${HOME}" in note and f"login shell on {cluster_name}" in note]
+    copy = import_environment(session, cluster_name, spec, name=unique("vars"))
+    assert f"{vcs.name} @ {url}" in freeze(cluster, copy.environment.path)
+
+    token = "tool @ git+https://${GITHUB_TOKEN}@github.example/lab/tool@v1"  # the note names it, the URL shown bare
+    (tmp_path / "token.txt").write_text(token + "\n")
+    notes = plan_import(session, cluster_name, read_spec_file(tmp_path / "token.txt")).notes
+    assert [note for note in notes if "fills in ${GITHUB_TOKEN}" in note and "tool @ git+https://github.example/"
+            in note], notes
+
+
 def test_wheels_copy_exactly_to_the_other_cluster(testbed, session, tmp_path):
     alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
     path = f"{alpha.home}/venvs/{unique('plain')}"

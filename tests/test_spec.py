@@ -154,3 +154,16 @@ def test_editable_requirements_of_an_envdesk_file_are_read_back():
 def test_a_byte_order_mark_left_at_the_start_of_the_text_is_ignored(text, name):
     spec = specs.from_text(text, name)
     assert not spec.refused and "tinyalpha" in spec.requirements + spec.conda_requirements
+
+
+def test_variables_are_pips_own_and_a_line_they_leave_invalid_says_to_write_the_value():
+    from pip._internal.req.req_file import ENV_VAR_RE  # pip's own rule for ${VARIABLE} is the referee
+    lines = ["numpy>=${NUMPY_MIN}", "tool @ git+https://${GITHUB_TOKEN}@github.com/lab/tool@v1",
+             "x @ https://files.example/${lower}/x.whl", "y==${A}${B_2}", "z ; os_name == '$HOME'", "w==1.0"]
+    for line in lines:
+        assert specs.environment_variables(line) == [name for _, name in ENV_VAR_RE.findall(line)], line
+    spec = specs.from_text("numpy>=${NUMPY_MIN}\ntool @ git+https://${GITHUB_TOKEN}@github.com/lab/tool@v1\n",
+                           "requirements.txt")
+    assert [r.line for r in spec.refused] == ["numpy>=${NUMPY_MIN}"]
+    assert "fills in ${NUMPY_MIN}" in spec.refused[0].reason and "write the value" in spec.refused[0].reason
+    assert spec.requirements == ["tool @ git+https://${GITHUB_TOKEN}@github.com/lab/tool@v1"]

@@ -242,7 +242,21 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
+    plan.notes += _variables_note(plan.to_install, target)
     return plan
+
+
+def _variables_note(lines: Sequence[str], target: Target) -> list[str]:
+    """Which lines use ${VARIABLES}, which the installer fills in on the target, not from this computer."""
+    using = [line for line in lines if specs.environment_variables(line)]
+    if not using:
+        return []
+    variables = specs.listed_variables([name for line in using for name in specs.environment_variables(line)])
+    using = [specs.redact(line) for line in using]
+    where = "this computer's environment" if target.profile is None else \
+        f"the environment of your login shell on {target.label} (set them in ~/.bashrc there)"
+    return [f"The installer fills in {variables} from {where}, as pip does with a requirements file; "
+            f"a variable that is not set stays as written and that download fails: {'; '.join(using)}."]
 
 
 _PIP_SIDE = {"python", "pip"}  # what a venv has without conda
