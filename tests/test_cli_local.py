@@ -376,6 +376,9 @@ def test_import_reads_the_file_from_standard_input_given_as_a_dash(local_envs, t
     frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(root / "piped" / "bin" / "python")],
                             capture_output=True, text=True, check=True, timeout=120).stdout.split()
     assert sorted(line for line in frozen if line.startswith("tiny")) == ["tinydelta==1.0", "tinygamma==0.1"]
+    again = subprocess.run([*ENVDESK, "--config-dir", str(config), "env", "import", "local", "-", "--name", "piped",
+                            "--dry-run"], input=piped, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 1 and f"{root / 'piped'} already exists" in again.stdout, again.stdout + again.stderr
     conda_file = (Path(__file__).parent / "corpus" / "environment-pip-only.yml").read_text()
     planned = subprocess.run([*ENVDESK, "--config-dir", str(config), "env", "import", "local", "-", "--dry-run",
                               "--json"], input=conda_file, capture_output=True, text=True, timeout=300)

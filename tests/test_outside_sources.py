@@ -104,6 +104,7 @@ def test_a_download_from_outside_the_index_stops_the_import_until_the_user_agree
 
     shown = run_cli("env", "import", "alpha", source, "--name", name, "--dry-run", config=config, home=home)
     assert shown.returncode == 0, shown.stderr
+    assert "Without --yes the import stops here" in shown.stdout
     first_section = next(line for line in shown.stdout.splitlines()[1:] if line and not line.startswith(" "))
     assert first_section.startswith("Downloaded from outside alpha's package index"), shown.stdout
     assert files["url"] in shown.stdout
@@ -112,6 +113,24 @@ def test_a_download_from_outside_the_index_stops_the_import_until_the_user_agree
     assert [entry["host"] for entry in planned["outside"]] == ["127.0.0.1"]
     assert files["server"].asked == []
     assert not _exists_on_alpha(testbed, name)
+
+
+def test_a_dry_run_says_when_the_name_is_taken_as_the_import_would(testbed, files, config, home):
+    """A user trial's dry run said "Would build" where the import then stopped at the existing folder."""
+    alpha = testbed.clusters["alpha"]
+    name = unique("taken")
+    alpha.run_as_user(f"mkdir -p ~/venvs/{name}")
+    source = str(files["requirements"])
+    imported = run_cli("env", "import", "alpha", source, "--name", name, "--yes", config=config, home=home)
+    assert imported.returncode != 0 and "already exists" in imported.stderr  # the referee: the import itself
+    shown = run_cli("env", "import", "alpha", source, "--name", name, "--dry-run", "--yes", config=config, home=home)
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    assert f"Blocked: {alpha.home}/venvs/{name} already exists" in shown.stdout
+    assert "Without --yes" not in shown.stdout
+    free = run_cli("env", "import", "alpha", source, "--name", name + "x", "--dry-run", "--yes", config=config,
+                   home=home)
+    assert free.returncode == 0 and "already exists" not in free.stdout, free.stdout + free.stderr
+    assert not _exists_on_alpha(testbed, name + "x")
 
 
 def test_after_yes_the_package_comes_from_that_server(testbed, files, config, home):

@@ -490,8 +490,9 @@ def _read_for(session: Session, cluster: str, path: Path) -> Any:
 
 
 def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
-    """--dry-run: what the import would install, adapt and refuse; nothing is created."""
-    from envdesk.backend.operations.importing import plan_import
+    """--dry-run: what the import would install, adapt and refuse; nothing is created. It ends with 1 where the
+    import could not build at all (blocked, or the name taken); what --yes would agree to is said, not failed."""
+    from envdesk.backend.operations.importing import plan_import, taken_folder
     from envdesk.backend.spec import redact
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
@@ -499,6 +500,9 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
                                progress=_progress(args))
     else:
         plan = plan_import(session, args.cluster, _read_for(session, args.cluster, path), args.name, _progress(args))
+    taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
+    if taken:
+        plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."
     plan.channels = [redact(channel) for channel in plan.channels]  # shown: never a token in a channel's URL
     if args.json:
         _print_json(plan.to_json())
@@ -524,7 +528,10 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         print("\n".join(f"  {r.line}\n    {r.reason}" for r in plan.refused))
     for note in plan.notes:
         print(f"Note: {note}")
-    return 1 if plan.blocked else 0  # as the import itself would end
+    if not args.yes and not plan.blocked and (plan.refused or plan.outside):
+        print("Without --yes the import stops here, before anything is made: read the lines above, then add --yes "
+              "to build the rest.")
+    return 1 if plan.blocked else 0
 
 
 def env_clone(args: argparse.Namespace, session: Session) -> int:

@@ -1,6 +1,7 @@
 """Build an environment from an EnvSpec on any target, mapping modules and reporting what it lacks."""
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from ..recipes import Installer
 from ..runner import CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
-from .common import Progress, Reservation, capabilities
+from .common import Progress, Reservation, capabilities, full_path
 from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
 
@@ -347,6 +348,19 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
 
 def _conda_name(entry: str) -> str:
     return validate.canonical_name(specs.conda_entry_name(entry))
+
+
+def taken_folder(session: Session, target_name: str, name: str, root: str | None = None,
+                 progress: Progress | None = None) -> str | None:
+    """The folder an import named `name` would make, when something is there already (the import would stop
+    at it); None when it is free. On a cluster, one command."""
+    target = session.target(target_name)
+    caps = capabilities(session, target, progress or Progress())
+    chosen, _ = choose_root(target, validate.remote_folder(root) if root is not None else None)
+    path = full_path(f"{chosen.rstrip('/')}/{name}", caps.home)
+    if target.profile is None:
+        return path if os.path.lexists(path) else None
+    return path if target.runner.run(["test", "-e", path, "-o", "-L", path]).ok else None
 
 
 def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> None:
