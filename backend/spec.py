@@ -437,14 +437,15 @@ HASH_OPTION = " --hash="
 """How a plan line that pip must check against hashes is recognised (it goes to a requirements file)."""
 HASHED_REQUIREMENTS = "hashed-requirements.txt"
 _VCS = ("git+", "hg+", "svn+", "bzr+")
-_ENVIRONMENT_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
-"""pip's own form of a variable in a requirements file (capitals, digits and underscores only): ${NAME}."""
+_ENVIRONMENT_VARIABLE = r"\$\{([A-Z0-9_]+)\}"
+"""pip's own form of a variable in a requirements file (capitals, digits and underscores only): ${NAME} (compiled
+on use)."""
 
 
 def environment_variables(line: str) -> list[str]:
     """The variables an installer fills in when it reads `line` from a requirements file, from the environment
     it runs in (pip anywhere in the line; uv in URLs and paths)."""
-    return _ENVIRONMENT_VARIABLE.findall(line) if "${" in line else []
+    return re.findall(_ENVIRONMENT_VARIABLE, line) if "${" in line else []
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
                   "--trusted-host", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
 _BUILD_FOLDERS = (r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock_root/|"
