@@ -215,6 +215,9 @@ def test_packages_that_lack_what_they_require_are_found_as_pip_check_finds_them(
     config = local_config(tmp_path, root)
     removed = run_cli("env", "update", "local", "broken", "--remove", "tinygamma", config=config, home=home)
     assert removed.returncode == 0, removed.stderr
+    notes = [line for line in removed.stderr.splitlines() if line.startswith("note: The removal left")]
+    assert len(notes) == 1, removed.stderr  # the update says so itself, as pip check does (the referee)
+    assert set(re.findall(r"(\S+) needs ([^,;<>=!~ ]+)", notes[0])) == pip_check(root / "broken" / "bin" / "python")
     uv_install(root / "broken" / "bin" / "python", wheels, "--no-deps", "tinyalpha==2.0")
     extra = {} if checker == "uv" else {"PATH": os.pathsep.join(
         p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "uv").exists())}
@@ -294,6 +297,11 @@ def test_modules_recorded_that_the_cluster_no_longer_has(testbed, tmp_path):
     assert len(gone) == 1 and "Ghost/1.0" in gone[0]["detail"] and module not in gone[0]["detail"]
 
 
+UPDATE_COMMANDS = 5
+"""The commands of `env update --remove` from the command line, as many as before it checked what the removal
+left: finding the environment, the probe, the agent's begin (lock, snapshot), the uninstall, the agent's finish."""
+
+
 @pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
 def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cluster_name):
     """On the clusters, each environment is checked with its modules loaded (alpha by uv's check, beta, which has
@@ -308,18 +316,25 @@ def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cl
     made = run_cli("env", "create", cluster_name, name, "--kind", "venv", "--package", "tinybeta", config=config,
                    home=home)
     assert made.returncode == 0, made.stderr
+    before = len(cluster.session_commands())
     removed = run_cli("env", "update", cluster_name, name, "--remove", "tinyalpha", config=config, home=home)
     assert removed.returncode == 0, removed.stderr
+    assert len(cluster.session_commands()) - before == UPDATE_COMMANDS, "the check rides in the uninstall's command"
     shown = json.loads(run_cli("env", "show", cluster_name, name, "--json", config=config, home=home).stdout)
     said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} && {shown['path']}/bin/python -m pip check",
                                check=False).stdout
     referee = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.splitlines()) if m}
     assert referee == {("tinybeta", "tinyalpha")}, said
+    # the update itself said so (a user trial's removal said nothing), in the words the doctor uses
+    notes = [line for line in removed.stderr.splitlines() if line.startswith("note: The removal left")]
+    assert len(notes) == 1 and set(re.findall(r"(\S+) needs ([^,;<>=!~ ]+)", notes[0])) == referee, removed.stderr
     before = len(cluster.session_commands())
     result = run_cli("env", "doctor", cluster_name, name, "--json", config=config, home=home)
     assert result.returncode == 0, result.stderr
     assert len(cluster.session_commands()) - before == 2
     assert unmet_in(json.loads(result.stdout)["findings"], name) == referee
+    again = run_cli("env", "update", cluster_name, name, "--remove", "tinybeta", config=config, home=home)
+    assert again.returncode == 0 and "note:" not in again.stderr, again.stderr  # nothing needed it
 
 
 def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, home, wheels):

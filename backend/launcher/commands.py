@@ -350,6 +350,8 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
     change = Change(add=args.add or [], remove=args.remove or [], upgrade=args.upgrade or [],
                     upgrade_all=args.upgrade_all)
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
+    for note in updated.notes:
+        print(f"note: {note}", file=sys.stderr)
     if updated.snapshot is None:
         print(f"{updated.environment.name} is unchanged ({updated.environment.package_count} packages): the "
               "installer had nothing to do, so no snapshot was kept.")

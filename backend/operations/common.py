@@ -94,16 +94,24 @@ def _redacting(on_line: LineCallback | None) -> LineCallback | None:
 
 
 def run_step(target: Target, step: Step, progress: Progress, *, check: bool = True,
-             failure: type[CommandFailed] = CommandFailed) -> CommandResult:
+             failure: type[CommandFailed] = CommandFailed, then: str = "") -> CommandResult:
     """Run one step, streaming its output; raise `failure` (a CommandFailed) in plain words when it fails.
 
     The step's credentials reach it through its environment and standard input, never its arguments;
-    its output, shown and kept in the error's log, is without them.
+    its output, shown and kept in the error's log, is without them. `then`: bash text run in the same command
+    once the step has succeeded, its output added to the step's, its failure not the step's; only where
+    one_command allows (else the caller runs it on its own, or not at all).
     """
     progress.step(step.what)
-    result = target.runner.run(step.argv, modules=step.modules, on_line=_redacting(progress.on_line),
-                               cancel=progress.cancel, env=dict(step.env),
-                               stdin=step.input.encode("utf-8") if step.input is not None else None)
+    if then:
+        if not one_command(target, [step]):
+            raise ValueError("a step with variables or input of its own, or a target without a shell, runs alone")
+        result = target.runner.run_shell(f"{step.shell_text()} && {{ {then}\ntrue; }}", modules=step.modules,
+                                         on_line=_redacting(progress.on_line), cancel=progress.cancel)
+    else:
+        result = target.runner.run(step.argv, modules=step.modules, on_line=_redacting(progress.on_line),
+                                   cancel=progress.cancel, env=dict(step.env),
+                                   stdin=step.input.encode("utf-8") if step.input is not None else None)
     result = CommandResult(result.command, result.exit_status, redact(result.stdout), redact(result.stderr))
     if check and not result.ok:
         raise command_failed(f"{step.what} failed on {target.label}", result, explain(result), failure)

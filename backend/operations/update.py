@@ -9,11 +9,12 @@ from ..validate import canonical_name
 from ..capabilities import Capabilities
 from ..errors import EnvDeskError, InvalidInput
 from ..inventory import Environment
-from ..spec import redact
+from ..spec import redact, requirement_name
 from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
-from .common import Progress, Reservation, capabilities, find_environment, run_step
+from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step
+from .requirement_check import check_script, read_answers
 
 
 @dataclass
@@ -44,10 +45,11 @@ class Change:
 @dataclass
 class Updated:
     """The environment after the change, and the snapshot taken before it (None: nothing changed, so none
-    was kept)."""
+    was kept); `notes`: what the user should know, such as packages the removal left without what they need."""
 
     environment: Environment
     snapshot: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
@@ -55,17 +57,20 @@ def _installer(target: Target, caps: Capabilities, env: Environment) -> Installe
                             here=target.runner.runs_actions_here)
 
 
-def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change, progress: Progress) -> None:
-    """Run the installer commands for a change (no lock or snapshot: the caller holds them)."""
+def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change,
+                 progress: Progress) -> list[str]:
+    """Run the installer commands for a change (no lock or snapshot: the caller holds them); the notes the user
+    should read (see _left_lacking)."""
     installer = _installer(target, caps, env)
     conda_names = {canonical_name(p.name) for p in env.packages if p.installer == "conda"}
+    notes: list[str] = []
     if change.remove:
         conda_side = [n for n in change.remove if canonical_name(n) in conda_names]
         pip_side = [n for n in change.remove if canonical_name(n) not in conda_names]
         if conda_side and caps.conda_tool:
             run_step(target, conda_remove(caps.conda_tool, env.path, conda_side, env.modules), progress)
         if pip_side:
-            run_step(target, installer.uninstall(pip_side), progress)
+            notes += _remove(target, installer, env, pip_side, progress)
     upgrade = list(change.upgrade)
     if change.upgrade_all:
         upgrade = [p.name for p in env.packages if p.installer != "conda" and p.name.lower() not in INSTALLER_PACKAGES
@@ -79,6 +84,27 @@ def apply_change(target: Target, caps: Capabilities, env: Environment, change: C
             run_step(target, installer.install([], upgrade=upgrade), progress)
     elif change.add or upgrade:
         run_step(target, installer.install(change.add, upgrade=upgrade), progress)
+    return notes
+
+
+def _remove(target: Target, installer: Installer, env: Environment, names: Sequence[str],
+            progress: Progress) -> list[str]:
+    """Uninstall `names`; then, in the same command where it can (no command more), the environment's own
+    `pip check` (see requirement_check): a note naming each package the removal left without what it needs,
+    which neither pip nor uv says when it uninstalls."""
+    step = installer.uninstall(names)
+    if not one_command(target, [step]):
+        run_step(target, step, progress)
+        return []
+    result = run_step(target, step, progress, then=check_script([env], {env.path: installer.python}, False))
+    removed = {canonical_name(name) for name in names}
+    lacking = [unmet.text for unmet in read_answers(result.stdout, [env]).get(env.path, [])
+               if unmet.missing and requirement_name(unmet.needs) in removed]
+    if not lacking:
+        return []
+    return [f"The removal left {'a package' if len(lacking) == 1 else 'packages'} without what "
+            f"{'it needs' if len(lacking) == 1 else 'they need'}: {'; '.join(lacking)}. Add it back, or undo the "
+            "change from the snapshot saved before it."]
 
 
 def restore_packages(target: Target, caps: Capabilities, env: Environment, packages: Sequence[dict],
@@ -155,9 +181,10 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     before = state_before(target, caps, env, reservation, progress)
     try:
         large = large_update(len(change.add), len(change.upgrade), change.upgrade_all)
-        apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change, progress)  # issue 12
+        notes = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
+                             progress)  # issue 12
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
-        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot)
+        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)
     except BaseException as failure:
         restored = False
         try:
