@@ -283,3 +283,34 @@ def test_nodefaults_alone_is_refused_plainly_before_conda_runs(conda_stand_in, s
     assert "nodefaults" in info.value.message and "conda-forge" in info.value.hint
     listed = conda_stand_in.run_as_user(f"ls -d ~/venvs/{name} ~/envs/{name} 2>/dev/null", check=False)
     assert listed.stdout == ""
+
+
+# -- lines that ask for versions no installer can give together ----------------------------------------
+
+CLASHES = {  # file text: whether uv (the referee) can install it
+    "tinyalpha==1.0\nTinyAlpha==2.0\n": False,
+    "tinyalpha==1.1\ntinyalpha<1.1\ntinybeta\n": False,
+    "tinyalpha==1.0\ntinyalpha!=1.0\n": False,
+    "tinyalpha==1.0\ntinyalpha==1.0.0\ntinyalpha>=1.0\n": True,
+    "tinyalpha==1.*\ntinyalpha==1.1\n": True,
+    "tinyalpha==1.0 ; python_version < '3.0'\ntinyalpha==2.0 ; python_version >= '3.0'\n": True,
+}
+
+
+@pytest.mark.parametrize("text", list(CLASHES))
+def test_versions_that_cannot_all_be_installed_block_the_import_as_the_installer_would(tmp_path, wheelhouse, text):
+    """A file pinning two versions of one package (or a pin its own range excludes) was planned as fine, built,
+    and failed at the install with the resolver's words. The plan now stops it first, where uv does."""
+    venv = tmp_path / "referee-venv"
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True, timeout=300)
+    (tmp_path / "requirements.txt").write_text(text)
+    said = subprocess.run(["uv", "pip", "install", "--dry-run", "--no-index", "--find-links", str(wheelhouse),
+                           "--python", str(venv / "bin" / "python"), "-r", str(tmp_path / "requirements.txt")],
+                          capture_output=True, text=True, timeout=300)
+    assert (said.returncode == 0) == CLASHES[text], said.stderr
+    config = local_config(tmp_path, ["--no-index", "--find-links", str(wheelhouse)])
+    plan = planned(config, tmp_path / "requirements.txt")
+    blocked = json.loads(plan.stdout)["blocked"]
+    assert (plan.returncode == 0 and blocked is None) == CLASHES[text], plan.stdout + plan.stderr
+    if not CLASHES[text]:
+        assert blocked.startswith("The file asks for versions that cannot all be installed: tinyalpha==1")

@@ -239,6 +239,10 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     else:
         modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
+    clashing = conflicting_requirements(spec.requirements)
+    if clashing and not blocked:
+        blocked = ("The file asks for versions that cannot all be installed: "
+                   + "; ".join(" and ".join(lines) for lines in clashing) + ". Keep the line you want of each.")
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
@@ -326,6 +330,35 @@ def _editable_checkouts_as_packages(spec: EnvSpec) -> EnvSpec:
                    requirements=[plain.get(line, line) for line in spec.requirements],
                    adapted=[*spec.adapted, *(specs.Adapted(line, as_, _CHECKOUT_REASON)
                                              for line, as_ in plain.items())])
+
+
+def conflicting_requirements(requirements: Sequence[str]) -> list[list[str]]:
+    """The lines that ask for versions of one package that no installer can give together, package by package:
+    exact pins of two versions, or an exact pin another line's range excludes. Lines with a marker or a URL are
+    the installer's to judge (a marker is read where it runs)."""
+    by_name: dict[str, list[str]] = {}
+    for line in requirements:
+        if ";" in line or "@" in line or line.startswith("-"):
+            continue
+        name = specs.requirement_name(line)
+        if name:
+            by_name.setdefault(name, []).append(line)
+    found = []
+    for lines in by_name.values():
+        if len(lines) < 2 or not any("==" in line for line in lines):
+            continue
+        from packaging.requirements import InvalidRequirement, Requirement
+        try:
+            wanted = [(line, Requirement(line).specifier) for line in lines]
+        except InvalidRequirement:
+            continue
+        pinned = [(line, next(iter(wanted_by)).version) for line, wanted_by in wanted
+                  if len(wanted_by) == 1 and next(iter(wanted_by)).operator == "==" and "*" not in str(wanted_by)]
+        clash = [line for line, wanted_by in wanted
+                 if any(not wanted_by.contains(version, prereleases=True) for _, version in pinned)]
+        if clash:
+            found.append(list(dict.fromkeys([*(line for line, _ in pinned), *clash])))
+    return found
 
 
 def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
