@@ -527,7 +527,11 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
                                                         "package by name"))
         return
     if url.strip().startswith("file:"):
-        spec.refused.append(Refused(line, f"{url.strip()} is {LOCAL_SOURCE}"))
+        path = local_path(url.strip())
+        if path and not hashes and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name.strip()) and " " not in url.strip():
+            _add_pin(spec, Pin(name=name.strip(), version="", url=url.strip()))  # kept where the target has the path
+        else:                                                                      # (see importing's sources check)
+            spec.refused.append(Refused(line, f"{url.strip()} is {LOCAL_SOURCE}"))
         return
     pin = re.match(_PIN_LINE, requirement)
     if hashes:  # kept whole: pip checks every file it installs against these

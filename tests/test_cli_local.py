@@ -434,3 +434,33 @@ def test_a_history_export_of_a_venv_lists_only_the_packages_asked_for(local_envs
     assert sorted(pip_section) == sorted(line for line in frozen if line.split("==")[0] in
                                          {item["name"] for item in top})
     assert sorted(pip_section) == ["tinybeta==1.0", "tinygamma==0.1"]
+
+
+def test_a_package_from_a_file_url_imports_where_the_file_is(local_envs, tmp_path):
+    """`name @ file:///…/x.whl` (what pip freeze writes for a package installed from a wheel file) was refused
+    even on the computer that has the file, so an export of such an environment never imported back. It is now
+    installed where the path exists and refused, saying so, where it does not; uv pip freeze is the referee."""
+    config, root = local_envs
+    wheels = local_wheelhouse(config, root, tmp_path)
+    wheel = next(wheels.glob("tinygamma-0.1-*.whl"))
+    lines = tmp_path / "from-file.txt"
+    lines.write_text(f"tinygamma @ {wheel.as_uri()}\n")
+    made = envdesk("env", "import", "local", str(lines), "--name", "fromfile", config_dir=config)
+    assert made.returncode == 0, made.stderr
+    python = root / "fromfile" / "bin" / "python"
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(python)], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.split("\n")
+    assert f"tinygamma @ {wheel.as_uri()}" in frozen
+    for fmt, saved_as in (("requirements", "exported.txt"), ("envdesk", "exported.envdesk.yaml")):
+        exported = tmp_path / saved_as
+        exported.write_text(envdesk("env", "export", "local", "fromfile", "--format", fmt, config_dir=config).stdout)
+        again = envdesk("env", "import", "local", str(exported), "--name", f"again-{fmt}", config_dir=config)
+        assert again.returncode == 0, again.stderr
+        assert f"tinygamma @ {wheel.as_uri()}" in subprocess.run(
+            ["uv", "pip", "freeze", "--python", str(root / f"again-{fmt}" / "bin" / "python")], capture_output=True,
+            text=True, check=True, timeout=120).stdout.split("\n")
+    gone = tmp_path / "gone.whl"
+    lines.write_text(f"tinygamma @ {gone.as_uri()}\n")
+    plan = json.loads(envdesk("env", "import", "local", str(lines), "--dry-run", "--json", config_dir=config).stdout)
+    assert [(r["line"], r["reason"].split(" (")[0]) for r in plan["refused"]] == [
+        (f"tinygamma @ {gone.as_uri()}", f"{gone} does not exist on This computer")], plan

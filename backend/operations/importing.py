@@ -288,26 +288,32 @@ def _conda_side_as_venv(spec: EnvSpec, kind: str) -> EnvSpec:
         for entry in spec.conda_requirements)])
 
 
-_MISSING_FOLDERS = "import os, sys\nprint('\\n'.join(p for p in sys.argv[1:] if not os.path.isdir(p)))\n"
+_MISSING_SOURCES = ("import os, sys\nprint('\\n'.join(p[1:] for p in sys.argv[1:] if not (os.path.isdir(p[1:]) if "
+                    "p[0] == 'd' else os.path.exists(p[1:]))))\n")
+"""Prints which of its arguments (d or f, then a path: a folder, or a file or folder) do not exist."""
 
 
 def _without_missing_sources(target: Target, spec: EnvSpec, progress: Progress) -> EnvSpec:
-    """Editable installs from folders: kept where the folder exists on the target, else refused (one command)."""
+    """Installs from paths (editable folders, `name @ file:///...`): kept where the path exists on the target,
+    else refused (one command)."""
     folders: dict[specs.Pin, str] = {}
     for pin in spec.pip_pins:
-        folder = specs.local_path(pin.url or "") if pin.editable else None
+        folder = specs.local_path(pin.url or "")
         if folder:
             folders[pin] = folder
     if not folders:
         return spec
-    progress.step(f"Looking for {len(folders)} editable source folder(s) on {target.label}")
-    result = target.runner.run_python(_MISSING_FOLDERS, sorted(set(folders.values())), cancel=progress.cancel,
-                                      timeout=120)
-    result.check(f"Looking for source folders on {target.label}")
+    progress.step(f"Looking for {len(folders)} source path(s) on {target.label}")
+    asked = sorted({("d" if pin.editable else "f") + folder for pin, folder in folders.items()})
+    result = target.runner.run_python(_MISSING_SOURCES, asked, cancel=progress.cancel, timeout=120)
+    result.check(f"Looking for source folders and files on {target.label}")
     missing = set(result.stdout.splitlines())
     gone = [pin for pin, folder in folders.items() if folder in missing]
     refused = [specs.Refused(pin.pip_line(), f"its source folder {folders[pin]} does not exist on {target.label} "
-                                             "(copy the project there first, or install it from an index or git)")
+                                             "(copy the project there first, or install it from an index or git)"
+                             if pin.editable else
+                             f"{folders[pin]} does not exist on {target.label} (copy it there first, or install "
+                             "the package from an index)")
                for pin in gone]
     lines = {pin.pip_line() for pin in gone}
     return replace(spec, pins=[pin for pin in spec.pins if pin not in gone], refused=[*spec.refused, *refused],
