@@ -39,14 +39,16 @@ def uv_bin() -> str:
     return uv.find_uv_bin()
 
 
-def run_uv(*args: str, cwd: Path, home: Path, offline: bool = True) -> None:
+def run_uv(*args: str, cwd: Path, home: Path, offline: bool = True,
+           check: bool = True) -> subprocess.CompletedProcess:
     """The test runner's uv, with its own cache and no Python downloads; offline unless told otherwise
     (a test's own server on loopback)."""
     env = {**os.environ, "HOME": str(home), "UV_PYTHON_DOWNLOADS": "never",
            "UV_CACHE_DIR": str(home / "uv-cache"), "UV_NO_CONFIG": "1", **({"UV_OFFLINE": "1"} if offline else {})}
     env.pop("VIRTUAL_ENV", None)
     result = subprocess.run([uv_bin(), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 or not check, result.stderr
+    return result
 
 
 def make_project(folder: Path, wheelhouse: Path, home: Path, name: str = "demo", *, package: bool = False) -> Path:
@@ -336,6 +338,34 @@ def test_the_plan_says_the_project_itself_is_not_installed_where_uv_sync_would_i
     assert 'source = { virtual = "." }' in (virtual / "uv.lock").read_text()
     plan = plan_uv_project(session, "alpha", virtual, name=unique("uvvirt"))
     assert not [note for note in plan.notes if "project itself" in note], "uv sync installs no virtual project"
+
+
+def test_a_lock_older_than_pyproject_is_refused_where_uv_lock_check_refuses_it(testbed, tmp_path, home):
+    """A user trial copied a project, renamed it in pyproject.toml and imported it: the lock no longer named the
+    project, so every package in it was installed, Windows-only ones too. `uv lock --check` is the referee."""
+    wheelhouse = testbed.clusters["alpha"].wheelhouse
+    find = ["--no-index", "--find-links", str(wheelhouse)]
+    changes = {
+        "renamed": lambda text: text.replace('name = "demo"', 'name = "demo2"'),
+        "a dependency added": lambda text: text.replace('"tinybeta>=1.0"', '"tinybeta>=1.0",\n    "tinygamma"'),
+        "a range changed": lambda text: text.replace('"tinybeta>=1.0"', '"tinybeta>=1.0,<3"'),
+        "spaced, the same": lambda text: text.replace('"tinybeta>=1.0"', '"TinyBeta >= 1.0"'),
+    }
+    for number, (change, edit) in enumerate(changes.items()):
+        folder = make_project(tmp_path / f"p{number}", wheelhouse, home)
+        pyproject = folder / "pyproject.toml"
+        edited = edit(pyproject.read_text())
+        assert edited != pyproject.read_text(), change
+        pyproject.write_text(edited)
+        current = run_uv("lock", "--check", *find, cwd=folder, home=home, check=False).returncode == 0
+        assert current == (change == "spaced, the same"), change
+        if current:
+            assert read_uv_project(folder).name == "demo"
+            continue
+        with pytest.raises(InvalidInput, match="uv lock") as refused:
+            read_uv_project(folder)
+        assert ("does not lock the project demo2" if change == "renamed" else "older than pyproject.toml") in str(
+            refused.value.message), change
 
 
 def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp_path):
