@@ -231,9 +231,12 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
         dependencies.extend(dict.fromkeys(asked))
     elif spec.python:
         dependencies.extend([f"python={spec.python_minor}", "pip"])
+    pins = {validate.canonical_name(pin.name): pin for pin in spec.pip_pins}
+    pip_lines = [_asked_as_installed(line, pins) for line in spec.requirements]
     asked_names = set(map(requirement_name, spec.requirements))
-    pip_lines = [pin.pip_line() for pin in spec.pip_pins  # a folder's or URL's install is always one asked for
-                 if validate.canonical_name(pin.name) in asked_names or pin.url]
+    pip_lines += [pin.pip_line() for pin in spec.pip_pins  # a folder's or URL's install is always one asked for
+                  if pin.url and validate.canonical_name(pin.name) not in asked_names]
+    pip_lines = list(dict.fromkeys(pip_lines))
     if not pip_lines and spec.pip_pins:
         header += "# No record of which pip packages were asked for: every one is listed.\n"
         pip_lines = [pin.pip_line() for pin in spec.pip_pins]
@@ -244,6 +247,25 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
     data = {"name": spec.name or "env", "channels": spec.channels or ["conda-forge"],
             "dependencies": dependencies}
     return redact(header + dump_yaml(data))
+
+
+def _asked_as_installed(line: str, pins: dict[str, Pin]) -> str:
+    """A requirement the user asked for, pinned at the version installed, its extras and marker kept (they
+    install more packages, or only on some platforms): 'requests[socks]>=2' -> 'requests[socks]==2.32.3'. As
+    asked where nothing of that name is installed here (its marker excludes this platform), or it is an
+    editable folder or a URL (the pin's own line)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement:
+        return line
+    pin = pins.get(validate.canonical_name(requirement.name))
+    if pin is None:
+        return line
+    if pin.url or requirement.url:
+        return pin.pip_line()
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    return f"{requirement.name}{extras}=={pin.version}" + (f" ; {requirement.marker}" if requirement.marker else "")
 
 
 _MATCH_SPEC_KEYS = r"(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^,\]]*))"

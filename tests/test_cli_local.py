@@ -436,6 +436,35 @@ def test_a_history_export_of_a_venv_lists_only_the_packages_asked_for(local_envs
     assert sorted(pip_section) == ["tinybeta==1.0", "tinygamma==0.1"]
 
 
+def test_a_history_export_keeps_the_extras_and_markers_asked_for(local_envs, tmp_path):
+    """A user trial's export wrote requests[socks] as requests==2.32.3, and the copy lacked PySocks; a line for
+    another platform was lost too. The copy made from the export holds what the source holds (uv pip freeze,
+    the referee), and the line for Windows travels as written."""
+    config, root = local_envs
+    wheels = local_wheelhouse(config, root, tmp_path)
+    build_wheel(wheels, WheelSpec("tinyalpha", "1.0"))
+    build_wheel(wheels, WheelSpec("tinydelta", "1.0", ('tinyalpha ; extra == "alpha"',), extras=("alpha",)))
+    made = envdesk("env", "create", "local", "source", "--kind", "uv", "--package", "tinydelta[alpha]==1.0",
+                   "--package", "tinygamma ; sys_platform == 'win32'", config_dir=config)
+    assert made.returncode == 0, made.stderr
+
+    def frozen(name: str) -> list[str]:
+        return sorted(line for line in subprocess.run(  # the copy is a venv with pip (no conda here)
+            ["uv", "pip", "freeze", "--python", str(root / name / "bin" / "python")], capture_output=True, text=True,
+            check=True, timeout=120).stdout.split() if line.split("==")[0] not in ("pip", "setuptools"))
+
+    assert frozen("source") == ["tinyalpha==1.0", "tinydelta==1.0"]
+    exported = tmp_path / "environment.yml"
+    exported.write_text(envdesk("env", "export", "local", "source", "--format", "conda-history",
+                                config_dir=config).stdout)
+    import yaml
+    pip_section = next(d["pip"] for d in yaml.safe_load(exported.read_text())["dependencies"] if isinstance(d, dict))
+    assert pip_section == ["tinydelta[alpha]==1.0", "tinygamma ; sys_platform == 'win32'"]  # as asked
+    copied = envdesk("env", "import", "local", str(exported), "--name", "copy", config_dir=config)
+    assert copied.returncode == 0, copied.stderr
+    assert frozen("copy") == frozen("source")
+
+
 def test_a_package_from_a_file_url_imports_where_the_file_is(local_envs, tmp_path):
     """`name @ file:///…/x.whl` (what pip freeze writes for a package installed from a wheel file) was refused
     even on the computer that has the file, so an export of such an environment never imported back. It is now

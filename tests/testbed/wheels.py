@@ -25,6 +25,7 @@ class WheelSpec:
     requires: tuple[str, ...] = ()
     only_on: tuple[str, ...] = field(default=())  # cluster names; empty = every cluster
     requires_python: str = ""  # the wheel's Requires-Python, as old releases of real packages declare
+    extras: tuple[str, ...] = ()  # its Provides-Extra (their requirements in `requires`, marked extra == "x")
 
     @property
     def filename(self) -> str:
@@ -61,6 +62,7 @@ def build_wheel(dest_dir: Path, spec: WheelSpec) -> Path:
     ]
     metadata += [f"Requires-Dist: {req}" for req in spec.requires]
     metadata += [f"Requires-Python: {spec.requires_python}"] if spec.requires_python else []
+    metadata += [f"Provides-Extra: {extra}" for extra in spec.extras]
     files = {
         f"{spec.name}/__init__.py": (
             f'"""EnvDesk test bed package {spec.name}."""\n__version__ = "{spec.version}"\n'
