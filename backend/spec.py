@@ -514,7 +514,24 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0)
             _apply_header(spec, header.group(1))
             continue
         _read_requirement_line(spec, line, folder, _depth)
+    if _depth == 0 and spec.hashed:
+        _refuse_unhashed(spec)
     return spec
+
+
+_UNHASHED = ("other lines of the file have --hash, and then pip checks every package against hashes (it turns "
+             "--require-hashes on by itself) and refuses the whole file for a line without them: add this line's "
+             "hashes, or take the others' out")
+
+
+def _refuse_unhashed(spec: EnvSpec) -> None:
+    """The lines without hashes of a file where some have them: refused, as pip refuses such a file."""
+    hashed = {without_hashes(line) for line in spec.hashed}
+    unhashed = [line for line in spec.requirements if line not in hashed]
+    if unhashed:
+        spec.refused += [Refused(line, _UNHASHED) for line in unhashed]
+        spec.requirements = [line for line in spec.requirements if line in hashed]
+        spec.pins = [pin for pin in spec.pins if pin.source != "pip" or pin.pip_line() not in set(unhashed)]
 
 
 def without_hashes(line: str) -> str:

@@ -314,3 +314,32 @@ def test_versions_that_cannot_all_be_installed_block_the_import_as_the_installer
     assert (plan.returncode == 0 and blocked is None) == CLASHES[text], plan.stdout + plan.stderr
     if not CLASHES[text]:
         assert blocked.startswith("The file asks for versions that cannot all be installed: tinyalpha==1")
+
+
+def test_lines_without_hashes_in_a_file_with_hashes_are_refused_as_pip_refuses_them(tmp_path, wheelhouse):
+    """A user trial's file hashed one line of two; pip refuses such a file (hashes are then required of every
+    line), and EnvDesk installed the other line unchecked. Those lines are now refused, pip's own among them."""
+    import hashlib
+    import re
+
+    def hashed(wheel: str) -> str:
+        digest = hashlib.sha256((wheelhouse / wheel).read_bytes()).hexdigest()
+        return f"{wheel.split('-')[0]}=={wheel.split('-')[1]} --hash=sha256:{digest}"
+
+    venv = tmp_path / "referee-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    alpha, gamma = hashed("tinyalpha-1.1-py3-none-any.whl"), hashed("tinygamma-0.1-py3-none-any.whl")
+    cases = ((f"{alpha}\ntinygamma==0.1\ntinyold==1.2\n", {"tinygamma", "tinyold"}), (f"{alpha}\n{gamma}\n", set()))
+    for number, (text, unhashed) in enumerate(cases):
+        (tmp_path / "requirements.txt").write_text(text)
+        said = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                               "--dry-run", "--isolated", "--no-index", "--find-links", str(wheelhouse), "-r",
+                               str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=300)
+        named = set(re.findall(r"^\s+(tiny[a-z]+)[=<>]", said.stderr, re.MULTILINE))
+        # pip refuses the whole file, naming the lines without hashes it reached before it stopped
+        assert ("Hashes are required" in said.stderr) == bool(unhashed) and bool(named) == bool(unhashed)
+        assert named <= unhashed, said.stderr
+        plan = json.loads(planned(local_config(tmp_path / f"case{number}"), tmp_path / "requirements.txt").stdout)
+        refused = {canon(r["line"]).split("=")[0].split(">")[0] for r in plan["refused"]}
+        assert refused == unhashed, plan
+        assert all("--require-hashes" in r["reason"] for r in plan["refused"])

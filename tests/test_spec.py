@@ -132,12 +132,15 @@ def test_every_line_installed_as_written_is_a_requirement_in_the_files_order(tmp
     """What --top-level installs and the environment records as requested: a mixed file's pins and editables
     too, not only its ranges (the T1 trial: 'six>=1.16' alone was installed, the pins silently dropped)."""
     (tmp_path / "more.txt").write_bytes("tinydelta==2.0\n".encode("utf-16"))  # with its byte-order mark
-    text = ("six>=1.16\niniconfig==99.0\n-r more.txt\ntinyalpha==1.0 --hash=sha256:" + "a" * 64 + "\n"
+    text = ("six>=1.16\niniconfig==99.0\n-r more.txt\ntinyalpha==1.0\n"
             "-e /src/mine\n-e git+https://example.org/lab/tool.git@v1#egg=tool\n--index-url http://x/\n")
     spec = specs.from_text(text, "requirements.txt", tmp_path)
     assert spec.requirements == ["six>=1.16", "iniconfig==99.0", "tinydelta==2.0", "tinyalpha==1.0", "-e /src/mine",
                                  "-e git+https://example.org/lab/tool.git@v1#egg=tool"]
     assert [r.line for r in spec.refused] == ["--index-url http://x/"]
+    hashed = specs.from_text("tinyalpha==1.0 --hash=sha256:" + "a" * 64 + "\nsix==1.16 \\\n  --hash=sha256:" + "b" * 64,
+                             "requirements.txt")  # a file hashed throughout: each line without its hashes
+    assert hashed.requirements == ["tinyalpha==1.0", "six==1.16"] and not hashed.refused
 
 
 def test_editable_requirements_of_an_envdesk_file_are_read_back():
