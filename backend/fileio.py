@@ -96,7 +96,8 @@ makes a few lines expand into billions of entries."""
 
 @functools.lru_cache(maxsize=1)
 def _bounded_loader() -> type:
-    """PyYAML's safe loader, refusing documents that lean on aliases to grow without bound (made on first use)."""
+    """PyYAML's safe loader, refusing documents that lean on aliases to grow without bound, and mappings with a key
+    twice, whose first value PyYAML drops without a word (made on first use)."""
     import yaml
 
     class BoundedLoader(yaml.SafeLoader):
@@ -112,6 +113,19 @@ def _bounded_loader() -> type:
                     raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (line {mark.line + 1}): "
                                          "the file would expand without bound")
             return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a merge (<<) may override keys, as YAML means it to
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise yaml.YAMLError(f"the key {key!r} is there twice (lines {seen[key]} and {line}): YAML would "
+                                         "keep only the last, and what the first one holds would be lost")
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
 
     return BoundedLoader
 

@@ -170,3 +170,18 @@ def test_variables_are_pips_own_and_a_line_they_leave_invalid_says_to_write_the_
     assert [r.line for r in spec.refused] == ["numpy>=${NUMPY_MIN}"]
     assert "fills in ${NUMPY_MIN}" in spec.refused[0].reason and "write the value" in spec.refused[0].reason
     assert spec.requirements == ["tool @ git+https://${GITHUB_TOKEN}@github.com/lab/tool@v1"]
+
+
+@pytest.mark.parametrize("text,name,key", [
+    ("name: dup\ndependencies:\n  - pip\n  - pip:\n    - six\ndependencies:\n  - attrs\n", "environment.yml",
+     "'dependencies' is there twice (lines 2 and 6)"),
+    ("envdesk: 1\nkind: venv\npins: []\nkind: uv\n", "x.envdesk.yaml", "'kind' is there twice (lines 2 and 4)"),
+])
+def test_a_key_written_twice_is_refused_rather_than_its_first_value_dropped(text, name, key):
+    """A user trial's environment.yml had two `dependencies:` keys: PyYAML keeps the last, and six was dropped
+    without a word (conda's own reader, ruamel.yaml, refuses such a file). A merge (<<) still overrides."""
+    with pytest.raises(InvalidInput) as refused:
+        specs.from_text(text, name)
+    assert key in refused.value.message
+    from envdesk.backend.fileio import load_yaml
+    assert load_yaml("base: &b\n  x: 1\nchild:\n  <<: *b\n  x: 2\n") == {"base": {"x": 1}, "child": {"x": 2}}
