@@ -361,3 +361,27 @@ def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, ho
     qtbot.waitUntil(lambda: not window.health_dialog.fix_buttons, timeout=LONG)
     assert "nothing wrong found" in window.health_dialog.summary.text()
     assert model.data(model.index(rows["seeing"], 0), badge) is None, "the badge goes once it is fixed"
+
+
+def test_an_environment_whose_python_program_was_deleted_is_found_though_its_listing_was_cached(tmp_path, home):
+    """A user trial deleted an environment's bin/python after it was listed: the listing (cached on the folders
+    it watches, which did not change) and the doctor both said it was fine. The referee: that python cannot
+    start. The doctor looks again, says so, and the listing shows it broken from then on."""
+    root = tmp_path / "envs"
+    for name in ("kept", "gone"):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / name)], check=True, timeout=300)
+        for watched in [root / name / "pyvenv.cfg", *(root / name).glob("lib/python3*/site-packages")]:
+            os.utime(watched, (watched.stat().st_atime, watched.stat().st_mtime - 3600))  # made an hour ago: the
+    config = local_config(tmp_path, root)                                                 # listing may keep it
+
+    def states() -> dict[str, str]:
+        listed = run_cli("env", "list", "local", "--json", config=config, home=home)
+        return {env["name"]: env["state"] for env in json.loads(listed.stdout)}
+
+    assert states() == {"kept": "ok", "gone": "ok"}   # listed, and so cached
+    (root / "gone" / "bin" / "python").unlink()
+    with pytest.raises(FileNotFoundError):
+        subprocess.run([str(root / "gone" / "bin" / "python"), "-c", "pass"], timeout=60)
+    findings = doctor("local", config=config, home=home)["findings"]
+    assert [(f["env"], f["code"]) for f in findings if f["code"].endswith("-gone")] == [("gone", "python-gone")]
+    assert states() == {"kept": "ok", "gone": "broken"}

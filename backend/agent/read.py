@@ -1083,6 +1083,11 @@ def site_packages_dirs(prefix, python):
     return [path for path in candidates if os.path.isdir(path)]
 
 
+VENV_PYTHONS = ["bin/python", "bin/python3", "Scripts/python.exe"]
+CONDA_PYTHONS = ["bin/python", "bin/python3", "python.exe"]
+"""Where an environment's python program is, the one `python` runs first."""
+
+
 def check_python_program(prefix, names):
     """A problem sentence if the env's python program is missing or dangling. The first name is the program
     activating the environment runs as `python`: where its folder is there, the others do not stand in for it."""
@@ -1174,7 +1179,7 @@ def read_venv(env, problems, light=False):
     elif not home:
         env["warnings"].append("This environment's pyvenv.cfg does not say which Python "
                                "it was made from (no 'home' line).")
-    problem = check_python_program(prefix, ["bin/python", "bin/python3", "Scripts/python.exe"])
+    problem = check_python_program(prefix, VENV_PYTHONS)
     if problem:
         problems.append(problem)
     env["detail"] = "light" if light else "full"
@@ -1356,7 +1361,7 @@ def read_conda(env, problems):
     if python_record is None:
         return      # an env without Python (R, tools...) is fine as it is
     env["python"] = normalize_version(str(python_record.get("version", "")))
-    problem = check_python_program(prefix, ["bin/python", "bin/python3", "python.exe"])
+    problem = check_python_program(prefix, CONDA_PYTHONS)
     if problem:
         problems.append(problem)
 
@@ -1820,6 +1825,12 @@ class ListingCache(object):
         _LOADED[self.path] = (signature(_stat(self.path)), self.entries)
 
 
+def python_gone(path, env):
+    """Whether the python program of a cached environment is gone (deleted, or pointing nowhere): nothing the
+    listing cache watches changes then."""
+    return check_python_program(path, CONDA_PYTHONS if env.get("kind") == "conda" else VENV_PYTHONS) is not None
+
+
 def cached_env(cache, path, name, root, marker, full):
     """The environment at path from the cache (named as found now, its base Python checked again), or None."""
     env = cache.get(path, marker, full) if cache is not None else None
@@ -1855,6 +1866,8 @@ def inventory(config=None):
             found.truncated = True
             break
         cached = cached_env(cache, path, name, root, marker, not cfg["light"])
+        if cached is not None and cfg["health"] and python_gone(path, cached):
+            cached = None   # the health check reads again an environment whose python program is gone
         env = cached or read_env_noted(path, name, root, cfg["env_time_budget"], cfg["light"], marker)
         if cfg["usage"] and "_usage" not in env:
             env["_usage"] = measure_tree(path, Deadline(cfg["env_time_budget"]))

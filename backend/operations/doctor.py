@@ -104,12 +104,18 @@ def _module_findings(env: Environment, missing: set[str]) -> list[Finding]:
                     "it and import the file), check the copy, then delete this one.")]
 
 
-def _base_python_finding(env: Environment) -> list[Finding]:
-    if env.state == "ok" or not env.error or "no longer" not in env.error:
+def _python_finding(env: Environment) -> list[Finding]:
+    """An environment that cannot run: the Python it was made from is gone, or its own python program is."""
+    if env.state == "ok" or not env.error:
         return []
-    return [Finding(env.name, "base-python-gone", "The Python this environment was made from is gone",
-                    env.error, "Rebuild it: export it (or Copy to…) and import it again with a Python the "
-                    "cluster still has, then delete this one.")]
+    if "was made from" in env.error:
+        return [Finding(env.name, "base-python-gone", "The Python this environment was made from is gone",
+                        env.error, "Rebuild it: export it (or Copy to…) and import it again with a Python that is "
+                        "still there, then delete this one.")]
+    if "python program" in env.error:
+        return [Finding(env.name, "python-gone", "This environment's python program is gone", env.error,
+                        "Rebuild it: export it (or Copy to…) and import it again, then delete this one.")]
+    return []
 
 
 def _cache_findings(env: Environment, device: Any, facts: dict[str, Any]) -> list[Finding]:
@@ -200,7 +206,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     missing, unmet = _ask_the_target(target, [env for env, _ in envs], progress)
     findings = _conda_base_finding(facts)
     for env, device in envs:
-        findings += (_base_python_finding(env) + _module_findings(env, missing) + _unmet_findings(env, unmet)
+        findings += (_python_finding(env) + _module_findings(env, missing) + _unmet_findings(env, unmet)
                      + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
