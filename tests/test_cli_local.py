@@ -493,3 +493,23 @@ def test_a_package_from_a_file_url_imports_where_the_file_is(local_envs, tmp_pat
     plan = json.loads(envdesk("env", "import", "local", str(lines), "--dry-run", "--json", config_dir=config).stdout)
     assert [(r["line"], r["reason"].split(" (")[0]) for r in plan["refused"]] == [
         (f"tinygamma @ {gone.as_uri()}", f"{gone} does not exist on This computer")], plan
+
+
+def test_an_import_is_named_after_its_file_or_folder_and_a_bad_name_in_the_file_says_to_give_one(local_envs,
+                                                                                                  tmp_path):
+    """A user trial's imports of requirements files were all called "imported", so the second collided with the
+    first; and a file naming its environment 'my env' was refused without saying how to go on."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    for relative, expected in (("my project/requirements.txt", "my-project"), ("analysis.txt", "analysis")):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("tinygamma==0.1\n")
+        plan = envdesk("env", "import", "local", str(path), "--dry-run", "--json", config_dir=config)
+        assert plan.returncode == 0 and json.loads(plan.stdout)["name"] == expected, plan.stdout + plan.stderr
+    named = tmp_path / "environment.yml"
+    named.write_text("name: my env\ndependencies:\n  - pip\n  - pip:\n    - tinygamma==0.1\n")
+    refused = envdesk("env", "import", "local", str(named), "--dry-run", config_dir=config)
+    assert refused.returncode == 1 and "'my env'" in refused.stderr and "--name" in refused.stderr, refused.stderr
+    renamed = envdesk("env", "import", "local", str(named), "--dry-run", "--name", "myenv", config_dir=config)
+    assert renamed.returncode == 0, renamed.stderr

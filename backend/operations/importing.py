@@ -153,6 +153,22 @@ class Imported:
     used_top_level: bool = False
 
 
+# Files called the same in every project: the folder holding one names the environment better
+_SHARED_NAMES = ("requirements", "environment", "pylock", "constraints", "envdesk", "pyproject", "uv")
+
+
+def name_from_file(path: Path) -> str:
+    """A name for what `path` builds when the file gives none: its own name, or for a file called as in every
+    project (requirements.txt, environment.yml) its folder's; "" when neither makes a valid name."""
+    stem = path.name.split(".")[0]
+    wanted = path.resolve().parent.name if stem.lower().startswith(_SHARED_NAMES) else stem
+    wanted = re.sub(r"[^A-Za-z0-9._+-]+", "-", wanted).lstrip("._+-")[:100]
+    try:
+        return validate.env_name(wanted)
+    except InvalidInput:
+        return ""
+
+
 def read_spec_file(path: Path) -> EnvSpec:
     """Read an export file of any supported format (a uv project folder is read by operations/uvimport.py)."""
     try:
@@ -216,7 +232,7 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     progress = progress or Progress()
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
-    chosen = validate.env_name(name or spec.name or "imported")
+    chosen = _chosen_name(name, spec)
     kind, notes, blocked = spec.kind, [], None
     if kind not in caps.kinds():
         conda_only = _conda_only_packages(spec) if kind == "conda" else []
@@ -262,6 +278,19 @@ def _variables_note(lines: Sequence[str], target: Target) -> list[str]:
         f"the environment of your login shell on {target.label} (set them in ~/.bashrc there)"
     return [f"The installer fills in {variables} from {where}, as pip does with a requirements file; "
             f"a variable that is not set stays as written and that download fails: {'; '.join(using)}."]
+
+
+def _chosen_name(name: str | None, spec: EnvSpec) -> str:
+    """The new environment's name: the one given, else the file's, else "imported"; a file's name that cannot be
+    one says to give another."""
+    if name is not None or not spec.name:
+        return validate.env_name(name or "imported")
+    try:
+        return validate.env_name(spec.name)
+    except InvalidInput as exc:
+        raise InvalidInput(f"The file names the environment {validate.shown(spec.name)}, which cannot be an "
+                           "environment's name.", "Give it another name with --name (in the app, in the Name "
+                           f"box). {exc.hint}") from exc
 
 
 _PIP_SIDE = {"python", "pip"}  # what a venv has without conda

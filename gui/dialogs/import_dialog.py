@@ -1,7 +1,6 @@
 """Import a file or copy an environment: shows what will be built where, and what the target lacks, first."""
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from html import escape
 from pathlib import Path
@@ -9,30 +8,15 @@ from pathlib import Path
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QVBoxLayout, QWidget)
 
-from envdesk.backend.errors import EnvDeskError, InvalidInput
+from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 from envdesk.backend.spec import EnvSpec
-from envdesk.backend.validate import LOCAL_TARGET, env_name
+from envdesk.backend.operations.importing import name_from_file
+from envdesk.backend.validate import LOCAL_TARGET
 
 from ..controller import ImportPlan, Unavailable
 from ..tasks import Task, while_alive
 from .common import check, error_label
-
-
-# Files called the same in every project: the folder holding one names the environment better
-_SHARED_NAMES = ("requirements", "environment", "pylock", "constraints", "envdesk", "pyproject", "uv")
-
-
-def name_from_file(path: Path) -> str:
-    """A name for what `path` builds when the file gives none: its own name, or for a file called as in every
-    project (requirements.txt, environment.yml) its folder's; "" when neither makes a valid name."""
-    stem = path.name.split(".")[0]
-    wanted = path.resolve().parent.name if stem.lower().startswith(_SHARED_NAMES) else stem
-    wanted = re.sub(r"[^A-Za-z0-9._+-]+", "-", wanted).lstrip("._+-")[:100]
-    try:
-        return env_name(wanted)
-    except InvalidInput:
-        return ""
 
 
 class ImportDialog(QDialog):
