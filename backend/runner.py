@@ -45,13 +45,23 @@ class CommandResult:
         raise command_failed(f"{what} failed", self, hint)
 
 
+MESSAGE_LINE = "^ *(error|cause|caused by): "
+"""The lines of uv's and pip's output that say what went wrong, the last the most precise ('error: Unsupported
+editable requirement ...', then 'cause: Git sources cannot be editable'); not the requirement it echoes, nor the
+caret under it, nor pip's closing notice of a newer release (a regular expression, for grep -E -i too)."""
+
+
 def command_failed(what: str, result: CommandResult, hint: str = "",
                    error: type[CommandFailed] = CommandFailed) -> CommandFailed:
-    """The one wording of a failed command: "<what>: <stderr's last non-empty line>" ("<what>." without one).
+    """The one wording of a failed command: "<what>: <what went wrong>" ("<what>." without a word of it): the
+    last line of stderr that says so (MESSAGE_LINE), else its last line with a letter or digit in it.
 
     `what` already says it failed (e.g. "Installing packages failed on alpha"); the output goes to the log.
     """
-    last = next((line.strip() for line in reversed(result.stderr.splitlines()) if line.strip()), "")
+    import re
+    lines = [line.strip() for line in result.stderr.splitlines() if any(c.isalnum() for c in line)]
+    said = [line for line in lines if re.match(MESSAGE_LINE, line, re.IGNORECASE)]
+    last = (said or lines or [""])[-1]
     return error(f"{what}: {last}" if last else f"{what}.", hint, exit_status=result.exit_status,
                  log=f"$ {result.command}\n{result.stdout}{result.stderr}")
 

@@ -513,3 +513,21 @@ def test_an_import_is_named_after_its_file_or_folder_and_a_bad_name_in_the_file_
     assert refused.returncode == 1 and "'my env'" in refused.stderr and "--name" in refused.stderr, refused.stderr
     renamed = envdesk("env", "import", "local", str(named), "--dry-run", "--name", "myenv", config_dir=config)
     assert renamed.returncode == 0, renamed.stderr
+
+
+def test_a_failed_install_says_uvs_reason_not_the_caret_under_the_line(local_envs, tmp_path):
+    """A user trial's failed update said only '^^^^^^^^^^^^^^^^^^', the last line uv printed (under the
+    requirement it echoes); uv's own reason is the last line it marks `cause:`, which the message now gives."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    made = envdesk("env", "create", "local", "target", "--kind", "uv", config_dir=config)
+    assert made.returncode == 0, made.stderr
+    bad = "tinygamma @ file:///etc/hostname"
+    said = subprocess.run(["uv", "pip", "install", "--python", str(root / "target" / "bin" / "python"), bad],
+                          capture_output=True, text=True, timeout=120)
+    lines = [line.strip() for line in said.stderr.splitlines() if line.strip()]
+    assert said.returncode != 0 and set(lines[-1]) <= {"^", " "}, said.stderr  # uv's last line: the carets
+    reason = next(line for line in reversed(lines) if line.lower().startswith(("cause:", "caused by:", "error:")))
+    failed = envdesk("env", "update", "local", "target", "--add", bad, config_dir=config)
+    message = next(line for line in failed.stderr.splitlines() if line.startswith("envdesk: "))
+    assert failed.returncode == 1 and reason in message and "^^^" not in message, failed.stderr

@@ -15,7 +15,7 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import CommandFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer
-from ..runner import CommandResult, join_command
+from ..runner import MESSAGE_LINE, CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, full_path
@@ -463,15 +463,9 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
                       f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
                       f'"requires-python" || printf "%s" "$out" | grep -i -m1 -e "from versions: none" '
                       f'-e "was not found in the" || '
-                      f'printf "%s" "$out" | grep -E -i "{_MESSAGE_LINE}" | tail -n 1 | grep . || '
+                      f'printf "%s" "$out" | grep -E -i "{MESSAGE_LINE}" | tail -n 1 | grep . || '
                       f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"; fi')
     return "; ".join(checks)
-
-
-_MESSAGE_LINE = "^ *(error|cause|caused by): "
-"""The lines of uv's and pip's output that say what went wrong, the last the most precise ('error: Unsupported
-editable requirement ...', then 'cause: Git sources cannot be editable'); not the requirement it echoes, nor the
-caret under it."""
 
 
 def _parse_missing(stdout: str) -> list[Unavailable]:
