@@ -531,3 +531,21 @@ def test_a_failed_install_says_uvs_reason_not_the_caret_under_the_line(local_env
     failed = envdesk("env", "update", "local", "target", "--add", bad, config_dir=config)
     message = next(line for line in failed.stderr.splitlines() if line.startswith("envdesk: "))
     assert failed.returncode == 1 and reason in message and "^^^" not in message, failed.stderr
+
+
+def test_an_update_of_an_environment_whose_python_is_gone_is_refused_in_plain_words(local_envs, tmp_path):
+    """A user trial's update of an environment whose bin/python was deleted said 'Could not start …/bin/python -I
+    -S -c <EnvDesk program> …': it is now refused before anything runs, saying why and what to do."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    made = envdesk("env", "create", "local", "nopython", "--kind", "uv", config_dir=config)
+    assert made.returncode == 0, made.stderr
+    for program in (root / "nopython" / "bin").glob("python*"):
+        program.unlink()
+    before = sorted(p.relative_to(root) for p in (root / "nopython").rglob("*"))
+    refused = envdesk("env", "update", "local", "nopython", "--add", "tinygamma", config_dir=config)
+    assert refused.returncode == 1, refused.stderr
+    message = next(line for line in refused.stderr.splitlines() if line.startswith("envdesk: "))
+    assert "nopython cannot be updated, as it is broken" in message and "Nothing was changed" in message
+    assert "<EnvDesk program>" not in refused.stderr and "Rebuild it" in refused.stderr
+    assert sorted(p.relative_to(root) for p in (root / "nopython").rglob("*")) == before

@@ -13,10 +13,10 @@ from typing import Any, Callable, Sequence
 from .. import agent_store
 from ..agent_client import agent_script, call_action, checked
 from ..capabilities import Capabilities
-from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError
+from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment, read_inventory
 from ..probe import probe
-from ..protocol import ANSWER_MARKER, STATE_OK
+from ..protocol import ANSWER_MARKER, STATE_BROKEN, STATE_OK
 from ..recipes import Step
 from ..runner import CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, shown_command
 from ..spec import redact
@@ -395,6 +395,16 @@ def find_environment(target: Target, ref: str, progress: Progress, *, settled: b
     if is_path(ref) and len(inventory.environments) == 1:
         return inventory.environments[0]
     return inventory.find(ref)
+
+
+def runnable(env: Environment, doing: str) -> Environment:
+    """`env`, refused before anything runs when it is broken (its Python gone, say): `doing` it would fail in
+    the installer's words, or EnvDesk's own."""
+    if env.state == STATE_BROKEN:
+        raise InvalidInput(f"{env.name} cannot be {doing}, as it is broken: {env.error or 'it cannot run.'} "
+                           "Nothing was changed.", "Rebuild it: export it (or Copy to…) and import it again, then "
+                           "delete this one (Check health, or envdesk env doctor, says more).")
+    return env
 
 
 def full_path(path: str, home: str) -> str:

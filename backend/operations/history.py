@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..agent_client import call_action
 from ..targets import Session
-from .common import Progress, Reservation, capabilities, find_environment
+from .common import Progress, Reservation, capabilities, find_environment, runnable
 from .update import Updated, restore_packages, roll_back, state_before
 
 
@@ -49,7 +49,7 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     """Put back a snapshot's exact package set (itself snapshotted first, so a revert can be undone)."""
     progress = progress or Progress()
     target = session.target(target_name)
-    env = find_environment(target, env_ref, progress)
+    env = runnable(find_environment(target, env_ref, progress), "reverted")
     wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
     caps = capabilities(session, target, progress)
     progress.step("Saving a snapshot of the current packages")

@@ -13,7 +13,7 @@ from ..spec import redact, requirement_name
 from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
-from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step
+from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
 from .requirement_check import check_script, read_answers
 
 
@@ -170,7 +170,7 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     progress = progress or Progress()
     change.validate()
     target = session.target(target_name)
-    env = find_environment(target, env_ref, progress)
+    env = runnable(find_environment(target, env_ref, progress), "updated")
     _check_installed(env, change)
     caps = capabilities(session, target, progress)
     meta = {"requested": _requested_after(env, change)}
