@@ -499,13 +499,15 @@ def logical_lines(text: str) -> list[str]:
     return lines
 
 
-def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0) -> EnvSpec:
+def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0,
+                      _chain: tuple[Path, ...] = ()) -> EnvSpec:
     """Read pip freeze output or a requirements file: every line ends pinned, required, adapted or refused.
 
     Every line that is installed as written is also one of `requirements`, in the file's order (an exact pin as
     name==version, a hashed line without its hashes, an editable as '-e FOLDER'): it is what the user asked
     for, which --top-level installs with newer versions allowed and the environment records as requested.
-    `folder` is where the file is, so that `-r other.txt` next to it can be read too.
+    `folder` is where the file is, so that `-r other.txt` next to it can be read too; `_chain`, the files read to
+    come here (the file itself last, when known), so that a file including itself is said to.
     """
     spec = EnvSpec()
     for line in logical_lines(text):
@@ -513,7 +515,7 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0)
         if header:
             _apply_header(spec, header.group(1))
             continue
-        _read_requirement_line(spec, line, folder, _depth)
+        _read_requirement_line(spec, line, folder, _depth, _chain)
     if _depth == 0 and spec.hashed:
         _refuse_unhashed(spec)
     return spec
@@ -539,9 +541,10 @@ def without_hashes(line: str) -> str:
     return line.split(HASH_OPTION)[0].strip()
 
 
-def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth: int) -> None:
+def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
+                           chain: tuple[Path, ...]) -> None:
     if line.startswith("-"):
-        _read_option_line(spec, line, folder, depth)
+        _read_option_line(spec, line, folder, depth, chain)
         return
     hashes = [h.strip().replace("--hash ", "--hash=") for h in re.findall(_HASH_OPTION, " " + line)]
     bare = re.sub(_HASH_OPTION, "", " " + line).strip()
@@ -611,12 +614,12 @@ def _read_vcs_line(spec: EnvSpec, line: str, url: str, *, editable: bool = False
         spec.requirements.append(url)
 
 
-def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int) -> None:
+def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int, chain: tuple[Path, ...]) -> None:
     option, _, value = line.replace("=", " ", 1).partition(" ") if line.startswith("--") else \
         (line[:2], "", line[2:].strip())
     value = value.strip()
     if option in ("-r", "--requirement"):
-        _include(spec, line, value, folder, depth)
+        _include(spec, line, value, folder, depth, chain)
     elif option in ("-c", "--constraint"):
         spec.refused.append(Refused(line, "constraint files only narrow versions, and EnvDesk does not apply "
                                           "them: the versions may differ (pin them in the file itself)"))
@@ -641,8 +644,8 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int)
         spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
 
 
-def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int) -> None:
-    """Read `-r name` from the imported file's folder (only there, and not too deep)."""
+def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...]) -> None:
+    """Read `-r name` from the imported file's folder (only there, not too deep, and not a file being read)."""
     if folder is None or not name or Path(name).is_absolute() or ".." in Path(name).parts:
         spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one"))
         return
@@ -651,12 +654,18 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
         present = path.is_file()
     except OSError:  # e.g. a name too long for the file system
         present = False
+    if present and path.resolve() in chain:
+        spec.adapted.append(Adapted(line, "nothing more", f"{name} is being read already (it includes itself, or "
+                                                          "a file it includes includes it back): its lines count once",
+                                    installs=False))
+        return
     if depth >= _MAX_INCLUDE_DEPTH or not present:
         spec.refused.append(Refused(line, f"{name} is not next to the imported file" if depth < _MAX_INCLUDE_DEPTH
                                     else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
         return
     try:
-        included = from_requirements(decode_text(path.read_bytes(), name), path.parent, _depth=depth + 1)
+        included = from_requirements(decode_text(path.read_bytes(), name), path.parent, _depth=depth + 1,
+                                     _chain=(*chain, path.resolve()))
     except OSError as exc:
         spec.refused.append(Refused(line, f"{name} could not be read ({exc.strerror or exc})"))
         return
@@ -837,7 +846,7 @@ def _from_text(text: str, filename: str, folder: Path | None) -> EnvSpec:
 def _requirements_file(text: str, filename: str, folder: Path | None) -> EnvSpec:
     """A whole file read as requirements; an empty one (or one of comments only) is refused rather than
     making an empty environment."""
-    spec = from_requirements(text, folder)
+    spec = from_requirements(text, folder, _chain=((folder / filename).resolve(),) if folder is not None else ())
     if spec.refused or installs_something(spec) or re.search(_HEADER, text, re.MULTILINE):
         return spec  # an export's header describes an environment even when it holds no package
     return require_packages(spec, filename)

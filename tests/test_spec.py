@@ -185,3 +185,15 @@ def test_a_key_written_twice_is_refused_rather_than_its_first_value_dropped(text
     assert key in refused.value.message
     from envdesk.backend.fileio import load_yaml
     assert load_yaml("base: &b\n  x: 1\nchild:\n  <<: *b\n  x: 2\n") == {"base": {"x": 1}, "child": {"x": 2}}
+
+
+def test_a_file_that_includes_itself_is_read_once(tmp_path):
+    """A user trial's `-r self.txt` inside self.txt listed its lines six times, then said "included too deeply"."""
+    (tmp_path / "self.txt").write_text("-r self.txt\nsix\n")
+    (tmp_path / "a.txt").write_text("-r b.txt\nattrs\n")
+    (tmp_path / "b.txt").write_text("-r a.txt\nidna\n")
+    alone = specs.from_text((tmp_path / "self.txt").read_text(), "self.txt", tmp_path)
+    assert alone.requirements == ["six"] and not alone.refused
+    assert [a.line for a in alone.adapted] == ["-r self.txt"] and "includes itself" in alone.adapted[0].reason
+    both = specs.from_text((tmp_path / "a.txt").read_text(), "a.txt", tmp_path)
+    assert both.requirements == ["idna", "attrs"] and not both.refused
