@@ -549,3 +549,19 @@ def test_an_update_of_an_environment_whose_python_is_gone_is_refused_in_plain_wo
     assert "nopython cannot be updated, as it is broken" in message and "Nothing was changed" in message
     assert "<EnvDesk program>" not in refused.stderr and "Rebuild it" in refused.stderr
     assert sorted(p.relative_to(root) for p in (root / "nopython").rglob("*")) == before
+
+
+def test_a_plan_never_shows_the_credentials_of_the_files_lines(local_envs, tmp_path):
+    """A user trial's plan printed a refused line whole: '--extra-index-url https://user:s3cretTOKEN@…'. The
+    plan, as text and JSON, and the import that stops for want of --yes, show the lines without them."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    lines = tmp_path / "with-tokens.txt"
+    lines.write_text("tinygamma==0.1\n--extra-index-url https://user:s3cretTOKEN@index.example/simple\n"
+                     "tool @ https://__token__:glpat-xyz@files.example/tool-1.0-py3-none-any.whl\n")
+    for args in (["--dry-run"], ["--dry-run", "--json"], []):
+        said = envdesk("env", "import", "local", str(lines), "--name", "tokens", *args, config_dir=config)
+        shown = said.stdout + said.stderr
+        assert "index.example" in shown and "files.example" in shown, shown
+        assert "s3cretTOKEN" not in shown and "glpat-xyz" not in shown, shown
+    assert not (root / "tokens").exists()

@@ -496,7 +496,6 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     """--dry-run: what the import would install, adapt and refuse; nothing is created. It ends with 1 where the
     import could not build at all (blocked, or the name taken); what --yes would agree to is said, not failed."""
     from envdesk.backend.operations.importing import plan_import, taken_folder
-    from envdesk.backend.spec import redact
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
         plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
@@ -506,7 +505,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."
-    plan.channels = [redact(channel) for channel in plan.channels]  # shown: never a token in a channel's URL
+    plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
         _print_json(plan.to_json())
         return 1 if plan.blocked else 0

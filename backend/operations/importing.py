@@ -136,6 +136,17 @@ class ImportPlan:
         """What pip or uv is given: the lines as written, then the adapted forms."""
         return self.pins + [a.as_ for a in self.adapted if a.installs]
 
+    def shown(self) -> "ImportPlan":
+        """The plan as it may be shown: every line without the credentials it may hold (a token in an index URL
+        of a refused line, say), which only the installer is given."""
+        hide = specs.redact
+        return replace(self, pins=list(map(hide, self.pins)), conda_pins=list(map(hide, self.conda_pins)),
+                       channels=list(map(hide, self.channels)), notes=list(map(hide, self.notes)),
+                       adapted=[replace(a, line=hide(a.line), as_=hide(a.as_)) for a in self.adapted],
+                       refused=[replace(r, line=hide(r.line), reason=hide(r.reason)) for r in self.refused],
+                       outside=[replace(o, line=hide(o.line)) for o in self.outside],
+                       blocked=hide(self.blocked) if self.blocked else None)
+
     def to_json(self) -> dict:
         """The plan as `envdesk env import --dry-run --json` prints it (scripts depend on this shape)."""
         return {"name": self.name, "kind": self.kind, "python": self.python, "modules": self.modules,
@@ -436,9 +447,10 @@ def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> 
     to what it leaves out or downloads from outside the target's index (`own_sources`: the packages come
     from an environment the user already has, so its download sources are theirs)."""
     if plan.blocked:
-        raise InvalidInput(plan.blocked + " Nothing was created.")
+        raise InvalidInput(specs.redact(plan.blocked) + " Nothing was created.")
     if agreed:
         return
+    plan = plan.shown()  # what the message names, without credentials
     problems, hints = [], []
     if plan.outside and not own_sources:
         problems.append(f"{len(plan.outside)} package(s) would be downloaded from outside this target's package "

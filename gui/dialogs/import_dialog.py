@@ -107,6 +107,7 @@ class ImportDialog(QDialog):
         if target != self.target:
             return  # an answer for a target no longer chosen
         self.plan = plan
+        plan = plan.shown()  # never a token of the file's lines on the screen
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
                  f"(Python {plan.python or '?'}), {len(plan.pins) + len(plan.conda_pins)} packages."]
         if plan.outside:
