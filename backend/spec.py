@@ -232,7 +232,9 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
     elif spec.python:
         dependencies.extend([f"python={spec.python_minor}", "pip"])
     pins = {validate.canonical_name(pin.name): pin for pin in spec.pip_pins}
-    pip_lines = [_asked_as_installed(line, pins) for line in spec.requirements]
+    conda_names = {validate.canonical_name(pin.name) for pin in spec.conda_pins}
+    pip_lines = [_asked_as_installed(line, pins) for line in spec.requirements
+                 if requirement_name(line) in pins or (requirement_name(line) not in conda_names and ";" in line)]
     asked_names = set(map(requirement_name, spec.requirements))
     pip_lines += [pin.pip_line() for pin in spec.pip_pins  # a folder's or URL's install is always one asked for
                   if pin.url and validate.canonical_name(pin.name) not in asked_names]
@@ -250,7 +252,7 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
 
 
 def _asked_as_installed(line: str, pins: dict[str, Pin]) -> str:
-    """A requirement the user asked for, pinned at the version installed, its extras and marker kept (they
+    """A pip requirement the user asked for, pinned at the version installed, its extras and marker kept (they
     install more packages, or only on some platforms): 'requests[socks]>=2' -> 'requests[socks]==2.32.3'. As
     asked where nothing of that name is installed here (its marker excludes this platform), or it is an
     editable folder or a URL (the pin's own line)."""
@@ -468,8 +470,11 @@ def environment_variables(line: str) -> list[str]:
     """The variables an installer fills in when it reads `line` from a requirements file, from the environment
     it runs in (pip anywhere in the line; uv in URLs and paths)."""
     return re.findall(_ENVIRONMENT_VARIABLE, line) if "${" in line else []
-_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links",
-                  "--trusted-host", "--pre", "--prefer-binary", "--only-binary", "--no-binary")
+_INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links", "--trusted-host")
+_CHOICE_OPTIONS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary")
+_ARCHIVE_URL = (r"^https?://[^\s#?]+/(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-[0-9][^/\s-]*"
+                r"(?:-[^/\s]+\.whl|\.tar\.gz|\.zip)(?:[#?]\S*)?$")
+"""A bare URL of a wheel or source archive, which pip takes as a line: the package's name is in its file name."""
 _BUILD_FOLDERS = (r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock_root/|"
                   r"/tmp/build/|/opt/anaconda1anaconda2anaconda3/|/usr/share/miniconda/conda-bld/)")
 _MAX_INCLUDE_DEPTH = 5
@@ -477,6 +482,8 @@ LOCAL_SOURCE = ("a folder or file of the computer where this file was written; E
                 "target (publish the package, or give it as a git URL)")
 INDEX_REASON = ("changes where packages come from; EnvDesk uses the target's own package settings (add the "
                 "option to the cluster's pip arguments if you trust that index)")
+CHOICE_REASON = ("changes which versions or files the installer picks; EnvDesk uses the target's own package "
+                 "settings (add the option to the cluster's pip arguments to have it there)")
 
 
 def logical_lines(text: str) -> list[str]:
@@ -554,6 +561,9 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
     if bare.startswith((".", "/", "~", "file:")):
         spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}"))
         return
+    archive = re.match(_ARCHIVE_URL, bare)
+    if archive:  # pip's bare URL line, as the PEP 508 line it stands for
+        bare = f"{archive['name'].replace('_', '-')} @ {bare}"
     try:
         requirement = validate.package_spec(bare)
     except InvalidInput as exc:
@@ -640,6 +650,8 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
             spec.refused.append(Refused(line, f"{value or 'this'} is {LOCAL_SOURCE}"))
     elif option in _INDEX_OPTIONS:
         spec.refused.append(Refused(line, f"{option} {INDEX_REASON}"))
+    elif option in _CHOICE_OPTIONS:
+        spec.refused.append(Refused(line, f"{option} {CHOICE_REASON}"))
     else:
         spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
 

@@ -226,9 +226,9 @@ def test_a_requirements_file_in_each_encoding_pip_reads_plans_what_pip_installs(
 ])
 def test_a_byte_order_mark_changes_nothing_in_other_formats(tmp_path, filename, text):
     config = local_config(tmp_path)
-    plain, marked = tmp_path / "plain" / filename, tmp_path / "marked" / filename
+    plain, marked = tmp_path / "plain" / "proj" / filename, tmp_path / "marked" / "proj" / filename  # one name
     for path, data in ((plain, text.encode()), (marked, codecs.BOM_UTF8 + text.encode())):
-        path.parent.mkdir()
+        path.parent.mkdir(parents=True)
         path.write_bytes(data)
     without, with_mark = planned(config, plain), planned(config, marked)
     assert with_mark.returncode == 0, with_mark.stderr

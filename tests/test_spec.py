@@ -197,3 +197,21 @@ def test_a_file_that_includes_itself_is_read_once(tmp_path):
     assert [a.line for a in alone.adapted] == ["-r self.txt"] and "includes itself" in alone.adapted[0].reason
     both = specs.from_text((tmp_path / "a.txt").read_text(), "a.txt", tmp_path)
     assert both.requirements == ["idna", "attrs"] and not both.refused
+
+
+def test_a_bare_archive_url_is_the_requirement_pip_takes_it_for():
+    """pip takes a line that is only the URL of a wheel or source archive; a user trial's was refused as 'not a
+    valid package requirement'. The package's name is read from the file name as packaging reads it (the
+    referee); --pre and --no-binary are refused for what they do, not as index options."""
+    from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+    urls = {"https://files.example.org/packages/b7/ce/six-1.17.0-py2.py3-none-any.whl": parse_wheel_filename,
+            "https://files.example.org/dl/Typing_Extensions-4.12.2-py3-none-any.whl#sha256=" + "0" * 64:
+                parse_wheel_filename,
+            "https://archive.example.org/acme-1.0.tar.gz": parse_sdist_filename,
+            "https://archive.example.org/my_tool-0.3.1.zip": parse_sdist_filename}
+    spec = specs.from_text("\n".join(urls) + "\n--pre\n--no-binary :all:\n", "requirements.txt")
+    for url, parse in urls.items():
+        name = canonicalize_name(parse(url.split("#")[0].rsplit("/", 1)[1])[0])
+        assert [r for r in spec.requirements if r.endswith(url) and specs.requirement_name(r) == name], (url, spec)
+    assert [r.line for r in spec.refused] == ["--pre", "--no-binary :all:"]
+    assert all("changes which versions or files" in r.reason for r in spec.refused)
