@@ -89,7 +89,7 @@ def describe_result(result: Any) -> str:
         parts.append(f"{environment.name}: {environment.package_count} packages, Python {environment.python}.")
     snapshot = getattr(result, "snapshot", False)
     if snapshot:
-        parts.append("A snapshot was saved before the change (Details → Snapshots to go back).")
+        parts.append("A snapshot was saved before the change (the Snapshots tab goes back to it).")
     elif snapshot is None:
         parts.append("Nothing needed changing, so no snapshot was kept.")
     parts.extend(getattr(result, "notes", None) or [])

@@ -288,7 +288,8 @@ class MainWindow(QMainWindow):
         self.connect_button = QPushButton("Connect")
         self.connect_button.setAccessibleName("Connect to the selected cluster")
         self.connect_button.setToolTip("Log in to the selected cluster now (you may be asked for a code once)")
-        self.connect_button.clicked.connect(self.connect_selected)
+        self.connect_button.clicked.connect(self._connect_button_clicked)
+        self.controller.targets.dataChanged.connect(lambda *_: self._sync_connect_button())
         self.cluster_more = QPushButton("More")
         self.cluster_more.setAccessibleName("More cluster actions")
         self.cluster_more.setToolTip("Disconnect, edit or remove the selected cluster")
@@ -537,15 +538,33 @@ class MainWindow(QMainWindow):
         index = self.env_table.currentIndex()
         return index.data(EnvironmentTableModel.EnvRole) if index.isValid() else None
 
+    def _selected_is_connected(self) -> bool:
+        item = self.controller.targets.item(self.selected_entry())
+        return item is not None and item.state == "connected"
+
+    def _sync_connect_button(self) -> None:
+        """Connect, or Disconnect once the selected cluster is connected (Connect all for every cluster)."""
+        name = self.selected_entry()
+        everywhere, connected = name == ALL_TARGETS, self._selected_is_connected()
+        self.connect_button.setText("Connect all" if everywhere else "Disconnect" if connected else "Connect")
+        self.connect_button.setAccessibleName("Connect to every cluster" if everywhere else
+                                              "Disconnect from the selected cluster" if connected else
+                                              "Connect to the selected cluster")
+        self.connect_button.setToolTip("Log in to every cluster now, one code prompt at a time" if everywhere else
+                                       "Close the connection (the next listing logs in again)" if connected else
+                                       "Log in to the selected cluster now (you may be asked for a code once)")
+        self.connect_button.setEnabled(name != LOCAL_TARGET)
+
+    def _connect_button_clicked(self) -> None:
+        if self.selected_entry() != ALL_TARGETS and self._selected_is_connected():
+            self.disconnect_selected()
+        else:
+            self.connect_selected()
+
     def _target_selected(self) -> None:
         name = self.selected_entry()
         everywhere = name == ALL_TARGETS
-        self.connect_button.setText("Connect all" if everywhere else "Connect")
-        self.connect_button.setAccessibleName("Connect to every cluster" if everywhere
-                                              else "Connect to the selected cluster")
-        self.connect_button.setToolTip("Log in to every cluster now, one code prompt at a time" if everywhere else
-                                       "Log in to the selected cluster now (you may be asked for a code once)")
-        self.connect_button.setEnabled(name != LOCAL_TARGET)
+        self._sync_connect_button()
         for text, action in self.cluster_actions.items():  # This computer has nothing to connect, edit or remove
             action.setEnabled(text == "Add a cluster…" or (name != LOCAL_TARGET
                                                              and (text in ("Connect", "Disconnect")

@@ -182,6 +182,11 @@ def test_one_time_code_prompt_then_listing(qtbot, testbed, sample_envs, tmp_path
     assert "plainvenv" in env_names(window)
     assert offered_remember == [False], "one-time codes are never offered for the keyring"
     assert window.controller.targets.item("otp").state == "connected"
+    # the button says what it does now (a user trial saw "Connect" on a cluster already connected)
+    assert window.connect_button.text() == "Disconnect"
+    window.connect_button.click()
+    qtbot.waitUntil(lambda: window.controller.targets.item("otp").state != "connected", timeout=LONG)
+    assert window.connect_button.text() == "Connect"
 
 
 def test_wrong_password_is_reported_plainly(qtbot, testbed, tmp_path, home, secret_service):

@@ -163,5 +163,5 @@ class DiffDialog(QDialog):
         answer = QMessageBox.question(
             self, "Make like this",
             f"Change {there.environment.name} on {there.label}: {'; '.join(p for p in parts if p)}? A snapshot of it "
-            "is saved first, so you can go back from Details → Snapshots.")
+            "is saved first, so you can go back from the Snapshots tab.")
         return answer == QMessageBox.StandardButton.Yes

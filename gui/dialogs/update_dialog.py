@@ -54,7 +54,7 @@ class UpdateDialog(QDialog):
         self.upgrade_all.toggled.connect(lambda _: self._validate())
         layout.addWidget(self.upgrade_all)
         note = QLabel("EnvDesk saves a snapshot of the current packages first. If the change fails, it goes back "
-                      "automatically; you can also go back later from Details → Snapshots.")
+                      "automatically; you can also go back later from the Snapshots tab.")
         note.setWordWrap(True)
         layout.addWidget(note)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
