@@ -565,3 +565,16 @@ def test_a_plan_never_shows_the_credentials_of_the_files_lines(local_envs, tmp_p
         assert "index.example" in shown and "files.example" in shown, shown
         assert "s3cretTOKEN" not in shown and "glpat-xyz" not in shown, shown
     assert not (root / "tokens").exists()
+
+
+def test_a_new_folder_given_with_root_is_remembered_and_the_user_is_told(local_envs, tmp_path):
+    """A user trial's `env create --root DIR` added DIR to clusters.yaml for good without a word."""
+    import yaml
+    config, root = local_envs
+    other = tmp_path / "elsewhere"
+    made = envdesk("env", "create", "local", "there", "--kind", "venv", "--root", str(other), config_dir=config)
+    assert made.returncode == 0, made.stderr
+    assert f"note: {other} is now one of the folders EnvDesk lists on This computer" in made.stderr
+    assert str(other) in yaml.safe_load((config / "clusters.yaml").read_text())["local"]["env_roots"]
+    again = envdesk("env", "create", "local", "there2", "--kind", "venv", "--root", str(other), config_dir=config)
+    assert again.returncode == 0 and "now one of the folders" not in again.stderr, again.stderr

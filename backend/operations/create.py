@@ -74,10 +74,13 @@ def choose_root(target: Target, root: str | None) -> tuple[str, list[str]]:
     return root, roots if root in roots else [*roots, root]
 
 
-def remember_root(session: Session, target: Target, root: str) -> None:
-    """After a successful build in a new folder, list that folder from now on."""
-    if root not in target.roots:
-        session.add_root(target.name, root)
+def remember_root(session: Session, target: Target, root: str) -> list[str]:
+    """After a successful build in a new folder, list that folder from now on; the note that says so."""
+    if root in target.roots:
+        return []
+    session.add_root(target.name, root)
+    return [f"{root} is now one of the folders EnvDesk lists on {target.label} (saved in the cluster list, "
+            f"{session.paths.clusters_file.name})."]
 
 
 def create_environment(session: Session, target_name: str, request: CreateRequest,
@@ -117,8 +120,7 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     except BaseException:
         undo(reservation, progress)
         raise
-    remember_root(session, target, root)
-    return Created(env, notes)
+    return Created(env, notes + remember_root(session, target, root))
 
 
 def _ignore(_: dict) -> None:

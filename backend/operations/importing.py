@@ -643,5 +643,4 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     except BaseException:
         undo(reservation, progress)
         raise
-    remember_root(session, target, root)
-    return Imported(env, notes, used_top_level)
+    return Imported(env, notes + remember_root(session, target, root), used_top_level)
