@@ -343,3 +343,6 @@ def test_lines_without_hashes_in_a_file_with_hashes_are_refused_as_pip_refuses_t
         refused = {canon(r["line"]).split("=")[0].split(">")[0] for r in plan["refused"]}
         assert refused == unhashed, plan
         assert all("--require-hashes" in r["reason"] for r in plan["refused"])
+    shown = envdesk(local_config(tmp_path / "text"), "env", "import", "local", str(tmp_path / "requirements.txt"),
+                    "--dry-run").stdout  # a plan to read: each hashed line with the count of its hashes
+    assert "  tinyalpha==1.1 (checked against 1 file hash)" in shown and "--hash=" not in shown, shown

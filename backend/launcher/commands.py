@@ -521,7 +521,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     for title, lines in (("Install with pip/uv", plan.pins), ("Install with conda", plan.conda_pins)):
         if lines:
             print(f"{title} ({len(lines)}):")
-            print("\n".join(f"  {line}" for line in lines))
+            print("\n".join(f"  {_short_hashes(line)}" for line in lines))
     if plan.adapted:
         print(f"Installed in another form ({len(plan.adapted)}):")
         print("\n".join(f"  {a.line}\n    -> {a.as_}: {a.reason}" for a in plan.adapted))
@@ -534,6 +534,13 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         print("Without --yes the import stops here, before anything is made: read the lines above, then add --yes "
               "to build the rest.")
     return 1 if plan.blocked else 0
+
+
+def _short_hashes(line: str) -> str:
+    """A hashed line as a plan shows it: 'name==1.0 (checked against 130 file hashes)', not every hash."""
+    count = line.count(" --hash=")
+    return f"{line.split(' --hash=')[0]} (checked against {count} file hash{'es' if count > 1 else ''})" \
+        if count else line
 
 
 def env_clone(args: argparse.Namespace, session: Session) -> int:
