@@ -58,6 +58,11 @@ def parse_app_options(args: Sequence[str]) -> argparse.Namespace | None:
     return None if rest else known
 
 
+CLUSTER_HELP = "the cluster's name, as in 'envdesk cluster list' ('local': this computer)"
+ENV_HELP = "the environment's name or absolute path"
+JSON_HELP = "print JSON for scripts"
+
+
 def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """Every subcommand with its exact options. Given the command line's words, only the subcommand they name
     plainly (see named_command), which reads them as the whole parser does: building every subcommand takes
@@ -109,15 +114,18 @@ def named_command(words: Sequence[str]) -> tuple[str, str | None] | None:
 
 def _cluster_add(verbs: Any) -> None:
     add = verbs.add_parser("add", help="add a cluster")
-    add.add_argument("name")
+    add.add_argument("name", help="a short name for it, used in every other command")
     add.add_argument("--host", help="the login node; with --preset, also one of its login nodes by name "
                                      "(e.g. narval)")
-    add.add_argument("--port", type=int)
-    add.add_argument("--user")
-    add.add_argument("--identity-file", metavar="PATH")
-    add.add_argument("--jump", action="append", metavar="[USER@]HOST[:PORT]")
-    add.add_argument("--env-root", action="append", metavar="DIR")
-    add.add_argument("--pip-arg", action="append", metavar="ARG")
+    add.add_argument("--port", type=int, help="the SSH port (default: as ~/.ssh/config says, else 22)")
+    add.add_argument("--user", help="your user name there (default: as ~/.ssh/config says, else yours here)")
+    add.add_argument("--identity-file", metavar="PATH", help="the SSH key to log in with")
+    add.add_argument("--jump", action="append", metavar="[USER@]HOST[:PORT]",
+                     help="a host to go through first (ProxyJump); repeat for several, in order")
+    add.add_argument("--env-root", action="append", metavar="DIR",
+                     help="a folder holding environments there (repeat for several; default ~/venvs)")
+    add.add_argument("--pip-arg", action="append", metavar="ARG",
+                     help="an option every install there is given, such as --index-url URL (repeat for several)")
     add.add_argument("--account", metavar="ALLOCATION",
                      help="the Slurm account batch scripts use (e.g. def-yourpi on the Alliance's clusters)")
     add.add_argument("--preset", metavar="ID", help="fill in what a cluster family needs: one of "
@@ -132,7 +140,7 @@ def _cluster_edit(verbs: Any) -> None:
                             description="Change the Slurm settings of a saved cluster: the account its jobs use, "
                                         "and whether environments are built on a compute node (a Slurm job) "
                                         "rather than on the login node. An empty value ('') clears a setting.")
-    edit.add_argument("name")
+    edit.add_argument("name", help="the cluster's name")
     edit.add_argument("--account", metavar="ALLOCATION", help="the Slurm account jobs and batch scripts use")
     _build_options(edit)
     _conda_options(edit)
@@ -143,7 +151,7 @@ def _cluster_edit(verbs: Any) -> None:
 
 def _cluster_list(verbs: Any) -> None:
     listing = verbs.add_parser("list", help="list clusters")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help=JSON_HELP)
     listing.set_defaults(handler="cluster_list")
 
 
@@ -178,7 +186,7 @@ def _key_create(verbs: Any) -> None:
 
 def _key_status(verbs: Any) -> None:
     status = verbs.add_parser("status", help="list the SSH keys EnvDesk can use")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
     status.set_defaults(handler="key_status")
 
 
@@ -189,16 +197,16 @@ def _quiet_option(parser: argparse.ArgumentParser) -> None:
 
 def _env_list(verbs: Any) -> None:
     env_listing = verbs.add_parser("list", help="list the environments of a cluster ('local': this computer)")
-    env_listing.add_argument("cluster")
-    env_listing.add_argument("--json", action="store_true")
+    env_listing.add_argument("cluster", help=CLUSTER_HELP)
+    env_listing.add_argument("--json", action="store_true", help=JSON_HELP)
     env_listing.set_defaults(handler="env_list")
 
 
 def _env_show(verbs: Any) -> None:
     show = verbs.add_parser("show", help="show one environment's packages")
-    show.add_argument("cluster")
-    show.add_argument("env", help="the environment's name or absolute path")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("cluster", help=CLUSTER_HELP)
+    show.add_argument("env", help=ENV_HELP)
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler="env_show")
 
 
@@ -224,15 +232,20 @@ def _env_diff(verbs: Any) -> None:
 
 def _env_create(verbs: Any) -> None:
     create = verbs.add_parser("create", help="create an environment")
-    create.add_argument("cluster")
-    create.add_argument("name")
-    create.add_argument("--kind", choices=KINDS)
-    create.add_argument("--python", metavar="VERSION")
-    create.add_argument("--module", action="append", metavar="MODULE")
-    create.add_argument("--system-site-packages", action="store_true")
-    create.add_argument("--root", metavar="DIR")
-    create.add_argument("--package", action="append", metavar="SPEC")
-    create.add_argument("--requirements", metavar="FILE")
+    create.add_argument("cluster", help=CLUSTER_HELP)
+    create.add_argument("name", help="the new environment's name (its folder's)")
+    create.add_argument("--kind", choices=KINDS, help="what makes it (default: uv where the cluster has it, else venv)")
+    create.add_argument("--python", metavar="VERSION",
+                        help="the Python version, such as 3.11 (default: the newest there)")
+    create.add_argument("--module", action="append", metavar="MODULE",
+                        help="a module to load for it, such as python/3.11.5 (repeat for several; default: "
+                             "chosen for --python)")
+    create.add_argument("--system-site-packages", action="store_true",
+                        help="let it see the packages of its Python's own installation (a module's numpy, say)")
+    create.add_argument("--root", metavar="DIR", help="the folder to make it in (default: the first of the cluster's)")
+    create.add_argument("--package", action="append", metavar="SPEC",
+                        help="a package to install, such as numpy or 'numpy>=1.26' (repeat for several)")
+    create.add_argument("--requirements", metavar="FILE", help="install the packages a requirements file lists")
     create.add_argument("--jupyter-kernel", action="store_true",
                         help="also install ipykernel and register the environment as a Jupyter kernel (see kernel add)")
     create.set_defaults(handler="env_create")
@@ -241,29 +254,31 @@ def _env_create(verbs: Any) -> None:
 
 def _env_update(verbs: Any) -> None:
     update = verbs.add_parser("update", help="add, remove or upgrade packages")
-    update.add_argument("cluster")
-    update.add_argument("env")
-    update.add_argument("--add", action="append", metavar="SPEC")
-    update.add_argument("--remove", action="append", metavar="NAME")
-    update.add_argument("--upgrade", action="append", metavar="NAME")
-    update.add_argument("--upgrade-all", action="store_true")
+    update.add_argument("cluster", help=CLUSTER_HELP)
+    update.add_argument("env", help=ENV_HELP)
+    update.add_argument("--add", action="append", metavar="SPEC",
+                        help="install a package, such as 'numpy>=1.26' (repeat for several)")
+    update.add_argument("--remove", action="append", metavar="NAME", help="uninstall a package (repeat for several)")
+    update.add_argument("--upgrade", action="append", metavar="NAME",
+                        help="upgrade a package to its newest version (repeat for several)")
+    update.add_argument("--upgrade-all", action="store_true", help="upgrade every package installed with pip or uv")
     update.set_defaults(handler="env_update")
     _quiet_option(update)
 
 
 def _env_history(verbs: Any) -> None:
     history = verbs.add_parser("history", help="list the snapshots taken before each change")
-    history.add_argument("cluster")
-    history.add_argument("env")
-    history.add_argument("--json", action="store_true")
+    history.add_argument("cluster", help=CLUSTER_HELP)
+    history.add_argument("env", help=ENV_HELP)
+    history.add_argument("--json", action="store_true", help=JSON_HELP)
     history.set_defaults(handler="env_history")
 
 
 def _env_revert(verbs: Any) -> None:
     revert = verbs.add_parser("revert", help="go back to a snapshot")
-    revert.add_argument("cluster")
-    revert.add_argument("env")
-    revert.add_argument("snapshot")
+    revert.add_argument("cluster", help=CLUSTER_HELP)
+    revert.add_argument("env", help=ENV_HELP)
+    revert.add_argument("snapshot", help="the snapshot's id, as 'envdesk env history' lists it")
     revert.set_defaults(handler="env_revert")
     _quiet_option(revert)
 
@@ -274,33 +289,35 @@ def _env_jobscript(verbs: Any) -> None:
         description="Write a batch script for sbatch: #SBATCH lines (with the cluster's account), the "
                     "environment's modules, its activation, and 'python my_script.py' to replace with your "
                     "program. Printed unless -o.")
-    jobscript.add_argument("cluster")
-    jobscript.add_argument("env", help="the environment's name or absolute path")
+    jobscript.add_argument("cluster", help=CLUSTER_HELP)
+    jobscript.add_argument("env", help=ENV_HELP)
     jobscript.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (e.g. job.sh), made executable")
     jobscript.set_defaults(handler="env_jobscript")
 
 
 def _env_export(verbs: Any) -> None:
     export = verbs.add_parser("export", help="export an environment (stdout unless -o)")
-    export.add_argument("cluster")
-    export.add_argument("env")
+    export.add_argument("cluster", help=CLUSTER_HELP)
+    export.add_argument("env", help=ENV_HELP)
     export.add_argument("--format", choices=[*FORMATS, CONDA_HISTORY],
                         help="default: from -o's name (*.txt: requirements, environment*.yml: conda, "
                              "pylock*.toml: pylock), else envdesk. "
                              f"{CONDA_HISTORY}: an environment.yml of only what was asked for, without builds "
                              "(conda env export --from-history, with the pip section), which travels between "
                              "platforms")
-    export.add_argument("-o", "--output", metavar="FILE")
+    export.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default: print it)")
     export.set_defaults(handler="env_export")
 
 
 def _env_import(verbs: Any) -> None:
     importing = verbs.add_parser("import", help="build an environment from an exported file")
-    importing.add_argument("cluster")
+    importing.add_argument("cluster", help=CLUSTER_HELP)
     importing.add_argument("file", help="the environment file, a uv project's folder, or - for a file given on "
                                         "standard input")
-    importing.add_argument("--name")
-    importing.add_argument("--root", metavar="DIR")
+    importing.add_argument("--name", help="the new environment's name (default: the file's, else its file's or "
+                           "folder's name)")
+    importing.add_argument("--root", metavar="DIR", help="the folder to make it in (default: the first of the "
+                           "cluster's)")
     importing.add_argument("--top-level", action="store_true",
                            help="if exact versions are missing, install the top-level requirements instead")
     importing.add_argument("--dry-run", action="store_true",
@@ -317,10 +334,10 @@ def _env_import(verbs: Any) -> None:
 
 def _env_clone(verbs: Any) -> None:
     clone = verbs.add_parser("clone", help="copy an environment to another cluster")
-    clone.add_argument("src_cluster")
-    clone.add_argument("env")
-    clone.add_argument("dst_cluster")
-    clone.add_argument("--name")
+    clone.add_argument("src_cluster", help="the cluster the environment is on ('local': this computer)")
+    clone.add_argument("env", help=ENV_HELP)
+    clone.add_argument("dst_cluster", help="the cluster to make the copy on")
+    clone.add_argument("--name", help="the copy's name (default: the environment's)")
     clone.add_argument("--top-level", action="store_true",
                        help="if exact versions are missing, install the top-level requirements instead")
     clone.set_defaults(handler="env_clone")
@@ -335,7 +352,7 @@ def _env_doctor(verbs: Any) -> None:
                     "uv's cache on another file system, environments on scratch. Each finding says what to "
                     "do; --fix applies a safe fix it offers. Exit status 0 when the check ran, whatever it "
                     "found (--json's 'findings' lists them); 1 when something went wrong.")
-    doctor.add_argument("cluster")
+    doctor.add_argument("cluster", help=CLUSTER_HELP)
     doctor.add_argument("env", nargs="?", help="only this environment (name or absolute path)")
     doctor.add_argument("--json", action="store_true", help="the findings as one JSON object")
     doctor.add_argument("--fix", metavar="ID", help="apply the fix a finding offers (its 'fix' id)")
@@ -345,8 +362,8 @@ def _env_doctor(verbs: Any) -> None:
 
 def _env_delete(verbs: Any) -> None:
     delete = verbs.add_parser("delete", help="delete an environment")
-    delete.add_argument("cluster")
-    delete.add_argument("env")
+    delete.add_argument("cluster", help=CLUSTER_HELP)
+    delete.add_argument("env", help=ENV_HELP)
     delete.add_argument("--yes", action="store_true", help="confirm (required)")
     delete.set_defaults(handler="env_delete")
     _quiet_option(delete)
@@ -358,8 +375,8 @@ def _kernel_add(verbs: Any) -> None:
         description="Register the environment as a Jupyter kernel of your user on the cluster: its launcher loads "
                     "the environment's modules and activates it, so Jupyter in Open OnDemand or JupyterHub there "
                     "runs it as a terminal would. Made again when EnvDesk made it before.")
-    kernel_add.add_argument("cluster")
-    kernel_add.add_argument("env", help="the environment's name or absolute path")
+    kernel_add.add_argument("cluster", help=CLUSTER_HELP)
+    kernel_add.add_argument("env", help=ENV_HELP)
     kernel_add.add_argument("--name", help="the kernel's name (default envdesk-ENV)")
     kernel_add.add_argument("--display-name", metavar="TEXT", help="what Jupyter shows (default 'ENV (EnvDesk)')")
     kernel_add.add_argument("--install-ipykernel", action="store_true",
@@ -371,15 +388,15 @@ def _kernel_add(verbs: Any) -> None:
 
 def _kernel_list(verbs: Any) -> None:
     kernel_list = verbs.add_parser("list", help="list your Jupyter kernels on a cluster")
-    kernel_list.add_argument("cluster")
-    kernel_list.add_argument("--json", action="store_true")
+    kernel_list.add_argument("cluster", help=CLUSTER_HELP)
+    kernel_list.add_argument("--json", action="store_true", help=JSON_HELP)
     kernel_list.set_defaults(handler="kernel_list")
 
 
 def _kernel_remove(verbs: Any) -> None:
     kernel_remove = verbs.add_parser("remove", help="remove a Jupyter kernel EnvDesk made (the environment "
                                                     "stays)")
-    kernel_remove.add_argument("cluster")
+    kernel_remove.add_argument("cluster", help=CLUSTER_HELP)
     kernel_remove.add_argument("name", help="the kernel's name, as kernel list shows it")
     kernel_remove.add_argument("--force", action="store_true", help="also remove a kernel EnvDesk did not make")
     kernel_remove.set_defaults(handler="kernel_remove")
