@@ -314,8 +314,8 @@ def _env_import(verbs: Any) -> None:
     importing.add_argument("cluster", help=CLUSTER_HELP)
     importing.add_argument("file", help="the environment file, a uv project's folder, or - for a file given on "
                                         "standard input")
-    importing.add_argument("--name", help="the new environment's name (default: the file's, else its file's or "
-                           "folder's name)")
+    importing.add_argument("--name", help="the new environment's name (default: the one the file gives, else one "
+                           "made from the file's or its folder's name)")
     importing.add_argument("--root", metavar="DIR", help="the folder to make it in (default: the first of the "
                            "cluster's)")
     importing.add_argument("--top-level", action="store_true",
