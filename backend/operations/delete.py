@@ -16,7 +16,7 @@ def delete_environment(session: Session, target_name: str, env_ref: str, progres
     progress = progress or Progress()
     target = session.target(target_name)
     env = find_environment(target, env_ref, progress)
-    progress.step(f"Deleting {env.path}")
+    progress.step(f"Checking that {env.path} may be deleted, and deleting it")  # the agent does both, or neither
     return call_action(target.runner, "delete", env.path, target.roots)["path"]
 
 
