@@ -36,14 +36,17 @@ def test_cancel_waits_for_the_remote_installer_to_end_before_rolling_back(testbe
     before = packages_of(create_environment(session, "beta", CreateRequest(name=name, packages=["tinygamma"]))
                          .environment)
     progress = Progress()
+    steps: list[str] = []
 
     def on_step(text: str) -> None:
+        steps.append(text)
         if text.startswith("Installing packages"):
             threading.Timer(2.0, progress.cancel.cancel).start()  # the build is sleeping by then
 
     progress.on_step = on_step
     with pytest.raises(Cancelled):
         update_environment(session, "beta", name, Change(add=[f"{project.name} @ file://{project.path}"]), progress)
+    assert "The change was stopped: putting the previous packages back" in steps, steps  # not "failed"
     left = beta.run_as_user("pgrep -u \"$(id -u)\" -f '_in_process.py build_wheel' -a || true").stdout.strip()
     leftovers = [line for line in left.splitlines() if "pgrep" not in line]
     assert leftovers == [], f"the installer kept running after Cancel: {leftovers}"

@@ -7,7 +7,7 @@ from typing import Sequence
 from .. import validate
 from ..validate import canonical_name
 from ..capabilities import Capabilities
-from ..errors import EnvDeskError, InvalidInput
+from ..errors import Cancelled, EnvDeskError, InvalidInput
 from ..inventory import Environment
 from ..spec import redact, requirement_name
 from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
@@ -217,7 +217,8 @@ def roll_back(target: Target, caps: Capabilities, env: Environment, before: list
     they are back (the snapshot is then not needed: nothing changed)."""
     quiet = Progress(on_step=progress.on_step, on_line=progress.on_line)
     try:
-        quiet.on_step("The change failed: putting the previous packages back")
+        stopped = isinstance(failure, (Cancelled, KeyboardInterrupt))
+        quiet.on_step(f"The change {'was stopped' if stopped else 'failed'}: putting the previous packages back")
         restore_packages(target, caps, env, before, quiet)
         outcome, restored = " Nothing was changed: the environment was rolled back to how it was before.", True
     except EnvDeskError as exc:
