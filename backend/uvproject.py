@@ -185,6 +185,13 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         if path.name == "uv.lock":
+            from .spec import PIPENV_ADVICE, POETRY_ADVICE
+            if (path.parent / "poetry.lock").is_file():
+                raise InvalidInput(f"{path.parent} is a Poetry project (poetry.lock), not a uv project.",
+                                   POETRY_ADVICE) from exc
+            if (path.parent / "Pipfile").is_file():
+                raise InvalidInput(f"{path.parent} is a pipenv project (Pipfile), not a uv project.",
+                                   PIPENV_ADVICE) from exc
             raise InvalidInput(f"{path.parent} has no uv.lock, so there are no exact versions to import.",
                                "Run 'uv lock' in the project folder first.") from exc
         raise InvalidInput(f"{path.parent} has no pyproject.toml, so it is not a uv project.") from exc

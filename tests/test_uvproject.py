@@ -247,6 +247,12 @@ def test_missing_lock_huge_files_and_spec_reader(tmp_path):
     (folder / "pyproject.toml").write_text(PYPROJECT.format(name="demo", requires=">=3.11", deps=""))
     with pytest.raises(InvalidInput, match="uv lock"):
         read_uv_project(folder)
+    for lock, tool in (("poetry.lock", "poetry export"), ("Pipfile", "pipenv requirements")):
+        (folder / lock).write_text("")  # another tool's project: its own way out, not `uv lock` (a user trial)
+        with pytest.raises(InvalidInput) as refused:
+            read_uv_project(folder)
+        assert tool in refused.value.hint and "uv lock" not in refused.value.hint
+        (folder / lock).unlink()
     (folder / "uv.lock").write_text(LOCK_HEAD + "#" * 6_000_000)
     with pytest.raises(InvalidInput, match="too large"):
         read_uv_project(folder)
