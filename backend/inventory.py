@@ -6,7 +6,7 @@ from sys import intern
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .errors import EnvDeskError, InvalidInput, NotFound
-from .protocol import STATE_OK
+from .protocol import STATE_BROKEN, STATE_OK
 
 if TYPE_CHECKING:  # the records load without the agent client and the runners (the window's start: ~10 ms)
     from .runner import CancelToken, Runner
@@ -40,6 +40,10 @@ class Package:
     editable: bool = False
     build: str | None = None
     channel: str | None = None
+
+
+_PYTHON_GONE = ("python program", "was made from")
+"""How the agent's problem sentences (agent/read.py check_python_program, home_problem) name a Python gone."""
 
 
 class SharedPackages:
@@ -131,6 +135,12 @@ class Environment:
     @property
     def package_count(self) -> int:
         return len(self.packages)
+
+    @property
+    def python_gone(self) -> bool:
+        """Whether it cannot run for want of its Python: its own python program, or the Python it was made
+        from (the agent's words for those two problems; other broken states, a slow read say, are not)."""
+        return self.state == STATE_BROKEN and any(words in (self.error or "") for words in _PYTHON_GONE)
 
     def summary(self) -> dict[str, Any]:
         """The fields `env list --json` promises, plus state and modules."""

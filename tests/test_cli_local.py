@@ -546,7 +546,7 @@ def test_an_update_of_an_environment_whose_python_is_gone_is_refused_in_plain_wo
     refused = envdesk("env", "update", "local", "nopython", "--add", "tinygamma", config_dir=config)
     assert refused.returncode == 1, refused.stderr
     message = next(line for line in refused.stderr.splitlines() if line.startswith("envdesk: "))
-    assert "nopython cannot be updated, as it is broken" in message and "Nothing was changed" in message
+    assert "nopython cannot be updated, as its Python is gone" in message and "Nothing was changed" in message
     assert "<EnvDesk program>" not in refused.stderr and "Rebuild it" in refused.stderr
     assert sorted(p.relative_to(root) for p in (root / "nopython").rglob("*")) == before
 

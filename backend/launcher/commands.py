@@ -478,7 +478,7 @@ def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -
 
 def _read_for(session: Session, cluster: str, path: Path) -> Any:
     """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too."""
-    from envdesk.backend.operations.importing import LARGEST_FILE, name_from_file, read_spec_bytes, read_spec_file
+    from envdesk.backend.operations.importing import LARGEST_FILE, read_spec_bytes, read_spec_file
     if str(path) == "-":  # the file on standard input, `-r` files beside it taken from the current folder
         if interactive():
             print("Reading the environment file from what you type or paste; end it with Ctrl-D (Ctrl-Z, then "
@@ -486,7 +486,6 @@ def _read_for(session: Session, cluster: str, path: Path) -> Any:
         spec = read_spec_bytes(sys.stdin.buffer.read(LARGEST_FILE + 1), "The standard input", Path.cwd())
     else:
         spec = read_spec_file(path)
-        spec.name = spec.name or name_from_file(path) or None  # requirements.txt in myproject/: "myproject"
     if spec.kind == "conda":
         spec.channels = _cluster_channels(session, cluster, spec.channels)
     return spec

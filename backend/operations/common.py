@@ -16,7 +16,7 @@ from ..capabilities import Capabilities
 from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment, read_inventory
 from ..probe import probe
-from ..protocol import ANSWER_MARKER, STATE_BROKEN, STATE_OK
+from ..protocol import ANSWER_MARKER, STATE_OK
 from ..recipes import Step
 from ..runner import CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, shown_command
 from ..spec import redact
@@ -398,10 +398,11 @@ def find_environment(target: Target, ref: str, progress: Progress, *, settled: b
 
 
 def runnable(env: Environment, doing: str) -> Environment:
-    """`env`, refused before anything runs when it is broken (its Python gone, say): `doing` it would fail in
-    the installer's words, or EnvDesk's own."""
-    if env.state == STATE_BROKEN:
-        raise InvalidInput(f"{env.name} cannot be {doing}, as it is broken: {env.error or 'it cannot run.'} "
+    """`env`, refused before anything runs when its Python is gone: `doing` it would fail in EnvDesk's own words
+    ('Could not start …/bin/python'). Other broken states are left to the change (one cut off midway is put
+    back first, see update.state_before; one read too slowly may be fine)."""
+    if env.python_gone:
+        raise InvalidInput(f"{env.name} cannot be {doing}, as its Python is gone: {env.error} "
                            "Nothing was changed.", "Rebuild it: export it (or Copy to…) and import it again, then "
                            "delete this one (Check health, or envdesk env doctor, says more).")
     return env

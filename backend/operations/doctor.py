@@ -106,16 +106,14 @@ def _module_findings(env: Environment, missing: set[str]) -> list[Finding]:
 
 def _python_finding(env: Environment) -> list[Finding]:
     """An environment that cannot run: the Python it was made from is gone, or its own python program is."""
-    if env.state == "ok" or not env.error:
+    if not env.python_gone or not env.error:
         return []
     if "was made from" in env.error:
         return [Finding(env.name, "base-python-gone", "The Python this environment was made from is gone",
                         env.error, "Rebuild it: export it (or Copy to…) and import it again with a Python that is "
                         "still there, then delete this one.")]
-    if "python program" in env.error:
-        return [Finding(env.name, "python-gone", "This environment's python program is gone", env.error,
-                        "Rebuild it: export it (or Copy to…) and import it again, then delete this one.")]
-    return []
+    return [Finding(env.name, "python-gone", "This environment's python program is gone", env.error,
+                    "Rebuild it: export it (or Copy to…) and import it again, then delete this one.")]
 
 
 def _cache_findings(env: Environment, device: Any, facts: dict[str, Any]) -> list[Finding]:

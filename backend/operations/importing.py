@@ -181,7 +181,8 @@ def name_from_file(path: Path) -> str:
 
 
 def read_spec_file(path: Path) -> EnvSpec:
-    """Read an export file of any supported format (a uv project folder is read by operations/uvimport.py)."""
+    """Read an export file of any supported format (a uv project folder is read by operations/uvimport.py); one
+    that names no environment is named after the file (name_from_file)."""
     try:
         if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
             raise InvalidInput(f"{path} is (part of) a uv project, not an environment file.",
@@ -192,7 +193,9 @@ def read_spec_file(path: Path) -> EnvSpec:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
-    return specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
+    spec = specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
+    spec.name = spec.name or name_from_file(path) or None
+    return spec
 
 
 LARGEST_FILE = 5_000_000

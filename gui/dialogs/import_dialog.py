@@ -1,7 +1,6 @@
 """Import a file or copy an environment: shows what will be built where, and what the target lacks, first."""
 from __future__ import annotations
 
-from dataclasses import replace
 from html import escape
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 from envdesk.backend.spec import EnvSpec
-from envdesk.backend.operations.importing import name_from_file
 from envdesk.backend.validate import LOCAL_TARGET
 
 from ..controller import ImportPlan, Unavailable
@@ -78,9 +76,7 @@ class ImportDialog(QDialog):
 
     @classmethod
     def from_file(cls, controller, target: str, path: Path, parent: QWidget | None = None) -> "ImportDialog":
-        spec = controller.read_spec(path)
-        if not spec.name:
-            spec = replace(spec, name=name_from_file(path) or None)
+        spec = controller.read_spec(path)  # named after the file when it names no environment
         return cls(controller, spec, target, title=f"Import {path.name}", parent=parent)
 
     @classmethod
