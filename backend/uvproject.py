@@ -364,6 +364,7 @@ def read_uv_project(folder: Path) -> UvProject:
             raise InvalidInput(f"requires-python {requires!r} is not a valid version range.") from exc
     dependencies = [validate.package_spec(_text(d, "dependency"))
                     for d in _list(project.get("dependencies"), "project.dependencies")]
+    dynamic = "dependencies" in _list(project.get("dynamic"), "project.dynamic")
     tool_uv = _table(_table(pyproject.get("tool"), "tool").get("uv"), "tool.uv")
     default_groups_value = tool_uv.get("default-groups")
     if default_groups_value is None:
@@ -379,16 +380,17 @@ def read_uv_project(folder: Path) -> UvProject:
         raise InvalidInput(f"{lock_path} has lock format version {lock_version!r}, which EnvDesk cannot read.",
                            "Lock it again with a uv release that writes 'version = 1'.")
     packages = [_locked_package(p) for p in _list(lock.get("package"), "package")]
-    _check_current(lock, lock_path, name, dependencies)
+    _check_current(lock, lock_path, name, None if dynamic else dependencies)
     return UvProject(folder=folder, pyproject_text=pyproject_text, lock_text=lock_text, name=name,
                      requires_python=requires, dependencies=dependencies, packages=packages,
                      default_groups=default_groups)
 
 
-def _check_current(lock: dict[str, Any], lock_path: Path, name: str, dependencies: list[str]) -> None:
+def _check_current(lock: dict[str, Any], lock_path: Path, name: str, dependencies: list[str] | None) -> None:
     """Refuse a uv.lock that does not belong to pyproject.toml as it is now (made for another project, or before
     its dependencies changed), as `uv sync --locked` does: what it selects would not be what the project asks
-    for."""
+    for. `dependencies` None: pyproject.toml leaves them to its build backend (dynamic), so only the project's
+    name is compared."""
     stale = ("Run uv lock in the project's folder (or uv sync, which locks again), then import it again.")
     roots = [table for table in _list(lock.get("package"), "package") if isinstance(table, dict)
              and canonical_name(str(table.get("name"))) == canonical_name(name)
@@ -397,28 +399,37 @@ def _check_current(lock: dict[str, Any], lock_path: Path, name: str, dependencie
         raise InvalidInput(f"{lock_path} does not lock the project {name} of pyproject.toml: it was made for "
                            "another project, or before the project was renamed.", stale)
     metadata = roots[0].get("metadata")
-    if not isinstance(metadata, dict) or not isinstance(metadata.get("requires-dist"), list):
+    if dependencies is None or not isinstance(metadata, dict) or not isinstance(metadata.get("requires-dist"), list):
         return  # an older uv wrote no record of what the project asked for
-    locked = {_asked(entry) for entry in metadata["requires-dist"] if isinstance(entry, dict)}
     from packaging.requirements import Requirement
-    asked = {(canonical_name(r.name), _specifiers(str(r.specifier)), tuple(sorted(map(canonical_name, r.extras))))
-             for r in map(Requirement, dependencies)}
-    changed = sorted({entry[0] for entry in asked ^ locked})
+    asked: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
+    for requirement in map(Requirement, dependencies):
+        asked.setdefault(canonical_name(requirement.name), set()).add(
+            (_specifiers(str(requirement.specifier)), tuple(sorted(map(canonical_name, requirement.extras)))))
+    locked: dict[str, set[tuple[str, tuple[str, ...]]]] = {}
+    sourced = set()   # given a source in [tool.uv.sources]: uv records where from, not the versions asked for
+    for entry in metadata["requires-dist"]:
+        if not isinstance(entry, dict) or re.search(r"\bextra\s*==", str(entry.get("marker") or "")):
+            continue  # an optional dependency's (uv records them here too)
+        named = canonical_name(str(entry.get("name")))
+        locked.setdefault(named, set()).add(
+            (_specifiers(str(entry.get("specifier") or "")),
+             tuple(sorted(canonical_name(str(extra)) for extra in entry.get("extras") or ()))))
+        if set(entry) & _SOURCE_KEYS:
+            sourced.add(named)
+    changed = sorted(set(asked) ^ set(locked) | {named for named in asked.keys() & locked.keys() - sourced
+                                                  if asked[named] != locked[named]})
     if changed:
         raise InvalidInput(f"{lock_path} is older than pyproject.toml: the dependencies on {', '.join(changed)} "
                            "changed since it was locked.", stale)
 
 
+_SOURCE_KEYS = {"directory", "path", "editable", "git", "url", "index", "workspace"}
+"""The keys of a requires-dist entry of uv.lock that say where a package comes from ([tool.uv.sources])."""
+
+
 def _specifiers(text: str) -> str:
     return ",".join(sorted(str(one) for one in SpecifierSet(text)))
-
-
-def _asked(entry: dict[str, Any]) -> tuple[str, str, tuple[str, ...]]:
-    """What one requires-dist entry of the lock's record asks for, as _check_current compares it: the name, its
-    versions and extras (not its marker, which uv writes in its own form: python_full_version for
-    python_version)."""
-    return (canonical_name(str(entry.get("name"))), _specifiers(str(entry.get("specifier") or "")),
-            tuple(sorted(canonical_name(str(extra)) for extra in entry.get("extras") or ())))
 
 
 # -- choosing what a target installs ----------------------------------------------------------------

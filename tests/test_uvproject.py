@@ -374,6 +374,38 @@ def test_a_lock_older_than_pyproject_is_refused_where_uv_lock_check_refuses_it(t
             refused.value.message), change
 
 
+def test_locks_uv_has_just_made_are_current_whatever_the_project_holds(testbed, tmp_path, home):
+    """Review R3: uv records optional dependencies (marked extra == …) and [tool.uv.sources] (where from, not
+    the versions asked for) in the lock's requires-dist, and fresh locks of such projects were called out of
+    date. Each is locked by uv, `uv lock --check` agrees it is current, and EnvDesk reads it."""
+    from testbed.projects import TINYBACKEND, _init_py, _pyproject
+    wheelhouse = testbed.clusters["alpha"].wheelhouse
+    find = ["--no-index", "--find-links", str(wheelhouse)]
+    helper = tmp_path / "helper"
+    (helper / "helper").mkdir(parents=True)
+    (helper / "pyproject.toml").write_text(_pyproject("helper", "0.5", []))
+    (helper / "tinybackend.py").write_text(TINYBACKEND)
+    (helper / "helper" / "__init__.py").write_text(_init_py("helper", "0.5"))
+    shapes = {
+        "optional": '[project.optional-dependencies]\nfast = ["tinygamma>=0.1"]\n',
+        "sources": '[tool.uv.sources]\nhelper = { path = "../helper" }\n',
+    }
+    for shape, extra in shapes.items():
+        folder = tmp_path / shape
+        folder.mkdir()
+        deps = '"tinybeta>=1.0", "helper>=0.5"' if shape == "sources" else '"tinybeta>=1.0"'
+        (folder / "pyproject.toml").write_text(PYPROJECT.format(name="demo", requires=">=3.11", deps=deps) + extra)
+        run_uv("lock", "--python", "3.11", *find, cwd=folder, home=home)
+        assert run_uv("lock", "--check", *find, cwd=folder, home=home, check=False).returncode == 0, shape
+        assert read_uv_project(folder).name == "demo", shape
+    dynamic = tmp_path / "dynamic"  # dependencies left to the build backend: only the project's name is compared
+    write_project(dynamic, '[project]\nname = "demo"\nversion = "0.1"\ndynamic = ["dependencies"]\n',
+                  LOCK_HEAD + lock_package("demo", "0.1", '{ editable = "." }', '{ name = "six" }',
+                                           '\n[package.metadata]\nrequires-dist = [{ name = "six", specifier = '
+                                           '">=1.0" }]\n') + lock_package("six", "1.16.0"))
+    assert read_uv_project(dynamic).name == "demo"
+
+
 def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp_path):
     alpha = testbed.clusters["alpha"]
     alpha.run_as_user("rm -f /tmp/envdesk-canary")
