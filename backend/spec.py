@@ -572,6 +572,12 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
             f"pip fills in {listed_variables(variables)} from the environment it runs in, and EnvDesk checks every "
             "requirement before anything runs: write the value in its place")))
         return
+    outside_url = _variables_outside_url(requirement)
+    if outside_url:
+        shown_variables = listed_variables(outside_url)
+        spec.refused.append(Refused(line, f"uv fills in variables only in a URL or a path, and {shown_variables} "
+                                          "is elsewhere in this line: write the value in its place"))
+        return
     name, _, url = requirement.partition(" @ ") if " @ " in requirement else (requirement, "", "")
     if url and re.match(_BUILD_FOLDERS, url.strip()):
         spec.adapted.append(Adapted(line, name.strip(), "that path is the build folder of a conda package, "
@@ -593,6 +599,17 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         _add_pin(spec, Pin(name=pin.group(1), version=pin.group(2)))
     else:
         spec.requirements.append(requirement)
+
+
+def _variables_outside_url(requirement: str) -> list[str]:
+    """The ${VARIABLES} of a requirement that are not in its URL (in its name, versions or marker)."""
+    if "${" not in requirement:
+        return []
+    head, at, rest = requirement.partition(" @ ")
+    if not at:
+        return environment_variables(requirement)
+    marker = re.split(r"\s;", rest, maxsplit=1)[1:]
+    return environment_variables(head) + environment_variables(marker[0] if marker else "")
 
 
 def listed_variables(variables: Sequence[str]) -> str:

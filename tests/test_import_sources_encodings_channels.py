@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -346,3 +347,23 @@ def test_lines_without_hashes_in_a_file_with_hashes_are_refused_as_pip_refuses_t
     shown = envdesk(local_config(tmp_path / "text"), "env", "import", "local", str(tmp_path / "requirements.txt"),
                     "--dry-run").stdout  # a plan to read: each hashed line with the count of its hashes
     assert "  tinyalpha==1.1 (checked against 1 file hash)" in shown and "--hash=" not in shown, shown
+
+
+def test_a_variable_outside_a_url_is_refused_as_uv_leaves_it_unfilled(tmp_path, wheelhouse):
+    """Review R3: with the variable set, pip installs `tinygamma==0.1 ; platform_machine == "${MACHINE}"` and uv
+    skips it (it fills in variables only in URLs and paths): the same file would make different environments.
+    The line is refused, saying to write the value; the referees are pip and uv themselves."""
+    import platform
+    venv = tmp_path / "referee-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
+    line = 'tinygamma==0.1 ; platform_machine == "${MACHINE}"'
+    (tmp_path / "requirements.txt").write_text(line + "\n")
+    env = {**os.environ, "MACHINE": platform.machine()}
+    find = ["--no-index", "--find-links", str(wheelhouse), "-r", str(tmp_path / "requirements.txt")]
+    pip = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                          "--dry-run", "--isolated", *find], capture_output=True, text=True, env=env, timeout=300)
+    uv = subprocess.run(["uv", "pip", "install", "--dry-run", "--python", str(venv / "bin" / "python"), *find],
+                        capture_output=True, text=True, env=env, timeout=300)
+    assert "tinygamma-0.1" in pip.stdout and "tinygamma" not in uv.stdout + uv.stderr, (pip.stdout, uv.stderr)
+    plan = json.loads(planned(local_config(tmp_path), tmp_path / "requirements.txt").stdout)
+    assert [r["line"] for r in plan["refused"]] == [line] and "write the value" in plan["refused"][0]["reason"]

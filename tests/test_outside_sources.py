@@ -163,3 +163,18 @@ def test_a_lock_made_against_another_index_downloads_nothing_from_it(testbed, fi
     assert f"{WHEEL.name}=={WHEEL.version}" in " ".join(plan["install"])
     assert files["server"].asked == []  # the lock's wheel URL still points at the server: never used
 
+
+
+def test_the_apps_availability_check_downloads_nothing_the_user_has_not_agreed_to(testbed, files, tmp_path, session):
+    """Review R3: the window checks what the target can provide before the user reads the plan; it dry-ran
+    every line, so a wheel on another host was fetched (and a ${VARIABLE} filled in and sent) before any yes.
+    The server counts what it is asked for."""
+    from envdesk.backend.operations.importing import check_availability, plan_import, read_spec_file
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(files["requirements"].read_text() + "tinygamma\n"
+                            f"{WHEEL.name} @ {files['url'].replace(WHEEL.name, '${HOME}/' + WHEEL.name)}\n")
+    plan = plan_import(session, "alpha", read_spec_file(requirements), unique("avail"))
+    assert [o.host for o in plan.outside] == ["127.0.0.1", "127.0.0.1"]
+    files["server"].asked.clear()
+    assert check_availability(session, "alpha", plan) == []  # tinygamma alone was checked, and is there
+    assert files["server"].asked == []

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from envdesk.backend.errors import InvalidInput
 from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.importing import import_environment, plan_import, read_spec_file
 from envdesk_fixtures import canon, unique
@@ -116,7 +117,10 @@ def test_a_variable_in_a_url_is_filled_in_on_the_cluster_as_the_installer_does(t
     spec = read_spec_file(tmp_path / "requirements.txt")
     plan = plan_import(session, cluster_name, spec)
     assert [note for note in plan.notes if "fills in ${HOME}" in note and f"login shell on {cluster_name}" in note]
-    copy = import_environment(session, cluster_name, spec, name=unique("vars"))
+    name = unique("vars")
+    with pytest.raises(InvalidInput, match=r"use \$\{HOME\}, which the installer fills in"):
+        import_environment(session, cluster_name, spec, name=name)  # what is sent is the user's to agree to
+    copy = import_environment(session, cluster_name, spec, name=name, agreed=True)
     assert f"{vcs.name} @ {url}" in freeze(cluster, copy.environment.path)
 
     token = "tool @ git+https://${GITHUB_TOKEN}@github.example/lab/tool@v1"  # the note names it, the URL shown bare

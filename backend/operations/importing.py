@@ -453,12 +453,18 @@ def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> 
         raise InvalidInput(specs.redact(plan.blocked) + " Nothing was created.")
     if agreed:
         return
+    filled_in = [specs.redact(line) for line in plan.to_install if specs.environment_variables(line)]
+    variables = specs.listed_variables([name for line in plan.to_install for name in specs.environment_variables(line)])
     plan = plan.shown()  # what the message names, without credentials
     problems, hints = [], []
     if plan.outside and not own_sources:
         problems.append(f"{len(plan.outside)} package(s) would be downloaded from outside this target's package "
                         "index: " + "; ".join(f"{o.line} (from {o.host})" for o in plan.outside) + ".")
         hints.append("check that you trust these sources")
+    if filled_in:
+        problems.append(f"{len(filled_in)} line(s) use {variables}, which the installer fills in from the target's "
+                        "environment and sends with the download: " + "; ".join(filled_in) + ".")
+        hints.append("check what those variables hold there")
     if plan.refused:
         problems.append(f"{len(plan.refused)} line(s) of the file cannot be imported: "
                         + "; ".join(f"{r.line} ({r.reason})" for r in plan.refused) + ".")
@@ -520,13 +526,20 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
         return []
     import uuid  # here: it loads the platform module (~3 ms), which reading a file for a create does not need
 
+    # not what the user has yet to agree to: a download from another host, or a line with a ${VARIABLE}, which
+    # the installer would fill in and send
+    asked = {outside.line for outside in plan.outside}
+    lines = [line for line in plan.to_install
+             if specs.redact(line) not in asked and not specs.environment_variables(line)]
+    if not lines:
+        return []
     caps = capabilities(session, target, progress)
     scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
     installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args)
     make = ["python3", "-m", "venv", *(["--without-pip"] if installer.uv else []), scratch]
-    progress.step(f"Checking which of {len(plan.to_install)} packages {target.label} can provide")
+    progress.step(f"Checking which of {len(lines)} packages {target.label} can provide")
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
-            f"{_check_script(installer, plan.to_install)}; rm -rf {join_command([scratch])}")
+            f"{_check_script(installer, lines)}; rm -rf {join_command([scratch])}")
     result = _run_script(target, body, _installer_modules(installer), progress)
     return _parse_missing(result.stdout)
 
