@@ -239,6 +239,8 @@ class Installer:
             args = ["install", "--dry-run", "--no-deps", "--python", self.python, *shown]
         else:
             args = ["install", *QUIET_PIP, "--dry-run", "--no-deps", "--ignore-installed", *shown]
+        if not self.uv:
+            spec = _legacy_vcs_form(spec)  # as install gives it to pip
         secret = _from_a_file(spec)
         editable = not secret and spec.startswith("-e ")
         if editable:

@@ -13,6 +13,7 @@ import codecs
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -295,6 +296,8 @@ CLASHES = {  # file text: whether uv (the referee) can install it
     "tinyalpha==1.0\ntinyalpha==1.0.0\ntinyalpha>=1.0\n": True,
     "tinyalpha==1.*\ntinyalpha==1.1\n": True,
     "tinyalpha==1.0 ; python_version < '3.0'\ntinyalpha==2.0 ; python_version >= '3.0'\n": True,
+    "tinyalpha==1.0+cu118\ntinyalpha==1.0\n": True,   # a local version meets the public pin (review R3)
+    "tinyalpha==1.0+cu118\ntinyalpha==1.1\n": False,
 }
 
 
@@ -305,6 +308,8 @@ def test_versions_that_cannot_all_be_installed_block_the_import_as_the_installer
     venv = tmp_path / "referee-venv"
     subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True, timeout=300)
     (tmp_path / "requirements.txt").write_text(text)
+    wheelhouse = Path(shutil.copytree(wheelhouse, tmp_path / "wheels"))
+    wheels.build_wheel(wheelhouse, wheels.WheelSpec("tinyalpha", "1.0+cu118"))
     said = subprocess.run(["uv", "pip", "install", "--dry-run", "--no-index", "--find-links", str(wheelhouse),
                            "--python", str(venv / "bin" / "python"), "-r", str(tmp_path / "requirements.txt")],
                           capture_output=True, text=True, timeout=300)

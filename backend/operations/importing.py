@@ -401,12 +401,12 @@ def conflicting_requirements(requirements: Sequence[str]) -> list[list[str]]:
             wanted = [(line, Requirement(line).specifier) for line in lines]
         except InvalidRequirement:
             continue
-        pinned = [(line, next(iter(wanted_by)).version) for line, wanted_by in wanted
+        pinned = [next(iter(wanted_by)).version for _, wanted_by in wanted
                   if len(wanted_by) == 1 and next(iter(wanted_by)).operator == "==" and "*" not in str(wanted_by)]
-        clash = [line for line, wanted_by in wanted
-                 if any(not wanted_by.contains(version, prereleases=True) for _, version in pinned)]
-        if clash:
-            found.append(list(dict.fromkeys([*(line for line, _ in pinned), *clash])))
+        # a pin every line allows is what the installer takes ('torch==2.1.0+cu118' meets 'torch==2.1.0' too)
+        if pinned and not any(all(wanted_by.contains(version, prereleases=True) for _, wanted_by in wanted)
+                              for version in pinned):
+            found.append(lines)
     return found
 
 
