@@ -1828,6 +1828,8 @@ class ListingCache(object):
 def python_gone(path, env):
     """Whether the python program of a cached environment is gone (deleted, or pointing nowhere): nothing the
     listing cache watches changes then."""
+    if not env.get("python"):
+        return False    # a conda environment of R or tools alone has no python program to lose
     return check_python_program(path, CONDA_PYTHONS if env.get("kind") == "conda" else VENV_PYTHONS) is not None
 
 

@@ -172,7 +172,8 @@ def name_from_file(path: Path) -> str:
     """A name for what `path` builds when the file gives none: its own name, or for a file called as in every
     project (requirements.txt, environment.yml) its folder's; "" when neither makes a valid name."""
     stem = path.name.split(".")[0]
-    wanted = path.resolve().parent.name if stem.lower().startswith(_SHARED_NAMES) else stem
+    shared = re.match(rf"^(?:{'|'.join(_SHARED_NAMES)})(?:[-_].*)?$", stem.lower())  # requirements-dev, not uvicorn
+    wanted = path.resolve().parent.name if shared else stem
     wanted = re.sub(r"[^A-Za-z0-9._+-]+", "-", wanted).lstrip("._+-")[:100]
     try:
         return validate.env_name(wanted)
@@ -289,7 +290,8 @@ def _variables_note(lines: Sequence[str], target: Target) -> list[str]:
     variables = specs.listed_variables([name for line in using for name in specs.environment_variables(line)])
     using = [specs.redact(line) for line in using]
     where = "this computer's environment" if target.profile is None else \
-        f"the environment of your login shell on {target.label} (set them in ~/.bashrc there)"
+        f"the environment of your login shell on {target.label} (set them in ~/.bash_profile there: a login " \
+        "shell that runs no terminal may stop reading ~/.bashrc before)"
     return [f"The installer fills in {variables} from {where}, as pip does with a requirements file; "
             f"a variable that is not set stays as written and that download fails: {'; '.join(using)}."]
 

@@ -7,6 +7,7 @@ elsewhere), into a plain environment ``<root>/<name>``. The project's files neve
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -90,10 +91,10 @@ def _lock_notes(project: UvProject, spec: EnvSpec, target: Target) -> list[str]:
 
 def _project_itself(project: UvProject, target: Target) -> str:
     """Why the project's own package is not in the environment, and how to add it."""
-    where = (f"install its folder into the environment: python -m pip install -e {project.folder}"
+    command = "ENV/bin/python -m pip install --no-deps -e"  # --no-deps: the locked versions stay
+    where = (f"install its folder into the environment: {command} {shlex.quote(str(project.folder.resolve()))}"
              if target.profile is None else
-             f"copy its folder to {target.label} and install it there into the environment: python -m pip "
-             "install -e FOLDER")
+             f"copy its folder to {target.label} and install it there into the environment: {command} FOLDER")
     return (f"The project itself ({project.name}) is not installed: uv sync installs it from its own folder, "
             f"and EnvDesk builds what uv.lock lists for it. To add it, {where}.")
 
