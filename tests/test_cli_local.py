@@ -308,6 +308,9 @@ def test_export_picks_the_format_from_the_files_name(local_envs, tmp_path):
     assert pip.returncode == 0, pip.stderr
     assert [item["metadata"]["version"] for item in json.loads(pip.stdout)["install"]
             if item["metadata"]["name"] == "tinygamma"] == ["0.1"]
+    refused = envdesk("env", "export", "local", "named", "-o", str(tmp_path / "out.json"), config_dir=config)
+    assert refused.returncode == 1 and "writes no .json file" in refused.stderr, refused.stderr  # a user trial
+    assert not (tmp_path / "out.json").exists()                                              # got YAML there
 
 
 def test_output_read_by_a_program_that_stops_early_ends_quietly(local_envs):

@@ -412,6 +412,11 @@ def format_for(output: str | None) -> str:
         return "conda"
     if name.startswith("pylock") and name.endswith(".toml"):
         return "pylock"
+    if name.endswith((".json", ".toml", ".cfg", ".lock")):  # a format EnvDesk does not write: not YAML under its name
+        from envdesk.backend.errors import InvalidInput
+        raise InvalidInput(f"EnvDesk writes no {Path(name).suffix} file: {output} would hold YAML.",
+                           "Name it *.txt (requirements), environment.yml (conda), pylock.toml or *.envdesk.yaml, or "
+                           "give --format.")
     return "envdesk"
 
 
