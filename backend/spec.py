@@ -472,9 +472,11 @@ def environment_variables(line: str) -> list[str]:
     return re.findall(_ENVIRONMENT_VARIABLE, line) if "${" in line else []
 _INDEX_OPTIONS = ("-i", "--index-url", "--extra-index-url", "--no-index", "-f", "--find-links", "--trusted-host")
 _CHOICE_OPTIONS = ("--pre", "--prefer-binary", "--only-binary", "--no-binary")
-_ARCHIVE_URL = (r"^https?://[^\s#?]+/(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._]*[A-Za-z0-9])?)-[0-9][^/\s-]*"
-                r"(?:-[^/\s]+\.whl|\.tar\.gz|\.zip)(?:[#?]\S*)?$")
-"""A bare URL of a wheel or source archive, which pip takes as a line: the package's name is in its file name."""
+_ARCHIVE_URL = (r"^(?P<url>https?://[^\s#?]+/(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*?[A-Za-z0-9])?)-[0-9][^/\s-]*"
+                r"(?:-[^/\s]+\.whl|\.tar\.gz|\.tgz|\.tar\.bz2|\.tar\.xz|\.tar|\.zip)(?:[#?]\S*)?)"
+                r"(?P<marker>\s+;.*)?$")
+"""A bare URL of a wheel or source archive, which pip takes as a line (a marker may follow): the package's name
+is in its file name, up to the version (an old source archive's name may hold '-': python-dateutil-2.8.2)."""
 _BUILD_FOLDERS = (r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock_root/|"
                   r"/tmp/build/|/opt/anaconda1anaconda2anaconda3/|/usr/share/miniconda/conda-bld/)")
 _MAX_INCLUDE_DEPTH = 5
@@ -563,7 +565,7 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         return
     archive = re.match(_ARCHIVE_URL, bare)
     if archive:  # pip's bare URL line, as the PEP 508 line it stands for
-        bare = f"{archive['name'].replace('_', '-')} @ {bare}"
+        bare = f"{archive['name'].replace('_', '-')} @ {archive['url']}{archive['marker'] or ''}"
     try:
         requirement = validate.package_spec(bare)
     except InvalidInput as exc:

@@ -208,10 +208,15 @@ def test_a_bare_archive_url_is_the_requirement_pip_takes_it_for():
             "https://files.example.org/dl/Typing_Extensions-4.12.2-py3-none-any.whl#sha256=" + "0" * 64:
                 parse_wheel_filename,
             "https://archive.example.org/acme-1.0.tar.gz": parse_sdist_filename,
-            "https://archive.example.org/my_tool-0.3.1.zip": parse_sdist_filename}
+            "https://archive.example.org/my_tool-0.3.1.zip": parse_sdist_filename,
+            "https://archive.example.org/python-dateutil-2.8.2.tar.gz": parse_sdist_filename}  # an old sdist's name
     spec = specs.from_text("\n".join(urls) + "\n--pre\n--no-binary :all:\n", "requirements.txt")
     for url, parse in urls.items():
         name = canonicalize_name(parse(url.split("#")[0].rsplit("/", 1)[1])[0])
         assert [r for r in spec.requirements if r.endswith(url) and specs.requirement_name(r) == name], (url, spec)
     assert [r.line for r in spec.refused] == ["--pre", "--no-binary :all:"]
+    marked = specs.from_text("https://files.example.org/six-1.17.0-py2.py3-none-any.whl ; python_version >= '3.8'\n",
+                             "requirements.txt")
+    assert marked.requirements == ["six @ https://files.example.org/six-1.17.0-py2.py3-none-any.whl ; "
+                                   "python_version >= '3.8'"] and not marked.refused
     assert all("changes which versions or files" in r.reason for r in spec.refused)
