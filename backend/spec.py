@@ -655,6 +655,8 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
     elif option in ("-e", "--editable"):
         if value.startswith(_VCS):
             _read_vcs_line(spec, line, value, editable=True)
+        elif value.startswith(".") and folder is not None and not value.startswith("..."):
+            _read_relative_editable(spec, line, value, folder, depth, chain)
         elif value.startswith(("file:///", "/")) and local_path(value.split("#")[0]):
             try:
                 validate.plain_text(value, "folder")
@@ -673,6 +675,24 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
         spec.refused.append(Refused(line, f"{option} {CHOICE_REASON}"))
     else:
         spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
+
+
+def _read_relative_editable(spec: EnvSpec, line: str, value: str, folder: Path, depth: int,
+                            chain: tuple[Path, ...]) -> None:
+    """`-e .` or `-e ./pkg`: the folder as this computer names it, taken from the file's own folder (where pip run
+    beside the file finds it); installed where that folder exists on the target (importing's sources check)."""
+    path, _, fragment = value.partition("#")
+    try:
+        resolved = (folder / path).resolve().as_posix()
+    except (OSError, RuntimeError):
+        resolved = ""
+    if not resolved.startswith("/") or " " in resolved:  # a Windows path, or one pip's line cannot hold
+        spec.refused.append(Refused(line, f"{value} is {LOCAL_SOURCE}"))
+        return
+    as_line = f"-e {resolved}" + (f"#{fragment}" if fragment else "")
+    spec.adapted.append(Adapted(line, as_line, "the folder as this computer names it (from the file's own folder)",
+                                installs=False))
+    _read_option_line(spec, as_line, None, depth, chain)
 
 
 def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...]) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 from envdesk.backend import spec as specs
 from envdesk.backend.errors import CommandFailed, InvalidInput
-from envdesk.backend.operations.importing import import_environment, read_spec_file
+from envdesk.backend.operations.importing import import_environment, plan_import, read_spec_file
 from envdesk_fixtures import canon, envdesk_command, unique
 from test_conda import conda_stand_in  # noqa: F401  (a fixture)
 from testbed import wheels
@@ -145,6 +145,26 @@ def test_editable_folders_are_checked_as_installed_and_failures_say_uvs_sentence
     assert f"-e {good} (" not in message  # installable: the check gives uv -e and the folder apart
     assert f"-e {not_a_project} ({uvs_own_words(not_a_project, tmp_path)})" in message
     assert "(^)" not in message and "tinymissing==1.0 (no version of it in this target's package index" in message
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
+def test_a_relative_editable_folder_is_the_files_neighbour_installed_where_it_exists(tmp_path, wheelhouse,
+                                                                                    session):
+    """A user trial's `-e .` and `-e ./localpkg` (a project's requirements-dev.txt) were refused even on the
+    computer that has them. They are the folders beside the file, as this computer names them: installed here
+    (uv pip freeze, the referee, lists the folder editable) and refused on a cluster that has no such folder."""
+    project = local_project(tmp_path / "proj", "relproj")
+    requirements = project / "requirements-dev.txt"
+    requirements.write_text("-e .\ntinyalpha==1.1\n")
+    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "rel")
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "rel" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    assert f"-e {project.resolve().as_uri()}" in frozen and "tinyalpha==1.1" in frozen, frozen
+    plan = plan_import(session, "alpha", read_spec_file(requirements))
+    assert [(r.line, r.reason.split(" (")[0]) for r in plan.refused] == [
+        (f"-e {project.resolve()}", f"its source folder {project.resolve()} does not exist on alpha")]
 
 
 def test_on_a_pip_cluster_an_editable_folder_that_is_no_project_says_pips_sentence(testbed, session, tmp_path):
