@@ -582,3 +582,16 @@ def test_a_new_folder_given_with_root_is_remembered_and_the_user_is_told(local_e
     assert str(other) in yaml.safe_load((config / "clusters.yaml").read_text())["local"]["env_roots"]
     again = envdesk("env", "create", "local", "there2", "--kind", "venv", "--root", str(other), config_dir=config)
     assert again.returncode == 0 and "now one of the folders" not in again.stderr, again.stderr
+
+
+def test_a_line_with_a_variable_waits_for_yes_and_the_dry_run_says_so(local_envs, tmp_path):
+    """What a ${VARIABLE} holds is sent with the download (review R3): the import stops for a yes, and its dry
+    run says that it would, also where the variable sits in a credential's place that the plan does not show."""
+    config, root = local_envs
+    for line in ("tool @ git+file://${HOME}/src/tool", "tool @ git+https://${GIT_TOKEN}@git.example.org/lab/tool@v1"):
+        (tmp_path / "vars.txt").write_text(line + "\n")
+        shown = envdesk("env", "import", "local", str(tmp_path / "vars.txt"), "--dry-run", config_dir=config)
+        assert shown.returncode == 0 and "Without --yes the import stops here" in shown.stdout, shown.stdout
+        stopped = envdesk("env", "import", "local", str(tmp_path / "vars.txt"), "--name", "vars", config_dir=config)
+        assert stopped.returncode == 1 and "which the installer fills in" in stopped.stderr, stopped.stderr
+        assert not (root / "vars").exists()

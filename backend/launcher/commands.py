@@ -509,6 +509,8 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."
+    from envdesk.backend.spec import environment_variables
+    needs_yes = bool(plan.refused or plan.outside or any(map(environment_variables, plan.to_install)))
     plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
         _print_json(plan.to_json())
@@ -534,7 +536,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         print("\n".join(f"  {r.line}\n    {r.reason}" for r in plan.refused))
     for note in plan.notes:
         print(f"Note: {note}")
-    if not args.yes and not plan.blocked and (plan.refused or plan.outside):
+    if not args.yes and not plan.blocked and needs_yes:
         print("Without --yes the import stops here, before anything is made: read the lines above, then add --yes "
               "to build the rest.")
     return 1 if plan.blocked else 0
