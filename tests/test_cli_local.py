@@ -595,3 +595,23 @@ def test_a_line_with_a_variable_waits_for_yes_and_the_dry_run_says_so(local_envs
         stopped = envdesk("env", "import", "local", str(tmp_path / "vars.txt"), "--name", "vars", config_dir=config)
         assert stopped.returncode == 1 and "which the installer fills in" in stopped.stderr, stopped.stderr
         assert not (root / "vars").exists()
+
+
+def test_a_lock_whose_taker_stopped_before_saying_who_it_was_is_taken_over(local_envs, tmp_path):
+    """A user trial's Ctrl-C fell between making the lock folder and writing its owner: every later change was
+    refused for good ('unknown, started at an unknown time on an unknown machine'). Such a lock now says so
+    while it is new, and is taken over once it is two minutes old, as a silent holder's is."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    lock = root / "plain.envdesk-lock"
+    lock.mkdir()  # what the interrupted change left: the folder, no owner record
+    fresh = envdesk("env", "update", "local", "plain", "--add", "tinygamma", config_dir=config)
+    assert fresh.returncode == 1 and f"its lock {lock} does not say which yet" in fresh.stderr, fresh.stderr
+    old = lock.stat().st_mtime - 600
+    os.utime(lock, (old, old))
+    taken = envdesk("env", "update", "local", "plain", "--add", "tinygamma", config_dir=config)
+    assert taken.returncode == 0, taken.stderr
+    assert not lock.exists()
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(root / "plain" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert "tinygamma==0.1" in frozen

@@ -210,6 +210,13 @@ def _stale_reason(path, info):
     started = info.get("started")
     if isinstance(started, (int, float)) and now - started > STALE_LOCK_SECONDS:
         return "it is more than %d hours old" % (STALE_LOCK_SECONDS // 3600)
+    if "host" not in info:  # taken, but who took it was never written (the taker stopped between the two)
+        try:
+            silent = now - os.stat(lock).st_mtime
+        except OSError:
+            silent = 0
+        if silent > LOCK_SILENT_SECONDS:
+            return "whoever took it stopped before it wrote who it was, %d seconds ago" % silent
     return None
 
 
@@ -287,6 +294,10 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
             raise           # a full disk, a read-only root ...: run_action says so for the action at hand
         info = _lock_owner(lock)
         reason = _stale_reason(path, info)
+        if reason is None and "host" not in info:
+            raise ActionError("An EnvDesk operation has just taken this environment (its lock %s does not say "
+                              "which yet). Wait for it to finish, then try again: a lock that never says is "
+                              "taken over %d seconds after it was made." % (lock, LOCK_SILENT_SECONDS), CODE_BUSY)
         if reason is None:
             raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
                               "environment. Wait for it to finish, then try again."
