@@ -302,18 +302,22 @@ UPDATE_COMMANDS = 5
 left: finding the environment, the probe, the agent's begin (lock, snapshot), the uninstall, the agent's finish."""
 
 
-@pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
-def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cluster_name):
-    """On the clusters, each environment is checked with its modules loaded (alpha by uv's check, beta, which has
-    no uv, by the environment's pip), in the same command as the module check: still two commands. The
-    cluster's own `pip check`, run by the test as its user, is the referee."""
+UV_CHECK_LINE = re.compile(r"^The package `(\S+)` requires `([^`,;<>=!~ ]+)")
+
+
+@pytest.mark.parametrize("cluster_name,kind", [("alpha", "venv"), ("beta", "venv"), ("alpha", "uv")])
+def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cluster_name, kind):
+    """On the clusters, each environment is checked with its modules loaded, by its own pip, or by uv where it
+    has no pip (alpha's uv is a module of its own: a user trial's uv environment was called sound), in the same
+    command as the module check: still two commands. The cluster's own `pip check` (`uv pip check` for the uv
+    environment), run by the test as its user, is the referee."""
     cluster = testbed.clusters[cluster_name]
     home = tmp_path / "home"
     home.mkdir()
     config = tmp_path / "cfg"
     make_config(config, testbed, [cluster_name])
     name = f"doc-{uuid.uuid4().hex[:6]}"
-    made = run_cli("env", "create", cluster_name, name, "--kind", "venv", "--package", "tinybeta", config=config,
+    made = run_cli("env", "create", cluster_name, name, "--kind", kind, "--package", "tinybeta", config=config,
                    home=home)
     assert made.returncode == 0, made.stderr
     before = len(cluster.session_commands())
@@ -321,9 +325,14 @@ def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cl
     assert removed.returncode == 0, removed.stderr
     assert len(cluster.session_commands()) - before == UPDATE_COMMANDS, "the check rides in the uninstall's command"
     shown = json.loads(run_cli("env", "show", cluster_name, name, "--json", config=config, home=home).stdout)
-    said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} && {shown['path']}/bin/python -m pip check",
-                               check=False).stdout
-    referee = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.splitlines()) if m}
+    if kind == "uv":
+        said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} uv && uv pip check --python "
+                                   f"{shown['path']}/bin/python 2>&1", check=False).stdout
+        referee = {(m[1], m[2]) for m in map(UV_CHECK_LINE.match, said.splitlines()) if m}
+    else:
+        said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} && {shown['path']}/bin/python -m pip "
+                                   "check", check=False).stdout
+        referee = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.splitlines()) if m}
     assert referee == {("tinybeta", "tinyalpha")}, said
     # the update itself said so (a user trial's removal said nothing), in the words the doctor uses
     notes = [line for line in removed.stderr.splitlines() if line.startswith("note: The removal left")]

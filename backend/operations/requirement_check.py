@@ -54,7 +54,9 @@ def check_script(envs: Sequence[Environment], python_of: dict[str, str], with_mo
     for number, env in enumerate(envs):
         python = join_command([python_of[env.path]])
         load = f"module load {join_command(env.modules)} >/dev/null 2>&1 && " if with_modules and env.modules else ""
-        uv = "" if env.system_site_packages else (f"elif command -v uv >/dev/null 2>&1; then "
+        # uv may be a module of its own (alpha's 'uv'), loaded by the builds but not by the environment's modules
+        find_uv = "command -v uv || { module load uv && command -v uv; }" if with_modules else "command -v uv"
+        uv = "" if env.system_site_packages else (f"elif {{ {find_uv}; }} >/dev/null 2>&1; then "
                                                   f"uv pip check --python {python} 2>&1; ")
         parts.append(f"echo '{MARKER}{number}'; ( {load}if {python} -c 'import pip' >/dev/null 2>&1; then "
                      f"{python} -m pip check 2>&1; {uv}else echo {_NOT_CHECKED}; fi )")
