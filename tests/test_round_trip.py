@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -129,6 +130,19 @@ def test_a_variable_in_a_url_is_filled_in_on_the_cluster_as_the_installer_does(t
     (tmp_path / "plain.txt").write_text(f"{vcs.name} @ {url}\n")
     assert check_availability(session, cluster_name, plan_import(session, cluster_name,
                                                                  read_spec_file(tmp_path / "plain.txt"))) == []
+
+    # a wheel file named by ${HOME} is looked for on the cluster with the variable filled in (a user trial found
+    # it refused as this computer's file), and installed from there
+    wheel = next(Path(cluster.wheelhouse).glob("tinygamma-0.1-*.whl"))
+    cluster.run_as_user(f"mkdir -p ~/wheels && cp {shlex.quote(str(wheel))} ~/wheels/")
+    (tmp_path / "file.txt").write_text(f"tinygamma @ file://${{HOME}}/wheels/{wheel.name}\n"
+                                       "tinyold @ file://${HOME}/nowhere/tinyold-1.2-py3-none-any.whl\n")
+    planned = plan_import(session, cluster_name, read_spec_file(tmp_path / "file.txt"))
+    assert [r.line.split(" @ ")[0] for r in planned.refused] == ["tinyold"], planned.refused
+    assert f"does not exist on {cluster_name}" in planned.refused[0].reason
+    with_file = import_environment(session, cluster_name, read_spec_file(tmp_path / "file.txt"),
+                                   name=unique("file"), agreed=True)
+    assert f"tinygamma @ file://{cluster.home}/wheels/{wheel.name}" in freeze(cluster, with_file.environment.path)
 
     token = "tool @ git+https://${GITHUB_TOKEN}@github.example/lab/tool@v1"  # the note names it, the URL shown bare
     (tmp_path / "token.txt").write_text(token + "\n")

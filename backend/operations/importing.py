@@ -333,9 +333,10 @@ def _conda_side_as_venv(spec: EnvSpec, kind: str) -> EnvSpec:
         for entry in spec.conda_requirements)])
 
 
-_MISSING_SOURCES = ("import os, sys\nprint('\\n'.join(p[1:] for p in sys.argv[1:] if not (os.path.isdir(p[1:]) if "
-                    "p[0] == 'd' else os.path.exists(p[1:]))))\n")
-"""Prints which of its arguments (d or f, then a path: a folder, or a file or folder) do not exist."""
+_MISSING_SOURCES = ("import os, sys\nprint('\\n'.join(p[1:] for p in sys.argv[1:] if not (os.path.isdir if p[0] == 'd' "
+                    "else os.path.exists)(os.path.expandvars(p[1:]))))\n")
+"""Prints which of its arguments (d or f, then a path: a folder, or a file or folder) do not exist, its ${VARIABLES}
+filled in from the environment it runs in, as the installer fills them in there."""
 
 
 def _without_missing_sources(target: Target, spec: EnvSpec, progress: Progress) -> EnvSpec:
