@@ -99,7 +99,7 @@ def _world(testbed, folder: Path, home: Path):
         update_env, source = unique("fault-upd"), unique("fault-src")
         create_environment(session, "beta", CreateRequest(name=update_env, packages=[BASE]))
         create_environment(session, "alpha", CreateRequest(name=source, kind=KIND, packages=[PACKAGE]))
-        spec_file = folder / "source.envdesk.toml"
+        spec_file = folder / "source.envdesk.yaml"
         exported = run_cli("env", "export", "alpha", source, "-o", str(spec_file), config=config, home=home)
         assert exported.returncode == 0, exported.stderr
         yield World(testbed, config, home, session, update_env, source, spec_file)
