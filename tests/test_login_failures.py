@@ -27,7 +27,8 @@ from envdesk.backend import secrets
 from envdesk.backend.errors import AuthenticationFailed, EnvDeskError, LoginCancelled
 from envdesk.backend.ssh_auth import MAX_QUESTIONS, Authenticator, KeyCache
 from envdesk.backend.ssh_config import Hop
-from envdesk_fixtures import ScriptedPrompter, envdesk_command, make_config, running_ssh_agent, session_for
+from envdesk_fixtures import (ScriptedPrompter, envdesk_command, make_config, run_cli, running_ssh_agent,
+                              session_for)
 from testbed import hotp
 from testbed.bed import OTP_WINDOW
 
@@ -361,3 +362,14 @@ def test_the_terminal_driver_types_a_right_password(testbed, tmp_path, home):
     assert status == 0 and "Connection works." in transcript, transcript
     assert len(prompts) == 1 and cluster.password not in transcript
 
+
+
+def test_a_code_asked_with_no_terminal_to_type_it_says_so(testbed, tmp_path):
+    """A user trial's `cluster test` of a cluster asking a one-time code, with input not a terminal, said only
+    'Login … was cancelled'. The command now says what was asked and why it could not be typed."""
+    paths = make_config(tmp_path / "cfg", testbed, ["otp"])
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_cli("cluster", "test", "otp", config=paths.config_dir, home=home)  # stdin: /dev/null
+    assert result.returncode != 0
+    assert "one-time code cannot be typed" in result.stderr and "not a terminal" in result.stderr, result.stderr

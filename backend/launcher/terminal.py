@@ -30,6 +30,9 @@ def ask_yes_no(question: str) -> bool:
     return False
 
 
+_ASKED = {"password": "password", "passphrase": "key's passphrase", "code": "one-time code"}
+
+
 class TerminalPrompter:
     """Answers login questions at the terminal; declines when the command runs unattended."""
 
@@ -38,6 +41,9 @@ class TerminalPrompter:
 
     def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
         if not interactive():
+            print(f"[{request.cluster}] {request.prompt.strip()} Not asked: this command's input is not a terminal, "
+                  f"so the {_ASKED.get(request.kind, 'answer')} cannot be typed (run the command in a terminal).",
+                  file=sys.stderr)
             return None
         if request.instructions:
             print(request.instructions, file=sys.stderr)
