@@ -505,7 +505,8 @@ def test_an_import_is_named_after_its_file_or_folder_and_a_bad_name_in_the_file_
     config, root = local_envs
     local_wheelhouse(config, root, tmp_path)
     for relative, expected in (("my project/requirements.txt", "my-project"), ("analysis.txt", "analysis"),
-                               ("web/uvicorn-reqs.txt", "uvicorn-reqs")):  # not taken for uv's own file
+                               ("web/uvicorn-reqs.txt", "uvicorn-reqs"),  # not taken for uv's own file
+                               ("ünïcode.txt", "unicode"), ("my reqs (1).txt", "my-reqs-1")):  # a user trial
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("tinygamma==0.1\n")

@@ -174,7 +174,9 @@ def name_from_file(path: Path) -> str:
     stem = path.name.split(".")[0]
     shared = re.match(rf"^(?:{'|'.join(_SHARED_NAMES)})(?:[-_].*)?$", stem.lower())  # requirements-dev, not uvicorn
     wanted = path.resolve().parent.name if shared else stem
-    wanted = re.sub(r"[^A-Za-z0-9._+-]+", "-", wanted).lstrip("._+-")[:100]
+    import unicodedata  # 'ünïcode' -> 'unicode': letters without their accents, rather than dashes
+    wanted = unicodedata.normalize("NFKD", wanted).encode("ascii", "ignore").decode("ascii")
+    wanted = re.sub(r"[^A-Za-z0-9._+-]+", "-", wanted).strip("._+-")[:100].rstrip("._+-")
     try:
         return validate.env_name(wanted)
     except InvalidInput:

@@ -91,10 +91,11 @@ def _lock_notes(project: UvProject, spec: EnvSpec, target: Target) -> list[str]:
 
 def _project_itself(project: UvProject, target: Target) -> str:
     """Why the project's own package is not in the environment, and how to add it."""
-    command = "ENV/bin/python -m pip install --no-deps -e"  # --no-deps: the locked versions stay
-    where = (f"install its folder into the environment: {command} {shlex.quote(str(project.folder.resolve()))}"
-             if target.profile is None else
-             f"copy its folder to {target.label} and install it there into the environment: {command} FOLDER")
+    folder = shlex.quote(str(project.folder.resolve())) if target.profile is None else "FOLDER"
+    command = (f"uv pip install --python ENV/bin/python --no-deps -e {folder} (ENV/bin/python -m pip install "
+               f"--no-deps -e {folder} where there is no uv; --no-deps keeps the locked versions)")
+    where = (f"install its folder into the environment: {command}" if target.profile is None else
+             f"copy its folder to {target.label} and install it there into the environment: {command}")
     return (f"The project itself ({project.name}) is not installed: uv sync installs it from its own folder, "
             f"and EnvDesk builds what uv.lock lists for it. To add it, {where}.")
 
