@@ -388,6 +388,7 @@ def test_import_reads_the_file_from_standard_input_given_as_a_dash(local_envs, t
     assert planned.returncode == 0, planned.stderr
     plan = json.loads(planned.stdout)
     assert plan["name"] == "course-env" and sorted(plan["install"]) == ["TinyBeta>=1.0", "tinyalpha==1.1"]
+    assert plan["needs_yes"] is False
 
 
 def test_cluster_add_of_an_ssh_config_alias_says_where_openssh_would_log_in(tmp_path):
@@ -593,6 +594,9 @@ def test_a_line_with_a_variable_waits_for_yes_and_the_dry_run_says_so(local_envs
         (tmp_path / "vars.txt").write_text(line + "\n")
         shown = envdesk("env", "import", "local", str(tmp_path / "vars.txt"), "--dry-run", config_dir=config)
         assert shown.returncode == 0 and "Without --yes the import stops here" in shown.stdout, shown.stdout
+        planned = envdesk("env", "import", "local", str(tmp_path / "vars.txt"), "--dry-run", "--json",
+                          config_dir=config)
+        assert json.loads(planned.stdout)["needs_yes"] is True  # what a script reads (a user trial found nothing)
         stopped = envdesk("env", "import", "local", str(tmp_path / "vars.txt"), "--name", "vars", config_dir=config)
         assert stopped.returncode == 1 and "which the installer fills in" in stopped.stderr, stopped.stderr
         assert not (root / "vars").exists()

@@ -513,7 +513,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     needs_yes = bool(plan.refused or plan.outside or any(map(environment_variables, plan.to_install)))
     plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
-        _print_json(plan.to_json())
+        _print_json({**plan.to_json(), "needs_yes": needs_yes})
         return 1 if plan.blocked else 0
     if plan.channels:
         print(f"conda channels, in order: {' '.join(plan.channels)}")
