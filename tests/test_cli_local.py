@@ -620,3 +620,24 @@ def test_a_lock_whose_taker_stopped_before_saying_who_it_was_is_taken_over(local
     frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(root / "plain" / "bin" / "python")],
                             capture_output=True, text=True, check=True, timeout=120).stdout.split()
     assert "tinygamma==0.1" in frozen
+
+
+def test_key_status_lists_the_keys_the_clusters_log_in_with(tmp_path):
+    """A user trial's clusters all logged in with keys outside ~/.ssh, and `key status` said 'No SSH key yet'."""
+    home = tmp_path / "home"
+    home.mkdir()
+    key = tmp_path / "keys" / "lab_ed25519"
+    key.parent.mkdir()
+    key.write_text("not read here\n")
+    env = {**os.environ, "HOME": str(home), "USERPROFILE": str(home)}
+    env.pop("SSH_AUTH_SOCK", None)
+    added = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "cluster", "add", "lab", "--host",
+                            "login.lab.example", "--identity-file", str(key)], capture_output=True, text=True,
+                           timeout=120, env=env)
+    assert added.returncode == 0, added.stderr
+    status = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "key", "status"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert f"{key} (for lab)" in status.stdout and "No SSH key yet" not in status.stdout, status.stdout
+    listed = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "key", "status", "--json"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert json.loads(listed.stdout)["cluster_keys"] == {"lab": str(key)}

@@ -178,13 +178,17 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
 def key_status(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.sshkeys import find_keys
     found = find_keys()
+    given = {profile.name: profile.identity_file for profile in session.store.load() if profile.identity_file}
     if args.json:
-        _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys})
+        _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys,
+                     "cluster_keys": given})
         return 0
     for path in found.files:
         print(path)
+    for cluster, path in given.items():  # a key a cluster's profile names, wherever it is (a user trial's were
+        print(f"{path} (for {cluster})")  # all outside ~/.ssh, and 'No SSH key yet' was said)
     print(f"ssh-agent: {found.agent_keys} key(s)")
-    if not found.files and not found.agent_keys:
+    if not found.files and not found.agent_keys and not given:
         print("No SSH key yet: 'envdesk key create' makes one.")
     return 0
 
