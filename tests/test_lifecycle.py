@@ -257,3 +257,13 @@ def test_what_an_operation_records_never_shows_in_the_process_list(testbed, sess
     create_environment(session, "alpha", CreateRequest(name=unique("ps"), kind="uv", packages=["tinygamma"]))
     commands = alpha.session_commands()[before:]
     assert commands and not any("requested" in command or "created_with" in command for command in commands)
+
+
+def test_a_module_given_without_a_version_is_recorded_with_the_one_that_loaded(testbed, session):
+    """A user trial's `--module python` was recorded as `python`, so the environment would follow the cluster's
+    next default. Lmod's own `module -t list` after the same load is the referee for the full name."""
+    alpha = testbed.clusters["alpha"]
+    said = alpha.run_as_user("module load python && module -t list 2>&1", check=False).stdout.split()
+    full = next(name for name in said if name.startswith("python/"))
+    made = create_environment(session, "alpha", CreateRequest(name=unique("modver"), kind="venv", modules=["python"]))
+    assert made.environment.modules == (full,), made.environment.modules

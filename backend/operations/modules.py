@@ -12,17 +12,19 @@ _PREREQ = re.compile(r"without these module\(s\) loaded:[ \t]*\n((?:[ \t]+\S[^\n
 
 
 def loadable_modules(target: Target, modules: list[str], progress: Progress) -> list[str]:
-    """`modules` with any prerequisites Lmod names put in front; refuses modules that do not load."""
+    """`modules` with any prerequisites Lmod names put in front, each given without a version named with the one
+    that loaded (`python` as python/3.11.5: a later default must not change the environment); refuses modules that
+    do not load."""
     if not modules or not target.runner.has_module_system:
         return list(modules)
     wanted = list(modules)
     for _ in range(4):
-        result = target.runner.run_shell(f"module load {join_command(wanted)}", cancel=progress.cancel,
+        result = target.runner.run_shell(f"module load {join_command(wanted)} && {_LIST}", cancel=progress.cancel,
                                          timeout=120, label=f"module load {' '.join(wanted)}")
         text = result.stdout + result.stderr
         missing = _PREREQ.search(text)
         if result.ok and "error" not in text.lower():
-            return wanted
+            return _with_versions(wanted, text)
         if not missing:
             raise _not_loaded(target.label, wanted, text)
         needed = [m for line in missing.group(1).splitlines() for m in line.split() if m not in wanted]
@@ -30,6 +32,18 @@ def loadable_modules(target: Target, modules: list[str], progress: Progress) -> 
             break
         wanted = needed + wanted
     raise InvalidInput(f"{target.label} could not load the modules {' '.join(wanted)}.")
+
+
+_LIST = "{ echo ENVDESK-LOADED >&2; module -t list; true; }"
+"""What loaded, one full name a line (Lmod's terse list goes to stderr), after a marker; a module system that
+cannot list does not fail the load."""
+
+
+def _with_versions(wanted: list[str], text: str) -> list[str]:
+    """`wanted`, each name given without a version as the loaded module of that name (python -> python/3.11.5)."""
+    loaded = [line.strip() for line in text.partition("ENVDESK-LOADED")[2].splitlines() if "/" in line]
+    return [module if "/" in module else next((full for full in loaded if full.split("/")[0] == module), module)
+            for module in wanted]
 
 
 _UNKNOWN = re.compile(r"module\(s\) are unknown:\s*((?:\"[^\"\n]+\"\s*)+)")
