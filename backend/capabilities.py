@@ -161,7 +161,8 @@ def choose_python(caps: Capabilities, wanted: str | None, kind: str) -> PythonCh
         close = exact or [m for m in modules if _matches(m.version, ".".join(wanted.split(".")[:2]))]
         if close:
             chosen = close[-1]
-            note = "" if chosen.version == wanted else (
+            asked_minor_only = wanted.count(".") == 1  # 'python=3.11' asks for any 3.11, which 3.11.3 is
+            note = "" if chosen.version == wanted or asked_minor_only else (
                 f"Python {wanted} is not offered here; using {chosen.module} (Python {chosen.version}).")
             return PythonChoice((chosen.module,), chosen.version, note)
         if caps.system_python and _matches(caps.system_python, ".".join(wanted.split(".")[:2])):

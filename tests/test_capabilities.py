@@ -35,6 +35,8 @@ def test_probe_of_each_cluster(testbed, session, quota_report):
     assert [m.module for m in beta.python_modules] == ["Python/3.11.3"]
     assert beta.uv() is None and beta.kinds() == ["venv", "virtualenv"] and beta.quota == []
     assert choose_python(beta, "3.11.5", "venv").modules == ("Python/3.11.3",)
+    assert "is not offered here" in choose_python(beta, "3.11.5", "venv").note  # another 3.11 than the one asked
+    assert choose_python(beta, "3.11", "venv").note == ""  # any 3.11 was asked for (a user trial was told otherwise)
     with pytest.raises(InvalidInput) as info:
         choose_python(beta, "3.12", "venv")
     assert "available: 3.11" in info.value.message
