@@ -319,6 +319,7 @@ class Cause:
     on_line: Callable[[str], bool] | None = None
     leave: int = 0                 # bytes the filler leaves free
     installer_fills: bool = False  # uv itself fills the disk once it installed (see installer_filling)
+    installer_fills_first: bool = False  # uv itself fills the disk, leaving `leave` bytes, before it installs
 
     @property
     def fills_disk(self) -> bool:
@@ -339,7 +340,9 @@ BUILD_FAILS = Cause("build-fails", BROKEN, "1.0", (BROKEN, r"\b(build|built|buil
 FULL_BEFORE = Cause("disk-full-before", "tinygamma", "0.1", ROOT_FULL_WORDS,
                     on_step=lambda text: text.startswith(("Reserving", "Saving a snapshot")))
 FULL_INSTALLING = Cause("disk-full-installing", BIG, "1.0", DISK_FULL_WORDS,
-                        on_step=lambda text: text.startswith("Installing packages"), leave=ROOM_LEFT)
+                        on_step=lambda text: text.startswith("Installing packages"), leave=ROOM_LEFT,
+                        installer_fills_first=True)  # on a cluster uv may have installed before the step's
+                                                     # line reached the filler here (a CI race, 3 runs in 9)
 FULL_RECORDING = Cause("disk-full-recording", "tinygamma", "0.1", ROOT_FULL_WORDS,
                        on_step=lambda text: text == RECORDING_STEP, on_line=installed_line("tinygamma"),
                        installer_fills=True)
@@ -367,13 +370,16 @@ def installer_filling(place: Place, cause: Cause) -> Iterator[None]:
     """While an operation runs: where `cause` says so and the place's cluster installs with uv, its session
     installs with a uv that fills the disk right after it installed (testbed.installer_wrapper), so the disk is
     full when EnvDesk records how the environment was made however soon after the install that comes (in the
-    same command as the install, where EnvDesk's callbacks, which fill it otherwise, may come too late)."""
+    same command as the install, where EnvDesk's callbacks, which fill it otherwise, may come too late); or,
+    for `installer_fills_first`, right before it installs, so the install runs out of room however fast it is."""
     target = place.session.target(place.cluster_name)
-    caps = capabilities(place.session, target, Progress()) if cause.installer_fills else None
+    wrapped = cause.installer_fills or cause.installer_fills_first
+    caps = capabilities(place.session, target, Progress()) if wrapped else None
     if caps is None or caps.uv() is None or place.cluster is None:
         yield
         return
-    wrapper = installer_wrapper.write_filling_uv(place.cluster, place.root)
+    wrapper = installer_wrapper.write_filling_uv(place.cluster, place.root,
+                                                 before_leaving=cause.leave if cause.installer_fills_first else None)
     place.session.capabilities[place.cluster_name] = dataclasses.replace(caps, tools={**caps.tools,
                                                                                       "uv": str(wrapper)})
     try:
