@@ -250,8 +250,7 @@ def env_list(args: argparse.Namespace, session: Session) -> int:
                      ["NAME", "KIND", "PYTHON", "PACKAGES", "LOCATION"])
         if any(env.system_site_packages for env in listing.environments):
             print("+sys: the environment also sees its Python's system site-packages (not counted).")
-    for problem in listing.problems():
-        print(f"note: {problem}", file=sys.stderr)
+    _print_notes(listing.problems())
     if listing.inventory.truncated:
         print("note: the search stopped early (too many folders); narrow the environment roots.", file=sys.stderr)
     return 0
@@ -354,8 +353,7 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
     change = Change(add=args.add or [], remove=args.remove or [], upgrade=args.upgrade or [],
                     upgrade_all=args.upgrade_all)
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
-    for note in updated.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(updated.notes)
     if updated.snapshot is None:
         print(f"{updated.environment.name} is unchanged ({updated.environment.package_count} packages): the "
               "installer had nothing to do, so no snapshot was kept.")
@@ -451,10 +449,15 @@ def _report_import(imported: Imported, action: str, as_json: bool = False) -> in
     return _report_built(imported.environment, imported.notes, action)
 
 
-def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
-    """What a create, import or copy made: notes on stderr, the environment on stdout."""
+def _print_notes(notes: Sequence[str]) -> None:
+    """What the user should know about an operation's result, on stderr (stdout stays the result)."""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+
+
+def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
+    """What a create, import or copy made: notes on stderr, the environment on stdout."""
+    _print_notes(notes)
     print(f"{action} {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
     return 0
 
@@ -513,8 +516,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."
-    from envdesk.backend.spec import environment_variables
-    needs_yes = bool(plan.refused or plan.outside or any(map(environment_variables, plan.to_install)))
+    needs_yes = plan.needs_agreement
     plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
         _print_json({**plan.to_json(), "needs_yes": needs_yes})
@@ -603,8 +605,7 @@ def env_diff(args: argparse.Namespace, session: Session) -> int:
         raise InvalidInput("--make-like with --json needs --yes (a question would mix with the JSON).")
     progress = _progress(args)
     compared = diff_environments(session, target_a, env_a, target_b, env_b, progress)
-    for note in compared.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(compared.notes)
     if not args.json:
         _print_drift(compared)
     if not args.make_like:
@@ -664,8 +665,7 @@ def kernel_add(args: argparse.Namespace, session: Session) -> int:
 def _made_kernel(args: argparse.Namespace, session: Session, env: str, **options: Any) -> int:
     from envdesk.backend.operations.kernels import add_kernel
     kernel = add_kernel(session, args.cluster, env, _progress(args), **options)
-    for note in kernel.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(kernel.notes)
     loads = f", loading {' '.join(kernel.modules)} first" if kernel.modules else ""
     print(f"Made the Jupyter kernel {kernel.name} (\"{kernel.display_name}\"){loads}: it runs {kernel.env_path}. "
           f"Jupyter on {session.target(args.cluster).label} offers it in new notebooks (reload the page of a "
@@ -705,8 +705,7 @@ def disk(args: argparse.Namespace, session: Session) -> int:
     if args.clean:
         return _disk_clean(args, session)
     report = disk_report(session, args.cluster, progress=_progress(args))
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
+    _print_notes(report.notes)
     if args.json:
         _print_json(report.to_json())
         return 0

@@ -136,6 +136,19 @@ class ImportPlan:
         """What pip or uv is given: the lines as written, then the adapted forms."""
         return self.pins + [a.as_ for a in self.adapted if a.installs]
 
+    @property
+    def filled_in(self) -> list[str]:
+        """The lines with ${VARIABLES}, which the installer fills in from the target's environment and sends with
+        their download: the user's to agree to (check_plan)."""
+        return [line for line in self.to_install if specs.environment_variables(line)]
+
+    @property
+    def needs_agreement(self) -> bool:
+        """Whether the import stops without the user's yes (check_plan): lines it leaves out, downloads from
+        another host, or lines with variables. (Of the plan itself: shown() hides a variable in a credential's
+        place.)"""
+        return bool(self.refused or self.outside or self.filled_in)
+
     def shown(self) -> "ImportPlan":
         """The plan as it may be shown: every line without the credentials it may hold (a token in an index URL
         of a refused line, say), which only the installer is given."""
@@ -280,13 +293,12 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
-    plan.notes += _variables_note(plan.to_install, target)
+    plan.notes += _variables_note(plan.filled_in, target)
     return plan
 
 
-def _variables_note(lines: Sequence[str], target: Target) -> list[str]:
-    """Which lines use ${VARIABLES}, which the installer fills in on the target, not from this computer."""
-    using = [line for line in lines if specs.environment_variables(line)]
+def _variables_note(using: Sequence[str], target: Target) -> list[str]:
+    """Which lines use ${VARIABLES} (ImportPlan.filled_in), filled in on the target, not from this computer."""
     if not using:
         return []
     variables = specs.listed_variables([name for line in using for name in specs.environment_variables(line)])
@@ -458,8 +470,8 @@ def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> 
         raise InvalidInput(specs.redact(plan.blocked) + " Nothing was created.")
     if agreed:
         return
-    filled_in = [specs.redact(line) for line in plan.to_install if specs.environment_variables(line)]
-    variables = specs.listed_variables([name for line in plan.to_install for name in specs.environment_variables(line)])
+    filled_in = [specs.redact(line) for line in plan.filled_in]
+    variables = specs.listed_variables([name for line in plan.filled_in for name in specs.environment_variables(line)])
     plan = plan.shown()  # what the message names, without credentials
     problems, hints = [], []
     if plan.outside and not own_sources:
@@ -533,9 +545,8 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
 
     # not what the user has yet to agree to: a download from another host, or a line with a ${VARIABLE}, which
     # the installer would fill in and send
-    asked = {outside.line for outside in plan.outside}
-    lines = [line for line in plan.to_install
-             if specs.redact(line) not in asked and not specs.environment_variables(line)]
+    asked, filled_in = {outside.line for outside in plan.outside}, set(plan.filled_in)
+    lines = [line for line in plan.to_install if specs.redact(line) not in asked and line not in filled_in]
     if not lines:
         return []
     caps = capabilities(session, target, progress)

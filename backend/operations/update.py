@@ -60,7 +60,7 @@ def _installer(target: Target, caps: Capabilities, env: Environment) -> Installe
 def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change,
                  progress: Progress) -> list[str]:
     """Run the installer commands for a change (no lock or snapshot: the caller holds them); the notes the user
-    should read (see _left_lacking)."""
+    should read (see _remove)."""
     installer = _installer(target, caps, env)
     conda_names = {canonical_name(p.name) for p in env.packages if p.installer == "conda"}
     notes: list[str] = []
