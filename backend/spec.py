@@ -533,9 +533,11 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0,
     return spec
 
 
-_UNHASHED = ("other lines of the file have --hash, and then pip checks every package against hashes (it turns "
+UNHASHED = ("other lines of the file have --hash, and then pip checks every package against hashes (it turns "
              "--require-hashes on by itself) and refuses the whole file for a line without them: add this line's "
              "hashes, or take the others' out")
+"""Why a line without hashes is refused in a file with hashes (a line whose marker leaves the target out is let
+through by the import's plan, as pip and uv skip it: importing.plan_import)."""
 
 
 def _refuse_unhashed(spec: EnvSpec) -> None:
@@ -543,7 +545,7 @@ def _refuse_unhashed(spec: EnvSpec) -> None:
     hashed = {without_hashes(line) for line in spec.hashed}
     unhashed = [line for line in spec.requirements if line not in hashed]
     if unhashed:
-        spec.refused += [Refused(line, _UNHASHED) for line in unhashed]
+        spec.refused += [Refused(line, UNHASHED) for line in unhashed]
         spec.requirements = [line for line in spec.requirements if line in hashed]
         spec.pins = [pin for pin in spec.pins if pin.source != "pip" or pin.pip_line() not in set(unhashed)]
 

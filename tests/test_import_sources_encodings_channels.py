@@ -355,7 +355,10 @@ def test_lines_without_hashes_in_a_file_with_hashes_are_refused_as_pip_refuses_t
     venv = tmp_path / "referee-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     alpha, gamma = hashed("tinyalpha-1.1-py3-none-any.whl"), hashed("tinygamma-0.1-py3-none-any.whl")
-    cases = ((f"{alpha}\ntinygamma==0.1\ntinyold==1.2\n", {"tinygamma", "tinyold"}), (f"{alpha}\n{gamma}\n", set()))
+    # Review R3: a line whose marker leaves this system out is skipped by pip (and uv) before its hashes are asked
+    windows_only = 'tinygamma==0.1 ; sys_platform == "win32"'
+    cases = ((f"{alpha}\ntinygamma==0.1\ntinyold==1.2\n", {"tinygamma", "tinyold"}), (f"{alpha}\n{gamma}\n", set()),
+             (f"{alpha}\n{windows_only}\n", set()), (f'{alpha}\ntinyold==1.2 ; sys_platform == "linux"\n', {"tinyold"}))
     for number, (text, unhashed) in enumerate(cases):
         (tmp_path / "requirements.txt").write_text(text)
         said = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
@@ -369,6 +372,11 @@ def test_lines_without_hashes_in_a_file_with_hashes_are_refused_as_pip_refuses_t
         refused = {canon(r["line"]).split("=")[0].split(">")[0] for r in plan["refused"]}
         assert refused == unhashed, plan
         assert all("--require-hashes" in r["reason"] for r in plan["refused"])
+        skipped = [a["line"] for a in plan["adapted"] if a["as"].startswith("skipped on")]
+        assert skipped == ([windows_only] if windows_only in text else []), plan
+        if windows_only in text:  # pip said so too, and the plan installs it nowhere
+            assert "Ignoring tinygamma" in said.stdout + said.stderr
+            assert not any("tinygamma" in line for line in plan["install"])
     shown = envdesk(local_config(tmp_path / "text"), "env", "import", "local", str(tmp_path / "requirements.txt"),
                     "--dry-run").stdout  # a plan to read: each hashed line with the count of its hashes
     assert "  tinyalpha==1.1 (checked against 1 file hash)" in shown and "--hash=" not in shown, shown

@@ -285,6 +285,7 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     else:
         modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
+    spec = _unhashed_lines_for_other_systems(target, spec, python or caps.system_python, progress)
     clashing = conflicting_requirements(spec.requirements)
     if clashing and not blocked:
         blocked = ("The file asks for versions that cannot all be installed: "
@@ -295,6 +296,36 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
     plan.notes += _variables_note(plan.filled_in, target)
     return plan
+
+
+def _unhashed_lines_for_other_systems(target: Target, spec: EnvSpec, python: str | None,
+                                      progress: Progress) -> EnvSpec:
+    """A file with hashes refuses its lines without them (specs.UNHASHED), but pip and uv skip a line whose
+    marker leaves the target out before they ask for its hashes: such lines are skipped, and said to be, not
+    refused. The markers are judged with the target's values (on a cluster, one command, only where there are
+    such lines); a line whose marker cannot be read stays refused."""
+    from packaging.markers import Marker
+    from packaging.requirements import InvalidRequirement, Requirement
+    marked: dict[str, Marker] = {}
+    for refused in spec.refused:
+        if refused.reason != specs.UNHASHED:
+            continue
+        try:
+            marker = Requirement(refused.line).marker
+        except InvalidRequirement:
+            continue
+        if marker is not None:
+            marked[refused.line] = marker
+    if not marked:
+        return spec
+    environment = target.runner.marker_environment(python, progress.cancel)
+    skipped = [line for line, marker in marked.items() if not marker.evaluate(dict(environment))]
+    if not skipped:
+        return spec
+    why = "its marker leaves this system out: pip and uv skip it, and ask no hashes of it"
+    return replace(spec, refused=[r for r in spec.refused if r.reason != specs.UNHASHED or r.line not in skipped],
+                   adapted=[*spec.adapted, *(specs.Adapted(line, f"skipped on {target.label}", why, installs=False)
+                                             for line in skipped)])
 
 
 def _variables_note(using: Sequence[str], target: Target) -> list[str]:
@@ -645,7 +676,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
                                   target.pip_args, here=target.runner.runs_actions_here)
     notes, used_top_level = list(plan.notes), False
-    notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." for a in plan.adapted]
+    notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." if a.installs else
+              f"{a.line}: {a.as_} ({a.reason})." for a in plan.adapted]
     notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]
     common: dict[str, Any] = {
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
