@@ -24,14 +24,16 @@ _HEADER = r"#\s*envdesk:\s*(.*)$"
 
 
 def local_path(url: str) -> str | None:
-    """'/home/a/src' for 'file:///home/a/src' (or for '/home/a/src' itself), '${HOME}/src' for
-    'file://${HOME}/src'; None for any other URL."""
+    """'/home/a/src' for 'file:///home/a/src' (or for '/home/a/src' itself), 'C:/Users/a/src' for
+    'file:///C:/Users/a/src', '${HOME}/src' for 'file://${HOME}/src'; None for any other URL."""
     from urllib.parse import unquote, urlparse
     if url.startswith("/"):
         return url
     parsed = urlparse(url)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
-        return unquote(parsed.path)
+        path = unquote(parsed.path)
+        drive = re.match(r"/([A-Za-z])[:|]/", path)  # file:///C:/Users/a/src: a Windows computer's C:/Users/a/src
+        return f"{drive.group(1).upper()}:{path[drive.end() - 1:]}" if drive else path
     if parsed.scheme == "file" and re.fullmatch(_ENVIRONMENT_VARIABLE, parsed.netloc):
         return parsed.netloc + unquote(parsed.path)  # file://${HOME}/x: a path the installer fills in there
     return None

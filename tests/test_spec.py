@@ -220,3 +220,18 @@ def test_a_bare_archive_url_is_the_requirement_pip_takes_it_for():
     assert marked.requirements == ["six @ https://files.example.org/six-1.17.0-py2.py3-none-any.whl ; "
                                    "python_version >= '3.8'"] and not marked.refused
     assert all("changes which versions or files" in r.reason for r in spec.refused)
+
+
+def test_a_windows_file_url_is_read_as_the_path_windows_names():
+    """A user trial's `-e file:///C:/Users/a/src` on a Windows laptop was looked for at '/C:/Users/a/src' and refused
+    as missing. The referee is Python's own reading of file URLs on Windows (nturl2path, importable anywhere);
+    Windows takes either slash. Paths of the clusters (Linux) stay as they were."""
+    import nturl2path
+    from urllib.parse import urlsplit
+    for url in ("file:///C:/Users/a/src", "file:///d:/Projects/my%20tool", "file://localhost/C:/x/y",
+                "file:///C|/legacy/form"):
+        windows = nturl2path.url2pathname(("//" + urlsplit(url).netloc if urlsplit(url).netloc else "")
+                                          + urlsplit(url).path)
+        assert specs.local_path(url) == windows.replace("\\", "/"), url
+    assert specs.local_path("file:///home/a/C:/x") == "/home/a/C:/x"
+    assert specs.local_path("file:///scratch/a/src") == "/scratch/a/src"
