@@ -834,20 +834,73 @@ def from_pylock(text: str) -> EnvSpec:
     except PylockValidationError as exc:
         raise InvalidInput(f"This is not a valid PEP 751 lock file: {exc}.") from exc
     spec = EnvSpec(source={"format": "pylock"})
+    groups = frozenset(lock.default_groups or [])
     for package in lock.packages:
-        _read_locked_package(spec, package)
+        marker = _lock_marker(package.marker, groups) if package.marker is not None else True
+        if marker is False:
+            spec.adapted.append(Adapted(str(package.name), "left out", f"the lock keeps it for {package.marker}, and "
+                                        f"an install takes the lock's default groups "
+                                        f"({', '.join(sorted(groups)) or 'none'}) and no extras, as uv's does",
+                                        installs=False))
+        elif marker is None:
+            spec.refused.append(Refused(str(package.name), f"its marker ({package.marker}) uses the lock's groups or "
+                                                           "extras in a form EnvDesk cannot read"))
+        else:
+            _read_locked_package(spec, package, "" if marker is True else f" ; {marker}")
     return spec
 
 
-def _read_locked_package(spec: EnvSpec, package: Any) -> None:
+_LOCK_VARIABLES = ("extras", "dependency_groups")
+
+
+def _lock_marker(marker: Any, groups: frozenset[str]) -> bool | str | None:
+    """A lock's package marker with its lock-file parts settled (PEP 751: `'dev' in dependency_groups`, `extras`,
+    judged with the default groups and no extras, as an install takes them): True (always installed), False (never),
+    the rest of the marker, judged where it is installed; None where its form cannot be read. An installer given the
+    marker as written fails on it (pip: 'Invalid marker')."""
+    from packaging.markers import Marker
+
+    def atom(item: tuple) -> bool | str:
+        text = " ".join(part.serialize() for part in item)
+        if any(getattr(part, "value", None) in _LOCK_VARIABLES for part in item):
+            return Marker(text).evaluate({"extras": frozenset(), "dependency_groups": groups},  # type: ignore[dict-item]
+                                         context="lock_file")
+        return text
+
+    def settle(items: list) -> bool | str:
+        alternatives: list[list[bool | str]] = [[]]
+        for item in items:
+            if item == "or":
+                alternatives.append([])
+            elif item != "and":
+                alternatives[-1].append(settle(item) if isinstance(item, list) else atom(item))
+        kept: list[str] = []
+        for terms in alternatives:
+            if False in terms:
+                continue
+            rest = [term for term in terms if isinstance(term, str)]
+            if not rest:
+                return True
+            kept.append(" and ".join(f"({term})" if " or " in term else term for term in rest))
+        return " or ".join(kept) if kept else False
+
+    if not any(name in str(marker) for name in _LOCK_VARIABLES):
+        return str(marker)
+    try:
+        return settle(marker._markers)  # packaging's parsed form: atoms, nested lists, "and", "or"
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _read_locked_package(spec: EnvSpec, package: Any, marker: str) -> None:
     name, version = str(package.name), str(package.version) if package.version is not None else None
-    marker = f" ; {package.marker}" if package.marker is not None else ""
     shown = f"{name}=={version}" if version else name
     hashes = sorted({f"--hash={algorithm}:{value}" for item in [*(package.wheels or []), package.sdist]
                      if item is not None for algorithm, value in (item.hashes or {}).items()
                      if algorithm in ("sha256", "sha384", "sha512")})
     if package.vcs is not None and package.vcs.url:
-        line = f"{name} @ {package.vcs.type}+{package.vcs.url}@{package.vcs.commit_id}"
+        line = f"{name} @ {package.vcs.type}+{package.vcs.url}@{package.vcs.commit_id}" + (
+            f"#subdirectory={package.vcs.subdirectory}" if package.vcs.subdirectory else "")
     elif package.archive is not None and package.archive.url:
         line = f"{name} @ {package.archive.url}"
     elif package.directory is not None or package.vcs is not None or package.archive is not None:

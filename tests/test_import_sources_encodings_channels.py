@@ -400,3 +400,51 @@ def test_a_variable_outside_a_url_is_refused_as_uv_leaves_it_unfilled(tmp_path, 
     assert "tinygamma-0.1" in pip.stdout and "tinygamma" not in uv.stdout + uv.stderr, (pip.stdout, uv.stderr)
     plan = json.loads(planned(local_config(tmp_path), tmp_path / "requirements.txt").stdout)
     assert [r["line"] for r in plan["refused"]] == [line] and "write the value" in plan["refused"][0]["reason"]
+
+
+def test_a_lock_with_dependency_groups_installs_what_its_readers_select(tmp_path, wheelhouse):
+    """User trial T7: a PEP 751 lock (pdm's shape) whose packages carry `'dev' in dependency_groups` was planned with
+    that marker as written, and pip failed on it ('Invalid marker'). The referees are PyPA's own lock reader
+    (Pylock.select, the default groups and no extras) and uv installing the lock; the environment's content is
+    asked of uv pip freeze."""
+    import hashlib
+
+    import tomllib
+    from packaging.pylock import Pylock
+
+    def entry(name: str, version: str, marker: str | None) -> str:
+        wheel = wheelhouse / f"{name}-{version}-py3-none-any.whl"
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        return ("[[packages]]\n" f'name = "{name}"\nversion = "{version}"\n' + (f'marker = "{marker}"\n' if marker
+                                                                                else "")
+                + f'wheels = [{{ url = "{wheel.as_uri()}", hashes = {{ sha256 = "{digest}" }} }}]\n\n')
+
+    text = ('lock-version = "1.0"\ncreated-by = "pdm"\nrequires-python = ">=3.9"\n'
+            'environments = ["sys_platform == \'linux\'"]\n'
+            'extras = ["gpu"]\ndependency-groups = ["default", "dev"]\ndefault-groups = ["default"]\n\n'
+            + entry("tinyalpha", "1.1", None)
+            + entry("tinybeta", "1.0", "'default' in dependency_groups and sys_platform == 'linux'")
+            + entry("tinygamma", "0.1", "'dev' in dependency_groups")
+            + entry("tinyold", "1.0", "'gpu' in extras or python_version < '3.10'"))
+    lock_file = tmp_path / "pylock.toml"
+    lock_file.write_text(text)
+    selected = {canon(str(package.name)) for package, _ in Pylock.from_dict(tomllib.loads(text)).select()}
+    venv = tmp_path / "referee-venv"
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True, timeout=300)
+    said = subprocess.run(["uv", "pip", "install", "--dry-run", "--no-index", "--python", str(venv / "bin" / "python"),
+                           "-r", str(lock_file)], capture_output=True, text=True, timeout=300)
+    by_uv = {canon(line.split()[1].split("==")[0]) for line in said.stderr.splitlines() if line.startswith(" + ")}
+    assert selected == by_uv == {"tinyalpha", "tinybeta"}, (selected, said.stderr)
+    config = local_config(tmp_path, ["--no-index", "--find-links", str(wheelhouse)])
+    plan = json.loads(planned(config, lock_file).stdout)
+    from packaging.requirements import Requirement
+    installed_here = {canon(r.name) for r in map(Requirement, map(specs.without_hashes, plan["install"]))
+                      if r.marker is None or r.marker.evaluate()}  # the rest the installer judges, as pip would
+    assert installed_here == selected, plan
+    assert not any("dependency_groups" in line or "extras" in line for line in plan["install"]), plan
+    assert [a["line"] for a in plan["adapted"]] == ["tinygamma"] and not plan["refused"], plan
+    made = envdesk(config, "env", "import", "local", str(lock_file), "--name", "locked", "--yes")
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "locked" / "bin" / "python")],
+                            capture_output=True, text=True, timeout=300).stdout
+    assert {canon(line.split("==")[0]) for line in frozen.split()} - {"pip", "setuptools"} == selected, frozen

@@ -235,3 +235,15 @@ def test_a_windows_file_url_is_read_as_the_path_windows_names():
         assert specs.local_path(url) == windows.replace("\\", "/"), url
     assert specs.local_path("file:///home/a/C:/x") == "/home/a/C:/x"
     assert specs.local_path("file:///scratch/a/src") == "/scratch/a/src"
+
+
+def test_a_locked_git_package_keeps_its_subdirectory():
+    """User trial T7: a pylock.toml `vcs` entry with `subdirectory = "python"` was planned without it, so the
+    repository's root would have been built. pip's own form for it (the referee: a requirements line naming the
+    same source) is the `#subdirectory=` fragment, which the requirements reader keeps as written."""
+    url, commit = "https://github.com/example/tool.git", "0123456789abcdef0123456789abcdef01234567"
+    lock = specs.from_text('lock-version = "1.0"\ncreated-by = "uv"\n\n[[packages]]\nname = "tool"\nversion = "1.2"\n'
+                           f'vcs = {{ type = "git", url = "{url}", requested-revision = "v1.2", '
+                           f'commit-id = "{commit}", subdirectory = "python" }}\n', "pylock.toml")
+    line = specs.from_text(f"tool @ git+{url}@{commit}#subdirectory=python\n", "requirements.txt")
+    assert lock.requirements == line.requirements and not lock.refused and not line.refused, (lock, line)
