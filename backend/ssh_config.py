@@ -139,20 +139,40 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
     )
 
 
+_MAX_JUMPS = 16
+
+
+def _proxy_jumps(config: paramiko.SSHConfig, alias: str) -> list[str]:
+    proxy = _lookup(config, alias).get("proxyjump", "")
+    return [part for part in proxy.split(",") if part.strip()] if proxy and proxy.lower() != "none" else []
+
+
+def _route(config: paramiko.SSHConfig, jump_specs: list[str], seen: tuple[str, ...]) -> list[Hop]:
+    """The hops that reach the host `seen` ends with through `jump_specs`, as OpenSSH opens them: the first jump is
+    reached through its own ProxyJump (ssh reads the configuration again for it), the others through the jump
+    before them, whatever their own ProxyJump says (ssh gives them the rest of the list with -J)."""
+    if not jump_specs:
+        return []
+    if len(seen) + len(jump_specs) > _MAX_JUMPS:
+        raise ConfigError(f"Your SSH configuration's ProxyJump lines make a route of more than {_MAX_JUMPS} hops to "
+                          f"{seen[0]!r}: " + " -> ".join(seen) + ".", "Check the ProxyJump lines of those hosts.")
+    first = validate.hop_address(jump_specs[0])
+    further = _proxy_jumps(config, first.host)
+    if first.host in seen and further:  # reaching it would take reaching it first (a host may be its own jump)
+        raise ConfigError("Your SSH configuration's ProxyJump lines go round in a circle: "
+                          + " -> ".join([*seen, first.host]) + ".", "Check the ProxyJump lines of those hosts.")
+    before = _route(config, further, (*seen, first.host))
+    hops = [_hop(config, address.host, address.user, address.port, None)
+            for address in map(validate.hop_address, jump_specs)]
+    return [*before, *hops]
+
+
 def plan_connection(profile: ClusterProfile, config: paramiko.SSHConfig | None = None) -> ConnectionPlan:
     """Combine a profile with ~/.ssh/config (the profile wins) into the hops to open."""
     config = config if config is not None else load_ssh_config()
     target = _hop(config, profile.host, profile.user, profile.port, profile.identity_file)
-    jump_specs = list(profile.jump)
-    if not jump_specs:
-        proxy = _lookup(config, profile.host).get("proxyjump", "")
-        if proxy and proxy.lower() != "none":
-            jump_specs = [part for part in proxy.split(",") if part.strip()]
-    jumps = []
-    for spec in jump_specs:
-        address = validate.hop_address(spec)
-        jumps.append(_hop(config, address.host, address.user, address.port, None))
-    return ConnectionPlan(target=target, jumps=tuple(jumps))
+    jump_specs = list(profile.jump) or _proxy_jumps(config, profile.host)
+    return ConnectionPlan(target=target, jumps=tuple(_route(config, jump_specs, (profile.host,))))
 
 
 def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[ClusterProfile]:
@@ -165,7 +185,6 @@ def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[C
         except Exception:
             continue
         found = _lookup(config, alias)
-        proxy = found.get("proxyjump", "")
         keys = found.get("identityfile", [])
         try:
             profiles.append(ClusterProfile(
@@ -174,7 +193,7 @@ def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[C
                 port=validate.port(found["port"]) if "port" in found else None,
                 user=found.get("user"),
                 identity_file=keys[0] if keys else None,
-                jump=[p for p in proxy.split(",") if p.strip()] if proxy and proxy.lower() != "none" else [],
+                jump=_proxy_jumps(config, alias),
             ))
         except EnvDeskError as exc:  # one unusable Host block leaves the others to pick from
             log.info("not offering Host %s of the SSH configuration: %s", alias, exc)

@@ -66,3 +66,41 @@ def test_match_exec_is_never_run_and_its_block_never_applies(tmp_path, monkeypat
     for hostile in ("x;touch canary;#", "-oProxyCommand=touch canary", "a b", "$(id)", "`id`"):
         with pytest.raises(InvalidInput):
             ClusterProfile(name="evil", host=hostile)
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_jump_hosts_own_proxyjump_is_followed_as_openssh_follows_it(tmp_path):
+    """User trial T7: `final` jumps through hopB, whose own ProxyJump is hopA; EnvDesk went to hopB directly.
+    OpenSSH reads the configuration again for the first jump of a list (its ProxyJump applies), and gives the
+    others the rest of the list (theirs does not). The referee is OpenSSH itself: `ssh -v` says which jump it
+    takes for each hop (the connection goes to a closed port, so it stops there)."""
+    import re
+    import subprocess
+
+    import pytest
+
+    from envdesk.backend.errors import ConfigError
+
+    port = _closed_port()
+    hosts = {"final": "hopB", "hopB": "hopA,hopC", "hopA": "hopZ", "hopC": "hopY", "hopZ": None, "hopY": None}
+    config = tmp_path / "config"
+    config.write_text("".join(f"Host {name}\n  HostName 127.0.0.1\n  Port {port}\n"
+                              + (f"  ProxyJump {jump}\n" if jump else "") for name, jump in hosts.items()))
+    for profile, given in ((ClusterProfile(name="fin", host="final"), []),
+                           (ClusterProfile(name="fin", host="final", jump=["hopB"]), ["-J", "hopB"])):
+        said = subprocess.run(["ssh", "-v", "-F", str(config), *given, "-o", "BatchMode=yes",
+                               "-o", "UserKnownHostsFile=/dev/null", "final", "true"],
+                              capture_output=True, text=True, timeout=60)
+        taken = re.findall(r"Setting implicit ProxyCommand from ProxyJump: .* (\S+)$", said.stderr, re.MULTILINE)
+        route = list(reversed(taken))  # each hop names the jump it goes through; the innermost connects first
+        assert route == ["hopZ", "hopA", "hopC", "hopB"], said.stderr
+        assert [jump.alias for jump in plan_connection(profile, load_ssh_config(config)).jumps] == route
+    config.write_text("Host final\n  ProxyJump hopA\nHost hopA\n  ProxyJump hopB\nHost hopB\n  ProxyJump hopA\n")
+    with pytest.raises(ConfigError, match="circle: final -> hopA -> hopB -> hopA"):
+        plan_connection(ClusterProfile(name="fin", host="final"), load_ssh_config(config))
