@@ -264,6 +264,10 @@ class Runner(ABC):
         """The hops a command takes to reach the target, jump hosts first; empty for this computer."""
         return []
 
+    def route_notes(self) -> list[str]:
+        """What of the user's SSH configuration the route does not follow, in plain words; none for this computer."""
+        return []
+
     def agent_notes_key(self) -> str:
         """The name this computer notes the agents the target keeps under (see agent_store): its route; ""
         where none are noted (the agent then goes with each call)."""

@@ -259,6 +259,9 @@ class SlurmRunner(Runner):
     def route(self) -> list[str]:
         return self.inner.route()
 
+    def route_notes(self) -> list[str]:
+        return self.inner.route_notes()
+
     def trust_route(self, decide: TrustDecision, *, replace: bool = False) -> list[tuple[ServerIdentity, str]]:
         return self.inner.trust_route(decide, replace=replace)
 

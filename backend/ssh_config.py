@@ -117,6 +117,8 @@ class ConnectionPlan:
 
     target: Hop
     jumps: tuple[Hop, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
+    """What of the SSH configuration is not followed, in plain words (a ProxyCommand EnvDesk does not run)."""
 
 
 def _lookup(config: paramiko.SSHConfig, alias: str) -> dict:
@@ -142,12 +144,64 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
 _MAX_JUMPS = 16
 
 
-def _proxy_jumps(config: paramiko.SSHConfig, alias: str) -> list[str]:
-    proxy = _lookup(config, alias).get("proxyjump", "")
-    return [part for part in proxy.split(",") if part.strip()] if proxy and proxy.lower() != "none" else []
+def _proxy_jumps(config: paramiko.SSHConfig, alias: str, notes: list[str] | None = None) -> list[str]:
+    """The jumps the configuration gives `alias`: its ProxyJump, or a ProxyCommand that is one written out
+    (`ssh -W %h:%p gw`). Any other ProxyCommand is not run (it would run a command of the configuration's on this
+    computer, as Match exec would): said in `notes`."""
+    found = _lookup(config, alias)
+    proxy = found.get("proxyjump", "")
+    if proxy:
+        return [part for part in proxy.split(",") if part.strip()] if proxy.lower() != "none" else []
+    command = found.get("proxycommand", "")
+    if not command or command.lower() == "none":
+        return []
+    jump = _jump_in_proxy_command(command, f"{found.get('hostname', alias)}:{found.get('port', 22)}")
+    if jump is not None:
+        return [jump]
+    if notes is not None:
+        notes.append(f"Your SSH configuration reaches {alias} through a ProxyCommand ({command}), which EnvDesk "
+                     "does not run: it connects without it. If the cluster can only be reached that way, EnvDesk "
+                     "cannot reach it; a jump host (ProxyJump, or ProxyCommand ssh -W %h:%p HOST) it follows.")
+    return []
 
 
-def _route(config: paramiko.SSHConfig, jump_specs: list[str], seen: tuple[str, ...]) -> list[Hop]:
+_SSH_FLAGS = set("46AaCKkNnqTtVvXxYy")
+"""ssh's options without a value that change neither where it connects nor what it forwards."""
+
+
+def _jump_in_proxy_command(command: str, forwarded: str) -> str | None:
+    """The jump host of `ssh [-q] [-l USER] [-p PORT] -W HOST:PORT JUMP` (what ProxyJump JUMP does), where HOST:PORT
+    is the host's own (`forwarded`), as a ProxyJump entry; None for any other command."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if not words or os.path.basename(words[0]).lower() not in ("ssh", "ssh.exe"):
+        return None
+    jump, user, port, forwards = None, None, None, False
+    position = 1
+    while position < len(words):
+        word = words[position]
+        value = words[position + 1] if position + 1 < len(words) else None
+        if word in ("-W", "-l", "-p") and value is not None:
+            if word == "-W":
+                forwards = re.sub(r"^\[([^]]*)\]", r"\1", value) == forwarded
+            user, port = (value, port) if word == "-l" else (user, value) if word == "-p" else (user, port)
+            position += 2
+        elif word.startswith("-") and len(word) > 1 and set(word[1:]) <= _SSH_FLAGS:
+            position += 1
+        elif not word.startswith("-") and jump is None:
+            jump = word
+            position += 1
+        else:  # another option, or a command to run there
+            return None
+    if not forwards or jump is None:
+        return None
+    return (f"{user}@" if user and "@" not in jump else "") + jump + (f":{port}" if port else "")
+
+
+def _route(config: paramiko.SSHConfig, jump_specs: list[str], seen: tuple[str, ...],
+           notes: list[str]) -> list[Hop]:
     """The hops that reach the host `seen` ends with through `jump_specs`, as OpenSSH opens them: the first jump is
     reached through its own ProxyJump (ssh reads the configuration again for it), the others through the jump
     before them, whatever their own ProxyJump says (ssh gives them the rest of the list with -J)."""
@@ -157,11 +211,11 @@ def _route(config: paramiko.SSHConfig, jump_specs: list[str], seen: tuple[str, .
         raise ConfigError(f"Your SSH configuration's ProxyJump lines make a route of more than {_MAX_JUMPS} hops to "
                           f"{seen[0]!r}: " + " -> ".join(seen) + ".", "Check the ProxyJump lines of those hosts.")
     first = validate.hop_address(jump_specs[0])
-    further = _proxy_jumps(config, first.host)
+    further = _proxy_jumps(config, first.host, notes)
     if first.host in seen and further:  # reaching it would take reaching it first (a host may be its own jump)
         raise ConfigError("Your SSH configuration's ProxyJump lines go round in a circle: "
                           + " -> ".join([*seen, first.host]) + ".", "Check the ProxyJump lines of those hosts.")
-    before = _route(config, further, (*seen, first.host))
+    before = _route(config, further, (*seen, first.host), notes)
     hops = [_hop(config, address.host, address.user, address.port, None)
             for address in map(validate.hop_address, jump_specs)]
     return [*before, *hops]
@@ -171,8 +225,10 @@ def plan_connection(profile: ClusterProfile, config: paramiko.SSHConfig | None =
     """Combine a profile with ~/.ssh/config (the profile wins) into the hops to open."""
     config = config if config is not None else load_ssh_config()
     target = _hop(config, profile.host, profile.user, profile.port, profile.identity_file)
-    jump_specs = list(profile.jump) or _proxy_jumps(config, profile.host)
-    return ConnectionPlan(target=target, jumps=tuple(_route(config, jump_specs, (profile.host,))))
+    notes: list[str] = []
+    jump_specs = list(profile.jump) or _proxy_jumps(config, profile.host, notes)
+    jumps = _route(config, jump_specs, (profile.host,), notes)
+    return ConnectionPlan(target=target, jumps=tuple(jumps), notes=tuple(notes))
 
 
 def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[ClusterProfile]:

@@ -843,6 +843,9 @@ class SSHRunner(Runner):
         """The hops to the login node, jump hosts first, as labels."""
         return [hop.label for hop in (*self.plan.jumps, self.plan.target)]
 
+    def route_notes(self) -> list[str]:
+        return list(self.plan.notes)
+
     def trust_route(self, decide: TrustDecision, *, replace: bool = False) -> list[tuple[ServerIdentity, str]]:
         """Each hop's key, checked in order: a jump host is logged in to (to reach the next hop) only
         after its own key is trusted; the login node is not logged in to."""

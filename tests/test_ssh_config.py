@@ -104,3 +104,61 @@ def test_a_jump_hosts_own_proxyjump_is_followed_as_openssh_follows_it(tmp_path):
     config.write_text("Host final\n  ProxyJump hopA\nHost hopA\n  ProxyJump hopB\nHost hopB\n  ProxyJump hopA\n")
     with pytest.raises(ConfigError, match="circle: final -> hopA -> hopB -> hopA"):
         plan_connection(ClusterProfile(name="fin", host="final"), load_ssh_config(config))
+
+
+def test_a_proxycommand_that_is_a_jump_is_followed_and_any_other_is_said_not_to_be_run(tmp_path):
+    """User trial T7: a ProxyCommand was dropped without a word. `ssh -W %h:%p gw` is what ProxyJump gw does
+    (ssh_config(5)); OpenSSH (the referee, `ssh -v`) connects first to gw's address, and so does EnvDesk's route.
+    Any other command is not run (a configuration's command, as Match exec is not), and `cluster add` says so."""
+    import os
+    import re
+    import subprocess
+
+    from envdesk_fixtures import envdesk_command
+
+    gw_port, target_port = _closed_port(), _closed_port() + 1
+    marker = tmp_path / "ran"
+    config = tmp_path / ".ssh" / "config"
+    config.parent.mkdir()
+    # the jump's address is written out: the ssh the ProxyCommand starts reads the user's own ~/.ssh/config
+    config.write_text(f"Host viacmd\n  HostName 127.0.0.1\n  Port {target_port}\n"
+                      f"  ProxyCommand ssh -v -l gwuser -p {gw_port} -W %h:%p 127.0.0.1\n"
+                      f"Host vianc\n  HostName 127.0.0.1\n  Port {target_port}\n"
+                      f"  ProxyCommand sh -c 'touch {marker}; nc %h %p'\n")
+    said = subprocess.run(["ssh", "-v", "-F", str(config), "-o", "BatchMode=yes", "viacmd", "true"],
+                          capture_output=True, text=True, timeout=60)
+    first = re.search(r"Connecting to \S+ \[[^]]+\] port (\d+)", said.stderr)
+    assert first and int(first.group(1)) == gw_port, said.stderr
+    plan = plan_connection(ClusterProfile(name="c", host="viacmd"), load_ssh_config(config))
+    assert [(j.port, j.user) for j in plan.jumps] == [(gw_port, "gwuser")] and plan.target.port == target_port
+    assert not plan.notes
+    plan = plan_connection(ClusterProfile(name="n", host="vianc"), load_ssh_config(config))
+    assert plan.jumps == () and "ProxyCommand" in plan.notes[0] and "does not run" in plan.notes[0]
+    added = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), "cluster", "add", "n",
+                            "--host", "vianc"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": str(tmp_path)})
+    assert added.returncode == 0 and "note: Your SSH configuration reaches vianc through a ProxyCommand" in added.stderr
+    tested = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), "cluster", "test", "n"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+    assert "ProxyCommand" in tested.stdout + tested.stderr and tested.returncode != 0
+    assert not marker.exists(), "EnvDesk ran the configuration's command"
+
+
+def test_cluster_add_says_when_the_ssh_configuration_cannot_be_used(tmp_path):
+    """User trial T7: `cluster add` showed 'your login name@badport:22' for a Host whose Port is 99999, and the
+    reason came only at `cluster test`. OpenSSH (the referee) refuses that configuration outright."""
+    import os
+    import subprocess
+
+    from envdesk_fixtures import envdesk_command
+
+    config = tmp_path / ".ssh" / "config"
+    config.parent.mkdir()
+    config.write_text("Host badport\n  HostName h.example.org\n  Port 99999\n")
+    openssh = subprocess.run(["ssh", "-G", "-F", str(config), "badport"], capture_output=True, text=True, timeout=30)
+    assert openssh.returncode != 0, openssh.stdout
+    added = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), "cluster", "add", "xb",
+                            "--host", "badport"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "HOME": str(tmp_path)})
+    assert added.returncode == 0, added.stderr
+    assert "note: Your SSH configuration cannot be used for badport: '99999' is not a port number" in added.stderr

@@ -53,19 +53,23 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
     fields.update({key: value for key, value in overrides.items() if value})
     profile = ClusterProfile(name=args.name, **fields)
     session.store.add(profile)
-    print(f"Added cluster {profile.name} ({_address(profile)}). Next: envdesk cluster trust {profile.name}")
+    address, notes = _address(profile)
+    print(f"Added cluster {profile.name} ({address}). Next: envdesk cluster trust {profile.name}")
+    _print_notes(notes)
     return 0
 
 
-def _address(profile: ClusterProfile) -> str:
-    """Where EnvDesk will log in, as ~/.ssh/config makes it of the profile (an alias's HostName, User, Port)."""
+def _address(profile: ClusterProfile) -> tuple[str, list[str]]:
+    """Where EnvDesk will log in, as ~/.ssh/config makes it of the profile (an alias's HostName, User, Port), and
+    what of that configuration it does not follow or cannot use."""
     from envdesk.backend.ssh_config import plan_connection
     try:
         plan = plan_connection(profile)
-    except EnvDeskError:  # a configuration that cannot be applied: the connection says why, with what to do
-        return f"{profile.user or 'your login name'}@{profile.host}:{profile.port or 22}"
+    except EnvDeskError as exc:  # saved all the same: the file may be mended before the first connection
+        return (f"{profile.user or 'your login name'}@{profile.host}:{profile.port or 22}",
+                [f"Your SSH configuration cannot be used for {profile.host}: {exc.message} {exc.hint}".strip()])
     via = f", through {' then '.join(hop.label for hop in plan.jumps)}" if plan.jumps else ""
-    return plan.target.label + via
+    return plan.target.label + via, list(plan.notes)
 
 
 def _build_settings(args: argparse.Namespace) -> dict[str, Any]:

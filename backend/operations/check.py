@@ -76,6 +76,7 @@ def check_connection(session: Session, target_name: str, progress: Progress | No
     try:
         hops = runner.route()
         result.steps.append(CheckStep("Route", " -> ".join(hops) if hops else "this computer, no connection needed"))
+        result.steps += [CheckStep("Route", note) for note in runner.route_notes()]
         if hops:
             current = "Login"
             progress.step(f"Connecting to {target.label}")
