@@ -123,3 +123,7 @@ class Busy(EnvDeskError):
 
 class InstallFailed(CommandFailed):
     """Installing packages failed (as opposed to making the environment itself)."""
+
+
+class CondaInstallFailed(InstallFailed):
+    """conda (or mamba) installing packages failed: its own words say which, not a check of pip's lines."""

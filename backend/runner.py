@@ -45,10 +45,11 @@ class CommandResult:
         raise command_failed(f"{what} failed", self, hint)
 
 
-MESSAGE_LINE = "^ *(error|cause|caused by): "
-"""The lines of uv's and pip's output that say what went wrong, the last the most precise ('error: Unsupported
-editable requirement ...', then 'cause: Git sources cannot be editable'); not the requirement it echoes, nor the
-caret under it, nor pip's closing notice of a newer release (a regular expression, for grep -E -i too)."""
+MESSAGE_LINE = "^ *([a-z]*error|cause|caused by): "
+"""The lines of uv's, pip's and conda's output that say what went wrong, the last the most precise ('error:
+Unsupported editable requirement ...', then 'cause: Git sources cannot be editable'; conda's 'PackagesNotFoundError:
+...'); not the requirement it echoes, nor the caret under it, nor pip's closing notice of a newer release, nor the
+channels conda lists after its error (a regular expression, for grep -E -i too)."""
 
 
 def command_failed(what: str, result: CommandResult, hint: str = "",

@@ -77,3 +77,19 @@ def test_create_update_export_import_with_the_conda_stand_in(conda_stand_in, ses
 def test_conda_environments_in_condas_own_folders_can_be_changed(testbed, sample_envs, session):
     from envdesk.backend.operations.history import list_snapshots as snapshots
     assert snapshots(session, "alpha", "sci") == []  # allowed: sci lives in ~/.conda/envs, not a root
+
+
+def test_a_conda_package_no_channel_has_is_named_not_the_pip_lines(conda_stand_in, session):
+    """User trial T7: an environment.yml asking conda for `numpyy=1.26` (a typo) and pip for tinygamma failed with
+    '1 package(s) cannot be installed on beta: tinygamma==0.1', pip's lines checked after conda's failure, and conda's
+    missing package never named. Uses the conda STAND-IN (conda's executable cannot exist here), which fails with
+    conda's own PackagesNotFoundError."""
+    from envdesk.backend.errors import CommandFailed
+    name = f"typo-{uuid.uuid4().hex[:6]}"
+    spec = specs.from_text(f"name: {name}\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n"
+                           "  - numpyy=1.26\n  - pip\n  - pip:\n    - tinygamma==0.1\n", "environment.yml")
+    with pytest.raises(CommandFailed) as failed:
+        import_environment(session, "alpha", spec, agreed=True)
+    said = f"{failed.value.message} {failed.value.hint}"
+    assert "numpyy=1.26" in said and "tinygamma" not in said and "cannot be installed on" not in said, said
+    assert "No channel conda searched has numpyy=1.26" in failed.value.hint, said

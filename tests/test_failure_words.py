@@ -76,3 +76,44 @@ def test_a_package_the_store_has_no_version_of_is_told_apart_from_a_missing_vers
         said[pin] = next((line for line in lines if "from versions" in line or "cause:" in line), lines[-1])
     assert _plain_reason(said["tinyalpha==9.9"]) == "not in this target's package index or wheel store", said
     assert _plain_reason(said["tinynowhere==1.0"]) == NOT_THERE_AT_ALL, said
+
+
+# What conda and mamba print when no channel has a package, as their users' reports show it (conda cannot be
+# installed here: these are their words, in the shapes of public bug reports, not EnvDesk's stand-in's).
+CONDA_SAID = {
+    "conda, classic solver": ("Collecting package metadata (repodata.json): done\nSolving environment: failed\n\n"
+                              "PackagesNotFoundError: The following packages are not available from current channels:"
+                              "\n\n  - numpyy=1.26\n  - scipi\n\nCurrent channels:\n\n"
+                              "  - https://conda.anaconda.org/conda-forge/linux-64\n"
+                              "  - https://conda.anaconda.org/conda-forge/noarch\n\nTo search for alternate channels "
+                              "that may provide the conda package you're\nlooking for, navigate to\n\n"
+                              "    https://anaconda.org\n\nand use the search bar at the top of the page.\n\n",
+                              ["numpyy=1.26", "scipi"]),
+    "conda, libmamba solver": ("Channels:\n - conda-forge\nPlatform: linux-64\nCollecting package metadata "
+                               "(repodata.json): done\nSolving environment: failed\n\nLibMambaUnsatisfiableError: "
+                               "Encountered problems while solving:\n  - nothing provides requested numpyy 1.26**\n\n"
+                               "Could not solve for environment specs\nThe following package could not be installed\n"
+                               "└─ numpyy 1.26**  does not exist (perhaps a typo or a missing channel).\n\n",
+                               ["numpyy"]),
+    "mamba 2": ("conda-forge/linux-64                                        Using cache\n"
+                "error    libmamba Could not solve for environment specs\n"
+                "    The following packages are incompatible\n"
+                "    ├─ numpyy =1.26 * does not exist (perhaps a typo or a missing channel);\n"
+                "    └─ scipi =* * does not exist (perhaps a typo or a missing channel).\n"
+                "critical libmamba Could not solve for environment specs\n", ["numpyy", "scipi"]),
+    "conda 4": ("Collecting package metadata (repodata.json): done\nSolving environment: failed\n\n"
+                "ResolvePackageNotFound: \n  - r-sva\n\n", ["r-sva"]),
+}
+
+
+@pytest.mark.parametrize("tool", list(CONDA_SAID))
+def test_a_package_no_conda_channel_has_is_named(tool):
+    """User trial T7: a conda import's failure ended with '... failed on beta: - https://conda.anaconda.org/
+    conda-forge/linux-64', the last of the channels conda lists after its error, and named no package."""
+    from envdesk.backend.runner import command_failed
+    said, missing = CONDA_SAID[tool]
+    result = CommandResult("conda install ...", 1, "", said)
+    hint = explain(result)
+    assert hint.startswith(f"No channel conda searched has {', '.join(missing)}:"), hint
+    message = command_failed("Installing conda packages failed on beta", result, hint).message
+    assert "https://" not in message and "search bar" not in message, message

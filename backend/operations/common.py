@@ -74,9 +74,32 @@ _PLAIN_ERRORS: list[tuple[str, int, str]] = [
 ]
 
 
+_CONDA_MISSING = (
+    r"(?:PackagesNotFoundError: The following packages are not available from current channels|"
+    r"ResolvePackageNotFound):\s*\n(?P<listed>(?:[ \t]*-[ \t]+\S.*\n?)+)",  # conda
+    r"nothing provides requested (?P<name>\S+)",  # conda's libmamba solver
+    r"[└├]─ (?P<name>\S+) [^\n]*?does not exist \(perhaps a typo",  # mamba, micromamba
+)
+
+
+def _conda_missing(text: str) -> list[str]:
+    """The packages conda (or mamba) says no channel has, as it names them."""
+    names: list[str] = []
+    for pattern in _CONDA_MISSING:
+        for match in re.finditer(pattern, text):
+            found = re.findall(r"-[ \t]+(\S+)", match.group("listed")) if "listed" in match.groupdict() else \
+                [match.group("name")]
+            names += [name for name in found if name not in names]
+    return names
+
+
 def explain(result: CommandResult) -> str:
     """A plain sentence for the most common ways a command fails, naming the package where it can."""
     text = result.stdout + "\n" + result.stderr
+    missing = _conda_missing(text)
+    if missing:
+        return (f"No channel conda searched has {', '.join(missing)}: check the name and version (conda search NAME "
+                "lists what the channels have), or add the channel that has it.")
     for pattern, flags, sentence in _PLAIN_ERRORS:
         match = re.search(pattern, text, flags)
         if match:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 from .. import validate
 from ..about import created_with
 from ..capabilities import Capabilities, choose_python, stand_in_kind
-from ..errors import CommandFailed, InstallFailed, InvalidInput
+from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
 from ..recipes import Installer, Step, conda_channels, conda_install, conda_spec, create_step
@@ -168,7 +168,7 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
         (create_step(kind, caps, path, modules, python, system_site_packages, target.runner.python_command(caps),
                      channels), CommandFailed)]
     if conda_packages and caps.conda_tool:
-        steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), InstallFailed))
+        steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), CondaInstallFailed))
     if packages:
         installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args,
                                     here=target.runner.runs_actions_here)

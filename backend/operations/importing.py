@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from .. import spec as specs
 from .. import validate
 from ..capabilities import Capabilities, choose_python, stand_in_kind
-from ..errors import CommandFailed, InstallFailed, InvalidInput
+from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer
 from ..runner import MESSAGE_LINE, CommandResult, join_command
@@ -688,6 +688,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             env = start_and_build(session, target, caps, reservation, root, name=plan.name, notes=notes,
                                   source=spec.source, packages=plan.to_install, requested=plan.requirements, **common)
         except InstallFailed as failure:
+            if isinstance(failure, CondaInstallFailed):
+                raise  # conda's words name what it could not install; pip's lines were not reached
             missing = find_unavailable(target, installer, plan.to_install, progress)
             if not missing:
                 raise
