@@ -535,7 +535,7 @@ class Stream:
         with _connection_errors(self.runner.name):
             for attempt in (1, 2):
                 self._read_stderr()
-                if channel.recv_ready():
+                if channel.recv_ready() and self.runner.connected:  # not once the user let the connection go
                     return bytes(channel.recv(65536))
                 if channel.closed or channel.eof_received or not self.runner.connected:
                     self.close()

@@ -304,6 +304,8 @@ def _unhashed_lines_for_other_systems(target: Target, spec: EnvSpec, python: str
     marker leaves the target out before they ask for its hashes: such lines are skipped, and said to be, not
     refused. The markers are judged with the target's values (on a cluster, one command, only where there are
     such lines); a line whose marker cannot be read stays refused."""
+    if not any(refused.reason == specs.UNHASHED for refused in spec.refused):
+        return spec  # (packaging's parser is not loaded for plain pins)
     from packaging.markers import Marker
     from packaging.requirements import InvalidRequirement, Requirement
     marked: dict[str, Marker] = {}
