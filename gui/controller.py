@@ -603,6 +603,18 @@ class AppController(QObject):
         from envdesk.backend.operations.importing import read_spec_file
         return read_spec_file(path)
 
+    def requirements_to_create(self, path: Path) -> list[str]:
+        """The packages of a requirements file for a new environment, each installed as written; a file a create
+        would not install as written is refused, pointing to Import (importing.requirements_to_create)."""
+        from envdesk.backend.operations.importing import IMPORT_INSTEAD, requirements_to_create
+        try:
+            return requirements_to_create(path)
+        except InvalidInput as exc:
+            if not exc.hint.startswith(IMPORT_INSTEAD):
+                raise
+            raise InvalidInput(f"{exc.message} Import this file instead (Import, Ctrl+I): "
+                               f"{exc.hint[len(IMPORT_INSTEAD):]}") from exc
+
     def spec_of(self, target: str, env: Environment) -> EnvSpec:
         """What a copy of `env` would be built from (from what is already known: nothing is contacted)."""
         from envdesk.backend.operations.export import spec_from_environment

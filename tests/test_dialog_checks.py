@@ -83,3 +83,49 @@ def test_copy_offers_this_computer_when_the_source_is_a_cluster(qtbot, testbed, 
     dialog = ImportDialog.for_copy(window.controller, "alpha", env, parent=window)
     qtbot.addWidget(dialog)
     assert [dialog.targets.itemData(i) for i in range(dialog.targets.count())] == ["local"]
+
+
+def test_new_environment_installs_every_line_of_its_requirements_file_or_refuses_the_file(qtbot, tmp_path, home):
+    """User trial T6: a requirements file of one pinned and one unpinned line made an environment with the pinned
+    one alone, and a file with lines that are no packages was taken without them, Create enabled. What pip would
+    install from the file (its dry run's report) is the referee for the first; the command line's refusal of the
+    same file for the second."""
+    import json
+    import subprocess
+    import sys
+
+    from testbed import wheels
+
+    store = tmp_path / "wheels"
+    store.mkdir()
+    for spec in (wheels.WheelSpec("tinyalpha", "1.1"), wheels.WheelSpec("tinygamma", "0.1")):
+        wheels.build_wheel(store, spec)
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("tinyalpha==1.1\ntinygamma\n")
+    report = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                             "--quiet", "--report", "-", "--no-index", "--find-links", str(store), "-r", str(mixed)],
+                            capture_output=True, text=True, timeout=300)
+    by_pip = {item["metadata"]["name"] for item in json.loads(report.stdout)["install"]}
+    config = tmp_path / "cfg"
+    window = window_on_this_computer(qtbot, config, home, "demo")
+    dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
+    dialog.name.setText("fromfile")
+    dialog.requirements.setText(str(mixed))
+    dialog.requirements.editingFinished.emit()
+    assert _create_button(dialog), dialog.packages_error.text()
+    assert {line.split("==")[0] for line in dialog.request()["packages"]} == by_pip == {"tinyalpha", "tinygamma"}
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("six\nthis is not a package\nnumpy>>1\n")
+    cli = run_cli("env", "create", "local", "badreq", "--requirements", str(bad), config=config, home=home)
+    assert cli.returncode != 0 and "this is not a package" in cli.stderr and "env import" in cli.stderr
+    dialog.requirements.setText(str(bad))
+    dialog.requirements.editingFinished.emit()
+    assert not _create_button(dialog)
+    said = dialog.packages_error.text()
+    assert "this is not a package" in said and "numpy>>1" in said and "Import" in said, said
+    dialog.accept()
+    assert dialog.isVisible() or dialog.result() == 0, "a refused file keeps the dialog open"
+    assert dialog.name.text() == "fromfile", "what was typed stays"

@@ -309,29 +309,17 @@ def _progress(args: argparse.Namespace) -> Progress:
 
 
 def _read_requirements_file(args: argparse.Namespace) -> list[str]:
-    """The packages of `--requirements FILE`, each installed as written. A line that would not be (a hash to check,
-    an editable folder, an option, a conda package, anything refused or adapted) stops the create before anything
-    is made, pointing to `env import`, which handles each and lists what it leaves out: a create never drops one.
-    The file's settings (an export's Python, modules, kind) are not packages: the create's own options decide."""
-    from envdesk.backend.errors import InvalidInput
-    from envdesk.backend.operations.importing import read_spec_file
-    spec = read_spec_file(Path(args.requirements))
-    kept = [(line, "its hashes would not be checked") for line in spec.hashed]
-    kept += [(pin.pip_line(), "an editable install") for pin in spec.pip_pins if pin.editable]
-    kept += [(line, "a conda package") for line in [pin.conda_line() for pin in spec.conda_pins]
-             + spec.conda_requirements]
-    kept += [(item.line, item.reason) for item in spec.refused]
-    kept += [(item.line, f"read as {item.as_}: {item.reason}") for item in spec.adapted if item.installs]
-    if kept:
-        shown = "; ".join(f"{line} ({why})" for line, why in kept[:3]) + (f"; and {len(kept) - 3} more"
-                                                                          if len(kept) > 3 else "")
-        raise InvalidInput(f"{args.requirements} holds what --requirements does not install as written: {shown}. "
-                           "Nothing was made.",
-                           f"Import the file instead (envdesk env import {args.cluster} {args.requirements} --name "
-                           f"{args.name}): it checks hashes, installs editable folders and lists what it leaves "
-                           "out before anything is made.")
-    pinned = [pin.pip_line() for pin in spec.pip_pins]
-    return pinned + [line for line in spec.requirements if line not in set(pinned)]
+    """The packages of `--requirements FILE` (importing.requirements_to_create), pointing to `env import` for a file
+    a create would not install as written."""
+    from envdesk.backend.operations.importing import IMPORT_INSTEAD, requirements_to_create
+    try:
+        return requirements_to_create(Path(args.requirements))
+    except InvalidInput as exc:
+        if not exc.hint.startswith(IMPORT_INSTEAD):
+            raise
+        command = f"envdesk env import {args.cluster} {args.requirements} --name {args.name}"
+        raise InvalidInput(f"{exc.message} Nothing was made.",
+                           f"Import the file instead ({command}): {exc.hint[len(IMPORT_INSTEAD):]}") from exc
 
 
 def env_create(args: argparse.Namespace, session: Session) -> int:

@@ -253,6 +253,33 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     return modules, choice.version, notes
 
 
+IMPORT_INSTEAD = "Import the file instead: "
+
+
+def requirements_to_create(path: Path) -> list[str]:
+    """The packages of a requirements file given to a new environment, each installed as written.
+
+    A line that would not be (a hash to check, an editable folder, an option, a conda package, anything refused or
+    adapted) stops the create before anything is made, in an InvalidInput whose hint starts with IMPORT_INSTEAD: an
+    import handles each and lists what it leaves out, so a create never drops one. The file's settings (an export's
+    Python, modules, kind) are not packages: the create's own choices decide."""
+    spec = read_spec_file(path)
+    kept = [(line, "its hashes would not be checked") for line in spec.hashed]
+    kept += [(pin.pip_line(), "an editable install") for pin in spec.pip_pins if pin.editable]
+    kept += [(line, "a conda package") for line in [pin.conda_line() for pin in spec.conda_pins]
+             + spec.conda_requirements]
+    kept += [(item.line, item.reason) for item in spec.refused]
+    kept += [(item.line, f"read as {item.as_}: {item.reason}") for item in spec.adapted if item.installs]
+    if kept:
+        shown = "; ".join(f"{line} ({why.rstrip('.')})" for line, why in kept[:3]) + (f"; and {len(kept) - 3} more"
+                                                                          if len(kept) > 3 else "")
+        raise InvalidInput(f"{path} holds what a new environment does not install as written: {shown}.",
+                           IMPORT_INSTEAD + "it checks hashes, installs editable folders and "
+                           "lists what it leaves out before anything is made.")
+    pinned = [pin.pip_line() for pin in spec.pip_pins]
+    return pinned + [line for line in spec.requirements if line not in set(pinned)]
+
+
 def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | None = None,
                 progress: Progress | None = None) -> ImportPlan:
     """Decide the kind, modules and packages for building `spec` on the target; never drops a requirement.

@@ -132,8 +132,7 @@ class NewEnvironmentDialog(QDialog):
         if not path:
             return []
         if self._read_file[0] != path:
-            spec = self.controller.read_spec(Path(path))
-            self._read_file = (path, [pin.pip_line() for pin in spec.pip_pins] or list(spec.requirements))
+            self._read_file = (path, self.controller.requirements_to_create(Path(path)))
         return self._read_file[1]
 
     def _validate(self) -> None:
@@ -148,6 +147,13 @@ class NewEnvironmentDialog(QDialog):
         packages_ok = check(self.packages_error, lambda: [validate.package_spec(p) for p in self._packages()])
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
             self.caps is not None and name_ok and root_ok and packages_ok)
+
+    def accept(self) -> None:
+        """Create only what was checked: a field changed since (a file path typed, then Create clicked) is checked
+        first, and an error keeps the dialog open with what was typed."""
+        self._validate()
+        if self.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled():
+            super().accept()
 
     def request(self) -> dict[str, Any]:
         """What to create, as the controller's `create` takes it."""
