@@ -324,6 +324,7 @@ def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cl
     removed = run_cli("env", "update", cluster_name, name, "--remove", "tinyalpha", config=config, home=home)
     assert removed.returncode == 0, removed.stderr
     assert len(cluster.session_commands()) - before == UPDATE_COMMANDS, "the check rides in the uninstall's command"
+    assert "ENVDESK-" not in removed.stdout + removed.stderr, removed.stderr  # the check's own lines (user trials)
     shown = json.loads(run_cli("env", "show", cluster_name, name, "--json", config=config, home=home).stdout)
     if kind == "uv":
         said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} uv && uv pip check --python "

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ..errors import CommandFailed
 from ..inventory import Environment
-from ..runner import Runner, join_command
+from ..runner import LineCallback, Runner, join_command
 from .common import Progress
 
 MARKER = "ENVDESK-REQUIREMENTS "
@@ -46,6 +46,15 @@ class Unmet:
     @property
     def missing(self) -> bool:
         return self.installed is None
+
+
+def hiding_markers(on_line: LineCallback | None) -> LineCallback | None:
+    """`on_line` without the lines the check prints for itself (MARKER, not checked), which are not the user's to
+    read (a user trial saw 'ENVDESK-REQUIREMENTS 0' among pip's lines)."""
+    if on_line is None:
+        return None
+    shown = on_line
+    return lambda stream, line: None if line.startswith((MARKER, _NOT_CHECKED)) else shown(stream, line)
 
 
 def check_script(envs: Sequence[Environment], python_of: dict[str, str], with_modules: bool) -> str:

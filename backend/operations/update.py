@@ -1,7 +1,7 @@
 """Add, remove and upgrade packages, with a snapshot first and an automatic rollback on failure."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 from .. import validate
@@ -14,7 +14,7 @@ from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
-from .requirement_check import check_script, read_answers
+from .requirement_check import check_script, hiding_markers, read_answers
 
 
 @dataclass
@@ -96,7 +96,8 @@ def _remove(target: Target, installer: Installer, env: Environment, names: Seque
     if not one_command(target, [step]):
         run_step(target, step, progress)
         return []
-    result = run_step(target, step, progress, then=check_script([env], {env.path: installer.python}, False))
+    result = run_step(target, step, replace(progress, on_line=hiding_markers(progress.on_line)),
+                      then=check_script([env], {env.path: installer.python}, False))
     removed = {canonical_name(name) for name in names}
     lacking = [unmet.text for unmet in read_answers(result.stdout, [env]).get(env.path, [])
                if unmet.missing and requirement_name(unmet.needs) in removed]
