@@ -641,3 +641,29 @@ def test_key_status_lists_the_keys_the_clusters_log_in_with(tmp_path):
     listed = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "key", "status", "--json"],
                             capture_output=True, text=True, timeout=120, env=env)
     assert json.loads(listed.stdout)["cluster_keys"] == {"lab": str(key)}
+    # User trial T7: a cluster whose key comes from ~/.ssh/config was left out; OpenSSH's own reading of that
+    # file (ssh -G, the referee) names the key it would try first
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "config").write_text(f"Host viaconfig\n  HostName login.other.example\n"
+                                          f"  IdentityFile {tmp_path / 'keys' / 'other_ed25519'}\n")
+    openssh = subprocess.run(["ssh", "-G", "-F", str(home / ".ssh" / "config"), "viaconfig"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+    first = next(line.split(" ", 1)[1] for line in openssh.splitlines() if line.startswith("identityfile "))
+    added = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "cluster", "add", "other", "--host",
+                            "viaconfig"], capture_output=True, text=True, timeout=120, env=env)
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "key", "status", "--json"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert json.loads(listed.stdout)["cluster_keys"] == {"lab": str(key), "other": first}
+
+
+def test_key_create_with_a_passphrase_and_no_terminal_says_so(tmp_path):
+    """User trial T7: `key create --passphrase </dev/null` printed getpass's warning, then 'unexpected error
+    (EOFError)'. Nothing can be typed unseen there: it says so, in the words other questions use, and makes nothing."""
+    home = tmp_path / "home"
+    home.mkdir()
+    made = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "key", "create", "--passphrase",
+                           "--file", str(tmp_path / "k")], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
+    assert made.returncode == 1 and "not a terminal" in made.stderr and "unexpected" not in made.stderr, made.stderr
+    assert not list(tmp_path.glob("k*"))

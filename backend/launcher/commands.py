@@ -165,6 +165,10 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
     if problem:
         raise InvalidInput(f"The passphrase cannot be remembered: {problem}", "Run again without --remember.")
     passphrase = ""
+    if args.passphrase and not interactive():
+        raise InvalidInput("The passphrase is not asked: this command's input is not a terminal, so it cannot be "
+                           "typed unseen. No key was made.", "Run the command in a terminal, or leave out "
+                           "--passphrase.")
     if args.passphrase:
         passphrase = getpass.getpass("Passphrase for the new key: ")
         if getpass.getpass("The same passphrase again: ") != passphrase:
@@ -182,7 +186,7 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
 def key_status(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.sshkeys import find_keys
     found = find_keys()
-    given = {profile.name: profile.identity_file for profile in session.store.load() if profile.identity_file}
+    given = {name: path for name, path in map(_key_of, session.store.load()) if path}
     if args.json:
         _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys,
                      "cluster_keys": given})
@@ -195,6 +199,19 @@ def key_status(args: argparse.Namespace, session: Session) -> int:
     if not found.files and not found.agent_keys and not given:
         print("No SSH key yet: 'envdesk key create' makes one.")
     return 0
+
+
+def _key_of(profile: ClusterProfile) -> tuple[str, str | None]:
+    """The key a cluster logs in with: its profile's, else the first IdentityFile ~/.ssh/config gives its host
+    (as OpenSSH tries them, in order); None when neither names one."""
+    if profile.identity_file:
+        return profile.name, profile.identity_file
+    from envdesk.backend.ssh_config import plan_connection
+    try:
+        files = plan_connection(profile).target.identity_files
+    except EnvDeskError:  # cluster add and cluster test say what is wrong with the configuration
+        return profile.name, None
+    return profile.name, files[0] if files else None
 
 
 def cluster_trust(args: argparse.Namespace, session: Session) -> int:
