@@ -182,6 +182,15 @@ def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home,
         again = add_kernel(session, "beta", name)  # made again in place (EnvDesk's, same environment)
         assert again.folder == str(folder)
 
+        # user trial T7: removing ipykernel broke the kernel without a word; the environment's own Python, with
+        # its modules, is the referee that the kernel cannot start
+        taken = run_cli("env", "update", "beta", name, "--remove", "ipykernel", config=paths.config_dir, home=home)
+        assert taken.returncode == 0, taken.stderr
+        assert "note: Without ipykernel, a Jupyter kernel of this environment no longer starts" in taken.stderr
+        imported = beta.run_as_user(f"module load GCC/12.3.0 Python/3.11.3 && {env.path}/bin/python -c "
+                                    "'import ipykernel'", check=False)
+        assert imported.returncode != 0, imported.stdout
+
         removed = run_cli("kernel", "remove", "beta", kernel_name(name), config=paths.config_dir, home=home)
         assert removed.returncode == 0, removed.stderr
         assert not folder.exists()

@@ -84,6 +84,9 @@ def apply_change(target: Target, caps: Capabilities, env: Environment, change: C
             run_step(target, installer.install([], upgrade=upgrade), progress)
     elif change.add or upgrade:
         run_step(target, installer.install(change.add, upgrade=upgrade), progress)
+    if "ipykernel" in {canonical_name(name) for name in change.remove}:
+        notes.append("Without ipykernel, a Jupyter kernel of this environment no longer starts: remove the kernel "
+                     "(kernel list shows it), or add ipykernel back.")
     return notes
 
 
