@@ -338,7 +338,10 @@ def test_import_dialog_shows_every_line_that_is_adapted_or_left_out(qtbot, testb
                             "tinygamma==0.1\n")
     dialog = ImportDialog.from_file(window.controller, "beta", requirements, parent=window)
     qtbot.addWidget(dialog)
+    dialog.show()
     qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    viewport = dialog.plan_area.viewport()  # a user trial's plan came after the layout, its last notes cut off
+    qtbot.waitUntil(lambda: viewport.height() >= dialog.plan_text.heightForWidth(viewport.width()), timeout=LONG)
     text = dialog.plan_text.text()
     assert "left out" in text and "--index-url https://example.org/simple" in text
     assert "installed in another form" in text and "conda package" in text

@@ -5,7 +5,7 @@ from html import escape
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
-                               QVBoxLayout, QWidget)
+                               QScrollArea, QVBoxLayout, QWidget)
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
@@ -54,7 +54,11 @@ class ImportDialog(QDialog):
         self.plan_text = QLabel()
         self.plan_text.setWordWrap(True)
         self.plan_text.setAccessibleName("What will be built")
-        layout.addWidget(self.plan_text)
+        self.plan_area = QScrollArea()  # a long plan scrolls; the dialog grows to show a short one whole (_fit)
+        self.plan_area.setWidgetResizable(True)
+        self.plan_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.plan_area.setWidget(self.plan_text)
+        layout.addWidget(self.plan_area, 1)
         self.top_level = QCheckBox("If exact versions are missing there, allow newer versions of what was asked for")
         self.top_level.setAccessibleName("Fall back to top-level requirements")
         layout.addWidget(self.top_level)
@@ -125,11 +129,22 @@ class ImportDialog(QDialog):
                          + ", ".join(f"{m.spec} ({m.reason})" for m in missing) + "</span>")
             self.top_level.setChecked(True)
         self.plan_text.setText("<br>".join(lines))
+        self._fit()
         self._validate()
+
+    def _fit(self) -> None:
+        """Grow the dialog until the plan shows whole, up to most of the screen's height (then it scrolls): the
+        plan came after the dialog was laid out, and its last notes were cut off (a user trial)."""
+        viewport = self.plan_area.viewport()
+        missing = self.plan_text.heightForWidth(viewport.width()) - viewport.height()
+        if missing > 0:
+            screen = self.screen().availableGeometry().height() if self.screen() is not None else 800
+            self.resize(self.width(), min(self.height() + missing, int(screen * 0.85)))
 
     def _plan_failed(self, target: str, error: EnvDeskError) -> None:
         if target == self.target:
             self.plan_text.setText(f"<span style='color:#d64541'>{error.message} {error.hint}</span>")
+            self._fit()
 
     def _validate(self) -> None:
         if self.targets.count() == 0:
