@@ -647,10 +647,16 @@ class MainWindow(QMainWindow):
         self.env_model.set_environments(inventory.environments if inventory else [],
                                         inventory.home if inventory else None, name)
         notes = []
+        item = self.controller.targets.item(name)
+        failed = item is not None and item.state == "error"  # said below, not "connecting…" before it
         if inventory is None and name in self.controller.unread:
             notes.append("Reading the last known list…")
-        elif inventory is None:
+        elif inventory is None and not failed:
             notes.append("Nothing listed yet: connecting…" if name != LOCAL_TARGET else "Looking…")
+        elif inventory is None:
+            notes.append("Nothing listed:")
+        elif failed:
+            notes.append("Showing the last known list, which could not be refreshed:")
         elif name not in self.controller.refreshed:
             notes.append("Showing the last known list; refreshing in the background.")
         if inventory is not None and not inventory.environments:
@@ -659,9 +665,8 @@ class MainWindow(QMainWindow):
                          "Click New to make one, or Import a file someone gave you.")
         if inventory is not None and inventory.truncated:
             notes.append("The search stopped early: too many folders.")
-        item = self.controller.targets.item(name)
-        if item is not None and item.state == "error":
-            notes.append(f"<span style='color:#d64541'>{item.message}</span>")
+        if failed:
+            notes.append(f"<span style='color:#d64541'>{item.message}</span> Refresh tries again.")
         self.notice.setText(" ".join(notes))
         made = self._to_select
         if made is not None and made[0] == name and inventory is not None and \

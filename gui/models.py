@@ -26,8 +26,8 @@ _DISPLAY, _DECORATION, _EDIT, _TOOLTIP, _ALIGNMENT, _FOREGROUND, _ACCESSIBLE = (
     Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.DecorationRole, Qt.ItemDataRole.EditRole,
     Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole, Qt.ItemDataRole.ForegroundRole,
     Qt.ItemDataRole.AccessibleTextRole))
-STATE_TEXT = {"idle": "not connected", "connecting": "connecting…", "connected": "connected", "error": "error",
-              "local": "always available"}
+STATE_TEXT = {"idle": "not connected", "connecting": "connecting…", "connected": "connected",
+              "error": "failed: select it to see why", "local": "always available"}
 
 
 def _muted() -> QColor:

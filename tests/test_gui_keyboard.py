@@ -347,3 +347,31 @@ def test_the_delete_key_deletes_an_environment_only_from_the_environments_table(
     qtbot.waitUntil(lambda: cancelled != [], timeout=LONG)
     assert cancelled[0].startswith("Delete the folder")
     assert (Path(window.current_environment().path) / "pyvenv.cfg").exists()
+
+
+def test_a_cluster_that_cannot_be_reached_says_so_once_and_offers_to_try_again(qtbot, tmp_path, home):
+    """User trial T6: a cluster on a closed port showed 'Nothing listed yet: connecting… Could not reach …' (both at
+    once) and its row said only 'error'; New environment there showed the error alone, no advice, no way to retry."""
+    from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+    from envdesk.gui.models import STATE_TEXT
+    paths = AppPaths(tmp_path / "cfg")
+    ClusterStore(paths).add(ClusterProfile(name="gamma", host="127.0.0.1", port=closed_port(), user="nobody"))
+    window = open_window(qtbot, paths)
+    window.cluster_view.setCurrentIndex(window.controller.targets.index(window.controller.targets.row_of("gamma")))
+    window.controller.refresh("gamma")
+    qtbot.waitUntil(lambda: window.controller.targets.item("gamma").state == "error", timeout=LONG)
+    qtbot.waitUntil(lambda: "Could not reach" in window.notice.text(), timeout=LONG)
+    notice = window.notice.text()
+    assert "connecting" not in notice and "Refresh tries again" in notice, notice
+    assert STATE_TEXT["error"] != "error"
+    dialog = NewEnvironmentDialog(window.controller, "gamma", parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.name.setText("kept")
+    qtbot.waitUntil(dialog.retry.isVisible, timeout=LONG)
+    said = dialog.status.text()
+    assert "Could not reach" in said and "network" in said.lower(), said
+    dialog.retry.click()
+    assert not dialog.retry.isVisible() and "Looking at what" in dialog.status.text()
+    qtbot.waitUntil(dialog.retry.isVisible, timeout=LONG)  # asked again, and failed again
+    assert dialog.name.text() == "kept"

@@ -37,6 +37,11 @@ class NewEnvironmentDialog(QDialog):
         self.status = QLabel(f"Looking at what {controller.label(target)} offers…")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
+        self.retry = QPushButton("Try again")  # shown when the target could not be reached
+        self.retry.setAccessibleName(f"Try {controller.label(target)} again")
+        self.retry.clicked.connect(self._look_again)
+        self.retry.hide()
+        layout.addWidget(self.retry)
         form = QFormLayout()
         self.name = QLineEdit()
         self.name.setPlaceholderText("e.g. analysis")
@@ -115,7 +120,14 @@ class NewEnvironmentDialog(QDialog):
         self._validate()
 
     def _failed(self, error: EnvDeskError) -> None:
-        self.status.setText(f"<span style='color:#d64541'>{error.message}</span>")
+        self.status.setText(f"<span style='color:#d64541'>{html.escape(error.message)}</span> "
+                            f"{html.escape(error.hint)} What you typed stays here meanwhile.")
+        self.retry.show()
+
+    def _look_again(self) -> None:
+        self.retry.hide()
+        self.status.setText(f"Looking at what {self.controller.label(self.target)} offers…")
+        self.controller.capabilities(self.target, self._ready, self._failed)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Requirements file", "", "Requirements (*.txt);;All files (*)")
