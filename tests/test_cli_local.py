@@ -667,3 +667,19 @@ def test_key_create_with_a_passphrase_and_no_terminal_says_so(tmp_path):
                           stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
     assert made.returncode == 1 and "not a terminal" in made.stderr and "unexpected" not in made.stderr, made.stderr
     assert not list(tmp_path.glob("k*"))
+
+
+def test_the_doctor_of_an_environment_that_is_not_there_gives_a_command_that_works(tmp_path):
+    """User trial T7: the doctor said to run 'envdesk env list', which needs a cluster and fails as written."""
+    import re
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    said = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "env", "doctor", "local", "nope"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert said.returncode == 1, said.stderr
+    suggested = re.search(r"Run '(envdesk [^']+)'", said.stderr)
+    assert suggested, said.stderr
+    ran = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), *suggested.group(1).split()[1:]],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert ran.returncode == 0, ran.stderr

@@ -156,6 +156,8 @@ def test_clone_reports_every_missing_package_and_leaves_nothing(testbed, session
         clone_environment(session, "alpha", name, "beta")
     assert "onlyalpha==1.0" in info.value.message and "1 package(s)" in info.value.message
     assert "tinybeta" not in info.value.message.split("installed on")[1].split("Nothing")[0]
+    # a copy has no file to leave it out of (user trial T7)
+    assert "file" not in info.value.hint and "remove it from the environment before copying" in info.value.hint
     beta = testbed.clusters["beta"]
     assert beta.run_as_user(f"ls -d ~/venvs/{name}* ~/envs/{name}* 2>/dev/null", check=False).stdout == ""
     assert name not in {e.name for e in read_inventory(session.target("beta").runner,

@@ -199,7 +199,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     raw = answer.get("environments") or []
     if env_ref and not raw:
         raise NotFound(f"There is no environment {env_ref!r} on {target.label}.",
-                       "Run 'envdesk env list' to see the environments there.")
+                       f"Run 'envdesk env list {target.name}' to see the environments there.")
     envs = [(Environment.from_agent(data), data.get("device")) for data in raw]
     missing, unmet = _ask_the_target(target, [env for env, _ in envs], progress)
     findings = _conda_base_finding(facts)

@@ -627,8 +627,9 @@ def allow_newer(requirements: list[str]) -> list[str]:
             if " @ " not in r else r for r in requirements]
 
 
-def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabilities) -> str:
-    """The hint after a failed import: a Python of the target that fits the pins, or allowing newer versions."""
+def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabilities, copying: bool = False) -> str:
+    """The hint after a failed import (`copying`: of an environment, not a file): a Python of the target that fits
+    the pins, or allowing newer versions."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import InvalidVersion, Version
     needs = [m.reason[len("needs Python "):].split(";")[0] for m in missing if m.reason.startswith("needs Python")]
@@ -636,9 +637,12 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
     absent = [m.spec for m in missing if m.reason == NOT_THERE_AT_ALL]
     if absent and len(absent) == len(missing):
         them = "them" if len(absent) > 1 else "it"
-        return (f"Newer versions would not help: check the name{'s' if len(absent) > 1 else ''} in the file, try "
+        where = "" if copying else " in the file"
+        return (f"Newer versions would not help: check the name{'s' if len(absent) > 1 else ''}{where}, try "
                 f"another Python of the target (a wheel store may hold {them} for some Pythons only), ask the "
-                f"cluster's support to add {them}, or leave {them} out of the file.")
+                f"cluster's support to add {them}, or "
+                + (f"remove {them} from the environment before copying it." if copying else
+                   f"leave {them} out of the file."))
     if not needs:
         return "Install only the top-level requirements instead (--top-level), which lets the installer pick " \
                "versions this target has."
@@ -726,7 +730,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             if not top_level or not plan.requirements:
                 raise CommandFailed(
                     f"{len(missing)} package(s) cannot be installed on {target.label}: {listing}. "
-                    "Nothing was created.", _what_would_work(missing, plan, caps), log=failure.log) from failure
+                    "Nothing was created.", _what_would_work(missing, plan, caps, own_sources),
+                    log=failure.log) from failure
             progress.on_step("Some exact versions are missing here; allowing newer versions of the top-level "
                              "requirements")
             reservation.reset()
