@@ -247,3 +247,25 @@ def test_a_locked_git_package_keeps_its_subdirectory():
                            f'commit-id = "{commit}", subdirectory = "python" }}\n', "pylock.toml")
     line = specs.from_text(f"tool @ git+{url}@{commit}#subdirectory=python\n", "requirements.txt")
     assert lock.requirements == line.requirements and not lock.refused and not line.refused, (lock, line)
+
+
+def test_a_line_with_a_per_requirement_option_is_refused_for_what_it_is(tmp_path):
+    """User trial T7: `tinybeta==1.0 --config-settings editable_mode=compat`, a line pip reads (the referee: its
+    dry run takes the file), was refused as 'not a valid package requirement'. It is refused for its option."""
+    import subprocess
+    import sys
+
+    from testbed import wheels
+    store = tmp_path / "wheels"
+    store.mkdir()
+    wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.1"))
+    lines = ["tinyalpha==1.1 --config-settings editable_mode=compat", "tinyalpha==1.1 -C key=value"]
+    for line in lines:
+        (tmp_path / "r.txt").write_text(line + "\n")
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                              "--no-index", "--find-links", str(store), "-r", str(tmp_path / "r.txt")],
+                             capture_output=True, text=True, timeout=300)
+        assert pip.returncode == 0, pip.stderr
+        refused = specs.from_text(line + "\n", "requirements.txt").refused
+        assert len(refused) == 1 and "an option pip applies to building that one package" in refused[0].reason
+        assert "not a valid package requirement" not in refused[0].reason
