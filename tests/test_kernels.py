@@ -182,6 +182,12 @@ def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home,
         again = add_kernel(session, "beta", name)  # made again in place (EnvDesk's, same environment)
         assert again.folder == str(folder)
 
+        # user trial T7: --name Proj1 was refused; Jupyter takes it, lower-cased (jupyter_client lists it so)
+        cased = run_cli("kernel", "add", "beta", name, "--name", "Cased-" + name, config=paths.config_dir, home=home)
+        assert cased.returncode == 0, cased.stderr
+        assert ("cased-" + name).lower() in kernelspecs(beta, jupyter_client_python)
+        remove_kernel(session, "beta", ("cased-" + name).lower())
+
         # user trial T7: removing ipykernel broke the kernel without a word; the environment's own Python, with
         # its modules, is the referee that the kernel cannot start
         taken = run_cli("env", "update", "beta", name, "--remove", "ipykernel", config=paths.config_dir, home=home)

@@ -235,11 +235,11 @@ def kernel_name(env_name: str) -> str:
 
 
 def _checked_name(name: str) -> str:
-    if not KERNEL_NAME.fullmatch(name or ""):
+    """The kernel's name as Jupyter installs it: lower case (jupyter kernelspec install lowers it too)."""
+    if not KERNEL_NAME.fullmatch((name or "").lower()):
         raise InvalidInput(f"{validate.shown(name)} cannot be a Jupyter kernel name.",
-                           "Use lower-case letters, digits, '.', '-' or '_' (up to 100), starting with a letter or "
-                           "digit.")
-    return name
+                           "Use letters, digits, '.', '-' or '_' (up to 100), starting with a letter or digit.")
+    return name.lower()
 
 
 def _checked_env(env: Environment, target: Target) -> None:
