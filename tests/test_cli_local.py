@@ -683,3 +683,9 @@ def test_the_doctor_of_an_environment_that_is_not_there_gives_a_command_that_wor
     ran = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), *suggested.group(1).split()[1:]],
                          capture_output=True, text=True, timeout=120, env=env)
     assert ran.returncode == 0, ran.stderr
+    # with --json, a script gets the error as JSON on stdout too (it found stdout empty: user trial T7)
+    said = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "env", "doctor", "local", "nope",
+                           "--json"], capture_output=True, text=True, timeout=120, env=env)
+    answer = json.loads(said.stdout)
+    assert said.returncode == 1 and answer["error"] == "There is no environment 'nope' on This computer."
+    assert suggested.group(1) in answer["hint"], answer

@@ -537,6 +537,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except EnvDeskError as exc:
         print(f"envdesk: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a script reading the JSON gets the error as JSON too
+            import json
+            print(json.dumps({"error": exc.message, "hint": exc.hint}))
         return 1
     except KeyboardInterrupt:
         print("envdesk: interrupted.", file=sys.stderr)
