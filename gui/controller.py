@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from envdesk.backend.cache import ClusterNames, InventoryCache
 from envdesk.backend import validate
 from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
+from envdesk.backend.wording import counted
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.validate import LOCAL_LABEL, LOCAL_TARGET
@@ -81,12 +82,14 @@ def describe_result(result: Any) -> str:
         return result
     from envdesk.backend.operations.doctor import Health
     if isinstance(result, Health):
-        return (f"Checked {len(result.checked)} environments: {len(result.findings)} finding(s) to look at."
-                if result.findings else f"Checked {len(result.checked)} environments: nothing wrong found.")
+        checked = counted(len(result.checked), "environment")
+        return (f"Checked {checked}: {counted(len(result.findings), 'finding')} to look at."
+                if result.findings else f"Checked {checked}: nothing wrong found.")
     parts = ["Done."]
     environment = getattr(result, "environment", None)
     if environment is not None:
-        parts.append(f"{environment.name}: {environment.package_count} packages, Python {environment.python}.")
+        parts.append(f"{environment.name}: {counted(environment.package_count, 'package')}, "
+                     f"Python {environment.python}.")
     snapshot = getattr(result, "snapshot", False)
     if snapshot:
         parts.append("A snapshot was saved before the change (the Snapshots tab goes back to it).")

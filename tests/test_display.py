@@ -35,3 +35,10 @@ def test_no_display_is_a_plain_message_pointing_to_the_command_line(tmp_path):
                             text=True, env=env, timeout=120)
     assert result.returncode == 1
     assert "needs a display" in result.stderr and "envdesk --help" in result.stderr
+
+
+def test_counts_take_the_number_of_their_noun():
+    """A user trial read 'myproject: 1 packages' and '1 pinned packages'."""
+    from envdesk.backend.wording import counted
+    assert [counted(n, "package") for n in (0, 1, 2)] == ["0 packages", "1 package", "2 packages"]
+    assert counted(1, "pinned package") == "1 pinned package" and counted(3, "entry", "entries") == "3 entries"

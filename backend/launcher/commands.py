@@ -17,6 +17,7 @@ from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.common import Progress
 from envdesk.backend.targets import Session
+from envdesk.backend.wording import counted
 from .terminal import ask_yes_no, describe_new_server, interactive
 
 if TYPE_CHECKING:
@@ -364,10 +365,10 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
     _print_notes(updated.notes)
     if updated.snapshot is None:
-        print(f"{updated.environment.name} is unchanged ({updated.environment.package_count} packages): the "
+        print(f"{updated.environment.name} is unchanged ({counted(updated.environment.package_count, 'package')}): the "
               "installer had nothing to do, so no snapshot was kept.")
     else:
-        print(f"Updated {updated.environment.name} ({updated.environment.package_count} packages). "
+        print(f"Updated {updated.environment.name} ({counted(updated.environment.package_count, 'package')}). "
               f"Undo with: {_command('env', 'revert', args.cluster, args.env, updated.snapshot)}")
     return 0
 
@@ -467,7 +468,8 @@ def _print_notes(notes: Sequence[str]) -> None:
 def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
     """What a create, import or copy made: notes on stderr, the environment on stdout."""
     _print_notes(notes)
-    print(f"{action} {env.name} ({env.kind}, Python {env.python}, {env.package_count} packages) at {env.path}")
+    print(f"{action} {env.name} ({env.kind}, Python {env.python}, {counted(env.package_count, 'package')}) "
+          f"at {env.path}")
     return 0
 
 
@@ -641,8 +643,8 @@ def env_diff(args: argparse.Namespace, session: Session) -> int:
 def _print_drift(compared: Comparison) -> None:
     for letter, side in (("A", compared.here), ("B", compared.there)):
         env = side.environment
-        print(f"{letter}: {side.reference()} ({env.kind}, Python {env.python or '?'}, {env.package_count} packages) "
-              f"at {env.path}")
+        print(f"{letter}: {side.reference()} ({env.kind}, Python {env.python or '?'}, "
+              f"{counted(env.package_count, 'package')}) at {env.path}")
     drift = compared.drift
     if not drift.identical:
         _print_table([list(row) for row in drift.table()], ["PACKAGE", "A", "B"])

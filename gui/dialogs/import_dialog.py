@@ -11,6 +11,7 @@ from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 from envdesk.backend.spec import EnvSpec
 from envdesk.backend.validate import LOCAL_TARGET
+from envdesk.backend.wording import counted
 
 from ..controller import ImportPlan, Unavailable
 from ..tasks import Task, while_alive
@@ -33,8 +34,10 @@ class ImportDialog(QDialog):
         self.setAccessibleName(title)
         self.setMinimumWidth(560)
         layout = QVBoxLayout(self)
-        summary = QLabel(f"{spec.kind} environment, Python {spec.python or 'any'}, {len(spec.pins)} pinned "
-                         f"packages" + (f", from {spec.source.get('cluster')}" if spec.source.get("cluster") else ""))
+        source = spec.source.get("cluster")
+        summary = QLabel(f"{spec.kind} environment, Python {spec.python or 'any'}, "
+                         f"{counted(len(spec.pins), 'pinned package')}"
+                         + (f", from {controller.label(source)}" if source else ""))
         summary.setWordWrap(True)
         layout.addWidget(summary)
         form = QFormLayout()
@@ -109,7 +112,7 @@ class ImportDialog(QDialog):
         self.plan = plan
         plan = plan.shown()  # never a token of the file's lines on the screen
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
-                 f"(Python {plan.python or '?'}), {len(plan.pins) + len(plan.conda_pins)} packages."]
+                 f"(Python {plan.python or '?'}), {counted(len(plan.pins) + len(plan.conda_pins), 'package')}."]
         if plan.outside:
             lines.append(f"<span style='color:#d64541'><b>{len(plan.outside)} package(s) are downloaded from "
                          "outside this target's package index</b> (building means you trust them):</span>")
