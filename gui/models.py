@@ -116,7 +116,9 @@ class AllTargetsEntry(QAbstractListModel):
         self.targets = targets
         self._shown = self._wanted()
         for signal in (targets.modelReset, targets.rowsInserted, targets.rowsRemoved):
-            signal.connect(self._targets_changed)
+            # queued: a view showing both through one proxy is told of the targets' reset first, and a reset of
+            # this entry inside it is one Qt refuses ("beginResetModel called ... without calling endResetModel")
+            signal.connect(self._targets_changed, Qt.ConnectionType.QueuedConnection)
         targets.dataChanged.connect(self._summary_changed)
 
     def _wanted(self) -> bool:

@@ -375,3 +375,30 @@ def test_a_cluster_that_cannot_be_reached_says_so_once_and_offers_to_try_again(q
     assert not dialog.retry.isVisible() and "Looking at what" in dialog.status.text()
     qtbot.waitUntil(dialog.retry.isVisible, timeout=LONG)  # asked again, and failed again
     assert dialog.name.text() == "kept"
+
+
+def test_adding_the_first_cluster_shows_all_clusters_without_a_model_warning(qtbot, qtlog, tmp_path, home):
+    """User trial T6: adding the first cluster printed Qt's 'beginResetModel called on
+    QConcatenateTablesProxyModel ... without calling endResetModel first' (a reset inside a reset)."""
+    paths = AppPaths(tmp_path / "cfg")
+    window = open_window(qtbot, paths)
+    ClusterStore(paths).add(ClusterProfile(name="zeta", host="127.0.0.1", port=closed_port(), user="nobody"))
+    window.controller.reload_targets()
+    qtbot.waitUntil(lambda: window.cluster_view.index_of(ALL_TARGETS).isValid(), timeout=LONG)
+    assert window.cluster_view.index_of("zeta").isValid()
+    said = [record.message for record in qtlog.records]
+    assert not [m for m in said if "ResetModel" in m], said
+
+
+def test_use_it_shows_no_other_places_boxes_once_nothing_is_selected(qtbot):
+    """User trial T6: after a cluster's environment, 'Use it' on This computer with nothing selected still showed
+    that cluster's 'In a terminal on the cluster' and Slurm boxes, empty and greyed."""
+    from envdesk.backend.snippets import Place
+    from envdesk.gui.details_panel import DetailsPanel
+    panel = DetailsPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.show_environment(long_env("proj", "/home/nobody/venvs/proj", ("python/3.11.5",)), Place())
+    assert not panel.slurm_box.isHidden() and "cluster" in panel.terminal_box.title.text()
+    panel.show_environment(None)
+    assert panel.slurm_box.isHidden() and "cluster" not in panel.terminal_box.title.text()
