@@ -817,7 +817,7 @@ def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
     spec.conda_requirements.append(entry)
 
 
-def from_pylock(text: str) -> EnvSpec:
+def from_pylock(text: str, folder: Path | None = None) -> EnvSpec:
     """Read a PEP 751 lock file (pylock.toml), checked by PyPA's own reader: every locked package, pinned
     to its exact version, commit or archive."""
     from packaging.pylock import Pylock, PylockUnsupportedVersionError, PylockValidationError
@@ -846,7 +846,7 @@ def from_pylock(text: str) -> EnvSpec:
             spec.refused.append(Refused(str(package.name), f"its marker ({package.marker}) uses the lock's groups or "
                                                            "extras in a form EnvDesk cannot read"))
         else:
-            _read_locked_package(spec, package, "" if marker is True else f" ; {marker}")
+            _read_locked_package(spec, package, "" if marker is True else f" ; {marker}", folder)
     return spec
 
 
@@ -892,7 +892,7 @@ def _lock_marker(marker: Any, groups: frozenset[str]) -> bool | str | None:
         return None
 
 
-def _read_locked_package(spec: EnvSpec, package: Any, marker: str) -> None:
+def _read_locked_package(spec: EnvSpec, package: Any, marker: str, folder: Path | None) -> None:
     name, version = str(package.name), str(package.version) if package.version is not None else None
     shown = f"{name}=={version}" if version else name
     hashes = sorted({f"--hash={algorithm}:{value}" for item in [*(package.wheels or []), package.sdist]
@@ -903,6 +903,22 @@ def _read_locked_package(spec: EnvSpec, package: Any, marker: str) -> None:
             f"#subdirectory={package.vcs.subdirectory}" if package.vcs.subdirectory else "")
     elif package.archive is not None and package.archive.url:
         line = f"{name} @ {package.archive.url}"
+    elif package.directory is not None and folder is not None and not marker:
+        # a folder beside the lock (relative to it, PEP 751), as `-e ./pkg` beside a requirements file is read
+        where = str(package.directory.path)
+        if package.directory.editable:
+            _read_relative_editable(spec, f"{name} (directory {where}, editable)", where, folder, 0, ())
+            return
+        try:
+            resolved = (folder / where).resolve()
+        except (OSError, RuntimeError):
+            spec.refused.append(Refused(shown, f"{name} comes from {LOCAL_SOURCE}"))
+            return
+        line = f"{name} @ {resolved.as_uri()}"
+        spec.adapted.append(Adapted(f"{name} (directory {where})", line, "the folder as this computer names it "
+                                    "(from the lock's own folder)", installs=False))
+        _read_requirement_line(spec, line, None, 0, ())
+        return
     elif package.directory is not None or package.vcs is not None or package.archive is not None:
         spec.refused.append(Refused(shown, f"{name} comes from {LOCAL_SOURCE}"))
         return
@@ -940,7 +956,7 @@ def _from_text(text: str, filename: str, folder: Path | None) -> EnvSpec:
     if other_tool:
         raise other_tool
     if re.fullmatch(r"pylock(\.[^.]+)?\.toml", lowered) or re.search(r"^lock-version\s*=", text, re.MULTILINE):
-        return from_pylock(text)
+        return from_pylock(text, folder)
     if lowered.endswith((".txt", ".in")):
         return _requirements_file(text, filename, folder)
     data_head = text.lstrip()[:2000]

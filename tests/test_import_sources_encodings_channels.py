@@ -448,3 +448,28 @@ def test_a_lock_with_dependency_groups_installs_what_its_readers_select(tmp_path
     frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "locked" / "bin" / "python")],
                             capture_output=True, text=True, timeout=300).stdout
     assert {canon(line.split("==")[0]) for line in frozen.split()} - {"pip", "setuptools"} == selected, frozen
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
+def test_a_locked_folder_beside_the_lock_is_installed_as_uv_installs_it(tmp_path, wheelhouse):
+    """User trial T7: a pylock.toml's `directory = {path = "localpkg", editable = true}` beside the lock was refused,
+    where `-e ./localpkg` beside a requirements file is installed. uv installing the same lock is the referee:
+    uv pip freeze lists the folder editable in both environments."""
+    lock = tmp_path / "proj"
+    local_project(lock / "localpkg", "lockedproj")
+    (lock / "pylock.toml").write_text('lock-version = "1.0"\ncreated-by = "uv"\n\n[[packages]]\nname = "lockedproj"\n'
+                                      'directory = { path = "localpkg", editable = true }\n')
+    freeze = []
+    venv = tmp_path / "referee-venv"
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True, timeout=300)
+    subprocess.run(["uv", "pip", "install", "-q", "--no-index", "--python", str(venv / "bin" / "python"), "-r",
+                    str(lock / "pylock.toml")], check=True, capture_output=True, timeout=300)
+    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
+    made = envdesk(config, "env", "import", "local", str(lock / "pylock.toml"), "--name", "locked")
+    assert made.returncode == 0, made.stderr
+    for python in (venv / "bin" / "python", tmp_path / "envs" / "locked" / "bin" / "python"):
+        freeze.append([line for line in subprocess.run(["uv", "pip", "freeze", "--python", str(python)],
+                                                       capture_output=True, text=True, check=True,
+                                                       timeout=120).stdout.splitlines() if "lockedproj" in line
+                       or "localpkg" in line])
+    assert freeze[0] == freeze[1] == [f"-e {(lock / 'localpkg').resolve().as_uri()}"], freeze
