@@ -129,3 +129,16 @@ def test_new_environment_installs_every_line_of_its_requirements_file_or_refuses
     dialog.accept()
     assert dialog.isVisible() or dialog.result() == 0, "a refused file keeps the dialog open"
     assert dialog.name.text() == "fromfile", "what was typed stays"
+
+
+def test_packages_are_typed_alike_in_new_and_update():
+    """User trial T6: New refused `tinyalpha tinydoesnotexist` as one invalid requirement while Update asks for
+    packages apart by spaces. Both now read several apart by spaces, one per line, or a requirement written
+    with spaces; what they give is what packaging reads (the PEP 508 referee)."""
+    from packaging.requirements import Requirement
+
+    from envdesk.gui.dialogs.common import split_specs
+    typed = "tinyalpha tinygamma>=0.1\nnumpy >= 1.26, pandas\n\nscipy"
+    read = split_specs(typed)
+    assert [Requirement(spec).name for spec in read] == ["tinyalpha", "tinygamma", "numpy", "pandas", "scipy"]
+    assert str(Requirement(read[2]).specifier) == ">=1.26"

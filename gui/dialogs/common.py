@@ -5,6 +5,7 @@ from typing import Callable
 
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from envdesk.backend import validate
 from envdesk.backend.errors import InvalidInput
 
 
@@ -28,8 +29,18 @@ def check(label: QLabel, test: Callable[[], object]) -> bool:
 
 
 def split_specs(text: str) -> list[str]:
-    """Packages typed one per line (or separated by commas between specs)."""
-    return [part.strip() for line in text.splitlines() for part in line.split(", ") if part.strip()]
+    """Packages typed one per line, or several on a line apart by spaces or ', ' (`numpy pandas>=2`); a line that
+    is one requirement with spaces in it (`numpy >= 1.26`) stays whole. The New and Update dialogs read alike."""
+    found: list[str] = []
+    for line in text.splitlines():
+        for part in (part.strip() for part in line.split(", ")):
+            if not part:
+                continue
+            try:
+                found.append(validate.package_spec(part) if " " in part else part)
+            except InvalidInput:  # several packages apart by spaces (each checked by the caller)
+                found += part.split()
+    return found
 
 
 def folded_options(title: str = "Advanced options") -> tuple[QGroupBox, QFormLayout]:

@@ -53,7 +53,7 @@ class NewEnvironmentDialog(QDialog):
         self.root_error = error_label()
         self.space = QLabel()
         self.packages = QPlainTextEdit()
-        self.packages.setPlaceholderText("One package per line, e.g.\nnumpy\npandas>=2")
+        self.packages.setPlaceholderText("One package per line (or several apart by spaces), e.g.\nnumpy\npandas>=2")
         self.packages.setMaximumHeight(110)
         self.packages_error = error_label()
         requirements_row = QHBoxLayout()

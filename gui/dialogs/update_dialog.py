@@ -11,7 +11,7 @@ from envdesk.backend import validate
 from envdesk.backend.inventory import Environment
 
 from ..tasks import Task
-from .common import check, error_label
+from .common import check, error_label, split_specs
 
 REMOVE, UPGRADE = 2, 3
 
@@ -71,11 +71,11 @@ class UpdateDialog(QDialog):
 
     def change(self) -> dict[str, Any]:
         """The change, as the controller's `update` takes it."""
-        return dict(add=self.add.text().split(), remove=self._checked(REMOVE), upgrade=self._checked(UPGRADE),
+        return dict(add=split_specs(self.add.text()), remove=self._checked(REMOVE), upgrade=self._checked(UPGRADE),
                     upgrade_all=self.upgrade_all.isChecked())
 
     def _validate(self) -> None:
-        valid = check(self.add_error, lambda: [validate.package_spec(s) for s in self.add.text().split()])
+        valid = check(self.add_error, lambda: [validate.package_spec(s) for s in split_specs(self.add.text())])
         something = any(self.change().values())
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(valid and something)
 
