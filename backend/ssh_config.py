@@ -147,21 +147,23 @@ _MAX_JUMPS = 16
 def _proxy_jumps(config: paramiko.SSHConfig, alias: str, notes: list[str] | None = None) -> list[str]:
     """The jumps the configuration gives `alias`: its ProxyJump, or a ProxyCommand that is one written out
     (`ssh -W %h:%p gw`). Any other ProxyCommand is not run (it would run a command of the configuration's on this
-    computer, as Match exec would): said in `notes`."""
+    computer, as Match exec would): said in `notes`. As in OpenSSH, whichever of the two the file sets first wins
+    (`ProxyCommand none` first turns off a later ProxyJump): paramiko keeps the settings in the order it met them."""
     found = _lookup(config, alias)
-    proxy = found.get("proxyjump", "")
-    if proxy:
+    first = next((key for key in found if key in ("proxyjump", "proxycommand")), None)
+    if first == "proxyjump":
+        proxy = found["proxyjump"] or ""
         return [part for part in proxy.split(",") if part.strip()] if proxy.lower() != "none" else []
-    command = found.get("proxycommand", "")
-    if not command or command.lower() == "none":
+    command = found.get("proxycommand") or ""
+    if first is None or not command or command.lower() == "none":
         return []
     jump = _jump_in_proxy_command(command, f"{found.get('hostname', alias)}:{found.get('port', 22)}")
     if jump is not None:
         return [jump]
-    if notes is not None:
-        notes.append(f"Your SSH configuration reaches {alias} through a ProxyCommand ({command}), which EnvDesk "
-                     "does not run: it connects without it. If the cluster can only be reached that way, EnvDesk "
-                     "cannot reach it; a jump host (ProxyJump, or ProxyCommand ssh -W %h:%p HOST) it follows.")
+    if notes is not None:  # the command is not shown: it may hold a proxy's password
+        notes.append(f"Your SSH configuration reaches {alias} through a ProxyCommand, which EnvDesk does not run: "
+                     "it connects without it. If the cluster can only be reached that way, EnvDesk cannot reach it; "
+                     "a jump host (ProxyJump, or ProxyCommand ssh -W %h:%p HOST) it follows.")
     return []
 
 
@@ -178,15 +180,20 @@ def _jump_in_proxy_command(command: str, forwarded: str) -> str | None:
         return None
     if not words or os.path.basename(words[0]).lower() not in ("ssh", "ssh.exe"):
         return None
-    jump, user, port, forwards = None, None, None, False
+    jump, user, port, forwards = None, None, None, None
     position = 1
     while position < len(words):
         word = words[position]
         value = words[position + 1] if position + 1 < len(words) else None
-        if word in ("-W", "-l", "-p") and value is not None:
+        if word in ("-W", "-l", "-p") and value is not None and not value.startswith("-"):
             if word == "-W":
+                if forwards is not None:
+                    return None  # ssh refuses a second -W ("stdio forward already specified")
                 forwards = re.sub(r"^\[([^]]*)\]", r"\1", value) == forwarded
-            user, port = (value, port) if word == "-l" else (user, value) if word == "-p" else (user, port)
+            elif word == "-l":
+                user = user or value  # ssh keeps the first user it is given, -l's over the host's user@
+            else:
+                port = port or value
             position += 2
         elif word.startswith("-") and len(word) > 1 and set(word[1:]) <= _SSH_FLAGS:
             position += 1
@@ -197,7 +204,7 @@ def _jump_in_proxy_command(command: str, forwarded: str) -> str | None:
             return None
     if not forwards or jump is None:
         return None
-    return (f"{user}@" if user and "@" not in jump else "") + jump + (f":{port}" if port else "")
+    return (f"{user}@{jump.rpartition('@')[2]}" if user else jump) + (f":{port}" if port else "")
 
 
 def _route(config: paramiko.SSHConfig, jump_specs: list[str], seen: tuple[str, ...],

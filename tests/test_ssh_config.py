@@ -162,3 +162,28 @@ def test_cluster_add_says_when_the_ssh_configuration_cannot_be_used(tmp_path):
                            env={**os.environ, "HOME": str(tmp_path)})
     assert added.returncode == 0, added.stderr
     assert "note: Your SSH configuration cannot be used for badport: '99999' is not a port number" in added.stderr
+
+
+def test_whichever_of_proxyjump_and_proxycommand_comes_first_wins_as_in_openssh(tmp_path):
+    """Review R4: `ProxyCommand none` for gw before `Host * / ProxyJump gw` turns the jump off for gw itself in
+    OpenSSH (`ssh -G`, the referee), and EnvDesk called the route a circle; a ProxyCommand before a ProxyJump wins.
+    A note about a ProxyCommand it does not run never repeats the command, which may hold a proxy's password."""
+    import subprocess
+
+    def openssh(host: str) -> dict[str, str]:
+        said = subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, text=True, timeout=30,
+                              check=True).stdout
+        return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)
+
+    config = tmp_path / "config"
+    config.write_text("Host gw\n  ProxyCommand none\nHost viacmd\n  ProxyCommand ssh -W %h:%p gw2\n"
+                      "Host secret\n  ProxyCommand sshpass -p S3cret nc %h %p\nHost *\n  ProxyJump gw\n")
+    loaded = load_ssh_config(config)
+    assert "proxyjump" not in openssh("gw") and openssh("cl")["proxyjump"] == "gw"
+    assert "proxyjump" not in openssh("viacmd") and openssh("viacmd")["proxycommand"].endswith("gw2")
+    assert plan_connection(ClusterProfile(name="g", host="gw"), loaded).jumps == ()
+    assert [j.alias for j in plan_connection(ClusterProfile(name="c", host="cl"), loaded).jumps] == ["gw"]
+    # the ssh that ProxyCommand starts for gw2 reads the file too, where gw2 jumps through gw (Host *)
+    assert [j.alias for j in plan_connection(ClusterProfile(name="v", host="viacmd"), loaded).jumps] == ["gw", "gw2"]
+    noted = plan_connection(ClusterProfile(name="s", host="secret"), loaded)
+    assert noted.jumps == () and noted.notes and not any("S3cret" in note for note in noted.notes)
