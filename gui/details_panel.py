@@ -172,7 +172,7 @@ class DetailsPanel(QTabWidget):
                 label.setText("")
             self.fields["name"].setText("Select an environment to see its details.")
             self.packages.set_packages([])
-            self.terminal_box.title.setText("<b>Select an environment to see how to use it</b>")
+            self.terminal_box.title.setText("<b>Select an environment</b>")
             self.terminal_box.text.setPlainText("")
             self.slurm_box.text.setPlainText("")
             self.slurm_box.setVisible(False)  # a cluster's box, empty, stayed after its environment (a user trial)

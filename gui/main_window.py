@@ -66,6 +66,7 @@ class ClusterList(QListView):
         self.all_entry = AllTargetsEntry(targets)
         self.entries.addSourceModel(self.all_entry)
         self.entries.addSourceModel(targets)
+        self.all_entry.follow_targets()
         self.setModel(self.entries)
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)

@@ -115,20 +115,28 @@ class AllTargetsEntry(QAbstractListModel):
         super().__init__()
         self.targets = targets
         self._shown = self._wanted()
-        for signal in (targets.modelReset, targets.rowsInserted, targets.rowsRemoved):
-            # queued: a view showing both through one proxy is told of the targets' reset first, and a reset of
-            # this entry inside it is one Qt refuses ("beginResetModel called ... without calling endResetModel")
-            signal.connect(self._targets_changed, Qt.ConnectionType.QueuedConnection)
-        targets.dataChanged.connect(self._summary_changed)
+
+    def follow_targets(self) -> None:
+        """Show or hide the entry as targets come and go. Called once a proxy showing both has connected to the
+        targets: it then takes their reset first, and this entry's change comes after it, not inside it (which Qt
+        refuses: "beginResetModel called ... without calling endResetModel first")."""
+        for signal in (self.targets.modelReset, self.targets.rowsInserted, self.targets.rowsRemoved):
+            signal.connect(self._targets_changed)
+        self.targets.dataChanged.connect(self._summary_changed)
 
     def _wanted(self) -> bool:
         return self.targets.rowCount() > 1
 
     def _targets_changed(self, *_: object) -> None:
-        if self._wanted() != self._shown:
-            self.beginResetModel()
-            self._shown = self._wanted()
-            self.endResetModel()
+        wanted = self._wanted()
+        if wanted and not self._shown:  # rows, not a reset: a view's selection of a target stays
+            self.beginInsertRows(QModelIndex(), 0, 0)
+            self._shown = True
+            self.endInsertRows()
+        elif self._shown and not wanted:
+            self.beginRemoveRows(QModelIndex(), 0, 0)
+            self._shown = False
+            self.endRemoveRows()
         self._summary_changed()
 
     def _summary_changed(self, *_: object) -> None:
