@@ -27,7 +27,7 @@ def local_path(url: str) -> str | None:
     """'/home/a/src' for 'file:///home/a/src' (or for '/home/a/src' itself), 'C:/Users/a/src' for
     'file:///C:/Users/a/src', '${HOME}/src' for 'file://${HOME}/src'; None for any other URL."""
     from urllib.parse import unquote, urlparse
-    if url.startswith("/"):
+    if url.startswith("/") or re.match(r"[A-Za-z]:[/\\]", url):  # a path, this computer's or a Windows one
         return url
     parsed = urlparse(url)
     if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):

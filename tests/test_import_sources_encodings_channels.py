@@ -473,3 +473,25 @@ def test_a_locked_folder_beside_the_lock_is_installed_as_uv_installs_it(tmp_path
                                                        timeout=120).stdout.splitlines() if "lockedproj" in line
                        or "localpkg" in line])
     assert freeze[0] == freeze[1] == [f"-e {(lock / 'localpkg').resolve().as_uri()}"], freeze
+
+
+def test_a_windows_folder_is_looked_for_where_it_is_installed(tmp_path):
+    """Review R4: `-e file:///C:/Users/a/src` became the folder C:/Users/a/src, which the check of source folders
+    then skipped (not a path it knew), so a Linux target was sent a relative path pip would fail on at build time.
+    It is looked for on the target like any folder, and refused where it does not exist."""
+    (tmp_path / "requirements.txt").write_text("-e file:///C:/Users/a/src\n")
+    plan = json.loads(planned(local_config(tmp_path), tmp_path / "requirements.txt").stdout)
+    assert [r["line"] for r in plan["refused"]] == ["-e C:/Users/a/src"], plan
+    assert "does not exist on This computer" in plan["refused"][0]["reason"] and not plan["install"], plan
+
+
+def test_a_marker_that_cannot_be_judged_there_leaves_its_unhashed_line_refused(tmp_path, wheelhouse):
+    """Review R4: `platform_machine ~= 'x'` (a version comparison of a value that is no version) made packaging
+    raise while the plan judged the markers of unhashed lines, and the command line said 'unexpected error'."""
+    import hashlib
+    digest = hashlib.sha256((wheelhouse / "tinyalpha-1.1-py3-none-any.whl").read_bytes()).hexdigest()
+    (tmp_path / "requirements.txt").write_text(f"tinyalpha==1.1 --hash=sha256:{digest}\n"
+                                               "tinygamma==0.1 ; platform_machine ~= 'x'\n")
+    said = planned(local_config(tmp_path), tmp_path / "requirements.txt")
+    assert said.returncode == 0 and "unexpected" not in said.stderr, said.stderr
+    assert [r["line"] for r in json.loads(said.stdout)["refused"]] == ["tinygamma==0.1 ; platform_machine ~= 'x'"]

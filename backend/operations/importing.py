@@ -348,13 +348,23 @@ def _unhashed_lines_for_other_systems(target: Target, spec: EnvSpec, python: str
     if not marked:
         return spec
     environment = target.runner.marker_environment(python, progress.cancel)
-    skipped = [line for line, marker in marked.items() if not marker.evaluate(dict(environment))]
+    skipped = [line for line, marker in marked.items() if _false_there(marker, environment)]
     if not skipped:
         return spec
     why = "its marker leaves this system out: pip and uv skip it, and ask no hashes of it"
     return replace(spec, refused=[r for r in spec.refused if r.reason != specs.UNHASHED or r.line not in skipped],
                    adapted=[*spec.adapted, *(specs.Adapted(line, f"skipped on {target.label}", why, installs=False)
                                              for line in skipped)])
+
+
+def _false_there(marker: Any, environment: dict[str, str]) -> bool:
+    """Whether `marker` is false with the target's values; a marker packaging cannot judge there (a version
+    comparison of a value that is no version) counts as not false: its line stays refused."""
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+    try:
+        return not marker.evaluate(dict(environment))
+    except (InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+        return False
 
 
 def _variables_note(using: Sequence[str], target: Target) -> list[str]:
