@@ -212,7 +212,7 @@ def package_spec(value: str) -> str:
                            "Give a package such as numpy or numpy>=1.26.")
     if plainly_valid_requirement(text):
         return text
-    option = re.search(r"\s(--(?:config-settings|global-option|install-option|build-option)|-C)(?=[\s=])", text)
+    option = re.search(r"\s(--config-settings?(?=[\s=])|--global-option(?=[\s=])|-C(?=\S|\s))", text)
     if option:  # pip's per-requirement options: a line pip reads, but not a requirement
         raise InvalidInput(f"{shown(value)} carries {option.group(1)}, an option pip applies to building that "
                            "one package, which EnvDesk does not pass on.",

@@ -664,8 +664,8 @@ def test_key_create_with_a_passphrase_and_no_terminal_says_so(tmp_path):
     home.mkdir()
     made = subprocess.run([*ENVDESK, "--config-dir", str(tmp_path / "config"), "key", "create", "--passphrase",
                            "--file", str(tmp_path / "k")], capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
-    assert made.returncode == 1 and "not a terminal" in made.stderr and "unexpected" not in made.stderr, made.stderr
+                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)}, start_new_session=True)
+    assert made.returncode == 1 and "no terminal" in made.stderr and "unexpected" not in made.stderr, made.stderr
     assert not list(tmp_path.glob("k*"))
 
 

@@ -259,7 +259,8 @@ def test_a_line_with_a_per_requirement_option_is_refused_for_what_it_is(tmp_path
     store = tmp_path / "wheels"
     store.mkdir()
     wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.1"))
-    lines = ["tinyalpha==1.1 --config-settings editable_mode=compat", "tinyalpha==1.1 -C key=value"]
+    lines = ["tinyalpha==1.1 --config-settings editable_mode=compat", "tinyalpha==1.1 -C key=value",
+             "tinyalpha==1.1 -Ckey=value", "tinyalpha==1.1 --config-setting key=value"]  # review R4: pip's forms
     for line in lines:
         (tmp_path / "r.txt").write_text(line + "\n")
         pip = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
@@ -269,3 +270,9 @@ def test_a_line_with_a_per_requirement_option_is_refused_for_what_it_is(tmp_path
         refused = specs.from_text(line + "\n", "requirements.txt").refused
         assert len(refused) == 1 and "an option pip applies to building that one package" in refused[0].reason
         assert "not a valid package requirement" not in refused[0].reason
+    (tmp_path / "r.txt").write_text("tinyalpha==1.1 --install-option x\n")  # an option pip no longer reads
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                          "--no-index", "--find-links", str(store), "-r", str(tmp_path / "r.txt")],
+                         capture_output=True, text=True, timeout=300)
+    refused = specs.from_text("tinyalpha==1.1 --install-option x\n", "requirements.txt").refused
+    assert pip.returncode != 0 and "pip applies" not in refused[0].reason, (pip.stderr, refused)

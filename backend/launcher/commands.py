@@ -166,13 +166,17 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
     if problem:
         raise InvalidInput(f"The passphrase cannot be remembered: {problem}", "Run again without --remember.")
     passphrase = ""
-    if args.passphrase and not interactive():
-        raise InvalidInput("The passphrase is not asked: this command's input is not a terminal, so it cannot be "
-                           "typed unseen. No key was made.", "Run the command in a terminal, or leave out "
-                           "--passphrase.")
     if args.passphrase:
-        passphrase = getpass.getpass("Passphrase for the new key: ")
-        if getpass.getpass("The same passphrase again: ") != passphrase:
+        import warnings
+        try:
+            with warnings.catch_warnings():  # getpass reads the terminal itself (/dev/tty); without one it would
+                warnings.simplefilter("error", getpass.GetPassWarning)  # echo what is typed, or read the input
+                passphrase = getpass.getpass("Passphrase for the new key: ")
+                again = getpass.getpass("The same passphrase again: ")
+        except (getpass.GetPassWarning, EOFError) as exc:
+            raise InvalidInput("The passphrase is not asked: there is no terminal to type it in unseen. No key was "
+                               "made.", "Run the command in a terminal, or leave out --passphrase.") from exc
+        if again != passphrase:
             raise InvalidInput("The two passphrases differ; no key was made.")
     made = create_key(Path(args.file).expanduser() if args.file else None, passphrase=passphrase,
                       remember=args.remember)
