@@ -191,7 +191,9 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
 def key_status(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.sshkeys import find_keys
     found = find_keys()
-    given = {name: path for name, path in map(_key_of, session.store.load()) if path}
+    profiles = session.store.load()
+    config = _ssh_config() if any(not profile.identity_file for profile in profiles) else None
+    given = {profile.name: path for profile in profiles if (path := _key_of(profile, config))}
     if args.json:
         _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys,
                      "cluster_keys": given})
@@ -206,17 +208,26 @@ def key_status(args: argparse.Namespace, session: Session) -> int:
     return 0
 
 
-def _key_of(profile: ClusterProfile) -> tuple[str, str | None]:
-    """The key a cluster logs in with: its profile's, else the first IdentityFile ~/.ssh/config gives its host
-    (as OpenSSH tries them, in order); None when neither names one."""
-    if profile.identity_file:
-        return profile.name, profile.identity_file
+def _ssh_config() -> Any:
+    """~/.ssh/config, read once for all the clusters (None when it cannot be read: each cluster then has none)."""
+    from envdesk.backend.ssh_config import load_ssh_config
+    try:
+        return load_ssh_config()
+    except EnvDeskError:  # cluster add and cluster test say what is wrong with the configuration
+        return None
+
+
+def _key_of(profile: ClusterProfile, config: Any) -> str | None:
+    """The key a cluster logs in with: its profile's, else the first IdentityFile `config` (~/.ssh/config) gives
+    its host (as OpenSSH tries them, in order); None when neither names one."""
+    if profile.identity_file or config is None:
+        return profile.identity_file
     from envdesk.backend.ssh_config import plan_connection
     try:
-        files = plan_connection(profile).target.identity_files
-    except EnvDeskError:  # cluster add and cluster test say what is wrong with the configuration
-        return profile.name, None
-    return profile.name, files[0] if files else None
+        files = plan_connection(profile, config).target.identity_files
+    except EnvDeskError:
+        return None
+    return files[0] if files else None
 
 
 def cluster_trust(args: argparse.Namespace, session: Session) -> int:
