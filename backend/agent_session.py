@@ -277,6 +277,10 @@ def server_for(runner: Runner) -> AgentServer | None:
 
 def ask(runner: Runner, agent: str, settings: str, cancel: CancelToken | None,
         timeout: float) -> CommandResult | None:
-    """The answer of the runner's serving agent to the listing `settings`, or None: run it the usual way."""
+    """The answer of the runner's serving agent to the listing `settings` (or of the one a keeper keeps for it,
+    see kept_connection), or None: run it the usual way."""
     server = server_for(runner)
-    return server.ask(agent, settings, cancel, timeout) if server is not None else None
+    if server is not None:
+        return server.ask(agent, settings, cancel, timeout)
+    kept = getattr(runner, "ask_kept_agent", None)  # a command line's runner through a kept connection
+    return kept(agent, settings, cancel, timeout) if kept is not None else None

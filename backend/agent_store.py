@@ -281,6 +281,13 @@ def notes_for(runner: Runner) -> TargetNotes | None:
         return _notes.setdefault(runner, notes)
 
 
+def reread_notes(runner: Runner) -> None:
+    """Forget the runner's notes as read, so that the next use reads them again: other processes write them too
+    (a keeper's commands store the agent, see keeper)."""
+    with _notes_lock:
+        _notes.pop(runner, None)
+
+
 Send = Callable[[str], CommandResult]
 
 

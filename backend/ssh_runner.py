@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from .ssh_lib import paramiko
 
@@ -609,9 +609,13 @@ class SSHRunner(Runner):
     may_lack_packages = True
 
     def __init__(self, profile: ClusterProfile, prompter: Prompter, hostkeys: HostKeyStore,
-                 plan: ConnectionPlan | None = None, local_cache: Path | None = None) -> None:
-        """`local_cache`: where notes about the cluster are kept between runs (see Runner.local_cache)."""
+                 plan: ConnectionPlan | None = None, local_cache: Path | None = None,
+                 kept: Callable[[ClusterProfile], paramiko.Transport | None] | None = None) -> None:
+        """`local_cache`: where notes about the cluster are kept between runs (see Runner.local_cache); `kept`: the
+        cluster's kept connection, if there is one (see kept_connection.dial_for), used rather than a login."""
         self.profile = profile
+        self.kept = kept
+        self._kept: paramiko.Transport | None = None  # the keeper's connection, when that is the one in use
         self.local_cache = local_cache
         self.name = profile.name
         self.prompter = prompter
@@ -687,6 +691,13 @@ class SSHRunner(Runner):
             self._hops.close()
             generation = self._generation
             opened = _Hops()
+            kept = self.kept(self.profile) if self.kept is not None else None
+            if kept is not None:  # logged in already, by the keeper (see kept_connection)
+                self._slots.new_connection()
+                opened.transports.append(kept)
+                self._hops, self._kept = opened, kept
+                return
+            self._kept = None
             with self._opening(cancel) as opening:
                 try:
                     for hop in (*self.plan.jumps, self.plan.target):
@@ -889,6 +900,27 @@ class SSHRunner(Runner):
         for opening in openings:
             opening.abort()
         self._hops.close()
+
+    def ask_kept_agent(self, agent: str, settings: str, cancel: CancelToken | None,
+                       timeout: float) -> CommandResult | None:
+        """A listing answered by the agent a keeper keeps running (see kept_connection.ask_listing), where this
+        connection is a keeper's; None otherwise, or when it has no answer (the listing then runs as a command)."""
+        if self.keep_agent:
+            return None  # this runner keeps its own (the app's)
+        self.connect(cancel)
+        transport = self._kept
+        if transport is None or self._hops.target is not transport:
+            return None
+        from .kept_connection import ask_listing
+        return ask_listing(transport, agent, settings, cancel, timeout)
+
+    def open_kept_session(self) -> paramiko.Channel:
+        """A session channel on the connection as it is, for a keeper's client (see keeper): never a new login,
+        which nobody would be there to answer; paramiko's ChannelException when the cluster refuses one."""
+        transport = self._hops.target
+        if transport is None or not self._hops.alive():
+            raise ConnectionFailed(f"The connection to {self.name} is closed.")
+        return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
 
     def _drop(self, transport: paramiko.Transport | None) -> None:
         """Close the connection after a failure, unless another thread has already replaced it."""

@@ -1,6 +1,7 @@
 """Targets: "This computer" and each configured cluster, each owning one runner."""
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from functools import cached_property
@@ -39,11 +40,14 @@ class Target:
 class Session:
     """One user's open targets for the life of the app or the command: one connection per cluster."""
 
-    def __init__(self, paths: AppPaths, prompter: Prompter | None = None, *, keep_agents: bool = False) -> None:
+    def __init__(self, paths: AppPaths, prompter: Prompter | None = None, *, keep_agents: bool = False,
+                 use_kept: bool = True) -> None:
         """`keep_agents`: keep a listing agent running on each cluster while its connection is open (the app:
-        it lists often; see agent_session)."""
+        it lists often; see agent_session); `use_kept`: go through a cluster's kept connection where there is one
+        (see kept_connection), not for the keeper itself."""
         self.paths = paths
         self.keep_agents = keep_agents
+        self.use_kept = use_kept
         self.store = ClusterStore(paths)
         self.prompter: Prompter = prompter or NoPrompter()
         self._runners: dict[str, Runner] = {}
@@ -99,8 +103,10 @@ class Session:
         return LocalRunner(local_cache=self.paths.cache_dir)
 
     def _ssh_runner(self, profile: ClusterProfile) -> Runner:
+        from . import kept_connection
         from .ssh_runner import SSHRunner
-        return SSHRunner(profile, self.prompter, self.hostkeys, local_cache=self.paths.cache_dir)
+        kept = functools.partial(kept_connection.dial_for, self.paths) if self.use_kept else None
+        return SSHRunner(profile, self.prompter, self.hostkeys, local_cache=self.paths.cache_dir, kept=kept)
 
     def keep_tested(self, name: str, runner: Runner) -> None:
         """Keep the open connection of a profile tested before saving: if the profile is saved unchanged,

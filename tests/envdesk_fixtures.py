@@ -4,7 +4,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import re
+import select
 import uuid
 import shutil
 import subprocess
@@ -185,3 +187,51 @@ def mounted_tmpfs(mount: Path, options: str) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+_SECRET_PROMPT = re.compile(r"\[[^\]\n]+\] [^\n]*: $")
+
+
+def cli_on_a_terminal(*args: str, config: Path, home: Path, answer: Callable[[str], str],
+                      env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, list[str]]:
+    """Run the real `envdesk` on a pseudo-terminal, typing answer(prompt) at each secret prompt and 'n' at
+    each yes/no question; (exit status, everything it wrote, the secret prompts it showed)."""
+    environ = {**os.environ, "HOME": str(home)}
+    environ.pop("SSH_AUTH_SOCK", None)
+    environ.update(env or {})
+    master, slave = pty.openpty()
+    process = subprocess.Popen([*envdesk_command(), "--config-dir", str(config), *args], stdin=slave,
+                               stdout=slave, stderr=slave, env=environ, start_new_session=True)
+    os.close(slave)
+    transcript, pending, prompts = "", "", []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096).decode("utf-8", errors="replace")
+            except OSError:  # EIO: the program closed the terminal
+                break
+            if not chunk:
+                break
+            transcript += chunk
+            pending += chunk
+            if _SECRET_PROMPT.search(pending):
+                prompts.append(pending.splitlines()[-1])
+                os.write(master, (answer(prompts[-1]) + "\n").encode())
+                pending = ""
+            elif pending.endswith("[y/N] "):
+                os.write(master, b"n\n")
+                pending = ""
+        else:
+            raise AssertionError(f"envdesk still running after {timeout} s:\n{transcript}")
+        return process.wait(timeout), transcript.replace("\r\n", "\n"), prompts
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)

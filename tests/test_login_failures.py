@@ -10,15 +10,12 @@ at once: nothing wrong is remembered or retried. A server that never stops askin
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import paramiko
 import pytest
@@ -27,7 +24,7 @@ from envdesk.backend import secrets
 from envdesk.backend.errors import AuthenticationFailed, EnvDeskError, LoginCancelled
 from envdesk.backend.ssh_auth import MAX_QUESTIONS, Authenticator, KeyCache
 from envdesk.backend.ssh_config import Hop
-from envdesk_fixtures import (ScriptedPrompter, envdesk_command, make_config, run_cli, running_ssh_agent,
+from envdesk_fixtures import (ScriptedPrompter, cli_on_a_terminal, make_config, run_cli, running_ssh_agent,
                               session_for)
 from testbed import hotp
 from testbed.bed import OTP_WINDOW
@@ -272,54 +269,6 @@ def _host_key(folder: Path) -> Path:
 
 
 # -- through the CLI, answering on a terminal ------------------------------------------------
-
-_SECRET_PROMPT = re.compile(r"\[[^\]\n]+\] [^\n]*: $")
-
-
-def cli_on_a_terminal(*args: str, config: Path, home: Path, answer: Callable[[str], str],
-                      env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, list[str]]:
-    """Run the real `envdesk` on a pseudo-terminal, typing answer(prompt) at each secret prompt and 'n' at
-    each yes/no question; (exit status, everything it wrote, the secret prompts it showed)."""
-    environ = {**os.environ, "HOME": str(home)}
-    environ.pop("SSH_AUTH_SOCK", None)
-    environ.update(env or {})
-    master, slave = pty.openpty()
-    process = subprocess.Popen([*envdesk_command(), "--config-dir", str(config), *args], stdin=slave,
-                               stdout=slave, stderr=slave, env=environ, start_new_session=True)
-    os.close(slave)
-    transcript, pending, prompts = "", "", []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if not ready:
-                if process.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(master, 4096).decode("utf-8", errors="replace")
-            except OSError:  # EIO: the program closed the terminal
-                break
-            if not chunk:
-                break
-            transcript += chunk
-            pending += chunk
-            if _SECRET_PROMPT.search(pending):
-                prompts.append(pending.splitlines()[-1])
-                os.write(master, (answer(prompts[-1]) + "\n").encode())
-                pending = ""
-            elif pending.endswith("[y/N] "):
-                os.write(master, b"n\n")
-                pending = ""
-        else:
-            raise AssertionError(f"envdesk still running after {timeout} s:\n{transcript}")
-        return process.wait(timeout), transcript.replace("\r\n", "\n"), prompts
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(master)
-
 
 @pytest.mark.parametrize("case", ["password", "code", "refused key", "passphrase", "empty agent"])
 def test_cluster_test_on_a_terminal_says_what_failed_and_stops(case, testbed, tmp_path, home, stray_key,

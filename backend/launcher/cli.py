@@ -165,6 +165,20 @@ def _cluster_named(verb: str, text: str) -> Callable[[Any], Any]:
     return add_verb
 
 
+def _cluster_connect(verbs: Any) -> None:
+    sub = verbs.add_parser(
+        "connect", help="log in once and keep the connection for the commands that follow",
+        description="Log in to a cluster (two-factor code and all) and keep that connection open in the background: "
+                    "the envdesk commands that follow, and the app, use it instead of logging in again, until it has "
+                    "been unused for a while or `envdesk cluster disconnect NAME` ends it. As OpenSSH's "
+                    "ControlPersist, it serves only you: its key and one-off password are in a file only you can "
+                    "read.")
+    sub.add_argument("name")
+    sub.add_argument("--idle", type=float, default=30.0, metavar="MINUTES",
+                     help="end it once it has been unused this long (default 30)")
+    sub.set_defaults(handler="cluster_connect")
+
+
 def _cluster_trust(verbs: Any) -> None:
     sub = _cluster_named("trust", "check and trust a cluster's host key")(verbs)
     sub.add_argument("--yes", action="store_true", help="trust without asking")
@@ -413,10 +427,12 @@ def _disk_options(disk: argparse.ArgumentParser) -> None:
 
 
 _GROUPS: dict[str, tuple[str, str | None, dict[str, Callable[[Any], Any]]]] = {
-    "cluster": ("add, list, remove, trust and test clusters", None, {
+    "cluster": ("add, list, remove, trust, test and connect to clusters", None, {
         "add": _cluster_add, "edit": _cluster_edit, "list": _cluster_list,
         "remove": _cluster_named("remove", "forget a cluster"), "trust": _cluster_trust,
-        "test": _cluster_named("test", "connect and check that everything works")}),
+        "test": _cluster_named("test", "connect and check that everything works"),
+        "connect": _cluster_connect,
+        "disconnect": _cluster_named("disconnect", "end a connection kept by cluster connect")}),
     "key": ("make an SSH key, or see which keys this computer has", None, {
         "create": _key_create, "status": _key_status}),
     "env": ("list, create, update, export, import, copy and delete environments", None, {
@@ -485,6 +501,12 @@ def _begin_key_exchange(paths: AppPaths) -> None:
         logging.getLogger(__name__).info("no key exchange begun early: %s", exc)
 
 
+def _kept(paths: AppPaths, cluster: str) -> bool:
+    """Whether a kept connection serves the cluster (see kept_connection): then nothing is dialled early."""
+    from envdesk.backend.kept_connection import is_kept
+    return is_kept(paths, cluster)
+
+
 def _connect_early(args: argparse.Namespace, session: Session) -> None:
     """Start logging in to the command's cluster on a thread of its own, if its first step is reading it."""
     from envdesk.backend.errors import EnvDeskError
@@ -514,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     paths = AppPaths.resolve(args.config_dir)
     cluster = _cluster_read_first(args)
-    if cluster is not None:
+    if cluster is not None and not _kept(paths, cluster):
         from envdesk.backend import ssh_predial
         ssh_predial.start(paths.cache_dir, cluster)  # its connection opens while paramiko loads
         _begin_key_exchange(paths)

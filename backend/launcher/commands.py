@@ -137,22 +137,28 @@ def _preset_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cluster_list(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend import kept_connection
     profiles = session.store.load()
+    kept = {p.name for p in profiles if kept_connection.is_live(session.paths, p)}
     if args.json:
-        _print_json([p.to_dict() for p in profiles])
+        _print_json([{**p.to_dict(), "kept_connection": p.name in kept} for p in profiles])
         return 0
     if not profiles:
         print("No clusters yet. Add one with: envdesk cluster add NAME --host HOST --user USER")
         print("'local' (this computer) is always available.")
         return 0
-    _print_table([[p.name, p.host, p.user or "", str(p.port or ""), ",".join(p.jump)] for p in profiles],
-                 ["NAME", "HOST", "USER", "PORT", "JUMP"])
+    _print_table([[p.name, p.host, p.user or "", str(p.port or ""), ",".join(p.jump), "kept" if p.name in kept else ""]
+                  for p in profiles], ["NAME", "HOST", "USER", "PORT", "JUMP", "CONNECTION"])
+    if kept:
+        print("kept: logged in already (envdesk cluster connect); end it with: envdesk cluster disconnect NAME")
     return 0
 
 
 def cluster_remove(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend import kept_connection
     session.store.remove(args.name)
     session.forget(args.name)
+    kept_connection.stop(session.paths, args.name)
     print(f"Removed cluster {args.name} (its environments on the cluster are untouched).")
     return 0
 
@@ -255,6 +261,36 @@ def cluster_trust(args: argparse.Namespace, session: Session) -> int:
         return 1
     for identity, what in outcome:
         print(f"{identity.host} (port {identity.port}): {what} ({identity.key_type} {identity.fingerprint}).")
+    return 0
+
+
+def cluster_connect(args: argparse.Namespace, session: Session) -> int:
+    """Start (or find) the cluster's kept connection, asking what its login asks here."""
+    from envdesk.backend import kept_connection
+    from envdesk.backend.errors import InvalidInput
+    if not 0 < args.idle <= 7 * 24 * 60:
+        raise InvalidInput(f"--idle {args.idle:g} is not a number of minutes EnvDesk can keep a connection for.",
+                           "Give a number from 1 to 10080 (a week), for example --idle 120.")
+    profile = session.store.get(args.name)
+    record, started = kept_connection.connect(session.paths, profile, session.prompter, args.idle)
+    limit = f"{record.idle_minutes:g} minute{'' if record.idle_minutes == 1 else 's'}"
+    if started:
+        print(f"Connected to {args.name}. Commands for {args.name} use this login until it has been unused for "
+              f"{limit}.")
+    else:
+        print(f"Already connected to {args.name} (kept until it has been unused for {limit}).")
+    print(f"To end it sooner: envdesk cluster disconnect {args.name}")
+    return 0
+
+
+def cluster_disconnect(args: argparse.Namespace, session: Session) -> int:
+    """End the cluster's kept connection (the cluster's settings are untouched)."""
+    from envdesk.backend import kept_connection
+    session.store.get(args.name)  # a name that is no cluster is said so
+    if kept_connection.stop(session.paths, args.name):
+        print(f"Disconnected from {args.name}: the next command for it logs in again.")
+    else:
+        print(f"No connection to {args.name} was kept.")
     return 0
 
 

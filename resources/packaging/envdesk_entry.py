@@ -4,7 +4,8 @@ In a PyInstaller bundle `sys.executable` is this program, not a Python. EnvDesk 
 on "This computer" as `sys.executable - ARGS` with the script on stdin (see
 `LocalRunner.run_python`), so the bundle answers that one form as `python -` does: it runs what
 stdin holds as the `__main__` module, on the Python built into the bundle. Every other command
-line goes to the `envdesk` console script's own `main`.
+line goes to the `envdesk` console script's own `main`, except `envdesk -m envdesk.backend.keeper ARGS`, the
+form in which `envdesk cluster connect` starts the process that keeps a connection (see kept_connection.start).
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ def main() -> int:
     if sys.argv[1:2] == ["-"]:
         run_stdin_as_python(sys.argv[2:])
         return 0
+    if sys.argv[1:3] == ["-m", "envdesk.backend.keeper"]:
+        from envdesk.backend import keeper
+        return keeper.main(sys.argv[3:])
     if os.environ.get(SMOKE_TEST):
         import envdesk_smoke
         envdesk_smoke.arm()

@@ -8,7 +8,8 @@ Each round trip has its own latency proxy in front of the same sshd. Two ways of
 
 * whole process: `envdesk env list CLUSTER --json` as a new process (Python start, login, listing),
   against a new Python process that logs in with paramiko and runs `pip list --format json` (or
-  `uv pip list --python ENV --format json`) once per environment over that one connection;
+  `uv pip list --python ENV --format json`) once per environment over that one connection; and the same
+  command while `envdesk cluster connect CLUSTER` keeps the connection ("kept connection": no login);
 * live connection (the app's refresh): a backend Session already connected lists once, against the
   same per-environment commands on the baseline's already open connection; as the app does (its listing
   agent kept running on the cluster, see agent_session), and with a command per listing ("live, a command").
@@ -90,6 +91,21 @@ def also_commands(sources: list[str], work: Path) -> dict[str, list[str]]:
             for number, source in enumerate(sources)}
 
 
+def kept_listing(paths: Any, profile: str, repeat: int) -> float:
+    """Median seconds of `envdesk env list` as a new process while `envdesk cluster connect` keeps the cluster's
+    connection (its login done once, before)."""
+    from envdesk.backend import kept_connection
+    from envdesk.backend.config import ClusterStore
+    from envdesk.backend.prompts import NoPrompter
+
+    kept_connection.connect(paths, ClusterStore(paths).get(profile), NoPrompter(), 30)
+    try:
+        envdesk_list(paths.config_dir, profile)  # untimed, as the others
+        return median_time(lambda: envdesk_list(paths.config_dir, profile), repeat)
+    finally:
+        kept_connection.stop(paths, profile)
+
+
 def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: str, uv: str,
             repeat: int, also: dict[str, list[str]]) -> list[tuple[int, str, float, float, float]]:
     """Both rows (whole process, live connection) of one round trip: EnvDesk, pip and uv seconds."""
@@ -102,6 +118,7 @@ def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: 
         envdesk_list(paths.config_dir, reach.profile, command)  # untimed: the figures are warm (see above)
     whole = median_times({label: lambda c=command: envdesk_list(paths.config_dir, reach.profile, c)
                           for label, command in commands.items()}, repeat)
+    kept = kept_listing(paths, reach.profile, repeat)
     live = {}
     for keep in (True, False):  # the app's (a listing agent kept running there), and a command per listing
         session = Session(paths, keep_agents=keep)
@@ -120,6 +137,7 @@ def measure(reach: Any, paths: Any, envs: list[str], ours: dict[str, int], pip: 
             print(f"MISMATCH at {ms} ms: EnvDesk and {label} count packages differently (EnvDesk, {label}): "
                   f"{list(differ.items())[:3]}")
     return [*((ms, f"whole process{label}", seconds, pip_whole, uv_whole) for label, seconds in whole.items()),
+            (ms, "whole process, kept connection", kept, pip_whole, uv_whole),
             (ms, "live connection", live[True], pip_run["execs"], uv_run["execs"]),
             (ms, "live, a command", live[False], pip_run["execs"], uv_run["execs"])]
 

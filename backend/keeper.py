@@ -1,0 +1,293 @@
+"""The background process that keeps one cluster's connection open between commands (as OpenSSH's
+ControlPersist): logged in once, two-factor code and all, it lets each later command of the same user open its
+channels through it, over SSH on this computer's loopback, until it has been idle for a while.
+
+Run as `python -m envdesk.backend.keeper CONFIG_DIR CLUSTER IDLE_MINUTES` by kept_connection.start, which relays
+the login's questions to the person (see kept_connection.KeeperQuestions) and waits for its answer line.
+"""
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import select
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .ssh_lib import paramiko
+from paramiko.common import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+                             OPEN_FAILED_CONNECT_FAILED, OPEN_SUCCEEDED)
+
+from .errors import ConnectionFailed, EnvDeskError
+from .kept_connection import (LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_COMMAND, KeeperQuestions, KeptRecord,
+                              forget, record_path, write_record)
+from .paths import AppPaths
+from .ssh_runner import SSHRunner
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 65536
+
+
+class _Gate(paramiko.ServerInterface):
+    """Lets in only a command of this user (the token of the keeper's record), and only session channels; each one
+    opened here is opened on the cluster first, so the cluster's own refusal (MaxSessions) is the answer."""
+
+    def __init__(self, keeper: Keeper) -> None:
+        self.keeper = keeper
+        self.upstream: dict[int, paramiko.Channel] = {}
+        self.listings: set[int] = set()  # channels that ask the kept listing agent (see Keeper.answer_listing)
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        if username == LOCAL_USER and hmac.compare_digest(password.encode(), self.keeper.token.encode()):
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == LISTING_CHANNEL:
+            self.listings.add(chanid)
+            return OPEN_SUCCEEDED
+        if kind != "session":
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        try:
+            self.upstream[chanid] = self.keeper.open_upstream()
+        except paramiko.ChannelException as exc:
+            return exc.code
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            log.info("the cluster's connection broke: %s", exc)
+            self.keeper.stop()
+            return OPEN_FAILED_CONNECT_FAILED
+        return OPEN_SUCCEEDED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        upstream = self.upstream.pop(channel.get_id(), None)
+        if upstream is None:
+            return False
+        text = command.decode("utf-8", "replace") if isinstance(command, bytes) else str(command)
+        if text == STOP_COMMAND:
+            upstream.close()
+            self.keeper.stop()
+            return True
+        try:
+            upstream.exec_command(text)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            log.info("exec on the cluster failed: %s", exc)
+            upstream.close()
+            return False
+        threading.Thread(target=_pump, args=(channel, upstream, self.keeper), daemon=True, name="pump").start()
+        return True
+
+
+def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
+    """Carry one command's bytes both ways (its stderr kept apart), its end of input, and its exit status. When
+    the cluster's connection drops, the client's whole connection is closed: it must not take the channel's end
+    for the command's."""
+    input_ended = False
+    try:
+        while True:
+            moved = False
+            if up.recv_ready():
+                down.sendall(up.recv(_CHUNK))
+                moved = True
+            if up.recv_stderr_ready():
+                down.sendall_stderr(up.recv_stderr(_CHUNK))
+                moved = True
+            if down.recv_ready():
+                up.sendall(down.recv(_CHUNK))
+                moved = True
+            elif down.eof_received and not input_ended and not down.recv_ready():
+                up.shutdown_write()
+                input_ended = True
+            if moved:
+                continue
+            if down.closed:
+                break
+            if up.exit_status_ready() and (up.eof_received or up.closed) \
+                    and not up.recv_ready() and not up.recv_stderr_ready():
+                if up.exit_status >= 0:
+                    down.send_exit_status(up.exit_status)
+                elif not keeper.runner.connected:
+                    keeper.stop()
+                    _close_quietly(down.get_transport())
+                break
+            # paramiko wakes a select for data and an end of output, not for an exit status: look often then
+            select.select([up, down], [], [], 0.02 if up.eof_received else 1.0)
+    except (paramiko.SSHException, EOFError, OSError) as exc:
+        log.info("a command's channel broke: %s", exc)
+    finally:
+        with contextlib.suppress(Exception):
+            down.shutdown_write()
+        _close_quietly(down)
+        _close_quietly(up)
+
+
+def _read_all(channel: paramiko.Channel) -> bytes:
+    """Everything the client sends until it ends its input."""
+    chunks: list[bytes] = []
+    while True:
+        chunk = channel.recv(_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _close_quietly(thing: Any) -> None:
+    with contextlib.suppress(Exception):
+        thing.close()
+
+
+class Keeper:
+    """One cluster's kept connection: the cluster's transport, the loopback listener and the clients on it."""
+
+    def __init__(self, paths: AppPaths, cluster: str, idle_minutes: float, questions: KeeperQuestions) -> None:
+        from .targets import Session
+
+        self.paths = paths
+        self.cluster = cluster
+        self.idle_seconds = idle_minutes * 60
+        self.session = Session(paths, questions, use_kept=False)
+        self.target = self.session.target(cluster)
+        runner = self.target.runner
+        if not isinstance(runner, SSHRunner):
+            raise ConnectionFailed(f"{cluster} is this computer: there is no connection to keep.")
+        self.runner = runner
+        runner.keep_agent = True  # its listings are answered by an agent kept running there (see answer_listing)
+        self.token = secrets.token_urlsafe(32)
+        self.host_key = paramiko.ECDSAKey.generate()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.5)
+        self.clients: list[paramiko.Transport] = []
+        self.stopping = threading.Event()
+        self.last_used = time.monotonic()
+
+    def login(self) -> KeptRecord:
+        """Log in to the cluster (the runner asks its questions through KeeperQuestions) and write the record."""
+        self.runner.connect()
+        record = KeptRecord(cluster=self.cluster, port=self.listener.getsockname()[1], token=self.token,
+                            host_key=f"{self.host_key.get_name()} {self.host_key.get_base64()}", pid=os.getpid(),
+                            profile=KeptRecord.profile_digest(self.target.profile), idle_minutes=self.idle_seconds / 60,
+                            protocol=PROTOCOL)
+        write_record(self.paths, record)
+        return record
+
+    def open_upstream(self) -> paramiko.Channel:
+        """A session channel on the cluster's connection."""
+        self.last_used = time.monotonic()
+        return self.runner.open_kept_session()
+
+    def stop(self) -> None:
+        """End serving: the listener and every client's connection close, the record is removed."""
+        self.stopping.set()
+
+    def serve(self) -> None:
+        """Accept clients until stopped, idle too long, or the cluster's connection is gone."""
+        try:
+            while not self.stopping.is_set():
+                self.clients = [client for client in self.clients if client.is_active()]
+                if self.clients:
+                    self.last_used = time.monotonic()
+                elif time.monotonic() - self.last_used > self.idle_seconds:
+                    log.info("idle for %.0f minutes: ending", self.idle_seconds / 60)
+                    break
+                if not self.runner.connected:
+                    log.info("the connection to %s ended", self.cluster)
+                    break
+                try:
+                    sock, _ = self.listener.accept()
+                except socket.timeout:
+                    continue
+                self._welcome(sock)
+        finally:
+            self.close()
+
+    def _welcome(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = paramiko.Transport(sock)
+        transport.add_server_key(self.host_key)
+        gate = _Gate(self)
+        try:
+            transport.start_server(server=gate)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            log.info("a local client failed its handshake: %s", exc)
+            _close_quietly(transport)
+            return
+        self.clients.append(transport)
+        self.last_used = time.monotonic()
+        threading.Thread(target=self._take_listings, args=(transport, gate), daemon=True, name="listings").start()
+
+    def _take_listings(self, transport: paramiko.Transport, gate: _Gate) -> None:
+        """Answer each listing channel the client opens (its session channels are served by _Gate)."""
+        while transport.is_active() and not self.stopping.is_set():
+            channel = transport.accept(1.0)
+            if channel is not None and channel.get_id() in gate.listings:
+                gate.listings.discard(channel.get_id())
+                threading.Thread(target=self.answer_listing, args=(channel,), daemon=True, name="listing").start()
+
+    def answer_listing(self, channel: paramiko.Channel) -> None:
+        """Answer one listing with the agent kept running on the cluster (see agent_session): the request, as
+        JSON, is all the channel's input; the answer, as JSON, all its output ({"none": true}: ask the usual way).
+        The answer holds the whole listing: the client, a new process each time, has none of the earlier ones."""
+        from . import agent_session, agent_store
+
+        try:
+            request = json.loads(_read_all(channel))
+            agent_store.reread_notes(self.runner)  # its commands may just have stored the agent there
+            result = agent_session.ask(self.runner, str(request["agent"]), str(request["settings"]), None,
+                                       float(request["timeout"]))
+            reply = {"none": True} if result is None else {
+                "command": result.command, "exit_status": result.exit_status, "stdout": result.stdout,
+                "stderr": result.stderr}
+            channel.sendall(json.dumps(reply).encode("utf-8"))
+            channel.send_exit_status(0)
+        except Exception as exc:  # the client asks the usual way; the keeper goes on
+            log.info("a listing through the kept agent failed: %r", exc)
+        finally:
+            self.last_used = time.monotonic()
+            _close_quietly(channel)
+
+    def close(self) -> None:
+        """Remove the record first (no new client comes), then close everything."""
+        forget(self.paths, self.cluster, pid=os.getpid())
+        _close_quietly(self.listener)
+        for client in self.clients:
+            _close_quietly(client)
+        self.session.close()
+
+
+def main(argv: list[str]) -> int:
+    """Log in, say so on stdout (one JSON line), then serve until idle. Stdout and stdin are the starter's
+    pipes (the questions travel on them), closed once the login is done."""
+    config_dir, cluster, idle = argv
+    paths = AppPaths(Path(config_dir))
+    log_file = record_path(paths, cluster).with_suffix(".log")
+    logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # a client that exits without a goodbye is no error
+    questions = KeeperQuestions(sys.stdin, sys.stdout)
+    try:
+        keeper = Keeper(paths, cluster, float(idle), questions)
+        record = keeper.login()
+    except EnvDeskError as exc:
+        questions.tell({"failed": {"kind": exc.__class__.__name__, "error": exc.message, "hint": exc.hint}})
+        return 1
+    except Exception as exc:  # the starter shows it; never a traceback on its terminal
+        log.exception("keeper failed")
+        questions.tell({"failed": {"error": f"unexpected error ({exc.__class__.__name__}: {exc})", "hint": ""}})
+        return 1
+    questions.tell({"ready": {"port": record.port, "pid": record.pid}})
+    questions.hang_up()
+    keeper.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

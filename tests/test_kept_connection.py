@@ -1,0 +1,282 @@
+"""A connection kept between commands (`envdesk cluster connect`), as OpenSSH's ControlPersist keeps one: the
+two-factor login happens once, later commands log in no more, and what they run behaves as over their own login.
+
+Referees: sshd's own log for how many logins there were, `pip list` run on the cluster for what an environment
+built through the kept connection holds, the operating system for whether the background process still runs
+(and the files' permissions), a real OpenSSH server for a record that points at something else.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend import kept_connection
+from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.kept_connection import KeptRecord
+from envdesk.backend.errors import CommandFailed
+from envdesk.backend.paths import AppPaths
+from envdesk.backend.prompts import NoPrompter
+from envdesk.backend.targets import Session
+from envdesk_fixtures import (ScriptedPrompter, cancel_leaves_nothing_running, canon, cli_on_a_terminal, make_config,
+                              run_cli, unique)
+
+
+def profile(paths: AppPaths, name: str) -> ClusterProfile:
+    return ClusterStore(paths).get(name)
+
+
+def logins(cluster) -> int:
+    """Logins sshd accepted: those of the method that completes one (the last one it asks for)."""
+    return cluster.log_text().count(f"Accepted {cluster.auth_methods.split(',')[-1]}")
+
+
+def keeper_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for every purpose here
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_until(condition, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def kept_shown(config: Path, home: Path) -> dict[str, bool]:
+    listed = run_cli("cluster", "list", "--json", config=config, home=home)
+    assert listed.returncode == 0, listed.stderr
+    return {cluster["name"]: cluster["kept_connection"] for cluster in json.loads(listed.stdout)}
+
+
+@pytest.fixture
+def kept(request):
+    """Ends every keeper a test started, whatever happened to it."""
+    started: list[tuple[AppPaths, str]] = []
+    yield started
+    for paths, name in started:
+        record = kept_connection.read_record(paths, name)
+        kept_connection.stop(paths, name)
+        if record is not None and keeper_alive(record.pid):
+            os.kill(record.pid, signal.SIGKILL)
+
+
+def keep(testbed, tmp_path: Path, kept: list, name: str, idle: float = 30) -> tuple[Path, AppPaths, KeptRecord]:
+    """A config folder with the test-bed cluster `name`, and a kept connection to it (ended after the test)."""
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, [name])
+    kept.append((paths, name))
+    record, started = kept_connection.connect(paths, profile(paths, name), NoPrompter(), idle)
+    assert started
+    return config, paths, record
+
+
+def test_two_factor_code_is_typed_once_for_all_the_commands_that_follow(testbed, tmp_path, home, kept):
+    cluster = testbed.clusters["otp"]
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["otp"])
+    kept.append((paths, "otp"))
+    before = logins(cluster)
+
+    typed: list[str] = []
+    code, transcript, prompts = cli_on_a_terminal("cluster", "connect", "otp", config=config, home=home,
+                                                  answer=lambda prompt: typed.append(cluster.totp_now()) or typed[-1])
+    assert code == 0, transcript
+    assert len(prompts) == 1 and "One-time password" in prompts[0], prompts  # the keeper's question, asked here
+    assert "Connected to otp" in transcript
+    assert logins(cluster) == before + 1
+
+    # commands without any terminal: nobody could type a code, and none is needed
+    name = unique("kept")
+    created = run_cli("env", "create", "otp", name, "--kind", "venv", "--package", "tinyalpha==1.1", "-q",
+                      config=config, home=home)
+    assert created.returncode == 0, created.stderr
+    shown = run_cli("env", "show", "otp", name, "--json", config=config, home=home)
+    assert shown.returncode == 0, shown.stderr
+    listed = run_cli("env", "list", "otp", "--json", config=config, home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert logins(cluster) == before + 1, "a command logged in again"
+
+    referee = cluster.run_as_user(f"~/venvs/{name}/bin/python -m pip list --format json --disable-pip-version-check")
+    pip_says = {canon(p["name"]): p["version"] for p in json.loads(referee.stdout)}
+    envdesk_says = {canon(p["name"]): p["version"] for p in json.loads(shown.stdout)["packages"]}
+    assert envdesk_says == pip_says and pip_says["tinyalpha"] == "1.1"
+    assert name in [env["name"] for env in json.loads(listed.stdout)]
+    written = list(kept_connection.record_path(paths, "otp").parent.iterdir())  # the keeper's record and log
+    assert sorted(path.suffix for path in written) == [".json", ".log"]
+    assert not [path for path in written if typed[0].encode() in path.read_bytes()], "the code was written down"
+
+    record = kept_connection.read_record(paths, "otp")
+    assert record is not None
+    assert kept_shown(config, home) == {"otp": True}
+    ended = run_cli("cluster", "disconnect", "otp", config=config, home=home)
+    assert ended.returncode == 0 and "Disconnected from otp" in ended.stdout
+    assert wait_until(lambda: not keeper_alive(record.pid)), "the background process still runs"
+    assert not kept_connection.record_path(paths, "otp").exists()
+    assert kept_shown(config, home) == {"otp": False}
+
+    # once it is ended, a command without a terminal has to log in, and cannot type the code
+    again = run_cli("env", "list", "otp", config=config, home=home)
+    assert again.returncode == 1 and "not a terminal" in again.stderr, again.stderr
+
+
+def test_a_new_servers_key_is_asked_about_here_and_a_no_starts_nothing(testbed, tmp_path, home, kept):
+    cluster = testbed.clusters["alpha"]
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["alpha"], trusted=False)
+    kept.append((paths, "alpha"))
+    before = logins(cluster)
+    code, transcript, _ = cli_on_a_terminal("cluster", "connect", "alpha", config=config, home=home,
+                                            answer=lambda prompt: "")  # the key question is answered 'n'
+    assert code == 1, transcript
+    # OpenSSH's own fingerprint of the server's key is the one shown, with the question
+    keygen = subprocess.run(["ssh-keygen", "-lf", "-"], input=cluster.known_hosts_line(), capture_output=True,
+                            text=True, check=True)
+    assert keygen.stdout.split()[1] in transcript and "[y/N]" in transcript, transcript
+    assert "Connected" not in transcript
+    assert not kept_connection.record_path(paths, "alpha").exists()
+    assert logins(cluster) == before
+
+
+def test_commands_through_it_behave_as_over_their_own_login(testbed, tmp_path, home, kept):
+    cluster = testbed.clusters["alpha"]
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    before = logins(cluster)
+    session = Session(paths, ScriptedPrompter())
+    try:
+        runner = session.target("alpha").runner
+        failed = runner.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
+        assert (failed.exit_status, failed.stdout, failed.stderr.strip()) == (3, "out\n", "err")
+        payload = os.urandom(300_000).hex().encode()  # more than one SSH window, both ways
+        echoed = runner.run(["sh", "-c", "cat; echo done >&2"], stdin=payload)
+        assert echoed.ok and echoed.stdout.encode() == payload and echoed.stderr.strip() == "done"
+        with pytest.raises(CommandFailed):
+            runner.run(["false"]).check("Running false")
+        cancel_leaves_nothing_running(cluster, runner, 3)  # the kill travels through it too
+    finally:
+        session.close()
+    assert logins(cluster) == before, "a command logged in again"
+    assert kept_connection.read_record(paths, "alpha") == record  # still serving after all that
+
+
+def test_its_files_are_the_users_alone(testbed, tmp_path, home, kept):
+    _, paths, _ = keep(testbed, tmp_path, kept, "alpha")
+    record_file = kept_connection.record_path(paths, "alpha")
+    assert stat.S_IMODE(record_file.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(record_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(record_file.with_suffix(".log").stat().st_mode) == 0o600
+
+
+def test_a_keeper_that_died_is_not_used_and_the_command_logs_in_itself(testbed, tmp_path, home, kept):
+    cluster = testbed.clusters["alpha"]
+    config, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    os.kill(record.pid, signal.SIGKILL)
+    assert wait_until(lambda: not keeper_alive(record.pid))
+    before = logins(cluster)
+    listed = run_cli("env", "list", "alpha", config=config, home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert logins(cluster) == before + 1
+    assert not kept_connection.record_path(paths, "alpha").exists(), "the dead keeper's record stayed"
+
+
+def test_a_record_pointing_at_another_server_gets_no_token(testbed, tmp_path, home, kept):
+    """Something else on the recorded port (here a real OpenSSH server): its key is not the recorded one, so the
+    token is never sent to it, and the command logs in itself."""
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    config, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    kept_connection.stop(paths, "alpha")
+    kept_connection.write_record(paths, dataclasses.replace(record, port=beta.port))
+    beta_before, alpha_before = beta.log_text(), logins(alpha)
+    listed = run_cli("env", "list", "alpha", config=config, home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert logins(alpha) == alpha_before + 1
+    beta_after = beta.log_text()[len(beta_before):]
+    assert "envdesk" not in beta_after and "password" not in beta_after.lower(), beta_after
+    assert not kept_connection.record_path(paths, "alpha").exists()
+
+
+def test_edited_login_settings_are_not_served_by_the_old_connection(testbed, tmp_path, home, kept):
+    cluster = testbed.clusters["alpha"]
+    config, paths, _ = keep(testbed, tmp_path, kept, "alpha")
+    # the Slurm account is no login setting: still served
+    assert run_cli("cluster", "edit", "alpha", "--account", "def-kept", config=config, home=home).returncode == 0
+    before = logins(cluster)
+    assert run_cli("env", "list", "alpha", config=config, home=home).returncode == 0
+    assert logins(cluster) == before
+    # how to log in is: the command logs in itself
+    edited = profile(paths, "alpha")
+    ClusterStore(paths).replace(dataclasses.replace(edited, auth="key" if edited.auth != "key" else "auto"))
+    assert run_cli("env", "list", "alpha", config=config, home=home).returncode == 0
+    assert logins(cluster) == before + 1
+
+
+def test_it_ends_once_unused_for_its_idle_time(testbed, tmp_path, home, kept):
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha", idle=0.05)  # 3 s
+    assert wait_until(lambda: not keeper_alive(record.pid), 60), "still running long after its idle time"
+    assert not kept_connection.record_path(paths, "alpha").exists()
+
+
+def test_it_ends_when_the_clusters_connection_drops(testbed, tmp_path, home, kept):
+    cluster = testbed.clusters["beta"]
+    config, _, record = keep(testbed, tmp_path, kept, "beta")
+    assert cluster.kill_sessions() >= 1
+    assert wait_until(lambda: not keeper_alive(record.pid)), "it kept running without its connection"
+    before = logins(cluster)
+    listed = run_cli("env", "list", "beta", config=config, home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert logins(cluster) == before + 1
+
+
+@pytest.mark.parametrize("idle", ["0", "-5", "20000", "nan"])
+def test_an_idle_time_out_of_range_starts_nothing(testbed, tmp_path, home, idle):
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["alpha"])
+    result = run_cli("cluster", "connect", "alpha", "--idle", idle, config=config, home=home)
+    assert result.returncode == 1 and "--idle" in result.stderr, result.stderr
+    assert not kept_connection.record_path(paths, "alpha").parent.exists()
+
+
+def test_a_listing_through_it_is_answered_by_the_agent_it_keeps_and_sees_every_change(testbed, tmp_path, home, kept):
+    """After the first listings, `env list` runs no command on the cluster any more (sshd's log of sessions is the
+    referee): the keeper's agent answers. What pip itself does to an environment meanwhile shows at once."""
+    cluster = testbed.clusters["beta"]
+    names = [unique("kl"), unique("kl")]
+    for name in names:
+        cluster.run_as_user(f"python3 -m venv ~/venvs/{name} && ~/venvs/{name}/bin/pip install -q --no-index "
+                            f"--find-links {cluster.wheelhouse} tinyalpha==1.1")
+    config, _, _ = keep(testbed, tmp_path, kept, "beta")
+
+    def listed() -> dict[str, int]:
+        result = run_cli("env", "list", "beta", "--json", config=config, home=home)
+        assert result.returncode == 0, result.stderr
+        return {env["name"]: env["package_count"] for env in json.loads(result.stdout) if env["name"] in names}
+
+    def pip_counts() -> dict[str, int]:
+        return {name: len(json.loads(cluster.run_as_user(
+            f"~/venvs/{name}/bin/pip list --format json --disable-pip-version-check").stdout)) for name in names}
+
+    for _ in range(2):  # the first stores the agent there, the second starts it (as the app's, see agent_session)
+        assert listed() == pip_counts()
+    commands = len(cluster.session_commands())
+    assert listed() == pip_counts()
+    cluster.run_as_user(f"~/venvs/{names[0]}/bin/pip install -q --no-index --find-links {cluster.wheelhouse} "
+                        "tinybeta")
+    changed = listed()
+    assert changed == pip_counts() and changed[names[0]] == changed[names[1]] + 1
+    assert len(cluster.session_commands()) == commands, "a listing ran a command of its own on the cluster"
