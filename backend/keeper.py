@@ -26,7 +26,7 @@ from paramiko.common import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTR
                              OPEN_FAILED_CONNECT_FAILED, OPEN_SUCCEEDED)
 
 from .errors import ConnectionFailed, EnvDeskError
-from .kept_connection import (LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_COMMAND, KeeperQuestions, KeptRecord,
+from .kept_connection import (LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, KeeperQuestions, KeptRecord,
                               forget, record_path, write_record)
 from .paths import AppPaths
 from .ssh_runner import SSHRunner
@@ -37,8 +37,9 @@ _CHUNK = 65536
 
 
 class _Gate(paramiko.ServerInterface):
-    """Lets in only a command of this user (the token of the keeper's record), and only session channels; each one
-    opened here is opened on the cluster first, so the cluster's own refusal (MaxSessions) is the answer."""
+    """Lets in only a command of this user (the token of the keeper's record), and only session channels and
+    EnvDesk's own two (a listing, the stop); each session opened here is opened on the cluster first, so the
+    cluster's own refusal (MaxSessions) is the answer. One per client connection."""
 
     def __init__(self, keeper: Keeper) -> None:
         self.keeper = keeper
@@ -57,6 +58,9 @@ class _Gate(paramiko.ServerInterface):
         if kind == LISTING_CHANNEL:
             self.listings.add(chanid)
             return OPEN_SUCCEEDED
+        if kind == STOP_CHANNEL:  # needs no session on the cluster: it works when all of them are taken
+            self.keeper.stop()
+            return OPEN_SUCCEEDED
         if kind != "session":
             return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         try:
@@ -74,10 +78,6 @@ class _Gate(paramiko.ServerInterface):
         if upstream is None:
             return False
         text = command.decode("utf-8", "replace") if isinstance(command, bytes) else str(command)
-        if text == STOP_COMMAND:
-            upstream.close()
-            self.keeper.stop()
-            return True
         try:
             upstream.exec_command(text)
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -86,6 +86,17 @@ class _Gate(paramiko.ServerInterface):
             return False
         threading.Thread(target=_pump, args=(channel, upstream, self.keeper), daemon=True, name="pump").start()
         return True
+
+    def release_unused(self, closed: set[int]) -> None:
+        """Close the cluster's session of each channel that closed before its command was sent (a command cancelled
+        between the two): it would hold one of the cluster's sessions for good."""
+        for chanid in closed & set(self.upstream):
+            _close_quietly(self.upstream.pop(chanid, None))
+
+    def release_all(self) -> None:
+        """The client's connection ended: close what it opened and never used."""
+        for chanid in list(self.upstream):
+            _close_quietly(self.upstream.pop(chanid, None))
 
 
 def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
@@ -105,7 +116,7 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
             if down.recv_ready():
                 up.sendall(down.recv(_CHUNK))
                 moved = True
-            elif down.eof_received and not input_ended and not down.recv_ready():
+            elif down.eof_received and not input_ended:
                 up.shutdown_write()
                 input_ended = True
             if moved:
@@ -116,12 +127,11 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
                     and not up.recv_ready() and not up.recv_stderr_ready():
                 if up.exit_status >= 0:
                     down.send_exit_status(up.exit_status)
-                elif not keeper.runner.connected:
+                elif _connection_lost(up, keeper):
                     keeper.stop()
                     _close_quietly(down.get_transport())
                 break
-            # paramiko wakes a select for data and an end of output, not for an exit status: look often then
-            select.select([up, down], [], [], 0.02 if up.eof_received else 1.0)
+            _wait(up, down)
     except (paramiko.SSHException, EOFError, OSError) as exc:
         log.info("a command's channel broke: %s", exc)
     finally:
@@ -129,6 +139,32 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
             down.shutdown_write()
         _close_quietly(down)
         _close_quietly(up)
+
+
+def _wait(up: paramiko.Channel, down: paramiko.Channel) -> None:
+    """Until either side may have something. paramiko keeps a channel readable for select once its input ended
+    (for good): such a side is not watched, or the pump would spin. Once the command's output ended, only its
+    exit status is awaited (paramiko sets status_event for it, and for the close)."""
+    watched = [channel for channel in (up, down) if not channel.eof_received]
+    if up.eof_received:
+        if watched:
+            select.select(watched, [], [], 0.02)
+        else:
+            up.status_event.wait(1.0)
+    else:
+        select.select(watched, [], [], 1.0)
+
+
+def _connection_lost(up: paramiko.Channel, keeper: Keeper) -> bool:
+    """Whether a channel closed without an exit status went with the cluster's connection (paramiko closes the
+    channels just before it says the connection is down): asked again briefly before it is taken as the command's
+    own end."""
+    transport = up.get_transport()
+    for _ in range(20):
+        if transport is None or not transport.is_active() or not keeper.runner.connected:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _read_all(channel: paramiko.Channel) -> bytes:
@@ -149,11 +185,13 @@ def _close_quietly(thing: Any) -> None:
 class Keeper:
     """One cluster's kept connection: the cluster's transport, the loopback listener and the clients on it."""
 
-    def __init__(self, paths: AppPaths, cluster: str, idle_minutes: float, questions: KeeperQuestions) -> None:
+    def __init__(self, paths: AppPaths, cluster: str, idle_minutes: float, questions: KeeperQuestions,
+                 nonce: str = "") -> None:
         from .targets import Session
 
         self.paths = paths
         self.cluster = cluster
+        self.nonce = nonce
         self.idle_seconds = idle_minutes * 60
         self.session = Session(paths, questions, use_kept=False)
         self.target = self.session.target(cluster)
@@ -167,6 +205,7 @@ class Keeper:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.5)
         self.clients: list[paramiko.Transport] = []
+        self._clients_lock = threading.Lock()
         self.stopping = threading.Event()
         self.last_used = time.monotonic()
 
@@ -176,7 +215,7 @@ class Keeper:
         record = KeptRecord(cluster=self.cluster, port=self.listener.getsockname()[1], token=self.token,
                             host_key=f"{self.host_key.get_name()} {self.host_key.get_base64()}", pid=os.getpid(),
                             profile=KeptRecord.profile_digest(self.target.profile), idle_minutes=self.idle_seconds / 60,
-                            protocol=PROTOCOL)
+                            protocol=PROTOCOL, nonce=self.nonce)
         write_record(self.paths, record)
         return record
 
@@ -193,7 +232,8 @@ class Keeper:
         """Accept clients until stopped, idle too long, or the cluster's connection is gone."""
         try:
             while not self.stopping.is_set():
-                self.clients = [client for client in self.clients if client.is_active()]
+                with self._clients_lock:
+                    self.clients = [client for client in self.clients if client.is_active()]
                 if self.clients:
                     self.last_used = time.monotonic()
                 elif time.monotonic() - self.last_used > self.idle_seconds:
@@ -206,7 +246,8 @@ class Keeper:
                     sock, _ = self.listener.accept()
                 except socket.timeout:
                     continue
-                self._welcome(sock)
+                # its handshake on a thread of its own: a silent connection must not hold up the others
+                threading.Thread(target=self._welcome, args=(sock,), daemon=True, name="welcome").start()
         finally:
             self.close()
 
@@ -221,17 +262,27 @@ class Keeper:
             log.info("a local client failed its handshake: %s", exc)
             _close_quietly(transport)
             return
-        self.clients.append(transport)
+        with self._clients_lock:
+            self.clients.append(transport)
         self.last_used = time.monotonic()
-        threading.Thread(target=self._take_listings, args=(transport, gate), daemon=True, name="listings").start()
+        self._follow(transport, gate)
 
-    def _take_listings(self, transport: paramiko.Transport, gate: _Gate) -> None:
-        """Answer each listing channel the client opens (its session channels are served by _Gate)."""
-        while transport.is_active() and not self.stopping.is_set():
-            channel = transport.accept(1.0)
-            if channel is not None and channel.get_id() in gate.listings:
-                gate.listings.discard(channel.get_id())
-                threading.Thread(target=self.answer_listing, args=(channel,), daemon=True, name="listing").start()
+    def _follow(self, transport: paramiko.Transport, gate: _Gate) -> None:
+        """For the life of one client's connection: answer each listing channel it opens (its commands are
+        served by _Gate and _pump), and free the cluster's sessions it opened and left unused."""
+        opened: dict[int, paramiko.Channel] = {}  # its session channels whose command has not come yet
+        try:
+            while transport.is_active() and not self.stopping.is_set():
+                channel = transport.accept(1.0)  # every channel it opens comes here (paramiko queues them all)
+                if channel is not None and channel.get_id() in gate.listings:
+                    gate.listings.discard(channel.get_id())
+                    threading.Thread(target=self.answer_listing, args=(channel,), daemon=True, name="listing").start()
+                elif channel is not None:
+                    opened[channel.get_id()] = channel
+                opened = {chanid: down for chanid, down in opened.items() if chanid in gate.upstream}
+                gate.release_unused({chanid for chanid, down in opened.items() if down.closed})
+        finally:
+            gate.release_all()
 
     def answer_listing(self, channel: paramiko.Channel) -> None:
         """Answer one listing with the agent kept running on the cluster (see agent_session): the request, as
@@ -259,22 +310,25 @@ class Keeper:
         """Remove the record first (no new client comes), then close everything."""
         forget(self.paths, self.cluster, pid=os.getpid())
         _close_quietly(self.listener)
-        for client in self.clients:
+        with self._clients_lock:
+            clients = list(self.clients)
+        for client in clients:
             _close_quietly(client)
         self.session.close()
 
 
 def main(argv: list[str]) -> int:
-    """Log in, say so on stdout (one JSON line), then serve until idle. Stdout and stdin are the starter's
+    """Log in, say so on stdout (one JSON line), then serve until idle (argv: the config folder, the cluster, the
+    idle minutes, the starter's nonce for the record). Stdout and stdin are the starter's
     pipes (the questions travel on them), closed once the login is done."""
-    config_dir, cluster, idle = argv
+    config_dir, cluster, idle, nonce = argv
     paths = AppPaths(Path(config_dir))
     log_file = record_path(paths, cluster).with_suffix(".log")
     logging.basicConfig(filename=log_file, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # a client that exits without a goodbye is no error
     questions = KeeperQuestions(sys.stdin, sys.stdout)
     try:
-        keeper = Keeper(paths, cluster, float(idle), questions)
+        keeper = Keeper(paths, cluster, float(idle), questions, nonce)
         record = keeper.login()
     except EnvDeskError as exc:
         questions.tell({"failed": {"kind": exc.__class__.__name__, "error": exc.message, "hint": exc.hint}})

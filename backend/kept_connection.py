@@ -13,12 +13,15 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import secrets
 import select
 import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -37,8 +40,10 @@ if TYPE_CHECKING:
 PROTOCOL = 1
 DEFAULT_IDLE_MINUTES = 30.0
 LOCAL_USER = "envdesk"
-STOP_COMMAND = "envdesk-keeper: stop"  # the one command a keeper runs itself (ours all begin with "exec ")
-LISTING_CHANNEL = "envdesk-listing@envdesk.local"  # a channel type of our own (RFC 4250's name@domain form)
+# channel types of our own (RFC 4250's name@domain form): a listing, and the keeper's end (needs no cluster session)
+LISTING_CHANNEL = "envdesk-listing@envdesk.local"
+STOP_CHANNEL = "envdesk-stop@envdesk.local"
+_STOP_WAIT = 10.0
 _DIAL_TIMEOUT = 5.0
 _LOGIN_FIELDS = ("name", "host", "port", "user", "identity_file", "jump", "auth")
 
@@ -55,6 +60,7 @@ class KeptRecord:
     profile: str  # profile_digest of the cluster's settings when it logged in
     idle_minutes: float
     protocol: int = PROTOCOL
+    nonce: str = ""  # the one its starter gave it (a process id may be a launcher's, as a venv's on Windows)
 
     @staticmethod
     def profile_digest(profile: ClusterProfile | None) -> str:
@@ -64,10 +70,19 @@ class KeptRecord:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class KeeperGone(ConnectionFailed):
+    """The keeper of a record is not there (nothing on its port, or something else): its record can go."""
+
+
+def _file_name(text: str) -> str:
+    """Any text as one plain file name."""
+    return base64.urlsafe_b64encode(text.encode("utf-8", "surrogateescape")).decode().rstrip("=")
+
+
 def record_path(paths: AppPaths, cluster: str) -> Path:
-    """Where the record of `cluster`'s kept connection lives (its keeper's log beside it)."""
-    safe = base64.urlsafe_b64encode(cluster.encode()).decode().rstrip("=")  # any name, one plain file name
-    return paths.cache_dir / "kept" / f"{safe}.json"
+    """Where the record of `cluster`'s kept connection lives (its keeper's log beside it): in a folder of this
+    computer's own, as a home folder may be shared by several (a cluster's login nodes), each with its loopback."""
+    return paths.cache_dir / "kept" / _file_name(socket.gethostname()) / f"{_file_name(cluster)}.json"
 
 
 def write_record(paths: AppPaths, record: KeptRecord) -> None:
@@ -107,20 +122,25 @@ def dial(record: KeptRecord) -> paramiko.Transport:
 
     try:
         sock = socket.create_connection(("127.0.0.1", record.port), timeout=_DIAL_TIMEOUT)
+    except ConnectionRefusedError as exc:
+        raise KeeperGone(f"The kept connection to {record.cluster} is gone ({exc}).") from exc
     except OSError as exc:
-        raise ConnectionFailed(f"The kept connection to {record.cluster} is gone ({exc}).") from exc
+        raise ConnectionFailed(f"The kept connection to {record.cluster} did not answer ({exc}).") from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     try:
         transport.start_client(timeout=_DIAL_TIMEOUT)
         key = transport.get_remote_server_key()
         if f"{key.get_name()} {key.get_base64()}" != record.host_key:
-            raise ConnectionFailed(f"Something else than EnvDesk's kept connection to {record.cluster} answered "
-                                   f"on port {record.port}.")
+            raise KeeperGone(f"Something else than EnvDesk's kept connection to {record.cluster} answered "
+                             f"on port {record.port}.")
         transport.auth_password(LOCAL_USER, record.token, fallback=False)
     except EnvDeskError:
         transport.close()
         raise
+    except paramiko.AuthenticationException as exc:  # its key, not its token: the port's next keeper
+        transport.close()
+        raise KeeperGone(f"The kept connection to {record.cluster} is gone ({exc}).") from exc
     except (paramiko.SSHException, EOFError, OSError) as exc:
         transport.close()
         raise ConnectionFailed(f"The kept connection to {record.cluster} did not answer ({exc}).") from exc
@@ -129,15 +149,17 @@ def dial(record: KeptRecord) -> paramiko.Transport:
 
 def dial_for(paths: AppPaths, profile: ClusterProfile) -> paramiko.Transport | None:
     """The kept connection to this cluster, if one is live and was made for these settings; a dead one's record
-    is removed (the command then logs in itself)."""
+    is removed. None: the command logs in itself (also when the keeper is too busy to answer in time)."""
     record = read_record(paths, profile.name)
     if record is None or record.profile != KeptRecord.profile_digest(profile):
         return None
     try:
         return dial(record)
-    except ConnectionFailed:
+    except KeeperGone:
         forget(paths, profile.name, pid=record.pid)
-        return None
+    except ConnectionFailed as exc:
+        logging.getLogger(__name__).info("%s", exc)
+    return None
 
 
 def is_live(paths: AppPaths, profile: ClusterProfile) -> bool:
@@ -151,8 +173,12 @@ def is_live(paths: AppPaths, profile: ClusterProfile) -> bool:
 
 
 def is_kept(paths: AppPaths, cluster: str) -> bool:
-    """Whether a record says a kept connection serves `cluster` (one stat: a command then dials nothing early)."""
-    return record_path(paths, cluster).exists()
+    """Whether a record says a kept connection serves `cluster` (one stat: a command then dials nothing early);
+    False for a name no file can have (the command says what is wrong with it)."""
+    try:
+        return record_path(paths, cluster).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def ask_listing(transport: paramiko.Transport, agent: str, settings: str, cancel: CancelToken | None,
@@ -169,12 +195,15 @@ def ask_listing(transport: paramiko.Transport, agent: str, settings: str, cancel
     except (paramiko.SSHException, EOFError, OSError):
         return None
     chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout + _DIAL_TIMEOUT
     try:
         channel.sendall(json.dumps({"agent": agent, "settings": settings, "timeout": timeout}).encode("utf-8"))
         channel.shutdown_write()
         while True:
             if cancel is not None and cancel.cancelled:
                 raise Cancelled()
+            if time.monotonic() > deadline:  # the keeper took longer than the agent may: ask the usual way
+                return None
             if channel.recv_ready() or channel.eof_received or channel.closed:
                 chunk = channel.recv(65536)
                 if not chunk:
@@ -305,13 +334,17 @@ def start(paths: AppPaths, cluster: str, prompter: Prompter, idle_minutes: float
 
     log_path = record_path(paths, cluster).with_suffix(".log")
     private_folder(log_path.parent)
+    nonce = secrets.token_hex(8)
     detached: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {"creationflags": (
         getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))}
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log_file:
         child = subprocess.Popen(  # noqa: S603 (our own interpreter and module, no shell)
-            [sys.executable, "-m", "envdesk.backend.keeper", str(paths.config_dir), cluster, str(idle_minutes)],
+            [sys.executable, "-m", "envdesk.backend.keeper", os.path.abspath(paths.config_dir), cluster,
+             str(idle_minutes), nonce],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True, encoding="utf-8",
-            close_fds=True, **detached)
+            # in its own folder, and PYTHONSAFEPATH (3.11+): `-m` puts the working folder first on the path, and a
+            # folder holding an envdesk/ package would be run in its place, and told the secrets typed
+            cwd=log_path.parent, env={**os.environ, "PYTHONSAFEPATH": "1"}, close_fds=True, **detached)
     assert child.stdin is not None and child.stdout is not None
     try:
         for line in child.stdout:
@@ -321,7 +354,7 @@ def start(paths: AppPaths, cluster: str, prompter: Prompter, idle_minutes: float
                 continue
             if "ready" in message:
                 record = read_record(paths, cluster)
-                if record is None or record.pid != child.pid:
+                if record is None or record.nonce != nonce:
                     break
                 return record
             if "failed" in message:
@@ -343,21 +376,31 @@ def start(paths: AppPaths, cluster: str, prompter: Prompter, idle_minutes: float
 
 
 def stop(paths: AppPaths, cluster: str) -> bool:
-    """Tell the keeper of `cluster` to end; False when there was none live (its record is removed anyway)."""
+    """End the keeper of `cluster` and wait until it is gone; False when there was none live (its record is
+    removed). ConnectionFailed when one answers but does not end."""
     record = read_record(paths, cluster)
     if record is None:
         return False
     try:
         transport = dial(record)
-    except ConnectionFailed:
+    except KeeperGone:
         forget(paths, cluster, pid=record.pid)
         return False
     try:
-        channel = transport.open_session(timeout=_DIAL_TIMEOUT)
-        channel.exec_command(STOP_COMMAND)
+        transport.open_channel(STOP_CHANNEL, timeout=_DIAL_TIMEOUT).close()
     except Exception:  # it may hang up at once, as asked
         pass
     finally:
         transport.close()
-    forget(paths, cluster, pid=record.pid)
-    return True
+    deadline = time.monotonic() + _STOP_WAIT
+    while time.monotonic() < deadline:
+        try:
+            dial(record).close()
+        except KeeperGone:
+            forget(paths, cluster, pid=record.pid)
+            return True
+        except ConnectionFailed:
+            pass
+        time.sleep(0.1)
+    raise ConnectionFailed(f"The kept connection to {cluster} did not end when asked.",
+                           f"Its process is {record.pid} on this computer: end it there if need be.")

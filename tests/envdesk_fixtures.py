@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pty
 import re
 import select
 import uuid
@@ -85,13 +84,14 @@ def envdesk_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "envdesk"]
 
 
-def run_cli(*args: str, config: Path, home: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, config: Path, home: Path, timeout: float = 300,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real `envdesk` console script, with its own HOME (no ~/.ssh of the machine's user)."""
     base = envdesk_command()
     env = {**os.environ, "HOME": str(home)}
     env.pop("SSH_AUTH_SOCK", None)
     return subprocess.run([*base, "--config-dir", str(config), *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+                          env=env, timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd)
 
 
 def cli_json(*args: str, config: Path, home: Path):
@@ -196,6 +196,8 @@ def cli_on_a_terminal(*args: str, config: Path, home: Path, answer: Callable[[st
                       env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, list[str]]:
     """Run the real `envdesk` on a pseudo-terminal, typing answer(prompt) at each secret prompt and 'n' at
     each yes/no question; (exit status, everything it wrote, the secret prompts it showed)."""
+    import pty  # POSIX only: the tests of this computer's side import this module on Windows too
+
     environ = {**os.environ, "HOME": str(home)}
     environ.pop("SSH_AUTH_SOCK", None)
     environ.update(env or {})

@@ -80,7 +80,8 @@ def test_cluster_add_list_remove_from_a_clean_config_dir(tmp_path):
     listed = json.loads(envdesk("cluster", "list", "--json", config_dir=config).stdout)
     assert listed == [{"name": "cedar", "host": "cedar.example.org", "port": 2222, "user": "me",
                        "jump": ["gw@jump.example.org"], "env_roots": ["~/projects"], "pip_args": ["--no-index"],
-                       "preset": "alliance", "auth": "key+code"}]  # the preset's login method
+                       "preset": "alliance", "auth": "key+code",  # the preset's login method
+                       "kept_connection": False}]
     assert envdesk("cluster", "add", "bad;name", "--host", "h", config_dir=config).returncode == 1
     assert envdesk("cluster", "remove", "cedar", config_dir=config).returncode == 0
     assert json.loads(envdesk("cluster", "list", "--json", config_dir=config).stdout) == []

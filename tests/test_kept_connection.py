@@ -7,12 +7,15 @@ built through the kept connection holds, the operating system for whether the ba
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import pytest
 from envdesk.backend import kept_connection
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.kept_connection import KeptRecord
-from envdesk.backend.errors import CommandFailed
+from envdesk.backend.errors import CommandFailed, ConnectionFailed
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.prompts import NoPrompter
 from envdesk.backend.targets import Session
@@ -72,7 +75,8 @@ def kept(request):
     yield started
     for paths, name in started:
         record = kept_connection.read_record(paths, name)
-        kept_connection.stop(paths, name)
+        with contextlib.suppress(Exception):  # the test's own failure says what went wrong
+            kept_connection.stop(paths, name)
         if record is not None and keeper_alive(record.pid):
             os.kill(record.pid, signal.SIGKILL)
 
@@ -163,7 +167,7 @@ def test_commands_through_it_behave_as_over_their_own_login(testbed, tmp_path, h
         runner = session.target("alpha").runner
         failed = runner.run(["sh", "-c", "echo out; echo err >&2; exit 3"])
         assert (failed.exit_status, failed.stdout, failed.stderr.strip()) == (3, "out\n", "err")
-        payload = os.urandom(300_000).hex().encode()  # more than one SSH window, both ways
+        payload = os.urandom(3_000_000).hex().encode()  # 6 MB: more than paramiko's and OpenSSH's windows (2 MiB)
         echoed = runner.run(["sh", "-c", "cat; echo done >&2"], stdin=payload)
         assert echoed.ok and echoed.stdout.encode() == payload and echoed.stderr.strip() == "done"
         with pytest.raises(CommandFailed):
@@ -280,3 +284,101 @@ def test_a_listing_through_it_is_answered_by_the_agent_it_keeps_and_sees_every_c
     changed = listed()
     assert changed == pip_counts() and changed[names[0]] == changed[names[1]] + 1
     assert len(cluster.session_commands()) == commands, "a listing ran a command of its own on the cluster"
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's CPU time so far, as the kernel counts it (utime + stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_it_does_not_spin_while_a_command_runs(testbed, tmp_path, home, kept):
+    """A command that sends its input and then waits: the keeper waits too (the kernel's CPU count is the referee;
+    a pump that spun took most of a core)."""
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    session = Session(paths, ScriptedPrompter())
+    try:
+        runner = session.target("alpha").runner
+        runner.run(["true"])
+        before = cpu_seconds(record.pid)
+        waited = runner.run(["sh", "-c", "cat >/dev/null; sleep 4; echo done"], stdin=b"input\n")
+        used = cpu_seconds(record.pid) - before
+    finally:
+        session.close()
+    assert waited.stdout == "done\n"
+    assert used < 1.0, f"the keeper used {used:.2f} s of CPU while the command slept 4 s"
+
+
+def test_channels_closed_before_their_command_give_the_clusters_sessions_back(testbed, tmp_path, home, kept):
+    """Commands cancelled between opening their channel and sending it: the sessions the keeper opened for them on
+    the cluster are closed, or sshd refuses every command once they reach its MaxSessions (64 on the test bed)."""
+    from paramiko import ChannelException
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    client = kept_connection.dial(record)  # kept open throughout: what it opened and left is freed all the same
+    session = Session(paths, ScriptedPrompter())
+    try:
+        for _ in range(80):
+            with contextlib.suppress(ChannelException):  # the cluster's refusal, passed on, while they are freed
+                client.open_session(timeout=20).close()
+        runner = session.target("alpha").runner
+        results = [runner.run(["echo", str(number)]) for number in range(12)]
+    finally:
+        session.close()
+        client.close()
+    assert [result.stdout for result in results] == [f"{number}\n" for number in range(12)]
+
+
+def test_a_silent_local_connection_does_not_hold_up_the_others(testbed, tmp_path, home, kept):
+    """Something connects to the keeper's port and says nothing: a command still gets in, and the record stays."""
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    with socket.create_connection(("127.0.0.1", record.port)):
+        transport = kept_connection.dial_for(paths, profile(paths, "alpha"))
+        assert transport is not None
+        transport.close()
+    assert kept_connection.read_record(paths, "alpha") == record
+
+
+def test_a_folder_named_envdesk_where_it_is_started_is_not_run(testbed, tmp_path, home, kept):
+    """`python -m` looks first in the folder it starts in: a package there must not stand in for the keeper (it
+    would be told the secrets typed)."""
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["alpha"])
+    kept.append((paths, "alpha"))
+    here = tmp_path / "project"
+    marker = tmp_path / "impostor-ran"
+    for package in ("envdesk", "envdesk/backend"):
+        (here / package).mkdir(parents=True)
+        (here / package / "__init__.py").write_text("")
+    (here / "envdesk/backend/keeper.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    result = run_cli("cluster", "connect", "alpha", config=config, home=home, cwd=here)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
+    assert kept_connection.read_record(paths, "alpha") is not None
+
+
+def test_a_command_cut_by_the_clusters_drop_is_said_to_be_cut_not_ended(testbed, tmp_path, home, kept):
+    """The cluster's connection drops while a command runs through the keeper: the command fails as over its own
+    connection ("broke"), not as a command that ended with some status."""
+    cluster = testbed.clusters["beta"]
+    _, paths, _ = keep(testbed, tmp_path, kept, "beta")
+    session = Session(paths, ScriptedPrompter())
+    outcome: dict[str, object] = {}
+    started = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["result"] = session.target("beta").runner.run(
+                ["sh", "-c", "echo started; sleep 30"], on_line=lambda stream, line: started.set())
+        except Exception as exc:  # what the caller would see
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert started.wait(60)
+        assert cluster.kill_sessions() >= 1
+        worker.join(60)
+    finally:
+        session.close()
+    assert not worker.is_alive()
+    assert isinstance(outcome.get("error"), ConnectionFailed), outcome

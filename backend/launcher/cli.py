@@ -504,7 +504,7 @@ def _begin_key_exchange(paths: AppPaths) -> None:
 def _kept(paths: AppPaths, cluster: str) -> bool:
     """Whether a kept connection serves the cluster (see kept_connection): then nothing is dialled early."""
     from envdesk.backend.kept_connection import is_kept
-    return is_kept(paths, cluster)
+    return is_kept(paths, cluster)  # False for a name no file can have: the command says what is wrong
 
 
 def _connect_early(args: argparse.Namespace, session: Session) -> None:

@@ -270,15 +270,17 @@ def cluster_connect(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.errors import InvalidInput
     if not 0 < args.idle <= 7 * 24 * 60:
         raise InvalidInput(f"--idle {args.idle:g} is not a number of minutes EnvDesk can keep a connection for.",
-                           "Give a number from 1 to 10080 (a week), for example --idle 120.")
+                           "Give more than 0 and at most 10080 (a week), for example --idle 120.")
     profile = session.store.get(args.name)
     record, started = kept_connection.connect(session.paths, profile, session.prompter, args.idle)
     limit = f"{record.idle_minutes:g} minute{'' if record.idle_minutes == 1 else 's'}"
     if started:
-        print(f"Connected to {args.name}. Commands for {args.name} use this login until it has been unused for "
-              f"{limit}.")
+        print(f"Connected to {args.name}. Commands for {args.name} (and the app, while it is open) use this login "
+              f"until it has been unused for {limit}.")
     else:
-        print(f"Already connected to {args.name} (kept until it has been unused for {limit}).")
+        print(f"Already connected to {args.name}, kept until it has been unused for {limit}.")
+        if args.idle != record.idle_minutes:
+            print(f"To keep it for --idle {args.idle:g} instead, disconnect first, then connect again.")
     print(f"To end it sooner: envdesk cluster disconnect {args.name}")
     return 0
 
