@@ -26,10 +26,10 @@ from paramiko.common import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTR
                              OPEN_FAILED_CONNECT_FAILED, OPEN_SUCCEEDED)
 
 from .errors import ConnectionFailed, EnvDeskError
-from .kept_connection import (LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, KeeperQuestions, KeptRecord,
-                              forget, record_path, write_record)
+from .kept_connection import (ANCHOR_CHANNEL, LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, KeeperQuestions,
+                              KeptRecord, claim, forget, record_path)
 from .paths import AppPaths
-from .ssh_runner import SSHRunner
+from .ssh_runner import CHANNEL_OPEN_TIMEOUT, SSHRunner, command_line, script_input
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ class _Gate(paramiko.ServerInterface):
         self.keeper = keeper
         self.upstream: dict[int, paramiko.Channel] = {}
         self.listings: set[int] = set()  # channels that ask the kept listing agent (see Keeper.answer_listing)
+        self.anchors: set[int] = set()  # channels that ask for the client's anchor (see anchor_pid)
+        self.stops: set[int] = set()  # channels that ask the keeper to end (see Keeper.end_when_done)
+        self._anchor: paramiko.Channel | None = None
+        self._anchor_pid = 0
+        self._anchor_lock = threading.Lock()
 
     def get_allowed_auths(self, username: str) -> str:
         return "password"
@@ -58,8 +63,11 @@ class _Gate(paramiko.ServerInterface):
         if kind == LISTING_CHANNEL:
             self.listings.add(chanid)
             return OPEN_SUCCEEDED
+        if kind == ANCHOR_CHANNEL:
+            self.anchors.add(chanid)
+            return OPEN_SUCCEEDED
         if kind == STOP_CHANNEL:  # needs no session on the cluster: it works when all of them are taken
-            self.keeper.stop()
+            self.stops.add(chanid)
             return OPEN_SUCCEEDED
         if kind != "session":
             return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
@@ -84,6 +92,7 @@ class _Gate(paramiko.ServerInterface):
             log.info("exec on the cluster failed: %s", exc)
             upstream.close()
             return False
+        self.keeper.began()
         threading.Thread(target=_pump, args=(channel, upstream, self.keeper), daemon=True, name="pump").start()
         return True
 
@@ -94,9 +103,38 @@ class _Gate(paramiko.ServerInterface):
             _close_quietly(self.upstream.pop(chanid, None))
 
     def release_all(self) -> None:
-        """The client's connection ended: close what it opened and never used."""
+        """The client's connection ended: close what it opened and never used, and its anchor."""
         for chanid in list(self.upstream):
             _close_quietly(self.upstream.pop(chanid, None))
+        with self._anchor_lock:
+            _close_quietly(self._anchor)
+            self._anchor = None
+
+    def anchor_pid(self) -> int:
+        """The process id of this client's anchor on the cluster: a process that lives as long as the client is
+        connected (it reads its input, which ends when the keeper closes its channel), started on first asking.
+        Locks the client takes there name it as their owner, so that they go stale once the client is gone, as
+        locks taken over a connection of one's own do with its sshd (see the agent's take_lock)."""
+        with self._anchor_lock:
+            if self._anchor is not None and not self._anchor.closed:
+                return self._anchor_pid
+            channel = self.keeper.open_upstream()
+            try:
+                channel.settimeout(CHANNEL_OPEN_TIMEOUT)
+                channel.exec_command(command_line("sh"))
+                channel.sendall(script_input("echo $$; exec cat >/dev/null"))
+                line = b""
+                while not line.endswith(b"\n"):
+                    chunk = channel.recv(1)
+                    if not chunk:
+                        raise EOFError("the anchor ended at once")
+                    line += chunk
+                pid = int(line)
+            except BaseException:
+                _close_quietly(channel)
+                raise
+            self._anchor, self._anchor_pid = channel, pid
+            return pid
 
 
 def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
@@ -139,6 +177,7 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
             down.shutdown_write()
         _close_quietly(down)
         _close_quietly(up)
+        keeper.ended()
 
 
 def _wait(up: paramiko.Channel, down: paramiko.Channel) -> None:
@@ -165,6 +204,17 @@ def _connection_lost(up: paramiko.Channel, keeper: Keeper) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def _answer_anchor(channel: paramiko.Channel, gate: _Gate) -> None:
+    """Tell the client its anchor's process id (nothing when there is none: the client's locks then name the
+    keeper's connection, as before)."""
+    try:
+        channel.sendall(str(gate.anchor_pid()).encode("ascii"))
+    except Exception as exc:
+        log.info("no anchor on the cluster: %r", exc)
+    finally:
+        _close_quietly(channel)
 
 
 def _read_all(channel: paramiko.Channel) -> bytes:
@@ -206,18 +256,21 @@ class Keeper:
         self.listener.settimeout(0.5)
         self.clients: list[paramiko.Transport] = []
         self._clients_lock = threading.Lock()
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # end now
+        self.draining = threading.Event()  # end once the commands running through it have ended
         self.last_used = time.monotonic()
+        self.running = 0  # commands and listings under way through it
+        self._running_lock = threading.Lock()
 
     def login(self) -> KeptRecord:
-        """Log in to the cluster (the runner asks its questions through KeeperQuestions) and write the record."""
+        """Log in to the cluster (the runner asks its questions through KeeperQuestions) and write the record,
+        unless another keeper serves the cluster already (two `cluster connect` at once): the record that serves."""
         self.runner.connect()
         record = KeptRecord(cluster=self.cluster, port=self.listener.getsockname()[1], token=self.token,
                             host_key=f"{self.host_key.get_name()} {self.host_key.get_base64()}", pid=os.getpid(),
                             profile=KeptRecord.profile_digest(self.target.profile), idle_minutes=self.idle_seconds / 60,
                             protocol=PROTOCOL, nonce=self.nonce)
-        write_record(self.paths, record)
-        return record
+        return claim(self.paths, record)
 
     def open_upstream(self) -> paramiko.Channel:
         """A session channel on the cluster's connection."""
@@ -225,23 +278,51 @@ class Keeper:
         return self.runner.open_kept_session()
 
     def stop(self) -> None:
-        """End serving: the listener and every client's connection close, the record is removed."""
+        """End serving now: the listener and every client's connection close, the record is removed."""
         self.stopping.set()
+
+    def began(self) -> None:
+        """A command or listing starts through it (it counts as use until it ends)."""
+        with self._running_lock:
+            self.running += 1
+        self.last_used = time.monotonic()
+
+    def ended(self) -> None:
+        """A command or listing through it ended."""
+        with self._running_lock:
+            self.running -= 1
+        self.last_used = time.monotonic()
+
+    def _answer_stop(self, channel: paramiko.Channel) -> None:
+        """Asked to end (`envdesk cluster disconnect`): tell how many commands still run through it, then end as
+        OpenSSH's `ssh -O stop` does: no new command from now on, and gone once those have ended."""
+        log.info("asked to end (%d commands running)", self.running)
+        self.draining.set()
+        try:
+            channel.sendall(str(self.running).encode("ascii"))
+        except Exception as exc:
+            log.info("could not answer the stop: %r", exc)
+        finally:
+            _close_quietly(channel)
 
     def serve(self) -> None:
         """Accept clients until stopped, idle too long, or the cluster's connection is gone."""
         try:
             while not self.stopping.is_set():
-                with self._clients_lock:
-                    self.clients = [client for client in self.clients if client.is_active()]
-                if self.clients:
+                if self.running:
                     self.last_used = time.monotonic()
+                elif self.draining.is_set():
+                    break
                 elif time.monotonic() - self.last_used > self.idle_seconds:
-                    log.info("idle for %.0f minutes: ending", self.idle_seconds / 60)
+                    log.info("unused for %g minutes: ending", self.idle_seconds / 60)
                     break
                 if not self.runner.connected:
                     log.info("the connection to %s ended", self.cluster)
                     break
+                if self.draining.is_set():
+                    self._close_listener()  # new commands log in themselves from now on
+                    time.sleep(0.2)
+                    continue
                 try:
                     sock, _ = self.listener.accept()
                 except socket.timeout:
@@ -250,6 +331,11 @@ class Keeper:
                 threading.Thread(target=self._welcome, args=(sock,), daemon=True, name="welcome").start()
         finally:
             self.close()
+
+    def _close_listener(self) -> None:
+        """No new client from now on: the record goes first, then the port."""
+        forget(self.paths, self.cluster, pid=os.getpid())
+        _close_quietly(self.listener)
 
     def _welcome(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -263,8 +349,7 @@ class Keeper:
             _close_quietly(transport)
             return
         with self._clients_lock:
-            self.clients.append(transport)
-        self.last_used = time.monotonic()
+            self.clients = [client for client in self.clients if client.is_active()] + [transport]
         self._follow(transport, gate)
 
     def _follow(self, transport: paramiko.Transport, gate: _Gate) -> None:
@@ -277,6 +362,12 @@ class Keeper:
                 if channel is not None and channel.get_id() in gate.listings:
                     gate.listings.discard(channel.get_id())
                     threading.Thread(target=self.answer_listing, args=(channel,), daemon=True, name="listing").start()
+                elif channel is not None and channel.get_id() in gate.stops:
+                    gate.stops.discard(channel.get_id())
+                    threading.Thread(target=self._answer_stop, args=(channel,), daemon=True, name="stop").start()
+                elif channel is not None and channel.get_id() in gate.anchors:
+                    gate.anchors.discard(channel.get_id())
+                    threading.Thread(target=_answer_anchor, args=(channel, gate), daemon=True, name="anchor").start()
                 elif channel is not None:
                     opened[channel.get_id()] = channel
                 opened = {chanid: down for chanid, down in opened.items() if chanid in gate.upstream}
@@ -290,6 +381,7 @@ class Keeper:
         The answer holds the whole listing: the client, a new process each time, has none of the earlier ones."""
         from . import agent_session, agent_store
 
+        self.began()
         try:
             request = json.loads(_read_all(channel))
             agent_store.reread_notes(self.runner)  # its commands may just have stored the agent there
@@ -303,13 +395,12 @@ class Keeper:
         except Exception as exc:  # the client asks the usual way; the keeper goes on
             log.info("a listing through the kept agent failed: %r", exc)
         finally:
-            self.last_used = time.monotonic()
+            self.ended()
             _close_quietly(channel)
 
     def close(self) -> None:
         """Remove the record first (no new client comes), then close everything."""
-        forget(self.paths, self.cluster, pid=os.getpid())
-        _close_quietly(self.listener)
+        self._close_listener()
         with self._clients_lock:
             clients = list(self.clients)
         for client in clients:
@@ -339,6 +430,10 @@ def main(argv: list[str]) -> int:
         return 1
     questions.tell({"ready": {"port": record.port, "pid": record.pid}})
     questions.hang_up()
+    if record.nonce != nonce:  # another keeper serves already (two `cluster connect` at once)
+        log.info("another keeper serves %s already (process %d): ending", cluster, record.pid)
+        keeper.session.close()
+        return 0
     keeper.serve()
     return 0
 

@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from . import errors
 from .errors import ConnectionFailed, EnvDeskError
@@ -42,8 +42,10 @@ DEFAULT_IDLE_MINUTES = 30.0
 LOCAL_USER = "envdesk"
 # channel types of our own (RFC 4250's name@domain form): a listing, and the keeper's end (needs no cluster session)
 LISTING_CHANNEL = "envdesk-listing@envdesk.local"
+ANCHOR_CHANNEL = "envdesk-anchor@envdesk.local"
 STOP_CHANNEL = "envdesk-stop@envdesk.local"
 _STOP_WAIT = 10.0
+_LOCK_WAIT = 15.0
 _DIAL_TIMEOUT = 5.0
 _LOGIN_FIELDS = ("name", "host", "port", "user", "identity_file", "jump", "auth")
 
@@ -83,6 +85,51 @@ def record_path(paths: AppPaths, cluster: str) -> Path:
     """Where the record of `cluster`'s kept connection lives (its keeper's log beside it): in a folder of this
     computer's own, as a home folder may be shared by several (a cluster's login nodes), each with its loopback."""
     return paths.cache_dir / "kept" / _file_name(socket.gethostname()) / f"{_file_name(cluster)}.json"
+
+
+def claim(paths: AppPaths, record: KeptRecord) -> KeptRecord:
+    """Write `record` unless a live keeper made for the same login settings already serves the cluster (two
+    `cluster connect` at once: each logs in, one serves); the record that serves."""
+    with _record_lock(paths, record.cluster):
+        current = read_record(paths, record.cluster)
+        if current is not None and current.nonce != record.nonce and current.profile == record.profile:
+            try:
+                dial(current).close()
+                return current
+            except ConnectionFailed:
+                pass
+        write_record(paths, record)
+        return record
+
+
+@contextlib.contextmanager
+def _record_lock(paths: AppPaths, cluster: str) -> Iterator[None]:
+    """Only one process at a time between reading the record and writing it (a file made exclusively; one left
+    by a process that died is taken over after a while)."""
+    from .fileio import private_folder
+
+    path = record_path(paths, cluster).with_suffix(".lock")
+    private_folder(path.parent)
+    deadline = time.monotonic() + _LOCK_WAIT
+    while True:
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            break
+        except FileExistsError:
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > _LOCK_WAIT:
+                    path.unlink()
+                    continue
+            if time.monotonic() > deadline:
+                raise ConnectionFailed(f"Another EnvDesk command is starting a kept connection to {cluster}.",
+                                       "Try again in a moment.") from None
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        os.close(handle)
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def write_record(paths: AppPaths, record: KeptRecord) -> None:
@@ -225,6 +272,30 @@ def ask_listing(transport: paramiko.Transport, agent: str, settings: str, cancel
                          str(reply.get("stderr", "")))
 
 
+def anchor_pid(transport: paramiko.Transport) -> int | None:
+    """The process id of the anchor the keeper runs on the cluster for as long as this client is connected (see
+    keeper's _Gate.anchor_pid), or None when it cannot tell."""
+    from .ssh_lib import paramiko
+
+    try:
+        channel = transport.open_channel(ANCHOR_CHANNEL, timeout=_DIAL_TIMEOUT)
+    except (paramiko.SSHException, EOFError, OSError):
+        return None
+    try:
+        channel.settimeout(30)
+        data = b""
+        while len(data) < 32:
+            chunk = channel.recv(32)
+            if not chunk:
+                break
+            data += chunk
+    except (paramiko.SSHException, EOFError, OSError):
+        return None
+    finally:
+        channel.close()
+    return int(data) if data.isdigit() else None
+
+
 # -- the questions of the keeper's login, relayed to whoever started it --------------------------------------
 
 
@@ -240,8 +311,11 @@ class KeeperQuestions:
     def tell(self, message: dict[str, Any]) -> None:
         """Send one line to the starter (nothing once hung up)."""
         if self._questions is not None:
-            self._questions.write(json.dumps(message) + "\n")
-            self._questions.flush()
+            try:
+                self._questions.write(json.dumps(message) + "\n")
+                self._questions.flush()
+            except (OSError, ValueError):  # the starter is gone (Ctrl-C, its terminal closed): nobody to tell
+                self._questions = self._answers = None
 
     def _ask(self, message: dict[str, Any]) -> dict[str, Any] | None:
         with self._lock:
@@ -313,7 +387,7 @@ def _failure(fields: dict[str, Any]) -> EnvDeskError:
 def connect(paths: AppPaths, profile: ClusterProfile, prompter: Prompter,
             idle_minutes: float = DEFAULT_IDLE_MINUTES) -> tuple[KeptRecord, bool]:
     """The cluster's kept connection, and whether it was started now: a live one made for these login settings is
-    kept as it is; one made for others is ended first."""
+    kept as it is; one made for others is ended first (the commands running through it go on to their end)."""
     record = read_record(paths, profile.name)
     if record is not None:
         if record.profile == KeptRecord.profile_digest(profile):
@@ -324,12 +398,14 @@ def connect(paths: AppPaths, profile: ClusterProfile, prompter: Prompter,
                 forget(paths, profile.name, pid=record.pid)
         else:
             stop(paths, profile.name)
-    return start(paths, profile.name, prompter, idle_minutes), True
+    return start(paths, profile.name, prompter, idle_minutes)
 
 
-def start(paths: AppPaths, cluster: str, prompter: Prompter, idle_minutes: float = DEFAULT_IDLE_MINUTES) -> KeptRecord:
+def start(paths: AppPaths, cluster: str, prompter: Prompter,
+          idle_minutes: float = DEFAULT_IDLE_MINUTES) -> tuple[KeptRecord, bool]:
     """Start a keeper for `cluster` and answer its login's questions with `prompter`; return its record once it
-    is logged in, or raise what stopped it (the same errors a command's own login raises)."""
+    is logged in, and whether it is the one started here (False: another, started meanwhile, serves; this one
+    ended), or raise what stopped it (the same errors a command's own login raises)."""
     from .fileio import private_folder
 
     log_path = record_path(paths, cluster).with_suffix(".log")
@@ -354,9 +430,9 @@ def start(paths: AppPaths, cluster: str, prompter: Prompter, idle_minutes: float
                 continue
             if "ready" in message:
                 record = read_record(paths, cluster)
-                if record is None or record.nonce != nonce:
+                if record is None:
                     break
-                return record
+                return record, record.nonce == nonce
             if "failed" in message:
                 raise _failure(message["failed"])
             child.stdin.write(json.dumps(_answer(message, prompter)) + "\n")
@@ -375,19 +451,27 @@ def start(paths: AppPaths, cluster: str, prompter: Prompter, idle_minutes: float
                            f"Its log may say why: {log_path}")
 
 
-def stop(paths: AppPaths, cluster: str) -> bool:
-    """End the keeper of `cluster` and wait until it is gone; False when there was none live (its record is
-    removed). ConnectionFailed when one answers but does not end."""
+def stop(paths: AppPaths, cluster: str) -> int | None:
+    """End the keeper of `cluster` as OpenSSH's `ssh -O stop` does: no new command goes through it from now on,
+    and it ends once the commands running through it have ended. The number of those; None when there was none
+    live (its record is removed). ConnectionFailed when one is there but does not answer, or goes on serving."""
     record = read_record(paths, cluster)
     if record is None:
-        return False
+        return None
     try:
         transport = dial(record)
     except KeeperGone:
         forget(paths, cluster, pid=record.pid)
-        return False
+        return None
+    except ConnectionFailed as exc:
+        raise ConnectionFailed(f"The kept connection to {cluster} does not answer.",
+                               f"Its process is {record.pid} on this computer: end it there if need be.") from exc
+    running = b""
     try:
-        transport.open_channel(STOP_CHANNEL, timeout=_DIAL_TIMEOUT).close()
+        channel = transport.open_channel(STOP_CHANNEL, timeout=_DIAL_TIMEOUT)
+        channel.settimeout(_DIAL_TIMEOUT)
+        while chunk := channel.recv(32):
+            running += chunk
     except Exception:  # it may hang up at once, as asked
         pass
     finally:
@@ -398,7 +482,7 @@ def stop(paths: AppPaths, cluster: str) -> bool:
             dial(record).close()
         except KeeperGone:
             forget(paths, cluster, pid=record.pid)
-            return True
+            return int(running) if running.isdigit() else 0
         except ConnectionFailed:
             pass
         time.sleep(0.1)

@@ -257,6 +257,11 @@ class Runner(ABC):
     def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
         """The values environment markers are judged by on this target, for Python version `python`."""
 
+    def client_life(self) -> dict[str, int]:
+        """Settings that tie an agent's lock to this client's life where the agent cannot find it alone (see
+        SSHRunner.client_life); none by default."""
+        return {}
+
     def matches(self, profile: ClusterProfile | None) -> bool:
         """Whether this runner still serves `profile` (None: this computer); if not, the session replaces it."""
         return profile is None

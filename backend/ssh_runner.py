@@ -616,6 +616,7 @@ class SSHRunner(Runner):
         self.profile = profile
         self.kept = kept
         self._kept: paramiko.Transport | None = None  # the keeper's connection, when that is the one in use
+        self._anchor: tuple[paramiko.Transport | None, int | None] = (None, None)  # see client_life
         self.local_cache = local_cache
         self.name = profile.name
         self.prompter = prompter
@@ -909,10 +910,29 @@ class SSHRunner(Runner):
             return None  # this runner keeps its own (the app's)
         self.connect(cancel)
         transport = self._kept
-        if transport is None or self._hops.target is not transport:
+        if transport is None or not self.through_keeper:
             return None
         from .kept_connection import ask_listing
         return ask_listing(transport, agent, settings, cancel, timeout)
+
+    @property
+    def through_keeper(self) -> bool:
+        """Whether the open connection is a keeper's (see kept_connection): no login of its own."""
+        return self._kept is not None and self._hops.target is self._kept
+
+    def client_life(self) -> dict[str, int]:
+        """What the agent needs to tie a lock to this client's life (see the agent's take_lock): through a kept
+        connection, the anchor the keeper runs for it (every command's sshd is then the keeper's); else nothing
+        (the connection's own sshd is what it looks for)."""
+        transport = self._kept
+        if transport is None or not self.through_keeper:
+            return {}
+        with self._lock:
+            if self._anchor[0] is not transport:
+                from .kept_connection import anchor_pid
+                self._anchor = (transport, anchor_pid(transport))
+            pid = self._anchor[1]
+        return {"anchor_pid": pid} if pid else {}
 
     def open_kept_session(self) -> paramiko.Channel:
         """A session channel on the connection as it is, for a keeper's client (see keeper): never a new login,

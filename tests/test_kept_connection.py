@@ -27,6 +27,7 @@ from envdesk.backend.kept_connection import KeptRecord
 from envdesk.backend.errors import CommandFailed, ConnectionFailed
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.prompts import NoPrompter
+from envdesk.backend.runner import CommandResult
 from envdesk.backend.targets import Session
 from envdesk_fixtures import (ScriptedPrompter, cancel_leaves_nothing_running, canon, cli_on_a_terminal, make_config,
                               run_cli, unique)
@@ -129,6 +130,8 @@ def test_two_factor_code_is_typed_once_for_all_the_commands_that_follow(testbed,
     record = kept_connection.read_record(paths, "otp")
     assert record is not None
     assert kept_shown(config, home) == {"otp": True}
+    tested = run_cli("cluster", "test", "otp", config=config, home=home)
+    assert tested.returncode == 0 and "logging in itself was not tested" in tested.stdout, tested.stdout
     ended = run_cli("cluster", "disconnect", "otp", config=config, home=home)
     assert ended.returncode == 0 and "Disconnected from otp" in ended.stdout
     assert wait_until(lambda: not keeper_alive(record.pid)), "the background process still runs"
@@ -138,6 +141,7 @@ def test_two_factor_code_is_typed_once_for_all_the_commands_that_follow(testbed,
     # once it is ended, a command without a terminal has to log in, and cannot type the code
     again = run_cli("env", "list", "otp", config=config, home=home)
     assert again.returncode == 1 and "not a terminal" in again.stderr, again.stderr
+    assert "envdesk cluster connect otp" in again.stderr  # how a script gets by
 
 
 def test_a_new_servers_key_is_asked_about_here_and_a_no_starts_nothing(testbed, tmp_path, home, kept):
@@ -239,6 +243,8 @@ def test_it_ends_once_unused_for_its_idle_time(testbed, tmp_path, home, kept):
 def test_it_ends_when_the_clusters_connection_drops(testbed, tmp_path, home, kept):
     cluster = testbed.clusters["beta"]
     config, _, record = keep(testbed, tmp_path, kept, "beta")
+    # a command first: sshd's process for the logged-in user is there for sure (it forks it after the login)
+    assert run_cli("env", "list", "beta", config=config, home=home).returncode == 0
     assert cluster.kill_sessions() >= 1
     assert wait_until(lambda: not keeper_alive(record.pid)), "it kept running without its connection"
     before = logins(cluster)
@@ -356,29 +362,127 @@ def test_a_folder_named_envdesk_where_it_is_started_is_not_run(testbed, tmp_path
     assert kept_connection.read_record(paths, "alpha") is not None
 
 
+class Background:
+    """A command run through a Session on a thread of its own: `started` once it printed its first line, then
+    what it returned or raised."""
+
+    def __init__(self, session: Session, target: str, argv: list[str]) -> None:
+        self.started = threading.Event()
+        self.result: object = None
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, args=(session, target, argv))
+        self.thread.start()
+
+    def _run(self, session: Session, target: str, argv: list[str]) -> None:
+        try:
+            self.result = session.target(target).runner.run(argv, on_line=lambda stream, line: self.started.set())
+        except Exception as exc:  # what the caller would see
+            self.error = exc
+
+
 def test_a_command_cut_by_the_clusters_drop_is_said_to_be_cut_not_ended(testbed, tmp_path, home, kept):
     """The cluster's connection drops while a command runs through the keeper: the command fails as over its own
     connection ("broke"), not as a command that ended with some status."""
     cluster = testbed.clusters["beta"]
     _, paths, _ = keep(testbed, tmp_path, kept, "beta")
     session = Session(paths, ScriptedPrompter())
-    outcome: dict[str, object] = {}
-    started = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome["result"] = session.target("beta").runner.run(
-                ["sh", "-c", "echo started; sleep 30"], on_line=lambda stream, line: started.set())
-        except Exception as exc:  # what the caller would see
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    command = Background(session, "beta", ["sh", "-c", "echo started; sleep 30"])
     try:
-        assert started.wait(60)
+        assert command.started.wait(60)
         assert cluster.kill_sessions() >= 1
-        worker.join(60)
+        command.thread.join(60)
     finally:
         session.close()
-    assert not worker.is_alive()
-    assert isinstance(outcome.get("error"), ConnectionFailed), outcome
+    assert not command.thread.is_alive()
+    assert isinstance(command.error, ConnectionFailed), (command.result, command.error)
+
+
+def test_a_command_killed_midway_leaves_no_lock_that_outlives_it(testbed, tmp_path, home, kept):
+    """Through a kept connection every command's sshd is the keeper's: a command killed while it holds an
+    environment's lock must not leave it locked for as long as the keeper lives (user trial T8). Once what the
+    killed command started there has ended, deleting the half-made environment works, as without a keeper."""
+    from envdesk_fixtures import envdesk_command
+    cluster = testbed.clusters["alpha"]
+    config, _, _ = keep(testbed, tmp_path, kept, "alpha")
+    name = unique("killed")
+    lock = f"~/venvs/{name}.envdesk-lock"
+    create = subprocess.Popen([*envdesk_command(), "--config-dir", str(config), "env", "create", "alpha", name,
+                               "--kind", "venv", "--package", "tinyalpha==1.0", "-q"],
+                              env={**os.environ, "HOME": str(home)}, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: cluster.run_as_user(f"test -d {lock}", check=False).returncode == 0), \
+            "the create never took its lock"
+    finally:
+        create.kill()
+        create.wait()
+
+    def deleted() -> bool:
+        return run_cli("env", "delete", "alpha", name, "--yes", config=config, home=home).returncode == 0
+
+    assert wait_until(deleted, 120), "the environment stayed locked after the command that locked it was killed"
+    assert cluster.run_as_user(f"test -e ~/venvs/{name} || test -e {lock}", check=False).returncode != 0
+
+
+def keepers_of(config: Path) -> list[int]:
+    """The keeper processes serving this config folder, as the operating system lists them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"envdesk.backend.keeper" in args and str(config.resolve()).encode() in args and keeper_alive(
+                    int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_a_disconnect_lets_running_commands_finish(testbed, tmp_path, home, kept):
+    """As `ssh -O stop`: no new command goes through it, the one running ends as it would have, then it is gone."""
+    config, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    session = Session(paths, ScriptedPrompter())
+    command = Background(session, "alpha", ["sh", "-c", "echo started; sleep 3; echo done"])
+    try:
+        assert command.started.wait(60)
+        assert kept_connection.stop(paths, "alpha") == 1
+        assert not kept_connection.record_path(paths, "alpha").exists()  # new commands log in themselves
+        command.thread.join(60)
+    finally:
+        session.close()
+    result = command.result
+    assert isinstance(result, CommandResult) and result.ok and result.stdout == "started\ndone\n", command.error
+    assert wait_until(lambda: not keeper_alive(record.pid)), "it went on once its last command ended"
+
+
+def test_connects_at_once_leave_one_keeper(testbed, tmp_path, home, kept):
+    """Several `cluster connect` at the same time (a script's jobs): each logs in, one serves, the others end."""
+    config = tmp_path / "cfg"
+    paths = make_config(config, testbed, ["alpha"])
+    kept.append((paths, "alpha"))
+    records: list[KeptRecord] = []
+    threads = [threading.Thread(target=lambda: records.append(
+        kept_connection.connect(paths, profile(paths, "alpha"), NoPrompter(), 30)[0])) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(records) == 4 and len({record.nonce for record in records}) == 1, records
+    assert wait_until(lambda: keepers_of(config) == [records[0].pid]), keepers_of(config)
+
+
+def test_asking_whether_it_is_there_is_no_use_of_it(testbed, tmp_path, home, kept):
+    """`cluster list` asks each keeper whether it is there: a script polling it must not keep a login open."""
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha", idle=0.05)  # 3 s
+
+    def gone_while_polled() -> bool:
+        kept_connection.is_live(paths, profile(paths, "alpha"))
+        return not keeper_alive(record.pid)
+
+    assert wait_until(gone_while_polled, 60), "asking whether it was there kept it going"
+
+
+def test_this_computer_has_no_connection_to_keep(tmp_path, home):
+    result = run_cli("cluster", "connect", "local", config=tmp_path / "cfg", home=home)
+    assert result.returncode == 1 and "needs no login" in result.stderr, result.stderr

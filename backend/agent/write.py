@@ -133,6 +133,21 @@ def _owner_process(client_pid):
     return None
 
 
+def _anchor_process(anchor_pid):
+    """(pid, start, what) of the process a kept connection runs on the cluster for as long as its client is
+    connected (see envdesk.backend.keeper), or None: through a kept connection every command's sshd is the
+    keeper's, which outlives a client that was killed. Only a process of this user counts."""
+    if not isinstance(anchor_pid, int) or isinstance(anchor_pid, bool) or anchor_pid <= 1 or not _has_proc():
+        return None
+    try:
+        if os.stat("/proc/%d" % anchor_pid).st_uid != _uid():
+            return None
+    except OSError:
+        return None
+    stat_ = _proc_stat(anchor_pid)
+    return (anchor_pid, stat_[1], "kept connection's client") if stat_ is not None else None
+
+
 def _mentions(text, path):
     """Whether text names path or something inside it (an argument like /p/env/bin/python, --prefix=/p/env)."""
     start = text.find(path)
@@ -272,19 +287,20 @@ def _beat_quietly(path, token, pid, start, since):
         pass
 
 
-def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, token=None):
+def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, token=None, anchor_pid=None):
     """Create <env>.envdesk-lock atomically; returns (token, why a stale lock was taken over or None).
 
     A second writer is told 'busy' while the lock's holder may still be working (see above). `own`
     makes the agent itself the lock's owner process (an action that holds the lock only while it runs).
-    `token`: the one the client chose (see client_token), else a new one.
+    `token`: the one the client chose (see client_token), else a new one. `anchor_pid`: the process whose life
+    is the client's connection through a kept connection (see _anchor_process).
     """
     lock = path + LOCK_SUFFIX
     token = token or os.urandom(12).hex()
     owner = {"host": host_name(), "operation": operation, "since": _now_stamp(),
              "started": time.time(), "token": token, "uid": _uid(), "boot": _boot_id()}
     process = (os.getpid(), (_proc_stat(os.getpid()) or (0, None))[1], "agent") if own else \
-        _owner_process(client_pid)
+        (_anchor_process(anchor_pid) or _owner_process(client_pid))
     if process is not None:
         owner.update(pid=process[0], pid_start=process[1], watch=process[2])
     try:
@@ -304,7 +320,7 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
                               % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                                  info.get("host", "an unknown machine")), CODE_BUSY)
         _break_lock(lock, info)
-        token, _ = take_lock(path, operation, client_pid, heartbeat, own, token)
+        token, _ = take_lock(path, operation, client_pid, heartbeat, own, token, anchor_pid)
         return token, ("EnvDesk took over the lock of an earlier %s (started %s on %s): %s."
                        % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                           info.get("host", "an unknown machine"), reason))
@@ -490,7 +506,8 @@ def action_begin(cfg):
     # what is left where it goes, for the client's room check: read before this begin takes any of it
     space = file_system_space([os.path.dirname(path)]) if creating and cfg.get("space") else None
     token, took_over = take_lock(path, cfg.get("operation", "change"), client_pid=cfg.get("client_pid"),
-                                 heartbeat=bool(cfg.get("heartbeat")), token=client_token(cfg))
+                                 heartbeat=bool(cfg.get("heartbeat")), token=client_token(cfg),
+                                 anchor_pid=cfg.get("anchor_pid"))
     made = False
     try:
         answer = {"path": path, "token": token}

@@ -521,6 +521,17 @@ def _connect_early(args: argparse.Namespace, session: Session) -> None:
     runner.connect_early()
 
 
+def _hint_kept_connection(exc: Exception, args: argparse.Namespace) -> None:
+    """A login nobody could answer (no terminal): say how a script gets by without one."""
+    from envdesk.backend.errors import LoginCancelled
+
+    from .terminal import interactive
+    name = getattr(args, "cluster", None) or getattr(args, "name", None)
+    if isinstance(exc, LoginCancelled) and not exc.hint and name and not interactive():
+        exc.hint = (f"A script can go through a connection kept for it: run `envdesk cluster connect {name}` in a "
+                    "terminal first (it asks once, then commands need no login until it has been unused a while).")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails (message on stderr), 2 for a usage error."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -558,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except EnvDeskError as exc:
+        _hint_kept_connection(exc, args)
         print(f"envdesk: {exc}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading the JSON gets the error as JSON too
             import json

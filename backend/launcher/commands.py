@@ -156,9 +156,10 @@ def cluster_list(args: argparse.Namespace, session: Session) -> int:
 
 def cluster_remove(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend import kept_connection
+    session.store.get(args.name)  # a name that is no cluster is said so before anything is done
+    kept_connection.stop(session.paths, args.name)
     session.store.remove(args.name)
     session.forget(args.name)
-    kept_connection.stop(session.paths, args.name)
     print(f"Removed cluster {args.name} (its environments on the cluster are untouched).")
     return 0
 
@@ -268,9 +269,13 @@ def cluster_connect(args: argparse.Namespace, session: Session) -> int:
     """Start (or find) the cluster's kept connection, asking what its login asks here."""
     from envdesk.backend import kept_connection
     from envdesk.backend.errors import InvalidInput
+    from envdesk.backend.validate import LOCAL_TARGET
     if not 0 < args.idle <= 7 * 24 * 60:
         raise InvalidInput(f"--idle {args.idle:g} is not a number of minutes EnvDesk can keep a connection for.",
                            "Give more than 0 and at most 10080 (a week), for example --idle 120.")
+    if args.name == LOCAL_TARGET:
+        raise InvalidInput("This computer ('local') needs no login, so there is no connection to keep.",
+                           "Give the name of a cluster, as in 'envdesk cluster list'.")
     profile = session.store.get(args.name)
     record, started = kept_connection.connect(session.paths, profile, session.prompter, args.idle)
     limit = f"{record.idle_minutes:g} minute{'' if record.idle_minutes == 1 else 's'}"
@@ -287,12 +292,16 @@ def cluster_connect(args: argparse.Namespace, session: Session) -> int:
 
 def cluster_disconnect(args: argparse.Namespace, session: Session) -> int:
     """End the cluster's kept connection (the cluster's settings are untouched)."""
-    from envdesk.backend import kept_connection
+    from envdesk.backend import kept_connection, wording
     session.store.get(args.name)  # a name that is no cluster is said so
-    if kept_connection.stop(session.paths, args.name):
-        print(f"Disconnected from {args.name}: the next command for it logs in again.")
-    else:
+    running = kept_connection.stop(session.paths, args.name)
+    if running is None:
         print(f"No connection to {args.name} was kept.")
+        return 0
+    print(f"Disconnected from {args.name}: the next command for it logs in again.")
+    if running:
+        print(f"{wording.counted(running, 'command')} still running through it will finish first; then the "
+              "connection closes.")
     return 0
 
 
@@ -305,6 +314,9 @@ def cluster_test(args: argparse.Namespace, session: Session) -> int:
     if checked.error is not None:
         raise checked.error
     print("Connection works.")
+    if getattr(session.target(args.name).runner, "through_keeper", False):
+        print(f"note: it went through the connection kept by `envdesk cluster connect`, so logging in itself was not "
+              f"tested; run `envdesk cluster disconnect {args.name}` first to test that.")
     return 0
 
 

@@ -325,7 +325,7 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
         return None
     begin = _agent_in_shell(runner, {"action": "begin", "path": reservation.path, "roots": reservation.roots,
                                      "client_pid": os.getpid(), "heartbeat": True, "token": reservation.token,
-                                     "space": True, **(reservation.begin or {})})
+                                     "space": True, **runner.client_life(), **(reservation.begin or {})})
     finish = _agent_in_shell(runner, {"action": "finish", "path": reservation.path, "roots": reservation.roots,
                                       "token": reservation.token, "meta": meta})
     if begin is None or finish is None:
@@ -476,7 +476,7 @@ class Reservation:
         # long as this process (on a cluster, as long as the SSH connection); heartbeat: keep the lock visibly
         # alive for other login nodes while the operation runs (see the agent's take_lock).
         answer = call_action(target.runner, "begin", path, roots, client_pid=os.getpid(), heartbeat=True,
-                             **settings)
+                             **target.runner.client_life(), **settings)
         if answer.get("took_over"):
             log.warning("%s on %s: %s", answer["path"], target.name, answer["took_over"])
         return cls(target, answer["path"], list(roots), answer["token"], answer)
@@ -485,7 +485,8 @@ class Reservation:
         """Take the lock of the reserved folder and make it, with the agent's begin (one command, which also
         reads what is left on the folder's file system: `answer["space"]`, for the room check)."""
         answer = call_action(self.target.runner, "begin", self.path, self.roots, client_pid=os.getpid(),
-                             heartbeat=True, token=self.token, space=True, **(self.begin or {}))
+                             heartbeat=True, token=self.token, space=True, **self.target.runner.client_life(),
+                             **(self.begin or {}))
         self.held = True
         self.answer = answer
         if answer.get("took_over"):
