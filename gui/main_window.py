@@ -552,7 +552,7 @@ class MainWindow(QMainWindow):
                                               "Disconnect from the selected cluster" if connected else
                                               "Connect to the selected cluster")
         self.connect_button.setToolTip("Log in to every cluster now, one code prompt at a time" if everywhere else
-                                       "Close the connection (the next listing logs in again)" if connected else
+                                       "Close the connection (the next listing connects again)" if connected else
                                        "Log in to the selected cluster now (you may be asked for a code once)")
         self.connect_button.setEnabled(name != LOCAL_TARGET)
 
