@@ -26,14 +26,17 @@ from paramiko.common import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTR
                              OPEN_FAILED_CONNECT_FAILED, OPEN_SUCCEEDED)
 
 from .errors import ConnectionFailed, EnvDeskError
-from .kept_connection import (ANCHOR_CHANNEL, LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, KeeperQuestions,
-                              KeptRecord, claim, forget, record_path)
+from .kept_connection import (ANCHOR_CHANNEL, LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, STREAM_VARIABLE,
+                              KeeperQuestions, KeptRecord, claim, forget, record_path)
 from .paths import AppPaths
 from .ssh_runner import CHANNEL_OPEN_TIMEOUT, SSHRunner, command_line, script_input
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 65536
+# After a disconnect, how long the clients connected may go without a command before the keeper ends: the steps of
+# one operation (its begin, its work, its finish) follow each other at once, and its lock is tied to its client.
+DRAIN_QUIET = 5.0
 
 
 class _Gate(paramiko.ServerInterface):
@@ -46,7 +49,8 @@ class _Gate(paramiko.ServerInterface):
         self.upstream: dict[int, paramiko.Channel] = {}
         self.listings: set[int] = set()  # channels that ask the kept listing agent (see Keeper.answer_listing)
         self.anchors: set[int] = set()  # channels that ask for the client's anchor (see anchor_pid)
-        self.stops: set[int] = set()  # channels that ask the keeper to end (see Keeper.end_when_done)
+        self.stops: set[int] = set()  # channels that ask the keeper to end (see Keeper._answer_stop)
+        self.streams: set[int] = set()  # channels of programs kept running (the app's listing agent): no command
         self._anchor: paramiko.Channel | None = None
         self._anchor_pid = 0
         self._anchor_lock = threading.Lock()
@@ -81,6 +85,14 @@ class _Gate(paramiko.ServerInterface):
             return OPEN_FAILED_CONNECT_FAILED
         return OPEN_SUCCEEDED
 
+    def check_channel_env_request(self, channel: paramiko.Channel, name: bytes, value: bytes) -> bool:
+        """The one variable a client sets, never passed on: the channel runs a program kept running (see
+        kept_connection.STREAM_VARIABLE), which is not a command that a disconnect waits for."""
+        if name in (STREAM_VARIABLE, STREAM_VARIABLE.encode()):
+            self.streams.add(channel.get_id())
+            return True
+        return False
+
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         upstream = self.upstream.pop(channel.get_id(), None)
         if upstream is None:
@@ -92,8 +104,11 @@ class _Gate(paramiko.ServerInterface):
             log.info("exec on the cluster failed: %s", exc)
             upstream.close()
             return False
-        self.keeper.began()
-        threading.Thread(target=_pump, args=(channel, upstream, self.keeper), daemon=True, name="pump").start()
+        counted = channel.get_id() not in self.streams
+        if counted:
+            self.keeper.began()
+        threading.Thread(target=_pump, args=(channel, upstream, self.keeper, counted), daemon=True,
+                         name="pump").start()
         return True
 
     def release_unused(self, closed: set[int]) -> None:
@@ -122,14 +137,8 @@ class _Gate(paramiko.ServerInterface):
             try:
                 channel.settimeout(CHANNEL_OPEN_TIMEOUT)
                 channel.exec_command(command_line("sh"))
-                channel.sendall(script_input("echo $$; exec cat >/dev/null"))
-                line = b""
-                while not line.endswith(b"\n"):
-                    chunk = channel.recv(1)
-                    if not chunk:
-                        raise EOFError("the anchor ended at once")
-                    line += chunk
-                pid = int(line)
+                channel.sendall(script_input(f"echo {ANCHOR_MARKER}$$; exec cat >/dev/null"))
+                pid = _anchor_line(channel)
             except BaseException:
                 _close_quietly(channel)
                 raise
@@ -137,7 +146,7 @@ class _Gate(paramiko.ServerInterface):
             return pid
 
 
-def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
+def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper, counted: bool = True) -> None:
     """Carry one command's bytes both ways (its stderr kept apart), its end of input, and its exit status. When
     the cluster's connection drops, the client's whole connection is closed: it must not take the channel's end
     for the command's."""
@@ -158,6 +167,7 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
                 up.shutdown_write()
                 input_ended = True
             if moved:
+                keeper.last_used = time.monotonic()  # what flows through it is use (the app's listings too)
                 continue
             if down.closed:
                 break
@@ -177,7 +187,8 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper) -> None:
             down.shutdown_write()
         _close_quietly(down)
         _close_quietly(up)
-        keeper.ended()
+        if counted:
+            keeper.ended()
 
 
 def _wait(up: paramiko.Channel, down: paramiko.Channel) -> None:
@@ -204,6 +215,23 @@ def _connection_lost(up: paramiko.Channel, keeper: Keeper) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+ANCHOR_MARKER = "ENVDESK-ANCHOR "
+
+
+def _anchor_line(channel: paramiko.Channel) -> int:
+    """The anchor's process id, from the line that says it (a login shell may greet first)."""
+    seen = b""
+    while len(seen) < 65536:
+        chunk = channel.recv(4096)
+        if not chunk:
+            break
+        seen += chunk
+        for line in seen.split(b"\n")[:-1]:
+            if line.startswith(ANCHOR_MARKER.encode()) and line[len(ANCHOR_MARKER):].strip().isdigit():
+                return int(line[len(ANCHOR_MARKER):])
+    raise EOFError("the anchor did not say its process id")
 
 
 def _answer_anchor(channel: paramiko.Channel, gate: _Gate) -> None:
@@ -258,6 +286,7 @@ class Keeper:
         self._clients_lock = threading.Lock()
         self.stopping = threading.Event()  # end now
         self.draining = threading.Event()  # end once the commands running through it have ended
+        self._listening = True
         self.last_used = time.monotonic()
         self.running = 0  # commands and listings under way through it
         self._running_lock = threading.Lock()
@@ -297,6 +326,8 @@ class Keeper:
         """Asked to end (`envdesk cluster disconnect`): tell how many commands still run through it, then end as
         OpenSSH's `ssh -O stop` does: no new command from now on, and gone once those have ended."""
         log.info("asked to end (%d commands running)", self.running)
+        self._close_listener()  # new commands log in themselves from now on
+        self.last_used = time.monotonic()
         self.draining.set()
         try:
             channel.sendall(str(self.running).encode("ascii"))
@@ -311,8 +342,8 @@ class Keeper:
             while not self.stopping.is_set():
                 if self.running:
                     self.last_used = time.monotonic()
-                elif self.draining.is_set():
-                    break
+                elif self.draining.is_set() and time.monotonic() - self.last_used > DRAIN_QUIET:
+                    break  # an operation's next step follows its last at once: this long a pause is its end
                 elif time.monotonic() - self.last_used > self.idle_seconds:
                     log.info("unused for %g minutes: ending", self.idle_seconds / 60)
                     break
@@ -320,22 +351,27 @@ class Keeper:
                     log.info("the connection to %s ended", self.cluster)
                     break
                 if self.draining.is_set():
-                    self._close_listener()  # new commands log in themselves from now on
                     time.sleep(0.2)
                     continue
                 try:
                     sock, _ = self.listener.accept()
                 except socket.timeout:
                     continue
+                except OSError:
+                    if self._listening:
+                        raise
+                    continue  # closed from another thread (asked to end): draining from now on
                 # its handshake on a thread of its own: a silent connection must not hold up the others
                 threading.Thread(target=self._welcome, args=(sock,), daemon=True, name="welcome").start()
         finally:
             self.close()
 
     def _close_listener(self) -> None:
-        """No new client from now on: the record goes first, then the port."""
-        forget(self.paths, self.cluster, pid=os.getpid())
-        _close_quietly(self.listener)
+        """No new client from now on: the record goes first, then the port (once)."""
+        if self._listening:
+            self._listening = False
+            forget(self.paths, self.cluster, pid=os.getpid())
+            _close_quietly(self.listener)
 
     def _welcome(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -43,6 +43,7 @@ LOCAL_USER = "envdesk"
 # channel types of our own (RFC 4250's name@domain form): a listing, and the keeper's end (needs no cluster session)
 LISTING_CHANNEL = "envdesk-listing@envdesk.local"
 ANCHOR_CHANNEL = "envdesk-anchor@envdesk.local"
+STREAM_VARIABLE = "ENVDESK_KEPT_STREAM"  # set (for the keeper only) on the channel of a program kept running
 STOP_CHANNEL = "envdesk-stop@envdesk.local"
 _STOP_WAIT = 10.0
 _LOCK_WAIT = 15.0
@@ -176,6 +177,7 @@ def dial(record: KeptRecord) -> paramiko.Transport:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     try:
+        transport.auth_timeout = _DIAL_TIMEOUT
         transport.start_client(timeout=_DIAL_TIMEOUT)
         key = transport.get_remote_server_key()
         if f"{key.get_name()} {key.get_base64()}" != record.host_key:

@@ -924,14 +924,17 @@ class SSHRunner(Runner):
         """What the agent needs to tie a lock to this client's life (see the agent's take_lock): through a kept
         connection, the anchor the keeper runs for it (every command's sshd is then the keeper's); else nothing
         (the connection's own sshd is what it looks for)."""
+        self.connect()
         transport = self._kept
         if transport is None or not self.through_keeper:
             return {}
         with self._lock:
-            if self._anchor[0] is not transport:
+            if self._anchor[0] is not transport or not self._anchor[1]:  # one that could not be had is asked again
                 from .kept_connection import anchor_pid
                 self._anchor = (transport, anchor_pid(transport))
             pid = self._anchor[1]
+        if not pid:
+            log.info("no anchor on %s through its kept connection: locks name the keeper's", self.name)
         return {"anchor_pid": pid} if pid else {}
 
     def open_kept_session(self) -> paramiko.Channel:
@@ -1083,6 +1086,9 @@ class SSHRunner(Runner):
             channel = self._open_channel(cancel, wait=wait)
             try:
                 with _connection_errors(self.name):
+                    if self.through_keeper:  # the keeper does not wait for it when asked to end
+                        from .kept_connection import STREAM_VARIABLE
+                        channel.set_environment_variable(STREAM_VARIABLE, "1")
                     channel.exec_command(command_line())
                     channel.sendall(script_input(remote_script(body)))
             except BaseException:

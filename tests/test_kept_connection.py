@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import pwd
 import signal
 import socket
 import stat
@@ -404,6 +405,7 @@ def test_a_command_killed_midway_leaves_no_lock_that_outlives_it(testbed, tmp_pa
     from envdesk_fixtures import envdesk_command
     cluster = testbed.clusters["alpha"]
     config, _, _ = keep(testbed, tmp_path, kept, "alpha")
+    before = logins(cluster)
     name = unique("killed")
     lock = f"~/venvs/{name}.envdesk-lock"
     create = subprocess.Popen([*envdesk_command(), "--config-dir", str(config), "env", "create", "alpha", name,
@@ -422,6 +424,7 @@ def test_a_command_killed_midway_leaves_no_lock_that_outlives_it(testbed, tmp_pa
 
     assert wait_until(deleted, 120), "the environment stayed locked after the command that locked it was killed"
     assert cluster.run_as_user(f"test -e ~/venvs/{name} || test -e {lock}", check=False).returncode != 0
+    assert logins(cluster) == before, "a command logged in itself: the keeper was not what it went through"
 
 
 def keepers_of(config: Path) -> list[int]:
@@ -486,3 +489,63 @@ def test_asking_whether_it_is_there_is_no_use_of_it(testbed, tmp_path, home, kep
 def test_this_computer_has_no_connection_to_keep(tmp_path, home):
     result = run_cli("cluster", "connect", "local", config=tmp_path / "cfg", home=home)
     assert result.returncode == 1 and "needs no login" in result.stderr, result.stderr
+
+
+def test_after_a_disconnect_an_operation_under_way_keeps_going_through_it(testbed, tmp_path, home, kept):
+    """An operation is several commands in a row (begin, work, finish), its lock tied to its client: a disconnect
+    between two of them must not end the keeper under it (its next step would log in itself, or fail in a
+    script, and its lock would look abandoned)."""
+    cluster = testbed.clusters["alpha"]
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    session = Session(paths, ScriptedPrompter())
+    try:
+        runner = session.target("alpha").runner
+        assert runner.run(["true"]).ok
+        before = logins(cluster)
+        assert kept_connection.stop(paths, "alpha") == 0
+        assert runner.run(["echo", "next step"]).stdout == "next step\n"
+        assert logins(cluster) == before, "the next step had to log in"
+    finally:
+        session.close()
+    assert wait_until(lambda: not keeper_alive(record.pid)), "it went on once its clients were done"
+
+
+def test_the_apps_kept_listing_agent_does_not_hold_up_a_disconnect(testbed, tmp_path, home, kept):
+    """The app keeps a listing agent running through the connection (see agent_session): that is no command a
+    disconnect waits for."""
+    from envdesk.backend.operations.listing import list_environments
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    app = Session(paths, ScriptedPrompter(), keep_agents=True)
+    try:
+        for _ in range(3):  # the agent stored, then started, then answering
+            list_environments(app, "alpha")
+        assert kept_connection.stop(paths, "alpha") == 0
+        assert wait_until(lambda: not keeper_alive(record.pid)), "it waited for the app's listing agent"
+    finally:
+        app.close()
+
+
+def test_a_greeting_login_shell_still_gets_its_lock_tied_to_the_client(testbed, tmp_path, home, kept):
+    """A ~/.bashrc that prints something (clusters' often do): the anchor's process id is still read, and it is a
+    process of the user's on the cluster that ends when the client hangs up (ps is the referee)."""
+    cluster = testbed.clusters["beta"]
+    bashrc = Path(cluster.home) / ".bashrc"
+    saved = bashrc.read_bytes() if bashrc.exists() else None
+    cluster.run_as_user("echo 'echo Welcome to beta, 12345' >> ~/.bashrc")
+    try:
+        _, paths, _ = keep(testbed, tmp_path, kept, "beta")
+        session = Session(paths, ScriptedPrompter())
+        try:
+            life = session.target("beta").runner.client_life()
+            assert set(life) == {"anchor_pid"}, life
+            shown = cluster.run_as_user(f"ps -o uid=,args= -p {life['anchor_pid']}", check=False).stdout.split()
+            assert shown[:2] == [str(pwd.getpwnam(cluster.user).pw_uid), "cat"], shown
+        finally:
+            session.close()
+        assert wait_until(lambda: cluster.run_as_user(f"ps -p {life['anchor_pid']}", check=False).returncode != 0), \
+            "the anchor outlived its client"
+    finally:
+        if saved is None:
+            bashrc.unlink()
+        else:
+            bashrc.write_bytes(saved)

@@ -526,7 +526,7 @@ def _hint_kept_connection(exc: Exception, args: argparse.Namespace) -> None:
     from envdesk.backend.errors import LoginCancelled
 
     from .terminal import interactive
-    name = getattr(args, "cluster", None) or getattr(args, "name", None)
+    name = getattr(args, "cluster", None) or (args.name if args.handler == "cluster_test" else None)
     if isinstance(exc, LoginCancelled) and not exc.hint and name and not interactive():
         exc.hint = (f"A script can go through a connection kept for it: run `envdesk cluster connect {name}` in a "
                     "terminal first (it asks once, then commands need no login until it has been unused a while).")
