@@ -238,9 +238,24 @@ def _answer_anchor(channel: paramiko.Channel, gate: _Gate) -> None:
     """Tell the client its anchor's process id (nothing when there is none: the client's locks then name the
     keeper's connection, as before)."""
     try:
-        channel.sendall(str(gate.anchor_pid()).encode("ascii"))
+        answer = str(gate.anchor_pid()).encode("ascii")
     except Exception as exc:
         log.info("no anchor on the cluster: %r", exc)
+        answer = b""
+    _reply(channel, answer)
+
+
+def _reply(channel: paramiko.Channel, answer: bytes) -> None:
+    """Send a channel of our own its whole answer, then its end, and close it once the client has: paramiko
+    drops a channel its peer closes before the opener has taken it (under load the answer was lost)."""
+    try:
+        channel.sendall(answer)
+        channel.shutdown_write()
+        channel.settimeout(30)
+        while channel.recv(_CHUNK):
+            pass
+    except Exception as exc:  # the client went away meanwhile
+        log.info("a client did not take its answer: %r", exc)
     finally:
         _close_quietly(channel)
 
@@ -329,12 +344,7 @@ class Keeper:
         self._close_listener()  # new commands log in themselves from now on
         self.last_used = time.monotonic()
         self.draining.set()
-        try:
-            channel.sendall(str(self.running).encode("ascii"))
-        except Exception as exc:
-            log.info("could not answer the stop: %r", exc)
-        finally:
-            _close_quietly(channel)
+        _reply(channel, str(self.running).encode("ascii"))
 
     def serve(self) -> None:
         """Accept clients until stopped, idle too long, or the cluster's connection is gone."""
@@ -426,13 +436,12 @@ class Keeper:
             reply = {"none": True} if result is None else {
                 "command": result.command, "exit_status": result.exit_status, "stdout": result.stdout,
                 "stderr": result.stderr}
-            channel.sendall(json.dumps(reply).encode("utf-8"))
-            channel.send_exit_status(0)
         except Exception as exc:  # the client asks the usual way; the keeper goes on
             log.info("a listing through the kept agent failed: %r", exc)
+            reply = {"none": True}
         finally:
             self.ended()
-            _close_quietly(channel)
+        _reply(channel, json.dumps(reply).encode("utf-8"))
 
     def close(self) -> None:
         """Remove the record first (no new client comes), then close everything."""
