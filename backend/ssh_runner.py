@@ -617,6 +617,7 @@ class SSHRunner(Runner):
         self.kept = kept
         self._kept: paramiko.Transport | None = None  # the keeper's connection, when that is the one in use
         self._anchor: tuple[paramiko.Transport | None, int | None] = (None, None)  # see client_life
+        self._anchor_lock = threading.Lock()  # its own: asking for it takes round trips, other commands go on
         self.local_cache = local_cache
         self.name = profile.name
         self.prompter = prompter
@@ -928,7 +929,7 @@ class SSHRunner(Runner):
         transport = self._kept
         if transport is None or not self.through_keeper:
             return {}
-        with self._lock:
+        with self._anchor_lock:
             if self._anchor[0] is not transport or not self._anchor[1]:  # one that could not be had is asked again
                 from .kept_connection import anchor_pid
                 self._anchor = (transport, anchor_pid(transport))

@@ -1,10 +1,9 @@
 """Targets: "This computer" and each configured cluster, each owning one runner."""
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from .config import ClusterProfile, ClusterStore
@@ -105,7 +104,7 @@ class Session:
     def _ssh_runner(self, profile: ClusterProfile) -> Runner:
         from . import kept_connection
         from .ssh_runner import SSHRunner
-        kept = functools.partial(kept_connection.dial_for, self.paths) if self.use_kept else None
+        kept = partial(kept_connection.dial_for, self.paths) if self.use_kept else None
         return SSHRunner(profile, self.prompter, self.hostkeys, local_cache=self.paths.cache_dir, kept=kept)
 
     def keep_tested(self, name: str, runner: Runner) -> None:

@@ -280,8 +280,8 @@ def cluster_connect(args: argparse.Namespace, session: Session) -> int:
     record, started = kept_connection.connect(session.paths, profile, session.prompter, args.idle)
     limit = f"{record.idle_minutes:g} minute{'' if record.idle_minutes == 1 else 's'}"
     if started:
-        print(f"Connected to {args.name}. Commands for {args.name} (and the app, while it is open) use this login "
-              f"until it has been unused for {limit}.")
+        print(f"Connected to {args.name}. Commands for {args.name}, and the app, use this login until it has been "
+              f"unused for {limit}.")
     else:
         print(f"Already connected to {args.name}, kept until it has been unused for {limit}.")
         if args.idle != record.idle_minutes:
