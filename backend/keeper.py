@@ -27,7 +27,7 @@ from paramiko.common import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTR
 
 from .errors import ConnectionFailed, EnvDeskError
 from .kept_connection import (ANCHOR_CHANNEL, LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, STREAM_VARIABLE,
-                              KeeperQuestions, KeptRecord, claim, forget, record_path)
+                              KeeperQuestions, KeptRecord, claim, forget, read_to_end, record_path)
 from .paths import AppPaths
 from .ssh_runner import CHANNEL_OPEN_TIMEOUT, SSHRunner, command_line, script_input
 
@@ -260,16 +260,6 @@ def _reply(channel: paramiko.Channel, answer: bytes) -> None:
         _close_quietly(channel)
 
 
-def _read_all(channel: paramiko.Channel) -> bytes:
-    """Everything the client sends until it ends its input."""
-    chunks: list[bytes] = []
-    while True:
-        chunk = channel.recv(_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 def _close_quietly(thing: Any) -> None:
     with contextlib.suppress(Exception):
         thing.close()
@@ -429,7 +419,7 @@ class Keeper:
 
         self.began()
         try:
-            request = json.loads(_read_all(channel))
+            request = json.loads(read_to_end(channel))
             agent_store.reread_notes(self.runner)  # its commands may just have stored the agent there
             result = agent_session.ask(self.runner, str(request["agent"]), str(request["settings"]), None,
                                        float(request["timeout"]))

@@ -284,18 +284,27 @@ def anchor_pid(transport: paramiko.Transport) -> int | None:
     except (paramiko.SSHException, EOFError, OSError):
         return None
     try:
-        channel.settimeout(30)
-        data = b""
-        while len(data) < 32:
-            chunk = channel.recv(32)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_end(channel, 30, limit=32)
     except (paramiko.SSHException, EOFError, OSError):
         return None
     finally:
         channel.close()
     return int(data) if data.isdigit() else None
+
+
+def read_to_end(channel: paramiko.Channel, timeout: float | None = None, limit: int | None = None) -> bytes:
+    """What the other side sends on one of EnvDesk's own channels until it ends it (at most `limit` bytes);
+    socket.timeout once it is silent for `timeout` seconds."""
+    channel.settimeout(timeout)
+    chunks: list[bytes] = []
+    got = 0
+    while limit is None or got < limit:
+        chunk = channel.recv(65536 if limit is None else limit - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 # -- the questions of the keeper's login, relayed to whoever started it --------------------------------------
@@ -470,10 +479,7 @@ def stop(paths: AppPaths, cluster: str) -> int | None:
                                f"Its process is {record.pid} on this computer: end it there if need be.") from exc
     running = b""
     try:
-        channel = transport.open_channel(STOP_CHANNEL, timeout=_DIAL_TIMEOUT)
-        channel.settimeout(_DIAL_TIMEOUT)
-        while chunk := channel.recv(32):
-            running += chunk
+        running = read_to_end(transport.open_channel(STOP_CHANNEL, timeout=_DIAL_TIMEOUT), _DIAL_TIMEOUT, limit=32)
     except Exception:  # it may hang up at once, as asked
         pass
     finally:
