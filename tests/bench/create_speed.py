@@ -163,8 +163,15 @@ def bench_local(args: argparse.Namespace, work: Path, wheels: Path, requirements
     (config / "clusters.yaml").write_text(
         f"clusters: []\nlocal:\n  env_roots: [{root}]\n  pip_args: [--no-index, --find-links, {wheels}]\n")
     ways = local_ways(envdesks(args, work), config, root, wheels, requirements, imported)
-    medians = measure(ways, args.runs, env, lambda name: shutil.rmtree(root / name, ignore_errors=True))
+    def clean(name: str) -> None:
+        shutil.rmtree(root / name, ignore_errors=True)
+
+    medians = measure(ways, args.runs, env, clean)
     report("This computer", medians, args.runs)
+    app_medians = in_the_app(config, "local", str(root), lambda name: timed(ways[UV](name), env),
+                             requirements.read_text().split(), args.runs, clean)
+    report("This computer, in the app (create_environment in a running process, as the window's worker runs it)",
+           app_medians, args.runs)
     if shutil.which("valgrind") and not args.no_valgrind:
         counts = {label: instructions(way(f"v{uuid.uuid4().hex[:8]}")[0], env)
                   for label, way in ways.items() if label.startswith("EnvDesk")}
@@ -205,11 +212,11 @@ def run_on(client: Any, command: str) -> None:
         raise SystemExit(f"failed: {command}\n{out.decode(errors='replace')}{error}")
 
 
-def connection_open(config: Path, client: Any, by_hand: Callable[[str], str], pins: list[str], runs: int,
-                    clean: Callable[[str], None]) -> dict[str, float]:
-    """Median seconds of a create with the connection open: EnvDesk's create_environment on one Session
-    (connected, the cluster probed by an untimed first create), and the hand-typed uv commands as one command
-    on one open connection; in turn, a round each."""
+def in_the_app(config: Path, target: str, root: str, by_hand: Callable[[str], None], pins: list[str], runs: int,
+               clean: Callable[[str], None]) -> dict[str, float]:
+    """Median seconds of a create as the window's user waits for it: EnvDesk's create_environment run in this
+    (already started) process on one Session, the target probed by an untimed first create (over SSH: its
+    connection open), and `by_hand` (the hand-typed uv commands); in turn, a round each."""
     from envdesk.backend.operations.create import CreateRequest, create_environment
     from envdesk.backend.paths import AppPaths
     from envdesk.backend.targets import Session
@@ -217,13 +224,10 @@ def connection_open(config: Path, client: Any, by_hand: Callable[[str], str], pi
     session = Session(AppPaths(config))
 
     def envdesk(name: str) -> None:
-        request = CreateRequest(name=name, kind="uv", root="~/bench", packages=list(pins))
-        create_environment(session, "alpha", request)
+        request = CreateRequest(name=name, kind="uv", root=root, packages=list(pins))
+        create_environment(session, target, request)
 
-    def uv(name: str) -> None:
-        run_on(client, by_hand(name))
-
-    ways: dict[str, Callable[[str], None]] = {"EnvDesk create_environment": envdesk, UV: uv}
+    ways: dict[str, Callable[[str], None]] = {"EnvDesk create_environment": envdesk, UV: by_hand}
     seconds: dict[str, list[float]] = {label: [] for label in ways}
     try:
         for round_ in range(runs + 1):
@@ -292,8 +296,9 @@ def bench_ssh(args: argparse.Namespace, work: Path, wheels: Path, requirements: 
         report(f"Over SSH (test bed's alpha{latency}; every way opens its own connection)", medians, args.runs)
         client = open_client(port, alpha.user, alpha.identity_file, known)
         try:
-            open_medians = connection_open(config, client, lambda name: login_shell(uv_by_hand(name)),
-                                           requirements.read_text().split(), args.runs, clean)
+            open_medians = in_the_app(config, "alpha", "~/bench",
+                                      lambda name: run_on(client, login_shell(uv_by_hand(name))),
+                                      requirements.read_text().split(), args.runs, clean)
         finally:
             client.close()
         report(f"Over SSH, connection open (the app's create{latency}; one Session, probed once, and one paramiko "
@@ -331,7 +336,9 @@ def main() -> int:
     for name in [name for name in os.environ if name.startswith("PIP_")]:
         del os.environ[name]
     os.environ["PIP_CONFIG_FILE"] = os.devnull
-    env = dict(os.environ)
+    from bench.bytecode import compiled_environment
+
+    env = compiled_environment(work / "bytecode")  # as an install has it (the warm-up round writes it)
     try:
         wheels = work / "wheels"
         pins = make_wheelhouse(wheels, args.wheels)
