@@ -27,7 +27,7 @@ from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetL
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
 from .resources import icon
-from .tasks import Task
+from .tasks import Task, while_alive
 from .theme import CHOICES, apply_scheme
 
 if TYPE_CHECKING:
@@ -789,11 +789,39 @@ class MainWindow(QMainWindow):
     # -- environment actions -------------------------------------------------------------------
 
     def new_environment(self) -> None:
+        self._new_environment_on(self.current_target())
+
+    def _new_environment_on(self, target: str, draft: dict | None = None) -> None:
+        """The New environment dialog for `target` (holding `draft`, what was typed before, if given); its create
+        started once it is accepted."""
         from .dialogs.new_env_dialog import NewEnvironmentDialog
-        target = self.current_target()
-        dialog = run_once(NewEnvironmentDialog(self.controller, target, parent=self))
+        dialog = run_once(NewEnvironmentDialog(self.controller, target, parent=self, draft=draft))
         if dialog is not None:
-            self._select_when_made(dialog.start())
+            task = dialog.start()
+            self._select_when_made(task)
+            typed = dialog.draft()
+            task.signals.failed.connect(while_alive(lambda error: self._offer_to_edit(target, typed, error), self))
+
+    def _offer_to_edit(self, target: str, draft: dict, error: EnvDeskError) -> None:
+        """A create that failed: why, and its dialog again holding what was typed, should the user want to change
+        it (the dialog had closed when Create was clicked, and retyping it all is what people give up on)."""
+        from PySide6.QtWidgets import QMessageBox
+        name = draft.get("name", "")
+        box = QMessageBox(QMessageBox.Icon.Warning, f"Could not create {name}",
+                          f"{name} was not created on {self.controller.label(target)}: {error.message}", parent=self)
+        box.setInformativeText(" ".join(part for part in (
+            error.hint, "What you typed is kept: Edit and try again opens it. The Operations panel has the log.")
+            if part))
+        edit = box.addButton("Edit and try again", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.setDefaultButton(edit)
+
+        def answered() -> None:
+            if box.clickedButton() is edit:
+                self._new_environment_on(target, draft)
+            box.deleteLater()
+        box.finished.connect(answered)
+        box.open()
 
     def update_environment(self) -> None:
         env = self.current_environment()

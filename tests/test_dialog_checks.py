@@ -142,3 +142,74 @@ def test_packages_are_typed_alike_in_new_and_update():
     read = split_specs(typed)
     assert [Requirement(spec).name for spec in read] == ["tinyalpha", "tinygamma", "numpy", "pandas", "scipy"]
     assert str(Requirement(read[2]).specifier) == ">=1.26"
+
+
+def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, tmp_path, home):
+    """User trial T6: a New environment whose create failed (a package the cluster's index does not have) lost
+    everything typed into it, as the dialog had closed when Create was clicked. Now the failure says why and
+    offers the dialog again, holding the name, kind, packages and options typed; fixed there, the create runs.
+    The referees: pip refuses the same packages from the same store, and pip lists what the second create made."""
+    import json
+    import subprocess
+    import sys
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from testbed import wheels
+
+    store = tmp_path / "wheels"
+    store.mkdir()
+    wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.1"))
+    index = ["--no-index", "--find-links", str(store)]
+    refused = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--quiet", *index,
+                              "tinyalpha", "tinydoesnotexist"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "tinydoesnotexist" in refused.stderr
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  pip_args: {json.dumps(index)}\n")
+    window = window_on_this_computer(qtbot, config, home, "demo")
+    seen: dict = {}
+
+    def when_dialog(act) -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, NewEnvironmentDialog) and dialog.caps is not None:
+            act(dialog)
+            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        else:
+            QTimer.singleShot(50, lambda: when_dialog(act))
+
+    def type_first(dialog: NewEnvironmentDialog) -> None:
+        dialog.name.setText("analysis")
+        dialog.kind.setCurrentIndex(dialog.kind.findData("venv"))
+        dialog.packages.setPlainText("tinyalpha\ntinydoesnotexist")
+        dialog.system_site.setChecked(True)
+        seen["root"] = dialog.root.currentText()
+
+    def read_and_fix(dialog: NewEnvironmentDialog) -> None:
+        seen["again"] = (dialog.name.text(), dialog.kind.currentData(), dialog.packages.toPlainText(),
+                         dialog.system_site.isChecked(), dialog.advanced.isChecked(), dialog.root.currentText())
+        dialog.packages.setPlainText("tinyalpha")
+
+    QTimer.singleShot(50, lambda: when_dialog(type_first))
+    window.new_environment()
+
+    def failure_box() -> QMessageBox | None:
+        boxes = [widget for widget in QApplication.topLevelWidgets()
+                 if isinstance(widget, QMessageBox) and widget.isVisible()]
+        return boxes[0] if boxes else None
+
+    qtbot.waitUntil(lambda: failure_box() is not None, timeout=LONG)
+    box = failure_box()
+    assert "analysis" in box.text() and "tinydoesnotexist" in box.text() + box.informativeText(), box.text()
+    assert not (home / "venvs" / "analysis").exists(), "a failed create leaves nothing behind"
+    edit = next(button for button in box.buttons() if button.text() == "Edit and try again")
+    QTimer.singleShot(50, lambda: when_dialog(read_and_fix))
+    edit.click()
+    assert seen["again"] == ("analysis", "venv", "tinyalpha\ntinydoesnotexist", True, True, seen["root"])
+    qtbot.waitUntil(lambda: "analysis" in {env.name for env in window.env_model.environments}, timeout=LONG)
+    made = home / "venvs" / "analysis"
+    listed = subprocess.run([str(made / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert "tinyalpha" in {item["name"] for item in json.loads(listed.stdout)}
+    assert "include-system-site-packages = true" in (made / "pyvenv.cfg").read_text()

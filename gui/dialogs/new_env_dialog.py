@@ -22,13 +22,16 @@ KIND_HELP = {"uv": "uv (fastest)", "venv": "venv (standard)", "virtualenv": "vir
 
 
 class NewEnvironmentDialog(QDialog):
-    """Only offers what the target can do, learnt from one probe in the background."""
+    """Only offers what the target can do, learnt from one probe in the background. Opened with a `draft` (what
+    was typed into it before, see `draft`), it holds that again: a create that failed is edited, not retyped."""
 
-    def __init__(self, controller, target: str, parent: QWidget | None = None) -> None:
+    def __init__(self, controller, target: str, parent: QWidget | None = None,
+                 draft: dict[str, Any] | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.target = target
         self.caps: Capabilities | None = None
+        self._draft = dict(draft or {})
         self._read_file: tuple[str, list[str]] = ("", [])
         self.setWindowTitle(f"New environment on {controller.label(target)}")
         self.setAccessibleName("New environment")
@@ -97,6 +100,7 @@ class NewEnvironmentDialog(QDialog):
         for signal in (self.name.textChanged, self.packages.textChanged, self.requirements.editingFinished,
                        self.root.editTextChanged):
             signal.connect(self._validate)
+        self._type_draft()
         self._validate()
         controller.capabilities(target, self._ready, self._failed)
 
@@ -117,7 +121,29 @@ class NewEnvironmentDialog(QDialog):
             space += f"<br>Your quotas, as the cluster reports them:<pre>{quotas}</pre>"
         self.space.setText(space)
         self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.")
+        self._choose_draft()
         self._validate()
+
+    def _type_draft(self) -> None:
+        """The draft's typed fields, at once; its choices wait for what the target offers (`_choose_draft`)."""
+        draft = self._draft
+        self.name.setText(draft.get("name", ""))
+        self.packages.setPlainText(draft.get("packages", ""))
+        self.requirements.setText(draft.get("requirements", ""))
+        self.jupyter_kernel.setChecked(bool(draft.get("jupyter_kernel")))
+        self.modules.setText(draft.get("modules", ""))
+        self.system_site.setChecked(bool(draft.get("system_site_packages")))
+        if self.modules.text() or self.system_site.isChecked():
+            self.advanced.setChecked(True)  # what was set there is seen, not hidden under a fold
+
+    def _choose_draft(self) -> None:
+        """The draft's kind and Python where the target still offers them, and its folder."""
+        for box, value in ((self.kind, self._draft.get("kind")), (self.python, self._draft.get("python"))):
+            found = box.findData(value) if value is not None else -1
+            if found >= 0:
+                box.setCurrentIndex(found)
+        if self._draft.get("root"):
+            self.root.setEditText(self._draft["root"])
 
     def _failed(self, error: EnvDeskError) -> None:
         self.status.setText(f"<span style='color:#d64541'>{html.escape(error.message)}</span> "
@@ -174,6 +200,13 @@ class NewEnvironmentDialog(QDialog):
                     modules=self.modules.text().split(), system_site_packages=self.system_site.isChecked(),
                     root=self.root.currentText().strip() or None, packages=self._packages(),
                     jupyter_kernel=self.jupyter_kernel.isChecked())
+
+    def draft(self) -> dict[str, Any]:
+        """What was typed and chosen, as typed (a new dialog opened with it holds the same)."""
+        return dict(name=self.name.text(), kind=self.kind.currentData(), python=self.python.currentData(),
+                    root=self.root.currentText(), packages=self.packages.toPlainText(),
+                    requirements=self.requirements.text(), jupyter_kernel=self.jupyter_kernel.isChecked(),
+                    modules=self.modules.text(), system_site_packages=self.system_site.isChecked())
 
     def start(self) -> Task:
         return self.controller.create(self.target, **self.request())
