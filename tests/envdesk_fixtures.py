@@ -193,8 +193,9 @@ _SECRET_PROMPT = re.compile(r"\[[^\]\n]+\] [^\n]*: $")
 
 
 def cli_on_a_terminal(*args: str, config: Path, home: Path, answer: Callable[[str], str],
-                      env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str, list[str]]:
-    """Run the real `envdesk` on a pseudo-terminal, typing answer(prompt) at each secret prompt and 'n' at
+                      env: dict[str, str] | None = None, timeout: float = 300,
+                      yes_no: str = "n") -> tuple[int, str, list[str]]:
+    """Run the real `envdesk` on a pseudo-terminal, typing answer(prompt) at each secret prompt and `yes_no` at
     each yes/no question; (exit status, everything it wrote, the secret prompts it showed)."""
     import pty  # POSIX only: the tests of this computer's side import this module on Windows too
 
@@ -227,7 +228,7 @@ def cli_on_a_terminal(*args: str, config: Path, home: Path, answer: Callable[[st
                 os.write(master, (answer(prompts[-1]) + "\n").encode())
                 pending = ""
             elif pending.endswith("[y/N] "):
-                os.write(master, b"n\n")
+                os.write(master, f"{yes_no}\n".encode())
                 pending = ""
         else:
             raise AssertionError(f"envdesk still running after {timeout} s:\n{transcript}")

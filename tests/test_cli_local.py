@@ -690,3 +690,25 @@ def test_the_doctor_of_an_environment_that_is_not_there_gives_a_command_that_wor
     answer = json.loads(said.stdout)
     assert said.returncode == 1 and answer["error"] == "There is no environment 'nope' on This computer."
     assert suggested.group(1) in answer["hint"], answer
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a pseudo-terminal is POSIX")
+def test_env_delete_asks_at_a_terminal_and_a_script_must_say_yes(local_envs, tmp_path):
+    """User trial T7: `env delete` refused outright without --yes, where a newcomer at a terminal expects to be
+    asked, as conda remove and rm -i ask. At a terminal 'n' keeps the folder and 'y' deletes it; without one
+    nothing is asked, nothing deleted, and --yes is named. The referee is the folder on disk."""
+    from envdesk_fixtures import cli_on_a_terminal
+
+    config, root = local_envs
+    home = tmp_path / "home"
+    home.mkdir()
+    code, said, _ = cli_on_a_terminal("env", "delete", "local", "plain", config=config, home=home,
+                                      answer=lambda prompt: "", yes_no="n")
+    assert code == 1 and "Delete plain on local? It cannot be undone. [y/N]" in said, said
+    assert "Nothing was deleted" in said and (root / "plain" / "pyvenv.cfg").exists()
+    script = envdesk("env", "delete", "local", "plain", config_dir=config)
+    assert script.returncode == 1 and "--yes" in script.stderr and (root / "plain" / "pyvenv.cfg").exists()
+    code, said, _ = cli_on_a_terminal("env", "delete", "local", "plain", config=config, home=home,
+                                      answer=lambda prompt: "", yes_no="y")
+    assert code == 0 and f"Deleted {root / 'plain'}" in said, said
+    assert not (root / "plain").exists()

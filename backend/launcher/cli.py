@@ -378,7 +378,7 @@ def _env_delete(verbs: Any) -> None:
     delete = verbs.add_parser("delete", help="delete an environment")
     delete.add_argument("cluster", help=CLUSTER_HELP)
     delete.add_argument("env", help=ENV_HELP)
-    delete.add_argument("--yes", action="store_true", help="confirm (required)")
+    delete.add_argument("--yes", action="store_true", help="delete without being asked (a script must give it)")
     delete.set_defaults(handler="env_delete")
     _quiet_option(delete)
 

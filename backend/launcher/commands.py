@@ -663,9 +663,11 @@ def env_doctor(args: argparse.Namespace, session: Session) -> int:
 
 
 def env_delete(args: argparse.Namespace, session: Session) -> int:
+    """Delete an environment after asking at the terminal (or with --yes): it cannot be undone."""
     from envdesk.backend.operations.delete import delete_environment
-    if not args.yes:
-        raise InvalidInput("Deleting needs --yes, because it cannot be undone.")
+    if not args.yes and not ask_yes_no(f"Delete {args.env} on {args.cluster}? It cannot be undone."):
+        print("Nothing was deleted.", file=sys.stderr)
+        return 1
     path = delete_environment(session, args.cluster, args.env, _progress(args))
     print(f"Deleted {path}")
     return 0
