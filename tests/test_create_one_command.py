@@ -161,3 +161,33 @@ def test_the_answer_check_passes_the_output_on_and_says_whether_it_ended_ok(answ
     if strace:
         reads = (tmp_path / "trace").read_text().count("read(0,")
         assert reads < 1000, f"{reads} reads of the pipe for {len(data)} bytes"
+
+
+def test_an_import_is_one_command_too_and_names_the_prerequisites_it_needed(alpha, testbed, session, tmp_path):
+    """An import loaded its Python module once more before building (`module load` and `module -t list`, a login
+    shell with Lmod: 0.3-1 s on a cluster), where a create leaves that to the command that makes the environment.
+    Now an import does as a create: on alpha, whose Python module loads by itself, one command; on beta, whose
+    Python module needs GCC first, the build finds that, and the import says the modules it used. Referees: sshd's
+    log, Lmod on beta (refusing Python alone), pip (what is installed)."""
+    from envdesk.backend.operations.importing import (check_availability, import_environment, plan_import,
+                                                       read_spec_file)
+
+    exported = tmp_path / "requirements.txt"
+    exported.write_text("# envdesk: kind=uv\ntinyalpha==1.1\n")  # beta, without uv, makes a venv
+    made, commands = commands_of(alpha, lambda: import_environment(session, "alpha", read_spec_file(exported),
+                                                                   name=unique("imp")))
+    assert len(commands) == 1, commands
+    assert "tinyalpha==1.1" in pip_freeze(Path(made.environment.path))
+
+    beta = testbed.clusters["beta"]
+    alone = beta.run_as_user("module load Python/3.11.3", check=False)
+    assert alone.returncode != 0 and "GCC/12.3.0" in alone.stderr, alone.stderr  # Lmod: Python needs GCC first
+    made = import_environment(session, "beta", read_spec_file(exported), name=unique("imp"))
+    assert made.environment.modules == ("GCC/12.3.0", "Python/3.11.3")
+    assert any("became GCC/12.3.0 Python/3.11.3 here" in note for note in made.notes), made.notes
+    assert not any("became Python/3.11.3 here" in note for note in made.notes), made.notes
+    assert "tinyalpha==1.1" in pip_freeze(Path(made.environment.path))
+    plan = plan_import(session, "beta", read_spec_file(exported))
+    check_availability(session, "beta", plan)  # what the app's Import dialog shows: the modules it will load
+    assert plan.modules == ["GCC/12.3.0", "Python/3.11.3"]
+    assert any("became GCC/12.3.0 Python/3.11.3 here" in note for note in plan.notes), plan.notes

@@ -130,6 +130,10 @@ class ImportPlan:
     refused: list[specs.Refused] = field(default_factory=list)
     blocked: str | None = None
     outside: list[OutsideSource] = field(default_factory=list)
+    modules_checked: bool = True
+    """Whether `modules` are known to load; if not, the command that makes the environment checks (create.build),
+    and what needs them loaded before that settles them first (settle_modules)."""
+    source_modules: list[str] = field(default_factory=list)
 
     @property
     def to_install(self) -> list[str]:
@@ -227,30 +231,56 @@ def read_spec_bytes(data: bytes, shown: str, folder: Path) -> EnvSpec:
 
 
 def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
-                 progress: Progress) -> tuple[list[str], str | None, list[str]]:
+                 progress: Progress) -> tuple[list[str], str | None, list[str], bool]:
+    """The modules, Python version and notes of the environment built from `spec` here, and whether the modules
+    are known to load. The probe's own Python modules, named with their versions, are left to the command that
+    makes the environment to check (as a create does: see create.build), not loaded once more beforehand."""
     notes: list[str] = []
     if kind == "conda":
-        return [], spec.python, notes
+        return [], spec.python, notes, True
     if not caps.has_modules:
         choice = choose_python(caps, spec.python, kind)
         if spec.modules:
             notes.append(f"{target.label} has no modules; using its own Python {choice.version}.")
-        return [], choice.version, notes
+        return [], choice.version, notes, True
     choice = choose_python(caps, spec.python, kind)
-    modules = loadable_modules(target, list(choice.modules), progress)
+    checked = not all("/" in module for module in choice.modules)
+    modules = loadable_modules(target, list(choice.modules), progress) if checked else list(choice.modules)
     python_families = ("python", "python3")
     others = [m for m in spec.modules if m.partition("/")[0].lower() not in python_families and m not in modules]
     kept = [m for m in others if m in caps.modules]
     dropped = [m for m in others if m not in caps.modules]
     modules = kept + modules
-    if list(spec.modules) != modules:
-        notes.append(f"Modules: {' '.join(spec.modules) or '(none)'} on the source became "
-                     f"{' '.join(modules) or '(none)'} here (Python {choice.version}).")
+    notes += _modules_note(list(spec.modules), modules, choice.version)
     if dropped:
         notes.append(f"Not available here and left out: {' '.join(dropped)}.")
     if choice.note:
         notes.append(choice.note)
-    return modules, choice.version, notes
+    return modules, choice.version, notes, checked or not modules
+
+
+def _modules_note(source: list[str], modules: list[str], python: str | None) -> list[str]:
+    """What the source's modules became here, if they changed."""
+    if source == modules:
+        return []
+    return [f"Modules: {' '.join(source) or '(none)'} on the source became {' '.join(modules) or '(none)'} here "
+            f"(Python {python})."]
+
+
+def _with_modules_noted(notes: list[str], plan: ImportPlan, modules: list[str]) -> list[str]:
+    """`notes` with what the source's modules became told for `modules` (in place of the plan's)."""
+    said = _modules_note(plan.source_modules, plan.modules, plan.python)
+    return [note for note in notes if note not in said] + _modules_note(plan.source_modules, modules, plan.python)
+
+
+def settle_modules(target: Target, plan: ImportPlan, progress: Progress) -> None:
+    """Make the plan's modules known to load, with any prerequisites Lmod names put in front (one command, only
+    where they are not known yet): for what runs with them before the environment is made."""
+    if plan.modules_checked:
+        return
+    modules = loadable_modules(target, plan.modules, progress)
+    plan.notes = _with_modules_noted(plan.notes, plan, modules)
+    plan.modules, plan.modules_checked = modules, True
 
 
 IMPORT_INSTEAD = "Import the file instead: "
@@ -308,9 +338,9 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     modules: list[str]
     module_notes: list[str]
     if blocked:
-        modules, python, module_notes = [], spec.python, []
+        modules, python, module_notes, checked = [], spec.python, [], True
     else:
-        modules, python, module_notes = _map_modules(target, caps, spec, kind, progress)
+        modules, python, module_notes, checked = _map_modules(target, caps, spec, kind, progress)
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
     spec = _unhashed_lines_for_other_systems(target, spec, python or caps.system_python, progress)
     clashing = conflicting_requirements(spec.requirements)
@@ -319,7 +349,8 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
                    + "; ".join(" and ".join(lines) for lines in clashing) + ". Keep the line you want of each.")
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
-                      notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked)
+                      notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked,
+                      modules_checked=checked, source_modules=list(spec.modules))
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
     plan.notes += _variables_note(plan.filled_in, target)
     return plan
@@ -609,6 +640,7 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     """Before building: which pinned packages the target cannot provide, using a throwaway environment."""
     progress = progress or Progress()
     target = session.target(target_name)
+    settle_modules(target, plan, progress)  # the plan shown with them is what will be built; the check needs them
     if not plan.to_install or plan.kind == "conda" or not target.runner.may_lack_packages:
         return []
     import uuid  # here: it loads the platform module (~3 ms), which reading a file for a create does not need
@@ -716,8 +748,6 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
     reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="import")
-    installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
-                                  target.pip_args, here=target.runner.runs_actions_here)
     notes, used_top_level = list(plan.notes), False
     notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." if a.installs else
               f"{a.line}: {a.as_} ({a.reason})." for a in plan.adapted]
@@ -725,7 +755,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     common: dict[str, Any] = {
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
-        "channels": plan.channels, "progress": progress, "extra_meta": {"imported_from": spec.source}}
+        "channels": plan.channels, "progress": progress, "extra_meta": {"imported_from": spec.source},
+        "modules_checked": plan.modules_checked}
     try:
         try:
             env = start_and_build(session, target, caps, reservation, root, name=plan.name, notes=notes,
@@ -733,6 +764,9 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         except InstallFailed as failure:
             if isinstance(failure, CondaInstallFailed):
                 raise  # conda's words name what it could not install; pip's lines were not reached
+            settle_modules(target, plan, progress)
+            installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
+                                          target.pip_args, here=target.runner.runs_actions_here)
             missing = find_unavailable(target, installer, plan.to_install, progress)
             if not missing:
                 raise
@@ -753,4 +787,6 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     except BaseException:
         undo(reservation, progress)
         raise
+    if list(env.modules) != plan.modules:  # prerequisites the build found were put in front
+        notes = _with_modules_noted(notes, plan, list(env.modules))
     return Imported(env, notes + remember_root(session, target, root), used_top_level)
