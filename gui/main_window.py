@@ -1,9 +1,10 @@
 """The main window: clusters on the left, environments in the middle, details on the right, operations below."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from PySide6.QtCore import (QConcatenateTablesProxyModel, QModelIndex, QPersistentModelIndex, QPoint, QSettings,
                             QSize, QSortFilterProxyModel, Qt, QTimer)
@@ -39,16 +40,26 @@ EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "conda, only what was asked for: travels between platforms (environment.yml)":
                       ("conda-history", "environment.yml"),
                   "PEP 751 lock, written by uv (pylock.toml)": ("pylock", "pylock.toml")}
+IMPORT_FILTER = "Environment files (*.yaml *.yml *.txt pylock.toml pylock.*.toml);;All files (*)"
+"""What Import offers: every format EnvDesk exports, PEP 751 lock files by the names PEP 751 gives them."""
 START_ANYWAY_MS = 3000  # a window not painted by then (minimised, hidden) starts its refresh all the same
 
 
 def named_for_format(path: Path, fmt: str, usual: str) -> Path:
     """The file name the chosen format expects: 'demo.envdesk.yaml' saved as pip requirements becomes
-    'demo-requirements.txt' (the save dialog keeps the first format's name when another is picked)."""
-    extension = usual.rsplit(".", 1)[-1]
-    if path.name.endswith("." + extension) and (fmt != "envdesk" or path.name.endswith(".envdesk.yaml")):
+    'demo-requirements.txt' (the save dialog keeps the first format's name when another is picked, or swaps only
+    its last extension: 'demo.envdesk.txt'); a lock file is named as PEP 751 asks (pylock.NAME.toml, NAME without
+    dots), which uv insists on. A name the user typed for the format is kept."""
+    name = path.name
+    if fmt == "pylock":
+        fits = re.fullmatch(r"pylock(\.[^.]+)?\.toml", name) is not None
+    elif fmt == "envdesk":
+        fits = name.endswith(".envdesk.yaml")
+    else:
+        fits = name.endswith("." + usual.rsplit(".", 1)[-1]) and ".envdesk." not in name
+    if fits:
         return path
-    stem = path.name.split(".")[0] or "environment"
+    stem = name.split(".")[0] or "environment"
     name = {"envdesk": f"{stem}.envdesk.yaml", "requirements": f"{stem}-requirements.txt",
             "conda": f"{stem}-environment.yml", "conda-history": f"{stem}-environment.yml",
             "pylock": f"pylock.{stem}.toml"}.get(fmt, path.name)
@@ -439,10 +450,19 @@ class MainWindow(QMainWindow):
 
     def _restore(self) -> None:
         size, position = self.settings.value("size"), self.settings.value("position")
-        self.resize(size if isinstance(size, QSize) else QSize(1280, 800))
+        self.resize(self._on_screen(size if isinstance(size, QSize) else QSize(1280, 800)))
         self._fit_panels()
-        if isinstance(position, QPoint):
-            self.move(position)
+        if isinstance(position, QPoint) and QGuiApplication.screenAt(position) is not None:
+            self.move(position)  # (not where a screen unplugged since was)
+
+    def _on_screen(self, size: QSize) -> QSize:
+        """`size`, or the screen's free area where that is smaller (a laptop's 1024x640, or a size saved on a
+        larger monitor), the window then maximised: a window opening larger than the screen hides its panels."""
+        room = self.screen().availableGeometry().size()
+        if room.isEmpty() or (size.width() <= room.width() and size.height() <= room.height()):
+            return size
+        self.setWindowState(Qt.WindowState.WindowMaximized)
+        return size.boundedTo(room)
         state = self.settings.value("state")
         if state is not None:  # a layout saved at the last close (QByteArray's type is made only then)
             from PySide6.QtCore import QByteArray
@@ -496,7 +516,7 @@ class MainWindow(QMainWindow):
         actions = [self.new_action, self.update_action, self.export_action, self.import_action, self.copy_action,
                    self.delete_action, self.refresh_action, self.refresh_all_action, self.connect_all_action,
                    self.next_panel_action, self.previous_panel_action, self.quit_action]
-        rows = "".join(f"<tr><td>{a.text()}</td><td><b>"
+        rows = "".join(f"<tr><td>{a.text()}</td><td style='padding-left: 16px'><b>"
                        f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td></tr>"
                        for a in actions)
         from PySide6.QtWidgets import QMessageBox
@@ -793,45 +813,55 @@ class MainWindow(QMainWindow):
 
     def _new_environment_on(self, target: str, draft: dict | None = None) -> None:
         """The New environment dialog for `target` (holding `draft`, what was typed before, if given); its create
-        started once it is accepted."""
+        started once it is accepted, and offered again should it fail."""
         from .dialogs.new_env_dialog import NewEnvironmentDialog
         dialog = run_once(NewEnvironmentDialog(self.controller, target, parent=self, draft=draft))
         if dialog is not None:
             task = dialog.start()
             self._select_when_made(task)
             typed = dialog.draft()
-            task.signals.failed.connect(while_alive(lambda error: self._offer_to_edit(target, typed, error), self))
-
-    def _offer_to_edit(self, target: str, draft: dict, error: EnvDeskError) -> None:
-        """A create that failed: why, and its dialog again holding what was typed, should the user want to change
-        it (the dialog had closed when Create was clicked, and retyping it all is what people give up on)."""
-        from PySide6.QtWidgets import QMessageBox
-        name = draft.get("name", "")
-        box = QMessageBox(QMessageBox.Icon.Warning, f"Could not create {name}",
-                          f"{name} was not created on {self.controller.label(target)}: {error.message}", parent=self)
-        box.setInformativeText(" ".join(part for part in (
-            error.hint, "What you typed is kept: Edit and try again opens it. The Operations panel has the log.")
-            if part))
-        edit = box.addButton("Edit and try again", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton(QMessageBox.StandardButton.Close)
-        box.setDefaultButton(edit)
-
-        def answered() -> None:
-            if box.clickedButton() is edit:
-                self._new_environment_on(target, draft)
-            box.deleteLater()
-        box.finished.connect(answered)
-        box.open()
+            name = typed.get("name", "")
+            self._offer_to_edit_if_failed(task, f"Could not create {name}",
+                                          f"{name} was not created on {self.controller.label(target)}",
+                                          lambda: self._new_environment_on(target, typed))
 
     def update_environment(self) -> None:
         env = self.current_environment()
-        if env is None:
-            return
+        if env is not None:
+            self._update_environment_of(self.current_target(), env)
+
+    def _update_environment_of(self, target: str, env: Environment, draft: dict | None = None) -> None:
+        """The Update packages dialog (holding `draft`, what was chosen before, if given); its change started once
+        it is accepted, and offered again should it fail (the change is undone then: see the dialog's note)."""
         from .dialogs.update_dialog import UpdateDialog
-        target = self.current_target()
-        dialog = run_once(UpdateDialog(self.controller, target, env, parent=self))
+        dialog = run_once(UpdateDialog(self.controller, target, env, parent=self, draft=draft))
         if dialog is not None:
-            dialog.start()
+            task = dialog.start()
+            chosen = dialog.draft()
+            self._offer_to_edit_if_failed(task, f"Could not update {env.name}",
+                                          f"{env.name} was not changed on {self.controller.label(target)}",
+                                          lambda: self._update_environment_of(target, env, chosen))
+
+    def _offer_to_edit_if_failed(self, task: Task, title: str, what: str, edit_again: Callable[[], None]) -> None:
+        """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`), should the user want
+        to change it (the dialog had closed when it was accepted, and retyping it all is what people give up on)."""
+        def failed(error: EnvDeskError) -> None:
+            from PySide6.QtWidgets import QMessageBox
+            box = QMessageBox(QMessageBox.Icon.Warning, title, f"{what}: {error.message}", parent=self)
+            box.setInformativeText(" ".join(part for part in (
+                error.hint, "What you typed is kept: Edit and try again opens it. The Operations panel has the log.")
+                if part))
+            edit = box.addButton("Edit and try again", QMessageBox.ButtonRole.AcceptRole)
+            box.addButton(QMessageBox.StandardButton.Close)
+            box.setDefaultButton(edit)
+
+            def answered() -> None:
+                if box.clickedButton() is edit:
+                    edit_again()
+                box.deleteLater()
+            box.finished.connect(answered)
+            box.open()
+        task.signals.failed.connect(while_alive(failed, self))
 
     def revert_environment(self, env: Environment, snapshot: Snapshot) -> None:
         target = self.current_target()
@@ -871,7 +901,7 @@ class MainWindow(QMainWindow):
     def import_environment(self) -> None:
         from PySide6.QtWidgets import QFileDialog
         path, _ = QFileDialog.getOpenFileName(self, "Import an environment", str(Path.home()),
-                                              "Environment files (*.yaml *.yml *.txt);;All files (*)")
+                                              IMPORT_FILTER)
         if path:
             self.import_file(self.current_target(), Path(path))
 

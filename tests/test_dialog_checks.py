@@ -15,6 +15,14 @@ from test_gui import LONG, open_window, window_on_this_computer
 
 
 
+def failure_box():
+    """The message box a failed operation shows, if one is shown."""
+    from PySide6.QtWidgets import QApplication, QMessageBox
+    boxes = [widget for widget in QApplication.topLevelWidgets()
+             if isinstance(widget, QMessageBox) and widget.isVisible()]
+    return boxes[0] if boxes else None
+
+
 def _create_button(dialog) -> bool:
     return dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).isEnabled()
 
@@ -154,7 +162,7 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     import sys
 
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QApplication
 
     from testbed import wheels
 
@@ -194,11 +202,6 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     QTimer.singleShot(50, lambda: when_dialog(type_first))
     window.new_environment()
 
-    def failure_box() -> QMessageBox | None:
-        boxes = [widget for widget in QApplication.topLevelWidgets()
-                 if isinstance(widget, QMessageBox) and widget.isVisible()]
-        return boxes[0] if boxes else None
-
     qtbot.waitUntil(lambda: failure_box() is not None, timeout=LONG)
     box = failure_box()
     assert "analysis" in box.text() and "tinydoesnotexist" in box.text() + box.informativeText(), box.text()
@@ -213,3 +216,57 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
                             capture_output=True, text=True, timeout=120)
     assert "tinyalpha" in {item["name"] for item in json.loads(listed.stdout)}
     assert "include-system-site-packages = true" in (made / "pyvenv.cfg").read_text()
+
+
+def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot, tmp_path, home):
+    """User trial T9: an Update packages that failed (a package the index does not have) was undone, as it should,
+    but the dialog and what was typed into it were gone. Now the failure offers the dialog again holding what
+    was typed and ticked. The referee is pip: the environment is as it was after the failure, and holds the
+    package once the change is made."""
+    import json
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from envdesk.gui.dialogs.update_dialog import UpdateDialog
+    from test_failing_installs import pip_freeze
+    from test_gui import select_env
+    from testbed import wheels
+
+    store = tmp_path / "wheels"
+    store.mkdir()
+    wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.1"))
+    config = tmp_path / "cfg"
+    config.mkdir()
+    index = ["--no-index", "--find-links", str(store)]
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  pip_args: {json.dumps(index)}\n")
+    window = window_on_this_computer(qtbot, config, home, "demo")
+    select_env(qtbot, window, "demo")
+    env_folder = home / "venvs" / "demo"
+    before = pip_freeze(env_folder)
+    seen: dict = {}
+
+    def when_dialog(act) -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, UpdateDialog):
+            act(dialog)
+            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        else:
+            QTimer.singleShot(50, lambda: when_dialog(act))
+
+    def read_and_fix(dialog: UpdateDialog) -> None:
+        seen["again"] = dialog.add.text()
+        dialog.add.setText("tinyalpha")
+
+    QTimer.singleShot(50, lambda: when_dialog(lambda dialog: dialog.add.setText("tinyalpha tinydoesnotexist")))
+    window.update_environment()
+
+    qtbot.waitUntil(lambda: failure_box() is not None, timeout=LONG)
+    box = failure_box()
+    assert box.windowTitle() == "Could not update demo" and "tinydoesnotexist" in box.text(), box.text()
+    assert pip_freeze(env_folder) == before, "a failed change is undone"
+    edit = next(button for button in box.buttons() if button.text() == "Edit and try again")
+    QTimer.singleShot(50, lambda: when_dialog(read_and_fix))
+    edit.click()
+    assert seen["again"] == "tinyalpha tinydoesnotexist"
+    qtbot.waitUntil(lambda: "tinyalpha==1.1" in pip_freeze(env_folder), timeout=LONG)

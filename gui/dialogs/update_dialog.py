@@ -17,9 +17,11 @@ REMOVE, UPGRADE = 2, 3
 
 
 class UpdateDialog(QDialog):
-    """One change to one environment."""
+    """One change to one environment. Opened with a `draft` (what was chosen in it before, see `draft`), it holds
+    that again: a change that failed is edited, not chosen anew."""
 
-    def __init__(self, controller, target: str, env: Environment, parent: QWidget | None = None) -> None:
+    def __init__(self, controller, target: str, env: Environment, parent: QWidget | None = None,
+                 draft: dict[str, Any] | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.target = target
@@ -49,7 +51,7 @@ class UpdateDialog(QDialog):
                 self.table.setItem(row, column, box)
         self.table.itemChanged.connect(lambda _: self._validate())
         layout.addWidget(self.table)
-        self.upgrade_all = QCheckBox("Upgrade everything to the newest versions the cluster has")
+        self.upgrade_all = QCheckBox("Upgrade everything to the newest versions its package index has")
         self.upgrade_all.setAccessibleName("Upgrade everything")
         self.upgrade_all.toggled.connect(lambda _: self._validate())
         layout.addWidget(self.upgrade_all)
@@ -63,7 +65,22 @@ class UpdateDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.add.textChanged.connect(self._validate)
+        self._choose(draft or {})
         self._validate()
+
+    def _choose(self, draft: dict[str, Any]) -> None:
+        """What `draft` chose: its packages to add, and the boxes of the packages it named that are still here."""
+        self.add.setText(draft.get("add", ""))
+        for column, key in ((REMOVE, "remove"), (UPGRADE, "upgrade")):
+            for row in range(self.table.rowCount()):
+                if self.table.item(row, 0).text() in draft.get(key, ()):
+                    self.table.item(row, column).setCheckState(Qt.CheckState.Checked)
+        self.upgrade_all.setChecked(bool(draft.get("upgrade_all")))
+
+    def draft(self) -> dict[str, Any]:
+        """What was typed and chosen, as typed (a new dialog opened with it holds the same)."""
+        return dict(add=self.add.text(), remove=self._checked(REMOVE), upgrade=self._checked(UPGRADE),
+                    upgrade_all=self.upgrade_all.isChecked())
 
     def _checked(self, column: int) -> list[str]:
         return [self.table.item(row, 0).text() for row in range(self.table.rowCount())
