@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QPushButton, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
@@ -26,6 +26,18 @@ def _selectable(label: QLabel) -> QLabel:
                                   Qt.TextInteractionFlag.TextSelectableByKeyboard)
     label.setWordWrap(True)
     return label
+
+
+class PackageTable(QTableView):
+    """The packages' table: in a narrow panel (a 1024-pixel screen) the installer column gives its room to the
+    names, which are what is read there; it shows again as the panel widens."""
+
+    NARROW = 380
+    INSTALLER = 2
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        self.setColumnHidden(self.INSTALLER, self.width() < self.NARROW)
+        super().resizeEvent(event)
 
 
 class SnippetBox(QWidget):
@@ -98,14 +110,19 @@ class DetailsPanel(QTabWidget):
         self.package_proxy.setSourceModel(self.packages)
         self.package_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.package_proxy.setFilterKeyColumn(0)
+        self.package_proxy.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)  # as pip list orders them
         self.package_filter.textChanged.connect(self.package_proxy.setFilterFixedString)
-        self.package_table = QTableView()
+        self.package_table = PackageTable()
         self.package_table.setAccessibleName("Packages")
         self.package_table.setModel(self.package_proxy)
         self.package_table.setSortingEnabled(True)
         self.package_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.package_table.verticalHeader().hide()
-        self.package_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.package_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the names get what the short columns leave
+        for column in (1, 2):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setResizeContentsPrecision(200)  # rows measured: a long list is not read whole for its widths
         layout.addWidget(self.package_table)
         return page
 

@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-# Qt runs without a display in tests; set before any QApplication exists.
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Qt runs without a display in tests; set before any QApplication exists. Its screen is as large as the
+# screenshots' (offscreen's own is 800x800, smaller than the window's first size).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen:configfile="
+                      + os.path.join(os.path.dirname(os.path.abspath(__file__)), "offscreen-1600x1000.json"))
 
 from secret_service import secret_service  # noqa: E402,F401  (a fixture for every test module)
 from testbed import TestBed, TestBedUnavailable

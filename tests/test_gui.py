@@ -517,3 +517,40 @@ def test_a_new_environment_is_selected_once_it_is_listed(qtbot, tmp_path, home):
                     window.current_environment().name == "made", timeout=LONG)
     assert (Path(window.current_environment().path) / "pyvenv.cfg").exists()
     assert window.details.fields["name"].text().startswith("made")
+
+
+def test_package_names_are_readable_at_1024_by_640_and_ordered_as_pip_lists_them(qtbot, tmp_path, home):
+    """User trial T9: at 1024x640 the Packages tab gave names about 55 px ("PySoc…", header "ackag") while
+    Version and "Installed by" took 100 px each, and "PySocks" sorted before "attrs". pip list is the referee for
+    the order; the font's own measure for what a name needs."""
+    import json
+
+    names = ["PySocks", "attrs", "charset-normalizer", "idna", "Jinja2", "certifi", "urllib3", "zipp"]
+    env = home / "venvs" / "web"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = next(env.glob("lib/python*/site-packages"))
+    for name in names:
+        info = site / f"{name.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        (info / "INSTALLER").write_text("pip\n")
+    listed = subprocess.run([sys.executable, "-m", "pip", "list", "--path", str(site), "--format", "json"],
+                            capture_output=True, text=True, check=True, timeout=120)
+    by_pip = [item["name"] for item in json.loads(listed.stdout)]
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
+    window.resize(1024, 640)
+    select_env(qtbot, window, "web")
+    details = window.details
+    details.setCurrentIndex(1)  # Packages
+    table, proxy = details.package_table, details.package_proxy
+    qtbot.waitUntil(lambda: proxy.rowCount() == len(names), timeout=LONG)
+    assert [proxy.index(row, 0).data() for row in range(proxy.rowCount())] == by_pip
+    header = table.horizontalHeader()
+    qtbot.waitUntil(lambda: header.sectionSize(0) > 0, timeout=LONG)
+    needed = table.fontMetrics().horizontalAdvance("charset-normalizer")
+    assert header.sectionSize(0) >= needed, (header.sectionSize(0), needed, header.sectionSize(1),
+                                             header.sectionSize(2))
+    window.resize(1600, 1000)  # a wide panel shows the installer as well
+    window.splitter.setSizes([260, 800, 540])
+    qtbot.waitUntil(lambda: not table.isColumnHidden(2) and header.sectionSize(2) > 0, timeout=LONG)
+    qtbot.waitUntil(lambda: proxy.index(0, 2).data() == "pip", timeout=LONG)  # the details read it (INSTALLER)

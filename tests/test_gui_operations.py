@@ -182,6 +182,38 @@ def test_export_file_is_named_for_the_chosen_format():
     assert named_for_format(Path("/h/mine.txt"), "requirements", "requirements.txt").name == "mine.txt"
 
 
+def test_export_names_from_the_save_dialog_are_mended_and_uv_takes_the_lock_files(tmp_path):
+    """User trial T9: Qt's save dialog swaps only the last extension of 'guivenv.envdesk.yaml' when another format is
+    picked, and 'guivenv.envdesk.toml' was kept as a lock file that uv refuses ('not a valid PEP 751 filename').
+    uv is the referee for the lock files' names; a name the user typed for the format is kept."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from envdesk.gui.main_window import EXPORT_FILTERS, named_for_format
+
+    usual = {fmt: name for fmt, name in EXPORT_FILTERS.values()}
+    swapped = {fmt: named_for_format(Path(f"/h/guivenv.envdesk.{usual_name.rsplit('.', 1)[1]}"), fmt, usual_name).name
+               for fmt, usual_name in usual.items()}
+    assert swapped == {"envdesk": "guivenv.envdesk.yaml", "requirements": "guivenv-requirements.txt",
+                       "conda": "guivenv-environment.yml", "conda-history": "guivenv-environment.yml",
+                       "pylock": "pylock.guivenv.toml"}
+    from PySide6.QtCore import QDir
+
+    from envdesk.gui.main_window import IMPORT_FILTER
+    offered = IMPORT_FILTER.split(";;")[0].split("(")[1].rstrip(")").split()
+    assert [name for name in swapped.values() if not QDir.match(offered, name)] == [], "Import offers every export"
+    kept = ["pylock.toml", "pylock.gpu-nodes.toml"]
+    assert [named_for_format(Path("/h") / name, "pylock", "pylock.toml").name for name in kept] == kept
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True)
+    for name in [swapped["pylock"], *kept, named_for_format(Path("/h/a.b.toml"), "pylock", "pylock.toml").name]:
+        lock = tmp_path / name
+        lock.write_text('lock-version = "1.0"\ncreated-by = "test"\npackages = []\n')
+        uv = subprocess.run(["uv", "pip", "install", "--python", str(tmp_path / "venv" / "bin" / "python"),
+                             "--dry-run", "--offline", "-r", str(lock)], capture_output=True, text=True, timeout=120)
+        assert uv.returncode == 0 and "PEP 751" not in uv.stderr, (name, uv.stderr)
+
+
 def test_first_start_welcomes_with_add_your_cluster(qtbot, tmp_path, monkeypatch):
     """No cluster yet: the first thing offered is adding one; it goes once a cluster exists."""
     from envdesk.backend.config import ClusterProfile

@@ -399,3 +399,42 @@ def test_no_collection_walks_the_command_line_while_it_loads(tmp_path, args):
     assert report["ran"] == (args[1] == "list")  # a mistyped command loads no command
     assert [loaded for loaded in report["loaded"] if not loaded] == []
     assert report["enabled"] is True
+
+
+FITS_SCREEN = """
+import json, os, sys
+from PySide6.QtWidgets import QApplication
+from envdesk.backend.paths import AppPaths
+from envdesk.gui.main_window import MainWindow
+app = QApplication([])
+from pathlib import Path
+window = MainWindow(AppPaths(Path(sys.argv[1])))
+window.show()
+app.processEvents()
+room = window.screen().availableGeometry()
+print(json.dumps({"window": window.frameGeometry().getRect(), "screen": room.getRect(),
+                  "table": window.env_table.isVisible() and window.env_table.width() > 0}), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("saved", [None, (1500, 950)])
+def test_the_window_opens_within_a_small_screen(tmp_path, saved):
+    """User trial T9: on a 1024x640 screen the window opened at 1280x800 on first start (or at the size saved on
+    a larger monitor), its details panel and Operations area off the screen. Qt's own screen (offscreen,
+    1024x640) is the referee: the window opens within its free area."""
+    screen = tmp_path / "screen.json"
+    screen.write_text(json.dumps({"screens": [{"name": "small", "x": 0, "y": 0, "width": 1024, "height": 640,
+                                               "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}))
+    config = tmp_path / "cfg"
+    config.mkdir()
+    if saved:
+        (config / "window.ini").write_text(f"[General]\nsize=@Size({saved[0]} {saved[1]})\n")
+    env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": f"offscreen:configfile={screen}"}
+    ran = subprocess.run([sys.executable, "-c", FITS_SCREEN, str(config)], capture_output=True, text=True,
+                         timeout=300, env=env)
+    seen = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert seen["screen"] == [0, 0, 1024, 640], seen
+    x, y, width, height = seen["window"]
+    assert x >= 0 and y >= 0 and x + width <= 1024 and y + height <= 640, seen
+    assert seen["table"]
