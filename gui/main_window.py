@@ -454,6 +454,13 @@ class MainWindow(QMainWindow):
         self._fit_panels()
         if isinstance(position, QPoint) and QGuiApplication.screenAt(position) is not None:
             self.move(position)  # (not where a screen unplugged since was)
+        state = self.settings.value("state")
+        if state is not None:  # a layout saved at the last close (QByteArray's type is made only then)
+            from PySide6.QtCore import QByteArray
+            if isinstance(state, QByteArray):
+                self.restoreState(state)
+        selected = self.cluster_view.index_of(str(self.settings.value("target", LOCAL_TARGET)))
+        self.cluster_view.setCurrentIndex(selected if selected.isValid() else self.cluster_view.index_of(LOCAL_TARGET))
 
     def _on_screen(self, size: QSize) -> QSize:
         """`size`, or the screen's free area where that is smaller (a laptop's 1024x640, or a size saved on a
@@ -463,13 +470,6 @@ class MainWindow(QMainWindow):
             return size
         self.setWindowState(Qt.WindowState.WindowMaximized)
         return size.boundedTo(room)
-        state = self.settings.value("state")
-        if state is not None:  # a layout saved at the last close (QByteArray's type is made only then)
-            from PySide6.QtCore import QByteArray
-            if isinstance(state, QByteArray):
-                self.restoreState(state)
-        selected = self.cluster_view.index_of(str(self.settings.value("target", LOCAL_TARGET)))
-        self.cluster_view.setCurrentIndex(selected if selected.isValid() else self.cluster_view.index_of(LOCAL_TARGET))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         running = self.controller.runner.running()
@@ -905,16 +905,20 @@ class MainWindow(QMainWindow):
         if path:
             self.import_file(self.current_target(), Path(path))
 
-    def import_file(self, target: str, path: Path) -> None:
+    def import_file(self, target: str, path: Path, draft: dict | None = None) -> None:
         from .dialogs.import_dialog import ImportDialog
         try:
-            dialog = ImportDialog.from_file(self.controller, target, path, parent=self)
+            dialog = ImportDialog.from_file(self.controller, target, path, parent=self, draft=draft)
         except EnvDeskError as exc:
             from PySide6.QtWidgets import QMessageBox
             QMessageBox.warning(self, "Cannot import", str(exc))
             return
         if run_once(dialog) is not None:
-            self._select_when_made(dialog.start())
+            task, chosen = dialog.start(), dialog.draft()
+            self._select_when_made(task)
+            self._offer_to_edit_if_failed(task, f"Could not import {path.name}",
+                                          f"{path.name} was not built on {self.controller.label(chosen['target'])}",
+                                          lambda: self.import_file(target, path, chosen))
 
     def copy_environment(self) -> None:
         env = self.current_environment()
@@ -926,11 +930,15 @@ class MainWindow(QMainWindow):
         else:   # the copy's plan needs every package's source (editable, from git ...), not only its version
             self.controller.details(target, env, lambda detailed: self._copy_dialog(target, detailed))
 
-    def _copy_dialog(self, target: str, env: Environment) -> None:
+    def _copy_dialog(self, target: str, env: Environment, draft: dict | None = None) -> None:
         from .dialogs.import_dialog import ImportDialog
-        dialog = run_once(ImportDialog.for_copy(self.controller, target, env, parent=self))
+        dialog = run_once(ImportDialog.for_copy(self.controller, target, env, parent=self, draft=draft))
         if dialog is not None:
-            self._select_when_made(dialog.start())
+            task, chosen = dialog.start(), dialog.draft()
+            self._select_when_made(task)
+            self._offer_to_edit_if_failed(task, f"Could not copy {env.name}",
+                                          f"{env.name} was not copied to {self.controller.label(chosen['target'])}",
+                                          lambda: self._copy_dialog(target, env, chosen))
 
     def delete_environment(self) -> None:
         env = self.current_environment()
