@@ -270,3 +270,55 @@ def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot,
     edit.click()
     assert seen["again"] == "tinyalpha tinydoesnotexist"
     qtbot.waitUntil(lambda: "tinyalpha==1.1" in pip_freeze(env_folder), timeout=LONG)
+
+
+def test_a_copy_that_fails_opens_its_dialog_again_with_the_target_and_name(qtbot, testbed, sample_envs, tmp_path,
+                                                                           home):
+    """User trial T9: a copy to a cluster not listed yet cannot know its names are taken; the copy failed there
+    ("already exists") and the dialog, with the name typed into it, was gone. Now the failure offers it again,
+    holding the target and the name; renamed there, the copy is built. The referees are beta's own folders
+    and pip's view of what the copy holds."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from envdesk_fixtures import unique
+    from test_failing_installs import pip_freeze
+    from test_gui import select_env, select_target
+
+    beta = testbed.clusters["beta"]
+    taken, fresh = unique("taken"), unique("fresh")
+    beta.run_as_user(f"mkdir -p ~/venvs/{taken} && touch ~/venvs/{taken}/mine.txt")
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
+    select_target(qtbot, window, "alpha")
+    select_env(qtbot, window, "uvenv")
+    seen: dict = {}
+
+    def when_planned(act) -> None:
+        dialog = QApplication.activeModalWidget()
+        if isinstance(dialog, ImportDialog) and dialog.plan is not None:
+            act(dialog)
+            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        else:
+            QTimer.singleShot(50, lambda: when_planned(act))
+
+    def to_beta_as_taken(dialog: ImportDialog) -> None:
+        assert dialog.target == "beta"
+        dialog.name.setText(taken)
+
+    def read_and_rename(dialog: ImportDialog) -> None:
+        seen["again"] = (dialog.target, dialog.name.text())
+        dialog.name.setText(fresh)
+
+    QTimer.singleShot(50, lambda: when_planned(to_beta_as_taken))
+    window.copy_environment()
+    qtbot.waitUntil(lambda: failure_box() is not None, timeout=LONG)
+    box = failure_box()
+    assert box.windowTitle() == "Could not copy uvenv" and "already exists" in box.text(), box.text()
+    assert [path.name for path in (beta.home / "venvs" / taken).iterdir()] == ["mine.txt"], "nothing touched"
+    edit = next(button for button in box.buttons() if button.text() == "Edit and try again")
+    QTimer.singleShot(50, lambda: when_planned(read_and_rename))
+    edit.click()
+    assert seen["again"] == ("beta", taken)
+    made = beta.home / "venvs" / fresh
+    qtbot.waitUntil(lambda: (made / "pyvenv.cfg").exists() and not window.controller.runner.running(), timeout=LONG)
+    assert "tinyalpha==1.1" in pip_freeze(made)

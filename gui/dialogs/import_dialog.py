@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QScrollArea, QVBoxLayout, QWidget)
@@ -19,11 +20,14 @@ from .common import check, error_label
 
 
 class ImportDialog(QDialog):
-    """Pick the target (and name); the plan and the availability check run in the background."""
+    """Pick the target (and name); the plan and the availability check run in the background. Given a `draft`
+    (what was chosen in it before, see `draft`), it holds that again: a build that failed is edited, not redone."""
 
     def __init__(self, controller, spec: EnvSpec, target: str, *, title: str, exclude: str | None = None,
-                 source: tuple[str, Environment] | None = None, parent: QWidget | None = None) -> None:
+                 source: tuple[str, Environment] | None = None, parent: QWidget | None = None,
+                 draft: dict[str, Any] | None = None) -> None:
         super().__init__(parent)
+        target = (draft or {}).get("target") or target
         self.controller = controller
         self.spec = spec
         self.source = source  # (target, environment) when copying, else None
@@ -47,7 +51,8 @@ class ImportDialog(QDialog):
             if item.name != exclude:
                 self.targets.addItem(item.label, item.name)
         self.targets.setCurrentIndex(max(0, self.targets.findData(target)))
-        self.name = QLineEdit(controller.free_name(target, spec.name) if spec.name else "")
+        offered = controller.free_name(target, spec.name) if spec.name else ""
+        self.name = QLineEdit((draft or {}).get("name") or offered)
         self.name.setAccessibleName("New environment name")
         self.name_error = error_label()
         form.addRow("Build on:", self.targets)
@@ -64,6 +69,7 @@ class ImportDialog(QDialog):
         layout.addWidget(self.plan_area, 1)
         self.top_level = QCheckBox("If exact versions are missing there, allow newer versions of what was asked for")
         self.top_level.setAccessibleName("Fall back to top-level requirements")
+        self.top_level.setChecked(bool((draft or {}).get("top_level")))
         layout.addWidget(self.top_level)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Build")
@@ -82,17 +88,23 @@ class ImportDialog(QDialog):
         self._target_changed()
 
     @classmethod
-    def from_file(cls, controller, target: str, path: Path, parent: QWidget | None = None) -> "ImportDialog":
+    def from_file(cls, controller, target: str, path: Path, parent: QWidget | None = None,
+                  draft: dict[str, Any] | None = None) -> "ImportDialog":
         spec = controller.read_spec(path)  # named after the file when it names no environment
-        return cls(controller, spec, target, title=f"Import {path.name}", parent=parent)
+        return cls(controller, spec, target, title=f"Import {path.name}", parent=parent, draft=draft)
 
     @classmethod
-    def for_copy(cls, controller, source: str, env: Environment, parent: QWidget | None = None) -> "ImportDialog":
+    def for_copy(cls, controller, source: str, env: Environment, parent: QWidget | None = None,
+                 draft: dict[str, Any] | None = None) -> "ImportDialog":
         spec = controller.spec_of(source, env)
         others = [item.name for item in controller.targets.items if item.name != source]
         first = next((name for name in others if name != LOCAL_TARGET), others[0] if others else source)
         return cls(controller, spec, first, title=f"Copy {env.name} to another cluster", exclude=source,
-                   source=(source, env), parent=parent)
+                   source=(source, env), parent=parent, draft=draft)
+
+    def draft(self) -> dict[str, Any]:
+        """What was chosen, as chosen (a new dialog given it holds the same)."""
+        return dict(target=self.target, name=self.name.text(), top_level=self.top_level.isChecked())
 
     def _target_changed(self) -> None:
         self.target = self.targets.currentData() or self.target
@@ -155,6 +167,8 @@ class ImportDialog(QDialog):
         ok = check(self.name_error, lambda: self.controller.check_new_location(self.target, self.name.text().strip()))
         buildable = self.plan is not None and not self.plan.blocked
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and buildable)
+        if self.plan is not None:
+            self._fit()  # a message under the name takes room from the plan: the dialog grows instead (T9)
 
     def start(self) -> Task:
         """Build on the chosen target: a copy of the source environment, or the file's spec."""
