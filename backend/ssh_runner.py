@@ -843,10 +843,14 @@ class SSHRunner(Runner):
         identity = self._identity(hop, transport)
         try:
             self.hostkeys.verify(identity)
-        except HostKeyUnknown:
+        except HostKeyUnknown as unknown:
             if not prompter.confirm_host_key(self.name, identity):
+                _name_cluster(unknown, self.name)
                 raise
             self.hostkeys.trust(identity)
+        except HostKeyChanged as changed:
+            _name_cluster(changed, self.name)
+            raise
 
     def matches(self, profile: ClusterProfile | None) -> bool:
         """Whether this connection was made for exactly `profile` (an edited profile needs a new one)."""
@@ -1132,3 +1136,8 @@ class SSHRunner(Runner):
         machine = result.stdout.strip() if result.ok else ""
         from . import uvproject  # packaging's markers: loaded only for a uv project
         return uvproject.marker_environment(python, machine=machine if machine.replace("_", "").isalnum() else None)
+
+
+def _name_cluster(error: EnvDeskError, cluster: str) -> None:
+    """The command `error`'s hint gives, written for `cluster` (the host-key check knows no cluster's name)."""
+    error.hint = error.hint.replace("cluster trust NAME", f"cluster trust {cluster}")

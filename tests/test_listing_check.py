@@ -78,4 +78,5 @@ def test_cli_cluster_test_prints_the_steps_and_fails_plainly(testbed, tmp_path):
     assert refused.returncode == 1
     assert "2. Login FAILED: EnvDesk has never connected to" in refused.stdout
     assert refused.stderr.splitlines()[-2].startswith("envdesk: EnvDesk has never connected to")
+    assert "envdesk cluster trust beta" in refused.stderr, "the command to run, for this cluster (T9)"
     assert "Connection works." not in refused.stdout and "Traceback" not in refused.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import time
 
 import pytest
@@ -54,6 +55,7 @@ def test_a_failed_change_that_was_rolled_back_keeps_no_snapshot(session, beta_en
     with pytest.raises(CommandFailed) as failed:
         update_environment(session, "beta", env.path, Change(add=["tinygamma", "doesnotexist==9.9"]))
     assert "rolled back to how it was before" in failed.value.message
+    assert re.search(r"[.!?:] Nothing was changed", failed.value.message), "what came after is a sentence of its own"
     assert freeze(cluster, env.path) == before
     assert snapshot_files(cluster, env.path) == []
 

@@ -228,6 +228,7 @@ def roll_back(target: Target, caps: Capabilities, env: Environment, before: list
     except EnvDeskError as exc:
         outcome, restored = (f" Rolling back to snapshot {snapshot} also failed ({exc.message}); revert to it "
                              "from the snapshots when the cluster is reachable again."), False
-    if isinstance(failure, EnvDeskError):
-        failure.message += outcome
+    if isinstance(failure, EnvDeskError):  # its own words end a sentence before what happened after
+        said = failure.message.rstrip()
+        failure.message = said + ("" if said.endswith((".", "!", "?", ":")) else ".") + outcome
     return restored
