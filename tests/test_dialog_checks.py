@@ -152,6 +152,34 @@ def test_packages_are_typed_alike_in_new_and_update():
     assert str(Requirement(read[2]).specifier) == ">=1.26"
 
 
+def test_lines_pasted_from_a_requirements_file_read_as_pip_reads_them(tmp_path):
+    """User trial T9: `six  # comment` pasted into the Packages box was refused ("'#' is not a valid package
+    requirement"), though the box invites pasting. pip is the referee: what its dry run would install from the same
+    text as a requirements file is what the box reads."""
+    import json
+    import subprocess
+    import sys
+
+    from packaging.requirements import Requirement
+
+    from envdesk.gui.dialogs.common import split_specs
+    from testbed import wheels
+
+    store = tmp_path / "wheels"
+    store.mkdir()
+    for spec in (wheels.WheelSpec("tinyalpha", "1.1"), wheels.WheelSpec("tinygamma", "0.1")):
+        wheels.build_wheel(store, spec)
+    pasted = "# analysis\ntinyalpha==1.1  # pinned for the paper\ntinygamma \\\n    >=0.1\n"
+    (tmp_path / "requirements.txt").write_text(pasted)
+    report = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                             "--quiet", "--report", "-", "--no-index", "--find-links", str(store),
+                             "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=300)
+    by_pip = {item["metadata"]["name"]: item["metadata"]["version"] for item in json.loads(report.stdout)["install"]}
+    read = [Requirement(line) for line in split_specs(pasted)]
+    assert {requirement.name for requirement in read} == set(by_pip) == {"tinyalpha", "tinygamma"}
+    assert all(requirement.specifier.contains(by_pip[requirement.name]) for requirement in read)
+
+
 def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, tmp_path, home):
     """User trial T6: a New environment whose create failed (a package the cluster's index does not have) lost
     everything typed into it, as the dialog had closed when Create was clicked. Now the failure says why and

@@ -30,9 +30,12 @@ def check(label: QLabel, test: Callable[[], object]) -> bool:
 
 def split_specs(text: str) -> list[str]:
     """Packages typed one per line, or several on a line apart by spaces or ', ' (`numpy pandas>=2`); a line that
-    is one requirement with spaces in it (`numpy >= 1.26`) stays whole. The New and Update dialogs read alike."""
+    is one requirement with spaces in it (`numpy >= 1.26`) stays whole. Lines pasted from a requirements file read
+    as pip reads them there (comments dropped, continued lines joined). The New and Update dialogs read alike."""
+    from envdesk.backend.spec import logical_lines
+
     found: list[str] = []
-    for line in text.splitlines():
+    for line in logical_lines(text):
         for part in (part.strip() for part in line.split(", ")):
             if not part:
                 continue
