@@ -29,12 +29,18 @@ def _icons() -> Traversable | None:
 
 @lru_cache(maxsize=None)
 def icon(name: str) -> QIcon:
-    """An icon from resources/icons (an empty icon if it is missing, never an error)."""
+    """An icon from resources/icons (an empty icon if it is missing, never an error); where a NAME-selected.svg
+    is beside it, that is how the icon is drawn on a selected row (a blue icon vanished on the blue highlight)."""
     folder = _icons()
     if folder is None:
         return QIcon()
     try:
-        path = folder.joinpath(f"{name}.svg")
-        return QIcon(str(path)) if path.is_file() else QIcon()
+        path, selected = folder.joinpath(f"{name}.svg"), folder.joinpath(f"{name}-selected.svg")
+        if not path.is_file():
+            return QIcon()
+        made = QIcon(str(path))
+        if selected.is_file():
+            made.addFile(str(selected), mode=QIcon.Mode.Selected)
+        return made
     except FileNotFoundError:
         return QIcon()

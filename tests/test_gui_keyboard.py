@@ -14,7 +14,7 @@ from pathlib import Path
 import paramiko
 import pytest
 from PySide6.QtCore import QRect, Qt, QTimer
-from PySide6.QtGui import QAction, QImage, QPalette
+from PySide6.QtGui import QAction, QColor, QImage, QPalette
 from PySide6.QtWidgets import (QAbstractButton, QApplication, QCheckBox, QMessageBox, QPushButton, QStyle,
                                QStyleOptionButton, QWidget)
 
@@ -404,3 +404,37 @@ def test_use_it_shows_no_other_places_boxes_once_nothing_is_selected(qtbot):
     assert not panel.slurm_box.isHidden() and "cluster" in panel.terminal_box.title.text()
     panel.show_environment(None)
     assert panel.slurm_box.isHidden() and "cluster" not in panel.terminal_box.title.text()
+
+
+def wcag_contrast(first: QColor, second: QColor) -> float:
+    """WCAG 2.1's contrast ratio of two colours (1 to 21)."""
+    def relative(color: QColor) -> float:
+        channels = [value / 255 for value in (color.red(), color.green(), color.blue())]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    lighter, darker = sorted((relative(first), relative(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, indirect=True)
+def test_the_cluster_icons_show_on_a_selected_row(qtbot, scheme):
+    """User trial T9: the selected cluster's icon was blue on the blue highlight, gone. Drawn as a selected row
+    draws it (QIcon's Selected mode) on the highlight, its strokes now stand out by WCAG 2.1's 3:1 for graphics;
+    the plain icon there is the failure it was."""
+    from PySide6.QtGui import QIcon, QPainter
+
+    from envdesk.gui.resources import icon
+    assert apply_scheme(scheme) == scheme
+    highlight = QApplication.palette().color(QPalette.ColorRole.Highlight)
+
+    def strongest(name: str, mode: QIcon.Mode) -> float:
+        canvas = QImage(24, 24, QImage.Format.Format_RGB32)
+        canvas.fill(highlight)
+        painter = QPainter(canvas)
+        painter.drawPixmap(0, 0, icon(name).pixmap(24, mode))
+        painter.end()
+        return max(wcag_contrast(canvas.pixelColor(x, y), highlight) for x in range(24) for y in range(24))
+
+    for name in ("cluster", "computer"):
+        assert strongest(name, QIcon.Mode.Normal) < 3, "the plain icon is the one that vanished"
+        assert strongest(name, QIcon.Mode.Selected) >= 3, name
