@@ -3,19 +3,23 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QTableView, QVBoxLayout, QWidget)
+                               QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from .models import OperationListModel, OperationRow
 
 
 class OperationsPanel(QWidget):
-    """A table of operations over one log view; the selected operation's output streams into it."""
+    """A table of operations beside one log view (side by side, so a low panel still shows several operations:
+    one above the other, a 1024x640 window showed one and a half); the selected operation's output streams in."""
 
     def __init__(self, model: OperationListModel) -> None:
         super().__init__()
         self.model = model
         self.setAccessibleName("Operations")
         layout = QVBoxLayout(self)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        layout.addWidget(self.splitter)
         self.table = QTableView()
         self.table.setAccessibleName("Operations list")
         self.table.setModel(model)
@@ -23,9 +27,14 @@ class OperationsPanel(QWidget):
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
-        self.table.setMaximumHeight(110)
         self.table.setWordWrap(False)
-        layout.addWidget(self.table)
+        self.splitter.addWidget(self.table)
+        detail = QWidget()
+        detail_layout = QVBoxLayout(detail)
+        detail_layout.setContentsMargins(0, 0, 0, 0)
+        self.splitter.addWidget(detail)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)
         row = QHBoxLayout()
         self.result = QLabel("No operation yet.")
         self.result.setWordWrap(True)
@@ -49,12 +58,12 @@ class OperationsPanel(QWidget):
         self.cancel_button.setToolTip("Stop the selected operation; what it had half-made is removed")
         self.cancel_button.setEnabled(False)
         row.addWidget(self.cancel_button)
-        layout.addLayout(row)
+        detail_layout.addLayout(row)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setAccessibleName("Operation output")
         self.log.setMaximumBlockCount(20000)
-        layout.addWidget(self.log)
+        detail_layout.addWidget(self.log)
         self.table.selectionModel().currentRowChanged.connect(lambda current, _: self._show(current.row()))
         self.cancel_button.clicked.connect(self._cancel)
         self.raw_button.toggled.connect(lambda _: self._show(self.current_row()))

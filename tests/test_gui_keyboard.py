@@ -438,3 +438,26 @@ def test_the_cluster_icons_show_on_a_selected_row(qtbot, scheme):
     for name in ("cluster", "computer"):
         assert strongest(name, QIcon.Mode.Normal) < 3, "the plain icon is the one that vanished"
         assert strongest(name, QIcon.Mode.Selected) >= 3, name
+
+
+def test_the_operations_list_shows_several_rows_at_1024_by_640(qtbot, tmp_path, home):
+    """User trials T6 and T9: at 1024x640 the Operations table, above its log, showed one and a half rows; beside
+    the log it shows what a session runs. Qt's view is the referee: rows whose whole height is inside it."""
+    from envdesk.gui.tasks import Task
+
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    window.resize(1024, 640)
+    panel, model = window.operations_panel, window.operations_panel.model
+    for number in range(6):
+        model.add(Task(f"Create env{number}", "local", lambda progress: None), where="This computer")
+    table = panel.table
+    qtbot.waitUntil(lambda: table.isVisible() and table.viewport().height() > 0, timeout=20_000)
+    qtbot.wait(100)  # the dock and the splitter have their sizes for this window
+
+    def whole(row: int) -> bool:
+        top = table.rowViewportPosition(row)
+        return top >= 0 and top + table.rowHeight(row) <= table.viewport().height()
+
+    assert sum(whole(row) for row in range(model.rowCount())) >= 3, table.viewport().height()
+    assert panel.log.isVisible() and panel.log.width() > 200
+    window.close()
