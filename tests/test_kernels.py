@@ -174,6 +174,7 @@ def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home,
         listed = {k.name: k for k in list_kernels(session, "beta")}
         kernel = listed[kernel_name(name)]
         assert (kernel.env_path, kernel.env_exists, kernel.made_by_envdesk) == (env.path, True, True)
+        assert kernel.has_ipykernel is True
         assert kernel.modules == ("GCC/12.3.0", "Python/3.11.3")
         as_json = {k["name"]: k for k in cli_json("kernel", "list", "beta", config=paths.config_dir, home=home)}
         assert as_json[kernel_name(name)]["env_path"] == env.path
@@ -196,6 +197,12 @@ def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home,
         imported = beta.run_as_user(f"module load GCC/12.3.0 Python/3.11.3 && {env.path}/bin/python -c "
                                     "'import ipykernel'", check=False)
         assert imported.returncode != 0, imported.stdout
+        # ... and kernel list says so, where it said "ok" (T7)
+        shown = run_cli("kernel", "list", "beta", config=paths.config_dir, home=home)
+        row = next(line for line in shown.stdout.splitlines() if line.startswith(kernel_name(name) + " "))
+        assert "NO IPYKERNEL" in row and " ok " not in row, shown.stdout
+        as_json = {k["name"]: k for k in cli_json("kernel", "list", "beta", config=paths.config_dir, home=home)}
+        assert as_json[kernel_name(name)]["has_ipykernel"] is False
 
         removed = run_cli("kernel", "remove", "beta", kernel_name(name), config=paths.config_dir, home=home)
         assert removed.returncode == 0, removed.stderr

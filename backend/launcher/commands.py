@@ -752,17 +752,21 @@ def _made_kernel(args: argparse.Namespace, session: Session, env: str, **options
 
 
 def kernel_list(args: argparse.Namespace, session: Session) -> int:
-    from envdesk.backend.operations.kernels import list_kernels
+    from envdesk.backend.operations.kernels import Kernel, list_kernels
     kernels = list_kernels(session, args.cluster)
     if args.json:
         _print_json([kernel.to_json() for kernel in kernels])
     elif not kernels:
         print(f"No Jupyter kernels of your own on {args.cluster}. Make one: envdesk kernel add {args.cluster} ENV")
     else:
-        def state(exists: bool | None, error: str | None) -> str:
-            return "unreadable" if error else {True: "ok", False: "ENV GONE", None: "?"}[exists]
+        def state(kernel: Kernel) -> str:
+            if kernel.error:
+                return "unreadable"
+            if kernel.env_exists and kernel.has_ipykernel is False:
+                return "NO IPYKERNEL"  # Jupyter lists it, and it does not start
+            return {True: "ok", False: "ENV GONE", None: "?"}[kernel.env_exists]
         _print_table([[k.name, k.display_name, "EnvDesk" if k.made_by_envdesk else "other",
-                       state(k.env_exists, k.error), k.env_path or " ".join(k.argv)] for k in kernels],
+                       state(k), k.env_path or " ".join(k.argv)] for k in kernels],
                      ["NAME", "SHOWN AS", "MADE BY", "STATE", "ENVIRONMENT"])
     return 0
 

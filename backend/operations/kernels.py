@@ -36,7 +36,7 @@ KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")  # Jupyter's own rule, lo
 ANSWER = "ENVDESK-KERNELS "
 
 KERNEL_SCRIPT = r'''
-import json, os, shutil, sys, tempfile
+import json, os, re, shutil, sys, tempfile
 
 ANSWER = "ENVDESK-KERNELS "
 
@@ -91,7 +91,28 @@ def describe(folder, name):
         found["python_exists"] = os.path.exists(found["python"])
     else:
         found["python_exists"] = None
+    found["ipykernel"] = ipykernel_in(found["python"]) if found["python_exists"] else None
     return found
+
+
+def ipykernel_in(python):
+    """Whether the environment of `python` holds ipykernel, which the kernel runs; None where packages from
+    outside it count too (a venv seeing the system's packages, a Python that is no environment's)."""
+    env = os.path.dirname(os.path.dirname(python))
+    try:
+        with open(os.path.join(env, "pyvenv.cfg"), encoding="utf-8") as handle:
+            shared = re.search(r"^include-system-site-packages\s*=\s*true", handle.read(), re.I | re.M)
+    except OSError:
+        shared = not os.path.isdir(os.path.join(env, "conda-meta"))  # neither a venv nor a conda environment
+    sites = [os.path.join(env, "Lib", "site-packages")]
+    try:
+        sites += [os.path.join(env, "lib", name, "site-packages") for name in os.listdir(os.path.join(env, "lib"))
+                  if name.startswith("python")]
+    except OSError:
+        pass
+    if any(os.path.isfile(os.path.join(site, "ipykernel", "__init__.py")) for site in sites):
+        return True
+    return None if shared else False
 
 
 def entries(kernels):
@@ -201,6 +222,7 @@ class Kernel:
     python: str | None
     env_exists: bool | None       # whether that environment's Python is still there (None: unknown)
     made_by_envdesk: bool
+    has_ipykernel: bool | None = None  # whether that environment holds ipykernel, which the kernel runs (None: unknown)
     modules: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
     error: str | None = None
@@ -224,7 +246,7 @@ class Kernel:
         return cls(name=str(found["name"]), display_name=str(found.get("display_name") or found["name"]),
                    folder=str(found.get("folder", "")), env_path=env_path if isinstance(env_path, str) else None,
                    python=python if isinstance(python, str) else None, env_exists=found.get("python_exists"),
-                   made_by_envdesk=mine is not None,
+                   made_by_envdesk=mine is not None, has_ipykernel=found.get("ipykernel"),
                    modules=tuple(str(m) for m in modules) if isinstance(modules, list) else (),
                    argv=tuple(found.get("argv") or ()), error=found.get("error"))
 

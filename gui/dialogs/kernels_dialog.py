@@ -52,6 +52,8 @@ class KernelsDialog(QDialog):
             where = kernel.env_path or "not an environment EnvDesk can tell"
             if kernel.env_exists is False:
                 where += " (gone: this kernel no longer starts)"
+            elif kernel.has_ipykernel is False:
+                where += " (no ipykernel in it: this kernel does not start)"
             for column, text in enumerate((kernel.name, kernel.display_name, where)):
                 self.table.setItem(row, column, QTableWidgetItem(text))
             if kernel.made_by_envdesk:
