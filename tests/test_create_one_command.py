@@ -22,7 +22,7 @@ from envdesk.backend.operations.common import _ANSWER_CHECK, Progress
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.recipes import Step
 from envdesk.backend.protocol import ENVDESK_DIR, LOCK_SUFFIX, META_FILE
-from envdesk_fixtures import unique
+from envdesk_fixtures import cli_json, make_config, unique
 from test_failing_installs import pip_freeze
 
 MISSING = "nosuchpackage"     # on no index of the test bed
@@ -191,3 +191,8 @@ def test_an_import_is_one_command_too_and_names_the_prerequisites_it_needed(alph
     check_availability(session, "beta", plan)  # what the app's Import dialog shows: the modules it will load
     assert plan.modules == ["GCC/12.3.0", "Python/3.11.3"]
     assert any("became GCC/12.3.0 Python/3.11.3 here" in note for note in plan.notes), plan.notes
+    config, home = tmp_path / "cli-cfg", tmp_path / "cli-home"  # and the command line's --dry-run (R7)
+    home.mkdir()
+    make_config(config, testbed, ["beta"])
+    dry = cli_json("env", "import", "beta", str(exported), "--dry-run", "--json", config=config, home=home)
+    assert dry["modules"] == ["GCC/12.3.0", "Python/3.11.3"], dry

@@ -190,6 +190,10 @@ def test_allowing_newer_versions_really_relaxes_the_pins(testbed, session, tmp_p
     assert imported.used_top_level
     held = pip_freeze(testbed.clusters["beta"], imported.environment.path, "GCC/12.3.0 Python/3.11.3")
     assert held.get("tinyold") == "1.2" and held.get("tinygamma") == "0.1"
+    # beta's Python module needs GCC first (Lmod says so): the retry builds with both, and the notes say both (R7)
+    assert imported.environment.modules == ("GCC/12.3.0", "Python/3.11.3")
+    said = [note for note in imported.notes if note.startswith("Modules:")]
+    assert len(said) == 1 and "became GCC/12.3.0 Python/3.11.3 here" in said[0], imported.notes
 
 
 def hashed_requirements(wheelhouse: Path, pins: dict[str, str], *, corrupt: str = "") -> str:

@@ -582,13 +582,15 @@ def _read_for(session: Session, cluster: str, path: Path) -> Any:
 def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
     """--dry-run: what the import would install, adapt and refuse; nothing is created. It ends with 1 where the
     import could not build at all (blocked, or the name taken); what --yes would agree to is said, not failed."""
-    from envdesk.backend.operations.importing import plan_import, taken_folder
+    from envdesk.backend.operations.importing import plan_import, settle_modules, taken_folder
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
         plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
                                progress=_progress(args))
     else:
         plan = plan_import(session, args.cluster, _read_for(session, args.cluster, path), args.name, _progress(args))
+    if not plan.blocked:  # the modules shown are those the import will load, prerequisites and all
+        settle_modules(session.target(args.cluster), plan, _progress(args))
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."

@@ -267,9 +267,9 @@ def _modules_note(source: list[str], modules: list[str], python: str | None) -> 
             f"(Python {python})."]
 
 
-def _with_modules_noted(notes: list[str], plan: ImportPlan, modules: list[str]) -> list[str]:
-    """`notes` with what the source's modules became told for `modules` (in place of the plan's)."""
-    said = _modules_note(plan.source_modules, plan.modules, plan.python)
+def _with_modules_noted(notes: list[str], plan: ImportPlan, was: list[str], modules: list[str]) -> list[str]:
+    """`notes` with what the source's modules became told for `modules`, in place of `was`."""
+    said = _modules_note(plan.source_modules, was, plan.python)
     return [note for note in notes if note not in said] + _modules_note(plan.source_modules, modules, plan.python)
 
 
@@ -279,7 +279,7 @@ def settle_modules(target: Target, plan: ImportPlan, progress: Progress) -> None
     if plan.modules_checked:
         return
     modules = loadable_modules(target, plan.modules, progress)
-    plan.notes = _with_modules_noted(plan.notes, plan, modules)
+    plan.notes = _with_modules_noted(plan.notes, plan, plan.modules, modules)
     plan.modules, plan.modules_checked = modules, True
 
 
@@ -748,7 +748,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
     reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="import")
-    notes, used_top_level = list(plan.notes), False
+    notes, used_top_level, planned = list(plan.notes), False, list(plan.modules)
     notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." if a.installs else
               f"{a.line}: {a.as_} ({a.reason})." for a in plan.adapted]
     notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]
@@ -765,6 +765,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             if isinstance(failure, CondaInstallFailed):
                 raise  # conda's words name what it could not install; pip's lines were not reached
             settle_modules(target, plan, progress)
+            common.update(modules=plan.modules, modules_checked=True)  # for the retry below: known to load now
             installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
                                           target.pip_args, here=target.runner.runs_actions_here)
             missing = find_unavailable(target, installer, plan.to_install, progress)
@@ -787,6 +788,6 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     except BaseException:
         undo(reservation, progress)
         raise
-    if list(env.modules) != plan.modules:  # prerequisites the build found were put in front
-        notes = _with_modules_noted(notes, plan, list(env.modules))
+    if list(env.modules) != planned:  # prerequisites the build (or settle_modules) found were put in front
+        notes = _with_modules_noted(notes, plan, planned, list(env.modules))
     return Imported(env, notes + remember_root(session, target, root), used_top_level)
