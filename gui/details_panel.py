@@ -32,7 +32,7 @@ class PackageTable(QTableView):
     """The packages' table: in a narrow panel (a 1024-pixel screen) the installer column gives its room to the
     names, which are what is read there; it shows again as the panel widens."""
 
-    NARROW = 380
+    NARROW = 300  # a 1024-pixel window's panel (about 240); the first size's, 1280 pixels, has about 310
     INSTALLER = 2
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
@@ -110,7 +110,7 @@ class DetailsPanel(QTabWidget):
         self.package_proxy.setSourceModel(self.packages)
         self.package_proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.package_proxy.setFilterKeyColumn(0)
-        self.package_proxy.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)  # as pip list orders them
+        self.package_proxy.setSortRole(PackageTableModel.SortRole)  # by normalised name, as pip list orders them
         self.package_filter.textChanged.connect(self.package_proxy.setFilterFixedString)
         self.package_table = PackageTable()
         self.package_table.setAccessibleName("Packages")

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QGridLayout, QHBo
                                QListView, QMainWindow, QMenu, QPushButton, QSplitter, QTableView,
                                QToolBar, QVBoxLayout, QWidget)
 
-from envdesk.backend.errors import EnvDeskError, HostKeyChanged
+from envdesk.backend.errors import EnvDeskError, HostKeyChanged, LoginCancelled
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.validate import LOCAL_TARGET
@@ -32,6 +32,8 @@ from .tasks import Task, while_alive
 from .theme import CHOICES, apply_scheme
 
 if TYPE_CHECKING:
+    from PySide6.QtGui import QScreen
+
     from .controller import Kernel, Snapshot
 
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
@@ -450,9 +452,10 @@ class MainWindow(QMainWindow):
 
     def _restore(self) -> None:
         size, position = self.settings.value("size"), self.settings.value("position")
-        self.resize(self._on_screen(size if isinstance(size, QSize) else QSize(1280, 800)))
+        screen = QGuiApplication.screenAt(position) if isinstance(position, QPoint) else None
+        self.resize(self._on_screen(size if isinstance(size, QSize) else QSize(1280, 800), screen))
         self._fit_panels()
-        if isinstance(position, QPoint) and QGuiApplication.screenAt(position) is not None:
+        if screen is not None:
             self.move(position)  # (not where a screen unplugged since was)
         state = self.settings.value("state")
         if state is not None:  # a layout saved at the last close (QByteArray's type is made only then)
@@ -462,10 +465,10 @@ class MainWindow(QMainWindow):
         selected = self.cluster_view.index_of(str(self.settings.value("target", LOCAL_TARGET)))
         self.cluster_view.setCurrentIndex(selected if selected.isValid() else self.cluster_view.index_of(LOCAL_TARGET))
 
-    def _on_screen(self, size: QSize) -> QSize:
-        """`size`, or the screen's free area where that is smaller (a laptop's 1024x640, or a size saved on a
-        larger monitor), the window then maximised: a window opening larger than the screen hides its panels."""
-        room = self.screen().availableGeometry().size()
+    def _on_screen(self, size: QSize, screen: QScreen | None) -> QSize:
+        """`size`, or the free area of the screen it opens on (`screen`, else this window's) where that is smaller
+        (a laptop's 1024x640), the window then maximised: a window opening larger than the screen hides its panels."""
+        room = (screen or self.screen()).availableGeometry().size()
         if room.isEmpty() or (size.width() <= room.width() and size.height() <= room.height()):
             return size
         self.setWindowState(Qt.WindowState.WindowMaximized)
@@ -839,13 +842,19 @@ class MainWindow(QMainWindow):
             task = dialog.start()
             chosen = dialog.draft()
             self._offer_to_edit_if_failed(task, f"Could not update {env.name}",
-                                          f"{env.name} was not changed on {self.controller.label(target)}",
+                                          f"Updating {env.name} on {self.controller.label(target)} failed",
                                           lambda: self._update_environment_of(target, env, chosen))
 
     def _offer_to_edit_if_failed(self, task: Task, title: str, what: str, edit_again: Callable[[], None]) -> None:
         """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`), should the user want
-        to change it (the dialog had closed when it was accepted, and retyping it all is what people give up on)."""
+        to change it (the dialog had closed when it was accepted, and retyping it all is what people give up on).
+        Not for a changed server identity (its own warning is shown) or a login the user cancelled."""
+        offered: list[bool] = []
+
         def failed(error: EnvDeskError) -> None:
+            if offered or isinstance(error, (HostKeyChanged, LoginCancelled)):
+                return
+            offered.append(True)
             from PySide6.QtWidgets import QMessageBox
             box = QMessageBox(QMessageBox.Icon.Warning, title, f"{what}: {error.message}", parent=self)
             box.setInformativeText(" ".join(part for part in (
@@ -862,6 +871,8 @@ class MainWindow(QMainWindow):
             box.finished.connect(answered)
             box.open()
         task.signals.failed.connect(while_alive(failed, self))
+        if task.done.is_set() and task.state == "failed" and task.error is not None:
+            failed(task.error)  # it failed before the connection above (its signal went to no one)
 
     def revert_environment(self, env: Environment, snapshot: Snapshot) -> None:
         target = self.current_target()
@@ -891,7 +902,13 @@ class MainWindow(QMainWindow):
         path, chosen = QFileDialog.getSaveFileName(self, "Export environment", default, ";;".join(EXPORT_FILTERS))
         if path:
             fmt, usual = EXPORT_FILTERS.get(chosen, ("envdesk", "envdesk.yaml"))
-            self.export_to(target, env, named_for_format(Path(path), fmt, usual), fmt)
+            named = named_for_format(Path(path), fmt, usual)
+            if named != Path(path) and named.exists():  # the save dialog asked about the name it gave, not this one
+                from PySide6.QtWidgets import QMessageBox
+                answer = QMessageBox.question(self, "Replace file", f"{named} already exists. Replace it?")
+                if answer != QMessageBox.StandardButton.Yes:
+                    return
+            self.export_to(target, env, named, fmt)
 
     def export_to(self, target: str, env: Environment, path: Path, fmt: str) -> Task:
         """Export in a worker; the status bar says where the file went."""

@@ -16,6 +16,7 @@ from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment, Package
 from envdesk.backend.inventory import Usage
 from envdesk.backend.sizes import size_text as human_size
+from envdesk.backend.validate import canonical_name
 
 from .resources import icon
 
@@ -351,6 +352,8 @@ class PackageTableModel(_Table):
     """The packages of the selected environment."""
 
     COLUMNS = ("Package", "Version", "Installed by")
+    SortRole = Qt.ItemDataRole.UserRole + 1
+    """What a column sorts by: the name normalised (PEP 503), as pip list sorts; the text elsewhere."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -360,9 +363,11 @@ class PackageTableModel(_Table):
         return self.packages
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+        if not index.isValid() or role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole, self.SortRole):
             return None
         package = self.packages[index.row()]
+        if role == self.SortRole and index.column() == 0:
+            return canonical_name(package.name)
         return (package.name, package.version, package.installer or "")[index.column()]
 
     def set_packages(self, packages: Sequence[Package]) -> None:

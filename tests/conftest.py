@@ -7,8 +7,9 @@ import os
 import pytest
 
 # Qt runs without a display in tests; set before any QApplication exists. Its screen is as large as the
-# screenshots' (offscreen's own is 800x800, smaller than the window's first size).
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen:configfile="
+# screenshots' (offscreen's own is 800x800, smaller than the window's first size). Qt splits the variable at
+# every ':', so a Windows path (C:\...) cannot be given: there the screen stays offscreen's own.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if ":" in os.path.abspath(__file__) else "offscreen:configfile="
                       + os.path.join(os.path.dirname(os.path.abspath(__file__)), "offscreen-1600x1000.json"))
 
 from secret_service import secret_service  # noqa: E402,F401  (a fixture for every test module)

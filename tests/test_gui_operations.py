@@ -287,3 +287,31 @@ def test_an_answer_for_a_dialog_already_deleted_is_dropped(qtbot):
     QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     assert not shiboken6.isValid(label)
     shown("after")
+
+
+def test_an_export_renamed_for_its_format_asks_before_replacing_a_file(qtbot, tmp_path, monkeypatch):
+    """Review R7: the save dialog asks about replacing the name it gives ('demo.envdesk.txt' once pip requirements
+    is picked), not the name the export is then written to ('demo-requirements.txt'): a file of the user's there
+    was replaced unasked. Now it is asked about, and left as it is on No."""
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from envdesk.gui.main_window import EXPORT_FILTERS
+    from test_gui import select_env, window_on_this_computer
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "demo")
+    select_env(qtbot, window, "demo")
+    mine = home / "demo-requirements.txt"
+    mine.write_text("# my own pins\n")
+    picked = next(label for label, (fmt, _) in EXPORT_FILTERS.items() if fmt == "requirements")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(home / "demo.envdesk.txt"),
+                                                                                  picked))
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *rest: asked.append(text) or
+                        QMessageBox.StandardButton.No)
+    window.export_environment()
+    qtbot.wait(300)
+    assert asked == [f"{mine} already exists. Replace it?"]
+    assert mine.read_text() == "# my own pins\n" and not window.controller.runner.running()

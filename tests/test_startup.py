@@ -430,9 +430,10 @@ def test_the_window_opens_within_a_small_screen(tmp_path, saved):
     config.mkdir()
     if saved:
         (config / "window.ini").write_text(f"[General]\nsize=@Size({saved[0]} {saved[1]})\n")
-    env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": f"offscreen:configfile={screen}"}
+    # given relative to the working folder: Qt splits the variable at every ':', a Windows drive's too
+    env = {**__import__("os").environ, "HOME": str(tmp_path), "QT_QPA_PLATFORM": f"offscreen:configfile={screen.name}"}
     ran = subprocess.run([sys.executable, "-c", FITS_SCREEN, str(config)], capture_output=True, text=True,
-                         timeout=300, env=env)
+                         timeout=300, env=env, cwd=tmp_path)
     seen = json.loads(ran.stdout.strip().splitlines()[-1])
     assert seen["screen"] == [0, 0, 1024, 640], seen
     x, y, width, height = seen["window"]
