@@ -461,3 +461,18 @@ def test_the_operations_list_shows_several_rows_at_1024_by_640(qtbot, tmp_path, 
     assert sum(whole(row) for row in range(model.rowCount())) >= 3, table.viewport().height()
     assert panel.log.isVisible() and panel.log.width() > 200
     window.close()
+
+
+def test_every_details_tab_is_in_sight_at_1024_by_640(qtbot, tmp_path, home):
+    """User trial T9: at 1024x640 the details' "Use it" tab hid behind scroll arrows (unnamed buttons, too).
+    Qt's own tab geometry is the referee: every tab lies within the tab bar, and no scroll arrow shows."""
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    window.resize(1024, 640)
+    bar = window.details.tabBar()
+    qtbot.waitUntil(lambda: bar.isVisible() and bar.width() > 0, timeout=20_000)
+    qtbot.wait(100)
+    assert all(bar.rect().contains(bar.tabRect(index)) for index in range(bar.count())), \
+        [bar.tabRect(index) for index in range(bar.count())]
+    arrows = [button for button in bar.findChildren(QAbstractButton) if button.isVisibleTo(window)]
+    assert arrows == []
+    window.close()
