@@ -350,3 +350,26 @@ def test_a_copy_that_fails_opens_its_dialog_again_with_the_target_and_name(qtbot
     made = beta.home / "venvs" / fresh
     qtbot.waitUntil(lambda: (made / "pyvenv.cfg").exists() and not window.controller.runner.running(), timeout=LONG)
     assert "tinyalpha==1.1" in pip_freeze(made)
+
+
+def test_folded_options_take_their_own_line_only(qtbot):
+    """User trials T6 and T9: a folded "Advanced options" (and the cluster dialog's conda and Slurm) left an empty
+    grey bar under its title. Folded, it is as tall as its tick box; ticked, its form shows, and the box is what
+    Tab reaches. Qt's geometry is the referee."""
+    from PySide6.QtWidgets import QCheckBox, QLineEdit, QVBoxLayout, QWidget
+
+    from envdesk.gui.dialogs.common import folded_options
+
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    folded, form = folded_options()
+    field = QLineEdit()
+    form.addRow("Modules:", field)
+    QVBoxLayout(holder).addWidget(folded)
+    holder.show()
+    qtbot.waitUntil(lambda: folded.isVisible() and folded.height() > 0)
+    line = QCheckBox("Advanced options").sizeHint().height()
+    assert folded.height() <= line + 2 and not field.isVisible(), (folded.height(), line)
+    folded.setChecked(True)
+    qtbot.waitUntil(lambda: field.isVisible())
+    assert folded.isChecked() and folded.height() > line + field.sizeHint().height() // 2

@@ -34,7 +34,7 @@ class CondaOptions:
     in order (none: conda's own settings there)."""
 
     def __init__(self) -> None:
-        self.group, form = folded_options("conda")
+        self.group, form = folded_options("conda settings")
         self.group.setAccessibleName("conda settings")
         self.solver = QComboBox()
         for value, text in CONDA_SOLVER_CHOICES:
@@ -64,7 +64,7 @@ class ComputeNodeOptions:
     processes)."""
 
     def __init__(self) -> None:
-        self.group, form = folded_options("Slurm")
+        self.group, form = folded_options("Slurm settings")
         self.group.setAccessibleName("Slurm settings")
         self.account = QLineEdit()
         self.account.setPlaceholderText("e.g. def-yourpi (if your cluster's jobs need one)")
