@@ -825,7 +825,6 @@ class MainWindow(QMainWindow):
             typed = dialog.draft()
             name = typed.get("name", "")
             self._offer_to_edit_if_failed(task, f"Could not create {name}",
-                                          f"{name} was not created on {self.controller.label(target)}",
                                           lambda: self._new_environment_on(target, typed))
 
     def update_environment(self) -> None:
@@ -842,10 +841,9 @@ class MainWindow(QMainWindow):
             task = dialog.start()
             chosen = dialog.draft()
             self._offer_to_edit_if_failed(task, f"Could not update {env.name}",
-                                          f"Updating {env.name} on {self.controller.label(target)} failed",
                                           lambda: self._update_environment_of(target, env, chosen))
 
-    def _offer_to_edit_if_failed(self, task: Task, title: str, what: str, edit_again: Callable[[], None]) -> None:
+    def _offer_to_edit_if_failed(self, task: Task, title: str, edit_again: Callable[[], None]) -> None:
         """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`), should the user want
         to change it (the dialog had closed when it was accepted, and retyping it all is what people give up on).
         Not for a changed server identity (its own warning is shown) or a login the user cancelled."""
@@ -856,7 +854,7 @@ class MainWindow(QMainWindow):
                 return
             offered.append(True)
             from PySide6.QtWidgets import QMessageBox
-            box = QMessageBox(QMessageBox.Icon.Warning, title, f"{what}: {error.message}", parent=self)
+            box = QMessageBox(QMessageBox.Icon.Warning, title, error.message, parent=self)  # (it names where)
             box.setInformativeText(" ".join(part for part in (
                 error.hint, "What you typed is kept: Edit and try again opens it. The Operations panel has the log.")
                 if part))
@@ -934,7 +932,6 @@ class MainWindow(QMainWindow):
             task, chosen = dialog.start(), dialog.draft()
             self._select_when_made(task)
             self._offer_to_edit_if_failed(task, f"Could not import {path.name}",
-                                          f"{path.name} was not built on {self.controller.label(chosen['target'])}",
                                           lambda: self.import_file(target, path, chosen))
 
     def copy_environment(self) -> None:
@@ -953,8 +950,8 @@ class MainWindow(QMainWindow):
         if dialog is not None:
             task, chosen = dialog.start(), dialog.draft()
             self._select_when_made(task)
-            self._offer_to_edit_if_failed(task, f"Could not copy {env.name}",
-                                          f"{env.name} was not copied to {self.controller.label(chosen['target'])}",
+            where = self.controller.label(chosen["target"])
+            self._offer_to_edit_if_failed(task, f"Could not copy {env.name} to {where}",
                                           lambda: self._copy_dialog(target, env, chosen))
 
     def delete_environment(self) -> None:
