@@ -374,3 +374,24 @@ def test_folded_options_take_their_own_line_only(qtbot):
     folded.setChecked(True)
     qtbot.waitUntil(lambda: field.isVisible())
     assert folded.isChecked() and folded.height() > line + field.sizeHint().height() // 2
+
+
+def test_an_import_counts_a_conda_files_packages_without_its_python(qtbot, tmp_path, home):
+    """User trial T9: a conda file's `python=3.11` was counted as a pinned package in the Import dialog's summary
+    (11, where its plan said 10), though the summary names the Python apart. Read by pyyaml as conda's schema has
+    it, the file pins these packages besides the interpreter."""
+    import re
+
+    import yaml
+
+    text = ("name: sci\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=1.26.4\n  - pip\n"
+            "  - pip:\n    - tinyalpha==1.1\n")
+    (tmp_path / "environment.yml").write_text(text)
+    listed = yaml.safe_load(text)["dependencies"]
+    pinned = [d for d in listed if isinstance(d, str) and "=" in d and not d.startswith("python=")]
+    pinned += [d for group in listed if isinstance(group, dict) for d in group["pip"] if "==" in d]
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
+    dialog = ImportDialog.from_file(window.controller, "local", tmp_path / "environment.yml", parent=window)
+    qtbot.addWidget(dialog)
+    said = re.search(r"(\d+) pinned package", dialog.summary.text())
+    assert said and int(said.group(1)) == len(pinned) == 2, dialog.summary.text()

@@ -39,11 +39,12 @@ class ImportDialog(QDialog):
         self.setMinimumWidth(560)
         layout = QVBoxLayout(self)
         source = spec.source.get("cluster")
-        summary = QLabel(f"{spec.kind} environment, Python {spec.python or 'any'}, "
-                         f"{counted(len(spec.pins), 'pinned package')}"
-                         + (f", from {controller.label(source)}" if source else ""))
-        summary.setWordWrap(True)
-        layout.addWidget(summary)
+        packages = [pin for pin in spec.pins if pin.name.lower() != "python"]  # (said as "Python 3.11")
+        self.summary = QLabel(f"{spec.kind} environment, Python {spec.python or 'any'}, "
+                              f"{counted(len(packages), 'pinned package')}"
+                              + (f", from {controller.label(source)}" if source else ""))
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
         form = QFormLayout()
         self.targets = QComboBox()
         self.targets.setAccessibleName("Target cluster")
