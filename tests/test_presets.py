@@ -176,8 +176,10 @@ def test_resources_ship_as_package_data():
 
 @pytest.fixture
 def offscreen_qapp(monkeypatch, request):
-    """pytest-qt's QApplication, created only after Qt is told to draw offscreen."""
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    """pytest-qt's QApplication, created only after Qt is told to draw offscreen (on the screen conftest gives it,
+    where it gives one: a QApplication made here serves the window tests run after it in this process)."""
+    if not os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen"):
+        monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     return request.getfixturevalue("qapp")
 
 
