@@ -5,6 +5,8 @@ run against the same situation: the dialog must refuse exactly what the CLI refu
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 
 from PySide6.QtWidgets import QDialogButtonBox
 
@@ -13,6 +15,20 @@ from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
 from envdesk_fixtures import make_config, run_cli
 from test_gui import LONG, open_window, window_on_this_computer
 
+
+
+def accept_when_shown(kind: type, ready: Callable[[Any], bool], act: Callable[[Any], None]) -> None:
+    """Once the modal dialog shown is a `kind` and `ready`, `act` on it and accept it (looked for every 50 ms: the
+    window opens it with exec(), which returns only when it closes)."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    dialog = QApplication.activeModalWidget()
+    if isinstance(dialog, kind) and ready(dialog):
+        act(dialog)
+        dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    else:
+        QTimer.singleShot(50, lambda: accept_when_shown(kind, ready, act))
 
 
 def failure_box():
@@ -190,7 +206,6 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     import sys
 
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
     from testbed import wheels
 
@@ -208,12 +223,7 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     seen: dict = {}
 
     def when_dialog(act) -> None:
-        dialog = QApplication.activeModalWidget()
-        if isinstance(dialog, NewEnvironmentDialog) and dialog.caps is not None:
-            act(dialog)
-            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
-        else:
-            QTimer.singleShot(50, lambda: when_dialog(act))
+        accept_when_shown(NewEnvironmentDialog, lambda dialog: dialog.caps is not None, act)
 
     def type_first(dialog: NewEnvironmentDialog) -> None:
         dialog.name.setText("analysis")
@@ -255,7 +265,6 @@ def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot,
     import json
 
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
     from envdesk.gui.dialogs.update_dialog import UpdateDialog
     from test_failing_installs import pip_freeze
@@ -276,12 +285,7 @@ def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot,
     seen: dict = {}
 
     def when_dialog(act) -> None:
-        dialog = QApplication.activeModalWidget()
-        if isinstance(dialog, UpdateDialog):
-            act(dialog)
-            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
-        else:
-            QTimer.singleShot(50, lambda: when_dialog(act))
+        accept_when_shown(UpdateDialog, lambda dialog: True, act)
 
     def read_and_fix(dialog: UpdateDialog) -> None:
         seen["again"] = dialog.add.text()
@@ -308,7 +312,6 @@ def test_a_copy_that_fails_opens_its_dialog_again_with_the_target_and_name(qtbot
     holding the target and the name; renamed there, the copy is built. The referees are beta's own folders
     and pip's view of what the copy holds."""
     from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
     from envdesk_fixtures import unique
     from test_failing_installs import pip_freeze
@@ -323,12 +326,7 @@ def test_a_copy_that_fails_opens_its_dialog_again_with_the_target_and_name(qtbot
     seen: dict = {}
 
     def when_planned(act) -> None:
-        dialog = QApplication.activeModalWidget()
-        if isinstance(dialog, ImportDialog) and dialog.plan is not None:
-            act(dialog)
-            dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
-        else:
-            QTimer.singleShot(50, lambda: when_planned(act))
+        accept_when_shown(ImportDialog, lambda dialog: dialog.plan is not None, act)
 
     def to_beta_as_taken(dialog: ImportDialog) -> None:
         assert dialog.target == "beta"
