@@ -704,7 +704,11 @@ def test_env_delete_asks_at_a_terminal_and_a_script_must_say_yes(local_envs, tmp
     home.mkdir()
     code, said, _ = cli_on_a_terminal("env", "delete", "local", "plain", config=config, home=home,
                                       answer=lambda prompt: "", yes_no="n")
-    assert code == 1 and "Delete plain on local? It cannot be undone. [y/N]" in said, said
+    # T9: the question names the folder and how many entries go with it, as `find` counts them
+    entries = len(subprocess.run(["find", str(root / "plain"), "-mindepth", "1"], capture_output=True, text=True,
+                                 check=True).stdout.splitlines())
+    assert code == 1 and re.search(rf"Delete plain on local, the folder {re.escape(str(root / 'plain'))} "
+                                   rf"\(\d+\.\d [KM]B in {entries} files\)\? It cannot be undone\. \[y/N\]", said), said
     assert "Nothing was deleted" in said and (root / "plain" / "pyvenv.cfg").exists()
     script = envdesk("env", "delete", "local", "plain", config_dir=config)
     assert script.returncode == 1 and "--yes" in script.stderr and (root / "plain" / "pyvenv.cfg").exists()

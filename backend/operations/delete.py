@@ -7,17 +7,27 @@ deletes nothing then; links inside are removed as links, never what they point t
 from __future__ import annotations
 
 from ..agent_client import call_action
+from ..inventory import Environment
 from ..targets import Session
 from .common import Progress, find_environment
 
 
-def delete_environment(session: Session, target_name: str, env_ref: str, progress: Progress | None = None) -> str:
-    """Remove the environment's folder; returns its path. The agent re-checks everything before deleting."""
+def delete_environment(session: Session, target_name: str, env_ref: str, progress: Progress | None = None, *,
+                       found: Environment | None = None) -> str:
+    """Remove the environment's folder; returns its path. The agent re-checks everything before deleting.
+    `found`: the environment as already read for a question (see to_delete), so it is not read twice."""
     progress = progress or Progress()
     target = session.target(target_name)
-    env = find_environment(target, env_ref, progress)
+    env = found or find_environment(target, env_ref, progress)
     progress.step(f"Checking that {env.path} may be deleted, and deleting it")  # the agent does both, or neither
     return call_action(target.runner, "delete", env.path, target.roots)["path"]
+
+
+def to_delete(session: Session, target_name: str, env_ref: str,
+              progress: Progress | None = None) -> tuple[Environment, int, int]:
+    """The environment and the (bytes, files) of its folder: what a question before deleting names."""
+    env = find_environment(session.target(target_name), env_ref, progress or Progress())
+    return (env, *measure_environment(session, target_name, env.path))
 
 
 def measure_environment(session: Session, target_name: str, path: str) -> tuple[int, int]:
