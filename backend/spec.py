@@ -487,10 +487,22 @@ _BUILD_FOLDERS = (r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock
 _MAX_INCLUDE_DEPTH = 5
 LOCAL_SOURCE = ("a folder or file of the computer where this file was written; EnvDesk cannot copy it to the "
                 "target (publish the package, or give it as a git URL)")
-INDEX_REASON = ("changes where packages come from; EnvDesk uses the target's own package settings (add the "
-                "option to the cluster's pip arguments if you trust that index)")
-CHOICE_REASON = ("changes which versions or files the installer picks; EnvDesk uses the target's own package "
-                 "settings (add the option to the cluster's pip arguments to have it there)")
+INDEX_REASON = "changes where packages come from"
+CHOICE_REASON = "changes which versions or files the installer picks"
+_SETTING_VALUES = {"index-url": "URL", "extra-index-url": "URL", "find-links": "URL", "trusted-host": "HOST",
+                   "only-binary": ":all:", "no-binary": ":all:"}
+"""What `pip config set` is shown with for each option (a placeholder, never the file's own value: an index URL
+may hold a token); an option without one is a switch, set to true."""
+
+
+def settings_advice(option: str, what: str) -> str:
+    """Why a file's installer option is refused, and where it is given instead: pip's own settings where the
+    installs run, which EnvDesk's installs follow (with uv too, see pip_settings), or a cluster's pip arguments
+    (This computer has none of its own)."""
+    key = {"-i": "index-url", "-f": "find-links"}.get(option, option.lstrip("-"))
+    return (f"{option} {what}; EnvDesk installs with the package settings of the computer it installs on. To use "
+            f"it there, run `pip config set global.{key} {_SETTING_VALUES.get(key, 'true')}` on that computer, or, "
+            "for a cluster, add it to the cluster's pip arguments in EnvDesk")
 
 
 def logical_lines(text: str) -> list[str]:
@@ -677,9 +689,9 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
         else:
             spec.refused.append(Refused(line, f"{value or 'this'} is {LOCAL_SOURCE}"))
     elif option in _INDEX_OPTIONS:
-        spec.refused.append(Refused(line, f"{option} {INDEX_REASON}"))
+        spec.refused.append(Refused(line, settings_advice(option, INDEX_REASON)))
     elif option in _CHOICE_OPTIONS:
-        spec.refused.append(Refused(line, f"{option} {CHOICE_REASON}"))
+        spec.refused.append(Refused(line, settings_advice(option, CHOICE_REASON)))
     else:
         spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
 

@@ -1,6 +1,12 @@
 """EnvSpec formats: each written and read back, foreign files read, hostile files refused."""
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -276,3 +282,36 @@ def test_a_line_with_a_per_requirement_option_is_refused_for_what_it_is(tmp_path
                          capture_output=True, text=True, timeout=300)
     refused = specs.from_text("tinyalpha==1.1 --install-option x\n", "requirements.txt").refused
     assert pip.returncode != 0 and "pip applies" not in refused[0].reason, (pip.stderr, refused)
+
+
+@pytest.mark.parametrize("line,key", [
+    ("-i https://mirror.example.org/simple", "index-url"),
+    ("--extra-index-url https://__token__:pypi-AgEI@gitlab.example.org/simple", "extra-index-url"),
+    ("-f https://download.pytorch.org/whl/torch_stable.html", "find-links"),
+    ("--trusted-host mirror.example.org", "trusted-host"),
+    ("--pre", "pre"),
+    ("--only-binary :all:", "only-binary"),
+])
+def test_a_refused_installer_option_names_a_setting_pip_takes(line, key, tmp_path):
+    """User trial T9: a file's --extra-index-url imported on This computer was answered with 'add the option to the
+    cluster's pip arguments', which This computer does not have. The refusal now names the `pip config` command
+    that sets it where the installs run (EnvDesk's pip and uv installs both follow pip's settings). The referee
+    is pip: it takes the command as given, and `pip config list` then holds the option; the line's own value
+    (a token here) is not repeated."""
+    spec = specs.from_text(f"tinygamma==0.1\n{line}\n", "requirements.txt")
+    [refused] = spec.refused
+    command = re.search(r"`(pip config set [^`]+)`", refused.reason)
+    assert command and f"global.{key} " in command.group(1), refused.reason
+    assert "pypi-AgEI" not in refused.reason
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+
+    def set_here() -> list[str]:
+        listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], env=env, check=True,
+                                capture_output=True, text=True).stdout
+        return [setting for setting in listed.splitlines() if setting.startswith(f"global.{key}=")]
+
+    assert not set_here()  # this machine's own pip.conf does not set it already
+    subprocess.run([sys.executable, "-m", *shlex.split(command.group(1))], env=env, check=True,
+                   capture_output=True, text=True)
+    assert set_here()
