@@ -714,23 +714,57 @@ def _read_relative_editable(spec: EnvSpec, line: str, value: str, folder: Path, 
     _read_option_line(spec, as_line, None, depth, chain)
 
 
+_PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
+_INCLUDED_SUFFIXES = (".txt", ".in")
+
+
+def project_folder(folder: Path) -> Path:
+    """How far up `-r ../name` may reach from a file in `folder`: the project the file is in (the nearest folder
+    at or above it holding .git, pyproject.toml, setup.py or setup.cfg, the home folder itself never), else the
+    file's own folder. docs/requirements.txt's `-r ../requirements.txt` is read; a file from a download folder
+    reads nothing outside it (an included file's lines go to an installer: a stray file's, to an index)."""
+    folder = folder.resolve()
+    home = Path.home().resolve()
+    for candidate in (folder, *folder.parents):
+        if candidate == home or candidate == candidate.parent:
+            break
+        if any((candidate / marker).exists() for marker in _PROJECT_MARKERS):
+            return candidate
+    return folder
+
+
 def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...]) -> None:
-    """Read `-r name` from the imported file's folder (only there, not too deep, and not a file being read)."""
-    if folder is None or not name or Path(name).is_absolute() or ".." in Path(name).parts:
-        spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one"))
+    """Read `-r name` as pip does, from the including file's folder: only within the imported file's project (see
+    project_folder), a requirements file by its name when outside the imported file's folder, not too deep, and
+    not a file being read."""
+    if folder is None or not name or Path(name).is_absolute():
+        spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one, or in "
+                                          "its project (a path from the file's folder)"))
         return
     path = folder / name
+    top = chain[0].parent if chain else folder
     try:
         present = path.is_file()
-    except OSError:  # e.g. a name too long for the file system
-        present = False
+        resolved = path.resolve()
+        project = project_folder(top)
+    except (OSError, RuntimeError):  # e.g. a name too long for the file system, a loop of links
+        present, resolved, project = False, path, top
+    if present and not resolved.is_relative_to(project):
+        spec.refused.append(Refused(line, f"{name} is outside {project}, the project of the imported file: EnvDesk "
+                                          "reads included files only inside it"))
+        return
+    if present and not resolved.is_relative_to(top.resolve()) and resolved.suffix not in _INCLUDED_SUFFIXES:
+        spec.refused.append(Refused(line, f"{name} is not named as a requirements file (.txt or .in): outside the "
+                                          "imported file's folder, EnvDesk reads only those"))
+        return
     if present and path.resolve() in chain:
         spec.adapted.append(Adapted(line, "nothing more", f"{name} is being read already (it includes itself, or "
                                                           "a file it includes includes it back): its lines count once",
                                     installs=False))
         return
     if depth >= _MAX_INCLUDE_DEPTH or not present:
-        spec.refused.append(Refused(line, f"{name} is not next to the imported file" if depth < _MAX_INCLUDE_DEPTH
+        spec.refused.append(Refused(line, f"{name} was not found from {folder}, where pip looks for it"
+                                    if depth < _MAX_INCLUDE_DEPTH
                                     else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
         return
     try:
@@ -742,8 +776,9 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
     except InvalidInput as exc:
         spec.refused.append(Refused(line, exc.message))
         return
+    beside = "next to the imported file" if ".." not in Path(name).parts else "from the folder of the file naming it"
     spec.adapted.append(Adapted(line, f"the {len(included.requirements)} requirement(s) in {name}",
-                                f"read from {name} next to the imported file", installs=False))
+                                f"read from {name} {beside}, as pip reads it", installs=False))
     spec.pins.extend(included.pins)
     spec.hashed.extend(included.hashed)
     spec.requirements.extend(included.requirements)

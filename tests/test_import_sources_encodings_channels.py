@@ -274,6 +274,60 @@ def test_a_file_in_an_encoding_pip_cannot_read_either_is_named_plainly(tmp_path,
         read_spec_file(requirements)
 
 
+# -- -r from another folder of the project, as docs/ and requirements/ files have it ----------------------
+
+def project_tree(root: Path) -> Path:
+    """A project laid out as many on GitHub are: requirements.txt at the top, docs/requirements.txt for the
+    documentation build and requirements/dev.txt for developers, each including the top file with `-r ../`."""
+    files = {"pyproject.toml": "[project]\nname = \"labtools\"\nversion = \"0.3\"\n",
+             "requirements.txt": "# what labtools needs to run\ntinyalpha==1.1\n",
+             "docs/requirements.txt": "# for the documentation build\n-r ../requirements.txt\n\ntinygamma==0.1\n",
+             "requirements/test.txt": "tinybeta==1.0\n",
+             "requirements/dev.txt": "-r ../requirements.txt\n-r test.txt\n"}
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("imported", ["docs/requirements.txt", "requirements/dev.txt"])
+def test_an_include_from_the_projects_parent_folder_plans_what_pip_installs(tmp_path, wheelhouse, imported):
+    """`-r ../requirements.txt` was refused ('must be a file next to the imported one'), though pip reads it from
+    the including file's folder and a project's docs/ or requirements/ file commonly has it. Inside the
+    imported file's project it is read; the referee is pip's own dry run of the same file."""
+    path = project_tree(tmp_path / "labtools") / imported
+    result = planned(local_config(tmp_path), path)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["refused"] == [], plan["refused"]
+    from packaging.requirements import Requirement
+    ours = {f"{canon(r.name)}=={next(iter(r.specifier)).version}" for r in map(Requirement, plan["install"])}
+    assert ours == pips_reading(path, wheelhouse)
+
+
+@pytest.mark.parametrize("folder,line", [
+    ("downloads", "-r ../notes.txt"),              # no project around the file: only its own folder is read
+    ("labtools/docs", "-r ../../notes.txt"),       # out of the project
+    ("labtools/docs", "-r ../secret"),             # in the project, but not named as a requirements file
+])
+def test_an_include_out_of_the_project_is_refused_and_its_lines_go_nowhere(tmp_path, wheelhouse, folder, line):
+    """What pip would read but EnvDesk does not: an included file's lines go to an installer, which asks an index
+    for each (a stray file's words would reach PyPI's logs). The referee for the line that pip would install
+    is pip; EnvDesk's plan holds none of it, refuses the line, and says why."""
+    project_tree(tmp_path / "labtools")
+    (tmp_path / "notes.txt").write_text("tinybeta==1.0\n")
+    (tmp_path / "labtools" / "secret").write_text("tinybeta==1.0\n")
+    path = tmp_path / folder / "requirements.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"tinygamma==0.1\n{line}\n")
+    assert "tinybeta==1.0" in pips_reading(path, wheelhouse)  # pip itself reads the included file
+    result = planned(local_config(tmp_path), path)
+    plan = json.loads(result.stdout)
+    assert plan["install"] == ["tinygamma==0.1"], plan
+    [refused] = plan["refused"]
+    assert refused["line"] == line and ("outside" in refused["reason"] or "requirements file" in refused["reason"])
+
+
 # -- finding 12: nodefaults is conda's --override-channels, never a channel --------------------------------
 
 def stand_in_commands(cluster, env_path: str) -> list[list[str]]:
