@@ -137,6 +137,12 @@ class Environment:
         return len(self.packages)
 
     @property
+    def constraints(self) -> tuple[str, ...]:
+        """The constraints (pip's -c lines) it was made with and keeps: every install into it follows them."""
+        kept = (self.envdesk or {}).get("constraints")
+        return tuple(line for line in kept if isinstance(line, str)) if isinstance(kept, list) else ()
+
+    @property
     def python_gone(self) -> bool:
         """Whether it cannot run for want of its Python: its own python program, or the Python it was made
         from (the agent's words for those two problems; other broken states, a slow read say, are not)."""

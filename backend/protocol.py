@@ -22,6 +22,7 @@ CREATING_MARK = "CREATING"     # present while the environment is being built: n
 META_FILE = "meta.json"        # EnvDesk's notes (modules, requested packages, ...)
 SNAPSHOTS_DIR = "snapshots"    # one JSON file per snapshot taken before a change
 CHANGING_MARK = "changing.json"  # while a change runs: its snapshot, so reads show the state before it
+CONSTRAINTS_FILE = "constraints.txt"  # the environment's constraints (pip's -c), given to every install into it
 
 # An environment's "state" in the inventory.
 STATE_OK = "ok"

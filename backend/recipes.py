@@ -15,6 +15,7 @@ from . import pip_settings
 from .capabilities import Capabilities, CondaTool
 from .credentials import has_credentials, split_settings
 from .errors import InvalidInput
+from .protocol import CONSTRAINTS_FILE, ENVDESK_DIR
 from .spec import environment_variables, redact
 
 PIP_TO_UV = {"--no-cache-dir": "--no-cache"}
@@ -173,16 +174,20 @@ class Installer:
     uv: tuple[str, tuple[str, ...]] | None = None
     pip_config: bool = True
     """Whether uv installs with the target's pip settings (see pip_settings); not where there are none."""
+    constraints: str | None = None
+    """The environment's constraints file (constraints_file), which its installs follow; None: it keeps none."""
 
     @classmethod
     def for_env(cls, caps: Capabilities, python: str, env_modules: Sequence[str],
-                pip_args: Sequence[str], *, here: bool = False) -> "Installer":
-        """The installer for the environment whose Python is `python`; `here`: on this computer, where EnvDesk
-        can see for itself whether pip has settings (a cluster's can come with its modules, so are always read)."""
+                pip_args: Sequence[str], *, here: bool = False, constraints: str | None = None) -> "Installer":
+        """The installer for the environment whose Python is `python` (and whose constraints file is
+        `constraints`); `here`: on this computer, where EnvDesk can see for itself whether pip has settings (a
+        cluster's can come with its modules, so are always read)."""
         uv = caps.uv()
         pip_config = bool(uv) and (not here or bool(env_modules) or bool(uv[1] if uv else ())
                                    or pip_settings.has_settings(os.environ, python))
-        return cls(python, tuple(env_modules), tuple(pip_args), (uv[0], tuple(uv[1])) if uv else None, pip_config)
+        return cls(python, tuple(env_modules), tuple(pip_args), (uv[0], tuple(uv[1])) if uv else None, pip_config,
+                   constraints)
 
     @property
     def name(self) -> str:
@@ -209,7 +214,8 @@ class Installer:
 
     def install(self, specs: Sequence[str], upgrade: Sequence[str] = (), lines: Sequence[str] = (),
                 no_deps: bool = False, require_hashes: bool = False) -> Step:
-        """Install specs and requirements-file `lines` (hashed ones, say), upgrading the named ones.
+        """Install specs and requirements-file `lines` (hashed ones, say), upgrading the named ones, within the
+        environment's constraints.
 
         A spec '-e FOLDER_OR_URL' is installed editable (the option goes before the '--'). Specs with a
         credential join `lines`, which the installer reads from its standard input.
@@ -219,6 +225,7 @@ class Installer:
         editables = [arg for spec in specs if spec.startswith("-e ") for arg in ("-e", spec[3:].strip())]
         specs = [spec for spec in specs if not spec.startswith("-e ")]
         extra = (["--no-deps"] if no_deps else []) + editables + (["--require-hashes"] if require_hashes else [])
+        extra += ["-c", self.constraints] if self.constraints else []  # pip's and uv's -c (uv: no --constraint)
         shown, env = self._settings()
         if self.uv:
             ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
@@ -255,6 +262,19 @@ class Installer:
         else:
             args = ["uninstall", *QUIET_PIP, "--yes", "--", *names]
         return self._step(f"Removing packages with {self.name}", args)
+
+
+def constraints_file(path: str) -> str:
+    """Where the environment at `path` keeps its constraints (pip's -c file), in EnvDesk's own folder there."""
+    return f"{path}/{ENVDESK_DIR}/{CONSTRAINTS_FILE}"
+
+
+def keep_constraints(path: str, constraints: Sequence[str]) -> Step:
+    """Write the constraints into the environment at `path` (constraints_file), for its installs to follow; the
+    lines travel on standard input, never as arguments."""
+    return Step("Keeping the constraints with the environment",
+                ("sh", "-c", 'mkdir -p -- "${1%/*}" && cat > "$1"', "envdesk-constraints", constraints_file(path)),
+                input="".join(f"{line}\n" for line in constraints))
 
 
 def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str],

@@ -16,6 +16,7 @@ from . import validate
 from .errors import InvalidInput
 from .fileio import dump_yaml, load_yaml, yaml_problem
 from .kinds import FORMATS, KINDS
+from .wording import counted
 
 FORMAT_VERSION = 1
 # Patterns are kept as text and compiled on first use (re keeps them compiled): reading a file of pins
@@ -107,6 +108,9 @@ class EnvSpec:
     adapted: list[Adapted] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
     hashed: list[str] = field(default_factory=list)  # requirement lines with their --hash options
+    constraints: list[str] = field(default_factory=list)
+    """Lines of the file's constraints files (-c): they narrow the versions of whatever is installed and install
+    nothing themselves; kept with the environment, every later install into it follows them (pip's -c)."""
 
     @property
     def pip_pins(self) -> list[Pin]:
@@ -158,6 +162,8 @@ def to_envdesk_yaml(spec: EnvSpec) -> str:
     if spec.kind == "conda" or spec.conda_requirements:
         data["conda_requirements"] = spec.conda_requirements
         data["channels"] = spec.channels
+    if spec.constraints:
+        data["constraints"] = spec.constraints
     data["pins"] = [{k: v for k, v in asdict(pin).items() if v not in (None, False) and not
                      (k == "source" and v == "pip")} for pin in spec.pins]
     data["pip_args"] = [redact(a) for a in spec.pip_args]
@@ -413,7 +419,7 @@ def _pin_from_dict(data: Any) -> Pin:
 
 
 _ENVDESK_KEYS = {"envdesk", "name", "kind", "python", "modules", "system_site_packages", "requirements",
-                 "conda_requirements", "channels", "pins", "pip_args", "source", "created"}
+                 "conda_requirements", "channels", "pins", "pip_args", "source", "created", "constraints"}
 
 
 def from_envdesk_yaml(text: str) -> EnvSpec:
@@ -443,6 +449,7 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
         pins=[_pin_from_dict(p) for p in _list(data.get("pins"), "pins")],
         channels=[validate.conda_channel(c) for c in _str_list(data.get("channels"), "channels")],
         pip_args=_str_list(data.get("pip_args"), "pip_args"),
+        constraints=[constraint_line(c) for c in _str_list(data.get("constraints"), "constraints")],
         name=str(data["name"]) if data.get("name") else None,
         source={str(k): str(v) for k, v in source.items()}, created=str(data.get("created", "")))
 
@@ -669,8 +676,7 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
     if option in ("-r", "--requirement"):
         _include(spec, line, value, folder, depth, chain)
     elif option in ("-c", "--constraint"):
-        spec.refused.append(Refused(line, "constraint files only narrow versions, and EnvDesk does not apply "
-                                          "them: the versions may differ (pin them in the file itself)"))
+        _include(spec, line, value, folder, depth, chain, constraints=True)
     elif option in ("-e", "--editable"):
         if value.startswith(_VCS):
             _read_vcs_line(spec, line, value, editable=True)
@@ -733,10 +739,11 @@ def project_folder(folder: Path) -> Path:
     return folder
 
 
-def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...]) -> None:
-    """Read `-r name` as pip does, from the including file's folder: only within the imported file's project (see
-    project_folder), a requirements file by its name when outside the imported file's folder, not too deep, and
-    not a file being read."""
+def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...], *,
+             constraints: bool = False) -> None:
+    """Read `-r name` (or `-c name`, a constraints file: `constraints`) as pip does, from the including file's
+    folder: only within the imported file's project (see project_folder), a requirements file by its name when
+    outside the imported file's folder, not too deep, and not a file being read."""
     if folder is None or not name or Path(name).is_absolute():
         spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one, or in "
                                           "its project (a path from the file's folder)"))
@@ -777,11 +784,52 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
         spec.refused.append(Refused(line, exc.message))
         return
     beside = "next to the imported file" if ".." not in Path(name).parts else "from the folder of the file naming it"
+    if constraints:
+        _add_constraints(spec, line, name, beside, included)
+        return
     spec.adapted.append(Adapted(line, f"the {len(included.requirements)} requirement(s) in {name}",
                                 f"read from {name} {beside}, as pip reads it", installs=False))
+    spec.constraints.extend(included.constraints)
     spec.pins.extend(included.pins)
     spec.hashed.extend(included.hashed)
     spec.requirements.extend(included.requirements)
+    spec.adapted.extend(included.adapted)
+    spec.refused.extend(included.refused)
+
+
+CONSTRAINT_FORM = ("pip takes only a name, versions and a marker in a constraints file (no extras, URL, folder "
+                   "or hashes)")
+
+
+def _constraint_form(requirement: str) -> bool:
+    """Whether a (valid) requirement is in the form pip takes in a constraints file (CONSTRAINT_FORM)."""
+    return not requirement.startswith("-") and "[" not in requirement.split(";")[0] and " @ " not in requirement \
+        and "--hash" not in requirement and requirement_name(requirement) is not None
+
+
+def constraint_line(entry: str) -> str:
+    """A constraint as an envdesk.yaml or an environment's record gives it, checked as a requirement in pip's
+    constraint form; refused otherwise."""
+    requirement = validate.package_spec(entry)
+    if not _constraint_form(requirement):
+        raise InvalidInput(f"The constraint {validate.shown(entry)} in the file is not one: {CONSTRAINT_FORM}.")
+    return requirement
+
+
+def _add_constraints(spec: EnvSpec, line: str, name: str, beside: str, included: EnvSpec) -> None:
+    """A constraints file's lines as `spec`'s constraints, each in the form pip takes there (CONSTRAINT_FORM); the
+    others refused, and what the file itself refused or included."""
+    taken, hashed = [], {without_hashes(line) for line in included.hashed}
+    for requirement in [*included.requirements, *included.constraints]:
+        if requirement in hashed or not _constraint_form(requirement):
+            spec.refused.append(Refused(requirement, f"in {name}: {CONSTRAINT_FORM}"))
+        else:
+            taken.append(requirement)
+    spec.constraints.extend(taken)
+    spec.adapted.append(Adapted(line, f"the {counted(len(taken), 'constraint')} in {name}",
+                                f"read from {name} {beside}: as pip's -c, they narrow the versions of what is "
+                                "installed, now and in every later install into this environment, and install "
+                                "nothing themselves", installs=False))
     spec.adapted.extend(included.adapted)
     spec.refused.extend(included.refused)
 

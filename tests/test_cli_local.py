@@ -202,7 +202,7 @@ CORPUS = Path(__file__).with_name("corpus")
     ((CORPUS / "pip-compile-hashes.txt").read_text(), "its hashes would not be checked"),
     ("tinyalpha==1.1\n-e {here}/mylocal\n", "an editable install"),
     ("tinyalpha==1.1\n--index-url https://example.org/simple\n", "--index-url"),
-    ("tinyalpha==1.1\n-c constraints.txt\n", "constraint files"),
+    ("tinyalpha==1.1\n-c constraints.txt\n", "1 constraint in constraints.txt, which an import keeps"),
 ])
 def test_create_from_a_requirements_file_never_drops_a_line(local_envs, tmp_path, lines, said):
     """`env create --requirements` installs every line as written or makes nothing and says to import the file

@@ -357,6 +357,24 @@ def test_import_dialog_shows_every_line_that_is_adapted_or_left_out(qtbot, testb
     assert "tinyalpha==" in out and "tinygamma==0.1" in out
 
 
+def test_import_dialog_names_the_constraints_the_environment_will_keep(qtbot, testbed, tmp_path, home):
+    """A requirements file's `-c constraints.txt`: the plan says the install stays within them and that the
+    environment keeps them (test_constraints.py builds such files and asks pip what they install)."""
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["beta"]))
+    (tmp_path / "constraints.txt").write_text("tinyalpha<2\n")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinybeta\n-c constraints.txt\n")
+    dialog = ImportDialog.from_file(window.controller, "beta", requirements, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    text = dialog.plan_text.text()
+    assert "Within 1 constraint</b>, which the environment keeps for later installs: tinyalpha&lt;2" in text, text
+    assert "left out" not in text
+    dialog.reject()
+    window.close()
+
+
 def test_login_dialog_says_why_nothing_can_be_remembered_without_a_real_keyring(qtbot, tmp_path):
     """Only keyrings.alt's plaintext file backend here: no checkbox, and a sentence saying why."""
     import keyring

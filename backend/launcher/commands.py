@@ -612,6 +612,9 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         if lines:
             print(f"{title} ({len(lines)}):")
             print("\n".join(f"  {_short_hashes(line)}" for line in lines))
+    if plan.constraints:
+        print(f"Within these constraints, which the environment keeps for later installs ({len(plan.constraints)}):")
+        print("\n".join(f"  {line}" for line in plan.constraints))
     if plan.adapted:
         print(f"Installed in another form ({len(plan.adapted)}):")
         print("\n".join(f"  {a.line}\n    -> {a.as_}: {a.reason}" for a in plan.adapted))

@@ -10,7 +10,8 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
-from ..recipes import Installer, Step, conda_channels, conda_install, conda_spec, create_step
+from ..recipes import (Installer, Step, conda_channels, conda_install, conda_spec, constraints_file,
+                       create_step, keep_constraints)
 from ..slurm import on_compute_node
 from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
@@ -161,17 +162,22 @@ def start_and_build(session: Session, target: Target, caps: Capabilities, reserv
 
 def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modules: Sequence[str],
                  python: str | None, system_site_packages: bool, packages: Sequence[str],
-                 conda_packages: Sequence[str], channels: Sequence[str]) -> list[tuple[Step, type[CommandFailed]]]:
-    """The commands that make the environment at `path` and install into it, each with how its failure is
-    raised (a failed install as InstallFailed)."""
+                 conda_packages: Sequence[str], channels: Sequence[str],
+                 constraints: Sequence[str] = ()) -> list[tuple[Step, type[CommandFailed]]]:
+    """The commands that make the environment at `path` and install into it (within `constraints`, which the
+    environment keeps for later installs), each with how its failure is raised (a failed install as
+    InstallFailed)."""
     steps: list[tuple[Step, type[CommandFailed]]] = [
         (create_step(kind, caps, path, modules, python, system_site_packages, target.runner.python_command(caps),
                      channels), CommandFailed)]
+    if constraints:
+        steps.append((keep_constraints(path, constraints), CommandFailed))
     if conda_packages and caps.conda_tool:
         steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), CondaInstallFailed))
     if packages:
         installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args,
-                                    here=target.runner.runs_actions_here)
+                                      here=target.runner.runs_actions_here,
+                                      constraints=constraints_file(path) if constraints else None)
         hashed = [line for line in packages if HASH_OPTION in line]
         plain = [line for line in packages if HASH_OPTION not in line]
         if hashed:  # pip checks hashes only in a requirements file (given on stdin), and then checks every line
@@ -188,7 +194,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
           modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
           conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
           progress: Progress, extra_meta: dict | None = None, modules_checked: bool = True,
-          on_begun: Callable[[dict], None] | None = None) -> Environment:
+          on_begun: Callable[[dict], None] | None = None, constraints: Sequence[str] = ()) -> Environment:
     """Make the environment in a reservation's folder, install packages, record how it was made. A reservation
     not started yet is started here (`on_begun` is given its begin's answer: see start_and_build). Its begin,
     making the environment, installing into it and its finish are one command where they can be
@@ -197,7 +203,8 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     `modules_checked`: whether `modules` are known to load (loadable_modules); if not, the command that makes
     the environment finds out, and only when they did not load are they checked, with Lmod's prerequisites
     put in front, and that command run again. A failed package install raises InstallFailed, so callers can
-    tell it from a failed creation.
+    tell it from a failed creation. `constraints` (pip's -c lines) narrow every install, this one and later ones:
+    the environment keeps them (recipes.constraints_file) and records them.
     """
     path, login = reservation.path, target  # modules are checked on the login node, as its runner loads them
     target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
@@ -206,7 +213,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
 
     def steps_for(chosen: list[str]) -> list[tuple[Step, type[CommandFailed]]]:
         return _build_steps(target, caps, path, kind, chosen, python, system_site_packages, packages, conda_packages,
-                            channels)
+                            channels, constraints)
 
     def meta_for(chosen: list[str]) -> dict:
         return {"kind": kind, "modules": list(chosen), "python": python,
@@ -215,7 +222,8 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
                 "conda_requested": list(conda_packages),
                 "channels": conda_channels(caps.conda_tool, channels) if kind == "conda" else list(channels),
                 "system_site_packages": system_site_packages, "created": now_iso(),
-                "created_with": created_with(), **(extra_meta or {})}
+                "created_with": created_with(), **({"constraints": list(constraints)} if constraints else {}),
+                **(extra_meta or {})}
 
     def run(chosen: list[str]) -> Environment:
         steps = steps_for(chosen)

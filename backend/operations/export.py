@@ -49,6 +49,7 @@ def spec_from_environment(env: Environment, target: Target) -> EnvSpec:
         system_site_packages=env.system_site_packages, requirements=requested,
         conda_requirements=list(env.conda_requested or meta.get("conda_requested") or []),
         pins=pins, channels=list(env.channels), pip_args=list(target.pip_args), name=_portable_name(env.name),
+        constraints=list(env.constraints),
         source={"cluster": target.name, "path": env.path, "name": env.name}, created=now_iso())
 
 

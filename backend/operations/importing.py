@@ -134,6 +134,8 @@ class ImportPlan:
     """Whether `modules` are known to load; if not, the command that makes the environment checks (create.build),
     and what needs them loaded before that settles them first (settle_modules)."""
     source_modules: list[str] = field(default_factory=list)
+    constraints: list[str] = field(default_factory=list)
+    """The file's constraints (-c): every install into the environment follows them (create.build)."""
 
     @property
     def to_install(self) -> list[str]:
@@ -159,6 +161,7 @@ class ImportPlan:
         hide = specs.redact
         return replace(self, pins=list(map(hide, self.pins)), conda_pins=list(map(hide, self.conda_pins)),
                        channels=list(map(hide, self.channels)), notes=list(map(hide, self.notes)),
+                       constraints=list(map(hide, self.constraints)),
                        adapted=[replace(a, line=hide(a.line), as_=hide(a.as_)) for a in self.adapted],
                        refused=[replace(r, line=hide(r.line), reason=hide(r.reason)) for r in self.refused],
                        outside=[replace(o, line=hide(o.line)) for o in self.outside],
@@ -169,7 +172,8 @@ class ImportPlan:
         return {"name": self.name, "kind": self.kind, "python": self.python, "modules": self.modules,
                 "install": self.pins, "conda": self.conda_pins, "channels": self.channels,
                 "adapted": [a.to_json() for a in self.adapted], "refused": [r.to_json() for r in self.refused],
-                "outside": [o.to_json() for o in self.outside], "blocked": self.blocked, "notes": self.notes}
+                "outside": [o.to_json() for o in self.outside], "blocked": self.blocked, "notes": self.notes,
+                "constraints": self.constraints}
 
 
 @dataclass
@@ -298,6 +302,8 @@ def requirements_to_create(path: Path) -> list[str]:
     kept += [(pin.pip_line(), "an editable install") for pin in spec.pip_pins if pin.editable]
     kept += [(line, "a conda package") for line in [pin.conda_line() for pin in spec.conda_pins]
              + spec.conda_requirements]
+    kept += [(item.line, f"{item.as_}, which an import keeps with the environment") for item in spec.adapted
+             if item.line.startswith(("-c", "--constraint"))]
     kept += [(item.line, item.reason) for item in spec.refused]
     kept += [(item.line, f"read as {item.as_}: {item.reason}") for item in spec.adapted if item.installs]
     if kept:
@@ -343,14 +349,14 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
         modules, python, module_notes, checked = _map_modules(target, caps, spec, kind, progress)
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
     spec = _unhashed_lines_for_other_systems(target, spec, python or caps.system_python, progress)
-    clashing = conflicting_requirements(spec.requirements)
+    clashing = conflicting_requirements([*spec.requirements, *spec.constraints])  # a constraint narrows as a line
     if clashing and not blocked:
         blocked = ("The file asks for versions that cannot all be installed: "
                    + "; ".join(" and ".join(lines) for lines in clashing) + ". Keep the line you want of each.")
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked,
-                      modules_checked=checked, source_modules=list(spec.modules))
+                      modules_checked=checked, source_modules=list(spec.modules), constraints=list(spec.constraints))
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
     plan.notes += _variables_note(plan.filled_in, target)
     return plan
@@ -756,7 +762,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
         "channels": plan.channels, "progress": progress, "extra_meta": {"imported_from": spec.source},
-        "modules_checked": plan.modules_checked}
+        "modules_checked": plan.modules_checked, "constraints": plan.constraints}
     try:
         try:
             env = start_and_build(session, target, caps, reservation, root, name=plan.name, notes=notes,

@@ -7,10 +7,10 @@ from typing import Sequence
 from .. import validate
 from ..validate import canonical_name
 from ..capabilities import Capabilities
-from ..errors import Cancelled, EnvDeskError, InvalidInput
+from ..errors import Cancelled, CommandFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment
 from ..spec import redact, requirement_name
-from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec
+from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec, constraints_file
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
@@ -53,8 +53,10 @@ class Updated:
 
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
+    """The environment's installer, within the constraints it keeps."""
     return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args,
-                            here=target.runner.runs_actions_here)
+                             here=target.runner.runs_actions_here,
+                             constraints=constraints_file(env.path) if env.constraints else None)
 
 
 def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change,
@@ -231,4 +233,7 @@ def roll_back(target: Target, caps: Capabilities, env: Environment, before: list
     if isinstance(failure, EnvDeskError):  # its own words end a sentence before what happened after
         said = failure.message.rstrip()
         failure.message = said + ("" if said.endswith((".", "!", "?", ":")) else ".") + outcome
+        if env.constraints and isinstance(failure, CommandFailed):  # the installer names them as "you require"
+            failure.hint = (f"This environment keeps the constraints it was made with ({', '.join(env.constraints)}),"
+                            " and every install into it must fit them. " + failure.hint).strip()
     return restored

@@ -131,6 +131,9 @@ class ImportDialog(QDialog):
                          "outside this target's package index</b> (building means you trust them):</span>")
             lines += [f"• {escape(o.line)} from <b>{escape(o.host)}</b>" for o in plan.outside]
         lines += [f"• {escape(note)}" for note in plan.notes]
+        if plan.constraints:
+            lines.append(f"<b>Within {counted(len(plan.constraints), 'constraint')}</b>, which the environment keeps "
+                         f"for later installs: {escape(', '.join(plan.constraints))}")
         if plan.adapted:
             lines.append(f"<b>{len(plan.adapted)} line(s) installed in another form:</b>")
             lines += [f"• {escape(a.line)} → {escape(a.as_)} ({escape(a.reason)})" for a in plan.adapted]

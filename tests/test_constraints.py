@@ -1,0 +1,137 @@
+"""Constraints files (`-c constraints.txt` in a requirements file), as projects pin their upper bounds.
+
+They were refused ("EnvDesk does not apply them"), so an import installed versions the project had ruled out.
+Now an import installs within them and the environment keeps them: every later install into it follows them,
+and an export or a copy carries them. The referees are pip and uv: pip's own dry run of the same file says what
+it installs, pip's or uv's freeze says what the environment holds, and an installer's own refusal stands for a
+change the constraints rule out.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.operations.export import export_environment
+from envdesk.backend.operations.importing import import_environment, read_spec_file
+from envdesk.backend.operations.update import Change, update_environment
+from envdesk.backend.errors import CommandFailed
+from envdesk.backend import spec as specs
+from envdesk_fixtures import canon, envdesk_command, unique
+from testbed import wheels
+
+# tinybeta needs tinyalpha>=1.0, and the wheel store has tinyalpha 1.0, 1.1 and 2.0: the constraint holds the
+# dependency (not a line of the file) below 2.0, where pip and uv would otherwise take 2.0
+REQUIREMENTS = "# what the analysis needs\ntinybeta\n-c constraints.txt\n"
+CONSTRAINTS = "# upper bounds agreed with the platform team; install nothing themselves\ntinyalpha<2\n"
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("wheels")
+    wheels.build_all(folder)
+    return folder
+
+
+def project(folder: Path) -> Path:
+    """A project's requirements.txt naming its constraints.txt; the requirements file's path."""
+    folder.mkdir(parents=True)
+    (folder / "pyproject.toml").write_text("[project]\nname = \"analysis\"\nversion = \"1.0\"\n")
+    (folder / "constraints.txt").write_text(CONSTRAINTS)
+    (folder / "requirements.txt").write_text(REQUIREMENTS)
+    return folder / "requirements.txt"
+
+
+def pips_reading(wheelhouse: Path, *args: str) -> set[str]:
+    """name==version of what pip itself would install (offline, into nothing: --ignore-installed)."""
+    report = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                             "--quiet", "--report", "-", "--no-index", "--find-links", str(wheelhouse), *args],
+                            check=True, capture_output=True, text=True, timeout=300).stdout
+    return {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in json.loads(report)["install"]}
+
+
+def held(freeze: str) -> set[str]:
+    """The tiny* packages a freeze lists (pip's and setuptools' versions are the Python's own)."""
+    return {canon(line.split("==")[0]) + "==" + line.split("==")[1] for line in freeze.split()
+            if line.startswith("tiny")}
+
+
+def envdesk(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*envdesk_command(), "--config-dir", str(config), *args], capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def test_an_import_on_this_computer_installs_within_the_constraints_and_keeps_them(tmp_path, wheelhouse):
+    requirements = project(tmp_path / "analysis")
+    config, root = tmp_path / "config", tmp_path / "envs"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  env_roots: ['{root}']\n"
+                                          f"  pip_args: [--no-index, --find-links, '{wheelhouse}']\n")
+    expected = pips_reading(wheelhouse, "-r", str(requirements))
+    assert expected == {"tinyalpha==1.1", "tinybeta==1.0"}  # the constraint decides: 2.0 is there
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "analysis")
+    assert made.returncode == 0, made.stderr
+    python = str(root / "analysis" / "bin" / "python")
+
+    def freeze() -> set[str]:
+        return held(subprocess.run(["uv", "pip", "freeze", "--python", python], capture_output=True, text=True,
+                                   check=True).stdout)
+
+    assert freeze() == expected
+    # later installs follow them: upgrading everything is what pip would do with the same constraints
+    upgraded = envdesk(config, "env", "update", "local", "analysis", "--upgrade-all")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert freeze() == pips_reading(wheelhouse, "--upgrade", "-c", str(requirements.parent / "constraints.txt"),
+                                    "tinyalpha", "tinybeta") == expected
+    # a change they rule out is refused by the installer, names them, and changes nothing
+    refused = envdesk(config, "env", "update", "local", "analysis", "--add", "tinyalpha==2.0")
+    assert refused.returncode != 0 and "tinyalpha<2" in refused.stderr and "constraints" in refused.stderr
+    assert freeze() == expected
+    # and an export carries them (EnvDesk's own format; conda's and pip's have no place for them)
+    exported = envdesk(config, "env", "export", "local", "analysis", "--format", "envdesk")
+    assert specs.from_envdesk_yaml(exported.stdout).constraints == ["tinyalpha<2"], exported.stdout
+
+
+def test_on_a_pip_cluster_the_import_and_its_copy_keep_the_constraints(testbed, session, tmp_path, wheelhouse):
+    """beta has no uv (pip installs); the copy goes to alpha, where uv does."""
+    requirements = project(tmp_path / "analysis")
+    imported = import_environment(session, "beta", read_spec_file(requirements), name=unique("cons"))
+    beta, alpha = testbed.clusters["beta"], testbed.clusters["alpha"]
+    path = shlex.quote(imported.environment.path)
+    frozen = beta.run_as_user(f"{path}/bin/python -m pip freeze").stdout
+    assert held(frozen) == pips_reading(wheelhouse, "-r", str(requirements)) == {"tinyalpha==1.1", "tinybeta==1.0"}
+    assert any("constraint" in note for note in imported.notes), imported.notes
+    after = update_environment(session, "beta", imported.environment.path, Change(upgrade_all=True))
+    assert held(beta.run_as_user(f"{path}/bin/python -m pip freeze").stdout) == held(frozen)
+    assert after.environment.constraints == ("tinyalpha<2",)
+
+    text = export_environment(session, "beta", imported.environment.path, "envdesk")
+    copy = import_environment(session, "alpha", specs.from_envdesk_yaml(text), name=unique("cons-copy"),
+                              own_sources=True)
+    copied = shlex.quote(copy.environment.path)
+    modules = shlex.join([*alpha.python_modules, alpha.uv_module or "uv"])
+    with pytest.raises(CommandFailed) as info:  # uv's own refusal on alpha: the copy keeps them too
+        update_environment(session, "alpha", copy.environment.path, Change(add=["tinyalpha==2.0"]))
+    assert "tinyalpha<2" in str(info.value)
+    listed = alpha.run_as_user(f"module load {modules} >/dev/null 2>&1; uv pip freeze --python {copied}/bin/python")
+    assert held(listed.stdout) == {"tinyalpha==1.1", "tinybeta==1.0"}
+
+
+def test_constraint_lines_pip_refuses_are_refused_and_said_why(tmp_path, wheelhouse):
+    """pip takes only a name, versions and a marker in a constraints file: an extra is its error, and EnvDesk
+    refuses that line (the import asks before leaving it out) and keeps the others."""
+    folder = tmp_path / "analysis"
+    requirements = project(folder)
+    (folder / "constraints.txt").write_text("tinyalpha<2\ntinygamma[fast]<1\n")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--no-index",
+                          "--find-links", str(wheelhouse), "-r", str(requirements)], capture_output=True, text=True)
+    assert pip.returncode != 0 and "Constraints cannot have extras" in pip.stderr
+    spec = read_spec_file(requirements)
+    assert spec.constraints == ["tinyalpha<2"]
+    assert [refused.line for refused in spec.refused] == ["tinygamma[fast]<1"]
+    assert "constraints file" in spec.refused[0].reason
