@@ -158,6 +158,7 @@ class Environment:
         """Everything about the environment, for `env show --json`."""
         data = asdict(self)
         data["package_count"] = self.package_count
+        data["constraints"] = list(self.constraints)
         data["packages"] = [asdict(p) for p in self.packages]
         return data
 

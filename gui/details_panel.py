@@ -95,10 +95,15 @@ class DetailsPanel(QTabWidget):
         page = QWidget()
         form = QFormLayout(page)
         self.fields = {key: _selectable(QLabel()) for key in ("name", "kind", "python", "path", "modules", "state",
-                                                               "made")}
+                                                               "made", "constraints")}
         for key, label in [("name", "Name"), ("kind", "Kind"), ("python", "Python"), ("path", "Location"),
-                           ("modules", "Modules"), ("state", "State"), ("made", "Made by")]:
+                           ("modules", "Modules"), ("state", "State"), ("made", "Made by"),
+                           ("constraints", "Constraints")]:
             form.addRow(label + ":", self.fields[key])
+        self.fields["constraints"].setWordWrap(True)
+        self.fields["constraints"].setToolTip("Every install into this environment stays within these versions "
+                                              "(pip's -c): they came with the file it was made from")
+        self.overview = form
         return page
 
     def _packages_tab(self) -> QWidget:
@@ -192,6 +197,7 @@ class DetailsPanel(QTabWidget):
         if env is None:
             for label in self.fields.values():
                 label.setText("")
+            self.overview.setRowVisible(self.fields["constraints"], False)
             self.fields["name"].setText("Select an environment to see its details.")
             self.packages.set_packages([])
             self.terminal_box.title.setText("<b>Select an environment</b>")
@@ -208,8 +214,10 @@ class DetailsPanel(QTabWidget):
                   "state": "healthy" if env.state == "ok" else f"{env.state}: {env.error}",
                   "made": meta.get("created_with", "outside EnvDesk") + (f", {meta['created']}" if "created" in meta
                                                                        else "")}
+        values["constraints"] = ", ".join(env.constraints)
         for key, value in values.items():
             self.fields[key].setText(value)
+        self.overview.setRowVisible(self.fields["constraints"], bool(env.constraints))
         self.packages.set_packages(env.packages)
         self.terminal_box.title.setText("<b>In a terminal on this computer</b>" if place.local
                                         else "<b>In a terminal on the cluster</b>")

@@ -83,6 +83,10 @@ def test_an_import_on_this_computer_installs_within_the_constraints_and_keeps_th
                                    check=True).stdout)
 
     assert freeze() == expected
+    kept = (root / "analysis" / ".envdesk" / "constraints.txt").read_text().split()  # what the installers are given
+    shown = json.loads(envdesk(config, "env", "show", "local", "analysis", "--json").stdout)
+    assert shown["constraints"] == kept == ["tinyalpha<2"]
+    assert "Within:   tinyalpha<2" in envdesk(config, "env", "show", "local", "analysis").stdout
     # later installs follow them: upgrading everything is what pip would do with the same constraints
     upgraded = envdesk(config, "env", "update", "local", "analysis", "--upgrade-all")
     assert upgraded.returncode == 0, upgraded.stderr

@@ -371,7 +371,18 @@ def test_import_dialog_names_the_constraints_the_environment_will_keep(qtbot, te
     text = dialog.plan_text.text()
     assert "Within 1 constraint</b>, which the environment keeps for later installs: tinyalpha&lt;2" in text, text
     assert "left out" not in text
-    dialog.reject()
+    name = f"gui-cons-{uuid.uuid4().hex[:6]}"
+    dialog.name.setText(name)
+    finish(qtbot, dialog.start())
+    beta = testbed.clusters["beta"]
+    out = beta.run_as_user(f"~/venvs/{name}/bin/python -m pip freeze").stdout
+    assert "tinyalpha==1.1" in out.split() and "tinybeta==1.0" in out.split(), out  # pip chose within them
+    kept = beta.run_as_user(f"cat ~/venvs/{name}/.envdesk/constraints.txt").stdout.split()  # what pip is given
+    select_target(qtbot, window, "beta")
+    window.controller.refresh("beta")
+    select_env(qtbot, window, name)
+    shown = window.details.fields["constraints"]
+    assert shown.text().split(", ") == kept == ["tinyalpha<2"] and shown.isVisibleTo(window.details)
     window.close()
 
 

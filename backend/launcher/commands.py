@@ -369,6 +369,8 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
         print(f"{label + ':':10}{value}")
     if env.system_site_packages:
         print(f"{'Sees:':10}its Python's system site-packages too (not listed below, and not exported)")
+    if env.constraints:
+        print(f"{'Within:':10}{', '.join(env.constraints)} (its constraints: every install into it follows them)")
     print(f"Packages ({env.package_count}):")
     for package in env.packages:
         if package.editable:
