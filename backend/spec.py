@@ -51,13 +51,21 @@ class Pin:
     channel: str | None = None
     url: str | None = None
     editable: bool = False
+    extras: str = ""
+    """The extras asked for with a folder's install ('dev,test' of `-e .[dev,test]`): what they add is installed
+    too."""
 
     def pip_line(self) -> str:
         """The requirement line that reinstalls exactly this package with pip or uv."""
+        extras = f"[{self.extras}]" if self.extras else ""
         if self.url and self.editable:
-            return f"-e {local_path(self.url) or self.url}"  # pip freeze writes a local editable as its folder
+            folder = local_path(self.url)  # pip freeze writes a local editable as its folder
+            if folder:
+                return f"-e {folder}{extras}"
+            egg = re.search(r"#egg=[A-Za-z0-9][A-Za-z0-9._-]*", self.url) if extras else None  # pip's VCS form
+            return f"-e {self.url[:egg.end()]}{extras}{self.url[egg.end():]}" if egg else f"-e {self.url}"
         if self.url:
-            return f"{self.name} @ {self.url}"
+            return f"{self.name}{extras} @ {self.url}"
         return f"{self.name}=={self.version}"
 
     def conda_line(self) -> str:
@@ -165,7 +173,7 @@ def to_envdesk_yaml(spec: EnvSpec) -> str:
     if spec.constraints:
         data["constraints"] = spec.constraints
     data["pins"] = [{k: v for k, v in asdict(pin).items() if v not in (None, False) and not
-                     (k == "source" and v == "pip")} for pin in spec.pins]
+                     (k == "source" and v == "pip") and not (k == "extras" and not v)} for pin in spec.pins]
     data["pip_args"] = [redact(a) for a in spec.pip_args]
     data["source"] = spec.source
     data["created"] = spec.created or now_iso()
@@ -398,7 +406,7 @@ def _list(value: Any, what: str) -> list:
 def _pin_from_dict(data: Any) -> Pin:
     if not isinstance(data, dict) or not isinstance(data.get("name"), str) or "version" not in data:
         raise InvalidInput("A pinned package in the file has no name or no version.")
-    allowed = {"name", "version", "source", "build", "channel", "url", "editable"}
+    allowed = {"name", "version", "source", "build", "channel", "url", "editable", "extras"}
     if set(data) - allowed:
         raise InvalidInput(f"Unknown keys in a pinned package: {', '.join(sorted(map(str, set(data) - allowed)))}.")
     values = {str(k): str(v) for k, v in data.items() if v is not None and k != "editable"}
@@ -413,9 +421,28 @@ def _pin_from_dict(data: Any) -> Pin:
                            "which is not a URL or folder.")
     if values.get("source", "pip") not in ("pip", "conda"):
         raise InvalidInput(f"Unknown package source {values['source']!r}.")
+    extras = values.get("extras", "")
+    if extras and (not values.get("url") or re.fullmatch(_EXTRAS, extras) is None):
+        raise InvalidInput(f"The package {values['name']} has {validate.shown(extras)} as its extras, which are "
+                           "names apart by commas, and only a folder's or URL's install has them.")
     return Pin(name=values["name"], version=values["version"], source=values.get("source", "pip"),
                build=values.get("build"), channel=values.get("channel"), url=values.get("url"),
-               editable=bool(data.get("editable")))
+               editable=bool(data.get("editable")), extras=extras)
+
+
+_EXTRAS = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:,[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)*"
+"""What a Pin's extras are: names (PEP 685's form, any case) apart by commas, nothing else."""
+
+
+def split_extras(text: str) -> tuple[str, str]:
+    """A folder or name with the extras written after it, apart: ('./proj', 'dev,test') for './proj[dev, test]';
+    (text, '') when it ends in none, or in brackets that are not extras."""
+    match = re.fullmatch(r"(?s)(.*?)\[([^\[\]]*)\]", text)
+    if match:
+        extras = ",".join(part.strip() for part in match.group(2).split(","))
+        if re.fullmatch(_EXTRAS, extras):
+            return match.group(1), extras
+    return text, ""
 
 
 _ENVDESK_KEYS = {"envdesk", "name", "kind", "python", "modules", "system_site_packages", "requirements",
@@ -614,8 +641,10 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         return
     if url.strip().startswith("file:"):
         path = local_path(url.strip())
-        if path and not hashes and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name.strip()) and " " not in url.strip():
-            _add_pin(spec, Pin(name=name.strip(), version="", url=url.strip()))  # kept where the target has the path
+        bare_name, extras = split_extras(name.strip())
+        if path and not hashes and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", bare_name) and " " not in url.strip():
+            _add_pin(spec, Pin(name=bare_name, version="", url=url.strip(), extras=extras))  # kept where the target
+            # has the path
         else:                                                                      # (see importing's sources check)
             spec.refused.append(Refused(line, f"{url.strip()} is {LOCAL_SOURCE}"))
         return
@@ -660,11 +689,18 @@ def _read_vcs_line(spec: EnvSpec, line: str, url: str, *, editable: bool = False
     if " " in url or url.startswith("-"):
         spec.refused.append(Refused(line, "this is not a valid version-control URL"))
         return
-    egg = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", url)
+    egg = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?", url)
+    extras = ""
+    if egg and egg.group(2):  # pip's older spelling of the extras, #egg=name[dev]: in the requirement's own form
+        extras = split_extras(egg.group(2))[1]
+        if not extras:
+            spec.refused.append(Refused(line, f"{egg.group(2)} is not a list of extras (names apart by commas)"))
+            return
+        url = url[:egg.start(2)] + url[egg.end(2):]
     if editable:
-        _add_pin(spec, Pin(name=egg.group(1) if egg else url, version="", url=url, editable=True))
+        _add_pin(spec, Pin(name=egg.group(1) if egg else url, version="", url=url, editable=True, extras=extras))
     elif egg:
-        spec.requirements.append(f"{egg.group(1)} @ {url}")
+        spec.requirements.append(f"{egg.group(1)}{f'[{extras}]' if extras else ''} @ {url}")
     else:
         spec.requirements.append(url)
 
@@ -673,6 +709,8 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
     option, _, value = line.replace("=", " ", 1).partition(" ") if line.startswith("--") else \
         (line[:2], "", line[2:].strip())
     value = value.strip()
+    if len(value) > 1 and value[0] in "'\"" and value[-1] == value[0]:
+        value = value[1:-1]  # pip reads an option's value as a shell would: `-e ".[dev,test]"` is .[dev,test]
     if option in ("-r", "--requirement"):
         _include(spec, line, value, folder, depth, chain)
     elif option in ("-c", "--constraint"):
@@ -688,10 +726,18 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
             except InvalidInput as exc:
                 spec.refused.append(Refused(line, exc.message))
                 return
-            name = re.search(r"#egg=([A-Za-z0-9][A-Za-z0-9._-]*)", value)
-            folder_path = local_path(value.split("#")[0]) or value
-            _add_pin(spec, Pin(name=name.group(1) if name else folder_path.rstrip("/").rsplit("/", 1)[-1],
-                               version="", url=folder_path, editable=True))
+            location, _, fragment = value.partition("#")
+            location, extras = split_extras(location)
+            egg = re.search(r"(?:^|&)egg=([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?", fragment)
+            if egg and egg.group(2):  # pip's older spelling: #egg=name[dev]
+                extras = extras or split_extras(egg.group(2))[1]
+                if not extras:
+                    spec.refused.append(Refused(line, f"{egg.group(2)} is not a list of extras (names apart by "
+                                                      "commas)"))
+                    return
+            folder_path = local_path(location) or location
+            _add_pin(spec, Pin(name=egg.group(1) if egg else folder_path.rstrip("/").rsplit("/", 1)[-1],
+                               version="", url=folder_path, editable=True, extras=extras))
         else:
             spec.refused.append(Refused(line, f"{value or 'this'} is {LOCAL_SOURCE}"))
     elif option in _INDEX_OPTIONS:
@@ -707,6 +753,7 @@ def _read_relative_editable(spec: EnvSpec, line: str, value: str, folder: Path, 
     """`-e .` or `-e ./pkg`: the folder as this computer names it, taken from the file's own folder (where pip run
     beside the file finds it); installed where that folder exists on the target (importing's sources check)."""
     path, _, fragment = value.partition("#")
+    path, extras = split_extras(path)
     try:
         resolved = (folder / path).resolve().as_posix()
     except (OSError, RuntimeError):
@@ -714,21 +761,23 @@ def _read_relative_editable(spec: EnvSpec, line: str, value: str, folder: Path, 
     if not resolved.startswith("/") or " " in resolved:  # a Windows path, or one pip's line cannot hold
         spec.refused.append(Refused(line, f"{value} is {LOCAL_SOURCE}"))
         return
-    as_line = f"-e {resolved}" + (f"#{fragment}" if fragment else "")
+    as_line = f"-e {resolved}" + (f"[{extras}]" if extras else "") + (f"#{fragment}" if fragment else "")
     spec.adapted.append(Adapted(line, as_line, "the folder as this computer names it (from the file's own folder)",
                                 installs=False))
     _read_option_line(spec, as_line, None, depth, chain)
 
 
-_PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
+_PROJECT_MARKERS = (".git", ".hg", "pyproject.toml", "setup.py", "setup.cfg", "tox.ini")
+PROJECT_MARKED = ".git, pyproject.toml, setup.py, setup.cfg or tox.ini"
 _INCLUDED_SUFFIXES = (".txt", ".in")
 
 
-def project_folder(folder: Path) -> Path:
-    """How far up `-r ../name` may reach from a file in `folder`: the project the file is in (the nearest folder
-    at or above it holding .git, pyproject.toml, setup.py or setup.cfg, the home folder itself never), else the
-    file's own folder. docs/requirements.txt's `-r ../requirements.txt` is read; a file from a download folder
-    reads nothing outside it (an included file's lines go to an installer: a stray file's, to an index)."""
+def project_folder(folder: Path) -> Path | None:
+    """How far up `-r ../name` may reach from a file in `folder`: the project the file is in, the nearest folder
+    at or above it holding one of _PROJECT_MARKERS; where there is none (a repository downloaded as a zip, say),
+    the folder just above the file's; never the home folder itself or above it (None then: only the file's own
+    folder is read). docs/requirements.txt's `-r ../requirements.txt` is read; a stray file reads nothing far
+    from it (an included file's lines go to an installer: a stray file's, to an index)."""
     folder = folder.resolve()
     home = Path.home().resolve()
     for candidate in (folder, *folder.parents):
@@ -736,7 +785,8 @@ def project_folder(folder: Path) -> Path:
             break
         if any((candidate / marker).exists() for marker in _PROJECT_MARKERS):
             return candidate
-    return folder
+    above = folder.parent
+    return None if above == home or above == above.parent or home.is_relative_to(above) else above
 
 
 def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...], *,
@@ -755,10 +805,11 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
         resolved = path.resolve()
         project = project_folder(top)
     except (OSError, RuntimeError):  # e.g. a name too long for the file system, a loop of links
-        present, resolved, project = False, path, top
-    if present and not resolved.is_relative_to(project):
-        spec.refused.append(Refused(line, f"{name} is outside {project}, the project of the imported file: EnvDesk "
-                                          "reads included files only inside it"))
+        present, resolved, project = False, path, None
+    if present and not resolved.is_relative_to(project or top.resolve()):
+        spec.refused.append(Refused(line, f"{name} is outside {project or top.resolve()}, where EnvDesk reads "
+                                          "included files: the imported file's project (the folder above it holding "
+                                          f"{PROJECT_MARKED}), or without one the folder just above the file's"))
         return
     if present and not resolved.is_relative_to(top.resolve()) and resolved.suffix not in _INCLUDED_SUFFIXES:
         spec.refused.append(Refused(line, f"{name} is not named as a requirements file (.txt or .in): outside the "
@@ -903,7 +954,8 @@ def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
     name = re.split(r"[=<>!~\s]", bare, maxsplit=1)[0]
     if name == "python":
         version = bare[len("python"):].lstrip("=<>!~ ").split("=")[0].split(",")[0]
-        spec.python = version or None
+        ranged = any(mark in bare for mark in "<>!~,|")  # 'python>=3.9,<3.12' asks for no one version
+        spec.python = None if ranged else version or None
     pin = re.match(_CONDA_PIN, bare)
     if pin and not any(c in entry for c in "<>*|,!~"):
         channel = entry.split("::")[0] if "::" in entry else None

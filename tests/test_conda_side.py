@@ -233,6 +233,32 @@ def test_the_probe_finds_conda_named_in_bashrc_without_running_that_set_up(conda
     assert asked == [["config", "--show-sources"]], "the probe reads conda's settings and runs nothing else"
 
 
+def test_a_conda_file_blocked_for_want_of_conda_says_what_to_do_and_that_works(cluster, tmp_path):
+    """User trial T10: a conda file on a cluster without conda was blocked with only what conda alone installs.
+    The block now says what to do; its advice is checked: with Miniforge in ~/miniforge3 (the conda STAND-IN,
+    nothing added to the shell's set-up) and the cluster looked at anew (the window's Disconnect), the same
+    file is planned as a conda environment."""
+    from envdesk.backend.operations.importing import NO_CONDA_NEXT, plan_import, read_spec_file
+
+    environment = tmp_path / "environment.yml"
+    environment.write_text("name: sci\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=1.26\n")
+    session = session_for(config_for(tmp_path / "cfg", cluster))
+    try:
+        blocked = plan_import(session, cluster.name, read_spec_file(environment))
+        assert blocked.blocked and blocked.blocked.endswith(NO_CONDA_NEXT) and "installs numpy." in blocked.blocked
+        install_conda(cluster)
+        (cluster.home / ".bashrc").unlink()  # only the folder: conda is on no PATH, named by no set-up
+        try:
+            session.forget(cluster.name)
+            planned = plan_import(session, cluster.name, read_spec_file(environment))
+        finally:
+            shutil.rmtree(cluster.home / "miniforge3")
+            (cluster.home / ".condarc").unlink(missing_ok=True)
+    finally:
+        session.close()
+    assert planned.blocked is None and planned.kind == "conda" and "numpy=1.26" in planned.conda_pins
+
+
 def test_the_probe_reads_the_solver_conda_is_configured_with(conda, tmp_path):
     cluster = conda
     install_conda(cluster, condarc=CONDARC + "solver: classic\n")

@@ -79,15 +79,23 @@ def test_conda_files_are_planned_even_where_conda_is_missing(tmp_path):
 
 
 @pytest.mark.parametrize("python, blocked", [("python=3.11", False), ("conda-forge::python=3.11.5=h955ad1f_0", False),
-                                            ("python", False), ("python>=3.9", True), ("python<3.12", True)])
-def test_only_one_python_version_lets_a_conda_file_become_a_venv(tmp_path, python, blocked):
-    """A range of Pythons is conda's to choose (the review found `python<3.12` taken as 3.12), so a file that
-    gives one stays blocked where there is no conda; one version (or none) becomes a venv."""
+                                            ("python", False), ("python>=3.9", False), ("python<3.12", False),
+                                            ("python >=3.9,<3.99", False), ("python>=3.99", True)])
+def test_a_conda_file_whose_python_this_computer_has_becomes_a_venv(tmp_path, python, blocked):
+    """One version (or none) becomes a venv where there is no conda. So does a range (T10: `python>=3.9,<3.12`
+    was blocked though 3.11 is in it), made with a Python within it (the review found `python<3.12` taken as
+    3.12: packaging's specifier, the referee, says whether the chosen one is in the range); a range no Python
+    here is in stays blocked: conda's to choose."""
+    from packaging.specifiers import SpecifierSet
+
     conda_file = tmp_path / "environment.yml"
     conda_file.write_text(f"name: ranged\ndependencies:\n  - {python}\n  - pip\n  - pip:\n    - tinyalpha==1.1\n")
     result = dry_run(conda_file, tmp_path / "config")
     plan = json.loads(result.stdout)
     assert (result.returncode, bool(plan["blocked"]), plan["kind"] == "conda") == (int(blocked), blocked, blocked)
+    ranged = python.split("::")[-1][len("python"):].strip()
+    if not blocked and ranged[:1] in "<>!~":
+        assert plan["python"] and plan["python"] in SpecifierSet(ranged), plan
 
 
 def test_refused_lines_stop_the_import_unless_agreed(tmp_path):

@@ -167,6 +167,37 @@ def test_a_relative_editable_folder_is_the_files_neighbour_installed_where_it_ex
         (f"-e {project.resolve()}", f"its source folder {project.resolve()} does not exist on alpha")]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
+@pytest.mark.parametrize("line", ["-e .[dev]", '-e ".[dev]"', "-e {uri}#egg=extproj[dev]", "-e {path}[dev]",
+                                  "extproj[dev] @ {uri}"])
+def test_a_folders_extras_install_what_they_add_as_pip_installs_them(tmp_path, wheelhouse, line):
+    """User trial T10 (HIGH): `-e file:///proj#egg=proj[dev]` installed the project without its `dev` extra, and
+    said nothing; `-e .[dev]` and `proj[dev] @ file:///proj` were refused as folders that do not exist. Each now
+    installs the folder with its extras. The referee is pip's own dry run of the same file: what it would
+    install, the extra's dependency among it, is what the environment holds (uv pip freeze)."""
+    project = tmp_path / "extproj"
+    local_project(project, "extproj")
+    (project / "pyproject.toml").write_text(_pyproject("extproj", "0.1", ["tinyalpha>=1.0",
+                                                                         'tinygamma==0.1; extra == "dev"']))
+    requirements = project / "requirements-dev.txt"
+    requirements.write_text(line.format(uri=project.resolve().as_uri(), path=project.resolve()) + "\n")
+    report = tmp_path / "pip-report.json"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                    "--no-index", "--find-links", str(wheelhouse), "--quiet", "--report", str(report),
+                    "-r", str(requirements)], check=True, capture_output=True, timeout=300, cwd=project)
+    pips = {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in json.loads(report.read_text())["install"]}
+    assert "tinygamma==0.1" in pips  # the extra's own dependency
+    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "extras")
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "extras" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    held = {"extproj==0.1" if entry.endswith(project.resolve().as_uri()) else canon(entry.split("==")[0]) + "=="
+            + entry.split("==")[1] for entry in frozen}  # the folder's line names no version: its own is 0.1
+    assert {entry for entry in held if not entry.startswith(("pip==", "setuptools=="))} == pips, (frozen, pips)
+
+
 def test_on_a_pip_cluster_an_editable_folder_that_is_no_project_says_pips_sentence(testbed, session, tmp_path):
     beta = testbed.clusters["beta"]  # no uv there: pip installs
     folder = f"{beta.home}/src/{unique('notes')}"
@@ -276,26 +307,31 @@ def test_a_file_in_an_encoding_pip_cannot_read_either_is_named_plainly(tmp_path,
 
 # -- -r from another folder of the project, as docs/ and requirements/ files have it ----------------------
 
-def project_tree(root: Path) -> Path:
+def project_tree(root: Path, packaged: bool = True) -> Path:
     """A project laid out as many on GitHub are: requirements.txt at the top, docs/requirements.txt for the
-    documentation build and requirements/dev.txt for developers, each including the top file with `-r ../`."""
+    documentation build and requirements/dev.txt for developers, each including the top file with `-r ../`
+    (not `packaged`: a research repository without pyproject.toml, downloaded as a zip, so without .git)."""
     files = {"pyproject.toml": "[project]\nname = \"labtools\"\nversion = \"0.3\"\n",
              "requirements.txt": "# what labtools needs to run\ntinyalpha==1.1\n",
              "docs/requirements.txt": "# for the documentation build\n-r ../requirements.txt\n\ntinygamma==0.1\n",
              "requirements/test.txt": "tinybeta==1.0\n",
              "requirements/dev.txt": "-r ../requirements.txt\n-r test.txt\n"}
     for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
+        if packaged or name != "pyproject.toml":
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
     return root
 
 
+@pytest.mark.parametrize("packaged", [True, False])
 @pytest.mark.parametrize("imported", ["docs/requirements.txt", "requirements/dev.txt"])
-def test_an_include_from_the_projects_parent_folder_plans_what_pip_installs(tmp_path, wheelhouse, imported):
+def test_an_include_from_the_projects_parent_folder_plans_what_pip_installs(tmp_path, wheelhouse, imported,
+                                                                            packaged):
     """`-r ../requirements.txt` was refused ('must be a file next to the imported one'), though pip reads it from
     the including file's folder and a project's docs/ or requirements/ file commonly has it. Inside the
-    imported file's project it is read; the referee is pip's own dry run of the same file."""
-    path = project_tree(tmp_path / "labtools") / imported
+    imported file's project it is read, and so it is from the folder just above where nothing marks a project
+    (T10: a zip of a repository without pyproject.toml); the referee is pip's own dry run of the same file."""
+    path = project_tree(tmp_path / "labtools", packaged) / imported
     result = planned(local_config(tmp_path), path)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
@@ -306,7 +342,7 @@ def test_an_include_from_the_projects_parent_folder_plans_what_pip_installs(tmp_
 
 
 @pytest.mark.parametrize("folder,line", [
-    ("downloads", "-r ../notes.txt"),              # no project around the file: only its own folder is read
+    ("downloads/sub", "-r ../../notes.txt"),       # no project around the file: only the folder above it
     ("labtools/docs", "-r ../../notes.txt"),       # out of the project
     ("labtools/docs", "-r ../secret"),             # in the project, but not named as a requirements file
 ])

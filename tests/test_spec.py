@@ -315,3 +315,24 @@ def test_a_refused_installer_option_names_a_setting_pip_takes(line, key, tmp_pat
     subprocess.run([sys.executable, "-m", *shlex.split(command.group(1))], env=env, check=True,
                    capture_output=True, text=True)
     assert set_here()
+
+
+@pytest.mark.parametrize("line,extras", [
+    ("git+https://github.com/lab/projg.git@v1.2#egg=projg[dev]", {"dev"}),
+    ("-e git+https://github.com/lab/projg.git@v1.2#egg=projg[dev,test]", {"dev", "test"}),
+])
+def test_extras_in_a_vcs_lines_egg_fragment_are_kept(line, extras):
+    """User trial T10: the extras of pip's older `#egg=name[dev]` spelling were dropped without a word. They are
+    kept, in the requirement's own form where the line is installed as one. The referee is packaging's PEP 508
+    parser (what pip and uv read such a requirement with)."""
+    from packaging.requirements import Requirement
+
+    spec = specs.from_text(line + "\n", "requirements.txt")
+    assert spec.refused == []
+    [asked] = spec.requirements
+    if asked.startswith("-e "):
+        assert asked == line  # pip's own editable form, given back as written
+        assert spec.pins[0].extras == ",".join(sorted(extras))
+    else:
+        requirement = Requirement(asked)
+        assert requirement.name == "projg" and requirement.extras == extras and "[" not in (requirement.url or "")

@@ -210,8 +210,9 @@ def read_spec_file(path: Path) -> EnvSpec:
     try:
         if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
             raise InvalidInput(f"{path} is (part of) a uv project, not an environment file.",
-                               "Import the project folder itself: its uv.lock is read with its pyproject.toml "
-                               "(import_uv_project; envdesk env import CLUSTER FOLDER).")
+                               "Import the project folder itself, whose uv.lock is read with its pyproject.toml: "
+                               "in the app, Import and pick its uv.lock; on the command line, envdesk env import "
+                               "CLUSTER FOLDER.")
         if path.stat().st_size > LARGEST_FILE:
             raise InvalidInput(f"{path} is too large to be an environment file.")
         data = path.read_bytes()
@@ -328,15 +329,16 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     chosen = _chosen_name(name, spec)
     kind, notes, blocked = spec.kind, [], None
     if kind not in caps.kinds():
-        conda_only = _conda_only_packages(spec) if kind == "conda" else []
+        in_range = _python_in_range(caps, spec) if kind == "conda" else None
+        conda_only = _conda_only_packages(spec, in_range is not None) if kind == "conda" else []
         if conda_only:
             blocked = (f"{target.label} has no conda, mamba or micromamba, and conda alone installs "
-                       f"{', '.join(conda_only[:5])}{' and more' if len(conda_only) > 5 else ''}.")
+                       f"{', '.join(conda_only[:5])}{' and more' if len(conda_only) > 5 else ''}. {NO_CONDA_NEXT}")
         elif kind == "conda":
             kind = stand_in_kind(caps, "conda")
             notes.append(f"{target.label} has no conda, and the file asks conda only for Python and pip: making "
                          f"a {kind} environment with the same packages instead.")
-            spec = _conda_side_as_venv(spec, kind)
+            spec = _conda_side_as_venv(spec, kind, in_range)
         else:
             stand_in = stand_in_kind(caps, kind)
             notes.append(f"{target.label} cannot make {kind} environments; making a {stand_in} one instead.")
@@ -436,20 +438,46 @@ _ONE_PYTHON = re.compile(r"^(?:[^:\s]+::)?python(?:==?[0-9][0-9.]*\*?(?:=\S+)?)?
 `python>=3.9`, needs conda to choose)."""
 
 
-def _conda_only_packages(spec: EnvSpec) -> list[str]:
+NO_CONDA_NEXT = ("Build it where there is conda; or install Miniforge in your home folder there (~/miniforge3, "
+                 "which EnvDesk finds without changing your shell's set-up) and try again (in the app, after "
+                 "Disconnect: EnvDesk looks at the cluster anew); or keep only the file's pip: section, which any "
+                 "Python environment can hold.")
+"""What to do with a conda file where no conda is (T10: the block said only what was missing)."""
+
+
+def _conda_only_packages(spec: EnvSpec, python_fits: bool = False) -> list[str]:
     """The names of a conda file's conda packages that a venv would lack (none: it can be built without
-    conda)."""
+    conda); `python_fits`: a Python the file asks for by a range is one the target has (_python_in_range)."""
     names = dict.fromkeys(specs.conda_entry_name(entry) for entry in spec.conda_requirements
                           if _conda_name(entry) not in _PIP_SIDE
-                          or (_conda_name(entry) == "python" and not _ONE_PYTHON.match(entry)))
+                          or (_conda_name(entry) == "python" and not _ONE_PYTHON.match(entry) and not python_fits))
     return list(names)
 
 
-def _conda_side_as_venv(spec: EnvSpec, kind: str) -> EnvSpec:
+def _python_in_range(caps: Capabilities, spec: EnvSpec) -> str | None:
+    """For a conda file whose Python is a range ('python>=3.9,<3.12'): the newest Python the target has within
+    it (a module's, or the system's), which a venv can be made with; None for one version, or none within."""
+    entry = next((entry for entry in spec.conda_requirements if _conda_name(entry) == "python"), None)
+    if entry is None or _ONE_PYTHON.match(entry):
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import Version
+    try:
+        allowed = SpecifierSet(entry.split("::")[-1][len("python"):].strip())
+    except InvalidSpecifier:  # conda's own forms ('3.9.*|3.10.*') are conda's to read
+        return None
+    versions = [module.version for module in caps.python_modules] + [caps.system_python or ""]
+    fits = [version for version in versions if version and allowed.contains(version)]
+    return max(fits, key=Version) if fits else None
+
+
+def _conda_side_as_venv(spec: EnvSpec, kind: str, python: str | None = None) -> EnvSpec:
     """A conda file's Python and pip, said to be the venv's own (each of its lines is accounted for); its
-    channels are not used."""
-    as_ = {"python": f"the {kind} environment's Python", "pip": f"the {kind} environment's own installer"}
-    return replace(spec, channels=[], adapted=[*spec.adapted, *(
+    channels are not used. `python`: the version chosen for a Python it asks for by a range (_python_in_range)."""
+    as_ = {"python": f"the {kind} environment's Python" + (f", {python}: the newest here within the range"
+                                                            if python else ""),
+           "pip": f"the {kind} environment's own installer"}
+    return replace(spec, channels=[], python=python or spec.python, adapted=[*spec.adapted, *(
         specs.Adapted(entry, as_[_conda_name(entry)], "there is no conda here to install it", installs=False)
         for entry in spec.conda_requirements)])
 
@@ -498,7 +526,8 @@ def _editable_checkouts_as_packages(spec: EnvSpec) -> EnvSpec:
     checkouts = [pin for pin in spec.pip_pins if pin.editable and re.match(_VCS_URL, pin.url or "")]
     if not checkouts:
         return spec
-    plain = {pin.pip_line(): pin.url if pin.name == pin.url else f"{pin.name} @ {pin.url}" for pin in checkouts}
+    plain = {pin.pip_line(): pin.url if pin.name == pin.url else
+             f"{pin.name}{f'[{pin.extras}]' if pin.extras else ''} @ {pin.url}" for pin in checkouts}
     return replace(spec, pins=[pin for pin in spec.pins if pin not in checkouts],
                    requirements=[plain.get(line, line) for line in spec.requirements],
                    adapted=[*spec.adapted, *(specs.Adapted(line, as_, _CHECKOUT_REASON)

@@ -132,6 +132,8 @@ def _metadata():
     name, version, deps = _project()
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}",
              f"Summary: EnvDesk test bed project {name}"]
+    extras = sorted(set(re.findall(r"extra\s*==\s*['\"]([^'\"]+)['\"]", " ".join(deps))))
+    lines += [f"Provides-Extra: {extra}" for extra in extras]  # a dependency marked `extra == "dev"` makes it one
     lines += [f"Requires-Dist: {d}" for d in deps]
     return "\n".join(lines) + "\n\n"
 
