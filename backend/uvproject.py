@@ -177,6 +177,11 @@ class UvProject:
 
 # -- reading ----------------------------------------------------------------------------------
 
+ENVIRONMENT_FILES = ("requirements*.txt", "environment.yml", "environment.yaml", "pylock.toml", "pylock.*.toml",
+                     "*.envdesk.yaml")
+"""Files beside which a folder that is no uv project may still be imported: each can be, itself."""
+
+
 def _read(path: Path) -> str:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -184,6 +189,10 @@ def _read(path: Path) -> str:
                                f"(more than {MAX_FILE_BYTES // 1_000_000} MB).")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
+        files = sorted(found.name for pattern in ENVIRONMENT_FILES for found in path.parent.glob(pattern))
+        if files:  # a folder of a project that keeps an environment file, not a lock (T10)
+            raise InvalidInput(f"{path.parent} is not a uv project (it has no {path.name}), but it holds "
+                               f"{', '.join(files[:3])}.", f"Import {files[0]} itself.") from exc
         if path.name == "uv.lock":
             from .spec import PIPENV_ADVICE, POETRY_ADVICE
             if (path.parent / "poetry.lock").is_file():

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # the operations load on first use, in the method that needs 
     from envdesk.backend.snippets import Place
     from envdesk.backend.spec import EnvSpec
     from envdesk.backend.targets import Session
+    from envdesk.backend.uvproject import UvProject
 
 # Result types the widgets may name (they get them from here, not from the operations); each is loaded with its
 # operation's module when first named (PEP 562), so opening the window loads none of the operations.
@@ -623,25 +624,42 @@ class AppController(QObject):
         from envdesk.backend.operations.export import spec_from_environment
         return spec_from_environment(env, self.session.target(target))
 
+    def read_uv_project(self, path: Path) -> "UvProject":
+        """A uv project of this computer (its folder, uv.lock or pyproject.toml), read and checked (local and
+        small: no task needed)."""
+        from envdesk.backend.uvproject import read_uv_project
+        return read_uv_project(path)
+
     def plan_import(self, target: str, spec: EnvSpec, name: str | None,
                     on_ready: Callable[[ImportPlan, list[Unavailable]], None],
-                    on_failure: Failure | None = None) -> Task:
-        """What building `spec` on the target would do, and which pinned packages it cannot provide."""
+                    on_failure: Failure | None = None, *, project: Path | None = None) -> Task:
+        """What building `spec` (or the uv project in the folder `project`, whose locked versions depend on the
+        target) on the target would do, and which pinned packages it cannot provide."""
         from envdesk.backend.operations.importing import check_availability, plan_import
+        from envdesk.backend.operations.uvimport import plan_uv_project
+
         def work(progress: Progress) -> tuple[ImportPlan, list[Unavailable]]:
-            plan = plan_import(self.session, target, spec, name, progress)
+            plan = (plan_uv_project(self.session, target, project, name=name, progress=progress) if project else
+                    plan_import(self.session, target, spec, name, progress))
             return plan, check_availability(self.session, target, plan, progress)
 
         return self.start(f"Plan for {target}", target, work, lambda answer: while_alive(on_ready)(*answer), on_failure,
                           record=False)
 
-    def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False) -> Task:
-        """Build an environment from an exported file's spec, as the plan the user was shown says
-        (lines the plan leaves out were shown, so building means agreeing to that)."""
+    def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False,
+                    project: Path | None = None) -> Task:
+        """Build an environment from an exported file's spec (or the uv project in the folder `project`), as the
+        plan the user was shown says (lines the plan leaves out were shown, so building means agreeing to that)."""
         from envdesk.backend.operations.importing import import_environment
-        return self.start(f"Build {name} on {self.label(target)}", target, lambda progress: import_environment(
-            self.session, target, spec, name=name, top_level=top_level, agreed=True, progress=progress),
-            changes=True)
+        from envdesk.backend.operations.uvimport import import_uv_project
+
+        def work(progress: Progress) -> Any:
+            if project:
+                return import_uv_project(self.session, target, project, name=name, top_level=top_level, agreed=True,
+                                         progress=progress)
+            return import_environment(self.session, target, spec, name=name, top_level=top_level, agreed=True,
+                                      progress=progress)
+        return self.start(f"Build {name} on {self.label(target)}", target, work, changes=True)
 
     def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False) -> Task:
         """Copy an environment to another target (the source is read again, the copy built there)."""

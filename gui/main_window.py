@@ -42,8 +42,10 @@ EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "conda, only what was asked for: travels between platforms (environment.yml)":
                       ("conda-history", "environment.yml"),
                   "PEP 751 lock, written by uv (pylock.toml)": ("pylock", "pylock.toml")}
-IMPORT_FILTER = "Environment files (*.yaml *.yml *.txt pylock.toml pylock.*.toml);;All files (*)"
-"""What Import offers: every format EnvDesk exports, PEP 751 lock files by the names PEP 751 gives them."""
+IMPORT_FILTER = ("Environment files (*.yaml *.yml *.txt pylock.toml pylock.*.toml uv.lock);;"
+                 "uv project (uv.lock pyproject.toml);;All files (*)")
+"""What Import offers: every format EnvDesk exports, PEP 751 lock files by the names PEP 751 gives them, and a uv
+project by its uv.lock (or pyproject.toml)."""
 START_ANYWAY_MS = 3000  # a window not painted by then (minimised, hidden) starts its refresh all the same
 
 
@@ -66,6 +68,11 @@ def named_for_format(path: Path, fmt: str, usual: str) -> Path:
             "conda": f"{stem}-environment.yml", "conda-history": f"{stem}-environment.yml",
             "pylock": f"pylock.{stem}.toml"}.get(fmt, path.name)
     return path.with_name(name)
+
+
+def failed(draft: dict, error: EnvDeskError) -> dict:
+    """A dialog's draft with what its operation failed on, for the dialog to point at (gui.failing_line)."""
+    return {**draft, "failure": f"{error.message}\n{error.hint}"}
 
 
 class ClusterList(QListView):
@@ -825,7 +832,7 @@ class MainWindow(QMainWindow):
             typed = dialog.draft()
             name = typed.get("name", "")
             self._offer_to_edit_if_failed(task, f"Could not create {name}",
-                                          lambda: self._new_environment_on(target, typed))
+                                          lambda error: self._new_environment_on(target, failed(typed, error)))
 
     def update_environment(self) -> None:
         env = self.current_environment()
@@ -841,12 +848,13 @@ class MainWindow(QMainWindow):
             task = dialog.start()
             chosen = dialog.draft()
             self._offer_to_edit_if_failed(task, f"Could not update {env.name}",
-                                          lambda: self._update_environment_of(target, env, chosen))
+                                          lambda error: self._update_environment_of(target, env, failed(chosen, error)))
 
-    def _offer_to_edit_if_failed(self, task: Task, title: str, edit_again: Callable[[], None]) -> None:
-        """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`), should the user want
-        to change it (the dialog had closed when it was accepted, and retyping it all is what people give up on).
-        Not for a changed server identity (its own warning is shown) or a login the user cancelled."""
+    def _offer_to_edit_if_failed(self, task: Task, title: str, edit_again: Callable[[EnvDeskError], None]) -> None:
+        """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`, given the error),
+        should the user want to change it (the dialog had closed when it was accepted, and retyping it all is what
+        people give up on). Not for a changed server identity (its own warning is shown) or a login the user
+        cancelled."""
         offered: list[bool] = []
 
         def failed(error: EnvDeskError) -> None:
@@ -864,7 +872,7 @@ class MainWindow(QMainWindow):
 
             def answered() -> None:
                 if box.clickedButton() is edit:
-                    edit_again()
+                    edit_again(error)
                 box.deleteLater()
             box.finished.connect(answered)
             box.open()
@@ -932,7 +940,7 @@ class MainWindow(QMainWindow):
             task, chosen = dialog.start(), dialog.draft()
             self._select_when_made(task)
             self._offer_to_edit_if_failed(task, f"Could not import {path.name}",
-                                          lambda: self.import_file(target, path, chosen))
+                                          lambda error: self.import_file(target, path, chosen))
 
     def copy_environment(self) -> None:
         env = self.current_environment()
@@ -952,7 +960,7 @@ class MainWindow(QMainWindow):
             self._select_when_made(task)
             where = self.controller.label(chosen["target"])
             self._offer_to_edit_if_failed(task, f"Could not copy {env.name} to {where}",
-                                          lambda: self._copy_dialog(target, env, chosen))
+                                          lambda error: self._copy_dialog(target, env, chosen))
 
     def delete_environment(self) -> None:
         env = self.current_environment()

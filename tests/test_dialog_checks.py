@@ -235,6 +235,7 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     def read_and_fix(dialog: NewEnvironmentDialog) -> None:
         seen["again"] = (dialog.name.text(), dialog.kind.currentData(), dialog.packages.toPlainText(),
                          dialog.system_site.isChecked(), dialog.advanced.isChecked(), dialog.root.currentText())
+        seen["at"] = (dialog.focusWidget() is dialog.packages, dialog.packages.textCursor().selectedText())
         dialog.packages.setPlainText("tinyalpha")
 
     QTimer.singleShot(50, lambda: when_dialog(type_first))
@@ -249,6 +250,7 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     QTimer.singleShot(50, lambda: when_dialog(read_and_fix))
     edit.click()
     assert seen["again"] == ("analysis", "venv", "tinyalpha\ntinydoesnotexist", True, True, seen["root"])
+    assert seen["at"] == (True, "tinydoesnotexist")  # T9: the line pip refuses is selected, the focus on it
     qtbot.waitUntil(lambda: "analysis" in {env.name for env in window.env_model.environments}, timeout=LONG)
     made = home / "venvs" / "analysis"
     listed = subprocess.run([str(made / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
@@ -289,6 +291,7 @@ def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot,
 
     def read_and_fix(dialog: UpdateDialog) -> None:
         seen["again"] = dialog.add.text()
+        seen["at"] = (dialog.focusWidget() is dialog.add, dialog.add.selectedText())
         dialog.add.setText("tinyalpha")
 
     QTimer.singleShot(50, lambda: when_dialog(lambda dialog: dialog.add.setText("tinyalpha tinydoesnotexist")))
@@ -302,6 +305,7 @@ def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot,
     QTimer.singleShot(50, lambda: when_dialog(read_and_fix))
     edit.click()
     assert seen["again"] == "tinyalpha tinydoesnotexist"
+    assert seen["at"] == (True, "tinydoesnotexist")  # T9: what the installer refused is selected, the focus on it
     qtbot.waitUntil(lambda: "tinyalpha==1.1" in pip_freeze(env_folder), timeout=LONG)
 
 

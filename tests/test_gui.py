@@ -509,6 +509,48 @@ def test_a_used_dialog_is_deleted_not_kept_by_the_window(qtbot, tmp_path, home):
         assert window.findChildren(QDialog) == [], opens.__name__
 
 
+def test_a_uv_project_is_imported_from_the_window_as_uv_locked_it(qtbot, tmp_path, home):
+    """User trial T10: the window could not import a uv project (Import offered no uv.lock, and picking one said
+    to use the command line, naming an internal function). Picked by its uv.lock, its folder is read with its
+    pyproject.toml and planned for the target: the versions uv.lock selects there. The referee is uv's own
+    export of the lock (offline), its markers judged by packaging for the planned Python on Linux."""
+    import shutil
+
+    from packaging.markers import Marker
+
+    from envdesk.gui.main_window import IMPORT_FILTER
+
+    assert "uv.lock" in IMPORT_FILTER
+    project = tmp_path / "tidy-reports"
+    shutil.copytree(Path(__file__).parent / "corpus" / "uv-project", project)
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
+    dialog = ImportDialog.from_file(window.controller, LOCAL_TARGET, project / "uv.lock", parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    assert dialog.windowTitle() == "Import tidy-reports (uv project)" and dialog.name.text() == "tidy-reports"
+    exported = subprocess.run(["uv", "export", "--format", "requirements-txt", "--frozen", "--no-hashes",
+                               "--offline"], cwd=project, capture_output=True, text=True, check=True,
+                              timeout=120).stdout
+    python = dialog.plan.python or ""
+    values = {"python_full_version": python, "python_version": ".".join(python.split(".")[:2]),
+              "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+
+    def installed_here(lines: list[str]) -> set[str]:  # the lines an installer takes for this Python on Linux
+        taken = set()
+        for line in lines:
+            requirement, _, marker = line.split(" --hash")[0].partition(" ; ")
+            if not marker or Marker(marker).evaluate(values):
+                taken.add(requirement.strip())
+        return taken
+
+    expected = installed_here([line for line in exported.splitlines()
+                               if line and not line.startswith(("#", " ", "-e"))])
+    assert installed_here(dialog.plan.pins) == expected and expected, (dialog.plan.pins, expected)
+    dialog.reject()
+    window.close()
+
+
 def test_an_imported_file_that_names_no_environment_offers_a_name(qtbot, tmp_path, home):
     """A requirements file names no environment: the dialog offers its folder's name (or the file's own), not an
     empty field already marked wrong (a user trial); the name is free on the target, or numbered."""

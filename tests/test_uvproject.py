@@ -522,3 +522,14 @@ def test_top_level_is_honoured_for_a_uv_project_whose_locked_versions_are_missin
 
 
 
+
+
+def test_a_folder_that_is_no_uv_project_but_holds_a_requirements_file_names_it(tmp_path):
+    """User trial T10: importing a project folder that keeps a requirements.txt (and no pyproject.toml) said only
+    that it is not a uv project; it now names the file to import instead."""
+    from envdesk.backend.uvproject import read_uv_project
+
+    (tmp_path / "requirements.txt").write_text("tinyalpha==1.1\n")
+    with pytest.raises(InvalidInput) as info:
+        read_uv_project(tmp_path)
+    assert "holds requirements.txt" in info.value.message and info.value.hint == "Import requirements.txt itself."

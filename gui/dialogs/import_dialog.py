@@ -19,18 +19,23 @@ from ..tasks import Task, while_alive
 from .common import check, error_label
 
 
+UV_PROJECT_FILES = ("uv.lock", "pyproject.toml")
+"""Either names the uv project of its folder (as `envdesk env import` takes them)."""
+
+
 class ImportDialog(QDialog):
     """Pick the target (and name); the plan and the availability check run in the background. Given a `draft`
     (what was chosen in it before, see `draft`), it holds that again: a build that failed is edited, not redone."""
 
     def __init__(self, controller, spec: EnvSpec, target: str, *, title: str, exclude: str | None = None,
                  source: tuple[str, Environment] | None = None, parent: QWidget | None = None,
-                 draft: dict[str, Any] | None = None) -> None:
+                 draft: dict[str, Any] | None = None, project: Path | None = None) -> None:
         super().__init__(parent)
         target = (draft or {}).get("target") or target
         self.controller = controller
         self.spec = spec
         self.source = source  # (target, environment) when copying, else None
+        self.project = project  # a uv project's folder: its locked versions are chosen for each target
         self.target = target
         self.plan: ImportPlan | None = None
         self.planning: Task | None = None
@@ -40,7 +45,9 @@ class ImportDialog(QDialog):
         layout = QVBoxLayout(self)
         source = spec.source.get("cluster")
         packages = [pin for pin in spec.pins if pin.name.lower() != "python"]  # (said as "Python 3.11")
-        self.summary = QLabel(f"{spec.kind} environment, Python {spec.python or 'any'}, "
+        self.summary = QLabel(f"uv project {spec.name}: what its uv.lock selects for the target, Python "
+                              f"{spec.python or 'any'}" if project else
+                              f"{spec.kind} environment, Python {spec.python or 'any'}, "
                               f"{counted(len(packages), 'pinned package')}"
                               + (f", from {controller.label(source)}" if source else ""))
         self.summary.setWordWrap(True)
@@ -91,6 +98,14 @@ class ImportDialog(QDialog):
     @classmethod
     def from_file(cls, controller, target: str, path: Path, parent: QWidget | None = None,
                   draft: dict[str, Any] | None = None) -> "ImportDialog":
+        """The dialog for an environment file, or for a uv project (its folder, uv.lock or pyproject.toml)."""
+        if path.is_dir() or path.name in UV_PROJECT_FILES:
+            from envdesk.backend.uvproject import to_spec
+            project = controller.read_uv_project(path)
+            spec = to_spec(project)  # for its name and Python; each target's plan selects from the lock for it
+            spec.name, spec.python = project.name, project.python
+            return cls(controller, spec, target, title=f"Import {project.name} (uv project)", parent=parent,
+                       draft=draft, project=project.folder)
         spec = controller.read_spec(path)  # named after the file when it names no environment
         return cls(controller, spec, target, title=f"Import {path.name}", parent=parent, draft=draft)
 
@@ -117,7 +132,7 @@ class ImportDialog(QDialog):
             self.planning.cancel()  # the previous target's check is no longer wanted
         self.planning = self.controller.plan_import(
             target, self.spec, name, while_alive(lambda plan, missing: self._planned(target, plan, missing), self),
-            while_alive(lambda error: self._plan_failed(target, error), self))
+            while_alive(lambda error: self._plan_failed(target, error), self), project=self.project)
 
     def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable]) -> None:
         if target != self.target:
@@ -179,4 +194,4 @@ class ImportDialog(QDialog):
         name, top = self.name.text().strip(), self.top_level.isChecked()
         if self.source is not None:
             return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top)
-        return self.controller.import_spec(self.target, self.spec, name=name, top_level=top)
+        return self.controller.import_spec(self.target, self.spec, name=name, top_level=top, project=self.project)

@@ -14,6 +14,7 @@ from envdesk.backend.capabilities import Capabilities
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.targets import check_folder
 
+from ..failing_line import select_failing
 from ..models import human_size
 from ..tasks import Task
 from .common import folded_options, check, error_label, split_specs
@@ -135,6 +136,7 @@ class NewEnvironmentDialog(QDialog):
         self.system_site.setChecked(bool(draft.get("system_site_packages")))
         if self.modules.text() or self.system_site.isChecked():
             self.advanced.setChecked(True)  # what was set there is seen, not hidden under a fold
+        select_failing(self.packages, draft.get("failure", ""))  # what the create failed on (see failing_line)
 
     def _choose_draft(self) -> None:
         """The draft's kind and Python where the target still offers them, and its folder."""

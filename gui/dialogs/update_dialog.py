@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QHeaderView
 from envdesk.backend import validate
 from envdesk.backend.inventory import Environment
 
+from ..failing_line import select_failing
 from ..tasks import Task
 from .common import check, error_label, split_specs
 
@@ -76,6 +77,7 @@ class UpdateDialog(QDialog):
                 if self.table.item(row, 0).text() in draft.get(key, ()):
                     self.table.item(row, column).setCheckState(Qt.CheckState.Checked)
         self.upgrade_all.setChecked(bool(draft.get("upgrade_all")))
+        select_failing(self.add, draft.get("failure", ""))  # what the change failed on (see failing_line)
 
     def draft(self) -> dict[str, Any]:
         """What was typed and chosen, as typed (a new dialog opened with it holds the same)."""
