@@ -18,13 +18,15 @@ from .runner import CancelToken
 if TYPE_CHECKING:
     from .targets import Target
 
+CONDA_HOMES = ("miniforge3", "mambaforge", "miniconda3", "anaconda3")
+"""The folders of the home where conda's installers put conda by default: where it is found without `conda init`."""
 CONDA_PROBE = r"""
 conda_exe=$(command -v conda 2>/dev/null)
 case "$conda_exe" in /*) ;; *)
   conda_exe=
   named=$(sed -n "s/^__conda_setup=\"\$('\([^']*\)' 'shell\.bash' 'hook'.*/\1/p" ~/.bashrc 2>/dev/null | head -n 1)
   for c in "${CONDA_EXE:-}" "$named" \
-      "$HOME/miniforge3/bin/conda" "$HOME/mambaforge/bin/conda" "$HOME/miniconda3/bin/conda" "$HOME/anaconda3/bin/conda"
+      """ + " ".join(f'"$HOME/{folder}/bin/conda"' for folder in CONDA_HOMES) + r"""
   do
     if [ -n "$c" ] && [ -x "$c" ]; then conda_exe=$c; echo "@@tool conda $c"; break; fi
   done ;;
@@ -132,6 +134,11 @@ def probe_this_computer() -> Capabilities:
         found = shutil.which(tool)
         if found:
             caps.tools[tool] = found
+    if "conda" not in caps.tools:  # installed without `conda init` (or its set-up not read): where installers put it
+        where = "Scripts/conda.exe" if sys.platform == "win32" else "bin/conda"
+        installed = [Path(home, folder, where) for folder in CONDA_HOMES if Path(home, folder, where).is_file()]
+        if installed:
+            caps.tools["conda"] = str(installed[0])
     try:
         caps.free_bytes = shutil.disk_usage(home).free
     except OSError:

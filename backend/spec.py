@@ -922,8 +922,15 @@ def from_conda_yaml(text: str, folder: Path | None = None) -> EnvSpec:
         spec.adapted.append(Adapted(f"prefix: {data['prefix']}", "the target's environment folder",
                                     "the prefix is a folder of the machine the file came from; the environment "
                                     "is made in the target's own folder", installs=False))
+        if spec.name is None:  # conda names such an environment after its prefix's last folder, if a name
+            try:
+                spec.name = validate.env_name(re.split(r"[/\\]", str(data["prefix"]).rstrip("/\\"))[-1])
+            except InvalidInput:
+                pass  # named after the file (importing.name_from_file)
     if data.get("variables"):
-        spec.refused.append(Refused("variables:", "environment variables are not set by EnvDesk"))
+        names = ", ".join(map(str, data["variables"])) if isinstance(data["variables"], dict) else "…"
+        spec.refused.append(Refused(f"variables ({names})", "EnvDesk does not set environment variables in an "
+                                    "environment: set them where it is used (its job script, or your shell)"))
     for item in data.get("dependencies") or []:
         _read_conda_item(spec, item, folder)
     return spec

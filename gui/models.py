@@ -17,6 +17,7 @@ from envdesk.backend.inventory import Environment, Package
 from envdesk.backend.inventory import Usage
 from envdesk.backend.sizes import size_text as human_size
 from envdesk.backend.validate import canonical_name
+from envdesk.backend.wording import counted
 
 from .resources import icon
 
@@ -71,7 +72,7 @@ class TargetListModel(QAbstractListModel):
             return None
         item = self.items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            count = "" if item.environments is None else f" · {item.environments} env"
+            count = "" if item.environments is None else f" · {counted(item.environments, 'environment')}"
             return f"{item.label}\n{STATE_TEXT.get(item.state, item.state)}{count}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{item.label}, {STATE_TEXT.get(item.state, item.state)}"
@@ -148,10 +149,10 @@ class AllTargetsEntry(QAbstractListModel):
         return 0 if parent.isValid() or not self._shown else 1
 
     def summary(self) -> str:
-        """How many places and environments the entry covers, e.g. '3 places · 12 env'."""
+        """How many places and environments the entry covers, e.g. '3 places · 12 environments'."""
         items = self.targets.items
         counts = [item.environments for item in items if item.environments is not None]
-        return f"{len(items)} places" + (f" · {sum(counts)} env" if counts else "")
+        return counted(len(items), "place") + (f" · {counted(sum(counts), 'environment')}" if counts else "")
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

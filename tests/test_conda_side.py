@@ -526,6 +526,22 @@ def test_this_computers_conda_is_read_without_running_it(tmp_path, home, monkeyp
     assert not (home / "ran").exists(), "conda was not run"
 
 
+def test_this_computers_miniforge_is_found_without_conda_init_as_on_a_cluster(tmp_path, home, monkeypatch):
+    """The advice a conda file's block gives (install Miniforge in ~/miniforge3, found without changing the
+    shell's set-up) held on a cluster, whose probe looks there, but not on This computer, which looked only on
+    PATH. It looks where the cluster's probe does, and runs nothing."""
+    from envdesk.backend.probe import probe_this_computer
+    conda = home / "miniforge3" / "bin" / "conda"
+    conda.parent.mkdir(parents=True)
+    conda.write_text("#!/bin/sh\necho ran >> \"$HOME/ran\"\n")
+    conda.chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join(folder for folder in os.environ["PATH"].split(os.pathsep)
+                                               if not (Path(folder) / "conda").exists()))
+    caps = probe_this_computer()
+    assert caps.tools["conda"] == str(conda) and "conda" in caps.kinds()
+    assert not (home / "ran").exists(), "conda was not run"
+
+
 def test_the_cluster_dialog_has_a_conda_group_and_the_window_exports_conda_history(qtbot, tmp_path, home):
     from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
     from envdesk.gui.main_window import EXPORT_FILTERS, MainWindow, named_for_format

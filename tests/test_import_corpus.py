@@ -299,3 +299,25 @@ def test_files_windows_writes_are_read_as_pip_reads_them(tmp_path):
     assert [a["as"] for a in plan["adapted"]] == [
         "acme_utils @ git+https://github.com/acme-data/acme-utils.git@5b0e3c1f9a2d4e6b8c7a1f3e5d9b2c4a6e8f0a1b"
         "#egg=acme_utils"]
+
+
+def test_nodefaults_is_said_as_conda_reads_it_not_listed_as_a_channel(tmp_path):
+    """T10: the plan printed 'conda channels, in order: conda-forge nodefaults'; nodefaults is no channel but
+    conda's word for leaving its default channels out (environment-nodefaults.yml, as conda-forge's docs write
+    it)."""
+    result = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "c"), "env", "import", "local",
+                             str(CORPUS / "environment-nodefaults.yml"), "--dry-run"], capture_output=True, text=True,
+                            timeout=120)
+    first = result.stdout.splitlines()[0]
+    assert first == "conda channels, in order: conda-forge (nodefaults: conda's default channels are not used)"
+
+
+def test_a_plain_requirements_file_is_not_said_to_have_had_no_modules(session, tmp_path):
+    """T10: a requirements file, which records no modules, was planned with 'Modules: (none) on the source
+    became GCC/12.3.0 Python/3.11.3 here'; it now says which modules it is given here."""
+    from envdesk.backend.operations.importing import plan_import, read_spec_file
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinyalpha==1.1\n")
+    plan = plan_import(session, "beta", read_spec_file(requirements))
+    said = [note for note in plan.notes if "odules" in note]
+    assert said == [f"Modules loaded for it here: {' '.join(plan.modules)} (Python {plan.python})."], plan.notes

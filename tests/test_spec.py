@@ -336,3 +336,21 @@ def test_extras_in_a_vcs_lines_egg_fragment_are_kept(line, extras):
     else:
         requirement = Requirement(asked)
         assert requirement.name == "projg" and requirement.extras == extras and "[" not in (requirement.url or "")
+
+
+@pytest.mark.parametrize("prefix,name", [("/opt/envs/foo", "foo"), ("C:\\Users\\ana\\envs\\thesis\\", "thesis"),
+                                         ("/opt/envs/b;ad", None)])
+def test_a_conda_file_with_only_a_prefix_is_named_after_its_last_folder(prefix, name):
+    """T10: conda names an environment made from a file with `prefix:` and no `name:` after the prefix's last
+    folder; EnvDesk named it after the file's folder. A last folder that cannot be a name is not taken."""
+    spec = specs.from_text(yaml.safe_dump({"prefix": prefix, "dependencies": ["python=3.11"]}), "environment.yml")
+    assert spec.name == name
+
+
+def test_a_conda_files_variables_are_refused_by_name_never_by_value():
+    """T10: the refusal of `variables:` read 'variables::' in the window; it now names the variables, and never
+    their values (a token, often)."""
+    spec = specs.from_text("name: x\nvariables:\n  API_TOKEN: s3cret\n  OMP_NUM_THREADS: '4'\n"
+                           "dependencies: [python=3.11]\n", "environment.yml")
+    [refused] = spec.refused
+    assert refused.line == "variables (API_TOKEN, OMP_NUM_THREADS)" and "s3cret" not in refused.reason

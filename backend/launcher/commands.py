@@ -585,6 +585,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     """--dry-run: what the import would install, adapt and refuse; nothing is created. It ends with 1 where the
     import could not build at all (blocked, or the name taken); what --yes would agree to is said, not failed."""
     from envdesk.backend.operations.importing import plan_import, settle_modules, taken_folder
+    from envdesk.backend.recipes import NO_DEFAULTS
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
         plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
@@ -602,7 +603,9 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         _print_json({**plan.to_json(), "needs_yes": needs_yes})
         return 1 if plan.blocked else 0
     if plan.channels:
-        print(f"conda channels, in order: {' '.join(plan.channels)}")
+        named = [channel for channel in plan.channels if channel != NO_DEFAULTS]
+        print(f"conda channels, in order: {' '.join(named) or 'none named'}"
+              + (" (nodefaults: conda's default channels are not used)" if NO_DEFAULTS in plan.channels else ""))
     print(f"Would build {plan.name} ({plan.kind}, Python {plan.python or 'any'}) on {args.cluster}"
           + (f" with modules {' '.join(plan.modules)}" if plan.modules else "") + ".")
     if plan.blocked:

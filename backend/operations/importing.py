@@ -268,7 +268,9 @@ def _modules_note(source: list[str], modules: list[str], python: str | None) -> 
     """What the source's modules became here, if they changed."""
     if source == modules:
         return []
-    return [f"Modules: {' '.join(source) or '(none)'} on the source became {' '.join(modules) or '(none)'} here "
+    if not source:  # a file from no environment that recorded its modules (a plain requirements file, say)
+        return [f"Modules loaded for it here: {' '.join(modules)} (Python {python})."]
+    return [f"Modules: {' '.join(source)} on the source became {' '.join(modules) or '(none)'} here "
             f"(Python {python})."]
 
 

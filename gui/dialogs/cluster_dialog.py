@@ -34,8 +34,8 @@ class CondaOptions:
     in order (none: conda's own settings there)."""
 
     def __init__(self) -> None:
-        self.group, form = folded_options("conda settings")
-        self.group.setAccessibleName("conda settings")
+        self.group, form = folded_options("Conda settings")
+        self.group.setAccessibleName("Conda settings")
         self.solver = QComboBox()
         for value, text in CONDA_SOLVER_CHOICES:
             self.solver.addItem(text, value)
@@ -199,7 +199,7 @@ class ClusterDialog(QDialog):
         self.no_key = QWidget()
         no_key_row = QHBoxLayout(self.no_key)
         no_key_row.setContentsMargins(0, 0, 0, 0)
-        self.no_key_text = QLabel("You have no SSH key on this computer yet, and this cluster logs you in with one.")
+        self.no_key_text = QLabel("You have no SSH key on this computer yet, and most clusters log you in with one.")
         self.no_key_text.setWordWrap(True)
         no_key_row.addWidget(self.no_key_text, 1)
         self.make_key_button = QPushButton("Make a key for me…")
