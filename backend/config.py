@@ -10,6 +10,9 @@ from .errors import ConfigError, EnvDeskError, NotFound
 from .fileio import dump_yaml, read_yaml, write_atomically
 from .paths import AppPaths
 
+ADD_CLUSTER = "envdesk cluster add NAME --host HOST --user USER"
+"""How a cluster is added from the command line, as every message that suggests it writes it."""
+
 DEFAULT_ENV_ROOTS = ("~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs")
 SLURM_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 AUTH_METHODS = ("auto", "key", "password", "key+code", "password+code")
@@ -188,7 +191,7 @@ class ClusterStore:
                 return profile
         known = ", ".join(p.name for p in profiles) or "none yet"
         raise NotFound(f"There is no cluster called {name!r}.",
-                       f"Known clusters: {known}. Add one with: envdesk cluster add NAME --host HOST")
+                       f"Known clusters: {known}. Add one with: {ADD_CLUSTER}")
 
     def add(self, profile: ClusterProfile) -> None:
         """Save a new profile; a name can only be used once."""

@@ -716,3 +716,22 @@ def test_env_delete_asks_at_a_terminal_and_a_script_must_say_yes(local_envs, tmp
                                       answer=lambda prompt: "", yes_no="y")
     assert code == 0 and f"Deleted {root / 'plain'}" in said, said
     assert not (root / "plain").exists()
+
+
+@pytest.mark.parametrize("words,command", [(["env"], "envdesk env"), (["env", "create"], "envdesk env create"),
+                                           (["cluster", "add", "x", "--user"], "envdesk cluster add"),
+                                           (["kernel"], "envdesk kernel")])
+def test_a_usage_error_points_to_the_help_of_the_command_given(words, command, tmp_path):
+    """T10: `envdesk env` said 'the following arguments are required: verb' and every usage error ended 'Try
+    envdesk --help'. A missing verb is asked for by name, and the help named is the command's own: it exists
+    (exit 0), and lists what the message offers."""
+    said = envdesk(*words, config_dir=tmp_path / "cfg")
+    assert said.returncode == 2 and "verb" not in said.stderr, said.stderr
+    helped = re.search(r"Try '(envdesk[^']*) --help'\.", said.stderr)
+    assert helped and helped.group(1) == command, said.stderr
+    shown = subprocess.run([*envdesk_command(), *helped.group(1).split()[1:], "--help"], capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0
+    offered = re.search(r"needs what to do: one of (.*)\.", said.stderr)
+    if offered:
+        assert all(verb in shown.stdout for verb in offered.group(1).split(", "))

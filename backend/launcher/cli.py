@@ -24,7 +24,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(2, f"envdesk: {message}\nTry 'envdesk --help'.\n")
+        verbs = [verb for action in self._actions if isinstance(action, argparse._SubParsersAction)
+                 for verb in action.choices]
+        if verbs and message.endswith(("required: verb", "required: group")):  # say what it does, not a dest
+            message = f"'{self.prog}' needs what to do: one of {', '.join(verbs)}."
+        self.exit(2, f"envdesk: {message}\nTry '{self.prog} --help'.\n")  # the help of the command given
 
 
 class _VersionAction(argparse.Action):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from envdesk.backend.config import ClusterProfile
+from envdesk.backend.config import ADD_CLUSTER, ClusterProfile
 from envdesk.backend.errors import EnvDeskError, HostKeyUnknown, InvalidInput
 from envdesk.backend.fileio import write_atomically
 from envdesk.backend.inventory import Environment
@@ -144,7 +144,7 @@ def cluster_list(args: argparse.Namespace, session: Session) -> int:
         _print_json([{**p.to_dict(), "kept_connection": p.name in kept} for p in profiles])
         return 0
     if not profiles:
-        print("No clusters yet. Add one with: envdesk cluster add NAME --host HOST --user USER")
+        print(f"No clusters yet. Add one with: {ADD_CLUSTER}")
         print("'local' (this computer) is always available.")
         return 0
     _print_table([[p.name, p.host, p.user or "", str(p.port or ""), ",".join(p.jump), "kept" if p.name in kept else ""]
