@@ -614,7 +614,7 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         _read_vcs_line(spec, line, bare)
         return
     if bare.startswith((".", "/", "~", "file:")):
-        spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}"))
+        _read_local_path(spec, line, bare, folder, bool(hashes))
         return
     archive = re.match(_ARCHIVE_URL, bare)
     if archive:  # pip's bare URL line, as the PEP 508 line it stands for
@@ -656,6 +656,45 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
         _add_pin(spec, Pin(name=pin.group(1), version=pin.group(2)))
     else:
         spec.requirements.append(requirement)
+
+
+def _read_local_path(spec: EnvSpec, line: str, bare: str, folder: Path | None, hashed: bool) -> None:
+    """A line that is a path (`.`, `./mypkg`, `/abs/dist/pkg-1.0-py3-none-any.whl`, `file:///abs/mypkg`), which pip
+    installs from there: read as `NAME @ file:///…` (kept where the target has the path, as such a line is), the
+    name from the folder's pyproject.toml or the archive's file name, the folder as this computer names it (from
+    the file's own folder, as pip finds it)."""
+    where, extras = split_extras(bare)
+    path = local_path(where) if where.startswith(("/", "file:")) else (
+        (folder / where).resolve().as_posix() if folder is not None and where.startswith(".") else None)
+    name = _local_project_name(Path(path)) if path and not hashed and " " not in path else None
+    if not name or path is None:
+        spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}" if not path or hashed else
+                                    f"{bare} gives no package name EnvDesk can read (its pyproject.toml's [project] "
+                                    "name, or a wheel's or archive's file name): write it as -e "
+                                    f"{bare} (editable) or NAME @ {Path(path).as_uri()}"))
+        return
+    requirement = f"{name}{f'[{extras}]' if extras else ''} @ {Path(path).as_uri()}"
+    if requirement != bare:
+        spec.adapted.append(Adapted(line, requirement, "the path as this computer names it, with the package's name "
+                                    "from it", installs=False))
+    _add_pin(spec, Pin(name=name, version="", url=Path(path).as_uri(), extras=extras))
+
+
+def _local_project_name(path: Path) -> str | None:
+    """The package a local path installs: a wheel's or source archive's name from its file name, a folder's from its
+    pyproject.toml ([project] name); None where neither says (a setup.py-only project, say)."""
+    archive = re.match(_ARCHIVE_URL, "https://x/" + path.name)
+    if archive and path.is_file():
+        return archive["name"].replace("_", "-")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        project = tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8")).get("project")
+        return validate.package_name(project["name"]) if isinstance(project, dict) else None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, InvalidInput):
+        return None
 
 
 def _variables_outside_url(requirement: str) -> list[str]:

@@ -198,6 +198,47 @@ def test_a_folders_extras_install_what_they_add_as_pip_installs_them(tmp_path, w
     assert {entry for entry in held if not entry.startswith(("pip==", "setuptools=="))} == pips, (frozen, pips)
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
+@pytest.mark.parametrize("line", [".", "./pathproj", "{path}", "{uri}", "./dist/tinygamma-0.1-py3-none-any.whl"])
+def test_a_path_line_installs_that_folder_or_archive_as_pip_does(tmp_path, wheelhouse, line):
+    """User trial T10: a line that is only a path (`.`, `./mypkg`, as pip installs it, not editable) was refused
+    even on the computer that has it. It is read as `NAME @ file:///...` (the name from the folder's
+    pyproject.toml, or the archive's file name), kept where the path exists. The referee is pip's dry run of the
+    same file, run beside it: what it installs is what the environment holds (uv pip freeze)."""
+    top = tmp_path / "work"
+    project = top / "pathproj" if line != "." else top
+    local_project(project, "pathproj")
+    (project / "pyproject.toml").write_text(_pyproject("pathproj", "0.3", ["tinyalpha>=1.0"]))
+    (top / "dist").mkdir()
+    shutil.copy(wheelhouse / "tinygamma-0.1-py3-none-any.whl", top / "dist")
+    requirements = top / "requirements.txt"
+    requirements.write_text(line.format(path=project.resolve(), uri=project.resolve().as_uri()) + "\n")
+    report = tmp_path / "pip-report.json"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                    "--no-index", "--find-links", str(wheelhouse), "--quiet", "--report", str(report),
+                    "-r", str(requirements)], check=True, capture_output=True, timeout=300, cwd=top)
+    pips = {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in json.loads(report.read_text())["install"]}
+    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "paths")
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "paths" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    versions = {"pathproj": "0.3", "tinygamma": "0.1"}  # a path's line names no version: its project's own
+    held = {f"{canon(entry.split(' @ ')[0])}=={versions[canon(entry.split(' @ ')[0])]}" if " @ " in entry else
+            canon(entry.split("==")[0]) + "==" + entry.split("==")[1] for entry in frozen}
+    assert {entry for entry in held if not entry.startswith(("pip==", "setuptools=="))} == pips, (frozen, pips)
+
+
+def test_a_path_line_whose_package_name_cannot_be_read_says_how_to_write_it(tmp_path):
+    """A setup.py project names itself only when built: the line is refused, saying the two forms that work."""
+    (tmp_path / "oldpkg").mkdir()
+    (tmp_path / "oldpkg" / "setup.py").write_text("from setuptools import setup\nsetup(name='oldpkg')\n")
+    spec = specs.from_text("./oldpkg\n", "requirements.txt", tmp_path)
+    [refused] = spec.refused
+    assert "-e ./oldpkg (editable) or NAME @ file://" in refused.reason, refused.reason
+
+
 def test_on_a_pip_cluster_an_editable_folder_that_is_no_project_says_pips_sentence(testbed, session, tmp_path):
     beta = testbed.clusters["beta"]  # no uv there: pip installs
     folder = f"{beta.home}/src/{unique('notes')}"
