@@ -167,6 +167,27 @@ def test_a_relative_editable_folder_is_the_files_neighbour_installed_where_it_ex
         (f"-e {project.resolve()}", f"its source folder {project.resolve()} does not exist on alpha")]
 
 
+def installs_as_pip_does(requirements: Path, wheelhouse: Path, tmp_path: Path, from_paths: dict[Path, str]) -> set[str]:
+    """Import `requirements` on This computer and compare what the environment holds (uv pip freeze) with what pip's
+    own dry run of the file, run beside it, would install; the pins pip would install. `from_paths`: name==version
+    of what is installed from each folder or file, whose freeze line is its path."""
+    report = tmp_path / "pip-report.json"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                    "--no-index", "--find-links", str(wheelhouse), "--quiet", "--report", str(report),
+                    "-r", str(requirements)], check=True, capture_output=True, timeout=300, cwd=requirements.parent)
+    pips = {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in json.loads(report.read_text())["install"]}
+    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "imported")
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "imported" / "bin" / "python")],
+                            capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
+    held = {next((pin for path, pin in from_paths.items() if entry.endswith(path.resolve().as_uri())),
+                 canon(entry.split("==")[0]) + "==" + entry.split("==")[-1]) for entry in frozen}
+    assert {entry for entry in held if not entry.startswith(("pip==", "setuptools=="))} == pips, (frozen, pips)
+    return pips
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
 @pytest.mark.parametrize("line", ["-e .[dev]", '-e ".[dev]"', "-e {uri}#egg=extproj[dev]", "-e {path}[dev]",
                                   "extproj[dev] @ {uri}"])
@@ -181,21 +202,8 @@ def test_a_folders_extras_install_what_they_add_as_pip_installs_them(tmp_path, w
                                                                          'tinygamma==0.1; extra == "dev"']))
     requirements = project / "requirements-dev.txt"
     requirements.write_text(line.format(uri=project.resolve().as_uri(), path=project.resolve()) + "\n")
-    report = tmp_path / "pip-report.json"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
-                    "--no-index", "--find-links", str(wheelhouse), "--quiet", "--report", str(report),
-                    "-r", str(requirements)], check=True, capture_output=True, timeout=300, cwd=project)
-    pips = {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
-            for item in json.loads(report.read_text())["install"]}
+    pips = installs_as_pip_does(requirements, wheelhouse, tmp_path, {project: "extproj==0.1"})
     assert "tinygamma==0.1" in pips  # the extra's own dependency
-    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
-    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "extras")
-    assert made.returncode == 0, made.stderr
-    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "extras" / "bin" / "python")],
-                            capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
-    held = {"extproj==0.1" if entry.endswith(project.resolve().as_uri()) else canon(entry.split("==")[0]) + "=="
-            + entry.split("==")[1] for entry in frozen}  # the folder's line names no version: its own is 0.1
-    assert {entry for entry in held if not entry.startswith(("pip==", "setuptools=="))} == pips, (frozen, pips)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the import check runs in bash")
@@ -213,21 +221,8 @@ def test_a_path_line_installs_that_folder_or_archive_as_pip_does(tmp_path, wheel
     shutil.copy(wheelhouse / "tinygamma-0.1-py3-none-any.whl", top / "dist")
     requirements = top / "requirements.txt"
     requirements.write_text(line.format(path=project.resolve(), uri=project.resolve().as_uri()) + "\n")
-    report = tmp_path / "pip-report.json"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
-                    "--no-index", "--find-links", str(wheelhouse), "--quiet", "--report", str(report),
-                    "-r", str(requirements)], check=True, capture_output=True, timeout=300, cwd=top)
-    pips = {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
-            for item in json.loads(report.read_text())["install"]}
-    config = local_config(tmp_path, ["--no-index", f"--find-links={wheelhouse}"])
-    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "paths")
-    assert made.returncode == 0, made.stderr
-    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "paths" / "bin" / "python")],
-                            capture_output=True, text=True, check=True, timeout=120).stdout.splitlines()
-    versions = {"pathproj": "0.3", "tinygamma": "0.1"}  # a path's line names no version: its project's own
-    held = {f"{canon(entry.split(' @ ')[0])}=={versions[canon(entry.split(' @ ')[0])]}" if " @ " in entry else
-            canon(entry.split("==")[0]) + "==" + entry.split("==")[1] for entry in frozen}
-    assert {entry for entry in held if not entry.startswith(("pip==", "setuptools=="))} == pips, (frozen, pips)
+    assert installs_as_pip_does(requirements, wheelhouse, tmp_path, {
+        project: "pathproj==0.3", top / "dist" / "tinygamma-0.1-py3-none-any.whl": "tinygamma==0.1"})
 
 
 def test_a_path_line_whose_package_name_cannot_be_read_says_how_to_write_it(tmp_path):
