@@ -2,6 +2,8 @@
 run it and explain its own output; a user trial saw "A package could not be found" with the package unnamed)."""
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +119,29 @@ def test_a_package_no_conda_channel_has_is_named(tool):
     assert hint.startswith(f"No channel conda searched has {', '.join(missing)}:"), hint
     message = command_failed("Installing conda packages failed on beta", result, hint).message
     assert "https://" not in message and "search bar" not in message, message
+
+
+@pytest.mark.parametrize("installer", ["uv", "pip"])
+def test_an_index_that_cannot_be_reached_is_said_so_not_called_missing_packages(tmp_path, installer):
+    """User trial T10: with pip's settings naming an index that does not answer, an import said the packages
+    were missing and offered newer versions (--top-level), which would not be reached either. The referee is
+    the installer's own output on a closed port of this computer: EnvDesk's reading of it is that the index
+    could not be reached, and its advice is the index's address and the network."""
+    from envdesk.backend.operations.importing import INDEX_UNREACHED, Unavailable, _plain_reason, _what_would_work
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    index = ["--index-url", f"http://127.0.0.1:{port}/simple"]
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")], check=True, timeout=300)
+    python = str(tmp_path / "env" / "bin" / "python")
+    argv = (["uv", "pip", "install", "--dry-run", "--python", python, *index, "tinygamma==0.1"] if installer == "uv"
+            else [sys.executable, "-m", "pip", "--python", python, "install", "--isolated", "--dry-run", "--timeout",
+                  "5", *index, "tinygamma==0.1"])  # pip's own retries: it says why only while retrying
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, "UV_HTTP_RETRIES": "0"})
+    assert done.returncode != 0
+    reason = _plain_reason(done.stdout + done.stderr)
+    assert reason == INDEX_UNREACHED, done.stdout + done.stderr
+    hint = _what_would_work([Unavailable("tinygamma==0.1", reason)], None, None)  # type: ignore[arg-type]
+    assert "--top-level" not in hint and "pip config list" in hint

@@ -321,3 +321,14 @@ def test_a_plain_requirements_file_is_not_said_to_have_had_no_modules(session, t
     plan = plan_import(session, "beta", read_spec_file(requirements))
     said = [note for note in plan.notes if "odules" in note]
     assert said == [f"Modules loaded for it here: {' '.join(plan.modules)} (Python {plan.python})."], plan.notes
+
+
+def test_a_pinned_pip_a_venv_cannot_honour_is_said_to_differ(tmp_path):
+    """T10: `pip=24.2` in an environment.yml that became a venv was 'the venv environment's own installer', and
+    the venv's pip (its Python's own, 23.2.1 here) differed without a word."""
+    conda_file = tmp_path / "environment.yml"
+    conda_file.write_text("name: pinned\ndependencies:\n  - python=3.11\n  - pip=24.2\n"
+                          "  - pip:\n    - tinyalpha==1.1\n")
+    plan = json.loads(dry_run(conda_file, tmp_path / "config").stdout)
+    [pip] = [entry for entry in plan["adapted"] if entry["line"] == "pip=24.2"]
+    assert "version may differ from the one asked for" in pip["as"], pip

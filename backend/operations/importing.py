@@ -479,8 +479,12 @@ def _conda_side_as_venv(spec: EnvSpec, kind: str, python: str | None = None) -> 
     as_ = {"python": f"the {kind} environment's Python" + (f", {python}: the newest here within the range"
                                                             if python else ""),
            "pip": f"the {kind} environment's own installer"}
+    def as_here(entry: str) -> str:
+        pinned = _conda_name(entry) == "pip" and re.search(r"[=<>]", entry.split("::")[-1])
+        return as_[_conda_name(entry)] + (" (the pip its Python comes with, whose version may differ from the one "
+                                          "asked for)" if pinned else "")
     return replace(spec, channels=[], python=python or spec.python, adapted=[*spec.adapted, *(
-        specs.Adapted(entry, as_[_conda_name(entry)], "there is no conda here to install it", installs=False)
+        specs.Adapted(entry, as_here(entry), "there is no conda here to install it", installs=False)
         for entry in spec.conda_requirements)])
 
 
@@ -711,6 +715,9 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
     the pins, or allowing newer versions."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import InvalidVersion, Version
+    if all(m.reason == INDEX_UNREACHED for m in missing):  # newer versions would not be reached either
+        return ("Nothing could be checked: check the index address in pip's settings (pip config list) or the "
+                "cluster's pip arguments, and that the target reaches the network (a proxy, say); then try again.")
     needs = [m.reason[len("needs Python "):].split(";")[0] for m in missing if m.reason.startswith("needs Python")]
     newer = "Or allow newer versions of the top-level requirements (--top-level; 'Allow newer versions' in the app)."
     absent = [m.spec for m in missing if m.reason == NOT_THERE_AT_ALL]
@@ -748,7 +755,17 @@ _PYTHON_MISMATCH = (
 )
 
 
+INDEX_UNREACHED = "the package index could not be reached"
+_UNREACHED = re.compile(r"(?i)failed to fetch|error sending request|dns error|connection refused|tcp connect error|"
+                        r"failed to establish a new connection|max retries exceeded|could not fetch url|"
+                        r"temporary failure in name resolution|name or service not known|proxyerror|"
+                        r"network is unreachable|timed out")
+"""How uv and pip say that they could not reach an index (and so learnt nothing of what it holds)."""
+
+
 def _plain_reason(raw: str) -> str:
+    if _UNREACHED.search(raw):
+        return INDEX_UNREACHED
     for pattern in _PYTHON_MISMATCH:
         match = pattern.search(raw)
         if match:
