@@ -735,3 +735,22 @@ def test_a_usage_error_points_to_the_help_of_the_command_given(words, command, t
     offered = re.search(r"needs what to do: one of (.*)\.", said.stderr)
     if offered:
         assert all(verb in shown.stdout for verb in offered.group(1).split(", "))
+
+
+def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs, tmp_path):
+    """T10: a file asking for a Python the target lacks ended 'Pick one of the available versions', and env import
+    had no way to pick one. It names --python, and with it the environment is made with that Python: the
+    environment's own interpreter is the referee."""
+    config, root = local_envs
+    local_wheelhouse(config, root, tmp_path)
+    here = "%d.%d" % sys.version_info[:2]
+    old = tmp_path / "environment.yml"
+    old.write_text("name: course\ndependencies:\n  - python=3.4\n  - pip\n  - pip: [tinygamma==0.1]\n")
+    refused = envdesk("env", "import", "local", str(old), config_dir=config)
+    assert refused.returncode == 1 and "no Python 3.4" in refused.stderr and "--python X.Y" in refused.stderr
+    assert not (root / "course").exists()
+    made = envdesk("env", "import", "local", str(old), "--python", here, "--yes", config_dir=config)
+    assert made.returncode == 0, made.stderr
+    python = subprocess.run([str(root / "course" / "bin" / "python"), "-c",
+                             "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
+    assert python.stdout.strip() == here

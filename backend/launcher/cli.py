@@ -338,6 +338,8 @@ def _env_import(verbs: Any) -> None:
                            "cluster's)")
     importing.add_argument("--top-level", action="store_true",
                            help="if exact versions are missing, install the top-level requirements instead")
+    importing.add_argument("--python", metavar="X.Y",
+                           help="make it with this Python (one the cluster has) in place of the file's")
     importing.add_argument("--dry-run", action="store_true",
                            help="print what would be installed, adapted and refused; change nothing (exit 1 when the "
                                 "cluster cannot build it)")

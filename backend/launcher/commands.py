@@ -544,6 +544,9 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.importing import import_environment
     path = Path(args.file)
     uv_project = path.is_dir() or path.name in ("pyproject.toml", "uv.lock")
+    if uv_project and args.python:
+        raise InvalidInput("--python is for environment files: a uv project's Python is the one its "
+                           "requires-python allows.", "Leave --python out.")
     if args.dry_run:
         return _print_plan(args, session, path, uv_project)
     if uv_project:
@@ -552,7 +555,7 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
                                      top_level=args.top_level, agreed=args.yes,
                                      progress=_progress(args))
         return _report_import(imported, "Imported", args.json)
-    spec = _read_for(session, args.cluster, path)
+    spec = _read_for(session, args.cluster, path, args.python)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
                                   top_level=args.top_level, agreed=args.yes, progress=_progress(args))
     return _report_import(imported, "Imported", args.json)
@@ -566,8 +569,9 @@ def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -
     return chosen + [channel for channel in own if channel not in chosen]
 
 
-def _read_for(session: Session, cluster: str, path: Path) -> Any:
-    """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too."""
+def _read_for(session: Session, cluster: str, path: Path, python: str | None = None) -> Any:
+    """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too; `python`
+    (--python) in place of the file's Python."""
     from envdesk.backend.operations.importing import LARGEST_FILE, read_spec_bytes, read_spec_file
     if str(path) == "-":  # the file on standard input, `-r` files beside it taken from the current folder
         if interactive():
@@ -578,6 +582,9 @@ def _read_for(session: Session, cluster: str, path: Path) -> Any:
         spec = read_spec_file(path)
     if spec.kind == "conda":
         spec.channels = _cluster_channels(session, cluster, spec.channels)
+    if python:
+        from envdesk.backend.validate import version
+        spec.python = version(python)
     return spec
 
 
@@ -591,7 +598,8 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
         plan = plan_uv_project(session, args.cluster, path.parent if path.is_file() else path, name=args.name,
                                progress=_progress(args))
     else:
-        plan = plan_import(session, args.cluster, _read_for(session, args.cluster, path), args.name, _progress(args))
+        plan = plan_import(session, args.cluster, _read_for(session, args.cluster, path, args.python), args.name,
+                           _progress(args))
     if not plan.blocked:  # the modules shown are those the import will load, prerequisites and all
         settle_modules(session.target(args.cluster), plan, _progress(args))
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))

@@ -243,12 +243,15 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     notes: list[str] = []
     if kind == "conda":
         return [], spec.python, notes, True
-    if not caps.has_modules:
+    try:
         choice = choose_python(caps, spec.python, kind)
+    except InvalidInput as exc:  # the file's Python is not here: say how to import it with one that is
+        raise InvalidInput(exc.message, "Import it with one of those (on the command line, env import … --python "
+                                        "X.Y); its pins may need versions made for that Python (--top-level).") from exc
+    if not caps.has_modules:
         if spec.modules:
             notes.append(f"{target.label} has no modules; using its own Python {choice.version}.")
         return [], choice.version, notes, True
-    choice = choose_python(caps, spec.python, kind)
     checked = not all("/" in module for module in choice.modules)
     modules = loadable_modules(target, list(choice.modules), progress) if checked else list(choice.modules)
     python_families = ("python", "python3")
