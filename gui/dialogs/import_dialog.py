@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
-from envdesk.backend.spec import EnvSpec
+from envdesk.backend.spec import EnvSpec, conda_entry_name
 from envdesk.backend.validate import LOCAL_TARGET
 from envdesk.backend.wording import counted
 
@@ -21,6 +21,12 @@ from .common import check, error_label
 
 UV_PROJECT_FILES = ("uv.lock", "pyproject.toml")
 """Either names the uv project of its folder (as `envdesk env import` takes them)."""
+
+
+def package_count(pip_lines: list[str], conda_lines: list[str]) -> int:
+    """How many packages an import installs, as its summary and its plan both count them: the Python aside (said
+    as "Python 3.11")."""
+    return len(pip_lines) + sum(conda_entry_name(line) != "python" for line in conda_lines)
 
 
 class ImportDialog(QDialog):
@@ -44,11 +50,12 @@ class ImportDialog(QDialog):
         self.setMinimumWidth(560)
         layout = QVBoxLayout(self)
         source = spec.source.get("cluster")
-        packages = [pin for pin in spec.pins if pin.name.lower() != "python"]  # (said as "Python 3.11")
+        from envdesk.backend.operations.importing import install_lines
+        packages = package_count(*install_lines(spec, conda=spec.kind == "conda"))
         self.summary = QLabel(f"uv project {spec.name}: what its uv.lock selects for the target, Python "
                               f"{spec.python or 'any'}" if project else
                               f"{spec.kind} environment, Python {spec.python or 'any'}, "
-                              f"{counted(len(packages), 'pinned package')}"
+                              f"{counted(packages, 'package')}"
                               + (f", from {controller.label(source)}" if source else ""))
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
@@ -140,7 +147,7 @@ class ImportDialog(QDialog):
         self.plan = plan
         plan = plan.shown()  # never a token of the file's lines on the screen
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
-                 f"(Python {plan.python or '?'}), {counted(len(plan.pins) + len(plan.conda_pins), 'package')}."]
+                 f"(Python {plan.python or '?'}), {counted(package_count(plan.pins, plan.conda_pins), 'package')}."]
         if plan.outside:
             lines.append(f"<span style='color:#d64541'><b>{len(plan.outside)} package(s) are downloaded from "
                          "outside this target's package index</b> (building means you trust them):</span>")
