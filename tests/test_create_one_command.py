@@ -184,13 +184,13 @@ def test_an_import_is_one_command_too_and_names_the_prerequisites_it_needed(alph
     assert alone.returncode != 0 and "GCC/12.3.0" in alone.stderr, alone.stderr  # Lmod: Python needs GCC first
     made = import_environment(session, "beta", read_spec_file(exported), name=unique("imp"))
     assert made.environment.modules == ("GCC/12.3.0", "Python/3.11.3")
-    assert any("became GCC/12.3.0 Python/3.11.3 here" in note for note in made.notes), made.notes
-    assert not any("became Python/3.11.3 here" in note for note in made.notes), made.notes
+    assert any("loaded for it here: GCC/12.3.0 Python/3.11.3 (" in note for note in made.notes), made.notes
+    assert not any("here: Python/3.11.3 (" in note for note in made.notes), made.notes
     assert "tinyalpha==1.1" in pip_freeze(Path(made.environment.path))
     plan = plan_import(session, "beta", read_spec_file(exported))
     check_availability(session, "beta", plan)  # what the app's Import dialog shows: the modules it will load
     assert plan.modules == ["GCC/12.3.0", "Python/3.11.3"]
-    assert any("became GCC/12.3.0 Python/3.11.3 here" in note for note in plan.notes), plan.notes
+    assert any("loaded for it here: GCC/12.3.0 Python/3.11.3 (" in note for note in plan.notes), plan.notes
     config, home = tmp_path / "cli-cfg", tmp_path / "cli-home"  # and the command line's --dry-run (R7)
     home.mkdir()
     make_config(config, testbed, ["beta"])
