@@ -225,7 +225,10 @@ class Installer:
         editables = [arg for spec in specs if spec.startswith("-e ") for arg in ("-e", spec[3:].strip())]
         specs = [spec for spec in specs if not spec.startswith("-e ")]
         extra = (["--no-deps"] if no_deps else []) + editables + (["--require-hashes"] if require_hashes else [])
-        extra += ["-c", self.constraints] if self.constraints else []  # pip's and uv's -c (uv: no --constraint)
+        # pip's and uv's -c (uv: no --constraint); not to uv with hashes, which refuses a range there (a hashed
+        # file pins every package exactly, so the constraints have nothing left to narrow: as pip_to_uv leaves them)
+        if self.constraints and not (require_hashes and self.uv):
+            extra += ["-c", self.constraints]
         shown, env = self._settings()
         if self.uv:
             ups = [arg for name in upgrade for arg in ("--upgrade-package", name)]
@@ -269,12 +272,14 @@ def constraints_file(path: str) -> str:
     return f"{path}/{ENVDESK_DIR}/{CONSTRAINTS_FILE}"
 
 
-def keep_constraints(path: str, constraints: Sequence[str]) -> Step:
-    """Write the constraints into the environment at `path` (constraints_file), for its installs to follow; the
-    lines travel on standard input, never as arguments."""
+def keep_constraints(path: str, constraints: Sequence[str], modules: Sequence[str]) -> Step:
+    """Write the constraints into the environment at `path` (constraints_file), for its installs to follow. The
+    lines are arguments (a name, versions and a marker each: spec.constraint_line; nothing secret), and `modules`
+    are the build's other steps' own (it needs none), so the step joins the build's one command (common.one_command:
+    a step with standard input, or other modules, cannot)."""
     return Step("Keeping the constraints with the environment",
-                ("sh", "-c", 'mkdir -p -- "${1%/*}" && cat > "$1"', "envdesk-constraints", constraints_file(path)),
-                input="".join(f"{line}\n" for line in constraints))
+                ("sh", "-c", 'f=$1; shift; mkdir -p -- "${f%/*}" && printf "%s\\n" "$@" > "$f"', "envdesk-constraints",
+                 constraints_file(path), *constraints), tuple(modules))
 
 
 def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str],

@@ -440,6 +440,8 @@ def split_extras(text: str) -> tuple[str, str]:
     match = re.fullmatch(r"(?s)(.*?)\[([^\[\]]*)\]", text)
     if match:
         extras = ",".join(part.strip() for part in match.group(2).split(","))
+        if not extras.strip(","):  # `pkg[]`: no extras, as pip reads it
+            return match.group(1), ""
         if re.fullmatch(_EXTRAS, extras):
             return match.group(1), extras
     return text, ""
@@ -529,14 +531,24 @@ _SETTING_VALUES = {"index-url": "URL", "extra-index-url": "URL", "find-links": "
 may hold a token); an option without one is a switch, set to true."""
 
 
-def settings_advice(option: str, what: str) -> str:
+_UV_FOLLOWS = ("index-url", "extra-index-url", "find-links", "trusted-host", "no-index", "pre", "only-binary",
+               "no-binary")
+"""The pip settings EnvDesk's installs with uv follow too (agent/pip_to_uv.py translates them)."""
+
+
+def settings_advice(option: str, what: str, value: str = "") -> str:
     """Why a file's installer option is refused, and where it is given instead: pip's own settings where the
-    installs run, which EnvDesk's installs follow (with uv too, see pip_settings), or a cluster's pip arguments
-    (This computer has none of its own)."""
+    installs run, which EnvDesk's installs follow (with uv too, see pip_settings, for those in _UV_FOLLOWS), or a
+    cluster's pip arguments. `value`: the option's own, shown where it names packages (never an index's URL,
+    which may hold a token)."""
     key = {"-i": "index-url", "-f": "find-links"}.get(option, option.lstrip("-"))
+    shown = value if key in ("only-binary", "no-binary") and re.fullmatch(r"[A-Za-z0-9:,._-]+", value) else \
+        _SETTING_VALUES.get(key, "true")
+    pip_only = "" if key in _UV_FOLLOWS else " (pip follows it; uv, which EnvDesk installs with where the target " \
+                                             "has it, has no such setting)"
     return (f"{option} {what}; EnvDesk installs with the package settings of the computer it installs on. To use "
-            f"it there, run `pip config set global.{key} {_SETTING_VALUES.get(key, 'true')}` on that computer, or, "
-            "for a cluster, add it to the cluster's pip arguments in EnvDesk")
+            f"it there, run `pip config set global.{key} {shown}` on that computer{pip_only}, or, for a cluster, "
+            "add it to the cluster's pip arguments in EnvDesk")
 
 
 def logical_lines(text: str) -> list[str]:
@@ -659,30 +671,43 @@ def _read_requirement_line(spec: EnvSpec, line: str, folder: Path | None, depth:
 
 
 def _read_local_path(spec: EnvSpec, line: str, bare: str, folder: Path | None, hashed: bool) -> None:
-    """A line that is a path (`.`, `./mypkg`, `/abs/dist/pkg-1.0-py3-none-any.whl`, `file:///abs/mypkg`), which pip
-    installs from there: read as `NAME @ file:///…` (kept where the target has the path, as such a line is), the
-    name from the folder's pyproject.toml or the archive's file name, the folder as this computer names it (from
-    the file's own folder, as pip finds it)."""
-    where, extras = split_extras(bare)
+    """A line that is a path (`.`, `./mypkg`, `/abs/dist/pkg-1.0-py3-none-any.whl`, `file:///abs/mypkg`, a marker
+    after it), which pip installs from there: read as `NAME @ file:///…` (kept where the target has the path, as
+    such a line is), the name from the folder's pyproject.toml or the archive's file name, the folder as this
+    computer names it (from the file's own folder, as pip finds it). A path this computer does not have (a Windows
+    one, one with a ${VARIABLE}) is LOCAL_SOURCE, as before."""
+    where, *marked = re.split(r"\s;\s*", bare, maxsplit=1)
+    marker = marked[0] if marked else ""
+    where, extras = split_extras(where.strip())
     path = local_path(where) if where.startswith(("/", "file:")) else (
         (folder / where).resolve().as_posix() if folder is not None and where.startswith(".") else None)
-    name = _local_project_name(Path(path)) if path and not hashed and " " not in path else None
-    if not name or path is None:
-        spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}" if not path or hashed else
-                                    f"{bare} gives no package name EnvDesk can read (its pyproject.toml's [project] "
-                                    "name, or a wheel's or archive's file name): write it as -e "
-                                    f"{bare} (editable) or NAME @ {Path(path).as_uri()}"))
+    if not path or hashed or not path.startswith("/") or " " in path or not Path(path).exists():
+        spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}"))
         return
-    requirement = f"{name}{f'[{extras}]' if extras else ''} @ {Path(path).as_uri()}"
+    name = _local_project_name(Path(path))
+    if not name:
+        spec.refused.append(Refused(line, f"{bare} gives no package name EnvDesk can read (its pyproject.toml's "
+                                          "[project] name, or a wheel's or archive's file name): write it as -e "
+                                          f"{where} (editable) or NAME @ {Path(path).as_uri()}"))
+        return
+    uri = Path(path).as_uri()
+    requirement = f"{name}{f'[{extras}]' if extras else ''} @ {uri}" + (f" ; {marker.strip()}" if marker else "")
     if requirement != bare:
         spec.adapted.append(Adapted(line, requirement, "the path as this computer names it, with the package's name "
                                     "from it", installs=False))
-    _add_pin(spec, Pin(name=name, version="", url=Path(path).as_uri(), extras=extras))
+    if marker:  # installed where its marker says, as any marked line (the installer judges it)
+        spec.requirements.append(requirement)
+        return
+    _add_pin(spec, Pin(name=name, version="", url=uri, extras=extras))
+
+
+_PYPROJECT_MAX_BYTES = 1_000_000
 
 
 def _local_project_name(path: Path) -> str | None:
     """The package a local path installs: a wheel's or source archive's name from its file name, a folder's from its
-    pyproject.toml ([project] name); None where neither says (a setup.py-only project, say)."""
+    pyproject.toml ([project] name, read only where it is a plain file of a sane size); None where neither says (a
+    setup.py-only project, say)."""
     archive = re.match(_ARCHIVE_URL, "https://x/" + path.name)
     if archive and path.is_file():
         return archive["name"].replace("_", "-")
@@ -690,8 +715,11 @@ def _local_project_name(path: Path) -> str | None:
         import tomllib
     except ImportError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
+    pyproject = path / "pyproject.toml"
     try:
-        project = tomllib.loads((path / "pyproject.toml").read_text(encoding="utf-8")).get("project")
+        if not pyproject.is_file() or pyproject.stat().st_size > _PYPROJECT_MAX_BYTES:  # not /dev/zero, not a FIFO
+            return None
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project")
         return validate.package_name(project["name"]) if isinstance(project, dict) else None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError, InvalidInput):
         return None
@@ -782,7 +810,7 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
     elif option in _INDEX_OPTIONS:
         spec.refused.append(Refused(line, settings_advice(option, INDEX_REASON)))
     elif option in _CHOICE_OPTIONS:
-        spec.refused.append(Refused(line, settings_advice(option, CHOICE_REASON)))
+        spec.refused.append(Refused(line, settings_advice(option, CHOICE_REASON, value)))
     else:
         spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
 
@@ -833,6 +861,10 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
     """Read `-r name` (or `-c name`, a constraints file: `constraints`) as pip does, from the including file's
     folder: only within the imported file's project (see project_folder), a requirements file by its name when
     outside the imported file's folder, not too deep, and not a file being read."""
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", name):  # pip downloads it (Airflow's constraints, say)
+        spec.refused.append(Refused(line, f"{redact(name)} is on the web, and EnvDesk reads the files a file names "
+                                          "from this computer only: download it beside the file and name it so"))
+        return
     if folder is None or not name or Path(name).is_absolute():
         spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one, or in "
                                           "its project (a path from the file's folder)"))
@@ -887,14 +919,21 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
     spec.refused.extend(included.refused)
 
 
-CONSTRAINT_FORM = ("pip takes only a name, versions and a marker in a constraints file (no extras, URL, folder "
-                   "or hashes)")
+CONSTRAINT_FORM = ("a constraint is a name, versions and a marker only, as pip's documentation gives it (no "
+                   "extras, URL, folder or hashes: the installers disagree on those)")
 
 
 def _constraint_form(requirement: str) -> bool:
-    """Whether a (valid) requirement is in the form pip takes in a constraints file (CONSTRAINT_FORM)."""
-    return not requirement.startswith("-") and "[" not in requirement.split(";")[0] and " @ " not in requirement \
-        and "--hash" not in requirement and requirement_name(requirement) is not None
+    """Whether a (valid) requirement is in the form a constraints file takes (CONSTRAINT_FORM): read by packaging,
+    as pip and uv read it, so `six@https://...` is a URL however it is spaced."""
+    if requirement.startswith("-") or "--hash" in requirement:
+        return False
+    from packaging.requirements import InvalidRequirement, Requirement
+    try:
+        parsed = Requirement(requirement)
+    except InvalidRequirement:
+        return False
+    return parsed.url is None and not parsed.extras
 
 
 def constraint_line(entry: str) -> str:
@@ -909,6 +948,11 @@ def constraint_line(entry: str) -> str:
 def _add_constraints(spec: EnvSpec, line: str, name: str, beside: str, included: EnvSpec) -> None:
     """A constraints file's lines as `spec`'s constraints, each in the form pip takes there (CONSTRAINT_FORM); the
     others refused, and what the file itself refused or included."""
+    nested = [item.line for item in included.adapted if item.line.startswith(("-r", "--requirement"))]
+    if nested:  # pip installs what it names, uv constrains with it: neither is taken for the other
+        spec.refused.append(Refused(line, f"{name} includes {nested[0]}, whose lines pip would install and uv "
+                                          "would take as constraints: move that line to the requirements file"))
+        return
     taken, hashed = [], {without_hashes(line) for line in included.hashed}
     for requirement in [*included.requirements, *included.constraints]:
         if requirement in hashed or not _constraint_form(requirement):
@@ -981,6 +1025,7 @@ def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
             spec.refused.append(Refused(reprlib.repr(item), "only a 'pip:' list may appear inside dependencies"))
             return
         pip_part = from_requirements("\n".join(_str_list(item.get("pip"), "pip")), folder)
+        spec.constraints.extend(pip_part.constraints)
         spec.pins.extend(pip_part.pins)
         spec.hashed.extend(pip_part.hashed)
         spec.requirements.extend(r for r in pip_part.requirements if r not in spec.requirements)

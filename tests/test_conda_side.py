@@ -323,6 +323,25 @@ def test_solver_settings_are_plain_choices():
     assert cli.CONDA_SOLVERS == validate.CONDA_SOLVERS and cli.CONDA_HISTORY == CONDA_HISTORY
 
 
+def test_env_import_python_replaces_a_conda_files_own_python_in_what_conda_is_given(conda, tmp_path, home):
+    """Review R8: `env import --python 3.11` of an environment.yml pinning python=3.9 made the environment with
+    3.11 and then asked conda for python=3.9 as well. The conda STAND-IN (conda cannot run here) records what it
+    is given: one Python, the one chosen, and the file's other packages."""
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    environment = tmp_path / "environment.yml"
+    environment.write_text("name: course\nchannels: [conda-forge]\ndependencies:\n  - python=3.9.7=h12debd9_1\n"
+                           "  - numpy=1.26.4\n")
+    name = unique("course")
+    made = run_cli("env", "import", cluster.name, str(environment), "--name", name, "--python", "3.11",
+                   config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    given = [arg for entry in calls(cluster) for arg in entry["argv"] if arg.split("=")[0] in ("python", "numpy")]
+    assert "python=3.11" in given and not any(arg.startswith("python=3.9") for arg in given), given
+    assert "numpy=1.26.4" in given
+
+
 # -- channels per cluster -----------------------------------------------------------------------
 
 def test_the_clusters_channels_go_to_conda_in_order_and_into_the_notes(conda, tmp_path, home):

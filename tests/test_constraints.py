@@ -138,4 +138,89 @@ def test_constraint_lines_pip_refuses_are_refused_and_said_why(tmp_path, wheelho
     spec = read_spec_file(requirements)
     assert spec.constraints == ["tinyalpha<2"]
     assert [refused.line for refused in spec.refused] == ["tinygamma[fast]<1"]
-    assert "constraints file" in spec.refused[0].reason
+    assert "a constraint is a name, versions and a marker" in spec.refused[0].reason
+
+
+def test_an_import_with_constraints_is_still_one_command(testbed, session, tmp_path):
+    """Review R8: writing the constraints into the environment took standard input, which kept the build from
+    being one command (6 on a cluster, each a login shell). The lines are plain arguments; sshd's log is the
+    referee: as many commands as the same import without constraints (1, on alpha once probed)."""
+    from test_create_one_command import commands_of
+
+    alpha = testbed.clusters["alpha"]
+    requirements = project(tmp_path / "analysis")
+    requirements.write_text("# envdesk: kind=uv\n" + REQUIREMENTS)  # as exported from a uv environment
+    plain = tmp_path / "plain.txt"
+    plain.write_text("# envdesk: kind=uv\ntinybeta\n")
+    import_environment(session, "alpha", read_spec_file(plain), name=unique("warm"))  # probed, agent there
+    _, without = commands_of(alpha, lambda: import_environment(session, "alpha", read_spec_file(plain),
+                                                               name=unique("cons")))
+    made, commands = commands_of(alpha, lambda: import_environment(session, "alpha", read_spec_file(requirements),
+                                                                   name=unique("cons")))
+    assert len(commands) == len(without) == 1, (commands, without)
+    kept = alpha.run_as_user(f"cat {shlex.quote(made.environment.path)}/.envdesk/constraints.txt").stdout  # type: ignore[union-attr]
+    assert kept.split() == ["tinyalpha<2"]
+
+
+def test_hashed_pins_and_a_constraints_range_install_with_uv_as_with_pip(tmp_path, wheelhouse):
+    """Review R8: uv refuses a constraint that is a range when it checks hashes (pip takes it), so a pip-compile
+    file with hashes and a -c line failed. A hashed file pins every package, so there is nothing left to narrow:
+    uv gets no -c then. The referees: pip's dry run of the same file, and uv's freeze of what was made."""
+    import hashlib
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    digest = hashlib.sha256((wheelhouse / "tinygamma-0.1-py3-none-any.whl").read_bytes()).hexdigest()
+    (folder / "constraints.txt").write_text("tinygamma<1\n")
+    requirements = folder / "requirements.txt"
+    requirements.write_text(f"-c constraints.txt\ntinygamma==0.1 \\\n    --hash=sha256:{digest}\n")
+    assert pips_reading(wheelhouse, "-r", str(requirements)) == {"tinygamma==0.1"}
+    config, root = tmp_path / "config", tmp_path / "envs"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  env_roots: ['{root}']\n"
+                                          f"  pip_args: [--no-index, --find-links, '{wheelhouse}']\n")
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "locked")
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(root / "locked" / "bin" / "python")],
+                            capture_output=True, text=True, check=True).stdout
+    assert held(frozen) == {"tinygamma==0.1"}
+
+
+@pytest.mark.parametrize("line,why", [
+    ("six@https://evil.example.com/six-1.16.0-py2.py3-none-any.whl", "URL"),  # R8: no spaces round the @
+    ("nothere @ https://user:SECRET@example.invalid/nothere-1.0.tar.gz", "URL"),
+    ("tinygamma[fast]<1", "extras"),
+    ("-r more.txt", "move that line"),
+])
+def test_a_constraint_that_is_not_a_name_and_versions_is_refused(tmp_path, line, why):
+    """Review R8: `six@https://…` (no spaces) passed for a plain constraint, so its host was never asked about and a
+    token in it was kept in the environment's record. packaging, the referee for how pip and uv read a line,
+    reads it as a URL requirement; such lines are refused, and nothing of them is kept."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if not line.startswith("-"):
+        try:
+            parsed = Requirement(line)
+            assert parsed.url or parsed.extras
+        except InvalidRequirement:
+            pass
+    folder = tmp_path / "analysis"
+    requirements = project(folder)
+    (folder / "more.txt").write_text("tinygamma==0.1\n")
+    (folder / "constraints.txt").write_text(f"tinyalpha<2\n{line}\n")
+    spec = read_spec_file(requirements)
+    text = specs.to_envdesk_yaml(spec) + repr(spec.constraints)
+    if line.startswith("-r"):
+        assert spec.constraints == [] and why in spec.refused[0].reason
+    else:
+        assert spec.constraints == ["tinyalpha<2"] and [r.line for r in spec.refused] == [line]
+        assert why in spec.refused[0].reason
+    assert "SECRET" not in text and "evil.example.com" not in text
+
+
+def test_a_conda_files_pip_section_keeps_its_constraints(tmp_path):
+    """Review R8: `-c c.txt` in an environment.yml's pip: section was said to narrow versions and then dropped."""
+    (tmp_path / "c.txt").write_text("tinyalpha<2\n")
+    (tmp_path / "environment.yml").write_text("name: sci\ndependencies:\n  - python=3.11\n  - pip\n"
+                                              "  - pip:\n    - tinybeta\n    - -c c.txt\n")
+    assert read_spec_file(tmp_path / "environment.yml").constraints == ["tinyalpha<2"]

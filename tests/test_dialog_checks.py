@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import pytest
+
 
 from PySide6.QtWidgets import QDialogButtonBox
 
@@ -378,26 +380,48 @@ def test_folded_options_take_their_own_line_only(qtbot):
     assert folded.isChecked() and folded.height() > line + field.sizeHint().height() // 2
 
 
-def test_an_import_counts_a_conda_files_packages_without_its_python(qtbot, tmp_path, home):
+@pytest.mark.parametrize("conda_side", ["  - numpy=1.26.4\n", ""])  # a conda environment; one that becomes a venv
+def test_an_import_counts_a_conda_files_packages_without_its_python(qtbot, tmp_path, home, conda_side):
     """User trial T9: a conda file's `python=3.11` was counted as a pinned package in the Import dialog's summary
     (11, where its plan said 10), though the summary names the Python apart; T10: a file's unpinned lines were
     left out of it ('2 pinned packages', where its plan said 9). Read by pyyaml as conda's schema has it, the file
-    asks for these packages besides the interpreter, and the summary and the plan both count them."""
+    asks for these packages besides the interpreter and its pip, and the summary and the plan both count them; so
+    they do for a file that becomes a venv (R8: conda's pip was counted in the summary alone)."""
     import re
 
     import yaml
 
-    text = ("name: sci\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=1.26.4\n  - pip\n"
+    text = (f"name: sci\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n{conda_side}  - pip\n"
             "  - pip:\n    - tinyalpha==1.1\n")
     (tmp_path / "environment.yml").write_text(text)
     listed = yaml.safe_load(text)["dependencies"]
-    asked = [d for d in listed if isinstance(d, str) and not d.startswith("python=")]
+    asked = [d for d in listed if isinstance(d, str) and d.split("=")[0] not in ("python", "pip")]
     asked += [d for group in listed if isinstance(group, dict) for d in group["pip"]]
     window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
     dialog = ImportDialog.from_file(window.controller, "local", tmp_path / "environment.yml", parent=window)
     qtbot.addWidget(dialog)
-    said = re.search(r"(\d+) packages", dialog.summary.text())
-    assert said and int(said.group(1)) == len(asked) == 3, dialog.summary.text()
+    said = re.search(r"(\d+) packages?\b", dialog.summary.text())
+    assert said and int(said.group(1)) == len(asked) == (2 if conda_side else 1), dialog.summary.text()
     qtbot.waitUntil(lambda: dialog.plan is not None, timeout=60_000)
-    planned = re.search(r"(\d+) packages\.", dialog.plan_text.text())
+    planned = re.search(r"(\d+) packages?\.", dialog.plan_text.text())
     assert planned and planned.group(1) == said.group(1), dialog.plan_text.text()
+
+
+def test_the_failing_package_is_found_in_the_installers_words_not_in_what_failed_where(tmp_path):
+    """Review R8: a typed `pip` (to upgrade it) matched 'Installing packages with pip failed …' and was selected
+    in place of the package pip could not find. The words searched are the installer's own (pip's refusal, the
+    referee, run here), and the hint."""
+    import subprocess
+    import sys
+
+    from envdesk.backend.errors import EnvDeskError
+    from envdesk.gui.failing_line import named_span
+    from envdesk.gui.main_window import failed
+
+    refused = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--no-index",
+                              "--find-links", str(tmp_path), "tinydoesnotexist==1.0"], capture_output=True, text=True)
+    said = next(line for line in refused.stderr.splitlines() if "tinydoesnotexist" in line)
+    error = EnvDeskError(f"Installing packages with pip failed on This computer: {said}")
+    typed = "pip tinydoesnotexist==1.0"
+    span = named_span(typed, failed({}, error)["failure"])
+    assert span is not None and typed[span[0]:span[1]] == "tinydoesnotexist==1.0"

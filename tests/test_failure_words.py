@@ -145,3 +145,15 @@ def test_an_index_that_cannot_be_reached_is_said_so_not_called_missing_packages(
     assert reason == INDEX_UNREACHED, done.stdout + done.stderr
     hint = _what_would_work([Unavailable("tinygamma==0.1", reason)], None, None)  # type: ignore[arg-type]
     assert "--top-level" not in hint and "pip config list" in hint
+
+
+def test_a_python_that_does_not_fit_is_said_even_after_a_retried_connection():
+    """Review R8: pip's retry warnings on a flaky network ('Failed to establish a new connection') made a real
+    answer read as an unreachable index. An answer the index gave (a Python the versions need) comes first."""
+    from envdesk.backend.operations.importing import INDEX_UNREACHED, _plain_reason
+
+    raw = ("WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+           "broken by 'NewConnectionError(<pip._vendor.urllib3.connection.HTTPSConnection object at 0x7f>: Failed to "
+           "establish a new connection: [Errno 101] Network is unreachable')': /simple/tinyold/\n"
+           "ERROR: Package 'tinyold' requires a different Python: 3.11.7 not in '<3.11'\n")
+    assert _plain_reason(raw) == "needs Python <3.11; this environment has Python 3.11.7" != INDEX_UNREACHED

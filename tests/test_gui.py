@@ -639,3 +639,32 @@ def test_the_cluster_list_counts_environments_in_words(qtbot, tmp_path, home):
     assert shown.endswith(f" · {len(made)} environment"), shown
     assert window.cluster_view.all_entry.summary() == "1 place · 1 environment"
     window.close()
+
+
+def test_the_import_dialog_builds_with_a_python_the_target_has_in_place_of_the_files(qtbot, tmp_path, home):
+    """T10: a file asking for a Python the target lacks (a course's 3.4, say) could not be imported from the window
+    at all. Its Python can be chosen among the target's: planned and built with it; the environment's own
+    interpreter is the referee."""
+    from test_cli_local import local_wheelhouse
+
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
+    local_wheelhouse(tmp_path / "cfg", home / "venvs", tmp_path)
+    window.controller.reload_targets()
+    course = tmp_path / "environment.yml"
+    course.write_text("name: course\ndependencies:\n  - python=3.4\n  - pip\n  - pip: [tinygamma==0.1]\n")
+    dialog = ImportDialog.from_file(window.controller, LOCAL_TARGET, course, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitUntil(lambda: "no Python 3.4" in dialog.plan_text.text(), timeout=LONG)
+    assert dialog.python.currentText() == "As the file asks: Python 3.4"
+    here = "%d.%d" % sys.version_info[:2]
+    qtbot.waitUntil(lambda: dialog.python.findData(here) > 0, timeout=LONG)
+    dialog.python.setCurrentIndex(dialog.python.findData(here))
+    dialog.python.activated.emit(dialog.python.currentIndex())
+    qtbot.waitUntil(lambda: dialog.plan is not None and not dialog.plan.blocked, timeout=LONG)
+    assert dialog.plan.python.startswith(here)
+    finish(qtbot, dialog.start())
+    made = subprocess.run([str(home / "venvs" / "course" / "bin" / "python"), "-c",
+                           "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
+    assert made.stdout.strip() == here
+    window.close()

@@ -354,3 +354,45 @@ def test_a_conda_files_variables_are_refused_by_name_never_by_value():
                            "dependencies: [python=3.11]\n", "environment.yml")
     [refused] = spec.refused
     assert refused.line == "variables (API_TOKEN, OMP_NUM_THREADS)" and "s3cret" not in refused.reason
+
+
+@pytest.mark.parametrize("line", ["file:///C:/Users/ana/pkg", "file://${HOME}/pkg", ".\\pkg", "./not-here"])
+def test_a_path_line_this_computer_does_not_have_is_refused_alone(tmp_path, line):
+    """Review R8: a Windows `file:///C:/…` line made the whole file unreadable ('not a well-formed environment
+    file'), naming no line. It is refused on its own, as a folder of another computer; the rest is read."""
+    spec = specs.from_text(f"tinygamma==0.1\n{line}\n", "requirements.txt", tmp_path)
+    assert [pin.name for pin in spec.pins] == ["tinygamma"]
+    assert [refused.line for refused in spec.refused] == [line] and specs.LOCAL_SOURCE in spec.refused[0].reason
+
+
+def test_a_folders_empty_extras_and_a_paths_marker_are_read_as_pip_reads_them(tmp_path):
+    """Review R8: `pkg[]` (no extras, to pip) was refused as a missing folder, and a path line with a marker as
+    naming no package. packaging reads the lines EnvDesk makes of them as the same requirement, marker and all."""
+    from packaging.requirements import Requirement
+
+    project = tmp_path / "mypkg"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "mypkg"\nversion = "0.1"\n')
+    spec = specs.from_text("mypkg[] @ " + project.as_uri() + "\n./mypkg ; python_version >= '3'\n", "r.txt", tmp_path)
+    assert spec.refused == []
+    [pin] = spec.pins
+    assert (pin.name, pin.extras, pin.url) == ("mypkg", "", project.as_uri())
+    marked = Requirement(spec.requirements[-1])
+    assert (marked.name, marked.url, str(marked.marker)) == ("mypkg", project.as_uri(), 'python_version >= "3"')
+
+
+def test_a_constraints_file_on_the_web_is_refused_saying_to_download_it():
+    """Review R8: Airflow's documented `-c https://…/constraints-3.8.txt` was 'not found from FOLDER'."""
+    url = "https://raw.githubusercontent.com/apache/airflow/constraints-2.8.0/constraints-3.8.txt"
+    [refused] = specs.from_text(f"apache-airflow==2.8.0\n-c {url}\n", "requirements.txt").refused
+    assert "is on the web" in refused.reason and "download it" in refused.reason
+
+
+@pytest.mark.parametrize("line,setting,uv_follows", [("--only-binary numpy", "global.only-binary numpy", True),
+                                                     ("--prefer-binary", "global.prefer-binary true", False)])
+def test_a_refused_choice_option_is_advised_with_its_own_value_and_whether_uv_follows(line, setting, uv_follows):
+    """Review R8: `--only-binary numpy` was advised as `:all:`, and `--prefer-binary` as a setting uv follows,
+    which it does not (agent/pip_to_uv.py translates no prefer-binary)."""
+    [refused] = specs.from_text(f"tinygamma==0.1\n{line}\n", "requirements.txt").refused
+    assert f"`pip config set {setting}`" in refused.reason
+    assert ("uv" in refused.reason and "no such setting" in refused.reason) is not uv_follows

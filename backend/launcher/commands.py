@@ -583,8 +583,8 @@ def _read_for(session: Session, cluster: str, path: Path, python: str | None = N
     if spec.kind == "conda":
         spec.channels = _cluster_channels(session, cluster, spec.channels)
     if python:
-        from envdesk.backend.validate import version
-        spec.python = version(python)
+        from envdesk.backend.operations.importing import with_python
+        spec = with_python(spec, python)
     return spec
 
 
@@ -689,7 +689,7 @@ def env_delete(args: argparse.Namespace, session: Session) -> int:
     if not args.yes and interactive():  # the question names the folder and what it holds, as the window's does
         found, size, files = to_delete(session, args.cluster, args.env, _progress(args))
         question = (f"Delete {args.env} on {args.cluster}, the folder {found.path} ({size_text(size)} in "
-                    f"{counted(files, 'file')})? It cannot be undone.")
+                    f"{files:,} files and folders)? It cannot be undone.")
     if not args.yes and not ask_yes_no(question):
         print("Nothing was deleted.", file=sys.stderr)
         return 1

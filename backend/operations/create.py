@@ -171,7 +171,7 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
         (create_step(kind, caps, path, modules, python, system_site_packages, target.runner.python_command(caps),
                      channels), CommandFailed)]
     if constraints:
-        steps.append((keep_constraints(path, constraints), CommandFailed))
+        steps.append((keep_constraints(path, constraints, steps[0][0].modules), CommandFailed))
     if conda_packages and caps.conda_tool:
         steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), CondaInstallFailed))
     if packages:
@@ -222,7 +222,8 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
                 "conda_requested": list(conda_packages),
                 "channels": conda_channels(caps.conda_tool, channels) if kind == "conda" else list(channels),
                 "system_site_packages": system_site_packages, "created": now_iso(),
-                "created_with": created_with(), **({"constraints": list(constraints)} if constraints else {}),
+                "created_with": created_with(), **({"constraints": [redact(c) for c in constraints]} if constraints
+                                                   else {}),
                 **(extra_meta or {})}
 
     def run(chosen: list[str]) -> Environment:

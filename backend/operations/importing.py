@@ -590,6 +590,16 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
     return pip_lines, conda_lines
 
 
+def with_python(spec: EnvSpec, version: str) -> EnvSpec:
+    """`spec` made with Python `version` in place of its own (env import --python; the Import dialog's choice): a
+    conda file's python entry too, or conda would be asked for both."""
+    version = validate.version(version)
+    return replace(spec, python=version,
+                   conda_requirements=[f"python={version}" if _conda_name(entry) == "python" else entry
+                                       for entry in spec.conda_requirements],
+                   pins=[pin for pin in spec.pins if not (pin.source == "conda" and _conda_name(pin.name) == "python")])
+
+
 def _conda_name(entry: str) -> str:
     return validate.canonical_name(specs.conda_entry_name(entry))
 
@@ -762,12 +772,13 @@ INDEX_UNREACHED = "the package index could not be reached"
 _UNREACHED = re.compile(r"(?i)failed to fetch|error sending request|dns error|connection refused|tcp connect error|"
                         r"failed to establish a new connection|max retries exceeded|could not fetch url|"
                         r"temporary failure in name resolution|name or service not known|proxyerror|"
-                        r"network is unreachable|timed out")
+                        r"network is unreachable")
 """How uv and pip say that they could not reach an index (and so learnt nothing of what it holds)."""
 
 
 def _plain_reason(raw: str) -> str:
-    if _UNREACHED.search(raw):
+    python_mismatch = any(pattern.search(raw) for pattern in _PYTHON_MISMATCH)  # an answer: the index was reached
+    if _UNREACHED.search(raw) and not python_mismatch:
         return INDEX_UNREACHED
     for pattern in _PYTHON_MISMATCH:
         match = pattern.search(raw)
