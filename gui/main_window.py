@@ -71,8 +71,10 @@ def named_for_format(path: Path, fmt: str, usual: str) -> Path:
 
 
 def failed(draft: dict, error: EnvDeskError) -> dict:
-    """A dialog's draft with what its operation failed on, for the dialog to point at (gui.failing_line)."""
-    return {**draft, "failure": f"{error.message}\n{error.hint}"}
+    """A dialog's draft with what its operation failed on, for the dialog to point at (gui.failing_line): the
+    error's words after what failed where ('Installing packages with pip failed on beta: ...', whose 'pip' is the
+    installer, not a package typed), and its hint."""
+    return {**draft, "failure": f"{error.message.split(': ', 1)[-1]}\n{error.hint}"}
 
 
 class ClusterList(QListView):
@@ -974,7 +976,7 @@ class MainWindow(QMainWindow):
 
         def confirm(size: tuple[int, int] | None) -> None:
             try:
-                amount = f" ({human_size(size[0])} in {size[1]:,} files)" if size else ""
+                amount = f" ({human_size(size[0])} in {size[1]:,} files and folders)" if size else ""
                 from PySide6.QtWidgets import QMessageBox
                 box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
                                   f"Delete the folder {env.path}{amount}? This cannot be undone.",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QScrollArea, QVBoxLayout, QWidget)
@@ -18,15 +18,18 @@ from ..controller import ImportPlan, Unavailable
 from ..tasks import Task, while_alive
 from .common import check, error_label
 
+if TYPE_CHECKING:
+    from envdesk.backend.capabilities import Capabilities
+
 
 UV_PROJECT_FILES = ("uv.lock", "pyproject.toml")
 """Either names the uv project of its folder (as `envdesk env import` takes them)."""
 
 
 def package_count(pip_lines: list[str], conda_lines: list[str]) -> int:
-    """How many packages an import installs, as its summary and its plan both count them: the Python aside (said
-    as "Python 3.11")."""
-    return len(pip_lines) + sum(conda_entry_name(line) != "python" for line in conda_lines)
+    """How many packages an import installs, as its summary and its plan both count them: the Python and its pip
+    aside (said as "Python 3.11"; a venv made in a conda file's place has both of its own)."""
+    return len(pip_lines) + sum(conda_entry_name(line) not in ("python", "pip") for line in conda_lines)
 
 
 class ImportDialog(QDialog):
@@ -70,7 +73,15 @@ class ImportDialog(QDialog):
         self.name = QLineEdit((draft or {}).get("name") or offered)
         self.name.setAccessibleName("New environment name")
         self.name_error = error_label()
+        self.python = QComboBox()  # a file's own Python may not be on the target (a course's old one, say)
+        self.python.setAccessibleName("Python")
+        self.python.setToolTip("The Python to make it with: the file's own, or one the target has")
+        self.python.addItem(f"As the file asks: Python {spec.python}" if spec.python else "The target's newest",
+                            None)
+        self.python.setEnabled(source is None and project is None)  # a copy's is the source's; a project's, its own
+        self.wanted_python = (draft or {}).get("python")
         form.addRow("Build on:", self.targets)
+        form.addRow("Python:", self.python)
         form.addRow("Name:", self.name)
         form.addRow("", self.name_error)
         layout.addLayout(form)
@@ -92,6 +103,7 @@ class ImportDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.targets.currentIndexChanged.connect(self._target_changed)
+        self.python.activated.connect(lambda _: self._python_chosen())
         self.finished.connect(lambda _: self.planning is not None and self.planning.cancel())
         self.name.textChanged.connect(self._validate)
         if self.targets.count() == 0:
@@ -127,18 +139,50 @@ class ImportDialog(QDialog):
 
     def draft(self) -> dict[str, Any]:
         """What was chosen, as chosen (a new dialog given it holds the same)."""
-        return dict(target=self.target, name=self.name.text(), top_level=self.top_level.isChecked())
+        return dict(target=self.target, name=self.name.text(), top_level=self.top_level.isChecked(),
+                    python=self.python.currentData())
+
+    def chosen_spec(self) -> EnvSpec:
+        """The file's spec, made with the Python chosen in place of its own, if one is."""
+        from envdesk.backend.operations.importing import with_python
+        chosen = self.python.currentData()
+        return with_python(self.spec, chosen) if chosen else self.spec
 
     def _target_changed(self) -> None:
         self.target = self.targets.currentData() or self.target
+        if self.python.isEnabled():  # the Pythons this target has, once known (probed once per session)
+            target = self.target
+            self.controller.capabilities(target, while_alive(lambda caps: self._pythons(target, caps), self))
+        self._replan()
+
+    def _pythons(self, target: str, caps: Capabilities) -> None:
+        if target != self.target:
+            return
+        wanted = self.python.currentData() or self.wanted_python
+        while self.python.count() > 1:
+            self.python.removeItem(1)
+        for version in reversed(caps.python_versions()):
+            self.python.addItem(f"Python {version}", version)
+        index = self.python.findData(wanted) if wanted else 0
+        if index > 0 and self.python.currentIndex() != index:
+            self.python.setCurrentIndex(index)
+            self._replan()
+        self.wanted_python = None
+
+    def _python_chosen(self) -> None:
+        self.wanted_python = None
+        self._replan()
+
+    def _replan(self) -> None:
         self.plan = None
         self.plan_text.setText(f"Checking what {self.controller.label(self.target)} can provide…")
         self._validate()
         target, name = self.target, self.name.text().strip() or None
         if self.planning is not None:
-            self.planning.cancel()  # the previous target's check is no longer wanted
+            self.planning.cancel()  # the previous target's (or Python's) check is no longer wanted
         self.planning = self.controller.plan_import(
-            target, self.spec, name, while_alive(lambda plan, missing: self._planned(target, plan, missing), self),
+            target, self.chosen_spec(), name,
+            while_alive(lambda plan, missing: self._planned(target, plan, missing), self),
             while_alive(lambda error: self._plan_failed(target, error), self), project=self.project)
 
     def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable]) -> None:
@@ -201,4 +245,5 @@ class ImportDialog(QDialog):
         name, top = self.name.text().strip(), self.top_level.isChecked()
         if self.source is not None:
             return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top)
-        return self.controller.import_spec(self.target, self.spec, name=name, top_level=top, project=self.project)
+        return self.controller.import_spec(self.target, self.chosen_spec(), name=name, top_level=top,
+                                           project=self.project)
