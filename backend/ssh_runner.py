@@ -468,7 +468,12 @@ class _ChannelJob(Job):
         return result
 
     def close(self) -> None:
-        self.channel.close()
+        """Close the channel; on a connection already gone (the reason the command ended, said by the error being
+        raised) there is nothing to close, and paramiko's own EOFError must not take that error's place."""
+        try:
+            self.channel.close()
+        except (EOFError, OSError, paramiko.SSHException):
+            pass
 
 
 class Stream:

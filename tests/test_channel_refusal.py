@@ -174,3 +174,25 @@ def test_a_limit_learnt_from_one_server_goes_with_its_connection(narrow, tmp_pat
         assert runner.connections_opened == 2 and refused(narrow) == 0
     finally:
         session.close()
+
+
+def test_closing_a_command_on_a_connection_that_broke_raises_nothing_of_its_own(testbed, session):
+    """CI (a fault test, import-installed-connection): a connection broke while input was sent to a command, which
+    was said (ConnectionFailed); then closing that command's channel on the dead connection raised paramiko's own
+    EOFError in its place, and the user saw 'EOFError'. Here the connection's socket stops sending, as a dropped
+    network does, while a command runs on a real channel: paramiko itself fails to close that channel; the
+    command's close must not raise."""
+    import socket
+
+    from envdesk.backend.ssh_runner import _ChannelJob
+
+    runner = session.target("alpha").runner
+    assert runner.run(["true"]).ok
+    transport = runner._hops.target  # the connection the commands run on
+    channels = [transport.open_session() for _ in range(2)]
+    for channel in channels:
+        channel.exec_command("sleep 20")
+    transport.sock.shutdown(socket.SHUT_WR)
+    with pytest.raises((EOFError, OSError)):  # the referee: paramiko cannot close a channel on it
+        channels[0].close()
+    _ChannelJob(runner, channels[1], "sleep 20", "sleep", None).close()
