@@ -679,9 +679,13 @@ def _read_local_path(spec: EnvSpec, line: str, bare: str, folder: Path | None, h
     where, *marked = re.split(r"\s;\s*", bare, maxsplit=1)
     marker = marked[0] if marked else ""
     where, extras = split_extras(where.strip())
-    path = local_path(where) if where.startswith(("/", "file:")) else (
-        (folder / where).resolve().as_posix() if folder is not None and where.startswith(".") else None)
-    if not path or hashed or not path.startswith("/") or " " in path or not Path(path).exists():
+    try:
+        path = local_path(where) if where.startswith(("/", "file:")) else (
+            (folder / where).resolve().as_posix() if folder is not None and where.startswith(".") else None)
+        here = path is not None and path.startswith("/") and Path(path).exists()
+    except (OSError, RuntimeError, ValueError):  # a name too long for the file system, a loop of links
+        path, here = None, False
+    if not path or not here or hashed or " " in path:
         spec.refused.append(Refused(line, f"{bare} is {LOCAL_SOURCE}"))
         return
     name = _local_project_name(Path(path))

@@ -624,6 +624,16 @@ class AppController(QObject):
         from envdesk.backend.operations.export import spec_from_environment
         return spec_from_environment(env, self.session.target(target))
 
+    def with_python(self, spec: EnvSpec, version: str) -> EnvSpec:
+        """`spec` to be made with Python `version` in place of its own (importing.with_python)."""
+        from envdesk.backend.operations.importing import with_python
+        return with_python(spec, version)
+
+    def install_lines(self, spec: EnvSpec) -> tuple[list[str], list[str]]:
+        """(pip lines, conda specs) an import of `spec` gives the installers (importing.install_lines)."""
+        from envdesk.backend.operations.importing import install_lines
+        return install_lines(spec, conda=spec.kind == "conda")
+
     def read_uv_project(self, path: Path) -> "UvProject":
         """A uv project of this computer (its folder, uv.lock or pyproject.toml), read and checked (local and
         small: no task needed)."""

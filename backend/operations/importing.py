@@ -246,8 +246,9 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     try:
         choice = choose_python(caps, spec.python, kind)
     except InvalidInput as exc:  # the file's Python is not here: say how to import it with one that is
-        raise InvalidInput(exc.message, "Import it with one of those (on the command line, env import … --python "
-                                        "X.Y); its pins may need versions made for that Python (--top-level).") from exc
+        raise InvalidInput(exc.message, "Import it with one of those: the Import dialog's Python, or env import … "
+                                        "--python X.Y; its pins may need versions made for that Python (--top-level, "
+                                        "'Allow newer versions').") from exc
     if not caps.has_modules:
         if spec.modules:
             notes.append(f"{target.label} has no modules; using its own Python {choice.version}.")

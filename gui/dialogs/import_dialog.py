@@ -53,8 +53,7 @@ class ImportDialog(QDialog):
         self.setMinimumWidth(560)
         layout = QVBoxLayout(self)
         source = spec.source.get("cluster")
-        from envdesk.backend.operations.importing import install_lines
-        packages = package_count(*install_lines(spec, conda=spec.kind == "conda"))
+        packages = package_count(*controller.install_lines(spec))
         self.summary = QLabel(f"uv project {spec.name}: what its uv.lock selects for the target, Python "
                               f"{spec.python or 'any'}" if project else
                               f"{spec.kind} environment, Python {spec.python or 'any'}, "
@@ -144,9 +143,8 @@ class ImportDialog(QDialog):
 
     def chosen_spec(self) -> EnvSpec:
         """The file's spec, made with the Python chosen in place of its own, if one is."""
-        from envdesk.backend.operations.importing import with_python
         chosen = self.python.currentData()
-        return with_python(self.spec, chosen) if chosen else self.spec
+        return self.controller.with_python(self.spec, chosen) if chosen else self.spec
 
     def _target_changed(self) -> None:
         self.target = self.targets.currentData() or self.target
