@@ -755,3 +755,22 @@ def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs,
     python = subprocess.run([str(root / "course" / "bin" / "python"), "-c",
                              "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
     assert python.stdout.strip() == here
+
+
+@pytest.mark.parametrize("left,deleted", [(["share/jupyter/kernels/python3/", "share/man/man1/"], True),
+                                          (["share/jupyter/kernels/python3/kernel.json"], False)])
+def test_folders_an_uninstall_leaves_empty_do_not_stop_a_delete(local_envs, left, deleted):
+    """User trial T11: after a kernel's ipykernel was installed and then reverted away, the environment could not
+    be deleted ('holds files that are not part of the environment: share/jupyter/, share/man/'): pip and uv
+    leave the folders they made, empty. Empty folders are nothing of anyone's; a file there still stops the
+    delete, and nothing is deleted. The referee is the folder on disk."""
+    config, root = local_envs
+    for entry in left:
+        target = root / "plain" / entry
+        (target if entry.endswith("/") else target.parent).mkdir(parents=True, exist_ok=True)
+        if not entry.endswith("/"):
+            target.write_text("{}")
+    said = envdesk("env", "delete", "local", "plain", "--yes", config_dir=config)
+    assert (said.returncode == 0) is deleted and (root / "plain").exists() is not deleted, said.stderr
+    if not deleted:
+        assert "share/jupyter/" in said.stderr

@@ -809,8 +809,24 @@ def _foreign_below(path, top, recorded, allowed_re=None):
             continue
         if (top, entry.name) in recorded():
             continue
+        if entry.is_dir(follow_symlinks=False) and _only_empty_folders(entry.path):
+            continue  # what an uninstall leaves (share/jupyter/kernels/python3/): nothing of anyone's
         foreign.append(top + "/" + _entry_label(folder, entry.name))
     return foreign
+
+
+def _only_empty_folders(folder, most=200):
+    """Whether a real folder holds nothing but folders that are empty in turn, as an uninstall leaves them (pip
+    and uv remove a package's files, not the folders they made): nothing in it can be lost. A file or a link,
+    or more than `most` folders, says no."""
+    waiting, seen = [folder], 0
+    while waiting:
+        for entry in list_dir(waiting.pop()):
+            seen += 1
+            if seen > most or not entry.is_dir(follow_symlinks=False):
+                return False
+            waiting.append(entry.path)
+    return True
 
 
 def check_contents(path):
