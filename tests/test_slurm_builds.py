@@ -152,6 +152,9 @@ def test_the_job_script_envdesk_writes_runs_under_sbatch_in_the_environment(qtbo
     script = tmp_path / "job.sh"
     written = run_cli("env", "jobscript", "alpha", name, "-o", str(script), config=config, home=home)
     assert written.returncode == 0, written.stderr
+    # T11: the file is on this computer only, and the message said to sbatch it on the cluster as if it were there
+    assert f"Wrote {script} on this computer" in written.stderr and "Copy it to alpha" in written.stderr
+    assert not (testbed.clusters["alpha"].home / "job.sh").exists()
     text = script.read_text()
     assert f"#SBATCH --account={ACCOUNT}" in text and "python my_script.py" in text
     # the window's Save job script button writes the same script

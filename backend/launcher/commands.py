@@ -476,8 +476,10 @@ def env_jobscript(args: argparse.Namespace, session: Session) -> int:
         print(text, end="")
         return 0
     write_job_script(Path(args.output), text)
-    print(f"Wrote {args.output}. Replace my_script.py with your program, then on {target.label}: sbatch "
-          f"{Path(args.output).name}", file=sys.stderr)
+    name = Path(args.output).name
+    where = "" if target.profile is None else f" Copy it to {target.label} (it is not there yet), then run there:"
+    print(f"Wrote {args.output} on this computer. Replace my_script.py with your program.{where} sbatch {name}",
+          file=sys.stderr)
     return 0
 
 
