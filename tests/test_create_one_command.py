@@ -196,3 +196,19 @@ def test_an_import_is_one_command_too_and_names_the_prerequisites_it_needed(alph
     make_config(config, testbed, ["beta"])
     dry = cli_json("env", "import", "beta", str(exported), "--dry-run", "--json", config=config, home=home)
     assert dry["modules"] == ["GCC/12.3.0", "Python/3.11.3"], dry
+
+
+def test_a_build_that_finds_its_modules_prerequisite_does_not_show_the_failed_try(testbed, session):
+    """User trial T11: every venv made on beta showed 'Lmod has detected the following error: Cannot load module
+    "Python/3.11.3" without these module(s) loaded: GCC/12.3.0' and then succeeded: the build tries the Python
+    module alone, and Lmod's refusal of that try was shown as it came. Lmod, the referee, refuses that module
+    alone; the lines a build shows hold none of its words, and the environment has both modules."""
+    beta = testbed.clusters["beta"]
+    alone = beta.run_as_user("module load Python/3.11.3", check=False)
+    assert alone.returncode != 0 and "Lmod has detected the following error" in alone.stderr
+    shown: list[str] = []
+    made = create_environment(session, "beta", CreateRequest(name=unique("quiet"), kind="venv",
+                                                             packages=["tinyalpha==1.1"]),
+                              Progress(on_line=lambda stream, text: shown.append(text)))
+    assert made.environment.modules == ("GCC/12.3.0", "Python/3.11.3")
+    assert shown and not any("Lmod" in line or "Cannot load module" in line for line in shown), shown

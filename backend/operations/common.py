@@ -188,6 +188,7 @@ class _MarkedCommand:
         self.stop = CancelToken()   # the command's own: cancelled with the operation, or when a callback raises
         self.interrupted: list[BaseException] = []
         self.forget: Callable[[], None] = _nothing
+        self.held: list[tuple[str, str]] = []  # what came before the first part began: the modules' loading
 
     def _call(self, callback: Callable[..., None], *args: Any) -> None:
         try:
@@ -200,6 +201,10 @@ class _MarkedCommand:
     def line(self, stream: str, text: str) -> None:
         key = text[len(STEP_MARKER):] if stream == "stderr" and text.startswith(STEP_MARKER) else None
         if key in self.whats:
+            if self.at is None and self.shown is not None:  # the modules loaded: what they said is shown now
+                for held in self.held:
+                    self.shown(*held)
+            self.held.clear()
             self.at = key
             if key == self.last:
                 self.forget()
@@ -208,7 +213,9 @@ class _MarkedCommand:
         elif stream == "stdout" and self.on_answer is not None and text.startswith(_AGENT_LINES):
             if text.startswith(ANSWER_MARKER):
                 self._call(self.on_answer, _answer(text))
-        elif self.shown is not None:
+        elif self.at is None:  # held until a part begins: when the modules do not load, the command is tried
+            self.held.append((stream, text))  # again with what they need (create.build), and the failed try's
+        elif self.shown is not None:          # module errors would only alarm (T11: Lmod's on every build on beta)
             self.shown(stream, text)
 
     def run(self, body: str, *, modules: Sequence[str], label: str) -> CommandResult:
