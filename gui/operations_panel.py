@@ -37,7 +37,8 @@ class OperationsPanel(QWidget):
         self.splitter.setStretchFactor(1, 3)
         row = QHBoxLayout()
         self.result = QLabel("No operation yet.")
-        self.result.setWordWrap(True)
+        self.result.setTextFormat(Qt.TextFormat.RichText)  # always: its texts are escaped (T11 saw '&#x27;' where
+        self.result.setWordWrap(True)                      # Qt took a text without tags for plain)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.result.setOpenExternalLinks(True)  # "Show in folder" opens the file manager there
         self.result.setAccessibleName("Operation result")

@@ -90,6 +90,8 @@ def test_an_import_on_this_computer_installs_within_the_constraints_and_keeps_th
     # later installs follow them: upgrading everything is what pip would do with the same constraints
     upgraded = envdesk(config, "env", "update", "local", "analysis", "--upgrade-all")
     assert upgraded.returncode == 0, upgraded.stderr
+    assert "Its constraints (tinyalpha<2) may hold newer versions back" in upgraded.stdout  # T11: it said only
+    # 'unchanged', with tinyalpha 2.0 in the store
     assert freeze() == pips_reading(wheelhouse, "--upgrade", "-c", str(requirements.parent / "constraints.txt"),
                                     "tinyalpha", "tinybeta") == expected
     # a change they rule out is refused by the installer, names them, and changes nothing

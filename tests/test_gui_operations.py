@@ -315,3 +315,22 @@ def test_an_export_renamed_for_its_format_asks_before_replacing_a_file(qtbot, tm
     qtbot.wait(300)
     assert asked == [f"{mine} already exists. Replace it?"]
     assert mine.read_text() == "# my own pins\n" and not window.controller.runner.running()
+
+
+def test_an_operations_words_are_shown_as_written_whatever_they_hold(qtbot, controller):
+    """User trial T11: the result line read "this target&#x27;s own package index": the text is escaped for rich
+    text (it may hold a link), and Qt took a line without tags for plain text. What the label shows, read back by
+    Qt's own text document, is the words as written."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QTextDocument
+
+    words = "Installed from this target's own package index, <b>not</b> from \"elsewhere\" & co."
+    panel = OperationsPanel(controller.operations)
+    qtbot.addWidget(panel)
+    task = controller.start(words, "local", lambda progress: None)
+    qtbot.waitUntil(lambda: task.done.is_set() and not controller.operations.rows[-1].running, timeout=WAIT)
+    panel.table.selectRow(len(controller.operations.rows) - 1)
+    shown = QTextDocument()
+    shown.setHtml(panel.result.text()) if panel.result.textFormat() == Qt.TextFormat.RichText else \
+        shown.setPlainText(panel.result.text())
+    assert shown.toPlainText().startswith(words + ":"), shown.toPlainText()

@@ -432,8 +432,10 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
     _print_notes(updated.notes)
     if updated.snapshot is None:
+        within = updated.environment.constraints
         print(f"{updated.environment.name} is unchanged ({counted(updated.environment.package_count, 'package')}): the "
-              "installer had nothing to do, so no snapshot was kept.")
+              "installer had nothing to do, so no snapshot was kept."
+              + (f" Its constraints ({', '.join(within)}) may hold newer versions back." if within else ""))
     else:
         print(f"Updated {updated.environment.name} ({counted(updated.environment.package_count, 'package')}). "
               f"Undo with: {_command('env', 'revert', args.cluster, args.env, updated.snapshot)}")

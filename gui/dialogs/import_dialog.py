@@ -54,8 +54,8 @@ class ImportDialog(QDialog):
         layout = QVBoxLayout(self)
         source = spec.source.get("cluster")
         packages = package_count(*controller.install_lines(spec))
-        self.summary = QLabel(f"uv project {spec.name}: what its uv.lock selects for the target, Python "
-                              f"{spec.python or 'any'}" if project else
+        self.summary = QLabel(f"uv project {spec.name}: what its uv.lock selects for the target, with a Python "
+                              "its requires-python allows" if project else
                               f"{spec.kind} environment, Python {spec.python or 'any'}, "
                               f"{counted(packages, 'package')}"
                               + (f", from {controller.label(source)}" if source else ""))
@@ -75,7 +75,9 @@ class ImportDialog(QDialog):
         self.python = QComboBox()  # a file's own Python may not be on the target (a course's old one, say)
         self.python.setAccessibleName("Python")
         self.python.setToolTip("The Python to make it with: the file's own, or one the target has")
-        self.python.addItem(f"As the file asks: Python {spec.python}" if spec.python else "The target's newest",
+        self.python.addItem("As the project's requires-python allows" if project else
+                            f"As the source has: Python {spec.python} (or the nearest there)" if source and spec.python
+                            else f"As the file asks: Python {spec.python}" if spec.python else "The target's newest",
                             None)
         self.python.setEnabled(source is None and project is None)  # a copy's is the source's; a project's, its own
         self.wanted_python = (draft or {}).get("python")
