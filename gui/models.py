@@ -72,7 +72,8 @@ class TargetListModel(QAbstractListModel):
             return None
         item = self.items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            count = "" if item.environments is None else f" · {counted(item.environments, 'environment')}"
+            count = "" if item.environments is None else f" · {counted(item.environments, 'env')}"  # short: it
+            # shares a narrow line with the state ('always available · 12 envs')
             return f"{item.label}\n{STATE_TEXT.get(item.state, item.state)}{count}"
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{item.label}, {STATE_TEXT.get(item.state, item.state)}"
@@ -149,10 +150,10 @@ class AllTargetsEntry(QAbstractListModel):
         return 0 if parent.isValid() or not self._shown else 1
 
     def summary(self) -> str:
-        """How many places and environments the entry covers, e.g. '3 places · 12 environments'."""
+        """How many places and environments the entry covers, e.g. '3 places · 12 envs'."""
         items = self.targets.items
         counts = [item.environments for item in items if item.environments is not None]
-        return counted(len(items), "place") + (f" · {counted(sum(counts), 'environment')}" if counts else "")
+        return counted(len(items), "place") + (f" · {counted(sum(counts), 'env')}" if counts else "")
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():

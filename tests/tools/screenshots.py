@@ -116,7 +116,7 @@ def main() -> int:
         shoot(copy, "copy-to-cluster")
 
         box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
-                          f"Delete the folder {window.current_environment().path} (412.3 KB in 96 files)? "
+                          f"Delete the folder {window.current_environment().path} (412.3 KB in 96 files and folders)? "
                           "This cannot be undone.", QMessageBox.StandardButton.Cancel, window)
         box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
         QTimer.singleShot(0, lambda: None)
