@@ -764,7 +764,7 @@ def _read_vcs_line(spec: EnvSpec, line: str, url: str, *, editable: bool = False
     extras = ""
     if egg and egg.group(2):  # pip's older spelling of the extras, #egg=name[dev]: in the requirement's own form
         extras = split_extras(egg.group(2))[1]
-        if not extras:
+        if not extras and egg.group(2).strip("[] "):
             spec.refused.append(Refused(line, f"{egg.group(2)} is not a list of extras (names apart by commas)"))
             return
         url = url[:egg.start(2)] + url[egg.end(2):]
@@ -802,7 +802,7 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
             egg = re.search(r"(?:^|&)egg=([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?", fragment)
             if egg and egg.group(2):  # pip's older spelling: #egg=name[dev]
                 extras = extras or split_extras(egg.group(2))[1]
-                if not extras:
+                if not extras and egg.group(2).strip("[] "):
                     spec.refused.append(Refused(line, f"{egg.group(2)} is not a list of extras (names apart by "
                                                       "commas)"))
                     return

@@ -320,6 +320,7 @@ def test_a_refused_installer_option_names_a_setting_pip_takes(line, key, tmp_pat
 @pytest.mark.parametrize("line,extras", [
     ("git+https://github.com/lab/projg.git@v1.2#egg=projg[dev]", {"dev"}),
     ("-e git+https://github.com/lab/projg.git@v1.2#egg=projg[dev,test]", {"dev", "test"}),
+    ("git+https://github.com/lab/projg.git@v1.2#egg=projg[]", set()),  # no extras, to pip: not refused
 ])
 def test_extras_in_a_vcs_lines_egg_fragment_are_kept(line, extras):
     """User trial T10: the extras of pip's older `#egg=name[dev]` spelling were dropped without a word. They are
