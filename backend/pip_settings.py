@@ -25,6 +25,13 @@ def with_pip_settings(python: str, uv_argv: Sequence[str]) -> tuple[str, ...]:
     return (python, "-I", "-S", "-c", agent_part(PART), *uv_argv)
 
 
+def uv_follows(setting: str) -> bool:
+    """Whether uv, run with pip's settings (with_pip_settings), follows pip's `setting` ('index-url', 'pre' ...):
+    as the agent's part that translates them says."""
+    part = _part()
+    return setting in part["URL_AND_FILE_SETTINGS"] or setting in (*part["FLAG_SETTINGS"], *part["CHOICE_SETTINGS"])
+
+
 def has_settings(environ: Mapping[str, str], python: str) -> bool:
     """Whether pip would find any setting on this computer for the environment whose Python is `python`: a
     PIP_ variable or a pip.conf (when there is none, uv is run as it is, sparing a Python's start)."""

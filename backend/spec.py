@@ -531,20 +531,16 @@ _SETTING_VALUES = {"index-url": "URL", "extra-index-url": "URL", "find-links": "
 may hold a token); an option without one is a switch, set to true."""
 
 
-_UV_FOLLOWS = ("index-url", "extra-index-url", "find-links", "trusted-host", "no-index", "pre", "only-binary",
-               "no-binary")
-"""The pip settings EnvDesk's installs with uv follow too (agent/pip_to_uv.py translates them)."""
-
-
 def settings_advice(option: str, what: str, value: str = "") -> str:
     """Why a file's installer option is refused, and where it is given instead: pip's own settings where the
-    installs run, which EnvDesk's installs follow (with uv too, see pip_settings, for those in _UV_FOLLOWS), or a
+    installs run, which EnvDesk's installs follow (with uv too, for those pip_settings.uv_follows), or a
     cluster's pip arguments. `value`: the option's own, shown where it names packages (never an index's URL,
     which may hold a token)."""
     key = {"-i": "index-url", "-f": "find-links"}.get(option, option.lstrip("-"))
     shown = value if key in ("only-binary", "no-binary") and re.fullmatch(r"[A-Za-z0-9:,._-]+", value) else \
         _SETTING_VALUES.get(key, "true")
-    pip_only = "" if key in _UV_FOLLOWS else " (pip follows it; uv, which EnvDesk installs with where the target " \
+    from .pip_settings import uv_follows  # (reads the agent's part: only where an option is refused)
+    pip_only = "" if uv_follows(key) else " (pip follows it; uv, which EnvDesk installs with where the target " \
                                              "has it, has no such setting)"
     return (f"{option} {what}; EnvDesk installs with the package settings of the computer it installs on. To use "
             f"it there, run `pip config set global.{key} {shown}` on that computer{pip_only}, or, for a cluster, "

@@ -70,7 +70,7 @@ def named_for_format(path: Path, fmt: str, usual: str) -> Path:
     return path.with_name(name)
 
 
-def failed(draft: dict, error: EnvDeskError) -> dict:
+def with_failure(draft: dict, error: EnvDeskError) -> dict:
     """A dialog's draft with what its operation failed on, for the dialog to point at (gui.failing_line): the
     error's words after what failed where ('Installing packages with pip failed on beta: ...', whose 'pip' is the
     installer, not a package typed), and its hint."""
@@ -834,7 +834,7 @@ class MainWindow(QMainWindow):
             typed = dialog.draft()
             name = typed.get("name", "")
             self._offer_to_edit_if_failed(task, f"Could not create {name}",
-                                          lambda error: self._new_environment_on(target, failed(typed, error)))
+                                          lambda error: self._new_environment_on(target, with_failure(typed, error)))
 
     def update_environment(self) -> None:
         env = self.current_environment()
@@ -850,7 +850,8 @@ class MainWindow(QMainWindow):
             task = dialog.start()
             chosen = dialog.draft()
             self._offer_to_edit_if_failed(task, f"Could not update {env.name}",
-                                          lambda error: self._update_environment_of(target, env, failed(chosen, error)))
+                                          lambda error: self._update_environment_of(target, env,
+                                                                                    with_failure(chosen, error)))
 
     def _offer_to_edit_if_failed(self, task: Task, title: str, edit_again: Callable[[EnvDeskError], None]) -> None:
         """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`, given the error),

@@ -416,12 +416,12 @@ def test_the_failing_package_is_found_in_the_installers_words_not_in_what_failed
 
     from envdesk.backend.errors import EnvDeskError
     from envdesk.gui.failing_line import named_span
-    from envdesk.gui.main_window import failed
+    from envdesk.gui.main_window import with_failure
 
     refused = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--no-index",
                               "--find-links", str(tmp_path), "tinydoesnotexist==1.0"], capture_output=True, text=True)
     said = next(line for line in refused.stderr.splitlines() if "tinydoesnotexist" in line)
     error = EnvDeskError(f"Installing packages with pip failed on This computer: {said}")
     typed = "pip tinydoesnotexist==1.0"
-    span = named_span(typed, failed({}, error)["failure"])
+    span = named_span(typed, with_failure({}, error)["failure"])
     assert span is not None and typed[span[0]:span[1]] == "tinydoesnotexist==1.0"
