@@ -10,6 +10,8 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from envdesk.backend.errors import Cancelled, EnvDeskError
 
+from .gui_thread_collector import collect_on_gui_thread
+
 if TYPE_CHECKING:  # loaded with the first task (the operations' common module), not with the window
     from envdesk.backend.operations.common import Progress
 
@@ -88,6 +90,7 @@ class TaskRunner(QObject):
 
     def __init__(self, parent: QObject | None = None, max_threads: int = 8) -> None:
         super().__init__(parent)
+        collect_on_gui_thread()  # before any worker runs: no collection may happen on a pool thread
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(max_threads)
         self.tasks: list[Task] = []

@@ -83,3 +83,29 @@ def session(testbed, tmp_path, home):
     opened = session_for(make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
     yield opened
     opened.close()
+
+
+def _gui_thread_collector():
+    """The collector a window's tasks installed in this process (gui_thread_collector), if any and still there."""
+    import sys
+    module = sys.modules.get("envdesk.gui.gui_thread_collector")
+    if module is None or module._installed is None:
+        return None
+    from shiboken6 import isValid
+    return module._installed if isValid(module._installed) else None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    """Once a window's tasks turned automatic collection over to the GUI thread's timer, the timer runs only while
+    a test spins Qt's event loop: between tests, what is due is collected here, on the main thread, as it would."""
+    collector = _gui_thread_collector()
+    if collector is not None:
+        collector.collect_due()
+
+
+def pytest_sessionfinish(session):
+    """What is left is collected while Qt's application still exists, not by Python's exit after it is gone."""
+    if _gui_thread_collector() is not None:
+        import gc
+        gc.collect()

@@ -19,5 +19,7 @@ export PATH="$venv/bin:$PATH" ENVDESK_TESTS_ON_WHEEL=1
 # one worker more than the cores (at most five), each with its own test bed; a file's tests stay together.
 # Most tests wait on the test bed (sshd, installers, Slurm), not on the CPU: on 2 cores, 3 workers took
 # 12.5 minutes where 2 took 16 in the same conditions.
+# A worker that crashes ends the run (--max-worker-restart 0): pytest-xdist 3.8 can otherwise wait forever
+# after replacing it under --dist loadfile (pytest-dev/pytest-xdist#1378), as a CI run did until its time ran out.
 workers=$("$python" -c 'import os; print(min((os.cpu_count() or 1) + 1, 5))')
-exec "$python" -m pytest -n "$workers" --dist loadfile "$@"
+exec "$python" -m pytest -n "$workers" --dist loadfile --max-worker-restart 0 "$@"
