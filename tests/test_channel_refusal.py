@@ -176,12 +176,37 @@ def test_a_limit_learnt_from_one_server_goes_with_its_connection(narrow, tmp_pat
         session.close()
 
 
+def _server_processes_of(sock) -> list[int]:
+    """The processes on this machine holding the server's end of the loopback TCP connection `sock` (sshd's)."""
+    import os
+    ours, theirs = sock.getsockname()[1], sock.getpeername()[1]
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == theirs and int(fields[2].rsplit(":", 1)[1], 16) == ours:
+                    inodes.add(f"socket:[{fields[9]}]")
+    holders = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes for fd in os.listdir(f"/proc/{pid}/fd")):
+                holders.append(int(pid))
+        except OSError:
+            continue
+    return holders
+
+
 def test_closing_a_command_on_a_connection_that_broke_raises_nothing_of_its_own(testbed, session):
     """CI (a fault test, import-installed-connection): a connection broke while input was sent to a command, which
     was said (ConnectionFailed); then closing that command's channel on the dead connection raised paramiko's own
     EOFError in its place, and the user saw 'EOFError'. Here the connection's socket stops sending, as a dropped
-    network does, while a command runs on a real channel: paramiko itself fails to close that channel; the
-    command's close must not raise."""
+    network does, while commands run on real channels, and the server is held still (SIGSTOP), so that paramiko
+    cannot learn that the connection is gone before it tries to close (without that, which comes first was a
+    race, and the test failed in one CI run of five). The command's close must not raise; paramiko's own close
+    of the other channel, after it, is the referee that closing there fails."""
+    import os
+    import signal
     import socket
 
     from envdesk.backend.ssh_runner import _ChannelJob
@@ -192,7 +217,15 @@ def test_closing_a_command_on_a_connection_that_broke_raises_nothing_of_its_own(
     channels = [transport.open_session() for _ in range(2)]
     for channel in channels:
         channel.exec_command("sleep 20")
-    transport.sock.shutdown(socket.SHUT_WR)
-    with pytest.raises((EOFError, OSError)):  # the referee: paramiko cannot close a channel on it
-        channels[0].close()
-    _ChannelJob(runner, channels[1], "sleep 20", "sleep", None).close()
+    server = _server_processes_of(transport.sock)
+    assert server, "sshd's end of the connection was not found"
+    for pid in server:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        transport.sock.shutdown(socket.SHUT_WR)
+        _ChannelJob(runner, channels[0], "sleep 20", "sleep", None).close()
+        with pytest.raises((EOFError, OSError)):  # the referee: paramiko cannot close a channel on it
+            channels[1].close()
+    finally:
+        for pid in server:
+            os.kill(pid, signal.SIGCONT)
