@@ -5,7 +5,7 @@ The agent lives in ``backend/agent/`` as plain script parts, not importable modu
 
 1. ``protocol_header()``: one ``NAME = value`` line per constant of ``protocol.py``, shared with this side;
 2. ``read.py``, the inventory (all a listing or ``env show`` needs);
-3. ``write.py``, only for a write action (so a listing ships none of the write code);
+3. ``jupyter.py`` and ``write.py``, only for a write action (so a listing ships none of the write code);
 4. the two lines that run ``main(sys.argv)``.
 
 A call runs it with ``sys.argv`` set to the settings (on stdin, never as an argument: see ``run_agent``).
@@ -44,6 +44,7 @@ ACTION_TIMEOUT = 600.0  # deleting a large environment on a slow shared filesyst
 AGENT_FOLDER = "agent"      # backend/agent/, shipped as package data
 READ_PART = "read.py"
 WRITE_PART = "write.py"
+JUPYTER_PART = "jupyter.py"  # the user's Jupyter kernels: with the write part (a delete removes its kernels)
 STORE_PART = "store.py"     # stores the agent on a cluster, then runs it (see agent_store)
 RUN_MAIN = 'if __name__ == "__main__":\n    sys.exit(main(sys.argv))\n'
 
@@ -85,7 +86,8 @@ def agent_part(name: str) -> str:
 @functools.cache
 def agent_script(write: bool = False) -> str:
     """The agent as one piece of source for ``python3 -``: the write part is in only when `write` is true."""
-    parts = [protocol_header(), agent_part(READ_PART)] + ([agent_part(WRITE_PART)] if write else []) + [RUN_MAIN]
+    written = [agent_part(JUPYTER_PART), agent_part(WRITE_PART)] if write else []
+    parts = [protocol_header(), agent_part(READ_PART), *written, RUN_MAIN]
     return "\n\n".join(part.rstrip("\n") + "\n" for part in parts)
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the operations load on first use, in the method that needs 
     from envdesk.backend.config import ClusterProfile, ClusterStore
     from envdesk.backend.operations.check import CheckStep, ConnectionCheck
     from envdesk.backend.operations.common import Progress
+    from envdesk.backend.operations.delete import Measured
     from envdesk.backend.operations.diff import Comparison
     from envdesk.backend.operations.disk import Cleaned, DiskReport
     from envdesk.backend.operations.doctor import Finding, Health
@@ -45,13 +46,13 @@ if TYPE_CHECKING:  # the operations load on first use, in the method that needs 
 
 # Result types the widgets may name (they get them from here, not from the operations); each is loaded with its
 # operation's module when first named (PEP 562), so opening the window loads none of the operations.
-_RESULT_TYPES = {"CheckStep": "check", "ConnectionCheck": "check", "Comparison": "diff", "Cleaned": "disk",
-                 "DiskReport": "disk", "Finding": "doctor", "Health": "doctor", "Snapshot": "history",
-                 "ImportPlan": "importing", "Unavailable": "importing", "IpykernelMissing": "kernels",
-                 "Kernel": "kernels"}
+_RESULT_TYPES = {"CheckStep": "check", "ConnectionCheck": "check", "Comparison": "diff", "Measured": "delete",
+                 "Cleaned": "disk", "DiskReport": "disk", "Finding": "doctor", "Health": "doctor",
+                 "Snapshot": "history", "ImportPlan": "importing", "Unavailable": "importing",
+                 "IpykernelMissing": "kernels", "Kernel": "kernels"}
 __all__ = ["AppController", "describe_result", "save_job_script", "CheckStep", "ConnectionCheck", "Comparison",
-           "Cleaned", "DiskReport", "Finding", "Health", "Snapshot", "ImportPlan", "Unavailable", "IpykernelMissing",
-           "Kernel"]
+           "Measured", "Cleaned", "DiskReport", "Finding", "Health", "Snapshot", "ImportPlan", "Unavailable",
+           "IpykernelMissing", "Kernel"]
 WARM_UP_MODULES = (  # what the first operations import on the GUI thread, loaded after the first paint
     "envdesk.backend.operations.common", "envdesk.backend.operations.listing", "envdesk.backend.targets",
     "envdesk.backend.ssh_runner", "envdesk.backend.snippets", "envdesk.backend.operations.create",
@@ -678,16 +679,17 @@ class AppController(QObject):
                           lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
                                                              top_level=top_level, progress=progress), changes=True)
 
-    def measure(self, target: str, env: Environment, on_ready: Callable[[tuple[int, int]], None],
+    def measure(self, target: str, env: Environment, on_ready: Callable[[Measured], None],
                 on_failure: Failure | None = None) -> Task:
-        """(bytes, files) of the environment's folder, so a confirmation can say what would go."""
+        """What deleting the environment would remove (its folder's size, EnvDesk's kernels for it), so a
+        confirmation can say what would go."""
         from envdesk.backend.operations.delete import measure_environment
         return self.start(f"Measure {env.name}", target,
                           lambda progress: measure_environment(self.session, target, env.path),
                           on_ready, on_failure, record=False)
 
     def delete(self, target: str, env: Environment) -> Task:
-        """Delete the environment's folder."""
+        """Delete the environment's folder (and the Jupyter kernels EnvDesk made for it)."""
         from envdesk.backend.operations.delete import delete_environment
         return self.start(f"Delete {env.name}", target,
                           lambda progress: delete_environment(self.session, target, env.path, progress),

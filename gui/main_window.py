@@ -34,7 +34,7 @@ from .theme import CHOICES, apply_scheme
 if TYPE_CHECKING:
     from PySide6.QtGui import QScreen
 
-    from .controller import Kernel, Snapshot
+    from .controller import Kernel, Measured, Snapshot
 
 EXPORT_FILTERS = {"EnvDesk (envdesk.yaml)": ("envdesk", "envdesk.yaml"),
                   "pip requirements (requirements.txt)": ("requirements", "requirements.txt"),
@@ -975,12 +975,13 @@ class MainWindow(QMainWindow):
             return
         self._asking_to_delete.add(asking)
 
-        def confirm(size: tuple[int, int] | None) -> None:
+        def confirm(measured: Measured | None) -> None:
             try:
-                amount = f" ({human_size(size[0])} in {size[1]:,} files and folders)" if size else ""
+                amount = f" ({human_size(measured.bytes)} in {measured.files:,} files and folders)" if measured else ""
+                also = f" {measured.kernels_going()}".rstrip() if measured else ""
                 from PySide6.QtWidgets import QMessageBox
                 box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
-                                  f"Delete the folder {env.path}{amount}? This cannot be undone.",
+                                  f"Delete the folder {env.path}{amount}?{also} This cannot be undone.",
                                   QMessageBox.StandardButton.Cancel, self)
                 delete_button = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
                 box.setDefaultButton(QMessageBox.StandardButton.Cancel)

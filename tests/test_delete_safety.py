@@ -224,5 +224,5 @@ def test_on_a_cluster_a_venv_made_in_a_project_folder_is_refused(testbed, sessio
     assert ".git/" in info.value.message and "Nothing was deleted" in info.value.message
     assert alpha.run_as_user(show).stdout == before
     alpha.run_as_user(f"cd {folder} && rm -rf analysis.py data .git")
-    assert delete_environment(session, "alpha", name) == folder
+    assert delete_environment(session, "alpha", name).path == folder
     assert alpha.run_as_user(f"test -e {folder}", check=False).returncode != 0

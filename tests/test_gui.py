@@ -283,9 +283,14 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
 
     # delete: names the folder and its size, asks once
     select_env(qtbot, window, name + "-copy")
+    folder = window.current_environment().path
     press_when_shown("Delete")
     window.delete_environment()
     qtbot.waitUntil(lambda: name + "-copy" not in env_names(window), timeout=LONG)
+    # what the operations list says after it: the folder deleted (user trial T11: it showed only the path)
+    deleting = next(row for row in window.controller.operations.rows if row.title == f"Delete {name}-copy")
+    qtbot.waitUntil(lambda: deleting.state == "done", timeout=LONG)
+    assert deleting.latest == f"Done. Deleted {folder}."
 
 
 def test_cancel_a_running_create(qtbot, testbed, tmp_path, home):

@@ -472,7 +472,7 @@ def test_create_and_update_inputs_on_both_targets(testbed, session, home, corpus
                 assert env.name == request.name
                 made.append((target, env.path))
     for target, path in made:
-        assert delete_environment(session, target, path) == path and not os.path.exists(path)
+        assert delete_environment(session, target, path).path == path and not os.path.exists(path)
     # an update with an accepted package line, on an environment made for it
     victim = create_environment(session, "alpha", CreateRequest(name=unique("hostile"), kind="uv")).environment
     for change in sample(accepted.get(("alpha", "update: add"), []), 2):

@@ -16,6 +16,7 @@ import pytest
 from envdesk.backend.errors import InvalidInput, NotFound
 from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk.backend.operations.delete import measure_environment
 from envdesk.backend.operations.kernels import (KERNEL_SCRIPT, add_kernel, kernel_name,
                                                 launcher_text, list_kernels, remove_kernel, with_ipykernel)
 from envdesk_fixtures import cli_json, make_config, run_cli, session_for, unique
@@ -255,7 +256,24 @@ def test_odd_folders_arrive_literally_and_other_kernels_are_left_alone(testbed, 
         assert other in kernelspecs(alpha, jupyter_client_python)
         remove_kernel(session, "alpha", other, force=True)
         assert other not in kernelspecs(alpha, jupyter_client_python)
-        remove_kernel(session, "alpha", kernel.name)
+
+        # user trial T11: deleting the environment left its kernels behind, kernels that could no longer start.
+        # EnvDesk's go with it, in the same command; another tool's kernel of the same Python stays.
+        second = add_kernel(session, "alpha", name, name=f"second-{name}")
+        spec = json.dumps({"argv": [f"{path}/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                           "display_name": "Theirs too", "language": "python"})
+        alpha.run_as_user(f"mkdir -p {shlex.quote(str(theirs))} && "
+                          f"printf %s {shlex.quote(spec)} > {shlex.quote(str(theirs / 'kernel.json'))}")
+        assert sorted(measure_environment(session, "alpha", path).kernels) == sorted([kernel.name, second.name])
+        deleted = run_cli("env", "delete", "alpha", name, "--yes", config=paths.config_dir, home=home)
+        assert deleted.returncode == 0, deleted.stderr
+        left = kernelspecs(alpha, jupyter_client_python)
+        assert kernel.name not in left and second.name not in left
+        assert other in left, "a kernel EnvDesk did not make stays, even one of the deleted environment"
+        assert f"Deleted {path}." in deleted.stdout
+        assert (f"Its Jupyter kernels {kernel.name} and {second.name} were removed too" in deleted.stdout
+                or f"Its Jupyter kernels {second.name} and {kernel.name} were removed too" in deleted.stdout)
+        assert alpha.run_as_user(f"test -e {shlex.quote(path)}", check=False).returncode != 0
         assert not canary.exists()
     finally:
         session.close()

@@ -85,7 +85,7 @@ def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(session, c
     reverted = revert_environment(session, cluster, name, snapshots[0].id).environment
     assert packages_of(reverted) == {"tinyalpha": "1.0"}
     assert reverted.kind == kind and len(list_snapshots(session, cluster, name)) == 4
-    assert delete_environment(session, cluster, name) == reverted.path
+    assert delete_environment(session, cluster, name).path == reverted.path
     with pytest.raises(NotFound):
         list_snapshots(session, cluster, name)
 
@@ -217,7 +217,7 @@ def test_delete_only_environments_inside_the_roots(testbed, session):
     with pytest.raises((InvalidInput, NotFound)):
         delete_environment(session, "alpha", f"{alpha.home}/venvs/{name}-link")
     assert alpha.run_as_user(f"test -e {outside}/canary", check=False).returncode == 0
-    assert delete_environment(session, "alpha", name) == env.path
+    assert delete_environment(session, "alpha", name).path == env.path
     assert alpha.run_as_user(f"test -e {env.path}", check=False).returncode != 0
 
 

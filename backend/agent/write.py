@@ -951,20 +951,36 @@ def action_delete(cfg):
     if is_conda_base(path):
         raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
                           "delete it." % path, CODE_INVALID)
+    kernels = kernels_made_for(path)
     try:
         token, took_over = take_lock(path, "delete", own=True)
     except OSError as exc:
         if exc.errno not in NO_ROOM:
             raise
-        return delete_without_room(path)
-    try:
-        delete_environment_folder(path, own_contents(path))
-    finally:
-        release_lock(path, token)
-    answer = {"path": path, "removed": True}
-    if took_over:
-        answer["took_over"] = took_over
+        answer = delete_without_room(path)
+    else:
+        try:
+            delete_environment_folder(path, own_contents(path))
+        finally:
+            release_lock(path, token)
+        answer = {"path": path, "removed": True}
+        if took_over:
+            answer["took_over"] = took_over
+    answer.update(remove_kernels(kernels))
     return answer
+
+
+def remove_kernels(kernels):
+    """Remove the Jupyter kernels EnvDesk made for an environment just deleted (they could no longer start):
+    {"kernels_removed": names, "kernels_left": names that could not be removed}."""
+    removed, left = [], []
+    for name, folder in kernels:
+        try:
+            remove_kernel_folder(folder)
+            removed.append(name)
+        except OSError:
+            left.append(name)
+    return {"kernels_removed": removed, "kernels_left": left}
 
 
 def action_history(cfg):
@@ -978,10 +994,12 @@ def action_snapshot(cfg):
 
 
 def action_measure(cfg):
-    """Size and file count of an environment (bounded in time), for the delete confirmation."""
+    """Size and file count of an environment (bounded in time) and the Jupyter kernels EnvDesk made for it, for
+    the delete confirmation."""
     path = check_target(cfg["path"], cfg["roots"])
     measured = measure_tree(path, Deadline(float(cfg.get("time_budget", 20.0))))
     measured["path"] = path
+    measured["kernels"] = [name for name, _ in kernels_made_for(path)]  # a delete removes them too
     return measured
 
 

@@ -691,14 +691,15 @@ def env_delete(args: argparse.Namespace, session: Session) -> int:
     found = None
     question = f"Delete {args.env} on {args.cluster}? It cannot be undone."
     if not args.yes and interactive():  # the question names the folder and what it holds, as the window's does
-        found, size, files = to_delete(session, args.cluster, args.env, _progress(args))
-        question = (f"Delete {args.env} on {args.cluster}, the folder {found.path} ({size_text(size)} in "
-                    f"{files:,} files and folders)? It cannot be undone.")
+        found, measured = to_delete(session, args.cluster, args.env, _progress(args))
+        question = (f"Delete {args.env} on {args.cluster}, the folder {found.path} ({size_text(measured.bytes)} "
+                    f"in {measured.files:,} files and folders)? {measured.kernels_going()} It cannot be undone."
+                    ).replace("  ", " ")
     if not args.yes and not ask_yes_no(question):
         print("Nothing was deleted.", file=sys.stderr)
         return 1
-    path = delete_environment(session, args.cluster, args.env, _progress(args), found=found)
-    print(f"Deleted {path}")
+    deleted = delete_environment(session, args.cluster, args.env, _progress(args), found=found)
+    print("\n".join(deleted.notes))
     return 0
 
 

@@ -2,9 +2,13 @@
 
 The agent's delete action also refuses a folder that holds anything an environment does not consist
 of (a project made into a venv in place: its sources, data, .git ...), naming what is there, and
-deletes nothing then; links inside are removed as links, never what they point to.
+deletes nothing then; links inside are removed as links, never what they point to. The Jupyter kernels
+EnvDesk made for the environment go with it (they could no longer start), in the same command.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..agent_client import call_action
 from ..inventory import Environment
@@ -12,26 +16,70 @@ from ..targets import Session
 from .common import Progress, find_environment
 
 
+class Measured(NamedTuple):
+    """What deleting an environment would remove: its folder's size and entries, and EnvDesk's kernels for it."""
+
+    bytes: int
+    files: int
+    kernels: tuple[str, ...] = ()
+
+    def kernels_going(self) -> str:
+        """What a question before deleting says of those kernels ('' when there are none)."""
+        if not self.kernels:
+            return ""
+        return f"Its Jupyter {kernels_named(self.kernels)} {'goes' if len(self.kernels) == 1 else 'go'} too."
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What a delete removed: the folder, and the Jupyter kernels EnvDesk had made for the environment."""
+
+    path: str
+    kernels_removed: tuple[str, ...] = ()
+    kernels_left: tuple[str, ...] = ()  # kernels that could not be removed (their folders are named by kernel list)
+
+    @property
+    def notes(self) -> list[str]:
+        """The sentences a user reads after the delete."""
+        said = [f"Deleted {self.path}."]
+        if self.kernels_removed:
+            one = len(self.kernels_removed) == 1
+            said.append(f"Its Jupyter {kernels_named(self.kernels_removed)} {'was' if one else 'were'} removed "
+                        f"too, as {'it' if one else 'they'} could no longer start.")
+        if self.kernels_left:
+            said.append(f"Its Jupyter {kernels_named(self.kernels_left)} could not be removed: `envdesk kernel "
+                        "list` shows where, and `envdesk kernel remove` removes one by name.")
+        return said
+
+
+def kernels_named(names: tuple[str, ...]) -> str:
+    """'kernel envdesk-a' / 'kernels envdesk-a and envdesk-b', for a sentence about them."""
+    if len(names) == 1:
+        return f"kernel {names[0]}"
+    return f"kernels {', '.join(names[:-1])} and {names[-1]}"
+
+
 def delete_environment(session: Session, target_name: str, env_ref: str, progress: Progress | None = None, *,
-                       found: Environment | None = None) -> str:
-    """Remove the environment's folder; returns its path. The agent re-checks everything before deleting.
-    `found`: the environment as already read for a question (see to_delete), so it is not read twice."""
+                       found: Environment | None = None) -> Deleted:
+    """Remove the environment's folder and the kernels EnvDesk made for it. The agent re-checks everything before
+    deleting. `found`: the environment as already read for a question (see to_delete), so it is not read twice."""
     progress = progress or Progress()
     target = session.target(target_name)
     env = found or find_environment(target, env_ref, progress)
     progress.step(f"Checking that {env.path} may be deleted, and deleting it")  # the agent does both, or neither
-    return call_action(target.runner, "delete", env.path, target.roots)["path"]
+    answer = call_action(target.runner, "delete", env.path, target.roots)
+    return Deleted(answer["path"], tuple(answer.get("kernels_removed") or ()), tuple(answer.get("kernels_left") or ()))
 
 
 def to_delete(session: Session, target_name: str, env_ref: str,
-              progress: Progress | None = None) -> tuple[Environment, int, int]:
-    """The environment and the (bytes, files) of its folder: what a question before deleting names."""
+              progress: Progress | None = None) -> tuple[Environment, Measured]:
+    """The environment and what deleting it would remove: what a question before deleting names."""
     env = find_environment(session.target(target_name), env_ref, progress or Progress())
-    return (env, *measure_environment(session, target_name, env.path))
+    return env, measure_environment(session, target_name, env.path)
 
 
-def measure_environment(session: Session, target_name: str, path: str) -> tuple[int, int]:
-    """(bytes, files) of an environment folder, so a confirmation can say what will go."""
+def measure_environment(session: Session, target_name: str, path: str) -> Measured:
+    """What deleting an environment folder would remove, so a confirmation can say so."""
     target = session.target(target_name)
     answer = call_action(target.runner, "measure", path, target.roots)
-    return int(answer["bytes"]), int(answer["files"])
+    return Measured(int(answer["bytes"]), int(answer["files"]), tuple(answer.get("kernels") or ()))

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from .. import validate
 from ..about import created_with
+from ..agent_client import JUPYTER_PART, agent_part
 from ..errors import CommandFailed, InvalidInput, NotFound
 from ..inventory import Environment
 from ..runner import CommandResult
@@ -36,32 +37,9 @@ KERNEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")  # Jupyter's own rule, lo
 ANSWER = "ENVDESK-KERNELS "
 
 KERNEL_SCRIPT = r'''
-import json, os, re, shutil, sys, tempfile
+import re, shutil, tempfile
 
 ANSWER = "ENVDESK-KERNELS "
-
-
-def envset(name):
-    return os.environ.get(name, "").lower() not in ("", "no", "n", "false", "off", "0", "0.0")
-
-
-def data_dir():
-    """The user data folder jupyter_core.paths.jupyter_data_dir() names in this environment."""
-    if os.environ.get("JUPYTER_DATA_DIR"):
-        return os.environ["JUPYTER_DATA_DIR"]
-    home = os.path.realpath(os.path.expanduser("~"))
-    if sys.platform == "darwin":
-        if envset("JUPYTER_PLATFORM_DIRS"):
-            return os.path.join(home, "Library", "Application Support", "jupyter")
-        return os.path.join(home, "Library", "Jupyter")
-    if sys.platform == "win32":
-        if envset("JUPYTER_PLATFORM_DIRS") and os.environ.get("LOCALAPPDATA"):
-            return os.path.join(os.environ["LOCALAPPDATA"], "jupyter")
-        if os.environ.get("APPDATA"):
-            return os.path.realpath(os.path.join(os.environ["APPDATA"], "jupyter"))
-        config = os.environ.get("JUPYTER_CONFIG_DIR") or os.path.join(home, ".jupyter")
-        return os.path.join(config, "data")
-    return os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "jupyter")
 
 
 def describe(folder, name):
@@ -70,19 +48,14 @@ def describe(folder, name):
         return None
     found = {"name": name, "folder": folder, "display_name": name, "argv": [], "envdesk": None, "error": None}
     try:
-        with open(os.path.join(folder, "kernel.json"), encoding="utf-8") as handle:
-            spec = json.load(handle)
-        if not isinstance(spec, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as exc:
+        spec = read_kernel_json(folder)
+    except ValueError as exc:
         found["error"] = "kernel.json cannot be read: %s" % exc
         return found
     found["display_name"] = str(spec.get("display_name") or name)
     argv = spec.get("argv")
     found["argv"] = [str(arg) for arg in argv] if isinstance(argv, list) else []
-    metadata = spec.get("metadata")
-    mine = metadata.get("envdesk") if isinstance(metadata, dict) else None
-    found["envdesk"] = mine if isinstance(mine, dict) else None
+    found["envdesk"] = made_by_envdesk(spec)
     python = (found["envdesk"] or {}).get("python")
     if not python and found["argv"] and os.path.basename(found["argv"][0]).lower().startswith("python"):
         python = found["argv"][0]
@@ -115,14 +88,6 @@ def ipykernel_in(python):
     return None if shared else False
 
 
-def entries(kernels):
-    try:
-        names = sorted(os.listdir(kernels))
-    except OSError:
-        return []
-    return [name for name in names if not name.startswith(".envdesk-")]
-
-
 def answer(**fields):
     sys.stdout.write(ANSWER + json.dumps(fields) + "\n")
 
@@ -132,7 +97,7 @@ def refuse(code, error):
 
 
 def find(kernels, name):
-    for entry in entries(kernels):
+    for entry in jupyter_kernels()[1]:
         if entry.lower() == name.lower():
             return entry
     return None
@@ -187,24 +152,22 @@ def remove(config, kernels):
         return refuse("missing", "There is no Jupyter kernel called %s in %s." % (config["name"], kernels))
     if found.get("envdesk") is None and not config.get("force"):
         return refuse("not-mine", "The Jupyter kernel %s was not made by EnvDesk." % entry)
-    if os.path.islink(folder):
-        os.unlink(folder)
-    else:
-        shutil.rmtree(folder)
+    remove_kernel_folder(folder)
     answer(ok=True, kernel=found)
 
 
 def main(config):
-    kernels = os.path.join(data_dir(), "kernels")
+    kernels, names = jupyter_kernels()
     todo = config["do"]
     if todo == "list":
-        found = [describe(os.path.join(kernels, entry), entry) for entry in entries(kernels)]
+        found = [describe(os.path.join(kernels, entry), entry) for entry in names]
         return answer(ok=True, folder=kernels, kernels=[k for k in found if k is not None])
     if todo == "add":
         return add(config, kernels)
     return remove(config, kernels)
 '''
-"""What the target's Python runs for add, list and remove (stdlib, Python 3.6); see _run_script."""
+"""What the target's Python runs for add, list and remove (stdlib, Python 3.6), after the agent's Jupyter part
+(JUPYTER_PART, which finds the kernel folder as the agent's delete does); see _run_script."""
 
 
 class IpykernelMissing(InvalidInput):
@@ -316,7 +279,8 @@ def launcher_text(env: Environment, python: str, conda_tool: str | None = None) 
 def _run_script(target: Target, config: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Run KERNEL_SCRIPT with `config` on the target's Python; its answer, or the refusal as an error."""
     # The settings travel inside the script (standard input), as the agent's do: not as arguments.
-    source = KERNEL_SCRIPT + f"\nmain(json.loads({ascii(json.dumps(config))}))\n"
+    source = (agent_part(JUPYTER_PART) + KERNEL_SCRIPT
+              + f"\nmain(json.loads({ascii(json.dumps(config))}))\n")
     result = target.runner.run_python(source, [], cancel=progress.cancel, timeout=120)
     answer = _answer(result)
     if answer is None:

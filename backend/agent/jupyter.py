@@ -1,0 +1,93 @@
+"""EnvDesk remote agent, Jupyter part: the user's own Jupyter kernel folder, and the kernels EnvDesk made for
+one environment.
+
+Sent with the write part (deleting an environment removes the kernels EnvDesk made for it, so none is left
+that can no longer start) and at the head of the kernel helper (operations/kernels.py), so both find the
+folder by the same rule. Python 3.6+, standard library only.
+"""
+# mypy: ignore-errors
+import json
+import os
+import sys
+
+
+def envset(name):
+    """Whether a variable is set the way jupyter_core reads a true flag."""
+    return os.environ.get(name, "").lower() not in ("", "no", "n", "false", "off", "0", "0.0")
+
+
+def jupyter_data_dir():
+    """The user data folder jupyter_core.paths.jupyter_data_dir() names in this environment."""
+    if os.environ.get("JUPYTER_DATA_DIR"):
+        return os.environ["JUPYTER_DATA_DIR"]
+    home = os.path.realpath(os.path.expanduser("~"))
+    if sys.platform == "darwin":
+        if envset("JUPYTER_PLATFORM_DIRS"):
+            return os.path.join(home, "Library", "Application Support", "jupyter")
+        return os.path.join(home, "Library", "Jupyter")
+    if sys.platform == "win32":
+        if envset("JUPYTER_PLATFORM_DIRS") and os.environ.get("LOCALAPPDATA"):
+            return os.path.join(os.environ["LOCALAPPDATA"], "jupyter")
+        if os.environ.get("APPDATA"):
+            return os.path.realpath(os.path.join(os.environ["APPDATA"], "jupyter"))
+        config = os.environ.get("JUPYTER_CONFIG_DIR") or os.path.join(home, ".jupyter")
+        return os.path.join(config, "data")
+    return os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "jupyter")
+
+
+def jupyter_kernels():
+    """The user's kernel folder and the names of the entries in it (EnvDesk's own work folders left out)."""
+    kernels = os.path.join(jupyter_data_dir(), "kernels")
+    try:
+        names = sorted(os.listdir(kernels))
+    except OSError:
+        names = []
+    return kernels, [name for name in names if not name.startswith(".envdesk-")]
+
+
+def read_kernel_json(folder):
+    """The kernel.json of a kernel folder as a dict; None when there is none, ValueError when it is unreadable."""
+    path = os.path.join(folder, "kernel.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = json.load(handle)
+    except OSError as exc:
+        raise ValueError(str(exc))
+    if not isinstance(spec, dict):
+        raise ValueError("not a JSON object")
+    return spec
+
+
+def made_by_envdesk(spec):
+    """What EnvDesk recorded in a kernel's metadata when it made it (the environment it runs...), or None."""
+    metadata = spec.get("metadata") if isinstance(spec, dict) else None
+    mine = metadata.get("envdesk") if isinstance(metadata, dict) else None
+    return mine if isinstance(mine, dict) else None
+
+
+def remove_kernel_folder(folder):
+    """Remove one kernel folder; a link is removed as a link, never what it points to."""
+    if os.path.islink(folder):
+        os.unlink(folder)
+    else:
+        import shutil
+        shutil.rmtree(folder)
+
+
+def kernels_made_for(env_path):
+    """[(name, folder)] of the user's kernels EnvDesk made for the environment at `env_path` (its real path)."""
+    real = os.path.realpath(env_path)
+    kernels, names = jupyter_kernels()
+    found = []
+    for name in names:
+        folder = os.path.join(kernels, name)
+        try:
+            mine = made_by_envdesk(read_kernel_json(folder))
+        except ValueError:
+            continue
+        env = mine.get("env") if mine else None
+        if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(env) == real:
+            found.append((name, folder))
+    return found
