@@ -190,6 +190,22 @@ def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home,
         assert ("cased-" + name).lower() in kernelspecs(beta, jupyter_client_python)
         remove_kernel(session, "beta", ("cased-" + name).lower())
 
+        # user trial T11: going back to a snapshot from before ipykernel broke the kernel without a word, as a
+        # removal did (T7); the environment's own Python is the referee that ipykernel is gone, then back
+        def imports_ipykernel() -> bool:
+            return beta.run_as_user(f"module load GCC/12.3.0 Python/3.11.3 && {env.path}/bin/python -c "
+                                    "'import ipykernel'", check=False).returncode == 0
+        (before_ipykernel,) = cli_json("env", "history", "beta", name, config=paths.config_dir, home=home)
+        back = run_cli("env", "revert", "beta", name, before_ipykernel["id"], config=paths.config_dir, home=home)
+        assert back.returncode == 0, back.stderr
+        assert not imports_ipykernel()
+        assert "note: Without ipykernel, a Jupyter kernel of this environment no longer starts" in back.stderr
+        undone = back.stdout.rsplit("the state before is snapshot ", 1)[1].rstrip(".\n")
+        again = run_cli("env", "revert", "beta", name, undone, config=paths.config_dir, home=home)
+        assert again.returncode == 0, again.stderr
+        assert imports_ipykernel()
+        assert "no longer starts" not in again.stderr
+
         # user trial T7: removing ipykernel broke the kernel without a word; the environment's own Python, with
         # its modules, is the referee that the kernel cannot start
         taken = run_cli("env", "update", "beta", name, "--remove", "ipykernel", config=paths.config_dir, home=home)

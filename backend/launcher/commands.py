@@ -463,6 +463,7 @@ def env_revert(args: argparse.Namespace, session: Session) -> int:
     else:
         print(f"Reverted {updated.environment.name} to {args.snapshot}; the state before is snapshot "
               f"{updated.snapshot}.")
+    _print_notes(updated.notes)
     return 0
 
 

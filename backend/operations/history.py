@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ..agent_client import call_action
 from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment, runnable
-from .update import Updated, restore_packages, roll_back, state_before
+from .kernels import has_ipykernel
+from .update import IPYKERNEL_GONE, Updated, restore_packages, roll_back, state_before
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
         restore_packages(target, caps, env, wanted["packages"], progress)
         snapshot = reservation.answer["snapshot"]
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
-        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot)
+        notes = [IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else []
+        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)
     except BaseException as failure:
         restored = False
         try:

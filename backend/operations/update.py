@@ -52,6 +52,10 @@ class Updated:
     notes: list[str] = field(default_factory=list)
 
 
+IPYKERNEL_GONE = ("Without ipykernel, a Jupyter kernel of this environment no longer starts: remove the kernel "
+                  "(kernel list shows it), or add ipykernel back.")
+
+
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
     """The environment's installer, within the constraints it keeps."""
     return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args,
@@ -87,8 +91,7 @@ def apply_change(target: Target, caps: Capabilities, env: Environment, change: C
     elif change.add or upgrade:
         run_step(target, installer.install(change.add, upgrade=upgrade), progress)
     if "ipykernel" in {canonical_name(name) for name in change.remove}:
-        notes.append("Without ipykernel, a Jupyter kernel of this environment no longer starts: remove the kernel "
-                     "(kernel list shows it), or add ipykernel back.")
+        notes.append(IPYKERNEL_GONE)
     return notes
 
 
