@@ -508,11 +508,11 @@ class AppController(QObject):
                           lambda progress: list_kernels(self.session, target, progress), on_ready, on_failure,
                           record=False)
 
-    def remove_kernel(self, target: str, name: str, on_done: Callable[[Kernel], None]) -> Task:
-        """Remove a kernel EnvDesk made (its environment stays)."""
+    def remove_kernel(self, target: str, name: str, on_done: Callable[[Kernel], None], *, force: bool = False) -> Task:
+        """Remove a kernel EnvDesk made, or with `force` one another tool made (its environment stays)."""
         from envdesk.backend.operations.kernels import remove_kernel
         return self.start(f"Remove the Jupyter kernel {name}", target,
-                          lambda progress: remove_kernel(self.session, target, name, progress), on_done)
+                          lambda progress: remove_kernel(self.session, target, name, progress, force=force), on_done)
 
     def lacks_ipykernel(self, env: Environment) -> bool:
         """Whether the environment surely has no ipykernel: not among its packages, and it sees no system ones."""

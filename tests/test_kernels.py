@@ -378,17 +378,38 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
     assert kernel_name(made) in kernelspecs(alpha, jupyter_client_python)
     assert len(asked) == 1, "nothing was asked: the dialog's choice was the answer"
 
-    # Cluster > Jupyter kernels…: the list jupyter-kernelspec gives, and Remove for EnvDesk's
+    # another tool's kernel, of a Python that is not there (the file system is the referee)
+    theirs = unique("theirs")
+    gone = f"{alpha.home}/gone-{theirs}/bin/python"
+    spec_text = json.dumps({"argv": [gone, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                            "display_name": "Theirs", "language": "python"})
+    folder = kernels_folder(alpha) / theirs
+    alpha.run_as_user(f"mkdir -p {shlex.quote(str(folder))} && "
+                      f"printf %s {shlex.quote(spec_text)} > {shlex.quote(str(folder / 'kernel.json'))}")
+    assert alpha.run_as_user(f"test -e {shlex.quote(gone)}", check=False).returncode != 0
+
+    # Cluster > Jupyter kernels…: the list jupyter-kernelspec gives, whether each starts, and Remove
     window.show_kernels()
     listed = window.kernels_dialog
 
     def shown() -> set[str]:
         return {listed.table.item(row, 0).text() for row in range(listed.table.rowCount())}
 
-    qtbot.waitUntil(lambda: kernel_name(made) in shown(), timeout=180_000)
+    def row_of(name: str) -> int:
+        return next(row for row in range(listed.table.rowCount()) if listed.table.item(row, 0).text() == name)
+
+    qtbot.waitUntil(lambda: {kernel_name(made), theirs} <= shown(), timeout=180_000)
     assert shown() == set(kernelspecs(alpha, jupyter_client_python))
-    row = next(row for row in range(listed.table.rowCount()) if listed.table.item(row, 0).text() == kernel_name(plain))
-    listed.table.cellWidget(row, 3).click()
+    assert listed.table.item(row_of(kernel_name(plain)), listed.STATE).text() == "Ready"  # it ran above
+    assert listed.table.item(row_of(theirs), listed.STATE).text() == "Environment gone"
+    listed.table.cellWidget(row_of(kernel_name(plain)), listed.REMOVE).click()
     qtbot.waitUntil(lambda: kernel_name(plain) not in shown(), timeout=180_000)
     assert kernel_name(plain) not in kernelspecs(alpha, jupyter_client_python)
+    assert len(asked) == 1, "EnvDesk's own kernel is removed without a question"
+
+    # user trial T11: a kernel another tool made could not be removed in the window; it can, after a question
+    listed.table.cellWidget(row_of(theirs), listed.REMOVE).click()
+    assert len(asked) == 2 and f"{theirs} (\"Theirs\") was not made by EnvDesk" in asked[1]
+    qtbot.waitUntil(lambda: theirs not in shown(), timeout=180_000)
+    assert theirs not in kernelspecs(alpha, jupyter_client_python)
     remove_kernel(window.controller.session, "alpha", kernel_name(made))

@@ -1,18 +1,35 @@
-"""The user's Jupyter kernels on one cluster: which environment each runs, whether that is still there, and
-Remove for those EnvDesk made."""
+"""The user's Jupyter kernels on one cluster: which environment each runs, whether it can still start, and
+Remove (for a kernel another tool made, after asking)."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QMessageBox, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from envdesk.backend.wording import counted
 
 from ..controller import Kernel
 from ..tasks import while_alive
 
 
+def kernel_state(kernel: Kernel) -> tuple[str, str]:
+    """The State column's word for a kernel, and its tooltip saying why."""
+    if kernel.error:
+        return "Unreadable", kernel.error
+    if kernel.env_exists is False:
+        return "Environment gone", "The environment this kernel runs is no longer there: the kernel cannot start."
+    if kernel.has_ipykernel is False:
+        return "No ipykernel", "The environment has no ipykernel, which Jupyter runs: the kernel cannot start."
+    if kernel.env_exists and kernel.has_ipykernel:
+        return "Ready", "The environment and its ipykernel are there."
+    return "Not checked", "EnvDesk cannot tell which environment this kernel runs, or whether it starts."
+
+
 class KernelsDialog(QDialog):
     """Lists the kernels in the background when it opens; Remove runs as a normal operation, then lists again."""
 
-    COLUMNS = ("Kernel", "Shown in Jupyter as", "Environment", "")
+    COLUMNS = ("Kernel", "Shown in Jupyter as", "Environment", "State", "")
+    ENVIRONMENT, STATE, REMOVE = 2, 3, 4
 
     def __init__(self, controller, target: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -21,7 +38,7 @@ class KernelsDialog(QDialog):
         self.kernels_shown: list[Kernel] = []
         self.setWindowTitle(f"Jupyter kernels on {controller.label(target)}")
         self.setAccessibleName("Jupyter kernels")
-        self.setMinimumSize(720, 360)
+        self.setMinimumSize(860, 360)
         layout = QVBoxLayout(self)
         self.status = QLabel(f"Reading the kernels on {controller.label(target)}…")
         self.status.setWordWrap(True)
@@ -30,7 +47,9 @@ class KernelsDialog(QDialog):
         self.table.setAccessibleName("Jupyter kernels")
         self.table.setHorizontalHeaderLabels(self.COLUMNS)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a long path keeps its start and its name
+        self.table.horizontalHeader().setSectionResizeMode(self.ENVIRONMENT, QHeaderView.ResizeMode.Stretch)
         layout.addWidget(self.table, 1)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -44,27 +63,35 @@ class KernelsDialog(QDialog):
 
     def show_kernels(self, kernels: list[Kernel]) -> None:
         self.kernels_shown = list(kernels)
-        self.status.setText(f"{len(kernels)} kernel(s) in your Jupyter folder. Jupyter (Open OnDemand, JupyterHub) "
-                            "offers them in new notebooks." if kernels else "You have no Jupyter kernels there yet: "
-                            "Environment ▸ Make a Jupyter kernel makes one.")
+        self.status.setText(f"{counted(len(kernels), 'kernel')} in your Jupyter folder. Jupyter (Open OnDemand, "
+                            "JupyterHub) offers them in new notebooks." if kernels else "You have no Jupyter kernels "
+                            "there yet: Environment ▸ Make a Jupyter kernel makes one.")
         self.table.setRowCount(len(kernels))
         for row, kernel in enumerate(kernels):
+            state, why = kernel_state(kernel)
             where = kernel.env_path or "not an environment EnvDesk can tell"
-            if kernel.env_exists is False:
-                where += " (gone: this kernel no longer starts)"
-            elif kernel.has_ipykernel is False:
-                where += " (no ipykernel in it: this kernel does not start)"
-            for column, text in enumerate((kernel.name, kernel.display_name, where)):
-                self.table.setItem(row, column, QTableWidgetItem(text))
-            if kernel.made_by_envdesk:
-                button = QPushButton("Remove")
-                button.setToolTip("Remove this kernel from Jupyter (the environment stays)")
-                button.setAccessibleName(f"Remove {kernel.name}")
-                button.clicked.connect(lambda _=False, name=kernel.name: self._remove(name))
-                self.table.setCellWidget(row, 3, button)
-            else:
-                self.table.setItem(row, 3, QTableWidgetItem("made by another tool"))
+            for column, (text, tip) in enumerate(((kernel.name, kernel.folder), (kernel.display_name, ""),
+                                                  (where, where), (state, why))):
+                item = QTableWidgetItem(text)
+                item.setToolTip(tip)
+                self.table.setItem(row, column, item)
+            button = QPushButton("Remove" if kernel.made_by_envdesk else "Remove…")
+            button.setToolTip("Remove this kernel from Jupyter (the environment stays)" if kernel.made_by_envdesk
+                              else "Another tool made this kernel: EnvDesk asks before removing it")
+            button.setAccessibleName(f"Remove {kernel.name}")
+            button.clicked.connect(lambda _=False, chosen=kernel: self._remove(chosen))
+            self.table.setCellWidget(row, self.REMOVE, button)
         self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(self.ENVIRONMENT, QHeaderView.ResizeMode.Stretch)
 
-    def _remove(self, name: str) -> None:
-        self.controller.remove_kernel(self.target, name, while_alive(lambda _: self.refresh(), self))
+    def _remove(self, kernel: Kernel) -> None:
+        if not kernel.made_by_envdesk:
+            asked = QMessageBox.question(
+                self, "Remove a kernel another tool made",
+                f"{kernel.name} (\"{kernel.display_name}\") was not made by EnvDesk. Remove it from Jupyter anyway? "
+                "Its environment stays; the tool that made it can make it again.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if asked != QMessageBox.StandardButton.Yes:
+                return
+        self.controller.remove_kernel(self.target, kernel.name, while_alive(lambda _: self.refresh(), self),
+                                      force=not kernel.made_by_envdesk)
