@@ -40,6 +40,7 @@ class Package:
     editable: bool = False
     build: str | None = None
     channel: str | None = None
+    requires_python: str | None = None  # as its METADATA states it (an environment's details only)
 
 
 _PYTHON_GONE = ("python program", "was made from")
@@ -59,7 +60,7 @@ class SharedPackages:
         """The Package for one entry of an environment's "packages" list, the same object for equal entries."""
         get = entry.get  # once, not per field: a listing has thousands of entries
         fields = (str(get("name", "?")), str(get("version", "")), get("installer"), bool(get("requested")),
-                  get("url"), bool(get("editable")), get("build"), get("channel"))
+                  get("url"), bool(get("editable")), get("build"), get("channel"), get("requires_python"))
         try:
             found = self._seen.get(fields)
         except TypeError:  # a value no agent sends (a list for a url): kept, not shared

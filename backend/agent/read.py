@@ -849,10 +849,13 @@ def read_headers(path, wanted=("name", "version"), limit=MAX_HEADER_BYTES, liste
     return found
 
 
-def make_package(name, version, installer=None, requested=False, url=None, editable=False):
-    """One package object of the answer."""
-    return {"name": name, "version": version, "installer": installer,
-            "requested": bool(requested), "url": url, "editable": bool(editable)}
+def make_package(name, version, installer=None, requested=False, url=None, editable=False, requires_python=None):
+    """One package object of the answer (its Requires-Python only where it states one)."""
+    package = {"name": name, "version": version, "installer": installer,
+               "requested": bool(requested), "url": url, "editable": bool(editable)}
+    if requires_python:
+        package["requires_python"] = requires_python
+    return package
 
 
 def _listed_regular(entry):
@@ -869,7 +872,10 @@ def read_dist_info(folder):
     files = dict((entry.name, entry) for entry in list_dir(folder))
     if "METADATA" not in files:
         raise ValueError("it has no METADATA file")
-    headers = read_headers(os.path.join(folder, "METADATA"), listed_regular=_listed_regular(files["METADATA"]))
+    # Requires-Python too: uv installs a wheel from a folder whatever Python it states (astral-sh/uv#5475), so an
+    # environment's details say which packages were made for another Python
+    headers = read_headers(os.path.join(folder, "METADATA"), ("name", "version", "requires-python"),
+                           listed_regular=_listed_regular(files["METADATA"]))
     if not headers.get("name") or not headers.get("version"):
         raise ValueError("its METADATA has no Name or Version")
     installer = None
@@ -881,7 +887,7 @@ def read_dist_info(folder):
     if "direct_url.json" in files:
         url, editable = read_direct_url(os.path.join(folder, "direct_url.json"))
     return make_package(headers["name"], headers["version"], installer,
-                        "REQUESTED" in files, url, editable)
+                        "REQUESTED" in files, url, editable, headers.get("requires-python"))
 
 
 def read_dist_info_light(folder):

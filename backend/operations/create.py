@@ -27,6 +27,7 @@ from .common import (
 )
 from .disk import warn_before_build
 from .modules import loadable_modules
+from .python_fit import misfit_notes
 
 
 @dataclass
@@ -121,7 +122,7 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     except BaseException:
         undo(reservation, progress)
         raise
-    return Created(env, notes + remember_root(session, target, root))
+    return Created(env, notes + misfit_notes(env) + remember_root(session, target, root))
 
 
 def _ignore(_: dict) -> None:

@@ -8,6 +8,7 @@ from ..agent_client import call_action
 from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment, runnable
 from .kernels import has_ipykernel
+from .python_fit import misfit_notes
 from .update import IPYKERNEL_GONE, Updated, restore_packages, roll_back, state_before
 
 
@@ -67,6 +68,7 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
         snapshot = reservation.answer["snapshot"]
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
         notes = [IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else []
+        notes += misfit_notes(after)
         return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)
     except BaseException as failure:
         restored = False

@@ -21,6 +21,7 @@ from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, full_path
 from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
+from .python_fit import misfit_notes
 
 
 @dataclass
@@ -859,4 +860,4 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         raise
     if list(env.modules) != planned:  # prerequisites the build (or settle_modules) found were put in front
         notes = _with_modules_noted(notes, plan, planned, list(env.modules))
-    return Imported(env, notes + remember_root(session, target, root), used_top_level)
+    return Imported(env, notes + misfit_notes(env) + remember_root(session, target, root), used_top_level)

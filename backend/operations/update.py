@@ -14,6 +14,7 @@ from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
+from .python_fit import misfit_notes
 from .requirement_check import check_script, hiding_markers, read_answers
 
 
@@ -193,7 +194,8 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
         notes = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
                              progress)  # issue 12
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
-        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)
+        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot,
+                       notes + misfit_notes(after))
     except BaseException as failure:
         restored = False
         try:
