@@ -326,14 +326,20 @@ def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cl
     assert len(cluster.session_commands()) - before == UPDATE_COMMANDS, "the check rides in the uninstall's command"
     assert "ENVDESK-" not in removed.stdout + removed.stderr, removed.stderr  # the check's own lines (user trials)
     shown = json.loads(run_cli("env", "show", cluster_name, name, "--json", config=config, home=home).stdout)
+
+    def unmet_said(text: str) -> set[tuple[str, str]]:
+        """(package, what it needs) from uv's or pip's check."""
+        if kind == "uv":
+            return {(m[1], m[2]) for m in map(UV_CHECK_LINE.match, text.splitlines()) if m}
+        return {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, text.splitlines()) if m}
+
     if kind == "uv":
         said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} uv && uv pip check --python "
                                    f"{shown['path']}/bin/python 2>&1", check=False).stdout
-        referee = {(m[1], m[2]) for m in map(UV_CHECK_LINE.match, said.splitlines()) if m}
     else:
         said = cluster.run_as_user(f"module load {' '.join(shown['modules'])} && {shown['path']}/bin/python -m pip "
                                    "check", check=False).stdout
-        referee = {(m[1], m[2] or m[3]) for m in map(PIP_CHECK_LINE.match, said.splitlines()) if m}
+    referee = unmet_said(said)
     assert referee == {("tinybeta", "tinyalpha")}, said
     # the update itself said so (a user trial's removal said nothing), in the words the doctor uses
     notes = [line for line in removed.stderr.splitlines() if line.startswith("note: The removal left")]
@@ -342,7 +348,16 @@ def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cl
     result = run_cli("env", "doctor", cluster_name, name, "--json", config=config, home=home)
     assert result.returncode == 0, result.stderr
     assert len(cluster.session_commands()) - before == 2
-    assert unmet_in(json.loads(result.stdout)["findings"], name) == referee
+    findings = json.loads(result.stdout)["findings"]
+    assert unmet_in(findings, name) == referee
+    # the advice's own check lists the same (T11: it named pip's in a uv environment, which has no pip)
+    advice = next(f["advice"] for f in findings if f["env"] == name and f["code"] == "unmet-requirements")
+    lister = re.search(r"; (.+) lists the same\.$", advice)[1]
+    if lister.endswith(" in the environment"):
+        lister = f"{shown['path']}/bin/{lister[:-len(' in the environment')]}"
+    listed = cluster.run_as_user(f"module load {' '.join(shown['modules'])} {'uv' if kind == 'uv' else ''} && "
+                                 f"{lister} 2>&1", check=False).stdout
+    assert unmet_said(listed) == referee, advice
     again = run_cli("env", "update", cluster_name, name, "--remove", "tinybeta", config=config, home=home)
     assert again.returncode == 0 and "note:" not in again.stderr, again.stderr  # nothing needed it
 

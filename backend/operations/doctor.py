@@ -158,10 +158,15 @@ def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]]) -> list[Fin
     advice = ("Add what is missing (Update, or envdesk env update --add), or go back to the snapshot from "
               "before the change that removed it (History, or envdesk env history). "
               if any(u.missing for u in found) else "")
+    has_pip = any(canonical_name(package.name) == "pip" for package in env.packages)
+    windows = re.match(r"[A-Za-z]:[\\/]", env.path) is not None  # This computer on Windows
+    python = env.path + ("\\Scripts\\python.exe" if windows else "/bin/python")
+    lister = ("python -m pip check in the environment" if has_pip else  # uv's environments have no pip
+              f"uv pip check --python {join_command([python])}")
     return [Finding(env.name, "unmet-requirements", "Some packages lack what they need to work",
                     "; ".join(u.text for u in found) + ". Importing them may fail.",
                     advice + "Installing the versions they ask for (Update, --add 'NAME>=VERSION') mends the "
-                    "rest; python -m pip check in the environment lists the same.")]
+                    f"rest; {lister} lists the same.")]
 
 
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
