@@ -78,11 +78,11 @@ def _lock_notes(project: UvProject, spec: EnvSpec, target: Target) -> list[str]:
     if elsewhere:
         notes.append(f"uv.lock was made against {', '.join(elsewhere)}; EnvDesk downloads nothing from there: "
                      "the locked versions come from this target's own package index, each file checked against "
-                     "the lock's hashes.")
-    if spec.hashed:
-        notes.append(f"{len(spec.hashed)} locked package(s) are installed with the file hashes from uv.lock: "
-                     "every file is checked against them.")
+                     "the lock's hashes where it lists them.")
     unchecked = [pin.name for pin in spec.pip_pins if pin.url is None]
+    if spec.hashed:
+        notes.append(f"{len(spec.hashed)} locked package(s) are installed with the file hashes from uv.lock: each "
+                     "of their files is checked against them" + (", the others are not (below)." if unchecked else "."))
     if unchecked:
         notes.append(f"uv.lock lists no file hashes for {', '.join(unchecked)}, so they are installed at their "
                      "locked versions without a hash check.")
