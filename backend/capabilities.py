@@ -138,6 +138,10 @@ class Capabilities:
         return kinds
 
 
+class PythonMissing(InvalidInput):
+    """The Python version asked for is not on the target (the message names the versions that are)."""
+
+
 @dataclass(frozen=True)
 class PythonChoice:
     """Which Python an environment gets: the modules that provide it and its version."""
@@ -168,8 +172,8 @@ def choose_python(caps: Capabilities, wanted: str | None, kind: str) -> PythonCh
         if caps.system_python and _matches(caps.system_python, ".".join(wanted.split(".")[:2])):
             return PythonChoice((), caps.system_python)
         available = ", ".join(caps.python_versions()) or "none"
-        raise InvalidInput(f"This target has no Python {wanted}; available: {available}.",
-                           "Pick one of the available versions.")
+        raise PythonMissing(f"This target has no Python {wanted}; available: {available}.",
+                            "Pick one of the available versions.")
     if modules:
         return PythonChoice((modules[-1].module,), modules[-1].version)
     return PythonChoice((), caps.system_python)

@@ -750,6 +750,13 @@ def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs,
     refused = envdesk("env", "import", "local", str(old), config_dir=config)
     assert refused.returncode == 1 and "no Python 3.4" in refused.stderr and "--python X.Y" in refused.stderr
     assert not (root / "course").exists()
+    # a dry run answers with the plan, blocked for it, as for any other reason (T11: an error object instead)
+    planned = envdesk("env", "import", "local", str(old), "--dry-run", "--json", config_dir=config)
+    assert planned.returncode == 1, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["install"] == ["tinygamma==0.1"]
+    assert "no Python 3.4" in plan["blocked"] and f"available: {here}" in plan["blocked"], plan["blocked"]
+    assert not (root / "course").exists()
     made = envdesk("env", "import", "local", str(old), "--python", here, "--yes", config_dir=config)
     assert made.returncode == 0, made.stderr
     python = subprocess.run([str(root / "course" / "bin" / "python"), "-c",

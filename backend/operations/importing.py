@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .. import spec as specs
 from .. import validate
-from ..capabilities import Capabilities, choose_python, stand_in_kind
+from ..capabilities import Capabilities, PythonMissing, choose_python, stand_in_kind
 from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer
@@ -246,10 +246,11 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
         return [], spec.python, notes, True
     try:
         choice = choose_python(caps, spec.python, kind)
-    except InvalidInput as exc:  # the file's Python is not here: say how to import it with one that is
-        raise InvalidInput(exc.message, "Import it with one of those: the Import dialog's Python, or env import … "
-                                        "--python X.Y; its pins may need versions made for that Python (--top-level, "
-                                        "'Allow newer versions').") from exc
+    except PythonMissing as exc:  # the file's Python is not here: say how to import it with one that is
+        raise PythonMissing(exc.message.replace("This target", target.label, 1),
+                            "Import it with one of those: the Import dialog's Python, or env import … --python X.Y; "
+                            "its pins may need versions made for that Python (--top-level, 'Allow newer "
+                            "versions').") from exc
     if not caps.has_modules:
         if spec.modules:
             notes.append(f"{target.label} has no modules; using its own Python {choice.version}.")
@@ -355,7 +356,11 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     if blocked:
         modules, python, module_notes, checked = [], spec.python, [], True
     else:
-        modules, python, module_notes, checked = _map_modules(target, caps, spec, kind, progress)
+        try:
+            modules, python, module_notes, checked = _map_modules(target, caps, spec, kind, progress)
+        except PythonMissing as exc:  # a plan all the same (a dry run's answer), blocked for it
+            modules, python, module_notes, checked = [], spec.python, [], True
+            blocked = f"{exc.message} {exc.hint}"
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
     spec = _unhashed_lines_for_other_systems(target, spec, python or caps.system_python, progress)
     clashing = conflicting_requirements([*spec.requirements, *spec.constraints])  # a constraint narrows as a line
