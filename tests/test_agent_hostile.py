@@ -275,3 +275,31 @@ def test_write_actions_do_not_hang_on_hostile_files(home):
     status, answer, _ = run_agent_for_real(dict(config, action="begin", operation="install"),
                                            clean_env(home), write=True)
     assert status == 0 and answer["ok"] is False and answer["code"] == "busy"
+
+
+def test_an_environments_details_hold_every_package_whatever_follows_its_name_and_version(home):
+    """R9: asking METADATA for Requires-Python too made a detailed read (env show, the finish of every change)
+    go on past Name and Version, where a header in another encoding (an old Author line in Latin-1) or a
+    description kept in the headers past the reading limit made it drop the package. Requires-Python is looked for
+    only as far as the file can be read. The referee: packaging's parser of core metadata (pip's own list fails
+    outright on the Latin-1 file)."""
+    from packaging.metadata import parse_email
+    env_path = make_fake_venv(home / "venvs" / "v")
+    site = site_packages(env_path)
+    files = {
+        "latin": (b"Metadata-Version: 2.1\nName: latin\nVersion: 1.0\nAuthor: Fran\xe7ois\n"
+                  b"Requires-Python: >=3.6\n\nbody\n"),
+        "oldstyle": ("Metadata-Version: 1.1\nName: oldstyle\nVersion: 0.9\nDescription: "
+                     + "        more text\n" * 100000 + "Requires-Python: >=3.99\n\nbody\n").encode(),
+        "stated": b"Metadata-Version: 2.1\nName: stated\nVersion: 2.0\nRequires-Python: <3.11,>=3.8\n\nbody\n"}
+    referee = {}
+    for name, data in files.items():
+        parsed, _ = parse_email(data)
+        referee[parsed["name"]] = (parsed["version"], parsed.get("requires_python"))
+        add_dist(site, name, parsed["version"], metadata=data)
+    detailed = agent.read_env(env_path, "v", str(home / "venvs"))
+    assert detailed["warnings"] == []
+    assert {p["name"]: p["version"] for p in detailed["packages"]} == {n: v for n, (v, _) in referee.items()}
+    # Requires-Python where it could be read, as packaging reads it; none claimed past an unreadable line or the limit
+    said = {p["name"]: p.get("requires_python") for p in detailed["packages"]}
+    assert said == {"latin": None, "oldstyle": None, "stated": referee["stated"][1]}

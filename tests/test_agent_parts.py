@@ -18,6 +18,7 @@ import pytest
 from agent_fixtures import add_dist, load_agent, make_fake_venv, site_packages
 from envdesk.backend import agent_client, protocol
 from envdesk.backend.agent_client import (
+    JUPYTER_PART,
     READ_PART,
     WRITE_PART,
     agent_part,
@@ -89,7 +90,7 @@ def test_the_agent_as_sent_sees_the_protocol_values(write):
         assert getattr(agent, name) == value, name
 
 
-@pytest.mark.parametrize("part", [READ_PART, WRITE_PART])
+@pytest.mark.parametrize("part", [READ_PART, JUPYTER_PART, WRITE_PART])
 def test_no_part_defines_or_spells_out_a_protocol_value(part):
     source = agent_part(part)
     redefined = top_level_names(source) & set(protocol_constants())
@@ -130,9 +131,11 @@ def test_scripts_are_the_parts_in_order():
     read, write = agent_script(write=False), agent_script(write=True)
     assert read.startswith(protocol_header())
     assert agent_part(READ_PART) in read and agent_part(WRITE_PART) not in read
-    assert write.index(agent_part(READ_PART)) < write.index(agent_part(WRITE_PART))
+    assert agent_part(JUPYTER_PART) not in read, "a listing ships no kernel code"
+    assert (write.index(agent_part(READ_PART)) < write.index(agent_part(JUPYTER_PART))
+            < write.index(agent_part(WRITE_PART))), "the write part uses the Jupyter part's functions"
     assert read.rstrip().endswith("sys.exit(main(sys.argv))") and write.rstrip().endswith("sys.exit(main(sys.argv))")
-    assert len(read) < len(write) - len(agent_part(WRITE_PART)) + 10
+    assert len(read) < len(write) - len(agent_part(WRITE_PART)) - len(agent_part(JUPYTER_PART)) + 10
 
 
 def test_the_read_only_script_refuses_an_action_in_its_answer(tmp_path):
@@ -174,7 +177,7 @@ def runner(tmp_path, monkeypatch) -> RecordingRunner:
 
 def assert_read_part_only(script: str) -> None:
     assert agent_part(READ_PART) in script
-    assert agent_part(WRITE_PART) not in script
+    assert agent_part(WRITE_PART) not in script and agent_part(JUPYTER_PART) not in script
     leaked = sorted(name for name in write_functions() if f"def {name}(" in script or f"class {name}(" in script)
     assert leaked == [], f"a listing ships write code: {leaked}"
     assert len(script.encode()) < len(agent_script(write=True).encode()) - len(agent_part(WRITE_PART).encode()) + 500

@@ -226,3 +226,41 @@ def test_on_a_cluster_a_venv_made_in_a_project_folder_is_refused(testbed, sessio
     alpha.run_as_user(f"cd {folder} && rm -rf analysis.py data .git")
     assert delete_environment(session, "alpha", name).path == folder
     assert alpha.run_as_user(f"test -e {folder}", check=False).returncode != 0
+
+
+def test_what_is_in_the_jupyter_kernel_folder_never_stops_a_delete(projects, tmp_path, monkeypatch):
+    """R9: the kernels a delete removes are looked for in the user's Jupyter folder, where other tools write
+    too; a kernel.json nested past what the parser takes, naming a path with a NUL, too large, not UTF-8 or a
+    link to a device made every delete fail. They are passed over, left as they are (the file system is the
+    referee), and only the kernel EnvDesk made for the environment goes with it."""
+    config, root = projects
+    data = tmp_path / "data"
+    kernels = data / "jupyter" / "kernels"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data))
+    monkeypatch.delenv("JUPYTER_DATA_DIR", raising=False)
+    env = root / "doomed"
+    env.mkdir()
+    venv_in_place(env)
+
+    def kernel(name: str, text: bytes) -> Path:
+        (kernels / name).mkdir(parents=True)
+        (kernels / name / "kernel.json").write_bytes(text)
+        return kernels / name
+
+    ours = kernel("envdesk-doomed", json.dumps({"argv": [str(env / "bin" / "python"), "-m", "ipykernel_launcher"],
+                                                "display_name": "doomed (EnvDesk)", "metadata": {"envdesk": {
+                                                    "env": str(env), "python": str(env / "bin" / "python")}}}
+                                               ).encode())
+    kernel("deep", b"[" * 200_000)
+    kernel("nul", json.dumps({"metadata": {"envdesk": {"env": "/a\u0000b"}}}).encode())
+    kernel("huge", b'{"a": "' + b"x" * (2 * 1024 * 1024) + b'"}')
+    kernel("latin", b'{"display_name": "Fran\xe7ois"}')
+    (kernels / "zero").mkdir()
+    os.symlink("/dev/zero", kernels / "zero" / "kernel.json")
+    others = {path: kind for path, kind in listing(kernels).items() if not path.startswith("envdesk-doomed")}
+
+    result = envdesk("env", "delete", "local", "doomed", "--yes", config_dir=config)
+    assert result.returncode == 0, result.stderr
+    assert not os.path.lexists(env) and not os.path.lexists(ours)
+    assert listing(kernels) == others
+    assert "note: Its Jupyter kernel envdesk-doomed was removed too" in result.stderr

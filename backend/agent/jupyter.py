@@ -45,16 +45,22 @@ def jupyter_kernels():
     return kernels, [name for name in names if not name.startswith(".envdesk-")]
 
 
+MAX_KERNEL_JSON_BYTES = 1024 * 1024  # Jupyter's own are a few hundred bytes
+
+
 def read_kernel_json(folder):
-    """The kernel.json of a kernel folder as a dict; None when there is none, ValueError when it is unreadable."""
+    """The kernel.json of a kernel folder as a dict; None when there is none, ValueError when it cannot be read
+    (too large, not JSON, nested past what the parser takes, not an object)."""
     path = os.path.join(folder, "kernel.json")
     if not os.path.isfile(path):
         return None
     try:
+        if os.path.getsize(path) > MAX_KERNEL_JSON_BYTES:
+            raise ValueError("larger than %d bytes" % MAX_KERNEL_JSON_BYTES)
         with open(path, encoding="utf-8") as handle:
-            spec = json.load(handle)
-    except OSError as exc:
-        raise ValueError(str(exc))
+            spec = json.loads(handle.read(MAX_KERNEL_JSON_BYTES + 1))
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(str(exc) or exc.__class__.__name__)
     if not isinstance(spec, dict):
         raise ValueError("not a JSON object")
     return spec
@@ -85,9 +91,9 @@ def kernels_made_for(env_path):
         folder = os.path.join(kernels, name)
         try:
             mine = made_by_envdesk(read_kernel_json(folder))
-        except ValueError:
+            env = mine.get("env") if mine else None
+            if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(env) == real:
+                found.append((name, folder))
+        except (OSError, ValueError):  # another tool's file, or one nobody can read (a NUL in a path...)
             continue
-        env = mine.get("env") if mine else None
-        if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(env) == real:
-            found.append((name, folder))
     return found

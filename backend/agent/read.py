@@ -816,35 +816,46 @@ def discover(cfg, deadline):
 # Reading packages (dist-info / egg-info / egg-link)
 # ---------------------------------------------------------------------------
 
-def read_headers(path, wanted=("name", "version"), limit=MAX_HEADER_BYTES, listed_regular=False):
-    """The wanted email-style headers of a METADATA/PKG-INFO file (lowercased keys).
+def read_headers(path, wanted=("name", "version"), limit=MAX_HEADER_BYTES, listed_regular=False, optional=()):
+    """The wanted email-style headers of a METADATA/PKG-INFO file (lowercased keys), and the optional ones
+    where they come before the headers end.
 
     Stops at the first blank line (the description body is never read) or as
-    soon as all wanted headers were seen; reads at most limit bytes (RefusedFile
-    when the wanted headers are not in them).
+    soon as all wanted (and optional) headers were seen; reads at most limit bytes (RefusedFile
+    when the wanted headers are not in them). Once the wanted ones are seen, a line that cannot be
+    read or the limit only ends the search for the optional ones: they never make a file unreadable.
     """
     found = {}
     left = limit
+    looked_for = tuple(wanted) + tuple(optional)
     with open_regular(path, listed_regular) as handle:
         while True:
             raw = handle.readline(left) if left > 0 else b""
             left -= len(raw)
+            have_wanted = all(key in found for key in wanted)
             if left <= 0 and not raw.endswith(b"\n") and handle.read(1):   # cut at the limit
+                if have_wanted:
+                    break
                 raise RefusedFile("%s does not give its %s in its first %s, so EnvDesk stopped "
                                   "reading it" % (path, " and ".join(w.title() for w in wanted),
                                                   _size_text(limit)))
             if not raw:
                 break
-            line = raw.decode("utf-8")      # line by line: a bad body is never decoded
+            try:
+                line = raw.decode("utf-8")      # line by line: a bad body is never decoded
+            except UnicodeDecodeError:
+                if have_wanted:
+                    break
+                raise
             if not line.strip():
                 break
             if line[0] in " \t":
                 continue
             key, sep, value = line.partition(":")
             key = key.strip().lower()
-            if sep and key in wanted and key not in found:
+            if sep and key in looked_for and key not in found:
                 found[key] = value.strip()
-                if len(found) == len(wanted):
+                if len(found) == len(looked_for):
                     break
     return found
 
@@ -874,8 +885,8 @@ def read_dist_info(folder):
         raise ValueError("it has no METADATA file")
     # Requires-Python too: uv installs a wheel from a folder whatever Python it states (astral-sh/uv#5475), so an
     # environment's details say which packages were made for another Python
-    headers = read_headers(os.path.join(folder, "METADATA"), ("name", "version", "requires-python"),
-                           listed_regular=_listed_regular(files["METADATA"]))
+    headers = read_headers(os.path.join(folder, "METADATA"), listed_regular=_listed_regular(files["METADATA"]),
+                           optional=("requires-python",))
     if not headers.get("name") or not headers.get("version"):
         raise ValueError("its METADATA has no Name or Version")
     installer = None

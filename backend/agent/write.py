@@ -951,7 +951,7 @@ def action_delete(cfg):
     if is_conda_base(path):
         raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
                           "delete it." % path, CODE_INVALID)
-    kernels = kernels_made_for(path)
+    kernels = _kernels_of(path)
     try:
         token, took_over = take_lock(path, "delete", own=True)
     except OSError as exc:
@@ -968,6 +968,15 @@ def action_delete(cfg):
             answer["took_over"] = took_over
     answer.update(remove_kernels(kernels))
     return answer
+
+
+def _kernels_of(path):
+    """The kernels EnvDesk made for the environment at `path`; none when the kernel folder cannot be looked
+    through: what is in it never stops a delete or its question."""
+    try:
+        return kernels_made_for(path)
+    except Exception:
+        return []
 
 
 def remove_kernels(kernels):
@@ -999,7 +1008,7 @@ def action_measure(cfg):
     path = check_target(cfg["path"], cfg["roots"])
     measured = measure_tree(path, Deadline(float(cfg.get("time_budget", 20.0))))
     measured["path"] = path
-    measured["kernels"] = [name for name, _ in kernels_made_for(path)]  # a delete removes them too
+    measured["kernels"] = [name for name, _ in _kernels_of(path)]  # a delete removes them too
     return measured
 
 
