@@ -384,6 +384,9 @@ def _connection_errors(name: str) -> Iterator[None]:
         raise ConnectionFailed(f"The connection to {name} broke: {exc}.") from exc
 
 
+INPUT_PIECE = 32768  # bytes of input sent at a time (paramiko's largest packet)
+
+
 class _ChannelJob(Job):
     """A command on one session channel, in a remote process group whose id it reports first on stderr."""
 
@@ -412,10 +415,28 @@ class _ChannelJob(Job):
             self.channel.exec_command(self.command)
 
     def send_input(self, data: bytes | None) -> None:
+        """Send the input a window at a time, reading what the command prints meanwhile: a command that answers
+        as it reads (cat, an installer's log) stops reading once its output is not taken, and a sender waiting
+        for it to read then waits for ever (CI: 6 MB through `cat` hung on a busy machine)."""
+        channel, sent = self.channel, 0
         with _connection_errors(self.runner.name):
-            if data:
-                self.channel.sendall(data)
-            self.channel.shutdown_write()
+            while data and sent < len(data):
+                if channel.send_ready():
+                    sent += channel.send(data[sent:sent + INPUT_PIECE])
+                elif not self._take_output():
+                    select.select([channel], [], [], 0.01)  # readable wakes it; a wider window is polled
+            channel.shutdown_write()
+
+    def _take_output(self) -> bool:
+        """Feed what the command has printed so far to out and err; whether there was any."""
+        channel, moved = self.channel, False
+        if channel.recv_ready():
+            self.out.feed(channel.recv(65536))
+            moved = True
+        if channel.recv_stderr_ready():
+            self.err.feed(channel.recv_stderr(65536))
+            moved = True
+        return moved
 
     def read(self) -> bool:
         channel = self.channel
@@ -425,14 +446,7 @@ class _ChannelJob(Job):
             if (channel.exit_status_ready() and channel.eof_received
                     and not channel.recv_ready() and not channel.recv_stderr_ready()):
                 return True
-            moved = False
-            if channel.recv_ready():
-                self.out.feed(channel.recv(65536))
-                moved = True
-            if channel.recv_stderr_ready():
-                self.err.feed(channel.recv_stderr(65536))
-                moved = True
-            if not moved:
+            if not self._take_output():
                 if channel.closed or not self.runner.connected:
                     # paramiko says "exit status ready" for any closed channel (-1 when the connection
                     # dropped): only a real status, or a channel closed on a live connection, is an end

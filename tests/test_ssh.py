@@ -187,6 +187,28 @@ def test_output_streams_and_large_output_does_not_hang(testbed, tmp_path, home):
     session.close()
 
 
+def test_large_input_to_a_command_that_answers_as_it_reads_does_not_hang(testbed, tmp_path, home):
+    """CI: 6 MB sent to `cat` hung on a busy machine: the input was sent whole before any output was read, so
+    once cat's output filled every buffer on the way back, cat stopped reading and the sending waited for ever.
+    48 MB is more than all those buffers hold, so the sending must read as it goes. The command runs in a thread,
+    so that a hang fails the test instead of stopping the run; `cat` itself, and the bytes it gives back, are
+    the referee."""
+    import os
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    runner = session.target("alpha").runner
+    payload = os.urandom(24_000_000).hex().encode()
+    done: list = []
+    worker = threading.Thread(target=lambda: done.append(runner.run(["sh", "-c", "cat; echo done >&2"],
+                                                                      stdin=payload)), daemon=True)
+    worker.start()
+    worker.join(600)  # a hang, not a speed: it takes seconds
+    try:
+        assert done, "the command did not end: its input and output waited on each other"
+        assert done[0].ok and done[0].stdout.encode() == payload and done[0].stderr.strip() == "done"
+    finally:
+        session.close()  # a sending still waiting ends with the connection
+
+
 def test_timeout_stops_a_remote_command(testbed, tmp_path, home):
     session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
     with pytest.raises(CommandFailed) as info:
