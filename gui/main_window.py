@@ -983,6 +983,7 @@ class MainWindow(QMainWindow):
                 box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
                                   f"Delete the folder {env.path}{amount}?{also} This cannot be undone.",
                                   QMessageBox.StandardButton.Cancel, self)
+                box.setTextFormat(Qt.TextFormat.PlainText)  # a folder's name is never markup
                 delete_button = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
                 box.setDefaultButton(QMessageBox.StandardButton.Cancel)
                 run_once(box)

@@ -143,7 +143,7 @@ def bundle(tmp_path_factory) -> Path:
         pytest.skip(message)
     out = tmp_path_factory.mktemp("bundle")
     result = subprocess.run(["bash", str(BUILD_SCRIPT), str(out)], capture_output=True, text=True,
-                            cwd=tmp_path_factory.getbasetemp(), timeout=3000)
+                            cwd=tmp_path_factory.getbasetemp(), timeout=1400)  # under faulthandler_timeout
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     program = out / "envdesk" / ("envdesk.exe" if os.name == "nt" else "envdesk")
     assert program.is_file() and os.access(program, os.X_OK)

@@ -708,7 +708,7 @@ def test_env_delete_asks_at_a_terminal_and_a_script_must_say_yes(local_envs, tmp
     entries = len(subprocess.run(["find", str(root / "plain"), "-mindepth", "1"], capture_output=True, text=True,
                                  check=True).stdout.splitlines())
     assert code == 1 and re.search(rf"Delete plain on local, the folder {re.escape(str(root / 'plain'))} "
-                                   rf"\(\d+\.\d [KM]B in {entries} files and folders\)\? It cannot be undone\. "
+                                   rf"\(\d+\.\d [KM]iB in {entries} files and folders\)\? It cannot be undone\. "
                                    r"\[y/N\]", said), said
     assert "Nothing was deleted" in said and (root / "plain" / "pyvenv.cfg").exists()
     script = envdesk("env", "delete", "local", "plain", config_dir=config)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from envdesk.backend.errors import InvalidInput, NotFound
+from envdesk.backend.agent_client import JUPYTER_PART, agent_part
 from envdesk.backend.inventory import Environment
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.delete import measure_environment
@@ -97,8 +98,22 @@ def test_kernel_names_follow_jupyters_rule():
     assert with_ipykernel(["IPyKernel[test]==6.29"]) == ["IPyKernel[test]==6.29"]
 
 
-def test_the_kernel_script_is_python_36():
-    ast.parse(KERNEL_SCRIPT, feature_version=(3, 6))
+def test_the_kernel_script_is_python_36_and_names_only_what_it_is_sent_with():
+    """As sent: the agent's Jupyter part, then the script; every name it uses is defined there or built in."""
+    import builtins
+    sent = agent_part(JUPYTER_PART) + KERNEL_SCRIPT
+    tree = ast.parse(sent, feature_version=(3, 6))
+    defined = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for target in node.targets
+                if isinstance(target, ast.Name)}
+    defined |= {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    defined |= {arg.arg for node in ast.walk(tree) if isinstance(node, ast.arguments)
+                for arg in [*node.args, *node.kwonlyargs, node.vararg, node.kwarg] if arg is not None}
+    defined |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    defined |= {node.name for node in ast.walk(tree) if isinstance(node, ast.ExceptHandler) and node.name}
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    assert used - defined - set(dir(builtins)) == set()
 
 
 @pytest.mark.parametrize("kind", ["venv", "conda"])
@@ -286,9 +301,9 @@ def test_odd_folders_arrive_literally_and_other_kernels_are_left_alone(testbed, 
         left = kernelspecs(alpha, jupyter_client_python)
         assert kernel.name not in left and second.name not in left
         assert other in left, "a kernel EnvDesk did not make stays, even one of the deleted environment"
-        assert f"Deleted {path}." in deleted.stdout
-        assert (f"Its Jupyter kernels {kernel.name} and {second.name} were removed too" in deleted.stdout
-                or f"Its Jupyter kernels {second.name} and {kernel.name} were removed too" in deleted.stdout)
+        assert deleted.stdout == f"Deleted {path}.\n"
+        assert (f"note: Its Jupyter kernels {kernel.name} and {second.name} were removed too" in deleted.stderr
+                or f"note: Its Jupyter kernels {second.name} and {kernel.name} were removed too" in deleted.stderr)
         assert alpha.run_as_user(f"test -e {shlex.quote(path)}", check=False).returncode != 0
         assert not canary.exists()
     finally:
@@ -328,6 +343,7 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
                                                                jupyter_wheelhouse, jupyter_client_python):
     """Environment ▸ Make a Jupyter kernel on an environment without ipykernel: the window asks to install it,
     then makes the kernel; the New environment dialog's checkbox makes one along with the environment."""
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QMessageBox
 
     from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
@@ -407,7 +423,14 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
     assert kernel_name(plain) not in kernelspecs(alpha, jupyter_client_python)
     assert len(asked) == 1, "EnvDesk's own kernel is removed without a question"
 
-    # user trial T11: a kernel another tool made could not be removed in the window; it can, after a question
+    # user trial T11: a kernel another tool made could not be removed in the window; it can, after a question,
+    # whose words are plain text (R9: a display name is another tool's, and could be markup)
+    def answer_yes(box: QMessageBox) -> QMessageBox.StandardButton:
+        assert box.textFormat() == Qt.TextFormat.PlainText
+        asked.append(box.text())
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "exec", answer_yes)
     listed.table.cellWidget(row_of(theirs), listed.REMOVE).click()
     assert len(asked) == 2 and f"{theirs} (\"Theirs\") was not made by EnvDesk" in asked[1]
     qtbot.waitUntil(lambda: theirs not in shown(), timeout=180_000)

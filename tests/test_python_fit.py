@@ -40,10 +40,18 @@ def test_a_wheel_uv_installs_for_another_python_is_named_with_what_to_do(testbed
     assert "Requires-Python" in refused or "requires a different Python" in refused, refused
     assert (f"note: tinyold 1.0 {NOTE} <3.11, but {name} has Python {python}, so it may fail when imported"
             in made.stderr), made.stderr
-    assert "tinyold!=1.0" in made.stderr
+    assert "--add 'tinyold!=1.0'" in made.stderr
 
-    # a version made for this Python: pip takes it, and nothing is said
-    assert pip_refuses(alpha, "tinyold==1.2", python) == ""
-    fixed = run_cli("env", "update", "alpha", name, "--add", "tinyold==1.2", config=config, home=home)
-    assert fixed.returncode == 0, fixed.stderr
-    assert NOTE not in fixed.stderr, fixed.stderr
+    # a change that does not bring it does not say it again (R9)
+    other = run_cli("env", "update", "alpha", name, "--add", "tinygamma", config=config, home=home)
+    assert other.returncode == 0, other.stderr
+    assert NOTE not in other.stderr, other.stderr
+
+    # the advice works: uv then picks a version made for this Python, which pip takes too; nothing is said
+    advised = run_cli("env", "update", "alpha", name, "--add", "tinyold!=1.0", config=config, home=home)
+    assert advised.returncode == 0, advised.stderr
+    assert NOTE not in advised.stderr, advised.stderr
+    frozen = alpha.run_as_user(f"module load {alpha.uv_module} && uv pip freeze --python "
+                               f"{shlex.quote(shown['path'])}/bin/python").stdout.split()
+    fixed = next(line for line in frozen if line.startswith("tinyold=="))
+    assert pip_refuses(alpha, fixed, python) == "", fixed

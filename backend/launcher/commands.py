@@ -693,14 +693,16 @@ def env_delete(args: argparse.Namespace, session: Session) -> int:
     question = f"Delete {args.env} on {args.cluster}? It cannot be undone."
     if not args.yes and interactive():  # the question names the folder and what it holds, as the window's does
         found, measured = to_delete(session, args.cluster, args.env, _progress(args))
-        question = (f"Delete {args.env} on {args.cluster}, the folder {found.path} ({size_text(measured.bytes)} "
-                    f"in {measured.files:,} files and folders)? {measured.kernels_going()} It cannot be undone."
-                    ).replace("  ", " ")
+        question = " ".join(filter(None, (
+            f"Delete {args.env} on {args.cluster}, the folder {found.path} ({size_text(measured.bytes)} in "
+            f"{measured.files:,} files and folders)?", measured.kernels_going(), "It cannot be undone.")))
     if not args.yes and not ask_yes_no(question):
         print("Nothing was deleted.", file=sys.stderr)
         return 1
     deleted = delete_environment(session, args.cluster, args.env, _progress(args), found=found)
-    print("\n".join(deleted.notes))
+    said, *notes = deleted.notes  # what was deleted is the result; what went with it, notes (on stderr)
+    print(said)
+    _print_notes(notes)
     return 0
 
 

@@ -47,8 +47,8 @@ class Deleted:
             said.append(f"Its Jupyter {kernels_named(self.kernels_removed)} {'was' if one else 'were'} removed "
                         f"too, as {'it' if one else 'they'} could no longer start.")
         if self.kernels_left:
-            said.append(f"Its Jupyter {kernels_named(self.kernels_left)} could not be removed: `envdesk kernel "
-                        "list` shows where, and `envdesk kernel remove` removes one by name.")
+            said.append(f"Its Jupyter {kernels_named(self.kernels_left)} could not be removed: Jupyter kernels "
+                        "(in the Cluster menu, or envdesk kernel list) shows where, and removes them.")
         return said
 
 

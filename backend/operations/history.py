@@ -67,9 +67,6 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
         restore_packages(target, caps, env, wanted["packages"], progress)
         snapshot = reservation.answer["snapshot"]
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
-        notes = [IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else []
-        notes += misfit_notes(after)
-        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)
     except BaseException as failure:
         restored = False
         try:
@@ -77,3 +74,6 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None)
         raise
+    notes = [IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else []
+    notes += misfit_notes(after, before=env)  # undoing a revert is another revert: no snapshot advice
+    return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)

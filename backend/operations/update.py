@@ -194,8 +194,6 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
         notes = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
                              progress)  # issue 12
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
-        return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot,
-                       notes + misfit_notes(after))
     except BaseException as failure:
         restored = False
         try:
@@ -203,6 +201,8 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             reservation.release(drop_snapshot=snapshot if restored else None)
         raise
+    kept = None if reservation.answer.get("dropped_snapshot") else snapshot
+    return Updated(after, kept, notes + misfit_notes(after, before=env, snapshot=kept))
 
 
 def state_before(target: Target, caps: Capabilities, env: Environment, reservation: Reservation,

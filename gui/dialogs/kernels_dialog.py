@@ -86,12 +86,17 @@ class KernelsDialog(QDialog):
 
     def _remove(self, kernel: Kernel) -> None:
         if not kernel.made_by_envdesk:
-            asked = QMessageBox.question(
-                self, "Remove a kernel another tool made",
-                f"{kernel.name} (\"{kernel.display_name}\") was not made by EnvDesk. Remove it from Jupyter anyway? "
-                "Its environment stays; the tool that made it can make it again.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-            if asked != QMessageBox.StandardButton.Yes:
+            box = QMessageBox(QMessageBox.Icon.Question, "Remove a kernel another tool made",
+                              f"{kernel.name} (\"{kernel.display_name}\") was not made by EnvDesk. Remove it from "
+                              "Jupyter anyway? Its environment stays; the tool that made it can make it again.",
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            box.setTextFormat(Qt.TextFormat.PlainText)  # the names are another tool's words, never markup
+            box.setDefaultButton(QMessageBox.StandardButton.No)
+            try:
+                answer = box.exec()
+            finally:
+                box.deleteLater()
+            if answer != QMessageBox.StandardButton.Yes:
                 return
         self.controller.remove_kernel(self.target, kernel.name, while_alive(lambda _: self.refresh(), self),
                                       force=not kernel.made_by_envdesk)
