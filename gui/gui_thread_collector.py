@@ -9,10 +9,12 @@ would have (the way calibre and pyqtgraph keep their collections on the GUI thre
 from __future__ import annotations
 
 import gc
+import time
 
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 
 INTERVAL_MS = 500
+FULL_EVERY = 30.0  # seconds
 
 _installed: GuiThreadCollector | None = None
 
@@ -23,6 +25,7 @@ class GuiThreadCollector(QObject):
     def __init__(self, parent: QObject) -> None:
         super().__init__(parent)
         self.thresholds = gc.get_threshold()
+        self.last_full = time.monotonic()
         self.timer = QTimer(self)
         self.timer.timeout.connect(self.collect_due)
         self.timer.start(INTERVAL_MS)
@@ -30,13 +33,21 @@ class GuiThreadCollector(QObject):
             parent.aboutToQuit.connect(gc.collect)  # the rest, while Qt's objects can still be deleted
 
     def collect_due(self) -> None:
-        """Collect the generations whose count passed their threshold, the youngest first, as Python does."""
+        """Collect the generations whose count passed their threshold, the youngest first, as Python does; a
+        full collection at most every FULL_EVERY seconds, where Python waits for a quarter more long-lived objects
+        (a count it keeps to itself): walking a large inventory is a stall of the window."""
         counts = gc.get_count()
         if counts[0] <= self.thresholds[0]:
             return
         generation = 0
         while generation < 2 and counts[generation + 1] > self.thresholds[generation + 1]:
             generation += 1
+        if generation == 2:
+            now = time.monotonic()
+            if now - self.last_full < FULL_EVERY:
+                generation = 1
+            else:
+                self.last_full = now
         gc.collect(generation)
 
 
