@@ -49,12 +49,13 @@ class ChannelInput:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.chunks: list[bytes] = []
-        original = paramiko.Channel.sendall
+        original = paramiko.Channel.send  # what sendall and a piecewise sending both come down to
 
-        def sendall(channel: paramiko.Channel, data: bytes) -> None:
-            self.chunks.append(bytes(data))
-            original(channel, data)
-        monkeypatch.setattr(paramiko.Channel, "sendall", sendall)
+        def send(channel: paramiko.Channel, data: bytes) -> int:
+            taken = original(channel, data)
+            self.chunks.append(bytes(data[:taken]))
+            return taken
+        monkeypatch.setattr(paramiko.Channel, "send", send)
 
     def take(self) -> list[bytes]:
         """The chunks sent since the last take."""
