@@ -1,6 +1,7 @@
 """Reading what environments a target has: one agent run, parsed into plain records."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from sys import intern
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -41,6 +42,28 @@ class Package:
     build: str | None = None
     channel: str | None = None
     requires_python: str | None = None  # as its METADATA states it (an environment's details only)
+
+
+_BOUND = re.compile(r"\s*(>=|<)\s*(\d+(?:\.\d+){0,2})\s*")
+_FINAL_RELEASE = re.compile(r"\d+\.\d+\.\d+")
+
+
+def _surely_admits(requires_python: str, python: str | None) -> bool:
+    """Whether Requires-Python made only of '>=X.Y' and '<X.Y' bounds (as most packages state it) admits the final
+    release `python` (X.Y.Z), compared as PEP 440 compares release numbers; False when in doubt, for packaging to
+    judge. A create or an update need not load packaging for every package then."""
+    if python is None or not _FINAL_RELEASE.fullmatch(python):
+        return False
+    version = tuple(int(part) for part in python.split("."))
+    for clause in requires_python.split(","):
+        bound = _BOUND.fullmatch(clause)
+        if bound is None:
+            return False
+        limit = tuple(int(part) for part in bound[2].split("."))
+        limit += (0,) * (3 - len(limit))
+        if (version < limit) if bound[1] == ">=" else (version >= limit):
+            return False
+    return True
 
 
 _PYTHON_GONE = ("python program", "was made from")
@@ -148,6 +171,31 @@ class Environment:
         """Whether it cannot run for want of its Python: its own python program, or the Python it was made
         from (the agent's words for those two problems; other broken states, a slow read say, are not)."""
         return self.state == STATE_BROKEN and any(words in (self.error or "") for words in _PYTHON_GONE)
+
+    def made_for_another_python(self) -> list[Package]:
+        """Its packages whose stated Requires-Python excludes its Python, as pip judges it (which refuses them;
+        uv installs them from a folder of wheels, astral-sh/uv#5475). None when either is unknown, or when only
+        its Python's X.Y is known: pip judges the full version."""
+        judged = [p for p in self.packages if p.requires_python and not _surely_admits(p.requires_python, self.python)]
+        if not judged:
+            return []
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+        from packaging.version import InvalidVersion, Version
+        try:
+            python = Version(self.python or "")
+        except InvalidVersion:
+            return []
+        if len(python.release) < 3:
+            return []
+        misfits = []
+        for package in judged:
+            try:
+                fits = SpecifierSet(package.requires_python or "").contains(python, prereleases=True)
+            except InvalidSpecifier:
+                continue  # pip ignores a Requires-Python it cannot read, and so do we
+            if not fits:
+                misfits.append(package)
+        return misfits
 
     def summary(self) -> dict[str, Any]:
         """The fields `env list --json` promises, plus state and modules."""

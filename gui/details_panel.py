@@ -214,6 +214,10 @@ class DetailsPanel(QTabWidget):
                   "state": "healthy" if env.state == "ok" else f"{env.state}: {env.error}",
                   "made": meta.get("created_with", "outside EnvDesk") + (f", {meta['created']}" if "created" in meta
                                                                        else "")}
+        misfits = env.made_for_another_python() if env.state == "ok" else []
+        if misfits:  # installed where pip would have refused them (uv and a folder of wheels)
+            values["state"] = "may not work: " + "; ".join(
+                f"{p.name} {p.version} is made for Python {p.requires_python}, not {env.python}" for p in misfits)
         values["constraints"] = ", ".join(env.constraints)
         for key, value in values.items():
             self.fields[key].setText(value)

@@ -371,6 +371,9 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
         print(f"{'Sees:':10}its Python's system site-packages too (not listed below, and not exported)")
     if env.constraints:
         print(f"{'Within:':10}{', '.join(env.constraints)} (its constraints: every install into it follows them)")
+    for package in env.made_for_another_python():  # T12: said once after the change, then nowhere
+        print(f"{'Warning:':10}{package.name} {package.version} is made for Python {package.requires_python}, not "
+              f"{env.python}: it may fail when imported")
     print(f"Packages ({env.package_count}):")
     for package in env.packages:
         if package.editable:
