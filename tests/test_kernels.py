@@ -295,12 +295,17 @@ def test_odd_folders_arrive_literally_and_other_kernels_are_left_alone(testbed, 
                            "display_name": "Theirs too", "language": "python"})
         alpha.run_as_user(f"mkdir -p {shlex.quote(str(theirs))} && "
                           f"printf %s {shlex.quote(spec)} > {shlex.quote(str(theirs / 'kernel.json'))}")
-        assert sorted(measure_environment(session, "alpha", path).kernels) == sorted([kernel.name, second.name])
+        going = measure_environment(session, "alpha", path)
+        assert sorted(going.kernels) == sorted([kernel.name, second.name])
+        assert going.kernels_broken == (other,)  # T12: another tool's kernel of it, left broken without a word
         deleted = run_cli("env", "delete", "alpha", name, "--yes", config=paths.config_dir, home=home)
         assert deleted.returncode == 0, deleted.stderr
         left = kernelspecs(alpha, jupyter_client_python)
         assert kernel.name not in left and second.name not in left
         assert other in left, "a kernel EnvDesk did not make stays, even one of the deleted environment"
+        assert alpha.run_as_user(f"test -e {shlex.quote(left[other]['spec']['argv'][0])}", check=False).returncode
+        assert (f"note: The Jupyter kernel {other}, made by another tool, ran it and can no longer start"
+                in deleted.stderr), deleted.stderr
         assert deleted.stdout == f"Deleted {path}.\n"
         assert (f"note: Its Jupyter kernels {kernel.name} and {second.name} were removed too" in deleted.stderr
                 or f"note: Its Jupyter kernels {second.name} and {kernel.name} were removed too" in deleted.stderr)
@@ -433,6 +438,7 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
     monkeypatch.setattr(QMessageBox, "exec", answer_yes)
     listed.table.cellWidget(row_of(theirs), listed.REMOVE).click()
     assert len(asked) == 2 and f"{theirs} (\"Theirs\") was not made by EnvDesk" in asked[1]
+    assert asked[1].endswith("Its environment is gone already."), asked[1]  # T12: not "stays" (its Python is gone)
     qtbot.waitUntil(lambda: theirs not in shown(), timeout=180_000)
     assert theirs not in kernelspecs(alpha, jupyter_client_python)
     remove_kernel(window.controller.session, "alpha", kernel_name(made))

@@ -84,16 +84,31 @@ def remove_kernel_folder(folder):
 
 def kernels_made_for(env_path):
     """[(name, folder)] of the user's kernels EnvDesk made for the environment at `env_path` (its real path)."""
+    return kernels_of(env_path)[0]
+
+
+def kernels_of(env_path):
+    """([(name, folder)] of the kernels EnvDesk made for the environment at `env_path`, [names] of the other
+    tools' kernels whose program is inside it): a delete removes the first and leaves the others, which no longer
+    start without it."""
     real = os.path.realpath(env_path)
     kernels, names = jupyter_kernels()
-    found = []
+    mine, others = [], []
     for name in names:
         folder = os.path.join(kernels, name)
         try:
-            mine = made_by_envdesk(read_kernel_json(folder))
-            env = mine.get("env") if mine else None
-            if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(env) == real:
-                found.append((name, folder))
+            spec = read_kernel_json(folder)
+            made = made_by_envdesk(spec)
+            if made is not None:
+                env = made.get("env")
+                if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(env) == real:
+                    mine.append((name, folder))
+                continue
+            argv = spec.get("argv") if spec else None
+            program = argv[0] if isinstance(argv, list) and argv and isinstance(argv[0], str) else ""
+            # the program's folder, resolved: an environment's python is itself a link out of it
+            if os.path.isabs(program) and os.path.realpath(os.path.dirname(program)).startswith(os.path.join(real, "")):
+                others.append(name)
         except (OSError, ValueError):  # another tool's file, or one nobody can read (a NUL in a path...)
             continue
-    return found
+    return mine, others

@@ -951,7 +951,7 @@ def action_delete(cfg):
     if is_conda_base(path):
         raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
                           "delete it." % path, CODE_INVALID)
-    kernels = _kernels_of(path)
+    kernels, theirs = _kernels_of(path)
     try:
         token, took_over = take_lock(path, "delete", own=True)
     except OSError as exc:
@@ -967,16 +967,17 @@ def action_delete(cfg):
         if took_over:
             answer["took_over"] = took_over
     answer.update(remove_kernels(kernels))
+    answer["kernels_broken"] = theirs
     return answer
 
 
 def _kernels_of(path):
-    """The kernels EnvDesk made for the environment at `path`; none when the kernel folder cannot be looked
-    through: what is in it never stops a delete or its question."""
+    """The kernels EnvDesk made for the environment at `path`, and other tools' that run it (kernels_of); none
+    when the kernel folder cannot be looked through: what is in it never stops a delete or its question."""
     try:
-        return kernels_made_for(path)
+        return kernels_of(path)
     except Exception:
-        return []
+        return [], []
 
 
 def remove_kernels(kernels):
@@ -1008,7 +1009,9 @@ def action_measure(cfg):
     path = check_target(cfg["path"], cfg["roots"])
     measured = measure_tree(path, Deadline(float(cfg.get("time_budget", 20.0))))
     measured["path"] = path
-    measured["kernels"] = [name for name, _ in _kernels_of(path)]  # a delete removes them too
+    mine, theirs = _kernels_of(path)
+    measured["kernels"] = [name for name, _ in mine]  # a delete removes them too
+    measured["kernels_broken"] = theirs  # ... and leaves these, which then cannot start
     return measured
 
 

@@ -22,12 +22,17 @@ class Measured(NamedTuple):
     bytes: int
     files: int
     kernels: tuple[str, ...] = ()
+    kernels_broken: tuple[str, ...] = ()  # other tools' kernels that run it: left, and then unable to start
 
     def kernels_going(self) -> str:
-        """What a question before deleting says of those kernels ('' when there are none)."""
-        if not self.kernels:
-            return ""
-        return f"Its Jupyter {kernels_named(self.kernels)} {'goes' if len(self.kernels) == 1 else 'go'} too."
+        """What a question before deleting says of the kernels that run it ('' when there are none)."""
+        said = []
+        if self.kernels:
+            said.append(f"Its Jupyter {kernels_named(self.kernels)} {'goes' if len(self.kernels) == 1 else 'go'} "
+                        "too.")
+        if self.kernels_broken:
+            said.append(broken_kernels(self.kernels_broken, deleted=False))
+        return " ".join(said)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Deleted:
     path: str
     kernels_removed: tuple[str, ...] = ()
     kernels_left: tuple[str, ...] = ()  # kernels that could not be removed (their folders are named by kernel list)
+    kernels_broken: tuple[str, ...] = ()  # other tools' kernels that ran it, left as they are
 
     @property
     def notes(self) -> list[str]:
@@ -46,6 +52,8 @@ class Deleted:
             one = len(self.kernels_removed) == 1
             said.append(f"Its Jupyter {kernels_named(self.kernels_removed)} {'was' if one else 'were'} removed "
                         f"too, as {'it' if one else 'they'} could no longer start.")
+        if self.kernels_broken:
+            said.append(broken_kernels(self.kernels_broken, deleted=True))
         if self.kernels_left:
             said.append(f"Its Jupyter {kernels_named(self.kernels_left)} could not be removed: Jupyter kernels "
                         "(in the Cluster menu, or envdesk kernel list) shows where, and removes them.")
@@ -59,6 +67,15 @@ def kernels_named(names: tuple[str, ...]) -> str:
     return f"kernels {', '.join(names[:-1])} and {names[-1]}"
 
 
+def broken_kernels(names: tuple[str, ...], *, deleted: bool) -> str:
+    """The sentence about other tools' kernels that run the environment, before the delete or after it."""
+    one = len(names) == 1
+    runs = ("ran" if deleted else "runs" if one else "run") + " it and " + ("can" if deleted else "will")
+    return (f"The Jupyter {kernels_named(names)}, made by another tool, {runs} no longer start; EnvDesk "
+            f"{'left' if deleted else 'leaves'} {'it' if one else 'them'} (Jupyter kernels in the Cluster menu, or "
+            "envdesk kernel remove --force, removes them).")
+
+
 def delete_environment(session: Session, target_name: str, env_ref: str, progress: Progress | None = None, *,
                        found: Environment | None = None) -> Deleted:
     """Remove the environment's folder and the kernels EnvDesk made for it. The agent re-checks everything before
@@ -68,7 +85,8 @@ def delete_environment(session: Session, target_name: str, env_ref: str, progres
     env = found or find_environment(target, env_ref, progress)
     progress.step(f"Checking that {env.path} may be deleted, and deleting it")  # the agent does both, or neither
     answer = call_action(target.runner, "delete", env.path, target.roots)
-    return Deleted(answer["path"], tuple(answer.get("kernels_removed") or ()), tuple(answer.get("kernels_left") or ()))
+    return Deleted(answer["path"], tuple(answer.get("kernels_removed") or ()), tuple(answer.get("kernels_left") or ()),
+                   tuple(answer.get("kernels_broken") or ()))
 
 
 def to_delete(session: Session, target_name: str, env_ref: str,
@@ -82,4 +100,5 @@ def measure_environment(session: Session, target_name: str, path: str) -> Measur
     """What deleting an environment folder would remove, so a confirmation can say so."""
     target = session.target(target_name)
     answer = call_action(target.runner, "measure", path, target.roots)
-    return Measured(int(answer["bytes"]), int(answer["files"]), tuple(answer.get("kernels") or ()))
+    return Measured(int(answer["bytes"]), int(answer["files"]), tuple(answer.get("kernels") or ()),
+                    tuple(answer.get("kernels_broken") or ()))

@@ -53,8 +53,8 @@ class Updated:
     notes: list[str] = field(default_factory=list)
 
 
-IPYKERNEL_GONE = ("Without ipykernel, a Jupyter kernel of this environment no longer starts: remove the kernel "
-                  "(kernel list shows it), or add ipykernel back.")
+IPYKERNEL_GONE = ("Without ipykernel, a Jupyter kernel of this environment no longer starts: add ipykernel back, "
+                  "or remove the kernel (Jupyter kernels in the Cluster menu, or envdesk kernel list, shows it).")
 
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:

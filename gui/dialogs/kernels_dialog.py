@@ -86,9 +86,12 @@ class KernelsDialog(QDialog):
 
     def _remove(self, kernel: Kernel) -> None:
         if not kernel.made_by_envdesk:
+            environment = ("Its environment is gone already." if kernel.env_exists is False else
+                           "Its environment stays; the tool that made it can make it again." if kernel.env_exists
+                           else "")  # T12: not said of a kernel whose environment is gone, or unknown
             box = QMessageBox(QMessageBox.Icon.Question, "Remove a kernel another tool made",
                               f"{kernel.name} (\"{kernel.display_name}\") was not made by EnvDesk. Remove it from "
-                              "Jupyter anyway? Its environment stays; the tool that made it can make it again.",
+                              f"Jupyter anyway? {environment}".rstrip(),
                               QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
             box.setTextFormat(Qt.TextFormat.PlainText)  # the names are another tool's words, never markup
             box.setDefaultButton(QMessageBox.StandardButton.No)
