@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .errors import CommandFailed, InvalidInput
 from .probe import probe_this_computer
@@ -54,7 +54,7 @@ class _ProcessJob(Job):
         for pump in self.pumps:
             pump.start()
 
-    def send_input(self, data: bytes | None) -> None:
+    def send_input(self, data: bytes | None, stop: Callable[[], bool] | None = None) -> None:
         try:
             stdin = self.process.stdin
             if stdin is None:

@@ -172,8 +172,9 @@ class Job(ABC):
         """Start the command (raising CommandFailed or ConnectionFailed when it cannot be)."""
 
     @abstractmethod
-    def send_input(self, data: bytes | None) -> None:
-        """Give the command its standard input, then close it."""
+    def send_input(self, data: bytes | None, stop: Callable[[], bool] | None = None) -> None:
+        """Give the command its standard input, then close it; `stop()` true (a cancel, a timeout) ends the sending
+        early, for the caller to stop the command."""
 
     @abstractmethod
     def read(self) -> bool:
@@ -309,8 +310,9 @@ class Runner(ABC):
                 cancel.raise_if_cancelled()
             job.start()
             started = True
-            job.send_input(stdin)
             deadline = None if timeout is None else time.monotonic() + timeout
+            job.send_input(stdin, lambda: (cancel is not None and cancel.cancelled)
+                           or (deadline is not None and time.monotonic() > deadline))
             while not job.read():
                 now = time.monotonic()
                 if not stopping_since and ((cancel is not None and cancel.cancelled)

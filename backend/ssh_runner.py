@@ -414,18 +414,31 @@ class _ChannelJob(Job):
         with _connection_errors(self.runner.name):
             self.channel.exec_command(self.command)
 
-    def send_input(self, data: bytes | None) -> None:
+    def send_input(self, data: bytes | None, stop: Callable[[], bool] | None = None) -> None:
         """Send the input a window at a time, reading what the command prints meanwhile: a command that answers
         as it reads (cat, an installer's log) stops reading once its output is not taken, and a sender waiting
-        for it to read then waits for ever (CI: 6 MB through `cat` hung on a busy machine)."""
+        for it to read then waits for ever (CI: 6 MB through `cat` hung on a busy machine). A command that ended
+        without reading it all is left for read() to report (its status and words, not a broken connection), as
+        is one being stopped (`stop()`)."""
         channel, sent = self.channel, 0
         with _connection_errors(self.runner.name):
             while data and sent < len(data):
+                if channel.closed or (stop is not None and stop()):
+                    return
                 if channel.send_ready():
-                    sent += channel.send(data[sent:sent + INPUT_PIECE])
+                    try:
+                        sent += channel.send(data[sent:sent + INPUT_PIECE])
+                    except OSError:
+                        if channel.closed:  # it ended meanwhile
+                            return
+                        raise
                 elif not self._take_output():
-                    select.select([channel], [], [], 0.01)  # readable wakes it; a wider window is polled
-            channel.shutdown_write()
+                    if channel.eof_received:  # its pipe stays readable from then on: select would not wait
+                        time.sleep(0.01)
+                    else:
+                        select.select([channel], [], [], 0.01)  # readable wakes it; a wider window is polled
+            if not channel.closed:
+                channel.shutdown_write()
 
     def _take_output(self) -> bool:
         """Feed what the command has printed so far to out and err; whether there was any."""

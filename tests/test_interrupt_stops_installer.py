@@ -142,7 +142,7 @@ class StoppedSlowly(Job):
     def start(self) -> None:
         pass
 
-    def send_input(self, data: bytes | None) -> None:
+    def send_input(self, data: bytes | None, stop=None) -> None:
         pass
 
     def read(self) -> bool:

@@ -209,6 +209,34 @@ def test_large_input_to_a_command_that_answers_as_it_reads_does_not_hang(testbed
         session.close()  # a sending still waiting ends with the connection
 
 
+def test_a_command_that_does_not_read_its_input_ends_as_itself(testbed, tmp_path, home):
+    """R10: a command that ended without reading input larger than the window (a failed `module load` before the
+    agent reads its script) was reported as a broken connection, its own words lost; and one that neither reads
+    nor ends held the sending past its time limit. The shell's own exit status and words are the referee; the
+    time limit ends the second while its input is still being sent."""
+    import os
+    session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    runner = session.target("alpha").runner
+    payload = os.urandom(4_000_000).hex().encode()
+    try:
+        ended = runner.run(["sh", "-c", "echo 'no such module' >&2; exit 3"], stdin=payload)
+        assert (ended.exit_status, ended.stderr.strip()) == (3, "no such module")
+        outcome: list = []
+
+        def held() -> None:
+            try:
+                runner.run(["sleep", "600"], stdin=payload, timeout=5)
+            except Exception as exc:  # what the caller gets
+                outcome.append(exc)
+        worker = threading.Thread(target=held, daemon=True)
+        worker.start()
+        worker.join(300)  # a hang, not a speed
+        assert outcome and isinstance(outcome[0], CommandFailed), outcome
+        assert "did not finish within 5 seconds and was stopped" in outcome[0].message
+    finally:
+        session.close()
+
+
 def test_timeout_stops_a_remote_command(testbed, tmp_path, home):
     session = session_for(make_config(tmp_path / "cfg", testbed, ["alpha"]))
     with pytest.raises(CommandFailed) as info:

@@ -73,7 +73,7 @@ def broken_kernels(names: tuple[str, ...], *, deleted: bool) -> str:
     runs = ("ran" if deleted else "runs" if one else "run") + " it and " + ("can" if deleted else "will")
     return (f"The Jupyter {kernels_named(names)}, made by another tool, {runs} no longer start; EnvDesk "
             f"{'left' if deleted else 'leaves'} {'it' if one else 'them'} (Jupyter kernels in the Cluster menu, or "
-            "envdesk kernel remove --force, removes them).")
+            f"envdesk kernel remove --force, removes {'it' if one else 'them'}).")
 
 
 def delete_environment(session: Session, target_name: str, env_ref: str, progress: Progress | None = None, *,
