@@ -82,11 +82,6 @@ def remove_kernel_folder(folder):
         shutil.rmtree(folder)
 
 
-def kernels_made_for(env_path):
-    """[(name, folder)] of the user's kernels EnvDesk made for the environment at `env_path` (its real path)."""
-    return kernels_of(env_path)[0]
-
-
 def kernels_of(env_path):
     """([(name, folder)] of the kernels EnvDesk made for the environment at `env_path`, [names] of the other
     tools' kernels whose program is inside it): a delete removes the first and leaves the others, which no longer

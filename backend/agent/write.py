@@ -1004,8 +1004,8 @@ def action_snapshot(cfg):
 
 
 def action_measure(cfg):
-    """Size and file count of an environment (bounded in time) and the Jupyter kernels EnvDesk made for it, for
-    the delete confirmation."""
+    """Size and file count of an environment (bounded in time) and the Jupyter kernels that run it (EnvDesk's,
+    which a delete removes, and other tools'), for the delete confirmation."""
     path = check_target(cfg["path"], cfg["roots"])
     measured = measure_tree(path, Deadline(float(cfg.get("time_budget", 20.0))))
     measured["path"] = path
