@@ -291,6 +291,8 @@ def test_odd_folders_arrive_literally_and_other_kernels_are_left_alone(testbed, 
         # user trial T11: deleting the environment left its kernels behind, kernels that could no longer start.
         # EnvDesk's go with it, in the same command; another tool's kernel of the same Python stays.
         second = add_kernel(session, "alpha", name, name=f"second-{name}")
+        shown_as = {spec["spec"]["display_name"] for spec in kernelspecs(alpha, jupyter_client_python).values()}
+        assert {f"{name} (EnvDesk)", f"{name} (second-{name}, EnvDesk)"} <= shown_as  # T12: both read the same
         spec = json.dumps({"argv": [f"{path}/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
                            "display_name": "Theirs too", "language": "python"})
         alpha.run_as_user(f"mkdir -p {shlex.quote(str(theirs))} && "

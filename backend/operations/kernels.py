@@ -360,8 +360,10 @@ def add_kernel(session: Session, target_name: str, env_ref: str, progress: Progr
     env = find_environment(target, env_ref, progress)
     _checked_env(env, target)
     chosen = _checked_name(name if name is not None else kernel_name(env.name))
-    shown = validate.plain_text(display_name if display_name is not None else f"{env.name} (EnvDesk)",
-                                "kernel display name")
+    # a kernel under a name of its own is told apart from the environment's first in Jupyter's list (T12: two
+    # kernels of one environment were both "NAME (EnvDesk)")
+    default = f"{env.name} (EnvDesk)" if chosen == kernel_name(env.name) else f"{env.name} ({chosen}, EnvDesk)"
+    shown = validate.plain_text(display_name if display_name is not None else default, "kernel display name")
     notes: list[str] = []
     if not has_ipykernel(env) and not env.system_site_packages:
         if not install_ipykernel:
