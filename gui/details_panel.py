@@ -143,6 +143,8 @@ class DetailsPanel(QTabWidget):
                                             "Select one to go back to it.")))
         self.snapshot_list = QListWidget()
         self.snapshot_list.setAccessibleName("Snapshots")
+        self.snapshot_list.setWordWrap(True)  # a snapshot's reason is read whole, not scrolled to (T12)
+        self.snapshot_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout.addWidget(self.snapshot_list)
         self.revert_button = QPushButton("Revert to this snapshot")
         self.revert_button.setAccessibleName("Revert to the selected snapshot")

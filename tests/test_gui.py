@@ -236,6 +236,11 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
     window.details.setCurrentIndex(2)
     qtbot.waitUntil(lambda: window.details.snapshot_list.count() == 1 and
                     bool(window.details.snapshot_list.item(0).data(Qt.ItemDataRole.UserRole)), timeout=LONG)
+    # T12: the entries were cut off and scrolled sideways; each is read whole within the list (Qt's own layout)
+    listed = window.details.snapshot_list
+    listed.doItemsLayout()
+    assert listed.horizontalScrollBar().maximum() == 0
+    assert listed.visualItemRect(listed.item(0)).width() <= listed.viewport().width()
     window.details.snapshot_list.setCurrentRow(0)
     qtbot.mouseClick(window.details.revert_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not any(p.name == "tinygamma" for p in window.current_environment().packages),
