@@ -27,6 +27,16 @@ def _pump(pipe: IO[bytes], splitter: LineSplitter) -> None:
         splitter.feed(chunk)
 
 
+def _write_all(stdin: IO[bytes], data: bytes | None) -> None:
+    """Give a process its whole input, then close it; a process that ended without reading it all is no error."""
+    try:
+        if data:
+            stdin.write(data)
+        stdin.close()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
 class _ProcessJob(Job):
     """A subprocess in a process group (session) of its own, so stopping it stops its children too."""
 
@@ -55,15 +65,14 @@ class _ProcessJob(Job):
             pump.start()
 
     def send_input(self, data: bytes | None, stop: Callable[[], bool] | None = None) -> None:
-        try:
-            stdin = self.process.stdin
-            if stdin is None:
-                return
-            if data:
-                stdin.write(data)
-            stdin.close()
-        except (BrokenPipeError, OSError):
-            pass
+        """Written by a thread of its own, as the output is read: a command that does not read it then cannot hold
+        the wait loop, which a cancel or a time limit stops it from (the write ends with the process)."""
+        stdin = self.process.stdin
+        if stdin is None:
+            return
+        writer = threading.Thread(target=_write_all, args=(stdin, data), daemon=True)
+        writer.start()
+        self.pumps.append(writer)  # read() waits for it as for the output
 
     def read(self) -> bool:
         """The pumps feed the output; done when they have read all of it and the process has ended.

@@ -65,3 +65,29 @@ def test_timeout_stops_the_command():
     with pytest.raises(CommandFailed) as info:
         LocalRunner().run([PY, "-c", "import time; time.sleep(30)"], timeout=0.5)
     assert "did not finish" in info.value.message
+
+
+def test_a_time_limit_ends_a_command_that_does_not_read_its_input():
+    """R10, on this computer: input larger than a pipe holds, to a command that neither reads it nor ends, held
+    the wait past its time limit (and past a cancel). The command runs in a thread, so that a hang fails the test
+    instead of stopping the run; the time limit's own message is the referee."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            LocalRunner().run([PY, "-c", "import time; time.sleep(600)"], stdin=b"x" * 8_000_000, timeout=1)
+        except CommandFailed as exc:
+            outcome.append(exc)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(300)  # a hang, not a speed
+    assert outcome and "did not finish within 1 seconds" in outcome[0].message, outcome
+
+
+def test_a_command_that_answers_as_it_reads_gets_all_its_input():
+    """10 MB through a copy of stdin to stdout, more than any pipe holds: the copy itself is the referee."""
+    import os
+    payload = os.urandom(5_000_000).hex()
+    copy = "import sys, shutil; shutil.copyfileobj(sys.stdin.buffer, sys.stdout.buffer)"
+    echoed = LocalRunner().run([PY, "-c", copy], stdin=payload.encode())
+    assert echoed.ok and echoed.stdout == payload
