@@ -207,8 +207,13 @@ def test_a_build_that_finds_its_modules_prerequisite_does_not_show_the_failed_tr
     alone = beta.run_as_user("module load Python/3.11.3", check=False)
     assert alone.returncode != 0 and "Lmod has detected the following error" in alone.stderr
     shown: list[str] = []
+    steps: list[str] = []
     made = create_environment(session, "beta", CreateRequest(name=unique("quiet"), kind="venv",
                                                              packages=["tinyalpha==1.1"]),
-                              Progress(on_line=lambda stream, text: shown.append(text)))
+                              Progress(on_line=lambda stream, text: shown.append(text), on_step=steps.append))
     assert made.environment.modules == ("GCC/12.3.0", "Python/3.11.3")
     assert shown and not any("Lmod" in line or "Cannot load module" in line for line in shown), shown
+    # T12: the step of the second try was shown again without a word of why; the module Lmod named is said
+    again = [i for i, step in enumerate(steps) if step.startswith("Creating the environment")]
+    assert len(again) == 2, steps
+    assert any("Python/3.11.3 needs GCC/12.3.0 loaded first" in step for step in steps[again[0]:again[1]]), steps

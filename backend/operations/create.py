@@ -251,5 +251,10 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     except NotStarted:
         if checked:
             raise
+        asked = modules
         checked, modules = True, loadable_modules(login, modules, progress)  # refuses modules that do not load
+        added = [module for module in modules if module not in asked]
+        if added:  # the same step is shown again next: say why (T12 saw it twice, unexplained)
+            progress.step(f"{' '.join(asked)} needs {' '.join(added)} loaded first (the module system says so): "
+                          "making it again with them")
         return run(modules)
