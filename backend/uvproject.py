@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -133,6 +133,14 @@ class UvProject:
     dependencies: list[str]
     packages: list[LockedPackage]
     default_groups: list[str] | None = None   # None: uv's default ("dev"); ["*"]: every group
+    group_requirements: dict[str, list[str]] = field(default_factory=dict)  # [dependency-groups], by group
+
+    def requested_groups(self) -> list[str]:
+        """The requirements of the dependency groups `uv sync` installs by default (what the user asked for)."""
+        wanted = self.default_groups if self.default_groups is not None else ["dev"]
+        chosen = [group for group in self.group_requirements if "*" in wanted or group in
+                  {canonical_name(g) for g in wanted}]
+        return [line for group in chosen for line in self.group_requirements[group]]
 
     @property
     def python(self) -> str | None:
@@ -384,6 +392,8 @@ def read_uv_project(folder: Path) -> UvProject:
         default_groups = [validate.package_name(_text(g, "default group"))
                           for g in _list(default_groups_value, "tool.uv.default-groups")]
 
+    group_requirements = _dependency_groups(pyproject, tool_uv)
+
     lock_version = lock.get("version")
     if lock_version not in LOCK_VERSIONS:
         raise InvalidInput(f"{lock_path} has lock format version {lock_version!r}, which EnvDesk cannot read.",
@@ -392,7 +402,32 @@ def read_uv_project(folder: Path) -> UvProject:
     _check_current(lock, lock_path, name, None if dynamic else dependencies)
     return UvProject(folder=folder, pyproject_text=pyproject_text, lock_text=lock_text, name=name,
                      requires_python=requires, dependencies=dependencies, packages=packages,
-                     default_groups=default_groups)
+                     default_groups=default_groups, group_requirements=group_requirements)
+
+
+def _dependency_groups(pyproject: dict[str, Any], tool_uv: dict[str, Any]) -> dict[str, list[str]]:
+    """Each dependency group's requirements (PEP 735's [dependency-groups], its include-group entries followed;
+    uv's older tool.uv.dev-dependencies is the 'dev' group, as uv reads it), by canonical group name."""
+    table = _table(pyproject.get("dependency-groups"), "dependency-groups")
+    raw = {canonical_name(validate.package_name(_text(name, "dependency group"))): _list(entries, f"group {name}")
+           for name, entries in table.items()}
+    legacy = _list(tool_uv.get("dev-dependencies"), "tool.uv.dev-dependencies")
+    if legacy:
+        raw["dev"] = [*raw.get("dev", []), *legacy]
+
+    def lines(group: str, seen: tuple[str, ...]) -> list[str]:
+        found: list[str] = []
+        for entry in raw.get(group, []):
+            if isinstance(entry, dict) and set(entry) == {"include-group"}:
+                included = canonical_name(_text(entry["include-group"], "included group"))
+                if included in seen or included not in raw:
+                    raise InvalidInput(f"The dependency group {group} includes {included}, which "
+                                       + ("includes it back." if included in seen else "is not there."))
+                found += lines(included, (*seen, included))
+            else:
+                found.append(validate.package_spec(_text(entry, f"requirement of group {group}")))
+        return found
+    return {group: lines(group, (group,)) for group in raw}
 
 
 def _check_current(lock: dict[str, Any], lock_path: Path, name: str, dependencies: list[str] | None) -> None:
@@ -552,7 +587,8 @@ def to_spec(project: UvProject, environment: Mapping[str, str] | None = None) ->
     pins = [p.pin(project.folder) for p in installable if not (p.portable and p.hashes)]
     refused = [Refused(p.describe(project.folder), LOCAL_SOURCE) for p in local]
     gone = {canonical_name(p.name) for p in local}
-    requirements = [r for r in project.dependencies if _requirement_name(r) not in gone]
+    asked = [*project.dependencies, *(r for r in project.requested_groups() if r not in project.dependencies)]
+    requirements = [r for r in asked if _requirement_name(r) not in gone]
     return EnvSpec(kind="uv", python=project.python, requirements=requirements, pins=pins, hashed=hashed,
                    adapted=adapted, refused=refused, name=project.name,
                    source={"format": "uv", "path": str(project.folder), "project": project.name})

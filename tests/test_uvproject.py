@@ -260,6 +260,25 @@ def test_missing_lock_huge_files_and_spec_reader(tmp_path):
         read_spec_file(folder / "pyproject.toml")
 
 
+def test_the_groups_uv_sync_installs_are_asked_for_too(testbed, tmp_path, home):
+    """T11: a uv project's dev group was installed but not recorded as asked for, so --top-level (and a later copy
+    made from what was asked for) left it out. uv's own tree of the project's direct requirements is the referee:
+    the default group (dev, with an include-group) is asked for, another group is not."""
+    folder = make_project(tmp_path / "grouped", testbed.clusters["alpha"].wheelhouse, home)
+    find = ["--no-index", "--find-links", str(testbed.clusters["alpha"].wheelhouse)]
+    run_uv("add", "--no-sync", *find, "--group", "lint", "tinygamma", cwd=folder, home=home)
+    run_uv("add", "--no-sync", *find, "--group", "docs", "tinyold", cwd=folder, home=home)
+    pyproject = folder / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("[dependency-groups]\n",
+                                                       '[dependency-groups]\ndev = [{ include-group = "lint" }]\n'))
+    run_uv("lock", *find, cwd=folder, home=home)
+    spec = to_spec(read_uv_project(folder), marker_environment("3.11.5"))
+    tree = run_uv("tree", "--frozen", "--depth", "1", cwd=folder, home=home).stdout
+    direct = {canon(name) for name in re.findall(r"[├└]── (\S+) v", tree)}
+    assert {canon(re.split(r"[<>=!~ ;\[]", line)[0]) for line in spec.requirements} == direct, tree
+    assert "tinyold" not in direct and "tinygamma" in direct
+
+
 # -- building on the test bed ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("cluster_name", ["alpha", "beta"])
