@@ -226,3 +226,32 @@ def test_a_conda_files_pip_section_keeps_its_constraints(tmp_path):
     (tmp_path / "environment.yml").write_text("name: sci\ndependencies:\n  - python=3.11\n  - pip\n"
                                               "  - pip:\n    - tinybeta\n    - -c c.txt\n")
     assert read_spec_file(tmp_path / "environment.yml").constraints == ["tinyalpha<2"]
+
+
+def test_make_like_leaves_alone_what_the_targets_constraints_rule_out(tmp_path, wheelhouse):
+    """T11: making an environment that keeps constraints like one holding a version they rule out failed as a
+    whole (the installer refused it) with nothing said beforehand. The plan leaves that package alone, says why,
+    and the rest is made alike. Referees: pip's own refusal of the pin within the constraints, uv's freeze."""
+    requirements = project(tmp_path / "analysis")
+    config, root = tmp_path / "config", tmp_path / "envs"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  env_roots: ['{root}']\n"
+                                          f"  pip_args: [--no-index, --find-links, '{wheelhouse}']\n")
+    assert envdesk(config, "env", "import", "local", str(requirements), "--name", "kept").returncode == 0
+    other = tmp_path / "other.txt"
+    other.write_text("tinyalpha==2.0\ntinygamma==0.1\n")
+    made = envdesk(config, "env", "import", "local", str(other), "--name", "model")
+    assert made.returncode == 0, made.stderr
+    refused = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                              "--no-index", "--find-links", str(wheelhouse), "-c",
+                              str(requirements.parent / "constraints.txt"), "tinyalpha==2.0"],
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0  # pip: 2.0 cannot be installed within tinyalpha<2
+
+    alike = envdesk(config, "env", "diff", "local:model", "local:kept", "--make-like", "--yes")
+    assert alike.returncode == 0, alike.stderr
+    assert "tinyalpha is ruled out there by its constraint tinyalpha<2" in alike.stdout + alike.stderr
+    python = str(root / "kept" / "bin" / "python")
+    frozen = held(subprocess.run(["uv", "pip", "freeze", "--python", python], capture_output=True, text=True,
+                                 check=True).stdout)
+    assert "tinygamma==0.1" in frozen and "tinyalpha==1.1" in frozen, frozen

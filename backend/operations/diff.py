@@ -159,8 +159,9 @@ class Comparison:
     notes: tuple[str, ...] = ()
 
     def plan(self) -> LikePlan:
-        """What making `there` like `here` would do."""
-        return plan_like(self.drift, self.here.environment.kind, self.there.environment.kind)
+        """What making `there` like `here` would do (within the constraints `there` keeps)."""
+        return plan_like(self.drift, self.here.environment.kind, self.there.environment.kind,
+                         self.there.environment.constraints)
 
     def to_json(self) -> dict[str, Any]:
         """The shape `env diff --json` prints: A is `here`, B is `there`."""
@@ -194,11 +195,33 @@ def _unpinnable(package: Package, there_kind: str) -> str:
     return ""
 
 
-def plan_like(drift: Drift, here_kind: str, there_kind: str) -> LikePlan:
+def _ruled_out(package: Package, constraints: Sequence[str]) -> str:
+    """Why `there`'s constraints (pip's -c lines, which every install into it follows) rule out `package`'s
+    version ('' when none does): the installer would refuse the whole update for it."""
+    if not constraints:
+        return ""
+    from packaging.requirements import InvalidRequirement, Requirement
+    for line in constraints:
+        try:
+            constraint = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if constraint.marker is not None or canonical_name(constraint.name) != canonical_name(package.name):
+            continue  # a marker is judged where it installs, by the installer, not here
+        try:
+            allowed = constraint.specifier.contains(package.version, prereleases=True)
+        except ValueError:  # a version packaging cannot read: the installer judges it
+            continue
+        if not allowed:
+            return f"is ruled out there by its constraint {line} (every install into it follows its constraints)"
+    return ""
+
+
+def plan_like(drift: Drift, here_kind: str, there_kind: str, constraints: Sequence[str] = ()) -> LikePlan:
     """Make `there` hold what `here` holds: pin each package it lacks or has at another version, remove what
-    only it has. What cannot be pinned by version, the installers' own packages and Python itself are left
-    alone (each listed with the reason), as are conda's packages of `there` when `here` is not conda (they
-    may be what that environment is built on)."""
+    only it has. What cannot be pinned by version, what `there`'s `constraints` rule out, the installers' own
+    packages and Python itself are left alone (each listed with the reason), as are conda's packages of `there`
+    when `here` is not conda (they may be what that environment is built on)."""
     add: list[str] = []
     remove: list[str] = []
     left: list[LeftAlone] = []
@@ -216,7 +239,7 @@ def plan_like(drift: Drift, here_kind: str, there_kind: str) -> LikePlan:
     for package in drift.only_here:
         if kept(package):
             continue
-        why = _unpinnable(package, there_kind)
+        why = _unpinnable(package, there_kind) or _ruled_out(package, constraints)
         if why:
             left.append(LeftAlone(package.name, why))
         else:
@@ -224,7 +247,7 @@ def plan_like(drift: Drift, here_kind: str, there_kind: str) -> LikePlan:
     for item in drift.different:
         if kept(item.here):
             continue
-        why = _unpinnable(item.here, there_kind)
+        why = _unpinnable(item.here, there_kind) or _ruled_out(item.here, constraints)
         if not why and source_of(item.there) == "conda" and item.here.version == item.there.version:
             why = "has the same version there, installed by conda"
         if why:
