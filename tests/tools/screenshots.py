@@ -115,13 +115,20 @@ def main() -> int:
         wait(lambda: copy.plan is not None)
         shoot(copy, "copy-to-cluster")
 
-        box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",
-                          f"Delete the folder {window.current_environment().path} (412.3 KB in 96 files and folders)? "
-                          "This cannot be undone.", QMessageBox.StandardButton.Cancel, window)
-        box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
-        QTimer.singleShot(0, lambda: None)
-        shoot(box, "delete-confirm")
-        box.close()
+        # the window's own question (its words and the folder's real size), answered Cancel once shot
+        asked: list[str] = []
+
+        def shoot_the_question() -> None:
+            box = QApplication.activeModalWidget()
+            if not isinstance(box, QMessageBox):
+                QTimer.singleShot(50, shoot_the_question)
+                return
+            shoot(box, "delete-confirm")
+            asked.append(box.text())
+            box.reject()
+        QTimer.singleShot(50, shoot_the_question)
+        window.delete_environment()
+        wait(lambda: bool(asked))
 
         # issue 12's views: disk use, health, kernels, comparing two environments
         window.measure_disk()
