@@ -151,7 +151,8 @@ def _conda_base_finding(facts: dict[str, Any]) -> list[Finding]:
                     "'conda activate' still works when you want it.", CONDA_BASE_OFF)]
 
 
-def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]]) -> list[Finding]:
+def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]], python: str) -> list[Finding]:
+    """`python`: the environment's own program on its target (runner.env_python), for the advice's command."""
     found = unmet.get(env.path) or []
     if not found:
         return []
@@ -159,8 +160,6 @@ def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]]) -> list[Fin
               "before the change that removed it (History, or envdesk env history). "
               if any(u.missing for u in found) else "")
     has_pip = any(canonical_name(package.name) == "pip" for package in env.packages)
-    windows = re.match(r"[A-Za-z]:[\\/]", env.path) is not None  # This computer on Windows
-    python = env.path + ("\\Scripts\\python.exe" if windows else "/bin/python")
     lister = ("python -m pip check in the environment" if has_pip else  # uv's environments have no pip
               f"uv pip check --python {join_command([python])}")
     return [Finding(env.name, "unmet-requirements", "Some packages lack what they need to work",
@@ -209,7 +208,8 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     missing, unmet = _ask_the_target(target, [env for env, _ in envs], progress)
     findings = _conda_base_finding(facts)
     for env, device in envs:
-        findings += (_python_finding(env) + _module_findings(env, missing) + _unmet_findings(env, unmet)
+        findings += (_python_finding(env) + _module_findings(env, missing)
+                     + _unmet_findings(env, unmet, target.runner.env_python(env.path))
                      + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
