@@ -410,3 +410,34 @@ def test_an_environment_whose_python_program_was_deleted_is_found_though_its_lis
     findings = doctor("local", config=config, home=home)["findings"]
     assert [(f["env"], f["code"]) for f in findings if f["code"].endswith("-gone")] == [("gone", "python-gone")]
     assert states() == {"kept": "ok", "gone": "broken"}
+
+
+def test_a_package_made_for_another_python_is_found_where_pip_check_says_nothing(tmp_path, home):
+    """R9/T12 leftover: the doctor said nothing of a package whose Requires-Python excludes the environment's
+    Python. The referees: pip refuses that wheel for the environment's own Python, and `pip check` is silent."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    major, minor = sys.version_info[:2]
+    build_wheel(wheels, WheelSpec("tinyold", "1.0", requires_python=f"<{major}.{minor}"))
+    build_wheel(wheels, WheelSpec("tinygamma", "0.1", requires_python=f">={major}.{minor}"))
+    root = tmp_path / "envs"
+    for name in ("misfit", "fitting"):
+        subprocess.run([sys.executable, "-m", "venv", str(root / name)], check=True, timeout=300)
+    misfit = root / "misfit" / "bin" / "python"
+    refused = subprocess.run([str(misfit), "-m", "pip", "install", "--dry-run", "--no-index", "--find-links",
+                              str(wheels), "tinyold==1.0"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "requires a different Python" in refused.stderr, refused.stderr
+    subprocess.run([str(misfit), "-m", "pip", "install", "--quiet", "--ignore-requires-python", "--no-index",
+                    "--find-links", str(wheels), "tinyold==1.0", "tinygamma"], check=True, timeout=300)
+    uv_install(root / "fitting" / "bin" / "python", wheels, "tinygamma")
+    assert pip_check(misfit) == set(), "pip check does not judge Requires-Python"
+    version = subprocess.run([str(misfit), "-c", "import platform; print(platform.python_version())"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+
+    findings = doctor("local", config=local_config(tmp_path, root), home=home)["findings"]
+    found = [f for f in findings if f["code"] == "made-for-another-python"]
+    assert [f["env"] for f in found] == ["misfit"], findings
+    assert f"tinyold 1.0 (it states Python <{major}.{minor})" in found[0]["detail"]
+    assert f"has Python {version}" in found[0]["detail"]
+    assert "tinygamma" not in found[0]["detail"], "pip takes tinygamma for this Python"
+    assert "--add 'tinyold!=1.0'" in found[0]["advice"]

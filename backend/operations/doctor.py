@@ -3,7 +3,8 @@
 One agent run reads the environments with the facts around them (packages in the user's ~/.local that
 Python puts first, conda's base switched on at login, where the installers' caches are, $SCRATCH); one more
 command asks the module system whether each recorded module still exists, and uv or pip whether each
-environment's packages have what they require. Nothing is changed unless a fix
+environment's packages have what they require. Each package's stated Requires-Python is read too (pip check
+does not judge it), so a package made for another Python is found. Nothing is changed unless a fix
 is asked for, and the only fixes offered are safe ones: moving the user's packages aside (never deleting
 them) and telling conda to stop switching its base on at login.
 """
@@ -168,6 +169,21 @@ def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]], python: str
                     f"rest; {lister} lists the same.")]
 
 
+def _misfit_finding(env: Environment) -> list[Finding]:
+    """Packages whose Requires-Python excludes the environment's Python, as pip judges it (uv installs them from a
+    folder of wheels, astral-sh/uv#5475); pip check says nothing of them."""
+    misfits = env.made_for_another_python()
+    if not misfits:
+        return []
+    named = ", ".join(f"{p.name} {p.version} (it states Python {p.requires_python})" for p in misfits)
+    first = misfits[0]
+    return [Finding(env.name, "made-for-another-python", "Some packages are made for another Python",
+                    f"{named}: this environment has Python {env.python}, so importing them may fail.",
+                    f"Ask for versions made for Python {env.python} (Update, or envdesk env update "
+                    f"--add '{first.name}!={first.version}'), or go back to a snapshot from before they came "
+                    "(History, or envdesk env history).")]
+
+
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
                     ) -> tuple[set[str], dict[str, list[Unmet]]]:
     """The recorded modules the module system no longer has, and each environment's unmet requirements: one
@@ -195,7 +211,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     progress = progress or Progress()
     target = session.target(target_name)
     progress.step(f"Checking the environments on {target.label}")
-    config: dict[str, Any] = {"roots": list(target.roots), "light": True, "health": True}
+    config: dict[str, Any] = {"roots": list(target.roots), "health": True}  # not light: Requires-Python
     if env_ref:
         config["paths" if is_path(env_ref) else "names"] = [env_ref]
     answer = run_agent(target.runner, config, progress.cancel)
@@ -209,7 +225,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     findings = _conda_base_finding(facts)
     for env, device in envs:
         findings += (_python_finding(env) + _module_findings(env, missing)
-                     + _unmet_findings(env, unmet, target.runner.env_python(env.path))
+                     + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
                      + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
