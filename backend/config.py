@@ -139,6 +139,24 @@ def _keepable(text: str, data: Any) -> bool:
     return True
 
 
+def _as_written(profile: ClusterProfile, entry: Any) -> dict[str, Any]:
+    """The profile as clusters.yaml holds it: the user's own entry with what changed changed (a default spelled out,
+    such as `auth: auto`, stays where it was), else the profile's plain data."""
+    data = profile.to_dict()
+    if not isinstance(entry, dict):
+        return data
+    merged = {key: data.get(key, value) for key, value in entry.items()
+              if key in data or getattr(profile, str(key), _MISSING) == value}
+    merged.update((key, value) for key, value in data.items() if key not in merged)
+    try:
+        return merged if ClusterProfile.from_dict(merged).to_dict() == data else data
+    except EnvDeskError:
+        return data
+
+
+_MISSING = object()
+
+
 class ClusterStore:
     """Reads and writes the profiles in ``clusters.yaml``; secrets never go here."""
 
@@ -173,15 +191,28 @@ class ClusterStore:
         local.env_roots = [*local.roots, validate.local_folder(root)]
         data["local"] = {k: v for k, v in asdict(local).items() if v}
         data.setdefault("clusters", [])
-        write_atomically(self.paths.clusters_file, dump_yaml(data))
+        self._write(data)
 
     def save(self, profiles: Iterable[ClusterProfile]) -> None:
-        """Write every profile, replacing the file atomically (the local settings are kept)."""
-        body: dict[str, Any] = {"clusters": [profile.to_dict() for profile in profiles]}
-        local = self._read().get("local")
-        if local:
-            body["local"] = local
-        write_atomically(self.paths.clusters_file, dump_yaml(body))
+        """Write every profile, replacing the file atomically (the local settings are kept, and so is each entry
+        as the user wrote it where its settings did not change)."""
+        old = self._read()
+        written = {entry.get("name"): entry for entry in old.get("clusters") or [] if isinstance(entry, dict)}
+        body: dict[str, Any] = {"clusters": [_as_written(profile, written.get(profile.name)) for profile in profiles]}
+        if old.get("local"):
+            body["local"] = old["local"]
+        self._write(body)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        """Replace the file atomically with `data`, changing only what changed in its text, so the user's comments
+        and layout stay where they can (backend/yaml_edit.py)."""
+        from .yaml_edit import edited_yaml
+        try:
+            text = self.paths.clusters_file.read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        kept = edited_yaml(text, data) if text else None
+        write_atomically(self.paths.clusters_file, kept if kept is not None else dump_yaml(data))
 
     def get(self, name: str) -> ClusterProfile:
         """The profile called `name`, or a NotFound that lists the ones that exist."""

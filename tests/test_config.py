@@ -118,3 +118,93 @@ def test_a_cluster_list_read_again_is_a_fresh_copy_of_what_the_file_says(tmp_pat
     with open(paths.clusters_file, "r+", encoding="utf-8") as handle:  # same file, same size
         handle.write(text.replace("cedar.example.org", "rowan.example.org"))
     assert store.get("cedar").host == "rowan.example.org"
+
+
+HAND_WRITTEN = """\
+# EnvDesk clusters -- kept by hand, see the lab wiki
+# (the allocation codes are on the group's page)
+
+clusters:
+  # Alliance, the big one
+  - name: narval   # login nodes rotate
+    host: narval.alliancecan.ca
+    user: jsmith
+    auth: auto        # keys first, then the password
+    env_roots: [~/projects/def-lab/envs, ~/venvs]   # shared with the lab
+    pip_args:
+      - --no-index          # the wheelhouse only
+      - --find-links
+      - /cvmfs/soft.computecanada.ca/custom/python/wheelhouse/generic
+
+  # the department's old cluster
+  - name: hydra
+    host: hydra.cs.example.edu
+    port: 2222
+    user: js
+
+local:
+  # this laptop
+  env_roots: [~/envs]
+"""
+
+
+def _comments(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "#" in line]
+
+
+def test_a_hand_written_cluster_list_keeps_its_comments_and_layout_when_changed(tmp_path, home):
+    """A user's clusters.yaml lost every comment at the first change the app made (it wrote the data back whole).
+    The referees: PyYAML's reading of the file after each command against what was asked, and the user's own
+    lines, which stay as they were written."""
+    import yaml
+    from envdesk_fixtures import run_cli
+    config = tmp_path / "config"
+    config.mkdir()
+    clusters = config / "clusters.yaml"
+    clusters.write_text(HAND_WRITTEN)
+    narval = {"name": "narval", "host": "narval.alliancecan.ca", "user": "jsmith", "auth": "auto",
+              "env_roots": ["~/projects/def-lab/envs", "~/venvs"],
+              "pip_args": ["--no-index", "--find-links",
+                           "/cvmfs/soft.computecanada.ca/custom/python/wheelhouse/generic"]}
+    hydra = {"name": "hydra", "host": "hydra.cs.example.edu", "port": 2222, "user": "js"}
+    local = {"env_roots": ["~/envs"]}
+
+    added = run_cli("cluster", "add", "mila", "--host", "login.server.mila.quebec", "--port", "2222", "--user",
+                    "js", config=config, home=home)
+    assert added.returncode == 0, added.stderr
+    mila = {"name": "mila", "host": "login.server.mila.quebec", "port": 2222, "user": "js"}
+    assert yaml.safe_load(clusters.read_text()) == {"clusters": [narval, hydra, mila], "local": local}
+    assert clusters.read_text().startswith(HAND_WRITTEN.split("local:")[0].rstrip("\n")), clusters.read_text()
+    assert _comments(clusters.read_text()) == _comments(HAND_WRITTEN)
+
+    edited = run_cli("cluster", "edit", "narval", "--account", "def-lab", config=config, home=home)
+    assert edited.returncode == 0, edited.stderr
+    assert yaml.safe_load(clusters.read_text()) == {"clusters": [{**narval, "slurm_account": "def-lab"}, hydra, mila],
+                                                    "local": local}
+    assert _comments(clusters.read_text()) == _comments(HAND_WRITTEN)
+
+    removed = run_cli("cluster", "remove", "hydra", config=config, home=home)
+    assert removed.returncode == 0, removed.stderr
+    text = clusters.read_text()
+    assert yaml.safe_load(text) == {"clusters": [{**narval, "slurm_account": "def-lab"}, mila], "local": local}
+    assert "hydra" not in text.split("# the department's old cluster")[1]
+    assert _comments(text) == _comments(HAND_WRITTEN), "the comments of what is left stay"
+
+    ClusterStore(AppPaths(config)).update_local_roots("/data/envs")
+    assert yaml.safe_load(clusters.read_text())["local"] == {"env_roots": ["~/envs", "/data/envs"]}
+    assert "  # this laptop\n" in clusters.read_text()
+
+
+def test_a_cluster_list_in_a_layout_not_edited_in_place_is_still_written_right(tmp_path):
+    """A list written in flow style, or values shared through an alias, cannot be changed line by line: the file
+    is then written whole, and PyYAML reads it as asked."""
+    import yaml
+    from envdesk.backend.yaml_edit import edited_yaml
+    paths = AppPaths(tmp_path)
+    paths.clusters_file.write_text("{clusters: [{name: a, host: h.example.org}]}  # all on one line\n")
+    ClusterStore(paths).add(ClusterProfile(name="b", host="b.example.org"))
+    assert yaml.safe_load(paths.clusters_file.read_text()) == {
+        "clusters": [{"name": "a", "host": "h.example.org"}, {"name": "b", "host": "b.example.org"}]}
+    shared = "roots: &r [~/a]\nclusters:\n- name: a\n  host: h\n  env_roots: *r\n"
+    wanted = {"roots": ["~/b"], "clusters": [{"name": "a", "host": "h", "env_roots": ["~/a"]}]}
+    assert edited_yaml(shared, wanted) is None, "changing the anchor would change the alias too"
