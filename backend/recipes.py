@@ -95,12 +95,12 @@ def _with_solver(what: str, tool: str) -> str:
     return f"{what} with {tool.solver}" if isinstance(tool, CondaTool) and tool.solver else what
 
 
-_VIRTUALENV_OR_VENV = (
-    'py="$1"; shift; '
-    'if command -v virtualenv >/dev/null 2>&1; then exec virtualenv --no-download --python "$py" "$@"; fi; '
-    'echo "virtualenv is not installed here: making the environment with $py -m venv instead." >&2; '
-    'exec "$py" -m venv "$@"'
-)
+_VIRTUALENV_OR_VENV = (  # one line, run by the Python to make it from (no shell: this computer may be Windows)
+    "import os,shutil,sys;py=sys.argv[1];a=sys.argv[2:];v=shutil.which('virtualenv');"
+    "c=[v,'--no-download','--python',py]+a if v else [py,'-m','venv']+a;"
+    "v or sys.stderr.write('virtualenv is not installed here: making the environment with '+py+' -m venv instead.\\n');"
+    "sys.stderr.flush();os.execvp(c[0],c) if os.name=='posix' else sys.exit(__import__('subprocess').call(c))"
+)  # Windows' exec would end this process before its child
 
 
 def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str], python: str | None,
@@ -116,7 +116,7 @@ def create_step(kind: str, caps: Capabilities, path: str, modules: Sequence[str]
                         (caps.tools["virtualenv"], "--no-download", "--python", python_command, *ssp, path), mods)
         # Expected from the loaded Python module; if it is not there after all, venv makes the same folder.
         return Step("Creating the environment (virtualenv, or venv where virtualenv is missing)",
-                    ("sh", "-c", _VIRTUALENV_OR_VENV, "envdesk-create", python_command, *ssp, path), mods)
+                    (python_command, "-I", "-c", _VIRTUALENV_OR_VENV, python_command, *ssp, path), mods)
     if kind == "uv":
         uv = caps.uv()
         if uv is None:
@@ -272,14 +272,18 @@ def constraints_file(path: str) -> str:
     return f"{path}/{ENVDESK_DIR}/{CONSTRAINTS_FILE}"
 
 
-def keep_constraints(path: str, constraints: Sequence[str], modules: Sequence[str]) -> Step:
-    """Write the constraints into the environment at `path` (constraints_file), for its installs to follow. The
-    lines are arguments (a name, versions and a marker each: spec.constraint_line; nothing secret), and `modules`
-    are the build's other steps' own (it needs none), so the step joins the build's one command (common.one_command:
-    a step with standard input, or other modules, cannot)."""
+_WRITE_LINES = ("import os,sys;f=sys.argv[1];os.makedirs(os.path.dirname(f),exist_ok=True);"
+                "open(f,'w',encoding='utf-8').write(''.join(a+'\\n' for a in sys.argv[2:]))")
+
+
+def keep_constraints(path: str, python: str, constraints: Sequence[str], modules: Sequence[str]) -> Step:
+    """Write the constraints into the environment at `path` (constraints_file), for its installs to follow, with
+    its own `python` (no shell: this computer may be Windows). The lines are arguments (a name, versions and a
+    marker each: spec.constraint_line; nothing secret), and `modules` are the build's other steps' own (it needs
+    none), so the step joins the build's one command (common.one_command: a step with standard input, or other
+    modules, cannot)."""
     return Step("Keeping the constraints with the environment",
-                ("sh", "-c", 'f=$1; shift; mkdir -p -- "${f%/*}" && printf "%s\\n" "$@" > "$f"', "envdesk-constraints",
-                 constraints_file(path), *constraints), tuple(modules))
+                (python, "-I", "-c", _WRITE_LINES, constraints_file(path), *constraints), tuple(modules))
 
 
 def conda_install(tool: str, prefix: str, specs: Sequence[str], modules: Sequence[str],

@@ -255,3 +255,24 @@ def test_make_like_leaves_alone_what_the_targets_constraints_rule_out(tmp_path, 
     frozen = held(subprocess.run(["uv", "pip", "freeze", "--python", python], capture_output=True, text=True,
                                  check=True).stdout)
     assert "tinygamma==0.1" in frozen and "tinyalpha==1.1" in frozen, frozen
+
+
+def test_the_constraints_are_kept_without_a_shell(tmp_path, wheelhouse):
+    """R8/T10 leftover: the step that keeps the constraints was `sh -c`, which Windows lacks (there this computer
+    runs each step as its own program). It now runs the environment's own Python; here with no program on PATH at
+    all. The referee: pip's dry run within the file it wrote."""
+    from envdesk.backend.recipes import keep_constraints
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=300)
+    python = str(env / "bin" / "python")
+    lines = ["tinyalpha<2", 'tinygamma<1; python_version >= "3"']
+    step = keep_constraints(str(env), python, lines, ())
+    subprocess.run(step.argv, check=True, timeout=60, env={"PATH": str(tmp_path / "nothing-here")})
+    kept = env / ".envdesk" / "constraints.txt"
+    report = tmp_path / "report.json"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report",
+                    str(report), "--no-index", "--find-links", str(wheelhouse), "-c", str(kept), "tinyalpha"],
+                   check=True, timeout=300)
+    installs = json.loads(report.read_text())["install"]
+    chosen = {item["metadata"]["name"]: item["metadata"]["version"] for item in installs}
+    assert chosen == {"tinyalpha": "1.1"}, "within the constraint, where 2.0 is the newest"

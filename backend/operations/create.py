@@ -172,7 +172,8 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
         (create_step(kind, caps, path, modules, python, system_site_packages, target.runner.python_command(caps),
                      channels), CommandFailed)]
     if constraints:
-        steps.append((keep_constraints(path, constraints, steps[0][0].modules), CommandFailed))
+        steps.append((keep_constraints(path, target.runner.env_python(path), constraints, steps[0][0].modules),
+                      CommandFailed))
     if conda_packages and caps.conda_tool:
         steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), CondaInstallFailed))
     if packages:
