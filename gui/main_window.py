@@ -24,7 +24,7 @@ from .controller import AppController
 from .dialog_lifetime import run_once, show_instead
 from .details_panel import DetailsPanel
 from .keyboard import give_tab_to_focus, install_keyboard_conventions, next_panel
-from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel, human_size
+from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
 from .resources import icon
@@ -977,7 +977,7 @@ class MainWindow(QMainWindow):
 
         def confirm(measured: Measured | None) -> None:
             try:
-                amount = f" ({human_size(measured.bytes)} in {measured.files:,} files and folders)" if measured else ""
+                amount = f" ({measured.amount()})" if measured else ""
                 also = f" {measured.kernels_going()}".rstrip() if measured else ""
                 from PySide6.QtWidgets import QMessageBox
                 box = QMessageBox(QMessageBox.Icon.Warning, "Delete environment",

@@ -264,3 +264,22 @@ def test_what_is_in_the_jupyter_kernel_folder_never_stops_a_delete(projects, tmp
     assert not os.path.lexists(env) and not os.path.lexists(ours)
     assert listing(kernels) == others
     assert "note: Its Jupyter kernel envdesk-doomed was removed too" in result.stderr
+
+
+def test_the_question_before_a_delete_says_at_least_where_the_count_stopped(tmp_path):
+    """R8/T10 leftover: a count stopped at its time limit (a large environment on a slow shared file system) was
+    given as the folder's size. The referee: find, which lists every entry under the folder."""
+    from envdesk.backend.operations.delete import measure_environment
+    from envdesk.backend.paths import AppPaths
+    from envdesk_fixtures import session_for, this_computer_with_one_venv
+    config, root = this_computer_with_one_venv(tmp_path)
+    session = session_for(AppPaths(config))
+    path = str(root / "plain")
+    entries = subprocess.run(["find", path, "-mindepth", "1"], check=True, capture_output=True, text=True).stdout
+    whole = measure_environment(session, "local", path)
+    assert whole.files == len(entries.splitlines())
+    assert whole.amount().endswith(f" in {whole.files:,} files and folders")
+    assert not whole.amount().startswith("at least")
+    stopped = measure_environment(session, "local", path, seconds=0)
+    assert stopped.files < len(entries.splitlines())
+    assert stopped.amount().startswith("at least ") and "not all of it could be counted" in stopped.amount()

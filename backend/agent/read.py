@@ -1578,7 +1578,8 @@ def settle(env):
 
 def measure_tree(path, deadline):
     """{"bytes", "files", "complete"} of everything under path (links counted, never followed), walked until
-    the deadline: files are what a file quota counts, so folders and links count as files too."""
+    the deadline ("complete": false then, or where a folder could not be read): files are what a file quota
+    counts, so folders and links count as files too."""
     total, files, complete = 0, 0, True
     folders = [path]
     while folders:
@@ -1598,7 +1599,7 @@ def measure_tree(path, deadline):
                     if stat.S_ISDIR(info.st_mode):
                         folders.append(entry.path)
         except OSError:
-            continue
+            complete = False   # a folder that cannot be read: what it holds is not counted
     return {"bytes": total, "files": files, "complete": complete}
 
 

@@ -691,14 +691,13 @@ def env_doctor(args: argparse.Namespace, session: Session) -> int:
 def env_delete(args: argparse.Namespace, session: Session) -> int:
     """Delete an environment after asking at the terminal (or with --yes): it cannot be undone."""
     from envdesk.backend.operations.delete import delete_environment, to_delete
-    from envdesk.backend.sizes import size_text
     found = None
     question = f"Delete {args.env} on {args.cluster}? It cannot be undone."
     if not args.yes and interactive():  # the question names the folder and what it holds, as the window's does
         found, measured = to_delete(session, args.cluster, args.env, _progress(args))
         question = " ".join(filter(None, (
-            f"Delete {args.env} on {args.cluster}, the folder {found.path} ({size_text(measured.bytes)} in "
-            f"{measured.files:,} files and folders)?", measured.kernels_going(), "It cannot be undone.")))
+            f"Delete {args.env} on {args.cluster}, the folder {found.path} ({measured.amount()})?",
+            measured.kernels_going(), "It cannot be undone.")))
     if not args.yes and not ask_yes_no(question):
         print("Nothing was deleted.", file=sys.stderr)
         return 1

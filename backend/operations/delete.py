@@ -23,6 +23,13 @@ class Measured(NamedTuple):
     files: int
     kernels: tuple[str, ...] = ()
     kernels_broken: tuple[str, ...] = ()  # other tools' kernels that run it: left, and then unable to start
+    complete: bool = True  # False: the count stopped at its time limit, or a folder inside could not be read
+
+    def amount(self) -> str:
+        """What the folder holds, in the words a question before deleting uses."""
+        from ..sizes import size_text
+        counted = f"{size_text(self.bytes)} in {self.files:,} files and folders"
+        return counted if self.complete else f"at least {counted}; not all of it could be counted"
 
     def kernels_going(self) -> str:
         """What a question before deleting says of the kernels that run it ('' when there are none)."""
@@ -96,9 +103,10 @@ def to_delete(session: Session, target_name: str, env_ref: str,
     return env, measure_environment(session, target_name, env.path)
 
 
-def measure_environment(session: Session, target_name: str, path: str) -> Measured:
-    """What deleting an environment folder would remove, so a confirmation can say so."""
+def measure_environment(session: Session, target_name: str, path: str, seconds: float = 20.0) -> Measured:
+    """What deleting an environment folder would remove, so a confirmation can say so (counted for at most
+    `seconds`: a large environment on a slow shared file system is then said to hold at least what was counted)."""
     target = session.target(target_name)
-    answer = call_action(target.runner, "measure", path, target.roots)
+    answer = call_action(target.runner, "measure", path, target.roots, time_budget=seconds)
     return Measured(int(answer["bytes"]), int(answer["files"]), tuple(answer.get("kernels") or ()),
-                    tuple(answer.get("kernels_broken") or ()))
+                    tuple(answer.get("kernels_broken") or ()), answer.get("complete") is not False)
