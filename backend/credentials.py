@@ -22,6 +22,11 @@ _UV_VARIABLES = {"index-url": ("UV_INDEX_URL", " "), "extra-index-url": ("UV_EXT
                  "find-links": ("UV_FIND_LINKS", ",")}
 
 
+# The options that may carry a credential, as their installer reads them from a variable (any other is refused:
+# a misspelt name would become a variable the installer ignores, and the index with it).
+_SECRET_OPTIONS = {"pip": {*_UV_VARIABLES, "proxy"}, "uv": set(_UV_VARIABLES)}
+
+
 def has_credentials(text: str) -> bool:
     """Whether `text` holds a user:password@ or a token in a URL (what spec.redact takes out)."""
     return redact(text) != text
@@ -32,20 +37,34 @@ def _pip_variable(option: str) -> tuple[str, str]:
     return "PIP_" + option.upper().replace("-", "_"), " "
 
 
+def _long_name(name: str) -> str:
+    """pip's name for a long option as written: optparse takes any unique start of a name ('--extra-index' is
+    --extra-index-url), so one of those holding a credential goes to the variable pip reads for the whole name."""
+    if name in _URL_OPTIONS:
+        return _URL_OPTIONS[name]
+    whole = {full for full in (*_URL_OPTIONS, "--proxy") if full.startswith("--") and full.startswith(name)}
+    return whole.pop()[2:] if len(whole) == 1 and len(name) > 3 else name[2:]
+
+
 def _options(pip_args: Sequence[str]) -> list[tuple[str | None, str | None, int, int]]:
     """(pip's option name or the option as written, its value, first index, end index) for each argument;
-    a lone word that is not an option is (None, word, ...)."""
+    a lone word that is not an option is (None, word, ...). A short option's value may be joined to it
+    (pip's '-ihttps://...')."""
     found: list[tuple[str | None, str | None, int, int]] = []
     position = 0
     while position < len(pip_args):
         arg = pip_args[position]
         name, equals, value = arg.partition("=")
         if arg.startswith("--") and equals:
-            found.append((_URL_OPTIONS.get(name, name[2:]), value, position, position + 1))
+            found.append((_long_name(name), value, position, position + 1))
             position += 1
-        elif arg in _URL_OPTIONS and position + 1 < len(pip_args):
-            found.append((_URL_OPTIONS[arg], pip_args[position + 1], position, position + 2))
+        elif (arg in _URL_OPTIONS or (arg.startswith("--") and _long_name(arg) in _UV_VARIABLES)) \
+                and position + 1 < len(pip_args):
+            found.append((_long_name(arg), pip_args[position + 1], position, position + 2))
             position += 2
+        elif arg[:2] in _URL_OPTIONS and len(arg) > 2:
+            found.append((_URL_OPTIONS[arg[:2]], arg[2:], position, position + 1))
+            position += 1
         elif arg.startswith("-"):
             found.append((arg, None, position, position + 1))
             position += 1
@@ -62,7 +81,7 @@ def split_settings(pip_args: Sequence[str], installer: str) -> tuple[tuple[str, 
     secret = {name for name, value, _, _ in found if value is not None and has_credentials(value)}
     if not secret:
         return tuple(pip_args), ()
-    if None in secret or (installer == "uv" and secret - set(_UV_VARIABLES)):
+    if None in secret or secret - _SECRET_OPTIONS[installer]:
         raise InvalidInput(f"A pip argument holding a credential ({redact(' '.join(pip_args))}) cannot be given "
                            f"to {installer} without showing it to other users of the machine.",
                            "Give the credential to the installer another way (a ~/.netrc file on the target, "

@@ -240,10 +240,13 @@ def test_no_secret_in_any_command_line_file_log_or_display(testbed, tmp_path, ho
             private = (f"tinygamma @ http://envdesk-direct:{url_token}@127.0.0.1:{index.port}"
                        "/files/tinygamma-0.1-py3-none-any.whl")
             pip_args = {"pip_args": ["--no-index", "--find-links", links]}
+            # pip also takes the value joined to its short option, and any unique start of a long one (R11)
+            joined = {"pip_args": ["--no-index", f"-f{links}"]}
+            abbreviated = {"pip_args": ["--no-index", f"--find={links}"]}
             config = tmp_path / "cfg"
             paths = make_config(config, testbed, ["alpha", "password", "otp"],
-                        alpha={**pip_args, "identity_file": str(testbed.passphrase_key)},
-                        password=pip_args, otp=pip_args)
+                        alpha={**joined, "identity_file": str(testbed.passphrase_key)},
+                        password=abbreviated, otp=pip_args)
             local_envs = tmp_path / "local-envs"
             profiles = yaml.safe_load((config / "clusters.yaml").read_text())
             write_atomically(config / "clusters.yaml", yaml.safe_dump(
@@ -281,7 +284,7 @@ def test_no_secret_in_any_command_line_file_log_or_display(testbed, tmp_path, ho
             root.setLevel(level)
         # `envdesk env show` as a user runs it, on alpha with its plain key (no prompt needed)
         cli_config = tmp_path / "cli"
-        make_config(cli_config, testbed, ["alpha"], alpha=pip_args)
+        make_config(cli_config, testbed, ["alpha"], alpha=joined)
         shows = [run_cli("env", "show", "alpha", uv_name, *extra, config=cli_config, home=home)
                  for extra in ((), ("--json",))]
 
@@ -305,7 +308,7 @@ def test_no_secret_in_any_command_line_file_log_or_display(testbed, tmp_path, ho
     # the user typed the index token into the profile: clusters.yaml keeps it, readable by the user alone
     profiles = config / "clusters.yaml"
     assert stat.S_IMODE(profiles.stat().st_mode) == 0o600 and stat.S_IMODE(config.stat().st_mode) == 0o700
-    assert ClusterStore(session.paths).get("password").pip_args[-1] == links
+    assert ClusterStore(session.paths).get("password").pip_args[-1] == f"--find={links}"
     texts[str(profiles)] = texts[str(profiles)].replace(links, "")
     texts[str(cli_config / "clusters.yaml")] = texts[str(cli_config / "clusters.yaml")].replace(links, "")
     in_files = {where: found for where, text in texts.items() if (found := leaked(text, known))}

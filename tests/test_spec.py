@@ -129,6 +129,24 @@ def test_redaction_removes_credentials_and_keeps_the_rest(text, secret, kept):
         assert secret not in redacted
 
 
+@pytest.mark.parametrize("text,url", [
+    ("six @ https://alice:pa@ss@files.example.org/six.whl", "https://alice:pa@ss@files.example.org/six.whl"),
+    ("-ihttps://__token__:tok3n@gitlab.example.org/simple", "https://__token__:tok3n@gitlab.example.org/simple"),
+    ("-fhttp://alice:T0k@127.0.0.1:9/links/", "http://alice:T0k@127.0.0.1:9/links/"),
+    ("--proxy=http://alice:hunter2@secret@proxy.example.org:3128",
+     "http://alice:hunter2@secret@proxy.example.org:3128"),
+])
+def test_redaction_takes_the_user_information_as_urllib_splits_it(text, url):
+    """R11: a password holding '@', and a URL joined to pip's short option, kept part of the credential. The
+    referee: urllib, which splits a URL's user information at its last '@' (as pip does)."""
+    from urllib.parse import urlsplit
+    original = urlsplit(url)
+    redacted = specs.redact(text)
+    assert original.password and original.password not in redacted
+    left = urlsplit(redacted[redacted.index(original.scheme + "://"):])
+    assert (left.username, left.password, left.hostname, left.port) == (None, None, original.hostname, original.port)
+
+
 def test_channels_of_an_envdesk_file_cannot_smuggle_options():
     with pytest.raises(InvalidInput):
         specs.from_text("envdesk: 1\nkind: conda\nchannels: ['--prefix=/tmp/x']\n", "envdesk.yaml")
