@@ -549,13 +549,16 @@ def settings_advice(option: str, what: str, value: str = "") -> str:
 
 
 def logical_lines(text: str) -> list[str]:
-    """A requirements file's lines as pip reads them: continuations joined, comments dropped, blanks gone."""
+    """A requirements file's lines as pip reads them (pip's req_file.join_lines): a line ending in '\\' is joined to
+    the next without a space, except a line that is a comment, which ends a joined line; comments dropped,
+    blanks gone."""
     lines, pending = [], ""
     for raw in text.splitlines():
-        if raw.endswith("\\"):
-            pending += raw[:-1] + " "
+        comment = re.match(r"\s*#", raw)
+        if raw.endswith("\\") and not comment:
+            pending += raw.strip("\\")
             continue
-        joined = pending + raw
+        joined = pending + (" " + raw if comment else raw)
         pending = ""
         if re.match(_HEADER, joined.strip()):
             lines.append(joined.strip())

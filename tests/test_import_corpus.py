@@ -332,3 +332,41 @@ def test_a_pinned_pip_a_venv_cannot_honour_is_said_to_differ(tmp_path):
     plan = json.loads(dry_run(conda_file, tmp_path / "config").stdout)
     [pip] = [entry for entry in plan["adapted"] if entry["line"] == "pip=24.2"]
     assert "version may differ from the one asked for" in pip["as"], pip
+
+
+BACKSLASHES = """\\
+# Pinned by hand; see CONTRIBUTING.md \\
+tinyalpha==1.0
+# the next two lines are one requirement
+tinybeta\\
+==1.0
+   # an indented note that ends in a backslash too \\
+tinygamma==0.1
+tinydelta  # pip swallows the line after this one \\
+tinyeps==1.0
+tinyzeta==1.0 \\
+    ; python_version >= "3"
+"""
+
+
+def test_backslashes_and_comments_are_read_as_pip_reads_them(tmp_path):
+    """T13: a comment ending in a backslash made the import drop the next requirement without a word, where pip
+    reads it (its join_lines: a comment line is never continued). The referee: pip's own dry run of the file."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent / "testbed"))
+    from wheels import WheelSpec, build_wheel
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    for name in ("tinyalpha", "tinybeta", "tinygamma", "tinydelta", "tinyeps", "tinyzeta"):
+        build_wheel(wheels, WheelSpec(name, "1.0" if name != "tinygamma" else "0.1"))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(BACKSLASHES)
+    report = tmp_path / "report.json"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report",
+                    str(report), "--no-index", "--find-links", str(wheels), "-r", str(requirements)],
+                   check=True, timeout=300)
+    pips = {canon(item["metadata"]["name"]) for item in json.loads(report.read_text())["install"]}
+    plan = json.loads(dry_run(requirements, tmp_path / "config").stdout)
+    assert plan["refused"] == []
+    assert {name_of(line) for line in plan["install"]} == pips
+    assert "tinyalpha" in pips and "tinyeps" not in pips, "the shapes above are read as pip reads them"
