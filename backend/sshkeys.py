@@ -126,7 +126,8 @@ def create_key(path: Path | None = None, *, passphrase: str = "", comment: str |
                                                 serialization.PublicFormat.OpenSSH).decode("ascii")
     line = f"{public_text} {text}".rstrip()
     try:
-        private_folder(target.parent)
+        if not target.parent.is_dir():  # a folder that is there is the user's: its mode stays, as ssh-keygen leaves it
+            private_folder(target.parent)
     except OSError as exc:
         raise WriteFailed(f"Could not make the folder {target.parent}: {exc.strerror or exc}.",
                           "Check that you may write in your home folder, then try again.") from exc

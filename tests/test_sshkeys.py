@@ -55,6 +55,23 @@ def test_modes_are_what_ssh_insists_on(home):
     assert stat.S_IMODE((home / ".ssh").stat().st_mode) == 0o700
 
 
+@posix_only
+def test_a_folder_the_user_names_keeps_its_mode(home, tmp_path):
+    """R11: `key create --file` in a shared folder (sticky, everyone's) made it the user's alone, as if it were
+    ~/.ssh; ssh-keygen, the referee, leaves a folder that is there as it is."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    made = sshkeys.create_key(path=shared / "mykey")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chmod(theirs, 0o1777)
+    said = keygen("-q", "-t", "ed25519", "-N", "", "-f", str(theirs / "key"))
+    assert said.returncode == 0, said.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == stat.S_IMODE(theirs.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(made.path.stat().st_mode) == 0o600
+
+
 @pytest.mark.parametrize("existing", ["id_ed25519", "id_ed25519.pub"])
 def test_an_existing_file_is_never_replaced(home, existing):
     folder = home / ".ssh"
