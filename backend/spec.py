@@ -1190,6 +1190,9 @@ def from_text(text: str, filename: str = "", folder: Path | None = None) -> EnvS
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise InvalidInput(f"The file {filename or ''} is not a well-formed environment file.".replace("  ", " "),
                            "Check the file; nothing was changed.") from exc
+    except RecursionError as exc:  # lists or tables nested thousands deep: no environment file is
+        raise InvalidInput(f"The file {filename or ''} is nested too deeply to be an environment file."
+                           .replace("  ", " "), "Check the file; nothing was changed.") from exc
 
 
 def _from_text(text: str, filename: str, folder: Path | None) -> EnvSpec:

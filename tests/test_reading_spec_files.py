@@ -210,3 +210,33 @@ def test_an_export_of_an_empty_environment_still_imports(here):
     plan = envdesk(here, "env", "import", "local", str(exported), "--name", "empty", "--dry-run", "--json")
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["install"] == []
+
+
+@pytest.mark.parametrize("name,text", [
+    ("pylock.toml", "lock-version = \"1.0\"\na = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ("environment.yml", "name: deep\ndependencies: " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ("envdesk.yaml", "envdesk: 1\nrequirements: " + "[" * 100_000 + "]" * 100_000 + "\n"),
+], ids=["pylock", "conda", "envdesk"])
+def test_a_file_nested_past_the_parser_is_refused_plainly(tmp_path, home, name, text):
+    """R11: lists nested 100,000 deep made `env import` end in 'unexpected error (RecursionError)'. The referees:
+    tomllib and PyYAML, which cannot read such a file themselves; nothing is made."""
+    import tomllib
+    import yaml
+    body = text.split("\n", 1)[1]
+    with pytest.raises(RecursionError):
+        tomllib.loads(body) if name.endswith(".toml") else yaml.safe_load(body)
+    path = tmp_path / name
+    path.write_text(text)
+    config = tmp_path / "config"
+    said = run_cli("env", "import", "local", str(path), "--name", "deep", config=config, home=home)
+    assert said.returncode == 1 and "nested too deeply" in said.stderr and "unexpected" not in said.stderr, said.stderr
+    assert not (home / "venvs" / "deep").exists()
+
+
+def test_a_file_that_never_ends_is_refused_at_its_size(tmp_path, home):
+    """R11: /dev/zero (its size says 0) was read until memory ran out; it is read no further than the largest
+    environment file and refused. The referee: the device itself, which os.stat calls 0 bytes long."""
+    import os
+    assert os.stat("/dev/zero").st_size == 0
+    said = run_cli("env", "import", "local", "/dev/zero", "--dry-run", config=tmp_path / "config", home=home)
+    assert said.returncode == 1 and "too large to be an environment file" in said.stderr, said.stderr

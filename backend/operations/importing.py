@@ -214,11 +214,12 @@ def read_spec_file(path: Path) -> EnvSpec:
                                "Import the project folder itself, whose uv.lock is read with its pyproject.toml: "
                                "in the app, Import and pick its uv.lock; on the command line, envdesk env import "
                                "CLUSTER FOLDER.")
-        if path.stat().st_size > LARGEST_FILE:
-            raise InvalidInput(f"{path} is too large to be an environment file.")
-        data = path.read_bytes()
+        with path.open("rb") as handle:  # read no further than an environment file can go: /dev/zero never ends
+            data = handle.read(LARGEST_FILE + 1)
     except OSError as exc:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
+    if len(data) > LARGEST_FILE:
+        raise InvalidInput(f"{path} is too large to be an environment file.")
     spec = specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
     spec.name = spec.name or name_from_file(path) or None
     return spec
