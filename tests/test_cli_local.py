@@ -781,3 +781,38 @@ def test_folders_an_uninstall_leaves_empty_do_not_stop_a_delete(local_envs, left
     assert (said.returncode == 0) is deleted and (root / "plain").exists() is not deleted, said.stderr
     if not deleted:
         assert "share/jupyter/" in said.stderr
+
+
+def _on_a_terminal(argv: list[str]) -> bytes:
+    """What a terminal receives from `argv` run with its output and errors on one (a pseudo-terminal)."""
+    import pty
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        received += chunk
+    process.wait(timeout=120)
+    os.close(leader)
+    return received
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pseudo-terminal")
+def test_a_name_holding_terminal_controls_is_shown_not_obeyed(tmp_path):
+    """R11: a folder in a root (a colleague's project space) named with terminal controls set the window's title
+    and cleared the screen of whoever listed the environments. On a terminal they are shown written out; a pipe
+    still gets the name as it is, which is data there. The referee: the bytes the terminal receives."""
+    config, root = this_computer_with_one_venv(tmp_path)
+    hostile = "evil\x1b]0;PWNED\x07\x1b[2Jname"
+    (root / "plain").rename(root / hostile)
+    shown = _on_a_terminal([*ENVDESK, "--config-dir", str(config), "env", "list", "local"])
+    assert b"evil" in shown and b"\x1b" not in shown and b"\x07" not in shown, shown
+    assert b"evil\\x1b]0;PWNED\\x07\\x1b[2Jname" in shown
+    piped = envdesk("env", "list", "local", "--json", config_dir=config)
+    assert [env["name"] for env in json.loads(piped.stdout)] == [hostile]

@@ -546,6 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(words)
     except SystemExit as exc:
         return int(exc.code or 0)
+    from .terminal import guard_terminal_output
+    guard_terminal_output()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("paramiko").setLevel(logging.INFO if args.verbose else logging.CRITICAL)

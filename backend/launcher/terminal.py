@@ -3,12 +3,44 @@ from __future__ import annotations
 
 import getpass
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
 
 if TYPE_CHECKING:  # paramiko only once a cluster is used
     from envdesk.backend.hostkeys import ServerIdentity
+
+
+# Control characters (but tab and newline) as a terminal would obey them: a name read from a cluster or a file
+# ('\x1b]0;...' sets the window's title, '\x1b]52;...' the clipboard) is shown, never obeyed.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code not in (0x09, 0x0A)}
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters written out ('\\x1b'), for a terminal to show rather than obey."""
+    return text.translate(_CONTROLS)
+
+
+class _ShownOnTerminal:
+    """A terminal's text stream that shows the control characters written to it (see visible)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(visible(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def guard_terminal_output() -> None:
+    """Make standard output and error show control characters where they are a terminal (a pipe or a file gets
+    the text as it is: it is data there, and JSON escapes them itself)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _ShownOnTerminal) and stream.isatty():
+            setattr(sys, name, _ShownOnTerminal(stream))
 
 
 def interactive() -> bool:
@@ -21,7 +53,7 @@ def ask_yes_no(question: str) -> bool:
     otherwise stop without having asked anything a script's log shows)."""
     if interactive():
         try:
-            return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+            return input(visible(f"{question} [y/N] ")).strip().lower() in ("y", "yes")
         except EOFError:  # Ctrl-D: no
             print(file=sys.stderr)
             return False
