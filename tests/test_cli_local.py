@@ -816,3 +816,20 @@ def test_a_name_holding_terminal_controls_is_shown_not_obeyed(tmp_path):
     assert b"evil\\x1b]0;PWNED\\x07\\x1b[2Jname" in shown
     piped = envdesk("env", "list", "local", "--json", config_dir=config)
     assert [env["name"] for env in json.loads(piped.stdout)] == [hostile]
+
+
+def test_cluster_list_leaves_a_token_in_pip_arguments_out(tmp_path):
+    """R11: `cluster list --json`, which scripts print into CI logs, showed the index token a profile's pip
+    arguments hold (clusters.yaml, the user's alone, keeps it). The referee: urllib's reading of the URL shown."""
+    from urllib.parse import urlsplit
+    config = tmp_path / "config"
+    added = envdesk("cluster", "add", "narval", "--host", "narval.example.org", "--user", "me",
+                    "--pip-arg=--extra-index-url=https://__token__:glpat-s3cr3t@gitlab.example.org/api/simple",
+                    config_dir=config)
+    assert added.returncode == 0, added.stderr
+    listed = envdesk("cluster", "list", "--json", config_dir=config)
+    assert "glpat-s3cr3t" not in listed.stdout
+    (arg,) = json.loads(listed.stdout)[0]["pip_args"]
+    url = urlsplit(arg.split("=", 1)[1])
+    assert (url.hostname, url.username, url.password, url.path) == ("gitlab.example.org", None, None, "/api/simple")
+    assert "glpat-s3cr3t" in (config / "clusters.yaml").read_text(), "the profile itself keeps what was typed"

@@ -141,7 +141,9 @@ def cluster_list(args: argparse.Namespace, session: Session) -> int:
     profiles = session.store.load()
     kept = {p.name for p in profiles if kept_connection.is_live(session.paths, p)}
     if args.json:
-        _print_json([{**p.to_dict(), "kept_connection": p.name in kept} for p in profiles])
+        from envdesk.backend.spec import redact  # a token typed into pip_args stays in clusters.yaml, not in logs
+        _print_json([{**p.to_dict(), **({"pip_args": [redact(a) for a in p.pip_args]} if p.pip_args else {}),
+                      "kept_connection": p.name in kept} for p in profiles])
         return 0
     if not profiles:
         print(f"No clusters yet. Add one with: {ADD_CLUSTER}")
