@@ -253,7 +253,9 @@ def test_a_create_that_fails_opens_its_dialog_again_with_what_was_typed(qtbot, t
     edit.click()
     assert seen["again"] == ("analysis", "venv", "tinyalpha\ntinydoesnotexist", True, True, seen["root"])
     assert seen["at"] == (True, "tinydoesnotexist")  # T9: the line pip refuses is selected, the focus on it
-    qtbot.waitUntil(lambda: "analysis" in {env.name for env in window.env_model.environments}, timeout=LONG)
+    # a listing that ran while the second create was making it shows it unfinished ("incomplete"): wait for it made
+    qtbot.waitUntil(lambda: ("analysis", "ok") in {(env.name, env.state) for env in window.env_model.environments},
+                    timeout=LONG)
     made = home / "venvs" / "analysis"
     listed = subprocess.run([str(made / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
                             capture_output=True, text=True, timeout=120)
