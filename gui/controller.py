@@ -268,6 +268,16 @@ class AppController(QObject):
         if any(env.path in (shown, full) for env in inventory.environments):
             raise InvalidInput(f"{shown} already exists. Pick another name or delete it first.")
 
+    def taken_folder(self, target: str, name: str, on_ready: Callable[[str | None], None],
+                     on_failure: Failure | None = None) -> Task:
+        """Ask the target itself whether the folder a new environment `name` would get is there already (the
+        folder, or None when it is free), as `env import` and `env clone` do before building: a cached list may be
+        missing, or older than what is there (user trial: a copy offered Build, then failed at "Reserving")."""
+        from envdesk.backend.operations.importing import taken_folder
+        return self.start(f"Look for {name} on {target}", target,
+                          lambda progress: taken_folder(self.session, target, name, progress=progress),
+                          on_ready, on_failure, record=False)
+
     def free_name(self, target: str, wanted: str) -> str:
         """`wanted`, or `wanted-2`, `wanted-3`… when an environment of that name is already in the first folder."""
         candidate, number = wanted, 1

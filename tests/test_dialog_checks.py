@@ -315,10 +315,11 @@ def test_an_update_that_fails_opens_its_dialog_again_with_what_was_chosen(qtbot,
 
 def test_a_copy_that_fails_opens_its_dialog_again_with_the_target_and_name(qtbot, testbed, sample_envs, tmp_path,
                                                                            home):
-    """User trial T9: a copy to a cluster not listed yet cannot know its names are taken; the copy failed there
-    ("already exists") and the dialog, with the name typed into it, was gone. Now the failure offers it again,
-    holding the target and the name; renamed there, the copy is built. The referees are beta's own folders
-    and pip's view of what the copy holds."""
+    """User trial T9: a copy that failed on the target ("already exists") closed the dialog, with the name typed
+    into it. Now the failure offers it again, holding the target and the name; renamed there, the copy is built.
+    The folder is made on beta after the dialog found the name free and before Build (someone else made it
+    meanwhile), so only the build itself can find it. The referees are beta's own folders and pip's view of
+    what the copy holds."""
     from PySide6.QtCore import QTimer
 
     from envdesk_fixtures import unique
@@ -327,31 +328,36 @@ def test_a_copy_that_fails_opens_its_dialog_again_with_the_target_and_name(qtbot
 
     beta = testbed.clusters["beta"]
     taken, fresh = unique("taken"), unique("fresh")
-    beta.run_as_user(f"mkdir -p ~/venvs/{taken} && touch ~/venvs/{taken}/mine.txt")
     window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
     select_target(qtbot, window, "alpha")
     select_env(qtbot, window, "uvenv")
     seen: dict = {}
 
-    def when_planned(act) -> None:
-        accept_when_shown(ImportDialog, lambda dialog: dialog.plan is not None, act)
+    def build_as(name: str, seen_first: Callable[[ImportDialog], None], before_build: Callable[[], None]) -> None:
+        """Once the copy dialog shows: `seen_first` reads it as it opened, `name` is typed, and once the target
+        said that name is free (Build offered), `before_build` runs and Build is pressed."""
+        def ready(dialog: ImportDialog) -> bool:
+            if dialog.name.text() != name:
+                seen_first(dialog)
+                dialog.name.setText(name)
+            return _create_button(dialog)
+        accept_when_shown(ImportDialog, ready, lambda dialog: before_build())
 
-    def to_beta_as_taken(dialog: ImportDialog) -> None:
+    def on_beta(dialog: ImportDialog) -> None:
         assert dialog.target == "beta"
-        dialog.name.setText(taken)
 
-    def read_and_rename(dialog: ImportDialog) -> None:
+    def read_again(dialog: ImportDialog) -> None:
         seen["again"] = (dialog.target, dialog.name.text())
-        dialog.name.setText(fresh)
 
-    QTimer.singleShot(50, lambda: when_planned(to_beta_as_taken))
+    QTimer.singleShot(50, lambda: build_as(taken, on_beta, lambda: beta.run_as_user(
+        f"mkdir -p ~/venvs/{taken} && touch ~/venvs/{taken}/mine.txt")))
     window.copy_environment()
     qtbot.waitUntil(lambda: failure_box() is not None, timeout=LONG)
     box = failure_box()
     assert box.windowTitle() == "Could not copy uvenv to beta" and "already exists" in box.text(), box.text()
     assert [path.name for path in (beta.home / "venvs" / taken).iterdir()] == ["mine.txt"], "nothing touched"
     edit = next(button for button in box.buttons() if button.text() == "Edit and try again")
-    QTimer.singleShot(50, lambda: when_planned(read_and_rename))
+    QTimer.singleShot(50, lambda: build_as(fresh, read_again, lambda: None))
     edit.click()
     assert seen["again"] == ("beta", taken)
     made = beta.home / "venvs" / fresh
@@ -427,3 +433,40 @@ def test_the_failing_package_is_found_in_the_installers_words_not_in_what_failed
     typed = "pip tinydoesnotexist==1.0"
     span = named_span(typed, with_failure({}, error)["failure"])
     assert span is not None and typed[span[0]:span[1]] == "tinydoesnotexist==1.0"
+
+
+def test_copy_says_a_name_taken_on_the_target_before_offering_build(qtbot, testbed, sample_envs, tmp_path, home):
+    """User trial: copying to a target that had an environment of that name which this computer's list did not
+    show yet (made there since it was listed) offered that very name, no warning, and Build failed at "Reserving".
+    The dialog now asks the target itself, in the background. Referees: the file system (a real venv made by
+    `python -m venv` is there, another name is not) and the dialog's own Build button and message."""
+    import subprocess
+    import sys
+
+    from envdesk.backend.validate import LOCAL_TARGET
+    from envdesk.gui.dialogs.import_dialog import NAME_CHECK_DELAY_MS
+
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha"]))
+    qtbot.waitUntil(lambda: LOCAL_TARGET in window.controller.refreshed, timeout=LONG)  # listed before the venv
+    window.controller.refresh("alpha")
+    qtbot.waitUntil(lambda: "alpha" in window.controller.refreshed, timeout=LONG)
+    root = home / window.controller.roots(LOCAL_TARGET)[0].removeprefix("~/")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "uvenv")], check=True, timeout=300)
+    assert "uvenv" not in {env.name for env in window.controller.inventory(LOCAL_TARGET).environments}, \
+        "the list held is from before"
+
+    dialog = ImportDialog.for_copy(window.controller, "alpha", window.controller.inventory("alpha").find("uvenv"),
+                                   parent=window)
+    qtbot.addWidget(dialog)
+    assert (dialog.target, dialog.name.text()) == (LOCAL_TARGET, "uvenv")
+    qtbot.waitUntil(lambda: "already exists" in dialog.name_error.text(), timeout=LONG)
+    assert dialog.name_error.text() == (f"{root / 'uvenv'} already exists on This computer. Pick another name, or "
+                                        "delete that environment first.")
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    qtbot.wait(2 * NAME_CHECK_DELAY_MS)
+    assert not _create_button(dialog), "no Build while the name is taken there"
+
+    dialog.name.setText("uvenv-copy")
+    assert not (root / "uvenv-copy").exists()
+    qtbot.waitUntil(lambda: _create_button(dialog), timeout=LONG)
+    assert dialog.name_error.text() == ""

@@ -5,10 +5,11 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QScrollArea, QVBoxLayout, QWidget)
 
-from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.errors import EnvDeskError, InvalidInput
 from envdesk.backend.inventory import Environment
 from envdesk.backend.spec import EnvSpec, conda_entry_name
 from envdesk.backend.validate import LOCAL_TARGET
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from envdesk.backend.capabilities import Capabilities
 
 
+NAME_CHECK_DELAY_MS = 250
+"""How long typing pauses before the target is asked whether the name is free (one question per pause, not per
+key)."""
 UV_PROJECT_FILES = ("uv.lock", "pyproject.toml")
 """Either names the uv project of its folder (as `envdesk env import` takes them)."""
 
@@ -48,6 +52,12 @@ class ImportDialog(QDialog):
         self.target = target
         self.plan: ImportPlan | None = None
         self.planning: Task | None = None
+        self.looking: Task | None = None  # the question to the target: is the name's folder there already?
+        self.name_answer: tuple[str, str, str | None] | None = None  # (target, name, its folder if taken)
+        self.name_timer = QTimer(self)
+        self.name_timer.setSingleShot(True)
+        self.name_timer.setInterval(NAME_CHECK_DELAY_MS)
+        self.name_timer.timeout.connect(self._look_for_name)
         self.setWindowTitle(title)
         self.setAccessibleName(title)
         self.setMinimumWidth(560)
@@ -105,8 +115,8 @@ class ImportDialog(QDialog):
         layout.addWidget(self.buttons)
         self.targets.currentIndexChanged.connect(self._target_changed)
         self.python.activated.connect(lambda _: self._python_chosen())
-        self.finished.connect(lambda _: self.planning is not None and self.planning.cancel())
-        self.name.textChanged.connect(self._validate)
+        self.finished.connect(lambda _: self._stop_asking())
+        self.name.textChanged.connect(self._name_changed)
         if self.targets.count() == 0:
             self.plan_text.setText("<span style='color:#d64541'>There is no other cluster to copy to. Add a second "
                                    "cluster first (Cluster ▸ Add cluster…).</span>")
@@ -150,6 +160,7 @@ class ImportDialog(QDialog):
 
     def _target_changed(self) -> None:
         self.target = self.targets.currentData() or self.target
+        self._look_for_name()
         if self.python.isEnabled():  # the Pythons this target has, once known (probed once per session)
             target = self.target
             self.controller.capabilities(target, while_alive(lambda caps: self._pythons(target, caps), self))
@@ -231,10 +242,53 @@ class ImportDialog(QDialog):
             self.plan_text.setText(f"<span style='color:#d64541'>{error.message} {error.hint}</span>")
             self._fit()
 
+    def _stop_asking(self) -> None:
+        """The dialog closed: the plan and the name's check it asked for are no longer wanted."""
+        self.name_timer.stop()
+        for task in (self.planning, self.looking):
+            if task is not None:
+                task.cancel()
+
+    def _name_changed(self) -> None:
+        """Judge the name at once from what is known here; ask the target once typing pauses."""
+        self._validate()
+        self.name_timer.start()
+
+    def _look_for_name(self) -> None:
+        """Ask the target (in a worker) whether the chosen name's folder is there already: what this computer
+        knows of it may be missing or old, and Build then failed at "Reserving" (a user trial)."""
+        self.name_timer.stop()
+        if self.looking is not None:
+            self.looking.cancel()
+        target, name = self.target, self.name.text().strip()
+        if self.targets.count() == 0 or not check(self.name_error, lambda: self._check_name(target, name)):
+            return
+        self.looking = self.controller.taken_folder(
+            target, name, while_alive(lambda folder: self._looked(target, name, folder), self),
+            while_alive(lambda error: self._looked(target, name, None), self))  # the build checks again there
+
+    def _looked(self, target: str, name: str, folder: str | None) -> None:
+        self.name_answer = (target, name, folder)
+        self._validate()
+
+    def _check_name(self, target: str, name: str) -> None:
+        """Refuse (InvalidInput) a name the target cannot take: a bad name, one its known list has, or one whose
+        folder the target said is there."""
+        self.controller.check_new_location(target, name)
+        if self.name_answer is not None and self.name_answer[:2] == (target, name) and self.name_answer[2]:
+            raise InvalidInput(f"{self.name_answer[2]} already exists on {self.controller.label(target)}. "
+                               "Pick another name, or delete that environment first.")
+
+    def _name_is_free(self) -> bool:
+        """The target itself said the chosen name's folder is not there."""
+        answer = self.name_answer
+        return answer is not None and answer == (self.target, self.name.text().strip(), None)
+
     def _validate(self) -> None:
         if self.targets.count() == 0:
             return
-        ok = check(self.name_error, lambda: self.controller.check_new_location(self.target, self.name.text().strip()))
+        target, name = self.target, self.name.text().strip()
+        ok = check(self.name_error, lambda: self._check_name(target, name)) and self._name_is_free()
         buildable = self.plan is not None and not self.plan.blocked
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok and buildable)
         if self.plan is not None:

@@ -114,6 +114,15 @@ def main() -> int:
         copy = ImportDialog.for_copy(window.controller, "alpha", window.current_environment(), parent=window)
         wait(lambda: copy.plan is not None)
         shoot(copy, "copy-to-cluster")
+        copy.close()
+        # beta has an environment of that name, made there since it was listed: said under the name, and no Build
+        name = window.current_environment().name
+        bed.clusters["beta"].run_as_user(f"python3 -m venv --without-pip ~/venvs/{name}")
+        taken = ImportDialog.for_copy(window.controller, "alpha", window.current_environment(), parent=window)
+        wait(lambda: taken.plan is not None and "already exists" in taken.name_error.text())
+        shoot(taken, "copy-to-cluster-taken")
+        taken.close()
+        bed.clusters["beta"].run_as_user(f"rm -r ~/venvs/{name}")
 
         # the window's own question (its words and the folder's real size), answered Cancel once shot
         asked: list[str] = []
