@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import reprlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -256,8 +256,8 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
     pip_lines = [_asked_as_installed(line, pins) for line in spec.requirements
                  if requirement_name(line) in pins or (requirement_name(line) not in conda_names and ";" in line)]
     asked_names = set(map(requirement_name, spec.requirements))
-    pip_lines += [pin.pip_line() for pin in spec.pip_pins  # a folder's or URL's install is always one asked for
-                  if pin.url and validate.canonical_name(pin.name) not in asked_names]
+    pip_lines += [_with_asked_extras(pin, spec.requirements).pip_line() for pin in spec.pip_pins
+                  if pin.url and validate.canonical_name(pin.name) not in asked_names]  # always one asked for
     pip_lines = list(dict.fromkeys(pip_lines))
     if not pip_lines and spec.pip_pins:
         header += "# No record of which pip packages were asked for: every one is listed.\n"
@@ -285,9 +285,26 @@ def _asked_as_installed(line: str, pins: dict[str, Pin]) -> str:
     if pin is None:
         return line
     if pin.url or requirement.url:
-        return pin.pip_line()
+        return replace(pin, extras=pin.extras or ",".join(sorted(requirement.extras))).pip_line()
     extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
     return f"{requirement.name}{extras}=={pin.version}" + (f" ; {requirement.marker}" if requirement.marker else "")
+
+
+def _with_asked_extras(pin: Pin, requested: Sequence[str]) -> Pin:
+    """A folder's or URL's pin with the extras its asked-for line named (`-e /src/proj[dev]`): what is installed
+    records no extras, and an export without them would not install what they add (a user trial's `-e ..[dev]`
+    exported as `-e /src/proj`)."""
+    where = _location(pin.url or "")
+    for line in requested:
+        location, extras = split_extras(re.sub(r"^(?:-e|--editable)(?:\s+|=)", "", line.strip()))
+        if extras and _location(location) == where:
+            return replace(pin, extras=pin.extras or extras)
+    return pin
+
+
+def _location(url: str) -> str:
+    """A folder or URL as one spelling: '/src/proj' for 'file:///src/proj/' and for '/src/proj'."""
+    return (local_path(url) or url).rstrip("/")
 
 
 _MATCH_SPEC_KEYS = r"(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^,\]]*))"

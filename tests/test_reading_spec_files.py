@@ -47,11 +47,14 @@ def envdesk(here: dict[str, Path], *args: str) -> subprocess.CompletedProcess:
     return run_cli(*args, config=here["config"], home=here["home"])
 
 
-def editable_project(folder: Path, name: str) -> Path:
-    """A source folder uv installs editable offline (the test bed's own stdlib-only build backend)."""
+def editable_project(folder: Path, name: str, extras: dict[str, list[str]] | None = None) -> Path:
+    """A source folder uv installs editable offline (the test bed's own stdlib-only build backend), with the
+    `extras` given as its [project.optional-dependencies]."""
     project = folder / name
     (project / name).mkdir(parents=True)
-    (project / "pyproject.toml").write_text(_pyproject(name, "0.5", []))
+    optional = "".join(f"{extra} = {json.dumps(wanted)}\n" for extra, wanted in (extras or {}).items())
+    (project / "pyproject.toml").write_text(_pyproject(name, "0.5", [])
+                                            + (f"\n[project.optional-dependencies]\n{optional}" if optional else ""))
     (project / "tinybackend.py").write_text(TINYBACKEND)
     (project / name / "__init__.py").write_text(_init_py(name, "0.5"))
     return project
@@ -89,6 +92,34 @@ def test_top_level_installs_every_line_of_a_mixed_file_and_records_them(here, tm
     again = envdesk(here, "env", "import", "local", str(exported), "--name", "again", "--dry-run", "--json")
     assert again.returncode == 0, again.stderr
     assert f"-e {project}" in json.loads(again.stdout)["install"]
+
+
+def test_a_history_export_keeps_the_extras_of_an_editable_folder(here, tmp_path):
+    """User trial: an environment imported from a requirements file holding `-e ..[dev]` was exported by
+    `--format conda-history` as `-e /…/proj`, without `[dev]`, so what was made from the export lacked what the
+    dev extra adds; a wheel file's `name[extra] @ file:///…` lost its extra alike. The referee is pip: its dry-run
+    report of the exported pip section installs the project, the wheel and what their extras add."""
+    import yaml
+
+    project = editable_project(tmp_path / "src", "tinyed", {"dev": ["tinygamma"]})
+    wheel = build_wheel(tmp_path, WheelSpec("tinydelta", "1.0", ('tinyalpha ; extra == "alpha"',), extras=("alpha",)))
+    (project / "requirements").mkdir()
+    requirements = project / "requirements" / "dev.txt"
+    requirements.write_text(f"-e ..[dev]\ntinydelta[alpha] @ {wheel.as_uri()}\n")
+    made = envdesk(here, "env", "import", "local", str(requirements), "--name", "withdev")
+    assert made.returncode == 0, made.stderr
+    exported = envdesk(here, "env", "export", "local", "withdev", "--format", "conda-history")
+    assert exported.returncode == 0, exported.stderr
+    pip_section = next(entry["pip"] for entry in yaml.safe_load(exported.stdout)["dependencies"]
+                       if isinstance(entry, dict))
+    section = here["files"] / "pip-section.txt"
+    section.write_text("\n".join(pip_section) + "\n")
+    report = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                             "--report", "-", "--no-index", "--find-links", str(here["wheels"]), "-r", str(section)],
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert {canon(item["metadata"]["name"]) for item in json.loads(report.stdout)["install"]} == \
+        {"tinyed", "tinygamma", "tinydelta", "tinyalpha"}, pip_section
 
 
 def pip_reads(requirements: Path, wheels: Path, scratch: Path) -> subprocess.CompletedProcess:

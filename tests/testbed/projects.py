@@ -120,7 +120,11 @@ def _project():
         deps = re.findall(r'"([^"]+)"', block.group(1)) if block else []
         return name, version, deps
     project = tomllib.loads(text)["project"]
-    return project["name"], project["version"], list(project.get("dependencies", []))
+    deps = list(project.get("dependencies", []))
+    for extra, wanted in project.get("optional-dependencies", {}).items():  # each as a dependency of its extra
+        deps += [f'{d.split(";")[0]} ; ' + (f'({d.split(";", 1)[1].strip()}) and ' if ";" in d else "")
+                 + f'extra == "{extra}"' for d in wanted]
+    return project["name"], project["version"], deps
 
 
 def _dist_info():
