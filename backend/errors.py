@@ -64,8 +64,9 @@ class HostKeyChanged(EnvDeskError):
             f"presents the {key_type} key {fingerprint}, which does not match the one recorded in "
             f"{source}. EnvDesk refused to connect, because this is what an attacker "
             "intercepting the connection would look like.",
-            "If your cluster announced new host keys, remove the old entry from that file "
-            "and connect again; otherwise contact your cluster's support.",
+            "If your cluster announced new host keys, check this fingerprint with its admins (or the keys "
+            "its site publishes), then replace the recorded key: envdesk cluster trust NAME --replace. "
+            "Otherwise do not connect, and tell your cluster's support.",
         )
         self.host, self.port, self.key_type, self.fingerprint = host, port, key_type, fingerprint
         self.source = source

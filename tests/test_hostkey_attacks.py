@@ -212,3 +212,28 @@ def test_a_jump_host_switching_key_type_is_refused_until_replaced(testbed, tmp_p
         session.close()
     finally:
         alpha.rotate_host_key("ed25519")
+
+
+def test_a_changed_host_key_names_the_command_that_replaces_it_and_that_command_works(testbed, tmp_path, home):
+    """User trial: a changed host key's hint said "remove the old entry from that file", not the command that does
+    it. The hint now gives `envdesk cluster trust NAME --replace` with the cluster's name; run as given (with
+    --yes, there being no terminal here), it records the key the real sshd serves (ssh-keygen's fingerprint is
+    the referee) and the cluster is reached again."""
+    import shlex
+
+    alpha = testbed.clusters["alpha"]
+    config = tmp_path / "cfg"
+    make_config(config, testbed, ["alpha"])
+    alpha.rotate_host_key("ed25519")
+    try:
+        listed = run_cli("env", "list", "alpha", config=config, home=home)
+        assert listed.returncode == 1 and openssh_fingerprint(alpha) in listed.stderr, listed.stderr
+        given = re.search(r"envdesk (cluster trust \S+ --replace)", listed.stderr)
+        assert given and given.group(1) == "cluster trust alpha --replace", listed.stderr
+        replaced = run_cli(*shlex.split(given.group(1)), "--yes", config=config, home=home)
+        assert replaced.returncode == 0, replaced.stderr
+        assert f"replaced (ssh-ed25519 {openssh_fingerprint(alpha)})" in replaced.stdout, replaced.stdout
+        again = run_cli("env", "list", "alpha", config=config, home=home)
+        assert again.returncode == 0, again.stderr
+    finally:
+        alpha.rotate_host_key("ed25519")
