@@ -833,3 +833,25 @@ def test_cluster_list_leaves_a_token_in_pip_arguments_out(tmp_path):
     url = urlsplit(arg.split("=", 1)[1])
     assert (url.hostname, url.username, url.password, url.path) == ("gitlab.example.org", None, None, "/api/simple")
     assert "glpat-s3cr3t" in (config / "clusters.yaml").read_text(), "the profile itself keeps what was typed"
+
+
+def test_a_blocked_dry_run_says_why_on_stderr_and_keeps_its_plan_on_stdout(local_envs, tmp_path):
+    """User trial: `env import --dry-run` of a name whose folder is there exited 1 with nothing on stderr, where
+    every failure says why there. The referee for "there" is the file system: a real venv made by `python -m
+    venv`. stdout keeps the plan (text or JSON) as it was."""
+    config, root = local_envs
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "taken")], check=True, timeout=300)
+    assert (root / "taken" / "pyvenv.cfg").is_file()
+    lines = tmp_path / "requirements.txt"
+    lines.write_text("tinygamma==0.1\n")
+    for json_wanted in (False, True):
+        planned = envdesk("env", "import", "local", str(lines), "--name", "taken", "--dry-run",
+                          *(["--json"] if json_wanted else []), config_dir=config)
+        said = [line for line in planned.stderr.splitlines() if not line.startswith("==> ")]
+        assert planned.returncode == 1 and said == [
+            f"envdesk: {root / 'taken'} already exists. Pick another name (--name) or delete it first."], said
+        if json_wanted:
+            assert json.loads(planned.stdout)["blocked"] == said[0].removeprefix("envdesk: ")
+        else:
+            assert f"Blocked: {said[0].removeprefix('envdesk: ')}" in planned.stdout.splitlines()
+

@@ -619,7 +619,7 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
         _print_json({**plan.to_json(), "needs_yes": needs_yes})
-        return 1 if plan.blocked else 0
+        return _blocked_said(plan.blocked)
     if plan.channels:
         named = [channel for channel in plan.channels if channel != NO_DEFAULTS]
         print(f"conda channels, in order: {' '.join(named) or 'none named'}"
@@ -649,7 +649,16 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     if not args.yes and not plan.blocked and needs_yes:
         print("Without --yes the import stops here, before anything is made: read the lines above, then add --yes "
               "to build the rest.")
-    return 1 if plan.blocked else 0
+    return _blocked_said(plan.blocked)
+
+
+def _blocked_said(blocked: str | None) -> int:
+    """A dry run's exit status: 1 where the import could not build, said on stderr as every failure is (its plan
+    on stdout is for reading or a script; a user trial's blocked dry run failed with nothing on stderr)."""
+    if not blocked:
+        return 0
+    print(f"envdesk: {blocked}", file=sys.stderr)
+    return 1
 
 
 def _short_hashes(line: str) -> str:
