@@ -855,3 +855,26 @@ def test_a_blocked_dry_run_says_why_on_stderr_and_keeps_its_plan_on_stdout(local
         else:
             assert f"Blocked: {said[0].removeprefix('envdesk: ')}" in planned.stdout.splitlines()
 
+
+def test_every_json_error_has_a_hint_to_act_on(local_envs, tmp_path):
+    """README: a failure with --json writes {"error", "hint"}; a user trial found "hint": "" (a file that is not
+    there, for one). Each failure below is real (the file system has no such file, no environment of that name); each
+    hint is said on stderr too, and one that names an envdesk command names one that runs."""
+    config, _ = local_envs
+    missing = tmp_path / "not-there.txt"
+    assert not missing.exists()
+    failures = [("env", "import", "local", str(missing), "--dry-run"),
+                ("env", "show", "local", "nosuch"),
+                ("env", "doctor", "local", "nosuch"),
+                ("disk", "local", "--clean", "pip")]  # with --json, --clean asks no question: it needs --yes
+    for words in failures:
+        failed = envdesk(*words, "--json", config_dir=config)
+        assert failed.returncode == 1, (words, failed.stdout, failed.stderr)
+        answer = json.loads(failed.stdout.splitlines()[-1])
+        assert set(answer) == {"error", "hint"} and answer["error"] and answer["hint"].strip(), (words, answer)
+        assert answer["hint"] in failed.stderr, (words, failed.stderr)
+        if str(missing) in words:  # the file is not there: the hint says what to check, not only where to read
+            assert "path" in answer["hint"], answer
+        named = re.search(r"envdesk ([a-z]+(?: [a-z]+)?) --help", answer["hint"])
+        if named:
+            assert envdesk(*named.group(1).split(), "--help", config_dir=config).returncode == 0, answer

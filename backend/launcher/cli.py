@@ -15,6 +15,7 @@ from envdesk.backend.kinds import FORMATS, KINDS
 from envdesk.resources import preset_ids
 
 if TYPE_CHECKING:
+    from envdesk.backend.errors import EnvDeskError
     from envdesk.backend.paths import AppPaths
     from envdesk.backend.targets import Session
 
@@ -538,6 +539,24 @@ def _hint_kept_connection(exc: Exception, args: argparse.Namespace) -> None:
                     "terminal first (it asks once, then commands need no login until it has been unused a while).")
 
 
+def _hint_where_none(exc: EnvDeskError, args: argparse.Namespace) -> None:
+    """Give a failure that came without a hint one saying where to look next: every failure is a message and a
+    hint (README), on stderr and in --json's {"error", "hint"}, where an empty hint was written as "" (a user
+    trial)."""
+    from envdesk.backend.errors import AuthenticationFailed, ConfigError, ConnectionFailed, InvalidInput, NotFound
+    from envdesk.backend.validate import LOCAL_TARGET
+    if exc.hint:
+        return
+    cluster = getattr(args, "cluster", None) or (getattr(args, "name", None) if args.handler.startswith("cluster_")
+                                                 else None)
+    if isinstance(exc, (ConnectionFailed, AuthenticationFailed)) and cluster and cluster != LOCAL_TARGET:
+        exc.hint = f"envdesk cluster test {cluster} tries each step of the connection and says which one fails."
+    elif isinstance(exc, (InvalidInput, NotFound, ConfigError)):
+        exc.hint = f"envdesk {args.handler.replace('_', ' ')} --help says what it accepts."
+    else:
+        exc.hint = "Run it again with -v (--verbose) to log what happens."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails (message on stderr), 2 for a usage error."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -578,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except EnvDeskError as exc:
         _hint_kept_connection(exc, args)
+        _hint_where_none(exc, args)
         print(f"envdesk: {exc}", file=sys.stderr)
         if getattr(args, "json", False):  # a script reading the JSON gets the error as JSON too
             import json

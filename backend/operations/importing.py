@@ -217,7 +217,7 @@ def read_spec_file(path: Path) -> EnvSpec:
         with path.open("rb") as handle:  # read no further than an environment file can go: /dev/zero never ends
             data = handle.read(LARGEST_FILE + 1)
     except OSError as exc:
-        raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
+        raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.", READ_HINT) from exc
     if len(data) > LARGEST_FILE:
         raise InvalidInput(f"{path} is too large to be an environment file.")
     spec = specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
@@ -227,6 +227,8 @@ def read_spec_file(path: Path) -> EnvSpec:
 
 LARGEST_FILE = 5_000_000
 """Bytes: larger is no environment file (the largest lock files people have are some hundreds of KB)."""
+READ_HINT = "Check the file's path (a relative one starts from the current folder) and that you may read it."
+"""What to do where an environment file cannot be read."""
 
 
 def read_spec_bytes(data: bytes, shown: str, folder: Path) -> EnvSpec:
