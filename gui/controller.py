@@ -336,16 +336,17 @@ class AppController(QObject):
         """
         task = Task(title, target, work)
         if changes:  # after a failure or cancel too (a rollback or cleanup changed things), not a declined login
-            task.signals.finished.connect(lambda: None if isinstance(task.error, LoginCancelled)
-                                          else self.refresh(target))
+            task.signals.finished.connect(while_alive(lambda: None if isinstance(task.error, LoginCancelled)
+                                                      else self.refresh(target), self))
         if record:
             self._record(task)
         if on_success is not None:
             task.signals.succeeded.connect(while_alive(on_success))
         if on_failure is not None:
             task.signals.failed.connect(while_alive(on_failure))
-        task.signals.succeeded.connect(lambda result: self.operation_succeeded.emit(task, result))
-        task.signals.failed.connect(lambda error: self.operation_failed.emit(task, error))
+        # a task that ends as the window closes answers after this controller is gone: then nobody is told
+        task.signals.succeeded.connect(while_alive(lambda result: self.operation_succeeded.emit(task, result), self))
+        task.signals.failed.connect(while_alive(lambda error: self.operation_failed.emit(task, error), self))
         return self.runner.start(task)
 
     def _record(self, task: Task) -> OperationRow:

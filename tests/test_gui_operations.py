@@ -334,3 +334,20 @@ def test_an_operations_words_are_shown_as_written_whatever_they_hold(qtbot, cont
     shown.setHtml(panel.result.text()) if panel.result.textFormat() == Qt.TextFormat.RichText else \
         shown.setPlainText(panel.result.text())
     assert shown.toPlainText().startswith(words + ":"), shown.toPlainText()
+
+
+def test_a_task_that_ends_as_its_controller_goes_raises_nothing_later(qtbot, tmp_path, home):
+    """A task that ends while the window closes (its controller deleted) delivered its answer afterwards to the
+    deleted controller: "Signal source has been deleted" was raised in whatever ran next (it failed a later GUI
+    test once the Copy dialog asked the target about names). The referee is Qt: pytest-qt fails a test on any
+    exception raised in a slot."""
+    from shiboken6 import delete
+
+    config = tmp_path / "cfg"
+    config.mkdir()
+    made = AppController(AppPaths(config), QtPrompter())
+    for record in (True, False):  # one that the operations panel shows, one that it does not
+        made.start("ends as the controller goes", "local", lambda progress: 1, record=record)
+    made.runner.shutdown()  # as the window's close: waits for the task, whose answers are queued for later
+    delete(made)
+    qtbot.wait(200)  # the queued answers are delivered now
