@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import getpass
-import glob
 import logging
 import os
 import re
@@ -15,78 +14,33 @@ from .ssh_lib import paramiko
 from . import validate
 from .config import ClusterProfile
 from .errors import ConfigError, EnvDeskError
+from .ssh_config_files import default_ssh_config_path, flatten
 
-_MAX_INCLUDE_DEPTH = 16
+__all__ = ["default_ssh_config_path", "load_ssh_config", "plan_connection", "profiles_from_ssh_config"]
+
 log = logging.getLogger(__name__)
 
 
-def default_ssh_config_path() -> Path:
-    """The per-user OpenSSH client configuration file."""
-    return Path.home() / ".ssh" / "config"
+class SSHConfiguration(paramiko.SSHConfig):
+    """paramiko's reading of the configuration, with what EnvDesk left out of it: the `Match exec` blocks it did
+    not evaluate (probe keyword -> 'FILE line N'), so that a plan can say so for the hosts they could apply to."""
 
-
-def _expand_includes(path: Path, depth: int = 0) -> list[str]:
-    """The file's lines with every `Include` replaced by the files it names (paramiko skips them)."""
-    if depth > _MAX_INCLUDE_DEPTH:
-        raise ConfigError(f"{path} includes files more than {_MAX_INCLUDE_DEPTH} levels deep.")
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise ConfigError(f"Could not read your SSH configuration {path}: {exc.strerror or exc}.") from exc
-    result: list[str] = []
-    for line in lines:
-        words = line.strip().replace("=", " ", 1).split()
-        if words and words[0].lower() == "include":
-            for pattern in words[1:]:
-                pattern = os.path.expanduser(pattern)
-                if not os.path.isabs(pattern):
-                    pattern = str(default_ssh_config_path().parent / pattern)
-                for included in sorted(glob.glob(pattern)):
-                    result.extend(_expand_includes(Path(included), depth + 1))
-        else:
-            result.append(line)
-    return result
-
-
-NEVER_MATCHES = "Match host envdesk-never-matches.invalid"
-
-
-def _without_match_exec(lines: list[str]) -> list[str]:
-    """`Match exec` blocks would run a local shell command (with the host name substituted) just to
-    read the configuration: EnvDesk never runs them, and treats their blocks as not matching."""
-    kept = []
-    for line in lines:
-        if _runs_a_command(line):
-            log.info("ignoring a 'Match exec' block of the SSH configuration: %s", line.strip())
-            kept.append(NEVER_MATCHES)
-        else:
-            kept.append(line)
-    return kept
-
-
-def _runs_a_command(line: str) -> bool:
-    """Whether paramiko would read this line as a Match with an exec criterion, however it is spelled
-    (quoted, negated, any case): the line is split exactly as paramiko splits it."""
-    found = re.match(paramiko.SSHConfig.SETTINGS_REGEX, line.strip())
-    if found is None or found.group(1).lower() != "match":
-        return False
-    try:
-        criteria = shlex.split(found.group(2))
-    except ValueError:
-        return True  # paramiko cannot read it either; never let it near a shell
-    return any(word.lstrip("!").lower() == "exec" for word in criteria)
+    match_exec: dict[str, str] = {}
 
 
 def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
-    """Parse the user's SSH configuration with its Includes expanded (and no `Match exec` evaluated)."""
+    """Parse the user's SSH configuration with its Includes read in their blocks' scope, as OpenSSH reads them
+    (and no `Match exec` evaluated)."""
     source = path or default_ssh_config_path()
-    text = "\n".join(_without_match_exec(_expand_includes(source)))
+    flat = flatten(source)
     try:
-        return paramiko.SSHConfig.from_text(text)
+        config = SSHConfiguration.from_text("\n".join(flat.lines))
     except Exception as exc:  # paramiko raises several types for bad syntax
         raise ConfigError(f"Your SSH configuration {source} could not be parsed: {exc}.") from exc
+    config.match_exec = flat.match_exec
+    for where in flat.match_exec.values():
+        log.info("not evaluating a 'Match exec' block of the SSH configuration (%s)", where)
+    return config
 
 
 def host_aliases(config: paramiko.SSHConfig) -> list[str]:

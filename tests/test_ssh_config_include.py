@@ -1,0 +1,106 @@
+"""`Include` in ~/.ssh/config, read as OpenSSH reads it. The referee is OpenSSH's own `ssh -G HOST -F CONFIG`."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.config import ClusterProfile
+from envdesk.backend.errors import ConfigError
+from envdesk.backend.ssh_config import load_ssh_config, plan_connection, profiles_from_ssh_config
+
+
+def openssh(config: Path, host: str, home: Path, timeout: float = 30) -> subprocess.CompletedProcess:
+    """`ssh -G` for `host`: what OpenSSH resolves, connecting nowhere ($HOME decides where ~/.ssh is)."""
+    return subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
+
+
+def resolved_by_openssh(config: Path, host: str, home: Path) -> tuple[str, str, int]:
+    said = openssh(config, host, home)
+    assert said.returncode == 0, said.stderr
+    values = dict(line.split(" ", 1) for line in said.stdout.splitlines() if " " in line)
+    return values["user"], values["hostname"], int(values["port"])
+
+
+def resolved_by_envdesk(config: Path, host: str) -> tuple[str, str, int]:
+    target = plan_connection(ClusterProfile(name="c", host=host), load_ssh_config(config)).target
+    return target.user, target.host, target.port
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_an_included_file_is_read_in_the_scope_of_its_block_as_openssh_reads_it(home):
+    """User trial: an Include inside `Host siteA` was pasted in place, so the included file's `Host other` swallowed
+    siteA's HostName (siteuser@siteA:2300, where OpenSSH says siteuser@sitea.example.org:2300) and `other` got
+    siteA's settings. Global lines after a top-level Include went to the included file's last Host."""
+    ssh = home / ".ssh"
+    write(ssh / "inc" / "site.conf", "User siteuser\nPort 2300\nHost other\n User otheruser\n")
+    write(ssh / "inc" / "top.conf", "Host last\n  Port 2400\n")
+    write(ssh / "inc" / "nested.conf", "Port 2500\nHost inner\n  User inneruser\n  Include inc/deeper.conf\n"
+                                       "  HostName inner.example.org\n")
+    write(ssh / "inc" / "deeper.conf", "Port 2600\nHost never\n  User neveruser\n")
+    write(ssh / "glob.d" / "b.conf", "Host globbed\n  User fromb\n")
+    write(ssh / "glob.d" / "a.conf", "Host globbed\n  User froma\n  Port 2700\n")
+    config = write(ssh / "config",
+                   "Include inc/top.conf glob.d/*.conf\nUser globaluser\n"
+                   "Host siteA\n    Include inc/site.conf\n    HostName sitea.example.org\n"
+                   "Host inner outer\n  Include ~/.ssh/inc/nested.conf\n  User outeruser\n"
+                   "Match originalhost matched\n  Include inc/site.conf\n  HostName m.example.org\n"
+                   "Host notme\n  Include inc/top.conf glob.d/*.conf\n"
+                   "Host *\n  User fallback\n")
+    hosts = ["siteA", "other", "last", "x", "inner", "outer", "never", "matched", "notme", "globbed"]
+    expected = {host: resolved_by_openssh(config, host, home) for host in hosts}
+    assert expected["siteA"] == ("globaluser", "sitea.example.org", 2300)
+    assert expected["other"] == ("globaluser", "other", 22)
+    assert expected["last"] == ("globaluser", "last", 2400) and expected["globbed"][2] == 2700
+    assert {host: resolved_by_envdesk(config, host) for host in hosts} == expected
+    assert {profile.name for profile in profiles_from_ssh_config(load_ssh_config(config))} >= {"siteA", "globbed"}
+
+
+def test_an_include_of_something_not_a_configuration_file_is_refused_in_plain_words(home, tmp_path):
+    """Review: `Include /dev/zero` ended in MemoryError and an Include of a pipe hung. OpenSSH refuses the device
+    (bad owner or permissions) and a file others may write, waits forever on the pipe, and reads a folder or a
+    missing file as nothing; EnvDesk refuses the first three at once, in plain words, and skips the others."""
+    ssh = home / ".ssh"
+    config = ssh / "config"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    shared = write(tmp_path / "shared.conf", "User planted\n")
+    shared.chmod(0o666)
+    (tmp_path / "folder.conf").mkdir()
+    for target, refused in (("/dev/zero", "not an ordinary file"), (str(fifo), "not an ordinary file"),
+                            (str(shared), "Bad owner or permissions"), (str(tmp_path / "folder.conf"), None),
+                            (str(tmp_path / "missing.conf"), None)):
+        write(config, f"Host h\n  Include {target}\n  User kept\n")
+        started = time.monotonic()
+        if refused is None:
+            assert resolved_by_envdesk(config, "h") == resolved_by_openssh(config, "h", home)
+            continue
+        with pytest.raises(ConfigError, match=refused):
+            load_ssh_config(config)
+        assert time.monotonic() - started < 5
+        try:
+            said = openssh(config, "h", home, timeout=3)
+        except subprocess.TimeoutExpired:
+            assert target == str(fifo)  # OpenSSH waits for a writer that never comes
+        else:
+            assert said.returncode != 0 and "Bad owner or permissions" in said.stderr, said
+
+
+def test_a_file_larger_than_any_configuration_is_not_read(home, tmp_path):
+    """A file of several megabytes is not an SSH configuration: refused before it is read whole."""
+    from envdesk.backend.ssh_config_files import MAX_CONFIG_BYTES
+    huge = write(tmp_path / "huge.conf", "# a comment line of a configuration no one would write\n"
+                 * (MAX_CONFIG_BYTES // 50) + "User huge\n")
+    assert huge.stat().st_size > MAX_CONFIG_BYTES
+    config = write(home / ".ssh" / "config", f"Include {huge}\n")
+    with pytest.raises(ConfigError, match="larger"):
+        load_ssh_config(config)
