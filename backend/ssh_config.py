@@ -189,7 +189,20 @@ def plan_connection(profile: ClusterProfile, config: paramiko.SSHConfig | None =
     notes: list[str] = []
     jump_specs = list(profile.jump) or _proxy_jumps(config, profile.host, notes)
     jumps = _route(config, jump_specs, (profile.host,), notes)
+    for alias in dict.fromkeys([*(jump.alias for jump in jumps), profile.host]):
+        notes += _match_exec_notes(config, alias)
     return ConnectionPlan(target=target, jumps=tuple(jumps), notes=tuple(notes))
+
+
+def _match_exec_notes(config: paramiko.SSHConfig, alias: str) -> list[str]:
+    """One note per `Match exec` line whose other criteria `alias` meets: OpenSSH would run its command to decide
+    (so its settings may apply), EnvDesk never does (so they do not). The command is not repeated: like a
+    ProxyCommand, it may hold a secret."""
+    places = getattr(config, "match_exec", {})
+    found = _lookup(config, alias) if places else {}
+    return [f"Your SSH configuration has a 'Match exec' line ({where}) that may apply to {alias}: EnvDesk never runs "
+            f"the command it names, so the settings under it are not used for {alias}. If {alias} needs them, "
+            f"write them under a 'Host {alias}' block." for probe, where in places.items() if probe in found]
 
 
 def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[ClusterProfile]:

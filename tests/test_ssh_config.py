@@ -187,3 +187,40 @@ def test_whichever_of_proxyjump_and_proxycommand_comes_first_wins_as_in_openssh(
     assert [j.alias for j in plan_connection(ClusterProfile(name="v", host="viacmd"), loaded).jumps] == ["gw", "gw2"]
     noted = plan_connection(ClusterProfile(name="s", host="secret"), loaded)
     assert noted.jumps == () and noted.notes and not any("S3cret" in note for note in noted.notes)
+
+
+def test_a_match_exec_line_that_may_apply_to_a_host_is_named_in_its_plan_and_by_the_cli(tmp_path):
+    """User trial: a `Match exec` block was dropped with only a log line, though the README says `cluster add`
+    says so. The referee is OpenSSH: `ssh -G` runs a Match line's exec only for a host that meets the criteria
+    before it, so the markers it leaves name the lines that may apply to each host; EnvDesk names the same
+    lines in the host's plan (and never runs them), and `cluster add` prints the note."""
+    import os
+    import subprocess
+
+    from envdesk_fixtures import envdesk_command
+
+    config = tmp_path / ".ssh" / "config"
+    config.parent.mkdir()
+    config.write_text(f'Match originalhost narval exec "touch {tmp_path}/ran-1-%n"\n  User execuser\n'
+                      f'Match originalhost other !exec "touch {tmp_path}/ran-3-%n"\n  Port 2999\n'
+                      "Host narval\n  HostName narval.alliancecan.ca\n  ProxyJump gw\n"
+                      f"Host gw\n  Match exec \"touch {tmp_path}/ran-9-%n\"\n")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    for host in ("narval", "other", "gw", "plain"):
+        subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, timeout=30, env=env, check=True)
+    ran = {(marker.name.split("-")[2], int(marker.name.split("-")[1])) for marker in tmp_path.glob("ran-*")}
+    assert ran == {("narval", 1), ("other", 3), ("narval", 9), ("other", 9), ("gw", 9), ("plain", 9)}
+    for marker in tmp_path.glob("ran-*"):
+        marker.unlink()
+    loaded = load_ssh_config(config)
+    for host in ("narval", "other", "gw", "plain"):
+        notes = plan_connection(ClusterProfile(name="c", host=host), loaded).notes
+        named = {int(note.split(f"{config} line ")[1].split(")")[0]) for note in notes if "'Match exec'" in note}
+        # narval's route goes through gw: its plan names line 9 for gw as well as for narval
+        assert named == {line for name, line in ran if name == host}, (host, notes)
+    added = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), "cluster", "add", "n",
+                            "--host", "narval"], capture_output=True, text=True, timeout=60, env=env)
+    assert added.returncode == 0, added.stderr
+    assert f"note: Your SSH configuration has a 'Match exec' line ({config} line 1) that may apply to narval" \
+        in added.stderr
+    assert list(tmp_path.glob("ran-*")) == [], "EnvDesk ran a Match exec command"
