@@ -6,7 +6,7 @@ import logging
 import os
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .ssh_lib import paramiko
@@ -15,6 +15,7 @@ from . import validate
 from .config import ClusterProfile
 from .errors import ConfigError, EnvDeskError
 from .ssh_config_files import default_ssh_config_path, flatten
+from .ssh_config_tokens import Connection, expand_identity_file
 
 __all__ = ["default_ssh_config_path", "load_ssh_config", "plan_connection", "profiles_from_ssh_config"]
 
@@ -26,6 +27,8 @@ class SSHConfiguration(paramiko.SSHConfig):
     not evaluate (probe keyword -> 'FILE line N'), so that a plan can say so for the hosts they could apply to."""
 
     match_exec: dict[str, str] = {}
+    TOKENS_BY_CONFIG_KEY = {key: tokens for key, tokens in paramiko.SSHConfig.TOKENS_BY_CONFIG_KEY.items()
+                            if key != "identityfile"}  # expanded as OpenSSH does, by expand_identity_file
 
 
 def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
@@ -85,14 +88,17 @@ def _lookup(config: paramiko.SSHConfig, alias: str) -> dict:
 def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | None,
          identity: str | None) -> Hop:
     found = _lookup(config, alias)
-    keys = [identity] if identity else list(found.get("identityfile", []))
-    return Hop(
+    hop = Hop(
         host=validate.host(found.get("hostname", alias)),
         port=validate.port(port or found.get("port", 22)),
         user=validate.user(user or found.get("user") or getpass.getuser()),
-        identity_files=tuple(os.path.expanduser(k) for k in keys),
         alias=alias,
     )
+    if identity:
+        return replace(hop, identity_files=(os.path.expanduser(identity),))
+    connection = Connection(alias, hop.host, hop.port, hop.user, found.get("hostkeyalias"))
+    return replace(hop, identity_files=tuple(expand_identity_file(path, connection)
+                                             for path in found.get("identityfile", [])))
 
 
 _MAX_JUMPS = 16
@@ -215,8 +221,8 @@ def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[C
         except Exception:
             continue
         found = _lookup(config, alias)
-        keys = found.get("identityfile", [])
         try:
+            keys = _hop(config, alias, None, None, None).identity_files  # its tokens expanded
             profiles.append(ClusterProfile(
                 name=name,
                 host=alias,

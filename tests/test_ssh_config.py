@@ -224,3 +224,70 @@ def test_a_match_exec_line_that_may_apply_to_a_host_is_named_in_its_plan_and_by_
     assert f"note: Your SSH configuration has a 'Match exec' line ({config} line 1) that may apply to narval" \
         in added.stderr
     assert list(tmp_path.glob("ran-*")) == [], "EnvDesk ran a Match exec command"
+
+
+def _identity_files_openssh_tries(config, host: str, env: dict) -> list[str] | str:
+    """The identity files `ssh -v` says it loads for `host` (after it has connected: to a socket here that
+    accepts and then closes, so it logs in nowhere); its error when it refuses the configuration."""
+    import re
+    import socket
+    import subprocess
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def accept_then_close() -> None:
+            listener.settimeout(30)
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            connection.settimeout(5)
+            try:
+                connection.recv(1024)
+            except OSError:
+                pass
+            connection.close()
+
+        threading.Thread(target=accept_then_close, daemon=True).start()
+        said = subprocess.run(["ssh", "-v", "-F", str(config), "-o", "BatchMode=yes", "-o", f"Port={port}",
+                               "-o", "UserKnownHostsFile=/dev/null", host, "true"],
+                              capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+    files = re.findall(r"^debug1: identity file (.*) type -?\d+$", said.stderr, re.MULTILINE)
+    return [name for name in files if not name.endswith("-cert")] or said.stderr
+
+
+def test_identityfile_tokens_and_variables_are_expanded_as_openssh_expands_them(tmp_path, monkeypatch):
+    """Review: paramiko's table misses %p, %n, %i, %k and ${VAR} in IdentityFile, and takes %l for the DNS name of
+    this computer. The referee is OpenSSH: `ssh -v` names each identity file it loads once it has connected. An
+    unknown token or an unset variable is refused, by OpenSSH and in plain words by EnvDesk."""
+    import os
+    import pwd
+
+    import pytest
+
+    from envdesk.backend.errors import ConfigError
+
+    home = pwd.getpwuid(os.getuid()).pw_dir  # OpenSSH's ~ and %d are the account's home, whatever $HOME says
+    monkeypatch.setenv("HOME", home)
+    monkeypatch.setenv("ENVDESK_KEYS", str(tmp_path / "keys"))
+    config = tmp_path / "config"
+    config.write_text("Host myalias other\n  HostName 127.0.0.1\n  User bob\n"
+                      "  IdentityFile ~/.ssh/id_%h_%p_%r_%n_%l_%L_%i_%u_%%_${ENVDESK_KEYS}\n"
+                      "  IdentityFile ${ENVDESK_KEYS}/%k/%d/%C\n"
+                      "Host other\n  HostKeyAlias keyalias.example.org\n")
+    env = dict(os.environ)
+    for host in ("myalias", "other"):
+        expected = _identity_files_openssh_tries(config, host, env)
+        assert isinstance(expected, list) and len(expected) == 2, expected
+        port = int(expected[0].split("_")[2])  # the listener's: the file is read with that port
+        plan = plan_connection(ClusterProfile(name="c", host=host, port=port), load_ssh_config(config))
+        assert list(plan.target.identity_files) == expected
+    for bad, openssh_says in (("%Z", "unknown key %Z"), ("${ENVDESK_UNSET_VARIABLE}", "has no value")):
+        config.write_text(f"Host bad\n  HostName 127.0.0.1\n  IdentityFile /k/{bad}\n")
+        assert openssh_says in _identity_files_openssh_tries(config, "bad", env)
+        with pytest.raises(ConfigError, match="OpenSSH"):
+            plan_connection(ClusterProfile(name="c", host="bad"), load_ssh_config(config))
