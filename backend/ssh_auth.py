@@ -1,9 +1,12 @@
 """Logging in on one SSH hop: agent and key files, passphrases, passwords, one-time codes."""
 from __future__ import annotations
 
+import base64
 import functools
-
+import logging
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +23,8 @@ PROMPTS_PER_SECRET = 3  # OpenSSH's NumberOfPasswordPrompts: three goes at a pas
 _TRIES = {"publickey": 1, "keyboard-interactive": PROMPTS_PER_SECRET, "password": PROMPTS_PER_SECRET}
 MAX_QUESTIONS = 12  # per hop and login: a broken or hostile server must not keep a person answering forever
 _WHAT = {"password": "password", "code": "one-time code", "prompt": "answer"}
+AGENT_TIMEOUT = 300  # seconds: an agent may wait for a person to approve each use of a key (1Password, Secretive)
+log = logging.getLogger(__name__)
 
 
 def default_key_files() -> list[str]:
@@ -68,7 +73,7 @@ class Authenticator:
         self._wrong_passphrase: list[str] = []
         self._missing_keys: list[str] = []
         self._unreadable: list[str] = []
-        self._agent_keys: int | None = None  # None: no agent asked
+        self._agent_keys_held: int | None = None  # None: no agent asked
         self._agent: list[paramiko.AgentKey] | None = None  # its keys, asked once per login
         self._keys_taken = True  # False once the server said it takes no keys
 
@@ -153,24 +158,40 @@ class Authenticator:
         return key
 
     def _candidate_keys(self) -> list[tuple[str, KeyLoader]]:
-        """The keys to offer, in order (the agent's, then the key files), each with what loads it."""
+        """The keys to offer, each with what loads it, in OpenSSH's order (sshconnect2.c, pubkey_prepare): the
+        agent's, where one whose public half an identity file holds stands for that file (so a file may be the
+        .pub of a key only the agent has), then the files no agent key stood for. With IdentitiesOnly, an agent
+        key no identity file names is left out: a server allows only a few tries (MaxAuthTries)."""
+        files = [path for path in (list(self.hop.identity_files) or default_key_files()) if self._exists(path)]
+        halves = {path: _public_half(path) for path in files}
         found: list[tuple[str, KeyLoader]] = []
-        if self.use_agent and (os.environ.get("SSH_AUTH_SOCK") or os.name == "nt"):
-            if self._agent is None:
-                self._agent = []
+        for key in self._agent_keys():
+            named = [path for path in files if halves[path] == key.asbytes()]
+            if named or not self.hop.identities_only:
+                found.append((f"agent key {key.fingerprint}", _constant(key)))
+            files = [path for path in files if path not in named]
+        return found + [(f"key {path}", functools.partial(self._load_key, path)) for path in files]
+
+    def _exists(self, path: str) -> bool:
+        """Whether the key file is there; noted for the failure message when it is not."""
+        if Path(path).is_file():
+            return True
+        if path not in self._missing_keys:
+            self._missing_keys.append(path)
+        return False
+
+    def _agent_keys(self) -> list[paramiko.AgentKey]:
+        """The keys of the agent this hop uses (IdentityAgent's, else SSH_AUTH_SOCK's), asked once per login."""
+        if self._agent is None:
+            self._agent = []
+            agent = _agent_for(self.hop.identity_agent) if self.use_agent else None
+            if agent is not None:
                 try:
-                    self._agent = list(paramiko.Agent().get_keys())
+                    self._agent = list(agent().get_keys())
                 except (paramiko.SSHException, OSError):
                     pass
-            self._agent_keys = len(self._agent)
-            found += [(f"agent key {key.fingerprint}", _constant(key)) for key in self._agent]
-        files = list(self.hop.identity_files) or default_key_files()
-        for path in files:
-            if Path(path).is_file():
-                found.append((f"key {path}", functools.partial(self._load_key, path)))
-            elif path not in self._missing_keys:
-                self._missing_keys.append(path)
-        return found
+                self._agent_keys_held = len(self._agent)
+        return self._agent
 
     # -- the dance -------------------------------------------------------------------------
 
@@ -251,6 +272,29 @@ class Authenticator:
         self._to_remember = [entry for entry in self._to_remember if entry[0] != "password"]
 
     def authenticate(self, transport: paramiko.Transport) -> None:
+        """Log in (see _authenticate). A server that hangs up once keys were refused has most likely counted too
+        many tries (sshd's MaxAuthTries, 'Too many authentication failures'): said so, not blamed on the network."""
+        try:
+            self._authenticate(transport)
+        except paramiko.AuthenticationException:
+            raise
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if not self._refused_keys:
+                raise
+            raise self._cut_off() from exc
+
+    def _cut_off(self) -> AuthenticationFailed:
+        """The server closed the connection after refusing keys one by one."""
+        count = len(self._refused_keys)
+        return AuthenticationFailed(
+            f"{self._where()} closed the connection after refusing {count} key{'s' if count > 1 else ''}: a server "
+            "allows only a few tries at a login (sshd's MaxAuthTries, 6 unless set), and too many keys were offered "
+            "one by one" + (f" ({self._agent_keys_held} from the ssh-agent)" if self._agent_keys_held else "") + ".",
+            f"Offer only the key {self._where()} knows: in ~/.ssh/config, under its Host, set 'IdentityFile' to "
+            "that key and 'IdentitiesOnly yes' (or choose the key in this cluster's settings, with IdentitiesOnly)."
+            f" (Tried: {'; '.join(self.tried)}.)")
+
+    def _authenticate(self, transport: paramiko.Transport) -> None:
         """Log in, answering every step the server asks for; AuthenticationFailed if it cannot.
 
         A key that needs no question (the agent's, or a file without passphrase) is offered at once: one
@@ -350,15 +394,59 @@ class Authenticator:
 
     def _where_keys_were_looked_for(self) -> str:
         places = []
-        if self._agent_keys == 0:
+        if self._agent_keys_held == 0:
             places.append("the ssh-agent holds no keys")
-        elif self._agent_keys is None and self.use_agent:
+        elif self.hop.identity_agent == "none":
+            places.append("IdentityAgent none turns the ssh-agent off")
+        elif self._agent_keys_held is None and self.use_agent:
             places.append("no ssh-agent is running")
         if self._missing_keys:
             places.append(f"the key file {', '.join(self._missing_keys)} does not exist")
         elif not self.hop.identity_files:
             places.append("no key file in ~/.ssh")
         return "; ".join(places)
+
+
+def _agent_for(where: str | None) -> Callable[[], paramiko.agent.AgentSSH] | None:
+    """What connects to the agent `where` names (an expanded IdentityAgent; None: SSH_AUTH_SOCK's, or Windows' own
+    agent), or None when there is none to ask."""
+    if where == "none":
+        return None
+    if where is None or not hasattr(socket, "AF_UNIX"):  # Windows: its agent is a named pipe paramiko finds
+        if where is not None:
+            log.info("IdentityAgent %s cannot be reached here; using the usual agent", where)
+        return paramiko.Agent if os.environ.get("SSH_AUTH_SOCK") or os.name == "nt" else None
+    return functools.partial(_agent_at, where)
+
+
+def _agent_at(path: str) -> paramiko.agent.AgentSSH:
+    """An agent listening on the Unix socket `path` (paramiko's Agent only reads SSH_AUTH_SOCK)."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.settimeout(AGENT_TIMEOUT)
+        connection.connect(path)
+        agent = paramiko.agent.AgentSSH()
+        agent._connect(connection)  # type: ignore[attr-defined]  # what paramiko.Agent() does with its socket
+    except BaseException:
+        connection.close()
+        raise
+    return agent
+
+
+def _public_half(path: str) -> bytes | None:
+    """The public key an identity file stands for, as OpenSSH finds it: the .pub beside it, or the file itself
+    when it is a public key; None when neither is."""
+    for candidate in (f"{path}.pub", path):
+        if not Path(candidate).is_file():
+            continue
+        try:
+            with open(candidate, "rb") as opened:
+                words = opened.read(64 * 1024).split()
+            if len(words) >= 2 and words[0].startswith((b"ssh-", b"ecdsa-", b"sk-")):
+                return base64.b64decode(words[1], validate=True)
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _constant(key: paramiko.PKey) -> KeyLoader:

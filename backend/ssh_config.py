@@ -62,6 +62,10 @@ class Hop:
     user: str
     identity_files: tuple[str, ...] = ()
     alias: str = ""
+    identities_only: bool = False
+    """IdentitiesOnly: offer only the identity files' keys (from the agent or the files), no other agent key."""
+    identity_agent: str | None = None
+    """IdentityAgent, expanded: the agent's socket; None for SSH_AUTH_SOCK's (or Windows' own), 'none' for none."""
 
     @property
     def label(self) -> str:
@@ -94,11 +98,23 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
         user=validate.user(user or found.get("user") or getpass.getuser()),
         alias=alias,
     )
-    if identity:
-        return replace(hop, identity_files=(os.path.expanduser(identity),))
     connection = Connection(alias, hop.host, hop.port, hop.user, found.get("hostkeyalias"))
-    return replace(hop, identity_files=tuple(expand_identity_file(path, connection)
-                                             for path in found.get("identityfile", [])))
+    keys = (os.path.expanduser(identity),) if identity else tuple(
+        expand_identity_file(path, connection) for path in found.get("identityfile", []))
+    return replace(hop, identity_files=keys, identities_only=found.get("identitiesonly", "").lower() == "yes",
+                   identity_agent=_identity_agent(found.get("identityagent"), connection))
+
+
+def _identity_agent(setting: str | None, connection: Connection) -> str | None:
+    """Where IdentityAgent says the agent listens, as OpenSSH reads it: SSH_AUTH_SOCK (or nothing) for the usual
+    agent, `none` for no agent, $VARIABLE for the socket a variable names, else a path with ~ and tokens."""
+    if setting is None or setting == "SSH_AUTH_SOCK":
+        return None
+    if setting.lower() == "none":
+        return "none"
+    if setting.startswith("$"):
+        return os.environ.get(setting[1:].strip("{}")) or "none"
+    return expand_identity_file(setting, connection, "the agent socket (IdentityAgent)")
 
 
 _MAX_JUMPS = 16

@@ -28,28 +28,29 @@ class Connection:
     key_alias: str | None = None
 
 
-def expand_identity_file(path: str, connection: Connection) -> str:
+def expand_identity_file(path: str, connection: Connection, what: str = "the identity file") -> str:
     """`path` with `~`, its %-tokens and ${VARIABLES} expanded, in one pass as OpenSSH does (a variable's value is
-    not expanded again); ConfigError for an unknown token or a variable that is not set, which ssh refuses too."""
+    not expanded again); ConfigError for an unknown token or a variable that is not set, which ssh refuses too.
+    `what` names the setting in that message (IdentityAgent takes the same tokens)."""
     values = _token_values(connection)
 
     def replace(found: re.Match[str]) -> str:
         if found.group("variable") is not None:
-            return _variable(found.group("variable"), found.group("closed"), path)
+            return _variable(found.group("variable"), found.group("closed"), f"{what} {path!r}")
         token = found.group("token")
         if token not in values:
-            raise ConfigError(f"Your SSH configuration names the identity file {path!r}, with %{token}, which "
-                              "OpenSSH does not know either.", "Write %% for a percent sign.")
+            raise ConfigError(f"Your SSH configuration names {what} {path!r}, with %{token}, which OpenSSH does not "
+                              "know either.", "Write %% for a percent sign.")
         return values[token]
 
     return _TOKEN.sub(replace, os.path.expanduser(path))
 
 
-def _variable(name: str, closed: str, path: str) -> str:
+def _variable(name: str, closed: str, named: str) -> str:
     value = os.environ.get(name) if closed and name else None
     if value is None:
-        raise ConfigError(f"Your SSH configuration names the identity file {path!r}, with ${{{name}}}, which is not "
-                          "set here (OpenSSH refuses it too).", "Set that variable, or write the path out.")
+        raise ConfigError(f"Your SSH configuration names {named}, with ${{{name}}}, which is not set here (OpenSSH "
+                          "refuses it too).", "Set that variable, or write the path out.")
     return value
 
 
