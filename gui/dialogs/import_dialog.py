@@ -5,7 +5,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit,
                                QScrollArea, QVBoxLayout, QWidget)
 
@@ -98,6 +98,7 @@ class ImportDialog(QDialog):
         layout.addLayout(form)
         self.plan_text = QLabel()
         self.plan_text.setWordWrap(True)
+        self.plan_text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)  # not centred in its room
         self.plan_text.setAccessibleName("What will be built")
         self.plan_area = QScrollArea()  # a long plan scrolls; the dialog grows to show a short one whole (_fit)
         self.plan_area.setWidgetResizable(True)
