@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
 from envdesk.gui.dialogs.import_dialog import ImportDialog
@@ -470,3 +471,43 @@ def test_copy_says_a_name_taken_on_the_target_before_offering_build(qtbot, testb
     assert not (root / "uvenv-copy").exists()
     qtbot.waitUntil(lambda: _create_button(dialog), timeout=LONG)
     assert dialog.name_error.text() == ""
+
+
+def test_the_update_dialogs_names_cannot_be_typed_over_and_typing_finds_a_package(qtbot, tmp_path, home):
+    """T14 HIGH: a name in the Update dialog could be edited, and Remove then removed the package typed (idna
+    instead of certifi); typing 'py' to find a package overwrote one. The referee: the environment's own Python,
+    which lists the packages installed."""
+    import subprocess
+    from PySide6.QtTest import QTest
+    from envdesk.gui.dialogs.update_dialog import UpdateDialog
+    from testbed import wheels
+    store = tmp_path / "wheels"
+    store.mkdir()
+    for name in ("tinyalpha", "tinygamma", "pyfirst"):
+        wheels.build_wheel(store, wheels.WheelSpec(name, "1.0"))
+    config = tmp_path / "cfg"
+    config.mkdir()
+    window = window_on_this_computer(qtbot, config, home, "demo")
+    python = home / "venvs" / "demo" / "bin" / "python"
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), "--no-index", "--find-links",
+                    str(store), "tinyalpha", "tinygamma", "pyfirst"], check=True, timeout=300)
+    window.controller.refresh("local")
+    qtbot.waitUntil(lambda: any(len(env.packages) == 3 for env in window.env_model.environments), timeout=LONG)
+    env = next(env for env in window.env_model.environments if env.name == "demo")
+    installed = subprocess.run([str(python), "-c", "import importlib.metadata as m; "
+                                "print('\\n'.join(sorted(d.metadata['Name'] for d in m.distributions())))"],
+                               capture_output=True, text=True, check=True).stdout.split()
+    dialog = UpdateDialog(window.controller, "local", env, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    table = dialog.table
+    first = table.item(0, 0).text()
+    rect = table.visualItemRect(table.item(0, 0))
+    QTest.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    QTest.keyClicks(table, "py")
+    QTest.keyClick(table, Qt.Key.Key_Return)
+    assert [table.item(row, 0).text() for row in range(table.rowCount())] == [p.name for p in env.packages]
+    assert table.item(table.currentRow(), 0).text() == "pyfirst", "typing found the package"
+    assert table.item(0, 0).text() == first
+    table.item(0, 2).setCheckState(Qt.CheckState.Checked)
+    assert dialog.change()["remove"] == [first] and first in installed

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from envdesk.backend import validate
@@ -42,9 +42,14 @@ class UpdateDialog(QDialog):
         self.table.setHorizontalHeaderLabels(["Package", "Version", "Remove", "Upgrade"])
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # names and versions are what is installed, not fields to type into: typing jumps to a package (a user
+        # trial typed over a name, and Remove then removed the package typed)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         for row, package in enumerate(env.packages):
-            self.table.setItem(row, 0, QTableWidgetItem(package.name))
-            self.table.setItem(row, 1, QTableWidgetItem(package.version))
+            for column, text in ((0, package.name), (1, package.version)):
+                cell = QTableWidgetItem(text)
+                cell.setFlags(Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEnabled)
+                self.table.setItem(row, column, cell)
             for column in (REMOVE, UPGRADE):
                 box = QTableWidgetItem()
                 box.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
@@ -85,7 +90,8 @@ class UpdateDialog(QDialog):
                     upgrade_all=self.upgrade_all.isChecked())
 
     def _checked(self, column: int) -> list[str]:
-        return [self.table.item(row, 0).text() for row in range(self.table.rowCount())
+        """The installed packages whose box in `column` is ticked (by the environment's own list, not a cell)."""
+        return [self.env.packages[row].name for row in range(self.table.rowCount())
                 if self.table.item(row, column).checkState() == Qt.CheckState.Checked]
 
     def change(self) -> dict[str, Any]:
