@@ -479,6 +479,7 @@ def test_the_update_dialogs_names_cannot_be_typed_over_and_typing_finds_a_packag
     which lists the packages installed."""
     import subprocess
     from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
     from envdesk.gui.dialogs.update_dialog import UpdateDialog
     from testbed import wheels
     store = tmp_path / "wheels"
@@ -500,12 +501,19 @@ def test_the_update_dialogs_names_cannot_be_typed_over_and_typing_finds_a_packag
     dialog = UpdateDialog(window.controller, "local", env, parent=window)
     qtbot.addWidget(dialog)
     dialog.show()
+    qtbot.waitExposed(dialog)
+    dialog.activateWindow()
     table = dialog.table
+    table.setFocus()
     first = table.item(0, 0).text()
     rect = table.visualItemRect(table.item(0, 0))
+    QTest.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     QTest.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    QTest.keyClicks(QApplication.focusWidget() or table, "xyz")  # into the editor the double click opened, if any
+    QTest.keyClick(QApplication.focusWidget() or table, Qt.Key.Key_Return)
+    assert table.item(0, 0).text() == first, "a double click opens no editor over the name"
+    table.setCurrentCell(table.rowCount() - 1, 0)
     QTest.keyClicks(table, "py")
-    QTest.keyClick(table, Qt.Key.Key_Return)
     assert [table.item(row, 0).text() for row in range(table.rowCount())] == [p.name for p in env.packages]
     assert table.item(table.currentRow(), 0).text() == "pyfirst", "typing found the package"
     assert table.item(0, 0).text() == first
