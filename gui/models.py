@@ -355,11 +355,13 @@ class PackageTableModel(_Table):
 
     COLUMNS = ("Package", "Version", "Installed by")
     SortRole = Qt.ItemDataRole.UserRole + 1
-    """What a column sorts by: the name normalised (PEP 503), as pip list sorts; the text elsewhere."""
+    """What a column sorts by: the name normalised (PEP 503), as pip list sorts; the version's place among the
+    others as PEP 440 orders them (2.21.0 after 2.3.1, not before); the text elsewhere."""
 
     def __init__(self) -> None:
         super().__init__()
         self.packages: list[Package] = []
+        self._version_ranks: list[int] | None = None  # made when the versions are first sorted
 
     def rows_(self) -> list:
         return self.packages
@@ -370,11 +372,30 @@ class PackageTableModel(_Table):
         package = self.packages[index.row()]
         if role == self.SortRole and index.column() == 0:
             return canonical_name(package.name)
+        if role == self.SortRole and index.column() == 1:
+            return self._version_rank(index.row())
         return (package.name, package.version, package.installer or "")[index.column()]
+
+    def _version_rank(self, row: int) -> int:
+        if self._version_ranks is None:
+            from packaging.version import InvalidVersion, Version
+
+            def key(number: int) -> tuple:
+                text = self.packages[number].version
+                try:
+                    return (1, Version(text), text)
+                except InvalidVersion:  # a version PEP 440 cannot read goes first, by its text
+                    return (0, text)
+            ranks = [0] * len(self.packages)
+            for place, number in enumerate(sorted(range(len(self.packages)), key=key)):
+                ranks[number] = place
+            self._version_ranks = ranks
+        return self._version_ranks[row]
 
     def set_packages(self, packages: Sequence[Package]) -> None:
         self.beginResetModel()
         self.packages = list(packages)
+        self._version_ranks = None
         self.endResetModel()
 
 

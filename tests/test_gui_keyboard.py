@@ -476,3 +476,27 @@ def test_every_details_tab_is_in_sight_at_1024_by_640(qtbot, tmp_path, home):
     arrows = [button for button in bar.findChildren(QAbstractButton) if button.isVisibleTo(window)]
     assert arrows == []
     window.close()
+
+
+def test_the_packages_tab_sorts_versions_as_pep_440_orders_them(qtbot):
+    """T14: sorting the Packages tab by Version put 2.21.0 before 2.3.1 and 2026.10.18 before 26.3 (as text).
+    The referee: packaging's Version, PEP 440's ordering as pip applies it."""
+    from packaging.version import Version
+    from envdesk.backend.snippets import Place
+    from envdesk.gui.details_panel import DetailsPanel
+    versions = ["2.21.0", "1.7.0", "2.3.1", "26.3", "2.34.2", "2026.10.18", "2.8.0", "3.20", "1.0rc1", "1.0",
+                "1.0.post1", "1!0.5", "1.0.dev2"]
+    env = Environment.from_agent({"name": "v", "path": "/home/nobody/venvs/v", "kind": "venv", "python": "3.11.5",
+                                  "state": "ok", "packages": [{"name": f"pkg{number}", "version": version}
+                                                              for number, version in enumerate(versions)]})
+    panel = DetailsPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.show_environment(env, Place())
+    panel.package_table.sortByColumn(1, Qt.SortOrder.AscendingOrder)
+    proxy = panel.package_table.model()
+    shown = [proxy.index(row, 1).data() for row in range(proxy.rowCount())]
+    assert shown == sorted(versions, key=Version)
+    panel.package_table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    assert [proxy.index(row, 1).data() for row in range(proxy.rowCount())] == sorted(versions, key=Version,
+                                                                                      reverse=True)
