@@ -56,6 +56,16 @@ def write_atomically(path: Path, text: str | bytes, *, private: bool = True) -> 
         raise
 
 
+def read_without_waiting(path: Path, limit: int, check: Callable[[os.stat_result], None]) -> bytes:
+    """At most `limit` + 1 bytes of `path` (one more than allowed, so that a caller sees a file that grew too
+    large), opened without waiting (a file that became a pipe since it was looked at would block) and passed to
+    `check` once open, which raises for a file it refuses. OSError when it cannot be opened or read."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(descriptor, "rb") as opened:
+        check(os.fstat(opened.fileno()))
+        return opened.read(limit + 1)
+
+
 def private_folder(folder: Path) -> None:
     """Create `folder` (and its parents) if needed, and keep it to its owner: mode 0700 on POSIX."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .fileio import read_without_waiting
 from .ssh_lib import paramiko
 
 MAX_INCLUDE_DEPTH = 16  # OpenSSH's READCONF_MAX_DEPTH
@@ -192,10 +193,7 @@ def read_config_file(path: Path, checked: bool) -> list[str]:
 def _read_regular(path: Path, checked: bool) -> bytes:
     """The file's bytes, opened without waiting (it may have become a pipe since it was looked at) and checked
     again once open."""
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(descriptor, "rb") as opened:
-        _refuse_unusual(path, os.fstat(opened.fileno()), checked)
-        return opened.read(MAX_CONFIG_BYTES + 1)
+    return read_without_waiting(path, MAX_CONFIG_BYTES, lambda found: _refuse_unusual(path, found, checked))
 
 
 def _refuse_unusual(path: Path, found: os.stat_result, checked: bool) -> None:
