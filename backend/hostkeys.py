@@ -5,15 +5,23 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import os
 import re
+import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .ssh_lib import paramiko
 
 from .errors import ConfigError, HostKeyChanged, HostKeyRevoked, HostKeyTypeChanged, HostKeyUnknown
-from .fileio import private_folder, write_atomically
+from .fileio import private_folder, read_without_waiting, write_atomically
+
+log = logging.getLogger(__name__)
+
+MAX_KNOWN_HOSTS_BYTES = 64 * 1024 * 1024
+"""Far more than any real known_hosts file (a line is about 100 bytes): a larger file is not one, and is not read."""
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -22,9 +30,18 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-def known_hosts_name(host: str, port: int) -> str:
-    """How known_hosts files name a host: bare on port 22, '[host]:port' otherwise."""
+def known_hosts_name(host: str, port: int, key_alias: str | None = None) -> str:
+    """How known_hosts files name a host: bare on port 22, '[host]:port' otherwise; with a HostKeyAlias, the alias
+    itself, whatever the port (as OpenSSH's get_hostfile_hostname_ipaddr in sshconnect.c names it)."""
+    if key_alias:
+        return key_alias
     return host if port == 22 else f"[{host}]:{port}"
+
+
+def default_user_files() -> tuple[Path, ...]:
+    """The user's known_hosts files OpenSSH reads when UserKnownHostsFile is not set."""
+    folder = Path.home() / ".ssh"
+    return folder / "known_hosts", folder / "known_hosts2"
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,13 @@ class ServerIdentity:
     host: str
     port: int
     key: paramiko.PKey
+    key_alias: str | None = None
+    """HostKeyAlias: the name its key is recorded under in known_hosts files instead of host or [host]:port."""
+
+    @property
+    def known_hosts_name(self) -> str:
+        """The name known_hosts files record this server's key under, for looking it up and for recording it."""
+        return known_hosts_name(self.host, self.port, self.key_alias)
 
     @property
     def key_type(self) -> str:
@@ -79,10 +103,7 @@ def _host_pattern_matches(patterns: str, name: str) -> bool:
 
 def read_known_hosts(path: Path, name: str) -> list[KnownKey]:
     """Every key a known_hosts file records for `name`; lines EnvDesk does not understand are skipped."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-    except OSError as exc:
-        raise ConfigError(f"Could not read known hosts file {path}: {exc.strerror or exc}.") from exc
+    text = _known_hosts_text(path)
     found = []
     for raw in text.splitlines():
         fields = raw.split()
@@ -101,26 +122,76 @@ def read_known_hosts(path: Path, name: str) -> list[KnownKey]:
     return found
 
 
+def _known_hosts_text(path: Path) -> str:
+    """The text of a known_hosts file; empty when it is missing, a folder, or not an ordinary file (a device such
+    as /dev/null, a pipe or a socket: OpenSSH finds no key in /dev/null, and would wait forever on a pipe).
+    ConfigError, in plain words, when it cannot be read or is larger than any known_hosts file."""
+    try:
+        found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            if not stat.S_ISDIR(found.st_mode):
+                log.info("not reading %s for host keys: it is not an ordinary file", path)
+            return ""
+        data = read_without_waiting(path, MAX_KNOWN_HOSTS_BYTES, lambda opened: _refuse_unusual(path, opened))
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise ConfigError(f"Could not read known hosts file {path}: {exc.strerror or exc}.") from exc
+    if len(data) > MAX_KNOWN_HOSTS_BYTES:
+        raise _too_large(path, len(data))
+    return data.decode("utf-8", errors="replace")
+
+
+def _refuse_unusual(path: Path, opened: os.stat_result) -> None:
+    """ConfigError unless `path`, once open, is still an ordinary file of a known_hosts file's size."""
+    if not stat.S_ISREG(opened.st_mode):
+        raise ConfigError(f"The known hosts file {path} changed into something other than an ordinary file while "
+                          "it was being opened, so it is not read.", _KNOWN_HOSTS_HINT)
+    if opened.st_size > MAX_KNOWN_HOSTS_BYTES:
+        raise _too_large(path, opened.st_size)
+
+
+_KNOWN_HOSTS_HINT = "Point UserKnownHostsFile in your SSH configuration at ordinary known_hosts files."
+
+
+def _too_large(path: Path, size: int) -> ConfigError:
+    return ConfigError(f"The known hosts file {path} is larger ({size} bytes) than any known_hosts file "
+                       f"({MAX_KNOWN_HOSTS_BYTES // (1024 * 1024)} MB at most), so it is not read: the keys it "
+                       "records, revoked ones too, could not be checked.", _KNOWN_HOSTS_HINT)
+
+
 class HostKeyStore:
-    """Known host keys from the user's known_hosts (read only) and EnvDesk's own file (read/write)."""
+    """Known host keys from the user's known_hosts files (read only) and EnvDesk's own file (read/write).
 
-    def __init__(self, app_file: Path, user_file: Path | None = None) -> None:
+    The user's files are OpenSSH's default ones (~/.ssh/known_hosts and known_hosts2) unless given: a hop whose
+    SSH configuration sets UserKnownHostsFile reads those instead (see `reading`)."""
+
+    def __init__(self, app_file: Path, user_file: Path | None = None,
+                 user_files: Sequence[Path] | None = None) -> None:
         self.app_file = app_file
-        self.user_file = user_file if user_file is not None else Path.home() / ".ssh" / "known_hosts"
+        if user_files is None:
+            user_files = (user_file,) if user_file is not None else default_user_files()
+        self.user_files = tuple(user_files)
 
-    def _known(self, host: str, port: int) -> list[KnownKey]:
-        name = known_hosts_name(host, port)
-        return [*read_known_hosts(self.user_file, name), *read_known_hosts(self.app_file, name)]
+    def reading(self, user_files: Sequence[Path] | None) -> HostKeyStore:
+        """This store with `user_files` as the user's known_hosts files (UserKnownHostsFile; empty for `none`), or
+        itself for None (the setting is not given). EnvDesk's own file is read and written as before."""
+        return self if user_files is None else HostKeyStore(self.app_file, user_files=user_files)
 
-    def known_types(self, host: str, port: int) -> list[str]:
-        """Key types recorded for the host, so the connection can ask the server for one of them first."""
-        return list(dict.fromkeys(k.key_type for k in self._known(host, port) if not k.marker))
+    def _known(self, name: str) -> list[KnownKey]:
+        return [entry for path in (*self.user_files, self.app_file) for entry in read_known_hosts(path, name)]
+
+    def known_types(self, host: str, port: int, key_alias: str | None = None) -> list[str]:
+        """Key types recorded for the host (under its HostKeyAlias, if it has one), so the connection can ask the
+        server for one of them first."""
+        return list(dict.fromkeys(k.key_type for k in self._known(known_hosts_name(host, port, key_alias))
+                                  if not k.marker))
 
     def verify(self, identity: ServerIdentity) -> None:
         """Return if the key is known; raise HostKeyRevoked, HostKeyChanged, HostKeyTypeChanged or
         HostKeyUnknown otherwise (as OpenSSH decides; @cert-authority lines are not used)."""
         blob = identity.key.asbytes()
-        known = self._known(identity.host, identity.port)
+        known = self._known(identity.known_hosts_name)
         for entry in known:
             if entry.marker == "revoked" and entry.blob == blob:
                 raise HostKeyRevoked(identity.host, identity.port, identity.key_type, identity.fingerprint,
@@ -143,8 +214,8 @@ class HostKeyStore:
         With `replace`, EnvDesk's earlier entries for that host go; without it, a host already known
         under another key is refused (the user must say they mean to replace it).
         """
-        name = known_hosts_name(identity.host, identity.port)
-        if not replace and any(not k.marker for k in self._known(identity.host, identity.port)):
+        name = identity.known_hosts_name  # the name verify() looks it up under, its HostKeyAlias if it has one
+        if not replace and any(not k.marker for k in self._known(name)):
             self.verify(identity)  # raises for a changed key or type; returns if already trusted
             return
         kept = []

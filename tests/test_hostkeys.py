@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -53,3 +54,32 @@ def test_hashed_entries_in_user_known_hosts_are_honoured(tmp_path):
         store.verify(ServerIdentity("10.1.2.3", 2200, other))
     with pytest.raises(HostKeyUnknown):
         store.verify(ServerIdentity("10.1.2.3", 22, key))
+
+
+def test_user_files_that_are_not_ordinary_files_hold_no_key_and_a_huge_one_is_refused(tmp_path, monkeypatch):
+    """UserKnownHostsFile may name /dev/null (common) or a pipe: read as holding no key, without waiting on the
+    pipe (OpenSSH would wait forever); a file larger than any known_hosts file is refused in plain words, since its
+    revoked lines could not be checked."""
+    import os
+
+    from envdesk.backend import hostkeys
+    from envdesk.backend.errors import ConfigError
+
+    key, _ = new_key(tmp_path, "a")
+    identity = ServerIdentity("10.1.2.3", 22, key, "alias")
+    files = [Path(os.devnull), tmp_path / "folder", tmp_path / "missing"]
+    (tmp_path / "folder").mkdir()
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")
+        files.append(tmp_path / "pipe")
+    store = HostKeyStore(tmp_path / "app").reading(files)
+    with pytest.raises(HostKeyUnknown):
+        store.verify(identity)
+    store.trust(identity)
+    assert (tmp_path / "app").read_text().startswith("alias ssh-ed25519 ")
+    store.verify(identity)
+    big = tmp_path / "big"
+    big.write_text(f"alias ssh-ed25519 {key.get_base64()}\n")
+    monkeypatch.setattr(hostkeys, "MAX_KNOWN_HOSTS_BYTES", 10)
+    with pytest.raises(ConfigError, match="larger"):
+        HostKeyStore(tmp_path / "app").reading([big]).verify(identity)
