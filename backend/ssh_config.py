@@ -66,6 +66,11 @@ class Hop:
     """IdentitiesOnly: offer only the identity files' keys (from the agent or the files), no other agent key."""
     identity_agent: str | None = None
     """IdentityAgent, expanded: the agent's socket; None for SSH_AUTH_SOCK's (or Windows' own), 'none' for none."""
+    host_key_alias: str | None = None
+    """HostKeyAlias: the name known_hosts files record its key under, instead of host or [host]:port."""
+    known_hosts_files: tuple[str, ...] | None = None
+    """UserKnownHostsFile, expanded: the user's known_hosts files to read instead of OpenSSH's default ones
+    (None: not set; empty: `none`)."""
 
     @property
     def label(self) -> str:
@@ -98,11 +103,13 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
         user=validate.user(user or found.get("user") or getpass.getuser()),
         alias=alias,
     )
-    connection = Connection(alias, hop.host, hop.port, hop.user, found.get("hostkeyalias"))
+    connection = Connection(alias, hop.host, hop.port, hop.user, _host_key_alias(found.get("hostkeyalias"), alias))
     keys = (os.path.expanduser(identity),) if identity else tuple(
         expand_identity_file(path, connection) for path in found.get("identityfile", []))
     return replace(hop, identity_files=keys, identities_only=found.get("identitiesonly", "").lower() == "yes",
-                   identity_agent=_identity_agent(found.get("identityagent"), connection))
+                   identity_agent=_identity_agent(found.get("identityagent"), connection),
+                   host_key_alias=connection.key_alias,
+                   known_hosts_files=_known_hosts_files(found.get("userknownhostsfile"), connection))
 
 
 def _identity_agent(setting: str | None, connection: Connection) -> str | None:
@@ -115,6 +122,52 @@ def _identity_agent(setting: str | None, connection: Connection) -> str | None:
     if setting.startswith("$"):
         return os.environ.get(setting[1:].strip("{}")) or "none"
     return expand_identity_file(setting, connection, "the agent socket (IdentityAgent)")
+
+
+_NOT_IN_AN_ALIAS = re.compile(r"[\s,*?!#@|\[\]\x00-\x1f\x7f]")
+"""What a known_hosts name field cannot hold as one literal name: space, the pattern list's comma, wildcards,
+negation, a comment or marker, a hashed entry's bar, the brackets of [host]:port, control characters."""
+
+
+def _host_key_alias(setting: str | None, alias: str) -> str | None:
+    """HostKeyAlias as one name EnvDesk can look up and record in its known_hosts file; ConfigError otherwise."""
+    if setting is None:
+        return None
+    words = _setting_words(setting, "HostKeyAlias", alias)
+    if len(words) != 1 or _NOT_IN_AN_ALIAS.search(words[0]):
+        raise ConfigError(f"Your SSH configuration gives {alias} the HostKeyAlias {setting!r}, which is not one plain "
+                          "name that a known_hosts file can record.",
+                          "Write one name without spaces, commas, wildcards or brackets, such as mycluster-login.")
+    return words[0]
+
+
+def _known_hosts_files(setting: str | None, connection: Connection) -> tuple[str, ...] | None:
+    """UserKnownHostsFile as OpenSSH reads it (readconf.c, ssh.c): space-separated files, each with ~, its
+    %-tokens and ${VARIABLES} expanded as IdentityFile's are; `none` alone for no user file at all."""
+    if setting is None:
+        return None
+    files = _setting_words(setting, "UserKnownHostsFile", connection.alias)
+    if [name.lower() for name in files] == ["none"]:
+        return ()
+    if "none" in (name.lower() for name in files):
+        raise ConfigError(f"Your SSH configuration gives {connection.alias} a UserKnownHostsFile line with 'none' "
+                          "among other files, which OpenSSH refuses too.",
+                          "Write either 'UserKnownHostsFile none' or a list of files.")
+    return tuple(expand_identity_file(name, connection, "the known hosts file (UserKnownHostsFile)")
+                 for name in files)
+
+
+def _setting_words(setting: str, keyword: str, alias: str) -> list[str]:
+    """A setting's words as OpenSSH splits them (quotes group); ConfigError for unbalanced quotes or none."""
+    try:
+        words = shlex.split(setting)
+    except ValueError as exc:
+        words, problem = [], str(exc)
+    else:
+        problem = "it is empty"
+    if not words:
+        raise ConfigError(f"Your SSH configuration's {keyword} line for {alias} could not be read: {problem}.")
+    return words
 
 
 _MAX_JUMPS = 16

@@ -781,7 +781,7 @@ class SSHRunner(Runner):
         Whatever goes wrong is a ConnectionFailed that says whether the server was silent, spoke something
         else than SSH, hung up, or failed the SSH handshake itself.
         """
-        known = _algorithms_for(self.hostkeys.known_types(hop.host, hop.port))
+        known = _algorithms_for(self._hostkeys(hop).known_types(hop.host, hop.port, hop.host_key_alias))
         wire, begun = self._wire_to(hop, via, opening)
         if begun is not None and begun.known != known:  # the known keys changed since it began: begin anew
             begun.close()
@@ -863,23 +863,30 @@ class SSHRunner(Runner):
             raise ConnectionFailed(f"The jump host could not reach {hop.host} on port {hop.port}: {exc}.",
                                    "Check the jump host settings of this cluster.") from exc
 
+    def _hostkeys(self, hop: Hop) -> HostKeyStore:
+        """The known hosts the hop's key is checked against: its own UserKnownHostsFile, if its SSH configuration
+        sets one, instead of ~/.ssh/known_hosts; EnvDesk's own file either way."""
+        files = hop.known_hosts_files
+        return self.hostkeys.reading(None if files is None else [Path(name) for name in files])
+
     @staticmethod
     def _identity(hop: Hop, transport: paramiko.Transport) -> ServerIdentity:
         try:
-            return ServerIdentity(hop.host, hop.port, transport.get_remote_server_key())
+            return ServerIdentity(hop.host, hop.port, transport.get_remote_server_key(), hop.host_key_alias)
         except paramiko.SSHException as exc:  # the connection dropped right after the handshake
             raise ConnectionFailed(f"The connection to {hop.host} broke right after it was opened.",
                                    "Check your network connection and try again.") from exc
 
     def _check_identity(self, hop: Hop, transport: paramiko.Transport, prompter: Prompter) -> None:
         identity = self._identity(hop, transport)
+        hostkeys = self._hostkeys(hop)
         try:
-            self.hostkeys.verify(identity)
+            hostkeys.verify(identity)
         except HostKeyUnknown as unknown:
             if not prompter.confirm_host_key(self.name, identity):
                 _name_cluster(unknown, self.name)
                 raise
-            self.hostkeys.trust(identity)
+            hostkeys.trust(identity)
         except HostKeyChanged as changed:
             _name_cluster(changed, self.name)
             raise
@@ -906,26 +913,27 @@ class SSHRunner(Runner):
                     transport = self._handshake(hop, hops.target, opening)
                     hops.transports.append(transport)
                     identity = self._identity(hop, transport)
-                    outcome.append((identity, self._trust_one(identity, decide, replace)))
+                    outcome.append((identity, self._trust_one(self._hostkeys(hop), identity, decide, replace)))
                     if hop != self.plan.target:
                         self._login(hop, transport)
             finally:
                 hops.close()
         return outcome
 
-    def _trust_one(self, identity: ServerIdentity, decide: TrustDecision, replace: bool) -> str:
+    @staticmethod
+    def _trust_one(hostkeys: HostKeyStore, identity: ServerIdentity, decide: TrustDecision, replace: bool) -> str:
         try:
-            self.hostkeys.verify(identity)
+            hostkeys.verify(identity)
             return "already trusted"
         except HostKeyUnknown as unknown:
             if not decide(identity, unknown):
                 raise
-            self.hostkeys.trust(identity)
+            hostkeys.trust(identity)
             return "trusted"
         except HostKeyChanged as changed:
             if not (replace and decide(identity, changed)):
                 raise
-            self.hostkeys.trust(identity, replace=True)
+            hostkeys.trust(identity, replace=True)
             return "replaced"
 
     def close(self) -> None:

@@ -238,3 +238,12 @@ def cli_on_a_terminal(*args: str, config: Path, home: Path, answer: Callable[[st
             process.kill()
             process.wait()
         os.close(master)
+
+
+def openssh_home(monkeypatch) -> str:
+    """Set HOME to the account's home and return it: OpenSSH's ~ and %d are the account's home, whatever $HOME
+    says, so a comparison with what `ssh` expands needs both to agree."""
+    import pwd
+    home = pwd.getpwuid(os.getuid()).pw_dir
+    monkeypatch.setenv("HOME", home)
+    return home

@@ -265,14 +265,13 @@ def test_identityfile_tokens_and_variables_are_expanded_as_openssh_expands_them(
     this computer. The referee is OpenSSH: `ssh -v` names each identity file it loads once it has connected. An
     unknown token or an unset variable is refused, by OpenSSH and in plain words by EnvDesk."""
     import os
-    import pwd
 
     import pytest
 
     from envdesk.backend.errors import ConfigError
+    from envdesk_fixtures import openssh_home
 
-    home = pwd.getpwuid(os.getuid()).pw_dir  # OpenSSH's ~ and %d are the account's home, whatever $HOME says
-    monkeypatch.setenv("HOME", home)
+    openssh_home(monkeypatch)
     monkeypatch.setenv("ENVDESK_KEYS", str(tmp_path / "keys"))
     config = tmp_path / "config"
     config.write_text("Host myalias other\n  HostName 127.0.0.1\n  User bob\n"
