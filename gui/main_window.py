@@ -371,6 +371,7 @@ class MainWindow(QMainWindow):
         self.env_table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.env_table.customContextMenuRequested.connect(self._env_menu)
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
+        self.env_table.selectionModel().selectionChanged.connect(lambda *_: self._env_selected())
         self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
         self.env_header.painted.connect(self._header_painted)  # the table's first paints
         middle_layout.addWidget(self.env_table)
@@ -568,8 +569,13 @@ class MainWindow(QMainWindow):
         return index.data(EnvironmentTableModel.TargetRole) if index.isValid() else LOCAL_TARGET
 
     def current_environment(self) -> Environment | None:
+        """The environment selected (highlighted) in the table. Qt makes the first row current, unselected, when
+        the table takes the focus with none current (after a delete, say): that row is not chosen, and nothing
+        acts on it (a user trial's Delete asked about a row nobody had picked)."""
         index = self.env_table.currentIndex()
-        return index.data(EnvironmentTableModel.EnvRole) if index.isValid() else None
+        if not index.isValid() or not self.env_table.selectionModel().isRowSelected(index.row(), index.parent()):
+            return None
+        return index.data(EnvironmentTableModel.EnvRole)
 
     def _selected_is_connected(self) -> bool:
         item = self.controller.targets.item(self.selected_entry())

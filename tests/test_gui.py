@@ -20,7 +20,7 @@ from envdesk.gui.dialogs.update_dialog import UpdateDialog
 from envdesk.gui.main_window import MainWindow
 from envdesk.gui.models import EnvironmentTableModel
 from envdesk.gui.prompter import LoginDialog, TrustDialog
-from envdesk_fixtures import make_config
+from envdesk_fixtures import make_config, run_cli
 
 LONG = 180_000
 
@@ -678,3 +678,25 @@ def test_the_import_dialog_builds_with_a_python_the_target_has_in_place_of_the_f
                            "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
     assert made.stdout.strip() == here
     window.close()
+
+
+def test_after_a_delete_nothing_unselected_is_acted_on(qtbot, tmp_path, home):
+    """T14: after a delete the table, given the focus again, made its first row current without highlighting it,
+    and Delete then asked about that row, which nobody had picked. The referee: the table's own selection, what
+    a person sees highlighted."""
+    config = tmp_path / "cfg"
+    config.mkdir()
+    window = window_on_this_computer(qtbot, config, home, "first", "second")
+    select_env(qtbot, window, "second")
+    assert window.current_environment().name == "second" and window.delete_action.isEnabled()
+    deleted = run_cli("env", "delete", "local", "second", "--yes", config=config, home=home)
+    assert deleted.returncode == 0, deleted.stderr
+    window.controller.refresh(LOCAL_TARGET)
+    qtbot.waitUntil(lambda: env_names(window) == {"first"}, timeout=LONG)
+    window.activateWindow()
+    window.env_table.setFocus()
+    qtbot.waitUntil(lambda: window.env_table.hasFocus() or window.env_table.currentIndex().isValid(), timeout=LONG)
+    if window.env_table.currentIndex().isValid():  # Qt made a row current on the focus: it is not highlighted
+        assert window.env_table.selectionModel().selectedRows() == []
+    assert window.current_environment() is None
+    assert not window.delete_action.isEnabled() and not window.update_action.isEnabled()
