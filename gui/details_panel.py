@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QResizeEvent
@@ -191,8 +191,10 @@ class DetailsPanel(QTabWidget):
             QMessageBox.warning(self, "The job script was not saved", str(exc))
             return None
 
-    def show_environment(self, env: Environment | None, place: Place | None = None) -> None:
-        """Show `env` (None: nothing selected); `place` is where it is, for the Use it snippets."""
+    def show_environment(self, env: Environment | None, place: Place | None = None,
+                         findings: Sequence[str] = ()) -> None:
+        """Show `env` (None: nothing selected); `place` is where it is, for the Use it snippets; `findings`, what
+        the last health check found about it (its titles), which its State says rather than 'healthy'."""
         self.environment = env
         self.setEnabled(env is not None)
         self.snapshot_list.clear()
@@ -220,6 +222,9 @@ class DetailsPanel(QTabWidget):
         if misfits:  # installed where pip would have refused them (uv and a folder of wheels)
             values["state"] = "may not work: " + "; ".join(
                 f"{p.name} {p.version} is made for Python {p.requires_python}, not {env.python}" for p in misfits)
+        if findings and env.state == "ok":  # a package without what it needs, say (a user trial saw 'healthy')
+            values["state"] = ("needs a look: " + "; ".join(findings) + " (Cluster ▸ Check health… says what to "
+                               "do)" + (f"; {values['state']}" if values["state"] != "healthy" else ""))
         values["constraints"] = ", ".join(env.constraints)
         for key, value in values.items():
             self.fields[key].setText(value)

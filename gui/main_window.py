@@ -734,7 +734,9 @@ class MainWindow(QMainWindow):
 
     def _env_selected(self) -> None:
         env = self.current_environment()
-        self.details.show_environment(env, self.controller.place(self.current_target()) if env else None)
+        target = self.current_target()
+        self.details.show_environment(env, self.controller.place(target) if env else None,
+                                      self.env_model.findings.get((target, env.name)) or () if env else ())
         self._update_actions()
 
     def _update_actions(self) -> None:
@@ -1015,6 +1017,7 @@ class MainWindow(QMainWindow):
         def badge(health) -> None:
             self.env_model.set_findings(target, {env: [f.title for f in health.findings if f.env == env]
                                                  for env in health.checked})
+            self._env_selected()  # its Overview says it too
 
         def checked(health) -> None:
             badge(health)

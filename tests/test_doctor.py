@@ -364,7 +364,7 @@ def test_a_package_removed_from_under_another_on_a_cluster(testbed, tmp_path, cl
 
 def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, home, wheels):
     from PySide6.QtCore import Qt
-    from test_gui import LONG, window_on_this_computer
+    from test_gui import LONG, select_env, window_on_this_computer
     install_for_user(home, wheels, "tinyalpha==1.0")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
                     str(home / "venvs" / "seeing")], check=True)
@@ -380,12 +380,17 @@ def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, ho
     assert model.data(model.index(rows["seeing"], 0), badge) is not None
     assert model.data(model.index(rows["plain"], 0), badge) is None
     assert "tinyalpha 1.0" in window.health_dialog.list.findChildren(type(window.health_dialog.summary))[0].text()
+    # T14: the Overview said 'healthy' of an environment the check had badged
+    select_env(qtbot, window, "seeing")
+    state = window.details.fields["state"].text()
+    assert state.startswith("needs a look: Packages in ") and "Check health" in state, state
     (button,) = window.health_dialog.fix_buttons.values()
     button.click()
     qtbot.waitUntil(lambda: python_sees(python, home, "tinyalpha") is None, timeout=LONG)
     qtbot.waitUntil(lambda: not window.health_dialog.fix_buttons, timeout=LONG)
     assert "nothing wrong found" in window.health_dialog.summary.text()
     assert model.data(model.index(rows["seeing"], 0), badge) is None, "the badge goes once it is fixed"
+    qtbot.waitUntil(lambda: window.details.fields["state"].text() == "healthy", timeout=LONG)
 
 
 def test_an_environment_whose_python_program_was_deleted_is_found_though_its_listing_was_cached(tmp_path, home):
