@@ -186,10 +186,18 @@ class ClusterStore:
 
     def update_local_roots(self, root: str) -> None:
         """Add an environment folder to "This computer"."""
-        data = self._read()
-        local = LocalSettings(**(data.get("local") or {}))
+        local = self.local_settings()
         local.env_roots = [*local.roots, validate.local_folder(root)]
-        data["local"] = {k: v for k, v in asdict(local).items() if v}
+        self.save_local_settings(local)
+
+    def save_local_settings(self, settings: LocalSettings) -> None:
+        """Keep how "This computer" is searched and installed into (the `local:` entry; none when both are empty)."""
+        data = self._read()
+        local = {key: value for key, value in asdict(settings).items() if value}
+        if local:
+            data["local"] = local
+        else:
+            data.pop("local", None)
         data.setdefault("clusters", [])
         self._write(data)
 

@@ -28,7 +28,7 @@ from .tasks import Task, TaskRunner, while_alive
 
 if TYPE_CHECKING:  # the operations load on first use, in the method that needs one (the window opens sooner)
     from envdesk.backend.capabilities import Capabilities
-    from envdesk.backend.config import ClusterProfile, ClusterStore
+    from envdesk.backend.config import ClusterProfile, ClusterStore, LocalSettings
     from envdesk.backend.operations.check import CheckStep, ConnectionCheck
     from envdesk.backend.operations.common import Progress
     from envdesk.backend.operations.delete import Measured
@@ -313,6 +313,19 @@ class AppController(QObject):
         self.reload_targets()
         if replace:
             self.targets.update(profile.name, state="idle", message="")
+
+    def local_settings(self) -> LocalSettings:
+        """How "This computer" is searched (its environment folders) and installed into (its pip arguments)."""
+        return self.store.local_settings()
+
+    def save_local_settings(self, env_roots: Sequence[str], pip_args: Sequence[str]) -> None:
+        """Keep This computer's folders and pip arguments (checked: a bad one raises InvalidInput, nothing kept)
+        and list it again with them."""
+        from envdesk.backend.config import LocalSettings
+        self.store.save_local_settings(LocalSettings(list(env_roots), list(pip_args)))
+        self.session.forget(LOCAL_TARGET)
+        self.refreshed.discard(LOCAL_TARGET)
+        self.refresh(LOCAL_TARGET)
 
     def remove_cluster(self, name: str) -> None:
         """Forget a cluster, its connection and its cached list (its environments stay on the cluster)."""

@@ -233,7 +233,8 @@ class MainWindow(QMainWindow):
         for text, slot, tip in [("Add a cluster…", self.add_cluster, "Pick your site and type your user name"),
                                 ("Connect", self.connect_selected, "Log in to the selected cluster now"),
                                 ("Disconnect", self.disconnect_selected, "Close the selected cluster's connection"),
-                                ("Edit…", self.edit_cluster, "Change the selected cluster's settings"),
+                                ("Edit…", self.edit_cluster,
+                                 "Change the selected cluster's settings (This computer: folders, pip arguments)"),
                                 ("Remove", self.remove_cluster,
                                  "Forget the selected cluster (its environments stay on it)")]:
             self.cluster_actions[text] = self._tip(cluster_menu.addAction(text, slot), tip)
@@ -318,10 +319,8 @@ class MainWindow(QMainWindow):
         self.cluster_more.setToolTip("Disconnect, edit or remove the selected cluster")
         more = QMenu(self.cluster_more)
         more.setToolTipsVisible(True)
-        self._tip(more.addAction("Disconnect", self.disconnect_selected), "Close the selected cluster's connection")
-        self._tip(more.addAction("Edit…", self.edit_cluster), "Change the selected cluster's settings")
-        self._tip(more.addAction("Remove", self.remove_cluster),
-                  "Forget the selected cluster (its environments stay on it)")
+        for text in ("Disconnect", "Edit…", "Remove"):  # the Cluster menu's own: greyed where they do nothing
+            more.addAction(self.cluster_actions[text])
         self.cluster_more.setMenu(more)
         buttons.addWidget(self.add_cluster_button, 0, 0, 1, 2)
         buttons.addWidget(self.connect_button, 1, 0)
@@ -604,10 +603,9 @@ class MainWindow(QMainWindow):
         name = self.selected_entry()
         everywhere = name == ALL_TARGETS
         self._sync_connect_button()
-        for text, action in self.cluster_actions.items():  # This computer has nothing to connect, edit or remove
-            action.setEnabled(text == "Add a cluster…" or (name != LOCAL_TARGET
-                                                             and (text in ("Connect", "Disconnect")
-                                                                  or name != ALL_TARGETS)))
+        for text, action in self.cluster_actions.items():  # This computer has nothing to connect or remove
+            action.setEnabled(text == "Add a cluster…" or (text == "Edit…" and name == LOCAL_TARGET)
+                              or (name != LOCAL_TARGET and (text in ("Connect", "Disconnect") or name != ALL_TARGETS)))
         if everywhere:
             self.env_title.setText("<b>Environments on every cluster</b>")
             self._show_all()
@@ -780,7 +778,11 @@ class MainWindow(QMainWindow):
 
     def edit_cluster(self) -> None:
         name = self.selected_entry()
-        if name in (LOCAL_TARGET, ALL_TARGETS):
+        if name == LOCAL_TARGET:
+            from .dialogs.local_dialog import LocalSettingsDialog
+            run_once(LocalSettingsDialog(self.controller, parent=self))
+            return
+        if name == ALL_TARGETS:
             return
         from .dialogs.cluster_dialog import ClusterDialog
         try:

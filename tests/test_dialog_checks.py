@@ -519,3 +519,55 @@ def test_the_update_dialogs_names_cannot_be_typed_over_and_typing_finds_a_packag
     assert table.item(0, 0).text() == first
     table.item(0, 2).setCheckState(Qt.CheckState.Checked)
     assert dialog.change()["remove"] == [first] and first in installed
+
+
+def test_this_computers_folders_and_pip_arguments_are_set_in_the_window(qtbot, tmp_path, home):
+    """T14: This computer's settings (a wheelhouse to work offline, another environments folder) were only to be had
+    by editing clusters.yaml, and the More menu's Disconnect, Edit… and Remove looked usable there but did nothing.
+    The referees: PyYAML's reading of the file saved, a folder made by python -m venv being listed, and pip's
+    freeze of an environment made from the wheelhouse typed in."""
+    import subprocess
+    import sys
+    import yaml
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+    from envdesk.gui.dialogs.local_dialog import LocalSettingsDialog
+    from testbed import wheels
+    from test_gui import select_target
+    store = tmp_path / "wheels"
+    store.mkdir()
+    wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.0"))
+    elsewhere = home / "projects" / "envs"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(elsewhere / "found")], check=True)
+    config = tmp_path / "cfg"
+    config.mkdir()
+    window = window_on_this_computer(qtbot, config, home, "demo")
+    select_target(qtbot, window, "local")
+    more = {action.text(): action.isEnabled() for action in window.cluster_more.menu().actions()}
+    assert more == {"Disconnect": False, "Edit…": True, "Remove": False}
+    seen: dict = {}
+
+    def fill() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, LocalSettingsDialog):
+            QTimer.singleShot(50, fill)
+            return
+        save = dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
+        dialog.roots.setPlainText("envs-relative")
+        seen["refused"] = (dialog.error.text(), save.isEnabled())
+        dialog.roots.setPlainText(f"~/venvs\n{elsewhere}")
+        dialog.pip_args.setPlainText(f"--no-index\n--find-links\n{store}")
+        save.click()
+
+    QTimer.singleShot(50, fill)
+    window.cluster_actions["Edit…"].trigger()
+    assert seen["refused"][0] and seen["refused"][1] is False, seen
+    saved = yaml.safe_load((config / "clusters.yaml").read_text())
+    assert saved["local"] == {"env_roots": ["~/venvs", str(elsewhere)], "pip_args": ["--no-index", "--find-links",
+                                                                                    str(store)]}
+    qtbot.waitUntil(lambda: {"demo", "found"} <= {env.name for env in window.env_model.environments}, timeout=LONG)
+    made = run_cli("env", "create", "local", "offline", "--package", "tinyalpha", config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(home / "venvs" / "offline" / "bin" / "python")],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert frozen == ["tinyalpha==1.0"]

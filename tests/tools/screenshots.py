@@ -154,6 +154,8 @@ def main() -> int:
         shoot(window.kernels_dialog, "jupyter-kernels")
         from envdesk.gui.dialogs.diff_dialog import DiffDialog
         shoot(DiffDialog(window.controller, "alpha", window.current_environment(), parent=window), "compare")
+        from envdesk.gui.dialogs.local_dialog import LocalSettingsDialog
+        shoot(LocalSettingsDialog(window.controller, parent=window), "this-computer-settings")
         window.close()
     finally:
         bed.close()
