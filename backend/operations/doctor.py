@@ -158,7 +158,7 @@ def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]], python: str
     if not found:
         return []
     advice = ("Add what is missing (Update, or envdesk env update --add), or go back to the snapshot from "
-              "before the change that removed it (History, or envdesk env history). "
+              "before the change that removed it (the Snapshots tab, or envdesk env history). "
               if any(u.missing for u in found) else "")
     has_pip = any(canonical_name(package.name) == "pip" for package in env.packages)
     lister = ("python -m pip check in the environment" if has_pip else  # uv's environments have no pip
@@ -181,7 +181,7 @@ def _misfit_finding(env: Environment) -> list[Finding]:
                     f"{named}: this environment has Python {env.python}, so importing them may fail.",
                     f"Ask for versions made for Python {env.python} (Update, or envdesk env update "
                     f"--add '{first.name}!={first.version}'), or go back to a snapshot from before they came "
-                    "(History, or envdesk env history).")]
+                    "(the Snapshots tab, or envdesk env history).")]
 
 
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
