@@ -370,3 +370,18 @@ def test_backslashes_and_comments_are_read_as_pip_reads_them(tmp_path):
     assert plan["refused"] == []
     assert {name_of(line) for line in plan["install"]} == pips
     assert "tinyalpha" in pips and "tinyeps" not in pips, "the shapes above are read as pip reads them"
+
+
+@pytest.mark.parametrize("filename,expected", [("pylock.demo-uv.toml", "demo-uv"), ("pylock.toml", None),
+                                               ("pylock.gpu-run.toml", "gpu-run")])
+def test_a_named_lock_names_what_it_builds(filename, expected, tmp_path):
+    """T14: importing pylock.demo-uv.toml offered the name of the folder it was in ('home'); PEP 751 names a lock
+    pylock.NAME.toml. The referee: packaging's own check of a lock's file name (is_valid_pylock_path)."""
+    from packaging.pylock import is_valid_pylock_path
+    folder = tmp_path / "shared-folder"
+    folder.mkdir()
+    lock = folder / filename
+    lock.write_bytes((CORPUS / "pylock.toml").read_bytes())
+    assert is_valid_pylock_path(lock)
+    plan = json.loads(dry_run(lock, tmp_path / "config").stdout)
+    assert plan["name"] == (expected or "shared-folder"), plan["name"]

@@ -192,10 +192,12 @@ _SHARED_NAMES = ("requirements", "environment", "pylock", "constraints", "envdes
 
 def name_from_file(path: Path) -> str:
     """A name for what `path` builds when the file gives none: its own name, or for a file called as in every
-    project (requirements.txt, environment.yml) its folder's; "" when neither makes a valid name."""
+    project (requirements.txt, environment.yml) its folder's, but a lock's own (pylock.NAME.toml, as PEP 751 names
+    one); "" when none makes a valid name."""
     stem = path.name.split(".")[0]
     shared = re.match(rf"^(?:{'|'.join(_SHARED_NAMES)})(?:[-_].*)?$", stem.lower())  # requirements-dev, not uvicorn
-    wanted = path.resolve().parent.name if shared else stem
+    named_lock = re.fullmatch(r"pylock\.([^.]+)\.toml", path.name, re.IGNORECASE)  # PEP 751: pylock.NAME.toml
+    wanted = named_lock.group(1) if named_lock else path.resolve().parent.name if shared else stem
     import unicodedata  # 'ünïcode' -> 'unicode': letters without their accents, rather than dashes
     wanted = unicodedata.normalize("NFKD", wanted).encode("ascii", "ignore").decode("ascii")
     wanted = re.sub(r"[^A-Za-z0-9._+-]+", "-", wanted).strip("._+-")[:100].rstrip("._+-")
