@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QScrollArea, QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from .models import OperationListModel, OperationRow
 
@@ -42,7 +42,13 @@ class OperationsPanel(QWidget):
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         self.result.setOpenExternalLinks(True)  # "Show in folder" opens the file manager there
         self.result.setAccessibleName("Operation result")
-        row.addWidget(self.result, 1)
+        self.result.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.result_area = QScrollArea()  # a long failure scrolls in a short panel instead of being cut (T14)
+        self.result_area.setWidgetResizable(True)
+        self.result_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.result_area.setWidget(self.result)
+        self.result_area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        row.addWidget(self.result_area, 1)
         self.progress = QProgressBar()
         self.progress.setRange(0, 0)
         self.progress.setMaximumWidth(140)
@@ -100,6 +106,7 @@ class OperationsPanel(QWidget):
             return
         entry = self.model.rows[number]
         self.cancel_button.setEnabled(entry.running)
+        self.raw_button.setEnabled(entry.error is not None and bool(entry.error.log))  # only a failure has one
         self.progress.setVisible(entry.running)
         error = entry.error
         # rich text (for the link), so every text that may carry a target's output is escaped

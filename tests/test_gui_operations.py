@@ -351,3 +351,28 @@ def test_a_task_that_ends_as_its_controller_goes_raises_nothing_later(qtbot, tmp
     made.runner.shutdown()  # as the window's close: waits for the task, whose answers are queued for later
     delete(made)
     qtbot.wait(200)  # the queued answers are delivered now
+
+
+def test_a_long_failure_is_read_whole_in_a_short_panel(qtbot, controller):
+    """T14: in a small window the result of a failed operation was cut mid-sentence, with no way to read the rest.
+    The referee: Qt's own measure of the height the words need at the width they are given."""
+    from envdesk.backend.errors import InstallFailed
+
+    words = " ".join(["pip could not find a version that satisfies the requirement tinydoesnotexist"] * 12)
+
+    def fail(progress) -> None:
+        raise InstallFailed(words, "Check the package's name, or ask for it on the cluster's own index.")
+    panel = OperationsPanel(controller.operations)
+    qtbot.addWidget(panel)
+    panel.resize(700, 140)  # the operations panel of a 1024x640 window
+    panel.show()
+    task = controller.start("Create analysis", "local", fail)
+    qtbot.waitUntil(lambda: task.done.is_set() and not controller.operations.rows[-1].running, timeout=WAIT)
+    panel.table.selectRow(len(controller.operations.rows) - 1)
+    qtbot.wait(50)
+    label = panel.result
+    assert label.height() >= label.heightForWidth(label.width()), "every line of the result has its room"
+    bar = panel.result_area.verticalScrollBar()
+    assert bar.maximum() > 0, "and what the panel cannot show at once scrolls"
+    bar.setValue(bar.maximum())
+    assert panel.raw_button.isEnabled() == bool(controller.operations.rows[-1].error.log), "a raw log only to show"
