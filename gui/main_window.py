@@ -506,12 +506,16 @@ class MainWindow(QMainWindow):
         """Ask before closing stops work in progress (a cancelled change is rolled back)."""
         names = "\n".join(f"• {task.title}" for task in running[:8])
         from PySide6.QtWidgets import QMessageBox
-        answer = QMessageBox.question(
-            self, "Stop running operations?",
-            f"These are still running:\n{names}\n\nClosing EnvDesk cancels them; changes in progress are "
-            "rolled back. Close anyway?",
-            QMessageBox.StandardButton.Close | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
-        return answer == QMessageBox.StandardButton.Close
+        box = QMessageBox(QMessageBox.Icon.Question, "Stop running operations?",
+                          f"These are still running:\n{names}\n\nClosing EnvDesk cancels them; changes in progress "
+                          "are rolled back.", parent=self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        # the buttons say what they do: 'Cancel' read as cancelling the operations (a user trial)
+        stop = box.addButton("Stop them and close", QMessageBox.ButtonRole.DestructiveRole)
+        keep = box.addButton("Keep them running", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(keep)
+        run_once(box)
+        return box.clickedButton() is stop
 
     def show_about(self) -> None:
         """Version and where to read more."""

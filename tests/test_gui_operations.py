@@ -376,3 +376,42 @@ def test_a_long_failure_is_read_whole_in_a_short_panel(qtbot, controller):
     assert bar.maximum() > 0, "and what the panel cannot show at once scrolls"
     bar.setValue(bar.maximum())
     assert panel.raw_button.isEnabled() == bool(controller.operations.rows[-1].error.log), "a raw log only to show"
+
+
+def test_quitting_while_work_runs_asks_with_buttons_that_say_what_they_do(qtbot, tmp_path, monkeypatch):
+    """T14: the question before quitting offered 'Close' and 'Cancel', and 'Cancel' read as cancelling the
+    operations. Its buttons now say what they do; keeping the work running keeps the window, stopping it cancels
+    the work. The referee: the work itself, which sees its cancel."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.main_window import MainWindow
+    monkeypatch.setenv("HOME", str(tmp_path))
+    window = MainWindow(AppPaths(tmp_path / "cfg"))
+    qtbot.addWidget(window)
+    window.show()
+    stopped = threading.Event()
+
+    def work(progress) -> None:
+        while not progress.cancel.cancelled:
+            threading.Event().wait(0.05)
+        stopped.set()
+    task = window.controller.start("Long work", "local", work)
+    seen: list[list[str]] = []
+
+    def answer(text: str) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, lambda: answer(text))
+            return
+        seen.append([button.text() for button in box.buttons()])
+        next(button for button in box.buttons() if button.text() == text).click()
+
+    QTimer.singleShot(50, lambda: answer("Keep them running"))
+    window.quit()
+    assert window.isVisible() and not task.done.is_set() and not stopped.is_set()
+    QTimer.singleShot(50, lambda: answer("Stop them and close"))
+    window.quit()
+    qtbot.waitUntil(stopped.is_set, timeout=WAIT)
+    assert not window.isVisible()
+    assert all(set(texts) == {"Stop them and close", "Keep them running"} for texts in seen) and len(seen) == 2
