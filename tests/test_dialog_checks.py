@@ -5,6 +5,7 @@ run against the same situation: the dialog must refuse exactly what the CLI refu
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
 import pytest
@@ -571,3 +572,35 @@ def test_this_computers_folders_and_pip_arguments_are_set_in_the_window(qtbot, t
     frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(home / "venvs" / "offline" / "bin" / "python")],
                             capture_output=True, text=True, check=True).stdout.split()
     assert frozen == ["tinyalpha==1.0"]
+
+
+def test_a_copy_says_why_it_names_fewer_packages_than_the_list(qtbot, tmp_path, home):
+    """T14: an environment listed with 5 packages was copied as '3 packages', unexplained. The copy takes what pip
+    freeze lists (pip and its companions come with the new environment); the dialog says so. The referees: pip
+    freeze and pip list of the environment."""
+    import re
+    import subprocess
+    import sys
+    from testbed import wheels
+    store = tmp_path / "wheels"
+    store.mkdir()
+    wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.0"))
+    python = home / "venvs" / "withpip" / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(python.parent.parent)], check=True, timeout=300)
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", str(python), "--no-index", "--find-links",
+                    str(store), "tinyalpha"], check=True, timeout=300)
+    config = tmp_path / "cfg"
+    config.mkdir()
+    window = window_on_this_computer(qtbot, config, home)
+    qtbot.waitUntil(lambda: any(env.name == "withpip" for env in window.env_model.environments), timeout=LONG)
+    env = next(env for env in window.env_model.environments if env.name == "withpip")
+    frozen = subprocess.run([str(python), "-m", "pip", "freeze"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    listed = json.loads(subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    dialog = ImportDialog.for_copy(window.controller, "local", env, parent=window)
+    qtbot.addWidget(dialog)
+    summary = dialog.summary.text()
+    counts = re.search(r"(\d+) packages?, .*the list shows (\d+): pip", summary)
+    assert counts, summary
+    assert (int(counts[1]), int(counts[2])) == (len(frozen), len(listed)) and len(listed) > len(frozen)

@@ -68,7 +68,7 @@ class ImportDialog(QDialog):
                               "its requires-python allows" if project else
                               f"{spec.kind} environment, Python {spec.python or 'any'}, "
                               f"{counted(packages, 'package')}"
-                              + (f", from {controller.label(source)}" if source else ""))
+                              + (f", from {controller.label(source)}" if source else "") + self._left_to_it(packages))
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         form = QFormLayout()
@@ -148,6 +148,14 @@ class ImportDialog(QDialog):
         first = next((name for name in others if name != LOCAL_TARGET), others[0] if others else source)
         return cls(controller, spec, first, title=f"Copy {env.name} to another cluster", exclude=source,
                    source=(source, env), parent=parent, draft=draft)
+
+    def _left_to_it(self, packages: int) -> str:
+        """Why a copy names fewer packages than its environment lists (a user trial: 5 listed, 3 here)."""
+        listed = len(self.source[1].packages) if self.source else 0
+        if listed <= packages:
+            return ""
+        return (f" (the list shows {listed}: pip, and setuptools and wheel on Pythons before 3.12, come with the new "
+                "environment itself, as pip freeze leaves them out)")
 
     def draft(self) -> dict[str, Any]:
         """What was chosen, as chosen (a new dialog given it holds the same)."""
