@@ -500,3 +500,26 @@ def test_the_packages_tab_sorts_versions_as_pep_440_orders_them(qtbot):
     panel.package_table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
     assert [proxy.index(row, 1).data() for row in range(proxy.rowCount())] == sorted(versions, key=Version,
                                                                                       reverse=True)
+
+
+def test_the_compare_dialogs_headers_show_both_names_whole(qtbot, tmp_path, home):
+    """T14: the Compare dialog's headers read 'here (demo-uv-2' and '(broken-requirer'. The referee: Qt's measure
+    of each header's text in the header's font."""
+    from envdesk.backend.validate import LOCAL_TARGET
+    from envdesk.gui.dialogs.diff_dialog import DiffDialog
+    from test_gui import select_env, window_on_this_computer
+    config = tmp_path / "cfg"
+    config.mkdir()
+    window = window_on_this_computer(qtbot, config, home, "demo-uv-2-with-a-long-name", "broken-requirements-too")
+    select_env(qtbot, window, "demo-uv-2-with-a-long-name")
+    dialog = DiffDialog(window.controller, LOCAL_TARGET, window.current_environment(), parent=window)
+    qtbot.addWidget(dialog)
+    dialog.others.setCurrentIndex(dialog.others.findText("broken-requirements-too"))
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    header = dialog.table.horizontalHeader()
+    metrics = header.fontMetrics()
+    for column in (1, 2):
+        text = dialog.table.horizontalHeaderItem(column).text()
+        assert "(" in text and header.sectionSize(column) >= metrics.horizontalAdvance(text), (text,
+                                                                                            header.sectionSize(column))

@@ -64,6 +64,8 @@ class DiffDialog(QDialog):
         self.table.setHorizontalHeaderLabels(["Package", "Here", "There"])
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2):  # wide enough for the environments' names in their headers (a user trial saw them cut)
+            self.table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(self.table)
         self.left_alone = QLabel()
