@@ -415,3 +415,20 @@ def test_quitting_while_work_runs_asks_with_buttons_that_say_what_they_do(qtbot,
     qtbot.waitUntil(stopped.is_set, timeout=WAIT)
     assert not window.isVisible()
     assert all(set(texts) == {"Stop them and close", "Keep them running"} for texts in seen) and len(seen) == 2
+
+
+def test_the_operations_list_shows_what_each_operation_is_whole(qtbot, controller):
+    """T14: the Operation column read 'Export demo…' and 'Make a Jupyt…' even 1600 pixels wide, so two exports could
+    not be told apart. The referee: Qt's measure of each title in the table's font."""
+    panel = OperationsPanel(controller.operations)
+    qtbot.addWidget(panel)
+    panel.resize(1500, 200)
+    panel.show()
+    titles = ["Export demo-uv as requirements", "Export demo-uv as pylock.toml", "Make a Jupyter kernel for demo"]
+    for title in titles:
+        task = controller.start(title, "local", lambda progress: None)
+        qtbot.waitUntil(task.done.is_set, timeout=WAIT)
+    qtbot.wait(50)
+    metrics = panel.table.fontMetrics()
+    width = panel.table.horizontalHeader().sectionSize(0)
+    assert all(width >= metrics.horizontalAdvance(title) for title in titles), width
