@@ -528,10 +528,9 @@ class MainWindow(QMainWindow):
                           "<code>envdesk --help</code>.</p>")
 
     def show_shortcuts(self) -> None:
-        """Every keyboard shortcut of the window, in one list."""
-        actions = [self.new_action, self.update_action, self.export_action, self.import_action, self.copy_action,
-                   self.delete_action, self.refresh_action, self.refresh_all_action, self.connect_all_action,
-                   self.next_panel_action, self.previous_panel_action, self.quit_action]
+        """Every keyboard shortcut of the window, in one list: each action that has one (a list kept by hand left
+        Compare's out, a user trial)."""
+        actions = [a for a in self.findChildren(QAction) if not a.shortcut().isEmpty()]
         rows = "".join(f"<tr><td>{a.text()}</td><td style='padding-left: 16px'><b>"
                        f"{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td></tr>"
                        for a in actions)

@@ -167,6 +167,12 @@ def test_keyboard_conventions_help_and_quit(qtbot, tmp_path, monkeypatch):
     window.about_action.trigger()
     window.shortcuts_action.trigger()
     assert metadata.version("envdesk") in shown[0] and "Ctrl+Q" in shown[1]
+    # every shortcut the window answers to is in the list (T14: Compare's Ctrl+Shift+D was not); the referee is
+    # Qt's own list of the window's actions
+    from PySide6.QtGui import QAction
+    for action in window.findChildren(QAction):
+        if not action.shortcut().isEmpty():
+            assert action.shortcut().toString(QKeySequence.SequenceFormat.NativeText) in shown[1], action.text()
     for button in (window.add_cluster_button, window.connect_button, window.cluster_more):
         assert button.toolTip()
 
