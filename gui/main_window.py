@@ -65,7 +65,7 @@ def named_for_format(path: Path, fmt: str, usual: str) -> Path:
         return path
     stem = name.split(".")[0] or "environment"
     name = {"envdesk": f"{stem}.envdesk.yaml", "requirements": f"{stem}-requirements.txt",
-            "conda": f"{stem}-environment.yml", "conda-history": f"{stem}-environment.yml",
+            "conda": f"{stem}-environment.yml", "conda-history": f"{stem}-environment-from-history.yml",
             "pylock": f"pylock.{stem}.toml"}.get(fmt, path.name)
     return path.with_name(name)
 

@@ -184,6 +184,9 @@ def test_export_file_is_named_for_the_chosen_format():
     assert named_for_format(Path("/h/demo.envdesk.yaml"), "requirements", "requirements.txt").name == \
         "demo-requirements.txt"
     assert named_for_format(Path("/h/demo.envdesk.yaml"), "conda", "environment.yml").name == "demo-environment.yml"
+    # the two conda exports of one environment are two files (T14: the second asked to replace the first)
+    assert named_for_format(Path("/h/demo.envdesk.yaml"), "conda-history", "environment.yml").name == \
+        "demo-environment-from-history.yml"
     assert named_for_format(Path("/h/demo.envdesk.yaml"), "pylock", "pylock.toml").name == "pylock.demo.toml"
     assert named_for_format(Path("/h/mine.txt"), "requirements", "requirements.txt").name == "mine.txt"
 
