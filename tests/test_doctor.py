@@ -389,6 +389,9 @@ def test_the_window_badges_what_the_check_found_and_fixes_it(qtbot, tmp_path, ho
     qtbot.waitUntil(lambda: python_sees(python, home, "tinyalpha") is None, timeout=LONG)
     qtbot.waitUntil(lambda: not window.health_dialog.fix_buttons, timeout=LONG)
     assert "nothing wrong found" in window.health_dialog.summary.text()
+    labels = window.health_dialog.list.findChildren(type(window.health_dialog.summary))
+    assert any(label.accessibleName() == "What was checked" and "pip check" in label.text() for label in labels), \
+        "an empty check says what it looked at (T14: a large empty box)"
     assert model.data(model.index(rows["seeing"], 0), badge) is None, "the badge goes once it is fixed"
     qtbot.waitUntil(lambda: window.details.fields["state"].text() == "healthy", timeout=LONG)
 

@@ -12,6 +12,14 @@ from ..controller import Finding, Health
 from ..tasks import while_alive
 
 
+_CHECKED = ("What was looked at, in each environment: that its Python is still there, that the modules it was made "
+            "with still load, that every package has the packages it needs (as pip check judges), that none is "
+            "made for another Python, that no packages in your home's .local folder change what runs in it, and "
+            "whether it sits on a scratch space that is cleaned or, made by uv, has uv's cache on another file "
+            "system; and for your account, whether conda's base is "
+            "switched on at every login. All is well.")
+
+
 class HealthDialog(QDialog):
     """The findings of one health check, newest check shown; a fix runs as a normal operation, then the check
     runs again so the list shows what is left."""
@@ -54,6 +62,11 @@ class HealthDialog(QDialog):
                                 else "nothing wrong found."))
         for finding in health.findings:
             self.list_layout.addWidget(self._finding_box(finding))
+        if not health.findings:  # an empty box said nothing of what was looked at (a user trial)
+            checked = QLabel(_CHECKED)
+            checked.setWordWrap(True)
+            checked.setAccessibleName("What was checked")
+            self.list_layout.addWidget(checked)
         self.list_layout.addStretch(1)
 
     def _finding_box(self, finding: Finding) -> QFrame:
