@@ -145,6 +145,8 @@ class DetailsPanel(QTabWidget):
         self.snapshot_list.setAccessibleName("Snapshots")
         self.snapshot_list.setWordWrap(True)  # a snapshot's reason is read whole, not scrolled to (T12)
         self.snapshot_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.snapshot_list.setAlternatingRowColors(True)  # entries of several lines each are told apart (T14)
+        self.snapshot_list.setSpacing(2)
         layout.addWidget(self.snapshot_list)
         self.revert_button = QPushButton("Revert to this snapshot")
         self.revert_button.setAccessibleName("Revert to the selected snapshot")
