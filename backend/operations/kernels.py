@@ -372,7 +372,8 @@ def add_kernel(session: Session, target_name: str, env_ref: str, progress: Progr
         updated = update_environment(session, target_name, env.path, Change(add=[IPYKERNEL]), progress)
         env = updated.environment
         notes.append(f"ipykernel was installed in {env.name}"
-                     + (f" (snapshot {updated.snapshot} is from before)." if updated.snapshot else "."))
+                     + (f" (snapshot {updated.snapshot}, in the Snapshots tab or envdesk env history, is from "
+                        "before)." if updated.snapshot else "."))
     python = target.runner.env_python(env.path)
     windows = place_of(target).windows
     _check_ipykernel(target, env, python, progress)

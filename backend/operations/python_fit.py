@@ -14,7 +14,8 @@ def misfit_notes(env: Environment, *, before: Environment | None = None, snapsho
     """What the user reads after a change that brought such packages into the environment (those already there
     `before` it are not said again); `snapshot`: the one kept before the change, which undoes it."""
     had = {(canonical_name(p.name), p.version) for p in (before.made_for_another_python() if before else [])}
-    undo = f", or go back to snapshot {snapshot} (from before this change)" if snapshot else ""
+    undo = (f", or go back to snapshot {snapshot} (from before this change; the Snapshots tab, or envdesk env "
+            "revert)" if snapshot else "")
     return [f"{package.name} {package.version} states that it needs Python {package.requires_python}, but "
             f"{env.name} has Python {env.python}, so it may fail when imported. pip refuses to install such a "
             "package; uv does not check it for wheels from a folder of wheels (astral-sh/uv#5475). Ask for a "
