@@ -6,6 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QMessageBox, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from envdesk.backend.validate import LOCAL_TARGET
 from envdesk.backend.wording import counted
 
 from ..controller import Kernel
@@ -63,9 +64,11 @@ class KernelsDialog(QDialog):
 
     def show_kernels(self, kernels: list[Kernel]) -> None:
         self.kernels_shown = list(kernels)
-        self.status.setText(f"{counted(len(kernels), 'kernel')} in your Jupyter folder. Jupyter (Open OnDemand, "
-                            "JupyterHub) offers them in new notebooks." if kernels else "You have no Jupyter kernels "
-                            "there yet: Environment ▸ Make a Jupyter kernel makes one.")
+        where = ("JupyterLab, Notebook, VS Code" if self.target == LOCAL_TARGET
+                 else "Open OnDemand, JupyterHub")  # a cluster's portals are not this computer's
+        jupyter = f"Jupyter ({where}) offers them in new notebooks."
+        self.status.setText(f"{counted(len(kernels), 'kernel')} in your Jupyter folder. {jupyter}" if kernels else
+                            "You have no Jupyter kernels there yet: Environment ▸ Make a Jupyter kernel makes one.")
         self.table.setRowCount(len(kernels))
         for row, kernel in enumerate(kernels):
             state, why = kernel_state(kernel)
