@@ -312,11 +312,12 @@ def test_delete_pressed_twice_quickly_asks_once(qtbot, window_with_an_environmen
 
 
 def test_cluster_menu_offers_only_what_the_selection_can_do(qtbot, tmp_path, home):
-    """This computer cannot be connected, edited or removed, so the Cluster menu does not offer it."""
+    """This computer cannot be connected or removed, so the Cluster menu does not offer it; its settings (folders,
+    pip arguments) are edited (T14)."""
     window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
     enabled = lambda: {text: action.isEnabled() for text, action in window.cluster_actions.items()}  # noqa: E731
     window.cluster_view.setCurrentIndex(window.cluster_view.index_of("local"))
-    assert enabled() == {"Add a cluster…": True, "Connect": False, "Disconnect": False, "Edit…": False,
+    assert enabled() == {"Add a cluster…": True, "Connect": False, "Disconnect": False, "Edit…": True,
                          "Remove": False}
     window.cluster_view.setCurrentIndex(window.cluster_view.index_of("alpha"))
     assert all(enabled().values())
