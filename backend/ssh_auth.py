@@ -162,14 +162,16 @@ class Authenticator:
         agent's, where one whose public half an identity file holds stands for that file (so a file may be the
         .pub of a key only the agent has), then the files no agent key stood for. With IdentitiesOnly, an agent
         key no identity file names is left out: a server allows only a few tries (MaxAuthTries)."""
-        files = [path for path in (list(self.hop.identity_files) or default_key_files()) if self._exists(path)]
-        halves = {path: _public_half(path) for path in files}
+        named = list(self.hop.identity_files) or default_key_files()
+        halves = {path: _public_half(path) for path in named}  # a private file may be missing beside its .pub
         found: list[tuple[str, KeyLoader]] = []
+        stood_for: set[str] = set()
         for key in self._agent_keys():
-            named = [path for path in files if halves[path] == key.asbytes()]
-            if named or not self.hop.identities_only:
+            these = [path for path in named if halves[path] == key.asbytes()]
+            if these or not self.hop.identities_only:
                 found.append((f"agent key {key.fingerprint}", _constant(key)))
-            files = [path for path in files if path not in named]
+            stood_for.update(these)
+        files = [path for path in named if path not in stood_for and self._exists(path)]
         return found + [(f"key {path}", functools.partial(self._load_key, path)) for path in files]
 
     def _exists(self, path: str) -> bool:

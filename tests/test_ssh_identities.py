@@ -93,3 +93,24 @@ def test_identity_agent_and_a_public_key_file_log_in_as_openssh_does(testbed, tm
             else:
                 with pytest.raises(AuthenticationFailed):
                     envdesk_logs_in(testbed, tmp_path / "none")
+
+
+def test_an_identity_file_whose_private_half_only_the_agent_holds_logs_in_as_openssh_does(testbed, tmp_path, home,
+                                                                                         monkeypatch):
+    """R12: with IdentitiesOnly, an IdentityFile naming a private key that is not on disk, only its .pub beside it
+    (the key itself in the agent, as hardware keys and password managers keep it), offered nothing; OpenSSH loads
+    the .pub and offers the agent's key."""
+    cluster = testbed.clusters["beta"]
+    named = tmp_path / "keys" / "cluster_key"
+    named.parent.mkdir()
+    named.with_name("cluster_key.pub").write_text(
+        testbed.client_key.with_name(testbed.client_key.name + ".pub").read_text())
+    assert not named.exists()
+    socket_path = home / "agent.sock"
+    with running_ssh_agent(socket_path) as env:
+        add_to_agent(env, *make_keys(tmp_path / "junk", 3), testbed.client_key)
+        environment = {key: value for key, value in os.environ.items() if key != "SSH_AUTH_SOCK"}
+        config = write_ssh_config(home, cluster, f"  IdentityAgent {socket_path}\n  IdentityFile {named}\n"
+                                                 "  IdentitiesOnly yes\n")
+        assert openssh_logs_in(config, cluster, environment, tmp_path).returncode == 0
+        assert envdesk_logs_in(testbed, tmp_path / "agent") == cluster.user
