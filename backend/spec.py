@@ -144,8 +144,9 @@ def now_iso() -> str:
 
 # the scheme starts where no letter, digit, '+' or '.' comes before it (a '-' may: pip's '-ihttps://...'), so a
 # long line is not scanned again from every position (quadratic time); the user information runs to the last
-# '@' before the host's end, as pip and urllib split it ('pa@ss' is a password)
-_CREDENTIALS = r"(?P<scheme>(?<![A-Za-z0-9+.])[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^/?#\s]+)@"
+# '@' before the next '/', as pip and urllib split it ('pa@ss' is a password; so are 'pa#ss' and 'pa?ss', which
+# urllib cannot log in with but which are secrets all the same)
+_CREDENTIALS = r"(?P<scheme>(?<![A-Za-z0-9+.])[A-Za-z][A-Za-z0-9+.-]{0,31}://)(?P<userinfo>[^/\s]+)@"
 _CONDA_TOKEN = r"(?P<head>(?<![A-Za-z0-9+.-])https?://[^\s/@]+/(?:[^\s/]+/)*?t/)[^\s/]+"
 """A token in conda's own form: https://conda.anaconda.org/t/<token>/channel (anaconda.org, Anaconda's servers)."""
 _SECRET_QUERY = (r"(?i)(?P<key>[?&;](?:[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|auth|sig|"

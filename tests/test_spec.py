@@ -129,6 +129,17 @@ def test_redaction_removes_credentials_and_keeps_the_rest(text, secret, kept):
         assert secret not in redacted
 
 
+@pytest.mark.parametrize("text,secret", [("--index-url=https://user:pa#ss@host.example.org/simple", "pa#ss"),
+                                         ("-ihttps://user:pa?ss@host.example.org/simple", "pa?ss")])
+def test_a_password_holding_a_hash_or_question_mark_is_redacted_whole(text, secret):
+    """R12: the user information was cut at '#' or '?', so such a password stayed in pip's command line and in
+    `cluster list --json`. urllib cannot split these, so the referee is the text: no part of the secret is left."""
+    from envdesk.backend.credentials import has_credentials
+    redacted = specs.redact(text)
+    assert has_credentials(text) and secret not in redacted and "pa" not in redacted.split("://", 1)[1]
+    assert redacted.endswith("://host.example.org/simple")
+
+
 @pytest.mark.parametrize("text,url", [
     ("six @ https://alice:pa@ss@files.example.org/six.whl", "https://alice:pa@ss@files.example.org/six.whl"),
     ("-ihttps://__token__:tok3n@gitlab.example.org/simple", "https://__token__:tok3n@gitlab.example.org/simple"),
