@@ -37,13 +37,29 @@ def _pip_variable(option: str) -> tuple[str, str]:
     return "PIP_" + option.upper().replace("-", "_"), " "
 
 
+# pip install's long options (pip 23-25, `pip install --help`): a start of a name is pip's only where it is the
+# start of one of them alone (optparse); '--pro' is --progress-bar or --proxy, which pip refuses as ambiguous
+_PIP_LONG_OPTIONS = (
+    "--abi", "--break-system-packages", "--cache-dir", "--cert", "--check-build-dependencies", "--client-cert",
+    "--compile", "--config-settings", "--constraint", "--debug", "--disable-pip-version-check", "--dry-run",
+    "--editable", "--exists-action", "--extra-index-url", "--find-links", "--force-reinstall", "--global-option",
+    "--hash", "--help", "--ignore-installed", "--ignore-requires-python", "--implementation", "--index-url",
+    "--isolated", "--keyring-provider", "--log", "--no-binary", "--no-build-isolation", "--no-cache-dir",
+    "--no-clean", "--no-color", "--no-compile", "--no-deps", "--no-index", "--no-input", "--only-binary",
+    "--platform", "--pre", "--prefer-binary", "--prefix", "--progress-bar", "--proxy", "--python",
+    "--python-version", "--quiet", "--report", "--require-hashes", "--require-virtualenv", "--requirement",
+    "--retries", "--root", "--root-user-action", "--src", "--target", "--timeout", "--trusted-host", "--upgrade",
+    "--upgrade-strategy", "--use-deprecated", "--use-feature", "--user", "--verbose", "--version")
+
+
 def _long_name(name: str) -> str:
-    """pip's name for a long option as written: optparse takes any unique start of a name ('--extra-index' is
-    --extra-index-url), so one of those holding a credential goes to the variable pip reads for the whole name."""
+    """pip's name for a long option as written: optparse takes any start of a name that is the start of no other
+    ('--extra-index' is --extra-index-url), so one of those holding a credential goes to the variable pip reads for
+    the whole name; an ambiguous one stays as written (and, holding a credential, is refused)."""
     if name in _URL_OPTIONS:
         return _URL_OPTIONS[name]
-    whole = {full for full in (*_URL_OPTIONS, "--proxy") if full.startswith("--") and full.startswith(name)}
-    return whole.pop()[2:] if len(whole) == 1 and len(name) > 3 else name[2:]
+    whole = [full for full in _PIP_LONG_OPTIONS if full.startswith(name)]
+    return whole[0][2:] if name in whole or len(whole) == 1 else name[2:]
 
 
 def _options(pip_args: Sequence[str]) -> list[tuple[str | None, str | None, int, int]]:
@@ -58,7 +74,7 @@ def _options(pip_args: Sequence[str]) -> list[tuple[str | None, str | None, int,
         if arg.startswith("--") and equals:
             found.append((_long_name(name), value, position, position + 1))
             position += 1
-        elif (arg in _URL_OPTIONS or (arg.startswith("--") and _long_name(arg) in _UV_VARIABLES)) \
+        elif (arg in _URL_OPTIONS or (arg.startswith("--") and _long_name(arg) in _SECRET_OPTIONS["pip"])) \
                 and position + 1 < len(pip_args):
             found.append((_long_name(arg), pip_args[position + 1], position, position + 2))
             position += 2

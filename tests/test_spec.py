@@ -426,3 +426,32 @@ def test_a_refused_choice_option_is_advised_with_its_own_value_and_whether_uv_fo
     [refused] = specs.from_text(f"tinygamma==0.1\n{line}\n", "requirements.txt").refused
     assert f"`pip config set {setting}`" in refused.reason
     assert ("uv" in refused.reason and "no such setting" in refused.reason) is not uv_follows
+
+
+@pytest.mark.parametrize("option", ["--pro", "--prox", "--proxy", "--ex", "--extra-index", "--find", "--index",
+                                    "--i", "--f"])
+def test_an_abbreviated_option_holding_a_credential_is_read_as_pip_reads_it(option):
+    """R12: '--pro=URL' went to PIP_PROXY where pip itself refuses '--pro' as ambiguous (--progress-bar, --proxy).
+    An abbreviation pip takes goes to the variable for pip's whole name; one pip refuses is refused. The referee:
+    pip's own reading of the option."""
+    import subprocess
+    import sys
+    from envdesk.backend.credentials import split_settings
+    from envdesk.backend.errors import InvalidInput
+    url = "http://user:t0ken@127.0.0.1:9/simple"
+    said = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--isolated",
+                           f"{option}={url}", "nothing-here"], capture_output=True, text=True, timeout=120)
+    pip_refuses = "ambiguous option" in said.stderr or "no such option" in said.stderr
+    if pip_refuses:
+        with pytest.raises(InvalidInput):
+            split_settings([f"{option}={url}"], "pip")
+        return
+    shown, variables = split_settings([f"{option}={url}"], "pip")
+    assert shown == () and len(variables) == 1 and variables[0][1] == url
+    name = variables[0][0]
+    if name != "PIP_PROXY":  # pip reads the variable as that option: it looks there (a proxy it says nothing of)
+        import os
+        looked = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "nothing-here"],
+                                capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "PIP_RETRIES": "0", "PIP_TIMEOUT": "1", name: url})
+        assert "user:****@127.0.0.1:9/simple" in looked.stdout, (name, looked.stdout)
