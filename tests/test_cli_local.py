@@ -878,3 +878,42 @@ def test_every_json_error_has_a_hint_to_act_on(local_envs, tmp_path):
         named = re.search(r"envdesk ([a-z]+(?: [a-z]+)?) --help", answer["hint"])
         if named:
             assert envdesk(*named.group(1).split(), "--help", config_dir=config).returncode == 0, answer
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a pseudo-terminal")
+@pytest.mark.parametrize("echo", [False, True])
+def test_a_servers_login_prompt_holding_terminal_controls_is_shown_not_obeyed(echo):
+    """R12: getpass and input write their prompt to the terminal themselves, past the guarded streams, so a
+    keyboard-interactive prompt from a server ('Password\\x1b]0;PWNED\\x07:') was obeyed. The referee: the bytes
+    a pseudo-terminal receives while the prompt waits for its answer."""
+    import pty
+    import select
+    code = ("from envdesk.terminal import TerminalPrompter\n"
+            "from envdesk.backend.prompts import SecretRequest\n"
+            f"answer = TerminalPrompter(offer_remember=False).ask_secret(SecretRequest('c', 'code', "
+            f"'Code\\x1b]0;PWNED\\x07:', echo={echo}))\n"
+            "print('GOT', answer.value)\n")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    received = b""
+    answered = False
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        received += chunk
+        if not answered and b"Code" in received:
+            os.write(leader, b"123456\n")
+            answered = True
+    process.wait(timeout=60)
+    os.close(leader)
+    assert b"GOT 123456" in received, received
+    assert b"\x1b" not in received and b"\x07" not in received, received
+    assert b"Code\\x1b]0;PWNED\\x07:" in received

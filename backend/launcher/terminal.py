@@ -79,7 +79,8 @@ class TerminalPrompter:
             return None
         if request.instructions:
             print(request.instructions, file=sys.stderr)
-        prompt = f"[{request.cluster}] {request.prompt.strip()} "
+        prompt = visible(f"[{request.cluster}] {request.prompt.strip()} ")  # the server's words; getpass and
+        # input write a prompt to the terminal themselves, past the guarded streams
         try:
             value = input(prompt) if request.echo else getpass.getpass(prompt)
         except EOFError:
