@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from . import validate
 from .errors import InvalidInput
-from .fileio import dump_yaml, load_yaml, yaml_problem
+from .fileio import dump_yaml, load_yaml, read_without_waiting, yaml_problem
 from .kinds import FORMATS, KINDS
 from .wording import counted
 
@@ -878,6 +878,25 @@ def project_folder(folder: Path) -> Path | None:
     return None if above == home or above == above.parent or home.is_relative_to(above) else above
 
 
+LARGEST_FILE = 5_000_000
+"""Bytes: larger is no environment file (the largest lock files people have are some hundreds of KB)."""
+
+
+def read_file_to_import(path: Path, shown: str) -> bytes:
+    """The bytes of an environment file (or one it includes), an ordinary file of at most LARGEST_FILE: a pipe or a
+    device is refused without waiting on it, and a file is never read further than that (InvalidInput; OSError
+    when it cannot be read)."""
+    import stat
+
+    def ordinary(found: Any) -> None:
+        if not stat.S_ISREG(found.st_mode):
+            raise InvalidInput(f"{shown} is not an ordinary file (a pipe or a device), so it is not read.")
+    data = read_without_waiting(path, LARGEST_FILE, ordinary)
+    if len(data) > LARGEST_FILE:
+        raise InvalidInput(f"{shown} is too large to be an environment file.")
+    return data
+
+
 def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: int, chain: tuple[Path, ...], *,
              constraints: bool = False) -> None:
     """Read `-r name` (or `-c name`, a constraints file: `constraints`) as pip does, from the including file's
@@ -919,8 +938,8 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
                                     else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
         return
     try:
-        included = from_requirements(decode_text(path.read_bytes(), name), path.parent, _depth=depth + 1,
-                                     _chain=(*chain, path.resolve()))
+        included = from_requirements(decode_text(read_file_to_import(path, name), name), path.parent,
+                                     _depth=depth + 1, _chain=(*chain, path.resolve()))
     except OSError as exc:
         spec.refused.append(Refused(line, f"{name} could not be read ({exc.strerror or exc})"))
         return

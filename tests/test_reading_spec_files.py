@@ -264,10 +264,45 @@ def test_a_file_nested_past_the_parser_is_refused_plainly(tmp_path, home, name, 
     assert not (home / "venvs" / "deep").exists()
 
 
-def test_a_file_that_never_ends_is_refused_at_its_size(tmp_path, home):
-    """R11: /dev/zero (its size says 0) was read until memory ran out; it is read no further than the largest
-    environment file and refused. The referee: the device itself, which os.stat calls 0 bytes long."""
+def test_a_file_that_never_ends_is_refused_without_reading_it_all(tmp_path, home):
+    """R11: /dev/zero (its size says 0) was read until memory ran out; a device is refused, and a file (or one it
+    includes, R12) is read no further than the largest environment file. The referees: the device itself, which
+    os.stat calls 0 bytes long, and the file system's size of the included file."""
     import os
     assert os.stat("/dev/zero").st_size == 0
     said = run_cli("env", "import", "local", "/dev/zero", "--dry-run", config=tmp_path / "config", home=home)
-    assert said.returncode == 1 and "too large to be an environment file" in said.stderr, said.stderr
+    assert said.returncode == 1 and "not an ordinary file" in said.stderr, said.stderr
+    big = tmp_path / "big.txt"
+    big.write_text("six\n" + "# padding\n" * 700_000)
+    assert big.stat().st_size > specs.LARGEST_FILE
+    top = tmp_path / "requirements.txt"
+    top.write_text("idna\n-r big.txt\n")
+    plan = json.loads(run_cli("env", "import", "local", str(top), "--dry-run", "--json", config=tmp_path / "config",
+                              home=home).stdout)
+    assert [entry["line"] for entry in plan["refused"]] == ["-r big.txt"], plan
+    assert "too large" in plan["refused"][0]["reason"]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes")
+def test_a_pipe_is_read_by_the_command_line_and_never_waited_on_by_the_window(tmp_path, home):
+    """R12: a named pipe picked for an import hung (the window reads the file on its own thread); the command
+    line's `<(cat FILE)` is a pipe too, and is read. The referees: bash's process substitution, and the clock of
+    a pipe nobody writes to, which the window's reading does not wait on."""
+    import os
+    import subprocess
+    from envdesk.backend.errors import InvalidInput
+    from envdesk.backend.operations.importing import read_spec_file
+    file = tmp_path / "requirements.txt"
+    file.write_text("tinyalpha==1.0\n")
+    from envdesk_fixtures import envdesk_command
+    command = " ".join(__import__("shlex").quote(word) for word in envdesk_command())
+    said = subprocess.run(["bash", "-c", f"{command} --config-dir {tmp_path / 'config'} env import local "
+                           f"<(cat {file}) --name piped --dry-run --json"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "HOME": str(home)})
+    assert said.returncode == 0, said.stderr
+    assert json.loads(said.stdout)["install"] == ["tinyalpha==1.0"]
+    fifo = tmp_path / "pipe-requirements.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(InvalidInput) as refused:
+        read_spec_file(fifo)  # returns at once: nobody ever writes to it
+    assert "not an ordinary file" in refused.value.message

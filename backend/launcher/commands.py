@@ -589,7 +589,7 @@ def _read_for(session: Session, cluster: str, path: Path, python: str | None = N
                   "Enter, on Windows).", file=sys.stderr)
         spec = read_spec_bytes(sys.stdin.buffer.read(LARGEST_FILE + 1), "The standard input", Path.cwd())
     else:
-        spec = read_spec_file(path)
+        spec = read_spec_file(path, pipe_ok=True)  # `<(…)` is a pipe
     if spec.kind == "conda":
         spec.channels = _cluster_channels(session, cluster, spec.channels)
     if python:

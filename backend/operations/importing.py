@@ -207,28 +207,32 @@ def name_from_file(path: Path) -> str:
         return ""
 
 
-def read_spec_file(path: Path) -> EnvSpec:
+def read_spec_file(path: Path, *, pipe_ok: bool = False) -> EnvSpec:
     """Read an export file of any supported format (a uv project folder is read by operations/uvimport.py); one
-    that names no environment is named after the file (name_from_file)."""
+    that names no environment is named after the file (name_from_file). `pipe_ok`: a pipe is read too, waiting
+    for what it brings (the command line's `<(…)`); else only an ordinary file is (the window never waits)."""
+    import stat
     try:
         if path.is_dir() or path.name in ("pyproject.toml", "uv.lock"):
             raise InvalidInput(f"{path} is (part of) a uv project, not an environment file.",
                                "Import the project folder itself, whose uv.lock is read with its pyproject.toml: "
                                "in the app, Import and pick its uv.lock; on the command line, envdesk env import "
                                "CLUSTER FOLDER.")
-        with path.open("rb") as handle:  # read no further than an environment file can go: /dev/zero never ends
-            data = handle.read(LARGEST_FILE + 1)
+        if pipe_ok and stat.S_ISFIFO(path.stat().st_mode):
+            with path.open("rb") as handle:  # no further than an environment file can go
+                data = handle.read(LARGEST_FILE + 1)
+            if len(data) > LARGEST_FILE:
+                raise InvalidInput(f"{path} is too large to be an environment file.")
+        else:
+            data = specs.read_file_to_import(path, str(path))
     except OSError as exc:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.", READ_HINT) from exc
-    if len(data) > LARGEST_FILE:
-        raise InvalidInput(f"{path} is too large to be an environment file.")
     spec = specs.from_text(specs.decode_text(data, str(path)), path.name, path.parent)
     spec.name = spec.name or name_from_file(path) or None
     return spec
 
 
-LARGEST_FILE = 5_000_000
-"""Bytes: larger is no environment file (the largest lock files people have are some hundreds of KB)."""
+LARGEST_FILE = specs.LARGEST_FILE
 READ_HINT = "Check the file's path (a relative one starts from the current folder) and that you may read it."
 """What to do where an environment file cannot be read."""
 
