@@ -585,7 +585,7 @@ def test_the_cluster_dialog_has_a_conda_group_and_the_window_exports_conda_histo
     assert again.conda.group.isChecked() and again.conda.channels.text() == "conda-forge https://conda.example.org/bioconda"
     assert ("conda-history", "environment.yml") in EXPORT_FILTERS.values()
     assert named_for_format(tmp_path / "sci.envdesk.yaml", "conda-history", "environment.yml").name == \
-        "sci-environment.yml"
+        "sci-environment-from-history.yml"
     make_conda_prefix(home / "venvs" / "sci", [conda_record("numpy", "1.26.4", "py311h64a7726_0")],
                       history_block("2024-02-12 10:31:02", "conda create -p sci numpy", specs=["numpy"]),
                       python="%d.%d.%d" % sys.version_info[:3])

@@ -205,7 +205,7 @@ def test_export_names_from_the_save_dialog_are_mended_and_uv_takes_the_lock_file
     swapped = {fmt: named_for_format(Path(f"/h/guivenv.envdesk.{usual_name.rsplit('.', 1)[1]}"), fmt, usual_name).name
                for fmt, usual_name in usual.items()}
     assert swapped == {"envdesk": "guivenv.envdesk.yaml", "requirements": "guivenv-requirements.txt",
-                       "conda": "guivenv-environment.yml", "conda-history": "guivenv-environment.yml",
+                       "conda": "guivenv-environment.yml", "conda-history": "guivenv-environment-from-history.yml",
                        "pylock": "pylock.guivenv.toml"}
     from PySide6.QtCore import QDir
 
