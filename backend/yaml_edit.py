@@ -96,7 +96,7 @@ def _edit_list(text: str, node: Any, old: list, new: list, edits: list[Edit]) ->
         if _identity(item) not in by_id:
             if text[_line_start(text, dash):dash].strip():
                 raise _Unsure
-            edits.append((_line_start(text, dash), _line_end(text, _end(item_node)), ""))
+            edits.append((_comments_above(text, _line_start(text, dash)), _line_end(text, _end(item_node)), ""))
         else:
             _edit(text, item_node, item, by_id[_identity(item)], edits)
     added = new[len(kept):]
@@ -107,6 +107,17 @@ def _edit_list(text: str, node: Any, old: list, new: list, edits: list[Edit]) ->
             raise _Unsure
         where = _line_end(text, _end(node.value[-1]))
         edits.append((where, where, _new_lines(dump_yaml(added), column, text, where)))
+
+
+def _comments_above(text: str, start: int) -> int:
+    """Where the comment lines right above the line at `start` begin (no blank line between): they speak of the
+    entry below them, and go with it (left, they would label the next one)."""
+    while start > 0:
+        above = _line_start(text, start - 1)
+        if not text[above:start].lstrip().startswith("#"):
+            break
+        start = above
+    return start
 
 
 def _identity(item: Any) -> Any:
