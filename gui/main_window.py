@@ -866,11 +866,12 @@ class MainWindow(QMainWindow):
                                           lambda error: self._update_environment_of(target, env,
                                                                                     with_failure(chosen, error)))
 
-    def _offer_to_edit_if_failed(self, task: Task, title: str, edit_again: Callable[[EnvDeskError], None]) -> None:
+    def _offer_to_edit_if_failed(self, task: Task, title: str, edit_again: Callable[[EnvDeskError], None],
+                                 from_file: bool = False) -> None:
         """Should `task` fail: why, and its dialog again holding what was typed (`edit_again`, given the error),
         should the user want to change it (the dialog had closed when it was accepted, and retyping it all is what
         people give up on). Not for a changed server identity (its own warning is shown) or a login the user
-        cancelled."""
+        cancelled. `from_file`: what it built came from a file, which is what to change (read again on retry)."""
         offered: list[bool] = []
 
         def failed(error: EnvDeskError) -> None:
@@ -879,10 +880,11 @@ class MainWindow(QMainWindow):
             offered.append(True)
             from PySide6.QtWidgets import QMessageBox
             box = QMessageBox(QMessageBox.Icon.Warning, title, error.message, parent=self)  # (it names where)
-            box.setInformativeText(" ".join(part for part in (
-                error.hint, "What you typed is kept: Edit and try again opens it. The Operations panel has the log.")
-                if part))
-            edit = box.addButton("Edit and try again", QMessageBox.ButtonRole.AcceptRole)
+            again = ("Change the file if it needs it, then Try again: it is read again, and what you chose is kept."
+                     if from_file else "What you typed is kept: Edit and try again opens it.")  # a file has nothing
+            box.setInformativeText(" ".join(part for part in (  # typed (a user trial)
+                error.hint, again, "The Operations panel has the log.") if part))
+            edit = box.addButton("Try again" if from_file else "Edit and try again", QMessageBox.ButtonRole.AcceptRole)
             box.addButton(QMessageBox.StandardButton.Close)
             box.setDefaultButton(edit)
 
@@ -956,7 +958,7 @@ class MainWindow(QMainWindow):
             task, chosen = dialog.start(), dialog.draft()
             self._select_when_made(task)
             self._offer_to_edit_if_failed(task, f"Could not import {path.name}",
-                                          lambda error: self.import_file(target, path, chosen))
+                                          lambda error: self.import_file(target, path, chosen), from_file=True)
 
     def copy_environment(self) -> None:
         env = self.current_environment()

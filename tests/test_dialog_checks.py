@@ -604,3 +604,41 @@ def test_a_copy_says_why_it_names_fewer_packages_than_the_list(qtbot, tmp_path, 
     counts = re.search(r"(\d+) packages?, .*the list shows (\d+): pip", summary)
     assert counts, summary
     assert (int(counts[1]), int(counts[2])) == (len(frozen), len(listed)) and len(listed) > len(frozen)
+
+
+def test_a_failed_import_is_tried_again_from_the_file_as_changed(qtbot, tmp_path, home):
+    """T14: a failed import said 'What you typed is kept: Edit and try again', though an import has nothing typed:
+    what to change is the file. It now says so, and Try again reads the file again. The referees: pip's refusal of
+    the first file, and uv's freeze of what the second made."""
+    import subprocess
+    import sys
+    from PySide6.QtCore import QTimer
+    from testbed import wheels
+    store = tmp_path / "wheels"
+    store.mkdir()
+    wheels.build_wheel(store, wheels.WheelSpec("tinyalpha", "1.1"))
+    index = ["--no-index", "--find-links", str(store)]
+    requirements = tmp_path / "analysis" / "requirements.txt"
+    requirements.parent.mkdir()
+    requirements.write_text("tinyalpha\ntinydoesnotexist\n")
+    refused = subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--quiet", *index,
+                              "-r", str(requirements)], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "tinydoesnotexist" in refused.stderr
+    config = tmp_path / "cfg"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  pip_args: {json.dumps(index)}\n")
+    window = window_on_this_computer(qtbot, config, home)
+    QTimer.singleShot(50, lambda: accept_when_shown(ImportDialog, _create_button, lambda dialog: None))
+    window.import_file("local", requirements)
+    qtbot.waitUntil(lambda: failure_box() is not None, timeout=LONG)
+    box = failure_box()
+    assert "Change the file" in box.informativeText() and "What you typed" not in box.informativeText()
+    again = next(button for button in box.buttons() if button.text() == "Try again")
+    requirements.write_text("tinyalpha\n")  # mended in an editor
+    QTimer.singleShot(50, lambda: accept_when_shown(ImportDialog, _create_button, lambda dialog: None))
+    again.click()
+    made = home / "venvs" / "analysis"
+    qtbot.waitUntil(lambda: (made / "pyvenv.cfg").exists() and not window.controller.runner.running(), timeout=LONG)
+    frozen = subprocess.run(["uv", "pip", "freeze", "--python", str(made / "bin" / "python")], capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert "tinyalpha==1.1" in frozen and not any(line.startswith("tinydoesnotexist") for line in frozen)
