@@ -1,6 +1,7 @@
 """Pieces the dialogs share: live checks with a red note under the field, and folded advanced options."""
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
@@ -9,7 +10,20 @@ from envdesk.backend import validate
 from envdesk.backend.errors import InvalidInput
 
 
+_LONG_RUN = re.compile(r"\S{31,}")
+_UNBROKEN = re.compile(r"[^\s\u200b]{30}(?=[^\s\u200b])")
+
+
+def breakable(text: str) -> str:
+    """`text` with zero-width spaces where a wrapped label may break a long run without spaces (a path after each
+    '/', else every 30 characters), instead of running past the dialog's edge: Qt wraps at spaces only."""
+    def marked(run: str) -> str:
+        return _UNBROKEN.sub(lambda part: part.group() + "\u200b", run.replace("/", "/\u200b"))
+    return _LONG_RUN.sub(lambda run: marked(run.group()), text)
+
+
 def error_label() -> QLabel:
+    """The red note under a field; it wraps, long names too (see breakable)."""
     label = QLabel()
     label.setWordWrap(True)
     label.setStyleSheet("color: #d64541")
@@ -22,7 +36,7 @@ def check(label: QLabel, test: Callable[[], object]) -> bool:
     try:
         test()
     except InvalidInput as exc:
-        label.setText(exc.message)
+        label.setText(breakable(exc.message))
         return False
     label.setText("")
     return True

@@ -17,7 +17,7 @@ from envdesk.backend.wording import counted
 
 from ..controller import ImportPlan, Unavailable
 from ..tasks import Task, while_alive
-from .common import check, error_label
+from .common import breakable, check, error_label
 
 if TYPE_CHECKING:
     from envdesk.backend.capabilities import Capabilities
@@ -231,7 +231,7 @@ class ImportDialog(QDialog):
             lines.append(f"<span style='color:#d64541'><b>Cannot be built here:</b> {escape(plan.blocked)}</span>")
         if missing:
             lines.append(f"<span style='color:#d64541'><b>{len(missing)} package(s) are not available there:</b> "
-                         + ", ".join(f"{m.spec} ({m.reason})" for m in missing) + "</span>")
+                         + ", ".join(escape(f"{m.spec} ({m.reason})") for m in missing) + "</span>")
             self.top_level.setChecked(True)
         self.plan_text.setText("<br>".join(lines))
         self._fit()
@@ -248,7 +248,8 @@ class ImportDialog(QDialog):
 
     def _plan_failed(self, target: str, error: EnvDeskError) -> None:
         if target == self.target:
-            self.plan_text.setText(f"<span style='color:#d64541'>{error.message} {error.hint}</span>")
+            self.plan_text.setText(f"<span style='color:#d64541'>{escape(breakable(error.message))} "
+                                   f"{escape(error.hint)}</span>")
             self._fit()
 
     def _stop_asking(self) -> None:

@@ -17,7 +17,7 @@ from envdesk.backend.targets import check_folder
 from ..failing_line import select_failing
 from ..models import human_size
 from ..tasks import Task
-from .common import folded_options, check, error_label, split_specs
+from .common import breakable, check, error_label, folded_options, split_specs
 
 KIND_HELP = {"uv": "uv (fastest)", "venv": "venv (standard)", "virtualenv": "virtualenv", "conda": "conda"}
 
@@ -48,7 +48,7 @@ class NewEnvironmentDialog(QDialog):
         layout.addWidget(self.retry)
         form = QFormLayout()
         self.name = QLineEdit()
-        self.name.setPlaceholderText("e.g. analysis")
+        self.name.setPlaceholderText("a name for it, e.g. analysis")
         self.name_error = error_label()
         self.kind = QComboBox()
         self.python = QComboBox()
@@ -148,7 +148,7 @@ class NewEnvironmentDialog(QDialog):
             self.root.setEditText(self._draft["root"])
 
     def _failed(self, error: EnvDeskError) -> None:
-        self.status.setText(f"<span style='color:#d64541'>{html.escape(error.message)}</span> "
+        self.status.setText(f"<span style='color:#d64541'>{html.escape(breakable(error.message))}</span> "
                             f"{html.escape(error.hint)} What you typed stays here meanwhile.")
         self.retry.show()
 
@@ -185,8 +185,10 @@ class NewEnvironmentDialog(QDialog):
         if not self.name.text():
             self.name_error.setText("")
         packages_ok = check(self.packages_error, lambda: [validate.package_spec(p) for p in self._packages()])
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(
-            self.caps is not None and name_ok and root_ok and packages_ok)
+        create = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        create.setEnabled(self.caps is not None and name_ok and root_ok and packages_ok)
+        create.setToolTip(_why_not(self.caps is None, self.name.text().strip(),
+                                   (self.name_error, self.root_error, self.packages_error)))
 
     def accept(self) -> None:
         """Create only what was checked: a field changed since (a file path typed, then Create clicked) is checked
@@ -212,3 +214,13 @@ class NewEnvironmentDialog(QDialog):
 
     def start(self) -> Task:
         return self.controller.create(self.target, **self.request())
+
+
+def _why_not(still_looking: bool, name: str, notes: tuple[QLabel, ...]) -> str:
+    """Why Create is greyed, for its tooltip (a greyed button says nothing by itself; a user trial): what is
+    still awaited, a missing name, or the first field's problem. Empty when nothing holds it back."""
+    if still_looking:
+        return "Still looking at what this target offers."
+    if not name:
+        return "Type a name for the environment first."
+    return next((note.text().replace("\u200b", "") for note in notes if note.text()), "")
