@@ -192,3 +192,28 @@ def test_pylock_export_is_valid_pep_751_and_imports_back_exactly_on_both_cluster
     for cluster in (alpha, beta):
         copy = import_environment(session, cluster.name, spec, name=unique("fromlock"))
         assert freeze(cluster, copy.environment.path) == before, cluster.name
+
+
+def test_pylock_export_keeps_an_editable_folder_and_a_commit_and_imports_back_exactly(testbed, session, projects,
+                                                                                      tmp_path):
+    """An editable install was refused ("A pylock.toml cannot hold these"), though PEP 751 has a directory entry
+    with `editable = true`. Referees: PyPA's reader (packaging.pylock) for the file, the cluster's pip freeze for
+    the environment built from it."""
+    import tomllib
+
+    from packaging.pylock import Pylock
+
+    alpha = testbed.clusters["alpha"]
+    vcs, editable = projects["alpha"]
+    source = make_source(alpha, "uv", vcs, editable)
+    before = freeze(alpha, source)
+    assert f"-e {editable.path}" in before
+    text = export_environment(session, "alpha", source, "pylock")
+    lock = Pylock.from_dict(tomllib.loads(text))
+    folders = [(str(p.name), str(p.directory.path), p.directory.editable) for p in lock.packages if p.directory]
+    assert folders == [(editable.name, editable.path, True)], text
+    assert [p.vcs.commit_id for p in lock.packages if p.vcs] == [vcs.commit], text
+    exported = tmp_path / "pylock.toml"
+    exported.write_text(text)
+    copy = import_environment(session, "alpha", read_spec_file(exported), name=unique("edlock"))
+    assert freeze(alpha, copy.environment.path) == before

@@ -75,8 +75,8 @@ def _pylock(session: Session, target: Target, env: Environment, spec: EnvSpec, p
     if uv is None:
         raise InvalidInput(f"A pylock.toml is written by uv, which {target.label} does not have.",
                            "Export as requirements or envdesk instead (both keep the exact versions).")
-    lines = [pin.pip_line() for pin in spec.pip_pins if not pin.editable]
-    left_out = [pin.pip_line() for pin in spec.pins if pin.editable or pin.source == "conda"]
+    lines = [pin.pip_line() for pin in spec.pip_pins]  # an editable folder is a PEP 751 directory entry
+    left_out = [pin.pip_line() for pin in spec.pins if pin.source == "conda"]
     if left_out:
         raise InvalidInput("A pylock.toml cannot hold these: " + ", ".join(left_out) + ".",
                            "Export as envdesk or requirements instead.")
