@@ -34,10 +34,30 @@ def _give_tab_to_focus(widget: QObject) -> None:
         widget.setTabChangesFocus(True)
 
 
+_KEYBOARD_REASONS = (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
+                     Qt.FocusReason.ShortcutFocusReason)
+_RING = "keyboard_focus_ring"
+
+
+def _show_focus_ring(view: QAbstractItemView, shown: bool) -> None:
+    """Outline a list or table that the keyboard moved to (Tab, F6): Fusion marks no focus on a view whose
+    selection is a whole row, so a keyboard user could not see which panel Delete or Enter would act on (a user
+    trial). The mouse gives no ring, as GTK and the web do. A view styled otherwise is left alone."""
+    if view.property(_RING) is None and view.styleSheet():
+        return
+    view.setProperty(_RING, shown)  # the selector: a sheet's bare rules would outline its headers and scroll bars
+    view.setStyleSheet(f'*[{_RING}="true"] {{ border: 2px solid palette(highlight); }}' if shown else "")
+
+
 class _TabGivesFocusOn(QObject):
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        if event.type() == QEvent.Type.Polish:
+        kind = event.type()
+        if kind == QEvent.Type.Polish:
             _give_tab_to_focus(watched)
+        elif kind == QEvent.Type.FocusIn and isinstance(watched, QAbstractItemView):
+            _show_focus_ring(watched, event.reason() in _KEYBOARD_REASONS)  # type: ignore[attr-defined]
+        elif kind == QEvent.Type.FocusOut and isinstance(watched, QAbstractItemView) and watched.property(_RING):
+            _show_focus_ring(watched, False)
         return False
 
 

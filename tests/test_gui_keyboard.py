@@ -148,6 +148,39 @@ def test_f6_moves_between_the_panels_both_ways(qtbot, window_with_an_environment
     assert "F6" in shortcuts and "Shift+F6" in shortcuts
 
 
+def _edge_colour(view: QWidget) -> QColor:
+    """The colour Qt paints at the middle of a view's left edge (its frame), from the view's own rendering."""
+    image = view.grab().toImage()
+    return image.pixelColor(0, image.height() // 2)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, indirect=True)
+def test_the_panel_f6_moves_to_is_outlined_and_a_click_leaves_no_outline(qtbot, window_with_an_environment, scheme):
+    """T14: after F6 nothing showed which panel had the keyboard (Fusion marks no focus on a view that selects
+    whole rows), so Delete or Enter acted on a panel the user could not see. Referee: Qt's own rendering of the
+    view's edge against the palette's highlight colour; a view the mouse focused is drawn as before."""
+    window = window_with_an_environment
+    window.set_appearance(scheme)
+    qtbot.wait(50)  # the scheme's palette reaches the widgets through events
+    highlight = window.env_table.palette().color(QPalette.ColorRole.Highlight)
+    window.cluster_view.setFocus(Qt.FocusReason.MouseFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.cluster_view, timeout=LONG)
+    qtbot.waitUntil(lambda: QApplication.instance().property("envdesk_keyboard") is True, timeout=LONG)
+    assert _edge_colour(window.env_table) != highlight and _edge_colour(window.cluster_view) != highlight
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)
+    assert QApplication.focusWidget() is window.env_table
+    qtbot.waitUntil(lambda: _edge_colour(window.env_table) == highlight, timeout=5000)
+    header = window.env_table.horizontalHeader().grab().toImage()
+    assert header.pixelColor(header.width() // 2, header.height() // 2) != highlight, "the header is not outlined"
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6, Qt.KeyboardModifier.ShiftModifier)
+    assert QApplication.focusWidget() is window.cluster_view
+    qtbot.waitUntil(lambda: _edge_colour(window.cluster_view) == highlight, timeout=LONG)
+    assert _edge_colour(window.env_table) != highlight, "the panel left keeps no outline"
+    window.env_table.setFocus(Qt.FocusReason.MouseFocusReason)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
+    assert _edge_colour(window.env_table) != highlight and _edge_colour(window.cluster_view) != highlight
+
+
 def _plain(text: str) -> str:
     return text.replace("&", "").replace("...", "").replace("…", "").strip()
 
