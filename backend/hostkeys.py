@@ -1,4 +1,5 @@
-"""Server identities: checked against ~/.ssh/known_hosts and EnvDesk's own file, never auto-accepted."""
+"""Server identities: checked against ~/.ssh/known_hosts, the system's known_hosts files and EnvDesk's own file,
+never auto-accepted."""
 from __future__ import annotations
 
 import base64
@@ -42,6 +43,17 @@ def default_user_files() -> tuple[Path, ...]:
     """The user's known_hosts files OpenSSH reads when UserKnownHostsFile is not set."""
     folder = Path.home() / ".ssh"
     return folder / "known_hosts", folder / "known_hosts2"
+
+
+def default_global_files() -> tuple[Path, ...]:
+    """The system-wide known_hosts files OpenSSH reads when GlobalKnownHostsFile is not set, where an administrator
+    records the keys of the site's hosts for every user: /etc/ssh's, or on Windows the OpenSSH folder of ProgramData
+    (Win32-OpenSSH's __PROGRAMDATA__\\ssh)."""
+    if os.name == "nt":
+        folder = Path(os.environ.get("PROGRAMDATA") or r"C:\ProgramData") / "ssh"
+    else:
+        folder = Path("/etc/ssh")
+    return folder / "ssh_known_hosts", folder / "ssh_known_hosts2"
 
 
 @dataclass(frozen=True)
@@ -161,25 +173,34 @@ def _too_large(path: Path, size: int) -> ConfigError:
 
 
 class HostKeyStore:
-    """Known host keys from the user's known_hosts files (read only) and EnvDesk's own file (read/write).
+    """Known host keys from the user's and the system's known_hosts files (read only) and EnvDesk's own file
+    (read/write): a key the administrator recorded in the system's file is known, as it is to ssh.
 
-    The user's files are OpenSSH's default ones (~/.ssh/known_hosts and known_hosts2) unless given: a hop whose
-    SSH configuration sets UserKnownHostsFile reads those instead (see `reading`)."""
+    The user's files are OpenSSH's default ones (~/.ssh/known_hosts and known_hosts2), and the system's its default
+    ones (see default_global_files), unless given: a hop whose SSH configuration sets UserKnownHostsFile or
+    GlobalKnownHostsFile reads those instead (see `reading`)."""
 
-    def __init__(self, app_file: Path, user_file: Path | None = None,
-                 user_files: Sequence[Path] | None = None) -> None:
+    def __init__(self, app_file: Path, user_file: Path | None = None, user_files: Sequence[Path] | None = None,
+                 global_files: Sequence[Path] | None = None) -> None:
         self.app_file = app_file
         if user_files is None:
             user_files = (user_file,) if user_file is not None else default_user_files()
         self.user_files = tuple(user_files)
+        self.global_files = tuple(default_global_files() if global_files is None else global_files)
 
-    def reading(self, user_files: Sequence[Path] | None) -> HostKeyStore:
-        """This store with `user_files` as the user's known_hosts files (UserKnownHostsFile; empty for `none`), or
-        itself for None (the setting is not given). EnvDesk's own file is read and written as before."""
-        return self if user_files is None else HostKeyStore(self.app_file, user_files=user_files)
+    def reading(self, user_files: Sequence[Path] | None,
+                global_files: Sequence[Path] | None = None) -> HostKeyStore:
+        """This store with `user_files` as the user's known_hosts files (UserKnownHostsFile) and `global_files` as
+        the system's (GlobalKnownHostsFile), each empty for `none` and None where the setting is not given (the
+        store's own are kept). EnvDesk's own file is read and written as before."""
+        if user_files is None and global_files is None:
+            return self
+        return HostKeyStore(self.app_file, user_files=self.user_files if user_files is None else user_files,
+                            global_files=self.global_files if global_files is None else global_files)
 
     def _known(self, name: str) -> list[KnownKey]:
-        return [entry for path in (*self.user_files, self.app_file) for entry in read_known_hosts(path, name)]
+        return [entry for path in (*self.user_files, *self.global_files, self.app_file)
+                for entry in read_known_hosts(path, name)]
 
     def known_types(self, host: str, port: int, key_alias: str | None = None) -> list[str]:
         """Key types recorded for the host (under its HostKeyAlias, if it has one), so the connection can ask the

@@ -71,6 +71,9 @@ class Hop:
     known_hosts_files: tuple[str, ...] | None = None
     """UserKnownHostsFile, expanded: the user's known_hosts files to read instead of OpenSSH's default ones
     (None: not set; empty: `none`)."""
+    global_known_hosts_files: tuple[str, ...] | None = None
+    """GlobalKnownHostsFile, with ~ expanded (OpenSSH expands no other token in it): the system's known_hosts files to
+    read instead of its default ones (None: not set; empty: `none`)."""
 
     @property
     def label(self) -> str:
@@ -109,7 +112,8 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
     return replace(hop, identity_files=keys, identities_only=found.get("identitiesonly", "").lower() == "yes",
                    identity_agent=_identity_agent(found.get("identityagent"), connection),
                    host_key_alias=connection.key_alias,
-                   known_hosts_files=_known_hosts_files(found.get("userknownhostsfile"), connection))
+                   known_hosts_files=_known_hosts_files(found.get("userknownhostsfile"), connection),
+                   global_known_hosts_files=_global_known_hosts_files(found.get("globalknownhostsfile"), alias))
 
 
 def _identity_agent(setting: str | None, connection: Connection) -> str | None:
@@ -144,17 +148,30 @@ def _host_key_alias(setting: str | None, alias: str) -> str | None:
 def _known_hosts_files(setting: str | None, connection: Connection) -> tuple[str, ...] | None:
     """UserKnownHostsFile as OpenSSH reads it (readconf.c, ssh.c): space-separated files, each with ~, its
     %-tokens and ${VARIABLES} expanded as IdentityFile's are; `none` alone for no user file at all."""
+    files = _file_list(setting, "UserKnownHostsFile", connection.alias)
+    return None if files is None else tuple(
+        expand_identity_file(name, connection, "the known hosts file (UserKnownHostsFile)") for name in files)
+
+
+def _global_known_hosts_files(setting: str | None, alias: str) -> tuple[str, ...] | None:
+    """GlobalKnownHostsFile as OpenSSH reads it: the same list as UserKnownHostsFile's, but only ~ is expanded in
+    it (ssh.c's tilde_expand_paths; a %-token or ${VARIABLE} is part of the name)."""
+    files = _file_list(setting, "GlobalKnownHostsFile", alias)
+    return None if files is None else tuple(os.path.expanduser(name) for name in files)
+
+
+def _file_list(setting: str | None, keyword: str, alias: str) -> list[str] | None:
+    """A known_hosts setting's files, as written: None when it is not set, none for `none`; ConfigError where OpenSSH
+    refuses the line ('none' among other files)."""
     if setting is None:
         return None
-    files = _setting_words(setting, "UserKnownHostsFile", connection.alias)
+    files = _setting_words(setting, keyword, alias)
     if [name.lower() for name in files] == ["none"]:
-        return ()
+        return []
     if "none" in (name.lower() for name in files):
-        raise ConfigError(f"Your SSH configuration gives {connection.alias} a UserKnownHostsFile line with 'none' "
-                          "among other files, which OpenSSH refuses too.",
-                          "Write either 'UserKnownHostsFile none' or a list of files.")
-    return tuple(expand_identity_file(name, connection, "the known hosts file (UserKnownHostsFile)")
-                 for name in files)
+        raise ConfigError(f"Your SSH configuration gives {alias} a {keyword} line with 'none' among other files, "
+                          "which OpenSSH refuses too.", f"Write either '{keyword} none' or a list of files.")
+    return files
 
 
 def _setting_words(setting: str, keyword: str, alias: str) -> list[str]:

@@ -124,6 +124,10 @@ def _algorithms_for(key_types: Sequence[str]) -> set[str]:
     return names
 
 
+def _paths(names: Sequence[str] | None) -> list[Path] | None:
+    return None if names is None else [Path(name) for name in names]
+
+
 class _Hops:
     """The open transports of one connection, first jump host to login node."""
 
@@ -864,10 +868,10 @@ class SSHRunner(Runner):
                                    "Check the jump host settings of this cluster.") from exc
 
     def _hostkeys(self, hop: Hop) -> HostKeyStore:
-        """The known hosts the hop's key is checked against: its own UserKnownHostsFile, if its SSH configuration
-        sets one, instead of ~/.ssh/known_hosts; EnvDesk's own file either way."""
-        files = hop.known_hosts_files
-        return self.hostkeys.reading(None if files is None else [Path(name) for name in files])
+        """The known hosts the hop's key is checked against: its own UserKnownHostsFile and GlobalKnownHostsFile, if
+        its SSH configuration sets them, instead of ~/.ssh/known_hosts and the system's files; EnvDesk's own file
+        either way."""
+        return self.hostkeys.reading(_paths(hop.known_hosts_files), _paths(hop.global_known_hosts_files))
 
     @staticmethod
     def _identity(hop: Hop, transport: paramiko.Transport) -> ServerIdentity:

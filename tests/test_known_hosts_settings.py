@@ -15,6 +15,7 @@ import pytest
 
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import ConfigError, HostKeyChanged, HostKeyRevoked, HostKeyUnknown
+from envdesk.backend.hostkeys import HostKeyStore
 from envdesk.backend.ssh_config import load_ssh_config, plan_connection
 from envdesk_fixtures import ScriptedPrompter, make_config, openssh_home, run_cli, session_for
 
@@ -167,6 +168,49 @@ def test_each_hop_has_its_own_alias_and_file_and_trust_records_under_the_alias(t
     assert connected, said
 
 
+def test_a_key_only_in_a_global_known_hosts_file_is_known_as_ssh_knows_it(testbed, tmp_path, home):
+    """GlobalKnownHostsFile (the administrator's file, read as well as the user's): where ssh connects without asking
+    EnvDesk does, and a key revoked there is refused by both. Only ~ is expanded in its names (a % is part of the
+    name). `cluster trust` finds the key trusted and writes nothing to the system's file."""
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    system = tmp_path / "etc-ssh"
+    system.mkdir()
+    global_file = system / "kh_%h"
+    global_file.write_text(key_line(f"[{alpha.host}]:{alpha.port}", alpha))
+    config = write_ssh_config(home, testbed, {"alpha": f"GlobalKnownHostsFile {system / 'missing'} {global_file}"})
+    connected, said = openssh_connects(config, "alpha")
+    assert connected, said
+    assert envdesk_connects(tmp_path, testbed, "alpha").host_keys_seen == [], "asked about a key ssh knows"
+    cfg = tmp_path / "trusting"
+    make_config(cfg, testbed, ["alpha"], trusted=False, alpha={"host": "alpha", "port": None, "user": None})
+    trusted = run_cli("cluster", "trust", "alpha", "--yes", config=cfg, home=home)
+    assert trusted.returncode == 0 and "already trusted" in trusted.stdout, trusted.stdout + trusted.stderr
+    assert global_file.read_text() == key_line(f"[{alpha.host}]:{alpha.port}", alpha)
+    global_file.write_text(key_line(f"[{alpha.host}]:{alpha.port}", beta))
+    connected, said = openssh_connects(config, "alpha")
+    assert not connected and "HOST IDENTIFICATION HAS CHANGED" in said, said
+    with pytest.raises(HostKeyChanged) as info:
+        envdesk_connects(tmp_path, testbed, "alpha")
+    assert str(global_file) in info.value.message
+    global_file.write_text(f"@revoked [{alpha.host}]:{alpha.port} {alpha.host_key_pub}\n")
+    (home / ".ssh" / "known_hosts").write_text(key_line(f"[{alpha.host}]:{alpha.port}", alpha))
+    connected, said = openssh_connects(config, "alpha")
+    assert not connected and "REVOKED" in said, said
+    with pytest.raises(HostKeyRevoked) as info:
+        envdesk_connects(tmp_path, testbed, "alpha")
+    assert str(global_file) in info.value.message
+
+
+def test_the_default_global_known_hosts_files_are_the_ones_ssh_reads(tmp_path):
+    """Without GlobalKnownHostsFile, the system's files are OpenSSH's defaults, as `ssh -G` names them."""
+    said = subprocess.run(["ssh", "-G", "-F", "/dev/null", "some.example.org"], capture_output=True, text=True,
+                          timeout=30, check=True).stdout
+    printed = {line.split()[0]: line.split()[1:] for line in said.splitlines() if line.strip()}
+    assert [str(path) for path in HostKeyStore(tmp_path / "app").global_files] == printed["globalknownhostsfile"]
+    plan = plan_connection(ClusterProfile(name="c", host="some.example.org"), load_ssh_config(tmp_path / "none"))
+    assert plan.target.global_known_hosts_files is None
+
+
 def test_known_hosts_file_tokens_are_expanded_as_ssh_G_expands_them(tmp_path, monkeypatch):
     """~, %-tokens and ${VARIABLES} in UserKnownHostsFile, per host, against `ssh -G`."""
     openssh_home(monkeypatch)
@@ -185,7 +229,8 @@ def test_known_hosts_file_tokens_are_expanded_as_ssh_G_expands_them(tmp_path, mo
         assert plan.target.host_key_alias == (printed.get("hostkeyalias") or [None])[0]
 
 
-@pytest.mark.parametrize("lines", ["UserKnownHostsFile none /tmp/x", "HostKeyAlias two,names",
+@pytest.mark.parametrize("lines", ["UserKnownHostsFile none /tmp/x", "GlobalKnownHostsFile none /tmp/x",
+                                   "HostKeyAlias two,names",
                                    'HostKeyAlias "two words"', "UserKnownHostsFile /tmp/%Z"])
 def test_settings_ssh_refuses_or_a_known_hosts_file_cannot_hold_are_refused_in_plain_words(tmp_path, lines):
     config = tmp_path / "config"
