@@ -28,6 +28,11 @@ MATCH_EXEC_PROBE = "envdeskmatchexec"
 """A made-up keyword set under a `Match exec` block's other criteria, so that a lookup tells whether the block
 could have applied to a host (see `FlatConfig.match_exec`)."""
 
+FILE_LISTS = ("userknownhostsfile", "globalknownhostsfile")
+"""Settings holding several files, quotes grouping the words of one (`UserKnownHostsFile "/a b/known_hosts"`).
+paramiko drops the quotes around a whole value, and what is left would be split at its spaces: their value is passed
+on in quotes of its own, so that paramiko gives it back as written, to be split as OpenSSH splits it."""
+
 
 @dataclass(frozen=True)
 class _Scope:
@@ -78,6 +83,8 @@ def _read(flat: FlatConfig, path: Path, enclosing: _Scope, depth: int, checked: 
         elif keyword in ("host", "match"):
             scope = _header(flat, line, keyword, value, enclosing, f"{path} line {number}")
             flat.lines.append(scope.header)
+        elif keyword in FILE_LISTS:
+            flat.lines.append(f'{keyword} "{value}"')  # paramiko drops these quotes, and leaves the value's own
         else:
             flat.lines.append(line)
 

@@ -201,6 +201,28 @@ def test_a_key_only_in_a_global_known_hosts_file_is_known_as_ssh_knows_it(testbe
     assert str(global_file) in info.value.message
 
 
+@pytest.mark.parametrize("keyword", ["UserKnownHostsFile", "GlobalKnownHostsFile"])
+def test_quoted_known_hosts_files_with_spaces_are_read_whole_as_ssh_reads_them(testbed, tmp_path, home, keyword):
+    """`UserKnownHostsFile "/a b/known hosts" "/a b/missing file"`: two files, each with spaces in its name. paramiko
+    drops the quotes around a whole value, and what was left was split at every space."""
+    alpha = testbed.clusters["alpha"]
+    folder = tmp_path / "known hosts here"
+    folder.mkdir()
+    (folder / "known hosts").write_text(key_line(f"[{alpha.host}]:{alpha.port}", alpha))
+    line = f'{keyword} "{folder / "known hosts"}" "{folder / "missing file"}"'
+    config = write_ssh_config(home, testbed, {"alpha": line})
+    said = subprocess.run(["ssh", "-G", "-F", str(config), "alpha"], capture_output=True, text=True, timeout=30,
+                          check=True).stdout
+    printed = dict(row.partition(" ")[::2] for row in said.splitlines())  # the files, joined by spaces
+    plan = plan_connection(ClusterProfile(name="c", host="alpha"), load_ssh_config(config))
+    files = plan.target.known_hosts_files if keyword == "UserKnownHostsFile" else plan.target.global_known_hosts_files
+    assert " ".join(files or ()) == printed[keyword.lower()]
+    assert files == (str(folder / "known hosts"), str(folder / "missing file"))
+    connected, said = openssh_connects(config, "alpha")
+    assert connected, said
+    assert envdesk_connects(tmp_path, testbed, "alpha").host_keys_seen == [], "asked about a key ssh knows"
+
+
 def test_the_default_global_known_hosts_files_are_the_ones_ssh_reads(tmp_path):
     """Without GlobalKnownHostsFile, the system's files are OpenSSH's defaults, as `ssh -G` names them."""
     said = subprocess.run(["ssh", "-G", "-F", "/dev/null", "some.example.org"], capture_output=True, text=True,
