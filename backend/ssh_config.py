@@ -33,9 +33,10 @@ class SSHConfiguration(paramiko.SSHConfig):
 
 def load_ssh_config(path: Path | None = None) -> paramiko.SSHConfig:
     """Parse the user's SSH configuration with its Includes read in their blocks' scope, as OpenSSH reads them
-    (and no `Match exec` evaluated)."""
+    (and no `Match exec` evaluated). The user's own ~/.ssh/config (no `path`) is refused, as ssh refuses it, when
+    others may change it: what they write there would decide where EnvDesk connects and with which keys."""
     source = path or default_ssh_config_path()
-    flat = flatten(source)
+    flat = flatten(source, checked=path is None)
     try:
         config = SSHConfiguration.from_text("\n".join(flat.lines))
     except Exception as exc:  # paramiko raises several types for bad syntax

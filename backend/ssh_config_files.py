@@ -60,10 +60,11 @@ def default_ssh_config_path() -> Path:
     return Path.home() / ".ssh" / "config"
 
 
-def flatten(path: Path) -> FlatConfig:
-    """The configuration in `path` with its Includes read in their blocks' scope."""
+def flatten(path: Path, checked: bool = False) -> FlatConfig:
+    """The configuration in `path` with its Includes read in their blocks' scope; `checked`: refuse it if others
+    may change it, as OpenSSH refuses the user's own ~/.ssh/config (not a file given with -F)."""
     flat = FlatConfig()
-    _read(flat, path, _GLOBAL, 0, checked=False)
+    _read(flat, path, _GLOBAL, 0, checked)
     return flat
 
 

@@ -1,7 +1,9 @@
-"""`Include` in ~/.ssh/config, read as OpenSSH reads it. The referee is OpenSSH's own `ssh -G HOST -F CONFIG`."""
+"""`Include` in ~/.ssh/config, read as OpenSSH reads it, and which configuration files it refuses to read. The
+referee is OpenSSH's own `ssh -G HOST -F CONFIG` (or without -F, for the user's own ~/.ssh/config)."""
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -104,3 +106,46 @@ def test_a_file_larger_than_any_configuration_is_not_read(home, tmp_path):
     config = write(home / ".ssh" / "config", f"Include {huge}\n")
     with pytest.raises(ConfigError, match="larger"):
         load_ssh_config(config)
+
+
+def openssh_with_its_own_config(home: Path, host: str) -> subprocess.CompletedProcess:
+    """`ssh -G HOST` reading the account's own ~/.ssh/config, with `home` as that home: ssh takes it from the
+    password database, not $HOME, so `home` is mounted over it in a mount namespace of this command's own (the
+    machine's home is left as it is). Skipped where that cannot be done, except under CI."""
+    account = pwd.getpwuid(os.getuid()).pw_dir
+    said = subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind "$1" "$2" || exit 99; exec ssh -G "$3"', "sh",
+                           str(home), account, host], capture_output=True, text=True, timeout=30,
+                          stdin=subprocess.DEVNULL)
+    if said.returncode == 99 or "unshare:" in said.stderr:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"could not give ssh a home of the test's own: {said.stderr}")
+        pytest.skip(f"could not give ssh a home of the test's own: {said.stderr}")
+    return said
+
+
+@pytest.mark.parametrize("mode, owner, others_may_change_it", [
+    (0o600, None, False), (0o644, None, False), (0o664, None, False), (0o646, None, True), (0o602, None, True),
+    (0o600, "nobody", True)])
+def test_the_users_own_config_that_others_may_change_is_refused_as_openssh_refuses_it(home, mode, owner,
+                                                                                      others_may_change_it):
+    """OpenSSH refuses ~/.ssh/config ("Bad owner or permissions") when it is not the user's (or root's) or others
+    may write it (readconf.c, SSHCONF_CHECKPERM; Debian lets the user's own private group write it). EnvDesk read
+    it anyway, so whoever could write it decided where EnvDesk connects and with which key."""
+    config = write(home / ".ssh" / "config", "Host h\n  User fromconfig\n  Port 2345\n")
+    config.chmod(mode)
+    if owner is not None:
+        os.chown(config, pwd.getpwnam(owner).pw_uid, -1)
+    said = openssh_with_its_own_config(home, "h")
+    assert ("Bad owner or permissions" in said.stderr) == others_may_change_it, said  # the referee's verdict
+    if others_may_change_it:
+        assert said.returncode != 0, said
+        with pytest.raises(ConfigError, match="Bad owner or permissions") as info:
+            load_ssh_config()
+        assert str(config) in info.value.message and "chmod" in info.value.hint
+    else:
+        assert said.returncode == 0, said.stderr
+        values = dict(line.split(" ", 1) for line in said.stdout.splitlines() if " " in line)
+        assert (values["user"], int(values["port"])) == ("fromconfig", 2345)
+        plan = plan_connection(ClusterProfile(name="c", host="h"), load_ssh_config())
+        assert (plan.target.user, plan.target.port) == ("fromconfig", 2345)
+    assert load_ssh_config(config).lookup("h")["user"] == "fromconfig"  # a file named outright: not checked, as -F
