@@ -18,6 +18,7 @@ import json
 import logging
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -40,6 +41,36 @@ def no_delay(sock: socket.socket) -> None:
         pass
 
 
+@dataclass(frozen=True)
+class KeyLookup:
+    """How a hop's host key is looked up, as its SSH configuration says: its HostKeyAlias and the known_hosts files
+    of its UserKnownHostsFile and GlobalKnownHostsFile (None: not set). A key exchange begun early asks first for
+    the key types known under these, as the connect does; otherwise the connect begins it anew."""
+
+    key_alias: str | None = None
+    user_files: tuple[str, ...] | None = None
+    global_files: tuple[str, ...] | None = None
+
+    def as_note(self) -> dict[str, object]:
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in (("key_alias", self.key_alias), ("user_files", self.user_files),
+                                    ("global_files", self.global_files)) if value is not None}
+
+    @staticmethod
+    def from_note(found: object) -> KeyLookup | None:
+        """The lookup a note records; None for anything that is not one."""
+        if not isinstance(found, dict) or not set(found) <= {"key_alias", "user_files", "global_files"}:
+            return None
+        alias = found.get("key_alias")
+        files = [found.get("user_files"), found.get("global_files")]
+        if not (alias is None or isinstance(alias, str) and alias) or not all(
+                value is None or isinstance(value, list) and all(isinstance(name, str) for name in value)
+                for value in files):
+            return None
+        user, system = (None if value is None else tuple(value) for value in files)
+        return KeyLookup(alias, user, system)
+
+
 class Begun(Protocol):
     """What was begun on a connection dialled early (an SSH session, see Predial.begin_session)."""
 
@@ -55,10 +86,12 @@ def _valid_greeting(text: object) -> bool:
 class Predial:
     """One TCP connection opened on a thread of its own, the greeting sent as soon as it is open."""
 
-    def __init__(self, host: str, port: int, greeting: str) -> None:
+    def __init__(self, host: str, port: int, greeting: str, lookup: KeyLookup | None = None) -> None:
         self.host = host
         self.port = port
         self.greeting = greeting
+        self.lookup = lookup or KeyLookup()
+        """How the hop's host key was looked up last time, for the key exchange begun early (begin_session)."""
         self._sock: socket.socket | None = None
         self._error: OSError | None = None
         self._dropped = False
@@ -174,13 +207,14 @@ def _notes(folder: Path) -> dict[str, list]:
 def start(folder: Path, name: str) -> None:
     """Dial the first hop noted for the cluster `name` in `folder` (if any), on a thread of its own."""
     found = _notes(folder).get(name)
-    if not (isinstance(found, list) and len(found) == 3):
+    if not (isinstance(found, list) and len(found) in (3, 4)):
         return
-    host, port, greeting = found
+    host, port, greeting = found[:3]
+    lookup = KeyLookup.from_note(found[3]) if len(found) == 4 else KeyLookup()
     if not (isinstance(host, str) and host and isinstance(port, int) and 0 < port < 65536
-            and _valid_greeting(greeting)):
+            and _valid_greeting(greeting)) or lookup is None:
         return
-    dial = Predial(host, port, greeting)
+    dial = Predial(host, port, greeting, lookup)
     with _dials_lock:
         if (host, port) in _dials:
             return
@@ -208,15 +242,18 @@ def claim(host: str, port: int) -> Predial | None:
     return found
 
 
-def note(folder: Path, name: str, host: str, port: int, greeting: str) -> None:
-    """Remember, for the next start(), where the cluster `name`'s connection went first and the greeting it
-    sent; the file is written only when that changed. A note that cannot be written is only a lost hint."""
+def note(folder: Path, name: str, host: str, port: int, greeting: str, lookup: KeyLookup | None = None) -> None:
+    """Remember, for the next start(), where the cluster `name`'s connection went first, the greeting it sent and
+    how that hop's host key is looked up; the file is written only when that changed. A note that cannot be
+    written is only a lost hint."""
     if not _valid_greeting(greeting):
         return
     notes = _notes(folder)
-    if notes.get(name) == [host, port, greeting]:
+    settings = (lookup or KeyLookup()).as_note()
+    entry: list[object] = [host, port, greeting, settings] if settings else [host, port, greeting]
+    if notes.get(name) == entry:
         return
-    notes[name] = [host, port, greeting]
+    notes[name] = entry
     from .errors import EnvDeskError
     from .fileio import write_atomically
     try:

@@ -28,7 +28,7 @@ from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, 
                      join_command, shown_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
-from .ssh_predial import Predial, claim, dialling, no_delay, note
+from .ssh_predial import KeyLookup, Predial, claim, dialling, no_delay, note
 from .ssh_transport import LoginTransport
 
 if TYPE_CHECKING:
@@ -375,7 +375,9 @@ def begin_key_exchanges(hostkeys: HostKeyStore) -> None:
     line reads the cluster's settings and loads the rest of the program while the server answers. The connect
     that claims the connection takes that exchange over (see SSHRunner._handshake)."""
     for dial in dialling():
-        known = _algorithms_for(hostkeys.known_types(dial.host, dial.port))
+        lookup = dial.lookup  # the hop's HostKeyAlias and known_hosts files, as its connect looks its key up
+        known = _algorithms_for(hostkeys.reading(_paths(lookup.user_files), _paths(lookup.global_files))
+                                .known_types(dial.host, dial.port, lookup.key_alias))
         dial.begin_session(functools.partial(_exchange_on, greeting=dial.greeting, known=known))
 
 
@@ -754,7 +756,8 @@ class SSHRunner(Runner):
         """Where this connection went first, with the greeting it sent: the next command line dials it early."""
         first = (*self.plan.jumps, self.plan.target)[0]
         if self.local_cache is not None and opened.transports:
-            note(self.local_cache, self.name, first.host, first.port, opened.transports[0].local_version)
+            note(self.local_cache, self.name, first.host, first.port, opened.transports[0].local_version,
+                 KeyLookup(first.host_key_alias, first.known_hosts_files, first.global_known_hosts_files))
 
     @contextlib.contextmanager
     def _opening(self, cancel: CancelToken | None) -> Iterator[_Opening]:

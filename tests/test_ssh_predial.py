@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -190,6 +191,36 @@ def test_a_key_exchange_begun_with_other_known_keys_is_begun_anew(testbed, tmp_p
     _run_on_alpha(paths)
     assert saw.connections() == 2
     assert sum(1 for line in saw.lines() if line.startswith("Accepted publickey")) == 1
+
+
+def test_a_key_exchange_begun_early_looks_the_key_up_under_the_hops_host_key_alias(testbed, tmp_path, home):
+    """alpha's ~/.ssh/config gives it a HostKeyAlias and a known_hosts file of its own, its key recorded there under
+    the alias only (ssh connects with StrictHostKeyChecking yes). The key exchange begun early looked the key up
+    under [host]:port in the default files, asked first for other key types than the connect, and was begun anew:
+    now it looks it up as the connect does, and the connect takes it over (one connection, one exchange)."""
+    alpha = testbed.clusters["alpha"]
+    ssh = home / ".ssh"
+    ssh.mkdir()
+    key = ssh / "id_ed25519"
+    shutil.copyfile(testbed.client_key, key)
+    key.chmod(0o600)
+    (ssh / "kh_alpha").write_text(f"alpha-cluster {alpha.host_key_pub}\n")
+    config = ssh / "config"
+    config.write_text(f"Host alpha\n  HostName {alpha.host}\n  Port {alpha.port}\n  User {alpha.user}\n"
+                      f"  HostKeyAlias alpha-cluster\n  UserKnownHostsFile {ssh / 'kh_alpha'}\n"
+                      f"  GlobalKnownHostsFile /dev/null\n  IdentityFile {key}\n  IdentitiesOnly yes\n")
+    said = subprocess.run(["ssh", "-F", str(config), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                           "alpha", "true"], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert said.returncode == 0, said.stderr
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"], trusted=False,
+                        alpha={"host": "alpha", "port": None, "user": None, "identity_file": None})
+    _run_on_alpha(paths)  # notes where the connection went first, and how that hop's key is looked up
+    saw = SshdLog(alpha)
+    ssh_predial.start(paths.cache_dir, "alpha")
+    _begin_and_wait(paths, saw)
+    _run_on_alpha(paths)
+    assert saw.connections() == 1
+    assert _exchanges(saw) == 1
 
 
 def test_a_stale_note_closes_the_key_exchange_begun_on_it_unused(testbed, tmp_path, home):
