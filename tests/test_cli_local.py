@@ -917,3 +917,40 @@ def test_a_servers_login_prompt_holding_terminal_controls_is_shown_not_obeyed(ec
     assert b"GOT 123456" in received, received
     assert b"\x1b" not in received and b"\x07" not in received, received
     assert b"Code\\x1b]0;PWNED\\x07:" in received
+
+
+def test_output_read_as_data_is_utf8_whatever_the_platforms_code_page(tmp_path):
+    """R13: on Windows a pipe or a redirected file gets the ANSI code page (cp1252), so `env export` of an
+    environment under 'Łódź' failed ('unexpected error (UnicodeEncodeError)') and one under 'josé' wrote a file
+    the import then refused as not UTF-8. PYTHONIOENCODING=cp1252 gives this machine's Python the same stream.
+    Referees: Python's own UTF-8 decoder on the bytes written, and pip reading the exported file."""
+    config, root = this_computer_with_one_venv(tmp_path / "Łódź-josé")
+    cp1252 = {"PYTHONIOENCODING": "cp1252"}
+    command = [*ENVDESK, "--config-dir", str(config)]
+    for args in (["env", "export", "local", "plain", "--format", "requirements"], ["env", "list", "local"],
+                 ["env", "show", "local", "plain"]):
+        done = subprocess.run([*command, *args], capture_output=True, env={**os.environ, **cp1252}, timeout=120)
+        assert done.returncode == 0, done.stderr.decode("utf-8", "replace")
+        assert "Łódź-josé" in done.stdout.decode("utf-8"), args
+    exported = subprocess.run([*command, "env", "export", "local", "plain", "--format", "requirements"],
+                              capture_output=True, env={**os.environ, **cp1252}, timeout=120).stdout
+    assert f"local:{root / 'plain'}" in exported.decode("utf-8")
+    (tmp_path / "requirements.txt").write_bytes(exported)
+    report = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
+                             "--no-index", "--find-links", str(tmp_path), "--ignore-installed", "--no-deps",
+                             "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=120)
+    assert "Invalid requirement" not in report.stderr and "UnicodeDecodeError" not in report.stderr, report.stderr
+
+
+@pytest.mark.parametrize("ref", ["C:\\Users\\me\\venvs\\demo", "d:/work/envs/demo", "\\\\server\\share\\venvs\\demo",
+                                 "/home/me/venvs/demo", "~/venvs/demo", "demo", "my env", "C:demo", "a:b"])
+def test_an_environment_is_asked_for_by_folder_when_its_reference_is_an_absolute_path_on_either_system(ref):
+    """R13: a Windows path ('C:\\Users\\me\\venvs\\demo', the path the window passes for every action on This
+    computer there) was taken as an environment's name, so the agent looked for an environment called that and
+    every action ended in 'not found'. Referees: Python's own rules for absolute paths on Windows (ntpath) and
+    POSIX (posixpath, and ~ as expanduser reads it)."""
+    import ntpath
+    import posixpath
+
+    from envdesk.backend.operations.common import is_path
+    assert is_path(ref) == (ntpath.isabs(ref) or posixpath.isabs(ref) or posixpath.expanduser(ref) != ref)

@@ -565,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(words)
     except SystemExit as exc:
         return int(exc.code or 0)
-    from .terminal import guard_terminal_output
+    from .terminal import guard_terminal_output, write_utf8_where_read_as_data
+    write_utf8_where_read_as_data()
     guard_terminal_output()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -43,6 +43,22 @@ def guard_terminal_output() -> None:
             setattr(sys, name, _ShownOnTerminal(stream))
 
 
+def write_utf8_where_read_as_data() -> None:
+    """Standard output in UTF-8 where it is a pipe or a file (`env export > requirements.txt`): what EnvDesk
+    writes there is a file to read back, and Windows would otherwise write it in its ANSI code page, failing on
+    a name that page cannot hold ('Łódź') or writing a file no importer reads as UTF-8. A terminal that cannot
+    show a character gets a replacement mark instead of a failed command."""
+    stream = sys.stdout
+    if stream is None or not hasattr(stream, "reconfigure"):
+        return
+    if (stream.encoding or "").lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
+        return
+    if stream.isatty():
+        stream.reconfigure(errors="replace")
+    else:
+        stream.reconfigure(encoding="utf-8")
+
+
 def interactive() -> bool:
     """True when a person can answer on this terminal."""
     return sys.stdin is not None and sys.stdin.isatty()
