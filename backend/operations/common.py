@@ -413,7 +413,11 @@ def capabilities(session: Session, target: Target, progress: Progress) -> Capabi
 
 
 def is_path(ref: str) -> bool:
-    return ref.startswith(("/", "~"))
+    """Whether an environment reference is a folder rather than a name: a POSIX path, one from ~, or a Windows
+    one (`C:\\Users\\me\\venvs\\x`, `\\\\server\\share\\x`), as This computer names its environments there (R13:
+    the window's every action on one ended in 'not found', asked for by that path as a name)."""
+    windows = ref[1:3] in (":\\", ":/") and ref[:1].isalpha() or ref.startswith("\\\\")
+    return ref.startswith(("/", "~")) or windows
 
 
 def find_environment(target: Target, ref: str, progress: Progress, *, settled: bool = True) -> Environment:
