@@ -954,3 +954,40 @@ def test_an_environment_is_asked_for_by_folder_when_its_reference_is_an_absolute
 
     from envdesk.backend.operations.common import is_path
     assert is_path(ref) == (ntpath.isabs(ref) or posixpath.isabs(ref) or posixpath.expanduser(ref) != ref)
+
+
+def test_pylock_export_keeps_setuptools_at_the_version_the_environment_has(tmp_path):
+    """T15: pip freeze leaves setuptools out, so the pins sent to uv lacked it, and a package needing it had the
+    newest resolved into the lock (84.2.1 where the environment holds 65.5.0): the lock described another
+    environment. Referees: the environment's own pip list, PyPA's pylock reader, and pip list of the environment
+    built from the lock."""
+    import tomllib
+
+    from packaging.pylock import Pylock
+
+    config, root = this_computer_with_one_venv(tmp_path)
+    source = root / "tools"
+    subprocess.run([sys.executable, "-m", "venv", str(source)], check=True, timeout=300)
+
+    def pip_list(env: Path) -> dict[str, str]:
+        listed = subprocess.run([str(env / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+                                capture_output=True, text=True, check=True, timeout=120).stdout
+        return {item["name"].lower(): item["version"] for item in json.loads(listed)}
+    have = pip_list(source)["setuptools"]
+    wheels = local_wheelhouse(config, root, tmp_path)
+    for spec in (WheelSpec("setuptools", have), WheelSpec("setuptools", "999.0"),
+                 WheelSpec("tinytools", "1.0", requires=("setuptools",))):
+        build_wheel(wheels, spec)
+    subprocess.run([str(source / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    "--find-links", str(wheels), "tinytools==1.0"], check=True, timeout=300)
+    assert pip_list(source)["setuptools"] == have
+
+    done = envdesk("env", "export", "local", "tools", "--format", "pylock", config_dir=config)
+    assert done.returncode == 0, done.stderr
+    lock = Pylock.from_dict(tomllib.loads(done.stdout))
+    assert {str(p.name): str(p.version) for p in lock.packages} == {"tinytools": "1.0", "setuptools": have}
+    (tmp_path / "pylock.toml").write_text(done.stdout)
+    built = envdesk("env", "import", "local", str(tmp_path / "pylock.toml"), "--name", "fromlock", "--yes",
+                    config_dir=config)
+    assert built.returncode == 0, built.stderr
+    assert pip_list(root / "fromlock")["setuptools"] == have

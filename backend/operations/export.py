@@ -89,7 +89,33 @@ def _pylock(session: Session, target: Target, env: Environment, spec: EnvSpec, p
                  "--python-version", ".".join(python.split(".")[:2]), *uv_args),
                 tuple(env.modules) + tuple(uv_modules))
     progress.step(step.what)
-    result = target.runner.run(step.argv, modules=step.modules, stdin=("\n".join(lines) + "\n").encode("utf-8"),
-                               env=dict(settings), cancel=progress.cancel, timeout=600)
-    result.check(step.what, "The package index must still offer these exact versions.")
-    return result.stdout
+
+    def lock(requirements: list[str]) -> str:
+        result = target.runner.run(step.argv, modules=step.modules, stdin=("\n".join(requirements) + "\n").encode(),
+                                   env=dict(settings), cancel=progress.cancel, timeout=600)
+        return result.check(step.what, "The package index must still offer these exact versions.").stdout
+
+    text = lock(lines)
+    moved = _installer_packages_moved(text, env)
+    return lock(lines + moved) if moved else text
+
+
+def _installer_packages_moved(lock: str, env: Environment) -> list[str]:
+    """Pins for the packages pip freeze leaves out (setuptools, wheel, pip) that the lock holds at another
+    version than the environment does: a package that needs setuptools had the newest resolved for it (T15:
+    84.2.1 in the lock, 65.5.0 in the environment). Only those the lock needs, so most locks take one command."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    from ..validate import canonical_name
+
+    installed = {canonical_name(p.name): p.version for p in env.packages
+                 if p.installer != "conda" and canonical_name(p.name) in INSTALLER_PACKAGES}
+    try:
+        locked = {canonical_name(str(p.get("name"))): p.get("version") for p in tomllib.loads(lock).get("packages", [])
+                  if isinstance(p, dict)}
+    except tomllib.TOMLDecodeError:
+        return []  # not a lock to mend: returned as uv wrote it, for its reader to refuse
+    return [f"{name}=={version}" for name, version in sorted(installed.items())
+            if name in locked and locked[name] != version]
