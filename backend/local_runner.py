@@ -175,11 +175,19 @@ class LocalRunner(Runner):
         return caps.tools.get("python3", "python3")
 
     def env_python(self, path: str) -> str:
+        """The environment's Python; on Windows a venv's is in Scripts, a conda environment's at its root (R13:
+        conda environments there were given Scripts\\python.exe, which they do not have)."""
         if os.name == "nt":
-            return f"{path}\\Scripts\\python.exe"
+            return windows_env_python(path)
         return f"{path}/bin/python"
 
     def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
         """This computer's own markers (only the Python version replaced)."""
         from . import uvproject  # packaging's markers: loaded only for a uv project
         return uvproject.marker_environment(python, local=True)
+
+
+def windows_env_python(path: str) -> str:
+    """A Windows environment's python.exe: at its root in a conda environment, else in Scripts (venv)."""
+    conda = Path(path, "python.exe").is_file() and Path(path, "conda-meta").is_dir()
+    return f"{path}\\python.exe" if conda else f"{path}\\Scripts\\python.exe"

@@ -131,7 +131,7 @@ def probe_this_computer() -> Capabilities:
     if getattr(sys, "frozen", False):  # the standalone app: its executable is the app, not a Python
         _installed_python(caps)
     for tool in ("uv", "virtualenv", "conda", "mamba", "micromamba"):
-        found = shutil.which(tool)
+        found = program_not_batch_file(shutil.which(tool))
         if found:
             caps.tools[tool] = found
     if "conda" not in caps.tools:  # installed without `conda init` (or its set-up not read): where installers put it
@@ -174,21 +174,47 @@ def _conda_here(caps: Capabilities) -> None:
     caps.conda_configured_solver = configured if configured.isalpha() else None
 
 
+def program_not_batch_file(found: str | None) -> str | None:
+    """The program `found` on PATH, unless it is a Windows batch file: conda's condabin holds conda.bat, which
+    CreateProcess runs through cmd.exe, where a requirement's '<' or '>' would redirect (R13). Its conda.exe
+    beside (condabin's ..\\Scripts) is taken instead; with none, the tool is not used."""
+    if found is None or not found.lower().endswith((".bat", ".cmd")):
+        return found
+    program = Path(found).parent.parent / "Scripts" / (Path(found).stem + ".exe")
+    return str(program) if program.is_file() else None
+
+
+_ASK_VERSION = "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"
+
+
+def installed_python(candidates: list[list[str]]) -> tuple[str, str] | None:
+    """(executable, version) of the first candidate command that runs Python; Microsoft Store's WindowsApps
+    aliases, which open the Store instead (exit 9009), and anything else that fails are passed over (R13: the
+    alias stood first on PATH and python.org's installs have no python3.exe, so no Python was found)."""
+    for command in candidates:
+        if "windowsapps" in command[0].lower().replace("\\", "/").split("/"):
+            continue
+        try:
+            answer = subprocess.run([*command, "-c", _ASK_VERSION], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        lines = answer.stdout.split("\n")
+        if answer.returncode == 0 and len(lines) >= 2 and lines[0].strip() and lines[1].strip():
+            return lines[0].strip(), lines[1].strip()
+    return None
+
+
 def _installed_python(caps: Capabilities) -> None:
     """For the standalone app: the Python installed on this computer makes the environments (none: no kinds
-    that need one)."""
+    that need one). Windows' own launcher (`py -3`) first there, then python and python3 on PATH."""
     del caps.tools["python3"]
     caps.system_python = None
-    found = shutil.which("python3") or shutil.which("python")
-    if not found:
-        return
-    try:
-        answer = subprocess.run([found, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
-                                capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return
-    if answer.returncode == 0 and answer.stdout.strip():
-        caps.tools["python3"], caps.system_python = found, answer.stdout.strip()
+    names = ("py", "python", "python3") if sys.platform == "win32" else ("python3", "python")
+    candidates = [[found, "-3"] if name == "py" else [found] for name in names for found in [shutil.which(name)]
+                  if found]
+    chosen = installed_python(candidates)
+    if chosen is not None:
+        caps.tools["python3"], caps.system_python = chosen
 
 
 def probe(target: Target, cancel: CancelToken | None = None) -> Capabilities:
