@@ -97,11 +97,16 @@ class _ProcessJob(Job):
                 os.killpg(process.pid, signal.SIGKILL if force else signal.SIGTERM)
             except OSError:  # nothing left of the group
                 pass
-        elif process.poll() is None:
-            try:
-                process.kill() if force else process.terminate()
-            except OSError:
+        elif process.poll() is None:  # Windows: the process and its children (an installer's build
+            try:                       # processes keep the environment's files open, and its undo fails)
+                subprocess.run(["taskkill", "/T", "/F", "/PID", str(process.pid)], capture_output=True, timeout=30)
+            except (OSError, subprocess.SubprocessError):
                 pass
+            if process.poll() is None:
+                try:
+                    process.kill() if force else process.terminate()
+                except OSError:
+                    pass
         return True
 
     def exit_status(self) -> int:
