@@ -56,3 +56,39 @@ def test_a_conda_environments_python_is_at_its_root_and_a_venvs_in_scripts(tmp_p
     assert windows_env_python(str(conda)) == f"{conda}\\python.exe"
     assert windows_env_python(str(venv)) == f"{venv}\\Scripts\\python.exe"
     assert os.sep == "/" or windows_env_python(str(conda)) == str(conda / "python.exe")
+
+
+def test_free_space_is_read_where_the_system_has_no_statvfs(tmp_path, monkeypatch):
+    """The agent lists This computer in-process on Windows too, where os.statvfs does not exist: free space was
+    left out. Referee: shutil.disk_usage, which Windows has (the file counts, which it has not, stay unknown)."""
+    import shutil
+
+    from envdesk.backend.agent import read
+
+    class WithoutStatvfs:  # os as Windows has it, for the agent only (shutil's own use of statvfs stays)
+        def __getattr__(self, name: str):
+            if name == "statvfs":
+                raise AttributeError(name)
+            return getattr(os, name)
+
+    monkeypatch.setattr(read, "os", WithoutStatvfs())
+    [space] = read.file_system_space([str(tmp_path), str(tmp_path / "nowhere")])
+    usage = shutil.disk_usage(tmp_path)
+    assert (space["path"], space["total_bytes"], space["free_files"]) == (str(tmp_path), usage.total, None)
+    assert abs(space["free_bytes"] - usage.free) < 64 * 2 ** 20
+
+
+def test_this_computer_without_a_shell_reads_no_quota_report_and_says_nothing_of_it(tmp_path, monkeypatch):
+    """On Windows the quota report's bash script cannot run: every disk report said 'The quota report could not
+    be read: This needs a bash shell… leave the module list empty', a note about modules, for a computer that
+    has no quotas to report. Windows is given by os.name, as the runner itself decides."""
+    from envdesk.backend.operations.common import Progress
+    from envdesk.backend.operations.disk import read_quotas
+    from envdesk.backend.paths import AppPaths
+    from envdesk_fixtures import session_for
+
+    target = session_for(AppPaths(tmp_path / "cfg")).target("local")
+    with monkeypatch.context() as windows:  # only around the call: pytest's own report needs POSIX paths
+        windows.setattr(os, "name", "nt")
+        read = read_quotas(target, [str(tmp_path)], Progress())
+    assert read == ([], [])

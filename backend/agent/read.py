@@ -1609,16 +1609,26 @@ def file_system_space(paths):
     for path in paths:
         try:
             device = os.stat(path).st_dev
-            info = os.statvfs(path)
-        except (OSError, AttributeError):
-            continue
-        if device in seen:
+            if device in seen:
+                continue
+            space = _space_of(path)
+        except OSError:
             continue
         seen.add(device)
-        spaces.append({"path": path, "free_bytes": info.f_bavail * info.f_frsize,
-                       "total_bytes": info.f_blocks * info.f_frsize,
-                       "free_files": info.f_favail, "total_files": info.f_files})
+        spaces.append(dict(space, path=path))
     return spaces
+
+
+def _space_of(path):
+    """Free and total bytes (and files, where the system counts them) of the file system holding `path`: statvfs,
+    else (This computer on Windows, where the agent runs too) shutil's disk_usage, which counts no files."""
+    if not hasattr(os, "statvfs"):
+        import shutil
+        usage = shutil.disk_usage(path)
+        return {"free_bytes": usage.free, "total_bytes": usage.total, "free_files": None, "total_files": None}
+    info = os.statvfs(path)
+    return {"free_bytes": info.f_bavail * info.f_frsize, "total_bytes": info.f_blocks * info.f_frsize,
+            "free_files": info.f_favail, "total_files": info.f_files}
 
 
 # ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..quota import Quota, QuotaReport, parse_quota_report
 from ..runner import join_command
 from ..sizes import size_text
 from ..targets import Session, Target
-from .common import Progress, capabilities, full_path
+from .common import Progress, capabilities, full_path, has_shell
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,8 @@ def parse_quota_output(text: str) -> list[QuotaReport]:
 
 def read_quotas(target: Target, folders: Sequence[str], progress: Progress) -> tuple[list[QuotaReport], list[str]]:
     """The target's quota reports, in one command (none where it has no bash, as on Windows); and notes."""
+    if not has_shell(target):  # This computer on Windows: no quota tools to ask, and nothing to say of it
+        return [], []
     progress.step(f"Reading {target.label}'s quota report")
     try:
         result = target.runner.run_shell(quota_script(folders), cancel=progress.cancel, timeout=120,

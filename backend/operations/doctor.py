@@ -10,7 +10,6 @@ them) and telling conda to stop switching its base on at login.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -194,8 +193,7 @@ def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progr
     shell = has_shell(target)
     lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || "
              + join_command(["echo", "missing", module]) for module in modules]
-    python_of = {env.path: (os.path.join(env.path, "python.exe") if env.kind == "conda" and not shell
-                            else runner.env_python(env.path)) for env in checked}  # conda's on Windows: no Scripts
+    python_of = {env.path: runner.env_python(env.path) for env in checked}
     if shell and checked:
         lines.append(check_script(checked, python_of, runner.has_module_system))
     output = runner.run_shell("\n".join(lines), cancel=progress.cancel, timeout=600,
@@ -231,6 +229,16 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
 
 
+_MOVE_ASIDE = """
+import os, sys
+source, aside = sys.argv[1], sys.argv[2]
+if os.path.lexists(aside):
+    sys.exit("%s is already there: nothing was moved." % aside)
+os.rename(source, aside)
+"""
+"""Rename a folder to a name nothing holds (what `mv -n` did), wherever Python runs."""
+
+
 def fix_finding(session: Session, target_name: str, fix: str, progress: Progress | None = None) -> str:
     """Apply one safe fix a finding offers; a sentence saying what was done."""
     progress = progress or Progress()
@@ -243,16 +251,13 @@ def fix_finding(session: Session, target_name: str, fix: str, progress: Progress
             return f"There is no packages folder for Python {arg} in your home any more: nothing to move."
         aside = f"{site['path']}.moved-by-envdesk-{time.strftime('%Y%m%d-%H%M%S')}"
         progress.step(f"Moving {site['path']} aside")
-        target.runner.run_shell(join_command(["mv", "-n", "--", site["path"], aside]) + " && "
-                                + join_command(["test", "!", "-e", site["path"]]), cancel=progress.cancel,
-                                timeout=120, label="move the user's packages aside").check(
-            f"Moving {site['path']} aside")
+        target.runner.run_python(_MOVE_ASIDE, [site["path"], aside], cancel=progress.cancel, timeout=120).check(
+            f"Moving {site['path']} aside")  # Python, not mv: This computer on Windows has no shell (R13)
         return f"Moved {site['path']} to {aside} (rename it back to undo)."
     if kind == CONDA_BASE_OFF and not arg:
         progress.step("Telling conda not to switch its base on at login")
         conda = capabilities(session, target, progress).tools.get("conda") or "conda"  # by its path where known
-        target.runner.run_shell(join_command([conda, "config", "--set", "auto_activate_base", "false"]),
-                                cancel=progress.cancel, timeout=120, label="conda config").check(
-            "Changing conda's settings")
+        target.runner.run([conda, "config", "--set", "auto_activate_base", "false"], cancel=progress.cancel,
+                          timeout=120).check("Changing conda's settings")
         return "conda no longer switches its base environment on at login (from your next login)."
     raise InvalidInput(f"{fix!r} is not a fix EnvDesk offers.", "Run 'envdesk env doctor' to see the fixes offered.")
