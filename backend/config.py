@@ -233,11 +233,14 @@ class ClusterStore:
                        f"Known clusters: {known}. Add one with: {ADD_CLUSTER}")
 
     def add(self, profile: ClusterProfile) -> None:
-        """Save a new profile; a name can only be used once."""
+        """Save a new profile; a name can only be used once, whatever its letters' case: its cached list and
+        kept connection are files named after it, one file for 'Cedar' and 'cedar' on macOS and Windows."""
         profiles = self.load()
-        if any(p.name == profile.name for p in profiles):
-            raise ConfigError(f"A cluster called {profile.name!r} already exists.",
-                              "Pick another name, or remove the old one first.")
+        same = next((p for p in profiles if p.name.casefold() == profile.name.casefold()), None)
+        if same is not None:
+            raise ConfigError(f"A cluster called {same.name!r} already exists.",
+                              "Pick another name (names differing only in upper and lower case count as one), "
+                              "or remove the old one first.")
         self.save([*profiles, profile])
 
     def replace(self, profile: ClusterProfile) -> None:

@@ -78,8 +78,9 @@ class KeeperGone(ConnectionFailed):
 
 
 def _file_name(text: str) -> str:
-    """Any text as one plain file name."""
-    return base64.urlsafe_b64encode(text.encode("utf-8", "surrogateescape")).decode().rstrip("=")
+    """Any text as one plain file name, distinct from any other text's on a file system that ignores case
+    (macOS, Windows): hexadecimal (R13: base64 named clusters 'aaa' and 'aaG' YWFh and YWFH, one file there)."""
+    return text.encode("utf-8", "surrogateescape").hex()
 
 
 def record_path(paths: AppPaths, cluster: str) -> Path:

@@ -209,3 +209,20 @@ def test_a_cluster_list_in_a_layout_not_edited_in_place_is_still_written_right(t
     shared = "roots: &r [~/a]\nclusters:\n- name: a\n  host: h\n  env_roots: *r\n"
     wanted = {"roots": ["~/b"], "clusters": [{"name": "a", "host": "h", "env_roots": ["~/a"]}]}
     assert edited_yaml(shared, wanted) is None, "changing the anchor would change the alias too"
+
+
+def test_two_clusters_whose_files_one_case_insensitive_disk_would_share_cannot_both_be_kept(tmp_path):
+    """R13: macOS and Windows file systems ignore case, so 'Cedar' and 'cedar' shared one cached list
+    (inventory-NAME.json), and 'aaa' and 'aaG' one kept-connection record (base64: YWFh, YWFH). Referee: the
+    comparison such a file system makes, str.casefold on the file names."""
+    from envdesk.backend.kept_connection import record_path
+
+    paths = AppPaths(tmp_path)
+    store = ClusterStore(paths)
+    store.add(ClusterProfile(name="Cedar", host="cedar.example.org"))
+    with pytest.raises(ConfigError, match="'Cedar' already exists") as info:
+        store.add(ClusterProfile(name="cedar", host="cedar.example.org"))
+    assert "upper and lower case" in info.value.hint
+    names = ["aaa", "aaG", "aaQ", "Mila", "mila2", "beluga"]
+    files = {str(record_path(paths, name)).casefold() for name in names}
+    assert len(files) == len(names)
