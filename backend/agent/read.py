@@ -1001,23 +1001,25 @@ def read_egg_link(path):
     return make_package(name, version, url=url, editable=True)
 
 
-def scan_site_packages(folder, warnings, skip=None, light=False, skip_names=()):
+def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
 
-    skip(package) -> True drops a package (used for conda's own packages); a dist-info folder whose
-    own name is in skip_names is dropped unread. `light`: dist-info folders give only name and version.
-    A package whose files are bad is left out with a warning.
+    skip(package) -> True drops a package (used for conda's own packages); a dist-info folder that
+    conda_copies (a CondaCopies) says is conda's own copy is dropped unread. `light`: dist-info folders
+    give only name and version. A package whose files are bad is left out with a warning.
     """
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
     packages = []
-    for entry in list_dir(folder):
+    entries = list_dir(folder)
+    present = frozenset(entry.name for entry in entries) if conda_copies is not None else ()
+    for entry in entries:
         for suffix, reader in readers:
             if entry.name.endswith(suffix):
                 break
         else:
             continue
-        if suffix == ".dist-info" and skip_names and dist_info_name(entry.name) in skip_names:
+        if suffix == ".dist-info" and conda_copies is not None and conda_copies.owns(entry.name, present):
             continue
         try:
             package = reader(entry.path)
@@ -1203,7 +1205,7 @@ def read_venv(env, problems, light=False):
     read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]), light=light)
 
 
-def read_site_packages(env, problems, folders, skip=None, light=False, skip_names=()):
+def read_site_packages(env, problems, folders, skip=None, light=False, conda_copies=None):
     """Add the packages of every site-packages folder to env (problem if none). Each folder's stat is taken
     just before it is listed (`_site_stats`): the listing cache trusts what was seen after it, never before."""
     env["_sites"] = folders
@@ -1215,7 +1217,7 @@ def read_site_packages(env, problems, folders, skip=None, light=False, skip_name
     for folder in folders:
         env["_site_stats"].append(_stat(folder))
         try:
-            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, skip_names))
+            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies))
         except OSError as exc:
             problems.append("EnvDesk could not list the installed packages in %s (%s)."
                             % (folder, describe_os_error(exc)))
@@ -1285,8 +1287,58 @@ def read_conda_records(meta_dir, warnings):
             warnings.append("Skipped conda record %s: EnvDesk could not read it (%s)."
                             % (entry.name, _short_reason(exc)))
             continue
+        record["_file"] = entry.path
         records.append(record)
     return records
+
+
+_CONDA_ANCHOR_RE = r"(?:^|/)site-packages/[^/]+(?:\.dist-info/RECORD|\.egg-info/PKG-INFO|\.egg-info)$"
+
+
+def conda_anchor(record_path):
+    """The site-packages entry (a *.dist-info or *.egg-info) a conda record installed its Python package's
+    metadata as, or None when it installed none: conda's 'anchor file', the shortest such path of its files."""
+    record = read_json(record_path, MAX_JSON_BYTES)
+    files = record.get("files") if isinstance(record, dict) else None
+    matcher = re.compile(_CONDA_ANCHOR_RE).search
+    anchors = sorted((path for path in files if isinstance(path, str) and matcher(path)), key=len) \
+        if isinstance(files, list) else []
+    return anchors[0].rpartition("site-packages/")[2].partition("/")[0] if anchors else None
+
+
+class CondaCopies(object):
+    """Which dist-info folders of a conda prefix's site-packages are conda's own copies of its packages.
+
+    conda's rule (its pypi prefix-data loader, load_site_packages): a record whose anchor (the dist-info or
+    egg-info it installed) is no longer in site-packages was clobbered, by a pip install over it say, and the
+    package found there is listed instead. A dist-info named after the record's own name and version is its
+    copy at once; only one of another version costs reading the record's file list.
+    """
+
+    def __init__(self, records, warnings):
+        self.records = records      # normalized name -> conda record (with "_file")
+        self.warnings = warnings
+        self.clobbered = set()      # normalized names whose conda record was replaced
+
+    def owns(self, entry_name, present):
+        """Whether the dist-info folder entry_name is conda's (present: the names in its site-packages)."""
+        name = dist_info_name(entry_name)
+        record = self.records.get(name)
+        if record is None:
+            return False
+        if entry_name[:-len(".dist-info")].rpartition("-")[2] == str(record.get("version")):
+            return True
+        try:
+            anchor = conda_anchor(record["_file"])
+        except (OSError, ValueError) as exc:
+            self.warnings.append("EnvDesk could not read conda's record %s (%s), so it shows conda's %s, "
+                                 "though %s is there." % (os.path.basename(record["_file"]),
+                                                          _short_reason(exc), record["name"], entry_name))
+            return True
+        if anchor is not None and anchor in present:
+            return True
+        self.clobbered.add(name)
+        return False
 
 
 def _spec_list(text):
@@ -1359,6 +1411,7 @@ def read_conda(env, problems):
                                    "environment (%s)." % describe_os_error(exc))
     requested_names = set(spec_name(spec) for spec in env["conda_requested"])
     conda_names = set()
+    record_files = {}   # normalized name -> its record (with "_file", the record's path)
     channels = set()
     python_record = None
     for record in records:
@@ -1370,6 +1423,7 @@ def read_conda(env, problems):
         package["channel"] = channel
         env["packages"].append(package)
         conda_names.add(normalize_name(name))
+        record_files[normalize_name(name)] = record
         if channel:
             channels.add(channel)
         if name == "python":
@@ -1382,13 +1436,18 @@ def read_conda(env, problems):
     if problem:
         problems.append(problem)
 
+    copies = CondaCopies(record_files, env["warnings"])
+
     def installed_by_conda(package):
-        """Packages conda already listed (its own dist-info copies)."""
-        return (package["installer"] == "conda"
-                or normalize_name(package["name"]) in conda_names)
+        """Packages conda already listed (its own dist-info copies), but for those that replaced conda's."""
+        name = normalize_name(package["name"])
+        return (package["installer"] == "conda" or name in conda_names) and name not in copies.clobbered
 
     read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]),
-                       skip=installed_by_conda, skip_names=conda_names)
+                       skip=installed_by_conda, conda_copies=copies)
+    if copies.clobbered:
+        env["packages"] = [package for package in env["packages"] if "channel" not in package
+                           or normalize_name(package["name"]) not in copies.clobbered]
 
 
 def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):

@@ -1,0 +1,99 @@
+"""The agent's listing of odd environments a user trial found, against the ecosystem's own answer: pip list and
+importlib.metadata run in that environment, and conda's documented rule for a pip install over a conda package.
+
+The environments are real venvs, filled with real (tiny) wheels by pip; conda cannot be installed here, so a
+conda prefix is a folder pip installed into, with the conda-meta records conda writes for what it installed.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agent_fixtures import PY_XY, PY_XYZ, conda_record, isolated_home, load_agent, make_venv, site_packages
+from testbed.wheels import WheelSpec, build_wheel
+
+agent = load_agent(write=False)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """A fresh, empty HOME; no conda settings from the machine leak in."""
+    return isolated_home(tmp_path, monkeypatch, agent)
+
+
+def wheel(tmp_path, name, version):
+    """A tiny real wheel of name==version, built into tmp_path/wheels."""
+    folder = tmp_path / "wheels"
+    folder.mkdir(exist_ok=True)
+    return str(build_wheel(folder, WheelSpec(name, version)))
+
+
+def pip(env, *arguments):
+    """Run pip on the environment at env (pip's --python: the environment needs no pip of its own)."""
+    command = [sys.executable, "-m", "pip", "--python", os.path.join(str(env), "bin", "python"),
+               "--disable-pip-version-check", "--no-input", *arguments]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def pip_list(env):
+    """What `pip list --format json` says the environment holds: {name: version}."""
+    return {item["name"]: item["version"] for item in json.loads(pip(env, "list", "--format", "json"))}
+
+
+def listed(env_name):
+    """The agent's environment called env_name, read afresh (no listing cache)."""
+    found = {env["name"]: env for env in agent.inventory({"cache": False})["environments"]}
+    return found[env_name]
+
+
+def versions(env, installer=None):
+    """{name: version} of the agent's packages of env (only those of `installer` when given)."""
+    return {p["name"]: p["version"] for p in env["packages"] if installer is None or p["installer"] == installer}
+
+
+def write_conda_records(prefix, records):
+    """conda-meta/<name>-<version>-<build>.json of each record, as conda writes them (keys sorted, indent 2)."""
+    meta = os.path.join(str(prefix), "conda-meta")
+    os.makedirs(meta, exist_ok=True)
+    for record in records:
+        with open(os.path.join(meta, "%s-%s-%s.json" % (record["name"], record["version"], record["build"])),
+                  "w") as handle:
+            json.dump(record, handle, indent=2, sort_keys=True)
+
+
+def conda_installed(prefix, wheel_path, build):
+    """Install a wheel into prefix as conda installs its package: its files, INSTALLER 'conda', and a record in
+    conda-meta listing every file (paths relative to the prefix)."""
+    pip(prefix, "install", "--no-deps", "--no-index", wheel_path)
+    site = site_packages(prefix)
+    name, version = os.path.basename(wheel_path).split("-")[:2]
+    dist_info = os.path.join(site, "%s-%s.dist-info" % (name, version))
+    with open(os.path.join(dist_info, "INSTALLER"), "w") as handle:
+        handle.write("conda\n")
+    short = os.path.relpath(site, str(prefix))
+    with open(os.path.join(dist_info, "RECORD")) as handle:
+        files = sorted(short + "/" + line.split(",")[0] for line in handle if line.strip())
+    record = conda_record(name, version, build)
+    record["files"] = files
+    return record
+
+
+def test_a_pip_install_over_a_conda_package_shows_pip_s_version(home, tmp_path):
+    """conda's rule (conda/plugins/prefix_data_loaders/pypi load_site_packages): a record whose dist-info is no
+    longer in site-packages was clobbered, and the package pip put there is listed instead."""
+    prefix = make_venv(home / ".conda" / "envs" / "sci")  # its python installs into the prefix, as conda's does
+    numpy = conda_installed(prefix, wheel(tmp_path, "numpy", "1.26.4"), "py311h64a7726_0")
+    write_conda_records(prefix, [numpy, conda_record("python", PY_XYZ, "h955ad1f_0")])
+    pip(prefix, "install", "--no-deps", "--no-index", wheel(tmp_path, "numpy", "2.0.0"))
+    assert pip_list(prefix) == {"numpy": "2.0.0"}
+    os.unlink(os.path.join(prefix, "pyvenv.cfg"))  # a conda prefix now, as conda makes them
+
+    env = listed("sci")
+    assert env["kind"] == "conda" and env["state"] == "ok"
+    assert versions(env) == {"numpy": "2.0.0", "python": PY_XYZ}
+    numpy_now = next(p for p in env["packages"] if p["name"] == "numpy")
+    assert numpy_now["installer"] == "pip" and "channel" not in numpy_now
+    assert os.path.isdir(os.path.join(prefix, "lib", "python" + PY_XY, "site-packages", "numpy-2.0.0.dist-info"))
