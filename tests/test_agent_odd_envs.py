@@ -9,8 +9,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from agent_fixtures import PY_XY, PY_XYZ, conda_record, isolated_home, load_agent, make_venv, site_packages
 from testbed.wheels import WheelSpec, build_wheel
@@ -39,8 +41,9 @@ def pip(env, *arguments):
 
 
 def pip_list(env):
-    """What `pip list --format json` says the environment holds: {name: version}."""
-    return {item["name"]: item["version"] for item in json.loads(pip(env, "list", "--format", "json"))}
+    """What `pip list --format json` says the environment holds: {normalized name: version}."""
+    listed = json.loads(pip(env, "list", "--format", "json"))
+    return {canonicalize_name(item["name"]): item["version"] for item in listed}
 
 
 def listed(env_name):
@@ -49,9 +52,9 @@ def listed(env_name):
     return found[env_name]
 
 
-def versions(env, installer=None):
-    """{name: version} of the agent's packages of env (only those of `installer` when given)."""
-    return {p["name"]: p["version"] for p in env["packages"] if installer is None or p["installer"] == installer}
+def versions(env):
+    """{normalized name: version} of the agent's packages of env."""
+    return {canonicalize_name(p["name"]): p["version"] for p in env["packages"]}
 
 
 def write_conda_records(prefix, records):
@@ -97,3 +100,42 @@ def test_a_pip_install_over_a_conda_package_shows_pip_s_version(home, tmp_path):
     numpy_now = next(p for p in env["packages"] if p["name"] == "numpy")
     assert numpy_now["installer"] == "pip" and "channel" not in numpy_now
     assert os.path.isdir(os.path.join(prefix, "lib", "python" + PY_XY, "site-packages", "numpy-2.0.0.dist-info"))
+
+
+def aged(*folders):
+    """Date every file and folder under folders a minute back, so that the listing cache takes them."""
+    then = time.time() - 60
+    for top in folders:
+        for folder, _, files in os.walk(str(top)):
+            for name in files + ["."]:
+                os.utime(os.path.join(folder, name), (then, then), follow_symlinks=False)
+
+
+def test_packages_in_folders_a_pth_file_adds_are_listed_as_pip_lists_them(home, tmp_path):
+    """site.addpackage: each line of a *.pth in site-packages but comments, blanks and 'import' lines is a folder
+    (absolute, or relative to site-packages) put on sys.path after site-packages, if it exists; pip list shows
+    the distributions there, the first found of a name winning."""
+    env = make_venv(home / "venvs" / "v")
+    site = site_packages(env)
+    extra = tmp_path / "pkgs" / "extra"
+    for name, version in (("extra_pkg", "1.0"), ("tinyalpha", "2.0")):
+        pip(env, "install", "--no-deps", "--no-index", "--target", str(extra), wheel(tmp_path, name, version))
+    pip(env, "install", "--no-deps", "--no-index", "--target", os.path.join(site, "..", "relpkgs"),
+        wheel(tmp_path, "rel_pkg", "3.0"))
+    pip(env, "install", "--no-deps", "--no-index", wheel(tmp_path, "tinyalpha", "1.0"))
+    with open(os.path.join(site, "extra.pth"), "w") as handle:
+        handle.write("# shared packages\nimport os\n%s\n\n../relpkgs\n/no/such/folder\n" % extra)
+    referee = pip_list(env)
+    assert referee == {"extra-pkg": "1.0", "rel-pkg": "3.0", "tinyalpha": "1.0"}
+
+    found = listed("v")
+    assert versions(found) == referee
+    assert found["warnings"] == [] and found["state"] == "ok"
+
+    aged(env, tmp_path / "pkgs")
+    assert agent.inventory({})["cached"] == 0
+    assert agent.inventory({})["cached"] == 1
+    pip(env, "install", "--no-deps", "--no-index", "--target", str(extra), wheel(tmp_path, "later_pkg", "0.5"))
+    answer = agent.inventory({})
+    assert answer["cached"] == 0, "a package added to a folder a .pth file names is seen at once"
+    assert versions(answer["environments"][0]) == pip_list(env)

@@ -1001,12 +1001,14 @@ def read_egg_link(path):
     return make_package(name, version, url=url, editable=True)
 
 
-def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None):
+def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None, pth_files=None, known=()):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
 
     skip(package) -> True drops a package (used for conda's own packages); a dist-info folder that
-    conda_copies (a CondaCopies) says is conda's own copy is dropped unread. `light`: dist-info folders
-    give only name and version. A package whose files are bad is left out with a warning.
+    conda_copies (a CondaCopies) says is conda's own copy is dropped unread, and so is one whose file name
+    names a project in `known` (normalized names found earlier on the path). `light`: dist-info folders
+    give only name and version. A package whose files are bad is left out with a warning. `pth_files`: a
+    list the paths of the folder's *.pth files are added to.
     """
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
@@ -1014,12 +1016,16 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
     entries = list_dir(folder)
     present = frozenset(entry.name for entry in entries) if conda_copies is not None else ()
     for entry in entries:
+        if pth_files is not None and entry.name.endswith(".pth") and not entry.name.startswith("."):
+            pth_files.append(entry.path)
         for suffix, reader in readers:
             if entry.name.endswith(suffix):
                 break
         else:
             continue
         if suffix == ".dist-info" and conda_copies is not None and conda_copies.owns(entry.name, present):
+            continue
+        if known and entry_project(entry.name, suffix) in known:
             continue
         try:
             package = reader(entry.path)
@@ -1030,6 +1036,39 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
         if skip is None or not skip(package):
             packages.append(package)
     return packages
+
+
+def entry_project(entry_name, suffix):
+    """The normalized project name a site-packages entry's own name gives (its dist-info, egg-info, egg or
+    egg-link name), without reading it."""
+    if suffix == ".dist-info":
+        return dist_info_name(entry_name)
+    return normalize_name(_name_version_from_filename(entry_name[:-len(suffix)])[0])
+
+
+def pth_folders(pth_files, known):
+    """The folders the *.pth files of site-packages add to sys.path, in the order site.addpackage adds them:
+    files sorted by name, each line a folder (relative to the file's folder, or absolute) unless it is blank,
+    a comment or an 'import' line; only those that exist and are not in `known` (normalized paths already on
+    the path, which it extends). Each comes with its stat (taken before it is listed; the listing cache
+    watches it). A .pth file that cannot be read adds nothing, as site skips it."""
+    found = []
+    for path in sorted(pth_files, key=os.path.basename):
+        try:
+            lines = read_text(path, errors="replace").lstrip("\ufeff").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if not line.strip() or line.startswith(("#", "import ", "import\t")):
+                continue
+            folder = os.path.abspath(os.path.join(os.path.dirname(path), line.rstrip()))
+            if folder in known:
+                continue
+            known.add(folder)
+            info = _stat(folder)
+            if info is not None and stat.S_ISDIR(info.st_mode):
+                found.append((folder, info))
+    return found
 
 
 def _short_reason(exc):
@@ -1208,19 +1247,43 @@ def read_venv(env, problems, light=False):
 def read_site_packages(env, problems, folders, skip=None, light=False, conda_copies=None):
     """Add the packages of every site-packages folder to env (problem if none). Each folder's stat is taken
     just before it is listed (`_site_stats`): the listing cache trusts what was seen after it, never before."""
-    env["_sites"] = folders
+    env["_sites"] = list(folders)
     env["_site_stats"] = []
     if not folders:
         problems.append("This environment has no site-packages folder, so no packages "
                         "can be installed in it.")
         return
+    pth_files = []
     for folder in folders:
         env["_site_stats"].append(_stat(folder))
         try:
-            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies))
+            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies, pth_files))
         except OSError as exc:
             problems.append("EnvDesk could not list the installed packages in %s (%s)."
                             % (folder, describe_os_error(exc)))
+    if pth_files:
+        read_pth_folders(env, pth_files, skip, light)
+
+
+def read_pth_folders(env, pth_files, skip, light):
+    """Add to env the packages in the folders its *.pth files put on sys.path (see pth_folders), as pip list
+    and importlib.metadata find them: after site-packages, a project found earlier hides a later one (not
+    a package installed twice: the one found first is the one imported). Only an environment that has
+    such lines pays for them: a stat and a listing of each folder."""
+    known = set(os.path.abspath(folder) for folder in env["_sites"])
+    names = set(normalize_name(package["name"]) for package in env["packages"])
+    for folder, info in pth_folders(pth_files, known):
+        env["_sites"].append(folder)
+        env["_site_stats"].append(info)
+        try:
+            packages = scan_site_packages(folder, env["warnings"], skip, light, known=names)
+        except OSError as exc:
+            env["warnings"].append("EnvDesk could not list the packages in %s, which a .pth file of this "
+                                   "environment puts on its path (%s)." % (folder, describe_os_error(exc)))
+            continue
+        fresh = [package for package in packages if normalize_name(package["name"]) not in names]
+        names.update(normalize_name(package["name"]) for package in fresh)
+        env["packages"].extend(fresh)
 
 
 def conda_channel_name(record):
