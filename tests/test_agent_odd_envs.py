@@ -139,3 +139,50 @@ def test_packages_in_folders_a_pth_file_adds_are_listed_as_pip_lists_them(home, 
     answer = agent.inventory({})
     assert answer["cached"] == 0, "a package added to a folder a .pth file names is seen at once"
     assert versions(answer["environments"][0]) == pip_list(env)
+
+
+def in_env(env, code):
+    """What `code` prints, run by the environment's own python."""
+    return subprocess.run([os.path.join(str(env), "bin", "python"), "-c", code], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def listed_first(folder, names):
+    """The one of names that os.listdir(folder) gives first."""
+    return next(name for name in os.listdir(folder) if name in names)
+
+
+def two_versions_out_of_name_order(site):
+    """Two versions of gamma whose dist-info folders this file system lists in the other order than their names
+    sort in (it lists by a hash of the name, or newest first): tried on empty folders, removed after."""
+    for later in ("2.0", "3.0", "4.0", "5.0", "6.0", "7.0", "8.0", "9.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
+        names = ["gamma-1.0.dist-info", "gamma-%s.dist-info" % later]
+        for name in names:
+            os.mkdir(os.path.join(site, name))
+        first = listed_first(site, names)
+        for name in names:
+            os.rmdir(os.path.join(site, name))
+        if first != names[0]:
+            return "1.0", later
+    pytest.skip("this file system lists every pair tried in name order")
+
+
+def test_a_package_installed_twice_shows_the_copy_python_and_pip_use_and_says_so(home, tmp_path):
+    """importlib.metadata.version and pip list take the first dist-info of a name in the folder's listing order
+    (os.listdir), not the first by name."""
+    env = make_venv(home / "venvs" / "twice")
+    site = site_packages(env)
+    older, newer = two_versions_out_of_name_order(site)
+    pip(env, "install", "--no-deps", "--no-index", wheel(tmp_path, "gamma", older))
+    aside = tmp_path / "aside"  # a second copy, as an installer stopped midway leaves it
+    pip(env, "install", "--no-deps", "--no-index", "--target", str(aside), wheel(tmp_path, "gamma", newer))
+    folder = "gamma-%s.dist-info" % newer
+    os.rename(str(aside / folder), os.path.join(site, folder))
+    used = in_env(env, "import importlib.metadata as m; print(m.version('gamma'))")
+    assert used == newer and pip_list(env) == {"gamma": newer}
+
+    found = listed("twice")
+    assert versions(found) == {"gamma": newer}
+    assert [w for w in found["warnings"] if "installed twice" in w] == [
+        "gamma is installed twice (versions %s and %s); Python and pip use %s, the one they find first."
+        % (newer, older, newer)]

@@ -446,8 +446,9 @@ def write_json(path, data, private=False):
         raise
 
 
-def list_dir(path):
-    """Sorted os.DirEntry list of a folder (raises OSError; RefusedFile past MAX_DIR_ENTRIES)."""
+def list_dir(path, ordered=True):
+    """os.DirEntry list of a folder, sorted by name unless `ordered` is False (then in the file system's own
+    order, os.listdir's); raises OSError, RefusedFile past MAX_DIR_ENTRIES."""
     check_time(path)
     entries = []
     with os.scandir(path) as iterator:
@@ -458,7 +459,7 @@ def list_dir(path):
                 if len(entries) > MAX_DIR_ENTRIES:
                     raise RefusedFile("%s holds more than %d entries, far more than EnvDesk "
                                       "expects" % (path, MAX_DIR_ENTRIES))
-    return sorted(entries, key=lambda entry: entry.name)
+    return sorted(entries, key=lambda entry: entry.name) if ordered else entries
 
 
 def is_dir_entry(entry):
@@ -1013,7 +1014,9 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
     packages = []
-    entries = list_dir(folder)
+    # as importlib.metadata (so pip) finds them, which takes the first of a name: every dist-info of a folder
+    # in the file system's order, then the rest
+    entries = sorted(list_dir(folder, ordered=False), key=lambda entry: not entry.name.endswith(".dist-info"))
     present = frozenset(entry.name for entry in entries) if conda_copies is not None else ()
     for entry in entries:
         if pth_files is not None and entry.name.endswith(".pth") and not entry.name.startswith("."):
@@ -1086,8 +1089,9 @@ def merge_packages(packages, warnings):
     for package in packages:
         key = normalize_name(package["name"])
         if key in by_name:
-            warnings.append("%s is installed twice (versions %s and %s); showing the first."
-                            % (package["name"], by_name[key]["version"], package["version"]))
+            warnings.append("%s is installed twice (versions %s and %s); Python and pip use %s, the one "
+                            "they find first." % (package["name"], by_name[key]["version"], package["version"],
+                                                   by_name[key]["version"]))
             continue
         by_name[key] = package
     return sorted(by_name.values(), key=lambda p: (p["name"].lower(), p["name"]))
