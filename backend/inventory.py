@@ -155,6 +155,7 @@ class Environment:
     changing: dict[str, Any] | None = None  # a change under way (or cut off): packages are from before it
     detailed: bool = True   # False: packages have names and versions only (a light listing)
     usage: Usage | None = None  # what it takes on disk, when it was measured (read_inventory's `usage`)
+    warnings: tuple[str, ...] = ()  # what the agent could not read in it, or found twice (its sentences)
 
     @property
     def package_count(self) -> int:
@@ -197,6 +198,12 @@ class Environment:
                 misfits.append(package)
         return misfits
 
+    def cautions(self) -> list[str]:
+        """Why it may not work as listed, one sentence each: its packages made for another Python, then what the
+        agent could not read in it or found installed twice (its warnings: pip list and Python may see them)."""
+        return [f"{p.name} {p.version} is made for Python {p.requires_python}, not {self.python}"
+                for p in self.made_for_another_python()] + list(self.warnings)
+
     def summary(self) -> dict[str, Any]:
         """The fields `env list --json` promises, plus state and modules."""
         return {"name": self.name, "path": self.path, "kind": self.kind, "python": self.python,
@@ -227,7 +234,8 @@ class Environment:
             conda_requested=tuple(data.get("conda_requested") or ()), envdesk=_shared_within(data.get("envdesk")),
             changing=_shared_within(changing) if isinstance(changing, dict) else None,
             detailed=data.get("detail", "full") != "light" and data.get("detailed", True) is not False,
-            usage=Usage.from_agent(data.get("usage")))
+            usage=Usage.from_agent(data.get("usage")),
+            warnings=tuple(text for text in data.get("warnings") or () if isinstance(text, str)))
 
 
 def environments_from_agent(entries: Iterable[dict[str, Any]],

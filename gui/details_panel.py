@@ -220,10 +220,9 @@ class DetailsPanel(QTabWidget):
                   "state": "healthy" if env.state == "ok" else f"{env.state}: {env.error}",
                   "made": meta.get("created_with", "outside EnvDesk") + (f", {meta['created']}" if "created" in meta
                                                                        else "")}
-        misfits = env.made_for_another_python() if env.state == "ok" else []
-        if misfits:  # installed where pip would have refused them (uv and a folder of wheels)
-            values["state"] = "may not work: " + "; ".join(
-                f"{p.name} {p.version} is made for Python {p.requires_python}, not {env.python}" for p in misfits)
+        cautions = env.cautions() if env.state == "ok" else []
+        if cautions:  # installed where pip would have refused them (uv and a folder of wheels), packages not read
+            values["state"] = "may not work: " + "; ".join(cautions)
         if findings and env.state == "ok":  # a package without what it needs, say (a user trial saw 'healthy')
             values["state"] = ("needs a look: " + "; ".join(findings) + " (Cluster ▸ Check health… says what to "
                                "do)" + (f"; {values['state']}" if values["state"] != "healthy" else ""))

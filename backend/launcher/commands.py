@@ -367,7 +367,9 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
         return 0
     for label, value in [("Name", env.name), ("Kind", env.kind), ("Python", env.python or "unknown"),
                          ("Location", env.path), ("Modules", " ".join(env.modules) or "none recorded"),
-                         ("State", env.state + (f" ({env.error})" if env.error else ""))]:
+                         ("State", env.state + (f" ({env.error})" if env.error else "")
+                          + (", but it may not work: see the warnings below" if env.state == "ok" and env.cautions()
+                             else ""))]:
         print(f"{label + ':':10}{value}")
     if env.system_site_packages:
         print(f"{'Sees:':10}its Python's system site-packages too (not listed below, and not exported)")
@@ -376,6 +378,8 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
     for package in env.made_for_another_python():  # T12: said once after the change, then nowhere
         print(f"{'Warning:':10}{package.name} {package.version} is made for Python {package.requires_python}, not "
               f"{env.python}: it may fail when imported")
+    for warning in env.warnings:  # a package it could not read, one installed twice (a user trial saw none)
+        print(f"{'Warning:':10}{warning}")
     print(f"Packages ({env.package_count}):")
     for package in env.packages:
         if package.editable:

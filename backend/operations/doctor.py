@@ -183,6 +183,18 @@ def _misfit_finding(env: Environment) -> list[Finding]:
                     "(the Snapshots tab, or envdesk env history).")]
 
 
+def _warnings_finding(env: Environment) -> list[Finding]:
+    """What the listing could not read in the environment, or found installed twice: pip list and Python may
+    see otherwise than EnvDesk's list says."""
+    if not env.warnings:
+        return []
+    return [Finding(env.name, "not-read", "Some of this environment could not be read, or is there twice",
+                    " ".join(env.warnings) + " EnvDesk's list of its packages may differ from what Python finds.",
+                    "Install the packages named again (Update, or envdesk env update --add NAME), or remove the "
+                    "folder of a damaged or second copy from its site-packages; pip list in the environment shows "
+                    "what Python finds.")]
+
+
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
                     ) -> tuple[set[str], dict[str, list[Unmet]]]:
     """The recorded modules the module system no longer has, and each environment's unmet requirements: one
@@ -224,7 +236,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     for env, device in envs:
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
-                     + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
+                     + _warnings_finding(env) + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
 

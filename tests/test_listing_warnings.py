@@ -1,0 +1,66 @@
+"""What the listing could not read in an environment reaches the user: `env show` (text and --json), the window's
+Overview and `envdesk doctor` say it, on "This computer" (a user trial saw it nowhere, and 'healthy').
+
+The referee is pip: `pip list` run on the same environment skips the same folders, saying so.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from envdesk_fixtures import envdesk_command, this_computer_with_one_venv
+
+UNREADABLE = ("nometa-1.0.dist-info", "emptymeta-1.0.dist-info")
+
+
+def damaged_env(tmp_path):
+    """(config folder, environment) of "This computer"'s venv `plain` with two dist-info folders pip cannot read
+    (no METADATA; an empty one), as an installer stopped midway leaves them."""
+    config, root = this_computer_with_one_venv(tmp_path)
+    env = root / "plain"
+    site = next(env.glob("lib/python*/site-packages"))
+    (site / UNREADABLE[0]).mkdir()
+    (site / UNREADABLE[0] / "INSTALLER").write_text("pip\n")
+    (site / UNREADABLE[1]).mkdir()
+    (site / UNREADABLE[1] / "METADATA").write_text("")
+    pip = subprocess.run([sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"),
+                          "--disable-pip-version-check", "list", "--format", "json"],
+                         capture_output=True, text=True, check=True)
+    for folder in UNREADABLE:
+        assert f"Skipping {site / folder} due to invalid metadata" in pip.stderr, pip.stderr
+    return config, env
+
+
+def envdesk(config, *args):
+    done = subprocess.run([*envdesk_command(), "--config-dir", str(config), *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_env_show_and_doctor_say_which_packages_could_not_be_read(tmp_path):
+    config, _ = damaged_env(tmp_path)
+    text = envdesk(config, "env", "show", "local", "plain")
+    assert "State:    ok, but it may not work: see the warnings below" in text, text
+    warned = [line for line in text.splitlines() if line.startswith("Warning:")]
+    assert all(any(folder in line for line in warned) for folder in UNREADABLE), text
+    shown = json.loads(envdesk(config, "env", "show", "local", "plain", "--json"))
+    assert all(any(folder in warning for warning in shown["warnings"]) for folder in UNREADABLE), shown
+    findings = json.loads(envdesk(config, "env", "doctor", "local", "plain", "--json"))["findings"]
+    found = [f for f in findings if f["code"] == "not-read"]
+    assert len(found) == 1 and all(folder in found[0]["detail"] for folder in UNREADABLE), findings
+
+
+def test_the_overview_does_not_call_it_healthy(tmp_path, qtbot):
+    from envdesk.backend.inventory import read_inventory
+    from envdesk.backend.local_runner import LocalRunner
+    from envdesk.gui.details_panel import DetailsPanel
+    _, env_path = damaged_env(tmp_path)
+    listing = read_inventory(LocalRunner(), [str(env_path.parent)], light=True)
+    [env] = [env for env in listing.environments if env.path == str(env_path)]
+    panel = DetailsPanel()
+    qtbot.addWidget(panel)
+    panel.show_environment(env)
+    state = panel.fields["state"].text()
+    assert state.startswith("may not work: ") and all(folder in state for folder in UNREADABLE), state
