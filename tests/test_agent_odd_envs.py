@@ -186,3 +186,15 @@ def test_a_package_installed_twice_shows_the_copy_python_and_pip_use_and_says_so
     assert [w for w in found["warnings"] if "installed twice" in w] == [
         "gamma is installed twice (versions %s and %s); Python and pip use %s, the one they find first."
         % (newer, older, newer)]
+
+
+def test_a_pyvenv_cfg_that_is_not_utf8_makes_the_environment_broken(home):
+    """Python's site reads pyvenv.cfg as UTF-8 as it starts: the environment's python fails there."""
+    env = make_venv(home / "venvs" / "garbled")
+    with open(os.path.join(env, "pyvenv.cfg"), "wb") as handle:
+        handle.write(b"\x00\xff\xfe garbage\n")
+    started = subprocess.run([os.path.join(env, "bin", "python"), "-c", "pass"], capture_output=True, text=True)
+    assert started.returncode != 0 and "UnicodeDecodeError" in started.stderr, started.stderr
+
+    found = listed("garbled")
+    assert found["state"] == "broken" and "not valid UTF-8" in found["error"], found

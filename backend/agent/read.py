@@ -1112,10 +1112,11 @@ def blank_env(path, name, root):
     }
 
 
-def read_pyvenv_cfg(path):
-    """key -> value of a pyvenv.cfg (keys lowercased)."""
+def read_pyvenv_cfg(path, errors="strict"):
+    """key -> value of a pyvenv.cfg (keys lowercased); UnicodeDecodeError unless it is UTF-8, as Python's site
+    reads it, unless `errors` says otherwise."""
     values = {}
-    for line in read_text(path, errors="surrogateescape").splitlines():
+    for line in read_text(path, errors=errors).splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip():
             values[key.strip().lower()] = value.strip()
@@ -1212,15 +1213,30 @@ def home_problem(home):
             "there, so the environment cannot run. It has to be rebuilt." % home)
 
 
+def venv_settings(prefix, problems):
+    """The settings of prefix's pyvenv.cfg, or None (a problem said) when it cannot be read. One that is not
+    UTF-8 text is read all the same, but is a problem: Python's site reads it as UTF-8 as it starts, so the
+    environment's python stops there."""
+    path = os.path.join(prefix, "pyvenv.cfg")
+    try:
+        return read_pyvenv_cfg(path)
+    except UnicodeDecodeError:
+        problems.append("This environment's settings file (%s) is not valid UTF-8 text, so its python cannot "
+                        "start: Python reads that file as UTF-8 as it starts. Rewrite it, or create the "
+                        "environment again." % path)
+        return read_pyvenv_cfg(path, errors="surrogateescape")
+    except (OSError, ValueError) as exc:
+        problems.append("EnvDesk could not read this environment's settings file "
+                        "pyvenv.cfg (%s)." % _short_reason(exc))
+        return None
+
+
 def read_venv(env, problems, light=False):
     """Fill env from a venv/virtualenv/uv environment (pyvenv.cfg); `light`: packages' names and versions."""
     prefix = env["path"]
-    try:
-        cfg = read_pyvenv_cfg(os.path.join(prefix, "pyvenv.cfg"))
-    except (OSError, ValueError) as exc:
+    cfg = venv_settings(prefix, problems)
+    if cfg is None:
         env["kind"] = "venv"
-        problems.append("EnvDesk could not read this environment's settings file "
-                        "pyvenv.cfg (%s)." % _short_reason(exc))
         return
     if cfg.get("uv"):
         env["kind"], env["created_by"] = "uv", "uv " + cfg["uv"]
