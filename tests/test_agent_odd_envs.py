@@ -198,3 +198,22 @@ def test_a_pyvenv_cfg_that_is_not_utf8_makes_the_environment_broken(home):
 
     found = listed("garbled")
     assert found["state"] == "broken" and "not valid UTF-8" in found["error"], found
+
+
+def test_packages_of_another_python_s_folder_are_not_listed_and_it_says_why(home, tmp_path):
+    """A venv whose pyvenv.cfg says Python X.Y holds packages only in lib/python3.13/site-packages: its python
+    never looks there, so pip list shows nothing."""
+    env = make_venv(home / "venvs" / "mixed")
+    own = site_packages(env)
+    pip(env, "install", "--no-deps", "--no-index", wheel(tmp_path, "tinyalpha", "1.0"))
+    other = "3.13" if PY_XY != "3.13" else "3.12"
+    moved = os.path.join(env, "lib", "python" + other)
+    os.makedirs(moved)
+    os.rename(own, os.path.join(moved, "site-packages"))
+    os.rmdir(os.path.dirname(own))
+    assert pip_list(env) == {}
+    assert in_env(env, "import importlib.util as u; print(u.find_spec('tinyalpha'))") == "None"
+
+    found = listed("mixed")
+    assert found["packages"] == [] and found["state"] == "ok"
+    assert any("only for Python " + other in warning for warning in found["warnings"]), found["warnings"]

@@ -1136,11 +1136,18 @@ def lib_python_dirs(prefix):
     return result
 
 
-def site_packages_dirs(prefix, python):
-    """Existing site-packages folders of an env (the one matching python first)."""
+def site_packages_dirs(prefix, python, warnings):
+    """Existing site-packages folders of an env (the one matching python first); None, with a warning, when its
+    Python's X.Y is known and only other Pythons' lib/pythonX.Y folders are there: its python never looks in
+    those (pip and uv list nothing there, and their packages cannot be imported)."""
     libs = lib_python_dirs(prefix)
     short = ".".join(python.split(".")[:2]) if python else None
     matching = [path for version, path in libs if version == short]
+    if short and libs and not matching:
+        warnings.append("This environment's Python is %s, but its lib folder holds packages only for Python %s "
+                        "(%s), which its python does not look in: they are not listed, and cannot be imported."
+                        % (short, ", ".join(version for version, _ in libs), ", ".join(path for _, path in libs)))
+        return None
     candidates = [os.path.join(p, "site-packages") for p in (matching or [p for _, p in libs])]
     candidates.append(os.path.join(prefix, "Lib", "site-packages"))
     return [path for path in candidates if os.path.isdir(path)]
@@ -1261,12 +1268,17 @@ def read_venv(env, problems, light=False):
     if problem:
         problems.append(problem)
     env["detail"] = "light" if light else "full"
-    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]), light=light)
+    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"], env["warnings"]), light=light)
 
 
 def read_site_packages(env, problems, folders, skip=None, light=False, conda_copies=None):
     """Add the packages of every site-packages folder to env (problem if none). Each folder's stat is taken
-    just before it is listed (`_site_stats`): the listing cache trusts what was seen after it, never before."""
+    just before it is listed (`_site_stats`): the listing cache trusts what was seen after it, never before.
+    folders None: only other Pythons' folders are there (see site_packages_dirs); nothing is read, and the
+    environment is never cached (no stat tells when its own folder comes)."""
+    if folders is None:
+        env["_sites"], env["_site_stats"] = [os.path.join(env["path"], "lib")], [None]
+        return
     env["_sites"] = list(folders)
     env["_site_stats"] = []
     if not folders:
@@ -1526,7 +1538,7 @@ def read_conda(env, problems):
         name = normalize_name(package["name"])
         return (package["installer"] == "conda" or name in conda_names) and name not in copies.clobbered
 
-    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"]),
+    read_site_packages(env, problems, site_packages_dirs(prefix, env["python"], env["warnings"]),
                        skip=installed_by_conda, conda_copies=copies)
     if copies.clobbered:
         env["packages"] = [package for package in env["packages"] if "channel" not in package
