@@ -217,3 +217,28 @@ def test_packages_of_another_python_s_folder_are_not_listed_and_it_says_why(home
     found = listed("mixed")
     assert found["packages"] == [] and found["state"] == "ok"
     assert any("only for Python " + other in warning for warning in found["warnings"]), found["warnings"]
+
+
+def test_a_develop_install_s_version_bump_is_seen_though_the_listing_was_cached(home, tmp_path):
+    """A legacy 'setup.py develop' install: an egg-link and an easy-install.pth line naming the project, whose
+    NAME.egg-info/PKG-INFO `setup.py egg_info` rewrites in place after a version bump (no folder changes)."""
+    env = make_venv(home / "venvs" / "dev")
+    site = site_packages(env)
+    project = tmp_path / "devpkg"
+    (project / "devpkg.egg-info").mkdir(parents=True)
+    pkg_info = project / "devpkg.egg-info" / "PKG-INFO"
+    pkg_info.write_text("Metadata-Version: 2.1\nName: devpkg\nVersion: 1.0\n")
+    with open(os.path.join(site, "devpkg.egg-link"), "w") as handle:
+        handle.write("%s\n.\n" % project)
+    with open(os.path.join(site, "easy-install.pth"), "w") as handle:
+        handle.write("%s\n" % project)
+    aged(env, project)
+    assert agent.inventory({})["cached"] == 0
+    assert agent.inventory({})["cached"] == 1
+    with open(str(pkg_info), "w") as handle:  # as setuptools' egg_info writes it: the same file, rewritten
+        handle.write("Metadata-Version: 2.1\nName: devpkg\nVersion: 1.1\n")
+    assert pip_list(env) == {"devpkg": "1.1"}
+
+    answer = agent.inventory({})
+    assert versions(answer["environments"][0]) == {"devpkg": "1.1"} and answer["cached"] == 0
+    assert answer["environments"][0]["warnings"] == []

@@ -958,12 +958,16 @@ def _name_version_from_filename(stem):
     return parts[0], (parts[1] if len(parts) > 1 else "")
 
 
-def read_egg_info(path):
-    """Package object of a *.egg-info folder (its PKG-INFO) or file."""
+def read_egg_info(path, watched=None):
+    """Package object of a *.egg-info folder (its PKG-INFO) or file; (PKG-INFO's path, its stat) is added to
+    `watched` when given."""
     stem = os.path.basename(path)[:-len(".egg-info")]
     name, version = _name_version_from_filename(stem)
     pkg_info = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
-    if os.path.isfile(pkg_info):
+    info = _stat(pkg_info)
+    if info is not None and stat.S_ISREG(info.st_mode):
+        if watched is not None:
+            watched.append((pkg_info, info))
         headers = read_headers(pkg_info)
         name = headers.get("name") or name
         version = headers.get("version") or version
@@ -986,8 +990,10 @@ def read_egg(path):
     return make_package(name, version)
 
 
-def read_egg_link(path):
-    """Package object of a legacy 'setup.py develop' *.egg-link (editable)."""
+def read_egg_link(path, watched=None):
+    """Package object of a legacy 'setup.py develop' *.egg-link (editable). Its project's PKG-INFO, with its
+    stat, is added to `watched`: `setup.py egg_info` rewrites it in place after a version bump, which changes
+    no folder the listing cache watches."""
     name = os.path.basename(path)[:-len(".egg-link")]
     version = ""
     lines = read_text(path, errors="surrogateescape").splitlines()
@@ -995,21 +1001,23 @@ def read_egg_link(path):
     if target and os.path.isdir(target):
         for entry in list_dir(target):
             if entry.name.endswith(".egg-info"):
-                package = read_egg_info(entry.path)
+                package = read_egg_info(entry.path, watched)
                 name, version = package["name"], package["version"]
                 break
     url = "file://" + target if target else None
     return make_package(name, version, url=url, editable=True)
 
 
-def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None, pth_files=None, known=()):
+def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None, pth_files=None, known=(),
+                       watched=None):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
 
     skip(package) -> True drops a package (used for conda's own packages); a dist-info folder that
     conda_copies (a CondaCopies) says is conda's own copy is dropped unread, and so is one whose file name
     names a project in `known` (normalized names found earlier on the path). `light`: dist-info folders
     give only name and version. A package whose files are bad is left out with a warning. `pth_files`: a
-    list the paths of the folder's *.pth files are added to.
+    list the paths of the folder's *.pth files are added to; `watched`, the files read outside it whose
+    stats tell a change (see read_egg_link).
     """
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
@@ -1031,7 +1039,7 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
         if known and entry_project(entry.name, suffix) in known:
             continue
         try:
-            package = reader(entry.path)
+            package = read_egg_link(entry.path, watched) if suffix == ".egg-link" else reader(entry.path)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             warnings.append("Skipped %s: EnvDesk could not read it (%s)."
                             % (entry.name, _short_reason(exc)))
@@ -1285,14 +1293,17 @@ def read_site_packages(env, problems, folders, skip=None, light=False, conda_cop
         problems.append("This environment has no site-packages folder, so no packages "
                         "can be installed in it.")
         return
-    pth_files = []
+    pth_files, watched = [], []
     for folder in folders:
         env["_site_stats"].append(_stat(folder))
         try:
-            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies, pth_files))
+            env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies, pth_files,
+                                                      watched=watched))
         except OSError as exc:
             problems.append("EnvDesk could not list the installed packages in %s (%s)."
                             % (folder, describe_os_error(exc)))
+    env["_sites"].extend(path for path, _ in watched)
+    env["_site_stats"].extend(info for _, info in watched)
     if pth_files:
         read_pth_folders(env, pth_files, skip, light)
 
