@@ -48,6 +48,9 @@ def test_more_commands_than_the_server_allows_wait_for_each_other_on_one_connect
     try:
         runner = session.target("narrow").runner
         assert runner.run(["true"]).ok
+        # sshd counts that command's session until it has read its close: a burst begun before then is refused one
+        # session more, learns a limit of one, and its first command then waits on the others (a CI run under load)
+        sessions_fall_to(narrow, 0)
         more_at_once_than_allowed(narrow, runner)
         assert logins(narrow) == 1 and runner.connections_opened == 1, "a refusal made the runner log in again"
         assert sessions(narrow) <= ALLOWED
