@@ -230,12 +230,17 @@ def _safe_owner_and_mode(found: os.stat_result) -> bool:
 
 
 def _private_group(uid: int, gid: int) -> bool:
-    """Whether `gid` is the owner's primary group with no other member."""
+    """Whether `gid` has exactly one member, the owner, as Debian's secure_permissions counts them: every account
+    whose primary group it is, and its listed members (R14: a shared primary group such as 'users' passed, and a
+    group listing only the owner was refused, where ssh reads it)."""
     import grp
     import pwd
     try:
         owner = pwd.getpwuid(uid)
-        members = grp.getgrgid(gid).gr_mem
+        listed = grp.getgrgid(gid).gr_mem
     except KeyError:
         return False
-    return owner.pw_gid == gid and set(members) <= {owner.pw_name}
+    primary = [account.pw_uid for account in pwd.getpwall() if account.pw_gid == gid]
+    if any(account != uid for account in primary) or listed[:1] not in ([], [owner.pw_name]) or len(listed) > 1:
+        return False
+    return bool(primary or listed)

@@ -149,3 +149,43 @@ def test_the_users_own_config_that_others_may_change_is_refused_as_openssh_refus
         plan = plan_connection(ClusterProfile(name="c", host="h"), load_ssh_config())
         assert (plan.target.user, plan.target.port) == ("fromconfig", 2345)
     assert load_ssh_config(config).lookup("h")["user"] == "fromconfig"  # a file named outright: not checked, as -F
+
+
+@pytest.mark.parametrize("shape, others_may_change_it", [("a group of the owner alone, listed", False),
+                                                         ("the owner's group, another account's primary too", True)])
+def test_a_group_writable_config_is_judged_by_who_is_in_that_group_as_debians_ssh_judges_it(home, shape,
+                                                                                            others_may_change_it):
+    """R14: Debian's secure_permissions counts a group's members as every account whose primary group it is plus
+    its listed members, and lets the group write the file only when that is the owner alone. EnvDesk allowed a
+    primary group shared with another account ('users' on many clusters' login nodes: anyone there could rewrite
+    the file) and refused a group listing the owner alone. Real accounts and groups are made for it, and removed.
+    Referee: ssh -G reading its own ~/.ssh/config."""
+    import grp
+    import uuid
+    config = write(home / ".ssh" / "config", "Host h\n  User fromconfig\n  Port 2345\n")
+    name = f"edt{uuid.uuid4().hex[:8]}"
+    owner = pwd.getpwuid(os.getuid())
+    try:
+        if others_may_change_it:  # an account whose primary group is the owner's
+            subprocess.run(["useradd", "-M", "-N", "-g", str(owner.pw_gid), "-s", "/usr/sbin/nologin", name],
+                           check=True, timeout=60)
+            gid = owner.pw_gid
+        else:  # a group with the owner as its one listed member, and no account's primary group
+            subprocess.run(["groupadd", name], check=True, timeout=60)
+            subprocess.run(["gpasswd", "-a", owner.pw_name, name], check=True, capture_output=True, timeout=60)
+            gid = grp.getgrnam(name).gr_gid
+        os.chown(config, -1, gid)
+        config.chmod(0o664)
+        said = openssh_with_its_own_config(home, "h")
+        assert ("Bad owner or permissions" in said.stderr) == others_may_change_it, said  # the referee's verdict
+        if others_may_change_it:
+            with pytest.raises(ConfigError, match="Bad owner or permissions"):
+                load_ssh_config()
+        else:
+            assert said.returncode == 0, said.stderr
+            plan = plan_connection(ClusterProfile(name="c", host="h"), load_ssh_config())
+            assert (plan.target.user, plan.target.port) == ("fromconfig", 2345)
+    finally:
+        os.chown(config, -1, owner.pw_gid)
+        subprocess.run(["userdel", name], capture_output=True, timeout=60)
+        subprocess.run(["groupdel", name], capture_output=True, timeout=60)
