@@ -85,8 +85,23 @@ def _file_name(text: str) -> str:
 
 def record_path(paths: AppPaths, cluster: str) -> Path:
     """Where the record of `cluster`'s kept connection lives (its keeper's log beside it): in a folder of this
-    computer's own, as a home folder may be shared by several (a cluster's login nodes), each with its loopback."""
-    return paths.cache_dir / "kept" / _file_name(socket.gethostname()) / f"{_file_name(cluster)}.json"
+    computer's own, as a home folder may be shared by several (a cluster's login nodes), each with its loopback.
+    A record an earlier EnvDesk wrote under its base64 names is moved here first (R14: a keeper started before
+    the upgrade, still logged in, was not found, and the next command logged in again, a second code asked)."""
+    host = socket.gethostname()
+    path = paths.cache_dir / "kept" / _file_name(host) / f"{_file_name(cluster)}.json"
+    if not path.exists():
+        legacy = paths.cache_dir / "kept" / _base64_name(host) / f"{_base64_name(cluster)}.json"
+        with contextlib.suppress(OSError):
+            if legacy.is_file():
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(legacy, path)
+    return path
+
+
+def _base64_name(text: str) -> str:
+    """The file name earlier versions gave `text` (before 2026-11-24), read to move their records."""
+    return base64.urlsafe_b64encode(text.encode("utf-8", "surrogateescape")).decode().rstrip("=")
 
 
 def claim(paths: AppPaths, record: KeptRecord) -> KeptRecord:

@@ -549,3 +549,26 @@ def test_a_greeting_login_shell_still_gets_its_lock_tied_to_the_client(testbed, 
             bashrc.unlink()
         else:
             bashrc.write_bytes(saved)
+
+
+def test_a_keeper_started_by_the_version_before_is_found_and_used(testbed, tmp_path, home, kept):
+    """R14: records are now named in hexadecimal; the version before named them in base64 (its code, at
+    b8ba20d: urlsafe_b64encode without '='), so a keeper it started, still logged in, was not found and the next
+    command logged in again (a second code on a two-factor cluster). Referee: sshd's count of logins."""
+    import base64
+    import socket
+
+    def old_name(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    cluster = testbed.clusters["alpha"]
+    config, paths, record = keep(testbed, tmp_path, kept, "alpha")
+    current = kept_connection.record_path(paths, "alpha")
+    legacy = paths.cache_dir / "kept" / old_name(socket.gethostname()) / f"{old_name('alpha')}.json"
+    legacy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    current.replace(legacy)  # where the version before wrote it
+    before = logins(cluster)
+    listed = run_cli("env", "list", "alpha", config=config, home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert logins(cluster) == before, "the command logged in itself instead of using the kept connection"
+    assert kept_shown(config, home)["alpha"] and kept_connection.read_record(paths, "alpha") == record
