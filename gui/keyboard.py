@@ -36,6 +36,7 @@ def _give_tab_to_focus(widget: QObject) -> None:
 
 _KEYBOARD_REASONS = (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
                      Qt.FocusReason.ShortcutFocusReason)
+_AWAY_AND_BACK = (Qt.FocusReason.ActiveWindowFocusReason, Qt.FocusReason.PopupFocusReason)
 _RING = "keyboard_focus_ring"
 
 
@@ -54,10 +55,14 @@ class _TabGivesFocusOn(QObject):
         kind = event.type()
         if kind == QEvent.Type.Polish:
             _give_tab_to_focus(watched)
-        elif kind == QEvent.Type.FocusIn and isinstance(watched, QAbstractItemView):
-            _show_focus_ring(watched, event.reason() in _KEYBOARD_REASONS)  # type: ignore[attr-defined]
-        elif kind == QEvent.Type.FocusOut and isinstance(watched, QAbstractItemView) and watched.property(_RING):
-            _show_focus_ring(watched, False)
+        elif kind in (QEvent.Type.FocusIn, QEvent.Type.FocusOut) and isinstance(watched, QAbstractItemView):
+            reason = event.reason()  # type: ignore[attr-defined]
+            if reason in _AWAY_AND_BACK:
+                pass  # a question, menu or other window came and went: the ring stays as it was (R14)
+            elif kind == QEvent.Type.FocusIn:
+                _show_focus_ring(watched, reason in _KEYBOARD_REASONS)
+            elif watched.property(_RING):
+                _show_focus_ring(watched, False)
         return False
 
 

@@ -172,6 +172,14 @@ def test_the_panel_f6_moves_to_is_outlined_and_a_click_leaves_no_outline(qtbot, 
     qtbot.waitUntil(lambda: _edge_colour(window.env_table) == highlight, timeout=5000)
     header = window.env_table.horizontalHeader().grab().toImage()
     assert header.pixelColor(header.width() // 2, header.height() // 2) != highlight, "the header is not outlined"
+    question = QMessageBox(QMessageBox.Icon.Question, "Delete?", "Delete it?", parent=window)  # R14: a question
+    question.open()                                                   # answered with the keyboard kept no ring
+    question.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is question, timeout=LONG)
+    question.reject()
+    window.activateWindow()  # what the window manager does once the question has gone (offscreen has none)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
+    assert _edge_colour(window.env_table) == highlight, "the ring went with the question"
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6, Qt.KeyboardModifier.ShiftModifier)
     assert QApplication.focusWidget() is window.cluster_view
     qtbot.waitUntil(lambda: _edge_colour(window.cluster_view) == highlight, timeout=LONG)
