@@ -608,7 +608,25 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0,
         _read_requirement_line(spec, line, folder, _depth, _chain)
     if _depth == 0 and spec.hashed:
         _refuse_unhashed(spec)
+    if _depth == 0:
+        _unpin_named_again(spec)
     return spec
+
+
+def _unpin_named_again(spec: EnvSpec) -> None:
+    """An exact pin whose package another line names too (`requests[socks]` after `requests==2.31.0`, `-r base.txt`'s
+    `uvicorn==0.30.0` and `uvicorn[standard]`, `six!=1.16.0 ; marker`) stops being a pin: both lines go to the
+    installer, which takes them together as pip does (the extras installed, a conflict its error). As a pin, the
+    other line was dropped (a pinned name was installed from its pin only: importing.install_lines)."""
+    lines_by_name: dict[str, set[str]] = {}
+    for line in spec.requirements:
+        name = requirement_name(line)
+        if name:
+            lines_by_name.setdefault(name, set()).add(line)
+    again = {name for name, lines in lines_by_name.items() if len(lines) > 1}
+    if again:
+        spec.pins = [pin for pin in spec.pins if pin.source != "pip" or pin.url or pin.editable
+                     or validate.canonical_name(pin.name) not in again]
 
 
 UNHASHED = ("other lines of the file have --hash, and then pip checks every package against hashes (it turns "

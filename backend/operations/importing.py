@@ -372,7 +372,9 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
             blocked = f"{exc.message} {exc.hint}"
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
     spec = _unhashed_lines_for_other_systems(target, spec, python or caps.system_python, progress)
-    clashing = conflicting_requirements([*spec.requirements, *spec.constraints])  # a constraint narrows as a line
+    as_written = _markers_settled(target, [*spec.requirements, *spec.constraints], python or caps.system_python,
+                                  progress)  # a constraint narrows as a line does
+    clashing = [[as_written[line] for line in lines] for lines in conflicting_requirements(list(as_written))]
     if clashing and not blocked:
         blocked = ("The file asks for versions that cannot all be installed: "
                    + "; ".join(" and ".join(lines) for lines in clashing) + ". Keep the line you want of each.")
@@ -415,6 +417,32 @@ def _unhashed_lines_for_other_systems(target: Target, spec: EnvSpec, python: str
     return replace(spec, refused=[r for r in spec.refused if r.reason != specs.UNHASHED or r.line not in skipped],
                    adapted=[*spec.adapted, *(specs.Adapted(line, f"skipped on {target.label}", why, installs=False)
                                              for line in skipped)])
+
+
+def _markers_settled(target: Target, lines: list[str], python: str | None, progress: Progress) -> dict[str, str]:
+    """The lines to check for a conflict (conflicting_requirements), each with the line as written: a marked line
+    that names a package another line pins exactly is judged with the target's values (one command on a cluster, only
+    where there is such a line), checked without its marker where it holds there, left out where it does not. pip
+    judges the marker where it installs, then refuses the pair (`six==1.16.0` and `six!=1.16.0 ; python_version >=
+    "3"`: ResolutionImpossible)."""
+    pinned = {specs.requirement_name(line) for line in lines if "==" in line and ";" not in line and "@" not in line}
+    marked = [line for line in lines if ";" in line and "@" not in line and not line.startswith("-")
+              and specs.requirement_name(line) in pinned]
+    if not marked:
+        return {line: line for line in lines}
+    from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+    environment = dict(target.runner.marker_environment(python, progress.cancel))
+    settled: dict[str, str | None] = {}
+    for line in marked:
+        try:
+            requirement = Requirement(line)
+            holds = requirement.marker is None or requirement.marker.evaluate(environment)
+        except (InvalidRequirement, InvalidMarker, UndefinedComparison, UndefinedEnvironmentName):
+            continue  # the installer's to judge, as before
+        requirement.marker = None
+        settled[line] = str(requirement) if holds else None
+    return {checked: line for line in lines if (checked := settled.get(line, line)) is not None}
 
 
 def _false_there(marker: Any, environment: dict[str, str]) -> bool:

@@ -1,0 +1,111 @@
+"""Files a tester imported from real projects (F6): each is read as the installers read it.
+
+The referees are pip and uv: pip's dry run (`pip install --dry-run --report`, offline against the test wheels)
+says what a file installs or that it cannot, uv's freeze says what an import made, and `uv pip install
+--dry-run` says what uv accepts. Nothing here compares EnvDesk with itself.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envdesk_fixtures import canon, envdesk_command
+from testbed import wheels
+
+# tinydelta's extra `fast` installs tinygamma, as requests[socks] installs PySocks
+TINYDELTA = wheels.WheelSpec("tinydelta", "1.0", ('tinygamma ; extra == "fast"',), extras=("fast",))
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("wheels")
+    wheels.build_all(folder)
+    wheels.build_wheel(folder, TINYDELTA)
+    return folder
+
+
+def local_config(folder: Path, wheelhouse: Path) -> Path:
+    """A config folder whose only target is This computer, installing offline from `wheelhouse`."""
+    config = folder / "config"
+    config.mkdir(parents=True)
+    (config / "clusters.yaml").write_text(f"clusters: []\nlocal:\n  env_roots: [{json.dumps(str(folder / 'envs'))}]\n"
+                                          f"  pip_args: [--no-index, --find-links, {json.dumps(str(wheelhouse))}]\n")
+    return config
+
+
+def envdesk(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*envdesk_command(), "--config-dir", str(config), *args], capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+
+
+def pip_dry_run(wheelhouse: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+                           "--quiet", "--report", "-", "--no-index", "--find-links", str(wheelhouse), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def pips_reading(wheelhouse: Path, *args: str) -> set[str]:
+    """name==version of what pip itself would install."""
+    done = pip_dry_run(wheelhouse, *args)
+    assert done.returncode == 0, done.stderr
+    return {f"{canon(item['metadata']['name'])}=={item['metadata']['version']}"
+            for item in json.loads(done.stdout)["install"]}
+
+
+def frozen(root: Path, name: str) -> set[str]:
+    """The tiny* packages uv's freeze lists in the environment `name`."""
+    out = subprocess.run(["uv", "pip", "freeze", "--python", str(root / name / "bin" / "python")],
+                         capture_output=True, text=True, check=True).stdout
+    return {canon(line.split("==")[0]) + "==" + line.split("==")[1] for line in out.split() if line.startswith("tiny")}
+
+
+def plan_of(config: Path, path: Path) -> dict:
+    done = envdesk(config, "env", "import", "local", str(path), "--dry-run", "--json")
+    return json.loads(done.stdout)
+
+
+# -- 1: a second line for a pinned package ------------------------------------------------------------------
+
+@pytest.mark.parametrize("files", [
+    {"requirements.txt": "tinydelta==1.0\ntinydelta[fast]\n"},
+    {"base.txt": "tinydelta==1.0\n", "requirements.txt": "-r base.txt\ntinydelta[fast]\n"},  # base.txt, dev.txt
+])
+def test_a_pins_extras_on_another_line_are_installed_as_pip_installs_them(tmp_path, wheelhouse, files):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    requirements = tmp_path / "requirements.txt"
+    expected = pips_reading(wheelhouse, "-r", str(requirements))
+    assert expected == {"tinydelta==1.0", "tinygamma==0.1"}
+    config = local_config(tmp_path, wheelhouse)
+    assert "tinydelta[fast]" in plan_of(config, requirements)["install"]
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "extras")
+    assert made.returncode == 0, made.stderr
+    assert frozen(tmp_path / "envs", "extras") == expected
+
+
+def test_a_line_that_excludes_the_pin_blocks_the_plan_as_pip_refuses_the_file(tmp_path, wheelhouse):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text('tinyalpha==1.0\ntinyalpha!=1.0 ; python_version >= "3"\n')
+    pip = pip_dry_run(wheelhouse, "-r", str(requirements))
+    assert pip.returncode != 0 and "ResolutionImpossible" in pip.stderr
+    config = local_config(tmp_path, wheelhouse)
+    plan = plan_of(config, requirements)
+    assert plan["blocked"] and 'tinyalpha!=1.0 ; python_version >= "3"' in plan["blocked"], plan
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "clash", "--yes")
+    assert made.returncode != 0 and not (tmp_path / "envs" / "clash").exists()
+
+
+def test_a_range_beside_the_pin_is_in_the_plan_and_installed_as_pip_installs_it(tmp_path, wheelhouse):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinyalpha==1.0\ntinyalpha>=1.0\n")
+    expected = pips_reading(wheelhouse, "-r", str(requirements))
+    config = local_config(tmp_path, wheelhouse)
+    plan = plan_of(config, requirements)
+    assert {"tinyalpha==1.0", "tinyalpha>=1.0"} <= set(plan["install"]), plan
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "ranged")
+    assert made.returncode == 0, made.stderr
+    assert frozen(tmp_path / "envs", "ranged") == expected == {"tinyalpha==1.0"}
