@@ -982,6 +982,13 @@ CONSTRAINT_FORM = ("a constraint is a name, versions and a marker only, as pip's
                    "extras, URL, folder or hashes: the installers disagree on those)")
 
 
+CONSTRAINT_HASHES = ("pip checks the hashes of the requirement lines, never a constraint's (a file whose lines have "
+                     "none it refuses as a whole, asking for them), so the constraints' name, versions and marker "
+                     "narrow the versions, as uv applies them; to have files checked, give the requirement lines their "
+                     "hashes")
+"""What becomes of the hashes of a constraints file (pip-compile --generate-hashes writes them)."""
+
+
 def _constraint_form(requirement: str) -> bool:
     """Whether a (valid) requirement is in the form a constraints file takes (CONSTRAINT_FORM): read by packaging,
     as pip and uv read it, so `six@https://...` is a URL however it is spaced."""
@@ -1014,7 +1021,7 @@ def _add_constraints(spec: EnvSpec, line: str, name: str, beside: str, included:
         return
     taken, hashed = [], {without_hashes(line) for line in included.hashed}
     for requirement in [*included.requirements, *included.constraints]:
-        if requirement in hashed or not _constraint_form(requirement):
+        if not _constraint_form(requirement):
             spec.refused.append(Refused(requirement, f"in {name}: {CONSTRAINT_FORM}"))
         else:
             taken.append(requirement)
@@ -1023,6 +1030,10 @@ def _add_constraints(spec: EnvSpec, line: str, name: str, beside: str, included:
                                 f"read from {name} {beside}: as pip's -c, they narrow the versions of what is "
                                 "installed, now and in every later install into this environment, and install "
                                 "nothing themselves", installs=False))
+    unhashed = [requirement for requirement in taken if requirement in hashed]
+    if unhashed:
+        spec.adapted.append(Adapted(f"the --hash options of {counted(len(unhashed), 'constraint')} in {name}",
+                                    "left out", CONSTRAINT_HASHES, installs=False))
     spec.adapted.extend(included.adapted)
     spec.refused.extend(included.refused)
 

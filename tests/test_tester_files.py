@@ -109,3 +109,36 @@ def test_a_range_beside_the_pin_is_in_the_plan_and_installed_as_pip_installs_it(
     made = envdesk(config, "env", "import", "local", str(requirements), "--name", "ranged")
     assert made.returncode == 0, made.stderr
     assert frozen(tmp_path / "envs", "ranged") == expected == {"tinyalpha==1.0"}
+
+
+# -- 2: a pip-compile file with hashes as constraints -------------------------------------------------------
+
+def uvs_dry_run(tmp_path: Path, wheelhouse: Path, *args: str) -> set[str]:
+    """name==version of what `uv pip install --dry-run` would install into a new venv."""
+    venv = tmp_path / "referee"
+    subprocess.run(["uv", "venv", "-q", str(venv)], check=True)
+    done = subprocess.run(["uv", "pip", "install", "--dry-run", "--python", str(venv / "bin" / "python"),
+                           "--no-index", "--find-links", str(wheelhouse), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return {line.split()[1] for line in done.stderr.splitlines() if line.startswith(" + ")}
+
+
+def test_a_hashed_constraints_file_narrows_the_versions_as_uv_applies_it(tmp_path, wheelhouse):
+    (tmp_path / "constraints.in").write_text("tinyalpha<2\n")
+    subprocess.run(["uv", "pip", "compile", "-q", "--generate-hashes", "--no-index", "--find-links", str(wheelhouse),
+                    str(tmp_path / "constraints.in"), "-o", str(tmp_path / "constraints.txt")], check=True)
+    assert "--hash=sha256:" in (tmp_path / "constraints.txt").read_text()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinybeta\n-c constraints.txt\n")
+    expected = uvs_dry_run(tmp_path, wheelhouse, "-r", str(requirements))
+    assert expected == {"tinyalpha==1.1", "tinybeta==1.0"}
+    pip = pip_dry_run(wheelhouse, "-r", str(requirements))  # pip checks no constraint's hashes: it asks for the
+    assert pip.returncode != 0 and "--require-hashes" in pip.stderr  # requirement lines' own (pypa/pip#12956)
+    config = local_config(tmp_path, wheelhouse)
+    plan = plan_of(config, requirements)
+    assert plan["constraints"] == ["tinyalpha==1.1"] and not plan["refused"], plan
+    assert any("--hash" in item["line"] and "pip checks the hashes of the requirement lines" in item["reason"]
+               for item in plan["adapted"]), plan["adapted"]
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "hashedc")
+    assert made.returncode == 0, made.stderr
+    assert frozen(tmp_path / "envs", "hashedc") == expected
