@@ -637,12 +637,15 @@ through by the import's plan, as pip and uv skip it: importing.plan_import)."""
 
 
 def _refuse_unhashed(spec: EnvSpec) -> None:
-    """The lines without hashes of a file where some have them: refused, as pip refuses such a file."""
+    """The lines without hashes of a file where some have them: refused, as pip refuses such a file. An editable
+    folder is not: a folder has no file to hash, and uv installs `uv export`'s `-e .` beside hashed pins (EnvDesk
+    installs the hashed lines first, each checked, then the rest: create.build)."""
     hashed = {without_hashes(line) for line in spec.hashed}
-    unhashed = [line for line in spec.requirements if line not in hashed]
+    folders = {pin.pip_line() for pin in spec.pip_pins if pin.editable and local_path(pin.url or "")}
+    unhashed = [line for line in spec.requirements if line not in hashed and line not in folders]
     if unhashed:
         spec.refused += [Refused(line, UNHASHED) for line in unhashed]
-        spec.requirements = [line for line in spec.requirements if line in hashed]
+        spec.requirements = [line for line in spec.requirements if line in hashed or line in folders]
         spec.pins = [pin for pin in spec.pins if pin.source != "pip" or pin.pip_line() not in set(unhashed)]
 
 

@@ -113,12 +113,13 @@ def test_a_range_beside_the_pin_is_in_the_plan_and_installed_as_pip_installs_it(
 
 # -- 2: a pip-compile file with hashes as constraints -------------------------------------------------------
 
-def uvs_dry_run(tmp_path: Path, wheelhouse: Path, *args: str) -> set[str]:
-    """name==version of what `uv pip install --dry-run` would install into a new venv."""
+def uvs_dry_run(tmp_path: Path, wheelhouse: Path, *args: str, cwd: Path | None = None) -> set[str]:
+    """name==version of what `uv pip install --dry-run` would install into a new venv (run in `cwd`)."""
     venv = tmp_path / "referee"
     subprocess.run(["uv", "venv", "-q", str(venv)], check=True)
     done = subprocess.run(["uv", "pip", "install", "--dry-run", "--python", str(venv / "bin" / "python"),
-                           "--no-index", "--find-links", str(wheelhouse), *args], capture_output=True, text=True)
+                           "--no-index", "--find-links", str(wheelhouse), *args], capture_output=True, text=True,
+                          cwd=cwd)
     assert done.returncode == 0, done.stderr
     return {line.split()[1] for line in done.stderr.splitlines() if line.startswith(" + ")}
 
@@ -142,3 +143,53 @@ def test_a_hashed_constraints_file_narrows_the_versions_as_uv_applies_it(tmp_pat
     made = envdesk(config, "env", "import", "local", str(requirements), "--name", "hashedc")
     assert made.returncode == 0, made.stderr
     assert frozen(tmp_path / "envs", "hashedc") == expected
+
+
+# -- 3: `uv export`'s editable folders beside hashed pins ---------------------------------------------------
+
+def uv_project(folder: Path, name: str, dependencies: list[str], sources: str = "") -> Path:
+    """A source project uv builds offline (the test bed's own build backend)."""
+    from testbed.projects import TINYBACKEND, _init_py, _pyproject
+    (folder / name).mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(_pyproject(name, "0.1", dependencies) + sources)
+    (folder / "tinybackend.py").write_text(TINYBACKEND)
+    (folder / name / "__init__.py").write_text(_init_py(name, "0.1"))
+    return folder
+
+
+HELPER_SOURCE = '\n[tool.uv.sources]\nhelper = { path = "libs/helper", editable = true }\n'
+
+
+def hashed_pin(tmp_path: Path, wheelhouse: Path, pin: str) -> str:
+    """`pin` with its file's hash, as `uv pip compile --generate-hashes` writes it."""
+    (tmp_path / "pin.in").write_text(pin + "\n")
+    done = subprocess.run(["uv", "pip", "compile", "-q", "--generate-hashes", "--no-header", "--no-index",
+                           "--find-links", str(wheelhouse), str(tmp_path / "pin.in")], capture_output=True, text=True,
+                          check=True).stdout
+    return "".join(line + "\n" for line in done.splitlines() if not line.strip().startswith("#"))
+
+
+def test_uv_exports_editable_folders_beside_hashed_pins_install_as_uv_installs_them(tmp_path, wheelhouse):
+    root = uv_project(tmp_path / "app", "app", ["helper", "tinygamma"], HELPER_SOURCE)
+    uv_project(root / "libs" / "helper", "helper", [])
+    subprocess.run(["uv", "lock", "-q", "--no-index", "--find-links", str(wheelhouse)], cwd=root, check=True)
+    exported = subprocess.run(["uv", "export", "-q", "--format", "requirements-txt", "--no-index", "--find-links",
+                               str(wheelhouse)], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert "-e .\n-e ./libs/helper\n" in exported and "tinygamma==0.1\n" in exported
+    # uv lists no hash for a wheel of a local folder of wheels: the exported pin as it is for an index's file
+    requirements = root / "requirements.txt"
+    requirements.write_text(exported.replace("tinygamma==0.1\n", hashed_pin(tmp_path, wheelhouse, "tinygamma==0.1")))
+    assert "--hash=sha256:" in requirements.read_text()
+    expected = uvs_dry_run(tmp_path, wheelhouse, "-r", str(requirements), cwd=root)  # at the project's root
+    assert {line.split(" @ ")[0] for line in expected} == {"app", "helper", "tinygamma==0.1"}
+    config = local_config(tmp_path, wheelhouse)
+    plan = plan_of(config, requirements)
+    assert not plan["refused"], plan["refused"]
+    listed = [item["line"] for item in plan["adapted"]] + [item["line"] for item in plan["refused"]]
+    assert len(listed) == len(set(listed)) and {"-e .", "-e ./libs/helper"} <= set(listed), listed
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "exported")
+    assert made.returncode == 0, made.stderr
+    out = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "exported" / "bin" / "python")],
+                         capture_output=True, text=True, check=True).stdout
+    editables = {"-e " + root.as_uri(), "-e " + (root / "libs" / "helper").as_uri()}
+    assert editables | {"tinygamma==0.1"} <= set(out.split("\n")), out
