@@ -826,6 +826,7 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
     elif option in ("-c", "--constraint"):
         _include(spec, line, value, folder, depth, chain, constraints=True)
     elif option in ("-e", "--editable"):
+        value = _file_url_as_path(value)
         if value.startswith(_VCS):
             _read_vcs_line(spec, line, value, editable=True)
         elif value.startswith(".") and folder is not None and not value.startswith("..."):
@@ -856,6 +857,16 @@ def _read_option_line(spec: EnvSpec, line: str, folder: Path | None, depth: int,
         spec.refused.append(Refused(line, settings_advice(option, CHOICE_REASON, value)))
     else:
         spec.refused.append(Refused(line, f"{option} is a pip option EnvDesk does not apply"))
+
+
+def _file_url_as_path(value: str) -> str:
+    """A relative file URL as the path it names, as pip reads it: rye's `-e file:.` is `-e .`, `file:libs/x` is
+    `./libs/x`, `file:/abs` is `/abs`; anything else as it is."""
+    match = re.match(r"file:(?!//)(.*)", value)
+    if not match:
+        return value
+    path = match.group(1)
+    return path if path.startswith(("/", ".")) else f"./{path}"
 
 
 def _read_relative_editable(spec: EnvSpec, line: str, value: str, folder: Path, depth: int,
