@@ -538,7 +538,11 @@ _ARCHIVE_URL = (r"^(?P<url>https?://[^\s#?]+/(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._
 """A bare URL of a wheel or source archive, which pip takes as a line (a marker may follow): the package's name
 is in its file name, up to the version (an old source archive's name may hold '-': python-dateutil-2.8.2)."""
 _BUILD_FOLDERS = (r"^file://(/croot/|/opt/conda/conda-bld/|/home/conda/feedstock_root/|"
-                  r"/tmp/build/|/opt/anaconda1anaconda2anaconda3/|/usr/share/miniconda/conda-bld/)")
+                  r"/tmp/build/|/opt/anaconda1anaconda2anaconda3/|/usr/share/miniconda/conda-bld/|"
+                  r"/[^\s#?]*?/[A-Za-z0-9][A-Za-z0-9._-]*_[0-9]{10,}/work(?:[/#?]|$))")
+"""Where conda-build builds a package, as pip freeze names it in a conda environment: the known build roots, and
+anywhere (Windows' D:/bld/ and C:/b/abs_…/croot/, macOS' /Users/runner/miniforge3/conda-bld/ and /private/var/
+folders/…/croot/, a build machine's /home/task_…/conda-bld/) the folder conda-build works in: NAME_TIMESTAMP/work."""
 _MAX_INCLUDE_DEPTH = 5
 LOCAL_SOURCE = ("a folder or file of the computer where this file was written; EnvDesk cannot copy it to the "
                 "target (publish the package, or give it as a git URL)")

@@ -211,3 +211,28 @@ def test_a_relative_file_url_editable_is_the_folder_pip_installs(tmp_path, wheel
     out = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "rye" / "bin" / "python")],
                          capture_output=True, text=True, check=True).stdout
     assert {"-e " + root.as_uri(), "tinygamma==0.1"} <= set(out.split("\n")), out
+
+
+# -- 5: conda-build folders in pip freeze lines from Windows, macOS and build machines ----------------------
+
+# the shapes of public `pip freeze` outputs of conda environments, each with a test wheel's name
+CONDA_BUILT = """\
+tinyalpha @ file:///D:/bld/tinyalpha_1610324703282/work
+tinybeta @ file:///C:/b/abs_3d36mno480/croot/tinybeta-split_1714483155106/work
+tinygamma @ file:///Users/runner/miniforge3/conda-bld/tinygamma_1714483155106/work
+tinyold @ file:///home/task_176496125431831/conda-bld/tinyold_1764961387175/work
+tinydelta @ file:///private/var/folders/sy/f16zz/T/abs_83242e7e/croots/recipe/tinydelta_1655968827803/work/tinydelta
+"""
+
+
+def test_conda_build_folders_of_any_computer_are_installed_by_name(tmp_path, wheelhouse):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(CONDA_BUILT)
+    config = local_config(tmp_path, wheelhouse)
+    plan = plan_of(config, requirements)
+    assert not plan["refused"], plan["refused"]
+    names = [line.split(" @ ")[0] for line in CONDA_BUILT.splitlines()]
+    assert sorted(item["as"] for item in plan["adapted"]) == sorted(names), plan["adapted"]
+    made = envdesk(config, "env", "import", "local", str(requirements), "--name", "condabuilt")
+    assert made.returncode == 0, made.stderr
+    assert frozen(tmp_path / "envs", "condabuilt") == pips_reading(wheelhouse, *names)
