@@ -105,6 +105,11 @@ class LockedPackage:
         """The exact pin: name==version for registry packages, name @ URL for the others."""
         return Pin(name=self.name, version=self.version, url=self.url(folder))
 
+    def local_pin(self, folder: Path | None = None) -> Pin:
+        """A folder's or file's pin, as a requirements file's `-e ./folder` or `name @ file:///…` is read: installed
+        where the target has that path (importing's sources check), editable where the lock says so."""
+        return Pin(name=self.name, version="", url=self.url(folder), editable=self.source == "editable")
+
     def hashed_line(self) -> str:
         """'name==version --hash=sha256:...' with every file hash the lock lists (pip and uv check them)."""
         return " ".join([f"{self.name}=={self.version}", *(f"--hash={h}" for h in self.hashes)])
@@ -174,7 +179,7 @@ class UvProject:
     def source_notes(self) -> list[str]:
         """What the user should know about packages that come from git or a URL rather than an index.
 
-        (Packages from this computer's folders are refused in the plan, with the reason.)
+        (Packages from folders are installed where the target has them, else refused in the plan, with the reason.)
         """
         remote = [p for p in self.not_portable if not p.is_local]
         if not remote:
@@ -565,11 +570,15 @@ def to_spec(project: UvProject, environment: Mapping[str, str] | None = None) ->
     needs elsewhere (Windows, another Python) are left out; by default a Linux cluster with the lowest
     Python the project allows. Registry packages are pinned to their locked versions with every file
     hash the lock lists (`hashed` lines: pip or uv checks each file against them); git and URL packages
-    are pinned to their exact commit or file; packages from this computer's folders are refused. The
-    requirements are the project's own dependencies (what --top-level installs instead).
+    are pinned to their exact commit or file; packages from folders or files ([tool.uv.sources] path = ...) are
+    installed from there, as `uv sync` installs them, where the target has that path (a virtual one, which is only
+    its dependencies, is refused). The requirements are the project's own dependencies (what --top-level installs
+    instead), a local one as its folder's line.
     """
     selected = select_packages(project, environment)
-    local = [p for p in selected if p.is_local]
+    virtual = [p for p in selected if p.source == "virtual"]
+    folders = {canonical_name(p.name): p.local_pin(project.folder) for p in selected
+               if p.is_local and p.source != "virtual"}
     installable = [p for p in selected if not p.is_local]
     with_hashes = [p for p in installable if p.portable and p.hashes]
     without = {canonical_name(p.name) for p in installable if not (p.portable and p.hashes)}
@@ -585,10 +594,12 @@ def to_spec(project: UvProject, environment: Mapping[str, str] | None = None) ->
         adapted = [Adapted(f"{p.name}=={p.version} (with {len(p.hashes)} file hash(es) in uv.lock)",
                            p.pin().pip_line(), reason) for p in with_hashes]
     pins = [p.pin(project.folder) for p in installable if not (p.portable and p.hashes)]
-    refused = [Refused(p.describe(project.folder), LOCAL_SOURCE) for p in local]
-    gone = {canonical_name(p.name) for p in local}
+    pins += folders.values()
+    refused = [Refused(p.describe(project.folder), LOCAL_SOURCE) for p in virtual]
+    gone = {canonical_name(p.name) for p in virtual}
     asked = [*project.dependencies, *(r for r in project.requested_groups() if r not in project.dependencies)]
-    requirements = [r for r in asked if _requirement_name(r) not in gone]
+    requirements = [folders[name].pip_line() if name in folders else r
+                    for r in asked if (name := _requirement_name(r)) not in gone]
     return EnvSpec(kind="uv", python=project.python, requirements=requirements, pins=pins, hashed=hashed,
                    adapted=adapted, refused=refused, name=project.name,
                    source={"format": "uv", "path": str(project.folder), "project": project.name})

@@ -7,6 +7,7 @@ says what a file installs or that it cannot, uv's freeze says what an import mad
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,26 @@ def test_conda_build_folders_of_any_computer_are_installed_by_name(tmp_path, whe
     made = envdesk(config, "env", "import", "local", str(requirements), "--name", "condabuilt")
     assert made.returncode == 0, made.stderr
     assert frozen(tmp_path / "envs", "condabuilt") == pips_reading(wheelhouse, *names)
+
+
+# -- 6: a uv project's own folders ([tool.uv.sources] path = ...) -------------------------------------------
+
+def test_a_uv_projects_local_folder_source_is_installed_as_uv_sync_installs_it(tmp_path, wheelhouse):
+    root = uv_project(tmp_path / "app", "app", ["helper", "tinygamma"], HELPER_SOURCE)
+    uv_project(root / "libs" / "helper", "helper", [])
+    subprocess.run(["uv", "lock", "-q", "--no-index", "--find-links", str(wheelhouse)], cwd=root, check=True)
+    assert 'source = { editable = "libs/helper" }' in (root / "uv.lock").read_text()
+    synced = tmp_path / "synced"
+    subprocess.run(["uv", "sync", "-q", "--no-index", "--find-links", str(wheelhouse)], cwd=root, check=True,
+                   env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(synced)})
+    uvs = subprocess.run(["uv", "pip", "freeze", "--python", str(synced / "bin" / "python")], capture_output=True,
+                         text=True, check=True).stdout.split("\n")
+    helper = "-e " + (root / "libs" / "helper").as_uri()
+    assert helper in uvs and "tinygamma==0.1" in uvs
+    config = local_config(tmp_path, wheelhouse)
+    assert not plan_of(config, root)["refused"]
+    made = envdesk(config, "env", "import", "local", str(root), "--name", "fromlock")
+    assert made.returncode == 0, made.stderr
+    ours = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "fromlock" / "bin" / "python")],
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    assert {helper, "tinygamma==0.1"} <= set(ours), ours  # the project itself: installed by hand (the plan says)

@@ -168,7 +168,7 @@ def test_lock_graph_follows_markers_extras_groups_and_forks(tmp_path):
         "click==8.1.7", "h2==4.1.0", "httpx==0.27.0", "numpy==2.1.0", "pytest==8.3.0"]
 
 
-def test_the_lock_becomes_hashed_lines_git_commits_and_refused_local_folders(tmp_path):
+def test_the_lock_becomes_hashed_lines_git_commits_and_local_folders(tmp_path):
     digest = "ab" * 32
     wheel = '\nwheels = [{{ url = "https://files.example/{0}-py3-none-any.whl", hash = "sha256:{1}" }}, ' \
             '{{ url = "https://files.example/{0}-cp311-manylinux.whl", hash = "sha256:{2}" }}]\n' \
@@ -189,9 +189,10 @@ def test_the_lock_becomes_hashed_lines_git_commits_and_refused_local_folders(tmp
     spec = to_spec(read_uv_project(folder), marker_environment("3.11.5"))
     assert spec.hashed == [f"click==8.1.7 --hash=sha256:{digest} --hash=sha256:{'cd' * 32}",
                            f"colorama==0.4.6 --hash=sha256:{'ef' * 32} --hash=sha256:{'01' * 32}"]
-    assert [pin.pip_line() for pin in spec.pins] == ["mylib @ git+https://github.com/me/mylib@0123abcd"]
-    assert [r.line for r in spec.refused] == [f"helper (directory {(tmp_path / 'helper').resolve().as_uri()})"]
-    assert spec.requirements == ["click>=8", "mylib"], "a refused package is not fetched from an index instead"
+    helper = f"helper @ {(tmp_path / 'helper').resolve().as_uri()}"  # installed where the target has the folder
+    assert [pin.pip_line() for pin in spec.pins] == ["mylib @ git+https://github.com/me/mylib@0123abcd", helper]
+    assert not spec.refused
+    assert spec.requirements == ["click>=8", "mylib", helper], "a folder's package is not fetched from an index"
     assert spec.source == {"format": "uv", "path": str(folder), "project": "app"} and not spec.adapted
 
     # a hashed package that needs one without hashes: pip and uv cannot check it, so say so
