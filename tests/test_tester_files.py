@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -260,3 +261,27 @@ def test_a_uv_projects_local_folder_source_is_installed_as_uv_sync_installs_it(t
     ours = subprocess.run(["uv", "pip", "freeze", "--python", str(tmp_path / "envs" / "fromlock" / "bin" / "python")],
                           capture_output=True, text=True, check=True).stdout.split("\n")
     assert {helper, "tinygamma==0.1"} <= set(ours), ours  # the project itself: installed by hand (the plan says)
+
+
+# -- 7: the hint after a failed import offers --top-level only where newer versions can help ---------------
+
+def test_failures_no_newer_version_fixes_get_their_own_advice_not_top_level(tmp_path, wheelhouse):
+    store = tmp_path / "store"
+    shutil.copytree(wheelhouse, store)
+    windows = wheels.build_wheel(tmp_path, wheels.WheelSpec("tinywin", "306"))  # pywin32's case: Windows wheels only
+    windows.rename(store / "tinywin-306-py3-none-win_amd64.whl")
+    (tmp_path / "notaproject").mkdir()
+    lines = ["tinywin==306", "-e ./notaproject", f"tinyx @ git+{(tmp_path / 'none.git').as_uri()}"]
+    for line in lines:  # pip cannot install any of them, whatever the versions
+        (tmp_path / "one.txt").write_text(line + "\n")
+        assert pip_dry_run(store, "-r", str(tmp_path / "one.txt"), cwd=tmp_path).returncode != 0, line
+    requirements = tmp_path / "requirements.txt"
+    config = local_config(tmp_path, store)
+    requirements.write_text("\n".join(lines) + "\n")
+    failed = envdesk(config, "env", "import", "local", str(requirements), "--name", "nofix", "--yes")
+    assert failed.returncode != 0 and "--top-level" not in failed.stderr, failed.stderr
+    assert 'tinywin==306 ; sys_platform == "win32"' in failed.stderr
+    assert "not a Python project" in failed.stderr and "git could not fetch it" in failed.stderr
+    requirements.write_text("\n".join([*lines, "tinyalpha==1.5"]) + "\n")  # a version the store lacks: newer helps
+    failed = envdesk(config, "env", "import", "local", str(requirements), "--name", "somefix", "--yes")
+    assert "For the others: install only the top-level requirements instead (--top-level)" in failed.stderr

@@ -702,7 +702,7 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
                       f'-e "was not found in the" || '
                       f'printf "%s" "$out" | grep -E -i "{MESSAGE_LINE}" | tail -n 1 | grep . || '
                       f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"; fi')
-    return "; ".join(checks)
+    return "; ".join(["export UV_NO_WRAP=1", *checks])  # uv's reason on one line: one line of it is read
 
 
 def _parse_missing(stdout: str) -> list[Unavailable]:
@@ -768,24 +768,66 @@ def allow_newer(requirements: list[str]) -> list[str]:
 
 
 def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabilities, copying: bool = False) -> str:
-    """The hint after a failed import (`copying`: of an environment, not a file): a Python of the target that fits
-    the pins, or allowing newer versions."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
+    """The hint after a failed import (`copying`: of an environment, not a file): for what no other version can fix
+    (a package with no file for this platform, a folder that is no project, a failed git fetch) what to do about it;
+    for the rest, a Python of the target that fits the pins, or allowing newer versions."""
     if all(m.reason == INDEX_UNREACHED for m in missing):  # newer versions would not be reached either
         return ("Nothing could be checked: check the index address in pip's settings (pip config list) or the "
                 "cluster's pip arguments, and that the target reaches the network (a proxy, say); then try again.")
-    needs = [m.reason[len("needs Python "):].split(";")[0] for m in missing if m.reason.startswith("needs Python")]
-    newer = "Or allow newer versions of the top-level requirements (--top-level; 'Allow newer versions' in the app)."
-    absent = [m.spec for m in missing if m.reason == NOT_THERE_AT_ALL]
-    if absent and len(absent) == len(missing):
+    said = _beyond_other_versions(missing, copying)
+    rest = [m for m in missing if _beyond(m.reason) is None]
+    if not rest:
+        return " ".join(said)
+    versions = _other_versions(rest, plan, caps)
+    return " ".join([*said, f"For the others: {versions[0].lower()}{versions[1:]}" if said else versions])
+
+
+_NOT_A_PROJECT = re.compile(r"(?i)does not appear to be a python project|neither 'setup\.py' nor 'pyproject\.toml'")
+_GIT_FAILED = re.compile(r"(?i)git (?:fetch|clone|operation)|failed to clone|\bfatal: |did not run successfully.*git")
+
+
+def _beyond(reason: str) -> str | None:
+    """Which failure no other version of the package fixes: 'absent' (none at all for this Python and platform),
+    'project' (a folder that is no Python project), 'git' (a checkout that could not be fetched); None otherwise."""
+    if reason in (NOT_THERE_AT_ALL, NOT_FOR_THIS_PLATFORM):
+        return "absent"
+    if _NOT_A_PROJECT.search(reason):
+        return "project"
+    return "git" if _GIT_FAILED.search(reason) else None
+
+
+def _beyond_other_versions(missing: list[Unavailable], copying: bool) -> list[str]:
+    """What to do about each kind of failure that allowing newer versions (--top-level) would not fix."""
+    said = []
+    absent = [m.spec for m in missing if _beyond(m.reason) == "absent"]
+    if absent:
         them = "them" if len(absent) > 1 else "it"
         where = "" if copying else " in the file"
-        return (f"Newer versions would not help: check the name{'s' if len(absent) > 1 else ''}{where}, try "
-                f"another Python of the target (a wheel store may hold {them} for some Pythons only), ask the "
-                f"cluster's support to add {them}, or "
-                + (f"remove {them} from the environment before copying it." if copying else
-                   f"leave {them} out of the file."))
+        marked = "" if copying else (f", or, where {them} belong{'s' if len(absent) == 1 else ''} to another system "
+                                     f"only, give the line a marker, as pip skips it elsewhere: "
+                                     f"{absent[0]} ; sys_platform == \"win32\" (Windows only)")
+        said.append(f"Newer versions would not help {', '.join(absent)}: check the "
+                    f"name{'s' if len(absent) > 1 else ''}{where}, try another Python of the target (a wheel store "
+                    f"may hold {them} for some Pythons only), ask the cluster's support to add {them}, or "
+                    + (f"remove {them} from the environment before copying it." if copying else
+                       f"leave {them} out of the file{marked}."))
+    projects = [m.spec for m in missing if _beyond(m.reason) == "project"]
+    if projects:
+        said.append(f"{', '.join(projects)}: not a Python project (no pyproject.toml or setup.py in that folder): "
+                    "name the project's own folder, or take the line out.")
+    fetches = [m.spec for m in missing if _beyond(m.reason) == "git"]
+    if fetches:
+        said.append(f"{', '.join(fetches)}: git could not fetch it: check the URL and revision, and that the "
+                    "target reaches that host and may read the repository (git ls-remote URL there).")
+    return said
+
+
+def _other_versions(missing: list[Unavailable], plan: ImportPlan, caps: Capabilities) -> str:
+    """For pins another version may fix: a Python of the target that fits them, or allowing newer versions."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+    needs = [m.reason[len("needs Python "):].split(";")[0] for m in missing if m.reason.startswith("needs Python")]
+    newer = "Or allow newer versions of the top-level requirements (--top-level; 'Allow newer versions' in the app)."
     if not needs:
         return "Install only the top-level requirements instead (--top-level), which lets the installer pick " \
                "versions this target has."
@@ -804,6 +846,7 @@ def _what_would_work(missing: list[Unavailable], plan: ImportPlan, caps: Capabil
 
 
 NOT_THERE_AT_ALL = "no version of it in this target's package index or wheel store fits this Python and platform"
+NOT_FOR_THIS_PLATFORM = "none of its files is made for this platform (its wheels are for other systems)"
 
 _PYTHON_MISMATCH = (
     re.compile(r"requires a different Python: (?P<have>[\d.]+) not in '(?P<need>[^']+)'"),  # pip
@@ -830,6 +873,8 @@ def _plain_reason(raw: str) -> str:
             have = match.groupdict().get("have")
             return f"needs Python {match.group('need')}" + (f"; this environment has Python {have}" if have else "")
     lowered = raw.lower()
+    if "no wheels with a matching platform tag" in lowered:  # uv's words
+        return NOT_FOR_THIS_PLATFORM
     if "from versions: none" in lowered or "was not found in the" in lowered:  # pip's, uv's words
         return NOT_THERE_AT_ALL
     if "no matching distribution" in lowered or "not found in the package registry" in lowered or \
