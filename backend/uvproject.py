@@ -211,6 +211,8 @@ def _read(path: Path) -> str:
             if (path.parent / "poetry.lock").is_file():
                 raise InvalidInput(f"{path.parent} is a Poetry project (poetry.lock), not a uv project.",
                                    POETRY_ADVICE) from exc
+            if _poetry_only(path.parent / "pyproject.toml"):
+                raise _poetry_project(path.parent) from exc
             if (path.parent / "Pipfile").is_file():
                 raise InvalidInput(f"{path.parent} is a pipenv project (Pipfile), not a uv project.",
                                    PIPENV_ADVICE) from exc
@@ -221,6 +223,26 @@ def _read(path: Path) -> str:
         raise InvalidInput(f"Could not read {path}: {exc.strerror or exc}.") from exc
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path} is not a text file.") from exc
+
+
+def _poetry_only(pyproject: Path) -> bool:
+    """Whether a pyproject.toml is Poetry's own ([tool.poetry], no [project] table): uv reads no dependency of it, so
+    `uv lock` there locks nothing, and Poetry's export is the way out."""
+    try:
+        text = _read(pyproject)
+    except InvalidInput:
+        return False
+    return re.search(r"^\[tool\.poetry\]", text, re.MULTILINE) is not None and \
+        re.search(r"^\[project\]", text, re.MULTILINE) is None
+
+
+def _poetry_project(folder: Path) -> InvalidInput:
+    """The refusal of a Poetry project without [project]: Poetry's export, after its lock where there is none."""
+    from .spec import POETRY_ADVICE
+    first = "" if (folder / "poetry.lock").is_file() else "Lock it with Poetry first (poetry lock), as there is no " \
+        "poetry.lock. "
+    return InvalidInput(f"{folder} is a Poetry project ([tool.poetry] in pyproject.toml, no [project]), not a uv "
+                        "project: uv lock would lock none of its dependencies.", first + POETRY_ADVICE)
 
 
 def _toml(text: str, path: Path) -> dict[str, Any]:
@@ -374,6 +396,8 @@ def read_uv_project(folder: Path) -> UvProject:
     lock = _toml(lock_text, lock_path)
 
     project = pyproject.get("project")
+    if not isinstance(project, dict) and _poetry_only(pyproject_path):
+        raise _poetry_project(folder)
     if not isinstance(project, dict):
         raise InvalidInput(f"{pyproject_path} has no [project] table, so it is not a uv project EnvDesk can import.")
     name = validate.package_name(_text(project.get("name"), "project name"))

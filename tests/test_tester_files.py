@@ -285,3 +285,35 @@ def test_failures_no_newer_version_fixes_get_their_own_advice_not_top_level(tmp_
     requirements.write_text("\n".join([*lines, "tinyalpha==1.5"]) + "\n")  # a version the store lacks: newer helps
     failed = envdesk(config, "env", "import", "local", str(requirements), "--name", "somefix", "--yes")
     assert "For the others: install only the top-level requirements instead (--top-level)" in failed.stderr
+
+
+# -- 8: a Poetry-only pyproject.toml -----------------------------------------------------------------------
+
+POETRY_PYPROJECT = """\
+[tool.poetry]
+name = "po"
+version = "0.1.0"
+description = ""
+authors = []
+
+[tool.poetry.dependencies]
+python = "^3.10"
+tinyalpha = "^1.0"
+
+[build-system]
+requires = ["poetry-core"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+def test_a_poetry_only_project_is_pointed_to_poetry_not_uv_lock(tmp_path, wheelhouse):
+    folder = tmp_path / "po"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(POETRY_PYPROJECT)
+    config = local_config(tmp_path, wheelhouse)
+    for _ in ("without uv.lock", "after uv lock"):
+        refused = envdesk(config, "env", "import", "local", str(folder), "--name", "po")
+        assert refused.returncode != 0 and "poetry export" in refused.stderr and "poetry lock" in refused.stderr
+        assert "uv lock' in the project" not in refused.stderr, refused.stderr
+        subprocess.run(["uv", "lock", "-q", "--no-index", "--find-links", str(wheelhouse)], cwd=folder, check=True)
+        assert "tinyalpha" not in (folder / "uv.lock").read_text()  # uv reads none of Poetry's dependencies
