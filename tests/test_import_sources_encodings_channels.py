@@ -121,11 +121,13 @@ def local_project(folder: Path, name: str, version: str = "0.1") -> Path:
 
 
 def uvs_own_words(folder: Path, tmp_path: Path) -> str:
-    """What uv itself says when asked to install `folder` editable, without its 'error: ' label."""
+    """What uv itself says when asked to install `folder` editable, without its 'error: ' label, on one line (uv
+    wraps a long one where it is not told not to: UV_NO_WRAP)."""
     venv = tmp_path / "referee-venv"
     subprocess.run(["uv", "venv", "-q", str(venv)], check=True, capture_output=True, timeout=300)
     said = subprocess.run(["uv", "pip", "install", "--dry-run", "--no-deps", "--python", str(venv / "bin" / "python"),
-                           "-e", str(folder)], capture_output=True, text=True, timeout=300)
+                           "-e", str(folder)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "UV_NO_WRAP": "1"})
     assert said.returncode != 0
     return next(line for line in said.stderr.splitlines() if line.startswith("error: "))[len("error: "):]
 
