@@ -79,7 +79,13 @@ class _Gate(paramiko.ServerInterface):
             self.upstream[chanid] = self.keeper.open_upstream()
         except paramiko.ChannelException as exc:
             return exc.code
-        except (paramiko.SSHException, EOFError, OSError) as exc:
+        except paramiko.SSHException as exc:
+            if self.keeper.runner.refused(exc):  # two refused at once: paramiko raises the second plainly
+                return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            log.info("the cluster's connection broke: %s", exc)
+            self.keeper.stop()
+            return OPEN_FAILED_CONNECT_FAILED
+        except (EOFError, OSError) as exc:
             log.info("the cluster's connection broke: %s", exc)
             self.keeper.stop()
             return OPEN_FAILED_CONNECT_FAILED
@@ -307,9 +313,18 @@ class Keeper:
         return claim(self.paths, record)
 
     def open_upstream(self) -> paramiko.Channel:
-        """A session channel on the cluster's connection."""
+        """A session channel on the cluster's connection. Where the cluster refuses one (its MaxSessions, taken by
+        other commands through this keeper), asked again until one of them ends, for nearly as long as the client
+        waits for its channel (T17: with MaxSessions 2, commands begun together through it failed after two
+        seconds of a client's own retries, where over a login of their own they wait); then its refusal."""
         self.last_used = time.monotonic()
-        return self.runner.open_kept_session()
+        give_up = time.monotonic() + CHANNEL_OPEN_TIMEOUT - 2
+        while True:
+            try:
+                return self.runner.open_kept_session()
+            except paramiko.SSHException as exc:
+                if not self.runner.refused(exc) or time.monotonic() > give_up or self.stopping.wait(0.25):
+                    raise
 
     def stop(self) -> None:
         """End serving now: the listener and every client's connection close, the record is removed."""

@@ -989,6 +989,11 @@ class SSHRunner(Runner):
             log.info("no anchor on %s through its kept connection: locks name the keeper's", self.name)
         return {"anchor_pid": pid} if pid else {}
 
+    def refused(self, exc: paramiko.SSHException) -> bool:
+        """Whether `exc`, from open_kept_session, was the cluster refusing a session, its connection alive."""
+        transport = self._hops.target
+        return transport is not None and _refusal(exc, transport)
+
     def open_kept_session(self) -> paramiko.Channel:
         """A session channel on the connection as it is, for a keeper's client (see keeper): never a new login,
         which nobody would be there to answer; paramiko's ChannelException when the cluster refuses one."""

@@ -572,3 +572,38 @@ def test_a_keeper_started_by_the_version_before_is_found_and_used(testbed, tmp_p
     assert listed.returncode == 0, listed.stderr
     assert logins(cluster) == before, "the command logged in itself instead of using the kept connection"
     assert kept_shown(config, home)["alpha"] and kept_connection.read_record(paths, "alpha") == record
+
+
+def test_commands_begun_together_through_it_wait_for_a_session_where_the_cluster_allows_few(testbed, tmp_path,
+                                                                                             home, kept):
+    """T17: with MaxSessions 2, four commands begun together through the kept connection (four command lines at
+    once) failed after two seconds ('refused to open a session'), where over logins of their own they wait for
+    one. Each Session here stands for one command line's process. Referees: sshd's log (sessions open, refused)
+    and what each command printed."""
+    from test_agent_channels import Waiting, alpha_behind_own_sshd, refused, sessions_reach
+    narrow = alpha_behind_own_sshd(testbed, tmp_path / "narrow-sshd", "narrow", 2)
+    try:
+        paths = AppPaths(tmp_path / "cfg")
+        ClusterStore(paths).add(ClusterProfile(name="narrow", **narrow.profile_fields()))
+        with open(paths.known_hosts_file, "a") as handle:
+            handle.write(narrow.known_hosts_line() + "\n")
+        kept.append((paths, "narrow"))
+        _, started = kept_connection.connect(paths, profile(paths, "narrow"), NoPrompter(), 30)
+        assert started
+        sessions = [Session(paths, ScriptedPrompter()) for _ in range(4)]
+        try:
+            waiting = [Waiting(narrow, session.target("narrow").runner, 1) for session in sessions]
+            sessions_reach(narrow, 2)
+            assert refused(narrow) >= 1, "sshd refused no session: the test shows nothing"
+            time.sleep(4)  # longer than a command line's own retries of a refusal took
+            for each in waiting:  # all at once: a command waiting for a session is released only once it runs
+                open(each.go, "w").close()
+            for each in waiting:
+                each.release()
+            for each in waiting:
+                each.check()
+        finally:
+            for session in sessions:
+                session.close()
+    finally:
+        narrow.stop()
