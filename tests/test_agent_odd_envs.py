@@ -242,3 +242,29 @@ def test_a_develop_install_s_version_bump_is_seen_though_the_listing_was_cached(
     answer = agent.inventory({})
     assert versions(answer["environments"][0]) == {"devpkg": "1.1"} and answer["cached"] == 0
     assert answer["environments"][0]["warnings"] == []
+
+
+def test_an_egg_info_listed_before_a_dist_info_of_the_same_name_is_the_copy_python_and_pip_use(home, tmp_path):
+    """importlib.metadata's Lookup keeps a folder's *.dist-info and *.egg-info of a name together, in os.listdir's
+    order (pip lists what it finds): where the file system lists X-1.0.egg-info first, Python and pip use 1.0."""
+    env = make_venv(home / "venvs" / "mixed_meta")
+    site = site_packages(env)
+    names = ["tiny%s" % letter for letter in "abcdef"]
+    for name in names:
+        pip(env, "install", "--no-deps", "--no-index", wheel(tmp_path, name, "2.0"))
+        with open(os.path.join(site, "%s-1.0.egg-info" % name), "w") as handle:  # a distutils install's file
+            handle.write("Metadata-Version: 1.1\nName: %s\nVersion: 1.0\n" % name)
+    order = os.listdir(site)
+    egg_first = [name for name in names
+                 if order.index("%s-1.0.egg-info" % name) < order.index("%s-2.0.dist-info" % name)]
+    if not egg_first:
+        pytest.skip("this file system lists every dist-info ahead of its egg-info")
+    used = json.loads(in_env(env, "import importlib.metadata as m, json; print(json.dumps({n: m.version(n) for n in "
+                                  "%r}))" % names))
+    assert used == pip_list(env) and all(used[name] == "1.0" for name in egg_first)
+
+    found = listed("mixed_meta")
+    assert versions(found) == used
+    for name in names:
+        assert "%s is installed twice (versions %s and %s); Python and pip use %s, the one they find first." % (
+            name, used[name], "2.0" if used[name] == "1.0" else "1.0", used[name]) in found["warnings"]

@@ -1022,9 +1022,11 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
     packages = []
-    # as importlib.metadata (so pip) finds them, which takes the first of a name: every dist-info of a folder
-    # in the file system's order, then the rest
-    entries = sorted(list_dir(folder, ordered=False), key=lambda entry: not entry.name.endswith(".dist-info"))
+    # as importlib.metadata (so pip) finds them, which takes the first of a name: its Lookup keeps a folder's
+    # dist-info and egg-info folders and files together, in the file system's order (os.listdir's); pip then
+    # adds the eggs and egg-links, which importlib.metadata does not see
+    entries = sorted(list_dir(folder, ordered=False),
+                     key=lambda entry: not entry.name.endswith((".dist-info", ".egg-info")))
     present = frozenset(entry.name for entry in entries) if conda_copies is not None else ()
     for entry in entries:
         if pth_files is not None and entry.name.endswith(".pth") and not entry.name.startswith("."):
