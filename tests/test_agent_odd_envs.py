@@ -268,3 +268,20 @@ def test_an_egg_info_listed_before_a_dist_info_of_the_same_name_is_the_copy_pyth
     for name in names:
         assert "%s is installed twice (versions %s and %s); Python and pip use %s, the one they find first." % (
             name, used[name], "2.0" if used[name] == "1.0" else "1.0", used[name]) in found["warnings"]
+
+
+def test_a_pth_line_with_a_nul_byte_is_skipped_as_site_skips_it(home, tmp_path):
+    """site.addpackage asks os.path.exists of each line, which is False for one with a NUL byte: the line adds
+    nothing, the lines after it still count, and the environment's python starts."""
+    env = make_venv(home / "venvs" / "nul")
+    extra = tmp_path / "pkgs" / "extra"
+    pip(env, "install", "--no-deps", "--no-index", "--target", str(extra), wheel(tmp_path, "extra_pkg", "1.0"))
+    with open(os.path.join(site_packages(env), "nul.pth"), "w") as handle:
+        handle.write("/opt/a\0b\n%s\n" % extra)
+    assert in_env(env, "print('started')") == "started"
+    referee = pip_list(env)
+    assert referee == {"extra-pkg": "1.0"}
+
+    found = listed("nul")
+    assert found["state"] == "ok", found["error"]
+    assert versions(found) == referee

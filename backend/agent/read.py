@@ -1062,8 +1062,8 @@ def entry_project(entry_name, suffix):
 def pth_folders(pth_files, known):
     """The folders the *.pth files of site-packages add to sys.path, in the order site.addpackage adds them:
     files sorted by name, each line a folder (relative to the file's folder, or absolute) unless it is blank,
-    a comment or an 'import' line; only those that exist and are not in `known` (normalized paths already on
-    the path, which it extends). Each comes with its stat (taken before it is listed; the listing cache
+    a comment, an 'import' line or holds a NUL byte; only those that exist and are not in `known` (normalized
+    paths already on the path, which it extends). Each comes with its stat (taken before it is listed; the listing cache
     watches it). A .pth file that cannot be read adds nothing, as site skips it."""
     found = []
     for path in sorted(pth_files, key=os.path.basename):
@@ -1072,8 +1072,8 @@ def pth_folders(pth_files, known):
         except OSError:
             continue
         for line in lines:
-            if not line.strip() or line.startswith(("#", "import ", "import\t")):
-                continue
+            if not line.strip() or line.startswith(("#", "import ", "import\t")) or "\0" in line:
+                continue    # a NUL byte: os.path.exists, which site asks, says no (no path can hold one)
             folder = os.path.abspath(os.path.join(os.path.dirname(path), line.rstrip()))
             if folder in known:
                 continue
