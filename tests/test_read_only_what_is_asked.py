@@ -171,3 +171,32 @@ def test_a_change_made_by_another_tool_is_seen_at_once(tmp_path, home, many_envs
     _, answer = traced_listing(tmp_path, home)
     assert counts(answer)[changed.name] == 3 == len(uv_list(changed))
     assert listed(changed.name, home, tmp_path) == uv_list(changed)
+
+
+# What setuptools' wheel installs as distutils-precedence.pth and virtualenv writes as _virtualenv.pth (its
+# create/via_global_ref/api.py): one 'import' line each, which puts no folder on sys.path.
+IMPORT_ONLY_PTH = {
+    "distutils-precedence.pth": "import os; var = 'SETUPTOOLS_USE_DISTUTILS'; enabled = os.environ.get(var, "
+                                "'local') == 'local'; enabled and __import__('_distutils_hack').add_shim(); \n",
+    "_virtualenv.pth": "import _virtualenv",
+}
+
+
+def test_the_import_only_pth_files_of_setuptools_and_virtualenv_are_not_read(tmp_path, home, many_envs):
+    """Nearly every environment holds setuptools' distutils-precedence.pth or virtualenv's _virtualenv.pth,
+    which only import (site.addpackage runs the line; no folder is added): a listing neither opens them cold
+    nor looks at them warm."""
+    assert shutil.which("strace"), "strace is needed (tests/system-deps.sh installs it)"
+    for env in many_envs:
+        site = next((env / "lib").glob("python3*/site-packages"))
+        for name, text in IMPORT_ONLY_PTH.items():
+            (site / name).write_text(text)
+    age(many_envs)
+    cold, answer = traced_listing(tmp_path, home)
+    assert counts(answer) == {env.name: 3 for env in many_envs}
+    warm, _ = traced_listing(tmp_path, home)
+    for trace in (cold, warm):
+        for env in many_envs:
+            assert not [path for path in lookups_in(trace, env) if path.endswith(".pth")], env.name
+    for env in many_envs:
+        assert len(lookups_in(warm, env)) <= 3, env.name

@@ -1008,6 +1008,12 @@ def read_egg_link(path, watched=None):
     return make_package(name, version, url=url, editable=True)
 
 
+IMPORT_ONLY_PTH = frozenset(("distutils-precedence.pth", "_virtualenv.pth"))
+"""*.pth files that hold one 'import' line by construction, which adds no folder to sys.path: setuptools' wheel
+installs the first (importing _distutils_hack), virtualenv writes the second ('import _virtualenv'). Nearly
+every environment has one; the listing neither reads nor watches them."""
+
+
 def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None, pth_files=None, known=(),
                        watched=None):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
@@ -1029,7 +1035,8 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
                      key=lambda entry: not entry.name.endswith((".dist-info", ".egg-info")))
     present = frozenset(entry.name for entry in entries) if conda_copies is not None else ()
     for entry in entries:
-        if pth_files is not None and entry.name.endswith(".pth") and not entry.name.startswith("."):
+        if (pth_files is not None and entry.name.endswith(".pth") and not entry.name.startswith(".")
+                and entry.name not in IMPORT_ONLY_PTH):
             pth_files.append(entry.path)
         for suffix, reader in readers:
             if entry.name.endswith(suffix):
