@@ -285,3 +285,45 @@ def test_a_pth_line_with_a_nul_byte_is_skipped_as_site_skips_it(home, tmp_path):
     found = listed("nul")
     assert found["state"] == "ok", found["error"]
     assert versions(found) == referee
+
+
+def test_a_pth_file_edited_in_place_is_seen_though_the_listing_was_cached(home, tmp_path):
+    """A line added to or removed from a .pth file in place (as conda develop edits conda.pth) changes no folder:
+    the next listing still shows what pip list shows; so does a folder a line names that comes later."""
+    env = make_venv(home / "venvs" / "edited")
+    site = site_packages(env)
+    pkgs = tmp_path / "pkgs"
+    for name in ("one", "two"):
+        pip(env, "install", "--no-deps", "--no-index", "--target", str(pkgs / name), wheel(tmp_path, name + "_pkg",
+                                                                                           "1.0"))
+    pth = os.path.join(site, "zz.pth")
+    with open(pth, "w") as handle:
+        handle.write("%s\n%s\n" % (pkgs / "one", pkgs / "later"))
+
+    def cached_then_changed(change):
+        aged(env, pkgs)
+        assert agent.inventory({})["cached"] == 0
+        assert agent.inventory({})["cached"] == 1
+        change()
+        answer = agent.inventory({})
+        assert versions(answer["environments"][0]) == pip_list(env)
+        assert answer["cached"] == 0
+
+    def append():
+        with open(pth, "a") as handle:
+            handle.write("%s\n" % (pkgs / "two"))
+    cached_then_changed(append)
+    assert pip_list(env) == {"one-pkg": "1.0", "two-pkg": "1.0"}
+
+    def remove_first():
+        with open(pth, "r+") as handle:
+            lines = handle.readlines()[1:]
+            handle.seek(0)
+            handle.truncate()
+            handle.writelines(lines)
+    cached_then_changed(remove_first)
+    assert pip_list(env) == {"two-pkg": "1.0"}
+
+    cached_then_changed(lambda: pip(env, "install", "--no-deps", "--no-index", "--target", str(pkgs / "later"),
+                                    wheel(tmp_path, "later_pkg", "1.0")))
+    assert pip_list(env) == {"two-pkg": "1.0", "later-pkg": "1.0"}

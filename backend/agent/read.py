@@ -1066,18 +1066,28 @@ def entry_project(entry_name, suffix):
     return normalize_name(_name_version_from_filename(entry_name[:-len(suffix)])[0])
 
 
-def pth_folders(pth_files, known):
+def pth_folders(pth_files, known, watched):
     """The folders the *.pth files of site-packages add to sys.path, in the order site.addpackage adds them:
     files sorted by name, each line a folder (relative to the file's folder, or absolute) unless it is blank,
     a comment, an 'import' line or holds a NUL byte; only those that exist and are not in `known` (normalized
-    paths already on the path, which it extends). Each comes with its stat (taken before it is listed; the listing cache
-    watches it). A .pth file that cannot be read adds nothing, as site skips it."""
+    paths already on the path, which it extends). Each comes with its stat (taken before it is listed; the
+    listing cache watches it). A .pth file that cannot be read adds nothing, as site skips it.
+
+    `watched` gets what else tells a change: each .pth file's stat (taken as it is opened, before it is read:
+    conda develop edits conda.pth in place, which changes no folder) and each line's path that is not a folder
+    with its stat, or ABSENT (no lookup more than site's own: a folder made there later is seen)."""
     found = []
     for path in sorted(pth_files, key=os.path.basename):
         try:
-            lines = read_text(path, errors="replace").lstrip("\ufeff").splitlines()
+            with open_regular(path) as handle:
+                info = os.fstat(handle.fileno())
+                watched.append((path, info))
+                data = b"" if info.st_size > MAX_TEXT_BYTES else handle.read(MAX_TEXT_BYTES + 1)
         except OSError:
+            info = _stat(path)
+            watched.append((path, ABSENT if info is None else info))
             continue
+        lines = data.decode("utf-8", "replace").lstrip("\ufeff").splitlines()
         for line in lines:
             if not line.strip() or line.startswith(("#", "import ", "import\t")) or "\0" in line:
                 continue    # a NUL byte: os.path.exists, which site asks, says no (no path can hold one)
@@ -1088,6 +1098,8 @@ def pth_folders(pth_files, known):
             info = _stat(folder)
             if info is not None and stat.S_ISDIR(info.st_mode):
                 found.append((folder, info))
+            else:
+                watched.append((folder, ABSENT if info is None else info))
     return found
 
 
@@ -1324,7 +1336,8 @@ def read_pth_folders(env, pth_files, skip, light):
     such lines pays for them: a stat and a listing of each folder."""
     known = set(os.path.abspath(folder) for folder in env["_sites"])
     names = set(normalize_name(package["name"]) for package in env["packages"])
-    for folder, info in pth_folders(pth_files, known):
+    watched = []
+    for folder, info in pth_folders(pth_files, known, watched):
         env["_sites"].append(folder)
         env["_site_stats"].append(info)
         try:
@@ -1336,6 +1349,8 @@ def read_pth_folders(env, pth_files, skip, light):
         fresh = [package for package in packages if normalize_name(package["name"]) not in names]
         names.update(normalize_name(package["name"]) for package in fresh)
         env["packages"].extend(fresh)
+    env["_sites"].extend(path for path, _ in watched)
+    env["_site_stats"].extend(info for _, info in watched)
 
 
 def conda_channel_name(record):
@@ -1900,9 +1915,14 @@ def default_cache_file():
     return os.path.join(base, "envdesk", CACHE_FILE)
 
 
+ABSENT = "absent"
+"""The stat of a path the listing cache watches that was not there (or could not be looked at) when it was read:
+its signature is None, as long as that stays so."""
+
+
 def signature(info):
     """What tells a changed file or folder from an unchanged one: times, inode and size of a stat."""
-    if info is None:
+    if info is None or info is ABSENT:
         return None
     return [info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_size]
 
@@ -1985,7 +2005,7 @@ class ListingCache(object):
         taken_at = [(marker[1], found_at), (envdesk, env["_looked_at"])]
         taken_at += [(info, env["_looked_at"]) for info in site_stats]
         for info, taken in taken_at:
-            if info is not None and taken - info.st_mtime < RACY_SECONDS:
+            if info is not None and info is not ABSENT and taken - info.st_mtime < RACY_SECONDS:
                 self.forget(path)
                 return
         self.entries[path] = {
