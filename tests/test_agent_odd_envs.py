@@ -327,3 +327,23 @@ def test_a_pth_file_edited_in_place_is_seen_though_the_listing_was_cached(home, 
     cached_then_changed(lambda: pip(env, "install", "--no-deps", "--no-index", "--target", str(pkgs / "later"),
                                     wheel(tmp_path, "later_pkg", "1.0")))
     assert pip_list(env) == {"two-pkg": "1.0", "later-pkg": "1.0"}
+
+
+def test_pth_lines_on_a_stuck_file_system_stop_at_the_environment_s_time_budget(home, monkeypatch):
+    """Each .pth line costs a stat, which a hung mount can hold for long: the environment's time budget stops
+    them as it stops every other read, saying where."""
+    env = make_venv(home / "venvs" / "stuck")
+    with open(os.path.join(site_packages(env), "many.pth"), "w") as handle:
+        handle.write("".join("/stuck/mount/pkgs%d\n" % number for number in range(40)))
+    real_stat = agent._stat
+
+    def slow_stat(path):
+        if path.startswith("/stuck/"):
+            time.sleep(0.1)     # as a lookup on a hung NFS mount, timing out
+        return real_stat(path)
+    monkeypatch.setattr(agent, "_stat", slow_stat)
+    started = time.monotonic()
+    found = agent.read_env(str(env), "stuck", str(home / "venvs"), 1.0)
+    assert time.monotonic() - started < 2.5
+    assert found["state"] == "broken" and "stopped reading this environment after 1 seconds, at /stuck/mount/pkgs" \
+        in found["error"], found["error"]

@@ -1075,7 +1075,8 @@ def pth_folders(pth_files, known, watched):
 
     `watched` gets what else tells a change: each .pth file's stat (taken as it is opened, before it is read:
     conda develop edits conda.pth in place, which changes no folder) and each line's path that is not a folder
-    with its stat, or ABSENT (no lookup more than site's own: a folder made there later is seen)."""
+    with its stat, or ABSENT (no lookup more than site's own: a folder made there later is seen). The environment's
+    time budget is checked before each line's stat (a hung mount can hold each for long)."""
     found = []
     for path in sorted(pth_files, key=os.path.basename):
         try:
@@ -1095,6 +1096,7 @@ def pth_folders(pth_files, known, watched):
             if folder in known:
                 continue
             known.add(folder)
+            check_time(folder)
             info = _stat(folder)
             if info is not None and stat.S_ISDIR(info.st_mode):
                 found.append((folder, info))
