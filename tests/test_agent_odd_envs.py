@@ -347,3 +347,19 @@ def test_pth_lines_on_a_stuck_file_system_stop_at_the_environment_s_time_budget(
     assert time.monotonic() - started < 2.5
     assert found["state"] == "broken" and "stopped reading this environment after 1 seconds, at /stuck/mount/pkgs" \
         in found["error"], found["error"]
+
+
+def test_a_pth_file_too_large_to_read_is_said(home, tmp_path):
+    """site reads a .pth file whatever its size; one past EnvDesk's bound on a text file is not read, and the
+    listing says so rather than leave out the folders it names unsaid."""
+    env = make_venv(home / "venvs" / "bigpth")
+    extra = tmp_path / "pkgs" / "extra"
+    pip(env, "install", "--no-deps", "--no-index", "--target", str(extra), wheel(tmp_path, "extra_pkg", "1.0"))
+    with open(os.path.join(site_packages(env), "big.pth"), "w") as handle:
+        handle.write("# %s\n" % ("x" * 100) * 11000 + "%s\n" % extra)
+    assert os.path.getsize(os.path.join(site_packages(env), "big.pth")) > 1024 * 1024
+    assert pip_list(env) == {"extra-pkg": "1.0"}
+
+    found = listed("bigpth")
+    assert found["state"] == "ok"
+    assert [w for w in found["warnings"] if "big.pth" in w], found["warnings"]

@@ -1066,7 +1066,7 @@ def entry_project(entry_name, suffix):
     return normalize_name(_name_version_from_filename(entry_name[:-len(suffix)])[0])
 
 
-def pth_folders(pth_files, known, watched):
+def pth_folders(pth_files, known, watched, warnings):
     """The folders the *.pth files of site-packages add to sys.path, in the order site.addpackage adds them:
     files sorted by name, each line a folder (relative to the file's folder, or absolute) unless it is blank,
     a comment, an 'import' line or holds a NUL byte; only those that exist and are not in `known` (normalized
@@ -1075,7 +1075,8 @@ def pth_folders(pth_files, known, watched):
 
     `watched` gets what else tells a change: each .pth file's stat (taken as it is opened, before it is read:
     conda develop edits conda.pth in place, which changes no folder) and each line's path that is not a folder
-    with its stat, or ABSENT (no lookup more than site's own: a folder made there later is seen). The environment's
+    with its stat, or ABSENT (no lookup more than site's own: a folder made there later is seen). A .pth file
+    larger than MAX_TEXT_BYTES is not read, with a warning (site reads it whatever its size). The environment's
     time budget is checked before each line's stat (a hung mount can hold each for long)."""
     found = []
     for path in sorted(pth_files, key=os.path.basename):
@@ -1084,6 +1085,11 @@ def pth_folders(pth_files, known, watched):
                 info = os.fstat(handle.fileno())
                 watched.append((path, info))
                 data = b"" if info.st_size > MAX_TEXT_BYTES else handle.read(MAX_TEXT_BYTES + 1)
+            if info.st_size > MAX_TEXT_BYTES or len(data) > MAX_TEXT_BYTES:
+                warnings.append("EnvDesk did not read %s, which is larger than %s (the most it reads of a text "
+                                "file): packages in folders it puts on Python's path are not listed."
+                                % (path, _size_text(MAX_TEXT_BYTES)))
+                continue
         except OSError:
             info = _stat(path)
             watched.append((path, ABSENT if info is None else info))
@@ -1339,7 +1345,7 @@ def read_pth_folders(env, pth_files, skip, light):
     known = set(os.path.abspath(folder) for folder in env["_sites"])
     names = set(normalize_name(package["name"]) for package in env["packages"])
     watched = []
-    for folder, info in pth_folders(pth_files, known, watched):
+    for folder, info in pth_folders(pth_files, known, watched, env["warnings"]):
         env["_sites"].append(folder)
         env["_site_stats"].append(info)
         try:
