@@ -1450,7 +1450,10 @@ class CondaCopies(object):
     conda's rule (its pypi prefix-data loader, load_site_packages): a record whose anchor (the dist-info or
     egg-info it installed) is no longer in site-packages was clobbered, by a pip install over it say, and the
     package found there is listed instead. A dist-info named after the record's own name and version is its
-    copy at once; only one of another version costs reading the record's file list.
+    copy at once; only one of another version costs reading the record's file list. A record with no anchor
+    (conda-forge's ninja, say) is not clobbered in conda's sense, but a dist-info of its name is then not
+    conda's, and conda's loader puts the record it reads from it in the conda record's place
+    (records[python_record.name] = ...): either way conda lists the dist-info's package, and so does this.
     """
 
     def __init__(self, records, warnings):
