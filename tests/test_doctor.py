@@ -449,3 +449,25 @@ def test_a_package_made_for_another_python_is_found_where_pip_check_says_nothing
     assert f"has Python {version}" in found[0]["detail"]
     assert "tinygamma" not in found[0]["detail"], "pip takes tinygamma for this Python"
     assert "--add 'tinyold!=1.0'" in found[0]["advice"]
+
+
+def test_pythonpath_set_at_login_that_replaces_an_environments_package_is_found(tmp_path, home, wheels):
+    """T17: a .bashrc's `export PYTHONPATH=~/pylib`, holding a tinygamma of its own, made every environment import
+    that one instead of its own, and the doctor found nothing wrong. Referee: the environment's own Python, which
+    imports the PYTHONPATH copy."""
+    root = tmp_path / "envs"
+    python = root / "uvenv" / "bin" / "python"
+    subprocess.run(["uv", "venv", "-q", str(root / "uvenv")], check=True, capture_output=True)
+    uv_install(python, wheels, "tinygamma==0.2")
+    pylib = home / "pylib"
+    (pylib / "tinygamma").mkdir(parents=True)
+    (pylib / "tinygamma" / "__init__.py").write_text("__version__ = 'the pylib copy'\n")
+    where = subprocess.run([str(python), "-c", "import tinygamma; print(tinygamma.__file__)"], capture_output=True,
+                           text=True, check=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(pylib)}).stdout
+    assert where.startswith(str(pylib)), where  # the environment's Python takes the PYTHONPATH copy
+    config = local_config(tmp_path, root)
+    found = doctor("local", config=config, home=home, extra_env={"PYTHONPATH": str(pylib)})["findings"]
+    said = [f for f in found if f["code"] == "pythonpath"]
+    assert len(said) == 1 and str(pylib) in said[0]["detail"] and "~/.bashrc" in said[0]["advice"], found
+    quiet = doctor("local", config=config, home=home, extra_env={"PYTHONPATH": ""})["findings"]
+    assert not [f for f in quiet if f["code"] == "pythonpath"], quiet

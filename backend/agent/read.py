@@ -1898,7 +1898,8 @@ def health_facts():
             "conda_active": os.environ.get("CONDA_DEFAULT_ENV") or None,
             "conda_prefix": os.environ.get("CONDA_PREFIX") or None,
             "bashrc_inits_conda": _bashrc_inits_conda(),
-            "scratch": os.environ.get("SCRATCH") or None, "caches": caches}
+            "scratch": os.environ.get("SCRATCH") or None, "caches": caches,
+            "pythonpath": os.environ.get("PYTHONPATH") or None}
 
 
 # ---------------------------------------------------------------------------

@@ -151,6 +151,20 @@ def _conda_base_finding(facts: dict[str, Any]) -> list[Finding]:
                     "'conda activate' still works when you want it.", CONDA_BASE_OFF)]
 
 
+def _pythonpath_finding(facts: dict[str, Any]) -> list[Finding]:
+    """PYTHONPATH set at login: every environment's Python looks in its folders before its own packages, so a
+    package there is imported instead of the environment's (T17: a module in ~/pylib replaced the one the
+    environment lists, and the doctor found nothing wrong)."""
+    value = facts.get("pythonpath")
+    if not isinstance(value, str) or not value.strip(":"):
+        return []
+    return [Finding("", "pythonpath", "PYTHONPATH is set when you log in",
+                    f"Every environment's Python looks in {value} before its own packages, so a package there is "
+                    "imported instead of the one the environment holds, whatever its version.",
+                    "Remove the line that sets PYTHONPATH from your login files (~/.bashrc, ~/.bash_profile), or set "
+                    "it only in the job scripts that need it.")]
+
+
 def _unmet_findings(env: Environment, unmet: dict[str, list[Unmet]], python: str) -> list[Finding]:
     """`python`: the environment's own program on its target (runner.env_python), for the advice's command."""
     found = unmet.get(env.path) or []
@@ -232,7 +246,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
                        f"Run 'envdesk env list {target.name}' to see the environments there.")
     envs = [(Environment.from_agent(data), data.get("device")) for data in raw]
     missing, unmet = _ask_the_target(target, [env for env, _ in envs], progress)
-    findings = _conda_base_finding(facts)
+    findings = _conda_base_finding(facts) + _pythonpath_finding(facts)
     for env, device in envs:
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
