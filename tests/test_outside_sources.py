@@ -178,3 +178,24 @@ def test_the_apps_availability_check_downloads_nothing_the_user_has_not_agreed_t
     files["server"].asked.clear()
     assert check_availability(session, "alpha", plan) == []  # tinygamma alone was checked, and is there
     assert files["server"].asked == []
+
+
+def test_a_download_address_that_cannot_be_reached_is_named_not_the_index(testbed, config, home, tmp_path):
+    """T15: a direct URL whose server did not answer was reported as 'the package index could not be reached',
+    with advice to check the index's address in pip's settings, which was not the problem. Referee: pip on the
+    cluster, refused a connection to that address (a closed port on loopback)."""
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    url = f"http://127.0.0.1:{port}/{WHEEL.filename}"
+    alpha = testbed.clusters["alpha"]
+    pip = alpha.run_as_user(f"python3 -m pip download --no-deps -d \"$(mktemp -d)\" '{WHEEL.name} @ {url}'",
+                            check=False)
+    assert pip.returncode != 0 and "Connection refused" in pip.stdout + pip.stderr, pip
+    (tmp_path / "requirements.txt").write_text(f"{WHEEL.name} @ {url}\ntinyalpha==1.0\n")
+    built = run_cli("env", "import", "alpha", str(tmp_path / "requirements.txt"), "--name", unique("unreached"),
+                    "--yes", config=config, home=home)
+    assert built.returncode == 1, built.stdout
+    assert "127.0.0.1, where it is downloaded from, could not be reached" in built.stderr, built.stderr
+    assert "index address" not in built.stderr and "check the address" in built.stderr, built.stderr

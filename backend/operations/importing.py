@@ -710,7 +710,7 @@ def _parse_missing(stdout: str) -> list[Unavailable]:
     for line in stdout.splitlines():
         if line.startswith("@@missing "):
             spec_text, _, reason = line[len("@@missing "):].partition("\t")
-            missing.append(Unavailable(spec_text, _plain_reason(reason)))
+            missing.append(Unavailable(spec_text, _plain_reason(reason, spec_text)))
     return missing
 
 
@@ -788,11 +788,14 @@ _GIT_FAILED = re.compile(r"(?i)git (?:fetch|clone|operation)|failed to clone|\bf
 
 def _beyond(reason: str) -> str | None:
     """Which failure no other version of the package fixes: 'absent' (none at all for this Python and platform),
-    'project' (a folder that is no Python project), 'git' (a checkout that could not be fetched); None otherwise."""
+    'project' (a folder that is no Python project), 'address' (a direct URL's host not reached), 'git' (a checkout
+    that could not be fetched); None otherwise."""
     if reason in (NOT_THERE_AT_ALL, NOT_FOR_THIS_PLATFORM):
         return "absent"
     if _NOT_A_PROJECT.search(reason):
         return "project"
+    if reason.endswith(UNREACHED_HOST):
+        return "address"
     return "git" if _GIT_FAILED.search(reason) else None
 
 
@@ -815,6 +818,10 @@ def _beyond_other_versions(missing: list[Unavailable], copying: bool) -> list[st
     if projects:
         said.append(f"{', '.join(projects)}: not a Python project (no pyproject.toml or setup.py in that folder): "
                     "name the project's own folder, or take the line out.")
+    addresses = [m.spec for m in missing if _beyond(m.reason) == "address"]
+    if addresses:
+        said.append(f"{', '.join(addresses)}: the target could not reach the address it is downloaded from: check "
+                    "the address, and that the target reaches that host (a proxy, a firewall), or take the line out.")
     fetches = [m.spec for m in missing if _beyond(m.reason) == "git"]
     if fetches:
         said.append(f"{', '.join(fetches)}: git could not fetch it: check the URL and revision, and that the "
@@ -856,6 +863,20 @@ _PYTHON_MISMATCH = (
 
 
 INDEX_UNREACHED = "the package index could not be reached"
+UNREACHED_HOST = ", where it is downloaded from, could not be reached"
+
+
+def _download_host(spec: str) -> str:
+    """The host a direct-URL requirement (`name @ https://host/...`, `name @ git+https://...`) downloads from; ""
+    for one the package index provides (T15: a failed download from a URL was blamed on the index's address)."""
+    from urllib.parse import urlsplit
+    if " @ " not in spec:
+        return ""
+    url = spec.split(" @ ", 1)[1].split(";", 1)[0].strip().split("+", 1)[-1]
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
 _UNREACHED = re.compile(r"(?i)failed to fetch|error sending request|dns error|connection refused|tcp connect error|"
                         r"failed to establish a new connection|max retries exceeded|could not fetch url|"
                         r"temporary failure in name resolution|name or service not known|proxyerror|"
@@ -863,10 +884,12 @@ _UNREACHED = re.compile(r"(?i)failed to fetch|error sending request|dns error|co
 """How uv and pip say that they could not reach an index (and so learnt nothing of what it holds)."""
 
 
-def _plain_reason(raw: str) -> str:
+def _plain_reason(raw: str, spec: str = "") -> str:
+    """The installer's words on why `spec` cannot be installed, in plain words."""
     python_mismatch = any(pattern.search(raw) for pattern in _PYTHON_MISMATCH)  # an answer: the index was reached
     if _UNREACHED.search(raw) and not python_mismatch:
-        return INDEX_UNREACHED
+        host = _download_host(spec)
+        return f"{host}{UNREACHED_HOST}" if host else INDEX_UNREACHED
     for pattern in _PYTHON_MISMATCH:
         match = pattern.search(raw)
         if match:
