@@ -55,6 +55,32 @@ def extra_cluster(testbed, login_shell: str):
         pytest.skip(str(exc))
 
 
+def config_for(folder: Path, cluster) -> AppPaths:
+    """A config folder with one profile, for `cluster` (an extra cluster, see extra_cluster), its host key trusted."""
+    paths = AppPaths(folder)
+    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields()))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(paths.known_hosts_file, "a") as handle:
+        handle.write(cluster.known_hosts_line() + "\n")
+    return paths
+
+
+def raw_exec(cluster, key: Path, command: str, timeout: float = 60) -> tuple[int, str, str]:
+    """Send `command` as is in an exec request, as a user's ssh does (sshd runs it with the user's login shell,
+    which reads the user's dotfiles): its exit status, stdout and stderr."""
+    import paramiko
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(cluster.host, cluster.port, cluster.user, key_filename=str(key), look_for_keys=False,
+                   allow_agent=False, timeout=20)
+    try:
+        _, out, err = client.exec_command(command, timeout=timeout)
+        stdout, stderr = out.read().decode(), err.read().decode()
+        return out.channel.recv_exit_status(), stdout, stderr
+    finally:
+        client.close()
+
+
 def make_config(folder: Path, testbed, names=("alpha", "beta"), *, trusted=True, **overrides) -> AppPaths:
     """A config folder with a profile per named test-bed cluster (host keys trusted unless told otherwise)."""
     paths = AppPaths(folder)

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.operations.disk import clean_caches, disk_report, parse_quota_output
 from envdesk.backend.quota import Quota, parse_quota_report
 from envdesk.backend.paths import AppPaths
-from envdesk_fixtures import extra_cluster, mounted_tmpfs, run_cli, session_for
+from envdesk_fixtures import config_for, extra_cluster, mounted_tmpfs, run_cli, session_for
 
 CORPUS = Path(__file__).parent / "corpus" / "quota"
 K, M, G, T = 1024, 1024 ** 2, 1024 ** 3, 1024 ** 4
@@ -208,14 +207,6 @@ esac
 def disk_cluster(testbed):
     """A cluster like alpha with a user of its own (so its PATH and caches can be changed freely)."""
     return extra_cluster(testbed, "/bin/bash")
-
-
-def config_for(folder: Path, cluster) -> AppPaths:
-    paths = AppPaths(folder)
-    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields()))
-    with open(paths.known_hosts_file, "a") as handle:
-        handle.write(cluster.known_hosts_line() + "\n")
-    return paths
 
 
 def as_user(cluster, script: str) -> str:

@@ -18,7 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import paramiko
 import pytest
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
@@ -27,8 +26,8 @@ from envdesk.backend.inventory import read_inventory
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.runner import CancelToken
-from envdesk_fixtures import (cancel_leaves_nothing_running, cli_json, extra_cluster, packages_of, run_cli,
-                              session_for, unique)
+from envdesk_fixtures import (cancel_leaves_nothing_running, cli_json, config_for, extra_cluster, packages_of, raw_exec,
+                              run_cli, session_for, unique)
 
 RUNS = 3
 
@@ -236,35 +235,12 @@ def tcsh_cluster(testbed):
     return extra_cluster(testbed, TCSH)
 
 
-def tcsh_config(folder: Path, cluster) -> AppPaths:
-    paths = AppPaths(folder)
-    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **cluster.profile_fields()))
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(paths.known_hosts_file, "a") as handle:
-        handle.write(cluster.known_hosts_line() + "\n")
-    return paths
-
-
 @pytest.fixture
 def tcsh(tcsh_cluster, tmp_path, home):
     """(cluster, session) for the tcsh cluster."""
-    session = session_for(tcsh_config(tmp_path / "cfg", tcsh_cluster))
+    session = session_for(config_for(tmp_path / "cfg", tcsh_cluster))
     yield tcsh_cluster, session
     session.close()
-
-
-def raw_exec(cluster, key: Path, command: str) -> tuple[int, str, str]:
-    """Send `command` as is in an exec request (sshd runs it with the user's login shell)."""
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(cluster.host, cluster.port, cluster.user, key_filename=str(key), look_for_keys=False,
-                   allow_agent=False, timeout=20)
-    try:
-        _, out, err = client.exec_command(command, timeout=60)
-        stdout, stderr = out.read().decode(), err.read().decode()
-        return out.channel.recv_exit_status(), stdout, stderr
-    finally:
-        client.close()
 
 
 def test_the_login_shell_really_is_tcsh(testbed, tcsh_cluster):
