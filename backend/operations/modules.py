@@ -14,19 +14,19 @@ _PREREQ = re.compile(r"without these module\(s\) loaded:[ \t]*\n((?:[ \t]+\S[^\n
 def loadable_modules(target: Target, modules: list[str], progress: Progress) -> list[str]:
     """`modules` with any prerequisites Lmod names put in front, each given without a version named with the one
     that loaded (`python` as python/3.11.5: a later default must not change the environment); refuses modules that
-    do not load."""
+    do not load. A load is judged by Lmod's own result (its exit status, its error lines), never by words the login
+    scripts print."""
     if not modules or not target.runner.has_module_system:
         return list(modules)
     wanted = list(modules)
     for _ in range(4):
         result = target.runner.run_shell(f"module load {join_command(wanted)} && {_LIST}", cancel=progress.cancel,
                                          timeout=120, label=f"module load {' '.join(wanted)}")
-        text = result.stdout + result.stderr
-        missing = _PREREQ.search(text)
-        if result.ok and "error" not in text.lower():
-            return _with_versions(wanted, text)
+        missing = _PREREQ.search(result.stderr)
+        if result.ok and not _LMOD_ERROR.search(result.stderr):
+            return _with_versions(wanted, result.stderr)
         if not missing:
-            raise _not_loaded(target.label, wanted, text)
+            raise _not_loaded(target.label, wanted, result.stderr)
         needed = [m for line in missing.group(1).splitlines() for m in line.split() if m not in wanted]
         if not needed:
             break
@@ -51,7 +51,8 @@ _LMOD_ERROR = re.compile(r"Lmod has detected the following error:\s*(\S[^\n]*)")
 
 
 def _not_loaded(label: str, wanted: list[str], text: str) -> InvalidInput:
-    """Why `module load` failed, in Lmod's words where it gave them (its help text after them is no reason)."""
+    """Why `module load` failed, in Lmod's words where it gave them (its help text after them is no reason);
+    `text` is what the load printed on stderr, where Lmod writes."""
     unknown = _UNKNOWN.search(text)
     if unknown:
         names = re.findall(r'"([^"]+)"', unknown.group(1))

@@ -1,0 +1,67 @@
+"""Messy login files of real users (F8): what their login scripts print or set must not decide what EnvDesk does.
+
+Each test writes real dotfiles for a test-bed user of its own (login shell zsh or bash, alpha's Lmod tree) and
+runs EnvDesk there. The referees: the same command by hand in an ssh session (its exit status and output), Lmod's
+own list of what loaded, and the environment's own pip freeze; never EnvDesk's output.
+"""
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk_fixtures import config_for, extra_cluster, raw_exec, session_for, unique
+
+DOTFILES = (".zshenv", ".zprofile", ".zshrc", ".bash_profile", ".bashrc", ".profile", ".config/fish/config.fish")
+
+
+def write_dotfiles(cluster, files: dict[str, str]) -> None:
+    """`files` ({name under the home: text}) written as the user writes them, every other dotfile removed."""
+    script = "".join(f"rm -f ~/{shlex.quote(name)}; " for name in DOTFILES)
+    for name, text in files.items():
+        where = f"~/{shlex.quote(name)}"
+        script += f"mkdir -p \"$(dirname {where})\"; printf '%s' {shlex.quote(text)} > {where}; "
+    cluster.run_as_user(script)
+
+
+def by_hand(cluster, command: str) -> tuple[int, str, str]:
+    """`command` typed in an ssh session: run by the user's login shell, with its dotfiles."""
+    return raw_exec(cluster, cluster.identity_file, command, timeout=120)
+
+
+def freeze(cluster, env_path: str, modules: tuple[str, ...]) -> set[str]:
+    """The environment's own pip freeze, its modules loaded as a user loads them."""
+    load = f"module load {' '.join(modules)}; " if modules else ""
+    out = cluster.run_as_user(f"{load}{env_path}/bin/python -m pip freeze", check=False)
+    assert out.returncode == 0, out.stderr
+    return {line.lower() for line in out.stdout.split() if line.startswith("tiny")}
+
+
+@pytest.fixture(scope="module")
+def zsh_cluster(testbed):
+    cluster = extra_cluster(testbed, "/bin/zsh")
+    yield cluster
+    write_dotfiles(cluster, {})
+
+
+@pytest.fixture
+def zsh(zsh_cluster, tmp_path, home):
+    """(cluster, session) for the zsh user, its dotfiles cleared before each test."""
+    write_dotfiles(zsh_cluster, {})
+    session = session_for(config_for(tmp_path / "cfg", zsh_cluster))
+    yield zsh_cluster, session
+    session.close()
+
+
+# -- 1: the word "error" in what the login scripts print --------------------------------------------------
+
+def test_a_login_file_that_says_errors_does_not_fail_the_module_load(zsh):
+    cluster, session = zsh
+    write_dotfiles(cluster, {".zshenv": 'echo "Problems? Report errors to help@fakeeb.example"\n'})
+    status, out, _ = by_hand(cluster, "bash -lc 'module load python/3.11.5 && echo $LOADEDMODULES'")
+    assert status == 0 and "Report errors" in out and "python/3.11.5" in out  # the referee: it loads by hand
+    made = create_environment(session, cluster.name, CreateRequest(name=unique("e2"), kind="venv",
+                                                                   modules=["python/3.11.5"], packages=["tinyalpha"]))
+    assert made.environment.modules == ("python/3.11.5",)
+    assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}
