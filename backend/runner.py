@@ -143,6 +143,20 @@ def join_command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(arg)) for arg in argv)
 
 
+def loaded_check(modules: Sequence[str]) -> str:
+    """Shell text that fails unless each of `modules` shows in $LOADEDMODULES (Lmod and Environment Modules keep
+    it): a name without a version stands for any version of it (python: python/3.11.5)."""
+    return " && ".join(f'case ":$LOADEDMODULES:" in *:{shlex.quote(module)}[:/]*) ;; *) false ;; esac'
+                       for module in modules)
+
+
+def module_load(modules: Sequence[str]) -> str:
+    """Shell text that loads `modules` and fails unless they loaded, judged by what loaded, not by `module load`'s
+    status alone: Lmod ends a load that printed a warning (a module's LmodWarning, "...is deprecated") with status
+    1, the modules loaded all the same, as a user who goes on by hand sees."""
+    return f"{{ module load {join_command(modules)} || {{ {loaded_check(modules)}; }}; }}"
+
+
 def shown_command(argv: Sequence[str]) -> str:
     """join_command for logs and messages: a program given with -c that runs to several lines (EnvDesk's own,
     see pip_settings) is named, not printed."""

@@ -25,7 +25,7 @@ from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter, SecretAnswer, SecretRequest
 from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
-                     join_command, shown_command)
+                     join_command, module_load, shown_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
 from .ssh_predial import KeyLookup, Predial, claim, dialling, no_delay, note
@@ -111,7 +111,7 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     Closing an SSH channel does not stop what it runs, so cancel needs that id to kill the group.
     """
     if modules:
-        body = f"module load {join_command(modules)} && {body}"
+        body = f"{module_load(modules)} && {body}"
     return (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
             f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
 

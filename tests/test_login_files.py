@@ -65,3 +65,25 @@ def test_a_login_file_that_says_errors_does_not_fail_the_module_load(zsh):
                                                                    modules=["python/3.11.5"], packages=["tinyalpha"]))
     assert made.environment.modules == ("python/3.11.5",)
     assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}
+
+
+# -- 2: a module that loads with an Lmod warning ----------------------------------------------------------
+
+DEPRECATED = ('LmodWarning("pyold/3.11 is deprecated, use python/3.11.5")\n'
+              'load("python/3.11.5")\n')
+
+
+def test_a_module_that_warns_as_it_loads_is_used_and_its_warning_shown(zsh):
+    cluster, session = zsh
+    write_dotfiles(cluster, {".bash_profile": 'export MODULEPATH="$HOME/mods:$MODULEPATH"\n'})
+    cluster.run_as_user("mkdir -p ~/mods/pyold && cat > ~/mods/pyold/3.11.lua", input=DEPRECATED)
+    # the referee: Lmod ends the load with status 1, yet the module is loaded and a venv is made with it by hand
+    status, out, err = by_hand(cluster, "bash -lc 'module load pyold/3.11; echo status=$?; echo $LOADEDMODULES; "
+                                        "python3 -m venv ~/byhand-venv && echo made'")
+    assert "status=1" in out and "pyold/3.11" in out and "made" in out, out + err
+    assert "is deprecated" in err
+    made = create_environment(session, cluster.name, CreateRequest(name=unique("w"), kind="venv",
+                                                                   modules=["pyold/3.11"], packages=["tinyalpha"]))
+    assert made.environment.modules == ("pyold/3.11",)
+    assert any("pyold/3.11 is deprecated, use python/3.11.5" in note for note in made.notes), made.notes
+    assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import secrets
-import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -18,7 +17,8 @@ from ..inventory import Environment, read_inventory
 from ..probe import probe
 from ..protocol import ANSWER_MARKER, STATE_OK
 from ..recipes import Step
-from ..runner import CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, shown_command
+from ..runner import (CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, loaded_check,
+                      module_load, shown_command)
 from ..spec import redact
 from ..targets import Session, Target
 
@@ -166,13 +166,6 @@ def one_command(target: Target, steps: Sequence[Step]) -> bool:
             and all(step.modules == steps[0].modules and not step.env and step.input is None for step in steps))
 
 
-def _loaded_check(modules: Sequence[str]) -> str:
-    """Shell text that fails unless each of `modules` shows in $LOADEDMODULES (Lmod and Environment Modules keep
-    it), whatever `module load` itself answered: an older module system may end well having loaded nothing."""
-    return " && ".join(f'case ":$LOADEDMODULES" in *:{shlex.quote(module)}*) ;; *) false ;; esac'
-                       for module in modules)
-
-
 class _MarkedCommand:
     """One command of several parts, each of which prints STEP_MARKER and its key on stderr as it begins: each
     part is shown as it begins (by its words in `whats`; the first one, `first`, was shown before the command
@@ -258,8 +251,8 @@ def _answer(line: str) -> dict[str, Any]:
 
 def _steps_text(steps: Sequence[tuple[Step, type[CommandFailed]]], loaded: Sequence[str]) -> str:
     """The steps as one shell text, each announced by its marker (its number), after checking that the
-    modules `loaded` are (see _loaded_check)."""
-    return " && ".join([*([_loaded_check(loaded)] if loaded else []),
+    modules `loaded` are (see runner.loaded_check)."""
+    return " && ".join([*([loaded_check(loaded)] if loaded else []),
                         *(f"echo '{STEP_MARKER}{number}' >&2 && {step.shell_text()}"
                           for number, (step, _) in enumerate(steps))])
 
@@ -273,7 +266,7 @@ def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]],
     """Run the steps one after the other, stopping at the first that fails, which raises its failure (see
     run_step): in one command where one_command allows, each step still shown as it begins. There, a failure
     before the first step began raises NotStarted; `check_loaded`: also when the steps' modules are not all
-    loaded then (see _loaded_check), so that a module list nobody checked is never built without."""
+    loaded then (see runner.loaded_check), so that a module list nobody checked is never built without."""
     if not one_command(target, [step for step, _ in steps]):
         for step, failure in steps:
             run_step(target, step, progress, failure=failure)
@@ -338,7 +331,7 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
     if begin is None or finish is None:
         return None
     modules = step_list[0].modules
-    load = f"module load {join_command(modules)} && " if modules else ""
+    load = f"{module_load(modules)} && " if modules else ""
     body = (f"envdesk_begin={join_command([begin[0]])}; envdesk_finish={join_command([finish[0]])}; "
             f"{_ANSWER_CHECK}; echo '{STEP_MARKER}{_BEGIN}' >&2 && {_piped('envdesk_begin', python)} && "
             f"( {load}{_steps_text(steps, modules if check_loaded else ())} ) && "

@@ -102,7 +102,7 @@ def create_environment(session: Session, target_name: str, request: CreateReques
         raise InvalidInput(f"{target.label} cannot make {kind} environments.",
                            f"Available kinds there: {', '.join(caps.kinds())}.")
     if request.modules:  # typed by the user: checked before anything is made (a typo costs one command)
-        modules, version = loadable_modules(target, list(request.modules), progress), request.python
+        modules, version = loadable_modules(target, list(request.modules), progress, notes), request.python
     else:  # from the probe's own list: checked by the command that makes the environment (see build)
         choice = choose_python(caps, request.python, kind)
         modules, version = list(choice.modules), choice.version

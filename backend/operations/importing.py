@@ -265,7 +265,7 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
             notes.append(f"{target.label} has no modules; using its own Python {choice.version}.")
         return [], choice.version, notes, True
     checked = not all("/" in module for module in choice.modules)
-    modules = loadable_modules(target, list(choice.modules), progress) if checked else list(choice.modules)
+    modules = loadable_modules(target, list(choice.modules), progress, notes) if checked else list(choice.modules)
     python_families = ("python", "python3")
     others = [m for m in spec.modules if m.partition("/")[0].lower() not in python_families and m not in modules]
     kept = [m for m in others if m in caps.modules]

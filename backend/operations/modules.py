@@ -4,26 +4,29 @@ from __future__ import annotations
 import re
 
 from ..errors import InvalidInput
-from ..runner import join_command
+from ..runner import module_load
 from ..targets import Target
 from .common import Progress
 
 _PREREQ = re.compile(r"without these module\(s\) loaded:[ \t]*\n((?:[ \t]+\S[^\n]*\n?)+)", re.I)
 
 
-def loadable_modules(target: Target, modules: list[str], progress: Progress) -> list[str]:
+def loadable_modules(target: Target, modules: list[str], progress: Progress,
+                     notes: list[str] | None = None) -> list[str]:
     """`modules` with any prerequisites Lmod names put in front, each given without a version named with the one
     that loaded (`python` as python/3.11.5: a later default must not change the environment); refuses modules that
-    do not load. A load is judged by Lmod's own result (its exit status, its error lines), never by words the login
-    scripts print."""
+    do not load. A load is judged by Lmod's own result (its status or, after a warning, what loaded; its error
+    lines), never by words the login scripts print; Lmod's warnings about a module that loaded go to `notes`."""
     if not modules or not target.runner.has_module_system:
         return list(modules)
     wanted = list(modules)
     for _ in range(4):
-        result = target.runner.run_shell(f"module load {join_command(wanted)} && {_LIST}", cancel=progress.cancel,
+        result = target.runner.run_shell(f"{module_load(wanted)} && {_LIST}", cancel=progress.cancel,
                                          timeout=120, label=f"module load {' '.join(wanted)}")
         missing = _PREREQ.search(result.stderr)
         if result.ok and not _LMOD_ERROR.search(result.stderr):
+            if notes is not None:
+                notes.extend(f"{' '.join(wanted)}: Lmod warns: {warning}" for warning in _warnings(result.stderr))
             return _with_versions(wanted, result.stderr)
         if not missing:
             raise _not_loaded(target.label, wanted, result.stderr)
@@ -48,6 +51,12 @@ def _with_versions(wanted: list[str], text: str) -> list[str]:
 
 _UNKNOWN = re.compile(r"module\(s\) are unknown:\s*((?:\"[^\"\n]+\"\s*)+)")
 _LMOD_ERROR = re.compile(r"Lmod has detected the following error:\s*(\S[^\n]*)")
+_LMOD_WARNING = re.compile(r"Lmod Warning:\s*(.*?)\s*(?:\n\s*\n|While processing|\Z)", re.S)
+
+
+def _warnings(text: str) -> list[str]:
+    """Lmod's warnings in `text` ("Lmod Warning: ... is deprecated"), each on one line."""
+    return [" ".join(found.split()) for found in _LMOD_WARNING.findall(text) if found.strip()]
 
 
 def _not_loaded(label: str, wanted: list[str], text: str) -> InvalidInput:

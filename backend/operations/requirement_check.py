@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ..errors import CommandFailed
 from ..inventory import Environment
-from ..runner import LineCallback, Runner, join_command
+from ..runner import LineCallback, Runner, join_command, module_load
 from .common import Progress
 
 MARKER = "ENVDESK-REQUIREMENTS "
@@ -62,7 +62,7 @@ def check_script(envs: Sequence[Environment], python_of: dict[str, str], with_mo
     parts = []
     for number, env in enumerate(envs):
         python = join_command([python_of[env.path]])
-        load = f"module load {join_command(env.modules)} >/dev/null 2>&1 && " if with_modules and env.modules else ""
+        load = f"{module_load(env.modules)} >/dev/null 2>&1 && " if with_modules and env.modules else ""
         # uv may be a module of its own (alpha's 'uv'), loaded by the builds but not by the environment's modules
         find_uv = "command -v uv || { module load uv && command -v uv; }" if with_modules else "command -v uv"
         uv = "" if env.system_site_packages else (f"elif {{ {find_uv}; }} >/dev/null 2>&1; then "
