@@ -42,6 +42,10 @@ if logging.getLogger("paramiko").level == logging.NOTSET:
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 PID_MARKER = "ENVDESK-PID "
+BEGIN_LINE = b"\nENVDESK-BEGIN\n"
+"""What every script prints first on stdout and on stderr: what came before it there is the login scripts' (a
+~/.bash_profile's greeting, a colour reset with no newline after it that would be glued to the first line of
+the command's own), and is left out of what the command printed. Its newline first ends such a line."""
 CONNECT_TIMEOUT = 20.0  # to open the TCP connection (or a jump host's channel to the next hop)
 BANNER_TIMEOUT = 10.0  # an SSH server greets at once: this long a silence means it is not one, or is stuck
 HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
@@ -112,8 +116,42 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     """
     if modules:
         body = f"{module_load(modules)} && {body}"
-    return (f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
+    return (f"printf '\\n%s\\n' {_BEGIN_WORD}; printf '\\n%s\\n' {_BEGIN_WORD} >&2; "
+            f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
             f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
+
+
+_BEGIN_WORD = BEGIN_LINE.decode().strip()
+
+
+class _AfterLogin(LineSplitter):
+    """A LineSplitter of a script's output (see remote_script) that takes only what came after BEGIN_LINE; all of
+    it when that never came (the login scripts ended the shell first: what they printed is all there is)."""
+
+    def __init__(self, stream: str, callback: LineCallback | None) -> None:
+        super().__init__(stream, callback)
+        self.before: bytes | None = b""  # None once the script began
+
+    def feed(self, data: bytes) -> None:
+        if self.before is None:
+            super().feed(data)
+            return
+        self.before += data
+        at = self.before.find(BEGIN_LINE)
+        if at >= 0:
+            rest, self.before = self.before[at + len(BEGIN_LINE):], None
+            if rest:
+                super().feed(rest)
+
+    @property
+    def began(self) -> bool:
+        return self.before is None
+
+    def finish(self) -> str:
+        if self.before:
+            super().feed(self.before)
+            self.before = b""
+        return super().finish()
 
 
 def _algorithms_for(key_types: Sequence[str]) -> set[str]:
@@ -411,7 +449,8 @@ class _ChannelJob(Job):
                 self.pgid = int(line[len(PID_MARKER):])
             elif on_line is not None:
                 on_line(stream, line)
-        self.err = LineSplitter("stderr", stderr_line)
+        self.out = _AfterLogin("stdout", on_line)
+        self.err = _AfterLogin("stderr", stderr_line)
 
     def start(self) -> None:
         # Waiting for the exec request's answer costs nothing more than sending the input at once would:
@@ -527,7 +566,8 @@ class Stream:
         self.pgid: int | None = None
         self.stderr = ""
         self.serving = True  # starting, then answering a request (see new_request, request_done)
-        self._err = LineSplitter("stderr", self._stderr_line)
+        self._err = _AfterLogin("stderr", self._stderr_line)
+        self._before: bytes | None = b""  # its stdout until the script began (see BEGIN_LINE); None after
         self._slot: ChannelSlots | None = slot
         self._slot_lock = threading.Lock()
 
@@ -574,13 +614,24 @@ class Stream:
             for attempt in (1, 2):
                 self._read_stderr()
                 if channel.recv_ready() and self.runner.connected:  # not once the user let the connection go
-                    return bytes(channel.recv(65536))
+                    return self._after_login(bytes(channel.recv(65536)))
                 if channel.closed or channel.eof_received or not self.runner.connected:
                     self.close()
                     raise ConnectionFailed(f"The running helper on {self.runner.name} ended.")
                 if attempt == 1:
                     select.select([channel], [], [], wait)
         return b""
+
+    def _after_login(self, data: bytes) -> bytes:
+        """`data` without what the login scripts printed before the script began (see BEGIN_LINE)."""
+        if self._before is None:
+            return data
+        self._before += data
+        at = self._before.find(BEGIN_LINE)
+        if at < 0:
+            return b""
+        rest, self._before = self._before[at + len(BEGIN_LINE):], None
+        return rest
 
     def _read_stderr(self) -> None:
         if self.channel.recv_stderr_ready():

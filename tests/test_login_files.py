@@ -11,7 +11,7 @@ import shlex
 import pytest
 
 from envdesk.backend.operations.create import CreateRequest, create_environment
-from envdesk_fixtures import config_for, extra_cluster, raw_exec, session_for, unique
+from envdesk_fixtures import cli_json, config_for, extra_cluster, raw_exec, session_for, unique
 
 DOTFILES = (".zshenv", ".zprofile", ".zshrc", ".bash_profile", ".bashrc", ".profile", ".config/fish/config.fish")
 
@@ -31,11 +31,13 @@ def by_hand(cluster, command: str) -> tuple[int, str, str]:
 
 
 def freeze(cluster, env_path: str, modules: tuple[str, ...]) -> set[str]:
-    """The environment's own pip freeze, its modules loaded as a user loads them."""
+    """The environment's own pip freeze, its modules loaded as a user loads them (written to a file: what the login
+    scripts print is no part of it)."""
     load = f"module load {' '.join(modules)}; " if modules else ""
-    out = cluster.run_as_user(f"{load}{env_path}/bin/python -m pip freeze", check=False)
+    out = cluster.run_as_user(f"{load}{env_path}/bin/python -m pip freeze > ~/freeze.txt", check=False)
     assert out.returncode == 0, out.stderr
-    return {line.lower() for line in out.stdout.split() if line.startswith("tiny")}
+    text = (cluster.home / "freeze.txt").read_text()
+    return {line.lower() for line in text.split() if line.startswith("tiny")}
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,36 @@ def test_a_module_that_warns_as_it_loads_is_used_and_its_warning_shown(zsh):
     assert made.environment.modules == ("pyold/3.11",)
     assert any("pyold/3.11 is deprecated, use python/3.11.5" in note for note in made.notes), made.notes
     assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}
+
+
+# -- 3: login output that ends without a newline -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fish_cluster(testbed):
+    cluster = extra_cluster(testbed, "/usr/bin/fish")
+    yield cluster
+    write_dotfiles(cluster, {})
+
+
+@pytest.mark.parametrize("shell, files, printed", [
+    ("zsh", {".bash_profile": "printf '\\033[0m'\n"}, "\x1b[0m"),
+    ("fish", {".config/fish/config.fish": "set_color normal\n"}, None),  # fish's: ESC(B ESC[m, no newline
+])
+def test_login_output_without_a_newline_leaves_listing_and_create_working(request, tmp_path, home, shell, files,
+                                                                          printed):
+    cluster = request.getfixturevalue(f"{shell}_cluster")
+    write_dotfiles(cluster, files)
+    _, out, _ = by_hand(cluster, "bash -lc true")  # the referee: what a login prints before any command's own
+    assert out and not out.endswith("\n") and (printed is None or out == printed), repr(out)
+    name = unique("nl")
+    cluster.run_as_user(f"module load python/3.11.5 && python3 -m venv ~/envs/{name}")
+    config = tmp_path / "cfg"
+    session = session_for(config_for(config, cluster))
+    try:
+        listed = cli_json("env", "list", cluster.name, config=config, home=home)
+        assert name in [env["name"] for env in listed]
+        made = create_environment(session, cluster.name, CreateRequest(name=unique("c"), kind="venv",
+                                                                       packages=["tinyalpha"]))
+        assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}
+    finally:
+        session.close()
