@@ -19,7 +19,7 @@ from .ssh_lib import paramiko
 
 from .channel_slots import ChannelSlots
 from .config import ClusterProfile
-from .errors import (AuthenticationFailed, Cancelled, ConnectionFailed, EnvDeskError, HostKeyChanged,
+from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
                      HostKeyUnknown)
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
@@ -449,8 +449,8 @@ class _ChannelJob(Job):
                 self.pgid = int(line[len(PID_MARKER):])
             elif on_line is not None:
                 on_line(stream, line)
-        self.out = _AfterLogin("stdout", on_line)
-        self.err = _AfterLogin("stderr", stderr_line)
+        self.out: _AfterLogin = _AfterLogin("stdout", on_line)
+        self.err: _AfterLogin = _AfterLogin("stderr", stderr_line)
 
     def start(self) -> None:
         # Waiting for the exec request's answer costs nothing more than sending the input at once would:
@@ -1221,7 +1221,14 @@ class SSHRunner(Runner):
             cancel.raise_if_cancelled()
         with self._slot():
             job = _ChannelJob(self, self._open_channel(cancel), command_line(), label or body, on_line)
-            return self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
+            result = self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
+        if not result.ok and not (job.out.began or job.err.began):  # see BEGIN_LINE
+            raise CommandFailed(f"The login scripts on {self.name} ended the shell (status {result.exit_status}) "
+                                "before EnvDesk's command began.",
+                                "Check ~/.bash_profile and ~/.bashrc there (and the files they read): an 'exit', or "
+                                "'set -e' with a command that fails, ends every login shell.",
+                                log=result.stdout + result.stderr)
+        return result
 
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:
         """One command that reports the cluster's tools, Pythons, modules, space and quota."""

@@ -6,23 +6,30 @@ own list of what loaded, and the environment's own pip freeze; never EnvDesk's o
 """
 from __future__ import annotations
 
-import shlex
+import os
+import pwd
 
 import pytest
 
 from envdesk.backend.operations.create import CreateRequest, create_environment
-from envdesk_fixtures import cli_json, config_for, extra_cluster, raw_exec, session_for, unique
+from envdesk_fixtures import cli_json, config_for, extra_cluster, raw_exec, run_cli, session_for, unique
 
 DOTFILES = (".zshenv", ".zprofile", ".zshrc", ".bash_profile", ".bashrc", ".profile", ".config/fish/config.fish")
 
 
 def write_dotfiles(cluster, files: dict[str, str]) -> None:
-    """`files` ({name under the home: text}) written as the user writes them, every other dotfile removed."""
-    script = "".join(f"rm -f ~/{shlex.quote(name)}; " for name in DOTFILES)
+    """`files` ({name under the home: text}) written for the user, owned by the user, every other dotfile removed
+    (not through the user's login: the files may end it)."""
+    owner = pwd.getpwnam(cluster.user)
+    for name in (*DOTFILES, *files):
+        (cluster.home / name).unlink(missing_ok=True)
     for name, text in files.items():
-        where = f"~/{shlex.quote(name)}"
-        script += f"mkdir -p \"$(dirname {where})\"; printf '%s' {shlex.quote(text)} > {where}; "
-    cluster.run_as_user(script)
+        path = cluster.home / name
+        for folder in [*reversed(path.relative_to(cluster.home).parents)][1:]:
+            (cluster.home / folder).mkdir(exist_ok=True)
+            os.chown(cluster.home / folder, owner.pw_uid, owner.pw_gid)
+        path.write_text(text)
+        os.chown(path, owner.pw_uid, owner.pw_gid)
 
 
 def by_hand(cluster, command: str) -> tuple[int, str, str]:
@@ -122,3 +129,21 @@ def test_login_output_without_a_newline_leaves_listing_and_create_working(reques
         assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}
     finally:
         session.close()
+
+
+# -- 7: a login script that ends the shell -----------------------------------------------------------------
+
+def test_a_login_script_that_exits_is_named_as_the_reason(zsh_cluster, tmp_path, home):
+    cluster = zsh_cluster
+    write_dotfiles(cluster, {".bash_profile": "source ~/.site_setup\n", ".site_setup": "exit 1\n"})
+    try:
+        status, out, _ = by_hand(cluster, "bash -lc 'echo began'")  # the referee: the command never begins
+        assert status == 1 and "began" not in out
+        config = tmp_path / "cfg"
+        config_for(config, cluster)
+        done = run_cli("env", "create", cluster.name, unique("x"), "--package", "tinyalpha", config=config, home=home)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "login scripts" in done.stderr and "(status 1) before EnvDesk's command began" in done.stderr
+        assert "~/.bash_profile" in done.stderr
+    finally:
+        write_dotfiles(cluster, {})
