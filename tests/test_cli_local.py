@@ -991,3 +991,22 @@ def test_pylock_export_keeps_setuptools_at_the_version_the_environment_has(tmp_p
                     config_dir=config)
     assert built.returncode == 0, built.stderr
     assert pip_list(root / "fromlock")["setuptools"] == have
+
+
+@pytest.mark.parametrize("words", [["env", "create", "local", "x"], ["env", "export", "local", "x"],
+                                   ["cluster", "test", "alpha"]])
+def test_the_hint_to_run_again_with_v_is_a_command_line_that_parses(words):
+    """T17: 'Run it again with -v (--verbose)' was a usage error where a user put -v, after the command's words.
+    Referee: argparse, given the words the hint names, -v first, as the user would type them."""
+    import argparse as ap
+
+    from envdesk.backend.errors import CommandFailed
+    from envdesk.cli import _hint_where_none, build_parser
+    args = build_parser(words).parse_args(words)
+    failure = CommandFailed("Something failed on the cluster.")
+    _hint_where_none(failure, args)
+    named = re.search(r"envdesk (-v [a-z ]+) …", failure.hint)
+    assert named, failure.hint
+    typed = [*named.group(1).split(), *words[2:]]
+    parsed = build_parser(typed).parse_args(typed)
+    assert isinstance(parsed, ap.Namespace) and parsed.verbose and parsed.handler == args.handler

@@ -554,7 +554,8 @@ def _hint_where_none(exc: EnvDeskError, args: argparse.Namespace) -> None:
     elif isinstance(exc, (InvalidInput, NotFound, ConfigError)):
         exc.hint = f"envdesk {args.handler.replace('_', ' ')} --help says what it accepts."
     else:
-        exc.hint = "Run it again with -v (--verbose) to log what happens."
+        exc.hint = (f"Run it again as envdesk -v {args.handler.replace('_', ' ')} … to log what happens (-v before "
+                    "the command's words).")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
