@@ -147,3 +147,18 @@ def test_a_login_script_that_exits_is_named_as_the_reason(zsh_cluster, tmp_path,
         assert "~/.bash_profile" in done.stderr
     finally:
         write_dotfiles(cluster, {})
+
+
+def test_a_login_without_the_module_command_says_so_not_that_the_module_is_missing(zsh):
+    """T17: an account whose login files remove `module` was told the cluster had no such module and to run
+    'module avail', which it cannot. Referee: the login by hand, where bash says module is not found."""
+    from envdesk.backend.errors import InvalidInput
+    cluster, session = zsh
+    write_dotfiles(cluster, {".bash_profile": "unset -f module ml 2>/dev/null; unset BASH_ENV\n",
+                             ".zshenv": "unset BASH_ENV\n"})  # Lmod's BASH_ENV would define it again
+    status, _, err = by_hand(cluster, "bash -lc 'module load python/3.11.5'")
+    assert status != 0 and "module: command not found" in err, err
+    with pytest.raises(InvalidInput) as said:
+        create_environment(session, cluster.name, CreateRequest(name=unique("nomod"), kind="venv",
+                                                                modules=["python/3.11.5"]))
+    assert "has no module command" in said.value.message and "module avail" not in said.value.hint, said.value

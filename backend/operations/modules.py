@@ -62,6 +62,11 @@ def _warnings(text: str) -> list[str]:
 def _not_loaded(label: str, wanted: list[str], text: str) -> InvalidInput:
     """Why `module load` failed, in Lmod's words where it gave them (its help text after them is no reason);
     `text` is what the load printed on stderr, where Lmod writes."""
+    if re.search(r"\bmodule: (?:command )?not found", text):
+        return InvalidInput(f"{label}'s login has no module command, so the modules {' '.join(wanted)} cannot be "
+                            "loaded there.", "Leave the modules out (EnvDesk then uses the Python the login finds), "
+                            "or check your login files (~/.bash_profile, ~/.bashrc) for a line that removes "
+                            "'module', or ask the cluster's support how modules are set up there.")
     unknown = _UNKNOWN.search(text)
     if unknown:
         names = re.findall(r'"([^"]+)"', unknown.group(1))
