@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .errors import CommandFailed, InvalidInput
 from .probe import probe_this_computer
-from .runner import (CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command, module_load,
-                     shown_command)
+from .runner import (OWN_INSTALLS, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command,
+                     module_load, shown_command)
 
 if TYPE_CHECKING:
     from .capabilities import Capabilities
@@ -47,7 +47,7 @@ class _ProcessJob(Job):
                  env: Mapping[str, str] | None = None) -> None:
         super().__init__(label, on_line)
         self.command = command
-        self.env = {**os.environ, **env} if env else None
+        self.env = {**os.environ, **OWN_INSTALLS, **(env or {})}
         self.process: subprocess.Popen  # set by start(), before any other primitive is used
         self.pumps: list[threading.Thread] = []
 

@@ -45,6 +45,12 @@ class CommandResult:
         raise command_failed(f"{what} failed", self, hint)
 
 
+OWN_INSTALLS = {"PIP_USER": "0", "PIP_REQUIRE_VIRTUALENV": "0"}
+"""Set for every command EnvDesk runs: its installs always go into the environment named, whatever a login file
+sets (T17: `export PIP_USER=1` in a .bashrc made every create fail with pip's "Can not perform a '--user'
+install"; PIP_REQUIRE_VIRTUALENV refuses a conda environment, which is no virtualenv)."""
+
+
 MESSAGE_LINE = "^ *([a-z]*error|cause|caused by): "
 """The lines of uv's, pip's and conda's output that say what went wrong, the last the most precise ('error:
 Unsupported editable requirement ...', then 'cause: Git sources cannot be editable'; conda's 'PackagesNotFoundError:

@@ -24,8 +24,8 @@ from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionF
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter, SecretAnswer, SecretRequest
-from .runner import (KILL_AFTER, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, TrustDecision,
-                     join_command, module_load, shown_command)
+from .runner import (KILL_AFTER, OWN_INSTALLS, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner,
+                     TrustDecision, join_command, module_load, shown_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
 from .ssh_predial import KeyLookup, Predial, claim, dialling, no_delay, note
@@ -116,7 +116,8 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     """
     if modules:
         body = f"{module_load(modules)} && {body}"
-    return (f"printf '\\n%s\\n' {_BEGIN_WORD}; printf '\\n%s\\n' {_BEGIN_WORD} >&2; "
+    settings = " ".join(f"{name}={value}" for name, value in OWN_INSTALLS.items())
+    return (f"printf '\\n%s\\n' {_BEGIN_WORD}; printf '\\n%s\\n' {_BEGIN_WORD} >&2; export {settings}; "
             f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
             f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
 

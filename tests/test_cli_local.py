@@ -1010,3 +1010,26 @@ def test_the_hint_to_run_again_with_v_is_a_command_line_that_parses(words):
     typed = [*named.group(1).split(), *words[2:]]
     parsed = build_parser(typed).parse_args(typed)
     assert isinstance(parsed, ap.Namespace) and parsed.verbose and parsed.handler == args.handler
+
+
+def test_pip_user_in_the_environment_does_not_stop_installs_into_the_new_environment(tmp_path):
+    """T17: `export PIP_USER=1` (a login file's) made every create with pip fail ("Can not perform a '--user'
+    install") and the hint blamed a missing program; PIP_REQUIRE_VIRTUALENV would refuse a conda environment.
+    EnvDesk's installs go into the environment named, whatever is set (its commands on a cluster get the same
+    settings). uv is kept off PATH so that pip installs. Referees: pip by hand with the same settings, which
+    refuses, and the environment's own pip freeze."""
+    config, root = this_computer_with_one_venv(tmp_path)
+    wheels = local_wheelhouse(config, root, tmp_path)
+    settings = {"PIP_USER": "1", "PIP_REQUIRE_VIRTUALENV": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "byhand")], check=True, timeout=300)
+    by_hand = subprocess.run([str(tmp_path / "byhand" / "bin" / "pip"), "install", "--no-index", "--find-links",
+                              str(wheels), "tinygamma==0.1"], capture_output=True, text=True,
+                             env={**os.environ, **settings}, timeout=300)
+    assert by_hand.returncode != 0 and "--user" in by_hand.stderr, by_hand.stderr
+    made = envdesk("env", "create", "local", "pipuser", "--kind", "venv", "--package", "tinygamma==0.1",
+                   config_dir=config, env=settings)
+    assert made.returncode == 0, made.stderr
+    assert "uv" not in made.stdout + made.stderr.replace("uv (fastest)", "")  # pip made it: the case in question
+    frozen = subprocess.run([str(root / "pipuser" / "bin" / "python"), "-m", "pip", "freeze"], capture_output=True,
+                            text=True, check=True, env={"PATH": "/usr/bin:/bin"}, timeout=120).stdout.split()
+    assert frozen == ["tinygamma==0.1"]

@@ -162,3 +162,4 @@ def test_a_login_without_the_module_command_says_so_not_that_the_module_is_missi
         create_environment(session, cluster.name, CreateRequest(name=unique("nomod"), kind="venv",
                                                                 modules=["python/3.11.5"]))
     assert "has no module command" in said.value.message and "module avail" not in said.value.hint, said.value
+
