@@ -78,8 +78,14 @@ _READ_FD3 = "import os\nwith os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)"
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
 # csh, tcsh or fish treat specially even between single quotes. It reads the script, one base64 line,
 # from standard input (bash reads a pipe a byte at a time, so the rest stays for the command).
-_READ_AND_RUN = ("'IFS= read -r envdesk_line && envdesk_script=$(printf %s \"$envdesk_line\" | base64 -d) "
-                 "&& unset envdesk_line && eval \"$envdesk_script\"'")
+_READ_AND_RUN = ("'IFS= read -r envdesk_guard && IFS= read -r envdesk_line && "
+                 "envdesk_script=$(printf %s \"$envdesk_line\" | base64 -d) "
+                 "&& unset envdesk_guard envdesk_line && eval \"$envdesk_script\"'")
+HIJACKED = 97
+"""The status of a shell that read EnvDesk's input as commands: GUARD_LINE, which the shell EnvDesk starts reads
+and passes over, stops any other (T17: `exec zsh -l` in a ~/.bash_profile replaced that shell, and zsh ran the
+input, a program's lines among it, as shell commands)."""
+GUARD_LINE = f"exit {HIJACKED}\n".encode()
 
 
 def command_line(shell: str = "bash --login") -> str:
@@ -104,8 +110,8 @@ def _variable(name: str) -> str:
 
 
 def script_input(script: str) -> bytes:
-    """What goes first on the standard input of command_line(): the script as one base64 line."""
-    return base64.b64encode(script.encode("utf-8")) + b"\n"
+    """What goes first on the standard input of command_line(): GUARD_LINE, then the script as one base64 line."""
+    return GUARD_LINE + base64.b64encode(script.encode("utf-8")) + b"\n"
 
 
 def remote_script(body: str, modules: Sequence[str] = ()) -> str:
@@ -127,11 +133,14 @@ _BEGIN_WORD = BEGIN_LINE.decode().strip()
 
 class _AfterLogin(LineSplitter):
     """A LineSplitter of a script's output (see remote_script) that takes only what came after BEGIN_LINE; all of
-    it when that never came (the login scripts ended the shell first: what they printed is all there is)."""
+    it when that never came (the login scripts ended the shell first: what they printed is all there is).
+    `keep_login`: what the login scripts printed before it is kept too, as lines of their own (stderr: the log
+    then shows a greeting that may explain a failure; stdout is data, where it is left out)."""
 
-    def __init__(self, stream: str, callback: LineCallback | None) -> None:
+    def __init__(self, stream: str, callback: LineCallback | None, *, keep_login: bool = False) -> None:
         super().__init__(stream, callback)
         self.before: bytes | None = b""  # None once the script began
+        self.keep_login = keep_login
 
     def feed(self, data: bytes) -> None:
         if self.before is None:
@@ -140,7 +149,9 @@ class _AfterLogin(LineSplitter):
         self.before += data
         at = self.before.find(BEGIN_LINE)
         if at >= 0:
-            rest, self.before = self.before[at + len(BEGIN_LINE):], None
+            login, rest, self.before = self.before[:at], self.before[at + len(BEGIN_LINE):], None
+            if self.keep_login and login.strip():
+                super().feed(login.rstrip(b"\r\n") + b"\n")
             if rest:
                 super().feed(rest)
 
@@ -451,7 +462,7 @@ class _ChannelJob(Job):
             elif on_line is not None:
                 on_line(stream, line)
         self.out: _AfterLogin = _AfterLogin("stdout", on_line)
-        self.err: _AfterLogin = _AfterLogin("stderr", stderr_line)
+        self.err: _AfterLogin = _AfterLogin("stderr", stderr_line, keep_login=True)
 
     def start(self) -> None:
         # Waiting for the exec request's answer costs nothing more than sending the input at once would:
@@ -567,7 +578,7 @@ class Stream:
         self.pgid: int | None = None
         self.stderr = ""
         self.serving = True  # starting, then answering a request (see new_request, request_done)
-        self._err = _AfterLogin("stderr", self._stderr_line)
+        self._err = _AfterLogin("stderr", self._stderr_line, keep_login=True)
         self._before: bytes | None = b""  # its stdout until the script began (see BEGIN_LINE); None after
         self._slot: ChannelSlots | None = slot
         self._slot_lock = threading.Lock()
@@ -1223,6 +1234,12 @@ class SSHRunner(Runner):
         with self._slot():
             job = _ChannelJob(self, self._open_channel(cancel), command_line(), label or body, on_line)
             result = self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
+        if result.exit_status == HIJACKED and not (job.out.began or job.err.began):
+            raise CommandFailed(f"The login scripts on {self.name} start another shell, which took EnvDesk's input "
+                                "as its own commands; it was stopped before any of it ran.",
+                                "A line such as 'exec zsh -l' in ~/.bash_profile replaces the shell EnvDesk starts: "
+                                "run it only in a terminal, e.g. inside  if [[ $- == *i* ]]; then ... fi.",
+                                log=result.stdout + result.stderr)
         if not result.ok and not (job.out.began or job.err.began):  # see BEGIN_LINE
             raise CommandFailed(f"The login scripts on {self.name} ended the shell (status {result.exit_status}) "
                                 "before EnvDesk's command began.",

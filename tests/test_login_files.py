@@ -137,7 +137,7 @@ def test_a_login_script_that_exits_is_named_as_the_reason(zsh_cluster, tmp_path,
     cluster = zsh_cluster
     write_dotfiles(cluster, {".bash_profile": "source ~/.site_setup\n", ".site_setup": "exit 1\n"})
     try:
-        status, out, _ = by_hand(cluster, "bash -lc 'echo began'")  # the referee: the command never begins
+        status, out, _ = by_hand(cluster, "bash -lc 'echo began' </dev/null")  # the referee: the command never begins
         assert status == 1 and "began" not in out
         config = tmp_path / "cfg"
         config_for(config, cluster)
@@ -163,3 +163,20 @@ def test_a_login_without_the_module_command_says_so_not_that_the_module_is_missi
                                                                 modules=["python/3.11.5"]))
     assert "has no module command" in said.value.message and "module avail" not in said.value.hint, said.value
 
+
+
+def test_a_login_file_that_starts_another_shell_is_stopped_before_that_shell_runs_any_input(zsh, tmp_path):
+    """T17: `exec zsh -l` in ~/.bash_profile (where chsh is not allowed) replaced the bash EnvDesk starts, and zsh
+    ran EnvDesk's input, a program's lines among them, as shell commands ('zsh: no matches found: _n(b)...'). A
+    first line that bash passes over now stops any other shell at once. Referees: the login by hand, where bash
+    never runs its command, and a file the input would make if a shell ran it."""
+    from envdesk.backend.errors import CommandFailed
+    cluster, session = zsh
+    write_dotfiles(cluster, {".bash_profile": "exec /bin/zsh -l\n"})
+    status, out, _ = by_hand(cluster, "bash -lc 'echo began' </dev/null")
+    assert "began" not in out, out  # zsh took over: bash's command never ran
+    canary = cluster.home / "ran-as-shell"
+    runner = session.target(cluster.name).runner
+    with pytest.raises(CommandFailed, match="start another shell") as said:
+        runner.run_shell("cat >/dev/null", stdin=f"touch {canary}\n".encode())
+    assert "exec zsh -l" in said.value.hint and not canary.exists()
