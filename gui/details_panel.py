@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QL
 
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
+from envdesk.backend.protocol import STATE_INCOMPLETE
 
 from .models import PackageTableModel
 
@@ -213,13 +214,11 @@ class DetailsPanel(QTabWidget):
             return
         from envdesk.backend.snippets import Place, slurm_snippet, terminal_snippet
         self.place = place = place or Place()
-        meta = env.envdesk or {}
         values = {"name": env.name, "kind": env.kind + (f" ({env.created_by})" if env.created_by else ""),
                   "python": env.python or "unknown", "path": env.path,
                   "modules": " ".join(env.modules) or "none recorded",
                   "state": "healthy" if env.state == "ok" else f"{env.state}: {env.error}",
-                  "made": meta.get("created_with", "outside EnvDesk") + (f", {meta['created']}" if "created" in meta
-                                                                       else "")}
+                  "made": _made_by(env)}
         cautions = env.cautions() if env.state == "ok" else []
         if cautions:  # installed where pip would have refused them (uv and a folder of wheels), packages not read
             values["state"] = "may not work: " + "; ".join(cautions)
@@ -272,3 +271,12 @@ class DetailsPanel(QTabWidget):
         item = self.snapshot_list.currentItem()
         if self.environment is not None and item is not None and item.data(SNAPSHOT_ROLE) is not None:
             self.revert_requested.emit(self.environment, item.data(SNAPSHOT_ROLE))
+
+
+def _made_by(env: Environment) -> str:
+    """Who made the environment, and when, as its EnvDesk record says; one EnvDesk began and never finished has no
+    record yet, but its mark (T18: it said 'outside EnvDesk', as if a colleague's environment were at stake)."""
+    meta = env.envdesk or {}
+    if "created_with" in meta:
+        return meta["created_with"] + (f", {meta['created']}" if "created" in meta else "")
+    return "EnvDesk, not finished" if env.state == STATE_INCOMPLETE else "outside EnvDesk"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 from envdesk_fixtures import envdesk_command, this_computer_with_one_venv
 
@@ -70,3 +71,26 @@ def test_the_overview_does_not_call_it_healthy(tmp_path, qtbot):
     panel.show_environment(env)
     state = panel.fields["state"].text()
     assert state.startswith("may not work: ") and all(folder in state for folder in UNREADABLE), state
+
+
+def test_an_environment_envdesk_began_and_never_finished_is_not_said_to_be_made_outside_it(tmp_path, qtbot):
+    """T18: an environment whose create was cut off (its connection dropped) showed 'Made by: outside EnvDesk', as
+    if it were a colleague's: it carries the mark EnvDesk's create leaves until it finishes."""
+    import subprocess as run
+
+    from envdesk.backend.inventory import read_inventory
+    from envdesk.backend.local_runner import LocalRunner
+    from envdesk.backend.protocol import CREATING_MARK, ENVDESK_DIR
+    from envdesk.gui.details_panel import DetailsPanel
+    root = tmp_path / "envs"
+    for name in ("cut", "theirs"):
+        run.run([sys.executable, "-m", "venv", "--without-pip", str(root / name)], check=True, timeout=300)
+    (root / "cut" / ENVDESK_DIR).mkdir()
+    (root / "cut" / ENVDESK_DIR / CREATING_MARK).write_text("")
+    listing = {env.name: env for env in read_inventory(LocalRunner(), [str(root)], light=True).environments}
+    panel = DetailsPanel()
+    qtbot.addWidget(panel)
+    panel.show_environment(listing["cut"])
+    assert panel.fields["made"].text() == "EnvDesk, not finished"
+    panel.show_environment(listing["theirs"])
+    assert panel.fields["made"].text() == "outside EnvDesk"
