@@ -61,6 +61,7 @@ class OperationsPanel(QWidget):
         self.raw_button.setCheckable(True)
         self.raw_button.setAccessibleName("Show the raw log")
         self.raw_button.setToolTip("Add the installer's full output below a failed operation's summary")
+        self.raw_button.setEnabled(False)  # until a failed operation with a log is shown (T18: enabled with none)
         row.addWidget(self.raw_button)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setAccessibleName("Cancel the selected operation")

@@ -375,6 +375,7 @@ def test_a_long_failure_is_read_whole_in_a_short_panel(qtbot, controller):
     qtbot.addWidget(panel)
     panel.resize(700, 140)  # the operations panel of a 1024x640 window
     panel.show()
+    assert not panel.raw_button.isEnabled(), "no raw log before any operation (T18)"
     task = controller.start("Create analysis", "local", fail)
     qtbot.waitUntil(lambda: task.done.is_set() and not controller.operations.rows[-1].running, timeout=WAIT)
     panel.table.selectRow(len(controller.operations.rows) - 1)
