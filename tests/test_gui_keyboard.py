@@ -565,3 +565,28 @@ def test_the_compare_dialogs_headers_show_both_names_whole(qtbot, tmp_path, home
         text = dialog.table.horizontalHeaderItem(column).text()
         assert "(" in text and header.sectionSize(column) >= metrics.horizontalAdvance(text), (text,
                                                                                             header.sectionSize(column))
+
+
+def test_the_add_cluster_dialog_unfolded_whole_still_fits_a_1024_by_640_screen(qtbot, tmp_path, home):
+    """T18: with Advanced, Conda and Slurm settings unfolded the dialog needed 785 pixels, and on a 1024x640 screen
+    Save, Cancel and Test connection were off its bottom edge. Its form now scrolls. Referees: Qt's own minimum size
+    of the dialog, and where Qt puts its buttons once it is given a 640-pixel screen's room."""
+    from PySide6.QtWidgets import QDialogButtonBox
+
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    dialog = ClusterDialog(window.controller, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    for fold in (dialog.advanced, dialog.conda.group, dialog.compute.group):
+        fold.box.setChecked(True)
+    qtbot.wait(100)
+    room = 640 - 60  # the screen less a title bar and a panel
+    assert dialog.minimumSizeHint().height() <= room, dialog.minimumSizeHint()
+    qtbot.waitUntil(lambda: dialog.body_area.viewport().height() >= dialog.body.sizeHint().height(), timeout=LONG)
+    dialog.resize(dialog.width(), room)
+    qtbot.waitUntil(lambda: dialog.height() == room, timeout=LONG)
+    buttons = dialog.findChild(QDialogButtonBox)
+    assert buttons.geometry().bottom() <= dialog.height() and buttons.isVisible()
+    assert dialog.body_area.verticalScrollBar().maximum() > 0, "what does not fit scrolls"
+    window.close()

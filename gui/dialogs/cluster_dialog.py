@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QSpinBox,
-                               QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QScrollArea,
+                               QSpinBox, QVBoxLayout, QWidget)
 
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.errors import EnvDeskError, InvalidInput
@@ -149,7 +150,15 @@ class ClusterDialog(QDialog):
         self.setWindowTitle("Edit cluster" if profile else "Add a cluster")
         self.setAccessibleName(self.windowTitle())
         self.setMinimumWidth(560)
-        layout = QVBoxLayout(self)
+        outer = QVBoxLayout(self)
+        self.body = QWidget()  # all but the buttons, in a scroll area: unfolded whole, the form is taller than a
+        layout = QVBoxLayout(self.body)  # 1024x640 screen, and Save went off its edge (T18)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.body_area = QScrollArea()
+        self.body_area.setWidgetResizable(True)
+        self.body_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.body_area.setWidget(self.body)
+        outer.addWidget(self.body_area, 1)
 
         start = QHBoxLayout()
         self.preset = QComboBox()
@@ -247,11 +256,24 @@ class ClusterDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        outer.addWidget(buttons)
+        for fold in (self.advanced, self.conda.group, self.compute.group):
+            fold.box.toggled.connect(lambda _: QTimer.singleShot(0, self._fit))
         if profile is not None:
             self._fill(profile)
             self.name.setReadOnly(True)
         self._update_key_offer()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
+        super().showEvent(event)
+        QTimer.singleShot(0, self._fit)
+
+    def _fit(self) -> None:
+        """Grow until the form shows whole, up to most of the screen's height; past that it scrolls."""
+        missing = self.body.sizeHint().height() - self.body_area.viewport().height()
+        if missing > 0:
+            screen = self.screen().availableGeometry().height() if self.screen() is not None else 640
+            self.resize(self.width(), min(self.height() + missing, int(screen * 0.9)))
 
     # -- filling ---------------------------------------------------------------------------
 
