@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QPlainTextEdit, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QPlainTextEdit, QTabBar, QWidget
 
 
 @lru_cache(maxsize=None)
@@ -36,11 +36,12 @@ def _give_tab_to_focus(widget: QObject) -> None:
 
 _KEYBOARD_REASONS = (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
                      Qt.FocusReason.ShortcutFocusReason)
+_OUTLINED = (QAbstractItemView, QTabBar)  # a panel's main control: F6 lands on a list, a table or a tab bar
 _AWAY_AND_BACK = (Qt.FocusReason.ActiveWindowFocusReason, Qt.FocusReason.PopupFocusReason)
 _RING = "keyboard_focus_ring"
 
 
-def _show_focus_ring(view: QAbstractItemView, shown: bool) -> None:
+def _show_focus_ring(view: QWidget, shown: bool) -> None:
     """Outline a list or table that the keyboard moved to (Tab, F6): Fusion marks no focus on a view whose
     selection is a whole row, so a keyboard user could not see which panel Delete or Enter would act on (a user
     trial). The mouse gives no ring, as GTK and the web do. A view styled otherwise is left alone."""
@@ -55,7 +56,7 @@ class _TabGivesFocusOn(QObject):
         kind = event.type()
         if kind == QEvent.Type.Polish:
             _give_tab_to_focus(watched)
-        elif kind in (QEvent.Type.FocusIn, QEvent.Type.FocusOut) and isinstance(watched, QAbstractItemView):
+        elif kind in (QEvent.Type.FocusIn, QEvent.Type.FocusOut) and isinstance(watched, _OUTLINED):
             reason = event.reason()  # type: ignore[attr-defined]
             if reason in _AWAY_AND_BACK:
                 pass  # a question, menu or other window came and went: the ring stays as it was (R14)

@@ -187,6 +187,13 @@ def test_the_panel_f6_moves_to_is_outlined_and_a_click_leaves_no_outline(qtbot, 
     window.env_table.setFocus(Qt.FocusReason.MouseFocusReason)
     qtbot.waitUntil(lambda: QApplication.focusWidget() is window.env_table, timeout=LONG)
     assert _edge_colour(window.env_table) != highlight and _edge_colour(window.cluster_view) != highlight
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_F6)  # T18: the details panel showed no focus at all
+    tabs = QApplication.focusWidget()
+    assert window.details.isAncestorOf(tabs)
+    def top_edge() -> QColor:  # a tab bar's tabs are drawn over its left edge: its top edge is the outline's
+        image = tabs.grab().toImage()
+        return image.pixelColor(image.width() // 2, 0)
+    qtbot.waitUntil(lambda: top_edge() == highlight, timeout=5000)
 
 
 def _plain(text: str) -> str:
