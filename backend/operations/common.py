@@ -467,6 +467,7 @@ class Reservation:
     answer: dict
     begin: dict[str, Any] | None = None
     held: bool = True
+    left_behind: str = ""  # why a release could not remove what was begun (the connection gone, say)
 
     @classmethod
     def reserve(cls, target: Target, path: str, roots: list[str], home: str, **settings: Any) -> "Reservation":
@@ -541,3 +542,4 @@ class Reservation:
             self.held = False
         except EnvDeskError as exc:
             log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)
+            self.left_behind = exc.message

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 from .. import validate
 from ..about import created_with
 from ..capabilities import Capabilities, choose_python, stand_in_kind
-from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
+from ..errors import CommandFailed, CondaInstallFailed, EnvDeskError, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
 from ..recipes import (Installer, Step, conda_channels, conda_install, conda_spec, constraints_file,
@@ -119,8 +119,8 @@ def create_environment(session: Session, target_name: str, request: CreateReques
                               modules=modules, python=version, system_site_packages=request.system_site_packages,
                               packages=packages, conda_packages=conda_packages, channels=request.channels,
                               progress=progress, modules_checked=bool(request.modules))
-    except BaseException:
-        undo(reservation, progress)
+    except BaseException as exc:
+        undo(reservation, progress, exc)
         raise
     return Created(env, notes + misfit_notes(env) + remember_root(session, target, root))
 
@@ -129,14 +129,22 @@ def _ignore(_: dict) -> None:
     pass
 
 
-def undo(reservation: Reservation, progress: Progress) -> None:
-    """After a failed or cancelled build: remove the unfinished environment and give its lock back."""
+def undo(reservation: Reservation, progress: Progress, failure: BaseException | None = None) -> None:
+    """After a failed or cancelled build: remove the unfinished environment and give its lock back. Where that
+    cannot be done (the connection gone), the step and `failure`'s hint say so and what to do (T18: the log said
+    it was being removed, and the folder stayed with no word of it)."""
     if not reservation.held:  # the lock was never taken (the folder exists, another operation holds it ...)
         return
     try:
         progress.on_step("Removing the unfinished environment")
     finally:  # whatever interrupts the message, the half-made environment and its lock go
         reservation.release(remove_unfinished=True)
+    if reservation.held:
+        left = (f"The unfinished environment {reservation.path} could not be removed ({reservation.left_behind}): "
+                f"it is listed as incomplete; delete it once {reservation.target.label} answers again.")
+        progress.on_step(left)
+        if isinstance(failure, EnvDeskError):
+            failure.hint = f"{failure.hint} {left}".strip()
 
 
 def room_notes(session: Session, target: Target, root: str, begun: dict, *, name: str, kind: str, packages: int,

@@ -965,8 +965,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
                          "(newer versions allowed).")
             used_top_level = True
             env = build(session, target, caps, reservation, packages=relaxed, **common)
-    except BaseException:
-        undo(reservation, progress)
+    except BaseException as exc:
+        undo(reservation, progress, exc)
         raise
     if list(env.modules) != planned:  # prerequisites the build (or settle_modules) found were put in front
         notes = _with_modules_noted(notes, plan, planned, list(env.modules))
