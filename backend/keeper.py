@@ -313,18 +313,11 @@ class Keeper:
         return claim(self.paths, record)
 
     def open_upstream(self) -> paramiko.Channel:
-        """A session channel on the cluster's connection. Where the cluster refuses one (its MaxSessions, taken by
-        other commands through this keeper), asked again until one of them ends, for nearly as long as the client
-        waits for its channel (T17: with MaxSessions 2, commands begun together through it failed after two
-        seconds of a client's own retries, where over a login of their own they wait); then its refusal."""
+        """A session channel on the cluster's connection; the cluster's refusal (MaxSessions) is the client's
+        answer at once: the client waits and asks again on its own thread (this one is its connection's, which
+        must go on carrying the other commands' input and ends, R15)."""
         self.last_used = time.monotonic()
-        give_up = time.monotonic() + CHANNEL_OPEN_TIMEOUT - 2
-        while True:
-            try:
-                return self.runner.open_kept_session()
-            except paramiko.SSHException as exc:
-                if not self.runner.refused(exc) or time.monotonic() > give_up or self.stopping.wait(0.25):
-                    raise
+        return self.runner.open_kept_session()
 
     def stop(self) -> None:
         """End serving now: the listener and every client's connection close, the record is removed."""

@@ -52,6 +52,10 @@ HANDSHAKE_TIMEOUT = 20.0  # key exchange, once it greeted
 AUTH_TIMEOUT = 300.0  # a person approving a push notification on their phone
 CHANNEL_OPEN_TIMEOUT = 20.0
 REFUSALS_TRIED = 6  # refused opens of one channel before giving up (each waits first, see _after_refusal)
+REFUSALS_TRIED_THROUGH_KEEPER = 40
+"""The same through a kept connection (about a minute): the sessions the cluster refuses are other command lines'
+(T17: with MaxSessions 2, commands begun together failed after two seconds), which this process cannot count, so
+it waits for one of them to end; the keeper answers at once, on its connection's own thread (R15)."""
 # Channels open at once: commands and a kept Stream (the kill of a cancelled command comes on
 # top); OpenSSH allows 10 sessions per connection by default (MaxSessions).
 MAX_CHANNELS = 8
@@ -1090,13 +1094,14 @@ class SSHRunner(Runner):
             try:
                 if transport is None:
                     raise paramiko.SSHException("not connected")
-                for refusals in range(1, REFUSALS_TRIED + 1):
+                tries = REFUSALS_TRIED_THROUGH_KEEPER if self.through_keeper else REFUSALS_TRIED
+                for refusals in range(1, tries + 1):
                     try:
                         return transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
                     except paramiko.SSHException as exc:
-                        if not _refusal(exc, transport) or (refusals == REFUSALS_TRIED and not slotted):
+                        if not _refusal(exc, transport) or (refusals == tries and not slotted):
                             raise
-                        if refusals == REFUSALS_TRIED:
+                        if refusals == tries:
                             raise ConnectionFailed(
                                 f"{self.name} refused to open a session for EnvDesk "
                                 f"({getattr(exc, 'text', '') or exc}).",
@@ -1130,7 +1135,12 @@ class SSHRunner(Runner):
                 raise NoFreeChannel(f"{self.name} has no session free")
         if cancel is not None:
             cancel.raise_if_cancelled()
-        time.sleep(0.1 * refusals)
+        pause = min(0.1 * refusals, 2.0)
+        if cancel is not None:
+            cancel.wait(pause)
+            cancel.raise_if_cancelled()
+        else:
+            time.sleep(pause)
 
     def _take_slot(self, wait: bool = True, leave: int = 0) -> bool:
         """Take one of the MAX_CHANNELS slots (each command and Stream holds one while its channel
