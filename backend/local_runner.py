@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .errors import CommandFailed, InvalidInput
 from .probe import probe_this_computer
-from .runner import (OWN_INSTALLS, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner, join_command,
-                     module_load, shown_command)
+from .runner import (OWN_INSTALLS, OWN_INSTALLS_EXPORT, CancelToken, CommandResult, Job, LineCallback, LineSplitter,
+                     Runner, join_command, module_load, shown_command)
 
 if TYPE_CHECKING:
     from .capabilities import Capabilities
@@ -140,7 +140,8 @@ class LocalRunner(Runner):
             raise InvalidInput("This needs a bash shell, which this computer does not have.",
                                "Use a cluster for this, or leave the module list empty.")
         if modules:
-            return [bash, "-lc", f"{module_load(modules)} && {script}"]
+            return [bash, "-lc", f"{OWN_INSTALLS_EXPORT}; {module_load(modules)} && {script}"]  # after the login
+            # files, which may set them again (R15)
         return [bash, "-c", script]
 
     def _with_modules(self, argv: Sequence[str], modules: Sequence[str]) -> list[str]:

@@ -49,6 +49,8 @@ OWN_INSTALLS = {"PIP_USER": "0", "PIP_REQUIRE_VIRTUALENV": "0"}
 """Set for every command EnvDesk runs: its installs always go into the environment named, whatever a login file
 sets (T17: `export PIP_USER=1` in a .bashrc made every create fail with pip's "Can not perform a '--user'
 install"; PIP_REQUIRE_VIRTUALENV refuses a conda environment, which is no virtualenv)."""
+OWN_INSTALLS_EXPORT = "export " + " ".join(f"{name}={value}" for name, value in OWN_INSTALLS.items())
+"""OWN_INSTALLS as shell text, for a login shell's script: its login files run before it and may set them."""
 
 
 MESSAGE_LINE = "^ *([a-z]*error|cause|caused by): "
@@ -152,15 +154,17 @@ def join_command(argv: Sequence[str]) -> str:
 def loaded_check(modules: Sequence[str]) -> str:
     """Shell text that fails unless each of `modules` shows in $LOADEDMODULES (Lmod and Environment Modules keep
     it): a name without a version stands for any version of it (python: python/3.11.5)."""
-    return " && ".join(f'case ":$LOADEDMODULES:" in *:{shlex.quote(module)}[:/]*) ;; *) false ;; esac'
-                       for module in modules)
+    return " && ".join(f'case ":$LOADEDMODULES:" in *:{shlex.quote(module)}[:/.]*) ;; *) false ;; esac'
+                       for module in modules)  # '.': python/3.11 loads python/3.11.5 (Lmod's extended default, R15)
 
 
 def module_load(modules: Sequence[str]) -> str:
-    """Shell text that loads `modules` and fails unless they loaded, judged by what loaded, not by `module load`'s
-    status alone: Lmod ends a load that printed a warning (a module's LmodWarning, "...is deprecated") with status
-    1, the modules loaded all the same, as a user who goes on by hand sees."""
-    return f"{{ module load {join_command(modules)} || {{ {loaded_check(modules)}; }}; }}"
+    """Shell text that loads `modules` and fails unless they loaded: Lmod's success is taken as it says; else what
+    loaded decides. Lmod ends a load that printed a warning (a module's LmodWarning, "...is deprecated") with status
+    1, the modules loaded all the same, as a user who goes on by hand sees; Environment Modules 3.2 ends one that
+    found no such module with status 0 (R15)."""
+    return (f'{{ module load {join_command(modules)}; envdesk_loaded=$?; '
+            f'[ -n "${{LMOD_CMD:-}}" ] && [ "$envdesk_loaded" = 0 ] || {{ {loaded_check(modules)}; }}; }}')
 
 
 def shown_command(argv: Sequence[str]) -> str:

@@ -24,8 +24,8 @@ from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionF
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter, SecretAnswer, SecretRequest
-from .runner import (KILL_AFTER, OWN_INSTALLS, CancelToken, CommandResult, Job, LineCallback, LineSplitter, Runner,
-                     TrustDecision, join_command, module_load, shown_command)
+from .runner import (KILL_AFTER, OWN_INSTALLS_EXPORT, CancelToken, CommandResult, Job, LineCallback, LineSplitter,
+                     Runner, TrustDecision, join_command, module_load, shown_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
 from .ssh_predial import KeyLookup, Predial, claim, dialling, no_delay, note
@@ -126,8 +126,7 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
     """
     if modules:
         body = f"{module_load(modules)} && {body}"
-    settings = " ".join(f"{name}={value}" for name, value in OWN_INSTALLS.items())
-    return (f"printf '\\n%s\\n' {_BEGIN_WORD}; printf '\\n%s\\n' {_BEGIN_WORD} >&2; export {settings}; "
+    return (f"printf '\\n%s\\n' {_BEGIN_WORD}; printf '\\n%s\\n' {_BEGIN_WORD} >&2; {OWN_INSTALLS_EXPORT}; "
             f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
             f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
 
@@ -1250,7 +1249,7 @@ class SSHRunner(Runner):
                                 "A line such as 'exec zsh -l' in ~/.bash_profile replaces the shell EnvDesk starts: "
                                 "run it only in a terminal, e.g. inside  if [[ $- == *i* ]]; then ... fi.",
                                 log=result.stdout + result.stderr)
-        if not result.ok and not (job.out.began or job.err.began):  # see BEGIN_LINE
+        if not (job.out.began or job.err.began):  # see BEGIN_LINE; an 'exit 0' there ends it with status 0 (R15)
             raise CommandFailed(f"The login scripts on {self.name} ended the shell (status {result.exit_status}) "
                                 "before EnvDesk's command began.",
                                 "Check ~/.bash_profile and ~/.bashrc there (and the files they read): an 'exit', or "

@@ -1033,3 +1033,22 @@ def test_pip_user_in_the_environment_does_not_stop_installs_into_the_new_environ
     frozen = subprocess.run([str(root / "pipuser" / "bin" / "python"), "-m", "pip", "freeze"], capture_output=True,
                             text=True, check=True, env={"PATH": "/usr/bin:/bin"}, timeout=120).stdout.split()
     assert frozen == ["tinygamma==0.1"]
+
+
+def test_pip_user_set_by_a_login_file_is_off_for_commands_run_with_modules_here_too(tmp_path, monkeypatch):
+    """R15: on This computer a command with modules runs in `bash -l`, whose login files ran after EnvDesk set
+    PIP_USER=0 and set it back to 1. Referees: bash by hand, where the login file's value holds, and the value the
+    command itself sees."""
+    from envdesk.backend.local_runner import LocalRunner
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bash_profile").write_text("export PIP_USER=1\n")
+    modules = tmp_path / "modulefiles"
+    (modules / "tools").mkdir(parents=True)
+    (modules / "tools" / "1.0.lua").write_text('setenv("TOOLS_LOADED", "yes")\n')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MODULEPATH", str(modules))
+    by_hand = subprocess.run(["bash", "-lc", 'printf %s "$PIP_USER"'], capture_output=True, text=True, timeout=60)
+    assert by_hand.stdout == "1", by_hand
+    seen = LocalRunner().run_shell('printf "%s %s" "$PIP_USER" "$TOOLS_LOADED"', modules=["tools/1.0"])
+    assert seen.ok and seen.stdout == "0 yes", seen

@@ -180,3 +180,51 @@ def test_a_login_file_that_starts_another_shell_is_stopped_before_that_shell_run
     with pytest.raises(CommandFailed, match="start another shell") as said:
         runner.run_shell("cat >/dev/null", stdin=f"touch {canary}\n".encode())
     assert "exec zsh -l" in said.value.hint and not canary.exists()
+
+
+ENVIRONMENT_MODULES_32 = """module() {  # STAND-IN for Environment Modules 3.2 (Tcl), which cannot be installed here:
+  # its shape on CentOS 7: an unknown module is said on stderr, and the load ends with status 0
+  echo "ModuleCmd_Load.c(213):ERROR:105: Unable to locate a modulefile for '$2'" >&2
+  return 0
+}
+unset LMOD_CMD BASH_ENV
+"""
+
+
+def test_a_module_system_that_says_ok_to_an_unknown_module_is_judged_by_what_loaded(zsh):
+    """R15: Environment Modules 3.2 ends the load of a module it cannot find with status 0, and once the word
+    'error' no longer failed a load, a misspelt module was taken and the environment built with whatever Python the
+    login had. Referee: what loaded ($LOADEDMODULES) by hand, with the same module system."""
+    from envdesk.backend.errors import InvalidInput
+    cluster, session = zsh
+    write_dotfiles(cluster, {".bash_profile": ENVIRONMENT_MODULES_32})  # (BASH_ENV: Lmod's would define it again)
+    status, out, err = by_hand(cluster, "bash -lc 'module load pyhton/3.11; echo status=$? loaded=$LOADEDMODULES'")
+    assert "status=0 loaded=" in out and "pyhton" not in out.split("loaded=")[1] and "ERROR" in err, out + err
+    with pytest.raises(InvalidInput, match="could not load"):
+        create_environment(session, cluster.name, CreateRequest(name=unique("typo"), kind="venv",
+                                                                modules=["pyhton/3.11"]))
+
+
+def test_a_module_asked_for_by_part_of_its_version_that_warns_is_taken_as_lmod_took_it(zsh):
+    """R15: after a warning (Lmod's status 1) the load is judged by what loaded, and 'pyold/3' loads pyold/3.11
+    (Lmod's extended default): the check wanted 'pyold/3' exactly. Referee: Lmod by hand."""
+    cluster, session = zsh
+    write_dotfiles(cluster, {".bash_profile": 'export MODULEPATH="$HOME/mods:$MODULEPATH"\n'})
+    cluster.run_as_user("mkdir -p ~/mods/pyold && cat > ~/mods/pyold/3.11.lua", input=DEPRECATED)
+    status, out, err = by_hand(cluster, "bash -lc 'module load pyold/3; echo status=$?; echo $LOADEDMODULES'")
+    assert "status=1" in out and "pyold/3.11" in out, out + err
+    made = create_environment(session, cluster.name, CreateRequest(name=unique("part"), kind="venv",
+                                                                   modules=["pyold/3"], packages=["tinyalpha"]))
+    assert freeze(cluster, made.environment.path, made.environment.modules) == {"tinyalpha==2.0"}
+
+
+def test_a_login_file_that_exits_with_status_0_is_not_taken_for_a_command_that_ran(zsh):
+    """R15: `exit 0` in a login file ended the shell before EnvDesk's command, and the command counted as done (its
+    output empty, status 0). Referee: the login by hand, where the command prints nothing."""
+    from envdesk.backend.errors import CommandFailed
+    cluster, session = zsh
+    write_dotfiles(cluster, {".bash_profile": "exit 0\n"})
+    status, out, _ = by_hand(cluster, "bash -lc 'echo ran'")
+    assert status == 0 and "ran" not in out, out
+    with pytest.raises(CommandFailed, match="ended the shell"):
+        session.target(cluster.name).runner.run_shell("echo ran")
