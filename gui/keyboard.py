@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Sequence
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtWidgets import QAbstractItemView, QApplication, QPlainTextEdit, QTabBar, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QPlainTextEdit, QWidget
 
 
 @lru_cache(maxsize=None)
@@ -36,7 +36,14 @@ def _give_tab_to_focus(widget: QObject) -> None:
 
 _KEYBOARD_REASONS = (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason,
                      Qt.FocusReason.ShortcutFocusReason)
-_OUTLINED = (QAbstractItemView, QTabBar)  # a panel's main control: F6 lands on a list, a table or a tab bar
+
+
+def _outlined(widget: QObject) -> bool:
+    """Whether `widget` is a panel's main control that the keyboard's outline marks: a list, a table or a tab bar
+    (asked of Qt by class name: naming QTabBar here would make its Python type before the window's first paint)."""
+    return isinstance(widget, QAbstractItemView) or widget.inherits("QTabBar")
+
+
 _AWAY_AND_BACK = (Qt.FocusReason.ActiveWindowFocusReason, Qt.FocusReason.PopupFocusReason)
 _RING = "keyboard_focus_ring"
 
@@ -56,7 +63,7 @@ class _TabGivesFocusOn(QObject):
         kind = event.type()
         if kind == QEvent.Type.Polish:
             _give_tab_to_focus(watched)
-        elif kind in (QEvent.Type.FocusIn, QEvent.Type.FocusOut) and isinstance(watched, _OUTLINED):
+        elif kind in (QEvent.Type.FocusIn, QEvent.Type.FocusOut) and _outlined(watched):
             reason = event.reason()  # type: ignore[attr-defined]
             if reason in _AWAY_AND_BACK:
                 pass  # a question, menu or other window came and went: the ring stays as it was (R14)
