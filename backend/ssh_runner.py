@@ -132,6 +132,7 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
 
 
 _BEGIN_WORD = BEGIN_LINE.decode().strip()
+_BROKE = "The connection to {} broke while running a command."
 
 
 class _AfterLogin(LineSplitter):
@@ -518,6 +519,9 @@ class _ChannelJob(Job):
         with _connection_errors(self.runner.name):
             if (channel.exit_status_ready() and channel.eof_received
                     and not channel.recv_ready() and not channel.recv_stderr_ready()):
+                if channel.exit_status < 0 and not self.runner.connected:  # the connection's end, not the command's
+                    raise ConnectionFailed(_BROKE.format(self.runner.name), "Check your network connection and try "
+                                           "again.")  # (a CI run: the drop ended the channel with EOF first)
                 return True
             if not self._take_output():
                 if channel.closed or not self.runner.connected:
@@ -525,8 +529,8 @@ class _ChannelJob(Job):
                     # dropped): only a real status, or a channel closed on a live connection, is an end
                     if channel.exit_status >= 0 or self.runner.connected:
                         return True
-                    raise ConnectionFailed(f"The connection to {self.runner.name} broke while running a command.",
-                                           "Check your network connection and try again.")
+                    raise ConnectionFailed(_BROKE.format(self.runner.name), "Check your network connection and try "
+                                           "again.")
                 select.select([channel], [], [], 0.02)
         return False
 
