@@ -78,17 +78,16 @@ class DetailsPanel(QTabWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setAccessibleName("Environment details")
-        # every tab in sight, its title shortened if the panel is narrow (scroll arrows hid "Use it" at 1024 wide)
+        # every tab in sight and its title whole: the panel is never narrower than its tabs (scroll arrows hid
+        # "Use it" at 1024 wide; shortened titles read "Over…", "Pack…", "U…")
         self.setUsesScrollButtons(False)
-        self.setElideMode(Qt.TextElideMode.ElideRight)
+        self.setElideMode(Qt.TextElideMode.ElideNone)
         self.environment: Environment | None = None
         self.place: Place | None = None
         self.addTab(self._overview_tab(), "Overview")
         self.addTab(self._packages_tab(), "Packages")
         self.addTab(self._snapshots_tab(), "Snapshots")
         self.addTab(self._usage_tab(), "Use it")
-        for index in range(self.count()):  # what a title shortened in a narrow panel says in full
-            self.setTabToolTip(index, self.tabText(index))
         self.currentChanged.connect(self._tab_changed)
         self.show_environment(None)
 

@@ -513,8 +513,9 @@ def test_the_operations_list_shows_several_rows_at_1024_by_640(qtbot, tmp_path, 
 
 
 def test_every_details_tab_is_in_sight_at_1024_by_640(qtbot, tmp_path, home):
-    """User trial T9: at 1024x640 the details' "Use it" tab hid behind scroll arrows (unnamed buttons, too).
-    Qt's own tab geometry is the referee: every tab lies within the tab bar, and no scroll arrow shows."""
+    """User trial T9: at 1024x640 the details' "Use it" tab hid behind scroll arrows (unnamed buttons, too); then
+    T18: the titles were shortened to "Over…", "Pack…", "U…". Qt's own tab geometry is the referee: every tab lies
+    within the tab bar, no scroll arrow shows, and each tab is as wide as Qt asks for its whole title."""
     window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
     window.resize(1024, 640)
     bar = window.details.tabBar()
@@ -524,6 +525,10 @@ def test_every_details_tab_is_in_sight_at_1024_by_640(qtbot, tmp_path, home):
         [bar.tabRect(index) for index in range(bar.count())]
     arrows = [button for button in bar.findChildren(QAbstractButton) if button.isVisibleTo(window)]
     assert arrows == []
+    shortened = [bar.tabText(index) for index in range(bar.count())
+                 if bar.tabRect(index).width() < bar.tabSizeHint(index).width()]
+    assert shortened == [], [(bar.tabRect(index).width(), bar.tabSizeHint(index).width())
+                             for index in range(bar.count())]
     window.close()
 
 

@@ -1,6 +1,7 @@
 """Render the main window and each dialog to PNGs, against the real test bed (run as root, under Xvfb).
 
     xvfb-run -s '-screen 0 1600x1000x24' python tests/tools/screenshots.py OUTDIR [--dark] [--scale 2]
+        [--size 1024x640]
 
 Used for the README's screenshots and to look at the app as a user would. It drives the same
 code paths as the GUI tests: real sshd clusters, real environments.
@@ -23,6 +24,8 @@ def main() -> int:
     parser.add_argument("outdir")
     parser.add_argument("--dark", action="store_true")
     parser.add_argument("--scale", default="1")
+    parser.add_argument("--size", default="1360x860", help="the main window's size, WIDTHxHEIGHT (a small laptop "
+                        "screen less its panel: 1024x640)")
     args = parser.parse_args()
     os.environ["QT_SCALE_FACTOR"] = args.scale
     out = Path(args.outdir)
@@ -49,7 +52,8 @@ def main() -> int:
 
     app = QApplication(sys.argv[:1])
     app.setWindowIcon(icon("envdesk"))
-    suffix = ("-dark" if args.dark else "") + (f"-x{args.scale}" if args.scale != "1" else "")
+    suffix = (("-dark" if args.dark else "") + (f"-x{args.scale}" if args.scale != "1" else "")
+              + (f"-{args.size}" if args.size != "1360x860" else ""))
 
     def wait(condition, seconds=120.0):
         end = time.monotonic() + seconds
@@ -75,7 +79,7 @@ def main() -> int:
         paths = make_config(home / "config", bed, ["alpha", "beta"])
         window = MainWindow(paths)
         window.set_appearance("dark" if args.dark else "light")
-        window.resize(1360, 860)
+        window.resize(*(int(side) for side in args.size.split("x")))
         window.show()
         window.cluster_view.setCurrentIndex(window.controller.targets.index(1))
         wait(lambda: "alpha" in window.controller.refreshed)
