@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import threading
 import time
@@ -121,8 +122,18 @@ class CancelToken:
         return self._event.wait(seconds)
 
 
+# a terminal's colours and character sets (SGR: ESC [ ... m; fish's ESC ( B), which login scripts print: in a log or
+# the progress they are noise ("\x1b[1;32mWelcome"), not words. Other controls stay, for the display to write out.
+_TERMINAL_STYLE = re.compile(r"\x1b\[[0-9;:]*m|\x1b[()][0-9A-Za-z]")
+
+
+def _line(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return _TERMINAL_STYLE.sub("", text) if "\x1b" in text else text
+
+
 class LineSplitter:
-    """Turns chunks of bytes into whole decoded lines for a callback."""
+    """Turns chunks of bytes into whole decoded lines for a callback, without a terminal's colour codes."""
 
     def __init__(self, stream: str, callback: LineCallback | None) -> None:
         self.stream = stream
@@ -137,11 +148,11 @@ class LineSplitter:
         self._pending += data
         *lines, self._pending = self._pending.split(b"\n")
         for line in lines:
-            self.callback(self.stream, line.decode("utf-8", "replace").rstrip("\r"))
+            self.callback(self.stream, _line(line).rstrip("\r"))
 
     def finish(self) -> str:
         if self.callback is not None and self._pending:
-            self.callback(self.stream, self._pending.decode("utf-8", "replace"))
+            self.callback(self.stream, _line(self._pending))
             self._pending = b""
         return b"".join(self._chunks).decode("utf-8", "replace")
 

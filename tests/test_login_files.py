@@ -228,3 +228,21 @@ def test_a_login_file_that_exits_with_status_0_is_not_taken_for_a_command_that_r
     assert status == 0 and "ran" not in out, out
     with pytest.raises(CommandFailed, match="ended the shell"):
         session.target(cluster.name).runner.run_shell("echo ran")
+
+
+# -- T17 LOW-11: a greeting in colour ----------------------------------------------------------------------
+
+def test_a_greeting_in_colour_reaches_the_progress_as_its_words(zsh_cluster, tmp_path, home):
+    """T17: a login script's coloured greeting reached the progress as '\\x1b[1;32mWelcome to \\x1b[0mthe cluster'
+    (on a terminal written out, so as not to obey it). The referee: the login by hand prints those codes, and the
+    words a terminal shows are what is left without them."""
+    cluster = zsh_cluster
+    write_dotfiles(cluster, {".bash_profile": "printf '\\033[1;32mWelcome to \\033[0mthe cluster\\n' >&2\n"})
+    _, _, err = by_hand(cluster, "bash -lc true")
+    assert "\x1b[1;32mWelcome to \x1b[0mthe cluster" in err, repr(err)
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    done = run_cli("env", "create", cluster.name, unique("col"), "--package", "tinyalpha", config=config, home=home)
+    assert done.returncode == 0, done.stderr
+    assert "    Welcome to the cluster\n" in done.stderr, done.stderr  # the progress
+    assert "\x1b" not in done.stdout + done.stderr and "\\x1b" not in done.stdout + done.stderr
