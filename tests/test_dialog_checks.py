@@ -74,6 +74,31 @@ def test_new_environment_refuses_an_existing_name_and_a_bad_folder_before_closin
     assert _create_button(dialog) and dialog.root_error.text() == "" and dialog.name_error.text() == ""
 
 
+def test_a_screen_reader_hears_the_problem_under_a_field_not_only_its_name(qtbot, tmp_path, home):
+    """R14: the red note under a field was named "Problem" for screen readers, and a name of its own hides a label's
+    text from its accessible interface: a screen reader heard "Problem" and not what it was. The referee: Qt's
+    accessibility interface of the label, which screen readers read (its name and description), against the
+    words the command line gives for the same name."""
+    from PySide6.QtGui import QAccessible
+    config = tmp_path / "cfg"
+    window = window_on_this_computer(qtbot, config, home, "analysis")
+    long_name = "analysis-of-the-" + "very-" * 10 + "long-run"
+    cli = run_cli("env", "create", "local", long_name + "/x", config=config, home=home)
+    said = cli.stderr.splitlines()[0].removeprefix("envdesk: ")
+    assert cli.returncode != 0 and "cannot be an environment name" in said, cli.stderr
+
+    dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
+    dialog.name.setText(long_name + "/x")
+    heard = QAccessible.queryAccessibleInterface(dialog.name_error)
+    assert heard.text(QAccessible.Text.Name) == "Problem"
+    assert heard.text(QAccessible.Text.Description) == said, (heard.text(QAccessible.Text.Description), said)
+    assert "\u200b" in dialog.name_error.text()  # the shown text may break the long name (see breakable)
+    dialog.name.setText("analysis2")
+    assert heard.text(QAccessible.Text.Description) == ""
+
+
 def test_import_offers_a_free_name_and_refuses_a_taken_one(qtbot, tmp_path, home):
     config = tmp_path / "cfg"
     window = window_on_this_computer(qtbot, config, home, "demo")

@@ -16,7 +16,7 @@ from envdesk.backend.sshkeys import find_keys
 
 from ..controller import ConnectionCheck
 from ..tasks import Task
-from .common import folded_options
+from .common import error_label, folded_options
 from .key_dialog import KeyDialog
 
 KEY_METHODS = ("auto", "key", "key+code")
@@ -249,9 +249,7 @@ class ClusterDialog(QDialog):
         self.steps.setAccessibleName("Connection test results")
         self.steps.setMaximumHeight(120)
         layout.addWidget(self.steps)
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #d64541")
+        self.error = error_label()
         layout.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.save)

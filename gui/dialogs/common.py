@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from envdesk.backend import validate
@@ -22,10 +23,21 @@ def breakable(text: str) -> str:
     return _LONG_RUN.sub(lambda run: marked(run.group()), text)
 
 
+class ProblemLabel(QLabel):
+    """The red note under a field or a dialog's form: plain words that wrap, long names too (see breakable). A
+    screen reader names it "Problem" and reads its words as its description (a name of its own hides the text
+    from the label's accessible interface), without the breaks breakable put in."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self.setAccessibleDescription(text.replace("\u200b", ""))
+
+
 def error_label() -> QLabel:
-    """The red note under a field; it wraps, long names too (see breakable)."""
-    label = QLabel()
+    """A ProblemLabel, empty until there is a problem."""
+    label = ProblemLabel()
     label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)  # an error's words, never markup ('tinyalpha<0.0.1 …')
     label.setStyleSheet("color: #d64541")
     label.setAccessibleName("Problem")
     return label

@@ -13,6 +13,8 @@ from envdesk.backend.presets import Preset
 from envdesk.backend.secrets import keyring_problem
 from envdesk.backend.sshkeys import NewKey, create_key
 
+from .common import error_label
+
 
 class KeyDialog(QDialog):
     """Two steps: make the key (passphrase optional), then copy its public line to the site's key page."""
@@ -63,9 +65,7 @@ class KeyDialog(QDialog):
         self.no_keyring.setWordWrap(True)
         self.no_keyring.setVisible(problem is not None)
         layout.addWidget(self.no_keyring)
-        self.error = QLabel()
-        self.error.setWordWrap(True)
-        self.error.setStyleSheet("color: #c0392b")
+        self.error = error_label()
         layout.addWidget(self.error)
         buttons = QDialogButtonBox()
         self.make_button = buttons.addButton("Make a key for me", QDialogButtonBox.ButtonRole.AcceptRole)
