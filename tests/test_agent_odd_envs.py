@@ -270,6 +270,38 @@ def test_an_egg_info_listed_before_a_dist_info_of_the_same_name_is_the_copy_pyth
             name, used[name], "2.0" if used[name] == "1.0" else "1.0", used[name]) in found["warnings"]
 
 
+def test_egg_info_metadata_is_read_as_pip_reads_it_and_one_without_a_name_is_left_out(home, tmp_path):
+    """R16: an *.egg-info folder without PKG-INFO was listed as 'nopkginfo 7.0' from its folder's name (and exported
+    as nopkginfo==7.0), where pip lists nothing of it ("invalid metadata entry 'name'"): the folder's name is no
+    stand-in for its metadata. The referee: pip list of the same real venv, and what pip skips (its warnings)."""
+    env = make_venv(home / "venvs" / "eggs")
+    site = site_packages(env)
+    pip(env, "install", "--no-deps", "--no-index", wheel(tmp_path, "tinyalpha", "2.0"))
+    layout = {  # a distutils install's file; setuptools' folders, whole and broken
+        "distfile-0.5-py%s.egg-info" % PY_XY: "Metadata-Version: 1.0\nName: distfile\nVersion: 0.5\n",
+        "legacy_pkg-2.1-py%s.egg-info/PKG-INFO" % PY_XY: "Metadata-Version: 1.1\nName: legacy-pkg\nVersion: 2.1\n",
+        "renamed-9.9.egg-info/PKG-INFO": "Metadata-Version: 1.1\nName: realname\nVersion: 1.2\n",
+        "nopkginfo-7.0.egg-info/": None,
+        "emptypkginfo-3.0.egg-info/PKG-INFO": "",
+        "noname-2.5.egg-info/PKG-INFO": "Metadata-Version: 1.1\nVersion: 2.5\n",
+    }
+    for name, text in layout.items():
+        path = os.path.join(site, name)
+        os.makedirs(os.path.dirname(path) if text is not None else path, exist_ok=True)
+        if text is not None:
+            with open(path, "w") as handle:
+                handle.write(text)
+    skipped = subprocess.run([sys.executable, "-m", "pip", "--python", os.path.join(env, "bin", "python"), "list",
+                              "--disable-pip-version-check"], capture_output=True, text=True).stderr
+    assert all("%s due to invalid metadata entry 'name'" % folder in skipped
+               for folder in ("nopkginfo-7.0.egg-info", "emptypkginfo-3.0.egg-info", "noname-2.5.egg-info")), skipped
+
+    found = listed("eggs")
+    assert versions(found) == pip_list(env)
+    assert sorted(warning.split(":")[0].replace("Skipped ", "") for warning in found["warnings"]) == [
+        "emptypkginfo-3.0.egg-info", "noname-2.5.egg-info", "nopkginfo-7.0.egg-info"], found["warnings"]
+
+
 def test_a_pth_line_with_a_nul_byte_is_skipped_as_site_skips_it(home, tmp_path):
     """site.addpackage asks os.path.exists of each line, which is False for one with a NUL byte: the line adds
     nothing, the lines after it still count, and the environment's python starts."""

@@ -960,18 +960,19 @@ def _name_version_from_filename(stem):
 
 def read_egg_info(path, watched=None):
     """Package object of a *.egg-info folder (its PKG-INFO) or file; (PKG-INFO's path, its stat) is added to
-    `watched` when given."""
-    stem = os.path.basename(path)[:-len(".egg-info")]
-    name, version = _name_version_from_filename(stem)
+    `watched` when given. Its name and version are PKG-INFO's, as importlib.metadata reads them: pip skips one
+    without a Name ("invalid metadata entry 'name'") and fails on one without a Version, so ValueError then, as
+    for a dist-info, and the folder's own name is no stand-in."""
     pkg_info = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
     info = _stat(pkg_info)
-    if info is not None and stat.S_ISREG(info.st_mode):
-        if watched is not None:
-            watched.append((pkg_info, info))
-        headers = read_headers(pkg_info)
-        name = headers.get("name") or name
-        version = headers.get("version") or version
-    return make_package(name, version)
+    if info is None or not stat.S_ISREG(info.st_mode):
+        raise ValueError("it has no PKG-INFO file")
+    if watched is not None:
+        watched.append((pkg_info, info))
+    headers = read_headers(pkg_info)
+    if not headers.get("name") or not headers.get("version"):
+        raise ValueError("its PKG-INFO has no Name or Version")
+    return make_package(headers["name"], headers["version"])
 
 
 def read_egg(path):
