@@ -270,7 +270,12 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     others = [m for m in spec.modules if m.partition("/")[0].lower() not in python_families and m not in modules]
     kept = [m for m in others if m in caps.modules]
     dropped = [m for m in others if m not in caps.modules]
-    modules = kept + modules
+    # in the file's order around its Python module (python/3.11 scipy-stack/2023b: a module that needs a Python
+    # loaded comes after it); without one, the others first (a compiler the Python module needs, say)
+    python_at = next((at for at, m in enumerate(spec.modules) if m.partition("/")[0].lower() in python_families),
+                     len(spec.modules))
+    modules = ([m for m in kept if spec.modules.index(m) < python_at] + modules
+               + [m for m in kept if spec.modules.index(m) > python_at])
     notes += _modules_note(list(spec.modules), modules, choice.version)
     if dropped:
         notes.append(f"Not available here and left out: {' '.join(dropped)}.")
@@ -762,8 +767,11 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
 
 def allow_newer(requirements: list[str]) -> list[str]:
     """The requirements with each exact pin turned into a lower bound ('pandas==1.4.2' -> 'pandas>=1.4.2'),
-    so the installer may pick versions this target has instead of failing on the same pins again."""
-    return [re.sub(r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)\s*===?\s*", r"\1>=", r)
+    so the installer may pick versions this target has instead of failing on the same pins again. A local
+    version's label goes ('numpy==1.26.3+computecanada' -> 'numpy>=1.26.3'): PEP 440 allows it after == and !=
+    only, and the site's own build of that release is still admitted."""
+    return [re.sub(r"^([A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?)\s*===?\s*([^\s;+]+)(?:\+[^\s;]*)?",
+                   r"\1>=\2", r)
             if " @ " not in r else r for r in requirements]
 
 
