@@ -94,6 +94,8 @@ class ColumnFitter(QObject):
     """Keeps a table's columns fitted to its width: after every resize and every change of its rows (the
     table's horizontal header must be shown; it is made a FittingHeader unless it is one).
 
+    An `optional` column shows only while every column fits whole; otherwise its room goes to the others.
+
     With a `source` (the model under the view's sort proxy), the texts are read from it in one call per column
     while the proxy shows all its rows, and no more than are measured: the same texts, in another order, for a
     fraction of the cost (each cell asked through the proxy is three Python calls made by Qt, ~8 M instructions
@@ -102,9 +104,10 @@ class ColumnFitter(QObject):
     def __init__(self, view: QTableView, flexible: Callable[[], Collection[int]],
                  grow: Callable[[], int | None] = lambda: None,
                  weights: Callable[[], Mapping[int, float]] = lambda: {}, *,
-                 source: TextSource | None = None) -> None:
+                 source: TextSource | None = None, optional: int | None = None) -> None:
         super().__init__(view)
         self.source = source
+        self.optional = optional
         self.weights = weights
         self.view = view
         self.flexible = flexible
@@ -134,7 +137,13 @@ class ColumnFitter(QObject):
         count = header.count()
         if count == 0:
             return
+        optional = self.optional if self.optional is not None and self.optional < count else None
+        if optional is not None and header.isSectionHidden(optional):
+            header.setSectionHidden(optional, False)  # measured shown: a hidden section's size hint is 0
         wanted = [max(header.sectionSizeHint(c), self.content_width(c)) for c in range(count)]
+        if optional is not None and sum(wanted) > header.width():
+            header.setSectionHidden(optional, True)
+            wanted[optional] = 0
         minimum = max(header.minimumSectionSize(), header.fontMetrics().horizontalAdvance("Name…") + 12)
         widths = fit_widths(wanted, set(self.flexible()), header.width(), grow=self.grow(),
                             minimum=minimum, weights=self.weights())

@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QGuiApplication, QResizeEvent
-from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListWidget,
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QPushButton, QTableView, QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -14,6 +14,7 @@ from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.inventory import Environment
 from envdesk.backend.protocol import STATE_INCOMPLETE
 
+from .column_fit import ColumnFitter
 from .models import PackageTableModel
 
 if TYPE_CHECKING:  # the snippets and the snapshots' module load with the first environment shown
@@ -29,16 +30,9 @@ def _selectable(label: QLabel) -> QLabel:
     return label
 
 
-class PackageTable(QTableView):
-    """The packages' table: in a narrow panel (a 1024-pixel screen) the installer column gives its room to the
-    names, which are what is read there; it shows again as the panel widens."""
-
-    NARROW = 300  # a 1024-pixel window's panel (about 240); the first size's, 1280 pixels, has about 310
-    INSTALLER = 2
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
-        self.setColumnHidden(self.INSTALLER, self.width() < self.NARROW)
-        super().resizeEvent(event)
+PACKAGE_WEIGHTS = {0: 2.0, 1: 1.0}
+"""How a package table's names and versions share a narrow width (see ColumnFitter): names are what is read."""
+INSTALLER_COLUMN = 2
 
 
 class SnippetBox(QWidget):
@@ -122,17 +116,16 @@ class DetailsPanel(QTabWidget):
         self.package_proxy.setFilterKeyColumn(0)
         self.package_proxy.setSortRole(PackageTableModel.SortRole)  # by normalised name, as pip list orders them
         self.package_filter.textChanged.connect(self.package_proxy.setFilterFixedString)
-        self.package_table = PackageTable()
+        self.package_table = QTableView()
         self.package_table.setAccessibleName("Packages")
         self.package_table.setModel(self.package_proxy)
+        # names and versions share the width, names first (a site's build, 2.31.0+computecanada, took a
+        # content-sized Version column's room from the names: "requ…"); the installer shows where all fits
+        self.package_columns = ColumnFitter(self.package_table, lambda: {0, 1}, grow=lambda: 0,
+                                            weights=lambda: PACKAGE_WEIGHTS, optional=INSTALLER_COLUMN)
         self.package_table.setSortingEnabled(True)
         self.package_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.package_table.verticalHeader().hide()
-        header = self.package_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # the names get what the short columns leave
-        for column in (1, 2):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        header.setResizeContentsPrecision(200)  # rows measured: a long list is not read whole for its widths
         layout.addWidget(self.package_table)
         return page
 

@@ -718,3 +718,30 @@ def test_a_long_names_problem_wraps_inside_the_dialog(qtbot, tmp_path, home):
     assert not create.isEnabled() and "cannot be an environment name" in create.toolTip()
     dialog.name.setText("fine")
     assert create.isEnabled() and create.toolTip() == ""
+
+
+def test_the_update_dialog_shows_a_sites_own_builds_versions_whole(qtbot, tmp_path, home):
+    """T20: in the Update dialog every Alliance build's version read '1.26.4+com…' (a column of Qt's default
+    width). The referee: the font's own measure of each name and version in the table."""
+    from envdesk.backend.inventory import Environment
+    from envdesk.gui.dialogs.update_dialog import UpdateDialog
+    builds = {"numpy": "1.26.4+computecanada", "python-dateutil": "2.8.2+computecanada", "pip": "26.3",
+              "pytz": "2023.3+computecanada"}
+    env = Environment.from_agent({"name": "proj1", "path": str(home / "venvs" / "proj1"), "kind": "virtualenv",
+                                  "python": "3.11.5", "state": "ok",
+                                  "packages": [{"name": n, "version": v} for n, v in builds.items()]})
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
+    dialog = UpdateDialog(window.controller, "local", env, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    from PySide6.QtWidgets import QStyle
+    table, measure = dialog.table, dialog.table.fontMetrics().horizontalAdvance
+    header = table.horizontalHeader()
+    # the room a cell gives its text, as Qt's common style draws it: a margin each side, and the grid's line
+    margin = table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1
+
+    def cut() -> list[str]:
+        return [table.item(row, column).text() for row in range(table.rowCount()) for column in (0, 1)
+                if header.sectionSize(column) < measure(table.item(row, column).text()) + 2 * margin + 1]
+    qtbot.waitUntil(lambda: cut() == [], timeout=5_000)

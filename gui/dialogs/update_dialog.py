@@ -4,12 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QHeaderView, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QDialogButtonBox, QLabel, QLineEdit,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from envdesk.backend import validate
 from envdesk.backend.inventory import Environment
 
+from ..column_fit import ColumnFitter
+from ..details_panel import PACKAGE_WEIGHTS
 from ..failing_line import select_failing
 from ..tasks import Task
 from .common import check, error_label, split_specs
@@ -41,7 +43,9 @@ class UpdateDialog(QDialog):
         self.table.setAccessibleName("Installed packages")
         self.table.setHorizontalHeaderLabels(["Package", "Version", "Remove", "Upgrade"])
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # names and versions share the width, as in the Packages tab (a site's build, 1.26.4+computecanada, read
+        # "1.26.4+com…" in a column of Qt's default width)
+        self.columns = ColumnFitter(self.table, lambda: {0, 1}, grow=lambda: 0, weights=lambda: PACKAGE_WEIGHTS)
         # names and versions are what is installed, not fields to type into: typing jumps to a package (a user
         # trial typed over a name, and Remove then removed the package typed)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
