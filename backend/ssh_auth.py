@@ -378,8 +378,9 @@ class Authenticator:
         if not had_keys and "publickey" in allowed:
             if self.method.startswith("password"):
                 reasons.append(f"it accepts only {', '.join(allowed)}")
-                hints.append("This cluster is set to log in by password, so no key was offered: "
-                             "set its login method to key in its settings.")
+                hints.append("This cluster is set to log in by password, so no key was offered: set its login "
+                             "method to key in its settings (Cluster ▸ Edit… in the window; envdesk cluster edit "
+                             "NAME --login key).")
             else:
                 reasons.append(f"EnvDesk had no SSH key to offer ({self._where_keys_were_looked_for()})")
                 hints.append("Load your key into the ssh-agent (ssh-add), or set this cluster's key file "

@@ -322,3 +322,41 @@ def test_a_code_asked_with_no_terminal_to_type_it_says_so(testbed, tmp_path):
     result = run_cli("cluster", "test", "otp", config=paths.config_dir, home=home)  # stdin: /dev/null
     assert result.returncode != 0
     assert "one-time code cannot be typed" in result.stderr and "not a terminal" in result.stderr, result.stderr
+
+
+def test_a_key_given_to_a_preset_that_logs_in_by_password_is_used(testbed, tmp_path, home):
+    """T20: `cluster add --preset hpc2n --identity-file KEY` kept the preset's password login, so no key was offered
+    and the login failed; the hint said to set the login method to key, which `cluster edit` could not do. The
+    referee: sshd's own log accepting the key."""
+    from envdesk.backend.paths import AppPaths
+    cluster = testbed.clusters["alpha"]
+    config = tmp_path / "cfg"
+
+    def trusted() -> None:
+        with open(AppPaths(config).known_hosts_file, "a") as handle:
+            handle.write(cluster.known_hosts_line() + "\n")
+
+    def accepted(log: SshdLog) -> list[str]:
+        return [line for line in log.lines() if line.startswith(f"Accepted publickey for {cluster.user} ")]
+
+    added = run_cli("cluster", "add", "keb", "--preset", "hpc2n", "--user", cluster.user, "--host", cluster.host,
+                    "--port", str(cluster.port), "--identity-file", str(testbed.client_key), config=config, home=home)
+    assert added.returncode == 0, added.stderr
+    trusted()
+    log = SshdLog(cluster)
+    tested = run_cli("cluster", "test", "keb", config=config, home=home)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert len(accepted(log)) == 1, log.lines()
+
+    # one added without the key logs in by password, as the preset says; then the key is given by cluster edit
+    assert run_cli("cluster", "add", "keb2", "--preset", "hpc2n", "--user", cluster.user, "--host", cluster.host,
+                   "--port", str(cluster.port), config=config, home=home).returncode == 0
+    refused = run_cli("cluster", "test", "keb2", config=config, home=home)
+    assert refused.returncode != 0 and "envdesk cluster edit NAME --login key" in refused.stdout + refused.stderr
+    edited = run_cli("cluster", "edit", "keb2", "--login", "key", "--identity-file", str(testbed.client_key),
+                     config=config, home=home)
+    assert edited.returncode == 0, edited.stderr
+    log = SshdLog(cluster)
+    tested = run_cli("cluster", "test", "keb2", config=config, home=home)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert len(accepted(log)) == 1, log.lines()

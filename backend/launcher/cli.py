@@ -125,6 +125,7 @@ def _cluster_add(verbs: Any) -> None:
     add.add_argument("--port", type=int, help="the SSH port (default: as ~/.ssh/config says, else 22)")
     add.add_argument("--user", help="your user name there (default: as ~/.ssh/config says, else yours here)")
     add.add_argument("--identity-file", metavar="PATH", help="the SSH key to log in with")
+    _login_option(add)
     add.add_argument("--jump", action="append", metavar="[USER@]HOST[:PORT]",
                      help="a host to go through first (ProxyJump); repeat for several, in order")
     add.add_argument("--env-root", action="append", metavar="DIR",
@@ -141,12 +142,17 @@ def _cluster_add(verbs: Any) -> None:
 
 
 def _cluster_edit(verbs: Any) -> None:
-    edit = verbs.add_parser("edit", help="change a cluster's Slurm account and where its builds run",
-                            description="Change the Slurm settings of a saved cluster: the account its jobs use, "
-                                        "and whether environments are built on a compute node (a Slurm job) "
-                                        "rather than on the login node. An empty value ('') clears a setting.")
+    edit = verbs.add_parser("edit", help="change how a cluster logs you in, its Slurm account and where its "
+                                         "builds run",
+                            description="Change a saved cluster: how it logs you in (--login, --identity-file), "
+                                        "the account its jobs use, and whether environments are built on a "
+                                        "compute node (a Slurm job) rather than on the login node. An empty value "
+                                        "('') clears a setting.")
     edit.add_argument("name", help="the cluster's name")
     edit.add_argument("--account", metavar="ALLOCATION", help="the Slurm account jobs and batch scripts use")
+    edit.add_argument("--identity-file", metavar="PATH", help="the SSH key to log in with ('' for the ones "
+                                                              "~/.ssh/config and your SSH agent offer)")
+    _login_option(edit)
     _build_options(edit)
     _conda_options(edit)
     edit.add_argument("--build-on-login-node", action="store_true",
@@ -470,6 +476,13 @@ def _conda_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conda-channel", action="append", metavar="CHANNEL",
                         help="a conda channel to use there (repeat, in order; conda gets --override-channels); "
                              "'' alone clears them, so conda's own settings count")
+
+
+def _login_option(parser: argparse.ArgumentParser) -> None:
+    """How a cluster logs you in: an option of cluster add and cluster edit."""
+    from envdesk.backend.config import AUTH_METHODS
+    parser.add_argument("--login", choices=AUTH_METHODS, help="how you log in: auto (a key, then what the cluster "
+                        "asks), key, password, or either with a one-time code (default: the preset's, else auto)")
 
 
 def _build_options(parser: argparse.ArgumentParser) -> None:

@@ -50,6 +50,7 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
         return 2
     overrides = {"port": args.port, "identity_file": args.identity_file, "jump": args.jump,
                  "env_roots": args.env_root, "pip_args": args.pip_arg, "slurm_account": args.account,
+                 "auth": args.login or _login_with_key(fields.get("auth"), args.identity_file),
                  **_build_settings(args), **_conda_settings(args)}
     fields.update({key: value for key, value in overrides.items() if value})
     profile = ClusterProfile(name=args.name, **fields)
@@ -58,6 +59,14 @@ def cluster_add(args: argparse.Namespace, session: Session) -> int:
     print(f"Added cluster {profile.name} ({address}). Next: envdesk cluster trust {profile.name}")
     _print_notes(notes)
     return 0
+
+
+def _login_with_key(method: str | None, identity_file: str | None) -> str | None:
+    """The login method when a key file is given for a preset that logs in by password (HPC2N's): the key first,
+    then what the cluster asks; None to keep the method as it is."""
+    if not identity_file or not method or not method.startswith("password"):
+        return None
+    return "auto" if method == "password" else "key+code"
 
 
 def _address(profile: ClusterProfile) -> tuple[str, list[str]]:
@@ -95,7 +104,8 @@ def _conda_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cluster_edit(args: argparse.Namespace, session: Session) -> int:
-    """Change a cluster's Slurm account and where its builds run; the profile is checked again as a whole."""
+    """Change how a cluster logs you in, its Slurm account and where its builds run; the profile is checked again
+    as a whole."""
     from dataclasses import replace
     from envdesk.backend.slurm import builds_on_compute_node
     if args.build_on_compute_node and args.build_on_login_node:
@@ -105,14 +115,22 @@ def cluster_edit(args: argparse.Namespace, session: Session) -> int:
         changes["build_on_compute_node"] = False
     if args.account is not None:
         changes["slurm_account"] = args.account or None
+    if args.identity_file is not None:
+        changes["identity_file"] = args.identity_file or None
+    if args.login:
+        changes["auth"] = args.login
     if not changes:
-        raise InvalidInput("Nothing to change.", "Give --account, --build-on-compute-node, --build-on-login-node, "
-                           "--partition, --time, --cpus, --mem, --conda-solver or --conda-channel.")
+        raise InvalidInput("Nothing to change.", "Give --account, --identity-file, --login, --build-on-compute-node, "
+                           "--build-on-login-node, --partition, --time, --cpus, --mem, --conda-solver or "
+                           "--conda-channel.")
     profile = replace(session.store.get(args.name), **changes)
     session.store.replace(profile)
     where = "on a compute node (Slurm jobs)" if builds_on_compute_node(profile) else "on the login node"
     print(f"Updated cluster {profile.name}: environments are built {where}"
           + (f", account {profile.slurm_account}." if profile.slurm_account else "."))
+    if "auth" in changes or "identity_file" in changes:
+        print(f"Logging in there: {profile.auth}"
+              + (f", with the key {profile.identity_file}." if profile.identity_file else "."))
     if "conda_solver" in changes or "conda_channels" in changes:
         print(f"conda there: solver {profile.conda_solver}, channels "
               f"{' '.join(profile.conda_channels) or 'as conda is configured there'}.")
