@@ -107,6 +107,12 @@ class Session:
         kept = partial(kept_connection.dial_for, self.paths) if self.use_kept else None
         return SSHRunner(profile, self.prompter, self.hostkeys, local_cache=self.paths.cache_dir, kept=kept)
 
+    def is_connected(self, name: str) -> bool:
+        """Whether the target's connection is open now (no connection is made to tell)."""
+        with self._lock:
+            runner = self._runners.get(name)
+        return runner is not None and bool(getattr(runner, "connected", False))
+
     def keep_tested(self, name: str, runner: Runner) -> None:
         """Keep the open connection of a profile tested before saving: if the profile is saved unchanged,
         it becomes the target's connection, so the user does not log in (and type a code) twice."""

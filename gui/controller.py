@@ -357,10 +357,19 @@ class AppController(QObject):
             task.signals.succeeded.connect(while_alive(on_success))
         if on_failure is not None:
             task.signals.failed.connect(while_alive(on_failure))
+        if target != LOCAL_TARGET:
+            task.signals.succeeded.connect(while_alive(lambda _: self._reached(target), self))
         # a task that ends as the window closes answers after this controller is gone: then nobody is told
         task.signals.succeeded.connect(while_alive(lambda result: self.operation_succeeded.emit(task, result), self))
         task.signals.failed.connect(while_alive(lambda error: self.operation_failed.emit(task, error), self))
         return self.runner.start(task)
+
+    def _reached(self, name: str) -> None:
+        """A cluster an operation has just used is said to be connected, where the list said otherwise (T20: a
+        copy dialog checked its packages on a cluster shown as 'not connected')."""
+        item = self.targets.item(name)
+        if item is not None and item.state in ("idle", "error") and self.session.is_connected(name):
+            self.targets.update(name, state="connected", message="")
 
     def _record(self, task: Task) -> OperationRow:
         """Show the task in the operations list; its row is kept here, so each output line costs O(1)."""

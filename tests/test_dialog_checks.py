@@ -745,3 +745,21 @@ def test_the_update_dialog_shows_a_sites_own_builds_versions_whole(qtbot, tmp_pa
         return [table.item(row, column).text() for row in range(table.rowCount()) for column in (0, 1)
                 if header.sectionSize(column) < measure(table.item(row, column).text()) + 2 * margin + 1]
     qtbot.waitUntil(lambda: cut() == [], timeout=5_000)
+
+
+def test_a_cluster_an_operation_reached_is_shown_connected(qtbot, testbed, sample_envs, tmp_path, home):
+    """T20: the copy dialog checked its packages on kebnekaise, which the cluster list still showed as 'not
+    connected'. The referee: beta's sshd, whose log shows the login the check made."""
+    window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
+    window.controller.refresh("alpha")
+    qtbot.waitUntil(lambda: "alpha" in window.controller.refreshed, timeout=LONG)
+    beta = testbed.clusters["beta"]
+    logins_before = beta.log_text().count(f"Accepted publickey for {beta.user} ")
+    assert window.controller.targets.item("beta").state == "idle"
+    source = next(env for env in window.controller.inventory("alpha").environments if env.state == "ok")
+    dialog = ImportDialog.for_copy(window.controller, "alpha", source, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.targets.setCurrentIndex(dialog.targets.findData("beta"))
+    qtbot.waitUntil(lambda: dialog.plan is not None and dialog.target == "beta", timeout=LONG)
+    assert beta.log_text().count(f"Accepted publickey for {beta.user} ") > logins_before
+    qtbot.waitUntil(lambda: window.controller.targets.item("beta").state == "connected", timeout=5_000)
