@@ -283,6 +283,10 @@ class Inventory:
         if matches:
             raise InvalidInput(f"More than one environment on {self.target} is called {name_or_path!r}.",
                                "Give its full path instead: " + ", ".join(env.path for env in matches) + ".")
+        if "/" in wanted or "\\" in wanted:  # a folder, as the window names one: a listing of that folder alone
+            raise NotFound(f"There is no environment at {name_or_path} on {self.target}.",
+                           "If it was listed before, it was deleted or moved since: refresh the list (envdesk env "
+                           f"list {self.target}) to see what is there now.")
         names = ", ".join(sorted({env.name for env in self.environments} | set(self.not_read))) or "none"
         raise NotFound(f"There is no environment {name_or_path!r} on {self.target}.",
                        f"Environments found there: {names}.")

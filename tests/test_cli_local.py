@@ -56,6 +56,23 @@ def test_env_show_by_name_and_path(local_envs):
     assert "tinyalpha==1.1" in by_path.stdout
 
 
+def test_an_environment_deleted_since_it_was_listed_is_said_so_by_its_path(local_envs):
+    """T19: an environment deleted behind the window's back, then updated or exported from its details, was
+    answered 'There is no environment '/…/gone1' on c1. Environments found there: none.' beside a list of nine:
+    the window names it by path, and a listing of that one folder finds nothing else. The referee: the file
+    system (the folder is gone, the other environment is still there, and env list says so)."""
+    import shutil
+    config, root = local_envs
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "gone1")], check=True, timeout=120)
+    shutil.rmtree(root / "gone1")
+    shown = envdesk("env", "show", "local", str(root / "gone1"), config_dir=config)
+    assert shown.returncode == 1 and not (root / "gone1").exists()
+    assert f"There is no environment at {root / 'gone1'} on local." in shown.stderr, shown.stderr
+    assert "deleted or moved" in shown.stderr and "found there: none" not in shown.stderr
+    listed = envdesk("env", "list", "local", "--json", config_dir=config)
+    assert [env["name"] for env in json.loads(listed.stdout)] == ["plain"] and (root / "plain").is_dir()
+
+
 def test_failures_exit_1_with_a_message_and_no_traceback(local_envs):
     config, _ = local_envs
     for args in (["env", "list", "nowhere"], ["env", "show", "local", "missing"], ["cluster", "remove", "nope"]):
