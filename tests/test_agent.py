@@ -22,7 +22,7 @@ from envdesk.backend.agent_client import agent_script
 from agent_fixtures import (
     clean_env, isolated_home,
     PY_XYZ, add_dist, conda_record, history_block, load_agent, make_conda_prefix,
-    make_fake_venv, make_venv, old_pythons, site_packages,
+    make_fake_venv, make_venv, old_pythons_to_test, site_packages,
 )
 
 agent = load_agent(write=True)
@@ -106,9 +106,7 @@ def test_source_avoids_apis_newer_than_36(source):
 
 
 def test_runs_for_real_under_oldest_python_available(home):
-    olds = old_pythons()
-    if not olds:
-        pytest.skip("no Python 3.6/3.7 interpreter on this machine")
+    olds = old_pythons_to_test()
     env = make_fake_venv(home / "venvs" / "a")
     add_dist(site_packages(env), "numpy", "1.26.4", requested=True)
     make_conda_prefix(home / ".conda" / "envs" / "c", python="3.10.13",
@@ -129,9 +127,7 @@ def test_runs_for_real_under_oldest_python_available(home):
 
 
 def test_write_actions_run_for_real_under_oldest_python_available(home):
-    olds = old_pythons()
-    if not olds:
-        pytest.skip("no Python 3.6/3.7 interpreter on this machine")
+    olds = old_pythons_to_test()
     roots = [str(home / "venvs")]
 
     def act(exe, source, **config):

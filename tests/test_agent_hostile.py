@@ -19,7 +19,7 @@ import pytest
 from agent_fixtures import (
     clean_env, isolated_home,
     add_dist, conda_record, history_block, load_agent, make_conda_prefix, make_fake_venv, make_fifo,
-    make_link, make_sparse, old_pythons, run_agent_for_real, site_packages,
+    make_link, make_sparse, old_pythons_to_test, run_agent_for_real, site_packages,
 )
 
 agent = load_agent(write=True)
@@ -144,9 +144,7 @@ def test_hostile_files_break_only_their_own_environment(home):
 
 
 def test_hostile_files_under_python_36_and_37(home):
-    olds = old_pythons()
-    if not olds:
-        pytest.skip("no Python 3.6/3.7 interpreter on this machine")
+    olds = old_pythons_to_test()
     paths = build_hostile_home(home)
     for exe in olds:
         status, answer, stderr = run_agent_for_real({}, clean_env(home), exe=exe)

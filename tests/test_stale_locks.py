@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from agent_fixtures import load_agent, make_fake_venv
+from agent_fixtures import load_agent, make_fake_venv, old_pythons_to_test
 from envdesk.backend.agent_client import agent_script
 from envdesk.backend.errors import Busy
 from envdesk.backend.operations.common import Reservation
@@ -285,20 +285,9 @@ def test_begin_records_this_computers_client_and_its_heartbeat_beats(roots, tmp_
     assert finished["ok"] is True
 
 
-def _old_pythons():
-    found = []
-    for version in ("3.6", "3.7"):
-        candidates = glob.glob("/root/.pyenv/versions/%s.*/bin/python%s" % (version, version))
-        exe = shutil.which("python" + version)
-        found.extend(candidates[:1] or ([exe] if exe else []))
-    return found
-
-
 @needs_proc
 def test_take_over_under_the_oldest_python_available(roots):
-    olds = _old_pythons()
-    if not olds:
-        pytest.skip("no Python 3.6/3.7 interpreter on this machine")
+    olds = old_pythons_to_test()
     for number, exe in enumerate(olds):
         path = _half_made(roots, "old%d" % number)
         _lock_with(path, _owner(*_dead_process()))
