@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,20 +33,13 @@ def _canon(name: str) -> str:
 
 
 def read_packages(site_packages: Path) -> dict[str, str]:
-    """{canonical name: version} of the *.dist-info folders in site_packages."""
-    out = {}
-    for meta in sorted(site_packages.glob("*.dist-info/METADATA")):
-        name = version = None
-        for line in meta.read_text(errors="replace").splitlines():
-            if not line.strip():
-                break
-            if line.startswith("Name:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("Version:"):
-                version = line.split(":", 1)[1].strip()
-        if name and version:
-            out[_canon(name)] = version
-    return out
+    """{canonical name: version} of what pip lists in site_packages (`pip list --path`): the referee for what an
+    environment holds, not a reader of the test bed's own (R16)."""
+    if not site_packages.is_dir():
+        return {}
+    listed = subprocess.run([sys.executable, "-m", "pip", "list", "--path", str(site_packages), "--format", "json",
+                             "--disable-pip-version-check"], capture_output=True, text=True, check=True, timeout=120)
+    return {_canon(item["name"]): item["version"] for item in json.loads(listed.stdout)}
 
 
 def read_pyvenv_cfg(env: Path) -> dict[str, str]:
