@@ -116,6 +116,10 @@ requires-python = "{requires}"
 dependencies = [{deps}]
 """
 
+COMMIT = "0123abcd" * 5
+MYLIB_GIT = f'{{ git = "https://github.com/me/mylib?rev=main#{COMMIT}" }}'  # uv refuses a short commit here
+MYLIB_LINE = f"mylib @ git+https://github.com/me/mylib@{COMMIT}"
+
 LOCK_HEAD = """version = 1
 revision = 3
 requires-python = ">=3.10"
@@ -137,6 +141,25 @@ def write_project(folder: Path, pyproject: str, lock: str) -> Path:
     return folder
 
 
+def installed_by_uv(folder: Path, python_full_version: str) -> dict[str, str]:
+    """What uv itself installs from the project's lock for a Python of that version on this (Linux) machine: `uv
+    export --frozen` (its lines and their markers, groups included as uv sync does), each marker evaluated by
+    packaging. The referee for reading a uv.lock (R16: the versions were written into the test by hand)."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    exported = subprocess.run(["uv", "export", "--frozen", "--offline", "--no-hashes", "--no-emit-project",
+                               "--project", str(folder)], capture_output=True, text=True, check=True, timeout=120)
+    environment = {**default_environment(), "python_full_version": python_full_version,
+                   "python_version": ".".join(python_full_version.split(".")[:2])}
+    chosen = {}
+    for line in exported.stdout.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                chosen[requirement.name] = str(requirement.specifier).removeprefix("==")
+    return chosen
+
+
 def test_lock_graph_follows_markers_extras_groups_and_forks(tmp_path):
     lock = LOCK_HEAD + lock_package(
         "app", "0.1.0", '{ editable = "." }',
@@ -149,7 +172,7 @@ def test_lock_graph_follows_markers_extras_groups_and_forks(tmp_path):
         lock_package("colorama", "0.4.6") + lock_package("numpy", "1.26.4") + lock_package("numpy", "2.1.0") + \
         lock_package("httpx", "0.27.0", extra='\n[package.optional-dependencies]\nhttp2 = [{ name = "h2" }]\n') + \
         lock_package("h2", "4.1.0") + lock_package("pytest", "8.3.0") + \
-        lock_package("mylib", "1.0", '{ git = "https://github.com/me/mylib?rev=main#0123abcd" }')
+        lock_package("mylib", "1.0", MYLIB_GIT)
     folder = write_project(tmp_path / "app", PYPROJECT.format(name="app", requires=">=3.10,<4",
                                                               deps='"click", "numpy", "httpx[http2]"'), lock)
     project = read_uv_project(folder / "pyproject.toml")
@@ -157,15 +180,16 @@ def test_lock_graph_follows_markers_extras_groups_and_forks(tmp_path):
     assert project.dependencies == ["click", "numpy", "httpx[http2]"]
     assert "app" not in {p.name for p in project.locked}
     on_311 = {p.name: p.version for p in select_packages(project, marker_environment("3.11.5"))}
-    assert on_311 == {"click": "8.1.7", "numpy": "2.1.0", "httpx": "0.27.0", "h2": "4.1.0", "pytest": "8.3.0"}
+    assert on_311 == installed_by_uv(folder, "3.11.5")
     on_310 = {p.name: p.version for p in select_packages(project, marker_environment("3.10.4"))}
-    assert on_310["numpy"] == "1.26.4" and "colorama" not in on_310
+    assert on_310 == installed_by_uv(folder, "3.10.4")
+    assert on_310["numpy"] != on_311["numpy"]  # the fork is there to be followed
     assert [p.name for p in project.not_portable] == ["mylib"]
-    assert project.not_portable[0].pin().pip_line() == "mylib @ git+https://github.com/me/mylib@0123abcd"
+    assert project.not_portable[0].pin().pip_line() == MYLIB_LINE
     spec = to_spec(project, marker_environment("3.11.5"))
     assert spec.kind == "uv" and spec.python == "3.10" and spec.requirements == project.dependencies
-    assert sorted(pin.pip_line() for pin in spec.pins) == [
-        "click==8.1.7", "h2==4.1.0", "httpx==0.27.0", "numpy==2.1.0", "pytest==8.3.0"]
+    assert sorted(pin.pip_line() for pin in spec.pins) == sorted(
+        f"{name}=={version}" for name, version in installed_by_uv(folder, "3.11.5").items())
 
 
 def test_the_lock_becomes_hashed_lines_git_commits_and_local_folders(tmp_path):
@@ -181,7 +205,7 @@ def test_the_lock_becomes_hashed_lines_git_commits_and_local_folders(tmp_path):
                      extra=wheel.format("click-8.1.7", digest, "cd" * 32)) + \
         lock_package("colorama", "0.4.6", extra=wheel.format("colorama-0.4.6", "ef" * 32, "01" * 32)) + \
         lock_package("winonly", "1.0", extra=wheel.format("winonly-1.0", "23" * 32, "45" * 32)) + \
-        lock_package("mylib", "1.0", '{ git = "https://github.com/me/mylib?rev=main#0123abcd" }',
+        lock_package("mylib", "1.0", MYLIB_GIT,
                      deps='{ name = "colorama" }') + \
         lock_package("helper", "0.3", '{ directory = "../helper" }')
     folder = write_project(tmp_path / "app", PYPROJECT.format(
@@ -190,7 +214,7 @@ def test_the_lock_becomes_hashed_lines_git_commits_and_local_folders(tmp_path):
     assert spec.hashed == [f"click==8.1.7 --hash=sha256:{digest} --hash=sha256:{'cd' * 32}",
                            f"colorama==0.4.6 --hash=sha256:{'ef' * 32} --hash=sha256:{'01' * 32}"]
     helper = f"helper @ {(tmp_path / 'helper').resolve().as_uri()}"  # installed where the target has the folder
-    assert [pin.pip_line() for pin in spec.pins] == ["mylib @ git+https://github.com/me/mylib@0123abcd", helper]
+    assert [pin.pip_line() for pin in spec.pins] == [MYLIB_LINE, helper]
     assert not spec.refused
     assert spec.requirements == ["click>=8", "mylib", helper], "a folder's package is not fetched from an index"
     assert spec.source == {"format": "uv", "path": str(folder), "project": "app"} and not spec.adapted
