@@ -69,6 +69,48 @@ def test_every_line_of_a_real_file_is_accounted_for_exactly_once(filename, tmp_p
     assert not list((tmp_path / "config").glob("**/*.json")), "a dry run must not list or cache anything"
 
 
+def pip_reads(path: Path) -> list:
+    """The requirements pip itself reads from a requirements file (its -r includes too; not its constraints or
+    editable lines), as packaging Requirements: pip's own parser is the referee for what each line asks."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.req_file import parse_requirements
+    found = []
+    for parsed in parse_requirements(str(path), session=PipSession()):
+        if parsed.constraint or parsed.is_editable:
+            continue
+        try:
+            found.append(Requirement(parsed.requirement))
+        except InvalidRequirement:  # a path or an archive's URL: not PEP 508 until pip looks at it
+            continue
+    return found
+
+
+def same_ask(first, second) -> bool:
+    return (canon(first.name), first.specifier, first.extras, str(first.marker), first.url) == (
+        canon(second.name), second.specifier, second.extras, str(second.marker), second.url)
+
+
+@pytest.mark.parametrize("filename", [f for f in PLANNED if MANIFEST[f]["kind"] == "requirements"])
+def test_each_requirement_installed_asks_what_pip_reads_in_the_file(filename, tmp_path):
+    """R16: the corpus test counted names only, so a reader that dropped markers ('waitress ; sys_platform ==
+    "win32"' installed on Linux), versions or extras passed it. Each requirement pip reads in the file and the
+    plan installs as is has the same name, versions, extras, marker and URL in the plan."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    plan = json.loads(dry_run(CORPUS / filename, tmp_path / "config").stdout)
+    installed = []
+    for line in plan["install"]:
+        try:
+            installed.append(Requirement(re.sub(r"\s--hash\S*", "", line)))
+        except InvalidRequirement:
+            continue
+    adapted = {name_of(entry["line"]) for entry in plan["adapted"]} | {name_of(r["line"]) for r in plan["refused"]}
+    read = [wanted for wanted in pip_reads(CORPUS / filename) if canon(wanted.name) not in adapted]
+    assert read, "pip reads requirements in every requirements file of the corpus"
+    differ = [str(wanted) for wanted in read if not any(same_ask(wanted, line) for line in installed)]
+    assert differ == [], (differ, plan["install"])
+
+
 def test_conda_files_are_planned_even_where_conda_is_missing(tmp_path):
     result = dry_run(CORPUS / "environment-unpinned.yml", tmp_path / "c")
     plan = json.loads(result.stdout)
