@@ -6,6 +6,7 @@ import json
 import os
 import re
 import select
+import shlex
 import uuid
 import shutil
 import subprocess
@@ -139,6 +140,44 @@ def canon(name: str) -> str:
 def packages_of(env, skip=("pip", "setuptools", "wheel")) -> dict[str, str]:
     """{normalized name: version} of an Environment, without the installer's own packages."""
     return {canon(p.name): p.version for p in env.packages if canon(p.name) not in skip}
+
+
+MODULES = {"alpha": "python/3.11.5 uv", "beta": "GCC/12.3.0 Python/3.11.3"}
+"""What a user of each test-bed cluster loads to reach its Python (and alpha's uv)."""
+TOOLS = {"pip", "setuptools", "wheel", "distribute"}  # what each kind brings by itself, not the user's set
+
+
+def freeze_lines(text: str) -> set[str]:
+    """`pip freeze` / `uv pip freeze` output (or a requirements file) in one spelling for both tools: names
+    normalized, comments and the installers' own packages left out."""
+    lines = set()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = re.sub(r"^-e file://", "-e ", line)
+        name = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+        if name and not line.startswith("-e") and canon(name.group(1)) in TOOLS:
+            continue
+        lines.add(canon(name.group(1)) + line[name.end():] if name and not line.startswith("-e") else line)
+    return lines
+
+
+def freeze(cluster, env_path: str) -> set[str]:
+    """The referee for what an environment on a test-bed cluster holds: its installer's own freeze, asked as the
+    cluster's user (`pip freeze --all` where it has pip, else `uv pip freeze`), in freeze_lines' spelling."""
+    path = shlex.quote(env_path)
+    return freeze_lines(cluster.run_as_user(
+        f"module load {MODULES[cluster.name]} >/dev/null 2>&1; "
+        f"if [ -x {path}/bin/pip ]; then {path}/bin/python -m pip freeze --all; "
+        f"else uv pip freeze --python {path}/bin/python; fi").stdout)
+
+
+def freeze_here(env: Path) -> set[str]:
+    """The referee for what an environment on this computer holds: `uv pip freeze` of it, in freeze_lines'
+    spelling."""
+    return freeze_lines(subprocess.run(["uv", "pip", "freeze", "--python", str(env / "bin" / "python")],
+                                       capture_output=True, text=True, check=True, timeout=300).stdout)
 
 
 @contextlib.contextmanager

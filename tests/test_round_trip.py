@@ -8,7 +8,6 @@ own `pip freeze` / `uv pip freeze`, never EnvDesk's reading.
 """
 from __future__ import annotations
 
-import re
 import shlex
 import uuid
 from pathlib import Path
@@ -19,32 +18,8 @@ from envdesk.backend.errors import InvalidInput
 from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.importing import (check_availability, import_environment, plan_import,
                                                   read_spec_file)
-from envdesk_fixtures import canon, unique
+from envdesk_fixtures import MODULES, freeze, unique
 from testbed.projects import add_commit, make_project
-
-MODULES = {"alpha": "python/3.11.5 uv", "beta": "GCC/12.3.0 Python/3.11.3"}
-TOOLS = {"pip", "setuptools", "wheel", "distribute"}  # what each kind brings by itself, not the user's set
-
-
-def freeze(cluster, env_path: str) -> set[str]:
-    """The environment's packages as its installer prints them, one spelling for both tools."""
-    path = shlex.quote(env_path)
-    out = cluster.run_as_user(
-        f"module load {MODULES[cluster.name]} >/dev/null 2>&1; "
-        f"if [ -x {path}/bin/pip ]; then {path}/bin/python -m pip freeze --all; "
-        f"else uv pip freeze --python {path}/bin/python; fi").stdout
-    lines = set()
-    for raw in out.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = re.sub(r"^-e file://", "-e ", line)
-        name = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line)
-        if name and not line.startswith("-e") and canon(name.group(1)) in TOOLS:
-            continue
-        lines.add(canon(name.group(1)) + line[name.end():] if name and not line.startswith("-e") else line)
-    return lines
-
 
 @pytest.fixture(scope="module")
 def projects(testbed):
