@@ -1,6 +1,8 @@
 """Create, update, revert, export, import, clone and delete, for real, on the test bed's clusters."""
 from __future__ import annotations
 
+import os
+import shlex
 
 import pytest
 
@@ -16,7 +18,7 @@ from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
 from envdesk.backend.operations.importing import import_environment
 from envdesk.backend.operations.update import Change, update_environment
-from envdesk_fixtures import canon, packages_of, unique
+from envdesk_fixtures import canon, freeze, freeze_lines, packages_of, unique
 
 
 def on_disk(cluster, env_path: str, modules: list[str]) -> dict[str, str]:
@@ -70,22 +72,28 @@ def test_a_mistyped_module_is_named_with_lmods_reason_and_nothing_is_made(testbe
 
 @pytest.mark.parametrize("cluster,kind", [("alpha", "uv"), ("alpha", "venv"), ("alpha", "virtualenv"),
                                           ("beta", "venv"), ("beta", "virtualenv")])
-def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(session, cluster, kind):
-    """alpha installs with uv (it has a uv module), beta with pip: both paths, every kind."""
+def test_update_add_upgrade_remove_then_revert_downgrades_then_delete(testbed, session, cluster, kind):
+    """alpha installs with uv (it has a uv module), beta with pip: both paths, every kind. Referees: after each
+    step the environment's own installer (pip freeze, or uv pip freeze), after the delete the folder's absence."""
+    on = testbed.clusters[cluster]
     name = unique(f"upd-{kind}")
-    create_environment(session, cluster, CreateRequest(name=name, kind=kind, packages=["tinyalpha==1.0"]))
+    path = create_environment(session, cluster, CreateRequest(name=name, kind=kind,
+                                                              packages=["tinyalpha==1.0"])).environment.path
+    assert freeze(on, path) == {"tinyalpha==1.0"}
     update_environment(session, cluster, name, Change(add=["tinygamma"]))
-    upgraded = update_environment(session, cluster, name, Change(upgrade=["tinyalpha"])).environment
-    assert packages_of(upgraded) == {"tinyalpha": "2.0", "tinygamma": "0.1"}
+    assert freeze(on, path) == {"tinyalpha==1.0", "tinygamma==0.1"}
+    update_environment(session, cluster, name, Change(upgrade=["tinyalpha"]))
+    assert freeze(on, path) == {"tinyalpha==2.0", "tinygamma==0.1"}
     removed = update_environment(session, cluster, name, Change(remove=["tinygamma"])).environment
-    assert packages_of(removed) == {"tinyalpha": "2.0"}
+    assert freeze(on, path) == {"tinyalpha==2.0"}
     assert removed.envdesk["requested"] == ["tinyalpha==1.0"]
     snapshots = list_snapshots(session, cluster, name)
     assert len(snapshots) == 3 and "adding tinygamma" in snapshots[0].reason
     reverted = revert_environment(session, cluster, name, snapshots[0].id).environment
-    assert packages_of(reverted) == {"tinyalpha": "1.0"}
+    assert freeze(on, path) == {"tinyalpha==1.0"}
     assert reverted.kind == kind and len(list_snapshots(session, cluster, name)) == 4
-    assert delete_environment(session, cluster, name).path == reverted.path
+    assert delete_environment(session, cluster, name).path == path
+    assert not os.path.lexists(path)
     with pytest.raises(NotFound):
         list_snapshots(session, cluster, name)
 
@@ -108,24 +116,29 @@ def test_removing_or_upgrading_a_package_the_environment_lacks_is_refused(testbe
     assert len(list_snapshots(session, "alpha", name)) == 0
 
 
-def test_failed_update_rolls_back_exactly(session):
+def test_failed_update_rolls_back_exactly(testbed, session):
+    """The referee: pip freeze of the environment, the same after the failed change as before it."""
+    beta = testbed.clusters["beta"]
     name = unique("rb")
-    before = create_environment(session, "beta", CreateRequest(name=name, packages=["tinybeta"])).environment
+    path = create_environment(session, "beta", CreateRequest(name=name, packages=["tinybeta"])).environment.path
+    before = freeze(beta, path)
     with pytest.raises(CommandFailed) as info:
         update_environment(session, "beta", name, Change(add=["tinygamma", "doesnotexist==9.9"],
                                                          remove=["tinybeta"]))
     assert "rolled back" in info.value.message
-    after = read_inventory(session.target("beta").runner, session.target("beta").roots).find(name)
-    assert {(p.name, p.version) for p in after.packages} == {(p.name, p.version) for p in before.packages}
-    assert after.state == "ok"
+    assert freeze(beta, path) == before
+    assert read_inventory(session.target("beta").runner, session.target("beta").roots).find(name).state == "ok"
 
 
-def test_export_every_format_and_import_each(session):
+def test_export_every_format_and_import_each(testbed, session):
+    """Referee: pip freeze (uv pip freeze) of the source, which the requirements export and every copy equal."""
     name = unique("exp")
-    create_environment(session, "alpha", CreateRequest(name=name, kind="venv", packages=["tinybeta",
-                                                                                     "tinyalpha==1.1"]))
+    source = create_environment(session, "alpha", CreateRequest(name=name, kind="venv", packages=[
+        "tinybeta", "tinyalpha==1.1"])).environment
+    before = freeze(testbed.clusters["alpha"], source.path)
+    assert before == {"tinyalpha==1.1", "tinybeta==1.0"}
     exported = {fmt: export_environment(session, "alpha", name, fmt) for fmt in specs.FORMATS}
-    assert "tinyalpha==1.1" in exported["requirements"] and "tinybeta==1.0" in exported["requirements"]
+    assert freeze_lines(exported["requirements"]) == before
     assert "python/3.11.5" in exported["envdesk"]
     for fmt, text in exported.items():
         spec = specs.from_text(text, {"envdesk": "e.yaml", "requirements": "r.txt", "conda": "environment.yml",
@@ -133,17 +146,23 @@ def test_export_every_format_and_import_each(session):
         if fmt == "conda":
             spec.kind = "venv"  # conda cannot be had on beta; the pins are what matter here
         imported = import_environment(session, "beta", spec, name=unique(f"imp-{fmt}")).environment
-        assert packages_of(imported) == {"tinyalpha": "1.1", "tinybeta": "1.0"}, fmt
+        assert freeze(testbed.clusters["beta"], imported.path) == before, fmt
         assert imported.modules == ("GCC/12.3.0", "Python/3.11.3")
 
 
-def test_clone_to_a_cluster_with_other_module_names(session):
-    name = unique("cl")
+def test_clone_to_a_cluster_with_other_module_names(testbed, session):
+    """The copy holds what the source holds, as their installers say (uv pip freeze of the source, pip freeze of
+    the copy). The source's user then pinned an older tinyalpha by hand, which its requirements do not name."""
+    alpha, name = testbed.clusters["alpha"], unique("cl")
     source = create_environment(session, "alpha", CreateRequest(name=name, kind="uv",
                                                                 packages=["tinybeta", "tinygamma"])).environment
+    find = " ".join(shlex.quote(a) for a in alpha.pip_args)
+    alpha.run_as_user(f"module load uv && uv pip install -q --python {source.path}/bin/python {find} tinyalpha==1.0")
+    before = freeze(alpha, source.path)
+    assert before == {"tinyalpha==1.0", "tinybeta==1.0", "tinygamma==0.1"}
     imported = clone_environment(session, "alpha", name, "beta")
     copy = imported.environment
-    assert packages_of(copy) == packages_of(source)
+    assert freeze(testbed.clusters["beta"], copy.path) == before
     assert copy.modules == ("GCC/12.3.0", "Python/3.11.3")
     assert copy.kind == "venv" and any("cannot make uv" in n for n in imported.notes)
     assert any("python/3.11.5" in n and "Python/3.11.3" in n for n in imported.notes)
@@ -164,14 +183,15 @@ def test_clone_reports_every_missing_package_and_leaves_nothing(testbed, session
                                                        session.target("beta").roots).environments}
 
 
-def test_top_level_fallback_when_pins_are_missing(session):
+def test_top_level_fallback_when_pins_are_missing(testbed, session):
     spec = specs.EnvSpec(kind="venv", python="3.11.5", requirements=["tinyalpha>=1"],
                          pins=[specs.Pin("tinyalpha", "3.0")], name=unique("top"))
     with pytest.raises(CommandFailed) as info:
         import_environment(session, "beta", spec)
     assert "tinyalpha==3.0" in info.value.message and "--top-level" in info.value.hint
     imported = import_environment(session, "beta", spec, top_level=True)
-    assert imported.used_top_level and packages_of(imported.environment) == {"tinyalpha": "2.0"}
+    assert imported.used_top_level  # the newest tinyalpha beta has, by pip freeze
+    assert freeze(testbed.clusters["beta"], imported.environment.path) == {"tinyalpha==2.0"}
 
 
 def test_cancel_during_install_leaves_no_environment(testbed, session):
