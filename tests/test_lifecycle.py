@@ -18,7 +18,8 @@ from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
 from envdesk.backend.operations.importing import import_environment
 from envdesk.backend.operations.update import Change, update_environment
-from envdesk_fixtures import canon, freeze, freeze_lines, packages_of, unique
+from envdesk_fixtures import canon, freeze, freeze_lines, make_config, packages_of, session_for, unique
+from testbed.wheels import WheelSpec, build_wheel
 
 
 def on_disk(cluster, env_path: str, modules: list[str]) -> dict[str, str]:
@@ -129,6 +130,33 @@ def test_failed_update_rolls_back_exactly(testbed, session):
     assert freeze(beta, path) == before
     assert read_inventory(session.target("beta").runner, session.target("beta").roots).find(name).state == "ok"
 
+
+
+def test_an_update_that_fails_after_installing_some_packages_is_rolled_back_exactly(testbed, tmp_path, home):
+    """pip installs a command's packages one by one: tinyunsafe holds a file outside the environment, which pip
+    refuses as it installs it, after it upgraded tinyalpha and added tinygamma for it (pip's own lines say so).
+    The referee: pip freeze of the environment, the same after the failed change as before it."""
+    beta = testbed.clusters["beta"]
+    wheels = testbed.base / unique("unsafe-wheel")  # a folder the cluster's user can read
+    wheels.mkdir(mode=0o755)
+    build_wheel(wheels, WheelSpec("tinyunsafe", "1.0", ("tinyalpha>=2.0", "tinygamma")),
+                {"../../../../outside-the-environment.txt": "pip refuses to write this\n"})
+    session = session_for(make_config(tmp_path / "unsafe-cfg", testbed, ["beta"], beta={
+        "pip_args": [*beta.pip_args, "--find-links", str(wheels)]}))
+    try:
+        name = unique("partial")
+        path = create_environment(session, "beta", CreateRequest(name=name, packages=["tinyalpha==1.0"])
+                                  ).environment.path
+        before = freeze(beta, path)
+        said: list[str] = []
+        with pytest.raises(CommandFailed) as info:
+            update_environment(session, "beta", name, Change(add=["tinyunsafe"]),
+                               Progress(on_line=lambda stream, line: said.append(line.strip())))
+        assert "Successfully uninstalled tinyalpha-1.0" in said, said  # pip changed it before failing
+        assert "rolled back" in info.value.message
+        assert freeze(beta, path) == before
+    finally:
+        session.close()
 
 def test_export_every_format_and_import_each(testbed, session):
     """Referee: pip freeze (uv pip freeze) of the source, which the requirements export and every copy equal."""

@@ -50,8 +50,9 @@ def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def build_wheel(dest_dir: Path, spec: WheelSpec) -> Path:
-    """Write spec's wheel into dest_dir and return its path."""
+def build_wheel(dest_dir: Path, spec: WheelSpec, extra_files: dict[str, str] | None = None) -> Path:
+    """Write spec's wheel into dest_dir and return its path; `extra_files` ({path in the wheel: text}) come first
+    in it, before the package's own files."""
     dist_info = f"{spec.name}-{spec.version}.dist-info"
     metadata = [
         "Metadata-Version: 2.1",
@@ -64,6 +65,7 @@ def build_wheel(dest_dir: Path, spec: WheelSpec) -> Path:
     metadata += [f"Requires-Python: {spec.requires_python}"] if spec.requires_python else []
     metadata += [f"Provides-Extra: {extra}" for extra in spec.extras]
     files = {
+        **(extra_files or {}),
         f"{spec.name}/__init__.py": (
             f'"""EnvDesk test bed package {spec.name}."""\n__version__ = "{spec.version}"\n'
         ),
