@@ -173,6 +173,16 @@ def freeze(cluster, env_path: str) -> set[str]:
         f"else uv pip freeze --python {path}/bin/python; fi").stdout)
 
 
+def install_by_hand(cluster, env_path: str, *packages: str) -> None:
+    """What a user types on a test-bed cluster to add packages outside EnvDesk: the environment's own pip, or uv
+    pip where it has none, from the cluster's wheelhouse."""
+    path, find = shlex.quote(env_path), " ".join(shlex.quote(arg) for arg in cluster.pip_args)
+    wanted = " ".join(shlex.quote(package) for package in packages)
+    cluster.run_as_user(f"module load {MODULES[cluster.name]} >/dev/null 2>&1; set -e; "
+                        f"if [ -x {path}/bin/pip ]; then {path}/bin/python -m pip install -q {find} {wanted}; "
+                        f"else uv pip install -q --python {path}/bin/python {find} {wanted}; fi")
+
+
 def freeze_here(env: Path) -> set[str]:
     """The referee for what an environment on this computer holds: `uv pip freeze` of it, in freeze_lines'
     spelling."""

@@ -1,11 +1,12 @@
 """The write-side command line, end to end against the test bed, in its exact forms."""
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
 
-from envdesk_fixtures import cli_json, make_config, run_cli
+from envdesk_fixtures import cli_json, freeze, freeze_lines, install_by_hand, make_config, run_cli
 
 
 @pytest.fixture
@@ -21,11 +22,10 @@ def cli(testbed, tmp_path):
     return call
 
 
-def versions(shown):
-    return {p["name"]: p["version"] for p in shown["packages"] if p["name"] not in ("pip", "setuptools")}
-
-
-def test_create_update_history_revert_export_import_clone_delete(cli, tmp_path):
+def test_create_update_history_revert_export_import_clone_delete(cli, testbed, tmp_path):
+    """Each write is judged by the environment's own installer on the cluster (pip freeze or uv pip freeze), a
+    delete by the folder's absence; `env show` only says where the environment is."""
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
     name = f"cli-{uuid.uuid4().hex[:6]}"
     requirements = tmp_path / "req.txt"
     requirements.write_text("tinyalpha==1.0\n")
@@ -33,31 +33,39 @@ def test_create_update_history_revert_export_import_clone_delete(cli, tmp_path):
                   "--requirements", str(requirements), "--package", "tinygamma")
     assert created.returncode == 0, created.stderr
     assert "==> Creating the environment (uv)" in created.stderr
-    assert versions(cli.json("env", "show", "alpha", name)) == {"tinyalpha": "1.0", "tinygamma": "0.1"}
+    path = cli.json("env", "show", "alpha", name)["path"]
+    assert freeze(alpha, path) == {"tinyalpha==1.0", "tinygamma==0.1"}
 
     updated = cli("env", "update", "alpha", name, "--upgrade", "tinyalpha", "--remove", "tinygamma")
     assert updated.returncode == 0, updated.stderr
-    assert versions(cli.json("env", "show", "alpha", name)) == {"tinyalpha": "2.0"}
+    assert freeze(alpha, path) == {"tinyalpha==2.0"}
     history = cli.json("env", "history", "alpha", name)
     assert len(history) == 1 and {"id", "time", "reason", "package_count"} <= set(history[0])
     assert cli("env", "revert", "alpha", name, history[0]["id"]).returncode == 0
-    assert versions(cli.json("env", "show", "alpha", name)) == {"tinyalpha": "1.0", "tinygamma": "0.1"}
+    assert freeze(alpha, path) == {"tinyalpha==1.0", "tinygamma==0.1"}
 
+    # the user adds a package by hand, which EnvDesk was never asked for: the export and both copies carry it
+    install_by_hand(alpha, path, "tinybeta")
+    source = freeze(alpha, path)
+    assert source == {"tinyalpha==1.0", "tinybeta==1.0", "tinygamma==0.1"}
     out = tmp_path / "exported.yaml"
     assert cli("env", "export", "alpha", name, "-o", str(out)).returncode == 0
     stdout_export = cli("env", "export", "alpha", name, "--format", "requirements")
-    assert "tinyalpha==1.0" in stdout_export.stdout
+    assert freeze_lines(stdout_export.stdout) == source
     imported = cli("env", "import", "beta", str(out), "--name", name + "-imp")
     assert imported.returncode == 0, imported.stderr
-    assert versions(cli.json("env", "show", "beta", name + "-imp")) == {"tinyalpha": "1.0", "tinygamma": "0.1"}
+    assert freeze(beta, cli.json("env", "show", "beta", name + "-imp")["path"]) == source
 
     cloned = cli("env", "clone", "alpha", name, "beta", "--name", name + "-cl")
     assert cloned.returncode == 0, cloned.stderr
     assert "Python/3.11.3" in cloned.stderr  # the module mapping is reported
+    copy = cli.json("env", "show", "beta", name + "-cl")["path"]
+    assert freeze(beta, copy) == source
 
     assert cli("env", "delete", "beta", name + "-cl").returncode == 1  # --yes is required
+    assert os.path.lexists(copy)
     assert cli("env", "delete", "beta", name + "-cl", "--yes").returncode == 0
-    assert name + "-cl" not in [e["name"] for e in cli.json("env", "list", "beta")]
+    assert not os.path.lexists(copy)
 
 
 def test_errors_and_usage(cli, tmp_path):

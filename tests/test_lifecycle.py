@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 
 import pytest
 
@@ -18,7 +17,8 @@ from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.history import list_snapshots, revert_environment
 from envdesk.backend.operations.importing import import_environment
 from envdesk.backend.operations.update import Change, update_environment
-from envdesk_fixtures import canon, freeze, freeze_lines, make_config, packages_of, session_for, unique
+from envdesk_fixtures import (canon, freeze, freeze_lines, install_by_hand, make_config, packages_of, session_for,
+                              unique)
 from testbed.wheels import WheelSpec, build_wheel
 
 
@@ -184,8 +184,7 @@ def test_clone_to_a_cluster_with_other_module_names(testbed, session):
     alpha, name = testbed.clusters["alpha"], unique("cl")
     source = create_environment(session, "alpha", CreateRequest(name=name, kind="uv",
                                                                 packages=["tinybeta", "tinygamma"])).environment
-    find = " ".join(shlex.quote(a) for a in alpha.pip_args)
-    alpha.run_as_user(f"module load uv && uv pip install -q --python {source.path}/bin/python {find} tinyalpha==1.0")
+    install_by_hand(alpha, source.path, "tinyalpha==1.0")
     before = freeze(alpha, source.path)
     assert before == {"tinyalpha==1.0", "tinybeta==1.0", "tinygamma==0.1"}
     imported = clone_environment(session, "alpha", name, "beta")
