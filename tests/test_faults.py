@@ -8,7 +8,8 @@ the environment, pip just done (before the finish), and for a clone the source r
 After each fault:
 1. the environment is as before (an update: the same `pip freeze`, asked of the environment's own
    Python, unless the client said the update succeeded) or never healthy-but-half-made (a new one: no
-   folder, or listed as not ok; listed ok only when pip finds every package asked for);
+   folder, or listed as not ok; listed ok only when pip finds every package asked for, and a copy, by an import
+   or a clone, only when its pip freeze is the source's);
 2. the next action reconnects and succeeds: a listing, then the same operation again;
 3. no lock outlives its owner: the next operation takes it over at once (same login node), once no
    program of the stopped client still works in the environment.
@@ -33,7 +34,7 @@ from envdesk.backend.operations.delete import delete_environment
 from envdesk.backend.operations.importing import import_environment, read_spec_file
 from envdesk.backend.operations.listing import list_environments
 from envdesk.backend.operations.update import Change, update_environment
-from envdesk_fixtures import envdesk_command, make_config, run_cli, session_for, unique
+from envdesk_fixtures import envdesk_command, freeze, install_by_hand, make_config, run_cli, session_for, unique
 from testbed.faults import (Ended, FaultAt, LockTaken, NewSession, Phase, Running, kill_client, kill_connection,
                             user_processes)
 
@@ -57,6 +58,7 @@ class World:
     update_env: str
     source_env: str          # on alpha, cloned to beta
     spec_file: Path          # an export of the source, imported on beta
+    source_freeze: set[str]  # the source's pip freeze: what a finished clone or import of it holds
 
     @property
     def beta(self):
@@ -98,11 +100,15 @@ def _world(testbed, folder: Path, home: Path):
     try:
         update_env, source = unique("fault-upd"), unique("fault-src")
         create_environment(session, "beta", CreateRequest(name=update_env, packages=[BASE]))
-        create_environment(session, "alpha", CreateRequest(name=source, kind=KIND, packages=[PACKAGE]))
+        alpha = testbed.clusters["alpha"]
+        source_path = create_environment(session, "alpha", CreateRequest(name=source, kind=KIND, packages=[PACKAGE])
+                                         ).environment.path
+        install_by_hand(alpha, source_path, "tinyalpha==1.0")  # its user pins an older one than tinybeta got
         spec_file = folder / "source.envdesk.yaml"
         exported = run_cli("env", "export", "alpha", source, "-o", str(spec_file), config=config, home=home)
         assert exported.returncode == 0, exported.stderr
-        yield World(testbed, config, home, session, update_env, source, spec_file)
+        yield World(testbed, config, home, session, update_env, source, spec_file,
+                    freeze(alpha, source_path))
         print(f"\nfaults injected: {COUNTS['faults']}, environments checked: {COUNTS['environments']}, "
               f"changes cut off and put back by the next operation: "
               f"{COUNTS['cut off and put back by the next operation']}, updates {FINISHED_ANYWAY}: "
@@ -282,13 +288,22 @@ def inject(world: World, op: Operation, phase: str, kind: str, name: str, path: 
     return outcome
 
 
-def check_new(world: World, name: str, path: str, outcome: Outcome, kind: str, entry: dict | None) -> None:
+def holds_what_it_should(world: World, op: Operation, path: str) -> None:
+    """A finished environment holds every package asked for, and a copy (import or clone) exactly what the
+    source holds, as pip freeze says on each cluster (the source has an older tinyalpha pinned by hand)."""
+    assert INSTALLED <= names(pip_freeze(world, path)), f"{path} is listed as healthy, half-made"
+    if op.name in ("import", "clone"):
+        assert freeze(world.beta, path) == world.source_freeze
+
+
+def check_new(world: World, op: Operation, name: str, path: str, outcome: Outcome, kind: str,
+              entry: dict | None) -> None:
     """A new environment after the fault: absent, or listed as not ok, or listed ok and complete."""
     exists = os.path.lexists(path)
     if entry is not None and entry["state"] == "ok":
         # healthy only when whole: the build went on after a reconnect, or the finish ran and only its
         # answer was lost with the connection
-        assert INSTALLED <= names(pip_freeze(world, path)), f"{name} is listed as healthy, half-made: {entry}"
+        holds_what_it_should(world, op, path)
     elif kind == "connection" and exists:
         # the client lived: it removed what it started, unless it never learnt it held the lock
         assert entry is not None and entry["state"] == "incomplete", (entry, outcome)
@@ -308,7 +323,7 @@ def redo(world: World, op: Operation, kind: str, name: str, path: str, entry: di
     assert not os.path.exists(path + ".envdesk-lock")
     after = next((env for env in list_environments(world.session, "beta").environments if env.name == name), None)
     assert after is not None and after.state == "ok", after
-    assert INSTALLED <= names(pip_freeze(world, path))
+    holds_what_it_should(world, op, path)
 
 
 @pytest.mark.parametrize("op_name,phase,kind", [
@@ -329,7 +344,7 @@ def test_fault(world, op_name, phase, kind):
     COUNTS["environments"] += 1
     entry = listed(world, name)
     if op.makes_new:
-        check_new(world, name, path, outcome, kind, entry)
+        check_new(world, op, name, path, outcome, kind, entry)
     else:
         assert entry is not None, name
         after = pip_freeze(world, path)
