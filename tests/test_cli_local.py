@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from envdesk_fixtures import this_computer_with_one_venv, envdesk_command
-from testbed.wheels import WheelSpec, build_wheel
+from envdesk_fixtures import envdesk_command, freeze_here, this_computer_with_one_venv
+from testbed.wheels import WHEELS, WheelSpec, build_wheel
 
 ENVDESK = envdesk_command()
 
@@ -21,11 +21,12 @@ def envdesk(*args, config_dir, env=None):
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
-def local_wheelhouse(config: Path, root: Path, folder: Path) -> Path:
-    """A folder of real wheels (tinygamma 0.1) that "This computer" installs from, and nothing else."""
+def local_wheelhouse(config: Path, root: Path, folder: Path, *more: WheelSpec) -> Path:
+    """A folder of real wheels (tinygamma 0.1, and `more`) that "This computer" installs from, and nothing else."""
     wheels = folder / "wheels"
     wheels.mkdir()
-    build_wheel(wheels, WheelSpec("tinygamma", "0.1"))
+    for spec in (WheelSpec("tinygamma", "0.1"), *more):
+        build_wheel(wheels, spec)
     (config / "clusters.yaml").write_text(json.dumps({"local": {
         "env_roots": [str(root)], "pip_args": ["--no-index", "--find-links", str(wheels)]}}))
     return wheels
@@ -755,15 +756,30 @@ def test_a_usage_error_points_to_the_help_of_the_command_given(words, command, t
         assert all(verb in shown.stdout for verb in offered.group(1).split(", "))
 
 
-def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs, tmp_path):
+# A course's file asking for a Python no target has (3.4), with the pins it must be built with: conda's
+# environment.yml, whose pins are its requirements, and EnvDesk's own, whose pins hold an older tinyalpha than
+# its one requirement, tinybeta, would get today
+OLD_PYTHON_FILES = {
+    "environment.yml": ("name: course\ndependencies:\n  - python=3.4\n  - pip\n  - pip: [tinygamma==0.1]\n",
+                        {"tinygamma==0.1"}),
+    "course.envdesk.yaml": ("envdesk: 1\nname: course\nkind: venv\npython: '3.4'\nrequirements: [tinybeta]\n"
+                            "pins:\n  - {name: tinybeta, version: '1.0'}\n  - {name: tinyalpha, version: '1.0'}\n",
+                            {"tinybeta==1.0", "tinyalpha==1.0"}),
+}
+OLD_PYTHON_WHEELS = [spec for spec in WHEELS if spec.name in ("tinyalpha", "tinybeta")]
+
+
+@pytest.mark.parametrize("file_name", OLD_PYTHON_FILES)
+def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs, tmp_path, file_name):
     """T10: a file asking for a Python the target lacks ended 'Pick one of the available versions', and env import
-    had no way to pick one. It names --python, and with it the environment is made with that Python: the
-    environment's own interpreter is the referee."""
+    had no way to pick one. It names --python, and with it the environment is made with that Python and the
+    file's pins. Referees: the environment's own interpreter, and uv pip freeze of it."""
     config, root = local_envs
-    local_wheelhouse(config, root, tmp_path)
+    local_wheelhouse(config, root, tmp_path, *OLD_PYTHON_WHEELS)
     here = "%d.%d" % sys.version_info[:2]
-    old = tmp_path / "environment.yml"
-    old.write_text("name: course\ndependencies:\n  - python=3.4\n  - pip\n  - pip: [tinygamma==0.1]\n")
+    old = tmp_path / file_name
+    text, pins = OLD_PYTHON_FILES[file_name]
+    old.write_text(text)
     refused = envdesk("env", "import", "local", str(old), config_dir=config)
     assert refused.returncode == 1 and "no Python 3.4" in refused.stderr and "--python X.Y" in refused.stderr
     assert not (root / "course").exists()
@@ -771,7 +787,7 @@ def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs,
     planned = envdesk("env", "import", "local", str(old), "--dry-run", "--json", config_dir=config)
     assert planned.returncode == 1, planned.stderr
     plan = json.loads(planned.stdout)
-    assert plan["install"] == ["tinygamma==0.1"]
+    assert set(plan["install"]) == pins
     assert "no Python 3.4" in plan["blocked"] and f"available: {here}" in plan["blocked"], plan["blocked"]
     assert not (root / "course").exists()
     made = envdesk("env", "import", "local", str(old), "--python", here, "--yes", config_dir=config)
@@ -779,6 +795,7 @@ def test_an_import_whose_python_is_not_here_can_be_given_one_that_is(local_envs,
     python = subprocess.run([str(root / "course" / "bin" / "python"), "-c",
                              "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
     assert python.stdout.strip() == here
+    assert freeze_here(root / "course") == pins
 
 
 @pytest.mark.parametrize("left,deleted", [(["share/jupyter/kernels/python3/", "share/man/man1/"], True),

@@ -6,6 +6,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton, QTableView
 
@@ -20,7 +21,8 @@ from envdesk.gui.dialogs.update_dialog import UpdateDialog
 from envdesk.gui.main_window import MainWindow
 from envdesk.gui.models import EnvironmentTableModel
 from envdesk.gui.prompter import LoginDialog, TrustDialog
-from envdesk_fixtures import make_config, run_cli
+from envdesk_fixtures import freeze_here, make_config, run_cli
+from test_cli_local import OLD_PYTHON_FILES, OLD_PYTHON_WHEELS, local_wheelhouse
 
 LONG = 180_000
 
@@ -664,17 +666,18 @@ def test_the_cluster_list_counts_environments_in_words(qtbot, tmp_path, home):
     window.close()
 
 
-def test_the_import_dialog_builds_with_a_python_the_target_has_in_place_of_the_files(qtbot, tmp_path, home):
+@pytest.mark.parametrize("file_name", OLD_PYTHON_FILES)
+def test_the_import_dialog_builds_with_a_python_the_target_has_in_place_of_the_files(qtbot, tmp_path, home,
+                                                                                     file_name):
     """T10: a file asking for a Python the target lacks (a course's 3.4, say) could not be imported from the window
-    at all. Its Python can be chosen among the target's: planned and built with it; the environment's own
-    interpreter is the referee."""
-    from test_cli_local import local_wheelhouse
-
+    at all. Its Python can be chosen among the target's: planned and built with it, and with the file's pins.
+    Referees: the environment's own interpreter, and uv pip freeze of it."""
     window = window_on_this_computer(qtbot, tmp_path / "cfg", home)
-    local_wheelhouse(tmp_path / "cfg", home / "venvs", tmp_path)
+    local_wheelhouse(tmp_path / "cfg", home / "venvs", tmp_path, *OLD_PYTHON_WHEELS)
     window.controller.reload_targets()
-    course = tmp_path / "environment.yml"
-    course.write_text("name: course\ndependencies:\n  - python=3.4\n  - pip\n  - pip: [tinygamma==0.1]\n")
+    course = tmp_path / file_name
+    text, pins = OLD_PYTHON_FILES[file_name]
+    course.write_text(text)
     dialog = ImportDialog.from_file(window.controller, LOCAL_TARGET, course, parent=window)
     qtbot.addWidget(dialog)
     dialog.show()
@@ -690,6 +693,7 @@ def test_the_import_dialog_builds_with_a_python_the_target_has_in_place_of_the_f
     made = subprocess.run([str(home / "venvs" / "course" / "bin" / "python"), "-c",
                            "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True)
     assert made.stdout.strip() == here
+    assert freeze_here(home / "venvs" / "course") == pins
     window.close()
 
 
