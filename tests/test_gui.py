@@ -1,6 +1,7 @@
 """The desktop app driven for real (offscreen) against the SSH test bed: every flow a user meets."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -21,7 +22,7 @@ from envdesk.gui.dialogs.update_dialog import UpdateDialog
 from envdesk.gui.main_window import MainWindow
 from envdesk.gui.models import EnvironmentTableModel
 from envdesk.gui.prompter import LoginDialog, TrustDialog
-from envdesk_fixtures import freeze_here, make_config, run_cli
+from envdesk_fixtures import freeze, freeze_here, freeze_lines, install_by_hand, make_config, run_cli
 from test_cli_local import OLD_PYTHON_FILES, OLD_PYTHON_WHEELS, local_wheelhouse
 
 LONG = 180_000
@@ -208,6 +209,8 @@ def test_wrong_password_is_reported_plainly(qtbot, testbed, tmp_path, home, secr
 
 
 def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
+    """What the exports, the import and the copy hold is judged by pip freeze (uv pip freeze) on the clusters, a
+    delete by the folder's absence."""
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window = open_window(qtbot, make_config(tmp_path / "cfg", testbed, ["alpha", "beta"]))
     select_target(qtbot, window, "alpha")
@@ -258,15 +261,22 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
     window.operations_panel.raw_button.setChecked(True)
     assert "doesnotexist" in window.operations_panel.log.toPlainText()
 
+    # the user adds a package by hand, which EnvDesk was never asked for: the exports and copies hold it too
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    install_by_hand(alpha, window.current_environment().path, "tinybeta")
+    source = freeze(alpha, window.current_environment().path)
+    assert source == {"tinyalpha==1.0", "tinybeta==1.0"}
+
     # export in every format, each in one round trip to the cluster, to the listing agent the app keeps running
     # there: no command at all (sshd's own log counts them)
     for fmt, filename in [("envdesk", "e.envdesk.yaml"), ("requirements", "requirements.txt"),
                           ("conda", "environment.yml")]:
-        before = quiet_count(qtbot, testbed.clusters["alpha"])
+        before = quiet_count(qtbot, alpha)
         qtbot.waitUntil(lambda: not window.controller.runner.running(), timeout=LONG)  # no refresh holds it
         finish(qtbot, window.export_to("alpha", window.current_environment(), tmp_path / filename, fmt))
         assert "tinyalpha" in (tmp_path / filename).read_text()
-        assert len(testbed.clusters["alpha"].session_commands()) - before == 0, fmt
+        assert len(alpha.session_commands()) - before == 0, fmt
+    assert freeze_lines((tmp_path / "requirements.txt").read_text()) == source
 
     # import the export onto beta, seeing the plan first
     importing = ImportDialog.from_file(window.controller, "beta", tmp_path / "e.envdesk.yaml", parent=window)
@@ -287,6 +297,9 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
     select_target(qtbot, window, "beta")
     window.controller.refresh("beta")
     qtbot.waitUntil(lambda: {name + "-imported", name + "-copy"} <= env_names(window), timeout=LONG)
+    made = {env.name: env.path for env in window.env_model.environments}
+    assert freeze(beta, made[name + "-imported"]) == source
+    assert freeze(beta, made[name + "-copy"]) == source
 
     # delete: names the folder and its size, asks once
     select_env(qtbot, window, name + "-copy")
@@ -298,6 +311,7 @@ def test_every_environment_flow(qtbot, testbed, tmp_path, home, monkeypatch):
     deleting = next(row for row in window.controller.operations.rows if row.title == f"Delete {name}-copy")
     qtbot.waitUntil(lambda: deleting.state == "done", timeout=LONG)
     assert deleting.latest == f"Done. Deleted {folder}."
+    assert not os.path.lexists(folder)
 
 
 def test_cancel_a_running_create(qtbot, testbed, tmp_path, home):
