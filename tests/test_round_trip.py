@@ -9,6 +9,8 @@ own `pip freeze` / `uv pip freeze`, never EnvDesk's reading.
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from envdesk.backend.errors import InvalidInput
 from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.importing import (check_availability, import_environment, plan_import,
                                                   read_spec_file)
-from envdesk_fixtures import MODULES, freeze, unique
+from envdesk_fixtures import MODULES, freeze, freeze_here, unique
 from testbed.projects import add_commit, make_project
 
 @pytest.fixture(scope="module")
@@ -144,7 +146,9 @@ def test_wheels_copy_exactly_to_the_other_cluster(testbed, session, tmp_path):
 
 
 def test_pylock_export_is_valid_pep_751_and_imports_back_exactly_on_both_clusters(testbed, session, tmp_path):
-    """The lock is checked by PyPA's own reader (packaging.pylock) and installed with its hashes."""
+    """The lock is checked by PyPA's own reader (packaging.pylock), installed by another installer (uv pip install
+    -r pylock.toml into a fresh uv venv here, offline: only the lock's own files) and imported with its hashes;
+    the referee for each environment made is its installer's freeze, which must equal the source's."""
     import tomllib
 
     from packaging.pylock import Pylock
@@ -162,6 +166,11 @@ def test_pylock_export_is_valid_pep_751_and_imports_back_exactly_on_both_cluster
     assert all(p.wheels and all(w.hashes for w in p.wheels) for p in lock.packages)
     exported = tmp_path / "pylock.toml"
     exported.write_text(text)
+    fresh = tmp_path / "fresh"
+    subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(fresh)], check=True, timeout=300)
+    subprocess.run(["uv", "pip", "install", "-q", "--offline", "--python", str(fresh / "bin" / "python"),
+                    "-r", str(exported)], check=True, timeout=300)
+    assert freeze_here(fresh) == before
     spec = read_spec_file(exported)
     assert len(spec.hashed) == len(before)
     for cluster in (alpha, beta):
