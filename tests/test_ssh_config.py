@@ -1,8 +1,11 @@
 """~/.ssh/config: aliases, Include (which paramiko leaves to us) and ProxyJump."""
 from __future__ import annotations
 
+import re
+
 from envdesk.backend.config import ClusterProfile
 from envdesk.backend.ssh_config import load_ssh_config, plan_connection, profiles_from_ssh_config
+from test_ssh_config_include import openssh_settings, resolved_by_openssh
 
 
 def write_config(home):
@@ -11,7 +14,7 @@ def write_config(home):
     (ssh / "config").write_text(
         "Include config.d/*.conf\n"
         "Host gw\n  HostName gateway.example.org\n  User gwuser\n  Port 2200\n"
-        "Host *\n  ServerAliveInterval 30\n")
+        "Host *\n  ServerAliveInterval 30\n  Port 2022\n  User fallback\n")
     (ssh / "config.d" / "clusters.conf").write_text(
         "Host narval\n  HostName narval.alliancecan.ca\n  User jsmith\n  IdentityFile ~/.ssh/alliance\n"
         "  ProxyJump gw\n"
@@ -19,29 +22,43 @@ def write_config(home):
     return ssh / "config"
 
 
+def hop(resolved) -> tuple[str, str, int]:
+    """(user, host name, port) of a host EnvDesk resolved, as resolved_by_openssh gives them."""
+    return resolved.user, resolved.host, resolved.port
+
+
 def test_include_and_proxyjump_resolve(tmp_path, monkeypatch):
+    """The referee is OpenSSH: `ssh -G` for the host, and for each jump its ProxyJump names (OpenSSH reads the
+    configuration again for the first jump). ssh -G prints an IdentityFile as written: ~ is the home."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    config = load_ssh_config(write_config(tmp_path))
-    plan = plan_connection(ClusterProfile(name="narval", host="narval"), config)
-    assert (plan.target.host, plan.target.user, plan.target.port) == ("narval.alliancecan.ca", "jsmith", 22)
-    assert plan.target.identity_files == (str(tmp_path / ".ssh" / "alliance"),)
-    assert [(j.host, j.user, j.port) for j in plan.jumps] == [("gateway.example.org", "gwuser", 2200)]
+    config = write_config(tmp_path)
+    plan = plan_connection(ClusterProfile(name="narval", host="narval"), load_ssh_config(config))
+    said = openssh_settings(config, "narval", tmp_path)
+    assert hop(plan.target) == resolved_by_openssh(config, "narval", tmp_path)
+    assert list(plan.target.identity_files) == [re.sub(r"^~/", f"{tmp_path}/", path) for path in said["identityfile"]]
+    assert [hop(jump) for jump in plan.jumps] == [resolved_by_openssh(config, jump, tmp_path)
+                                                  for jump in said["proxyjump"][0].split(",")]
 
 
 def test_profile_values_win_over_ssh_config(tmp_path, monkeypatch):
+    """The profile's user and port win as ssh's -l and -p do over the configuration (`ssh -G -l -p`, the referee)."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    config = load_ssh_config(write_config(tmp_path))
-    plan = plan_connection(ClusterProfile(name="m", host="mila", user="other", port=22), config)
-    assert (plan.target.host, plan.target.user, plan.target.port) == ("login.server.mila.quebec", "other", 22)
-    assert plan.jumps == ()
+    config = write_config(tmp_path)
+    plan = plan_connection(ClusterProfile(name="m", host="mila", user="other", port=22), load_ssh_config(config))
+    assert hop(plan.target) == resolved_by_openssh(config, "mila", tmp_path, "-l", "other", "-p", "22")
+    assert "proxyjump" not in openssh_settings(config, "mila", tmp_path) and plan.jumps == ()
 
 
 def test_profiles_are_suggested_from_aliases(tmp_path, monkeypatch):
+    """Each alias's suggested profile has the user, port and jumps `ssh -G` resolves for it (the referee)."""
     monkeypatch.setenv("HOME", str(tmp_path))
-    profiles = {p.name: p for p in profiles_from_ssh_config(load_ssh_config(write_config(tmp_path)))}
+    config = write_config(tmp_path)
+    profiles = {p.name: p for p in profiles_from_ssh_config(load_ssh_config(config))}
     assert set(profiles) == {"gw", "narval", "mila"}
-    assert profiles["narval"].jump == ["gw"]
-    assert profiles["mila"].port == 2222
+    for name, profile in profiles.items():
+        said = openssh_settings(config, name, tmp_path)
+        jumps = said["proxyjump"][0].split(",") if "proxyjump" in said else []
+        assert (profile.user, profile.port, profile.jump) == (said["user"][0], int(said["port"][0]), jumps), name
 
 
 def test_missing_config_is_empty(tmp_path):

@@ -15,17 +15,27 @@ from envdesk.backend.errors import ConfigError
 from envdesk.backend.ssh_config import load_ssh_config, plan_connection, profiles_from_ssh_config
 
 
-def openssh(config: Path, host: str, home: Path, timeout: float = 30) -> subprocess.CompletedProcess:
-    """`ssh -G` for `host`: what OpenSSH resolves, connecting nowhere ($HOME decides where ~/.ssh is)."""
-    return subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
+def openssh(config: Path, host: str, home: Path, *options: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    """`ssh -G` for `host` (with command-line `options`, such as -l USER): what OpenSSH resolves, connecting
+    nowhere ($HOME decides where ~/.ssh is)."""
+    return subprocess.run(["ssh", "-G", "-F", str(config), *options, host], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
 
 
-def resolved_by_openssh(config: Path, host: str, home: Path) -> tuple[str, str, int]:
-    said = openssh(config, host, home)
+def openssh_settings(config: Path, host: str, home: Path, *options: str) -> dict[str, list[str]]:
+    """Each keyword `ssh -G` prints for `host`, with its values in OpenSSH's order (identityfile has several)."""
+    said = openssh(config, host, home, *options)
     assert said.returncode == 0, said.stderr
-    values = dict(line.split(" ", 1) for line in said.stdout.splitlines() if " " in line)
-    return values["user"], values["hostname"], int(values["port"])
+    settings: dict[str, list[str]] = {}
+    for line in said.stdout.splitlines():
+        keyword, _, value = line.partition(" ")
+        settings.setdefault(keyword, []).append(value)
+    return settings
+
+
+def resolved_by_openssh(config: Path, host: str, home: Path, *options: str) -> tuple[str, str, int]:
+    settings = openssh_settings(config, host, home, *options)
+    return settings["user"][0], settings["hostname"][0], int(settings["port"][0])
 
 
 def resolved_by_envdesk(config: Path, host: str) -> tuple[str, str, int]:
