@@ -42,11 +42,23 @@ def test_unknown_then_trusted_then_changed(tmp_path):
     assert "app_known_hosts" in changed.value.source
 
 
+def known_to_openssh(host: str, known_hosts: Path) -> bool:
+    """Whether OpenSSH finds an entry for `host` (as ssh names it: [host]:port off port 22) in a known_hosts file."""
+    found = subprocess.run(["ssh-keygen", "-F", host, "-f", str(known_hosts)], capture_output=True, text=True)
+    assert found.returncode in (0, 1), found.stderr
+    return found.returncode == 0
+
+
 def test_hashed_entries_in_user_known_hosts_are_honoured(tmp_path):
+    """The entry is hashed by OpenSSH (`ssh-keygen -H`), and `ssh-keygen -F` is the referee for which host and
+    port it is found under: EnvDesk knows the key exactly there, and only there."""
     key, _ = new_key(tmp_path, "a")
     user_file = tmp_path / "known_hosts"
-    hashed = paramiko.HostKeys.hash_host("[10.1.2.3]:2200")
-    user_file.write_text(f"{hashed} ssh-ed25519 {key.get_base64()}\n")
+    user_file.write_text(f"[10.1.2.3]:2200 ssh-ed25519 {key.get_base64()}\n")
+    subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(user_file)], check=True, capture_output=True)
+    assert user_file.read_text().startswith("|1|") and "10.1.2.3" not in user_file.read_text()
+    assert known_to_openssh("[10.1.2.3]:2200", user_file)
+    assert not known_to_openssh("10.1.2.3", user_file)  # port 22
     store = HostKeyStore(tmp_path / "app", user_file)
     store.verify(ServerIdentity("10.1.2.3", 2200, key))
     other, _ = new_key(tmp_path, "b")
