@@ -179,6 +179,22 @@ def choose_python(caps: Capabilities, wanted: str | None, kind: str) -> PythonCh
     return PythonChoice((), caps.system_python)
 
 
+def newest_python_within(caps: Capabilities, requires_python: str) -> str | None:
+    """The newest Python the target offers (its modules' and its own) that a requires-python allows; None when
+    none does."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+    allowed = SpecifierSet(requires_python)
+    fitting = []
+    for version in [m.version for m in caps.python_modules] + ([caps.system_python] if caps.system_python else []):
+        try:
+            if allowed.contains(Version(version), prereleases=True):
+                fitting.append(version)
+        except InvalidVersion:
+            continue
+    return max(fitting, key=Version) if fitting else None
+
+
 def stand_in_kind(caps: Capabilities, kind: str) -> str:
     """The kind to make when `kind` cannot be made here: a plain venv for virtualenv or uv (the same
     kind of folder, which pip manages) or for a conda file that asks conda only for Python and pip, else

@@ -119,6 +119,9 @@ class EnvSpec:
     constraints: list[str] = field(default_factory=list)
     """Lines of the file's constraints files (-c): they narrow the versions of whatever is installed and install
     nothing themselves; kept with the environment, every later install into it follows them (pip's -c)."""
+    requires_python: str | None = None
+    """A lock file's requires-python where it names no exact Python (a pylock.toml): the import takes the newest
+    Python of the target's within it, as for a uv project."""
 
     @property
     def pip_pins(self) -> list[Pin]:
@@ -1159,7 +1162,8 @@ def from_pylock(text: str, folder: Path | None = None) -> EnvSpec:
         raise InvalidInput(f"This pylock.toml is of a version EnvDesk does not read ({exc}).") from exc
     except PylockValidationError as exc:
         raise InvalidInput(f"This is not a valid PEP 751 lock file: {exc}.") from exc
-    spec = EnvSpec(source={"format": "pylock"})
+    spec = EnvSpec(source={"format": "pylock"},
+                   requires_python=str(lock.requires_python) if lock.requires_python else None)
     groups = frozenset(lock.default_groups or [])
     for package in lock.packages:
         marker = _lock_marker(package.marker, groups) if package.marker is not None else True

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from envdesk.backend.errors import InvalidInput
+from envdesk.backend.errors import EnvDeskError, InvalidInput
 from envdesk.backend.operations.export import export_environment
 from envdesk.backend.operations.importing import (check_availability, import_environment, plan_import,
                                                   read_spec_file)
@@ -176,6 +176,32 @@ def test_pylock_export_is_valid_pep_751_and_imports_back_exactly_on_both_cluster
     for cluster in (alpha, beta):
         copy = import_environment(session, cluster.name, spec, name=unique("fromlock"))
         assert freeze(cluster, copy.environment.path) == before, cluster.name
+
+
+def test_a_pylock_for_a_python_the_target_lacks_is_refused_as_uv_refuses_it(testbed, session, tmp_path):
+    """F10: EnvDesk built a Python 3.11 environment from a lock whose requires-python is '>=3.13', which uv refuses
+    to install. The referee: uv itself, installing the same lock into a Python 3.11 environment; and the target's
+    folder, where nothing is made."""
+    import re
+    alpha = testbed.clusters["alpha"]
+    path = f"{alpha.home}/venvs/{unique('lock')}"
+    find = " ".join(shlex.quote(a) for a in alpha.pip_args)
+    alpha.run_as_user(f"module load {MODULES['alpha']} >/dev/null 2>&1; set -e; uv venv -q {path} && "
+                      f"uv pip install -q --python {path}/bin/python {find} tinyalpha")
+    text = export_environment(session, "alpha", path, "pylock")
+    later = tmp_path / "pylock.toml"
+    later.write_text(re.sub(r'(?m)^requires-python = ".*"$', 'requires-python = ">=3.13"', text))
+    assert 'requires-python = ">=3.13"' in later.read_text()
+    fresh = tmp_path / "fresh"
+    subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(fresh)], check=True, timeout=300)
+    by_uv = subprocess.run(["uv", "pip", "install", "-q", "--offline", "--python", str(fresh / "bin" / "python"),
+                            "-r", str(later)], capture_output=True, text=True, timeout=300)
+    assert by_uv.returncode != 0 and "3.13" in by_uv.stderr, by_uv.stderr
+    name = unique("later")
+    with pytest.raises(EnvDeskError) as refused:
+        import_environment(session, "alpha", read_spec_file(later), name=name)
+    assert "3.13" in refused.value.message, refused.value.message
+    assert not (alpha.home / "venvs" / name).exists()
 
 
 def test_pylock_export_keeps_an_editable_folder_and_a_commit_and_imports_back_exactly(testbed, session, projects,

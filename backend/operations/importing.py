@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from .. import spec as specs
 from .. import validate
-from ..capabilities import Capabilities, PythonMissing, choose_python, stand_in_kind
+from ..capabilities import Capabilities, PythonMissing, choose_python, newest_python_within, stand_in_kind
 from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..recipes import Installer
@@ -245,6 +245,18 @@ def read_spec_bytes(data: bytes, shown: str, folder: Path) -> EnvSpec:
     return specs.from_text(specs.decode_text(data, shown), "", folder)
 
 
+def _within_requires_python(caps: Capabilities, spec: EnvSpec, target: Target) -> str | None:
+    """The newest Python of the target's that the file's requires-python allows (a pylock.toml's; uv refuses to
+    install a lock into a Python outside it); None where the file has none."""
+    if not spec.requires_python:
+        return None
+    python = newest_python_within(caps, spec.requires_python)
+    if python is None:
+        raise PythonMissing(f"This file needs Python {spec.requires_python}; available: "
+                            f"{', '.join(caps.python_versions()) or 'none'}.", "")
+    return python
+
+
 def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
                  progress: Progress) -> tuple[list[str], str | None, list[str], bool]:
     """The modules, Python version and notes of the environment built from `spec` here, and whether the modules
@@ -254,7 +266,7 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     if kind == "conda":
         return [], spec.python, notes, True
     try:
-        choice = choose_python(caps, spec.python, kind)
+        choice = choose_python(caps, spec.python or _within_requires_python(caps, spec, target), kind)
     except PythonMissing as exc:  # the file's Python is not here: say how to import it with one that is
         raise PythonMissing(exc.message.replace("This target", target.label, 1),
                             "Import it with one of those: the Import dialog's Python, or env import … --python X.Y; "

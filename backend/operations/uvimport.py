@@ -11,11 +11,9 @@ import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
 
 from .. import validate
-from ..capabilities import Capabilities
+from ..capabilities import Capabilities, newest_python_within
 from ..errors import InvalidInput
 from ..spec import EnvSpec
 from ..targets import Session, Target
@@ -104,17 +102,9 @@ def _pick_python(target: Target, caps: Capabilities, project: UvProject) -> str 
     """The newest Python the target offers that requires-python allows (None: no requirement)."""
     if not project.requires_python:
         return None
-    allowed = SpecifierSet(project.requires_python)
-    offered = [m.version for m in caps.python_modules] + ([caps.system_python] if caps.system_python else [])
-    fitting = []
-    for version in offered:
-        try:
-            if allowed.contains(Version(version), prereleases=True):
-                fitting.append(version)
-        except InvalidVersion:
-            continue
-    if not fitting:
+    python = newest_python_within(caps, project.requires_python)
+    if python is None:
         raise InvalidInput(f"This project needs Python {project.requires_python}; {target.label} offers "
                            f"{', '.join(caps.python_versions()) or 'none'}. Nothing was created.",
                            "Lock the project for a Python the target has (requires-python in pyproject.toml).")
-    return max(fitting, key=Version)
+    return python
