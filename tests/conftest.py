@@ -60,6 +60,13 @@ def slurm(testbed):
         started.stop()
 
 
+@pytest.fixture(scope="session")
+def hier(testbed):
+    """The `hier` cluster, whose Python modules sit behind compilers in a real Lmod hierarchy, with uv in
+    ~/.local/bin (see TestBed.hierarchy_cluster), up for the rest of the session once a test asks for it."""
+    return testbed.hierarchy_cluster()
+
+
 @pytest.fixture
 def sample_envs(testbed):
     """The pre-made environments (made once per session); see testbed/sample_envs.py."""

@@ -7,8 +7,10 @@
               beta's module tree
 
 On request (login_shell_cluster), more clusters like alpha whose user logs in
-with another shell (tcsh: edt-tcsh-ID); they are in `extra_clusters`, not in
-`clusters`, so the four above stay the bed every other test sees.
+with another shell (tcsh: edt-tcsh-ID); and (hierarchy_cluster) `hier`, whose
+Python modules sit behind compilers in a real Lmod hierarchy (user edt-hier-ID,
+uv in ~/.local/bin). They are in `extra_clusters`, not in `clusters`, so the
+four above stay the bed every other test sees.
 
 Everything lives in a fresh world-readable folder /tmp/envdesk-testbed-*.
 The users are named edt-alpha-ID, edt-beta-ID, edt-pw-ID (ID: 6 hex digits
@@ -29,6 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 from . import software, users, util, wheels
@@ -38,7 +41,7 @@ STATE_FILE = "testbed-state.json"
 BASE_PREFIX = "envdesk-testbed-"
 PAM_DIR = Path("/etc/pam.d")
 PAM_PREFIX = "envdesk-otp-sshd-"
-USER_RE = re.compile(r"^edt-(alpha|beta|pw|[a-z]{0,6}sh)-[0-9a-f]{6}$")
+USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|[a-z]{0,6}sh)-[0-9a-f]{6}$")
 PASSPHRASE = "correct horse battery staple"
 OTP_WINDOW = 600  # pam_oath accepts codes this many 30 s steps before/after now
 
@@ -393,6 +396,47 @@ class TestBed:
                             python_modules=alpha.python_modules, has_uv_module=alpha.has_uv_module,
                             uv_module=alpha.uv_module, wheelhouse=alpha.wheelhouse, auth_methods="publickey",
                             identity_file=self.client_key)
+            c.new_host_key()
+            self.extra_clusters[name] = c
+            self._start_sshds([c])
+            return c
+
+    def hierarchy_cluster(self) -> FakeCluster:
+        """`hier`, made and started on first request (kept in `extra_clusters`): key login as a user of its own,
+        whose MODULEPATH is an EasyBuild hierarchy (software.build_hierarchy_tree: Python/3.11.3 only once
+        GCC/12.3.0 is loaded), with uv in ~/.local/bin and alpha's wheelhouse. The scipy-stack module's folder
+        holds tinyalpha 1.1, installed (its wheel unpacked, as an installer lays it out)."""
+        name = "hier"
+        with self._extra_lock:
+            if name in self.extra_clusters:
+                return self.extra_clusters[name]
+            user = f"edt-{name}-{self.id}"
+            self._state["users"].append(user)
+            self._save_state()
+            alpha = self.clusters["alpha"]
+            workdir = self.base / name
+            workdir.mkdir(mode=0o755, exist_ok=True)
+            packages = workdir / "software" / "scipy-stack" / "2023b" / "site-packages"
+            packages.mkdir(parents=True)
+            with zipfile.ZipFile(alpha.wheelhouse / "tinyalpha-1.1-py3-none-any.whl") as wheel:
+                wheel.extractall(packages)
+            tree = software.build_hierarchy_tree(workdir, self.base / "shared" / "virtualenv-lib", packages)
+            for folder, _dirs, _files in os.walk(workdir):
+                os.chmod(folder, 0o755)  # the cluster's user reads the tree and the unpacked packages
+            home = self.base / "home" / user
+            info = users.ensure_user(user, home)
+            ssh_dir = home / ".ssh"
+            ssh_dir.mkdir(mode=0o700, exist_ok=True)
+            keys = ssh_dir / "authorized_keys"
+            keys.write_text(self.client_key.with_name(self.client_key.name + ".pub").read_text())
+            keys.chmod(0o600)
+            local_bin = home / ".local" / "bin"
+            software.install_uv(local_bin)
+            for owned in (ssh_dir, keys, home / ".local", local_bin):  # not uv itself: maybe a link to the runner's
+                os.chown(owned, info.pw_uid, info.pw_gid)
+            c = FakeCluster(name=name, user=user, home=home, workdir=workdir, modulepath=tree.modulepath,
+                            python_modules=tree.python_modules, has_uv_module=False, uv_module=None,
+                            wheelhouse=alpha.wheelhouse, auth_methods="publickey", identity_file=self.client_key)
             c.new_host_key()
             self.extra_clusters[name] = c
             self._start_sshds([c])

@@ -178,6 +178,29 @@ prepend_path("PATH", "{uv_bin}")
     return ModuleTree(mods, ["python/3.11.5"], True, "uv/0.13")
 
 
+def _easybuild_lua(name: str, version: str, help_text: str, prefix: Path, before: str = "", after: str = "") -> str:
+    """A module file as EasyBuild writes one for `name`/`version` installed in `prefix` (bin/ on PATH,
+    $EBROOT<NAME> and $EBVERSION<NAME> set), with `before` its settings and `after` its last lines."""
+    return f"""help([[{help_text}]])
+whatis("Name: {name}")
+whatis("Version: {version}")
+{before}local root = "{prefix}"
+prepend_path("PATH", pathJoin(root, "bin"))
+setenv("EBROOT{name.upper()}", root)
+setenv("EBVERSION{name.upper()}", "{version}")
+{after}"""
+
+
+def _gcc_lua(version: str, prefix: Path, before: str = "", after: str = "") -> str:
+    return _easybuild_lua("GCC", version, f"The GNU Compiler Collection {version} (EnvDesk test bed stand-in)", prefix,
+                          before, after)
+
+
+def _python_lua(version: str, prefix: Path, before: str = "") -> str:
+    return _easybuild_lua("Python", version, f"Python {version} (EnvDesk test bed: python3 here is the system Python "
+                          "3.11)", prefix, before)
+
+
 def build_beta_tree(root: Path, virtualenv_lib: Path) -> ModuleTree:
     """EasyBuild-style `GCC/12.3.0` + `Python/3.11.3` (Python has prereq GCC), no uv."""
     mods = _mkdirs(root / "modulefiles")
@@ -185,29 +208,41 @@ def build_beta_tree(root: Path, virtualenv_lib: Path) -> ModuleTree:
     _mkdirs(gcc_root / "bin")
     py_root = root / "software" / "Python" / "3.11.3-GCCcore-12.3.0"
     _python_bin(py_root / "bin", virtualenv_lib)
-    _write(
-        mods / "GCC" / "12.3.0.lua",
-        f"""help([[The GNU Compiler Collection 12.3.0 (EnvDesk test bed stand-in)]])
-whatis("Name: GCC")
-whatis("Version: 12.3.0")
-conflict("GCC")
-local root = "{gcc_root}"
-prepend_path("PATH", pathJoin(root, "bin"))
-setenv("EBROOTGCC", root)
-setenv("EBVERSIONGCC", "12.3.0")
-""",
-    )
-    _write(
-        mods / "Python" / "3.11.3.lua",
-        f"""help([[Python 3.11.3 (EnvDesk test bed: python3 here is the system Python 3.11)]])
-whatis("Name: Python")
-whatis("Version: 3.11.3")
-conflict("Python")
-prereq("GCC/12.3.0")
-local root = "{py_root}"
-prepend_path("PATH", pathJoin(root, "bin"))
-setenv("EBROOTPYTHON", root)
-setenv("EBVERSIONPYTHON", "3.11.3")
-""",
-    )
+    _write(mods / "GCC" / "12.3.0.lua", _gcc_lua("12.3.0", gcc_root, 'conflict("GCC")\n'))
+    _write(mods / "Python" / "3.11.3.lua", _python_lua("3.11.3", py_root, 'conflict("Python")\nprereq("GCC/12.3.0")\n'))
     return ModuleTree(mods, ["GCC/12.3.0", "Python/3.11.3"], False)
+
+
+HIERARCHY_PYTHONS = {"GCC/12.3.0": "Python/3.11.3", "GCC/12.2.0": "Python/3.11.1"}
+"""The hierarchy cluster's compilers and the Python module each one's folder holds (python3 there: the system's)."""
+
+
+def build_hierarchy_tree(root: Path, virtualenv_lib: Path, module_packages: Path) -> ModuleTree:
+    """An EasyBuild hierarchy as on HPC2N or UPPMAX: Core/ holds the compilers `GCC/12.3.0` and `GCC/12.2.0` (one
+    family, so one at a time) and `scipy-stack/2023b`; loading a compiler adds its Compiler/GCC/VERSION folder to
+    MODULEPATH, which holds its Python module (HIERARCHY_PYTHONS). `module avail` lists no Python until a compiler
+    is loaded; Lmod's `module spider` finds them and says which compiler to load first.
+
+    scipy-stack, as the Alliance's module of that name does, puts a folder of installed packages
+    (`module_packages`, filled by the caller) on PYTHONPATH: pip counts them as installed, uv does not."""
+    core = _mkdirs(root / "modules" / "all" / "Core")
+    for compiler, python in HIERARCHY_PYTHONS.items():
+        version = compiler.split("/")[1]
+        _mkdirs(root / "software" / "GCC" / version / "bin")
+        tier = _mkdirs(root / "modules" / "all" / "Compiler" / "GCC" / version)
+        _write(core / "GCC" / f"{version}.lua",  # EasyBuild's hierarchical naming: what this compiler built
+               _gcc_lua(version, root / "software" / "GCC" / version, 'family("compiler")\n',
+                        f'prepend_path("MODULEPATH", "{tier}")\n'))
+        py_version = python.split("/")[1]
+        py_root = root / "software" / "Python" / f"{py_version}-GCCcore-{version}"
+        _python_bin(py_root / "bin", virtualenv_lib)
+        _write(tier / "Python" / f"{py_version}.lua", _python_lua(py_version, py_root))
+    _write(
+        core / "scipy-stack" / "2023b.lua",
+        f"""help([[Packages for Python, installed where PYTHONPATH finds them (as the Alliance's scipy-stack)]])
+whatis("Name: scipy-stack")
+whatis("Version: 2023b")
+prepend_path("PYTHONPATH", "{module_packages}")
+""",
+    )
+    return ModuleTree(core, ["GCC/12.3.0", "Python/3.11.3"], False)
