@@ -33,14 +33,26 @@ class CondaTool(str):
 
 @dataclass(frozen=True)
 class PythonModule:
-    """A module that provides a Python, e.g. python/3.11.5 or Python/3.11.3-GCCcore-12.3.0."""
+    """A module that provides a Python, e.g. python/3.11.5 or Python/3.11.3-GCCcore-12.3.0, and the modules Lmod
+    says to load before it where it sits behind them in a hierarchy (GCC/12.3.0), else none."""
 
     module: str
     version: str
+    needs: tuple[str, ...] = ()
 
     @property
     def minor(self) -> str:
         return ".".join(self.version.split(".")[:2])
+
+    @property
+    def load(self) -> tuple[str, ...]:
+        """What to `module load`, in order, for this Python: what it needs, then itself."""
+        return (*self.needs, self.module)
+
+    @property
+    def shown(self) -> str:
+        """The module for a person, with what it needs: 'Python/3.11.3 (after GCC/12.3.0)'."""
+        return self.module + (f" (after {' '.join(self.needs)})" if self.needs else "")
 
 
 @dataclass
@@ -52,7 +64,10 @@ class Capabilities:
     system_python: str | None = None
     free_bytes: int | None = None
     has_modules: bool = False
-    modules: list[str] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)  # what `module avail` lists: loadable as they are
+    behind: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Python modules only Lmod's spider finds (behind a compiler, say), each with the modules to load first."""
+    spider_gave_up: bool = False  # a spider took longer than module_spider.SPIDER_SECONDS: `behind` may lack some
     quota: list[str] = field(default_factory=list)  # the cluster's own quota report, as it prints it
     conda_version: str | None = None  # of the conda found, from its base's conda-meta (else `conda --version`)
     conda_libmamba: bool = False  # conda-libmamba-solver is installed beside that conda
@@ -62,13 +77,15 @@ class Capabilities:
 
     @property
     def python_modules(self) -> list[PythonModule]:
+        """The modules that provide a Python, oldest first; of two of one version, the one that loads by itself
+        last (choose_python takes the last that fits)."""
         found = []
-        for module in self.modules:
+        for module, needs in [*((module, ()) for module in self.modules), *self.behind.items()]:
             family, _, version = module.partition("/")
             match = _VERSION.match(version)
             if family.lower() in ("python", "python3") and match:
-                found.append(PythonModule(module, ".".join(g for g in match.groups() if g)))
-        return sorted(found, key=lambda m: tuple(int(p) for p in m.version.split(".")))
+                found.append(PythonModule(module, ".".join(g for g in match.groups() if g), tuple(needs)))
+        return sorted(found, key=lambda m: (tuple(int(p) for p in m.version.split(".")), not m.needs))
 
     @property
     def uv_module(self) -> str | None:
@@ -168,14 +185,14 @@ def choose_python(caps: Capabilities, wanted: str | None, kind: str) -> PythonCh
             asked_minor_only = wanted.count(".") == 1  # 'python=3.11' asks for any 3.11, which 3.11.3 is
             note = "" if chosen.version == wanted or asked_minor_only else (
                 f"Python {wanted} is not offered here; using {chosen.module} (Python {chosen.version}).")
-            return PythonChoice((chosen.module,), chosen.version, note)
+            return PythonChoice(chosen.load, chosen.version, note)
         if caps.system_python and _matches(caps.system_python, ".".join(wanted.split(".")[:2])):
             return PythonChoice((), caps.system_python)
         available = ", ".join(caps.python_versions()) or "none"
         raise PythonMissing(f"This target has no Python {wanted}; available: {available}.",
                             "Pick one of the available versions.")
     if modules:
-        return PythonChoice((modules[-1].module,), modules[-1].version)
+        return PythonChoice(modules[-1].load, modules[-1].version)
     return PythonChoice((), caps.system_python)
 
 

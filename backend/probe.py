@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .capabilities import Capabilities
+from .module_spider import SPIDER_PROBE, prerequisites
 from .runner import CancelToken
 
 if TYPE_CHECKING:
@@ -80,11 +81,14 @@ elif command -v quota >/dev/null 2>&1; then
 fi
 if type module >/dev/null 2>&1; then
   echo "@@modules yes"
-  module -t avail 2>&1 | sed 's/^/@@avail /'
+  avail=$(module -t avail 2>&1)
+  printf '%s\n' "$avail" | sed 's/^/@@avail /'
+""" + SPIDER_PROBE.strip("\n") + r"""
 fi
 true
 """
-"""Shell text a POSIX target runs to report itself, one @@-tagged line per finding (see parse_probe)."""
+"""Shell text a POSIX target runs to report itself, one @@-tagged line per finding (see parse_probe); on Lmod, the
+Python modules behind others too (module_spider.py)."""
 
 
 _CONDA_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
@@ -93,10 +97,14 @@ _CONDA_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
 def parse_probe(text: str) -> Capabilities:
     """The Capabilities in the output of PROBE_SCRIPT (lines without a tag are ignored)."""
     caps = Capabilities()
+    spider: list[str] = []
     for line in text.splitlines():
         if not line.startswith("@@"):
             continue
         tag, _, rest = line[2:].partition(" ")
+        if tag == "spider":
+            spider.append(rest)
+            continue
         if tag == "home":
             caps.home = rest
         elif tag == "tool":
@@ -120,6 +128,10 @@ def parse_probe(text: str) -> Capabilities:
             name = re.sub(r"\s*\(.*\)\s*$", "", rest.strip())
             if name and not name.endswith((":", "/")) and " " not in name:
                 caps.modules.append(name)
+        elif tag == "spider_timeout":
+            caps.spider_gave_up = True
+    caps.behind = {module: needs for module, needs in prerequisites("\n".join(spider) + "\n").items()
+                   if module not in caps.modules}
     return caps
 
 

@@ -9,8 +9,10 @@ to load before each), `module load` and $LOADEDMODULES, and the Python those mod
 from __future__ import annotations
 
 import re
+import time
 
-from lmod_fixtures import lmod_spider, python_after
+from envdesk_fixtures import cli_json, run_cli, session_for, unique
+from lmod_fixtures import lmod_spider, pip_freeze, profile_config, python_after, pyvenv_home
 from testbed.software import HIERARCHY_PYTHONS
 
 
@@ -23,3 +25,96 @@ def test_the_test_bed_hides_python_behind_the_compiler_as_lmod_says(hier):
     assert lmod_spider(hier) == {python: [compiler] for compiler, python in HIERARCHY_PYTHONS.items()}
     loaded, folder = python_after(hier, ["GCC/12.3.0", "Python/3.11.3"])
     assert loaded == "GCC/12.3.0:Python/3.11.3" and "Python/3.11.3-GCCcore-12.3.0" in folder
+
+
+def test_cluster_test_lists_each_python_module_with_what_lmod_says_to_load_first(hier, testbed, tmp_path, home):
+    """`cluster test` said "Python modules: none" on such a cluster. Now each Python module Lmod's spider finds is
+    listed with the modules Lmod says to load before it, and the probe is still one remote command."""
+    config = profile_config(tmp_path / "cfg", hier)
+    tested = run_cli("cluster", "test", "hier", config=config, home=home)
+    assert tested.returncode == 0, tested.stderr
+    for module, needs in lmod_spider(hier).items():
+        assert f"{module} (after {' '.join(needs)})" in tested.stdout, tested.stdout
+
+    from envdesk.backend.paths import AppPaths
+    from envdesk.backend.probe import probe
+    session = session_for(AppPaths(profile_config(tmp_path / "cfg2", hier)))
+    try:
+        session.target("hier").runner.connect()
+        before = len(hier.session_commands())
+        started = time.monotonic()
+        caps = probe(session.target("hier"))
+        took = time.monotonic() - started
+    finally:
+        session.close()
+    assert len(hier.session_commands()) - before == 1, hier.session_commands()[before:]
+    assert not caps.spider_gave_up
+    print(f"probe of hier with Lmod's spider: {took:.2f} s")
+
+
+def test_a_create_without_modules_takes_the_python_behind_its_compiler(hier, tmp_path, home):
+    """The newest Python (3.11.3, behind GCC/12.3.0) by default, and 3.11.1 (behind GCC/12.2.0) when asked for:
+    each environment's Python is the one Lmod puts on PATH after those modules, and they load by hand."""
+    config = profile_config(tmp_path / "cfg", hier)
+    for asked, compiler in ((None, "GCC/12.3.0"), ("3.11.1", "GCC/12.2.0")):
+        name = unique("hier")
+        python = ["--python", asked] if asked else []
+        made = run_cli("env", "create", "hier", name, "--kind", "venv", *python, "--package", "tinygamma",
+                       config=config, home=home)
+        assert made.returncode == 0, made.stderr
+        path = str(hier.home / "venvs" / name)
+        lmod_says = [compiler, HIERARCHY_PYTHONS[compiler]]
+        loaded, folder = python_after(hier, lmod_says)
+        assert loaded == ":".join(lmod_says)
+        assert pyvenv_home(path) == folder, (pyvenv_home(path), folder)
+        assert "tinygamma==0.1" in pip_freeze(hier, path, lmod_says)
+
+
+def test_a_clone_maps_the_python_module_to_the_one_behind_the_compiler(hier, testbed, tmp_path, home):
+    """T20: a copy mapped python/3.11 to '(none) ... Python 3.11.2', the system's Python. A clone of alpha's
+    python/3.11.5 environment now gets the 3.11 Lmod finds behind GCC/12.3.0, with the same packages."""
+    config = profile_config(tmp_path / "cfg", hier, testbed=testbed, also=["alpha"])
+    name = unique("src")
+    made = run_cli("env", "create", "alpha", name, "--kind", "venv", "--module", "python/3.11.5", "--package",
+                   "tinyalpha==1.1", config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    cloned = run_cli("env", "clone", "alpha", name, "hier", config=config, home=home)
+    assert cloned.returncode == 0, cloned.stderr
+    path = str(hier.home / "venvs" / name)
+    lmod_says = ["GCC/12.3.0", "Python/3.11.3"]
+    assert pyvenv_home(path) == python_after(hier, lmod_says)[1]
+    assert "tinyalpha==1.1" in pip_freeze(hier, path, lmod_says)
+    shown = cli_json("env", "show", "hier", name, config=config, home=home)
+    assert shown["modules"] == lmod_says, shown  # what a kernel or a job script loads: it loads by hand (above)
+
+
+def test_the_probe_reads_lmods_answer_as_older_and_newer_lmod_word_it():
+    """Lmod 8.6 writes the sentence on one line, the documentation's (newer) Lmod wraps it; both are read, the way
+    with the fewest modules is taken, shell text is never taken for a module, and a spider given up is told."""
+    from envdesk.backend.probe import parse_probe
+    answer = """@@modules yes
+@@avail GCC/12.3.0
+@@avail Python/3.10.4
+@@spider
+@@spider   Python: Python/3.11.3
+@@spider     You will need to load all module(s) on any one of the lines below before the "Python/3.11.3" module is \
+available to load.
+@@spider
+@@spider       GCC/13.2.0  OpenMPI/4.1.6
+@@spider       GCCcore/12.3.0
+@@spider
+@@spider   Python: Python/3.12.3
+@@spider     You will need to load all module(s) on any one of the lines below
+@@spider     before the "Python/3.12.3" module is available to load.
+@@spider
+@@spider       GCCcore/13.3.0
+@@spider   evil: evil/1.0
+@@spider     You will need to load all module(s) on any one of the lines below before the "python/1.0" module is \
+available to load.
+@@spider       $(touch /tmp/x)
+@@spider_timeout 30
+"""
+    caps = parse_probe(answer)
+    assert [m.load for m in caps.python_modules] == [("Python/3.10.4",), ("GCCcore/12.3.0", "Python/3.11.3"),
+                                                     ("GCCcore/13.3.0", "Python/3.12.3")]
+    assert caps.spider_gave_up

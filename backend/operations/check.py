@@ -12,6 +12,7 @@ from ..capabilities import Capabilities
 from ..config import ClusterProfile
 from ..errors import Cancelled, EnvDeskError
 from ..inventory import Inventory, read_inventory
+from ..module_spider import SPIDER_SECONDS
 from ..targets import Session, Target
 from .common import Progress
 
@@ -46,11 +47,17 @@ class ConnectionCheck:
 
 
 def _describe(caps: Capabilities) -> str:
+    """What the probe found, in one line: the Python modules with what each needs loaded first (Lmod's spider)."""
     python = caps.tools.get("python3", "none")
     return (f"Python {caps.system_python or 'of unknown version'} ({python}); environment modules: "
             f"{'yes' if caps.has_modules else 'no'}; Python modules: "
-            f"{', '.join(m.module for m in caps.python_modules) or 'none'}; uv: {'yes' if caps.uv() else 'no'}; "
-            f"kinds: {', '.join(caps.kinds())}")
+            f"{', '.join(m.shown for m in caps.python_modules) or 'none'}{SPIDER_NOTE if caps.spider_gave_up else ''}; "
+            f"uv: {'yes' if caps.uv() else 'no'}; kinds: {', '.join(caps.kinds())}")
+
+
+SPIDER_NOTE = (f" (Lmod's module spider took longer than {SPIDER_SECONDS} s, so Python modules behind others may be "
+               "missing: run 'module spider' once on the cluster, and Lmod keeps a spider cache in ~/.cache/lmod "
+               "that makes the next look quick)")
 
 
 def _scratch_target(session: Session, profile: ClusterProfile) -> Target:

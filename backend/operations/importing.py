@@ -279,7 +279,9 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     checked = not all("/" in module for module in choice.modules)
     modules = loadable_modules(target, list(choice.modules), progress, notes) if checked else list(choice.modules)
     python_families = ("python", "python3")
-    others = [m for m in spec.modules if m.partition("/")[0].lower() not in python_families and m not in modules]
+    chosen = {m.partition("/")[0] for m in modules}  # a compiler the Python here needs replaces the file's own
+    others = [m for m in spec.modules if m.partition("/")[0].lower() not in python_families
+              and m.partition("/")[0] not in chosen]
     kept = [m for m in others if m in caps.modules]
     dropped = [m for m in others if m not in caps.modules]
     # in the file's order around its Python module (python/3.11 scipy-stack/2023b: a module that needs a Python

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QWidget)
 
 from envdesk.backend import validate
-from envdesk.backend.capabilities import Capabilities
+from envdesk.backend.capabilities import Capabilities, choose_python
 from envdesk.backend.errors import EnvDeskError
 from envdesk.backend.targets import check_folder
 
@@ -112,7 +112,7 @@ class NewEnvironmentDialog(QDialog):
             self.kind.addItem(KIND_HELP.get(kind, kind), kind)
         self.python.clear()
         for version in reversed(caps.python_versions()):
-            self.python.addItem(f"Python {version}", version)
+            self.python.addItem(python_item(caps, version), version)
         self.root.clear()
         for root in self.controller.roots(self.target):
             self.root.addItem(root)
@@ -214,6 +214,13 @@ class NewEnvironmentDialog(QDialog):
 
     def start(self) -> Task:
         return self.controller.create(self.target, **self.request())
+
+
+def python_item(caps: Capabilities, version: str) -> str:
+    """How a Python version is offered: with the modules that give it (a module behind a compiler after the
+    compiler's, as Lmod's spider says to load them), or as the system's own."""
+    modules = choose_python(caps, version, "venv").modules
+    return f"Python {version}: " + (f"module {' '.join(modules)}" if modules else "the system's")
 
 
 def _why_not(still_looking: bool, name: str, notes: tuple[QLabel, ...]) -> str:
