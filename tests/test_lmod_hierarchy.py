@@ -70,6 +70,17 @@ def test_a_create_without_modules_takes_the_python_behind_its_compiler(hier, tmp
         assert "tinygamma==0.1" in pip_freeze(hier, path, lmod_says)
 
 
+def test_a_module_typed_without_its_compiler_gets_it_from_lmods_spider(hier, tmp_path, home):
+    """`--module Python/3.11.3` alone: Lmod refuses it and says to ask spider; the create asks, and loads
+    GCC/12.3.0 first, as the referee did by hand in T20."""
+    config = profile_config(tmp_path / "cfg", hier)
+    name = unique("typed")
+    made = run_cli("env", "create", "hier", name, "--kind", "venv", "--module", "Python/3.11.3",
+                   config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    assert pyvenv_home(str(hier.home / "venvs" / name)) == python_after(hier, ["GCC/12.3.0", "Python/3.11.3"])[1]
+
+
 def test_a_clone_maps_the_python_module_to_the_one_behind_the_compiler(hier, testbed, tmp_path, home):
     """T20: a copy mapped python/3.11 to '(none) ... Python 3.11.2', the system's Python. A clone of alpha's
     python/3.11.5 environment now gets the 3.11 Lmod finds behind GCC/12.3.0, with the same packages."""

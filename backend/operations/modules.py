@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from ..errors import InvalidInput
+from ..module_spider import prerequisites
 from ..runner import module_load
 from ..targets import Target
 from .common import Progress
@@ -16,7 +18,10 @@ def loadable_modules(target: Target, modules: list[str], progress: Progress,
     """`modules` with any prerequisites Lmod names put in front, each given without a version named with the one
     that loaded (`python` as python/3.11.5: a later default must not change the environment); refuses modules that
     do not load. A load is judged by Lmod's own result (its status or, after a warning, what loaded; its error
-    lines), never by words the login scripts print; Lmod's warnings about a module that loaded go to `notes`."""
+    lines), never by words the login scripts print; Lmod's warnings about a module that loaded go to `notes`.
+    Prerequisites are what Lmod's refusal names (a module's prereq()) or, for a module behind others in a
+    hierarchy (Lmod: it exists but cannot be loaded as requested), what `module spider NAME/VERSION` says to load
+    first (one more command)."""
     if not modules or not target.runner.has_module_system:
         return list(modules)
     wanted = list(modules)
@@ -28,13 +33,36 @@ def loadable_modules(target: Target, modules: list[str], progress: Progress,
             if notes is not None:
                 notes.extend(f"{' '.join(wanted)}: Lmod warns: {warning}" for warning in _warnings(result.stderr))
             return _with_versions(wanted, result.stderr)
-        if not missing:
-            raise _not_loaded(target.label, wanted, result.stderr)
-        needed = [m for line in missing.group(1).splitlines() for m in line.split() if m not in wanted]
+        if missing:
+            needed = [m for line in missing.group(1).splitlines() for m in line.split() if m not in wanted]
+        else:
+            needed = _behind_others(target, wanted, result.stderr, progress)
+            if not needed:
+                raise _not_loaded(target.label, wanted, result.stderr)
         if not needed:
             break
         wanted = needed + wanted
     raise InvalidInput(f"{target.label} could not load the modules {' '.join(wanted)}.")
+
+
+_HIDDEN = re.compile(r"exist\s+but\s+cannot\s+be\s+loaded\s+as\s+requested:\s*((?:\"[^\"\n]+\"[,\s]*)+)")
+"""Lmod's words for modules its spider finds behind others (Lmod 7 and later: 'These module(s) or extension(s)
+exist but cannot be loaded as requested: "Python/3.11.3"', with 'Try: "module spider Python/3.11.3"')."""
+
+
+def _behind_others(target: Target, wanted: list[str], text: str, progress: Progress) -> list[str]:
+    """The modules to load before those of `wanted` that Lmod's refusal (`text`) says sit behind others, as
+    `module spider NAME/VERSION` gives them (the first way with the fewest modules); none where it names no such
+    module of `wanted` with a version (`module spider NAME` would list versions, not what to load)."""
+    hidden = _HIDDEN.search(text)
+    names = [name for name in re.findall(r'"([^"]+)"', hidden.group(1)) if name in wanted and "/" in name] \
+        if hidden else []
+    if not names:
+        return []
+    asked = target.runner.run_shell(f"module spider {shlex.join(names)} 2>&1", cancel=progress.cancel, timeout=120,
+                                    label=f"module spider {' '.join(names)}")
+    found = prerequisites(asked.stdout)
+    return list(dict.fromkeys(m for name in names for m in found.get(name, ()) if m not in wanted))
 
 
 _LIST = "{ echo ENVDESK-LOADED >&2; module -t list; true; }"
