@@ -99,6 +99,18 @@ def test_a_clone_maps_the_python_module_to_the_one_behind_the_compiler(hier, tes
     assert shown["modules"] == lmod_says, shown  # what a kernel or a job script loads: it loads by hand (above)
 
 
+def test_doctor_finds_nothing_gone_for_modules_behind_a_compiler(hier, tmp_path, home):
+    """`module is-avail Python/3.11.3` fails until GCC/12.3.0 is loaded, so the doctor called such an environment's
+    module gone; Lmod's spider finds it, and `module load` by hand works."""
+    config = profile_config(tmp_path / "cfg", hier)
+    name = unique("doc")
+    assert run_cli("env", "create", "hier", name, "--kind", "venv", config=config, home=home).returncode == 0
+    assert hier.run_as_user("module is-avail Python/3.11.3", check=False).returncode != 0
+    python_after(hier, ["GCC/12.3.0", "Python/3.11.3"])  # loads by hand
+    found = cli_json("env", "doctor", "hier", name, config=config, home=home)
+    assert not [f for f in found["findings"] if f["code"] == "module-gone"], found
+
+
 def test_the_probe_reads_lmods_answer_as_older_and_newer_lmod_word_it():
     """Lmod 8.6 writes the sentence on one line, the documentation's (newer) Lmod wraps it; both are read, the way
     with the fewest modules is taken, shell text is never taken for a module, and a spider given up is told."""

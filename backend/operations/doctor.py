@@ -209,6 +209,11 @@ def _warnings_finding(env: Environment) -> list[Finding]:
                     "what Python finds.")]
 
 
+_BEHIND_OTHERS = '{ [ -n "${LMOD_CMD:-}" ] && '
+"""A module `module avail` does not list may sit behind another in an Lmod hierarchy (Python/3.11.3 once GCC/12.3.0
+is loaded): there, it is gone only where Lmod's spider, which walks the whole tree, does not find it either."""
+
+
 def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progress
                     ) -> tuple[set[str], dict[str, list[Unmet]]]:
     """The recorded modules the module system no longer has, and each environment's unmet requirements: one
@@ -217,7 +222,8 @@ def _ask_the_target(target: Target, envs: Sequence[Environment], progress: Progr
     modules = sorted({module for env in envs for module in env.modules}) if runner.has_module_system else []
     checked = [env for env in envs if env.state == "ok" and env.python]
     shell = has_shell(target)
-    lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || "
+    lines = [join_command(["module", "is-avail", module]) + " >/dev/null 2>&1 || " + _BEHIND_OTHERS
+             + join_command(["module", "spider", module]) + " >/dev/null 2>&1; } || "
              + join_command(["echo", "missing", module]) for module in modules]
     python_of = {env.path: runner.env_python(env.path) for env in checked}
     if shell and checked:
