@@ -68,6 +68,7 @@ class Capabilities:
     behind: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Python modules only Lmod's spider finds (behind a compiler, say), each with the modules to load first."""
     spider_gave_up: bool = False  # a spider took longer than module_spider.SPIDER_SECONDS: `behind` may lack some
+    preferred_kind: str | None = None  # the kind the cluster's preset names (presets.preferred_kind), if any
     quota: list[str] = field(default_factory=list)  # the cluster's own quota report, as it prints it
     conda_version: str | None = None  # of the conda found, from its base's conda-meta (else `conda --version`)
     conda_libmamba: bool = False  # conda-libmamba-solver is installed beside that conda
@@ -153,6 +154,22 @@ class Capabilities:
         if self.conda_tool:
             kinds.append("conda")
         return kinds
+
+    def default_kind(self) -> str:
+        """The kind a new environment gets unless one is asked for: the one the cluster's preset names (or, where
+        that cannot be made here, what stand_in_kind makes instead), else the fastest one here."""
+        if self.preferred_kind is None:
+            return self.kinds()[0]
+        return self.preferred_kind if self.preferred_kind in self.kinds() else stand_in_kind(self, self.preferred_kind)
+
+    def installer_uv(self, kind: str | None) -> tuple[str, list[str]] | None:
+        """How to run uv for installs into an environment of `kind`, or None where pip installs them: uv where the
+        target has it, except into an environment of a pip kind (venv, virtualenv, conda) on a cluster whose
+        preset names one of those: the site's way is pip there (the Alliance's modules put packages on
+        PYTHONPATH, which pip counts as installed and uv does not, so uv installed them again). `kind` None: any."""
+        if kind != "uv" and self.preferred_kind not in (None, "uv"):
+            return None
+        return self.uv()
 
 
 class PythonMissing(InvalidInput):

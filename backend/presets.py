@@ -208,6 +208,18 @@ def judge_host_key(identity: ServerIdentity, presets: list[Preset] | None = None
     return HostKeyVerdict(NOT_PUBLISHED)
 
 
+def preferred_kind(preset_id: str | None) -> str | None:
+    """The environment kind the preset `preset_id` (a profile's `preset`) names as its site's way, e.g. the
+    Alliance's virtualenv. None for no preset, for `other` (its kind is a default for any site, not a site's word)
+    and for one EnvDesk does not ship (any more)."""
+    if not preset_id or preset_id == OTHER_ID:
+        return None
+    try:
+        return get_preset(preset_id).preferred_kind
+    except (NotFound, ConfigError):
+        return None
+
+
 def load_presets(folder: str | os.PathLike[str] | Traversable | None = None) -> list[Preset]:
     """Every preset in `folder` (default: the ones EnvDesk ships), ``other`` last.
 

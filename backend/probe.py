@@ -231,8 +231,11 @@ def _installed_python(caps: Capabilities) -> None:
 
 def probe(target: Target, cancel: CancelToken | None = None) -> Capabilities:
     """Ask the target what it offers, in one command (none for this computer), with how its profile wants conda
-    run (solver and channels: see Capabilities.conda_tool)."""
+    run (solver and channels: see Capabilities.conda_tool) and the kind its preset names (see
+    Capabilities.default_kind and installer_uv)."""
     caps = target.runner.probe(cancel)
     if target.profile is not None:
+        from .presets import preferred_kind  # the shipped presets are read only where a profile names one
         caps.conda_solver, caps.conda_channels = target.profile.conda_solver, list(target.profile.conda_channels)
+        caps.preferred_kind = preferred_kind(target.profile.preset)
     return caps

@@ -161,7 +161,8 @@ def _from_a_file(spec: str) -> bool:
 
 @dataclass(frozen=True)
 class Installer:
-    """Installs into one environment with uv when the target has it, else with pip.
+    """Installs into one environment with uv when the target has it (and its preset does not ask for pip: see
+    Capabilities.installer_uv), else with pip.
 
     Requirements whose URL holds a credential are given on standard input, never as arguments; in what
     EnvDesk records they appear without it (spec.redact), as pip and uv record them (PEP 610). So are those
@@ -179,11 +180,12 @@ class Installer:
 
     @classmethod
     def for_env(cls, caps: Capabilities, python: str, env_modules: Sequence[str],
-                pip_args: Sequence[str], *, here: bool = False, constraints: str | None = None) -> "Installer":
-        """The installer for the environment whose Python is `python` (and whose constraints file is
-        `constraints`); `here`: on this computer, where EnvDesk can see for itself whether pip has settings (a
-        cluster's can come with its modules, so are always read)."""
-        uv = caps.uv()
+                pip_args: Sequence[str], *, kind: str | None = None, here: bool = False,
+                constraints: str | None = None) -> "Installer":
+        """The installer for the environment of `kind` whose Python is `python` (and whose constraints file is
+        `constraints`): uv or pip as Capabilities.installer_uv says; `here`: on this computer, where EnvDesk can
+        see for itself whether pip has settings (a cluster's can come with its modules, so are always read)."""
+        uv = caps.installer_uv(kind)
         pip_config = bool(uv) and (not here or bool(env_modules) or bool(uv[1] if uv else ())
                                    or pip_settings.has_settings(os.environ, python))
         return cls(python, tuple(env_modules), tuple(pip_args), (uv[0], tuple(uv[1])) if uv else None, pip_config,

@@ -259,7 +259,8 @@ def _env_create(verbs: Any) -> None:
     create = verbs.add_parser("create", help="create an environment")
     create.add_argument("cluster", help=CLUSTER_HELP)
     create.add_argument("name", help="the new environment's name (its folder's)")
-    create.add_argument("--kind", choices=KINDS, help="what makes it (default: uv where the cluster has it, else venv)")
+    create.add_argument("--kind", choices=KINDS, help="what makes it (default: the kind the cluster's preset "
+                        "names, else uv where the cluster has it, else venv)")
     create.add_argument("--python", metavar="VERSION",
                         help="the Python version, such as 3.11 (default: the newest there)")
     create.add_argument("--module", action="append", metavar="MODULE",

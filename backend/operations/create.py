@@ -92,7 +92,7 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     request.validate()
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
-    kind = request.kind or caps.kinds()[0]
+    kind = request.kind or caps.default_kind()  # the preset's kind where it names one (T20: uv on the Alliance)
     notes: list[str] = []
     if kind == "virtualenv" and kind not in caps.kinds():
         kind = stand_in_kind(caps, kind)
@@ -185,7 +185,7 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
     if conda_packages and caps.conda_tool:
         steps.append((conda_install(caps.conda_tool, path, conda_packages, modules, channels), CondaInstallFailed))
     if packages:
-        installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args,
+        installer = Installer.for_env(caps, target.runner.env_python(path), modules, target.pip_args, kind=kind,
                                       here=target.runner.runs_actions_here,
                                       constraints=constraints_file(path) if constraints else None)
         hashed = [line for line in packages if HASH_OPTION in line]

@@ -770,7 +770,7 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
         return []
     caps = capabilities(session, target, progress)
     scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
-    installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args)
+    installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args, kind=plan.kind)
     make = ["python3", "-m", "venv", *(["--without-pip"] if installer.uv else []), scratch]
     progress.step(f"Checking which of {len(lines)} packages {target.label} can provide")
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
@@ -969,7 +969,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             settle_modules(target, plan, progress)
             common.update(modules=plan.modules, modules_checked=True)  # for the retry below: known to load now
             installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
-                                          target.pip_args, here=target.runner.runs_actions_here)
+                                          target.pip_args, kind=plan.kind, here=target.runner.runs_actions_here)
             missing = find_unavailable(target, installer, plan.to_install, progress)
             if not missing:
                 raise

@@ -59,7 +59,7 @@ IPYKERNEL_GONE = ("Without ipykernel, a Jupyter kernel of this environment no lo
 
 def _installer(target: Target, caps: Capabilities, env: Environment) -> Installer:
     """The environment's installer, within the constraints it keeps."""
-    return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args,
+    return Installer.for_env(caps, target.runner.env_python(env.path), env.modules, target.pip_args, kind=env.kind,
                              here=target.runner.runs_actions_here,
                              constraints=constraints_file(env.path) if env.constraints else None)
 

@@ -110,6 +110,7 @@ class NewEnvironmentDialog(QDialog):
         self.kind.clear()
         for kind in caps.kinds():
             self.kind.addItem(KIND_HELP.get(kind, kind), kind)
+        self.kind.setCurrentIndex(max(0, self.kind.findData(caps.default_kind())))  # the preset's, where it names one
         self.python.clear()
         for version in reversed(caps.python_versions()):
             self.python.addItem(python_item(caps, version), version)
@@ -121,7 +122,9 @@ class NewEnvironmentDialog(QDialog):
             quotas = html.escape("\n".join(caps.quota))
             space += f"<br>Your quotas, as the cluster reports them:<pre>{quotas}</pre>"
         self.space.setText(space)
-        self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.")
+        preset = (f" New environments are {caps.default_kind()}, as the cluster's preset says; the others stay a "
+                  "choice." if caps.preferred_kind else "")
+        self.status.setText(f"{self.controller.label(self.target)} can make: {', '.join(caps.kinds())}.{preset}")
         self._choose_draft()
         self._validate()
 
