@@ -141,3 +141,28 @@ available to load.
     assert [m.load for m in caps.python_modules] == [("Python/3.10.4",), ("GCCcore/12.3.0", "Python/3.11.3"),
                                                      ("GCCcore/13.3.0", "Python/3.12.3")]
     assert caps.spider_gave_up
+
+
+ENVIRONMENT_MODULES = """module() {  # STAND-IN for Environment Modules (Tcl), not Lmod: it records what it is asked
+  echo "$*" >> ~/module-calls
+  case "$*" in "-t avail") echo "/opt/modulefiles:"; echo "python/3.9.18" ;; esac >&2
+}
+unset LMOD_CMD BASH_ENV
+"""
+
+
+def test_a_site_without_lmod_is_asked_only_module_avail_as_before(hier, tmp_path):
+    """Environment Modules has no spider of Lmod's kind: the probe asks it `module -t avail` alone, and offers what
+    that lists. Referee: the stand-in module's own record of what it was asked."""
+    from envdesk.backend.paths import AppPaths
+    from envdesk.backend.probe import probe
+    hier.run_as_user("cp -p ~/.bash_profile ~/.bash_profile.kept 2>/dev/null; rm -f ~/module-calls; "
+                     "cat > ~/.bash_profile", input=ENVIRONMENT_MODULES)
+    session = session_for(AppPaths(profile_config(tmp_path / "cfg", hier)))
+    try:
+        caps = probe(session.target("hier"))
+    finally:
+        session.close()
+        hier.run_as_user("rm -f ~/.bash_profile; mv ~/.bash_profile.kept ~/.bash_profile 2>/dev/null; true")
+    assert hier.run_as_user("cat ~/module-calls").stdout.splitlines() == ["-t avail"]
+    assert [m.load for m in caps.python_modules] == [("python/3.9.18",)] and not caps.spider_gave_up
