@@ -5,7 +5,8 @@ compiler's module adds the folder that holds it to MODULEPATH, so `module avail`
 answers say where it is: `module -t spider` lists every module of the whole tree, and `module spider
 NAME/VERSION` names the modules to load first ("You will need to load all module(s) on any one of the lines below
 before the "Python/3.11.3" module is available to load"). SPIDER_PROBE asks both inside the probe's one command,
-only on Lmod (Environment Modules answers `spider` differently, or not at all), and only for the Python modules
+only on Lmod (Environment Modules answers `spider` differently, or not at all), only where `module avail` lists no
+Python module at all (a spider of a big tree costs every probe up to seconds), and only for the Python modules
 `module avail` does not list; `prerequisites` reads the answer.
 
 A spider walks the whole tree unless Lmod has a spider cache (a site's, or the one it keeps in ~/.cache/lmod once a
@@ -23,7 +24,7 @@ SPIDER_SECONDS = 30
 """How long each of the probe's spider runs may take before it is given up (the probe's own limit is 120 s)."""
 
 SPIDER_PROBE = r"""
-if [ -n "${LMOD_CMD:-}" ] && [ -x "$LMOD_CMD" ]; then
+if [ -n "${LMOD_CMD:-}" ] && [ -x "$LMOD_CMD" ] && ! printf '%s\n' "$avail" | grep -qiE '^python3?/[0-9]'; then
   envdesk_spider() {
     if command -v timeout >/dev/null 2>&1; then
       LMOD_REDIRECT=no timeout """ + str(SPIDER_SECONDS) + r""" "$LMOD_CMD" bash "$@" 2>&1 >/dev/null

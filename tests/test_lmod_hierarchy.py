@@ -166,3 +166,20 @@ def test_a_site_without_lmod_is_asked_only_module_avail_as_before(hier, tmp_path
         hier.run_as_user("rm -f ~/.bash_profile; mv ~/.bash_profile.kept ~/.bash_profile 2>/dev/null; true")
     assert hier.run_as_user("cat ~/module-calls").stdout.splitlines() == ["-t avail"]
     assert [m.load for m in caps.python_modules] == [("python/3.9.18",)] and not caps.spider_gave_up
+
+
+def test_the_spider_is_asked_only_where_module_avail_lists_no_python(hier, testbed, tmp_path):
+    """A spider of a big tree costs every probe up to seconds: where `module avail` already lists a Python module
+    (alpha's python/3.11.5) Lmod is not asked for it. The referee: Lmod's own command, wrapped to note each call
+    it is given, as the probe runs by hand on each cluster."""
+    from envdesk.backend.probe import PROBE_SCRIPT
+    calls = {}
+    for cluster in (testbed.clusters["alpha"], hier):
+        log = f"{cluster.home}/lmod-calls.txt"
+        wrap = (f'real_lmod=$LMOD_CMD; printf \'%s\\n\' \'#!/bin/sh\' "echo \\"\\$*\\" >> {log}" '
+                f'"exec $real_lmod \\"\\$@\\"" > ~/lmod-wrap && chmod +x ~/lmod-wrap && LMOD_CMD=~/lmod-wrap; '
+                f"rm -f {log}; ")
+        cluster.run_as_user(wrap + PROBE_SCRIPT)
+        calls[cluster.name] = cluster.run_as_user(f"cat {log}").stdout
+    assert "avail" in calls["alpha"] and "spider" not in calls["alpha"], calls["alpha"]
+    assert "spider" in calls["hier"], calls["hier"]
