@@ -71,10 +71,17 @@ cannot list does not fail the load."""
 
 
 def _with_versions(wanted: list[str], text: str) -> list[str]:
-    """`wanted`, each name given without a version as the loaded module of that name (python -> python/3.11.5)."""
+    """`wanted`, each name given without a version, or with part of one, as the loaded module it stands for
+    (python -> python/3.11.5, python/3.11 -> python/3.11.5, as Lmod's extended default loads it): the environment
+    keeps the Python it was made with when the cluster's default moves on (T20)."""
     loaded = [line.strip() for line in text.partition("ENVDESK-LOADED")[2].splitlines() if "/" in line]
-    return [module if "/" in module else next((full for full in loaded if full.split("/")[0] == module), module)
-            for module in wanted]
+
+    def full(module: str) -> str:
+        if module in loaded:
+            return module
+        return next((name for name in loaded if (name.split("/")[0] == module if "/" not in module
+                                                  else name.startswith(module + "."))), module)
+    return [full(module) for module in wanted]
 
 
 _UNKNOWN = re.compile(r"module\(s\) are unknown:\s*((?:\"[^\"\n]+\"\s*)+)")
