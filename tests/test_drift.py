@@ -149,6 +149,24 @@ def test_diff_lists_what_pip_freeze_says_differs(local):
     assert same.returncode == 0 and json.loads(same.stdout)["identical"] is True
 
 
+def test_a_sites_own_build_of_the_same_release_is_said_to_be_one(local):
+    """T20: env diff counted numpy 1.26.4+computecanada against 1.26.4 as "another version", not saying it is the
+    same release built by the site. The referee: pip freeze of both (they differ) and PEP 440's public version
+    of each, as packaging reads it (the same)."""
+    from packaging.version import Version
+    for name, version in (("here", "1.26.4+computecanada"), ("there", "1.26.4")):
+        dist_info(next(local.paths[name].glob("lib/python*/site-packages")), "numpyish", version)
+    here, there = (local_freeze(local.paths[name]) for name in ("here", "there"))
+    assert here["numpyish"] != there["numpyish"]
+    assert Version(here["numpyish"]).public == Version(there["numpyish"]).public
+    plain = local.cli("env", "diff", "local:here", "local:there")
+    assert plain.returncode == 0, plain.stderr
+    releases = sum(1 for name in here.keys() & there.keys() if here[name] != there[name]
+                   and " @ " not in here[name] + there[name]
+                   and Version(here[name]).public == Version(there[name]).public)
+    assert f"({releases} of them the same release, one a site's own build of it" in plain.stdout, plain.stdout
+
+
 def test_make_like_leaves_b_as_a_and_a_snapshot_reverts_it(local):
     here, before = local_freeze(local.paths["here"]), local_freeze(local.paths["there"])
     declined = local.cli("env", "diff", "local:here", "local:there", "--make-like")  # nobody to answer: no

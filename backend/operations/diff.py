@@ -52,6 +52,13 @@ class Different:
     here: Package
     there: Package
 
+    @property
+    def same_release(self) -> bool:
+        """Whether the two versions differ only by a local label (PEP 440: 1.26.4+computecanada is a site's build
+        of release 1.26.4)."""
+        return (self.here.version != self.there.version and source_of(self.here) == source_of(self.there)
+                and _release(self.here.version) == _release(self.there.version) is not None)
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -78,11 +85,24 @@ class Drift:
         return [(name, shown_version(here), shown_version(there)) for name, here, there in self.rows()]
 
     def summary(self, here: str = "here", there: str = "there") -> str:
-        """The drift in one sentence: "3 the same, 1 only here, 2 only there, 1 different"."""
+        """The drift in one sentence: "3 the same, 1 only here, 2 only there, 1 different"; how many of the
+        different are one release, built by a site (1.26.4+computecanada against 1.26.4: T20)."""
         if self.identical:
             return f"Both hold the same {self.same} packages."
+        builds = sum(1 for d in self.different if d.same_release)
         return (f"{self.same} the same, {len(self.only_here)} only {here}, {len(self.only_there)} only {there}, "
-                f"{len(self.different)} at another version or from another source.")
+                f"{len(self.different)} at another version or from another source"
+                + (f" ({builds} of them the same release, one a site's own build of it such as "
+                   "1.26.4+computecanada)" if builds else "") + ".")
+
+
+def _release(version: str) -> str | None:
+    """A version without its local label, as PEP 440 reads it; None where it is no PEP 440 version."""
+    from packaging.version import InvalidVersion, Version
+    try:
+        return Version(version).public
+    except InvalidVersion:
+        return None
 
 
 def _same(a: Package, b: Package) -> bool:
