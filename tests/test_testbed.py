@@ -267,6 +267,27 @@ def test_modules_beta(beta):
     assert code != 0
 
 
+def test_alpha_has_a_stack_module_whose_packages_python_imports_first(testbed, alpha, beta):
+    """T20: like the Alliance's scipy-stack, a module that prepends PYTHONPATH with a folder of packages. Referees:
+    Python importing them with the modules loaded, and pip list there; the module trees other tests count are
+    unchanged (beta has no such module)."""
+    from testbed.software import STACK_MODULE, STACK_PACKAGES
+    assert STACK_MODULE in _avail(alpha) and not any(m.startswith("scipy-stack") for m in _avail(beta))
+    code, out, err = _exec(alpha, f"bash -lc 'module load python/3.11.5 {STACK_MODULE} && python -c \""
+                                  "import tinyalpha, tinybeta, tinysci; "
+                                  "print(tinyalpha.__version__, tinybeta.__version__, tinysci.__version__, "
+                                  "tinysci.__file__)\"'")
+    assert code == 0, err
+    *versions, where = out.split()
+    assert versions == [STACK_PACKAGES["tinyalpha"], STACK_PACKAGES["tinybeta"], STACK_PACKAGES["tinysci"]]
+    assert "/scipy-stack/2023b/" in where
+    code, out, err = _exec(alpha, f"bash -lc 'module load python/3.11.5 {STACK_MODULE} && python -m pip list "
+                                  "--format=freeze --disable-pip-version-check 2>/dev/null'")
+    assert {f"{name}=={version}" for name, version in STACK_PACKAGES.items()} <= set(out.split()), out
+    code, out, err = _exec(alpha, "bash -lc 'module load python/3.11.5 && python -c \"import tinysci\"'")
+    assert code != 0  # only with the stack loaded
+
+
 def test_plain_exec_has_no_module_command(alpha):
     # non-login, non-interactive shell: like real clusters, `module` needs bash -l
     code, _, _ = _exec(alpha, "module -t avail")

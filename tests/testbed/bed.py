@@ -1,6 +1,6 @@
 """The test bed: four fake HPC login nodes on loopback, built from real parts.
 
-    alpha     key login; Lmod modules python/3.11.5 and uv/0.13
+    alpha     key login; Lmod modules python/3.11.5, uv/0.13 and scipy-stack/2023b (packages on PYTHONPATH)
     beta      key login (another user); modules GCC/12.3.0 + Python/3.11.3, no uv
     otp       alpha's user and home, key AND a TOTP code (pam_oath)
     password  a third user; keyboard-interactive password only (pam_unix);
@@ -232,7 +232,7 @@ class TestBed:
         shared = base / "shared"
         venv_lib = shared / "virtualenv-lib"
         software.install_virtualenv_lib(venv_lib)
-        alpha_tree = software.build_alpha_tree(base / "alpha", venv_lib)
+        alpha_tree = software.build_alpha_tree(base / "alpha", venv_lib, base / "wheels-src")
         beta_tree = software.build_beta_tree(base / "beta", venv_lib)
         t = self._step("software", t)
 

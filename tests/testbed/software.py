@@ -10,6 +10,12 @@ and its requirements, pure Python, with virtualenv's embedded seed wheels)
 are copied into a shared folder and run by a `virtualenv` wrapper script.
 
 uv: a copy of the test runner's uv binary (from the `uv` package).
+
+scipy-stack: alpha's tree also has a module shaped like the Digital Research Alliance of Canada's
+`scipy-stack` (user trial T20): it puts a folder of packages first on PYTHONPATH, so every Python run with it
+loaded imports those before an environment's own. The folder is filled by `pip install --target` from tiny
+wheels (STACK_PACKAGES): two that the wheelhouses also have, at other versions than an environment may want
+(tinyalpha, tinybeta), and one that no wheelhouse has (tinysci, like a site's own build of scipy).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import importlib.metadata as md
 import os
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,8 +160,50 @@ def install_uv(bin_dir: Path) -> Path:
 # ------------------------------------------------------------------ module trees
 
 
-def build_alpha_tree(root: Path, virtualenv_lib: Path) -> ModuleTree:
-    """`python/3.11.5` and `uv/0.13`, lower-case names as on many Lmod sites."""
+# ------------------------------------------------------------------ scipy-stack
+
+STACK_MODULE = "scipy-stack/2023b"
+STACK_PACKAGES = {"tinyalpha": "1.1", "tinybeta": "1.0", "tinysci": "1.11.4"}
+"""What the stack module's folder holds (name -> version): what Python imports with it loaded."""
+STACK_ONLY = ("tinysci", "1.11.4")
+"""The stack's package that no wheelhouse has (built here, for the stack's folder only)."""
+
+
+def install_stack(folder: Path, wheels_dir: Path) -> Path:
+    """Fill `folder` with STACK_PACKAGES by `pip install --target`, as a site installs its stack's packages, from
+    the test bed's wheels (`wheels_dir`, where the stack's own wheel is built too); readable by every user."""
+    from .wheels import WheelSpec, build_wheel
+
+    stack_wheels = _mkdirs(folder.parent / "wheels")
+    build_wheel(stack_wheels, WheelSpec(*STACK_ONLY))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--disable-pip-version-check",
+                    "--no-compile", "--find-links", str(wheels_dir), "--find-links", str(stack_wheels),
+                    "--target", str(folder), *(f"{name}=={version}" for name, version in STACK_PACKAGES.items())],
+                   check=True, capture_output=True, text=True, timeout=300)
+    for dirpath, _dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(os.path.join(dirpath, name), 0o644)
+    return folder
+
+
+def _stack_module(mods: Path, root: Path, wheels_dir: Path) -> None:
+    """STACK_MODULE: prepends PYTHONPATH with a folder of packages, as the Alliance's scipy-stack does."""
+    name, _, version = STACK_MODULE.partition("/")
+    site = install_stack(root / "software" / name / version / "lib" / "python3.11" / "site-packages", wheels_dir)
+    _write(
+        mods / name / f"{version}.lua",
+        f"""help([[A stack of scientific packages on PYTHONPATH (EnvDesk test bed stand-in for scipy-stack)]])
+whatis("Name: {name}")
+whatis("Version: {version}")
+prepend_path("PYTHONPATH", "{site}")
+""",
+    )
+
+
+def build_alpha_tree(root: Path, virtualenv_lib: Path, wheels_dir: Path) -> ModuleTree:
+    """`python/3.11.5`, `uv/0.13` and STACK_MODULE, lower-case names as on many Lmod sites (`wheels_dir`: the
+    test bed's wheels, for the stack's folder)."""
     mods = _mkdirs(root / "modulefiles")
     py_bin = _python_bin(root / "software" / "python" / "3.11.5" / "bin", virtualenv_lib)
     _write(
@@ -175,6 +225,7 @@ whatis("Version: 0.13")
 prepend_path("PATH", "{uv_bin}")
 """,
     )
+    _stack_module(mods, root, wheels_dir)
     return ModuleTree(mods, ["python/3.11.5"], True, "uv/0.13")
 
 

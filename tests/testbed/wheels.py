@@ -41,6 +41,8 @@ WHEELS: tuple[WheelSpec, ...] = (
     # an old release that predates the test bed's Python (3.11), like a course's pandas==1.4.2, and a newer one
     WheelSpec("tinyold", "1.0", requires_python="<3.11"),
     WheelSpec("tinyold", "1.2", requires_python=">=3.8"),
+    # needs a tinyalpha older than 2.0, as pandas 2.1 needs numpy<2 (M4: an update to tinyalpha 2.0 breaks it)
+    WheelSpec("tinydelta", "1.0", ("tinyalpha<2",)),
     # only in the wheelhouses of alpha's login node (alpha and otp)
     WheelSpec("onlyalpha", "1.0", only_on=("alpha", "otp")),
 )
