@@ -288,6 +288,17 @@ def test_alpha_has_a_stack_module_whose_packages_python_imports_first(testbed, a
     assert code != 0  # only with the stack loaded
 
 
+def test_the_alliance_shaped_cluster_has_the_stack_and_no_uv(testbed):
+    """stack_cluster (cc): python/3.11.5 and the stack, no uv, so environments install with pip, as on the
+    Alliance's clusters. Referee: Lmod's own list of what is there."""
+    from testbed.software import STACK_MODULE
+    cc = testbed.stack_cluster()
+    avail = cc.run_as_user("module -t avail 2>&1").stdout.split()
+    assert "python/3.11.5" in avail and STACK_MODULE in avail
+    assert not any(module.startswith("uv") for module in avail)
+    assert cc.python_modules == ["python/3.11.5"] and not cc.has_uv_module
+
+
 def test_plain_exec_has_no_module_command(alpha):
     # non-login, non-interactive shell: like real clusters, `module` needs bash -l
     code, _, _ = _exec(alpha, "module -t avail")

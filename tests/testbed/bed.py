@@ -7,10 +7,12 @@
               beta's module tree
 
 On request (login_shell_cluster), more clusters like alpha whose user logs in
-with another shell (tcsh: edt-tcsh-ID); and (hierarchy_cluster) `hier`, whose
+with another shell (tcsh: edt-tcsh-ID); (hierarchy_cluster) `hier`, whose
 Python modules sit behind compilers in a real Lmod hierarchy (user edt-hier-ID,
-uv in ~/.local/bin). They are in `extra_clusters`, not in `clusters`, so the
-four above stay the bed every other test sees.
+uv in ~/.local/bin); and (stack_cluster) `cc`, shaped like the Digital Research
+Alliance of Canada's: python/3.11.5 and scipy-stack/2023b, no uv, so environments
+install with pip (edt-cc-ID). They are in `extra_clusters`, not in `clusters`, so
+the four above stay the bed every other test sees.
 
 Everything lives in a fresh world-readable folder /tmp/envdesk-testbed-*.
 The users are named edt-alpha-ID, edt-beta-ID, edt-pw-ID (ID: 6 hex digits
@@ -41,7 +43,7 @@ STATE_FILE = "testbed-state.json"
 BASE_PREFIX = "envdesk-testbed-"
 PAM_DIR = Path("/etc/pam.d")
 PAM_PREFIX = "envdesk-otp-sshd-"
-USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|[a-z]{0,6}sh)-[0-9a-f]{6}$")
+USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|cc|[a-z]{0,6}sh)-[0-9a-f]{6}$")
 PASSPHRASE = "correct horse battery staple"
 OTP_WINDOW = 600  # pam_oath accepts codes this many 30 s steps before/after now
 
@@ -375,31 +377,49 @@ class TestBed:
                 return self.extra_clusters[name]
             if not os.path.exists(shell):
                 raise TestBedUnavailable(f"no {shell} (apt-get install {name})")
-            user = f"edt-{name}-{self.id}"
-            if not USER_RE.match(user):
-                raise ValueError(f"no test bed user name for the shell {shell}")
-            self._state["users"].append(user)
-            self._save_state()
-            home = self.base / "home" / user
-            info = users.ensure_user(user, home, shell=shell)
-            ssh_dir = home / ".ssh"
-            ssh_dir.mkdir(mode=0o700, exist_ok=True)
-            keys = ssh_dir / "authorized_keys"
-            keys.write_text(self.client_key.with_name(self.client_key.name + ".pub").read_text())
-            for p in (ssh_dir, keys):
-                os.chown(p, info.pw_uid, info.pw_gid)
-            keys.chmod(0o600)
             alpha = self.clusters["alpha"]
-            workdir = self.base / name
-            workdir.mkdir(mode=0o755, exist_ok=True)
-            c = FakeCluster(name=name, user=user, home=home, workdir=workdir, modulepath=alpha.modulepath,
-                            python_modules=alpha.python_modules, has_uv_module=alpha.has_uv_module,
-                            uv_module=alpha.uv_module, wheelhouse=alpha.wheelhouse, auth_methods="publickey",
-                            identity_file=self.client_key)
-            c.new_host_key()
-            self.extra_clusters[name] = c
-            self._start_sshds([c])
-            return c
+            return self._extra_cluster(name, shell, software.ModuleTree(
+                alpha.modulepath, alpha.python_modules, alpha.has_uv_module, alpha.uv_module))
+
+    def stack_cluster(self) -> FakeCluster:
+        """`cc`, a cluster shaped like the Alliance's (user trial T20): modules python/3.11.5 and scipy-stack/2023b
+        (software.STACK_MODULE, packages on PYTHONPATH) and no uv, so environments install with pip; alpha's
+        wheelhouse, key login. Made and started on first request, kept in `extra_clusters`."""
+        with self._extra_lock:
+            if "cc" not in self.extra_clusters:
+                tree = software.build_stack_tree(self.base / "cc-software", self.base / "shared" / "virtualenv-lib",
+                                                 self.base / "wheels-src")
+                self._extra_cluster("cc", "/bin/bash", tree)
+            return self.extra_clusters["cc"]
+
+    def _extra_cluster(self, name: str, shell: str, tree: software.ModuleTree) -> FakeCluster:
+        """A cluster named `name` with a user of its own whose login shell is `shell`, module tree `tree`, alpha's
+        wheelhouse and key login, started and kept in `extra_clusters` (the caller holds the lock)."""
+        user = f"edt-{name}-{self.id}"
+        if not USER_RE.match(user):
+            raise ValueError(f"no test bed user name for {name}")
+        self._state["users"].append(user)
+        self._save_state()
+        home = self.base / "home" / user
+        info = users.ensure_user(user, home, shell=shell)
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        keys = ssh_dir / "authorized_keys"
+        keys.write_text(self.client_key.with_name(self.client_key.name + ".pub").read_text())
+        for p in (ssh_dir, keys):
+            os.chown(p, info.pw_uid, info.pw_gid)
+        keys.chmod(0o600)
+        alpha = self.clusters["alpha"]
+        workdir = self.base / name
+        workdir.mkdir(mode=0o755, exist_ok=True)
+        c = FakeCluster(name=name, user=user, home=home, workdir=workdir, modulepath=tree.modulepath,
+                        python_modules=tree.python_modules, has_uv_module=tree.has_uv_module,
+                        uv_module=tree.uv_module, wheelhouse=alpha.wheelhouse, auth_methods="publickey",
+                        identity_file=self.client_key)
+        c.new_host_key()
+        self.extra_clusters[name] = c
+        self._start_sshds([c])
+        return c
 
     def hierarchy_cluster(self) -> FakeCluster:
         """`hier`, made and started on first request (kept in `extra_clusters`): key login as a user of its own,

@@ -201,10 +201,8 @@ prepend_path("PYTHONPATH", "{site}")
     )
 
 
-def build_alpha_tree(root: Path, virtualenv_lib: Path, wheels_dir: Path) -> ModuleTree:
-    """`python/3.11.5`, `uv/0.13` and STACK_MODULE, lower-case names as on many Lmod sites (`wheels_dir`: the
-    test bed's wheels, for the stack's folder)."""
-    mods = _mkdirs(root / "modulefiles")
+def _python_module(mods: Path, root: Path, virtualenv_lib: Path) -> None:
+    """`python/3.11.5`, as alpha and cc name it."""
     py_bin = _python_bin(root / "software" / "python" / "3.11.5" / "bin", virtualenv_lib)
     _write(
         mods / "python" / "3.11.5.lua",
@@ -216,6 +214,13 @@ family("python")
 prepend_path("PATH", "{py_bin}")
 """,
     )
+
+
+def build_alpha_tree(root: Path, virtualenv_lib: Path, wheels_dir: Path) -> ModuleTree:
+    """`python/3.11.5`, `uv/0.13` and STACK_MODULE, lower-case names as on many Lmod sites (`wheels_dir`: the
+    test bed's wheels, for the stack's folder)."""
+    mods = _mkdirs(root / "modulefiles")
+    _python_module(mods, root, virtualenv_lib)
     uv_bin = install_uv(root / "software" / "uv" / "0.13" / "bin").parent
     _write(
         mods / "uv" / "0.13.lua",
@@ -297,3 +302,12 @@ prepend_path("PYTHONPATH", "{module_packages}")
 """,
     )
     return ModuleTree(core, ["GCC/12.3.0", "Python/3.11.3"], False)
+
+
+def build_stack_tree(root: Path, virtualenv_lib: Path, wheels_dir: Path) -> ModuleTree:
+    """`python/3.11.5` and STACK_MODULE, no uv: the shape of the Alliance's clusters, whose environments install with
+    pip (`wheels_dir`: the test bed's wheels, for the stack's folder)."""
+    mods = _mkdirs(root / "modulefiles")
+    _python_module(mods, root, virtualenv_lib)
+    _stack_module(mods, root, wheels_dir)
+    return ModuleTree(mods, ["python/3.11.5"], False)
