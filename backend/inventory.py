@@ -135,6 +135,25 @@ class Space:
 
 
 @dataclass(frozen=True, slots=True)
+class Provided:
+    """The packages one of an environment's modules puts on PYTHONPATH (in the folder `path`): Python imports them
+    before the environment's own (T20: the Alliance's scipy-stack puts numpy, scipy, pandas there). Each name is
+    listed where Python finds it first, so these are the versions it imports."""
+
+    module: str
+    path: str
+    packages: tuple[Package, ...] = ()
+
+    @classmethod
+    def from_agent(cls, data: Any, table: SharedPackages) -> "Provided | None":
+        """From one entry of the agent's "provided" list; None when it is not of the expected shape."""
+        if not isinstance(data, dict) or not all(isinstance(data.get(key), str) for key in ("module", "path")):
+            return None
+        return cls(_shared(data["module"]), data["path"],
+                   tuple(table.package(entry) for entry in data.get("packages") or () if isinstance(entry, dict)))
+
+
+@dataclass(frozen=True, slots=True)
 class Environment:
     """One Python environment as the agent found it."""
 
@@ -156,6 +175,7 @@ class Environment:
     detailed: bool = True   # False: packages have names and versions only (a light listing)
     usage: Usage | None = None  # what it takes on disk, when it was measured (read_inventory's `usage`)
     warnings: tuple[str, ...] = ()  # what the agent could not read in it, or found twice (its sentences)
+    provided: tuple[Provided, ...] = ()  # what its modules put on PYTHONPATH, before its own (details only)
 
     @property
     def package_count(self) -> int:
@@ -235,7 +255,9 @@ class Environment:
             changing=_shared_within(changing) if isinstance(changing, dict) else None,
             detailed=data.get("detail", "full") != "light" and data.get("detailed", True) is not False,
             usage=Usage.from_agent(data.get("usage")),
-            warnings=tuple(text for text in data.get("warnings") or () if isinstance(text, str)))
+            warnings=tuple(text for text in data.get("warnings") or () if isinstance(text, str)),
+            provided=tuple(found for found in (Provided.from_agent(entry, table)
+                                               for entry in data.get("provided") or ()) if found is not None))
 
 
 def environments_from_agent(entries: Iterable[dict[str, Any]],

@@ -23,6 +23,11 @@ META_FILE = "meta.json"        # EnvDesk's notes (modules, requested packages, .
 SNAPSHOTS_DIR = "snapshots"    # one JSON file per snapshot taken before a change
 CHANGING_MARK = "changing.json"  # while a change runs: its snapshot, so reads show the state before it
 CONSTRAINTS_FILE = "constraints.txt"  # the environment's constraints (pip's -c), given to every install into it
+# What an environment's modules put on PYTHONPATH, as a command that loaded them reports it (one line each: this
+# marker, a module or nothing, a tab, PYTHONPATH); the finish that gets it records it in the notes as META_PATHS.
+PYTHONPATH_REPORT = "ENVDESK-PYTHONPATH "
+PYTHONPATH_REPORT_VARIABLE = "ENVDESK_PYTHONPATH_REPORT"  # where a build's one command hands it to its finish
+META_PATHS = "module_paths"    # [{"module", "path"}]: each folder a module puts on PYTHONPATH, in its order
 
 # An environment's "state" in the inventory.
 STATE_OK = "ok"

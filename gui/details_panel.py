@@ -1,6 +1,7 @@
 """Details of the selected environment: overview, packages, snapshots, and how to use it."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -11,7 +12,7 @@ from PySide6.QtWidgets import (QFormLayout, QHBoxLayout, QLabel, QLineEdit, QLis
                                QVBoxLayout, QWidget)
 
 from envdesk.backend.errors import EnvDeskError
-from envdesk.backend.inventory import Environment
+from envdesk.backend.inventory import Environment, Package
 from envdesk.backend.protocol import STATE_INCOMPLETE
 
 from .column_fit import ColumnFitter
@@ -208,7 +209,7 @@ class DetailsPanel(QTabWidget):
         self.place = place = place or Place()
         values = {"name": env.name, "kind": env.kind + (f" ({env.created_by})" if env.created_by else ""),
                   "python": env.python or "unknown", "path": env.path,
-                  "modules": " ".join(env.modules) or "none recorded",
+                  "modules": _modules_text(env),
                   "state": "healthy" if env.state == "ok" else f"{env.state}: {env.error}",
                   "made": _made_by(env)}
         cautions = env.cautions() if env.state == "ok" else []
@@ -221,7 +222,7 @@ class DetailsPanel(QTabWidget):
         for key, value in values.items():
             self.fields[key].setText(value)
         self.overview.setRowVisible(self.fields["constraints"], bool(env.constraints))
-        self.packages.set_packages(env.packages)
+        self.packages.set_packages(package_rows(env))
         self.terminal_box.title.setText("<b>In a terminal on this computer</b>" if place.local
                                         else "<b>In a terminal on the cluster</b>")
         self.terminal_box.text.setPlainText(terminal_snippet(env, place))
@@ -237,7 +238,8 @@ class DetailsPanel(QTabWidget):
         """Fill in the packages of the shown environment, read with their details (installer ...)."""
         if self.environment is not None and self.environment.path == env.path:
             self.environment = env
-            self.packages.set_packages(env.packages)
+            self.packages.set_packages(package_rows(env))
+            self.fields["modules"].setText(_modules_text(env))
 
     def show_snapshots(self, env: Environment, snapshots: list[Snapshot]) -> None:
         if self.environment is None or env.path != self.environment.path:
@@ -263,6 +265,26 @@ class DetailsPanel(QTabWidget):
         item = self.snapshot_list.currentItem()
         if self.environment is not None and item is not None and item.data(SNAPSHOT_ROLE) is not None:
             self.revert_requested.emit(self.environment, item.data(SNAPSHOT_ROLE))
+
+
+def _modules_text(env: Environment) -> str:
+    """The modules, and those that put packages on PYTHONPATH (read with the environment's details)."""
+    text = " ".join(env.modules) or "none recorded"
+    giving = [f"{found.module} puts {len(found.packages)} on PYTHONPATH" for found in env.provided if found.packages]
+    return text + (f" ({'; '.join(giving)}: see Packages)" if giving else "")
+
+
+def package_rows(env: Environment) -> list[Package]:
+    """The Packages tab's rows: the environment's own packages, those a module's copy hides saying so in their
+    Installed by column, then what its modules put on PYTHONPATH, installed by the module (T20: the tab left out
+    scipy-stack's packages, which are what Python imports)."""
+    from envdesk.backend.provided import shadowed
+    hidden = {shadow.own: shadow for shadow in shadowed(env)}
+    rows = [replace(package, installer=f"{package.installer or '?'}, hidden by {hidden[package].module}'s "
+                                       f"{hidden[package].imported.version}") if package in hidden else package
+            for package in env.packages]
+    return rows + [replace(package, installer=f"module {found.module} (on PYTHONPATH)")
+                   for found in env.provided for package in found.packages]
 
 
 def _made_by(env: Environment) -> str:

@@ -67,7 +67,9 @@ The answer (see ``inventory``)::
            "state": "ok"|"broken"|"incomplete", "error": sentence or None,
            "detail": "full"|"light",   # light: packages' names and versions only
            "usage": {"bytes", "files", "complete"}   # only when asked ("usage": true)
-           "warnings": [sentence, ...]}   # e.g. a package skipped as unreadable
+           "warnings": [sentence, ...],   # e.g. a package skipped as unreadable
+           "provided": [{"module", "path", "packages"}]}   # not light, where its modules put folders on
+                                                            # PYTHONPATH (see read_provided)
 """
 # The protocol constants come from the generated header, the write part's names from write.py:
 # ruff: noqa: F821
@@ -1593,8 +1595,9 @@ def read_conda(env, problems):
 
 
 def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
-    """The whole environment object for one folder, as an answer holds it (see read_env_noted)."""
-    return public(read_env_noted(path, name, root, seconds))
+    """The whole environment object for one folder, as an answer holds it (see read_env_noted), with what its
+    modules put on PYTHONPATH (add_provided)."""
+    return add_provided(public(read_env_noted(path, name, root, seconds)))
 
 
 def public(env):
@@ -1650,6 +1653,49 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
         env["warnings"].extend(problems)
     elif problems:
         env["state"], env["error"] = STATE_BROKEN, " ".join(problems)
+    return env
+
+
+# -- what an environment's modules put before its own packages --
+
+def read_provided(module_paths, seconds=DEFAULT_ENV_TIME_BUDGET):
+    """The packages in the folders an environment's modules put on PYTHONPATH, as EnvDesk recorded them where
+    those modules were loaded (META_PATHS, see the write part's module_paths; this part runs no program, so it
+    cannot load them itself): [{"module", "path", "packages": [{"name", "version"}]}] in PYTHONPATH's order.
+    Python and pip find a package there before the environment's own, and a name found in an earlier folder
+    hides it in later ones, so each name is listed once, where it is found first. A folder that is gone (the
+    module's software removed) is left out. One lookup per package, within `seconds` in all."""
+    provided, names = [], set()
+    reader = _thread_id()
+    outer = _ENV_DEADLINES.get(reader)
+    _ENV_DEADLINES[reader] = Deadline(seconds)
+    try:
+        for entry in module_paths if isinstance(module_paths, list) else ():
+            folder = entry.get("path") if isinstance(entry, dict) else None
+            if not isinstance(folder, str) or not isinstance(entry.get("module"), str) or not os.path.isabs(folder):
+                continue
+            try:
+                found = merge_packages(scan_site_packages(folder, [], light=True, known=names), [])
+            except (OSError, TimeUp):
+                continue
+            fresh = [{"name": p["name"], "version": p["version"]} for p in found
+                     if normalize_name(p["name"]) not in names]
+            names.update(normalize_name(p["name"]) for p in fresh)
+            provided.append({"module": entry["module"], "path": folder, "packages": fresh})
+    finally:
+        if outer is None:
+            _ENV_DEADLINES.pop(reader, None)
+        else:
+            _ENV_DEADLINES[reader] = outer
+    return provided
+
+
+def add_provided(env):
+    """env with "provided" (read_provided) where its notes record folders its modules put on PYTHONPATH. Not
+    kept in the listing cache: a module's folder changes without any stat of the environment telling."""
+    meta = env.get("envdesk")
+    if isinstance(meta, dict) and meta.get(META_PATHS):
+        env["provided"] = read_provided(meta[META_PATHS])
     return env
 
 
@@ -2118,7 +2164,7 @@ def inventory(config=None):
             env["device"] = _device(path)
         if cfg["settled"]:
             settle(env)
-        environments.append(public(env))
+        environments.append(public(env) if cfg["light"] else add_provided(public(env)))
     if cache is not None:
         if wanted is None and cfg["paths"] is None and not found.truncated:
             cache.keep_only(set(item[0] for item in found.items))

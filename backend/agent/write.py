@@ -550,6 +550,43 @@ def action_begin(cfg):
         raise
 
 
+def module_paths(report):
+    """[{"module", "path"}]: the folders the environment's modules put on PYTHONPATH, in PYTHONPATH's order, each
+    with the module that put it there, from a report (PYTHONPATH_REPORT lines, see the client's
+    module_paths.report_script): PYTHONPATH with every module loaded, then what is left of it as each is unloaded,
+    the last loaded first (a module loaded on top of another, scipy-stack on python, takes its own folders with
+    it). A folder no unload takes away was there before (set at login) and is not a module's. None when the
+    report is not one."""
+    lines = [line[len(PYTHONPATH_REPORT):].split("\t", 1) for line in report.splitlines()
+             if line.startswith(PYTHONPATH_REPORT)]
+    lines = [parts for parts in lines if len(parts) == 2]
+    if not lines or lines[0][0]:
+        return None
+    left = [(module, set(value.split(os.pathsep))) for module, value in lines[1:]]
+    found, seen = [], set()
+    for folder in lines[0][1].split(os.pathsep):
+        if not os.path.isabs(folder) or folder in seen:
+            continue
+        seen.add(folder)
+        module = next((name for name, after in left if folder not in after), None)
+        if module:
+            found.append({"module": module, "path": os.path.normpath(folder)})
+    return found
+
+
+def _finish_meta(cfg):
+    """The notes a finish records: its settings' meta, with what the modules put on PYTHONPATH where the command
+    that loaded them reported it (in the settings, or, in a build's one command, the variable they name)."""
+    meta = dict(cfg.get("meta") or {})
+    report = cfg.get("pythonpath_report")
+    if cfg.get("pythonpath_report_variable") == PYTHONPATH_REPORT_VARIABLE:
+        report = os.environ.get(PYTHONPATH_REPORT_VARIABLE)
+    found = module_paths(report) if isinstance(report, str) else None
+    if found is not None:
+        meta[META_PATHS] = found
+    return meta
+
+
 def action_finish(cfg):
     """Record EnvDesk's notes, clear the 'being built' mark and release the lock (its holder only).
 
@@ -560,8 +597,9 @@ def action_finish(cfg):
     path = check_target(cfg["path"], cfg["roots"])
     token = cfg.get("token")
     _check_holder(path, token)
-    if cfg.get("meta"):
-        update_meta(path, cfg["meta"])
+    meta = _finish_meta(cfg)
+    if meta:
+        update_meta(path, meta)
     _remove_if_there(_changing_path(path))
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):

@@ -373,11 +373,18 @@ def _shown_details(env: Environment) -> dict:
     meta = details.get("envdesk")
     if isinstance(meta, dict) and isinstance(meta.get("requested"), list):
         details["envdesk"] = {**meta, "requested": [redact(str(line)) for line in meta["requested"]]}
+    from envdesk.backend.provided import shadowed
+    details["provided"] = [{"module": found.module, "path": found.path,
+                            "packages": [{"name": p.name, "version": p.version} for p in found.packages]}
+                           for found in env.provided]
+    details["shadowed"] = [{"name": shadow.own.name, "version": shadow.own.version, "module": shadow.module,
+                            "imported": shadow.imported.version} for shadow in shadowed(env)]
     return details
 
 
 def env_show(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.listing import show_environment
+    from envdesk.backend.provided import provided_lines, shadowed
     from envdesk.backend.spec import redact
     env = show_environment(session, args.cluster, args.env)
     if args.json:
@@ -398,6 +405,10 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
               f"{env.python}: it may fail when imported")
     for warning in env.warnings:  # a package it could not read, one installed twice (a user trial saw none)
         print(f"{'Warning:':10}{warning}")
+    for shadow in shadowed(env):  # T20: listed as installed, never imported
+        print(f"{'Warning:':10}{shadow.sentence()}")
+    for line in provided_lines(env):  # T20: what its modules give it was left out of the list
+        print(f"{'Provided:':10}by {line} (on PYTHONPATH: Python imports these before its own packages)")
     print(f"Packages ({env.package_count}):")
     for package in env.packages:
         if package.editable:

@@ -15,7 +15,7 @@ from ..capabilities import Capabilities
 from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment, read_inventory
 from ..probe import probe
-from ..protocol import ANSWER_MARKER, STATE_OK
+from ..protocol import ANSWER_MARKER, PYTHONPATH_REPORT_VARIABLE, STATE_OK
 from ..recipes import Step
 from ..runner import (CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, loaded_check,
                       module_load, shown_command)
@@ -261,22 +261,51 @@ def _label(steps: Sequence[tuple[Step, type[CommandFailed]]]) -> str:
     return " && ".join(shown_command(step.argv) for step, _ in steps)
 
 
+@dataclass
+class AfterSteps:
+    """bash text a build runs once its steps succeeded, in the same command and with their modules loaded, whose
+    failure is not the build's: `check` (the environment's own pip check, see requirement_check), its output
+    shown and kept in `output`, and `report` (what the modules put on PYTHONPATH, see module_paths), handed to the
+    build's finish where that is in the same command, else kept in `output` too for the caller to hand it."""
+
+    check: str = ""
+    report: str = ""
+    output: str = ""
+
+    def text(self) -> str:
+        """Both, to run after the steps (where the report is not handed over within the command)."""
+        return "\n".join(part for part in (self.check, self.report) if part)
+
+
+def _after(after: AfterSteps | None, text: str) -> str:
+    """`text` (the steps) followed by `after`'s text, which cannot fail them."""
+    tail = after.text() if after is not None else ""
+    return f"{text} && {{ {tail}\ntrue; }}" if tail else text
+
+
 def run_steps(target: Target, steps: Sequence[tuple[Step, type[CommandFailed]]], progress: Progress, *,
-              check_loaded: bool = False) -> None:
+              check_loaded: bool = False, after: AfterSteps | None = None) -> None:
     """Run the steps one after the other, stopping at the first that fails, which raises its failure (see
-    run_step): in one command where one_command allows, each step still shown as it begins. There, a failure
-    before the first step began raises NotStarted; `check_loaded`: also when the steps' modules are not all
-    loaded then (see runner.loaded_check), so that a module list nobody checked is never built without."""
+    run_step): in one command where one_command allows, each step still shown as it begins, then `after`'s text
+    (its output kept there; else with the last step, where that step may take it). There, a failure before the
+    first step began raises NotStarted; `check_loaded`: also when the steps' modules are not all loaded then (see
+    runner.loaded_check), so that a module list nobody checked is never built without."""
     if not one_command(target, [step for step, _ in steps]):
-        for step, failure in steps:
-            run_step(target, step, progress, failure=failure)
+        for number, (step, failure) in enumerate(steps):
+            last = number == len(steps) - 1 and after is not None and bool(after.text())
+            if last and after is not None and one_command(target, [step]):  # after's text with the last step
+                after.output = run_step(target, step, progress, failure=failure, then=after.text()).stdout
+            else:
+                run_step(target, step, progress, failure=failure)
         return
     progress.step(steps[0][0].what)
     command = _MarkedCommand(target, {str(number): step.what for number, (step, _) in enumerate(steps)}, "0",
                              progress)
     modules = steps[0][0].modules
-    result = command.run(_steps_text(steps, modules if check_loaded else ()), modules=modules,
+    result = command.run(_after(after, _steps_text(steps, modules if check_loaded else ())), modules=modules,
                          label=_label(steps))
+    if after is not None:
+        after.output = result.stdout
     if not result.ok:
         number = int(command.at) if command.at is not None else 0
         step, failure = steps[number]
@@ -306,12 +335,25 @@ def _agent_in_shell(runner: Runner, settings: dict[str, Any]) -> tuple[str, str]
     return agent_store.script_in_command(runner, agent_script(write=True), json.dumps(settings, separators=(",", ":")))
 
 
+def _built(text: str, after: AfterSteps | None) -> str:
+    """bash text that runs `text` (a build's module load and steps) in a subshell, then `after`'s check there; with
+    a report, that goes to PYTHONPATH_REPORT_VARIABLE for the finish, while the rest goes on to standard output
+    (descriptor 4 within: the command substitution takes standard output)."""
+    if after is None or not after.report:
+        return f"( {_after(after, text)} )"
+    ran = _after(AfterSteps(check=after.check), text)
+    return (f"{{ envdesk_report=$( ( {{ {ran}; }} >&4 && {{ {after.report}; }} ) ); }} 4>&1 && "
+            f'export {PYTHONPATH_REPORT_VARIABLE}="$envdesk_report"')
+
+
 def build_in_one_command(target: Target, reservation: Reservation, steps: Sequence[tuple[Step, type[CommandFailed]]],
                          progress: Progress, meta: dict[str, Any], *, check_loaded: bool,
-                         on_begun: Callable[[dict[str, Any]], None]) -> Environment | None:
+                         on_begun: Callable[[dict[str, Any]], None], after: AfterSteps | None = None
+                         ) -> Environment | None:
     """Start a reserved new environment (the agent's begin), run `steps` (see run_steps) and record `meta` (the
     agent's finish), in one command: begin; steps; finish, the shell stopping at the first that fails. Each is
-    shown as it begins; `on_begun` gets begin's answer as soon as it comes (the build goes on meanwhile).
+    shown as it begins; `on_begun` gets begin's answer as soon as it comes (the build goes on meanwhile). `after`
+    runs once the steps succeeded, before the finish, which records its report; its output is kept in it.
 
     Returns the finished environment; None where that cannot be one command: the caller then runs them one by
     one (Reservation.start unless the reservation is held now, run_steps, Reservation.finish). A failure raises as
@@ -327,14 +369,16 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
                                      "client_pid": os.getpid(), "heartbeat": True, "token": reservation.token,
                                      "space": True, **runner.client_life(), **(reservation.begin or {})})
     finish = _agent_in_shell(runner, {"action": "finish", "path": reservation.path, "roots": reservation.roots,
-                                      "token": reservation.token, "meta": meta})
+                                      "token": reservation.token, "meta": meta,
+                                      **({"pythonpath_report_variable": PYTHONPATH_REPORT_VARIABLE}
+                                         if after is not None and after.report else {})})
     if begin is None or finish is None:
         return None
     modules = step_list[0].modules
     load = f"{module_load(modules)} && " if modules else ""
     body = (f"envdesk_begin={join_command([begin[0]])}; envdesk_finish={join_command([finish[0]])}; "
             f"{_ANSWER_CHECK}; echo '{STEP_MARKER}{_BEGIN}' >&2 && {_piped('envdesk_begin', python)} && "
-            f"( {load}{_steps_text(steps, modules if check_loaded else ())} ) && "
+            f"{_built(load + _steps_text(steps, modules if check_loaded else ()), after)} && "
             f"echo '{STEP_MARKER}{_FINISH}' >&2 && {_piped('envdesk_finish', python)}\n")
     answers: list[dict[str, Any]] = []
 
@@ -364,6 +408,8 @@ def build_in_one_command(target: Target, reservation: Reservation, steps: Sequen
     notes = agent_store.notes_for(runner)
     if notes is not None and begin[1]:
         notes.heard(result.stdout, begin[1])
+    if after is not None:
+        after.output = result.stdout
     if result.ok:
         reservation.held = False
         reservation.answer["dropped_snapshot"] = answers[-1].get("dropped_snapshot")
@@ -497,16 +543,20 @@ class Reservation:
         if answer.get("took_over"):
             log.warning("%s on %s: %s", answer["path"], self.target.name, answer["took_over"])
 
-    def finish(self, meta: dict | None = None, *, snapshot_if_changed: str | None = None) -> Environment:
+    def finish(self, meta: dict | None = None, *, snapshot_if_changed: str | None = None,
+               pythonpath_report: str = "") -> Environment:
         """Record `meta`, clear the being-built mark, release the lock; the environment as it is now.
 
         `snapshot_if_changed`: the snapshot taken before the change, forgotten when the packages are the same
         as in it (a change that changed nothing leaves no snapshot); `answer["dropped_snapshot"]` then says so.
+        `pythonpath_report`: what the environment's modules put on PYTHONPATH, as the command that loaded them
+        reported it (module_paths), for the notes.
         """
         try:
             answer = call_action(self.target.runner, "finish", self.path, self.roots, token=self.token,
                                  **({"meta": meta} if meta else {}),
-                                 **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}))
+                                 **({"snapshot_if_changed": snapshot_if_changed} if snapshot_if_changed else {}),
+                                 **({"pythonpath_report": pythonpath_report} if pythonpath_report else {}))
         except ConnectionFailed:
             finished = self.finished_after_all()
             if finished is None:

@@ -1,7 +1,7 @@
 """Create an environment of any kind, with its modules recorded and its packages installed."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 from .. import validate
@@ -10,6 +10,7 @@ from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import CommandFailed, CondaInstallFailed, EnvDeskError, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..kinds import KINDS
+from ..provided import shadowed
 from ..recipes import (Installer, Step, conda_channels, conda_install, conda_spec, constraints_file,
                        create_step, keep_constraints)
 from ..slurm import on_compute_node
@@ -17,6 +18,7 @@ from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
 from .common import (
     RECORDING_STEP,
+    AfterSteps,
     NotStarted,
     Progress,
     Reservation,
@@ -26,8 +28,10 @@ from .common import (
     run_steps,
 )
 from .disk import warn_before_build
+from .module_paths import read_report, report_script
 from .modules import loadable_modules
 from .python_fit import misfit_notes
+from .requirement_check import hiding_markers
 
 
 @dataclass
@@ -166,7 +170,7 @@ def start_and_build(session: Session, target: Target, caps: Capabilities, reserv
     def begun(answer: dict) -> None:
         notes.extend(room_notes(session, target, root, answer, name=name, kind=build_args["kind"], packages=packages,
                                 source=source, progress=progress))
-    return build(session, target, caps, reservation, progress=progress, on_begun=begun, **build_args)
+    return build(session, target, caps, reservation, progress=progress, on_begun=begun, notes=notes, **build_args)
 
 
 def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modules: Sequence[str],
@@ -200,11 +204,25 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
     return steps
 
 
+def _after_build(modules: Sequence[str]) -> AfterSteps:
+    """What a build runs once its packages are in, with its modules loaded: the report of what they put on
+    PYTHONPATH, for its notes (module_paths)."""
+    return AfterSteps(report=report_script(modules))
+
+
+def _checked(env: Environment, after: AfterSteps | None, notes: list[str] | None) -> Environment:
+    """`env`, built; `notes` get what its modules' packages hide."""
+    if after is not None and notes is not None:
+        notes += [shadow.sentence() + "." for shadow in shadowed(env)]
+    return env
+
+
 def build(session: Session, target: Target, caps: Capabilities, reservation: Reservation, *, kind: str,
           modules: Sequence[str], python: str | None, system_site_packages: bool, packages: Sequence[str],
           conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
           progress: Progress, extra_meta: dict | None = None, modules_checked: bool = True,
-          on_begun: Callable[[dict], None] | None = None, constraints: Sequence[str] = ()) -> Environment:
+          on_begun: Callable[[dict], None] | None = None, constraints: Sequence[str] = (),
+          notes: list[str] | None = None) -> Environment:
     """Make the environment in a reservation's folder, install packages, record how it was made. A reservation
     not started yet is started here (`on_begun` is given its begin's answer: see start_and_build). Its begin,
     making the environment, installing into it and its finish are one command where they can be
@@ -214,7 +232,9 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     the environment finds out, and only when they did not load are they checked, with Lmod's prerequisites
     put in front, and that command run again. A failed package install raises InstallFailed, so callers can
     tell it from a failed creation. `constraints` (pip's -c lines) narrow every install, this one and later ones:
-    the environment keeps them (recipes.constraints_file) and records them.
+    the environment keeps them (recipes.constraints_file) and records them. Once the packages are in, the same
+    command reports what the modules put on PYTHONPATH (see _after_build), and `notes` get what their packages
+    hide.
     """
     path, login = reservation.path, target  # modules are checked on the login node, as its runner loads them
     target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
@@ -238,20 +258,23 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
 
     def run(chosen: list[str]) -> Environment:
         steps = steps_for(chosen)
+        after = _after_build(chosen) if packages or conda_packages else None
+        shown = replace(progress, on_line=hiding_markers(progress.on_line))
         if not reservation.held:
             begun = on_begun or _ignore
             if target is login:  # begin and finish run where the lock is (a Slurm job's node is elsewhere)
-                made = build_in_one_command(target, reservation, steps, progress, meta_for(chosen),
-                                            check_loaded=not checked, on_begun=begun)
+                made = build_in_one_command(target, reservation, steps, shown, meta_for(chosen),
+                                            check_loaded=not checked, on_begun=begun, after=after)
                 if made is not None:
-                    return made
+                    return _checked(made, after, notes)
             if not reservation.held:
                 progress.step(f"Reserving {reservation.path}")
                 reservation.start()
                 begun(reservation.answer)
-        run_steps(target, steps, progress, check_loaded=not checked)
+        run_steps(target, steps, shown, check_loaded=not checked, after=after)
         progress.step(RECORDING_STEP)
-        return reservation.finish(meta_for(chosen))
+        return _checked(reservation.finish(meta_for(chosen), pythonpath_report=read_report(after.output)
+                                           if after is not None else ""), after, notes)
 
     if not checked and not one_command(target, [step for step, _ in steps_for(modules)]):
         checked, modules = True, loadable_modules(login, modules, progress)

@@ -986,7 +986,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             notes.append(f"Exact versions unavailable here: {listing}. Installed {', '.join(relaxed)} instead "
                          "(newer versions allowed).")
             used_top_level = True
-            env = build(session, target, caps, reservation, packages=relaxed, **common)
+            env = build(session, target, caps, reservation, packages=relaxed, notes=notes, **common)
     except BaseException as exc:
         undo(reservation, progress, exc)
         raise

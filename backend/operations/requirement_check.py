@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ..errors import CommandFailed
 from ..inventory import Environment
+from ..protocol import PYTHONPATH_REPORT
 from ..runner import LineCallback, Runner, join_command, module_load
 from .common import Progress
 
@@ -49,12 +50,28 @@ class Unmet:
 
 
 def hiding_markers(on_line: LineCallback | None) -> LineCallback | None:
-    """`on_line` without the lines the check prints for itself (MARKER, not checked), which are not the user's to
-    read (a user trial saw 'ENVDESK-REQUIREMENTS 0' among pip's lines)."""
+    """`on_line` without the lines the check prints for itself (MARKER, not checked), and those of the report of
+    what the modules put on PYTHONPATH that may run beside it (module_paths), which are not the user's to read (a
+    user trial saw 'ENVDESK-REQUIREMENTS 0' among pip's lines)."""
     if on_line is None:
         return None
     shown = on_line
-    return lambda stream, line: None if line.startswith((MARKER, _NOT_CHECKED)) else shown(stream, line)
+    hidden = (MARKER, _NOT_CHECKED, PYTHONPATH_REPORT)
+    return lambda stream, line: None if line.startswith(hidden) else shown(stream, line)
+
+
+def left_broken(unmet: Sequence[Unmet], what: str = "The change", undo: bool = True) -> list[str]:
+    """The note saying which packages `what` left without what they need, in pip check's terms (M4: an update
+    to numpy 2 with a pandas that needs numpy<2 was reported as plain success); none when nothing is. `undo`:
+    a snapshot was saved before it."""
+    if not unmet:
+        return []
+    one = len(unmet) == 1
+    return [f"{what} left {'a package' if one else 'packages'} without what {'it needs' if one else 'they need'}: "
+            f"{'; '.join(u.text for u in unmet)} (pip check finds the same). Importing {'it' if one else 'them'} may "
+            "fail: "
+            "install the versions asked for (Update, or envdesk env update --add 'NAME<VERSION')"
+            + (", or undo the change from the snapshot saved before it." if undo else ".")]
 
 
 def check_script(envs: Sequence[Environment], python_of: dict[str, str], with_modules: bool) -> str:

@@ -9,13 +9,15 @@ from ..validate import canonical_name
 from ..capabilities import Capabilities
 from ..errors import Cancelled, CommandFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment
+from ..provided import change_notes
 from ..spec import redact, requirement_name
-from ..recipes import INSTALLER_PACKAGES, Installer, conda_install, conda_remove, conda_spec, constraints_file
+from ..recipes import INSTALLER_PACKAGES, Installer, Step, conda_install, conda_remove, conda_spec, constraints_file
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
 from .python_fit import misfit_notes
-from .requirement_check import check_script, hiding_markers, read_answers
+from .module_paths import read_report, report_script
+from .requirement_check import Unmet, check_script, hiding_markers, left_broken, read_answers
 
 
 @dataclass
@@ -64,20 +66,30 @@ def _installer(target: Target, caps: Capabilities, env: Environment) -> Installe
                              constraints=constraints_file(env.path) if env.constraints else None)
 
 
+@dataclass
+class Applied:
+    """What a change's commands found besides installing: `notes` for the user, the requirements the change left
+    unmet (pip check's), and the report of what the modules put on PYTHONPATH for the finish to record
+    (module_paths; "" when it was not asked)."""
+
+    notes: list[str] = field(default_factory=list)
+    unmet: list[Unmet] = field(default_factory=list)
+    report: str = ""
+
+
 def apply_change(target: Target, caps: Capabilities, env: Environment, change: Change,
-                 progress: Progress) -> list[str]:
-    """Run the installer commands for a change (no lock or snapshot: the caller holds them); the notes the user
-    should read (see _remove)."""
+                 progress: Progress) -> Applied:
+    """Run the installer commands for a change (no lock or snapshot: the caller holds them). The installer's last
+    command also checks what the change left (see _run_checked)."""
     installer = _installer(target, caps, env)
     conda_names = {canonical_name(p.name) for p in env.packages if p.installer == "conda"}
-    notes: list[str] = []
-    if change.remove:
-        conda_side = [n for n in change.remove if canonical_name(n) in conda_names]
-        pip_side = [n for n in change.remove if canonical_name(n) not in conda_names]
-        if conda_side and caps.conda_tool:
-            run_step(target, conda_remove(caps.conda_tool, env.path, conda_side, env.modules), progress)
-        if pip_side:
-            notes += _remove(target, installer, env, pip_side, progress)
+    steps: list[tuple[Step, bool]] = []  # each command, and whether it is the installer's (else conda's)
+    removed = [n for n in change.remove if canonical_name(n) not in conda_names]
+    conda_side = [n for n in change.remove if canonical_name(n) in conda_names]
+    if conda_side and caps.conda_tool:
+        steps.append((conda_remove(caps.conda_tool, env.path, conda_side, env.modules), False))
+    if removed:
+        steps.append((installer.uninstall(removed), True))
     upgrade = list(change.upgrade)
     if change.upgrade_all:
         upgrade = [p.name for p in env.packages if p.installer != "conda" and p.name.lower() not in INSTALLER_PACKAGES
@@ -85,36 +97,39 @@ def apply_change(target: Target, caps: Capabilities, env: Environment, change: C
     if env.kind == "conda" and caps.conda_tool:
         specs = [conda_spec(spec) for spec in change.add] + [n for n in upgrade if canonical_name(n) in conda_names]
         if specs:
-            run_step(target, conda_install(caps.conda_tool, env.path, specs, env.modules), progress)
+            steps.append((conda_install(caps.conda_tool, env.path, specs, env.modules), False))
         upgrade = [n for n in upgrade if canonical_name(n) not in conda_names]
         if upgrade:
-            run_step(target, installer.install([], upgrade=upgrade), progress)
+            steps.append((installer.install([], upgrade=upgrade), True))
     elif change.add or upgrade:
-        run_step(target, installer.install(change.add, upgrade=upgrade), progress)
+        steps.append((installer.install(change.add, upgrade=upgrade), True))
+    last = max((number for number, (_, installer_s) in enumerate(steps) if installer_s), default=None)
+    applied = Applied()
+    for number, (step, _) in enumerate(steps):
+        if number == last:
+            applied = _run_checked(target, step, env, installer.python, progress)
+        else:
+            run_step(target, step, progress)
+    gone = {canonical_name(name) for name in removed}
+    lacking = [unmet for unmet in applied.unmet if unmet.missing and requirement_name(unmet.needs) in gone]
+    if lacking:  # said in the uninstall's own words: neither pip nor uv says it when it uninstalls
+        applied.notes += left_broken(lacking, "The removal")
     if "ipykernel" in {canonical_name(name) for name in change.remove}:
-        notes.append(IPYKERNEL_GONE)
-    return notes
+        applied.notes.append(IPYKERNEL_GONE)
+    return applied
 
 
-def _remove(target: Target, installer: Installer, env: Environment, names: Sequence[str],
-            progress: Progress) -> list[str]:
-    """Uninstall `names`; then, in the same command where it can (no command more), the environment's own
-    `pip check` (see requirement_check): a note naming each package the removal left without what it needs,
-    which neither pip nor uv says when it uninstalls."""
-    step = installer.uninstall(names)
+def _run_checked(target: Target, step: Step, env: Environment, python: str, progress: Progress) -> Applied:
+    """Run the change's last installer command; then, in the same command where one_command allows (no command
+    more), the environment's own pip check (see requirement_check), which neither pip nor uv runs after a change,
+    and the report of what its modules put on PYTHONPATH (module_paths), with them loaded as they are for it."""
     if not one_command(target, [step]):
         run_step(target, step, progress)
-        return []
-    result = run_step(target, step, replace(progress, on_line=hiding_markers(progress.on_line)),
-                      then=check_script([env], {env.path: installer.python}, False))
-    removed = {canonical_name(name) for name in names}
-    lacking = [unmet.text for unmet in read_answers(result.stdout, [env]).get(env.path, [])
-               if unmet.missing and requirement_name(unmet.needs) in removed]
-    if not lacking:
-        return []
-    return [f"The removal left {'a package' if len(lacking) == 1 else 'packages'} without what "
-            f"{'it needs' if len(lacking) == 1 else 'they need'}: {'; '.join(lacking)}. Add it back, or undo the "
-            "change from the snapshot saved before it."]
+        return Applied()
+    then = "\n".join(text for text in (check_script([env], {env.path: python}, False), report_script(env.modules))
+                     if text)
+    result = run_step(target, step, replace(progress, on_line=hiding_markers(progress.on_line)), then=then)
+    return Applied(unmet=read_answers(result.stdout, [env]).get(env.path, []), report=read_report(result.stdout))
 
 
 def restore_packages(target: Target, caps: Capabilities, env: Environment, packages: Sequence[dict],
@@ -191,9 +206,9 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     before = state_before(target, caps, env, reservation, progress)
     try:
         large = large_update(len(change.add), len(change.upgrade), change.upgrade_all)
-        notes = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
-                             progress)  # issue 12
-        after = reservation.finish(meta, snapshot_if_changed=snapshot)
+        applied = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
+                               progress)  # issue 12
+        after = reservation.finish(meta, snapshot_if_changed=snapshot, pythonpath_report=applied.report)
     except BaseException as failure:
         restored = False
         try:
@@ -202,7 +217,9 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
             reservation.release(drop_snapshot=snapshot if restored else None)
         raise
     kept = None if reservation.answer.get("dropped_snapshot") else snapshot
-    return Updated(after, kept, notes + misfit_notes(after, before=env, snapshot=kept))
+    asked = [name for name in map(requirement_name, change.add) if name] + list(change.upgrade)
+    return Updated(after, kept, applied.notes + change_notes(after, asked)
+                   + misfit_notes(after, before=env, snapshot=kept))
 
 
 def state_before(target: Target, caps: Capabilities, env: Environment, reservation: Reservation,
