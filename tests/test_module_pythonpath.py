@@ -140,6 +140,19 @@ def test_a_package_the_environment_holds_but_a_module_hides_is_said_so(cc, confi
     assert {p["name"]: p["version"] for found in after["provided"] for p in found["packages"]} == STACK_PACKAGES
 
 
+def test_the_doctor_finds_a_package_a_module_hides(cc, config, home):
+    """T20: the doctor said 'nothing wrong found' with the environment's numpy hidden by scipy-stack's: it looked
+    at PYTHONPATH set at login only, never at what the environment's modules set. Referee: the import by hand."""
+    shown = made(config, home, "cc", MODULES, "tinygamma")
+    assert run_cli("env", "update", "cc", shown["name"], "--add", "tinyalpha==1.0", config=config,
+                   home=home).returncode == 0
+    findings = [f for f in cli_json("env", "doctor", "cc", shown["name"], config=config, home=home)["findings"]
+                if f["code"] == "shadowed-by-module"]
+    version, _ = imported(cc, shown["path"], MODULES, "tinyalpha")
+    assert len(findings) == 1 and f"puts tinyalpha {version} before it" in findings[0]["detail"], findings
+    assert "envdesk env update --remove tinyalpha" in findings[0]["advice"]
+
+
 def test_uv_installs_beside_what_a_module_provides_and_the_create_says_it_is_hidden(testbed, config, home):
     """uv (alpha's installer) does not count PYTHONPATH's packages as installed: it installs tinybeta and a
     tinyalpha into the environment, where the stack's copies are what Python imports. The create says so.

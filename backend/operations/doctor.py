@@ -4,7 +4,9 @@ One agent run reads the environments with the facts around them (packages in the
 Python puts first, conda's base switched on at login, where the installers' caches are, $SCRATCH); one more
 command asks the module system whether each recorded module still exists, and uv or pip whether each
 environment's packages have what they require. Each package's stated Requires-Python is read too (pip check
-does not judge it), so a package made for another Python is found. Nothing is changed unless a fix
+does not judge it), so a package made for another Python is found, and so is a package of the environment that a
+module's copy on PYTHONPATH hides (what the modules put there is read with the environments, as EnvDesk recorded
+it where they were loaded: operations/module_paths). Nothing is changed unless a fix
 is asked for, and the only fixes offered are safe ones: moving the user's packages aside (never deleting
 them) and telling conda to stop switching its base on at login.
 """
@@ -18,6 +20,7 @@ from typing import Any, Sequence
 from ..agent_client import run_agent
 from ..errors import InvalidInput, NotFound
 from ..inventory import Environment
+from ..provided import shadowed
 from ..runner import join_command
 from ..targets import Session, Target
 from ..validate import canonical_name
@@ -197,6 +200,23 @@ def _misfit_finding(env: Environment) -> list[Finding]:
                     "(the Snapshots tab, or envdesk env history).")]
 
 
+def _shadowed_finding(env: Environment) -> list[Finding]:
+    """The environment's own packages that a module's copy on PYTHONPATH hides (T20: numpy 1.25.2 was installed
+    and scipy-stack's 1.26.4 imported, and the doctor found nothing wrong): what its modules put there as EnvDesk
+    recorded it where they were loaded (module_paths)."""
+    hidden = shadowed(env)
+    if not hidden:
+        return []
+    names = " ".join(shadow.own.name for shadow in hidden)
+    modules = " ".join(dict.fromkeys(shadow.module for shadow in hidden))
+    return [Finding(env.name, "shadowed-by-module", "A module hides some of this environment's own packages",
+                    "; ".join(shadow.sentence() for shadow in hidden) + ". Python, pip list and pip freeze see the "
+                    "module's copies, whatever the environment holds.",
+                    f"To use the module's, remove the environment's own (Update, or envdesk env update --remove "
+                    f"{names}). To use the environment's own, make it again without {modules} (export it, and "
+                    "import the file with that module taken out of its modules).")]
+
+
 def _warnings_finding(env: Environment) -> list[Finding]:
     """What the listing could not read in the environment, or found installed twice: pip list and Python may
     see otherwise than EnvDesk's list says."""
@@ -256,7 +276,8 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     for env, device in envs:
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
-                     + _warnings_finding(env) + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
+                     + _shadowed_finding(env) + _warnings_finding(env) + _user_site_findings(env, facts)
+                     + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
 
