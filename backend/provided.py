@@ -57,6 +57,12 @@ def provided_lines(env: Environment) -> list[str]:
             for provided in env.provided if provided.packages]
 
 
+def provided_pins(env: Environment) -> dict[str, list[str]]:
+    """module -> ['name==version', ...] of what each of its modules provides, as an envdesk.yaml records it."""
+    return {provided.module: [f"{p.name}=={p.version}" for p in provided.packages]
+            for provided in env.provided if provided.packages}
+
+
 def change_notes(after: Environment, asked: Iterable[str]) -> list[str]:
     """What a change that asked for the packages named `asked` should say about the environment's modules: what
     it installed in the environment that a module's copy hides (T20: numpy 1.25.2 was installed and scipy-stack's

@@ -122,6 +122,9 @@ class EnvSpec:
     requires_python: str | None = None
     """A lock file's requires-python where it names no exact Python (a pylock.toml): the import takes the newest
     Python of the target's within it, as for a uv project."""
+    provided: dict[str, list[str]] = field(default_factory=dict)
+    """module -> ['name==version', ...]: what each of its modules put on PYTHONPATH on the source, which Python
+    imported before the environment's own packages (not pins: the module brings them where it is loaded)."""
 
     @property
     def pip_pins(self) -> list[Pin]:
@@ -177,6 +180,8 @@ def to_envdesk_yaml(spec: EnvSpec) -> str:
         data["channels"] = spec.channels
     if spec.constraints:
         data["constraints"] = spec.constraints
+    if spec.provided:
+        data["provided"] = spec.provided
     data["pins"] = [{k: v for k, v in asdict(pin).items() if v not in (None, False) and not
                      (k == "source" and v == "pip") and not (k == "extras" and not v)} for pin in spec.pins]
     data["pip_args"] = [redact(a) for a in spec.pip_args]
@@ -203,6 +208,8 @@ def to_requirements(spec: EnvSpec) -> str:
     skipped = spec.conda_pins
     if skipped:
         lines.append(f"# {len(skipped)} conda package(s) are not listed: use the conda or envdesk format for them.")
+    lines.extend(f"# {module} put these on PYTHONPATH there, so they are listed as pip freeze lists them with it "
+                 f"loaded: {', '.join(pins)}" for module, pins in spec.provided.items())
     lines.extend(pin.pip_line() for pin in sorted(spec.pip_pins, key=lambda p: p.name.lower()))
     return redact("\n".join(lines) + "\n")
 
@@ -470,7 +477,26 @@ def split_extras(text: str) -> tuple[str, str]:
 
 
 _ENVDESK_KEYS = {"envdesk", "name", "kind", "python", "modules", "system_site_packages", "requirements",
-                 "conda_requirements", "channels", "pins", "pip_args", "source", "created", "constraints"}
+                 "conda_requirements", "channels", "pins", "pip_args", "source", "created", "constraints", "provided"}
+
+
+def _provided(value: Any) -> dict[str, list[str]]:
+    """An envdesk.yaml's `provided` (module -> exact pins), each module and pin checked."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("'provided' in the file must map each module to the packages it provided.")
+    found = {}
+    for module, pins in value.items():
+        found[validate.module_name(str(module))] = [_provided_pin(pin) for pin in _str_list(pins, "provided")]
+    return found
+
+
+def _provided_pin(text: str) -> str:
+    if not re.match(_PIN_LINE, text):
+        raise InvalidInput(f"{validate.shown(text)} under 'provided' in the file is not a package pinned as "
+                           "name==version.")
+    return text
 
 
 def from_envdesk_yaml(text: str) -> EnvSpec:
@@ -501,6 +527,7 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
         channels=[validate.conda_channel(c) for c in _str_list(data.get("channels"), "channels")],
         pip_args=_str_list(data.get("pip_args"), "pip_args"),
         constraints=[constraint_line(c) for c in _str_list(data.get("constraints"), "constraints")],
+        provided=_provided(data.get("provided")),
         name=str(data["name"]) if data.get("name") else None,
         source={str(k): str(v) for k, v in source.items()}, created=str(data.get("created", "")))
 

@@ -153,6 +153,34 @@ def test_the_doctor_finds_a_package_a_module_hides(cc, config, home):
     assert "envdesk env update --remove tinyalpha" in findings[0]["advice"]
 
 
+def test_export_lists_what_pip_freeze_lists_with_the_modules_loaded(cc, config, home):
+    """T20: the export left the stack's packages out. A requirements file (and conda's environment.yml), which
+    carry no modules a reader must load, list what pip freeze lists with the modules loaded (the referee); an
+    envdesk.yaml keeps the environment's own pins (pip freeze of its own folder, the referee) with its modules,
+    and what they provided apart."""
+    shown = made(config, home, "cc", MODULES, "tinygamma")
+    assert run_cli("env", "update", "cc", shown["name"], "--add", "tinyalpha==1.0", config=config,
+                   home=home).returncode == 0
+    path = shown["path"]
+    frozen = set(by_hand(cc, MODULES, f"{path}/bin/python -m pip freeze --disable-pip-version-check").split())
+    requirements = run_cli("env", "export", "cc", shown["name"], "--format", "requirements", config=config, home=home)
+    assert requirements.returncode == 0, requirements.stderr
+    lines = {line for line in requirements.stdout.splitlines() if line and not line.startswith("#")}
+    assert lines == frozen and "tinyalpha==1.1" in lines and "tinysci==1.11.4" in lines
+    site = cc.run_as_user(f"ls -d {path}/lib/python3*/site-packages").stdout.strip()
+    own = set(cc.run_as_user(f"{path}/bin/python -m pip freeze --path {site} --disable-pip-version-check"
+                             ).stdout.split())
+    import yaml
+
+    from envdesk.backend.spec import from_envdesk_yaml
+    text = run_cli("env", "export", "cc", shown["name"], config=config, home=home).stdout
+    data = yaml.safe_load(text)
+    assert from_envdesk_yaml(text).provided == data["provided"]  # read back as written
+    assert {f"{pin['name']}=={pin['version']}" for pin in data["pins"]} - {"pip==23.0.1", "setuptools==66.1.1"} == own
+    assert data["modules"] == MODULES
+    assert data["provided"] == {STACK_MODULE: [f"{name}=={version}" for name, version in STACK_PACKAGES.items()]}
+
+
 def test_uv_installs_beside_what_a_module_provides_and_the_create_says_it_is_hidden(testbed, config, home):
     """uv (alpha's installer) does not count PYTHONPATH's packages as installed: it installs tinybeta and a
     tinyalpha into the environment, where the stack's copies are what Python imports. The create says so.

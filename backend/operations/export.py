@@ -1,12 +1,16 @@
 """Export an environment as a portable EnvSpec, read directly from its folder (no pip or conda needed)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..credentials import split_settings
 from ..errors import InvalidInput
 from ..inventory import Environment
+from ..provided import module_packages, provided_pins
 from ..recipes import INSTALLER_PACKAGES, PIP_TO_UV, Step
 from ..spec import CONDA_HISTORY, EnvSpec, Pin, now_iso, render
 from ..targets import Session, Target
+from ..validate import canonical_name
 from .common import Progress, capabilities, find_environment
 
 
@@ -49,8 +53,30 @@ def spec_from_environment(env: Environment, target: Target) -> EnvSpec:
         system_site_packages=env.system_site_packages, requirements=requested,
         conda_requirements=list(env.conda_requested or meta.get("conda_requested") or []),
         pins=pins, channels=list(env.channels), pip_args=list(target.pip_args), name=_portable_name(env.name),
-        constraints=list(env.constraints),
+        constraints=list(env.constraints), provided=provided_pins(env),
         source={"cluster": target.name, "path": env.path, "name": env.name}, created=now_iso())
+
+
+FROZEN_FORMATS = ("requirements", "conda")
+"""The formats that carry no modules to load (conda's), or whose reader may have none (a requirements file): they
+list what `pip freeze` lists with the environment's modules loaded, so a copy built from them without those
+modules imports what the environment imports."""
+
+
+def as_pip_freeze_lists_it(spec: EnvSpec, env: Environment) -> EnvSpec:
+    """`spec` with the pins `pip freeze` gives where the environment's modules are loaded: the packages its modules
+    put on PYTHONPATH at the versions Python imports, in place of the environment's own copies they hide (T20: an
+    export left scipy-stack's numpy, scipy and matplotlib out, and a copy without that module had none of them).
+    An envdesk.yaml keeps the environment's own pins instead, with its modules and what they provided apart
+    (EnvSpec.provided): built where the modules load, it is the same environment again."""
+    modules = module_packages(env)
+    if not modules:
+        return spec
+    skipped = freeze_skips(env)
+    pins = [pin for pin in spec.pins if pin.source == "conda" or canonical_name(pin.name) not in modules]
+    pins += [Pin(package.name, package.version) for _, package in modules.values()
+             if package.name.lower() not in skipped]
+    return replace(spec, pins=pins)
 
 
 def export_environment(session: Session, target_name: str, env_ref: str, fmt: str = "envdesk",
@@ -64,7 +90,7 @@ def export_environment(session: Session, target_name: str, env_ref: str, fmt: st
         return _pylock(session, target, env, spec, progress)
     if fmt == CONDA_HISTORY:  # the channels it was made with, in order, as EnvDesk recorded them
         spec.channels = list((env.envdesk or {}).get("channels") or spec.channels)
-    return render(spec, fmt)
+    return render(as_pip_freeze_lists_it(spec, env) if fmt in FROZEN_FORMATS else spec, fmt)
 
 
 def _pylock(session: Session, target: Target, env: Environment, spec: EnvSpec, progress: Progress) -> str:
