@@ -64,18 +64,24 @@ def provided_pins(env: Environment) -> dict[str, list[str]]:
 
 
 def change_notes(after: Environment, asked: Iterable[str]) -> list[str]:
-    """What a change that asked for the packages named `asked` should say about the environment's modules: what
-    it installed in the environment that a module's copy hides (T20: numpy 1.25.2 was installed and scipy-stack's
-    1.26.4 was still what Python imported; env show listed 1.25.2)."""
+    """What a change that asked for the packages named `asked` should say about the environment's modules:
+    nothing installed because a module's folder already satisfied it (pip counts PYTHONPATH), or installed in the
+    environment but hidden by a module's copy (T20: numpy 1.25.2 was installed and scipy-stack's 1.26.4 was still
+    what Python imported; env show listed 1.25.2)."""
     notes = []
     own = {canonical_name(package.name): package for package in after.packages}
     modules = module_packages(after)
     for name in dict.fromkeys(canonical_name(name) for name in asked):
-        if name not in modules or name not in own:
+        if name not in modules:
             continue
         module, package = modules[name]
-        notes.append(Shadowed(own[name], module, package).sentence() + ". Remove the environment's own copy "
-                     f"(envdesk env update --remove {own[name].name}) to use the module's, or make the environment "
-                     f"without {module} to use its own.")
+        if name in own:
+            notes.append(Shadowed(own[name], module, package).sentence() + ". Remove the environment's own copy "
+                         f"(envdesk env update --remove {own[name].name}) to use the module's, or make the environment "
+                         f"without {module} to use its own.")
+        else:
+            notes.append(f"{module} already provides {package.name} {package.version} (on PYTHONPATH, which Python "
+                         "and pip look in before the environment's own packages), so the installer had nothing to do "
+                         "for it: it is not in the environment itself.")
     return notes
 

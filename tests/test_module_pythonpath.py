@@ -140,6 +140,22 @@ def test_a_package_the_environment_holds_but_a_module_hides_is_said_so(cc, confi
     assert {p["name"]: p["version"] for found in after["provided"] for p in found["packages"]} == STACK_PACKAGES
 
 
+def test_an_update_a_modules_package_already_satisfies_says_so(cc, config, home):
+    """T20: --add pandas answered 'unchanged ... the installer had nothing to do'; pip's log said it was already
+    satisfied in scipy-stack's folder, the result did not. Referee: pip install --dry-run by hand, which says the
+    same, and pip's listing of the environment's own folder, which does not have it."""
+    shown = made(config, home, "cc", MODULES, "tinygamma")
+    done = run_cli("env", "update", "cc", shown["name"], "--add", "tinybeta", config=config, home=home)
+    assert done.returncode == 0, done.stderr
+    referee = by_hand(cc, MODULES, f"{shown['path']}/bin/python -m pip install --dry-run {' '.join(cc.pip_args)} "
+                                   "tinybeta 2>&1")
+    assert re.search(r"Requirement already satisfied: tinybeta in \S*/scipy-stack/\S* \(1\.0\)", referee), referee
+    assert "tinybeta" not in own_list(cc, shown["path"])
+    said = [line for line in done.stderr.splitlines() if line.startswith(f"note: {STACK_MODULE} already provides")]
+    assert len(said) == 1 and "tinybeta 1.0" in said[0], done.stderr
+    assert "unchanged" in done.stdout
+
+
 def test_the_doctor_finds_a_package_a_module_hides(cc, config, home):
     """T20: the doctor said 'nothing wrong found' with the environment's numpy hidden by scipy-stack's: it looked
     at PYTHONPATH set at login only, never at what the environment's modules set. Referee: the import by hand."""
