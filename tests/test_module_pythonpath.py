@@ -156,6 +156,24 @@ def test_an_update_a_modules_package_already_satisfies_says_so(cc, config, home)
     assert "unchanged" in done.stdout
 
 
+def test_an_update_that_leaves_a_requirement_unmet_says_so_as_pip_check_does(cc, config, home):
+    """M4: an update to numpy 2.1.1 while pandas needs numpy<2 was reported as plain success. The update's result
+    names what pip check names, found in the installer's own command (no command more). Referee: pip check by
+    hand."""
+    shown = made(config, home, "cc", [PYTHON], "tinydelta")
+    unbroken = commands(cc, lambda: run_cli("env", "update", "cc", shown["name"], "--add", "tinygamma",
+                                            config=config, home=home))
+    done: list = []
+    count = commands(cc, lambda: done.append(run_cli("env", "update", "cc", shown["name"], "--add", "tinyalpha==2.0",
+                                                     config=config, home=home)))
+    assert done[0].returncode == 0, done[0].stderr
+    referee = cc.run_as_user(f"{shown['path']}/bin/python -m pip check", check=False).stdout
+    assert re.search(r"tinydelta 1\.0 has requirement tinyalpha<2, but you have tinyalpha 2\.0", referee), referee
+    said = [line for line in done[0].stderr.splitlines() if line.startswith("note: The change left a package")]
+    assert len(said) == 1 and "tinydelta needs tinyalpha<2, but 2.0 is installed" in said[0], done[0].stderr
+    assert count == unbroken
+
+
 def test_the_doctor_finds_a_package_a_module_hides(cc, config, home):
     """T20: the doctor said 'nothing wrong found' with the environment's numpy hidden by scipy-stack's: it looked
     at PYTHONPATH set at login only, never at what the environment's modules set. Referee: the import by hand."""

@@ -31,7 +31,7 @@ from .disk import warn_before_build
 from .module_paths import read_report, report_script
 from .modules import loadable_modules
 from .python_fit import misfit_notes
-from .requirement_check import hiding_markers
+from .requirement_check import check_script, hiding_markers, left_broken, read_answers
 
 
 @dataclass
@@ -204,15 +204,21 @@ def _build_steps(target: Target, caps: Capabilities, path: str, kind: str, modul
     return steps
 
 
-def _after_build(modules: Sequence[str]) -> AfterSteps:
-    """What a build runs once its packages are in, with its modules loaded: the report of what they put on
-    PYTHONPATH, for its notes (module_paths)."""
-    return AfterSteps(report=report_script(modules))
+def _after_build(target: Target, path: str, modules: Sequence[str], system_site_packages: bool) -> AfterSteps:
+    """What a build runs once its packages are in, with its modules loaded: the new environment's own pip check
+    (its installer resolved what it was asked for, but not a file's pins installed without their dependencies, or
+    a requirement a module's package on PYTHONPATH leaves unmet), and what its modules put on PYTHONPATH, for its
+    notes (module_paths)."""
+    made = Environment(path.rstrip("/").rpartition("/")[2], path, "", None, modules=tuple(modules),
+                       system_site_packages=system_site_packages)
+    return AfterSteps(check_script([made], {path: target.runner.env_python(path)}, False), report_script(modules))
 
 
 def _checked(env: Environment, after: AfterSteps | None, notes: list[str] | None) -> Environment:
-    """`env`, built; `notes` get what its modules' packages hide."""
+    """`env`, built; `notes` get what its check found (see _after_build) and what its modules' packages hide."""
     if after is not None and notes is not None:
+        notes += left_broken(read_answers(after.output, [env]).get(env.path, []), "Installing its packages",
+                             undo=False)
         notes += [shadow.sentence() + "." for shadow in shadowed(env)]
     return env
 
@@ -233,8 +239,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     put in front, and that command run again. A failed package install raises InstallFailed, so callers can
     tell it from a failed creation. `constraints` (pip's -c lines) narrow every install, this one and later ones:
     the environment keeps them (recipes.constraints_file) and records them. Once the packages are in, the same
-    command reports what the modules put on PYTHONPATH (see _after_build), and `notes` get what their packages
-    hide.
+    command checks them (see _after_build), and `notes` get what it found.
     """
     path, login = reservation.path, target  # modules are checked on the login node, as its runner loads them
     target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
@@ -258,7 +263,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
 
     def run(chosen: list[str]) -> Environment:
         steps = steps_for(chosen)
-        after = _after_build(chosen) if packages or conda_packages else None
+        after = _after_build(target, path, chosen, system_site_packages) if packages or conda_packages else None
         shown = replace(progress, on_line=hiding_markers(progress.on_line))
         if not reservation.held:
             begun = on_begun or _ignore

@@ -114,6 +114,7 @@ def apply_change(target: Target, caps: Capabilities, env: Environment, change: C
     lacking = [unmet for unmet in applied.unmet if unmet.missing and requirement_name(unmet.needs) in gone]
     if lacking:  # said in the uninstall's own words: neither pip nor uv says it when it uninstalls
         applied.notes += left_broken(lacking, "The removal")
+    applied.notes += left_broken([unmet for unmet in applied.unmet if unmet not in lacking])
     if "ipykernel" in {canonical_name(name) for name in change.remove}:
         applied.notes.append(IPYKERNEL_GONE)
     return applied
