@@ -85,3 +85,27 @@ def change_notes(after: Environment, asked: Iterable[str]) -> list[str]:
                          "for it: it is not in the environment itself.")
     return notes
 
+
+def left_out_notes(provided: dict[str, list[str]], dropped: Iterable[str], pins: Iterable[str]) -> list[str]:
+    """What a copy or import that leaves out modules (`dropped`) loses of what they provided on the source
+    (`provided`: EnvSpec.provided), the packages the copy installs itself (`pins`, 'name==version') apart: T20's
+    copy to a cluster without scipy-stack had no scipy or matplotlib, and said only that the module was left out."""
+    own = {canonical_name(pin.partition("==")[0]): pin.partition("==")[2] for pin in pins}
+    notes = []
+    for module in dropped:
+        lacking, other = [], []
+        for pin in provided.get(module) or ():
+            name, _, version = pin.partition("==")
+            if canonical_name(name) not in own:
+                lacking.append(f"{name} {version}")
+            elif own[canonical_name(name)] != version:
+                other.append(f"{name} {own[canonical_name(name)]} (not {version})")
+        if lacking:
+            notes.append(f"{module} provided {', '.join(lacking)} on the source (on PYTHONPATH), which this "
+                         f"environment does not have: importing {'it' if len(lacking) == 1 else 'them'} here fails. "
+                         "Add what it needs (Update, or envdesk env update --add NAME), or copy it to a cluster that "
+                         f"has {module}.")
+        if other:
+            notes.append(f"Without {module}, Python here imports the environment's own {', '.join(other)}, "
+                         f"where {module}'s were imported on the source.")
+    return notes

@@ -215,6 +215,27 @@ def test_export_lists_what_pip_freeze_lists_with_the_modules_loaded(cc, config, 
     assert data["provided"] == {STACK_MODULE: [f"{name}=={version}" for name, version in STACK_PACKAGES.items()]}
 
 
+def test_a_copy_to_a_cluster_without_the_module_names_what_it_provided(testbed, cc, config, home):
+    """T20: a copy to a cluster without scipy-stack said only 'Not available here and left out: scipy-stack/2023b';
+    the copy had no scipy or matplotlib and nothing said so. Referee: the copy's Python, which cannot import the
+    stack's own package, and imports the environment's own tinyalpha where the source imported the stack's."""
+    shown = made(config, home, "cc", MODULES, "tinygamma", "tinyalpha==1.0")
+    name = unique("copy")
+    done = run_cli("env", "clone", "cc", shown["name"], "beta", "--name", name, config=config, home=home)
+    assert done.returncode == 0, done.stderr
+    copy = cli_json("env", "show", "beta", name, config=config, home=home)
+    beta = testbed.clusters["beta"]
+    lacking = [line for line in done.stderr.splitlines() if line.startswith(f"note: {STACK_MODULE} provided")]
+    assert len(lacking) == 1 and "tinybeta 1.0" in lacking[0] and "tinysci 1.11.4" in lacking[0], done.stderr
+    assert "tinyalpha" not in lacking[0].partition("which")[0]
+    failed = beta.run_as_user(f"module load {' '.join(copy['modules'])} && {copy['path']}/bin/python -c "
+                              "'import tinysci'", check=False)
+    assert failed.returncode != 0 and "No module named 'tinysci'" in failed.stderr
+    assert imported(beta, copy["path"], copy["modules"], "tinyalpha")[0] == "1.0"
+    other = [line for line in done.stderr.splitlines() if line.startswith(f"note: Without {STACK_MODULE}")]
+    assert len(other) == 1 and "tinyalpha 1.0 (not 1.1)" in other[0], done.stderr
+
+
 def test_uv_installs_beside_what_a_module_provides_and_the_create_says_it_is_hidden(testbed, config, home):
     """uv (alpha's installer) does not count PYTHONPATH's packages as installed: it installs tinybeta and a
     tinyalpha into the environment, where the stack's copies are what Python imports. The create says so.

@@ -14,6 +14,7 @@ from .. import validate
 from ..capabilities import Capabilities, PythonMissing, choose_python, newest_python_within, stand_in_kind
 from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
+from ..provided import left_out_notes
 from ..recipes import Installer
 from ..runner import MESSAGE_LINE, CommandResult, join_command
 from ..spec import EnvSpec
@@ -272,9 +273,11 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
                             "Import it with one of those: the Import dialog's Python, or env import … --python X.Y; "
                             "its pins may need versions made for that Python (--top-level, 'Allow newer "
                             "versions').") from exc
+    own = [f"{pin.name}=={pin.version}" for pin in spec.pip_pins]
     if not caps.has_modules:
         if spec.modules:
             notes.append(f"{target.label} has no modules; using its own Python {choice.version}.")
+            notes += left_out_notes(spec.provided, spec.modules, own)
         return [], choice.version, notes, True
     checked = not all("/" in module for module in choice.modules)
     modules = loadable_modules(target, list(choice.modules), progress, notes) if checked else list(choice.modules)
@@ -293,6 +296,7 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     notes += _modules_note(list(spec.modules), modules, choice.version)
     if dropped:
         notes.append(f"Not available here and left out: {' '.join(dropped)}.")
+        notes += left_out_notes(spec.provided, dropped, own)
     if choice.note:
         notes.append(choice.note)
     return modules, choice.version, notes, checked or not modules
