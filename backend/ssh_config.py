@@ -75,6 +75,14 @@ class Hop:
     global_known_hosts_files: tuple[str, ...] | None = None
     """GlobalKnownHostsFile, with ~ expanded (OpenSSH expands no other token in it): the system's known_hosts files to
     read instead of its default ones (None: not set; empty: `none`)."""
+    server_alive_interval: int | None = None
+    """ServerAliveInterval, in seconds: after this long without a word from the server, ask it for one (0: never;
+    None: not set, EnvDesk's own default then, see ssh_alive)."""
+    server_alive_count_max: int | None = None
+    """ServerAliveCountMax: how many such questions may go unanswered before the connection is dropped (None: not
+    set)."""
+    tcp_keep_alive: bool = True
+    """TCPKeepAlive: the kernel's keepalives on the connection's socket (OpenSSH's default, yes)."""
 
     @property
     def label(self) -> str:
@@ -114,7 +122,54 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
                    identity_agent=_identity_agent(found.get("identityagent"), connection),
                    host_key_alias=connection.key_alias,
                    known_hosts_files=_known_hosts_files(found.get("userknownhostsfile"), connection),
-                   global_known_hosts_files=_global_known_hosts_files(found.get("globalknownhostsfile"), alias))
+                   global_known_hosts_files=_global_known_hosts_files(found.get("globalknownhostsfile"), alias),
+                   server_alive_interval=_seconds(found.get("serveraliveinterval"), "ServerAliveInterval", alias),
+                   server_alive_count_max=_count(found.get("serveralivecountmax"), "ServerAliveCountMax", alias),
+                   tcp_keep_alive=_yes_no(found.get("tcpkeepalive"), "TCPKeepAlive", alias, default=True))
+
+
+_TIME_PART = re.compile(r"\+?(\d+)([sSmMhHdDwW]?)")  # strtol takes a + sign
+_TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_INT_MAX = 2**31 - 1
+
+
+def _seconds(setting: str | None, keyword: str, alias: str) -> int | None:
+    """A time setting as OpenSSH reads it (misc.c convtime): numbers each with an optional unit (s, m, h, d, w, either
+    case; none is seconds), added up: 90, 1m30s, 2h. ConfigError where ssh refuses it ("invalid time value")."""
+    if setting is None:
+        return None
+    text, total, at = setting.strip(), 0, 0
+    while text and at < len(text):
+        part = _TIME_PART.match(text, at)
+        if part is None:
+            break
+        total += int(part.group(1)) * _TIME_UNITS[part.group(2).lower()]
+        at = part.end()
+    if not text or at < len(text) or total > _INT_MAX:
+        raise ConfigError(f"Your SSH configuration gives {alias} the {keyword} {setting!r}, which is not a time "
+                          "(ssh refuses it too).", f"Write seconds, such as '{keyword} 30', or a time such as 1m30s.")
+    return total
+
+
+def _count(setting: str | None, keyword: str, alias: str) -> int | None:
+    """A count setting as OpenSSH reads it (readconf.c parse_int: a whole number from 0); ConfigError otherwise."""
+    if setting is None:
+        return None
+    text = setting.strip()
+    text = text[1:] if text.startswith("+") else text  # strtonum takes a + sign
+    if not text.isdigit() or not text.isascii() or int(text) > _INT_MAX:
+        raise ConfigError(f"Your SSH configuration gives {alias} the {keyword} {setting!r}, which is not a whole "
+                          "number (ssh refuses it too).", f"Write a number, such as '{keyword} 3'.")
+    return int(text)
+
+
+def _yes_no(setting: str | None, keyword: str, alias: str, *, default: bool) -> bool:
+    """A yes/no setting as OpenSSH reads it (either case); ConfigError for another word, as ssh refuses it."""
+    if setting is None:
+        return default
+    if setting.strip().lower() not in ("yes", "no"):
+        raise ConfigError(f"Your SSH configuration gives {alias} the {keyword} {setting!r}: ssh takes only yes or no.")
+    return setting.strip().lower() == "yes"
 
 
 def _identity_agent(setting: str | None, connection: Connection) -> str | None:

@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 
 from envdesk.backend.config import ClusterProfile
-from envdesk.backend.ssh_config import load_ssh_config, plan_connection, profiles_from_ssh_config
+from envdesk.backend.errors import ConfigError
+from envdesk.backend.ssh_config import SSHConfiguration, load_ssh_config, plan_connection, profiles_from_ssh_config
 from test_ssh_config_include import openssh_settings, resolved_by_openssh
 
 
@@ -307,3 +313,38 @@ def test_identityfile_tokens_and_variables_are_expanded_as_openssh_expands_them(
         assert openssh_says in _identity_files_openssh_tries(config, "bad", env)
         with pytest.raises(ConfigError, match="OpenSSH"):
             plan_connection(ClusterProfile(name="c", host="bad"), load_ssh_config(config))
+
+
+def ssh_g(config: Path, host: str) -> dict[str, str] | str:
+    """`ssh -G`'s values for `host` under `config`, or its error."""
+    done = subprocess.run(["ssh", "-G", "-F", str(config), host], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        return done.stderr.strip()
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="OpenSSH's ssh is the referee")
+@pytest.mark.parametrize("interval,count", [("30", "2"), ("1m30s", "0"), ("1M", "+5"), ("2h", "05"), ("0", "3"),
+                                            ("+5", "7"), ("1s2", "1"), ("00012", "4"), ("5x", "3"), ("-1", "3"),
+                                            ("1w1d", "x"), ("15", "-1"), ("99999999999", "3")])
+def test_server_alive_settings_are_read_as_ssh_reads_them(tmp_path, interval, count):
+    config = tmp_path / "config"
+    config.write_text(f"Host stuck\n  ServerAliveInterval {interval}\n  ServerAliveCountMax {count}\n"
+                      "  TCPKeepAlive no\n\nHost *\n  ServerAliveInterval 99\n")
+    expected = ssh_g(config, "stuck")
+    profile = ClusterProfile(name="stuck", host="stuck", user="someone")
+    try:
+        hop = plan_connection(profile, SSHConfiguration.from_text(config.read_text())).target
+    except ConfigError as exc:
+        assert isinstance(expected, str), f"ssh takes it ({expected}), EnvDesk refused it: {exc}"
+        return
+    assert isinstance(expected, dict), f"ssh refuses it ({expected}), EnvDesk took it"
+    assert (hop.server_alive_interval, hop.server_alive_count_max, hop.tcp_keep_alive) == (
+        int(expected["serveraliveinterval"]), int(expected["serveralivecountmax"]), expected["tcpkeepalive"] == "yes")
+
+
+def test_unset_server_alive_settings_are_left_to_envdesk(tmp_path):
+    """Not set: None (EnvDesk's own default applies, see ssh_alive); ssh -G shows its own default, 0 (never)."""
+    hop = plan_connection(ClusterProfile(name="plain", host="plain", user="someone"),
+                          SSHConfiguration.from_text("Host other\n  ServerAliveInterval 5\n")).target
+    assert (hop.server_alive_interval, hop.server_alive_count_max, hop.tcp_keep_alive) == (None, None, True)
