@@ -196,6 +196,8 @@ class Job(ABC):
 
     stops_at_once = False
     """Whether stop() returns at once (a signal here), where a remote stop may wait on the network."""
+    unreached = False
+    """Whether its stop could not reach the command (the cluster stopped answering): it may still run there."""
 
     def __init__(self, label: str, on_line: LineCallback | None) -> None:
         self.label = label
@@ -357,21 +359,50 @@ class Runner(ABC):
                     signalled = job.stop()
                 elif signalled and not forced and now - stopping_since > KILL_AFTER:
                     forced = job.stop(force=True)
-        except ConnectionFailed:
+        except ConnectionFailed as exc:
             if started:
                 _abandon(job)
+                self._note_unreached(exc, job)
             raise
-        except BaseException:  # a Ctrl-C (KeyboardInterrupt) at the terminal, which never reaches the command
+        except BaseException as exc:  # a Ctrl-C (KeyboardInterrupt) at the terminal, which never reaches the command
             if started:
-                _stop_before_leaving(job)
+                try:
+                    _stop_before_leaving(job)
+                except BaseException as again:  # a second Ctrl-C
+                    self._note_unreached(again, job)
+                    raise
+                self._note_unreached(exc, job)
             raise
         finally:
             job.close()
         if cancel is not None and cancel.cancelled:
-            raise Cancelled()
+            cancelled = Cancelled()
+            if self._note_unreached(cancelled, job):
+                cancelled.message = f"Cancelled, but {left_running(cancelled)}"
+            raise cancelled
         if stopping_since:
             raise timed_out(job.label, timeout or 0)
         return job.result()
+
+
+    def _note_unreached(self, error: BaseException, job: Job) -> bool:
+        """Say on `error` (see left_running) that `job` may still run, when its stop could not reach it."""
+        if job.unreached:
+            setattr(error, LEFT_RUNNING, f"EnvDesk could not reach {self.name} to stop the command running there "
+                                         f"({job.label}): it may still finish there. Check the list once {self.name} "
+                                         "answers again.")
+        return job.unreached
+
+
+LEFT_RUNNING = "envdesk_left_running"
+
+
+def left_running(error: BaseException | None) -> str:
+    """What an operation must say, and must not undo, when the command it was running could not be stopped (the
+    cluster stopped answering, so nothing could be sent to it): the words, or "" when it was stopped or ended.
+    Set on any exception (a Cancelled, a ConnectionFailed, a Ctrl-C's KeyboardInterrupt) by the wait loop. Nothing
+    of what the command was changing may be rolled back or removed meanwhile: it may still be writing there."""
+    return str(getattr(error, LEFT_RUNNING, "") or "") if error is not None else ""
 
 
 def _abandon(job: Job) -> None:

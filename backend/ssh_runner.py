@@ -12,6 +12,7 @@ import select
 import socket
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
@@ -24,6 +25,7 @@ from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionF
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
 from .prompts import Prompter, SecretAnswer, SecretRequest
+from .ssh_alive import DEFAULT_COUNT_MAX, DEFAULT_INTERVAL, STOP_CHECK, Watch, answers
 from .runner import (KILL_AFTER, OWN_INSTALLS_EXPORT, CancelToken, CommandResult, Job, LineCallback, LineSplitter,
                      Runner, TrustDecision, join_command, module_load, shown_command)
 from .ssh_auth import Authenticator, KeyCache
@@ -280,6 +282,15 @@ def _dial(host: str, port: int, opening: _Opening, timeout: float = CONNECT_TIME
     raise last
 
 
+def _keep_alive(sock: socket.socket, keep: bool) -> None:
+    """TCPKeepAlive, as ssh sets it (yes by default): the kernel's keepalives on the socket, which tell a peer
+    that is gone (after hours, the system's own timing; a stuck path is the server-alive questions', ssh_alive)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if keep else 0)
+    except OSError as exc:  # a socket that cannot have them works all the same
+        log.info("no TCP keepalive on the connection: %s", exc)
+
+
 def _take(early: Predial, opening: _Opening) -> socket.socket | None:
     """The socket dialled early (see ssh_predial), once it is open; dropped at once on abort. None: given up
     after the dial (see Predial.opened), to be dialled anew."""
@@ -304,6 +315,7 @@ class _Wire:
         self.sock = sock
         self.first = b""
         self.hung_up = False
+        self.heard = time.monotonic()  # when the server last sent something (see ssh_alive)
         self.greeting = greeting
         self._greeted = f"{greeting}\r\n".encode("ascii") if greeting else b""
 
@@ -317,7 +329,9 @@ class _Wire:
             raise
         if not data:
             self.hung_up = True
-        elif len(self.first) < self.KEEP:
+            return data
+        self.heard = time.monotonic()
+        if len(self.first) < self.KEEP:
             self.first += data[:self.KEEP - len(self.first)]
         return data
 
@@ -348,10 +362,17 @@ class _Wire:
         return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _handshake_failure(hop: Hop, wire: _Wire, error: BaseException | None, waited: float) -> ConnectionFailed:
+def _handshake_failure(hop: Hop, wire: _Wire, error: BaseException | None, waited: float,
+                       answered_before: bool = False) -> ConnectionFailed:
     """Why the SSH handshake with `hop` failed, in plain words: silence, another protocol, a hang-up, or SSH
-    that went wrong."""
+    that went wrong. `answered_before`: the same route worked earlier in this session, so a silent server is one
+    that stopped answering, not a wrong host or port (T19)."""
     where = f"{hop.host} (port {hop.port})"
+    if answered_before and not wire.first and not wire.hung_up:
+        return ConnectionFailed(f"{where} answered earlier, but has stopped answering: it accepted the connection "
+                                f"and said nothing in {waited:.0f} seconds.",
+                                "The network between here and the cluster may be stuck (a VPN, a firewall, a network "
+                                "change) or the cluster busy: try again in a while.")
     check = "Check the host name and the port of this cluster (SSH servers usually listen on port 22)."
     if wire.speaks_ssh():
         detail = str(error).strip() if error is not None and str(error).strip() else "the connection broke"
@@ -459,7 +480,7 @@ class _ChannelJob(Job):
         self.pgid: int | None = None
         self.given_up = False  # stopped: the channel is not read any more
         self._stop_asked = 0.0
-
+        self._checked = False  # whether stop() asked if the connection still answers
         def stderr_line(stream: str, line: str) -> None:
             if line.startswith(PID_MARKER) and self.pgid is None and line[len(PID_MARKER):].isdigit():
                 self.pgid = int(line[len(PID_MARKER):])
@@ -520,8 +541,7 @@ class _ChannelJob(Job):
             if (channel.exit_status_ready() and channel.eof_received
                     and not channel.recv_ready() and not channel.recv_stderr_ready()):
                 if channel.exit_status < 0 and not self.runner.connected:  # the connection's end, not the command's
-                    raise ConnectionFailed(_BROKE.format(self.runner.name), "Check your network connection and try "
-                                           "again.")  # (a CI run: the drop ended the channel with EOF first)
+                    raise self.runner.lost()  # (a CI run: the drop ended the channel with EOF first)
                 return True
             if not self._take_output():
                 if channel.closed or not self.runner.connected:
@@ -529,8 +549,7 @@ class _ChannelJob(Job):
                     # dropped): only a real status, or a channel closed on a live connection, is an end
                     if channel.exit_status >= 0 or self.runner.connected:
                         return True
-                    raise ConnectionFailed(_BROKE.format(self.runner.name), "Check your network connection and try "
-                                           "again.")
+                    raise self.runner.lost()
                 select.select([channel], [], [], 0.02)
         return False
 
@@ -541,12 +560,22 @@ class _ChannelJob(Job):
         """
         if self.given_up:
             return True
+        if not self._checked:  # a stuck connection would hold the stop (and the person waiting) for minutes (T19)
+            self._checked = True
+            transport = self.channel.get_transport()
+            if transport is not None and transport.is_active():
+                self.unreached = True  # until it answers: a second Ctrl-C may leave meanwhile
+                if not self.runner.answers(transport):
+                    log.warning("%s stopped answering: %s may still run there", self.runner.name, self.label)
+                    self.given_up = True
+                    return True
+                self.unreached = False
         now = time.monotonic()
         self._stop_asked = self._stop_asked or now
         if self.pgid is None and not self.channel.exit_status_ready() and now - self._stop_asked <= PID_WAIT:
             return False
         if self.pgid is not None:
-            self.runner._kill_group(self.pgid)
+            self.unreached = not self.runner._kill_group(self.pgid)
         self.given_up = True
         return True
 
@@ -743,6 +772,8 @@ class SSHRunner(Runner):
         self._early: _Early | None = None  # a connect begun by connect_early(), not waited for yet
         self._early_lock = threading.Lock()
         self.connections_opened = 0
+        self._watches: weakref.WeakKeyDictionary[paramiko.Transport, Watch] = weakref.WeakKeyDictionary()
+        self._silent = ""  # why the last connection was given up, when it stopped answering (see _stopped_answering)
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -819,6 +850,7 @@ class SSHRunner(Runner):
                     raise
             self._slots.new_connection()  # before the connection is seen: its refusals are its own
             self._hops = opened
+            self._silent = ""
             self.connections_opened += 1
         self._note_first_hop(opened)
 
@@ -885,7 +917,8 @@ class SSHRunner(Runner):
         transport.close()
         log.info("SSH handshake with %s port %s failed: %r (the server sent %r)", hop.host, hop.port, error,
                  wire.first[:80])
-        raise _handshake_failure(hop, wire, error, time.monotonic() - started) from error
+        raise _handshake_failure(hop, wire, error, time.monotonic() - started,
+                                 answered_before=self.connections_opened > 0) from error
 
     def _open_hop(self, hop: Hop, via: paramiko.Transport | None, opening: _Opening,
                   prompter: Prompter) -> paramiko.Transport:
@@ -897,8 +930,53 @@ class SSHRunner(Runner):
         except BaseException:
             transport.close()
             raise
-        transport.set_keepalive(30)
+        self._watch(hop, transport)
         return transport
+
+    def _watch(self, hop: Hop, transport: paramiko.Transport) -> None:
+        """Notice when the hop stops answering (see ssh_alive), as ssh does with the hop's ServerAliveInterval and
+        ServerAliveCountMax (EnvDesk's defaults where they are not set; an interval of 0 asks never, as in ssh)."""
+        wire = transport.sock
+        if not isinstance(transport, LoginTransport) or not isinstance(wire, _Wire):
+            return
+        interval = DEFAULT_INTERVAL if hop.server_alive_interval is None else hop.server_alive_interval
+        count_max = DEFAULT_COUNT_MAX if hop.server_alive_count_max is None else hop.server_alive_count_max
+        watch = Watch(transport, lambda: wire.heard, interval, count_max,
+                      lambda silent: self._stopped_answering(transport, hop, silent), hop.label)
+        self._watches[transport] = watch
+        if interval > 0:
+            watch.start()
+
+    def answers(self, transport: paramiko.Transport | None, wait: float | None = None) -> bool:
+        """Whether the hop under `transport` (and every hop before it) still answers, asked now if it has been
+        silent (see ssh_alive.answers): a stop is sent only on a connection that answers. One that does not is
+        dropped, as one found silent by its watch."""
+        hops = list(self._hops.transports)
+        if transport is None or transport not in hops:
+            return transport is not None and transport.is_active()  # a keeper's connection: its keeper watches
+        for hop_transport in hops[:hops.index(transport) + 1]:
+            watch = self._watches.get(hop_transport)
+            if watch is not None and not answers(watch.transport, watch.heard, STOP_CHECK if wait is None else wait,
+                                                 watch=watch):
+                self._stopped_answering(hop_transport, None, time.monotonic() - watch.heard())
+                return False
+        return True
+
+    def _stopped_answering(self, transport: paramiko.Transport, hop: Hop | None, silent: float) -> None:
+        """A hop said nothing for `silent` seconds though asked: its connection is dropped (at once: what waits on
+        it learns it from the channels closing) and the commands on it fail saying so (see lost_words)."""
+        where = f" (through {hop.host})" if hop is not None and hop != self.plan.target else ""
+        self._silent = (f"The connection to {self.name}{where} stopped answering: nothing came back for "
+                        f"{silent:.0f} seconds, so EnvDesk gave it up.")
+        hops = list(self._hops.transports)
+        if transport in hops:
+            # the first hop first: a jump host's channel under a later hop closes with it, not through it
+            for opened in hops:
+                _close_quietly(opened)
+            self._hops.close()
+        else:
+            _close_quietly(transport)
+
 
     def _login(self, hop: Hop, transport: paramiko.Transport, method: str = "auto",
                prompter: Prompter | None = None) -> None:
@@ -924,11 +1002,14 @@ class SSHRunner(Runner):
             try:
                 sock = _take(early, opening) if early is not None else None
                 if early is not None and sock is not None:
+                    _keep_alive(sock, hop.tcp_keep_alive)
                     begun = early.take_begun()
                     if isinstance(begun, _Exchange):
                         return begun.wire, begun
                     return _Wire(sock, early.greeting), None
-                return _Wire(_dial(hop.host, hop.port, opening)), None
+                sock = _dial(hop.host, hop.port, opening)
+                _keep_alive(sock, hop.tcp_keep_alive)
+                return _Wire(sock), None
             except OSError as exc:
                 raise ConnectionFailed(
                     f"Could not reach {hop.host} on port {hop.port}: {exc.strerror or exc}.",
@@ -1168,9 +1249,17 @@ class SSHRunner(Runner):
         with self._streams_lock:
             self._streams.discard(stream)
 
-    def _kill_group(self, pgid: int) -> None:
+    def lost(self) -> ConnectionFailed:
+        """The error of a command whose connection ended under it: it stopped answering, or broke."""
+        if self._silent:
+            return ConnectionFailed(self._silent, "The network between here and the cluster may be stuck (a VPN, a "
+                                    "firewall, a change of network): check it and try again.")
+        return ConnectionFailed(_BROKE.format(self.name), "Check your network connection and try again.")
+
+    def _kill_group(self, pgid: int) -> bool:
         """Stop a remote process group from a fresh channel (closing its own channel does not), and wait
-        until it is gone: a rollback must not start while a killed installer still writes."""
+        until it is gone: a rollback must not start while a killed installer still writes. False when the cluster
+        could not be reached to stop it (it may still run)."""
         script = (f"kill -TERM -{pgid} 2>/dev/null; i=0; "
                   f"while kill -0 -{pgid} 2>/dev/null; do i=$((i+1)); "
                   f"[ $i -eq {int(KILL_AFTER * 10)} ] && kill -KILL -{pgid} 2>/dev/null; "
@@ -1184,8 +1273,10 @@ class SSHRunner(Runner):
             while not channel.exit_status_ready() and time.monotonic() < deadline:
                 time.sleep(0.05)
             channel.close()
+            return channel.exit_status_ready() and channel.exit_status >= 0
         except Exception as exc:  # best effort: the connection itself may be gone
             log.info("could not stop remote process group %s: %s", pgid, exc)
+            return False
 
     def run(self, argv: Sequence[str], *, modules: Sequence[str] = (), stdin: bytes | None = None,
             on_line: LineCallback | None = None, cancel: CancelToken | None = None,

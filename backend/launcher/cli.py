@@ -619,8 +619,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             import json
             print(json.dumps({"error": exc.message, "hint": exc.hint}))
         return 1
-    except KeyboardInterrupt:
-        print("envdesk: interrupted.", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        from envdesk.backend.runner import left_running
+        still = left_running(exc)  # the cluster stopped answering: what ran there was not stopped (T19)
+        print(f"envdesk: interrupted.{' ' + still if still else ''}", file=sys.stderr)
         return 130
     except Exception as exc:  # the edge of the program: never a traceback for users
         if os.environ.get("ENVDESK_DEBUG"):

@@ -11,6 +11,7 @@ from ..errors import CommandFailed, CondaInstallFailed, EnvDeskError, InstallFai
 from ..inventory import Environment
 from ..kinds import KINDS
 from ..provided import shadowed
+from ..runner import left_running
 from ..recipes import (Installer, Step, conda_channels, conda_install, conda_spec, constraints_file,
                        create_step, keep_constraints)
 from ..slurm import on_compute_node
@@ -138,6 +139,16 @@ def undo(reservation: Reservation, progress: Progress, failure: BaseException | 
     cannot be done (the connection gone), the step and `failure`'s hint say so and what to do (T18: the log said
     it was being removed, and the folder stayed with no word of it)."""
     if not reservation.held:  # the lock was never taken (the folder exists, another operation holds it ...)
+        return
+    still = left_running(failure)
+    if still:  # its installer may still be writing there: nothing is removed under it (T19)
+        left = (f"The unfinished environment {reservation.path} was left as it is: it is listed as incomplete until "
+                "the build ends there (delete it then, if it did not finish).")
+        progress.on_step(left)
+        if isinstance(failure, EnvDeskError) and still in failure.message:  # a Cancelled says it first
+            failure.message = f"{failure.message} {left}"
+        elif isinstance(failure, EnvDeskError):
+            failure.hint = f"{failure.hint} {still} {left}".strip()
         return
     try:
         progress.on_step("Removing the unfinished environment")

@@ -5,6 +5,7 @@ import datetime
 from dataclasses import dataclass
 
 from ..agent_client import call_action
+from ..runner import left_running
 from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment, runnable
 from .kernels import has_ipykernel
@@ -72,7 +73,8 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
         try:
             restored = roll_back(target, caps, env, before, reservation.answer["snapshot"], failure, progress)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
-            reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None)
+            if not left_running(failure):  # else what runs there keeps the lock (see roll_back)
+                reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None)
         raise
     notes = [IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else []
     notes += misfit_notes(after, before=env)  # undoing a revert is another revert: no snapshot advice

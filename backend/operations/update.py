@@ -12,6 +12,7 @@ from ..inventory import Environment
 from ..provided import change_notes
 from ..spec import redact, requirement_name
 from ..recipes import INSTALLER_PACKAGES, Installer, Step, conda_install, conda_remove, conda_spec, constraints_file
+from ..runner import left_running
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
@@ -215,7 +216,8 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
         try:
             restored = roll_back(target, caps, env, before, snapshot, failure, progress)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
-            reservation.release(drop_snapshot=snapshot if restored else None)
+            if not left_running(failure):  # else the installer may still run: the lock stays (see roll_back)
+                reservation.release(drop_snapshot=snapshot if restored else None)
         raise
     kept = None if reservation.answer.get("dropped_snapshot") else snapshot
     asked = [name for name in map(requirement_name, change.add) if name] + list(change.upgrade)
@@ -245,6 +247,15 @@ def roll_back(target: Target, caps: Capabilities, env: Environment, before: list
     """Put the snapshot's packages back after a failed change, and say in the error what happened; True when
     they are back (the snapshot is then not needed: nothing changed)."""
     quiet = Progress(on_step=progress.on_step, on_line=progress.on_line)
+    still = left_running(failure)
+    if still:  # the installer may still be changing it: putting packages back now would race with it (T19)
+        outcome = (f" Nothing was put back meanwhile: if the change does not finish there, the environment is listed "
+                   f"as cut off, and the next change puts the previous packages back (or revert to snapshot "
+                   f"{snapshot}).")
+        quiet.on_step("The change could not be stopped there: nothing is put back while it may still run")
+        if isinstance(failure, EnvDeskError):
+            failure.message = (failure.message if still in failure.message else f"{failure.message} {still}") + outcome
+        return False
     try:
         stopped = isinstance(failure, (Cancelled, KeyboardInterrupt))
         quiet.on_step(f"The change {'was stopped' if stopped else 'failed'}: putting the previous packages back")

@@ -218,3 +218,85 @@ def kill_connection(cluster: FakeCluster) -> Callable[[], None]:
         while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.02)
     return fault
+
+
+class StuckPath:
+    """A TCP proxy on loopback in front of a cluster's sshd whose path can get stuck: `blackhole()` keeps both
+    sockets of every connection open and passes nothing either way (a stuck VPN or NAT, a laptop waking up on
+    another network), new connections included (accepted, then silent); `flow()` passes again what waited.
+
+    Nothing is read while stuck, so what either side sends waits in the kernel's buffers, as on a real path that
+    holds packets; neither side is told anything (no reset, no end)."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self.connections = 0
+        self._closed = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True, name="stuck path").start()
+
+    def blackhole(self) -> None:
+        self.flowing.clear()
+
+    def flow(self) -> None:
+        self.flowing.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self.flowing.set()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in [self.listener, *sockets]:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _accept(self) -> None:
+        import socket
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(client, socket), daemon=True, name="stuck path conn").start()
+
+    def _serve(self, client, socket) -> None:
+        self.flowing.wait()  # a connection made while stuck reaches nothing until the path flows again
+        try:
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._sockets += [client, server]
+        for source, sink in ((client, server), (server, client)):
+            threading.Thread(target=self._pipe, args=(source, sink, socket), daemon=True, name="stuck pipe").start()
+
+    def _pipe(self, source, sink, socket) -> None:
+        import select
+        try:
+            while not self._closed:
+                if not self.flowing.is_set():
+                    self.flowing.wait(0.1)
+                    continue
+                readable, _, _ = select.select([source], [], [], 0.1)
+                if not readable or not self.flowing.is_set():
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+        except OSError:
+            try:
+                sink.close()
+            except OSError:
+                pass
