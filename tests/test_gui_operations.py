@@ -442,3 +442,46 @@ def test_the_operations_list_shows_what_each_operation_is_whole(qtbot, controlle
     metrics = panel.table.fontMetrics()
     width = panel.table.horizontalHeader().sectionSize(0)
     assert all(width >= metrics.horizontalAdvance(title) for title in titles), width
+
+
+def test_closing_leaves_tasks_stuck_on_the_network_to_end_on_their_own(qtbot, tmp_path, home, capfd):
+    """T19: closing the window on a stuck connection blocked the GUI thread 10 s (shutdown waited for the cancelled
+    tasks), then closed the connections under them. Now the close cancels them and returns while they still run:
+    the connections are closed once they have ended, and what was left is said (stderr; the window is gone). The
+    referees: the task itself (still running after the close, then ended by its cancel) and the session's close."""
+    config = tmp_path / "cfg"
+    config.mkdir()
+    made = AppController(AppPaths(config), QtPrompter())
+    closed = threading.Event()
+    session = made.session
+    session.close = closed.set  # the referee of when the connections go
+    cancelled, go_on = threading.Event(), threading.Event()
+
+    def stuck(progress) -> None:  # as an operation whose stop waits on a cluster that stopped answering
+        progress.cancel.wait(120)
+        cancelled.set()
+        go_on.wait(120)
+        progress.cancel.raise_if_cancelled()
+    task = made.start("Create stuckenv", "local", stuck)
+    qtbot.waitUntil(lambda: task.state == "running", timeout=WAIT)
+    made.shutdown()
+    assert not task.done.is_set() and not closed.is_set(), "the close waited for nothing and closed nothing under it"
+    assert "Create stuckenv" in capfd.readouterr().err, "what was left is said"
+    assert cancelled.wait(30), "the task was cancelled"
+    go_on.set()
+    assert closed.wait(60) and task.done.is_set() and task.state == "cancelled"
+
+
+def test_a_cancel_whose_command_could_not_be_stopped_says_so_in_its_row(qtbot, controller):
+    """T19: the row said 'Cancelled; nothing half-made left' while the build went on on the cluster."""
+    from envdesk.backend.errors import Cancelled
+    words = "Cancelled, but EnvDesk could not reach stuck to stop the command running there: it may still finish there."
+
+    def cancelled(progress) -> None:
+        raise Cancelled(words)
+    task = controller.start("Create stuckenv", "local", cancelled)
+    qtbot.waitUntil(lambda: task.done.is_set() and not controller.operations.rows[-1].running, timeout=WAIT)
+    assert controller.operations.rows[-1].latest == words
+    plain = controller.start("Create plain", "local", lambda progress: (_ for _ in ()).throw(Cancelled()))
+    qtbot.waitUntil(lambda: plain.done.is_set() and not controller.operations.rows[-1].running, timeout=WAIT)
+    assert controller.operations.rows[-1].latest == "Cancelled; nothing half-made left"
