@@ -236,8 +236,10 @@ def test_cancel_on_a_stuck_connection_leaves_and_says_the_build_may_still_finish
         worker.start()
         until(lambda: building(stuck, slow_project), "the build never started")
         stuck.path.blackhole()
+        dialled = stuck.path.connections
         progress.cancel.cancel()
         worker.join(GUARD)
+        assert stuck.path.connections == dialled, "the stop waited on the stuck connection, then dialled again"
         assert not worker.is_alive(), "the cancel still waits on a stuck connection"
         assert failure and isinstance(failure[0], Cancelled), failure
         said = failure[0].message
@@ -267,8 +269,10 @@ def test_ctrl_c_on_a_stuck_connection_leaves_and_says_the_build_may_still_finish
     try:
         until(lambda: building(stuck, slow_project), "the build never started")
         stuck.path.blackhole()
+        dialled = stuck.path.connections
         os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C does: to the terminal's foreground process group
         _, said = job.communicate(timeout=GUARD)
+        assert stuck.path.connections == dialled, "the stop waited on the stuck connection, then dialled again"
         assert job.returncode == 130, said
         assert "could not reach stuck" in said and "may still finish there" in said, said
         assert "Removing the unfinished" not in said and "listed as incomplete" in said, said
