@@ -160,6 +160,7 @@ class TestBed:
         self._extra_lock = threading.Lock()
         self.client_key = base / "client" / "id_ed25519"
         self.passphrase_key = base / "client" / "id_ed25519_passphrase"
+        self.site_wheelhouse = base / "site-wheels"  # a site's own builds (wheels.SITE_WHEELS), made with the bed
         self.passphrase = PASSPHRASE
         self.timings: dict[str, float] = {}
         self.build_seconds = 0.0
@@ -228,6 +229,7 @@ class TestBed:
 
         # wheels
         built = wheels.build_all(base / "wheels-src")
+        wheels.build_site_store(self.site_wheelhouse)  # named by no cluster's pip arguments: see SITE_WHEELS
         t = self._step("wheels", t)
 
         # software and module trees

@@ -48,6 +48,21 @@ WHEELS: tuple[WheelSpec, ...] = (
 )
 
 
+SITE_WHEELS: tuple[WheelSpec, ...] = (
+    WheelSpec("tinyalpha", "1.1+site"),  # a site's own build of a release every store has
+    WheelSpec("tinyalpha", "2.1+site"),  # and of one no other store has
+)
+"""A site's own builds, named with a local version label as the Alliance's are (numpy 1.26.4+computecanada). They
+are in a store of their own (TestBed.site_wheelhouse), which no cluster's pip arguments name: a test that wants a
+cluster shaped like that site adds it to a profile's (site_pip_args). Not in WHEELS, which many tests build into one
+store: there pip and uv would take tinyalpha 1.1+site for tinyalpha==1.1, and 2.1+site for tinyalpha."""
+
+
+def site_pip_args(cluster_pip_args: list[str], site_wheelhouse: Path) -> list[str]:
+    """A cluster's pip arguments with the site's store added: its wheelhouse and the site's own builds."""
+    return [*cluster_pip_args, "--find-links", str(site_wheelhouse)]
+
+
 def _record_hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
@@ -101,6 +116,15 @@ def build_wheel(dest_dir: Path, spec: WheelSpec, extra_files: dict[str, str] | N
 def build_all(dest_dir: Path) -> dict[WheelSpec, Path]:
     dest_dir.mkdir(parents=True, exist_ok=True)
     return {spec: build_wheel(dest_dir, spec) for spec in WHEELS}
+
+
+def build_site_store(folder: Path) -> Path:
+    """The site's own builds (SITE_WHEELS) in `folder`, which every cluster's user may read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)
+    for spec in SITE_WHEELS:
+        build_wheel(folder, spec)
+    return folder
 
 
 def fill_wheelhouse(wheelhouse: Path, built: dict[WheelSpec, Path], cluster: str) -> Path:
