@@ -34,13 +34,14 @@ def test_allowing_newer_versions_of_a_sites_own_builds_gives_requirements_pep_44
 
 def test_an_import_of_a_sites_own_build_another_cluster_lacks_installs_a_newer_release_on_request(testbed,
                                                                                                   tmp_path):
-    """The import with 'allow newer versions' (--top-level) of a pin no wheel of which is here: the release it
-    names or a newer one is installed. Referee: pip freeze of the environment made."""
+    """The import with 'allow newer versions' (--top-level) of a pin no wheel of which is here, of that release
+    either (where the release is, it is installed as it: test_site_builds.py): a newer one is installed. Referee:
+    pip freeze of the environment made."""
     config, home = tmp_path / "cfg", tmp_path / "home"
     home.mkdir()
     make_config(config, testbed, ["alpha"])
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("tinyalpha==1.1+computecanada\n")
+    requirements.write_text("tinyalpha==1.2+computecanada\n")  # no tinyalpha 1.2 in the test bed's stores
     name = unique("cc")
     done = run_cli("env", "import", "alpha", str(requirements), "--name", name, "--top-level", "--yes",
                    config=config, home=home)

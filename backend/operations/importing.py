@@ -23,6 +23,7 @@ from .common import Progress, Reservation, capabilities, full_path
 from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
 from .python_fit import misfit_notes
+from .site_builds import install_public_releases, public_found, public_release, why_public
 
 
 @dataclass
@@ -138,6 +139,9 @@ class ImportPlan:
     source_modules: list[str] = field(default_factory=list)
     constraints: list[str] = field(default_factory=list)
     """The file's constraints (-c): every install into the environment follows them (create.build)."""
+    public_releases: dict[str, str] = field(default_factory=dict)
+    """The lines pinning a site's own build (site_builds) that the check found missing here while their public
+    release is here: each line, and the release installed in its place (one of `adapted`)."""
 
     @property
     def to_install(self) -> list[str]:
@@ -715,16 +719,23 @@ def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> 
 
 
 def _check_script(installer: Installer, pins: list[str]) -> str:
-    """Shell text that dry-runs each pin and prints '@@missing SPEC<TAB>REASON' for those that fail."""
+    """Shell text that dry-runs each pin and prints '@@missing SPEC<TAB>REASON' for those that fail; for a pin of a
+    site's own build that fails, its public release is tried too, and '@@public NUMBER' (its place in `pins`) printed
+    where that is here (site_builds)."""
     checks = []
-    for pin in map(specs.without_hashes, pins):
+    for number, original in enumerate(pins):
+        pin, public = specs.without_hashes(original), public_release(original)
         line, shown = installer.dry_run(pin).shell_text(), join_command([specs.redact(pin)])
-        checks.append(f"if ! out=$({line} 2>&1); then printf '@@missing %s\\t%s\\n' {shown} "
-                      f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
-                      f'"requires-python" || printf "%s" "$out" | grep -i -m1 -e "from versions: none" '
-                      f'-e "was not found in the" || '
-                      f'printf "%s" "$out" | grep -E -i "{MESSAGE_LINE}" | tail -n 1 | grep . || '
-                      f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"; fi')
+        missing = (f"printf '@@missing %s\\t%s\\n' {shown} "
+                   f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
+                   f'"requires-python" || printf "%s" "$out" | grep -i -m1 -e "(from versions: " '
+                   f'-e "was not found in the" || '
+                   f'printf "%s" "$out" | grep -E -i "{MESSAGE_LINE}" | tail -n 1 | grep . || '
+                   f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"')
+        if public:
+            missing = (f"if {installer.dry_run(public).shell_text()} >/dev/null 2>&1; then echo '@@public {number}'; "
+                       f"else {missing}; fi")
+        checks.append(f"if ! out=$({line} 2>&1); then {missing}; fi")
     return "; ".join(["export UV_NO_WRAP=1", *checks])  # uv's reason on one line: one line of it is read
 
 
@@ -737,17 +748,27 @@ def _parse_missing(stdout: str) -> list[Unavailable]:
     return missing
 
 
+@dataclass
+class Availability:
+    """What a check found of the pins it was given: those the target cannot install, and those of a site's own
+    build whose public release it has (pin -> release)."""
+
+    missing: list[Unavailable]
+    public: dict[str, str]
+
+
 def _installer_modules(installer: Installer) -> tuple[str, ...]:
     return installer.env_modules + (installer.uv[1] if installer.uv else ())
 
 
-def find_unavailable(target: Target, installer: Installer, pins: list[str], progress: Progress) -> list[Unavailable]:
-    """Every pin the target cannot install, found in one command (each checked with a dry run)."""
+def find_unavailable(target: Target, installer: Installer, pins: list[str], progress: Progress) -> Availability:
+    """Every pin the target cannot install, and the site's builds it has the public release of, found in one
+    command (each checked with a dry run)."""
     if not pins:
-        return []
+        return Availability([], {})
     progress.step(f"Checking which of {len(pins)} packages {target.label} can provide")
     result = _run_script(target, _check_script(installer, pins), _installer_modules(installer), progress)
-    return _parse_missing(result.stdout)
+    return Availability(_parse_missing(result.stdout), public_found(result.stdout, pins))
 
 
 def _run_script(target: Target, script: str, modules: tuple[str, ...], progress: Progress) -> CommandResult:
@@ -758,7 +779,9 @@ def _run_script(target: Target, script: str, modules: tuple[str, ...], progress:
 
 def check_availability(session: Session, target_name: str, plan: ImportPlan,
                        progress: Progress | None = None) -> list[Unavailable]:
-    """Before building: which pinned packages the target cannot provide, using a throwaway environment."""
+    """Before building: which pinned packages the target cannot provide, using a throwaway environment. A pin of a
+    site's own build whose public release is here is not one of them: the plan installs that release instead
+    (install_public_releases), and says so."""
     progress = progress or Progress()
     target = session.target(target_name)
     settle_modules(target, plan, progress)  # the plan shown with them is what will be built; the check needs them
@@ -780,6 +803,7 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
             f"{_check_script(installer, lines)}; rm -rf {join_command([scratch])}")
     result = _run_script(target, body, _installer_modules(installer), progress)
+    install_public_releases(plan, public_found(result.stdout, lines))
     return _parse_missing(result.stdout)
 
 
@@ -930,14 +954,28 @@ def _plain_reason(raw: str, spec: str = "") -> str:
             "not found in the provided package locations" in lowered or \
             "no solution found" in lowered or "could not find a version" in lowered or \
             "there is no version of" in lowered:
-        return "not in this target's package index or wheel store"
+        return "not in this target's package index or wheel store" + _versions_there(raw)
     return re.sub(r"(?i)^(error|cause|caused by):\s*", "", raw.strip()) or "could not be installed"
+
+
+def _versions_there(raw: str) -> str:
+    """The versions pip says the target has ("(from versions: 1.26.3, 1.26.4)"), as a reason ends with them; ""
+    where it names none (uv's words never do). T20: "from versions: 1.26.4" was dropped, and with it the release
+    that was there all along."""
+    listed = re.search(r"\(from versions: ([^)]*)\)", raw)
+    versions = [v.strip() for v in listed.group(1).split(",") if v.strip()] if listed else []
+    if not versions or versions == ["none"]:
+        return ""
+    if len(versions) <= 8:
+        return f"; it has {', '.join(versions)}"
+    return f"; it has {len(versions)} versions, the newest {', '.join(versions[-5:])}"
 
 
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,
                        root: str | None = None, top_level: bool = False, agreed: bool = False,
                        own_sources: bool = False, progress: Progress | None = None) -> Imported:
-    """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once.
+    """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once. A pin of a
+    site's own build that is missing here while its public release is here is installed as that release.
 
     With `top_level`, install the top-level requirements instead when pins fail. Never half-succeeds:
     a failed import removes what it started. Lines the plan refuses, and downloads from outside the
@@ -963,10 +1001,11 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
         "channels": plan.channels, "progress": progress, "extra_meta": {"imported_from": spec.source},
         "modules_checked": plan.modules_checked, "constraints": plan.constraints}
+    started: dict[str, Any] = {"name": plan.name, "notes": notes, "source": spec.source}
     try:
         try:
-            env = start_and_build(session, target, caps, reservation, root, name=plan.name, notes=notes,
-                                  source=spec.source, packages=plan.to_install, requested=plan.requirements, **common)
+            env = start_and_build(session, target, caps, reservation, root, packages=plan.to_install,
+                                  requested=plan.requirements, **started, **common)
         except InstallFailed as failure:
             if isinstance(failure, CondaInstallFailed):
                 raise  # conda's words name what it could not install; pip's lines were not reached
@@ -974,26 +1013,45 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
             common.update(modules=plan.modules, modules_checked=True)  # for the retry below: known to load now
             installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
                                           target.pip_args, kind=plan.kind, here=target.runner.runs_actions_here)
-            missing = find_unavailable(target, installer, plan.to_install, progress)
-            if not missing:
+            found = find_unavailable(target, installer, plan.to_install, progress)
+            moved = install_public_releases(plan, found.public)
+            if not found.missing and not moved:
                 raise
-            listing = "; ".join(f"{m.spec} ({m.reason})" for m in missing)
-            if not top_level or not plan.requirements:
-                raise CommandFailed(
-                    f"{len(missing)} package(s) cannot be installed on {target.label}: {listing}. "
-                    "Nothing was created.", _what_would_work(missing, plan, caps, own_sources),
-                    log=failure.log) from failure
-            progress.on_step("Some exact versions are missing here; allowing newer versions of the top-level "
-                             "requirements")
+            if found.missing and (not top_level or not plan.requirements):
+                raise cannot_install(target, found.missing, plan, caps, own_sources, failure.log) from failure
             reservation.reset()
-            relaxed = allow_newer(plan.requirements)
-            notes.append(f"Exact versions unavailable here: {listing}. Installed {', '.join(relaxed)} instead "
-                         "(newer versions allowed).")
-            used_top_level = True
-            env = build(session, target, caps, reservation, packages=relaxed, notes=notes, **common)
+            if found.missing:
+                progress.on_step("Some exact versions are missing here; allowing newer versions of the "
+                                 "top-level requirements")
+                env = build(session, target, caps, reservation, packages=allow_newer(plan.requirements),
+                            notes=notes, **common)
+                notes.append(_fallback(spec, plan, found.missing, env))
+                used_top_level = True
+            else:
+                progress.on_step("Installing the public releases of the site's own builds that are not here")
+                notes += [f"Installed as {plan.public_releases[line]} instead of {line}: {why_public(line)}."
+                          for line in moved]
+                env = build(session, target, caps, reservation, packages=plan.to_install,
+                            requested=plan.requirements, notes=notes, **common)
     except BaseException as exc:
         undo(reservation, progress, exc)
         raise
     if list(env.modules) != planned:  # prerequisites the build (or settle_modules) found were put in front
         notes = _with_modules_noted(notes, plan, planned, list(env.modules))
     return Imported(env, notes + misfit_notes(env) + remember_root(session, target, root), used_top_level)
+
+
+def cannot_install(target: Target, missing: list[Unavailable], plan: ImportPlan, caps: Capabilities,
+                   copying: bool = False, log: str = "") -> CommandFailed:
+    """The failure of an import some of whose pins the target cannot install, with what would work (a dry run
+    says it too)."""
+    listing = "; ".join(f"{m.spec} ({m.reason})" for m in missing)
+    return CommandFailed(f"{len(missing)} package(s) cannot be installed on {target.label}: {listing}. Nothing was "
+                         "created.", _what_would_work(missing, plan, caps, copying), log=log)
+
+
+def _fallback(spec: EnvSpec, plan: ImportPlan, missing: list[Unavailable], env: Environment) -> str:
+    """The note of an import that installed the top-level requirements with newer versions allowed."""
+    listing = "; ".join(f"{m.spec} ({m.reason})" for m in missing)
+    return f"Exact versions unavailable here: {listing}. Installed {', '.join(allow_newer(plan.requirements))} " \
+           "instead (newer versions allowed)."

@@ -1,0 +1,120 @@
+"""A site's own builds on another cluster (user trial T20): pins with a local version label (tinyalpha==1.1+site, as
+the Alliance's numpy==1.26.4+computecanada) copied or imported where only the public releases are.
+
+alpha is shaped like the site here: its profile's pip arguments also name the site's store (testbed.wheels.SITE_WHEELS:
+tinyalpha 1.1+site and 2.1+site); beta's store has tinyalpha 1.0, 1.1 and 2.0. The referees: PEP 440 as packaging
+applies it, pip run by hand on the cluster (`pip install --dry-run --report`, with the profile's pip arguments), and
+pip freeze of the environment made; never EnvDesk's own output.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from envdesk_fixtures import make_config, run_cli, session_for, unique
+from testbed.wheels import site_pip_args
+
+KEPT = "tinybeta==1.0\ntinyalpha==1.1+site\n"
+"""An environment that asked for the site's build of a release beta has (1.1)."""
+RESOLVED = "tinybeta==1.0\n"
+"""One whose tinyalpha the site's installer chose: its newest, 2.1+site, a release beta lacks."""
+
+
+@dataclass
+class Site:
+    config: Path
+    home: Path
+    kept: str  # the environments' names on alpha
+    resolved: str
+
+
+def pip_resolves(cluster, pip_args: list[str], *requirements: str) -> dict[str, str] | str:
+    """pip run by hand on `cluster`, with its Python module and `pip_args`: {name: version} that `pip install
+    --dry-run --report` would install for `requirements`, or pip's error where it cannot."""
+    words = " ".join(map(shlex.quote, [*pip_args, *requirements]))
+    done = cluster.run_as_user(f"module load {' '.join(cluster.python_modules)} && python3 -m pip install --dry-run "
+                               f"--ignore-installed --isolated --quiet --report - {words}", check=False)
+    if done.returncode != 0:
+        return done.stderr
+    return {item["metadata"]["name"]: item["metadata"]["version"] for item in json.loads(done.stdout)["install"]}
+
+
+def frozen(cluster, path: str) -> set[str]:
+    """pip freeze of the environment at `path` (uv's, on alpha, for an environment uv made without pip)."""
+    python = f"{shlex.quote(path)}/bin/python"
+    return set(cluster.run_as_user(f"{python} -m pip freeze 2>/dev/null || {{ module load uv/0.13 && "
+                                   f"uv pip freeze --python {python}; }}").stdout.split())
+
+
+@pytest.fixture(scope="module")
+def site(testbed, tmp_path_factory) -> Site:
+    """A config with alpha shaped like the site and beta as it is, and two environments made on alpha."""
+    alpha = testbed.clusters["alpha"]
+    folder = tmp_path_factory.mktemp("site")
+    config, home = folder / "cfg", folder / "home"
+    home.mkdir()
+    make_config(config, testbed, ["alpha", "beta"],
+                alpha={"pip_args": site_pip_args(alpha.pip_args, testbed.site_wheelhouse)})
+    names = {}
+    for kind, text in (("kept", KEPT), ("resolved", RESOLVED)):
+        requirements = folder / f"{kind}.txt"
+        requirements.write_text(text)
+        names[kind] = unique(f"site-{kind}")
+        done = run_cli("env", "import", "alpha", str(requirements), "--name", names[kind], config=config, home=home)
+        assert done.returncode == 0, done.stderr
+    envs = alpha.run_as_user("echo ~/venvs").stdout.strip()
+    assert {"tinyalpha==1.1+site", "tinybeta==1.0"} <= frozen(alpha, f"{envs}/{names['kept']}")
+    assert {"tinyalpha==2.1+site", "tinybeta==1.0"} <= frozen(alpha, f"{envs}/{names['resolved']}")
+    return Site(config, home, names["kept"], names["resolved"])
+
+
+def test_pep_440_and_pip_on_beta_say_which_of_the_sites_builds_beta_can_stand_in_for():
+    """The rule the import follows, from packaging: a pin of the release admits the site's build, not the reverse."""
+    assert Version("1.1+site") in SpecifierSet("==1.1") and Version("1.1") not in SpecifierSet("==1.1+site")
+    assert Version("2.0") < Version("2.1+site") and Version("1.1").public == Version("1.1+site").public
+
+
+def test_a_copy_installs_the_public_release_where_only_the_sites_build_is_missing(testbed, site):
+    """T20's M1: every such pin was called "not in this target's package index or wheel store", and only --top-level
+    was offered. Referee: pip on beta refuses the site's build, naming the release among its versions, and resolves
+    the pins without the label; the copy's pip freeze is what pip resolved."""
+    beta = testbed.clusters["beta"]
+    refused = pip_resolves(beta, beta.pip_args, "tinyalpha==1.1+site")
+    assert isinstance(refused, str) and "(from versions: 1.0, 1.1, 2.0)" in refused, refused
+    resolved = pip_resolves(beta, beta.pip_args, "tinybeta==1.0", "tinyalpha==1.1")
+    assert resolved == {"tinyalpha": "1.1", "tinybeta": "1.0"}, resolved
+    name = unique("site-copy")
+    done = run_cli("env", "clone", "alpha", site.kept, "beta", "--name", name, config=site.config, home=site.home)
+    assert done.returncode == 0, done.stderr
+    assert "the build tinyalpha 1.1+site is not here; tinyalpha 1.1 is" in done.stderr, done.stderr
+    assert "newer" not in done.stderr, done.stderr
+    envs = beta.run_as_user("echo ~/venvs").stdout.strip()
+    assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
+
+
+def test_an_import_of_the_sites_own_builds_on_the_site_is_still_one_command(testbed, site, home, tmp_path):
+    """Where the site's builds are, the import builds at once, in one command: nothing is checked first (a check
+    dry-runs each pin on its own, and on the site itself, the common case, every pin is there). Referees: sshd's
+    log and the environment's pip freeze."""
+    from envdesk.backend.operations.create import CreateRequest, create_environment
+    from envdesk.backend.operations.importing import import_environment, read_spec_file
+    from envdesk.backend.paths import AppPaths
+    from test_create_one_command import commands_of
+    alpha = testbed.clusters["alpha"]
+    session = session_for(AppPaths(site.config))
+    try:
+        create_environment(session, "alpha", CreateRequest(name=unique("warm"), kind="uv", packages=["tinygamma"]))
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text("# envdesk: kind=uv\n" + KEPT)  # a uv environment: made in one command (a venv's
+        kept = read_spec_file(requirements)                      # several, with these pins or without their labels)
+        made, ran = commands_of(alpha, lambda: import_environment(session, "alpha", kept, name=unique("site-again")))
+        assert len(ran) == 1, ran
+        assert {"tinyalpha==1.1+site", "tinybeta==1.0"} <= frozen(alpha, made.environment.path)
+    finally:
+        session.close()
