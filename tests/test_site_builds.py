@@ -118,3 +118,23 @@ def test_an_import_of_the_sites_own_builds_on_the_site_is_still_one_command(test
         assert {"tinyalpha==1.1+site", "tinybeta==1.0"} <= frozen(alpha, made.environment.path)
     finally:
         session.close()
+
+
+def test_a_copy_with_newer_versions_allowed_names_a_version_that_went_down(testbed, site):
+    """T20: the note said "newer versions allowed" while tqdm went from 4.66.4 down to 4.66.1 (a dependency, which
+    the top-level requirements no longer pin). Referee: pip on beta has no 2.1 of tinyalpha at all and resolves the
+    top-level requirement's dependency to 2.0, which PEP 440 orders before 2.1+site; the copy's pip freeze."""
+    beta = testbed.clusters["beta"]
+    refused = pip_resolves(beta, beta.pip_args, "tinyalpha==2.1")
+    assert isinstance(refused, str) and "(from versions: 1.0, 1.1, 2.0)" in refused, refused
+    resolved = pip_resolves(beta, beta.pip_args, "tinybeta>=1.0")
+    assert resolved == {"tinyalpha": "2.0", "tinybeta": "1.0"}, resolved
+    assert Version(resolved["tinyalpha"]) < Version("2.1+site")
+    name = unique("site-down")
+    done = run_cli("env", "clone", "alpha", site.resolved, "beta", "--name", name, "--top-level",
+                   config=site.config, home=site.home)
+    assert done.returncode == 0, done.stderr
+    assert "tinyalpha down from 2.1+site to 2.0" in done.stderr, done.stderr
+    assert "newer versions allowed" not in done.stderr, done.stderr
+    envs = beta.run_as_user("echo ~/venvs").stdout.strip()
+    assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}

@@ -24,6 +24,7 @@ from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
 from .python_fit import misfit_notes
 from .site_builds import install_public_releases, public_found, public_release, why_public
+from .version_changes import fallback_note, version_changes
 
 
 @dataclass
@@ -1053,5 +1054,4 @@ def cannot_install(target: Target, missing: list[Unavailable], plan: ImportPlan,
 def _fallback(spec: EnvSpec, plan: ImportPlan, missing: list[Unavailable], env: Environment) -> str:
     """The note of an import that installed the top-level requirements with newer versions allowed."""
     listing = "; ".join(f"{m.spec} ({m.reason})" for m in missing)
-    return f"Exact versions unavailable here: {listing}. Installed {', '.join(allow_newer(plan.requirements))} " \
-           "instead (newer versions allowed)."
+    return fallback_note(listing, allow_newer(plan.requirements), version_changes(spec.pip_pins, env.packages))
