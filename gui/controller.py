@@ -694,9 +694,10 @@ class AppController(QObject):
                           record=False)
 
     def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False,
-                    project: Path | None = None) -> Task:
+                    project: Path | None = None, shown: tuple[ImportPlan, list[Unavailable]] | None = None) -> Task:
         """Build an environment from an exported file's spec (or the uv project in the folder `project`), as the
-        plan the user was shown says (lines the plan leaves out were shown, so building means agreeing to that)."""
+        plan the user was shown says (lines the plan leaves out were shown, so building means agreeing to that).
+        `shown`: that plan and what its check found missing, which the build does not try again."""
         from envdesk.backend.operations.importing import import_environment
         from envdesk.backend.operations.uvimport import import_uv_project
 
@@ -705,15 +706,18 @@ class AppController(QObject):
                 return import_uv_project(self.session, target, project, name=name, top_level=top_level, agreed=True,
                                          progress=progress)
             return import_environment(self.session, target, spec, name=name, top_level=top_level, agreed=True,
-                                      progress=progress)
+                                      progress=progress, checked=_checked(shown))
         return self.start(f"Build {name} on {self.label(target)}", target, work, changes=True)
 
-    def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False) -> Task:
-        """Copy an environment to another target (the source is read again, the copy built there)."""
+    def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False,
+              shown: tuple[ImportPlan, list[Unavailable]] | None = None) -> Task:
+        """Copy an environment to another target (the source is read again, the copy built there); `shown` as for
+        import_spec."""
         from envdesk.backend.operations.clone import clone_environment
         return self.start(f"Copy {env.name} to {self.label(destination)}", destination,
                           lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
-                                                             top_level=top_level, progress=progress), changes=True)
+                                                             top_level=top_level, progress=progress,
+                                                             checked=_checked(shown)), changes=True)
 
     def measure(self, target: str, env: Environment, on_ready: Callable[[Measured], None],
                 on_failure: Failure | None = None) -> Task:
@@ -800,3 +804,13 @@ def save_job_script(env: Environment, place: Place, path: Path) -> Path:
     from envdesk.backend.slurm import job_script, write_job_script
     write_job_script(path, job_script(env, place))
     return path
+
+
+def _checked(shown: tuple[ImportPlan, list[Unavailable]] | None) -> Any:
+    """What the check of the plan shown found (importing.Availability): the pins missing there, and the site's own
+    builds whose public release is there; None where no plan was shown."""
+    if shown is None:
+        return None
+    from envdesk.backend.operations.importing import Availability
+    plan, missing = shown
+    return Availability(list(missing), dict(plan.public_releases))

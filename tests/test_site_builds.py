@@ -138,3 +138,50 @@ def test_a_copy_with_newer_versions_allowed_names_a_version_that_went_down(testb
     assert "newer versions allowed" not in done.stderr, done.stderr
     envs = beta.run_as_user("echo ~/venvs").stdout.strip()
     assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
+
+
+def test_the_windows_copy_builds_what_its_plan_said_and_tries_no_missing_pin_again(testbed, site, qtbot, home,
+                                                                                   tmp_path):
+    """T20: after the plan had found the pins missing, Build tried them once more (~15 s), checked them again and
+    then allowed newer versions. Now Build costs beta as many commands as building, from the window, a file of what
+    pip resolves there in the pins' place: the release, or the top-level requirement with newer versions allowed.
+    Referees: sshd's count of commands on beta, pip on beta, the copies' pip freeze."""
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.dialogs.import_dialog import ImportDialog
+    from test_gui import LONG, finish, open_window, quiet_count, select_env, select_target
+    beta = testbed.clusters["beta"]
+    window = open_window(qtbot, AppPaths(site.config))
+    select_target(qtbot, window, "beta")  # its listing agent runs: the refresh after a build costs no command
+    select_target(qtbot, window, "alpha")
+    envs = beta.run_as_user("echo ~/venvs").stdout.strip()
+
+    def built(dialog: ImportDialog) -> tuple[int, str, list]:
+        """Build from `dialog` once its plan is shown: the commands it cost beta, the copy's name, its notes."""
+        qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+        name = unique("site-window")
+        dialog.name.setText(name)
+        before, made = quiet_count(qtbot, beta), []
+        task = dialog.start()
+        task.signals.succeeded.connect(made.append)
+        finish(qtbot, task)
+        return quiet_count(qtbot, beta) - before, name, made[0].notes
+
+    for source, pin, instead in ((site.kept, "tinyalpha==1.1+site", "tinybeta==1.0\ntinyalpha==1.1\n"),
+                                 (site.resolved, "tinyalpha==2.1+site", "tinybeta>=1.0\n")):
+        resolved = pip_resolves(beta, beta.pip_args, *instead.split())
+        assert isinstance(resolved, dict), resolved
+        (tmp_path / "instead.txt").write_text(instead)
+        baseline, _, _ = built(ImportDialog.from_file(window.controller, "beta", tmp_path / "instead.txt",
+                                                      parent=window))
+        select_env(qtbot, window, source)
+        copying = ImportDialog.for_copy(window.controller, "alpha", window.current_environment(), parent=window)
+        cost, name, notes = built(copying)
+        missing = [m.spec for m in copying.missing]
+        assert missing == ([] if "==" in instead.split()[-1] else [pin]), missing
+        assert cost <= baseline, (cost, baseline)
+        assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
+        if missing:
+            assert Version(resolved["tinyalpha"]) < Version(pin.split("==")[1])
+            assert any("tinyalpha down from 2.1+site to 2.0" in note for note in notes), notes
+    window.close()

@@ -4,16 +4,17 @@ from __future__ import annotations
 from ..targets import Session
 from .common import Progress, find_environment
 from .export import spec_from_environment
-from .importing import Imported, import_environment
+from .importing import Availability, Imported, import_environment
 
 
 def clone_environment(session: Session, source: str, env_ref: str, destination: str, *, name: str | None = None,
-                      root: str | None = None, top_level: bool = False,
-                      progress: Progress | None = None) -> Imported:
-    """Rebuild `env_ref` of `source` on `destination` with the same packages where it can provide them."""
+                      root: str | None = None, top_level: bool = False, progress: Progress | None = None,
+                      checked: Availability | None = None) -> Imported:
+    """Rebuild `env_ref` of `source` on `destination` with the same packages where it can provide them (`checked`:
+    what the check of the plan shown found there, see import_environment)."""
     progress = progress or Progress()
     source_target = session.target(source)
     env = find_environment(source_target, env_ref, progress)
     spec = spec_from_environment(env, source_target)
     return import_environment(session, destination, spec, name=name or spec.name, root=root,
-                              top_level=top_level, own_sources=True, progress=progress)
+                              top_level=top_level, own_sources=True, progress=progress, checked=checked)

@@ -974,14 +974,16 @@ def _versions_there(raw: str) -> str:
 
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,
                        root: str | None = None, top_level: bool = False, agreed: bool = False,
-                       own_sources: bool = False, progress: Progress | None = None) -> Imported:
+                       own_sources: bool = False, progress: Progress | None = None,
+                       checked: Availability | None = None) -> Imported:
     """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once. A pin of a
     site's own build that is missing here while its public release is here is installed as that release.
 
     With `top_level`, install the top-level requirements instead when pins fail. Never half-succeeds:
     a failed import removes what it started. Lines the plan refuses, and downloads from outside the
     target's index, stop the import before anything runs unless the user agreed to the plan (`agreed`;
-    `own_sources` for a copy of an environment the user already has).
+    `own_sources` for a copy of an environment the user already has). `checked`: what the check of the plan the
+    user was shown found (the window's), so that pins known to be missing are not tried again.
     """
     progress = progress or Progress()
     plan = plan_import(session, target_name, spec, name, progress)
@@ -990,12 +992,20 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         specs.require_packages(spec)  # every line refused: there is nothing to build, whatever was agreed
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
+    known: list[Unavailable] = []
+    if checked is not None:
+        install_public_releases(plan, checked.public)
+        lines = {specs.redact(specs.without_hashes(line)) for line in plan.to_install}
+        known = [m for m in checked.missing if m.spec in lines]  # (a copy's source may have changed since)
+        if known and not (top_level and plan.requirements):
+            raise cannot_install(target, known, plan, caps, own_sources)
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
     reservation = Reservation.reserve(target, path, roots, caps.home, create=True, operation="import")
     notes, used_top_level, planned = list(plan.notes), False, list(plan.modules)
     notes += [f"Installed as {a.as_} instead of {a.line}: {a.reason}." if a.installs else
-              f"{a.line}: {a.as_} ({a.reason})." for a in plan.adapted]
+              f"{a.line}: {a.as_} ({a.reason})." for a in plan.adapted
+              if not (known and a.line in plan.public_releases)]  # newer versions allowed: the note says which
     notes += [f"Not installed: {r.line} ({r.reason})." for r in plan.refused]
     common: dict[str, Any] = {
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
@@ -1004,36 +1014,44 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         "modules_checked": plan.modules_checked, "constraints": plan.constraints}
     started: dict[str, Any] = {"name": plan.name, "notes": notes, "source": spec.source}
     try:
-        try:
-            env = start_and_build(session, target, caps, reservation, root, packages=plan.to_install,
-                                  requested=plan.requirements, **started, **common)
-        except InstallFailed as failure:
-            if isinstance(failure, CondaInstallFailed):
-                raise  # conda's words name what it could not install; pip's lines were not reached
-            settle_modules(target, plan, progress)
-            common.update(modules=plan.modules, modules_checked=True)  # for the retry below: known to load now
-            installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
-                                          target.pip_args, kind=plan.kind, here=target.runner.runs_actions_here)
-            found = find_unavailable(target, installer, plan.to_install, progress)
-            moved = install_public_releases(plan, found.public)
-            if not found.missing and not moved:
-                raise
-            if found.missing and (not top_level or not plan.requirements):
-                raise cannot_install(target, found.missing, plan, caps, own_sources, failure.log) from failure
-            reservation.reset()
-            if found.missing:
-                progress.on_step("Some exact versions are missing here; allowing newer versions of the "
-                                 "top-level requirements")
-                env = build(session, target, caps, reservation, packages=allow_newer(plan.requirements),
-                            notes=notes, **common)
-                notes.append(_fallback(spec, plan, found.missing, env))
-                used_top_level = True
-            else:
-                progress.on_step("Installing the public releases of the site's own builds that are not here")
-                notes += [f"Installed as {plan.public_releases[line]} instead of {line}: {why_public(line)}."
-                          for line in moved]
-                env = build(session, target, caps, reservation, packages=plan.to_install,
-                            requested=plan.requirements, notes=notes, **common)
+        if known:  # the exact versions are known to be missing: not tried again
+            progress.on_step("Some exact versions are missing here; allowing newer versions of the top-level "
+                             "requirements")
+            env = _with_newer_versions(session, target, caps, reservation, root, spec, plan, known, notes,
+                                       common, started)
+            used_top_level = True
+        else:
+            try:
+                env = start_and_build(session, target, caps, reservation, root, packages=plan.to_install,
+                                      requested=plan.requirements, **started, **common)
+            except InstallFailed as failure:
+                if isinstance(failure, CondaInstallFailed):
+                    raise  # conda's words name what it could not install; pip's lines were not reached
+                settle_modules(target, plan, progress)
+                common.update(modules=plan.modules, modules_checked=True)  # for the retry below: known to load now
+                installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
+                                              target.pip_args, kind=plan.kind,
+                                              here=target.runner.runs_actions_here)
+                found = find_unavailable(target, installer, plan.to_install, progress)
+                moved = install_public_releases(plan, found.public)
+                if not found.missing and not moved:
+                    raise
+                if found.missing and (not top_level or not plan.requirements):
+                    raise cannot_install(target, found.missing, plan, caps, own_sources, failure.log) from failure
+                reservation.reset()
+                if found.missing:
+                    progress.on_step("Some exact versions are missing here; allowing newer versions of the "
+                                     "top-level requirements")
+                    env = build(session, target, caps, reservation, packages=allow_newer(plan.requirements),
+                                notes=notes, **common)
+                    notes.append(_fallback(spec, plan, found.missing, env))
+                    used_top_level = True
+                else:
+                    progress.on_step("Installing the public releases of the site's own builds that are not here")
+                    notes += [f"Installed as {plan.public_releases[line]} instead of {line}: {why_public(line)}."
+                              for line in moved]
+                    env = build(session, target, caps, reservation, packages=plan.to_install,
+                                requested=plan.requirements, notes=notes, **common)
     except BaseException as exc:
         undo(reservation, progress, exc)
         raise
@@ -1049,6 +1067,17 @@ def cannot_install(target: Target, missing: list[Unavailable], plan: ImportPlan,
     listing = "; ".join(f"{m.spec} ({m.reason})" for m in missing)
     return CommandFailed(f"{len(missing)} package(s) cannot be installed on {target.label}: {listing}. Nothing was "
                          "created.", _what_would_work(missing, plan, caps, copying), log=log)
+
+
+def _with_newer_versions(session: Session, target: Target, caps: Capabilities, reservation: Reservation, root: str,
+                         spec: EnvSpec, plan: ImportPlan, missing: list[Unavailable], notes: list[str],
+                         common: dict[str, Any], started: dict[str, Any]) -> Environment:
+    """Build the top-level requirements with newer versions allowed in place of pins known to be missing (the exact
+    pins are not tried first), noting how the versions moved."""
+    env = start_and_build(session, target, caps, reservation, root, packages=allow_newer(plan.requirements),
+                          **started, **common)
+    notes.append(_fallback(spec, plan, missing, env))
+    return env
 
 
 def _fallback(spec: EnvSpec, plan: ImportPlan, missing: list[Unavailable], env: Environment) -> str:

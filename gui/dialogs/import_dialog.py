@@ -51,6 +51,7 @@ class ImportDialog(QDialog):
         self.project = project  # a uv project's folder: its locked versions are chosen for each target
         self.target = target
         self.plan: ImportPlan | None = None
+        self.missing: list[Unavailable] = []  # what the check of the plan shown found missing on its target
         self.planning: Task | None = None
         self.looking: Task | None = None  # the question to the target: is the name's folder there already?
         self.name_answer: tuple[str, str, str | None] | None = None  # (target, name, its folder if taken)
@@ -208,10 +209,11 @@ class ImportDialog(QDialog):
     def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable]) -> None:
         if target != self.target:
             return  # an answer for a target no longer chosen
-        self.plan = plan
+        self.plan, self.missing = plan, list(missing)
         plan = plan.shown()  # never a token of the file's lines on the screen
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
-                 f"(Python {plan.python or '?'}), {counted(package_count(plan.pins, plan.conda_pins), 'package')}."]
+                 f"(Python {plan.python or '?'}), "  # a site's build counted as the release it becomes here
+                 f"{counted(package_count(plan.pins + list(plan.public_releases), plan.conda_pins), 'package')}."]
         if plan.outside:
             lines.append(f"<span style='color:#d64541'><b>{len(plan.outside)} package(s) are downloaded from "
                          "outside this target's package index</b> (building means you trust them):</span>")
@@ -307,7 +309,9 @@ class ImportDialog(QDialog):
     def start(self) -> Task:
         """Build on the chosen target: a copy of the source environment, or the file's spec."""
         name, top = self.name.text().strip(), self.top_level.isChecked()
+        shown = (self.plan, self.missing) if self.plan is not None else None  # not tried again (T20)
         if self.source is not None:
-            return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top)
+            return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top,
+                                         shown=shown)
         return self.controller.import_spec(self.target, self.chosen_spec(), name=name, top_level=top,
-                                           project=self.project)
+                                           project=self.project, shown=shown)
