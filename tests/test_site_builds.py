@@ -185,3 +185,50 @@ def test_the_windows_copy_builds_what_its_plan_said_and_tries_no_missing_pin_aga
             assert Version(resolved["tinyalpha"]) < Version(pin.split("==")[1])
             assert any("tinyalpha down from 2.1+site to 2.0" in note for note in notes), notes
     window.close()
+
+
+def test_a_dry_run_says_what_the_window_says_and_fails_as_the_import_does(testbed, site, qtbot, home, tmp_path):
+    """T20's LOW-1: `env import … --dry-run` printed "Would build" and ended with 0 where the window listed the
+    same pins as unavailable. Referee: pip on beta, which refuses tinygamma==9.9 (naming the 0.1 it has) and the
+    site's build, and resolves the build's release; then the import itself, which fails on what pip refused."""
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.dialogs.import_dialog import ImportDialog
+    from test_gui import LONG, open_window
+    beta = testbed.clusters["beta"]
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tinyalpha==1.1+site\ntinygamma==9.9\n")
+    refused = pip_resolves(beta, beta.pip_args, "tinygamma==9.9")
+    assert isinstance(refused, str) and "(from versions: 0.1)" in refused, refused
+    assert isinstance(pip_resolves(beta, beta.pip_args, "tinyalpha==1.1+site"), str)
+    assert pip_resolves(beta, beta.pip_args, "tinyalpha==1.1") == {"tinyalpha": "1.1"}
+
+    def dry(*more: str):
+        return run_cli("env", "import", "beta", str(requirements), "--dry-run", *more, config=site.config,
+                       home=site.home)
+    planned = dry("--json")
+    assert planned.returncode == 1, planned.stdout + planned.stderr  # its help: "exit 1 when the cluster cannot
+    plan = json.loads(planned.stdout)                                  # build it"
+    assert [entry["line"] for entry in plan["unavailable"]] == ["tinygamma==9.9"], plan
+    assert plan["unavailable"][0]["reason"].endswith("it has 0.1"), plan  # pip's own list
+    assert {"line": "tinyalpha==1.1+site", "as": "tinyalpha==1.1",
+            "reason": "the build tinyalpha 1.1+site is not here; tinyalpha 1.1 is"} in plan["adapted"], plan
+    assert plan["install"] == ["tinygamma==9.9"], plan
+    shown = dry()
+    assert shown.returncode == 1 and "Not available on beta (1):\n  tinygamma==9.9\n" in shown.stdout, shown.stdout
+    assert "1 package(s) cannot be installed on beta: tinygamma==9.9" in shown.stderr, shown.stderr
+    assert dry("--top-level").returncode == 0
+    name = unique("site-dry")
+    imported = run_cli("env", "import", "beta", str(requirements), "--name", name, config=site.config, home=site.home)
+    assert imported.returncode == 1 and "cannot be installed on beta: tinygamma==9.9 (" in imported.stderr, \
+        imported.stderr
+    assert beta.run_as_user(f"ls -d ~/venvs/{name} 2>/dev/null", check=False).stdout == ""
+
+    window = open_window(qtbot, AppPaths(site.config))
+    dialog = ImportDialog.from_file(window.controller, "beta", requirements, parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    assert [m.spec for m in dialog.missing] == [entry["line"] for entry in plan["unavailable"]]
+    text = dialog.plan_text.text()
+    assert "tinyalpha==1.1+site → tinyalpha==1.1 (the build tinyalpha 1.1+site is not here; tinyalpha 1.1 is)" \
+        in text, text
+    window.close()

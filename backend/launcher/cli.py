@@ -349,8 +349,8 @@ def _env_import(verbs: Any) -> None:
     importing.add_argument("--python", metavar="X.Y",
                            help="make it with this Python (one the cluster has) in place of the file's")
     importing.add_argument("--dry-run", action="store_true",
-                           help="print what would be installed, adapted and refused; change nothing (exit 1 when the "
-                                "cluster cannot build it)")
+                           help="print what would be installed, adapted and refused, and which pins the cluster "
+                                "lacks; change nothing (exit 1 when the cluster cannot build it)")
     importing.add_argument("--json", action="store_true",
                            help="the plan (with --dry-run), or the environment made, as one JSON object")
     importing.add_argument("--yes", action="store_true",

@@ -634,7 +634,7 @@ def _read_for(session: Session, cluster: str, path: Path, python: str | None = N
 def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
     """--dry-run: what the import would install, adapt and refuse; nothing is created. It ends with 1 where the
     import could not build at all (blocked, or the name taken); what --yes would agree to is said, not failed."""
-    from envdesk.backend.operations.importing import plan_import, settle_modules, taken_folder
+    from envdesk.backend.operations.importing import check_availability, plan_import, settle_modules, taken_folder
     from envdesk.backend.recipes import NO_DEFAULTS
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
@@ -648,11 +648,13 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."
+    missing = [] if plan.blocked else check_availability(session, args.cluster, plan, _progress(args))
     needs_yes = plan.needs_agreement
     plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
-        _print_json({**plan.to_json(), "needs_yes": needs_yes})
-        return _blocked_said(plan.blocked)
+        _print_json({**plan.to_json(), "needs_yes": needs_yes,
+                     "unavailable": [{"line": m.spec, "reason": m.reason} for m in missing]})
+        return _blocked_said(plan.blocked) or _unavailable_said(args, session, plan, missing)
     if plan.channels:
         named = [channel for channel in plan.channels if channel != NO_DEFAULTS]
         print(f"conda channels, in order: {' '.join(named) or 'none named'}"
@@ -677,12 +679,35 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     if plan.refused:
         print(f"Not installed ({len(plan.refused)}):")
         print("\n".join(f"  {r.line}\n    {r.reason}" for r in plan.refused))
+    if missing:
+        print(f"Not available on {args.cluster} ({len(missing)}):")
+        print("\n".join(f"  {m.spec}\n    {m.reason}" for m in missing))
     for note in plan.notes:
         print(f"Note: {note}")
     if not args.yes and not plan.blocked and needs_yes:
         print("Without --yes the import stops here, before anything is made: read the lines above, then add --yes "
               "to build the rest.")
-    return _blocked_said(plan.blocked)
+    return _blocked_said(plan.blocked) or _unavailable_said(args, session, plan, missing)
+
+
+def _unavailable_said(args: argparse.Namespace, session: Session, plan: Any, missing: list[Any]) -> int:
+    """A dry run's exit status where its check found pins the cluster cannot install: 1, with what the import
+    would say (on stderr), unless --top-level would install the top-level requirements in their place (said on
+    stdout); 0 where nothing is missing. T20: a dry run said "Would build" and ended with 0 where the window's plan
+    listed the same pins as unavailable."""
+    from envdesk.backend.operations.common import capabilities
+    from envdesk.backend.operations.importing import allow_newer, cannot_install, newer_versions_may_help
+    if not missing:
+        return 0
+    if args.top_level and plan.requirements and newer_versions_may_help(missing):
+        if not args.json:
+            print(f"With --top-level: {', '.join(allow_newer(plan.requirements))} in their place, the installer "
+                  f"choosing versions {args.cluster} has (their dependencies may be older or newer).")
+        return 0
+    target = session.target(args.cluster)
+    failure = cannot_install(target, missing, plan, capabilities(session, target, _progress(args)))
+    print(f"envdesk: {failure}", file=sys.stderr)
+    return 1
 
 
 def _blocked_said(blocked: str | None) -> int:

@@ -1069,6 +1069,12 @@ def cannot_install(target: Target, missing: list[Unavailable], plan: ImportPlan,
                          "created.", _what_would_work(missing, plan, caps, copying), log=log)
 
 
+def newer_versions_may_help(missing: list[Unavailable]) -> bool:
+    """Whether allowing newer versions (--top-level) may install what `missing` names: not where a package has no
+    version here at all, a folder is no project, an address or the index was not reached, or git failed."""
+    return all(_beyond(m.reason) is None and m.reason != INDEX_UNREACHED for m in missing)
+
+
 def _with_newer_versions(session: Session, target: Target, caps: Capabilities, reservation: Reservation, root: str,
                          spec: EnvSpec, plan: ImportPlan, missing: list[Unavailable], notes: list[str],
                          common: dict[str, Any], started: dict[str, Any]) -> Environment:
