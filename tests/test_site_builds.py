@@ -232,3 +232,35 @@ def test_a_dry_run_says_what_the_window_says_and_fails_as_the_import_does(testbe
     assert "tinyalpha==1.1+site → tinyalpha==1.1 (the build tinyalpha 1.1+site is not here; tinyalpha 1.1 is)" \
         in text, text
     window.close()
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_a_no_index_line_the_clusters_pip_arguments_already_give_changes_nothing(testbed, tmp_path, home, given):
+    """T20's LOW-3: a file's `--no-index` was refused, its hint saying to add it to the cluster's pip arguments,
+    which held it already. Referee: pip on beta, with the profile's arguments, resolves the file with that line as it
+    does without it; the environment's pip freeze. Where the profile lacks it, the line stays refused, as before."""
+    beta = testbed.clusters["beta"]
+    pip_args = beta.pip_args if given else [arg for arg in beta.pip_args if arg != "--no-index"]
+    config = tmp_path / "cfg"
+    make_config(config, testbed, ["beta"], beta={"pip_args": pip_args})
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--no-index\ntinygamma==0.1\n")
+    plan = json.loads(run_cli("env", "import", "beta", str(requirements), "--dry-run", "--json", config=config,
+                              home=home).stdout)
+    if not given:
+        assert [entry["line"] for entry in plan["refused"]] == ["--no-index"], plan
+        assert "the cluster's pip arguments" in plan["refused"][0]["reason"], plan
+        return
+    there = f"{beta.home}/{unique('requirements')}.txt"  # the file, on beta, for pip there
+    beta.run_as_user(f"cat > {there}", input=requirements.read_text())
+    with_line = pip_resolves(beta, pip_args, "-r", there)
+    assert with_line == pip_resolves(beta, pip_args, "tinygamma==0.1") == {"tinygamma": "0.1"}, with_line
+    assert plan["refused"] == [] and not plan["needs_yes"], plan
+    assert {"line": "--no-index", "as": "already in beta's pip arguments",
+            "reason": "the line changes nothing there"} in plan["adapted"], plan
+    name = unique("noindex")
+    done = run_cli("env", "import", "beta", str(requirements), "--name", name, config=config, home=home)
+    assert done.returncode == 0, done.stderr
+    assert "note: --no-index: already in beta's pip arguments (the line changes nothing there)." in done.stderr
+    envs = beta.run_as_user("echo ~/venvs").stdout.strip()
+    assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in with_line.items()}

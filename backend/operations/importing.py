@@ -22,6 +22,7 @@ from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, full_path
 from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
+from .options_given import accept_options_given
 from .python_fit import misfit_notes
 from .site_builds import install_public_releases, public_found, public_release, why_public
 from .version_changes import fallback_note, version_changes
@@ -399,6 +400,7 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
             modules, python, module_notes, checked = [], spec.python, [], True
             blocked = f"{exc.message} {exc.hint}"
     spec = _without_missing_sources(target, _editable_checkouts_as_packages(spec), progress)
+    spec = accept_options_given(spec, target.pip_args, "this computer" if target.profile is None else target.label)
     spec = _unhashed_lines_for_other_systems(target, spec, python or caps.system_python, progress)
     as_written = _markers_settled(target, [*spec.requirements, *spec.constraints], python or caps.system_python,
                                   progress)  # a constraint narrows as a line does
