@@ -295,7 +295,7 @@ class StuckPath:
                     sink.shutdown(socket.SHUT_WR)
                     return
                 sink.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the other side closed this socket meanwhile (fd -1)
             try:
                 sink.close()
             except OSError:
