@@ -222,7 +222,7 @@ class DetailsPanel(QTabWidget):
         for key, value in values.items():
             self.fields[key].setText(value)
         self.overview.setRowVisible(self.fields["constraints"], bool(env.constraints))
-        self.packages.set_packages(package_rows(env))
+        self._show_packages(env)
         self.terminal_box.title.setText("<b>In a terminal on this computer</b>" if place.local
                                         else "<b>In a terminal on the cluster</b>")
         self.terminal_box.text.setPlainText(terminal_snippet(env, place))
@@ -238,8 +238,15 @@ class DetailsPanel(QTabWidget):
         """Fill in the packages of the shown environment, read with their details (installer ...)."""
         if self.environment is not None and self.environment.path == env.path:
             self.environment = env
-            self.packages.set_packages(package_rows(env))
+            self._show_packages(env)
             self.fields["modules"].setText(_modules_text(env))
+
+    def _show_packages(self, env: Environment) -> None:
+        """The Packages tab's rows; where a module puts packages on PYTHONPATH, the Installed by column, which says
+        which rows are the module's and which of the environment's own it hides, shows whatever the width."""
+        self.package_columns.optional = None if env.provided else INSTALLER_COLUMN
+        self.package_table.setColumnHidden(INSTALLER_COLUMN, False)
+        self.packages.set_packages(package_rows(env))
 
     def show_snapshots(self, env: Environment, snapshots: list[Snapshot]) -> None:
         if self.environment is None or env.path != self.environment.path:

@@ -281,3 +281,10 @@ def test_the_packages_tab_shows_what_the_modules_provide_and_what_they_hide(qtbo
     assert hidden == [("tinyalpha", "1.0", f"pip, hidden by {STACK_MODULE}'s 1.1")]
     assert {row[0] for row in rows if row[2] == f"module {STACK_MODULE} (on PYTHONPATH)"} == set(STACK_PACKAGES)
     assert f"{STACK_MODULE} puts 3 on PYTHONPATH" in panel.fields["modules"].text()
+    # in a narrow panel too, the column that tells the module's rows and the hidden ones from the others shows
+    panel.resize(300, 420)
+    panel.show()
+    panel.setCurrentIndex(1)
+    qtbot.waitExposed(panel)
+    qtbot.wait(300)  # the columns are fitted after the resize
+    assert not panel.package_table.isColumnHidden(2)
