@@ -176,6 +176,7 @@ class Environment:
     usage: Usage | None = None  # what it takes on disk, when it was measured (read_inventory's `usage`)
     warnings: tuple[str, ...] = ()  # what the agent could not read in it, or found twice (its sentences)
     provided: tuple[Provided, ...] = ()  # what its modules put on PYTHONPATH, before its own (details only)
+    incomplete_packages: tuple[str, ...] = ()  # package folders without metadata (half installed): broken
 
     @property
     def package_count(self) -> int:
@@ -257,7 +258,8 @@ class Environment:
             usage=Usage.from_agent(data.get("usage")),
             warnings=tuple(text for text in data.get("warnings") or () if isinstance(text, str)),
             provided=tuple(found for found in (Provided.from_agent(entry, table)
-                                               for entry in data.get("provided") or ()) if found is not None))
+                                               for entry in data.get("provided") or ()) if found is not None),
+            incomplete_packages=tuple(text for text in data.get("incomplete_packages") or () if isinstance(text, str)))
 
 
 def environments_from_agent(entries: Iterable[dict[str, Any]],

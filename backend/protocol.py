@@ -22,6 +22,7 @@ CREATING_MARK = "CREATING"     # present while the environment is being built: n
 META_FILE = "meta.json"        # EnvDesk's notes (modules, requested packages, ...)
 SNAPSHOTS_DIR = "snapshots"    # one JSON file per snapshot taken before a change
 CHANGING_MARK = "changing.json"  # while a change runs: its snapshot, so reads show the state before it
+ROLLBACK_FAILED_MARK = "rollback-failed"  # beside CHANGING_MARK when putting the packages back failed: broken
 CONSTRAINTS_FILE = "constraints.txt"  # the environment's constraints (pip's -c), given to every install into it
 # What an environment's modules put on PYTHONPATH, as a command that loaded them reports it (one line each: this
 # marker, a module or nothing, a tab, PYTHONPATH); the finish that gets it records it in the notes as META_PATHS.

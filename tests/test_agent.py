@@ -250,7 +250,7 @@ def test_only_metadata_headers_are_read(home):
     env = by_name(agent.inventory({}))["v"]
     assert pkg(env, "weird")["version"] == "1.0"
     assert [p["name"] for p in env["packages"]] == ["weird"]
-    assert len(env["warnings"]) == 1 and "bodyver-9.9.dist-info" in env["warnings"][0]
+    assert [os.path.basename(path) for path in env["incomplete_packages"]] == ["bodyver-9.9.dist-info"], env
 
 
 def test_egg_info_and_egg_link_packages(home, tmp_path):
@@ -681,11 +681,13 @@ def test_bad_metadata_is_skipped_not_fatal(home):
     no_metadata = add_dist(site, "nometa", "1.0")
     os.remove(os.path.join(no_metadata, "METADATA"))
     env = by_name(agent.inventory({}))["v"]
-    assert env["state"] == "ok" and env["error"] is None
     assert [p["name"] for p in env["packages"]] == ["good"]
-    assert len(env["warnings"]) == 3
+    assert len(env["warnings"]) == 1
     assert any("garbage-1.0.dist-info" in w and "not valid text" in w for w in env["warnings"])
-    assert any("nameless-1.0.dist-info" in w for w in env["warnings"])
+    # no name or version, no METADATA: half installed (T19), which uv refuses to work with: broken, named
+    assert sorted(os.path.basename(path) for path in env["incomplete_packages"]) == [
+        "nameless-1.0.dist-info", "nometa-1.0.dist-info"]
+    assert env["state"] == "broken" and all(path in env["error"] for path in env["incomplete_packages"])
 
 
 def test_missing_site_packages_is_broken(home):

@@ -1,5 +1,5 @@
-"""What the listing could not read in an environment reaches the user: `env show` (text and --json), the window's
-Overview and `envdesk doctor` say it, on "This computer" (a user trial saw it nowhere, and 'healthy').
+"""What the listing could not read in an environment reaches the user: `env show` (text and --json), `env list`, the
+window's Overview and `envdesk doctor` say it, on "This computer" (a user trial saw it nowhere, and 'healthy').
 
 The referee is the environment's own Python: importlib.metadata finds no package name in the same folders.
 """
@@ -47,15 +47,18 @@ def envdesk(config, *args):
 
 
 def test_env_show_and_doctor_say_which_packages_could_not_be_read(tmp_path):
+    """T19: a package folder without metadata (pip skips it, uv pip check calls it 'broken or incomplete') makes
+    the environment broken, not 'ok, but it may not work'; env list says so too."""
     config, _ = damaged_env(tmp_path)
     text = envdesk(config, "env", "show", "local", "plain")
-    assert "State:    ok, but it may not work: see the warnings below" in text, text
-    warned = [line for line in text.splitlines() if line.startswith("Warning:")]
-    assert all(any(folder in line for line in warned) for folder in UNREADABLE), text
+    state = next(line for line in text.splitlines() if line.startswith("State:"))
+    assert state.startswith("State:    broken (") and all(folder in state for folder in UNREADABLE), text
     shown = json.loads(envdesk(config, "env", "show", "local", "plain", "--json"))
-    assert all(any(folder in warning for warning in shown["warnings"]) for folder in UNREADABLE), shown
+    assert sorted(path.rsplit("/", 1)[-1] for path in shown["incomplete_packages"]) == sorted(UNREADABLE), shown
+    listed = json.loads(envdesk(config, "env", "list", "local", "--json"))
+    assert [env["state"] for env in listed if env["name"] == "plain"] == ["broken"], listed
     findings = json.loads(envdesk(config, "env", "doctor", "local", "plain", "--json"))["findings"]
-    found = [f for f in findings if f["code"] == "not-read"]
+    found = [f for f in findings if f["code"] == "half-installed"]
     assert len(found) == 1 and all(folder in found[0]["detail"] for folder in UNREADABLE), findings
 
 
@@ -70,7 +73,7 @@ def test_the_overview_does_not_call_it_healthy(tmp_path, qtbot):
     qtbot.addWidget(panel)
     panel.show_environment(env)
     state = panel.fields["state"].text()
-    assert state.startswith("may not work: ") and all(folder in state for folder in UNREADABLE), state
+    assert state.startswith("broken: ") and all(folder in state for folder in UNREADABLE), state
 
 
 def test_an_environment_envdesk_began_and_never_finished_is_not_said_to_be_made_outside_it(tmp_path, qtbot):

@@ -97,6 +97,7 @@ DEFAULT_MAX_DEPTH = 2
 DEFAULT_MAX_ENVS = 500
 DEFAULT_TIME_BUDGET = 20.0
 DEFAULT_ENV_TIME_BUDGET = 10.0   # seconds for reading one environment, checked between files
+INCOMPLETE_SHOWN = 5             # half-installed package folders named in an environment's error
 
 # The most the agent reads of one file. A hostile or damaged environment can hold a
 # link to /dev/zero, a named pipe or a huge sparse file where a small file belongs.
@@ -872,6 +873,12 @@ def make_package(name, version, installer=None, requested=False, url=None, edita
     return package
 
 
+class IncompleteMetadata(ValueError):
+    """A dist-info or egg-info folder without the metadata that names its package (no METADATA or PKG-INFO, or
+    one without a Name or Version), as an install stopped midway leaves it: pip skips it ('invalid metadata'),
+    uv pip check calls it 'broken or incomplete', and uv then fails to change the environment."""
+
+
 def _listed_regular(entry):
     """Whether a folder listing says entry is a regular file and not a link, without asking the file
     system again (where the listing carries the file type, as on Linux's usual file systems)."""
@@ -885,13 +892,13 @@ def read_dist_info(folder):
     """Package object of one *.dist-info folder; raises ValueError/OSError if bad."""
     files = dict((entry.name, entry) for entry in list_dir(folder))
     if "METADATA" not in files:
-        raise ValueError("it has no METADATA file")
+        raise IncompleteMetadata("it has no METADATA file")
     # Requires-Python too: uv installs a wheel from a folder whatever Python it states (astral-sh/uv#5475), so an
     # environment's details say which packages were made for another Python
     headers = read_headers(os.path.join(folder, "METADATA"), listed_regular=_listed_regular(files["METADATA"]),
                            optional=("requires-python",))
     if not headers.get("name") or not headers.get("version"):
-        raise ValueError("its METADATA has no Name or Version")
+        raise IncompleteMetadata("its METADATA has no Name or Version")
     installer = None
     if "INSTALLER" in files:
         lines = read_text(os.path.join(folder, "INSTALLER"), errors="replace",
@@ -914,10 +921,10 @@ def read_dist_info_light(folder):
         headers = read_headers(os.path.join(folder, "METADATA"))
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            raise ValueError("it has no METADATA file")
+            raise IncompleteMetadata("it has no METADATA file")
         raise
     if not headers.get("name") or not headers.get("version"):
-        raise ValueError("its METADATA has no Name or Version")
+        raise IncompleteMetadata("its METADATA has no Name or Version")
     return make_package(headers["name"], headers["version"])
 
 
@@ -968,12 +975,12 @@ def read_egg_info(path, watched=None):
     pkg_info = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
     info = _stat(pkg_info)
     if info is None or not stat.S_ISREG(info.st_mode):
-        raise ValueError("it has no PKG-INFO file")
+        raise IncompleteMetadata("it has no PKG-INFO file")
     if watched is not None:
         watched.append((pkg_info, info))
     headers = read_headers(pkg_info)
     if not headers.get("name") or not headers.get("version"):
-        raise ValueError("its PKG-INFO has no Name or Version")
+        raise IncompleteMetadata("its PKG-INFO has no Name or Version")
     return make_package(headers["name"], headers["version"])
 
 
@@ -1018,7 +1025,7 @@ every environment has one; the listing neither reads nor watches them."""
 
 
 def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None, pth_files=None, known=(),
-                       watched=None):
+                       watched=None, incomplete=None):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
 
     skip(package) -> True drops a package (used for conda's own packages); a dist-info folder that
@@ -1026,7 +1033,8 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
     names a project in `known` (normalized names found earlier on the path). `light`: dist-info folders
     give only name and version. A package whose files are bad is left out with a warning. `pth_files`: a
     list the paths of the folder's *.pth files are added to; `watched`, the files read outside it whose
-    stats tell a change (see read_egg_link).
+    stats tell a change (see read_egg_link). `incomplete`: a list the paths of the dist-info and egg-info
+    folders without a readable name and version (see INCOMPLETE_PACKAGES) are added to, instead of a warning.
     """
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
@@ -1052,6 +1060,12 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
             continue
         try:
             package = read_egg_link(entry.path, watched) if suffix == ".egg-link" else reader(entry.path)
+        except IncompleteMetadata as exc:
+            if incomplete is not None:
+                incomplete.append(entry.path)
+            else:
+                warnings.append("Skipped %s: EnvDesk could not read it (%s)." % (entry.name, _short_reason(exc)))
+            continue
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             warnings.append("Skipped %s: EnvDesk could not read it (%s)."
                             % (entry.name, _short_reason(exc)))
@@ -1148,7 +1162,7 @@ def blank_env(path, name, root):
         "python": None, "system_site_packages": False, "created_by": None,
         "packages": [], "package_count": 0, "modules": [], "envdesk": None,
         "conda_requested": [], "channels": [], "state": STATE_OK, "error": None,
-        "warnings": [], "detail": "full",
+        "warnings": [], "detail": "full", "incomplete_packages": [],
     }
 
 
@@ -1330,7 +1344,7 @@ def read_site_packages(env, problems, folders, skip=None, light=False, conda_cop
         env["_site_stats"].append(_stat(folder))
         try:
             env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies, pth_files,
-                                                      watched=watched))
+                                                      watched=watched, incomplete=env["incomplete_packages"]))
         except OSError as exc:
             problems.append("EnvDesk could not list the installed packages in %s (%s)."
                             % (folder, describe_os_error(exc)))
@@ -1648,6 +1662,9 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
         else:
             _ENV_DEADLINES[reader] = outer
     env["package_count"] = len(env["packages"])
+    env["_only_incomplete_packages"] = bool(env["incomplete_packages"]) and not problems
+    if env["incomplete_packages"]:
+        problems.append(incomplete_packages_text(env["incomplete_packages"]))
     if CREATING_MARK in marks:
         env["state"], env["error"] = STATE_INCOMPLETE, INCOMPLETE_MESSAGE
         env["warnings"].extend(problems)
@@ -1697,6 +1714,18 @@ def add_provided(env):
     if isinstance(meta, dict) and meta.get(META_PATHS):
         env["provided"] = read_provided(meta[META_PATHS])
     return env
+
+
+def incomplete_packages_text(paths):
+    """The sentence that says an environment holds half-installed packages (see IncompleteMetadata)."""
+    names = ", ".join(paths[:INCOMPLETE_SHOWN])
+    if len(paths) > INCOMPLETE_SHOWN:
+        names += " and %d more" % (len(paths) - INCOMPLETE_SHOWN)
+    return ("It holds %s without the metadata that names %s (%s), as an install that stopped midway (on a "
+            "full disk, say) leaves it: pip skips %s and uv refuses to change the environment. Revert to a "
+            "snapshot from before that change, or remove %s." % (
+                "a package folder" if len(paths) == 1 else "package folders", "it" if len(paths) == 1 else "them",
+                names, "it" if len(paths) == 1 else "them", "that folder" if len(paths) == 1 else "those folders"))
 
 
 # -- whether a lock's owner still runs (also used by the write part) --
@@ -1774,8 +1803,10 @@ def read_changing(path):
         return None
     if not isinstance(record, dict) or not isinstance(record.get("packages"), list):
         return None
+    incomplete = record.get("incomplete")
     return {"operation": str(info.get("operation") or "change"), "since": str(info.get("since") or ""),
-            "snapshot": snap, "packages": [p for p in record["packages"] if isinstance(p, dict)]}
+            "snapshot": snap, "packages": [p for p in record["packages"] if isinstance(p, dict)],
+            "incomplete": [p for p in incomplete if isinstance(p, str)] if isinstance(incomplete, list) else []}
 
 
 def change_cut_off(path):
@@ -1800,23 +1831,37 @@ def _package_set(packages):
     return set((str(p.get("name", "")).lower(), p.get("version"), p.get("url")) for p in packages)
 
 
+ROLLBACK_FAILED_MESSAGE = ("A change of this environment (%s) failed, and putting its packages back failed too, so "
+                           "some packages may be half changed. The next change puts back the packages it had before "
+                           "(shown here), or revert to snapshot %s.")
+
+
 def settle(env):
     """Show an environment in the middle of a change as it was before it, from the change's snapshot, marked
-    as being changed: never a half-changed package set. A change whose EnvDesk stopped after packages changed
-    makes it broken (until the next change puts them back)."""
-    if CHANGING_MARK not in env.get("_marks", (CHANGING_MARK,)):
+    as being changed: never a half-changed package set (nor the package an installer is writing, which has no
+    metadata yet). A change whose EnvDesk stopped after packages changed, or whose rollback failed, makes it
+    broken (until the next change puts them back)."""
+    marks = env.get("_marks", (CHANGING_MARK,))
+    if CHANGING_MARK not in marks:
         return
     changing = read_changing(env["path"])
     if changing is None:
         return
-    untouched = _package_set(env["packages"]) == _package_set(changing["packages"])
+    untouched = (_package_set(env["packages"]) == _package_set(changing["packages"])
+                 and not env.get("incomplete_packages"))
     env["packages"] = changing["packages"]
     env["package_count"] = len(env["packages"])
     env["changing"] = {"operation": changing["operation"], "since": changing["since"],
                        "snapshot": changing["snapshot"]}
-    if env["state"] == STATE_OK and not untouched and change_cut_off(env["path"]):
+    cut_off = change_cut_off(env["path"])
+    if not cut_off and env.get("_only_incomplete_packages"):
+        env["state"], env["error"] = STATE_OK, None
+    failed = ROLLBACK_FAILED_MARK in marks
+    if env["state"] in (STATE_OK, STATE_BROKEN) and cut_off and (failed or not untouched):
+        said = (ROLLBACK_FAILED_MESSAGE if failed else CUT_OFF_MESSAGE) % (changing["operation"],
+                                                                         changing["snapshot"])
+        env["error"] = said + (" " + env["error"] if env["state"] == STATE_BROKEN and env.get("error") else "")
         env["state"] = STATE_BROKEN
-        env["error"] = CUT_OFF_MESSAGE % (changing["operation"], changing["snapshot"])
 
 
 # ---------------------------------------------------------------------------

@@ -405,8 +405,10 @@ def write_snapshot(env, reason):
     packages = [dict((k, p.get(k)) for k in ("name", "version", "installer", "url", "editable",
                                              "build", "channel", "requested") if k in p)
                 for p in env["packages"]]
+    # the package folders without metadata it holds now: a rollback to this snapshot keeps them, and removes
+    # any other (a half-installed package the change left)
     record = {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
-              "kind": env["kind"], "packages": packages}
+              "kind": env["kind"], "packages": packages, "incomplete": list(env.get("incomplete_packages") or [])}
     requested = (env.get("envdesk") or {}).get("requested")
     if isinstance(requested, list):  # what the user asked for then, put back with the packages by a revert
         record["requested"] = requested
@@ -416,6 +418,22 @@ def write_snapshot(env, reason):
 
 def _changing_path(path):
     return os.path.join(path, ENVDESK_DIR, CHANGING_MARK)
+
+
+def _change_over(path):
+    """Clear the marks of a change under way (the change is done, or undone)."""
+    _remove_if_there(_changing_path(path))
+    _remove_if_there(os.path.join(path, ENVDESK_DIR, ROLLBACK_FAILED_MARK))
+
+
+def _mark_rollback_failed(path):
+    """Leave the mark that lists the environment as broken until a change puts its packages back: an empty
+    file, which a full disk still takes (it needs no data block), beside the change's own mark."""
+    if not os.path.isfile(_changing_path(path)):
+        return
+    fd = os.open(os.path.join(path, ENVDESK_DIR, ROLLBACK_FAILED_MARK),
+                 os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o644)
+    os.close(fd)
 
 
 def _remove_if_there(file_path):
@@ -600,7 +618,7 @@ def action_finish(cfg):
     meta = _finish_meta(cfg)
     if meta:
         update_meta(path, meta)
-    _remove_if_there(_changing_path(path))
+    _change_over(path)
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):
         os.unlink(marker)
@@ -644,7 +662,9 @@ def action_abort(cfg):
             removed = True
         elif cfg.get("drop_snapshot"):     # the change was undone: nothing is under way any more
             drop_snapshot(path, cfg.get("drop_snapshot"))
-            _remove_if_there(_changing_path(path))
+            _change_over(path)
+        elif cfg.get("rollback_failed"):
+            _mark_rollback_failed(path)
     finally:
         release_lock(path, cfg.get("token"))
     return {"path": path, "removed": removed}
@@ -661,6 +681,109 @@ def action_reset(cfg):
     os.makedirs(os.path.join(path, ENVDESK_DIR))
     _write_mark(path)
     return {"path": path}
+
+
+def _record_rows(folder):
+    """(base, relative paths) of the files an installer recorded for one dist-info (its RECORD, relative to
+    site-packages) or egg-info folder (installed-files.txt, relative to the folder itself); none if unreadable."""
+    import csv  # only a clean-up or a delete's check reads installers' records
+    if folder.endswith(".dist-info"):
+        record, base = os.path.join(folder, "RECORD"), os.path.dirname(folder)
+    else:
+        record, base = os.path.join(folder, "installed-files.txt"), folder
+    data = _small_file(record, RECORDED_MAX_BYTES)
+    if data is None:
+        return base, []
+    try:
+        return base, [row[0] for row in csv.reader(data.decode("utf-8", "replace").splitlines()) if row and row[0]]
+    except csv.Error:
+        return base, []
+
+
+def _within(real_env, path):
+    """Where `path` is, its folders' links resolved (never the last part's), when that is inside the real folder
+    `real_env` and outside EnvDesk's own folder in it; else None."""
+    name = os.path.basename(path)
+    if name in ("", ".", ".."):
+        return None
+    parent = os.path.realpath(os.path.dirname(path))
+    if parent != real_env and not parent.startswith(real_env + os.sep):
+        return None
+    if parent == os.path.join(real_env, ENVDESK_DIR) or parent.startswith(os.path.join(real_env, ENVDESK_DIR) + os.sep):
+        return None
+    return os.path.join(parent, name)
+
+
+def _claimed(site, skip):
+    """Every file the other packages' records in a site-packages folder name (their folders' links resolved)."""
+    claimed, real_folders = set(), {}
+    for entry in list_dir(site):
+        if entry.path == skip or not entry.name.endswith((".dist-info", ".egg-info")):
+            continue
+        base, rows = _record_rows(entry.path)
+        for row in rows:
+            path = os.path.normpath(os.path.join(base, row))
+            folder = os.path.dirname(path)
+            if folder not in real_folders:
+                real_folders[folder] = os.path.realpath(folder)
+            claimed.add(os.path.join(real_folders[folder], os.path.basename(path)))
+    return claimed
+
+
+def remove_half_installed(env_path, folder):
+    """Remove a package folder an install left without metadata (see IncompleteMetadata) and the files its
+    record names, only inside the environment, never through a link, never a file another package's record
+    names, its python program or its settings; then the folders that left empty. The number of files removed."""
+    real_env = os.path.realpath(env_path)
+    real = os.path.realpath(folder)
+    if os.path.islink(folder) or not _is_real_dir(folder) or not real.startswith(real_env + os.sep):
+        raise ActionError("%s is not a package folder inside %s; EnvDesk left it alone." % (folder, env_path),
+                          CODE_INVALID)
+    site = os.path.dirname(real)
+    base, rows = _record_rows(real)
+    claimed = _claimed(site, real)
+    keep = {os.path.join(real_env, "pyvenv.cfg")}
+    program = re.compile(_VENV_PROGRAM_RE, re.IGNORECASE)
+    removed, emptied = 0, set()
+    for row in rows:
+        path = _within(real_env, os.path.normpath(os.path.join(base, row)))
+        if path is None or path in claimed or path in keep or path.startswith(real + os.sep):
+            continue
+        if os.path.basename(os.path.dirname(path)) in _VENV_BIN and program.match(os.path.basename(path)):
+            continue
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                continue
+            os.unlink(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue
+            raise
+        removed += 1
+        emptied.add(os.path.dirname(path))
+    remove_tree(real)
+    for parent in sorted(emptied, key=len, reverse=True):
+        while parent.startswith(site + os.sep) and parent != site:
+            try:
+                os.rmdir(parent)    # only an empty one
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+    return removed
+
+
+def action_clean(cfg):
+    """Remove the package folders without metadata that a failed or cut-off change left (the lock holder's
+    rollback, before it puts the packages back): every one but those in "keep", which were there before."""
+    path = check_target(cfg["path"], cfg["roots"])
+    _check_holder(path, cfg.get("token"))
+    keep = cfg.get("keep") or []
+    env = read_env(path, os.path.basename(path), os.path.dirname(path))
+    removed = []
+    for folder in env.get("incomplete_packages") or []:
+        if folder not in keep:
+            removed.append({"path": folder, "files": remove_half_installed(path, folder)})
+    return {"path": path, "removed": removed}
 
 
 def client_token(cfg):
@@ -1065,6 +1188,7 @@ def action_measure_folders(cfg):
 
 
 ACTIONS = {"begin": action_begin, "finish": action_finish, "abort": action_abort, "reset": action_reset,
+           "clean": action_clean,
            "delete": action_delete, "history": action_history, "snapshot": action_snapshot,
            "measure": action_measure, "measure_folders": action_measure_folders}
 FOLDER_ACTIONS = ("measure_folders",)   # about folders given in "folders", not one environment's path
@@ -1076,7 +1200,8 @@ def _doing(config):
     if name == "begin":
         return ("start making %s" if config.get("create") else
                 "save a snapshot of %s before changing it" if config.get("snapshot") else "lock %s") % path
-    return {"finish": "record EnvDesk's notes in %s", "abort": "clean up %s", "reset": "empty %s to build it again",
+    return {"finish": "record EnvDesk's notes in %s", "abort": "clean up %s",
+            "clean": "remove the half-installed packages from %s", "reset": "empty %s to build it again",
             "delete": "delete %s"}.get(name, "read %s") % path
 
 

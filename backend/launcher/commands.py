@@ -496,8 +496,10 @@ def env_history(args: argparse.Namespace, session: Session) -> int:
 def env_revert(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.history import revert_environment
     updated = revert_environment(session, args.cluster, args.env, args.snapshot, _progress(args))
-    if updated.snapshot is None:
+    if updated.snapshot is None and not updated.done:
         print(f"{updated.environment.name} already held the packages of {args.snapshot}; nothing changed.")
+    elif updated.snapshot is None:  # what was put back is in the notes (T19 was told 'nothing changed')
+        print(f"{updated.environment.name} holds the packages of {args.snapshot} again.")
     else:
         print(f"Reverted {updated.environment.name} to {args.snapshot}; the state before is snapshot "
               f"{updated.snapshot}.")

@@ -581,14 +581,17 @@ class Reservation:
         """Empty the half-built environment to build it again, still holding the lock."""
         call_action(self.target.runner, "reset", self.path, self.roots, token=self.token)
 
-    def release(self, *, remove_unfinished: bool = False, drop_snapshot: str | None = None) -> None:
+    def release(self, *, remove_unfinished: bool = False, drop_snapshot: str | None = None,
+                rollback_failed: bool = False) -> None:
         """Give the lock back (removing a half-built environment if asked, forgetting the snapshot of a change
-        that was rolled back); never hides the error at hand. Nothing to do when the lock is not held."""
+        that was rolled back, or marking one whose rollback failed, which lists the environment as broken until
+        a change puts its packages back); never hides the error at hand. Nothing to do when the lock is not held."""
         if not self.held:
             return
         try:
             call_action(self.target.runner, "abort", self.path, self.roots, token=self.token,
-                        created=remove_unfinished, **({"drop_snapshot": drop_snapshot} if drop_snapshot else {}))
+                        created=remove_unfinished, **({"drop_snapshot": drop_snapshot} if drop_snapshot else {}),
+                        **({"rollback_failed": True} if rollback_failed and not drop_snapshot else {}))
             self.held = False
         except EnvDeskError as exc:
             log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)

@@ -217,6 +217,19 @@ def _shadowed_finding(env: Environment) -> list[Finding]:
                     "import the file with that module taken out of its modules).")]
 
 
+def _half_installed_finding(env: Environment) -> list[Finding]:
+    """Package folders without metadata, as an install stopped midway leaves them (T19): uv pip check calls the
+    environment broken, and every later uv install into it may fail."""
+    if not env.incomplete_packages:
+        return []
+    return [Finding(env.name, "half-installed", "A package was left half installed",
+                    f"{', '.join(env.incomplete_packages)}: no metadata names the package, so pip skips it and uv "
+                    "refuses to change the environment (an install stopped midway, on a full disk say, leaves this).",
+                    "Go back to a snapshot from before the change that left it (the Snapshots tab, or envdesk env "
+                    "history and envdesk env revert): that removes it with the files its RECORD names. Or delete "
+                    "the folder yourself.")]
+
+
 def _warnings_finding(env: Environment) -> list[Finding]:
     """What the listing could not read in the environment, or found installed twice: pip list and Python may
     see otherwise than EnvDesk's list says."""
@@ -276,8 +289,8 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     for env, device in envs:
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
-                     + _shadowed_finding(env) + _warnings_finding(env) + _user_site_findings(env, facts)
-                     + _cache_findings(env, device, facts)
+                     + _shadowed_finding(env) + _half_installed_finding(env) + _warnings_finding(env)
+                     + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
 

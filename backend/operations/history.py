@@ -10,7 +10,7 @@ from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment, runnable
 from .kernels import has_ipykernel
 from .python_fit import misfit_notes
-from .update import IPYKERNEL_GONE, Updated, restore_packages, roll_back, state_before
+from .update import IPYKERNEL_GONE, Held, Updated, restore_packages, roll_back, state_before
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,22 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     # the requirements recorded then come back with the packages: a later --top-level copy must not bring
     # back what the revert took away
     meta = {"requested": wanted["requested"]} if isinstance(wanted.get("requested"), list) else None
-    before = state_before(target, caps, env, reservation, progress)
+    before, put_back = state_before(target, caps, env, reservation, progress)
     try:
-        restore_packages(target, caps, env, wanted["packages"], progress)
+        did = restore_packages(target, caps, env, Held.of(wanted), progress, reservation.token)
         snapshot = reservation.answer["snapshot"]
         after = reservation.finish(meta, snapshot_if_changed=snapshot)
     except BaseException as failure:
         restored = False
         try:
-            restored = roll_back(target, caps, env, before, reservation.answer["snapshot"], failure, progress)
+            restored = roll_back(target, caps, env, before, reservation.answer["snapshot"], failure, progress,
+                                 reservation.token)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             if not left_running(failure):  # else what runs there keeps the lock (see roll_back)
-                reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None)
+                reservation.release(drop_snapshot=reservation.answer["snapshot"] if restored else None,
+                                    rollback_failed=not restored)
         raise
-    notes = [IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else []
+    notes = put_back + ([IPYKERNEL_GONE] if has_ipykernel(env) and not has_ipykernel(after) else [])
     notes += misfit_notes(after, before=env)  # undoing a revert is another revert: no snapshot advice
-    return Updated(after, None if reservation.answer.get("dropped_snapshot") else snapshot, notes)
+    kept = None if reservation.answer.get("dropped_snapshot") else snapshot
+    return Updated(after, kept, notes, done=bool(did or put_back))

@@ -1,14 +1,17 @@
 """Add, remove and upgrade packages, with a snapshot first and an automatic rollback on failure."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import Sequence
 
 from .. import validate
 from ..validate import canonical_name
 from ..capabilities import Capabilities
-from ..errors import Cancelled, CommandFailed, EnvDeskError, InvalidInput
-from ..inventory import Environment
+from ..agent_client import call_action
+from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
+from ..inventory import Environment, Package
 from ..provided import change_notes
 from ..spec import redact, requirement_name
 from ..recipes import INSTALLER_PACKAGES, Installer, Step, conda_install, conda_remove, conda_spec, constraints_file
@@ -54,6 +57,7 @@ class Updated:
     environment: Environment
     snapshot: str | None
     notes: list[str] = field(default_factory=list)
+    done: bool = False  # a revert: whether it changed packages (it may, and still keep no snapshot: see revert)
 
 
 IPYKERNEL_GONE = ("Without ipykernel, a Jupyter kernel of this environment no longer starts: add ipykernel back, "
@@ -134,11 +138,38 @@ def _run_checked(target: Target, step: Step, env: Environment, python: str, prog
     return Applied(unmet=read_answers(result.stdout, [env]).get(env.path, []), report=read_report(result.stdout))
 
 
-def restore_packages(target: Target, caps: Capabilities, env: Environment, packages: Sequence[dict],
-                     progress: Progress) -> None:
-    """Make the environment hold exactly `packages` (a snapshot's list) again."""
+@dataclass
+class Held:
+    """The packages an environment held at one time (as a change began, or a snapshot's), and its package
+    folders without metadata then (a rollback keeps them: any other is what a change left half installed)."""
+
+    packages: list[dict]
+    incomplete: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, record: dict) -> "Held":
+        """From a snapshot's record ("incomplete") or an environment of the agent's ("incomplete_packages")."""
+        folders = record.get("incomplete", record.get("incomplete_packages")) or []
+        return cls(list(record["packages"]), [folder for folder in folders if isinstance(folder, str)])
+
+
+def _named(packages: Sequence[dict] | Sequence[Package]) -> str:
+    named = [f"{p['name']} {p['version']}" if isinstance(p, dict) else f"{p.name} {p.version}" for p in packages]
+    return ", ".join(named[:8]) + (f" and {len(named) - 8} more" if len(named) > 8 else "")
+
+
+def restore_packages(target: Target, caps: Capabilities, env: Environment, held: Held, progress: Progress,
+                     token: str) -> str:
+    """Make the environment hold exactly `held` again (its lock held with `token`): first remove what an install
+    left half done, then the packages not in it, then put back those missing or changed. What it did, in words
+    ("" when it had nothing to do); CommandFailed when the environment still differs afterwards."""
     installer = _installer(target, caps, env)
-    wanted = {canonical_name(p["name"]): p for p in packages}
+    done: list[str] = []
+    cleaned = call_action(target.runner, "clean", env.path, target.roots, token=token,
+                          keep=held.incomplete)["removed"]
+    if cleaned:
+        done.append("removed the half-installed " + ", ".join(PurePosixPath(str(c["path"])).name for c in cleaned))
+    wanted = {canonical_name(p["name"]): p for p in held.packages}
     current = find_environment(target, env.path, progress, settled=False)
     extra = [p for p in current.packages if canonical_name(p.name) not in wanted]
     conda_extra = [p.name for p in extra if p.installer == "conda"]
@@ -147,8 +178,10 @@ def restore_packages(target: Target, caps: Capabilities, env: Environment, packa
         run_step(target, conda_remove(caps.conda_tool, env.path, conda_extra, env.modules), progress)
     if pip_extra:
         run_step(target, installer.uninstall(pip_extra), progress)
+    if extra:
+        done.append(f"removed {_named(extra)}")
     have = {canonical_name(p.name): (p.version, p.url) for p in current.packages}
-    changed = [p for p in packages if have.get(canonical_name(p["name"])) != (p["version"], p.get("url"))]
+    changed = [p for p in held.packages if have.get(canonical_name(p["name"])) != (p["version"], p.get("url"))]
     conda_pins = [f"{p['name']}={p['version']}" + (f"={p['build']}" if p.get("build") else "")
                   for p in changed if p.get("installer") == "conda"]
     if conda_pins and caps.conda_tool:
@@ -157,6 +190,25 @@ def restore_packages(target: Target, caps: Capabilities, env: Environment, packa
             for p in changed if p.get("installer") != "conda" and not p.get("editable")]
     if pins:
         run_step(target, installer.install(pins, no_deps=True), progress)
+    if changed:
+        done.append(f"put back {_named(changed)}")
+    differs = _differences(held, find_environment(target, env.path, progress, settled=False))
+    if differs:
+        raise CommandFailed(f"After putting the packages back, {env.name} still differs from before: {differs}",
+                            log="\n".join(done))
+    return "; ".join(done)
+
+
+def _differences(held: Held, env: Environment) -> str:
+    """How the environment differs from what it held, in words ("" when it holds just that)."""
+    have = {canonical_name(p.name): p for p in env.packages}
+    wanted = {canonical_name(p["name"]): p for p in held.packages}
+    said = [f"{p.name} {p.version} is still there" for name, p in have.items() if name not in wanted]
+    said += [f"{p['name']} {p['version']} is missing" for name, p in wanted.items() if name not in have]
+    said += [f"{p['name']} is at {have[name].version}, not {p['version']}" for name, p in wanted.items()
+             if name in have and (have[name].version, have[name].url) != (p["version"], p.get("url"))]
+    said += [f"{folder} is half installed" for folder in env.incomplete_packages if folder not in held.incomplete]
+    return "; ".join(said)
 
 
 def _requested_after(env: Environment, change: Change) -> list[str]:
@@ -205,7 +257,7 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     reservation = Reservation.take(target, env.path, list(target.roots), snapshot=True, operation="update",
                                    reason=redact(change.describe()))
     snapshot = reservation.answer["snapshot"]
-    before = state_before(target, caps, env, reservation, progress)
+    before, put_back = state_before(target, caps, env, reservation, progress)
     try:
         large = large_update(len(change.add), len(change.upgrade), change.upgrade_all)
         applied = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
@@ -214,38 +266,44 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     except BaseException as failure:
         restored = False
         try:
-            restored = roll_back(target, caps, env, before, snapshot, failure, progress)
+            restored = roll_back(target, caps, env, before, snapshot, failure, progress, reservation.token)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             if not left_running(failure):  # else the installer may still run: the lock stays (see roll_back)
-                reservation.release(drop_snapshot=snapshot if restored else None)
+                reservation.release(drop_snapshot=snapshot if restored else None, rollback_failed=not restored)
         raise
     kept = None if reservation.answer.get("dropped_snapshot") else snapshot
     asked = [name for name in map(requirement_name, change.add) if name] + list(change.upgrade)
-    return Updated(after, kept, applied.notes + change_notes(after, asked)
+    return Updated(after, kept, put_back + applied.notes + change_notes(after, asked)
                    + misfit_notes(after, before=env, snapshot=kept))
 
 
 def state_before(target: Target, caps: Capabilities, env: Environment, reservation: Reservation,
-                 progress: Progress) -> list[dict]:
-    """The packages the environment held before this change. When an earlier change's client stopped
-    midway (its lock was taken over), its snapshot is put back first: this change starts from there."""
+                 progress: Progress) -> tuple[Held, list[str]]:
+    """What the environment held before this change, and a note of what was put back first: when an earlier
+    change's client stopped midway (its lock was taken over), or its rollback failed, its snapshot is put
+    back first, and this change starts from there."""
     interrupted = reservation.answer.get("interrupted")
     if not interrupted:
-        return list(reservation.answer["env"]["packages"])
+        return Held.of(reservation.answer["env"]), []
     progress.step(f"An earlier {interrupted['operation']} of this environment was cut off: putting its packages "
                   "back first")
+    held = Held.of(interrupted)
     try:
-        restore_packages(target, caps, env, interrupted["packages"], progress)
+        did = restore_packages(target, caps, env, held, progress, reservation.token)
     except BaseException:
         reservation.release()  # still marked as being changed: the next operation tries again
         raise
-    return list(interrupted["packages"])
+    return held, [f"An earlier {interrupted['operation']} of {env.name} had been cut off: EnvDesk put its packages "
+                  f"back first ({did})."] if did else []
 
 
-def roll_back(target: Target, caps: Capabilities, env: Environment, before: list[dict], snapshot: str,
-              failure: BaseException, progress: Progress) -> bool:
-    """Put the snapshot's packages back after a failed change, and say in the error what happened; True when
-    they are back (the snapshot is then not needed: nothing changed)."""
+_NO_ROOM = re.compile(r"disk (?:holding \S+ )?is full|no space left|quota", re.I)
+
+
+def roll_back(target: Target, caps: Capabilities, env: Environment, before: Held, snapshot: str,
+              failure: BaseException, progress: Progress, token: str) -> bool:
+    """Put the packages held before back after a failed change, and say in the error what happened and what
+    the rollback did; True when they are back (the snapshot is then not needed: nothing changed)."""
     quiet = Progress(on_step=progress.on_step, on_line=progress.on_line)
     still = left_running(failure)
     if still:  # the installer may still be changing it: putting packages back now would race with it (T19)
@@ -259,11 +317,19 @@ def roll_back(target: Target, caps: Capabilities, env: Environment, before: list
     try:
         stopped = isinstance(failure, (Cancelled, KeyboardInterrupt))
         quiet.on_step(f"The change {'was stopped' if stopped else 'failed'}: putting the previous packages back")
-        restore_packages(target, caps, env, before, quiet)
-        outcome, restored = " Nothing was changed: the environment was rolled back to how it was before.", True
+        did = restore_packages(target, caps, env, before, quiet, token)
+        outcome, restored = (" Nothing was changed: the environment was rolled back to how it was before"
+                             + (f" ({did})." if did else "."), True)
     except EnvDeskError as exc:
-        outcome, restored = (f" Rolling back to snapshot {snapshot} also failed ({exc.message}); revert to it "
-                             "from the snapshots when the cluster is reachable again."), False
+        if isinstance(exc, ConnectionFailed):
+            then = "when the cluster is reachable again, revert to it"
+        elif _NO_ROOM.search(f"{exc.message} {exc.hint} {failure}"):
+            then = "once the disk has room again (delete files you no longer need there), revert to it"
+        else:
+            then = "revert to it"
+        outcome, restored = (f" Rolling back to snapshot {snapshot} also failed ({exc.message.rstrip('.')}), so "
+                             f"{env.name} is listed as broken: {then} (envdesk env revert, or the snapshots in the "
+                             "window), or make any change of it, which puts those packages back first."), False
     if isinstance(failure, EnvDeskError):  # its own words end a sentence before what happened after
         said = failure.message.rstrip()
         failure.message = said + ("" if said.endswith((".", "!", "?", ":")) else ".") + outcome
