@@ -32,6 +32,7 @@ from .protocol import (
     CODE_INCOMPLETE,
     CODE_INVALID,
     CODE_MISSING,
+    CODE_NOT_WRITABLE,
     CODE_OUTSIDE,
     CODE_READ_ONLY,
 )
@@ -135,6 +136,8 @@ _HINTS: dict[str, str] = {
     CODE_DISK_FULL: "Delete environments or files you no longer need on that disk (or ask for more quota), "
                     "or use an environment folder on another disk, then try again.",
     CODE_READ_ONLY: "Use an environment folder you can write to (a project or scratch folder, for example).",
+    CODE_NOT_WRITABLE: "Make that folder writable for you (chmod u+w on it) if it is yours, or use a folder you can "
+                       "write to (for a new environment another --root, such as a project or scratch folder).",
 }
 
 

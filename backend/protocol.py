@@ -45,4 +45,5 @@ CODE_INCOMPLETE = "incomplete"   # the environment was never finished
 CODE_OSERROR = "oserror"         # the filesystem said no
 CODE_DISK_FULL = "disk-full"     # no space left on the disk, or the disk quota used up
 CODE_READ_ONLY = "read-only"     # the filesystem is mounted read-only
+CODE_NOT_WRITABLE = "not-writable"  # permission denied: a folder the user may not write in
 CODE_FAILED = "failed"           # anything else

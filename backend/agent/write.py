@@ -1214,6 +1214,13 @@ def os_refusal(exc, config):
     except (OSError, ValueError, TypeError):
         folder = os.path.dirname(path)
     doing = _doing(config)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        place = exc.filename if isinstance(exc.filename, str) else path
+        where = os.path.dirname(place) if os.path.lexists(os.path.dirname(place) or "/") else folder
+        if not os.access(where, os.W_OK):
+            return ActionError("%s is not writable for you (permission denied), so EnvDesk could not %s."
+                               % (where, doing), CODE_NOT_WRITABLE)
+        return ActionError("EnvDesk could not %s: permission denied for %s." % (doing, place), CODE_NOT_WRITABLE)
     if exc.errno == errno.ENOSPC:
         return ActionError("The disk holding %s is full (no space left on it), so EnvDesk could not %s."
                            % (expand(folder, variables=True), doing), CODE_DISK_FULL)

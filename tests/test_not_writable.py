@@ -1,0 +1,75 @@
+"""Permission denied, said as such (T19, LOW: a create in a read-only root and a change of a read-only environment
+said only 'Run it again as envdesk -v …'): the message names the folder that is not writable, the hint says what
+to do (chmod u+w, or another folder), and nothing changes.
+
+On the test bed's alpha, whose user is not root, so permissions hold (as root they would not). Referees: the file
+system (every entry and its bytes) and pip freeze.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.operations.create import CreateRequest, create_environment
+from envdesk_fixtures import make_config, run_cli, session_for, unique
+from test_delete_safety import listing
+from test_failing_installs import pip_freeze
+
+
+@pytest.fixture
+def alpha(testbed, tmp_path, home):
+    """(cluster, a root of its own in the user's home, config folder, session, HOME for the CLI: conftest's home)."""
+    cluster = testbed.clusters["alpha"]
+    root = cluster.home / f"delroot-{uuid.uuid4().hex[:6]}"
+    cluster.run_as_user(f"mkdir {root}")
+    config = tmp_path / "cfg"
+    session = session_for(make_config(config, testbed, ["alpha"], alpha={"env_roots": [str(root)]}))
+    try:
+        yield cluster, root, config, session, home
+    finally:
+        session.close()
+        cluster.run_as_user(f"chmod -R u+w {root}; rm -rf {root}", check=False)
+
+
+def made(alpha, name: str) -> Path:
+    cluster, root, _, session, _ = alpha
+    create_environment(session, "alpha", CreateRequest(name=name, packages=["tinyalpha==1.0"]))
+    return root / name
+
+
+def delete(alpha, path: Path) -> subprocess.CompletedProcess:
+    _, _, config, _, home = alpha
+    return run_cli("env", "delete", "alpha", str(path), "--yes", config=config, home=home)
+
+
+def runs(env: Path) -> bool:
+    """The referee: the environment's own python starts and imports its package."""
+    python = env / "bin" / "python"
+    return python.exists() and subprocess.run([str(python), "-c", "import tinyalpha"],
+                                              capture_output=True).returncode == 0
+
+
+
+def test_creating_in_a_read_only_root_says_the_root_is_not_writable(alpha):
+    cluster, root, config, _, home = alpha
+    cluster.run_as_user(f"chmod a-w {root}")
+    result = run_cli("env", "create", "alpha", unique("new"), "--package", "tinyalpha==1.0", config=config, home=home)
+    assert result.returncode != 0 and os.listdir(root) == []
+    assert f"{root} is not writable for you" in result.stderr and "chmod u+w" in result.stderr, result.stderr
+    assert "envdesk -v" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_changing_a_read_only_environment_says_which_folder_is_not_writable(alpha):
+    cluster, root, config, _, home = alpha
+    env = made(alpha, unique("rw"))
+    frozen = pip_freeze(env)
+    cluster.run_as_user(f"chmod -R a-w {env}")
+    before = listing(root)
+    result = run_cli("env", "update", "alpha", str(env), "--add", "tinygamma", config=config, home=home)
+    assert result.returncode != 0 and listing(root) == before and pip_freeze(env) == frozen
+    assert f"{env}/.envdesk" in result.stderr and "is not writable for you" in result.stderr, result.stderr
+    assert "chmod u+w" in result.stderr and "envdesk -v" not in result.stderr, result.stderr
