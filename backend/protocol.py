@@ -22,6 +22,8 @@ CREATING_MARK = "CREATING"     # present while the environment is being built: n
 META_FILE = "meta.json"        # EnvDesk's notes (modules, requested packages, ...)
 SNAPSHOTS_DIR = "snapshots"    # one JSON file per snapshot taken before a change
 CHANGING_MARK = "changing.json"  # while a change runs: its snapshot, so reads show the state before it
+# A delete first renames the folder to <env> + DELETING_SUFFIX (same parent, so same file system), then removes it.
+DELETING_SUFFIX = ".envdesk-deleting"
 ROLLBACK_FAILED_MARK = "rollback-failed"  # beside CHANGING_MARK when putting the packages back failed: broken
 CONSTRAINTS_FILE = "constraints.txt"  # the environment's constraints (pip's -c), given to every install into it
 # What an environment's modules put on PYTHONPATH, as a command that loaded them reports it (one line each: this

@@ -1661,6 +1661,9 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
             _ENV_DEADLINES.pop(reader, None)
         else:
             _ENV_DEADLINES[reader] = outer
+    if re.search(re.escape(DELETING_SUFFIX) + r"(?:-[0-9a-f]+)?$", path):
+        problems.insert(0, "This is what is left of an environment whose delete stopped before it was done (it "
+                           "was moved aside here first): it cannot be used. Delete it to finish.")
     env["package_count"] = len(env["packages"])
     env["_only_incomplete_packages"] = bool(env["incomplete_packages"]) and not problems
     if env["incomplete_packages"]:

@@ -1048,9 +1048,13 @@ def _remove_entry(path):
         os.unlink(path)
 
 
+LAST_REMOVED = ("pyvenv.cfg", "conda-meta")    # what makes a folder an environment: it goes last
+
+
 def delete_environment_folder(path, own):
-    """Remove the environment's own top-level entries (those checked), then the folder itself."""
-    for name in own:
+    """Remove the environment's own top-level entries (those checked), what makes it an environment last, then
+    the folder itself."""
+    for name in sorted(own, key=lambda name: (name in LAST_REMOVED, name == ENVDESK_DIR)):
         _remove_entry(os.path.join(path, name))
     try:
         os.rmdir(path)
@@ -1079,29 +1083,80 @@ def own_contents(path):
     return own
 
 
+def _read_only_folders(path):
+    """The folders in the environment (itself included, links not followed) whose entries this user cannot
+    remove, for they are not writable for it (chmod a-w): a delete would stop at the first."""
+    found = []
+    for folder, dirs, _ in os.walk(path):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            found.append(folder)
+            if len(found) > FOREIGN_SHOWN:
+                break
+    return found
+
+
+def _on_read_only_mount(folder):
+    try:
+        return bool(os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1))
+    except (OSError, AttributeError):
+        return False
+
+
+def aside_name(path):
+    """Where a delete moves the environment before removing it: beside it, so on the same file system."""
+    aside = path + DELETING_SUFFIX
+    return aside if not os.path.lexists(aside) else "%s-%s" % (aside, os.urandom(4).hex())
+
+
+def move_aside(path):
+    """Rename the environment folder aside (nothing is removed yet); an error in plain words when it cannot be."""
+    aside = aside_name(path)
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            parent = os.path.dirname(path)
+            raise ActionError("EnvDesk could not delete %s: the folder that holds it, %s, is not writable for you "
+                              "(permission denied), and the environment is first moved aside there. Nothing was "
+                              "deleted. Make %s writable (chmod u+w %s), or ask its owner to delete the "
+                              "environment." % (path, parent, parent, parent), CODE_NOT_WRITABLE)
+        raise
+    return aside
+
+
+def remove_aside(path, aside, own):
+    """Remove the environment moved aside; when that stops part-way, what is left stays aside, no longer an
+    environment anyone can use at its place, and the error says where."""
+    try:
+        delete_environment_folder(aside, own)
+    except (OSError, ActionError) as exc:
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        raise ActionError("EnvDesk moved %s aside to %s to delete it, and could not remove all of it (%s): the "
+                          "environment is gone from its place, and what is left in %s cannot be used. Delete that "
+                          "folder to finish (it is listed as a delete that stopped)." % (path, aside, reason, aside),
+                          CODE_FAILED)
+
+
 def delete_without_room(path):
     """Delete on a full disk or quota, where the lock (a folder and a file) cannot be written: a full quota is
-    when users delete environments. The folder is renamed aside instead, which needs no room and which no other
-    operation can follow; if another one took the lock meanwhile, it is put back and that one is waited for."""
+    when users delete environments. The folder is renamed aside first anyway, which needs no room and which no
+    other operation can follow; if another one took the lock meanwhile, it is put back and that one is waited
+    for."""
     own = own_contents(path)
     lock = path + LOCK_SUFFIX
-    aside = "%s.envdesk-deleting-%s" % (path, os.urandom(6).hex())
-    os.rename(path, aside)
+    aside = move_aside(path)
     if os.path.lexists(lock):
         os.rename(aside, path)
         raise ActionError("Another EnvDesk operation is working on this environment. Wait for it to finish, "
                           "then try again.", CODE_BUSY)
-    try:
-        delete_environment_folder(aside, own)
-    except BaseException:
-        if os.path.isdir(aside) and not os.path.lexists(path):
-            os.rename(aside, path)  # what is left stays where the user knows it
-        raise
+    remove_aside(path, aside, own)
     return {"path": path, "removed": True}
 
 
 def action_delete(cfg):
-    """Delete one environment folder, only if it really is one, inside a root, holding nothing else."""
+    """Delete one environment folder, only if it really is one, inside a root, holding nothing else. Nothing is
+    removed before the folder is renamed aside (see move_aside), so a delete that stops part-way leaves either
+    the whole environment at its place or nothing usable there; nor when a folder in it is not writable."""
     path = check_target(cfg["path"], cfg["roots"])
     if os.path.islink(path):
         raise ActionError("%s is a link, not an environment folder; EnvDesk will not delete "
@@ -1112,6 +1167,16 @@ def action_delete(cfg):
     if is_conda_base(path):
         raise ActionError("%s is a conda installation, not one environment; EnvDesk will not "
                           "delete it." % path, CODE_INVALID)
+    read_only = _read_only_folders(path)
+    if read_only and _on_read_only_mount(read_only[0]):
+        raise ActionError("EnvDesk could not delete %s: %s is on a read-only file system, so its files cannot be "
+                          "removed. Nothing was deleted." % (path, read_only[0]), CODE_READ_ONLY)
+    if read_only:
+        raise ActionError("EnvDesk could not delete %s: %s %s not writable for you (read-only), so its files "
+                          "cannot be removed. Nothing was deleted. If you mean to delete it, make it writable "
+                          "first (chmod -R u+w %s), then delete it again."
+                          % (path, ", ".join(read_only[:FOREIGN_SHOWN]), "is" if len(read_only) == 1 else "are",
+                             path), CODE_NOT_WRITABLE)
     kernels, theirs = _kernels_of(path)
     try:
         token, took_over = take_lock(path, "delete", own=True)
@@ -1121,7 +1186,8 @@ def action_delete(cfg):
         answer = delete_without_room(path)
     else:
         try:
-            delete_environment_folder(path, own_contents(path))
+            own = own_contents(path)
+            remove_aside(path, move_aside(path), own)
         finally:
             release_lock(path, token)
         answer = {"path": path, "removed": True}

@@ -772,7 +772,12 @@ def env_delete(args: argparse.Namespace, session: Session) -> int:
     if not args.yes and not ask_yes_no(question):
         print("Nothing was deleted.", file=sys.stderr)
         return 1
-    deleted = delete_environment(session, args.cluster, args.env, _progress(args), found=found)
+    try:
+        deleted = delete_environment(session, args.cluster, args.env, _progress(args), found=found)
+    except KeyboardInterrupt:  # T19: 'envdesk: interrupted.' said nothing of what a stopped delete leaves
+        from envdesk.backend.operations.delete import stopped_delete
+        print(f"envdesk: {stopped_delete(found.path if found else args.env)}", file=sys.stderr)
+        return 130
     said, *notes = deleted.notes  # what was deleted is the result; what went with it, notes (on stderr)
     print(said)
     _print_notes(notes)

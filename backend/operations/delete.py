@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..agent_client import call_action
+from ..agent_client import ACTION_TIMEOUT, call_action, checked, run_agent
+from ..errors import Cancelled
 from ..inventory import Environment
+from ..protocol import DELETING_SUFFIX
 from ..targets import Session
 from .common import Progress, find_environment
 
@@ -91,9 +93,20 @@ def delete_environment(session: Session, target_name: str, env_ref: str, progres
     target = session.target(target_name)
     env = found or find_environment(target, env_ref, progress)
     progress.step(f"Checking that {env.path} may be deleted, and deleting it")  # the agent does both, or neither
-    answer = call_action(target.runner, "delete", env.path, target.roots)
+    try:
+        answer = checked(run_agent(target.runner, {"action": "delete", "path": env.path, "roots": list(target.roots)},
+                                   cancel=progress.cancel, timeout=ACTION_TIMEOUT))  # T19: Cancel was ignored
+    except Cancelled as exc:
+        raise Cancelled(stopped_delete(env.path)) from exc
     return Deleted(answer["path"], tuple(answer.get("kernels_removed") or ()), tuple(answer.get("kernels_left") or ()),
                    tuple(answer.get("kernels_broken") or ()))
+
+
+def stopped_delete(path: str) -> str:
+    """What a user reads when a delete was stopped midway (Cancel, Ctrl-C): which state it can have left."""
+    return (f"The delete was stopped. Either it had not begun, and {path} is whole, or it had moved the environment "
+            f"aside first ({path}{DELETING_SUFFIX}) and removed part of it: then nothing usable is left at {path}, and "
+            "what is left aside is listed as a delete that stopped; delete it to finish.")
 
 
 def to_delete(session: Session, target_name: str, env_ref: str,

@@ -1,0 +1,86 @@
+"""A delete that stops part-way leaves either the whole environment at its place or nothing usable there (T19: with
+`chmod -R a-w` on an environment but its .envdesk, `env delete --yes` said 'permission denied' after it had removed
+.envdesk, .gitignore, .lock and CACHEDIR.TAG: the environment was then listed ok, without its modules).
+
+On the test bed's alpha, whose user is not root, so permissions hold (as root they would not). Referees: the file
+system (every entry and its bytes), pip freeze and the environment's own python; never EnvDesk's own listing for
+what is on disk.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from envdesk.backend.protocol import DELETING_SUFFIX, LOCK_SUFFIX
+from envdesk_fixtures import run_cli, unique
+from test_delete_safety import listing
+from test_failing_installs import pip_freeze
+from test_not_writable import alpha, delete, made, runs  # noqa: F401  # alpha: a fixture (the cluster, a root)
+
+
+def test_a_read_only_environment_is_not_touched_and_the_message_says_what_to_do(alpha):  # noqa: F811
+    cluster, root, _, _, _ = alpha
+    env = made(alpha, unique("ro"))
+    frozen = pip_freeze(env)
+    cluster.run_as_user(f"chmod -R a-w {env}; chmod -R u+w {env}/.envdesk")   # T19's very steps
+    before = listing(root)
+    result = delete(alpha, env)
+    assert result.returncode != 0
+    assert listing(root) == before, "a delete that failed changed the folder"
+    assert pip_freeze(env) == frozen and runs(env)
+    said = result.stderr
+    assert "Nothing was deleted" in said and "not writable" in said and f"chmod -R u+w {env}" in said, said
+    assert "Traceback" not in said
+    cluster.run_as_user(f"chmod -R u+w {env}")
+    assert delete(alpha, env).returncode == 0
+    assert sorted(os.listdir(root)) == []
+
+
+def test_a_read_only_root_is_said_to_be_not_writable(alpha):  # noqa: F811
+    cluster, root, _, _, _ = alpha
+    env = made(alpha, unique("rr"))
+    cluster.run_as_user(f"chmod a-w {root}")
+    before = listing(root)
+    result = delete(alpha, env)
+    assert result.returncode != 0 and listing(root) == before and runs(env)
+    assert f"{root} is not writable for you" in result.stderr and "chmod u+w" in result.stderr, result.stderr
+    assert "envdesk -v" not in result.stderr, result.stderr   # T19: the hint was only 'run it again with -v'
+
+
+def test_a_delete_that_stops_part_way_leaves_nothing_usable_at_its_place(alpha, tmp_path):  # noqa: F811
+    """A folder inside it that cannot be removed (a file system mounted on it: EBUSY, as a stuck file system or a
+    Ctrl-C stops a delete midway): the environment is gone from its place, what is left is aside, listed as a
+    delete that stopped, and deleting that finishes the job."""
+    cluster, root, config, _, home = alpha
+    env = made(alpha, unique("cut"))
+    site = next(env.glob("lib/python*/site-packages"))
+    stuck = site / "tinyalpha"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(stuck)], check=True,
+                   capture_output=True)
+    aside = Path(str(env) + DELETING_SUFFIX)
+    try:
+        result = delete(alpha, env)
+        assert result.returncode != 0, result.stdout
+        assert not os.path.lexists(env) and aside.is_dir(), sorted(os.listdir(root))
+        assert not runs(aside) and not (aside / "bin").exists()
+        assert str(aside) in result.stderr and "cannot be used" in result.stderr, result.stderr
+        [entry] = [e for e in json.loads(run_cli("env", "list", "alpha", "--json", config=config,
+                                                 home=home).stdout) if e["path"] == str(aside)]
+        assert entry["state"] == "broken" and "delete stopped" in entry["error"], entry
+    finally:  # the mount moved with the folder it is in
+        moved = aside / stuck.relative_to(env)
+        subprocess.run(["umount", str(moved if moved.exists() else stuck)], check=True, capture_output=True)
+    assert delete(alpha, aside).returncode == 0
+    assert sorted(os.listdir(root)) == [] and not os.path.lexists(str(env) + LOCK_SUFFIX)
+
+
+def test_a_full_delete_leaves_nothing_beside_it(alpha):  # noqa: F811
+    _, root, _, _, _ = alpha
+    env = made(alpha, unique("ok"))
+    mode = stat.S_IMODE(os.stat(root).st_mode)
+    result = delete(alpha, env)
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(root) == [] and stat.S_IMODE(os.stat(root).st_mode) == mode
