@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from envdesk.backend.protocol import DELETING_SUFFIX, LOCK_SUFFIX
-from envdesk_fixtures import run_cli, unique
+from envdesk_fixtures import envdesk_command, run_cli, unique
 from test_delete_safety import listing
 from test_failing_installs import pip_freeze
 from test_not_writable import alpha, delete, made, runs  # noqa: F401  # alpha: a fixture (the cluster, a root)
@@ -84,3 +86,68 @@ def test_a_full_delete_leaves_nothing_beside_it(alpha):  # noqa: F811
     result = delete(alpha, env)
     assert result.returncode == 0, result.stderr
     assert os.listdir(root) == [] and stat.S_IMODE(os.stat(root).st_mode) == mode
+
+
+# ---------------------------------------------------------------------------
+# Stopped midway for real: Ctrl-C at the command line, Cancel in the window (T19: 40k files)
+# ---------------------------------------------------------------------------
+
+def bulky(alpha, name: str, files: int = 40000) -> Path:  # noqa: F811
+    """An environment holding `files` more files in a package folder of its site-packages: its delete takes long
+    enough to be stopped midway."""
+    cluster = alpha[0]
+    env = made(alpha, name)
+    site = next(env.glob("lib/python*/site-packages"))
+    cluster.run_as_user(f"python3 -c 'import os\nfor d in range({files // 1000}):\n    p = os.path.join(\"{site}\", "
+                        f"\"bulk\", \"d%d\" % d)\n    os.makedirs(p)\n    for f in range(1000):\n        "
+                        f"open(os.path.join(p, \"f%d\" % f), \"w\").close()'")
+    return env
+
+
+def until_moved_aside(env: Path, still_running) -> Path:
+    """The folder the delete moved the environment to, as soon as it is there (while the delete still runs)."""
+    aside = Path(str(env) + DELETING_SUFFIX)
+    deadline = time.monotonic() + 120
+    while not aside.exists() and still_running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert aside.exists(), "the delete never moved the environment aside"
+    return aside
+
+
+def whole_or_nothing_usable(env: Path) -> None:
+    """The referee: at the environment's place, either all of it (its python imports its package) or nothing."""
+    assert not os.path.lexists(env) or runs(env), sorted(os.listdir(env))
+
+
+def test_ctrl_c_during_a_delete_says_what_it_left(alpha):  # noqa: F811
+    _, root, config, _, home = alpha
+    env = bulky(alpha, unique("big"))
+    process = subprocess.Popen([*envdesk_command(), "--config-dir", str(config), "env", "delete", "alpha", str(env),
+                                "--yes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL, env={**os.environ, "HOME": str(home)})
+    until_moved_aside(env, lambda: process.poll() is None)
+    process.send_signal(signal.SIGINT)
+    _, said = process.communicate(timeout=120)
+    assert process.returncode == 130, said
+    assert "The delete was stopped" in said and f"{env}{DELETING_SUFFIX}" in said and "interrupted." not in said, said
+    whole_or_nothing_usable(env)
+
+
+def test_cancel_in_the_window_stops_a_delete_and_says_what_it_left(alpha, qtbot):  # noqa: F811
+    from envdesk.backend.paths import AppPaths
+    from test_gui import LONG, open_window, select_target
+    _, root, config, _, _ = alpha
+    env = bulky(alpha, unique("big"))
+    window = open_window(qtbot, AppPaths(config))
+    select_target(qtbot, window, "alpha")
+    qtbot.waitUntil(lambda: any(e.path == str(env) for e in window.env_model.environments), timeout=LONG)
+    [found] = [e for e in window.env_model.environments if e.path == str(env)]
+    task = window.controller.delete("alpha", found)
+    until_moved_aside(env, lambda: not task.done.is_set())
+    task.cancel()
+    qtbot.waitUntil(task.done.is_set, timeout=LONG)
+    row = next(row for row in window.controller.operations.rows if row.title == f"Delete {found.name}")
+    qtbot.waitUntil(lambda: row.state in ("cancelled", "done", "failed"), timeout=LONG)
+    assert row.state == "cancelled", (row.state, row.latest)   # T19: Cancel was ignored, and the delete went on
+    assert row.latest.startswith("The delete was stopped") and f"{env}{DELETING_SUFFIX}" in row.latest, row.latest
+    whole_or_nothing_usable(env)
