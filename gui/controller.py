@@ -99,7 +99,7 @@ def describe_result(result: Any) -> str:
     snapshot = getattr(result, "snapshot", False)
     if snapshot:
         parts.append("A snapshot was saved before the change (the Snapshots tab goes back to it).")
-    elif snapshot is None:
+    elif snapshot is None and not getattr(result, "done", False):  # else its notes say what was put back (T19)
         parts.append("Nothing needed changing, so no snapshot was kept.")
     parts.extend(getattr(result, "notes", None) or [])
     return " ".join(parts)

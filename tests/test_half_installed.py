@@ -358,3 +358,40 @@ def test_a_revert_after_a_cut_off_update_says_what_it_put_back(disk):
     assert "nothing changed" not in result.stdout, result.stdout
     assert "put its packages back first (removed tinygamma 0.1)" in result.stderr, result.stderr
     assert pip_freeze(env) == frozen and uv_check(env).returncode == 0
+
+
+def test_a_cache_written_before_half_installed_packages_counted_is_not_trusted(tmp_path):
+    """An environment a listing cached as ok while it held a half-installed package (an agent from before T19's
+    fix, which only warned) is read again, though its site-packages did not change since."""
+    env = venv_with_tinyalpha(tmp_path)
+    half_installed(site_of(env), "tinygamma", [])
+    for path in (env / "pyvenv.cfg", env / ENVDESK_DIR, site_of(env)):
+        os.utime(path, (1, 1))    # old enough to be cached (see ListingCache.put's RACY_SECONDS)
+    cache = tmp_path / "inventory.json"
+    before_the_fix = load_agent(write=False)
+    reader = before_the_fix.read_dist_info
+
+    def only_warned(folder):
+        try:
+            return reader(folder)
+        except before_the_fix.IncompleteMetadata as exc:
+            raise ValueError(str(exc)) from None
+    before_the_fix.read_dist_info = only_warned
+    cached = before_the_fix.inventory({"roots": [str(env.parent)], "cache": str(cache)})["environments"][0]
+    assert cached["state"] == "ok" and cached["warnings"], cached
+    data = json.loads(cache.read_text())
+    assert str(env) in data["entries"]
+    cache.write_text(json.dumps({**data, "format": 1}))    # as the agent before the fix wrote it
+    again = load_agent(write=False).inventory({"roots": [str(env.parent)], "cache": str(cache)})
+    assert again["cached"] == 0 and again["environments"][0]["state"] == "broken", again
+
+
+def test_the_window_does_not_say_nothing_changed_after_putting_back_a_cut_off_change():
+    from envdesk.backend.inventory import Environment
+    from envdesk.backend.operations.update import Updated
+    from envdesk.gui.controller import describe_result
+    env = Environment(name="c1", path="/x/c1", kind="uv", python="3.11.7")
+    said = describe_result(Updated(env, None, ["An earlier update of c1 had been cut off: EnvDesk put its packages "
+                                               "back first (removed tinygamma 0.1)."], done=True))
+    assert "Nothing needed changing" not in said and "removed tinygamma 0.1" in said, said
+    assert "Nothing needed changing" in describe_result(Updated(env, None, []))

@@ -2001,7 +2001,7 @@ def health_facts():
 # The listing cache on this machine
 # ---------------------------------------------------------------------------
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2    # 2: a half-installed package makes an environment broken (T19); one cached ok before is read again
 CACHE_FILE = "inventory.json"
 RACY_SECONDS = 2.0     # a folder changed this recently may change again within its time stamp's resolution
 MAX_CACHE_BYTES = 64 * 1024 * 1024

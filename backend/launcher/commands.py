@@ -469,7 +469,10 @@ def env_update(args: argparse.Namespace, session: Session) -> int:
                     upgrade_all=args.upgrade_all)
     updated = update_environment(session, args.cluster, args.env, change, _progress(args))
     _print_notes(updated.notes)
-    if updated.snapshot is None:
+    if updated.snapshot is None and updated.done:  # what was put back is in the notes
+        print(f"Updated {updated.environment.name} ({counted(updated.environment.package_count, 'package')}): only "
+              "what a change cut off earlier had left was undone; the installer had nothing more to do.")
+    elif updated.snapshot is None:
         within = updated.environment.constraints
         print(f"{updated.environment.name} is unchanged ({counted(updated.environment.package_count, 'package')}): the "
               "installer had nothing to do, so no snapshot was kept."

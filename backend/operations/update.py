@@ -57,7 +57,8 @@ class Updated:
     environment: Environment
     snapshot: str | None
     notes: list[str] = field(default_factory=list)
-    done: bool = False  # a revert: whether it changed packages (it may, and still keep no snapshot: see revert)
+    done: bool = False  # packages were changed even though no snapshot was kept: a change cut off earlier was put
+    # back first (see state_before), and the state before that is the one it had taken (so none is kept)
 
 
 IPYKERNEL_GONE = ("Without ipykernel, a Jupyter kernel of this environment no longer starts: add ipykernel back, "
@@ -274,7 +275,7 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     kept = None if reservation.answer.get("dropped_snapshot") else snapshot
     asked = [name for name in map(requirement_name, change.add) if name] + list(change.upgrade)
     return Updated(after, kept, put_back + applied.notes + change_notes(after, asked)
-                   + misfit_notes(after, before=env, snapshot=kept))
+                   + misfit_notes(after, before=env, snapshot=kept), done=bool(put_back))
 
 
 def state_before(target: Target, caps: Capabilities, env: Environment, reservation: Reservation,
