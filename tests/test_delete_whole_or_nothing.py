@@ -131,6 +131,11 @@ def test_ctrl_c_during_a_delete_says_what_it_left(alpha):  # noqa: F811
     assert process.returncode == 130, said
     assert "The delete was stopped" in said and f"{env}{DELETING_SUFFIX}" in said and "interrupted." not in said, said
     whole_or_nothing_usable(env)
+    aside = Path(f"{env}{DELETING_SUFFIX}")
+    if aside.exists():   # deleting what is left finishes the job, and the stopped delete's lock goes with it
+        finished = run_cli("env", "delete", "alpha", str(aside), "--yes", config=config, home=home)
+        assert finished.returncode == 0, finished.stderr
+    assert os.listdir(root) == []
 
 
 def test_cancel_in_the_window_stops_a_delete_and_says_what_it_left(alpha, qtbot):  # noqa: F811

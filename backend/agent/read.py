@@ -137,6 +137,7 @@ _URL_USERINFO_RE = r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]+)@"
 _RECORD_INDENT_RE = r'^([ \t]+)"'          # re.M
 _RECORD_KEY_RE = r'^([ \t]+)"(s?channel)"[ \t]*:[ \t]*"([^"\\\n]*)"'  # re.M
 _SNAPSHOT_ID_RE = r"^[0-9TZ]+-[0-9]+$"
+_DELETING_RE = re.escape(DELETING_SUFFIX) + r"(?:-[0-9a-f]+)?$"   # what a stopped delete left aside (see write.py)
 RECORD_HEAD_BYTES = 8192
 
 
@@ -1661,7 +1662,7 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
             _ENV_DEADLINES.pop(reader, None)
         else:
             _ENV_DEADLINES[reader] = outer
-    if re.search(re.escape(DELETING_SUFFIX) + r"(?:-[0-9a-f]+)?$", path):
+    if re.search(_DELETING_RE, path):
         problems.insert(0, "This is what is left of an environment whose delete stopped before it was done (it "
                            "was moved aside here first): it cannot be used. Delete it to finish.")
     env["package_count"] = len(env["packages"])

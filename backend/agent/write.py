@@ -1193,9 +1193,26 @@ def action_delete(cfg):
         answer = {"path": path, "removed": True}
         if took_over:
             answer["took_over"] = took_over
+    _drop_lock_of_stopped_delete(path)
     answer.update(remove_kernels(kernels))
     answer["kernels_broken"] = theirs
     return answer
+
+
+def _drop_lock_of_stopped_delete(path):
+    """Once what a stopped delete left aside (at `path`) is deleted: the lock that delete held on the environment's
+    own place, when nothing is there and its holder is gone."""
+    match = re.search(_DELETING_RE, path)
+    original = path[:match.start()] if match else None
+    lock = (original or "") + LOCK_SUFFIX
+    if original is None or os.path.lexists(original) or not _is_real_dir(lock):
+        return
+    info = _lock_owner(lock)
+    try:
+        if info.get("operation") == "delete" and _stale_reason(original, info) is not None:
+            _break_lock(lock, info)
+    except (OSError, ActionError):
+        pass
 
 
 def _kernels_of(path):
