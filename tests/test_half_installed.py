@@ -395,3 +395,30 @@ def test_the_window_does_not_say_nothing_changed_after_putting_back_a_cut_off_ch
                                                "back first (removed tinygamma 0.1)."], done=True))
     assert "Nothing needed changing" not in said and "removed tinygamma 0.1" in said, said
     assert "Nothing needed changing" in describe_result(Updated(env, None, []))
+
+
+def test_what_env_doctor_suggests_mends_an_environment_left_half_installed_before_the_fix(disk):
+    """T19: after the old rollback left tinygamma-0.1.dist-info (RECORD only) and tinygamma/, every update failed,
+    including the fix env doctor suggested. Now doctor names the folder and says to revert to a snapshot from
+    before it appeared, and that revert removes it with the files its RECORD names."""
+    name = unique("old")
+    env = disk.env(name)
+    create_environment(disk.session, "alpha", CreateRequest(name=name, packages=["tinyalpha==1.0"]))
+    frozen, site = pip_freeze(env), site_entries(env)
+    updated = update_environment(disk.session, "alpha", name, Change(add=["tinybeta"]))
+    assert updated.snapshot is not None
+    leftover = site_of(env) / "tinygamma"
+    leftover.mkdir()
+    (leftover / "__init__.py").write_text("x = 1\n")
+    folder = half_installed(site_of(env), "tinygamma", ["tinygamma/__init__.py"])
+    folder = folder.rename(site_of(env) / "tinygamma-0.1.dist-info")
+    owner = os.stat(env)
+    for path in (leftover, leftover / "__init__.py", folder, folder / "RECORD"):
+        os.chown(path, owner.st_uid, owner.st_gid)   # as uv, run by the cluster's user, left them
+    assert uv_check(env).returncode != 0
+    findings = disk.cli_json("env", "doctor", "alpha", name)["findings"]
+    [found] = [f for f in findings if f["code"] == "half-installed"]
+    assert "tinygamma-0.1.dist-info" in found["detail"] and "env revert" in found["advice"], found
+    result = run_cli("env", "revert", "alpha", name, updated.snapshot, config=disk.config, home=disk.home)
+    assert result.returncode == 0, result.stderr
+    assert_as_before(env, frozen, site)
