@@ -6,8 +6,6 @@ Every method that may reach a target runs as a Task on a pool thread and answers
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from envdesk.backend.cache import ClusterNames, InventoryCache
 from envdesk.backend import validate
-from envdesk.backend.errors import Cancelled, EnvDeskError, InvalidInput, LoginCancelled
+from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
 from envdesk.backend.wording import counted
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
@@ -27,8 +25,6 @@ from .cached_lists import CachedListLoader
 from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
 from .prompter import QtPrompter
 from .tasks import Task, TaskRunner, while_alive
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the operations load on first use, in the method that needs one (the window opens sooner)
     from envdesk.backend.capabilities import Capabilities
@@ -388,7 +384,8 @@ class AppController(QObject):
         task.signals.line.connect(lambda _stream, text: row.append(text))
         task.signals.succeeded.connect(lambda result: operations.finish(
             row, "done", latest=describe_result(result), saved=result if isinstance(result, Path) else None))
-        task.signals.cancelled.connect(lambda error: operations.finish(row, "cancelled", latest=cancelled_words(error)))
+        task.signals.cancelled.connect(lambda: operations.finish(row, "cancelled",
+                                                                 latest="Cancelled; nothing half-made left"))
         task.signals.failed.connect(lambda error: operations.finish(row, "failed", error=error,
                                                                     latest=error.message))
         return row
@@ -767,35 +764,11 @@ class AppController(QObject):
         return item.label if item else name
 
     def shutdown(self) -> None:
-        """Stop workers and close connections (the window is closing), never waiting on a cluster: the tasks still
-        ending are cancelled and left to end on their threads (a cancelled change is rolled back there, or left
-        saying why not), and the connections are closed once they have; what was left is said on stderr and in
-        the log (the window is gone)."""
+        """Stop workers and close connections (the window is closing)."""
         self.prompter.close()
-        left = self.runner.stop_all()
-        session = self._session
-        if not left:
-            if session is not None:  # never made: nothing to close
-                session.close()
-            return
-        words = "; ".join(f"{task.title} ({self.label(task.target)})" for task in left)
-        log.warning("closed while these were still ending; they were cancelled: %s", words)
-        print(f"EnvDesk closed while these were still ending; they were cancelled, and end on their own (a cluster "
-              f"that stopped answering may still finish them there): {words}", file=sys.stderr)
-
-        def close_after() -> None:
-            for task in left:
-                task.done.wait()
-            if session is not None:
-                session.close()
-        threading.Thread(target=close_after, daemon=True, name="close after tasks").start()
-
-
-def cancelled_words(error: EnvDeskError | None) -> str:
-    """What a cancelled operation's row says: its error's words when they say more than that it was cancelled (what
-    ran could not be stopped, T19), else that nothing half-made was left."""
-    message = error.message if error is not None else ""
-    return message if message and message != Cancelled().message else "Cancelled; nothing half-made left"
+        self.runner.shutdown()
+        if self._session is not None:  # never made: nothing to close
+            self._session.close()
 
 
 def save_job_script(env: Environment, place: Place, path: Path) -> Path:

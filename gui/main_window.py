@@ -1008,7 +1008,7 @@ class MainWindow(QMainWindow):
                 self._asking_to_delete.discard(asking)
 
         measuring = self.controller.measure(target, env, confirm, lambda error: confirm(None))
-        measuring.signals.cancelled.connect(lambda _error: self._asking_to_delete.discard(asking))  # no question then
+        measuring.signals.cancelled.connect(lambda: self._asking_to_delete.discard(asking))  # no question then
 
     def show_kernels(self) -> None:
         """Cluster ▸ Jupyter kernels…: list them (in the background) and remove EnvDesk's."""

@@ -25,7 +25,7 @@ class TaskSignals(QObject):
     line = Signal(str, str)
     succeeded = Signal(object)
     failed = Signal(object)  # an EnvDeskError (unexpected exceptions are wrapped into one)
-    cancelled = Signal(object)  # the Cancelled error: its words say when what ran could not be stopped
+    cancelled = Signal()
     finished = Signal()
 
 
@@ -54,8 +54,8 @@ class Task(QRunnable):
         try:
             outcome: tuple[Signal, tuple] = (self.signals.succeeded, (self.work(self.progress),))
             self.state = "succeeded"
-        except Cancelled as exc:
-            self.state, self.error, outcome = "cancelled", exc, (self.signals.cancelled, (exc,))
+        except Cancelled:
+            self.state, outcome = "cancelled", (self.signals.cancelled, ())
         except EnvDeskError as exc:
             self.state, self.error, outcome = "failed", exc, (self.signals.failed, (exc,))
         except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently
@@ -106,16 +106,7 @@ class TaskRunner(QObject):
         return [t for t in self.tasks if not t.done.is_set()]
 
     def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Cancel what is running and wait for it; True when every task ended. Never on the GUI thread of a window
-        in use: a task may wait on a cluster that stopped answering (see stop_all)."""
-        self.stop_all()
-        return self.pool.waitForDone(timeout_ms)
-
-    def stop_all(self) -> list[Task]:
-        """Cancel what is running, without waiting for it (T19: a window closing on a stuck connection blocked 10 s
-        in shutdown's wait): the tasks still ending. Each ends on its pool thread (a cancelled change rolled back, or
-        left saying why not); a cancel on a cluster that stopped answering is noticed within seconds."""
-        running = self.running()
-        for task in running:
+        """Cancel what is running and wait for it; True when every task ended."""
+        for task in self.running():
             task.cancel()
-        return running
+        return self.pool.waitForDone(timeout_ms)
