@@ -941,8 +941,13 @@ class SSHRunner(Runner):
             return
         interval = DEFAULT_INTERVAL if hop.server_alive_interval is None else hop.server_alive_interval
         count_max = DEFAULT_COUNT_MAX if hop.server_alive_count_max is None else hop.server_alive_count_max
-        watch = Watch(transport, lambda: wire.heard, interval, count_max,
-                      lambda silent: self._stopped_answering(transport, hop, silent), hop.label)
+        runner = weakref.ref(self)  # the watch's thread must not keep a closed session's runner alive
+
+        def stopped_answering(silent: float) -> None:
+            alive = runner()
+            if alive is not None:
+                alive._stopped_answering(transport, hop, silent)
+        watch = Watch(transport, lambda: wire.heard, interval, count_max, stopped_answering, hop.label)
         self._watches[transport] = watch
         if interval > 0:
             watch.start()

@@ -1679,9 +1679,9 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
 
 # -- what an environment's modules put before its own packages --
 
-def read_provided(module_paths, seconds=DEFAULT_ENV_TIME_BUDGET):
+def read_provided(recorded, seconds=DEFAULT_ENV_TIME_BUDGET):
     """The packages in the folders an environment's modules put on PYTHONPATH, as EnvDesk recorded them where
-    those modules were loaded (META_PATHS, see the write part's module_paths; this part runs no program, so it
+    those modules were loaded (META_PATHS, see the write part; this part runs no program, so it
     cannot load them itself): [{"module", "path", "packages": [{"name", "version"}]}] in PYTHONPATH's order.
     Python and pip find a package there before the environment's own, and a name found in an earlier folder
     hides it in later ones, so each name is listed once, where it is found first. A folder that is gone (the
@@ -1691,7 +1691,7 @@ def read_provided(module_paths, seconds=DEFAULT_ENV_TIME_BUDGET):
     outer = _ENV_DEADLINES.get(reader)
     _ENV_DEADLINES[reader] = Deadline(seconds)
     try:
-        for entry in module_paths if isinstance(module_paths, list) else ():
+        for entry in recorded if isinstance(recorded, list) else ():
             folder = entry.get("path") if isinstance(entry, dict) else None
             if not isinstance(folder, str) or not isinstance(entry.get("module"), str) or not os.path.isabs(folder):
                 continue
@@ -1807,10 +1807,10 @@ def read_changing(path):
         return None
     if not isinstance(record, dict) or not isinstance(record.get("packages"), list):
         return None
-    incomplete = record.get("incomplete")
+    incomplete = record.get("half_installed")
     return {"operation": str(info.get("operation") or "change"), "since": str(info.get("since") or ""),
             "snapshot": snap, "packages": [p for p in record["packages"] if isinstance(p, dict)],
-            "incomplete": [p for p in incomplete if isinstance(p, str)] if isinstance(incomplete, list) else []}
+            "half_installed": [p for p in incomplete if isinstance(p, str)] if isinstance(incomplete, list) else []}
 
 
 def change_cut_off(path):

@@ -408,7 +408,7 @@ def write_snapshot(env, reason):
     # the package folders without metadata it holds now: a rollback to this snapshot keeps them, and removes
     # any other (a half-installed package the change left)
     record = {"id": snap_id, "time": _now_stamp(), "reason": reason, "python": env["python"],
-              "kind": env["kind"], "packages": packages, "incomplete": list(env.get("incomplete_packages") or [])}
+              "kind": env["kind"], "packages": packages, "half_installed": list(env.get("incomplete_packages") or [])}
     requested = (env.get("envdesk") or {}).get("requested")
     if isinstance(requested, list):  # what the user asked for then, put back with the packages by a revert
         record["requested"] = requested

@@ -149,8 +149,8 @@ class Held:
 
     @classmethod
     def of(cls, record: dict) -> "Held":
-        """From a snapshot's record ("incomplete") or an environment of the agent's ("incomplete_packages")."""
-        folders = record.get("incomplete", record.get("incomplete_packages")) or []
+        """From a snapshot's record ("half_installed") or an environment of the agent's ("incomplete_packages")."""
+        folders = record.get("half_installed", record.get("incomplete_packages")) or []
         return cls(list(record["packages"]), [folder for folder in folders if isinstance(folder, str)])
 
 
