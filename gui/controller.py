@@ -76,6 +76,13 @@ Callback = Callable[[Any], None]
 Failure = Callable[[EnvDeskError], None]
 
 
+def cancelled_words(task: Task) -> str:
+    """A cancelled operation's line: what its Cancelled says it left, where it says (a delete stopped with the
+    environment moved aside), else that nothing half-made is left."""
+    words = task.error.message if task.error is not None else ""
+    return words if words and words != "Cancelled." else "Cancelled; nothing half-made left"
+
+
 def describe_result(result: Any) -> str:
     """What a finished operation left, in one line: the environment made, the snapshot saved, notes."""
     if isinstance(result, Path):
@@ -384,8 +391,7 @@ class AppController(QObject):
         task.signals.line.connect(lambda _stream, text: row.append(text))
         task.signals.succeeded.connect(lambda result: operations.finish(
             row, "done", latest=describe_result(result), saved=result if isinstance(result, Path) else None))
-        task.signals.cancelled.connect(lambda: operations.finish(row, "cancelled",
-                                                                 latest="Cancelled; nothing half-made left"))
+        task.signals.cancelled.connect(lambda: operations.finish(row, "cancelled", latest=cancelled_words(task)))
         task.signals.failed.connect(lambda error: operations.finish(row, "failed", error=error,
                                                                     latest=error.message))
         return row

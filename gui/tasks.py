@@ -54,8 +54,8 @@ class Task(QRunnable):
         try:
             outcome: tuple[Signal, tuple] = (self.signals.succeeded, (self.work(self.progress),))
             self.state = "succeeded"
-        except Cancelled:
-            self.state, outcome = "cancelled", (self.signals.cancelled, ())
+        except Cancelled as exc:  # kept: its words say what a stopped change left (a delete moved aside, say)
+            self.state, self.error, outcome = "cancelled", exc, (self.signals.cancelled, ())
         except EnvDeskError as exc:
             self.state, self.error, outcome = "failed", exc, (self.signals.failed, (exc,))
         except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently

@@ -137,7 +137,10 @@ _URL_USERINFO_RE = r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/@]+)@"
 _RECORD_INDENT_RE = r'^([ \t]+)"'          # re.M
 _RECORD_KEY_RE = r'^([ \t]+)"(s?channel)"[ \t]*:[ \t]*"([^"\\\n]*)"'  # re.M
 _SNAPSHOT_ID_RE = r"^[0-9TZ]+-[0-9]+$"
-_DELETING_RE = re.escape(DELETING_SUFFIX) + r"(?:-[0-9a-f]+)?$"   # what a stopped delete left aside (see write.py)
+def deleting_pattern():
+    """What a stopped delete left aside (see write.py): the protocol's constants are given to this part after it
+    is loaded (in-process on This computer too), so this is made when used, not at load."""
+    return re.escape(DELETING_SUFFIX) + r"(?:-[0-9a-f]+)?$"
 RECORD_HEAD_BYTES = 8192
 
 
@@ -1662,7 +1665,7 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
             _ENV_DEADLINES.pop(reader, None)
         else:
             _ENV_DEADLINES[reader] = outer
-    if re.search(_DELETING_RE, path):
+    if re.search(deleting_pattern(), path):
         problems.insert(0, "This is what is left of an environment whose delete stopped before it was done (it "
                            "was moved aside here first): it cannot be used. Delete it to finish.")
     env["package_count"] = len(env["packages"])

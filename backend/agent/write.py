@@ -1202,7 +1202,7 @@ def action_delete(cfg):
 def _drop_lock_of_stopped_delete(path):
     """Once what a stopped delete left aside (at `path`) is deleted: the lock that delete held on the environment's
     own place, when nothing is there and its holder is gone."""
-    match = re.search(_DELETING_RE, path)
+    match = re.search(deleting_pattern(), path)
     original = path[:match.start()] if match else None
     lock = (original or "") + LOCK_SUFFIX
     if original is None or os.path.lexists(original) or not _is_real_dir(lock):
