@@ -302,10 +302,15 @@ def conda_remove(tool: str, prefix: str, names: Sequence[str], modules: Sequence
 
 
 def conda_spec(requirement: str) -> str:
-    """A PEP 508 requirement written the way conda takes it (numpy==1.26 -> numpy=1.26)."""
+    """A PEP 508 requirement written so that conda allows the versions pip allows: '==' is exact in both (conda's
+    '=1.26' would be any 1.26.*); PEP 440's '<2' leaves out 2's pre-releases, which conda's '<2' takes ('<2a0')."""
     from packaging.requirements import Requirement
+    from packaging.version import Version
     parsed = Requirement(requirement)
-    exact = [s.version for s in parsed.specifier if s.operator == "=="]
-    if exact and len(parsed.specifier) == 1:
-        return f"{parsed.name}={exact[0]}"
-    return f"{parsed.name}{parsed.specifier}" if parsed.specifier else parsed.name
+    parts = []
+    for specifier in parsed.specifier:
+        operator, version = specifier.operator, specifier.version
+        if operator == "<" and not Version(version).is_prerelease:
+            version += "a0"
+        parts.append(("==" if operator == "===" else operator) + version)
+    return parsed.name + ",".join(sorted(parts))

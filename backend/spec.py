@@ -69,8 +69,8 @@ class Pin:
         return f"{self.name}=={self.version}"
 
     def conda_line(self) -> str:
-        """The conda match spec that reinstalls exactly this package."""
-        return f"{self.name}={self.version}={self.build}" if self.build else f"{self.name}={self.version}"
+        """The conda match spec that reinstalls exactly this package ('numpy=1.26.4' would be any 1.26.4.*)."""
+        return f"{self.name}={self.version}={self.build}" if self.build else f"{self.name}=={self.version}"
 
 
 @dataclass(frozen=True)
@@ -327,7 +327,7 @@ def conda_entry_name(entry: str) -> str:
 
 
 def _without_build(entry: str) -> str:
-    """A conda match spec without its build: 'numpy=1.26.4=py311h64a7726_0' -> 'numpy=1.26.4', 'numpy 1.26.4
+    """A conda match spec without its build: 'numpy=1.26.4=py311h64a7726_0' -> 'numpy==1.26.4', 'numpy 1.26.4
     py311_0' -> 'numpy==1.26.4', "numpy[version='>=1.26',build=py311*]" -> 'numpy>=1.26' (conda's history
     writes that last form for ranges)."""
     entry = " ".join(str(entry).split())
@@ -347,9 +347,9 @@ def _without_build(entry: str) -> str:
             version = version[:-1]
         text = "".join(version)
         bare = words[0] + (text if text[0] in "<>=!~" else f"=={text}")
-    pinned = re.fullmatch(r"([^=<>!~\s]+)(==?)([^=\s]+)=\S+", bare)
-    if pinned:
-        bare = pinned.group(1) + pinned.group(2) + pinned.group(3)
+    pinned = re.fullmatch(r"([^=<>!~\s]+)==?([^=\s]+)=\S+", bare)
+    if pinned:  # with a build, '=1.26.4' is exact; without, conda reads it as 1.26.4.*
+        bare = pinned.group(1) + ("=" if "*" in pinned.group(2) else "==") + pinned.group(2)
     return channel + separator + bare
 
 
@@ -1099,10 +1099,47 @@ def _apply_header(spec: EnvSpec, text: str) -> None:
             spec.system_site_packages = value == "yes"
 
 
-_CONDA_PIN = r"^([A-Za-z0-9_][A-Za-z0-9._-]*)\s*(?:==?|\s)\s*([^=\s]+)(?:=([^=\s]+))?$"
-_CONDA_SPEC = (r"^(?:[A-Za-z0-9_][A-Za-z0-9._/-]*::)?[A-Za-z0-9_][A-Za-z0-9._-]*"
-               r"(?:\s*[=<>!~]{1,2}\s*[A-Za-z0-9._*+!]+(?:\s*,\s*[=<>!~]{1,2}\s*[A-Za-z0-9._*+!]+)*)?"
-               r"(?:=[A-Za-z0-9._*+]+)?$")
+_CONDA_NAME = r"[A-Za-z0-9_][A-Za-z0-9._-]*"
+_CONDA_VERSION = r"[A-Za-z0-9._*+!]+"
+_CONDA_RANGE = rf"(?:[=<>!~]{{1,2}}\s*)?{_CONDA_VERSION}(?:\s*[,|]\s*(?:[=<>!~]{{1,2}}\s*)?{_CONDA_VERSION})*"
+_CONDA_SPEC = (rf"^(?:[A-Za-z0-9_][A-Za-z0-9._/-]*::)?{_CONDA_NAME}"
+               rf"(?:\[[^\[\]]*\]|(?:\s*(?=[=<>!~])|\s+){_CONDA_RANGE}(?:(?:=|\s+)[A-Za-z0-9._*+]+)?)?$")
+"""The match specs conda reads in an environment.yml: 'numpy', 'numpy=1.26', 'numpy>=1.24,<2', 'python 3.9.*|3.10.*',
+'numpy=1.26.4=py311h64a7726_0', 'numpy 1.26.4 py311h64a7726_0', "numpy[version='>=1.26',build=py311*]" (as conda's
+history writes ranges), each after an optional 'channel::'."""
+_CONDA_EXACT = (rf"^({_CONDA_NAME})(?:\s*==\s*([A-Za-z0-9._+!]+)(?:=([A-Za-z0-9._+]+))?"
+                rf"|=([A-Za-z0-9._+!]+)=([A-Za-z0-9._+]+)|\s+([A-Za-z0-9._+!]+)(?:\s+([A-Za-z0-9._+]+))?)$")
+"""A match spec conda reads as one exact version (and build, if any): 'numpy==1.26.4', 'numpy=1.26.4=py311_0',
+'numpy 1.26.4 [py311_0]'. Not 'numpy=1.26.4', which conda reads as 1.26.4.* (and 'python=3.11' as any 3.11)."""
+
+
+def conda_pin(entry: str) -> Pin | None:
+    """The exact pin a conda match spec is (see _CONDA_EXACT), with its channel; None for any other spec."""
+    channel, _, bare = " ".join(entry.split()).rpartition("::")
+    exact = re.match(_CONDA_EXACT, bare)
+    if not exact:
+        return None
+    version, build = next((exact.group(i), exact.group(i + 1)) for i in (2, 4, 6) if exact.group(i))
+    return Pin(name=exact.group(1), version=version, source="conda", build=build, channel=channel or None)
+
+
+def conda_python_version(entry: str) -> str | None:
+    """The Python a conda match spec for python asks for, where it is one version or one family, which a venv's
+    Python can be chosen by: '3.11' (any 3.11) for 'python=3.11', 'python 3.11.*' and 'python=3.11.*=*_cpython';
+    '3.11.5' for 'python=3.11.5=h955ad1f_0' and 'python==3.11.5'; '3.11.0' for 'python==3.11', which conda reads as
+    exactly 3.11.0. '' for 'python' alone; None for a range, which conda has to choose within."""
+    bare = " ".join(entry.split()).rpartition("::")[2]
+    if bare == "python":
+        return ""
+    pin = conda_pin(bare)
+    if pin and re.fullmatch(r"[0-9]+(?:\.[0-9]+)*", pin.version):
+        parts = pin.version.split(".")
+        return ".".join(parts + ["0"] * (3 - len(parts)))
+    family = re.fullmatch(r"python(?:\s*=\s*([0-9][0-9.]*?)(?:\.\*)?|\s+([0-9][0-9.]*?)\.\*)"
+                          r"(?:(?:=|\s+)[A-Za-z0-9._*+]+)?", bare)
+    return next(v for v in family.groups() if v) if family else None
+
+
 _CONDA_KEYS = {"name", "channels", "dependencies", "prefix", "variables"}
 
 
@@ -1159,17 +1196,11 @@ def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
     if not re.match(_CONDA_SPEC, entry):
         spec.refused.append(Refused(entry, "this is not a conda package specification"))
         return
-    bare = entry.split("::")[-1]
-    name = re.split(r"[=<>!~\s]", bare, maxsplit=1)[0]
-    if name == "python":
-        version = bare[len("python"):].lstrip("=<>!~ ").split("=")[0].split(",")[0]
-        ranged = any(mark in bare for mark in "<>!~,|")  # 'python>=3.9,<3.12' asks for no one version
-        spec.python = None if ranged else version or None
-    pin = re.match(_CONDA_PIN, bare)
-    if pin and not any(c in entry for c in "<>*|,!~"):
-        channel = entry.split("::")[0] if "::" in entry else None
-        spec.pins.append(Pin(name=pin.group(1), version=pin.group(2), source="conda", build=pin.group(3),
-                             channel=channel))
+    if conda_entry_name(entry) == "python":
+        spec.python = conda_python_version(entry) or None  # a range ('python>=3.9,<3.12') asks for no one version
+    pin = conda_pin(entry)
+    if pin:
+        spec.pins.append(pin)
     spec.conda_requirements.append(entry)
 
 

@@ -53,7 +53,7 @@ def test_conda_environment_file_is_read():
             "  - conda-forge::numpy=1.26.4\n  - scipy>=1.10\n  - pip:\n    - tinyalpha==1.1\n")
     spec = specs.from_text(text, "environment.yml")
     assert spec.kind == "conda" and spec.python == "3.11.5" and spec.channels == ["conda-forge"]
-    assert Pin("numpy", "1.26.4", source="conda", channel="conda-forge") in spec.pins
+    assert "conda-forge::numpy=1.26.4" in spec.conda_requirements  # any 1.26.4.*: no pin
     assert Pin("tinyalpha", "1.1") in spec.pins
     assert "scipy>=1.10" in spec.conda_requirements
 

@@ -512,9 +512,6 @@ def _chosen_name(name: str | None, spec: EnvSpec) -> str:
 
 
 _PIP_SIDE = {"python", "pip"}  # what a venv has without conda
-_ONE_PYTHON = re.compile(r"^(?:[^:\s]+::)?python(?:==?[0-9][0-9.]*\*?(?:=\S+)?)?$")
-"""`python`, `python=3.11`, `python=3.11.5=h955ad1f_0`: one version a venv's Python can be chosen by (a range,
-`python>=3.9`, needs conda to choose)."""
 
 
 NO_CONDA_NEXT = ("Build it where there is conda; or install Miniforge in your home folder there (~/miniforge3, "
@@ -529,7 +526,8 @@ def _conda_only_packages(spec: EnvSpec, python_fits: bool = False) -> list[str]:
     conda); `python_fits`: a Python the file asks for by a range is one the target has (_python_in_range)."""
     names = dict.fromkeys(specs.conda_entry_name(entry) for entry in spec.conda_requirements
                           if _conda_name(entry) not in _PIP_SIDE
-                          or (_conda_name(entry) == "python" and not _ONE_PYTHON.match(entry) and not python_fits))
+                          or (_conda_name(entry) == "python" and specs.conda_python_version(entry) is None
+                              and not python_fits))
     return list(names)
 
 
@@ -537,7 +535,7 @@ def _python_in_range(caps: Capabilities, spec: EnvSpec) -> str | None:
     """For a conda file whose Python is a range ('python>=3.9,<3.12'): the newest Python the target has within
     it (a module's, or the system's), which a venv can be made with; None for one version, or none within."""
     entry = next((entry for entry in spec.conda_requirements if _conda_name(entry) == "python"), None)
-    if entry is None or _ONE_PYTHON.match(entry):
+    if entry is None or specs.conda_python_version(entry) is not None:
         return None
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import Version
@@ -659,7 +657,8 @@ def install_lines(spec: EnvSpec, *, conda: bool) -> tuple[list[str], list[str]]:
     if not conda:
         return pip_lines, []
     conda_pinned = {validate.canonical_name(pin.name) for pin in spec.conda_pins}
-    conda_lines = [pin.conda_line() for pin in spec.conda_pins]
+    written = {specs.conda_pin(entry): entry for entry in spec.conda_requirements}
+    conda_lines = [written.get(pin) or pin.conda_line() for pin in spec.conda_pins]  # a file's words, with channel
     conda_lines += [r for r in spec.conda_requirements if _conda_name(r) not in conda_pinned]
     return pip_lines, conda_lines
 

@@ -13,6 +13,7 @@ Supported: create/install/remove with --yes/-y and --prefix/-p, and --version.
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -35,18 +36,25 @@ def fail(message, code=1):
 
 
 def parse_spec(spec):
-    parts = spec.split("=")
-    name = parts[0].strip().lower()
-    version = parts[1] if len(parts) > 1 and parts[1] else None
-    return name, version
+    """(name, version, exact) of a match spec, as conda reads 'name=1.26' (any 1.26.*), 'name==1.26.4' and
+    'name=1.26.4=build' (exactly that version); a range ('name>=1.24') is not checked by the stand-in."""
+    bare = spec.split("::")[-1].strip()
+    name = re.split(r"[=<>!~\s\[]", bare, maxsplit=1)[0].lower()
+    rest = bare[len(name):].strip()
+    exact = re.match(r"^==\s*([^=\s,|]+)(?:=\S+)?$|^=([^=\s,|*]+)=\S+$", rest)
+    if exact:
+        return name, exact.group(1) or exact.group(2), True
+    fuzzy = re.match(r"^=([^=\s,|*]+)(?:\.\*)?$", rest)
+    return name, fuzzy.group(1) if fuzzy else None, False
 
 
 def resolve(specs):
     missing, chosen = [], []
     for spec in specs:
-        name, version = parse_spec(spec)
+        name, version, exact = parse_spec(spec)
         versions = AVAILABLE.get(name, [])
-        matches = [v for v in versions if version is None or v == version or v.startswith(version + ".")]
+        matches = [v for v in versions if version is None or v == version
+                   or (not exact and v.startswith(version + "."))]
         if not matches:
             missing.append(spec)
         else:
@@ -70,8 +78,10 @@ def write_record(prefix, name, version, requested):
     if old:
         os.unlink(old)
     build = BUILDS.get(name, "py_0")
+    filename = "%s-%s-%s.conda" % (name, version, build)
     record = {"build": build, "build_number": 0, "channel": "%s/%s" % (CHANNEL, SUBDIR), "name": name,
-              "requested_spec": requested, "subdir": SUBDIR, "version": version, "files": []}
+              "requested_spec": requested, "subdir": SUBDIR, "version": version, "files": [], "depends": [],
+              "fn": filename, "url": "%s/%s/%s" % (CHANNEL, SUBDIR, filename)}
     with open(os.path.join(prefix, "conda-meta", "%s-%s-%s.json" % (name, version, build)), "w") as handle:
         json.dump(record, handle, indent=2, sort_keys=True)
     if name == "python":
