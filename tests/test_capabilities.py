@@ -22,7 +22,7 @@ def quota_report(testbed):
     alpha.run_as_user("mkdir -p ~/tools && cat > ~/tools/diskusage_report && chmod 755 ~/tools/diskusage_report && "
                       "echo 'export PATH=\"$HOME/tools:$PATH\"' > ~/.bash_profile", input=DISKUSAGE_REPORT)
     yield
-    alpha.run_as_user("rm -f ~/.bash_profile")
+    alpha.run_as_user("rm -rf ~/.bash_profile ~/tools")
 
 
 def test_probe_of_each_cluster(testbed, session, quota_report):

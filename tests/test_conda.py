@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import rattler  # py-rattler, in the test extra
 import yaml
 
 from envdesk.backend import spec as specs
@@ -40,11 +41,18 @@ def conda_stand_in(testbed):
     alpha.run_as_user("mkdir -p ~/miniforge3/bin && cat > ~/miniforge3/bin/conda && chmod 755 ~/miniforge3/bin/conda"
                       " && echo 'export PATH=\"$HOME/miniforge3/bin:$PATH\"' > ~/.bash_profile", input=script)
     yield alpha
-    alpha.run_as_user("rm -f ~/.bash_profile")
+    alpha.run_as_user("rm -rf ~/.bash_profile ~/miniforge3")  # the probe finds ~/miniforge3/bin/conda without PATH
 
 
 def versions(env):
     return {p.name: p.version for p in env.packages}
+
+
+def conda_lists(prefix: str) -> dict[str, str]:
+    """What conda itself lists in a prefix: its conda-meta records, read by rattler (a conda implementation), not
+    by EnvDesk's listing."""
+    records = [rattler.PrefixRecord.from_path(path) for path in (Path(prefix) / "conda-meta").glob("*.json")]
+    return {record.name.normalized: str(record.version) for record in records}
 
 
 def test_export_a_conda_prefix_without_conda(testbed, sample_envs, session):
@@ -62,16 +70,17 @@ def test_create_update_export_import_with_the_conda_stand_in(conda_stand_in, ses
     env = create_environment(session, "alpha", CreateRequest(name=name, kind="conda", python="3.11",
                                                              packages=["numpy==1.26.4"])).environment
     assert env.kind == "conda" and env.state == "ok"
-    assert versions(env)["numpy"] == "1.26.4" and env.python == "3.11.2"
+    assert conda_lists(env.path)["numpy"] == "1.26.4" and versions(env)["numpy"] == "1.26.4" and env.python == "3.11.2"
     changed = update_environment(session, "alpha", name, Change(add=["tinyalpha==1.1"], remove=["numpy"]))
-    assert "numpy" not in versions(changed.environment)
-    assert versions(changed.environment)["tinyalpha"] == "1.1"
+    assert "numpy" not in conda_lists(changed.environment.path)
+    assert conda_lists(changed.environment.path)["tinyalpha"] == "1.1"
     exported = export_environment(session, "alpha", name, "conda")
     copy = import_environment(session, "alpha", specs.from_text(exported, "environment.yml"),
                               name=name + "-copy").environment
-    assert copy.kind == "conda" and versions(copy) == versions(changed.environment)
-    reverted = revert_environment(session, "alpha", name, list_snapshots(session, "alpha", name)[0].id)
-    assert versions(reverted.environment)["numpy"] == "1.26.4"
+    assert copy.kind == "conda" and conda_lists(copy.path) == conda_lists(changed.environment.path)
+    assert "numpy" not in conda_lists(copy.path) and conda_lists(copy.path)["tinyalpha"] == "1.1"
+    revert_environment(session, "alpha", name, list_snapshots(session, "alpha", name)[0].id)
+    assert conda_lists(env.path)["numpy"] == "1.26.4"
 
 
 def test_conda_environments_in_condas_own_folders_can_be_changed(testbed, sample_envs, session):
