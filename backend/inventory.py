@@ -135,6 +135,23 @@ class Space:
 
 
 @dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A package folder whose metadata Python cannot read (no permission, or a named pipe or a folder in its
+    METADATA's place): importlib.metadata finds no Name there, so pip and uv do not see the package."""
+
+    path: str     # the dist-info or egg-info folder
+    reason: str   # which file, and why it cannot be read
+    advice: str   # what to do: chmod, or remove the file and install the package again
+
+    @classmethod
+    def from_agent(cls, data: Any) -> "Unreadable | None":
+        """From one entry of the agent's "unreadable_packages"; None when it is not of the expected shape."""
+        if not isinstance(data, dict) or not all(isinstance(data.get(key), str) for key in ("path", "reason")):
+            return None
+        return cls(data["path"], data["reason"], str(data.get("advice") or ""))
+
+
+@dataclass(frozen=True, slots=True)
 class Provided:
     """The packages one of an environment's modules puts on PYTHONPATH (in the folder `path`): Python imports them
     before the environment's own (T20: the Alliance's scipy-stack puts numpy, scipy, pandas there). Each name is
@@ -177,6 +194,7 @@ class Environment:
     warnings: tuple[str, ...] = ()  # what the agent could not read in it, or found twice (its sentences)
     provided: tuple[Provided, ...] = ()  # what its modules put on PYTHONPATH, before its own (details only)
     incomplete_packages: tuple[str, ...] = ()  # package folders without metadata (half installed): broken
+    unreadable_packages: tuple[Unreadable, ...] = ()  # package folders whose metadata cannot be read: broken
 
     @property
     def package_count(self) -> int:
@@ -259,7 +277,9 @@ class Environment:
             warnings=tuple(text for text in data.get("warnings") or () if isinstance(text, str)),
             provided=tuple(found for found in (Provided.from_agent(entry, table)
                                                for entry in data.get("provided") or ()) if found is not None),
-            incomplete_packages=tuple(text for text in data.get("incomplete_packages") or () if isinstance(text, str)))
+            incomplete_packages=tuple(text for text in data.get("incomplete_packages") or () if isinstance(text, str)),
+            unreadable_packages=tuple(found for found in map(Unreadable.from_agent,
+                                                             data.get("unreadable_packages") or ()) if found))
 
 
 def environments_from_agent(entries: Iterable[dict[str, Any]],

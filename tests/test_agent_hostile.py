@@ -111,14 +111,20 @@ def check_hostile_answer(answer, paths):
     assert names(envs["healthy"]) == ["python", "zlib"]
     assert envs["healthy"]["conda_requested"] == ["python=3.11", "zlib"]
 
-    # A bad METADATA costs only its own package: the environment and its other packages are fine.
+    # A METADATA Python cannot read either (it blocks on the pipe, reads /dev/zero forever) makes the environment
+    # broken, naming the package and what to do; its other packages are still listed, and no read blocked
     for env_name, role, reason in (("zero", "dev_zero", "is a link to /dev/zero, which is a device"),
-                                   ("fifo", "fifo", "is a named pipe (FIFO), not a regular file"),
-                                   ("huge", "huge", "in its first 512 KB")):
+                                   ("fifo", "fifo", "is a named pipe (FIFO), not a regular file")):
         env = envs[env_name]
-        assert env["state"] == "ok", env
-        assert names(env) == ["requests"]
-        warned(env, "Skipped evil-1.0.dist-info", paths[role], reason)
+        assert env["state"] == "broken" and names(env) == ["requests"] and env["warnings"] == [], env
+        [found] = env["unreadable_packages"]
+        assert found["path"] == os.path.dirname(paths[role]) and paths[role] in found["reason"], found
+        assert reason in env["error"] and "evil-1.0.dist-info" in env["error"], env["error"]
+        assert "rm -r %s" % paths[role] in env["error"] and "install evil 1.0 again" in env["error"], env["error"]
+    # one whose headers are past what EnvDesk reads is Python's to read: only its own package is left out
+    env = envs["huge"]
+    assert env["state"] == "ok" and names(env) == ["requests"], env
+    warned(env, "Skipped evil-1.0.dist-info", paths["huge"], "in its first 512 KB")
 
     broken = envs["cfgpipe"]
     assert broken["state"] == "broken"

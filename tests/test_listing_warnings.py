@@ -97,3 +97,57 @@ def test_an_environment_envdesk_began_and_never_finished_is_not_said_to_be_made_
     assert panel.fields["made"].text() == "EnvDesk, not finished"
     panel.show_environment(listing["theirs"])
     assert panel.fields["made"].text() == "outside EnvDesk"
+
+
+def env_with_unreadable_metadata(tmp_path, what: str):
+    """(config folder, environment, METADATA path) of "This computer"'s venv `plain` where tinyalpha's METADATA is
+    a folder or a named pipe (FIFO): Python finds no Name in the first, and blocks reading the second."""
+    import os
+    config, root = this_computer_with_one_venv(tmp_path)
+    env = root / "plain"
+    site = next(env.glob("lib/python*/site-packages"))
+    [metadata] = site.glob("tinyalpha-*.dist-info/METADATA")
+    metadata.unlink()
+    if what == "folder":
+        metadata.mkdir()
+        unnamed = subprocess.run([str(env / "bin" / "python"), "-c", NAMELESS], capture_output=True, text=True,
+                                 check=True).stdout.split()
+        assert unnamed == [metadata.parent.name], unnamed    # the referee: Python reads no Name there
+    else:
+        os.mkfifo(metadata)
+        import stat
+        assert stat.S_ISFIFO(os.lstat(metadata).st_mode)   # the file system: opening it to read blocks
+    return config, env, metadata
+
+
+def test_a_package_whose_metadata_python_cannot_read_makes_the_environment_broken(tmp_path, qtbot):
+    """A METADATA that is a folder or a named pipe was listed 'ok, but it may not work' (a warning): Python cannot
+    read that package, so env show (text and --json), env list, the window's Overview and the doctor say it is
+    broken, naming the package and what to do. The listing never opens the pipe to read (it would block)."""
+    from envdesk.backend.inventory import read_inventory
+    from envdesk.backend.local_runner import LocalRunner
+    from envdesk.gui.details_panel import DetailsPanel
+    for what in ("folder", "fifo"):
+        config, env, metadata = env_with_unreadable_metadata(tmp_path / what, what)
+        folder = metadata.parent.name
+        text = envdesk(config, "env", "show", "local", "plain")
+        state = next(line for line in text.splitlines() if line.startswith("State:"))
+        assert state.startswith("State:    broken (") and f"metadata of {folder}" in state, text
+        assert f"rm -r {metadata}" in state and "install tinyalpha 1.1 again" in state, state
+        shown = json.loads(envdesk(config, "env", "show", "local", "plain", "--json"))
+        assert shown["state"] == "broken" and shown["warnings"] == [], shown
+        assert [found["path"] for found in shown["unreadable_packages"]] == [str(metadata.parent)], shown
+        listed = json.loads(envdesk(config, "env", "list", "local", "--json"))
+        assert [e["state"] for e in listed if e["name"] == "plain"] == ["broken"], listed
+        findings = json.loads(envdesk(config, "env", "doctor", "local", "plain", "--json"))["findings"]
+        [found] = [f for f in findings if f["code"] == "unreadable-metadata"]
+        assert folder in found["title"] and str(metadata) in found["detail"], found
+        assert f"rm -r {metadata}" in found["advice"], found
+        for light in (True, False):
+            [listed_env] = [e for e in read_inventory(LocalRunner(), [str(env.parent)], light=light).environments
+                            if e.path == str(env)]
+            panel = DetailsPanel()
+            qtbot.addWidget(panel)
+            panel.show_environment(listed_env)
+            overview = panel.fields["state"].text()
+            assert overview.startswith("broken: ") and f"metadata of {folder}" in overview, overview

@@ -73,3 +73,34 @@ def test_changing_a_read_only_environment_says_which_folder_is_not_writable(alph
     assert result.returncode != 0 and listing(root) == before and pip_freeze(env) == frozen
     assert f"{env}/.envdesk" in result.stderr and "is not writable for you" in result.stderr, result.stderr
     assert "chmod u+w" in result.stderr and "envdesk -v" not in result.stderr, result.stderr
+
+
+def test_a_package_whose_metadata_is_not_readable_makes_the_environment_broken_and_says_chmod(alpha):
+    """A METADATA its user cannot read (chmod a-r) left the environment 'ok, but it may not work': Python finds no
+    Name there, so pip and uv do not see the package. env show and the doctor now say broken, naming the package
+    and the chmod that mends it; after that chmod it is listed ok again. Referee: the environment's own
+    importlib.metadata, run as the cluster's user."""
+    import json
+    cluster, root, config, _, home = alpha
+    name = unique("unread")
+    env = made(alpha, name)
+    [metadata] = env.glob("lib/python*/site-packages/tinyalpha-1.0.dist-info/METADATA")
+    nameless = ("import importlib.metadata as m; print([d._path.name for d in m.distributions() "
+                "if not d.metadata['Name']])")
+    cluster.run_as_user(f"chmod a-r {metadata}")
+    said = cluster.run_as_user(f"{env}/bin/python -c \"{nameless}\"").stdout
+    assert said.strip() == "['tinyalpha-1.0.dist-info']", said
+
+    def cli_json(*args: str):
+        result = run_cli(*args, "--json", config=config, home=home)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+    shown = cli_json("env", "show", "alpha", name)
+    assert shown["state"] == "broken" and "metadata of tinyalpha-1.0.dist-info" in shown["error"], shown
+    assert f"{metadata}: permission denied" in shown["error"], shown["error"]
+    assert f"chmod -R u+rX {metadata.parent}" in shown["error"], shown["error"]
+    [found] = [f for f in cli_json("env", "doctor", "alpha", name)["findings"] if f["code"] == "unreadable-metadata"]
+    assert "tinyalpha-1.0.dist-info" in found["title"] and "chmod -R u+rX" in found["advice"], found
+    cluster.run_as_user(f"chmod -R u+rX {metadata.parent}")
+    assert cluster.run_as_user(f"{env}/bin/python -c \"{nameless}\"").stdout.strip() == "[]"
+    assert cli_json("env", "show", "alpha", name)["state"] == "ok"

@@ -833,38 +833,43 @@ def read_headers(path, wanted=("name", "version"), limit=MAX_HEADER_BYTES, liste
     when the wanted headers are not in them). Once the wanted ones are seen, a line that cannot be
     read or the limit only ends the search for the optional ones: they never make a file unreadable.
     """
+    with open_regular(path, listed_regular) as handle:
+        return _headers_in(handle, path, wanted, limit, optional)
+
+
+def _headers_in(handle, path, wanted=("name", "version"), limit=MAX_HEADER_BYTES, optional=()):
+    """read_headers of the file open as handle (path names it in what is said)."""
     found = {}
     left = limit
     looked_for = tuple(wanted) + tuple(optional)
-    with open_regular(path, listed_regular) as handle:
-        while True:
-            raw = handle.readline(left) if left > 0 else b""
-            left -= len(raw)
-            have_wanted = all(key in found for key in wanted)
-            if left <= 0 and not raw.endswith(b"\n") and handle.read(1):   # cut at the limit
-                if have_wanted:
-                    break
-                raise RefusedFile("%s does not give its %s in its first %s, so EnvDesk stopped "
-                                  "reading it" % (path, " and ".join(w.title() for w in wanted),
-                                                  _size_text(limit)))
-            if not raw:
+    while True:
+        raw = handle.readline(left) if left > 0 else b""
+        left -= len(raw)
+        have_wanted = all(key in found for key in wanted)
+        if left <= 0 and not raw.endswith(b"\n") and handle.read(1):   # cut at the limit
+            if have_wanted:
                 break
-            try:
-                line = raw.decode("utf-8")      # line by line: a bad body is never decoded
-            except UnicodeDecodeError:
-                if have_wanted:
-                    break
-                raise
-            if not line.strip():
+            raise RefusedFile("%s does not give its %s in its first %s, so EnvDesk stopped "
+                              "reading it" % (path, " and ".join(w.title() for w in wanted),
+                                              _size_text(limit)))
+        if not raw:
+            break
+        try:
+            line = raw.decode("utf-8")      # line by line: a bad body is never decoded
+        except UnicodeDecodeError:
+            if have_wanted:
                 break
-            if line[0] in " \t":
-                continue
-            key, sep, value = line.partition(":")
-            key = key.strip().lower()
-            if sep and key in looked_for and key not in found:
-                found[key] = value.strip()
-                if len(found) == len(looked_for):
-                    break
+            raise
+        if not line.strip():
+            break
+        if line[0] in " \t":
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip().lower()
+        if sep and key in looked_for and key not in found:
+            found[key] = value.strip()
+            if len(found) == len(looked_for):
+                break
     return found
 
 
@@ -883,6 +888,49 @@ class IncompleteMetadata(ValueError):
     uv pip check calls it 'broken or incomplete', and uv then fails to change the environment."""
 
 
+class UnreadableMetadata(OSError):
+    """A package folder whose metadata (METADATA or PKG-INFO, or the folder itself) Python cannot read either: no
+    permission, or a named pipe, a folder or a device in the file's place. importlib.metadata finds no Name there
+    (or blocks on the pipe), so pip and uv do not see the package. `advice` says how to mend it."""
+
+    def __init__(self, folder, path, exc):
+        reason = str(exc) if isinstance(exc, RefusedFile) else "%s: %s" % (path, describe_os_error(exc))
+        OSError.__init__(self, getattr(exc, "errno", None) or errno.EIO, reason)
+        self.folder, self.reason = folder, reason
+        stem = os.path.basename(folder).rpartition(".")[0]
+        name, _, version = stem.rpartition("-")
+        package = ("%s %s" % (name, version)) if name else stem
+        if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):
+            self.advice = ("Make it readable (chmod -R u+rX %s, as its owner), or install %s again."
+                           % (folder, package))
+        else:
+            self.advice = "Remove it (rm -r %s), then install %s again." % (path, package)
+
+    def __str__(self):
+        return self.reason
+
+
+def read_metadata(folder, path, listed_regular=False, optional=()):
+    """read_headers of a package's METADATA or PKG-INFO at path, in its folder: IncompleteMetadata where there is
+    none, UnreadableMetadata where it cannot be opened as a file (never blocking on a named pipe: see
+    open_regular). A file too long or not text is a ValueError or RefusedFile as for read_headers."""
+    try:
+        handle = open_regular(path, listed_regular)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise IncompleteMetadata("it has no %s file" % os.path.basename(path))
+        raise UnreadableMetadata(folder, path, exc)
+    with handle:
+        return _headers_in(handle, path, optional=optional)
+
+
+def unreadable_packages_text(found):
+    """The sentences that say an environment holds packages whose metadata cannot be read (UnreadableMetadata
+    as the listing keeps them: {"path", "reason", "advice"})."""
+    return " ".join("Python cannot read the metadata of %s (%s), so pip and uv do not see that package. %s"
+                    % (os.path.basename(entry["path"]), entry["reason"], entry["advice"]) for entry in found)
+
+
 def _listed_regular(entry):
     """Whether a folder listing says entry is a regular file and not a link, without asking the file
     system again (where the listing carries the file type, as on Linux's usual file systems)."""
@@ -894,13 +942,18 @@ def _listed_regular(entry):
 
 def read_dist_info(folder):
     """Package object of one *.dist-info folder; raises ValueError/OSError if bad."""
-    files = dict((entry.name, entry) for entry in list_dir(folder))
+    try:
+        files = dict((entry.name, entry) for entry in list_dir(folder))
+    except RefusedFile:
+        raise
+    except OSError as exc:
+        raise UnreadableMetadata(folder, folder, exc)
     if "METADATA" not in files:
         raise IncompleteMetadata("it has no METADATA file")
     # Requires-Python too: uv installs a wheel from a folder whatever Python it states (astral-sh/uv#5475), so an
     # environment's details say which packages were made for another Python
-    headers = read_headers(os.path.join(folder, "METADATA"), listed_regular=_listed_regular(files["METADATA"]),
-                           optional=("requires-python",))
+    headers = read_metadata(folder, os.path.join(folder, "METADATA"), _listed_regular(files["METADATA"]),
+                            optional=("requires-python",))
     if not headers.get("name") or not headers.get("version"):
         raise IncompleteMetadata("its METADATA has no Name or Version")
     installer = None
@@ -921,12 +974,7 @@ def read_dist_info_light(folder):
     A listing of every environment needs no more; the installer, REQUESTED and direct_url.json are read
     with an environment's details (read_dist_info).
     """
-    try:
-        headers = read_headers(os.path.join(folder, "METADATA"))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            raise IncompleteMetadata("it has no METADATA file")
-        raise
+    headers = read_metadata(folder, os.path.join(folder, "METADATA"))
     if not headers.get("name") or not headers.get("version"):
         raise IncompleteMetadata("its METADATA has no Name or Version")
     return make_package(headers["name"], headers["version"])
@@ -982,7 +1030,7 @@ def read_egg_info(path, watched=None):
         raise IncompleteMetadata("it has no PKG-INFO file")
     if watched is not None:
         watched.append((pkg_info, info))
-    headers = read_headers(pkg_info)
+    headers = read_metadata(path, pkg_info) if pkg_info != path else read_headers(pkg_info)
     if not headers.get("name") or not headers.get("version"):
         raise IncompleteMetadata("its PKG-INFO has no Name or Version")
     return make_package(headers["name"], headers["version"])
@@ -1029,7 +1077,7 @@ every environment has one; the listing neither reads nor watches them."""
 
 
 def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=None, pth_files=None, known=(),
-                       watched=None, incomplete=None):
+                       watched=None, incomplete=None, unreadable=None):
     """Packages installed in one site-packages folder (raises OSError if unlistable).
 
     skip(package) -> True drops a package (used for conda's own packages); a dist-info folder that
@@ -1038,7 +1086,8 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
     give only name and version. A package whose files are bad is left out with a warning. `pth_files`: a
     list the paths of the folder's *.pth files are added to; `watched`, the files read outside it whose
     stats tell a change (see read_egg_link). `incomplete`: a list the paths of the dist-info and egg-info
-    folders without a readable name and version (see INCOMPLETE_PACKAGES) are added to, instead of a warning.
+    folders without a readable name and version (see INCOMPLETE_PACKAGES) are added to, instead of a warning;
+    `unreadable`, {"path", "reason", "advice"} of each whose metadata Python cannot read (UnreadableMetadata).
     """
     readers = ((".dist-info", read_dist_info_light if light else read_dist_info), (".egg-info", read_egg_info),
                (".egg-link", read_egg_link), (".egg", read_egg))
@@ -1067,6 +1116,12 @@ def scan_site_packages(folder, warnings, skip=None, light=False, conda_copies=No
         except IncompleteMetadata as exc:
             if incomplete is not None:
                 incomplete.append(entry.path)
+            else:
+                warnings.append("Skipped %s: EnvDesk could not read it (%s)." % (entry.name, _short_reason(exc)))
+            continue
+        except UnreadableMetadata as exc:
+            if unreadable is not None:
+                unreadable.append({"path": entry.path, "reason": exc.reason, "advice": exc.advice})
             else:
                 warnings.append("Skipped %s: EnvDesk could not read it (%s)." % (entry.name, _short_reason(exc)))
             continue
@@ -1166,7 +1221,7 @@ def blank_env(path, name, root):
         "python": None, "system_site_packages": False, "created_by": None,
         "packages": [], "package_count": 0, "modules": [], "envdesk": None,
         "conda_requested": [], "channels": [], "state": STATE_OK, "error": None,
-        "warnings": [], "detail": "full", "incomplete_packages": [],
+        "warnings": [], "detail": "full", "incomplete_packages": [], "unreadable_packages": [],
     }
 
 
@@ -1348,7 +1403,8 @@ def read_site_packages(env, problems, folders, skip=None, light=False, conda_cop
         env["_site_stats"].append(_stat(folder))
         try:
             env["packages"].extend(scan_site_packages(folder, env["warnings"], skip, light, conda_copies, pth_files,
-                                                      watched=watched, incomplete=env["incomplete_packages"]))
+                                                      watched=watched, incomplete=env["incomplete_packages"],
+                                                      unreadable=env["unreadable_packages"]))
         except OSError as exc:
             problems.append("EnvDesk could not list the installed packages in %s (%s)."
                             % (folder, describe_os_error(exc)))
@@ -1669,6 +1725,8 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
         problems.insert(0, "This is what is left of an environment whose delete stopped before it was done (it "
                            "was moved aside here first): it cannot be used. Delete it to finish.")
     env["package_count"] = len(env["packages"])
+    if env["unreadable_packages"]:
+        problems.append(unreadable_packages_text(env["unreadable_packages"]))
     env["_only_incomplete_packages"] = bool(env["incomplete_packages"]) and not problems
     if env["incomplete_packages"]:
         problems.append(incomplete_packages_text(env["incomplete_packages"]))
@@ -2005,7 +2063,8 @@ def health_facts():
 # The listing cache on this machine
 # ---------------------------------------------------------------------------
 
-CACHE_FORMAT = 2    # 2: a half-installed package makes an environment broken (T19); one cached ok before is read again
+CACHE_FORMAT = 3    # 2: a half-installed package makes an environment broken (T19); 3: so does one whose metadata
+# cannot be read: one cached ok before is read again
 CACHE_FILE = "inventory.json"
 RACY_SECONDS = 2.0     # a folder changed this recently may change again within its time stamp's resolution
 MAX_CACHE_BYTES = 64 * 1024 * 1024

@@ -230,6 +230,17 @@ def _half_installed_finding(env: Environment) -> list[Finding]:
                     "the folder yourself.")]
 
 
+def _unreadable_finding(env: Environment) -> list[Finding]:
+    """Packages whose metadata Python cannot read (no permission, a named pipe or a folder in its place): pip and
+    uv do not see them, so what needs them looks unmet and an install may put them in again over their files."""
+    findings = []
+    for found in env.unreadable_packages:
+        folder = found.path.replace("\\", "/").rsplit("/", 1)[-1]
+        findings.append(Finding(env.name, "unreadable-metadata", f"Python cannot read the metadata of {folder}",
+                                f"{found.reason}: pip and uv do not see that package.", found.advice))
+    return findings
+
+
 def _warnings_finding(env: Environment) -> list[Finding]:
     """What the listing could not read in the environment, or found installed twice: pip list and Python may
     see otherwise than EnvDesk's list says."""
@@ -289,7 +300,8 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
     for env, device in envs:
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
-                     + _shadowed_finding(env) + _half_installed_finding(env) + _warnings_finding(env)
+                     + _shadowed_finding(env) + _half_installed_finding(env) + _unreadable_finding(env)
+                     + _warnings_finding(env)
                      + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)
