@@ -399,6 +399,20 @@ def test_the_window_does_not_say_nothing_changed_after_putting_back_a_cut_off_ch
     assert "Nothing needed changing" in describe_result(Updated(env, None, []))
 
 
+def left_half_installed(env: Path) -> Path:
+    """tinygamma-0.1.dist-info with its RECORD only, and the tinygamma/ it names, owned by the environment's owner
+    as uv run by the cluster's user leaves them when the disk fills (T19); the dist-info folder."""
+    leftover = site_of(env) / "tinygamma"
+    leftover.mkdir()
+    (leftover / "__init__.py").write_text("x = 1\n")
+    folder = half_installed(site_of(env), "tinygamma", ["tinygamma/__init__.py"])
+    folder = folder.rename(site_of(env) / "tinygamma-0.1.dist-info")
+    owner = os.stat(env)
+    for path in (leftover, leftover / "__init__.py", folder, folder / "RECORD"):
+        os.chown(path, owner.st_uid, owner.st_gid)
+    return folder
+
+
 def test_what_env_doctor_suggests_mends_an_environment_left_half_installed_before_the_fix(disk):
     """T19: after the old rollback left tinygamma-0.1.dist-info (RECORD only) and tinygamma/, every update failed,
     including the fix env doctor suggested. Now doctor names the folder and says to revert to a snapshot from
@@ -409,14 +423,7 @@ def test_what_env_doctor_suggests_mends_an_environment_left_half_installed_befor
     frozen, site = pip_freeze(env), site_entries(env)
     updated = update_environment(disk.session, "alpha", name, Change(add=["tinybeta"]))
     assert updated.snapshot is not None
-    leftover = site_of(env) / "tinygamma"
-    leftover.mkdir()
-    (leftover / "__init__.py").write_text("x = 1\n")
-    folder = half_installed(site_of(env), "tinygamma", ["tinygamma/__init__.py"])
-    folder = folder.rename(site_of(env) / "tinygamma-0.1.dist-info")
-    owner = os.stat(env)
-    for path in (leftover, leftover / "__init__.py", folder, folder / "RECORD"):
-        os.chown(path, owner.st_uid, owner.st_gid)   # as uv, run by the cluster's user, left them
+    left_half_installed(env)
     assert uv_check(env).returncode != 0
     findings = disk.cli_json("env", "doctor", "alpha", name)["findings"]
     [found] = [f for f in findings if f["code"] == "half-installed"]
@@ -424,3 +431,24 @@ def test_what_env_doctor_suggests_mends_an_environment_left_half_installed_befor
     result = run_cli("env", "revert", "alpha", name, updated.snapshot, config=disk.config, home=disk.home)
     assert result.returncode == 0, result.stderr
     assert_as_before(env, frozen, site)
+
+
+def test_an_update_of_an_environment_already_half_installed_mends_it_and_says_so(disk):
+    """An environment that already held tinygamma-0.1.dist-info with its RECORD only (a run stopped outside
+    EnvDesk, or before its rollback removed such folders): every update failed, as uv refuses to change it, and
+    nothing said why. The update now says which package was half installed, removes it with the files its RECORD
+    names and installs it again, as pip's and uv's --force-reinstall would, then makes the change. Referees: uv pip
+    check, pip freeze and the environment's own importlib.metadata."""
+    name = unique("mend")
+    env = disk.env(name)
+    create_environment(disk.session, "alpha", CreateRequest(name=name, packages=["tinyalpha==1.0"]))
+    frozen = pip_freeze(env)
+    folder = left_half_installed(env)
+    assert uv_check(env).returncode != 0 and nameless(env) == [folder.name]
+    result = run_cli("env", "update", "alpha", name, "--add", "tinybeta", config=disk.config, home=disk.home)
+    assert result.returncode == 0, result.stderr
+    said = result.stdout + result.stderr
+    assert f"held the half-installed {folder.name}" in said and "installed tinygamma 0.1 again" in said, said
+    assert nameless(env) == [] and uv_check(env).returncode == 0
+    assert pip_freeze(env) == sorted(frozen + ["tinybeta==1.0", "tinygamma==0.1"])
+    assert disk.cli_json("env", "show", "alpha", name)["state"] == "ok"

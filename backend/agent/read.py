@@ -1787,10 +1787,11 @@ def incomplete_packages_text(paths):
     if len(paths) > INCOMPLETE_SHOWN:
         names += " and %d more" % (len(paths) - INCOMPLETE_SHOWN)
     return ("It holds %s without the metadata that names %s (%s), as an install that stopped midway (on a "
-            "full disk, say) leaves it: pip skips %s and uv refuses to change the environment. Revert to a "
-            "snapshot from before that change, or remove %s." % (
+            "full disk, say) leaves it: pip skips %s and uv refuses to change the environment. Any update by "
+            "EnvDesk removes %s and installs the package again first; or revert to a snapshot from before that "
+            "change." % (
                 "a package folder" if len(paths) == 1 else "package folders", "it" if len(paths) == 1 else "them",
-                names, "it" if len(paths) == 1 else "them", "that folder" if len(paths) == 1 else "those folders"))
+                names, "it" if len(paths) == 1 else "them", "it" if len(paths) == 1 else "them"))
 
 
 # -- whether a lock's owner still runs (also used by the write part) --

@@ -225,9 +225,10 @@ def _half_installed_finding(env: Environment) -> list[Finding]:
     return [Finding(env.name, "half-installed", "A package was left half installed",
                     f"{', '.join(env.incomplete_packages)}: no metadata names the package, so pip skips it and uv "
                     "refuses to change the environment (an install stopped midway, on a full disk say, leaves this).",
-                    "Go back to a snapshot from before the change that left it (the Snapshots tab, or envdesk env "
-                    "history and envdesk env revert): that removes it with the files its RECORD names. Or delete "
-                    "the folder yourself.")]
+                    "Make any change of it with EnvDesk (envdesk env update, or the Packages tab): it removes that "
+                    "folder with the files its RECORD names and installs the package again first. Or go back to a "
+                    "snapshot from before the change that left it (the Snapshots tab, or envdesk env history and "
+                    "envdesk env revert).")]
 
 
 def _unreadable_finding(env: Environment) -> list[Finding]:

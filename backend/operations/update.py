@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Sequence
 
@@ -259,7 +259,9 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
                                    reason=redact(change.describe()))
     snapshot = reservation.answer["snapshot"]
     before, put_back = state_before(target, caps, env, reservation, progress)
+    repaired: list[str] = []
     try:
+        before, repaired = repair_half_installed(target, caps, env, before, change, progress, reservation.token)
         large = large_update(len(change.add), len(change.upgrade), change.upgrade_all)
         applied = apply_change(on_compute_node(target, progress.on_step, large=large), caps, env, change,
                                progress)  # issue 12
@@ -270,12 +272,15 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
             restored = roll_back(target, caps, env, before, snapshot, failure, progress, reservation.token)
         finally:  # a second Ctrl-C or an unexpected error in the rollback must not leave the lock behind
             if not left_running(failure):  # else the installer may still run: the lock stays (see roll_back)
-                reservation.release(drop_snapshot=snapshot if restored else None, rollback_failed=not restored)
+                reservation.release(drop_snapshot=snapshot if restored and not repaired else None,
+                                    rollback_failed=not restored)
+            if repaired and isinstance(failure, EnvDeskError):  # kept: the rollback puts back the mended state
+                failure.message += " " + " ".join(repaired)
         raise
     kept = None if reservation.answer.get("dropped_snapshot") else snapshot
     asked = [name for name in map(requirement_name, change.add) if name] + list(change.upgrade)
-    return Updated(after, kept, put_back + applied.notes + change_notes(after, asked)
-                   + misfit_notes(after, before=env, snapshot=kept), done=bool(put_back))
+    return Updated(after, kept, put_back + repaired + applied.notes + change_notes(after, asked)
+                   + misfit_notes(after, before=env, snapshot=kept), done=bool(put_back + repaired))
 
 
 def state_before(target: Target, caps: Capabilities, env: Environment, reservation: Reservation,
@@ -296,6 +301,46 @@ def state_before(target: Target, caps: Capabilities, env: Environment, reservati
         raise
     return held, [f"An earlier {interrupted['operation']} of {env.name} had been cut off: EnvDesk put its packages "
                   f"back first ({did})."] if did else []
+
+
+def _half_installed_pin(folder: str) -> str | None:
+    """The requirement that installs again the package a half-installed folder was ('tinygamma==0.1' for
+    tinygamma-0.1.dist-info or tinygamma-0.1-py3.11.egg-info), None when its name gives no version."""
+    stem = re.sub(r"\.(?:dist|egg)-info$", "", folder)
+    name, _, version = stem.partition("-")
+    pin = f"{name}=={version.split('-', 1)[0]}"
+    return pin if validate.plainly_valid_requirement(pin) else None
+
+
+def repair_half_installed(target: Target, caps: Capabilities, env: Environment, before: Held, change: Change,
+                          progress: Progress, token: str) -> tuple[Held, list[str]]:
+    """Mend the package folders an earlier install left half done (no METADATA: a run stopped outside EnvDesk, or
+    before its rollback removed them), which make uv refuse every change and pip skip the package: remove each
+    with the files its RECORD names, then install that package again at its folder's version, as pip's and uv's
+    --force-reinstall would (not one this change removes). What the environment holds then, which a failure of
+    the change puts back, and a note saying what was mended."""
+    if not before.incomplete:
+        return before, []
+    folders = [PurePosixPath(folder).name for folder in before.incomplete]
+    shown = ", ".join(folders)
+    progress.step(f"{env.name} holds the half-installed {shown}: removing it and installing that package again")
+    call_action(target.runner, "clean", env.path, target.roots, token=token, keep=[])
+    removed = {canonical_name(name) for name in change.remove}
+    pins = [pin for pin in map(_half_installed_pin, folders)
+            if pin and canonical_name(pin.split("==")[0]) not in removed]
+    if pins:
+        try:
+            run_step(target, _installer(target, caps, env).install(pins, no_deps=True), progress)
+        except EnvDeskError as exc:
+            exc.message = (f"{env.name} held the half-installed {shown}, which EnvDesk removed; installing "
+                           f"{', '.join(pins)} again failed: {exc.message}")
+            raise
+    now = find_environment(target, env.path, progress, settled=False)
+    again = f"; it installed {', '.join(pin.replace('==', ' ') for pin in pins)} again" if pins else ""
+    return (Held([asdict(p) for p in now.packages], list(now.incomplete_packages)),
+            [f"{env.name} held the half-installed {shown} (an install that stopped midway, on a full disk say, "
+             f"leaves a package so, and uv then refuses every change): EnvDesk removed it with the files its RECORD "
+             f"names{again}, before the update."])
 
 
 _NO_ROOM = re.compile(r"disk (?:holding \S+ )?is full|no space left|quota", re.I)
