@@ -19,6 +19,7 @@ from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
 from envdesk.backend.wording import counted
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.protocol import STATE_INCOMPLETE
 from envdesk.backend.validate import LOCAL_LABEL, LOCAL_TARGET
 
 from .cached_lists import CachedListLoader
@@ -272,7 +273,8 @@ class AppController(QObject):
             return
         shown = f"{root.rstrip('/')}/{name}"
         full = f"{inventory.home}{shown[1:]}" if shown.startswith("~") and inventory.home else shown
-        if any(env.path in (shown, full) for env in inventory.environments):
+        # one never finished is built anew, or the create refused as busy while another EnvDesk builds it
+        if any(env.path in (shown, full) and env.state != STATE_INCOMPLETE for env in inventory.environments):
             raise InvalidInput(f"{shown} already exists. Pick another name or delete it first.")
 
     def taken_folder(self, target: str, name: str, on_ready: Callable[[str | None], None],

@@ -116,7 +116,7 @@ def test_a_live_clients_lock_stays_busy(testbed, session, tmp_path, cli):
         finally:
             other.close()
         refused = cli("env", "delete", "beta", reservation.path, "--yes")
-        assert refused.returncode != 0 and "is working on this environment" in refused.stderr
+        assert refused.returncode != 0 and "is creating this environment" in refused.stderr
     finally:
         reservation.release(remove_unfinished=True)
     assert not os.path.exists(os.path.join(str(testbed.clusters["beta"].home), "venvs", name + ".envdesk-lock"))
@@ -302,3 +302,60 @@ def test_take_over_under_the_oldest_python_available(roots):
         assert live["code"] == "busy"                       # its owner (this process) lives
         assert agent.run_action({"action": "abort", "path": path, "roots": roots, "token": answer["token"],
                                  "created": True})["ok"] is True
+
+
+@needs_proc
+def test_creating_what_another_envdesk_is_creating_says_to_wait_and_how_to_clear_the_lock(tmp_path, qtbot):
+    """Creating an environment whose create runs elsewhere (its lock held by a live EnvDesk) was answered with
+    'Pick another name or delete it first' (the window; the listing: 'Delete it and create it again'): it now says
+    another EnvDesk is creating it, to wait, and, where none is, the lock to remove; doing that lets the create
+    build it. The referees: the lock holder's own process (alive, as /proc says), then the new environment's own
+    Python and uv pip freeze."""
+    from envdesk.backend.inventory import read_inventory
+    from envdesk.backend.local_runner import LocalRunner
+    from envdesk_fixtures import freeze_here
+    root = tmp_path / "envs"
+    root.mkdir()
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "clusters.yaml").write_text(f"local:\n  env_roots: [{json.dumps(str(root))}]\n")
+    path = _half_made([str(root)], "busy")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        lock = _lock_with(path, _owner(holder.pid, _start_ticks(holder.pid)))
+        assert os.path.isdir("/proc/%d" % holder.pid)    # the other EnvDesk is alive
+        for words in (("env", "create", "local", "busy"), ("env", "list", "local", "--json")):
+            said = subprocess.run([*envdesk_command(), "--config-dir", str(config), *words], capture_output=True,
+                                  text=True, timeout=300)
+            text = said.stdout + said.stderr
+            assert "Another EnvDesk (on %s" % socket.gethostname() in text and "is creating this environment" in text
+            assert "Wait for it to finish" in text and "rm -r %s" % lock in text, text
+            assert "delete it" not in text.lower() and "envdesk -v" not in text, text
+        listing = read_inventory(LocalRunner(), [str(root)], light=True)
+        [listed] = listing.environments
+        assert listed.state == "incomplete" and "is creating this environment" in (listed.error or "")
+        from envdesk.backend.paths import AppPaths
+        from envdesk.gui.controller import AppController
+        from envdesk.gui.prompter import QtPrompter
+        window = AppController(AppPaths(config), QtPrompter())
+        try:  # the window leaves it to the create, which says the words above (it said 'delete it first')
+            window.inventories["local"] = listing
+            window.check_new_location("local", "busy")
+        finally:
+            window.shutdown()
+    finally:
+        holder.kill()
+        holder.wait()
+    # another computer's EnvDesk cannot be checked from here: its lock stays until removed as the words say
+    shutil.rmtree(lock)
+    _lock_with(path, _owner(4242, 1, host="another-node"))
+    said = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "create", "local", "busy"],
+                          capture_output=True, text=True, timeout=300)
+    assert said.returncode != 0 and "Another EnvDesk (on another-node" in said.stderr, said.stderr
+    shutil.rmtree(lock)
+    made = subprocess.run([*envdesk_command(), "--config-dir", str(config), "env", "create", "local", "busy"],
+                          capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    env = root / "busy"
+    assert subprocess.run([str(env / "bin" / "python"), "-c", "import sys"], timeout=120).returncode == 0
+    assert freeze_here(env) == set() and not os.path.exists(lock)

@@ -1731,7 +1731,8 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
     if env["incomplete_packages"]:
         problems.append(incomplete_packages_text(env["incomplete_packages"]))
     if CREATING_MARK in marks:
-        env["state"], env["error"] = STATE_INCOMPLETE, INCOMPLETE_MESSAGE
+        creator = creating_elsewhere(path)
+        env["state"], env["error"] = STATE_INCOMPLETE, creating_text(path, creator) if creator else INCOMPLETE_MESSAGE
         env["warnings"].extend(problems)
     elif problems:
         env["state"], env["error"] = STATE_BROKEN, " ".join(problems)
@@ -1875,17 +1876,45 @@ def read_changing(path):
             "half_installed": [p for p in incomplete if isinstance(p, str)] if isinstance(incomplete, list) else []}
 
 
-def change_cut_off(path):
-    """Whether the change under way in path has lost its EnvDesk (its lock is gone, or the process that
-    held it on this login node has ended); False while it may still be running."""
+def _lock_record(path):
+    """The owner record of path's lock: None when there is no lock, {} when its record cannot be read (yet)."""
     lock = path + LOCK_SUFFIX
     if not os.path.isdir(lock):
-        return True
+        return None
     try:
         info = read_json(os.path.join(lock, LOCK_OWNER_FILE), MAX_RECORD_BYTES)
     except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and _owned_here(info) and not _process_alive(info["pid"], info.get("pid_start"))
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _holder_ended(info):
+    """Whether the lock's holder process ran on this login node and has ended."""
+    return _owned_here(info) and not _process_alive(info["pid"], info.get("pid_start"))
+
+
+def creating_elsewhere(path):
+    """The lock owner's record of a create of path that may still run ({"host", "since", ...}), or None: no such
+    lock, another operation's, or one whose holder has ended on this login node (the next create takes it over)."""
+    info = _lock_record(path)
+    return info if info and info.get("operation") == "create" and not _holder_ended(info) else None
+
+
+def creating_text(path, info):
+    """What to do about an environment another EnvDesk is creating (its lock's record `info`): wait, or, where no
+    EnvDesk is creating it, clear its lock."""
+    lock = path + LOCK_SUFFIX
+    return ("Another EnvDesk (on %s, started %s) is creating this environment. Wait for it to finish. If no EnvDesk "
+            "is creating it (one stopped on another computer cannot be told from here), remove its lock (rm -r %s) "
+            "and create it again: EnvDesk then builds it anew." % (info.get("host", "an unknown machine"),
+                                                                    info.get("since", "at an unknown time"), lock))
+
+
+def change_cut_off(path):
+    """Whether the change under way in path has lost its EnvDesk (its lock is gone, or the process that
+    held it on this login node has ended); False while it may still be running."""
+    info = _lock_record(path)
+    return info is None or bool(info) and _holder_ended(info)
 
 
 CUT_OFF_MESSAGE = ("A change of this environment (%s) was cut off: the EnvDesk that made it stopped midway, so "

@@ -314,6 +314,8 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
             raise ActionError("An EnvDesk operation has just taken this environment (its lock %s does not say "
                               "which yet). Wait for it to finish, then try again: a lock that never says is "
                               "taken over %d seconds after it was made." % (lock, LOCK_SILENT_SECONDS), CODE_BUSY)
+        if reason is None and info.get("operation") == "create":
+            raise ActionError(creating_text(path, info), CODE_BUSY)
         if reason is None:
             raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
                               "environment. Wait for it to finish, then try again."

@@ -557,9 +557,9 @@ def _hint_where_none(exc: EnvDeskError, args: argparse.Namespace) -> None:
     """Give a failure that came without a hint one saying where to look next: every failure is a message and a
     hint (README), on stderr and in --json's {"error", "hint"}, where an empty hint was written as "" (a user
     trial)."""
-    from envdesk.backend.errors import AuthenticationFailed, ConfigError, ConnectionFailed, InvalidInput, NotFound
+    from envdesk.backend.errors import AuthenticationFailed, Busy, ConfigError, ConnectionFailed, InvalidInput, NotFound
     from envdesk.backend.validate import LOCAL_TARGET
-    if exc.hint:
+    if exc.hint or isinstance(exc, Busy):  # a busy environment's words say to wait, and what else to do
         return
     cluster = getattr(args, "cluster", None) or (getattr(args, "name", None) if args.handler.startswith("cluster_")
                                                  else None)
