@@ -66,6 +66,7 @@ def parse_app_options(args: Sequence[str]) -> argparse.Namespace | None:
 CLUSTER_HELP = "the cluster's name, as in 'envdesk cluster list' ('local': this computer)"
 ENV_HELP = "the environment's name or absolute path"
 JSON_HELP = "print JSON for scripts"
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # what the command line logs on stderr, one line each
 
 
 def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -584,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_utf8_where_read_as_data()
     guard_terminal_output()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format=LOG_FORMAT)
     logging.getLogger("paramiko").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     from envdesk.backend.paths import AppPaths
 
