@@ -452,3 +452,19 @@ def test_an_update_of_an_environment_already_half_installed_mends_it_and_says_so
     assert nameless(env) == [] and uv_check(env).returncode == 0
     assert pip_freeze(env) == sorted(frozen + ["tinybeta==1.0", "tinygamma==0.1"])
     assert disk.cli_json("env", "show", "alpha", name)["state"] == "ok"
+
+
+def test_removing_a_half_installed_package_removes_it_whole(disk):
+    """`--remove tinygamma` where only its half-installed folder is left was refused ('has no package tinygamma to
+    remove'): the update removes the folder with the files its RECORD names and installs nothing again. Referees:
+    pip freeze, uv pip check, importlib.metadata and the file system."""
+    name = unique("drop")
+    env = disk.env(name)
+    create_environment(disk.session, "alpha", CreateRequest(name=name, packages=["tinyalpha==1.0"]))
+    frozen, site = pip_freeze(env), site_entries(env)
+    left_half_installed(env)
+    result = run_cli("env", "update", "alpha", name, "--remove", "tinygamma", config=disk.config, home=disk.home)
+    assert result.returncode == 0, result.stderr
+    assert "held the half-installed tinygamma-0.1.dist-info" in result.stdout + result.stderr, result
+    assert nameless(env) == [] and uv_check(env).returncode == 0
+    assert pip_freeze(env) == frozen and site_entries(env) == site

@@ -232,6 +232,9 @@ def _check_installed(env: Environment, change: Change) -> None:
     """Refuse to remove or upgrade a package the environment does not hold (a typo, most often): the installer
     would say nothing (a removal) or install it (an upgrade), and the change would look done."""
     held = {canonical_name(package.name): package.name for package in env.packages}
+    for pin in map(_half_installed_pin, (PurePosixPath(folder).name for folder in env.incomplete_packages)):
+        if pin:  # half installed: the update mends it first (repair_half_installed), or removes it
+            held.setdefault(canonical_name(pin.split("==")[0]), pin.split("==")[0])
     for verb, names in (("remove", change.remove), ("upgrade", change.upgrade)):
         missing = [name for name in names if canonical_name(name) not in held]
         if not missing:
