@@ -9,11 +9,12 @@ dist="$(mktemp -d)"
 trap 'rm -rf "$dist"' EXIT
 python3 -m venv --clear "$venv"
 python="$venv/bin/python"
-"$python" -m pip install -q --disable-pip-version-check --upgrade pip
+constraints="$PWD/tests/ci-constraints.txt"
+"$python" -m pip install -q --disable-pip-version-check -c "$constraints" pip
 "$python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$dist" .
 rm -rf build ./*.egg-info
 wheel=("$dist"/envdesk-*.whl)
-"$python" -m pip install -q --disable-pip-version-check "${wheel[0]}[test]"
+"$python" -m pip install -q --disable-pip-version-check -c "$constraints" "${wheel[0]}[test]"
 "$python" tests/tools/import_all.py
 export PATH="$venv/bin:$PATH" ENVDESK_TESTS_ON_WHEEL=1
 # one worker more than the cores (at most five), each with its own test bed; a file's tests stay together.

@@ -378,14 +378,16 @@ def test_pth_lines_on_a_stuck_file_system_stop_at_the_environment_s_time_budget(
         handle.write("".join("/stuck/mount/pkgs%d\n" % number for number in range(40)))
     real_stat = agent._stat
 
+    stuck: list[str] = []
+
     def slow_stat(path):
         if path.startswith("/stuck/"):
+            stuck.append(path)
             time.sleep(0.1)     # as a lookup on a hung NFS mount, timing out
         return real_stat(path)
     monkeypatch.setattr(agent, "_stat", slow_stat)
-    started = time.monotonic()
     found = agent.read_env(str(env), "stuck", str(home / "venvs"), 1.0)
-    assert time.monotonic() - started < 2.5
+    assert 0 < len(stuck) < 40, len(stuck)  # stopped within the budget, not after every line's stat
     assert found["state"] == "broken" and "stopped reading this environment after 1 seconds, at /stuck/mount/pkgs" \
         in found["error"], found["error"]
 

@@ -104,3 +104,22 @@ def test_a_package_whose_metadata_is_not_readable_makes_the_environment_broken_a
     cluster.run_as_user(f"chmod -R u+rX {metadata.parent}")
     assert cluster.run_as_user(f"{env}/bin/python -c \"{nameless}\"").stdout.strip() == "[]"
     assert cli_json("env", "show", "alpha", name)["state"] == "ok"
+
+
+def test_a_site_packages_folder_its_user_cannot_read_makes_the_environment_broken(alpha):
+    """chmod 0 on site-packages: Python finds none of its packages. On alpha, whose user is not root (the agent's
+    in-process tests run as root, which reads any folder). Referee: the environment's own Python, as the user."""
+    import json
+    cluster, root, config, _, home = alpha
+    name = unique("unlisted")
+    env = made(alpha, name)
+    [site] = env.glob("lib/python*/site-packages")
+    cluster.run_as_user(f"chmod 0 {site}")
+    try:
+        assert cluster.run_as_user(f"{env}/bin/python -c 'import tinyalpha'", check=False).returncode != 0
+        result = run_cli("env", "show", "alpha", name, "--json", config=config, home=home)
+    finally:
+        cluster.run_as_user(f"chmod 755 {site}")
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["state"] == "broken" and "permission denied" in shown["error"].lower(), shown

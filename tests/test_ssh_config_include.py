@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -92,13 +91,11 @@ def test_an_include_of_something_not_a_configuration_file_is_refused_in_plain_wo
                             (str(shared), "Bad owner or permissions"), (str(tmp_path / "folder.conf"), None),
                             (str(tmp_path / "missing.conf"), None)):
         write(config, f"Host h\n  Include {target}\n  User kept\n")
-        started = time.monotonic()
         if refused is None:
             assert resolved_by_envdesk(config, "h") == resolved_by_openssh(config, "h", home)
             continue
         with pytest.raises(ConfigError, match=refused):
-            load_ssh_config(config)
-        assert time.monotonic() - started < 5
+            load_ssh_config(config)  # at once: a read of /dev/zero or the pipe would never end (the suite's timeout)
         try:
             said = openssh(config, "h", home, timeout=3)
         except subprocess.TimeoutExpired:
