@@ -972,6 +972,12 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
         spec.refused.append(Refused(line, f"{redact(name)} is on the web, and EnvDesk reads the files a file names "
                                           "from this computer only: download it beside the file and name it so"))
         return
+    variables = environment_variables(name)
+    if variables:  # T15 LOW-11: was 'not found from ., where pip looks for it'
+        spec.refused.append(Refused(line, f"pip fills in {listed_variables(variables)} from the environment it runs "
+                                          "in, and EnvDesk reads the files a file names before anything runs: write "
+                                          "the file's path from the imported file's folder in its place"))
+        return
     if folder is None or not name or Path(name).is_absolute():
         spec.refused.append(Refused(line, f"{name or 'the file'} must be a file next to the imported one, or in "
                                           "its project (a path from the file's folder)"))

@@ -306,3 +306,18 @@ def test_a_pipe_is_read_by_the_command_line_and_never_waited_on_by_the_window(tm
     with pytest.raises(InvalidInput) as refused:
         read_spec_file(fifo)  # returns at once: nobody ever writes to it
     assert "not an ordinary file" in refused.value.message
+
+
+def test_an_included_file_named_through_a_variable_is_refused_saying_so(tmp_path, monkeypatch):
+    """T15 LOW-11: `-r ${BASE}/base.txt` was refused as 'not found from ., where pip looks for it', though pip,
+    which fills in ${BASE} where it runs, finds it (pip's own reader is the referee: it reads the included pin)."""
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.req_file import parse_requirements
+    (tmp_path / "base.txt").write_text("tinyalpha==1.0\n")
+    top = tmp_path / "requirements.txt"
+    top.write_text("-r ${BASE}/base.txt\n")
+    monkeypatch.setenv("BASE", str(tmp_path))
+    assert [parsed.requirement for parsed in parse_requirements(str(top), session=PipSession())] == ["tinyalpha==1.0"]
+    spec = specs.from_requirements(top.read_text(), tmp_path)
+    [refused] = spec.refused
+    assert "${BASE}" in refused.reason and "not found" not in refused.reason, refused
