@@ -6,6 +6,8 @@ Every method that may reach a target runs as a Task on a pool thread and answers
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +28,8 @@ from .cached_lists import CachedListLoader
 from .models import OperationListModel, OperationRow, TargetItem, TargetListModel
 from .prompter import QtPrompter
 from .tasks import Task, TaskRunner, while_alive
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the operations load on first use, in the method that needs one (the window opens sooner)
     from envdesk.backend.capabilities import Capabilities
@@ -772,11 +776,34 @@ class AppController(QObject):
         return item.label if item else name
 
     def shutdown(self) -> None:
-        """Stop workers and close connections (the window is closing)."""
+        """Stop workers and close connections (the window is closing), never waiting on a cluster (T19: the close
+        blocked 10 s on a task stuck on a connection that stopped answering): the tasks still running are left
+        (cancelled, answering nobody) to end on their threads, and said on stderr and in the log, as what each
+        ended as is once it has (see Task.leave). The connections close once those tasks have ended (soon: see
+        _close_once_ended)."""
         self.prompter.close()
-        self.runner.shutdown()
-        if self._session is not None:  # never made: nothing to close
-            self._session.close()
+        left = self.runner.leave_all()
+        session = self._session
+        if left:
+            words = "; ".join(f"{task.title} ({self.label(task.target)})" for task in left)
+            log.warning("closed while these were still running; they were cancelled: %s", words)
+            print(f"EnvDesk closed while these were still running: {words}. They were cancelled, and what each ends "
+                  "as is said here once it has.", file=sys.stderr)
+        if session is None:  # never made: nothing to close
+            return
+        if not left:
+            session.close()
+            return
+        threading.Thread(target=_close_once_ended, args=(session, left), daemon=True, name="close connections").start()
+
+
+def _close_once_ended(session: Session, tasks: list[Task]) -> None:
+    """Close the session's connections once `tasks` have ended: their stops and rollbacks need them. None waits
+    long on a cluster that stopped answering: a cancel asks it once (ssh_alive.STOP_CHECK) and gives its connection
+    up, and any read on it ends once the hop's watch gives it up (ServerAliveInterval x (ServerAliveCountMax + 1))."""
+    for task in tasks:
+        task.done.wait()
+    session.close()
 
 
 def save_job_script(env: Environment, place: Place, path: Path) -> Path:

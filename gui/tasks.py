@@ -1,12 +1,18 @@
-"""Running backend calls off the GUI thread: every remote call is a Task whose results come back by signal."""
+"""Running backend calls off the GUI thread: every remote call is a Task whose results come back by signal.
+
+A task's answers travel to the GUI thread as one queued relay, re-emitted there as its public signals unless the
+task was left (see Task.leave): closing the window leaves the tasks still running, which then end on their own
+threads and answer nobody, however late, instead of the window waiting for them (T19)."""
 from __future__ import annotations
 
 import itertools
+import logging
+import sys
 import threading
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from envdesk.backend.errors import Cancelled, EnvDeskError
 
@@ -15,6 +21,7 @@ from .gui_thread_collector import collect_on_gui_thread
 if TYPE_CHECKING:  # loaded with the first task (the operations' common module), not with the window
     from envdesk.backend.operations.common import Progress
 
+log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 
@@ -27,6 +34,22 @@ class TaskSignals(QObject):
     failed = Signal(object)  # an EnvDeskError (unexpected exceptions are wrapped into one)
     cancelled = Signal()
     finished = Signal()
+    relay = Signal(str, object)  # from the pool thread: which of the above to emit, and with what (see deliver)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left = False  # set on the GUI thread: nothing more is emitted (the window that listened is going)
+        self.answered = False  # `finished` was emitted (or the task was left): nothing of it is queued any more
+        self.relay.connect(self.deliver)
+
+    @Slot(str, object)
+    def deliver(self, name: str, args: tuple) -> None:
+        """On the GUI thread: emit the signal `name`, unless the task was left meanwhile (an answer queued before
+        the window closed, delivered after: it must reach no deleted window or controller)."""
+        if self.left:
+            return
+        getattr(self, name).emit(*args)
+        self.answered = name == "finished"
 
 
 class Task(QRunnable):
@@ -41,32 +64,58 @@ class Task(QRunnable):
         self.target = target
         self.work = work
         self.signals = TaskSignals()
-        self.progress = Progress(on_step=self.signals.step.emit, on_line=self.signals.line.emit)
+        self.progress = Progress(on_step=lambda text: self._relay("step", text),
+                                 on_line=lambda stream, text: self._relay("line", stream, text))
         self.done = threading.Event()
         self.state = "waiting"
         self.error: EnvDeskError | None = None
+        self._leaving = threading.Lock()  # between ending (on the pool thread) and being left (on the GUI thread)
 
     def cancel(self) -> None:
         self.progress.cancel.cancel()
 
+    def leave(self) -> None:
+        """On the GUI thread (the window is closing): cancel it, and from now on emit nothing; when it ends, what
+        it ended as is said on stderr and in the log instead (a change rolled back, or a command on a cluster that
+        stopped answering that may still finish there)."""
+        with self._leaving:
+            self.signals.left = self.signals.answered = True
+        self.cancel()
+
+    def _relay(self, name: str, *args: Any) -> None:
+        try:
+            self.signals.relay.emit(name, args)
+        except RuntimeError:
+            pass  # the signals' object is gone (Qt's side deleted at exit)
+
     def run(self) -> None:  # runs on a pool thread
         self.state = "running"
         try:
-            outcome: tuple[Signal, tuple] = (self.signals.succeeded, (self.work(self.progress),))
+            answer: tuple = (self.work(self.progress),)
             self.state = "succeeded"
         except Cancelled as exc:  # kept: its words say what a stopped change left (a delete moved aside, say)
-            self.state, self.error, outcome = "cancelled", exc, (self.signals.cancelled, ())
+            self.state, self.error, answer = "cancelled", exc, ()
         except EnvDeskError as exc:
-            self.state, self.error, outcome = "failed", exc, (self.signals.failed, (exc,))
+            self.state, self.error, answer = "failed", exc, (exc,)
         except Exception as exc:  # a bug must reach the user as a message, never kill the thread silently
             error = EnvDeskError(f"Unexpected error: {exc.__class__.__name__}: {exc}", log=traceback.format_exc())
-            self.state, self.error, outcome = "failed", error, (self.signals.failed, (error,))
-        self.done.set()
-        try:
-            outcome[0].emit(*outcome[1])
-            self.signals.finished.emit()
-        except RuntimeError:
-            pass  # the window that wanted the answer is gone
+            self.state, self.error, answer = "failed", error, (error,)
+        with self._leaving:
+            self.done.set()
+            left = self.signals.left
+            if not left:  # queued under the lock: one left meanwhile drops them when they arrive (see deliver)
+                self._relay(self.state, *answer)  # the signal named as the state: succeeded, cancelled, failed
+                self._relay("finished")
+        if left:
+            self._say_how_it_ended()
+
+    def _say_how_it_ended(self) -> None:
+        """Where a left task's end is said: nobody listens to its signals any more, and nothing it did may go
+        unsaid (a command that could not be stopped may still run on the cluster)."""
+        words = self.error.message if self.error is not None else "it finished"
+        log.warning("%s (%s), left running when the window closed, ended: %s", self.title, self.target, words)
+        print(f"EnvDesk: {self.title} ({self.target}), still running when the window closed, has ended: {words}",
+              file=sys.stderr)
 
 
 def while_alive(callback: Callable[..., Any], owner: QObject | None = None) -> Callable[..., Any]:
@@ -84,7 +133,8 @@ def while_alive(callback: Callable[..., Any], owner: QObject | None = None) -> C
 
 
 class TaskRunner(QObject):
-    """Starts tasks on a pool and keeps them until they end (not longer), so closing the window can wait for them."""
+    """Starts tasks on a pool and keeps them until their answers were delivered (not longer), so closing the
+    window can leave them (see leave_all)."""
 
     started = Signal(object)
 
@@ -96,7 +146,7 @@ class TaskRunner(QObject):
         self.tasks: list[Task] = []
 
     def start(self, task: Task) -> Task:
-        self.tasks = [t for t in self.tasks if not t.done.is_set()]  # keep only what may still run
+        self.tasks = [t for t in self.tasks if not t.signals.answered]  # keep what may still run or answer
         self.tasks.append(task)
         self.started.emit(task)
         self.pool.start(task)
@@ -105,8 +155,11 @@ class TaskRunner(QObject):
     def running(self) -> list[Task]:
         return [t for t in self.tasks if not t.done.is_set()]
 
-    def shutdown(self, timeout_ms: int = 10000) -> bool:
-        """Cancel what is running and wait for it; True when every task ended."""
-        for task in self.running():
-            task.cancel()
-        return self.pool.waitForDone(timeout_ms)
+    def leave_all(self) -> list[Task]:
+        """Leave every task (see Task.leave) without waiting for any (T19: a window closing on a stuck connection
+        blocked the GUI thread 10 s waiting for them): those still running, which end on their pool threads."""
+        running = self.running()
+        for task in self.tasks:
+            task.leave()
+        self.tasks = []
+        return running

@@ -348,18 +348,25 @@ def test_an_operations_words_are_shown_as_written_whatever_they_hold(qtbot, cont
 def test_a_task_that_ends_as_its_controller_goes_raises_nothing_later(qtbot, tmp_path, home):
     """A task that ends while the window closes (its controller deleted) delivered its answer afterwards to the
     deleted controller: "Signal source has been deleted" was raised in whatever ran next (it failed a later GUI
-    test once the Copy dialog asked the target about names). The referee is Qt: pytest-qt fails a test on any
-    exception raised in a slot."""
+    test once the Copy dialog asked the target about names). The referees are Qt: pytest-qt fails a test on any
+    exception raised in a slot, and the queued answers, delivered, reach no slot once the window closed."""
     from shiboken6 import delete
 
     config = tmp_path / "cfg"
     config.mkdir()
     made = AppController(AppPaths(config), QtPrompter())
-    for record in (True, False):  # one that the operations panel shows, one that it does not
-        made.start("ends as the controller goes", "local", lambda progress: 1, record=record)
-    made.runner.shutdown()  # as the window's close: waits for the task, whose answers are queued for later
+    tasks = [made.start("ends as the controller goes", "local", lambda progress: 1, record=record)
+             for record in (True, False)]  # one that the operations panel shows, one that it does not
+    assert made.runner.pool.waitForDone(60_000)  # ended, their answers queued for later (none delivered yet)
+    assert all(task.done.is_set() for task in tasks)
+    reached: list = []
+    for task in tasks:
+        task.signals.succeeded.connect(reached.append)
+        task.signals.finished.connect(lambda: reached.append("finished"))
+    made.shutdown()  # as the window's close
     delete(made)
     qtbot.wait(200)  # the queued answers are delivered now
+    assert reached == [], "an answer reached what listened to a task after the window closed"
 
 
 def test_a_long_failure_is_read_whole_in_a_short_panel(qtbot, controller):

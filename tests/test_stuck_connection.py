@@ -285,3 +285,42 @@ def test_ctrl_c_on_a_stuck_connection_leaves_and_says_the_build_may_still_finish
             job.kill()
             job.wait()
         kill_all(building(stuck, slow_project))
+
+
+def test_closing_the_window_on_a_stuck_connection_leaves_its_task_to_end_and_says_so(qtbot, stuck_slowly, capfd):
+    """T19: closing the window with a task stuck on such a connection blocked the GUI thread up to 10 s (it waited
+    for the cancelled tasks), then cut the connections under them. Now the close returns while the task still runs
+    (the task's own state when closeEvent returned: no clock), the task ends on its thread cancelled, saying that
+    the command may still finish there (it does still run: ps), its answers reach no deleted window (pytest-qt fails
+    a test on any exception raised in a slot), what was left and what it ended as are said on stderr, and the
+    connection is closed after it (paramiko's Transport.is_active)."""
+    from shiboken6 import delete
+    from envdesk.gui.main_window import MainWindow
+
+    stuck = stuck_slowly
+    window = MainWindow(stuck.paths)
+    window.show()
+    marker = f"/tmp/{unique('stuckclose')}"
+    runner = window.controller.session.target("stuck").runner
+    task = window.controller.start("Run a long command", "stuck", lambda progress: runner.run(
+        ["sh", "-c", "sleep 600; true", marker], cancel=progress.cancel, timeout=GUARD))
+    command = Running(stuck.cluster, "a long command", marker, "-c")
+    try:
+        until(command.matching, "the command never started")
+        transports = list(runner._hops.transports)  # the connection's own paramiko transports, asked below
+        stuck.path.blackhole()
+        window.close()  # as the window's close button, once the person said to stop them
+        when_closed = (task.state, task.done.is_set())
+        assert when_closed == ("running", False), "the close waited for the task stuck on the connection"
+        assert "Run a long command (stuck)" in capfd.readouterr().err, "what was left running is said"
+        delete(window)
+        until(task.done.is_set, "the task never ended")
+        qtbot.wait(200)  # anything queued for the deleted window is delivered (to nobody) now
+        assert task.state == "cancelled", task.state
+        assert "may still finish there" in task.error.message, task.error.message
+        until(lambda: not any(transport.is_active() for transport in transports), "the connection stayed open")
+        said = capfd.readouterr().err
+        assert "Run a long command (stuck)" in said and "may still finish there" in said, said
+        assert command.matching(), "the command did run on (nothing could reach it to stop it)"
+    finally:
+        kill_all(stuck.processes(marker))
