@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal
 
 from envdesk.backend.cache import ClusterNames, InventoryCache
 from envdesk.backend import validate
-from envdesk.backend.errors import EnvDeskError, InvalidInput, LoginCancelled
+from envdesk.backend.errors import Cancelled, EnvDeskError, InvalidInput, LoginCancelled
 from envdesk.backend.wording import counted
 from envdesk.backend.inventory import Environment, Inventory
 from envdesk.backend.paths import AppPaths
@@ -82,10 +82,11 @@ Failure = Callable[[EnvDeskError], None]
 
 
 def cancelled_words(task: Task) -> str:
-    """A cancelled operation's line: what its Cancelled says it left, where it says (a delete stopped with the
-    environment moved aside), else that nothing half-made is left."""
+    """A cancelled operation's line: what its Cancelled says it left, where it says more than Cancelled's own
+    words (a delete stopped with the environment moved aside; a command on a cluster that stopped answering, which
+    may still finish there), else that nothing half-made is left."""
     words = task.error.message if task.error is not None else ""
-    return words if words and words != "Cancelled." else "Cancelled; nothing half-made left"
+    return words if words and words != Cancelled().message else "Cancelled; nothing half-made left"
 
 
 def describe_result(result: Any) -> str:

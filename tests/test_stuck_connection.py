@@ -324,3 +324,31 @@ def test_closing_the_window_on_a_stuck_connection_leaves_its_task_to_end_and_say
         assert command.matching(), "the command did run on (nothing could reach it to stop it)"
     finally:
         kill_all(stuck.processes(marker))
+
+
+def test_a_cancelled_row_on_a_stuck_connection_says_the_command_may_still_finish(qtbot, stuck_slowly):
+    """T19: the window's row said 'Cancelled; nothing half-made left' while the build went on on the cluster. Now
+    it says what the backend's Cancelled says: the command could not be stopped and may still finish there (it
+    does still run: ps)."""
+    from envdesk.gui.controller import AppController
+    from envdesk.gui.prompter import QtPrompter
+
+    stuck = stuck_slowly
+    controller = AppController(stuck.paths, QtPrompter())
+    marker = f"/tmp/{unique('stuckrow')}"
+    runner = controller.session.target("stuck").runner
+    task = controller.start("Run a long command", "stuck", lambda progress: runner.run(
+        ["sh", "-c", "sleep 600; true", marker], cancel=progress.cancel, timeout=GUARD))
+    command = Running(stuck.cluster, "a long command", marker, "-c")
+    try:
+        until(command.matching, "the command never started")
+        stuck.path.blackhole()
+        row = controller.operations.rows[-1]
+        task.cancel()
+        qtbot.waitUntil(lambda: not row.running, timeout=GUARD * 1000)
+        assert row.state == "cancelled", row.state
+        assert "may still finish there" in row.latest and "nothing half-made" not in row.latest, row.latest
+        assert command.matching(), "the command did run on (nothing could reach it to stop it)"
+    finally:
+        kill_all(stuck.processes(marker))
+        controller.shutdown()
