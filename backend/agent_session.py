@@ -147,6 +147,8 @@ class AgentServer:
                     if self._generation() != generation:
                         raise ConnectionFailed(
                             f"The connection to {getattr(self.runner, 'name', '?')} was closed.") from exc
+                    if getattr(self.runner, "stopped_answering", False):
+                        raise  # its connection was given up for silence (T19): said so, never dialled again now
                     if fresh:
                         self.unusable = isinstance(exc, ConnectionFailed) and getattr(self.runner, "connected", True)
                         return None

@@ -27,7 +27,7 @@ from paramiko.common import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTR
 
 from .errors import ConnectionFailed, EnvDeskError
 from .kept_connection import (ANCHOR_CHANNEL, LISTING_CHANNEL, LOCAL_USER, PROTOCOL, STOP_CHANNEL, STREAM_VARIABLE,
-                              KeeperQuestions, KeptRecord, claim, forget, read_to_end, record_path)
+                              KeeperQuestions, KeptRecord, claim, forget, read_to_end, record_path, say_why_it_ends)
 from .paths import AppPaths
 from .ssh_runner import CHANNEL_OPEN_TIMEOUT, SSHRunner, command_line, script_input
 
@@ -182,7 +182,7 @@ def _pump(down: paramiko.Channel, up: paramiko.Channel, keeper: Keeper, counted:
                 if up.exit_status >= 0:
                     down.send_exit_status(up.exit_status)
                 elif _connection_lost(up, keeper):
-                    keeper.stop()
+                    keeper.lost()
                     _close_quietly(down.get_transport())
                 break
             _wait(up, down)
@@ -323,6 +323,16 @@ class Keeper:
         """End serving now: the listener and every client's connection close, the record is removed."""
         self.stopping.set()
 
+    def lost(self) -> None:
+        """The cluster's connection went under a running command: say why for the clients (see
+        kept_connection.why_it_ended), before their connections close, then end."""
+        with self._running_lock:
+            if not self.stopping.is_set():
+                error = self.runner.lost()
+                with contextlib.suppress(OSError):
+                    say_why_it_ends(self.paths, self.cluster, error)
+                self.stop()
+
     def began(self) -> None:
         """A command or listing starts through it (it counts as use until it ends)."""
         with self._running_lock:
@@ -357,6 +367,7 @@ class Keeper:
                     break
                 if not self.runner.connected:
                     log.info("the connection to %s ended", self.cluster)
+                    self.lost()  # said before the clients' connections close (a command's pump may not have yet)
                     break
                 if self.draining.is_set():
                     time.sleep(0.2)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
@@ -219,11 +220,46 @@ def dial_for(paths: AppPaths, profile: ClusterProfile) -> paramiko.Transport | N
     if record is None or record.profile != KeptRecord.profile_digest(profile):
         return None
     try:
-        return dial(record)
+        transport = dial(record)
+        _served[transport] = (paths, record)
+        return transport
     except KeeperGone:
         forget(paths, profile.name, pid=record.pid)
     except ConnectionFailed as exc:
         logging.getLogger(__name__).info("%s", exc)
+    return None
+
+
+_served: weakref.WeakKeyDictionary[paramiko.Transport, tuple[AppPaths, KeptRecord]] = weakref.WeakKeyDictionary()
+"""The keeper each kept connection dialled by dial_for is served by: asked why it ended (see why_it_ended)."""
+
+
+def ending_path(paths: AppPaths, cluster: str) -> Path:
+    """Where a keeper that lost the cluster's connection says why, for the commands it cut (its record goes as it
+    ends, this stays until the next keeper's)."""
+    return record_path(paths, cluster).with_suffix(".ended")
+
+
+def say_why_it_ends(paths: AppPaths, cluster: str, error: ConnectionFailed) -> None:
+    """The keeper's side: say (for its clients, see why_it_ended) why the commands through it are cut."""
+    from .fileio import write_atomically
+
+    write_atomically(ending_path(paths, cluster),
+                     json.dumps({"pid": os.getpid(), "error": error.message, "hint": error.hint}))
+
+
+def why_it_ended(transport: paramiko.Transport) -> ConnectionFailed | None:
+    """Why the keeper serving `transport` (dialled by dial_for) cut the command running through it, in the words
+    of a command's own connection (T19: a stall through it was said to be a broken network): what the keeper said
+    as it ended; None when it said nothing."""
+    served = _served.get(transport)
+    if served is None:
+        return None
+    paths, record = served
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        said = json.loads(ending_path(paths, record.cluster).read_text(encoding="utf-8"))
+        if said["pid"] == record.pid:
+            return ConnectionFailed(str(said["error"]), str(said["hint"]))
     return None
 
 

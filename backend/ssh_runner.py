@@ -663,7 +663,10 @@ class Stream:
                 self._read_stderr()
                 if channel.recv_ready() and self.runner.connected:  # not once the user let the connection go
                     return self._after_login(bytes(channel.recv(65536)))
-                if channel.closed or channel.eof_received or not self.runner.connected:
+                if not self.runner.connected:  # its connection went: stopped answering, or broke (T19)
+                    self.close()
+                    raise self.runner.lost()
+                if channel.closed or channel.eof_received:
                     self.close()
                     raise ConnectionFailed(f"The running helper on {self.runner.name} ended.")
                 if attempt == 1:
@@ -1259,7 +1262,17 @@ class SSHRunner(Runner):
         if self._silent:
             return ConnectionFailed(self._silent, "The network between here and the cluster may be stuck (a VPN, a "
                                     "firewall, a change of network): check it and try again.")
+        if self._kept is not None:  # a keeper's: it says why it cut it
+            from .kept_connection import why_it_ended
+            said = why_it_ended(self._kept)
+            if said is not None:
+                return said
         return ConnectionFailed(_BROKE.format(self.name), "Check your network connection and try again.")
+
+    @property
+    def stopped_answering(self) -> bool:
+        """Whether the last connection was given up because it stopped answering (see lost)."""
+        return bool(self._silent)
 
     def _kill_group(self, pgid: int) -> bool:
         """Stop a remote process group from a fresh channel (closing its own channel does not), and wait

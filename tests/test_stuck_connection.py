@@ -21,12 +21,15 @@ from pathlib import Path
 
 import pytest
 
+from envdesk.backend import kept_connection
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.errors import Cancelled, ConnectionFailed
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk.backend.operations.common import Progress
 from envdesk.backend.operations.listing import list_environments
 from envdesk.backend.paths import AppPaths
+from envdesk.backend.prompts import NoPrompter
+from envdesk.backend.targets import Session
 from envdesk.backend.runner import left_running
 from envdesk_fixtures import envdesk_command, session_for, unique
 from testbed.faults import Running, StuckPath, user_processes
@@ -93,6 +96,27 @@ def kill_all(pids: list[int]) -> None:
             pass
 
 
+def stall_under_a_long_command(stuck: Stuck, runner, marker: str) -> tuple[list[BaseException], Running]:
+    """Run a long command (its arguments hold `marker`) on a thread, make the path stuck once it runs there, and
+    return what it raised (a ConnectionFailed, asserted) and the command, for ps."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run(["sh", "-c", "sleep 600; true", marker], timeout=GUARD)
+        except BaseException as exc:
+            failure.append(exc)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    command = Running(stuck.cluster, "a long command", marker, "-c")
+    until(command.matching, "the command never started")
+    stuck.path.blackhole()
+    worker.join(GUARD)
+    assert not worker.is_alive(), "the command still waits on a stuck connection"
+    assert failure and isinstance(failure[0], ConnectionFailed), failure
+    return failure, command
+
+
 def test_a_command_on_a_connection_that_stops_answering_fails_saying_so(stuck):
     """The questions are asked while all is well (sshd's log), a quiet command is not taken for a stuck one, and
     once the path holds everything back the command fails: the cluster stopped answering, and what ran there
@@ -103,21 +127,7 @@ def test_a_command_on_a_connection_that_stops_answering_fails_saying_so(stuck):
     try:
         assert runner.run(["sh", "-c", "sleep 4; true", marker], timeout=GUARD).ok, "a quiet command is no stall"
         assert stuck.keepalives_answered() >= 2, "it asked while nothing came (sshd answered)"
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                runner.run(["sh", "-c", "sleep 600; true", marker], timeout=GUARD)
-            except BaseException as exc:
-                failure.append(exc)
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
-        command = Running(stuck.cluster, "a long command", marker, "-c")
-        until(command.matching, "the command never started")
-        stuck.path.blackhole()
-        worker.join(GUARD)
-        assert not worker.is_alive(), "the command still waits on a stuck connection"
-        assert failure and isinstance(failure[0], ConnectionFailed), failure
+        failure, command = stall_under_a_long_command(stuck, runner, marker)
         assert "stopped answering" in failure[0].message, failure[0].message
         assert "may still finish there" in left_running(failure[0]), "it says the command could not be stopped"
         assert command.matching(), "the command did run on (nothing could reach it to stop it)"
@@ -352,3 +362,47 @@ def test_a_cancelled_row_on_a_stuck_connection_says_the_command_may_still_finish
     finally:
         kill_all(stuck.processes(marker))
         controller.shutdown()
+
+
+def test_a_command_through_the_kept_connection_says_the_cluster_stopped_answering(stuck):
+    """T19: through the keeper (`envdesk cluster connect`), a stall was said as 'The connection to stuck broke
+    while running a command. Check your network connection'. Now the command's error says what the direct path
+    says: the cluster stopped answering, and what to check; the command still runs there (ps)."""
+    record, started = kept_connection.connect(stuck.paths, ClusterStore(stuck.paths).get("stuck"), NoPrompter(), 5)
+    assert started
+    session = session_for(stuck.paths)
+    runner = session.target("stuck").runner
+    marker = f"/tmp/{unique('keptstuck')}"
+    try:
+        assert runner.run(["true"], timeout=GUARD).ok and runner.through_keeper, "it goes through the keeper"
+        failure, command = stall_under_a_long_command(stuck, runner, marker)
+        assert "stopped answering" in failure[0].message and "broke" not in failure[0].message, failure[0].message
+        assert "may be stuck" in failure[0].hint, failure[0].hint
+        assert command.matching(), "the command did run on (nothing could reach it to stop it)"
+    finally:
+        kill_all(stuck.processes(marker))
+        session.close()
+        stuck.path.flow()
+        kept_connection.stop(stuck.paths, "stuck")
+
+
+def test_the_listing_agent_on_a_stuck_connection_says_the_cluster_stopped_answering(stuck):
+    """T19/R15-6: the window's listing agent (a helper kept running on the cluster) said 'The running helper on
+    stuck ended' when the path stalled under it, or the listing dialled the stuck cluster again to say it. Now the
+    listing answered by it says the cluster stopped answering, and what to check, without dialling again (the
+    stuck proxy's count of connections)."""
+    session = Session(stuck.paths, NoPrompter(), keep_agents=True)
+    try:
+        from envdesk.backend import agent_session
+        list_environments(session, "stuck")
+        list_environments(session, "stuck")
+        assert agent_session.server_for(session.target("stuck").runner).started == 1, "the listing agent runs there"
+        stuck.path.blackhole()
+        dialled = stuck.path.connections
+        with pytest.raises(ConnectionFailed) as listed:
+            list_environments(session, "stuck")
+        assert "stopped answering" in listed.value.message, listed.value.message
+        assert "may be stuck" in listed.value.hint, listed.value.hint
+        assert stuck.path.connections == dialled, "the listing dialled the stuck cluster again"
+    finally:
+        session.close()
