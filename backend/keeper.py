@@ -329,6 +329,12 @@ class Keeper:
         with self._running_lock:
             if not self.stopping.is_set():
                 error = self.runner.lost()
+                if not self.runner.stopped_answering:  # it ended there: sshd's process for it was ended (T19)
+                    error = ConnectionFailed(
+                        f"The connection EnvDesk kept to {self.cluster} (`envdesk cluster connect`) was ended on "
+                        f"{self.cluster} while running a command: the process serving it there ended.",
+                        f"What ran on {self.cluster} may not have finished: check the list. The next command logs "
+                        f"in by itself; `envdesk cluster connect {self.cluster}` keeps a connection again.")
                 with contextlib.suppress(OSError):
                     say_why_it_ends(self.paths, self.cluster, error)
                 self.stop()

@@ -251,7 +251,8 @@ def say_why_it_ends(paths: AppPaths, cluster: str, error: ConnectionFailed) -> N
 def why_it_ended(transport: paramiko.Transport) -> ConnectionFailed | None:
     """Why the keeper serving `transport` (dialled by dial_for) cut the command running through it, in the words
     of a command's own connection (T19: a stall through it was said to be a broken network): what the keeper said
-    as it ended; None when it said nothing."""
+    as it ended (the cluster stopped answering, or ended the connection there), else that its process on this
+    computer ended without a word (stopped or killed); None when it still serves (this side closed it)."""
     served = _served.get(transport)
     if served is None:
         return None
@@ -260,7 +261,15 @@ def why_it_ended(transport: paramiko.Transport) -> ConnectionFailed | None:
         said = json.loads(ending_path(paths, record.cluster).read_text(encoding="utf-8"))
         if said["pid"] == record.pid:
             return ConnectionFailed(str(said["error"]), str(said["hint"]))
-    return None
+    try:
+        dial(record).close()
+        return None
+    except ConnectionFailed:  # gone, or going (its port may still take a connection it never answers)
+        pass
+    return ConnectionFailed(f"EnvDesk's kept connection to {record.cluster} (`envdesk cluster connect`) ended while "
+                            "running a command: its process on this computer was stopped.",
+                            f"What ran on {record.cluster} may not have finished: check the list. The next command "
+                            f"logs in by itself; `envdesk cluster connect {record.cluster}` keeps a connection again.")
 
 
 def is_live(paths: AppPaths, profile: ClusterProfile) -> bool:

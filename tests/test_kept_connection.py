@@ -381,21 +381,44 @@ class Background:
             self.error = exc
 
 
-def test_a_command_cut_by_the_clusters_drop_is_said_to_be_cut_not_ended(testbed, tmp_path, home, kept):
-    """The cluster's connection drops while a command runs through the keeper: the command fails as over its own
-    connection ("broke"), not as a command that ended with some status."""
-    cluster = testbed.clusters["beta"]
-    _, paths, _ = keep(testbed, tmp_path, kept, "beta")
+def cut_while_running(paths: AppPaths, name: str, cut) -> ConnectionFailed:
+    """What a command running through `name`'s kept connection raises once `cut()` (true once done) cut it."""
     session = Session(paths, ScriptedPrompter())
-    command = Background(session, "beta", ["sh", "-c", "echo started; sleep 30"])
+    command = Background(session, name, ["sh", "-c", "echo started; sleep 30"])
     try:
         assert command.started.wait(60)
-        assert cluster.kill_sessions() >= 1
+        assert cut()
         command.thread.join(60)
     finally:
         session.close()
     assert not command.thread.is_alive()
     assert isinstance(command.error, ConnectionFailed), (command.result, command.error)
+    return command.error
+
+
+def test_a_command_cut_by_the_clusters_drop_is_said_to_be_cut_not_ended(testbed, tmp_path, home, kept):
+    """The cluster's connection drops while a command runs through the keeper (its sshd processes killed there):
+    the command fails as a connection that ended, not as a command that ended with some status, and says it was
+    ended on the cluster (T19: it blamed the network). sshd's processes, killed, are the referee of the cause."""
+    cluster = testbed.clusters["beta"]
+    _, paths, _ = keep(testbed, tmp_path, kept, "beta")
+    said = str(cut_while_running(paths, "beta", lambda: cluster.kill_sessions() >= 1))
+    assert "was ended on beta" in said and "network" not in said, said  # T19: it blamed the network
+
+
+def test_a_command_cut_by_its_keeper_being_killed_says_so_not_the_network(testbed, tmp_path, home, kept):
+    """T19: the keeper killed (kill -9) under a running command was said as 'The connection to alpha broke while
+    running a command. Check your network connection'. Now it says the kept connection's process ended, and what
+    to do. The referee of what happened is the operating system (the process is gone)."""
+    _, paths, record = keep(testbed, tmp_path, kept, "alpha")
+
+    def kill() -> bool:
+        os.kill(record.pid, signal.SIGKILL)
+        return wait_until(lambda: not keeper_alive(record.pid))
+    error = cut_while_running(paths, "alpha", kill)
+    said = str(error)
+    assert "kept connection to alpha" in said and "process" in said and "network" not in said, said
+    assert "envdesk cluster connect alpha" in error.hint, error.hint
 
 
 def test_a_command_killed_midway_leaves_no_lock_that_outlives_it(testbed, tmp_path, home, kept):
