@@ -503,12 +503,13 @@ class MainWindow(QMainWindow):
         self.close()
 
     def _may_stop(self, running: list) -> bool:
-        """Ask before closing stops work in progress (a cancelled change is rolled back)."""
+        """Ask before closing stops work in progress (a cancelled change is rolled back where the cluster answers)."""
         names = "\n".join(f"• {task.title}" for task in running[:8])
         from PySide6.QtWidgets import QMessageBox
         box = QMessageBox(QMessageBox.Icon.Question, "Stop running operations?",
-                          f"These are still running:\n{names}\n\nClosing EnvDesk cancels them; changes in progress "
-                          "are rolled back.", parent=self)
+                          f"These are still running:\n{names}\n\nClosing EnvDesk cancels them. A change in progress "
+                          "is rolled back where its cluster still answers; on one that stopped answering it may "
+                          "still finish there, and the next list shows what it left.", parent=self)
         box.setTextFormat(Qt.TextFormat.PlainText)
         # the buttons say what they do: 'Cancel' read as cancelling the operations (a user trial)
         stop = box.addButton("Stop them and close", QMessageBox.ButtonRole.DestructiveRole)
