@@ -704,10 +704,12 @@ class AppController(QObject):
                           record=False)
 
     def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False,
-                    project: Path | None = None, shown: tuple[ImportPlan, list[Unavailable]] | None = None) -> Task:
+                    project: Path | None = None, shown: tuple[ImportPlan, list[Unavailable]] | None = None,
+                    other_builds: bool = False) -> Task:
         """Build an environment from an exported file's spec (or the uv project in the folder `project`), as the
         plan the user was shown says (lines the plan leaves out were shown, so building means agreeing to that).
-        `shown`: that plan and what its check found missing, which the build does not try again."""
+        `shown`: that plan and what its check found missing, which the build does not try again; `other_builds`:
+        the user chose to install the release where a pinned build variant (+cu118) is missing."""
         from envdesk.backend.operations.importing import import_environment
         from envdesk.backend.operations.uvimport import import_uv_project
 
@@ -716,18 +718,19 @@ class AppController(QObject):
                 return import_uv_project(self.session, target, project, name=name, top_level=top_level, agreed=True,
                                          progress=progress)
             return import_environment(self.session, target, spec, name=name, top_level=top_level, agreed=True,
-                                      progress=progress, checked=_checked(shown))
+                                      progress=progress, checked=_checked(shown), other_builds=other_builds)
         return self.start(f"Build {name} on {self.label(target)}", target, work, changes=True)
 
     def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False,
-              shown: tuple[ImportPlan, list[Unavailable]] | None = None) -> Task:
-        """Copy an environment to another target (the source is read again, the copy built there); `shown` as for
-        import_spec."""
+              shown: tuple[ImportPlan, list[Unavailable]] | None = None, other_builds: bool = False) -> Task:
+        """Copy an environment to another target (the source is read again, the copy built there); `shown` and
+        `other_builds` as for import_spec."""
         from envdesk.backend.operations.clone import clone_environment
         return self.start(f"Copy {env.name} to {self.label(destination)}", destination,
                           lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
                                                              top_level=top_level, progress=progress,
-                                                             checked=_checked(shown)), changes=True)
+                                                             checked=_checked(shown), other_builds=other_builds),
+                          changes=True)
 
     def measure(self, target: str, env: Environment, on_ready: Callable[[Measured], None],
                 on_failure: Failure | None = None) -> Task:
@@ -817,9 +820,9 @@ def save_job_script(env: Environment, place: Place, path: Path) -> Path:
 
 def _checked(shown: tuple[ImportPlan, list[Unavailable]] | None) -> Any:
     """What the check of the plan shown found (importing.Availability): the pins missing there, and the site's own
-    builds whose public release is there; None where no plan was shown."""
+    builds (and build variants) whose public release is there; None where no plan was shown."""
     if shown is None:
         return None
     from envdesk.backend.operations.importing import Availability
     plan, missing = shown
-    return Availability(list(missing), dict(plan.public_releases))
+    return Availability(list(missing), {**plan.public_releases, **plan.other_builds})

@@ -264,3 +264,61 @@ def test_a_no_index_line_the_clusters_pip_arguments_already_give_changes_nothing
     assert "note: --no-index: already in beta's pip arguments (the line changes nothing there)." in done.stderr
     envs = beta.run_as_user("echo ~/venvs").stdout.strip()
     assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in with_line.items()}
+
+
+def test_a_missing_accelerator_build_is_installed_as_its_release_only_when_the_user_agrees(testbed, site, qtbot,
+                                                                                          home, tmp_path):
+    """F18: a pin of PyTorch's CUDA build (torch==2.1.0+cu118) was swapped for the release as a site's rebuild is,
+    which installs PyPI's build: another program. Referees: packaging names the label (Version.local), pip on beta
+    refuses the build and resolves its release, and the environment's pip freeze; a site's label (+site) is still
+    swapped without asking (the tests above)."""
+    from envdesk.backend.paths import AppPaths
+    from envdesk.gui.dialogs.import_dialog import ImportDialog
+    from test_gui import LONG, finish, open_window
+    beta = testbed.clusters["beta"]
+    pin = "tinyalpha==1.1+cu118"
+    assert Version(pin.split("==")[1]).local == "cu118"
+    assert isinstance(pip_resolves(beta, beta.pip_args, pin), str)
+    resolved = pip_resolves(beta, beta.pip_args, "tinyalpha==1.1", "tinybeta==1.0")
+    assert resolved == {"tinyalpha": "1.1", "tinybeta": "1.0"}, resolved
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"{pin}\ntinybeta==1.0\n")
+    envs = beta.run_as_user("echo ~/venvs").stdout.strip()
+
+    def cli(*more: str):
+        return run_cli("env", "import", "beta", str(requirements), *more, config=site.config, home=site.home)
+    plan = json.loads(cli("--dry-run", "--json").stdout)
+    assert [entry["line"] for entry in plan["unavailable"]] == [pin], plan
+    assert "different build" in plan["unavailable"][0]["reason"], plan
+    assert [entry["line"] for entry in plan["adapted"]] == [], plan
+    assert cli("--dry-run", "--top-level").returncode == 1  # newer versions would drop the label just the same
+    agreed = json.loads(cli("--dry-run", "--json", "--other-builds").stdout)
+    assert agreed["unavailable"] == [] and [a["as"] for a in agreed["adapted"]] == ["tinyalpha==1.1"], agreed
+    for more in ((), ("--top-level",)):
+        name = unique("cu-refused")
+        refused = cli("--name", name, *more)
+        assert refused.returncode == 1 and "--other-builds" in refused.stderr, refused.stderr
+        assert beta.run_as_user(f"ls -d {envs}/{name} 2>/dev/null", check=False).stdout == ""
+    name = unique("cu-agreed")
+    done = cli("--name", name, "--other-builds")
+    assert done.returncode == 0, done.stderr
+    assert "the cu118 build tinyalpha 1.1+cu118 is not here; tinyalpha 1.1 is, a different build" in done.stderr
+    assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
+
+    window = open_window(qtbot, AppPaths(site.config))
+    dialog = ImportDialog.from_file(window.controller, "beta", requirements, parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+    assert [m.spec for m in dialog.missing] == [pin]
+    assert not dialog.other_builds.isHidden() and not dialog.other_builds.isChecked()  # the user's to choose
+    for choice in (False, True):
+        name = unique("cu-window")
+        dialog.name.setText(name)
+        dialog.other_builds.setChecked(choice)
+        task = dialog.start()
+        finish(qtbot, task, "done" if choice else "failed")  # the task's own state and error
+        if not choice:
+            assert "'Install other builds' in the app" in task.error.hint, task.error.hint
+        else:
+            assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
+    window.close()

@@ -336,6 +336,10 @@ def _env_export(verbs: Any) -> None:
     export.set_defaults(handler="env_export")
 
 
+OTHER_BUILDS_HELP = ("where a pinned build (torch==2.1.0+cu118, +cpu, +rocm5.6) is missing but its release is "
+                     "there, install that release: a different build (PyPI's), which is why it needs this flag")
+
+
 def _env_import(verbs: Any) -> None:
     importing = verbs.add_parser("import", help="build an environment from an exported file")
     importing.add_argument("cluster", help=CLUSTER_HELP)
@@ -347,6 +351,7 @@ def _env_import(verbs: Any) -> None:
                            "cluster's)")
     importing.add_argument("--top-level", action="store_true",
                            help="if exact versions are missing, install the top-level requirements instead")
+    importing.add_argument("--other-builds", action="store_true", help=OTHER_BUILDS_HELP)
     importing.add_argument("--python", metavar="X.Y",
                            help="make it with this Python (one the cluster has) in place of the file's")
     importing.add_argument("--dry-run", action="store_true",
@@ -369,6 +374,7 @@ def _env_clone(verbs: Any) -> None:
     clone.add_argument("--name", help="the copy's name (default: the environment's)")
     clone.add_argument("--top-level", action="store_true",
                        help="if exact versions are missing, install the top-level requirements instead")
+    clone.add_argument("--other-builds", action="store_true", help=OTHER_BUILDS_HELP)
     clone.set_defaults(handler="env_clone")
     _quiet_option(clone)
 

@@ -605,7 +605,8 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
         return _report_import(imported, "Imported", args.json)
     spec = _read_for(session, args.cluster, path, args.python)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
-                                  top_level=args.top_level, agreed=args.yes, progress=_progress(args))
+                                  top_level=args.top_level, agreed=args.yes, progress=_progress(args),
+                                  other_builds=args.other_builds)
     return _report_import(imported, "Imported", args.json)
 
 
@@ -653,7 +654,8 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."
-    missing = [] if plan.blocked else check_availability(session, args.cluster, plan, _progress(args))
+    missing = [] if plan.blocked else check_availability(session, args.cluster, plan, _progress(args),
+                                                                    args.other_builds)
     needs_yes = plan.needs_agreement
     plan = plan.shown()  # never a token of the file's lines or channels on the screen
     if args.json:
@@ -734,7 +736,8 @@ def _short_hashes(line: str) -> str:
 def env_clone(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.clone import clone_environment
     imported = clone_environment(session, args.src_cluster, args.env, args.dst_cluster, name=args.name,
-                                 top_level=args.top_level, progress=_progress(args))
+                                 top_level=args.top_level, progress=_progress(args),
+                                 other_builds=args.other_builds)
     return _report_import(imported, "Copied to")
 
 

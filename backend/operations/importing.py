@@ -24,7 +24,7 @@ from .create import build, choose_root, remember_root, start_and_build, undo
 from .modules import loadable_modules
 from .options_given import accept_options_given
 from .python_fit import misfit_notes
-from .site_builds import install_public_releases, public_found, public_release, why_public
+from .site_builds import OTHER_BUILD, install_public_releases, public_found, public_release, why_public, why_withheld
 from .version_changes import fallback_note, version_changes
 
 
@@ -144,6 +144,9 @@ class ImportPlan:
     public_releases: dict[str, str] = field(default_factory=dict)
     """The lines pinning a site's own build (site_builds) that the check found missing here while their public
     release is here: each line, and the release installed in its place (one of `adapted`)."""
+    other_builds: dict[str, str] = field(default_factory=dict)
+    """The lines pinning a build variant (site_builds.other_build: +cu118) that the check found missing here while
+    their release is here, not installed without the user's agreement: each line, and that release."""
 
     @property
     def to_install(self) -> list[str]:
@@ -780,10 +783,11 @@ def _run_script(target: Target, script: str, modules: tuple[str, ...], progress:
 
 
 def check_availability(session: Session, target_name: str, plan: ImportPlan,
-                       progress: Progress | None = None) -> list[Unavailable]:
+                       progress: Progress | None = None, other_builds: bool = False) -> list[Unavailable]:
     """Before building: which pinned packages the target cannot provide, using a throwaway environment. A pin of a
     site's own build whose public release is here is not one of them: the plan installs that release instead
-    (install_public_releases), and says so."""
+    (install_public_releases), and says so. One of a build variant (+cu118) is, saying what would change, unless
+    the user agreed to `other_builds`."""
     progress = progress or Progress()
     target = session.target(target_name)
     settle_modules(target, plan, progress)  # the plan shown with them is what will be built; the check needs them
@@ -805,8 +809,13 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
             f"{_check_script(installer, lines)}; rm -rf {join_command([scratch])}")
     result = _run_script(target, body, _installer_modules(installer), progress)
-    install_public_releases(plan, public_found(result.stdout, lines))
-    return _parse_missing(result.stdout)
+    install_public_releases(plan, public_found(result.stdout, lines), other_builds)
+    return _parse_missing(result.stdout) + withheld(plan)
+
+
+def withheld(plan: ImportPlan) -> list[Unavailable]:
+    """The plan's pins of a build variant whose release is here, not installed without the user's agreement."""
+    return [Unavailable(specs.redact(specs.without_hashes(line)), why_withheld(line)) for line in plan.other_builds]
 
 
 def allow_newer(requirements: list[str]) -> list[str]:
@@ -848,6 +857,8 @@ def _beyond(reason: str) -> str | None:
         return "project"
     if reason.endswith(UNREACHED_HOST):
         return "address"
+    if reason.endswith(OTHER_BUILD):
+        return "build"
     return "git" if _GIT_FAILED.search(reason) else None
 
 
@@ -874,6 +885,12 @@ def _beyond_other_versions(missing: list[Unavailable], copying: bool) -> list[st
     if addresses:
         said.append(f"{', '.join(addresses)}: the target could not reach the address it is downloaded from: check "
                     "the address, and that the target reaches that host (a proxy, a firewall), or take the line out.")
+    builds = [m.spec for m in missing if _beyond(m.reason) == "build"]
+    if builds:
+        said.append(f"{', '.join(builds)}: that build is not on the target, only the release's public build, which "
+                    "is not the same (a CUDA or ROCm build, say, is not PyPI's). To install the public build in its "
+                    "place, agree to other builds (--other-builds; 'Install other builds' in the app); or find the "
+                    "build's own index and give it in the cluster's pip arguments.")
     fetches = [m.spec for m in missing if _beyond(m.reason) == "git"]
     if fetches:
         said.append(f"{', '.join(fetches)}: git could not fetch it: check the URL and revision, and that the "
@@ -976,9 +993,11 @@ def _versions_there(raw: str) -> str:
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,
                        root: str | None = None, top_level: bool = False, agreed: bool = False,
                        own_sources: bool = False, progress: Progress | None = None,
-                       checked: Availability | None = None) -> Imported:
+                       checked: Availability | None = None, other_builds: bool = False) -> Imported:
     """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once. A pin of a
-    site's own build that is missing here while its public release is here is installed as that release.
+    site's own build that is missing here while its public release is here is installed as that release; one of a
+    build variant (+cu118) only with `other_builds` (the user's agreement), else it fails the import, newer versions
+    allowed or not (they would install the other build too).
 
     With `top_level`, install the top-level requirements instead when pins fail. Never half-succeeds:
     a failed import removes what it started. Lines the plan refuses, and downloads from outside the
@@ -995,10 +1014,10 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     caps = capabilities(session, target, progress)
     known: list[Unavailable] = []
     if checked is not None:
-        install_public_releases(plan, checked.public)
+        install_public_releases(plan, checked.public, other_builds)
         lines = {specs.redact(specs.without_hashes(line)) for line in plan.to_install}
         known = [m for m in checked.missing if m.spec in lines]  # (a copy's source may have changed since)
-        if known and not (top_level and plan.requirements):
+        if known and not (top_level and plan.requirements and newer_versions_may_build(known)):
             raise cannot_install(target, known, plan, caps, own_sources)
     root, roots = choose_root(target, validate.remote_folder(root) if root is not None else None)
     path = f"{root.rstrip('/')}/{plan.name}"
@@ -1034,10 +1053,11 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
                                               target.pip_args, kind=plan.kind,
                                               here=target.runner.runs_actions_here)
                 found = find_unavailable(target, installer, plan.to_install, progress)
-                moved = install_public_releases(plan, found.public)
+                moved = install_public_releases(plan, found.public, other_builds)
+                found.missing += withheld(plan)
                 if not found.missing and not moved:
                     raise
-                if found.missing and (not top_level or not plan.requirements):
+                if found.missing and not (top_level and plan.requirements and newer_versions_may_build(found.missing)):
                     raise cannot_install(target, found.missing, plan, caps, own_sources, failure.log) from failure
                 reservation.reset()
                 if found.missing:
@@ -1074,6 +1094,12 @@ def newer_versions_may_help(missing: list[Unavailable]) -> bool:
     """Whether allowing newer versions (--top-level) may install what `missing` names: not where a package has no
     version here at all, a folder is no project, an address or the index was not reached, or git failed."""
     return all(_beyond(m.reason) is None and m.reason != INDEX_UNREACHED for m in missing)
+
+
+def newer_versions_may_build(missing: list[Unavailable]) -> bool:
+    """Whether --top-level may build in place of what `missing` names: not where a pin of a build variant was left
+    out for the user's agreement (allowing newer versions drops its label, which installs the other build too)."""
+    return all(_beyond(m.reason) != "build" for m in missing)
 
 
 def _with_newer_versions(session: Session, target: Target, caps: Capabilities, reservation: Reservation, root: str,

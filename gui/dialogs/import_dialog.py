@@ -110,6 +110,11 @@ class ImportDialog(QDialog):
         self.top_level.setAccessibleName("Fall back to top-level requirements")
         self.top_level.setChecked(bool((draft or {}).get("top_level")))
         layout.addWidget(self.top_level)
+        self.other_builds = QCheckBox("Where a pinned build (+cu118, +cpu…) is missing there, install its release, "
+                                      "a different build")
+        self.other_builds.setAccessibleName("Install other builds")
+        self.other_builds.setVisible(False)  # shown where the plan has such a pin: the user's explicit choice
+        layout.addWidget(self.other_builds)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Build")
         self.buttons.accepted.connect(self.accept)
@@ -235,6 +240,8 @@ class ImportDialog(QDialog):
             lines.append(f"<span style='color:#d64541'><b>{len(missing)} package(s) are not available there:</b> "
                          + ", ".join(escape(f"{m.spec} ({m.reason})") for m in missing) + "</span>")
             self.top_level.setChecked(True)
+        self.other_builds.setVisible(bool(plan.other_builds))
+        self.other_builds.setChecked(False)  # never chosen for the user: it changes what they get (F18)
         self.plan_text.setText("<br>".join(lines))
         self._fit()
         self._validate()
@@ -310,8 +317,9 @@ class ImportDialog(QDialog):
         """Build on the chosen target: a copy of the source environment, or the file's spec."""
         name, top = self.name.text().strip(), self.top_level.isChecked()
         shown = (self.plan, self.missing) if self.plan is not None else None  # not tried again (T20)
+        builds = bool(self.plan is not None and self.plan.other_builds and self.other_builds.isChecked())
         if self.source is not None:
             return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top,
-                                         shown=shown)
+                                         shown=shown, other_builds=builds)
         return self.controller.import_spec(self.target, self.chosen_spec(), name=name, top_level=top,
-                                           project=self.project, shown=shown)
+                                           project=self.project, shown=shown, other_builds=builds)
