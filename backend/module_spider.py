@@ -56,12 +56,18 @@ def prerequisites(text: str) -> dict[str, tuple[str, ...]]:
     """What `module spider NAME/VERSION ...` printed (`text`), as {module: the modules to load before it}: of
     the lines Lmod gives (each one way to reach it), the first with the fewest modules. A module Lmod says can
     be loaded directly is not in it, nor one whose lines hold anything but module names."""
-    found: dict[str, tuple[str, ...]] = {}
+    return {module: min(found, key=len) for module, found in ways(text).items()}
+
+
+def ways(text: str) -> dict[str, list[tuple[str, ...]]]:
+    """What `module spider NAME/VERSION ...` printed (`text`), as {module: every line Lmod gives of modules to load
+    before it, in its order}; lines holding anything but module names are left out."""
+    found: dict[str, list[tuple[str, ...]]] = {}
     for match in _NEEDED.finditer(text):
-        ways = [tuple(line.split()) for line in match.group("lines").splitlines() if line.strip()]
-        ways = [way for way in ways if all(_is_module(name) for name in way)]
-        if ways:
-            found[match.group("module")] = min(ways, key=len)
+        lines = [tuple(line.split()) for line in match.group("lines").splitlines() if line.strip()]
+        lines = [way for way in lines if all(_is_module(name) for name in way)]
+        if lines:
+            found[match.group("module")] = lines
     return found
 
 

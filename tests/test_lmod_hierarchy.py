@@ -13,7 +13,7 @@ import time
 
 from envdesk_fixtures import cli_json, run_cli, session_for, unique
 from lmod_fixtures import lmod_spider, pip_freeze, profile_config, python_after, pyvenv_home
-from testbed.software import HIERARCHY_PYTHONS
+from testbed.software import HIERARCHY_BUNDLE, HIERARCHY_PYTHONS
 
 
 def test_the_test_bed_hides_python_behind_the_compiler_as_lmod_says(hier):
@@ -79,6 +79,60 @@ def test_a_module_typed_without_its_compiler_gets_it_from_lmods_spider(hier, tmp
                    config=config, home=home)
     assert made.returncode == 0, made.stderr
     assert pyvenv_home(str(hier.home / "venvs" / name)) == python_after(hier, ["GCC/12.3.0", "Python/3.11.3"])[1]
+
+
+def test_a_python_module_typed_without_a_version_is_the_one_lmods_default_would_load(hier, tmp_path, home):
+    """`--module Python` alone failed with Lmod's words ('exist but cannot be loaded as requested: "Python"'). It
+    is now the newest version Lmod's spider lists, in Lmod's own order, loaded after what spider says to load
+    first; with that compiler loaded, Lmod's own default for the name is the same module."""
+    refused = hier.run_as_user("module load Python", check=False)
+    assert refused.returncode != 0 and 'cannot be loaded as requested: "Python"' in refused.stderr, refused.stderr
+    newest = hier.run_as_user("module -t spider Python 2>&1").stdout.split()[-1]
+    needs = lmod_spider(hier)[newest]
+    loaded, folder = python_after(hier, [*needs, "Python"])  # Lmod's default, once the compiler is loaded
+    assert loaded == ":".join([*needs, newest]), loaded
+    config = profile_config(tmp_path / "cfg", hier)
+    name = unique("bare")
+    made = run_cli("env", "create", "hier", name, "--kind", "venv", "--module", "Python", config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    assert pyvenv_home(str(hier.home / "venvs" / name)) == folder
+    assert cli_json("env", "show", "hier", name, config=config, home=home)["modules"] == [*needs, newest]
+
+
+def test_an_import_maps_a_module_behind_the_compiler_or_says_why_not(hier, tmp_path, home):
+    """T20: a file's SciPy-bundle/2023.07, which sits behind GCC/12.3.0 as its Python does, was dropped as 'not
+    available here'. It is kept, after what Lmod's spider says to load first; beside a Python behind another
+    compiler it is said to be not mapped, as loading its compiler would swap that Python. Referees: Lmod's spider
+    and `module load` by hand ($LOADEDMODULES), and the Python the environment was made with."""
+    compiler, bundle = HIERARCHY_BUNDLE
+    python = HIERARCHY_PYTHONS[compiler]
+    assert bundle not in hier.run_as_user("module -t avail 2>&1").stdout.split()
+    said = hier.run_as_user(f"module spider {bundle} 2>&1").stdout.splitlines()
+    start = next(i for i, line in enumerate(said) if "module is available to load" in line)
+    assert next(line.split() for line in said[start + 1:] if line.strip()) == [compiler]
+    lmod_says = [compiler, python, bundle]
+    loaded, folder = python_after(hier, lmod_says)
+    assert loaded == ":".join(lmod_says), loaded
+    other = next(c for c in HIERARCHY_PYTHONS if c != compiler)
+    swapped, _ = python_after(hier, [other, HIERARCHY_PYTHONS[other], compiler, bundle])
+    assert HIERARCHY_PYTHONS[other] not in swapped.split(":"), swapped  # Lmod swapped the other Python out
+    config = profile_config(tmp_path / "cfg", hier)
+    for version, expected in ((python, lmod_says), (HIERARCHY_PYTHONS[other], None)):
+        spec = tmp_path / f"{version.replace('/', '-')}.yaml"
+        spec.write_text(f"envdesk: 1\nname: bundle\nkind: venv\npython: \"{version.split('/')[1]}\"\n"
+                        f"modules: [{compiler}, {python}, {bundle}]\nrequirements: [tinygamma]\n")
+        plan = cli_json("env", "import", "hier", str(spec), "--dry-run", config=config, home=home)
+        if expected is None:
+            assert bundle not in plan["modules"], plan
+            assert any(note.startswith(f"Not mapped: {bundle}") and other in note for note in plan["notes"]), plan
+            continue
+        assert plan["modules"] == expected, plan
+        name = unique("bundle")
+        done = run_cli("env", "import", "hier", str(spec), "--name", name, config=config, home=home)
+        assert done.returncode == 0, done.stderr
+        assert pyvenv_home(str(hier.home / "venvs" / name)) == folder
+        assert cli_json("env", "show", "hier", name, config=config, home=home)["modules"] == expected
+        assert "tinygamma==0.1" in pip_freeze(hier, str(hier.home / "venvs" / name), expected)
 
 
 def test_a_clone_maps_the_python_module_to_the_one_behind_the_compiler(hier, testbed, tmp_path, home):

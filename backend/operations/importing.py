@@ -21,7 +21,7 @@ from ..spec import EnvSpec
 from ..targets import Session, Target
 from .common import Progress, Reservation, capabilities, full_path
 from .create import build, choose_root, remember_root, start_and_build, undo
-from .modules import loadable_modules
+from .modules import loadable_modules, ways_behind
 from .options_given import accept_options_given
 from .python_fit import misfit_notes
 from .site_builds import OTHER_BUILD, install_public_releases, public_found, public_release, why_public, why_withheld
@@ -294,21 +294,50 @@ def _map_modules(target: Target, caps: Capabilities, spec: EnvSpec, kind: str,
     chosen = {m.partition("/")[0] for m in modules}  # a compiler the Python here needs replaces the file's own
     others = [m for m in spec.modules if m.partition("/")[0].lower() not in python_families
               and m.partition("/")[0] not in chosen]
-    kept = [m for m in others if m in caps.modules]
     dropped = [m for m in others if m not in caps.modules]
+    first, unmapped = _behind_here(target, dropped, modules, choice.version, progress)
+    kept = [m for m in others if m in caps.modules or m in first]
+    dropped = [m for m in dropped if m not in first and m not in unmapped]
     # in the file's order around its Python module (python/3.11 scipy-stack/2023b: a module that needs a Python
-    # loaded comes after it); without one, the others first (a compiler the Python module needs, say)
+    # loaded comes after it); without one, the others first (a compiler the Python module needs, say); a module
+    # behind others after what Lmod says to load first
     python_at = next((at for at, m in enumerate(spec.modules) if m.partition("/")[0].lower() in python_families),
                      len(spec.modules))
-    modules = ([m for m in kept if spec.modules.index(m) < python_at] + modules
-               + [m for m in kept if spec.modules.index(m) > python_at])
+    before = [n for m in kept if spec.modules.index(m) < python_at for n in (*first.get(m, ()), m)]
+    after = [n for m in kept if spec.modules.index(m) > python_at for n in (*first.get(m, ()), m)]
+    modules = list(dict.fromkeys([*before, *modules, *after]))
     notes += _modules_note(list(spec.modules), modules, choice.version)
+    notes += unmapped.values()
     if dropped:
         notes.append(f"Not available here and left out: {' '.join(dropped)}.")
-        notes += left_out_notes(spec.provided, dropped, own)
+    if dropped or unmapped:
+        notes += left_out_notes(spec.provided, [*dropped, *unmapped], own)
     if choice.note:
         notes.append(choice.note)
     return modules, choice.version, notes, checked or not modules
+
+
+def _behind_here(target: Target, modules: list[str], chosen: list[str], python: str | None,
+                 progress: Progress) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """Of the source's `modules` that `module avail` here does not list, those Lmod's spider finds behind others
+    (SciPy-bundle/2023.07 behind GCC/12.3.0 in an EasyBuild hierarchy: T20), with what to load before each that
+    `chosen` (the Python's modules) lacks, by the first way Lmod gives that replaces none of `chosen`; and those
+    every way of which would replace one (another GCC than the Python's: Lmod would swap it, and the Python with
+    it), each with a note saying so. Only modules with a version are asked about (one command)."""
+    found = ways_behind(target, [m for m in modules if "/" in m], progress)
+    families = {m.partition("/")[0]: m for m in chosen}
+    first: dict[str, tuple[str, ...]] = {}
+    unmapped: dict[str, str] = {}
+    for module, lines in found.items():
+        fits = [way for way in lines if all(families.get(m.partition("/")[0], m) == m for m in way)]
+        if fits:
+            first[module] = tuple(m for m in fits[0] if m not in chosen)
+            continue
+        way = lines[0]
+        swapped = [families[m.partition("/")[0]] for m in way if families.get(m.partition("/")[0], m) != m]
+        unmapped[module] = (f"Not mapped: {module} is here behind {' '.join(way)} (Lmod's module spider), which "
+                            f"would replace {' '.join(swapped)} that Python {python} here needs; left out.")
+    return first, unmapped
 
 
 def _modules_note(source: list[str], modules: list[str], python: str | None) -> list[str]:

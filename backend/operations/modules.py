@@ -5,7 +5,7 @@ import re
 import shlex
 
 from ..errors import InvalidInput
-from ..module_spider import prerequisites
+from ..module_spider import prerequisites, ways
 from ..runner import module_load
 from ..targets import Target
 from .common import Progress
@@ -21,7 +21,7 @@ def loadable_modules(target: Target, modules: list[str], progress: Progress,
     lines), never by words the login scripts print; Lmod's warnings about a module that loaded go to `notes`.
     Prerequisites are what Lmod's refusal names (a module's prereq()) or, for a module behind others in a
     hierarchy (Lmod: it exists but cannot be loaded as requested), what `module spider NAME/VERSION` says to load
-    first (one more command)."""
+    first (one more command); such a module typed without a version is the one Lmod's default would load."""
     if not modules or not target.runner.has_module_system:
         return list(modules)
     wanted = list(modules)
@@ -36,9 +36,14 @@ def loadable_modules(target: Target, modules: list[str], progress: Progress,
         if missing:
             needed = [m for line in missing.group(1).splitlines() for m in line.split() if m not in wanted]
         else:
-            needed = _behind_others(target, wanted, result.stderr, progress)
-            if not needed:
+            needed, named, said = _behind_others(target, wanted, result.stderr, progress)
+            if not needed and named == wanted:
                 raise _not_loaded(target.label, wanted, result.stderr)
+            wanted = named
+            if notes is not None:
+                notes.extend(said)
+            if not needed:
+                continue  # a name given its version: loaded as that
         if not needed:
             break
         wanted = needed + wanted
@@ -50,19 +55,51 @@ _HIDDEN = re.compile(r"exist\s+but\s+cannot\s+be\s+loaded\s+as\s+requested:\s*((
 exist but cannot be loaded as requested: "Python/3.11.3"', with 'Try: "module spider Python/3.11.3"')."""
 
 
-def _behind_others(target: Target, wanted: list[str], text: str, progress: Progress) -> list[str]:
-    """The modules to load before those of `wanted` that Lmod's refusal (`text`) says sit behind others, as
-    `module spider NAME/VERSION` gives them (the first way with the fewest modules); none where it names no such
-    module of `wanted` with a version (`module spider NAME` would list versions, not what to load)."""
+def _behind_others(target: Target, wanted: list[str], text: str,
+                   progress: Progress) -> tuple[list[str], list[str], list[str]]:
+    """For the modules of `wanted` that Lmod's refusal (`text`) says sit behind others: the modules to load before
+    them, as `module spider NAME/VERSION` gives them (the first way with the fewest modules), `wanted` with each
+    such name typed without a version given the one Lmod's default would load (the newest `module -t spider NAME`
+    lists, in Lmod's order), and notes saying which was taken; nothing needed where it names no such module."""
     hidden = _HIDDEN.search(text)
-    names = [name for name in re.findall(r'"([^"]+)"', hidden.group(1)) if name in wanted and "/" in name] \
-        if hidden else []
+    names = [name for name in re.findall(r'"([^"]+)"', hidden.group(1)) if name in wanted] if hidden else []
     if not names:
-        return []
-    asked = target.runner.run_shell(f"module spider {shlex.join(names)} 2>&1", cancel=progress.cancel, timeout=120,
+        return [], wanted, []
+    asked = target.runner.run_shell(" ; ".join(map(_spider_text, names)), cancel=progress.cancel, timeout=120,
                                     label=f"module spider {' '.join(names)}")
+    listed = re.findall(r"^@@version (\S+) (\S+)$", asked.stdout, re.M)
+    picked = dict(re.findall(r"^@@picked (\S+) (\S+)$", asked.stdout, re.M))
+    wanted = [picked.get(module, module) for module in wanted]
     found = prerequisites(asked.stdout)
-    return list(dict.fromkeys(m for name in names for m in found.get(name, ()) if m not in wanted))
+    needed = list(dict.fromkeys(m for name in names for m in found.get(picked.get(name, name), ())
+                                if m not in wanted))
+    notes = [f"{name}: {target.label}'s Lmod has {', '.join(full for typed, full in listed if typed == name)} behind "
+             f"other modules; took {full}, the newest, as Lmod's default would"
+             + (f", after {' '.join(found[full])}" if found.get(full) else "") + "."
+             for name, full in picked.items()]
+    return needed, wanted, notes
+
+
+def _spider_text(name: str) -> str:
+    """Shell text asking Lmod's spider what to load before `name`; for a name without a version, first which
+    versions it lists ('@@version NAME FULL' each, in Lmod's order), then about the last ('@@picked NAME FULL')."""
+    quoted = shlex.quote(name)
+    if "/" in name:
+        return f"module spider {quoted} 2>&1"
+    return (f"envdesk_v=; for envdesk_m in $(module -t spider {quoted} 2>&1); do case \"$envdesk_m\" in {quoted}/?*) "
+            f"envdesk_v=$envdesk_m; printf '@@version %s %s\\n' {quoted} \"$envdesk_m\";; esac; done; "
+            f"[ -z \"$envdesk_v\" ] || {{ printf '@@picked %s %s\\n' {quoted} \"$envdesk_v\"; "
+            f"module spider \"$envdesk_v\" 2>&1; }}")
+
+
+def ways_behind(target: Target, modules: list[str], progress: Progress) -> dict[str, list[tuple[str, ...]]]:
+    """For `modules` (NAME/VERSION) that `module avail` does not list: every way Lmod's spider gives to reach each
+    one it finds behind others (the modules to load first), in one command; {} where the target has no Lmod."""
+    if not modules:
+        return {}
+    asked = target.runner.run_shell(f'[ -z "${{LMOD_CMD:-}}" ] || module spider {shlex.join(modules)} 2>&1',
+                                    cancel=progress.cancel, timeout=120, label=f"module spider {' '.join(modules)}")
+    return {module: found for module, found in ways(asked.stdout).items() if module in modules}
 
 
 _LIST = "{ echo ENVDESK-LOADED >&2; module -t list; true; }"

@@ -236,14 +236,15 @@ prepend_path("PATH", "{uv_bin}")
 
 def _easybuild_lua(name: str, version: str, help_text: str, prefix: Path, before: str = "", after: str = "") -> str:
     """A module file as EasyBuild writes one for `name`/`version` installed in `prefix` (bin/ on PATH,
-    $EBROOT<NAME> and $EBVERSION<NAME> set), with `before` its settings and `after` its last lines."""
+    $EBROOT<NAME> and $EBVERSION<NAME> set, a '-' in NAME written MIN as EasyBuild does), with `before` its settings
+    and `after` its last lines."""
     return f"""help([[{help_text}]])
 whatis("Name: {name}")
 whatis("Version: {version}")
 {before}local root = "{prefix}"
 prepend_path("PATH", pathJoin(root, "bin"))
-setenv("EBROOT{name.upper()}", root)
-setenv("EBVERSION{name.upper()}", "{version}")
+setenv("EBROOT{name.upper().replace("-", "MIN")}", root)
+setenv("EBVERSION{name.upper().replace("-", "MIN")}", "{version}")
 {after}"""
 
 
@@ -271,13 +272,17 @@ def build_beta_tree(root: Path, virtualenv_lib: Path) -> ModuleTree:
 
 HIERARCHY_PYTHONS = {"GCC/12.3.0": "Python/3.11.3", "GCC/12.2.0": "Python/3.11.1"}
 """The hierarchy cluster's compilers and the Python module each one's folder holds (python3 there: the system's)."""
+HIERARCHY_BUNDLE = ("GCC/12.3.0", "SciPy-bundle/2023.07")
+"""A module of Python packages behind a compiler in the hierarchy cluster, as EasyBuild makes SciPy-bundle: in the
+compiler's folder, loading that compiler's Python itself (depends_on)."""
 
 
 def build_hierarchy_tree(root: Path, virtualenv_lib: Path, module_packages: Path) -> ModuleTree:
     """An EasyBuild hierarchy as on HPC2N or UPPMAX: Core/ holds the compilers `GCC/12.3.0` and `GCC/12.2.0` (one
     family, so one at a time) and `scipy-stack/2023b`; loading a compiler adds its Compiler/GCC/VERSION folder to
     MODULEPATH, which holds its Python module (HIERARCHY_PYTHONS). `module avail` lists no Python until a compiler
-    is loaded; Lmod's `module spider` finds them and says which compiler to load first.
+    is loaded; Lmod's `module spider` finds them and says which compiler to load first. GCC/12.3.0's folder also
+    holds HIERARCHY_BUNDLE, a module that is not Python's but sits behind the compiler as well.
 
     scipy-stack, as the Alliance's module of that name does, puts a folder of installed packages
     (`module_packages`, filled by the caller) on PYTHONPATH: pip counts them as installed, uv does not."""
@@ -293,6 +298,12 @@ def build_hierarchy_tree(root: Path, virtualenv_lib: Path, module_packages: Path
         py_root = root / "software" / "Python" / f"{py_version}-GCCcore-{version}"
         _python_bin(py_root / "bin", virtualenv_lib)
         _write(tier / "Python" / f"{py_version}.lua", _python_lua(py_version, py_root))
+        if compiler == HIERARCHY_BUNDLE[0]:
+            name, bundle = HIERARCHY_BUNDLE[1].split("/")
+            prefix = _mkdirs(root / "software" / name / f"{bundle}-gfbf-2023a")
+            _write(tier / name / f"{bundle}.lua", _easybuild_lua(
+                name, bundle, "Bundle of Python packages for scientific software (EnvDesk test bed stand-in)", prefix,
+                f'depends_on("{python}")\n'))
     _write(
         core / "scipy-stack" / "2023b.lua",
         f"""help([[Packages for Python, installed where PYTHONPATH finds them (as the Alliance's scipy-stack)]])
