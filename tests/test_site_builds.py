@@ -120,6 +120,35 @@ def test_an_import_of_the_sites_own_builds_on_the_site_is_still_one_command(test
         session.close()
 
 
+def test_the_command_lines_import_checks_a_sites_builds_first_as_the_windows_plan_does(testbed, site, tmp_path):
+    """F18: `env import` built the exact pins first, in a build that failed on tinyalpha==1.1+site, then checked
+    them and built again, where the window checks once and builds once. Now it costs beta one command more than
+    importing the releases themselves: the check. Referees: sshd's count of commands on beta, pip on beta, the
+    environment's pip freeze."""
+    beta = testbed.clusters["beta"]
+    labelled, releases = tmp_path / "labelled.txt", tmp_path / "releases.txt"
+    labelled.write_text(KEPT)
+    releases.write_text("tinybeta==1.0\ntinyalpha==1.1\n")
+    resolved = pip_resolves(beta, beta.pip_args, *releases.read_text().split())
+    assert isinstance(resolved, dict), resolved
+    envs = beta.run_as_user("echo ~/venvs").stdout.strip()
+
+    def imported(path: Path) -> tuple[int, str]:
+        """The commands beta ran for `env import` of `path`, and the environment's name."""
+        name = unique("site-cli")
+        before = len(beta.session_commands())
+        done = run_cli("env", "import", "beta", str(path), "--name", name, config=site.config, home=site.home)
+        assert done.returncode == 0, done.stderr
+        spent = len(beta.session_commands()) - before
+        assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
+        return spent, name
+
+    imported(releases)  # what a first command line caches (the cluster's probe) is not counted below
+    baseline, _ = imported(releases)
+    cost, _ = imported(labelled)
+    assert cost <= baseline + 1, (cost, baseline)  # the check, which spares the build a load of the modules
+
+
 def test_a_copy_with_newer_versions_allowed_names_a_version_that_went_down(testbed, site):
     """T20: the note said "newer versions allowed" while tqdm went from 4.66.4 down to 4.66.1 (a dependency, which
     the top-level requirements no longer pin). Referee: pip on beta has no 2.1 of tinyalpha at all and resolves the

@@ -606,7 +606,7 @@ def env_import(args: argparse.Namespace, session: Session) -> int:
     spec = _read_for(session, args.cluster, path, args.python)
     imported = import_environment(session, args.cluster, spec, name=args.name, root=args.root,
                                   top_level=args.top_level, agreed=args.yes, progress=_progress(args),
-                                  other_builds=args.other_builds)
+                                  other_builds=args.other_builds, check_first=True)  # as the window's plan
     return _report_import(imported, "Imported", args.json)
 
 
@@ -737,7 +737,7 @@ def env_clone(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.clone import clone_environment
     imported = clone_environment(session, args.src_cluster, args.env, args.dst_cluster, name=args.name,
                                  top_level=args.top_level, progress=_progress(args),
-                                 other_builds=args.other_builds)
+                                 other_builds=args.other_builds, check_first=True)
     return _report_import(imported, "Copied to")
 
 

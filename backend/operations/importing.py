@@ -1022,7 +1022,8 @@ def _versions_there(raw: str) -> str:
 def import_environment(session: Session, target_name: str, spec: EnvSpec, *, name: str | None = None,
                        root: str | None = None, top_level: bool = False, agreed: bool = False,
                        own_sources: bool = False, progress: Progress | None = None,
-                       checked: Availability | None = None, other_builds: bool = False) -> Imported:
+                       checked: Availability | None = None, other_builds: bool = False,
+                       check_first: bool = False) -> Imported:
     """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once. A pin of a
     site's own build that is missing here while its public release is here is installed as that release; one of a
     build variant (+cu118) only with `other_builds` (the user's agreement), else it fails the import, newer versions
@@ -1032,7 +1033,9 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     a failed import removes what it started. Lines the plan refuses, and downloads from outside the
     target's index, stop the import before anything runs unless the user agreed to the plan (`agreed`;
     `own_sources` for a copy of an environment the user already has). `checked`: what the check of the plan the
-    user was shown found (the window's), so that pins known to be missing are not tried again.
+    user was shown found (the window's), so that pins known to be missing are not tried again. `check_first`:
+    where the pins hold a local label (a site's build, which another target may lack) and none was shown, check
+    them first as the window's plan does, rather than trying them in a build that fails (the command line's).
     """
     progress = progress or Progress()
     plan = plan_import(session, target_name, spec, name, progress)
@@ -1042,6 +1045,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     known: list[Unavailable] = []
+    if checked is None and check_first and any(public_release(line) for line in plan.to_install):
+        checked = Availability(check_availability(session, target_name, plan, progress, other_builds), {})
     if checked is not None:
         install_public_releases(plan, checked.public, other_builds)
         lines = {specs.redact(specs.without_hashes(line)) for line in plan.to_install}
