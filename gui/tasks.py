@@ -114,6 +114,8 @@ class Task(QRunnable):
         unsaid (a command that could not be stopped may still run on the cluster)."""
         words = self.error.message if self.error is not None else "it finished"
         log.warning("%s (%s), left running when the window closed, ended: %s", self.title, self.target, words)
+        if self.state == "cancelled" and words == Cancelled().message:
+            return  # stopped, and nothing left to say (a refresh, say): the log has it
         print(f"EnvDesk: {self.title} ({self.target}), still running when the window closed, has ended: {words}",
               file=sys.stderr)
 
