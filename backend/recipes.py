@@ -90,6 +90,12 @@ def _conda_command(tool: str, verb: str, prefix: str, channels: Sequence[str] | 
     return (tool, verb, "--yes", "--prefix", prefix, *solver, *chosen)
 
 
+def check_conda_channels(tool: CondaTool | str | None, channels: Sequence[str]) -> None:
+    """Refuse (InvalidInput), before anything is made, channels a conda command could not be given (only
+    'nodefaults'; a credential), as the command itself would refuse them (T21: a dry run said it would build)."""
+    _channel_args(conda_channels(tool, channels))
+
+
 def _with_solver(what: str, tool: str) -> str:
     """A step's words with the solver that runs it, so the operation's output says which one it was."""
     return f"{what} with {tool.solver}" if isinstance(tool, CondaTool) and tool.solver else what

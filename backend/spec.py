@@ -326,26 +326,37 @@ def conda_entry_name(entry: str) -> str:
     return re.split(r"[=<>!~\s\[]", entry.split("::")[-1], maxsplit=1)[0].lower()
 
 
+def conda_bracket(entry: str) -> tuple[str, dict[str, str]] | None:
+    """A match spec in conda's bracket form as (what precedes the bracket, its fields): "numpy[version='>=1.26',
+    build=py311*]" -> ('numpy', {'version': '>=1.26', 'build': 'py311*'}); None for any other form."""
+    bracket = re.fullmatch(r"([^\[\s]+)\[(.*)\]", " ".join(str(entry).split()))
+    if not bracket:
+        return None
+    return bracket.group(1), {key: next((v for v in values if v), "").strip()
+                              for key, *values in re.findall(_MATCH_SPEC_KEYS, bracket.group(2))}
+
+
 def _without_build(entry: str) -> str:
     """A conda match spec without its build: 'numpy=1.26.4=py311h64a7726_0' -> 'numpy==1.26.4', 'numpy 1.26.4
     py311_0' -> 'numpy==1.26.4', "numpy[version='>=1.26',build=py311*]" -> 'numpy>=1.26' (conda's history
     writes that last form for ranges)."""
     entry = " ".join(str(entry).split())
-    bracket = re.fullmatch(r"([^\[\s]+)\[(.*)\]", entry)
+    bracket = conda_bracket(entry)
     if bracket:
-        fields = {key: next(v for v in values if v) if any(values) else ""
-                  for key, *values in re.findall(_MATCH_SPEC_KEYS, bracket.group(2))}
-        version = fields.get("version", "").strip()
+        head, fields = bracket
+        version = fields.get("version", "")
         if not version:
-            return bracket.group(1)
-        return bracket.group(1) + (version if version[0] in "<>=!~" else f"={version}")
+            return head
+        if version[0] in "<>=!~" or "," in version or "|" in version:
+            return head + version
+        return head + ("=" if "*" in version else "==") + version  # a bare version in a bracket is exact
     channel, separator, bare = entry.rpartition("::")
     words = bare.split(" ")
     if len(words) >= 2:  # 'name version [build]': a bare version is exact in a match spec
-        version = words[1:]
-        if len(version) > 1 and version[-1][0] not in "<>=!~," and not version[-2].endswith(","):
-            version = version[:-1]
-        text = "".join(version)
+        parts = words[1:]
+        if len(parts) > 1 and parts[-1][0] not in "<>=!~," and not parts[-2].endswith(","):
+            parts = parts[:-1]
+        text = "".join(parts)
         bare = words[0] + (text if text[0] in "<>=!~" else f"=={text}")
     pinned = re.fullmatch(r"([^=<>!~\s]+)==?([^=\s]+)=\S+", bare)
     if pinned:  # with a build, '=1.26.4' is exact; without, conda reads it as 1.26.4.*
@@ -1122,11 +1133,28 @@ _CONDA_EXACT = (rf"^({_CONDA_NAME})(?:\s*==\s*([A-Za-z0-9._+!]+)(?:=([A-Za-z0-9.
 def conda_pin(entry: str) -> Pin | None:
     """The exact pin a conda match spec is (see _CONDA_EXACT), with its channel; None for any other spec."""
     channel, _, bare = " ".join(entry.split()).rpartition("::")
+    bracket = conda_bracket(bare)
+    if bracket:  # numpy[version='1.26.4',build=py311_0] is 'numpy 1.26.4 py311_0'
+        head, fields = bracket
+        if set(fields) - {"version", "build", "channel"} or not fields.get("version"):
+            return None
+        channel = fields.get("channel") or channel
+        bare = " ".join(part for part in (head, fields["version"], fields.get("build")) if part)
     exact = re.match(_CONDA_EXACT, bare)
     if not exact:
         return None
     version, build = next((exact.group(i), exact.group(i + 1)) for i in (2, 4, 6) if exact.group(i))
     return Pin(name=exact.group(1), version=version, source="conda", build=build, channel=channel or None)
+
+
+def conda_version_text(entry: str) -> str:
+    """The versions a conda match spec asks for, as written ('>=3.9,<3.12' of 'python>=3.9,<3.12' and of
+    "python[version='>=3.9,<3.12']"; '' for none)."""
+    bare = " ".join(entry.split()).rpartition("::")[2]
+    bracket = conda_bracket(bare)
+    if bracket:
+        return bracket[1].get("version", "")
+    return bare[len(conda_entry_name(bare)):].strip()
 
 
 def conda_python_version(entry: str) -> str | None:
@@ -1135,6 +1163,9 @@ def conda_python_version(entry: str) -> str | None:
     '3.11.5' for 'python=3.11.5=h955ad1f_0' and 'python==3.11.5'; '3.11.0' for 'python==3.11', which conda reads as
     exactly 3.11.0. '' for 'python' alone; None for a range, which conda has to choose within."""
     bare = " ".join(entry.split()).rpartition("::")[2]
+    bracket = conda_bracket(bare)
+    if bracket:  # python[version='>=3.9,<3.12'] is python >=3.9,<3.12 (its build, as any build, chooses no version)
+        bare = f"{bracket[0]} {bracket[1].get('version', '')}".strip()
     if bare == "python":
         return ""
     pin = conda_pin(bare)

@@ -849,3 +849,21 @@ def test_agent_output_is_ascii_even_with_non_ascii_names(home, tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     envs = by_name(parse_line(proc.stdout.decode("ascii")))
     assert pkg(envs["café"], "naïve-pkg")["version"] == "1.0"
+
+
+def test_a_history_line_that_cannot_be_read_gives_no_pieces_of_specs(home):
+    """T21: a spec holding quotes in a list written with the wrong quotes ('numpy[version='>=1.26,<2']') cannot be
+    read as Python's list (conda writes it in double quotes); its pieces ('numpy[version=' and '<2']') reached the
+    conda-history export. Such a line now gives no specs; a well-written line around it still does. Referee:
+    rattler (a conda implementation) reads every spec the listing gives."""
+    import rattler
+    history = (history_block("2024-01-10 09:00:00", "conda create -n b python=3.11", specs=["python=3.11"])
+               + "==> 2024-01-11 09:00:00 <==\n# cmd: conda install\n# conda version: 24.7.1\n"
+               + "# update specs: ['numpy[version='>=1.26,<2']', 'scipy']\n"
+               + history_block("2024-01-12 09:00:00", "conda install", specs=["numpy[version='>=1.26']"]))
+    make_conda_prefix(home / ".conda" / "envs" / "b", records=[conda_record("numpy", "1.26.4", "py311_0")],
+                      python="3.11.5", history=history)
+    requested = by_name(agent.inventory({}))["b"]["conda_requested"]
+    assert requested == ["python=3.11", "numpy[version='>=1.26']"], requested
+    for spec in requested:
+        rattler.MatchSpec(spec, strict=False)

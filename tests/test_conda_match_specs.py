@@ -24,6 +24,7 @@ from envdesk.backend.recipes import conda_spec
 ENTRIES = [
     "python", "python=3.11", "python=3.11.8=hab00c5b_0_cpython", "python>=3.9,<3.12", "python 3.10.*",
     "python=3.10.*", "python 3.9.*|3.10.*", "python=3.12.*=*_cpython", "python 3.11", "python==3.11.5",
+    "python[version='>=3.9,<3.12']", "python[version='3.11.*']", "python[version='3.11']", "numpy[version='1.26.4']",
     "numpy", "numpy=1.26", "numpy=1.26.4", "numpy==1.26.4", "numpy=1.26.4=py311h64a7726_0", "numpy>=1.24",
     "numpy>=1.24,<2", "numpy >=1.24", "numpy 1.26.4 py311h64a7726_0", "numpy 1.26.4", "numpy 1.26.*",
     "numpy!=1.25.0", "numpy<2.0.0a0", "numpy=1.26.4|1.26.3", "numpy=1.26.4=*_0",

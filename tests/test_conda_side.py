@@ -402,7 +402,7 @@ def test_a_token_in_an_imported_files_channel_is_never_shown_nor_given_to_conda(
     file.write_text(f"name: secret\nchannels:\n  - https://conda.anaconda.org/t/{TOKEN}/private\n"
                     "dependencies:\n  - python=3.11\n")
     plan = run_cli("env", "import", cluster.name, str(file), "--dry-run", "--json", config=config, home=home)
-    assert plan.returncode == 0, plan.stderr
+    assert plan.returncode == 1 and "credential" in plan.stderr, plan.stderr  # the dry run says what the build would
     assert TOKEN not in plan.stdout + plan.stderr
     assert json.loads(plan.stdout)["channels"] == ["https://conda.anaconda.org/t/REDACTED/private"]
     imported = run_cli("env", "import", cluster.name, str(file), "--yes", config=config, home=home)
@@ -601,3 +601,47 @@ def test_the_cluster_dialog_has_a_conda_group_and_the_window_exports_conda_histo
     window.export_to("local", env, out, "conda-history")
     qtbot.waitUntil(out.exists, timeout=60_000)
     assert yaml.safe_load(out.read_text())["dependencies"] == ["numpy"]
+
+
+def test_a_range_in_condas_bracket_form_survives_the_history_and_its_export(conda, tmp_path, home):
+    """T21 HIGH-2: conda writes a history line as Python writes a list of strings (history.write_specs), so a
+    spec holding quotes, numpy[version='>=1.26,<2'], is written in double quotes; the stand-in wrote it in single
+    quotes, and the listing, failing to read that line, split it at its commas: the conda-history export held
+    `'numpy[version=''>'` and `<2']`. Referee: rattler (a conda implementation) reads every exported entry, and
+    numpy's asks what the file asked."""
+    import rattler
+    from test_conda_match_specs import same_ask
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster, conda_channels=["conda-forge"])
+    name = unique("bracket")
+    asked = "numpy[version='>=1.26,<2']"
+    source = tmp_path / "environment.yml"
+    source.write_text(f"name: {name}\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - \"{asked}\"\n")
+    made = run_cli("env", "import", cluster.name, str(source), "--yes", config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    history = (cluster.home / "venvs" / name / "conda-meta" / "history").read_text()
+    assert f'"{asked}"' in history, "written as Python writes the list: conda's own form"
+    out = tmp_path / "exported.yml"
+    exported = run_cli("env", "export", cluster.name, name, "--format", CONDA_HISTORY, "-o", str(out),
+                       config=config, home=home)
+    assert exported.returncode == 0, exported.stderr
+    dependencies = [d for d in yaml.safe_load(out.read_text())["dependencies"] if isinstance(d, str)]
+    read = [rattler.MatchSpec(d, strict=False) for d in dependencies]
+    [numpy] = [spec for spec in read if spec.name.normalized == "numpy"]
+    assert same_ask(numpy, rattler.MatchSpec("numpy>=1.26,<2", strict=False)), dependencies
+
+
+def test_a_file_whose_channels_say_only_nodefaults_is_refused_by_its_dry_run(conda, tmp_path, home):
+    """T21: the dry run said it would build, and only the build refused 'nodefaults' alone (conda would have
+    nowhere to install from). Referee: the stand-in's record of calls: conda is never run."""
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    source = tmp_path / "environment.yml"
+    source.write_text("name: nd\nchannels:\n  - nodefaults\ndependencies:\n  - python=3.11\n  - numpy\n")
+    before = len(calls(cluster))
+    planned = run_cli("env", "import", cluster.name, str(source), "--dry-run", "--json", config=config, home=home)
+    plan = json.loads(planned.stdout)
+    assert planned.returncode != 0 and "nodefaults" in (plan["blocked"] or ""), (planned.stdout, planned.stderr)
+    assert len(calls(cluster)) == before

@@ -122,7 +122,8 @@ def test_conda_files_are_planned_even_where_conda_is_missing(tmp_path):
 
 @pytest.mark.parametrize("python, blocked", [("python=3.11", False), ("conda-forge::python=3.11.5=h955ad1f_0", False),
                                             ("python", False), ("python>=3.9", False), ("python<3.12", False),
-                                            ("python >=3.9,<3.99", False), ("python>=3.99", True)])
+                                            ("python >=3.9,<3.99", False), ("python>=3.99", True),
+                                            ("python[version='>=3.9,<3.99']", False)])
 def test_a_conda_file_whose_python_this_computer_has_becomes_a_venv(tmp_path, python, blocked):
     """One version (or none) becomes a venv where there is no conda. So does a range (T10: `python>=3.9,<3.12`
     was blocked though 3.11 is in it), made with a Python within it (the review found `python<3.12` taken as
@@ -135,7 +136,8 @@ def test_a_conda_file_whose_python_this_computer_has_becomes_a_venv(tmp_path, py
     result = dry_run(conda_file, tmp_path / "config")
     plan = json.loads(result.stdout)
     assert (result.returncode, bool(plan["blocked"]), plan["kind"] == "conda") == (int(blocked), blocked, blocked)
-    ranged = python.split("::")[-1][len("python"):].strip()
+    bracket = re.search(r"\[version='([^']*)'\]", python)  # conda's bracket form (T21: taken as conda-only)
+    ranged = bracket.group(1) if bracket else python.split("::")[-1][len("python"):].strip()
     if not blocked and ranged[:1] in "<>!~":
         assert plan["python"] and plan["python"] in SpecifierSet(ranged), plan
 
@@ -427,3 +429,14 @@ def test_a_named_lock_names_what_it_builds(filename, expected, tmp_path):
     assert is_valid_pylock_path(lock)
     plan = json.loads(dry_run(lock, tmp_path / "config").stdout)
     assert plan["name"] == (expected or "shared-folder"), plan["name"]
+
+
+def test_a_python_chosen_for_an_import_says_which_line_of_the_file_it_replaces(tmp_path):
+    """T21: `--python 3.11` replaced the file's `python 3.10.*` with nothing said (adapted and notes empty)."""
+    conda_file = tmp_path / "environment.yml"
+    conda_file.write_text("name: p\ndependencies:\n  - python 3.10.*\n  - pip\n  - pip:\n    - tinyalpha==1.1\n")
+    result = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "config"), "env", "import", "local",
+                             str(conda_file), "--python", "3.11", "--dry-run", "--json"], capture_output=True,
+                            text=True, timeout=120)
+    plan = json.loads(result.stdout)
+    assert any(item["line"] == "python 3.10.*" and "3.11" in item["reason"] for item in plan["adapted"]), plan

@@ -1566,6 +1566,8 @@ def _spec_list(text):
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
         value = [_unquote(p) for p in text.strip().strip("[]").split(",")]
+        if any(mark in item for item in value for mark in "[]'\""):
+            return []  # a spec holding quotes or brackets cannot be told apart: none, rather than its pieces
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)):

@@ -15,7 +15,7 @@ from ..capabilities import Capabilities, PythonMissing, choose_python, newest_py
 from ..errors import CommandFailed, CondaInstallFailed, InstallFailed, InvalidInput
 from ..inventory import Environment
 from ..provided import left_out_notes
-from ..recipes import Installer
+from ..recipes import Installer, check_conda_channels
 from ..runner import MESSAGE_LINE, CommandResult, join_command
 from ..spec import EnvSpec
 from ..targets import Session, Target
@@ -440,6 +440,11 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     if clashing and not blocked:
         blocked = ("The file asks for versions that cannot all be installed: "
                    + "; ".join(" and ".join(lines) for lines in clashing) + ". Keep the line you want of each.")
+    if kind == "conda" and not blocked:
+        try:
+            check_conda_channels(caps.conda_tool, spec.channels)
+        except InvalidInput as exc:
+            blocked = f"{exc.message} {exc.hint}"
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked,
@@ -572,7 +577,7 @@ def _python_in_range(caps: Capabilities, spec: EnvSpec) -> str | None:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import Version
     try:
-        allowed = SpecifierSet(entry.split("::")[-1][len("python"):].strip())
+        allowed = SpecifierSet(specs.conda_version_text(entry))
     except InvalidSpecifier:  # conda's own forms ('3.9.*|3.10.*') are conda's to read
         return None
     versions = [module.version for module in caps.python_modules] + [caps.system_python or ""]
@@ -699,8 +704,12 @@ def with_python(spec: EnvSpec, version: str) -> EnvSpec:
     """`spec` made with Python `version` in place of its own (env import --python; the Import dialog's choice): a
     conda file's python entry too, or conda would be asked for both."""
     version = validate.version(version)
-    return replace(spec, python=version,
-                   conda_requirements=[f"python={version}" if _conda_name(entry) == "python" else entry
+    chosen = f"python={version}"
+    replaced = [specs.Adapted(entry, chosen, f"the Python chosen for this import ({version}) replaces the file's",
+                              installs=False)
+                for entry in spec.conda_requirements if _conda_name(entry) == "python" and entry != chosen]
+    return replace(spec, python=version, adapted=[*spec.adapted, *replaced],
+                   conda_requirements=[chosen if _conda_name(entry) == "python" else entry
                                        for entry in spec.conda_requirements],
                    pins=[pin for pin in spec.pins if not (pin.source == "conda" and _conda_name(pin.name) == "python")])
 

@@ -99,7 +99,7 @@ def history(prefix, argv, lines, kind, specs):
             time.strftime("%Y-%m-%d %H:%M:%S"), " ".join(["conda"] + argv), CONDA_VERSION))
         for line in lines:
             handle.write(line + "\n")
-        handle.write("# %s specs: %s\n" % (kind, json.dumps(specs).replace('"', "'")))
+        handle.write("# %s specs: %s\n" % (kind, list(specs)))  # as conda's history.write_specs: Python's repr
 
 
 def options(args):
