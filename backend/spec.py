@@ -1136,9 +1136,8 @@ def conda_pin(entry: str) -> Pin | None:
     bracket = conda_bracket(bare)
     if bracket:  # numpy[version='1.26.4',build=py311_0] is 'numpy 1.26.4 py311_0'
         head, fields = bracket
-        if set(fields) - {"version", "build", "channel"} or not fields.get("version"):
+        if set(fields) - {"version", "build"} or not fields.get("version"):
             return None
-        channel = fields.get("channel") or channel
         bare = " ".join(part for part in (head, fields["version"], fields.get("build")) if part)
     exact = re.match(_CONDA_EXACT, bare)
     if not exact:
@@ -1232,6 +1231,12 @@ def _read_conda_item(spec: EnvSpec, item: Any, folder: Path | None) -> None:
         return
     if not re.match(_CONDA_SPEC, entry):
         spec.refused.append(Refused(entry, "this is not a conda package specification"))
+        return
+    bracket = conda_bracket(entry.split("::")[-1])
+    if bracket and set(bracket[1]) - {"version", "build"}:  # R18: a channel or URL there escaped their checks
+        spec.refused.append(Refused(entry, "in conda's bracket form EnvDesk reads only version= and build=: "
+                                           "write a channel as channel::name, and a package file as a line of "
+                                           "its own"))
         return
     if conda_entry_name(entry) == "python":
         spec.python = conda_python_version(entry) or None  # a range ('python>=3.9,<3.12') asks for no one version

@@ -148,6 +148,18 @@ def test_a_pip_requirement_given_to_conda_allows_what_pip_allows(requirement):
                                                                               candidate)
 
 
+@pytest.mark.parametrize("entry", ["numpy[channel='https://alice:s3cr3t@conda.example.org/private']",
+                                   "scipy[url='https://evil.example.com/scipy-1.0-0.tar.bz2']",
+                                   "numpy[version='1.26.4',channel=conda-forge]"])
+def test_a_bracket_naming_more_than_version_and_build_is_refused(entry):
+    """R18: a channel or URL inside the brackets escaped the checks channels and URLs get elsewhere (a
+    credential on conda's command line, a download from outside): conda reads them (the referee), EnvDesk
+    refuses them with a way to write them."""
+    assert conda_reads(entry).name.normalized in ("numpy", "scipy")
+    spec = read(entry)
+    assert spec.refused and not spec.conda_requirements and "channel::name" in spec.refused[0].reason
+
+
 def test_a_from_history_file_in_condas_bracket_form_is_planned_without_refusals(tmp_path):
     """conda env export --from-history writes ranges as `numpy[version='>=1.26']`: such a file imports (it was
     refused as 'not a conda package specification')."""
