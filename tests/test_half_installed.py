@@ -154,6 +154,27 @@ def test_the_clean_up_removes_what_the_record_names_inside_the_environment_only(
                              "token": begun["token"], "drop_snapshot": begun["snapshot"]})["ok"]
 
 
+def test_the_clean_up_never_removes_a_file_a_conda_package_lists(tmp_path):
+    """R18: a half-installed wheel whose RECORD names a file conda installed (a data file laid over conda's,
+    ../../libssl.so.3 from site-packages) took that file with it: only pip's records were asked who else owns a
+    file. Referee: rattler (a conda implementation) reads the conda-meta record that lists it."""
+    import rattler
+    from agent_fixtures import conda_record, make_conda_prefix
+    agent = load_agent(write=True)
+    record = dict(conda_record("openssl", "3.2.1", "hd590300_1"), files=["lib/libssl.so.3"])
+    prefix = Path(make_conda_prefix(tmp_path / "cenv", records=[record], python="3.11.5"))
+    (prefix / "lib" / "libssl.so.3").write_text("conda's\n")
+    site = site_of(prefix)
+    (site / "foo").mkdir()
+    (site / "foo" / "__init__.py").write_text("x = 1\n")
+    folder = half_installed(site, "foo", ["foo/__init__.py", "../../libssl.so.3"])
+    [openssl] = [rattler.PrefixRecord.from_path(str(path)) for path in (prefix / "conda-meta").glob("openssl-*.json")]
+    assert "lib/libssl.so.3" in [str(path) for path in openssl.files]
+    assert agent.remove_half_installed(str(prefix), str(folder)) == 1
+    assert not folder.exists() and not (site / "foo" / "__init__.py").exists()
+    assert (prefix / "lib" / "libssl.so.3").read_text() == "conda's\n"
+
+
 def test_a_change_whose_rollback_failed_is_listed_broken_until_a_change_puts_it_back(tmp_path):
     """T19's variant: the rollback failed, its mark stayed, and the environment was still listed healthy."""
     agent = load_agent(write=True)

@@ -716,20 +716,42 @@ def _within(real_env, path):
     return os.path.join(parent, name)
 
 
-def _claimed(site, skip):
-    """Every file the other packages' records in a site-packages folder name (their folders' links resolved)."""
+def _claimed(site, skip, env_path):
+    """Every file the other packages' records in a site-packages folder name, and every file a conda package
+    record of the environment lists (a wheel's data files may lie over conda's: R18), their folders' links
+    resolved."""
     claimed, real_folders = set(), {}
+
+    def claim(path):
+        folder = os.path.dirname(path)
+        if folder not in real_folders:
+            real_folders[folder] = os.path.realpath(folder)
+        claimed.add(os.path.join(real_folders[folder], os.path.basename(path)))
     for entry in list_dir(site):
         if entry.path == skip or not entry.name.endswith((".dist-info", ".egg-info")):
             continue
         base, rows = _record_rows(entry.path)
         for row in rows:
-            path = os.path.normpath(os.path.join(base, row))
-            folder = os.path.dirname(path)
-            if folder not in real_folders:
-                real_folders[folder] = os.path.realpath(folder)
-            claimed.add(os.path.join(real_folders[folder], os.path.basename(path)))
+            claim(os.path.normpath(os.path.join(base, row)))
+    for name in _conda_listed(env_path):
+        claim(os.path.normpath(os.path.join(env_path, name)))
     return claimed
+
+
+def _conda_listed(env_path):
+    """The files the conda-meta records of an environment list, relative to it (none where it has none)."""
+    meta = os.path.join(env_path, "conda-meta")
+    for entry in list_dir(meta) if _is_real_dir(meta) else []:
+        if not entry.name.endswith(".json"):
+            continue
+        data = _small_file(entry.path, RECORDED_MAX_BYTES)
+        try:
+            files = json.loads(data.decode("utf-8")).get("files") if data else None
+        except (ValueError, AttributeError):
+            continue
+        for name in files if isinstance(files, list) else []:
+            if isinstance(name, str) and name and not os.path.isabs(name):
+                yield name
 
 
 def remove_half_installed(env_path, folder):
@@ -743,7 +765,7 @@ def remove_half_installed(env_path, folder):
                           CODE_INVALID)
     site = os.path.dirname(real)
     base, rows = _record_rows(real)
-    claimed = _claimed(site, real)
+    claimed = _claimed(site, real, real_env)
     keep = {os.path.join(real_env, "pyvenv.cfg")}
     program = re.compile(_VENV_PROGRAM_RE, re.IGNORECASE)
     removed, emptied = 0, set()
@@ -945,18 +967,8 @@ class _Recorded(object):
         """{(top,), (top, second)} of every file a conda package record lists."""
         if self._conda is None:
             found = set()
-            meta = os.path.join(self.path, "conda-meta")
-            for entry in list_dir(meta) if _is_real_dir(meta) else []:
-                if not entry.name.endswith(".json"):
-                    continue
-                data = _small_file(entry.path, RECORDED_MAX_BYTES)
-                try:
-                    files = json.loads(data.decode("utf-8")).get("files") if data else None
-                except (ValueError, AttributeError):
-                    continue
-                for name in files if isinstance(files, list) else []:
-                    if isinstance(name, str) and name and not os.path.isabs(name):
-                        self._add(found, os.path.join(self.path, name))
+            for name in _conda_listed(self.path):
+                self._add(found, os.path.join(self.path, name))
             self._conda = found
         return self._conda
 
