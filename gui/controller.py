@@ -790,7 +790,7 @@ class AppController(QObject):
         session = self._session
         if left:
             words = "; ".join(f"{task.title} ({self.label(task.target)})" for task in left)
-            log.warning("closed while these were still running; they were cancelled: %s", words)
+            log.info("closed while these were still running; they were cancelled: %s", words)  # printed below
             print(f"EnvDesk closed while these were still running: {words}. They were cancelled, and what each ends "
                   "as is said here once it has.", file=sys.stderr)
         if session is None:  # never made: nothing to close

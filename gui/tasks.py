@@ -107,13 +107,14 @@ class Task(QRunnable):
                 self._relay(self.state, *answer)  # the signal named as the state: succeeded, cancelled, failed
                 self._relay("finished")
         if left:
-            self._say_how_it_ended()
+            self.say_how_it_ended()
 
-    def _say_how_it_ended(self) -> None:
+    def say_how_it_ended(self) -> None:
         """Where a left task's end is said: nobody listens to its signals any more, and nothing it did may go
         unsaid (a command that could not be stopped may still run on the cluster)."""
         words = self.error.message if self.error is not None else "it finished"
-        log.warning("%s (%s), left running when the window closed, ended: %s", self.title, self.target, words)
+        # info, not warning: with no handler of the window's own, Python prints warnings on stderr (twice, then)
+        log.info("%s (%s), left running when the window closed, ended: %s", self.title, self.target, words)
         if self.state == "cancelled" and words == Cancelled().message:
             return  # stopped, and nothing left to say (a refresh, say): the log has it
         print(f"EnvDesk: {self.title} ({self.target}), still running when the window closed, has ended: {words}",
@@ -162,6 +163,9 @@ class TaskRunner(QObject):
         blocked the GUI thread 10 s waiting for them): those still running, which end on their pool threads."""
         running = self.running()
         for task in self.tasks:
+            unsaid = task.done.is_set() and not task.signals.answered  # ended, its answer queued, not delivered
             task.leave()
+            if unsaid:  # R18: its end (a failed rollback, say) would otherwise be said nowhere
+                task.say_how_it_ended()
         self.tasks = []
         return running

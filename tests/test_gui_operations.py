@@ -369,6 +369,27 @@ def test_a_task_that_ends_as_its_controller_goes_raises_nothing_later(qtbot, tmp
     assert reached == [], "an answer reached what listened to a task after the window closed"
 
 
+def test_a_task_that_ended_unanswered_as_the_window_closes_is_still_said(qtbot, tmp_path, home, capfd):
+    """R18: a task that had ended (its failure queued for the GUI thread, not yet delivered) when the window
+    closed was dropped with its answer: a failed rollback was said nowhere. Its end is said on stderr."""
+    from shiboken6 import delete
+    from envdesk.backend.errors import EnvDeskError
+
+    config = tmp_path / "cfg"
+    config.mkdir()
+    made = AppController(AppPaths(config), QtPrompter())
+
+    def fails(progress):
+        raise EnvDeskError("Rolling back also failed: the environment is listed as broken.")
+    task = made.start("Update sample", "local", fails)
+    assert made.runner.pool.waitForDone(60_000) and task.done.is_set() and not task.signals.answered
+    made.shutdown()  # as the window's close
+    delete(made)
+    qtbot.wait(200)
+    said = capfd.readouterr().err
+    assert "Update sample" in said and "Rolling back also failed" in said, said
+
+
 def test_a_long_failure_is_read_whole_in_a_short_panel(qtbot, controller):
     """T14: in a small window the result of a failed operation was cut mid-sentence, with no way to read the rest.
     The referee: Qt's own measure of the height the words need at the width they are given."""
