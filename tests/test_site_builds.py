@@ -351,3 +351,17 @@ def test_a_missing_accelerator_build_is_installed_as_its_release_only_when_the_u
         else:
             assert frozen(beta, f"{envs}/{name}") == {f"{package}=={version}" for package, version in resolved.items()}
     window.close()
+
+
+@pytest.mark.parametrize("line, variant", [
+    ("faiss-gpu==1.7.4+gpu", True), ("numpy==1.26.4+mkl", True), ("tensorflow==2.15.0+tpu", True),
+    ("onnxruntime==1.16.0+openvino", True), ("mxnet==1.9.1+cu112mkl", True), ("torch==2.1.0+cu118", True),
+    ("torch==2.1.0+rocm5.6", True), ("torch-scatter==2.1.2+pt21cu118", True),
+    ("numpy==1.26.4+computecanada", False), ("tinyalpha==1.1+site", False)])
+def test_a_build_variants_label_is_never_taken_for_a_sites_rebuild(line, variant):
+    """R18: +gpu, +mkl, +tpu, +openvino were swapped for PyPI's release without asking. packaging says what the
+    label is (the referee for reading it); which labels name another build is EnvDesk's rule, written here."""
+    from packaging.requirements import Requirement
+    from envdesk.backend.operations.site_builds import label_of, other_build
+    assert label_of(line) == next(iter(Requirement(line).specifier)).version.split("+")[1]
+    assert other_build(line) is variant

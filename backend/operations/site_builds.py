@@ -32,9 +32,11 @@ SITES = {"computecanada": "the Alliance's"}
 """Who makes the builds a label names, where it is known (the Alliance's wheelhouse labels its own builds so)."""
 
 
-_VARIANT = re.compile(r"(?:pt\d+|torch\d+)?(?:cu\d+|cuda\d*|cpu|rocm\d*|xpu|hip\d*)")
-"""One part of a local label (PEP 440's, split at its dots) that names an accelerator build: cu118, cpu, rocm5 (of
-rocm5.6), xpu, and PyTorch Geometric's pt21cu118."""
+_VARIANT = re.compile(r"(?:pt\d+|torch\d+)?(?:cu\d+|cuda\d*|cpu|rocm\d*|xpu|hip\d*)[a-z0-9]*"
+                      r"|gpu|nogpu|tpu|mkl|openblas|openvino|tensorrt|avx\d*|sse\d*|neon|noavx")
+"""One part of a local label (PEP 440's, split at its dots) that names a build variant: an accelerator (cu118, cpu,
+rocm5 of rocm5.6, xpu, PyTorch Geometric's pt21cu118, MXNet's cu112mkl, faiss's gpu, tpu, openvino, tensorrt), a
+maths library (mkl, openblas) or an instruction set (avx2) (R18: +gpu and +mkl were swapped silently)."""
 
 
 def label_of(line: str) -> str | None:
