@@ -69,6 +69,7 @@ class Task(QRunnable):
         self.done = threading.Event()
         self.state = "waiting"
         self.error: EnvDeskError | None = None
+        self.changes = False  # it changes environments (see AppController.start): its finishing is worth saying
         self._leaving = threading.Lock()  # between ending (on the pool thread) and being left (on the GUI thread)
 
     def cancel(self) -> None:
@@ -115,8 +116,8 @@ class Task(QRunnable):
         words = self.error.message if self.error is not None else "it finished"
         # info, not warning: with no handler of the window's own, Python prints warnings on stderr (twice, then)
         log.info("%s (%s), left running when the window closed, ended: %s", self.title, self.target, words)
-        if self.state == "cancelled" and words == Cancelled().message:
-            return  # stopped, and nothing left to say (a refresh, say): the log has it
+        if (self.state == "cancelled" and words == Cancelled().message) or (self.error is None and not self.changes):
+            return  # stopped with nothing left to say, or a read that finished (a refresh, a measure): logged only
         print(f"EnvDesk: {self.title} ({self.target}), still running when the window closed, has ended: {words}",
               file=sys.stderr)
 
