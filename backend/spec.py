@@ -1016,7 +1016,7 @@ def _include(spec: EnvSpec, line: str, name: str, folder: Path | None, depth: in
                                     installs=False))
         return
     if depth >= _MAX_INCLUDE_DEPTH or not present:
-        spec.refused.append(Refused(line, f"{name} was not found from {folder}, where pip looks for it"
+        spec.refused.append(Refused(line, f"{name} was not found in {folder.resolve()}, where pip looks for it"
                                     if depth < _MAX_INCLUDE_DEPTH
                                     else f"{name} is included too deeply (more than {_MAX_INCLUDE_DEPTH} levels)"))
         return

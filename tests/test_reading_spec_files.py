@@ -321,3 +321,13 @@ def test_an_included_file_named_through_a_variable_is_refused_saying_so(tmp_path
     spec = specs.from_requirements(top.read_text(), tmp_path)
     [refused] = spec.refused
     assert "${BASE}" in refused.reason and "not found" not in refused.reason, refused
+
+
+def test_a_missing_included_file_is_said_with_the_folder_it_was_looked_for_in(tmp_path):
+    """T21: `-r missing.txt` in an environment.yml's pip: section said 'not found from .': conda's pip reads it
+    beside the environment.yml (the referee: the folder the file is in), whatever folder EnvDesk runs from."""
+    (tmp_path / "environment.yml").write_text("name: e\ndependencies:\n  - pip\n  - pip:\n    - -r missing.txt\n")
+    from envdesk.backend.operations.importing import read_spec_file
+    spec = read_spec_file(tmp_path / "environment.yml")
+    [refused] = spec.refused
+    assert f"not found in {tmp_path.resolve()}" in refused.reason, refused
