@@ -255,7 +255,7 @@ def to_conda_history_yaml(spec: EnvSpec) -> str:
     dependencies: list[Any] = []
     header = ""
     if spec.kind == "conda":
-        asked = [_without_build(entry) for entry in spec.conda_requirements]
+        asked = [conda_without_build(entry) for entry in spec.conda_requirements]
         if not asked:
             header = "# This environment has no conda history: every conda package is listed, without builds.\n"
             asked = [f"{pin.name}={pin.version}" for pin in spec.conda_pins]
@@ -336,7 +336,7 @@ def conda_bracket(entry: str) -> tuple[str, dict[str, str]] | None:
                               for key, *values in re.findall(_MATCH_SPEC_KEYS, bracket.group(2))}
 
 
-def _without_build(entry: str) -> str:
+def conda_without_build(entry: str) -> str:
     """A conda match spec without its build: 'numpy=1.26.4=py311h64a7726_0' -> 'numpy==1.26.4', 'numpy 1.26.4
     py311_0' -> 'numpy==1.26.4', "numpy[version='>=1.26',build=py311*]" -> 'numpy>=1.26' (conda's history
     writes that last form for ranges)."""

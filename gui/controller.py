@@ -725,12 +725,13 @@ class AppController(QObject):
     def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False,
               shown: tuple[ImportPlan, list[Unavailable]] | None = None, other_builds: bool = False) -> Task:
         """Copy an environment to another target (the source is read again, the copy built there); `shown` and
-        `other_builds` as for import_spec."""
+        `other_builds` as for import_spec, and, as there, what the plan shown leaves out is agreed to."""
         from envdesk.backend.operations.clone import clone_environment
         return self.start(f"Copy {env.name} to {self.label(destination)}", destination,
                           lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
                                                              top_level=top_level, progress=progress,
-                                                             checked=_checked(shown), other_builds=other_builds),
+                                                             checked=_checked(shown), other_builds=other_builds,
+                                                             agreed=True),
                           changes=True)
 
     def measure(self, target: str, env: Environment, on_ready: Callable[[Measured], None],

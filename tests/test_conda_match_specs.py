@@ -106,11 +106,11 @@ def test_what_conda_is_given_asks_what_the_file_asks(entry):
 def test_a_history_export_drops_only_the_build(entry):
     """conda env export --from-history's portable form: the same version ask, without a build."""
     conda = conda_reads(entry)
-    stripped = conda_reads(specs._without_build(entry))
+    stripped = conda_reads(specs.conda_without_build(entry))
     channel = f"{conda.channel.name}::" if conda.channel else ""
     without = rattler.MatchSpec(channel + conda.name.normalized + (f" {conda.version}" if conda.version else ""),
                                 strict=False)
-    assert stripped.build is None and same_ask(stripped, without), (entry, specs._without_build(entry))
+    assert stripped.build is None and same_ask(stripped, without), (entry, specs.conda_without_build(entry))
 
 
 @pytest.mark.parametrize("entry", [e for e in ENTRIES if e.split("::")[-1].startswith("python") and

@@ -20,6 +20,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import sys
 import uuid
@@ -233,19 +234,20 @@ def test_the_probe_finds_conda_named_in_bashrc_without_running_that_set_up(conda
     assert asked == [["config", "--show-sources"]], "the probe reads conda's settings and runs nothing else"
 
 
-def test_a_conda_file_blocked_for_want_of_conda_says_what_to_do_and_that_works(cluster, tmp_path):
+def test_a_conda_file_where_no_conda_is_says_how_to_keep_condas_builds_and_that_works(cluster, tmp_path):
     """User trial T10: a conda file on a cluster without conda was blocked with only what conda alone installs.
-    The block now says what to do; its advice is checked: with Miniforge in ~/miniforge3 (the conda STAND-IN,
-    nothing added to the shell's set-up) and the cluster looked at anew (the window's Disconnect), the same
-    file is planned as a conda environment."""
+    The plan (a venv since T21) says how to keep conda's builds; that advice is checked: with Miniforge in
+    ~/miniforge3 (the conda STAND-IN, nothing added to the shell's set-up) and the cluster looked at anew (the
+    window's Disconnect), the same file is planned as a conda environment."""
     from envdesk.backend.operations.importing import NO_CONDA_NEXT, plan_import, read_spec_file
 
     environment = tmp_path / "environment.yml"
     environment.write_text("name: sci\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=1.26\n")
     session = session_for(config_for(tmp_path / "cfg", cluster))
     try:
-        blocked = plan_import(session, cluster.name, read_spec_file(environment))
-        assert blocked.blocked and blocked.blocked.endswith(NO_CONDA_NEXT) and "installs numpy." in blocked.blocked
+        venv = plan_import(session, cluster.name, read_spec_file(environment))
+        assert venv.kind == "venv" and venv.needs_agreement
+        assert any(note.endswith(NO_CONDA_NEXT[1:]) for note in venv.notes), venv.notes
         install_conda(cluster)
         (cluster.home / ".bashrc").unlink()  # only the folder: conda is on no PATH, named by no set-up
         try:
@@ -257,6 +259,111 @@ def test_a_conda_file_blocked_for_want_of_conda_says_what_to_do_and_that_works(c
     finally:
         session.close()
     assert planned.blocked is None and planned.kind == "conda" and "numpy=1.26" in planned.conda_pins
+
+
+CONDA_FILE = """name: sci
+channels: [conda-forge]
+dependencies:
+  - python=3.11.9=hb806964_0_cpython
+  - _libgcc_mutex=0.1=conda_forge
+  - libzlib=1.3.1=hb9d3cd8_2
+  - tinyalpha=1.0=py_0
+  - tinybeta
+  - pip
+  - pip:
+    - tinydelta==1.0
+"""
+
+
+def pip_dry_run(cluster, requirement: str) -> bool:
+    """Whether pip itself, in a venv of the cluster's Python 3.11, would install `requirement` from the cluster's
+    package index (the referee of what the index has)."""
+    scratch = f"/tmp/referee-{uuid.uuid4().hex[:8]}"
+    try:
+        index = " ".join(shlex.quote(arg) for arg in cluster.pip_args)
+        return cluster.run_as_user(f"python3 -m venv {scratch} && {scratch}/bin/pip install --dry-run --no-deps "
+                                   f"-q {index} '{requirement}'", check=False).returncode == 0
+    finally:
+        cluster.run_as_user(f"rm -rf {scratch}", check=False)
+
+
+def test_a_conda_file_where_no_conda_is_becomes_a_venv_of_what_the_index_has_after_the_users_yes(
+        cluster, tmp_path, home):
+    """User trial T21: a conda file (or a conda environment's copy) on a cluster without conda was blocked, "conda
+    alone installs numpy…". Now a venv of the Python it asks for holds its pip packages and those conda packages
+    the cluster's index has (tinyalpha, at its version, without conda's build; tinybeta), and leaves out, each
+    with why, what the index lacks (libzlib) or pip cannot name (_libgcc_mutex); only after the user's yes. The
+    referees: pip's own dry run on the cluster (what the index has) and importlib.metadata of the venv made."""
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    environment = tmp_path / "environment.yml"
+    environment.write_text(CONDA_FILE)
+    assert pip_dry_run(cluster, "tinyalpha==1.0") and pip_dry_run(cluster, "tinybeta")
+    assert not pip_dry_run(cluster, "libzlib==1.3.1")
+    name = unique("sci")
+    shown = run_cli("env", "import", cluster.name, str(environment), "--name", name, "--dry-run", "--json",
+                    config=config, home=home)
+    assert shown.returncode == 0, shown.stderr
+    plan = json.loads(shown.stdout)
+    assert plan["kind"] == "venv" and plan["blocked"] is None and plan["needs_yes"]
+    assert {a["line"]: a["as"] for a in plan["adapted"] if a["line"] in plan["from_conda"]} == {
+        "tinyalpha=1.0=py_0": "tinyalpha==1.0", "tinybeta": "tinybeta"}
+    refused = {r["line"]: r["reason"] for r in plan["refused"]}
+    assert set(refused) == {"_libgcc_mutex=0.1=conda_forge", "libzlib=1.3.1=hb9d3cd8_2"}, refused
+    assert "no conda" in refused["libzlib=1.3.1=hb9d3cd8_2"]
+    folder = cluster.home / "venvs" / name
+    stopped = run_cli("env", "import", cluster.name, str(environment), "--name", name, config=config, home=home)
+    assert stopped.returncode != 0 and "libzlib" in stopped.stderr and "--yes" in stopped.stderr, stopped.stderr
+    assert not folder.exists(), "nothing is made without the user's yes"
+    made = run_cli("env", "import", cluster.name, str(environment), "--name", name, "--yes", "--json",
+                   config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    path = json.loads(made.stdout)["path"]
+    try:
+        listed = cluster.run_as_user(
+            f"{path}/bin/python -c 'import importlib.metadata as m, sys; print(sys.version_info[:2]); "
+            f"print(sorted((d.metadata[\"Name\"].lower(), d.version) for d in m.distributions()))'").stdout
+        assert "(3, 11)" in listed
+        for package, version in (("tinyalpha", "1.0"), ("tinydelta", "1.0")):
+            assert f"('{package}', '{version}')" in listed, listed
+        assert "'tinybeta'" in listed and "libzlib" not in listed, listed
+    finally:
+        cluster.run_as_user(f"rm -rf {path}", check=False)
+
+
+def test_a_conda_environment_is_copied_to_a_cluster_without_conda_after_the_users_yes(conda, testbed, tmp_path,
+                                                                                     home):
+    """User trial T21: `env clone` of a conda environment (made by the conda STAND-IN) to a cluster without conda
+    was blocked, saying to "keep only the file's pip: section" of a copy that has no file. It now stops only for
+    the user's yes (--yes), naming what is left out, then makes a venv there with what alpha's index has. The
+    referee: importlib.metadata of the copy on alpha."""
+    from envdesk_fixtures import make_config
+    cluster = conda
+    config = tmp_path / "cfg"
+    make_config(config, testbed, names=("alpha",))
+    paths = config_for(config, cluster)
+    name = unique("sci")
+    session = session_for(paths)
+    try:
+        create_environment(session, cluster.name, CreateRequest(name=name, kind="conda", python="3.11",
+                                                                packages=["tinyalpha==1.0", "libzlib==1.3.1"]))
+    finally:
+        session.close()
+    assert pip_dry_run(testbed.clusters["alpha"], "tinyalpha==1.0")
+    stopped = run_cli("env", "clone", cluster.name, name, "alpha", config=config, home=home)
+    assert stopped.returncode != 0 and "libzlib" in stopped.stderr and "copy with --yes" in stopped.stderr, \
+        stopped.stderr
+    made = run_cli("env", "clone", cluster.name, name, "alpha", "--yes", config=config, home=home)
+    assert made.returncode == 0, made.stderr
+    path = made.stdout.strip().rpartition(" at ")[2]
+    alpha = testbed.clusters["alpha"]
+    try:
+        listed = alpha.run_as_user(f"{path}/bin/python -c 'import importlib.metadata as m; "
+                                   f"print(sorted((d.metadata[\"Name\"].lower(), d.version) "
+                                   f"for d in m.distributions()))'").stdout
+        assert "('tinyalpha', '1.0')" in listed and "libzlib" not in listed, listed
+    finally:
+        alpha.run_as_user(f"rm -rf {path}", check=False)
 
 
 def test_the_probe_reads_the_solver_conda_is_configured_with(conda, tmp_path):

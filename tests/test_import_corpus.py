@@ -181,8 +181,8 @@ def test_a_conda_file_asking_conda_only_for_python_and_pip_becomes_a_venv_where_
         testbed, session):
     """A course's environment.yml (python, pip, and the rest under pip:) was refused on every cluster without
     conda (a user trial). beta has none: a venv of its Python module is made, holding what pip freeze says
-    the pip: section asks for; a conda package in the file would still need conda (the dry run says why,
-    exit 1)."""
+    the pip: section asks for. A conda package in the file (numpy, which beta's index lacks) is left out only
+    with the user's agreement (T21: it was blocked, 'conda alone installs numpy')."""
     from envdesk.backend.operations.importing import import_environment, plan_import, read_spec_file
     from envdesk_fixtures import unique
     spec = read_spec_file(CORPUS / "environment-pip-only.yml")
@@ -194,7 +194,8 @@ def test_a_conda_file_asking_conda_only_for_python_and_pip_becomes_a_venv_where_
     assert {k: held.get(k) for k in ("tinyalpha", "tinybeta")} == {"tinyalpha": "1.1", "tinybeta": "1.0"}
     with_numpy = read_spec_file(CORPUS / "environment-nodefaults.yml")
     plan = plan_import(session, "beta", with_numpy)
-    assert plan.blocked and "installs numpy." in plan.blocked and plan.kind == "conda"
+    assert not plan.blocked and plan.kind == "venv" and plan.needs_agreement
+    assert [r.line for r in plan.refused if "no conda on beta" in r.reason] == ["numpy=1.26.4"], plan.refused
 
 
 def test_pins_that_cannot_install_are_all_named_with_their_cause(testbed, session, tmp_path):

@@ -375,6 +375,9 @@ def _env_clone(verbs: Any) -> None:
     clone.add_argument("--top-level", action="store_true",
                        help="if exact versions are missing, install the top-level requirements instead")
     clone.add_argument("--other-builds", action="store_true", help=OTHER_BUILDS_HELP)
+    clone.add_argument("--yes", action="store_true",
+                       help="agree to the plan: what the cluster cannot hold is left out (a conda environment's "
+                            "libraries where it has no conda), what its package index has is installed from it")
     clone.set_defaults(handler="env_clone")
     _quiet_option(clone)
 

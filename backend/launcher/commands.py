@@ -737,7 +737,7 @@ def env_clone(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.clone import clone_environment
     imported = clone_environment(session, args.src_cluster, args.env, args.dst_cluster, name=args.name,
                                  top_level=args.top_level, progress=_progress(args),
-                                 other_builds=args.other_builds, check_first=True)
+                                 other_builds=args.other_builds, check_first=True, agreed=args.yes)
     return _report_import(imported, "Copied to")
 
 

@@ -10,13 +10,14 @@ from .importing import Availability, Imported, import_environment
 def clone_environment(session: Session, source: str, env_ref: str, destination: str, *, name: str | None = None,
                       root: str | None = None, top_level: bool = False, progress: Progress | None = None,
                       checked: Availability | None = None, other_builds: bool = False,
-                      check_first: bool = False) -> Imported:
+                      check_first: bool = False, agreed: bool = False) -> Imported:
     """Rebuild `env_ref` of `source` on `destination` with the same packages where it can provide them (`checked`:
-    what the check of the plan shown found there, `other_builds` and `check_first`, see import_environment)."""
+    what the check of the plan shown found there, `other_builds`, `check_first` and `agreed`, see
+    import_environment)."""
     progress = progress or Progress()
     source_target = session.target(source)
     env = find_environment(source_target, env_ref, progress)
     spec = spec_from_environment(env, source_target)
     return import_environment(session, destination, spec, name=name or spec.name, root=root,
                               top_level=top_level, own_sources=True, progress=progress, checked=checked,
-                              other_builds=other_builds, check_first=check_first)
+                              other_builds=other_builds, check_first=check_first, agreed=agreed)

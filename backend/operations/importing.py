@@ -147,6 +147,9 @@ class ImportPlan:
     other_builds: dict[str, str] = field(default_factory=dict)
     """The lines pinning a build variant (site_builds.other_build: +cu118) that the check found missing here while
     their release is here, not installed without the user's agreement: each line, and that release."""
+    from_conda: list[str] = field(default_factory=list)
+    """A conda file's conda packages installed from the target's package index, the target having no conda (one of
+    `adapted` each): PyPI's builds, not conda's, so only with the user's agreement."""
 
     @property
     def to_install(self) -> list[str]:
@@ -164,7 +167,7 @@ class ImportPlan:
         """Whether the import stops without the user's yes (check_plan): lines it leaves out, downloads from
         another host, or lines with variables. (Of the plan itself: shown() hides a variable in a credential's
         place.)"""
-        return bool(self.refused or self.outside or self.filled_in)
+        return bool(self.refused or self.outside or self.filled_in or self.from_conda)
 
     def shown(self) -> "ImportPlan":
         """The plan as it may be shown: every line without the credentials it may hold (a token in an index URL
@@ -184,7 +187,7 @@ class ImportPlan:
                 "install": self.pins, "conda": self.conda_pins, "channels": self.channels,
                 "adapted": [a.to_json() for a in self.adapted], "refused": [r.to_json() for r in self.refused],
                 "outside": [o.to_json() for o in self.outside], "blocked": self.blocked, "notes": self.notes,
-                "constraints": self.constraints}
+                "constraints": self.constraints, "from_conda": self.from_conda}
 
 
 @dataclass
@@ -405,13 +408,26 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     chosen = _chosen_name(name, spec)
-    kind, notes, blocked = spec.kind, [], None
+    kind, notes, blocked, from_conda = spec.kind, [], None, []
     if kind not in caps.kinds():
         in_range = _python_in_range(caps, spec) if kind == "conda" else None
         conda_only = _conda_only_packages(spec, in_range is not None) if kind == "conda" else []
-        if conda_only:
-            blocked = (f"{target.label} has no conda, mamba or micromamba, and conda alone installs "
-                       f"{', '.join(conda_only[:5])}{' and more' if len(conda_only) > 5 else ''}. {NO_CONDA_NEXT}")
+        from_conda = _conda_packages(spec) if kind == "conda" else []
+        if "python" in conda_only:
+            blocked = (f"{target.label} has no conda, mamba or micromamba, and no Python within what the file asks "
+                       f"for to make a venv of. {NO_CONDA_NEXT}")
+        elif conda_only and not target.runner.may_lack_packages:  # this computer: its index is not checked first
+            blocked = (f"{target.label} has no conda, mamba or micromamba to install {', '.join(conda_only[:5])}"
+                       f"{' and more' if len(conda_only) > 5 else ''}. {NO_CONDA_NEXT} Or keep only the file's "
+                       "pip: section, which any Python environment can hold.")
+        elif conda_only or from_conda:
+            kind = stand_in_kind(caps, "conda")
+            notes.append(f"{target.label} has no conda, mamba or micromamba: making a {kind} environment of the "
+                         "Python the file asks for, with its pip packages and those of its conda packages that "
+                         f"{target.label}'s package index has (PyPI's builds, not conda's); the rest is left out, "
+                         f"as listed. To keep conda's builds: {NO_CONDA_NEXT[0].lower()}{NO_CONDA_NEXT[1:]}")
+            spec = _conda_side_as_venv(replace(spec, conda_requirements=[
+                entry for entry in spec.conda_requirements if entry not in from_conda]), kind, in_range)
         elif kind == "conda":
             kind = stand_in_kind(caps, "conda")
             notes.append(f"{target.label} has no conda, and the file asks conda only for Python and pip: making "
@@ -449,9 +465,42 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked,
                       modules_checked=checked, source_modules=list(spec.modules), constraints=list(spec.constraints))
+    if from_conda and not blocked:
+        _conda_packages_from_index(target, caps, plan, from_conda, progress)
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
     plan.notes += _variables_note(plan.filled_in, target)
     return plan
+
+
+def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportPlan, entries: list[str],
+                               progress: Progress) -> None:
+    """A conda file's conda packages in a venv, where the target has no conda (T21): each whose project the
+    target's package index has, at the versions asked for (its installer's dry run there says, in one command),
+    is installed from it; the others are left out, each with why. Either needs the user's agreement
+    (ImportPlan.from_conda, refused), as the packages are PyPI's builds, not conda's."""
+    from .conda_from_index import pip_form
+    settle_modules(target, plan, progress)  # the check runs with the Python the environment is made of
+    forms = {entry: pip_form(entry) for entry in entries}
+    lines = list(dict.fromkeys(line for line in forms.values() if line))
+    missing: dict[str, str] = {}
+    if lines and target.runner.may_lack_packages:
+        found = _parse_missing(_dry_run_in_scratch(target, caps, plan, lines, progress).stdout)
+        missing = {m.spec: m.reason for m in found}
+    here, cannot = target.label, "an environment without conda cannot hold it"
+    for entry, line in forms.items():
+        if line is None:
+            plan.refused.append(specs.Refused(entry, "conda's own package, or versions in conda's words only, which "
+                                                     f"pip has no form of; {cannot}"))
+        elif line in missing:
+            plan.refused.append(specs.Refused(entry, f"no conda on {here}, and its package index has no {line} "
+                                                     f"({missing[line]}); {cannot}"))
+        else:
+            build = specs.conda_pin(entry)
+            plan.adapted.append(specs.Adapted(entry, line, f"no conda on {here}: its package index has it (the "
+                                              "installer's dry run there), PyPI's build"
+                                              + (f", not conda's {build.build}" if build and build.build else "")))
+            plan.requirements.append(line)
+            plan.from_conda.append(entry)
 
 
 def _unhashed_lines_for_other_systems(target: Target, spec: EnvSpec, python: str | None,
@@ -553,9 +602,16 @@ _PIP_SIDE = {"python", "pip"}  # what a venv has without conda
 
 NO_CONDA_NEXT = ("Build it where there is conda; or install Miniforge in your home folder there (~/miniforge3, "
                  "which EnvDesk finds without changing your shell's set-up) and try again (in the app, after "
-                 "Disconnect: EnvDesk looks at the cluster anew); or keep only the file's pip: section, which any "
-                 "Python environment can hold.")
-"""What to do with a conda file where no conda is (T10: the block said only what was missing)."""
+                 "Disconnect: EnvDesk looks at the cluster anew).")
+"""How to have conda's own builds where no conda is (T10: the block said only what was missing)."""
+
+
+def _conda_packages(spec: EnvSpec) -> list[str]:
+    """A conda file's conda packages other than Python and pip, as its lines name them; for one that names none
+    (an environment without conda's history), its exact conda pins."""
+    if spec.conda_requirements:
+        return [entry for entry in spec.conda_requirements if _conda_name(entry) not in _PIP_SIDE]
+    return [pin.conda_line() for pin in spec.conda_pins if _conda_name(pin.name) not in _PIP_SIDE]
 
 
 def _conda_only_packages(spec: EnvSpec, python_fits: bool = False) -> list[str]:
@@ -751,14 +807,21 @@ def check_plan(plan: ImportPlan, agreed: bool, *, own_sources: bool = False) -> 
         problems.append(f"{len(filled_in)} line(s) use {variables}, which the installer fills in from the target's "
                         "environment and sends with the download: " + "; ".join(filled_in) + ".")
         hints.append("check what those variables hold there")
+    if plan.from_conda:
+        problems.append(f"There is no conda here: {len(plan.from_conda)} conda package(s) would come from the "
+                        "target's package index instead, PyPI's builds: " + "; ".join(
+                            f"{a.line} as {a.as_}" for a in plan.adapted if a.line in plan.from_conda) + ".")
+        hints.append("check that PyPI's builds will do")
     if plan.refused:
-        problems.append(f"{len(plan.refused)} line(s) of the file cannot be imported: "
+        problems.append(f"{len(plan.refused)} line(s) {'of the environment' if own_sources else 'of the file'} "
+                        "cannot be imported: "
                         + "; ".join(f"{r.line} ({r.reason})" for r in plan.refused) + ".")
         hints.append("fix the file or agree to leave those lines out")
     if problems:
         raise InvalidInput(" ".join(problems) + " Nothing was created.",
-                           f"{' and '.join(hints).capitalize()}, then import with --yes (or Import in the app "
-                           "after reading the plan).")
+                           f"{' and '.join(hints).capitalize()}, then "
+                           + ("copy with --yes (or Copy in the app after reading the plan)." if own_sources else
+                              "import with --yes (or Import in the app after reading the plan)."))
 
 
 def _check_script(installer: Installer, pins: list[str]) -> str:
@@ -831,24 +894,29 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     settle_modules(target, plan, progress)  # the plan shown with them is what will be built; the check needs them
     if not plan.to_install or plan.kind == "conda" or not target.runner.may_lack_packages:
         return []
-    import uuid  # here: it loads the platform module (~3 ms), which reading a file for a create does not need
-
     # not what the user has yet to agree to: a download from another host, or a line with a ${VARIABLE}, which
     # the installer would fill in and send
     asked, filled_in = {outside.line for outside in plan.outside}, set(plan.filled_in)
     lines = [line for line in plan.to_install if specs.redact(line) not in asked and line not in filled_in]
     if not lines:
         return []
-    caps = capabilities(session, target, progress)
+    result = _dry_run_in_scratch(target, capabilities(session, target, progress), plan, lines, progress)
+    install_public_releases(plan, public_found(result.stdout, lines), other_builds)
+    return _parse_missing(result.stdout) + withheld(plan)
+
+
+def _dry_run_in_scratch(target: Target, caps: Capabilities, plan: ImportPlan, lines: list[str],
+                        progress: Progress) -> CommandResult:
+    """The installer's dry run of each of `lines` in a throwaway venv of the plan's Python (its modules loaded),
+    in one command (_check_script's report on stdout)."""
+    import uuid  # here: it loads the platform module (~3 ms), which reading a file for a create does not need
     scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
     installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args, kind=plan.kind)
     make = ["python3", "-m", "venv", *(["--without-pip"] if installer.uv else []), scratch]
     progress.step(f"Checking which of {len(lines)} packages {target.label} can provide")
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
             f"{_check_script(installer, lines)}; rm -rf {join_command([scratch])}")
-    result = _run_script(target, body, _installer_modules(installer), progress)
-    install_public_releases(plan, public_found(result.stdout, lines), other_builds)
-    return _parse_missing(result.stdout) + withheld(plan)
+    return _run_script(target, body, _installer_modules(installer), progress)
 
 
 def withheld(plan: ImportPlan) -> list[Unavailable]:

@@ -230,6 +230,10 @@ class ImportDialog(QDialog):
         if plan.adapted:
             lines.append(f"<b>{len(plan.adapted)} line(s) installed in another form:</b>")
             lines += [f"• {escape(a.line)} → {escape(a.as_)} ({escape(a.reason)})" for a in plan.adapted]
+        if plan.from_conda:
+            lines.append(f"<span style='color:#d64541'><b>No conda here: {len(plan.from_conda)} conda package(s) "
+                         "come from the package index, PyPI's builds</b> (building means you agree):</span> "
+                         + escape(", ".join(plan.from_conda)))
         if plan.refused:
             lines.append(f"<span style='color:#d64541'><b>{len(plan.refused)} line(s) will be left out</b> "
                          "(building means you agree):</span>")

@@ -1,0 +1,38 @@
+"""A conda file's packages in pip's words, for a target without conda: a venv holds those its package index has."""
+from __future__ import annotations
+
+import re
+
+from .. import spec as specs
+
+CONDA_TO_PYPI = {
+    "pytorch": "torch",
+    "py-opencv": "opencv-python",
+    "matplotlib-base": "matplotlib",
+    "msgpack-python": "msgpack",
+    "pytables": "tables",
+}
+"""conda-forge's names for projects PyPI calls otherwise (the feedstock's name is not the project's). Every other
+conda package is looked for on the index under its own name: a library conda builds (libzlib, cuda-toolkit) is
+not there, which the target's installer says."""
+
+
+def pip_form(entry: str) -> str | None:
+    """The requirement pip is given for the conda match spec `entry`: the project PyPI names it by, at the same
+    versions, without conda's build and channel ('numpy=1.26.4=py311h64a7726_0' -> 'numpy==1.26.4', 'numpy=1.26'
+    -> 'numpy==1.26.*', as conda reads it, 'pytorch::pytorch' -> 'torch'). None where pip has no such words: a
+    name PyPI cannot have (conda's own '_libgcc_mutex', '__osx'), or versions conda writes in its own way only
+    ('1.2|1.4')."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    bare = specs.conda_without_build(entry).rpartition("::")[2]
+    name = specs.conda_entry_name(bare)
+    if not re.fullmatch(r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?", name):
+        return None
+    versions = bare[len(name):].strip().replace(" ", "")
+    if versions.startswith("=") and not versions.startswith("=="):  # conda's '=1.26': any 1.26.*
+        versions = f"=={versions[1:]}" + ("" if versions.endswith("*") else ".*")
+    try:
+        SpecifierSet(versions)
+    except InvalidSpecifier:
+        return None
+    return f"{CONDA_TO_PYPI.get(name, name)}{versions}"
