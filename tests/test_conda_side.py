@@ -366,6 +366,30 @@ def test_a_conda_environment_is_copied_to_a_cluster_without_conda_after_the_user
         alpha.run_as_user(f"rm -rf {path}", check=False)
 
 
+def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda, tmp_path, home):
+    """User trial T21: a conda file's dry run did not check its pip: section (requests==2.32.3, which the cluster's
+    index lacks: rc 0), and the import built the whole conda environment before pip failed. Both now check the pip
+    lines first with a Python of the cluster's of the version asked. The referees: pip's own dry run there, and
+    the conda STAND-IN's log of what conda was given (nothing)."""
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    environment = tmp_path / "environment.yml"
+    environment.write_text("name: proj\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n"
+                           "  - tinyalpha=1.0\n  - pip\n  - pip:\n    - requests==2.32.3\n    - tinydelta==1.0\n")
+    assert not pip_dry_run(cluster, "requests==2.32.3") and pip_dry_run(cluster, "tinydelta==1.0")
+    name = unique("proj")
+    shown = run_cli("env", "import", cluster.name, str(environment), "--name", name, "--dry-run", "--json",
+                    config=config, home=home)
+    plan = json.loads(shown.stdout)
+    assert plan["kind"] == "conda" and shown.returncode == 1, shown.stderr
+    assert [m["line"] for m in plan["unavailable"]] == ["requests==2.32.3"], plan["unavailable"]
+    failed = run_cli("env", "import", cluster.name, str(environment), "--name", name, config=config, home=home)
+    assert failed.returncode != 0 and "requests==2.32.3" in failed.stderr, failed.stderr
+    assert calls(cluster) == [], "conda is not run for an environment whose pip lines cannot be installed"
+    assert not (cluster.home / "venvs" / name).exists()
+
+
 def test_the_probe_reads_the_solver_conda_is_configured_with(conda, tmp_path):
     cluster = conda
     install_conda(cluster, condarc=CONDARC + "solver: classic\n")

@@ -484,7 +484,7 @@ def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportP
     lines = list(dict.fromkeys(line for line in forms.values() if line))
     missing: dict[str, str] = {}
     if lines and target.runner.may_lack_packages:
-        found = _parse_missing(_dry_run_in_scratch(target, caps, plan, lines, progress).stdout)
+        found = _parse_missing(_dry_run_in_scratch(target, caps, plan.modules, plan.kind, lines, progress).stdout)
         missing = {m.spec: m.reason for m in found}
     here, cannot = target.label, "an environment without conda cannot hold it"
     for entry, line in forms.items():
@@ -892,7 +892,7 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     progress = progress or Progress()
     target = session.target(target_name)
     settle_modules(target, plan, progress)  # the plan shown with them is what will be built; the check needs them
-    if not plan.to_install or plan.kind == "conda" or not target.runner.may_lack_packages:
+    if not plan.to_install or not target.runner.may_lack_packages:
         return []
     # not what the user has yet to agree to: a download from another host, or a line with a ${VARIABLE}, which
     # the installer would fill in and send
@@ -900,18 +900,28 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     lines = [line for line in plan.to_install if specs.redact(line) not in asked and line not in filled_in]
     if not lines:
         return []
-    result = _dry_run_in_scratch(target, capabilities(session, target, progress), plan, lines, progress)
+    caps = capabilities(session, target, progress)
+    modules, kind = plan.modules, plan.kind
+    if plan.kind == "conda":  # its pip: lines, checked with a Python of the target's of the version asked (T21)
+        try:
+            modules, kind = list(choose_python(caps, plan.python, "venv").modules), "venv"
+        except PythonMissing:
+            plan.notes.append(f"The pip: lines were not checked before building: {target.label} has no Python "
+                              f"{plan.python} outside conda to check them with (the build installs them after "
+                              "conda's packages, and says there what is missing).")
+            return []
+    result = _dry_run_in_scratch(target, caps, modules, kind, lines, progress)
     install_public_releases(plan, public_found(result.stdout, lines), other_builds)
     return _parse_missing(result.stdout) + withheld(plan)
 
 
-def _dry_run_in_scratch(target: Target, caps: Capabilities, plan: ImportPlan, lines: list[str],
+def _dry_run_in_scratch(target: Target, caps: Capabilities, modules: list[str], kind: str, lines: list[str],
                         progress: Progress) -> CommandResult:
-    """The installer's dry run of each of `lines` in a throwaway venv of the plan's Python (its modules loaded),
-    in one command (_check_script's report on stdout)."""
+    """The installer's dry run of each of `lines` in a throwaway venv of the Python `modules` give (the system's
+    without), for an environment of `kind`, in one command (_check_script's report on stdout)."""
     import uuid  # here: it loads the platform module (~3 ms), which reading a file for a create does not need
     scratch = f"/tmp/envdesk-check-{uuid.uuid4().hex}"
-    installer = Installer.for_env(caps, f"{scratch}/bin/python", plan.modules, target.pip_args, kind=plan.kind)
+    installer = Installer.for_env(caps, f"{scratch}/bin/python", modules, target.pip_args, kind=kind)
     make = ["python3", "-m", "venv", *(["--without-pip"] if installer.uv else []), scratch]
     progress.step(f"Checking which of {len(lines)} packages {target.label} can provide")
     body = (f"{join_command(make)} >/dev/null 2>&1 || {{ echo '@@noenv'; exit 0; }}; "
@@ -1122,7 +1132,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     known: list[Unavailable] = []
-    if checked is None and check_first and any(public_release(line) for line in plan.to_install):
+    if checked is None and check_first and (plan.kind == "conda" and plan.to_install  # before conda's whole build
+                                            or any(public_release(line) for line in plan.to_install)):
         checked = Availability(check_availability(session, target_name, plan, progress, other_builds), {})
     if checked is not None:
         install_public_releases(plan, checked.public, other_builds)
