@@ -390,6 +390,59 @@ def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda,
     assert not (cluster.home / "venvs" / name).exists()
 
 
+OSX_FILE = "name: mac\ndependencies:\n" + "".join(f"  - {entry}\n" for entry in (
+    "libcxx=17.0.6=h5f092b4_0", "numpy=1.26.4=py311h7125741_0", "python=3.11.2=h932a869_0_cpython",
+    "tinyalpha=1.0=pyhd8ed1ab_0", "vc=14.3=h8a93ad2_20"))
+"""A conda export of macOS's (libcxx, its builds; vc is Windows' runtime, which such a file may hold too)."""
+
+
+def test_a_conda_file_exported_on_macos_skips_its_runtime_and_builds_with_top_level(conda, tmp_path, home):
+    """User trial T21: a file exported on macOS failed on a Linux cluster, "No channel conda searched has libcxx=…",
+    and --top-level changed nothing. Its macOS- and Windows-only packages (libcxx, vc) are now skipped, said in the
+    plan, which says its builds are that system's; --top-level keeps the versions and drops the builds. The
+    referees: the conda STAND-IN's log of what conda was given, each read by rattler's MatchSpec."""
+    import rattler
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    environment = tmp_path / "environment.yml"
+    environment.write_text(OSX_FILE)
+    shown = run_cli("env", "import", cluster.name, str(environment), "--dry-run", "--json", config=config, home=home)
+    assert shown.returncode == 0, shown.stderr
+    plan = json.loads(shown.stdout)
+    assert {a["line"] for a in plan["adapted"] if a["as"].startswith("skipped")} == {
+        "libcxx=17.0.6=h5f092b4_0", "vc=14.3=h8a93ad2_20"}, plan["adapted"]
+    assert any("builds" in note and "--top-level" in note and "macOS" in note for note in plan["notes"])
+    top = json.loads(run_cli("env", "import", cluster.name, str(environment), "--dry-run", "--json", "--top-level",
+                             config=config, home=home).stdout)
+    assert all(rattler.MatchSpec(line).build is None for line in top["conda"]) and "numpy==1.26.4" in top["conda"]
+    name = unique("mac")
+    made = run_cli("env", "import", cluster.name, str(environment), "--name", name, "--top-level", config=config,
+                   home=home)
+    assert made.returncode == 0, made.stderr
+    given = {str(spec.name.normalized): spec for spec in (
+        rattler.MatchSpec(arg) for entry in calls(cluster) for arg in entry["argv"]
+        if not arg.startswith("-") and arg not in ("create", "install") and not arg.startswith("/"))}
+    assert "libcxx" not in given and "vc" not in given, given
+    for package, version in (("numpy", "1.26.4"), ("tinyalpha", "1.0"), ("python", "3.11.2")):
+        assert given[package].build is None and str(given[package].version) == f"=={version}", given[package]
+
+
+def test_a_conda_build_missing_here_is_said_to_be_made_for_one_platform(conda, tmp_path, home):
+    """T21: conda's failure on a build only another platform has said only "No channel conda searched has …". It now
+    says that builds are made for one platform and what keeps the versions. The referee: the conda STAND-IN's own
+    PackagesNotFoundError (a package with a build that its channel lacks)."""
+    cluster = conda
+    config = tmp_path / "cfg"
+    config_for(config, cluster)
+    environment = tmp_path / "environment.yml"
+    environment.write_text("name: w\ndependencies:\n  - python=3.11.2\n  - tinyalpha=9.9=py311h7125741_0\n")
+    failed = run_cli("env", "import", cluster.name, str(environment), "--name", unique("w"), config=config,
+                     home=home)
+    assert failed.returncode != 0 and "No channel conda searched has tinyalpha=9.9" in failed.stderr, failed.stderr
+    assert "made for one platform" in failed.stderr and "--top-level" in failed.stderr, failed.stderr
+
+
 def test_the_probe_reads_the_solver_conda_is_configured_with(conda, tmp_path):
     cluster = conda
     install_conda(cluster, condarc=CONDARC + "solver: classic\n")

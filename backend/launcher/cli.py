@@ -350,7 +350,8 @@ def _env_import(verbs: Any) -> None:
     importing.add_argument("--root", metavar="DIR", help="the folder to make it in (default: the first of the "
                            "cluster's)")
     importing.add_argument("--top-level", action="store_true",
-                           help="if exact versions are missing, install the top-level requirements instead")
+                           help="if exact versions are missing, install the top-level requirements instead; a conda "
+                                "file's builds are dropped, its versions kept (builds are made for one platform)")
     importing.add_argument("--other-builds", action="store_true", help=OTHER_BUILDS_HELP)
     importing.add_argument("--python", metavar="X.Y",
                            help="make it with this Python (one the cluster has) in place of the file's")

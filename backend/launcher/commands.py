@@ -640,7 +640,8 @@ def _read_for(session: Session, cluster: str, path: Path, python: str | None = N
 def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_project: bool) -> int:
     """--dry-run: what the import would install, adapt and refuse; nothing is created. It ends with 1 where the
     import could not build at all (blocked, or the name taken); what --yes would agree to is said, not failed."""
-    from envdesk.backend.operations.importing import check_availability, plan_import, settle_modules, taken_folder
+    from envdesk.backend.operations.importing import (check_availability, plan_import, settle_modules, taken_folder,
+                                                      without_builds)
     from envdesk.backend.recipes import NO_DEFAULTS
     if uv_project:
         from envdesk.backend.operations.uvimport import plan_uv_project
@@ -651,6 +652,8 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
                            _progress(args))
     if not plan.blocked:  # the modules shown are those the import will load, prerequisites and all
         settle_modules(session.target(args.cluster), plan, _progress(args))
+    if args.top_level and not uv_project:
+        without_builds(plan)
     taken = None if plan.blocked else taken_folder(session, args.cluster, plan.name, args.root, _progress(args))
     if taken:
         plan.blocked = f"{taken} already exists. Pick another name (--name) or delete it first."

@@ -36,3 +36,16 @@ def pip_form(entry: str) -> str | None:
     except InvalidSpecifier:
         return None
     return f"{CONDA_TO_PYPI.get(name, name)}{versions}"
+
+
+_OTHER_SYSTEMS = (("macOS", re.compile(r"__osx|libcxx|libcxxabi")),
+                  ("Windows", re.compile(r"__win|ucrt|vc|vc14_runtime|vs20(?:08|15|17|19|22)_runtime|m2w64-.+|"
+                                         r"msys2-.+|m2-.+")))
+"""conda packages only macOS or Windows has (their C++ or C runtimes, conda's virtual package of the system): a
+file that lists one was exported there, and its builds are that system's."""
+
+
+def other_system(entry: str) -> str | None:
+    """The system (macOS, Windows) the conda package `entry` names is made for only; None for any other."""
+    name = specs.conda_entry_name(entry)
+    return next((system for system, names in _OTHER_SYSTEMS if names.fullmatch(name)), None)

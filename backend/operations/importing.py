@@ -147,6 +147,8 @@ class ImportPlan:
     other_builds: dict[str, str] = field(default_factory=dict)
     """The lines pinning a build variant (site_builds.other_build: +cu118) that the check found missing here while
     their release is here, not installed without the user's agreement: each line, and that release."""
+    exported_on: str = ""
+    """The other system (macOS, Windows) a conda file was exported on, which its builds are for (without_builds)."""
     from_conda: list[str] = field(default_factory=list)
     """A conda file's conda packages installed from the target's package index, the target having no conda (one of
     `adapted` each): PyPI's builds, not conda's, so only with the user's agreement."""
@@ -409,6 +411,9 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     caps = capabilities(session, target, progress)
     chosen = _chosen_name(name, spec)
     kind, notes, blocked, from_conda = spec.kind, [], None, []
+    spec, exported_on = _other_systems_left_out(target, spec)
+    if exported_on:
+        notes.append(_exported_elsewhere(spec, exported_on, kind in caps.kinds()))
     if kind not in caps.kinds():
         in_range = _python_in_range(caps, spec) if kind == "conda" else None
         conda_only = _conda_only_packages(spec, in_range is not None) if kind == "conda" else []
@@ -464,12 +469,69 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     pip_lines, conda_lines = install_lines(spec, conda=kind == "conda")
     plan = ImportPlan(chosen, kind, modules, python, pip_lines, list(spec.requirements), conda_lines,
                       notes + module_notes, list(spec.channels), list(spec.adapted), list(spec.refused), blocked,
-                      modules_checked=checked, source_modules=list(spec.modules), constraints=list(spec.constraints))
+                      modules_checked=checked, source_modules=list(spec.modules), constraints=list(spec.constraints),
+                      exported_on=exported_on)
     if from_conda and not blocked:
         _conda_packages_from_index(target, caps, plan, from_conda, progress)
     plan.outside = outside_sources(plan.to_install, index_hosts(target.pip_args))
     plan.notes += _variables_note(plan.filled_in, target)
     return plan
+
+
+def _other_systems_left_out(target: Target, spec: EnvSpec) -> tuple[EnvSpec, str]:
+    """A conda file without the packages only macOS or Windows has (libcxx, ucrt, vc, __osx: T21), where the
+    target is Linux (a cluster), each said to be skipped; and the systems it was exported on ("" for none)."""
+    import sys
+    from .conda_from_index import other_system
+    if spec.kind != "conda" or (target.profile is None and not sys.platform.startswith("linux")):
+        return spec, ""
+    systems = {entry: other_system(entry) for entry in spec.conda_requirements}
+    skipped = [entry for entry, system in systems.items() if system]
+    pins = [pin for pin in spec.conda_pins if other_system(pin.name)]
+    if not skipped and not pins:
+        return spec, ""
+    exported_on = " and ".join(sorted({s for s in systems.values() if s} | {other_system(p.name) or "" for p in pins}
+                                      - {""}))
+    why = f"{exported_on}'s own, which conda on Linux neither has nor needs"
+    return replace(spec, conda_requirements=[entry for entry in spec.conda_requirements if entry not in skipped],
+                   pins=[pin for pin in spec.pins if pin not in pins],
+                   adapted=[*spec.adapted, *(specs.Adapted(entry, f"skipped on {target.label}", why, installs=False)
+                                             for entry in skipped or [pin.conda_line() for pin in pins])]), exported_on
+
+
+def _exported_elsewhere(spec: EnvSpec, system: str, conda_here: bool) -> str:
+    """What a plan says of a conda file exported on `system` (macOS, Windows)."""
+    built = [entry for entry in spec.conda_requirements if _conda_build(entry)]
+    if not built or not conda_here:
+        return f"This file was exported on {system}: its packages only {system} has are skipped."
+    return (f"This file was exported on {system}: its packages only {system} has are skipped, and its builds (the "
+            f"part after a version, as in {built[0]}) are {system}'s, which conda here does not have. Import it with "
+            "--top-level ('Allow newer versions' in the app) to keep the versions and let conda choose the builds "
+            "here.")
+
+
+def _conda_build(entry: str) -> str | None:
+    """The build a conda match spec pins ('py311h7125741_0' of 'numpy=1.26.4=py311h7125741_0'), if any."""
+    pin = specs.conda_pin(entry)
+    return pin.build if pin else None
+
+
+def without_builds(plan: ImportPlan) -> list[str]:
+    """Drop the builds of the plan's conda lines, keeping their versions ('numpy=1.26.4=py311h7125741_0' ->
+    'numpy==1.26.4'), with --top-level (T21: a file exported on macOS names builds Linux's conda has not): conda
+    chooses this platform's builds. The lines changed, as written."""
+    changed = [line for line in plan.conda_pins if _conda_build(line)]
+    plan.conda_pins = [specs.conda_without_build(line) if line in changed else line for line in plan.conda_pins]
+    if changed:
+        plan.notes.append("conda chooses the builds here, at the versions the file asks for (--top-level): "
+                          + ", ".join(changed) + ".")
+    return changed
+
+
+_BUILDS_HINT = ("A conda build (the part after a version, as in {line}) is made for one platform: a file exported on "
+                "another (macOS, Windows) names builds conda here does not have. Import it with --top-level ('Allow "
+                "newer versions' in the app), which keeps the versions and lets conda choose the builds here; or "
+                "export it again without builds ('envdesk env export --format conda-history').")
 
 
 def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportPlan, entries: list[str],
@@ -1127,6 +1189,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     progress = progress or Progress()
     plan = plan_import(session, target_name, spec, name, progress)
     check_plan(plan, agreed, own_sources=own_sources)
+    if top_level:
+        without_builds(plan)
     if spec.refused and not specs.installs_something(spec):
         specs.require_packages(spec)  # every line refused: there is nothing to build, whatever was agreed
     target = session.target(target_name)
@@ -1167,8 +1231,12 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
                 env = start_and_build(session, target, caps, reservation, root, packages=plan.to_install,
                                       requested=plan.requirements, **started, **common)
             except InstallFailed as failure:
-                if isinstance(failure, CondaInstallFailed):
-                    raise  # conda's words name what it could not install; pip's lines were not reached
+                if isinstance(failure, CondaInstallFailed):  # conda's words name what it could not install
+                    built = [line for line in plan.conda_pins if _conda_build(line)]
+                    if built and "No channel conda searched has" in f"{failure.message} {failure.hint}":
+                        raise CondaInstallFailed(failure.message, f"{failure.hint} {_BUILDS_HINT.format(line=built[0])}"
+                                                 .strip(), log=failure.log) from failure
+                    raise
                 settle_modules(target, plan, progress)
                 common.update(modules=plan.modules, modules_checked=True)  # for the retry below: known to load now
                 installer = Installer.for_env(caps, target.runner.env_python(reservation.path), plan.modules,
