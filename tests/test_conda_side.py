@@ -287,6 +287,14 @@ def pip_dry_run(cluster, requirement: str) -> bool:
         cluster.run_as_user(f"rm -rf {scratch}", check=False)
 
 
+def distributions(cluster, path: str) -> str:
+    """The (name, version) of every distribution importlib.metadata finds in the environment at `path`, and its
+    Python's version (the referee of what a venv holds)."""
+    return cluster.run_as_user(f"{path}/bin/python -c 'import importlib.metadata as m, sys; "
+                               "print(sys.version_info[:2]); print(sorted((d.metadata[\"Name\"].lower(), "
+                               "d.version) for d in m.distributions()))'").stdout
+
+
 def test_a_conda_file_where_no_conda_is_becomes_a_venv_of_what_the_index_has_after_the_users_yes(
         cluster, tmp_path, home):
     """User trial T21: a conda file (or a conda environment's copy) on a cluster without conda was blocked, "conda
@@ -320,9 +328,7 @@ def test_a_conda_file_where_no_conda_is_becomes_a_venv_of_what_the_index_has_aft
     assert made.returncode == 0, made.stderr
     path = json.loads(made.stdout)["path"]
     try:
-        listed = cluster.run_as_user(
-            f"{path}/bin/python -c 'import importlib.metadata as m, sys; print(sys.version_info[:2]); "
-            f"print(sorted((d.metadata[\"Name\"].lower(), d.version) for d in m.distributions()))'").stdout
+        listed = distributions(cluster, path)
         assert "(3, 11)" in listed
         for package, version in (("tinyalpha", "1.0"), ("tinydelta", "1.0")):
             assert f"('{package}', '{version}')" in listed, listed
@@ -358,9 +364,40 @@ def test_a_conda_environment_is_copied_to_a_cluster_without_conda_after_the_user
     path = made.stdout.strip().rpartition(" at ")[2]
     alpha = testbed.clusters["alpha"]
     try:
-        listed = alpha.run_as_user(f"{path}/bin/python -c 'import importlib.metadata as m; "
-                                   f"print(sorted((d.metadata[\"Name\"].lower(), d.version) "
-                                   f"for d in m.distributions()))'").stdout
+        listed = distributions(alpha, path)
+        assert "('tinyalpha', '1.0')" in listed and "libzlib" not in listed, listed
+    finally:
+        alpha.run_as_user(f"rm -rf {path}", check=False)
+
+
+def test_the_windows_copy_of_a_conda_environment_to_a_cluster_without_conda_builds_what_its_plan_showed(
+        conda, testbed, tmp_path, home, qtbot):
+    """T21: the window's Copy of a conda environment to a cluster without conda was blocked; the Copy dialog's plan
+    now lists what comes from the index and what is left out, and Build there is the user's agreement, as for an
+    import. The referee: importlib.metadata of the copy on alpha."""
+    from envdesk.backend.operations.common import find_environment
+    from envdesk.gui.controller import AppController
+    from envdesk.gui.prompter import QtPrompter
+    from envdesk_fixtures import make_config
+    cluster = conda
+    config = tmp_path / "cfg"
+    make_config(config, testbed, names=("alpha",))
+    paths = config_for(config, cluster)
+    name, copy = unique("sci"), unique("copy")
+    controller = AppController(paths, QtPrompter())
+    try:
+        create_environment(controller.session, cluster.name, CreateRequest(
+            name=name, kind="conda", python="3.11", packages=["tinyalpha==1.0", "libzlib==1.3.1"]))
+        env = find_environment(controller.session.target(cluster.name), name, Progress())
+        task = controller.clone(cluster.name, env, "alpha", name=copy)
+        qtbot.waitUntil(task.done.is_set, timeout=300_000)
+        assert task.state == "succeeded", task.error
+        path = find_environment(controller.session.target("alpha"), copy, Progress()).path
+    finally:
+        controller.shutdown()
+    alpha = testbed.clusters["alpha"]
+    try:
+        listed = distributions(alpha, path)
         assert "('tinyalpha', '1.0')" in listed and "libzlib" not in listed, listed
     finally:
         alpha.run_as_user(f"rm -rf {path}", check=False)
