@@ -116,6 +116,25 @@ def test_import_offers_a_free_name_and_refuses_a_taken_one(qtbot, tmp_path, home
     assert cli.returncode != 0 and "already exists" in cli.stderr
 
 
+@pytest.mark.parametrize("kind, chosen", [("venv", True), ("conda", False)])
+def test_allowing_newer_versions_is_chosen_for_the_user_only_where_it_drops_no_builds(qtbot, tmp_path, home, kind,
+                                                                                        chosen):
+    """R19: for a conda plan, 'allow newer versions' also drops the file's build strings, and a missing pip:
+    line ticked it for the user. It stays the user's choice there; for pip's pins it is still offered ticked."""
+    from envdesk.backend.operations.importing import ImportPlan, Unavailable
+    window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "demo")
+    exported = tmp_path / "demo.txt"
+    exported.write_text("tinyalpha==1.0\n")
+    dialog = ImportDialog(window.controller, window.controller.read_spec(exported), "local", title="Import",
+                          parent=window)
+    qtbot.addWidget(dialog)
+    plan = ImportPlan("demo-2", kind, [], "3.11", ["requests==9.9.9"], ["requests==9.9.9"],
+                      ["numpy=1.26.4=py311h64a7726_0"] if kind == "conda" else [])
+    dialog.top_level.setChecked(False)
+    dialog._planned(dialog.target, plan, [Unavailable("requests==9.9.9", "not on the index")])
+    assert dialog.top_level.isChecked() is chosen
+
+
 def test_copy_with_no_other_cluster_says_add_one_and_cannot_build(qtbot, tmp_path, home):
     window = window_on_this_computer(qtbot, tmp_path / "cfg", home, "solo")
     env = window.controller.inventory("local").find("solo")

@@ -243,7 +243,8 @@ class ImportDialog(QDialog):
         if missing:
             lines.append(f"<span style='color:#d64541'><b>{len(missing)} package(s) are not available there:</b> "
                          + ", ".join(escape(f"{m.spec} ({m.reason})") for m in missing) + "</span>")
-            self.top_level.setChecked(True)
+            # offered, not chosen, for conda: it also drops the file's builds (R19: one missing pip: line did)
+            self.top_level.setChecked(plan.kind != "conda")
         self.other_builds.setVisible(bool(plan.other_builds))
         self.other_builds.setChecked(False)  # never chosen for the user: it changes what they get (F18)
         self.plan_text.setText("<br>".join(lines))
