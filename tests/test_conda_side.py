@@ -268,7 +268,8 @@ dependencies:
   - _libgcc_mutex=0.1=conda_forge
   - libzlib=1.3.1=hb9d3cd8_2
   - tinyalpha=1.0=py_0
-  - tinybeta
+  - tinybeta>=0.1
+  - ffmpeg
   - pip
   - pip:
     - tinydelta==1.0
@@ -300,13 +301,14 @@ def test_a_conda_file_where_no_conda_is_becomes_a_venv_of_what_the_index_has_aft
     """User trial T21: a conda file (or a conda environment's copy) on a cluster without conda was blocked, "conda
     alone installs numpy…". Now a venv of the Python it asks for holds its pip packages and those conda packages
     the cluster's index has (tinyalpha, at its version, without conda's build; tinybeta), and leaves out, each
-    with why, what the index lacks (libzlib) or pip cannot name (_libgcc_mutex); only after the user's yes. The
+    with why, what the index lacks (libzlib), pip cannot name (_libgcc_mutex), or a bare name that may be another
+    project on PyPI (ffmpeg: R19); only after the user's yes. The
     referees: pip's own dry run on the cluster (what the index has) and importlib.metadata of the venv made."""
     config = tmp_path / "cfg"
     config_for(config, cluster)
     environment = tmp_path / "environment.yml"
     environment.write_text(CONDA_FILE)
-    assert pip_dry_run(cluster, "tinyalpha==1.0") and pip_dry_run(cluster, "tinybeta")
+    assert pip_dry_run(cluster, "tinyalpha==1.0") and pip_dry_run(cluster, "tinybeta>=0.1")
     assert not pip_dry_run(cluster, "libzlib==1.3.1")
     name = unique("sci")
     shown = run_cli("env", "import", cluster.name, str(environment), "--name", name, "--dry-run", "--json",
@@ -315,9 +317,10 @@ def test_a_conda_file_where_no_conda_is_becomes_a_venv_of_what_the_index_has_aft
     plan = json.loads(shown.stdout)
     assert plan["kind"] == "venv" and plan["blocked"] is None and plan["needs_yes"]
     assert {a["line"]: a["as"] for a in plan["adapted"] if a["line"] in plan["from_conda"]} == {
-        "tinyalpha=1.0=py_0": "tinyalpha==1.0", "tinybeta": "tinybeta"}
+        "tinyalpha=1.0=py_0": "tinyalpha==1.0", "tinybeta>=0.1": "tinybeta>=0.1"}
     refused = {r["line"]: r["reason"] for r in plan["refused"]}
-    assert set(refused) == {"_libgcc_mutex=0.1=conda_forge", "libzlib=1.3.1=hb9d3cd8_2"}, refused
+    assert set(refused) == {"_libgcc_mutex=0.1=conda_forge", "libzlib=1.3.1=hb9d3cd8_2", "ffmpeg"}, refused
+    assert "another project" in refused["ffmpeg"], refused  # R19: conda's ffmpeg is the program, PyPI's is not
     assert "no conda" in refused["libzlib=1.3.1=hb9d3cd8_2"]
     folder = cluster.home / "venvs" / name
     stopped = run_cli("env", "import", cluster.name, str(environment), "--name", name, config=config, home=home)

@@ -17,6 +17,21 @@ conda package is looked for on the index under its own name: a library conda bui
 not there, which the target's installer says."""
 
 
+SAME_ON_PYPI = frozenset((
+    "numpy", "scipy", "pandas", "matplotlib", "scikit-learn", "scikit-image", "seaborn", "sympy", "statsmodels",
+    "h5py", "netcdf4", "xarray", "dask", "numba", "cython", "jupyter", "jupyterlab", "notebook", "ipykernel",
+    "ipython", "ipywidgets", "requests", "pyyaml", "tqdm", "pillow", "networkx", "biopython", "torch",
+    "torchvision", "torchaudio", "tensorflow", "keras", "jax", "transformers", "pytest", "setuptools", "wheel",
+    "pip", "click", "rich", "pydantic", "sqlalchemy", "plotly", "bokeh", "numexpr", "bottleneck", "pyarrow",
+    "polars", "joblib", "lightgbm", "xgboost", "opencv-python", "tables", "msgpack", "astropy", "mpi4py",
+    "pyproj", "shapely", "geopandas", "rasterio", "zarr", "snakemake", "nltk", "spacy", "tensorboard",
+))
+"""Projects conda-forge packages under PyPI's own name: a conda file's bare name (no version) is looked for on
+the index only if it is one of them (R19: conda's `ffmpeg` and `graphviz` are the programs, PyPI's projects of
+those names are not, and with no version nothing tells them apart). A name with a version is judged by the
+index's installer (a program's versions are not its namesake's)."""
+
+
 def pip_form(entry: str) -> str | None:
     """The requirement pip is given for the conda match spec `entry`: the project PyPI names it by, at the same
     versions, without conda's build and channel ('numpy=1.26.4=py311h64a7726_0' -> 'numpy==1.26.4', 'numpy=1.26'

@@ -540,17 +540,23 @@ def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportP
     target's package index has, at the versions asked for (its installer's dry run there says, in one command),
     is installed from it; the others are left out, each with why. Either needs the user's agreement
     (ImportPlan.from_conda, refused), as the packages are PyPI's builds, not conda's."""
-    from .conda_from_index import pip_form
+    from .conda_from_index import SAME_ON_PYPI, pip_form
     settle_modules(target, plan, progress)  # the check runs with the Python the environment is made of
     forms = {entry: pip_form(entry) for entry in entries}
-    lines = list(dict.fromkeys(line for line in forms.values() if line))
+    unsure = {entry for entry, line in forms.items()
+              if line is not None and not re.search(r"[=<>!~]", line) and line not in SAME_ON_PYPI}
+    lines = list(dict.fromkeys(line for entry, line in forms.items() if line and entry not in unsure))
     missing: dict[str, str] = {}
     if lines and target.runner.may_lack_packages:
         found = _parse_missing(_dry_run_in_scratch(target, caps, plan.modules, plan.kind, lines, progress).stdout)
         missing = {m.spec: m.reason for m in found}
     here, cannot = target.label, "an environment without conda cannot hold it"
     for entry, line in forms.items():
-        if line is None:
+        if entry in unsure:
+            plan.refused.append(specs.Refused(entry, f"without a version, conda's {line} may be another project than "
+                                                     f"PyPI's of that name (conda packages programs and C libraries "
+                                                     f"too); name its version, or list it under pip:; {cannot}"))
+        elif line is None:
             plan.refused.append(specs.Refused(entry, "conda's own package, or versions in conda's words only, which "
                                                      f"pip has no form of; {cannot}"))
         elif line in missing:
