@@ -430,7 +430,8 @@ def test_nodefaults_alone_is_refused_plainly_before_conda_runs(conda_stand_in, s
     name = unique("nodefonly")
     with pytest.raises(InvalidInput) as info:
         import_environment(session, "alpha", specs.from_text(text, "environment.yml"), name=name)
-    assert "nodefaults" in info.value.message and "conda-forge" in info.value.hint
+    said = f"{info.value.message} {info.value.hint}"  # the plan's block says both, as its dry run does (T21)
+    assert "nodefaults" in said and "conda-forge" in said, said
     listed = conda_stand_in.run_as_user(f"ls -d ~/venvs/{name} ~/envs/{name} 2>/dev/null", check=False)
     assert listed.stdout == ""
 
