@@ -361,8 +361,7 @@ class AppController(QObject):
         `changes` says the work changes the target's environments: it is listed again afterwards
         (also after a failure or cancel, since a rollback or cleanup changed things too).
         """
-        task = Task(title, target, work)
-        task.changes = changes
+        task = Task(title, target, work, changes=changes)
         if changes:  # after a failure or cancel too (a rollback or cleanup changed things), not a declined login
             task.signals.finished.connect(while_alive(lambda: None if isinstance(task.error, LoginCancelled)
                                                       else self.refresh(target), self))

@@ -55,7 +55,7 @@ class TaskSignals(QObject):
 class Task(QRunnable):
     """One backend call with a Progress wired to signals; cancel() reaches the backend's CancelToken."""
 
-    def __init__(self, title: str, target: str, work: Callable[[Progress], Any]) -> None:
+    def __init__(self, title: str, target: str, work: Callable[[Progress], Any], *, changes: bool = False) -> None:
         from envdesk.backend.operations.common import Progress
         super().__init__()
         self.setAutoDelete(False)
@@ -69,7 +69,7 @@ class Task(QRunnable):
         self.done = threading.Event()
         self.state = "waiting"
         self.error: EnvDeskError | None = None
-        self.changes = False  # it changes environments (see AppController.start): its finishing is worth saying
+        self.changes = changes  # it changes environments (see AppController.start): its finishing is worth saying
         self._leaving = threading.Lock()  # between ending (on the pool thread) and being left (on the GUI thread)
 
     def cancel(self) -> None:

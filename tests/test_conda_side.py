@@ -340,6 +340,16 @@ def test_a_conda_file_where_no_conda_is_becomes_a_venv_of_what_the_index_has_aft
         cluster.run_as_user(f"rm -rf {path}", check=False)
 
 
+def holds_the_index_part_only(cluster, path: str) -> None:
+    """The copy of the conda environment (tinyalpha 1.0 from the index, libzlib only conda has) holds what
+    importlib.metadata finds there: tinyalpha, not libzlib; then it is removed."""
+    try:
+        listed = distributions(cluster, path)
+        assert "('tinyalpha', '1.0')" in listed and "libzlib" not in listed, listed
+    finally:
+        cluster.run_as_user(f"rm -rf {path}", check=False)
+
+
 def test_a_conda_environment_is_copied_to_a_cluster_without_conda_after_the_users_yes(conda, testbed, tmp_path,
                                                                                      home):
     """User trial T21: `env clone` of a conda environment (made by the conda STAND-IN) to a cluster without conda
@@ -365,12 +375,7 @@ def test_a_conda_environment_is_copied_to_a_cluster_without_conda_after_the_user
     made = run_cli("env", "clone", cluster.name, name, "alpha", "--yes", config=config, home=home)
     assert made.returncode == 0, made.stderr
     path = made.stdout.strip().rpartition(" at ")[2]
-    alpha = testbed.clusters["alpha"]
-    try:
-        listed = distributions(alpha, path)
-        assert "('tinyalpha', '1.0')" in listed and "libzlib" not in listed, listed
-    finally:
-        alpha.run_as_user(f"rm -rf {path}", check=False)
+    holds_the_index_part_only(testbed.clusters["alpha"], path)
 
 
 def test_the_windows_copy_of_a_conda_environment_to_a_cluster_without_conda_builds_what_its_plan_showed(
@@ -398,12 +403,7 @@ def test_the_windows_copy_of_a_conda_environment_to_a_cluster_without_conda_buil
         path = find_environment(controller.session.target("alpha"), copy, Progress()).path
     finally:
         controller.shutdown()
-    alpha = testbed.clusters["alpha"]
-    try:
-        listed = distributions(alpha, path)
-        assert "('tinyalpha', '1.0')" in listed and "libzlib" not in listed, listed
-    finally:
-        alpha.run_as_user(f"rm -rf {path}", check=False)
+    holds_the_index_part_only(testbed.clusters["alpha"], path)
 
 
 def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda, tmp_path, home):

@@ -32,6 +32,12 @@ those names are not, and with no version nothing tells them apart). A name with 
 index's installer (a program's versions are not its namesake's)."""
 
 
+def unsure_on_pypi(line: str) -> bool:
+    """Whether pip's `line` (pip_form's) names a project only, outside SAME_ON_PYPI: PyPI's project of that name may
+    not be conda's package."""
+    return not re.search(r"[=<>!~]", line) and line not in SAME_ON_PYPI
+
+
 def pip_form(entry: str) -> str | None:
     """The requirement pip is given for the conda match spec `entry`: the project PyPI names it by, at the same
     versions, without conda's build and channel ('numpy=1.26.4=py311h64a7726_0' -> 'numpy==1.26.4', 'numpy=1.26'

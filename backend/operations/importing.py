@@ -540,11 +540,10 @@ def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportP
     target's package index has, at the versions asked for (its installer's dry run there says, in one command),
     is installed from it; the others are left out, each with why. Either needs the user's agreement
     (ImportPlan.from_conda, refused), as the packages are PyPI's builds, not conda's."""
-    from .conda_from_index import SAME_ON_PYPI, pip_form
+    from .conda_from_index import pip_form, unsure_on_pypi
     settle_modules(target, plan, progress)  # the check runs with the Python the environment is made of
     forms = {entry: pip_form(entry) for entry in entries}
-    unsure = {entry for entry, line in forms.items()
-              if line is not None and not re.search(r"[=<>!~]", line) and line not in SAME_ON_PYPI}
+    unsure = {entry for entry, line in forms.items() if line is not None and unsure_on_pypi(line)}
     lines = list(dict.fromkeys(line for entry, line in forms.items() if line and entry not in unsure))
     missing: dict[str, str] = {}
     if lines and target.runner.may_lack_packages:
