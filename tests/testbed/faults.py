@@ -239,10 +239,14 @@ class StuckPath:
         self._closed = False
         self._sockets: list = []
         self._lock = threading.Lock()
+        self._passing = threading.Lock()  # held while a chunk is passed: blackhole() waits for it
         threading.Thread(target=self._accept, daemon=True, name="stuck path").start()
 
     def blackhole(self) -> None:
-        self.flowing.clear()
+        """Stuck from when it returns: a chunk a pipe was passing as it was called has passed (CI: one passed
+        after it returned, and the client heard an answer to a question it asked once the path was stuck)."""
+        with self._passing:
+            self.flowing.clear()
 
     def flow(self) -> None:
         self.flowing.set()
@@ -288,13 +292,16 @@ class StuckPath:
                     self.flowing.wait(0.1)
                     continue
                 readable, _, _ = select.select([source], [], [], 0.1)
-                if not readable or not self.flowing.is_set():
+                if not readable:
                     continue
-                data = source.recv(65536)
-                if not data:
-                    sink.shutdown(socket.SHUT_WR)
-                    return
-                sink.sendall(data)
+                with self._passing:
+                    if not self.flowing.is_set():
+                        continue
+                    data = source.recv(65536)
+                    if not data:
+                        sink.shutdown(socket.SHUT_WR)
+                        return
+                    sink.sendall(data)
         except (OSError, ValueError):  # ValueError: the other side closed this socket meanwhile (fd -1)
             try:
                 sink.close()
