@@ -1079,7 +1079,11 @@ class SSHRunner(Runner):
                     transport = self._handshake(hop, hops.target, opening)
                     hops.transports.append(transport)
                     identity = self._identity(hop, transport)
-                    outcome.append((identity, self._trust_one(self._hostkeys(hop), identity, decide, replace)))
+                    try:
+                        outcome.append((identity, self._trust_one(self._hostkeys(hop), identity, decide, replace)))
+                    except HostKeyChanged as changed:  # T24: its hint said 'cluster trust NAME --replace'
+                        _name_cluster(changed, self.name)
+                        raise
                     if hop != self.plan.target:
                         self._login(hop, transport)
             finally:

@@ -37,7 +37,7 @@ def ssh_folder() -> Path:
 class ExistingKeys:
     """What this computer already offers for an SSH login."""
 
-    files: tuple[Path, ...]  # private key files ~/.ssh/id_*
+    files: tuple[Path, ...]  # private key files in ~/.ssh
     agent_keys: int  # keys an SSH agent holds (0 when there is no agent)
 
     @property
@@ -46,15 +46,18 @@ class ExistingKeys:
 
 
 def _looks_private(path: Path) -> bool:
-    """A ~/.ssh/id_* file that holds a private key (not a .pub line or a certificate)."""
-    if not path.name.startswith("id_") or path.name.endswith(_NOT_PRIVATE) or not path.is_file():
+    """A ~/.ssh file that holds a private key (not a .pub line, a certificate, known_hosts or config), whatever
+    its name: people name keys after their clusters (T24: `key status` left out ~/.ssh/cluster_key)."""
+    if path.name.endswith(_NOT_PRIVATE) or not path.is_file():
         return False
     try:
         with open(path, "rb") as handle:
             start = handle.read(64)
-    except OSError:
-        return True  # unreadable here, but a key all the same: never offer to replace it
-    return start.startswith((b"-----BEGIN", b"PuTTY-User-Key-File"))
+    except OSError:  # unreadable here: OpenSSH's own names are keys all the same, never offered to be replaced
+        return path.name.startswith("id_")
+    first = start.split(b"\n", 1)[0]
+    return (first.startswith(b"-----BEGIN ") and b"PRIVATE KEY-----" in first) or \
+        start.startswith(b"PuTTY-User-Key-File")
 
 
 def agent_key_count() -> int:
@@ -72,7 +75,7 @@ def agent_key_count() -> int:
 
 
 def find_keys(folder: Path | None = None, *, ask_agent: bool = True) -> ExistingKeys:
-    """The private keys in `folder` (default ~/.ssh) named id_*, and the agent's key count."""
+    """The private keys in `folder` (default ~/.ssh), whatever their names, and the agent's key count."""
     where = ssh_folder() if folder is None else folder
     try:
         files = tuple(sorted(p for p in where.iterdir() if _looks_private(p))) if where.is_dir() else ()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 
 import pytest
@@ -42,6 +43,14 @@ def test_create_update_history_revert_export_import_clone_delete(cli, testbed, t
     history = cli.json("env", "history", "alpha", name)
     assert len(history) == 1 and {"id", "time", "reason", "package_count"} <= set(history[0])
     assert cli("env", "revert", "alpha", name, history[0]["id"]).returncode == 0
+    assert freeze(alpha, path) == {"tinyalpha==1.0", "tinygamma==0.1"}
+    # T24: a snapshot id it does not have sent the user to 'env revert --help'; the command it gives, run as
+    # given, lists the ids the revert takes
+    wrong = cli("env", "revert", "alpha", name, "20250101T000000Z-1")
+    given = re.search(r"The snapshots it has: envdesk (env history \S+ \S+)", wrong.stderr)
+    assert wrong.returncode == 1 and given, wrong.stderr
+    listed = cli.json(*given.group(1).split())
+    assert history[0]["id"] in {snapshot["id"] for snapshot in listed}
     assert freeze(alpha, path) == {"tinyalpha==1.0", "tinygamma==0.1"}
 
     # the user adds a package by hand, which EnvDesk was never asked for: the export and both copies carry it

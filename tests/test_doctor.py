@@ -97,8 +97,12 @@ def test_packages_in_the_users_local_folder_that_python_puts_first_are_found_and
     short = "%d.%d" % sys.version_info[:2]
     assert found["fix"] == f"move-user-site:{short}"
 
-    fixed = run_cli("env", "doctor", "local", "--fix", found["fix"], "--yes", config=config, home=home)
+    asked = run_cli("env", "doctor", "local", "--fix", found["fix"], "--json", config=config, home=home)
+    assert asked.returncode == 1 and json.loads(asked.stdout)["error"].startswith("--fix with --json needs --yes")
+    assert python_sees(seeing / "bin" / "python", home, "tinyalpha") == "1.0", "nothing moved without --yes"
+    fixed = run_cli("env", "doctor", "local", "--fix", found["fix"], "--yes", "--json", config=config, home=home)
     assert fixed.returncode == 0, fixed.stderr
+    assert json.loads(fixed.stdout)["fix"] == found["fix"]  # T24: --fix printed plain text whatever --json said
     assert python_sees(seeing / "bin" / "python", home, "tinyalpha") is None
     aside = list((home / ".local" / "lib" / f"python{short}").glob("site-packages.moved-by-envdesk-*"))
     assert len(aside) == 1 and (aside[0] / "tinygamma-0.2.dist-info").is_dir(), "moved, never deleted"
@@ -268,6 +272,8 @@ def test_a_fix_that_is_not_offered_is_refused_and_changes_nothing(tmp_path, home
                 "conda-base-off:x", "move-user-site:../../etc"]:
         result = run_cli("env", "doctor", "local", "--fix", fix, "--yes", config=config, home=home)
         assert result.returncode == 1 and "is not a fix EnvDesk offers" in result.stderr, (fix, result.stderr)
+    unasked = run_cli("env", "doctor", "local", "--fix", "bogus", config=config, home=home)
+    assert "is not a fix EnvDesk offers" in unasked.stderr and "Apply the fix" not in unasked.stdout + unasked.stderr
     assert not canary.exists()
 
 

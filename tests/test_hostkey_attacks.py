@@ -122,7 +122,7 @@ def test_a_known_server_switching_key_type_is_refused_until_replaced(testbed, tm
         assert "ssh-ed25519" in info.value.message and "ecdsa" in info.value.message
         assert prompter.host_keys_seen == [], "a different key type must never be offered as a new server"
         silent = run_cli("cluster", "trust", "password", "--yes", config=config, home=home)
-        assert silent.returncode == 1 and "--replace" in silent.stderr
+        assert silent.returncode == 1 and "cluster trust password --replace" in silent.stderr, silent.stderr  # T24
         replaced = run_cli("cluster", "trust", "password", "--yes", "--replace", config=config, home=home)
         assert replaced.returncode == 0, replaced.stderr
         assert "replaced" in replaced.stdout and cluster.host_key_fingerprint in replaced.stdout

@@ -106,6 +106,31 @@ def test_keys_in_the_ssh_folder_are_found(home):
     assert found.files == (made.path,) and found.any
 
 
+def test_keys_named_as_people_name_them_are_found_as_ssh_keygen_reads_them(home):
+    """T24: `key status` (README: 'lists the keys in ~/.ssh') left out ~/.ssh/cluster_key. What a private key is,
+    is ssh-keygen's to say: -y gives its public half (or asks for its passphrase); anything else it refuses."""
+    folder = home / ".ssh"
+    folder.mkdir()
+    for name, kind, passphrase in [("cluster_key", "ed25519", ""), ("narval", "ed25519", "secret words"),
+                                   ("id_rsa_old", "rsa", ""), ("work-ecdsa", "ecdsa", "")]:
+        made = keygen("-q", "-t", kind, "-N", passphrase, "-C", "", "-f", str(folder / name))
+        assert made.returncode == 0, made.stderr
+    keygen("-q", "-t", "rsa", "-m", "PEM", "-N", "", "-C", "", "-f", str(folder / "pem_rsa"))
+    (folder / "config").write_text("Host *\n  IdentityFile ~/.ssh/cluster_key\n")
+    (folder / "known_hosts").write_text((folder / "cluster_key.pub").read_text())
+    (folder / "authorized_keys").write_text((folder / "narval.pub").read_text())
+    (folder / "notes.txt").write_text("-----BEGIN CERTIFICATE-----\nnot a key\n")
+    (folder / "empty").write_bytes(b"")
+
+    def private(path):  # the referee
+        said = keygen("-y", "-P", "", "-f", str(path))
+        return said.returncode == 0 or "passphrase" in said.stderr
+
+    expected = tuple(sorted(p for p in folder.iterdir() if not p.name.endswith(".pub") and private(p)))
+    assert {p.name for p in expected} == {"cluster_key", "narval", "id_rsa_old", "work-ecdsa", "pem_rsa"}
+    assert sshkeys.find_keys(ask_agent=False).files == expected
+
+
 def test_keys_held_by_a_running_agent_count(home, tmp_path, monkeypatch):
     if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
         pytest.skip("no ssh-agent here")

@@ -746,13 +746,20 @@ def env_clone(args: argparse.Namespace, session: Session) -> int:
 
 def env_doctor(args: argparse.Namespace, session: Session) -> int:
     """The health check (exit 0 whatever it finds); with --fix, one safe fix after asking (or --yes)."""
-    from envdesk.backend.operations.doctor import check_health, fix_finding
+    from envdesk.backend.operations.doctor import check_health, fix_finding, offered_fix
     progress = _progress(args)
     if args.fix:
+        offered_fix(args.fix)
+        if args.json and not args.yes:
+            raise InvalidInput("--fix with --json needs --yes (a question would mix with the JSON).")
         if not args.yes and not ask_yes_no(f"Apply the fix {args.fix} on {args.cluster}?"):
             print("Nothing was changed.", file=sys.stderr)
             return 1
-        print(fix_finding(session, args.cluster, args.fix, progress))
+        done = fix_finding(session, args.cluster, args.fix, progress)
+        if args.json:
+            _print_json({"fix": args.fix, "done": done})
+        else:
+            print(done)
         return 0
     health = check_health(session, args.cluster, args.env, progress)
     if args.json:

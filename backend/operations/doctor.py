@@ -318,12 +318,20 @@ os.rename(source, aside)
 """Rename a folder to a name nothing holds (what `mv -n` did), wherever Python runs."""
 
 
+def offered_fix(fix: str) -> str:
+    """`fix` if it is the id of a fix EnvDesk offers (checked before anyone is asked to agree to it)."""
+    kind, _, arg = fix.partition(":")
+    if (kind == MOVE_USER_SITE and _PYTHON_RE.match(arg)) or (kind == CONDA_BASE_OFF and not arg):
+        return fix
+    raise InvalidInput(f"{fix!r} is not a fix EnvDesk offers.", "Run 'envdesk env doctor' to see the fixes offered.")
+
+
 def fix_finding(session: Session, target_name: str, fix: str, progress: Progress | None = None) -> str:
     """Apply one safe fix a finding offers; a sentence saying what was done."""
     progress = progress or Progress()
+    kind, _, arg = offered_fix(fix).partition(":")
     target = session.target(target_name)
-    kind, _, arg = fix.partition(":")
-    if kind == MOVE_USER_SITE and _PYTHON_RE.match(arg):
+    if kind == MOVE_USER_SITE:
         facts = check_health(session, target_name, None, progress).facts
         site = next((s for s in facts.get("user_sites") or () if s.get("python") == arg), None)
         if site is None:
@@ -333,10 +341,8 @@ def fix_finding(session: Session, target_name: str, fix: str, progress: Progress
         target.runner.run_python(_MOVE_ASIDE, [site["path"], aside], cancel=progress.cancel, timeout=120).check(
             f"Moving {site['path']} aside")  # Python, not mv: This computer on Windows has no shell (R13)
         return f"Moved {site['path']} to {aside} (rename it back to undo)."
-    if kind == CONDA_BASE_OFF and not arg:
-        progress.step("Telling conda not to switch its base on at login")
-        conda = capabilities(session, target, progress).tools.get("conda") or "conda"  # by its path where known
-        target.runner.run([conda, "config", "--set", "auto_activate_base", "false"], cancel=progress.cancel,
-                          timeout=120).check("Changing conda's settings")
-        return "conda no longer switches its base environment on at login (from your next login)."
-    raise InvalidInput(f"{fix!r} is not a fix EnvDesk offers.", "Run 'envdesk env doctor' to see the fixes offered.")
+    progress.step("Telling conda not to switch its base on at login")
+    conda = capabilities(session, target, progress).tools.get("conda") or "conda"  # by its path where known
+    target.runner.run([conda, "config", "--set", "auto_activate_base", "false"], cancel=progress.cancel,
+                      timeout=120).check("Changing conda's settings")
+    return "conda no longer switches its base environment on at login (from your next login)."

@@ -5,7 +5,8 @@ import datetime
 from dataclasses import dataclass
 
 from ..agent_client import call_action
-from ..runner import left_running
+from ..errors import NotFound
+from ..runner import join_command, left_running
 from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment, runnable
 from .kernels import has_ipykernel
@@ -53,7 +54,12 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     progress = progress or Progress()
     target = session.target(target_name)
     env = runnable(find_environment(target, env_ref, progress), "reverted")
-    wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
+    try:
+        wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
+    except NotFound as missing:  # T24: its hint sent the user to 'env revert --help'
+        listing = join_command(["envdesk", "env", "history", target_name, env_ref])
+        missing.hint = missing.hint or f"The snapshots it has: {listing} (in the app, the environment's Snapshots tab)."
+        raise
     caps = capabilities(session, target, progress)
     progress.step("Saving a snapshot of the current packages")
     taken = Snapshot(snapshot_id, str(wanted.get("time") or ""), str(wanted.get("reason") or ""),
