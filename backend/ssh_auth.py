@@ -56,9 +56,10 @@ class Authenticator:
     """Drives paramiko's Transport through whatever sequence of methods the server asks for."""
 
     def __init__(self, cluster: str, hop: Hop, prompter: Prompter, keys: KeyCache,
-                 use_agent: bool = True, method: str = "auto") -> None:
+                 use_agent: bool = True, method: str = "auto", jump: bool = False) -> None:
         self.cluster = cluster
         self.hop = hop
+        self.jump = jump  # a jump host on the way: it logs in with its own keys, never the cluster's profile's
         self.prompter = prompter
         self.keys = keys
         self.use_agent = use_agent
@@ -363,7 +364,12 @@ class Authenticator:
         if self._refused_keys:
             reasons.append(f"it does not accept the key{'s' if len(self._refused_keys) > 1 else ''} "
                            f"{', '.join(label.removeprefix('key ') for label in self._refused_keys)}")
-            hints.append("Add the key's public half (the .pub file) to ~/.ssh/authorized_keys on the cluster, "
+            hints.append(f"{self.hop.host} is the jump host on the way to {self.cluster}: as with OpenSSH, it is "
+                         "offered its own keys, not the one in the cluster's settings. Give it one in ~/.ssh/config "
+                         f"(Host {self.hop.alias or self.hop.host}, then IdentityFile and the key's path), or add the "
+                         f"key's public half (the .pub file) to ~/.ssh/authorized_keys on {self.hop.host}."
+                         if self.jump else
+                         "Add the key's public half (the .pub file) to ~/.ssh/authorized_keys on the cluster, "
                          "or choose the key the cluster knows in this cluster's settings.")
         for kind, count in self._refused_answers.items():
             reasons.append(f"the {_WHAT[kind]} was refused ({count} {'try' if count == 1 else 'tries'})")

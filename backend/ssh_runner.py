@@ -990,8 +990,8 @@ class SSHRunner(Runner):
                prompter: Prompter | None = None) -> None:
         """Log in to the hop; a connection that breaks meanwhile is a ConnectionFailed, not paramiko's error."""
         try:
-            Authenticator(self.name, hop, prompter or self.prompter, self._keys,
-                          method=method).authenticate(transport)
+            Authenticator(self.name, hop, prompter or self.prompter, self._keys, method=method,
+                          jump=hop != self.plan.target).authenticate(transport)
         except EnvDeskError:
             raise
         except paramiko.AuthenticationException as exc:

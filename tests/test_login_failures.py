@@ -360,3 +360,39 @@ def test_a_key_given_to_a_preset_that_logs_in_by_password_is_used(testbed, tmp_p
     tested = run_cli("cluster", "test", "keb2", config=config, home=home)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert len(accepted(log)) == 1, log.lines()
+
+
+def test_a_jump_host_that_refuses_the_key_says_it_takes_its_own_keys_as_openssh_does(testbed, tmp_path, home,
+                                                                                  stray_key):
+    """T24: beta behind alpha, the profile naming the key both know: alpha, the jump, refused ~/.ssh's key, and the
+    hint said to choose the key 'in this cluster's settings', which is never offered to a jump host. OpenSSH is
+    the referee: `ssh -i KEY -J JUMP` offers KEY to the cluster only, and a Host block for the jump in the
+    configuration it reads is what gets the jump in, for ssh and for EnvDesk alike."""
+    alpha, beta = testbed.clusters["alpha"], testbed.clusters["beta"]
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha", "beta"],
+                        beta={"jump": [f"{alpha.user}@{alpha.host}:{alpha.port}"]})
+    ssh_folder = home / ".ssh"
+    ssh_folder.mkdir()
+    (ssh_folder / "id_ed25519").write_bytes(stray_key.read_bytes())
+    (ssh_folder / "id_ed25519").chmod(0o600)
+    defaults = (f"Host *\n  UserKnownHostsFile {paths.known_hosts_file}\n  StrictHostKeyChecking yes\n"
+                "  BatchMode yes\n  IdentitiesOnly yes\n  IdentityFile ~/.ssh/id_ed25519\n")
+    (ssh_folder / "config").write_text(defaults)
+    key = beta.profile_fields()["identity_file"]
+
+    def openssh() -> subprocess.CompletedProcess:
+        return subprocess.run(["ssh", "-F", str(ssh_folder / "config"), "-i", key, "-p", str(beta.port),
+                               "-J", f"{alpha.user}@{alpha.host}:{alpha.port}", f"{beta.user}@{beta.host}", "true"],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+                              env={**os.environ, "HOME": str(home)})
+
+    assert openssh().returncode == 255, "OpenSSH gives the jump host the cluster's -i key after all"
+    failure = login_fails(paths, "beta", ScriptedPrompter())
+    assert f"does not accept the key {ssh_folder / 'id_ed25519'}" in failure.message, failure.message
+    assert "jump host" in failure.hint and "~/.ssh/config" in failure.hint, failure.hint
+    assert "in this cluster's settings" not in failure.hint, failure.hint
+
+    # what the hint says to do, done: a Host block for the jump naming the key it knows
+    (ssh_folder / "config").write_text(f"Host {alpha.host}\n  IdentityFile {key}\n" + defaults)
+    assert openssh().returncode == 0, openssh().stderr
+    logs_in(paths, "beta", ScriptedPrompter())
