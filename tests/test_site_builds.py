@@ -244,6 +244,7 @@ def test_a_dry_run_says_what_the_window_says_and_fails_as_the_import_does(testbe
     assert plan["install"] == ["tinygamma==9.9"], plan
     shown = dry()
     assert shown.returncode == 1 and "Not available on beta (1):\n  tinygamma==9.9\n" in shown.stdout, shown.stdout
+    assert shown.stdout.count("  tinygamma==9.9\n") == 1, shown.stdout  # T24: also under "Install with pip/uv"
     assert "1 package(s) cannot be installed on beta: tinygamma==9.9" in shown.stderr, shown.stderr
     assert dry("--top-level").returncode == 0
     name = unique("site-dry")

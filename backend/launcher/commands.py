@@ -676,7 +676,9 @@ def _print_plan(args: argparse.Namespace, session: Session, path: Path, uv_proje
     if plan.outside:
         print(f"Downloaded from outside {args.cluster}'s package index, only with --yes ({len(plan.outside)}):")
         print("\n".join(f"  {o.line}\n    from {o.host}" for o in plan.outside))
-    for title, lines in (("Install with pip/uv", plan.pins), ("Install with conda", plan.conda_pins)):
+    unavailable = {m.spec.split(" --hash=")[0] for m in missing}  # listed once, below (T24 saw them twice)
+    for title, pins in (("Install with pip/uv", plan.pins), ("Install with conda", plan.conda_pins)):
+        lines = [line for line in pins if line.split(" --hash=")[0] not in unavailable]
         if lines:
             print(f"{title} ({len(lines)}):")
             print("\n".join(f"  {_short_hashes(line)}" for line in lines))
