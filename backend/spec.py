@@ -102,6 +102,9 @@ class EnvSpec:
     """What an environment is, independent of where it lives: enough to build it again anywhere."""
 
     kind: str = "venv"
+    kind_named: bool = True
+    """Whether the file names the kind (an export, environment.yml, a uv project do; a plain requirements file or a
+    pylock.toml do not: the target's default kind is then made, as for a new environment)."""
     python: str | None = None
     modules: list[str] = field(default_factory=list)
     system_site_packages: bool = False
@@ -529,7 +532,7 @@ def from_envdesk_yaml(text: str) -> EnvSpec:
     if not isinstance(source, dict):
         raise InvalidInput("'source' in the file must be a mapping.")
     return EnvSpec(
-        kind=kind, python=validate.version(str(python)) if python is not None else None,
+        kind=kind, kind_named="kind" in data, python=validate.version(str(python)) if python is not None else None,
         modules=[validate.module_name(m) for m in _str_list(data.get("modules"), "modules")],
         system_site_packages=bool(data.get("system_site_packages", False)),
         requirements=[_envdesk_requirement(r) for r in _str_list(data.get("requirements"), "requirements")],
@@ -644,7 +647,7 @@ def from_requirements(text: str, folder: Path | None = None, *, _depth: int = 0,
     `folder` is where the file is, so that `-r other.txt` next to it can be read too; `_chain`, the files read to
     come here (the file itself last, when known), so that a file including itself is said to.
     """
-    spec = EnvSpec()
+    spec = EnvSpec(kind_named=False)
     for line in logical_lines(text):
         header = re.match(_HEADER, line)
         if header:
@@ -1107,7 +1110,7 @@ def _apply_header(spec: EnvSpec, text: str) -> None:
     for item in text.split():
         key, _, value = item.partition("=")
         if key == "kind" and value in KINDS:
-            spec.kind = value
+            spec.kind, spec.kind_named = value, True
         elif key == "python":
             spec.python = value
         elif key == "modules":
@@ -1262,7 +1265,7 @@ def from_pylock(text: str, folder: Path | None = None) -> EnvSpec:
         raise InvalidInput(f"This pylock.toml is of a version EnvDesk does not read ({exc}).") from exc
     except PylockValidationError as exc:
         raise InvalidInput(f"This is not a valid PEP 751 lock file: {exc}.") from exc
-    spec = EnvSpec(source={"format": "pylock"},
+    spec = EnvSpec(source={"format": "pylock"}, kind_named=False,
                    requires_python=str(lock.requires_python) if lock.requires_python else None)
     groups = frozenset(lock.default_groups or [])
     for package in lock.packages:

@@ -88,3 +88,29 @@ def test_errors_and_usage(cli, tmp_path):
     assert refused.returncode == 1 and "not a module name" in refused.stderr
     missing = cli("env", "update", "alpha", "does-not-exist", "--add", "tinygamma")
     assert missing.returncode == 1 and "no environment" in missing.stderr
+
+
+def test_a_plain_requirements_file_gets_the_kind_a_new_environment_gets(cli, testbed, tmp_path):
+    """T24: on alpha, which has uv, `env create` made a uv environment and `env import` of a plain requirements
+    file a venv (python -m venv, pip seeded: slower, and not what the README promises for new environments). The
+    referee is the pyvenv.cfg each tool writes: uv venv records 'uv = VERSION', python -m venv does not. A file
+    that names its kind (an export's '# envdesk: kind=venv' header) keeps it."""
+    alpha = testbed.clusters["alpha"]
+    plain, named = tmp_path / "requirements.txt", tmp_path / "exported.txt"
+    plain.write_text("tinyalpha==1.0\n")
+    named.write_text("# envdesk: kind=venv\ntinyalpha==1.0\n")
+
+    def made_by_uv(path: str) -> bool:
+        return re.search(r"^uv = ", alpha.run_as_user(f"cat {path}/pyvenv.cfg").stdout, re.M) is not None
+
+    paths = {}
+    for label, args in (("created", ("env", "create", "alpha", "{name}")),
+                        ("imported", ("env", "import", "alpha", str(plain), "--name", "{name}")),
+                        ("named", ("env", "import", "alpha", str(named), "--name", "{name}"))):
+        name = f"kind-{label}-{uuid.uuid4().hex[:6]}"
+        done = cli(*(arg.format(name=name) for arg in args))
+        assert done.returncode == 0, done.stderr
+        paths[label] = cli.json("env", "show", "alpha", name)["path"]
+    assert made_by_uv(paths["created"]) and made_by_uv(paths["imported"])
+    assert not made_by_uv(paths["named"])
+    assert freeze(alpha, paths["imported"]) == freeze(alpha, paths["named"]) == {"tinyalpha==1.0"}

@@ -410,7 +410,9 @@ def plan_import(session: Session, target_name: str, spec: EnvSpec, name: str | N
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
     chosen = _chosen_name(name, spec)
-    kind, notes, blocked, from_conda = spec.kind, [], None, []
+    kind = spec.kind if spec.kind_named else caps.default_kind()  # T24: a requirements file made a venv, not uv
+    notes: list[str] = []
+    blocked, from_conda = None, []
     spec, exported_on = _other_systems_left_out(target, spec)
     if exported_on:
         notes.append(_exported_elsewhere(spec, exported_on, kind in caps.kinds()))

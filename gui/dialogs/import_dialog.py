@@ -67,7 +67,8 @@ class ImportDialog(QDialog):
         packages = package_count(*controller.install_lines(spec))
         self.summary = QLabel(f"uv project {spec.name}: what its uv.lock selects for the target, with a Python "
                               "its requires-python allows" if project else
-                              f"{spec.kind} environment, Python {spec.python or 'any'}, "
+                              f"{spec.kind + ' environment' if spec.kind_named else 'A new environment'}, "
+                              f"Python {spec.python or 'any'}, "
                               f"{counted(packages, 'package')}"
                               + (f", from {controller.label(source)}" if source else "") + self._left_to_it(packages))
         self.summary.setWordWrap(True)
