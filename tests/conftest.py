@@ -13,7 +13,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if ":" in os.path.abspath(_
                       + os.path.join(os.path.dirname(os.path.abspath(__file__)), "offscreen-1600x1000.json"))
 
 from secret_service import secret_service  # noqa: E402,F401  (a fixture for every test module)
-from testbed import TestBed, TestBedUnavailable
+from testbed import TestBed, TestBedUnavailable, tool_settings  # noqa: E402
+
+# No pip or uv setting of this machine's reaches the tests (see testbed/tool_settings.py).
+tool_settings.isolate(os.environ)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed import tool_settings
 from testbed.software import SYSTEM_PYTHON
 
 # Exact versions, so every run tests the same kernel; their dependencies come as pip resolves them.
@@ -52,7 +53,7 @@ def download_wheels() -> Path:
         subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
                         "--only-binary=:all:", "--python-version", version, "--implementation", "cp",
                         "--abi", abi, "--abi", "abi3", "--abi", "none", "-d", str(work), *REQUIREMENTS],
-                       check=True, capture_output=True, text=True, timeout=900)
+                       check=True, capture_output=True, text=True, timeout=900, env=tool_settings.machine_environ())
         (work / DONE).write_text(" ".join(REQUIREMENTS) + "\n")
         try:
             work.rename(folder)

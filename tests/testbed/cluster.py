@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import util
+from . import tool_settings, util
 from .totp import hotp
 
 HOST = "127.0.0.1"
@@ -331,7 +331,9 @@ class FakeCluster:
                     input: str | None = None, network: bool = True) -> subprocess.CompletedProcess:
         """Run script with `bash -lc` as the cluster's user, with a clean
         login-like environment and this cluster's MODULEPATH (as sshd's
-        SetEnv gives it).  Text output; CommandError if check and it fails.
+        SetEnv gives it), and no pip or uv configuration file of the
+        machine's or the user's (tool_settings; a login file may still set
+        its own, as a test of EnvDesk following one does).  Text output; CommandError if check and it fails.
         network=False runs it in a new network namespace with no network at
         all (`unshare -n`: not even loopback)."""
         argv = [
@@ -340,6 +342,7 @@ class FakeCluster:
             f"HOME={self.home}", f"USER={self.user}", f"LOGNAME={self.user}",
             "SHELL=/bin/bash", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
             f"MODULEPATH={self.modulepath}",
+            *(f"{name}={value}" for name, value in tool_settings.NO_CONFIG_FILES.items()),
             "bash", "-lc", script,
         ]
         if not network:
