@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from testbed import tool_settings
-from testbed.software import SYSTEM_PYTHON
+from testbed.software import SYSTEM_PYTHON, bed_python_version
 
 # Exact versions, so every run tests the same kernel; their dependencies come as pip resolves them.
 REQUIREMENTS = ("ipykernel==7.4.0", "jupyter_client==8.10.0")
@@ -35,9 +35,7 @@ def cache_root() -> Path:
 
 def _bed_python_version() -> str:
     """X.Y of the Python the test bed's modules provide (the system's python3)."""
-    answer = subprocess.run([SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                            capture_output=True, text=True, check=True, timeout=60)
-    return answer.stdout.strip()
+    return ".".join(bed_python_version().split(".")[:2])
 
 
 def download_wheels() -> Path:

@@ -28,6 +28,7 @@ from envdesk.backend.paths import AppPaths
 from envdesk.backend.runner import CancelToken
 from envdesk_fixtures import (cancel_leaves_nothing_running, cli_json, config_for, extra_cluster, packages_of, raw_exec,
                               run_cli, session_for, unique)
+from testbed.software import bed_python_version
 
 RUNS = 3
 
@@ -279,7 +280,7 @@ def test_create_with_a_module_through_tcsh(tcsh):
     created = create_environment(session, cluster.name,
                                  CreateRequest(name=unique("t"), kind="venv", packages=["tinybeta"]))
     env = created.environment
-    assert (env.kind, env.state, env.python) == ("venv", "ok", "3.11.2")
+    assert (env.kind, env.state, env.python) == ("venv", "ok", bed_python_version())
     assert env.modules == ("python/3.11.5",)
     assert packages_of(env) == {"tinybeta": "1.0", "tinyalpha": "2.0"}
     out = cluster.run_as_user(f"module load python/3.11.5 && {env.path}/bin/python -c 'import tinybeta'",

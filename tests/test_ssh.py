@@ -12,6 +12,7 @@ from envdesk.backend.errors import (AuthenticationFailed, CommandFailed, HostKey
 from envdesk.backend.inventory import read_inventory
 from envdesk_fixtures import (ScriptedPrompter, cancel_leaves_nothing_running, cli_json, make_config, run_cli,
                                session_for)
+from testbed.software import bed_python_version
 
 
 def canon(name):
@@ -35,7 +36,7 @@ def test_key_login_lists_every_kind_in_one_command(testbed, sample_envs, tmp_pat
         if env.kind != "conda":
             assert {canon(p.name): p.version for p in env.packages} == made["packages"], name
     assert found["broken"].state == "broken" and found["broken"].error
-    assert found["plainvenv"].state == "ok" and found["plainvenv"].python == "3.11.2"
+    assert found["plainvenv"].state == "ok" and found["plainvenv"].python == bed_python_version()
     session.close()
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from testbed.software import bed_site_packages
 from testbed.projects import ProjectInfo, add_commit, clone_project, make_project
 from testbed.util import CommandError
 
-SITE = "lib/python3.11/site-packages"
 
 
 @dataclass
@@ -86,7 +86,7 @@ def test_pip_installs_the_exact_old_commit_and_freezes_it(testbed, projects):
     beta, p = testbed.clusters["beta"], projects["beta"]
     vcs = p.vcs
     env = new_env(beta, uv=False)
-    in_site = f"{env}/{SITE}/{vcs.name}/__init__.py"
+    in_site = f"{env}/{bed_site_packages()}/{vcs.name}/__init__.py"
 
     # The bed's pip (23.0.1, vendored packaging 21.3) refuses a PEP 508 URL
     # without a host, although its own freeze prints exactly that (pypa/pip#7650).
@@ -114,7 +114,7 @@ def test_uv_installs_the_exact_old_commit_and_freezes_it(testbed, projects):
     alpha, p = testbed.clusters["alpha"], projects["alpha"]
     vcs = p.vcs
     env = new_env(alpha, uv=True)
-    in_site = f"{env}/{SITE}/{vcs.name}/__init__.py"
+    in_site = f"{env}/{bed_site_packages()}/{vcs.name}/__init__.py"
 
     install(alpha, env, True, vcs.requirement(vcs.commit))  # head is `second`
     assert freeze(alpha, env, True) == ["tinyalpha==1.1", vcs.requirement(vcs.commit)]

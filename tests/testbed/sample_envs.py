@@ -25,7 +25,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-SITE = "lib/python3.11/site-packages"
+from .software import bed_site_packages
+
+CONDA_SITE = "lib/python3.11/site-packages"
+"""The handwritten conda prefix's (its records say Python 3.11.2, whatever Python the machine has)."""
 
 
 def _canon(name: str) -> str:
@@ -74,7 +77,7 @@ def describe_env(path: Path, kind: str, requested: dict[str, str], **extra) -> d
         "python_version": _version3(cfg.get("version") or cfg.get("version_info")),
         "pyvenv_cfg": cfg,
         "requested": requested,           # what the bed asked to install
-        "packages": read_packages(path / SITE),  # what is installed (all of it)
+        "packages": read_packages(path / bed_site_packages()),  # what is installed (all of it)
         **extra,
     }
 
@@ -148,7 +151,7 @@ CONDA_PACKAGES = [
 def _conda_prefix(home: Path, prefix: Path) -> dict:
     meta = prefix / "conda-meta"
     meta.mkdir(parents=True, exist_ok=True)
-    site = prefix / SITE
+    site = prefix / CONDA_SITE
     (prefix / "bin").mkdir(parents=True, exist_ok=True)
     site.mkdir(parents=True, exist_ok=True)
     base_install = home / "miniforge3"  # where `conda` would live; not present here
@@ -171,7 +174,7 @@ def _conda_prefix(home: Path, prefix: Path) -> dict:
             (di / "METADATA").write_text(
                 f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n")
             (di / "INSTALLER").write_text("conda\n")
-            files += [f"{SITE}/{di.name}/METADATA", f"{SITE}/{di.name}/INSTALLER"]
+            files += [f"{CONDA_SITE}/{di.name}/METADATA", f"{CONDA_SITE}/{di.name}/INSTALLER"]
         channel = "https://conda.anaconda.org/conda-forge"
         record = {
             "arch": None if subdir == "noarch" else "x86_64",

@@ -20,6 +20,7 @@ wheels (STACK_PACKAGES): two that the wheelhouses also have, at other versions t
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata as md
 import os
 import re
@@ -30,6 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@functools.cache
+def bed_python_version() -> str:
+    """X.Y.Z of SYSTEM_PYTHON, the Python every module of the bed provides, as that Python says
+    (platform.python_version()): the referee for the version of an environment made on the bed (3.11.2 on
+    Debian 12; another on another machine, so that no test may write it)."""
+    return subprocess.run([SYSTEM_PYTHON, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+
+
+def bed_site_packages() -> str:
+    """lib/pythonX.Y/site-packages: where an environment made from the bed's Python keeps its packages."""
+    return "lib/python{}.{}/site-packages".format(*bed_python_version().split(".")[:2])
 
 
 @dataclass
