@@ -206,10 +206,13 @@ def running_ssh_agent(socket_path: Path) -> Iterator[dict[str, str]]:
 
 def cancel_leaves_nothing_running(cluster, runner, seconds: int) -> None:
     """Cancel a remote `sleep SECONDS; touch CANARY` as soon as it starts: Cancelled is raised, and once
-    the command would have ended, neither the canary nor the sleep exists on the cluster."""
+    the command would have ended, neither the canary nor the sleep exists on the cluster. The canary's name and
+    the sleep's argument are this call's own, so that tests running at once (other workers, other sessions on
+    the machine) neither see nor remove each other's."""
     from envdesk.backend.errors import Cancelled
     from envdesk.backend.runner import CancelToken
-    canary = f"/tmp/envdesk-canary-{cluster.user}"
+    canary = f"/tmp/{unique('envdesk-canary')}"
+    sleep = f"sleep {seconds}.{uuid.uuid4().int % 10**6:06d}"  # GNU sleep takes a fraction: ps tells this one
     cluster.run_as_user(f"rm -f {canary}")
     token = CancelToken()
 
@@ -218,14 +221,14 @@ def cancel_leaves_nothing_running(cluster, runner, seconds: int) -> None:
             token.cancel()
 
     try:
-        runner.run(["sh", "-c", f"echo started; sleep {seconds}; touch {canary}"], on_line=on_line, cancel=token)
+        runner.run(["sh", "-c", f"echo started; {sleep}; touch {canary}"], on_line=on_line, cancel=token)
     except Cancelled:
         pass
     else:
         raise AssertionError("the command was not cancelled")
     time.sleep(seconds + 1)
     assert cluster.run_as_user(f"test -e {canary}", check=False).returncode != 0, "the command kept running"
-    alive = cluster.run_as_user(f"ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep 'sleep {seconds}' "
+    alive = cluster.run_as_user(f"ps -u \"$USER\" -o stat=,args= | grep -v '^Z' | grep '{sleep}' "
                                 "| grep -v grep", check=False)
     assert alive.stdout.strip() == ""
 

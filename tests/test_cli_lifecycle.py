@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from envdesk_fixtures import cli_json, freeze, freeze_lines, install_by_hand, make_config, run_cli
+from envdesk_fixtures import cli_json, freeze, freeze_lines, install_by_hand, make_config, run_cli, unique
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_errors_and_usage(cli, tmp_path):
     assert cli("env", "create", "alpha").returncode == 2
     assert cli("env", "export", "alpha", "nope", "--format", "pdf").returncode == 2
     hostile = tmp_path / "evil.yaml"
-    hostile.write_text("envdesk: 1\nkind: venv\nmodules: ['$(touch /tmp/envdesk-canary)']\n")
+    hostile.write_text(f"envdesk: 1\nkind: venv\nmodules: ['$(touch /tmp/{unique('envdesk-canary')})']\n")
     refused = cli("env", "import", "alpha", str(hostile))
     assert refused.returncode == 1 and "not a module name" in refused.stderr
     missing = cli("env", "update", "alpha", "does-not-exist", "--add", "tinygamma")

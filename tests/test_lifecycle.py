@@ -269,13 +269,15 @@ def test_delete_only_environments_inside_the_roots(testbed, session):
     assert alpha.run_as_user(f"test -e {env.path}", check=False).returncode != 0
 
 
-HOSTILE = ["a;touch /tmp/envdesk-canary", "$(touch /tmp/envdesk-canary)", "../..", "with space", "quo'te",
+CANARY = f"/tmp/{unique('envdesk-canary')}"
+"""The file a hostile value below would make if it ran: this process's own (two sessions or workers at once)."""
+HOSTILE = [f"a;touch {CANARY}", f"$(touch {CANARY})", "../..", "with space", "quo'te",
            "new\nline", "`id`", "/etc"]
 
 
 def test_hostile_input_is_refused_before_anything_runs(testbed, session):
     alpha = testbed.clusters["alpha"]
-    alpha.run_as_user("rm -f /tmp/envdesk-canary")
+    alpha.run_as_user(f"rm -f {CANARY}")
     session.target("alpha").runner.connect()
     before = len(alpha.session_commands())
     for bad in HOSTILE:
@@ -291,7 +293,7 @@ def test_hostile_input_is_refused_before_anything_runs(testbed, session):
             with pytest.raises(InvalidInput):
                 create_environment(session, "alpha", CreateRequest(name="fine", root=bad))
     assert len(alpha.session_commands()) == before, "a refused input must not run anything"
-    assert alpha.run_as_user("test -e /tmp/envdesk-canary", check=False).returncode != 0
+    assert alpha.run_as_user(f"test -e {CANARY}", check=False).returncode != 0
 
 
 def test_a_folder_the_user_cannot_write_is_a_plain_error_and_not_remembered(session):

@@ -231,18 +231,20 @@ def test_the_lock_becomes_hashed_lines_git_commits_and_local_folders(tmp_path):
     assert [(a.as_, "mylib" in a.reason) for a in spec.adapted] == [("click==8.1.7", True), ("colorama==0.4.6", True)]
 
 
+CANARY = f"/tmp/{unique('envdesk-canary')}"
+"""The file a hostile value below would make if it ran: this process's own (two sessions or workers at once)."""
 HOSTILE_PROJECTS = {
     "project name": (PYPROJECT.format(name="x; rm -rf ~", requires=">=3.11", deps=""), LOCK_HEAD),
     "dependency": (PYPROJECT.format(name="demo", requires=">=3.11", deps='"tinybeta; rm -rf ~"'), LOCK_HEAD),
     "dependency newline": (PYPROJECT.format(name="demo", requires=">=3.11", deps='"tinybeta\\nid"'), LOCK_HEAD),
-    "requires-python": (PYPROJECT.format(name="demo", requires="$(touch /tmp/envdesk-canary)", deps=""),
+    "requires-python": (PYPROJECT.format(name="demo", requires=f"$(touch {CANARY})", deps=""),
                         LOCK_HEAD),
     "locked name": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
                     LOCK_HEAD + lock_package("x; rm -rf ~", "1.0")),
     "locked version": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
                        LOCK_HEAD + lock_package("tinyalpha", "1.0\\nrm -rf ~")),
     "locked version subst": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
-                             LOCK_HEAD + lock_package("tinyalpha", "$(touch /tmp/envdesk-canary)")),
+                             LOCK_HEAD + lock_package("tinyalpha", f"$(touch {CANARY})")),
     "marker": (PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
                LOCK_HEAD + lock_package("demo", "0.1.0", '{ virtual = "." }',
                                         '{ name = "tinyalpha", marker = "os_name == \'posix\'; rm -rf ~" }')
@@ -452,7 +454,7 @@ def test_locks_uv_has_just_made_are_current_whatever_the_project_holds(testbed, 
 
 def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp_path):
     alpha = testbed.clusters["alpha"]
-    alpha.run_as_user("rm -f /tmp/envdesk-canary")
+    alpha.run_as_user(f"rm -f {CANARY}")
     session.target("alpha").runner.connect()
     before = len(alpha.session_commands())
     for index, case in enumerate(sorted(HOSTILE_PROJECTS)):
@@ -461,13 +463,13 @@ def test_hostile_projects_are_refused_before_anything_runs(testbed, session, tmp
             import_uv_project(session, "alpha", folder, name=f"hostile{index}")
     good = write_project(tmp_path / "good", PYPROJECT.format(name="demo", requires=">=3.11", deps=""),
                          LOCK_HEAD + lock_package("demo", "0.1.0", '{ virtual = "." }'))
-    for bad_name in ("a;touch /tmp/envdesk-canary", "../..", "new\nline"):
+    for bad_name in (f"a;touch {CANARY}", "../..", "new\nline"):
         with pytest.raises(InvalidInput):
             import_uv_project(session, "alpha", good, name=bad_name)
     with pytest.raises(InvalidInput):
-        import_uv_project(session, "alpha", good, root="$(touch /tmp/envdesk-canary)")
+        import_uv_project(session, "alpha", good, root=f"$(touch {CANARY})")
     assert len(alpha.session_commands()) == before, "a refused project must not run anything"
-    assert alpha.run_as_user("test -e /tmp/envdesk-canary", check=False).returncode != 0
+    assert alpha.run_as_user(f"test -e {CANARY}", check=False).returncode != 0
     assert leftovers(alpha, "~/venvs", "hostile") == ""
 
 
