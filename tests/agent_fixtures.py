@@ -10,6 +10,7 @@ record per package (keys sorted, indent 2, as conda writes them) and a
 ``conda-meta/history`` file with ``==> date <==`` blocks.
 """
 
+import contextlib
 import glob
 import json
 import linecache
@@ -19,7 +20,9 @@ import shutil
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 
+from envdesk.backend import agent_here
 from envdesk.backend.agent_client import agent_script
 from envdesk.backend.protocol import ANSWER_MARKER
 
@@ -36,6 +39,25 @@ def load_agent(write=True):
     module.__file__ = filename
     exec(compile(source, filename, "exec"), module.__dict__)
     return module
+
+
+@contextlib.contextmanager
+def umask_set(mask: int) -> Iterator[None]:
+    """This process's umask set to `mask` for the block, then put back; what the agent loaded in this process
+    (agent_here: This computer's short actions) read of it is forgotten both times. That agent reads the umask
+    once per process (setting it to read it, where there is no /proc, would touch other threads' files), which on
+    a cluster is the agent's whole life, where the umask never changes; in a test session it would be stale."""
+    def forget() -> None:
+        for namespace in list(agent_here._loaded.values()):
+            namespace.get("_UMASK", []).clear()
+
+    old = os.umask(mask)
+    forget()
+    try:
+        yield
+    finally:
+        os.umask(old)
+        forget()
 
 
 def uv_bin():

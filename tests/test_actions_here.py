@@ -27,8 +27,9 @@ from envdesk.backend import agent_here
 from envdesk.backend.agent_client import agent_script, call_action
 from envdesk.backend.errors import Busy, Cancelled, CommandFailed
 from envdesk.backend.local_runner import LocalRunner
+from envdesk.backend.protocol import ENVDESK_DIR, META_FILE
 from envdesk.backend.runner import CancelToken
-from agent_fixtures import load_agent
+from agent_fixtures import load_agent, umask_set
 from envdesk_fixtures import envdesk_command
 from test_local_agent_store import uv_list
 from testbed.wheels import WheelSpec, build_wheel
@@ -215,6 +216,23 @@ def test_a_base_python_that_came_back_is_seen_by_the_next_action(tmp_path):
         states.append(f"({home}) is no longer there" in (began["env"].get("error") or ""))
         home.mkdir(parents=True, exist_ok=True)
     assert states == [True, False]
+
+
+def test_notes_written_here_follow_the_umask_a_test_set(tmp_path):
+    """The agent run in this process reads the umask once; a test that changes it does so with umask_set, and the
+    notes an action then writes have the mode that umask gives. Referee: the umask itself (0o666 & ~mask)."""
+    roots = [str(tmp_path / "envs")]
+    env = tmp_path / "envs" / "A"
+    (env / "bin").mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text(f"home = {Path(sys.executable).parent}\ninclude-system-site-packages = false\n")
+    runner = LocalRunner(tmp_path / "cache")
+    modes = []
+    for mask in (0o022, 0o027):
+        with umask_set(mask):
+            began = call_action(runner, "begin", str(env), roots, client_pid=os.getpid(), operation="update")
+            call_action(runner, "finish", str(env), roots, token=began["token"], meta={"requested": ["tinyalpha"]})
+        modes.append(stat.S_IMODE((env / ENVDESK_DIR / META_FILE).stat().st_mode))
+    assert modes == [0o666 & ~0o022, 0o666 & ~0o027]
 
 
 @pytest.mark.parametrize("system, recorded", [("nt", False), ("posix", True)])

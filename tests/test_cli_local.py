@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from agent_fixtures import umask_set
 from envdesk_fixtures import envdesk_command, freeze_here, this_computer_with_one_venv
 from testbed.wheels import WHEELS, WheelSpec, build_wheel
 
@@ -164,12 +165,9 @@ def test_settings_are_private_and_exports_follow_the_umask(local_envs, tmp_path)
     HostKeyStore(fresh / "known_hosts", tmp_path / "none").trust(ServerIdentity("h.example.org", 22, key))
     assert stat.S_IMODE((fresh / "known_hosts").stat().st_mode) == 0o600
     out = tmp_path / "shared" / "requirements.txt"
-    old = os.umask(0o022)
-    try:
+    with umask_set(0o022):
         result = envdesk("env", "export", "local", "plain", "--format", "requirements", "-o", str(out),
                          config_dir=config)
-    finally:
-        os.umask(old)
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
 

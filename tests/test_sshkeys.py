@@ -17,6 +17,7 @@ from envdesk.backend import sshkeys
 from envdesk.backend.errors import InvalidInput
 from envdesk.backend.presets import get_preset
 from envdesk.backend.secrets import keyring_problem, recall
+from agent_fixtures import umask_set
 from envdesk_fixtures import ScriptedPrompter, make_config, session_for
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
@@ -45,11 +46,8 @@ def test_a_new_key_is_what_ssh_keygen_reads(home, passphrase):
 
 @posix_only
 def test_modes_are_what_ssh_insists_on(home):
-    old = os.umask(0o077)  # a strict umask must not take the .pub's read bits away
-    try:
+    with umask_set(0o077):  # a strict umask must not take the .pub's read bits away
         made = sshkeys.create_key()
-    finally:
-        os.umask(old)
     assert stat.S_IMODE(made.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(made.public_path.stat().st_mode) == 0o644
     assert stat.S_IMODE((home / ".ssh").stat().st_mode) == 0o700
