@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from test_testbed import _connect, _exec
 from testbed import tool_settings
 from testbed.sample_envs import _alpha_scripts
 from testbed.software import STACK_PACKAGES, install_stack
@@ -100,3 +101,22 @@ def test_the_test_process_reads_no_configuration_file(variable):
     machine's is left."""
     assert os.environ[variable] == tool_settings.NO_CONFIG_FILES[variable]
     assert {k for k in os.environ if k.startswith(tool_settings.PREFIXES)} == set(tool_settings.NO_CONFIG_FILES)
+
+
+def test_a_login_on_the_bed_reads_the_clusters_machine_wide_config_not_this_machines(testbed):
+    """Over SSH, as EnvDesk runs there, pip and uv look for machine-wide settings in the cluster's XDG_CONFIG_DIRS
+    (sshd's SetEnv), not in this machine's /etc/xdg; uv takes the cluster's empty uv.toml for the system's, so it
+    never reaches /etc/uv/uv.toml. Referees: `pip config debug` (the files pip reads) and `uv -v` (the one it
+    found). /etc/pip.conf is read by every pip, whatever the environment says: not hidden, see tool_settings."""
+    alpha = testbed.clusters["alpha"]
+    client = _connect(alpha)
+    try:
+        status, pip, _ = _exec(client, "/usr/bin/python3 -m pip config debug")
+        assert status == 0, pip
+        status, _, uv = _exec(client, f"bash -lc 'module load {alpha.uv_module} && uv pip list -v "
+                                      "--python /usr/bin/python3'")
+        assert status == 0, uv
+    finally:
+        client.close()
+    assert f"{alpha.xdg_config_dirs}/pip/pip.conf, exists: False" in pip and "/etc/xdg/pip" not in pip
+    assert f"Found system configuration in: {alpha.xdg_config_dirs}/uv/uv.toml" in uv

@@ -36,7 +36,7 @@ KbdInteractiveAuthentication {kbdint}
 UsePAM {use_pam}
 AuthenticationMethods {auth_methods}
 LogLevel DEBUG3
-SetEnv MODULEPATH={modulepath}
+SetEnv MODULEPATH={modulepath} XDG_CONFIG_DIRS={xdg_config_dirs}
 PrintMotd no
 PrintLastLog no
 MaxStartups 100:30:200
@@ -118,6 +118,11 @@ class FakeCluster:
         self._totp_lock = threading.Lock()
         self._sshd_argv0 = sshd_argv0
         self.config_path = self.workdir / "sshd_config"
+        # The cluster's machine-wide config folder (XDG_CONFIG_DIRS, set by sshd and run_as_user), instead of this
+        # machine's /etc/xdg: its pip.conf, and uv's system uv.toml, are not the cluster's. It holds an empty
+        # uv/uv.toml, which uv takes for the system's (it would look at /etc/uv/uv.toml if it found none there);
+        # pip has none there. /etc/pip.conf still counts: pip always reads it.
+        self.xdg_config_dirs = self.workdir / "xdg-config"
         self.log_path = self.workdir / "sshd.log"
         self.pidfile = self.workdir / "sshd.pid"
         self.host_key_path = self.workdir / "ssh_host_ed25519_key"
@@ -146,6 +151,10 @@ class FakeCluster:
 
     def write_config(self) -> None:
         sftp = "/usr/lib/openssh/sftp-server"
+        (self.xdg_config_dirs / "uv").mkdir(parents=True, exist_ok=True)
+        (self.xdg_config_dirs / "uv" / "uv.toml").touch()
+        for path in (self.xdg_config_dirs, self.xdg_config_dirs / "uv", self.xdg_config_dirs / "uv" / "uv.toml"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
         uses_kbdint = "keyboard-interactive" in self.auth_methods
         self.config_path.write_text(
             _COMMON_CONFIG.format(
@@ -158,6 +167,7 @@ class FakeCluster:
                 use_pam="yes" if uses_kbdint else "no",
                 auth_methods=self.auth_methods,
                 modulepath=self.modulepath,
+                xdg_config_dirs=self.xdg_config_dirs,
                 sftp_server=sftp if os.path.exists(sftp) else "internal-sftp",
             )
         )
@@ -330,8 +340,8 @@ class FakeCluster:
     def run_as_user(self, script: str, check: bool = True, timeout: float = 300,
                     input: str | None = None, network: bool = True) -> subprocess.CompletedProcess:
         """Run script with `bash -lc` as the cluster's user, with a clean
-        login-like environment and this cluster's MODULEPATH (as sshd's
-        SetEnv gives it), and no pip or uv configuration file of the
+        login-like environment and this cluster's MODULEPATH and
+        XDG_CONFIG_DIRS (as sshd's SetEnv gives them), and no pip or uv configuration file of the
         machine's or the user's (tool_settings; a login file may still set
         its own, as a test of EnvDesk following one does).  Text output; CommandError if check and it fails.
         network=False runs it in a new network namespace with no network at
@@ -341,7 +351,7 @@ class FakeCluster:
             "env", "-i",
             f"HOME={self.home}", f"USER={self.user}", f"LOGNAME={self.user}",
             "SHELL=/bin/bash", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8",
-            f"MODULEPATH={self.modulepath}",
+            f"MODULEPATH={self.modulepath}", f"XDG_CONFIG_DIRS={self.xdg_config_dirs}",
             *(f"{name}={value}" for name, value in tool_settings.NO_CONFIG_FILES.items()),
             "bash", "-lc", script,
         ]
