@@ -210,7 +210,7 @@ def test_export_lists_what_pip_freeze_lists_with_the_modules_loaded(cc, config, 
     text = run_cli("env", "export", "cc", shown["name"], config=config, home=home).stdout
     data = yaml.safe_load(text)
     assert from_envdesk_yaml(text).provided == data["provided"]  # read back as written
-    assert {f"{pin['name']}=={pin['version']}" for pin in data["pins"]} - {"pip==23.0.1", "setuptools==66.1.1"} == own
+    assert {f"{pin['name']}=={pin['version']}" for pin in data["pins"]} == own
     assert data["modules"] == MODULES
     assert data["provided"] == {STACK_MODULE: [f"{name}=={version}" for name, version in STACK_PACKAGES.items()]}
 
