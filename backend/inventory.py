@@ -152,6 +152,28 @@ class Unreadable:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedGroup:
+    """The group an environment in a group's shared folder is shared with (the agent's group_share rule): whether
+    the group may update it too, and, when the group cannot use it after all, the sentence saying what to do."""
+
+    group: str
+    write: bool
+    problem: str = ""
+
+    @classmethod
+    def from_agent(cls, data: Any) -> "SharedGroup | None":
+        """From the agent's "shared" entry; None when there is none or it is not of the expected shape."""
+        if not isinstance(data, dict) or not isinstance(data.get("group"), str):
+            return None
+        return cls(data["group"], data.get("write") is True, str(data.get("problem") or ""))
+
+    def sentence(self) -> str:
+        """One line for a create: who may use it."""
+        may = "use and update" if self.write else "use"
+        return f"Shared with the group {self.group}, like its folder: its members may {may} it."
+
+
+@dataclass(frozen=True, slots=True)
 class Provided:
     """The packages one of an environment's modules puts on PYTHONPATH (in the folder `path`): Python imports them
     before the environment's own (T20: the Alliance's scipy-stack puts numpy, scipy, pandas there). Each name is
@@ -195,6 +217,7 @@ class Environment:
     provided: tuple[Provided, ...] = ()  # what its modules put on PYTHONPATH, before its own (details only)
     incomplete_packages: tuple[str, ...] = ()  # package folders without metadata (half installed): broken
     unreadable_packages: tuple[Unreadable, ...] = ()  # package folders whose metadata cannot be read: broken
+    shared: SharedGroup | None = None  # the group it is shared with, when it is in a group's shared folder
 
     @property
     def package_count(self) -> int:
@@ -279,7 +302,8 @@ class Environment:
                                                for entry in data.get("provided") or ()) if found is not None),
             incomplete_packages=tuple(text for text in data.get("incomplete_packages") or () if isinstance(text, str)),
             unreadable_packages=tuple(found for found in map(Unreadable.from_agent,
-                                                             data.get("unreadable_packages") or ()) if found))
+                                                             data.get("unreadable_packages") or ()) if found),
+            shared=SharedGroup.from_agent(data.get("shared")))
 
 
 def environments_from_agent(entries: Iterable[dict[str, Any]],

@@ -493,6 +493,97 @@ def _lstat(path):
         return None
 
 
+# -- environments in a group's shared folder --
+#
+# The rule: an environment is shared with a group when the folder it is made in is that group's shared folder:
+# one the group may read and search, of a group the user is in, and that is setgid (a project's folder: what is
+# made in it takes its group) or belongs to a group other than the user's own (primary) one; Linux only. EnvDesk
+# then shares the environment like the folder, whatever the user's umask: the group may read it and run it, and,
+# where the folder is group-writable, update it. A folder of the user's own group, or closed to its group, is
+# private: the umask decides, as before.
+
+
+def group_share(folder):
+    """(gid, group-writable) when environments in folder are shared with its group (the rule above), else None."""
+    if not sys.platform.startswith("linux"):    # clusters; macOS gives every new file its folder's group anyway
+        return None
+    try:
+        info = os.stat(folder)
+        member = info.st_gid in os.getgroups() or info.st_gid == os.getgid()
+    except OSError:
+        return None
+    if info.st_mode & 0o050 != 0o050 or not member:
+        return None
+    if not info.st_mode & stat.S_ISGID and info.st_gid == os.getgid():
+        return None
+    return info.st_gid, bool(info.st_mode & 0o020)
+
+
+def account_name(number, group=False):
+    """The name of user (or group) number, else the number as text (Unix: only for a shared folder or a lock)."""
+    try:
+        if group:
+            import grp
+            return grp.getgrgid(number).gr_name
+        import pwd
+        return pwd.getpwuid(number).pw_name
+    except (ImportError, KeyError):
+        return str(number)
+
+
+def shared_with(share):
+    """A group share in an answer: {"group", "write"}."""
+    return {"group": account_name(share[0], group=True), "write": share[1]}
+
+
+def _group_cannot_use(path, info, gid):
+    """Whether the group gid cannot use what lstat info describes (a link: never, its mode is not looked at)."""
+    if stat.S_ISLNK(info.st_mode):
+        return False
+    need = 0o050 if stat.S_ISDIR(info.st_mode) else 0o040
+    return info.st_gid != gid or info.st_mode & need != need
+
+
+def group_problem(path, share):
+    """A sentence when the group an environment in a shared folder is shared with cannot use it, else None.
+
+    Looks at the folder, its settings, its bin folder, its site-packages and what these hold at their top (a
+    few lookups, no walk): where one is closed to the group, colleagues get 'Permission denied', or pip list
+    fails on a package they cannot read."""
+    gid = share[0]
+    looked = [path, os.path.join(path, "pyvenv.cfg"), os.path.join(path, "conda-meta"), os.path.join(path, "bin")]
+    folders = [os.path.join(path, "bin")]
+    for _, lib in lib_python_dirs(path) if os.access(path, os.X_OK) else []:
+        looked += [lib, os.path.join(lib, "site-packages")]
+        folders.append(os.path.join(lib, "site-packages"))
+    closed = None
+    for one in looked:
+        info = _lstat(one)
+        if info is not None and _group_cannot_use(one, info, gid):
+            closed = one
+            break
+    for folder in folders if closed is None else ():
+        try:
+            entries = list_dir(folder, ordered=False)
+        except OSError:
+            continue
+        for entry in entries:
+            info = _lstat(entry.path)
+            if info is not None and _group_cannot_use(entry.path, info, gid):
+                closed = entry.path
+                break
+        if closed is not None:
+            break
+    if closed is None:
+        return None
+    name, info = account_name(gid, group=True), os.lstat(closed)
+    return ("This environment is in a folder shared with the group %s, but that group cannot use it: %s is "
+            "not readable by the group (mode %s, group %s), so colleagues get 'Permission denied'. As its owner, "
+            "run: chgrp -R %s %s && chmod -R g+rX %s (g+rwX to let them update it)."
+            % (name, closed, oct(stat.S_IMODE(info.st_mode))[2:], account_name(info.st_gid, group=True),
+               name, path, path))
+
+
 def env_marker(folder):
     """What makes folder an environment, as (kind, lstat of the marker) -- ("venv", pyvenv.cfg),
     ("conda", conda-meta), ("creating", None) for one EnvDesk is building -- or None.
@@ -1727,6 +1818,12 @@ def read_env_noted(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET, light=Fals
         problems.insert(0, "This is what is left of an environment whose delete stopped before it was done (it "
                            "was moved aside here first): it cannot be used. Delete it to finish.")
     env["package_count"] = len(env["packages"])
+    share = group_share(os.path.dirname(path))
+    if share is not None:
+        env["shared"] = shared_with(share)
+        problem = group_problem(path, share)
+        if problem:
+            env["shared"]["problem"] = problem
     if env["unreadable_packages"]:
         problems.append(unreadable_packages_text(env["unreadable_packages"]))
     env["_only_incomplete_packages"] = bool(env["incomplete_packages"]) and not problems

@@ -62,19 +62,93 @@ def check_target(path, roots, creating=False):
 
 
 def _lock_owner(lock):
-    """The lock's owner record, with its start time from the folder when the record is unreadable."""
+    """The lock's owner record, with its start time from the folder when the record is unreadable. One this
+    user may not read (another user's lock, closed to the group) says so ("unreadable"), with the folder's owner
+    as its user."""
+    unreadable = False
     try:
         info = read_json(os.path.join(lock, LOCK_OWNER_FILE))
-    except (OSError, ValueError):
+    except (OSError, ValueError) as exc:
         info = None
+        unreadable = getattr(exc, "errno", None) == errno.EACCES
     if not isinstance(info, dict):
         info = {}
+    if unreadable:
+        try:
+            info.update(unreadable=True, user=account_name(os.stat(lock).st_uid))
+        except OSError:
+            pass
     if not isinstance(info.get("started"), (int, float)):
         try:
             info["started"] = os.stat(lock).st_mtime
         except OSError:
             pass
     return info
+
+
+def _own_copy(full, info):
+    """Make full (a file with other hard links: uv and conda link what they install from the user's own cache) a
+    file of its own, so that changing its group and mode does not change the cache's, and the cache's private
+    group does not stay on it."""
+    import shutil  # only where a shared environment holds linked files
+    fd, temp = make_temp_file(os.path.dirname(full), ".envdesk-copy-", "")
+    try:
+        with os.fdopen(fd, "wb") as copy, open(full, "rb") as source:
+            shutil.copyfileobj(source, copy)
+        os.utime(temp, (info.st_atime, info.st_mtime))
+        os.replace(temp, full)
+    except BaseException:
+        _remove_if_there(temp)
+        raise
+    return os.lstat(full)
+
+
+def share_entry(full, share):
+    """Give one file or folder the group and the group mode of a shared environment (see group_share): its
+    group's, readable by it (and searchable or runnable where its owner may), writable by it where the shared
+    folder is; only what this user owns, never through a link. A failure is left for the doctor to find."""
+    gid, writable = share
+    try:
+        info = os.lstat(full)
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+            return
+        mode = stat.S_IMODE(info.st_mode)
+        wanted = mode | 0o040 | (0o020 if writable else 0) | (0o010 if stat.S_ISDIR(info.st_mode) or mode & 0o100
+                                                               else 0)
+        if info.st_gid == gid and wanted == mode:
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            info = _own_copy(full, info)
+        if info.st_gid != gid:
+            os.chown(full, -1, gid, follow_symlinks=False)   # clears a file's setuid/setgid: set the mode after
+        os.chmod(full, wanted)
+    except OSError:
+        pass
+
+
+def share_like_folder(path):
+    """After a change: uv's lock file in the environment (.lock, which uv makes writable by everyone so that other
+    users may take it) no longer writable by others (the environment's group may, where it may update it), and
+    an environment in a group's shared folder shared like it (see group_share), whatever the umask and
+    installers left."""
+    share = group_share(os.path.dirname(path))
+    uv_lock = os.path.join(path, ".lock")
+    info = _lstat(uv_lock)
+    if info is not None and stat.S_ISREG(info.st_mode) and info.st_uid == _uid() and info.st_mode & 0o022:
+        try:
+            os.chmod(uv_lock, stat.S_IMODE(info.st_mode) & ~0o022)
+        except OSError:
+            pass
+    if share is not None:
+        share_tree(path, share)
+
+
+def share_tree(path, share):
+    """share_entry for an environment and everything in it (one walk, a change only where one is needed)."""
+    share_entry(path, share)
+    for top, folders, files in os.walk(path):
+        for name in folders + files:
+            share_entry(os.path.join(top, name), share)
 
 
 # ---------------------------------------------------------------------------
@@ -201,6 +275,14 @@ def _stale_reason(path, info):
     """Why the lock described by info is stale (a sentence), or None while its owner may still work."""
     lock = path + LOCK_SUFFIX
     now = time.time()
+    if info.get("unreadable"):    # nothing but the folder to go on: its holder's heartbeat touches it too
+        try:
+            silent = now - os.stat(lock).st_mtime
+        except OSError:
+            silent = 0
+        if silent > LOCK_SILENT_SECONDS:
+            return ("its holder (%s) stopped showing signs of life %d seconds ago" % (info.get("user"), silent))
+        return None
     if _owned_here(info):
         if _process_alive(info["pid"], info.get("pid_start")):
             return None
@@ -283,6 +365,7 @@ def _beat_quietly(path, token, pid, start, since):
             if not _process_alive(pid, start) and not _workers(path, since):
                 break
             os.utime(owner_file, None)
+            os.utime(lock, None)  # what a user who may not read the owner file still sees (see _stale_reason)
     except Exception:
         pass
 
@@ -299,6 +382,9 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
     token = token or os.urandom(12).hex()
     owner = {"host": host_name(), "operation": operation, "since": _now_stamp(),
              "started": time.time(), "token": token, "uid": _uid(), "boot": _boot_id()}
+    if _uid() is not None:
+        owner["user"] = account_name(_uid())
+    share = group_share(os.path.dirname(path))    # the lock is as readable as the environment (see share_entry)
     process = (os.getpid(), (_proc_stat(os.getpid()) or (0, None))[1], "agent") if own else \
         (_anchor_process(anchor_pid) or _owner_process(client_pid))
     if process is not None:
@@ -310,6 +396,10 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
             raise           # a full disk, a read-only root ...: run_action says so for the action at hand
         info = _lock_owner(lock)
         reason = _stale_reason(path, info)
+        if reason is None and info.get("unreadable"):
+            raise ActionError("Another EnvDesk operation, by %s, is working on this environment (its lock %s is "
+                              "closed to you, so EnvDesk cannot tell more). Wait for it to finish, then try "
+                              "again." % (info.get("user"), lock), CODE_BUSY)
         if reason is None and "host" not in info:
             raise ActionError("An EnvDesk operation has just taken this environment (its lock %s does not say "
                               "which yet). Wait for it to finish, then try again: a lock that never says is "
@@ -317,9 +407,10 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
         if reason is None and info.get("operation") == "create":
             raise ActionError(creating_text(path, info), CODE_BUSY)
         if reason is None:
-            raise ActionError("Another EnvDesk operation (%s, started %s on %s) is working on this "
+            raise ActionError("Another EnvDesk operation (%s, started %s%s on %s) is working on this "
                               "environment. Wait for it to finish, then try again."
                               % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
+                                 " by %s" % info["user"] if info.get("user") else "",
                                  info.get("host", "an unknown machine")), CODE_BUSY)
         _break_lock(lock, info)
         token, _ = take_lock(path, operation, client_pid, heartbeat, own, token, anchor_pid)
@@ -327,14 +418,23 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
                        % (info.get("operation", "unknown"), info.get("since", "at an unknown time"),
                           info.get("host", "an unknown machine"), reason))
     try:
-        write_json(os.path.join(lock, LOCK_OWNER_FILE), owner)
+        if share is not None:
+            share_entry(lock, share)
+        _write_owner(lock, owner, share)
         if heartbeat and process is not None and _heartbeat(path, token, process[0], process[1]):
             owner["beat"] = LOCK_HEARTBEAT_SECONDS
-            write_json(os.path.join(lock, LOCK_OWNER_FILE), owner)
+            _write_owner(lock, owner, share)
     except BaseException:
         _remove_lock(lock)
         raise
     return token, None
+
+
+def _write_owner(lock, owner, share):
+    """Write the lock's owner file, readable by the environment's group where it is shared."""
+    write_json(os.path.join(lock, LOCK_OWNER_FILE), owner)
+    if share is not None:
+        share_entry(os.path.join(lock, LOCK_OWNER_FILE), share)
 
 
 def _break_lock(lock, info):
@@ -624,6 +724,7 @@ def action_finish(cfg):
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):
         os.unlink(marker)
+    share_like_folder(path)
     try:
         env = read_env(path, os.path.basename(path), os.path.dirname(path))
         answer = {"path": path, "env": env}
@@ -667,6 +768,8 @@ def action_abort(cfg):
             _change_over(path)
         elif cfg.get("rollback_failed"):
             _mark_rollback_failed(path)
+        if not removed and os.path.isdir(path):
+            share_like_folder(path)     # what a rollback put back, or the snapshot begin wrote
     finally:
         release_lock(path, cfg.get("token"))
     return {"path": path, "removed": removed}

@@ -585,6 +585,8 @@ def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
     _print_notes(notes)
     print(f"{action} {env.name} ({env.kind}, Python {env.python}, {counted(env.package_count, 'package')}) "
           f"at {env.path}")
+    if env.shared is not None:
+        print(env.shared.sentence())
     return 0
 
 

@@ -242,6 +242,17 @@ def _unreadable_finding(env: Environment) -> list[Finding]:
     return findings
 
 
+def _group_finding(env: Environment) -> list[Finding]:
+    """An environment in a group's shared folder that its group cannot use: colleagues get 'Permission denied', or
+    a pip list that fails on a package they cannot read (T22: made under umask 077, or installed from a private
+    cache)."""
+    if env.shared is None or not env.shared.problem:
+        return []
+    return [Finding(env.name, "group-cannot-use", f"The group {env.shared.group} cannot use this environment",
+                    env.shared.problem, "Run the commands given as the environment's owner; EnvDesk shares what it "
+                    "makes there itself from now on (any change, say Update, shares the whole environment again).")]
+
+
 def _warnings_finding(env: Environment) -> list[Finding]:
     """What the listing could not read in the environment, or found installed twice: pip list and Python may
     see otherwise than EnvDesk's list says."""
@@ -302,7 +313,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
                      + _shadowed_finding(env) + _half_installed_finding(env) + _unreadable_finding(env)
-                     + _warnings_finding(env)
+                     + _warnings_finding(env) + _group_finding(env)
                      + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)

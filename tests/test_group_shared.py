@@ -1,0 +1,166 @@
+"""Environments in a lab's shared group folder (T22, HIGH): /project/def-lab/envs style, mode 2770 root:lab, two
+users of the bed both in the lab's group, the first with umask 077 (set in its ~/.bashrc, which sshd's bash reads).
+
+EnvDesk shares an environment made or changed there like the folder (group read and search, group write as the
+folder allows, the folder's group), says so when it creates one, and its doctor finds one the group cannot use; a
+private folder is left to the umask. The lock of an environment there is readable by the group and names its
+holder; one a colleague cannot read is not taken over while its holder's heartbeat keeps it fresh.
+
+Referees: the other Unix user really using the environment (its python importing the package, importlib.metadata
+listing it, reading the lock's owner file, as that user with runuser), os.stat modes and groups.
+"""
+from __future__ import annotations
+
+import grp
+import os
+import stat
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.operations.common import Reservation
+from envdesk_fixtures import make_config, run_cli, session_for, unique
+from testbed import util
+
+
+@pytest.fixture
+def lab(testbed, tmp_path, home):
+    """(first cluster, second cluster, the shared folder, the first user's config, the second's config, HOME, group)."""
+    first, second = testbed.clusters["alpha"], testbed.clusters["beta"]
+    group = f"edtlab{uuid.uuid4().hex[:6]}"
+    top = Path(f"/tmp/edt-{group}")
+    shared = top / "def-lab" / "envs"
+    util.run(["groupadd", group])
+    bashrc = first.home / ".bashrc"
+    kept = bashrc.read_text() if bashrc.exists() else None
+    try:
+        for user in (first.user, second.user):
+            util.run(["usermod", "-aG", group, user])
+        shared.mkdir(parents=True)
+        top.chmod(0o755)
+        for folder in (shared.parent, shared):
+            os.chown(folder, 0, -1)
+            util.run(["chgrp", group, str(folder)])
+            folder.chmod(0o2770)
+        bashrc.write_text("umask 077\n" + (kept or ""))
+        configs = []
+        for name, cluster in (("alpha", first), ("beta", second)):
+            configs.append(tmp_path / f"cfg-{name}")
+            make_config(configs[-1], testbed, [name], **{name: {"env_roots": [str(shared), str(cluster.home)]}})
+        yield first, second, shared, configs[0], configs[1], home, group
+    finally:
+        if kept is None:
+            bashrc.unlink()
+        else:
+            bashrc.write_text(kept)
+        util.run(["rm", "-rf", str(top)], check=False)
+        util.run(["groupdel", group], check=False)
+
+
+def as_user(cluster, script: str) -> subprocess.CompletedProcess:
+    return cluster.run_as_user(script, check=False)
+
+
+def create(config: Path, home: Path, root: Path, name: str) -> subprocess.CompletedProcess:
+    return run_cli("env", "create", "alpha", name, "--root", str(root), "--package", "tinyalpha==1.0",
+                   config=config, home=home)
+
+
+def uses(cluster, env: Path, package: str) -> bool:
+    """The referee: the other user's python of the environment imports the package and importlib.metadata lists it."""
+    script = (f"import importlib.metadata as m, {package}; "
+              f"assert {package}.__file__; print(m.version({package!r}))")
+    result = as_user(cluster, f"{env}/bin/python -c {script!r}")
+    return result.returncode == 0 and result.stdout.strip() != ""
+
+
+def closed_to_group(env: Path, gid: int) -> list[str]:
+    """Every file or folder of env the group cannot read (or search), or that is not the group's (os.lstat)."""
+    closed = []
+    for top, folders, files in os.walk(env):
+        for name in [".", *folders, *files]:
+            info = os.lstat(os.path.join(top, name))
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            need = 0o050 if stat.S_ISDIR(info.st_mode) else 0o040
+            if info.st_mode & need != need or info.st_gid != gid:
+                closed.append(os.path.join(top, name))
+    return closed
+
+
+def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
+    first, second, shared, config, _, home, group = lab
+    gid = grp.getgrnam(group).gr_gid
+    env = shared / unique("labenv")
+    made = create(config, home, shared, env.name)
+    assert made.returncode == 0, made.stderr
+    assert f"Shared with the group {group}, like its folder: its members may use and update it." in made.stdout
+    assert uses(second, env, "tinyalpha"), as_user(second, f"{env}/bin/python -c 'import tinyalpha'").stderr
+    assert closed_to_group(env, gid) == []
+    assert os.stat(env).st_mode & 0o070 == 0o070          # the folder is group-writable: so is the environment
+    uv_lock = env / ".lock"                                 # uv's, made writable by everyone: no longer by others
+    assert not uv_lock.exists() or os.stat(uv_lock).st_mode & 0o002 == 0
+    # a change there: the other user sees the new package (uv links it from the first user's private cache)
+    added = run_cli("env", "update", "alpha", str(env), "--add", "tinygamma", config=config, home=home)
+    assert added.returncode == 0, added.stderr
+    assert uses(second, env, "tinygamma") and closed_to_group(env, gid) == []
+    site = next(env.glob("lib/python*/site-packages"))
+    linked = [str(p) for p in site.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+    assert linked == []           # copies: no file of the first user's cache changed its group or mode
+    # the first user's own folder is private: left to the umask (077)
+    private = first.home / unique("mine")
+    made = create(config, home, first.home, private.name)
+    try:
+        assert made.returncode == 0 and "Shared with" not in made.stdout, made.stderr
+        assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(private / "pyvenv.cfg").st_mode) == 0o600
+    finally:
+        util.run(["rm", "-rf", str(private)], check=False)
+
+
+def test_the_doctor_finds_a_shared_environment_the_group_cannot_use(lab):
+    first, second, shared, config, _, home, group = lab
+    env = shared / unique("closed")
+    made = create(config, home, shared, env.name)
+    assert made.returncode == 0, made.stderr
+    first.run_as_user(f"chmod -R go-rwx {env}/lib")      # what an older EnvDesk, or a hand's install, left
+    assert not uses(second, env, "tinyalpha")
+    doctor = run_cli("env", "doctor", "alpha", str(env), config=config, home=home)
+    assert f"The group {group} cannot use this environment" in doctor.stdout, doctor.stdout + doctor.stderr
+    assert f"chmod -R g+rX {env}" in doctor.stdout
+
+
+def test_a_colleague_is_told_who_holds_the_lock_and_never_takes_a_fresh_one(lab, testbed):
+    first, second, shared, config, other_config, home, group = lab
+    env = shared / unique("lockenv")
+    made = create(config, home, shared, env.name)
+    assert made.returncode == 0, made.stderr
+    session = session_for(make_config(config.parent / "held", testbed, ["alpha"],
+                                      alpha={"env_roots": [str(shared)]}))
+    lock = Path(f"{env}.envdesk-lock")
+    try:
+        held = Reservation.take(session.target("alpha"), str(env), [str(shared)], operation="update")
+        # the lock is readable by whoever may use the environment
+        assert as_user(second, f"cat {lock}/owner.json").returncode == 0
+        busy = run_cli("env", "update", "beta", str(env), "--add", "tinygamma", config=other_config, home=home)
+        assert busy.returncode != 0 and f"by {first.user} on" in busy.stderr, busy.stderr
+        # a lock the colleague cannot read (an older EnvDesk's): only its folder can be seen, and the holder's
+        # heartbeat keeps that fresh, so it is not taken over however old it looks
+        os.chmod(lock, 0o700)
+        long_ago = time.time() - 600
+        os.utime(lock, (long_ago, long_ago))
+        for _ in range(60):                                # the next beat (every 15 s)
+            if os.stat(lock).st_mtime > long_ago + 1:
+                break
+            time.sleep(1)
+        assert os.stat(lock).st_mtime > long_ago + 1, "the holder's heartbeat never touched the lock's folder"
+        busy = run_cli("env", "update", "beta", str(env), "--add", "tinygamma", config=other_config, home=home)
+        assert busy.returncode != 0 and f"by {first.user}" in busy.stderr, busy.stderr
+        assert not uses(second, env, "tinygamma")
+        held.release()                                    # the holder's lock is still its own
+        assert not lock.exists() and not list(shared.glob("*.stale-*"))
+    finally:
+        session.close()
