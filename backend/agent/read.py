@@ -2003,10 +2003,11 @@ def creating_text(path, info):
     """What to do about an environment another EnvDesk is creating (its lock's record `info`): wait, or, where no
     EnvDesk is creating it, clear its lock."""
     lock = path + LOCK_SUFFIX
-    return ("Another EnvDesk (on %s, started %s) is creating this environment. Wait for it to finish. If no EnvDesk "
-            "is creating it (one stopped on another computer cannot be told from here), remove its lock (rm -r %s) "
-            "and create it again: EnvDesk then builds it anew." % (info.get("host", "an unknown machine"),
-                                                                    info.get("since", "at an unknown time"), lock))
+    return ("Another EnvDesk (on %s, started %s%s) is creating this environment. Wait for it to finish. If no "
+            "EnvDesk is creating it (one stopped on another computer cannot be told from here), remove its lock (rm -r "
+            "%s) and create it again: EnvDesk then builds it anew."
+            % (info.get("host", "an unknown machine"), info.get("since", "at an unknown time"),
+               " by %s" % info["user"] if info.get("user") else "", lock))
 
 
 def change_cut_off(path):
