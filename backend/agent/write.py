@@ -281,7 +281,8 @@ def _stale_reason(path, info):
         except OSError:
             silent = 0
         if silent > LOCK_SILENT_SECONDS:
-            return ("its holder (%s) stopped showing signs of life %d seconds ago" % (info.get("user"), silent))
+            return "its holder (%s) stopped showing signs of life %d seconds ago" % (info.get("user", "another user"),
+                                                                                     silent)
         return None
     if _owned_here(info):
         if _process_alive(info["pid"], info.get("pid_start")):
@@ -399,7 +400,7 @@ def take_lock(path, operation, client_pid=None, heartbeat=False, own=False, toke
         if reason is None and info.get("unreadable"):
             raise ActionError("Another EnvDesk operation, by %s, is working on this environment (its lock %s is "
                               "closed to you, so EnvDesk cannot tell more). Wait for it to finish, then try "
-                              "again." % (info.get("user"), lock), CODE_BUSY)
+                              "again." % (info.get("user", "another user"), lock), CODE_BUSY)
         if reason is None and "host" not in info:
             raise ActionError("An EnvDesk operation has just taken this environment (its lock %s does not say "
                               "which yet). Wait for it to finish, then try again: a lock that never says is "
