@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import grp
 import os
+import shlex
 import stat
 import subprocess
 import time
@@ -71,9 +72,9 @@ def create(config: Path, home: Path, root: Path, name: str) -> subprocess.Comple
 
 def uses(cluster, env: Path, package: str) -> bool:
     """The referee: the other user's python of the environment imports the package and importlib.metadata lists it."""
-    script = (f"import importlib.metadata as m, {package}; "
-              f"assert {package}.__file__; print(m.version({package!r}))")
-    result = as_user(cluster, f"{env}/bin/python -c {script!r}")
+    script = (f"import importlib.metadata as m, {package}; "   # an unreadable package imports as an empty
+              f"assert {package}.__file__; print(m.version({package!r}))")  # namespace package: no __file__
+    result = as_user(cluster, f"{env}/bin/python -c {shlex.quote(script)}")
     return result.returncode == 0 and result.stdout.strip() != ""
 
 
