@@ -118,6 +118,19 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
         assert made.returncode == 0 and "Shared with" not in made.stdout, made.stderr
         assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
         assert stat.S_IMODE(os.stat(private / "pyvenv.cfg").st_mode) == 0o600
+        # a copy of it (to the first root, the shared folder) and an import there are the group's too
+        copy = shared / unique("copy")
+        cloned = run_cli("env", "clone", "alpha", str(private), "alpha", "--name", copy.name, "--yes",
+                         config=config, home=home)
+        assert cloned.returncode == 0 and "Shared with the group" in cloned.stdout, cloned.stderr
+        requirements = home / "requirements.txt"
+        requirements.write_text("tinyalpha==1.0\n")
+        imported = shared / unique("imported")
+        done = run_cli("env", "import", "alpha", str(requirements), "--name", imported.name, "--root", str(shared),
+                       "--yes", config=config, home=home)
+        assert done.returncode == 0 and "Shared with the group" in done.stdout, done.stderr
+        for env in (copy, imported):
+            assert uses(second, env, "tinyalpha") and closed_to_group(env, gid) == []
     finally:
         util.run(["rm", "-rf", str(private)], check=False)
 
