@@ -52,10 +52,12 @@ finally:
 '''
 
 
-def run_in_kernel(cluster, client_python: str, name: str, *, clean: bool) -> dict:
+def run_in_kernel(cluster, client_python: str, name: str, *, clean: bool, before: str = "",
+                  probe: str = PROBE) -> dict:
     """Start the kernel `name` with jupyter_client as the cluster's user (the way a Jupyter server starts it),
-    run PROBE in it and return what it printed. `clean`: from an environment with nothing of a login shell
-    (no `module` function, no Lmod variables, as a JupyterHub spawner may give), else from a login shell."""
+    run `probe` in it and return what it printed. `clean`: from an environment with nothing of a login shell
+    (no `module` function, no Lmod variables, as a JupyterHub spawner may give), else from a login shell, after
+    the shell lines `before` (a server's own `module load`, as Open OnDemand runs)."""
     client = Path(client_python).parent.parent / "client.py"
     if not client.exists():
         client.write_text(CLIENT)
@@ -64,7 +66,7 @@ def run_in_kernel(cluster, client_python: str, name: str, *, clean: bool) -> dic
     if clean:
         command = ('exec env -i HOME="$HOME" USER="$USER" LOGNAME="$USER" PATH=/usr/bin:/bin LANG=C.UTF-8 '
                    f'MODULEPATH="$MODULEPATH" {command}')
-    answer = cluster.run_as_user(command, input=PROBE, timeout=600)
+    answer = cluster.run_as_user(before + command, input=probe, timeout=600)
     said = [line for line in answer.stdout.splitlines() if line.startswith("KERNEL-SAYS ")]
     assert said, answer.stdout + answer.stderr
     return json.loads(said[-1][len("KERNEL-SAYS "):])
@@ -242,6 +244,45 @@ def test_a_kernel_runs_the_environment_with_its_modules(testbed, tmp_path, home,
         assert kernel_name(name) not in kernelspecs(beta, jupyter_client_python)
         with pytest.raises(NotFound):
             remove_kernel(session, "beta", kernel_name(name))
+    finally:
+        session.close()
+
+
+def test_a_kernel_forgets_the_servers_modules_and_pythonpath(testbed, tmp_path, jupyter_wheelhouse,
+                                                              jupyter_client_python):
+    """User trial T23: Open OnDemand loads modules for the Jupyter server (scipy-stack/2023b among them, which puts
+    tinyalpha 1.1 on PYTHONPATH), and the kernel of an environment holding tinyalpha 2.0 imported the stack's 1.1
+    and showed the server's modules. Started by jupyter_client from such a shell, the kernel imports the
+    environment's own tinyalpha (the kernel's import system is the referee), has only the environment's modules
+    (Lmod's LOADEDMODULES) and a sticky module the site loaded stays, as `module purge` keeps it in a new login."""
+    from testbed.software import STACK_MODULE
+    alpha = testbed.clusters["alpha"]
+    paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse)
+    session = session_for(paths)
+    name = unique("srv")
+    sticky = alpha.home / f"sticky-{name}"
+    alpha.run_as_user(f"mkdir -p {sticky}/site && printf '%s\\n' 'add_property(\"lmod\", \"sticky\")' "
+                      f"'setenv(\"SITE_STICKY\", \"kept\")' > {sticky}/site/1.0.lua")
+    probe = ("import json, os, importlib.metadata as md, tinyalpha; print(json.dumps({'file': tinyalpha.__file__, "
+             "'version': md.version('tinyalpha'), 'loaded': os.environ.get('LOADEDMODULES', ''), "
+             "'sticky': os.environ.get('SITE_STICKY'), 'pythonpath': os.environ.get('PYTHONPATH')}))")
+    try:
+        env = create_environment(session, "alpha", CreateRequest(
+            name=name, packages=["tinyalpha==2.0", "ipykernel"])).environment
+        assert STACK_MODULE not in env.modules
+        kernel = add_kernel(session, "alpha", name)
+        server = (f"module use {sticky} && module load site/1.0 {' '.join(env.modules)} {STACK_MODULE} && "
+                  "export PYTHONPATH=/server/own${PYTHONPATH:+:$PYTHONPATH} && ")
+        seen = alpha.run_as_user(server + "python3 -c 'import tinyalpha; print(tinyalpha.__version__)'")
+        assert seen.stdout.strip() == "1.1", "the server's shell imports the stack's tinyalpha"
+        said = run_in_kernel(alpha, jupyter_client_python, kernel.name, clean=False, before=server, probe=probe)
+        assert said["file"].startswith(env.path + "/"), said
+        assert said["version"] == "2.0"
+        loaded = said["loaded"].split(":")
+        assert STACK_MODULE not in loaded and set(env.modules) <= set(loaded), said
+        assert "site/1.0" in loaded and said["sticky"] == "kept", said
+        assert not said["pythonpath"], said
+        remove_kernel(session, "alpha", kernel.name)
     finally:
         session.close()
 

@@ -3,9 +3,10 @@
 A kernel made here lives where Jupyter looks for the user's own kernels on the target (its user data folder,
 `~/.local/share/jupyter/kernels/<name>/` on Linux, or `$JUPYTER_DATA_DIR/kernels/` where the login shell sets
 it, as `jupyter kernelspec install --user` would choose). Its `kernel.json` runs `launch.sh` beside it, which
-loads the recorded modules and activates the environment, then execs its Python with `ipykernel_launcher`: so
-Jupyter started by Open OnDemand or JupyterHub on that cluster (which loads none of them) runs the environment
-as a terminal would. On Windows (This computer only) the kernel runs the environment's Python directly.
+purges the Jupyter server's modules and PYTHONPATH, loads the recorded modules and activates the environment,
+then execs its Python with `ipykernel_launcher`: so Jupyter started by Open OnDemand or JupyterHub on that
+cluster (which loads other modules, or none) runs the environment as a new terminal would. On Windows (This
+computer only) the kernel runs the environment's Python directly.
 
 The files are written by a stdlib script sent to the target's own Python (KERNEL_SCRIPT, Python 3.6 syntax);
 every value reaches it as JSON inside that script and the launcher's words are quoted here (shlex.quote).
@@ -260,14 +261,26 @@ def _module_init() -> str:
             "fi\n")
 
 
+def _fresh_start() -> str:
+    """Shell lines that leave nothing of the Jupyter server's own setup to the kernel (T23: Open OnDemand loads
+    modules for the server, scipy-stack's PYTHONPATH among them, and the kernel imported the stack's packages
+    instead of the environment's): `module purge` where `module` exists (Lmod keeps sticky modules, such as the
+    Alliance's StdEnv, as a new login does), then no inherited PYTHONPATH or PYTHONHOME."""
+    return ("if type module >/dev/null 2>&1; then\n"
+            "  module purge >/dev/null 2>&1 || true\n"
+            "fi\n"
+            "unset PYTHONPATH PYTHONHOME\n")
+
+
 def launcher_text(env: Environment, python: str, conda_tool: str | None = None) -> str:
-    """The launcher kept beside kernel.json: load the modules, activate the environment (as the terminal
-    snippet does), exec its Python with ipykernel_launcher and Jupyter's arguments. Every value is quoted."""
+    """The launcher kept beside kernel.json: forget the server's modules and PYTHONPATH, load the environment's
+    modules, activate it (as the terminal snippet does), exec its Python with ipykernel_launcher and Jupyter's
+    arguments. Every value is quoted. It is a bash script of its own (its #! line), whatever the login shell."""
     lines = ["#!/bin/bash",
-             "# Made by EnvDesk: starts this Jupyter kernel inside its environment, with the environment's",
-             "# modules loaded first (Jupyter servers started by Open OnDemand or JupyterHub load none of them).",
+             "# Made by EnvDesk: starts this Jupyter kernel inside its environment as a new terminal would: the",
+             "# Jupyter server's modules and PYTHONPATH dropped, the environment's modules loaded.",
              "# kernel.json beside it names the environment. Made again by `envdesk kernel add`."]
-    body = _module_init() if env.modules else ""
+    body = (_module_init() if env.modules else "") + _fresh_start()
     if env.kind == "conda" and conda_tool and "/" in conda_tool:  # the hook's tool, wherever Jupyter's PATH is
         folder = conda_tool.rsplit("/", 1)[0]
         body += f"PATH={shlex.quote(folder)}${{PATH:+:$PATH}}\nexport PATH\n"
