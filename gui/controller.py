@@ -561,9 +561,10 @@ class AppController(QObject):
                           lambda progress: remove_kernel(self.session, target, name, progress, force=force), on_done)
 
     def lacks_ipykernel(self, env: Environment) -> bool:
-        """Whether the environment surely has no ipykernel: not among its packages, and it sees no system ones."""
-        from envdesk.backend.operations.kernels import has_ipykernel
-        return not env.system_site_packages and not has_ipykernel(env)
+        """Whether the environment surely has no ipykernel: not among its packages, and neither system packages
+        nor modules could give it (those are judged on the cluster, as the kernel is made)."""
+        from envdesk.backend.operations.kernels import surely_lacks_ipykernel
+        return surely_lacks_ipykernel(env)
 
     def update(self, target: str, env: Environment, *, add: Sequence[str] = (), remove: Sequence[str] = (),
                upgrade: Sequence[str] = (), upgrade_all: bool = False) -> Task:

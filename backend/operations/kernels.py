@@ -111,21 +111,45 @@ def write(path, text, mode):
     os.chmod(path, mode)
 
 
-def add(config, kernels):
-    name = config["name"]
+def taken(kernels, name, env):
+    """(name as it is there, whose it is) when another kernel holds `name`; (name, None) when it is EnvDesk's for
+    `env` (made again in place); (None, None) when the name is free."""
     entry = find(kernels, name)
+    if entry is None:
+        return None, None
+    mine = (describe(os.path.join(kernels, entry), entry) or {}).get("envdesk") or {}
+    if mine.get("env") == env:
+        return entry, None
+    return entry, ("made by EnvDesk for %s" % mine.get("env")) if mine else "not made by EnvDesk"
+
+
+def choose(config, kernels):
+    """Of the proposed [name, display name] pairs, the first that is this environment's kernel already, else the
+    first that is free (None when none is), as (name, display name, name there or None); and the kernels passed
+    over before it, as [name there, whose it is]."""
+    found = [tuple(proposed) + taken(kernels, proposed[0], config["env"]) for proposed in config["names"]]
+    if config.get("force"):
+        return found[0][:3], []
+    again = [item for item in found if item[2] is not None and item[3] is None]
+    free = [item for item in found if item[2] is None]
+    pick = (again or free or [None])[0]
+    before = found[:found.index(pick)] if pick is not None else found
+    return (pick[:3] if pick else None), [[item[2], item[3]] for item in before if item[3]]
+
+
+def add(config, kernels):
+    pick, passed = choose(config, kernels)
+    if pick is None:
+        entry, whose = passed[0]
+        return refuse("exists", "A Jupyter kernel called %s is already there (%s)." % (entry, whose))
+    name, shown, entry = pick[0], pick[1], pick[2]
     final = os.path.join(kernels, entry or name)
-    if entry is not None and not config.get("force"):
-        old = describe(final, entry) or {}
-        mine = old.get("envdesk") or {}
-        if mine.get("env") != config["env"]:
-            whose = ("made by EnvDesk for %s" % mine.get("env")) if mine else "not made by EnvDesk"
-            return refuse("exists", "A Jupyter kernel called %s is already there (%s)." % (entry, whose))
     if not os.path.isdir(kernels):
         os.makedirs(kernels, 0o755)
     work = tempfile.mkdtemp(prefix=".envdesk-new-", dir=kernels)
     try:
         spec = config["spec"]
+        spec["display_name"] = shown
         if config.get("launcher") is not None:
             write(os.path.join(work, "launch.sh"), config["launcher"], 0o700)
             spec["argv"] = [os.path.join(final, "launch.sh"), "-f", "{connection_file}"]
@@ -142,7 +166,7 @@ def add(config, kernels):
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
-    answer(ok=True, kernel=describe(final, os.path.basename(final)))
+    answer(ok=True, kernel=describe(final, os.path.basename(final)), passed=passed)
 
 
 def remove(config, kernels):
@@ -289,8 +313,10 @@ def launcher_text(env: Environment, python: str, conda_tool: str | None = None) 
     return "\n".join(lines) + "\n" + body
 
 
-def _run_script(target: Target, config: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Run KERNEL_SCRIPT with `config` on the target's Python; its answer, or the refusal as an error."""
+def _run_script(target: Target, config: dict[str, Any], progress: Progress, *,
+                explicit: bool = True) -> dict[str, Any]:
+    """Run KERNEL_SCRIPT with `config` on the target's Python; its answer, or the refusal as an error (`explicit`:
+    the kernel's name was the user's, so another is theirs to give)."""
     # The settings travel inside the script (standard input), as the agent's do: not as arguments.
     source = (agent_part(JUPYTER_PART) + KERNEL_SCRIPT
               + f"\nmain(json.loads({ascii(json.dumps(config))}))\n")
@@ -308,7 +334,9 @@ def _run_script(target: Target, config: dict[str, Any], progress: Progress) -> d
     if code == "not-mine":
         raise InvalidInput(error, "EnvDesk removes only the kernels it made; add --force to remove it anyway.")
     if code == "exists":
-        raise InvalidInput(error, "Give this kernel another name (--name NAME), or remove the other one first.")
+        raise InvalidInput(error, "Give this kernel another name (envdesk kernel add --name NAME), or remove the "
+                                  "other one first." if explicit else
+                           "Remove one of those kernels first (Cluster ▸ Jupyter kernels…, or envdesk kernel remove).")
     raise CommandFailed(error)
 
 
@@ -324,6 +352,12 @@ def _answer(result: CommandResult) -> dict[str, Any] | None:
 def has_ipykernel(env: Environment) -> bool:
     """Whether the environment lists ipykernel among its own packages."""
     return any(canonical_name(p.name) == IPYKERNEL for p in env.packages)
+
+
+def surely_lacks_ipykernel(env: Environment) -> bool:
+    """Whether the environment surely has no ipykernel without asking its cluster: not among its own packages,
+    and nothing else could give it (no system packages seen, no modules, which may put it on PYTHONPATH)."""
+    return not has_ipykernel(env) and not env.system_site_packages and not env.modules
 
 
 def with_ipykernel(packages: Sequence[str]) -> list[str]:
@@ -372,37 +406,66 @@ def add_kernel(session: Session, target_name: str, env_ref: str, progress: Progr
     target = session.target(target_name)
     env = find_environment(target, env_ref, progress)
     _checked_env(env, target)
-    chosen = _checked_name(name if name is not None else kernel_name(env.name))
-    # a kernel under a name of its own is told apart from the environment's first in Jupyter's list (T12: two
-    # kernels of one environment were both "NAME (EnvDesk)")
-    default = f"{env.name} (EnvDesk)" if chosen == kernel_name(env.name) else f"{env.name} ({chosen}, EnvDesk)"
-    shown = validate.plain_text(display_name if display_name is not None else default, "kernel display name")
+    names = [_checked_name(name)] if name is not None else _proposed_names(env)
+    if display_name is not None:
+        validate.plain_text(display_name, "kernel display name")
+    proposed = [[chosen, display_name if display_name is not None else _display_name(env, chosen)]
+                for chosen in names]
     notes: list[str] = []
-    if not has_ipykernel(env) and not env.system_site_packages:
-        if not install_ipykernel:
+    python = target.runner.env_python(env.path)
+    try:
+        # T23: a module may give ipykernel (the Alliance's ipykernel module, a scipy-stack bundling it): judged
+        # by the environment's Python with its modules loaded (one command), not by its own packages alone
+        if surely_lacks_ipykernel(env):
             raise _missing(target, env)
+        _check_ipykernel(target, env, python, progress)
+    except IpykernelMissing:
+        if not install_ipykernel:
+            raise
         from .update import Change, update_environment
         updated = update_environment(session, target_name, env.path, Change(add=[IPYKERNEL]), progress)
         env = updated.environment
         notes.append(f"ipykernel was installed in {env.name}"
                      + (f" (snapshot {updated.snapshot}, in the Snapshots tab or envdesk env history, is from "
                         "before)." if updated.snapshot else "."))
-    python = target.runner.env_python(env.path)
+        python = target.runner.env_python(env.path)
+        _check_ipykernel(target, env, python, progress)
     windows = place_of(target).windows
-    _check_ipykernel(target, env, python, progress)
     conda_tool = capabilities(session, target, progress).conda_tool if env.kind == "conda" else None
     spec: dict[str, Any] = {
         "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": shown, "language": "python", "interrupt_mode": "signal",
+        "display_name": proposed[0][1], "language": "python", "interrupt_mode": "signal",
         "metadata": {"envdesk": {"env": env.path, "env_name": env.name, "python": python, "kind": env.kind,
                                  "modules": list(env.modules), "made": now_iso(), "made_with": created_with()}}}
-    progress.step(f"Making the Jupyter kernel {chosen} on {target.label}")
-    answer = _run_script(target, {"do": "add", "name": chosen, "env": env.path, "force": force, "spec": spec,
+    progress.step(f"Making the Jupyter kernel {names[0]} on {target.label}")
+    answer = _run_script(target, {"do": "add", "names": proposed, "env": env.path, "force": force, "spec": spec,
                                   "launcher": None if windows else launcher_text(env, python, conda_tool)},
-                         progress)
+                         progress, explicit=name is not None)
     kernel = Kernel.from_script(answer["kernel"])
+    passed = [f"{entry} ({whose})" for entry, whose in answer.get("passed") or []]
+    if passed:  # T23: a second environment of the same folder name was refused, with a hint the window had no use for
+        notes.append(f"A Jupyter kernel called {' and '.join(passed)} is already there, so this one is called "
+                     f"{kernel.name}.")
     kernel.notes.extend(notes)
     return kernel
+
+
+def _proposed_names(env: Environment) -> list[str]:
+    """The kernel names EnvDesk tries in turn for an environment when none is given: envdesk-ENV, then one with
+    the folder it is in (envdesk-PARENT-ENV), then numbered ones (envdesk-ENV-2...)."""
+    parent = re.split(r"[/\\]", env.path.rstrip("/\\"))[-2:-1]
+    names = [kernel_name(env.name)]
+    if parent and parent[0]:
+        names.append(kernel_name(f"{parent[0]}-{env.name}"))
+    names += [kernel_name(f"{env.name}-{number}") for number in range(2, 10)]
+    return [name for index, name in enumerate(names) if KERNEL_NAME.fullmatch(name) and name not in names[:index]]
+
+
+def _display_name(env: Environment, chosen: str) -> str:
+    """What Jupyter shows for a kernel of the environment: under a name of its own, told apart from the
+    environment's first (T12: two kernels of one environment were both "NAME (EnvDesk)")."""
+    default = f"{env.name} (EnvDesk)" if chosen == kernel_name(env.name) else f"{env.name} ({chosen}, EnvDesk)"
+    return validate.plain_text(default, "kernel display name")
 
 
 def list_kernels(session: Session, target_name: str, progress: Progress | None = None) -> list[Kernel]:

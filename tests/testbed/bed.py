@@ -43,7 +43,7 @@ STATE_FILE = "testbed-state.json"
 BASE_PREFIX = "envdesk-testbed-"
 PAM_DIR = Path("/etc/pam.d")
 PAM_PREFIX = "envdesk-otp-sshd-"
-USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|cc|[a-z]{0,6}sh)-[0-9a-f]{6}$")
+USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|cc|jup|[a-z]{0,6}sh)-[0-9a-f]{6}$")
 PASSPHRASE = "correct horse battery staple"
 OTP_WINDOW = 600  # pam_oath accepts codes this many 30 s steps before/after now
 
@@ -379,9 +379,19 @@ class TestBed:
                 return self.extra_clusters[name]
             if not os.path.exists(shell):
                 raise TestBedUnavailable(f"no {shell} (apt-get install {name})")
-            alpha = self.clusters["alpha"]
-            return self._extra_cluster(name, shell, software.ModuleTree(
-                alpha.modulepath, alpha.python_modules, alpha.has_uv_module, alpha.uv_module))
+            return self._alpha_like(name, shell)
+
+    def own_user_cluster(self, name: str) -> FakeCluster:
+        """A cluster like alpha (bash) whose user is its own, named `name` (USER_RE lists it): for a test that
+        changes the user's login files or home where no other test's cluster sees it. Made on first request."""
+        with self._extra_lock:
+            return self.extra_clusters.get(name) or self._alpha_like(name, "/bin/bash")
+
+    def _alpha_like(self, name: str, shell: str) -> FakeCluster:
+        """An extra cluster with alpha's module tree (the caller holds the lock)."""
+        alpha = self.clusters["alpha"]
+        return self._extra_cluster(name, shell, software.ModuleTree(
+            alpha.modulepath, alpha.python_modules, alpha.has_uv_module, alpha.uv_module))
 
     def stack_cluster(self) -> FakeCluster:
         """`cc`, a cluster shaped like the Alliance's (user trial T20): modules python/3.11.5 and scipy-stack/2023b
