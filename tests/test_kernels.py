@@ -321,6 +321,24 @@ def test_a_module_that_gives_ipykernel_is_enough(testbed, tmp_path, home, jupyte
         probe = "import ipykernel, sys; import json; print(json.dumps({'file': ipykernel.__file__}))"
         said = run_in_kernel(cluster, jupyter_client_python, kernel_name(name), clean=True, probe=probe)
         assert said["file"].startswith(f"{site}/"), said
+        listed = {k.name: k for k in list_kernels(session, cluster.name)}[kernel_name(name)]
+        assert (listed.has_ipykernel, listed.module_gone, listed.modules_checked) == (True, None, True)
+
+        # user trial T23: a kernel whose module was retired was listed "ok"; Lmod refuses to load it, and the
+        # kernel's own launcher fails so (the referees), and kernel list says which module is gone
+        module_file = f"~/mods/{IPYKERNEL_MODULE}.lua"
+        cluster.run_as_user(f"mv {module_file} {module_file}.retired")
+        try:
+            by_lmod = cluster.run_as_user(f"module load {IPYKERNEL_MODULE}", check=False)
+            assert by_lmod.returncode != 0 and "unknown" in by_lmod.stderr, by_lmod.stderr
+            launcher = kernels_folder(cluster) / kernel_name(name) / "launch.sh"
+            started = cluster.run_as_user(f"{launcher} -f /nonexistent.json", check=False)
+            assert started.returncode != 0 and "unknown" in started.stderr, started.stderr
+            shown = run_cli("kernel", "list", cluster.name, config=paths.config_dir, home=home)
+            row = next(line for line in shown.stdout.splitlines() if line.startswith(kernel_name(name) + " "))
+            assert f"MODULE GONE ({IPYKERNEL_MODULE})" in row and " ok " not in row, shown.stdout
+        finally:
+            cluster.run_as_user(f"mv {module_file}.retired {module_file}")
         remove_kernel(session, cluster.name, kernel_name(name))
     finally:
         session.close()
@@ -364,6 +382,56 @@ def test_a_second_environment_of_the_same_name_gets_a_kernel_name_of_its_own(tes
         assert "--name" in (refused.value.hint or "")
         remove_kernel(session, "alpha", mine.name)
         remove_kernel(session, "alpha", other)
+    finally:
+        session.close()
+
+
+def their_kernel(cluster, name: str, python: str) -> None:
+    """A kernel another tool made, named `name`, that runs `python` (as `ipython kernel install` writes one)."""
+    spec = json.dumps({"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                       "display_name": "Theirs", "language": "python"})
+    folder = kernels_folder(cluster) / name
+    cluster.run_as_user(f"mkdir -p {shlex.quote(str(folder))} && "
+                        f"printf %s {shlex.quote(spec)} > {shlex.quote(str(folder / 'kernel.json'))}")
+
+
+def test_remove_takes_the_exact_name_and_says_rightly_what_stays(testbed, tmp_path, home, jupyter_wheelhouse,
+                                                                  jupyter_client_python):
+    """User trial T23: with EnvDesk's kernel myk and another tool's MYK, `kernel remove myk --force` removed MYK;
+    and removing another tool's kernel said "its environment ... is untouched" of a folder that was gone and of
+    /usr. Jupyter's own listing is the referee of what is left under each name, the file system of what is gone."""
+    alpha = testbed.clusters["alpha"]
+    paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse)
+    session = session_for(paths)
+    name = unique("ex")
+    mine = f"myk-{name}"
+    try:
+        env = create_environment(session, "alpha", CreateRequest(name=name, kind="uv",
+                                                                 packages=["ipykernel"])).environment
+        add_kernel(session, "alpha", name, name=mine)
+        their_kernel(alpha, mine.upper(), "/usr/bin/python3")
+        removed = run_cli("kernel", "remove", "alpha", mine, config=paths.config_dir, home=home)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout == (f"Removed the Jupyter kernel {mine} ({kernels_folder(alpha) / mine}). "
+                                  f"Its environment {env.path} is untouched.\n")
+        left = kernelspecs(alpha, jupyter_client_python)
+        assert left[mine]["resource_dir"] == str(kernels_folder(alpha) / mine.upper()), "the other tool's stays"
+        assert left[mine]["spec"]["display_name"] == "Theirs"
+
+        system = run_cli("kernel", "remove", "alpha", mine.upper(), "--force", config=paths.config_dir, home=home)
+        assert system.returncode == 0, system.stderr
+        assert "Its environment" not in system.stdout
+        assert "The Python it ran, /usr/bin/python3, is no environment's and is untouched." in system.stdout
+        assert alpha.run_as_user("test -e /usr/pyvenv.cfg || test -d /usr/conda-meta", check=False).returncode
+        assert mine not in kernelspecs(alpha, jupyter_client_python)
+
+        gone = f"{alpha.home}/gone-{name}"
+        their_kernel(alpha, f"gone-{name}", f"{gone}/bin/python")
+        assert alpha.run_as_user(f"test -e {gone}", check=False).returncode
+        forced = run_cli("kernel", "remove", "alpha", f"gone-{name}", "--force", config=paths.config_dir, home=home)
+        assert forced.returncode == 0, forced.stderr
+        assert f"Its environment {gone} was gone already." in forced.stdout
+        assert "untouched" not in forced.stdout
     finally:
         session.close()
 

@@ -893,8 +893,12 @@ def kernel_list(args: argparse.Namespace, session: Session) -> int:
         def state(kernel: Kernel) -> str:
             if kernel.error:
                 return "unreadable"
+            if kernel.env_exists and kernel.module_gone:
+                return f"MODULE GONE ({kernel.module_gone})"  # T23: a retired module, and it does not start
             if kernel.env_exists and kernel.has_ipykernel is False:
                 return "NO IPYKERNEL"  # Jupyter lists it, and it does not start
+            if kernel.env_exists and not kernel.modules_checked:
+                return "ok (modules not checked)"
             return {True: "ok", False: "ENV GONE", None: "?"}[kernel.env_exists]
         _print_table([[k.name, k.display_name, "EnvDesk" if k.made_by_envdesk else "other",
                        state(k), k.env_path or " ".join(k.argv)] for k in kernels],
@@ -905,8 +909,7 @@ def kernel_list(args: argparse.Namespace, session: Session) -> int:
 def kernel_remove(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.kernels import remove_kernel
     kernel = remove_kernel(session, args.cluster, args.name, _progress(args), force=args.force)
-    print(f"Removed the Jupyter kernel {kernel.name} ({kernel.folder})"
-          + (f"; its environment {kernel.env_path} is untouched." if kernel.env_path else "."))
+    print(f"Removed the Jupyter kernel {kernel.name} ({kernel.folder}). {kernel.what_stays()}".rstrip())
     return 0
 
 

@@ -66,6 +66,7 @@ def describe(folder, name):
     else:
         found["python_exists"] = None
     found["ipykernel"] = ipykernel_in(found["python"]) if found["python_exists"] else None
+    found["environment"] = is_environment(found["python"]) if found["python_exists"] else None
     return found
 
 
@@ -89,6 +90,32 @@ def ipykernel_in(python):
     return None if shared else False
 
 
+def modules_gone(config, kernel):
+    """(the first of the kernel's recorded modules the module system no longer has, or None; whether they were
+    checked): after `module purge`, each one asked of `module is-avail` and loaded in turn, as its launcher loads
+    them (a module behind a compiler is there once the compiler is loaded). Not checked without `module`."""
+    modules = [str(m) for m in ((kernel.get("envdesk") or {}).get("modules") or [])]
+    if not modules:
+        return None, True
+    import subprocess
+    environ = dict(os.environ)
+    environ.pop("ENVDESK_PYTHON", None)
+    if kernel.get("ipykernel") is False:  # not in the environment: one of its modules may give it
+        environ["ENVDESK_PYTHON"] = kernel["python"]
+    try:
+        ran = subprocess.run(["bash", "-c", config["module_check"], "envdesk", *modules], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True, timeout=120,
+                             env=environ)
+    except (OSError, subprocess.SubprocessError):
+        return None, False
+    said = [line[len("ENVDESK-GONE "):] for line in ran.stdout.splitlines() if line.startswith("ENVDESK-GONE ")]
+    if ran.returncode == 3:
+        return None, False
+    if "ENVDESK_PYTHON" in environ and ran.returncode != 4:
+        kernel["ipykernel"] = True if ran.returncode == 0 else None  # unknown when a module is gone
+    return (said[0] if said else None), ran.returncode in (0, 4) or bool(said)
+
+
 def answer(**fields):
     sys.stdout.write(ANSWER + json.dumps(fields) + "\n")
 
@@ -98,10 +125,22 @@ def refuse(code, error):
 
 
 def find(kernels, name):
-    for entry in jupyter_kernels()[1]:
+    """The kernel folder's name for `name`: the exact one first (T23: MYK, another tool's, was removed for myk,
+    EnvDesk's), else one that differs only in case, as Jupyter lowers names."""
+    names = jupyter_kernels()[1]
+    if name in names:
+        return name
+    for entry in names:
         if entry.lower() == name.lower():
             return entry
     return None
+
+
+def is_environment(python):
+    """Whether `python` is a venv's or conda environment's (its folder has pyvenv.cfg or conda-meta), not a
+    system Python such as /usr/bin/python3."""
+    env = os.path.dirname(os.path.dirname(python))
+    return os.path.isfile(os.path.join(env, "pyvenv.cfg")) or os.path.isdir(os.path.join(env, "conda-meta"))
 
 
 def write(path, text, mode):
@@ -186,6 +225,9 @@ def main(config):
     todo = config["do"]
     if todo == "list":
         found = [describe(os.path.join(kernels, entry), entry) for entry in names]
+        for kernel in found:
+            if kernel is not None and kernel.get("python_exists"):
+                kernel["module_gone"], kernel["modules_checked"] = modules_gone(config, kernel)
         return answer(ok=True, folder=kernels, kernels=[k for k in found if k is not None])
     if todo == "add":
         return add(config, kernels)
@@ -211,10 +253,23 @@ class Kernel:
     env_exists: bool | None       # whether that environment's Python is still there (None: unknown)
     made_by_envdesk: bool
     has_ipykernel: bool | None = None  # whether that environment holds ipykernel, which the kernel runs (None: unknown)
+    module_gone: str | None = None  # the first of its modules the cluster no longer has (T23: a retired module)
+    modules_checked: bool = True    # False: it loads modules, and `module` could not be asked about them
     modules: tuple[str, ...] = ()
     argv: tuple[str, ...] = ()
     error: str | None = None
     notes: list[str] = field(default_factory=list, compare=False)
+
+    def what_stays(self) -> str:
+        """What removing this kernel leaves, said rightly (T23: "its environment .../kv is untouched" of a folder
+        that was gone, and "its environment /usr" of a system Python)."""
+        if self.env_path and self.env_exists is False:
+            return f"Its environment {self.env_path} was gone already."
+        if self.env_path and self.env_exists:
+            return f"Its environment {self.env_path} is untouched."
+        if self.python and self.env_exists:
+            return f"The Python it ran, {self.python}, is no environment's and is untouched."
+        return ""
 
     def to_json(self) -> dict[str, Any]:
         """The fields `envdesk kernel list --json` promises."""
@@ -228,13 +283,16 @@ class Kernel:
         mine = found.get("envdesk") if isinstance(found.get("envdesk"), dict) else None
         python = found.get("python")
         env_path = (mine or {}).get("env")
-        if env_path is None and isinstance(python, str) and re.search(r"[/\\](bin|Scripts)[/\\][^/\\]+$", python):
+        if (env_path is None and found.get("environment") is not False and isinstance(python, str)
+                and re.search(r"[/\\](bin|Scripts)[/\\][^/\\]+$", python)):
             env_path = re.sub(r"[/\\](bin|Scripts)[/\\][^/\\]+$", "", python)
         modules = (mine or {}).get("modules")
         return cls(name=str(found["name"]), display_name=str(found.get("display_name") or found["name"]),
                    folder=str(found.get("folder", "")), env_path=env_path if isinstance(env_path, str) else None,
                    python=python if isinstance(python, str) else None, env_exists=found.get("python_exists"),
                    made_by_envdesk=mine is not None, has_ipykernel=found.get("ipykernel"),
+                   module_gone=found.get("module_gone") if isinstance(found.get("module_gone"), str) else None,
+                   modules_checked=found.get("modules_checked") is not False,
                    modules=tuple(str(m) for m in modules) if isinstance(modules, list) else (),
                    argv=tuple(found.get("argv") or ()), error=found.get("error"))
 
@@ -294,6 +352,22 @@ def _fresh_start() -> str:
             "  module purge >/dev/null 2>&1 || true\n"
             "fi\n"
             "unset PYTHONPATH PYTHONHOME\n")
+
+
+def _module_check() -> str:
+    """The shell lines the listing runs (with a kernel's modules as its arguments) to tell whether each module is
+    still there, as the launcher loads them: exit 3 where there is no `module`; 'ENVDESK-GONE NAME' for the first
+    that is gone; with $ENVDESK_PYTHON set, exit 4 when that Python finds no ipykernel with them loaded."""
+    return (_module_init() + "type module >/dev/null 2>&1 || exit 3\n"
+            "module purge >/dev/null 2>&1\n"
+            "unset PYTHONPATH PYTHONHOME\n"
+            'for envdesk_module in "$@"; do\n'
+            '  module is-avail "$envdesk_module" >/dev/null 2>&1 || { echo "ENVDESK-GONE $envdesk_module"; exit 1; }\n'
+            '  module load "$envdesk_module" >/dev/null 2>&1\n'
+            "done\n"
+            '[ -z "$ENVDESK_PYTHON" ] || "$ENVDESK_PYTHON" -c "import importlib.util, sys; '
+            "sys.exit(0 if importlib.util.find_spec('ipykernel_launcher') else 4)\" || exit 4\n"
+            "exit 0\n")
 
 
 def launcher_text(env: Environment, python: str, conda_tool: str | None = None) -> str:
@@ -474,7 +548,7 @@ def list_kernels(session: Session, target_name: str, progress: Progress | None =
     progress = progress or Progress()
     target = session.target(target_name)
     progress.step(f"Listing Jupyter kernels on {target.label}")
-    answer = _run_script(target, {"do": "list"}, progress)
+    answer = _run_script(target, {"do": "list", "module_check": _module_check()}, progress)
     return [Kernel.from_script(found) for found in answer.get("kernels") or []]
 
 

@@ -19,8 +19,13 @@ def kernel_state(kernel: Kernel) -> tuple[str, str]:
         return "Unreadable", kernel.error
     if kernel.env_exists is False:
         return "Environment gone", "The environment this kernel runs is no longer there: the kernel cannot start."
+    if kernel.module_gone:
+        return "Module gone", (f"The module {kernel.module_gone}, which this kernel loads, is no longer on the "
+                               "cluster: the kernel cannot start. Make the environment again with a module there.")
     if kernel.has_ipykernel is False:
         return "No ipykernel", "The environment has no ipykernel, which Jupyter runs: the kernel cannot start."
+    if kernel.env_exists and kernel.has_ipykernel and not kernel.modules_checked:
+        return "Modules not checked", "The environment and its ipykernel are there; its modules could not be checked."
     if kernel.env_exists and kernel.has_ipykernel:
         return "Ready", "The environment and its ipykernel are there."
     return "Not checked", "EnvDesk cannot tell which environment this kernel runs, or whether it starts."
@@ -90,8 +95,9 @@ class KernelsDialog(QDialog):
     def _remove(self, kernel: Kernel) -> None:
         if not kernel.made_by_envdesk:
             environment = ("Its environment is gone already." if kernel.env_exists is False else
-                           "Its environment stays; the tool that made it can make it again." if kernel.env_exists
-                           else "")  # T12: not said of a kernel whose environment is gone, or unknown
+                           "Its environment stays; the tool that made it can make it again."
+                           if kernel.env_exists and kernel.env_path else "")  # T12, T23: not said of a kernel whose
+            # environment is gone or unknown, or of a system Python's
             box = QMessageBox(QMessageBox.Icon.Question, "Remove a kernel another tool made",
                               f"{kernel.name} (\"{kernel.display_name}\") was not made by EnvDesk. Remove it from "
                               f"Jupyter anyway? {environment}".rstrip(),
