@@ -378,7 +378,10 @@ def launcher_text(env: Environment, python: str, conda_tool: str | None = None) 
              "# Made by EnvDesk: starts this Jupyter kernel inside its environment as a new terminal would: the",
              "# Jupyter server's modules and PYTHONPATH dropped, the environment's modules loaded.",
              "# kernel.json beside it names the environment. Made again by `envdesk kernel add`."]
-    body = (_module_init() if env.modules else "") + _fresh_start()
+    # without modules of its own, `module` is looked for only where the server had some loaded (a server started
+    # from tcsh or fish exports no `module` function to this bash script, only Lmod's variables)
+    body = (_module_init() if env.modules else
+            'if [ -n "${LOADEDMODULES:-}" ]; then\n' + _module_init() + "fi\n") + _fresh_start()
     if env.kind == "conda" and conda_tool and "/" in conda_tool:  # the hook's tool, wherever Jupyter's PATH is
         folder = conda_tool.rsplit("/", 1)[0]
         body += f"PATH={shlex.quote(folder)}${{PATH:+:$PATH}}\nexport PATH\n"
