@@ -636,3 +636,50 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
     qtbot.waitUntil(lambda: theirs not in shown(), timeout=180_000)
     assert theirs not in kernelspecs(alpha, jupyter_client_python)
     remove_kernel(window.controller.session, "alpha", kernel_name(made))
+
+
+def test_the_window_names_a_second_environments_kernel_itself(qtbot, testbed, tmp_path, home, jupyter_wheelhouse,
+                                                              jupyter_client_python):
+    """User trial T23: in the window, Make a Jupyter kernel for ~/third/kv failed because ~/other/kv had envdesk-kv,
+    with a hint naming --name, which the window has no field for. Now it makes envdesk-third-kv and says so in the
+    status bar; Jupyter's own listing (jupyter kernelspec list) is the referee of both kernels."""
+    from envdesk.gui.main_window import MainWindow
+    from test_gui import finish, select_target
+
+    alpha = testbed.clusters["alpha"]
+    first, second = f"~/other-{unique('w')}", f"~/third-{unique('w')}"
+    paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse,
+                                alpha={"env_roots": [first, second]})
+    name = unique("kv")
+    session = session_for(paths)
+    try:
+        envs = [create_environment(session, "alpha", CreateRequest(name=name, kind="uv", root=root,
+                                                                   packages=["ipykernel"])).environment
+                for root in (first, second)]
+        add_kernel(session, "alpha", envs[0].path)
+    finally:
+        session.close()
+    window = MainWindow(paths)
+    qtbot.addWidget(window)
+    window.show()
+    started: list = []
+    window.controller.runner.started.connect(started.append)
+    select_target(qtbot, window, "alpha")
+    qtbot.waitUntil(lambda: sum(env.name == name for env in window.env_model.environments) == 2, timeout=180_000)
+    for row in range(window.env_proxy.rowCount()):
+        window.env_table.setCurrentIndex(window.env_proxy.index(row, 0))
+        current = window.current_environment()
+        if current is not None and current.path == envs[1].path:
+            break
+    assert window.current_environment().path == envs[1].path
+    window.kernel_action.trigger()
+    finish(qtbot, [t for t in started if t.title == f"Make a Jupyter kernel of {name}"][-1])
+    other = kernel_name(f"{second[2:]}-{name}")
+    assert f"Jupyter kernel {other} made" in window.statusBar().currentMessage()
+    specs = kernelspecs(alpha, jupyter_client_python)
+    assert specs[other]["resource_dir"] == str(kernels_folder(alpha) / other)
+    assert json.loads((kernels_folder(alpha) / other / "kernel.json").read_text())["metadata"]["envdesk"]["env"] \
+        == envs[1].path
+    assert kernel_name(name) in specs
+    remove_kernel(window.controller.session, "alpha", other)
+    remove_kernel(window.controller.session, "alpha", kernel_name(name))
