@@ -323,6 +323,8 @@ def test_a_module_that_gives_ipykernel_is_enough(testbed, tmp_path, home, jupyte
         assert said["file"].startswith(f"{site}/"), said
         listed = {k.name: k for k in list_kernels(session, cluster.name)}[kernel_name(name)]
         assert (listed.has_ipykernel, listed.module_gone, listed.modules_checked) == (True, None, True)
+        from envdesk.gui.dialogs.kernels_dialog import kernel_state
+        assert kernel_state(listed)[0] == "Ready"
 
         # user trial T23: a kernel whose module was retired was listed "ok"; Lmod refuses to load it, and the
         # kernel's own launcher fails so (the referees), and kernel list says which module is gone
@@ -337,6 +339,8 @@ def test_a_module_that_gives_ipykernel_is_enough(testbed, tmp_path, home, jupyte
             shown = run_cli("kernel", "list", cluster.name, config=paths.config_dir, home=home)
             row = next(line for line in shown.stdout.splitlines() if line.startswith(kernel_name(name) + " "))
             assert f"MODULE GONE ({IPYKERNEL_MODULE})" in row and " ok " not in row, shown.stdout
+            retired = {k.name: k for k in list_kernels(session, cluster.name)}[kernel_name(name)]
+            assert kernel_state(retired)[0] == "Module gone"  # the window's State column, where it said Ready
         finally:
             cluster.run_as_user(f"mv {module_file}.retired {module_file}")
         remove_kernel(session, cluster.name, kernel_name(name))
