@@ -718,20 +718,25 @@ class AppController(QObject):
             if project:
                 return import_uv_project(self.session, target, project, name=name, top_level=top_level, agreed=True,
                                          progress=progress)
-            return import_environment(self.session, target, spec, name=name, top_level=top_level, agreed=True,
-                                      progress=progress, checked=_checked(shown), other_builds=other_builds)
+            return import_environment(self.session, target, spec, name=name, top_level=top_level,
+                                      agreed=shown is not None, progress=progress, checked=_checked(shown),
+                                      other_builds=other_builds, plan=shown[0] if shown else None)
         return self.start(f"Build {name} on {self.label(target)}", target, work, changes=True)
 
     def clone(self, source: str, env: Environment, destination: str, *, name: str, top_level: bool = False,
-              shown: tuple[ImportPlan, list[Unavailable]] | None = None, other_builds: bool = False) -> Task:
-        """Copy an environment to another target (the source is read again, the copy built there); `shown` and
-        `other_builds` as for import_spec, and, as there, what the plan shown leaves out is agreed to."""
+              spec: EnvSpec | None = None, shown: tuple[ImportPlan, list[Unavailable]] | None = None,
+              other_builds: bool = False) -> Task:
+        """Copy an environment to another target, built there as the plan shown says: `spec`, the source's spec
+        that plan was made of (the source is not read again: what it holds now, the user never saw, R19); `shown`
+        and `other_builds` as for import_spec, and, as there, what the plan shown leaves out is agreed to. With no
+        plan shown the source is read again, and nothing is agreed to."""
         from envdesk.backend.operations.clone import clone_environment
+        planned = (spec or self.spec_of(source, env), shown[0]) if shown else None
         return self.start(f"Copy {env.name} to {self.label(destination)}", destination,
                           lambda progress: clone_environment(self.session, source, env.path, destination, name=name,
                                                              top_level=top_level, progress=progress,
                                                              checked=_checked(shown), other_builds=other_builds,
-                                                             agreed=True),
+                                                             agreed=shown is not None, shown=planned),
                           changes=True)
 
     def measure(self, target: str, env: Environment, on_ready: Callable[[Measured], None],

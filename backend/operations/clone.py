@@ -1,23 +1,28 @@
 """Copy an environment from one target to another: export and import in memory, no file left behind."""
 from __future__ import annotations
 
+from ..spec import EnvSpec
 from ..targets import Session
 from .common import Progress, find_environment
 from .export import spec_from_environment
-from .importing import Availability, Imported, import_environment
+from .importing import Availability, Imported, ImportPlan, import_environment
 
 
 def clone_environment(session: Session, source: str, env_ref: str, destination: str, *, name: str | None = None,
                       root: str | None = None, top_level: bool = False, progress: Progress | None = None,
                       checked: Availability | None = None, other_builds: bool = False,
-                      check_first: bool = False, agreed: bool = False) -> Imported:
+                      check_first: bool = False, agreed: bool = False,
+                      shown: tuple[EnvSpec, ImportPlan] | None = None) -> Imported:
     """Rebuild `env_ref` of `source` on `destination` with the same packages where it can provide them (`checked`:
     what the check of the plan shown found there, `other_builds`, `check_first` and `agreed`, see
-    import_environment)."""
+    import_environment). `shown`: the source's spec and its plan the user was shown (the window's), built as shown;
+    the source is not read again, as what it holds now the user never saw (R19)."""
     progress = progress or Progress()
-    source_target = session.target(source)
-    env = find_environment(source_target, env_ref, progress)
-    spec = spec_from_environment(env, source_target)
+    if shown is not None:
+        spec, plan = shown
+    else:
+        source_target = session.target(source)
+        spec, plan = spec_from_environment(find_environment(source_target, env_ref, progress), source_target), None
     return import_environment(session, destination, spec, name=name or spec.name, root=root,
                               top_level=top_level, own_sources=True, progress=progress, checked=checked,
-                              other_builds=other_builds, check_first=check_first, agreed=agreed)
+                              other_builds=other_builds, check_first=check_first, agreed=agreed, plan=plan)

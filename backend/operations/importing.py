@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -1179,7 +1180,7 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
                        root: str | None = None, top_level: bool = False, agreed: bool = False,
                        own_sources: bool = False, progress: Progress | None = None,
                        checked: Availability | None = None, other_builds: bool = False,
-                       check_first: bool = False) -> Imported:
+                       check_first: bool = False, plan: ImportPlan | None = None) -> Imported:
     """Build `spec` on the target: exact pins first; if some cannot be had, report them all at once. A pin of a
     site's own build that is missing here while its public release is here is installed as that release; one of a
     build variant (+cu118) only with `other_builds` (the user's agreement), else it fails the import, newer versions
@@ -1192,9 +1193,13 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     user was shown found (the window's), so that pins known to be missing are not tried again. `check_first`:
     where the pins hold a local label (a site's build, which another target may lack) and none was shown, check
     them first as the window's plan does, rather than trying them in a build that fails (the command line's).
+    `plan`: the plan of `spec` the user was shown and agreed to (the window's), built as it is, not made again (R19:
+    a plan made again, from a source or an index changed since, took the user's yes as agreement to what they
+    never saw).
     """
     progress = progress or Progress()
-    plan = plan_import(session, target_name, spec, name, progress)
+    plan = (replace(deepcopy(plan), name=_chosen_name(name, spec)) if plan is not None  # the dialog keeps its own
+            else plan_import(session, target_name, spec, name, progress))
     check_plan(plan, agreed, own_sources=own_sources)
     if top_level:
         without_builds(plan)

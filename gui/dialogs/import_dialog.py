@@ -326,6 +326,6 @@ class ImportDialog(QDialog):
         builds = bool(self.plan is not None and self.plan.other_builds and self.other_builds.isChecked())
         if self.source is not None:
             return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top,
-                                         shown=shown, other_builds=builds)
+                                         spec=self.chosen_spec(), shown=shown, other_builds=builds)
         return self.controller.import_spec(self.target, self.chosen_spec(), name=name, top_level=top,
                                            project=self.project, shown=shown, other_builds=builds)
