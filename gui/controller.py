@@ -704,6 +704,26 @@ class AppController(QObject):
         return self.start(f"Plan for {target}", target, work, lambda answer: while_alive(on_ready)(*answer), on_failure,
                           record=False)
 
+    def plan_copy(self, source: str, env: Environment, target: str, python: str | None, name: str | None,
+                  on_ready: Callable[[EnvSpec, ImportPlan, list[Unavailable]], None],
+                  on_failure: Failure | None = None) -> Task:
+        """What copying `env` of `source` to the target would do, as plan_import says, planned from the source read
+        again (the list this window holds may be older), made with Python `python` if one is chosen; `on_ready` is
+        given the spec planned too, which a copy of this plan builds (clone)."""
+        from envdesk.backend.operations.common import find_environment
+        from envdesk.backend.operations.export import spec_from_environment
+        from envdesk.backend.operations.importing import check_availability, plan_import, with_python
+
+        def work(progress: Progress) -> tuple[EnvSpec, ImportPlan, list[Unavailable]]:
+            there = self.session.target(source)
+            spec = spec_from_environment(find_environment(there, env.path, progress), there)
+            spec = with_python(spec, python) if python else spec
+            plan = plan_import(self.session, target, spec, name, progress)
+            return spec, plan, check_availability(self.session, target, plan, progress)
+
+        return self.start(f"Plan for {target}", target, work, lambda answer: while_alive(on_ready)(*answer), on_failure,
+                          record=False)
+
     def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False,
                     project: Path | None = None, shown: tuple[ImportPlan, list[Unavailable]] | None = None,
                     other_builds: bool = False) -> Task:

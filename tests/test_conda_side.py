@@ -398,10 +398,10 @@ def test_the_windows_copy_of_a_conda_environment_to_a_cluster_without_conda_buil
             name=name, kind="conda", python="3.11", packages=["tinyalpha==1.0", "libzlib==1.3.1"]))
         env = find_environment(controller.session.target(cluster.name), name, Progress())
         planned: list = []  # the plan the Copy dialog shows (what Build builds)
-        controller.plan_import("alpha", controller.spec_of(cluster.name, env), copy,
-                               lambda plan, missing: planned.append((plan, missing)))
+        controller.plan_copy(cluster.name, env, "alpha", None, copy, lambda *answer: planned.append(answer))
         qtbot.waitUntil(lambda: bool(planned), timeout=300_000)
-        task = controller.clone(cluster.name, env, "alpha", name=copy, shown=planned[0])
+        spec, plan, missing = planned[0]
+        task = controller.clone(cluster.name, env, "alpha", name=copy, spec=spec, shown=(plan, missing))
         qtbot.waitUntil(task.done.is_set, timeout=300_000)
         assert task.state == "succeeded", task.error
         path = find_environment(controller.session.target("alpha"), copy, Progress()).path

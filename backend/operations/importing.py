@@ -1198,8 +1198,12 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
     never saw).
     """
     progress = progress or Progress()
-    plan = (replace(deepcopy(plan), name=_chosen_name(name, spec)) if plan is not None  # the dialog keeps its own
-            else plan_import(session, target_name, spec, name, progress))
+    if plan is None:
+        plan = plan_import(session, target_name, spec, name, progress)
+    else:
+        plan = replace(deepcopy(plan), name=_chosen_name(name, spec))  # the dialog keeps its own
+        if other_builds:  # the pins its check withheld for the user's agreement, now given
+            plan.other_builds = {}
     check_plan(plan, agreed, own_sources=own_sources)
     if top_level:
         without_builds(plan)

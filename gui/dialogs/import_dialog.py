@@ -51,6 +51,7 @@ class ImportDialog(QDialog):
         self.project = project  # a uv project's folder: its locked versions are chosen for each target
         self.target = target
         self.plan: ImportPlan | None = None
+        self.planned_spec = spec  # what the plan shown was made of: a copy's source as read for it
         self.missing: list[Unavailable] = []  # what the check of the plan shown found missing on its target
         self.planning: Task | None = None
         self.looking: Task | None = None  # the question to the target: is the name's folder there already?
@@ -207,15 +208,21 @@ class ImportDialog(QDialog):
         target, name = self.target, self.name.text().strip() or None
         if self.planning is not None:
             self.planning.cancel()  # the previous target's (or Python's) check is no longer wanted
+        failed = while_alive(lambda error: self._plan_failed(target, error), self)
+        if self.source is not None:  # planned from the source read again: what Build then copies
+            self.planning = self.controller.plan_copy(
+                *self.source, target, self.python.currentData(), name,
+                while_alive(lambda spec, plan, missing: self._planned(target, plan, missing, spec), self), failed)
+            return
+        spec = self.chosen_spec()
         self.planning = self.controller.plan_import(
-            target, self.chosen_spec(), name,
-            while_alive(lambda plan, missing: self._planned(target, plan, missing), self),
-            while_alive(lambda error: self._plan_failed(target, error), self), project=self.project)
+            target, spec, name, while_alive(lambda plan, missing: self._planned(target, plan, missing, spec), self),
+            failed, project=self.project)
 
-    def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable]) -> None:
+    def _planned(self, target: str, plan: ImportPlan, missing: list[Unavailable], spec: EnvSpec) -> None:
         if target != self.target:
             return  # an answer for a target no longer chosen
-        self.plan, self.missing = plan, list(missing)
+        self.plan, self.missing, self.planned_spec = plan, list(missing), spec
         plan = plan.shown()  # never a token of the file's lines on the screen
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
                  f"(Python {plan.python or '?'}), "  # a site's build counted as the release it becomes here
@@ -326,6 +333,6 @@ class ImportDialog(QDialog):
         builds = bool(self.plan is not None and self.plan.other_builds and self.other_builds.isChecked())
         if self.source is not None:
             return self.controller.clone(self.source[0], self.source[1], self.target, name=name, top_level=top,
-                                         spec=self.chosen_spec(), shown=shown, other_builds=builds)
-        return self.controller.import_spec(self.target, self.chosen_spec(), name=name, top_level=top,
+                                         spec=self.planned_spec, shown=shown, other_builds=builds)
+        return self.controller.import_spec(self.target, self.planned_spec, name=name, top_level=top,
                                            project=self.project, shown=shown, other_builds=builds)
