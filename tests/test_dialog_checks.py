@@ -131,7 +131,7 @@ def test_allowing_newer_versions_is_chosen_for_the_user_only_where_it_drops_no_b
     plan = ImportPlan("demo-2", kind, [], "3.11", ["requests==9.9.9"], ["requests==9.9.9"],
                       ["numpy=1.26.4=py311h64a7726_0"] if kind == "conda" else [])
     dialog.top_level.setChecked(False)
-    dialog._planned(dialog.target, plan, [Unavailable("requests==9.9.9", "not on the index")])
+    dialog._planned(dialog.target, plan, [Unavailable("requests==9.9.9", "not on the index")], dialog.spec)
     assert dialog.top_level.isChecked() is chosen
 
 
