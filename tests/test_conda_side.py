@@ -410,6 +410,42 @@ def test_the_windows_copy_of_a_conda_environment_to_a_cluster_without_conda_buil
     holds_the_index_part_only(testbed.clusters["alpha"], path)
 
 
+def test_the_windows_import_of_a_conda_file_where_no_conda_is_checks_with_one_dry_run(cluster, tmp_path, home,
+                                                                                       qtbot):
+    """R19 MED-3: the window's import of a conda file onto a cluster without conda ran three installer dry runs
+    (the plan's, its check's, the build's own plan again); the plan's one dry run now judges every line, the
+    check reads its answer, and Build builds the plan shown. So it costs the cluster as many commands as importing,
+    from the window, a requirements file of the packages it installs (one dry run, the check's). The referees:
+    sshd's log of the commands the cluster ran, and importlib.metadata of the venvs made (the same packages)."""
+    from envdesk.gui.dialogs.import_dialog import ImportDialog
+    from test_gui import LONG, finish, open_window, quiet_count
+    window = open_window(qtbot, config_for(tmp_path / "cfg", cluster))
+    (tmp_path / "environment.yml").write_text(CONDA_FILE)
+    (tmp_path / "requirements.txt").write_text("tinyalpha==1.0\ntinybeta>=0.1\ntinydelta==1.0\n")
+
+    def imported(name: str) -> tuple[int, str]:
+        """The commands the window's import of the file `name` cost the cluster, and what its venv holds."""
+        before = quiet_count(qtbot, cluster)
+        dialog = ImportDialog.from_file(window.controller, cluster.name, tmp_path / name, parent=window)
+        qtbot.addWidget(dialog)
+        qtbot.waitUntil(lambda: dialog.plan is not None, timeout=LONG)
+        dialog.name.setText(unique("sci"))
+        finish(qtbot, dialog.start())
+        cost, path = quiet_count(qtbot, cluster) - before, f"{cluster.home}/venvs/{dialog.name.text()}"
+        try:
+            return cost, distributions(cluster, path)
+        finally:
+            cluster.run_as_user(f"rm -rf {path}", check=False)
+
+    for _ in range(2):  # what the window pays once: its probe of the cluster, its listing agent stored and started
+        imported("requirements.txt")
+    baseline, plain = imported("requirements.txt")
+    cost, listed = imported("environment.yml")
+    assert "('tinyalpha', '1.0')" in listed and "('tinydelta', '1.0')" in listed and "libzlib" not in listed
+    assert listed == plain
+    assert cost <= baseline, (cost, baseline)
+
+
 def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda, tmp_path, home):
     """User trial T21: a conda file's dry run did not check its pip: section (requests==2.32.3, which the cluster's
     index lacks: rc 0), and the import built the whole conda environment before pip failed. Both now check the pip

@@ -153,6 +153,9 @@ class ImportPlan:
     from_conda: list[str] = field(default_factory=list)
     """A conda file's conda packages installed from the target's package index, the target having no conda (one of
     `adapted` each): PyPI's builds, not conda's, so only with the user's agreement."""
+    dry_run: tuple[list[str], str] | None = None
+    """The lines the plan's own installer dry run judged (a conda file's, the target having no conda: its pip side
+    too) and that run's report (_check_script's), which check_availability reads rather than running again (R19)."""
 
     @property
     def to_install(self) -> list[str]:
@@ -549,9 +552,12 @@ def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportP
     unsure = {entry for entry, line in forms.items() if line is not None and unsure_on_pypi(line)}
     lines = list(dict.fromkeys(line for entry, line in forms.items() if line and entry not in unsure))
     missing: dict[str, str] = {}
-    if lines and target.runner.may_lack_packages:
-        found = _parse_missing(_dry_run_in_scratch(target, caps, plan.modules, plan.kind, lines, progress).stdout)
-        missing = {m.spec: m.reason for m in found}
+    if lines and target.runner.may_lack_packages:  # the pip side in the same command, for check_availability
+        judged = list(dict.fromkeys([*lines, *_to_check(plan, outside_sources(plan.to_install,
+                                                                              index_hosts(target.pip_args)))]))
+        report = _dry_run_in_scratch(target, caps, plan.modules, plan.kind, judged, progress).stdout
+        plan.dry_run = (judged, report)
+        missing = {m.spec: m.reason for m in _parse_missing(report)}
     here, cannot = target.label, "an environment without conda cannot hold it"
     for entry, line in forms.items():
         if entry in unsure:
@@ -964,10 +970,7 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
     settle_modules(target, plan, progress)  # the plan shown with them is what will be built; the check needs them
     if not plan.to_install or not target.runner.may_lack_packages:
         return []
-    # not what the user has yet to agree to: a download from another host, or a line with a ${VARIABLE}, which
-    # the installer would fill in and send
-    asked, filled_in = {outside.line for outside in plan.outside}, set(plan.filled_in)
-    lines = [line for line in plan.to_install if specs.redact(line) not in asked and line not in filled_in]
+    lines = _to_check(plan, plan.outside)
     if not lines:
         return []
     caps = capabilities(session, target, progress)
@@ -980,9 +983,21 @@ def check_availability(session: Session, target_name: str, plan: ImportPlan,
                               f"{plan.python} outside conda to check them with (the build installs them after "
                               "conda's packages, and says there what is missing).")
             return []
-    result = _dry_run_in_scratch(target, caps, modules, kind, lines, progress)
-    install_public_releases(plan, public_found(result.stdout, lines), other_builds)
-    return _parse_missing(result.stdout) + withheld(plan)
+    if plan.dry_run is not None and set(lines) <= set(plan.dry_run[0]):  # the plan's own dry run judged them all
+        judged, report = plan.dry_run
+    else:
+        judged, report = lines, _dry_run_in_scratch(target, caps, modules, kind, lines, progress).stdout
+    install_public_releases(plan, {pin: release for pin, release in public_found(report, judged).items()
+                                   if pin in lines}, other_builds)
+    checked = {specs.redact(specs.without_hashes(line)) for line in lines}
+    return [m for m in _parse_missing(report) if m.spec in checked] + withheld(plan)
+
+
+def _to_check(plan: ImportPlan, outside: list[OutsideSource]) -> list[str]:
+    """The lines of `plan` a check dry-runs: what it installs, less what the user has yet to agree to: a download
+    from another host (`outside`), or a line with a ${VARIABLE}, which the installer would fill in and send."""
+    asked, filled_in = {source.line for source in outside}, set(plan.filled_in)
+    return [line for line in plan.to_install if specs.redact(line) not in asked and line not in filled_in]
 
 
 def _dry_run_in_scratch(target: Target, caps: Capabilities, modules: list[str], kind: str, lines: list[str],
