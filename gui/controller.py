@@ -669,8 +669,8 @@ class AppController(QObject):
 
     def spec_of(self, target: str, env: Environment) -> EnvSpec:
         """What a copy of `env` would be built from (from what is already known: nothing is contacted)."""
-        from envdesk.backend.operations.export import spec_from_environment
-        return spec_from_environment(env, self.session.target(target))
+        from envdesk.backend.operations.clone import spec_of_copy
+        return spec_of_copy(env, self.session.target(target))
 
     def with_python(self, spec: EnvSpec, version: str) -> EnvSpec:
         """`spec` to be made with Python `version` in place of its own (importing.with_python)."""
@@ -710,13 +710,13 @@ class AppController(QObject):
         """What copying `env` of `source` to the target would do, as plan_import says, planned from the source read
         again (the list this window holds may be older), made with Python `python` if one is chosen; `on_ready` is
         given the spec planned too, which a copy of this plan builds (clone)."""
+        from envdesk.backend.operations.clone import spec_of_copy
         from envdesk.backend.operations.common import find_environment
-        from envdesk.backend.operations.export import spec_from_environment
         from envdesk.backend.operations.importing import check_availability, plan_import, with_python
 
         def work(progress: Progress) -> tuple[EnvSpec, ImportPlan, list[Unavailable]]:
             there = self.session.target(source)
-            spec = spec_from_environment(find_environment(there, env.path, progress), there)
+            spec = spec_of_copy(find_environment(there, env.path, progress), there)
             spec = with_python(spec, python) if python else spec
             plan = plan_import(self.session, target, spec, name, progress)
             return spec, plan, check_availability(self.session, target, plan, progress)

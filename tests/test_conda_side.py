@@ -190,12 +190,17 @@ def requested_in_history(prefix: Path) -> set[str]:
         for tag, keep in (("# update specs:", True), ("# remove specs:", False)):
             if line.startswith(tag):
                 for spec in ast.literal_eval(line[len(tag):].strip()):
-                    name = re.split(r"[=<>!~ \[]", spec, maxsplit=1)[0]
+                    name = conda_name(spec)
                     if keep:
                         asked[name] = spec
                     else:
                         asked.pop(name, None)
     return set(asked.values())
+
+
+def conda_name(entry: str) -> str:
+    """The package a conda match spec (of conda's history, or written by EnvDesk) names."""
+    return re.split(r"[=<>!~ \[]", entry, maxsplit=1)[0]
 
 
 def installed(prefix: Path) -> dict[str, tuple[str, str]]:
@@ -444,6 +449,45 @@ def test_the_windows_import_of_a_conda_file_where_no_conda_is_checks_with_one_dr
     assert "('tinyalpha', '1.0')" in listed and "('tinydelta', '1.0')" in listed and "libzlib" not in listed
     assert listed == plain
     assert cost <= baseline, (cost, baseline)
+
+
+def test_a_copy_records_what_the_sources_user_asked_for_at_the_versions_it_holds(conda, testbed, tmp_path, home):
+    """T21 MED-7: a conda environment's copy recorded every package's exact pin (python, libzlib, ...) as what was
+    asked for; and its copy where no conda is left a package asked for by name only out ("may be another project"),
+    though the source says which version it is. Now the copy records the names the source's user asked for, each at
+    the version the source holds, and looks for those on the index. Referees: conda's own history (what was asked
+    for) and conda-meta records (the versions held) of the source, and importlib.metadata of the copy without
+    conda."""
+    from envdesk.backend.operations.clone import clone_environment
+    from envdesk.backend.protocol import ENVDESK_DIR, META_FILE
+    from envdesk_fixtures import make_config
+    cluster = conda
+    config = tmp_path / "cfg"
+    make_config(config, testbed, names=("alpha",))
+    session = session_for(config_for(config, cluster))
+    try:
+        made = create_environment(session, cluster.name, CreateRequest(
+            name=unique("asked"), kind="conda", python="3.11", packages=["tinyalpha"]))
+        source = Path(made.environment.path)
+        record = source / "conda-meta" / "numpy-1.26.4-py_0.json"  # as conda records a dependency it installed
+        record.write_text(json.dumps(conda_record("numpy", "1.26.4", "py_0")))
+        _own(cluster, record)
+        held = installed(source)
+        asked = {name: held[name][0] for name in map(conda_name, requested_in_history(source))}
+        assert "tinyalpha" in asked and "numpy" in set(held) - set(asked), (held, asked)
+        copy = clone_environment(session, cluster.name, source.name, cluster.name, name=unique("asked-copy"),
+                                 agreed=True)
+        recorded = json.loads((Path(copy.environment.path) / ENVDESK_DIR / META_FILE).read_text())["conda_requested"]
+        assert {conda_name(entry): re.split("=+", entry)[1] for entry in recorded} == asked, recorded
+        without = clone_environment(session, cluster.name, source.name, "alpha", name=unique("asked-venv"),
+                                    agreed=True)
+    finally:
+        session.close()
+    alpha = testbed.clusters["alpha"]
+    try:
+        assert f"('tinyalpha', '{asked['tinyalpha']}')" in distributions(alpha, without.environment.path)
+    finally:
+        alpha.run_as_user(f"rm -rf {without.environment.path}", check=False)
 
 
 def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda, tmp_path, home):

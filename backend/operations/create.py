@@ -239,7 +239,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
           conda_packages: Sequence[str] = (), channels: Sequence[str] = (), requested: Sequence[str] | None = None,
           progress: Progress, extra_meta: dict | None = None, modules_checked: bool = True,
           on_begun: Callable[[dict], None] | None = None, constraints: Sequence[str] = (),
-          notes: list[str] | None = None) -> Environment:
+          notes: list[str] | None = None, conda_requested: Sequence[str] | None = None) -> Environment:
     """Make the environment in a reservation's folder, install packages, record how it was made. A reservation
     not started yet is started here (`on_begun` is given its begin's answer: see start_and_build). Its begin,
     making the environment, installing into it and its finish are one command where they can be
@@ -250,7 +250,8 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
     put in front, and that command run again. A failed package install raises InstallFailed, so callers can
     tell it from a failed creation. `constraints` (pip's -c lines) narrow every install, this one and later ones:
     the environment keeps them (recipes.constraints_file) and records them. Once the packages are in, the same
-    command checks them (see _after_build), and `notes` get what it found.
+    command checks them (see _after_build), and `notes` get what it found. `requested` and `conda_requested`: what
+    is recorded as asked for, where that is not what the installers are given (a copy's exact pins).
     """
     path, login = reservation.path, target  # modules are checked on the login node, as its runner loads them
     target = on_compute_node(target, progress.on_step)  # a Slurm job where the cluster asks for it (issue 12)
@@ -265,7 +266,7 @@ def build(session: Session, target: Target, caps: Capabilities, reservation: Res
         return {"kind": kind, "modules": list(chosen), "python": python,
                 # recorded in the environment, which other users may read: never with credentials
                 "requested": [redact(line) for line in (requested if requested is not None else packages)],
-                "conda_requested": list(conda_packages),
+                "conda_requested": list(conda_requested if conda_requested is not None else conda_packages),
                 "channels": conda_channels(caps.conda_tool, channels) if kind == "conda" else list(channels),
                 "system_site_packages": system_site_packages, "created": now_iso(),
                 "created_with": created_with(), **({"constraints": [redact(c) for c in constraints]} if constraints

@@ -1248,7 +1248,8 @@ def import_environment(session: Session, target_name: str, spec: EnvSpec, *, nam
         "kind": plan.kind, "modules": plan.modules, "python": plan.python,
         "system_site_packages": spec.system_site_packages, "conda_packages": plan.conda_pins,
         "channels": plan.channels, "progress": progress, "extra_meta": {"imported_from": spec.source},
-        "modules_checked": plan.modules_checked, "constraints": plan.constraints}
+        "modules_checked": plan.modules_checked, "constraints": plan.constraints,
+        "conda_requested": list(spec.conda_requirements) if own_sources and plan.kind == "conda" else None}
     started: dict[str, Any] = {"name": plan.name, "notes": notes, "source": spec.source}
     try:
         if known:  # the exact versions are known to be missing: not tried again
