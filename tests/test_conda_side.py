@@ -490,6 +490,30 @@ def test_a_copy_records_what_the_sources_user_asked_for_at_the_versions_it_holds
         alpha.run_as_user(f"rm -rf {without.environment.path}", check=False)
 
 
+def test_a_conda_file_where_no_conda_is_and_the_index_does_not_answer_is_stopped_saying_so(cluster, tmp_path,
+                                                                                            home):
+    """T21 LOW-9: where the cluster's package index did not answer, the plan said of each conda package that the
+    index "has no" it, and left it out. Now the plan stops, saying the index could not be asked. The referee: pip
+    itself on the cluster, whose dry run with the same settings says it could not connect."""
+    down = ["--index-url", "http://127.0.0.1:9/simple"]  # nothing listens on the discard port
+    index = " ".join(shlex.quote(arg) for arg in down)
+    scratch = f"/tmp/referee-{uuid.uuid4().hex[:8]}"
+    said = cluster.run_as_user(f"python3 -m venv {scratch} && {scratch}/bin/pip install --dry-run --no-deps "
+                               f"{index} tinyalpha==1.0; rm -rf {scratch}", check=False)
+    assert "connection refused" in (said.stdout + said.stderr).lower(), said
+    config = tmp_path / "cfg"
+    paths = AppPaths(config)
+    ClusterStore(paths).add(ClusterProfile(name=cluster.name, **{**cluster.profile_fields(), "pip_args": down}))
+    with open(paths.known_hosts_file, "a") as handle:
+        handle.write(cluster.known_hosts_line() + "\n")
+    environment = tmp_path / "environment.yml"
+    environment.write_text(CONDA_FILE)
+    shown = run_cli("env", "import", cluster.name, str(environment), "--dry-run", "--json", config=config, home=home)
+    plan = json.loads(shown.stdout)
+    assert plan["blocked"] and "could not be asked" in plan["blocked"], plan
+    assert not [r for r in plan["refused"] if "has no" in r["reason"]], plan["refused"]
+
+
 def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda, tmp_path, home):
     """User trial T21: a conda file's dry run did not check its pip: section (requests==2.32.3, which the cluster's
     index lacks: rc 0), and the import built the whole conda environment before pip failed. Both now check the pip

@@ -558,6 +558,12 @@ def _conda_packages_from_index(target: Target, caps: Capabilities, plan: ImportP
         report = _dry_run_in_scratch(target, caps, plan.modules, plan.kind, judged, progress).stdout
         plan.dry_run = (judged, report)
         missing = {m.spec: m.reason for m in _parse_missing(report)}
+        unanswered = [(line, missing[line]) for line in lines if line in missing and not _index_said(missing[line])]
+        if unanswered:  # T21 LOW-9: nothing is known of what the index has, so nothing is left out for it
+            asked, why = unanswered[0]
+            plan.blocked = (f"{target.label}'s package index could not be asked whether it has the conda packages "
+                            f"({asked}: {why}). Try again once it answers.")
+            return
     here, cannot = target.label, "an environment without conda cannot hold it"
     for entry, line in forms.items():
         if entry in unsure:
@@ -904,14 +910,15 @@ def _check_script(installer: Installer, pins: list[str]) -> str:
     """Shell text that dry-runs each pin and prints '@@missing SPEC<TAB>REASON' for those that fail; for a pin of a
     site's own build that fails, its public release is tried too, and '@@public NUMBER' (its place in `pins`) printed
     where that is here (site_builds)."""
-    checks = []
+    checks, unreached = [], join_command([_UNREACHED.pattern.removeprefix("(?i)")])  # pip says "(from versions:
+    # none)" too where it could not reach the index: its warnings on retrying say why (T21 LOW-9)
     for number, original in enumerate(pins):
         pin, public = specs.without_hashes(original), public_release(original)
         line, shown = installer.dry_run(pin).shell_text(), join_command([specs.redact(pin)])
         missing = (f"printf '@@missing %s\\t%s\\n' {shown} "
                    f'"$(printf "%s" "$out" | grep -i -m1 -e "different python" -e "python version" -e '
-                   f'"requires-python" || printf "%s" "$out" | grep -i -m1 -e "(from versions: " '
-                   f'-e "was not found in the" || '
+                   f'"requires-python" || printf "%s" "$out" | grep -E -i -m1 {unreached} || '
+                   f'printf "%s" "$out" | grep -i -m1 -e "(from versions: " -e "was not found in the" || '
                    f'printf "%s" "$out" | grep -E -i "{MESSAGE_LINE}" | tail -n 1 | grep . || '
                    f'printf "%s" "$out" | grep "[A-Za-z]" | tail -n 1)"')
         if public:
@@ -1154,6 +1161,15 @@ _UNREACHED = re.compile(r"(?i)failed to fetch|error sending request|dns error|co
 """How uv and pip say that they could not reach an index (and so learnt nothing of what it holds)."""
 
 
+def _index_said(reason: str) -> bool:
+    """Whether `reason` (_plain_reason's) is the package index's answer on what it holds, not a failure to ask it
+    (unreached, or the installer's own error)."""
+    return (reason in (NOT_THERE_AT_ALL, NOT_FOR_THIS_PLATFORM) or reason.startswith((_NOT_IN_INDEX, "needs Python")))
+
+
+_NOT_IN_INDEX = "not in this target's package index or wheel store"
+
+
 def _plain_reason(raw: str, spec: str = "") -> str:
     """The installer's words on why `spec` cannot be installed, in plain words."""
     python_mismatch = any(pattern.search(raw) for pattern in _PYTHON_MISMATCH)  # an answer: the index was reached
@@ -1174,7 +1190,7 @@ def _plain_reason(raw: str, spec: str = "") -> str:
             "not found in the provided package locations" in lowered or \
             "no solution found" in lowered or "could not find a version" in lowered or \
             "there is no version of" in lowered:
-        return "not in this target's package index or wheel store" + _versions_there(raw)
+        return _NOT_IN_INDEX + _versions_there(raw)
     return re.sub(r"(?i)^(error|cause|caused by):\s*", "", raw.strip()) or "could not be installed"
 
 
