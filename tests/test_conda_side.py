@@ -514,6 +514,28 @@ def test_a_conda_file_where_no_conda_is_and_the_index_does_not_answer_is_stopped
     assert not [r for r in plan["refused"] if "has no" in r["reason"]], plan["refused"]
 
 
+def test_the_copy_dialog_says_why_a_conda_environment_lists_more_packages_than_it_copies(conda, tmp_path, home,
+                                                                                         qtbot):
+    """T21 LOW-10: the Copy dialog of a conda environment said its list showed more packages because "pip, and
+    setuptools and wheel ... come with the new environment", though conda's Python was the one counted apart. The
+    referee: the conda-meta records conda wrote in the environment (what the list shows)."""
+    from envdesk.backend.operations.common import find_environment
+    from envdesk.gui.dialogs.import_dialog import ImportDialog
+    from test_gui import open_window
+    cluster = conda
+    window = open_window(qtbot, config_for(tmp_path / "cfg", cluster))
+    made = create_environment(window.controller.session, cluster.name, CreateRequest(
+        name=unique("listed"), kind="conda", python="3.11", packages=["tinyalpha==1.0"]))
+    records = installed(Path(made.environment.path))
+    env = find_environment(window.controller.session.target(cluster.name), made.environment.path, Progress())
+    dialog = ImportDialog.for_copy(window.controller, cluster.name, env, parent=window)
+    qtbot.addWidget(dialog)
+    said = dialog.summary.text()
+    assert f"{len(records) - 1} package" in said and "python" in records, (said, records)
+    assert f"the list shows {len(records)}, with conda's python, which the new environment has of its own" in said
+    assert "setuptools" not in said
+
+
 def test_a_conda_files_pip_lines_are_checked_before_conda_builds_anything(conda, tmp_path, home):
     """User trial T21: a conda file's dry run did not check its pip: section (requests==2.32.3, which the cluster's
     index lacks: rc 0), and the import built the whole conda environment before pip failed. Both now check the pip

@@ -160,8 +160,13 @@ class ImportDialog(QDialog):
     def _left_to_it(self, packages: int) -> str:
         """Why a copy names fewer packages than its environment lists (a user trial: 5 listed, 3 here)."""
         listed = len(self.source[1].packages) if self.source else 0
-        if listed <= packages:
+        if listed <= packages or self.source is None:
             return ""
+        if self.source[1].kind == "conda":  # T21 LOW-10: its Python and pip are counted apart (package_count)
+            aside = [p.name for p in self.source[1].packages
+                     if p.installer == "conda" and conda_entry_name(p.name) in ("python", "pip")]
+            return (f" (the list shows {listed}, with conda's {' and '.join(aside)}, which the new environment has "
+                    "of its own)") if aside else ""
         return (f" (the list shows {listed}: pip, and setuptools and wheel on Pythons before 3.12, come with the new "
                 "environment itself, as pip freeze leaves them out)")
 
