@@ -218,6 +218,24 @@ class Environment:
     incomplete_packages: tuple[str, ...] = ()  # package folders without metadata (half installed): broken
     unreadable_packages: tuple[Unreadable, ...] = ()  # package folders whose metadata cannot be read: broken
     shared: SharedGroup | None = None  # the group it is shared with, when it is in a group's shared folder
+    owner: str | None = None  # the user it belongs to, where that is not you (a colleague's, in a shared folder)
+    group: str | None = None  # its group, where it is not yours
+    writable: bool = True     # False: its permissions do not let you change it (see read_only_reason)
+    others_packages: tuple[tuple[str, str], ...] = ()  # (package, owner): another user's, not writable for you
+    # (read only for the packages a change names: read_inventory's `owners_of`)
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why you cannot change it, with what to do instead, or None when you can: another user's environment
+        is theirs to change (copy it, or ask them); your own made read-only can be made writable again."""
+        if self.writable:
+            return None
+        if self.owner:
+            group = f" (group {self.group})" if self.group else ""
+            return (f"{self.name} belongs to {self.owner}{group} and you cannot change it. Copy it (envdesk env "
+                    f"clone, or the Copy button in the window) and change your copy, or ask {self.owner}.")
+        return (f"{self.name} is read-only for you. Make it writable again (chmod -R u+w {self.path}), or copy it "
+                "(envdesk env clone, or the Copy button in the window).")
 
     @property
     def package_count(self) -> int:
@@ -278,6 +296,7 @@ class Environment:
         data["package_count"] = self.package_count
         data["constraints"] = list(self.constraints)
         data["packages"] = [asdict(p) for p in self.packages]
+        data["read_only"] = self.read_only_reason  # why you cannot change it and what to do, or None
         return data
 
     @classmethod
@@ -303,7 +322,12 @@ class Environment:
             incomplete_packages=tuple(text for text in data.get("incomplete_packages") or () if isinstance(text, str)),
             unreadable_packages=tuple(found for found in map(Unreadable.from_agent,
                                                              data.get("unreadable_packages") or ()) if found),
-            shared=SharedGroup.from_agent(data.get("shared")))
+            shared=SharedGroup.from_agent(data.get("shared")),
+            owner=_shared(data.get("owner")) if isinstance(data.get("owner"), str) else None,
+            group=_shared(data.get("group")) if isinstance(data.get("group"), str) else None,
+            writable=data.get("writable") is not False,
+            others_packages=tuple((str(entry.get("name")), str(entry.get("owner")))
+                                  for entry in data.get("others_packages") or () if isinstance(entry, dict)))
 
 
 def environments_from_agent(entries: Iterable[dict[str, Any]],
@@ -383,7 +407,7 @@ def _listed(runner: Runner, config: dict[str, Any], cancel: CancelToken | None,
 
 def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str] = (), names: Sequence[str] = (),
                    cancel: CancelToken | None = None, settled: bool = True, light: bool = False,
-                   usage: bool = False, space: bool = False) -> Inventory:
+                   usage: bool = False, space: bool = False, owners_of: Sequence[str] = ()) -> Inventory:
     """List the environments under `roots` (and conda's), or only those at `paths`, in one round trip;
     with `names`, only the environments so named are read (the others are not opened at all).
 
@@ -392,7 +416,8 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
     only (one file-system lookup each instead of three), for a listing of every environment
     (Environment.detailed tells which). `usage`: each environment read is measured (Environment.usage; the
     cluster keeps the figures with its cached listing until the environment changes). `space`: the free space
-    and files of each root's file system and the home's (Inventory.space).
+    and files of each root's file system and the home's (Inventory.space). `owners_of`: package names ("*": all)
+    whose folders are looked at for another user's (Environment.others_packages), those a change would replace.
     """
     config: dict[str, Any] = {"roots": list(roots), "settled": settled, "light": light}
     if paths:
@@ -403,6 +428,8 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
         config["usage"] = True
     if space:
         config["space"] = True
+    if owners_of:
+        config["owners_of"] = list(owners_of)
     answer, environments = _listed(runner, config, cancel, whole=not (paths or names))
     return Inventory(
         target=runner.name,

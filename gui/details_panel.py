@@ -90,10 +90,10 @@ class DetailsPanel(QTabWidget):
         page = QWidget()
         form = QFormLayout(page)
         self.fields = {key: _selectable(QLabel()) for key in ("name", "kind", "python", "path", "modules", "state",
-                                                               "made", "constraints")}
+                                                               "made", "owner", "access", "constraints")}
         for key, label in [("name", "Name"), ("kind", "Kind"), ("python", "Python"), ("path", "Location"),
-                           ("modules", "Modules"), ("state", "State"), ("made", "Made by"),
-                           ("constraints", "Constraints")]:
+                           ("modules", "Modules"), ("state", "State"), ("made", "Made by"), ("owner", "Owner"),
+                           ("access", "Access"), ("constraints", "Constraints")]:
             form.addRow(label + ":", self.fields[key])
         self.fields["constraints"].setWordWrap(True)
         self.fields["constraints"].setToolTip("Every install into this environment stays within these versions "
@@ -197,7 +197,8 @@ class DetailsPanel(QTabWidget):
         if env is None:
             for label in self.fields.values():
                 label.setText("")
-            self.overview.setRowVisible(self.fields["constraints"], False)
+            for key in ("constraints", "owner", "access"):
+                self.overview.setRowVisible(self.fields[key], False)
             self.fields["name"].setText("Select an environment to see its details.")
             self.packages.set_packages([])
             self.terminal_box.title.setText("<b>Select an environment</b>")
@@ -219,9 +220,12 @@ class DetailsPanel(QTabWidget):
             values["state"] = ("needs a look: " + "; ".join(findings) + " (Cluster ▸ Check health… says what to "
                                "do)" + (f"; {values['state']}" if values["state"] != "healthy" else ""))
         values["constraints"] = ", ".join(env.constraints)
+        values["owner"] = (env.owner or "") + (f" (group {env.group})" if env.owner and env.group else "")
+        values["access"] = f"read-only for you: {env.read_only_reason}" if env.read_only_reason else ""
         for key, value in values.items():
             self.fields[key].setText(value)
-        self.overview.setRowVisible(self.fields["constraints"], bool(env.constraints))
+        for key in ("constraints", "owner", "access"):  # shown where they say something: others' and read-only ones
+            self.overview.setRowVisible(self.fields[key], bool(values[key]))
         self._show_packages(env)
         self.terminal_box.title.setText("<b>In a terminal on this computer</b>" if place.local
                                         else "<b>In a terminal on the cluster</b>")

@@ -65,6 +65,7 @@ The answer (see ``inventory``)::
                          "editable"} (+ "build", "channel" for conda records)],
            "package_count", "modules", "envdesk", "conda_requested", "channels",
            "state": "ok"|"broken"|"incomplete", "error": sentence or None,
+           "owner": user name or None (this user's own), "group", "writable": bool,   # see ownership
            "detail": "full"|"light",   # light: packages' names and versions only
            "usage": {"bytes", "files", "complete"}   # only when asked ("usage": true)
            "warnings": [sentence, ...],   # e.g. a package skipped as unreadable
@@ -659,6 +660,7 @@ def read_config(config):
         "usage": config.get("usage") is True,
         "space": config.get("space") is True,
         "health": config.get("health") is True,
+        "owners_of": _as_str_list(config.get("owners_of")),   # see others_packages
         "cache": (config["cache"] if isinstance(config.get("cache"), str) and config["cache"]
                   else None if config.get("cache") is False else default_cache_file()),
     }
@@ -1761,6 +1763,68 @@ def read_conda(env, problems):
                            or normalize_name(package["name"]) not in copies.clobbered]
 
 
+_NAMES = {}     # ("user"|"group", id) -> name, for one run (a shared folder's environments share a few owners)
+
+
+def _name_of(kind, number):
+    """The user or group name of a number (the number as text when the system has none); looked up once a run."""
+    key = (kind, number)
+    if key not in _NAMES:
+        try:
+            if kind == "user":
+                import pwd
+                _NAMES[key] = pwd.getpwuid(number).pw_name
+            else:
+                import grp
+                _NAMES[key] = grp.getgrgid(number).gr_name
+        except (ImportError, KeyError):
+            _NAMES[key] = str(number)
+    return _NAMES[key]
+
+
+def ownership(info):
+    """Whose an environment is and whether this user may change it, from the stat of its marker (pyvenv.cfg or
+    conda-meta) that discovery already took: {"owner": user name, or None when it is this user's own, "group":
+    its group's name (others' only), "writable": whether its permission bits let this user write it}. No file
+    is looked at: a colleague's environment in a shared folder is told from one's own by what is at hand."""
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    if info is None or me is None:
+        return {"owner": None, "group": None, "writable": True}
+    if me == 0 or info.st_uid == me:
+        return {"owner": None, "group": None, "writable": me == 0 or bool(info.st_mode & stat.S_IWUSR)}
+    in_group = info.st_gid == os.getegid() or info.st_gid in os.getgroups()
+    return {"owner": _name_of("user", info.st_uid), "group": _name_of("group", info.st_gid),
+            "writable": bool(info.st_mode & (stat.S_IWGRP if in_group else stat.S_IWOTH))}
+
+
+def others_packages(path, names):
+    """The packages named (normalized names; "*" for all) in the environment at path that are another user's and
+    not writable for this one, as [{"name", "path", "owner"}]: removing or replacing one would fail on its files
+    partway (T22). Asked for only those a change would remove or replace: one listing of each site-packages
+    folder and one lstat of each named package's folder, so a listing costs nothing more."""
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    if not names or me in (None, 0):
+        return []
+    wanted = frozenset(normalize_name(name) for name in names)
+    found = []
+    for _version, lib in lib_python_dirs(path):
+        site = os.path.join(lib, "site-packages")
+        try:
+            entries = list_dir(site)
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.name.endswith(".dist-info"):
+                continue
+            name = dist_info_name(entry.name)
+            if "*" not in wanted and name not in wanted:
+                continue
+            info = _lstat(entry.path)
+            if info is not None and info.st_uid != me and not ownership(info)["writable"]:
+                found.append({"name": name, "path": entry.path, "owner": _name_of("user", info.st_uid)})
+    return found
+
+
 def read_env(path, name, root, seconds=DEFAULT_ENV_TIME_BUDGET):
     """The whole environment object for one folder, as an answer holds it (see read_env_noted), with what its
     modules put on PYTHONPATH (add_provided)."""
@@ -2376,6 +2440,7 @@ def inventory(config=None):
     cfg = read_config(config)
     deadline = Deadline(cfg["time_budget"])
     _HOMES.clear()
+    _NAMES.clear()
     found_at = time.time()      # before discovery's stats of the markers (see ListingCache.put)
     found = discover(cfg, deadline)
     cache = ListingCache(cfg["cache"]) if cfg["cache"] else None
@@ -2401,6 +2466,9 @@ def inventory(config=None):
             cache.put(env, marker, found_at)
         if cfg["usage"]:
             env["usage"] = env["_usage"]
+        env.update(ownership(marker[1] if marker else None))
+        if cfg["owners_of"]:
+            env["others_packages"] = others_packages(path, cfg["owners_of"])
         if cfg["health"]:
             env["device"] = _device(path)
         if cfg["settled"]:

@@ -396,6 +396,10 @@ def env_show(args: argparse.Namespace, session: Session) -> int:
                           + (", but it may not work: see the warnings below" if env.state == "ok" and env.cautions()
                              else ""))]:
         print(f"{label + ':':10}{value}")
+    if env.owner:
+        print(f"{'Owner:':10}{env.owner}" + (f" (group {env.group})" if env.group else ""))
+    if env.read_only_reason:
+        print(f"{'Access:':10}read-only for you: {env.read_only_reason}")
     if env.system_site_packages:
         print(f"{'Sees:':10}its Python's system site-packages too (not listed below, and not exported)")
     if env.constraints:

@@ -459,12 +459,14 @@ def is_path(ref: str) -> bool:
     return ref.startswith(("/", "~")) or windows
 
 
-def find_environment(target: Target, ref: str, progress: Progress, *, settled: bool = True) -> Environment:
-    """The environment named `ref` (or at that absolute path) on the target, read fresh (`settled`: see
-    read_inventory)."""
+def find_environment(target: Target, ref: str, progress: Progress, *, settled: bool = True,
+                     owners_of: Sequence[str] = ()) -> Environment:
+    """The environment named `ref` (or at that absolute path) on the target, read fresh (`settled`, `owners_of`:
+    see read_inventory)."""
     progress.step(f"Reading {ref} on {target.label}")
     inventory = read_inventory(target.runner, target.roots, paths=[ref] if is_path(ref) else (),
-                               names=() if is_path(ref) else [ref], cancel=progress.cancel, settled=settled)
+                               names=() if is_path(ref) else [ref], cancel=progress.cancel, settled=settled,
+                               owners_of=owners_of)
     if is_path(ref) and len(inventory.environments) == 1:
         return inventory.environments[0]
     return inventory.find(ref)
@@ -478,6 +480,23 @@ def runnable(env: Environment, doing: str) -> Environment:
         raise InvalidInput(f"{env.name} cannot be {doing}, as its Python is gone: {env.error} "
                            "Nothing was changed.", "Rebuild it: export it (or Copy to…) and import it again, then "
                            "delete this one (Check health, or envdesk env doctor, says more).")
+    return env
+
+
+def yours_to_change(env: Environment) -> Environment:
+    """`env`, refused before anything runs when it is another user's and its permissions keep you from changing
+    it (a colleague's, in a shared folder): a change would fail on their files partway, in words meant for the
+    owner (chmod). Your own made read-only is left to the change, which names the folder to make writable."""
+    if env.owner and not env.writable:
+        raise InvalidInput(f"{env.read_only_reason} Nothing was changed.")
+    if env.others_packages:  # only those the change would remove or replace were looked at (see find_environment)
+        owners = sorted({owner for _, owner in env.others_packages})
+        named = ", ".join(f"{package} ({owner}'s)" for package, owner in env.others_packages)
+        raise InvalidInput(f"This change would remove or replace packages of {env.name} that another user installed "
+                           f"and you cannot change: {named}. Nothing was changed.",
+                           f"Leave them out of the change, or ask {' or '.join(owners)} to change them (or to make "
+                           "their files writable for you, chmod -R g+w, in a group folder); or copy the environment "
+                           "(envdesk env clone) and change your copy.")
     return env
 
 

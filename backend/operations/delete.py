@@ -15,7 +15,7 @@ from ..errors import Cancelled
 from ..inventory import Environment
 from ..protocol import DELETING_SUFFIX
 from ..targets import Session
-from .common import Progress, find_environment
+from .common import Progress, find_environment, yours_to_change
 
 
 class Measured(NamedTuple):
@@ -91,7 +91,7 @@ def delete_environment(session: Session, target_name: str, env_ref: str, progres
     deleting. `found`: the environment as already read for a question (see to_delete), so it is not read twice."""
     progress = progress or Progress()
     target = session.target(target_name)
-    env = found or find_environment(target, env_ref, progress)
+    env = yours_to_change(found or find_environment(target, env_ref, progress))
     progress.step(f"Checking that {env.path} may be deleted, and deleting it")  # the agent does both, or neither
     try:
         answer = checked(run_agent(target.runner, {"action": "delete", "path": env.path, "roots": list(target.roots)},
@@ -112,7 +112,7 @@ def stopped_delete(path: str) -> str:
 def to_delete(session: Session, target_name: str, env_ref: str,
               progress: Progress | None = None) -> tuple[Environment, Measured]:
     """The environment and what deleting it would remove: what a question before deleting names."""
-    env = find_environment(session.target(target_name), env_ref, progress or Progress())
+    env = yours_to_change(find_environment(session.target(target_name), env_ref, progress or Progress()))
     return env, measure_environment(session, target_name, env.path)
 
 

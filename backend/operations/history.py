@@ -8,7 +8,7 @@ from ..agent_client import call_action
 from ..errors import NotFound
 from ..runner import join_command, left_running
 from ..targets import Session
-from .common import Progress, Reservation, capabilities, find_environment, runnable
+from .common import Progress, Reservation, capabilities, find_environment, runnable, yours_to_change
 from .kernels import has_ipykernel
 from .python_fit import misfit_notes
 from .update import IPYKERNEL_GONE, Held, Updated, restore_packages, roll_back, state_before
@@ -53,7 +53,7 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     """Put back a snapshot's exact package set (itself snapshotted first, so a revert can be undone)."""
     progress = progress or Progress()
     target = session.target(target_name)
-    env = runnable(find_environment(target, env_ref, progress), "reverted")
+    env = runnable(yours_to_change(find_environment(target, env_ref, progress)), "reverted")
     try:
         wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
     except NotFound as missing:  # T24: its hint sent the user to 'env revert --help'

@@ -18,7 +18,8 @@ from ..recipes import INSTALLER_PACKAGES, Installer, Step, conda_install, conda_
 from ..runner import left_running
 from ..slurm import large_update, on_compute_node
 from ..targets import Session, Target
-from .common import Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable
+from .common import (Progress, Reservation, capabilities, find_environment, one_command, run_step, runnable,
+                     yours_to_change)
 from .python_fit import misfit_notes
 from .module_paths import read_report, report_script
 from .requirement_check import Unmet, check_script, hiding_markers, left_broken, read_answers
@@ -253,7 +254,9 @@ def update_environment(session: Session, target_name: str, env_ref: str, change:
     progress = progress or Progress()
     change.validate()
     target = session.target(target_name)
-    env = runnable(find_environment(target, env_ref, progress), "updated")
+    replaced = ["*"] if change.upgrade_all else [*change.remove, *change.upgrade,
+                                                 *filter(None, map(requirement_name, change.add))]
+    env = runnable(yours_to_change(find_environment(target, env_ref, progress, owners_of=replaced)), "updated")
     _check_installed(env, change)
     caps = capabilities(session, target, progress)
     meta = {"requested": _requested_after(env, change)}
