@@ -36,6 +36,7 @@ class InventoryCache:
 
     def save(self, inventory: Inventory) -> None:
         data = {"saved": time.time(), "target": inventory.target, "errors": list(inventory.errors),
+                "denied": [list(pair) for pair in inventory.denied],
                 "truncated": inventory.truncated, "remote_python": inventory.remote_python,
                 "host": inventory.host, "home": inventory.home,
                 "environments": [_cached_entry(env) for env in inventory.environments]}
@@ -49,6 +50,7 @@ class InventoryCache:
             inventory = Inventory(
                 target=target, environments=data["environments"],
                 errors=tuple(data.get("errors") or ()), truncated=bool(data.get("truncated")),
+                denied=tuple((str(folder), owner) for folder, owner in data.get("denied") or ()),
                 remote_python=data.get("remote_python"), host=data.get("host"), home=data.get("home"))
             return inventory, float(data.get("saved", 0))
         except (OSError, ValueError, KeyError, TypeError):

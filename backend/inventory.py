@@ -365,6 +365,17 @@ class Inventory:
     home: str | None = None
     not_read: tuple[str, ...] = ()  # environments found but not read (a listing of chosen names)
     space: tuple[Space, ...] = ()  # each root's file system and the home's, when asked (read_inventory's `space`)
+    denied: tuple[tuple[str, str | None], ...] = ()  # (folder, its owner) this user may not look inside
+
+    def denied_note(self) -> str | None:
+        """The folders of the search that could not be read, with whose they are, in one sentence (None: none): in
+        a shared folder, a colleague's private environment, which is otherwise missing from the list unsaid."""
+        if not self.denied:
+            return None
+        named = "; ".join(folder.rstrip("/").rsplit("/", 1)[-1] + (f", owned by {owner}" if owner else "")
+                          for folder, owner in self.denied)
+        count = f"{len(self.denied)} folder{'s' if len(self.denied) > 1 else ''}"
+        return f"{count} could not be read (permission denied): {named}. Ask its owner for read access if you need it."
 
     def find(self, name_or_path: str) -> Environment:
         """The environment with this name or absolute path; NotFound, or InvalidInput when a name is ambiguous."""
@@ -434,7 +445,10 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
     return Inventory(
         target=runner.name,
         environments=environments,
-        errors=tuple(f"{e.get('path', '?')}: {e.get('error', '?')}" for e in answer.get("errors", [])),
+        errors=tuple(f"{e.get('path', '?')}: {e.get('error', '?')}" for e in answer.get("errors", [])
+                     if not e.get("denied")),
+        denied=tuple((str(e.get("path")), e["owner"] if isinstance(e.get("owner"), str) else None)
+                     for e in answer.get("errors", []) if e.get("denied")),
         truncated=bool(answer.get("truncated")),
         remote_python=answer.get("python"),
         host=answer.get("host"),

@@ -706,6 +706,9 @@ class MainWindow(QMainWindow):
                          "Click New to make one, or Import a file someone gave you.")
         if inventory is not None and inventory.truncated:
             notes.append("The search stopped early: too many folders.")
+        if inventory is not None and inventory.denied:  # a colleague's private environment, not left out unsaid
+            from html import escape
+            notes.append(escape(inventory.denied_note() or ""))
         if failed:
             notes.append(f"<span style='color:#d64541'>{item.message}</span> Refresh tries again.")
         self.notice.setText(" ".join(notes))

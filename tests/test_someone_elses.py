@@ -187,3 +187,31 @@ def test_the_window_shows_the_colleagues_environment_as_theirs_with_change_butto
     assert not overview.isRowVisible(fields["owner"]) and not overview.isRowVisible(fields["access"])
     assert window.update_action.isEnabled() and window.delete_action.isEnabled()
     assert "belongs to" not in window.update_action.toolTip()
+
+
+def test_the_colleagues_listing_names_an_environment_it_cannot_read(qtbot, lab: Lab, their_env: Path, home):
+    """My environments made private (chmod 700) in the shared folder, one at its top and one a folder further down
+    (at the search's depth, where nothing was said at all): the colleague's env list left them out without a word
+    (T22). It now says which folders it could not read and whose they are, in the CLI and in the window."""
+    name, deeper = unique("private"), unique("deeper")
+    assert lab.mine("env", "create", "alpha", name, "--package", "tinyalpha==1.0").returncode == 0
+    lab.me.run_as_user(f"mkdir {lab.shared}/team-{deeper} && python3 -m venv --without-pip "
+                       f"{lab.shared}/team-{deeper}/{deeper}")
+    private = [lab.shared / name, lab.shared / f"team-{deeper}" / deeper]
+    for folder in private:
+        lab.me.run_as_user(f"chmod 700 {folder}")
+        assert lab.colleague.run_as_user(f"ls {folder}", check=False).returncode != 0   # the referee: not readable
+    owner = pwd.getpwuid(private[0].stat().st_uid).pw_name
+    listed = lab.theirs("env", "list", "bash")
+    assert listed.returncode == 0, listed.stderr
+    said = listed.stdout + listed.stderr
+    assert their_env.name in listed.stdout, said
+    assert "2 folders could not be read (permission denied): " in said, said
+    assert f"{name}, owned by {owner}" in said and f"{deeper}, owned by {owner}" in said, said
+    from test_gui import open_window, select_target
+    window = open_window(qtbot, AppPaths(lab.their_config))
+    select_target(qtbot, window, "bash")
+    notice = window.notice.text()
+    assert "2 folders could not be read (permission denied): " in notice, notice
+    assert f"{name}, owned by {owner}" in notice and f"{deeper}, owned by {owner}" in notice, notice
+    assert their_env.name in {env.name for env in window.env_model.environments}

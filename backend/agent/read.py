@@ -52,7 +52,7 @@ Rules every part must keep:
 The answer (see ``inventory``)::
 
     {"agent": 1, "host": str, "python": str, "home": str,
-     "environments": [ENV, ...], "errors": [{"path": str, "error": str}],
+     "environments": [ENV, ...], "errors": [{"path": str, "error": str}],   # (+ "denied", "owner": Found.denied)
      "truncated": bool, "elapsed": float, "cached": int,   # environments taken from the cache
      "space": [{"path", "free_bytes", "total_bytes", "free_files", "total_files"}] or None,
      "health": see health_facts, or None}   # only when asked, as "device" (st_dev) of each environment
@@ -520,16 +520,24 @@ def group_share(folder):
     return info.st_gid, bool(info.st_mode & 0o020)
 
 
+_NAMES = {}     # (group?, id) -> name, for one run (a shared folder's environments share a few owners)
+
+
 def account_name(number, group=False):
-    """The name of user (or group) number, else the number as text (Unix: only for a shared folder or a lock)."""
-    try:
-        if group:
-            import grp
-            return grp.getgrgid(number).gr_name
-        import pwd
-        return pwd.getpwuid(number).pw_name
-    except (ImportError, KeyError):
-        return str(number)
+    """The name of user (or group) number, else the number as text (Unix: only for a shared folder, a colleague's
+    environment or a lock); looked up once a run."""
+    key = (group, number)
+    if key not in _NAMES:
+        try:
+            if group:
+                import grp
+                _NAMES[key] = grp.getgrgid(number).gr_name
+            else:
+                import pwd
+                _NAMES[key] = pwd.getpwuid(number).pw_name
+        except (ImportError, KeyError):
+            _NAMES[key] = str(number)
+    return _NAMES[key]
 
 
 def shared_with(share):
@@ -585,15 +593,22 @@ def group_problem(path, share):
                name, path, path))
 
 
-def env_marker(folder):
+def env_marker(folder, denied=None):
     """What makes folder an environment, as (kind, lstat of the marker) -- ("venv", pyvenv.cfg),
     ("conda", conda-meta), ("creating", None) for one EnvDesk is building -- or None.
 
     A pyvenv.cfg that is not a regular file (a pipe, a dangling link ...) still
     makes an environment: it is then listed as broken, saying why. The lstat is
     kept: it tells a listing whether the environment changed since it was cached.
+    `denied`: a list the folder is added to when this user may not look inside it (permission denied).
     """
-    info = _lstat(os.path.join(folder, "pyvenv.cfg"))
+    try:
+        info = os.lstat(os.path.join(folder, "pyvenv.cfg"))
+    except OSError as exc:
+        info = None
+        if denied is not None and exc.errno == errno.EACCES:
+            denied.append(folder)
+            return None
     if info is not None and not stat.S_ISDIR(info.st_mode):
         return ("venv", info)
     return conda_marker(folder) or (
@@ -710,6 +725,15 @@ class Found(object):
         """Record a problem not tied to one environment."""
         self.errors.append({"path": path, "error": message})
 
+    def denied(self, path):
+        """Record a folder this user may not look inside, with whose it is: in a shared folder, most often a
+        colleague's environment made private, which the listing would otherwise leave out without a word."""
+        info = _lstat(path)
+        owner = account_name(info.st_uid) if info is not None else None
+        self.errors.append({"path": path, "denied": True, "owner": owner,
+                            "error": "EnvDesk could not look inside this folder (permission denied%s)."
+                                     % (", owned by %s" % owner if owner else "")})
+
 
 def env_name(folder, root):
     """Name of an env found under root: relative path with '/', or basename."""
@@ -732,17 +756,23 @@ def _search_folder(folder, root, depth, max_depth, found):
     """Visit one folder: add it if an env, else look at its subfolders."""
     if found.stop():
         return
-    marker = env_marker(folder)
+    denied = []
+    marker = env_marker(folder, denied)
     if marker:
         found.add(folder, env_name(folder, root), root, marker)
+        return
+    if denied:  # not searchable for this user: whatever it holds is not listed, and the listing says so
+        found.denied(folder)
         return
     if depth >= max_depth or os.path.basename(folder) in SKIP_DESCEND:
         return
     try:
         entries = list_dir(folder)
     except OSError as exc:
-        found.error(folder, "EnvDesk could not look inside this folder (%s)."
-                    % describe_os_error(exc))
+        if exc.errno == errno.EACCES:
+            found.denied(folder)
+        else:
+            found.error(folder, "EnvDesk could not look inside this folder (%s)." % describe_os_error(exc))
         return
     for entry in entries:
         if found.stop():
@@ -1763,25 +1793,6 @@ def read_conda(env, problems):
                            or normalize_name(package["name"]) not in copies.clobbered]
 
 
-_NAMES = {}     # ("user"|"group", id) -> name, for one run (a shared folder's environments share a few owners)
-
-
-def _name_of(kind, number):
-    """The user or group name of a number (the number as text when the system has none); looked up once a run."""
-    key = (kind, number)
-    if key not in _NAMES:
-        try:
-            if kind == "user":
-                import pwd
-                _NAMES[key] = pwd.getpwuid(number).pw_name
-            else:
-                import grp
-                _NAMES[key] = grp.getgrgid(number).gr_name
-        except (ImportError, KeyError):
-            _NAMES[key] = str(number)
-    return _NAMES[key]
-
-
 def ownership(info):
     """Whose an environment is and whether this user may change it, from the stat of its marker (pyvenv.cfg or
     conda-meta) that discovery already took: {"owner": user name, or None when it is this user's own, "group":
@@ -1793,7 +1804,7 @@ def ownership(info):
     if me == 0 or info.st_uid == me:
         return {"owner": None, "group": None, "writable": me == 0 or bool(info.st_mode & stat.S_IWUSR)}
     in_group = info.st_gid == os.getegid() or info.st_gid in os.getgroups()
-    return {"owner": _name_of("user", info.st_uid), "group": _name_of("group", info.st_gid),
+    return {"owner": account_name(info.st_uid), "group": account_name(info.st_gid, group=True),
             "writable": bool(info.st_mode & (stat.S_IWGRP if in_group else stat.S_IWOTH))}
 
 
@@ -1821,7 +1832,7 @@ def others_packages(path, names):
                 continue
             info = _lstat(entry.path)
             if info is not None and info.st_uid != me and not ownership(info)["writable"]:
-                found.append({"name": name, "path": entry.path, "owner": _name_of("user", info.st_uid)})
+                found.append({"name": name, "path": entry.path, "owner": account_name(info.st_uid)})
     return found
 
 

@@ -23,7 +23,8 @@ class Listing:
 
     def problems(self) -> list[str]:
         """Folders that could not be read and environments that are broken, one line each."""
-        return [*self.inventory.errors,
+        denied = self.inventory.denied_note()
+        return [*([denied] if denied else []), *self.inventory.errors,
                 *(f"{env.name}: {env.error}" for env in self.inventory.environments if env.error)]
 
 
