@@ -240,7 +240,8 @@ class ClusterStore:
         if same is not None:
             raise ConfigError(f"A cluster called {same.name!r} already exists.",
                               "Pick another name (names differing only in upper and lower case count as one), "
-                              "or remove the old one first.")
+                              "or remove the old one first; to change it, envdesk cluster edit (such as --env-root "
+                              "DIR, to add a folder of environments).")
         self.save([*profiles, profile])
 
     def replace(self, profile: ClusterProfile) -> None:

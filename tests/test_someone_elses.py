@@ -36,6 +36,7 @@ class Lab:
     my_home: Path
     their_config: Path
     their_home: Path
+    testbed: object
 
     def mine(self, *args: str) -> subprocess.CompletedProcess:
         return run_cli(*args, config=self.my_config, home=self.my_home)
@@ -58,7 +59,7 @@ def lab(testbed, tmp_path_factory):
         _root("usermod", "-aG", group, user)
     shared = testbed.base / f"lab-{uuid.uuid4().hex[:6]}" / "envs"
     shared.mkdir(parents=True)
-    shared.parent.chmod(0o755)
+    shared.parent.chmod(0o1777)  # others' folders beside the shared one (sticky, as /tmp)
     os.chown(shared, pwd.getpwnam(colleague.user).pw_uid, grp.getgrnam(group).gr_gid)
     shared.chmod(0o2775)
     base = tmp_path_factory.mktemp("lab")
@@ -70,7 +71,8 @@ def lab(testbed, tmp_path_factory):
     for home in ("my-home", "their-home"):
         (base / home).mkdir()
     try:
-        yield Lab(me, colleague, group, shared, my_config, base / "my-home", their_config, base / "their-home")
+        yield Lab(me, colleague, group, shared, my_config, base / "my-home", their_config, base / "their-home",
+                  testbed)
     finally:
         subprocess.run(["rm", "-rf", str(shared.parent)], check=False)
         for user in (me.user, colleague.user):
@@ -215,3 +217,72 @@ def test_the_colleagues_listing_names_an_environment_it_cannot_read(qtbot, lab: 
     assert "2 folders could not be read (permission denied): " in notice, notice
     assert f"{name}, owned by {owner}" in notice and f"{deeper}, owned by {owner}" in notice, notice
     assert their_env.name in {env.name for env in window.env_model.environments}
+
+
+def test_a_folder_of_environments_is_added_to_a_cluster_and_removed_from_the_command_line(lab: Lab, their_env: Path,
+                                                                                          tmp_path: Path):
+    """`cluster add alpha --env-root DIR` said 'already exists' and `cluster edit` had no such option (T22). Now
+    `cluster edit NAME --env-root DIR` adds the folder and `--no-env-root DIR` takes it out again, and the messages
+    that meet a missing folder name it. The referee: what the real listing finds there afterwards."""
+    empty = lab.shared.parent / unique("empty")
+    lab.me.run_as_user(f"mkdir {empty}")
+    config = tmp_path / "cfg"
+    make_config(config, lab.testbed, ["alpha"], alpha={"env_roots": [str(empty)]})
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return run_cli(*args, config=config, home=lab.my_home)
+    # the colleague's cluster: alpha's user may have conda environments of other tests, which are always listed
+    their_config = tmp_path / "their-cfg"
+    ClusterStore(AppPaths(their_config)).add(ClusterProfile(name="bash", **lab.colleague.profile_fields(),
+                                                            env_roots=[str(empty)]))
+    AppPaths(their_config).known_hosts_file.write_text(lab.colleague.known_hosts_line() + "\n")
+    nothing = run_cli("env", "list", "bash", config=their_config, home=lab.their_home)
+    assert nothing.returncode == 0 and "No environments found" in nothing.stdout, nothing
+    assert "envdesk cluster edit bash --env-root DIR" in nothing.stdout, nothing.stdout
+    again = cli("cluster", "add", "alpha", "--host", "localhost", "--env-root", str(lab.shared))
+    assert again.returncode != 0 and "already exists" in again.stderr and "cluster edit" in again.stderr, again
+    outside = lab.shared.parent / unique("outside")
+    lab.me.run_as_user(f"python3 -m venv --without-pip {outside}")
+    before = listing(outside)
+    refused = cli("env", "update", "alpha", str(outside), "--add", "tinyalpha==1.0")
+    assert refused.returncode != 0 and listing(outside) == before, refused
+    assert "not inside any of the environment folders" in refused.stderr, refused.stderr
+    assert "envdesk cluster edit CLUSTER --env-root DIR" in refused.stderr, refused.stderr
+    added = cli("cluster", "edit", "alpha", "--env-root", str(lab.shared), "--no-env-root", str(empty))
+    assert added.returncode == 0, added.stderr
+    names = {env["name"] for env in json.loads(cli("env", "list", "alpha", "--json").stdout)}
+    assert their_env.name in names, names
+    wrong = cli("cluster", "edit", "alpha", "--no-env-root", str(empty))
+    assert wrong.returncode != 0 and f"{empty} is not one of this cluster's environment folders" in wrong.stderr
+    assert str(lab.shared) in wrong.stderr, wrong.stderr
+    back = cli("cluster", "edit", "alpha", "--env-root", str(empty), "--no-env-root", str(lab.shared))
+    assert back.returncode == 0, back.stderr
+    names = {env["name"] for env in json.loads(cli("env", "list", "alpha", "--json").stdout)}
+    assert their_env.name not in names, names
+
+
+def test_the_cluster_dialog_takes_one_environment_folder_a_line_with_spaces_in_them(qtbot, lab: Lab, tmp_path: Path,
+                                                                                    home):
+    """'Environment folders (space separated)' cut '/…/lab envs' in two. The box now takes one folder a line; a
+    folder with a space, saved from the dialog, is searched: the real listing finds the environment in it."""
+    from envdesk.backend.config import ClusterStore
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    from test_gui import open_window
+    spaced = lab.shared.parent / f"lab envs {uuid.uuid4().hex[:4]}"
+    name = unique("spaced")
+    lab.me.run_as_user(f"mkdir '{spaced}' && python3 -m venv --without-pip '{spaced}/{name}'")
+    config = tmp_path / "cfg"
+    paths = make_config(config, lab.testbed, ["alpha"], alpha={"env_roots": ["~/venvs"]})
+    window = open_window(qtbot, paths)
+    dialog = ClusterDialog(window.controller, ClusterStore(paths).get("alpha"), parent=window)
+    qtbot.addWidget(dialog)
+    assert dialog.roots.toPlainText() == "~/venvs"
+    dialog.roots.setPlainText(f"~/venvs\n  {spaced}  \n\n")
+    dialog.save()
+    assert dialog.error.text() == "", dialog.error.text()
+    assert ClusterStore(paths).get("alpha").env_roots == ["~/venvs", str(spaced)]
+    again = ClusterDialog(window.controller, ClusterStore(paths).get("alpha"), parent=window)
+    qtbot.addWidget(again)
+    assert again.roots.toPlainText().splitlines() == ["~/venvs", str(spaced)]
+    listed = run_cli("env", "list", "alpha", "--json", config=config, home=lab.my_home)
+    assert name in {env["name"] for env in json.loads(listed.stdout)}, listed.stdout + listed.stderr

@@ -146,6 +146,7 @@ def _cluster_edit(verbs: Any) -> None:
     edit = verbs.add_parser("edit", help="change how a cluster logs you in, its Slurm account and where its "
                                          "builds run",
                             description="Change a saved cluster: how it logs you in (--login, --identity-file), "
+                                        "the folders searched for environments (--env-root, --no-env-root), "
                                         "the account its jobs use, and whether environments are built on a "
                                         "compute node (a Slurm job) rather than on the login node. An empty value "
                                         "('') clears a setting.")
@@ -154,6 +155,11 @@ def _cluster_edit(verbs: Any) -> None:
     edit.add_argument("--identity-file", metavar="PATH", help="the SSH key to log in with ('' for the ones "
                                                               "~/.ssh/config and your SSH agent offer)")
     _login_option(edit)
+    edit.add_argument("--env-root", action="append", metavar="DIR",
+                      help="add a folder holding environments there, such as a lab's shared folder (repeat for "
+                           "several; the usual ~/venvs ... are searched only while none is given)")
+    edit.add_argument("--no-env-root", action="append", metavar="DIR",
+                      help="stop searching this folder for environments (repeat for several)")
     _build_options(edit)
     _conda_options(edit)
     edit.add_argument("--build-on-login-node", action="store_true",

@@ -119,11 +119,14 @@ def cluster_edit(args: argparse.Namespace, session: Session) -> int:
         changes["identity_file"] = args.identity_file or None
     if args.login:
         changes["auth"] = args.login
+    saved = session.store.get(args.name)
+    if args.env_root or args.no_env_root:
+        changes["env_roots"] = _env_roots_after(saved.env_roots, args.env_root or [], args.no_env_root or [])
     if not changes:
-        raise InvalidInput("Nothing to change.", "Give --account, --identity-file, --login, --build-on-compute-node, "
-                           "--build-on-login-node, --partition, --time, --cpus, --mem, --conda-solver or "
-                           "--conda-channel.")
-    profile = replace(session.store.get(args.name), **changes)
+        raise InvalidInput("Nothing to change.", "Give --account, --identity-file, --login, --env-root, --no-env-root, "
+                           "--build-on-compute-node, --build-on-login-node, --partition, --time, --cpus, --mem, "
+                           "--conda-solver or --conda-channel.")
+    profile = replace(saved, **changes)
     session.store.replace(profile)
     where = "on a compute node (Slurm jobs)" if builds_on_compute_node(profile) else "on the login node"
     print(f"Updated cluster {profile.name}: environments are built {where}"
@@ -131,10 +134,24 @@ def cluster_edit(args: argparse.Namespace, session: Session) -> int:
     if "auth" in changes or "identity_file" in changes:
         print(f"Logging in there: {profile.auth}"
               + (f", with the key {profile.identity_file}." if profile.identity_file else "."))
+    if "env_roots" in changes:
+        print(f"Environments are looked for in {', '.join(profile.roots)}"
+              + (" (the usual folders: none of your own is left)." if not profile.env_roots else "."))
     if "conda_solver" in changes or "conda_channels" in changes:
         print(f"conda there: solver {profile.conda_solver}, channels "
               f"{' '.join(profile.conda_channels) or 'as conda is configured there'}.")
     return 0
+
+
+def _env_roots_after(roots: list[str], added: list[str], removed: list[str]) -> list[str]:
+    """A cluster's environment folders with `added` appended (each once) and `removed` taken out; a folder to
+    remove that is not there is refused, naming those that are (a typo would otherwise change nothing unsaid)."""
+    missing = [root for root in removed if root not in roots]
+    if missing:
+        raise InvalidInput(f"{', '.join(missing)} is not one of this cluster's environment folders.",
+                           f"Its folders: {', '.join(roots) or 'none of your own (the usual ones are searched)'}.")
+    kept = [root for root in roots if root not in removed]
+    return kept + [root for index, root in enumerate(added) if root not in kept and root not in added[:index]]
 
 
 def _preset_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -348,7 +365,11 @@ def env_list(args: argparse.Namespace, session: Session) -> int:
     if args.json:
         _print_json([env.summary() for env in listing.environments])
     elif not listing.environments:
-        print(f"No environments found on {listing.label} (looked in {', '.join(listing.roots)} and conda's).")
+        from envdesk.backend.validate import LOCAL_TARGET
+        how = ("the window's This computer settings" if args.cluster == LOCAL_TARGET
+               else f"envdesk cluster edit {args.cluster} --env-root DIR")
+        print(f"No environments found on {listing.label} (looked in {', '.join(listing.roots)} and conda's). "
+              f"To look in another folder too: {how}.")
     else:
         _print_table([[env.name, env.kind, env.python or "?",
                        (str(env.package_count) + ("+sys" if env.system_site_packages else ""))

@@ -6,17 +6,17 @@ from typing import Any, Sequence
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton, QScrollArea,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPlainTextEdit, QPushButton,
+                               QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
-from envdesk.backend.config import ClusterProfile
+from envdesk.backend.config import DEFAULT_ENV_ROOTS, ClusterProfile
 from envdesk.backend.errors import EnvDeskError, InvalidInput
 from envdesk.backend.ssh_config import load_ssh_config, profiles_from_ssh_config
 from envdesk.backend.sshkeys import find_keys
 
 from ..controller import ConnectionCheck
 from ..tasks import Task
-from .common import error_label, folded_options
+from .common import error_label, folded_options, lines_of
 from .key_dialog import KeyDialog
 
 KEY_METHODS = ("auto", "key", "key+code")
@@ -224,8 +224,11 @@ class ClusterDialog(QDialog):
         self.advanced, advanced_form = folded_options()
         self.jump = QLineEdit()
         self.jump.setPlaceholderText("user@gateway:22, comma separated")
-        self.roots = QLineEdit()
-        self.roots.setPlaceholderText("~/venvs ~/envs (space separated)")
+        self.roots = QPlainTextEdit()  # one a line: a folder's name may hold spaces (T22)
+        self.roots.setPlaceholderText("One folder a line; left empty, EnvDesk looks in:\n"
+                                      + "\n".join(DEFAULT_ENV_ROOTS))
+        self.roots.setTabChangesFocus(True)
+        self.roots.setMaximumHeight(110)
         self.pip_args = QLineEdit()
         self.pip_args.setPlaceholderText("e.g. --no-index")
         for label, widget in [("Jump hosts", self.jump), ("Environment folders", self.roots),
@@ -283,7 +286,7 @@ class ClusterDialog(QDialog):
         self.identity.setText(profile.identity_file or "")
         self.auth.setCurrentIndex(max(0, self.auth.findData(profile.auth)))
         self.jump.setText(", ".join(profile.jump))
-        self.roots.setText(" ".join(profile.env_roots))
+        self.roots.setPlainText("\n".join(profile.env_roots))
         self.pip_args.setText(" ".join(profile.pip_args))
         if profile.jump or profile.env_roots or profile.pip_args:
             self.advanced.setChecked(True)
@@ -305,7 +308,7 @@ class ClusterDialog(QDialog):
             self.name.setText(preset.id)
             self._suggested_name = preset.id
         self.auth.setCurrentIndex(max(0, self.auth.findData(fields.get("auth", "auto"))))
-        self.roots.setText(" ".join(fields.get("env_roots") or []))
+        self.roots.setPlainText("\n".join(fields.get("env_roots") or []))
         self.pip_args.setText(" ".join(fields.get("pip_args") or []))
         self.conda.fill(self.conda.solver.currentData(), fields.get("conda_channels") or [])
         self.preset_help.setText(f"{preset.description} {preset.auth_help}")
@@ -358,7 +361,7 @@ class ClusterDialog(QDialog):
             name=self.name.text().strip(), host=self.host.currentText().strip(), port=self.port.value(),
             user=self.user.text().strip() or None, identity_file=self.identity.text().strip() or None,
             jump=[j.strip() for j in self.jump.text().split(",") if j.strip()],
-            env_roots=self.roots.text().split(), pip_args=self.pip_args.text().split(),
+            env_roots=lines_of(self.roots), pip_args=self.pip_args.text().split(),
             preset=preset.id if preset is not None else (self.editing.preset if self.editing else None),
             auth=self.auth.currentData(), **self.conda.fields(), **self.compute.fields())
 

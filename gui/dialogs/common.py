@@ -5,7 +5,7 @@ import re
 from typing import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from envdesk.backend import validate
 from envdesk.backend.errors import InvalidInput
@@ -31,6 +31,11 @@ class ProblemLabel(QLabel):
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
         super().setText(text)
         self.setAccessibleDescription(text.replace("\u200b", ""))
+
+
+def lines_of(edit: QPlainTextEdit) -> list[str]:
+    """The non-blank lines of a box that takes one item a line (a folder, say, whose name may hold spaces)."""
+    return [line.strip() for line in edit.toPlainText().splitlines() if line.strip()]
 
 
 def error_label() -> QLabel:

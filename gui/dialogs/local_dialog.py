@@ -10,14 +10,10 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, Q
 from envdesk.backend.config import DEFAULT_ENV_ROOTS, LocalSettings
 from envdesk.backend.errors import EnvDeskError
 
-from .common import error_label
+from .common import error_label, lines_of
 
 if TYPE_CHECKING:
     from ..controller import AppController
-
-
-def _lines(edit: QPlainTextEdit) -> list[str]:
-    return [line.strip() for line in edit.toPlainText().splitlines() if line.strip()]
 
 
 class LocalSettingsDialog(QDialog):
@@ -62,7 +58,7 @@ class LocalSettingsDialog(QDialog):
     def _check(self) -> bool:
         """Judge what is typed as saving would (a folder outside the home, a line break in an argument...)."""
         try:
-            LocalSettings(_lines(self.roots), _lines(self.pip_args))
+            LocalSettings(lines_of(self.roots), lines_of(self.pip_args))
         except EnvDeskError as exc:
             self.error.setText(exc.message)
             self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(False)
@@ -75,7 +71,7 @@ class LocalSettingsDialog(QDialog):
         if not self._check():
             return
         try:
-            self.controller.save_local_settings(_lines(self.roots), _lines(self.pip_args))
+            self.controller.save_local_settings(lines_of(self.roots), lines_of(self.pip_args))
         except EnvDeskError as exc:
             self.error.setText(str(exc))
             return
