@@ -138,8 +138,9 @@ _HINTS: dict[str, str] = {
     CODE_READ_ONLY: "Use an environment folder you can write to (a project or scratch folder, for example).",
     CODE_OUTSIDE: "To have EnvDesk manage environments in that folder, add it to the cluster's environment folders: "
                   "envdesk cluster edit CLUSTER --env-root DIR (in the window: the cluster's Edit…).",
-    CODE_NOT_WRITABLE: "Make that folder writable for you (chmod u+w on it) if it is yours, or use a folder you can "
-                       "write to (for a new environment another --root, such as a project or scratch folder).",
+    CODE_NOT_WRITABLE: "If that folder is yours, make it writable for you (chmod u+w on it); if it is another "
+                       "user's, ask them. Or use a folder you can write to (for a new environment another --root, "
+                       "such as a project or scratch folder).",
 }
 
 

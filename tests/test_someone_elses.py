@@ -160,6 +160,10 @@ def test_a_change_that_would_replace_the_colleagues_packages_in_my_environment_i
         assert f"tinygamma ({lab.colleague.user}'s)" in said and "Nothing was changed" in said, said
         assert f"ask {lab.colleague.user}" in said and "Permission denied" not in said, said
         assert "Saving a snapshot" not in said, said   # refused before anything ran
+    deleting = lab.mine("env", "delete", "alpha", name, "--yes")  # the agent's check: theirs, not a chmod of mine
+    assert deleting.returncode != 0 and listing(env) == before and pip_freeze_as(lab.me, env) == frozen
+    assert f"{lab.colleague.user} installed or made part of it" in deleting.stderr, deleting.stderr
+    assert f"Ask {lab.colleague.user} to delete it" in deleting.stderr and "chmod -R" not in deleting.stderr
     added = lab.mine("env", "update", "alpha", name, "--add", "tinydelta==1.0")
     assert added.returncode == 0, added.stderr
     assert pip_freeze_as(lab.me, env) == sorted([*frozen, "tinydelta==1.0"])

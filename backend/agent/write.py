@@ -1213,6 +1213,21 @@ def _read_only_folders(path):
     return found
 
 
+def _owners_of_others(folders):
+    """The names of the users other than this one who own any of `folders`: those whom a delete must be left to
+    (a colleague's package in a shared environment), not a chmod this user cannot run."""
+    me = os.geteuid()
+    owners = set()
+    for folder in folders:
+        try:
+            uid = os.lstat(folder).st_uid
+        except OSError:
+            continue
+        if uid != me:
+            owners.add(_name_of("user", uid))
+    return sorted(owners)
+
+
 def _on_read_only_mount(folder):
     try:
         return bool(os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1))
@@ -1289,6 +1304,14 @@ def action_delete(cfg):
     if read_only and _on_read_only_mount(read_only[0]):
         raise ActionError("EnvDesk could not delete %s: %s is on a read-only file system, so its files cannot be "
                           "removed. Nothing was deleted." % (path, read_only[0]), CODE_READ_ONLY)
+    theirs = _owners_of_others(read_only)
+    if theirs:
+        raise ActionError("EnvDesk could not delete %s: %s installed or made part of it (%s%s), which is not writable "
+                          "for you, so its files cannot be removed. Nothing was deleted. Ask %s to delete it, or to "
+                          "make those folders writable for you."
+                          % (path, " and ".join(theirs), read_only[0],
+                             " and %d more folder%s" % (len(read_only) - 1, "s" if len(read_only) > 2 else "")
+                             if len(read_only) > 1 else "", " or ".join(theirs)), CODE_NOT_WRITABLE)
     if read_only:
         raise ActionError("EnvDesk could not delete %s: %s %s not writable for you (read-only), so its files "
                           "cannot be removed. Nothing was deleted. If you mean to delete it, make it writable "
