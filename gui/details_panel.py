@@ -144,10 +144,11 @@ class DetailsPanel(QTabWidget):
         layout.addWidget(self.snapshot_list)
         self.revert_button = QPushButton("Revert to this snapshot")
         self.revert_button.setAccessibleName("Revert to the selected snapshot")
-        self.revert_button.setToolTip("Put the environment's packages back as they were in the selected snapshot "
-                                      "(the current ones are saved as a snapshot first)")
+        self.revert_tip = ("Put the environment's packages back as they were in the selected snapshot "
+                           "(the current ones are saved as a snapshot first)")
+        self.revert_button.setToolTip(self.revert_tip)
         self.revert_button.setEnabled(False)
-        self.snapshot_list.currentItemChanged.connect(lambda item, _: self.revert_button.setEnabled(item is not None))
+        self.snapshot_list.currentItemChanged.connect(lambda item, _: self._offer_revert(item is not None))
         self.revert_button.clicked.connect(self._revert)
         layout.addWidget(self.revert_button)
         return page
@@ -271,6 +272,14 @@ class DetailsPanel(QTabWidget):
             self.snapshots_wanted.emit(self.environment)
         elif index == 1 and self.environment is not None and not self.environment.detailed:
             self.details_wanted.emit(self.environment)
+
+    def _offer_revert(self, chosen: bool) -> None:
+        """Revert is on once a snapshot is chosen, unless the environment is read-only for you (a colleague's):
+        then its tooltip says why and what to do instead, as Update packages' and Delete's do."""
+        read_only = self.environment.read_only_reason if self.environment is not None else None
+        self.revert_button.setEnabled(chosen and not read_only)
+        self.revert_button.setToolTip(f"{self.revert_tip}: not possible here. {read_only}" if read_only
+                                      else self.revert_tip)
 
     def _revert(self) -> None:
         item = self.snapshot_list.currentItem()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.paths import AppPaths
@@ -100,6 +101,8 @@ def their_env(lab: Lab) -> Path:
     made = lab.theirs("env", "create", "bash", name, "--package", "tinyalpha==1.0")
     assert made.returncode == 0, made.stderr
     env = lab.shared / name
+    changed = lab.theirs("env", "update", "bash", name, "--add", "tinydelta==1.0")   # a snapshot to revert to
+    assert changed.returncode == 0, changed.stderr
     lab.colleague.run_as_user(f"chmod -R go-w,go+rX {env}")
     assert not writable_for(lab.me, env / "pyvenv.cfg") and not writable_for(lab.me, env)
     return env
@@ -188,6 +191,13 @@ def test_the_window_shows_the_colleagues_environment_as_theirs_with_change_butto
         assert not action.isEnabled(), action.text()
         assert "envdesk env clone" in action.toolTip() and f"ask {lab.colleague.user}" in action.toolTip()
     assert window.copy_action.isEnabled() and window.export_action.isEnabled()
+    details = window.details
+    details.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: details.snapshot_list.count() > 0 and bool(
+        details.snapshot_list.item(0).flags() & Qt.ItemFlag.ItemIsSelectable), timeout=120_000)
+    details.snapshot_list.setCurrentRow(0)
+    assert not details.revert_button.isEnabled() and f"ask {lab.colleague.user}" in details.revert_button.toolTip()
+    details.setCurrentIndex(0)
     select_env(qtbot, window, mine)
     assert writable_for(lab.me, lab.shared / mine / "pyvenv.cfg")
     assert not overview.isRowVisible(fields["owner"]) and not overview.isRowVisible(fields["access"])
