@@ -125,11 +125,14 @@ def test_the_colleagues_environment_shows_its_owner_and_that_it_is_read_only(lab
     assert own["owner"] is None and own["writable"] is True and own["read_only"] is None, own
 
 
-@pytest.mark.parametrize("change", [["update", "--add", "tinydelta"], ["update", "--upgrade", "tinyalpha"],
-                                    ["update", "--remove", "tinyalpha"], ["delete", "--yes"]])
+@pytest.mark.parametrize("change", [["update", "--add", "tinygamma"], ["update", "--upgrade", "tinyalpha"],
+                                    ["update", "--remove", "tinyalpha"], ["delete", "--yes"], ["revert"]])
 def test_changing_the_colleagues_environment_is_refused_in_words_for_a_non_owner(lab: Lab, their_env: Path, change):
     before, frozen = listing(lab.shared), pip_freeze_as(lab.colleague, their_env)
     verb, *options = change
+    if verb == "revert":  # to the snapshot the colleague's own update left (env history, as it lists them)
+        [snapshot] = json.loads(lab.mine("env", "history", "alpha", their_env.name, "--json").stdout)
+        options = [snapshot["id"]]
     result = lab.mine("env", verb, "alpha", their_env.name, *options)
     assert result.returncode != 0 and listing(lab.shared) == before
     assert pip_freeze_as(lab.colleague, their_env) == frozen
