@@ -1216,7 +1216,7 @@ def _read_only_folders(path):
 def _owners_of_others(folders):
     """The names of the users other than this one who own any of `folders`: those whom a delete must be left to
     (a colleague's package in a shared environment), not a chmod this user cannot run."""
-    me = os.geteuid()
+    me = _uid()
     owners = set()
     for folder in folders:
         try:
@@ -1224,7 +1224,7 @@ def _owners_of_others(folders):
         except OSError:
             continue
         if uid != me:
-            owners.add(_name_of("user", uid))
+            owners.add(account_name(uid))
     return sorted(owners)
 
 
