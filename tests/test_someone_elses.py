@@ -272,7 +272,7 @@ def test_a_folder_of_environments_is_added_to_a_cluster_and_removed_from_the_com
     wrong = cli("cluster", "edit", "alpha", "--no-env-root", str(empty))
     assert wrong.returncode != 0 and f"{empty} is not one of this cluster's environment folders" in wrong.stderr
     assert str(lab.shared) in wrong.stderr, wrong.stderr
-    back = cli("cluster", "edit", "alpha", "--env-root", str(empty), "--no-env-root", str(lab.shared))
+    back = cli("cluster", "edit", "alpha", "--env-root", f"{empty}/", "--no-env-root", f"{lab.shared}/")  # R20
     assert back.returncode == 0, back.stderr
     names = {env["name"] for env in json.loads(cli("env", "list", "alpha", "--json").stdout)}
     assert their_env.name not in names, names

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
 import uuid
 
-import pytest
 
 from test_testbed import _connect, _exec
 from testbed import tool_settings
@@ -95,12 +95,17 @@ def test_the_beds_pip_and_uv_as_a_user_ignore_the_users_settings(testbed):
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.mark.parametrize("variable", ["PIP_CONFIG_FILE", "UV_NO_CONFIG"])
-def test_the_test_process_reads_no_configuration_file(variable):
-    """conftest isolated this process: pip and uv read no configuration file, and no PIP_/UV_ variable of the
-    machine's is left."""
-    assert os.environ[variable] == tool_settings.NO_CONFIG_FILES[variable]
-    assert {k for k in os.environ if k.startswith(tool_settings.PREFIXES)} == set(tool_settings.NO_CONFIG_FILES)
+def test_the_test_process_reads_no_configuration_file():
+    """conftest isolated this process: pip's own account of the settings it would use (`pip config list`, which
+    names every file's and every PIP_ variable's) holds only the empty configuration file, and uv finds no
+    configuration file (it names each one it found with -v). R20: this test compared os.environ with
+    tool_settings' own constants."""
+    listed = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True,
+                            check=True, timeout=120).stdout.split()
+    assert listed == [f":env:.config-file='{os.devnull}'"], listed
+    found = subprocess.run(["uv", "pip", "list", "-v", "--python", sys.executable], capture_output=True, text=True,
+                           timeout=120).stderr
+    assert not re.search(r"Found \w+ configuration in", found), found
 
 
 def test_a_login_on_the_bed_reads_the_clusters_machine_wide_config_not_this_machines(testbed):

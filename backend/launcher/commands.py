@@ -145,7 +145,10 @@ def cluster_edit(args: argparse.Namespace, session: Session) -> int:
 
 def _env_roots_after(roots: list[str], added: list[str], removed: list[str]) -> list[str]:
     """A cluster's environment folders with `added` appended (each once) and `removed` taken out; a folder to
-    remove that is not there is refused, naming those that are (a typo would otherwise change nothing unsaid)."""
+    remove that is not there is refused, naming those that are (a typo would otherwise change nothing unsaid).
+    Each is compared as saved ('/p/x/' is '/p/x': R20)."""
+    from envdesk.backend.validate import remote_folder
+    added, removed = [remote_folder(root) for root in added], [remote_folder(root) for root in removed]
     missing = [root for root in removed if root not in roots]
     if missing:
         raise InvalidInput(f"{', '.join(missing)} is not one of this cluster's environment folders.",
