@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -254,7 +255,9 @@ def test_a_kernel_forgets_the_servers_modules_and_pythonpath(testbed, tmp_path, 
     tinyalpha 1.1 on PYTHONPATH), and the kernel of an environment holding tinyalpha 2.0 imported the stack's 1.1
     and showed the server's modules. Started by jupyter_client from such a shell, the kernel imports the
     environment's own tinyalpha (the kernel's import system is the referee), has only the environment's modules
-    (Lmod's LOADEDMODULES) and a sticky module the site loaded stays, as `module purge` keeps it in a new login."""
+    (Lmod's LOADEDMODULES) and a sticky module the site loaded stays, as `module purge` keeps it in a new login;
+    R20: a site default that is not sticky (LMOD_SYSTEM_DEFAULT_MODULES, a Cray PrgEnv say) is there too, as Lmod's
+    own `module reset` (what a new login has) loads it."""
     from testbed.software import STACK_MODULE
     alpha = testbed.clusters["alpha"]
     paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse)
@@ -263,28 +266,40 @@ def test_a_kernel_forgets_the_servers_modules_and_pythonpath(testbed, tmp_path, 
     sticky = alpha.home / f"sticky-{name}"
     alpha.run_as_user(f"mkdir -p {sticky}/site && printf '%s\\n' 'add_property(\"lmod\", \"sticky\")' "
                       f"'setenv(\"SITE_STICKY\", \"kept\")' > {sticky}/site/1.0.lua")
+    default = f"sitedef{name.replace('-', '')}/1.0"  # in the site's own module tree, where reset finds it
+    default_file = Path(str(alpha.modulepath).split(":")[0]) / f"{default}.lua"
+    default_file.parent.mkdir()
+    default_file.write_text('setenv("SITE_DEFAULT", "loaded")\n')
+    default_file.parent.chmod(0o755)
+    default_file.chmod(0o644)
     probe = ("import json, os, importlib.metadata as md, tinyalpha; print(json.dumps({'file': tinyalpha.__file__, "
              "'version': md.version('tinyalpha'), 'loaded': os.environ.get('LOADEDMODULES', ''), "
-             "'sticky': os.environ.get('SITE_STICKY'), 'pythonpath': os.environ.get('PYTHONPATH')}))")
+             "'sticky': os.environ.get('SITE_STICKY'), 'site_default': os.environ.get('SITE_DEFAULT'), "
+             "'pythonpath': os.environ.get('PYTHONPATH')}))")
     try:
         env = create_environment(session, "alpha", CreateRequest(
             name=name, packages=["tinyalpha==2.0", "ipykernel"])).environment
         assert STACK_MODULE not in env.modules
         kernel = add_kernel(session, "alpha", name)
-        server = (f"module use {sticky} && module load site/1.0 {' '.join(env.modules)} {STACK_MODULE} && "
+        server = (f"export LMOD_SYSTEM_DEFAULT_MODULES={default} && module use {sticky} && "
+                  f"module load site/1.0 {default} {' '.join(env.modules)} {STACK_MODULE} && "
                   "export PYTHONPATH=/server/own${PYTHONPATH:+:$PYTHONPATH} && ")
         seen = alpha.run_as_user(server + "python3 -c 'import tinyalpha; print(tinyalpha.__version__)'")
         assert seen.stdout.strip() == "1.1", "the server's shell imports the stack's tinyalpha"
+        reset = alpha.run_as_user(server + "module reset >/dev/null 2>&1; echo $LOADEDMODULES").stdout.split(":")
+        assert default in [m.strip() for m in reset], reset  # Lmod: a new login has the site's default
         said = run_in_kernel(alpha, jupyter_client_python, kernel.name, clean=False, before=server, probe=probe)
         assert said["file"].startswith(env.path + "/"), said
         assert said["version"] == "2.0"
         loaded = said["loaded"].split(":")
         assert STACK_MODULE not in loaded and set(env.modules) <= set(loaded), said
         assert "site/1.0" in loaded and said["sticky"] == "kept", said
+        assert default in loaded and said["site_default"] == "loaded", said
         assert not said["pythonpath"], said
         remove_kernel(session, "alpha", kernel.name)
     finally:
         session.close()
+        shutil.rmtree(default_file.parent, ignore_errors=True)
 
 
 IPYKERNEL_MODULE = "ipyk/7.4"

@@ -3,10 +3,10 @@
 A kernel made here lives where Jupyter looks for the user's own kernels on the target (its user data folder,
 `~/.local/share/jupyter/kernels/<name>/` on Linux, or `$JUPYTER_DATA_DIR/kernels/` where the login shell sets
 it, as `jupyter kernelspec install --user` would choose). Its `kernel.json` runs `launch.sh` beside it, which
-purges the Jupyter server's modules and PYTHONPATH, loads the recorded modules and activates the environment,
-then execs its Python with `ipykernel_launcher`: so Jupyter started by Open OnDemand or JupyterHub on that
-cluster (which loads other modules, or none) runs the environment as a new terminal would. On Windows (This
-computer only) the kernel runs the environment's Python directly.
+drops the Jupyter server's PYTHONPATH and modules (keeping sticky ones and the site's login defaults), loads
+the recorded modules and activates the environment, then execs its Python with `ipykernel_launcher`: so Jupyter
+started by Open OnDemand or JupyterHub on that cluster (which loads other modules, or none) runs the environment
+as a new terminal would. On Windows (This computer only) the kernel runs the environment's Python directly.
 
 The files are written by a stdlib script sent to the target's own Python (KERNEL_SCRIPT, Python 3.6 syntax);
 every value reaches it as JSON inside that script and the launcher's words are quoted here (shlex.quote).
@@ -357,15 +357,24 @@ def _module_init() -> str:
             "fi\n")
 
 
+_LOGIN_MODULES = ("module purge >/dev/null 2>&1\n"
+                  '[ -z "${LMOD_SYSTEM_DEFAULT_MODULES:-}" ] || '
+                  'module load ${LMOD_SYSTEM_DEFAULT_MODULES//:/ } >/dev/null 2>&1\n')
+"""The modules a new login has: `module purge` (Lmod keeps sticky modules, such as the Alliance's StdEnv), then
+the site's defaults a login loads (Lmod's LMOD_SYSTEM_DEFAULT_MODULES: a default that is not sticky, a Cray
+PrgEnv say, would be gone after a purge, R20). Not `module reset`, which also puts MODULEPATH back to the
+system's, losing the user's own `module use` folders."""
+
+
 def _fresh_start() -> str:
     """Shell lines that leave nothing of the Jupyter server's own setup to the kernel (T23: Open OnDemand loads
     modules for the server, scipy-stack's PYTHONPATH among them, and the kernel imported the stack's packages
-    instead of the environment's): `module purge` where `module` exists (Lmod keeps sticky modules, such as the
-    Alliance's StdEnv, as a new login does), then no inherited PYTHONPATH or PYTHONHOME."""
-    return ("if type module >/dev/null 2>&1; then\n"
-            "  module purge >/dev/null 2>&1 || true\n"
-            "fi\n"
-            "unset PYTHONPATH PYTHONHOME\n")
+    instead of the environment's): no inherited PYTHONPATH or PYTHONHOME, and the modules a new login has
+    (_LOGIN_MODULES) where `module` exists."""
+    return ("unset PYTHONPATH PYTHONHOME\n"
+            "if type module >/dev/null 2>&1; then\n"
+            + "".join(f"  {line}\n" for line in _LOGIN_MODULES.splitlines()) +
+            "fi\n")
 
 
 def _module_check() -> str:
@@ -374,8 +383,7 @@ def _module_check() -> str:
     that is gone; with $ENVDESK_PYTHON set, exit 4 when that Python finds no ipykernel with them loaded."""
     return (_module_init() + "type module >/dev/null 2>&1 || exit 3\n"
             '[ -n "${LMOD_CMD:-}" ] || exit 3\n'  # Environment Modules 3.2 has no is-avail: not checked (R20)
-            "module purge >/dev/null 2>&1\n"
-            "unset PYTHONPATH PYTHONHOME\n"
+            "unset PYTHONPATH PYTHONHOME\n" + _LOGIN_MODULES +
             'for envdesk_module in "$@"; do\n'
             '  module is-avail "$envdesk_module" >/dev/null 2>&1 || { echo "ENVDESK-GONE $envdesk_module"; exit 1; }\n'
             '  module load "$envdesk_module" >/dev/null 2>&1\n'
