@@ -426,7 +426,9 @@ def test_the_windows_import_of_a_conda_file_where_no_conda_is_checks_with_one_dr
     from test_gui import LONG, finish, open_window, quiet_count
     window = open_window(qtbot, config_for(tmp_path / "cfg", cluster))
     (tmp_path / "environment.yml").write_text(CONDA_FILE)
-    (tmp_path / "requirements.txt").write_text("tinyalpha==1.0\ntinybeta>=0.1\ntinydelta==1.0\n")
+    # the kind the conda file's stand-in is (a file naming no kind gets the cluster's default, uv's, without pip)
+    (tmp_path / "requirements.txt").write_text("# envdesk: kind=venv\ntinyalpha==1.0\ntinybeta>=0.1\n"
+                                               "tinydelta==1.0\n")
 
     def imported(name: str) -> tuple[int, str]:
         """The commands the window's import of the file `name` cost the cluster, and what its venv holds."""

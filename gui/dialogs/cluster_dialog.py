@@ -225,10 +225,11 @@ class ClusterDialog(QDialog):
         self.jump = QLineEdit()
         self.jump.setPlaceholderText("user@gateway:22, comma separated")
         self.roots = QPlainTextEdit()  # one a line: a folder's name may hold spaces (T22)
-        self.roots.setPlaceholderText("One folder a line; left empty, EnvDesk looks in:\n"
-                                      + "\n".join(DEFAULT_ENV_ROOTS))
+        self.roots.setPlaceholderText("One folder a line. Left empty, EnvDesk looks in " + ", ".join(DEFAULT_ENV_ROOTS))
         self.roots.setTabChangesFocus(True)
-        self.roots.setMaximumHeight(110)
+        # three lines high (it scrolls): the whole unfolded dialog still fits a 1024x640 screen's room
+        self.roots.setMaximumHeight(self.roots.fontMetrics().lineSpacing() * 3
+                                    + 2 * int(self.roots.document().documentMargin()) + 2 * self.roots.frameWidth())
         self.pip_args = QLineEdit()
         self.pip_args.setPlaceholderText("e.g. --no-index")
         for label, widget in [("Jump hosts", self.jump), ("Environment folders", self.roots),

@@ -99,6 +99,8 @@ def main() -> int:
         cluster.preset.setCurrentIndex(1)
         cluster.user.setText("jsmith")
         shoot(cluster, "add-cluster")
+        cluster.advanced.box.setChecked(True)
+        shoot(cluster, "add-cluster-advanced")
 
         key = paramiko.PKey.from_path(str(bed.client_key))
         shoot(TrustDialog("fir", ServerIdentity("fir.alliancecan.ca", 22, key), window), "trust-server")
