@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_fixtures import load_agent
 from envdesk.backend.operations.common import Reservation
 from envdesk_fixtures import make_config, run_cli, session_for, unique
 from testbed import util
@@ -59,6 +60,57 @@ def lab(testbed, tmp_path, home):
             bashrc.write_text(kept)
         util.run(["rm", "-rf", str(top)], check=False)
         util.run(["groupdel", group], check=False)
+
+
+class SwapOnLook:
+    """The agent's os, except that its first lstat of a file named `bait` first swaps the folder holding it for a
+    link to `target`: a colleague who may write the shared folder doing so between the walk's listing and the
+    change (R20), at the one moment that matters, every time."""
+
+    def __init__(self, bait: str, target: Path) -> None:
+        self.bait, self.target, self.swapped = bait, target, False
+
+    def __getattr__(self, name: str):
+        return getattr(os, name)
+
+    def lstat(self, path, *args, **kwargs):
+        if os.path.basename(path) == self.bait and not self.swapped:
+            self.swapped = True
+            folder = self.folder
+            os.rename(folder, f"{folder}.moved")
+            os.symlink(self.target, folder)
+        return os.lstat(path, *args, **kwargs)
+
+
+def test_sharing_never_follows_a_folder_swapped_for_a_link_midway(tmp_path):
+    """The owner's own private file (a key in a 0700 folder) keeps its mode and group when the folder the walk
+    listed is swapped for a link to it before its entries are changed (referee: os.stat)."""
+    ssh = tmp_path / "ssh"
+    ssh.mkdir(mode=0o700)
+    key = ssh / "id_ed25519"
+    key.write_text("secret")
+    key.chmod(0o600)
+    env = tmp_path / "shared" / "env"
+    (env / "lib").mkdir(parents=True)
+    (env / "lib" / "id_ed25519").write_text("planted")     # named like the key, so the walk lists that name
+    cached = tmp_path / "cache-file"                         # what uv links from the user's private cache
+    cached.write_text("module")
+    cached.chmod(0o600)
+    os.link(cached, env / "module.py")
+    before, cache_before = os.stat(key), os.stat(cached)
+    agent = load_agent()
+    swap = SwapOnLook("id_ed25519", ssh)
+    swap.folder = str(env / "lib")
+    agent.os = swap
+    agent.share_tree(str(env), (before.st_gid + 4242, True))
+    assert swap.swapped
+    after = os.stat(key)
+    assert (stat.S_IMODE(after.st_mode), after.st_gid) == (0o600, before.st_gid)
+    assert os.stat(env).st_gid == before.st_gid + 4242       # the walk did share what it should
+    copy, cache_after = os.stat(env / "module.py"), os.stat(cached)
+    assert (copy.st_gid, stat.S_IMODE(copy.st_mode), copy.st_nlink) == (before.st_gid + 4242, 0o660, 1)
+    assert (cache_after.st_gid, stat.S_IMODE(cache_after.st_mode)) == (cache_before.st_gid, 0o600)
+    assert (env / "module.py").read_text() == "module" and cache_after.st_nlink == 1
 
 
 def as_user(cluster, script: str) -> subprocess.CompletedProcess:
@@ -104,11 +156,18 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
     assert os.stat(env).st_mode & 0o070 == 0o070          # the folder is group-writable: so is the environment
     uv_lock = env / ".lock"                                 # uv's, made writable by everyone: no longer by others
     assert not uv_lock.exists() or os.stat(uv_lock).st_mode & 0o002 == 0
+    # a link the user put in it, to a private folder of theirs: never followed by the sharing
+    site = next(env.glob("lib/python*/site-packages"))
+    outside = first.home / unique("outside")
+    first.run_as_user(f"mkdir -m 700 {outside} && echo s > {outside}/key && chmod 600 {outside}/key && "
+                      f"ln -s {outside} {site}/outside-link")
+    key_before = os.stat(outside / "key")
     # a change there: the other user sees the new package (uv links it from the first user's private cache)
     added = run_cli("env", "update", "alpha", str(env), "--add", "tinygamma", config=config, home=home)
     assert added.returncode == 0, added.stderr
     assert uses(second, env, "tinygamma") and closed_to_group(env, gid) == []
-    site = next(env.glob("lib/python*/site-packages"))
+    key_after = os.stat(outside / "key")
+    assert (key_after.st_mode, key_after.st_gid) == (key_before.st_mode, key_before.st_gid)
     linked = [str(p) for p in site.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
     assert linked == []           # copies: no file of the first user's cache changed its group or mode
     # the first user's own folder is private: left to the umask (077)
@@ -118,6 +177,13 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
         assert made.returncode == 0 and "Shared with" not in made.stdout, made.stderr
         assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
         assert stat.S_IMODE(os.stat(private / "pyvenv.cfg").st_mode) == 0o600
+        # uv links from the cache the shared environment's tinyalpha came from (same filesystem), so that one was
+        # linked too before EnvDesk made it a copy: the cache's files kept their group and mode
+        assert os.stat(private).st_dev == os.stat(shared).st_dev
+        private_site = next(private.glob("lib/python*/site-packages"))
+        cached = [p.stat() for p in (private_site / "tinyalpha").rglob("*") if p.is_file() and p.stat().st_nlink > 1]
+        assert cached, "uv copied tinyalpha instead of linking it: the shared environment's copies prove nothing"
+        assert all(one.st_gid != gid and one.st_mode & 0o060 == 0 for one in cached), cached
         # a copy of it (to the first root, the shared folder) and an import there are the group's too
         copy = shared / unique("copy")
         cloned = run_cli("env", "clone", "alpha", str(private), "alpha", "--name", copy.name, "--yes",
@@ -132,7 +198,7 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
         for env in (copy, imported):
             assert uses(second, env, "tinyalpha") and closed_to_group(env, gid) == []
     finally:
-        util.run(["rm", "-rf", str(private)], check=False)
+        util.run(["rm", "-rf", str(private), str(outside)], check=False)
 
 
 def test_the_doctor_finds_a_shared_environment_the_group_cannot_use(lab):
@@ -178,3 +244,4 @@ def test_a_colleague_is_told_who_holds_the_lock_and_never_takes_a_fresh_one(lab,
         assert not lock.exists() and not list(shared.glob("*.stale-*"))
     finally:
         session.close()
+

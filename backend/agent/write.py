@@ -86,69 +86,136 @@ def _lock_owner(lock):
     return info
 
 
-def _own_copy(full, info):
-    """Make full (a file with other hard links: uv and conda link what they install from the user's own cache) a
-    file of its own, so that changing its group and mode does not change the cache's, and the cache's private
-    group does not stay on it."""
-    import shutil  # only where a shared environment holds linked files
-    fd, temp = make_temp_file(os.path.dirname(full), ".envdesk-copy-", "")
+def _open_entry(name, dir_fd=None, folder=False):
+    """A read-only descriptor of name (in the folder open as dir_fd), never through a link, without blocking on a
+    FIFO, or None where it cannot be opened (a link, a socket, a file its owner may not read, no dir_fd here)."""
+    if not hasattr(os, "O_NOFOLLOW") or (dir_fd is not None and os.open not in os.supports_dir_fd):
+        return None
+    flags = (os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+             | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
     try:
-        with os.fdopen(fd, "wb") as copy, open(full, "rb") as source:
-            shutil.copyfileobj(source, copy)
-        os.utime(temp, (info.st_atime, info.st_mtime))
-        os.replace(temp, full)
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError:
+        return None
+
+
+def _own_copy(dir_fd, name, fd, info):
+    """Make name (in the folder open as dir_fd; fd open on it, info its fstat: a file with other hard links, as
+    uv and conda link what they install from the user's own cache) a file of its own, so that changing its group
+    and mode does not change the cache's, and the cache's private group does not stay on it. Returns the copy's
+    descriptor and fstat; fd is closed. Everything goes through the folder's descriptor: a folder swapped for a
+    link meanwhile is never followed."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temp = ".envdesk-copy-" + os.urandom(6).hex()
+        try:
+            copy = os.open(temp, flags, 0o600, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "No usable temporary file name found")
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            while chunk:
+                chunk = chunk[os.write(copy, chunk):]
+        os.utime(copy, ns=(info.st_atime_ns, info.st_mtime_ns))
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        _remove_if_there(temp)
+        os.close(copy)
+        try:
+            os.unlink(temp, dir_fd=dir_fd)
+        except OSError:
+            pass
         raise
-    return os.lstat(full)
+    os.close(fd)
+    return copy, os.fstat(copy)
+
+
+def _share_at(dir_fd, name, seen, share):
+    """share_entry for name in the folder open as dir_fd, seen its lstat as the walk saw it: changed through a
+    descriptor opened without following links and checked to be that same file of this user, so that a
+    colleague who may write the shared folder cannot swap in a link to one of the user's own files."""
+    gid, writable = share
+    if stat.S_ISLNK(seen.st_mode) or seen.st_uid != os.getuid():
+        return
+    mode = stat.S_IMODE(seen.st_mode)
+    wanted = mode | 0o040 | (0o020 if writable else 0) | (0o010 if stat.S_ISDIR(seen.st_mode) or mode & 0o100
+                                                           else 0)
+    if seen.st_gid == gid and wanted == mode:
+        return
+    fd = _open_entry(name, dir_fd, folder=stat.S_ISDIR(seen.st_mode))
+    if fd is None:
+        return      # left for the doctor to find
+    try:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != (seen.st_dev, seen.st_ino) or info.st_uid != os.getuid():
+            return
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            fd, info = _own_copy(dir_fd, name, fd, info)
+        if info.st_gid != gid:
+            os.fchown(fd, -1, gid)   # clears a file's setuid/setgid: set the mode after
+        os.fchmod(fd, wanted)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def share_entry(full, share):
     """Give one file or folder the group and the group mode of a shared environment (see group_share): its
     group's, readable by it (and searchable or runnable where its owner may), writable by it where the shared
-    folder is; only what this user owns, never through a link. A failure is left for the doctor to find."""
-    gid, writable = share
+    folder is; only what this user owns, never through a link (see _share_at). A failure is left for the doctor
+    to find."""
+    folder = _open_entry(os.path.dirname(full), folder=True)
+    if folder is None:
+        return
     try:
-        info = os.lstat(full)
-        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
-            return
-        mode = stat.S_IMODE(info.st_mode)
-        wanted = mode | 0o040 | (0o020 if writable else 0) | (0o010 if stat.S_ISDIR(info.st_mode) or mode & 0o100
-                                                               else 0)
-        if info.st_gid == gid and wanted == mode:
-            return
-        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-            info = _own_copy(full, info)
-        if info.st_gid != gid:
-            os.chown(full, -1, gid, follow_symlinks=False)   # clears a file's setuid/setgid: set the mode after
-        os.chmod(full, wanted)
+        _share_at(folder, os.path.basename(full), os.lstat(os.path.basename(full), dir_fd=folder), share)
     except OSError:
         pass
+    finally:
+        os.close(folder)
 
 
 def share_like_folder(path):
     """After a change: uv's lock file in the environment (.lock, which uv makes writable by everyone so that other
     users may take it) no longer writable by others (the environment's group may, where it may update it), and
     an environment in a group's shared folder shared like it (see group_share), whatever the umask and
-    installers left."""
+    installers left. Never through a link (see _share_at)."""
     share = group_share(os.path.dirname(path))
-    uv_lock = os.path.join(path, ".lock")
-    info = _lstat(uv_lock)
-    if info is not None and stat.S_ISREG(info.st_mode) and info.st_uid == _uid() and info.st_mode & 0o022:
+    env = _open_entry(path, folder=True)
+    uv_lock = _open_entry(".lock", env) if env is not None else None
+    if uv_lock is not None:
         try:
-            os.chmod(uv_lock, stat.S_IMODE(info.st_mode) & ~0o022)
+            info = os.fstat(uv_lock)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == _uid() and info.st_mode & 0o022:
+                os.fchmod(uv_lock, stat.S_IMODE(info.st_mode) & ~0o022)
         except OSError:
             pass
+        finally:
+            os.close(uv_lock)
+    if env is not None:
+        os.close(env)
     if share is not None:
         share_tree(path, share)
 
 
 def share_tree(path, share):
-    """share_entry for an environment and everything in it (one walk, a change only where one is needed)."""
+    """share_entry for an environment and everything in it (one walk, a change only where one is needed). The
+    walk (os.fwalk) holds each folder open and never follows a link; each entry is changed through that folder's
+    descriptor (see _share_at)."""
     share_entry(path, share)
-    for top, folders, files in os.walk(path):
+    for _, folders, files, folder in os.fwalk(path):
         for name in folders + files:
-            share_entry(os.path.join(top, name), share)
+            try:
+                _share_at(folder, name, os.lstat(name, dir_fd=folder), share)
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------------------
