@@ -245,3 +245,37 @@ def test_a_colleague_is_told_who_holds_the_lock_and_never_takes_a_fresh_one(lab,
     finally:
         session.close()
 
+
+def test_a_lock_closed_to_a_colleague_is_never_broken_by_them(lab):
+    """A lock whose holder has no heartbeat (a delete, or no process to watch) and that the colleague cannot read
+    is not taken over after two minutes of silence, and not even after a day's when they could not remove it: two
+    clients would believe they held it (R20). Referees: the second Unix user's own run, the lock folder (os.stat)."""
+    first, second, shared, config, other_config, home, group = lab
+    env = shared / unique("closedlock")
+    made = create(config, home, shared, env.name)
+    assert made.returncode == 0, made.stderr
+    lock = Path(f"{env}.envdesk-lock")
+    record = '{"operation": "delete", "token": "t", "host": "elsewhere", "started": 1}'
+    first.run_as_user(f"mkdir -m 700 {lock} && echo {shlex.quote(record)} > {lock}/owner.json")
+    for silent in (600, 25 * 3600):
+        os.utime(lock, (time.time() - silent, time.time() - silent))
+        busy = run_cli("env", "update", "beta", str(env), "--add", "tinygamma", config=other_config, home=home)
+        assert busy.returncode != 0 and first.user in busy.stderr, busy.stderr
+        assert os.stat(lock).st_uid == os.stat(env).st_uid and (lock / "owner.json").exists()
+        assert not list(shared.glob("*.stale-*")) and not uses(second, env, "tinygamma")
+    assert f"rm -r {lock}" in busy.stderr and "closed to you" in busy.stderr, busy.stderr
+
+
+def test_advice_names_a_path_with_spaces_as_one_shell_word(tmp_path):
+    """The commands the doctor and a busy create tell the user to run keep a path with a space in one word
+    (referee: shlex.split, as a POSIX shell splits them)."""
+    agent = load_agent(write=False)
+    env = tmp_path / "lab envs" / "my env"
+    env.mkdir(parents=True)
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    told = agent.group_problem(str(env), (os.stat(env).st_gid + 4242, True))
+    command = told[told.index("run: ") + 5:told.index(" (g+rwX")]
+    assert shlex.split(command)[3:5] == [str(env), "&&"] and shlex.split(command)[-1] == str(env), told
+    told = agent.creating_text(str(env), {})
+    assert shlex.split(told[told.index("(rm -r ") + 1:told.index(") and create")]) == [
+        "rm", "-r", f"{env}.envdesk-lock"], told

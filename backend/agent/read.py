@@ -553,6 +553,13 @@ def _group_cannot_use(path, info, gid):
     return info.st_gid != gid or info.st_mode & need != need
 
 
+def shell_word(text):
+    """text as one word for a POSIX shell, for a command a message tells the user to run (shlex is loaded only
+    then: most runs never need it)."""
+    import shlex
+    return shlex.quote(text)
+
+
 def group_problem(path, share):
     """A sentence when the group an environment in a shared folder is shared with cannot use it, else None.
 
@@ -590,7 +597,7 @@ def group_problem(path, share):
             "not readable by the group (mode %s, group %s), so colleagues get 'Permission denied'. As its owner, "
             "run: chgrp -R %s %s && chmod -R g+rX %s (g+rwX to let them update it)."
             % (name, closed, oct(stat.S_IMODE(info.st_mode))[2:], account_name(info.st_gid, group=True),
-               name, path, path))
+               shell_word(name), shell_word(path), shell_word(path)))
 
 
 def env_marker(folder, denied=None):
@@ -2082,7 +2089,7 @@ def creating_text(path, info):
             "EnvDesk is creating it (one stopped on another computer cannot be told from here), remove its lock (rm -r "
             "%s) and create it again: EnvDesk then builds it anew."
             % (info.get("host", "an unknown machine"), info.get("since", "at an unknown time"),
-               " by %s" % info["user"] if info.get("user") else "", lock))
+               " by %s" % info["user"] if info.get("user") else "", shell_word(lock)))
 
 
 def change_cut_off(path):

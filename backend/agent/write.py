@@ -78,11 +78,13 @@ def _lock_owner(lock):
             info.update(unreadable=True, user=account_name(os.stat(lock).st_uid))
         except OSError:
             pass
-    if not isinstance(info.get("started"), (int, float)):
-        try:
-            info["started"] = os.stat(lock).st_mtime
-        except OSError:
-            pass
+    try:
+        folder = os.stat(lock)
+        info["folder_id"] = [folder.st_dev, folder.st_ino]    # which lock this is, where no token can be read
+        if not isinstance(info.get("started"), (int, float)):
+            info["started"] = folder.st_mtime
+    except OSError:
+        pass
     return info
 
 
@@ -342,14 +344,16 @@ def _stale_reason(path, info):
     """Why the lock described by info is stale (a sentence), or None while its owner may still work."""
     lock = path + LOCK_SUFFIX
     now = time.time()
-    if info.get("unreadable"):    # nothing but the folder to go on: its holder's heartbeat touches it too
+    if info.get("unreadable"):
+        # Nothing but the folder to go on: a holder's heartbeat touches it, but a delete or a holder without an
+        # owner process to watch has none, so only a day's silence tells (as for a readable lock without one).
         try:
             silent = now - os.stat(lock).st_mtime
         except OSError:
             silent = 0
-        if silent > LOCK_SILENT_SECONDS:
-            return "its holder (%s) stopped showing signs of life %d seconds ago" % (info.get("user", "another user"),
-                                                                                     silent)
+        if silent > STALE_LOCK_SECONDS:
+            return "its holder (%s) has shown no sign of life for more than %d hours" % (
+                info.get("user", "another user"), STALE_LOCK_SECONDS // 3600)
         return None
     if _owned_here(info):
         if _process_alive(info["pid"], info.get("pid_start")):
@@ -507,12 +511,19 @@ def _write_owner(lock, owner, share):
 
 def _break_lock(lock, info):
     """Remove the stale lock described by info, and only that one (not one another client just took)."""
+    if info.get("unreadable") and not os.access(lock, os.W_OK | os.X_OK):
+        raise ActionError("The lock %s of an earlier EnvDesk operation by %s looks abandoned, but it is closed to "
+                          "you, so EnvDesk cannot remove it. Ask %s to remove it (rm -r %s), or to let EnvDesk "
+                          "take it over, then try again."
+                          % (lock, info.get("user", "another user"), info.get("user", "its owner"),
+                             shell_word(lock)), CODE_BUSY)
     aside = "%s.stale-%s" % (lock, os.urandom(6).hex())
     try:
         os.rename(lock, aside)     # atomic: of two clients taking it over, one moves it, the other fails
     except OSError:
         return
-    if _lock_owner(aside).get("token") != info.get("token"):
+    moved = _lock_owner(aside)
+    if moved.get("token") != info.get("token") or moved.get("folder_id") != info.get("folder_id"):
         try:                       # someone else's fresh lock: put it back
             os.rename(aside, lock)
         except OSError:
