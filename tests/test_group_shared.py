@@ -232,11 +232,8 @@ def test_a_colleague_is_told_who_holds_the_lock_and_never_takes_a_fresh_one(lab,
         os.chmod(lock, 0o700)
         long_ago = time.time() - 600
         os.utime(lock, (long_ago, long_ago))
-        for _ in range(60):                                # the next beat (every 15 s)
-            if os.stat(lock).st_mtime > long_ago + 1:
-                break
+        while os.stat(lock).st_mtime <= long_ago + 1:     # the next beat (every 15 s); a hang is the suite's to catch
             time.sleep(1)
-        assert os.stat(lock).st_mtime > long_ago + 1, "the holder's heartbeat never touched the lock's folder"
         busy = run_cli("env", "update", "beta", str(env), "--add", "tinygamma", config=other_config, home=home)
         assert busy.returncode != 0 and f"by {first.user}" in busy.stderr, busy.stderr
         assert not uses(second, env, "tinygamma")
