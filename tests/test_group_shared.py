@@ -102,7 +102,8 @@ def test_sharing_never_follows_a_folder_swapped_for_a_link_midway(tmp_path):
     swap = SwapOnLook("id_ed25519", ssh)
     swap.folder = str(env / "lib")
     agent.os = swap
-    agent.share_tree(str(env), (before.st_gid + 4242, True))
+    (tmp_path / "root-link").symlink_to(env.parent)           # a root named through a link, as ~/projects/def-lab
+    agent.share_tree(str(tmp_path / "root-link" / "env"), (before.st_gid + 4242, True))
     assert swap.swapped
     after = os.stat(key)
     assert (stat.S_IMODE(after.st_mode), after.st_gid) == (0o600, before.st_gid)

@@ -88,13 +88,14 @@ def _lock_owner(lock):
     return info
 
 
-def _open_entry(name, dir_fd=None, folder=False):
-    """A read-only descriptor of name (in the folder open as dir_fd), never through a link, without blocking on a
+def _open_entry(name, dir_fd=None, folder=False, link_ok=False):
+    """A read-only descriptor of name (in the folder open as dir_fd), never through a link unless link_ok (the
+    folder an environment is in: a root may be named through one, as ~/projects/def-lab), without blocking on a
     FIFO, or None where it cannot be opened (a link, a socket, a file its owner may not read, no dir_fd here)."""
     if not hasattr(os, "O_NOFOLLOW") or (dir_fd is not None and os.open not in os.supports_dir_fd):
         return None
-    flags = (os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-             | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+    flags = (os.O_RDONLY | (0 if link_ok else os.O_NOFOLLOW) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0) | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
     try:
         return os.open(name, flags, dir_fd=dir_fd)
     except OSError:
@@ -173,7 +174,7 @@ def share_entry(full, share):
     group's, readable by it (and searchable or runnable where its owner may), writable by it where the shared
     folder is; only what this user owns, never through a link (see _share_at). A failure is left for the doctor
     to find."""
-    folder = _open_entry(os.path.dirname(full), folder=True)
+    folder = _open_entry(os.path.dirname(full), folder=True, link_ok=True)
     if folder is None:
         return
     try:
