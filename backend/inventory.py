@@ -169,8 +169,10 @@ class SharedGroup:
 
     def sentence(self) -> str:
         """One line for a create: who may use it."""
-        may = "use and update" if self.write else "use"
-        return f"Shared with the group {self.group}, like its folder: its members may {may} it."
+        if not self.write:
+            return f"Shared with the group {self.group}, like its folder: its members may use it."
+        return (f"Shared with the group {self.group}, like its folder: its members may use and update it, and so "
+                "change what runs when you use it.")  # R20: say what group write gives them
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,7 +151,8 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
     env = shared / unique("labenv")
     made = create(config, home, shared, env.name)
     assert made.returncode == 0, made.stderr
-    assert f"Shared with the group {group}, like its folder: its members may use and update it." in made.stdout
+    assert (f"Shared with the group {group}, like its folder: its members may use and update it, and so change "
+            "what runs when you use it") in made.stdout, made.stdout
     assert uses(second, env, "tinyalpha"), as_user(second, f"{env}/bin/python -c 'import tinyalpha'").stderr
     assert closed_to_group(env, gid) == []
     assert os.stat(env).st_mode & 0o070 == 0o070          # the folder is group-writable: so is the environment
