@@ -563,8 +563,7 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
     from PySide6.QtWidgets import QMessageBox
 
     from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
-    from envdesk.gui.main_window import MainWindow
-    from test_gui import finish, select_env, select_target
+    from test_gui import finish, open_window, select_env, select_target
 
     alpha = testbed.clusters["alpha"]
     paths = config_with_jupyter(tmp_path, testbed, ["alpha"], jupyter_wheelhouse)
@@ -581,9 +580,7 @@ def test_the_window_makes_a_kernel_and_offers_ipykernel_first(qtbot, testbed, tm
         create_environment(session, "alpha", CreateRequest(name=plain, kind="uv"))
     finally:
         session.close()
-    window = MainWindow(paths)
-    qtbot.addWidget(window)
-    window.show()
+    window = open_window(qtbot, paths)
     started: list = []
     window.controller.runner.started.connect(started.append)
     select_target(qtbot, window, "alpha")
@@ -662,8 +659,7 @@ def test_the_window_names_a_second_environments_kernel_itself(qtbot, testbed, tm
     """User trial T23: in the window, Make a Jupyter kernel for ~/third/kv failed because ~/other/kv had envdesk-kv,
     with a hint naming --name, which the window has no field for. Now it makes envdesk-third-kv and says so in the
     status bar; Jupyter's own listing (jupyter kernelspec list) is the referee of both kernels."""
-    from envdesk.gui.main_window import MainWindow
-    from test_gui import finish, select_target
+    from test_gui import finish, open_window, select_target
 
     alpha = testbed.clusters["alpha"]
     first, second = f"~/other-{unique('w')}", f"~/third-{unique('w')}"
@@ -678,9 +674,7 @@ def test_the_window_names_a_second_environments_kernel_itself(qtbot, testbed, tm
         add_kernel(session, "alpha", envs[0].path)
     finally:
         session.close()
-    window = MainWindow(paths)
-    qtbot.addWidget(window)
-    window.show()
+    window = open_window(qtbot, paths)
     started: list = []
     window.controller.runner.started.connect(started.append)
     select_target(qtbot, window, "alpha")

@@ -1805,7 +1805,7 @@ def ownership(info):
     conda-meta) that discovery already took: {"owner": user name, or None when it is this user's own, "group":
     its group's name (others' only), "writable": whether its permission bits let this user write it}. No file
     is looked at: a colleague's environment in a shared folder is told from one's own by what is at hand."""
-    me = os.geteuid() if hasattr(os, "geteuid") else None
+    me = _uid()
     if info is None or me is None:
         return {"owner": None, "group": None, "writable": True}
     if me == 0 or info.st_uid == me:
@@ -1820,7 +1820,7 @@ def others_packages(path, names):
     not writable for this one, as [{"name", "path", "owner"}]: removing or replacing one would fail on its files
     partway (T22). Asked for only those a change would remove or replace: one listing of each site-packages
     folder and one lstat of each named package's folder, so a listing costs nothing more."""
-    me = os.geteuid() if hasattr(os, "geteuid") else None
+    me = _uid()
     if not names or me in (None, 0):
         return []
     wanted = frozenset(normalize_name(name) for name in names)

@@ -93,8 +93,9 @@ def ipykernel_in(python):
 
 def modules_gone(config, kernel):
     """(the first of the kernel's recorded modules the module system no longer has, or None; whether they were
-    checked): after `module purge`, each one asked of `module is-avail` and loaded in turn, as its launcher loads
-    them (a module behind a compiler is there once the compiler is loaded). Not checked without `module`."""
+    checked): from the modules a new login has, each one asked of `module is-avail` and loaded in turn, as its
+    launcher loads them (a module behind a compiler is there once the compiler is loaded). Not checked without
+    Lmod, or past the listing's budget."""
     modules = [str(m) for m in ((kernel.get("envdesk") or {}).get("modules") or [])]
     if not modules:
         return None, True
@@ -121,13 +122,12 @@ def modules_gone(config, kernel):
         except (OSError, subprocess.SubprocessError):
             done[key] = (3, "")
     returncode, stdout = done[key]
-    ran = subprocess.CompletedProcess([], returncode, stdout)
-    said = [line[len("ENVDESK-GONE "):] for line in ran.stdout.splitlines() if line.startswith("ENVDESK-GONE ")]
-    if ran.returncode == 3:
+    said = [line[len("ENVDESK-GONE "):] for line in stdout.splitlines() if line.startswith("ENVDESK-GONE ")]
+    if returncode == 3:
         return None, False
-    if "ENVDESK_PYTHON" in environ and ran.returncode != 4:
-        kernel["ipykernel"] = True if ran.returncode == 0 else None  # unknown when a module is gone
-    return (said[0] if said else None), ran.returncode in (0, 4) or bool(said)
+    if "ENVDESK_PYTHON" in environ and returncode != 4:
+        kernel["ipykernel"] = True if returncode == 0 else None  # unknown when a module is gone
+    return (said[0] if said else None), returncode in (0, 4) or bool(said)
 
 
 def answer(**fields):
