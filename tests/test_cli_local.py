@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from agent_fixtures import umask_set
+from envdesk.cli import build_parser
 from envdesk_fixtures import envdesk_command, freeze_here, this_computer_with_one_venv
 from testbed.wheels import WHEELS, WheelSpec, build_wheel
 
@@ -88,6 +89,23 @@ def test_usage_errors_exit_2(tmp_path):
     assert envdesk("env", config_dir=tmp_path).returncode == 2
     assert envdesk("cluster", "add", "x", config_dir=tmp_path).returncode == 2  # --host is required
     assert envdesk("frobnicate", config_dir=tmp_path).returncode == 2
+
+
+@pytest.mark.parametrize("args, companion", [
+    (["disk", "local", "--yes"], "--clean"),
+    (["env", "doctor", "local", "--yes"], "--fix"),
+    (["env", "diff", "local:a", "local:b", "--yes"], "--make-like"),
+])
+def test_a_yes_with_nothing_to_agree_to_is_a_usage_error(tmp_path, args, companion):
+    """A user trial's `disk local --yes` ran the report and said nothing of the --yes that did nothing: it is a
+    usage error (2) naming the option it goes with, and nothing runs (no report on stdout)."""
+    said = envdesk(*args, config_dir=tmp_path)
+    assert said.returncode == 2, said.stderr
+    assert f"--yes goes with {companion}" in said.stderr and said.stderr.startswith("usage: envdesk ")
+    assert said.stdout == ""
+    value = {"--fix": ["some-fix"], "--clean": ["pip"]}.get(companion, [])
+    parsed = build_parser().parse_args([*args[:-1], companion, *value, "--yes"])  # with it, --yes is taken
+    assert parsed.yes
 
 
 def test_cluster_add_list_remove_from_a_clean_config_dir(tmp_path):

@@ -31,6 +31,22 @@ class _Parser(argparse.ArgumentParser):
             message = f"'{self.prog}' needs what to do: one of {', '.join(verbs)}."
         self.exit(2, f"envdesk: {message}\nTry '{self.prog} --help'.\n")  # the help of the command given
 
+    def only_with(self, option: str, companion: str) -> None:
+        """Make `option` a usage error unless `companion` is given too (a --yes with nothing to agree to did
+        nothing, silently: a user trial)."""
+        self.set_defaults(_only_with=[*(self.get_default("_only_with") or []), (option, companion)])
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
+        known, rest = super().parse_known_args(args, namespace)
+        for option, companion in getattr(known, "_only_with", None) or []:
+            if getattr(known, _dest(option)) and not getattr(known, _dest(companion)):
+                self.error(f"{option} goes with {companion}; without it there is nothing for {option} to do.")
+        return known, rest
+
+
+def _dest(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
 
 class _VersionAction(argparse.Action):
     """--version, with the version read from the package metadata only when asked."""
@@ -258,6 +274,7 @@ def _env_diff(verbs: Any) -> None:
                            "'envdesk env revert' undoes it); packages that cannot be pinned by version are left "
                            "alone and listed")
     diff.add_argument("--yes", action="store_true", help="with --make-like: change B without asking")
+    diff.only_with("--yes", "--make-like")
     _quiet_option(diff)
     diff.set_defaults(handler="env_diff")
 
@@ -402,6 +419,7 @@ def _env_doctor(verbs: Any) -> None:
     doctor.add_argument("--json", action="store_true", help="the findings as one JSON object")
     doctor.add_argument("--fix", metavar="ID", help="apply the fix a finding offers (its 'fix' id)")
     doctor.add_argument("--yes", action="store_true", help="with --fix: apply it without asking")
+    doctor.only_with("--yes", "--fix")
     doctor.set_defaults(handler="env_doctor")
 
 
@@ -447,12 +465,13 @@ def _kernel_remove(verbs: Any) -> None:
     kernel_remove.set_defaults(handler="kernel_remove")
 
 
-def _disk_options(disk: argparse.ArgumentParser) -> None:
+def _disk_options(disk: _Parser) -> None:
     disk.add_argument("cluster", help="a cluster's name ('local': this computer)")
     disk.add_argument("--json", action="store_true", help="the report (or what was cleaned) as one JSON object")
     disk.add_argument("--clean", choices=["pip", "uv", "conda", "all"],
                       help="empty that installer's cache (pip cache purge, uv cache clean, conda clean --all)")
     disk.add_argument("--yes", action="store_true", help="with --clean: clean without asking")
+    disk.only_with("--yes", "--clean")
     _quiet_option(disk)
     disk.set_defaults(handler="disk")
 
