@@ -149,6 +149,30 @@ def test_a_login_script_that_exits_is_named_as_the_reason(zsh_cluster, tmp_path,
         write_dotfiles(cluster, {})
 
 
+def test_a_uv_cache_folder_that_cannot_be_written_is_named_with_what_to_do(zsh_cluster, tmp_path, home):
+    """T26: where uv's cache folder cannot be made (a read-only or missing home, a UV_CACHE_DIR set by the site),
+    the create said "A program EnvDesk needs is not installed there." Referee: uv by hand, which fails to make its
+    cache there."""
+    cluster = zsh_cluster
+    closed = cluster.home / unique("closed")
+    closed.mkdir(mode=0o555)  # root's: the user may not write in it
+    write_dotfiles(cluster, {".zshenv": f"export UV_CACHE_DIR={closed}/uv\n"})
+    try:
+        status, _, err = by_hand(cluster, f"bash -lc 'module load {cluster.uv_module}; uv venv ~/{unique('by-hand')}'")
+        assert status != 0 and "Failed to initialize cache" in err, err
+        config = tmp_path / "cfg"
+        config_for(config, cluster)
+        name = unique("uvc")
+        done = run_cli("env", "create", cluster.name, name, "--kind", "uv", config=config, home=home)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"uv cannot use its cache folder {closed}/uv" in done.stderr and "UV_CACHE_DIR" in done.stderr
+        assert "not installed" not in done.stderr
+        assert not (cluster.home / "venvs" / name).exists()
+    finally:
+        write_dotfiles(cluster, {})
+        closed.rmdir()
+
+
 def test_a_login_without_the_module_command_says_so_not_that_the_module_is_missing(zsh):
     """T17: an account whose login files remove `module` was told the cluster had no such module and to run
     'module avail', which it cannot. Referee: the login by hand, where bash says module is not found."""

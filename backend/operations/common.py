@@ -64,6 +64,11 @@ _PLAIN_ERRORS: list[tuple[str, int, str]] = [
     (r"no\s+solution\s+found", re.I,  # uv's heading, before the line that names the package (see above)
      "The packages asked for cannot be installed together from this target's package index or wheel store: "
      "the log says which one, or which versions conflict."),
+    (r"Failed to initialize cache at `[^`]+`\s*\n\s*cause: [^`\n]*`(?P<name>[^`]+)`|"  # uv: the path in full
+     r"Failed to initialize cache at `(?P<name2>[^`]+)`", 0,
+     "uv cannot use its cache folder {name} there (a read-only, full or missing folder, or one you may not "
+     "write): set UV_CACHE_DIR to a folder you may write, such as one in your scratch or project space, in "
+     "~/.bashrc (export UV_CACHE_DIR=...)."),
     (r"(\S+): command not found|No such file or directory: '?(\S+?)'?$", re.I,
      "A program EnvDesk needs is not installed there."),
     (r"the following module\(s\) are unknown|unable to locate a modulefile", re.I,
