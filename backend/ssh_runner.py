@@ -84,14 +84,18 @@ _READ_FD3 = "import os\nwith os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)"
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
 # csh, tcsh or fish treat specially even between single quotes. It reads the script, one base64 line,
 # from standard input (bash reads a pipe a byte at a time, so the rest stays for the command).
-_READ_AND_RUN = ("'IFS= read -r envdesk_guard && IFS= read -r envdesk_line && "
-                 "envdesk_script=$(printf %s \"$envdesk_line\" | base64 -d) "
-                 "&& unset envdesk_guard envdesk_line && eval \"$envdesk_script\"'")
 HIJACKED = 97
 """The status of a shell that read EnvDesk's input as commands: GUARD_LINE, which the shell EnvDesk starts reads
 and passes over, stops any other (T17: `exec zsh -l` in a ~/.bash_profile replaced that shell, and zsh ran the
 input, a program's lines among it, as shell commands)."""
 GUARD_LINE = f"exit {HIJACKED}\n".encode()
+INPUT_TAKEN = 96
+"""The status of the shell EnvDesk starts when GUARD_LINE is not the first line it reads: a login file read
+standard input before it (a `read`, or a program asking a question), and took EnvDesk's input."""
+_READ_AND_RUN = (f"'{{ IFS= read -r envdesk_guard && [ \"$envdesk_guard\" = \"exit {HIJACKED}\" ]; }} || exit "
+                 f"{INPUT_TAKEN}; IFS= read -r envdesk_line && "
+                 "envdesk_script=$(printf %s \"$envdesk_line\" | base64 -d) "
+                 "&& unset envdesk_guard envdesk_line && eval \"$envdesk_script\"'")
 
 
 def command_line(shell: str = "bash --login") -> str:
@@ -1365,6 +1369,12 @@ class SSHRunner(Runner):
                                 "as its own commands; it was stopped before any of it ran.",
                                 "A line such as 'exec zsh -l' in ~/.bash_profile replaces the shell EnvDesk starts: "
                                 "run it only in a terminal, e.g. inside  if [[ $- == *i* ]]; then ... fi.",
+                                log=result.stdout + result.stderr)
+        if result.exit_status == INPUT_TAKEN and not (job.out.began or job.err.began):
+            raise CommandFailed(f"The login scripts on {self.name} read from standard input (a 'read', or a program "
+                                "that asks a question), which took EnvDesk's command; none of it ran.",
+                                "Ask such questions only in a terminal: in ~/.bash_profile or ~/.bashrc there, put "
+                                "those lines inside  if [[ $- == *i* ]]; then ... fi.",
                                 log=result.stdout + result.stderr)
         if not (job.out.began or job.err.began):  # see BEGIN_LINE; an 'exit 0' there ends it with status 0 (R15)
             raise CommandFailed(f"The login scripts on {self.name} ended the shell (status {result.exit_status}) "

@@ -173,6 +173,27 @@ def test_a_uv_cache_folder_that_cannot_be_written_is_named_with_what_to_do(zsh_c
         closed.rmdir()
 
 
+def test_a_login_file_that_reads_standard_input_is_named_as_the_reason(zsh_cluster, tmp_path, home):
+    """T26: a ~/.bash_profile asking `read -r ACCT` took EnvDesk's input, and the user was told the login scripts
+    ended the shell, to look for an 'exit' or 'set -e'. Referee: bash by hand, whose first line of input the
+    login file takes."""
+    cluster = zsh_cluster
+    write_dotfiles(cluster, {".bash_profile": 'echo -n "Which project account? "; read -r ACCT\n'})
+    try:
+        status, out, _ = by_hand(cluster, "printf 'one\\ntwo\\n' | bash -lc 'IFS= read -r line; echo got:$line'")
+        assert status == 0 and "got:two" in out, out
+        config = tmp_path / "cfg"
+        config_for(config, cluster)
+        name = unique("reads")
+        done = run_cli("env", "create", cluster.name, name, config=config, home=home)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "read from standard input" in done.stderr and "if [[ $- == *i* ]]" in done.stderr, done.stderr
+        assert "ended the shell" not in done.stderr
+        assert not (cluster.home / "venvs" / name).exists()
+    finally:
+        write_dotfiles(cluster, {})
+
+
 def test_a_login_without_the_module_command_says_so_not_that_the_module_is_missing(zsh):
     """T17: an account whose login files remove `module` was told the cluster had no such module and to run
     'module avail', which it cannot. Referee: the login by hand, where bash says module is not found."""
