@@ -138,6 +138,19 @@ def remote_script(body: str, modules: Sequence[str] = ()) -> str:
 
 
 _BEGIN_WORD = BEGIN_LINE.decode().strip()
+_LOGIN_ENDED = ("The login scripts on {name} ended the shell (status {status}) before EnvDesk's command began.",
+                "Check ~/.bash_profile and ~/.bashrc there (and the files they read): an 'exit', or 'set -e' with a "
+                "command that fails, ends every login shell.")
+_LOGIN_ENDINGS = {  # how the login scripts stopped EnvDesk's command, by the status of the shell it started
+    HIJACKED: ("The login scripts on {name} start another shell, which took EnvDesk's input as its own commands; it "
+               "was stopped before any of it ran.",
+               "A line such as 'exec zsh -l' in ~/.bash_profile replaces the shell EnvDesk starts: run it only in a "
+               "terminal, e.g. inside  if [[ $- == *i* ]]; then ... fi."),
+    INPUT_TAKEN: ("The login scripts on {name} read from standard input (a 'read', or a program that asks a "
+                  "question), which took EnvDesk's command; none of it ran.",
+                  "Ask such questions only in a terminal: in ~/.bash_profile or ~/.bashrc there, put those lines "
+                  "inside  if [[ $- == *i* ]]; then ... fi."),
+}
 _BROKE = "The connection to {} broke while running a command."
 
 
@@ -1364,23 +1377,9 @@ class SSHRunner(Runner):
         with self._slot():
             job = _ChannelJob(self, self._open_channel(cancel), command_line(), label or body, on_line)
             result = self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
-        if result.exit_status == HIJACKED and not (job.out.began or job.err.began):
-            raise CommandFailed(f"The login scripts on {self.name} start another shell, which took EnvDesk's input "
-                                "as its own commands; it was stopped before any of it ran.",
-                                "A line such as 'exec zsh -l' in ~/.bash_profile replaces the shell EnvDesk starts: "
-                                "run it only in a terminal, e.g. inside  if [[ $- == *i* ]]; then ... fi.",
-                                log=result.stdout + result.stderr)
-        if result.exit_status == INPUT_TAKEN and not (job.out.began or job.err.began):
-            raise CommandFailed(f"The login scripts on {self.name} read from standard input (a 'read', or a program "
-                                "that asks a question), which took EnvDesk's command; none of it ran.",
-                                "Ask such questions only in a terminal: in ~/.bash_profile or ~/.bashrc there, put "
-                                "those lines inside  if [[ $- == *i* ]]; then ... fi.",
-                                log=result.stdout + result.stderr)
         if not (job.out.began or job.err.began):  # see BEGIN_LINE; an 'exit 0' there ends it with status 0 (R15)
-            raise CommandFailed(f"The login scripts on {self.name} ended the shell (status {result.exit_status}) "
-                                "before EnvDesk's command began.",
-                                "Check ~/.bash_profile and ~/.bashrc there (and the files they read): an 'exit', or "
-                                "'set -e' with a command that fails, ends every login shell.",
+            what, hint = _LOGIN_ENDINGS.get(result.exit_status, _LOGIN_ENDED)
+            raise CommandFailed(what.format(name=self.name, status=result.exit_status), hint,
                                 log=result.stdout + result.stderr)
         return result
 
