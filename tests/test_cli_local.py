@@ -34,6 +34,16 @@ def local_wheelhouse(config: Path, root: Path, folder: Path, *more: WheelSpec) -
     return wheels
 
 
+def pip_would_install(requirements: Path, wheels: Path, name: str) -> list[str]:
+    """The referee for a requirements file: the versions of `name` pip's dry run would install from it."""
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
+                          "--ignore-installed", "--no-index", "--find-links", str(wheels), "-r", str(requirements)],
+                         capture_output=True, text=True, timeout=120)
+    assert pip.returncode == 0, pip.stderr
+    return [item["metadata"]["version"] for item in json.loads(pip.stdout)["install"]
+            if item["metadata"]["name"] == name]
+
+
 @pytest.fixture
 def local_envs(tmp_path):
     return this_computer_with_one_venv(tmp_path)
@@ -337,12 +347,7 @@ def test_export_picks_the_format_from_the_files_name(local_envs, tmp_path):
         asked = envdesk("env", "export", "local", "named", "--format", fmt, config_dir=config)
         when = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")  # the moment of each export
         assert when.sub("T", (tmp_path / file_name).read_text()) == when.sub("T", asked.stdout), file_name
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", "-",
-                          "--ignore-installed", "--no-index", "--find-links", str(wheels),
-                          "-r", str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=120)
-    assert pip.returncode == 0, pip.stderr
-    assert [item["metadata"]["version"] for item in json.loads(pip.stdout)["install"]
-            if item["metadata"]["name"] == "tinygamma"] == ["0.1"]
+    assert pip_would_install(tmp_path / "requirements.txt", wheels, "tinygamma") == ["0.1"]
     refused = envdesk("env", "export", "local", "named", "-o", str(tmp_path / "out.json"), config_dir=config)
     assert refused.returncode == 1 and "writes no .json file" in refused.stderr, refused.stderr  # a user trial
     assert not (tmp_path / "out.json").exists()                                              # got YAML there
@@ -397,6 +402,37 @@ def test_a_question_nobody_can_answer_says_so_and_how_to_say_yes(local_envs, tmp
     assert result.returncode == 1, result.stdout + result.stderr
     assert question in result.stderr and "not a terminal" in result.stderr and "--yes" in result.stderr, result.stderr
     assert kept.exists()
+
+
+def test_a_quoted_tilde_is_the_home_folder_and_a_dash_the_standard_streams(local_envs, tmp_path):
+    """T27: a script's quoted `-o '~/x.txt'` made a folder named ~ in the current folder, `-o -` a file named -,
+    `--requirements -` read a file named - and `env import local '~/req.txt'` found no file, where --root and
+    --config-dir take ~ as the home folder. The referees: the file system (where files are, and none named ~ or
+    -), pip installing from what -o - printed, `uv pip freeze` of what was made."""
+    config, root = local_envs
+    wheels = local_wheelhouse(config, root, tmp_path)
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([*ENVDESK, "--config-dir", str(config), *args], input=stdin, capture_output=True,
+                              text=True, timeout=300, cwd=work, env={**os.environ, "HOME": str(home)})
+
+    made = run("env", "create", "local", "piped", "--kind", "uv", "--requirements", "-", stdin="tinygamma==0.1\n")
+    assert made.returncode == 0, made.stderr
+    assert "tinygamma==0.1" in freeze_here(root / "piped")
+    saved = run("env", "export", "local", "piped", "-o", "~/piped.txt")
+    assert saved.returncode == 0, saved.stderr
+    printed = run("env", "export", "local", "piped", "--format", "requirements", "-o", "-")
+    assert printed.returncode == 0, printed.stderr
+    (tmp_path / "printed.txt").write_text(printed.stdout)
+    assert pip_would_install(tmp_path / "printed.txt", wheels, "tinygamma") == ["0.1"]
+    imported = run("env", "import", "local", "~/piped.txt", "--name", "again")
+    assert imported.returncode == 0, imported.stderr
+    assert "tinygamma==0.1" in freeze_here(root / "again")
+    assert (home / "piped.txt").is_file()
+    assert sorted(path.name for path in work.iterdir()) == []  # no folder named ~, no file named -
 
 
 def test_import_reads_the_file_from_standard_input_given_as_a_dash(local_envs, tmp_path):

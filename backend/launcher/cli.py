@@ -295,7 +295,7 @@ def _env_create(verbs: Any) -> None:
     create.add_argument("--root", metavar="DIR", help="the folder to make it in (default: the first of the cluster's)")
     create.add_argument("--package", action="append", metavar="SPEC",
                         help="a package to install, such as numpy or 'numpy>=1.26' (repeat for several)")
-    create.add_argument("--requirements", metavar="FILE", help="install the packages a requirements file lists")
+    create.add_argument("--requirements", metavar="FILE", help="install the packages a requirements file lists ('-': read it from standard input)")
     create.add_argument("--jupyter-kernel", action="store_true",
                         help="also install ipykernel and register the environment as a Jupyter kernel (see kernel add)")
     create.set_defaults(handler="env_create")
@@ -341,7 +341,7 @@ def _env_jobscript(verbs: Any) -> None:
                     "program. Printed unless -o.")
     jobscript.add_argument("cluster", help=CLUSTER_HELP)
     jobscript.add_argument("env", help=ENV_HELP)
-    jobscript.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (e.g. job.sh), made executable")
+    jobscript.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (e.g. job.sh), made executable ('-': print it)")
     jobscript.set_defaults(handler="env_jobscript")
 
 
@@ -355,7 +355,7 @@ def _env_export(verbs: Any) -> None:
                              f"{CONDA_HISTORY}: an environment.yml of only what was asked for, without builds "
                              "(conda env export --from-history, with the pip section), which travels between "
                              "platforms")
-    export.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default: print it)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (default, or '-': print it)")
     export.set_defaults(handler="env_export")
 
 

@@ -225,7 +225,7 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
                                "made.", "Run the command in a terminal, or leave out --passphrase.") from exc
         if again != passphrase:
             raise InvalidInput("The two passphrases differ; no key was made.")
-    made = create_key(Path(args.file).expanduser() if args.file else None, passphrase=passphrase,
+    made = create_key(local_path(args.file) if args.file else None, passphrase=passphrase,
                       remember=args.remember)
     page = get_preset(args.preset).key_page if args.preset else ""
     print(f"Made {made.path} ({made.fingerprint}). Its public key, to give your cluster's site:")
@@ -464,7 +464,9 @@ def _read_requirements_file(args: argparse.Namespace) -> list[str]:
     a create would not install as written."""
     from envdesk.backend.operations.importing import IMPORT_INSTEAD, requirements_to_create
     try:
-        return requirements_to_create(Path(args.requirements))
+        if args.requirements == STANDARD_STREAM:
+            return requirements_to_create(Path("the standard input"), _read_standard_input())
+        return requirements_to_create(local_path(args.requirements))
     except InvalidInput as exc:
         if not exc.hint.startswith(IMPORT_INSTEAD):
             raise
@@ -546,11 +548,11 @@ def env_jobscript(args: argparse.Namespace, session: Session) -> int:
     env = show_environment(session, args.cluster, args.env)
     target = session.target(args.cluster)
     text = job_script(env, place_of(target))
-    if not args.output:
+    if args.output in (None, STANDARD_STREAM):
         print(text, end="")
         return 0
-    write_job_script(Path(args.output), text)
-    name = Path(args.output).name
+    write_job_script(local_path(args.output), text)
+    name = local_path(args.output).name
     where = "" if target.profile is None else f" Copy it to {target.label} (it is not there yet), then run there:"
     print(f"Wrote {args.output} on this computer. Replace my_script.py with your program.{where} sbatch {name}",
           file=sys.stderr)
@@ -577,9 +579,10 @@ def format_for(output: str | None) -> str:
 
 def env_export(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.export import export_environment
-    text = export_environment(session, args.cluster, args.env, args.format or format_for(args.output))
-    if args.output:
-        write_atomically(Path(args.output), text, private=False)  # a file to give to colleagues
+    output = None if args.output == STANDARD_STREAM else args.output
+    text = export_environment(session, args.cluster, args.env, args.format or format_for(output))
+    if output:
+        write_atomically(local_path(output), text, private=False)  # a file to give to colleagues
         print(f"Exported to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -620,7 +623,7 @@ def _report_built(env: Environment, notes: Sequence[str], action: str) -> int:
 
 def env_import(args: argparse.Namespace, session: Session) -> int:
     from envdesk.backend.operations.importing import import_environment
-    path = Path(args.file)
+    path = Path(args.file) if args.file == STANDARD_STREAM else local_path(args.file)
     uv_project = path.is_dir() or path.name in ("pyproject.toml", "uv.lock")
     if uv_project and args.python:
         raise InvalidInput("--python is for environment files: a uv project's Python is the one its "
@@ -648,15 +651,31 @@ def _cluster_channels(session: Session, cluster: str, own: Sequence[str] = ()) -
     return chosen + [channel for channel in own if channel not in chosen]
 
 
+STANDARD_STREAM = "-"
+"""A file argument that means standard input (an environment file) or standard output (-o), as for pip and uv."""
+
+
+def local_path(text: str) -> Path:
+    """A file of this computer named on the command line, `~` being your home folder as for --root and
+    --config-dir (a script's quoted '~/x.yml' made a folder named ~: a user trial)."""
+    return Path(text).expanduser()
+
+
+def _read_standard_input() -> Any:
+    """The environment file on standard input, `-r` files beside it taken from the current folder."""
+    from envdesk.backend.operations.importing import LARGEST_FILE, read_spec_bytes
+    if interactive():
+        print("Reading the environment file from what you type or paste; end it with Ctrl-D (Ctrl-Z, then "
+              "Enter, on Windows).", file=sys.stderr)
+    return read_spec_bytes(sys.stdin.buffer.read(LARGEST_FILE + 1), "The standard input", Path.cwd())
+
+
 def _read_for(session: Session, cluster: str, path: Path, python: str | None = None) -> Any:
     """An environment file read for an import on `cluster`: a conda one gets the cluster's channels too; `python`
     (--python) in place of the file's Python."""
-    from envdesk.backend.operations.importing import LARGEST_FILE, read_spec_bytes, read_spec_file
-    if str(path) == "-":  # the file on standard input, `-r` files beside it taken from the current folder
-        if interactive():
-            print("Reading the environment file from what you type or paste; end it with Ctrl-D (Ctrl-Z, then "
-                  "Enter, on Windows).", file=sys.stderr)
-        spec = read_spec_bytes(sys.stdin.buffer.read(LARGEST_FILE + 1), "The standard input", Path.cwd())
+    from envdesk.backend.operations.importing import read_spec_file
+    if str(path) == STANDARD_STREAM:
+        spec = _read_standard_input()
     else:
         spec = read_spec_file(path, pipe_ok=True)  # `<(…)` is a pipe
     if spec.kind == "conda":

@@ -378,14 +378,15 @@ def settle_modules(target: Target, plan: ImportPlan, progress: Progress) -> None
 IMPORT_INSTEAD = "Import the file instead: "
 
 
-def requirements_to_create(path: Path) -> list[str]:
-    """The packages of a requirements file given to a new environment, each installed as written.
+def requirements_to_create(path: Path, spec: EnvSpec | None = None) -> list[str]:
+    """The packages of a requirements file given to a new environment, each installed as written (`spec`: the
+    file already read, such as standard input, which `path` then only names).
 
     A line that would not be (a hash to check, an editable folder, an option, a conda package, anything refused or
     adapted) stops the create before anything is made, in an InvalidInput whose hint starts with IMPORT_INSTEAD: an
     import handles each and lists what it leaves out, so a create never drops one. The file's settings (an export's
     Python, modules, kind) are not packages: the create's own choices decide."""
-    spec = read_spec_file(path)
+    spec = spec or read_spec_file(path)
     kept = [(line, "its hashes would not be checked") for line in spec.hashed]
     kept += [(pin.pip_line(), "an editable install") for pin in spec.pip_pins if pin.editable]
     kept += [(line, "a conda package") for line in [pin.conda_line() for pin in spec.conda_pins]
