@@ -76,9 +76,12 @@ def this_computer(tmp_path) -> tuple[list[str], dict[str, str], Path, Path]:
                                                                                               "slowpkg")
 
 
-def interrupted_while_building(argv: list[str], environ: dict[str, str], project: Path) -> str:
+def interrupted_while_building(argv: list[str], environ: dict[str, str], project: Path,
+                               sent: signal.Signals = signal.SIGINT) -> str:
     """Run `argv` as a terminal's foreground job (a process group of its own, SIGINT at its default), press
-    Ctrl-C once the installer is building `project`; its exit status must be 130. What it printed on stderr."""
+    Ctrl-C once the installer is building `project` (or send `sent` to EnvDesk alone, as `timeout` or a batch
+    system's time limit does); its exit status must be 130 (128 + the signal's number). What it printed on
+    stderr."""
     job = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ,
                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert job.stderr is not None
@@ -92,9 +95,12 @@ def interrupted_while_building(argv: list[str], environ: dict[str, str], project
         time.sleep(0.1)  # the installer has started building the package
     assert processes_mentioning(str(project)), "".join(seen)
     time.sleep(1)
-    os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C does: to the terminal's foreground process group
+    if sent == signal.SIGINT:
+        os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C does: to the terminal's foreground process group
+    else:
+        job.send_signal(sent)
     seen.append(job.stderr.read())
-    assert job.wait(120) == 130, "".join(seen)
+    assert job.wait(120) == 128 + sent, "".join(seen)
     assert processes_mentioning(str(project)) == [], "the build went on after EnvDesk exited"
     time.sleep(BUILD_SECONDS + 1)  # longer than the build would have taken
     return "".join(seen)
@@ -128,6 +134,17 @@ def test_ctrl_c_during_a_create_stops_the_installer_and_leaves_the_name_free(thi
         assert uv_list(envs / "fresh")["tinygamma"] == "0.1"
         subprocess.run([*envdesk, "env", "delete", "local", "fresh", "--yes"], check=True, capture_output=True,
                        env=environ, timeout=300)
+
+
+def test_sigterm_during_a_create_stops_the_installer_as_ctrl_c_does(this_computer):
+    """T27: `timeout -s TERM` (a batch job's time limit, a CI's cancel) ended EnvDesk at once, leaving the
+    installer running as an orphan and the half-made environment with its lock. Now it stops as Ctrl-C does, with
+    the exit status a shell gives a command SIGTERM ended (143)."""
+    envdesk, environ, envs, project = this_computer
+    said = interrupted_while_building([*envdesk, "env", "create", "local", "termed", "--kind", "uv", "--package",
+                                       f"slowpkg @ {project.as_uri()}"], environ, project, signal.SIGTERM)
+    assert "stopped (SIGTERM)" in said
+    assert os.listdir(envs) == []
 
 
 class StoppedSlowly(Job):

@@ -295,7 +295,8 @@ def _env_create(verbs: Any) -> None:
     create.add_argument("--root", metavar="DIR", help="the folder to make it in (default: the first of the cluster's)")
     create.add_argument("--package", action="append", metavar="SPEC",
                         help="a package to install, such as numpy or 'numpy>=1.26' (repeat for several)")
-    create.add_argument("--requirements", metavar="FILE", help="install the packages a requirements file lists ('-': read it from standard input)")
+    create.add_argument("--requirements", metavar="FILE",
+                        help="install the packages a requirements file lists ('-': read it from standard input)")
     create.add_argument("--jupyter-kernel", action="store_true",
                         help="also install ipykernel and register the environment as a Jupyter kernel (see kernel add)")
     create.set_defaults(handler="env_create")
@@ -341,7 +342,8 @@ def _env_jobscript(verbs: Any) -> None:
                     "program. Printed unless -o.")
     jobscript.add_argument("cluster", help=CLUSTER_HELP)
     jobscript.add_argument("env", help=ENV_HELP)
-    jobscript.add_argument("-o", "--output", metavar="FILE", help="write it to FILE (e.g. job.sh), made executable ('-': print it)")
+    jobscript.add_argument("-o", "--output", metavar="FILE",
+                           help="write it to FILE (e.g. job.sh), made executable ('-': print it)")
     jobscript.set_defaults(handler="env_jobscript")
 
 
@@ -608,6 +610,36 @@ def _hint_where_none(exc: EnvDeskError, args: argparse.Namespace) -> None:
                     "the command's words).")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, taken as Ctrl-C is: what EnvDesk started is stopped and the change undone."""
+
+    def __init__(self, signal_number: int, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_number = signal_number
+        self.signal_name = {"SIGTERM": "stopped (SIGTERM)", "SIGHUP": "stopped: its terminal closed (SIGHUP)"
+                            }.get(signal_name, signal_name)
+
+
+def _stop_on_termination() -> None:
+    """Make SIGTERM (timeout, a batch job's time limit, a CI's cancel) and SIGHUP (a closed terminal or SSH
+    session) stop a command as Ctrl-C does, instead of ending it at once with an installer left running and a
+    half-made environment (a user trial). Exit status 128 + the signal's number, as a shell reports it."""
+    import signal
+
+    def stop(number: int, frame: object) -> None:
+        name = signal.Signals(number).name
+        if name == "SIGHUP" and sys.stderr is not None and sys.stderr.isatty():
+            devnull = os.open(os.devnull, os.O_WRONLY)  # the terminal is gone: what the undo says goes nowhere
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None and stream.isatty():
+                    os.dup2(devnull, stream.fileno())
+        raise Terminated(number, name)
+
+    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails (message on stderr), 2 for a usage error."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -635,6 +667,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .terminal import TerminalPrompter
     session = Session(paths, TerminalPrompter())
+    _stop_on_termination()
     try:
         _connect_early(args, session)
         from envdesk import commands  # loaded while the cluster answers
@@ -658,8 +691,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         from envdesk.backend.runner import left_running
         still = left_running(exc)  # the cluster stopped answering: what ran there was not stopped (T19)
-        print(f"envdesk: interrupted.{' ' + still if still else ''}", file=sys.stderr)
-        return 130
+        stopped_by = exc.signal_name if isinstance(exc, Terminated) else "interrupted"
+        print(f"envdesk: {stopped_by}.{' ' + still if still else ''}", file=sys.stderr)
+        return 128 + exc.signal_number if isinstance(exc, Terminated) else 130
     except Exception as exc:  # the edge of the program: never a traceback for users
         if os.environ.get("ENVDESK_DEBUG"):
             raise
