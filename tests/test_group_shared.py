@@ -12,6 +12,7 @@ listing it, reading the lock's owner file, as that user with runuser), os.stat m
 from __future__ import annotations
 
 import grp
+import json
 import os
 import shlex
 import stat
@@ -23,8 +24,10 @@ from pathlib import Path
 import pytest
 
 from agent_fixtures import load_agent
+from envdesk.backend.agent_client import agent_script
 from envdesk.backend.operations.common import Reservation
-from envdesk_fixtures import make_config, run_cli, session_for, unique
+from envdesk.backend.protocol import ANSWER_MARKER
+from envdesk_fixtures import MODULES, make_config, run_cli, session_for, unique
 from testbed import util
 
 
@@ -82,9 +85,11 @@ class SwapOnLook:
         return os.lstat(path, *args, **kwargs)
 
 
-def test_sharing_never_follows_a_folder_swapped_for_a_link_midway(tmp_path):
+@pytest.mark.parametrize("walk", ["share_tree", "share_changes"])
+def test_sharing_never_follows_a_folder_swapped_for_a_link_midway(tmp_path, walk):
     """The owner's own private file (a key in a 0700 folder) keeps its mode and group when the folder the walk
-    listed is swapped for a link to it before its entries are changed (referee: os.stat)."""
+    listed is swapped for a link to it before its entries are changed (referee: os.stat): the walk of a new
+    environment, and the one after a change (all of it changed since it began, here)."""
     ssh = tmp_path / "ssh"
     ssh.mkdir(mode=0o700)
     key = ssh / "id_ed25519"
@@ -103,7 +108,11 @@ def test_sharing_never_follows_a_folder_swapped_for_a_link_midway(tmp_path):
     swap.folder = str(env / "lib")
     agent.os = swap
     (tmp_path / "root-link").symlink_to(env.parent)           # a root named through a link, as ~/projects/def-lab
-    agent.share_tree(str(tmp_path / "root-link" / "env"), (before.st_gid + 4242, True))
+    share = (before.st_gid + 4242, True)
+    if walk == "share_tree":
+        agent.share_tree(str(tmp_path / "root-link" / "env"), share)
+    else:
+        agent.share_changes(str(tmp_path / "root-link" / "env"), share, 0)
     assert swap.swapped
     after = os.stat(key)
     assert (stat.S_IMODE(after.st_mode), after.st_gid) == (0o600, before.st_gid)
@@ -203,6 +212,78 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
             assert uses(second, env, "tinyalpha") and closed_to_group(env, gid) == []
     finally:
         util.run(["rm", "-rf", str(private), str(outside)], check=False)
+
+
+def agent_as_user(cluster, agent: Path, settings: dict, traced: Path | None = None) -> dict:
+    """The agent's answer to `settings`, run as the cluster's user as EnvDesk runs it there (python3, the agent as
+    sent); `traced`: under strace, which counts into that file the calls that look a file up by its name (its
+    %file class: each a round trip to the metadata server on Lustre or GPFS)."""
+    run = f"python3 {agent} {shlex.quote(json.dumps(settings))}"
+    if traced is not None:
+        run = f"strace -f -c -e trace=%file -o {traced} {run}"
+    result = cluster.run_as_user(run)
+    answer = json.loads(next(line for line in result.stdout.splitlines() if line.startswith(ANSWER_MARKER))
+                        [len(ANSWER_MARKER):])
+    assert answer.get("ok"), answer
+    return answer
+
+
+def traced_calls(summary: Path) -> int:
+    """The total of calls in strace -c's summary (its last line: % time, seconds, usecs/call, calls, ..., total)."""
+    last = summary.read_text().strip().splitlines()[-1].split()
+    assert last[-1] == "total", summary.read_text()
+    return int(last[3])
+
+
+BULK_PACKAGE = """
+import os, sys
+files = ["bulkdata/d%d/f%d.py" % (n % 20, n) for n in range(int(sys.argv[1]))] + ["bulkdata/__init__.py"]
+for name in files:
+    os.makedirs(os.path.dirname(name), exist_ok=True)
+    open(name, "w").close()
+os.mkdir("bulkdata-1.0.dist-info")
+with open("bulkdata-1.0.dist-info/METADATA", "w") as handle:
+    handle.write("Metadata-Version: 2.1\\nName: bulkdata\\nVersion: 1.0\\n")
+with open("bulkdata-1.0.dist-info/RECORD", "w") as handle:
+    handle.write("".join(name + ",,\\n" for name in files + ["bulkdata-1.0.dist-info/METADATA"]))
+"""
+
+
+def test_a_change_in_a_shared_environment_looks_only_at_what_it_made(lab):
+    """MED-2: the finish of a small --add in a shared environment shares what the change made (under umask 077,
+    linked by uv from the user's private cache) without looking at each of the files already there: on Lustre or
+    GPFS a lookup is a round trip, and a walk of a 20,000-file environment took half a minute. Referees: strace's
+    count of the finish's lookups by name, the same with and without 2000 files of a package installed before;
+    the second user importing the new package; os.lstat of every file (group, mode, one link)."""
+    first, second, shared, config, _, home, group = lab
+    gid = grp.getgrnam(group).gr_gid
+    agent, bulk_package = shared.parent.parent / "agent.py", shared.parent.parent / "bulk.py"  # the lab's to read
+    agent.write_text(agent_script(write=True))
+    bulk_package.write_text(BULK_PACKAGE)
+    for script in (agent, bulk_package):
+        script.chmod(0o644)
+    lookups = {}
+    for bulk in (0, 2000):
+        env = shared / unique("bulk")
+        made = create(config, home, shared, env.name)
+        assert made.returncode == 0, made.stderr
+        site = next(env.glob("lib/python*/site-packages"))
+        # a large package installed before, as sharing left it (the folder's group, group read and write)
+        first.run_as_user(f"umask 007 && cd {site} && python3 {bulk_package} {bulk}")
+        assert closed_to_group(env, gid) == []
+        begun = agent_as_user(first, agent, {"action": "begin", "path": str(env), "roots": [str(shared)],
+                                             "snapshot": True, "operation": "update", "reason": "a test"})
+        first.run_as_user(f"module load {MODULES[first.name]} >/dev/null 2>&1; umask 077 && uv pip install -q "
+                          f"--python {env}/bin/python {' '.join(first.pip_args)} tinygamma")
+        assert closed_to_group(env, gid) != []          # what the install made is the user's alone so far
+        summary = first.home / f"finish-{bulk}.strace"
+        agent_as_user(first, agent, {"action": "finish", "path": str(env), "roots": [str(shared)],
+                                     "token": begun["token"], "snapshot_if_changed": begun["snapshot"]}, summary)
+        lookups[bulk] = traced_calls(summary)
+        assert uses(second, env, "tinygamma") and closed_to_group(env, gid) == []
+        linked = [str(p) for p in site.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
+        assert linked == []
+    assert lookups[2000] - lookups[0] < 100, lookups
 
 
 def test_the_doctor_finds_a_shared_environment_the_group_cannot_use(lab):

@@ -185,11 +185,16 @@ def share_entry(full, share):
         os.close(folder)
 
 
-def share_like_folder(path):
+def share_like_folder(path, since=None):
     """After a change: uv's lock file in the environment (.lock, which uv makes writable by everyone so that other
     users may take it) no longer writable by others (the environment's group may, where it may update it), and
     an environment in a group's shared folder shared like it (see group_share), whatever the umask and
-    installers left. Never through a link (see _share_at)."""
+    installers left. Never through a link (see _share_at).
+
+    `since`: when the change began (see _change_began); then only what it could have made or altered is looked
+    at (share_changes), and all of it only where the group still cannot use the environment after that (the
+    doctor's check, group_problem: one shared by nobody before, or closed by hand). None: all of it (a new
+    environment)."""
     share = group_share(os.path.dirname(path))
     env = _open_entry(path, folder=True)
     uv_lock = _open_entry(".lock", env) if env is not None else None
@@ -204,7 +209,11 @@ def share_like_folder(path):
             os.close(uv_lock)
     if env is not None:
         os.close(env)
-    if share is not None:
+    if share is None:
+        return
+    if since is not None:
+        share_changes(path, share, since)
+    if since is None or group_problem(path, share) is not None:
         share_tree(path, share)
 
 
@@ -219,6 +228,110 @@ def share_tree(path, share):
                 _share_at(folder, name, os.lstat(name, dir_fd=folder), share)
             except OSError:
                 pass
+
+
+def share_changes(path, share, since):
+    """share_entry for what a change begun at `since` (nanoseconds, the file system's clock) could have made or
+    altered in an environment, not all of it: on Lustre or GPFS each lookup is a round trip to a metadata server,
+    and a walk of a 20,000-file environment took half a minute after every small change. That is: its folder and
+    what it holds at its top, EnvDesk's own folder (its notes and snapshots), every folder changed since (an entry
+    made, removed or replaced in it) with all it holds, and every file the packages installed since record, with
+    the folders on the way to it (see _recorded_since). Through descriptors, never through a link (_share_at)."""
+    recorded = _recorded_since(path, since)
+    share_entry(path, share)
+    root = _open_entry(path, folder=True)
+    if root is None:
+        return
+    try:
+        _share_folder(root, share, since, recorded, True, top=True)
+    finally:
+        os.close(root)
+
+
+def _share_folder(folder, share, since, recorded, whole, top=False):
+    """_share_at for the entries of the folder open as `folder`: all of them when `whole`, else those `recorded`
+    names ({name: what is recorded below it}); then the same in each folder below that changed since `since`
+    (all of it; None: whatever its time) or that holds something recorded. `top`: the environment's own folder,
+    whose EnvDesk folder is taken whole (a snapshot is written before the change's mark)."""
+    try:
+        names = os.listdir(folder) if whole else list(recorded)
+    except OSError:
+        return
+    for name in names:
+        try:
+            seen = os.lstat(name, dir_fd=folder)
+        except OSError:
+            continue
+        _share_at(folder, name, seen, share)
+        below = recorded.get(name) or {}
+        ours = top and name == ENVDESK_DIR
+        changed = ours or since is None or seen.st_ctime_ns >= since
+        if not stat.S_ISDIR(seen.st_mode) or not (changed or below):
+            continue
+        inner = _open_entry(name, folder, folder=True)
+        if inner is None:
+            continue
+        try:
+            info = os.fstat(inner)
+            if (info.st_dev, info.st_ino) == (seen.st_dev, seen.st_ino):
+                _share_folder(inner, share, None if ours else since, below, changed)
+        except OSError:
+            pass
+        finally:
+            os.close(inner)
+
+
+def _recorded_since(path, since):
+    """What the packages installed in an environment since `since` record, as names from its folder down
+    ({name: {...}}, {} for a file): the files of each *.dist-info or *.egg-info folder of its site-packages, and
+    each conda-meta record, made since. Each site-packages folder is in it too (the way to them). Names that lead
+    out of the environment are left out; these names are only looked up, never followed (see _share_folder)."""
+    recorded = {}
+
+    def add(full):
+        relative = os.path.relpath(os.path.normpath(full), path)
+        if relative in (os.curdir, os.pardir) or relative.startswith(os.pardir + os.sep) or os.path.isabs(relative):
+            return
+        node = recorded
+        for part in relative.split(os.sep):
+            node = node.setdefault(part, {})
+
+    def made_since(full):
+        info = _lstat(full)
+        return info is not None and info.st_ctime_ns >= since
+
+    for _, lib in lib_python_dirs(path):
+        site = os.path.join(lib, "site-packages")
+        try:
+            entries = list_dir(site, ordered=False)
+        except OSError:
+            continue
+        add(site)
+        for entry in entries:
+            if (entry.name.endswith((".dist-info", ".egg-info")) and entry.is_dir(follow_symlinks=False)
+                    and made_since(entry.path)):
+                base, rows = _record_rows(entry.path)
+                for row in rows:
+                    add(os.path.join(base, row))
+    for name in _conda_listed(path, made_since):
+        add(os.path.join(path, name))
+    return recorded
+
+
+def _change_began(path):
+    """When the change under way in an environment began, in nanoseconds by its file system's clock (the time of
+    the mark its begin wrote: what the installers then make is stamped by that clock too), or None where all of it
+    must be shared: a new environment (it has no such mark), or a change begun over an interrupted one (whose
+    finish, which shares what it made, never ran)."""
+    mark = _changing_path(path)
+    try:
+        info = os.lstat(mark)
+        record = read_json(mark, MAX_RECORD_BYTES) if stat.S_ISREG(info.st_mode) else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("interrupted"):
+        return None
+    return info.st_mtime_ns
 
 
 # ---------------------------------------------------------------------------
@@ -736,8 +849,10 @@ def action_begin(cfg):
                 snap = interrupted["snapshot"] if interrupted else write_snapshot(env, cfg.get("reason",
                                                                                             "before a change"))
                 answer["snapshot"] = snap
-                write_json(_changing_path(path), {"snapshot": snap, "operation": cfg.get("operation", "change"),
-                                                  "since": _now_stamp()})
+                mark = {"snapshot": snap, "operation": cfg.get("operation", "change"), "since": _now_stamp()}
+                if interrupted:   # what the cut-off change made was never shared: this one's finish shares all
+                    mark["interrupted"] = True
+                write_json(_changing_path(path), mark)
         return answer
     except BaseException:
         try:
@@ -800,11 +915,12 @@ def action_finish(cfg):
     meta = _finish_meta(cfg)
     if meta:
         update_meta(path, meta)
+    since = _change_began(path)
     _change_over(path)
     marker = os.path.join(path, ENVDESK_DIR, CREATING_MARK)
     if os.path.exists(marker):
         os.unlink(marker)
-    share_like_folder(path)
+    share_like_folder(path, since)
     try:
         env = read_env(path, os.path.basename(path), os.path.dirname(path))
         answer = {"path": path, "env": env}
@@ -838,7 +954,7 @@ def action_abort(cfg):
     """Undo a failed or cancelled change: remove a half-built environment, release the lock."""
     path = check_target(cfg["path"], cfg["roots"])
     _check_holder(path, cfg.get("token"))
-    removed = False
+    removed, since = False, _change_began(path)
     try:
         if cfg.get("created") and os.path.isfile(os.path.join(path, ENVDESK_DIR, CREATING_MARK)):
             remove_tree(path)
@@ -849,7 +965,7 @@ def action_abort(cfg):
         elif cfg.get("rollback_failed"):
             _mark_rollback_failed(path)
         if not removed and os.path.isdir(path):
-            share_like_folder(path)     # what a rollback put back, or the snapshot begin wrote
+            share_like_folder(path, since)     # what a rollback put back, or the snapshot begin wrote
     finally:
         release_lock(path, cfg.get("token"))
     return {"path": path, "removed": removed}
@@ -921,11 +1037,12 @@ def _claimed(site, skip, env_path):
     return claimed
 
 
-def _conda_listed(env_path):
-    """The files the conda-meta records of an environment list, relative to it (none where it has none)."""
+def _conda_listed(env_path, chosen=None):
+    """The files the conda-meta records of an environment list, relative to it (none where it has none); only
+    those of the records `chosen` (their paths) takes, where it is given."""
     meta = os.path.join(env_path, "conda-meta")
     for entry in list_dir(meta) if _is_real_dir(meta) else []:
-        if not entry.name.endswith(".json"):
+        if not entry.name.endswith(".json") or chosen is not None and not chosen(entry.path):
             continue
         data = _small_file(entry.path, RECORDED_MAX_BYTES)
         try:
