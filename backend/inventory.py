@@ -236,8 +236,8 @@ class Environment:
             group = f" (group {self.group})" if self.group else ""
             return (f"{self.name} belongs to {self.owner}{group} and you cannot change it. Copy it (envdesk env "
                     f"clone, or the Copy button in the window) and change your copy, or ask {self.owner}.")
-        return (f"{self.name} is read-only for you. Make it writable again (chmod -R u+w {self.path}), or copy it "
-                "(envdesk env clone, or the Copy button in the window).")
+        return (f"{self.name} is read-only for you. To change or delete it, make it writable again (chmod -R u+w "
+                f"{self.path}); or copy it (envdesk env clone, or the Copy button in the window).")
 
     @property
     def package_count(self) -> int:

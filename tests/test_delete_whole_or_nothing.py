@@ -34,8 +34,15 @@ def test_a_read_only_environment_is_not_touched_and_the_message_says_what_to_do(
     assert listing(root) == before, "a delete that failed changed the folder"
     assert pip_freeze(env) == frozen and runs(env)
     said = result.stderr
-    assert "Nothing was deleted" in said and "not writable" in said and f"chmod -R u+w {env}" in said, said
-    assert "Traceback" not in said
+    assert "Nothing was changed" in said and "read-only for you" in said and f"chmod -R u+w {env}" in said, said
+    assert "Traceback" not in said and "Checking that" not in said, said      # refused before the agent's walk
+    # its settings writable, a folder inside not: the agent's walk finds that folder before anything is removed
+    cluster.run_as_user(f"chmod -R u+w {env} && chmod a-w {env}/lib")
+    before = listing(root)
+    result = delete(alpha, env)
+    said = result.stderr
+    assert result.returncode != 0 and listing(root) == before and runs(env), said
+    assert "Nothing was deleted" in said and f"{env}/lib is not writable" in said and f"chmod -R u+w {env}" in said
     cluster.run_as_user(f"chmod -R u+w {env}")
     assert delete(alpha, env).returncode == 0
     assert sorted(os.listdir(root)) == []

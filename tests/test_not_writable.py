@@ -64,10 +64,12 @@ def test_creating_in_a_read_only_root_says_the_root_is_not_writable(alpha):
 
 
 def test_changing_a_read_only_environment_says_which_folder_is_not_writable(alpha):
+    """Only EnvDesk's folder in it is read-only: the environment is listed as writable (its settings are), and the
+    change stops at its snapshot, naming that folder (a whole read-only one is refused before: test_read_only_own)."""
     cluster, root, config, _, home = alpha
     env = made(alpha, unique("rw"))
     frozen = pip_freeze(env)
-    cluster.run_as_user(f"chmod -R a-w {env}")
+    cluster.run_as_user(f"chmod -R a-w {env}/.envdesk")
     before = listing(root)
     result = run_cli("env", "update", "alpha", str(env), "--add", "tinygamma", config=config, home=home)
     assert result.returncode != 0 and listing(root) == before and pip_freeze(env) == frozen

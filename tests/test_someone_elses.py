@@ -175,6 +175,15 @@ def test_a_change_that_would_replace_the_colleagues_packages_in_my_environment_i
     assert pip_freeze_as(lab.me, env) == sorted([*frozen, "tinydelta==1.0"])
 
 
+def first_snapshot_chosen(qtbot, details):
+    """The Revert button of the details' History tab, its first snapshot chosen once the list is read."""
+    details.setCurrentIndex(2)
+    qtbot.waitUntil(lambda: details.snapshot_list.count() > 0 and bool(
+        details.snapshot_list.item(0).flags() & Qt.ItemFlag.ItemIsSelectable), timeout=120_000)
+    details.snapshot_list.setCurrentRow(0)
+    return details.revert_button
+
+
 def test_the_window_shows_the_colleagues_environment_as_theirs_with_change_buttons_off(qtbot, lab: Lab,
                                                                                        their_env: Path, home):
     """The Overview said 'Made by: EnvDesk', 'State: healthy' with Update packages and Delete on (T22, shot3):
@@ -195,11 +204,8 @@ def test_the_window_shows_the_colleagues_environment_as_theirs_with_change_butto
         assert "envdesk env clone" in action.toolTip() and f"ask {lab.colleague.user}" in action.toolTip()
     assert window.copy_action.isEnabled() and window.export_action.isEnabled()
     details = window.details
-    details.setCurrentIndex(2)
-    qtbot.waitUntil(lambda: details.snapshot_list.count() > 0 and bool(
-        details.snapshot_list.item(0).flags() & Qt.ItemFlag.ItemIsSelectable), timeout=120_000)
-    details.snapshot_list.setCurrentRow(0)
-    assert not details.revert_button.isEnabled() and f"ask {lab.colleague.user}" in details.revert_button.toolTip()
+    revert = first_snapshot_chosen(qtbot, details)
+    assert not revert.isEnabled() and f"ask {lab.colleague.user}" in revert.toolTip()
     details.setCurrentIndex(0)
     select_env(qtbot, window, mine)
     assert writable_for(lab.me, lab.shared / mine / "pyvenv.cfg")

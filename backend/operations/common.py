@@ -489,10 +489,12 @@ def runnable(env: Environment, doing: str) -> Environment:
 
 
 def yours_to_change(env: Environment) -> Environment:
-    """`env`, refused before anything runs when it is another user's and its permissions keep you from changing
-    it (a colleague's, in a shared folder): a change would fail on their files partway, in words meant for the
-    owner (chmod). Your own made read-only is left to the change, which names the folder to make writable."""
-    if env.owner and not env.writable:
+    """`env`, refused before anything runs when its permissions keep you from changing or deleting it (the rule of
+    Environment.read_only_reason, by which the window turns Update, Delete and Revert off): a colleague's in a
+    shared folder, whose files a change would fail on partway, in words meant for the owner (chmod); your own made
+    read-only (chmod -R a-w), where an update or revert failed at its snapshot, told to make only the snapshots
+    folder writable, and a delete after a walk of the whole tree (LOW-4)."""
+    if not env.writable:
         raise InvalidInput(f"{env.read_only_reason} Nothing was changed.")
     if env.others_packages:  # only those the change would remove or replace were looked at (see find_environment)
         owners = sorted({owner for _, owner in env.others_packages})
