@@ -296,6 +296,11 @@ def test_the_doctor_finds_a_shared_environment_the_group_cannot_use(lab):
     doctor = run_cli("env", "doctor", "alpha", str(env), config=config, home=home)
     assert f"The group {group} cannot use this environment" in doctor.stdout, doctor.stdout + doctor.stderr
     assert f"chmod -R g+rX {env}" in doctor.stdout
+    # as the finding says, a change shares all of it again (not only what the change made)
+    added = run_cli("env", "update", "alpha", str(env), "--add", "tinygamma", config=config, home=home)
+    assert added.returncode == 0, added.stderr
+    assert uses(second, env, "tinyalpha") and uses(second, env, "tinygamma")
+    assert closed_to_group(env, grp.getgrnam(group).gr_gid) == []
 
 
 def test_a_colleague_is_told_who_holds_the_lock_and_never_takes_a_fresh_one(lab, testbed):

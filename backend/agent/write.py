@@ -192,9 +192,7 @@ def share_like_folder(path, since=None):
     installers left. Never through a link (see _share_at).
 
     `since`: when the change began (see _change_began); then only what it could have made or altered is looked
-    at (share_changes), and all of it only where the group still cannot use the environment after that (the
-    doctor's check, group_problem: one shared by nobody before, or closed by hand). None: all of it (a new
-    environment)."""
+    at (share_changes). None: all of it (a new environment, or one its group could not use before the change)."""
     share = group_share(os.path.dirname(path))
     env = _open_entry(path, folder=True)
     uv_lock = _open_entry(".lock", env) if env is not None else None
@@ -213,7 +211,7 @@ def share_like_folder(path, since=None):
         return
     if since is not None:
         share_changes(path, share, since)
-    if since is None or group_problem(path, share) is not None:
+    else:
         share_tree(path, share)
 
 
@@ -318,18 +316,23 @@ def _recorded_since(path, since):
     return recorded
 
 
+# In the mark of a change under way: its finish shares the whole environment, not only what the change made (see
+# share_like_folder), for the group could not use it before (the doctor's check, group_problem: an older EnvDesk's,
+# or one closed by hand), or what a change cut off before made was never shared (its finish never ran).
+SHARE_ALL = "share_all"
+
+
 def _change_began(path):
     """When the change under way in an environment began, in nanoseconds by its file system's clock (the time of
     the mark its begin wrote: what the installers then make is stamped by that clock too), or None where all of it
-    must be shared: a new environment (it has no such mark), or a change begun over an interrupted one (whose
-    finish, which shares what it made, never ran)."""
+    must be shared: a new environment (it has no such mark), or one whose begin said so (SHARE_ALL)."""
     mark = _changing_path(path)
     try:
         info = os.lstat(mark)
         record = read_json(mark, MAX_RECORD_BYTES) if stat.S_ISREG(info.st_mode) else None
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("interrupted"):
+    if not isinstance(record, dict) or record.get(SHARE_ALL):
         return None
     return info.st_mtime_ns
 
@@ -850,8 +853,8 @@ def action_begin(cfg):
                                                                                             "before a change"))
                 answer["snapshot"] = snap
                 mark = {"snapshot": snap, "operation": cfg.get("operation", "change"), "since": _now_stamp()}
-                if interrupted:   # what the cut-off change made was never shared: this one's finish shares all
-                    mark["interrupted"] = True
+                if interrupted or (env.get("shared") or {}).get("problem"):
+                    mark[SHARE_ALL] = True    # see SHARE_ALL
                 write_json(_changing_path(path), mark)
         return answer
     except BaseException:
