@@ -214,14 +214,21 @@ def test_an_environment_made_in_a_shared_folder_is_the_groups_and_says_so(lab):
         util.run(["rm", "-rf", str(private), str(outside)], check=False)
 
 
+SHELL_PID = 987654321    # in settings, the pid of the shell that runs the agent (the client of a lock it takes)
+
+
 def agent_as_user(cluster, agent: Path, settings: dict, traced: Path | None = None) -> dict:
     """The agent's answer to `settings`, run as the cluster's user as EnvDesk runs it there (python3, the agent as
     sent); `traced`: under strace, which counts into that file the calls that look a file up by its name (its
-    %file class: each a round trip to the metadata server on Lustre or GPFS)."""
-    run = f"python3 {agent} {shlex.quote(json.dumps(settings))}"
+    %file class: each a round trip to the metadata server on Lustre or GPFS). SHELL_PID in them is the shell's. They
+    travel in a file, as EnvDesk's on stdin: no other process names the environment (see the agent's _workers)."""
+    given = agent.with_name(f"settings-{uuid.uuid4().hex[:8]}.json")
+    given.write_text(json.dumps(settings))
+    given.chmod(0o644)
+    run = f'python3 {agent} "${{settings/{SHELL_PID}/$$}}"'
     if traced is not None:
         run = f"strace -f -c -e trace=%file -o {traced} {run}"
-    result = cluster.run_as_user(run)
+    result = cluster.run_as_user(f'settings="$(cat {given})"; {run}; exit $?')
     answer = json.loads(next(line for line in result.stdout.splitlines() if line.startswith(ANSWER_MARKER))
                         [len(ANSWER_MARKER):])
     assert answer.get("ok"), answer
@@ -284,6 +291,32 @@ def test_a_change_in_a_shared_environment_looks_only_at_what_it_made(lab):
         linked = [str(p) for p in site.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_nlink > 1]
         assert linked == []
     assert lookups[2000] - lookups[0] < 100, lookups
+
+
+def test_a_change_after_one_cut_off_shares_what_that_one_made_too(lab):
+    """A change whose finish never ran (its client gone) shared nothing of what it installed; the next change,
+    which takes its lock over, shares the whole environment. Referees: the second user importing the package the
+    cut-off change installed, os.lstat of every file."""
+    first, second, shared, config, _, home, group = lab
+    agent = shared.parent.parent / "agent.py"
+    agent.write_text(agent_script(write=True))
+    agent.chmod(0o644)
+    env = shared / unique("cutoff")
+    made = create(config, home, shared, env.name)
+    assert made.returncode == 0, made.stderr
+    settings = {"action": "begin", "path": str(env), "roots": [str(shared)], "snapshot": True, "operation": "update",
+                "client_pid": SHELL_PID}
+    agent_as_user(first, agent, settings)       # its holder (the shell that ran the agent) is gone once it answered
+    # under a umask that leaves what it makes readable by the group (the doctor's check finds nothing at the top),
+    # but uv links tinygamma's files from the user's own cache, of its group
+    first.run_as_user(f"module load {MODULES[first.name]} >/dev/null 2>&1; umask 027 && uv pip install -q "
+                      f"--python {env}/bin/python {' '.join(first.pip_args)} tinygamma")
+    assert closed_to_group(env, grp.getgrnam(group).gr_gid) != []
+    begun = agent_as_user(first, agent, settings)
+    assert begun.get("took_over") and begun.get("interrupted"), begun
+    agent_as_user(first, agent, {"action": "finish", "path": str(env), "roots": [str(shared)],
+                                 "token": begun["token"]})
+    assert uses(second, env, "tinygamma") and closed_to_group(env, grp.getgrnam(group).gr_gid) == []
 
 
 def test_the_doctor_finds_a_shared_environment_the_group_cannot_use(lab):
