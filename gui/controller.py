@@ -711,12 +711,12 @@ class AppController(QObject):
         again (the list this window holds may be older), made with Python `python` if one is chosen; `on_ready` is
         given the spec planned too, which a copy of this plan builds (clone)."""
         from envdesk.backend.operations.clone import spec_of_copy
-        from envdesk.backend.operations.common import find_environment
+        from envdesk.backend.operations.common import find_environment, whole_to_read
         from envdesk.backend.operations.importing import check_availability, plan_import, with_python
 
         def work(progress: Progress) -> tuple[EnvSpec, ImportPlan, list[Unavailable]]:
             there = self.session.target(source)
-            spec = spec_of_copy(find_environment(there, env.path, progress), there)
+            spec = spec_of_copy(whole_to_read(find_environment(there, env.path, progress), "copied", progress), there)
             spec = with_python(spec, python) if python else spec
             plan = plan_import(self.session, target, spec, name, progress)
             return spec, plan, check_availability(self.session, target, plan, progress)

@@ -147,6 +147,42 @@ def test_sigterm_during_a_create_stops_the_installer_as_ctrl_c_does(this_compute
     assert os.listdir(envs) == []
 
 
+def test_a_create_killed_outright_is_named_by_the_doctor_and_neither_exported_nor_copied(this_computer):
+    """T27: an environment left unfinished (its EnvDesk killed with SIGKILL, which nothing can catch) was listed
+    INCOMPLETE, yet the doctor said "nothing wrong found", an export wrote a header only and a copy made an
+    empty environment, each exiting 0. The referee of "unfinished": the create was killed before its installer
+    had built the package it was asked for (the build was still running)."""
+    envdesk, environ, envs, project = this_computer
+    job = subprocess.Popen([*envdesk, "env", "create", "local", "killed", "--kind", "uv", "--package",
+                            f"slowpkg @ {project.as_uri()}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, env=environ, start_new_session=True)
+    assert job.stderr is not None
+    for line in job.stderr:
+        if line.startswith("==> Installing"):
+            break
+    deadline = time.monotonic() + 120
+    while len(processes_mentioning(str(project))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # EnvDesk's own command line names the project too; the installer's is the second
+    assert len(processes_mentioning(str(project))) >= 2, "the installer never began the build"
+    job.kill()
+    assert job.wait(60) == -signal.SIGKILL
+    while processes_mentioning(str(project)) and time.monotonic() < deadline + BUILD_SECONDS * 3:
+        time.sleep(0.2)  # the orphaned installer ends by itself
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*envdesk, *args], capture_output=True, text=True, env=environ, timeout=300)
+
+    health = run("env", "doctor", "local", "--json")
+    assert health.returncode == 0, health.stderr
+    assert [(f["env"], f["code"]) for f in json.loads(health.stdout)["findings"]] == [("killed", "incomplete")]
+    exported = run("env", "export", "local", "killed", "-o", str(envs.parent / "killed.txt"))
+    assert exported.returncode == 1 and "never finished" in exported.stderr, exported.stderr
+    assert not (envs.parent / "killed.txt").exists()
+    copied = run("env", "clone", "local", "killed", "local", "--name", "copy")
+    assert copied.returncode == 1 and "never finished" in copied.stderr, copied.stderr
+    assert sorted(os.listdir(envs)) == ["killed", "killed.envdesk-lock"]
+
+
 class StoppedSlowly(Job):
     """Stand-in for a command whose stop waits (a remote one, on a network that stalled, which cannot be made
     here): its first stop() blocks until a second Ctrl-C comes; it never ends by itself."""

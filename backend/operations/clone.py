@@ -7,7 +7,7 @@ from .. import spec as specs
 from ..inventory import Environment
 from ..spec import EnvSpec
 from ..targets import Session, Target
-from .common import Progress, find_environment
+from .common import Progress, find_environment, whole_to_read
 from .export import spec_from_environment
 from .importing import Availability, Imported, ImportPlan, import_environment
 
@@ -26,7 +26,8 @@ def clone_environment(session: Session, source: str, env_ref: str, destination: 
         spec, plan = shown
     else:
         source_target = session.target(source)
-        spec, plan = spec_of_copy(find_environment(source_target, env_ref, progress), source_target), None
+        env = whole_to_read(find_environment(source_target, env_ref, progress), "copied", progress)
+        spec, plan = spec_of_copy(env, source_target), None
     return import_environment(session, destination, spec, name=name or spec.name, root=root,
                               top_level=top_level, own_sources=True, progress=progress, checked=checked,
                               other_builds=other_builds, check_first=check_first, agreed=agreed, plan=plan)

@@ -15,7 +15,7 @@ from ..capabilities import Capabilities
 from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment, read_inventory
 from ..probe import probe
-from ..protocol import ANSWER_MARKER, PYTHONPATH_REPORT_VARIABLE, STATE_OK
+from ..protocol import ANSWER_MARKER, PYTHONPATH_REPORT_VARIABLE, STATE_BROKEN, STATE_INCOMPLETE, STATE_OK
 from ..recipes import Step
 from ..runner import (CancelToken, CommandResult, LineCallback, Runner, command_failed, join_command, loaded_check,
                       module_load, shown_command)
@@ -485,6 +485,19 @@ def runnable(env: Environment, doing: str) -> Environment:
         raise InvalidInput(f"{env.name} cannot be {doing}, as its Python is gone: {env.error} "
                            "Nothing was changed.", "Rebuild it: export it (or Copy to…) and import it again, then "
                            "delete this one (Check health, or envdesk env doctor, says more).")
+    return env
+
+
+def whole_to_read(env: Environment, doing: str, progress: Progress) -> Environment:
+    """`env`, refused when it was never finished (nothing whole to be `doing`: an export of it was a header
+    only, a copy of it an empty environment, each said done: a user trial); a broken one is read as it is,
+    saying so first, as what it holds may not be what works in it."""
+    if env.state == STATE_INCOMPLETE:
+        raise InvalidInput(f"{env.name} was never finished, so there is nothing whole to be {doing}: {env.error} "
+                           "Nothing was done.", "Delete it (envdesk env delete, or Delete in the window) and make it "
+                           "again.")
+    if env.state == STATE_BROKEN:
+        progress.step(f"{env.name} is broken; what it holds is {doing} as read: {env.error}")
     return env
 
 

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from ..agent_client import run_agent
 from ..errors import InvalidInput, NotFound
 from ..inventory import Environment
+from ..protocol import STATE_BROKEN, STATE_INCOMPLETE
 from ..provided import shadowed
 from ..runner import join_command
 from ..targets import Session, Target
@@ -117,6 +118,25 @@ def _python_finding(env: Environment) -> list[Finding]:
                         "still there, then delete this one.")]
     return [Finding(env.name, "python-gone", "This environment's python program is gone", env.error,
                     "Rebuild it: export it (or Copy to…) and import it again, then delete this one.")]
+
+
+def _state_finding(env: Environment) -> list[Finding]:
+    """An environment never finished, or broken in a way no other finding names (a change cut off midway, a
+    rollback that failed, a home it cannot read): the listing marks it, and the doctor, which said "nothing wrong
+    found" of it (a user trial), names it too."""
+    if env.state == STATE_INCOMPLETE:
+        return [Finding(env.name, "incomplete", "This environment was never finished", env.error or "",
+                        "Delete it (envdesk env delete, or Delete in the window) and make it again.")]
+    if env.state != STATE_BROKEN or env.python_gone or env.incomplete_packages or env.unreadable_packages:
+        return []  # named by _python_finding, _half_installed_finding or _unreadable_finding
+    if env.changing:
+        return [Finding(env.name, "change-cut-off", "A change of this environment did not finish", env.error or "",
+                        "Make any change of it with EnvDesk (envdesk env update, or the Packages tab): it puts the "
+                        f"packages back first. Or revert to snapshot {env.changing.get('snapshot')} (envdesk env "
+                        "revert, or the Snapshots tab).")]
+    return [Finding(env.name, "broken", "This environment is broken", env.error or "",
+                    "What the line above says, else rebuild it: export it (or Copy to…) and import it again, "
+                    "then delete this one.")]
 
 
 def _cache_findings(env: Environment, device: Any, facts: dict[str, Any]) -> list[Finding]:
@@ -313,7 +333,7 @@ def check_health(session: Session, target_name: str, env_ref: str | None = None,
         findings += (_python_finding(env) + _module_findings(env, missing)
                      + _unmet_findings(env, unmet, target.runner.env_python(env.path)) + _misfit_finding(env)
                      + _shadowed_finding(env) + _half_installed_finding(env) + _unreadable_finding(env)
-                     + _warnings_finding(env) + _group_finding(env)
+                     + _warnings_finding(env) + _group_finding(env) + _state_finding(env)
                      + _user_site_findings(env, facts) + _cache_findings(env, device, facts)
                      + _scratch_finding(env, facts))
     return Health(target.name, tuple(env.name for env, _ in envs), tuple(findings), facts)

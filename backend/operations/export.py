@@ -11,7 +11,7 @@ from ..recipes import INSTALLER_PACKAGES, PIP_TO_UV, Step
 from ..spec import CONDA_HISTORY, EnvSpec, Pin, now_iso, render
 from ..targets import Session, Target
 from ..validate import canonical_name
-from .common import Progress, capabilities, find_environment
+from .common import Progress, capabilities, find_environment, whole_to_read
 
 
 
@@ -84,7 +84,7 @@ def export_environment(session: Session, target_name: str, env_ref: str, fmt: st
     """The environment in one of the export formats, as text."""
     progress = progress or Progress()
     target = session.target(target_name)
-    env = find_environment(target, env_ref, progress)
+    env = whole_to_read(find_environment(target, env_ref, progress), "exported", progress)
     spec = spec_from_environment(env, target)
     if fmt == "pylock":
         return _pylock(session, target, env, spec, progress)
