@@ -179,10 +179,14 @@ _PACKAGE_NAME = r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?"
 
 def env_name(value: str) -> str:
     """An environment's folder name: one path component, no shell or path tricks."""
-    if not re.fullmatch(_ENV_NAME, value or "") or value in (".", "..") or value.endswith(".envdesk-lock"):
+    if not re.fullmatch(_ENV_NAME, value or "") or value in (".", ".."):
         raise InvalidInput(
             f"{shown(value)} cannot be an environment name.",
-            "Use letters, digits, '.', '-', '_' or '+' (up to 100), starting with a letter or digit.")
+            "Use ASCII letters (a-z, A-Z, no accents), digits, '.', '-', '_' or '+' (up to 100), starting with a "
+            "letter or digit.")
+    if ".envdesk-" in value:  # EnvDesk's own folders beside an environment: its lock, a delete's, a copy's
+        raise InvalidInput(f"{shown(value)} cannot be an environment name: names with '.envdesk-' are EnvDesk's "
+                           "own (a lock, or a delete that stopped).", "Choose another name.")
     return value
 
 

@@ -109,7 +109,8 @@ _PATHS = (
     "/tmp/../etc", "/dev/null", "/dev/zero", "/proc/self/environ", "./x", "~", "~root", "~root/.ssh", "~/../..",
     "~/..", "~nobody/x", "~-", "~+", "/./", "....//....//etc", "x/./y", "..\\..\\windows", "C:\\Windows\\System32",
     "\\\\server\\share", "c:", "file:///etc/passwd", "/home", "~/.ssh", "~/.ssh/authorized_keys", "/root",
-    "venvs/../../..", "/tmp/./..", "%2e%2e%2f", "..%2f..%2f", ".envdesk-lock", "x.envdesk-lock",
+    "venvs/../../..", "/tmp/./..", "%2e%2e%2f", "..%2f..%2f", ".envdesk-lock", "x.envdesk-lock", "x.envdesk-deleting",
+    "x.envdesk-new-1a2b",
 )
 _UNICODE = (
     "\uff1btouch {C}", "\uff04\uff08touch {C}\uff09", "\uff5ctouch {C}", "\uff06\uff06touch {C}",

@@ -7,6 +7,7 @@ EnvDesk made for the environment go with it (they could no longer start), in the
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -106,7 +107,8 @@ def stopped_delete(path: str) -> str:
     """What a user reads when a delete was stopped midway (Cancel, Ctrl-C): which state it can have left."""
     return (f"The delete was stopped. Either it had not begun, and {path} is whole, or it had moved the environment "
             f"aside first ({path}{DELETING_SUFFIX}) and removed part of it: then nothing usable is left at {path}, and "
-            "what is left aside is listed as a delete that stopped; delete it to finish.")
+            f"what is left aside is listed as a delete that stopped: delete {os.path.basename(path)}{DELETING_SUFFIX} "
+            "to finish.")
 
 
 def to_delete(session: Session, target_name: str, env_ref: str,
