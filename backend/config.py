@@ -1,13 +1,14 @@
 """Cluster profiles: what EnvDesk knows about each cluster, kept as YAML in the config folder."""
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import validate
-from .errors import ConfigError, EnvDeskError, NotFound
-from .fileio import dump_yaml, read_yaml, write_atomically
+from .errors import Busy, ConfigError, EnvDeskError, NotFound
+from .fileio import dump_yaml, locked, read_yaml, write_atomically
 from .paths import AppPaths
 
 ADD_CLUSTER = "envdesk cluster add NAME --host HOST --user USER"
@@ -16,6 +17,9 @@ ADD_CLUSTER = "envdesk cluster add NAME --host HOST --user USER"
 DEFAULT_ENV_ROOTS = ("~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs")
 SLURM_ACCOUNT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 AUTH_METHODS = ("auto", "key", "password", "key+code", "password+code")
+CHANGE_WAIT = 20.0
+"""Seconds a change of clusters.yaml waits for another one (the window's, another command's) before saying so; a
+change holds it for milliseconds."""
 
 
 @dataclass
@@ -186,12 +190,17 @@ class ClusterStore:
 
     def update_local_roots(self, root: str) -> None:
         """Add an environment folder to "This computer"."""
-        local = self.local_settings()
-        local.env_roots = [*local.roots, validate.local_folder(root)]
-        self.save_local_settings(local)
+        with self._changing():
+            local = self.local_settings()
+            local.env_roots = [*local.roots, validate.local_folder(root)]
+            self._save_local(local)
 
     def save_local_settings(self, settings: LocalSettings) -> None:
         """Keep how "This computer" is searched and installed into (the `local:` entry; none when both are empty)."""
+        with self._changing():
+            self._save_local(settings)
+
+    def _save_local(self, settings: LocalSettings) -> None:
         data = self._read()
         local = {key: value for key, value in asdict(settings).items() if value}
         if local:
@@ -204,12 +213,32 @@ class ClusterStore:
     def save(self, profiles: Iterable[ClusterProfile]) -> None:
         """Write every profile, replacing the file atomically (the local settings are kept, and so is each entry
         as the user wrote it where its settings did not change)."""
+        with self._changing():
+            self._save(profiles)
+
+    def _save(self, profiles: Iterable[ClusterProfile]) -> None:
         old = self._read()
         written = {entry.get("name"): entry for entry in old.get("clusters") or [] if isinstance(entry, dict)}
         body: dict[str, Any] = {"clusters": [_as_written(profile, written.get(profile.name)) for profile in profiles]}
         if old.get("local"):
             body["local"] = old["local"]
         self._write(body)
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """One change at a time, from reading the file to writing it back: each writer (the window, commands run at
+        once) changes what the file holds then, so none undoes another's (T27: of 8 clusters added at once, 3
+        were kept, and a folder of environments added by `env create --root` was lost, its environment with it).
+        Not to be nested: a second hold waits for the first."""
+        file = self.paths.clusters_file
+
+        def busy() -> Busy:
+            return Busy(f"Another EnvDesk (the window or a command) has been changing {file} for "
+                        f"{CHANGE_WAIT:.0f} seconds; nothing was changed.",
+                        "Wait for it to finish, then try again.")
+
+        with locked(file.with_name(f"{file.name}.lock"), CHANGE_WAIT, busy):
+            yield
 
     def _write(self, data: dict[str, Any]) -> None:
         """Replace the file atomically with `data`, changing only what changed in its text, so the user's comments
@@ -235,24 +264,33 @@ class ClusterStore:
     def add(self, profile: ClusterProfile) -> None:
         """Save a new profile; a name can only be used once, whatever its letters' case: its cached list and
         kept connection are files named after it, one file for 'Cedar' and 'cedar' on macOS and Windows."""
-        profiles = self.load()
-        same = next((p for p in profiles if p.name.casefold() == profile.name.casefold()), None)
-        if same is not None:
-            raise ConfigError(f"A cluster called {same.name!r} already exists.",
-                              "Pick another name (names differing only in upper and lower case count as one), "
-                              "or remove the old one first; to change it, envdesk cluster edit (such as --env-root "
-                              "DIR, to add a folder of environments).")
-        self.save([*profiles, profile])
+        with self._changing():
+            profiles = self.load()
+            same = next((p for p in profiles if p.name.casefold() == profile.name.casefold()), None)
+            if same is not None:
+                raise ConfigError(f"A cluster called {same.name!r} already exists.",
+                                  "Pick another name (names differing only in upper and lower case count as one), "
+                                  "or remove the old one first; to change it, envdesk cluster edit (such as "
+                                  "--env-root DIR, to add a folder of environments).")
+            self._save([*profiles, profile])
 
     def replace(self, profile: ClusterProfile) -> None:
-        """Update an existing profile in place (same name)."""
-        profiles = self.load()
-        if not any(p.name == profile.name for p in profiles):
-            self.get(profile.name)
-        self.save([profile if p.name == profile.name else p for p in profiles])
+        """Update an existing profile in place (same name), as a whole (an edit form's Save)."""
+        self.edit(profile.name, lambda _: profile)
+
+    def edit(self, name: str, change: Callable[[ClusterProfile], ClusterProfile]) -> ClusterProfile:
+        """Replace the profile called `name` by `change` of it as saved at this moment (so that a change made
+        meanwhile by another writer is kept); the profile written."""
+        with self._changing():
+            profiles = self.load()
+            changed = change(next((p for p in profiles if p.name == name), None)
+                             or self.get(name))  # (NotFound, naming the clusters there are)
+            self._save([changed if p.name == name else p for p in profiles])
+            return changed
 
     def remove(self, name: str) -> None:
         """Forget a profile (the cluster's environments are not touched)."""
-        profiles = self.load()
-        self.get(name)
-        self.save([p for p in profiles if p.name != name])
+        with self._changing():
+            profiles = self.load()
+            self.get(name)
+            self._save([p for p in profiles if p.name != name])

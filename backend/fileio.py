@@ -5,15 +5,22 @@ the window's start (atomic writes, cached lists) need not wait for.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import functools
 import json
+import logging
 import os
+import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import ConfigError, WriteFailed
+from .errors import ConfigError, EnvDeskError, WriteFailed
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import yaml
@@ -71,6 +78,58 @@ def private_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if os.name == "posix":
         os.chmod(folder, 0o700)
+
+
+@contextlib.contextmanager
+def locked(path: Path, wait: float, busy: Callable[[], EnvDeskError]) -> Iterator[None]:
+    """Hold the lock file `path` for the `with` block, so that one process (or thread) at a time reads, changes
+    and writes what it guards; waits up to `wait` seconds for another holder, then raises `busy()`.
+
+    The operating system's own lock (flock on Linux and macOS, msvcrt.locking on Windows) is dropped by the
+    system when its holder ends, killed or crashed: no stale lock is left to be judged by its age and taken over
+    (a lock made by creating a file must be, and two takers can then both hold it). The file itself stays: a
+    waiter that opened it before it was removed would lock a file no one else sees. A file system that has no
+    locks (a network home without its lock service) is written without one, as before, with a warning."""
+    try:
+        private_folder(path.parent)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+    except OSError as exc:
+        raise _write_failed(path, exc) from exc
+    try:
+        deadline = time.monotonic() + wait
+        while not _lock_now(handle, path):
+            if time.monotonic() > deadline:
+                raise busy()
+            time.sleep(0.02)
+        try:
+            yield
+        finally:
+            if sys.platform == "win32":  # Windows drops a closed file's locks "when resources allow": at once here
+                import msvcrt
+                os.lseek(handle, 0, os.SEEK_SET)
+                with contextlib.suppress(OSError):
+                    msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
+    finally:
+        os.close(handle)  # drops the lock on Linux and macOS
+
+
+def _lock_now(handle: int, path: Path) -> bool:
+    """Take the system's lock on the open lock file `handle` (at `path`) if no one holds it: False when someone
+    does; True, with a warning, where the file system has no locks."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+            os.lseek(handle, 0, os.SEEK_SET)  # msvcrt locks bytes from the current position: the first one
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if isinstance(exc, BlockingIOError) or (sys.platform == "win32" and exc.errno in (errno.EACCES,
+                                                                                          errno.EDEADLOCK)):
+            return False  # held by another
+        log.warning("%s cannot be locked (%s): changing what it guards without a lock.", path, exc.strerror or exc)
+    return True
 
 
 def current_umask() -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -75,9 +75,7 @@ class Session:
         if name == LOCAL_TARGET:
             self.store.update_local_roots(root)
         else:
-            profile = self.store.get(name)
-            profile.env_roots = [*profile.roots, root]
-            self.store.replace(profile)
+            self.store.edit(name, lambda profile: replace(profile, env_roots=[*profile.roots, root]))
 
     def _runner(self, name: str, profile: ClusterProfile | None) -> Runner:
         with self._lock:

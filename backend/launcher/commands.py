@@ -119,22 +119,27 @@ def cluster_edit(args: argparse.Namespace, session: Session) -> int:
         changes["identity_file"] = args.identity_file or None
     if args.login:
         changes["auth"] = args.login
-    saved = session.store.get(args.name)
-    if args.env_root or args.no_env_root:
-        changes["env_roots"] = _env_roots_after(saved.env_roots, args.env_root or [], args.no_env_root or [])
-    if not changes:
+    roots_changed = bool(args.env_root or args.no_env_root)
+    if not changes and not roots_changed:
+        session.store.get(args.name)  # a name that is no cluster is said so first
         raise InvalidInput("Nothing to change.", "Give --account, --identity-file, --login, --env-root, --no-env-root, "
                            "--build-on-compute-node, --build-on-login-node, --partition, --time, --cpus, --mem, "
                            "--conda-solver or --conda-channel.")
-    profile = replace(saved, **changes)
-    session.store.replace(profile)
+
+    def changed(saved: ClusterProfile) -> ClusterProfile:
+        """The profile as saved when the file is locked, with this command's changes (another's kept)."""
+        roots = ({"env_roots": _env_roots_after(saved.env_roots, args.env_root or [], args.no_env_root or [])}
+                 if roots_changed else {})
+        return replace(saved, **changes, **roots)
+
+    profile = session.store.edit(args.name, changed)
     where = "on a compute node (Slurm jobs)" if builds_on_compute_node(profile) else "on the login node"
     print(f"Updated cluster {profile.name}: environments are built {where}"
           + (f", account {profile.slurm_account}." if profile.slurm_account else "."))
     if "auth" in changes or "identity_file" in changes:
         print(f"Logging in there: {profile.auth}"
               + (f", with the key {profile.identity_file}." if profile.identity_file else "."))
-    if "env_roots" in changes:
+    if roots_changed:
         print(f"Environments are looked for in {', '.join(profile.roots)}"
               + (" (the usual folders: none of your own is left)." if not profile.env_roots else "."))
     if "conda_solver" in changes or "conda_channels" in changes:
