@@ -1142,3 +1142,28 @@ def test_pip_user_set_by_a_login_file_is_off_for_commands_run_with_modules_here_
     assert by_hand.stdout == "1", by_hand
     seen = LocalRunner().run_shell('printf "%s %s" "$PIP_USER" "$TOOLS_LOADED"', modules=["tools/1.0"])
     assert seen.ok and seen.stdout == "0 yes", seen
+
+
+def test_a_busy_environment_under_json_says_what_to_do_in_the_hint(tmp_path):
+    """T27 MED-4: a create refused because another EnvDesk is creating that environment printed
+    {"error": "Another EnvDesk … is creating this environment. …", "hint": ""} under --json, where README says the
+    hint is never empty. The lock is held by an operation of this process (what another window's would be)."""
+    from envdesk.backend.operations.common import Reservation
+    from envdesk.backend.paths import AppPaths
+    from envdesk_fixtures import session_for
+    config, root = this_computer_with_one_venv(tmp_path)
+    (tmp_path / "wanted.txt").write_text("tinyalpha\n", encoding="utf-8")
+    session = session_for(AppPaths(config))
+    target = session.target("local")
+    reservation = Reservation.take(target, str(root / "busy"), list(target.roots), create=True, operation="create")
+    try:
+        refused = envdesk("env", "import", "local", str(tmp_path / "wanted.txt"), "--name", "busy", "--yes", "--json",
+                          config_dir=config)
+    finally:
+        reservation.release(remove_unfinished=True)
+        session.close()
+    assert refused.returncode == 1, refused.stderr
+    failure = json.loads(refused.stdout)
+    assert "is creating this environment" in failure["error"], failure
+    assert "run the same command again" in failure["hint"], failure
+

@@ -597,7 +597,10 @@ def _hint_where_none(exc: EnvDeskError, args: argparse.Namespace) -> None:
     trial)."""
     from envdesk.backend.errors import AuthenticationFailed, Busy, ConfigError, ConnectionFailed, InvalidInput, NotFound
     from envdesk.backend.validate import LOCAL_TARGET
-    if exc.hint or isinstance(exc, Busy):  # a busy environment's words say to wait, and what else to do
+    if exc.hint:
+        return
+    if isinstance(exc, Busy):  # its words say who holds it and how to tell it is done (T27 MED-4: the hint was "")
+        exc.hint = "When the other operation has finished (or its lock is gone, as said), run the same command again."
         return
     cluster = getattr(args, "cluster", None) or (getattr(args, "name", None) if args.handler.startswith("cluster_")
                                                  else None)
