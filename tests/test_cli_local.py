@@ -1167,3 +1167,19 @@ def test_a_busy_environment_under_json_says_what_to_do_in_the_hint(tmp_path):
     assert "is creating this environment" in failure["error"], failure
     assert "run the same command again" in failure["hint"], failure
 
+
+@pytest.mark.parametrize("raised, status", [(RuntimeError("a bug"), 1), (KeyboardInterrupt(), 130)])
+def test_every_failure_under_json_prints_error_and_hint(tmp_path, monkeypatch, capsys, raised, status):
+    """T27 LOW: an unexpected error (a bug) or Ctrl-C under --json printed nothing on stdout, where a script reads
+    {"error", "hint"} for every failure (README). Referee: json.loads of what the command printed."""
+    import envdesk.commands
+    from envdesk.cli import main
+
+    def fails(*_: object) -> int:
+        raise raised
+
+    monkeypatch.setattr(envdesk.commands, "cluster_list", fails)
+    monkeypatch.delenv("ENVDESK_DEBUG", raising=False)
+    assert main(["--config-dir", str(tmp_path / "config"), "cluster", "list", "--json"]) == status
+    failure = json.loads(capsys.readouterr().out)
+    assert set(failure) == {"error", "hint"} and failure["error"].strip() and failure["hint"].strip(), failure

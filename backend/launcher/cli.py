@@ -643,6 +643,14 @@ def _stop_on_termination() -> None:
             signal.signal(getattr(signal, name), stop)
 
 
+def _failure_as_json(args: argparse.Namespace, error: str, hint: str) -> None:
+    """Under --json, a failure as {"error", "hint"} on stdout too, whatever ended the command (an EnvDeskError, an
+    unexpected error, Ctrl-C): a script reading the JSON gets one (T27 LOW: the last two printed nothing there)."""
+    if getattr(args, "json", False):
+        import json
+        print(json.dumps({"error": error, "hint": hint}), flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; 0 on success, 1 when it fails (message on stderr), 2 for a usage error."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -687,21 +695,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         _hint_kept_connection(exc, args)
         _hint_where_none(exc, args)
         print(f"envdesk: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):  # a script reading the JSON gets the error as JSON too
-            import json
-            print(json.dumps({"error": exc.message, "hint": exc.hint}))
+        _failure_as_json(args, exc.message, exc.hint)
         return 1
     except KeyboardInterrupt as exc:
         from envdesk.backend.runner import left_running
         still = left_running(exc)  # the cluster stopped answering: what ran there was not stopped (T19)
         stopped_by = exc.signal_name if isinstance(exc, Terminated) else "interrupted"
         print(f"envdesk: {stopped_by}.{' ' + still if still else ''}", file=sys.stderr)
+        _failure_as_json(args, f"{stopped_by.capitalize()}.{' ' + still if still else ''}",
+                         "Run the same command again to have it done.")
         return 128 + exc.signal_number if isinstance(exc, Terminated) else 130
     except Exception as exc:  # the edge of the program: never a traceback for users
         if os.environ.get("ENVDESK_DEBUG"):
             raise
         print(f"envdesk: unexpected error ({exc.__class__.__name__}: {exc}). "
               "Run again with ENVDESK_DEBUG=1 for details.", file=sys.stderr)
+        _failure_as_json(args, f"Unexpected error ({exc.__class__.__name__}: {exc}).",
+                         "Run it again with ENVDESK_DEBUG=1 set for the details (a traceback), to report them.")
         return 1
     finally:
         session.close()
