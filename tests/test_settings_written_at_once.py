@@ -9,15 +9,28 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import pytest
 import yaml
+from envdesk.backend import config as config_module
 from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.errors import Busy
 from envdesk.backend.paths import AppPaths
 from envdesk_fixtures import envdesk_command
 
 WRITERS = 8
+HOLDER = """\
+import sys, time
+from pathlib import Path
+from envdesk.backend.config import ClusterStore
+from envdesk.backend.paths import AppPaths
+with ClusterStore(AppPaths(Path(sys.argv[1])))._changing():  # as the window's store holds it while it writes
+    print("held", flush=True)
+    time.sleep(3600)
+"""
 
 
 def started(*args: str, config: Path, home: Path) -> subprocess.Popen:
@@ -142,3 +155,25 @@ def test_a_change_that_cannot_wait_any_longer_says_busy_and_changes_nothing(tmp_
     assert "then try again" in err, err
     assert saved(config) == before
     assert [entry["name"] for entry in listed_json("cluster", "list", config=config, home=home)] == ["kept"]
+
+
+def test_a_lock_whose_holder_was_killed_is_free_at_once(tmp_path, monkeypatch):
+    """A process killed while it changed clusters.yaml (kill -9, a crash, a closed laptop lid's power cut) leaves no
+    lock behind to be judged stale by its age: the system drops it with the process. Asked with no time to wait,
+    the lock is busy while the other process holds it, and free once it is gone."""
+    config, home = tmp_path / "config", tmp_path / "home"
+    config.mkdir()
+    home.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(config)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(config_module, "CHANGE_WAIT", 0.0)
+        store = ClusterStore(AppPaths(config))
+        with pytest.raises(Busy):
+            store.add(ClusterProfile(name="early", host="127.0.0.1"))
+    finally:
+        holder.kill()
+        holder.communicate(timeout=600)
+    store.add(ClusterProfile(name="after", host="127.0.0.1"))
+    assert [entry["name"] for entry in saved(config)["clusters"]] == ["after"]
+    assert [entry["name"] for entry in listed_json("cluster", "list", config=config, home=home)] == ["after"]
