@@ -25,7 +25,7 @@ import time
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Iterator
+from typing import IO, TYPE_CHECKING, Any
 
 from . import errors
 from .errors import ConnectionFailed, EnvDeskError
@@ -120,34 +120,16 @@ def claim(paths: AppPaths, record: KeptRecord) -> KeptRecord:
         return record
 
 
-@contextlib.contextmanager
-def _record_lock(paths: AppPaths, cluster: str) -> Iterator[None]:
-    """Only one process at a time between reading the record and writing it (a file made exclusively; one left
-    by a process that died is taken over after a while)."""
-    from .fileio import private_folder
+def _record_lock(paths: AppPaths, cluster: str) -> contextlib.AbstractContextManager[None]:
+    """Only one process at a time between reading the record and writing it (the system's lock, see fileio.locked:
+    one a process that died held is free at once)."""
+    from .fileio import locked
 
-    path = record_path(paths, cluster).with_suffix(".lock")
-    private_folder(path.parent)
-    deadline = time.monotonic() + _LOCK_WAIT
-    while True:
-        try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            break
-        except FileExistsError:
-            with contextlib.suppress(OSError):
-                if time.time() - path.stat().st_mtime > _LOCK_WAIT:
-                    path.unlink()
-                    continue
-            if time.monotonic() > deadline:
-                raise ConnectionFailed(f"Another EnvDesk command is starting a kept connection to {cluster}.",
-                                       "Try again in a moment.") from None
-            time.sleep(0.05)
-    try:
-        yield
-    finally:
-        os.close(handle)
-        with contextlib.suppress(OSError):
-            path.unlink()
+    def busy() -> ConnectionFailed:
+        return ConnectionFailed(f"Another EnvDesk command is starting a kept connection to {cluster}.",
+                                "Try again in a moment.")
+
+    return locked(record_path(paths, cluster).with_suffix(".lock"), _LOCK_WAIT, busy)
 
 
 def write_record(paths: AppPaths, record: KeptRecord) -> None:

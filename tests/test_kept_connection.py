@@ -124,8 +124,8 @@ def test_two_factor_code_is_typed_once_for_all_the_commands_that_follow(testbed,
     envdesk_says = {canon(p["name"]): p["version"] for p in json.loads(shown.stdout)["packages"]}
     assert envdesk_says == pip_says and pip_says["tinyalpha"] == "1.1"
     assert name in [env["name"] for env in json.loads(listed.stdout)]
-    written = list(kept_connection.record_path(paths, "otp").parent.iterdir())  # the keeper's record and log
-    assert sorted(path.suffix for path in written) == [".json", ".log"]
+    written = list(kept_connection.record_path(paths, "otp").parent.iterdir())  # the keeper's record, lock and log
+    assert sorted(path.suffix for path in written) == [".json", ".lock", ".log"]
     assert not [path for path in written if typed[0].encode() in path.read_bytes()], "the code was written down"
 
     record = kept_connection.read_record(paths, "otp")
