@@ -177,3 +177,20 @@ def test_a_lock_whose_holder_was_killed_is_free_at_once(tmp_path, monkeypatch):
     store.add(ClusterProfile(name="after", host="127.0.0.1"))
     assert [entry["name"] for entry in saved(config)["clusters"]] == ["after"]
     assert [entry["name"] for entry in listed_json("cluster", "list", config=config, home=home)] == ["after"]
+
+
+def test_folders_added_to_one_cluster_at_once_are_all_kept(tmp_path):
+    """`cluster edit c --env-root DIR` run four times at once, each with its own folder: each adds its folder to the
+    cluster's folders as saved when it writes, so all four are kept (and the cluster's other settings)."""
+    config, home = tmp_path / "config", tmp_path / "home"
+    config.mkdir()
+    home.mkdir()
+    ClusterStore(AppPaths(config)).add(ClusterProfile(name="c", host="127.0.0.1", user="u", slurm_account="def-lab"))
+    editing = [started("cluster", "edit", "c", "--env-root", f"/project/lab/envs{i}", config=config, home=home)
+               for i in range(WRITERS)]
+    for code, _, err in finished(editing):
+        assert code == 0, err
+    entry, = saved(config)["clusters"]
+    assert sorted(entry["env_roots"]) == [f"/project/lab/envs{i}" for i in range(WRITERS)]
+    shown, = listed_json("cluster", "list", config=config, home=home)
+    assert sorted(shown["env_roots"]) == sorted(entry["env_roots"]) and shown["slurm_account"] == "def-lab"
