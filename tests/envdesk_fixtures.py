@@ -9,6 +9,7 @@ import select
 import shlex
 import uuid
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -190,13 +191,23 @@ def freeze_here(env: Path) -> set[str]:
                                        capture_output=True, text=True, check=True, timeout=300).stdout)
 
 
+def _listening(socket_path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket (ssh-agent makes the file before it listens)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
+
+
 @contextlib.contextmanager
 def running_ssh_agent(socket_path: Path) -> Iterator[dict[str, str]]:
     """A real ssh-agent listening on `socket_path` for the block; yields the environment that reaches it."""
     agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(socket_path)], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not socket_path.exists() and time.monotonic() < deadline:
+        while not _listening(socket_path) and time.monotonic() < deadline:
             time.sleep(0.05)
         yield {**os.environ, "SSH_AUTH_SOCK": str(socket_path)}
     finally:

@@ -6,7 +6,6 @@ open is refused (a refusal makes the runner wait for a slot below the count refu
 and a listing still answers."""
 from __future__ import annotations
 
-import copy
 import threading
 import time
 import uuid
@@ -20,33 +19,12 @@ from envdesk.backend.paths import AppPaths
 from envdesk.backend.ssh_runner import MAX_CHANNELS
 from envdesk.backend.targets import Session
 from envdesk_fixtures import ScriptedPrompter, unique
-from testbed import util
 
 
 def alpha_behind_own_sshd(testbed, workdir, name: str, max_sessions: int):
     """alpha's user and home behind a started sshd of its own, called `name`, whose MaxSessions is
     `max_sessions` (OpenSSH's default is 10; clusters may set less)."""
-    alpha = testbed.clusters["alpha"]
-    cluster = copy.copy(alpha)
-    cluster.name = name
-    cluster.workdir = workdir
-    cluster.workdir.mkdir()
-    cluster.workdir.chmod(0o755)
-    cluster.config_path = cluster.workdir / "sshd_config"
-    cluster.log_path = cluster.workdir / "sshd.log"
-    cluster.pidfile = cluster.workdir / "sshd.pid"
-    cluster._proc = None
-    cluster._old_session_pids = set()
-
-    def write_config() -> None:
-        type(alpha).write_config(cluster)
-        text = cluster.config_path.read_text()
-        assert "MaxSessions 64" in text
-        cluster.config_path.write_text(text.replace("MaxSessions 64", f"MaxSessions {max_sessions}"))
-    cluster.write_config = write_config
-    cluster.spawn(util.free_ports(1)[0])
-    cluster.wait_ready()
-    return cluster
+    return testbed.clusters["alpha"].twin(name, workdir, f"MaxSessions {max_sessions}\n")
 
 
 def session_on(cluster, folder):

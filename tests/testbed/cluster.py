@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import os
 import re
 import socket
@@ -171,6 +172,30 @@ class FakeCluster:
                 sftp_server=sftp if os.path.exists(sftp) else "internal-sftp",
             )
         )
+
+    def twin(self, name: str, workdir: Path, settings: str) -> FakeCluster:
+        """This cluster's user and home behind an sshd of its own, called `name`, started on a free port, whose
+        sshd_config starts with `settings` (lines): sshd takes a keyword's first value, so they win over the
+        common ones (`AuthorizedKeysFile none` with `TrustedUserCAKeys FILE`: a cluster that takes only
+        certificates). The caller stops it."""
+        twin = copy.copy(self)
+        twin.name = name
+        twin.workdir = Path(workdir)
+        twin.workdir.mkdir(parents=True, exist_ok=True)
+        twin.workdir.chmod(0o755)
+        twin.config_path = twin.workdir / "sshd_config"
+        twin.log_path = twin.workdir / "sshd.log"
+        twin.pidfile = twin.workdir / "sshd.pid"
+        twin._proc = None
+        twin._old_session_pids = set()
+
+        def write_config() -> None:
+            FakeCluster.write_config(twin)
+            twin.config_path.write_text(settings + twin.config_path.read_text())
+        twin.write_config = write_config  # type: ignore[method-assign]
+        twin.spawn(util.free_ports(1)[0])
+        twin.wait_ready()
+        return twin
 
     def spawn(self, port: int) -> None:
         """Write the config for port and start sshd (returns at once; see wait_ready)."""
