@@ -27,8 +27,12 @@ MAX_KNOWN_HOSTS_BYTES = 64 * 1024 * 1024
 
 def fingerprint(key: paramiko.PKey) -> str:
     """The key's SHA256 fingerprint exactly as OpenSSH prints it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+    return blob_fingerprint(key.asbytes())
+
+
+def blob_fingerprint(blob: bytes) -> str:
+    """The SHA256 fingerprint of a public key blob exactly as OpenSSH prints it."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode("ascii").rstrip("=")
 
 
 def known_hosts_name(host: str, port: int, key_alias: str | None = None) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import logging
 import os
@@ -11,10 +12,13 @@ from pathlib import Path
 from typing import Protocol
 
 from .ssh_lib import paramiko
+from paramiko.pkey import PublicBlob
 
 from . import secrets
 from .errors import AuthenticationFailed, LoginCancelled
+from .hostkeys import blob_fingerprint
 from .prompts import Prompter, SecretAnswer, SecretRequest, classify_prompt
+from .ssh_certificates import Certificate, certificate_file, read_certificate
 from .ssh_config import Hop
 
 DEFAULT_KEY_FILES = ("id_ed25519", "id_ecdsa", "id_rsa")
@@ -77,6 +81,7 @@ class Authenticator:
         self._agent_keys_held: int | None = None  # None: no agent asked
         self._agent: list[paramiko.AgentKey] | None = None  # its keys, asked once per login
         self._keys_taken = True  # False once the server said it takes no keys
+        self._certificates: dict[str, Certificate] = {}  # label -> the certificate it offers
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -159,21 +164,74 @@ class Authenticator:
         return key
 
     def _candidate_keys(self) -> list[tuple[str, KeyLoader]]:
-        """The keys to offer, each with what loads it, in OpenSSH's order (sshconnect2.c, pubkey_prepare): the
-        agent's, where one whose public half an identity file holds stands for that file (so a file may be the
-        .pub of a key only the agent has), then the files no agent key stood for. With IdentitiesOnly, an agent
-        key no identity file names is left out: a server allows only a few tries (MaxAuthTries)."""
+        """The keys and certificates to offer, each with what loads it, in OpenSSH's order (sshconnect2.c,
+        pubkey_prepare): the agent's, where one whose public half (or certificate) an identity names stands for that
+        identity (so a file may be the .pub of a key only the agent has), then the identities no agent key stood
+        for. An identity file stands for its key and for the certificate beside it (KEY-cert.pub), each offered on
+        its own as ssh does; each CertificateFile is one more, signed by its key (the agent's or a file's). With
+        IdentitiesOnly, an agent key no identity names is left out: a server allows only a few tries
+        (MaxAuthTries)."""
         named = list(self.hop.identity_files) or default_key_files()
         halves = {path: _public_half(path) for path in named}  # a private file may be missing beside its .pub
+        identities: list[tuple[str, bytes | None, str | None]] = [(f"key {path}", halves[path], path)
+                                                                  for path in named]
+        for path, cert_path in [(path, f"{path}-cert.pub") for path in named] + \
+                [(None, path) for path in self.hop.certificate_files]:
+            cert = certificate_file(cert_path)
+            if cert is not None:
+                self._certificates[f"certificate {cert_path}"] = cert
+                identities.append((f"certificate {cert_path}", cert.blob, path))
         found: list[tuple[str, KeyLoader]] = []
         stood_for: set[str] = set()
         for key in self._agent_keys():
-            these = [path for path in named if halves[path] == key.asbytes()]
+            these = [label for label, blob, _ in identities if blob is not None and blob == key.blob]
             if these or not self.hop.identities_only:
-                found.append((f"agent key {key.fingerprint}", _constant(key)))
+                found.append((self._agent_label(key), _constant(key)))
             stood_for.update(these)
-        files = [path for path in named if path not in stood_for and self._exists(path)]
-        return found + [(f"key {path}", functools.partial(self._load_key, path)) for path in files]
+        for label, _, path in identities:
+            if label in stood_for:
+                continue
+            if label in self._certificates:
+                if self._signer(self._certificates[label], path, halves) is not None:
+                    found.append((label, functools.partial(self._certified, self._certificates[label], path, halves)))
+            elif path is not None and self._exists(path):
+                found.append((label, functools.partial(self._plain_key, path)))
+        return found
+
+    def _agent_label(self, key: paramiko.AgentKey) -> str:
+        """How the failure message names an agent key: its fingerprint as `ssh-add -l` shows it (a certificate's is
+        its key's), a certificate said to be one."""
+        cert = read_certificate(key.blob)
+        if cert is None:
+            return f"agent key {key.fingerprint}"
+        label = f"agent certificate {blob_fingerprint(cert.key_blob)} ({cert.key_id})"
+        self._certificates[label] = cert
+        return label
+
+    def _plain_key(self, path: str, quiet: bool = False) -> paramiko.PKey | None:
+        """The key in `path` as a plain key: paramiko adds the certificate beside it, which is offered on its own."""
+        key = self._load_key(path, quiet)
+        return None if key is None else _offering(key, None)
+
+    def _signer(self, cert: Certificate, path: str | None, halves: dict[str, bytes | None]) -> str | None:
+        """What signs for `cert`: 'agent' when the agent holds its key, else the identity file holding the key (the
+        one the certificate lies beside, or one whose public half it certifies); None when there is none."""
+        if any(key.blob == cert.key_blob for key in self._agent_keys()):
+            return "agent"
+        if path is not None and Path(path).is_file():
+            return path
+        return next((named for named, half in halves.items() if half == cert.key_blob and Path(named).is_file()),
+                    None)
+
+    def _certified(self, cert: Certificate, path: str | None, halves: dict[str, bytes | None],
+                   quiet: bool = False) -> paramiko.PKey | None:
+        """The key that signs for `cert`, set to offer the certificate (None when it cannot be loaded)."""
+        signer = self._signer(cert, path, halves)
+        if signer == "agent":
+            key: paramiko.PKey | None = next(key for key in self._agent_keys() if key.blob == cert.key_blob)
+        else:
+            key = None if signer is None else self._load_key(signer, quiet)
+        return None if key is None else _offering(key, cert.blob)
 
     def _exists(self, path: str) -> bool:
         """Whether the key file is there; noted for the failure message when it is not."""
@@ -190,7 +248,7 @@ class Authenticator:
             agent = _agent_for(self.hop.identity_agent) if self.use_agent else None
             if agent is not None:
                 try:
-                    self._agent = list(agent().get_keys())
+                    self._agent = [_as_held(key) for key in agent().get_keys()]
                 except (paramiko.SSHException, OSError):
                     pass
                 self._agent_keys_held = len(self._agent)
@@ -456,6 +514,25 @@ def _public_half(path: str) -> bytes | None:
         except (OSError, ValueError):
             continue
     return None
+
+
+def _as_held(key: paramiko.AgentKey) -> paramiko.AgentKey:
+    """An agent's key as paramiko must offer it. For an RSA certificate paramiko offers the plain key's blob under
+    the certificate's name, which sshd refuses ("key type mismatch for decoded key"; paramiko#2437): its
+    certificate is set as the blob to offer, as paramiko does for a key file's certificate."""
+    if read_certificate(key.blob) is not None and key.public_blob is None:
+        key.public_blob = PublicBlob.from_message(paramiko.Message(key.blob))  # type: ignore[assignment]
+    return key
+
+
+def _offering(key: paramiko.PKey, cert: bytes | None) -> paramiko.PKey:
+    """`key` set to offer the certificate `cert` (None: the plain key), leaving the cached key as it is."""
+    if isinstance(key, paramiko.AgentKey):
+        offered: paramiko.PKey = paramiko.AgentKey(key.agent, key.blob, key.comment)
+    else:
+        offered = copy.copy(key)
+    offered.public_blob = None if cert is None else PublicBlob.from_message(paramiko.Message(cert))
+    return offered
 
 
 def _constant(key: paramiko.PKey) -> KeyLoader:

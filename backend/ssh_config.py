@@ -14,7 +14,7 @@ from .ssh_lib import paramiko
 from . import validate
 from .config import ClusterProfile
 from .errors import ConfigError, EnvDeskError
-from .ssh_config_files import default_ssh_config_path, flatten
+from .ssh_config_files import certificate_files, default_ssh_config_path, flatten
 from .ssh_config_tokens import Connection, expand_identity_file
 
 __all__ = ["default_ssh_config_path", "load_ssh_config", "plan_connection", "profiles_from_ssh_config"]
@@ -63,6 +63,8 @@ class Hop:
     user: str
     identity_files: tuple[str, ...] = ()
     alias: str = ""
+    certificate_files: tuple[str, ...] = ()
+    """CertificateFile, expanded: certificates to offer, each signed by its key (the agent's or an identity file's)."""
     identities_only: bool = False
     """IdentitiesOnly: offer only the identity files' keys (from the agent or the files), no other agent key."""
     identity_agent: str | None = None
@@ -118,7 +120,10 @@ def _hop(config: paramiko.SSHConfig, alias: str, user: str | None, port: int | N
     connection = Connection(alias, hop.host, hop.port, hop.user, _host_key_alias(found.get("hostkeyalias"), alias))
     keys = (os.path.expanduser(identity),) if identity else tuple(
         expand_identity_file(path, connection) for path in found.get("identityfile", []))
-    return replace(hop, identity_files=keys, identities_only=found.get("identitiesonly", "").lower() == "yes",
+    certificates = tuple(dict.fromkeys(expand_identity_file(path, connection, "the certificate file (CertificateFile)")
+                                       for path in certificate_files(found)))
+    return replace(hop, identity_files=keys, certificate_files=certificates,
+                   identities_only=found.get("identitiesonly", "").lower() == "yes",
                    identity_agent=_identity_agent(found.get("identityagent"), connection),
                    host_key_alias=connection.key_alias,
                    known_hosts_files=_known_hosts_files(found.get("userknownhostsfile"), connection),

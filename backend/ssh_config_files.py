@@ -28,6 +28,10 @@ MATCH_EXEC_PROBE = "envdeskmatchexec"
 """A made-up keyword set under a `Match exec` block's other criteria, so that a lookup tells whether the block
 could have applied to a host (see `FlatConfig.match_exec`)."""
 
+CERTIFICATE_FILE = "envdeskcertificatefile"
+"""OpenSSH takes every CertificateFile line that applies, in order; paramiko keeps only the first value of a keyword
+(IdentityFile aside). Each line is passed on under a keyword of its own, numbered (see `certificate_files`)."""
+
 FILE_LISTS = ("userknownhostsfile", "globalknownhostsfile")
 """Settings holding several files, quotes grouping the words of one (`UserKnownHostsFile "/a b/known_hosts"`).
 paramiko drops the quotes around a whole value, and what is left would be split at its spaces: their value is passed
@@ -53,6 +57,15 @@ class FlatConfig:
     lines: list[str] = field(default_factory=list)
     match_exec: dict[str, str] = field(default_factory=dict)
     """Probe keyword -> where the `Match exec` line is ('FILE line N')."""
+    certificate_files: int = 0
+    """CertificateFile lines so far (each passed on under its own numbered keyword)."""
+
+
+def certificate_files(found: dict) -> list[str]:
+    """The CertificateFile values of a lookup, in the configuration's order (not yet expanded)."""
+    numbered = [(int(key[len(CERTIFICATE_FILE):]), value) for key, value in found.items()
+                if key.startswith(CERTIFICATE_FILE) and key[len(CERTIFICATE_FILE):].isdigit()]
+    return [value for _, value in sorted(numbered)]
 
 
 def default_ssh_config_path() -> Path:
@@ -84,6 +97,9 @@ def _read(flat: FlatConfig, path: Path, enclosing: _Scope, depth: int, checked: 
         elif keyword in ("host", "match"):
             scope = _header(flat, line, keyword, value, enclosing, f"{path} line {number}")
             flat.lines.append(scope.header)
+        elif keyword == "certificatefile":
+            flat.lines.append(f"{CERTIFICATE_FILE}{flat.certificate_files} {value}")
+            flat.certificate_files += 1
         elif keyword in FILE_LISTS:
             flat.lines.append(f'{keyword} "{value}"')  # paramiko drops these quotes, and leaves the value's own
         else:

@@ -1,0 +1,101 @@
+"""OpenSSH user certificates (ssh-keygen -s, a site's sshproxy): what one says, read from its blob as sshd reads it
+(PROTOCOL.certkeys), so that a login can offer the certificate and say why a cluster refused it (expired, not for
+this user), where a plain key's advice (authorized_keys) does not apply."""
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .ssh_lib import paramiko
+
+CERT_SUFFIX = "-cert-v01@openssh.com"
+_KEY_FIELDS = {"ssh-rsa": 2, "ssh-dss": 4, "ssh-ed25519": 1, "ecdsa-sha2-nistp256": 2, "ecdsa-sha2-nistp384": 2,
+               "ecdsa-sha2-nistp521": 2, "sk-ecdsa-sha2-nistp256@openssh.com": 3,
+               "sk-ssh-ed25519@openssh.com": 2}
+"""How many strings (mpints are strings on the wire) each key type's public half holds, after its name."""
+FOREVER = 2**64 - 1  # valid_before of a certificate that never expires
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """One OpenSSH certificate: its blob, the plain public key it certifies, and what limits its use."""
+
+    blob: bytes
+    key_blob: bytes
+    key_id: str
+    principals: tuple[str, ...]
+    valid_after: int
+    valid_before: int
+    user: bool  # a user certificate (not a host's)
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.valid_before != FOREVER and (time.time() if now is None else now) >= self.valid_before
+
+    def not_yet_valid(self, now: float | None = None) -> bool:
+        return (time.time() if now is None else now) < self.valid_after
+
+    def allows(self, user: str) -> bool:
+        """Whether it may log in as `user` (no principals: any user, as sshd takes it)."""
+        return not self.principals or user in self.principals
+
+    @property
+    def expires(self) -> str:
+        """When it stops working, in words ('never' for no end)."""
+        return "never" if self.valid_before == FOREVER else _when(self.valid_before)
+
+    @property
+    def starts(self) -> str:
+        return _when(self.valid_after)
+
+
+def _when(seconds: int) -> str:
+    return datetime.fromtimestamp(min(seconds, 253402300799), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def is_certificate(blob: bytes) -> bool:
+    """Whether a public key blob is an OpenSSH certificate."""
+    try:
+        return paramiko.Message(blob).get_text().endswith(CERT_SUFFIX)
+    except Exception:  # noqa: BLE001  # not a blob at all
+        return False
+
+
+def read_certificate(blob: bytes) -> Certificate | None:
+    """The certificate in `blob`; None when it is not one EnvDesk can read (a plain key, another format)."""
+    try:
+        message = paramiko.Message(blob)
+        kind = message.get_text()
+        plain = kind.removesuffix(CERT_SUFFIX)
+        if plain == kind or plain not in _KEY_FIELDS:
+            return None
+        message.get_string()  # nonce
+        key = paramiko.Message()
+        key.add_string(plain)
+        for _ in range(_KEY_FIELDS[plain]):
+            key.add_string(message.get_string())
+        message.get_int64()  # serial
+        cert_type = message.get_int()
+        key_id = message.get_text()
+        names = paramiko.Message(message.get_string())
+        principals = []
+        while names.get_remainder():
+            principals.append(names.get_text())
+        valid_after, valid_before = message.get_int64(), message.get_int64()
+    except Exception:  # noqa: BLE001  # a short or garbled blob: paramiko raises several types
+        return None
+    return Certificate(blob, key.asbytes(), key_id, tuple(principals), valid_after, valid_before, cert_type == 1)
+
+
+def certificate_file(path: str) -> Certificate | None:
+    """The certificate in a -cert.pub file ('TYPE BASE64 [comment]'); None when the file is missing or not one."""
+    try:
+        with open(Path(path), "rb") as opened:
+            words = opened.read(64 * 1024).split()
+        if len(words) >= 2 and words[0].decode("ascii", "replace").endswith(CERT_SUFFIX):
+            return read_certificate(base64.b64decode(words[1], validate=True))
+    except (OSError, ValueError):
+        pass
+    return None

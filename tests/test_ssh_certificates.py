@@ -1,0 +1,110 @@
+"""Logging in with OpenSSH user certificates (ssh-keygen -s; a site's sshproxy, as at NERSC) on a cluster whose sshd
+takes only certificates (TrustedUserCAKeys, AuthorizedKeysFile none). The referee is OpenSSH's own `ssh`, logging in
+with the same ~/.ssh/config, key files and ssh-agent, and sshd's log for why a certificate was refused."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from envdesk.backend.errors import AuthenticationFailed
+from envdesk_fixtures import running_ssh_agent
+from test_ssh_identities import add_to_agent, envdesk_logs_in, openssh_logs_in, write_ssh_config
+
+
+@pytest.fixture
+def authority(tmp_path) -> Path:
+    """The site's certificate authority: a key pair whose public half the cluster trusts."""
+    ca = tmp_path / "ca" / "user_ca"
+    ca.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True)
+    return ca
+
+
+@pytest.fixture
+def certs_only(testbed, tmp_path, authority):
+    """beta's user and home behind an sshd that takes only certificates signed by `authority`."""
+    cluster = testbed.clusters["beta"].twin("certs", tmp_path / "certs-sshd",
+                                            f"TrustedUserCAKeys {authority}.pub\nAuthorizedKeysFile none\n")
+    yield cluster
+    cluster.stop()
+
+
+def new_key(path: Path, key_type: str) -> Path:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", key_type, "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+def certify(authority: Path, key: Path, principal: str, validity: str = "+1h", out: Path | None = None) -> Path:
+    """A user certificate for `key` (KEY-cert.pub, or `out`) as a site's CA signs one: ssh-keygen -s."""
+    subprocess.run(["ssh-keygen", "-q", "-s", str(authority), "-I", "t28-test", "-n", principal, "-V", validity,
+                    f"{key}.pub"], check=True)
+    made = Path(f"{key}-cert.pub")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        made.rename(out)
+        return out
+    return made
+
+
+@pytest.mark.parametrize("key_type", ["ed25519", "rsa"])
+@pytest.mark.parametrize("agent_holds", ["key and certificate", "key only"])
+@pytest.mark.parametrize("identities_only", [True, False])
+def test_a_certificate_with_its_key_in_the_agent_logs_in_as_openssh_does(certs_only, authority, tmp_path, home,
+                                                                         monkeypatch, key_type, agent_holds,
+                                                                         identities_only):
+    """T28 HIGH-1/HIGH-2: with the key in the ssh-agent, its certificate was never offered (the agent's plain key
+    stood for the key file, the agent's certificate was left out under IdentitiesOnly, and paramiko offered an RSA
+    certificate from the agent with the plain key's blob), so a certificate-only cluster refused the login that
+    OpenSSH makes. `ssh-add KEY` loads the certificate beside it too; one added before the certificate was made
+    holds the key only, and the certificate file is offered signed by the agent's key."""
+    key = new_key(home / ".ssh" / f"certkey_{key_type}", key_type)
+    with running_ssh_agent(tmp_path / "agent.sock") as env:
+        if agent_holds == "key only":
+            add_to_agent(env, key)
+        certify(authority, key, certs_only.user)
+        if agent_holds == "key and certificate":
+            add_to_agent(env, key)
+        listed = subprocess.run(["ssh-add", "-l"], env=env, capture_output=True, text=True, check=True).stdout
+        assert listed.count("-CERT)") == (agent_holds == "key and certificate"), listed
+        monkeypatch.setenv("SSH_AUTH_SOCK", env["SSH_AUTH_SOCK"])
+        config = write_ssh_config(home, certs_only, f"  IdentityFile {key}\n" +
+                                  ("  IdentitiesOnly yes\n" if identities_only else ""))
+        referee = openssh_logs_in(config, certs_only, env, tmp_path)
+        assert referee.returncode == 0, referee.stderr
+        assert envdesk_logs_in(_as_beta(certs_only), tmp_path / "envdesk") == certs_only.user
+
+
+def _as_beta(cluster):
+    """A test bed stand-in whose `beta` is `cluster` (envdesk_logs_in configures the Host alias `bed` as beta)."""
+    class Bed:
+        clusters = {"beta": cluster}
+    return Bed()
+
+
+@pytest.mark.parametrize("with_agent", [False, True])
+def test_a_certificate_file_set_in_the_ssh_config_logs_in_as_openssh_does(certs_only, authority, tmp_path, home,
+                                                                         monkeypatch, with_agent):
+    """T28 MED-3: `CertificateFile ~/.ssh/certs/site.pub` (a certificate kept apart from its key) was ignored, so
+    the cluster refused the key alone. OpenSSH offers it, signed by the key's file or the agent's copy of the key;
+    without that line neither logs in."""
+    key = new_key(home / ".ssh" / "sitekey", "ed25519")
+    cert = certify(authority, key, certs_only.user, out=home / ".ssh" / "certs" / "site.pub")
+    with running_ssh_agent(tmp_path / "agent.sock") as env:
+        if with_agent:
+            add_to_agent(env, key)
+            monkeypatch.setenv("SSH_AUTH_SOCK", env["SSH_AUTH_SOCK"])
+        else:
+            env.pop("SSH_AUTH_SOCK")
+        for certificate_line, logs_in in (("", False), (f"  CertificateFile {cert}\n", True)):
+            config = write_ssh_config(home, certs_only, f"  IdentityFile {key}\n  IdentitiesOnly yes\n"
+                                      + certificate_line)
+            assert (openssh_logs_in(config, certs_only, env, tmp_path).returncode == 0) is logs_in
+            if logs_in:
+                assert envdesk_logs_in(_as_beta(certs_only), tmp_path / "with") == certs_only.user
+            else:
+                with pytest.raises(AuthenticationFailed):
+                    envdesk_logs_in(_as_beta(certs_only), tmp_path / "without")
+
