@@ -82,6 +82,7 @@ class Authenticator:
         self._agent: list[paramiko.AgentKey] | None = None  # its keys, asked once per login
         self._keys_taken = True  # False once the server said it takes no keys
         self._certificates: dict[str, Certificate] = {}  # label -> the certificate it offers
+        self._offered_blobs: dict[str, bytes] = {}  # label -> the public key offered (a certificate's: its key)
 
     # -- secrets ---------------------------------------------------------------------------
 
@@ -285,6 +286,7 @@ class Authenticator:
     def _offer(self, transport: paramiko.Transport, label: str, key: paramiko.PKey) -> list[str] | None:
         """Offer one key: the methods still to go once it is accepted ([] when it logged in), None when it
         was refused, or when the server takes no keys at all (then _keys_taken is False)."""
+        self._offered_blobs[label] = key.asbytes()
         try:
             remaining = transport.auth_publickey(self.hop.user, key)
         except paramiko.AuthenticationException as exc:
@@ -419,9 +421,15 @@ class Authenticator:
         for path in self._wrong_passphrase:
             reasons.append(f"the passphrase for the key {path} was wrong ({PROMPTS_PER_SECRET} tries)")
             hints.append("Type the passphrase you chose for that key (not the cluster's password).")
-        if self._refused_keys:
-            reasons.append(f"it does not accept the key{'s' if len(self._refused_keys) > 1 else ''} "
-                           f"{', '.join(label.removeprefix('key ') for label in self._refused_keys)}")
+        certified = {cert.key_blob for label, cert in self._certificates.items() if label in self._refused_keys}
+        keys = [label for label in self._refused_keys
+                if label not in self._certificates and self._offered_blobs.get(label) not in certified]
+        for label in self._refused_keys:
+            if label in self._certificates:
+                self._refused_certificate(label, reasons, hints)
+        if keys:
+            reasons.append(f"it does not accept the key{'s' if len(keys) > 1 else ''} "
+                           f"{', '.join(label.removeprefix('key ') for label in keys)}")
             hints.append(f"{self.hop.host} is the jump host on the way to {self.cluster}: as with OpenSSH, it is "
                          "offered its own keys, not the one in the cluster's settings. Give it one in ~/.ssh/config "
                          f"(Host {self.hop.alias or self.hop.host}, then IdentityFile and the key's path), or add the "
@@ -458,6 +466,26 @@ class Authenticator:
         else:  # nothing EnvDesk had reached the server: no key, or a key that would not open
             lead = f"EnvDesk could not log in to {self._where()} as {self.hop.user!r}"
         return AuthenticationFailed(f"{lead}: {'; '.join(reasons)}.", " ".join(dict.fromkeys(hints)) + tried)
+
+    def _refused_certificate(self, label: str, reasons: list[str], hints: list[str]) -> None:
+        """Why a refused certificate most likely was (sshd checks these before its CA), and what to do."""
+        cert = self._certificates[label]
+        name = label.replace("certificate ", "", 1) if label.startswith("certificate ") else label
+        if cert.expired():
+            reasons.append(f"your certificate {name} expired on {cert.expires}")
+            hints.append("Get a new certificate (for example with your site's sshproxy), then log in again.")
+        elif cert.not_yet_valid():
+            reasons.append(f"your certificate {name} is not valid before {cert.starts}")
+            hints.append("Check this computer's clock, or get a new certificate.")
+        elif not cert.allows(self.hop.user):
+            reasons.append(f"your certificate {name} is not for the user {self.hop.user!r} (it is for "
+                           f"{', '.join(cert.principals)})")
+            hints.append("Log in as a user the certificate names (the username in this cluster's settings), or get "
+                         f"a certificate for {self.hop.user!r}.")
+        else:
+            reasons.append(f"it does not accept the certificate {name} (valid until {cert.expires})")
+            hints.append("The cluster may not trust the authority that signed it: get a certificate from the one "
+                         "your site names for this cluster.")
 
     def _where_keys_were_looked_for(self) -> str:
         places = []

@@ -3,6 +3,7 @@ takes only certificates (TrustedUserCAKeys, AuthorizedKeysFile none). The refere
 with the same ~/.ssh/config, key files and ssh-agent, and sshd's log for why a certificate was refused."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -108,3 +109,34 @@ def test_a_certificate_file_set_in_the_ssh_config_logs_in_as_openssh_does(certs_
                 with pytest.raises(AuthenticationFailed):
                     envdesk_logs_in(_as_beta(certs_only), tmp_path / "without")
 
+
+def valid_to(cert: Path) -> str:
+    """When the certificate stops working, as `ssh-keygen -L` prints it (in UTC), in EnvDesk's words."""
+    shown = subprocess.run(["ssh-keygen", "-L", "-f", str(cert)], capture_output=True, text=True, check=True,
+                           env={**os.environ, "TZ": "UTC"}).stdout
+    end = shown.split("Valid: from ", 1)[1].split(" to ", 1)[1].split()[0]  # 2020-01-02T00:00:00
+    return end.replace("T", " ")[:16] + " UTC"
+
+
+@pytest.mark.parametrize("problem", ["expired", "another user"])
+def test_a_refused_certificate_is_named_with_why_instead_of_authorized_keys(certs_only, authority, tmp_path, home,
+                                                                           problem):
+    """T28 MED-5: an expired certificate, or one for another user, got 'add the key's public half to
+    authorized_keys', which a certificate-only cluster does not read. EnvDesk names the certificate and why (the
+    date it expired, the user it is for) and says to get a new one. Referees: OpenSSH is refused too, and sshd's
+    log gives the same reason; the date is the one `ssh-keygen -L` prints."""
+    key = new_key(home / ".ssh" / "id_ed25519", "ed25519")
+    cert = certify(authority, key, "someone-else" if problem == "another user" else certs_only.user,
+                   "20200101:20200102" if problem == "expired" else "+1h")
+    config = write_ssh_config(home, certs_only, f"  IdentityFile {key}\n")
+    env = {name: value for name, value in os.environ.items() if name != "SSH_AUTH_SOCK"}
+    assert openssh_logs_in(config, certs_only, env, tmp_path).returncode != 0
+    assert {"expired": "expired", "another user": "not a listed principal"}[problem] in certs_only.log_text()
+    with pytest.raises(AuthenticationFailed) as refused:
+        envdesk_logs_in(_as_beta(certs_only), tmp_path / "envdesk")
+    said = str(refused.value)
+    assert f"certificate {cert}" in said and "authorized_keys" not in said, said
+    if problem == "expired":
+        assert f"expired on {valid_to(cert)}" in said and "sshproxy" in said, said
+    else:
+        assert f"is not for the user {certs_only.user!r}" in said and "someone-else" in said, said
