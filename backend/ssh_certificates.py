@@ -50,6 +50,13 @@ class Certificate:
     def starts(self) -> str:
         return _when(self.valid_after)
 
+    @property
+    def valid_until(self) -> str | None:
+        """When it stops working, ISO 8601 in UTC (None: never), for --json."""
+        if self.valid_before == FOREVER:
+            return None
+        return datetime.fromtimestamp(min(self.valid_before, 253402300799), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 def _when(seconds: int) -> str:
     return datetime.fromtimestamp(min(seconds, 253402300799), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -87,6 +94,13 @@ def read_certificate(blob: bytes) -> Certificate | None:
     except Exception:  # noqa: BLE001  # a short or garbled blob: paramiko raises several types
         return None
     return Certificate(blob, key.asbytes(), key_id, tuple(principals), valid_after, valid_before, cert_type == 1)
+
+
+def beside(key: str | Path) -> tuple[str, Certificate] | None:
+    """The certificate ssh offers with a key file (KEY-cert.pub) and its path; None when there is none."""
+    path = f"{key}-cert.pub"
+    cert = certificate_file(path)
+    return None if cert is None else (path, cert)
 
 
 def certificate_file(path: str) -> Certificate | None:

@@ -3,6 +3,7 @@ takes only certificates (TrustedUserCAKeys, AuthorizedKeysFile none). The refere
 with the same ~/.ssh/config, key files and ssh-agent, and sshd's log for why a certificate was refused."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from envdesk.backend.errors import AuthenticationFailed
-from envdesk_fixtures import running_ssh_agent
+from envdesk_fixtures import envdesk_command, running_ssh_agent
 from test_ssh_identities import add_to_agent, envdesk_logs_in, openssh_logs_in, write_ssh_config
 
 
@@ -140,3 +141,35 @@ def test_a_refused_certificate_is_named_with_why_instead_of_authorized_keys(cert
         assert f"expired on {valid_to(cert)}" in said and "sshproxy" in said, said
     else:
         assert f"is not for the user {certs_only.user!r}" in said and "someone-else" in said, said
+
+
+def principals_shown(cert: Path) -> list[str]:
+    """The principals `ssh-keygen -L` prints for the certificate."""
+    shown = subprocess.run(["ssh-keygen", "-L", "-f", str(cert)], capture_output=True, text=True, check=True).stdout
+    listed = shown.split("Principals:", 1)[1].split("Critical Options:", 1)[0]
+    return listed.split()
+
+
+def test_key_status_shows_a_keys_certificate_with_whom_it_is_for_and_until_when(authority, tmp_path):
+    """T28 MED-5: `envdesk key status` listed a key without the certificate beside it, so nothing said the
+    certificate had expired. It shows the certificate's principals and end (expired ones said so); referee:
+    `ssh-keygen -L` of the same file."""
+    home = tmp_path / "home"
+    fresh = new_key(home / ".ssh" / "nersc", "ed25519")
+    old = new_key(home / ".ssh" / "old_site", "ed25519")
+    fresh_cert = certify(authority, fresh, "alice,bob")
+    old_cert = certify(authority, old, "alice", "20200101:20200102")
+    env = {**os.environ, "HOME": str(home), "USERPROFILE": str(home)}
+    env.pop("SSH_AUTH_SOCK", None)
+    status = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "config"), "key", "status"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert status.returncode == 0, status.stderr
+    assert principals_shown(fresh_cert) == ["alice", "bob"]
+    assert (f"certificate {fresh_cert}: for alice, bob, valid until {valid_to(fresh_cert)}" in status.stdout
+            and f"certificate {old_cert}: for alice, expired on {valid_to(old_cert)}" in status.stdout), status.stdout
+    listed = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "config"), "key", "status",
+                             "--json"], capture_output=True, text=True, timeout=120, env=env)
+    shown = json.loads(listed.stdout)["certificates"]
+    assert shown[str(old)]["expired"] and not shown[str(fresh)]["expired"], shown
+    assert shown[str(fresh)]["principals"] == principals_shown(fresh_cert)
+    assert shown[str(fresh)]["valid_until"].replace("T", " ")[:16] + " UTC" == valid_to(fresh_cert)

@@ -241,23 +241,41 @@ def key_create(args: argparse.Namespace, session: Session) -> int:
 
 
 def key_status(args: argparse.Namespace, session: Session) -> int:
+    from envdesk.backend.ssh_certificates import beside
     from envdesk.backend.sshkeys import find_keys
     found = find_keys()
     profiles = session.store.load()
     config = _ssh_config() if any(not profile.identity_file for profile in profiles) else None
     given = {profile.name: path for profile in profiles if (path := _key_of(profile, config))}
+    certified = {str(key): cert for key in [*found.files, *given.values()] if (cert := beside(key))}
     if args.json:
         _print_json({"files": [str(path) for path in found.files], "agent_keys": found.agent_keys,
-                     "cluster_keys": given})
+                     "cluster_keys": given, "certificates": {
+                         key: {"file": path, "key_id": cert.key_id, "principals": list(cert.principals),
+                               "valid_until": cert.valid_until, "expired": cert.expired()}
+                         for key, (path, cert) in certified.items()}})
         return 0
     for path in found.files:
         print(path)
+        _print_certificate(certified.get(str(path)))
     for cluster, path in given.items():  # a key a cluster's profile names, wherever it is (a user trial's were
         print(f"{path} (for {cluster})")  # all outside ~/.ssh, and 'No SSH key yet' was said)
+        _print_certificate(certified.get(path))
     print(f"ssh-agent: {found.agent_keys} key(s)")
     if not found.files and not found.agent_keys and not given:
         print("No SSH key yet: 'envdesk key create' makes one.")
     return 0
+
+
+def _print_certificate(certified: Any) -> None:
+    """The certificate beside a listed key (a site's sshproxy writes KEY-cert.pub): whom it is for, until when."""
+    if certified is None:
+        return
+    path, cert = certified
+    users = ", ".join(cert.principals) or "any user"
+    state = f"expired on {cert.expires}: get a new one (e.g. with your site's sshproxy)" if cert.expired() else \
+        f"valid until {cert.expires}"
+    print(f"  certificate {path}: for {users}, {state}")
 
 
 def _ssh_config() -> Any:
