@@ -82,6 +82,7 @@ class Authenticator:
         self._agent: list[paramiko.AgentKey] | None = None  # its keys, asked once per login
         self._keys_taken = True  # False once the server said it takes no keys
         self._certificates: dict[str, Certificate] = {}  # label -> the certificate it offers
+        self._left_out: dict[str, bytes] = {}  # identity file -> its key: an agent certificate IdentitiesOnly dropped
         self._offered_blobs: dict[str, bytes] = {}  # label -> the public key offered (a certificate's: its key)
 
     # -- secrets ---------------------------------------------------------------------------
@@ -188,6 +189,8 @@ class Authenticator:
             these = [label for label, blob, _ in identities if blob is not None and blob == key.blob]
             if these or not self.hop.identities_only:
                 found.append((self._agent_label(key), _constant(key)))
+            else:
+                self._note_left_out(key, halves)
             stood_for.update(these)
         for label, _, path in identities:
             if label in stood_for:
@@ -208,6 +211,14 @@ class Authenticator:
         label = f"agent certificate {blob_fingerprint(cert.key_blob)} ({cert.key_id})"
         self._certificates[label] = cert
         return label
+
+    def _note_left_out(self, key: paramiko.AgentKey, halves: dict[str, bytes | None]) -> None:
+        """An agent certificate for a named key, left out by IdentitiesOnly as ssh leaves it out: noted, for the
+        failure message to say how to offer it."""
+        cert = read_certificate(key.blob)
+        named = next((path for path, half in halves.items() if cert is not None and half == cert.key_blob), None)
+        if cert is not None and named is not None:
+            self._left_out[named] = cert.key_blob
 
     def _plain_key(self, path: str, quiet: bool = False) -> paramiko.PKey | None:
         """The key in `path` as a plain key: paramiko adds the certificate beside it, which is offered on its own."""
@@ -422,6 +433,7 @@ class Authenticator:
             reasons.append(f"the passphrase for the key {path} was wrong ({PROMPTS_PER_SECRET} tries)")
             hints.append("Type the passphrase you chose for that key (not the cluster's password).")
         certified = {cert.key_blob for label, cert in self._certificates.items() if label in self._refused_keys}
+        certified.update(self._left_out.values())
         keys = [label for label in self._refused_keys
                 if label not in self._certificates and self._offered_blobs.get(label) not in certified]
         for label in self._refused_keys:
@@ -437,6 +449,11 @@ class Authenticator:
                          if self.jump else
                          "Add the key's public half (the .pub file) to ~/.ssh/authorized_keys on the cluster, "
                          "or choose the key the cluster knows in this cluster's settings.")
+        for path in self._left_out:
+            reasons.append(f"the ssh-agent's certificate for the key {path} was not offered (IdentitiesOnly offers "
+                           "only what the identity files name, as ssh does)")
+            hints.append(f"Save that certificate beside the key as {path}-cert.pub (ssh-add -L prints it), or name "
+                         "its file with CertificateFile in ~/.ssh/config.")
         for kind, count in self._refused_answers.items():
             reasons.append(f"the {_WHAT[kind]} was refused ({count} {'try' if count == 1 else 'tries'})")
             hints.append({"password": "Check the username and the password (letter case counts).",

@@ -173,3 +173,28 @@ def test_key_status_shows_a_keys_certificate_with_whom_it_is_for_and_until_when(
     assert shown[str(old)]["expired"] and not shown[str(fresh)]["expired"], shown
     assert shown[str(fresh)]["principals"] == principals_shown(fresh_cert)
     assert shown[str(fresh)]["valid_until"].replace("T", " ")[:16] + " UTC" == valid_to(fresh_cert)
+
+
+def test_an_agent_certificate_identities_only_leaves_out_is_named_with_how_to_offer_it(certs_only, authority,
+                                                                                      tmp_path, home, monkeypatch):
+    """With IdentitiesOnly, an agent's certificate whose file is not beside the key (deleted, or only ever in the
+    agent) is not offered, by OpenSSH either; EnvDesk said to add the key to authorized_keys. It now says the
+    agent's certificate was left out and how to offer it, and following that (the line `ssh-add -L` prints, saved
+    as KEY-cert.pub) both OpenSSH and EnvDesk log in."""
+    key = new_key(home / ".ssh" / "site_key", "ed25519")
+    cert = certify(authority, key, certs_only.user)
+    with running_ssh_agent(tmp_path / "agent.sock") as env:
+        add_to_agent(env, key)
+        cert.unlink()
+        monkeypatch.setenv("SSH_AUTH_SOCK", env["SSH_AUTH_SOCK"])
+        config = write_ssh_config(home, certs_only, f"  IdentityFile {key}\n  IdentitiesOnly yes\n")
+        assert openssh_logs_in(config, certs_only, env, tmp_path).returncode != 0
+        with pytest.raises(AuthenticationFailed) as refused:
+            envdesk_logs_in(_as_beta(certs_only), tmp_path / "before")
+        said = str(refused.value)
+        assert f"certificate for the key {key} was not offered" in said and f"{key}-cert.pub" in said, said
+        assert "authorized_keys" not in said, said
+        held = subprocess.run(["ssh-add", "-L"], env=env, capture_output=True, text=True, check=True).stdout
+        cert.write_text(next(line for line in held.splitlines() if "-cert-v01@openssh.com " in line) + "\n")
+        assert openssh_logs_in(config, certs_only, env, tmp_path).returncode == 0
+        assert envdesk_logs_in(_as_beta(certs_only), tmp_path / "after") == certs_only.user
