@@ -198,3 +198,26 @@ def test_an_agent_certificate_identities_only_leaves_out_is_named_with_how_to_of
         cert.write_text(next(line for line in held.splitlines() if "-cert-v01@openssh.com " in line) + "\n")
         assert openssh_logs_in(config, certs_only, env, tmp_path).returncode == 0
         assert envdesk_logs_in(_as_beta(certs_only), tmp_path / "after") == certs_only.user
+
+
+def test_every_certificate_file_line_counts_in_openssh_order(tmp_path, monkeypatch):
+    """OpenSSH takes every CertificateFile that applies to a host (several lines, several blocks, an included
+    file), in order and once each; paramiko keeps only a keyword's first value. Referee: `ssh -G`."""
+    from envdesk.backend.config import ClusterProfile
+    from envdesk.backend.ssh_config import load_ssh_config, plan_connection
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "site.conf").write_text("CertificateFile ~/.ssh/certs/included.pub\n")
+    config = home / ".ssh" / "config"
+    config.write_text("Host bed\n  HostName 127.0.0.1\n  CertificateFile ~/.ssh/certs/site.pub\n"
+                      "  Include site.conf\n  CertificateFile /etc/site/second.pub\n"
+                      "Host *\n  CertificateFile /etc/site/any.pub\n  CertificateFile ~/.ssh/certs/site.pub\n")
+    shown = subprocess.run(["ssh", "-G", "-F", str(config), "bed"], capture_output=True, text=True, check=True,
+                           env={**os.environ, "HOME": str(home)}, stdin=subprocess.DEVNULL).stdout
+    lines = shown.replace("certificatefile", "\ncertificatefile").splitlines()  # 9.2 ends the last with no newline
+    openssh = [value.replace("~", str(home), 1) for keyword, _, value in (line.partition(" ") for line in lines)
+               if keyword == "certificatefile"]
+    assert len(openssh) == 4, shown
+    monkeypatch.setenv("HOME", str(home))
+    hop = plan_connection(ClusterProfile(name="bed", host="bed"), load_ssh_config(config)).target
+    assert list(hop.certificate_files) == openssh
