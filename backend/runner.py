@@ -72,6 +72,9 @@ def command_failed(what: str, result: CommandResult, hint: str = "",
     lines = [line.strip() for line in result.stderr.splitlines() if any(c.isalnum() for c in line)]
     said = [line for line in lines if re.match(MESSAGE_LINE, line, re.IGNORECASE)]
     last = (said or lines or [""])[-1]
+    from .remote_python import NEEDS_PYTHON, NO_PYTHON_STATUS, THEN_AGAIN
+    if not hint and result.exit_status == NO_PYTHON_STATUS and NEEDS_PYTHON in last:
+        hint = THEN_AGAIN  # the message says what to do: not "run it again with -v"
     return error(f"{what}: {last}" if last else f"{what}.", hint, exit_status=result.exit_status,
                  log=f"$ {result.command}\n{result.stdout}{result.stderr}")
 
@@ -275,9 +278,8 @@ class Runner(ABC):
         (piped to it by that body) as run_python does; None where a body may not carry a program (its
         settings), because others can read that body (this computer's: a process argument). The default
         serves a login shell whose body travels on standard input (a cluster's)."""
-        return ("( for envdesk_py in python3 python /usr/libexec/platform-python; do "
-                'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" -S -; fi; done; '
-                'echo "EnvDesk found no Python here (tried python3, python)." >&2; exit 127 )')
+        from .remote_python import FROM_STDIN, python_finder
+        return f"( {python_finder(FROM_STDIN)} )"
 
     @abstractmethod
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:

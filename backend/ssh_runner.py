@@ -24,6 +24,7 @@ from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionF
                      HostKeyUnknown)
 from .hostkeys import HostKeyStore, ServerIdentity
 from .probe import PROBE_SCRIPT, parse_probe
+from .remote_python import FROM_STDIN, python_finder
 from .prompts import Prompter, SecretAnswer, SecretRequest
 from .ssh_alive import DEFAULT_COUNT_MAX, DEFAULT_INTERVAL, STOP_CHECK, Watch, answers
 from .runner import (KILL_AFTER, OWN_INSTALLS_EXPORT, CancelToken, CommandResult, Job, LineCallback, LineSplitter,
@@ -63,22 +64,12 @@ it waits for one of them to end; the keeper answers at once, on its connection's
 MAX_CHANNELS = 8
 PID_WAIT = 10.0  # seconds a stopped command has to report its process group
 
-# -S: the scripts use the standard library only (see Runner.run_python), so Python's start skips site and the
-# .pth files of its site-packages (half of its start on a login node), as on this computer (local_runner).
-def _python_finder(options: str) -> str:
-    """bash text that runs the first Python it finds with `options` (and the arguments given to it)."""
-    return ('for envdesk_py in python3 python /usr/libexec/platform-python; do '
-            f'if command -v "$envdesk_py" >/dev/null 2>&1; then exec "$envdesk_py" {options}; fi; done; '
-            'echo "EnvDesk found no Python on this cluster (tried python3, python)." >&2; exit 127')
-
-
-_FIND_PYTHON = _python_finder('-S - "$@"')
 # A Python whose standard input stays free for what it is told while it runs: it reads its program from
 # descriptor 3, a pipe from bash's own printf of a variable the script sets (the script, like every script,
 # travels on standard input). Not a here-document: bash before 5.1 (RHEL 7, 8) writes those to $TMPDIR, and
 # fails where that is full.
-_FIND_PYTHON_FD3 = _python_finder("-S -c \"$1\"")
-_READ_FD3 = "import os\nwith os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)"
+_FIND_PYTHON = python_finder(FROM_STDIN, '"$@"')
+_FIND_PYTHON_FD3 = python_finder("with os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)")
 
 
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
@@ -1328,7 +1319,7 @@ class SSHRunner(Runner):
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
                    cancel: CancelToken | None = None) -> CommandResult:
-        body = f"bash -c {join_command([_FIND_PYTHON])} envdesk-python {join_command(args)}"
+        body = f"( set -- {join_command(args)}; {_FIND_PYTHON} )"
         return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
                               label="python - (EnvDesk agent)")
 
@@ -1341,8 +1332,7 @@ class SSHRunner(Runner):
         if cancel is not None:
             cancel.raise_if_cancelled()
         body = (f"envdesk_program={join_command([source])}; "
-                f"bash -c {join_command([_FIND_PYTHON_FD3])} envdesk-python {join_command([_READ_FD3])} "
-                "3< <(printf '%s' \"$envdesk_program\")\n")
+                f"( {_FIND_PYTHON_FD3} ) 3< <(printf '%s' \"$envdesk_program\")\n")
         if not self._take_slot(wait, leave=1):  # one slot always left for commands
             return None
         try:
