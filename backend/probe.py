@@ -67,12 +67,16 @@ last one counting)."""
 
 PROBE_SCRIPT = r"""
 echo "@@home $HOME"
-for t in python3 uv virtualenv conda mamba micromamba; do
+for t in uv virtualenv conda mamba micromamba; do
   p=$(command -v "$t" 2>/dev/null) && echo "@@tool $t $p"
 done
 [ -x "$HOME/.local/bin/uv" ] && echo "@@tool uv-local $HOME/.local/bin/uv"
 """ + CONDA_PROBE.lstrip("\n") + r"""
-python3 -c 'import sys; print("@@python %d.%d.%d" % sys.version_info[:3])' 2>/dev/null
+for t in python3 python; do
+  p=$(type -P "$t" 2>/dev/null) || continue
+  v=$("$p" -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || continue
+  case "$v" in [0-2].*|3.[0-5].*) ;; [0-9]*) echo "@@tool python3 $p"; echo "@@python $v"; break ;; esac
+done
 df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
 if command -v diskusage_report >/dev/null 2>&1; then
   diskusage_report 2>/dev/null | head -n 12 | sed 's/^/@@quota /'
@@ -88,7 +92,9 @@ fi
 true
 """
 """Shell text a POSIX target runs to report itself, one @@-tagged line per finding (see parse_probe); on Lmod, the
-Python modules behind others too (module_spider.py)."""
+Python modules behind others too (module_spider.py). Its Python (as tool python3) is the first program python3 or
+python on PATH that is 3.6 or newer, as remote_python's finder takes (T26: CentOS 7's python is 2.7; where only
+`python` is a Python 3, cluster test said "(none)")."""
 
 
 _CONDA_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")

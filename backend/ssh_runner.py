@@ -1380,8 +1380,9 @@ class SSHRunner(Runner):
         return parse_probe(result.stdout)
 
     def python_command(self, caps: Capabilities) -> str:
-        """python3 as the login shell finds it once the environment's modules are loaded."""
-        return "python3"
+        """python3 as the login shell finds it once the environment's modules are loaded; python where the probe
+        found that is the cluster's only Python 3 (PROBE_SCRIPT)."""
+        return "python" if caps.tools.get("python3", "").rsplit("/", 1)[-1] == "python" else "python3"
 
     def marker_environment(self, python: str | None, cancel: CancelToken | None = None) -> dict[str, str]:
         """Linux markers with the cluster's machine type (asked with uname -m: one command)."""

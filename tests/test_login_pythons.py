@@ -1,5 +1,6 @@
 """Login nodes whose Python is not a python3 on PATH (user trial T26): the Alliance's, with Python only from a
-module (`module load python`); CentOS 7's, whose `python` is 2.7 and no python3. EnvDesk's helper finds a Python 3.6+ in
+module (`module load python`); CentOS 7's, whose `python` is 2.7 and no python3; one where only `python` is a
+Python 3 and a shell function named python3 stands where no program is. EnvDesk's helper finds a Python 3.6+ in
 the same command line that runs it (no command more: sshd's log counts them), or says what to do.
 
 Each test writes the user's ~/.bash_profile (the shell EnvDesk starts is bash --login, whatever the login shell:
@@ -12,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from envdesk.backend.inventory import read_inventory
+from envdesk.backend.operations.check import check_connection
 from envdesk.backend.operations.create import CreateRequest, create_environment
 from envdesk_fixtures import cli_json, config_for, extra_cluster, run_cli, session_for, unique
 from lmod_fixtures import python_after, pyvenv_home
@@ -128,3 +130,22 @@ def test_python_27_and_a_module_uses_the_module(cluster, home):
                                                                    modules=list(cluster.python_modules),
                                                                    packages=["tinyalpha"]))
     assert freeze(cluster, made.environment.path, tuple(cluster.python_modules)) == {"tinyalpha==2.0"}
+
+
+def test_only_python_and_a_python3_function(cluster, home):
+    """T26 LOW-9 and LOW-10: a shell function python3 (no such program) was taken for a Python ("exec: python3: not
+    found"), and where only `python` is a Python 3, cluster test said "Python of unknown version (none)"."""
+    cluster, config, session = cluster
+    write_dotfiles(cluster, {".bash_profile": PATH_WITHOUT_PYTHON + "export PATH=$HOME/onlypy:$PATH MODULEPATH=\n"
+                                              "python3() { echo 'not a Python' >&2; return 3; }\n"})
+    cluster.run_as_user("mkdir -p ~/onlypy && ln -sf /usr/bin/python3 ~/onlypy/python")
+    version = cluster.run_as_user("python -c 'import platform; print(platform.python_version())'").stdout.strip()
+    assert cluster.run_as_user("type -P python3", check=False).stdout.strip() == ""  # the referee: no program
+    checked = check_connection(session, cluster.name)
+    assert checked.ok, checked.error
+    assert f"Python {version} ({cluster.home}/onlypy/python)" in " ".join(step.found for step in checked.steps)
+    made = create_environment(session, cluster.name, CreateRequest(name=unique("p"), kind="venv",
+                                                                   packages=["tinyalpha"]))
+    assert freeze(cluster, made.environment.path, ()) == {"tinyalpha==2.0"}
+    listed = cli_json("env", "list", cluster.name, config=config, home=home)
+    assert made.environment.name in [env["name"] for env in listed]
