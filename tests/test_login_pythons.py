@@ -114,6 +114,11 @@ def test_python_27_alone_is_named_as_too_old(cluster, home):
     assert "python is 2.7; EnvDesk needs Python 3.6 or newer" in failed.stdout + failed.stderr
     assert "module load python" in failed.stdout + failed.stderr
     assert "implementation" not in failed.stdout + failed.stderr and "envdesk -v" not in failed.stderr
+    name = unique("c")
+    made = run_cli("env", "create", cluster.name, name, "--kind", "venv", config=config, home=home)
+    assert made.returncode == 1 and "python is 2.7; EnvDesk needs Python 3.6 or newer" in made.stderr
+    assert "envdesk -v" not in made.stderr
+    assert cluster.run_as_user(f"test -e ~/venvs/{name}", check=False).returncode == 1  # the referee: nothing made
 
 
 def test_python_27_and_a_module_uses_the_module(cluster, home):
