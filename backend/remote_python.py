@@ -20,12 +20,12 @@ THEN_AGAIN = "Once a new login to the cluster has it (python3 --version says 3.6
 _TOO_OLD = 5
 """The descriptor a Python older than 3.6 writes its version to instead of running the program (one that can run it
 closes it first): the shell then tries the next, and the exit status of a program that ran is never mistaken."""
+# Written in what Python 2 reads too, so that it gets as far as saying its version.
 _VERSION_CHECK = ("import os, sys\n"
                   "if sys.version_info < (3, 6):\n"
                   f"    os.write({_TOO_OLD}, ('%d.%d' % sys.version_info[:2]).encode('ascii'))\n"
                   "    sys.exit(1)\n"
                   f"os.close({_TOO_OLD})\n")
-# Written in what Python 2 reads too, so that it gets as far as saying its version.
 FROM_STDIN = "exec(compile(sys.stdin.buffer.read(), '<stdin>', 'exec'))"
 """The program comes on standard input (as with `python -`; bytes, so a C locale does not decide how it reads)."""
 

@@ -64,11 +64,11 @@ it waits for one of them to end; the keeper answers at once, on its connection's
 MAX_CHANNELS = 8
 PID_WAIT = 10.0  # seconds a stopped command has to report its process group
 
+_FIND_PYTHON = python_finder(FROM_STDIN, '"$@"')
 # A Python whose standard input stays free for what it is told while it runs: it reads its program from
 # descriptor 3, a pipe from bash's own printf of a variable the script sets (the script, like every script,
 # travels on standard input). Not a here-document: bash before 5.1 (RHEL 7, 8) writes those to $TMPDIR, and
 # fails where that is full.
-_FIND_PYTHON = python_finder(FROM_STDIN, '"$@"')
 _FIND_PYTHON_FD3 = python_finder("with os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)")
 
 
