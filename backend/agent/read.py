@@ -191,6 +191,42 @@ def expand(path, variables=False):
     return os.path.abspath(os.path.expanduser(path))
 
 
+# File names are bytes; EnvDesk sends and is sent them as their UTF-8 text (surrogate escapes for bytes that are
+# not UTF-8, as Python names them). A Python 3.6 started without a locale (an SSH session with no LANG is POSIX;
+# 3.7+ take UTF-8 there) names files in ASCII: 'ü' in a name is '\udcc3\udcbc' to it, and a path with 'ü' makes
+# every os call raise UnicodeEncodeError. There, text crosses into the agent (its settings, what it reads in files)
+# as file-name text and out of it (its answer) as UTF-8 text again: the same bytes on disk either way.
+def ascii_file_names():
+    """Whether this Python names files in ASCII (a POSIX locale before Python 3.7): text then needs turning."""
+    import codecs  # loaded with Python: costs nothing
+    return codecs.lookup(sys.getfilesystemencoding()).name == "ascii"
+
+
+def _turned(value, turn):
+    """`value` (JSON data) with each text in it, keys too, passed through `turn`."""
+    if isinstance(value, str):
+        return turn(value)
+    if isinstance(value, dict):
+        return dict((_turned(key, turn), _turned(item, turn)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_turned(item, turn) for item in value]
+    return value
+
+
+def as_file_text(value):
+    """UTF-8 text (JSON data of it) as this Python names files: what os calls take for those bytes."""
+    if not ascii_file_names():
+        return value
+    return _turned(value, lambda text: text.encode("utf-8", "surrogateescape").decode("ascii", "surrogateescape"))
+
+
+def as_sent_text(value):
+    """File-name text of this Python (JSON data of it) as UTF-8 text, for the answer or a file others read."""
+    if not ascii_file_names():
+        return value
+    return _turned(value, lambda text: text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape"))
+
+
 # The filesystem refusals a user can act on (make room, write elsewhere), in plain words.
 PLAIN_OS_ERRORS = {errno.ENOSPC: "the disk is full (no space left on it)",
                    errno.EROFS: "the filesystem is read-only",
@@ -376,12 +412,12 @@ def read_bytes(path, limit, listed_regular=False):
 
 def read_text(path, errors="strict", limit=MAX_TEXT_BYTES, listed_regular=False):
     """Read a whole UTF-8 text file (never the locale encoding: may be ASCII), bounded."""
-    return read_bytes(path, limit, listed_regular).decode("utf-8", errors)
+    return as_file_text(read_bytes(path, limit, listed_regular).decode("utf-8", errors))
 
 
 def read_json(path, limit=MAX_JSON_BYTES):
-    """Load one JSON file, bounded."""
-    return json.loads(read_bytes(path, limit).decode("utf-8"))
+    """Load one JSON file, bounded (its text as file names are: it may name files)."""
+    return as_file_text(json.loads(read_bytes(path, limit).decode("utf-8")))
 
 
 _UMASK = []
@@ -2544,10 +2580,11 @@ def answer_for(config):
     """(the answer to one set of settings, exit status): a write action or else the inventory."""
     _HOMES.clear()  # what one answer found out about base Pythons: the next (a serving agent's) looks again
     try:
-        return (RUN_ACTION(config) if config.get("action") else inventory(config)), 0
+        config = as_file_text(config)
+        return as_sent_text(RUN_ACTION(config) if config.get("action") else inventory(config)), 0
     except Exception as exc:  # still answer in the expected format
-        return failure_answer("The EnvDesk agent failed unexpectedly "
-                              "(%s: %s)." % (exc.__class__.__name__, exc)), 1
+        return as_sent_text(failure_answer("The EnvDesk agent failed unexpectedly "
+                                           "(%s: %s)." % (exc.__class__.__name__, exc))), 1
 
 
 def write_answer(answer):
