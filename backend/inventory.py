@@ -397,6 +397,13 @@ class Inventory:
                        f"Environments found there: {names}.")
 
 
+def _problem_line(problem: dict[str, Any]) -> str:
+    """One problem of a listing as the user reads it: "<folder>: <what>", or only what when no folder is named
+    (the agent as a whole failed), never a label left empty before the colon."""
+    path, error = problem.get("path"), problem.get("error") or "?"
+    return f"{path}: {error}" if path else str(error)
+
+
 def _listed(runner: Runner, config: dict[str, Any], cancel: CancelToken | None,
             whole: bool) -> tuple[dict[str, Any], tuple[Environment, ...]]:
     """The agent's answer to `config`, and its environments. A whole listing answered by the runner's kept agent
@@ -447,8 +454,7 @@ def read_inventory(runner: Runner, roots: Sequence[str], *, paths: Sequence[str]
     return Inventory(
         target=runner.name,
         environments=environments,
-        errors=tuple(f"{e.get('path', '?')}: {e.get('error', '?')}" for e in answer.get("errors", [])
-                     if not e.get("denied")),
+        errors=tuple(_problem_line(e) for e in answer.get("errors", []) if not e.get("denied")),
         denied=tuple((str(e.get("path")), e["owner"] if isinstance(e.get("owner"), str) else None)
                      for e in answer.get("errors", []) if e.get("denied")),
         truncated=bool(answer.get("truncated")),

@@ -162,3 +162,16 @@ def test_the_agent_in_the_posix_locale_finds_shows_makes_and_deletes_by_the_name
                                        environ, exe=posix_python, write=True)
     assert deleted["ok"], deleted
     assert on_disk(str(root)) == []
+
+
+def test_a_root_the_agent_cannot_look_in_leaves_the_other_roots_listed(tmp_path):
+    """T26 (b): one root that made Python 3.6's os calls raise (there os.path.exists lets a NUL's ValueError
+    through, as it let UnicodeEncodeError through) failed the whole listing; now that root is named, the others
+    listed."""
+    exe = old_pythons_to_test()[0]
+    make_venv(tmp_path / "envs" / "plain")
+    bad = str(tmp_path / "nul\x00here")
+    _, listed, _ = run_agent_for_real({"roots": [bad, str(tmp_path / "envs")]}, clean_env(tmp_path), exe=exe)
+    assert [env["path"] for env in listed["environments"]] == [str(tmp_path / "envs" / name)
+                                                              for name in on_disk(str(tmp_path / "envs"))]
+    assert [error["path"] for error in listed["errors"]] == [bad]

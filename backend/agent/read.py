@@ -980,7 +980,11 @@ def discover(cfg, deadline):
     for root in cfg["roots"]:
         if found.stop():
             break
-        search_root(expand(root, variables=True), cfg["max_depth"], found)
+        folder = expand(root, variables=True)
+        try:
+            search_root(folder, cfg["max_depth"], found)
+        except Exception as exc:  # said about that folder: the environments of the others are still listed
+            found.error(folder, "EnvDesk could not look in this folder (%s: %s)." % (exc.__class__.__name__, exc))
     if cfg["conda"] and not found.stop():
         search_conda(found)
     return found
