@@ -53,6 +53,18 @@ install"; PIP_REQUIRE_VIRTUALENV refuses a conda environment, which is no virtua
 OWN_INSTALLS_EXPORT = "export " + " ".join(f"{name}={value}" for name, value in OWN_INSTALLS.items())
 """OWN_INSTALLS as shell text, for a login shell's script: its login files run before it and may set them."""
 
+UTF8_CHARACTERS = (
+    "envdesk_u=$'\\xc3\\xbc'; if [ ${#envdesk_u} != 1 ]; then "
+    "envdesk_l=$(locale -a 2>/dev/null | grep -i -m 1 -x -E '(c|en_us)[.]utf-?8'); "
+    'if [ -n "$envdesk_l" ]; then if [ -n "${LC_ALL:-}" ]; then export LANG="$LC_ALL"; unset LC_ALL; fi; '
+    'export LC_CTYPE="$envdesk_l"; fi; fi')
+"""Bash text that gives what runs after it UTF-8 characters where the session has none (T26): an SSH session
+from paramiko carries no LANG, so it is in the POSIX locale, where Python 3.6 names files in ASCII and its venv
+and pip fail on a folder with 'ü' (Python 3.7+ take UTF-8 there by themselves, PEP 538; this does what they do).
+Bash counts 'ü' as one character only in a UTF-8 locale; otherwise the first UTF-8 locale the system has (C.UTF-8,
+else en_US.UTF-8) becomes the character set (LC_CTYPE), and only that: messages, numbers and sorting stay as they
+were (an LC_ALL, which would override it, becomes LANG, which does not)."""
+
 
 MESSAGE_LINE = "^ *([a-z]*error|cause|caused by): "
 """The lines of uv's, pip's and conda's output that say what went wrong, the last the most precise ('error:

@@ -27,8 +27,8 @@ from .probe import PROBE_SCRIPT, parse_probe
 from .remote_python import FROM_STDIN, python_finder
 from .prompts import Prompter, SecretAnswer, SecretRequest
 from .ssh_alive import DEFAULT_COUNT_MAX, DEFAULT_INTERVAL, STOP_CHECK, Watch, answers
-from .runner import (KILL_AFTER, OWN_INSTALLS_EXPORT, CancelToken, CommandResult, Job, LineCallback, LineSplitter,
-                     Runner, TrustDecision, join_command, module_load, shown_command)
+from .runner import (KILL_AFTER, OWN_INSTALLS_EXPORT, UTF8_CHARACTERS, CancelToken, CommandResult, Job, LineCallback,
+                     LineSplitter, Runner, TrustDecision, join_command, module_load, shown_command)
 from .ssh_auth import Authenticator, KeyCache
 from .ssh_config import ConnectionPlan, Hop, plan_connection
 from .ssh_predial import KeyLookup, Predial, claim, dialling, no_delay, note
@@ -115,16 +115,17 @@ def script_input(script: str) -> bytes:
     return GUARD_LINE + base64.b64encode(script.encode("utf-8")) + b"\n"
 
 
-def remote_script(body: str, modules: Sequence[str] = ()) -> str:
+def remote_script(body: str, modules: Sequence[str] = (), *, utf8: bool = True) -> str:
     """Wrap shell text so it runs in a bash login shell (the module system set up, whatever the user's
-    own login shell is), in its own process group whose id is reported.
+    own login shell is), in its own process group whose id is reported; with UTF-8 characters (UTF8_CHARACTERS)
+    unless `utf8` is false (the agent, which takes file names as they are itself, and must stay small).
 
     Closing an SSH channel does not stop what it runs, so cancel needs that id to kill the group.
     """
     if modules:
         body = f"{module_load(modules)} && {body}"
     return (f"printf '\\n%s\\n' {_BEGIN_WORD}; printf '\\n%s\\n' {_BEGIN_WORD} >&2; {OWN_INSTALLS_EXPORT}; "
-            f"set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
+            f"{UTF8_CHARACTERS + '; ' if utf8 else ''}set -m; {{ {body.strip()}\n}} & envdesk_job=$!; set +m; "
             f'echo "{PID_MARKER}$envdesk_job" >&2; wait "$envdesk_job"')
 
 
@@ -1321,7 +1322,7 @@ class SSHRunner(Runner):
                    cancel: CancelToken | None = None) -> CommandResult:
         body = f"( set -- {join_command(args)}; {_FIND_PYTHON} )"
         return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
-                              label="python - (EnvDesk agent)")
+                              label="python - (EnvDesk agent)", utf8=False)
 
     def start_python(self, source: str, cancel: CancelToken | None = None, *, wait: bool = True) -> Stream | None:
         """Start a stdlib-only Python `source` that keeps running, with its standard input free for what it is
@@ -1343,7 +1344,7 @@ class SSHRunner(Runner):
                         from .kept_connection import STREAM_VARIABLE
                         channel.set_environment_variable(STREAM_VARIABLE, "1")
                     channel.exec_command(command_line())
-                    channel.sendall(script_input(remote_script(body)))
+                    channel.sendall(script_input(remote_script(body, utf8=False)))
             except BaseException:
                 _close_quietly(channel)
                 raise
@@ -1360,13 +1361,15 @@ class SSHRunner(Runner):
 
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,
                   on_line: LineCallback | None = None, cancel: CancelToken | None = None,
-                  timeout: float | None = None, label: str = "") -> CommandResult:
-        """Run bash text built only from quoted pieces (see join_command), in a login shell."""
+                  timeout: float | None = None, label: str = "", utf8: bool = True) -> CommandResult:
+        """Run bash text built only from quoted pieces (see join_command), in a login shell (`utf8`: see
+        remote_script)."""
         if cancel is not None:
             cancel.raise_if_cancelled()
         with self._slot():
             job = _ChannelJob(self, self._open_channel(cancel), command_line(), label or body, on_line)
-            result = self._execute(job, script_input(remote_script(body, modules)) + (stdin or b""), cancel, timeout)
+            script = script_input(remote_script(body, modules, utf8=utf8))
+            result = self._execute(job, script + (stdin or b""), cancel, timeout)
         if not (job.out.began or job.err.began):  # see BEGIN_LINE; an 'exit 0' there ends it with status 0 (R15)
             what, hint = _LOGIN_ENDINGS.get(result.exit_status, _LOGIN_ENDED)
             raise CommandFailed(what.format(name=self.name, status=result.exit_status), hint,

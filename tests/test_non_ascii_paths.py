@@ -3,8 +3,11 @@
 An SSH session from paramiko carries no LANG, so a cluster's Python 3.6 (CentOS 7) starts in the POSIX locale and
 names files in ASCII ('ü' is '\\udcc3\\udcbc' to it); Python 3.7+ takes UTF-8 there. The test bed's Python 3.11
 does as 3.6 does with LC_ALL=C PYTHONUTF8=0 PYTHONCOERCECLOCALE=0, set here in the user's ~/.bash_profile (the
-test bed's sshd passes no locale either: no AcceptEnv, and paramiko sends none). The referees: the bytes
-os.listdir gives on the cluster's disk, the environment's own pip freeze, and that Python's file-system encoding.
+test bed's sshd passes no locale either: no AcceptEnv, and paramiko sends none). Two mends meet there: the agent
+takes and gives names as their UTF-8 text (its listing runs in that session as it is), and the commands that make
+and install (venv, pip, uv) get the system's UTF-8 locale as their character set; real Python 3.6 (and 3.11) fails
+in its venv's ensurepip on such a folder without it. The referees: the bytes os.listdir gives on the cluster's
+disk, the environment's own pip (or uv) freeze, and that Python's file-system encoding.
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def frozen(cluster, env_path: str) -> set[str]:
         f"else uv pip freeze --python {path}/bin/python; fi").stdout)
 
 
-@pytest.mark.parametrize("kind", ["uv"])
+@pytest.mark.parametrize("kind", ["venv", "uv"])
 def test_an_environment_under_a_root_with_an_accent_is_made_shown_exported_imported_and_deleted(posix, cli, kind):
     """T26 (a): `env create --root '~/Mes projets ü'` failed with the agent's UnicodeEncodeError."""
     root = str(posix.home / f"Mes projets ü {kind}")
@@ -175,3 +178,4 @@ def test_a_root_the_agent_cannot_look_in_leaves_the_other_roots_listed(tmp_path)
     assert [env["path"] for env in listed["environments"]] == [str(tmp_path / "envs" / name)
                                                               for name in on_disk(str(tmp_path / "envs"))]
     assert [error["path"] for error in listed["errors"]] == [bad]
+
