@@ -11,6 +11,7 @@ disk, the environment's own pip (or uv) freeze, and that Python's file-system en
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -179,3 +180,20 @@ def test_a_root_the_agent_cannot_look_in_leaves_the_other_roots_listed(tmp_path)
                                                               for name in on_disk(str(tmp_path / "envs"))]
     assert [error["path"] for error in listed["errors"]] == [bad]
 
+
+def test_deleting_an_environment_under_a_root_with_an_accent_removes_the_kernel_made_for_it(tmp_path, posix_python):
+    """A delete removes the Jupyter kernels EnvDesk made for the environment: their kernel.json names it in UTF-8,
+    which a Python naming files in ASCII could not look up, so the kernel was left behind, unable to start."""
+    home = tmp_path / "home"
+    env = home / "Mes projets ü" / "labo"
+    make_venv(env)
+    kernels = home / ".local" / "share" / "jupyter" / "kernels"
+    (kernels / "labo").mkdir(parents=True)
+    (kernels / "labo" / "kernel.json").write_text(json.dumps(  # as jupyter_client writes it (ASCII escapes)
+        {"argv": [str(env / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+         "display_name": "labo", "language": "python", "metadata": {"envdesk": {"env": str(env)}}}, indent=1))
+    environ = ascii_locale(home)
+    _, deleted, _ = run_agent_for_real({"action": "delete", "path": str(env), "roots": [str(env.parent)]},
+                                       environ, exe=posix_python, write=True)
+    assert deleted["ok"], deleted
+    assert on_disk(str(env.parent)) == [] and on_disk(str(kernels)) == []

@@ -66,6 +66,13 @@ def read_kernel_json(folder):
     return spec
 
 
+def as_file_name(text):
+    """A path read in a kernel.json (UTF-8 text) as this Python names that file: a Python 3.6 without a locale
+    names files in ASCII, where 'ü' is the escapes of its UTF-8 bytes (the agent's as_file_text does the same
+    for all it reads; this part also runs without the agent)."""
+    return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+
+
 def made_by_envdesk(spec):
     """What EnvDesk recorded in a kernel's metadata when it made it (the environment it runs...), or None."""
     metadata = spec.get("metadata") if isinstance(spec, dict) else None
@@ -96,11 +103,11 @@ def kernels_of(env_path):
             made = made_by_envdesk(spec)
             if made is not None:
                 env = made.get("env")
-                if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(env) == real:
+                if isinstance(env, str) and os.path.isabs(env) and os.path.realpath(as_file_name(env)) == real:
                     mine.append((name, folder))
                 continue
             argv = spec.get("argv") if spec else None
-            program = argv[0] if isinstance(argv, list) and argv and isinstance(argv[0], str) else ""
+            program = as_file_name(argv[0]) if isinstance(argv, list) and argv and isinstance(argv[0], str) else ""
             # the program's folder, resolved: an environment's python is itself a link out of it
             if os.path.isabs(program) and os.path.realpath(os.path.dirname(program)).startswith(os.path.join(real, "")):
                 others.append(name)
