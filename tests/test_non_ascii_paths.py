@@ -197,3 +197,25 @@ def test_deleting_an_environment_under_a_root_with_an_accent_removes_the_kernel_
                                        environ, exe=posix_python, write=True)
     assert deleted["ok"], deleted
     assert on_disk(str(env.parent)) == [] and on_disk(str(kernels)) == []
+
+
+def test_the_clean_up_of_a_half_installed_package_with_an_accent_in_its_files_removes_them(tmp_path, posix_python):
+    """A half-installed package's RECORD names its files in UTF-8; a Python naming files in ASCII could not look
+    them up, so the clean-up a change does first failed, and the change with it."""
+    env = tmp_path / "Mes projets ü" / "labo"
+    make_venv(env)
+    [site] = [str(path) for path in env.glob("lib/python*/site-packages")]
+    os.makedirs(os.path.join(site, "données"))
+    open(os.path.join(site, "données", "é.py"), "w").close()
+    half = os.path.join(site, "donnees-1.0.dist-info")  # as an installer cut off leaves it: RECORD, no METADATA
+    os.makedirs(half)
+    with open(os.path.join(half, "RECORD"), "w", encoding="utf-8") as handle:
+        handle.write("données/é.py,,\ndonnees-1.0.dist-info/RECORD,,\n")
+    environ, roots = ascii_locale(tmp_path), [str(env.parent)]
+    _, begun, _ = run_agent_for_real({"action": "begin", "path": str(env), "roots": roots, "operation": "update"},
+                                     environ, exe=posix_python, write=True)
+    assert begun["ok"], begun
+    _, cleaned, _ = run_agent_for_real({"action": "clean", "path": str(env), "roots": roots, "token": begun["token"],
+                                        "keep": []}, environ, exe=posix_python, write=True)
+    assert cleaned["ok"], cleaned
+    assert "données" not in on_disk(site) and "donnees-1.0.dist-info" not in on_disk(site)

@@ -999,7 +999,8 @@ def _record_rows(folder):
     if data is None:
         return base, []
     try:
-        return base, [row[0] for row in csv.reader(data.decode("utf-8", "replace").splitlines()) if row and row[0]]
+        text = as_file_text(data.decode("utf-8", "replace"))  # names files: as this Python names them
+        return base, [row[0] for row in csv.reader(text.splitlines()) if row and row[0]]
     except csv.Error:
         return base, []
 
@@ -1049,7 +1050,7 @@ def _conda_listed(env_path, chosen=None):
             continue
         data = _small_file(entry.path, RECORDED_MAX_BYTES)
         try:
-            files = json.loads(data.decode("utf-8")).get("files") if data else None
+            files = as_file_text(json.loads(data.decode("utf-8"))).get("files") if data else None
         except (ValueError, AttributeError):
             continue
         for name in files if isinstance(files, list) else []:
@@ -1260,7 +1261,7 @@ class _Recorded(object):
             if data is None:
                 continue        # unreadable: what it installed counts as foreign
             try:
-                for row in csv.reader(data.decode("utf-8", "replace").splitlines()):
+                for row in csv.reader(as_file_text(data.decode("utf-8", "replace")).splitlines()):
                     if row and row[0]:
                         self._add(found, os.path.join(base, row[0]))
             except csv.Error:
