@@ -59,36 +59,35 @@ KEEP_PER_TARGET = 8  # digests remembered per target: both variants of the last 
 # binding costs more to load than the rest of the bootstrap; hashlib where that module is missing or refuses (a
 # FIPS-only build).
 _BOOTSTRAP = """\
-import marshal, os, sys
-sys.argv = ['-', {settings}]
-_h, _k = {digest!r}, {code!r}
-_c = os.environ.get('XDG_CACHE_HOME', '')
-_p = os.path.join(_c if os.path.isabs(_c) else os.path.expanduser('~/.cache'), {folder}, _h)
-_q = '%s.%s.code' % (_p, sys.implementation.cache_tag)
-for _m in '_sha256', '_sha2', 'hashlib':
- try: _n = __import__(_m).sha256; _n(); break
- except Exception: pass
-_d = lambda b: _n(b).hexdigest()
-_o = 0
-for _m in 'NOFOLLOW', 'NONBLOCK', 'BINARY': _o |= getattr(os, 'O_' + _m, 0)
-def _r(p, n):
+import marshal,os,sys
+sys.argv=['-',{settings}]
+h,k={digest!r},{code!r}
+c=os.environ.get('XDG_CACHE_HOME','')
+p=os.path.join(c if os.path.isabs(c) else os.path.expanduser('~/.cache'),{folder},h)
+q='%s.%s.code'%(p,sys.implementation.cache_tag)
+for m in '_sha256','_sha2','hashlib':
+ try:n=__import__(m).sha256;n();break
+ except Exception:pass
+d=lambda y:n(y).hexdigest()
+o=0
+for m in 'NOFOLLOW','NONBLOCK','BINARY':o|=getattr(os,'O_'+m,0)
+def r(a,z):
  try:
-  with open(os.open(p, os.O_RDONLY | _o), 'rb') as f: return f.read(n)
- except OSError: return b''
-_s = _r(_p + '.py', {limit})
-if _d(_s) != _h:
- sys.stdout.write({need!r} + _h + '"}}\\n'); sys.exit(0)
-_b = _k and _r(_q, {code_limit})
-if _b and _d(_b) == _k: _x = marshal.loads(_b)
+  with open(os.open(a,os.O_RDONLY|o),'rb') as f:return f.read(z)
+ except OSError:return b''
+s=r(p+'.py',{limit})
+if d(s)!=h:
+ sys.stdout.write({need!r}+h+'"}}\\n');sys.exit(0)
+b=k and r(q,{code_limit})
+if b and d(b)==k:x=marshal.loads(b)
 else:
- _x = compile(_s, _p + '.py', 'exec'); _b = marshal.dumps(_x); _t = _q + '.tmp'
+ x=compile(s,p+'.py','exec');b=marshal.dumps(x);t=q+'.tmp'
  try:
-  with open(os.open(_t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _o, 0o600), 'wb') as _f:
-   _f.write(_b)
-  os.replace(_t, _q); sys.stdout.write({marker!r} + _h + ' ' + _d(_b) + '\\n')
- except OSError: pass
-exec(_x)
-"""
+  with open(os.open(t,os.O_WRONLY|os.O_CREAT|os.O_TRUNC|o,0o600),'wb') as f:f.write(b)
+  os.replace(t,q);sys.stdout.write({marker!r}+h+' '+d(b)+'\\n')
+ except OSError:pass
+exec(x)
+"""  # sent with every call: written short (the agent has no one-letter globals)
 
 @functools.lru_cache(maxsize=8)
 def agent_digest(agent: str) -> str:
@@ -121,7 +120,7 @@ def bootstrap_script(agent: str, settings: str, code: str = "") -> str:
     the code compiled from it before when that code's sha256 is `code`."""
     size = len(agent.encode("utf-8"))
     return _BOOTSTRAP.format(settings=repr(settings), digest=agent_digest(agent), code=code,
-                             folder=", ".join(repr(part) for part in STORE_FOLDER), limit=size + 1,
+                             folder=",".join(repr(part) for part in STORE_FOLDER), limit=size + 1,
                              code_limit=size * CODE_LIMIT, need=f'{ANSWER_MARKER}{{"{NEED_AGENT}":"',
                              marker=CODE_MARKER)
 

@@ -11,8 +11,10 @@ from .runner import join_command
 PYTHON_NAMES = ("python3", "python", "/usr/libexec/platform-python")
 """Tried in order; the last is RHEL 8's own Python, there without a python3 on PATH."""
 NO_PYTHON_STATUS = 127
+NO_PYTHON = "ENVDESK-NO-PYTHON"
+"""The line a finder that found no Python 3.6+ ends with on stderr, with the version of a too old one it found
+(see no_python_said): its words are made on this computer, so that every call sends as few bytes as it can."""
 NEEDS_PYTHON = "EnvDesk needs Python 3.6 or newer"
-"""Words of both messages of a finder that found none (see runner.command_failed)."""
 LOAD_ADVICE = "load a Python module in your ~/.bash_profile (for example: module load python)"
 THEN_AGAIN = "Once a new login to the cluster has it (python3 --version says 3.6 or newer), run the command again."
 """The hint of a command that failed for want of a Python (see runner.command_failed)."""
@@ -21,12 +23,10 @@ _TOO_OLD = 5
 """The descriptor a Python older than 3.6 writes its version to instead of running the program (one that can run it
 closes it first): the shell then tries the next, and the exit status of a program that ran is never mistaken."""
 # Written in what Python 2 reads too, so that it gets as far as saying its version.
-_VERSION_CHECK = ("import os, sys\n"
-                  "if sys.version_info < (3, 6):\n"
-                  f"    os.write({_TOO_OLD}, ('%d.%d' % sys.version_info[:2]).encode('ascii'))\n"
-                  "    sys.exit(1)\n"
+_VERSION_CHECK = ("import os,sys\nv=sys.version_info\n"
+                  f'if v<(3,6):os.write({_TOO_OLD},("%d.%d"%v[:2]).encode());sys.exit(1)\n'
                   f"os.close({_TOO_OLD})\n")
-FROM_STDIN = "exec(compile(sys.stdin.buffer.read(), '<stdin>', 'exec'))"
+FROM_STDIN = "exec(sys.stdin.buffer.read())"
 """The program comes on standard input (as with `python -`; bytes, so a C locale does not decide how it reads)."""
 
 
@@ -35,23 +35,27 @@ def python_finder(program: str, args: str = "") -> str:
     `args` after it) with -S in the first Python 3.6+ found: python3, python, RHEL's platform-python, and where none
     is, again after a quiet `module load python` (Lmod's default Python, as the Alliance's login nodes need). Only
     real programs count (`type -P`, and exec runs no function), never a shell function of that name. With none, it
-    says what to do on stderr and ends with NO_PYTHON_STATUS. It ends the shell it runs in, and may load a module
-    there: callers run it in a subshell of its own, `( ... )`, which also keeps the program out of every process's
-    arguments but Python's.
+    ends with a NO_PYTHON line on stderr and NO_PYTHON_STATUS. It ends the shell it runs in, sets short variable
+    names and may load a module there: callers run it in a subshell of its own, `( ... )`, which also keeps the
+    program out of every process's arguments but Python's. It is sent with every call, so it is kept short.
 
     -S: the scripts use the standard library only, so Python's start skips site and the .pth files of its
     site-packages (half of its start on a login node)."""
     boot = join_command([_VERSION_CHECK + program])
     names = " ".join(join_command([name]) for name in PYTHON_NAMES)
-    return (f"envdesk_boot={boot}; envdesk_old=; for envdesk_round in 1 2; do "
-            f"for envdesk_py in {names}; do "
-            'type -P "$envdesk_py" >/dev/null 2>&1 || continue; '
-            f'{{ envdesk_said=$(exec "$envdesk_py" -S -c "$envdesk_boot" {args} '
-            f"{_TOO_OLD}>&1 1>&6 6>&-); }} 6>&1; envdesk_status=$?; "
-            '[ -z "$envdesk_said" ] && exit "$envdesk_status"; envdesk_old=${envdesk_old:-$envdesk_said}; done; '
-            '[ "$envdesk_round" = 1 ] && type module >/dev/null 2>&1 || break; '
-            "module load python >/dev/null 2>&1; done; "
-            'if [ -n "$envdesk_old" ]; then '
-            f'echo "This cluster\'s python is $envdesk_old; {NEEDS_PYTHON}: {LOAD_ADVICE}." >&2; '
-            f'else echo "EnvDesk found no Python on this cluster (tried {", ".join(PYTHON_NAMES[:2])} and module '
-            f'load python); {NEEDS_PYTHON}: {LOAD_ADVICE}." >&2; fi; exit {NO_PYTHON_STATUS}')
+    return (f"b={boot};o=;f(){{ for p in {names};do type -P $p &>/dev/null||continue;"
+            f"{{ s=$(exec $p -S -c \"$b\" \"$@\" {_TOO_OLD}>&1 1>&6 6>&-);}} 6>&1;x=$?;"
+            '[ -z "$s" ]&&exit $x;o=${o:-$s};done;};'
+            f'f {args};type module &>/dev/null&&module load python &>/dev/null&&f {args};'
+            f'echo "{NO_PYTHON} $o" >&2;exit {NO_PYTHON_STATUS}')
+
+
+def no_python_said(line: str) -> str | None:
+    """What a finder's NO_PYTHON line says in words, or None for any other line."""
+    if not line.startswith(NO_PYTHON):
+        return None
+    old = line[len(NO_PYTHON):].strip()
+    if old:
+        return f"This cluster's python is {old}; {NEEDS_PYTHON}: {LOAD_ADVICE}."
+    return (f"EnvDesk found no Python on this cluster (tried {', '.join(PYTHON_NAMES[:2])} and module load python); "
+            f"{NEEDS_PYTHON}: {LOAD_ADVICE}.")

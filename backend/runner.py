@@ -84,9 +84,10 @@ def command_failed(what: str, result: CommandResult, hint: str = "",
     lines = [line.strip() for line in result.stderr.splitlines() if any(c.isalnum() for c in line)]
     said = [line for line in lines if re.match(MESSAGE_LINE, line, re.IGNORECASE)]
     last = (said or lines or [""])[-1]
-    from .remote_python import NEEDS_PYTHON, NO_PYTHON_STATUS, THEN_AGAIN
-    if not hint and result.exit_status == NO_PYTHON_STATUS and NEEDS_PYTHON in last:
-        hint = THEN_AGAIN  # the message says what to do: not "run it again with -v"
+    from .remote_python import NO_PYTHON_STATUS, THEN_AGAIN, no_python_said
+    no_python = no_python_said(last) if result.exit_status == NO_PYTHON_STATUS else None
+    if no_python:
+        last, hint = no_python, hint or THEN_AGAIN  # the message says what to do: not "run it again with -v"
     return error(f"{what}: {last}" if last else f"{what}.", hint, exit_status=result.exit_status,
                  log=f"$ {result.command}\n{result.stdout}{result.stderr}")
 

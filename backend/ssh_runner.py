@@ -69,7 +69,7 @@ _FIND_PYTHON = python_finder(FROM_STDIN, '"$@"')
 # descriptor 3, a pipe from bash's own printf of a variable the script sets (the script, like every script,
 # travels on standard input). Not a here-document: bash before 5.1 (RHEL 7, 8) writes those to $TMPDIR, and
 # fails where that is full.
-_FIND_PYTHON_FD3 = python_finder("with os.fdopen(3, 'rb') as f: s = f.read()\nexec(s)")
+_FIND_PYTHON_FD3 = python_finder('with os.fdopen(3,"rb") as f:s=f.read()\nexec(s)')
 
 
 # The only quoted word of every command line EnvDesk sends: it holds none of ' ! \\ or a newline, which
