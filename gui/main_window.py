@@ -23,6 +23,7 @@ from .column_fit import ColumnFitter, FittingHeader
 from .controller import AppController
 from .dialog_lifetime import run_once, show_instead
 from .details_panel import DetailsPanel
+from .elided_label import ElidedLabel
 from .keyboard import give_tab_to_focus, install_keyboard_conventions, next_panel
 from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetListModel
 from .operations_panel import OperationsPanel
@@ -331,7 +332,10 @@ class MainWindow(QMainWindow):
         middle_layout = QVBoxLayout(middle)
         middle_layout.addWidget(self._build_welcome())
         title_row = QHBoxLayout()
-        self.env_title = QLabel()
+        self.env_title = ElidedLabel()  # a long cluster name is elided, not widening the window (T25)
+        bold = self.env_title.font()
+        bold.setBold(True)
+        self.env_title.setFont(bold)
         title_row.addWidget(self.env_title, 1)
         self.env_filter = QLineEdit()
         self.env_filter.setPlaceholderText("Filter environments")
@@ -611,10 +615,10 @@ class MainWindow(QMainWindow):
             action.setEnabled(text == "Add a cluster…" or (text == "Edit…" and name == LOCAL_TARGET)
                               or (name != LOCAL_TARGET and (text in ("Connect", "Disconnect") or name != ALL_TARGETS)))
         if everywhere:
-            self.env_title.setText("<b>Environments on every cluster</b>")
+            self.env_title.set_full_text("Environments on every cluster")
             self._show_all()
         else:
-            self.env_title.setText(f"<b>Environments on {self.controller.label(name)}</b>")
+            self.env_title.set_full_text(f"Environments on {self.controller.label(name)}")
             self._show_inventory(name, self.controller.known(name))
         if self.started:
             self._refresh_selected()

@@ -78,9 +78,10 @@ class TargetListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{item.label}, {STATE_TEXT.get(item.state, item.state)}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return item.message or STATE_TEXT.get(item.state, item.state)
+            return f"{item.label}\n{item.message or STATE_TEXT.get(item.state, item.state)}"  # its name whole:
+            # the list elides a long one (T25)
         if role == Qt.ItemDataRole.ForegroundRole and item.state == "error":
-            return QColor("#d64541")
+            return QColor(problem_colour())
         if role == Qt.ItemDataRole.DecorationRole:
             return icon("computer" if item.state == "local" else "cluster")
         if role == self.NameRole:

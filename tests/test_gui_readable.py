@@ -1,0 +1,47 @@
+"""User trial T25's findings on the window from the wheel: a long cluster name on a small screen, a close question for
+a mere listing, errors without their hint or not copyable, the Add cluster dialog's first focus, the filter's keys,
+and colours below WCAG AA on the dark palette. Referees: Qt's own geometry, focus, accessibility, clipboard and
+rendering, and the WCAG 2.1 contrast formula."""
+from __future__ import annotations
+
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAccessible
+from PySide6.QtWidgets import QApplication
+
+from envdesk.backend.config import ClusterProfile, ClusterStore
+from envdesk.backend.paths import AppPaths
+from test_gui_keyboard import LONG, closed_port, open_window
+
+LONG_NAME = "narval-cluster-with-a-really-long-descriptive-name-for-the-lab"
+
+
+def with_cluster(folder, name: str, port: int) -> AppPaths:
+    paths = AppPaths(folder)
+    ClusterStore(paths).add(ClusterProfile(name=name, host="127.0.0.1", port=port, user="nobody"))
+    return paths
+
+
+def test_a_long_cluster_name_keeps_the_window_on_a_1024_by_640_screen(qtbot, tmp_path, home):
+    """T25 HIGH: selecting a cluster with a 62-character name grew the window's minimum width from 771 to 1093
+    pixels (the title 'Environments on <name>' asked for its whole width), and the details panel and Operations'
+    Cancel went off a 1024x640 screen. The title is elided now, the whole name in its tooltip and in the cluster
+    list's. Referees: Qt's layout (the window's minimum size, where it puts the widgets) and its font metrics."""
+    window = open_window(qtbot, with_cluster(tmp_path / "cfg", LONG_NAME, closed_port()))
+    window.resize(1024, 640)
+    qtbot.waitUntil(lambda: window.size().width() == 1024, timeout=LONG)
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of(LONG_NAME))
+    QApplication.processEvents()
+    assert window.minimumSizeHint().width() <= 1024, window.minimumSizeHint()
+    qtbot.wait(100)
+    assert window.width() == 1024, window.geometry()
+    for widget in (window.details, window.operations_panel.cancel_button, window.env_filter):
+        right = widget.mapTo(window, QPoint(widget.width(), 0)).x()
+        assert right <= window.width(), (widget.accessibleName(), right)
+    title = window.env_title
+    assert LONG_NAME in title.toolTip() and LONG_NAME in QAccessible.queryAccessibleInterface(title).text(
+        QAccessible.Text.Name)
+    assert title.text().endswith("…") and title.fontMetrics().horizontalAdvance(title.text()) <= title.width()
+    row = window.cluster_view.index_of(LONG_NAME)
+    assert LONG_NAME in row.data(Qt.ItemDataRole.ToolTipRole), row.data(Qt.ItemDataRole.ToolTipRole)
+    window.close()
