@@ -290,7 +290,7 @@ class AppController(QObject):
         from envdesk.backend.operations.importing import taken_folder
         return self.start(f"Look for {name} on {target}", target,
                           lambda progress: taken_folder(self.session, target, name, progress=progress),
-                          on_ready, on_failure, record=False)
+                          on_ready, on_failure, record=False, read_only=True)
 
     def free_name(self, target: str, wanted: str) -> str:
         """`wanted`, or `wanted-2`, `wanted-3`… when an environment of that name is already in the first folder."""
@@ -355,13 +355,14 @@ class AppController(QObject):
 
     def start(self, title: str, target: str, work: Callable[[Progress], Any],
               on_success: Callback | None = None, on_failure: Failure | None = None, *, record: bool = True,
-              changes: bool = False) -> Task:
+              changes: bool = False, read_only: bool = False) -> Task:
         """Run `work` on a pool thread; the operations panel shows it when `record` is set.
 
         `changes` says the work changes the target's environments: it is listed again afterwards
-        (also after a failure or cancel, since a rollback or cleanup changed things too).
+        (also after a failure or cancel, since a rollback or cleanup changed things too). `read_only` says it
+        only reads (a listing, a plan, a measure): closing the window drops it without asking.
         """
-        task = Task(title, target, work, changes=changes)
+        task = Task(title, target, work, changes=changes, read_only=read_only)
         if changes:  # after a failure or cancel too (a rollback or cleanup changed things), not a declined login
             task.signals.finished.connect(while_alive(lambda: None if isinstance(task.error, LoginCancelled)
                                                       else self.refresh(target), self))
@@ -419,7 +420,7 @@ class AppController(QObject):
 
         return self._reaching(name, self.start(
             f"Connect to {name}", name, work, connected,
-            lambda error: self.targets.update(name, state="error", message=str(error)), record=False))
+            lambda error: self.targets.update(name, state="error", message=str(error)), record=False, read_only=True))
 
     def disconnect_target(self, name: str) -> None:
         self.session.forget(name)
@@ -452,7 +453,7 @@ class AppController(QObject):
             self.targets.update(name, state="error", message=str(error))
 
         return self._reaching(name, self.start(f"Refresh {self.label(name)}", name, work, done, failed,
-                                               record=False))
+                                               record=False, read_only=True))
 
     def refresh_all(self) -> list[Task]:
         """Every target at once, side by side."""
@@ -503,7 +504,7 @@ class AppController(QObject):
         from envdesk.backend.operations.check import check_connection
         return self.start(f"Test {name}", name,
                           lambda progress: check_connection(self.session, name, progress, profile=profile),
-                          on_done, on_failure, record=False)
+                          on_done, on_failure, record=False, read_only=True)
 
     def capabilities(self, name: str, on_ready: Callable[[Capabilities], None],
                      on_failure: Failure | None = None) -> Task:
@@ -511,7 +512,7 @@ class AppController(QObject):
         from envdesk.backend.operations.common import capabilities
         return self.start(f"Look at {name}", name,
                           lambda progress: capabilities(self.session, self.session.target(name), progress),
-                          on_ready, on_failure, record=False)
+                          on_ready, on_failure, record=False, read_only=True)
 
     # -- environment verbs ---------------------------------------------------------------------
 
@@ -552,7 +553,7 @@ class AppController(QObject):
         from envdesk.backend.operations.kernels import list_kernels
         return self.start(f"Jupyter kernels on {self.label(target)}", target,
                           lambda progress: list_kernels(self.session, target, progress), on_ready, on_failure,
-                          record=False)
+                          record=False, read_only=True)
 
     def remove_kernel(self, target: str, name: str, on_done: Callable[[Kernel], None], *, force: bool = False) -> Task:
         """Remove a kernel EnvDesk made, or with `force` one another tool made (its environment stays)."""
@@ -581,7 +582,8 @@ class AppController(QObject):
         `env` is "here" (the model), `other` is "there"."""
         from envdesk.backend.operations.diff import diff_environments
         return self.start(f"Compare {env.name} with {other.name}", other_target, lambda progress: diff_environments(
-            self.session, target, env.path, other_target, other.path, progress), on_ready, on_failure, record=False)
+            self.session, target, env.path, other_target, other.path, progress), on_ready, on_failure, record=False,
+            read_only=True)
 
     def make_like(self, comparison: Comparison) -> Task:
         """Make the compared "there" hold what "here" holds, as the comparison shown says: one update of it
@@ -597,7 +599,8 @@ class AppController(QObject):
         """The health check of every environment of the target (see Environment ▸ Check health)."""
         from envdesk.backend.operations.doctor import check_health
         return self.start(f"Check the health of {self.label(target)}", target,
-                          lambda progress: check_health(self.session, target, None, progress), on_ready)
+                          lambda progress: check_health(self.session, target, None, progress), on_ready,
+                          read_only=True)
 
     def fix_health(self, target: str, fix: str, on_done: Callable[[str], None]) -> Task:
         """Apply one safe fix a health finding offers."""
@@ -623,7 +626,7 @@ class AppController(QObject):
 
         return self.start(f"Details of {env.name}", target,
                           lambda progress: show_environment(self.session, target, env.name, progress),
-                          done, record=False)
+                          done, record=False, read_only=True)
 
     def snapshots(self, target: str, env: Environment, on_ready: Callable[[list[Snapshot]], None],
                   on_failure: Failure | None = None) -> Task:
@@ -631,7 +634,7 @@ class AppController(QObject):
         from envdesk.backend.operations.history import list_snapshots
         return self.start(f"Snapshots of {env.name}", target,
                           lambda progress: list_snapshots(self.session, target, env.path, progress),
-                          on_ready, on_failure, record=False)
+                          on_ready, on_failure, record=False, read_only=True)
 
     def revert(self, target: str, env: Environment, snapshot_id: str) -> Task:
         """Put a snapshot's packages back (the current ones are snapshotted first)."""
@@ -702,7 +705,7 @@ class AppController(QObject):
             return plan, check_availability(self.session, target, plan, progress)
 
         return self.start(f"Plan for {target}", target, work, lambda answer: while_alive(on_ready)(*answer), on_failure,
-                          record=False)
+                          record=False, read_only=True)
 
     def plan_copy(self, source: str, env: Environment, target: str, python: str | None, name: str | None,
                   on_ready: Callable[[EnvSpec, ImportPlan, list[Unavailable]], None],
@@ -722,7 +725,7 @@ class AppController(QObject):
             return spec, plan, check_availability(self.session, target, plan, progress)
 
         return self.start(f"Plan for {target}", target, work, lambda answer: while_alive(on_ready)(*answer), on_failure,
-                          record=False)
+                          record=False, read_only=True)
 
     def import_spec(self, target: str, spec: EnvSpec, *, name: str, top_level: bool = False,
                     project: Path | None = None, shown: tuple[ImportPlan, list[Unavailable]] | None = None,
@@ -766,7 +769,7 @@ class AppController(QObject):
         from envdesk.backend.operations.delete import measure_environment
         return self.start(f"Measure {env.name}", target,
                           lambda progress: measure_environment(self.session, target, env.path),
-                          on_ready, on_failure, record=False)
+                          on_ready, on_failure, record=False, read_only=True)
 
     def delete(self, target: str, env: Environment) -> Task:
         """Delete the environment's folder (and the Jupyter kernels EnvDesk made for it)."""
@@ -790,7 +793,8 @@ class AppController(QObject):
                 while_alive(on_ready)(report)
 
         return self.start(f"Measure disk use on {self.label(target)}", target,
-                          lambda progress: disk_report(self.session, target, progress=progress), done, on_failure)
+                          lambda progress: disk_report(self.session, target, progress=progress), done, on_failure,
+                          read_only=True)
 
     def clean_caches(self, target: str, which: str, on_ready: Callable[[list[Cleaned]], None] | None = None,
                      on_failure: Failure | None = None) -> Task:

@@ -488,7 +488,8 @@ class MainWindow(QMainWindow):
         return size.boundedTo(room)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        running = self.controller.runner.running()
+        # a listing, plan or measure is dropped without a question: nothing is lost but a read (T25)
+        running = [task for task in self.controller.runner.running() if not task.read_only]
         asked_by_person, self._quitting = event.spontaneous() or self._quitting, False
         if running and asked_by_person and not self._may_stop(running):
             event.ignore()

@@ -55,7 +55,8 @@ class TaskSignals(QObject):
 class Task(QRunnable):
     """One backend call with a Progress wired to signals; cancel() reaches the backend's CancelToken."""
 
-    def __init__(self, title: str, target: str, work: Callable[[Progress], Any], *, changes: bool = False) -> None:
+    def __init__(self, title: str, target: str, work: Callable[[Progress], Any], *, changes: bool = False,
+                 read_only: bool = False) -> None:
         from envdesk.backend.operations.common import Progress
         super().__init__()
         self.setAutoDelete(False)
@@ -70,6 +71,7 @@ class Task(QRunnable):
         self.state = "waiting"
         self.error: EnvDeskError | None = None
         self.changes = changes  # it changes environments (see AppController.start): its finishing is worth saying
+        self.read_only = read_only  # it only reads: closing the window drops it without a question
         self._leaving = threading.Lock()  # between ending (on the pool thread) and being left (on the GUI thread)
 
     def cancel(self) -> None:

@@ -4,10 +4,11 @@ and colours below WCAG AA on the dark palette. Referees: Qt's own geometry, focu
 rendering, and the WCAG 2.1 contrast formula."""
 from __future__ import annotations
 
+import socket
 
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.paths import AppPaths
@@ -45,3 +46,35 @@ def test_a_long_cluster_name_keeps_the_window_on_a_1024_by_640_screen(qtbot, tmp
     row = window.cluster_view.index_of(LONG_NAME)
     assert LONG_NAME in row.data(Qt.ItemDataRole.ToolTipRole), row.data(Qt.ItemDataRole.ToolTipRole)
     window.close()
+
+
+def test_closing_while_only_a_listing_runs_asks_nothing(qtbot, tmp_path, home):
+    """T25: closing the window while the refresh it started itself ran asked 'Stop running operations? … A change
+    in progress is rolled back …'; there was no change. A listing is dropped without a question now (a change still
+    asks: test_gui_operations). The referee: Qt's active modal widget while the window closes, and the window's
+    visibility after. The cluster is a port that takes the connection and never answers, so the listing runs on."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    window = open_window(qtbot, with_cluster(tmp_path / "cfg", "quiet", silent.getsockname()[1]))
+    try:
+        window.cluster_view.setCurrentIndex(window.cluster_view.index_of("quiet"))
+        listing = window.controller.refresh("quiet")
+        qtbot.waitUntil(lambda: listing in window.controller.runner.running(), timeout=LONG)
+        asked: list[str] = []
+        closing = [True]
+
+        def answer_any_question() -> None:
+            box = QApplication.activeModalWidget()
+            if isinstance(box, QMessageBox):
+                asked.append(box.text())
+                next(b for b in box.buttons() if b.text() == "Stop them and close").click()
+            elif closing:
+                QTimer.singleShot(50, answer_any_question)
+        QTimer.singleShot(50, answer_any_question)
+        window.quit()
+        closing.clear()
+        assert not window.isVisible() and asked == [], asked
+        qtbot.waitUntil(listing.done.is_set, timeout=LONG)
+    finally:
+        silent.close()
