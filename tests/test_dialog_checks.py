@@ -84,8 +84,8 @@ def test_a_screen_reader_hears_the_problem_under_a_field_not_only_its_name(qtbot
     window = window_on_this_computer(qtbot, config, home, "analysis")
     long_name = "analysis-of-the-" + "very-" * 10 + "long-run"
     cli = run_cli("env", "create", "local", long_name + "/x", config=config, home=home)
-    said = cli.stderr.splitlines()[0].removeprefix("envdesk: ")
-    assert cli.returncode != 0 and "cannot be an environment name" in said, cli.stderr
+    said = "\n".join(cli.stderr.splitlines()[:2]).removeprefix("envdesk: ")  # the refusal and its hint (T25)
+    assert cli.returncode != 0 and "cannot be an environment name" in said and "Use letters" in said, cli.stderr
 
     dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
     qtbot.addWidget(dialog)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -78,3 +79,24 @@ def test_closing_while_only_a_listing_runs_asks_nothing(qtbot, tmp_path, home):
         qtbot.waitUntil(listing.done.is_set, timeout=LONG)
     finally:
         silent.close()
+
+
+def test_a_refused_environment_name_says_what_names_are_allowed(qtbot, tmp_path, home):
+    """T25: 'my env' in the New environment dialog showed only "'my env' cannot be an environment name.", without the
+    hint of what is allowed that the command line gives. The referee: the backend's own error for that name."""
+    from envdesk.backend import validate
+    from envdesk.backend.errors import InvalidInput
+    from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.name.setText("my env")
+    with pytest.raises(InvalidInput) as refused:
+        validate.env_name("my env")
+    hint = refused.value.hint
+    assert hint
+    qtbot.waitUntil(lambda: "cannot be an environment name" in dialog.name_error.text(), timeout=LONG)
+    assert hint in dialog.name_error.text().replace("\u200b", ""), dialog.name_error.text()
+    dialog.reject()
+    window.close()

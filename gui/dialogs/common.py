@@ -53,7 +53,7 @@ def check(label: QLabel, test: Callable[[], object]) -> bool:
     try:
         test()
     except InvalidInput as exc:
-        label.setText(breakable(exc.message))
+        label.setText(breakable(str(exc)))  # the hint too: "'my env' cannot be a name." alone left people guessing
         return False
     label.setText("")
     return True
