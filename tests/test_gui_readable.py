@@ -100,3 +100,28 @@ def test_a_refused_environment_name_says_what_names_are_allowed(qtbot, tmp_path,
     assert hint in dialog.name_error.text().replace("\u200b", ""), dialog.name_error.text()
     dialog.reject()
     window.close()
+
+
+def test_the_add_cluster_dialog_starts_on_the_site_and_says_what_an_empty_name_needs(qtbot, tmp_path, home):
+    """T25: the Add cluster dialog opened focused on an unnamed scroll area, and Enter on the empty form said
+    "'' cannot be a cluster name.". It opens on the site choice now, and an empty name says to pick the site or type
+    a name, and goes back there. The referee: QApplication.focusWidget."""
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    dialog = ClusterDialog(window.controller, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.activateWindow()
+    qtbot.waitUntil(dialog.isActiveWindow, timeout=LONG)
+
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.preset, timeout=5000)
+    qtbot.keyClick(dialog.preset, Qt.Key.Key_Return)  # Enter in the dialog: Save
+    said = dialog.error.text().replace("\u200b", "")
+    assert dialog.isVisible() and "cannot be a cluster name" not in said and "Choose a known cluster" in said, said
+    assert QApplication.focusWidget() is dialog.preset
+    dialog.preset.setCurrentIndex(1)  # a site chosen (its name filled in): a name cleared is what to type
+    dialog.name.clear()
+    dialog.save()
+    assert QApplication.focusWidget() is dialog.name, QApplication.focusWidget()
+    dialog.reject()
+    window.close()

@@ -158,6 +158,8 @@ class ClusterDialog(QDialog):
         self.body_area.setWidgetResizable(True)
         self.body_area.setFrameShape(QScrollArea.Shape.NoFrame)
         self.body_area.setWidget(self.body)
+        self.body_area.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # the dialog opened focused on it, unnamed (T25):
+        # its fields are the Tab stops, and the area scrolls to the one focused
         outer.addWidget(self.body_area, 1)
 
         start = QHBoxLayout()
@@ -265,6 +267,7 @@ class ClusterDialog(QDialog):
             self._fill(profile)
             self.name.setReadOnly(True)
         self._update_key_offer()
+        (self.host if profile is not None else self.preset).setFocus()  # where filling it in starts
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)
@@ -355,6 +358,10 @@ class ClusterDialog(QDialog):
     def profile(self) -> ClusterProfile:
         """The form as a profile; refused (InvalidInput) while it lacks what its preset needs."""
         preset = self.preset.currentData()
+        if not self.name.text().strip():  # said as what to do: "'' cannot be a cluster name" was all (T25)
+            raise InvalidInput("Pick your site under \"Choose a known cluster…\", or type a name for this cluster "
+                               "in \"Name in EnvDesk\".", "The name is how EnvDesk lists the cluster; any short "
+                               "word does (letters, digits, '.', '-' or '_').")
         if preset is not None and preset.hosts and not self.user.text().strip():
             raise InvalidInput(f"Type your user name on the {preset.label} clusters.",
                                "It is the name your cluster account was given, not this computer's login name.")
@@ -396,12 +403,23 @@ class ClusterDialog(QDialog):
         self.steps.addItem(f"✗ {error.message}")
         self.error.setText(error.hint)
 
+    def _field_to_fix(self) -> QWidget | None:
+        """The field a refused form is missing: the site (or a name) first, then the user name."""
+        if not self.name.text().strip():
+            return self.preset if self.preset.currentData() is None else self.name
+        if self.preset.currentData() is not None and not self.user.text().strip():
+            return self.user
+        return None
+
     def save(self) -> None:
         try:
             profile = self.profile()
             self.controller.save_cluster(profile, replace=self.editing is not None)
         except EnvDeskError as exc:
             self.error.setText(str(exc))
+            field = self._field_to_fix()
+            if field is not None:
+                field.setFocus(Qt.FocusReason.OtherFocusReason)
             return
         self.saved_name = profile.name
         self.accept()
