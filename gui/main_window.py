@@ -29,6 +29,7 @@ from .models import ALL_TARGETS, AllTargetsEntry, EnvironmentTableModel, TargetL
 from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
 from .resources import icon
+from .selectable_label import SelectableLabel
 from .tasks import Task, while_alive
 from .theme import CHOICES, apply_scheme
 
@@ -378,7 +379,7 @@ class MainWindow(QMainWindow):
         self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
         self.env_header.painted.connect(self._header_painted)  # the table's first paints
         middle_layout.addWidget(self.env_table)
-        self.notice = QLabel()
+        self.notice = SelectableLabel()  # its error can be copied for a support ticket (T25)
         self.notice.setWordWrap(True)
         self.notice.setAccessibleName("Notice")
         middle_layout.addWidget(self.notice)

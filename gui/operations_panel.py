@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QHBoxLayout, QHeaderView, QPlainTextEdit, QProgressBar, QPushButton,
                                QScrollArea, QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from .models import OperationListModel, OperationRow
+from .selectable_label import SelectableLabel
 
 
 class OperationsPanel(QWidget):
@@ -38,7 +39,7 @@ class OperationsPanel(QWidget):
         self.splitter.setStretchFactor(0, 2)
         self.splitter.setStretchFactor(1, 3)
         row = QHBoxLayout()
-        self.result = QLabel("No operation yet.")
+        self.result = SelectableLabel("No operation yet.")  # a failure's words can be copied (T25)
         self.result.setTextFormat(Qt.TextFormat.RichText)  # always: its texts are escaped (T11 saw '&#x27;' where
         self.result.setWordWrap(True)                      # Qt took a text without tags for plain)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
@@ -49,6 +50,7 @@ class OperationsPanel(QWidget):
         self.result_area.setWidgetResizable(True)
         self.result_area.setFrameShape(QScrollArea.Shape.NoFrame)
         self.result_area.setWidget(self.result)
+        self.result_area.setAccessibleName("Operation result, scrolled")  # a Tab stop (arrows scroll it): named
         self.result_area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         row.addWidget(self.result_area, 1)
         self.progress = QProgressBar()

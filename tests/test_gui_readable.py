@@ -8,8 +8,8 @@ import socket
 
 import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QAccessible
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtGui import QAccessible, QGuiApplication
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QWidget
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.paths import AppPaths
@@ -124,4 +124,67 @@ def test_the_add_cluster_dialog_starts_on_the_site_and_says_what_an_empty_name_n
     dialog.save()
     assert QApplication.focusWidget() is dialog.name, QApplication.focusWidget()
     dialog.reject()
+    window.close()
+
+
+def copied_after_selecting(qtbot, label: QLabel) -> str:
+    """What the clipboard holds after the label's words are selected with the keyboard (Tab reaches it; Ctrl+Home,
+    Ctrl+Shift+End, Ctrl+C), checking on the way that a mouse drag across them selects them too."""
+    qtbot.mousePress(label, Qt.MouseButton.LeftButton, pos=QPoint(1, 3))
+    qtbot.mouseMove(label, QPoint(label.width() - 1, label.height() - 2))
+    qtbot.mouseRelease(label, Qt.MouseButton.LeftButton, pos=QPoint(label.width() - 1, label.height() - 2))
+    assert label.hasSelectedText(), "the mouse selects the words"
+    assert label.focusPolicy() & Qt.FocusPolicy.TabFocus, "Tab reaches the words"
+    label.setFocus(Qt.FocusReason.TabFocusReason)
+    QGuiApplication.clipboard().clear()
+    qtbot.keyClick(label, Qt.Key.Key_Home, Qt.KeyboardModifier.ControlModifier)
+    assert not label.hasSelectedText()
+    qtbot.keyClick(label, Qt.Key.Key_End, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert label.hasSelectedText(), "the keyboard selects the words"
+    qtbot.keyClick(label, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    return QGuiApplication.clipboard().text()
+
+
+def test_an_error_in_the_window_and_in_a_dialog_can_be_copied(qtbot, tmp_path, home):
+    """T25: the notice's 'Could not reach …' and a dialog's problem could not be selected, so not pasted into a
+    support ticket. Both are selectable by keyboard (and mouse) now. The referee: the clipboard after selecting with
+    the keys and Ctrl+C, the label's own selection after a mouse drag, and Qt's focus policy (a Tab stop only while
+    there is something to copy)."""
+    from envdesk.gui.dialogs.common import check
+    from envdesk.backend import validate
+    window = open_window(qtbot, with_cluster(tmp_path / "cfg", "gamma", closed_port()))
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of("gamma"))
+    window.controller.refresh("gamma")
+    qtbot.waitUntil(lambda: "Could not reach" in window.notice.text(), timeout=LONG)
+    copied = copied_after_selecting(qtbot, window.notice)
+    assert "Could not reach" in copied and "<span" not in copied, copied
+    from envdesk.gui.dialogs.common import error_label
+    problem = error_label()
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    problem.setParent(holder)
+    holder.show()
+    assert problem.focusPolicy() == Qt.FocusPolicy.NoFocus, "an empty problem is no Tab stop"
+    check(problem, lambda: validate.env_name("my env"))
+    assert problem.focusPolicy() & Qt.FocusPolicy.TabFocus
+    holder.activateWindow()
+    qtbot.waitUntil(holder.isActiveWindow, timeout=LONG)
+    assert "cannot be an environment name" in copied_after_selecting(qtbot, problem)
+    window.close()
+
+
+def test_no_unnamed_scroll_area_takes_a_tab_stop(qtbot, tmp_path, home):
+    """T25 LOW: the Operations panel's result and the Add cluster dialog's form were Tab stops a screen reader named
+    nothing. The referee: QAccessible's name of every scroll area that takes focus by Tab."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from envdesk.gui.dialogs.cluster_dialog import ClusterDialog
+    window = open_window(qtbot, AppPaths(tmp_path / "cfg"))
+    dialog = ClusterDialog(window.controller, parent=window)
+    qtbot.addWidget(dialog)
+    for root in (window, dialog):
+        for area in root.findChildren(QScrollArea):
+            if area.focusPolicy() & Qt.FocusPolicy.TabFocus:
+                face = QAccessible.queryAccessibleInterface(area)
+                assert face is not None and face.text(QAccessible.Text.Name), (root.windowTitle(), area)
     window.close()

@@ -10,6 +10,8 @@ from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QPlainTextEdit, QV
 from envdesk.backend import validate
 from envdesk.backend.errors import InvalidInput
 
+from ..selectable_label import SelectableLabel
+
 
 _LONG_RUN = re.compile(r"\S{31,}")
 _UNBROKEN = re.compile(r"[^\s\u200b]{30}(?=[^\s\u200b])")
@@ -23,10 +25,10 @@ def breakable(text: str) -> str:
     return _LONG_RUN.sub(lambda run: marked(run.group()), text)
 
 
-class ProblemLabel(QLabel):
-    """The red note under a field or a dialog's form: plain words that wrap, long names too (see breakable). A
-    screen reader names it "Problem" and reads its words as its description (a name of its own hides the text
-    from the label's accessible interface), without the breaks breakable put in."""
+class ProblemLabel(SelectableLabel):
+    """The red note under a field or a dialog's form: plain words that wrap, long names too (see breakable),
+    selectable to copy. A screen reader names it "Problem" and reads its words as its description (a name of its
+    own hides the text from the label's accessible interface), without the breaks breakable put in."""
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
         super().setText(text)

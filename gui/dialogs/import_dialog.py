@@ -16,6 +16,7 @@ from envdesk.backend.validate import LOCAL_TARGET
 from envdesk.backend.wording import counted
 
 from ..controller import ImportPlan, Unavailable
+from ..selectable_label import SelectableLabel
 from ..tasks import Task, while_alive
 from .common import breakable, check, error_label
 
@@ -99,7 +100,7 @@ class ImportDialog(QDialog):
         form.addRow("Name:", self.name)
         form.addRow("", self.name_error)
         layout.addLayout(form)
-        self.plan_text = QLabel()
+        self.plan_text = SelectableLabel()  # a problem in it can be copied (T25)
         self.plan_text.setWordWrap(True)
         self.plan_text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)  # not centred in its room
         self.plan_text.setAccessibleName("What will be built")
@@ -107,6 +108,7 @@ class ImportDialog(QDialog):
         self.plan_area.setWidgetResizable(True)
         self.plan_area.setFrameShape(QScrollArea.Shape.NoFrame)
         self.plan_area.setWidget(self.plan_text)
+        self.plan_area.setAccessibleName("The plan, scrolled")  # a Tab stop (arrows scroll it): named (T25)
         layout.addWidget(self.plan_area, 1)
         self.top_level = QCheckBox("If exact versions are missing there, allow newer versions of what was asked for")
         self.top_level.setAccessibleName("Fall back to top-level requirements")

@@ -16,6 +16,7 @@ from envdesk.backend.targets import check_folder
 
 from ..failing_line import select_failing
 from ..models import human_size
+from ..selectable_label import SelectableLabel
 from ..tasks import Task
 from .common import breakable, check, error_label, folded_options, split_specs
 
@@ -38,7 +39,7 @@ class NewEnvironmentDialog(QDialog):
         self.setAccessibleName("New environment")
         self.setMinimumWidth(520)
         layout = QVBoxLayout(self)
-        self.status = QLabel(f"Looking at what {controller.label(target)} offers…")
+        self.status = SelectableLabel(f"Looking at what {controller.label(target)} offers…")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
         self.retry = QPushButton("Try again")  # shown when the target could not be reached
