@@ -196,6 +196,8 @@ class MainWindow(QMainWindow):
                                        "Log in to every cluster now, one code prompt at a time")
         self.next_panel_action = make("Next panel", "", "F6", lambda: self.focus_panel(1),
                                       "Move to the next panel: clusters, environments, details, operations")
+        self.find_action = make("Filter environments", "", QKeySequence.StandardKey.Find, self.focus_filter,
+                                "Type part of an environment's name, kind, folder or modules to show only those")
         self.previous_panel_action = make("Previous panel", "", "Shift+F6", lambda: self.focus_panel(-1),
                                           "Move to the previous panel")
         toolbar = QToolBar("Actions")
@@ -251,6 +253,7 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.next_panel_action)
         view_menu.addAction(self.previous_panel_action)
+        view_menu.addAction(self.find_action)
         self.measure_action = self._tip(view_menu.addAction("Measure disk use", self.measure_disk),
                                         "Measure each environment's size and files here (the Size and Files "
                                         "columns); the cluster keeps the figures until an environment changes")
@@ -352,6 +355,12 @@ class MainWindow(QMainWindow):
         self.env_proxy.setFilterKeyColumn(-1)
         self.env_proxy.setSortRole(Qt.ItemDataRole.EditRole)
         self.env_filter.textChanged.connect(self.env_proxy.setFilterFixedString)
+        clear_filter = QAction("Clear the filter", self.env_filter)  # Esc in the filter empties it (T25)
+        clear_filter.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        clear_filter.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        clear_filter.setToolTip("Esc: empty the filter, to show every environment again")
+        clear_filter.triggered.connect(self.env_filter.clear)
+        self.env_filter.addAction(clear_filter)
         self.env_table = QTableView()
         self.env_header = FittingHeader(self.env_table)  # says when it is painted (see `_header_painted`)
         self.env_table.setAccessibleName("Environments")
@@ -377,8 +386,23 @@ class MainWindow(QMainWindow):
         self.env_table.selectionModel().currentRowChanged.connect(lambda *_: self._env_selected())
         self.env_table.selectionModel().selectionChanged.connect(lambda *_: self._env_selected())
         self.env_table.doubleClicked.connect(lambda _: self.details.setCurrentIndex(1))
+        open_packages = QAction("Show its packages", self.env_table)  # Enter does what a double-click does (T25)
+        open_packages.setShortcuts([QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)])
+        open_packages.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        open_packages.setToolTip("Enter: the selected environment's packages, in the details panel")
+        open_packages.triggered.connect(lambda: self.current_environment() and self.details.setCurrentIndex(1))
+        self.env_table.addAction(open_packages)
         self.env_header.painted.connect(self._header_painted)  # the table's first paints
         middle_layout.addWidget(self.env_table)
+        self.no_match = QLabel()  # a filter matching nothing said so; the table was blank (T25)
+        self.no_match.setWordWrap(True)
+        self.no_match.setTextFormat(Qt.TextFormat.PlainText)
+        self.no_match.hide()
+        middle_layout.addWidget(self.no_match)
+        for signal in (self.env_proxy.modelReset, self.env_proxy.rowsInserted, self.env_proxy.rowsRemoved,
+                       self.env_proxy.layoutChanged):
+            signal.connect(self._say_if_nothing_matches)
+        self.env_filter.textChanged.connect(self._say_if_nothing_matches)
         self.notice = SelectableLabel()  # its error can be copied for a support ticket (T25)
         self.notice.setWordWrap(True)
         self.notice.setAccessibleName("Notice")
@@ -420,6 +444,19 @@ class MainWindow(QMainWindow):
                        (dock, self.operations_panel.table)]
         self.statusBar()
         self._update_actions()
+
+    def _say_if_nothing_matches(self, *_: object) -> None:
+        """Under the table: the filter's text matches none of the environments listed (there are some)."""
+        typed = self.env_filter.text()
+        empty = bool(typed) and self.env_proxy.rowCount() == 0 and self.env_model.rowCount() > 0
+        self.no_match.setText(f"No environment matches '{typed}'. Esc in the filter shows them all again."
+                              if empty else "")
+        self.no_match.setVisible(empty)
+
+    def focus_filter(self) -> None:
+        """Ctrl+F: type in the environment filter (what it holds is selected, to type over)."""
+        self.env_filter.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.env_filter.selectAll()
 
     def _build_welcome(self) -> QWidget:
         """The first-start view: with no cluster yet, the way in is to add one (presets first)."""

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QWidget
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.paths import AppPaths
-from test_gui_keyboard import LONG, closed_port, open_window
+from test_gui_keyboard import LONG, closed_port, config_with_cached_clusters, open_window
 
 LONG_NAME = "narval-cluster-with-a-really-long-descriptive-name-for-the-lab"
 
@@ -170,6 +170,37 @@ def test_an_error_in_the_window_and_in_a_dialog_can_be_copied(qtbot, tmp_path, h
     holder.activateWindow()
     qtbot.waitUntil(holder.isActiveWindow, timeout=LONG)
     assert "cannot be an environment name" in copied_after_selecting(qtbot, problem)
+    window.close()
+
+
+def test_ctrl_f_finds_the_filter_esc_clears_it_and_no_match_is_said(qtbot, tmp_path, home):
+    """T25: Ctrl+F did nothing, Esc left the filter's text, and a filter matching nothing left a blank table. The
+    referees: QApplication.focusWidget after the keys, the proxy's row count, and the words shown under the table."""
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of("alpha"))
+    qtbot.waitUntil(lambda: window.env_proxy.rowCount() == 2, timeout=LONG)
+    window.env_table.setFocus()
+    qtbot.keyClick(window.env_table, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is window.env_filter
+    qtbot.keyClicks(window.env_filter, "zzz")
+    assert window.env_proxy.rowCount() == 0
+    assert window.no_match.isVisible() and "No environment matches 'zzz'" in window.no_match.text()
+    qtbot.keyClick(window.env_filter, Qt.Key.Key_Escape)
+    assert window.env_filter.text() == "" and window.env_proxy.rowCount() == 2 and not window.no_match.isVisible()
+    window.close()
+
+
+def test_enter_on_an_environment_shows_its_packages_as_a_double_click_does(qtbot, tmp_path, home):
+    """T25 LOW: Enter on a selected environment did nothing; a double-click opens its Packages tab. The referee:
+    the details panel's current tab after the key."""
+    window = open_window(qtbot, config_with_cached_clusters(tmp_path / "cfg"))
+    window.cluster_view.setCurrentIndex(window.cluster_view.index_of("alpha"))
+    qtbot.waitUntil(lambda: window.env_proxy.rowCount() == 2, timeout=LONG)
+    window.env_table.selectRow(0)
+    window.env_table.setFocus()
+    assert window.details.currentIndex() == 0
+    qtbot.keyClick(window.env_table, Qt.Key.Key_Return)
+    assert window.details.tabText(window.details.currentIndex()) == "Packages"
     window.close()
 
 
