@@ -30,6 +30,7 @@ from .operations_panel import OperationsPanel
 from .prompter import QtPrompter
 from .resources import icon
 from .selectable_label import SelectableLabel
+from .status_colours import problem_colour
 from .tasks import Task, while_alive
 from .theme import CHOICES, apply_scheme
 
@@ -718,7 +719,7 @@ class MainWindow(QMainWindow):
             notes.append(f"Still listing {', '.join(waiting)}; the last known lists are shown meanwhile.")
         failed = [item.label for item in self.controller.targets.items if item.state == "error"]
         if failed:
-            notes.append(f"<span style='color:#d64541'>{', '.join(failed)}: could not be listed now (select "
+            notes.append(f"<span style='color:{problem_colour()}'>{', '.join(failed)}: could not be listed now (select "
                          f"{'it' if len(failed) == 1 else 'one'} on the left to see why).</span>")
         self.notice.setText(" ".join(notes))
         if selected[0] is not None:
@@ -753,7 +754,7 @@ class MainWindow(QMainWindow):
             from html import escape
             notes.append(escape(inventory.denied_note() or ""))
         if failed:
-            notes.append(f"<span style='color:#d64541'>{item.message}</span> Refresh tries again.")
+            notes.append(f"<span style='color:{problem_colour()}'>{item.message}</span> Refresh tries again.")
         self.notice.setText(" ".join(notes))
         made = self._to_select
         if made is not None and made[0] == name and inventory is not None and \

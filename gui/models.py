@@ -20,6 +20,7 @@ from envdesk.backend.validate import canonical_name
 from envdesk.backend.wording import counted
 
 from .resources import icon
+from .status_colours import problem_colour
 
 Index = QModelIndex | QPersistentModelIndex
 # The roles EnvironmentTableModel.data answers, as plain ints: Qt asks ~10 roles per cell it paints, and each
@@ -269,7 +270,7 @@ class EnvironmentTableModel(_Table):
             from PySide6.QtWidgets import QStyle  # ~5 ms of enumerations: loaded once a finding is shown
             return QApplication.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         if role == _FOREGROUND and env.state != "ok":
-            return QColor("#d64541")
+            return QColor(problem_colour())
         if role == self.EnvRole:
             return env
         if role == self.TargetRole:
@@ -461,7 +462,7 @@ class OperationListModel(_Table):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             return (row.title, row.where, row.state, row.latest)[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole:
-            return {"failed": QColor("#d64541"), "cancelled": _muted()}.get(row.state)
+            return {"failed": QColor(problem_colour()), "cancelled": _muted()}.get(row.state)
         if role == self.TaskRole:
             return row.task
         return None

@@ -8,12 +8,12 @@ import socket
 
 import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
-from PySide6.QtGui import QAccessible, QGuiApplication
+from PySide6.QtGui import QAccessible, QGuiApplication, QImage, QPalette
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox, QWidget
 
 from envdesk.backend.config import ClusterProfile, ClusterStore
 from envdesk.backend.paths import AppPaths
-from test_gui_keyboard import LONG, closed_port, config_with_cached_clusters, open_window
+from test_gui_keyboard import LONG, SCHEMES, closed_port, config_with_cached_clusters, open_window, wcag_contrast
 
 LONG_NAME = "narval-cluster-with-a-really-long-descriptive-name-for-the-lab"
 
@@ -219,3 +219,55 @@ def test_no_unnamed_scroll_area_takes_a_tab_stop(qtbot, tmp_path, home):
                 face = QAccessible.queryAccessibleInterface(area)
                 assert face is not None and face.text(QAccessible.Text.Name), (root.windowTitle(), area)
     window.close()
+
+
+def colour_drawn(label: QLabel) -> tuple:
+    """The colour Qt paints the label's words in and its background, read from the pixels of a full block."""
+    label.setText("█" * 6)
+    label.adjustSize()
+    image = label.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
+    block = label.fontMetrics().boundingRect("█" * 6)
+    middle = image.pixelColor(block.width() // 2, label.height() // 2)
+    return middle, image.pixelColor(image.width() - 1, 0) if image.width() > block.width() + 2 else None
+
+
+@pytest.fixture(params=SCHEMES)
+def scheme(request, qapp):
+    """A colour scheme ('light' or 'dark') put in force; the light one is put back afterwards."""
+    from envdesk.gui.theme import apply_scheme
+    assert apply_scheme(request.param) == request.param
+    yield request.param
+    apply_scheme("light")
+
+
+def test_problem_and_good_colours_meet_wcag_aa_on_both_palettes(qtbot, scheme):
+    """T25: the red (#d64541, #c0392b) and green (#1e7e34) were 2.6-3.8:1 on the dark palette, under WCAG AA's
+    4.5:1 for text. Each is chosen for the palette in force now, in one place. The referee: the WCAG 2.1 contrast
+    formula, of the colours the widgets use (the model's foreground, the colour Qt paints a problem label in) against
+    the palette's window and base colours."""
+    from envdesk.gui.dialogs.common import error_label
+    from envdesk.gui.models import OperationListModel, TargetItem, TargetListModel
+    from envdesk.gui.status_colours import good_colour, problem_colour
+    palette = QApplication.palette()
+    backgrounds = [palette.color(QPalette.ColorRole.Window), palette.color(QPalette.ColorRole.Base)]
+    targets = TargetListModel()
+    targets.set_targets([TargetItem("gamma", "gamma", state="error", message="Could not reach")])
+    failed_target = targets.data(targets.index(0), Qt.ItemDataRole.ForegroundRole)
+    operations = OperationListModel()
+
+    class Finished:
+        title, target = "Create x", "local"
+    row = operations.add(Finished())
+    operations.finish(row, "failed")
+    failed_operation = operations.data(operations.index(0, 2), Qt.ItemDataRole.ForegroundRole)
+    label = error_label()
+    qtbot.addWidget(label)
+    drawn, _ = colour_drawn(label)
+    from PySide6.QtGui import QColor
+    used = {"problem": QColor(problem_colour()), "good": QColor(good_colour()), "failed cluster": failed_target,
+            "failed operation": failed_operation, "problem label as drawn": drawn}
+    for what, colour in used.items():
+        for background in backgrounds:
+            ratio = wcag_contrast(colour, background)
+            assert ratio >= 4.5, (scheme, what, colour.name(), background.name(), round(ratio, 2))
+    assert drawn.name() == problem_colour(), "the label is painted in the palette's problem colour"

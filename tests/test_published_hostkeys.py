@@ -169,7 +169,8 @@ def test_trust_dialog_says_matches_and_lets_the_user_trust(qtbot, testbed, tmp_p
     dialog = TrustDialog("alpha", identity, verdict=verdict)
     qtbot.addWidget(dialog)
     text = dialog.verdict_label.text()
-    assert "matches the fingerprint Test Bed Site publishes" in text and "#1e7e34" in text
+    from envdesk.gui.status_colours import good_colour  # the palette's (its contrast: test_gui_readable)
+    assert "matches the fingerprint Test Bed Site publishes" in text and good_colour() in text
     assert "https://example.org/ssh-host-keys" in text and CHECKED in text
     assert dialog.trust_button.isEnabled() and dialog.override is None
 
@@ -180,7 +181,8 @@ def test_trust_dialog_refuses_a_mismatch_until_told_explicitly(qtbot, testbed):
     dialog = TrustDialog("narval", impostor)
     qtbot.addWidget(dialog)
     text = dialog.verdict_label.text()
-    assert "DOES NOT match: do not connect" in text and "#c0392b" in text
+    from envdesk.gui.status_colours import problem_colour
+    assert "DOES NOT match: do not connect" in text and problem_colour() in text
     assert "SHA256:pTKCWpDC142truNtohGm10+lB8gVyrp3Daz4iR5tT1M" in text
     assert "https://docs.alliancecan.ca/wiki/SSH_security_improvements" in text
     assert not dialog.trust_button.isEnabled(), "a mismatch must not be one click away from trusted"

@@ -11,6 +11,7 @@ from envdesk.backend import validate
 from envdesk.backend.errors import InvalidInput
 
 from ..selectable_label import SelectableLabel
+from ..status_colours import problem_colour
 
 
 _LONG_RUN = re.compile(r"\S{31,}")
@@ -26,11 +27,15 @@ def breakable(text: str) -> str:
 
 
 class ProblemLabel(SelectableLabel):
-    """The red note under a field or a dialog's form: plain words that wrap, long names too (see breakable),
-    selectable to copy. A screen reader names it "Problem" and reads its words as its description (a name of its
-    own hides the text from the label's accessible interface), without the breaks breakable put in."""
+    """The red note under a field or a dialog's form: plain words that wrap, long names too (see breakable), in the
+    problem colour of the palette in force (status_colours), selectable to copy. A screen reader names it "Problem"
+    and reads its words as its description (a name of its own hides the text from the label's accessible
+    interface), without the breaks breakable put in."""
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        colour = f"color: {problem_colour()}"  # the palette may have changed since the last words
+        if self.styleSheet() != colour:
+            self.setStyleSheet(colour)
         super().setText(text)
         self.setAccessibleDescription(text.replace("\u200b", ""))
 
@@ -45,13 +50,13 @@ def error_label() -> QLabel:
     label = ProblemLabel()
     label.setWordWrap(True)
     label.setTextFormat(Qt.TextFormat.PlainText)  # an error's words, never markup ('tinyalpha<0.0.1 …')
-    label.setStyleSheet("color: #d64541")
     label.setAccessibleName("Problem")
     return label
 
 
 def check(label: QLabel, test: Callable[[], object]) -> bool:
-    """Run a validator; show its plain message on `label`. True when the value is fine."""
+    """Run a validator; show its plain message and its hint (what is allowed, what to do) on `label`. True when
+    the value is fine."""
     try:
         test()
     except InvalidInput as exc:

@@ -17,6 +17,7 @@ from envdesk.backend.wording import counted
 
 from ..controller import ImportPlan, Unavailable
 from ..selectable_label import SelectableLabel
+from ..status_colours import problem_colour
 from ..tasks import Task, while_alive
 from .common import breakable, check, error_label
 
@@ -129,8 +130,8 @@ class ImportDialog(QDialog):
         self.finished.connect(lambda _: self._stop_asking())
         self.name.textChanged.connect(self._name_changed)
         if self.targets.count() == 0:
-            self.plan_text.setText("<span style='color:#d64541'>There is no other cluster to copy to. Add a second "
-                                   "cluster first (Cluster ▸ Add cluster…).</span>")
+            self.plan_text.setText(f"<span style='color:{problem_colour()}'>There is no other cluster to copy to. "
+                                   "Add a second cluster first (Cluster ▸ Add cluster…).</span>")
             self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
             self.name.setEnabled(False)
             return
@@ -231,11 +232,12 @@ class ImportDialog(QDialog):
             return  # an answer for a target no longer chosen
         self.plan, self.missing, self.planned_spec = plan, list(missing), spec
         plan = plan.shown()  # never a token of the file's lines on the screen
+        red = f"<span style='color:{problem_colour()}'>"
         lines = [f"<b>{plan.kind}</b> environment with {' '.join(plan.modules) or 'no modules'} "
                  f"(Python {plan.python or '?'}), "  # a site's build counted as the release it becomes here
                  f"{counted(package_count(plan.pins + list(plan.public_releases), plan.conda_pins), 'package')}."]
         if plan.outside:
-            lines.append(f"<span style='color:#d64541'><b>{len(plan.outside)} package(s) are downloaded from "
+            lines.append(f"{red}<b>{len(plan.outside)} package(s) are downloaded from "
                          "outside this target's package index</b> (building means you trust them):</span>")
             lines += [f"• {escape(o.line)} from <b>{escape(o.host)}</b>" for o in plan.outside]
         lines += [f"• {escape(note)}" for note in plan.notes]
@@ -246,17 +248,17 @@ class ImportDialog(QDialog):
             lines.append(f"<b>{len(plan.adapted)} line(s) installed in another form:</b>")
             lines += [f"• {escape(a.line)} → {escape(a.as_)} ({escape(a.reason)})" for a in plan.adapted]
         if plan.from_conda:
-            lines.append(f"<span style='color:#d64541'><b>No conda here: {len(plan.from_conda)} conda package(s) "
+            lines.append(f"{red}<b>No conda here: {len(plan.from_conda)} conda package(s) "
                          "come from the package index, PyPI's builds</b> (building means you agree):</span> "
                          + escape(", ".join(plan.from_conda)))
         if plan.refused:
-            lines.append(f"<span style='color:#d64541'><b>{len(plan.refused)} line(s) will be left out</b> "
+            lines.append(f"{red}<b>{len(plan.refused)} line(s) will be left out</b> "
                          "(building means you agree):</span>")
             lines += [f"• {escape(r.line)}: {escape(r.reason)}" for r in plan.refused]
         if plan.blocked:
-            lines.append(f"<span style='color:#d64541'><b>Cannot be built here:</b> {escape(plan.blocked)}</span>")
+            lines.append(f"{red}<b>Cannot be built here:</b> {escape(plan.blocked)}</span>")
         if missing:
-            lines.append(f"<span style='color:#d64541'><b>{len(missing)} package(s) are not available there:</b> "
+            lines.append(f"{red}<b>{len(missing)} package(s) are not available there:</b> "
                          + ", ".join(escape(f"{m.spec} ({m.reason})") for m in missing) + "</span>")
             # offered, not chosen, for conda: it also drops the file's builds (R19: one missing pip: line did)
             self.top_level.setChecked(plan.kind != "conda")
@@ -277,7 +279,7 @@ class ImportDialog(QDialog):
 
     def _plan_failed(self, target: str, error: EnvDeskError) -> None:
         if target == self.target:
-            self.plan_text.setText(f"<span style='color:#d64541'>{escape(breakable(error.message))} "
+            self.plan_text.setText(f"<span style='color:{problem_colour()}'>{escape(breakable(error.message))} "
                                    f"{escape(error.hint)}</span>")
             self._fit()
 

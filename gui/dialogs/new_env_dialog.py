@@ -17,6 +17,7 @@ from envdesk.backend.targets import check_folder
 from ..failing_line import select_failing
 from ..models import human_size
 from ..selectable_label import SelectableLabel
+from ..status_colours import problem_colour
 from ..tasks import Task
 from .common import breakable, check, error_label, folded_options, split_specs
 
@@ -152,7 +153,7 @@ class NewEnvironmentDialog(QDialog):
             self.root.setEditText(self._draft["root"])
 
     def _failed(self, error: EnvDeskError) -> None:
-        self.status.setText(f"<span style='color:#d64541'>{html.escape(breakable(error.message))}</span> "
+        self.status.setText(f"<span style='color:{problem_colour()}'>{html.escape(breakable(error.message))}</span> "
                             f"{html.escape(error.hint)} What you typed stays here meanwhile.")
         self.retry.show()
 

@@ -9,10 +9,12 @@ from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBo
 
 from envdesk.backend.presets import DOES_NOT_MATCH, MATCHES, HostKeyVerdict, judge_host_key
 
+from ..status_colours import good_colour, problem_colour
+
 if TYPE_CHECKING:  # hostkeys loads paramiko, which the window needs only once a cluster is reached
     from envdesk.backend.hostkeys import ServerIdentity
 
-_COLOURS = {MATCHES: "#1e7e34", DOES_NOT_MATCH: "#c0392b"}
+_COLOURS = {MATCHES: good_colour, DOES_NOT_MATCH: problem_colour}  # for the palette in force (status_colours)
 
 
 class TrustDialog(QDialog):
@@ -67,7 +69,7 @@ class TrustDialog(QDialog):
 
     def _verdict_html(self) -> str:
         verdict = self.verdict
-        colour = _COLOURS.get(verdict.status)
+        colour = _COLOURS[verdict.status]() if verdict.status in _COLOURS else None
         mark = {MATCHES: "✓ ", DOES_NOT_MATCH: "✗ "}.get(verdict.status, "")
         headline = html.escape(mark + verdict.headline)
         parts = [f"<p><b style='color:{colour}'>{headline}</b></p>" if colour else f"<p><b>{headline}</b></p>"]
