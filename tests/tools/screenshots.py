@@ -95,6 +95,24 @@ def main() -> int:
         window.details.setCurrentIndex(3)
         shoot(window, "main-window-use-it")
 
+        # a cluster with a long name (T25: its title widened the window past a small screen), and a filter matching
+        # nothing (said under the table)
+        import dataclasses
+        from envdesk.backend.config import ClusterStore
+        long_name = "narval-cluster-with-a-really-long-descriptive-name-for-the-lab"
+        store = ClusterStore(paths)
+        store.add(dataclasses.replace(store.get("alpha"), name=long_name))
+        window.controller.reload_targets()
+        window.cluster_view.setCurrentIndex(window.cluster_view.index_of(long_name))
+        wait(lambda: long_name in window.controller.refreshed)
+        window.env_filter.setText("no-such-environment")
+        shoot(window, "main-window-long-cluster-name")
+        window.env_filter.clear()
+        window.cluster_view.setCurrentIndex(window.cluster_view.index_of("alpha"))
+        for row in range(window.env_proxy.rowCount()):
+            if window.env_proxy.index(row, 0).data() == "plainvenv":
+                window.env_table.setCurrentIndex(window.env_proxy.index(row, 0))
+
         cluster = ClusterDialog(window.controller, parent=window)
         cluster.preset.setCurrentIndex(1)
         cluster.user.setText("jsmith")
