@@ -76,6 +76,9 @@ class OperationsPanel(QWidget):
         self.log.setAccessibleName("Operation output")
         self.log.setMaximumBlockCount(20000)
         detail_layout.addWidget(self.log)
+        two_lines = 2 * self.fontMetrics().lineSpacing() + 8  # the least each box shrinks to: at 150% scale a
+        for box in (self.result_area, self.log):  # 1024x640 screen is 683x427, and Qt's 70 px each pushed the
+            box.setMinimumHeight(two_lines)        # window's bottom off it (T25)
         self.table.selectionModel().currentRowChanged.connect(lambda current, _: self._show(current.row()))
         self.cancel_button.clicked.connect(self._cancel)
         self.raw_button.toggled.connect(lambda _: self._show(self.current_row()))
