@@ -85,7 +85,7 @@ def test_a_screen_reader_hears_the_problem_under_a_field_not_only_its_name(qtbot
     long_name = "analysis-of-the-" + "very-" * 10 + "long-run"
     cli = run_cli("env", "create", "local", long_name + "/x", config=config, home=home)
     said = "\n".join(cli.stderr.splitlines()[:2]).removeprefix("envdesk: ")  # the refusal and its hint (T25)
-    assert cli.returncode != 0 and "cannot be an environment name" in said and "Use letters" in said, cli.stderr
+    assert cli.returncode != 0 and "cannot be an environment name" in said and "Use ASCII letters" in said, cli.stderr
 
     dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
     qtbot.addWidget(dialog)
