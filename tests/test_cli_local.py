@@ -101,6 +101,25 @@ def test_usage_errors_exit_2(tmp_path):
     assert envdesk("frobnicate", config_dir=tmp_path).returncode == 2
 
 
+def test_a_misspelt_option_is_shown_with_its_commands_usage(tmp_path):
+    """T27: `env list c1 --jsn` printed envdesk's own usage line and 'Try envdesk --help', not the command's
+    (README: a usage error comes with its usage line). The referee is the command's own --help."""
+    said = envdesk("env", "list", "local", "--jsn", config_dir=tmp_path)
+    usage = envdesk("env", "list", "--help", config_dir=tmp_path).stdout.split("\n\n", 1)[0]
+    assert said.returncode == 2 and said.stderr.startswith(usage), said.stderr
+    assert "unrecognized arguments: --jsn" in said.stderr and "Try 'envdesk env list --help'" in said.stderr
+
+
+def test_a_snapshot_id_that_cannot_be_one_points_to_the_history(local_envs):
+    """T27: `env revert local plain nosnap` was told to read `env revert --help`; the snapshots it has are what the
+    user needs (`env history`, which the test runs as the hint gives it)."""
+    config, _ = local_envs
+    said = envdesk("env", "revert", "local", "plain", "nosnap", config_dir=config)
+    assert said.returncode == 1 and "envdesk env history local plain" in said.stderr, said.stderr
+    listed = envdesk("env", "history", "local", "plain", config_dir=config)
+    assert listed.returncode == 0, listed.stderr
+
+
 @pytest.mark.parametrize("args, companion", [
     (["disk", "local", "--yes"], "--clean"),
     (["env", "doctor", "local", "--yes"], "--fix"),

@@ -38,6 +38,8 @@ class _Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def, override]
         known, rest = super().parse_known_args(args, namespace)
+        if rest and not any(isinstance(action, argparse._SubParsersAction) for action in self._actions):
+            self.error(f"unrecognized arguments: {' '.join(rest)}")  # with this command's usage, not envdesk's
         for option, companion in getattr(known, "_only_with", None) or []:
             if getattr(known, _dest(option)) and not getattr(known, _dest(companion)):
                 self.error(f"{option} goes with {companion}; without it there is nothing for {option} to do.")

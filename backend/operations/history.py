@@ -5,7 +5,7 @@ import datetime
 from dataclasses import dataclass
 
 from ..agent_client import call_action
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from ..runner import join_command, left_running
 from ..targets import Session
 from .common import Progress, Reservation, capabilities, find_environment, runnable, yours_to_change
@@ -56,7 +56,7 @@ def revert_environment(session: Session, target_name: str, env_ref: str, snapsho
     env = runnable(yours_to_change(find_environment(target, env_ref, progress)), "reverted")
     try:
         wanted = call_action(target.runner, "snapshot", env.path, target.roots, id=snapshot_id)["snapshot"]
-    except NotFound as missing:  # T24: its hint sent the user to 'env revert --help'
+    except (NotFound, InvalidInput) as missing:  # T24, T27: its hint sent the user to 'env revert --help'
         listing = join_command(["envdesk", "env", "history", target_name, env_ref])
         missing.hint = missing.hint or f"The snapshots it has: {listing} (in the app, the environment's Snapshots tab)."
         raise
