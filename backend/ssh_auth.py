@@ -461,6 +461,12 @@ class Authenticator:
                                   "for about 30 seconds; check that the clock of the device making them is right.",
                           "prompt": "Check the answers the cluster asks for."}[kind])
         for path in self._unreadable:
+            if str(path).endswith(".pub"):  # as OpenSSH, a .pub only names which of the ssh-agent's keys to offer
+                reasons.append(f"the key file {path} is a public key, and the ssh-agent does not hold its private "
+                               "half")
+                hints.append(f"Load the private key into the ssh-agent (ssh-add {str(path)[:-4]}), or name the "
+                             "private key itself as the key file.")
+                continue
             reasons.append(f"the key file {path} could not be read")
             hints.append("Check that the key file is an SSH private key this account can read.")
         had_keys = any(entry.startswith(("key ", "agent key ")) for entry in self.tried)

@@ -324,6 +324,18 @@ def test_a_code_asked_with_no_terminal_to_type_it_says_so(testbed, tmp_path):
     assert "one-time code cannot be typed" in result.stderr and "not a terminal" in result.stderr, result.stderr
 
 
+def test_a_passphrase_asked_with_no_terminal_names_the_ssh_agent_as_the_way_for_scripts(testbed, tmp_path):
+    """T28: a script's login with a passphrase-protected key said it could not ask, and only that. The agent,
+    which holds the key unlocked, is how a script logs in with such a key (as OpenSSH's BatchMode does)."""
+    paths = make_config(tmp_path / "cfg", testbed, ["alpha"],
+                        alpha={"identity_file": str(testbed.passphrase_key)})
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run_cli("cluster", "test", "alpha", config=paths.config_dir, home=home)  # stdin: /dev/null
+    assert result.returncode != 0
+    assert "key's passphrase cannot be typed" in result.stderr and "ssh-add" in result.stderr, result.stderr
+
+
 def test_a_key_given_to_a_preset_that_logs_in_by_password_is_used(testbed, tmp_path, home):
     """T20: `cluster add --preset hpc2n --identity-file KEY` kept the preset's password login, so no key was offered
     and the login failed; the hint said to set the login method to key, which `cluster edit` could not do. The

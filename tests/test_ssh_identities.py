@@ -90,9 +90,11 @@ def test_identity_agent_and_a_public_key_file_log_in_as_openssh_does(testbed, tm
             assert (openssh_logs_in(config, cluster, environment, tmp_path).returncode == 0) is logs_in
             if logs_in:
                 assert envdesk_logs_in(testbed, tmp_path / "agent") == cluster.user
-            else:
-                with pytest.raises(AuthenticationFailed):
+            else:  # T28: it said the .pub "could not be read"; a public key is what it is, and ssh-add the way on
+                with pytest.raises(AuthenticationFailed) as refused:
                     envdesk_logs_in(testbed, tmp_path / "none")
+                said = str(refused.value) + " " + refused.value.hint
+                assert f"{public} is a public key" in said and f"ssh-add {str(public)[:-4]}" in said, said
 
 
 def test_an_identity_file_whose_private_half_only_the_agent_holds_logs_in_as_openssh_does(testbed, tmp_path, home,

@@ -89,9 +89,10 @@ class TerminalPrompter:
 
     def ask_secret(self, request: SecretRequest) -> SecretAnswer | None:
         if not interactive():
+            agent = "; or load the key into your ssh-agent once (ssh-add), which needs no asking"
             print(f"[{request.cluster}] {request.prompt.strip()} Not asked: this command's input is not a terminal, "
-                  f"so the {_ASKED.get(request.kind, 'answer')} cannot be typed (run the command in a terminal).",
-                  file=sys.stderr)
+                  f"so the {_ASKED.get(request.kind, 'answer')} cannot be typed (run the command in a terminal"
+                  f"{agent if request.kind == 'passphrase' else ''}).", file=sys.stderr)
             return None
         if request.instructions:
             print(request.instructions, file=sys.stderr)
