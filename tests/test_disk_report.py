@@ -293,7 +293,7 @@ def test_cli_disk_json_has_every_part_of_the_report(disk):
     assert set(shown) == {"target", "environments", "space", "quotas", "notes"}
     env = next(env for env in shown["environments"] if env["name"] == name)
     path = f"{cluster.home}/venvs/{name}"
-    assert env == {"name": name, "path": path, "kind": "venv", "packages": 0, "bytes": du_bytes(cluster, path),
+    assert env == {"name": name, "path": path, "kind": "venv", "package_count": 0, "bytes": du_bytes(cluster, path),
                    "files": find_count(cluster, path), "complete": True}
     files = [env["files"] for env in shown["environments"]]
     assert files == sorted(files, reverse=True), "the most files first"

@@ -141,7 +141,7 @@ class DiskReport:
         return {
             "target": self.target,
             "environments": [{"name": env.name, "path": env.path, "kind": env.kind,
-                              "packages": env.package_count,
+                              "package_count": env.package_count,
                               "bytes": env.usage.bytes if env.usage else None,
                               "files": env.usage.files if env.usage else None,
                               "complete": env.usage.complete if env.usage else False}
