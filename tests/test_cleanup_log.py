@@ -2,7 +2,8 @@
 '--- Logging error ---' with a traceback (a log call whose %-arguments do not fit its message prints that instead).
 
 The clean-up fails for real: the agent refuses to give back a lock this reservation does not hold. Referees: Python's
-own logging, formatting the record with the command line's format (an argument mismatch makes it print
+own logging, formatting the record with the command line's format without -v (T27: not "WARNING
+envdesk.backend.operations.common: …") (an argument mismatch makes it print
 '--- Logging error ---' on stderr), and ruff's pylint checks of every log call's arguments (PLE1205, PLE1206)."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import sys
 from envdesk.backend.operations.common import Reservation
 from envdesk.backend.paths import AppPaths
 from envdesk.backend.targets import Session
-from envdesk.cli import LOG_FORMAT
+from envdesk.cli import NOTE_FORMAT
 from envdesk_fixtures import ScriptedPrompter, this_computer_with_one_venv
 
 
@@ -24,7 +25,7 @@ def test_a_failed_clean_up_is_said_in_one_plain_line(tmp_path, capsys):
     session = Session(AppPaths(config), ScriptedPrompter())
     said = io.StringIO()
     handler = logging.StreamHandler(said)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(logging.Formatter(NOTE_FORMAT))
     logger = logging.getLogger("envdesk")
     logger.addHandler(handler)
     try:
@@ -34,8 +35,8 @@ def test_a_failed_clean_up_is_said_in_one_plain_line(tmp_path, capsys):
         logger.removeHandler(handler)
         session.close()
     assert reservation.held and reservation.left_behind, reservation
-    assert said.getvalue() == (f"WARNING envdesk.backend.operations.common: could not clean up {env} on local: "
-                               f"{reservation.left_behind}\n"), said.getvalue()
+    assert said.getvalue() == f"envdesk: could not clean up {env} on local: {reservation.left_behind}\n", \
+        said.getvalue()
     assert "Logging error" not in capsys.readouterr().err
 
 

@@ -84,7 +84,8 @@ def parse_app_options(args: Sequence[str]) -> argparse.Namespace | None:
 CLUSTER_HELP = "the cluster's name, as in 'envdesk cluster list' ('local': this computer)"
 ENV_HELP = "the environment's name or absolute path"
 JSON_HELP = "print JSON for scripts"
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # what the command line logs on stderr, one line each
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"  # what -v logs on stderr, one line each
+NOTE_FORMAT = "envdesk: %(message)s"  # a warning without -v, in the words of the command line's own messages
 
 
 def build_parser(words: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -665,7 +666,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_utf8_where_read_as_data()
     guard_terminal_output()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format=LOG_FORMAT)
+                        format=LOG_FORMAT if args.verbose else NOTE_FORMAT)  # T27: "WARNING envdesk.backend…"
     logging.getLogger("paramiko").setLevel(logging.INFO if args.verbose else logging.CRITICAL)
     from envdesk.backend.paths import AppPaths
 
