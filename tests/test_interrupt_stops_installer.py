@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -77,7 +78,7 @@ def this_computer(tmp_path) -> tuple[list[str], dict[str, str], Path, Path]:
 
 
 def interrupted_while_building(argv: list[str], environ: dict[str, str], project: Path,
-                               sent: signal.Signals = signal.SIGINT) -> str:
+                               sent: signal.Signals = signal.SIGINT, twice: bool = False) -> str:
     """Run `argv` as a terminal's foreground job (a process group of its own, SIGINT at its default), press
     Ctrl-C once the installer is building `project` (or send `sent` to EnvDesk alone, as `timeout` or a batch
     system's time limit does); its exit status must be 130 (128 + the signal's number). What it printed on
@@ -99,6 +100,9 @@ def interrupted_while_building(argv: list[str], environ: dict[str, str], project
         os.killpg(job.pid, signal.SIGINT)  # what Ctrl-C does: to the terminal's foreground process group
     else:
         job.send_signal(sent)
+        if twice:  # as a closed terminal: bash's SIGHUP to its jobs, then the kernel's to the foreground group
+            time.sleep(0.3)
+            job.send_signal(sent)
     seen.append(job.stderr.read())
     assert job.wait(120) == 128 + sent, "".join(seen)
     assert processes_mentioning(str(project)) == [], "the build went on after EnvDesk exited"
@@ -136,15 +140,56 @@ def test_ctrl_c_during_a_create_stops_the_installer_and_leaves_the_name_free(thi
                        env=environ, timeout=300)
 
 
-def test_sigterm_during_a_create_stops_the_installer_as_ctrl_c_does(this_computer):
-    """T27: `timeout -s TERM` (a batch job's time limit, a CI's cancel) ended EnvDesk at once, leaving the
-    installer running as an orphan and the half-made environment with its lock. Now it stops as Ctrl-C does, with
-    the exit status a shell gives a command SIGTERM ended (143)."""
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_during_an_update_stops_the_installer_and_rolls_back_as_ctrl_c_does(this_computer, sent):
+    """T27: `timeout -s TERM` (a batch job's time limit, a CI's cancel) or a closed terminal (SIGHUP) ended EnvDesk
+    at once, leaving the installer running as an orphan and the environment half-changed with its lock. Now it
+    stops as Ctrl-C does, with the exit status a shell gives a command that signal ended (143, 129). The signal
+    comes twice, as from a closed terminal (R21: the second cut the rollback short, as a second Ctrl-C forces).
+    Referee: uv's list of what the environment holds, before and after."""
     envdesk, environ, envs, project = this_computer
-    said = interrupted_while_building([*envdesk, "env", "create", "local", "termed", "--kind", "uv", "--package",
-                                       f"slowpkg @ {project.as_uri()}"], environ, project, signal.SIGTERM)
-    assert "stopped (SIGTERM)" in said
-    assert os.listdir(envs) == []
+    subprocess.run([*envdesk, "env", "create", "local", "held", "--kind", "uv", "--package", "tinygamma==0.1"],
+                   check=True, capture_output=True, env=environ, timeout=300)
+    before = uv_list(envs / "held")
+    said = interrupted_while_building([*envdesk, "env", "update", "local", "held", "--add",
+                                       f"slowpkg @ {project.as_uri()}"], environ, project, sent, twice=True)
+    assert "stopped" in said and sent.name in said, said
+    assert uv_list(envs / "held") == before
+    assert not os.path.lexists(str(envs / "held") + ".envdesk-lock")
+
+
+def test_a_second_hangup_or_termination_does_not_cut_the_undo_short():
+    """R21: a closed terminal sends SIGHUP twice (bash's to its jobs, then the kernel's to the foreground group);
+    the second, taken as a second Ctrl-C, would stop the undo the first began. Referee: the process itself, which
+    gets both signals while it undoes (inside the handling of the first) and goes on."""
+    program = ("import os, signal, time\n"
+               "from envdesk.cli import Terminated, _stop_on_termination\n"
+               "_stop_on_termination()\n"
+               "try:\n"
+               "    os.kill(os.getpid(), signal.SIGHUP); time.sleep(5)\n"
+               "except Terminated:\n"
+               "    os.kill(os.getpid(), signal.SIGHUP); os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.2)\n"
+               "    print('undone')\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "undone\n", done.stdout + done.stderr
+
+
+def test_a_command_started_with_nohup_goes_on_after_a_hangup(this_computer):
+    """R21: `nohup envdesk env create …` (a habit on login nodes) must outlive the logout's SIGHUP, which nohup
+    sets to be ignored; EnvDesk's own handler had replaced that. Referee: uv's list of the environment made."""
+    envdesk, environ, envs, project = this_computer
+    job = subprocess.Popen([*envdesk, "env", "create", "local", "kept", "--kind", "uv", "--package",
+                            f"slowpkg @ {project.as_uri()}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, env=environ, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # what nohup does
+    assert job.stderr is not None
+    for line in job.stderr:
+        if line.startswith("==> Installing"):
+            break
+    job.send_signal(signal.SIGHUP)
+    rest = job.stderr.read()
+    assert job.wait(300) == 0, rest
+    assert "slowpkg" in uv_list(envs / "kept")
 
 
 def test_a_create_killed_outright_is_named_by_the_doctor_and_neither_exported_nor_copied(this_computer):

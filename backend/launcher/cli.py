@@ -634,6 +634,8 @@ def _stop_on_termination() -> None:
 
     def stop(number: int, frame: object) -> None:
         name = signal.Signals(number).name
+        for other in watched:  # one is enough: a closed terminal sends SIGHUP twice (bash's, then the kernel's),
+            signal.signal(other, signal.SIG_IGN)  # and a second must not cut the undo short as a second Ctrl-C does
         if name == "SIGHUP" and sys.stderr is not None and sys.stderr.isatty():
             devnull = os.open(os.devnull, os.O_WRONLY)  # the terminal is gone: what the undo says goes nowhere
             for stream in (sys.stdout, sys.stderr):
@@ -641,9 +643,10 @@ def _stop_on_termination() -> None:
                     os.dup2(devnull, stream.fileno())
         raise Terminated(number, name)
 
-    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+    watched = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]  # Windows: no HUP
+    watched = [number for number in watched if signal.getsignal(number) is not signal.SIG_IGN]  # nohup's stays
+    for number in watched:
+        signal.signal(number, stop)
 
 
 def _failure_as_json(args: argparse.Namespace, error: str, hint: str) -> None:
