@@ -166,7 +166,7 @@ class LocalRunner(Runner):
         return None
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
-                   cancel: CancelToken | None = None) -> CommandResult:
+                   cancel: CancelToken | None = None, utf8: bool = False) -> CommandResult:
         # -I -S: these scripts use the standard library only, so Python's start skips site-packages (a third
         # of a listing's time here). A standalone app's executable is not a Python and takes "-" alone.
         isolated = [] if getattr(sys, "frozen", False) else ["-I", "-S"]

@@ -55,7 +55,7 @@ OWN_INSTALLS_EXPORT = "export " + " ".join(f"{name}={value}" for name, value in 
 
 UTF8_CHARACTERS = (
     "envdesk_u=$'\\xc3\\xbc'; if [ ${#envdesk_u} != 1 ]; then "
-    "envdesk_l=$(locale -a 2>/dev/null | grep -i -m 1 -x -E '(c|en_us)[.]utf-?8'); "
+    "envdesk_l=$(locale -a 2>/dev/null | grep -i -m 1 -x -E '(c|en_us)[.]utf-?8') || envdesk_l=; "
     'if [ -n "$envdesk_l" ]; then if [ -n "${LC_ALL:-}" ]; then export LANG="$LC_ALL"; unset LC_ALL; fi; '
     'export LC_CTYPE="$envdesk_l"; fi; fi')
 """Bash text that gives what runs after it UTF-8 characters where the session has none (T26): an SSH session
@@ -277,8 +277,10 @@ class Runner(ABC):
 
     @abstractmethod
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
-                   cancel: CancelToken | None = None) -> CommandResult:
-        """Run a stdlib-only Python script, sent on stdin, with the target's own Python."""
+                   cancel: CancelToken | None = None, utf8: bool = False) -> CommandResult:
+        """Run a stdlib-only Python script, sent on stdin, with the target's own Python; `utf8`: with UTF-8
+        characters where the session has none (see UTF8_CHARACTERS), for a script that does not turn file names
+        itself as the agent does (its calls stay small without)."""
 
     @abstractmethod
     def run_shell(self, body: str, *, modules: Sequence[str] = (), stdin: bytes | None = None,

@@ -237,9 +237,9 @@ class SlurmRunner(Runner):
                         timeout=timeout)
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
-                   cancel: CancelToken | None = None) -> CommandResult:
+                   cancel: CancelToken | None = None, utf8: bool = False) -> CommandResult:
         """EnvDesk's agent: on the login node."""
-        return self.inner.run_python(source, args, timeout=timeout, cancel=cancel)
+        return self.inner.run_python(source, args, timeout=timeout, cancel=cancel, utf8=utf8)
 
     def probe(self, cancel: CancelToken | None = None) -> Capabilities:
         return self.inner.probe(cancel)

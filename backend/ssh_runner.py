@@ -1319,10 +1319,10 @@ class SSHRunner(Runner):
                               cancel=cancel, timeout=timeout, label=shown_command(argv))
 
     def run_python(self, source: str, args: Sequence[str], *, timeout: float | None = None,
-                   cancel: CancelToken | None = None) -> CommandResult:
+                   cancel: CancelToken | None = None, utf8: bool = False) -> CommandResult:
         body = f"( set -- {join_command(args)}; {_FIND_PYTHON} )"
         return self.run_shell(body, stdin=source.encode("utf-8"), timeout=timeout, cancel=cancel,
-                              label="python - (EnvDesk agent)", utf8=False)
+                              label="python - (EnvDesk agent)", utf8=utf8)
 
     def start_python(self, source: str, cancel: CancelToken | None = None, *, wait: bool = True) -> Stream | None:
         """Start a stdlib-only Python `source` that keeps running, with its standard input free for what it is

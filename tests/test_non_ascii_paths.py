@@ -121,6 +121,27 @@ def test_a_root_with_an_accent_leaves_the_other_roots_listed(posix, cli):
     assert "UnicodeEncodeError" not in listing.stderr and "note: :" not in listing.stderr
 
 
+def test_kernels_of_an_environment_with_an_accent_are_listed_in_the_posix_session(posix, cli):
+    """R21: the kernel helper, run without the agent's turning of names, failed whole in this session on a kernel
+    whose python is under a folder with an accent ('ascii' codec can't encode). Referee: the kernel.json written
+    as Jupyter writes it (its argv), and the folder on disk."""
+    env = f"{posix.home}/venvs/{unique('naïve')}"
+    posix.run_as_user(f"{BY_HAND_VENV} --without-pip {shlex.quote(env)}")
+    name = unique("accent")
+    spec = posix.home / ".local" / "share" / "jupyter" / "kernels" / name / "kernel.json"
+    posix.run_as_user(f"mkdir -p {shlex.quote(str(spec.parent))}")
+    spec_text = json.dumps({"argv": [f"{env}/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                            "display_name": "Accent", "language": "python"}, ensure_ascii=False)
+    posix.run_as_user(f"printf %s {shlex.quote(spec_text)} > {shlex.quote(str(spec))}")
+    try:
+        listed = cli.json("kernel", "list", posix.name)
+        kernel = next(k for k in listed if k["name"] == name)
+        assert kernel["argv"][0] == f"{env}/bin/python" and kernel["env_exists"] is True, kernel
+        assert os.path.basename(env) in on_disk(f"{posix.home}/venvs")
+    finally:
+        posix.run_as_user(f"rm -rf {shlex.quote(str(spec.parent))} {shlex.quote(env)}")
+
+
 # -- the agent itself, on this computer's Python 3.6 (and 3.11 made to act as it) in the POSIX locale ------------
 
 def ascii_locale(home) -> dict:
@@ -162,6 +183,15 @@ def test_the_agent_in_the_posix_locale_finds_shows_makes_and_deletes_by_the_name
                                      environ, exe=posix_python, write=True)
     assert begun["ok"] and begun["path"] == str(new), begun
     assert "nouveau" in on_disk(str(home / "venvs"))
+    _, finished, _ = run_agent_for_real({"action": "finish", "path": str(new), "roots": roots,
+                                         "token": begun["token"], "meta": {"requested": [f"tool @ file://{root}"]}},
+                                        environ, exe=posix_python, write=True)
+    assert finished["ok"], finished
+    written = [path for path in new.rglob("*.json") if "tool @" in path.read_text("utf-8")]
+    assert written, "finish wrote no notes"
+    for path in written:  # R21: as UTF-8 text, which an EnvDesk in a UTF-8 session reads back as the same names
+        text = path.read_text("utf-8")
+        assert "\\udc" not in text and str(root) in json.dumps(json.loads(text), ensure_ascii=False), (path, text)
     _, deleted, _ = run_agent_for_real({"action": "delete", "path": str(root / "naïve"), "roots": roots},
                                        environ, exe=posix_python, write=True)
     assert deleted["ok"], deleted

@@ -477,10 +477,10 @@ def write_json(path, data, private=False):
         with os.fdopen(fd, "w") as handle:
             if hasattr(os, "fchmod"):
                 os.fchmod(handle.fileno(), 0o600 if private else 0o666 & ~_umask())
-            if private:
-                json.dump(data, handle, separators=(",", ":"))
+            if private:  # as UTF-8 text whatever this Python's locale: another EnvDesk may read it in UTF-8 (R21)
+                json.dump(as_sent_text(data), handle, separators=(",", ":"))
             else:
-                json.dump(data, handle, indent=1, sort_keys=True)
+                json.dump(as_sent_text(data), handle, indent=1, sort_keys=True)
         os.replace(temp, path)
     except BaseException:
         try:

@@ -420,7 +420,7 @@ def _run_script(target: Target, config: dict[str, Any], progress: Progress, *,
     # The settings travel inside the script (standard input), as the agent's do: not as arguments.
     source = (agent_part(JUPYTER_PART) + KERNEL_SCRIPT
               + f"\nmain(json.loads({ascii(json.dumps(config))}))\n")
-    result = target.runner.run_python(source, [], cancel=progress.cancel, timeout=120)
+    result = target.runner.run_python(source, [], cancel=progress.cancel, timeout=120, utf8=True)  # R21: 3.6, C
     answer = _answer(result)
     if answer is None:
         result.check(f"EnvDesk's kernel helper on {target.label}")
