@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -90,13 +91,33 @@ def locked(path: Path, wait: float, busy: Callable[[], EnvDeskError]) -> Iterato
     (a lock made by creating a file must be, and two takers can then both hold it). The file itself stays: a
     waiter that opened it before it was removed would lock a file no one else sees. A file system that has no
     locks (a network home without its lock service) is written without one, as before, with a warning."""
+    deadline = time.monotonic() + wait
+    with _THREAD_LOCKS_GUARD:
+        in_process = _THREAD_LOCKS.setdefault(os.path.abspath(path), threading.Lock())
+    if not in_process.acquire(timeout=max(wait, 0)):
+        raise busy()
+    try:
+        with _system_lock(path, deadline, busy):
+            yield
+    finally:
+        in_process.release()
+
+
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+"""One lock per lock file for the threads of this process (R21): where flock is emulated by record locks, on an
+NFS home, those are the process's, so two of its threads would both hold the system's lock."""
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _system_lock(path: Path, deadline: float, busy: Callable[[], EnvDeskError]) -> Iterator[None]:
+    """The operating system's lock on `path` for the block (see locked)."""
     try:
         private_folder(path.parent)
         handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
     except OSError as exc:
         raise _write_failed(path, exc) from exc
     try:
-        deadline = time.monotonic() + wait
         while not _lock_now(handle, path):
             if time.monotonic() > deadline:
                 raise busy()

@@ -194,3 +194,28 @@ def test_folders_added_to_one_cluster_at_once_are_all_kept(tmp_path):
     assert sorted(entry["env_roots"]) == [f"/project/lab/envs{i}" for i in range(WRITERS)]
     shown, = listed_json("cluster", "list", config=config, home=home)
     assert sorted(shown["env_roots"]) == sorted(entry["env_roots"]) and shown["slurm_account"] == "def-lab"
+
+
+def test_threads_of_one_process_take_the_lock_one_at_a_time_where_the_system_lock_is_the_processs(
+        tmp_path, monkeypatch):
+    """R21: on an NFS home, flock is emulated by record locks, which belong to the process: two threads of the
+    window (a worker adding a folder, the window saving) would both hold it. Stand-in for that file system: the
+    system's lock always granted (fileio._lock_now), as it is to a second thread there. Referee: a counter each
+    thread reads, then writes one more, 20 times: none of the 40 increments is lost."""
+    from envdesk.backend import fileio
+    monkeypatch.setattr(fileio, "_lock_now", lambda handle, path: True)
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+
+    def add() -> None:
+        for _ in range(20):
+            with fileio.locked(tmp_path / "counter.lock", 30, lambda: Busy("busy")):
+                seen = int(counter.read_text())
+                threading.Event().wait(0.002)  # the other thread runs meanwhile
+                counter.write_text(str(seen + 1))
+    workers = [threading.Thread(target=add) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert counter.read_text() == "40"
