@@ -1,6 +1,7 @@
 """Honour the user's ~/.ssh/config: host aliases, users, ports, keys, ProxyJump and Include."""
 from __future__ import annotations
 
+import copy
 import getpass
 import logging
 import os
@@ -98,7 +99,7 @@ class ConnectionPlan:
     target: Hop
     jumps: tuple[Hop, ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = ()
-    """What of the SSH configuration is not followed, in plain words (a ProxyCommand EnvDesk does not run)."""
+    """What of the SSH configuration is not followed, in plain words (a `Match exec` line EnvDesk does not run)."""
 
 
 def _lookup(config: paramiko.SSHConfig, alias: str) -> dict:
@@ -251,87 +252,159 @@ def _setting_words(setting: str, keyword: str, alias: str) -> list[str]:
 _MAX_JUMPS = 16
 
 
-def _proxy_jumps(config: paramiko.SSHConfig, alias: str, notes: list[str] | None = None) -> list[str]:
+@dataclass(frozen=True)
+class _Jump:
+    """One jump of a route: a ProxyJump entry ([user@]host[:port]) and the options the ssh of a ProxyCommand gives
+    it on its command line, as ssh_config lines (-i is IdentityFile, -l User, -p Port, -J ProxyJump, -o the line
+    itself): ssh takes them before its configuration files, so they win over what those say for the jump."""
+
+    spec: str
+    settings: tuple[str, ...] = ()
+
+
+class _UnfollowedProxyCommand(ConfigError):
+    """A ProxyCommand EnvDesk does not run and cannot read as a jump: connecting without it would go another way
+    than ssh goes (past a gateway the site requires, or nowhere)."""
+
+
+def _proxy_jumps(config: paramiko.SSHConfig, alias: str) -> list[_Jump]:
     """The jumps the configuration gives `alias`: its ProxyJump, or a ProxyCommand that is one written out
-    (`ssh -W %h:%p gw`). Any other ProxyCommand is not run (it would run a command of the configuration's on this
-    computer, as Match exec would): said in `notes`. As in OpenSSH, whichever of the two the file sets first wins
-    (`ProxyCommand none` first turns off a later ProxyJump): paramiko keeps the settings in the order it met them."""
+    (`ssh [options] -W %h:%p gw`). Any other ProxyCommand is not run (it would run a command of the configuration's
+    on this computer, as Match exec would), and not left out either: _UnfollowedProxyCommand. As in OpenSSH,
+    whichever of the two the file sets first wins (`ProxyCommand none` first turns off a later ProxyJump): paramiko
+    keeps the settings in the order it met them."""
     found = _lookup(config, alias)
     first = next((key for key in found if key in ("proxyjump", "proxycommand")), None)
     if first == "proxyjump":
         proxy = found["proxyjump"] or ""
-        return [part for part in proxy.split(",") if part.strip()] if proxy.lower() != "none" else []
+        return [_Jump(part) for part in proxy.split(",") if part.strip()] if proxy.lower() != "none" else []
     command = found.get("proxycommand") or ""
     if first is None or not command or command.lower() == "none":
         return []
     jump = _jump_in_proxy_command(command, f"{found.get('hostname', alias)}:{found.get('port', 22)}")
     if jump is not None:
         return [jump]
-    if notes is not None:  # the command is not shown: it may hold a proxy's password
-        notes.append(f"Your SSH configuration reaches {alias} through a ProxyCommand, which EnvDesk does not run: "
-                     "it connects without it. If the cluster can only be reached that way, EnvDesk cannot reach it; "
-                     "a jump host (ProxyJump, or ProxyCommand ssh -W %h:%p HOST) it follows.")
-    return []
+    # the command is not shown: it may hold a proxy's password
+    raise _UnfollowedProxyCommand(
+        f"Your SSH configuration reaches {alias} through a ProxyCommand that EnvDesk cannot follow: it follows one "
+        "that is a jump host written out ('ssh [-i KEY] [-l USER] [-p PORT] [-o OPTION] -W %h:%p JUMPHOST') and "
+        f"runs no other command. It does not connect to {alias} without it, as that is not the way ssh goes.",
+        f"Write 'ProxyJump JUMPHOST' for {alias} in your SSH configuration instead (ssh goes the same way), or give "
+        "the jump host in the cluster's settings (its Jump hosts, or `envdesk cluster add NAME --jump JUMPHOST`).")
 
 
-_SSH_FLAGS = set("46AaCKkNnqTtVvXxYy")
+_SSH_FLAGS = set("46AaCgKkNnqTtVvXxYy")
 """ssh's options without a value that change neither where it connects nor what it forwards."""
+_SSH_IGNORED = set("bBcEemS")
+"""ssh's options with a value that change neither where it connects nor as whom: its bind address and interface,
+ciphers, log file, escape character, MACs and control socket."""
+_SSH_SETTINGS = {"i": "IdentityFile", "l": "User", "p": "Port", "J": "ProxyJump"}
+"""ssh's options with a value that are ssh_config settings for the host it connects to."""
+_NOT_ON_A_COMMAND_LINE = {"host", "match", "include"}
 
 
-def _jump_in_proxy_command(command: str, forwarded: str) -> str | None:
-    """The jump host of `ssh [-q] [-l USER] [-p PORT] -W HOST:PORT JUMP` (what ProxyJump JUMP does), where HOST:PORT
-    is the host's own (`forwarded`), as a ProxyJump entry; None for any other command."""
+def _ssh_options(words: list[str]) -> list[tuple[str, str]] | None:
+    """ssh's command line after the program, as its getopt reads it, options again after the host (as ssh.c
+    does): (option letter, value) pairs, ('', WORD) for the words that are not options; None where an option is
+    not one of ssh's or lacks its value."""
+    found: list[tuple[str, str]] = []
+    position = 0
+    while position < len(words):
+        word = words[position]
+        position += 1
+        if not word.startswith("-") or word == "-":
+            found.append(("", word))
+            continue
+        letters = word[1:]
+        while letters:
+            letter, letters = letters[0], letters[1:]
+            if letter in _SSH_FLAGS:
+                found.append((letter, ""))
+                continue
+            if letter not in _SSH_IGNORED and letter not in _SSH_SETTINGS and letter not in "oW":
+                return None
+            if not letters:
+                if position >= len(words):
+                    return None
+                letters, position = words[position], position + 1
+            found.append((letter, letters))
+            break
+    return found
+
+
+def _jump_in_proxy_command(command: str, forwarded: str) -> _Jump | None:
+    """The jump of `[exec] ssh [OPTIONS] -W HOST:PORT JUMP [OPTIONS]` (what ProxyJump JUMP does), where HOST:PORT is
+    the host's own (`forwarded`) and OPTIONS are ones EnvDesk can apply (see _Jump) or that change neither where ssh
+    connects nor as whom; None for any other command."""
     try:
         words = shlex.split(command)
     except ValueError:
         return None
+    if words[:1] == ["exec"]:
+        words = words[1:]
     if not words or os.path.basename(words[0]).lower() not in ("ssh", "ssh.exe"):
         return None
-    jump, user, port, forwards = None, None, None, None
-    position = 1
-    while position < len(words):
-        word = words[position]
-        value = words[position + 1] if position + 1 < len(words) else None
-        if word in ("-W", "-l", "-p") and value is not None and not value.startswith("-"):
-            if word == "-W":
-                if forwards is not None:
-                    return None  # ssh refuses a second -W ("stdio forward already specified")
-                forwards = re.sub(r"^\[([^]]*)\]", r"\1", value) == forwarded
-            elif word == "-l":
-                user = user or value  # ssh keeps the first user it is given, -l's over the host's user@
-            else:
-                port = port or value
-            position += 2
-        elif word.startswith("-") and len(word) > 1 and set(word[1:]) <= _SSH_FLAGS:
-            position += 1
-        elif not word.startswith("-") and jump is None:
-            jump = word
-            position += 1
-        else:  # another option, or a command to run there
-            return None
+    options = _ssh_options(words[1:])
+    if options is None:
+        return None
+    jump, forwards, settings = None, None, []
+    for letter, value in options:
+        if letter == "":
+            if jump is not None:
+                return None  # a command to run there
+            jump = value
+        elif letter == "W":
+            if forwards is not None:
+                return None  # ssh refuses a second -W ("stdio forward already specified")
+            forwards = re.sub(r"^\[([^]]*)\]", r"\1", value) == forwarded
+        elif letter == "o":
+            keyword = re.split(r"[\s=]", value.strip(), maxsplit=1)[0].lower()
+            if not keyword or keyword in _NOT_ON_A_COMMAND_LINE:
+                return None
+            settings.append(value.strip())
+        elif letter in _SSH_SETTINGS:
+            settings.append(f'{_SSH_SETTINGS[letter]} "{value}"' if re.search(r"\s", value)
+                            else f"{_SSH_SETTINGS[letter]} {value}")
     if not forwards or jump is None:
         return None
-    return (f"{user}@{jump.rpartition('@')[2]}" if user else jump) + (f":{port}" if port else "")
+    given_user = any(line.split(None, 1)[0].split("=")[0].lower() == "user" for line in settings)
+    return _Jump(jump.rpartition("@")[2] if given_user else jump, tuple(settings))
 
 
-def _route(config: paramiko.SSHConfig, jump_specs: list[str], seen: tuple[str, ...],
-           notes: list[str]) -> list[Hop]:
-    """The hops that reach the host `seen` ends with through `jump_specs`, as OpenSSH opens them: the first jump is
+def _with_settings(config: paramiko.SSHConfig, settings: tuple[str, ...]) -> paramiko.SSHConfig:
+    """`config` with `settings` (ssh_config lines) read before its first line, as ssh reads its command line's
+    options before its files: a setting given there wins."""
+    if not settings:
+        return config
+    try:
+        given = type(config).from_text("\n".join(settings))
+    except Exception as exc:  # paramiko raises several types for bad syntax
+        raise ConfigError(f"The ssh options of a ProxyCommand in your SSH configuration could not be read: {exc}.") \
+            from exc
+    ahead = copy.copy(config)
+    ahead._config = [*given._config, *config._config]  # type: ignore[attr-defined]
+    return ahead
+
+
+def _route(config: paramiko.SSHConfig, jumps: list[_Jump], seen: tuple[str, ...]) -> list[Hop]:
+    """The hops that reach the host `seen` ends with through `jumps`, as OpenSSH opens them: the first jump is
     reached through its own ProxyJump (ssh reads the configuration again for it), the others through the jump
     before them, whatever their own ProxyJump says (ssh gives them the rest of the list with -J)."""
-    if not jump_specs:
+    if not jumps:
         return []
-    if len(seen) + len(jump_specs) > _MAX_JUMPS:
+    if len(seen) + len(jumps) > _MAX_JUMPS:
         raise ConfigError(f"Your SSH configuration's ProxyJump lines make a route of more than {_MAX_JUMPS} hops to "
                           f"{seen[0]!r}: " + " -> ".join(seen) + ".", "Check the ProxyJump lines of those hosts.")
-    first = validate.hop_address(jump_specs[0])
-    further = _proxy_jumps(config, first.host, notes)
+    first = validate.hop_address(jumps[0].spec)
+    further = _proxy_jumps(_with_settings(config, jumps[0].settings), first.host)
     if first.host in seen and further:  # reaching it would take reaching it first (a host may be its own jump)
         raise ConfigError("Your SSH configuration's ProxyJump lines go round in a circle: "
                           + " -> ".join([*seen, first.host]) + ".", "Check the ProxyJump lines of those hosts.")
-    before = _route(config, further, (*seen, first.host), notes)
-    hops = [_hop(config, address.host, address.user, address.port, None)
-            for address in map(validate.hop_address, jump_specs)]
+    before = _route(config, further, (*seen, first.host))
+    hops = []
+    for jump in jumps:
+        address = validate.hop_address(jump.spec)
+        hops.append(_hop(_with_settings(config, jump.settings), address.host, address.user, address.port, None))
     return [*before, *hops]
 
 
@@ -340,8 +413,8 @@ def plan_connection(profile: ClusterProfile, config: paramiko.SSHConfig | None =
     config = config if config is not None else load_ssh_config()
     target = _hop(config, profile.host, profile.user, profile.port, profile.identity_file)
     notes: list[str] = []
-    jump_specs = list(profile.jump) or _proxy_jumps(config, profile.host, notes)
-    jumps = _route(config, jump_specs, (profile.host,), notes)
+    jumps = _route(config, [_Jump(spec) for spec in profile.jump] or _proxy_jumps(config, profile.host),
+                   (profile.host,))
     for alias in dict.fromkeys([*(jump.alias for jump in jumps), profile.host]):
         notes += _match_exec_notes(config, alias)
     return ConnectionPlan(target=target, jumps=tuple(jumps), notes=tuple(notes))
@@ -356,6 +429,18 @@ def _match_exec_notes(config: paramiko.SSHConfig, alias: str) -> list[str]:
     return [f"Your SSH configuration has a 'Match exec' line ({where}) that may apply to {alias}: EnvDesk never runs "
             f"the command it names, so the settings under it are not used for {alias}. If {alias} needs them, "
             f"write them under a 'Host {alias}' block." for probe, where in places.items() if probe in found]
+
+
+def _offered_jumps(config: paramiko.SSHConfig, alias: str) -> list[str]:
+    """The jump hosts a profile suggested for `alias` starts with: its ProxyJump, or the jump its ProxyCommand
+    writes out. None where that ssh gives the jump options (a key, a port): a profile's jump hosts cannot hold them,
+    and without any the connection reads the configuration again, options and all. None for a ProxyCommand EnvDesk
+    cannot follow either: offered all the same, its connection refuses it, saying what to write instead."""
+    try:
+        jumps = _proxy_jumps(config, alias)
+    except _UnfollowedProxyCommand:
+        return []
+    return [] if any(jump.settings for jump in jumps) else [jump.spec for jump in jumps]
 
 
 def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[ClusterProfile]:
@@ -376,7 +461,7 @@ def profiles_from_ssh_config(config: paramiko.SSHConfig | None = None) -> list[C
                 port=validate.port(found["port"]) if "port" in found else None,
                 user=found.get("user"),
                 identity_file=keys[0] if keys else None,
-                jump=_proxy_jumps(config, alias),
+                jump=_offered_jumps(config, alias),
             ))
         except EnvDeskError as exc:  # one unusable Host block leaves the others to pick from
             log.info("not offering Host %s of the SSH configuration: %s", alias, exc)

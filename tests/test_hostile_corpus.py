@@ -34,7 +34,7 @@ import yaml
 from envdesk.backend import spec as specs
 from envdesk.backend import validate
 from envdesk.backend.config import ClusterProfile, ClusterStore, LocalSettings
-from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.errors import ConfigError, EnvDeskError
 from envdesk.backend.inventory import read_inventory
 from envdesk.backend.operations.common import is_path
 from envdesk.backend.operations.create import CreateRequest, create_environment
@@ -328,28 +328,34 @@ def test_ssh_config_values_never_run_and_resolve_as_openssh_does(corpus, tmp_pat
 
 def test_a_hostile_ssh_config_runs_nothing_on_a_real_connection(testbed, session, home, corpus):
     """ProxyCommand, LocalCommand, KnownHostsCommand and every spelling of `Match exec` in front of a
-    real login: EnvDesk connects directly and runs only its own command."""
+    real login: EnvDesk runs only its own command. A ProxyCommand it cannot follow stops the connection (T28: going
+    without it is not the way ssh goes); without it, EnvDesk logs in and runs nothing else."""
     alpha = testbed.clusters["alpha"]
     canaries = [f"{corpus.folder}/{CANARY_PREFIX}ssh-{n}" for n in range(9)]
     matches = [f'Match {keyword} "touch {canaries[n]}"' for n, keyword in enumerate(
         ["exec", '"exec"', "'exec'", 'e"x"ec', '!"exec"', '"!exec"', "ex\\ec", 'host hv "exec"'])]
     (home / ".ssh").mkdir(exist_ok=True)
-    (home / ".ssh" / "config").write_text(
-        "".join(f"{line}\n  User attacker\n" for line in matches)
-        + f"Host hv\n  HostName {alpha.host}\n  Port {alpha.port}\n  ProxyCommand touch {canaries[8]}\n"
-        f"  LocalCommand touch {canaries[8]}\n  PermitLocalCommand yes\n"
-        f"  KnownHostsCommand /bin/sh -c 'touch {canaries[8]}'\n")
     profile = session.store.get("alpha")
     profile.host = "hv"
     session.store.replace(profile)
-    try:
-        result, error = session.target("alpha").runner.run(["python3", "-c", ECHO_ARGV, "$(id)"]), None
-    except EnvDeskError as failed:
-        result, error = None, failed
-    ran = [c for c in canaries if os.path.exists(c)]
-    corpus.seen.update(ran)
-    assert ran == [], "these Match lines ran their command"
-    assert error is None and result is not None and json.loads(result.stdout) == ["$(id)"], error
+    for proxy in (f"  ProxyCommand touch {canaries[8]}\n", ""):
+        (home / ".ssh" / "config").write_text(
+            "".join(f"{line}\n  User attacker\n" for line in matches)
+            + f"Host hv\n  HostName {alpha.host}\n  Port {alpha.port}\n{proxy}"
+            f"  LocalCommand touch {canaries[8]}\n  PermitLocalCommand yes\n"
+            f"  KnownHostsCommand /bin/sh -c 'touch {canaries[8]}'\n")
+        session.close()
+        try:
+            result, error = session.target("alpha").runner.run(["python3", "-c", ECHO_ARGV, "$(id)"]), None
+        except EnvDeskError as failed:
+            result, error = None, failed
+        ran = [c for c in canaries if os.path.exists(c)]
+        corpus.seen.update(ran)
+        assert ran == [], "these Match lines ran their command"
+        if proxy:
+            assert isinstance(error, ConfigError) and "ProxyCommand" in error.message, error
+        else:
+            assert error is None and result is not None and json.loads(result.stdout) == ["$(id)"], error
 
 
 # ---------------------------------------------------------------- the runners

@@ -155,15 +155,19 @@ def test_a_proxycommand_that_is_a_jump_is_followed_and_any_other_is_said_not_to_
     plan = plan_connection(ClusterProfile(name="c", host="viacmd"), load_ssh_config(config))
     assert [(j.port, j.user) for j in plan.jumps] == [(gw_port, "gwuser")] and plan.target.port == target_port
     assert not plan.notes
-    plan = plan_connection(ClusterProfile(name="n", host="vianc"), load_ssh_config(config))
-    assert plan.jumps == () and "ProxyCommand" in plan.notes[0] and "does not run" in plan.notes[0]
+    with pytest.raises(ConfigError, match="ProxyCommand that EnvDesk cannot follow") as refused:
+        plan_connection(ClusterProfile(name="n", host="vianc"), load_ssh_config(config))
+    assert "ProxyJump" in refused.value.hint
     added = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), "cluster", "add", "n",
                             "--host", "vianc"], capture_output=True, text=True, timeout=60,
                            env={**os.environ, "HOME": str(tmp_path)})
-    assert added.returncode == 0 and "note: Your SSH configuration reaches vianc through a ProxyCommand" in added.stderr
-    tested = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), "cluster", "test", "n"],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
-    assert "ProxyCommand" in tested.stdout + tested.stderr and tested.returncode != 0
+    assert added.returncode == 0 and "reaches vianc through a ProxyCommand that EnvDesk cannot" in added.stderr
+    # T28: every connection is refused, not only the first: `env list` connected directly without a word
+    for verb in (["cluster", "test", "n"], ["env", "list", "n"]):
+        tried = subprocess.run([*envdesk_command(), "--config-dir", str(tmp_path / "cfg"), *verb],
+                               capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+        said = tried.stdout + tried.stderr
+        assert "cannot follow" in said and "ProxyJump" in said and tried.returncode != 0, (verb, said)
     assert not marker.exists(), "EnvDesk ran the configuration's command"
 
 
@@ -208,8 +212,9 @@ def test_whichever_of_proxyjump_and_proxycommand_comes_first_wins_as_in_openssh(
     assert [j.alias for j in plan_connection(ClusterProfile(name="c", host="cl"), loaded).jumps] == ["gw"]
     # the ssh that ProxyCommand starts for gw2 reads the file too, where gw2 jumps through gw (Host *)
     assert [j.alias for j in plan_connection(ClusterProfile(name="v", host="viacmd"), loaded).jumps] == ["gw", "gw2"]
-    noted = plan_connection(ClusterProfile(name="s", host="secret"), loaded)
-    assert noted.jumps == () and noted.notes and not any("S3cret" in note for note in noted.notes)
+    with pytest.raises(ConfigError) as refused:
+        plan_connection(ClusterProfile(name="s", host="secret"), loaded)
+    assert "ProxyCommand" in refused.value.message and "S3cret" not in refused.value.message + refused.value.hint
 
 
 def test_a_match_exec_line_that_may_apply_to_a_host_is_named_in_its_plan_and_by_the_cli(tmp_path):
