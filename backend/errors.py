@@ -42,17 +42,30 @@ class LoginCancelled(AuthenticationFailed):
     """The user closed a login prompt instead of answering it."""
 
 
+def authority_note(authority: str) -> str:
+    """What to tell about a server whose key a certificate authority trusted for it did not vouch for (`authority`
+    says why): sites that use one publish only it, so the key's own fingerprint cannot be compared."""
+    return (f"Your known_hosts file trusts a certificate authority for this host, but it does not vouch for this "
+            f"key: {authority}. Look at the certificate the server presents (ssh-keyscan -c -p PORT HOST > cert, then "
+            "ssh-keygen -L -f cert: its signing CA, the host names it is for, its validity).")
+
+
 class HostKeyUnknown(EnvDeskError):
     """The server's identity has never been seen: the user must decide to trust it."""
 
-    def __init__(self, host: str, port: int, key_type: str, fingerprint: str) -> None:
+    def __init__(self, host: str, port: int, key_type: str, fingerprint: str, *, authority: str = "") -> None:
+        """`authority`: why the certificate authority a known_hosts file trusts for the host did not vouch for it
+        ('' where none is trusted for it)."""
+        said = f" {authority_note(authority)}" if authority else ""
         super().__init__(
             f"EnvDesk has never connected to {host} (port {port}) before, so it cannot yet "
-            f"tell that it is the real server. Its {key_type} key fingerprint is {fingerprint}.",
-            "Compare the fingerprint with the one your cluster publishes, then trust it "
-            "(envdesk cluster trust NAME, or answer Trust in the app).",
+            f"tell that it is the real server. Its {key_type} key fingerprint is {fingerprint}.{said}",
+            ("Ask your site's support before trusting this key (envdesk cluster trust NAME)." if authority else
+             "Compare the fingerprint with the one your cluster publishes, then trust it "
+             "(envdesk cluster trust NAME, or answer Trust in the app)."),
         )
         self.host, self.port, self.key_type, self.fingerprint = host, port, key_type, fingerprint
+        self.authority = authority
 
 
 class HostKeyChanged(EnvDeskError):

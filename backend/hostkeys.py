@@ -18,6 +18,8 @@ from .ssh_lib import paramiko
 
 from .errors import ConfigError, HostKeyChanged, HostKeyRevoked, HostKeyTypeChanged, HostKeyUnknown
 from .fileio import private_folder, read_without_waiting, write_atomically
+from .host_certificates import CERTIFICATE_ALGORITHMS, host_certificate, refusal
+from .ssh_certificates import Certificate
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,9 @@ class ServerIdentity:
     key: paramiko.PKey
     key_alias: str | None = None
     """HostKeyAlias: the name its key is recorded under in known_hosts files instead of host or [host]:port."""
+    authority: str = ""
+    """Why a certificate authority that a known_hosts file trusts for the host did not vouch for this key ('' where
+    none is trusted for it), for the question whether to trust the key."""
 
     @property
     def known_hosts_name(self) -> str:
@@ -208,19 +213,28 @@ class HostKeyStore:
 
     def known_types(self, host: str, port: int, key_alias: str | None = None) -> list[str]:
         """Key types recorded for the host (under its HostKeyAlias, if it has one), so the connection can ask the
-        server for one of them first."""
-        return list(dict.fromkeys(k.key_type for k in self._known(known_hosts_name(host, port, key_alias))
-                                  if not k.marker))
+        server for one of them first; every certificate's first where a `@cert-authority` line names the host (as
+        OpenSSH's order_hostkeyalgs does), so that a server with a host certificate shows it."""
+        known = self._known(known_hosts_name(host, port, key_alias))
+        certificates = CERTIFICATE_ALGORITHMS if any(k.marker == "cert-authority" for k in known) else ()
+        return list(dict.fromkeys([*certificates, *(k.key_type for k in known if not k.marker)]))
 
     def verify(self, identity: ServerIdentity) -> None:
-        """Return if the key is known; raise HostKeyRevoked, HostKeyChanged, HostKeyTypeChanged or
-        HostKeyUnknown otherwise (as OpenSSH decides; @cert-authority lines are not used)."""
+        """Return if the key is known, or is a host certificate a `@cert-authority` line's authority signed for this
+        host; raise HostKeyRevoked, HostKeyChanged, HostKeyTypeChanged or HostKeyUnknown otherwise (as OpenSSH
+        decides: a certificate that does not vouch for the host is checked as its plain key)."""
         blob = identity.key.asbytes()
         known = self._known(identity.known_hosts_name)
         for entry in known:
             if entry.marker == "revoked" and entry.blob == blob:
                 raise HostKeyRevoked(identity.host, identity.port, identity.key_type, identity.fingerprint,
                                      entry.source)
+        certificate = host_certificate(identity.key)
+        refused = _certificate_refusal(identity, certificate, known) if certificate is not None else None
+        if certificate is not None and refused is None:
+            return
+        if refused is None and any(entry.marker == "cert-authority" for entry in known):
+            refused = "the server presented no certificate"
         plain = [entry for entry in known if not entry.marker]
         if any(entry.blob == blob for entry in plain):
             return
@@ -231,7 +245,8 @@ class HostKeyStore:
         if plain:
             raise HostKeyTypeChanged(identity.host, identity.port, identity.key_type, identity.fingerprint,
                                      list(dict.fromkeys(entry.key_type for entry in plain)))
-        raise HostKeyUnknown(identity.host, identity.port, identity.key_type, identity.fingerprint)
+        raise HostKeyUnknown(identity.host, identity.port, identity.key_type, identity.fingerprint,
+                             authority=refused or "")
 
     def trust(self, identity: ServerIdentity, *, replace: bool = False) -> None:
         """Record the key in EnvDesk's own file (~/.ssh/known_hosts is never rewritten).
@@ -257,3 +272,18 @@ class HostKeyStore:
                 handle.write(line + "\n")
             if os.name == "posix":
                 os.chmod(self.app_file, 0o600)
+
+
+def _certificate_refusal(identity: ServerIdentity, certificate: Certificate, known: list[KnownKey]) -> str | None:
+    """Why the host certificate the server presented does not vouch for it, as OpenSSH's check_host_key and
+    check_host_cert decide (its authority must be one a `@cert-authority` line names this host for, the name it is
+    for the host's HostKeyAlias, else its address in lower case); None when it does. HostKeyRevoked where a
+    `@revoked` line names its authority."""
+    for entry in known:
+        if entry.marker == "revoked" and entry.blob == certificate.authority:
+            raise HostKeyRevoked(identity.host, identity.port, "certificate authority",
+                                 blob_fingerprint(certificate.authority), entry.source)
+    if not any(entry.marker == "cert-authority" and entry.blob == certificate.authority for entry in known):
+        return (f"it is signed by a certificate authority ({blob_fingerprint(certificate.authority)}) that no "
+                f"@cert-authority line names for {identity.known_hosts_name}")
+    return refusal(certificate, identity.key_alias or identity.host.lower())

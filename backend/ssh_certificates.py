@@ -30,6 +30,14 @@ class Certificate:
     valid_after: int
     valid_before: int
     user: bool  # a user certificate (not a host's)
+    cert_type: int = 1
+    """1 for a user's certificate, 2 for a host's."""
+    critical_options: bytes = b""
+    authority: bytes = b""
+    """The public key blob of the certificate authority that signed it."""
+    signature_algorithm: str = ""
+    signed: bool = False
+    """Whether the authority's signature over it holds."""
 
     def expired(self, now: float | None = None) -> bool:
         return self.valid_before != FOREVER and (time.time() if now is None else now) >= self.valid_before
@@ -91,9 +99,26 @@ def read_certificate(blob: bytes) -> Certificate | None:
         while names.get_remainder():
             principals.append(names.get_text())
         valid_after, valid_before = message.get_int64(), message.get_int64()
+        critical_options = message.get_string()
+        message.get_string()  # extensions
+        message.get_string()  # reserved
+        authority = message.get_string()
+        signed_part = blob[:message.packet.tell()]
+        signature = message.get_string()
+        algorithm = paramiko.Message(signature).get_text()
     except Exception:  # noqa: BLE001  # a short or garbled blob: paramiko raises several types
         return None
-    return Certificate(blob, key.asbytes(), key_id, tuple(principals), valid_after, valid_before, cert_type == 1)
+    return Certificate(blob, key.asbytes(), key_id, tuple(principals), valid_after, valid_before, cert_type == 1,
+                       cert_type, critical_options, authority, algorithm, _signed(authority, signed_part, signature))
+
+
+def _signed(authority: bytes, signed_part: bytes, signature: bytes) -> bool:
+    """Whether the authority's key (a public key blob) signed `signed_part` with `signature`."""
+    try:
+        key = paramiko.PKey.from_type_string(paramiko.Message(authority).get_text(), authority)
+        return bool(key.verify_ssh_sig(signed_part, paramiko.Message(signature)))
+    except Exception:  # noqa: BLE001  # an authority key or signature EnvDesk cannot read: not signed, for it
+        return False
 
 
 def beside(key: str | Path) -> tuple[str, Certificate] | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import errno
 import functools
 import logging
@@ -23,6 +24,7 @@ from .config import ClusterProfile
 from .errors import (AuthenticationFailed, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, HostKeyChanged,
                      HostKeyUnknown)
 from .hostkeys import HostKeyStore, ServerIdentity
+from .ssh_certificates import CERT_SUFFIX
 from .probe import PROBE_SCRIPT, parse_probe
 from .remote_python import FROM_STDIN, python_finder
 from .prompts import Prompter, SecretAnswer, SecretRequest
@@ -421,6 +423,7 @@ def _client_transport(wire: _Wire, known: set[str]) -> LoginTransport:
     transport.auth_timeout = AUTH_TIMEOUT
     options = transport.get_security_options()
     options.key_types = tuple(sorted(options.key_types, key=lambda name: name not in known))
+    transport.certificates_first = any(name.endswith(CERT_SUFFIX) for name in known)
     return transport
 
 
@@ -1058,6 +1061,7 @@ class SSHRunner(Runner):
         try:
             hostkeys.verify(identity)
         except HostKeyUnknown as unknown:
+            identity = dataclasses.replace(identity, authority=unknown.authority)
             if not prompter.confirm_host_key(self.name, identity):
                 _name_cluster(unknown, self.name)
                 raise
@@ -1105,6 +1109,7 @@ class SSHRunner(Runner):
             hostkeys.verify(identity)
             return "already trusted"
         except HostKeyUnknown as unknown:
+            identity = dataclasses.replace(identity, authority=unknown.authority)
             if not decide(identity, unknown):
                 raise
             hostkeys.trust(identity)

@@ -19,6 +19,8 @@ from paramiko.auth_handler import AuthOnlyHandler
 from paramiko.common import cMSG_GLOBAL_REQUEST, cMSG_SERVICE_REQUEST, cMSG_USERAUTH_REQUEST
 from paramiko.message import Message
 
+from .ssh_certificates import CERT_SUFFIX
+
 # paramiko 3.2+; its type stubs do not know it yet
 ServiceRequestingTransport: Any = paramiko.transport.ServiceRequestingTransport  # type: ignore[attr-defined]
 
@@ -77,6 +79,16 @@ class LoginTransport(ServiceRequestingTransport):
         self._asked: collections.deque[_Asked] = collections.deque()
         self._asking = threading.Lock()  # a request joins the queue and is sent in one go: the order is the server's
         self.probes_answered = 0
+        self.certificates_first = False
+        """Ask for the host key algorithms that present a certificate before the plain ones: set where a known_hosts
+        file trusts a certificate authority for the host (as OpenSSH's order_hostkeyalgs does)."""
+
+    @property
+    def preferred_keys(self) -> tuple[str, ...]:
+        """paramiko's host key algorithms (its plain ones, then their certificates), certificates first if asked."""
+        keys = tuple(super().preferred_keys)
+        return tuple(sorted(keys, key=lambda name: not name.endswith(CERT_SUFFIX))) \
+            if self.certificates_first else keys
 
     def probe(self) -> None:
         """Ask the server for a reply (keepalive@openssh.com, as OpenSSH's ServerAliveInterval does) without waiting

@@ -5,6 +5,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING, Any
 
+from envdesk.backend.errors import authority_note
 from envdesk.backend.prompts import SecretAnswer, SecretRequest
 
 if TYPE_CHECKING:  # paramiko only once a cluster is used
@@ -118,4 +119,5 @@ def describe_new_server(cluster: str, identity: ServerIdentity) -> str:
     """Two plain sentences about an unknown server key, with its fingerprint."""
     return (f"EnvDesk has not connected to {identity.host} (port {identity.port}, cluster {cluster}) before.\n"
             f"Its {identity.key_type} key fingerprint is {identity.fingerprint}. If it matches the one your "
-            "cluster publishes, it is safe to trust it; if not, someone may be impersonating the server.")
+            "cluster publishes, it is safe to trust it; if not, someone may be impersonating the server."
+            + (f"\n{authority_note(identity.authority)}" if identity.authority else ""))

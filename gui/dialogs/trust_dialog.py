@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
+from envdesk.backend.errors import authority_note
 from envdesk.backend.presets import DOES_NOT_MATCH, MATCHES, HostKeyVerdict, judge_host_key
 
 from ..status_colours import good_colour, problem_colour
@@ -35,7 +36,8 @@ class TrustDialog(QDialog):
         self.text = text = QLabel(
             f"<p>EnvDesk has never connected to <b>{html.escape(identity.host)}</b> (port {identity.port}, "
             f"cluster {html.escape(cluster)}) before. Its identity is:</p>"
-            f"<p><tt>{html.escape(identity.key_type)} {html.escape(identity.fingerprint)}</tt></p>")
+            f"<p><tt>{html.escape(identity.key_type)} {html.escape(identity.fingerprint)}</tt></p>"
+            + (f"<p>{html.escape(authority_note(identity.authority))}</p>" if identity.authority else ""))
         text.setWordWrap(True)
         text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(text)
