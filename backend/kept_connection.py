@@ -394,7 +394,8 @@ class KeeperQuestions:
 
     def confirm_host_key(self, cluster: str, identity: ServerIdentity) -> bool:
         answer = self._ask({"ask": "host_key", "cluster": cluster, "host": identity.host, "port": identity.port,
-                            "key_type": identity.key.get_name(), "key": identity.key.get_base64()})
+                            "key_type": identity.key.get_name(), "key": identity.key.get_base64(),
+                            "authority": identity.authority})
         return bool(answer and answer.get("trust") is True)
 
     def hang_up(self) -> None:
@@ -423,7 +424,8 @@ def _answer(message: dict[str, Any], prompter: Prompter) -> dict[str, Any]:
         return {"declined": True} if answer is None else {"value": answer.value, "remember": answer.remember}
     if message.get("ask") == "host_key":
         key = paramiko.PKey.from_type_string(str(message["key_type"]), base64.b64decode(str(message["key"])))
-        identity = ServerIdentity(str(message["host"]), int(message["port"]), key)
+        identity = ServerIdentity(str(message["host"]), int(message["port"]), key,
+                                  authority=str(message.get("authority") or ""))
         return {"trust": bool(prompter.confirm_host_key(str(message["cluster"]), identity))}
     return {}
 
