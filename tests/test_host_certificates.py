@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from envdesk.backend.errors import HostKeyUnknown
+from envdesk.backend.errors import HostKeyRevoked, HostKeyUnknown
 from envdesk.terminal import describe_new_server
 from envdesk_fixtures import ScriptedPrompter, make_config, session_for
 
@@ -114,3 +114,32 @@ def test_where_the_server_presents_no_certificate_the_unknown_key_says_so(testbe
             session.target("alpha").runner.connect()
         finally:
             session.close()
+
+
+def test_a_certificate_from_a_revoked_authority_is_refused_as_ssh_refuses_it(testbed, tmp_path, home):
+    """A `@revoked` line for the authority itself: ssh refuses the host outright; EnvDesk refuses without asking."""
+    alpha = testbed.clusters["alpha"]
+    ca = tmp_path / "ca"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ca)], check=True, timeout=60)
+    certificate = _signed_host_key(alpha, ca, tmp_path, CASES["for its address"])
+    twin = alpha.twin("certified", tmp_path / "sshd", f"HostCertificate {certificate}\n")
+    try:
+        (home / ".ssh").mkdir()
+        authority = ca.with_suffix(".pub").read_text()
+        (home / ".ssh" / "known_hosts").write_text(f"@cert-authority [127.0.0.1]:* {authority}@revoked * {authority}")
+        config = _ssh_config(home, testbed, twin.port, alpha.user)
+        openssh = subprocess.run(["ssh", "-F", str(config), "t", "true"], capture_output=True, text=True,
+                                 stdin=subprocess.DEVNULL, timeout=120)
+        assert openssh.returncode != 0 and "REVOKED" in openssh.stderr.upper(), openssh.stderr
+        paths = make_config(tmp_path / "cfg", testbed, ["alpha"], trusted=False,
+                            alpha={"host": "t", "port": None, "user": None, "identity_file": None})
+        prompter = ScriptedPrompter(trust=True)
+        session = session_for(paths, prompter)
+        with pytest.raises(HostKeyRevoked, match="certificate authority"):
+            try:
+                session.target("alpha").runner.connect()
+            finally:
+                session.close()
+        assert prompter.host_keys_seen == []
+    finally:
+        twin.stop()
