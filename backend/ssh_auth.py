@@ -230,8 +230,8 @@ class Authenticator:
         one the certificate lies beside, or one whose public half it certifies); None when there is none."""
         if any(key.blob == cert.key_blob for key in self._agent_keys()):
             return "agent"
-        if path is not None and Path(path).is_file():
-            return path
+        if path is not None and Path(path).is_file() and halves.get(path) in (None, cert.key_blob):
+            return path  # a certificate beside another key is not its (R21: OpenSSH skips it)
         return next((named for named, half in halves.items() if half == cert.key_blob and Path(named).is_file()),
                     None)
 
@@ -243,7 +243,9 @@ class Authenticator:
             key: paramiko.PKey | None = next(key for key in self._agent_keys() if key.blob == cert.key_blob)
         else:
             key = None if signer is None else self._load_key(signer, quiet)
-        return None if key is None else _offering(key, cert.blob)
+        if key is None or key.asbytes() != cert.key_blob:  # known only once loaded where no .pub lies beside it
+            return None
+        return _offering(key, cert.blob)
 
     def _exists(self, path: str) -> bool:
         """Whether the key file is there; noted for the failure message when it is not."""

@@ -221,3 +221,22 @@ def test_every_certificate_file_line_counts_in_openssh_order(tmp_path, monkeypat
     monkeypatch.setenv("HOME", str(home))
     hop = plan_connection(ClusterProfile(name="bed", host="bed"), load_ssh_config(config)).target
     assert list(hop.certificate_files) == openssh
+
+
+def test_a_certificate_beside_a_key_it_does_not_certify_is_not_offered(certs_only, authority, tmp_path, home,
+                                                                       monkeypatch):
+    """R21: KEY-cert.pub was offered with KEY whatever key it certified; OpenSSH skips a certificate that does not
+    match its key, so the login failed there as here, but EnvDesk blamed the authority that signed it. Referees:
+    OpenSSH refuses this login too; sshd's log shows no certificate offered by EnvDesk."""
+    key = new_key(home / ".ssh" / "mykey", "ed25519")
+    other = new_key(tmp_path / "other" / "otherkey", "ed25519")
+    certify(authority, other, certs_only.user, out=Path(f"{key}-cert.pub"))  # another key's, beside this one
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    config = write_ssh_config(home, certs_only, f"  IdentityFile {key}\n  IdentitiesOnly yes\n")
+    referee = openssh_logs_in(config, certs_only, {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"},
+                              tmp_path)
+    assert referee.returncode != 0, referee.stderr
+    with pytest.raises(AuthenticationFailed) as refused:
+        envdesk_logs_in(_as_beta(certs_only), tmp_path / "envdesk")
+    said = str(refused.value) + " " + refused.value.hint
+    assert "trust the authority" not in said and "-cert.pub" not in said, said
