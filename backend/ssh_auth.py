@@ -503,8 +503,9 @@ class Authenticator:
             reasons.append(f"your certificate {name} is not valid before {cert.starts}")
             hints.append("Check this computer's clock, or get a new certificate.")
         elif not cert.allows(self.hop.user):
-            reasons.append(f"your certificate {name} is not for the user {self.hop.user!r} (it is for "
-                           f"{', '.join(cert.principals)})")
+            whom = ("a host's certificate, not a user's" if not cert.user else
+                    f"it is for {', '.join(cert.principals)}" if cert.principals else "it names no user")
+            reasons.append(f"your certificate {name} is not for the user {self.hop.user!r} ({whom})")
             hints.append("Log in as a user the certificate names (the username in this cluster's settings), or get "
                          f"a certificate for {self.hop.user!r}.")
         else:

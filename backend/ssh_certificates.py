@@ -46,8 +46,9 @@ class Certificate:
         return (time.time() if now is None else now) < self.valid_after
 
     def allows(self, user: str) -> bool:
-        """Whether it may log in as `user` (no principals: any user, as sshd takes it)."""
-        return not self.principals or user in self.principals
+        """Whether it may log in as `user`: a user certificate that names `user` (sshd refuses one naming no one,
+        "Certificate lacks principal list", where it trusts the authority by TrustedUserCAKeys: R21)."""
+        return self.user and user in self.principals
 
     @property
     def expires(self) -> str:

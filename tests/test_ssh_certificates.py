@@ -41,8 +41,8 @@ def new_key(path: Path, key_type: str) -> Path:
 
 def certify(authority: Path, key: Path, principal: str, validity: str = "+1h", out: Path | None = None) -> Path:
     """A user certificate for `key` (KEY-cert.pub, or `out`) as a site's CA signs one: ssh-keygen -s."""
-    subprocess.run(["ssh-keygen", "-q", "-s", str(authority), "-I", "t28-test", "-n", principal, "-V", validity,
-                    f"{key}.pub"], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-s", str(authority), "-I", "t28-test", *(["-n", principal] if principal
+                    else []), "-V", validity, f"{key}.pub"], check=True)  # no principal: one naming no one
     made = Path(f"{key}-cert.pub")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +119,7 @@ def valid_to(cert: Path) -> str:
     return end.replace("T", " ")[:16] + " UTC"
 
 
-@pytest.mark.parametrize("problem", ["expired", "another user"])
+@pytest.mark.parametrize("problem", ["expired", "another user", "no user"])
 def test_a_refused_certificate_is_named_with_why_instead_of_authorized_keys(certs_only, authority, tmp_path, home,
                                                                            problem):
     """T28 MED-5: an expired certificate, or one for another user, got 'add the key's public half to
@@ -127,20 +127,23 @@ def test_a_refused_certificate_is_named_with_why_instead_of_authorized_keys(cert
     date it expired, the user it is for) and says to get a new one. Referees: OpenSSH is refused too, and sshd's
     log gives the same reason; the date is the one `ssh-keygen -L` prints."""
     key = new_key(home / ".ssh" / "id_ed25519", "ed25519")
-    cert = certify(authority, key, "someone-else" if problem == "another user" else certs_only.user,
+    cert = certify(authority, key, {"another user": "someone-else", "no user": ""}.get(problem, certs_only.user),
                    "20200101:20200102" if problem == "expired" else "+1h")
     config = write_ssh_config(home, certs_only, f"  IdentityFile {key}\n")
     env = {name: value for name, value in os.environ.items() if name != "SSH_AUTH_SOCK"}
     assert openssh_logs_in(config, certs_only, env, tmp_path).returncode != 0
-    assert {"expired": "expired", "another user": "not a listed principal"}[problem] in certs_only.log_text()
+    assert {"expired": "expired", "another user": "not a listed principal",
+            "no user": "lacks principal list"}[problem] in certs_only.log_text()
     with pytest.raises(AuthenticationFailed) as refused:
         envdesk_logs_in(_as_beta(certs_only), tmp_path / "envdesk")
     said = str(refused.value)
     assert f"certificate {cert}" in said and "authorized_keys" not in said, said
     if problem == "expired":
         assert f"expired on {valid_to(cert)}" in said and "sshproxy" in said, said
-    else:
+    elif problem == "another user":
         assert f"is not for the user {certs_only.user!r}" in said and "someone-else" in said, said
+    else:  # R21: taken as good for any user, and the authority blamed
+        assert f"is not for the user {certs_only.user!r} (it names no user)" in said, said
 
 
 def principals_shown(cert: Path) -> list[str]:

@@ -272,7 +272,8 @@ def _print_certificate(certified: Any) -> None:
     if certified is None:
         return
     path, cert = certified
-    users = ", ".join(cert.principals) or "any user"
+    users = ("no user: a host's certificate" if not cert.user else ", ".join(cert.principals)
+             or "no user (a cluster that trusts its authority refuses it)")
     state = f"expired on {cert.expires}: get a new one (e.g. with your site's sshproxy)" if cert.expired() else \
         f"valid until {cert.expires}"
     print(f"  certificate {path}: for {users}, {state}")
