@@ -75,6 +75,9 @@ class Capabilities:
     conda_configured_solver: str | None = None  # `solver:` as conda's own configuration sets it (files, CONDA_SOLVER)
     conda_solver: str = "auto"  # the cluster profile's choice (validate.CONDA_SOLVERS)
     conda_channels: list[str] = field(default_factory=list)  # the cluster profile's channels, in order
+    venv_pip: bool = True
+    """Whether the system Python can put pip in a new venv (its ensurepip works): Debian's and Ubuntu's cannot
+    without their python3-venv package (T26: `python3 -m venv` failed in ensurepip, after venv was offered)."""
 
     @property
     def python_modules(self) -> list[PythonModule]:
@@ -147,19 +150,22 @@ class Capabilities:
         return sorted(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
 
     def kinds(self) -> list[str]:
-        """Environment kinds that can be made here, fastest first: only those whose tool is installed."""
+        """Environment kinds that can be made here, fastest first: only those whose tool is installed. venv where
+        the system Python can put pip in one (venv_pip) or a Python module gives a Python (which usually can)."""
         kinds = ["uv"] if self.uv() else []
+        kinds += ["venv"] if self.venv_pip or self.python_modules else []
         # A module system's Python usually brings virtualenv (it is not on PATH before loading it).
-        kinds += ["venv"] + (["virtualenv"] if "virtualenv" in self.tools or self.python_modules else [])
+        kinds += ["virtualenv"] if "virtualenv" in self.tools or self.python_modules else []
         if self.conda_tool:
             kinds.append("conda")
         return kinds
 
     def default_kind(self) -> str:
         """The kind a new environment gets unless one is asked for: the one the cluster's preset names (or, where
-        that cannot be made here, what stand_in_kind makes instead), else the fastest one here."""
+        that cannot be made here, what stand_in_kind makes instead), else the fastest one here. Refused in plain
+        words where no kind can be made (see NO_VENV_PIP)."""
         if self.preferred_kind is None:
-            return self.kinds()[0]
+            return _first_kind(self)
         return self.preferred_kind if self.preferred_kind in self.kinds() else stand_in_kind(self, self.preferred_kind)
 
     def installer_uv(self, kind: str | None) -> tuple[str, list[str]] | None:
@@ -229,10 +235,30 @@ def newest_python_within(caps: Capabilities, requires_python: str) -> str | None
     return max(fitting, key=Version) if fitting else None
 
 
+NO_VENV_PIP = ("This Python cannot make environments with pip: it has no working ensurepip (on Debian and Ubuntu, "
+               "their python3-venv package is missing).")
+NO_VENV_PIP_NEXT = ("Load a Python module (--module), ask the cluster's admins for python3-venv, or install uv "
+                    "(it makes environments without ensurepip).")
+
+
+def _first_kind(caps: Capabilities) -> str:
+    """The fastest kind the target offers; refused in plain words where there is none (a Python without ensurepip
+    and no uv, virtualenv, Python module or conda)."""
+    kinds = caps.kinds()
+    if not kinds:
+        raise InvalidInput(NO_VENV_PIP, NO_VENV_PIP_NEXT)
+    return kinds[0]
+
+
 def stand_in_kind(caps: Capabilities, kind: str) -> str:
     """The kind to make when `kind` cannot be made here: a plain venv for virtualenv or uv (the same
-    kind of folder, which pip manages) or for a conda file that asks conda only for Python and pip, else
-    the first kind the target offers."""
+    kind of folder, which pip manages) or for a conda file that asks conda only for Python and pip; for a venv
+    (a Python without ensurepip), uv or virtualenv, which need none; else the first kind the target offers."""
     if kind in ("virtualenv", "uv", "conda") and "venv" in caps.kinds():
         return "venv"
-    return caps.kinds()[0]
+    if kind == "venv":
+        others = [other for other in ("uv", "virtualenv") if other in caps.kinds()]
+        if not others:
+            raise InvalidInput(NO_VENV_PIP, NO_VENV_PIP_NEXT)
+        return others[0]
+    return _first_kind(caps)

@@ -4,6 +4,7 @@ Each runner answers Runner.probe with these pieces; `probe` is what operations a
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -75,7 +76,8 @@ done
 for t in python3 python; do
   p=$(type -P "$t" 2>/dev/null) || continue
   v=$("$p" -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || continue
-  case "$v" in [0-2].*|3.[0-5].*) ;; [0-9]*) echo "@@tool python3 $p"; echo "@@python $v"; break ;; esac
+  case "$v" in [0-2].*|3.[0-5].*) ;; [0-9]*) echo "@@tool python3 $p"; echo "@@python $v"
+    "$p" -S -c 'import ensurepip; ensurepip.version()' >/dev/null 2>&1 || echo "@@no_ensurepip"; break ;; esac
 done
 df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
 if command -v diskusage_report >/dev/null 2>&1; then
@@ -94,7 +96,8 @@ true
 """Shell text a POSIX target runs to report itself, one @@-tagged line per finding (see parse_probe); on Lmod, the
 Python modules behind others too (module_spider.py). Its Python (as tool python3) is the first program python3 or
 python on PATH that is 3.6 or newer, as remote_python's finder takes (T26: CentOS 7's python is 2.7; where only
-`python` is a Python 3, cluster test said "(none)")."""
+`python` is a Python 3, cluster test said "(none)"); @@no_ensurepip where that Python cannot put pip in a venv
+(ensurepip.version() fails: Debian's and Ubuntu's without python3-venv, whose venv then fails; T26)."""
 
 
 _CONDA_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
@@ -118,6 +121,8 @@ def parse_probe(text: str) -> Capabilities:
             caps.tools[name] = path
         elif tag == "python":
             caps.system_python = rest.strip()
+        elif tag == "no_ensurepip":
+            caps.venv_pip = False
         elif tag == "freekb" and rest.strip().isdigit():
             caps.free_bytes = int(rest.strip()) * 1024
         elif tag == "quota":
@@ -148,6 +153,8 @@ def probe_this_computer() -> Capabilities:
     caps.tools["python3"] = sys.executable
     if getattr(sys, "frozen", False):  # the standalone app: its executable is the app, not a Python
         _installed_python(caps)
+    else:
+        caps.venv_pip = importlib.util.find_spec("ensurepip") is not None  # Debian's Python without python3-venv
     for tool in ("uv", "virtualenv", "conda", "mamba", "micromamba"):
         found = program_not_batch_file(shutil.which(tool))
         if found:

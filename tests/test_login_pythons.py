@@ -10,6 +10,10 @@ loaded in a new login), the Python programs asked by hand.
 """
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
 import pytest
 
 from envdesk.backend.inventory import read_inventory
@@ -56,15 +60,25 @@ def tcsh_cluster(testbed):
     write_dotfiles(cluster, {})
 
 
+@contextlib.contextmanager
+def cleared(cluster, folder: Path) -> Iterator[tuple]:
+    """(cluster, config folder, session) for a cluster of the test's own, with its config in `folder`, the user's
+    dotfiles cleared before and after."""
+    write_dotfiles(cluster, {})
+    paths = config_for(folder, cluster)
+    session = session_for(paths)
+    try:
+        yield cluster, paths.config_dir, session
+    finally:
+        session.close()
+        write_dotfiles(cluster, {})
+
+
 @pytest.fixture
 def cluster(tcsh_cluster, tmp_path, home):
     """(cluster, config folder, session), the user's dotfiles cleared before each test."""
-    write_dotfiles(tcsh_cluster, {})
-    paths = config_for(tmp_path / "cfg", tcsh_cluster)
-    session = session_for(paths)
-    yield tcsh_cluster, paths.config_dir, session
-    session.close()
-    write_dotfiles(tcsh_cluster, {})
+    with cleared(tcsh_cluster, tmp_path / "cfg") as found:
+        yield found
 
 
 def test_python_only_from_a_module_lists_and_creates(cluster, home):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ..capabilities import Capabilities
 from ..config import ClusterProfile
-from ..errors import Cancelled, EnvDeskError
+from ..errors import Cancelled, EnvDeskError, InvalidInput
 from ..inventory import Inventory, read_inventory
 from ..module_spider import SPIDER_SECONDS
 from ..targets import Session, Target
@@ -50,12 +50,16 @@ def _describe(caps: Capabilities) -> str:
     """What the probe found, in one line: the Python modules with what each needs loaded first (Lmod's spider),
     and the kind a new environment gets, with the preset's where it names one."""
     python = caps.tools.get("python3", "none")
-    default = caps.default_kind()
-    why = " (the cluster's preset)" if caps.preferred_kind else ""
+    try:
+        default = caps.default_kind()
+        why = " (the cluster's preset)" if caps.preferred_kind else ""
+    except InvalidInput as exc:  # no kind can be made: say why and what to do
+        default, why = "none", f" ({exc.message} {exc.hint})"
     return (f"Python {caps.system_python or 'of unknown version'} ({python}); environment modules: "
             f"{'yes' if caps.has_modules else 'no'}; Python modules: "
             f"{', '.join(m.shown for m in caps.python_modules) or 'none'}{SPIDER_NOTE if caps.spider_gave_up else ''}; "
-            f"uv: {'yes' if caps.uv() else 'no'}; kinds: {', '.join(caps.kinds())}; new environments: {default}{why}")
+            f"uv: {'yes' if caps.uv() else 'no'}; kinds: {', '.join(caps.kinds()) or 'none'}; "
+            f"new environments: {default}{why}")
 
 
 SPIDER_NOTE = (f" (Lmod's module spider took longer than {SPIDER_SECONDS} s, so Python modules behind others may be "

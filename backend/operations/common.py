@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 from .. import agent_store
 from ..agent_client import agent_script, call_action, checked
-from ..capabilities import Capabilities
+from ..capabilities import NO_VENV_PIP, NO_VENV_PIP_NEXT, Capabilities
 from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment, read_inventory
 from ..probe import probe
@@ -46,13 +46,20 @@ class Progress:
 # uv wraps its messages to the terminal's width (COLUMNS): words may be apart by a line break and its indent
 _NOT_FOUND = (r"no\s+matching\s+distribution\s+found\s+for\s+(?P<name>[^\s,;]+)|because\s+(?P<name2>[^\s,;]+)\s+"
               r"was\s+not\s+found\s+in\s+the\s+(?:package\s+registry|provided\s+package\s+locations)")
+DISK_FULL_WORDS = "Delete old environments or files, or use another folder (project or scratch space)."
+ENSUREPIP_FAILED = r"'-m',\s*'ensurepip'[^\n]*returned non-zero exit status"
+"""venv's own line when ensurepip failed in the new environment: it hides why (a Python without a working
+ensurepip, or a full disk: T26 saw only this line for both)."""
+ENSUREPIP_FAILED_WORDS = ("Python could not put pip in the new environment (its ensurepip failed): this Python may "
+                          "have no working ensurepip (on Debian and Ubuntu, python3-venv is missing), or the disk "
+                          "may be full.")
 # (pattern, flags, sentence): compiled by re on the first failure to explain, not at import
 _PLAIN_ERRORS: list[tuple[str, int, str]] = [
-    (r"no space left on device", re.I,
-     "The disk is full (no space left on it). Delete old environments or files, or use another folder "
-     "(project or scratch space)."),
+    (r"no space left on device", re.I, f"The disk is full (no space left on it). {DISK_FULL_WORDS}"),
     (r"disk quota exceeded", re.I,
      "Your disk quota is used up. Delete old environments or files, or use project space."),
+    (r"ensurepip is not\s+available", re.I, f"{NO_VENV_PIP} {NO_VENV_PIP_NEXT}"),  # Debian's venv says so
+    (ENSUREPIP_FAILED, re.I, f"{ENSUREPIP_FAILED_WORDS} {NO_VENV_PIP_NEXT}"),
     (r"failed to build `?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)|could not build wheels for "
      r"(?P<name2>[A-Za-z0-9][A-Za-z0-9._-]*)|failed building wheel for "
      r"(?P<name3>[A-Za-z0-9][A-Za-z0-9._-]*)", re.I,

@@ -97,15 +97,17 @@ def create_environment(session: Session, target_name: str, request: CreateReques
     request.validate()
     target = session.target(target_name)
     caps = capabilities(session, target, progress)
-    kind = request.kind or caps.default_kind()  # the preset's kind where it names one (T20: uv on the Alliance)
+    # the preset's kind where it names one (T20: uv on the Alliance); a venv of the modules' Python where none else
+    kind = request.kind or (caps.default_kind() if caps.kinds() or not request.modules else "venv")
     notes: list[str] = []
-    if kind == "virtualenv" and kind not in caps.kinds():
-        kind = stand_in_kind(caps, kind)
-        notes.append(f"virtualenv is not installed on {target.label}, so this is a {kind} environment "
-                     "(the same kind of folder; pip works in it the same way).")
-    if kind not in caps.kinds():
+    offered = caps.kinds() + (["venv"] if request.modules and "venv" not in caps.kinds() else [])  # their Python's
+    if kind in ("virtualenv", "venv") and kind not in offered:
+        asked, kind = kind, stand_in_kind(caps, kind)
+        notes.append(_stand_in_note(target.label, asked, kind))
+        progress.step(notes[-1])  # said now: a build that fails never shows the notes (T26: silently a venv)
+    if kind not in offered:
         raise InvalidInput(f"{target.label} cannot make {kind} environments.",
-                           f"Available kinds there: {', '.join(caps.kinds())}.")
+                           f"Available kinds there: {', '.join(offered)}.")
     if request.modules:  # typed by the user: checked before anything is made (a typo costs one command)
         modules, version = loadable_modules(target, list(request.modules), progress, notes), request.python
     else:  # from the probe's own list: checked by the command that makes the environment (see build)
@@ -128,6 +130,18 @@ def create_environment(session: Session, target_name: str, request: CreateReques
         undo(reservation, progress, exc)
         raise
     return Created(env, notes + misfit_notes(env) + remember_root(session, target, root))
+
+
+def _stand_in_note(label: str, asked: str, kind: str) -> str:
+    """Why an environment of `kind` is made where `asked` was (see stand_in_kind)."""
+    no_ensurepip = ("its Python cannot put pip in a venv (it has no ensurepip: on Debian and Ubuntu, python3-venv "
+                    "is missing)")
+    if asked == "virtualenv" and kind == "venv":
+        return (f"virtualenv is not installed on {label}, so this is a venv environment (the same kind of folder; "
+                "pip works in it the same way).")
+    if asked == "virtualenv":
+        return f"virtualenv is not installed on {label} and {no_ensurepip}, so this is a {kind} environment."
+    return f"On {label}, {no_ensurepip}, so this is a {kind} environment, which needs none."
 
 
 def _ignore(_: dict) -> None:

@@ -43,7 +43,7 @@ STATE_FILE = "testbed-state.json"
 BASE_PREFIX = "envdesk-testbed-"
 PAM_DIR = Path("/etc/pam.d")
 PAM_PREFIX = "envdesk-otp-sshd-"
-USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|cc|jup|[a-z]{0,6}sh)-[0-9a-f]{6}$")
+USER_RE = re.compile(r"^edt-(alpha|beta|pw|hier|cc|jup|deb|[a-z]{0,6}sh)-[0-9a-f]{6}$")
 PASSPHRASE = "correct horse battery staple"
 OTP_WINDOW = 600  # pam_oath accepts codes this many 30 s steps before/after now
 

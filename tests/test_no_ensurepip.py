@@ -1,0 +1,97 @@
+"""Login nodes whose Python cannot put pip in a venv, and venvs whose disk fills (user trial T26 MED-4, MED-5, MED-8).
+
+The Python here is a STAND-IN for a Debian or Ubuntu login node without python3-venv: the test bed's own Debian
+python3.11, copied with its standard library less the ensurepip folder, which is what Debian's python3.11-venv
+package holds (dpkg -S /usr/lib/python3.11/ensurepip), so its `python3 -m venv` runs Debian's own code and fails in
+Debian's own words. The user's PATH has no other Python and MODULEPATH is empty (no Python module, no virtualenv).
+
+Referees: that Python itself (`python3 -c 'import ensurepip'`, `python3 -m venv X` by hand), uv's line in the new
+environment's pyvenv.cfg and `uv pip freeze`, os.statvfs of a small tmpfs root and a venv made there by hand, and the
+listing of the root (nothing left).
+"""
+from __future__ import annotations
+
+
+import pytest
+
+from envdesk.backend.operations.common import explain
+from envdesk.backend.runner import CommandResult
+from envdesk_fixtures import run_cli, unique
+from test_login_files import write_dotfiles
+from test_login_pythons import cleared
+
+DEBIAN_PYTHON = ('mkdir -p ~/debpy/bin ~/debpy/lib/python3.11 && cp /usr/bin/python3.11 ~/debpy/bin/python3 && '
+                 'for f in /usr/lib/python3.11/*; do case "${f##*/}" in ensurepip) ;; '
+                 '*) ln -sf "$f" ~/debpy/lib/python3.11/ ;; esac; done && '
+                 'mkdir -p ~/bin-nopy && for f in /usr/bin/*; do case "${f##*/}" in python*) ;; '
+                 '*) ln -sf "$f" ~/bin-nopy/ ;; esac; done')
+"""The stand-in (see the module's text), and a folder of links to /usr/bin's programs but its Pythons."""
+DEBIAN_PATH = "export PATH=$HOME/debpy/bin:$HOME/bin-nopy MODULEPATH=\n"
+DEBIAN_PATH_AND_UV = "export PATH=$HOME/debpy/bin:$HOME/uvbin:$HOME/bin-nopy MODULEPATH=\n"
+
+
+@pytest.fixture(scope="module")
+def deb_cluster(testbed):
+    cluster = testbed.own_user_cluster("deb")
+    write_dotfiles(cluster, {})
+    uv = cluster.run_as_user(f"module load {cluster.uv_module} && command -v uv").stdout.strip()
+    cluster.run_as_user(f"{DEBIAN_PYTHON} && mkdir -p ~/uvbin && ln -sf {uv} ~/uvbin/uv")
+    yield cluster
+    write_dotfiles(cluster, {})
+
+
+@pytest.fixture
+def cluster(deb_cluster, tmp_path, home):
+    """(cluster, config folder, session), the user's dotfiles cleared before and after each test."""
+    with cleared(deb_cluster, tmp_path / "cfg") as found:
+        yield found
+
+
+def listed(cluster, folder: str) -> list[str]:
+    """What `ls -A` lists in the user's `folder` (the referee of what was left)."""
+    return cluster.run_as_user(f"mkdir -p {folder} && ls -A {folder}").stdout.split()
+
+
+def test_no_ensurepip_and_no_other_way_is_refused_in_plain_words(cluster, home):
+    """T26 MED-4: `cluster test` offered venv, then `env create` failed in venv's own line and "run it with -v"."""
+    cluster, config, _ = cluster
+    write_dotfiles(cluster, {".bash_profile": DEBIAN_PATH})
+    assert cluster.run_as_user("python3 -c 'import ensurepip'", check=False).returncode == 1  # the referees
+    by_hand = cluster.run_as_user("python3 -m venv ~/byhand && echo made", check=False)
+    assert by_hand.returncode == 1 and "ensurepip is not\navailable" in by_hand.stdout, by_hand
+    cluster.run_as_user("rm -rf ~/byhand")
+    # the Debian words, as any command of a Python without ensurepip (a module's, say) would fail with them
+    assert "cannot make environments with pip" in explain(CommandResult("venv", 1, by_hand.stdout, by_hand.stderr))
+
+    tested = run_cli("cluster", "test", cluster.name, config=config, home=home)
+    assert "kinds: none" in tested.stdout and "python3-venv" in tested.stdout, tested.stdout + tested.stderr
+    before = listed(cluster, "venvs")
+    for kind in ((), ("--kind", "venv"), ("--kind", "virtualenv")):
+        name = unique("deb")
+        made = run_cli("env", "create", cluster.name, name, *kind, config=config, home=home)
+        assert made.returncode == 1, made
+        assert "cannot make environments with pip" in made.stderr and "python3-venv" in made.stderr, made.stderr
+        assert "envdesk -v" not in made.stderr and "could not be removed" not in made.stderr
+    assert listed(cluster, "venvs") == before
+
+
+def test_no_ensurepip_with_uv_makes_uv_environments_and_says_so(cluster, home):
+    """T26 MED-4: where uv is there, a venv or virtualenv asked for is a uv environment, said in a note."""
+    cluster, config, _ = cluster
+    write_dotfiles(cluster, {".bash_profile": DEBIAN_PATH_AND_UV})
+    tested = run_cli("cluster", "test", cluster.name, config=config, home=home)
+    assert "kinds: uv;" in tested.stdout and "new environments: uv" in tested.stdout, tested.stdout
+    for kind, said in (("venv", "cannot put pip in a venv"), ("virtualenv", "virtualenv is not installed")):
+        name = unique("deb")
+        made = run_cli("env", "create", cluster.name, name, "--kind", kind, "--package", "tinyalpha",
+                       config=config, home=home)
+        assert made.returncode == 0, made.stderr
+        assert said in made.stdout + made.stderr and "so this is a uv environment" in made.stdout + made.stderr
+        cfg = cluster.run_as_user(f"cat ~/venvs/{name}/pyvenv.cfg").stdout
+        assert any(line.startswith("uv = ") for line in cfg.splitlines()), cfg  # uv's own mark
+        frozen = cluster.run_as_user(f"uv pip freeze --python ~/venvs/{name}/bin/python").stdout.split()
+        assert frozen == ["tinyalpha==2.0"]
+    failed = run_cli("env", "create", cluster.name, unique("deb"), "--kind", "venv", "--package", "nosuchpackage",
+                     config=config, home=home)  # a build that fails says the swap too (T26: no word of it)
+    assert failed.returncode == 1 and "so this is a uv environment" in failed.stderr, failed.stderr
+
