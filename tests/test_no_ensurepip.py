@@ -11,12 +11,14 @@ listing of the root (nothing left).
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 
 import pytest
 
 from envdesk.backend.operations.common import explain
 from envdesk.backend.runner import CommandResult
-from envdesk_fixtures import run_cli, unique
+from envdesk_fixtures import mounted_tmpfs, run_cli, unique
 from test_login_files import write_dotfiles
 from test_login_pythons import cleared
 
@@ -94,4 +96,23 @@ def test_no_ensurepip_with_uv_makes_uv_environments_and_says_so(cluster, home):
     failed = run_cli("env", "create", cluster.name, unique("deb"), "--kind", "venv", "--package", "nosuchpackage",
                      config=config, home=home)  # a build that fails says the swap too (T26: no word of it)
     assert failed.returncode == 1 and "so this is a uv environment" in failed.stderr, failed.stderr
+
+
+def test_a_disk_that_fills_in_ensurepip_is_named_as_full(cluster, home):
+    """T26 MED-5: venv hides ensurepip's OSError; EnvDesk had measured the free space, so it says the disk is full."""
+    cluster, config, _ = cluster
+    with mounted_tmpfs(Path(f"/tmp/envdesk-full-{unique('venv')}"), "size=3m,mode=1777") as root:
+        by_hand = cluster.run_as_user(f"module load {cluster.python_modules[-1]} && python3 -m venv {root}/byhand",
+                                      check=False)  # the referee: venv's own line, and the disk full under it
+        assert by_hand.returncode == 1 and "'-m', 'ensurepip'" in by_hand.stdout + by_hand.stderr, by_hand
+        cluster.run_as_user(f"rm -rf {root}/byhand")
+        assert "its ensurepip failed" in explain(CommandResult("venv", 1, by_hand.stdout, by_hand.stderr))
+        stat = os.statvfs(root)
+        free_mib = f"{stat.f_bavail * stat.f_frsize / 1048576:.1f} MiB"
+        made = run_cli("env", "create", cluster.name, unique("full"), "--kind", "venv", "--root", str(root),
+                       config=config, home=home)
+        assert made.returncode == 1, made
+        assert f"Probably the disk is full ({free_mib} were free" in made.stderr, made.stderr
+        assert "envdesk -v" not in made.stderr
+        assert os.listdir(root) == []
 

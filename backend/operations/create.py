@@ -1,6 +1,7 @@
 """Create an environment of any kind, with its modules recorded and its packages installed."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -8,16 +9,19 @@ from .. import validate
 from ..about import created_with
 from ..capabilities import Capabilities, choose_python, stand_in_kind
 from ..errors import CommandFailed, CondaInstallFailed, EnvDeskError, InstallFailed, InvalidInput
-from ..inventory import Environment
+from ..inventory import Environment, Space
 from ..kinds import KINDS
 from ..provided import shadowed
 from ..runner import left_running
 from ..recipes import (Installer, Step, conda_channels, conda_install, conda_spec, constraints_file,
                        create_step, keep_constraints)
+from ..sizes import size_text
 from ..slurm import on_compute_node
 from ..spec import HASH_OPTION, now_iso, redact
 from ..targets import Session, Target
 from .common import (
+    DISK_FULL_WORDS,
+    ENSUREPIP_FAILED,
     RECORDING_STEP,
     AfterSteps,
     NotStarted,
@@ -28,7 +32,7 @@ from .common import (
     one_command,
     run_steps,
 )
-from .disk import warn_before_build
+from .disk import ROOM_HINT, warn_before_build
 from .module_paths import read_report, report_script
 from .modules import loadable_modules
 from .python_fit import misfit_notes
@@ -127,9 +131,24 @@ def create_environment(session: Session, target_name: str, request: CreateReques
                               packages=packages, conda_packages=conda_packages, channels=request.channels,
                               progress=progress, modules_checked=bool(request.modules))
     except BaseException as exc:
+        _said_full(exc, reservation, notes)
         undo(reservation, progress, exc)
         raise
     return Created(env, notes + misfit_notes(env) + remember_root(session, target, root))
+
+
+def _said_full(failure: BaseException, reservation: Reservation, notes: list[str]) -> None:
+    """A venv whose ensurepip failed after the room check warned (`notes`) that it would not fit: the disk
+    filled, which venv's own line hides (T26: only "... 'ensurepip' ... returned non-zero exit status 1"), so its
+    hint says so, with what was free when the build began."""
+    if not isinstance(failure, CommandFailed) or not re.search(ENSUREPIP_FAILED, failure.log):
+        return
+    room = ROOM_HINT.partition(":")[0]
+    spaces = [Space.from_agent(entry) for entry in reservation.answer.get("space") or []]
+    free = next((space.free_bytes for space in spaces if space is not None and space.free_bytes is not None), None)
+    if free is not None and any(room in note for note in notes):
+        failure.hint = (f"Probably the disk is full ({size_text(free)} were free where it goes, less than it "
+                        f"needs). {DISK_FULL_WORDS}")
 
 
 def _stand_in_note(label: str, asked: str, kind: str) -> str:
