@@ -1,7 +1,8 @@
 """A clean-up that fails is logged as one plain line on the command line's stderr, never as Python's
 '--- Logging error ---' with a traceback (a log call whose %-arguments do not fit its message prints that instead).
 
-The clean-up fails for real: the agent refuses to give back a lock this reservation does not hold. Referees: Python's
+The clean-up fails for real: the agent refuses to touch a folder outside the roots the reservation names (one
+whose lock it never took is no failure: nothing of it is there). Referees: Python's
 own logging, formatting the record with the command line's format without -v (T27: not "WARNING
 envdesk.backend.operations.common: …") (an argument mismatch makes it print
 '--- Logging error ---' on stderr), and ruff's pylint checks of every log call's arguments (PLE1205, PLE1206)."""
@@ -29,8 +30,9 @@ def test_a_failed_clean_up_is_said_in_one_plain_line(tmp_path, capsys):
     logger = logging.getLogger("envdesk")
     logger.addHandler(handler)
     try:
-        reservation = Reservation(session.target("local"), str(env), [str(root)], "0" * 24, {}, held=True)
-        reservation.release()     # its lock was never taken: the agent refuses, the clean-up fails
+        reservation = Reservation(session.target("local"), str(env), [str(tmp_path / "elsewhere")], "0" * 24, {},
+                                  held=True)
+        reservation.release()     # not in the roots it names: the agent refuses, the clean-up fails
     finally:
         logger.removeHandler(handler)
         session.close()

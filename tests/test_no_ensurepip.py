@@ -16,10 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from envdesk.backend.operations.common import explain
+from envdesk.backend.operations.common import Progress, Reservation, explain
+from envdesk.backend.operations.create import undo
 from envdesk.backend.runner import CommandResult
+from envdesk.backend.errors import CommandFailed
 from envdesk_fixtures import mounted_tmpfs, run_cli, unique
 from test_login_files import write_dotfiles
+from test_agent_channels import alpha_behind_own_sshd, session_on
 from test_login_pythons import cleared
 
 DEBIAN_PYTHON = ('mkdir -p ~/debpy/bin ~/debpy/lib/python3.11 && cp /usr/bin/python3.11 ~/debpy/bin/python3 && '
@@ -116,3 +119,43 @@ def test_a_disk_that_fills_in_ensurepip_is_named_as_full(cluster, home):
         assert "envdesk -v" not in made.stderr
         assert os.listdir(root) == []
 
+
+def test_a_create_whose_begin_made_nothing_says_nothing_of_removing(cluster):
+    """T26 MED-8: a create whose begin never took the lock (its answer lost, so the build counts it as held) said
+    the unfinished environment "could not be removed" and "is listed as incomplete", though nothing was there.
+    The reservation is put in that state by hand (what build_in_one_command does then); the agent's abort is real."""
+    cluster, _, session = cluster
+    target = session.target(cluster.name)
+    path = f"{cluster.home}/venvs/{unique('never')}"
+    reservation = Reservation.reserve(target, path, list(target.roots), str(cluster.home), create=True,
+                                      operation="create")
+    reservation.held = True
+    steps: list[str] = []
+    failure = CommandFailed("Reserving it failed on the cluster.", "")
+    undo(reservation, Progress(on_step=steps.append), failure)
+    assert steps == [] and failure.hint == "" and not reservation.held
+    assert cluster.run_as_user(f"test -e {path}", check=False).returncode == 1  # the referee: nothing there
+
+
+def test_a_create_cut_off_before_its_begin_answered_claims_no_folder(testbed, tmp_path, home):
+    """T26 MED-8, where the cluster is gone as well: whether begin ran cannot be told, so the words say that, not
+    that an unfinished environment "could not be removed" and "is listed". The reservation is put by hand in the
+    state build_in_one_command leaves after a ConnectionFailed before begin's answer; the cluster (alpha's user
+    behind an sshd of its own) is stopped for real before the undo."""
+    gone = alpha_behind_own_sshd(testbed, tmp_path / "gone-sshd", "gone", 10)
+    session = session_on(gone, tmp_path / "cfg")
+    target = session.target(gone.name)
+    path = f"{gone.home}/venvs/{unique('cut')}"
+    reservation = Reservation.reserve(target, path, list(target.roots), str(gone.home), create=True,
+                                      operation="create")
+    reservation.held = True
+    gone.stop()
+    steps: list[str] = []
+    failure = CommandFailed("Reserving it failed on gone.", "")
+    try:
+        undo(reservation, Progress(on_step=steps.append), failure)
+    finally:
+        session.close()
+    assert "could not be removed" not in failure.hint and "could not check whether anything" in failure.hint
+    assert "Removing the unfinished environment" not in steps
+    assert not Path(path).exists()  # the referee: the cluster's disk, seen from this machine

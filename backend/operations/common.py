@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from .. import agent_store
 from ..agent_client import agent_script, call_action, checked
 from ..capabilities import NO_VENV_PIP, NO_VENV_PIP_NEXT, Capabilities
-from ..errors import Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
+from ..errors import Busy, Cancelled, CommandFailed, ConnectionFailed, EnvDeskError, InvalidInput
 from ..inventory import Environment, read_inventory
 from ..probe import probe
 from ..protocol import ANSWER_MARKER, PYTHONPATH_REPORT_VARIABLE, STATE_BROKEN, STATE_INCOMPLETE, STATE_OK
@@ -639,6 +639,8 @@ class Reservation:
                         created=remove_unfinished, **({"drop_snapshot": drop_snapshot} if drop_snapshot else {}),
                         **({"rollback_failed": True} if rollback_failed and not drop_snapshot else {}))
             self.held = False
+        except Busy:  # the agent finds no lock of this token there: nothing of this reservation's to undo (T26:
+            self.held = False  # a create whose begin never ran was said to leave an environment "listed")
         except EnvDeskError as exc:
             log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)
             self.left_behind = exc.message

@@ -183,13 +183,18 @@ def undo(reservation: Reservation, progress: Progress, failure: BaseException | 
         elif isinstance(failure, EnvDeskError):
             failure.hint = f"{failure.hint} {still} {left}".strip()
         return
+    begun = bool(reservation.answer)  # its begin answered: it made the folder (else it may never have run)
     try:
-        progress.on_step("Removing the unfinished environment")
+        if begun:
+            progress.on_step("Removing the unfinished environment")
     finally:  # whatever interrupts the message, the half-made environment and its lock go
         reservation.release(remove_unfinished=True)
     if reservation.held:
         left = (f"The unfinished environment {reservation.path} could not be removed ({reservation.left_behind}): "
-                f"it is listed as incomplete; delete it once {reservation.target.label} answers again.")
+                f"it is listed as incomplete; delete it once {reservation.target.label} answers again." if begun else
+                f"EnvDesk could not check whether anything of {reservation.path} was made "
+                f"({reservation.left_behind}): if it was, it is listed as incomplete; delete it once "
+                f"{reservation.target.label} answers again.")
         progress.on_step(left)
         if isinstance(failure, EnvDeskError):
             failure.hint = f"{failure.hint} {left}".strip()
