@@ -159,3 +159,26 @@ def test_a_create_cut_off_before_its_begin_answered_claims_no_folder(testbed, tm
     assert "could not be removed" not in failure.hint and "could not check whether anything" in failure.hint
     assert "Removing the unfinished environment" not in steps
     assert not Path(path).exists()  # the referee: the cluster's disk, seen from this machine
+
+
+def test_the_new_environment_window_says_why_none_can_be_made(cluster, qtbot, tmp_path, home):
+    """The New environment window given what such a cluster's probe answers says why and what to do, with nothing
+    to create (it raised before: no kind to choose). The window is on This computer; the answer is the deb
+    cluster's real probe, handed to it as the controller hands one."""
+    from envdesk.backend.probe import probe
+    from envdesk.gui.dialogs.new_env_dialog import NewEnvironmentDialog
+    from test_dialog_checks import _create_button
+    from test_gui import LONG, window_on_this_computer
+    cluster, _, session = cluster
+    write_dotfiles(cluster, {".bash_profile": DEBIAN_PATH})
+    caps = probe(session.target(cluster.name))
+    window = window_on_this_computer(qtbot, tmp_path / "gui", home, "demo")
+    dialog = NewEnvironmentDialog(window.controller, "local", parent=window)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.caps is not None, timeout=LONG)
+    dialog.name.setText("made")
+    assert _create_button(dialog)  # with This computer's answer, it could make one
+    dialog.caps = None
+    dialog._ready(caps)
+    assert "cannot make environments with pip" in dialog.status.text() and "python3-venv" in dialog.status.text()
+    assert dialog.caps is None and not _create_button(dialog)

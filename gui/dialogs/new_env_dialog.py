@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from envdesk.backend import validate
 from envdesk.backend.capabilities import Capabilities, choose_python
-from envdesk.backend.errors import EnvDeskError
+from envdesk.backend.errors import EnvDeskError, InvalidInput
 from envdesk.backend.targets import check_folder
 
 from ..failing_line import select_failing
@@ -108,6 +108,13 @@ class NewEnvironmentDialog(QDialog):
         controller.capabilities(target, self._ready, self._failed)
 
     def _ready(self, caps: Capabilities) -> None:
+        try:
+            caps.default_kind()
+        except InvalidInput as exc:  # no kind can be made there (a Python without ensurepip, and no uv: T26)
+            self.caps = None
+            self._failed(exc)
+            self._validate()  # Create stays off: there is nothing to make
+            return
         self.caps = caps
         self.kind.clear()
         for kind in caps.kinds():
