@@ -49,3 +49,20 @@ def test_every_log_call_has_the_arguments_its_message_asks_for():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "PLE1205,PLE1206", "backend", "gui"],
                             cwd=root, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+def test_a_lock_gone_after_begin_answered_is_said_not_taken_for_nothing_made(tmp_path):
+    """R22: a release the agent refuses because this token holds no lock there was taken as 'nothing of it was
+    made' (right only where begin never answered); a lock removed or taken over after begin answered leaves the
+    folder begin made, which is said. Referee: the agent's own refusal, and the folder still there."""
+    config, root = this_computer_with_one_venv(tmp_path)
+    env = root / "plain"
+    session = Session(AppPaths(config), ScriptedPrompter())
+    try:
+        reservation = Reservation(session.target("local"), str(env), [str(root)], "0" * 24, {"ok": True},
+                                  held=True)  # begin answered; its lock is not there (removed by hand, say)
+        reservation.release(remove_unfinished=True)
+    finally:
+        session.close()
+    assert reservation.held and reservation.left_behind, reservation
+    assert env.is_dir()

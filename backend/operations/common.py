@@ -639,8 +639,9 @@ class Reservation:
                         created=remove_unfinished, **({"drop_snapshot": drop_snapshot} if drop_snapshot else {}),
                         **({"rollback_failed": True} if rollback_failed and not drop_snapshot else {}))
             self.held = False
-        except Busy:  # the agent finds no lock of this token there: nothing of this reservation's to undo (T26:
-            self.held = False  # a create whose begin never ran was said to leave an environment "listed")
         except EnvDeskError as exc:
+            if isinstance(exc, Busy) and not self.answer:  # no lock of this token, and begin never answered: nothing
+                self.held = False  # of this reservation's to undo (T26: said to leave an environment "listed"); a
+                return  # lock removed or taken over after begin answered leaves what is said below (R22)
             log.warning("could not clean up %s on %s: %s", self.path, self.target.name, exc.message)
             self.left_behind = exc.message
