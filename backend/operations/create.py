@@ -116,6 +116,11 @@ def create_environment(session: Session, target_name: str, request: CreateReques
         modules, version = loadable_modules(target, list(request.modules), progress, notes), request.python
     else:  # from the probe's own list: checked by the command that makes the environment (see build)
         choice = choose_python(caps, request.python, kind)
+        if kind == "venv" and not choice.modules and not caps.venv_pip:  # the system Python's, which cannot (R22)
+            kind = stand_in_kind(caps, kind)
+            notes.append(_stand_in_note(target.label, "venv", kind))
+            progress.step(notes[-1])
+            choice = choose_python(caps, request.python, kind)
         modules, version = list(choice.modules), choice.version
         if choice.note:
             notes.append(choice.note)
