@@ -116,7 +116,10 @@ def read_certificate(blob: bytes) -> Certificate | None:
 def _signed(authority: bytes, signed_part: bytes, signature: bytes) -> bool:
     """Whether the authority's key (a public key blob) signed `signed_part` with `signature`."""
     try:
-        key = paramiko.PKey.from_type_string(paramiko.Message(authority).get_text(), authority)
+        kind = paramiko.Message(authority).get_text()
+        if kind.endswith(CERT_SUFFIX):  # an authority cannot be a certificate itself, as OpenSSH refuses (R22)
+            return False
+        key = paramiko.PKey.from_type_string(kind, authority)
         return bool(key.verify_ssh_sig(signed_part, paramiko.Message(signature)))
     except Exception:  # noqa: BLE001  # an authority key or signature EnvDesk cannot read: not signed, for it
         return False

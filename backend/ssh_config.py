@@ -293,7 +293,7 @@ def _proxy_jumps(config: paramiko.SSHConfig, alias: str) -> list[_Jump]:
         "the jump host in the cluster's settings (its Jump hosts, or `envdesk cluster add NAME --jump JUMPHOST`).")
 
 
-_SSH_FLAGS = set("46AaCgKkNnqTtVvXxYy")
+_SSH_FLAGS = set("46AaCgKkNnqTtvXxYy")  # not -V: ssh then prints its version and connects nowhere (R22)
 """ssh's options without a value that change neither where it connects nor what it forwards."""
 _SSH_IGNORED = set("bBcEemS")
 """ssh's options with a value that change neither where it connects nor as whom: its bind address and interface,

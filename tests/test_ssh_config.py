@@ -171,6 +171,20 @@ def test_a_proxycommand_that_is_a_jump_is_followed_and_any_other_is_said_not_to_
     assert not marker.exists(), "EnvDesk ran the configuration's command"
 
 
+def test_a_proxycommand_whose_ssh_only_prints_its_version_is_not_taken_for_a_jump(tmp_path):
+    """R22: `ssh -V -W %h:%p gw` connects nowhere (ssh prints its version and ends: the referee), yet EnvDesk read
+    it as a jump through gw."""
+    import subprocess
+    config = tmp_path / ".ssh" / "config"
+    config.parent.mkdir()
+    config.write_text("Host viav\n  HostName 127.0.0.1\n  ProxyCommand ssh -V -W %h:%p gw.example.org\n")
+    said = subprocess.run(["ssh", "-V", "-W", "127.0.0.1:22", "gw.example.org"], capture_output=True, text=True,
+                          timeout=60)
+    assert said.returncode == 0 and "OpenSSH" in said.stderr, said.stderr  # a version, no connection
+    with pytest.raises(ConfigError, match="ProxyCommand that EnvDesk cannot follow"):
+        plan_connection(ClusterProfile(name="v", host="viav"), load_ssh_config(config))
+
+
 def test_cluster_add_says_when_the_ssh_configuration_cannot_be_used(tmp_path):
     """User trial T7: `cluster add` showed 'your login name@badport:22' for a Host whose Port is 99999, and the
     reason came only at `cluster test`. OpenSSH (the referee) refuses that configuration outright."""
