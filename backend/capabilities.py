@@ -237,8 +237,8 @@ def newest_python_within(caps: Capabilities, requires_python: str) -> str | None
 
 NO_VENV_PIP = ("This Python cannot make environments with pip: it has no working ensurepip (on Debian and Ubuntu, "
                "their python3-venv package is missing).")
-NO_VENV_PIP_NEXT = ("Load a Python module (--module), ask the cluster's admins for python3-venv, or install uv "
-                    "(it makes environments without ensurepip).")
+NO_VENV_PIP_NEXT = ("Ask the cluster's admins for python3-venv, or install uv (it makes environments without "
+                    "ensurepip); a Python module, where the cluster has one, can make them too.")
 
 
 def _first_kind(caps: Capabilities) -> str:
