@@ -75,9 +75,15 @@ done
 """ + CONDA_PROBE.lstrip("\n") + r"""
 for t in python3 python; do
   p=$(type -P "$t" 2>/dev/null) || continue
-  v=$("$p" -S -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null) || continue
+  s=$("$p" -S -c 'import sys
+print("%d.%d.%d" % sys.version_info[:3])
+try:
+    import ensurepip; ensurepip.version()
+except Exception:
+    print("@@no_ensurepip")' 2>/dev/null) || continue
+  v=${s%%[!0-9.]*}
   case "$v" in [0-2].*|3.[0-5].*) ;; [0-9]*) echo "@@tool python3 $p"; echo "@@python $v"
-    "$p" -S -c 'import ensurepip; ensurepip.version()' >/dev/null 2>&1 || echo "@@no_ensurepip"; break ;; esac
+    case "$s" in *@@no_ensurepip*) echo "@@no_ensurepip" ;; esac; break ;; esac
 done
 df -Pk "$HOME" 2>/dev/null | awk 'NR==2 {print "@@freekb " $4}'
 if command -v diskusage_report >/dev/null 2>&1; then
@@ -97,7 +103,8 @@ true
 Python modules behind others too (module_spider.py). Its Python (as tool python3) is the first program python3 or
 python on PATH that is 3.6 or newer, as remote_python's finder takes (T26: CentOS 7's python is 2.7; where only
 `python` is a Python 3, cluster test said "(none)"); @@no_ensurepip where that Python cannot put pip in a venv
-(ensurepip.version() fails: Debian's and Ubuntu's without python3-venv, whose venv then fails; T26)."""
+(ensurepip.version() fails: Debian's and Ubuntu's without python3-venv, whose venv then fails; T26). One start of
+each Python asks both."""
 
 
 _CONDA_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
